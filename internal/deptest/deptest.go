@@ -1,0 +1,167 @@
+// Package deptest enforces the import rules of DESIGN.md: which packages of
+// the module a package may import, and which third-party modules only one
+// package may use.
+//
+// Every package calls Check from one of its tests:
+//
+//	func TestImports(t *testing.T) { deptest.Check(t) }
+//
+// Check finds the package from the test's working directory, reads the
+// imports of its files with go/build, and fails the test for every import the
+// table below forbids. Test files may additionally import internal/... and the
+// package's own sub-packages (registry may test with registry/registrytest).
+package deptest
+
+import (
+	"fmt"
+	"go/build"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Module is the module path.
+const Module = "github.com/doze-io/doze"
+
+// allowed lists, for each package folder, the module folders its non-test
+// files may import. A folder not listed may import nothing of the module
+// unless a rule in allowedFor says otherwise.
+var allowed = map[string][]string{
+	"profile":             nil,
+	"codec":               nil,
+	"lwm2m":               nil,
+	"command":             nil,
+	"push":                nil,
+	"ota":                 nil,
+	"registry":            nil,
+	"store":               {"registry", "command", "push", "ota", "profile", "codec"},
+	"examples/device":     {"lwm2m", "codec", "ota"},
+	"examples/codeccheck": {"codec", "profile"},
+}
+
+// thirdParty lists module prefixes that only some folders may import.
+var thirdParty = map[string][]string{
+	"github.com/plgd-dev/go-coap": {"lwm2m", "examples"},
+	"github.com/pion/":            {"lwm2m", "examples"},
+	"go.etcd.io/bbolt":            {"store"},
+}
+
+// allowedFor reports whether the package in folder dir may import the module
+// folder dep. test says whether the import comes from a _test.go file.
+func allowedFor(dir, dep string, test bool) bool {
+	if dep == dir || strings.HasPrefix(dep, dir+"/") && test {
+		return true
+	}
+	if strings.HasPrefix(dir, "internal/") || dir == "internal" || dir == "examples/platform" ||
+		strings.HasPrefix(dir, "examples/platform/") {
+		return true
+	}
+	if dep == "internal" || strings.HasPrefix(dep, "internal/") {
+		return true
+	}
+	root := topFolder(dir)
+	// A sub-package (registry/registrytest) may import its parent and
+	// whatever its parent may import.
+	if root != dir && (dep == root || strings.HasPrefix(dep, root+"/")) {
+		return true
+	}
+	for _, a := range allowed[root] {
+		if dep == a || strings.HasPrefix(dep, a+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// topFolder maps a package folder to the row of the table that governs it:
+// "registry/registrytest" → "registry", "examples/device/x" → "examples/device".
+func topFolder(dir string) string {
+	parts := strings.Split(dir, "/")
+	if parts[0] == "examples" && len(parts) > 1 {
+		return parts[0] + "/" + parts[1]
+	}
+	return parts[0]
+}
+
+func thirdPartyAllowed(dir, imp string) bool {
+	for prefix, folders := range thirdParty {
+		if !strings.HasPrefix(imp, prefix) {
+			continue
+		}
+		for _, f := range folders {
+			if dir == f || strings.HasPrefix(dir, f+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// Problems returns every forbidden import of the package in folder dir
+// (relative to the module root at root), one sentence each.
+func Problems(root, dir string) ([]string, error) {
+	pkg, err := build.Default.ImportDir(filepath.Join(root, dir), build.ImportComment)
+	if err != nil {
+		return nil, fmt.Errorf("deptest: reading %s: %w", dir, err)
+	}
+	var out []string
+	check := func(imports []string, test bool) {
+		for _, imp := range imports {
+			if !thirdPartyAllowed(dir, imp) {
+				out = append(out, fmt.Sprintf("%s imports %s, which DESIGN.md allows only elsewhere", dir, imp))
+				continue
+			}
+			if imp != Module && !strings.HasPrefix(imp, Module+"/") {
+				continue
+			}
+			dep := strings.TrimPrefix(strings.TrimPrefix(imp, Module), "/")
+			if !allowedFor(dir, dep, test) {
+				out = append(out, fmt.Sprintf("%s imports %s; DESIGN.md allows it only %v of the module", dir, dep, allowed[topFolder(dir)]))
+			}
+		}
+	}
+	check(pkg.Imports, false)
+	check(pkg.TestImports, true)
+	check(pkg.XTestImports, true)
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Check fails t for every import of the package under test that DESIGN.md's
+// table forbids.
+func Check(t testing.TB) {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := moduleRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Rel(root, wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := Problems(root, filepath.ToSlash(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+func moduleRoot(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("deptest: no go.mod above %s", dir)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package deptest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestAllowedFor(t *testing.T) {
+	tests := []struct {
+		dir, dep string
+		test     bool
+		want     bool
+	}{
+		{"registry", "profile", false, false},
+		{"command", "push", false, false},
+		{"command", "push", true, false},
+		{"store", "registry", false, true},
+		{"store", "command", false, true},
+		{"registry", "registry/registrytest", true, true},
+		{"registry", "registry/registrytest", false, false},
+		{"registry/registrytest", "registry", false, true},
+		{"registry/registrytest", "codec", false, false},
+		{"examples/device", "lwm2m", false, true},
+		{"examples/device", "registry", false, false},
+		{"examples/codeccheck", "profile", false, true},
+		{"examples/platform", "store", false, true},
+		{"profile", "internal/deptest", true, true},
+	}
+	for _, tt := range tests {
+		got := allowedFor(tt.dir, tt.dep, tt.test)
+		require.Equal(t, tt.want, got, "allowedFor(%q, %q, test=%v)", tt.dir, tt.dep, tt.test)
+	}
+}
+
+func TestThirdParty(t *testing.T) {
+	require.False(t, thirdPartyAllowed("registry", "go.etcd.io/bbolt"))
+	require.True(t, thirdPartyAllowed("store", "go.etcd.io/bbolt"))
+	require.False(t, thirdPartyAllowed("command", "github.com/plgd-dev/go-coap/v3/message"))
+	require.True(t, thirdPartyAllowed("lwm2m", "github.com/pion/dtls/v3"))
+	require.True(t, thirdPartyAllowed("registry", "crypto/rand"))
+}
+
+// TestProblemsFindsForbiddenImport builds a throw-away module in which
+// registry imports profile and checks that Problems reports it.
+func TestProblemsFindsForbiddenImport(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, body string) {
+		p := filepath.Join(root, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	}
+	write("go.mod", "module "+Module+"\n")
+	write("profile/p.go", "package profile\n")
+	write("registry/r.go", "package registry\nimport _ \""+Module+"/profile\"\nimport _ \"go.etcd.io/bbolt\"\n")
+	got, err := Problems(root, "registry")
+	require.NoError(t, err)
+	require.Len(t, got, 2, "Problems(registry) = %q", got)
+	require.Contains(t, got[0]+got[1], "go.etcd.io/bbolt")
+	require.Contains(t, got[0]+got[1], "imports profile")
+
+	write("store/s.go", "package store\nimport _ \""+Module+"/registry\"\nimport _ \"go.etcd.io/bbolt\"\n")
+	got, err = Problems(root, "store")
+	require.NoError(t, err)
+	require.Empty(t, got)
+}
+
+func TestImports(t *testing.T) { Check(t) }
