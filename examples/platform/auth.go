@@ -175,10 +175,10 @@ func (a *Auth) Check(r *http.Request) (string, int, error) {
 	return appID, 0, nil
 }
 
-// limiter allows at most rate calls in any one-second window: it remembers
-// the start of the current window and the calls counted in it, and carries
-// the previous window's count over in proportion (a sliding-window estimate
-// that never allows a burst of 2×rate across a window edge).
+// limiter allows about rate calls in any one-second span: it counts calls in
+// one-second windows and weighs the previous window's count by how much of
+// it still overlaps the last second (the sliding-window estimate), so no
+// burst of 2×rate passes across a window edge.
 type limiter struct {
 	start     time.Time
 	count     int
@@ -186,17 +186,17 @@ type limiter struct {
 }
 
 func (l *limiter) allow(now time.Time, rate int) bool {
-	if l.start.IsZero() || now.Sub(l.start) >= time.Second {
-		if !l.start.IsZero() && now.Sub(l.start) < 2*time.Second {
-			l.prevCount = l.count
-		} else {
-			l.prevCount = 0
-		}
-		l.start = now.Truncate(time.Millisecond)
-		l.count = 0
+	switch n := now.Sub(l.start) / time.Second; {
+	case l.start.IsZero():
+		l.start = now
+	case n == 1:
+		l.prevCount, l.count = l.count, 0
+		l.start = l.start.Add(time.Second)
+	case n > 1:
+		l.prevCount, l.count = 0, 0
+		l.start = l.start.Add(n * time.Second)
 	}
-	elapsed := now.Sub(l.start)
-	weight := float64(time.Second-elapsed) / float64(time.Second)
+	weight := float64(time.Second-now.Sub(l.start)) / float64(time.Second)
 	if float64(l.prevCount)*weight+float64(l.count) >= float64(rate) {
 		return false
 	}
