@@ -77,7 +77,6 @@ func nilIfEmpty(s []uint16) []uint16 {
 	return s
 }
 
-
 func TestPathAccessors(t *testing.T) {
 	p := MustPath("/3/0/6/1")
 	o, ok := p.Object()
