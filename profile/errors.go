@@ -34,33 +34,33 @@ type Code string
 
 // Problem codes (PRF-1, PRF-2, PRF-3, PRF-5).
 const (
-	CodeZipName         Code = "zip-name"          // the zip name differs from deviceType_manufacturerId_model.zip
-	CodeNotZip          Code = "not-zip"           // the file is not a zip archive
-	CodeBadJSON         Code = "bad-json"          // a JSON file is not valid JSON
-	CodeNotArray        Code = "not-array"         // commands/properties (or another list) is not an array
-	CodeHiddenFile      Code = "hidden-file"       // a hidden file (.x, __MACOSX/, Thumbs.db) in the archive
-	CodeMissingFile     Code = "missing-file"      // devicetype-capability.json is absent
-	CodeServiceNoFile   Code = "service-no-file"   // a listed service has no servicetype file
-	CodeServiceUnlisted Code = "service-unlisted"  // a servicetype file no service lists
-	CodeServiceType     Code = "service-type"      // a servicetype file's serviceType differs from the list
-	CodeDuplicate       Code = "duplicate"         // duplicate serviceId, propertyName, commandName, paraName, responseName, or zip entry
-	CodeDataType        Code = "data-type"         // unknown dataType
-	CodeMethod          Code = "method"            // unknown or repeated method letters, or a missing method
-	CodeEnumNotString   Code = "enum-not-string"   // enumList on a non-string
-	CodeMinMax          Code = "min-max"           // min > max (max = 0 excepted)
-	CodeMaxLength       Code = "max-length"        // negative maxLength
-	CodeStep            Code = "step"              // negative step
-	CodeDeviceCount     Code = "device-count"      // devices does not hold exactly one device
-	CodeServiceCount    Code = "service-count"     // services does not hold exactly one service
-	CodeMissingField    Code = "missing-field"     // a required key is absent or empty
-	CodeFieldType       Code = "field-type"        // a key holds the wrong JSON type
-	CodeProtocol        Code = "protocol"          // unknown protocolType
-	CodeOption          Code = "option"            // unknown option
-	CodeBadName         Code = "bad-name"          // a name the platform cannot use (empty, or with / . $)
-	CodeWrappingFolder  Code = "wrapping-folder"   // warning: entries sit under one wrapping folder
-	CodeNaming          Code = "naming"            // warning: a name breaks the naming convention
-	CodeUnknownEntry    Code = "unknown-entry"     // warning: a file the loader does not use
-	CodeUnknownKey      Code = "unknown-key"       // warning: a key the loader does not know
+	CodeZipName         Code = "zip-name"         // the zip name differs from deviceType_manufacturerId_model.zip
+	CodeNotZip          Code = "not-zip"          // the file is not a zip archive
+	CodeBadJSON         Code = "bad-json"         // a JSON file is not valid JSON
+	CodeNotArray        Code = "not-array"        // commands/properties (or another list) is not an array
+	CodeHiddenFile      Code = "hidden-file"      // a hidden file (.x, __MACOSX/, Thumbs.db) in the archive
+	CodeMissingFile     Code = "missing-file"     // devicetype-capability.json is absent
+	CodeServiceNoFile   Code = "service-no-file"  // a listed service has no servicetype file
+	CodeServiceUnlisted Code = "service-unlisted" // a servicetype file no service lists
+	CodeServiceType     Code = "service-type"     // a servicetype file's serviceType differs from the list
+	CodeDuplicate       Code = "duplicate"        // duplicate serviceId, propertyName, commandName, paraName, responseName, or zip entry
+	CodeDataType        Code = "data-type"        // unknown dataType
+	CodeMethod          Code = "method"           // unknown or repeated method letters, or a missing method
+	CodeEnumNotString   Code = "enum-not-string"  // enumList on a non-string
+	CodeMinMax          Code = "min-max"          // min > max (max = 0 excepted)
+	CodeMaxLength       Code = "max-length"       // negative maxLength
+	CodeStep            Code = "step"             // negative step
+	CodeDeviceCount     Code = "device-count"     // devices does not hold exactly one device
+	CodeServiceCount    Code = "service-count"    // services does not hold exactly one service
+	CodeMissingField    Code = "missing-field"    // a required key is absent or empty
+	CodeFieldType       Code = "field-type"       // a key holds the wrong JSON type
+	CodeProtocol        Code = "protocol"         // unknown protocolType
+	CodeOption          Code = "option"           // unknown option
+	CodeBadName         Code = "bad-name"         // a name the platform cannot use (empty, or with / . $)
+	CodeWrappingFolder  Code = "wrapping-folder"  // warning: entries sit under one wrapping folder
+	CodeNaming          Code = "naming"           // warning: a name breaks the naming convention
+	CodeUnknownEntry    Code = "unknown-entry"    // warning: a file the loader does not use
+	CodeUnknownKey      Code = "unknown-key"      // warning: a key the loader does not know
 )
 
 // A Problem is one thing wrong (or, as a warning, worth a look) in a

@@ -73,7 +73,7 @@ type Para struct {
 	// multiple of Step (Min taken as 0 when absent).
 	Step float64 `json:"step,omitempty"`
 	// MaxLength, when above 0, bounds a string's length in characters.
-	MaxLength int `json:"maxLength,omitempty"`
+	MaxLength int    `json:"maxLength,omitempty"`
 	Unit      string `json:"unit,omitempty"`
 	// EnumList lists the values a string (or enum) may take; empty means
 	// any.

@@ -1,7 +1,5 @@
 package profile
 
-
-
 // modelFile is the name problems of LoadModelJSON carry.
 const modelFile = "model.json"
 

@@ -156,8 +156,8 @@ func (s *src) object(n *node, what string) bool {
 // keyset spells the keys of one file format.
 type keyset struct {
 	propertyName, paraName, dataType, enumList, maxLength, defaultValue string
-	commandName, responseName, responses                                 string
-	serviceID, serviceType                                               string
+	commandName, responseName, responses                                string
+	serviceID, serviceType                                              string
 }
 
 var (
