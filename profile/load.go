@@ -120,9 +120,12 @@ func LoadZip(r io.ReaderAt, size int64, name string, opts *Options) (*Product, [
 			if errors.As(err, &le) {
 				return nil, nil, err
 			}
+			msg := fmt.Sprintf("cannot read this entry (%v); re-create the zip", err)
+			if errors.Is(err, zip.ErrFormat) || errors.Is(err, zip.ErrChecksum) {
+				msg = fmt.Sprintf("this entry's data does not match its header (%d bytes declared, or a wrong checksum); the archive is corrupt or hostile, re-create it", f.UncompressedSize64)
+			}
 			return nil, nil, &ValidationError{Name: baseName(name), Problems: []Problem{{
-				Code: CodeNotZip, File: f.Name,
-				Message: fmt.Sprintf("cannot read this entry (%v); re-create the zip", err),
+				Code: CodeNotZip, File: f.Name, Message: msg,
 			}}}
 		}
 		files = append(files, entry{name: strings.ReplaceAll(f.Name, "\\", "/"), data: data})
@@ -256,6 +259,9 @@ func LoadDir(fsys fs.FS, name string, opts *Options) (*Product, []Problem, error
 }
 
 func baseName(name string) string {
+	if name == "" {
+		return ""
+	}
 	name = strings.ReplaceAll(name, "\\", "/")
 	return path.Base(name)
 }
