@@ -38,11 +38,43 @@ func (p *Product) checkReport(serviceID string, values map[string]any, full bool
 		return &CheckError{ServiceID: serviceID, Mismatches: []Mismatch{p.unknownService(serviceID)}}
 	}
 	var e *CheckError
+	// When the service has few properties compared with the report, look
+	// each property up in the report: map lookups cost less than ranging
+	// over the report. Names that are not properties are then found by
+	// count, and only a report with such names is ranged over.
+	if len(s.Properties) <= 2*len(values) {
+		found := 0
+		for i := range s.Properties {
+			pr := &s.Properties[i]
+			v, ok := values[pr.Name]
+			if !ok {
+				if full && pr.Required {
+					e = e.add(serviceID, "", requiredMismatch(pr.Name, serviceID))
+				}
+				continue
+			}
+			found++
+			if m, bad := checkValue(&pr.Para, "property", v); bad {
+				e = e.add(serviceID, "", m)
+			}
+		}
+		if found < len(values) {
+			for name := range values {
+				if _, ok := s.Property(name); !ok {
+					e = e.add(serviceID, "", unknownProperty(name, s))
+				}
+			}
+		}
+		if e != nil {
+			e.sort()
+			return e
+		}
+		return nil
+	}
 	for name, v := range values {
 		prop, ok := s.Property(name)
 		if !ok {
-			e = e.add(serviceID, "", Mismatch{Name: name, Rule: RuleName,
-				Message: fmt.Sprintf("%q is not a property of service %s (properties: %s); reported names must match the model", name, serviceID, propertyNames(s))})
+			e = e.add(serviceID, "", unknownProperty(name, s))
 			continue
 		}
 		if m, bad := checkValue(&prop.Para, "property", v); bad {
@@ -53,8 +85,7 @@ func (p *Product) checkReport(serviceID string, values map[string]any, full bool
 		for i := range s.Properties {
 			pr := &s.Properties[i]
 			if _, ok := values[pr.Name]; pr.Required && !ok {
-				e = e.add(serviceID, "", Mismatch{Name: pr.Name, Rule: RuleRequired,
-					Message: fmt.Sprintf("property %q is required in a full report of service %s but absent", pr.Name, serviceID)})
+				e = e.add(serviceID, "", requiredMismatch(pr.Name, serviceID))
 			}
 		}
 	}
@@ -116,6 +147,16 @@ func (p *Product) CheckCommand(serviceID, method string, paras map[string]any) e
 		return e
 	}
 	return nil
+}
+
+func unknownProperty(name string, s *Service) Mismatch {
+	return Mismatch{Name: name, Rule: RuleName,
+		Message: fmt.Sprintf("%q is not a property of service %s (properties: %s); reported names must match the model", name, s.ID, propertyNames(s))}
+}
+
+func requiredMismatch(name, serviceID string) Mismatch {
+	return Mismatch{Name: name, Rule: RuleRequired,
+		Message: fmt.Sprintf("property %q is required in a full report of service %s but absent", name, serviceID)}
 }
 
 func (e *CheckError) add(serviceID, command string, m Mismatch) *CheckError {

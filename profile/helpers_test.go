@@ -78,3 +78,5 @@ func golden(t *testing.T, name string, got []byte) {
 	require.NoError(t, err, "golden file missing; run go test -run %s -update", t.Name())
 	require.Equal(t, string(want), string(got), "normalized model differs from %s; if the change is intended, run go test -update", p)
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

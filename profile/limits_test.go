@@ -167,11 +167,12 @@ func (l lyingFS) Open(name string) (fs.File, error) {
 func TestDirStreamedLimit(t *testing.T) {
 	fsys := lyingFS{fstest.MapFS{"profile/devicetype-capability.json": {Data: []byte("0123456789")}}}
 	var err error
-	n := allocated(func() { _, _, err = profile.LoadDir(fsys, "", nil) })
+	n := allocated(func() { _, _, err = profile.LoadDir(fsys, "", &profile.Options{MaxEntrySize: 64 << 10}) })
 	var le *profile.LimitError
 	require.True(t, errors.As(err, &le), "got %v", err)
 	require.Equal(t, "MaxEntrySize", le.Limit)
-	require.Less(t, n, uint64(8<<20), "allocated %d bytes", n)
+	require.EqualValues(t, 64<<10+1, le.Size, "cut off one byte past the limit")
+	require.Less(t, n, uint64(1<<20), "an endless file cost %d bytes", n)
 }
 
 // TestDirEntryCount: a directory with too many entries is refused.

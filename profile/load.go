@@ -339,7 +339,7 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 			}
 		}
 		archive.problem(CodeMissingFile, -1, "%s is missing%s", deviceFile, hint)
-		return nil, c.warnings, &ValidationError{Name: name, Problems: c.problems}
+		return nil, sorted(c.warnings), &ValidationError{Name: name, Problems: sorted(c.problems)}
 	}
 	if d, ok := byName[displayFile]; ok && len(bytes.TrimSpace(d)) > 0 {
 		(&src{file: displayFile, data: d, c: c}).parse()
@@ -398,10 +398,10 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 		}
 	}
 	if len(c.problems) > 0 {
-		return nil, c.warnings, &ValidationError{Name: name, Problems: c.problems}
+		return nil, sorted(c.warnings), &ValidationError{Name: name, Problems: sorted(c.problems)}
 	}
 	p.buildIndex()
-	return p, c.warnings, nil
+	return p, sorted(c.warnings), nil
 }
 
 func isServiceFile(p string) bool {

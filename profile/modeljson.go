@@ -25,10 +25,10 @@ func LoadModelJSON(data []byte, opts *Options) (*Product, []Problem, error) {
 	s := &src{file: modelFile, data: data, c: c}
 	p := s.model()
 	if len(c.problems) > 0 {
-		return nil, c.warnings, &ValidationError{Name: modelFile, Problems: c.problems}
+		return nil, sorted(c.warnings), &ValidationError{Name: modelFile, Problems: sorted(c.problems)}
 	}
 	p.buildIndex()
-	return p, c.warnings, nil
+	return p, sorted(c.warnings), nil
 }
 
 func (s *src) model() *Product {

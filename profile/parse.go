@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -13,6 +14,22 @@ import (
 type collector struct {
 	problems []Problem
 	warnings []Problem
+}
+
+// sorted returns the problems ordered by file, line and column, archive-
+// wide ones first, keeping the order of discovery among equals.
+func sorted(ps []Problem) []Problem {
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+	return ps
 }
 
 // src is one JSON file being read into the model.
