@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/doze-io/doze/profile"
 )
@@ -14,6 +15,7 @@ func BenchmarkCheckReport(b *testing.B) {
 	wm := loadFixtureDir(b, "WaterMeter_DozeLabs_WM100")
 	values := decodeMap(b, fiveProps)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if err := wm.CheckReport("Connectivity", values); err != nil {
 			b.Fatal(err)
@@ -27,6 +29,7 @@ func BenchmarkCheckReportCodecValues(b *testing.B) {
 	wm := loadFixtureDir(b, "WaterMeter_DozeLabs_WM100")
 	values := map[string]any{"signalStrength": int32(-87), "linkQuality": int8(12), "cellId": uint32(21457), "pci": uint16(301), "ecl": uint8(0)}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if err := wm.CheckReport("Connectivity", values); err != nil {
 			b.Fatal(err)
@@ -41,6 +44,7 @@ func BenchmarkCheckReportBaselineNaive(b *testing.B) {
 	wm := loadFixtureDir(b, "WaterMeter_DozeLabs_WM100")
 	values := decodeMap(b, fiveProps)
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if err := naiveCheck(wm, "Connectivity", values); err != nil {
 			b.Fatal(err)
@@ -103,5 +107,18 @@ func BenchmarkLoadZip(b *testing.B) {
 		if _, _, err := profile.LoadZip(bytesReader(z), int64(len(z)), "", nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// reportCPU adds a cpu-ns/op metric: process CPU time per operation, which
+// a busy shared machine inflates far less than wall time (ns/op). Call as
+// defer reportCPU(b)().
+func reportCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() {
+		if start == 0 || b.N == 0 {
+			return
+		}
+		b.ReportMetric(float64(time.Duration(cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }

@@ -240,6 +240,9 @@ func checkValue(p *Para, kind string, v any) (Mismatch, bool) {
 			if hasLo {
 				base = lo
 			}
+			if p.Step == 1 && integral && base == math.Trunc(base) {
+				return Mismatch{}, false // every integer is on a grid of 1
+			}
 			q := (f - base) / p.Step
 			if math.Abs(q-math.Round(q)) > 1e-9*math.Max(1, math.Abs(q)) {
 				return bad(RuleStep, "%v is not %v plus a multiple of step %v", f, base, p.Step)
