@@ -387,7 +387,8 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 		sort.Strings(folders)
 		for _, dir := range folders {
 			if !used[dir] {
-				archive.problem(CodeServiceUnlisted, -1, "%s is not listed in serviceTypeCapabilities of %s; list service %q there or delete the file", serviceDirs[dir], deviceFile, dir)
+				s := &src{file: serviceDirs[dir], c: c}
+				s.problem(CodeServiceUnlisted, -1, "no service in serviceTypeCapabilities of %s has serviceId or serviceType %q; list the service there or delete this file", deviceFile, dir)
 			}
 		}
 		if name != "" {

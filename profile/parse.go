@@ -193,7 +193,7 @@ var (
 )
 
 // para reads the common keys of a property or para and checks them.
-func (s *src) para(n *node, nameKey string, k *keyset) (Para, int) {
+func (s *src) para(n *node, kind, nameKey string, k *keyset) (Para, int) {
 	var p Para
 	var nameOff int
 	p.Name, nameOff = s.str(n, nameKey, true)
@@ -202,15 +202,14 @@ func (s *src) para(n *node, nameKey string, k *keyset) (Para, int) {
 	if dt != "" {
 		t, ok := ParseDataType(dt)
 		if !ok {
-			s.problem(CodeDataType, dtOff, "%s %q has unknown %s %q; use one of %s", nameKey, p.Name, k.dataType, dt, allowedTypes)
+			s.problem(CodeDataType, dtOff, "%s %q has unknown %s %q; use one of %s", kind, p.Name, k.dataType, dt, allowedTypes)
 		}
 		p.DataType = t
 	}
 	p.Required = s.boolean(n, "required")
-	var minOff, maxOff int
-	p.Min, minOff = s.num(n, "min")
+	var maxOff int
+	p.Min, _ = s.num(n, "min")
 	p.Max, maxOff = s.num(n, "max")
-	_ = minOff
 	if p.Min != nil && p.Max != nil && *p.Min > *p.Max && *p.Max != 0 {
 		s.problem(CodeMinMax, maxOff, "%q: min %v is greater than max %v; swap them or set max to 0 for no upper bound", p.Name, *p.Min, *p.Max)
 	}
@@ -285,7 +284,7 @@ func (s *src) properties(list []*node, k *keyset, serviceID string) []Property {
 		if !s.object(n, "a property") {
 			continue
 		}
-		para, nameOff := s.para(n, k.propertyName, k)
+		para, nameOff := s.para(n, "property", k.propertyName, k)
 		prop := Property{Para: para}
 		m, mOff := s.str(n, "method", false)
 		switch a, err := ParseAccess(m); {
@@ -318,7 +317,7 @@ func (s *src) paras(list []*node, k *keyset, owner string) []Para {
 		if !s.object(n, "a para") {
 			continue
 		}
-		p, nameOff := s.para(n, k.paraName, k)
+		p, nameOff := s.para(n, "para", k.paraName, k)
 		if p.Name != "" {
 			if seen[p.Name] {
 				s.problem(CodeDuplicate, nameOff, "%s defines para %q twice; rename or remove one", owner, p.Name)

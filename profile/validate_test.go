@@ -36,7 +36,7 @@ var brokenCases = []struct {
 	{"not-array-commands", "", profile.CodeNotArray, meterFile, `"commands"`, 1, 0},
 	{"hidden-file", "", profile.CodeHiddenFile, "", "", 0, 1}, // .DS_Store and __MACOSX/
 	{"service-no-file", "", profile.CodeServiceNoFile, devFile, `"serviceId": "Valve"`, 1, 0},
-	{"service-unlisted", "", profile.CodeServiceUnlisted, "", "", 0, 0},
+	{"service-unlisted", "", profile.CodeServiceUnlisted, "service/Extra/profile/servicetype-capability.json", "", 0, 0},
 	{"duplicate-service", "", profile.CodeDuplicate, devFile, `"serviceId": "Meter"`, 2, 0},
 	{"duplicate-property", "", profile.CodeDuplicate, meterFile, `"propertyName": "level"`, 2, 0},
 	{"duplicate-command", "", profile.CodeDuplicate, meterFile, `"commandName": "SET_LEVEL"`, 2, 0},
@@ -221,6 +221,30 @@ func TestFieldProblems(t *testing.T) {
 				}
 			}
 			require.True(t, found, "want a %s problem, got:\n%v", tc.want, err)
+		})
+	}
+}
+
+// TestZipLayouts: folder entries and Windows-style separators, which real
+// zip tools produce, load like the plain layout (PRF-1).
+func TestZipLayouts(t *testing.T) {
+	dir := "testdata/broken/valid"
+	dev, err := os.ReadFile(path.Join(dir, devFile))
+	require.NoError(t, err)
+	svc, err := os.ReadFile(path.Join(dir, meterFile))
+	require.NoError(t, err)
+	want, _, err := profile.LoadDir(os.DirFS(dir), "", nil)
+	require.NoError(t, err)
+	for name, z := range map[string][]byte{
+		"folder entries": zipFiles(t, "profile/", "", "service/", "", "service/Meter/", "", "service/Meter/profile/", "",
+			devFile, string(dev), meterFile, string(svc)),
+		"backslashes": zipFiles(t, strings.ReplaceAll(devFile, "/", `\`), string(dev), strings.ReplaceAll(meterFile, "/", `\`), string(svc)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, warns, err := profile.LoadZip(bytes.NewReader(z), int64(len(z)), "Broken_DozeLabs_B1.zip", nil)
+			require.NoError(t, err)
+			require.Empty(t, warns)
+			require.Equal(t, marshal(t, want), marshal(t, got))
 		})
 	}
 }
