@@ -23,7 +23,13 @@ type Catalog struct {
 	devices DeviceCounter
 
 	mu       sync.RWMutex
-	products map[catalogKey]*Product
+	products map[catalogKey]entryOf
+}
+
+// entryOf is a product with the codec it was imported with (§8.9).
+type entryOf struct {
+	product *Product
+	codec   []byte
 }
 
 type catalogKey struct{ manufacturerID, model string }
@@ -31,12 +37,17 @@ type catalogKey struct{ manufacturerID, model string }
 // NewCatalog returns an empty catalog. devices is asked before a product
 // is replaced or deleted; nil means no product is ever in use.
 func NewCatalog(devices DeviceCounter) *Catalog {
-	return &Catalog{devices: devices, products: map[catalogKey]*Product{}}
+	return &Catalog{devices: devices, products: map[catalogKey]entryOf{}}
 }
 
 // Add adds p. A product with the same (manufacturerId, model) fails with
 // an error wrapping ErrExists (§8.4).
-func (c *Catalog) Add(p *Product) error {
+func (c *Catalog) Add(p *Product) error { return c.AddWithCodec(p, nil) }
+
+// AddWithCodec adds p together with the codec document that ships with it
+// (§8.9, PRF-7): both are added, replaced and deleted as one. The catalog
+// keeps the bytes as given (it does not read codecs); Codec returns them.
+func (c *Catalog) AddWithCodec(p *Product, codec []byte) error {
 	if err := checkKey(p); err != nil {
 		return err
 	}
@@ -47,20 +58,29 @@ func (c *Catalog) Add(p *Product) error {
 	if _, ok := c.products[k]; ok {
 		return fmt.Errorf("%w: manufacturerId %q and model %q are taken; delete that product first or change manufacturerId or model", ErrExists, p.ManufacturerID, p.Model)
 	}
-	c.products[k] = p
+	c.products[k] = entryOf{p, codec}
 	return nil
+}
+
+// Codec returns the codec document the product was added or replaced
+// with; ok is false when the product is unknown or has none.
+func (c *Catalog) Codec(manufacturerID, model string) (codec []byte, ok bool) {
+	c.mu.RLock()
+	e, found := c.products[catalogKey{manufacturerID, model}]
+	c.mu.RUnlock()
+	return e.codec, found && e.codec != nil
 }
 
 // Get returns the product with the given key, or an error wrapping
 // ErrNotFound.
 func (c *Catalog) Get(manufacturerID, model string) (*Product, error) {
 	c.mu.RLock()
-	p, ok := c.products[catalogKey{manufacturerID, model}]
+	e, ok := c.products[catalogKey{manufacturerID, model}]
 	c.mu.RUnlock()
 	if !ok {
 		return nil, notFound(manufacturerID, model)
 	}
-	return p, nil
+	return e.product, nil
 }
 
 // Exists reports whether the catalog holds the product. It satisfies the
@@ -76,8 +96,8 @@ func (c *Catalog) Exists(manufacturerID, model string) bool {
 func (c *Catalog) List() []*Product {
 	c.mu.RLock()
 	out := make([]*Product, 0, len(c.products))
-	for _, p := range c.products {
-		out = append(out, p)
+	for _, e := range c.products {
+		out = append(out, e.product)
 	}
 	c.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -96,7 +116,11 @@ func (c *Catalog) List() []*Product {
 // The device count is read once, under the catalog's lock; a device
 // registered at that very moment is not seen. The registry should check
 // Exists when it registers, and the platform may serialise both.
-func (c *Catalog) Replace(p *Product) error {
+func (c *Catalog) Replace(p *Product) error { return c.ReplaceWithCodec(p, nil) }
+
+// ReplaceWithCodec is Replace for a product that ships a codec: the two
+// are swapped in together, under the same lock rule.
+func (c *Catalog) ReplaceWithCodec(p *Product, codec []byte) error {
 	if err := checkKey(p); err != nil {
 		return err
 	}
@@ -110,11 +134,11 @@ func (c *Catalog) Replace(p *Product) error {
 	if err := c.locked(k); err != nil {
 		return err
 	}
-	c.products[k] = p
+	c.products[k] = entryOf{p, codec}
 	return nil
 }
 
-// Delete removes a product. It fails with ErrNotFound when there is none
+// Delete removes a product and its codec. It fails with ErrNotFound when there is none
 // and with a *LockedError while devices use it: delete the devices first
 // (PRF-7).
 func (c *Catalog) Delete(manufacturerID, model string) error {

@@ -126,3 +126,33 @@ func TestCatalogConcurrent(t *testing.T) {
 	wg.Wait()
 	require.Len(t, c.List(), 200)
 }
+
+// TestCatalogCodec: a product that ships a codec is imported, replaced and
+// deleted together with it (PRF-7, §8.9).
+func TestCatalogCodec(t *testing.T) {
+	devs := &devices{n: map[string]int{}}
+	c := profile.NewCatalog(devs)
+	p := loadFixtureDir(t, "WaterMeter_DozeLabs_WM100")
+	require.NoError(t, c.AddWithCodec(p, []byte(`{"messages":[]}`)))
+	got, ok := c.Codec("DozeLabs", "WM100")
+	require.True(t, ok)
+	require.Equal(t, `{"messages":[]}`, string(got))
+	require.ErrorIs(t, c.AddWithCodec(p, []byte(`{}`)), profile.ErrExists)
+
+	devs.set("DozeLabs/WM100", 1)
+	require.ErrorIs(t, c.ReplaceWithCodec(p, []byte(`{"v":2}`)), profile.ErrLocked)
+	got, _ = c.Codec("DozeLabs", "WM100")
+	require.Equal(t, `{"messages":[]}`, string(got), "a refused replace keeps the codec")
+
+	devs.set("DozeLabs/WM100", 0)
+	require.NoError(t, c.ReplaceWithCodec(p, []byte(`{"v":2}`)))
+	got, _ = c.Codec("DozeLabs", "WM100")
+	require.Equal(t, `{"v":2}`, string(got))
+	require.NoError(t, c.Replace(p))
+	_, ok = c.Codec("DozeLabs", "WM100")
+	require.False(t, ok, "Replace without a codec drops the old one")
+	require.NoError(t, c.AddWithCodec(loadFixtureDir(t, "SmartLock_DozeLabs_SL2"), []byte("x")))
+	require.NoError(t, c.Delete("DozeLabs", "SL2"))
+	_, ok = c.Codec("DozeLabs", "SL2")
+	require.False(t, ok)
+}

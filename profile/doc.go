@@ -60,7 +60,8 @@
 // fails with [ErrExists]; Replace and Delete fail with a [*LockedError]
 // ([ErrLocked]) naming the device count while a [DeviceCounter] reports
 // devices registered against the product. [Catalog.Exists] satisfies the
-// registry's Products interface.
+// registry's Products interface. [Catalog.AddWithCodec] and
+// [Catalog.Codec] keep a product's codec with it (§8.9).
 //
 // # Concurrency
 //
@@ -99,8 +100,14 @@
 //   - The newer model (PRF-10) uses manufacturer_id and model when present,
 //     else manufacturer_name and product_id; device_type may be spelled
 //     product_type; service_type defaults to service_id.
-//   - The catalog is in memory. Products shipped with a codec (§8.9) are
-//     paired by the platform, which stores the zip and the codec together.
+//   - The catalog is in memory. To keep products across restarts, a
+//     platform stores the uploaded zip, or the normalized model: a Product
+//     marshals to JSON and reads back unchanged
+//     (TestNormalizedModelRoundTrip).
+//   - A product that ships a codec (§8.9) is added with
+//     [Catalog.AddWithCodec]: the catalog keeps the codec document's bytes
+//     next to the product and adds, replaces and deletes both as one; it
+//     does not read them (package codec does).
 //
 // # Figures
 //

@@ -338,8 +338,6 @@ func (t *DataType) UnmarshalText(b []byte) error {
 const allowedTypes = "int, decimal, string, DateTime, jsonObject, long, enum, boolean, string list"
 
 func (t DataType) numeric() bool { return t == TypeInt || t == TypeDecimal || t == TypeLong }
-func (t DataType) integer() bool { return t == TypeInt || t == TypeLong }
-func (t DataType) stringy() bool { return t == TypeString || t == TypeEnum || t == TypeStringList }
 
 // Access is the method of a property: a set of R (readable), W (writable)
 // and E (reports changes) (PRF-4).
