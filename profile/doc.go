@@ -28,12 +28,14 @@
 // InputOffset; syntax errors use the decoder's offset.
 //
 // Loaders refuse oversized input before it reaches memory ([Options],
-// [*LimitError], [ErrTooLarge]): the zip's size, its entry count (read from
-// the end-of-central-directory record before archive/zip allocates an entry
-// for each), each entry's declared uncompressed size and the sum of them;
-// while decompressing, each entry is cut off one byte past the limit
-// whatever its header claims. A 64 MiB zip bomb is refused having
-// allocated well under 4 MiB (TestZipBombDeclared).
+// [*LimitError], [ErrTooLarge]): the zip's size; its entry count, counted
+// from the central directory's fixed-size headers before archive/zip
+// allocates an entry for each (65537 entries are refused having allocated
+// under 1 MiB, TestZipEntryCountLying); each entry's declared uncompressed
+// size and the sum of them. While decompressing, each entry is cut off one
+// byte past the limit whatever its header claims, and archive/zip itself
+// stops an entry at its declared size. A 64 MiB zip bomb is refused by its
+// declared size having allocated under 4 MiB (TestZipBombDeclared).
 //
 // # Checking data
 //

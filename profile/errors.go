@@ -129,7 +129,8 @@ type LimitError struct {
 	File string
 	// Limit names the Options field that was exceeded.
 	Limit string
-	// Size is the size (or count) found, Max the allowed one.
+	// Size is the size (or count) found, Max the allowed one. Counting and
+	// streaming stop one past Max, so Size may be less than the true total.
 	Size, Max int64
 }
 

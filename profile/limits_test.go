@@ -119,7 +119,28 @@ func TestZipEntryCount(t *testing.T) {
 	var le *profile.LimitError
 	require.True(t, errors.As(err, &le), "got %v", err)
 	require.Equal(t, "MaxEntries", le.Limit)
-	require.EqualValues(t, 40, le.Size)
+	require.EqualValues(t, 33, le.Size, "counting stops one past the limit")
+}
+
+// TestZipEntryCountLying: archive/zip reads every directory record it
+// finds whatever count the end record declares (compared modulo 65536).
+// 65537 entries must be refused by counting headers, before a File is
+// allocated for each.
+func TestZipEntryCountLying(t *testing.T) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := 0; i < 65537; i++ {
+		_, err := zw.CreateHeader(&zip.FileHeader{Name: "x", Method: zip.Store})
+		require.NoError(t, err)
+	}
+	require.NoError(t, zw.Close())
+	z := buf.Bytes()
+	var err error
+	n := allocated(func() { _, _, err = profile.LoadZip(bytes.NewReader(z), int64(len(z)), "", nil) })
+	var le *profile.LimitError
+	require.True(t, errors.As(err, &le), "got %v", err)
+	require.Equal(t, "MaxEntries", le.Limit)
+	require.Less(t, n, uint64(1<<20), "refusing 65537 entries allocated %d bytes", n)
 }
 
 // failReader fails every read: the archive must be refused unread.

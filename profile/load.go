@@ -84,7 +84,7 @@ func LoadZip(r io.ReaderAt, size int64, name string, opts *Options) (*Product, [
 	if size > o.MaxArchiveSize {
 		return nil, nil, &LimitError{Limit: "MaxArchiveSize", Size: size, Max: o.MaxArchiveSize}
 	}
-	if n, ok := declaredEntries(r, size); ok && int64(n) > int64(o.MaxEntries) {
+	if n, ok := countEntries(r, size, o.MaxEntries); ok && n > o.MaxEntries {
 		return nil, nil, &LimitError{Limit: "MaxEntries", Size: int64(n), Max: int64(o.MaxEntries)}
 	}
 	zr, err := zip.NewReader(r, size)
@@ -168,19 +168,19 @@ func readCapped(r io.Reader, name string, declared int64, streamed *int64, o *Op
 	return buf.Bytes(), nil
 }
 
-// declaredEntries reads the entry count from the zip's end-of-central-
-// directory record, so that an archive claiming millions of entries is
-// refused before archive/zip allocates a File for each. ok is false when
-// the record is not found or the count is in a zip64 record.
-func declaredEntries(r io.ReaderAt, size int64) (n int, ok bool) {
+// countEntries counts the central-directory records of a zip, reading
+// only their fixed-size headers and stopping past max, so that an archive
+// holding (or claiming) more entries than allowed is refused before
+// archive/zip allocates a File for each: archive/zip reads every record it
+// finds, whatever count the end record declares. ok is false when the
+// end-of-central-directory record is not found; archive/zip then reports
+// the file as not a zip.
+func countEntries(r io.ReaderAt, size int64, max int) (n int, ok bool) {
 	const eocdLen = 22
-	tail := int64(eocdLen + 65535)
 	if size < eocdLen {
 		return 0, false
 	}
-	if tail > size {
-		tail = size
-	}
+	tail := min(int64(eocdLen+65535), size)
 	buf := make([]byte, tail)
 	if _, err := r.ReadAt(buf, size-tail); err != nil && err != io.EOF {
 		return 0, false
@@ -189,11 +189,32 @@ func declaredEntries(r io.ReaderAt, size int64) (n int, ok bool) {
 	if i < 0 || len(buf)-i < eocdLen {
 		return 0, false
 	}
-	total := binary.LittleEndian.Uint16(buf[i+10:])
-	if total == 0xFFFF {
-		return 0, false
+	off := int64(binary.LittleEndian.Uint32(buf[i+16:]))
+	if off == 0xFFFFFFFF && i >= 20 && string(buf[i-20:i-16]) == "PK\x06\x07" {
+		// zip64: the locator before the end record points at the zip64
+		// end record, which holds the directory's offset.
+		rec := make([]byte, 56)
+		recOff := int64(binary.LittleEndian.Uint64(buf[i-20+8:]))
+		if recOff < 0 || recOff > size-56 {
+			return 0, false
+		}
+		if _, err := r.ReadAt(rec, recOff); err != nil || string(rec[:4]) != "PK\x06\x06" {
+			return 0, false
+		}
+		off = int64(binary.LittleEndian.Uint64(rec[48:]))
 	}
-	return int(total), true
+	var h [46]byte
+	for n = 0; n <= max; n++ {
+		if off < 0 || off > size-int64(len(h)) {
+			break
+		}
+		if _, err := r.ReadAt(h[:], off); err != nil || string(h[:4]) != "PK\x01\x02" {
+			break
+		}
+		off += int64(len(h)) + int64(binary.LittleEndian.Uint16(h[28:])) +
+			int64(binary.LittleEndian.Uint16(h[30:])) + int64(binary.LittleEndian.Uint16(h[32:]))
+	}
+	return n, true
 }
 
 func clampInt64(v uint64) int64 {
