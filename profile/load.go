@@ -372,7 +372,11 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 	// Each listed service needs a servicetype file, found under its
 	// serviceId, or else under its serviceType when several serviceIds
 	// share one type (PRF-6).
-	parsed := map[string]*parsedService{}
+	type parsedFile struct {
+		svc *parsedService
+		src *src
+	}
+	parsed := map[string]parsedFile{}
 	used := map[string]bool{}
 	if p != nil {
 		for _, l := range listed {
@@ -382,20 +386,26 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 			}
 			file, ok := serviceDirs[dir]
 			if !ok {
-				ds.problem(CodeServiceNoFile, l.off, "service %q is listed but service/%s/profile/%s is missing; add it or remove the service from serviceTypeCapabilities", l.ID, l.ID, serviceFile)
+				also := ""
+				if l.Type != "" && l.Type != l.ID {
+					also = fmt.Sprintf(" (or service/%s/profile/%s, shared by serviceType)", l.Type, serviceFile)
+				}
+				ds.problem(CodeServiceNoFile, l.off, "service %q is listed but service/%s/profile/%s is missing%s; add it or remove the service from serviceTypeCapabilities", l.ID, l.ID, serviceFile, also)
 				continue
 			}
 			used[dir] = true
-			svc, seen := parsed[dir]
+			pf, seen := parsed[dir]
 			if !seen {
-				ss := &src{file: file, data: byName[file], c: c}
-				svc = ss.service(dir)
-				if svc != nil && l.Type != "" && svc.Type != "" && svc.Type != l.Type {
-					ss.problem(CodeServiceType, svc.typeOff, "serviceType is %q but devicetype-capability.json lists service %q with serviceType %q; make them equal", svc.Type, l.ID, l.Type)
-				}
-				parsed[dir] = svc
+				pf.src = &src{file: file, data: byName[file], c: c}
+				pf.svc = pf.src.service(dir)
+				parsed[dir] = pf
 			}
+			svc := pf.svc
 			if svc == nil {
+				continue
+			}
+			if l.Type != "" && svc.Type != "" && svc.Type != l.Type {
+				pf.src.problem(CodeServiceType, svc.typeOff, "serviceType is %q but %s lists service %q with serviceType %q; make them equal", svc.Type, deviceFile, l.ID, l.Type)
 				continue
 			}
 			s := svc.Service
@@ -414,7 +424,11 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 		}
 		if name != "" {
 			want := p.DeviceType + "_" + p.ManufacturerID + "_" + p.Model + ".zip"
-			if p.DeviceType != "" && p.ManufacturerID != "" && p.Model != "" && name != want {
+			got := name
+			if strings.HasSuffix(strings.ToLower(got), ".zip") {
+				got = got[:len(got)-4] + ".zip"
+			}
+			if p.DeviceType != "" && p.ManufacturerID != "" && p.Model != "" && got != want {
 				archive.problem(CodeZipName, -1, "the file is named %q but devicetype-capability.json says deviceType %q, manufacturerId %q, model %q: name it %q (§8.2)", name, p.DeviceType, p.ManufacturerID, p.Model, want)
 			}
 		}

@@ -248,3 +248,39 @@ func TestZipLayouts(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedServiceType: one servicetype file under service/<serviceType>/
+// backs several serviceIds (PRF-6), and each listing must name the type
+// the file declares.
+func TestSharedServiceType(t *testing.T) {
+	dev := `{"devices":[{"manufacturerId":"M","model":"X","protocolType":"CoAP","deviceType":"T","serviceTypeCapabilities":[
+ {"serviceId":"Left","serviceType":"Probe","option":"Master"},
+ {"serviceId":"Right","serviceType":"Probe","option":"Optional"},
+ {"serviceId":"Top","serviceType":"Sonde","option":"Optional"}]}]}`
+	svc := `{"services":[{"serviceType":"Probe","properties":[{"propertyName":"t","dataType":"int","method":"R"}]}]}`
+	z := zipFiles(t, devFile, dev, "service/Probe/profile/servicetype-capability.json", svc)
+	_, _, err := profile.LoadZip(bytes.NewReader(z), int64(len(z)), "T_M_X.ZIP", nil)
+	var ve *profile.ValidationError
+	require.True(t, errors.As(err, &ve), "got %v", err)
+	require.Len(t, ve.Problems, 1, "%v", err)
+	require.Equal(t, profile.CodeServiceNoFile, ve.Problems[0].Code, "Top's type Sonde has no file")
+	require.Contains(t, ve.Problems[0].Message, "service/Sonde/profile/")
+
+	z = zipFiles(t, devFile, strings.Replace(dev, `"serviceType":"Sonde"`, `"serviceType":"Probe"`, 1),
+		"service/Probe/profile/servicetype-capability.json", svc,
+		"service/Top/profile/servicetype-capability.json", strings.Replace(svc, "Probe", "Sonde", 1))
+	_, _, err = profile.LoadZip(bytes.NewReader(z), int64(len(z)), "T_M_X.zip", nil)
+	require.True(t, errors.As(err, &ve), "got %v", err)
+	require.Len(t, ve.Problems, 1, "%v", err)
+	require.Equal(t, profile.CodeServiceType, ve.Problems[0].Code)
+	require.Equal(t, "service/Top/profile/servicetype-capability.json", ve.Problems[0].File)
+
+	z = zipFiles(t, devFile, strings.Replace(dev, `"serviceType":"Sonde"`, `"serviceType":"Probe"`, 1),
+		"service/Probe/profile/servicetype-capability.json", svc)
+	p, _, err := profile.LoadZip(bytes.NewReader(z), int64(len(z)), "T_M_X.ZIP", nil)
+	require.NoError(t, err, "upper-case .ZIP is accepted")
+	require.Len(t, p.Services, 3)
+	for _, s := range p.Services {
+		require.Equal(t, "Probe", s.Type)
+	}
+}
