@@ -60,7 +60,8 @@ const (
 	CodeWrappingFolder  Code = "wrapping-folder"  // warning: entries sit under one wrapping folder
 	CodeNaming          Code = "naming"           // warning: a name breaks the naming convention
 	CodeUnknownEntry    Code = "unknown-entry"    // warning: a file the loader does not use
-	CodeUnknownKey      Code = "unknown-key"      // warning: a key the loader does not know
+	CodeUnknownKey      Code = "unknown-key"      // warning: a key the loader does not read
+	CodeRepeatedKey     Code = "repeated-key"     // warning: a key given twice in one object
 )
 
 // A Problem is one thing wrong (or, as a warning, worth a look) in a

@@ -467,6 +467,9 @@ func wrappingFolder(files []entry) (string, bool) {
 	return top, true
 }
 
+// deviceKeys are the keys of a devices entry (PRF-2).
+var deviceKeys = []string{"manufacturerId", "manufacturerName", "model", "protocolType", "deviceType", "omCapability", "serviceTypeCapabilities", "description"}
+
 // listedService is one serviceTypeCapabilities entry.
 type listedService struct {
 	ID, Type string
@@ -493,6 +496,7 @@ func (s *src) device() (*Product, []listedService) {
 	if !s.object(d, "the device") {
 		return nil, nil
 	}
+	s.knownKeys(d, "the device", deviceKeys)
 	p := &Product{}
 	var off int
 	p.ManufacturerID, off = s.str(d, "manufacturerId", true)
@@ -516,6 +520,7 @@ func (s *src) device() (*Product, []listedService) {
 		if !s.object(n, "a serviceTypeCapabilities entry") {
 			continue
 		}
+		s.knownKeys(n, "a serviceTypeCapabilities entry", []string{"serviceId", "serviceType", "option"})
 		var l listedService
 		var tOff, oOff int
 		l.ID, l.off = s.str(n, "serviceId", true)
@@ -572,6 +577,7 @@ func (s *src) service(dir string) *parsedService {
 	if !s.object(n, "the service") {
 		return nil
 	}
+	s.knownKeys(n, "the service", []string{"serviceType", "description", "commands", "properties", "events"})
 	ps := &parsedService{}
 	ps.Type, ps.typeOff = s.str(n, "serviceType", true)
 	ps.Description, _ = s.str(n, "description", false)

@@ -37,6 +37,8 @@ func (s *src) model() *Product {
 		return nil
 	}
 	k := &modelKeys
+	s.knownKeys(root, "the model", []string{"product_id", "name", "manufacturer_id", "manufacturer_name", "model", "device_type", "product_type",
+		"protocol_type", "data_format", "industry", "description", "service_capabilities", "app_id", "app_name", "create_time"})
 	p := &Product{}
 	var off int
 	p.ManufacturerName, _ = s.str(root, "manufacturer_name", false)
@@ -69,6 +71,7 @@ func (s *src) model() *Product {
 		if !s.object(n, "a service_capabilities entry") {
 			continue
 		}
+		s.knownKeys(n, "a service_capabilities entry", []string{"service_id", "service_type", "option", "description", "properties", "commands", "events"})
 		var svc Service
 		var idOff, tOff int
 		svc.ID, idOff = s.str(n, k.serviceID, true)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,6 +162,21 @@ func (s *src) array(obj *node, key string, nullOK, required bool) ([]*node, int)
 	return v.items, koff
 }
 
+// knownKeys warns about keys the loader does not read, so that a misspelt
+// key ("enumlist") is not ignored silently, and about keys given twice (the
+// last one is used, as in encoding/json).
+func (s *src) knownKeys(n *node, what string, known []string) {
+	for i, k := range n.keys {
+		if slices.Contains(n.keys[:i], k) {
+			s.warn(CodeRepeatedKey, n.keyOffs[i], "%s gives %q more than once; the last one is used", what, k)
+			continue
+		}
+		if !slices.Contains(known, k) {
+			s.warn(CodeUnknownKey, n.keyOffs[i], "%s has key %q, which is not read; check its spelling (keys: %s)", what, k, strings.Join(known, ", "))
+		}
+	}
+}
+
 // object checks that n is an object.
 func (s *src) object(n *node, what string) bool {
 	if n.kind != 'o' {
@@ -175,6 +191,8 @@ type keyset struct {
 	propertyName, paraName, dataType, enumList, maxLength, defaultValue string
 	commandName, responseName, responses                                string
 	serviceID, serviceType                                              string
+	// The keys each kind of object may hold; others draw a warning.
+	propertyKeys, paraKeys, commandKeys, responseKeys []string
 }
 
 var (
@@ -183,12 +201,20 @@ var (
 		enumList: "enumList", maxLength: "maxLength", defaultValue: "defaultValue",
 		commandName: "commandName", responseName: "responseName", responses: "responses",
 		serviceID: "serviceId", serviceType: "serviceType",
+		propertyKeys: []string{"propertyName", "dataType", "required", "min", "max", "step", "maxLength", "method", "unit", "enumList", "description", "defaultValue"},
+		paraKeys:     []string{"paraName", "dataType", "required", "min", "max", "step", "maxLength", "unit", "enumList", "description", "defaultValue"},
+		commandKeys:  []string{"commandName", "paras", "responses", "description"},
+		responseKeys: []string{"responseName", "paras", "description"},
 	}
 	modelKeys = keyset{
 		propertyName: "property_name", paraName: "para_name", dataType: "data_type",
 		enumList: "enum_list", maxLength: "max_length", defaultValue: "default_value",
 		commandName: "command_name", responseName: "response_name", responses: "responses",
 		serviceID: "service_id", serviceType: "service_type",
+		propertyKeys: []string{"property_name", "data_type", "required", "min", "max", "step", "max_length", "method", "unit", "enum_list", "description", "default_value"},
+		paraKeys:     []string{"para_name", "data_type", "required", "min", "max", "step", "max_length", "unit", "enum_list", "description", "default_value"},
+		commandKeys:  []string{"command_name", "paras", "responses", "description"},
+		responseKeys: []string{"response_name", "paras", "description"},
 	}
 )
 
@@ -285,6 +311,7 @@ func (s *src) properties(list []*node, k *keyset, serviceID string) []Property {
 			continue
 		}
 		para, nameOff := s.para(n, "property", k.propertyName, k)
+		s.knownKeys(n, fmt.Sprintf("property %q", para.Name), k.propertyKeys)
 		prop := Property{Para: para}
 		m, mOff := s.str(n, "method", false)
 		switch a, err := ParseAccess(m); {
@@ -318,6 +345,7 @@ func (s *src) paras(list []*node, k *keyset, owner string) []Para {
 			continue
 		}
 		p, nameOff := s.para(n, "para", k.paraName, k)
+		s.knownKeys(n, fmt.Sprintf("para %q of %s", p.Name, owner), k.paraKeys)
 		if p.Name != "" {
 			if seen[p.Name] {
 				s.problem(CodeDuplicate, nameOff, "%s defines para %q twice; rename or remove one", owner, p.Name)
@@ -341,6 +369,7 @@ func (s *src) commands(list []*node, k *keyset, serviceID string) []Command {
 		var nameOff int
 		c.Name, nameOff = s.str(n, k.commandName, true)
 		owner := fmt.Sprintf("command %q", c.Name)
+		s.knownKeys(n, owner, k.commandKeys)
 		paras, _ := s.array(n, "paras", true, false)
 		c.Paras = s.paras(paras, k, owner)
 		resps, _ := s.array(n, k.responses, true, false)
@@ -352,6 +381,7 @@ func (s *src) commands(list []*node, k *keyset, serviceID string) []Command {
 			var r Response
 			var roff int
 			r.Name, roff = s.str(rn, k.responseName, true)
+			s.knownKeys(rn, fmt.Sprintf("response %q", r.Name), k.responseKeys)
 			rp, _ := s.array(rn, "paras", true, false)
 			r.Paras = s.paras(rp, k, fmt.Sprintf("response %q of command %q", r.Name, c.Name))
 			if r.Name != "" && rseen[r.Name] {

@@ -152,7 +152,7 @@ func TestWarnings(t *testing.T) {
 	dev := `{"devices":[{"manufacturerId":"DozeLabs","model":"W1","protocolType":"coap","deviceType":"Warn",
  "serviceTypeCapabilities":[{"serviceId":"meter_main","serviceType":"Meter","option":"Master"}]}]}`
 	svc := `{"services":[{"serviceType":"Meter","commands":null,"properties":[
- {"propertyName":"Total_Flow","dataType":"decimal","required":true,"min":0,"max":1000,"step":0,"maxLength":null,"method":"RE","unit":null,"enumList":null}]}]}`
+ {"propertyName":"Total_Flow","dataType":"decimal","required":true,"min":0,"max":1000,"step":0,"maxLength":null,"method":"RE","unit":null,"enumlist":null,"unit":"m3"}]}]}`
 	z := zipFiles(t,
 		"Warn_DozeLabs_W1/profile/devicetype-capability.json", dev,
 		"Warn_DozeLabs_W1/service/meter_main/profile/servicetype-capability.json", svc,
@@ -165,12 +165,18 @@ func TestWarnings(t *testing.T) {
 		codes = append(codes, string(w.Code))
 		require.NotEmpty(t, w.Message)
 	}
-	require.ElementsMatch(t, []string{"wrapping-folder", "naming", "naming", "unknown-entry"}, codes, "%v", warns)
+	require.ElementsMatch(t, []string{"wrapping-folder", "naming", "naming", "unknown-entry", "unknown-key", "repeated-key"}, codes, "%v", warns)
 	for _, w := range warns {
-		if w.Code == profile.CodeNaming {
-			require.Greater(t, w.Line, 0, "naming warnings have a place: %v", w)
+		switch w.Code {
+		case profile.CodeNaming, profile.CodeUnknownKey, profile.CodeRepeatedKey:
+			require.Greater(t, w.Line, 0, "%s warnings have a place: %v", w.Code, w)
+		}
+		if w.Code == profile.CodeUnknownKey {
+			require.Contains(t, w.Message, `"enumlist"`)
 		}
 	}
+	s, _ := p.Service("meter_main")
+	require.Equal(t, "m3", s.Properties[0].Unit, "the last of repeated keys wins")
 }
 
 // TestWrappingFolderNotAlone: a folder with other entries beside it is not
