@@ -41,7 +41,8 @@ func NewCatalog(devices DeviceCounter) *Catalog {
 }
 
 // Add adds p. A product with the same (manufacturerId, model) fails with
-// an error wrapping ErrExists (§8.4).
+// an error wrapping ErrExists (§8.4). A product built by hand or decoded
+// from JSON gets its lookup index here, so add it before sharing it.
 func (c *Catalog) Add(p *Product) error { return c.AddWithCodec(p, nil) }
 
 // AddWithCodec adds p together with the codec document that ships with it
