@@ -429,7 +429,7 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 				got = got[:len(got)-4] + ".zip"
 			}
 			if p.DeviceType != "" && p.ManufacturerID != "" && p.Model != "" && got != want {
-				archive.problem(CodeZipName, -1, "the file is named %q but devicetype-capability.json says deviceType %q, manufacturerId %q, model %q: name it %q (§8.2)", name, p.DeviceType, p.ManufacturerID, p.Model, want)
+				archive.problem(CodeZipName, -1, "the file is named %q but %s says %s: name it %q (§8.2)", name, deviceFile, nameDiff(got, p), want)
 			}
 		}
 	}
@@ -438,6 +438,23 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 	}
 	p.buildIndex()
 	return p, sorted(c.warnings), nil
+}
+
+// nameDiff says which parts of a zip name differ from the product, when
+// the name has the three parts; otherwise it lists all three.
+func nameDiff(got string, p *Product) string {
+	parts := strings.Split(strings.TrimSuffix(got, ".zip"), "_")
+	want := [3][2]string{{"deviceType", p.DeviceType}, {"manufacturerId", p.ManufacturerID}, {"model", p.Model}}
+	var diffs []string
+	for i, w := range want {
+		if len(parts) != 3 || parts[i] != w[1] {
+			diffs = append(diffs, fmt.Sprintf("%s %q", w[0], w[1]))
+		}
+	}
+	if len(parts) == 3 {
+		return strings.Join(diffs, " and ")
+	}
+	return strings.Join(diffs, ", ")
 }
 
 func isServiceFile(p string) bool {

@@ -110,6 +110,19 @@ func TestBrokenFixtures(t *testing.T) {
 	}
 }
 
+// TestZipNameMessage: the zip-name problem says which part differs (§8.2).
+func TestZipNameMessage(t *testing.T) {
+	for name, want := range map[string]string{
+		"Broken_X_B1.zip": `says manufacturerId "DozeLabs": name it "Broken_DozeLabs_B1.zip"`,
+		"Broken_X_B2":     `says manufacturerId "DozeLabs" and model "B1": name it`,
+		"profile.zip":     `says deviceType "Broken", manufacturerId "DozeLabs", model "B1": name it`,
+	} {
+		_, _, err := profile.LoadDir(os.DirFS("testdata/broken/valid"), name, nil)
+		require.ErrorIs(t, err, profile.ErrInvalid, name)
+		require.Contains(t, err.Error(), want, name)
+	}
+}
+
 // TestValidFixtureLoads shows the base of the broken fixtures is itself
 // clean, so each broken one fails for its own edit only.
 func TestValidFixtureLoads(t *testing.T) {
