@@ -96,3 +96,18 @@ func TestModelJSONProblems(t *testing.T) {
 	_, _, err = profile.LoadModelJSON(big, &profile.Options{MaxEntrySize: 1024})
 	require.ErrorIs(t, err, profile.ErrTooLarge)
 }
+
+// TestModelJSONEnumNeedsList: an enum property without enum_list has no
+// allowed value, which is a problem with a place.
+func TestModelJSONEnumNeedsList(t *testing.T) {
+	src := `{"manufacturer_id":"M","model":"X","device_type":"T","protocol_type":"CoAP",
+"service_capabilities":[{"service_id":"Meter","properties":[
+ {"property_name":"mode","data_type":"enum","method":"RW"}]}]}`
+	_, _, err := profile.LoadModelJSON([]byte(src), nil)
+	var ve *profile.ValidationError
+	require.True(t, errors.As(err, &ve), "got %v", err)
+	require.Len(t, ve.Problems, 1)
+	require.Equal(t, profile.CodeMissingField, ve.Problems[0].Code)
+	require.Contains(t, ve.Problems[0].Message, `property "mode" has data_type enum but no enum_list`)
+	require.Equal(t, 3, ve.Problems[0].Line)
+}

@@ -237,12 +237,12 @@ func (s *src) para(n *node, kind, nameKey string, k *keyset) (Para, int) {
 	p.Min, _ = s.num(n, "min")
 	p.Max, maxOff = s.num(n, "max")
 	if p.Min != nil && p.Max != nil && *p.Min > *p.Max && *p.Max != 0 {
-		s.problem(CodeMinMax, maxOff, "%q: min %v is greater than max %v; swap them or set max to 0 for no upper bound", p.Name, *p.Min, *p.Max)
+		s.problem(CodeMinMax, maxOff, "%s %q: min %v is greater than max %v; swap them or set max to 0 for no upper bound", kind, p.Name, *p.Min, *p.Max)
 	}
 	step, stepOff := s.num(n, "step")
 	if step != nil {
 		if *step < 0 {
-			s.problem(CodeStep, stepOff, "%q: step %v is negative; use 0 (no step) or a positive step", p.Name, *step)
+			s.problem(CodeStep, stepOff, "%s %q: step %v is negative; use 0 (no step) or a positive step", kind, p.Name, *step)
 		} else {
 			p.Step = *step
 		}
@@ -251,9 +251,9 @@ func (s *src) para(n *node, kind, nameKey string, k *keyset) (Para, int) {
 	if ml != nil {
 		switch {
 		case *ml < 0:
-			s.problem(CodeMaxLength, mlOff, "%q: %s %v is negative; use 0 or null for no limit, or a positive length", p.Name, k.maxLength, *ml)
+			s.problem(CodeMaxLength, mlOff, "%s %q: %s %v is negative; use 0 or null for no limit, or a positive length", kind, p.Name, k.maxLength, *ml)
 		case *ml != math.Trunc(*ml) || *ml > math.MaxInt32:
-			s.problem(CodeMaxLength, mlOff, "%q: %s %v is not a whole number of characters", p.Name, k.maxLength, *ml)
+			s.problem(CodeMaxLength, mlOff, "%s %q: %s %v is not a whole number of characters", kind, p.Name, k.maxLength, *ml)
 		default:
 			p.MaxLength = int(*ml)
 		}
@@ -274,7 +274,7 @@ func (s *src) para(n *node, kind, nameKey string, k *keyset) (Para, int) {
 				case 'n':
 					list = append(list, it.str)
 				default:
-					s.problem(CodeFieldType, it.off, "%q: %s holds %s; list values as strings", p.Name, k.enumList, kindName(it.kind))
+					s.problem(CodeFieldType, it.off, "%s %q: %s holds %s; list values as strings", kind, p.Name, k.enumList, kindName(it.kind))
 				}
 			}
 		case 's': // the console's comma-separated form (§8.5)
@@ -284,12 +284,15 @@ func (s *src) para(n *node, kind, nameKey string, k *keyset) (Para, int) {
 				}
 			}
 		default:
-			s.problem(CodeNotArray, koff, "%q: %s is %s; it must be an array of strings", p.Name, k.enumList, kindName(v.kind))
+			s.problem(CodeNotArray, koff, "%s %q: %s is %s; it must be an array of strings", kind, p.Name, k.enumList, kindName(v.kind))
 		}
 		if len(list) > 0 && p.DataType != TypeInvalid && p.DataType != TypeString && p.DataType != TypeEnum && p.DataType != TypeStringList {
-			s.problem(CodeEnumNotString, koff, "%q: %s is only allowed on string properties, not %s; remove it or make the type string", p.Name, k.enumList, p.DataType)
+			s.problem(CodeEnumNotString, koff, "%s %q: %s is only allowed on string properties, not %s; remove it or make the type string", kind, p.Name, k.enumList, p.DataType)
 		}
 		p.EnumList = list
+	}
+	if p.DataType == TypeEnum && len(p.EnumList) == 0 {
+		s.problem(CodeMissingField, dtOff, "%s %q has %s enum but no %s; list the allowed values", kind, p.Name, k.dataType, k.enumList)
 	}
 	return p, nameOff
 }
