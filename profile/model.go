@@ -136,37 +136,30 @@ func (p *Product) PropertyType(serviceID, name string) (t DataType, ok bool) {
 // ParaType reports the data type of para name of command command of
 // service serviceID; ok is false when any of them does not exist.
 func (p *Product) ParaType(serviceID, command, name string) (t DataType, ok bool) {
-	s, ok := p.Service(serviceID)
-	if !ok {
-		return TypeInvalid, false
+	if c, ok := p.command(serviceID, command); ok {
+		if para, ok := c.Para(name); ok {
+			return para.DataType, true
+		}
 	}
-	c, ok := s.Command(command)
-	if !ok {
-		return TypeInvalid, false
-	}
-	para, ok := c.Para(name)
-	if !ok {
-		return TypeInvalid, false
-	}
-	return para.DataType, true
+	return TypeInvalid, false
 }
 
 // ResponseParaType reports the data type of para name in any response of
 // command command of service serviceID.
 func (p *Product) ResponseParaType(serviceID, command, name string) (t DataType, ok bool) {
-	s, ok := p.Service(serviceID)
-	if !ok {
-		return TypeInvalid, false
+	if c, ok := p.command(serviceID, command); ok {
+		if para, ok := c.ResponsePara(name); ok {
+			return para.DataType, true
+		}
 	}
-	c, ok := s.Command(command)
-	if !ok {
-		return TypeInvalid, false
+	return TypeInvalid, false
+}
+
+func (p *Product) command(serviceID, name string) (*Command, bool) {
+	if s, ok := p.Service(serviceID); ok {
+		return s.Command(name)
 	}
-	para, ok := c.ResponsePara(name)
-	if !ok {
-		return TypeInvalid, false
-	}
-	return para.DataType, true
+	return nil, false
 }
 
 // Property returns the property called name, or nil and false.
