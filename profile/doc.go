@@ -84,6 +84,8 @@
 //   - maxLength 0 or null means no limit. step 0 means no grid; otherwise
 //     a number must be min (or 0) plus a whole multiple of step, within
 //     1e-9 relative.
+//   - maxLength applies to strings (in characters) and to each element of a
+//     string list, not to jsonObject values.
 //   - int accepts booleans as 0 and 1 (PRF-4: int holds booleans). Large
 //     integers are compared as float64, exact up to 2^53.
 //   - A servicetype file is found under service/<serviceId>/, or else
