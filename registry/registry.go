@@ -300,4 +300,3 @@ func (r *Registry) settle(ctx context.Context, id string, now time.Time) error {
 }
 
 var errNotDue = errors.New("registry: not due")
-

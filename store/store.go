@@ -83,7 +83,7 @@ func Open(path string, opts *Options) (*DB, error) {
 					return err
 				}
 			}
-			return nil
+			return initRegistry(tx)
 		})
 		if err != nil {
 			b.Close()

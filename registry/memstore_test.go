@@ -1,0 +1,15 @@
+package registry_test
+
+import (
+	"testing"
+
+	"github.com/doze-io/doze/internal/deptest"
+	"github.com/doze-io/doze/registry"
+	"github.com/doze-io/doze/registry/registrytest"
+)
+
+func TestImports(t *testing.T) { deptest.Check(t) }
+
+func TestMemStore(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T) registry.Store { return registry.NewMemStore() })
+}
