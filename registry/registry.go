@@ -146,14 +146,28 @@ func (r *Registry) poke(d *Device) {
 	}
 }
 
-// newID returns a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then
-// random bits, so ids sort by creation time.
+// lastID holds the 48-bit millisecond and 12-bit counter of the newest id
+// this process made, so that ids made one after the other sort in order
+// even within a millisecond (RFC 9562 §6.2, method 1).
+var lastID atomic.Uint64
+
+// newID returns a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, a
+// 12-bit counter, then 62 random bits, so ids sort by creation time.
 func newID(now time.Time) string {
+	var seq uint64
+	for {
+		last := lastID.Load()
+		seq = max(uint64(now.UnixMilli())<<12, last+1)
+		if lastID.CompareAndSwap(last, seq) {
+			break
+		}
+	}
 	var b [16]byte
-	rand.Read(b[6:])
-	ms := uint64(now.UnixMilli())
+	rand.Read(b[8:])
+	ms := seq >> 12
 	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	b[6] = 0x70 | b[6]&0x0f
+	b[6] = 0x70 | byte(seq>>8)&0x0f
+	b[7] = byte(seq)
 	b[8] = 0x80 | b[8]&0x3f
 	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])

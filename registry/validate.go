@@ -34,7 +34,7 @@ func checkText(field, v string, max int, required, id, secret bool) error {
 		return invalid(field, "", "must be valid UTF-8")
 	}
 	for i, c := range v {
-		if !unicode.IsPrint(c) && !(c == ' ' && !id) {
+		if !unicode.IsPrint(c) || id && unicode.IsSpace(c) {
 			what := "control or unprintable characters"
 			if id {
 				what = "spaces, control or unprintable characters"
