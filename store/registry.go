@@ -106,9 +106,16 @@ func (s *Registry) update(ctx context.Context, fn func(*rtx) error) error {
 		if err != nil {
 			return err
 		}
+		if testCommitHook != nil {
+			testCommitHook(tx.ID())
+		}
 		return fn(b)
 	})
 }
+
+// testCommitHook, when set by a test, sees the transaction id of every
+// registry write, so the test can count shared commits.
+var testCommitHook func(txid int)
 
 // key builds "a | b | … | last": every part but the last is length-prefixed.
 func key(parts ...string) []byte {
