@@ -208,7 +208,7 @@ func TestRegistryCrash(t *testing.T) {
 			}
 		}
 		require.NoError(t, cmd.Process.Kill()) // SIGKILL
-		for line := range lines { // acknowledged before the kill landed
+		for line := range lines {              // acknowledged before the kill landed
 			if id, ok := strings.CutPrefix(line, "ok "); ok {
 				acked = append(acked, id)
 			}
@@ -238,8 +238,8 @@ func sampleDevice() registry.Device {
 	at := time.Date(2026, 5, 1, 8, 0, 0, 123, time.UTC)
 	return registry.Device{
 		ID: "0196a1b2-0000-7000-8000-000000000001", NodeID: "urn:imei:861234567890123", VerifyCode: "code",
-		PSK:  registry.PSK{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-		Info: registry.Info{ManufacturerID: "acme", ManufacturerName: "Acme", DeviceType: "WaterMeter", Model: "WM1", ProtocolType: "CoAP", Name: "水表", SWVersion: "1", FWVersion: "2", Mode: "PSM"},
+		PSK:       registry.PSK{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+		Info:      registry.Info{ManufacturerID: "acme", ManufacturerName: "Acme", DeviceType: "WaterMeter", Model: "WM1", ProtocolType: "CoAP", Name: "水表", SWVersion: "1", FWVersion: "2", Mode: "PSM"},
 		GatewayID: "gw", NodeType: registry.Endpoint, Groups: []string{"a", "b"}, Status: registry.StatusOnline,
 		Timeout: 180 * time.Second, Bound: true, Connected: true,
 		CreatedAt: at, LastModified: at.Add(time.Second), LastSeen: at.Add(time.Hour), DisconnectedAt: time.Time{}, Deadline: at.Add(26 * time.Hour),
