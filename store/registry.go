@@ -95,13 +95,13 @@ func (s *Registry) view(ctx context.Context, fn func(*rtx) error) error {
 	})
 }
 
-// update runs fn in a write transaction shared with concurrent callers
-// (bbolt Batch: one commit, one fsync for all). fn may run twice.
+// update runs fn in a write transaction shared with concurrent writers
+// (DB.commit: group commit, one fsync for all). fn may run twice.
 func (s *Registry) update(ctx context.Context, fn func(*rtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
 		b, err := registryBuckets(tx)
 		if err != nil {
 			return err
