@@ -65,22 +65,58 @@ func initRegistry(tx *bolt.Tx) error {
 	return nil
 }
 
-// rtx is a transaction's view of the registry buckets.
+// rtx is a transaction's view of the registry buckets, opened on first
+// use (a Get needs one of the nine).
 type rtx struct {
-	dev, node, status, product, gateway, member, due, group, gname *bolt.Bucket
+	top      *bolt.Bucket
+	writable bool
+	open     [iGName + 1]*bolt.Bucket
 }
+
+// Sub-bucket indexes into rbAll.
+const (
+	iDev = iota
+	iNode
+	iStatus
+	iProduct
+	iGateway
+	iMember
+	iDue
+	iGroup
+	iGName
+)
 
 func registryBuckets(tx *bolt.Tx) (*rtx, error) {
 	top := tx.Bucket(bucketRegistry)
 	if top == nil || top.Bucket(rbDev) == nil {
 		return nil, errors.New("store: registry buckets missing (file opened read-only before any write)")
 	}
-	return &rtx{
-		dev: top.Bucket(rbDev), node: top.Bucket(rbNode), status: top.Bucket(rbStatus),
-		product: top.Bucket(rbProduct), gateway: top.Bucket(rbGateway), member: top.Bucket(rbMember),
-		due: top.Bucket(rbDue), group: top.Bucket(rbGroup), gname: top.Bucket(rbGName),
-	}, nil
+	return &rtx{top: top, writable: tx.Writable()}, nil
 }
+
+func (b *rtx) bucket(i int) *bolt.Bucket {
+	if bk := b.open[i]; bk != nil {
+		return bk
+	}
+	bk := b.top.Bucket(rbAll[i])
+	if b.writable {
+		// Keys mostly arrive in order (deviceIds are time-ordered), so
+		// pages may be filled well past bbolt's default of half.
+		bk.FillPercent = 0.9
+	}
+	b.open[i] = bk
+	return bk
+}
+
+func (b *rtx) dev() *bolt.Bucket     { return b.bucket(iDev) }
+func (b *rtx) node() *bolt.Bucket    { return b.bucket(iNode) }
+func (b *rtx) status() *bolt.Bucket  { return b.bucket(iStatus) }
+func (b *rtx) product() *bolt.Bucket { return b.bucket(iProduct) }
+func (b *rtx) gateway() *bolt.Bucket { return b.bucket(iGateway) }
+func (b *rtx) member() *bolt.Bucket  { return b.bucket(iMember) }
+func (b *rtx) due() *bolt.Bucket     { return b.bucket(iDue) }
+func (b *rtx) group() *bolt.Bucket   { return b.bucket(iGroup) }
+func (b *rtx) gname() *bolt.Bucket   { return b.bucket(iGName) }
 
 func (s *Registry) view(ctx context.Context, fn func(*rtx) error) error {
 	if err := ctx.Err(); err != nil {
@@ -154,17 +190,17 @@ type indexEntry struct {
 
 func (b *rtx) indexes(d *registry.Device) []indexEntry {
 	out := []indexEntry{
-		{b.status, string(key(string(d.Status), d.ID))},
-		{b.product, string(key(d.Info.ManufacturerID, d.Info.Model, d.ID))},
+		{b.status(), string(key(string(d.Status), d.ID))},
+		{b.product(), string(key(d.Info.ManufacturerID, d.Info.Model, d.ID))},
 	}
 	if d.GatewayID != "" {
-		out = append(out, indexEntry{b.gateway, string(key(d.GatewayID, d.ID))})
+		out = append(out, indexEntry{b.gateway(), string(key(d.GatewayID, d.ID))})
 	}
 	for _, g := range d.Groups {
-		out = append(out, indexEntry{b.member, string(key(g, d.ID))})
+		out = append(out, indexEntry{b.member(), string(key(g, d.ID))})
 	}
 	if !d.Deadline.IsZero() {
-		out = append(out, indexEntry{b.due, string(timeKey(d.Deadline, d.ID))})
+		out = append(out, indexEntry{b.due(), string(timeKey(d.Deadline, d.ID))})
 	}
 	return out
 }
@@ -194,12 +230,12 @@ func (b *rtx) reindex(old, d *registry.Device) error {
 	}
 	if old == nil || d == nil || registry.NodeKey(old.NodeID) != registry.NodeKey(d.NodeID) {
 		if old != nil {
-			if err := b.node.Delete([]byte(registry.NodeKey(old.NodeID))); err != nil {
+			if err := b.node().Delete([]byte(registry.NodeKey(old.NodeID))); err != nil {
 				return err
 			}
 		}
 		if d != nil {
-			if err := b.node.Put([]byte(registry.NodeKey(d.NodeID)), []byte(d.ID)); err != nil {
+			if err := b.node().Put([]byte(registry.NodeKey(d.NodeID)), []byte(d.ID)); err != nil {
 				return err
 			}
 		}
@@ -208,7 +244,7 @@ func (b *rtx) reindex(old, d *registry.Device) error {
 }
 
 func (b *rtx) get(id string) (registry.Device, error) {
-	v := b.dev.Get([]byte(id))
+	v := b.dev().Get([]byte(id))
 	if v == nil {
 		return registry.Device{}, registry.ErrNotFound
 	}
@@ -216,16 +252,16 @@ func (b *rtx) get(id string) (registry.Device, error) {
 }
 
 func (b *rtx) put(d *registry.Device) error {
-	return b.dev.Put([]byte(d.ID), appendDevice(nil, d))
+	return b.dev().Put([]byte(d.ID), appendDevice(nil, d))
 }
 
 // checkRefs checks that d's gateway and groups exist.
 func (b *rtx) checkRefs(d *registry.Device) error {
-	if d.GatewayID != "" && (d.GatewayID == d.ID || b.dev.Get([]byte(d.GatewayID)) == nil) {
+	if d.GatewayID != "" && (d.GatewayID == d.ID || b.dev().Get([]byte(d.GatewayID)) == nil) {
 		return fmt.Errorf("store: gatewayId %q: %w", d.GatewayID, registry.ErrGatewayNotFound)
 	}
 	for _, g := range d.Groups {
-		if b.group.Get([]byte(g)) == nil {
+		if b.group().Get([]byte(g)) == nil {
 			return fmt.Errorf("store: group %q: %w", g, registry.ErrGroupNotFound)
 		}
 	}
@@ -236,10 +272,10 @@ func (b *rtx) checkRefs(d *registry.Device) error {
 func (s *Registry) Create(ctx context.Context, d registry.Device) error {
 	d.Groups = slices.Compact(slices.Sorted(slices.Values(d.Groups)))
 	return s.update(ctx, func(b *rtx) error {
-		if b.dev.Get([]byte(d.ID)) != nil {
+		if b.dev().Get([]byte(d.ID)) != nil {
 			return fmt.Errorf("store: deviceId %q: %w", d.ID, registry.ErrExists)
 		}
-		if b.node.Get([]byte(registry.NodeKey(d.NodeID))) != nil {
+		if b.node().Get([]byte(registry.NodeKey(d.NodeID))) != nil {
 			return fmt.Errorf("store: nodeId %q: %w", d.NodeID, registry.ErrNodeIDTaken)
 		}
 		if err := b.checkRefs(&d); err != nil {
@@ -266,7 +302,7 @@ func (s *Registry) Get(ctx context.Context, id string) (registry.Device, error) 
 func (s *Registry) GetByNodeKey(ctx context.Context, nodeKey string) (registry.Device, error) {
 	var d registry.Device
 	err := s.view(ctx, func(b *rtx) (err error) {
-		id := b.node.Get([]byte(nodeKey))
+		id := b.node().Get([]byte(nodeKey))
 		if id == nil {
 			return registry.ErrNotFound
 		}
@@ -292,7 +328,7 @@ func (s *Registry) Update(ctx context.Context, id string, fn func(*registry.Devi
 			return fmt.Errorf("store: Update changed deviceId %q to %q: %w", id, d.ID, registry.ErrInvalid)
 		}
 		d.Groups = slices.Compact(slices.Sorted(slices.Values(d.Groups)))
-		if k := registry.NodeKey(d.NodeID); k != registry.NodeKey(old.NodeID) && b.node.Get([]byte(k)) != nil {
+		if k := registry.NodeKey(d.NodeID); k != registry.NodeKey(old.NodeID) && b.node().Get([]byte(k)) != nil {
 			return fmt.Errorf("store: nodeId %q: %w", d.NodeID, registry.ErrNodeIDTaken)
 		}
 		if err := b.checkRefs(&d); err != nil {
@@ -323,14 +359,14 @@ func (s *Registry) Delete(ctx context.Context, id string, check func(registry.De
 				return err
 			}
 		}
-		if k, _ := b.gateway.Cursor().Seek(prefix(id)); k != nil && bytes.HasPrefix(k, prefix(id)) {
+		if k, _ := b.gateway().Cursor().Seek(prefix(id)); k != nil && bytes.HasPrefix(k, prefix(id)) {
 			return fmt.Errorf("store: deviceId %q: %w", id, registry.ErrHasSubDevices)
 		}
 		if err := b.reindex(&d, nil); err != nil {
 			return err
 		}
 		out = d
-		return b.dev.Delete([]byte(id))
+		return b.dev().Delete([]byte(id))
 	})
 	if err != nil {
 		return registry.Device{}, err
@@ -351,15 +387,15 @@ func (s *Registry) List(ctx context.Context, q registry.Query) ([]registry.Devic
 		var pre []byte
 		switch {
 		case q.GroupID != "":
-			bucket, pre, rest.GroupID = b.member, prefix(q.GroupID), ""
+			bucket, pre, rest.GroupID = b.member(), prefix(q.GroupID), ""
 		case q.GatewayID != "":
-			bucket, pre, rest.GatewayID = b.gateway, prefix(q.GatewayID), ""
+			bucket, pre, rest.GatewayID = b.gateway(), prefix(q.GatewayID), ""
 		case q.ManufacturerID != "" && q.Model != "":
-			bucket, pre, rest.ManufacturerID, rest.Model = b.product, prefix(q.ManufacturerID, q.Model), "", ""
+			bucket, pre, rest.ManufacturerID, rest.Model = b.product(), prefix(q.ManufacturerID, q.Model), "", ""
 		case q.Status != "":
-			bucket, pre, rest.Status = b.status, prefix(string(q.Status)), ""
+			bucket, pre, rest.Status = b.status(), prefix(string(q.Status)), ""
 		default:
-			bucket = b.dev
+			bucket = b.dev()
 		}
 		needAll := rest.Status != "" || rest.ManufacturerID != "" || rest.Model != "" || rest.DeviceType != "" ||
 			rest.GatewayID != "" || rest.GroupID != "" || rest.NodeType != ""
@@ -380,7 +416,7 @@ func (s *Registry) List(ctx context.Context, q registry.Query) ([]registry.Devic
 		}
 		for k, v := first(); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
 			id := k[len(pre):]
-			if bucket == b.dev {
+			if bucket == b.dev() {
 				id = k
 			}
 			inPage := total >= lo && total < hi
@@ -388,8 +424,8 @@ func (s *Registry) List(ctx context.Context, q registry.Query) ([]registry.Devic
 				total++
 				continue
 			}
-			if bucket != b.dev {
-				v = b.dev.Get(id)
+			if bucket != b.dev() {
+				v = b.dev().Get(id)
 				if v == nil {
 					return fmt.Errorf("store: registry index %s names missing device %q", pre, id)
 				}
@@ -423,7 +459,7 @@ func (s *Registry) Due(ctx context.Context, t time.Time, limit int) ([]registry.
 	}
 	err := s.view(ctx, func(b *rtx) error {
 		out = nil
-		c := b.due.Cursor()
+		c := b.due().Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
 			if len(k) < 8 || keyTime(k).UnixNano() > end {
 				break
@@ -442,16 +478,16 @@ func (s *Registry) Due(ctx context.Context, t time.Time, limit int) ([]registry.
 // CreateGroup implements registry.Store.
 func (s *Registry) CreateGroup(ctx context.Context, g registry.Group) error {
 	return s.update(ctx, func(b *rtx) error {
-		if b.group.Get([]byte(g.ID)) != nil {
+		if b.group().Get([]byte(g.ID)) != nil {
 			return fmt.Errorf("store: group id %q: %w", g.ID, registry.ErrGroupExists)
 		}
-		if b.gname.Get([]byte(g.Name)) != nil {
+		if b.gname().Get([]byte(g.Name)) != nil {
 			return fmt.Errorf("store: group name %q: %w", g.Name, registry.ErrGroupExists)
 		}
-		if err := b.gname.Put([]byte(g.Name), []byte(g.ID)); err != nil {
+		if err := b.gname().Put([]byte(g.Name), []byte(g.ID)); err != nil {
 			return err
 		}
-		return b.group.Put([]byte(g.ID), appendGroup(nil, &g))
+		return b.group().Put([]byte(g.ID), appendGroup(nil, &g))
 	})
 }
 
@@ -459,7 +495,7 @@ func (s *Registry) CreateGroup(ctx context.Context, g registry.Group) error {
 func (s *Registry) Group(ctx context.Context, id string) (registry.Group, error) {
 	var g registry.Group
 	err := s.view(ctx, func(b *rtx) (err error) {
-		v := b.group.Get([]byte(id))
+		v := b.group().Get([]byte(id))
 		if v == nil {
 			return registry.ErrGroupNotFound
 		}
@@ -474,7 +510,7 @@ func (s *Registry) Groups(ctx context.Context) ([]registry.Group, error) {
 	var out []registry.Group
 	err := s.view(ctx, func(b *rtx) error {
 		out = nil
-		return b.group.ForEach(func(_, v []byte) error {
+		return b.group().ForEach(func(_, v []byte) error {
 			g, err := decodeGroup(v)
 			out = append(out, g)
 			return err
@@ -486,7 +522,7 @@ func (s *Registry) Groups(ctx context.Context) ([]registry.Group, error) {
 // DeleteGroup implements registry.Store.
 func (s *Registry) DeleteGroup(ctx context.Context, id string) error {
 	return s.update(ctx, func(b *rtx) error {
-		v := b.group.Get([]byte(id))
+		v := b.group().Get([]byte(id))
 		if v == nil {
 			return registry.ErrGroupNotFound
 		}
@@ -496,7 +532,7 @@ func (s *Registry) DeleteGroup(ctx context.Context, id string) error {
 		}
 		pre := prefix(id)
 		var members [][]byte
-		c := b.member.Cursor()
+		c := b.member().Cursor()
 		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
 			members = append(members, slices.Clone(k[len(pre):]))
 		}
@@ -514,10 +550,10 @@ func (s *Registry) DeleteGroup(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		if err := b.gname.Delete([]byte(g.Name)); err != nil {
+		if err := b.gname().Delete([]byte(g.Name)); err != nil {
 			return err
 		}
-		return b.group.Delete([]byte(id))
+		return b.group().Delete([]byte(id))
 	})
 }
 
@@ -576,9 +612,12 @@ func appendDevice(b []byte, d *registry.Device) []byte {
 // errRecord means a stored record could not be decoded.
 var errRecord = errors.New("store: damaged registry record")
 
-// decoder consumes a record; the first problem sticks in err.
+// decoder consumes a record; the first problem sticks in err. Strings
+// are cut from one copy of the record (s), so a decoded device costs one
+// allocation for all its strings.
 type decoder struct {
 	b   []byte
+	s   string
 	off int
 	err error
 }
@@ -615,21 +654,33 @@ func (d *decoder) varint() int64 {
 	return v
 }
 
-func (d *decoder) bytes() []byte {
+// span consumes a length-prefixed field and returns its bounds.
+func (d *decoder) span() (lo, hi int) {
 	n := d.uvarint()
 	if d.err != nil {
-		return nil
+		return 0, 0
 	}
 	if n > uint64(len(d.b)-d.off) {
 		d.fail(fmt.Sprintf("length %d past the end", n))
-		return nil
+		return 0, 0
 	}
-	v := d.b[d.off : d.off+int(n)]
+	lo = d.off
 	d.off += int(n)
-	return v
+	return lo, d.off
 }
 
-func (d *decoder) string() string { return string(d.bytes()) }
+func (d *decoder) bytes() []byte {
+	lo, hi := d.span()
+	return d.b[lo:hi]
+}
+
+func (d *decoder) string() string {
+	lo, hi := d.span()
+	if d.s == "" {
+		return string(d.b[lo:hi])
+	}
+	return d.s[lo:hi]
+}
 
 func (d *decoder) byte() byte {
 	if d.err != nil {
@@ -656,7 +707,7 @@ func (d *decoder) time() time.Time {
 }
 
 func decodeDevice(b []byte) (registry.Device, error) {
-	dec := &decoder{b: b}
+	dec := &decoder{b: b, s: string(b)}
 	if v := dec.byte(); v != deviceRecordV1 && dec.err == nil {
 		return registry.Device{}, fmt.Errorf("%w: version %d, want %d", errRecord, v, deviceRecordV1)
 	}

@@ -137,6 +137,10 @@ func TestRegistryCrashChild(t *testing.T) {
 		fmt.Println("open:", err)
 		os.Exit(3)
 	}
+	if os.Getenv(crashEnv+"_ROUND") == "hold" { // TestOpenLockedByAnotherProcess
+		os.Stdout.WriteString("holding\n")
+		select {}
+	}
 	r, err := registry.New(db.Registry(), products, registry.Config{})
 	if err != nil {
 		os.Exit(3)
@@ -422,4 +426,29 @@ func BenchmarkCommit(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestOpenLockedByAnotherProcess: a file another process holds open fails
+// with ErrLocked, naming the file.
+func TestOpenLockedByAnotherProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	path := filepath.Join(t.TempDir(), "held.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRegistryCrashChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnv+"="+path, crashEnv+"_ROUND=hold")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "holding\n", line)
+
+	_, err = Open(path, &Options{LockTimeout: 100 * time.Millisecond})
+	require.ErrorIs(t, err, ErrLocked)
+	require.Contains(t, err.Error(), path)
 }
