@@ -61,6 +61,7 @@ type FieldError struct {
 // maxShown bounds how much of an offending value an error message repeats.
 const maxShown = 64
 
+// Error says field, value and rule: `registry: nodeId "x": must …`.
 func (e *FieldError) Error() string {
 	if e.Value == "" {
 		return fmt.Sprintf("registry: %s: %s", e.Field, e.Rule)

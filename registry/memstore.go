@@ -392,6 +392,8 @@ type dueEntry struct {
 	id string
 }
 
+// dueHeap orders deadlines for Due (container/heap); entries go stale
+// when a device's deadline moves and are dropped lazily.
 type dueHeap []dueEntry
 
 func (h dueHeap) Len() int           { return len(h) }
