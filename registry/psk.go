@@ -58,10 +58,7 @@ func (k PSK) Hex() string { return hex.EncodeToString(k) }
 // String returns "REDACTED".
 func (k PSK) String() string { return redacted }
 
-// GoString returns "REDACTED", so %#v does not show the key either.
-func (k PSK) GoString() string { return redacted }
-
-// Format prints "REDACTED" for every verb (%x and %d included).
+// Format prints "REDACTED" for every verb (%x, %d and %#v included).
 func (k PSK) Format(f fmt.State, verb rune) { f.Write([]byte(redacted)) }
 
 // LogValue makes slog print "REDACTED".

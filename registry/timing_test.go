@@ -269,6 +269,16 @@ func TestAbnormal(t *testing.T) {
 			"status changed 861 OFFLINE→ONLINE", "status changed 861 ONLINE→ABNORMAL", "status changed 861 ABNORMAL→ONLINE"}, rec.take())
 		_, err = r.MarkAbnormal(ctx, "nope")
 		require.ErrorIs(t, err, registry.ErrNotFound)
+
+		fresh := register(t, r, "870")
+		_, err = r.MarkAbnormal(ctx, fresh.ID)
+		require.NoError(t, err)
+		got, err = r.ClearAbnormal(ctx, fresh.ID)
+		require.NoError(t, err)
+		require.Equal(t, registry.StatusInactive, got.Status, "never bound: back to INACTIVE")
+		got, err = r.ClearAbnormal(ctx, fresh.ID)
+		require.NoError(t, err)
+		require.Equal(t, registry.StatusInactive, got.Status, "ClearAbnormal of a normal device changes nothing")
 	})
 }
 
