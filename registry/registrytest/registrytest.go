@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) registry.Store) {
 		{"Due", testDue},
 		{"Groups", testGroups},
 		{"DeleteGroup", testDeleteGroup},
+		{"CanceledContext", testCanceled},
 		{"Registry", testRegistry},
 	}
 	for _, tc := range tests {
@@ -162,6 +163,36 @@ func testCopies(t *testing.T, st registry.Store) {
 	require.NoError(t, err)
 	require.Equal(t, byte(1), again.PSK[0], "Get must return a copy")
 	require.Equal(t, "meter 1", again.Info.Name)
+
+	// A failing Update's fn scribbling on its copy changes nothing.
+	_, err = st.Update(ctx, d.ID, func(d *registry.Device) error {
+		d.PSK[0] = 0xdd
+		d.Info.Name = "scribbled"
+		return errors.New("refused")
+	})
+	require.Error(t, err)
+	again, err = st.Get(ctx, d.ID)
+	require.NoError(t, err)
+	require.Equal(t, byte(1), again.PSK[0], "Update's fn must get a copy")
+	require.Equal(t, "meter 1", again.Info.Name)
+}
+
+func testCanceled(t *testing.T, st registry.Store) {
+	mustCreate(t, st, dev(1))
+	c, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, st.Create(c, dev(2)), context.Canceled, "Create")
+	_, err := st.Get(c, dev(1).ID)
+	require.ErrorIs(t, err, context.Canceled, "Get")
+	_, err = st.Update(c, dev(1).ID, func(d *registry.Device) error { d.Info.Name = "x"; return nil })
+	require.ErrorIs(t, err, context.Canceled, "Update")
+	_, _, err = st.List(c, registry.Query{})
+	require.ErrorIs(t, err, context.Canceled, "List")
+	_, err = st.Delete(c, dev(1).ID, nil)
+	require.ErrorIs(t, err, context.Canceled, "Delete")
+	got, err := st.Get(ctx, dev(1).ID)
+	require.NoError(t, err, "nothing was deleted")
+	require.Equal(t, "meter 1", got.Info.Name, "nothing was changed")
 }
 
 func testNodeKeyUnique(t *testing.T, st registry.Store) {
