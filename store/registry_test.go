@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -451,4 +452,53 @@ func TestOpenLockedByAnotherProcess(t *testing.T) {
 	_, err = Open(path, &Options{LockTimeout: 100 * time.Millisecond})
 	require.ErrorIs(t, err, ErrLocked)
 	require.Contains(t, err.Error(), path)
+}
+
+// TestGroupCommitFailuresStayApart: in a shared commit, a write that fails
+// gets its own error and the others are committed; a write that panics
+// panics in its own goroutine and the commit path keeps working.
+func TestGroupCommitFailuresStayApart(t *testing.T) {
+	db := openTemp(t, &Options{NoSync: true})
+	bad := errors.New("bad write")
+	const n = 32
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = db.commit(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte("t"))
+				if err != nil {
+					return err
+				}
+				if err := b.Put([]byte{byte(i)}, []byte("v")); err != nil {
+					return err
+				}
+				if i%4 == 0 {
+					return bad // after writing: the write must be rolled back
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	require.NoError(t, db.bolt.View(func(tx *bolt.Tx) error {
+		for i := range n {
+			got := tx.Bucket([]byte("t")).Get([]byte{byte(i)})
+			if i%4 == 0 {
+				require.ErrorIs(t, errs[i], bad)
+				require.Nil(t, got, "write %d failed; its put must be rolled back", i)
+			} else {
+				require.NoError(t, errs[i])
+				require.Equal(t, "v", string(got), "write %d", i)
+			}
+		}
+		return nil
+	}))
+
+	require.PanicsWithValue(t, "boom", func() {
+		db.commit(func(*bolt.Tx) error { panic("boom") })
+	})
+	require.NoError(t, db.commit(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("t")).Put([]byte("after"), []byte("v"))
+	}), "commits still work after a panic")
 }

@@ -175,7 +175,25 @@ func (g *groupCommit) do(b *bolt.DB, fn func(*bolt.Tx) error) error {
 		g.busy = false
 	}
 	g.mu.Unlock()
-	return <-c.err
+	err := <-c.err
+	if p, ok := err.(panicked); ok {
+		panic(p.reason) // in the goroutine whose fn panicked, as bolt.Batch does
+	}
+	return err
+}
+
+// panicked carries a panic of a write's fn back to its caller.
+type panicked struct{ reason any }
+
+func (p panicked) Error() string { return fmt.Sprintf("store: write panicked: %v", p.reason) }
+
+func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicked{p}
+		}
+	}()
+	return fn(tx)
 }
 
 // runBatch commits the calls together, taking out (and running alone) any
@@ -185,7 +203,7 @@ func runBatch(b *bolt.DB, batch []*groupCall) {
 		failed := -1
 		err := b.Update(func(tx *bolt.Tx) error {
 			for i, c := range batch {
-				if err := c.fn(tx); err != nil {
+				if err := safely(c.fn, tx); err != nil {
 					failed = i
 					return err
 				}
@@ -199,7 +217,7 @@ func runBatch(b *bolt.DB, batch []*groupCall) {
 			return
 		}
 		c := batch[failed]
-		c.err <- b.Update(c.fn)
+		c.err <- b.Update(func(tx *bolt.Tx) error { return safely(c.fn, tx) })
 		batch = append(batch[:failed:failed], batch[failed+1:]...)
 	}
 }
