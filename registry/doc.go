@@ -73,6 +73,21 @@
 //   - Touch of a device that has not bound fails (ErrNotBound): a device
 //     must connect with its credential before it can report.
 //   - Query.PageSize 0 means no paging (every match).
+//   - Devices are found by nodeId, not by verifyCode: a plain LwM2M device
+//     registers with its nodeId as endpoint name, and Connect compares the
+//     verifyCode the platform got from it. With the default verifyCode
+//     (= nodeId) the endpoint name is both.
+//
+// # Adapters
+//
+// The DTLS server's key lookup (pion's PSK callback) adapts in a line:
+//
+//	PSK: func(identity []byte) ([]byte, error) {
+//		return reg.PSK(context.Background(), string(identity))
+//	},
+//
+// and push turns Events into deviceAdded, bindDevice, deviceInfoChanged
+// and deviceDeleted notifications through a Listener.
 //
 // # Figures
 //
