@@ -225,6 +225,10 @@ func (d *Declarative) decodeRecord(dir []int, p []byte, r *Record) error {
 		default:
 			v.bits, v.b = 0, b
 		}
+		if f.role == roleMid && (int64(v.bits) < 1 || v.bits > 65535) {
+			return &FieldError{Message: m.name, Field: f.name, Offset: off,
+				Err: errf(ErrRange, "mid %d is outside 1…65535", int64(v.bits))}
+		}
 		off += size
 	}
 	if off != len(p) {

@@ -104,8 +104,8 @@ func (d *Declarative) Append(dst []byte, m Message) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
-		if m.Mid < 0 || m.Mid > 65535 {
-			return dst, &FieldError{Message: msg.name, Offset: -1, Err: errf(ErrRange, "mid %d is outside 0…65535", m.Mid)}
+		if (m.Mid < 1 || m.Mid > 65535) && msg.midIndex >= 0 {
+			return dst, &FieldError{Message: msg.name, Offset: -1, Err: errf(ErrRange, "mid %d is outside 1…65535", m.Mid)}
 		}
 		if m.Errcode != 0 && msg.errIndex < 0 {
 			return dst, &FieldError{Message: msg.name, Offset: -1, Err: errf(ErrValue, "errcode %d but the message has no errcode field", m.Errcode)}
@@ -139,6 +139,11 @@ func (d *Declarative) appendCommand(dst []byte, c *Command) ([]byte, error) {
 		if !hasData(msg, k) {
 			return dst, &FieldError{Message: msg.name, Field: k, Offset: -1, Err: errf(ErrValue, "para %s is not a field of the message", k)}
 		}
+	}
+	if msg.midIndex < 0 {
+		// No mid field: nothing to assign or check; the device cannot
+		// answer with a response tied to this command.
+		return d.appendMessage(dst, msg, lookup(c.Paras), 0, 0)
 	}
 	if c.Mid == 0 {
 		c.Mid = d.nextMid(msg)
