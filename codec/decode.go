@@ -13,13 +13,10 @@ import (
 // the payload is unchanged. The zero Record is ready to use; a Record is not
 // safe for concurrent use.
 type Record struct {
-	msg  *message
-	vals []value
-}
-
-type value struct {
-	bits uint64 // integer bits (sign-extended for signed) or float64 bits
-	b    []byte // string, array: the payload bytes
+	msg    *message
+	fields []field  // msg.fields
+	bits   []uint64 // integer bits (sign-extended) or float64 bits, by field
+	bs     [][]byte // string and array bytes, by field (stale for numbers)
 }
 
 // MessageName returns the name of the decoded codec message.
@@ -32,73 +29,81 @@ func (r *Record) Type() string {
 }
 
 // Len returns the number of fields.
-func (r *Record) Len() int { return len(r.vals) }
+func (r *Record) Len() int { return len(r.fields) }
 
 // Name returns the name of field i.
-func (r *Record) Name(i int) string { return r.msg.fields[i].name }
+func (r *Record) Name(i int) string { return r.fields[i].name }
 
 // Int returns field i as an integer: an integer field's value (a uint64
-// above MaxInt64 wraps), a scaled field's raw value, a float truncated.
+// above MaxInt64 wraps), a scaled field's raw value, a float truncated, 0
+// for strings and arrays.
 func (r *Record) Int(i int) int64 {
-	f := &r.msg.fields[i]
-	if f.typ == tFloat {
-		return int64(math.Float64frombits(r.vals[i].bits))
+	if r.fields[i].typ == tFloat {
+		return int64(math.Float64frombits(r.bits[i]))
 	}
-	return int64(r.vals[i].bits)
+	return int64(r.bits[i])
 }
 
 // Float returns field i as a float64: a scaled field's value raw*scale+offset,
-// a float field's value, an integer converted.
+// a float field's value, an integer converted, 0 for strings and arrays.
 func (r *Record) Float(i int) float64 {
-	f := &r.msg.fields[i]
+	f := &r.fields[i]
+	x := r.bits[i]
 	switch {
-	case f.typ == tFloat:
-		return math.Float64frombits(r.vals[i].bits)
 	case f.scaled:
-		return f.fromRaw(int64(r.vals[i].bits))
+		return f.fromRaw(int64(x))
+	case f.typ == tInt:
+		return float64(int64(x))
+	case f.typ == tFloat:
+		return math.Float64frombits(x)
 	case f.typ == tUint:
-		return float64(r.vals[i].bits)
+		return float64(x)
 	}
-	return float64(int64(r.vals[i].bits))
+	return 0
 }
 
 // Bytes returns the bytes of a string, varstring, array or variant field i,
-// pointing into the payload (nil for numbers).
-func (r *Record) Bytes(i int) []byte { return r.vals[i].b }
+// pointing into the payload, and nil for numbers.
+func (r *Record) Bytes(i int) []byte {
+	if r.fields[i].typ < tString {
+		return nil
+	}
+	return r.bs[i]
+}
 
 // Value returns field i as it appears in JSON: int64 for integers (uint64 for
 // uint64 fields), float64 for scaled and float fields, string for strings
 // (each byte one rune U+0000…U+00FF, trailing zero bytes of a fixed string
 // dropped), []byte (a copy) for arrays and variants.
 func (r *Record) Value(i int) any {
-	f := &r.msg.fields[i]
-	v := &r.vals[i]
+	f := &r.fields[i]
+	x := r.bits[i]
 	switch f.typ {
 	case tInt:
 		if f.scaled {
-			return f.fromRaw(int64(v.bits))
+			return f.fromRaw(int64(x))
 		}
-		return int64(v.bits)
+		return int64(x)
 	case tUint:
 		if f.scaled {
-			return f.fromRaw(int64(v.bits))
+			return f.fromRaw(int64(x))
 		}
 		if f.size == 8 {
-			return v.bits
+			return x
 		}
-		return int64(v.bits)
+		return int64(x)
 	case tFloat:
-		return math.Float64frombits(v.bits)
+		return math.Float64frombits(x)
 	case tString:
-		b := v.b
+		b := r.bs[i]
 		for len(b) > 0 && b[len(b)-1] == 0 {
 			b = b[:len(b)-1]
 		}
 		return latin1(b)
 	case tVarString:
-		return latin1(v.b)
+		return latin1(r.bs[i])
 	}
-	return append([]byte{}, v.b...)
+	return append([]byte{}, r.bs[i]...)
 }
 
 // fromRaw applies scale and offset. When 1/scale is whole it divides, so
@@ -156,39 +161,55 @@ func IsPCP(payload []byte) bool {
 // ErrPCP for a PCP frame and a *FieldError naming message, field and byte
 // offset for bad input.
 func (d *Declarative) DecodeRecord(payload []byte, r *Record) error {
-	return d.decodeRecord(d.up, payload, r)
+	return d.decodeRecord(d.up, &d.upID, payload, r)
 }
 
 // DecodeDownlinkRecord is DecodeRecord for downlink payloads (commands and
 // report responses), as a device sees them.
 func (d *Declarative) DecodeDownlinkRecord(payload []byte, r *Record) error {
-	return d.decodeRecord(d.down, payload, r)
+	return d.decodeRecord(d.down, &d.downID, payload, r)
 }
 
-func (d *Declarative) decodeRecord(dir []int, p []byte, r *Record) error {
+func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) error {
 	if len(p) == 0 {
 		return &FieldError{Offset: 0, Err: ErrEmpty}
 	}
 	if IsPCP(p) {
 		return ErrPCP
 	}
-	m, err := d.identify(dir, p)
-	if err != nil {
-		return err
+	var m *message
+	if x.off >= 0 && len(p) >= x.off+x.size {
+		id := readUint(p[x.off : x.off+x.size])
+		for i, v := range x.ids {
+			if v == id {
+				m = x.msgs[i]
+				break
+			}
+		}
+	}
+	if m == nil {
+		var err error
+		if m, err = d.identify(dir, p); err != nil {
+			return err
+		}
 	}
 	n := len(m.fields)
-	if cap(r.vals) < n {
-		r.vals = make([]value, n, max(n, 8))
+	if cap(r.bits) < n {
+		r.bits = make([]uint64, n, max(n, 8))
+		r.bs = make([][]byte, n, max(n, 8))
 	}
-	r.vals = r.vals[:n]
-	r.msg = m
+	r.bits, r.bs = r.bits[:n], r.bs[:n]
+	r.msg, r.fields = m, m.fields
+	if m.fixedLen == len(p) && decodeFixed(m, p, r.bits, r.bs) {
+		return nil
+	}
+	// General path: variable fields, and every error with its detail.
 	off := 0
 	for i := range m.fields {
 		f := &m.fields[i]
-		v := &r.vals[i]
 		size := f.size
 		if f.ref >= 0 && f.role == roleData { // varstring, variant
-			l := r.vals[f.ref].bits
+			l := r.bits[f.ref]
 			if m.fields[f.ref].typ == tInt && int64(l) < 0 {
 				return &FieldError{Message: m.name, Field: f.name, Offset: off,
 					Err: errf(ErrValue, "length field %s holds %d, which is negative", m.fields[f.ref].name, int64(l))}
@@ -206,10 +227,10 @@ func (d *Declarative) decodeRecord(dir []int, p []byte, r *Record) error {
 		b := p[off : off+size]
 		switch f.typ {
 		case tUint:
-			v.bits, v.b = readUint(b), nil
+			r.bits[i] = readUint(b)
 		case tInt:
 			sh := 64 - 8*uint(size)
-			v.bits, v.b = uint64(int64(readUint(b)<<sh)>>sh), nil
+			r.bits[i] = uint64(int64(readUint(b)<<sh) >> sh)
 		case tFloat:
 			var x float64
 			if size == 4 {
@@ -221,13 +242,13 @@ func (d *Declarative) decodeRecord(dir []int, p []byte, r *Record) error {
 				return &FieldError{Message: m.name, Field: f.name, Offset: off,
 					Err: errf(ErrNotFinite, "%X", b)}
 			}
-			v.bits, v.b = math.Float64bits(x), nil
+			r.bits[i] = math.Float64bits(x)
 		default:
-			v.bits, v.b = 0, b
+			r.bits[i], r.bs[i] = 0, b
 		}
-		if f.role == roleMid && (int64(v.bits) < 1 || v.bits > 65535) {
+		if x := int64(r.bits[i]); f.role == roleMid && (x < 1 || x > 65535) {
 			return &FieldError{Message: m.name, Field: f.name, Offset: off,
-				Err: errf(ErrRange, "mid %d is outside 1…65535", int64(v.bits))}
+				Err: errf(ErrRange, "mid %d is outside 1…65535", x)}
 		}
 		off += size
 	}
@@ -236,6 +257,59 @@ func (d *Declarative) decodeRecord(dir []int, p []byte, r *Record) error {
 			Err: errf(ErrTrailing, "%d bytes after the last field %s", len(p)-off, lastName(m))}
 	}
 	return nil
+}
+
+// decodeFixed decodes a message of fixed layout whose length matches. It
+// returns false, leaving the detail to the general path, for a float that
+// is not finite or a mid out of range.
+func decodeFixed(m *message, p []byte, bits []uint64, bs [][]byte) bool {
+	ops := m.ops
+	bits, bs = bits[:len(ops)], bs[:len(ops)]
+	for i := range ops {
+		o := &ops[i]
+		b := p[o.off : o.off+o.size]
+		var x uint64
+		switch o.code {
+		case opU8:
+			x = uint64(b[0])
+		case opI8:
+			x = uint64(int64(int8(b[0])))
+		case opU16:
+			x = uint64(binary.BigEndian.Uint16(b))
+		case opI16:
+			x = uint64(int64(int16(binary.BigEndian.Uint16(b))))
+		case opU24:
+			x = uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+		case opI24:
+			x = uint64(int64(int32(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8) >> 8))
+		case opU32:
+			x = uint64(binary.BigEndian.Uint32(b))
+		case opI32:
+			x = uint64(int64(int32(binary.BigEndian.Uint32(b))))
+		case opU64:
+			x = binary.BigEndian.Uint64(b)
+		case opF32:
+			f := float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return false
+			}
+			x = math.Float64bits(f)
+		case opF64:
+			x = binary.BigEndian.Uint64(b)
+			if f := math.Float64frombits(x); math.IsNaN(f) || math.IsInf(f, 0) {
+				return false
+			}
+		default:
+			bs[i] = b
+		}
+		bits[i] = x
+	}
+	if m.midIndex >= 0 {
+		if v := int64(bits[m.midIndex]); v < 1 || v > 65535 {
+			return false
+		}
+	}
+	return true
 }
 
 func lastName(m *message) string {
@@ -318,8 +392,9 @@ func varOffset(m *message, idx int, p []byte) int {
 // Decode decodes an uplink payload into a *Report or a *Response (COD-1,
 // COD-4). It returns ErrPCP for a PCP frame.
 func (d *Declarative) Decode(payload []byte) (Message, error) {
-	var r Record
-	r.vals = make([]value, 0, 16)
+	var bits [16]uint64
+	var bs [16][]byte
+	r := Record{bits: bits[:0], bs: bs[:0]}
 	if err := d.DecodeRecord(payload, &r); err != nil {
 		return nil, err
 	}
@@ -330,8 +405,9 @@ func (d *Declarative) Decode(payload []byte) (Message, error) {
 // as a device would. A ReportAck's Request is nil: the acknowledgement does
 // not carry the report.
 func (d *Declarative) DecodeDownlink(payload []byte) (Message, error) {
-	var r Record
-	r.vals = make([]value, 0, 16)
+	var bits [16]uint64
+	var bs [16][]byte
+	r := Record{bits: bits[:0], bs: bs[:0]}
 	if err := d.DecodeDownlinkRecord(payload, &r); err != nil {
 		return nil, err
 	}

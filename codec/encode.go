@@ -19,20 +19,14 @@ func (r *Record) Build() Message {
 	m := r.msg
 	switch m.kind {
 	case kReport:
-		rep := &Report{Identifier: "0", MsgType: MsgReport, Data: make([]ServiceData, 0, 1)}
-		for i := range m.fields {
-			f := &m.fields[i]
-			if f.role != roleData {
-				continue
+		rep := &Report{Identifier: "0", MsgType: MsgReport, Data: make([]ServiceData, len(m.services))}
+		for j, sv := range m.services {
+			rep.Data[j] = ServiceData{ServiceID: sv.name, ServiceData: make(map[string]any, sv.n)}
+		}
+		for i := range r.fields {
+			if f := &r.fields[i]; f.role == roleData {
+				rep.Data[f.svc].ServiceData[f.name] = r.Value(i)
 			}
-			j := 0
-			for j < len(rep.Data) && rep.Data[j].ServiceID != f.service {
-				j++
-			}
-			if j == len(rep.Data) {
-				rep.Data = append(rep.Data, ServiceData{ServiceID: f.service, ServiceData: make(map[string]any, m.nData)})
-			}
-			rep.Data[j].ServiceData[f.name] = r.Value(i)
 		}
 		return rep
 	case kResponse:
@@ -49,10 +43,10 @@ func (r *Record) Build() Message {
 }
 
 func (r *Record) fill(dst map[string]any, mid, errcode *int) {
-	for i := range r.msg.fields {
-		switch r.msg.fields[i].role {
+	for i := range r.fields {
+		switch r.fields[i].role {
 		case roleData:
-			dst[r.msg.fields[i].name] = r.Value(i)
+			dst[r.fields[i].name] = r.Value(i)
 		case roleMid:
 			*mid = int(r.Int(i))
 		case roleErrcode:

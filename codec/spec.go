@@ -151,6 +151,7 @@ type field struct {
 	inv     float64 // 1/scale when that is a whole number, else 0
 	offset  float64
 	off     int // fixed byte offset in the message, -1 after a variable field
+	svc     int // report data field: index into message.services
 }
 
 func (f *field) integer() bool  { return f.typ == tInt || f.typ == tUint }
@@ -174,14 +175,77 @@ type message struct {
 	service  string
 	command  string
 	fields   []field
-	idIndex  int    // -1 without messageId
-	id       uint64 // raw bits of the messageId default
-	midIndex int    // -1 without mid
-	errIndex int    // -1 without errcode field
-	response int    // index of the response message, -1
-	ack      bool   // report: add response
-	ackBytes []byte // report: response bytes when response < 0
-	nData    int    // number of data fields
+	idIndex  int       // -1 without messageId
+	id       uint64    // raw bits of the messageId default
+	midIndex int       // -1 without mid
+	errIndex int       // -1 without errcode field
+	response int       // index of the response message, -1
+	ack      bool      // report: add response
+	ackBytes []byte    // report: response bytes when response < 0
+	nData    int       // number of data fields
+	services []service // report: services of the data fields, in order of first use
+
+	// Fast path for messages whose fields all have fixed sizes.
+	fixedLen int  // total length, -1 if any field is variable
+	ops      []op // one per field when fixedLen >= 0
+}
+
+// service is a service a report maps to and how many fields it gets.
+type service struct {
+	name string
+	n    int
+}
+
+// op is one step of the fixed-layout decoder.
+type op struct {
+	off  int
+	size int
+	code opcode
+}
+
+type opcode uint8
+
+const (
+	opBytes opcode = iota
+	opU8
+	opI8
+	opU16
+	opI16
+	opU24
+	opI24
+	opU32
+	opI32
+	opU64
+	opF32
+	opF64
+)
+
+func opFor(f *field) opcode {
+	switch {
+	case f.typ == tUint && f.size == 1:
+		return opU8
+	case f.typ == tInt && f.size == 1:
+		return opI8
+	case f.typ == tUint && f.size == 2:
+		return opU16
+	case f.typ == tInt && f.size == 2:
+		return opI16
+	case f.typ == tUint && f.size == 3:
+		return opU24
+	case f.typ == tInt && f.size == 3:
+		return opI24
+	case f.typ == tUint && f.size == 4:
+		return opU32
+	case f.typ == tInt && f.size == 4:
+		return opI32
+	case f.integer() && f.size == 8:
+		return opU64
+	case f.typ == tFloat && f.size == 4:
+		return opF32
+	case f.typ == tFloat && f.size == 8:
+		return opF64
+	}
+	return opBytes
 }
 
 // Declarative is a compiled declarative codec. It implements Codec, and it
@@ -191,7 +255,40 @@ type Declarative struct {
 	name     string
 	messages []message
 	up, down []int // message indexes per direction, in codec order
+	upID     idIndex
+	downID   idIndex
 	mid      atomic.Uint64
+}
+
+// idIndex finds a message of one direction by its messageId in one read when
+// every message of the direction has its messageId at the same fixed byte
+// offset and size (the usual case).
+type idIndex struct {
+	off, size int // -1: no common position, walk the messages
+	ids       []uint64
+	msgs      []*message
+}
+
+func buildIndex(d *Declarative, dir []int) idIndex {
+	x := idIndex{off: -1}
+	if len(dir) == 0 || d.messages[dir[0]].idIndex < 0 {
+		return x
+	}
+	first := &d.messages[dir[0]].fields[d.messages[dir[0]].idIndex]
+	for _, i := range dir {
+		m := &d.messages[i]
+		if m.idIndex < 0 {
+			return idIndex{off: -1}
+		}
+		f := &m.fields[m.idIndex]
+		if f.off < 0 || f.off != first.off || f.size != first.size {
+			return idIndex{off: -1}
+		}
+		x.ids = append(x.ids, m.id)
+		x.msgs = append(x.msgs, m)
+	}
+	x.off, x.size = first.off, first.size
+	return x
 }
 
 var _ Codec = (*Declarative)(nil)
@@ -292,6 +389,7 @@ func CompileSpec(s *Spec, model Model) (*Declarative, error) {
 	if len(c.problems) > 0 {
 		return nil, &CompileError{Problems: c.problems}
 	}
+	d.upID, d.downID = buildIndex(d, d.up), buildIndex(d, d.down)
 	return d, nil
 }
 
@@ -409,6 +507,30 @@ func (c *compiler) message(ms *MessageSpec) message {
 					c.add(CodeMissingService, ms.Name, f.name, "the field maps to no service; give \"service\" on the message or the field")
 				}
 			}
+		}
+	}
+	for i := range m.fields {
+		f := &m.fields[i]
+		if m.kind != kReport || f.role != roleData {
+			continue
+		}
+		f.svc = -1
+		for j := range m.services {
+			if m.services[j].name == f.service {
+				f.svc = j
+				m.services[j].n++
+			}
+		}
+		if f.svc < 0 {
+			f.svc = len(m.services)
+			m.services = append(m.services, service{name: f.service, n: 1})
+		}
+	}
+	m.fixedLen = off
+	if off >= 0 {
+		for i := range m.fields {
+			f := &m.fields[i]
+			m.ops = append(m.ops, op{off: f.off, size: f.size, code: opFor(f)})
 		}
 	}
 	if m.kind == kReportResponse {
