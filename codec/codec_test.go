@@ -30,13 +30,19 @@ func (m mapModel) ResponseParaType(s, c, p string) (string, bool) {
 // waterMeterModel is the water-meter product model the codec must fit.
 var waterMeterModel = mapModel{
 	"Battery.batteryLevel":                    "int",
-	"Battery.batteryThreshold":                "int",
+	"Battery.batteryVoltage":                  "decimal",
 	"Connectivity.signalStrength":             "int",
 	"Connectivity.linkQuality":                "int",
 	"Connectivity.cellId":                     "int",
-	"Meter.currentReading":                    "decimal",
-	"Meter.timeOfReading":                     "DateTime",
-	"Meter.SET_REPORT_PERIOD.value":           "int",
+	"Connectivity.pci":                        "int",
+	"Connectivity.ecl":                        "int",
+	"Meter.totalFlow":                         "decimal",
+	"Meter.flowRate":                          "decimal",
+	"Meter.reportPeriod":                      "int",
+	"Meter.meterTime":                         "DateTime",
+	"Meter.pulseCount":                        "int",
+	"Meter.alarmState":                        "string",
+	"Meter.SET_REPORT_PERIOD.period":          "int",
 	"Meter.SET_REPORT_PERIOD/response.result": "int",
 	"Lock.lockState":                          "int",
 	"Lock.userName":                           "string",
@@ -76,15 +82,16 @@ func TestDecodeWaterMeter(t *testing.T) {
 	tests := []struct {
 		name, hex, json string
 	}{
-		{"meterReading", "01 55 FFAB 000A 1234 0001E240",
+		{"meterReading", "01 55 FFAB 0001E240 0096 0010",
 			`{"identifier":"0","msgType":"deviceReq","hasMore":0,"data":[` +
 				`{"serviceId":"Battery","serviceData":{"batteryLevel":85}},` +
-				`{"serviceId":"Connectivity","serviceData":{"cellId":4660,"linkQuality":10,"signalStrength":-85}},` +
-				`{"serviceId":"Meter","serviceData":{"currentReading":123.456}}]}`},
-		{"meterStatus", "02 14 3230323631313235543232303030305A",
+				`{"serviceId":"Connectivity","serviceData":{"signalStrength":-85}},` +
+				`{"serviceId":"Meter","serviceData":{"flowRate":1.5,"pulseCount":16,"totalFlow":123.456}}]}`},
+		{"meterStatus", "02 0159 0A 0001E0F3 00FA 01 00000E10 3230323631313235543232303030305A 04 4E4F4E45",
 			`{"identifier":"0","msgType":"deviceReq","hasMore":0,"data":[` +
-				`{"serviceId":"Battery","serviceData":{"batteryThreshold":20}},` +
-				`{"serviceId":"Meter","serviceData":{"timeOfReading":"20261125T220000Z"}}]}`},
+				`{"serviceId":"Battery","serviceData":{"batteryVoltage":3.45}},` +
+				`{"serviceId":"Connectivity","serviceData":{"cellId":123123,"ecl":1,"linkQuality":10,"pci":250}},` +
+				`{"serviceId":"Meter","serviceData":{"alarmState":"NONE","meterTime":"20261125T220000Z","reportPeriod":3600}}]}`},
 		{"setReportPeriodResult", "03 0011 00",
 			`{"identifier":"0","msgType":"deviceRsp","errcode":0,"mid":17,"hasMore":0,"body":{"result":0}}`},
 	}
@@ -153,8 +160,8 @@ func TestDecodeErrors(t *testing.T) {
 		want    error
 		message string
 	}{
-		{"truncated", d, "01 55 FFAB 000A 1234 0001E2", codec.ErrTruncated,
-			"codec: message meterReading, field currentReading at byte 8: need 4 bytes, 3 left"},
+		{"truncated", d, "01 55 FFAB 0001E240 0096 00", codec.ErrTruncated,
+			"codec: message meterReading, field pulseCount at byte 10: need 2 bytes, 1 left"},
 		{"trailing", d, "03 0011 00 FF", codec.ErrTrailing,
 			"codec: message setReportPeriodResult at byte 4: 1 bytes after the last field result"},
 		{"unknown id", d, "09 0011 00", codec.ErrUnknownMessage, "codec: at byte 0: messageId 9 (0x09) matches no message"},
@@ -198,13 +205,13 @@ func TestEncodeRefuses(t *testing.T) {
 	good := func() map[string]map[string]any {
 		return map[string]map[string]any{
 			"Battery":      {"batteryLevel": 85},
-			"Connectivity": {"signalStrength": -85, "linkQuality": 10, "cellId": 4660},
-			"Meter":        {"currentReading": 123.456},
+			"Connectivity": {"signalStrength": -85},
+			"Meter":        {"totalFlow": 123.456, "flowRate": 1.5, "pulseCount": 16},
 		}
 	}
 	b, err := d.Append(nil, reading(good()))
 	require.NoError(t, err)
-	require.Equal(t, unhex(t, "01 55 FFAB 000A 1234 0001E240"), b)
+	require.Equal(t, unhex(t, "01 55 FFAB 0001E240 0096 0010"), b)
 
 	tests := []struct {
 		name    string
@@ -218,11 +225,11 @@ func TestEncodeRefuses(t *testing.T) {
 			"codec: message meterReading, field batteryLevel at byte 1: 300 does not fit uint8 (0…255)"},
 		{"negative into uint8", "Battery", "batteryLevel", -1, codec.ErrRange, ""},
 		{"int16 overflow", "Connectivity", "signalStrength", 40000, codec.ErrRange, ""},
-		{"fraction into int", "Connectivity", "cellId", 1.5, codec.ErrValue, ""},
-		{"string into int", "Connectivity", "cellId", "12", codec.ErrValue, ""},
-		{"not a multiple of the scale", "Meter", "currentReading", 1.0005, codec.ErrValue, ""},
-		{"scaled overflow", "Meter", "currentReading", 5e6, codec.ErrRange, ""},
-		{"scaled negative into uint32", "Meter", "currentReading", -1.0, codec.ErrRange, ""},
+		{"fraction into int", "Meter", "pulseCount", 1.5, codec.ErrValue, ""},
+		{"string into int", "Meter", "pulseCount", "12", codec.ErrValue, ""},
+		{"not a multiple of the scale", "Meter", "totalFlow", 1.0005, codec.ErrValue, ""},
+		{"scaled overflow", "Meter", "totalFlow", 5e6, codec.ErrRange, ""},
+		{"scaled negative into uint32", "Meter", "flowRate", -1.0, codec.ErrRange, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,8 +256,8 @@ func TestEncodeRefuses(t *testing.T) {
 	cmd := &codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{}, Mid: 7}
 	b, err = d.Encode(cmd)
 	require.NoError(t, err)
-	require.Equal(t, unhex(t, "10 0007 00000E10"), b, "value takes its default 0E10 = 3600")
-	_, err = d.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"period": 5}, Mid: 7})
+	require.Equal(t, unhex(t, "10 0007 00000E10"), b, "period takes its default 0E10 = 3600")
+	_, err = d.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"value": 5}, Mid: 7})
 	require.ErrorIs(t, err, codec.ErrValue)
 	_, err = d.Encode(&codec.Command{ServiceID: "Meter", Cmd: "REBOOT", Mid: 7})
 	require.ErrorIs(t, err, codec.ErrUnknownMessage)
@@ -274,7 +281,7 @@ func TestMidAssigned(t *testing.T) {
 	d := load(t, "watermeter.json", nil)
 	seen := make([]int, 0, 65536)
 	for range 65536 {
-		c := &codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"value": 60}}
+		c := &codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"period": 60}}
 		b, err := d.Encode(c)
 		require.NoError(t, err)
 		require.Equal(t, c.Mid, int(b[1])<<8|int(b[2]), "assigned mid is written and stored in the command")
@@ -299,11 +306,11 @@ func TestReportAck(t *testing.T) {
 	ack := func(d *codec.Declarative, h string) ([]byte, error) {
 		return d.Encode(&codec.ReportAck{Request: unhex(t, h)})
 	}
-	b, err := ack(d, "01 55 FFAB 000A 1234 0001E240")
+	b, err := ack(d, "01 55 FFAB 0001E240 0096 0010")
 	require.NoError(t, err)
 	require.Equal(t, unhex(t, "11 00"), b, "meterReading is answered with its readingAck message")
 
-	b, err = ack(d, "02 14 3230323631313235543232303030305A")
+	b, err = ack(d, "02 0159 0A 0001E0F3 00FA 01 00000E10 3230323631313235543232303030305A 04 4E4F4E45")
 	require.NoError(t, err)
 	require.Equal(t, unhex(t, "AAAA0000"), b, "meterStatus is answered with the default response bytes")
 
@@ -404,9 +411,9 @@ func TestCompileAgainstModel(t *testing.T) {
 	for k, v := range waterMeterModel {
 		m[k] = v
 	}
-	m["Meter.currentReading"] = "int"                           // scaled field into int
+	m["Meter.totalFlow"] = "int"                                // scaled field into int
 	m["Meter.SET_REPORT_PERIOD/response.result"] = "jsonObject" // int into jsonObject
-	delete(m, "Battery.batteryThreshold")
+	delete(m, "Connectivity.pci")
 	_, err = codec.Compile(data, m)
 	var ce *codec.CompileError
 	require.ErrorAs(t, err, &ce)

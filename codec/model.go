@@ -1,5 +1,7 @@
 package codec
 
+import "strings"
+
 // Model is the part of a product model (profile) that Compile checks a codec
 // against (COD-3): the dataType of a service's property and of a command's
 // para, or ok=false when there is none. The profile package's product fits
@@ -37,12 +39,12 @@ func (c fieldClass) String() string {
 // long and boolean count as int, enum and "string list" as string, double as
 // decimal. known is false for a dataType not in that list.
 func accepts(dataType string, c fieldClass) (ok, known bool) {
-	switch dataType {
-	case "int", "long", "boolean", "bool":
+	switch strings.ToLower(strings.TrimSpace(dataType)) {
+	case "int", "integer", "long", "boolean", "bool":
 		return c == classInt || c == classArray, true
 	case "decimal", "double", "float":
 		return true, true
-	case "string", "DateTime", "jsonObject", "enum", "string list":
+	case "string", "datetime", "jsonobject", "enum", "string list":
 		return c == classString || c == classArray, true
 	}
 	return false, false

@@ -15,20 +15,21 @@ var roundTrips = []struct {
 	msg           codec.Message
 }{
 	{"watermeter.json", "meterReading", &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
-		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": int64(85)}},
-		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": int64(-85), "linkQuality": int64(-3), "cellId": int64(65535)}},
-		{ServiceID: "Meter", ServiceData: map[string]any{"currentReading": 4294967.295}},
+		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": int64(100)}},
+		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": int64(-140)}},
+		{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 4294967.295, "flowRate": 655.35, "pulseCount": int64(65535)}},
 	}}},
 	{"watermeter.json", "meterStatus", &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
-		{ServiceID: "Battery", ServiceData: map[string]any{"batteryThreshold": int64(20)}},
-		{ServiceID: "Meter", ServiceData: map[string]any{"timeOfReading": "20170214T164001Z"}},
+		{ServiceID: "Battery", ServiceData: map[string]any{"batteryVoltage": 4.2}},
+		{ServiceID: "Connectivity", ServiceData: map[string]any{"linkQuality": int64(-20), "cellId": int64(268435455), "pci": int64(503), "ecl": int64(2)}},
+		{ServiceID: "Meter", ServiceData: map[string]any{"reportPeriod": int64(86400), "meterTime": "20170214T164001Z", "alarmState": "REVERSE_FLOW"}},
 	}}},
 	{"watermeter.json", "setReportPeriodResult", &codec.Response{Identifier: "0", MsgType: codec.MsgResponse,
 		Mid: 65535, Body: map[string]any{"result": int64(1)}}},
 	{"watermeter.json", "setReportPeriod", &codec.Command{Identifier: "0", MsgType: codec.MsgCommand,
-		ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"value": int64(86400)}, Mid: 2016}},
+		ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"period": int64(86400)}, Mid: 2016}},
 	{"watermeter.json", "readingAck", &codec.ReportAck{Identifier: "0", MsgType: codec.MsgReportAck,
-		Request: []byte{0x01, 0x55, 0xFF, 0xAB, 0x00, 0x0A, 0x12, 0x34, 0x00, 0x01, 0xE2, 0x40}}},
+		Request: []byte{0x01, 0x55, 0xFF, 0xAB, 0x00, 0x01, 0xE2, 0x40, 0x00, 0x96, 0x00, 0x10}}},
 	{"lock.json", "lockEvent", &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
 		{ServiceID: "Lock", ServiceData: map[string]any{"lockState": int64(1), "userName": "Zoë\x01", "keyData": []byte{0, 1, 2, 0xFF}}},
 		{ServiceID: "Environment", ServiceData: map[string]any{"temperature": -21.5}},

@@ -838,10 +838,10 @@ func (c *compiler) model(d *Declarative, model Model) {
 }
 
 func allowedText(dataType string) string {
-	switch dataType {
-	case "int", "long", "boolean", "bool":
+	switch strings.ToLower(strings.TrimSpace(dataType)) {
+	case "int", "integer", "long", "boolean", "bool":
 		return "use an unscaled integer or an array field"
-	case "string", "DateTime", "jsonObject", "enum", "string list":
+	case "string", "datetime", "jsonobject", "enum", "string list":
 		return "use a string, varstring, array or variant field"
 	}
 	return ""
