@@ -1,0 +1,14 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/doze-io/doze/codec"
+)
+
+// profileFlag registers the flags that give a product model and returns the
+// function that loads it (nil model: none given). The profile package has
+// not landed on this branch, so there is no -profile flag yet.
+func profileFlag(*flag.FlagSet) func() (codec.Model, error) {
+	return func() (codec.Model, error) { return nil, nil }
+}
