@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/doze-io/doze/codec"
@@ -418,4 +419,43 @@ func TestCompileAgainstModel(t *testing.T) {
 	var ce *codec.CompileError
 	require.ErrorAs(t, err, &ce)
 	require.ElementsMatch(t, []string{codec.CodeTypeMismatch, codec.CodeUnknownProperty, codec.CodeTypeMismatch}, ce.Codes(), "%v", err)
+}
+
+// An uplink whose messageId makes the payload start FF FE could never be
+// decoded: the platform routes such payloads to OTA (COD-4).
+func TestCompilePCPPrefix(t *testing.T) {
+	_, err := codec.Compile([]byte(`{"messages":[{"name":"r","kind":"report","service":"S","fields":[
+		{"name":"id","type":"uint16","messageId":true,"default":"FFFE"},{"name":"x","type":"uint8"}]}]}`), nil)
+	var ce *codec.CompileError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, []string{codec.CodePCPPrefix}, ce.Codes())
+}
+
+// The mid counter is safe for concurrent use: concurrent encodes get
+// distinct mids.
+func TestMidConcurrent(t *testing.T) {
+	d := load(t, "watermeter.json", nil)
+	const workers, each = 4, 500
+	mids := make(chan int, workers*each)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				c := &codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD"}
+				if _, err := d.Encode(c); err != nil {
+					t.Error(err)
+					return
+				}
+				mids <- c.Mid
+			}
+		})
+	}
+	wg.Wait()
+	close(mids)
+	seen := map[int]bool{}
+	for m := range mids {
+		require.False(t, seen[m], "mid %d assigned twice", m)
+		seen[m] = true
+	}
+	require.Len(t, seen, workers*each)
 }

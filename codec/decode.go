@@ -10,8 +10,9 @@ import (
 // caller and reused from one decode to the next: DecodeRecord allocates
 // nothing once the record has seen a message of as many fields. String and
 // byte values point into the decoded payload, so they are valid only while
-// the payload is unchanged. The zero Record is ready to use; a Record is not
-// safe for concurrent use.
+// the payload is unchanged. The zero Record is ready to use; its methods
+// are meaningful after a successful decode. A Record is not safe for
+// concurrent use.
 type Record struct {
 	msg    *message
 	fields []field  // msg.fields

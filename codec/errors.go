@@ -163,6 +163,7 @@ const (
 	CodeBadResponse      = "bad-response"      // response bytes not hex, or response given without addResponse
 	CodeBadFlag          = "bad-flag"          // flag on a message kind where it means nothing
 	CodeSharedLength     = "shared-length"     // two variable fields use one length field
+	CodePCPPrefix        = "pcp-prefix"        // an uplink's messageId makes its payload start FF FE (a PCP frame)
 )
 
 // CompileError lists every problem found in a declarative codec. It wraps

@@ -131,3 +131,42 @@ func ExampleErrPCP() {
 	// Output:
 	// true true
 }
+
+// thermometer is a hand-written codec (the FAQ's "offline plugin"): one
+// report of a signed temperature in tenths of a degree, acknowledged with
+// 0xAC; no commands.
+type thermometer struct{}
+
+func (thermometer) Decode(p []byte) (codec.Message, error) {
+	if codec.IsPCP(p) {
+		return nil, codec.ErrPCP
+	}
+	if len(p) != 2 {
+		return nil, &codec.FieldError{Message: "temperature", Field: "celsius", Offset: 0, Err: codec.ErrTruncated}
+	}
+	c := float64(int16(uint16(p[0])<<8|uint16(p[1]))) / 10
+	return &codec.Report{Identifier: "0", Data: []codec.ServiceData{
+		{ServiceID: "Thermometer", ServiceData: map[string]any{"celsius": c}},
+	}}, nil
+}
+
+func (thermometer) Encode(m codec.Message) ([]byte, error) {
+	if _, ok := m.(*codec.ReportAck); ok {
+		return []byte{0xAC}, nil
+	}
+	return nil, codec.ErrUnknownMessage
+}
+
+// A hand-written codec implements Codec and is used exactly like a
+// declarative one.
+func Example_handWritten() {
+	var c codec.Codec = thermometer{}
+	m, _ := c.Decode([]byte{0xFF, 0x85}) // -123 tenths
+	out, _ := json.Marshal(m)
+	fmt.Println(string(out))
+	ack, _ := c.Encode(&codec.ReportAck{Request: []byte{0xFF, 0x85}})
+	fmt.Printf("%X\n", ack)
+	// Output:
+	// {"identifier":"0","msgType":"deviceReq","hasMore":0,"data":[{"serviceId":"Thermometer","serviceData":{"celsius":-12.3}}]}
+	// AC
+}

@@ -296,9 +296,11 @@ var _ Codec = (*Declarative)(nil)
 // Name returns the codec's name from its JSON.
 func (d *Declarative) Name() string { return d.name }
 
-// DefaultResponseBytes is the acknowledgement of an "addResponse" report
-// that names no response message and gives no bytes (§6.4).
-var DefaultResponseBytes = []byte{0xAA, 0xAA, 0x00, 0x00}
+// DefaultResponse is the acknowledgement, in hex, of an "addResponse" report
+// that names no response message and gives no responseBytes (§6.4).
+const DefaultResponse = "AAAA0000"
+
+var defaultResponseBytes = []byte{0xAA, 0xAA, 0x00, 0x00}
 
 // Compile parses a declarative codec from JSON and compiles it (COD-2),
 // checking every COD-3 rule, and against model when it is not nil. On failure
@@ -428,7 +430,7 @@ func (c *compiler) message(ms *MessageSpec) message {
 		}
 		if ms.AddResponse {
 			m.ack = true
-			m.ackBytes = DefaultResponseBytes
+			m.ackBytes = defaultResponseBytes
 			if ms.ResponseBytes != "" {
 				b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(ms.ResponseBytes, "0x"), "0X"))
 				if err != nil || len(b) == 0 {
@@ -675,6 +677,9 @@ func (c *compiler) field(m *message, fs *FieldSpec, i int) field {
 			}
 			if fs.MessageID && f.integer() {
 				m.id = readUint(f.def)
+				if i == 0 && m.kind.uplink() && IsPCP(f.def) {
+					c.add(CodePCPPrefix, m.name, fs.Name, "messageId %s makes every payload start FF FE, which the platform treats as a PCP frame and never decodes; choose another id", fs.Default)
+				}
 			}
 			if f.typ == tFloat && !finite(f.def) {
 				c.add(CodeDefaultNotHex, m.name, fs.Name, "default %q is NaN or infinite as %s", fs.Default, fs.Type)
