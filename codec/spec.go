@@ -296,6 +296,10 @@ var _ Codec = (*Declarative)(nil)
 // Name returns the codec's name from its JSON.
 func (d *Declarative) Name() string { return d.name }
 
+// MaxFieldLength is the largest length of a string or array field. NB-IoT
+// messages are far smaller (the platform caps a message at 4 KB, §3.12).
+const MaxFieldLength = 65535
+
 // DefaultResponse is the acknowledgement, in hex, of an "addResponse" report
 // that names no response message and gives no responseBytes (§6.4).
 const DefaultResponse = "AAAA0000"
@@ -563,8 +567,8 @@ func (c *compiler) field(m *message, fs *FieldSpec, i int) field {
 	switch {
 	case !ok:
 	case f.typ == tString || f.typ == tArray:
-		if fs.Length <= 0 {
-			c.add(CodeBadLength, m.name, fs.Name, "a %s needs \"length\": its size in bytes, at least 1", fs.Type)
+		if fs.Length <= 0 || fs.Length > MaxFieldLength {
+			c.add(CodeBadLength, m.name, fs.Name, "a %s needs \"length\": its size in bytes, 1 to %d", fs.Type, MaxFieldLength)
 			f.size = 1
 		} else {
 			f.size = fs.Length
