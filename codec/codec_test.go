@@ -252,6 +252,11 @@ func TestEncodeRefuses(t *testing.T) {
 	delete(v["Battery"], "batteryLevel")
 	_, err = d.Append(nil, reading(v))
 	require.ErrorIs(t, err, codec.ErrUnknownMessage, "no report message fits without batteryLevel")
+	require.EqualError(t, err, "codec: message meterReading: no report message fits these values; the closest is meterReading, but it needs batteryLevel (no default)")
+	v = good()
+	v["Battery"]["batteryVolts"] = 3.3
+	_, err = d.Append(nil, reading(v))
+	require.EqualError(t, err, "codec: message meterReading: no report message fits these values; the closest is meterReading, but it has no field for Battery.batteryVolts")
 
 	// Command: default fills value, unknown para and unknown command refused.
 	cmd := &codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{}, Mid: 7}

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -94,7 +96,7 @@ func (d *Declarative) Append(dst []byte, m Message) ([]byte, error) {
 			return v, ok
 		}, 0, 0)
 	case *Response:
-		msg, err := d.matchBody(d.up, kResponse, m.Body)
+		msg, err := d.matchBody(m.Body)
 		if err != nil {
 			return dst, err
 		}
@@ -201,70 +203,79 @@ func (d *Declarative) matchReport(r *Report) (*message, map[string]any, error) {
 			vals[sd.ServiceID+"\x00"+k] = v
 		}
 	}
-	var best *message
-	bestDefaults := -1
-	for _, i := range d.up {
-		m := &d.messages[i]
-		if m.kind != kReport {
-			continue
-		}
-		used, defaults, ok := 0, 0, true
-		for j := range m.fields {
-			f := &m.fields[j]
-			if f.role != roleData {
-				continue
-			}
-			if _, has := vals[f.service+"\x00"+f.name]; has {
-				used++
-			} else if f.hasDef {
-				defaults++
-			} else {
-				ok = false
-				break
-			}
-		}
-		if ok && used == len(vals) && (best == nil || defaults < bestDefaults) {
-			best, bestDefaults = m, defaults
-		}
-	}
-	if best == nil {
-		return nil, nil, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "no report message has exactly these service properties (and defaults for the rest)")}
-	}
-	return best, vals, nil
+	m, err := d.match(kReport, vals, func(f *field) string { return f.service + "\x00" + f.name })
+	return m, vals, err
 }
 
-// matchBody picks the message of kind k whose data fields cover body.
-func (d *Declarative) matchBody(dir []int, k kind, body map[string]any) (*message, error) {
-	var best *message
-	bestDefaults := -1
-	for _, i := range dir {
+// matchBody picks the command response message whose fields cover body.
+func (d *Declarative) matchBody(body map[string]any) (*message, error) {
+	return d.match(kResponse, body, func(f *field) string { return f.name })
+}
+
+// match picks the uplink message of kind k whose data fields cover vals
+// exactly, taking defaults for the rest, with the fewest defaults. When none
+// fits, the error names what the closest message lacks or does not have.
+func (d *Declarative) match(k kind, vals map[string]any, key func(*field) string) (*message, error) {
+	var best, near *message
+	bestDefaults, nearScore := -1, -1
+	var nearMissing []string
+	for _, i := range d.up {
 		m := &d.messages[i]
 		if m.kind != k {
 			continue
 		}
-		used, defaults, ok := 0, 0, true
+		used, defaults := 0, 0
+		var missing []string
 		for j := range m.fields {
 			f := &m.fields[j]
 			if f.role != roleData {
 				continue
 			}
-			if _, has := body[f.name]; has {
+			if _, has := vals[key(f)]; has {
 				used++
 			} else if f.hasDef {
 				defaults++
 			} else {
-				ok = false
+				missing = append(missing, f.name)
+			}
+		}
+		if len(missing) == 0 && used == len(vals) && (best == nil || defaults < bestDefaults) {
+			best, bestDefaults = m, defaults
+		}
+		if score := 2*used - len(missing); score > nearScore {
+			near, nearScore, nearMissing = m, score, missing
+		}
+	}
+	if best != nil {
+		return best, nil
+	}
+	what := map[kind]string{kReport: "report", kResponse: "command response"}[k]
+	if near == nil {
+		return nil, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "the codec has no %s message", what)}
+	}
+	var extra []string
+	for name := range vals {
+		found := false
+		for j := range near.fields {
+			if f := &near.fields[j]; f.role == roleData && key(f) == name {
+				found = true
 				break
 			}
 		}
-		if ok && used == len(body) && (best == nil || defaults < bestDefaults) {
-			best, bestDefaults = m, defaults
+		if !found {
+			extra = append(extra, strings.ReplaceAll(name, "\x00", "."))
 		}
 	}
-	if best == nil {
-		return nil, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "no command response message has exactly these body fields")}
+	slices.Sort(extra)
+	var why []string
+	if len(nearMissing) > 0 {
+		why = append(why, "it needs "+strings.Join(nearMissing, ", ")+" (no default)")
 	}
-	return best, nil
+	if len(extra) > 0 {
+		why = append(why, "it has no field for "+strings.Join(extra, ", "))
+	}
+	return nil, &FieldError{Message: near.name, Offset: -1, Err: errf(ErrUnknownMessage,
+		"no %s message fits these values; the closest is %s, but %s", what, near.name, strings.Join(why, "; "))}
 }
 
 // appendMessage writes the fields of msg in order.
