@@ -66,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "codeccheck: %v\n", err)
 		return 1
 	}
-	model, err := loadModel()
+	model, err := loadModel(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "codeccheck: %v\n", err)
 		return 1
