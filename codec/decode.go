@@ -194,13 +194,15 @@ func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) e
 			return err
 		}
 	}
-	n := len(m.fields)
-	if cap(r.bits) < n {
-		r.bits = make([]uint64, n, max(n, 8))
-		r.bs = make([][]byte, n, max(n, 8))
+	if r.msg != m {
+		n := len(m.fields)
+		if cap(r.bits) < n {
+			r.bits = make([]uint64, n, max(n, 8))
+			r.bs = make([][]byte, n, max(n, 8))
+		}
+		r.bits, r.bs = r.bits[:n], r.bs[:n]
+		r.msg, r.fields = m, m.fields
 	}
-	r.bits, r.bs = r.bits[:n], r.bs[:n]
-	r.msg, r.fields = m, m.fields
 	if m.fixedLen == len(p) && decodeFixed(m, p, r.bits, r.bs) {
 		return nil
 	}
@@ -268,7 +270,7 @@ func decodeFixed(m *message, p []byte, bits []uint64, bs [][]byte) bool {
 	bits, bs = bits[:len(ops)], bs[:len(ops)]
 	for i := range ops {
 		o := &ops[i]
-		b := p[o.off : o.off+o.size]
+		b := p[o.off:]
 		var x uint64
 		switch o.code {
 		case opU8:
@@ -301,7 +303,7 @@ func decodeFixed(m *message, p []byte, bits []uint64, bs [][]byte) bool {
 				return false
 			}
 		default:
-			bs[i] = b
+			bs[i] = b[:o.size]
 		}
 		bits[i] = x
 	}
