@@ -77,6 +77,13 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 			return Device{}, err
 		}
 	}
+	for _, g := range reg.Groups {
+		if _, err := r.st.Group(ctx, g); errors.Is(err, ErrGroupNotFound) {
+			return Device{}, &FieldError{Field: "groups", Value: g, Rule: "must name an existing group", Err: ErrGroupNotFound}
+		} else if err != nil {
+			return Device{}, err
+		}
+	}
 	now := time.Now()
 	d := Device{
 		ID:           newID(now),
@@ -110,7 +117,7 @@ func (r *Registry) storeErr(err error, nodeID, gatewayID string) error {
 	case errors.Is(err, ErrGatewayNotFound):
 		return &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
 	case errors.Is(err, ErrGroupNotFound):
-		return &FieldError{Field: "groups", Rule: "every group must exist: " + err.Error(), Err: ErrGroupNotFound}
+		return &FieldError{Field: "groups", Rule: "must name existing groups (one was deleted meanwhile)", Err: ErrGroupNotFound}
 	}
 	return err
 }

@@ -40,7 +40,7 @@ func TestRegisterBadInput(t *testing.T) {
 		{"unknown product", registry.Registration{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", Model: "NOPE", ProtocolType: "CoAP"}}, "deviceInfo", registry.ErrUnknownProduct, "catalog"},
 		{"missing model", registry.Registration{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", ProtocolType: "CoAP"}}, "deviceInfo.model", registry.ErrInvalid, "must not be empty"},
 		{"name too long", registry.Registration{NodeID: "862", Info: func() registry.Info { i := meterInfo; i.Name = long; return i }()}, "deviceInfo.name", registry.ErrInvalid, "at most 256"},
-		{"unknown group", registry.Registration{NodeID: "862", Info: meterInfo, Groups: []string{"nope"}}, "groups", registry.ErrGroupNotFound, "every group must exist"},
+		{"unknown group", registry.Registration{NodeID: "862", Info: meterInfo, Groups: []string{"nope"}}, "groups", registry.ErrGroupNotFound, `groups "nope": must name an existing group`},
 		{"unknown gateway", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: "nope"}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
 		{"gateway that is an endpoint", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: endpoint.ID}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
 		{"bad nodeType", registry.Registration{NodeID: "862", Info: meterInfo, NodeType: "HUB"}, "nodeType", registry.ErrInvalid, "ENDPOINT or GATEWAY"},
