@@ -449,3 +449,21 @@ func (r *Registry) PSK(ctx context.Context, identity string) (PSK, error) {
 	}
 	return d.PSK, nil
 }
+
+// SubDevices returns the page of devices behind the gateway that q selects
+// (q.GatewayID is set to gatewayID) and the total (REG-4, §3.7). An
+// unknown gateway fails with ErrGatewayNotFound.
+func (r *Registry) SubDevices(ctx context.Context, gatewayID string, q Query) ([]Device, int, error) {
+	if err := r.check(ctx); err != nil {
+		return nil, 0, err
+	}
+	gw, err := r.st.Get(ctx, gatewayID)
+	if errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway {
+		return nil, 0, &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	q.GatewayID = gatewayID
+	return r.List(ctx, q)
+}

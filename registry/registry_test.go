@@ -206,10 +206,12 @@ func TestDelete(t *testing.T) {
 	sub, err := r.Register(ctx, registry.Registration{NodeID: "sub", GatewayID: gw.ID, Info: meterInfo})
 	require.NoError(t, err)
 	other := register(t, r, "other")
-	subs, n, err := r.List(ctx, registry.Query{GatewayID: gw.ID})
+	subs, n, err := r.SubDevices(ctx, gw.ID, registry.Query{})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, sub.ID, subs[0].ID, "sub-devices found by gateway (REG-4)")
+	_, _, err = r.SubDevices(ctx, other.ID, registry.Query{})
+	require.ErrorIs(t, err, registry.ErrGatewayNotFound, "an ENDPOINT is no gateway")
 	rec.take()
 
 	key, err := r.PSK(ctx, "sub")
