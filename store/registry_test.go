@@ -609,3 +609,49 @@ func deviceIDs(ds []registry.Device) []string {
 	}
 	return out
 }
+
+// A registry kept in a bbolt file survives a restart.
+func ExampleDB_Registry() {
+	dir, err := os.MkdirTemp("", "doze-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "doze.db")
+	ctx := context.Background()
+	catalog := registry.ProductsFunc(func(m, model string) bool { return m == "acme" && model == "WM1" })
+
+	db, err := Open(path, nil)
+	if err != nil {
+		panic(err)
+	}
+	r, err := registry.New(db.Registry(), catalog, registry.Config{})
+	if err != nil {
+		panic(err)
+	}
+	d, err := r.Register(ctx, registry.Registration{
+		NodeID: "861234567890123",
+		Info:   registry.Info{ManufacturerID: "acme", DeviceType: "WaterMeter", Model: "WM1", ProtocolType: "CoAP"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	r.Close()
+	db.Close() // Register returned: the device is on disk
+
+	db, err = Open(path, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	r, err = registry.New(db.Registry(), catalog, registry.Config{})
+	if err != nil {
+		panic(err)
+	}
+	got, err := r.GetByNodeID(ctx, "urn:imei:861234567890123")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(got.ID == d.ID, got.Status, got.PSK.Hex() == d.PSK.Hex(), db.Check())
+	// Output: true INACTIVE true <nil>
+}
