@@ -286,6 +286,7 @@ func TestListBadQuery(t *testing.T) {
 		{registry.Query{PageNo: -1, PageSize: 10}, "pageNo"},
 		{registry.Query{PageSize: -1}, "pageSize"},
 		{registry.Query{NodeType: "HUB"}, "nodeType"},
+		{registry.Query{From: time.Unix(100, 0), To: time.Unix(100, 0)}, "startTime/endTime"},
 	} {
 		_, _, err := r.List(ctx, c.q)
 		require.ErrorIs(t, err, registry.ErrInvalid, "List(%+v)", c.q)
