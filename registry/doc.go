@@ -25,7 +25,8 @@
 //
 // Devices sit behind gateways (Registration.GatewayID, NodeType GATEWAY)
 // and in named groups; List filters by status, product, device type,
-// gateway, group and node type, with paging, ordered by deviceId.
+// gateway, group, node type and registration time, with paging, ordered by
+// deviceId.
 //
 // Changes are reported to a Listener (added, bound, expired, info changed,
 // deleted, status changed), after they are stored.
