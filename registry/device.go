@@ -131,6 +131,7 @@ type Query struct {
 	GatewayID      string // sub-devices of this gateway
 	GroupID        string // members of this group
 	NodeType       NodeType
+	From, To       time.Time // registered in [From, To); zero means open
 
 	PageNo   int // 0 is the first page
 	PageSize int // 0 means no paging: every match
@@ -144,6 +145,8 @@ func (q *Query) Match(d *Device) bool {
 		(q.DeviceType == "" || d.Info.DeviceType == q.DeviceType) &&
 		(q.GatewayID == "" || d.GatewayID == q.GatewayID) &&
 		(q.NodeType == "" || d.NodeType == q.NodeType) &&
+		(q.From.IsZero() || !d.CreatedAt.Before(q.From)) &&
+		(q.To.IsZero() || d.CreatedAt.Before(q.To)) &&
 		(q.GroupID == "" || d.InGroup(q.GroupID))
 }
 

@@ -77,6 +77,13 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 			return Device{}, err
 		}
 	}
+	for _, g := range reg.Groups {
+		if _, err := r.st.Group(ctx, g); errors.Is(err, ErrGroupNotFound) {
+			return Device{}, &FieldError{Field: "groups", Value: g, Rule: "must name an existing group", Err: ErrGroupNotFound}
+		} else if err != nil {
+			return Device{}, err
+		}
+	}
 	now := time.Now()
 	d := Device{
 		ID:           newID(now),
@@ -110,7 +117,7 @@ func (r *Registry) storeErr(err error, nodeID, gatewayID string) error {
 	case errors.Is(err, ErrGatewayNotFound):
 		return &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
 	case errors.Is(err, ErrGroupNotFound):
-		return &FieldError{Field: "groups", Rule: "every group must exist: " + err.Error(), Err: ErrGroupNotFound}
+		return &FieldError{Field: "groups", Rule: "must name existing groups (one was deleted meanwhile)", Err: ErrGroupNotFound}
 	}
 	return err
 }
@@ -441,4 +448,22 @@ func (r *Registry) PSK(ctx context.Context, identity string) (PSK, error) {
 		return nil, &FieldError{Field: "identity", Value: identity, Rule: "the binding timeout passed before the device connected", Err: ErrExpired}
 	}
 	return d.PSK, nil
+}
+
+// SubDevices returns the page of devices behind the gateway that q selects
+// (q.GatewayID is set to gatewayID) and the total (REG-4, §3.7). An
+// unknown gateway fails with ErrGatewayNotFound.
+func (r *Registry) SubDevices(ctx context.Context, gatewayID string, q Query) ([]Device, int, error) {
+	if err := r.check(ctx); err != nil {
+		return nil, 0, err
+	}
+	gw, err := r.st.Get(ctx, gatewayID)
+	if errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway {
+		return nil, 0, &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	q.GatewayID = gatewayID
+	return r.List(ctx, q)
 }

@@ -25,7 +25,8 @@
 //
 // Devices sit behind gateways (Registration.GatewayID, NodeType GATEWAY)
 // and in named groups; List filters by status, product, device type,
-// gateway, group and node type, with paging, ordered by deviceId.
+// gateway, group, node type and registration time, with paging, ordered by
+// deviceId.
 //
 // Changes are reported to a Listener (added, bound, expired, info changed,
 // deleted, status changed), after they are stored.
@@ -93,25 +94,35 @@
 //
 // Measured on 2 cores, AMD EPYC (Go reports "Oxide Virtual Turin-like
 // Processor"), Go 1.26, on a machine shared with seven other builds (load
-// average 10–13), so absolute numbers are low and vary ±50% between runs;
-// compare ratios within one run. Register includes deviceInfo checks,
-// a crypto/rand PSK and the UUIDv7. bbolt figures are with fsync on every
-// commit (group commit, see package store). Benchmarks: BenchmarkRegister,
-// BenchmarkGet, BenchmarkMemoryPerDevice here; BenchmarkRegistryRegister,
-// BenchmarkRegistryGet, BenchmarkRegistryFileSize, BenchmarkCommit in
+// average 11–13, one shared disk), so absolute numbers are low and vary by
+// up to 2× between runs; compare ratios within one run. Register includes
+// the deviceInfo checks, a crypto/rand PSK and the UUIDv7; on bbolt it
+// includes an fsync per commit (group commit, see package store). Get on
+// bbolt is one read transaction and a decode. Benchmarks: BenchmarkRegister,
+// BenchmarkGet and BenchmarkMemoryPerDevice here; BenchmarkRegistryRegister,
+// BenchmarkRegistryGet, BenchmarkRegistryFileSize and BenchmarkCommit in
 // package store.
 //
-//   - Memory: 1,000,000 devices in a MemStore take 823 B per device, 756 B
+//   - Memory: 1,000,000 devices in a MemStore take 822 B per device, 755 B
 //     beyond the bytes of their own strings (target ≤ 1 KB).
-//   - bbolt file: 672 B per device (100,000 devices, no groups).
-//   - Group commit on bbolt with 64 callers: 2.6× bolt's Batch and 25× one
-//     Update per write (BenchmarkCommit, same run).
+//   - bbolt file: 672 B per device (100,000 devices, ~40 bytes of
+//     deviceInfo, no groups); 1176 B before filling pages to 90%.
+//   - Group commit (BenchmarkCommit, one 200-byte put per write, same run):
+//     with 64 callers 10 800 writes/s, 2.9× bbolt's Batch (3 700/s) and 39×
+//     one Update per write (280/s); with 8 callers 670/s, 1.7× Batch. With
+//     1 caller Batch waits out its 10 ms delay (55/s) while group commit
+//     runs like a plain Update (415–484/s against 341–743/s in three
+//     interleaved runs each).
 //
-// Operations per second:
+// Operations per second (one run of each package's benchmarks):
 //
 //	                      1 caller    8 callers   64 callers
-//	Register, memory      30 000/s    17 000/s    21 000/s
-//	Register, bbolt          266/s       790/s     2 950/s   (fsync per commit)
-//	Get, memory          500 000/s  1 080 000/s   760 000/s
-//	Get, bbolt            58 600/s    57 000/s    59 500/s
+//	Register, memory      49 700/s    18 200/s    20 400/s
+//	Register, bbolt          162/s     1 180/s     4 450/s
+//	Get, memory          636 000/s   735 000/s   386 000/s
+//	Get, bbolt            82 400/s    56 600/s    63 100/s
+//
+// Register in memory gets slower with more callers: MemStore has one lock
+// and the two cores were busy with other work; on bbolt more callers share
+// each fsync, so throughput grows with them.
 package registry

@@ -115,19 +115,19 @@ func (m *MemStore) Create(ctx context.Context, d Device) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	c := d.Clone() // outside the lock
+	c.Groups = slices.Compact(slices.Sorted(slices.Values(c.Groups)))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.devs[d.ID]; ok {
-		return fmt.Errorf("deviceId %q: %w", d.ID, ErrExists)
+	if _, ok := m.devs[c.ID]; ok {
+		return fmt.Errorf("deviceId %q: %w", c.ID, ErrExists)
 	}
-	if _, ok := m.nodes[NodeKey(d.NodeID)]; ok {
-		return fmt.Errorf("nodeId %q: %w", d.NodeID, ErrNodeIDTaken)
+	if _, ok := m.nodes[NodeKey(c.NodeID)]; ok {
+		return fmt.Errorf("nodeId %q: %w", c.NodeID, ErrNodeIDTaken)
 	}
-	if err := m.checkRefs(&d); err != nil {
+	if err := m.checkRefs(&c); err != nil {
 		return err
 	}
-	c := d.Clone()
-	slices.Sort(c.Groups)
 	m.devs[c.ID] = &c
 	m.index(&c)
 	if !c.Deadline.IsZero() {

@@ -223,6 +223,9 @@ func (r *Registry) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		// While sweeping, every write with a deadline pokes: one written
+		// after sweep read the next deadline must not be slept past.
+		r.scheduled.Store(maxNanos)
 		now := time.Now()
 		next := r.sweep(ctx, now)
 		sleep := r.cfg.Recheck

@@ -40,7 +40,7 @@ func TestRegisterBadInput(t *testing.T) {
 		{"unknown product", registry.Registration{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", Model: "NOPE", ProtocolType: "CoAP"}}, "deviceInfo", registry.ErrUnknownProduct, "catalog"},
 		{"missing model", registry.Registration{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", ProtocolType: "CoAP"}}, "deviceInfo.model", registry.ErrInvalid, "must not be empty"},
 		{"name too long", registry.Registration{NodeID: "862", Info: func() registry.Info { i := meterInfo; i.Name = long; return i }()}, "deviceInfo.name", registry.ErrInvalid, "at most 256"},
-		{"unknown group", registry.Registration{NodeID: "862", Info: meterInfo, Groups: []string{"nope"}}, "groups", registry.ErrGroupNotFound, "every group must exist"},
+		{"unknown group", registry.Registration{NodeID: "862", Info: meterInfo, Groups: []string{"nope"}}, "groups", registry.ErrGroupNotFound, `groups "nope": must name an existing group`},
 		{"unknown gateway", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: "nope"}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
 		{"gateway that is an endpoint", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: endpoint.ID}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
 		{"bad nodeType", registry.Registration{NodeID: "862", Info: meterInfo, NodeType: "HUB"}, "nodeType", registry.ErrInvalid, "ENDPOINT or GATEWAY"},
@@ -206,10 +206,12 @@ func TestDelete(t *testing.T) {
 	sub, err := r.Register(ctx, registry.Registration{NodeID: "sub", GatewayID: gw.ID, Info: meterInfo})
 	require.NoError(t, err)
 	other := register(t, r, "other")
-	subs, n, err := r.List(ctx, registry.Query{GatewayID: gw.ID})
+	subs, n, err := r.SubDevices(ctx, gw.ID, registry.Query{})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, sub.ID, subs[0].ID, "sub-devices found by gateway (REG-4)")
+	_, _, err = r.SubDevices(ctx, other.ID, registry.Query{})
+	require.ErrorIs(t, err, registry.ErrGatewayNotFound, "an ENDPOINT is no gateway")
 	rec.take()
 
 	key, err := r.PSK(ctx, "sub")
@@ -284,6 +286,7 @@ func TestListBadQuery(t *testing.T) {
 		{registry.Query{PageNo: -1, PageSize: 10}, "pageNo"},
 		{registry.Query{PageSize: -1}, "pageSize"},
 		{registry.Query{NodeType: "HUB"}, "nodeType"},
+		{registry.Query{From: time.Unix(100, 0), To: time.Unix(100, 0)}, "startTime/endTime"},
 	} {
 		_, _, err := r.List(ctx, c.q)
 		require.ErrorIs(t, err, registry.ErrInvalid, "List(%+v)", c.q)

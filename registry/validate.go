@@ -118,6 +118,9 @@ func checkQuery(q *Query) error {
 	if q.PageSize < 0 {
 		errs = append(errs, invalid("pageSize", fmt.Sprint(q.PageSize), "must be 0 (no paging) or more"))
 	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
+		errs = append(errs, invalid("startTime/endTime", q.From.Format(time.RFC3339)+"/"+q.To.Format(time.RFC3339), "the start must be before the end"))
+	}
 	return joinErrs(errs)
 }
 

@@ -398,7 +398,7 @@ func (s *Registry) List(ctx context.Context, q registry.Query) ([]registry.Devic
 			bucket = b.dev()
 		}
 		needAll := rest.Status != "" || rest.ManufacturerID != "" || rest.Model != "" || rest.DeviceType != "" ||
-			rest.GatewayID != "" || rest.GroupID != "" || rest.NodeType != ""
+			rest.GatewayID != "" || rest.GroupID != "" || rest.NodeType != "" || !rest.From.IsZero() || !rest.To.IsZero()
 		var lo, hi int = 0, math.MaxInt
 		if q.PageSize > 0 {
 			if q.PageNo < 0 || q.PageNo > math.MaxInt/q.PageSize-1 {

@@ -502,3 +502,156 @@ func TestGroupCommitFailuresStayApart(t *testing.T) {
 		return tx.Bucket([]byte("t")).Put([]byte("after"), []byte("v"))
 	}), "commits still work after a panic")
 }
+
+// TestRegistryMatchesMemStore applies one random sequence of writes to the
+// bbolt store and to registry.MemStore and compares every index-backed
+// query after each step: the indexes must never drift from the records.
+func TestRegistryMatchesMemStore(t *testing.T) {
+	ctx := context.Background()
+	bst := openTemp(t, &Options{NoSync: true}).Registry()
+	mem := registry.NewMemStore()
+	stores := []registry.Store{bst, mem}
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	statuses := []registry.Status{registry.StatusInactive, registry.StatusOnline, registry.StatusOffline, registry.StatusAbnormal}
+	groups := []string{"g0", "g1", "g2"}
+	for _, g := range groups {
+		for _, st := range stores {
+			require.NoError(t, st.CreateGroup(ctx, registry.Group{ID: g, Name: "name-" + g}))
+		}
+	}
+	applied := 0
+	id := func(n int) string { return fmt.Sprintf("d%02d", n) }
+	// both applies op to each store and requires the same outcome.
+	both := func(step int, op func(st registry.Store) error) {
+		var errs [2]error
+		for i, st := range stores {
+			errs[i] = op(st)
+		}
+		require.Equal(t, errs[1] == nil, errs[0] == nil, "step %d: bbolt %v, memory %v", step, errs[0], errs[1])
+		if errs[0] == nil {
+			applied++
+		}
+	}
+	for step := range 400 {
+		n := rng.IntN(20)
+		switch k := rng.IntN(10); {
+		case k < 3:
+			d := registry.Device{ID: id(n), NodeID: fmt.Sprint("node", n), Status: statuses[rng.IntN(4)],
+				Info:     registry.Info{ManufacturerID: "m", Model: fmt.Sprint("model", rng.IntN(3))},
+				NodeType: registry.Endpoint, Deadline: base.Add(time.Duration(rng.IntN(100)) * time.Minute)}
+			if rng.IntN(3) == 0 {
+				d.GatewayID = id(rng.IntN(20))
+			}
+			if rng.IntN(2) == 0 {
+				d.Groups = []string{groups[rng.IntN(3)]}
+			}
+			both(step, func(st registry.Store) error { return st.Create(ctx, d) })
+		case k < 7:
+			status, model, g, dl := statuses[rng.IntN(4)], fmt.Sprint("model", rng.IntN(3)), groups[rng.IntN(3)], rng.IntN(100)
+			join := rng.IntN(2) == 0
+			both(step, func(st registry.Store) error {
+				_, err := st.Update(ctx, id(n), func(d *registry.Device) error {
+					d.Status, d.Info.Model = status, model
+					d.Deadline = base.Add(time.Duration(dl) * time.Minute)
+					if dl%5 == 0 {
+						d.Deadline = time.Time{}
+					}
+					if join {
+						d.Groups = append(d.Groups, g)
+					} else {
+						d.Groups = slices.DeleteFunc(d.Groups, func(x string) bool { return x == g })
+					}
+					return nil
+				})
+				return err
+			})
+		case k < 9:
+			both(step, func(st registry.Store) error { _, err := st.Delete(ctx, id(n), nil); return err })
+		default:
+			g := groups[rng.IntN(3)]
+			both(step, func(st registry.Store) error { return st.DeleteGroup(ctx, g) })
+			both(step, func(st registry.Store) error { return st.CreateGroup(ctx, registry.Group{ID: g, Name: "name-" + g}) })
+		}
+		queries := []registry.Query{{}, {PageNo: 1, PageSize: 3}}
+		for _, s := range statuses {
+			queries = append(queries, registry.Query{Status: s})
+		}
+		for i := range 3 {
+			queries = append(queries, registry.Query{ManufacturerID: "m", Model: fmt.Sprint("model", i)},
+				registry.Query{GroupID: groups[i], Status: registry.StatusOnline}, registry.Query{GroupID: groups[i]})
+		}
+		for i := range 20 {
+			queries = append(queries, registry.Query{GatewayID: id(i)})
+		}
+		for _, q := range queries {
+			a, na, err := bst.List(ctx, q)
+			require.NoError(t, err)
+			b, nb, err := mem.List(ctx, q)
+			require.NoError(t, err)
+			require.Equal(t, nb, na, "step %d: total of %+v", step, q)
+			require.Equal(t, deviceIDs(b), deviceIDs(a), "step %d: List(%+v)", step, q)
+		}
+		a, err := bst.Due(ctx, base.Add(50*time.Minute), 100)
+		require.NoError(t, err)
+		b, err := mem.Due(ctx, base.Add(50*time.Minute), 100)
+		require.NoError(t, err)
+		require.ElementsMatch(t, deviceIDs(b), deviceIDs(a), "step %d: Due", step)
+	}
+	require.Greater(t, applied, 150, "enough of the random writes succeeded to test something")
+	t.Logf("%d of the random writes succeeded", applied)
+}
+
+func deviceIDs(ds []registry.Device) []string {
+	out := []string{}
+	for _, d := range ds {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+// A registry kept in a bbolt file survives a restart.
+func ExampleDB_Registry() {
+	dir, err := os.MkdirTemp("", "doze-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "doze.db")
+	ctx := context.Background()
+	catalog := registry.ProductsFunc(func(m, model string) bool { return m == "acme" && model == "WM1" })
+
+	db, err := Open(path, nil)
+	if err != nil {
+		panic(err)
+	}
+	r, err := registry.New(db.Registry(), catalog, registry.Config{})
+	if err != nil {
+		panic(err)
+	}
+	d, err := r.Register(ctx, registry.Registration{
+		NodeID: "861234567890123",
+		Info:   registry.Info{ManufacturerID: "acme", DeviceType: "WaterMeter", Model: "WM1", ProtocolType: "CoAP"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	r.Close()
+	db.Close() // Register returned: the device is on disk
+
+	db, err = Open(path, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
+	r, err = registry.New(db.Registry(), catalog, registry.Config{})
+	if err != nil {
+		panic(err)
+	}
+	got, err := r.GetByNodeID(ctx, "urn:imei:861234567890123")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(got.ID == d.ID, got.Status, got.PSK.Hex() == d.PSK.Hex(), db.Check())
+	// Output: true INACTIVE true <nil>
+}

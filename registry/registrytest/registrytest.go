@@ -411,6 +411,9 @@ func testListFilters(t *testing.T, st registry.Store) {
 		{"nodeType GATEWAY", registry.Query{NodeType: registry.Gateway}, []string{gw.ID}},
 		{"status+gateway", registry.Query{Status: registry.StatusOffline, GatewayID: gw.ID}, want(func(i int) bool { return i%4 == 2 })},
 		{"group+product", registry.Query{GroupID: "g1", ManufacturerID: "acme", Model: "WM2"}, want(func(i int) bool { return i <= 5 && i%3 == 0 })},
+		{"created in [3 s, 6 s)", registry.Query{From: base.Add(3 * time.Second), To: base.Add(6 * time.Second)}, want(func(i int) bool { return i >= 3 && i < 6 })},
+		{"created from 10 s, ONLINE", registry.Query{From: base.Add(10 * time.Second), Status: registry.StatusOnline}, nil},
+		{"created before 2 s", registry.Query{To: base.Add(2 * time.Second)}, append([]string{gw.ID}, dev(1).ID)},
 		{"unknown group", registry.Query{GroupID: "zzz"}, nil},
 		{"unknown product", registry.Query{ManufacturerID: "x", Model: "y"}, nil},
 	}
