@@ -44,7 +44,8 @@ func forbidden(code string, format string, args ...any) error {
 // withStatus wraps err with a status and code unless it already has one.
 func withStatus(err error, status int, code string) error {
 	var he *httpError
-	if errors.As(err, &he) {
+	var pe *problemsError
+	if errors.As(err, &he) || errors.As(err, &pe) {
 		return err
 	}
 	return &httpError{Status: status, Code: code, Err: err}
@@ -59,6 +60,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	var pe *problemsError
+	if errors.As(err, &pe) {
+		writeProblems(w, pe)
+		return
+	}
 	var he *httpError
 	if !errors.As(err, &he) {
 		he = &httpError{Status: http.StatusInternalServerError, Code: "internal_error", Err: err}
