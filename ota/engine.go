@@ -632,7 +632,9 @@ func sizeOf(r io.ReaderAt) int64 {
 }
 
 // Package returns a package.
-func (e *Engine) Package(ctx context.Context, id string) (Package, error) { return e.st.Package(ctx, id) }
+func (e *Engine) Package(ctx context.Context, id string) (Package, error) {
+	return e.st.Package(ctx, id)
+}
 
 // Packages returns every package.
 func (e *Engine) Packages(ctx context.Context) ([]Package, error) { return e.st.Packages(ctx) }
@@ -658,7 +660,9 @@ func (e *Engine) DeletePackage(ctx context.Context, id string) error {
 }
 
 // Content returns a package with its bytes, for serving blocks.
-func (e *Engine) Content(ctx context.Context, pkgID string) (*Content, error) { return e.content(ctx, pkgID) }
+func (e *Engine) Content(ctx context.Context, pkgID string) (*Content, error) {
+	return e.content(ctx, pkgID)
+}
 
 // Block2 serves block num (size exponent szx) of a package's content as
 // CoAP Block2 with ETag and Size2 (SPEC OTA-7). The lwm2m server mounts it
