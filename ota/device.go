@@ -133,12 +133,15 @@ func (d *Downloader) Handle(frame []byte) ([][]byte, error) {
 		if st.Phase != PhaseDownloading {
 			return nil, nil
 		}
+		if int(m.Block) != st.Next {
+			return nil, nil // an old or repeated answer
+		}
 		if m.Result == ResultNoSuchTask || m.Result == ResultNoSuchBlock {
 			// The platform no longer offers this package.
 			return nil, d.progress.Save(DownloadState{})
 		}
-		if m.Result != ResultOK || int(m.Block) != st.Next {
-			return nil, nil // an old or repeated answer
+		if m.Result != ResultOK {
+			return nil, nil // busy or failing: asked again on the next wake
 		}
 		want := st.BlockSize
 		if st.Next == st.Blocks-1 {
@@ -168,6 +171,9 @@ func (d *Downloader) Handle(frame []byte) ([][]byte, error) {
 			return nil, d.progress.Save(st)
 		}
 	case Execute:
+		if st.Phase == PhaseDownloaded && st.Result == ResultOK {
+			st.Phase = PhaseReady // the answer to 22 was lost; execute implies it
+		}
 		if st.Phase != PhaseReady && st.Phase != PhaseReporting {
 			return [][]byte{Encode(ExecuteAnswer{ResultNoSuchTask})}, nil
 		}
