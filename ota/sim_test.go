@@ -201,3 +201,5 @@ func addPackage(t testing.TB, e *ota.Engine, files *ota.MemFiles, p ota.Package,
 	require.NoError(t, err)
 	return p
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
