@@ -101,7 +101,7 @@ type Engine struct {
 	cfg   Config
 	log   *slog.Logger
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	closed   bool
 	tasks    map[string]*taskRun // unfinished, or a retry planned
 	devices  map[string]*session // active sub-task of each device
@@ -1015,8 +1015,8 @@ func (e *Engine) retry(ctx context.Context, taskID string, manual bool) error {
 
 // session returns the active session of a device, or nil.
 func (e *Engine) session(deviceID string) *session {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	return e.devices[deviceID]
 }
 
