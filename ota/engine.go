@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/bits"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -113,6 +115,9 @@ type Engine struct {
 
 	wake     chan struct{}
 	fwSignal chan struct{}
+	// nextWake is the UnixNano of the Run loop's next planned tick; a
+	// deadline set earlier than it wakes the loop.
+	nextWake atomic.Int64
 }
 
 type taskRun struct {
@@ -172,6 +177,7 @@ func New(st Store, files Files, ch Channel, cfg Config) (*Engine, error) {
 	e := &Engine{st: st, files: files, ch: ch, cfg: cfg, log: cfg.Logger,
 		tasks: map[string]*taskRun{}, devices: map[string]*session{}, contents: map[string]*Content{},
 		fwQueued: map[string]bool{}, wake: make(chan struct{}, 1), fwSignal: make(chan struct{}, 1)}
+	e.nextWake.Store(math.MaxInt64)
 	if err := e.load(context.Background()); err != nil {
 		e.closeContents()
 		return nil, err
@@ -302,9 +308,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-e.wake:
 		}
+		// Deadlines set during the tick must wake the loop again.
+		e.nextWake.Store(math.MaxInt64)
 		next := e.tick(ctx, time.Now())
 		timer.Stop()
-		if !next.IsZero() {
+		if next.IsZero() {
+			e.nextWake.Store(math.MaxInt64)
+		} else {
+			e.nextWake.Store(next.UnixNano())
 			timer.Reset(time.Until(next))
 		}
 	}
@@ -323,6 +334,13 @@ func (e *Engine) Close() error {
 	}
 	e.closeContents()
 	return nil
+}
+
+// due wakes the Run loop when t comes before its next planned tick.
+func (e *Engine) due(t time.Time) {
+	if t.UnixNano() < e.nextWake.Load() {
+		e.poke()
+	}
 }
 
 func (e *Engine) poke() {
@@ -475,6 +493,7 @@ func (e *Engine) setStep(s *session, step Step, now time.Time) {
 	case StepExecute, StepResult:
 		s.sub.Deadline = now.Add(e.cfg.ResultTimeout)
 	}
+	e.due(s.sub.Deadline)
 }
 
 // act (re)sends what the current step waits an answer for. Called when a
