@@ -160,6 +160,8 @@ type effects struct {
 	frames   [][]byte
 	states   []StateEvent
 	results  []ResultEvent
+	versions []string // versions the device reported
+	kind     Kind     // of those versions
 	fwJob    bool
 }
 
@@ -429,6 +431,11 @@ func (e *Engine) apply(ctx context.Context, eff *effects) {
 	}
 	if eff.fwJob {
 		e.enqueueFw(eff.deviceID)
+	}
+	if vl, ok := e.cfg.Listener.(VersionListener); ok {
+		for _, v := range eff.versions {
+			vl.VersionReported(eff.kind, eff.deviceID, v)
+		}
 	}
 	if l := e.cfg.Listener; l != nil {
 		for _, ev := range eff.states {
@@ -1032,6 +1039,13 @@ func (e *Engine) retry(ctx context.Context, taskID string, manual bool) error {
 	return nil
 }
 
+// QueryVersion asks a device its software version with PCP 19, outside any
+// task (for a product that enables the upgrade capability while the
+// version is unknown, SPEC OTA-5). The answer reaches a VersionListener.
+func (e *Engine) QueryVersion(ctx context.Context, deviceID string) error {
+	return e.ch.SendFrame(ctx, deviceID, Encode(QueryVersion{}))
+}
+
 // session returns the active session of a device, or nil.
 func (e *Engine) session(deviceID string) *session {
 	e.mu.RLock()
@@ -1099,8 +1113,15 @@ func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte)
 	if err != nil {
 		return fmt.Errorf("ota: device %s: %w", deviceID, err)
 	}
-	var eff effects
-	eff.deviceID = deviceID
+	eff := effects{deviceID: deviceID, kind: Software}
+	switch m := m.(type) {
+	case QueryVersionAnswer:
+		if m.Result == ResultOK {
+			eff.versions = append(eff.versions, m.Version)
+		}
+	case UpgradeResult:
+		eff.versions = append(eff.versions, m.Version)
+	}
 	s := e.session(deviceID)
 	if s != nil {
 		s.mu.Lock()

@@ -13,9 +13,16 @@ import (
 
 // listener records events.
 type listener struct {
-	mu      sync.Mutex
-	states  []ota.StateEvent
-	results []ota.ResultEvent
+	mu       sync.Mutex
+	states   []ota.StateEvent
+	results  []ota.ResultEvent
+	versions []string // "kind device version"
+}
+
+func (l *listener) VersionReported(kind ota.Kind, deviceID, version string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.versions = append(l.versions, fmt.Sprintf("%s %s %s", kind, deviceID, version))
 }
 
 func (l *listener) UpgradeStateChanged(e ota.StateEvent) {
@@ -243,4 +250,15 @@ func TestNoTaskAnswers(t *testing.T) {
 	err := e.HandleFrame(context.Background(), "lonely", []byte{0xFF, 0xFE, 1})
 	require.ErrorIs(t, err, ota.ErrBadFrame)
 	require.Contains(t, err.Error(), "lonely")
+}
+
+// TestQueryVersionOutsideTask: the platform asks a version without a task;
+// the answer reaches a VersionListener (OTA-5).
+func TestQueryVersionOutsideTask(t *testing.T) {
+	lis := &listener{}
+	e, l, _ := setup(t, ota.Config{Listener: lis})
+	d := newDevice("d", "V7.1")
+	require.NoError(t, e.QueryVersion(context.Background(), "d"))
+	d.run(t, e, l, nil)
+	require.Equal(t, []string{"softwarePackage d V7.1"}, lis.versions)
 }

@@ -99,10 +99,14 @@ func (e *Engine) fwStep(ctx context.Context, deviceID string) {
 		e.log.Info("ota: object 5 call", "device", deviceID, "step", step, "err", err)
 		return
 	}
-	var eff effects
+	eff := effects{deviceID: deviceID, kind: Firmware}
+	if step == StepQuery || step == StepCheck {
+		eff.versions = append(eff.versions, version)
+	}
 	s.mu.Lock()
 	if s.ended || s.sub.Step != step || s.sub.Attempt != attempt {
 		s.mu.Unlock()
+		e.apply(ctx, &eff)
 		return
 	}
 	now := time.Now()

@@ -123,6 +123,7 @@ func TestFirmwareUpgrade(t *testing.T) {
 		require.Equal(t, "fwUpgradeStateChangeNotify", lis.states[0].NotifyType())
 		require.Equal(t, "1", lis.states[0].Step())
 		require.Equal(t, "fwUpgradeResultNotify", lis.results[0].NotifyType())
+		require.Equal(t, []string{"firmwarePackage nb1 F1", "firmwarePackage nb1 F2"}, lis.versions)
 	})
 }
 

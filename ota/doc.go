@@ -1,0 +1,131 @@
+// Package ota upgrades device software and firmware: packages, upgrade
+// tasks and their per-device sub-tasks, the PCP protocol that carries
+// software upgrades inside the data channel, block serving with resume,
+// and the LwM2M object 5 flow for firmware (SPEC §6, OTA-1 … OTA-8; FAQ
+// §10).
+//
+// # Model
+//
+// A [Package] is uploaded content plus metadata: kind ([Software] over
+// PCP, [Firmware] over object 5), version, product (device type,
+// manufacturer, model, protocol), source versions, PCP block size (32..500,
+// default 500), size, SHA-256 digest and PCP check code. The content stays
+// in [Files] (a [Dir] on disk) and is only ever read through io.ReaderAt,
+// one block at a time; [Engine.AddPackage] streams it once to compute the
+// digest.
+//
+// A [Task] sends one package to many devices under a [Policy]: now (a
+// device that is not online fails with "Device Abnormal is not online"),
+// device_online (start when the device next wakes; "Waiting for the device
+// online timeout" after Config.OnlineTimeout) or custom (a window; devices
+// not online before its end fail). Each device has a [SubTask]. Task states
+// are wait, processing, success, failed, stop; sub-task states wait,
+// processing, fail, success, stop. Failure reasons are the exact strings
+// of OTA-3 (Reason… constants).
+//
+// A processing sub-task moves through steps, each with a server-side
+// deadline from [Config] (OTA-8):
+//
+//	query    PCP 19 / read /5/0/7      VersionTimeout   "Waiting for report device firmware version timeout"
+//	notify   PCP 20 / write /5/0/1     DownloadTimeout  "Waiting for device downloaded package timeout"
+//	download blocks (PCP 21 / Block2)  DownloadTimeout, moved on by every block
+//	execute  PCP 23 / execute /5/0/2   ResultTimeout    "Wait for the device to report upgrade result timeout"
+//	result   PCP 24 / /5/0/5           ResultTimeout
+//	check    read /5/0/7 after update  VersionTimeout   "Updating timeout and query device version for check timeout"
+//
+// When the version is known the rules of OTA-1/OTA-2 apply: the same
+// version ends the sub-task with "The current version is the same as the
+// target version"; a version outside the package's source versions fails
+// with [ReasonSourceVersion]; a lower target is allowed. A device with an
+// unfinished sub-task in another task (software or firmware) gets "Task
+// Conflict" when a task is created or retried.
+//
+// A failed task is retried automatically Policy.RetryTimes times (0..5),
+// after RetryInterval doubling each time (software) or Config.RetryInterval
+// (firmware takes no interval, FAQ §10.10). Only failed sub-tasks are
+// retried, and automatically only those whose reason may change (not same
+// version, source version, no protocol service, unsupported package,
+// invalid URI). [Engine.Retry] retries every failed sub-task on demand.
+// Devices that succeeded are never touched (OTA-4).
+//
+// # PCP
+//
+// Frames are FFFE | 01 | code | check code | length | data, big-endian, with
+// the check code of [CRC16] (table of poly 0x1021 driven by a
+// right-shifting update, initial 0; testdata/pcp-vectors.txt). Each message
+// of OTA-6 is a Go type ([QueryVersion], [Notify], [BlockRequest],
+// [BlockAnswer], …); [DecodeMessage] needs the direction because one code is
+// a request one way and its answer the other. Encoders append
+// ([AppendFrame], [AppendBlockAnswer] allocates nothing).
+//
+// The platform side is [Engine.HandleFrame] (frames from the device) and
+// [Engine.DeviceOnline] (the device is awake): the engine asks the version
+// when a sub-task starts, sends the notify when the device is awake, serves
+// any valid block number at any time straight from the file, answers 0x80
+// (no such task: no upgrade, or another version) and 0x81 (no such block),
+// takes the download result, sends execute and takes the upgrade result.
+// Whenever the device wakes, the request of the current step (query,
+// notify, execute) is sent again, since a frame sent to a sleeping device
+// may be lost. Per device it keeps a bitmap of served blocks, repeats and
+// the first and last serving time ([Engine.Served]).
+//
+// The device side is [Downloader]: it keeps a [DownloadState] through
+// [Progress] after every block, asks for the next missing block when the
+// link is back ([Downloader.Resume]), and starts again at block 0 when the
+// notify carries another version or check code (OTA-7). The notify's check
+// code is the PCP CRC16 of the whole package (the SPEC's vector shows 0;
+// we send the real value so devices detect a changed package, FAQ §10.11;
+// a device that ignores it still works).
+//
+// # Object 5
+//
+// Firmware goes through the [Object5] interface (this package does not
+// import lwm2m): read version, observe /5/0/3 and /5/0/5, write the Package
+// URI Config.FirmwareURI+package id to /5/0/1, execute /5/0/2. Observed
+// values come back through [Engine.FirmwareState] and
+// [Engine.FirmwareResult]; Update Result 2..8 map to reasons with
+// [UpdateResultReason]. After result 1 the version is read again and must
+// equal the target. The lwm2m server serves the Package URI with
+// [Engine.Block2] (RFC 7959 Block2, ETag = SHA-256 digest, Size2 = size).
+//
+// # Concurrency and durability
+//
+// An Engine is safe for concurrent use. [New] loads unfinished tasks from
+// the [Store] and starts nothing; [Engine.Run] runs the deadline, window
+// and retry timer and the workers making Object5 calls; [Engine.Close]
+// stops Run and waits. Every state change of a sub-task is written to the
+// Store before the frame that follows it is sent; a restarted engine
+// carries on (store/ota_test.go). Download progress in the Store is updated
+// each tenth of the blocks; after a restart a download step gets a fresh
+// DownloadTimeout and the device resumes at its own next block. Listener
+// calls and frames are made outside every lock.
+//
+// # Decisions where the issue was silent
+//
+//   - The same-version outcome is a failed sub-task with the FAQ's string,
+//     as the FAQ lists it among the reasons a task "ends at once".
+//   - PCP result codes map to reasons with [ResultReason]; busy and low
+//     battery on notify or execute are asked again at the next wake.
+//   - The version is asked only when a sub-task starts (OTA-5); a Listener
+//     that also implements [VersionListener] hears every version a device
+//     reports.
+//   - Window tasks do not interrupt sub-tasks still running at the window's
+//     end.
+//   - Stopping a task ends its active sub-tasks with [ReasonStopped]
+//     (state stop, no result event).
+//
+// # Figures
+//
+// Measured with go test -bench . -benchtime 2s on 2 cores, AMD EPYC, Go
+// 1.26, on a machine shared with other builds (figures vary ±40% run to
+// run):
+//
+//	BenchmarkServeBlocks/baseline-read-and-frame  ~170,000 blocks/s  (1,000 goroutines, pread + frame, 0 allocs)
+//	BenchmarkServeBlocks/engine-1000-devices       58,000–92,000 blocks/s  (decode, lookup, track, read, frame, send; 4 allocs)
+//	BenchmarkMemoryPerDevice                         1,187 B per device with a 1 MB download in progress
+//
+// The engine serves blocks at 0.35–0.55× the raw read-and-frame rate;
+// 1,000 devices each at one block per second (a typical NB-IoT rate) use
+// about 1–2% of it. Memory per downloading device counts the session, its
+// 2,098-bit block bitmap and the sub-task in the in-memory store.
+package ota
