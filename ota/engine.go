@@ -1306,3 +1306,38 @@ func distinctBlocks(bm []uint64) (n int) {
 	}
 	return n
 }
+
+// Progress returns the progress of a task over its sub-tasks, with live
+// download progress.
+func (e *Engine) Progress(ctx context.Context, taskID string) (TaskProgress, error) {
+	t, err := e.Task(ctx, taskID)
+	if err != nil {
+		return TaskProgress{}, err
+	}
+	subs, err := e.SubTasks(ctx, taskID)
+	if err != nil {
+		return TaskProgress{}, err
+	}
+	blocks := 0
+	if t.Kind == Software {
+		if p, err := e.st.Package(ctx, t.PackageID); err == nil {
+			blocks = p.Blocks()
+		}
+	}
+	tp := TaskProgress{Total: len(subs), States: map[SubState]int{}}
+	ended, dl := 0, 0
+	for _, s := range subs {
+		tp.States[s.State]++
+		if s.State.Final() {
+			ended++
+		}
+		dl += s.Progress(blocks)
+	}
+	if len(subs) > 0 {
+		tp.Percent = ended * 100 / len(subs)
+		if blocks > 0 {
+			tp.Download = dl / len(subs)
+		}
+	}
+	return tp, nil
+}

@@ -212,6 +212,10 @@ func TestResumeAfterDrop(t *testing.T) {
 	require.NoError(t, err)
 	d.run(t, e, l, func() bool { st, _ := d.progress.Load(); return st.Next == 3 })
 	l.drop("dev")
+	tp, err := e.Progress(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, ota.TaskProgress{Total: 1, States: map[ota.SubState]int{ota.SubProcessing: 1}, Percent: 0, Download: 66}, tp,
+		"4 of 6 blocks served")
 	// The device reboots: a new Downloader over the kept progress.
 	d.dl = ota.NewDownloader("V1", d.progress, d.storage, nil)
 	d.uplink = nil
@@ -237,6 +241,9 @@ func TestResumeAfterDrop(t *testing.T) {
 	d.wake(t, e)
 	d.run(t, e, l, nil)
 	require.Equal(t, ota.SubSuccess, subTask(t, e, "t", "dev").State)
+	tp, err = e.Progress(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, ota.TaskProgress{Total: 1, States: map[ota.SubState]int{ota.SubSuccess: 1}, Percent: 100, Download: 100}, tp)
 }
 
 // TestNoTaskAnswers: frames from a device without an upgrade get 0x80.

@@ -198,3 +198,26 @@ func (s SubTask) ID() string { return s.TaskID + "/" + s.DeviceID }
 func (s SubTask) String() string {
 	return fmt.Sprintf("sub-task %s %s step %s", s.ID(), s.State, s.Step)
 }
+
+// TaskProgress sums up a task's sub-tasks (OTA-8: progress per task).
+type TaskProgress struct {
+	Total  int              // sub-tasks
+	States map[SubState]int // sub-tasks per state
+	// Percent is the share of sub-tasks that ended, 0..100.
+	Percent int
+	// Download is the share of package blocks served over every
+	// software sub-task, 0..100 (0 for firmware).
+	Download int
+}
+
+// Progress returns the progress of one sub-task's download in percent,
+// given the package's block count.
+func (s SubTask) Progress(blocks int) int {
+	if s.State == SubSuccess {
+		return 100
+	}
+	if blocks <= 0 {
+		return 0
+	}
+	return min(100, s.Blocks*100/blocks)
+}
