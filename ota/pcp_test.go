@@ -178,3 +178,42 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestCRC16Slicing: the slicing-by-8 update equals the byte-wise one for
+// every length and start value.
+func TestCRC16Slicing(t *testing.T) {
+	b := make([]byte, 300)
+	for i := range b {
+		b[i] = byte(i*131 + 7)
+	}
+	for n := range len(b) {
+		for _, init := range []uint16{0, 0x1234, 0xFFFF} {
+			require.Equal(t, crc16Bytewise(init, b[:n]), CRC16(init, b[:n]), "length %d, start %04X", n, init)
+		}
+	}
+}
+
+func FuzzCRC16(f *testing.F) {
+	f.Add([]byte("hello, world"), uint16(0))
+	f.Fuzz(func(t *testing.T, b []byte, init uint16) {
+		if got, want := CRC16(init, b), crc16Bytewise(init, b); got != want {
+			t.Fatalf("CRC16(%04X, %x) = %04X, byte-wise %04X", init, b, got, want)
+		}
+	})
+}
+
+func BenchmarkCRC16(b *testing.B) {
+	data := make([]byte, 511)
+	b.Run("bytewise", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			crc16Bytewise(0, data)
+		}
+	})
+	b.Run("slicing-by-8", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			CRC16(0, data)
+		}
+	})
+}
