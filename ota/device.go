@@ -147,7 +147,7 @@ func (d *Downloader) Handle(frame []byte) ([][]byte, error) {
 		if st.Next == st.Blocks-1 {
 			want = len(m.Data) // the last block may be short
 		}
-		if len(m.Data) != want || len(m.Data) == 0 {
+		if len(m.Data) != want || len(m.Data) == 0 || len(m.Data) > st.BlockSize {
 			return nil, fmt.Errorf("%w: block %d has %d bytes, want %d", ErrBadFrame, m.Block, len(m.Data), want)
 		}
 		if _, err := d.storage.WriteAt(m.Data, int64(st.Next)*int64(st.BlockSize)); err != nil {

@@ -151,7 +151,8 @@ type session struct {
 	resent      int
 	resentBytes int64
 	first, last time.Time
-	saved       int // distinct at the last store write
+	saved       int  // distinct at the last store write
+	loaded      bool // loaded from the store, not yet looked at by Run
 }
 
 // effects are what a state change asks for once locks are released.
@@ -214,7 +215,7 @@ func (e *Engine) load(ctx context.Context) error {
 			if s.State.Final() {
 				continue
 			}
-			ss := &session{sub: s, policy: t.Policy, content: c, readyAt: t.Policy.StartAt(t.Created), saved: s.Blocks}
+			ss := &session{sub: s, policy: t.Policy, content: c, readyAt: t.Policy.StartAt(t.Created), saved: s.Blocks, loaded: true}
 			if s.Step == StepDownload || s.Step == StepNotify {
 				// Progress in memory was lost: give the device a
 				// full download deadline from now.
@@ -301,6 +302,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		wg.Go(func() { e.fwWorker(ctx) })
 	}
 	defer wg.Wait()
+	e.kickLoaded(ctx)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -320,6 +322,37 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.nextWake.Store(next.UnixNano())
 			timer.Reset(time.Until(next))
 		}
+	}
+}
+
+// kickLoaded starts the waiting sub-tasks loaded from the store whose
+// start time passed (a restart between creation and start), and sends the
+// pending request of loaded processing sub-tasks whose device is online.
+func (e *Engine) kickLoaded(ctx context.Context) {
+	e.mu.Lock()
+	var sessions []*session
+	for _, s := range e.devices {
+		if s.loaded {
+			sessions = append(sessions, s)
+		}
+	}
+	e.mu.Unlock()
+	now := time.Now()
+	for _, s := range sessions {
+		var eff effects
+		s.mu.Lock()
+		s.loaded = false
+		switch {
+		case s.ended:
+		case s.sub.State == SubWait && !now.Before(s.readyAt):
+			s.mu.Unlock()
+			e.kick(ctx, []*session{s})
+			continue
+		case s.sub.State == SubProcessing && e.online(ctx, s.sub.DeviceID):
+			e.act(s, &eff)
+		}
+		s.mu.Unlock()
+		e.apply(ctx, &eff)
 	}
 }
 
@@ -395,10 +428,10 @@ func (e *Engine) tick(ctx context.Context, now time.Time) time.Time {
 		var eff effects
 		s.mu.Lock()
 		if !s.ended {
-			if s.sub.State == SubWait && !now.Before(s.readyAt) && e.online(ctx, s.sub.DeviceID) {
-				e.start(ctx, s, &eff)
-			}
-			if !s.ended && !s.sub.Deadline.IsZero() && !now.Before(s.sub.Deadline) {
+			// Waiting sub-tasks are started by CreateTask, the
+			// window opening (activate), retries, DeviceOnline and
+			// HandleFrame, not here: the tick asks no registry.
+			if !s.sub.Deadline.IsZero() && !now.Before(s.sub.Deadline) {
 				e.finish(ctx, s, SubFail, s.sub.Step.reason(), &eff)
 			}
 			if !s.ended {

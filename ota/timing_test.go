@@ -260,3 +260,40 @@ func TestRetryBackoffLimit(t *testing.T) {
 		require.Equal(t, 33*time.Minute, time.Since(start))
 	})
 }
+
+// TestRestartResends: an engine restarted over the same store sends the
+// pending request of each sub-task whose device is online when Run starts,
+// and starts the sub-tasks created but not started before the crash.
+func TestRestartResends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := ota.NewMemStore()
+		files := &ota.MemFiles{}
+		files.Put("p", content(900, 1))
+		e1, err := ota.New(st, files, newLink(), ota.Config{})
+		require.NoError(t, err)
+		_, err = e1.AddPackage(ctx, ota.Package{ID: "p", Kind: ota.Software, Version: "V2"})
+		require.NoError(t, err)
+		_, err = e1.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"a"}})
+		require.NoError(t, err)
+		require.NoError(t, e1.Close()) // the query to "a" is lost with the process
+		// A task written but never started (as if the crash came first).
+		require.NoError(t, st.PutTask(ctx, ota.Task{ID: "t2", Kind: ota.Software, PackageID: "p", Devices: []string{"b"},
+			Policy: ota.Policy{Execute: ota.Now}, State: ota.TaskProcessing, Created: time.Now()},
+			[]ota.SubTask{{TaskID: "t2", DeviceID: "b", Kind: ota.Software, State: ota.SubWait, Step: ota.StepOnline,
+				TargetVersion: "V2", Deadline: time.Now().Add(time.Hour)}}))
+
+		l := newLink()
+		e2, err := ota.New(st, files, l, ota.Config{})
+		require.NoError(t, err)
+		defer e2.Close()
+		run(t, e2)
+		require.Equal(t, []ota.Message{ota.QueryVersion{}}, l.messages("a"))
+		require.Equal(t, []ota.Message{ota.QueryVersion{}}, l.messages("b"))
+		for _, id := range []string{"a", "b"} {
+			newDevice(id, "V1").run(t, e2, l, nil)
+		}
+		require.Equal(t, ota.SubSuccess, subTask(t, e2, "t", "a").State)
+		require.Equal(t, ota.SubSuccess, subTask(t, e2, "t2", "b").State)
+	})
+}
