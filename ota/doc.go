@@ -97,8 +97,25 @@
 // Store before the frame that follows it is sent; a restarted engine
 // carries on (store/ota_test.go). Download progress in the Store is updated
 // each tenth of the blocks; after a restart a download step gets a fresh
-// DownloadTimeout and the device resumes at its own next block. Listener
+// DownloadTimeout and the device resumes at its own next block; when Run
+// starts it sends the pending request of every loaded sub-task whose
+// device is online and starts those created but never started. Listener
 // calls and frames are made outside every lock.
+//
+// # Caveats
+//
+//   - Run's timer looks at every active sub-task on each tick, and ticks at
+//     most once a second, so a deadline may pass up to a second late under
+//     load (exact otherwise). A deadline heap would remove the scan.
+//   - Waiting sub-tasks start on CreateTask, the window opening, a retry,
+//     DeviceOnline or a frame from the device; the timer does not poll the
+//     registry, so the platform must call DeviceOnline when devices wake.
+//   - Block tracking (bitmap, repeats) lives in memory; the store keeps the
+//     count of distinct blocks, saved each tenth of the package.
+//   - Limits on concurrent downloads (OTA-8) are not implemented.
+//   - CreateTask writes the task and its sub-tasks in one store transaction
+//     under the engine's lock; block serving waits for it only to look up
+//     sessions.
 //
 // # Decisions where the issue was silent
 //

@@ -94,6 +94,9 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// tickEvery is the shortest time between two timer ticks of Run.
+const tickEvery = time.Second
+
 // Engine runs upgrade tasks: it decides per device, drives PCP and object 5
 // and serves package blocks. It is safe for concurrent use.
 type Engine struct {
@@ -314,7 +317,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		// Deadlines set during the tick must wake the loop again.
 		e.nextWake.Store(math.MaxInt64)
-		next := e.tick(ctx, time.Now())
+		now := time.Now()
+		next := e.tick(ctx, now)
+		if !next.IsZero() {
+			// A tick looks at every active sub-task; with many
+			// downloads moving their deadlines on, at most one a
+			// second (a deadline may then pass up to 1s late).
+			next = later(next, now.Add(tickEvery))
+		}
 		timer.Stop()
 		if next.IsZero() {
 			e.nextWake.Store(math.MaxInt64)

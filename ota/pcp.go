@@ -266,40 +266,87 @@ type UpgradeResult struct {
 // UpgradeResultAnswer (24, platform → device) acknowledges UpgradeResult.
 type UpgradeResultAnswer struct{ Result Result }
 
-func (QueryVersion) Code() byte                 { return CodeQueryVersion }
-func (QueryVersionAnswer) Code() byte           { return CodeQueryVersion }
-func (Notify) Code() byte                       { return CodeNotify }
-func (NotifyAnswer) Code() byte                 { return CodeNotify }
-func (BlockRequest) Code() byte                 { return CodeBlock }
-func (BlockAnswer) Code() byte                  { return CodeBlock }
-func (DownloadResult) Code() byte               { return CodeDownloadResult }
-func (DownloadResultAnswer) Code() byte         { return CodeDownloadResult }
-func (Execute) Code() byte                      { return CodeExecute }
-func (ExecuteAnswer) Code() byte                { return CodeExecute }
-func (UpgradeResult) Code() byte                { return CodeUpgradeResult }
-func (UpgradeResultAnswer) Code() byte          { return CodeUpgradeResult }
+// Code implements Message.
+func (QueryVersion) Code() byte { return CodeQueryVersion }
+
+// Code implements Message.
+func (QueryVersionAnswer) Code() byte { return CodeQueryVersion }
+
+// Code implements Message.
+func (Notify) Code() byte { return CodeNotify }
+
+// Code implements Message.
+func (NotifyAnswer) Code() byte { return CodeNotify }
+
+// Code implements Message.
+func (BlockRequest) Code() byte { return CodeBlock }
+
+// Code implements Message.
+func (BlockAnswer) Code() byte { return CodeBlock }
+
+// Code implements Message.
+func (DownloadResult) Code() byte { return CodeDownloadResult }
+
+// Code implements Message.
+func (DownloadResultAnswer) Code() byte { return CodeDownloadResult }
+
+// Code implements Message.
+func (Execute) Code() byte { return CodeExecute }
+
+// Code implements Message.
+func (ExecuteAnswer) Code() byte { return CodeExecute }
+
+// Code implements Message.
+func (UpgradeResult) Code() byte { return CodeUpgradeResult }
+
+// Code implements Message.
+func (UpgradeResultAnswer) Code() byte { return CodeUpgradeResult }
+
+// AppendData implements Message.
 func (QueryVersion) AppendData(b []byte) []byte { return b }
+
+// AppendData implements Message.
 func (m QueryVersionAnswer) AppendData(b []byte) []byte {
 	return appendVersion(append(b, byte(m.Result)), m.Version)
 }
+
+// AppendData implements Message.
 func (m Notify) AppendData(b []byte) []byte {
 	b = appendVersion(b, m.Version)
 	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(b, m.BlockSize), m.BlockCount), m.CheckCode)
 }
+
+// AppendData implements Message.
 func (m NotifyAnswer) AppendData(b []byte) []byte { return append(b, byte(m.Result)) }
+
+// AppendData implements Message.
 func (m BlockRequest) AppendData(b []byte) []byte {
 	return binary.BigEndian.AppendUint16(appendVersion(b, m.Version), m.Block)
 }
+
+// AppendData implements Message.
 func (m BlockAnswer) AppendData(b []byte) []byte {
 	return append(binary.BigEndian.AppendUint16(append(b, byte(m.Result)), m.Block), m.Data...)
 }
-func (m DownloadResult) AppendData(b []byte) []byte       { return append(b, byte(m.Result)) }
+
+// AppendData implements Message.
+func (m DownloadResult) AppendData(b []byte) []byte { return append(b, byte(m.Result)) }
+
+// AppendData implements Message.
 func (m DownloadResultAnswer) AppendData(b []byte) []byte { return append(b, byte(m.Result)) }
-func (Execute) AppendData(b []byte) []byte                { return b }
-func (m ExecuteAnswer) AppendData(b []byte) []byte        { return append(b, byte(m.Result)) }
+
+// AppendData implements Message.
+func (Execute) AppendData(b []byte) []byte { return b }
+
+// AppendData implements Message.
+func (m ExecuteAnswer) AppendData(b []byte) []byte { return append(b, byte(m.Result)) }
+
+// AppendData implements Message.
 func (m UpgradeResult) AppendData(b []byte) []byte {
 	return appendVersion(append(b, byte(m.Result)), m.Version)
 }
+
+// AppendData implements Message.
 func (m UpgradeResultAnswer) AppendData(b []byte) []byte { return append(b, byte(m.Result)) }
 
 // AppendBlockAnswer appends a block answer frame without building a
