@@ -113,9 +113,10 @@
 //   - Block tracking (bitmap, repeats) lives in memory; the store keeps the
 //     count of distinct blocks, saved each tenth of the package.
 //   - Limits on concurrent downloads (OTA-8) are not implemented.
-//   - CreateTask writes the task and its sub-tasks in one store transaction
-//     under the engine's lock; block serving waits for it only to look up
-//     sessions.
+//   - CreateTask, Retry and Stop run one at a time. Sub-task writes are made
+//     under the sub-task's own lock only; a task's own state change (start,
+//     end, retry planned) is written under the engine lock, which block
+//     serving takes briefly to find a session.
 //
 // # Decisions where the issue was silent
 //

@@ -106,6 +106,7 @@ type Engine struct {
 	cfg   Config
 	log   *slog.Logger
 
+	createMu sync.Mutex // orders CreateTask, retries and Stop
 	mu       sync.RWMutex
 	closed   bool
 	tasks    map[string]*taskRun // unfinished, or a retry planned
@@ -796,19 +797,14 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 	tr := &taskRun{Task: t, counts: map[SubState]int{}}
 	subs := make([]SubTask, len(devs))
 	var sessions []*session
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return Task{}, ErrClosed
-	}
-	if _, ok := e.tasks[t.ID]; ok {
-		e.mu.Unlock()
-		return Task{}, fieldErr("operationId", "%q is already used", t.ID)
-	}
-	if _, err := e.st.Task(ctx, t.ID); err == nil {
-		e.mu.Unlock()
-		return Task{}, fieldErr("operationId", "%q is already used", t.ID)
-	}
+	// createMu orders task creation and retries, so that the conflict
+	// check and the sessions it leads to are one step; e.mu is held only
+	// for map reads and updates, never across the store write.
+	e.createMu.Lock()
+	defer e.createMu.Unlock()
+	e.mu.RLock()
+	closed := e.closed
+	_, used := e.tasks[t.ID]
 	for i, d := range devs {
 		s := SubTask{TaskID: t.ID, DeviceID: d, Kind: p.Kind, State: SubWait, Step: StepOnline, TargetVersion: p.Version, Updated: now}
 		if _, busy := e.devices[d]; busy {
@@ -821,10 +817,17 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 		}
 		subs[i] = s
 	}
+	e.mu.RUnlock()
+	if closed {
+		return Task{}, ErrClosed
+	}
+	if _, err := e.st.Task(ctx, t.ID); used || err == nil {
+		return Task{}, fieldErr("operationId", "%q is already used", t.ID)
+	}
 	if err := e.st.PutTask(ctx, t, subs); err != nil {
-		e.mu.Unlock()
 		return Task{}, err
 	}
+	e.mu.Lock()
 	e.tasks[t.ID] = tr
 	for _, s := range sessions {
 		e.devices[s.sub.DeviceID] = s
@@ -942,6 +945,8 @@ func (e *Engine) Upgrading(deviceID string) bool {
 
 // Stop stops a task: its waiting and processing sub-tasks end in stop.
 func (e *Engine) Stop(ctx context.Context, taskID string) (Task, error) {
+	e.createMu.Lock()
+	defer e.createMu.Unlock()
 	e.mu.Lock()
 	t := e.tasks[taskID]
 	if t == nil {
@@ -1000,6 +1005,8 @@ func (e *Engine) Retry(ctx context.Context, taskID string) (Task, error) {
 }
 
 func (e *Engine) retry(ctx context.Context, taskID string, manual bool) error {
+	e.createMu.Lock()
+	defer e.createMu.Unlock()
 	t, err := e.Task(ctx, taskID)
 	if err != nil {
 		return err
@@ -1017,17 +1024,9 @@ func (e *Engine) retry(ctx context.Context, taskID string, manual bool) error {
 	}
 	now := time.Now()
 	readyAt := t.Policy.StartAt(now)
-	e.mu.Lock()
-	tr := e.tasks[taskID]
-	if tr == nil {
-		tr = &taskRun{Task: t, counts: map[SubState]int{}}
-		for _, s := range subs {
-			tr.counts[countKey(s.State)]++
-		}
-	}
 	var changed []SubTask
-	var sessions []*session
-	var conflicts []*session
+	var sessions, conflicts []*session
+	e.mu.RLock()
 	for _, s := range subs {
 		if s.State != SubFail || (!manual && permanent(s.Reason)) {
 			continue
@@ -1041,33 +1040,44 @@ func (e *Engine) retry(ctx context.Context, taskID string, manual bool) error {
 		if _, busy := e.devices[s.DeviceID]; busy {
 			conflicts = append(conflicts, ss)
 		} else {
-			e.devices[s.DeviceID] = ss
 			sessions = append(sessions, ss)
 		}
-		tr.counts[SubFail]--
-		tr.counts[SubWait]++
 		changed = append(changed, s)
 	}
-	if len(changed) == 0 {
-		tr.RetryAt = time.Time{}
-		if tr.State.Final() {
-			delete(e.tasks, taskID)
-		}
-		err := e.st.PutTask(ctx, tr.Task, nil)
-		e.mu.Unlock()
-		return errors.Join(fmt.Errorf("%w: task %s has no failed sub-task to retry", ErrNothingToRetry, taskID), err)
+	e.mu.RUnlock()
+
+	next := t
+	next.RetryAt = time.Time{}
+	if len(changed) > 0 {
+		next.Attempt++
+		next.State = TaskProcessing
+		next.Updated = now
 	}
-	tr.Attempt++
-	tr.RetryAt = time.Time{}
-	tr.retryable = 0
-	tr.State = TaskProcessing
-	tr.Updated = now
-	e.tasks[taskID] = tr
-	err = e.st.PutTask(ctx, tr.Task, changed)
-	e.mu.Unlock()
-	if err != nil {
+	if err := e.st.PutTask(ctx, next, changed); err != nil {
 		return err
 	}
+	e.mu.Lock()
+	tr := e.tasks[taskID]
+	if tr == nil {
+		tr = &taskRun{counts: map[SubState]int{}}
+		for _, s := range subs {
+			tr.counts[countKey(s.State)]++
+		}
+	}
+	tr.Task = next
+	if len(changed) == 0 {
+		delete(e.tasks, taskID)
+		e.mu.Unlock()
+		return fmt.Errorf("%w: task %s has no failed sub-task to retry", ErrNothingToRetry, taskID)
+	}
+	tr.retryable = 0
+	tr.counts[SubFail] -= len(changed)
+	tr.counts[SubWait] += len(changed)
+	e.tasks[taskID] = tr
+	for _, s := range sessions {
+		e.devices[s.sub.DeviceID] = s
+	}
+	e.mu.Unlock()
 	for _, s := range conflicts {
 		var eff effects
 		s.mu.Lock()
