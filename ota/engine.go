@@ -157,6 +157,7 @@ type session struct {
 	first, last time.Time
 	saved       int  // distinct at the last store write
 	loaded      bool // loaded from the store, not yet looked at by Run
+	pending     bool // waits for readyAt, then the tick starts it
 }
 
 // effects are what a state change asks for once locks are released.
@@ -219,7 +220,9 @@ func (e *Engine) load(ctx context.Context) error {
 			if s.State.Final() {
 				continue
 			}
-			ss := &session{sub: s, policy: t.Policy, content: c, readyAt: t.Policy.StartAt(t.Created), saved: s.Blocks, loaded: true}
+			ready := t.Policy.StartAt(t.Created)
+			ss := &session{sub: s, policy: t.Policy, content: c, readyAt: ready, saved: s.Blocks, loaded: true,
+				pending: s.State == SubWait && ready.After(now)}
 			if s.Step == StepDownload || s.Step == StepNotify {
 				// Progress in memory was lost: give the device a
 				// full download deadline from now.
@@ -435,13 +438,18 @@ func (e *Engine) tick(ctx context.Context, now time.Time) time.Time {
 			e.log.Error("ota: automatic retry", "task", id, "err", err)
 		}
 	}
+	var opened []*session
 	for _, s := range sessions {
 		var eff effects
 		s.mu.Lock()
 		if !s.ended {
-			// Waiting sub-tasks are started by CreateTask, the
-			// window opening (activate), retries, DeviceOnline and
-			// HandleFrame, not here: the tick asks no registry.
+			// Waiting sub-tasks start on CreateTask, retries,
+			// DeviceOnline and HandleFrame; the tick only starts
+			// those whose start time (a window) just came.
+			if s.pending && !now.Before(s.readyAt) {
+				s.pending = false
+				opened = append(opened, s)
+			}
 			if !s.sub.Deadline.IsZero() && !now.Before(s.sub.Deadline) {
 				e.finish(ctx, s, SubFail, s.sub.Step.reason(), &eff)
 			}
@@ -455,6 +463,7 @@ func (e *Engine) tick(ctx context.Context, now time.Time) time.Time {
 		s.mu.Unlock()
 		e.apply(ctx, &eff)
 	}
+	e.kick(ctx, opened)
 	return next
 }
 
@@ -813,7 +822,7 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 		} else {
 			s.Deadline = t.Policy.OnlineDeadline(readyAt, e.cfg.OnlineTimeout)
 			tr.counts[SubWait]++
-			sessions = append(sessions, &session{sub: s, policy: t.Policy, content: c, readyAt: readyAt})
+			sessions = append(sessions, &session{sub: s, policy: t.Policy, content: c, readyAt: readyAt, pending: readyAt.After(now)})
 		}
 		subs[i] = s
 	}
@@ -1036,7 +1045,7 @@ func (e *Engine) retry(ctx context.Context, taskID string, manual bool) error {
 		if t.Policy.Execute == Window && !now.Before(t.Policy.End) {
 			s.Deadline = now // the window is over: fails at once
 		}
-		ss := &session{sub: s, policy: t.Policy, content: c, readyAt: readyAt}
+		ss := &session{sub: s, policy: t.Policy, content: c, readyAt: readyAt, pending: readyAt.After(now)}
 		if _, busy := e.devices[s.DeviceID]; busy {
 			conflicts = append(conflicts, ss)
 		} else {
