@@ -27,6 +27,7 @@
 // deadline from [Config] (OTA-8):
 //
 //	query    PCP 19 / read /5/0/7      VersionTimeout   "Waiting for report device firmware version timeout"
+//	queued   waiting for a download slot (Config.MaxDownloads), no deadline
 //	notify   PCP 20 / write /5/0/1     DownloadTimeout  "Waiting for device downloaded package timeout"
 //	download blocks (PCP 21 / Block2)  DownloadTimeout, moved on by every block
 //	execute  PCP 23 / execute /5/0/2   ResultTimeout    "Wait for the device to report upgrade result timeout"
@@ -64,6 +65,9 @@
 // any valid block number at any time straight from the file, answers 0x80
 // (no such task: no upgrade, or another version) and 0x81 (no such block),
 // takes the download result, sends execute and takes the upgrade result.
+// Config.MaxDownloads caps the downloads in progress (notify and download
+// steps); the rest wait in StepQueued and are notified in order as slots
+// free up. A queued device that asks for blocks on its own is served.
 // Whenever the device wakes, the request of the current step (query,
 // notify, execute) is sent again, since a frame sent to a sleeping device
 // may be lost. Per device it keeps a bitmap of served blocks, repeats and
@@ -112,7 +116,6 @@
 //     registry, so the platform must call DeviceOnline when devices wake.
 //   - Block tracking (bitmap, repeats) lives in memory; the store keeps the
 //     count of distinct blocks, saved each tenth of the package.
-//   - Limits on concurrent downloads (OTA-8) are not implemented.
 //   - CreateTask, Retry and Stop run one at a time. Sub-task writes are made
 //     under the sub-task's own lock only; a task's own state change (start,
 //     end, retry planned) is written under the engine lock, which block

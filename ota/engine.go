@@ -56,6 +56,11 @@ type Config struct {
 	CallTimeout time.Duration
 	// Workers is the number of goroutines making Object5 calls. 0 means 4.
 	Workers int
+	// MaxDownloads caps the sub-tasks downloading at once (the notify and
+	// download steps, software and firmware together); the others wait in
+	// StepQueued, first come first served, with no deadline. 0 means no
+	// limit (OTA-8).
+	MaxDownloads int
 }
 
 func (c *Config) fill() {
@@ -91,6 +96,9 @@ func (c *Config) validate() error {
 	if c.Workers < 0 {
 		return fieldErr("Config.Workers", "%d, must not be negative", c.Workers)
 	}
+	if c.MaxDownloads < 0 {
+		return fieldErr("Config.MaxDownloads", "%d, must not be negative", c.MaxDownloads)
+	}
 	return nil
 }
 
@@ -114,6 +122,8 @@ type Engine struct {
 	contents map[string]*Content
 	fwQueue  []string
 	fwQueued map[string]bool
+	slots    int        // sub-tasks holding a download slot (MaxDownloads)
+	queued   []*session // sub-tasks waiting for a slot, in order
 	cancel   context.CancelFunc
 	runDone  chan struct{}
 
@@ -158,6 +168,7 @@ type session struct {
 	saved       int  // distinct at the last store write
 	loaded      bool // loaded from the store, not yet looked at by Run
 	pending     bool // waits for readyAt, then the tick starts it
+	slot        bool // holds a download slot (MaxDownloads)
 }
 
 // effects are what a state change asks for once locks are released.
@@ -227,6 +238,15 @@ func (e *Engine) load(ctx context.Context) error {
 				// Progress in memory was lost: give the device a
 				// full download deadline from now.
 				ss.sub.Deadline = later(s.Deadline, now.Add(e.cfg.DownloadTimeout))
+			}
+			if e.cfg.MaxDownloads > 0 {
+				switch s.Step {
+				case StepNotify, StepDownload:
+					ss.slot = true
+					e.slots++
+				case StepQueued:
+					e.queued = append(e.queued, ss)
+				}
 			}
 			e.devices[s.DeviceID] = ss
 		}
@@ -408,6 +428,7 @@ func (e *Engine) tick(ctx context.Context, now time.Time) time.Time {
 			next = t
 		}
 	}
+	e.promote(ctx)
 	e.mu.Lock()
 	var retry, activate []string
 	for id, t := range e.tasks {
@@ -545,6 +566,9 @@ func matches(p *Package, d Device) bool {
 // setStep moves s to step with the step's server-side deadline.
 func (e *Engine) setStep(s *session, step Step, now time.Time) {
 	s.sub.Step = step
+	if s.slot && step != StepNotify && step != StepDownload {
+		e.releaseSlot(s)
+	}
 	switch step {
 	case StepQuery, StepCheck:
 		s.sub.Deadline = now.Add(e.cfg.VersionTimeout)
@@ -586,6 +610,9 @@ func (e *Engine) finish(ctx context.Context, s *session, state SubState, reason 
 	s.sub.State = state
 	s.sub.Reason = reason
 	s.sub.Deadline = time.Time{}
+	if s.slot {
+		e.releaseSlot(s)
+	}
 	e.save(ctx, s)
 	s.ended = true
 	eff.deviceID = s.sub.DeviceID
@@ -1326,10 +1353,72 @@ func (e *Engine) versionKnown(ctx context.Context, s *session, v string, now tim
 		e.finish(ctx, s, SubFail, ReasonSameVersion, eff)
 	case !p.Accepts(v):
 		e.finish(ctx, s, SubFail, ReasonSourceVersion, eff)
+	case !e.takeSlot(s):
+		s.sub.Step, s.sub.Deadline = StepQueued, time.Time{}
+		e.save(ctx, s)
 	default:
 		e.setStep(s, StepNotify, now)
 		e.save(ctx, s)
 		e.act(s, eff)
+	}
+}
+
+// takeSlot gives s a download slot, or queues it and returns false. s.mu
+// is held.
+func (e *Engine) takeSlot(s *session) bool {
+	if e.cfg.MaxDownloads == 0 {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.slots < e.cfg.MaxDownloads {
+		e.slots++
+		s.slot = true
+		return true
+	}
+	e.queued = append(e.queued, s)
+	return false
+}
+
+// releaseSlot frees the slot of s and has the Run loop hand it on. s.mu is
+// held.
+func (e *Engine) releaseSlot(s *session) {
+	e.mu.Lock()
+	e.slots--
+	more := len(e.queued) > 0
+	e.mu.Unlock()
+	s.slot = false
+	if more {
+		e.poke()
+	}
+}
+
+// promote hands free download slots to queued sub-tasks, in order.
+func (e *Engine) promote(ctx context.Context) {
+	for {
+		e.mu.Lock()
+		if e.cfg.MaxDownloads == 0 || e.slots >= e.cfg.MaxDownloads || len(e.queued) == 0 {
+			e.mu.Unlock()
+			return
+		}
+		s := e.queued[0]
+		e.queued = e.queued[1:]
+		e.slots++ // reserved for s
+		e.mu.Unlock()
+		var eff effects
+		s.mu.Lock()
+		if !s.ended && s.sub.Step == StepQueued {
+			s.slot = true
+			e.setStep(s, StepNotify, time.Now())
+			e.save(ctx, s)
+			e.act(s, &eff)
+		} else {
+			e.mu.Lock()
+			e.slots--
+			e.mu.Unlock()
+		}
+		s.mu.Unlock()
+		e.apply(ctx, &eff)
 	}
 }
 

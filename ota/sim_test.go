@@ -20,6 +20,7 @@ type link struct {
 	resent map[string]int64          // device → bytes served again
 	down   map[string]bool           // links that lose everything sent
 	log    map[string][]ota.Message  // every downlink message per device
+	order  []ota.Message             // every downlink message, all devices
 }
 
 func newLink() *link {
@@ -35,6 +36,7 @@ func (l *link) SendFrame(_ context.Context, id string, frame []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.log[id] = append(l.log[id], m)
+	l.order = append(l.order, m)
 	if b, ok := m.(ota.BlockAnswer); ok && b.Result == ota.ResultOK {
 		if l.sent[id] == nil {
 			l.sent[id] = map[uint16]int{}
@@ -88,6 +90,7 @@ type device struct {
 	progress *ota.MemProgress
 	storage  *ota.MemStorage
 	uplink   []ota.Message // every frame it sent
+	trace    func(ota.Message)
 }
 
 func newDevice(id, version string) *device {
@@ -102,6 +105,9 @@ func (d *device) send(t testing.TB, e *ota.Engine, frames [][]byte) {
 		m, err := ota.DecodeMessage(f, ota.Uplink)
 		require.NoError(t, err)
 		d.uplink = append(d.uplink, m)
+		if d.trace != nil {
+			d.trace(m)
+		}
 		require.NoError(t, e.HandleFrame(context.Background(), d.id, f))
 	}
 }

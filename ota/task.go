@@ -44,6 +44,7 @@ type Step string
 const (
 	StepOnline   Step = "online"   // waiting for the device to come online (or the window)
 	StepQuery    Step = "query"    // version asked (PCP 19 or /5/0/7)
+	StepQueued   Step = "queued"   // version checked, waiting for a download slot (no deadline)
 	StepNotify   Step = "notify"   // PCP 20 sent, or /5/0/1 written
 	StepDownload Step = "download" // device is downloading
 	StepExecute  Step = "execute"  // PCP 23 sent or /5/0/2 executed, waiting for its answer

@@ -297,3 +297,61 @@ func TestRestartResends(t *testing.T) {
 		require.Equal(t, ota.SubSuccess, subTask(t, e2, "t2", "b").State)
 	})
 }
+
+// TestMaxDownloads: at most MaxDownloads sub-tasks download at once; the
+// others wait in order and start as slots free up (OTA-8).
+func TestMaxDownloads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, l, files := setup(t, ota.Config{MaxDownloads: 2})
+		addPackage(t, e, files, ota.Package{ID: "p", Version: "V2"}, content(1200, 1))
+		run(t, e)
+		ids := []string{"a", "b", "c", "d", "e"}
+		devs := map[string]*device{}
+		_, err := e.CreateTask(context.Background(), ota.TaskSpec{ID: "t", PackageID: "p", Devices: ids})
+		require.NoError(t, err)
+		for _, id := range ids {
+			devs[id] = newDevice(id, "V1")
+			devs[id].trace = func(m ota.Message) { // uplink into the same log, before the engine sees it
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				l.order = append(l.order, m)
+			}
+			devs[id].step(t, e, l) // answers the version query
+		}
+		synctest.Wait()
+		notified := func() (n int) {
+			for _, id := range ids {
+				n += count[ota.Notify](l.messages(id))
+			}
+			return n
+		}
+		require.Equal(t, 2, notified())
+		require.Equal(t, ota.StepQueued, subTask(t, e, "t", "c").Step)
+		require.True(t, subTask(t, e, "t", "c").Deadline.IsZero(), "no deadline while queued")
+		for round := 0; round < 10; round++ {
+			for _, id := range ids {
+				devs[id].run(t, e, l, nil)
+			}
+			synctest.Wait()
+		}
+		// Downloads in progress at any moment: notifies sent minus
+		// download results reported.
+		busy, most := 0, 0
+		l.mu.Lock()
+		for _, m := range l.order {
+			switch m.(type) {
+			case ota.Notify:
+				busy++
+			case ota.DownloadResult:
+				busy--
+			}
+			most = max(most, busy)
+		}
+		l.mu.Unlock()
+		require.Equal(t, 2, most)
+		for _, id := range ids {
+			require.Equal(t, ota.SubSuccess, subTask(t, e, "t", id).State, "device %s", id)
+		}
+		require.Equal(t, 5, notified())
+	})
+}
