@@ -1211,34 +1211,31 @@ func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte)
 	case UpgradeResult:
 		eff.versions = append(eff.versions, m.Version)
 	}
-	s := e.session(deviceID)
-	if s != nil {
+	if s := e.session(deviceID); s != nil {
 		s.mu.Lock()
-		if s.ended || s.sub.Kind != Software {
-			s.mu.Unlock()
-			s = nil
+		if !s.ended && s.sub.Kind == Software {
+			if s.sub.State == SubWait && !time.Now().Before(s.readyAt) {
+				e.start(ctx, s, &eff) // the device is awake
+			}
+			if !s.ended && s.sub.State == SubProcessing {
+				e.pcp(ctx, s, m, &eff)
+				s.mu.Unlock()
+				e.apply(ctx, &eff)
+				return nil
+			}
 		}
+		s.mu.Unlock()
 	}
-	if s == nil {
-		// No upgrade for this device: refuse requests, ignore answers.
-		switch m := m.(type) {
-		case BlockRequest:
-			eff.frames = append(eff.frames, AppendBlockAnswer(nil, ResultNoSuchTask, m.Block, nil))
-		case DownloadResult:
-			eff.frames = append(eff.frames, Encode(DownloadResultAnswer{ResultNoSuchTask}))
-		case UpgradeResult:
-			eff.frames = append(eff.frames, Encode(UpgradeResultAnswer{ResultNoSuchTask}))
-		}
-		e.apply(ctx, &eff)
-		return nil
+	// No upgrade in progress for this device (none, firmware, ended or
+	// not started yet): refuse requests, ignore answers.
+	switch m := m.(type) {
+	case BlockRequest:
+		eff.frames = append(eff.frames, AppendBlockAnswer(nil, ResultNoSuchTask, m.Block, nil))
+	case DownloadResult:
+		eff.frames = append(eff.frames, Encode(DownloadResultAnswer{ResultNoSuchTask}))
+	case UpgradeResult:
+		eff.frames = append(eff.frames, Encode(UpgradeResultAnswer{ResultNoSuchTask}))
 	}
-	if s.sub.State == SubWait && !time.Now().Before(s.readyAt) {
-		e.start(ctx, s, &eff) // the device is awake
-	}
-	if !s.ended && s.sub.State == SubProcessing {
-		e.pcp(ctx, s, m, &eff)
-	}
-	s.mu.Unlock()
 	e.apply(ctx, &eff)
 	return nil
 }

@@ -355,3 +355,18 @@ func TestMaxDownloads(t *testing.T) {
 		require.Equal(t, 5, notified())
 	})
 }
+
+// TestWaitingSubTaskRefusesBlocks: before its window a device's old block
+// requests get 0x80, not silence.
+func TestWaitingSubTaskRefusesBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, l, files := setup(t, ota.Config{})
+		addPackage(t, e, files, ota.Package{ID: "p", Version: "V2"}, content(100, 1))
+		now := time.Now()
+		_, err := e.CreateTask(context.Background(), ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"d"},
+			Policy: ota.Policy{Execute: ota.Window, Start: now.Add(time.Hour), End: now.Add(2 * time.Hour)}})
+		require.NoError(t, err)
+		require.NoError(t, e.HandleFrame(context.Background(), "d", ota.Encode(ota.BlockRequest{Version: "V2", Block: 0})))
+		require.Equal(t, []ota.Message{ota.BlockAnswer{Result: ota.ResultNoSuchTask, Block: 0, Data: []byte{}}}, l.messages("d"))
+	})
+}
