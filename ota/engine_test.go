@@ -269,3 +269,26 @@ func TestQueryVersionOutsideTask(t *testing.T) {
 	d.run(t, e, l, nil)
 	require.Equal(t, []string{"softwarePackage d V7.1"}, lis.versions)
 }
+
+// TestWakeResends: a request lost while the device slept is sent again
+// when it wakes; busy answers are asked again at the next wake (OTA-6).
+func TestWakeResends(t *testing.T) {
+	ctx := context.Background()
+	e, l, files := setup(t, ota.Config{})
+	addPackage(t, e, files, ota.Package{ID: "p", Version: "V2"}, content(600, 1))
+	_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"d"}})
+	require.NoError(t, err)
+	l.drop("d") // the query is lost
+	e.DeviceOnline(ctx, "d")
+	require.Equal(t, 2, count[ota.QueryVersion](l.messages("d")))
+	l.drop("d")
+	d := newDevice("d", "V1")
+	d.send(t, e, [][]byte{ota.Encode(ota.QueryVersionAnswer{Result: ota.ResultOK, Version: "V1"})})
+	d.send(t, e, [][]byte{ota.Encode(ota.NotifyAnswer{Result: ota.ResultBusy})})
+	require.Equal(t, ota.StepNotify, subTask(t, e, "t", "d").Step, "busy: still waiting to notify")
+	l.drop("d")
+	e.DeviceOnline(ctx, "d")
+	require.Equal(t, 2, count[ota.Notify](l.messages("d")))
+	d.run(t, e, l, nil)
+	require.Equal(t, ota.SubSuccess, subTask(t, e, "t", "d").State)
+}

@@ -209,3 +209,45 @@ func TestBlock2(t *testing.T) {
 	_, _, _, _, err = c.Block2(0, 7)
 	require.ErrorIs(t, err, ota.ErrInvalid)
 }
+
+// failingWrite fails WritePackageURI until told otherwise.
+type failingWrite struct {
+	object5
+	fail bool
+}
+
+func (f *failingWrite) WritePackageURI(ctx context.Context, id, uri string) error {
+	f.mu.Lock()
+	fail := f.fail
+	f.mu.Unlock()
+	if fail {
+		return errors.New("no answer")
+	}
+	return f.object5.WritePackageURI(ctx, id, uri)
+}
+
+// TestFirmwareCallRetriedOnWake: an object 5 call that fails is made again
+// when the device is next online.
+func TestFirmwareCallRetriedOnWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		o := &failingWrite{fail: true}
+		o.set(func(o *object5) { o.version["nb"] = "F1" })
+		e, _, files := setup(t, ota.Config{Object5: o, FirmwareURI: "coap://h/fw/"})
+		addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
+		run(t, e)
+		_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
+		require.NoError(t, err)
+		synctest.Wait()
+		require.Equal(t, ota.StepNotify, subTask(t, e, "t", "nb").Step)
+		o.mu.Lock()
+		o.fail = false
+		o.mu.Unlock()
+		e.DeviceOnline(ctx, "nb")
+		synctest.Wait()
+		require.Equal(t, ota.StepDownload, subTask(t, e, "t", "nb").Step)
+		o.mu.Lock()
+		require.Equal(t, "coap://h/fw/fw", o.uris["nb"])
+		o.mu.Unlock()
+	})
+}
