@@ -701,8 +701,10 @@ func (e *Engine) AddPackage(ctx context.Context, p Package) (Package, error) {
 		return Package{}, err
 	}
 	defer closeReader(r)
-	if p.Size == 0 {
-		p.Size = sizeOf(r)
+	if n := sizeOf(r); p.Size == 0 {
+		p.Size = n
+	} else if n > 0 && n != p.Size {
+		return Package{}, fieldErr("size", "%d, but the content of package %s has %d bytes", p.Size, p.ID, n)
 	}
 	if p.Size <= 0 {
 		return Package{}, fieldErr("size", "package %s is empty or its size is unknown; set Package.Size", p.ID)
