@@ -132,6 +132,9 @@
 //     reports.
 //   - Window tasks do not interrupt sub-tasks still running at the window's
 //     end.
+//   - "Which blocks were served and when" (OTA-7) is a bitmap plus the
+//     first and last serving time per device, not a time per block (that
+//     would cost 8 KB per device for a 1 MB package).
 //   - Stopping a task ends its active sub-tasks with [ReasonStopped]
 //     (state stop, no result event).
 //
