@@ -3,6 +3,7 @@ package ota
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -181,6 +182,9 @@ type effects struct {
 	kind     Kind     // of those versions
 	fwJob    bool
 }
+
+// send queues a frame.
+func (eff *effects) send(f []byte) { eff.frames = append(eff.frames, f) }
 
 // New returns an engine over st (durable state), files (package contents)
 // and ch (PCP frames). It loads unfinished tasks from st so that a
@@ -595,12 +599,12 @@ func (e *Engine) act(s *session, eff *effects) {
 	p := &s.content.Package
 	switch s.sub.Step {
 	case StepQuery:
-		eff.frames = append(eff.frames, Encode(QueryVersion{}))
+		eff.send(Encode(QueryVersion{}))
 	case StepNotify:
-		eff.frames = append(eff.frames, Encode(Notify{Version: p.Version, BlockSize: uint16(p.blockSize()),
+		eff.send(Encode(Notify{Version: p.Version, BlockSize: uint16(p.blockSize()),
 			BlockCount: uint16(p.Blocks()), CheckCode: p.CheckCode}))
 	case StepExecute:
-		eff.frames = append(eff.frames, Encode(Execute{}))
+		eff.send(Encode(Execute{}))
 	}
 }
 
@@ -1200,7 +1204,16 @@ func (e *Engine) Served(deviceID string) (Served, bool) {
 // through the Channel. A frame that does not decode returns an error and
 // gets no answer.
 func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte) error {
-	m, err := DecodeMessage(frame, Uplink)
+	f, err := ParseFrame(frame)
+	if err != nil {
+		return fmt.Errorf("ota: device %s: %w", deviceID, err)
+	}
+	if f.Code == CodeBlock && len(f.Data) == VersionLen+2 {
+		if done, err := e.fastBlock(ctx, deviceID, f.Data); done {
+			return err
+		}
+	}
+	m, err := f.Message(Uplink)
 	if err != nil {
 		return fmt.Errorf("ota: device %s: %w", deviceID, err)
 	}
@@ -1232,11 +1245,11 @@ func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte)
 	// not started yet): refuse requests, ignore answers.
 	switch m := m.(type) {
 	case BlockRequest:
-		eff.frames = append(eff.frames, AppendBlockAnswer(nil, ResultNoSuchTask, m.Block, nil))
+		eff.send(AppendBlockAnswer(nil, ResultNoSuchTask, m.Block, nil))
 	case DownloadResult:
-		eff.frames = append(eff.frames, Encode(DownloadResultAnswer{ResultNoSuchTask}))
+		eff.send(Encode(DownloadResultAnswer{ResultNoSuchTask}))
 	case UpgradeResult:
-		eff.frames = append(eff.frames, Encode(UpgradeResultAnswer{ResultNoSuchTask}))
+		eff.send(Encode(UpgradeResultAnswer{ResultNoSuchTask}))
 	}
 	e.apply(ctx, &eff)
 	return nil
@@ -1271,36 +1284,9 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
 		}
 	case BlockRequest:
-		if m.Version != p.Version {
-			eff.frames = append(eff.frames, AppendBlockAnswer(nil, ResultNoSuchTask, m.Block, nil))
-			return
-		}
-		if int(m.Block) >= p.Blocks() {
-			eff.frames = append(eff.frames, AppendBlockAnswer(nil, ResultNoSuchBlock, m.Block, nil))
-			return
-		}
-		frame, err := e.block(s, int(m.Block), now)
-		if err != nil {
-			e.log.Error("ota: read block", "package", p.ID, "block", m.Block, "err", err)
-			eff.frames = append(eff.frames, AppendBlockAnswer(nil, ResultInternalError, m.Block, nil))
-			return
-		}
-		if s.sub.Step == StepNotify {
-			// The notify answer was lost; the request says the
-			// device is downloading.
-			s.sub.Step = StepDownload
-			e.stateEvent(s, StateDownloading, eff)
-			e.save(ctx, s)
-		}
-		if s.sub.Step == StepDownload {
-			s.sub.Deadline = now.Add(e.cfg.DownloadTimeout)
-			if step := max(1, p.Blocks()/10); s.distinct-s.saved >= step {
-				e.save(ctx, s)
-			}
-		}
-		eff.frames = append(eff.frames, frame)
+		e.blockRequest(ctx, s, []byte(m.Version), m.Block, now, eff)
 	case DownloadResult:
-		eff.frames = append(eff.frames, Encode(DownloadResultAnswer{ResultOK}))
+		eff.send(Encode(DownloadResultAnswer{ResultOK}))
 		if s.sub.Step != StepNotify && s.sub.Step != StepDownload {
 			return // a repeat
 		}
@@ -1326,7 +1312,7 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
 		}
 	case UpgradeResult:
-		eff.frames = append(eff.frames, Encode(UpgradeResultAnswer{ResultOK}))
+		eff.send(Encode(UpgradeResultAnswer{ResultOK}))
 		if s.sub.Step != StepExecute && s.sub.Step != StepResult {
 			return
 		}
@@ -1340,6 +1326,65 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 			e.finish(ctx, s, SubSuccess, "", eff)
 		}
 	}
+}
+
+// blockRequest serves block n of the package to s (PCP 21), any valid
+// block at any time (OTA-7). ver is the version field without its padding.
+// s.mu is held.
+func (e *Engine) blockRequest(ctx context.Context, s *session, ver []byte, n uint16, now time.Time, eff *effects) {
+	p := &s.content.Package
+	if string(ver) != p.Version {
+		eff.send(AppendBlockAnswer(nil, ResultNoSuchTask, n, nil))
+		return
+	}
+	if int(n) >= p.Blocks() {
+		eff.send(AppendBlockAnswer(nil, ResultNoSuchBlock, n, nil))
+		return
+	}
+	frame, err := e.block(s, int(n), now)
+	if err != nil {
+		e.log.Error("ota: read block", "package", p.ID, "block", n, "err", err)
+		eff.send(AppendBlockAnswer(nil, ResultInternalError, n, nil))
+		return
+	}
+	if s.sub.Step == StepNotify {
+		// The notify answer was lost; the request says the device is
+		// downloading.
+		s.sub.Step = StepDownload
+		e.stateEvent(s, StateDownloading, eff)
+		e.save(ctx, s)
+	}
+	if s.sub.Step == StepDownload {
+		s.sub.Deadline = now.Add(e.cfg.DownloadTimeout)
+		if step := max(1, p.Blocks()/10); s.distinct-s.saved >= step {
+			e.save(ctx, s)
+		}
+	}
+	eff.send(frame)
+}
+
+// fastBlock serves a block request without building a Message (the hot
+// path of a download). It returns false when the device has no upgrade in
+// progress, for HandleFrame's general path to answer.
+func (e *Engine) fastBlock(ctx context.Context, deviceID string, data []byte) (bool, error) {
+	end, err := versionEnd(data[:VersionLen], pcpHeaderLen)
+	if err != nil {
+		return true, fmt.Errorf("ota: device %s: %w", deviceID, err)
+	}
+	s := e.session(deviceID)
+	if s == nil {
+		return false, nil
+	}
+	eff := effects{deviceID: deviceID}
+	s.mu.Lock()
+	if s.ended || s.sub.Kind != Software || s.sub.State != SubProcessing {
+		s.mu.Unlock()
+		return false, nil
+	}
+	e.blockRequest(ctx, s, data[:end], binary.BigEndian.Uint16(data[VersionLen:]), time.Now(), &eff)
+	s.mu.Unlock()
+	e.apply(ctx, &eff)
+	return true, nil
 }
 
 // versionKnown applies the same-version and source-version rules (SPEC

@@ -230,11 +230,13 @@ func TestResumeAfterDrop(t *testing.T) {
 	// Any valid block at any time; beyond the package, 0x81.
 	l.drop("dev")
 	l.clearLog("dev")
-	d.send(t, e, [][]byte{ota.Encode(ota.BlockRequest{Version: "V2", Block: 1}), ota.Encode(ota.BlockRequest{Version: "V2", Block: 6})})
+	d.send(t, e, [][]byte{ota.Encode(ota.BlockRequest{Version: "V2", Block: 1}), ota.Encode(ota.BlockRequest{Version: "V2", Block: 6}),
+		ota.Encode(ota.BlockRequest{Version: "V1.9", Block: 2})})
 	msgs := l.messages("dev")
 	require.Equal(t, uint16(1), msgs[0].(ota.BlockAnswer).Block)
 	require.Len(t, msgs[0].(ota.BlockAnswer).Data, 500)
 	require.Equal(t, ota.BlockAnswer{Result: ota.ResultNoSuchBlock, Block: 6, Data: []byte{}}, msgs[1])
+	require.Equal(t, ota.BlockAnswer{Result: ota.ResultNoSuchTask, Block: 2, Data: []byte{}}, msgs[2], "another version")
 	served, _ = e.Served("dev")
 	require.Equal(t, 2, served.Resent)
 	require.Equal(t, int64(1000), served.ResentBytes)

@@ -383,16 +383,26 @@ func ValidateVersion(v string) error {
 }
 
 func parseVersion(b []byte, off int) (string, error) {
+	end, err := versionEnd(b, off)
+	if err != nil {
+		return "", err
+	}
+	return string(b[:end]), nil
+}
+
+// versionEnd returns the length of the version in field b (before its
+// zero padding); off is b's offset in the frame, for errors.
+func versionEnd(b []byte, off int) (int, error) {
 	end := 0
 	for end < len(b) && b[end] != 0 {
 		end++
 	}
 	for i := end; i < len(b); i++ {
 		if b[i] != 0 {
-			return "", frameErr(off+i, "version field has byte 0x%02X after its zero padding", b[i])
+			return 0, frameErr(off+i, "version field has byte 0x%02X after its zero padding", b[i])
 		}
 	}
-	return string(b[:end]), nil
+	return end, nil
 }
 
 // Direction says which way a frame travels; the same code means a request
