@@ -144,14 +144,15 @@
 // -benchtime 2s -count 3 on 2 cores, AMD EPYC, Go 1.26, on a machine
 // shared with seven other builds (figures move ±30% run to run):
 //
-//	BenchmarkServeBlocks/baseline-read-and-frame  158,000–218,000 blocks/s  1,000 goroutines: pread + frame, 0 allocs
-//	BenchmarkServeBlocks/engine-1000-devices       68,000–102,000 blocks/s  decode, session lookup, tracking, pread, frame, send; 4 allocs, 563 B
-//	BenchmarkMemoryPerDevice                        1,187 B per device with a 1 MB download in progress
-//	BenchmarkCRC16 (511 bytes)                      112–145 MB/s byte-wise, 388–481 MB/s slicing-by-8 (≈3.5×)
+//	BenchmarkServeBlocks/baseline-read-and-frame  159,000–176,000 blocks/s (median 173,000)  1,000 goroutines: pread + frame, 0 allocs
+//	BenchmarkServeBlocks/engine-1000-devices        63,000–138,000 blocks/s (median 102,000)  parse, session lookup, tracking, pread, frame, send; 2 allocs, 538 B
+//	BenchmarkMemoryPerDevice                         1,187 B per device with a 1 MB download in progress
+//	BenchmarkCRC16 (511 bytes)                       79–86 MB/s byte-wise, 270–388 MB/s slicing-by-8 (≈3.5×)
 //
-// The engine serves blocks at 0.4–0.5× the raw read-and-frame rate; half
-// of its CPU time is the pread of the block itself. 1,000 devices each
-// taking one block a second (a fast NB-IoT device) use about 1–1.5% of
-// it. Memory per downloading device counts the session, its 2,098-bit
-// block bitmap and the sub-task in the in-memory store.
+// The engine serves blocks at about 0.6× the raw read-and-frame rate
+// (medians; 0.36–0.8× across runs); half of its CPU time is the pread of
+// the block itself. 1,000 devices each taking one block a second (a fast
+// NB-IoT device) use about 1% of it. Memory per downloading device counts
+// the session, its 2,098-bit block bitmap and the sub-task in the
+// in-memory store.
 package ota
