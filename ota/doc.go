@@ -142,7 +142,7 @@
 //
 // Measured with go test -run XXX -bench 'ServeBlocks|MemoryPerDevice|CRC16'
 // -benchtime 2s -count 3 on 2 cores, AMD EPYC, Go 1.26, on a machine
-// shared with seven other builds (figures move ±30% run to run):
+// shared with seven other builds (figures vary up to 2× run to run):
 //
 //	BenchmarkServeBlocks/baseline-read-and-frame  159,000–176,000 blocks/s (median 173,000)  1,000 goroutines: pread + frame, 0 allocs
 //	BenchmarkServeBlocks/engine-1000-devices        63,000–138,000 blocks/s (median 102,000)  parse, session lookup, tracking, pread, frame, send; 2 allocs, 538 B
