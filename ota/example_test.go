@@ -116,3 +116,30 @@ func ExampleUpdateResultReason() {
 	// 7 Invalid URI
 	// 8 Firmware update failed
 }
+
+// ExampleDownloader_Resume shows a device resuming a broken download at
+// its next missing block, even after a reboot, since its progress is kept
+// through Progress (OTA-7).
+func ExampleDownloader_Resume() {
+	progress := &ota.MemProgress{} // flash on a real device
+	storage := &ota.MemStorage{}
+	dev := ota.NewDownloader("1.0", progress, storage, nil)
+	notify := ota.Encode(ota.Notify{Version: "2.0", BlockSize: 32, BlockCount: 4})
+	out, _ := dev.Handle(notify)
+	for _, f := range out {
+		m, _ := ota.DecodeMessage(f, ota.Uplink)
+		fmt.Printf("device → platform: %+v\n", m)
+	}
+	for n := uint16(0); n < 2; n++ {
+		dev.Handle(ota.Encode(ota.BlockAnswer{Result: ota.ResultOK, Block: n, Data: make([]byte, 32)}))
+	}
+	// The link drops and the device reboots.
+	dev = ota.NewDownloader("1.0", progress, storage, nil)
+	out, _ = dev.Resume()
+	m, _ := ota.DecodeMessage(out[0], ota.Uplink)
+	fmt.Printf("after the reboot: %+v\n", m)
+	// Output:
+	// device → platform: {Result:ok}
+	// device → platform: {Version:2.0 Block:0}
+	// after the reboot: {Version:2.0 Block:2}
+}
