@@ -46,8 +46,9 @@ type Devices interface {
 
 // Listener hears upgrade state changes and results; the platform turns
 // them into swUpgrade…/fwUpgrade… notifications. Calls come from the
-// engine's goroutines, never while it holds a lock, and must not block
-// long.
+// goroutine that made the change (a caller of HandleFrame, DeviceOnline,
+// CreateTask…, or Run), never while the engine holds a lock, and must not
+// block long: a slow listener slows that device's upgrade.
 type Listener interface {
 	UpgradeStateChanged(e StateEvent)
 	UpgradeResult(e ResultEvent)
