@@ -116,6 +116,8 @@
 //     registry, so the platform must call DeviceOnline when devices wake.
 //   - Block tracking (bitmap, repeats) lives in memory; the store keeps the
 //     count of distinct blocks, saved each tenth of the package.
+//   - A sub-task write that the Store refuses (disk full) is logged and the
+//     flow goes on in memory; the answer to the device is still sent.
 //   - CreateTask, Retry and Stop run one at a time. Sub-task writes are made
 //     under the sub-task's own lock only; a task's own state change (start,
 //     end, retry planned) is written under the engine lock, which block
