@@ -1,0 +1,171 @@
+package lwm2m
+
+import (
+	"math"
+	"math/big"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// senmlCBORRec is a SenML CBOR record (RFC 8428 §6): integer labels for
+// the registered fields, the text label "vlo" for LwM2M object links.
+type senmlCBORRec struct {
+	Bn  *string  `cbor:"-2,keyasint,omitempty"`
+	Bt  *float64 `cbor:"-3,keyasint,omitempty"`
+	N   *string  `cbor:"0,keyasint,omitempty"`
+	V   any      `cbor:"2,keyasint,omitempty"`
+	Vs  *string  `cbor:"3,keyasint,omitempty"`
+	Vb  *bool    `cbor:"4,keyasint,omitempty"`
+	T   *float64 `cbor:"6,keyasint,omitempty"`
+	Vd  *[]byte  `cbor:"8,keyasint,omitempty"`
+	Vlo *string  `cbor:"vlo,omitempty"`
+}
+
+// maxSenMLRecords bounds the records of one SenML CBOR payload.
+const maxSenMLRecords = 1 << 16
+
+var (
+	senmlDecMode = func() cbor.DecMode {
+		dm, err := cbor.DecOptions{
+			DupMapKey:        cbor.DupMapKeyEnforcedAPF, // a record with two "v" is an error
+			MaxNestedLevels:  4,
+			MaxArrayElements: maxSenMLRecords,
+			MaxMapPairs:      32,
+			IndefLength:      cbor.IndefLengthAllowed,
+		}.DecMode()
+		if err != nil {
+			panic(err)
+		}
+		return dm
+	}()
+	senmlEncMode = func() cbor.EncMode {
+		em, err := cbor.EncOptions{ShortestFloat: cbor.ShortestFloat16, NaNConvert: cbor.NaNConvert7e00, InfConvert: cbor.InfConvertFloat16}.EncMode()
+		if err != nil {
+			panic(err)
+		}
+		return em
+	}()
+)
+
+// DecodeSenMLCBOR decodes a SenML CBOR payload (content format 112) read
+// from base, with the same rules as DecodeSenMLJSON. The CBOR is checked
+// to be well formed before anything is allocated for it, so a length field
+// larger than the payload fails fast. Errors are *DecodeError naming the
+// path and the byte offset of the record.
+func DecodeSenMLCBOR(base Path, b []byte, reg *Registry) ([]Record, error) {
+	fail := func(off int, reason string, err error) error {
+		return &DecodeError{Format: FormatSenMLCBOR, Path: base.String(), Offset: off, Reason: reason, Err: err}
+	}
+	if len(b) == 0 || b[0]>>5 != 4 {
+		return nil, fail(0, "want a CBOR array of SenML records", nil)
+	}
+	var raws []cbor.RawMessage
+	if err := senmlDecMode.Unmarshal(b, &raws); err != nil {
+		return nil, fail(0, "not a well-formed CBOR array of SenML records", err)
+	}
+	off := cborHeadLen(b)
+	recs := make([]senmlRec, 0, len(raws))
+	for _, raw := range raws {
+		var cr senmlCBORRec
+		if err := senmlDecMode.Unmarshal(raw, &cr); err != nil {
+			return nil, fail(off, "SenML record is not a CBOR map of SenML fields", err)
+		}
+		r := senmlRec{off: off, bn: cr.Bn, n: cr.N, bt: cr.Bt, t: cr.T, vs: cr.Vs, vb: cr.Vb, vlo: cr.Vlo}
+		if cr.Vd != nil {
+			r.vd, r.hasVd = *cr.Vd, true
+		}
+		switch v := cr.V.(type) {
+		case nil:
+		case int64:
+			r.v = senmlNum{kind: 'i', i: v}
+		case uint64:
+			if v <= math.MaxInt64 {
+				r.v = senmlNum{kind: 'i', i: int64(v)}
+			} else {
+				r.v = senmlNum{kind: 'u', u: v}
+			}
+		case float64:
+			r.v = senmlNum{kind: 'f', f: v}
+		case float32:
+			r.v = senmlNum{kind: 'f', f: float64(v)}
+		case big.Int:
+			return nil, fail(off, "v is a bignum; want an integer in 64 bits or a float", nil)
+		default:
+			return nil, fail(off, "v is not a number", nil)
+		}
+		recs = append(recs, r)
+		off += len(raw)
+	}
+	return senmlDecode(FormatSenMLCBOR, base, recs, reg)
+}
+
+// cborHeadLen returns the length of the CBOR head at the start of b (b is
+// well formed).
+func cborHeadLen(b []byte) int {
+	switch ai := b[0] & 0x1f; {
+	case ai < 24 || ai == 31:
+		return 1
+	case ai == 24:
+		return 2
+	case ai == 25:
+		return 3
+	case ai == 26:
+		return 5
+	}
+	return 9
+}
+
+// AppendSenMLCBOR appends the SenML CBOR encoding (content format 112) of
+// recs under base to dst, with the same layout as AppendSenMLJSON. Numbers
+// are CBOR integers for Integer, Unsigned and Time, and the shortest float
+// that keeps the value for Float.
+func AppendSenMLCBOR(dst []byte, base Path, recs []Record) ([]byte, error) {
+	if err := senmlEncodeCheck(FormatSenMLCBOR, base, recs); err != nil {
+		return dst, err
+	}
+	bn := senmlBase(base)
+	out := make([]senmlCBORRec, len(recs))
+	names := make([]string, len(recs))
+	for i, rec := range recs {
+		cr := &out[i]
+		if i == 0 && bn != "" {
+			cr.Bn = &bn
+		}
+		ps := rec.Path.String()
+		names[i] = ps[len(bn):]
+		cr.N = &names[i]
+		if !rec.Time.IsZero() {
+			t := float64(rec.Time.UnixNano()) / 1e9
+			if rec.Time.Nanosecond() == 0 {
+				t = float64(rec.Time.Unix())
+			}
+			cr.T = &t
+		}
+		v := rec.Value
+		switch v.t {
+		case TypeInteger, TypeTime:
+			cr.V = int64(v.n)
+		case TypeUnsigned:
+			cr.V = v.n
+		case TypeFloat:
+			cr.V = math.Float64frombits(v.n)
+		case TypeString, TypeCorelnk:
+			s := v.s
+			cr.Vs = &s
+		case TypeBoolean:
+			b := v.n != 0
+			cr.Vb = &b
+		case TypeOpaque:
+			d := []byte(v.s)
+			cr.Vd = &d
+		case TypeObjlnk:
+			s := v.String()
+			cr.Vlo = &s
+		}
+	}
+	enc, err := senmlEncMode.Marshal(out)
+	if err != nil {
+		return dst, &EncodeError{Format: FormatSenMLCBOR, Reason: err.Error()}
+	}
+	return append(dst, enc...), nil
+}

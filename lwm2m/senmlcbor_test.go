@@ -1,0 +1,158 @@
+package lwm2m
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSenMLCBORSpecDevice(t *testing.T) {
+	reg := NewBuiltinRegistry()
+	enc, err := AppendSenMLCBOR(nil, MustPath("/3/0"), specDeviceRecords())
+	require.NoError(t, err)
+	got, err := DecodeSenMLCBOR(MustPath("/3/0"), enc, reg)
+	require.NoError(t, err)
+	require.Equal(t, specDeviceRecords(), got, "round trip of the Device example of LwM2M 1.1 Core §7.4.3.1 through SenML CBOR")
+
+	// The first record, byte by byte (RFC 8428 §6 labels: bn -2, n 0, vs 3):
+	// array(16), map(3), -2: "/3/0/", 0: "0", 3: "Open Mobile Alliance".
+	want := unhex(t, "90 A3 21 65 2F332F302F 00 61 30 03 74 4F70656E204D6F62696C6520416C6C69616E6365")
+	require.Equal(t, want, enc[:len(want)])
+	// Integers are CBOR integers: {0: "6/0", 2: 1}.
+	require.Contains(t, string(enc), string(unhex(t, "A2 00 63 362F30 02 01")))
+}
+
+// senmlCBORTests are SenML CBOR payloads written with diagnostic notation;
+// they also seed FuzzDecodeSenMLCBOR.
+var senmlCBORTests = []struct {
+	path string
+	hex  string
+	want []Record
+	off  int
+	has  string
+}{
+	// [{-2: "/19/0/", 0: "0/0", 8: h'010203', 6: 1700000000}]
+	{path: "/19/0", hex: "81 A4 21 66 2F31392F302F 00 63 302F30 08 43 010203 06 1A 6553F100",
+		want: []Record{{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{1, 2, 3}), Time: time.Unix(1700000000, 0).UTC()}}},
+	// [{0: "/3/0/22/0", "vlo": "4:0"}, {0: "/3/0/9", 2: 100.0 (half float)}]
+	{path: "/3/0", hex: "82 A2 00 69 2F332F302F32322F30 63 766C6F 63 343A30 A2 00 66 2F332F302F39 02 F9 5640",
+		want: []Record{{Path: MustPath("/3/0/22/0"), Value: ObjlnkValue(4, 0)}, {Path: MustPath("/3/0/9"), Value: IntValue(100)}}},
+	// Indefinite-length array: [_ {0: "/1/0/6", 4: true}]
+	{path: "/1/0", hex: "9F A2 00 66 2F312F302F36 04 F5 FF",
+		want: []Record{{Path: MustPath("/1/0/6"), Value: BoolValue(true)}}},
+	{path: "/3/0", hex: "A0", off: 0, has: "want a CBOR array"},
+	{path: "/3/0", hex: "", off: 0, has: "want a CBOR array"},
+	// Array of 2^32-1 records in 3 bytes: refused by the well-formedness check.
+	{path: "/3/0", hex: "9B 00000000FFFFFFFF A0", off: 0, has: "not a well-formed CBOR array"},
+	// Byte string claiming 4 GiB.
+	{path: "/19/0", hex: "81 A2 00 68 2F31392F302F302F30 08 5A FFFFFFFF 00", off: 0, has: "not a well-formed"},
+	// Second record has a bad name: offset 1 + 11 bytes of the first record.
+	{path: "/1/0", hex: "82 A2 00 66 2F312F302F36 04 F5 A2 00 62 2F78 04 F5", off: 12, has: `"/x" is not a path`},
+	// Duplicate key 2.
+	{path: "/3/0", hex: "81 A3 00 66 2F332F302F39 02 01 02 02", off: 1, has: "not a CBOR map of SenML fields"},
+	// Bignum v.
+	{path: "/3/0", hex: "81 A2 00 66 2F332F302F39 02 C2 49 010000000000000000", off: 1, has: "bignum"},
+	{path: "/3/0", hex: "81 A2 00 66 2F332F302F39 03 61 78", off: 1, has: "the resource is Integer but the record has a string"},
+}
+
+func TestDecodeSenMLCBOR(t *testing.T) {
+	reg := NewBuiltinRegistry()
+	for _, tt := range senmlCBORTests {
+		b := unhex(t, tt.hex)
+		got, err := DecodeSenMLCBOR(MustPath(tt.path), b, reg)
+		if tt.has != "" {
+			var de *DecodeError
+			require.ErrorAs(t, err, &de, "DecodeSenMLCBOR(%s, % x)", tt.path, b)
+			require.ErrorIs(t, err, ErrMalformed)
+			require.Contains(t, err.Error(), tt.has)
+			require.Equal(t, tt.off, de.Offset, "DecodeSenMLCBOR(% x): %v", b, err)
+			continue
+		}
+		require.NoError(t, err, "DecodeSenMLCBOR(%s, % x)", tt.path, b)
+		require.Equal(t, tt.want, got)
+		enc, err := AppendSenMLCBOR(nil, MustPath(tt.path), got)
+		require.NoError(t, err)
+		back, err := DecodeSenMLCBOR(MustPath(tt.path), enc, reg)
+		require.NoError(t, err)
+		require.Equal(t, got, back, "round trip through % x", enc)
+	}
+}
+
+func TestSenMLCBORNumbers(t *testing.T) {
+	reg := NewRegistry()
+	require.NoError(t, reg.Add(ObjectDef{ID: 3303, Resources: []ResourceDef{
+		{ID: 1, Type: TypeFloat}, {ID: 2, Type: TypeUnsigned}, {ID: 3, Type: TypeInteger}}}))
+	recs := []Record{
+		{Path: MustPath("/3303/0/1"), Value: FloatValue(21.5)},
+		{Path: MustPath("/3303/0/2"), Value: UintValue(1<<64 - 1)},
+		{Path: MustPath("/3303/0/3"), Value: IntValue(-1 << 63)},
+	}
+	enc, err := AppendSenMLCBOR(nil, MustPath("/3303/0"), recs)
+	require.NoError(t, err)
+	got, err := DecodeSenMLCBOR(MustPath("/3303/0"), enc, reg)
+	require.NoError(t, err)
+	require.Equal(t, recs, got)
+	var diag []map[any]any
+	require.NoError(t, cbor.Unmarshal(enc, &diag))
+	require.Equal(t, uint64(1<<64-1), diag[1][uint64(2)], "Unsigned is a CBOR unsigned integer")
+
+	// Without definitions, CBOR integers are Integer (or Unsigned above
+	// MaxInt64) and floats are Float.
+	got, err = DecodeSenMLCBOR(MustPath("/3303/0"), enc, nil)
+	require.NoError(t, err)
+	require.Equal(t, []Value{FloatValue(21.5), UintValue(1<<64 - 1), IntValue(-1 << 63)},
+		[]Value{got[0].Value, got[1].Value, got[2].Value})
+}
+
+// TestSenMLCBORHostileLength checks that length fields larger than the
+// payload are refused without allocating for them.
+func TestSenMLCBORHostileLength(t *testing.T) {
+	for _, h := range []string{"9B 00000000FFFFFFFF A0", "81 A2 00 68 2F31392F302F302F30 08 5A FFFFFFFF 00", "81 BB 00000000FFFFFFFF", "99 FFFF" + "A0"} {
+		b := unhex(t, h)
+		allocated := bytesAllocated(func() { _, _ = DecodeSenMLCBOR(MustPath("/19/0"), b, nil) })
+		require.Less(t, allocated, uint64(2048), "DecodeSenMLCBOR(% x) allocated %d bytes", b, allocated)
+	}
+}
+
+// FuzzDecodeSenMLCBOR checks that DecodeSenMLCBOR never panics, that errors
+// carry an offset inside the payload, and that what decodes re-encodes and
+// decodes to the same records.
+func FuzzDecodeSenMLCBOR(f *testing.F) {
+	enc, err := AppendSenMLCBOR(nil, MustPath("/3/0"), specDeviceRecords())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("/3/0", enc)
+	for _, tt := range senmlCBORTests {
+		f.Add(tt.path, unhex(f, tt.hex))
+	}
+	reg := NewBuiltinRegistry()
+	f.Fuzz(func(t *testing.T, path string, b []byte) {
+		p, err := ParsePath(path)
+		if err != nil {
+			return
+		}
+		recs, err := DecodeSenMLCBOR(p, b, reg)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Offset < 0 || de.Offset > len(b) {
+				t.Fatalf("DecodeSenMLCBOR(%s, % x) = %v; want *DecodeError with offset in 0..%d", p, b, err, len(b))
+			}
+			return
+		}
+		enc, err := AppendSenMLCBOR(nil, p, recs)
+		if err != nil {
+			t.Fatalf("AppendSenMLCBOR(DecodeSenMLCBOR(% x)) = %v", b, err)
+		}
+		back, err := DecodeSenMLCBOR(p, enc, reg)
+		if err != nil {
+			t.Fatalf("DecodeSenMLCBOR after round trip of % x = %v; encoded % x", b, err, enc)
+		}
+		if len(back) != len(recs) {
+			t.Fatalf("round trip of % x: %d records, then %d", b, len(recs), len(back))
+		}
+	})
+}
