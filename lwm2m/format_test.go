@@ -3,6 +3,7 @@ package lwm2m
 import (
 	"testing"
 
+	"github.com/doze-io/doze/internal/deptest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,3 +61,7 @@ func TestErrorMessages(t *testing.T) {
 	require.Equal(t, `lwm2m: invalid path "/3/x" at byte 3: no`,
 		(&PathError{Input: "/3/x", Offset: 3, Reason: "no"}).Error())
 }
+
+// TestImportsModel applies the import rules of DESIGN.md to the package
+// (only lwm2m imports go-coap and pion; no sibling packages).
+func TestImportsModel(t *testing.T) { deptest.Check(t) }

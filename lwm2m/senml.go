@@ -41,6 +41,7 @@ type senmlRec struct {
 // reg.
 func senmlDecode(f Format, base Path, recs []senmlRec, reg *Registry) ([]Record, error) {
 	out := make([]Record, 0, len(recs))
+	types := typeCache{reg: reg}
 	var bn string
 	var bt float64
 	for i := range recs {
@@ -68,7 +69,7 @@ func senmlDecode(f Format, base Path, recs []senmlRec, reg *Registry) ([]Record,
 		if p.n < 3 {
 			return nil, fail(p.String(), "a record names a resource or resource instance, not a "+p.Level().String())
 		}
-		v, reason := senmlValue(f, r, p, reg)
+		v, reason := senmlValue(f, r, p, &types)
 		if reason != "" {
 			return nil, fail(p.String(), reason)
 		}
@@ -92,7 +93,7 @@ func senmlDecode(f Format, base Path, recs []senmlRec, reg *Registry) ([]Record,
 // senmlValue returns the value of r at p: the type from reg when known,
 // else the type the record's value field gives. f is the format of the
 // payload.
-func senmlValue(f Format, r *senmlRec, p Path, reg *Registry) (Value, string) {
+func senmlValue(f Format, r *senmlRec, p Path, types *typeCache) (Value, string) {
 	count := 0
 	if r.v.kind != 0 {
 		count++
@@ -105,7 +106,7 @@ func senmlValue(f Format, r *senmlRec, p Path, reg *Registry) (Value, string) {
 	if count != 1 {
 		return Value{}, "record has " + strconv.Itoa(count) + " values; want exactly one of v, vs, vb, vd, vlo"
 	}
-	t, known := reg.typeAt(p)
+	t, known := types.typeAt(p)
 	mismatch := func(field string) (Value, string) {
 		return Value{}, "the resource is " + t.String() + " but the record has " + field
 	}

@@ -85,7 +85,7 @@ func DecodeTLV(base Path, b []byte, reg *Registry) ([]Record, error) {
 	if base.n == 0 {
 		return nil, &DecodeError{Format: FormatTLV, Path: "/", Reason: "a TLV payload needs an object in the request path"}
 	}
-	d := tlvDecoder{b: b, reg: reg}
+	d := tlvDecoder{b: b, types: typeCache{reg: reg}}
 	if err := d.elems(base, 0, len(b), true); err != nil {
 		return nil, err
 	}
@@ -93,9 +93,9 @@ func DecodeTLV(base Path, b []byte, reg *Registry) ([]Record, error) {
 }
 
 type tlvDecoder struct {
-	b    []byte
-	reg  *Registry
-	recs []Record
+	b     []byte
+	types typeCache
+	recs  []Record
 }
 
 func (d *tlvDecoder) errorf(p Path, off int, reason string) error {
@@ -199,7 +199,7 @@ func tlvWant(p Path, top bool) string {
 func (d *tlvDecoder) value(q Path, e tlvElem) error {
 	raw := d.b[e.voff : e.voff+e.vlen]
 	var v Value
-	if t, ok := d.reg.typeAt(q); ok {
+	if t, ok := d.types.typeAt(q); ok {
 		var reason string
 		if v, reason = tlvValue(raw, t); reason != "" {
 			return d.errorf(q, e.voff, reason)

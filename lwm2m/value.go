@@ -2,6 +2,7 @@ package lwm2m
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -200,7 +201,7 @@ func (v Value) As(t Type) (Value, error) {
 		return v, nil
 	}
 	if v.t != TypeRaw {
-		return Value{}, &DecodeError{Format: v.src, Reason: "cannot convert a " + v.t.String() + " value to " + t.String()}
+		return Value{}, fmt.Errorf("%w: cannot convert a %s value to %s; only Raw values convert", ErrMalformed, v.t, t)
 	}
 	switch v.src {
 	case FormatTLV:
