@@ -3,6 +3,7 @@ package lwm2m
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 )
 
 // lwm2mJSONRec is one entry of the "e" array of the LwM2M 1.0 JSON format.
@@ -60,7 +61,7 @@ func DecodeJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
 				off := skipJSONSpace(b, int(d.InputOffset()))
 				var e lwm2mJSONRec
 				if err := d.Decode(&e); err != nil {
-					return nil, fail(jsonErrOffset(err, d), "entry is not an object of n, v, sv, bv, ov, t", err)
+					return nil, fail(off, "entry is not an object of n, v, sv, bv, ov, t", err)
 				}
 				entries = append(entries, e)
 				offs = append(offs, off)
@@ -71,7 +72,7 @@ func DecodeJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
 		default:
 			var skip json.RawMessage
 			if err := d.Decode(&skip); err != nil {
-				return nil, fail(jsonErrOffset(err, d), "malformed JSON", err)
+				return nil, fail(keyOff, "malformed JSON in the value of "+strconv.Quote(key), err)
 			}
 		}
 	}

@@ -59,6 +59,8 @@ var lwm2mJSONTests = []struct {
 	{path: "/5/0", in: `{"e":[{"n":"0","sv":"!!"}]}`, off: 6, has: "not base64"},
 	{path: "/3/0", in: `{"e":[]} {}`, off: 9, has: "data after"},
 	{path: "/3/0", in: `{"bn":3,"e":[]}`, off: 1, has: "bn must be a string"},
+	{path: "/3/0", in: `{"e":[{"n":"9","v":1},{"n":"9" "v":1}]}`, off: 22, has: "invalid character"},
+	{path: "/3/0", in: `{"x":[1,}`, off: 1, has: `malformed JSON in the value of "x"`},
 }
 
 func TestDecodeJSON(t *testing.T) {

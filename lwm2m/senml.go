@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -281,7 +280,9 @@ func DecodeSenMLJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
 		off := skipJSONSpace(b, int(d.InputOffset()))
 		var jr senmlJSONRec
 		if err := d.Decode(&jr); err != nil {
-			return nil, fail(jsonErrOffset(err, d), "SenML record is not a JSON object of SenML fields", err)
+			// encoding/json's offsets inside a streamed value are not
+			// reliable; the record's own offset is.
+			return nil, fail(off, "SenML record is not a JSON object of SenML fields", err)
 		}
 		r := senmlRec{off: off, bn: jr.Bn, n: jr.N, bt: jr.Bt, t: jr.T, vs: jr.Vs, vb: jr.Vb, vlo: jr.Vlo}
 		if jr.V != nil {
@@ -311,19 +312,9 @@ func skipJSONSpace(b []byte, off int) int {
 	return off
 }
 
-// jsonErrOffset returns the byte offset an encoding/json error names, or
-// the decoder's position.
-func jsonErrOffset(err error, d *json.Decoder) int {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return int(se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return int(te.Offset)
-	}
-	return int(d.InputOffset())
-}
+// jsonErrOffset returns the byte offset of a token error: the decoder's
+// position, which for a truncated payload is its end.
+func jsonErrOffset(_ error, d *json.Decoder) int { return int(d.InputOffset()) }
 
 func parseJSONNumber(s string) senmlNum {
 	if i, err := strconv.ParseInt(s, 10, 64); err == nil {

@@ -73,9 +73,11 @@ var senmlJSONTests = []struct {
 	{path: "/3/0", in: `[{"n":"/3/0/9"}]`, off: 1, has: "0 values"},
 	{path: "/3/0", in: `[{"n":"/3/0","v":1}]`, off: 1, has: "not a object instance"},
 	{path: "/19/0", in: `[{"n":"/19/0/0/0","vd":"***"}]`, off: 1, has: "vd is not base64url"},
-	{path: "/3/0", in: `[{"n":5}]`, off: 6, has: "not a JSON object of SenML fields"},
+	{path: "/3/0", in: `[{"n":5}]`, off: 1, has: "not a JSON object of SenML fields"},
 	{path: "/3/0", in: `[] x`, off: 3, has: "data after"},
 	{path: "/1/0", in: `[{"n":"/1/0/11","v":-1}]`, off: 1, has: "not an integer in 0..2^64-1"},
+	{path: "/3/0", in: `[{"n":"/3/0/9","v":1},{"n":"/3/0/9" "v":1}]`, off: 22, has: "invalid character"},
+	{path: "/3/0", in: `[{"n":"/3/0/9","v":1},{"n":"/3/0/9","v":"x"}]`, off: 22, has: "not a JSON object of SenML fields"},
 	{path: "/3/0", in: `[{"n":"/3/0/22/0","vlo":"4"}]`, off: 1, has: "not an object link"},
 }
 
