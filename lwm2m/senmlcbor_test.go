@@ -156,3 +156,56 @@ func FuzzDecodeSenMLCBOR(f *testing.F) {
 		}
 	})
 }
+
+// TestSenMLCBORLongArrayOffsets checks record offsets after a two-byte
+// array head (more than 23 records).
+func TestSenMLCBORLongArrayOffsets(t *testing.T) {
+	var recs []Record
+	for i := range 30 {
+		recs = append(recs, Record{Path: MustPath("/19/0/0/" + itoa(i)), Value: OpaqueValue([]byte{byte(i)})})
+	}
+	enc, err := AppendSenMLCBOR(nil, MustPath("/19/0"), recs)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0x98, 30}, enc[:2], "array of 30 has a two-byte head")
+	got, err := DecodeSenMLCBOR(MustPath("/19/0"), enc, NewBuiltinRegistry())
+	require.NoError(t, err)
+	require.Equal(t, recs, got)
+
+	// Decoded under /19/1 every record is outside the request path; the
+	// error names the first record, right after the head.
+	_, err = DecodeSenMLCBOR(MustPath("/19/1"), enc, nil)
+	var de *DecodeError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, 2, de.Offset)
+
+	// Records 10 to 29 are {0: "0/kk", 8: h'kk'}, 10 bytes each, so record
+	// 25 starts 5 records before the end. Corrupt its name.
+	first := len(enc) - 5*10
+	require.Equal(t, byte(0xA2), enc[first], "record 25 starts at %d", first)
+	bad := append([]byte(nil), enc...)
+	bad[first+3] = 'x' // "0/25" → "x/25"
+	_, err = DecodeSenMLCBOR(MustPath("/19/0"), bad, nil)
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, first, de.Offset, "offset of record 25: %v", err)
+}
+
+func TestSenMLNumberConversions(t *testing.T) {
+	reg := NewRegistry()
+	require.NoError(t, reg.Add(ObjectDef{ID: 3303, Resources: []ResourceDef{
+		{ID: 1, Type: TypeFloat}, {ID: 2, Type: TypeUnsigned}, {ID: 3, Type: TypeTime}}}))
+	got, err := DecodeSenMLJSON(MustPath("/3303/0"), []byte(`[{"bn":"/3303/0/","n":"1","v":18446744073709551615},{"n":"2","v":4.0},{"n":"3","v":1e9}]`), reg)
+	require.NoError(t, err)
+	require.Equal(t, FloatValue(18446744073709551615), got[0].Value, "an integer literal for a Float resource")
+	require.Equal(t, UintValue(4), got[1].Value, "an integral float for an Unsigned resource")
+	require.Equal(t, TimeValue(time.Unix(1e9, 0)), got[2].Value)
+	_, err = DecodeSenMLJSON(MustPath("/3303/0"), []byte(`[{"n":"/3303/0/2","v":1.5}]`), reg)
+	require.ErrorIs(t, err, ErrMalformed)
+	_, err = DecodeSenMLJSON(MustPath("/3303/0"), []byte(`[{"n":"/3303/0/3","v":1e300}]`), reg)
+	require.ErrorIs(t, err, ErrMalformed, "a Time beyond int64")
+	_, err = DecodeSenMLJSON(MustPath("/3303/0"), []byte(`[{"n":"/3303/0/1","v":1,"t":1e300}]`), reg)
+	require.ErrorIs(t, err, ErrMalformed, "a time beyond the range of time.Time")
+	got, err = DecodeSenMLJSON(MustPath("/19/0"), []byte(`[{"n":"/19/0/0/0","vd":"AQI="},{"n":"/19/0/0/1","vd":"+/8"}]`), nil)
+	require.NoError(t, err, "vd with padding or the standard alphabet")
+	require.Equal(t, OpaqueValue([]byte{1, 2}), got[0].Value)
+	require.Equal(t, OpaqueValue([]byte{0xfb, 0xff}), got[1].Value)
+}
