@@ -17,7 +17,9 @@
 // with ==. A payload decodes to a list of Records, each a Path and a Value
 // (and a time, for SenML): a single resource is one record at /o/i/r, a
 // multiple resource is one record per instance at /o/i/r/ri. The same
-// records encode back in any format.
+// records encode back in any format. Resources gathers records into
+// Resource values, single ones with their Value and multiple ones with
+// their Instances.
 //
 // # Object definitions
 //

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -310,4 +311,73 @@ type Record struct {
 	// Time is the time of the value for formats that carry one (SenML's
 	// bt+t, LwM2M JSON's bt+t); zero when absent.
 	Time time.Time
+}
+
+// Resource is one resource gathered from records: a single resource with
+// its Value, or a multiple resource with its Instances.
+type Resource struct {
+	Path      Path               // the resource, /o/i/r
+	Multiple  bool               // the records named instances (/o/i/r/ri)
+	Value     Value              // the value of a single resource
+	Instances []ResourceInstance // the instances of a multiple resource, by id
+}
+
+// ResourceInstance is one instance of a multiple resource.
+type ResourceInstance struct {
+	ID    uint16
+	Value Value
+}
+
+// Resources gathers records into resources, ordered by path: records at
+// /o/i/r give single resources, records at /o/i/r/ri the instances of
+// multiple resources. Records at shallower paths are left out. A resource
+// named both ways, or a path named twice, is an error (wrapping
+// ErrMalformed). Times of records are dropped.
+func Resources(recs []Record) ([]Resource, error) {
+	sorted := slices.Clone(recs)
+	slices.SortStableFunc(sorted, compareRecords)
+	var out []Resource
+	for i, r := range sorted {
+		if r.Path.n < 3 {
+			continue
+		}
+		if i > 0 && sorted[i-1].Path == r.Path {
+			return nil, fmt.Errorf("%w: %s has two values", ErrMalformed, r.Path)
+		}
+		rp := r.Path
+		if rp.n == 4 {
+			rp = rp.Parent()
+		}
+		if n := len(out); n > 0 && out[n-1].Path == rp {
+			if r.Path.n == 3 || !out[n-1].Multiple {
+				return nil, fmt.Errorf("%w: %s has a value and instances; a resource is single or multiple", ErrMalformed, rp)
+			}
+			out[n-1].Instances = append(out[n-1].Instances, ResourceInstance{ID: r.Path.ids[3], Value: r.Value})
+			continue
+		}
+		res := Resource{Path: rp}
+		if r.Path.n == 4 {
+			res.Multiple = true
+			res.Instances = []ResourceInstance{{ID: r.Path.ids[3], Value: r.Value}}
+		} else {
+			res.Value = r.Value
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// Records returns the records of r: one for a single resource, one per
+// instance for a multiple resource.
+func (r Resource) Records() []Record {
+	if !r.Multiple {
+		return []Record{{Path: r.Path, Value: r.Value}}
+	}
+	out := make([]Record, len(r.Instances))
+	for i, in := range r.Instances {
+		p := r.Path
+		p.ids[3], p.n = in.ID, 4
+		out[i] = Record{Path: p, Value: in.Value}
+	}
+	return out
 }

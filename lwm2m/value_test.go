@@ -109,3 +109,29 @@ func TestRawAs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, IntValue(3), v)
 }
+
+// TestResources gathers the Device example into single and multiple
+// resources with their instances (SPEC LWM-6).
+func TestResources(t *testing.T) {
+	recs := specDeviceRecords()
+	res, err := Resources(recs)
+	require.NoError(t, err)
+	require.Len(t, res, 13, "the Device example has 13 resources")
+	require.Equal(t, Resource{Path: MustPath("/3/0/6"), Multiple: true, Instances: []ResourceInstance{
+		{ID: 0, Value: IntValue(1)}, {ID: 1, Value: IntValue(5)}}}, res[4])
+	require.Equal(t, Resource{Path: MustPath("/3/0/9"), Value: IntValue(100)}, res[7])
+	var back []Record
+	for _, r := range res {
+		back = append(back, r.Records()...)
+	}
+	require.Equal(t, recs, back, "Records undoes Resources")
+
+	_, err = Resources([]Record{{Path: MustPath("/3/0/6"), Value: IntValue(1)}, {Path: MustPath("/3/0/6/0"), Value: IntValue(1)}})
+	require.ErrorIs(t, err, ErrMalformed)
+	require.Contains(t, err.Error(), "single or multiple")
+	_, err = Resources([]Record{{Path: MustPath("/3/0/6/0"), Value: IntValue(1)}, {Path: MustPath("/3/0/6"), Value: IntValue(1)}})
+	require.ErrorIs(t, err, ErrMalformed, "order does not matter")
+	_, err = Resources([]Record{{Path: MustPath("/3/0/9"), Value: IntValue(1)}, {Path: MustPath("/3/0/9"), Value: IntValue(2)}})
+	require.ErrorIs(t, err, ErrMalformed)
+	require.Contains(t, err.Error(), "two values")
+}
