@@ -3,6 +3,7 @@ package lwm2m
 import (
 	"math"
 	"math/big"
+	"strconv"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -27,11 +28,10 @@ const maxSenMLRecords = 1 << 16
 var (
 	senmlDecMode = func() cbor.DecMode {
 		dm, err := cbor.DecOptions{
-			DupMapKey:        cbor.DupMapKeyEnforcedAPF, // a record with two "v" is an error
-			MaxNestedLevels:  4,
-			MaxArrayElements: maxSenMLRecords,
-			MaxMapPairs:      32,
-			IndefLength:      cbor.IndefLengthAllowed,
+			DupMapKey:       cbor.DupMapKeyEnforcedAPF, // a record with two "v" is an error
+			MaxNestedLevels: 4,
+			MaxMapPairs:     32,
+			IndefLength:     cbor.IndefLengthAllowed,
 		}.DecMode()
 		if err != nil {
 			panic(err)
@@ -48,27 +48,34 @@ var (
 )
 
 // DecodeSenMLCBOR decodes a SenML CBOR payload (content format 112) read
-// from base, with the same rules as DecodeSenMLJSON. The CBOR is checked
-// to be well formed before anything is allocated for it, so a length field
-// larger than the payload fails fast. Errors are *DecodeError naming the
-// path and the byte offset of the record.
+// from base, with the same rules as DecodeSenMLJSON. Each record is checked
+// to be well formed before anything is allocated for it, and the record
+// count of the array head only bounds the loop, so a length field larger
+// than the payload fails fast. Errors are *DecodeError naming the path and
+// the byte offset of the record.
 func DecodeSenMLCBOR(base Path, b []byte, reg *Registry) ([]Record, error) {
 	fail := func(off int, reason string, err error) error {
 		return &DecodeError{Format: FormatSenMLCBOR, Path: base.String(), Offset: off, Reason: reason, Err: err}
 	}
-	if len(b) == 0 || b[0]>>5 != 4 {
-		return nil, fail(0, "want a CBOR array of SenML records", nil)
+	count, off, reason := cborArrayHead(b)
+	if reason != "" {
+		return nil, fail(0, reason, nil)
 	}
-	var raws []cbor.RawMessage
-	if err := senmlDecMode.Unmarshal(b, &raws); err != nil {
-		return nil, fail(0, "not a well-formed CBOR array of SenML records", err)
-	}
-	off := cborHeadLen(b)
-	recs := make([]senmlRec, 0, len(raws))
-	for _, raw := range raws {
+	indefinite := count < 0
+	// A useful record takes at least 6 bytes ({0: "/1/0/0", ...} takes more).
+	recs := make([]senmlRec, 0, min(max(count, 0), len(b)/6))
+	for i := 0; indefinite || i < count; i++ {
+		if indefinite && off < len(b) && b[off] == 0xff {
+			off++
+			break
+		}
+		if off == len(b) {
+			return nil, fail(off, "SenML array ends after "+strconv.Itoa(i)+" records", nil)
+		}
 		var cr senmlCBORRec
-		if err := senmlDecMode.Unmarshal(raw, &cr); err != nil {
-			return nil, fail(off, "SenML record is not a CBOR map of SenML fields", err)
+		rest, err := senmlDecMode.UnmarshalFirst(b[off:], &cr)
+		if err != nil {
+			return nil, fail(off, "SenML record is not a well-formed CBOR map of SenML fields", err)
 		}
 		r := senmlRec{off: off, bn: cr.Bn, n: cr.N, bt: cr.Bt, t: cr.T, vs: cr.Vs, vb: cr.Vb, vlo: cr.Vlo}
 		if cr.Vd != nil {
@@ -94,25 +101,50 @@ func DecodeSenMLCBOR(base Path, b []byte, reg *Registry) ([]Record, error) {
 			return nil, fail(off, "v is not a number", nil)
 		}
 		recs = append(recs, r)
-		off += len(raw)
+		off = len(b) - len(rest)
+	}
+	if off != len(b) {
+		return nil, fail(off, "data after the SenML array", nil)
 	}
 	return senmlDecode(FormatSenMLCBOR, base, recs, reg)
 }
 
-// cborHeadLen returns the length of the CBOR head at the start of b (b is
-// well formed).
-func cborHeadLen(b []byte) int {
-	switch ai := b[0] & 0x1f; {
-	case ai < 24 || ai == 31:
-		return 1
-	case ai == 24:
-		return 2
-	case ai == 25:
-		return 3
-	case ai == 26:
-		return 5
+// cborArrayHead reads the head of the CBOR array at the start of b. It
+// returns the element count (-1 for an indefinite-length array) and the
+// length of the head, or a reason when b does not start with an array.
+func cborArrayHead(b []byte) (count, n int, reason string) {
+	if len(b) == 0 || b[0]>>5 != 4 {
+		return 0, 0, "want a CBOR array of SenML records"
 	}
-	return 9
+	ai := int(b[0] & 0x1f)
+	size := 0
+	switch {
+	case ai < 24:
+		return ai, 1, ""
+	case ai == 31:
+		return -1, 1, ""
+	case ai == 24:
+		size = 1
+	case ai == 25:
+		size = 2
+	case ai == 26:
+		size = 4
+	case ai == 27:
+		size = 8
+	default:
+		return 0, 0, "malformed CBOR array head"
+	}
+	if len(b) < 1+size {
+		return 0, 0, "CBOR array head needs " + strconv.Itoa(1+size) + " bytes, " + strconv.Itoa(len(b)) + " left"
+	}
+	var c uint64
+	for _, x := range b[1 : 1+size] {
+		c = c<<8 | uint64(x)
+	}
+	if c > maxSenMLRecords {
+		return 0, 0, "array announces " + strconv.FormatUint(c, 10) + " records; at most " + strconv.Itoa(maxSenMLRecords) + " are accepted"
+	}
+	return int(c), 1 + size, ""
 }
 
 // AppendSenMLCBOR appends the SenML CBOR encoding (content format 112) of

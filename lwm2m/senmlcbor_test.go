@@ -45,14 +45,22 @@ var senmlCBORTests = []struct {
 		want: []Record{{Path: MustPath("/1/0/6"), Value: BoolValue(true)}}},
 	{path: "/3/0", hex: "A0", off: 0, has: "want a CBOR array"},
 	{path: "/3/0", hex: "", off: 0, has: "want a CBOR array"},
-	// Array of 2^32-1 records in 3 bytes: refused by the well-formedness check.
-	{path: "/3/0", hex: "9B 00000000FFFFFFFF A0", off: 0, has: "not a well-formed CBOR array"},
+	// Array announcing 2^32-1 records in 10 bytes.
+	{path: "/3/0", hex: "9B 00000000FFFFFFFF A0", off: 0, has: "array announces 4294967295 records; at most 65536"},
+	// Array announcing 3 records, holding 1.
+	{path: "/1/0", hex: "83 A2 00 66 2F312F302F36 04 F5", off: 12, has: "SenML array ends after 1 records"},
 	// Byte string claiming 4 GiB.
-	{path: "/19/0", hex: "81 A2 00 68 2F31392F302F302F30 08 5A FFFFFFFF 00", off: 0, has: "not a well-formed"},
+	{path: "/19/0", hex: "81 A2 00 69 2F31392F302F302F30 08 5A FFFFFFFF 00", off: 1, has: "not a well-formed CBOR map"},
+	// Truncated array head, reserved head, trailing data.
+	{path: "/3/0", hex: "99 01", off: 0, has: "array head needs 3 bytes, 2 left"},
+	{path: "/3/0", hex: "9C", off: 0, has: "malformed CBOR array head"},
+	{path: "/1/0", hex: "81 A2 00 66 2F312F302F36 04 F5 00", off: 12, has: "data after the SenML array"},
+	// Indefinite array without its break byte.
+	{path: "/1/0", hex: "9F A2 00 66 2F312F302F36 04 F5", off: 12, has: "SenML array ends"},
 	// Second record has a bad name: offset 1 + 11 bytes of the first record.
 	{path: "/1/0", hex: "82 A2 00 66 2F312F302F36 04 F5 A2 00 62 2F78 04 F5", off: 12, has: `"/x" is not a path`},
 	// Duplicate key 2.
-	{path: "/3/0", hex: "81 A3 00 66 2F332F302F39 02 01 02 02", off: 1, has: "not a CBOR map of SenML fields"},
+	{path: "/3/0", hex: "81 A3 00 66 2F332F302F39 02 01 02 02", off: 1, has: "not a well-formed CBOR map of SenML fields"},
 	// Bignum v.
 	{path: "/3/0", hex: "81 A2 00 66 2F332F302F39 02 C2 49 010000000000000000", off: 1, has: "bignum"},
 	{path: "/3/0", hex: "81 A2 00 66 2F332F302F39 03 61 78", off: 1, has: "the resource is Integer but the record has a string"},
@@ -110,7 +118,7 @@ func TestSenMLCBORNumbers(t *testing.T) {
 // TestSenMLCBORHostileLength checks that length fields larger than the
 // payload are refused without allocating for them.
 func TestSenMLCBORHostileLength(t *testing.T) {
-	for _, h := range []string{"9B 00000000FFFFFFFF A0", "81 A2 00 68 2F31392F302F302F30 08 5A FFFFFFFF 00", "81 BB 00000000FFFFFFFF", "99 FFFF" + "A0"} {
+	for _, h := range []string{"9B 00000000FFFFFFFF A0", "81 A2 00 69 2F31392F302F302F30 08 5A FFFFFFFF 00", "81 BB 00000000FFFFFFFF", "99 FFFF" + "A0"} {
 		b := unhex(t, h)
 		allocated := bytesAllocated(func() { _, _ = DecodeSenMLCBOR(MustPath("/19/0"), b, nil) })
 		require.Less(t, allocated, uint64(2048), "DecodeSenMLCBOR(% x) allocated %d bytes", b, allocated)
