@@ -61,8 +61,10 @@
 // *DefinitionError (ErrInvalidDefinition) with file and line. Decoders
 // never allocate more than a small multiple of the payload, whatever its
 // length fields claim: TLV lengths are checked against the bytes left
-// before use, and SenML CBOR is checked to be well formed (and bounded to
-// 65536 records of at most 32 fields) before it is decoded.
+// before use; each SenML CBOR record is checked to be well formed before
+// it is decoded, the record count of the array head (at most 65536) only
+// bounds the loop, and records have at most 32 fields. Tests hold hostile
+// payloads to a few hundred bytes of allocation.
 //
 // # Decisions where the issue was silent
 //

@@ -157,21 +157,39 @@ func AppendSenMLCBOR(dst []byte, base Path, recs []Record) ([]byte, error) {
 	}
 	bn := senmlBase(base)
 	out := make([]senmlCBORRec, len(recs))
-	names := make([]string, len(recs))
+	// Backing arrays for the fields the records point at: a few
+	// allocations for the payload instead of several per record.
+	strs := make([]string, 2*len(recs))
+	bools := make([]bool, len(recs))
+	times := make([]float64, len(recs))
+	datas := make([][]byte, len(recs))
+	// All names in one string: /3/0/6/1 with bn /3/0/ gives "6/1".
+	var nameBuf []byte
+	ends := make([]int, len(recs))
+	for i, rec := range recs {
+		start := len(nameBuf)
+		nameBuf = rec.Path.appendText(nameBuf)
+		nameBuf = append(nameBuf[:start], nameBuf[start+len(bn):]...)
+		ends[i] = len(nameBuf)
+	}
+	names := string(nameBuf)
 	for i, rec := range recs {
 		cr := &out[i]
 		if i == 0 && bn != "" {
 			cr.Bn = &bn
 		}
-		ps := rec.Path.String()
-		names[i] = ps[len(bn):]
-		cr.N = &names[i]
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		strs[2*i] = names[start:ends[i]]
+		cr.N = &strs[2*i]
 		if !rec.Time.IsZero() {
-			t := float64(rec.Time.UnixNano()) / 1e9
+			times[i] = float64(rec.Time.UnixNano()) / 1e9
 			if rec.Time.Nanosecond() == 0 {
-				t = float64(rec.Time.Unix())
+				times[i] = float64(rec.Time.Unix())
 			}
-			cr.T = &t
+			cr.T = &times[i]
 		}
 		v := rec.Value
 		switch v.t {
@@ -182,17 +200,17 @@ func AppendSenMLCBOR(dst []byte, base Path, recs []Record) ([]byte, error) {
 		case TypeFloat:
 			cr.V = math.Float64frombits(v.n)
 		case TypeString, TypeCorelnk:
-			s := v.s
-			cr.Vs = &s
+			strs[2*i+1] = v.s
+			cr.Vs = &strs[2*i+1]
 		case TypeBoolean:
-			b := v.n != 0
-			cr.Vb = &b
+			bools[i] = v.n != 0
+			cr.Vb = &bools[i]
 		case TypeOpaque:
-			d := []byte(v.s)
-			cr.Vd = &d
+			datas[i] = []byte(v.s)
+			cr.Vd = &datas[i]
 		case TypeObjlnk:
-			s := v.String()
-			cr.Vlo = &s
+			strs[2*i+1] = v.String()
+			cr.Vlo = &strs[2*i+1]
 		}
 	}
 	enc, err := senmlEncMode.Marshal(out)
