@@ -44,6 +44,10 @@
 // registration body (root path and content formats announced with
 // rt="oma.lwm2m", objects with their instances and versions).
 //
+// The path given to Decode is the path of the request (or of the observed
+// resource): record names must lie under it. The body of an LwM2M 1.1 Send
+// (POST /dp) names any resources, so it decodes with RootPath.
+//
 // Decoders type each value with the definition of its resource when the
 // registry has one. Without one, formats that carry a type keep it (SenML
 // and LwM2M JSON: v is Integer when integral, else Float; vs String; vb
