@@ -14,7 +14,8 @@
 // A Value is the value of one resource or resource instance, with one of
 // the LwM2M data types (Type): String, Integer, Unsigned Integer, Float,
 // Boolean, Opaque, Time, Objlnk, Corelnk. Values are immutable and compare
-// with ==. A payload decodes to a list of Records, each a Path and a Value
+// with ==, and marshal to the natural JSON value of their type. A payload
+// decodes to a list of Records, each a Path and a Value
 // (and a time, for SenML): a single resource is one record at /o/i/r, a
 // multiple resource is one record per instance at /o/i/r/ri. The same
 // records encode back in any format. Resources gathers records into

@@ -2,6 +2,7 @@ package lwm2m
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -380,4 +381,32 @@ func (r Resource) Records() []Record {
 		out[i] = Record{Path: p, Value: in.Value}
 	}
 	return out
+}
+
+// MarshalJSON writes v as the natural JSON value of its type: a number for
+// Integer, Unsigned Integer, Float and Time (Unix seconds), true or false
+// for Boolean, a string for String and Corelnk, "object:instance" for
+// Objlnk, base64 for Opaque and Raw, null for TypeNone. A Float that is NaN
+// or infinite is an error, as JSON has neither.
+func (v Value) MarshalJSON() ([]byte, error) {
+	switch v.t {
+	case TypeNone:
+		return []byte("null"), nil
+	case TypeInteger, TypeTime, TypeUnsigned:
+		b, _ := appendText(nil, v)
+		return b, nil
+	case TypeFloat:
+		f := math.Float64frombits(v.n)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("%w: JSON has no NaN or infinity (Float %v)", ErrEncode, f)
+		}
+		return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
+	case TypeBoolean:
+		return strconv.AppendBool(nil, v.n != 0), nil
+	case TypeOpaque, TypeRaw:
+		b := []byte{'"'}
+		b = base64.StdEncoding.AppendEncode(b, []byte(v.s))
+		return append(b, '"'), nil
+	}
+	return json.Marshal(v.String())
 }

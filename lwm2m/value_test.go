@@ -1,6 +1,7 @@
 package lwm2m
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
@@ -134,4 +135,53 @@ func TestResources(t *testing.T) {
 	_, err = Resources([]Record{{Path: MustPath("/3/0/9"), Value: IntValue(1)}, {Path: MustPath("/3/0/9"), Value: IntValue(2)}})
 	require.ErrorIs(t, err, ErrMalformed)
 	require.Contains(t, err.Error(), "two values")
+}
+
+func TestValueMarshalJSON(t *testing.T) {
+	recs := []Record{
+		{Path: MustPath("/3/0/0"), Value: StringValue(`say "hi"`)},
+		{Path: MustPath("/3/0/9"), Value: IntValue(-3)},
+		{Path: MustPath("/1/0/11"), Value: UintValue(18446744073709551615)},
+		{Path: MustPath("/3303/0/5700"), Value: FloatValue(21.5)},
+		{Path: MustPath("/1/0/6"), Value: BoolValue(true)},
+		{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{1, 2})},
+		{Path: MustPath("/3/0/13"), Value: TimeValue(time.Unix(1367491215, 0))},
+		{Path: MustPath("/3/0/22/0"), Value: ObjlnkValue(4, 0)},
+		{Path: MustPath("/3/0/4")},
+	}
+	b, err := json.Marshal(recs)
+	require.NoError(t, err)
+	require.JSONEq(t, `[
+		{"Path":"/3/0/0","Value":"say \"hi\"","Time":"0001-01-01T00:00:00Z"},
+		{"Path":"/3/0/9","Value":-3,"Time":"0001-01-01T00:00:00Z"},
+		{"Path":"/1/0/11","Value":18446744073709551615,"Time":"0001-01-01T00:00:00Z"},
+		{"Path":"/3303/0/5700","Value":21.5,"Time":"0001-01-01T00:00:00Z"},
+		{"Path":"/1/0/6","Value":true,"Time":"0001-01-01T00:00:00Z"},
+		{"Path":"/19/0/0/0","Value":"AQI=","Time":"0001-01-01T00:00:00Z"},
+		{"Path":"/3/0/13","Value":1367491215,"Time":"0001-01-01T00:00:00Z"},
+		{"Path":"/3/0/22/0","Value":"4:0","Time":"0001-01-01T00:00:00Z"},
+		{"Path":"/3/0/4","Value":null,"Time":"0001-01-01T00:00:00Z"}]`, string(b))
+	_, err = json.Marshal(FloatValue(math.NaN()))
+	require.ErrorIs(t, err, ErrEncode)
+}
+
+// TestRegistryConcurrent adds definitions while other goroutines decode;
+// run with -race.
+func TestRegistryConcurrent(t *testing.T) {
+	reg := NewBuiltinRegistry()
+	payload := unhex(t, specDeviceTLV)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			_ = reg.Add(ObjectDef{ID: uint16(30000 + i), Resources: []ResourceDef{{ID: 1, Type: TypeInteger}}})
+		}
+	}()
+	for range 50 {
+		got, err := DecodeTLV(MustPath("/3/0"), payload, reg)
+		require.NoError(t, err)
+		require.Len(t, got, 16)
+	}
+	<-done
+	require.Len(t, reg.Objects(), 6+50)
 }
