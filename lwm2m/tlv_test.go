@@ -353,3 +353,28 @@ func FuzzDecodeTLV(f *testing.F) {
 		}
 	})
 }
+
+// TestTLVObject19 covers the data channel of SPEC LWM-5: /19/0/0 is a
+// multiple Opaque resource, so a TLV notification carries its instances.
+func TestTLVObject19(t *testing.T) {
+	reg := NewBuiltinRegistry()
+	// 86 00: multiple resource 0 of 6 bytes, holding 42 00 AA BB (instance
+	// 0, 2 bytes) and 40 01 (instance 1, empty).
+	b := unhex(t, "86 00 42 00 AABB 40 01")
+	got, err := DecodeTLV(MustPath("/19/0/0"), b, reg)
+	require.NoError(t, err)
+	require.Equal(t, []Record{
+		{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{0xAA, 0xBB})},
+		{Path: MustPath("/19/0/0/1"), Value: OpaqueValue(nil)},
+	}, got)
+	enc, err := Encode(FormatTLV, MustPath("/19/0/0"), got)
+	require.NoError(t, err)
+	require.Equal(t, b, enc)
+
+	// A downlink write of 300 bytes to /19/1/0 instance 0: 16-bit lengths.
+	data := make([]byte, 300)
+	enc, err = Encode(FormatTLV, MustPath("/19/1/0"), []Record{{Path: MustPath("/19/1/0/0"), Value: OpaqueValue(data)}})
+	require.NoError(t, err)
+	require.Equal(t, unhex(t, "90 00 0130 50 00 012C"), enc[:8], "multiple resource of 304 bytes holding an instance of 300")
+	require.Len(t, enc, 8+300)
+}
