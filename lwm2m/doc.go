@@ -18,8 +18,8 @@
 // decodes to a list of Records, each a Path and a Value
 // (and a time, for SenML): a single resource is one record at /o/i/r, a
 // multiple resource is one record per instance at /o/i/r/ri. The same
-// records encode back in any format. Resources gathers records into
-// Resource values, single ones with their Value and multiple ones with
+// records encode back in any format. GroupResources gathers records into
+// ResourceValues, single ones with their Value and multiple ones with
 // their Instances.
 //
 // # Object definitions

@@ -314,30 +314,30 @@ type Record struct {
 	Time time.Time
 }
 
-// Resource is one resource gathered from records: a single resource with
-// its Value, or a multiple resource with its Instances.
-type Resource struct {
-	Path      Path               // the resource, /o/i/r
-	Multiple  bool               // the records named instances (/o/i/r/ri)
-	Value     Value              // the value of a single resource
-	Instances []ResourceInstance // the instances of a multiple resource, by id
+// ResourceValue is one resource gathered from records: a single resource
+// with its Value, or a multiple resource with its Instances.
+type ResourceValue struct {
+	Path      Path            // the resource, /o/i/r
+	Multiple  bool            // the records named instances (/o/i/r/ri)
+	Value     Value           // the value of a single resource
+	Instances []InstanceValue // the instances of a multiple resource, by id
 }
 
-// ResourceInstance is one instance of a multiple resource.
-type ResourceInstance struct {
+// InstanceValue is one instance of a multiple resource with its value.
+type InstanceValue struct {
 	ID    uint16
 	Value Value
 }
 
-// Resources gathers records into resources, ordered by path: records at
+// GroupResources gathers records into resources, ordered by path: records at
 // /o/i/r give single resources, records at /o/i/r/ri the instances of
 // multiple resources. Records at shallower paths are left out. A resource
 // named both ways, or a path named twice, is an error (wrapping
 // ErrMalformed). Times of records are dropped.
-func Resources(recs []Record) ([]Resource, error) {
+func GroupResources(recs []Record) ([]ResourceValue, error) {
 	sorted := slices.Clone(recs)
 	slices.SortStableFunc(sorted, compareRecords)
-	var out []Resource
+	var out []ResourceValue
 	for i, r := range sorted {
 		if r.Path.n < 3 {
 			continue
@@ -353,13 +353,13 @@ func Resources(recs []Record) ([]Resource, error) {
 			if r.Path.n == 3 || !out[n-1].Multiple {
 				return nil, fmt.Errorf("%w: %s has a value and instances; a resource is single or multiple", ErrMalformed, rp)
 			}
-			out[n-1].Instances = append(out[n-1].Instances, ResourceInstance{ID: r.Path.ids[3], Value: r.Value})
+			out[n-1].Instances = append(out[n-1].Instances, InstanceValue{ID: r.Path.ids[3], Value: r.Value})
 			continue
 		}
-		res := Resource{Path: rp}
+		res := ResourceValue{Path: rp}
 		if r.Path.n == 4 {
 			res.Multiple = true
-			res.Instances = []ResourceInstance{{ID: r.Path.ids[3], Value: r.Value}}
+			res.Instances = []InstanceValue{{ID: r.Path.ids[3], Value: r.Value}}
 		} else {
 			res.Value = r.Value
 		}
@@ -370,7 +370,7 @@ func Resources(recs []Record) ([]Resource, error) {
 
 // Records returns the records of r: one for a single resource, one per
 // instance for a multiple resource.
-func (r Resource) Records() []Record {
+func (r ResourceValue) Records() []Record {
 	if !r.Multiple {
 		return []Record{{Path: r.Path, Value: r.Value}}
 	}

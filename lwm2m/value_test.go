@@ -113,26 +113,26 @@ func TestRawAs(t *testing.T) {
 
 // TestResources gathers the Device example into single and multiple
 // resources with their instances (SPEC LWM-6).
-func TestResources(t *testing.T) {
+func TestGroupResources(t *testing.T) {
 	recs := specDeviceRecords()
-	res, err := Resources(recs)
+	res, err := GroupResources(recs)
 	require.NoError(t, err)
 	require.Len(t, res, 13, "the Device example has 13 resources")
-	require.Equal(t, Resource{Path: MustPath("/3/0/6"), Multiple: true, Instances: []ResourceInstance{
+	require.Equal(t, ResourceValue{Path: MustPath("/3/0/6"), Multiple: true, Instances: []InstanceValue{
 		{ID: 0, Value: IntValue(1)}, {ID: 1, Value: IntValue(5)}}}, res[4])
-	require.Equal(t, Resource{Path: MustPath("/3/0/9"), Value: IntValue(100)}, res[7])
+	require.Equal(t, ResourceValue{Path: MustPath("/3/0/9"), Value: IntValue(100)}, res[7])
 	var back []Record
 	for _, r := range res {
 		back = append(back, r.Records()...)
 	}
-	require.Equal(t, recs, back, "Records undoes Resources")
+	require.Equal(t, recs, back, "Records undoes GroupResources")
 
-	_, err = Resources([]Record{{Path: MustPath("/3/0/6"), Value: IntValue(1)}, {Path: MustPath("/3/0/6/0"), Value: IntValue(1)}})
+	_, err = GroupResources([]Record{{Path: MustPath("/3/0/6"), Value: IntValue(1)}, {Path: MustPath("/3/0/6/0"), Value: IntValue(1)}})
 	require.ErrorIs(t, err, ErrMalformed)
 	require.Contains(t, err.Error(), "single or multiple")
-	_, err = Resources([]Record{{Path: MustPath("/3/0/6/0"), Value: IntValue(1)}, {Path: MustPath("/3/0/6"), Value: IntValue(1)}})
+	_, err = GroupResources([]Record{{Path: MustPath("/3/0/6/0"), Value: IntValue(1)}, {Path: MustPath("/3/0/6"), Value: IntValue(1)}})
 	require.ErrorIs(t, err, ErrMalformed, "order does not matter")
-	_, err = Resources([]Record{{Path: MustPath("/3/0/9"), Value: IntValue(1)}, {Path: MustPath("/3/0/9"), Value: IntValue(2)}})
+	_, err = GroupResources([]Record{{Path: MustPath("/3/0/9"), Value: IntValue(1)}, {Path: MustPath("/3/0/9"), Value: IntValue(2)}})
 	require.ErrorIs(t, err, ErrMalformed)
 	require.Contains(t, err.Error(), "two values")
 }
