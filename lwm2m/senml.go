@@ -209,6 +209,7 @@ func (n senmlNum) float() float64 {
 	return n.f
 }
 
+// String returns the number as it would be written.
 func (n senmlNum) String() string {
 	switch n.kind {
 	case 'i':
