@@ -119,3 +119,21 @@ func ExampleRegistry_LoadDDF() {
 	// Output:
 	// Sensor Value Float 21.5 Cel
 }
+
+// Without a definition, TLV values stay raw; As converts one when the
+// caller knows the type.
+func ExampleValue_As() {
+	// /2/0/2/127 of the Access Control example of LwM2M 1.1 Core §7.4.3.2.
+	recs, err := lwm2m.Decode(lwm2m.FormatTLV, lwm2m.MustPath("/2/0/2"), []byte{0x41, 0x7F, 0x07}, lwm2m.NewBuiltinRegistry())
+	if err != nil {
+		panic(err)
+	}
+	raw := recs[0].Value
+	acl, err := raw.As(lwm2m.TypeInteger)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(recs[0].Path, raw.Type(), acl.Type(), acl)
+	// Output:
+	// /2/0/2/127 Raw Integer 7
+}
