@@ -73,9 +73,10 @@ func consumeTLV(b []byte, off, end int) (tlvElem, string) {
 // §7.4.3) read from base, which must name at least an object. The payload
 // holds object instances for /o, resources for /o/i, one resource (single
 // or multiple) for /o/i/r and one resource instance for /o/i/r/ri. As many
-// clients do, DecodeTLV also accepts an object instance wrapping the
-// resources of /o/i, resources directly under /o (taken as instance 0) and
-// bare resource instances for /o/i/r.
+// clients send them, DecodeTLV also accepts one object instance wrapping
+// what was asked for /o/i or below, resources directly under /o (taken as
+// instance 0) and bare resource instances for /o/i/r. A path given twice
+// is an error.
 //
 // Values of resources that reg defines get their type; others are Raw
 // values (see Value.As). Errors are *DecodeError naming the path and the
@@ -95,9 +96,11 @@ func DecodeTLV(base Path, b []byte, reg *Registry) ([]Record, error) {
 }
 
 type tlvDecoder struct {
-	b     []byte
-	types typeCache
-	recs  []Record
+	b       []byte
+	types   typeCache
+	recs    []Record
+	wrapped bool              // inside an object instance wrapping the request path
+	seen    map[Path]struct{} // paths so far, once records came out of order
 }
 
 func (d *tlvDecoder) errorf(p Path, off int, reason string) error {
@@ -128,7 +131,14 @@ func (d *tlvDecoder) elem(p Path, e tlvElem, top bool) error {
 	}
 	switch e.kind {
 	case tlvObjectInstance:
-		return d.elems(q, e.voff, e.voff+e.vlen, false)
+		if q != p {
+			return d.elems(q, e.voff, e.voff+e.vlen, false)
+		}
+		if d.wrapped {
+			return d.errorf(p, e.off, "object instance "+strconv.Itoa(int(e.id))+" wrapped twice")
+		}
+		d.wrapped = true
+		return d.elems(p, e.voff, e.voff+e.vlen, true)
 	case tlvResource, tlvResourceInstance:
 		return d.value(q, e)
 	}
@@ -160,7 +170,8 @@ func tlvTarget(p Path, e tlvElem, top bool) (Path, bool) {
 			q.ids[1], q.n = e.id, 2
 			return q, true
 		}
-		return p, top && p.n == 2 && p.ids[1] == e.id
+		// An object instance wrapping what was asked for /o/i or below.
+		return p, top && p.n >= 2 && p.ids[1] == e.id
 	case tlvResource, tlvMultipleResource:
 		switch {
 		case p.n == 2:
@@ -208,6 +219,20 @@ func (d *tlvDecoder) value(q Path, e tlvElem) error {
 		}
 	} else {
 		v = RawValue(FormatTLV, raw)
+	}
+	// Records in increasing path order cannot repeat; only a payload out of
+	// order pays for a set of the paths seen.
+	if n := len(d.recs); n > 0 && d.seen == nil && d.recs[n-1].Path.Compare(q) >= 0 {
+		d.seen = make(map[Path]struct{}, n+1)
+		for _, r := range d.recs {
+			d.seen[r.Path] = struct{}{}
+		}
+	}
+	if d.seen != nil {
+		if _, dup := d.seen[q]; dup {
+			return d.errorf(q, e.off, "the payload holds "+q.String()+" twice")
+		}
+		d.seen[q] = struct{}{}
 	}
 	d.recs = append(d.recs, Record{Path: q, Value: v})
 	return nil
