@@ -99,8 +99,8 @@ type tlvDecoder struct {
 	b       []byte
 	types   typeCache
 	recs    []Record
-	wrapped bool              // inside an object instance wrapping the request path
-	seen    map[Path]struct{} // paths so far, once records came out of order
+	wrapped bool           // inside an object instance wrapping the request path
+	seen    map[Path]uint8 // paths so far, once records came out of order
 }
 
 func (d *tlvDecoder) errorf(p Path, off int, reason string) error {
@@ -220,22 +220,53 @@ func (d *tlvDecoder) value(q Path, e tlvElem) error {
 	} else {
 		v = RawValue(FormatTLV, raw)
 	}
-	// Records in increasing path order cannot repeat; only a payload out of
-	// order pays for a set of the paths seen.
-	if n := len(d.recs); n > 0 && d.seen == nil && d.recs[n-1].Path.Compare(q) >= 0 {
-		d.seen = make(map[Path]struct{}, n+1)
-		for _, r := range d.recs {
-			d.seen[r.Path] = struct{}{}
-		}
-	}
-	if d.seen != nil {
-		if _, dup := d.seen[q]; dup {
-			return d.errorf(q, e.off, "the payload holds "+q.String()+" twice")
-		}
-		d.seen[q] = struct{}{}
+	if reason := d.track(q); reason != "" {
+		return d.errorf(q, e.off, reason)
 	}
 	d.recs = append(d.recs, Record{Path: q, Value: v})
 	return nil
+}
+
+// Marks in tlvDecoder.seen.
+const (
+	seenValue     = 1 // a record at the path
+	seenInstances = 2 // a resource with records at its instances
+)
+
+// track refuses a path given twice, and a resource given both as a single
+// value and with instances. Records in increasing path order cannot
+// repeat, so only a payload out of order pays for a set of the paths seen.
+func (d *tlvDecoder) track(q Path) string {
+	n := len(d.recs)
+	if d.seen == nil {
+		if n == 0 || d.recs[n-1].Path.Compare(q) < 0 {
+			if n > 0 && q.n == 4 && d.recs[n-1].Path == q.Parent() {
+				return "resource " + q.Parent().String() + " has a value and instances; a resource is single or multiple"
+			}
+			return ""
+		}
+		d.seen = make(map[Path]uint8, n+1)
+		for _, r := range d.recs {
+			d.seen[r.Path] = seenValue
+			if r.Path.n == 4 {
+				d.seen[r.Path.Parent()] = seenInstances
+			}
+		}
+	}
+	if d.seen[q] != 0 {
+		if d.seen[q] == seenInstances {
+			return "resource " + q.String() + " has a value and instances; a resource is single or multiple"
+		}
+		return "the payload holds " + q.String() + " twice"
+	}
+	d.seen[q] = seenValue
+	if q.n == 4 {
+		if d.seen[q.Parent()] == seenValue {
+			return "resource " + q.Parent().String() + " has a value and instances; a resource is single or multiple"
+		}
+		d.seen[q.Parent()] = seenInstances
+	}
+	return ""
 }
 
 // tlvValue decodes the value field of a TLV as type t (LwM2M 1.1 Core
@@ -311,6 +342,9 @@ func tlvValue(b []byte, t Type) (Value, string) {
 func AppendTLV(dst []byte, base Path, recs []Record) ([]byte, error) {
 	if base.n == 0 {
 		return dst, &EncodeError{Format: FormatTLV, Path: "/", Reason: "a TLV payload needs an object in the path"}
+	}
+	if len(recs) == 0 {
+		return dst, nil // an empty payload, as DecodeTLV reads it back
 	}
 	if base.n == 4 && len(recs) != 1 {
 		return dst, &EncodeError{Format: FormatTLV, Path: base.String(),
