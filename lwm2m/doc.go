@@ -123,16 +123,18 @@
 // values, 121 bytes of TLV), with encoding/json of the same data as a
 // plain Go slice as the baseline in the same run. On 2 cores, AMD EPYC
 // (Oxide Virtual Turin-like Processor), Go 1.26, shared with seven other
-// builds (load average about 10, so absolute times vary by up to 2× between
-// runs; allocation counts do not):
+// builds (load average 13–17), so times are the best and the median of 8
+// runs of 300 ms (go test -bench Device -benchtime 300ms -count 8);
+// allocation counts do not vary:
 //
-//	TLV decode                5.8 µs   2504 B  10 allocs   4.6× faster than json.Unmarshal
-//	TLV encode (AppendTLV)    1.7 µs      0 B   0 allocs   1.4× faster than json.Marshal
-//	SenML CBOR decode        16.1 µs   6208 B  97 allocs   1.7× faster than json.Unmarshal
-//	SenML CBOR encode         8.0 µs   2176 B  32 allocs   3.4× slower than json.Marshal
-//	SenML JSON decode        45.5 µs   8672 B 103 allocs   1.7× slower than json.Unmarshal
-//	baseline json.Unmarshal  26.9 µs   2072 B  32 allocs
-//	baseline json.Marshal     2.4 µs    600 B   2 allocs
+//	                          best    median      B/op  allocs  best vs baseline
+//	TLV decode              4.2 µs    5.3 µs     1352      6   5.4× faster than json.Unmarshal
+//	TLV encode (AppendTLV)  1.4 µs    1.7 µs        0      0   1.7× faster than json.Marshal
+//	SenML CBOR decode      24.4 µs   36.3 µs     5512     78   1.1× slower than json.Unmarshal
+//	SenML CBOR encode       6.6 µs   13.5 µs     3032     19   2.8× slower than json.Marshal
+//	SenML JSON decode      35.5 µs   73.2 µs     8672    103   1.6× slower than json.Unmarshal
+//	json.Unmarshal         22.6 µs   31.2 µs     2072     32   (baseline)
+//	json.Marshal            2.4 µs    6.0 µs      600      2   (baseline)
 //
 // A test asserts that AppendTLV into a buffer with room allocates nothing.
 package lwm2m
