@@ -139,5 +139,3 @@ func (e *DefinitionError) Unwrap() []error {
 	}
 	return []error{ErrInvalidDefinition}
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -1,6 +1,7 @@
 package lwm2m
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,7 +94,7 @@ type linkParser struct {
 }
 
 func (p *linkParser) errorf(format string, args ...any) *DecodeError {
-	return &DecodeError{Format: FormatLink, Offset: p.off, Reason: sprintf(format, args...)}
+	return &DecodeError{Format: FormatLink, Offset: p.off, Reason: fmt.Sprintf(format, args...)}
 }
 
 func (p *linkParser) link() (Link, error) {
