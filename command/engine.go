@@ -117,6 +117,7 @@ type devState struct {
 	mode       Mode
 	lastSeq    uint64
 	lastUplink time.Time // zero until the first DeviceWoke of this process
+	lastFail   time.Time // last transport failure of a first send
 }
 
 // New returns an Engine on st that sends with s and tells l (which may be
@@ -550,10 +551,12 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	}
 	c := match[0]
 	now := time.Now()
+	var moved []Command
 	if c.Status == Sent {
 		if err := c.Move(Delivered, now); err != nil {
 			return err
 		}
+		moved = append(moved, c)
 	}
 	to := Successful
 	if r.ErrCode != 0 {
@@ -568,7 +571,7 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	if err != nil {
 		return err
 	}
-	if err := e.commit(ctx, []Command{c}, updated); err != nil {
+	if err := e.commit(ctx, append(moved, c), updated); err != nil {
 		return err
 	}
 	e.sched.mark(deviceID)

@@ -258,7 +258,11 @@ func (e *Engine) service(ctx context.Context, id string) error {
 		case Sent:
 			return e.resend(ctx, d, head, now)
 		}
-		// PENDING head.
+		// PENDING head. After a transport failure it waits for its
+		// NextTry unless the device has woken since.
+		if head.NextTry.After(now) && !d.lastUplink.After(d.lastFail) {
+			return nil
+		}
 		if !d.mode.Reachable(now, d.lastUplink) {
 			if head.ExpireTime == 0 {
 				head.Reason = unreachableReason(d.mode, d.lastUplink)
@@ -306,6 +310,7 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			open = open[1:]
 		default:
 			e.log.Info("command: send failed; command stays at the head (CMD-4)", "device", id, "command", head.ID, "err", err)
+			d.lastFail = now
 			head.NextTry = e.retryAt(d, now)
 			return e.commit(ctx, nil, []Command{head})
 		}
