@@ -250,7 +250,7 @@ func (s *MemStore) Task(ctx context.Context, id string) (Task, error) {
 // dueHeap is a min-heap of entries by due time, then DeviceID and Seq.
 type dueHeap []*memEntry
 
-func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Len() int           { return len(h) }
 func (h dueHeap) Less(i, j int) bool { return h.less(h[i], h[j]) }
 func (dueHeap) less(a, b *memEntry) bool {
 	if c := a.due.Compare(b.due); c != 0 {
