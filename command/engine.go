@@ -112,7 +112,7 @@ type Engine struct {
 // devState is what the engine keeps in memory per device; everything else
 // is in the Store.
 type devState struct {
-	mu         sync.Mutex
+	mu         chanMutex
 	loaded     bool
 	mode       Mode
 	lastSeq    uint64
@@ -152,10 +152,10 @@ func (e *Engine) isClosed() bool {
 func (e *Engine) device(ctx context.Context, id string) (*devState, error) {
 	v, ok := e.devices.Load(id)
 	if !ok {
-		v, _ = e.devices.LoadOrStore(id, &devState{})
+		v, _ = e.devices.LoadOrStore(id, &devState{mu: make(chanMutex, 1)})
 	}
 	d := v.(*devState)
-	d.mu.Lock()
+	d.mu.lock()
 	if d.loaded {
 		return d, nil
 	}
@@ -164,7 +164,7 @@ func (e *Engine) device(ctx context.Context, id string) (*devState, error) {
 		d.lastSeq, err = e.st.LastSeq(ctx, id)
 	}
 	if err != nil {
-		d.mu.Unlock()
+		d.mu.unlock()
 		return nil, err
 	}
 	if !ok {
@@ -243,7 +243,7 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 	if err != nil {
 		return Command{}, err
 	}
-	defer d.mu.Unlock()
+	defer d.mu.unlock()
 	q, err := e.st.Queue(ctx, r.DeviceID)
 	if err != nil {
 		return Command{}, err
@@ -318,7 +318,7 @@ func (e *Engine) DeviceWoke(ctx context.Context, deviceID string) error {
 		return err
 	}
 	d.lastUplink = time.Now()
-	d.mu.Unlock()
+	d.mu.unlock()
 	e.sched.mark(deviceID)
 	return nil
 }
@@ -336,7 +336,7 @@ func (e *Engine) SetMode(ctx context.Context, deviceID string, m Mode) error {
 	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer d.mu.unlock()
 	if err := e.st.PutMode(ctx, deviceID, m); err != nil {
 		return err
 	}
@@ -352,7 +352,7 @@ func (e *Engine) Mode(ctx context.Context, deviceID string) (Mode, error) {
 	if err != nil {
 		return Mode{}, err
 	}
-	defer d.mu.Unlock()
+	defer d.mu.unlock()
 	return d.mode, nil
 }
 
@@ -377,7 +377,7 @@ func (e *Engine) lockCommand(ctx context.Context, id string) (*devState, Command
 		return nil, Command{}, err
 	}
 	if c, err = e.st.Get(ctx, id); err != nil {
-		d.mu.Unlock()
+		d.mu.unlock()
 		return nil, Command{}, err
 	}
 	return d, c, nil
@@ -394,7 +394,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Command, error) {
 	if err != nil {
 		return Command{}, err
 	}
-	defer d.mu.Unlock()
+	defer d.mu.unlock()
 	if c.Status != Pending {
 		return c, &StateError{ID: id, Status: c.Status, Err: ErrNotPending}
 	}
@@ -425,7 +425,7 @@ func (e *Engine) CancelDevice(ctx context.Context, deviceID string) ([]Command, 
 	if err != nil {
 		return nil, err
 	}
-	defer d.mu.Unlock()
+	defer d.mu.unlock()
 	q, err := e.st.Queue(ctx, deviceID)
 	if err != nil {
 		return nil, err
@@ -489,7 +489,7 @@ func (e *Engine) Acked(ctx context.Context, deviceID, commandID string) error {
 	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer d.mu.unlock()
 	if c.DeviceID != deviceID {
 		return &NotFoundError{What: "command", ID: commandID + " of device " + deviceID}
 	}
@@ -530,7 +530,7 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer d.mu.unlock()
 	q, err := e.st.Queue(ctx, deviceID)
 	if err != nil {
 		return err
@@ -632,3 +632,12 @@ func (e *Engine) SubmitBatch(ctx context.Context, r BatchRequest) (Task, error) 
 
 // Task returns a batch task with its counts.
 func (e *Engine) Task(ctx context.Context, id string) (Task, error) { return e.st.Task(ctx, id) }
+
+// chanMutex is a mutex made of a channel. A goroutine waiting for it is
+// durably blocked in the sense of testing/synctest, so a device's lock may
+// be held across a Store write that waits on a timer (bbolt's Batch) while
+// tests run in a bubble.
+type chanMutex chan struct{}
+
+func (m chanMutex) lock()   { m <- struct{}{} }
+func (m chanMutex) unlock() { <-m }

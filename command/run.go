@@ -207,7 +207,7 @@ func (e *Engine) service(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	defer d.mu.Unlock()
+	defer d.mu.unlock()
 	q, err := e.st.Queue(ctx, id)
 	if err != nil {
 		return err
