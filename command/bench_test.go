@@ -26,8 +26,13 @@ func BenchmarkMemSubmit(b *testing.B) {
 	commandtest.BenchSubmit(b, filledMemStore(b), benchDevices)
 }
 
+var parallelStore *command.MemStore
+
 func BenchmarkMemSubmitParallel(b *testing.B) {
-	commandtest.BenchSubmitParallel(b, filledMemStore(b), benchDevices)
+	if parallelStore == nil { // RunParallel benchmarks run more than once
+		parallelStore = filledMemStore(b)
+	}
+	commandtest.BenchSubmitParallel(b, parallelStore, benchDevices)
 }
 
 func BenchmarkMemWakeToSend(b *testing.B) {
@@ -72,4 +77,3 @@ func BenchmarkSmallWakeToSend(b *testing.B) {
 	commandtest.Fill(b, st, 1000, benchPerDevice)
 	commandtest.BenchWake(b, st, 1000)
 }
-

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -262,4 +264,101 @@ func TestCommandRestartResend(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, command.Successful, got.Status)
 	})
+}
+
+// The bbolt benchmarks: 100,000 devices with 10 PENDING commands each
+// (1,000,000 pending), only under -bench. The file is filled once per
+// process with NoSync (setup only: the data is the same as a synced fill
+// would leave) and copied for each benchmark, which then reopens it with
+// the default, synced options: every measured write is on disk.
+const (
+	benchDevices   = 100_000
+	benchPerDevice = 10
+)
+
+var (
+	benchOnce     sync.Once
+	benchTemplate string
+)
+
+func filledBoltFile(b *testing.B) string {
+	benchOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "doze-cmd-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchTemplate = filepath.Join(dir, "template.db")
+		db, err := Open(benchTemplate, &Options{NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		commandtest.Fill(b, db.Commands(), benchDevices, benchPerDevice)
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+	})
+	dst := filepath.Join(b.TempDir(), "doze.db")
+	src, err := os.Open(benchTemplate)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return dst
+}
+
+func openFilled(b *testing.B) *DB {
+	db, err := Open(filledBoltFile(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+func BenchmarkBoltSubmit(b *testing.B) {
+	commandtest.BenchSubmit(b, openFilled(b).Commands(), benchDevices)
+}
+
+func BenchmarkBoltSubmitParallel(b *testing.B) {
+	commandtest.BenchSubmitParallel(b, openFilled(b).Commands(), benchDevices)
+}
+
+func BenchmarkBoltWakeToSend(b *testing.B) {
+	commandtest.BenchWake(b, openFilled(b).Commands(), benchDevices)
+}
+
+// BenchmarkBoltPendingSize reports the file bytes per pending command and
+// times a device's Queue read among 1,000,000 pending.
+func BenchmarkBoltPendingSize(b *testing.B) {
+	path := filledBoltFile(b)
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := Open(path, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	st := db.Commands()
+	ctx := context.Background()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := st.Queue(ctx, commandtest.Device(i%benchDevices)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(fi.Size())/(benchDevices*benchPerDevice), "file-B/pending")
 }

@@ -89,6 +89,7 @@ func BenchSubmitParallel(b *testing.B, st command.Store, devices int) {
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(16)
+	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
