@@ -77,3 +77,11 @@ func BenchmarkSmallWakeToSend(b *testing.B) {
 	commandtest.Fill(b, st, 1000, benchPerDevice)
 	commandtest.BenchWake(b, st, 1000)
 }
+
+// BenchmarkSmallSubmit is Submit with 1,000 devices and 10,000 pending, a
+// baseline for the 1,000,000-pending figure.
+func BenchmarkSmallSubmit(b *testing.B) {
+	st := command.NewMemStore()
+	commandtest.Fill(b, st, 1000, benchPerDevice)
+	commandtest.BenchSubmit(b, st, 1000)
+}
