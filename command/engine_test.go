@@ -751,3 +751,24 @@ func (e *Engine) isRunning() bool {
 	defer e.mu.Unlock()
 	return e.running
 }
+
+// TestRetransmitOnlyWhileAwake: a PSM device is retransmitted to only
+// within its active time; the skipped retransmissions wait for the next
+// wake-up's re-send (CMD-4).
+func TestRetransmitOnlyWhileAwake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{})
+		r := req("meter")
+		r.MaxRetransmit = iptr(3)
+		c := h.submit(r)
+		h.wake("meter")
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		require.Equal(t, []string{c.ID, c.ID}, h.sentIDs(), "send at 0 s, retransmission at 10 s; 30 s and 70 s fall after T3324 (20 s)")
+		got := h.get(c.ID)
+		require.Equal(t, 2, got.IssuedTimes)
+		require.True(t, got.NextTry.IsZero(), "no retransmission pending while asleep")
+		h.wake("meter")
+		require.Equal(t, []string{c.ID, c.ID, c.ID}, h.sentIDs(), "re-sent at the next wake-up")
+	})
+}
