@@ -117,11 +117,11 @@
 //	go test -run XXX -bench . ./command/          (in memory)
 //	go test -run XXX -bench Bolt ./store/         (bbolt, file synced)
 //
-//	benchmark                          in memory            bbolt (fsync on)
-//	Submit, one goroutine              4,100 /s             52 /s
+//	benchmark                          in memory (2 runs)   bbolt (fsync on)
+//	Submit, one goroutine              4,100–7,000 /s       52 /s
 //	Submit, 32 goroutines              10,000 /s            400 /s (7.7× serial: group commit)
-//	DeviceWoke → first Send  p50       21 µs                129 µs
-//	DeviceWoke → first Send  p99       6.0 ms               127 ms
+//	DeviceWoke → first Send  p50       17–21 µs             129 µs
+//	DeviceWoke → first Send  p99       2.2–6.0 ms           127 ms
 //	per pending command                598 B heap           797 B of file
 //
 // Baselines in the same runs (1,000 devices, 10,000 pending, in memory):
