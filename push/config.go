@@ -1,6 +1,7 @@
 package push
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -45,7 +46,7 @@ type Config struct {
 	Allow []netip.Prefix
 	// Resolver resolves callback host names at subscription time. nil
 	// means net.DefaultResolver.
-	Resolver *net.Resolver
+	Resolver Resolver
 	// TLSClientConfig is used for https callback URLs (e.g. to trust the
 	// application's own CA). nil means the system roots.
 	TLSClientConfig *tls.Config
@@ -58,6 +59,11 @@ type Config struct {
 	Listener Listener
 	// Logger receives state changes and drops. nil discards.
 	Logger *slog.Logger
+}
+
+// Resolver looks up a host's addresses; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // Listener is told about every message that leaves the outbox without a

@@ -19,12 +19,13 @@ type Subscription struct {
 	Created     time.Time  `json:"-"` // set by Engine.Subscribe
 }
 
-// Filter selects subscriptions. Zero fields match everything.
+// Filter selects subscriptions: those of AppID (of every application when
+// AnyApp is set), of NotifyType and CallbackURL when those are not empty.
 type Filter struct {
-	AppID       string // "" matches every application unless AnyApp is false and … see Match
-	AnyApp      bool   // true: ignore AppID (for operators); false: AppID must equal
-	NotifyType  NotifyType
-	CallbackURL string
+	AppID       string     // the application; "" is a valid application id
+	AnyApp      bool       // ignore AppID (operator views)
+	NotifyType  NotifyType // "" matches every type
+	CallbackURL string     // "" matches every URL
 }
 
 // Match reports whether s passes f.

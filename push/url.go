@@ -28,6 +28,9 @@ func ParseCallbackURL(raw string) (*url.URL, error) {
 		if ue, ok := err.(*url.Error); ok {
 			detail = ue.Err.Error()
 		}
+		if strings.Contains(detail, "first path segment") || strings.Contains(detail, "missing protocol scheme") {
+			return fail(ErrURLScheme, "no scheme")
+		}
 		if strings.Contains(detail, "port") {
 			return fail(ErrURLNoPort, detail)
 		}
@@ -134,7 +137,7 @@ func (g guard) control(network, address string, _ syscall.RawConn) error {
 
 // resolve checks u's host: an IP literal directly, a name after resolving
 // every address it has.
-func (g guard) resolve(ctx context.Context, r *net.Resolver, u *url.URL, raw string) error {
+func (g guard) resolve(ctx context.Context, r Resolver, u *url.URL, raw string) error {
 	host := u.Hostname()
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if err := g.check(ip); err != nil {
