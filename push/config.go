@@ -81,6 +81,12 @@ type EndpointListener interface {
 	EndpointChanged(s EndpointState)
 }
 
+// DeliveryListener is an optional extension of Listener: if the Listener
+// implements it, it is told about every message answered with a 2xx.
+type DeliveryListener interface {
+	Delivered(m Message)
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.KeepTime == 0 {
 		c.KeepTime = 10 * time.Minute

@@ -35,6 +35,10 @@ type Engine struct {
 
 	subMu sync.Mutex // serializes Subscribe so the host:port rule holds
 
+	uuidMu  sync.Mutex
+	uuidMS  uint64
+	uuidSeq uint16
+
 	// loadMu orders Enqueue (read side: store write + memory add) against
 	// Run loading and unloading the outbox (write side), so that a message
 	// is never in memory twice nor missing.
@@ -80,15 +84,14 @@ func New(st Store, cfg Config) (*Engine, error) {
 	if rt == nil {
 		d := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second, Control: e.guard.control}
 		e.transport = &http.Transport{
-			Proxy:                 nil, // a proxy would hide the real address from the guard
-			DialContext:           d.DialContext,
-			ForceAttemptHTTP2:     true,
-			TLSClientConfig:       cfg.TLSClientConfig,
-			TLSHandshakeTimeout:   cfg.Timeout,
-			MaxIdleConns:          4 * cfg.Workers,
-			MaxIdleConnsPerHost:   cfg.EndpointConcurrency,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: cfg.Timeout,
+			Proxy:               nil, // a proxy would hide the real address from the guard
+			DialContext:         d.DialContext,
+			ForceAttemptHTTP2:   true,
+			TLSClientConfig:     cfg.TLSClientConfig,
+			TLSHandshakeTimeout: cfg.Timeout,
+			MaxIdleConns:        4 * cfg.Workers,
+			MaxIdleConnsPerHost: cfg.EndpointConcurrency,
+			IdleConnTimeout:     90 * time.Second,
 		}
 		rt = e.transport
 	}
@@ -185,7 +188,7 @@ func (e *Engine) Subscribe(ctx context.Context, s Subscription) (Subscription, e
 		return old, nil
 	}
 	s.Created = time.Now().UTC()
-	s.ID = newUUIDv7(s.Created)
+	s.ID = e.newUUIDv7(s.Created)
 	if err := e.store.PutSubscription(ctx, s); err != nil {
 		return Subscription{}, fmt.Errorf("push: storing subscription: %w", err)
 	}
@@ -341,11 +344,28 @@ func (e *Engine) newMessageID(now time.Time) string {
 	return "msg_" + hex.EncodeToString(b[:])
 }
 
-// newUUIDv7 returns a time-ordered UUID (RFC 9562 version 7).
-func newUUIDv7(now time.Time) string {
+// newUUIDv7 returns a time-ordered UUID (RFC 9562 version 7) whose 12-bit
+// rand_a field counts within a millisecond (method 1 of RFC 9562 §6.2), so
+// ids made by one engine sort in creation order.
+func (e *Engine) newUUIDv7(now time.Time) string {
 	var b [16]byte
-	_, _ = rand.Read(b[6:])
+	_, _ = rand.Read(b[8:])
+	e.uuidMu.Lock()
 	ms := uint64(now.UnixMilli())
+	if ms <= e.uuidMS {
+		ms = e.uuidMS
+		e.uuidSeq++
+		if e.uuidSeq > 0xfff {
+			ms++
+			e.uuidSeq = 0
+		}
+	} else {
+		e.uuidSeq = 0
+	}
+	e.uuidMS = ms
+	seq := e.uuidSeq
+	e.uuidMu.Unlock()
+	b[6], b[7] = byte(seq>>8), byte(seq)
 	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
 	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
@@ -743,6 +763,11 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 		deletes <- *m
 	}
 	e.wakeup()
+	if err == nil {
+		if l, ok := e.cfg.Listener.(DeliveryListener); ok {
+			l.Delivered(*m)
+		}
+	}
 	e.report(drops, changed)
 }
 
