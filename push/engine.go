@@ -663,17 +663,17 @@ func (e *Engine) try(ctx context.Context, m *Message) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRejected, err)
 	}
-	req.Header["Content-Type"] = []string{"application/json; charset=utf-8"}
-	req.Header["User-Agent"] = []string{"doze-push/1"}
-	req.Header[HeaderID] = []string{m.ID}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "doze-push/1")
+	req.Header.Set(HeaderID, m.ID)
 	if m.Secret != "" {
 		now := time.Now()
 		sig, err := Sign(m.Secret, m.ID, now, m.Body)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrRejected, err)
 		}
-		req.Header[HeaderTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
-		req.Header[HeaderSignature] = []string{sig}
+		req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(HeaderSignature, sig)
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {

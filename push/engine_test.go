@@ -86,6 +86,18 @@ func newRecorder() *recorder {
 
 func (r *recorder) Delivered(m Message) { r.delivered <- m }
 
+func (r *recorder) getDrops() []drop {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]drop(nil), r.drops...)
+}
+
+func (r *recorder) getChanges() []EndpointState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]EndpointState(nil), r.changes...)
+}
+
 // waitDelivered waits until n messages were delivered.
 func (r *recorder) waitDelivered(t *testing.T, n int) []Message {
 	t.Helper()
