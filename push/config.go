@@ -32,7 +32,7 @@ type Config struct {
 	// inside the keep time).
 	RetrySchedule []time.Duration
 	// EndpointConcurrency bounds the tries in flight to one URL while it
-	// answers; a URL that is failing or invalid gets one at a time. 0 means 8.
+	// answers; a URL that is failing or invalid gets one at a time. 0 means 16.
 	EndpointConcurrency int
 	// Workers bounds the tries in flight over all URLs. 0 means 64.
 	Workers int
@@ -104,7 +104,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.RetrySchedule = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
 	}
 	if c.EndpointConcurrency == 0 {
-		c.EndpointConcurrency = 8
+		c.EndpointConcurrency = 16
 	}
 	if c.Workers == 0 {
 		c.Workers = 64

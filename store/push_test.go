@@ -166,3 +166,121 @@ func FuzzDecodePushMessage(f *testing.F) {
 		}
 	})
 }
+
+// pushBench is an engine on its own bbolt file delivering to a local sink
+// that answers 200, optionally beside an endpoint that never answers.
+type pushBench struct {
+	e    *push.Engine
+	l    *countListener
+	url  string
+	body []byte
+	hang string
+}
+
+func newPushBench(b *testing.B, hanging bool) *pushBench {
+	db := openPushDB(b, filepath.Join(b.TempDir(), "doze.db"))
+	b.Cleanup(func() { db.Close() })
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}))
+	b.Cleanup(sink.Close)
+	l := &countListener{delivered: make(chan push.Message, 1<<16)}
+	// A long Timeout keeps the hanging tries in flight for the whole run.
+	e, err := push.New(db.Push(), push.Config{Allow: loopback, Listener: l, MaxQueued: 1 << 20, Timeout: time.Hour})
+	require.NoError(b, err)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	b.Cleanup(func() {
+		e.Close()
+		<-done
+	})
+	pb := &pushBench{e: e, l: l, url: sink.URL + "/cb",
+		body: []byte(`{"notifyType":"deviceDataChanged","requestId":null,"deviceId":"d1","gatewayId":"d1","service":{"serviceId":"Battery","serviceType":"Battery","data":{"batteryLevel":66},"eventTime":"20170211T034003Z"}}`)}
+	if hanging {
+		stop := make(chan struct{})
+		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+		}))
+		b.Cleanup(hang.Close)
+		b.Cleanup(func() { close(stop) })
+		pb.hang = hang.URL + "/"
+		pb.send(b, pb.hang, 1000)
+	}
+	return pb
+}
+
+// send enqueues n messages for url from 256 goroutines, as many devices
+// reporting at once would; bbolt's Batch gives them shared commits.
+func (pb *pushBench) send(b *testing.B, url string, n int) {
+	const senders = 256
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			for range n / senders {
+				if _, err := pb.e.Send(context.Background(), url, pb.body, ""); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// batch enqueues n messages for the sink and waits until all are delivered;
+// it returns how long that took.
+func (pb *pushBench) batch(b *testing.B, n int) time.Duration {
+	start := time.Now()
+	go pb.send(b, pb.url, n)
+	for range n {
+		<-pb.l.delivered
+	}
+	return time.Since(start)
+}
+
+func (pb *pushBench) hangingInFlight() int {
+	for _, es := range pb.e.Stats().Endpoints {
+		if es.CallbackURL == pb.hang {
+			return es.InFlight
+		}
+	}
+	return 0
+}
+
+const pushBatch = 4096
+
+// BenchmarkPushDeliver: deliveries per second through the engine with the
+// bbolt outbox (fsync on) to a local sink answering 200, messages enqueued
+// by 256 goroutines (PSH-6 durability on every enqueue).
+func BenchmarkPushDeliver(b *testing.B) {
+	pb := newPushBench(b, false)
+	b.ReportAllocs()
+	for b.Loop() {
+		pb.batch(b, pushBatch)
+	}
+	b.ReportMetric(float64(b.N*pushBatch)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkPushIsolation compares, in one run, a healthy endpoint's
+// delivery rate alone and beside an endpoint that never answers (PSH-4:
+// one endpoint's backlog never holds another's up). Each loop times one
+// batch on a solo engine and one on an engine whose other endpoint holds
+// 16 hanging tries and 1000 queued messages; "ratio" is beside/solo.
+func BenchmarkPushIsolation(b *testing.B) {
+	solo := newPushBench(b, false)
+	beside := newPushBench(b, true)
+	var tSolo, tBeside time.Duration
+	for b.Loop() {
+		tSolo += solo.batch(b, pushBatch)
+		tBeside += beside.batch(b, pushBatch)
+	}
+	n := float64(b.N * pushBatch)
+	b.ReportMetric(n/tSolo.Seconds(), "solo-deliveries/s")
+	b.ReportMetric(n/tBeside.Seconds(), "beside-deliveries/s")
+	b.ReportMetric(tSolo.Seconds()/tBeside.Seconds(), "ratio")
+	b.ReportMetric(float64(beside.hangingInFlight()), "hanging-inflight")
+}
