@@ -536,3 +536,22 @@ func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestHTTPS: https callback URLs work through the guarded dialer, with the
+// application's CA in Config.TLSClientConfig (§5.9).
+func TestHTTPS(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(HeaderID)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	tlsCfg := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	rec := newRecorder()
+	e, _ := newTestEngine(t, Config{Allow: allowLoopback, TLSClientConfig: tlsCfg, Listener: rec})
+	run(t, e)
+	id, err := e.Send(context.Background(), srv.URL+"/secure", []byte(`{}`), "")
+	require.NoError(t, err)
+	require.Equal(t, id, <-got)
+	rec.waitDelivered(t, 1)
+}

@@ -132,6 +132,10 @@ func TestKeepTimeInvalidationProbe(t *testing.T) {
 		require.Equal(t, "push: "+urlA+" answered HTTP 503", s.LastError)
 		require.Len(t, rec.getChanges(), 1)
 		require.Equal(t, StateInvalid, rec.getChanges()[0].State)
+		es := e.Stats().Endpoints[0]
+		require.Equal(t, 351*time.Second, es.Lag, "PSH-7 metrics: lag is the oldest message's age")
+		require.Equal(t, 1, es.Queued)
+		require.EqualValues(t, 10, es.Retried)
 
 		// A second message while invalid: it waits for the probes.
 		time.Sleep(49 * time.Second) // t = 400 s
