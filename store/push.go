@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,16 +17,21 @@ import (
 
 // Layout inside the push bucket:
 //
-//	subs/<subscription id>          → JSON of pushSub
-//	outbox/<url> 0x00 <message id>  → binary message record (encodeMessage)
+//	subs/<subscription id>                          → JSON of pushSub
+//	subsByApp/<app id> 0x00 <notify type> 0x00 <id> → empty (index)
+//	outbox/<url> 0x00 <message id>                  → binary message record (encodeMessage)
+//
+// The index makes Publish's lookup (one application, one notify type) a
+// prefix scan instead of decoding every subscription.
 //
 // Outbox keys group messages by endpoint and, within one, by message id,
 // which starts with the enqueue time in nanoseconds: a range scan of one
 // URL yields its messages in due (creation) order, the order the engine
 // sends and expires them in.
 var (
-	pushSubs   = []byte("subs")
-	pushOutbox = []byte("outbox")
+	pushSubs      = []byte("subs")
+	pushSubsByApp = []byte("subsByApp")
+	pushOutbox    = []byte("outbox")
 )
 
 // Push is the bbolt implementation of push.Store (subscriptions and the
@@ -68,6 +74,25 @@ func pushBuckets(tx *bolt.Tx) (subs, outbox *bolt.Bucket, err error) {
 	return root.Bucket(pushSubs), root.Bucket(pushOutbox), nil
 }
 
+// pushIndex returns the subsByApp bucket (nil in a read-only transaction
+// before the first subscription).
+func pushIndex(tx *bolt.Tx) (*bolt.Bucket, error) {
+	root := tx.Bucket(bucketPush)
+	if tx.Writable() {
+		return root.CreateBucketIfNotExists(pushSubsByApp)
+	}
+	return root.Bucket(pushSubsByApp), nil
+}
+
+func indexKey(app, notifyType, id string) []byte {
+	k := make([]byte, 0, len(app)+len(notifyType)+len(id)+2)
+	k = append(k, app...)
+	k = append(k, 0)
+	k = append(k, notifyType...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
 // PutSubscription implements push.Store.
 func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
 	if err := ctx.Err(); err != nil {
@@ -81,9 +106,28 @@ func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
 	if err != nil {
 		return err
 	}
+	if strings.IndexByte(s.AppID, 0) >= 0 || strings.IndexByte(string(s.NotifyType), 0) >= 0 {
+		return fmt.Errorf("store: push subscription %q: app id or notify type contains a NUL byte", s.ID)
+	}
 	return p.db.bolt.Update(func(tx *bolt.Tx) error {
 		subs, _, err := pushBuckets(tx)
 		if err != nil {
+			return err
+		}
+		idx, err := pushIndex(tx)
+		if err != nil {
+			return err
+		}
+		if old := subs.Get([]byte(s.ID)); old != nil {
+			o, err := decodeSub([]byte(s.ID), old)
+			if err != nil {
+				return err
+			}
+			if err := idx.Delete(indexKey(o.AppID, string(o.NotifyType), o.ID)); err != nil {
+				return err
+			}
+		}
+		if err := idx.Put(indexKey(s.AppID, string(s.NotifyType), s.ID), nil); err != nil {
 			return err
 		}
 		return subs.Put([]byte(s.ID), v)
@@ -120,14 +164,42 @@ func (p *Push) Subscription(ctx context.Context, id string) (push.Subscription, 
 	return s, err
 }
 
-// Subscriptions implements push.Store. It scans every subscription; an
-// application has a handful.
+// Subscriptions implements push.Store. For one application it scans the
+// index under the application (and notify type); with Filter.AnyApp it
+// scans every subscription.
 func (p *Push) Subscriptions(ctx context.Context, f push.Filter) ([]push.Subscription, error) {
 	var out []push.Subscription
 	err := p.db.bolt.View(func(tx *bolt.Tx) error {
 		subs, _, err := pushBuckets(tx)
 		if err != nil || subs == nil {
 			return err
+		}
+		if !f.AnyApp {
+			idx, _ := pushIndex(tx)
+			if idx == nil {
+				return nil
+			}
+			prefix := append([]byte(f.AppID), 0)
+			if f.NotifyType != "" {
+				prefix = append(append(prefix, f.NotifyType...), 0)
+			}
+			c := idx.Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				id := k[bytes.LastIndexByte(k, 0)+1:]
+				v := subs.Get(id)
+				if v == nil {
+					return fmt.Errorf("store: push index names subscription %q, which is missing", id)
+				}
+				s, err := decodeSub(id, v)
+				if err != nil {
+					return err
+				}
+				if f.Match(s) {
+					out = append(out, s)
+				}
+			}
+			slices.SortFunc(out, func(a, b push.Subscription) int { return strings.Compare(a.ID, b.ID) })
+			return nil
 		}
 		return subs.ForEach(func(k, v []byte) error {
 			s, err := decodeSub(k, v)
@@ -158,9 +230,19 @@ func (p *Push) DeleteSubscriptions(ctx context.Context, ids ...string) (int, err
 		if err != nil {
 			return err
 		}
+		idx, err := pushIndex(tx)
+		if err != nil {
+			return err
+		}
 		for _, id := range ids {
-			if subs.Get([]byte(id)) == nil {
+			v := subs.Get([]byte(id))
+			if v == nil {
 				continue
+			}
+			if o, err := decodeSub([]byte(id), v); err == nil {
+				if err := idx.Delete(indexKey(o.AppID, string(o.NotifyType), o.ID)); err != nil {
+					return err
+				}
 			}
 			if err := subs.Delete([]byte(id)); err != nil {
 				return err

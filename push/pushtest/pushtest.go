@@ -111,6 +111,16 @@ func testSubscriptionReplace(t *testing.T, st push.Store) {
 	require.NoError(t, err)
 	require.Len(t, all, 1, "PutSubscription with an existing ID replaces it")
 	require.Equal(t, push.Secret("raw-secret"), all[0].Secret)
+
+	// Replacing with another type and app moves it in every filter.
+	s.NotifyType, s.AppID = push.DeviceDeleted, "app2"
+	require.NoError(t, st.PutSubscription(ctx, s))
+	old, err := st.Subscriptions(ctx, push.Filter{AppID: "app1", NotifyType: push.DeviceAdded})
+	require.NoError(t, err)
+	require.Empty(t, old, "no longer found under its old app and type")
+	now, err := st.Subscriptions(ctx, push.Filter{AppID: "app2", NotifyType: push.DeviceDeleted})
+	require.NoError(t, err)
+	require.Len(t, now, 1)
 }
 
 func testDeleteSubscriptions(t *testing.T, st push.Store) {
@@ -125,6 +135,10 @@ func testDeleteSubscriptions(t *testing.T, st push.Store) {
 	require.ErrorIs(t, err, push.ErrNotFound)
 	_, err = st.Subscription(ctx, "02")
 	require.NoError(t, err)
+	left, err := st.Subscriptions(ctx, push.Filter{AppID: "app1", NotifyType: push.DeviceAdded})
+	require.NoError(t, err)
+	require.Len(t, left, 1, "deleted subscriptions leave every filter")
+	require.Equal(t, "02", left[0].ID)
 	n, err = st.DeleteSubscriptions(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
