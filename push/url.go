@@ -108,19 +108,27 @@ type guard struct {
 	allow []netip.Prefix
 }
 
-// check returns an error wrapping ErrAddressDenied when ip may not be reached.
-func (g guard) check(ip netip.Addr) error {
+// denied says why ip may not be reached, or "" when it may.
+func (g guard) denied(ip netip.Addr) string {
 	ip = ip.Unmap()
 	reason := DeniedReason(ip)
 	if reason == "" {
-		return nil
+		return ""
 	}
 	for _, p := range g.allow {
 		if p.Contains(ip) {
-			return nil
+			return ""
 		}
 	}
-	return fmt.Errorf("%w: %s is %s (add it to Config.Allow to permit it)", ErrAddressDenied, ip, reason)
+	return ip.String() + " is " + reason + "; add it to Config.Allow to permit it"
+}
+
+// check returns an error wrapping ErrAddressDenied when ip may not be reached.
+func (g guard) check(ip netip.Addr) error {
+	if why := g.denied(ip); why != "" {
+		return fmt.Errorf("%w: %s", ErrAddressDenied, why)
+	}
+	return nil
 }
 
 // control is a net.Dialer Control function: it checks the address the
@@ -140,8 +148,8 @@ func (g guard) control(network, address string, _ syscall.RawConn) error {
 func (g guard) resolve(ctx context.Context, r Resolver, u *url.URL, raw string) error {
 	host := u.Hostname()
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if err := g.check(ip); err != nil {
-			return &URLError{URL: raw, Detail: err.Error(), Err: ErrAddressDenied}
+		if why := g.denied(ip); why != "" {
+			return &URLError{URL: raw, Detail: why, Err: ErrAddressDenied}
 		}
 		return nil
 	}
@@ -153,8 +161,8 @@ func (g guard) resolve(ctx context.Context, r Resolver, u *url.URL, raw string) 
 		return &URLError{URL: raw, Detail: err.Error(), Err: ErrResolve}
 	}
 	for _, ip := range ips {
-		if err := g.check(ip); err != nil {
-			return &URLError{URL: raw, Detail: host + " resolves to " + ip.String(), Err: ErrAddressDenied}
+		if why := g.denied(ip); why != "" {
+			return &URLError{URL: raw, Detail: host + " resolves to " + why, Err: ErrAddressDenied}
 		}
 	}
 	return nil

@@ -164,3 +164,10 @@ func (r fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 	}
 	return []netip.Addr{netip.MustParseAddr(a)}, nil
 }
+
+func TestDeniedMessage(t *testing.T) {
+	e, err := New(NewMemoryStore(), Config{})
+	require.NoError(t, err)
+	err = e.CheckURL(context.Background(), "http://127.0.0.1:8080/cb")
+	require.EqualError(t, err, `push: callback address is not allowed: "http://127.0.0.1:8080/cb" (127.0.0.1 is loopback; add it to Config.Allow to permit it); want http(s)://host:port/path`)
+}
