@@ -105,16 +105,20 @@
 //
 // Measured with the bbolt outbox (store.DB.Push, fsync on) to a local
 // httptest sink answering 200, messages enqueued by 256 goroutines, on
-// 2 cores, AMD EPYC, Go 1.26, shared with seven other builds (load
-// average 10–12 during the runs):
+// 2 cores, AMD EPYC, Go 1.26, while seven other builds shared the machine
+// (load average 10–14 during the runs):
 //
 //	go test ./store -run XXX -bench Push -benchtime 4x
-//	BenchmarkPushDeliver     3,000–7,500 deliveries/s (4,342 in the run below)
-//	BenchmarkPushIsolation   solo 4,688/s, beside a hanging endpoint 4,868/s,
-//	                         ratio 1.04 (target ≥ 0.90), 16 hanging tries in flight
+//	BenchmarkPushDeliver    2,867–7,496 deliveries/s over six runs
+//	                        (3,399 and 4,342 in the last two)
+//	BenchmarkPushIsolation  solo 5,688/s, beside a hanging endpoint 5,533/s:
+//	                        ratio 0.97 (an earlier run: 4,688 vs 4,868, 1.04);
+//	                        16 hanging tries in flight throughout
 //
-// The rate is bound by HTTP round trips on the two shared cores (the sink
-// runs in the same process; net/http makes about 100 of the ~110
-// allocations per delivery) and by bbolt commit latency; it reached
-// 7,496/s at a quieter moment and 11,481/s with EndpointConcurrency 32.
+// The ≥ 5,000/s target is met when the cores are not saturated by other
+// work and missed under the load above; the rate is bound by HTTP round
+// trips (the sink runs in the same process; net/http makes about 100 of
+// the ~110 allocations per delivery) and by bbolt commit latency. With
+// EndpointConcurrency 32 the same benchmark reached 11,481/s. The
+// isolation ratio stayed ≥ 0.97 in every run (target ≥ 0.90).
 package push
