@@ -555,3 +555,69 @@ func TestHTTPS(t *testing.T) {
 	require.Equal(t, id, <-got)
 	rec.waitDelivered(t, 1)
 }
+
+// TestNoLossUnderClose: senders race Close; every accepted message is
+// either delivered or still in the Store afterwards, never both, never
+// neither (PSH-6).
+func TestNoLossUnderClose(t *testing.T) {
+	s := newSink(t, func(w http.ResponseWriter, _ *http.Request, _ int64) { w.WriteHeader(http.StatusOK) })
+	stopDrain := make(chan struct{})
+	defer close(stopDrain)
+	go func() { // drain the sink's record channel
+		for {
+			select {
+			case <-s.reqs:
+			case <-stopDrain:
+				return
+			}
+		}
+	}()
+	rec := newRecorder()
+	e, st := newTestEngine(t, Config{Allow: allowLoopback, Listener: rec})
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background()) }()
+	var mu sync.Mutex
+	accepted := map[string]bool{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				id, err := e.Send(context.Background(), s.url("/"), []byte(`{}`), "")
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				accepted[id] = true
+				n := len(accepted)
+				mu.Unlock()
+				if n == 1000 {
+					go e.Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, e.Close())
+	require.NoError(t, <-done)
+	close(rec.delivered)
+	delivered := map[string]bool{}
+	for m := range rec.delivered {
+		delivered[m.ID] = true
+	}
+	msgs, err := st.Messages(context.Background())
+	require.NoError(t, err)
+	stored := map[string]bool{}
+	for _, m := range msgs {
+		stored[m.ID] = true
+		require.False(t, delivered[m.ID], "%s delivered and still stored", m.ID)
+	}
+	for id := range accepted {
+		require.True(t, delivered[id] || stored[id], "%s accepted but neither delivered nor stored", id)
+	}
+	require.GreaterOrEqual(t, len(accepted), 1000)
+	t.Logf("accepted %d, delivered %d, left in store %d", len(accepted), len(delivered), len(stored))
+}
