@@ -99,7 +99,9 @@
 //     fails with ErrQueueFull rather than growing memory without end.
 //   - fwUpgradeResultNotify has no sample in API.md; FwUpgradeResultBody
 //     follows the original platform's public documentation.
-//   - Endpoints lists every URL a message was queued for since New.
+//   - Endpoints lists every URL a message was queued for since New. An
+//     invalid URL with nothing queued is not probed; its next message is
+//     the probe (sent at once if the probe time has passed).
 //
 // # Figures
 //

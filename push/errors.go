@@ -70,6 +70,7 @@ type URLError struct {
 	Err    error  // one of the ErrURL… sentinels, ErrAddressDenied or ErrResolve
 }
 
+// Error implements error.
 func (e *URLError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Err.Error())
@@ -84,6 +85,7 @@ func (e *URLError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the sentinel the error wraps.
 func (e *URLError) Unwrap() error { return e.Err }
 
 // NotifyTypeError names the unknown notify type and lists the allowed ones.
@@ -91,6 +93,7 @@ type NotifyTypeError struct {
 	NotifyType string
 }
 
+// Error implements error.
 func (e *NotifyTypeError) Error() string {
 	names := make([]string, len(NotifyTypes))
 	for i, t := range NotifyTypes {
@@ -99,6 +102,7 @@ func (e *NotifyTypeError) Error() string {
 	return fmt.Sprintf("push: unknown notify type %q; allowed: %s", e.NotifyType, strings.Join(names, ", "))
 }
 
+// Unwrap returns the sentinel the error wraps.
 func (e *NotifyTypeError) Unwrap() error { return ErrNotifyType }
 
 // OriginError says that a callback URL's host:port differs from the one the
@@ -110,11 +114,13 @@ type OriginError struct {
 	Want  string // host:port of the application's subscriptions
 }
 
+// Error implements error.
 func (e *OriginError) Error() string {
 	return fmt.Sprintf("push: callback address conflict: %q uses %s, but application %q subscribes with %s; all callback URLs of one application share host and port",
 		e.URL, e.Got, e.AppID, e.Want)
 }
 
+// Unwrap returns the sentinel the error wraps.
 func (e *OriginError) Unwrap() error { return ErrOriginConflict }
 
 // StatusError is a try answered with an HTTP status that is not 2xx.
@@ -124,6 +130,7 @@ type StatusError struct {
 	Err  error // ErrRejected for a final answer, nil for 501–504 (retried)
 }
 
+// Error implements error.
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("push: %s answered HTTP %d", e.URL, e.Code)
 	if e.Err != nil {
@@ -132,6 +139,7 @@ func (e *StatusError) Error() string {
 	return s
 }
 
+// Unwrap returns the sentinel the error wraps.
 func (e *StatusError) Unwrap() error { return e.Err }
 
 // QueueFullError names the endpoint whose queue is full and its limit.
@@ -140,8 +148,10 @@ type QueueFullError struct {
 	Limit int
 }
 
+// Error implements error.
 func (e *QueueFullError) Error() string {
 	return fmt.Sprintf("push: queue of %s is full (%d messages, Config.MaxQueued)", e.URL, e.Limit)
 }
 
+// Unwrap returns the sentinel the error wraps.
 func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
