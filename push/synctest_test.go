@@ -180,7 +180,11 @@ func TestKeepTimeInvalidationProbe(t *testing.T) {
 func TestRecovery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
-			return nil, io.ErrUnexpectedEOF // connection failure
+			// A connection failure after 1 ms, so that all five first
+			// tries are in flight before one fails (the bubble's clock
+			// moves only when every goroutine waits).
+			time.Sleep(time.Millisecond)
+			return nil, io.ErrUnexpectedEOF
 		})
 		rec := newRecorder()
 		e, _ := bubbleEngine(t, rt, rec, Config{})
@@ -191,18 +195,18 @@ func TestRecovery(t *testing.T) {
 		}
 		synctest.Wait()
 		require.Equal(t, []int{0, 0, 0, 0, 0}, rt.times(urlA), "five tries in flight together, all fail")
-		time.Sleep(300 * time.Second)
+		time.Sleep(301 * time.Second) // each try takes 1 ms, so the 10th ends at 300.005 s
 		synctest.Wait()
 		s, _ := e.Endpoint(urlA)
 		require.Equal(t, StateInvalid, s.State)
 		require.Equal(t, 5, s.Queued)
 		require.Equal(t, []int{0, 0, 0, 0, 0, 60, 120, 180, 240, 300}, rt.times(urlA), "then one at a time, backing off")
 
-		time.Sleep(100 * time.Second) // t = 400 s; probes at 330, 360, 390, next at 420
+		time.Sleep(99 * time.Second) // t = 400 s; probes at 330, 360, 390, next at 420
 		rt.setAnswer(status(200))
 		synctest.Wait()
 		require.Equal(t, []int{330, 360, 390}, rt.times(urlA)[10:], "only probes while invalid")
-		time.Sleep(20 * time.Second)
+		time.Sleep(21 * time.Second)
 		synctest.Wait()
 		s, _ = e.Endpoint(urlA)
 		require.Equal(t, StateValid, s.State, "the probe was answered")
@@ -263,6 +267,7 @@ func TestFailingEndpointDoesNotDelayHealthy(t *testing.T) {
 			case urlA:
 				return hang(req, n)
 			case urlC:
+				time.Sleep(time.Millisecond) // all 4 first tries start before one fails
 				return status(502)(req, n)
 			}
 			return status(200)(req, n)
