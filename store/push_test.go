@@ -180,13 +180,17 @@ type pushBench struct {
 func newPushBench(b *testing.B, hanging bool) *pushBench {
 	db := openPushDB(b, filepath.Join(b.TempDir(), "doze.db"))
 	b.Cleanup(func() { db.Close() })
+	return newPushBenchOn(b, db.Push(), hanging)
+}
+
+func newPushBenchOn(b *testing.B, st push.Store, hanging bool) *pushBench {
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	b.Cleanup(sink.Close)
 	l := &countListener{delivered: make(chan push.Message, 1<<16)}
 	// A long Timeout keeps the hanging tries in flight for the whole run.
-	e, err := push.New(db.Push(), push.Config{Allow: loopback, Listener: l, MaxQueued: 1 << 20, Timeout: time.Hour})
+	e, err := push.New(st, push.Config{Allow: loopback, Listener: l, MaxQueued: 1 << 20, Timeout: time.Hour})
 	require.NoError(b, err)
 	ctx := context.Background()
 	done := make(chan error, 1)
@@ -255,14 +259,25 @@ const pushBatch = 4096
 
 // BenchmarkPushDeliver: deliveries per second through the engine with the
 // bbolt outbox (fsync on) to a local sink answering 200, messages enqueued
-// by 256 goroutines (PSH-6 durability on every enqueue).
+// by 256 goroutines (PSH-6 durability on every enqueue). The memory
+// sub-benchmark is the baseline without durability: the ratio of the two
+// is what the bbolt outbox costs.
 func BenchmarkPushDeliver(b *testing.B) {
-	pb := newPushBench(b, false)
-	b.ReportAllocs()
-	for b.Loop() {
-		pb.batch(b, pushBatch)
+	for _, name := range []string{"bbolt", "memory"} {
+		b.Run("store="+name, func(b *testing.B) {
+			var pb *pushBench
+			if name == "bbolt" {
+				pb = newPushBench(b, false)
+			} else {
+				pb = newPushBenchOn(b, push.NewMemoryStore(), false)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				pb.batch(b, pushBatch)
+			}
+			b.ReportMetric(float64(b.N*pushBatch)/b.Elapsed().Seconds(), "deliveries/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*pushBatch)/b.Elapsed().Seconds(), "deliveries/s")
 }
 
 // BenchmarkPushIsolation compares, in one run, a healthy endpoint's
