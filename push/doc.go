@@ -111,7 +111,7 @@
 // (load average 10–17 during the runs):
 //
 //	go test ./store -run XXX -bench Push -benchtime 4x
-//	BenchmarkPushDeliver/store=bbolt   2,196–7,496 deliveries/s over eleven runs
+//	BenchmarkPushDeliver/store=bbolt   2,196–7,496 deliveries/s over ten runs
 //	                                   (4,113, 3,353, 2,196 in the last three)
 //	BenchmarkPushDeliver/store=memory  2,674, 2,663, 2,039/s in those three:
 //	                                   bbolt/memory 1.54, 1.26, 1.08 — the
