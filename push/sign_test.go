@@ -3,6 +3,7 @@ package push
 import (
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +63,30 @@ func TestSecretRedacted(t *testing.T) {
 	require.NotContains(t, b.String(), "c2VjcmV0")
 	require.Contains(t, b.String(), "REDACTED")
 	require.Equal(t, "REDACTED", s.String())
+}
+
+// FuzzVerify: Verify parses three headers; it must never panic, and must
+// accept only what Sign produced for the same id, time and body.
+func FuzzVerify(f *testing.F) {
+	f.Add("msg_1", "1700000000", "v1,abc", []byte(`{}`))
+	f.Add("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", []byte(`{"test": 2432232314}`))
+	f.Add("", "x", "v2,,, v1", []byte(nil))
+	secret := Secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	f.Fuzz(func(t *testing.T, id, ts, sig string, body []byte) {
+		h := http.Header{}
+		h.Set(HeaderID, id)
+		h.Set(HeaderTimestamp, ts)
+		h.Set(HeaderSignature, sig)
+		unix, perr := strconv.ParseInt(ts, 10, 64)
+		now := time.Unix(unix, 0)
+		if Verify(secret, h, body, now, time.Minute) == nil {
+			if perr != nil {
+				t.Fatalf("accepted a timestamp %q that is not a number", ts)
+			}
+			want, _ := Sign(secret, h.Get(HeaderID), now, body)
+			if !strings.Contains(h.Get(HeaderSignature), want) {
+				t.Fatalf("accepted %q, which does not contain %q", sig, want)
+			}
+		}
+	})
 }

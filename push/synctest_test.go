@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,6 +18,24 @@ import (
 // 10-minute keep time passes at once. Real sockets do not work in a bubble,
 // so a fakeRT stands in for the HTTP transport; the httptest tests in
 // engine_test.go cover the real one.
+
+// lockedBuffer is a log sink safe for the engine's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // tryRec is one request the fake transport saw.
 type tryRec struct {
@@ -113,7 +132,8 @@ func TestKeepTimeInvalidationProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := newFakeRT(status(503))
 		rec := newRecorder()
-		e, st := bubbleEngine(t, rt, rec, Config{})
+		var logs lockedBuffer
+		e, st := bubbleEngine(t, rt, rec, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		ctx := context.Background()
 		start := time.Now()
 		_, err := e.Send(ctx, urlA, []byte(`{"n":1}`), "")
@@ -153,6 +173,8 @@ func TestKeepTimeInvalidationProbe(t *testing.T) {
 		require.Contains(t, rec.getDrops()[0].err.Error(), "503")
 		require.Equal(t, `{"n":1}`, string(rec.getDrops()[0].msg.Body))
 		require.Equal(t, 10*time.Minute, time.Since(start))
+		require.Contains(t, logs.String(), "push: message dropped", "drops are logged")
+		require.Contains(t, logs.String(), "push: endpoint state changed")
 
 		require.Equal(t, []int{0, 1, 6, 21, 51, 111, 171, 231, 291, 351, // schedule, then invalid
 			381, 411, 441, 471, 501, 531, 561, 591}, rt.times(urlA), "tries of the first message")
