@@ -32,9 +32,10 @@ type Config struct {
 	// inside the keep time).
 	RetrySchedule []time.Duration
 	// EndpointConcurrency bounds the tries in flight to one URL while it
-	// answers; a URL that is failing or invalid gets one at a time. 0 means 16.
+	// answers; a URL that is failing or invalid, or has not answered 2xx
+	// since Run started, gets one at a time. 0 means 16.
 	EndpointConcurrency int
-	// Workers bounds the tries in flight over all URLs. 0 means 64.
+	// Workers bounds the tries in flight over all URLs. 0 means 128.
 	Workers int
 	// MaxQueued bounds the messages waiting for one URL; Enqueue beyond it
 	// fails with ErrQueueFull. 0 means 100000.
@@ -107,7 +108,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.EndpointConcurrency = 16
 	}
 	if c.Workers == 0 {
-		c.Workers = 64
+		c.Workers = 128
 	}
 	if c.MaxQueued == 0 {
 		c.MaxQueued = 100000

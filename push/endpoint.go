@@ -112,7 +112,10 @@ func (ep *endpoint) pop() *Message {
 // when it may (zero: when a try in flight ends).
 func (ep *endpoint) readyAt(now time.Time, cfg *Config) (time.Time, bool) {
 	limit := cfg.EndpointConcurrency
-	if ep.invalid || ep.failures > 0 {
+	if ep.invalid || ep.failures > 0 || ep.lastSuccess.IsZero() {
+		// Failing, invalid, or not yet known to answer: one try at a
+		// time, so a URL that hangs holds one worker, not
+		// EndpointConcurrency of them, until it answers.
 		limit = 1
 	}
 	if ep.inflight >= limit {

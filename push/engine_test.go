@@ -396,12 +396,17 @@ func TestSlowAnswer(t *testing.T) {
 	require.EqualValues(t, 1, s.n.Load())
 }
 
-// TestHangingEndpointDoesNotDelayHealthy: with one endpoint hanging, every
+// TestHangingEndpointDoesNotDelayHealthy: with one endpoint hanging after
+// it answered once (the worst case: it has its full concurrency), every
 // message to a healthy one is delivered well before the hanging tries time
 // out (PSH-4 round-robin).
 func TestHangingEndpointDoesNotDelayHealthy(t *testing.T) {
 	stop := make(chan struct{})
-	hang := newSink(t, func(_ http.ResponseWriter, r *http.Request, _ int64) {
+	hang := newSink(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		if n == 1 {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 		select {
 		case <-r.Context().Done():
 		case <-stop:
@@ -409,9 +414,14 @@ func TestHangingEndpointDoesNotDelayHealthy(t *testing.T) {
 	})
 	defer close(stop)
 	good := newSink(t, nil)
-	e, _ := newTestEngine(t, Config{Allow: allowLoopback, Timeout: time.Minute, EndpointConcurrency: 4, Workers: 8})
+	rec := newRecorder()
+	e, _ := newTestEngine(t, Config{Allow: allowLoopback, Timeout: time.Minute, EndpointConcurrency: 4, Workers: 8, Listener: rec})
 	ctx := context.Background()
 	run(t, e)
+	_, err := e.Send(ctx, hang.url("/"), []byte(`{}`), "")
+	require.NoError(t, err)
+	hang.next(t)
+	rec.waitDelivered(t, 1) // it answered once: full concurrency from now on
 	for range 50 {
 		_, err := e.Send(ctx, hang.url("/"), []byte(`{}`), "")
 		require.NoError(t, err)
@@ -433,6 +443,36 @@ func TestHangingEndpointDoesNotDelayHealthy(t *testing.T) {
 			require.Equal(t, 4, es.InFlight, "bounded per-endpoint concurrency")
 		}
 	}
+}
+
+// TestNewEndpointSlowStart: a URL that has not answered yet gets one try at
+// a time, so a new URL that hangs holds a single worker.
+func TestNewEndpointSlowStart(t *testing.T) {
+	stop := make(chan struct{})
+	hang := newSink(t, func(_ http.ResponseWriter, r *http.Request, _ int64) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	})
+	defer close(stop)
+	good := newSink(t, nil)
+	e, _ := newTestEngine(t, Config{Allow: allowLoopback, Timeout: time.Minute, Workers: 2})
+	ctx := context.Background()
+	run(t, e)
+	for range 20 {
+		_, err := e.Send(ctx, hang.url("/"), []byte(`{}`), "")
+		require.NoError(t, err)
+	}
+	hang.next(t)
+	for range 20 {
+		_, err := e.Send(ctx, good.url("/"), []byte(`{}`), "")
+		require.NoError(t, err)
+	}
+	for range 20 {
+		good.next(t) // served by the second worker
+	}
+	require.EqualValues(t, 1, hang.n.Load(), "one try in flight to the hanging URL")
 }
 
 // TestDialGuardRebinding: a name that resolved to a public address when

@@ -197,15 +197,11 @@ func TestKeepTimeInvalidationProbe(t *testing.T) {
 }
 
 // TestRecovery: an invalid URL that answers a probe is valid again and its
-// kept messages flow at once (PSH-4). Every failed try counts, also tries
-// that were in flight together.
+// kept messages flow at once (PSH-4).
 func TestRecovery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
-			// A connection failure after 1 ms, so that all five first
-			// tries are in flight before one fails (the bubble's clock
-			// moves only when every goroutine waits).
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // a connection failure after 1 ms
 			return nil, io.ErrUnexpectedEOF
 		})
 		rec := newRecorder()
@@ -215,32 +211,63 @@ func TestRecovery(t *testing.T) {
 			_, err := e.Send(ctx, urlA, []byte(`{}`), "")
 			require.NoError(t, err)
 		}
-		synctest.Wait()
-		require.Equal(t, []int{0, 0, 0, 0, 0}, rt.times(urlA), "five tries in flight together, all fail")
-		time.Sleep(301 * time.Second) // each try takes 1 ms, so the 10th ends at 300.005 s
+		time.Sleep(352 * time.Second) // each try takes 1 ms: the 10th ends at 351.010 s
 		synctest.Wait()
 		s, _ := e.Endpoint(urlA)
 		require.Equal(t, StateInvalid, s.State)
 		require.Equal(t, 5, s.Queued)
-		require.Equal(t, []int{0, 0, 0, 0, 0, 60, 120, 180, 240, 300}, rt.times(urlA), "then one at a time, backing off")
+		require.Equal(t, []int{0, 1, 6, 21, 51, 111, 171, 231, 291, 351}, rt.times(urlA), "one at a time, backing off")
 
-		time.Sleep(99 * time.Second) // t = 400 s; probes at 330, 360, 390, next at 420
+		time.Sleep(48 * time.Second) // t = 400 s; probe at 381, next at 411
 		rt.setAnswer(status(200))
 		synctest.Wait()
-		require.Equal(t, []int{330, 360, 390}, rt.times(urlA)[10:], "only probes while invalid")
-		time.Sleep(21 * time.Second)
+		require.Equal(t, []int{381}, rt.times(urlA)[10:], "only probes while invalid")
+		time.Sleep(12 * time.Second)
 		synctest.Wait()
 		s, _ = e.Endpoint(urlA)
 		require.Equal(t, StateValid, s.State, "the probe was answered")
 		require.Zero(t, s.Failures)
 		require.Zero(t, s.Queued, "every kept message went out")
 		require.EqualValues(t, 5, e.Stats().Delivered)
-		require.Equal(t, []int{420, 420, 420, 420, 420}, rt.times(urlA)[13:], "all at once after the probe")
+		require.Equal(t, []int{411, 411, 411, 411, 411}, rt.times(urlA)[11:], "all at once after the probe")
 		ch := rec.getChanges()
 		require.Len(t, ch, 2)
 		require.Equal(t, StateInvalid, ch[0].State)
 		require.Equal(t, StateValid, ch[1].State)
 		require.Empty(t, rec.getDrops())
+	})
+}
+
+// TestBurstFailuresCount: tries in flight together that all fail each count
+// toward the threshold; then the URL gets one try at a time (PSH-4).
+func TestBurstFailuresCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
+			if n == 1 {
+				return status(200)(req, n)
+			}
+			time.Sleep(time.Millisecond) // all first tries start before one fails
+			return status(503)(req, n)
+		})
+		e, _ := bubbleEngine(t, rt, nil, Config{})
+		ctx := context.Background()
+		_, err := e.Send(ctx, urlA, []byte(`{}`), "")
+		require.NoError(t, err)
+		synctest.Wait()
+		for range 6 {
+			_, err := e.Send(ctx, urlA, []byte(`{}`), "")
+			require.NoError(t, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		s, _ := e.Endpoint(urlA)
+		require.Equal(t, 6, s.Failures, "six tries in flight together, six failures")
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		require.Equal(t, []int{0, 0, 0, 0, 0, 0, 0}, rt.times(urlA), "backoff after 6 failures is 60 s")
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		require.Len(t, rt.times(urlA), 8, "then one try at a time")
 	})
 }
 
@@ -310,8 +337,8 @@ func TestFailingEndpointDoesNotDelayHealthy(t *testing.T) {
 		b, _ := e.Endpoint(urlB)
 		require.Zero(t, b.Queued, "all 500 delivered with no time passing")
 		require.EqualValues(t, 500, e.Stats().Delivered)
-		require.Len(t, rt.times(urlA), 4, "the hanging endpoint holds only its 4 slots")
-		require.Len(t, rt.times(urlC), 4, "the failing endpoint's first 4 tries fail; then it waits for its retry time")
+		require.Len(t, rt.times(urlA), 1, "the hanging endpoint, never answered, holds one slot")
+		require.Len(t, rt.times(urlC), 1, "the failing endpoint waits for its retry time")
 	})
 }
 

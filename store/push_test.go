@@ -202,8 +202,15 @@ func newPushBenchOn(b *testing.B, st push.Store, hanging bool) *pushBench {
 	pb := &pushBench{e: e, l: l, url: sink.URL + "/cb",
 		body: []byte(`{"notifyType":"deviceDataChanged","requestId":null,"deviceId":"d1","gatewayId":"d1","service":{"serviceId":"Battery","serviceType":"Battery","data":{"batteryLevel":66},"eventTime":"20170211T034003Z"}}`)}
 	if hanging {
+		// It answers its first request, so it has its full concurrency
+		// (the worst case), then hangs.
 		stop := make(chan struct{})
+		var n atomic.Int64
 		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1) == 1 {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
 			select {
 			case <-r.Context().Done():
 			case <-stop:
@@ -212,7 +219,9 @@ func newPushBenchOn(b *testing.B, st push.Store, hanging bool) *pushBench {
 		b.Cleanup(hang.Close)
 		b.Cleanup(func() { close(stop) })
 		pb.hang = hang.URL + "/"
-		pb.send(b, pb.hang, 1000)
+		pb.send(b, pb.hang, 1)
+		<-l.delivered
+		pb.send(b, pb.hang, 1024)
 	}
 	return pb
 }
@@ -220,7 +229,7 @@ func newPushBenchOn(b *testing.B, st push.Store, hanging bool) *pushBench {
 // send enqueues n messages for url from 256 goroutines, as many devices
 // reporting at once would; bbolt's Batch gives them shared commits.
 func (pb *pushBench) send(b *testing.B, url string, n int) {
-	const senders = 256
+	senders := min(256, n)
 	var wg sync.WaitGroup
 	for range senders {
 		wg.Go(func() {
@@ -283,8 +292,9 @@ func BenchmarkPushDeliver(b *testing.B) {
 // BenchmarkPushIsolation compares, in one run, a healthy endpoint's
 // delivery rate alone and beside an endpoint that never answers (PSH-4:
 // one endpoint's backlog never holds another's up). Each loop times one
-// batch on a solo engine and one on an engine whose other endpoint holds
-// 16 hanging tries and 1000 queued messages; "ratio" is beside/solo.
+// batch on a solo engine and one on an engine whose other endpoint answered
+// once and then hangs, holding 16 tries and 1024 queued messages; "ratio"
+// is beside/solo.
 func BenchmarkPushIsolation(b *testing.B) {
 	solo := newPushBench(b, false)
 	beside := newPushBench(b, true)
