@@ -173,15 +173,21 @@ func (c *Client) Connect(ctx context.Context) error {
 	} else {
 		tx = func(b []byte) error { _, err := pc.WriteTo(b, ra); return err }
 	}
+	c.attach(tx)
+	c.wg.Add(1)
+	go c.read()
+	return nil
+}
+
+// attach connects the client to tx without a socket (in-memory tests);
+// datagrams from the server are given to c.ex.receive by the caller.
+func (c *Client) attach(tx func([]byte) error) {
 	ex := newExchange(tx, c.cfg.MaxMessageSize)
 	ex.setTransmission(c.cfg.Transmission)
 	ex.handle = c.handle
 	c.mu.Lock()
 	c.ex = ex
 	c.mu.Unlock()
-	c.wg.Add(1)
-	go c.read()
-	return nil
 }
 
 func (c *Client) read() {
