@@ -455,7 +455,7 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 	r, ok := c.resources[path]
 	c.mu.Unlock()
 	if m.Code == codes.GET {
-		if a, has := optUint(m, message.Accept); has && uint16(a) == cfLink {
+		if a, has := optUint(m, message.Accept); has && Format(a) == cfLink {
 			return c.discover(path), nil
 		}
 	}

@@ -15,17 +15,17 @@ import (
 // encoded and decoded with go-coap's UDP coder; everything above the wire
 // format (message ids, retransmission, deduplication, tokens) is ours.
 
-// Content-Format numbers used on the wire by the server and the client.
+// Content-Format shorthands of the exchange layer.
 const (
-	cfText      uint16 = 0
-	cfLink      uint16 = 40
-	cfOpaque    uint16 = 42
-	cfSenMLJSON uint16 = 110
-	cfSenMLCBOR uint16 = 112
-	cfTLV       uint16 = 11542
-	cfJSON      uint16 = 11543
-	cfNone      uint16 = 0xffff
+	cfText   = FormatText
+	cfLink   = FormatLink
+	cfOpaque = FormatOpaque
+	cfNone   = NoFormat
 )
+
+// NoFormat stands for "no Content-Format option" (Accept: the device
+// chooses; a payload without a Content-Format).
+const NoFormat Format = 0xffff
 
 // Code is a CoAP response code such as 2.05 Content (codes.Content).
 type Code = codes.Code
@@ -126,15 +126,15 @@ func addQuery(m *message.Message, q string) {
 }
 
 // contentFormat returns the Content-Format of m, or cfNone.
-func contentFormat(m *message.Message) uint16 {
+func contentFormat(m *message.Message) Format {
 	v, ok := optUint(m, message.ContentFormat)
 	if !ok {
 		return cfNone
 	}
-	return uint16(v)
+	return Format(v)
 }
 
-func setContentFormat(m *message.Message, cf uint16) {
+func setContentFormat(m *message.Message, cf Format) {
 	if cf == cfNone {
 		return
 	}

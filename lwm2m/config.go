@@ -62,6 +62,9 @@ type Config struct {
 	// Observations keeps observation tokens so that notifications are
 	// understood after a restart; nil means a fresh MemoryObservationStore.
 	Observations ObservationStore
+	// Registry defines the objects used to decode device payloads; nil
+	// means NewBuiltinRegistry() (objects 0, 1, 3, 4, 5, 19).
+	Registry *Registry
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -126,6 +129,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Observations == nil {
 		c.Observations = NewMemoryObservationStore()
+	}
+	if c.Registry == nil {
+		c.Registry = NewBuiltinRegistry()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -46,7 +46,7 @@ type Event struct {
 
 	Path          string // Uplink, Notification: the observed path ("/19/0/0", "/t/d") or "/dp" for Send
 	Payload       []byte // Uplink: the application bytes; Notification: the raw payload
-	ContentFormat uint16 // Content-Format of the payload as sent (0xffff when absent)
+	ContentFormat Format // Content-Format of the payload as sent (NoFormat when absent)
 
 	AwakeUntil time.Time // Woke: end of the awake window (zero for devices not in queue mode)
 }

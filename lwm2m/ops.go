@@ -13,7 +13,7 @@ import (
 // Content is a payload with its CoAP Content-Format number (0 text, 40 link,
 // 42 opaque, 11542 TLV, 11543 LwM2M JSON, 110 SenML JSON, 112 SenML CBOR).
 type Content struct {
-	Format  uint16
+	Format  Format
 	Payload []byte
 }
 
@@ -91,8 +91,8 @@ func (s *Server) request(ctx context.Context, op, endpoint, path string, m *mess
 }
 
 // Read reads path ("/3/0/0", "/3/0", "/3") from the device (LWM-7).
-// accept is the wanted Content-Format, or 0xffff for the device's choice.
-func (s *Server) Read(ctx context.Context, endpoint, path string, accept uint16) (Content, error) {
+// accept is the wanted Content-Format, or NoFormat for the device's choice.
+func (s *Server) Read(ctx context.Context, endpoint, path string, accept Format) (Content, error) {
 	m := newRequest(codes.GET, path)
 	if accept != cfNone {
 		addUint(m, message.Accept, uint32(accept))

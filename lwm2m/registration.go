@@ -22,7 +22,8 @@ type Registration struct {
 	Lifetime   time.Duration // lt
 	Binding    string        // b ("U", "UQ", …)
 	Queue      bool          // queue mode (b=UQ or the Q parameter)
-	Links      string        // the CoRE link-format body: objects and instances the device serves
+	Links      string        // the CoRE link-format body as sent
+	Objects    ClientObjects // the body parsed: objects, instances, versions, formats
 	Secure     bool          // over DTLS
 	Addr       net.Addr      // where the device was last seen
 	Registered time.Time
@@ -131,12 +132,13 @@ func (s *Server) register(sess *session, m *message.Message, now time.Time) (*me
 		p.b = "U"
 	}
 	links := string(m.Payload)
-	if err := checkLinks(links); err != nil {
-		return errResp(codes.BadRequest, "register: %v", err), nil
+	objs, err := ParseClientObjects(m.Payload)
+	if err != nil {
+		return errResp(codes.BadRequest, "register: body: %v", err), nil
 	}
 	r := &registration{Registration: Registration{
 		Endpoint: ep, ID: newRegID(), Version: p.lwm2m, Lifetime: p.lt, Binding: p.b,
-		Queue: p.q || strings.Contains(p.b, "Q"), Links: links, Secure: sess.secure,
+		Queue: p.q || strings.Contains(p.b, "Q"), Links: links, Objects: objs, Secure: sess.secure,
 		Addr: sess.remoteAddr(), Registered: now, Updated: now, Expires: now.Add(p.lt),
 	}}
 	s.install(sess, r, now)
@@ -195,7 +197,7 @@ func (s *Server) afterRegister(r *registration) {
 	path := "/19/0/0"
 	if r.TUP {
 		path = "/t/d"
-	} else if !hasInstance(r.Links, 19, 0) {
+	} else if !r.Objects.Has(MustPath("/19/0")) {
 		return
 	}
 	s.async(func(ctx context.Context) {
@@ -240,9 +242,10 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 	if cf := contentFormat(m); len(m.Payload) > 0 && cf != cfNone && cf != cfLink {
 		return errResp(codes.UnsupportedMediaType, "update: body must be CoRE link format (40), got %d", cf), nil
 	}
+	var objs ClientObjects
 	if len(m.Payload) > 0 {
-		if err := checkLinks(string(m.Payload)); err != nil {
-			return errResp(codes.BadRequest, "update: %v", err), nil
+		if objs, err = ParseClientObjects(m.Payload); err != nil {
+			return errResp(codes.BadRequest, "update: body: %v", err), nil
 		}
 	}
 	s.mu.Lock()
@@ -266,7 +269,7 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 		r.Queue = true
 	}
 	if len(m.Payload) > 0 {
-		r.Links = string(m.Payload)
+		r.Links, r.Objects = string(m.Payload), objs
 	}
 	// LWM-10: an update from another address or DTLS session moves the
 	// registration there.
@@ -384,7 +387,7 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 		return errResp(codes.Forbidden, "send: register before sending data"), nil
 	}
 	s.touch(sess, ep, now)
-	for _, u := range uplinkValues("/dp", m) {
+	for _, u := range s.uplinkValues("/dp", m) {
 		s.emit(Event{Kind: EventUplink, Endpoint: ep, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)})
 	}
 	return &message.Message{Code: codes.Changed}, nil
@@ -417,7 +420,7 @@ func (sess *session) notification(m *message.Message) bool {
 	sess.mu.Unlock()
 	s.touch(sess, o.Endpoint, now)
 	if o.Path == "/19/0/0" || o.Path == "/t/d" {
-		for _, u := range uplinkValues(o.Path, m) {
+		for _, u := range s.uplinkValues(o.Path, m) {
 			s.emit(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)})
 		}
 		return true

@@ -1,49 +1,48 @@
 package lwm2m
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/plgd-dev/go-coap/v3/message"
 )
-
-// checkLinks checks a registration body is CoRE link format enough to keep.
-// TODO(model merge): replace with ParseLinks from linkformat.go.
-func checkLinks(body string) error {
-	body = strings.TrimSpace(body)
-	if body == "" {
-		return nil
-	}
-	for i, l := range strings.Split(body, ",") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "<") || !strings.Contains(l, ">") {
-			return fmt.Errorf("link %d %q is not <path>;attrs", i+1, l)
-		}
-	}
-	return nil
-}
-
-// hasInstance reports whether the registration body lists /obj/inst.
-func hasInstance(body string, obj, inst int) bool {
-	want := fmt.Sprintf("</%d/%d>", obj, inst)
-	for _, l := range strings.Split(body, ",") {
-		l = strings.TrimSpace(l)
-		if i := strings.IndexByte(l, '>'); i >= 0 {
-			l = l[:i+1]
-		}
-		if l == want {
-			return true
-		}
-	}
-	return false
-}
 
 type uplinkValue struct {
 	path string
 	data []byte
 }
 
+// dataPath is the uplink resource of object 19 (LWM-5).
+var dataPath = MustPath("/19/0/0")
+
 // uplinkValues extracts the application bytes of a /19/0/0 or /t/d
-// notification or a Send.
-func uplinkValues(path string, m *message.Message) []uplinkValue {
-	return []uplinkValue{{path: path, data: m.Payload}}
+// notification or of a Send (/dp). Opaque payloads and TUP payloads are the
+// bytes themselves; TLV payloads of object 19 are decoded and give one value
+// per resource instance of /19/0/0. Payloads in other formats are passed on
+// as they are, with their content format in the event.
+func (s *Server) uplinkValues(path string, m *message.Message) []uplinkValue {
+	cf := contentFormat(m)
+	if path == "/t/d" || cf == cfOpaque || cf == cfNone || cf == cfText {
+		return []uplinkValue{{path: path, data: m.Payload}}
+	}
+	base := dataPath
+	if path != dataPath.String() {
+		base = MustPath("/19")
+	}
+	var recs []Record
+	var err error
+	switch cf {
+	case FormatTLV:
+		recs, err = DecodeTLV(base, m.Payload, s.cfg.Registry)
+	default:
+		return []uplinkValue{{path: path, data: m.Payload}}
+	}
+	if err != nil {
+		s.log.Info("lwm2m: undecodable uplink", "path", path, "format", cf, "err", err)
+		return []uplinkValue{{path: path, data: m.Payload}}
+	}
+	var out []uplinkValue
+	for _, r := range recs {
+		if dataPath.Contains(r.Path) {
+			out = append(out, uplinkValue{path: dataPath.String(), data: r.Value.Bytes()})
+		}
+	}
+	return out
 }
