@@ -155,7 +155,7 @@ func (s *Server) install(sess *session, r *registration, now time.Time) {
 	s.mu.Lock()
 	old := s.regs[r.Endpoint]
 	if old != nil {
-		s.dropLocked(old)
+		s.dropLocked(old, sess)
 	}
 	r.sess = sess
 	s.regs[r.Endpoint] = r
@@ -176,8 +176,9 @@ func (s *Server) install(sess *session, r *registration, now time.Time) {
 	s.wake(snap, now)
 }
 
-// dropLocked removes r from the tables. s.mu is held.
-func (s *Server) dropLocked(r *registration) {
+// dropLocked removes r from the tables, and its plain CoAP session unless
+// that is keep. s.mu is held.
+func (s *Server) dropLocked(r *registration, keep *session) {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
@@ -185,7 +186,7 @@ func (s *Server) dropLocked(r *registration) {
 		delete(s.regs, r.Endpoint)
 	}
 	delete(s.byID, r.ID)
-	if sess := r.sess; sess != nil && !sess.secure {
+	if sess := r.sess; sess != nil && sess != keep && !sess.secure {
 		// a plain CoAP peer lives as long as its registration
 		if s.udpPeers[sess.addr.String()] == sess {
 			delete(s.udpPeers, sess.addr.String())
@@ -313,7 +314,7 @@ func (s *Server) deregister(sess *session, id string, now time.Time) (*message.M
 		s.mu.Unlock()
 		return errResp(codes.Forbidden, "deregister: registration /rd/%s belongs to another identity", id), nil
 	}
-	s.dropLocked(r)
+	s.dropLocked(r, nil)
 	snap := r.Registration
 	s.mu.Unlock()
 	s.forgetObservations(r.Endpoint)
@@ -334,7 +335,7 @@ func (s *Server) expire(r *registration) {
 		return
 	default:
 	}
-	s.dropLocked(r)
+	s.dropLocked(r, nil)
 	snap := r.Registration
 	s.mu.Unlock()
 	s.forgetObservations(r.Endpoint)
