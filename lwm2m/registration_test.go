@@ -175,7 +175,6 @@ func TestMessageSizeLimits(t *testing.T) {
 	require.Equal(t, uint32(1024), size)
 }
 
-
 // LWM-9: a duplicate CON request (same message id) is answered from the
 // cache with the same bytes and processed once.
 func TestDuplicateAnsweredFromCache(t *testing.T) {
