@@ -58,6 +58,9 @@ type Resource struct {
 	Read    func() (Content, error)
 	Write   func(c Content) error
 	Execute func(args []byte) error
+	// Create, on an object path ("/3303"), creates an instance from c and
+	// returns its id; the server gets 2.01 with the instance's location.
+	Create func(c Content) (instance uint16, err error)
 }
 
 // Client is a device-side LwM2M/TUP client: it registers, serves its
@@ -472,34 +475,65 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 			return errResp(codes.InternalServerError, "%v", err), nil
 		}
 		resp := &message.Message{Code: codes.Content, Payload: v.Payload}
-		if obs, has := observeOpt(m); has {
-			c.mu.Lock()
-			switch obs {
-			case 0:
+		setContentFormat(resp, v.Format)
+		obs, has := observeOpt(m)
+		switch {
+		case has && obs == 0:
+			// The observer counts from when the answer has left, so that
+			// no notification overtakes it.
+			addUint(resp, message.Observe, 1)
+			tok := string(m.Token)
+			return resp, func() {
+				c.mu.Lock()
 				if c.observers[path] == nil {
 					c.observers[path] = make(map[string]uint32)
 				}
-				c.observers[path][string(m.Token)] = 1
-				addUint(resp, message.Observe, 1)
-			case 1:
-				delete(c.observers[path], string(m.Token))
+				c.observers[path][tok] = 1
+				c.mu.Unlock()
 			}
+		case has && obs == 1:
+			c.mu.Lock()
+			delete(c.observers[path], string(m.Token))
 			c.mu.Unlock()
 		}
-		setContentFormat(resp, v.Format)
 		return resp, nil
 	case codes.PUT:
 		if len(m.Payload) == 0 && len(msgQueries(m)) > 0 {
 			return &message.Message{Code: codes.Changed}, nil // write-attributes
 		}
-		fallthrough
+		if r.Write == nil {
+			return errResp(codes.MethodNotAllowed, "%s is not writable", path), nil
+		}
+		if err := r.Write(Content{Format: contentFormat(m), Payload: m.Payload}); err != nil {
+			return errResp(codes.BadRequest, "%v", err), nil
+		}
+		return &message.Message{Code: codes.Changed}, nil
 	case codes.POST:
-		if m.Code == codes.POST && r.Execute != nil {
+		switch depth := strings.Count(strings.Trim(path, "/"), "/") + 1; {
+		case depth == 1: // create on an object
+			if r.Create == nil {
+				return errResp(codes.MethodNotAllowed, "%s does not create instances", path), nil
+			}
+			id, err := r.Create(Content{Format: contentFormat(m), Payload: m.Payload})
+			if err != nil {
+				return errResp(codes.BadRequest, "%v", err), nil
+			}
+			resp := &message.Message{Code: codes.Created}
+			addPath(resp, message.LocationPath, path+"/"+strconv.Itoa(int(id)))
+			return resp, nil
+		case depth >= 3 || path == "/t/d": // execute on a resource; TUP downlink
+			if path == "/t/d" && r.Write != nil {
+				break
+			}
+			if r.Execute == nil {
+				return errResp(codes.MethodNotAllowed, "%s is not executable", path), nil
+			}
 			if err := r.Execute(m.Payload); err != nil {
 				return errResp(codes.InternalServerError, "%v", err), nil
 			}
 			return &message.Message{Code: codes.Changed}, nil
 		}
+		// partial update of an object instance
 		if r.Write == nil {
 			return errResp(codes.MethodNotAllowed, "%s is not writable", path), nil
 		}
@@ -521,7 +555,7 @@ func (c *Client) discover(prefix string) *message.Message {
 	var ps []string
 	for p := range c.resources {
 		if p == prefix || strings.HasPrefix(p, strings.TrimSuffix(prefix, "/")+"/") {
-			ps = append(ps, "<"+p+">")
+			ps = append(ps, p)
 		}
 	}
 	c.mu.Unlock()
@@ -529,6 +563,9 @@ func (c *Client) discover(prefix string) *message.Message {
 		return errResp(codes.NotFound, "nothing under %s", prefix)
 	}
 	sort.Strings(ps)
+	for i, p := range ps {
+		ps[i] = "<" + p + ">"
+	}
 	resp := &message.Message{Code: codes.Content, Payload: []byte(strings.Join(ps, ","))}
 	setContentFormat(resp, cfLink)
 	return resp

@@ -2,6 +2,8 @@ package lwm2m
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +85,9 @@ func startServer(t *testing.T, cfg Config, keys KeyStore) (*Server, *recorder) {
 	}
 	if cfg.DTLSAddr == "" {
 		cfg.DTLSAddr = "127.0.0.1:0"
+	}
+	if os.Getenv("LWM2M_DEBUG") != "" && cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	rec := newRecorder()
 	s, err := New(cfg, keys, rec)
