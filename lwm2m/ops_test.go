@@ -60,6 +60,7 @@ func TestDeviceOperations(t *testing.T) {
 	cur, err := s.Observe(ctx, ep, "/1/0/1")
 	require.NoError(t, err)
 	require.Equal(t, "300", string(cur.Payload))
+	waitFor(t, "the device to record the observer", func() bool { return c.Observed("/1/0/1") })
 	require.NoError(t, c.Notify(ctx, "/1/0/1", Content{Format: cfText, Payload: []byte("301")}))
 	n := rec.wait(t, EventNotification, ep, 1)
 	require.Equal(t, "/1/0/1", n.Path)
