@@ -34,6 +34,10 @@ type Config struct {
 	ConnectionIDLength int
 	// HandshakeTimeout bounds one DTLS handshake; 0 means 30s.
 	HandshakeTimeout time.Duration
+	// IdleTimeout ends a session that has no registration after this long
+	// without traffic; 0 means 5 minutes. Sessions of registered devices
+	// live as long as their registration (sleeping devices keep them).
+	IdleTimeout time.Duration
 
 	// AwakeWindow is how long a queue-mode device stays reachable after it
 	// sends anything (LWM-8); 0 means 93s (CoAP MAX_TRANSMIT_WAIT).
@@ -105,6 +109,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
 	}
 	if c.AwakeWindow <= 0 {
 		c.AwakeWindow = 93 * time.Second

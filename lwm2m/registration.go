@@ -154,8 +154,9 @@ func (s *Server) install(sess *session, r *registration, now time.Time) {
 	}
 	s.mu.Lock()
 	old := s.regs[r.Endpoint]
+	var stale *session
 	if old != nil {
-		s.dropLocked(old, sess)
+		stale = s.dropLocked(old, sess)
 	}
 	r.sess = sess
 	s.regs[r.Endpoint] = r
@@ -169,6 +170,9 @@ func (s *Server) install(sess *session, r *registration, now time.Time) {
 	sess.mu.Lock()
 	sess.endpoint = r.Endpoint
 	sess.mu.Unlock()
+	if stale != nil {
+		stale.close()
+	}
 	if old != nil {
 		s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: old.Registration, Reason: ReasonReplaced})
 	}
@@ -176,9 +180,10 @@ func (s *Server) install(sess *session, r *registration, now time.Time) {
 	s.wake(snap, now)
 }
 
-// dropLocked removes r from the tables, and its plain CoAP session unless
-// that is keep. s.mu is held.
-func (s *Server) dropLocked(r *registration, keep *session) {
+// dropLocked removes r from the tables and returns its session for the
+// caller to close (outside s.mu), unless that session is keep: a device's
+// session lives as long as its registration. s.mu is held.
+func (s *Server) dropLocked(r *registration, keep *session) *session {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
@@ -186,12 +191,14 @@ func (s *Server) dropLocked(r *registration, keep *session) {
 		delete(s.regs, r.Endpoint)
 	}
 	delete(s.byID, r.ID)
-	if sess := r.sess; sess != nil && sess != keep && !sess.secure {
-		// a plain CoAP peer lives as long as its registration
-		if s.udpPeers[sess.addr.String()] == sess {
-			delete(s.udpPeers, sess.addr.String())
-		}
+	sess := r.sess
+	if sess == nil || sess == keep {
+		return nil
 	}
+	if !sess.secure && s.udpPeers[sess.addr.String()] == sess {
+		delete(s.udpPeers, sess.addr.String())
+	}
+	return sess
 }
 
 func (s *Server) afterRegister(r *registration) {
@@ -278,6 +285,8 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 		old := r.sess
 		if old != nil && !old.secure && s.udpPeers[old.addr.String()] == old {
 			delete(s.udpPeers, old.addr.String())
+		}
+		if old != nil {
 			defer old.close()
 		}
 		r.sess = sess
@@ -314,12 +323,16 @@ func (s *Server) deregister(sess *session, id string, now time.Time) (*message.M
 		s.mu.Unlock()
 		return errResp(codes.Forbidden, "deregister: registration /rd/%s belongs to another identity", id), nil
 	}
-	s.dropLocked(r, nil)
+	gone := s.dropLocked(r, nil)
 	snap := r.Registration
 	s.mu.Unlock()
 	s.forgetObservations(r.Endpoint)
 	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: ReasonDeregistered})
-	return &message.Message{Code: codes.Deleted}, nil
+	return &message.Message{Code: codes.Deleted}, func() {
+		if gone != nil {
+			gone.close() // after the 2.02 has left
+		}
+	}
 }
 
 func (s *Server) expire(r *registration) {
@@ -335,9 +348,12 @@ func (s *Server) expire(r *registration) {
 		return
 	default:
 	}
-	s.dropLocked(r, nil)
+	gone := s.dropLocked(r, nil)
 	snap := r.Registration
 	s.mu.Unlock()
+	if gone != nil {
+		gone.close()
+	}
 	s.forgetObservations(r.Endpoint)
 	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: ReasonExpired})
 }

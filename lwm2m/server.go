@@ -159,8 +159,9 @@ func (s *Server) Run(ctx context.Context) error {
 	udp, ln := s.udp, s.dtlsLn
 	s.mu.Unlock()
 	if udp != nil {
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go s.readUDP(udp)
+		go s.sweepUDP()
 	}
 	if ln != nil {
 		s.wg.Add(1)
@@ -252,6 +253,7 @@ type session struct {
 	mu       sync.Mutex
 	addr     net.Addr
 	endpoint string // endpoint registered over this session
+	lastSeen time.Time
 	lim      bucket
 	closed   bool
 }
@@ -339,8 +341,39 @@ func (s *Server) readUDP(c *net.UDPConn) {
 				s.udpPeers[key] = sess
 			}
 		}
+		sess.lastSeen = time.Now()
 		s.mu.Unlock()
 		sess.ex.receive(data)
+	}
+}
+
+// sweepUDP forgets plain CoAP peers that never registered and were silent
+// for IdleTimeout.
+func (s *Server) sweepUDP() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.IdleTimeout / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			var gone []*session
+			s.mu.Lock()
+			for k, sess := range s.udpPeers {
+				sess.mu.Lock()
+				idle := sess.endpoint == "" && now.Sub(sess.lastSeen) > s.cfg.IdleTimeout
+				sess.mu.Unlock()
+				if idle {
+					delete(s.udpPeers, k)
+					gone = append(gone, sess)
+				}
+			}
+			s.mu.Unlock()
+			for _, sess := range gone {
+				sess.close()
+			}
+		}
 	}
 }
 
@@ -407,9 +440,18 @@ func (s *Server) serveDTLS(c net.Conn) {
 
 	buf := make([]byte, s.cfg.MaxMessageSize+1024)
 	for {
+		// A session without a registration ends after IdleTimeout.
+		sess.mu.Lock()
+		registered := sess.endpoint != ""
+		sess.mu.Unlock()
+		if registered {
+			_ = c.SetReadDeadline(time.Time{})
+		} else {
+			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		}
 		n, err := c.Read(buf)
 		if err != nil {
-			if sess.isClosed() || errors.Is(err, net.ErrClosed) || isEOF(err) {
+			if sess.isClosed() || errors.Is(err, net.ErrClosed) || isEOF(err) || isTimeout(err) {
 				return
 			}
 			select {
@@ -426,6 +468,11 @@ func (s *Server) serveDTLS(c net.Conn) {
 			return
 		}
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func isEOF(err error) bool {

@@ -2,6 +2,7 @@ package lwm2m
 
 import (
 	"testing"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
@@ -120,4 +121,32 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	e := rec2.wait(t, EventUplink, ep, 1)
 	require.Equal(t, "after restart", string(e.Payload))
 	require.Equal(t, "/19/0/0", e.Path)
+}
+
+func (s *Server) sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessionCount()
+}
+
+// Limits: sessions without a registration end after IdleTimeout (DTLS and
+// plain CoAP), so that silent peers cannot pile up; a de-registration ends
+// the device's session.
+func TestIdleAndDeregisteredSessionsEnd(t *testing.T) {
+	s, _ := startServer(t, Config{IdleTimeout: 100 * time.Millisecond}, keys("idle", "dev"))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "idle", Key: testKey})
+	require.NoError(t, c.Connect(ctxT(t)))
+	p := newRawPeer(t, s.UDPAddr())
+	r := p.roundTrip(p.request(codes.GET, "/x", nil, cfNone, nil))
+	require.Equal(t, codes.NotFound, r.Code)
+	require.Equal(t, 2, s.sessions())
+	waitFor(t, "idle sessions to end", func() bool { return s.sessions() == 0 })
+
+	d := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "dev", Key: testKey})
+	require.NoError(t, d.Connect(ctxT(t)))
+	require.NoError(t, d.Register(ctxT(t)))
+	time.Sleep(300 * time.Millisecond) // well past IdleTimeout: a registered session stays
+	require.Equal(t, 1, s.sessions())
+	require.NoError(t, d.Deregister(ctxT(t)))
+	waitFor(t, "the de-registered session to end", func() bool { return s.sessions() == 0 })
 }
