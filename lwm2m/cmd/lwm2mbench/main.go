@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -84,11 +85,21 @@ func main() {
 		pprof.StopCPUProfile()
 	}
 	bare := bench("bare go-coap", startBare, *n, *uplinks, *workers)
-	fmt.Printf("\nratio lwm2m/bare: registrations %.2f, uplinks %.2f, heap per idle device %.2f\n",
-		ours.reg/bare.reg, ours.up/bare.up, ours.heapPer/bare.heapPer)
+	fmt.Printf("\nratio lwm2m/bare: registrations/s %.2f, uplinks/s %.2f, server CPU per operation %.2f, heap per idle device %.2f\n",
+		ours.reg/bare.reg, ours.up/bare.up, ours.cpuPer/bare.cpuPer, ours.heapPer/bare.heapPer)
 }
 
-type figures struct{ reg, up, heapPer, gorPer float64 }
+type figures struct{ reg, up, heapPer, gorPer, cpuPer float64 }
+
+// cpuTime is the CPU time (user + system) the process has used: the
+// server's share of the work, whatever the load generator's speed.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 type server struct {
 	addr string
@@ -113,6 +124,7 @@ func bench(name string, start func(n int) server, n, uplinks, workers int) figur
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
+	cpu0 := cpuTime()
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
@@ -124,6 +136,7 @@ func bench(name string, start func(n int) server, n, uplinks, workers int) figur
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		log.Fatalf("%s: devices said %q: %v", name, line, err)
 	}
+	cpu := cpuTime() - cpu0
 	// The devices are registered and idle now; measure the server.
 	time.Sleep(500 * time.Millisecond)
 	runtime.GC()
@@ -133,8 +146,9 @@ func bench(name string, start func(n int) server, n, uplinks, workers int) figur
 	g1 := runtime.NumGoroutine()
 	heap := float64(after.HeapInuse) - float64(before.HeapInuse)
 	f := figures{reg: res.RegPerSec, up: res.UpPerSec, heapPer: heap / float64(res.Registered), gorPer: float64(g1-g0) / float64(res.Registered)}
-	fmt.Printf("\n%s\n  registered %d (errors %d %s)\n  registrations/s %.0f\n  uplinks/s %.0f (%d)\n  heap per idle device %.1f KB, goroutines per idle device %.1f (heap %.1f MB, rss %s)\n",
-		name, res.Registered, res.Errors, res.FirstError, res.RegPerSec, res.UpPerSec, res.Uplinks, f.heapPer/1024, f.gorPer, heap/1e6, rss())
+	f.cpuPer = cpu.Seconds() / float64(res.Registered+res.Uplinks)
+	fmt.Printf("\n%s\n  registered %d (errors %d %s)\n  registrations/s %.0f\n  uplinks/s %.0f (%d)\n  server CPU %.2fs for the run, %.0f µs per registration or uplink\n  heap per idle device %.1f KB, goroutines per idle device %.1f (heap %.1f MB, rss %s)\n",
+		name, res.Registered, res.Errors, res.FirstError, res.RegPerSec, res.UpPerSec, res.Uplinks, cpu.Seconds(), f.cpuPer*1e6, f.heapPer/1024, f.gorPer, heap/1e6, rss())
 	_ = stdin.Close() // the devices leave
 	_, _ = io.Copy(io.Discard, stdout)
 	_ = cmd.Wait()
