@@ -85,11 +85,11 @@ func main() {
 		pprof.StopCPUProfile()
 	}
 	bare := bench("bare go-coap", startBare, *n, *uplinks, *workers)
-	fmt.Printf("\nratio lwm2m/bare: registrations/s %.2f, uplinks/s %.2f, server CPU per operation %.2f, heap per idle device %.2f\n",
-		ours.reg/bare.reg, ours.up/bare.up, ours.cpuPer/bare.cpuPer, ours.heapPer/bare.heapPer)
+	fmt.Printf("\nratio lwm2m/bare: registrations/s %.2f, uplinks/s %.2f, server CPU per registration %.2f, per uplink %.2f, heap per idle device %.2f\n",
+		ours.reg/bare.reg, ours.up/bare.up, ours.cpuReg/bare.cpuReg, ours.cpuUp/bare.cpuUp, ours.heapPer/bare.heapPer)
 }
 
-type figures struct{ reg, up, heapPer, gorPer, cpuPer float64 }
+type figures struct{ reg, up, heapPer, gorPer, cpuReg, cpuUp float64 }
 
 // cpuTime is the CPU time (user + system) the process has used: the
 // server's share of the work, whatever the load generator's speed.
@@ -129,7 +129,12 @@ func bench(name string, start func(n int) server, n, uplinks, workers int) figur
 		log.Fatal(err)
 	}
 	var res deviceResult
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	br := bufio.NewReader(stdout)
+	if _, err := br.ReadString('\n'); err != nil { // "registered": the registration phase is over
+		log.Fatalf("%s: devices: %v", name, err)
+	}
+	cpuReg := cpuTime() - cpu0
+	line, err := br.ReadString('\n')
 	if err != nil {
 		log.Fatalf("%s: devices: %v", name, err)
 	}
@@ -146,9 +151,10 @@ func bench(name string, start func(n int) server, n, uplinks, workers int) figur
 	g1 := runtime.NumGoroutine()
 	heap := float64(after.HeapInuse) - float64(before.HeapInuse)
 	f := figures{reg: res.RegPerSec, up: res.UpPerSec, heapPer: heap / float64(res.Registered), gorPer: float64(g1-g0) / float64(res.Registered)}
-	f.cpuPer = cpu.Seconds() / float64(res.Registered+res.Uplinks)
-	fmt.Printf("\n%s\n  registered %d (errors %d %s)\n  registrations/s %.0f\n  uplinks/s %.0f (%d)\n  server CPU %.2fs for the run, %.0f µs per registration or uplink\n  heap per idle device %.1f KB, goroutines per idle device %.1f (heap %.1f MB, rss %s)\n",
-		name, res.Registered, res.Errors, res.FirstError, res.RegPerSec, res.UpPerSec, res.Uplinks, cpu.Seconds(), f.cpuPer*1e6, f.heapPer/1024, f.gorPer, heap/1e6, rss())
+	f.cpuReg = cpuReg.Seconds() / float64(res.Registered)
+	f.cpuUp = (cpu - cpuReg).Seconds() / float64(max(res.Uplinks, 1))
+	fmt.Printf("\n%s\n  registered %d (errors %d %s)\n  registrations/s %.0f, server CPU %.0f µs per registration (handshake included)\n  uplinks/s %.0f (%d), server CPU %.0f µs per uplink\n  heap per idle device %.1f KB, goroutines per idle device %.1f (heap %.1f MB, rss %s)\n",
+		name, res.Registered, res.Errors, res.FirstError, res.RegPerSec, f.cpuReg*1e6, res.UpPerSec, res.Uplinks, f.cpuUp*1e6, f.heapPer/1024, f.gorPer, heap/1e6, rss())
 	_ = stdin.Close() // the devices leave
 	_, _ = io.Copy(io.Discard, stdout)
 	_ = cmd.Wait()
@@ -283,6 +289,7 @@ func runDevices(addr string, n, uplinks, workers int) {
 		}
 		registered.Add(1)
 	})
+	fmt.Println("registered")
 	var sent atomic.Int64
 	payload := []byte("0102030405060708090a0b0c0d0e0f10")
 	upTime := run(func(i int) {
