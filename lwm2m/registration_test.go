@@ -185,6 +185,9 @@ func TestDuplicateAnsweredFromCache(t *testing.T) {
 	// the server now observes /19/0/0: answer its GET
 	obs := p.recv()
 	require.Equal(t, codes.GET, obs.Code)
+	require.Equal(t, "/19/0/0", msgPath(&obs))
+	require.False(t, obs.Options.HasOption(message.URIHost), "LWM-3: no Uri-Host in requests to devices")
+	require.False(t, obs.Options.HasOption(message.URIPort), "LWM-3: no Uri-Port in requests to devices")
 	ack := message.Message{Type: message.Acknowledgement, MessageID: obs.MessageID, Code: codes.Content, Token: obs.Token}
 	addUint(&ack, message.Observe, 1)
 	p.send(ack)

@@ -103,3 +103,32 @@ func TestTUPUplinkDownlinkDTLS(t *testing.T) {
 	require.NoError(t, s.Downlink(ctxT(t), ep, []byte{0x02}))
 	require.Equal(t, [][]byte{{0x02}}, down.all())
 }
+
+// Confirmable notifications are acknowledged by the server; after the
+// server forgets an observation (de-registration), a notification on its
+// token is answered with Reset and the device drops the observer.
+func TestConfirmableNotificationAndReset(t *testing.T) {
+	const ep = "868333030000020"
+	s, rec := startServer(t, Config{}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey, ConfirmableNotifications: true})
+	c.Handle("/19/0/0", Resource{Read: func() (Content, error) { return Content{Format: cfOpaque}, nil }})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	waitFor(t, "observe of /19/0/0", func() bool { return c.Observed("/19/0/0") })
+	require.NoError(t, c.Notify(ctxT(t), "/19/0/0", Content{Format: cfOpaque, Payload: []byte("con")}), "acknowledged")
+	require.Equal(t, "con", string(rec.wait(t, EventUplink, ep, 1).Payload))
+
+	require.NoError(t, s.cfg.Observations.DeleteObservation(mustOneObservation(t, s, ep).Token))
+	err := c.Notify(ctxT(t), "/19/0/0", Content{Format: cfOpaque, Payload: []byte("late")})
+	require.ErrorIs(t, err, ErrReset)
+	require.False(t, c.Observed("/19/0/0"))
+	require.Equal(t, 1, rec.count(EventUplink, ep))
+}
+
+func mustOneObservation(t *testing.T, s *Server, ep string) Observation {
+	t.Helper()
+	obs, err := s.cfg.Observations.Observations(ep)
+	require.NoError(t, err)
+	require.Len(t, obs, 1)
+	return obs[0]
+}
