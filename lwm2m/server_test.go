@@ -69,3 +69,49 @@ func TestRegisterWrongEndpointForbidden(t *testing.T) {
 	require.NoError(t, ok.Connect(ctxT(t)))
 	require.NoError(t, ok.Register(ctxT(t)), "urn:imei:X under identity X")
 }
+
+// LWM-1: a device offering only a suite the server does not allow fails the
+// handshake.
+func TestDTLSCipherSuiteMismatch(t *testing.T) {
+	s, _ := startServer(t, Config{CipherSuites: []CipherSuite{TLS_PSK_WITH_AES_128_CCM_8}, HandshakeTimeout: 3e9}, keys("dev1"))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "dev1", Key: testKey,
+		CipherSuites: []CipherSuite{TLS_PSK_WITH_AES_128_CBC_SHA256}, HandshakeTimeout: 3e9})
+	require.Error(t, c.Connect(ctxT(t)))
+}
+
+// Limits over DTLS: a session beyond MaxSessions is answered 5.03 and
+// registers nothing.
+func TestDTLSSessionCap(t *testing.T) {
+	s, _ := startServer(t, Config{MaxSessions: 1}, keys("a", "b"))
+	a := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "a", Key: testKey})
+	require.NoError(t, a.Connect(ctxT(t)))
+	require.NoError(t, a.Register(ctxT(t)))
+	b := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "b", Key: testKey})
+	require.NoError(t, b.Connect(ctxT(t)))
+	var re *ResponseError
+	require.ErrorAs(t, b.Register(ctxT(t)), &re)
+	require.Equal(t, codes.ServiceUnavailable, re.Code)
+	_, ok := s.Registration("b")
+	require.False(t, ok)
+}
+
+// Config errors name the field and what is allowed.
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{DisableUDP: true, DisableDTLS: true}, "DisableUDP/DisableDTLS"},
+		{Config{UDPAddr: "no-port"}, "UDPAddr"},
+		{Config{CipherSuites: []CipherSuite{0xC02B}}, "CipherSuites"},
+		{Config{MaxMessageSize: 10}, "MaxMessageSize"},
+	} {
+		_, err := New(tc.cfg, NewMemoryKeyStore(), nil)
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce, "%+v", tc.cfg)
+		require.Equal(t, tc.field, ce.Field)
+		require.ErrorIs(t, err, ErrConfig)
+	}
+	_, err := New(Config{}, nil, nil)
+	require.ErrorIs(t, err, ErrConfig, "DTLS without a KeyStore")
+}
