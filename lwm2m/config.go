@@ -3,6 +3,7 @@ package lwm2m
 import (
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -66,6 +67,11 @@ type Config struct {
 	// Observations keeps observation tokens so that notifications are
 	// understood after a restart; nil means a fresh MemoryObservationStore.
 	Observations ObservationStore
+	// Files are served to devices with GET and Block2 under FilesPath, e.g.
+	// firmware packages for object 5; nil serves none.
+	Files FileSource
+	// FilesPath is the path prefix of Files; "" means "/fw".
+	FilesPath string
 	// Registry defines the objects used to decode device payloads; nil
 	// means NewBuiltinRegistry() (objects 0, 1, 3, 4, 5, 19).
 	Registry *Registry
@@ -137,6 +143,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Observations == nil {
 		c.Observations = NewMemoryObservationStore()
 	}
+	if c.FilesPath == "" {
+		c.FilesPath = "/fw"
+	}
+	c.FilesPath = "/" + strings.Trim(c.FilesPath, "/")
 	if c.Registry == nil {
 		c.Registry = NewBuiltinRegistry()
 	}

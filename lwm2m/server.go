@@ -489,15 +489,20 @@ func (sess *session) handle(m *message.Message) (*message.Message, func()) {
 		addUint(r, message.MaxAge, 60)
 		return r, nil
 	}
+	path := msgPath(m)
+	_, download := isFilePath(s.cfg.FilesPath, path)
+	download = download && m.Code == codes.GET && s.cfg.Files != nil
 	sess.mu.Lock()
-	ok, wait := sess.lim.allow(now, s.cfg.RequestRate, s.cfg.RequestBurst)
+	ok, wait := true, time.Duration(0)
+	if !download { // block-wise downloads are many small requests by design
+		ok, wait = sess.lim.allow(now, s.cfg.RequestRate, s.cfg.RequestBurst)
+	}
 	sess.mu.Unlock()
 	if !ok {
 		r := &message.Message{Code: codes.TooManyRequests}
 		addUint(r, message.MaxAge, uint32(wait/time.Second)+1)
 		return r, nil
 	}
-	path := msgPath(m)
 	switch {
 	case m.Code == codes.POST && path == "/rd":
 		return s.register(sess, m, now)
@@ -509,6 +514,10 @@ func (sess *session) handle(m *message.Message) (*message.Message, func()) {
 		return s.registerTUP(sess, m, now)
 	case m.Code == codes.POST && path == "/dp":
 		return s.send(sess, m, now)
+	case m.Code == codes.GET && s.cfg.Files != nil:
+		if name, ok := isFilePath(s.cfg.FilesPath, path); ok {
+			return s.serveFile(sess, m, name), nil
+		}
 	}
 	return &message.Message{Code: codes.NotFound, Payload: []byte("no such resource; the server serves /rd, /t/r and /dp")}, nil
 }
