@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,6 +43,8 @@ type Options struct {
 type DB struct {
 	bolt *bolt.DB
 	path string
+
+	group groupCommit // see DB.commit
 }
 
 // Open opens (creating when absent) the bbolt file at path and makes sure
@@ -83,7 +86,7 @@ func Open(path string, opts *Options) (*DB, error) {
 					return err
 				}
 			}
-			return nil
+			return initRegistry(tx)
 		})
 		if err != nil {
 			b.Close()
@@ -118,4 +121,103 @@ func (db *DB) Check() error {
 		return err
 	}
 	return errors.Join(errs...)
+}
+
+// commit runs fn in a write transaction shared with the writes that queue
+// up while another commit is on its way to disk: group commit without a
+// timer. A writer that finds no commit running commits at once (no
+// MaxBatchDelay wait, unlike bolt.Batch); writers arriving meanwhile
+// queue, and the first of them leads the next commit, carrying all of them
+// in one transaction and one fsync. If one fn fails, the transaction is
+// rolled back, that fn runs alone to get its own error, and the others
+// are committed without it. So fn may run more than once and must not
+// have effects outside tx.
+func (db *DB) commit(fn func(*bolt.Tx) error) error {
+	return db.group.do(db.bolt, fn)
+}
+
+type groupCommit struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []*groupCall
+}
+
+type groupCall struct {
+	fn   func(*bolt.Tx) error
+	err  chan error    // the result
+	lead chan struct{} // "you lead the next commit"
+}
+
+func (g *groupCommit) do(b *bolt.DB, fn func(*bolt.Tx) error) error {
+	c := &groupCall{fn: fn, err: make(chan error, 1), lead: make(chan struct{}, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	if g.busy {
+		g.mu.Unlock()
+		select {
+		case err := <-c.err:
+			return err
+		case <-c.lead:
+		}
+		g.mu.Lock()
+	}
+	g.busy = true
+	batch := g.queue
+	g.queue = nil
+	g.mu.Unlock()
+
+	runBatch(b, batch)
+
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		g.queue[0].lead <- struct{}{}
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	err := <-c.err
+	if p, ok := err.(panicked); ok {
+		panic(p.reason) // in the goroutine whose fn panicked, as bolt.Batch does
+	}
+	return err
+}
+
+// panicked carries a panic of a write's fn back to its caller.
+type panicked struct{ reason any }
+
+func (p panicked) Error() string { return fmt.Sprintf("store: write panicked: %v", p.reason) }
+
+func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicked{p}
+		}
+	}()
+	return fn(tx)
+}
+
+// runBatch commits the calls together, taking out (and running alone) any
+// call whose fn fails.
+func runBatch(b *bolt.DB, batch []*groupCall) {
+	for len(batch) > 0 {
+		failed := -1
+		err := b.Update(func(tx *bolt.Tx) error {
+			for i, c := range batch {
+				if err := safely(c.fn, tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, c := range batch {
+				c.err <- err // nil, or the commit's own error for all
+			}
+			return
+		}
+		c := batch[failed]
+		c.err <- b.Update(func(tx *bolt.Tx) error { return safely(c.fn, tx) })
+		batch = append(batch[:failed:failed], batch[failed+1:]...)
+	}
 }

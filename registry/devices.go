@@ -1,0 +1,469 @@
+package registry
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"slices"
+	"time"
+)
+
+// Registration is what an application gives to register a device (REG-1).
+type Registration struct {
+	NodeID     string // IMEI or MAC; 1 to 256 characters; "urn:imei:X" is the same device as "X"
+	VerifyCode string // "" means NodeID
+	PSK        PSK    // nil means 16 random bytes; otherwise 8 to 64 bytes (ParsePSK reads hex)
+	Info       Info   // ManufacturerID, DeviceType, Model and ProtocolType are required
+
+	// Timeout is the binding timeout (REG-2): nil means
+	// Config.DefaultTimeout (180s), 0 means never, at most MaxTimeout.
+	Timeout *time.Duration
+
+	NodeType  NodeType // "" means ENDPOINT
+	GatewayID string   // the gateway (a GATEWAY device) this device sits behind; "" for none
+	Groups    []string // ids of groups to put the device in
+}
+
+// Register registers a device and returns it; the answer for the
+// application is its ID, VerifyCode, Timeout and PSK.Hex() (REG-1). Every
+// bad input is reported as a *FieldError (several are joined): an empty or
+// too long nodeId (ErrInvalid), a nodeId already registered
+// (ErrNodeIDTaken), a timeout out of range, a PSK of the wrong length,
+// deviceInfo naming no product (ErrUnknownProduct), an unknown gateway
+// (ErrGatewayNotFound) or group (ErrGroupNotFound).
+func (r *Registry) Register(ctx context.Context, reg Registration) (Device, error) {
+	if err := r.check(ctx); err != nil {
+		return Device{}, err
+	}
+	var errs []error
+	if err := checkNodeID(reg.NodeID); err != nil {
+		errs = append(errs, err)
+	}
+	if reg.VerifyCode == "" {
+		reg.VerifyCode = reg.NodeID
+	} else if err := checkText("verifyCode", reg.VerifyCode, MaxFieldLen, true, true, true); err != nil {
+		errs = append(errs, err)
+	}
+	if reg.PSK == nil {
+		reg.PSK = NewPSK()
+	} else if err := validPSK(reg.PSK); err != nil {
+		errs = append(errs, err)
+	}
+	timeout := r.cfg.DefaultTimeout
+	if reg.Timeout != nil {
+		timeout = *reg.Timeout
+		if err := checkTimeout(timeout); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if reg.NodeType == "" {
+		reg.NodeType = Endpoint
+	}
+	if err := checkNodeType(reg.NodeType); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.checkInfo(&reg.Info); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return Device{}, joinErrs(errs)
+	}
+	if reg.GatewayID != "" {
+		gw, err := r.st.Get(ctx, reg.GatewayID)
+		if errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway {
+			return Device{}, &FieldError{Field: "gatewayId", Value: reg.GatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+		}
+		if err != nil {
+			return Device{}, err
+		}
+	}
+	for _, g := range reg.Groups {
+		if _, err := r.st.Group(ctx, g); errors.Is(err, ErrGroupNotFound) {
+			return Device{}, &FieldError{Field: "groups", Value: g, Rule: "must name an existing group", Err: ErrGroupNotFound}
+		} else if err != nil {
+			return Device{}, err
+		}
+	}
+	now := time.Now()
+	d := Device{
+		ID:           newID(now),
+		NodeID:       reg.NodeID,
+		VerifyCode:   reg.VerifyCode,
+		PSK:          slices.Clone(reg.PSK),
+		Info:         reg.Info,
+		GatewayID:    reg.GatewayID,
+		NodeType:     reg.NodeType,
+		Groups:       slices.Compact(slices.Sorted(slices.Values(reg.Groups))),
+		Status:       StatusInactive,
+		Timeout:      timeout,
+		CreatedAt:    now,
+		LastModified: now,
+	}
+	r.deadline(&d)
+	if err := r.st.Create(ctx, d); err != nil {
+		return Device{}, r.storeErr(err, reg.NodeID, reg.GatewayID)
+	}
+	r.log.Debug("registry: registered", "deviceId", d.ID, "nodeId", d.NodeID, "timeout", d.Timeout)
+	r.poke(&d)
+	r.emit(Event{Type: EventAdded, Device: d.Clone()})
+	return d, nil
+}
+
+// storeErr turns a Store's sentinel into a *FieldError naming the input.
+func (r *Registry) storeErr(err error, nodeID, gatewayID string) error {
+	switch {
+	case errors.Is(err, ErrNodeIDTaken):
+		return &FieldError{Field: "nodeId", Value: nodeID, Rule: "is already registered: one nodeId belongs to one device", Err: ErrNodeIDTaken}
+	case errors.Is(err, ErrGatewayNotFound):
+		return &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+	case errors.Is(err, ErrGroupNotFound):
+		return &FieldError{Field: "groups", Rule: "must name existing groups (one was deleted meanwhile)", Err: ErrGroupNotFound}
+	}
+	return err
+}
+
+func notFound(field, v string) error {
+	return &FieldError{Field: field, Value: v, Rule: "must name a registered device", Err: ErrNotFound}
+}
+
+func (r *Registry) get(ctx context.Context, id string) (Device, error) {
+	d, err := r.st.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Device{}, notFound("deviceId", id)
+	}
+	return d, err
+}
+
+// Get returns the device with deviceId id (ErrNotFound if none).
+func (r *Registry) Get(ctx context.Context, id string) (Device, error) {
+	if err := r.check(ctx); err != nil {
+		return Device{}, err
+	}
+	return r.get(ctx, id)
+}
+
+// GetByNodeID returns the device with nodeId nodeID; "urn:imei:X" finds
+// the device registered as "X" and the other way round (ErrNotFound if
+// none).
+func (r *Registry) GetByNodeID(ctx context.Context, nodeID string) (Device, error) {
+	if err := r.check(ctx); err != nil {
+		return Device{}, err
+	}
+	d, err := r.st.GetByNodeKey(ctx, NodeKey(nodeID))
+	if errors.Is(err, ErrNotFound) {
+		return Device{}, notFound("nodeId", nodeID)
+	}
+	return d, err
+}
+
+// Changes lists the deviceInfo fields Update sets; nil leaves a field as
+// it is.
+type Changes struct {
+	Name             *string
+	ManufacturerID   *string
+	ManufacturerName *string
+	DeviceType       *string
+	Model            *string
+	ProtocolType     *string
+	SWVersion        *string
+	FWVersion        *string
+	Mode             *string
+}
+
+func (c *Changes) apply(in *Info) {
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&in.Name, c.Name)
+	set(&in.ManufacturerID, c.ManufacturerID)
+	set(&in.ManufacturerName, c.ManufacturerName)
+	set(&in.DeviceType, c.DeviceType)
+	set(&in.Model, c.Model)
+	set(&in.ProtocolType, c.ProtocolType)
+	set(&in.SWVersion, c.SWVersion)
+	set(&in.FWVersion, c.FWVersion)
+	set(&in.Mode, c.Mode)
+}
+
+// Update changes deviceInfo fields of the device (REG-1: the name can be
+// set later, §3.4). The new deviceInfo is checked like at registration,
+// product included. Listeners get EventInfoChanged when something changed.
+func (r *Registry) Update(ctx context.Context, id string, c Changes) (Device, error) {
+	if err := r.check(ctx); err != nil {
+		return Device{}, err
+	}
+	var changed bool
+	d, err := r.st.Update(ctx, id, func(d *Device) error {
+		in := d.Info
+		c.apply(&in)
+		if err := r.checkInfo(&in); err != nil {
+			return err
+		}
+		changed = in != d.Info
+		if changed {
+			d.Info = in
+			d.LastModified = time.Now()
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Device{}, notFound("deviceId", id)
+	}
+	if err != nil {
+		return Device{}, err
+	}
+	if changed {
+		r.emit(Event{Type: EventInfoChanged, Device: d.Clone()})
+	}
+	return d, nil
+}
+
+// Delete deletes the device; its credentials stop working at once (REG-5).
+// A gateway's sub-devices are deleted with it. Listeners get EventDeleted
+// for each. Deleting an unknown device fails with ErrNotFound.
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	if err := r.check(ctx); err != nil {
+		return err
+	}
+	err := r.remove(ctx, id, EventDeleted, nil)
+	if errors.Is(err, ErrNotFound) {
+		return notFound("deviceId", id)
+	}
+	return err
+}
+
+// remove deletes a device and, first, its sub-devices, then emits ev.
+func (r *Registry) remove(ctx context.Context, id string, ev EventType, check func(Device) error) error {
+	for attempt := 0; ; attempt++ {
+		d, err := r.st.Delete(ctx, id, check)
+		if errors.Is(err, ErrHasSubDevices) && attempt < 5 {
+			subs, _, err := r.st.List(ctx, Query{GatewayID: id})
+			if err != nil {
+				return err
+			}
+			for _, s := range subs {
+				if err := r.remove(ctx, s.ID, EventDeleted, nil); err != nil && !errors.Is(err, ErrNotFound) {
+					return err
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		r.log.Debug("registry: device removed", "deviceId", id, "why", ev.String())
+		r.emit(Event{Type: ev, Device: d})
+		return nil
+	}
+}
+
+// List returns the page of devices q selects (ordered by deviceId, that is
+// by registration time) and how many match on all pages (REG-4).
+func (r *Registry) List(ctx context.Context, q Query) ([]Device, int, error) {
+	if err := r.check(ctx); err != nil {
+		return nil, 0, err
+	}
+	if err := checkQuery(&q); err != nil {
+		return nil, 0, err
+	}
+	return r.st.List(ctx, q)
+}
+
+// Connection describes a device connecting: the credential it proved and
+// whether it keeps a connection open.
+type Connection struct {
+	// VerifyCode is what a plain (non-DTLS) device presented; compared
+	// with the registration's. Ignored when PSK is set.
+	VerifyCode string
+	// PSK is the key a DTLS handshake succeeded with (the one PSK
+	// returned for the device's identity).
+	PSK PSK
+	// Persistent is true for connection-oriented devices (MQTT-like):
+	// they stay ONLINE until Disconnect. NB-IoT (LwM2M queue mode)
+	// devices leave it false and go OFFLINE by silence.
+	Persistent bool
+}
+
+// Connect records that the device with nodeId nodeID connected with the
+// given credential. The first connection with the right credential binds
+// the device (EventBound; INACTIVE → ONLINE, REG-2, REG-3). Wrong
+// credentials fail with ErrBadCredential, a registration whose binding
+// timeout passed with ErrExpired. An ABNORMAL device stays ABNORMAL.
+func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (Device, error) {
+	if err := r.check(ctx); err != nil {
+		return Device{}, err
+	}
+	dev, err := r.st.GetByNodeKey(ctx, NodeKey(nodeID))
+	if errors.Is(err, ErrNotFound) {
+		return Device{}, notFound("nodeId", nodeID)
+	}
+	if err != nil {
+		return Device{}, err
+	}
+	var from Status
+	var bound bool
+	d, err := r.st.Update(ctx, dev.ID, func(d *Device) error {
+		now := time.Now()
+		from, bound = d.Status, false
+		ok := false
+		if c.PSK != nil {
+			ok = subtle.ConstantTimeCompare(c.PSK, d.PSK) == 1
+		} else {
+			ok = subtle.ConstantTimeCompare([]byte(c.VerifyCode), []byte(d.VerifyCode)) == 1
+		}
+		if !ok {
+			return &FieldError{Field: "credential", Rule: "verifyCode or PSK must match the registration", Err: ErrBadCredential}
+		}
+		if expired(d, now) {
+			return &FieldError{Field: "nodeId", Value: nodeID, Rule: "the binding timeout passed before the device connected", Err: ErrExpired}
+		}
+		if !d.Bound {
+			d.Bound, bound = true, true
+		}
+		if d.Status != StatusAbnormal {
+			d.Status = StatusOnline
+		}
+		d.LastSeen = now
+		d.Connected = c.Persistent
+		r.deadline(d)
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Device{}, notFound("nodeId", nodeID)
+	}
+	if err != nil {
+		if errors.Is(err, ErrExpired) {
+			r.poke(&Device{Deadline: time.Now()}) // let Run delete it now
+		}
+		return Device{}, err
+	}
+	r.poke(&d)
+	if bound {
+		r.log.Debug("registry: bound", "deviceId", d.ID)
+		r.emit(Event{Type: EventBound, Device: d.Clone()})
+	}
+	r.statusEvent(d, from)
+	return d, nil
+}
+
+func (r *Registry) statusEvent(d Device, from Status) {
+	if d.Status != from {
+		r.emit(Event{Type: EventStatusChanged, Device: d.Clone(), From: from})
+	}
+}
+
+// change applies fn to the device and emits a status event if needed.
+func (r *Registry) change(ctx context.Context, id string, fn func(d *Device, now time.Time) error) (Device, error) {
+	if err := r.check(ctx); err != nil {
+		return Device{}, err
+	}
+	var from Status
+	d, err := r.st.Update(ctx, id, func(d *Device) error {
+		from = d.Status
+		if err := fn(d, time.Now()); err != nil {
+			return err
+		}
+		r.deadline(d)
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Device{}, notFound("deviceId", id)
+	}
+	if err != nil {
+		return Device{}, err
+	}
+	r.poke(&d)
+	r.statusEvent(d, from)
+	return d, nil
+}
+
+// Touch records an uplink from the device: it is seen now, and an OFFLINE
+// device is ONLINE again (REG-3). Call it for every uplink. A device that
+// has not bound fails with ErrNotBound.
+func (r *Registry) Touch(ctx context.Context, id string) (Device, error) {
+	return r.change(ctx, id, func(d *Device, now time.Time) error {
+		if !d.Bound {
+			return &FieldError{Field: "deviceId", Value: id, Rule: "the device must connect with its credentials (bind) before it reports", Err: ErrNotBound}
+		}
+		d.LastSeen = now
+		if d.Status != StatusAbnormal {
+			d.Status = StatusOnline
+		}
+		return nil
+	})
+}
+
+// Disconnect records that a connection-oriented device closed its
+// connection; it goes OFFLINE after Config.DisconnectGrace unless it
+// connects again (REG-3).
+func (r *Registry) Disconnect(ctx context.Context, id string) (Device, error) {
+	return r.change(ctx, id, func(d *Device, now time.Time) error {
+		d.Connected = false
+		d.DisconnectedAt = now
+		return nil
+	})
+}
+
+// MarkAbnormal sets the device ABNORMAL (REG-3). It stays ABNORMAL,
+// whatever it sends, until ClearAbnormal.
+func (r *Registry) MarkAbnormal(ctx context.Context, id string) (Device, error) {
+	return r.change(ctx, id, func(d *Device, now time.Time) error {
+		d.Status = StatusAbnormal
+		return nil
+	})
+}
+
+// ClearAbnormal ends ABNORMAL: the device becomes what its history says —
+// INACTIVE if it never bound, ONLINE if heard from recently enough,
+// OFFLINE otherwise. A device that is not ABNORMAL is left alone.
+func (r *Registry) ClearAbnormal(ctx context.Context, id string) (Device, error) {
+	return r.change(ctx, id, func(d *Device, now time.Time) error {
+		if d.Status != StatusAbnormal {
+			return nil
+		}
+		if !d.Bound {
+			d.Status = StatusInactive
+			return nil
+		}
+		d.Status = StatusOnline
+		if at := OfflineAt(d, r.cfg.SilencePeriod, r.cfg.DisconnectGrace); !at.IsZero() && !now.Before(at) {
+			d.Status = StatusOffline
+		}
+		return nil
+	})
+}
+
+// PSK returns the pre-shared key for a DTLS PSK identity, which is the
+// device's nodeId (either form). A deleted device has no key (REG-5), nor
+// has one whose binding timeout passed. The lwm2m server's key lookup
+// adapts to it.
+func (r *Registry) PSK(ctx context.Context, identity string) (PSK, error) {
+	d, err := r.GetByNodeID(ctx, identity)
+	if err != nil {
+		return nil, err
+	}
+	if expired(&d, time.Now()) {
+		return nil, &FieldError{Field: "identity", Value: identity, Rule: "the binding timeout passed before the device connected", Err: ErrExpired}
+	}
+	return d.PSK, nil
+}
+
+// SubDevices returns the page of devices behind the gateway that q selects
+// (q.GatewayID is set to gatewayID) and the total (REG-4, §3.7). An
+// unknown gateway fails with ErrGatewayNotFound.
+func (r *Registry) SubDevices(ctx context.Context, gatewayID string, q Query) ([]Device, int, error) {
+	if err := r.check(ctx); err != nil {
+		return nil, 0, err
+	}
+	gw, err := r.st.Get(ctx, gatewayID)
+	if errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway {
+		return nil, 0, &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	q.GatewayID = gatewayID
+	return r.List(ctx, q)
+}
