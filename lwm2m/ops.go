@@ -260,3 +260,37 @@ func (s *Server) Downlink(ctx context.Context, endpoint string, data []byte) err
 	}
 	return s.Write(ctx, endpoint, "/19/1/0", Content{Format: cfOpaque, Payload: data})
 }
+
+// decode turns a device's payload for base into records with the object
+// model's content formats and the server's Registry.
+func (s *Server) decode(c Content, base Path) ([]Record, error) {
+	switch c.Format {
+	case FormatTLV:
+		return DecodeTLV(base, c.Payload, s.cfg.Registry)
+	case FormatText, FormatOpaque:
+		// one value, typed by the Registry's definition when there is one
+		v := RawValue(c.Format, c.Payload)
+		if def, ok := s.cfg.Registry.typeAt(base); ok {
+			if tv, err := v.As(def); err == nil {
+				v = tv
+			} else {
+				return nil, err
+			}
+		}
+		return []Record{{Path: base, Value: v}}, nil
+	}
+	return nil, fmt.Errorf("lwm2m: decoding %v for %s: %w", c.Format, base, ErrUnsupportedFormat)
+}
+
+// ReadRecords reads path and decodes the answer into records (LWM-7).
+func (s *Server) ReadRecords(ctx context.Context, endpoint, path string) ([]Record, error) {
+	p, err := ParsePath(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Read(ctx, endpoint, path, NoFormat)
+	if err != nil {
+		return nil, err
+	}
+	return s.decode(c, p)
+}
