@@ -31,15 +31,14 @@ type exchange struct {
 	onNotify func(m *message.Message) bool                         // an unsolicited response (notification); false → Reset
 	sem      chan struct{}                                         // NSTART = 1
 
-	mu       sync.Mutex
-	trans    Transmission
-	nextMID  uint16
-	pending  map[uint16]*outgoing // our CONs awaiting ACK
-	calls    map[string]*call     // token → request awaiting its response
-	seen     map[uint16]seenEntry // received message ids
-	seenQ    []uint16
-	closed   bool
-	sendHook func(b []byte) // tests: observe every transmission
+	mu      sync.Mutex
+	trans   Transmission
+	nextMID uint16
+	pending map[uint16]*outgoing // our CONs awaiting ACK
+	calls   map[string]*call     // token → request awaiting its response
+	seen    map[uint16]seenEntry // received message ids
+	seenQ   []uint16
+	closed  bool
 }
 
 type outgoing struct {
@@ -97,9 +96,6 @@ func (e *exchange) mid() uint16 {
 }
 
 func (e *exchange) send(b []byte) error {
-	if e.sendHook != nil {
-		e.sendHook(b)
-	}
 	return e.tx(b)
 }
 
