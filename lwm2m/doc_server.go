@@ -1,0 +1,127 @@
+package lwm2m
+
+// # Server
+//
+// Server is the network side of SPEC §3: CoAP over UDP (5683) and CoAP over
+// DTLS 1.2 (5684) with pre-shared keys, TLS_PSK_WITH_AES_128_CCM_8 and
+// TLS_PSK_WITH_AES_128_CBC_SHA256 (LWM-1). Keys come from a KeyStore
+// (identity → key, ErrUnknownIdentity otherwise); a device may register only
+// under the endpoint name equal to its PSK identity, "urn:imei:X" and "X"
+// being the same (LWM-2); anything else gets 4.03.
+//
+// Lifecycle: New checks the Config and starts nothing; Listen binds the
+// sockets (pion/dtls starts its datagram router there); Run serves until its
+// context ends or Close is called; Close is idempotent and waits for every
+// goroutine. One goroutine reads plain CoAP, one accepts DTLS, one serves
+// each DTLS session; short-lived goroutines send the observe that follows a
+// registration. Everything the server reports goes to one Handler as Events:
+// registered, updated, de-registered (with a Reason), woke, uplink,
+// notification. HandleEvent is called from the device's reading goroutine,
+// in order per device, and must return quickly.
+//
+// Registration (LWM-3): POST /rd with ep, lt, lwm2m, b and Q → 2.01 with
+// Location-Path rd/<id>; POST /rd/<id> updates, DELETE /rd/<id> ends it; a
+// registration whose lifetime passes without an update ends (ReasonExpired).
+// Queue mode is b=UQ (1.0) or Q (1.1). LwM2M versions other than 1.0 and 1.1
+// get 4.12. The body is parsed with ParseClientObjects. TUP (LWM-4): POST
+// /t/r?ep=IMEI → 2.04, and the server's GET /t/d with Observe leaves right
+// after the answer, without waiting for anything (tested in a synctest
+// bubble: same instant). Object 19 (LWM-5): after a registration listing
+// </19/0>, the server observes /19/0/0; its notifications and LwM2M Send
+// (POST /dp) become EventUplink; Downlink writes opaque bytes to /19/1/0
+// (TUP: POST /t/d). TLV payloads of /19/0/0 are decoded to the bytes of
+// each resource instance; other formats are passed on with their
+// Content-Format.
+//
+// Device operations (LWM-7): Read, Write, WritePartial, Execute, Create,
+// Delete, Discover, WriteAttributes, Observe, CancelObserve, each bounded by
+// its context; error answers are *ResponseError with the CoAP code. Results
+// are Content (format + payload); decoding them into Records is the object
+// model's job (DecodeTLV and the other content formats).
+//
+// Queue mode (LWM-8): a queue-mode device is reachable for
+// Config.AwakeWindow (default 93 s) after anything it sends (registration,
+// update, notification, Send); each raises EventWoke with AwakeUntil. A
+// request to a sleeping device fails at once with ErrSleeping and nothing is
+// sent.
+//
+// # Exchange layer and retransmission
+//
+// go-coap v3 is used for the wire format only (message encoding and
+// decoding). Message ids, tokens, matching, the deduplication cache and
+// retransmission are this package's own (exchange.go), because go-coap
+// retransmits from a periodic check (a 4-second tick, its issue 656) and
+// keeps its own goroutines per connection. Every confirmable message gets its
+// own timers following Transmission (LWM-9): with the zero value waits of
+// 10–15 s, 20–30 s, 40–60 s, and giving up 80–120 s after the last try
+// (ACK_TIMEOUT 10 s, ACK_RANDOM_FACTOR 1.5, MAX_RETRANSMIT 3), settable per
+// device with SetTransmission. One request per device is outstanding at a
+// time (NSTART 1). Received message ids are remembered for the exchange
+// lifetime (at most 32 per peer): a duplicate request or confirmable
+// notification gets the cached answer and is not processed again.
+// Observations are kept in an ObservationStore (token → endpoint and path),
+// so notifications reaching a restarted server are still understood.
+//
+// # NAT rebinding and sessions
+//
+// The DTLS listener asks devices to use a Connection ID (RFC 9146, 8 bytes
+// by default): a device that wakes from PSM behind a new address and port
+// keeps its session without a new handshake, and the registration follows
+// the session's address. A registration update arriving over another
+// session (a new handshake from a new address) moves the registration there
+// and closes the old session. A device's session lives as long as its
+// registration; a session that has not registered ends after
+// Config.IdleTimeout (default 5 minutes).
+//
+// # Limits
+//
+// MaxSessions (default 100000) caps DTLS sessions plus plain CoAP peers:
+// requests beyond it get 5.03 with Max-Age 60. RequestRate/RequestBurst
+// (default 20/s, burst 40) limit each session; more gets 4.29 Too Many
+// Requests with Max-Age. A datagram above MaxMessageSize (default 4096)
+// gets 4.13 with Size1; a registration of a few hundred bytes fits in one
+// datagram without block-wise transfer. Malformed datagrams are dropped.
+// Block-wise transfer (RFC 7959): files offered through Config.Files (such
+// as firmware for object 5's Package URI) are downloaded by devices with
+// GET and Block2 under FilesPath ("/fw/<name>"), with ETag and Size2;
+// these block requests are not rate limited. Block1 and Block2 on device
+// operations and on registrations are not implemented: those payloads
+// travel in one datagram of up to MaxMessageSize.
+//
+// # Client
+//
+// Client is the device side (used by the tests and the device simulator):
+// Connect (DTLS PSK with a Connection ID, or plain CoAP), Register (LwM2M or
+// TUP), Update, Deregister, resources served from Handle (read, write,
+// execute, create, delete, discover, write-attributes, observe), Notify to
+// observers and Send (POST /dp). Rebind moves it to a new local port, as a
+// NAT does.
+//
+// # Figures
+//
+// cmd/lwm2mbench drives N simulated DTLS devices (in a child process) and,
+// in the same run, a bare go-coap v3.8 DTLS server with the same load; see
+// its output for registrations/s, uplinks/s (confirmable POST /dp), server
+// CPU per operation and heap/goroutines per idle registered device.
+// Measured on 2 cores, AMD EPYC, Go 1.26 (a machine shared with other
+// builds: rates vary by ±30% between runs), 2000 devices, 10 uplinks each,
+// 32 devices working at a time:
+//
+//	                                 lwm2m.Server   bare go-coap   ratio
+//	registrations/s                  164            167            0.98
+//	uplinks/s                        3826           2933           1.30
+//	server CPU per registration      1399 µs        1185 µs        1.18
+//	server CPU per uplink            91 µs          132 µs         0.69
+//	heap per idle device             43.6 KB        43.2 KB        1.01
+//	goroutines per idle device       4.0            5.0
+//
+// The uplink target (≥ 80% of bare go-coap) is met. The rates are bounded
+// by the load generator (the devices run pion/dtls clients in a child
+// process on the same 2 cores); the server CPU per registration, about
+// 1.4 ms with the handshake, puts the server alone at roughly 700
+// registrations/s per core, so ≥ 1,000 DTLS registrations/s on 2 cores was
+// not demonstrated. ≤ 20 KB per idle device is not met: it needs session
+// parking (serializing an idle device's DTLS state and restoring it by
+// Connection ID when the device wakes), which is not implemented; each
+// idle device keeps its pion/dtls connection (about 44 KB and 4
+// goroutines, as with bare go-coap).
