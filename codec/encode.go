@@ -21,7 +21,19 @@ func (r *Record) Build() Message {
 	m := r.msg
 	switch m.kind {
 	case kReport:
-		rep := &Report{Identifier: "0", MsgType: MsgReport, Data: make([]ServiceData, len(m.services))}
+		var rep *Report
+		if len(m.services) <= 4 {
+			// One allocation for the report and its data.
+			both := &struct {
+				r Report
+				d [4]ServiceData
+			}{}
+			rep = &both.r
+			rep.Data = both.d[:len(m.services):len(m.services)]
+		} else {
+			rep = &Report{Data: make([]ServiceData, len(m.services))}
+		}
+		rep.Identifier, rep.MsgType = "0", MsgReport
 		for j, sv := range m.services {
 			rep.Data[j] = ServiceData{ServiceID: sv.name, ServiceData: make(map[string]any, sv.n)}
 		}
