@@ -28,7 +28,9 @@ func (m mapModel) ResponseParaType(s, c, p string) (string, bool) {
 	return t, ok
 }
 
-// waterMeterModel is the water-meter product model the codec must fit.
+// waterMeterModel holds the product models of the water meter
+// (WaterMeter_DozeLabs_WM100) and the lock (SmartLock_DozeLabs_SL2) of the
+// profile package's testdata, which the testdata codecs must fit.
 var waterMeterModel = mapModel{
 	"Battery.batteryLevel":                    "int",
 	"Battery.batteryVoltage":                  "decimal",
@@ -45,13 +47,15 @@ var waterMeterModel = mapModel{
 	"Meter.alarmState":                        "string",
 	"Meter.SET_REPORT_PERIOD.period":          "int",
 	"Meter.SET_REPORT_PERIOD/response.result": "int",
-	"Lock.lockState":                          "int",
-	"Lock.userName":                           "string",
-	"Lock.keyData":                            "string",
-	"Environment.temperature":                 "decimal",
-	"Lock.UNLOCK.pin":                         "string",
-	"Lock.UNLOCK.token":                       "string",
-	"Lock.UNLOCK.holdSeconds":                 "int",
+	// SmartLock_DozeLabs_SL2 (Battery as above).
+	"Lock.lockState":                 "string",
+	"Lock.lastEvent":                 "jsonObject",
+	"Lock.eventTime":                 "DateTime",
+	"Lock.doorOpen":                  "int",
+	"Lock.UNLOCK.holdSeconds":        "int",
+	"Lock.UNLOCK.reason":             "string",
+	"Lock.UNLOCK/response.lockState": "string",
+	"Lock.SET_USERS.users":           "jsonObject",
 }
 
 func load(t testing.TB, name string, model codec.Model) *codec.Declarative {
@@ -154,6 +158,8 @@ func TestStringEscapes(t *testing.T) {
 func TestDecodeErrors(t *testing.T) {
 	d := load(t, "watermeter.json", nil)
 	lock := load(t, "lock.json", nil)
+	floats, err := codec.Compile([]byte(`{"messages":[{"name":"r","kind":"report","service":"S","fields":[{"name":"t","type":"float32"}]}]}`), nil)
+	require.NoError(t, err)
 	tests := []struct {
 		name    string
 		d       *codec.Declarative
@@ -168,10 +174,14 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown id", d, "09 0011 00", codec.ErrUnknownMessage, "codec: at byte 0: messageId 9 (0x09) matches no message"},
 		{"empty", d, "", codec.ErrEmpty, "codec: at byte 0: empty payload"},
 		{"pcp", d, "FFFE 01 00", codec.ErrPCP, codec.ErrPCP.Error()},
-		{"varstring too long", lock, "01 05 4142", codec.ErrTruncated,
-			"codec: message lockEvent, field userName at byte 2: need 5 bytes (from nameLength), 2 left"},
-		{"float NaN", lock, "01 00 0000 7FC00000", codec.ErrNotFinite,
-			"codec: message lockEvent, field temperature at byte 4: 7FC00000"},
+		{"varstring too long", lock, "01 00 3230323631313235543232303030305A 05 4142", codec.ErrTruncated,
+			"codec: message lockEvent, field lockState at byte 19: need 5 bytes (from stateLength), 2 left"},
+		{"variant too long", lock, "01 00 3230323631313235543232303030305A 00 0100 7B7D", codec.ErrTruncated,
+			"codec: message lockEvent, field lastEvent at byte 21: need 256 bytes (from eventLength), 2 left"},
+		{"float NaN", floats, "7FC00000", codec.ErrNotFinite,
+			"codec: message r, field t at byte 0: 7FC00000"},
+		{"float infinity", floats, "7F800000", codec.ErrNotFinite,
+			"codec: message r, field t at byte 0: 7F800000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,16 +280,24 @@ func TestEncodeRefuses(t *testing.T) {
 	_, err = d.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Mid: 70000})
 	require.ErrorIs(t, err, codec.ErrRange)
 
-	// Lock: string and array lengths.
-	unlock := func(p map[string]any) error {
-		_, err := lock.Encode(&codec.Command{ServiceID: "Lock", Cmd: "UNLOCK", Paras: p})
-		return err
+	// Lock: varstring and variant lengths, defaults.
+	lockCmd := func(cmd string, p map[string]any) ([]byte, error) {
+		return lock.Encode(&codec.Command{ServiceID: "Lock", Cmd: cmd, Paras: p, Mid: 1})
 	}
-	require.NoError(t, unlock(map[string]any{"pin": "1234"}))
-	require.ErrorIs(t, unlock(map[string]any{"pin": strings.Repeat("1", 256)}), codec.ErrRange, "varstring longer than its uint8 length field")
-	require.ErrorIs(t, unlock(map[string]any{"pin": "1", "token": "AAE="}), codec.ErrRange, "2-byte array into a 4-byte field")
-	require.ErrorIs(t, unlock(map[string]any{"pin": "1", "token": "!!"}), codec.ErrValue, "not base64")
-	require.ErrorIs(t, unlock(map[string]any{}), codec.ErrMissing, "pin has no default")
+	b, err = lockCmd("UNLOCK", map[string]any{})
+	require.NoError(t, err)
+	require.Equal(t, unhex(t, "10 0001 05 03 617070"), b, "holdSeconds 5 and reason \"app\" by default")
+	_, err = lockCmd("UNLOCK", map[string]any{"reason": strings.Repeat("x", 256)})
+	require.ErrorIs(t, err, codec.ErrRange, "varstring longer than its uint8 length field")
+	_, err = lockCmd("UNLOCK", map[string]any{"holdSeconds": 300})
+	require.ErrorIs(t, err, codec.ErrRange)
+	_, err = lockCmd("SET_USERS", map[string]any{"users": "!!"})
+	require.ErrorIs(t, err, codec.ErrValue, "not base64")
+	b, err = lockCmd("SET_USERS", map[string]any{"users": []byte(`{"ann":1}`)})
+	require.NoError(t, err)
+	require.Equal(t, append(unhex(t, "11 0009"), `{"ann":1}`...), b)
+	_, err = lockCmd("SET_USERS", map[string]any{})
+	require.ErrorIs(t, err, codec.ErrMissing, "users has no default")
 }
 
 // COD-4: a mid is assigned when missing: 1…65535, wrapping, never 0.
@@ -326,9 +344,11 @@ func TestReportAck(t *testing.T) {
 	_, err = ack(d, "FFFE0100")
 	require.ErrorIs(t, err, codec.ErrPCP)
 
-	b, err = ack(lock, "01 00 0000 00000000")
+	b, err = ack(lock, "01 00 3230323631313235543232303030305A 00 0000")
 	require.NoError(t, err)
-	require.Equal(t, unhex(t, "AAAA0000"), b)
+	require.Equal(t, unhex(t, "AAAA0000"), b, "lockEvent: addResponse without responseMessage")
+	_, err = ack(lock, "02 50 0159")
+	require.ErrorIs(t, err, codec.ErrNoAck, "batteryStatus has no addResponse")
 
 	noAck, err := codec.Compile([]byte(`{"messages":[{"name":"r","kind":"report","service":"S","fields":[{"name":"x","type":"uint8"}]}]}`), nil)
 	require.NoError(t, err)

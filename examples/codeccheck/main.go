@@ -6,6 +6,7 @@
 // Usage:
 //
 //	codeccheck -codec c.json -check
+//	codeccheck -codec c.json -profile WaterMeter_DozeLabs_WM100.zip -check
 //	codeccheck -codec c.json -hex 0155FFAB0001E24000960010
 //	codeccheck -codec c.json -hex 100007000E10 -downlink
 //	codeccheck -codec c.json -json '{"msgType":"cloudReq","serviceId":"Meter","cmd":"SET_REPORT_PERIOD","paras":{"period":600},"mid":7}'
@@ -14,7 +15,9 @@
 // is given; spaces and a 0x prefix are ignored. -json takes any of the four
 // COD-1 messages (deviceReq, deviceRsp, cloudReq, cloudRsp) and prints the
 // payload in upper-case hex. -check prints every problem, one per line, and
-// exits 1 if there is any.
+// exits 1 if there is any. -profile (a Profile zip, a Profile directory or
+// a newer JSON model) checks the codec's field mappings against the product
+// as well (COD-3, §8.5) in every mode.
 //
 // Exit status: 0 success, 1 invalid codec or payload, 2 bad usage.
 package main
