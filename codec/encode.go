@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -99,14 +101,11 @@ func (d *Declarative) Append(dst []byte, m Message) ([]byte, error) {
 	case *ReportAck:
 		return d.appendAck(dst, m)
 	case *Report:
-		msg, vals, err := d.matchReport(m)
+		msg, err := d.matchReport(m)
 		if err != nil {
 			return dst, err
 		}
-		return d.appendMessage(dst, msg, func(f *field) (any, bool) {
-			v, ok := vals[f.service+"\x00"+f.name]
-			return v, ok
-		}, 0, 0)
+		return d.appendMessage(dst, msg, func(f *field) (any, bool) { return reportValue(m, f) }, 0, 0)
 	case *Response:
 		msg, err := d.matchBody(m.Body)
 		if err != nil {
@@ -207,55 +206,74 @@ func hasData(m *message, name string) bool {
 	return false
 }
 
-// matchReport picks the report message for a Report's values.
-func (d *Declarative) matchReport(r *Report) (*message, map[string]any, error) {
-	vals := map[string]any{}
-	for _, sd := range r.Data {
-		for k, v := range sd.ServiceData {
-			vals[sd.ServiceID+"\x00"+k] = v
+// reportValue finds the value of a report field in a Report.
+func reportValue(r *Report, f *field) (any, bool) {
+	for i := range r.Data {
+		if r.Data[i].ServiceID == f.service {
+			if v, ok := r.Data[i].ServiceData[f.name]; ok {
+				return v, true
+			}
 		}
 	}
-	m, err := d.match(kReport, vals, func(f *field) string { return f.service + "\x00" + f.name })
-	return m, vals, err
+	return nil, false
+}
+
+// matchReport picks the report message for a Report's values.
+func (d *Declarative) matchReport(r *Report) (*message, error) {
+	n := 0
+	for _, sd := range r.Data {
+		n += len(sd.ServiceData)
+	}
+	m, err := d.match(kReport, n, func(f *field) bool { _, ok := reportValue(r, f); return ok },
+		func(yield func(string) bool) {
+			for _, sd := range r.Data {
+				for k := range sd.ServiceData {
+					if !yield(sd.ServiceID + "." + k) {
+						return
+					}
+				}
+			}
+		}, func(f *field) string { return f.service + "." + f.name })
+	return m, err
 }
 
 // matchBody picks the command response message whose fields cover body.
 func (d *Declarative) matchBody(body map[string]any) (*message, error) {
-	return d.match(kResponse, body, func(f *field) string { return f.name })
+	return d.match(kResponse, len(body), func(f *field) bool { _, ok := body[f.name]; return ok },
+		maps.Keys(body), func(f *field) string { return f.name })
 }
 
-// match picks the uplink message of kind k whose data fields cover vals
-// exactly, taking defaults for the rest, with the fewest defaults. When none
-// fits, the error names what the closest message lacks or does not have.
-func (d *Declarative) match(k kind, vals map[string]any, key func(*field) string) (*message, error) {
+// match picks the uplink message of kind k whose data fields cover the n
+// given values exactly (has says whether a field has one), taking defaults
+// for the rest, with the fewest defaults. When none fits, the error names
+// what the closest message lacks (from keys, the values' names, and key,
+// a field's name in those terms) or does not have. It allocates only then.
+func (d *Declarative) match(k kind, n int, has func(*field) bool, keys iter.Seq[string], key func(*field) string) (*message, error) {
 	var best, near *message
 	bestDefaults, nearScore := -1, -1
-	var nearMissing []string
 	for _, i := range d.up {
 		m := &d.messages[i]
 		if m.kind != k {
 			continue
 		}
-		used, defaults := 0, 0
-		var missing []string
+		used, defaults, missing := 0, 0, 0
 		for j := range m.fields {
 			f := &m.fields[j]
-			if f.role != roleData {
-				continue
-			}
-			if _, has := vals[key(f)]; has {
+			switch {
+			case f.role != roleData:
+			case has(f):
 				used++
-			} else if f.hasDef {
+			case f.hasDef:
 				defaults++
-			} else {
-				missing = append(missing, f.name)
+			default:
+				missing++
 			}
 		}
-		if len(missing) == 0 && used == len(vals) && (best == nil || defaults < bestDefaults) {
+		if missing == 0 && used == n && (best == nil || defaults < bestDefaults) {
 			best, bestDefaults = m, defaults
 		}
-		if score := 2*used - len(missing); score > nearScore {
-			near, nearScore, nearMissing = m, score, missing
+		if score := 2*used - missing; score > nearScore {
+			near, nearScore = m, score
 		}
 	}
 	if best != nil {
@@ -265,23 +283,26 @@ func (d *Declarative) match(k kind, vals map[string]any, key func(*field) string
 	if near == nil {
 		return nil, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "the codec has no %s message", what)}
 	}
-	var extra []string
-	for name := range vals {
-		found := false
-		for j := range near.fields {
-			if f := &near.fields[j]; f.role == roleData && key(f) == name {
-				found = true
-				break
+	fields := map[string]bool{}
+	var missing []string
+	for j := range near.fields {
+		if f := &near.fields[j]; f.role == roleData {
+			fields[key(f)] = true
+			if !has(f) && !f.hasDef {
+				missing = append(missing, f.name)
 			}
 		}
-		if !found {
-			extra = append(extra, strings.ReplaceAll(name, "\x00", "."))
+	}
+	var extra []string
+	for name := range keys {
+		if !fields[name] {
+			extra = append(extra, name)
 		}
 	}
 	slices.Sort(extra)
 	var why []string
-	if len(nearMissing) > 0 {
-		why = append(why, "it needs "+strings.Join(nearMissing, ", ")+" (no default)")
+	if len(missing) > 0 {
+		why = append(why, "it needs "+strings.Join(missing, ", ")+" (no default)")
 	}
 	if len(extra) > 0 {
 		why = append(why, "it has no field for "+strings.Join(extra, ", "))
