@@ -206,7 +206,12 @@ func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) e
 	if m.fixedLen == len(p) && decodeFixed(m, p, r.bits, r.bs) {
 		return nil
 	}
-	// General path: variable fields, and every error with its detail.
+	return decodeGeneral(m, p, r)
+}
+
+// decodeGeneral decodes any message, with every error in detail: variable
+// fields, wrong lengths, NaN, bad mids.
+func decodeGeneral(m *message, p []byte, r *Record) error {
 	off := 0
 	for i := range m.fields {
 		f := &m.fields[i]
