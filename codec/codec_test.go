@@ -170,7 +170,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"truncated", d, "01 55 FFAB 0001E240 0096 00", codec.ErrTruncated,
 			"codec: message meterReading, field pulseCount at byte 10: need 2 bytes, 1 left"},
 		{"trailing", d, "03 0011 00 FF", codec.ErrTrailing,
-			"codec: message setReportPeriodResult at byte 4: 1 bytes after the last field result"},
+			"codec: message setReportPeriodResult at byte 4: 1 bytes left over after the last field result"},
 		{"unknown id", d, "09 0011 00", codec.ErrUnknownMessage, "codec: at byte 0: messageId 9 (0x09) matches no message"},
 		{"empty", d, "", codec.ErrEmpty, "codec: at byte 0: empty payload"},
 		{"pcp", d, "FFFE 01 00", codec.ErrPCP, codec.ErrPCP.Error()},
@@ -179,9 +179,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"variant too long", lock, "01 00 3230323631313235543232303030305A 00 0100 7B7D", codec.ErrTruncated,
 			"codec: message lockEvent, field lastEvent at byte 21: need 256 bytes (from eventLength), 2 left"},
 		{"float NaN", floats, "7FC00000", codec.ErrNotFinite,
-			"codec: message r, field t at byte 0: 7FC00000"},
+			"codec: message r, field t at byte 0: 7FC00000 is NaN or infinite; only finite numbers are allowed"},
 		{"float infinity", floats, "7F800000", codec.ErrNotFinite,
-			"codec: message r, field t at byte 0: 7F800000"},
+			"codec: message r, field t at byte 0: 7F800000 is NaN or infinite; only finite numbers are allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -483,4 +483,23 @@ func TestMidConcurrent(t *testing.T) {
 		seen[m] = true
 	}
 	require.Len(t, seen, workers*each)
+}
+
+func TestFieldErrorText(t *testing.T) {
+	tests := []struct {
+		err  codec.FieldError
+		want string
+	}{
+		{codec.FieldError{Message: "m", Field: "f", Offset: 3, Err: codec.ErrTruncated}, "codec: message m, field f at byte 3: payload too short"},
+		{codec.FieldError{Message: "m", Offset: -1, Err: codec.ErrMissing}, "codec: message m: value missing and the field has no default"},
+		{codec.FieldError{Field: "f", Offset: -1, Err: codec.ErrValue}, "codec: field f: value not allowed for the field"},
+		{codec.FieldError{Offset: -1, Err: codec.ErrUnknownMessage}, "codec: no message matches"},
+		{codec.FieldError{Offset: 0, Err: codec.ErrEmpty}, "codec: at byte 0: empty payload"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, tt.err.Error())
+		require.ErrorIs(t, &tt.err, tt.err.Err)
+	}
+	_, err := load(t, "watermeter.json", nil).Encode(&codec.Command{ServiceID: "Meter", Cmd: "REBOOT"})
+	require.EqualError(t, err, "codec: no command message encodes REBOOT of service Meter")
 }

@@ -248,7 +248,7 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 			}
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return &FieldError{Message: m.name, Field: f.name, Offset: off,
-					Err: errf(ErrNotFinite, "%X", b)}
+					Err: errf(ErrNotFinite, "%X is NaN or infinite; only finite numbers are allowed", b)}
 			}
 			r.bits[i] = math.Float64bits(x)
 		default:
@@ -262,7 +262,7 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 	}
 	if off != len(p) {
 		return &FieldError{Message: m.name, Offset: off,
-			Err: errf(ErrTrailing, "%d bytes after the last field %s", len(p)-off, lastName(m))}
+			Err: errf(ErrTrailing, "%d bytes left over after the last field %s", len(p)-off, lastName(m))}
 	}
 	return nil
 }

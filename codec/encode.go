@@ -140,7 +140,7 @@ func (d *Declarative) appendCommand(dst []byte, c *Command) ([]byte, error) {
 		}
 	}
 	if msg == nil {
-		return dst, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "command %s of service %s", c.Cmd, c.ServiceID)}
+		return dst, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "no command message encodes %s of service %s", c.Cmd, c.ServiceID)}
 	}
 	for k := range c.Paras {
 		if !hasData(msg, k) {
