@@ -280,6 +280,13 @@ func TestEncodeRefuses(t *testing.T) {
 	_, err = d.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Mid: 70000})
 	require.ErrorIs(t, err, codec.ErrRange)
 
+	// Booleans are integers 1 and 0 (profiles model them as int, PRF-4).
+	v = good()
+	v["Meter"]["pulseCount"] = true
+	b, err = d.Append(nil, reading(v))
+	require.NoError(t, err)
+	require.Equal(t, []byte{0x00, 0x01}, b[10:])
+
 	// Lock: varstring and variant lengths, defaults.
 	lockCmd := func(cmd string, p map[string]any) ([]byte, error) {
 		return lock.Encode(&codec.Command{ServiceID: "Lock", Cmd: cmd, Paras: p, Mid: 1})

@@ -532,8 +532,8 @@ func (f *field) toRaw(x float64) (int64, error) {
 	return int64(raw), nil
 }
 
-// asInteger reads an integer from a Go or JSON number. big is true (and u
-// set) for values above MaxInt64.
+// asInteger reads an integer from a Go or JSON number or a bool (1 or 0).
+// big is true (and u set) for values above MaxInt64.
 func asInteger(v any) (i int64, u uint64, big bool, err error) {
 	switch x := v.(type) {
 	case int:
@@ -560,6 +560,12 @@ func asInteger(v any) (i int64, u uint64, big bool, err error) {
 		return fromFloat(float64(x))
 	case float64:
 		return fromFloat(x)
+	case bool:
+		// Profiles model booleans as int (PRF-4): true is 1, false 0.
+		if x {
+			return 1, 0, false, nil
+		}
+		return 0, 0, false, nil
 	case json.Number:
 		if n, e := strconv.ParseInt(string(x), 10, 64); e == nil {
 			return n, 0, false, nil
