@@ -12,7 +12,8 @@
 //	codeccheck -codec c.json -json '{"msgType":"cloudReq","serviceId":"Meter","cmd":"SET_REPORT_PERIOD","paras":{"period":600},"mid":7}'
 //
 // -hex decodes an uplink (a report or a command response) unless -downlink
-// is given; spaces and a 0x prefix are ignored. -json takes any of the four
+// is given; spaces and a 0x prefix are ignored. For a report it also says,
+// on stderr, which bytes the platform acknowledges it with. -json takes any of the four
 // COD-1 messages (deviceReq, deviceRsp, cloudReq, cloudRsp) and prints the
 // payload in upper-case hex. -check prints every problem, one per line, and
 // exits 1 if there is any. -profile (a Profile zip, a Profile directory or
@@ -129,6 +130,14 @@ func decode(d *codec.Declarative, in string, downlink bool, stdout, stderr io.Wr
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s\n", out)
+	if _, ok := m.(*codec.Report); ok {
+		switch ack, err := d.Encode(&codec.ReportAck{Request: payload}); {
+		case err == nil:
+			fmt.Fprintf(stderr, "codeccheck: the platform acknowledges this report with %X\n", ack)
+		case errors.Is(err, codec.ErrNoAck):
+			fmt.Fprintln(stderr, "codeccheck: the platform does not acknowledge this report (no addResponse)")
+		}
+	}
 	return 0
 }
 
