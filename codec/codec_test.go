@@ -510,3 +510,24 @@ func TestFieldErrorText(t *testing.T) {
 	_, err := load(t, "watermeter.json", nil).Encode(&codec.Command{ServiceID: "Meter", Cmd: "REBOOT"})
 	require.EqualError(t, err, "codec: no command message encodes REBOOT of service Meter")
 }
+
+// COD-2: defaults are hex; a number's is left-padded (odd digit counts and a
+// 0x prefix allowed), a string's or array's right-padded with zero bytes.
+// An offset without a scale shifts the value.
+func TestDefaults(t *testing.T) {
+	src := `{"messages":[{"name":"r","kind":"report","service":"S","fields":[
+		{"name":"n","type":"uint16","default":"1"},
+		{"name":"h","type":"int32","default":"0xFFFFFFFE"},
+		{"name":"s","type":"string","length":4,"default":"4142"},
+		{"name":"a","type":"array","length":3,"default":"0A"},
+		{"name":"c","type":"int8","offset":-40,"default":"3C"}]}]}`
+	d, err := codec.Compile([]byte(src), nil)
+	require.NoError(t, err)
+	b, err := d.Append(nil, &codec.Report{Data: []codec.ServiceData{{ServiceID: "S", ServiceData: map[string]any{}}}})
+	require.NoError(t, err)
+	require.Equal(t, unhex(t, "0001 FFFFFFFE 41420000 0A0000 3C"), b)
+	m, err := d.Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"n": int64(1), "h": int64(-2), "s": "AB", "a": []byte{0x0A, 0, 0}, "c": 20.0},
+		m.(*codec.Report).Data[0].ServiceData)
+}
