@@ -14,65 +14,6 @@ import (
 	"unicode/utf8"
 )
 
-// Build returns the JSON-shaped message of the record: a *Report or
-// *Response for uplinks, a *Command or *ReportAck for downlinks. Data fields
-// appear under their service (reports), in the body (responses) or in paras
-// (commands); messageId and length fields do not appear, the mid and errcode
-// fields fill Mid and Errcode.
-func (r *Record) Build() Message {
-	m := r.msg
-	switch m.kind {
-	case kReport:
-		var rep *Report
-		if len(m.services) <= 4 {
-			// One allocation for the report and its data.
-			both := &struct {
-				r Report
-				d [4]ServiceData
-			}{}
-			rep = &both.r
-			rep.Data = both.d[:len(m.services):len(m.services)]
-		} else {
-			rep = &Report{Data: make([]ServiceData, len(m.services))}
-		}
-		rep.Identifier, rep.MsgType = "0", MsgReport
-		for j, sv := range m.services {
-			rep.Data[j] = ServiceData{ServiceID: sv.name, ServiceData: make(map[string]any, sv.n)}
-		}
-		for i := range r.fields {
-			if f := &r.fields[i]; f.role == roleData {
-				rep.Data[f.svc].ServiceData[f.name] = r.Value(i)
-			}
-		}
-		return rep
-	case kResponse:
-		rsp := &Response{Identifier: "0", MsgType: MsgResponse, Body: make(map[string]any, m.nData)}
-		r.fill(rsp.Body, &rsp.Mid, &rsp.Errcode)
-		return rsp
-	case kCommand:
-		cmd := &Command{Identifier: "0", MsgType: MsgCommand, ServiceID: m.service, Cmd: m.command,
-			Paras: make(map[string]any, m.nData)}
-		r.fill(cmd.Paras, &cmd.Mid, nil)
-		return cmd
-	}
-	return &ReportAck{Identifier: "0", MsgType: MsgReportAck}
-}
-
-func (r *Record) fill(dst map[string]any, mid, errcode *int) {
-	for i := range r.fields {
-		switch r.fields[i].role {
-		case roleData:
-			dst[r.fields[i].name] = r.Value(i)
-		case roleMid:
-			*mid = int(r.Int(i))
-		case roleErrcode:
-			if errcode != nil {
-				*errcode = int(r.Int(i))
-			}
-		}
-	}
-}
-
 // Encode encodes a downlink *Command or *ReportAck (COD-4); see Append.
 func (d *Declarative) Encode(m Message) ([]byte, error) {
 	return d.Append(nil, m)
