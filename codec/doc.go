@@ -216,4 +216,25 @@
 //   - Decoding rejects mids outside 1…65535 in commands and responses.
 //   - Report responses have no data of their own: every field needs a
 //     default (response-default).
+//   - Booleans encode into integer fields as 1 and 0 (profiles model
+//     booleans as int); they decode as integers.
+//   - Floats and scaled integers count as decimal for §8.5, whose table
+//     predates them.
+//   - An uplink messageId that makes every payload start FF FE is refused
+//     (pcp-prefix): such a message could never reach the codec.
+//   - Strings and arrays are at most MaxFieldLength (65535) bytes.
+//   - ParseMessage refuses unknown keys, so that a misspelt "paras" is an
+//     error and not an empty command.
+//   - The water meter uses the property names of the profile package's
+//     WaterMeter_DozeLabs_WM100 fixture (totalFlow, flowRate, pulseCount,
+//     SET_REPORT_PERIOD with period), so that the demo product's codec and
+//     profile fit each other; the lock those of SmartLock_DozeLabs_SL2.
+//
+// # Caveats
+//
+// String and byte values of a Record point into the payload; copy them (or
+// use Value, which copies) before reusing the payload buffer. The JSON of the
+// four messages escapes U+007F…U+00FF as \u00XX, which a JSON reader maps
+// back to the same runes; strings from hand-written codecs that contain such
+// characters (é) are escaped the same way.
 package codec
