@@ -139,6 +139,9 @@ func (c *compiler) message(ms *MessageSpec) message {
 		if ms.AddResponse {
 			m.ack = true
 			m.ackBytes = defaultResponseBytes
+			if ms.ResponseBytes != "" && ms.ResponseMessage != "" {
+				c.add(CodeBadResponse, ms.Name, "", "give \"responseMessage\" or \"responseBytes\", not both")
+			}
 			if ms.ResponseBytes != "" {
 				b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(ms.ResponseBytes, "0x"), "0X"))
 				if err != nil || len(b) == 0 {
