@@ -28,7 +28,9 @@ func (m mapModel) ResponseParaType(s, c, p string) (string, bool) {
 	return t, ok
 }
 
-// waterMeterModel is the water-meter product model the codec must fit.
+// waterMeterModel holds the product models of the water meter
+// (WaterMeter_DozeLabs_WM100) and the lock (SmartLock_DozeLabs_SL2) of the
+// profile package's testdata, which the testdata codecs must fit.
 var waterMeterModel = mapModel{
 	"Battery.batteryLevel":                    "int",
 	"Battery.batteryVoltage":                  "decimal",
@@ -45,13 +47,15 @@ var waterMeterModel = mapModel{
 	"Meter.alarmState":                        "string",
 	"Meter.SET_REPORT_PERIOD.period":          "int",
 	"Meter.SET_REPORT_PERIOD/response.result": "int",
-	"Lock.lockState":                          "int",
-	"Lock.userName":                           "string",
-	"Lock.keyData":                            "string",
-	"Environment.temperature":                 "decimal",
-	"Lock.UNLOCK.pin":                         "string",
-	"Lock.UNLOCK.token":                       "string",
-	"Lock.UNLOCK.holdSeconds":                 "int",
+	// SmartLock_DozeLabs_SL2 (Battery as above).
+	"Lock.lockState":                 "string",
+	"Lock.lastEvent":                 "jsonObject",
+	"Lock.eventTime":                 "DateTime",
+	"Lock.doorOpen":                  "int",
+	"Lock.UNLOCK.holdSeconds":        "int",
+	"Lock.UNLOCK.reason":             "string",
+	"Lock.UNLOCK/response.lockState": "string",
+	"Lock.SET_USERS.users":           "jsonObject",
 }
 
 func load(t testing.TB, name string, model codec.Model) *codec.Declarative {
@@ -154,6 +158,8 @@ func TestStringEscapes(t *testing.T) {
 func TestDecodeErrors(t *testing.T) {
 	d := load(t, "watermeter.json", nil)
 	lock := load(t, "lock.json", nil)
+	floats, err := codec.Compile([]byte(`{"messages":[{"name":"r","kind":"report","service":"S","fields":[{"name":"t","type":"float32"}]}]}`), nil)
+	require.NoError(t, err)
 	tests := []struct {
 		name    string
 		d       *codec.Declarative
@@ -164,14 +170,18 @@ func TestDecodeErrors(t *testing.T) {
 		{"truncated", d, "01 55 FFAB 0001E240 0096 00", codec.ErrTruncated,
 			"codec: message meterReading, field pulseCount at byte 10: need 2 bytes, 1 left"},
 		{"trailing", d, "03 0011 00 FF", codec.ErrTrailing,
-			"codec: message setReportPeriodResult at byte 4: 1 bytes after the last field result"},
+			"codec: message setReportPeriodResult at byte 4: 1 bytes left over after the last field result"},
 		{"unknown id", d, "09 0011 00", codec.ErrUnknownMessage, "codec: at byte 0: messageId 9 (0x09) matches no message"},
 		{"empty", d, "", codec.ErrEmpty, "codec: at byte 0: empty payload"},
 		{"pcp", d, "FFFE 01 00", codec.ErrPCP, codec.ErrPCP.Error()},
-		{"varstring too long", lock, "01 05 4142", codec.ErrTruncated,
-			"codec: message lockEvent, field userName at byte 2: need 5 bytes (from nameLength), 2 left"},
-		{"float NaN", lock, "01 00 0000 7FC00000", codec.ErrNotFinite,
-			"codec: message lockEvent, field temperature at byte 4: 7FC00000"},
+		{"varstring too long", lock, "01 00 3230323631313235543232303030305A 05 4142", codec.ErrTruncated,
+			"codec: message lockEvent, field lockState at byte 19: need 5 bytes (from stateLength), 2 left"},
+		{"variant too long", lock, "01 00 3230323631313235543232303030305A 00 0100 7B7D", codec.ErrTruncated,
+			"codec: message lockEvent, field lastEvent at byte 21: need 256 bytes (from eventLength), 2 left"},
+		{"float NaN", floats, "7FC00000", codec.ErrNotFinite,
+			"codec: message r, field t at byte 0: 7FC00000 is NaN or infinite; only finite numbers are allowed"},
+		{"float infinity", floats, "7F800000", codec.ErrNotFinite,
+			"codec: message r, field t at byte 0: 7F800000 is NaN or infinite; only finite numbers are allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,16 +280,31 @@ func TestEncodeRefuses(t *testing.T) {
 	_, err = d.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Mid: 70000})
 	require.ErrorIs(t, err, codec.ErrRange)
 
-	// Lock: string and array lengths.
-	unlock := func(p map[string]any) error {
-		_, err := lock.Encode(&codec.Command{ServiceID: "Lock", Cmd: "UNLOCK", Paras: p})
-		return err
+	// Booleans are integers 1 and 0 (profiles model them as int, PRF-4).
+	v = good()
+	v["Meter"]["pulseCount"] = true
+	b, err = d.Append(nil, reading(v))
+	require.NoError(t, err)
+	require.Equal(t, []byte{0x00, 0x01}, b[10:])
+
+	// Lock: varstring and variant lengths, defaults.
+	lockCmd := func(cmd string, p map[string]any) ([]byte, error) {
+		return lock.Encode(&codec.Command{ServiceID: "Lock", Cmd: cmd, Paras: p, Mid: 1})
 	}
-	require.NoError(t, unlock(map[string]any{"pin": "1234"}))
-	require.ErrorIs(t, unlock(map[string]any{"pin": strings.Repeat("1", 256)}), codec.ErrRange, "varstring longer than its uint8 length field")
-	require.ErrorIs(t, unlock(map[string]any{"pin": "1", "token": "AAE="}), codec.ErrRange, "2-byte array into a 4-byte field")
-	require.ErrorIs(t, unlock(map[string]any{"pin": "1", "token": "!!"}), codec.ErrValue, "not base64")
-	require.ErrorIs(t, unlock(map[string]any{}), codec.ErrMissing, "pin has no default")
+	b, err = lockCmd("UNLOCK", map[string]any{})
+	require.NoError(t, err)
+	require.Equal(t, unhex(t, "10 0001 05 03 617070"), b, "holdSeconds 5 and reason \"app\" by default")
+	_, err = lockCmd("UNLOCK", map[string]any{"reason": strings.Repeat("x", 256)})
+	require.ErrorIs(t, err, codec.ErrRange, "varstring longer than its uint8 length field")
+	_, err = lockCmd("UNLOCK", map[string]any{"holdSeconds": 300})
+	require.ErrorIs(t, err, codec.ErrRange)
+	_, err = lockCmd("SET_USERS", map[string]any{"users": "!!"})
+	require.ErrorIs(t, err, codec.ErrValue, "not base64")
+	b, err = lockCmd("SET_USERS", map[string]any{"users": []byte(`{"ann":1}`)})
+	require.NoError(t, err)
+	require.Equal(t, append(unhex(t, "11 0009"), `{"ann":1}`...), b)
+	_, err = lockCmd("SET_USERS", map[string]any{})
+	require.ErrorIs(t, err, codec.ErrMissing, "users has no default")
 }
 
 // COD-4: a mid is assigned when missing: 1…65535, wrapping, never 0.
@@ -326,9 +351,11 @@ func TestReportAck(t *testing.T) {
 	_, err = ack(d, "FFFE0100")
 	require.ErrorIs(t, err, codec.ErrPCP)
 
-	b, err = ack(lock, "01 00 0000 00000000")
+	b, err = ack(lock, "01 00 3230323631313235543232303030305A 00 0000")
 	require.NoError(t, err)
-	require.Equal(t, unhex(t, "AAAA0000"), b)
+	require.Equal(t, unhex(t, "AAAA0000"), b, "lockEvent: addResponse without responseMessage")
+	_, err = ack(lock, "02 50 0159")
+	require.ErrorIs(t, err, codec.ErrNoAck, "batteryStatus has no addResponse")
 
 	noAck, err := codec.Compile([]byte(`{"messages":[{"name":"r","kind":"report","service":"S","fields":[{"name":"x","type":"uint8"}]}]}`), nil)
 	require.NoError(t, err)
@@ -390,6 +417,51 @@ func TestCompileListsEveryProblem(t *testing.T) {
 		codec.CodeDuplicateMessage, codec.CodeLengthField, codec.CodeUnknownResponse, codec.CodeMissingMessageID,
 	}, ce.Codes(), "%v", err)
 	require.Contains(t, err.Error(), "message a, field x: [default-not-hex]")
+}
+
+// Problems of the file's shape beyond COD-3, each with its code.
+func TestCompileShapeProblems(t *testing.T) {
+	rep := func(extra, fields string) string {
+		return `{"messages":[{"name":"r","kind":"report","service":"S"` + extra + `,"fields":[` + fields + `]}]}`
+	}
+	tests := []struct {
+		name, src, code string
+	}{
+		{"no name", `{"messages":[{"kind":"report","service":"S","fields":[]}]}`, codec.CodeMissingName},
+		{"field no name", rep("", `{"type":"uint8"}`), codec.CodeMissingName},
+		{"duplicate field", rep("", `{"name":"a","type":"uint8"},{"name":"a","type":"uint8"}`), codec.CodeDuplicateField},
+		{"string without length", rep("", `{"name":"a","type":"string"}`), codec.CodeBadLength},
+		{"string too long", rep("", `{"name":"a","type":"array","length":70000}`), codec.CodeBadLength},
+		{"length contradicts type", rep("", `{"name":"a","type":"uint16","length":4}`), codec.CodeBadLength},
+		{"varstring with length", rep("", `{"name":"n","type":"uint8"},{"name":"a","type":"varstring","length":3,"lengthField":"n"}`), codec.CodeBadLength},
+		{"scale on string", rep("", `{"name":"a","type":"string","length":2,"scale":0.1}`), codec.CodeBadScale},
+		{"scale on int64", rep("", `{"name":"a","type":"int64","scale":0.1}`), codec.CodeBadScale},
+		{"messageId without value", rep("", `{"name":"id","type":"uint8","messageId":true}`), codec.CodeMessageIDValue},
+		{"report field without service", `{"messages":[{"name":"r","kind":"report","fields":[{"name":"a","type":"uint8"}]}]}`, codec.CodeMissingService},
+		{"command without name", `{"messages":[{"name":"c","kind":"command","service":"S","fields":[]}]}`, codec.CodeMissingService},
+		{"duplicate command", `{"messages":[{"name":"c","kind":"command","service":"S","command":"GO","fields":[{"name":"id","type":"uint8","messageId":true,"default":"01"}]},` +
+			`{"name":"d","kind":"command","service":"S","command":"GO","fields":[{"name":"id","type":"uint8","messageId":true,"default":"02"}]}]}`, codec.CodeDuplicateCommand},
+		{"unknown response", rep(`,"addResponse":true,"responseMessage":"nope"`, `{"name":"a","type":"uint8"}`), codec.CodeUnknownResponse},
+		{"response bytes not hex", rep(`,"addResponse":true,"responseBytes":"XY"`, `{"name":"a","type":"uint8"}`), codec.CodeBadResponse},
+		{"response without addResponse", rep(`,"responseBytes":"AA"`, `{"name":"a","type":"uint8"}`), codec.CodeBadResponse},
+		{"response bytes and message", `{"messages":[{"name":"r","kind":"report","service":"S","addResponse":true,"responseBytes":"AA","responseMessage":"ack","fields":[]},` +
+			`{"name":"ack","kind":"reportResponse","fields":[]}]}`, codec.CodeBadResponse},
+		{"report response without default", `{"messages":[{"name":"ack","kind":"reportResponse","fields":[{"name":"a","type":"uint8"}]}]}`, codec.CodeResponseDefault},
+		{"mid on report", rep("", `{"name":"mid","type":"uint16","mid":true}`), codec.CodeBadFlag},
+		{"errcode on report", rep("", `{"name":"e","type":"uint8","errcode":true}`), codec.CodeBadFlag},
+		{"two flags", `{"messages":[{"name":"r","kind":"commandResponse","fields":[{"name":"x","type":"uint16","mid":true,"errcode":true}]}]}`, codec.CodeBadFlag},
+		{"lengthField on number", rep("", `{"name":"n","type":"uint8"},{"name":"a","type":"uint8","lengthField":"n"}`), codec.CodeBadFlag},
+		{"shared length", rep("", `{"name":"n","type":"uint8"},{"name":"a","type":"varstring","lengthField":"n"},{"name":"b","type":"variant","lengthField":"n"}`), codec.CodeSharedLength},
+		{"varstring default too long", rep("", `{"name":"n","type":"uint8"},{"name":"a","type":"varstring","lengthField":"n","default":"`+strings.Repeat("41", 256)+`"}`), codec.CodeDefaultTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := codec.Compile([]byte(tt.src), nil)
+			var ce *codec.CompileError
+			require.ErrorAs(t, err, &ce, "Compile(%s)", tt.src)
+			require.Equal(t, []string{tt.code}, ce.Codes(), "%v", err)
+		})
+	}
 }
 
 func TestCompileSyntax(t *testing.T) {
@@ -463,4 +535,44 @@ func TestMidConcurrent(t *testing.T) {
 		seen[m] = true
 	}
 	require.Len(t, seen, workers*each)
+}
+
+func TestFieldErrorText(t *testing.T) {
+	tests := []struct {
+		err  codec.FieldError
+		want string
+	}{
+		{codec.FieldError{Message: "m", Field: "f", Offset: 3, Err: codec.ErrTruncated}, "codec: message m, field f at byte 3: payload too short"},
+		{codec.FieldError{Message: "m", Offset: -1, Err: codec.ErrMissing}, "codec: message m: value missing and the field has no default"},
+		{codec.FieldError{Field: "f", Offset: -1, Err: codec.ErrValue}, "codec: field f: value not allowed for the field"},
+		{codec.FieldError{Offset: -1, Err: codec.ErrUnknownMessage}, "codec: no message matches"},
+		{codec.FieldError{Offset: 0, Err: codec.ErrEmpty}, "codec: at byte 0: empty payload"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, tt.err.Error())
+		require.ErrorIs(t, &tt.err, tt.err.Err)
+	}
+	_, err := load(t, "watermeter.json", nil).Encode(&codec.Command{ServiceID: "Meter", Cmd: "REBOOT"})
+	require.EqualError(t, err, "codec: no command message encodes REBOOT of service Meter")
+}
+
+// COD-2: defaults are hex; a number's is left-padded (odd digit counts and a
+// 0x prefix allowed), a string's or array's right-padded with zero bytes.
+// An offset without a scale shifts the value.
+func TestDefaults(t *testing.T) {
+	src := `{"messages":[{"name":"r","kind":"report","service":"S","fields":[
+		{"name":"n","type":"uint16","default":"1"},
+		{"name":"h","type":"int32","default":"0xFFFFFFFE"},
+		{"name":"s","type":"string","length":4,"default":"4142"},
+		{"name":"a","type":"array","length":3,"default":"0A"},
+		{"name":"c","type":"int8","offset":-40,"default":"3C"}]}]}`
+	d, err := codec.Compile([]byte(src), nil)
+	require.NoError(t, err)
+	b, err := d.Append(nil, &codec.Report{Data: []codec.ServiceData{{ServiceID: "S", ServiceData: map[string]any{}}}})
+	require.NoError(t, err)
+	require.Equal(t, unhex(t, "0001 FFFFFFFE 41420000 0A0000 3C"), b)
+	m, err := d.Decode(b)
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"n": int64(1), "h": int64(-2), "s": "AB", "a": []byte{0x0A, 0, 0}, "c": 20.0},
+		m.(*codec.Report).Data[0].ServiceData)
 }

@@ -3,133 +3,7 @@ package codec
 import (
 	"encoding/binary"
 	"math"
-	"unicode/utf8"
 )
-
-// Record is a decoded message held as raw values by field index, owned by the
-// caller and reused from one decode to the next: DecodeRecord allocates
-// nothing once the record has seen a message of as many fields. String and
-// byte values point into the decoded payload, so they are valid only while
-// the payload is unchanged. The zero Record is ready to use; its methods
-// are meaningful after a successful decode. A Record is not safe for
-// concurrent use.
-type Record struct {
-	msg    *message
-	fields []field  // msg.fields
-	bits   []uint64 // integer bits (sign-extended) or float64 bits, by field
-	bs     [][]byte // string and array bytes, by field (stale for numbers)
-}
-
-// MessageName returns the name of the decoded codec message.
-func (r *Record) MessageName() string { return r.msg.name }
-
-// Type returns the msgType the record decodes to (MsgReport, MsgResponse,
-// MsgCommand or MsgReportAck).
-func (r *Record) Type() string {
-	return [...]string{MsgReport, MsgCommand, MsgResponse, MsgReportAck}[r.msg.kind]
-}
-
-// Len returns the number of fields.
-func (r *Record) Len() int { return len(r.fields) }
-
-// Name returns the name of field i.
-func (r *Record) Name(i int) string { return r.fields[i].name }
-
-// Int returns field i as an integer: an integer field's value (a uint64
-// above MaxInt64 wraps), a scaled field's raw value, a float truncated, 0
-// for strings and arrays.
-func (r *Record) Int(i int) int64 {
-	if r.fields[i].typ == tFloat {
-		return int64(math.Float64frombits(r.bits[i]))
-	}
-	return int64(r.bits[i])
-}
-
-// Float returns field i as a float64: a scaled field's value raw*scale+offset,
-// a float field's value, an integer converted, 0 for strings and arrays.
-func (r *Record) Float(i int) float64 {
-	f := &r.fields[i]
-	x := r.bits[i]
-	switch {
-	case f.scaled:
-		return f.fromRaw(int64(x))
-	case f.typ == tInt:
-		return float64(int64(x))
-	case f.typ == tFloat:
-		return math.Float64frombits(x)
-	case f.typ == tUint:
-		return float64(x)
-	}
-	return 0
-}
-
-// Bytes returns the bytes of a string, varstring, array or variant field i,
-// pointing into the payload, and nil for numbers.
-func (r *Record) Bytes(i int) []byte {
-	if r.fields[i].typ < tString {
-		return nil
-	}
-	return r.bs[i]
-}
-
-// Value returns field i as it appears in JSON: int64 for integers (uint64 for
-// uint64 fields), float64 for scaled and float fields, string for strings
-// (each byte one rune U+0000…U+00FF, trailing zero bytes of a fixed string
-// dropped), []byte (a copy) for arrays and variants.
-func (r *Record) Value(i int) any {
-	f := &r.fields[i]
-	x := r.bits[i]
-	switch f.typ {
-	case tInt:
-		if f.scaled {
-			return f.fromRaw(int64(x))
-		}
-		return int64(x)
-	case tUint:
-		if f.scaled {
-			return f.fromRaw(int64(x))
-		}
-		if f.size == 8 {
-			return x
-		}
-		return int64(x)
-	case tFloat:
-		return math.Float64frombits(x)
-	case tString:
-		b := r.bs[i]
-		for len(b) > 0 && b[len(b)-1] == 0 {
-			b = b[:len(b)-1]
-		}
-		return latin1(b)
-	case tVarString:
-		return latin1(r.bs[i])
-	}
-	return append([]byte{}, r.bs[i]...)
-}
-
-// fromRaw applies scale and offset. When 1/scale is whole it divides, so
-// that 123456 with scale 0.001 gives exactly 123.456.
-func (f *field) fromRaw(raw int64) float64 {
-	if f.inv != 0 {
-		return float64(raw)/f.inv + f.offset
-	}
-	return float64(raw)*f.scale + f.offset
-}
-
-// latin1 maps each byte to the rune of the same value, so that JSON shows a
-// non-printable byte XX as \u00XX and parsing that JSON gives the byte back.
-func latin1(b []byte) string {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			rs := make([]rune, len(b))
-			for i, c := range b {
-				rs[i] = rune(c)
-			}
-			return string(rs)
-		}
-	}
-	return string(b)
-}
 
 func readUint(b []byte) uint64 {
 	switch len(b) {
@@ -206,7 +80,12 @@ func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) e
 	if m.fixedLen == len(p) && decodeFixed(m, p, r.bits, r.bs) {
 		return nil
 	}
-	// General path: variable fields, and every error with its detail.
+	return decodeGeneral(m, p, r)
+}
+
+// decodeGeneral decodes any message, with every error in detail: variable
+// fields, wrong lengths, NaN, bad mids.
+func decodeGeneral(m *message, p []byte, r *Record) error {
 	off := 0
 	for i := range m.fields {
 		f := &m.fields[i]
@@ -243,7 +122,7 @@ func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) e
 			}
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return &FieldError{Message: m.name, Field: f.name, Offset: off,
-					Err: errf(ErrNotFinite, "%X", b)}
+					Err: errf(ErrNotFinite, "%X is NaN or infinite; only finite numbers are allowed", b)}
 			}
 			r.bits[i] = math.Float64bits(x)
 		default:
@@ -257,7 +136,7 @@ func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) e
 	}
 	if off != len(p) {
 		return &FieldError{Message: m.name, Offset: off,
-			Err: errf(ErrTrailing, "%d bytes after the last field %s", len(p)-off, lastName(m))}
+			Err: errf(ErrTrailing, "%d bytes left over after the last field %s", len(p)-off, lastName(m))}
 	}
 	return nil
 }
@@ -269,43 +148,53 @@ func decodeFixed(m *message, p []byte, bits []uint64, bs [][]byte) bool {
 	ops := m.ops
 	bits, bs = bits[:len(ops)], bs[:len(ops)]
 	for i := range ops {
-		o := &ops[i]
-		b := p[o.off:]
-		var x uint64
-		switch o.code {
+		switch ops[i].code {
 		case opU8:
-			x = uint64(b[0])
+			bits[i] = uint64(p[0])
+			p = p[1:]
 		case opI8:
-			x = uint64(int64(int8(b[0])))
+			bits[i] = uint64(int64(int8(p[0])))
+			p = p[1:]
 		case opU16:
-			x = uint64(binary.BigEndian.Uint16(b))
+			bits[i] = uint64(binary.BigEndian.Uint16(p))
+			p = p[2:]
 		case opI16:
-			x = uint64(int64(int16(binary.BigEndian.Uint16(b))))
+			bits[i] = uint64(int64(int16(binary.BigEndian.Uint16(p))))
+			p = p[2:]
 		case opU24:
-			x = uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+			bits[i] = uint64(p[0])<<16 | uint64(p[1])<<8 | uint64(p[2])
+			p = p[3:]
 		case opI24:
-			x = uint64(int64(int32(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8) >> 8))
+			bits[i] = uint64(int64(int32(uint32(p[0])<<24|uint32(p[1])<<16|uint32(p[2])<<8) >> 8))
+			p = p[3:]
 		case opU32:
-			x = uint64(binary.BigEndian.Uint32(b))
+			bits[i] = uint64(binary.BigEndian.Uint32(p))
+			p = p[4:]
 		case opI32:
-			x = uint64(int64(int32(binary.BigEndian.Uint32(b))))
+			bits[i] = uint64(int64(int32(binary.BigEndian.Uint32(p))))
+			p = p[4:]
 		case opU64:
-			x = binary.BigEndian.Uint64(b)
+			bits[i] = binary.BigEndian.Uint64(p)
+			p = p[8:]
 		case opF32:
-			f := float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
+			f := float64(math.Float32frombits(binary.BigEndian.Uint32(p)))
 			if math.IsNaN(f) || math.IsInf(f, 0) {
 				return false
 			}
-			x = math.Float64bits(f)
+			bits[i] = math.Float64bits(f)
+			p = p[4:]
 		case opF64:
-			x = binary.BigEndian.Uint64(b)
+			x := binary.BigEndian.Uint64(p)
 			if f := math.Float64frombits(x); math.IsNaN(f) || math.IsInf(f, 0) {
 				return false
 			}
+			bits[i] = x
+			p = p[8:]
 		default:
-			bs[i] = b[:o.size]
+			n := ops[i].size
+			bits[i], bs[i] = 0, p[:n]
+			p = p[n:]
 		}
-		bits[i] = x
 	}
 	if m.midIndex >= 0 {
 		if v := int64(bits[m.midIndex]); v < 1 || v > 65535 {

@@ -5,59 +5,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
-
-// Build returns the JSON-shaped message of the record: a *Report or
-// *Response for uplinks, a *Command or *ReportAck for downlinks. Data fields
-// appear under their service (reports), in the body (responses) or in paras
-// (commands); messageId and length fields do not appear, the mid and errcode
-// fields fill Mid and Errcode.
-func (r *Record) Build() Message {
-	m := r.msg
-	switch m.kind {
-	case kReport:
-		rep := &Report{Identifier: "0", MsgType: MsgReport, Data: make([]ServiceData, len(m.services))}
-		for j, sv := range m.services {
-			rep.Data[j] = ServiceData{ServiceID: sv.name, ServiceData: make(map[string]any, sv.n)}
-		}
-		for i := range r.fields {
-			if f := &r.fields[i]; f.role == roleData {
-				rep.Data[f.svc].ServiceData[f.name] = r.Value(i)
-			}
-		}
-		return rep
-	case kResponse:
-		rsp := &Response{Identifier: "0", MsgType: MsgResponse, Body: make(map[string]any, m.nData)}
-		r.fill(rsp.Body, &rsp.Mid, &rsp.Errcode)
-		return rsp
-	case kCommand:
-		cmd := &Command{Identifier: "0", MsgType: MsgCommand, ServiceID: m.service, Cmd: m.command,
-			Paras: make(map[string]any, m.nData)}
-		r.fill(cmd.Paras, &cmd.Mid, nil)
-		return cmd
-	}
-	return &ReportAck{Identifier: "0", MsgType: MsgReportAck}
-}
-
-func (r *Record) fill(dst map[string]any, mid, errcode *int) {
-	for i := range r.fields {
-		switch r.fields[i].role {
-		case roleData:
-			dst[r.fields[i].name] = r.Value(i)
-		case roleMid:
-			*mid = int(r.Int(i))
-		case roleErrcode:
-			if errcode != nil {
-				*errcode = int(r.Int(i))
-			}
-		}
-	}
-}
 
 // Encode encodes a downlink *Command or *ReportAck (COD-4); see Append.
 func (d *Declarative) Encode(m Message) ([]byte, error) {
@@ -87,14 +42,11 @@ func (d *Declarative) Append(dst []byte, m Message) ([]byte, error) {
 	case *ReportAck:
 		return d.appendAck(dst, m)
 	case *Report:
-		msg, vals, err := d.matchReport(m)
+		msg, err := d.matchReport(m)
 		if err != nil {
 			return dst, err
 		}
-		return d.appendMessage(dst, msg, func(f *field) (any, bool) {
-			v, ok := vals[f.service+"\x00"+f.name]
-			return v, ok
-		}, 0, 0)
+		return d.appendMessage(dst, msg, func(f *field) (any, bool) { return reportValue(m, f) }, 0, 0)
 	case *Response:
 		msg, err := d.matchBody(m.Body)
 		if err != nil {
@@ -129,7 +81,7 @@ func (d *Declarative) appendCommand(dst []byte, c *Command) ([]byte, error) {
 		}
 	}
 	if msg == nil {
-		return dst, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "command %s of service %s", c.Cmd, c.ServiceID)}
+		return dst, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "no command message encodes %s of service %s", c.Cmd, c.ServiceID)}
 	}
 	for k := range c.Paras {
 		if !hasData(msg, k) {
@@ -195,55 +147,74 @@ func hasData(m *message, name string) bool {
 	return false
 }
 
-// matchReport picks the report message for a Report's values.
-func (d *Declarative) matchReport(r *Report) (*message, map[string]any, error) {
-	vals := map[string]any{}
-	for _, sd := range r.Data {
-		for k, v := range sd.ServiceData {
-			vals[sd.ServiceID+"\x00"+k] = v
+// reportValue finds the value of a report field in a Report.
+func reportValue(r *Report, f *field) (any, bool) {
+	for i := range r.Data {
+		if r.Data[i].ServiceID == f.service {
+			if v, ok := r.Data[i].ServiceData[f.name]; ok {
+				return v, true
+			}
 		}
 	}
-	m, err := d.match(kReport, vals, func(f *field) string { return f.service + "\x00" + f.name })
-	return m, vals, err
+	return nil, false
+}
+
+// matchReport picks the report message for a Report's values.
+func (d *Declarative) matchReport(r *Report) (*message, error) {
+	n := 0
+	for _, sd := range r.Data {
+		n += len(sd.ServiceData)
+	}
+	m, err := d.match(kReport, n, func(f *field) bool { _, ok := reportValue(r, f); return ok },
+		func(yield func(string) bool) {
+			for _, sd := range r.Data {
+				for k := range sd.ServiceData {
+					if !yield(sd.ServiceID + "." + k) {
+						return
+					}
+				}
+			}
+		}, func(f *field) string { return f.service + "." + f.name })
+	return m, err
 }
 
 // matchBody picks the command response message whose fields cover body.
 func (d *Declarative) matchBody(body map[string]any) (*message, error) {
-	return d.match(kResponse, body, func(f *field) string { return f.name })
+	return d.match(kResponse, len(body), func(f *field) bool { _, ok := body[f.name]; return ok },
+		maps.Keys(body), func(f *field) string { return f.name })
 }
 
-// match picks the uplink message of kind k whose data fields cover vals
-// exactly, taking defaults for the rest, with the fewest defaults. When none
-// fits, the error names what the closest message lacks or does not have.
-func (d *Declarative) match(k kind, vals map[string]any, key func(*field) string) (*message, error) {
+// match picks the uplink message of kind k whose data fields cover the n
+// given values exactly (has says whether a field has one), taking defaults
+// for the rest, with the fewest defaults. When none fits, the error names
+// what the closest message lacks (from keys, the values' names, and key,
+// a field's name in those terms) or does not have. It allocates only then.
+func (d *Declarative) match(k kind, n int, has func(*field) bool, keys iter.Seq[string], key func(*field) string) (*message, error) {
 	var best, near *message
 	bestDefaults, nearScore := -1, -1
-	var nearMissing []string
 	for _, i := range d.up {
 		m := &d.messages[i]
 		if m.kind != k {
 			continue
 		}
-		used, defaults := 0, 0
-		var missing []string
+		used, defaults, missing := 0, 0, 0
 		for j := range m.fields {
 			f := &m.fields[j]
-			if f.role != roleData {
-				continue
-			}
-			if _, has := vals[key(f)]; has {
+			switch {
+			case f.role != roleData:
+			case has(f):
 				used++
-			} else if f.hasDef {
+			case f.hasDef:
 				defaults++
-			} else {
-				missing = append(missing, f.name)
+			default:
+				missing++
 			}
 		}
-		if len(missing) == 0 && used == len(vals) && (best == nil || defaults < bestDefaults) {
+		if missing == 0 && used == n && (best == nil || defaults < bestDefaults) {
 			best, bestDefaults = m, defaults
 		}
-		if score := 2*used - len(missing); score > nearScore {
-			near, nearScore, nearMissing = m, score, missing
+		if score := 2*used - missing; score > nearScore {
+			near, nearScore = m, score
 		}
 	}
 	if best != nil {
@@ -253,23 +224,26 @@ func (d *Declarative) match(k kind, vals map[string]any, key func(*field) string
 	if near == nil {
 		return nil, &FieldError{Offset: -1, Err: errf(ErrUnknownMessage, "the codec has no %s message", what)}
 	}
-	var extra []string
-	for name := range vals {
-		found := false
-		for j := range near.fields {
-			if f := &near.fields[j]; f.role == roleData && key(f) == name {
-				found = true
-				break
+	fields := map[string]bool{}
+	var missing []string
+	for j := range near.fields {
+		if f := &near.fields[j]; f.role == roleData {
+			fields[key(f)] = true
+			if !has(f) && !f.hasDef {
+				missing = append(missing, f.name)
 			}
 		}
-		if !found {
-			extra = append(extra, strings.ReplaceAll(name, "\x00", "."))
+	}
+	var extra []string
+	for name := range keys {
+		if !fields[name] {
+			extra = append(extra, name)
 		}
 	}
 	slices.Sort(extra)
 	var why []string
-	if len(nearMissing) > 0 {
-		why = append(why, "it needs "+strings.Join(nearMissing, ", ")+" (no default)")
+	if len(missing) > 0 {
+		why = append(why, "it needs "+strings.Join(missing, ", ")+" (no default)")
 	}
 	if len(extra) > 0 {
 		why = append(why, "it has no field for "+strings.Join(extra, ", "))
@@ -499,8 +473,8 @@ func (f *field) toRaw(x float64) (int64, error) {
 	return int64(raw), nil
 }
 
-// asInteger reads an integer from a Go or JSON number. big is true (and u
-// set) for values above MaxInt64.
+// asInteger reads an integer from a Go or JSON number or a bool (1 or 0).
+// big is true (and u set) for values above MaxInt64.
 func asInteger(v any) (i int64, u uint64, big bool, err error) {
 	switch x := v.(type) {
 	case int:
@@ -527,6 +501,12 @@ func asInteger(v any) (i int64, u uint64, big bool, err error) {
 		return fromFloat(float64(x))
 	case float64:
 		return fromFloat(x)
+	case bool:
+		// Profiles model booleans as int (PRF-4): true is 1, false 0.
+		if x {
+			return 1, 0, false, nil
+		}
+		return 0, 0, false, nil
 	case json.Number:
 		if n, e := strconv.ParseInt(string(x), 10, 64); e == nil {
 			return n, 0, false, nil

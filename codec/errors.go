@@ -73,25 +73,30 @@ type FieldError struct {
 func (e *FieldError) Error() string {
 	var b strings.Builder
 	b.WriteString("codec: ")
+	n := b.Len()
 	if e.Message != "" {
 		b.WriteString("message ")
 		b.WriteString(e.Message)
 	}
 	if e.Field != "" {
-		if e.Message != "" {
+		if b.Len() > n {
 			b.WriteString(", ")
 		}
 		b.WriteString("field ")
 		b.WriteString(e.Field)
 	}
 	if e.Offset >= 0 {
-		if e.Message != "" || e.Field != "" {
+		if b.Len() > n {
 			b.WriteString(" ")
 		}
 		fmt.Fprintf(&b, "at byte %d", e.Offset)
 	}
-	b.WriteString(": ")
-	b.WriteString(strings.TrimPrefix(e.Err.Error(), "codec: "))
+	if b.Len() > n {
+		b.WriteString(": ")
+	}
+	if e.Err != nil {
+		b.WriteString(strings.TrimPrefix(e.Err.Error(), "codec: "))
+	}
 	return b.String()
 }
 

@@ -31,11 +31,18 @@ var roundTrips = []struct {
 	{"watermeter.json", "readingAck", &codec.ReportAck{Identifier: "0", MsgType: codec.MsgReportAck,
 		Request: []byte{0x01, 0x55, 0xFF, 0xAB, 0x00, 0x01, 0xE2, 0x40, 0x00, 0x96, 0x00, 0x10}}},
 	{"lock.json", "lockEvent", &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
-		{ServiceID: "Lock", ServiceData: map[string]any{"lockState": int64(1), "userName": "Zoë\x01", "keyData": []byte{0, 1, 2, 0xFF}}},
-		{ServiceID: "Environment", ServiceData: map[string]any{"temperature": -21.5}},
+		{ServiceID: "Lock", ServiceData: map[string]any{"doorOpen": int64(1), "eventTime": "20261125T220000Z",
+			"lockState": "UNLOCKED\x01\u00e9", "lastEvent": []byte(`{"user":"ann","via":"nfc"}`)}},
 	}}},
+	{"lock.json", "batteryStatus", &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
+		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": int64(0), "batteryVoltage": 655.35}},
+	}}},
+	{"lock.json", "unlockResult", &codec.Response{Identifier: "0", MsgType: codec.MsgResponse,
+		Mid: 1, Body: map[string]any{"lockState": ""}}},
 	{"lock.json", "unlock", &codec.Command{Identifier: "0", MsgType: codec.MsgCommand,
-		ServiceID: "Lock", Cmd: "UNLOCK", Paras: map[string]any{"pin": "", "token": []byte("abcd"), "holdSeconds": int64(-128)}}},
+		ServiceID: "Lock", Cmd: "UNLOCK", Paras: map[string]any{"reason": "remote", "holdSeconds": int64(255)}, Mid: 300}},
+	{"lock.json", "setUsers", &codec.Command{Identifier: "0", MsgType: codec.MsgCommand,
+		ServiceID: "Lock", Cmd: "SET_USERS", Paras: map[string]any{"users": []byte{}}}},
 	{"alltypes.json", "numbers", &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
 		{ServiceID: "Numbers", ServiceData: map[string]any{
 			"i8": int64(-128), "i16": int64(-32768), "i24": int64(-8388608), "i32": int64(-2147483648), "i64": int64(-9223372036854775808),

@@ -6,15 +6,19 @@
 // Usage:
 //
 //	codeccheck -codec c.json -check
+//	codeccheck -codec c.json -profile WaterMeter_DozeLabs_WM100.zip -check
 //	codeccheck -codec c.json -hex 0155FFAB0001E24000960010
 //	codeccheck -codec c.json -hex 100007000E10 -downlink
 //	codeccheck -codec c.json -json '{"msgType":"cloudReq","serviceId":"Meter","cmd":"SET_REPORT_PERIOD","paras":{"period":600},"mid":7}'
 //
 // -hex decodes an uplink (a report or a command response) unless -downlink
-// is given; spaces and a 0x prefix are ignored. -json takes any of the four
+// is given; spaces and a 0x prefix are ignored. For a report it also says,
+// on stderr, which bytes the platform acknowledges it with. -json takes any of the four
 // COD-1 messages (deviceReq, deviceRsp, cloudReq, cloudRsp) and prints the
 // payload in upper-case hex. -check prints every problem, one per line, and
-// exits 1 if there is any.
+// exits 1 if there is any. -profile (a Profile zip, a Profile directory or
+// a newer JSON model) checks the codec's field mappings against the product
+// as well (COD-3, §8.5) in every mode.
 //
 // Exit status: 0 success, 1 invalid codec or payload, 2 bad usage.
 package main
@@ -126,6 +130,14 @@ func decode(d *codec.Declarative, in string, downlink bool, stdout, stderr io.Wr
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s\n", out)
+	if _, ok := m.(*codec.Report); ok {
+		switch ack, err := d.Encode(&codec.ReportAck{Request: payload}); {
+		case err == nil:
+			fmt.Fprintf(stderr, "codeccheck: the platform acknowledges this report with %X\n", ack)
+		case errors.Is(err, codec.ErrNoAck):
+			fmt.Fprintln(stderr, "codeccheck: the platform does not acknowledge this report (no addResponse)")
+		}
+	}
 	return 0
 }
 

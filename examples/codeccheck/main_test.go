@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +37,10 @@ func TestRun(t *testing.T) {
 		{name: "check lists all", args: []string{"-codec", "testdata/many.json", "-check"}, code: 1,
 			stdout: []string{"[default-not-hex]", "[length-field]", "[bad-kind]", "[duplicate-message-id]"}, stderr: "4 problem(s)"},
 		{name: "decode report", args: []string{"-codec", waterMeter, "-hex", "01 55 FF AB 00 01 E2 40 00 96 00 10"}, code: 0,
-			stdout: []string{`"msgType": "deviceReq"`, `"serviceId": "Battery"`, `"batteryLevel": 85`, `"signalStrength": -85`, `"totalFlow": 123.456`}},
+			stdout: []string{`"msgType": "deviceReq"`, `"serviceId": "Battery"`, `"batteryLevel": 85`, `"signalStrength": -85`, `"totalFlow": 123.456`},
+			stderr: "acknowledges this report with 1100"},
+		{name: "decode report without ACK", args: []string{"-codec", "../../codec/testdata/lock.json", "-hex", "02500159"}, code: 0,
+			stdout: []string{`"batteryVoltage": 3.45`}, stderr: "does not acknowledge this report"},
 		{name: "decode response", args: []string{"-codec", waterMeter, "-hex", "0x03001100"}, code: 0,
 			stdout: []string{`"msgType": "deviceRsp"`, `"errcode": 0`, `"mid": 17`, `"result": 0`}},
 		{name: "decode downlink", args: []string{"-codec", waterMeter, "-hex", "10000700000258", "-downlink"}, code: 0,
@@ -104,4 +109,69 @@ func TestBinary(t *testing.T) {
 	require.ErrorAs(t, err, &ee)
 	require.Equal(t, 1, ee.ExitCode())
 	require.Contains(t, string(out), "[duplicate-message-id]")
+}
+
+// COD-3 through the tool: the testdata codecs fit the products of the
+// profile package's testdata, as a zip, a directory and a JSON model; a
+// codec checked against the wrong product lists every field it cannot map.
+func TestRunProfile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "WaterMeter_DozeLabs_WM100")
+	unzip(t, "testdata/WaterMeter_DozeLabs_WM100.zip", dir)
+	lock := "../../codec/testdata/lock.json"
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		stderr string
+	}{
+		{"water meter zip", []string{"-codec", waterMeter, "-profile", "testdata/WaterMeter_DozeLabs_WM100.zip", "-check"}, 0, []string{": ok"}, ""},
+		{"water meter dir", []string{"-codec", waterMeter, "-profile", dir, "-check"}, 0, []string{": ok"}, ""},
+		{"water meter JSON model", []string{"-codec", waterMeter, "-profile", "testdata/WaterMeter_DozeLabs_WM100.json", "-check"}, 0, []string{": ok"}, ""},
+		{"lock zip", []string{"-codec", lock, "-profile", "testdata/SmartLock_DozeLabs_SL2.zip", "-check"}, 0, []string{": ok"}, ""},
+		{"decode with profile", []string{"-codec", waterMeter, "-profile", "testdata/WaterMeter_DozeLabs_WM100.zip", "-hex", reading}, 0,
+			[]string{`"totalFlow": 123.456`}, ""},
+		{"lock against water meter", []string{"-codec", lock, "-profile", "testdata/WaterMeter_DozeLabs_WM100.zip", "-check"}, 1,
+			[]string{"message lockEvent, field doorOpen: [unknown-property] the product model has no property doorOpen of service Lock",
+				"message unlock, field holdSeconds: [unknown-property]", "message unlockResult, field lockState: [unknown-property] the product model has no response para lockState of command UNLOCK"},
+			"problem(s)"},
+		{"water meter against lock", []string{"-codec", waterMeter, "-profile", "testdata/SmartLock_DozeLabs_SL2.zip", "-check"}, 1,
+			[]string{"message meterReading, field signalStrength: [unknown-property]"}, ""},
+		{"not a profile", []string{"-codec", waterMeter, "-profile", "testdata/many.json", "-check"}, 1, nil, "codeccheck: profile testdata/many.json: profile:"},
+		{"no such profile", []string{"-codec", waterMeter, "-profile", "testdata/nope.zip", "-check"}, 1, nil, "nope.zip"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(tt.args, &out, &errOut)
+			require.Equal(t, tt.code, code, "run(%q): stdout %q stderr %q", tt.args, out.String(), errOut.String())
+			rest := out.String()
+			for _, s := range tt.stdout {
+				i := strings.Index(rest, s)
+				require.GreaterOrEqual(t, i, 0, "stdout lacks %q (in order):\n%s", s, out.String())
+				rest = rest[i+len(s):]
+			}
+			require.Contains(t, errOut.String(), tt.stderr)
+		})
+	}
+}
+
+func unzip(t *testing.T, name, dir string) {
+	t.Helper()
+	zr, err := zip.OpenReader(name)
+	require.NoError(t, err)
+	defer zr.Close()
+	for _, f := range zr.File {
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(f.Name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
+		r, err := f.Open()
+		require.NoError(t, err)
+		data, err := io.ReadAll(r)
+		r.Close()
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(dst, data, 0o644))
+	}
 }
