@@ -56,7 +56,7 @@ func historyKey(deviceID string, t time.Time, seq uint64) []byte {
 
 // Append stores records in one commit shared with other concurrent callers.
 func (h *History) Append(recs ...HistoryRecord) error {
-	return h.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return h.db.commit(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketHistory)
 		for _, r := range recs {
 			if r.DeviceID == "" {

@@ -3,25 +3,17 @@ package store
 import (
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-func openTemp(t *testing.T) *DB {
-	t.Helper()
-	db, err := Open(filepath.Join(t.TempDir(), "doze.db"), nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // TestHistoryQuery covers SPEC STO-2: by device, service, gateway and time
 // range, newest first, pageNo absent = all, pageNo 0 the first page.
 func TestHistoryQuery(t *testing.T) {
-	h := openTemp(t).History()
+	h := openTemp(t, nil).History()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 10 {
 		svc := "Meter"
@@ -85,7 +77,7 @@ func TestHistoryQuery(t *testing.T) {
 // TestShadow covers SPEC STO-3: reported values merge per property; desired
 // values are kept until cleared.
 func TestShadow(t *testing.T) {
-	db := openTemp(t)
+	db := openTemp(t, nil)
 	s := db.Shadow()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	require.NoError(t, s.Report("d1", "Meter", map[string]any{"a": 1.0, "b": 2.0}, t0))
@@ -108,7 +100,7 @@ func TestShadow(t *testing.T) {
 }
 
 func TestProductsRoundTrip(t *testing.T) {
-	db := openTemp(t)
+	db := openTemp(t, nil)
 	p := db.Products()
 	require.NoError(t, p.Put(ProductFiles{ManufacturerID: "Doze", Model: "WM1", Profile: []byte("zip"), Codec: []byte("{}")}))
 	require.NoError(t, p.Put(ProductFiles{ManufacturerID: "Doze", Model: "Lock", Profile: []byte("zip2")}))

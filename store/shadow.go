@@ -90,7 +90,7 @@ func (s *Shadow) Delete(deviceID string) error {
 }
 
 func (s *Shadow) update(deviceID, serviceID string, f func(*ServiceShadow)) error {
-	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
 		all, err := getShadow(tx, deviceID)
 		if err != nil {
 			return err

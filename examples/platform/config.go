@@ -31,6 +31,7 @@ type Config struct {
 	HistoryKeep  Duration `json:"historyKeep"`  // history retention; default 168h (STO-2)
 	OfflineAfter Duration `json:"offlineAfter"` // NB-IoT silence before OFFLINE; default 25h (REG-3)
 	MaxMessage   int      `json:"maxMessage"`   // largest uplink payload in bytes; default 4096 (APP-2)
+	FirmwareURI  string   `json:"firmwareURI"`  // base of the package URI written to /5/0/1; default coap://127.0.0.1:5683/fw/
 }
 
 // Duration is a time.Duration written as "93s" in JSON.
@@ -65,8 +66,11 @@ func defaultConfig() Config {
 		HistoryKeep:  Duration(7 * 24 * time.Hour),
 		OfflineAfter: Duration(25 * time.Hour),
 		MaxMessage:   4096,
+		FirmwareURI:  "coap://127.0.0.1:5683/fw/",
 	}
 }
+
+var flagHelp = flag.ErrHelp
 
 // parseConfig reads flags (and the -config file they may name).
 func parseConfig(args []string, stderr io.Writer) (Config, error) {
@@ -86,6 +90,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	tlsKey := fs.String("tls-key", "", "PEM private key for -tls-cert")
 	demo := fs.Bool("demo", cfg.Demo, "create the demo application and water-meter product")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, flagHelp
+		}
 		return Config{}, err
 	}
 	if *configFile != "" {

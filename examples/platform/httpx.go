@@ -111,3 +111,14 @@ func queryInt(r *http.Request, name string, def, min, max int) (v int, present b
 	}
 	return n, true, nil
 }
+
+// jsonUnmarshalObject decodes raw into a map, insisting on a JSON object.
+func jsonUnmarshalObject(raw json.RawMessage, m *map[string]any) error {
+	if err := json.Unmarshal(raw, m); err != nil {
+		return err
+	}
+	if *m == nil {
+		return errors.New("null is not an object")
+	}
+	return nil
+}

@@ -33,13 +33,17 @@ type Platform struct {
 	cmds     *command.Engine
 	push     *push.Engine
 	ota      *ota.Engine
+	files    ota.Dir // upgrade package contents
 	lwm      *lwm2m.Server
 	log      *deviceLog
 	metrics  *metrics
+	cancels  cancelTasks
 
 	events []chan lwm2m.Event // per-worker queues; a device always lands on the same one
 
-	closeOnce sync.Once
+	closeOnce  sync.Once
+	listenOnce sync.Once
+	listenErr  error
 }
 
 // eventWorkers is how many goroutines handle device events; events of one
@@ -93,8 +97,14 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	}
 
 	p.cmds, err = command.New(db.Commands(), commandSender{p}, commandListener{p}, command.Config{
-		CheckCallback: func(appID, url string) error { return p.push.CheckCallback(context.Background(), appID, url) },
-		Logger:        logger.With("pkg", "command"),
+		CheckCallback: func(appID, url string) error {
+			err := p.push.CheckCallback(context.Background(), appID, url)
+			if errors.Is(err, push.ErrOriginConflict) {
+				return fmt.Errorf("%w: %v", command.ErrCallbackConflict, err)
+			}
+			return err
+		},
+		Logger: logger.With("pkg", "command"),
 	})
 	if err != nil {
 		return fail(err)
@@ -104,7 +114,8 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err := os.MkdirAll(fwDir, 0o700); err != nil {
 		return fail(err)
 	}
-	p.ota, err = ota.New(db.OTA(), ota.Dir(fwDir), otaChannel{p}, ota.Config{
+	p.files = ota.Dir(fwDir)
+	p.ota, err = ota.New(db.OTA(), p.files, otaChannel{p}, ota.Config{
 		Devices:     otaDevices{p},
 		Object5:     object5{p},
 		Listener:    otaListener{p},
@@ -157,7 +168,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 			}
 		}()
 	}
-	if err := p.lwm.Listen(); err != nil {
+	if err := p.Listen(); err != nil {
 		return err
 	}
 	run("registry", p.reg.Run)
@@ -177,6 +188,13 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	wg.Wait()
 	close(errc)
 	return <-errc
+}
+
+// Listen opens the device sockets (CoAP and DTLS), so their addresses are
+// known before Run; Run calls it when nobody did.
+func (p *Platform) Listen() error {
+	p.listenOnce.Do(func() { p.listenErr = p.lwm.Listen() })
+	return p.listenErr
 }
 
 // Close releases everything New opened. Call it after Run returned.

@@ -53,17 +53,17 @@ var (
 
 func (m codecModel) PropertyType(serviceID, name string) (string, bool) {
 	t, ok := m.p.PropertyType(serviceID, name)
-	return string(t), ok
+	return t.String(), ok
 }
 
 func (m codecModel) ParaType(serviceID, command, name string) (string, bool) {
 	t, ok := m.p.ParaType(serviceID, command, name)
-	return string(t), ok
+	return t.String(), ok
 }
 
 func (m codecModel) ResponseParaType(serviceID, command, name string) (string, bool) {
 	t, ok := m.p.ResponseParaType(serviceID, command, name)
-	return string(t), ok
+	return t.String(), ok
 }
 
 func newProducts(files *store.Products, counter profile.DeviceCounter) *products {
