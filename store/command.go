@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/doze-io/doze/command"
@@ -61,8 +62,22 @@ func recKey(dev string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-// dueBytes encodes a time so that byte order is time order.
-func dueBytes(t time.Time) uint64 { return uint64(t.UnixNano()) ^ 1<<63 }
+// dueBytes encodes a time so that byte order is time order. Times beyond
+// what UnixNano holds (years 1678 and 2262) are clamped to its ends.
+func dueBytes(t time.Time) uint64 {
+	switch {
+	case t.After(maxNano):
+		t = maxNano
+	case t.Before(minNano):
+		t = minNano
+	}
+	return uint64(t.UnixNano()) ^ 1<<63
+}
+
+var (
+	maxNano = time.Unix(0, math.MaxInt64)
+	minNano = time.Unix(0, math.MinInt64)
+)
 
 func dueTime(v uint64) time.Time { return time.Unix(0, int64(v^1<<63)).UTC() }
 
