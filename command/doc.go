@@ -124,6 +124,10 @@
 //	DeviceWoke → first Send  p99       2.2–6.0 ms           127 ms
 //	per pending command                598 B heap           797 B of file
 //
+// Ratios: bbolt Submit is 79× slower than in memory from one goroutine and
+// 25× from 32 (each bbolt commit is an fsync; parallel writers share it);
+// the in-memory wake p99 is 18–49× the 10,000-pending baseline below.
+//
 // Baselines in the same runs (1,000 devices, 10,000 pending, in memory):
 // Submit 4,050 /s (the same as with 1,000,000 pending: the cost does not
 // grow with the store); DeviceWoke → Send p50 17 µs, p99 123 µs. The p99
