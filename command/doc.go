@@ -99,7 +99,9 @@
 //
 // # Caveats
 //
-//   - Ended commands are kept for ever; there is no pruning yet.
+//   - Ended commands are kept for ever unless Config.Retention is set and
+//     the Store implements Pruner (MemStore and the bbolt store do); Prune
+//     walks every record, hourly, so it costs O(all commands) per hour.
 //   - SubmitBatch is not resumable: a crash while it creates the commands of
 //     a large task leaves a task whose total counts devices that never got a
 //     command, so it never reaches 1000 ‰.
