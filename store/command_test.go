@@ -21,13 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func openTemp(t testing.TB, opts *Options) *DB {
-	t.Helper()
-	db, err := Open(filepath.Join(t.TempDir(), "doze.db"), opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // TestCommandStore runs the command.Store conformance suite on bbolt.
 func TestCommandStore(t *testing.T) {
