@@ -21,7 +21,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-
 // TestCommandStore runs the command.Store conformance suite on bbolt.
 func TestCommandStore(t *testing.T) {
 	commandtest.Run(t, func(t *testing.T) command.Store { return openTemp(t, nil).Commands() })
