@@ -26,6 +26,7 @@
 //
 //	{
 //	  "name": "WaterMeter DozeLabs WM100 (Doze demo product)",
+//	  "description": "Codec of the demo water meter; fits the WaterMeter_DozeLabs_WM100 profile. All numbers big-endian.",
 //	  "messages": [
 //	    {
 //	      "name": "meterReading",            // unique name, used in errors
@@ -36,9 +37,9 @@
 //	      "fields": [
 //	        {"name": "messageId", "type": "uint8", "messageId": true, "default": "01"},
 //	        {"name": "batteryLevel", "type": "uint8", "service": "Battery"},
-//	        {"name": "signalStrength", "type": "int16", "service": "Connectivity"},
-//	        {"name": "totalFlow", "type": "uint32", "scale": 0.001},
-//	        {"name": "flowRate", "type": "uint16", "scale": 0.01},
+//	        {"name": "signalStrength", "type": "int16", "service": "Connectivity", "description": "dBm, e.g. -85"},
+//	        {"name": "totalFlow", "type": "uint32", "scale": 0.001, "description": "m3, in litres on the wire"},
+//	        {"name": "flowRate", "type": "uint16", "scale": 0.01, "description": "m3/h"},
 //	        {"name": "pulseCount", "type": "uint16"}
 //	      ]
 //	    },
@@ -47,15 +48,15 @@
 //	      "addResponse": true,               // no responseMessage: answered with AAAA0000
 //	      "fields": [
 //	        {"name": "messageId", "type": "uint8", "messageId": true, "default": "02"},
-//	        {"name": "batteryVoltage", "type": "uint16", "scale": 0.01, "service": "Battery"},
+//	        {"name": "batteryVoltage", "type": "uint16", "scale": 0.01, "service": "Battery", "description": "V, in centivolts on the wire"},
 //	        {"name": "linkQuality", "type": "int8", "service": "Connectivity"},
 //	        {"name": "cellId", "type": "uint32", "service": "Connectivity"},
 //	        {"name": "pci", "type": "uint16", "service": "Connectivity"},
 //	        {"name": "ecl", "type": "uint8", "service": "Connectivity"},
 //	        {"name": "reportPeriod", "type": "uint32"},
-//	        {"name": "meterTime", "type": "string", "length": 16},
+//	        {"name": "meterTime", "type": "string", "length": 16, "description": "yyyyMMddTHHmmssZ"},
 //	        {"name": "alarmLength", "type": "uint8"},
-//	        {"name": "alarmState", "type": "varstring", "lengthField": "alarmLength", "default": "4E4F4E45"}
+//	        {"name": "alarmState", "type": "varstring", "lengthField": "alarmLength", "default": "4E4F4E45", "description": "NONE, LEAK, REVERSE_FLOW or TAMPER"}
 //	      ]
 //	    },
 //	    {
@@ -73,7 +74,7 @@
 //	      "fields": [
 //	        {"name": "messageId", "type": "uint8", "messageId": true, "default": "10"},
 //	        {"name": "mid", "type": "uint16", "mid": true},
-//	        {"name": "period", "type": "uint32", "default": "0E10"}
+//	        {"name": "period", "type": "uint32", "default": "0E10", "description": "seconds, 3600 by default"}
 //	      ]
 //	    },
 //	    {
@@ -86,8 +87,8 @@
 //	  ]
 //	}
 //
-// (The comments are for this page only; the file is plain JSON and unknown
-// keys are refused.) The 12 bytes 01 55 FFAB 0001E240 0096 0010 decode to
+// (The // comments are for this page only; the file is plain JSON, unknown
+// keys are refused, and "description" keys carry notes for people.) The 12 bytes 01 55 FFAB 0001E240 0096 0010 decode to
 //
 //	{"identifier":"0","msgType":"deviceReq","hasMore":0,"data":[
 //	  {"serviceId":"Battery","serviceData":{"batteryLevel":85}},
@@ -114,7 +115,9 @@
 //   - lengthField: (varstring, variant) the earlier integer field holding the
 //     byte length; that field is filled in on encoding and hidden in JSON;
 //   - service: (reports) the serviceId of this field;
-//   - scale, offset: (integers of 1…4 bytes) value = raw*scale + offset.
+//   - scale, offset: (integers of 1…4 bytes) value = raw*scale + offset;
+//   - description: free text for people (units, meaning), on the codec, a
+//     message or a field; ignored by the codec.
 //
 // Message keys: name, kind, service, command (the commandName), fields,
 // responseMessage (a command's commandResponse, or an addResponse report's
