@@ -179,24 +179,26 @@
 // EPYC (Go reports "Oxide Virtual Turin-like Processor"), Go 1.26, while
 // the machine was shared by eight builds (load average 14 on 2 cores). Wall
 // time (ns/op) then mostly counts other processes, so the benchmarks also
-// report cpu-ns/op, the process's CPU time per operation; the medians:
+// report cpu-ns/op, the process's CPU time per operation; medians of the
+// four runs:
 //
-//	BenchmarkDecode/hand      hand-written decoder of meterReading     3.0 ns     3.1 cpu-ns    0 allocs
-//	BenchmarkDecode/record    DecodeRecord + reading the 5 values     60 ns      19.7 cpu-ns    0 allocs
-//	BenchmarkDecode/message   Decode to the JSON-shaped *Report       5.4 µs     2.7 cpu-µs    10 allocs, 1192 B
-//	BenchmarkEncode/report    Append of that *Report                  2.4 µs     0.71 cpu-µs   0 allocs
-//	BenchmarkEncode/command   Append of SET_REPORT_PERIOD             0.56 µs    0.16 cpu-µs   0 allocs
+//	BenchmarkDecode/hand      hand-written decoder of meterReading    16 ns       4.4 cpu-ns    0 allocs
+//	BenchmarkDecode/record    DecodeRecord + reading the 5 values     64 ns      17.3 cpu-ns    0 allocs
+//	BenchmarkDecode/message   Decode to the JSON-shaped *Report       5.7 µs      2.1 cpu-µs    10 allocs, 1192 B
+//	BenchmarkEncode/report    Append of that *Report                  1.3 µs      0.47 cpu-µs   0 allocs
+//	BenchmarkEncode/command   Append of SET_REPORT_PERIOD             0.39 µs     0.09 cpu-µs   0 allocs
 //
-// The zero-allocation path meets its allocation target but not its speed
-// target: it is 6.4 times the hand-written decoder in CPU time here (3.2 to
-// 4.4 times in quieter runs earlier the same evening), against a target of 3.
-// A table-driven decoder pays a dispatch per field that inlined code does
-// not; the hand-written decoder is kept out of line (as a Codec behind an
-// interface would be) for a fair comparison. The JSON-shaped decode misses
-// its 2 µs target under this load (1.7 to 2.3 cpu-µs in quieter runs): most
-// of its time is allocating the three serviceData maps, and the CPU
-// profile shows the runtime obtaining and returning (madvise) memory for a
-// heap that small; a process with a working heap pays less per map.
+// The zero-allocation path meets its allocation target, not its speed
+// target: 3.9 times the hand-written decoder in CPU time in this run (3.2 to
+// 6.5 times over the evening's runs), against a target of 3. A table-driven
+// decoder pays a dispatch per field that inlined code does not; the
+// hand-written decoder is kept out of line (as a Codec behind an interface
+// would be) to compare like with like. The JSON-shaped decode is at its 2 µs
+// target in CPU time (1.7 to 2.9 cpu-µs over the evening) and above it in
+// wall time on this loaded machine: most of its time is allocating the three
+// serviceData maps, and the CPU profile shows the runtime obtaining and
+// returning (madvise) memory for a heap that small; a process with a
+// working heap pays less per map.
 //
 // # Concurrency
 //
