@@ -193,9 +193,10 @@
 // 6.5 times over the evening's runs), against a target of 3. A table-driven
 // decoder pays a dispatch per field that inlined code does not; the
 // hand-written decoder is kept out of line (as a Codec behind an interface
-// would be) to compare like with like. The JSON-shaped decode is at its 2 µs
-// target in CPU time (1.7 to 2.9 cpu-µs over the evening) and above it in
-// wall time on this loaded machine: most of its time is allocating the three
+// would be) to compare like with like. The JSON-shaped decode is just above
+// its 2 µs target in CPU time (2.1 cpu-µs; 1.7 to 2.9 over the evening) and
+// well above it in wall time on this loaded machine: most of its time is
+// allocating the three
 // serviceData maps, and the CPU profile shows the runtime obtaining and
 // returning (madvise) memory for a heap that small; a process with a
 // working heap pays less per map.
