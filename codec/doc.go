@@ -196,10 +196,9 @@
 // would be) to compare like with like. The JSON-shaped decode is just above
 // its 2 µs target in CPU time (2.1 cpu-µs; 1.7 to 2.9 over the evening) and
 // well above it in wall time on this loaded machine: most of its time is
-// allocating the three
-// serviceData maps, and the CPU profile shows the runtime obtaining and
-// returning (madvise) memory for a heap that small; a process with a
-// working heap pays less per map.
+// allocating the three serviceData maps, and the CPU profile shows the
+// runtime obtaining and returning (madvise) memory for a heap that small; a
+// process with a working heap pays less per map.
 //
 // # Concurrency
 //
