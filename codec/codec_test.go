@@ -464,6 +464,36 @@ func TestCompileShapeProblems(t *testing.T) {
 	}
 }
 
+// Problems carry the line and column of the message or field they name.
+func TestCompileLocates(t *testing.T) {
+	src := "{\"messages\": [\n" +
+		"  {\"name\": \"a\", \"kind\": \"report\", \"service\": \"S\", \"fields\": [\n" +
+		"    {\"name\": \"x\", \"type\": \"uint8\"},\n" +
+		"    {\"name\": \"y\", \"type\": \"uint8\", \"default\": \"zz\"}\n" +
+		"  ]},\n" +
+		"  {\"kind\": \"thing\", \"fields\": [{\"type\": \"uint8\"}]}\n" +
+		"]}"
+	_, err := codec.Compile([]byte(src), nil)
+	var ce *codec.CompileError
+	require.ErrorAs(t, err, &ce)
+	type at struct {
+		code         string
+		line, column int
+	}
+	var got []at
+	for _, p := range ce.Problems {
+		got = append(got, at{p.Code, p.Line, p.Column})
+	}
+	require.Equal(t, []at{
+		{codec.CodeDefaultNotHex, 4, 5},
+		{codec.CodeBadKind, 6, 3},
+		{codec.CodeMissingName, 6, 32},
+		{codec.CodeMissingName, 6, 3},
+	}, got, "%v", err)
+	require.Contains(t, err.Error(), "line 6:32: message #2, field #1: [missing-name]")
+	require.Contains(t, err.Error(), "line 4:5: message a, field y: [default-not-hex]")
+}
+
 func TestCompileSyntax(t *testing.T) {
 	for _, src := range []string{`{"messages": [}`, `{"messages": [], "extra": 1}`, `{"messages": 5}`, ``, `{} {}`} {
 		_, err := codec.Compile([]byte(src), nil)

@@ -99,7 +99,9 @@
 //
 // # Caveats
 //
-//   - Ended commands are kept for ever; there is no pruning yet.
+//   - Ended commands are kept for ever unless Config.Retention is set and
+//     the Store implements Pruner (MemStore and the bbolt store do); Prune
+//     walks every record, hourly, so it costs O(all commands) per hour.
 //   - SubmitBatch is not resumable: a crash while it creates the commands of
 //     a large task leaves a task whose total counts devices that never got a
 //     command, so it never reaches 1000 ‰.
@@ -123,6 +125,10 @@
 //	DeviceWoke → first Send  p50       17–21 µs             129 µs
 //	DeviceWoke → first Send  p99       2.2–6.0 ms           127 ms
 //	per pending command                598 B heap           797 B of file
+//
+// Ratios: bbolt Submit is 79× slower than in memory from one goroutine and
+// 25× from 32 (each bbolt commit is an fsync; parallel writers share it);
+// the in-memory wake p99 is 18–49× the 10,000-pending baseline below.
 //
 // Baselines in the same runs (1,000 devices, 10,000 pending, in memory):
 // Submit 4,050 /s (the same as with 1,000,000 pending: the cost does not

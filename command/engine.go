@@ -35,6 +35,10 @@ type Config struct {
 	SendTimeout time.Duration
 	// Workers is how many goroutines Run uses to send. 0 means 8.
 	Workers int
+	// Retention is how long ended commands are kept once they ended; Run
+	// deletes older ones every hour when the Store implements Pruner.
+	// 0 means for ever.
+	Retention time.Duration
 	// CheckCallback, when not nil, is called by Submit with the request's
 	// appId and callbackUrl (already known to be a well-formed http(s)
 	// URL). The platform uses it to compare host and port with the app's
@@ -130,7 +134,7 @@ func New(st Store, s Sender, l Listener, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("command: Config.DefaultMode: %w", err)
 	}
 	if cfg.QueueLimit < 0 || cfg.DefaultExpireTime < 0 || cfg.MaxExpireTime < 0 || cfg.Workers < 0 ||
-		cfg.RetryInterval < 0 || cfg.SendTimeout < 0 {
+		cfg.RetryInterval < 0 || cfg.SendTimeout < 0 || cfg.Retention < 0 {
 		return nil, errors.New("command: Config has a negative setting")
 	}
 	cfg = cfg.withDefaults()

@@ -772,3 +772,29 @@ func TestRetransmitOnlyWhileAwake(t *testing.T) {
 		require.Equal(t, []string{c.ID, c.ID, c.ID}, h.sentIDs(), "re-sent at the next wake-up")
 	})
 }
+
+// TestRetention: with Config.Retention set, Run deletes commands that
+// ended longer ago, hourly; open and recent ones stay.
+func TestRetention(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{Retention: 24 * time.Hour, DefaultMode: Mode{Kind: DRX}})
+		ctx := context.Background()
+		old := h.submit(req("lamp"))
+		synctest.Wait()
+		_, err := h.e.Cancel(ctx, old.ID)
+		require.ErrorIs(t, err, ErrNotPending, "DRX: already sent")
+		synctest.Wait()
+		require.NoError(t, h.e.Responded(ctx, "lamp", Response{}))
+		require.Equal(t, Successful, h.status(old.ID))
+		time.Sleep(24*time.Hour + 30*time.Minute)
+		h.mode("meter", Mode{Kind: PSM})
+		recent := h.submit(req("meter")) // PSM: stays PENDING
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		_, err = h.e.Get(ctx, old.ID)
+		require.ErrorIs(t, err, ErrNotFound, "ended 25 h ago: pruned")
+		require.Equal(t, Pending, h.status(recent.ID))
+		next := h.submit(req("lamp"))
+		require.Equal(t, old.Seq+1, next.Seq, "sequence numbers are never reused")
+	})
+}

@@ -296,3 +296,26 @@ func (c *candHeap) Pop() any {
 	c.pos = c.pos[:len(c.pos)-1]
 	return v
 }
+
+var _ Pruner = (*MemStore)(nil)
+
+// Prune implements Pruner. It walks every command, so it costs O(total).
+func (s *MemStore) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, d := range s.devs {
+		if n >= limit {
+			break
+		}
+		d.all = slices.DeleteFunc(d.all, func(e *memEntry) bool {
+			if n < limit && e.c.Status.Final() && e.c.ExecuteTime.Before(before) {
+				delete(s.byID, e.c.ID)
+				n++
+				return true
+			}
+			return false
+		})
+	}
+	return n, ctx.Err()
+}

@@ -117,9 +117,48 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.work(ctx)
 		}()
 	}
+	if p, ok := e.st.(Pruner); ok && e.cfg.Retention > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.prune(ctx, p)
+		}()
+	}
 	e.timers(ctx)
 	wg.Wait()
 	return nil
+}
+
+// pruneEvery is how often Run deletes commands older than
+// Config.Retention; pruneBatch how many it deletes per Store call.
+const (
+	pruneEvery = time.Hour
+	pruneBatch = 10000
+)
+
+func (e *Engine) prune(ctx context.Context, p Pruner) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		before := time.Now().Add(-e.cfg.Retention)
+		for ctx.Err() == nil {
+			n, err := p.Prune(ctx, before, pruneBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					e.log.Error("command: pruning ended commands", "err", err)
+				}
+				break
+			}
+			if n < pruneBatch {
+				break
+			}
+		}
+	}
 }
 
 // Close stops Run (waiting for it to return) and makes every later call

@@ -65,3 +65,13 @@ type Count struct {
 	TaskID string
 	Status Status
 }
+
+// Pruner is an optional ability of a Store: deleting ended commands, so
+// that history does not grow for ever. The Engine uses it when
+// Config.Retention is set.
+type Pruner interface {
+	// Prune deletes up to limit ended commands whose ExecuteTime is
+	// before t and returns how many it deleted. Open commands, LastSeq and
+	// task counts are not affected.
+	Prune(ctx context.Context, before time.Time, limit int) (int, error)
+}

@@ -108,6 +108,18 @@
 //     invalid URL with nothing queued is not probed; its next message is
 //     the probe (sent at once if the probe time has passed).
 //
+// # Caveats
+//
+//   - The dispatcher walks the URLs that hold messages until it finds one
+//     that may send; with thousands of URLs waiting out retries, each pick
+//     costs a walk over them. Fine for hundreds of applications; a timer
+//     heap would be the next step beyond.
+//   - Publish reads the application's subscriptions from the Store on every
+//     call (the bbolt store keeps an index by application and notify type),
+//     so several nodes sharing one Store see the same subscriptions.
+//   - Endpoint health is per process: nodes sharing a Store each judge a URL
+//     on their own tries.
+//
 // # Figures
 //
 // Measured with the bbolt outbox (store.DB.Push, fsync on) to a local

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/doze-io/doze/command"
@@ -43,7 +44,10 @@ func (db *DB) Commands() *Commands { return &Commands{db: db} }
 // concurrent writes share commits through bbolt's Batch.
 type Commands struct{ db *DB }
 
-var _ command.Store = (*Commands)(nil)
+var (
+	_ command.Store  = (*Commands)(nil)
+	_ command.Pruner = (*Commands)(nil)
+)
 
 func devKey(dst []byte, dev string) []byte {
 	for i := 0; i < len(dev); i++ {
@@ -61,8 +65,22 @@ func recKey(dev string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-// dueBytes encodes a time so that byte order is time order.
-func dueBytes(t time.Time) uint64 { return uint64(t.UnixNano()) ^ 1<<63 }
+// dueBytes encodes a time so that byte order is time order. Times beyond
+// what UnixNano holds (years 1678 and 2262) are clamped to its ends.
+func dueBytes(t time.Time) uint64 {
+	switch {
+	case t.After(maxNano):
+		t = maxNano
+	case t.Before(minNano):
+		t = minNano
+	}
+	return uint64(t.UnixNano()) ^ 1<<63
+}
+
+var (
+	maxNano = time.Unix(0, math.MaxInt64)
+	minNano = time.Unix(0, math.MinInt64)
+)
 
 func dueTime(v uint64) time.Time { return time.Unix(0, int64(v^1<<63)).UTC() }
 
@@ -471,4 +489,54 @@ func (s *Commands) Task(ctx context.Context, id string) (command.Task, error) {
 		return nil
 	})
 	return t, err
+}
+
+// Prune implements command.Pruner. It walks every record in one
+// transaction, so it costs O(total); the engine calls it hourly.
+func (s *Commands) Prune(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := s.db.bolt.Update(func(tx *bolt.Tx) error {
+		rec, err := sub(tx, cmdRec)
+		if err != nil {
+			return err
+		}
+		ids, err := sub(tx, cmdID)
+		if err != nil {
+			return err
+		}
+		cur := rec.Cursor()
+		for k, v := cur.First(); k != nil && n < limit; {
+			var r struct {
+				ID       string     `json:"id"`
+				Status   uint8      `json:"st"`
+				Executed *time.Time `json:"et"`
+			}
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("store: command record %x: %w", k, err)
+			}
+			if command.Status(r.Status).Final() && r.Executed != nil && r.Executed.Before(before) {
+				key := bytes.Clone(k)
+				if err := ids.Delete([]byte(r.ID)); err != nil {
+					return err
+				}
+				if err := cur.Delete(); err != nil {
+					return err
+				}
+				n++
+				// Next after Delete may skip an item; seek past the
+				// deleted key instead.
+				k, v = cur.Seek(key)
+				continue
+			}
+			k, v = cur.Next()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) command.Store) {
 		{"TaskCounts", testTasks},
 		{"TaskCountUnknownTaskWritesNothing", testTaskUnknown},
 		{"ConcurrentWrites", testConcurrent},
+		{"PruneIfPruner", testPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -360,4 +361,48 @@ func testConcurrent(t *testing.T, st command.Store) {
 	task, err := st.Task(ctx, "t")
 	require.NoError(t, err)
 	require.Equal(t, 400, task.Failed, "every concurrent count applied once")
+}
+
+func testPrune(t *testing.T, st command.Store) {
+	p, ok := st.(command.Pruner)
+	if !ok {
+		t.Skip("the store does not implement command.Pruner")
+	}
+	ctx := context.Background()
+	var cs []command.Command
+	for seq := uint64(1); seq <= 6; seq++ {
+		c := Cmd("dev1", seq)
+		switch seq {
+		case 1, 2, 3: // ended long ago
+			c.Status, c.ExecuteTime = command.Successful, t0.Add(time.Duration(seq)*time.Minute)
+		case 4: // ended recently
+			c.Status, c.ExecuteTime = command.Timeout, t0.Add(48*time.Hour)
+		}
+		cs = append(cs, c)
+	}
+	write(t, st, cs...)
+	write(t, st, func() command.Command { c := Cmd("dev10", 1); c.Status, c.ExecuteTime = command.Expired, t0; return c }())
+	before := t0.Add(time.Hour)
+	n, err := p.Prune(ctx, before, 2)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "Prune honours the limit")
+	n, err = p.Prune(ctx, before, 100)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "the rest of the old ended commands")
+	n, err = p.Prune(ctx, before, 100)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	for _, id := range []string{"dev1-c1", "dev1-c2", "dev1-c3", "dev10-c1"} {
+		_, err := st.Get(ctx, id)
+		require.ErrorIs(t, err, command.ErrNotFound, "%s pruned", id)
+	}
+	l, err := st.List(ctx, "dev1", 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"dev1-c4", "dev1-c5", "dev1-c6"}, ids(l), "recent and open commands stay")
+	q, err := st.Queue(ctx, "dev1")
+	require.NoError(t, err)
+	require.Equal(t, []string{"dev1-c5", "dev1-c6"}, ids(q))
+	last, err := st.LastSeq(ctx, "dev10")
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), last, "LastSeq survives pruning: sequence numbers are never reused")
 }
