@@ -119,7 +119,7 @@ func (p *Platform) listCommands(w http.ResponseWriter, r *http.Request) error {
 	lo, hi := min(pageNo*pageSize, len(all)), min((pageNo+1)*pageSize, len(all))
 	writeJSON(w, http.StatusOK, map[string]any{
 		"pagination": map[string]int{"pageNo": pageNo, "pageSize": pageSize, "totalSize": len(all)},
-		"data":       all[lo:hi]})
+		"data":       append([]command.Command{}, all[lo:hi]...)})
 	return nil
 }
 

@@ -138,4 +138,5 @@ func TestConsole(t *testing.T) {
 	require.Equal(t, http.StatusOK, tp.call(t, "PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/"+cmd.CommandID,
 		map[string]string{"status": "CANCELED"}, nil))
 	waitText("#commands", "CANCELED")
+	require.Empty(t, wd.text(t, "#error"), "the console shows no error")
 }

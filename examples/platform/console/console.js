@@ -47,6 +47,10 @@ async function refresh() {
   const keep = sel.value;
   sel.innerHTML = devs.devices.map((d) => `<option value="${esc(d.deviceId)}">${esc(d.deviceInfo.name || d.deviceInfo.nodeId)}</option>`).join("");
   if (keep) sel.value = keep;
+  else {
+    const withData = devs.devices.find((d) => (d.services || []).length > 0);
+    if (withData) sel.value = withData.deviceId;
+  }
 
   const cmds = await api("/iocm/app/cmd/v1.4.0/deviceCommands?pageNo=0&pageSize=50");
   rows("#commands", cmds.data, (c) => [esc(c.commandId), esc(c.deviceId), esc(c.command.method), st(c.status), esc(c.creationTime)]);
