@@ -177,7 +177,11 @@ func (o otaDevices) Device(ctx context.Context, deviceID string) (ota.Device, bo
 	if r, ok := o.p.lwm.Registration(d.NodeID); ok && r.Queue {
 		online = online && r.Awake(time.Now())
 	}
-	return ota.Device{Online: online, DeviceType: d.Info.DeviceType, Manufacturer: d.Info.ManufacturerName,
+	manufacturer := d.Info.ManufacturerName
+	if manufacturer == "" {
+		manufacturer = d.Info.ManufacturerID
+	}
+	return ota.Device{Online: online, DeviceType: d.Info.DeviceType, Manufacturer: manufacturer,
 		Model: d.Info.Model, Protocol: d.Info.ProtocolType}, true
 }
 

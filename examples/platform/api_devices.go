@@ -129,6 +129,13 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 		Info: registry.Info{ManufacturerID: body.DeviceInfo.ManufacturerID, ManufacturerName: body.DeviceInfo.ManufacturerName,
 			DeviceType: body.DeviceInfo.DeviceType, Model: body.DeviceInfo.Model, ProtocolType: body.DeviceInfo.ProtocolType,
 			Name: body.DeviceInfo.Name, Mode: body.DeviceInfo.Mode}}
+	if reg.Info.ManufacturerName == "" {
+		// Optional in the API; the product knows it, and upgrade packages
+		// are matched by it (OTA-1).
+		if prod, err := p.products.catalog.Get(reg.Info.ManufacturerID, reg.Info.Model); err == nil {
+			reg.Info.ManufacturerName = prod.ManufacturerName
+		}
+	}
 	if body.Timeout != nil {
 		if *body.Timeout < 0 || *body.Timeout > 2147483647 {
 			return badRequest("invalid_timeout", "timeout is %d; it must be 0 (never expires) to 2147483647 seconds", *body.Timeout)
