@@ -1,11 +1,3 @@
-// Command platform is the assembled Doze platform: CoAP/DTLS for NB-IoT
-// devices, the northbound REST API of ../shared/API.md for applications, a
-// web console and Prometheus metrics, over one bbolt file.
-//
-//	go run ./examples/platform
-//
-// starts it with a demo application (its appId and secret are printed) and a
-// demo water-meter product. See README.md for a walkthrough.
 package main
 
 import (
