@@ -1,40 +1,15 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/registry"
 )
-
-// commandError maps command errors to HTTP answers.
-func commandError(err error) error {
-	var fe *command.FieldError
-	code := "invalid_command"
-	if errors.As(err, &fe) {
-		code = "invalid_" + strings.ReplaceAll(fe.Field, ".", "_")
-	}
-	switch {
-	case errors.Is(err, command.ErrCallbackConflict):
-		return withStatus(err, http.StatusForbidden, "callback_address_conflict")
-	case errors.Is(err, command.ErrNotFound):
-		return withStatus(err, http.StatusNotFound, "command_not_found")
-	case errors.Is(err, command.ErrNotPending):
-		return withStatus(err, http.StatusConflict, "command_not_pending")
-	case errors.Is(err, command.ErrQueueFull):
-		return withStatus(err, http.StatusConflict, "queue_full")
-	case errors.Is(err, command.ErrUnreachable):
-		return withStatus(err, http.StatusConflict, "device_unreachable")
-	case errors.Is(err, command.ErrInvalid), errors.Is(err, command.ErrBadJSON), errors.Is(err, command.ErrBadMode):
-		return withStatus(err, http.StatusBadRequest, code)
-	}
-	return err
-}
 
 func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 	var req command.Request
@@ -44,7 +19,7 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 	req.AppID = appOf(r)
 	d, err := p.reg.Get(r.Context(), req.DeviceID)
 	if err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	// PRF-9: the command must fit the product model.
 	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
@@ -62,7 +37,7 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := p.cmds.Submit(r.Context(), req)
 	if err != nil {
-		return commandError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusCreated, c)
 	return nil
@@ -96,30 +71,20 @@ func (p *Platform) listCommands(w http.ResponseWriter, r *http.Request) error {
 	}
 	var all []command.Command
 	for _, id := range ids {
-		var after uint64
-		for {
-			cs, err := p.cmds.List(r.Context(), id, after, 500)
-			if err != nil {
-				return commandError(err)
-			}
-			for _, c := range cs {
-				if (!start.IsZero() && c.CreationTime.Before(start)) || (!end.IsZero() && c.CreationTime.After(end)) {
-					continue
-				}
+		err := p.eachCommand(r.Context(), id, func(c command.Command) {
+			if (start.IsZero() || !c.CreationTime.Before(start)) && (end.IsZero() || !c.CreationTime.After(end)) {
 				all = append(all, c)
 			}
-			if len(cs) < 500 {
-				break
-			}
-			after = cs[len(cs)-1].Seq
+		})
+		if err != nil {
+			return apiErr(err)
 		}
 	}
 	// Newest first.
 	slices.SortStableFunc(all, func(a, b command.Command) int { return b.CreationTime.Compare(a.CreationTime) })
-	lo, hi := min(pageNo*pageSize, len(all)), min((pageNo+1)*pageSize, len(all))
 	writeJSON(w, http.StatusOK, map[string]any{
 		"pagination": map[string]int{"pageNo": pageNo, "pageSize": pageSize, "totalSize": len(all)},
-		"data":       append([]command.Command{}, all[lo:hi]...)})
+		"data":       pageOf(all, pageNo, pageSize)})
 	return nil
 }
 
@@ -135,7 +100,7 @@ func (p *Platform) cancelCommand(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := p.cmds.Cancel(r.Context(), pathValue(r, "commandId"))
 	if err != nil {
-		return commandError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusOK, c)
 	return nil
@@ -167,11 +132,11 @@ func (p *Platform) cancelDeviceCommands(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	if _, err := p.reg.Get(r.Context(), body.DeviceID); err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	cs, err := p.cmds.CancelDevice(r.Context(), body.DeviceID)
 	if err != nil {
-		return commandError(err)
+		return apiErr(err)
 	}
 	if cs == nil {
 		cs = []command.Command{}
@@ -204,10 +169,9 @@ func (p *Platform) listCancelTasks(w http.ResponseWriter, r *http.Request) error
 		out = append(out, t)
 	}
 	p.cancels.mu.Unlock()
-	lo, hi := min(pageNo*pageSize, len(out)), min((pageNo+1)*pageSize, len(out))
 	writeJSON(w, http.StatusOK, map[string]any{
 		"pagination": map[string]int{"pageNo": pageNo, "pageSize": pageSize, "totalSize": len(out)},
-		"data":       append([]cancelTask{}, out[lo:hi]...)})
+		"data":       pageOf(out, pageNo, pageSize)})
 	return nil
 }
 
@@ -250,7 +214,7 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 		for _, g := range body.Param.GroupList {
 			devs, _, err := p.reg.Members(r.Context(), g, registry.Query{})
 			if err != nil {
-				return registryError(err)
+				return apiErr(err)
 			}
 			for _, d := range devs {
 				ids = append(ids, d.ID)
@@ -263,7 +227,7 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 	if body.Param.Type == "DeviceType" || body.Param.Type == "Broadcast" {
 		devs, _, err := p.reg.List(r.Context(), q)
 		if err != nil {
-			return registryError(err)
+			return apiErr(err)
 		}
 		for _, d := range devs {
 			ids = append(ids, d.ID)
@@ -273,7 +237,7 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 		Command: command.Request{AppID: appOf(r), Command: body.Param.Command, CallbackURL: body.Param.CallbackURL,
 			MaxRetransmit: body.Param.MaxRetransmit, ExpireTime: body.Param.ExpireTime}})
 	if err != nil {
-		return commandError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"taskID": t.ID})
 	return nil
@@ -282,7 +246,7 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) getBatch(w http.ResponseWriter, r *http.Request) error {
 	t, err := p.cmds.Task(r.Context(), pathValue(r, "taskID"))
 	if err != nil {
-		return commandError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil
@@ -293,7 +257,7 @@ func (p *Platform) batchDetails(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	taskID := q.Get("taskID")
 	if _, err := p.cmds.Task(r.Context(), taskID); err != nil {
-		return commandError(err)
+		return apiErr(err)
 	}
 	pageNo, pageSize, _, err := page(r)
 	if err != nil {
@@ -311,25 +275,35 @@ func (p *Platform) batchDetails(w http.ResponseWriter, r *http.Request) error {
 	}
 	var rows []row
 	for _, d := range devs {
-		var after uint64
-		for {
-			cs, err := p.cmds.List(r.Context(), d.ID, after, 500)
-			if err != nil {
-				return commandError(err)
+		err := p.eachCommand(r.Context(), d.ID, func(c command.Command) {
+			if c.TaskID == taskID && (q.Get("status") == "" || q.Get("status") == c.Status.String()) {
+				rows = append(rows, row{d.ID, c.Status.String(), c.ID, c})
 			}
-			for _, c := range cs {
-				if c.TaskID == taskID && (q.Get("status") == "" || q.Get("status") == c.Status.String()) {
-					rows = append(rows, row{d.ID, c.Status.String(), c.ID, c})
-				}
-			}
-			if len(cs) < 500 {
-				break
-			}
-			after = cs[len(cs)-1].Seq
+		})
+		if err != nil {
+			return apiErr(err)
 		}
 	}
-	lo, hi := min(pageNo*pageSize, len(rows)), min((pageNo+1)*pageSize, len(rows))
 	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(rows), "pageNo": pageNo, "pageSize": pageSize,
-		"taskDetails": append([]row{}, rows[lo:hi]...)})
+		"taskDetails": pageOf(rows, pageNo, pageSize)})
 	return nil
+}
+
+// eachCommand calls f for every command of a device, oldest first.
+func (p *Platform) eachCommand(ctx context.Context, deviceID string, f func(command.Command)) error {
+	const batch = 500
+	var after uint64
+	for {
+		cs, err := p.cmds.List(ctx, deviceID, after, batch)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			f(c)
+		}
+		if len(cs) < batch {
+			return nil
+		}
+		after = cs[len(cs)-1].Seq
+	}
 }

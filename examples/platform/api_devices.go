@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/doze-io/doze/registry"
@@ -87,30 +85,6 @@ func (p *Platform) serviceType(d registry.Device, serviceID string) string {
 	return serviceID
 }
 
-// registryError maps registry errors to HTTP answers.
-func registryError(err error) error {
-	var fe *registry.FieldError
-	code := "bad_request"
-	if errors.As(err, &fe) {
-		code = "invalid_" + strings.ReplaceAll(fe.Field, ".", "_")
-	}
-	switch {
-	case errors.Is(err, registry.ErrNodeIDTaken), errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrGroupExists):
-		return withStatus(err, http.StatusConflict, "conflict")
-	case errors.Is(err, registry.ErrNotFound):
-		return withStatus(err, http.StatusNotFound, "device_not_found")
-	case errors.Is(err, registry.ErrGroupNotFound):
-		return withStatus(err, http.StatusNotFound, "group_not_found")
-	case errors.Is(err, registry.ErrGatewayNotFound):
-		return withStatus(err, http.StatusBadRequest, "gateway_not_found")
-	case errors.Is(err, registry.ErrUnknownProduct):
-		return withStatus(err, http.StatusBadRequest, "unknown_product")
-	case errors.Is(err, registry.ErrInvalid):
-		return withStatus(err, http.StatusBadRequest, code)
-	}
-	return err
-}
-
 func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		NodeID     string         `json:"nodeId"`
@@ -152,7 +126,7 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 	}
 	d, err := p.reg.Register(r.Context(), reg)
 	if err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	p.log.Add(d.ID, "registered", "registered by app "+appOf(r)+" with nodeId "+d.NodeID)
 	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "verifyCode": d.VerifyCode,
@@ -163,7 +137,7 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 func (p *Platform) device(ctx context.Context, r *http.Request) (registry.Device, error) {
 	d, err := p.reg.Get(ctx, pathValue(r, "deviceId"))
 	if err != nil {
-		return d, registryError(err)
+		return d, apiErr(err)
 	}
 	return d, nil
 }
@@ -203,7 +177,7 @@ func (p *Platform) updateDevice(w http.ResponseWriter, r *http.Request) error {
 		ManufacturerID: body.ManufacturerID, ManufacturerName: body.ManufacturerName, Model: body.Model,
 		ProtocolType: body.ProtocolType, Mode: body.Mode})
 	if err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -212,7 +186,7 @@ func (p *Platform) updateDevice(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) deleteDevice(w http.ResponseWriter, r *http.Request) error {
 	id := pathValue(r, "deviceId")
 	if err := p.reg.Delete(r.Context(), id); err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -275,11 +249,10 @@ func (p *Platform) listDevices(w http.ResponseWriter, r *http.Request) error {
 			in = append(in, d)
 		}
 		total = len(in)
-		lo, hi := min(pageNo*pageSize, total), min((pageNo+1)*pageSize, total)
-		devs = in[lo:hi]
+		devs = pageOf(in, pageNo, pageSize)
 	}
 	if err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	if q.Get("sort") == "DESC" {
 		for i, j := 0, len(devs)-1; i < j; i, j = i+1, j-1 {
@@ -355,7 +328,7 @@ func (p *Platform) capabilities(w http.ResponseWriter, r *http.Request) error {
 	}
 	d, err := p.reg.Get(r.Context(), id)
 	if err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
 	if err != nil {
@@ -445,11 +418,11 @@ func (p *Platform) createGroup(w http.ResponseWriter, r *http.Request) error {
 	}
 	g, err := p.reg.CreateGroup(r.Context(), body.Name, body.Description)
 	if err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	if len(body.DeviceIDs) > 0 {
 		if err := p.reg.AddToGroup(r.Context(), g.ID, body.DeviceIDs...); err != nil {
-			return registryError(err)
+			return apiErr(err)
 		}
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"id": g.ID, "name": g.Name, "description": g.Description,
@@ -460,7 +433,7 @@ func (p *Platform) createGroup(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) listGroups(w http.ResponseWriter, r *http.Request) error {
 	gs, err := p.reg.Groups(r.Context())
 	if err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	out := make([]map[string]any, 0, len(gs))
 	for _, g := range gs {
@@ -473,7 +446,7 @@ func (p *Platform) listGroups(w http.ResponseWriter, r *http.Request) error {
 
 func (p *Platform) deleteGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := p.reg.DeleteGroup(r.Context(), pathValue(r, "devGroupId")); err != nil {
-		return registryError(err)
+		return apiErr(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -485,24 +458,20 @@ type groupMembers struct {
 }
 
 func (p *Platform) addToGroup(w http.ResponseWriter, r *http.Request) error {
-	var body groupMembers
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	if err := p.reg.AddToGroup(r.Context(), body.DevGroupID, body.DeviceIDs...); err != nil {
-		return registryError(err)
-	}
-	writeJSON(w, http.StatusOK, body)
-	return nil
+	return p.changeGroup(w, r, p.reg.AddToGroup)
 }
 
 func (p *Platform) removeFromGroup(w http.ResponseWriter, r *http.Request) error {
+	return p.changeGroup(w, r, p.reg.RemoveFromGroup)
+}
+
+func (p *Platform) changeGroup(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, groupID string, ids ...string) error) error {
 	var body groupMembers
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	if err := p.reg.RemoveFromGroup(r.Context(), body.DevGroupID, body.DeviceIDs...); err != nil {
-		return registryError(err)
+	if err := change(r.Context(), body.DevGroupID, body.DeviceIDs...); err != nil {
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil

@@ -1,52 +1,19 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/doze-io/doze/push"
 )
 
-// pushError maps push errors to HTTP answers: each broken URL rule has its
-// own code (PSH-2).
-func pushError(err error) error {
-	codes := []struct {
-		err  error
-		code string
-	}{
-		{push.ErrURLNoPort, "callback_url_no_port"},
-		{push.ErrURLNoPath, "callback_url_no_path"},
-		{push.ErrURLScheme, "callback_url_bad_scheme"},
-		{push.ErrURLNoHost, "callback_url_no_host"},
-		{push.ErrURLUserInfo, "callback_url_user_info"},
-		{push.ErrURLSyntax, "callback_url_syntax"},
-		{push.ErrAddressDenied, "callback_address_denied"},
-		{push.ErrResolve, "callback_host_unresolved"},
-		{push.ErrNotifyType, "invalid_notifyType"},
-		{push.ErrSecret, "invalid_secret"},
-	}
-	for _, c := range codes {
-		if errors.Is(err, c.err) {
-			return withStatus(err, http.StatusBadRequest, c.code)
-		}
-	}
-	switch {
-	case errors.Is(err, push.ErrOriginConflict):
-		return withStatus(err, http.StatusForbidden, "callback_address_conflict")
-	case errors.Is(err, push.ErrNotFound):
-		return withStatus(err, http.StatusNotFound, "subscription_not_found")
-	}
-	return err
-}
-
 func (p *Platform) subscribeAs(w http.ResponseWriter, r *http.Request, notifyType, url, secret string) error {
 	nt, err := push.ParseNotifyType(notifyType)
 	if err != nil {
-		return pushError(err)
+		return apiErr(err)
 	}
 	s, err := p.push.Subscribe(r.Context(), push.Subscription{AppID: appOf(r), NotifyType: nt, CallbackURL: url, Secret: push.Secret(secret)})
 	if err != nil {
-		return pushError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusCreated, s)
 	return nil
@@ -87,16 +54,15 @@ func (p *Platform) listSubscriptions(w http.ResponseWriter, r *http.Request) err
 	f := push.Filter{AppID: appOf(r)}
 	if nt := r.URL.Query().Get("notifyType"); nt != "" {
 		if f.NotifyType, err = push.ParseNotifyType(nt); err != nil {
-			return pushError(err)
+			return apiErr(err)
 		}
 	}
 	subs, err := p.push.Subscriptions(r.Context(), f)
 	if err != nil {
-		return pushError(err)
+		return apiErr(err)
 	}
-	lo, hi := min(pageNo*pageSize, len(subs)), min((pageNo+1)*pageSize, len(subs))
 	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(subs), "pageNo": pageNo, "pageSize": pageSize,
-		"subscriptions": append([]push.Subscription{}, subs[lo:hi]...)})
+		"subscriptions": pageOf(subs, pageNo, pageSize)})
 	return nil
 }
 
@@ -107,7 +73,7 @@ func (p *Platform) ownSubscription(r *http.Request) (push.Subscription, error) {
 	if err == nil && s.AppID != appOf(r) {
 		err = push.ErrNotFound
 	}
-	return s, pushError(err)
+	return s, apiErr(err)
 }
 
 func (p *Platform) getSubscription(w http.ResponseWriter, r *http.Request) error {
@@ -125,7 +91,7 @@ func (p *Platform) deleteSubscription(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	if err := p.push.Unsubscribe(r.Context(), s.ID); err != nil {
-		return pushError(err)
+		return apiErr(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -137,11 +103,11 @@ func (p *Platform) deleteSubscriptions(w http.ResponseWriter, r *http.Request) e
 	if nt := q.Get("notifyType"); nt != "" {
 		var err error
 		if f.NotifyType, err = push.ParseNotifyType(nt); err != nil {
-			return pushError(err)
+			return apiErr(err)
 		}
 	}
 	if _, err := p.push.UnsubscribeAll(r.Context(), f); err != nil {
-		return pushError(err)
+		return apiErr(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

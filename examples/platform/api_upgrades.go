@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,22 +9,6 @@ import (
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/registry"
 )
-
-func otaError(err error) error {
-	switch {
-	case errors.Is(err, ota.ErrNotFound):
-		return withStatus(err, http.StatusNotFound, "not_found")
-	case errors.Is(err, ota.ErrInvalid):
-		return withStatus(err, http.StatusBadRequest, "invalid_argument")
-	case errors.Is(err, ota.ErrPackageInUse):
-		return withStatus(err, http.StatusConflict, "package_in_use")
-	case errors.Is(err, ota.ErrTaskFinished):
-		return withStatus(err, http.StatusConflict, "task_finished")
-	case errors.Is(err, ota.ErrNothingToRetry):
-		return withStatus(err, http.StatusConflict, "nothing_to_retry")
-	}
-	return err
-}
 
 type packageJSON struct {
 	FileID           string   `json:"fileId"`
@@ -76,7 +59,7 @@ func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err := pkg.Validate(); err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	if pkg.Size, err = p.files.Put(pkg.ID, f); err != nil {
 		return err
@@ -84,7 +67,7 @@ func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	added, err := p.ota.AddPackage(r.Context(), pkg)
 	if err != nil {
 		p.files.Remove(pkg.ID)
-		return otaError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusCreated, toPackageJSON(added))
 	return nil
@@ -93,7 +76,7 @@ func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) listPackages(w http.ResponseWriter, r *http.Request) error {
 	pkgs, err := p.ota.Packages(r.Context())
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	q := r.URL.Query()
 	out := []packageJSON{}
@@ -110,7 +93,7 @@ func (p *Platform) listPackages(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) getPackage(w http.ResponseWriter, r *http.Request) error {
 	pk, err := p.ota.Package(r.Context(), pathValue(r, "fileId"))
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusOK, toPackageJSON(pk))
 	return nil
@@ -119,7 +102,7 @@ func (p *Platform) getPackage(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) deletePackage(w http.ResponseWriter, r *http.Request) error {
 	id := pathValue(r, "fileId")
 	if err := p.ota.DeletePackage(r.Context(), id); err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	p.files.Remove(id)
 	w.WriteHeader(http.StatusNoContent)
@@ -156,7 +139,7 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	}
 	pkg, err := p.ota.Package(r.Context(), body.FileID)
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	if pkg.Kind != kind {
 		return badRequest("wrong_package_type", "package %s is a %s; this operation takes a %s", pkg.ID, pkg.Kind, kind)
@@ -165,7 +148,7 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	for _, g := range body.Targets.DeviceGroups {
 		devs, _, err := p.reg.Members(r.Context(), g, registry.Query{})
 		if err != nil {
-			return registryError(err)
+			return apiErr(err)
 		}
 		for _, d := range devs {
 			ids = append(ids, d.ID)
@@ -187,7 +170,7 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	}
 	t, err := p.ota.CreateTask(r.Context(), spec)
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"operationId": t.ID})
 	return nil
@@ -240,7 +223,7 @@ func (p *Platform) listOperations(w http.ResponseWriter, r *http.Request) error 
 	}
 	tasks, err := p.ota.Tasks(r.Context())
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	q := r.URL.Query()
 	var out []operationJSON
@@ -251,16 +234,15 @@ func (p *Platform) listOperations(w http.ResponseWriter, r *http.Request) error 
 		}
 		out = append(out, p.operationJSON(r, t))
 	}
-	lo, hi := min(pageNo*pageSize, len(out)), min((pageNo+1)*pageSize, len(out))
 	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(out), "pageNo": pageNo, "pageSize": pageSize,
-		"data": append([]operationJSON{}, out[lo:hi]...)})
+		"data": pageOf(out, pageNo, pageSize)})
 	return nil
 }
 
 func (p *Platform) getOperation(w http.ResponseWriter, r *http.Request) error {
 	t, err := p.ota.Task(r.Context(), pathValue(r, "operationId"))
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusOK, p.operationJSON(r, t))
 	return nil
@@ -273,7 +255,7 @@ func (p *Platform) subOperations(w http.ResponseWriter, r *http.Request) error {
 	}
 	subs, err := p.ota.SubTasks(r.Context(), pathValue(r, "operationId"))
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	type row struct {
 		SubOperationID string `json:"subOperationId"`
@@ -301,16 +283,15 @@ func (p *Platform) subOperations(w http.ResponseWriter, r *http.Request) error {
 			Progress: s.Progress(blocks), ErrorReason: s.Reason, SourceVersion: s.SourceVersion, TargetVersion: s.TargetVersion,
 			CurrentVersion: s.CurrentVersion, UpdateTime: apiTime(s.Updated)})
 	}
-	lo, hi := min(pageNo*pageSize, len(rows)), min((pageNo+1)*pageSize, len(rows))
 	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(rows), "pageNo": pageNo, "pageSize": pageSize,
-		"data": append([]row{}, rows[lo:hi]...)})
+		"data": pageOf(rows, pageNo, pageSize)})
 	return nil
 }
 
 func (p *Platform) stopOperation(w http.ResponseWriter, r *http.Request) error {
 	t, err := p.ota.Stop(r.Context(), pathValue(r, "operationId"))
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusOK, p.operationJSON(r, t))
 	return nil
@@ -319,7 +300,7 @@ func (p *Platform) stopOperation(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) retryOperation(w http.ResponseWriter, r *http.Request) error {
 	t, err := p.ota.Retry(r.Context(), pathValue(r, "operationId"))
 	if err != nil {
-		return otaError(err)
+		return apiErr(err)
 	}
 	writeJSON(w, http.StatusOK, p.operationJSON(r, t))
 	return nil

@@ -122,3 +122,9 @@ func jsonUnmarshalObject(raw json.RawMessage, m *map[string]any) error {
 	}
 	return nil
 }
+
+// pageOf returns page pageNo of items, pageSize a page, never nil.
+func pageOf[T any](items []T, pageNo, pageSize int) []T {
+	lo, hi := min(pageNo*pageSize, len(items)), min((pageNo+1)*pageSize, len(items))
+	return append([]T{}, items[lo:hi]...)
+}
