@@ -311,7 +311,7 @@ func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (De
 		if c.PSK != nil {
 			ok = subtle.ConstantTimeCompare(c.PSK, d.PSK) == 1
 		} else {
-			ok = subtle.ConstantTimeCompare([]byte(c.VerifyCode), []byte(d.VerifyCode)) == 1
+			ok = verifyCodeMatches(c.VerifyCode, d)
 		}
 		if !ok {
 			return &FieldError{Field: "credential", Rule: "verifyCode or PSK must match the registration", Err: ErrBadCredential}
@@ -346,6 +346,18 @@ func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (De
 	}
 	r.statusEvent(d, from)
 	return d, nil
+}
+
+// verifyCodeMatches compares, in constant time, the verifyCode a device
+// presented with d's. A verifyCode that is the nodeId (the default) is
+// compared by NodeKey, so "urn:imei:X" and "X" match each other as the
+// nodeIds do (REG-1); one the application chose is compared exactly.
+func verifyCodeMatches(presented string, d *Device) bool {
+	want := d.VerifyCode
+	if want == d.NodeID {
+		presented, want = NodeKey(presented), NodeKey(want)
+	}
+	return subtle.ConstantTimeCompare([]byte(presented), []byte(want)) == 1
 }
 
 func (r *Registry) statusEvent(d Device, from Status) {

@@ -77,7 +77,9 @@
 //   - Devices are found by nodeId, not by verifyCode: a plain LwM2M device
 //     registers with its nodeId as endpoint name, and Connect compares the
 //     verifyCode the platform got from it. With the default verifyCode
-//     (= nodeId) the endpoint name is both.
+//     (= nodeId) the endpoint name is both, and "urn:imei:X" and "X"
+//     match each other as verifyCodes too; a verifyCode the application
+//     chose is compared exactly.
 //
 // # Adapters
 //

@@ -375,3 +375,28 @@ func TestClose(t *testing.T) {
 	require.ErrorIs(t, err, registry.ErrClosed)
 	require.ErrorIs(t, r.Run(ctx), registry.ErrClosed)
 }
+
+// TestConnectDefaultVerifyCodeEitherForm: with the default verifyCode (the
+// nodeId), a device registered as "urn:imei:X" that presents "X" as its
+// endpoint name and verifyCode binds, and the other way round: both forms
+// are the same device (REG-1). A verifyCode of the application's own is
+// compared exactly.
+func TestConnectDefaultVerifyCodeEitherForm(t *testing.T) {
+	r, _ := newRegistry(t, registry.Config{})
+	register(t, r, "urn:imei:861000000000011")
+	register(t, r, "861000000000012")
+	_, err := r.Register(ctx, registry.Registration{NodeID: "861000000000013", VerifyCode: "urn:imei:abc", Info: meterInfo})
+	require.NoError(t, err)
+	for _, c := range []struct{ node, code string }{
+		{"861000000000011", "861000000000011"},
+		{"urn:imei:861000000000012", "URN:IMEI:861000000000012"},
+	} {
+		d, err := r.Connect(ctx, c.node, registry.Connection{VerifyCode: c.code})
+		require.NoError(t, err, "Connect(%q, verifyCode %q)", c.node, c.code)
+		require.True(t, d.Bound)
+	}
+	_, err = r.Connect(ctx, "861000000000013", registry.Connection{VerifyCode: "abc"})
+	require.ErrorIs(t, err, registry.ErrBadCredential, "an application's own verifyCode is compared exactly")
+	_, err = r.Connect(ctx, "861000000000012", registry.Connection{VerifyCode: "urn:imei:861000000000011"})
+	require.ErrorIs(t, err, registry.ErrBadCredential)
+}
