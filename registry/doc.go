@@ -60,7 +60,7 @@
 //     secret; at most 64 characters of it) and the rule; Register reports
 //     every problem at once (errors.Join).
 //   - nodeId and verifyCode: 1 to 256 characters, no spaces or control
-//     characters. deviceInfo fields: at most 256 characters;
+//     characters; a nodeId carries the "urn:imei:" prefix at most once. deviceInfo fields: at most 256 characters;
 //     manufacturerId, deviceType, model and protocolType are required.
 //     Group names: 1 to 64 characters, unique.
 //   - ABNORMAL is sticky: uplinks and silence do not change it; only

@@ -30,6 +30,7 @@ func TestRegisterBadInput(t *testing.T) {
 		{"empty nodeId", registry.Registration{Info: meterInfo}, "nodeId", registry.ErrInvalid, "must not be empty"},
 		{"nodeId over 256 characters", registry.Registration{NodeID: long, Info: meterInfo}, "nodeId", registry.ErrInvalid, "at most 256 characters; got 257"},
 		{"nodeId with a space", registry.Registration{NodeID: "86 1", Info: meterInfo}, "nodeId", registry.ErrInvalid, "must not contain spaces"},
+		{"nodeId with the urn prefix twice", registry.Registration{NodeID: "urn:imei:URN:IMEI:861", Info: meterInfo}, "nodeId", registry.ErrInvalid, `must not repeat the "urn:imei:" prefix`},
 		{"nodeId only the urn prefix", registry.Registration{NodeID: "urn:imei:", Info: meterInfo}, "nodeId", registry.ErrInvalid, "after"},
 		{"duplicate nodeId", registry.Registration{NodeID: "861111111111111", Info: meterInfo}, "nodeId", registry.ErrNodeIDTaken, "already registered"},
 		{"duplicate nodeId as urn:imei", registry.Registration{NodeID: "urn:imei:861111111111111", Info: meterInfo}, "nodeId", registry.ErrNodeIDTaken, "already registered"},

@@ -49,8 +49,14 @@ func checkNodeID(nodeID string) error {
 	if err := checkText("nodeId", nodeID, MaxNodeIDLen, true, true, false); err != nil {
 		return err
 	}
-	if NodeKey(nodeID) == "" {
+	key := NodeKey(nodeID)
+	if key == "" {
 		return invalid("nodeId", nodeID, `must have something after "urn:imei:"`)
+	}
+	if NodeKey(key) != key {
+		// "urn:imei:urn:imei:X" would be stored under "urn:imei:X", which
+		// GetByNodeID reads as "X": the device could not be found.
+		return invalid("nodeId", nodeID, `must not repeat the "urn:imei:" prefix`)
 	}
 	return nil
 }
