@@ -122,13 +122,13 @@ func (s *Registry) view(ctx context.Context, fn func(*rtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.bolt.View(func(tx *bolt.Tx) error {
+	return closed(s.db.bolt.View(func(tx *bolt.Tx) error {
 		b, err := registryBuckets(tx)
 		if err != nil {
 			return err
 		}
 		return fn(b)
-	})
+	}))
 }
 
 // update runs fn in a write transaction shared with concurrent writers
