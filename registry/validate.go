@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -63,7 +64,9 @@ func checkNodeID(nodeID string) error {
 
 func checkTimeout(t time.Duration) error {
 	if t < 0 || t > MaxTimeout {
-		return invalid("timeout", t.String(), "must be 0 (never expires) to 2147483647 seconds")
+		// The API gives seconds: repeat the value in seconds, not as
+		// a Duration ("596523h14m8s" for 2147483648).
+		return invalid("timeout", strconv.FormatFloat(t.Seconds(), 'f', -1, 64), "must be 0 (never expires) to 2147483647 seconds")
 	}
 	return nil
 }
