@@ -65,24 +65,24 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 	if err := r.checkInfo(&reg.Info); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return Device{}, joinErrs(errs)
-	}
 	if reg.GatewayID != "" {
 		gw, err := r.st.Get(ctx, reg.GatewayID)
-		if errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway {
-			return Device{}, &FieldError{Field: "gatewayId", Value: reg.GatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway:
+			errs = append(errs, &FieldError{Field: "gatewayId", Value: reg.GatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound})
+		case err != nil:
 			return Device{}, err
 		}
 	}
 	for _, g := range reg.Groups {
 		if _, err := r.st.Group(ctx, g); errors.Is(err, ErrGroupNotFound) {
-			return Device{}, &FieldError{Field: "groups", Value: g, Rule: "must name an existing group", Err: ErrGroupNotFound}
+			errs = append(errs, &FieldError{Field: "groups", Value: g, Rule: "must name an existing group", Err: ErrGroupNotFound})
 		} else if err != nil {
 			return Device{}, err
 		}
+	}
+	if len(errs) > 0 {
+		return Device{}, joinErrs(errs)
 	}
 	now := time.Now()
 	d := Device{

@@ -58,7 +58,9 @@
 //
 //   - Bad input is a *FieldError naming the field, the value (never a
 //     secret; at most 64 characters of it) and the rule; Register reports
-//     every problem at once (errors.Join).
+//     every problem of its input at once (errors.Join), unknown gateway
+//     and groups included. A taken nodeId is found when the Store creates
+//     the device, so it is reported once the rest has passed.
 //   - nodeId and verifyCode: 1 to 256 characters, no spaces or control
 //     characters; a nodeId carries the "urn:imei:" prefix at most once. deviceInfo fields: at most 256 characters;
 //     manufacturerId, deviceType, model and protocolType are required.

@@ -66,11 +66,14 @@ func TestRegisterBadInput(t *testing.T) {
 
 func TestRegisterReportsEveryProblem(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
-	_, err := r.Register(ctx, registry.Registration{Timeout: secs(-5), PSK: registry.PSK{1}})
+	_, err := r.Register(ctx, registry.Registration{Timeout: secs(-5), PSK: registry.PSK{1}, GatewayID: "no-gw", Groups: []string{"g1", "g2"}})
 	require.Error(t, err)
-	for _, field := range []string{"nodeId", "timeout", "psk", "deviceInfo.manufacturerId", "deviceInfo.model"} {
+	for _, field := range []string{"nodeId", "timeout", "psk", "deviceInfo.manufacturerId", "deviceInfo.model", `gatewayId "no-gw"`, `groups "g1"`, `groups "g2"`} {
 		require.Contains(t, err.Error(), "registry: "+field, "joined error lists %s", field)
 	}
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	require.ErrorIs(t, err, registry.ErrGatewayNotFound)
+	require.ErrorIs(t, err, registry.ErrGroupNotFound)
 }
 
 func TestRegisterErrorValueIsShortened(t *testing.T) {
