@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -403,4 +404,26 @@ func TestConnectDefaultVerifyCodeEitherForm(t *testing.T) {
 	require.ErrorIs(t, err, registry.ErrBadCredential, "an application's own verifyCode is compared exactly")
 	_, err = r.Connect(ctx, "861000000000012", registry.Connection{VerifyCode: "urn:imei:861000000000011"})
 	require.ErrorIs(t, err, registry.ErrBadCredential)
+}
+
+// TestRegisterBounds: the edges of REG-1's ranges are allowed: a PSK of 8
+// and of 64 bytes, a nodeId and a verifyCode of 256 characters (counted
+// as characters, not bytes), a group name of 64.
+func TestRegisterBounds(t *testing.T) {
+	r, _ := newRegistry(t, registry.Config{})
+	for i, n := range []int{registry.MinPSKLen, registry.MaxPSKLen} {
+		key := make(registry.PSK, n)
+		key[0] = byte(i + 1)
+		d, err := r.Register(ctx, registry.Registration{NodeID: fmt.Sprintf("psk-%d", n), PSK: key, Info: meterInfo})
+		require.NoError(t, err, "Register with a %d-byte PSK", n)
+		require.Len(t, d.PSK, n)
+	}
+	long := strings.Repeat("é", registry.MaxNodeIDLen) // 256 characters, 512 bytes
+	d, err := r.Register(ctx, registry.Registration{NodeID: long, VerifyCode: strings.Repeat("v", registry.MaxFieldLen), Info: meterInfo})
+	require.NoError(t, err, "a 256-character nodeId and verifyCode")
+	got, err := r.GetByNodeID(ctx, long)
+	require.NoError(t, err)
+	require.Equal(t, d.ID, got.ID)
+	_, err = r.CreateGroup(ctx, strings.Repeat("g", registry.MaxGroupNameLen), "")
+	require.NoError(t, err, "a 64-character group name")
 }
