@@ -66,11 +66,10 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 		errs = append(errs, err)
 	}
 	if reg.GatewayID != "" {
-		gw, err := r.st.Get(ctx, reg.GatewayID)
-		switch {
-		case errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway:
-			errs = append(errs, &FieldError{Field: "gatewayId", Value: reg.GatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound})
-		case err != nil:
+		var fe *FieldError
+		if err := r.checkGateway(ctx, reg.GatewayID); errors.As(err, &fe) {
+			errs = append(errs, err)
+		} else if err != nil {
 			return Device{}, err
 		}
 	}
@@ -115,11 +114,28 @@ func (r *Registry) storeErr(err error, nodeID, gatewayID string) error {
 	case errors.Is(err, ErrNodeIDTaken):
 		return &FieldError{Field: "nodeId", Value: nodeID, Rule: "is already registered: one nodeId belongs to one device", Err: ErrNodeIDTaken}
 	case errors.Is(err, ErrGatewayNotFound):
-		return &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+		return gatewayNotFound(gatewayID)
 	case errors.Is(err, ErrGroupNotFound):
 		return &FieldError{Field: "groups", Rule: "must name existing groups (one was deleted meanwhile)", Err: ErrGroupNotFound}
 	}
 	return err
+}
+
+func gatewayNotFound(id string) *FieldError {
+	return &FieldError{Field: "gatewayId", Value: id, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+}
+
+// checkGateway returns a *FieldError unless id names a GATEWAY device, or
+// the Store's error.
+func (r *Registry) checkGateway(ctx context.Context, id string) error {
+	gw, err := r.st.Get(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway:
+		return gatewayNotFound(id)
+	case err != nil:
+		return err
+	}
+	return nil
 }
 
 func notFound(field, v string) error {
@@ -469,11 +485,7 @@ func (r *Registry) SubDevices(ctx context.Context, gatewayID string, q Query) ([
 	if err := r.check(ctx); err != nil {
 		return nil, 0, err
 	}
-	gw, err := r.st.Get(ctx, gatewayID)
-	if errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway {
-		return nil, 0, &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
-	}
-	if err != nil {
+	if err := r.checkGateway(ctx, gatewayID); err != nil {
 		return nil, 0, err
 	}
 	q.GatewayID = gatewayID
