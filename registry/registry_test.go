@@ -46,6 +46,7 @@ func TestRegisterBadInput(t *testing.T) {
 		{"unknown gateway", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: "nope"}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
 		{"gateway that is an endpoint", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: endpoint.ID}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
 		{"bad nodeType", registry.Registration{NodeID: "862", Info: meterInfo, NodeType: "HUB"}, "nodeType", registry.ErrInvalid, "ENDPOINT or GATEWAY"},
+		{"nodeId not UTF-8", registry.Registration{NodeID: "861\xff2", Info: meterInfo}, "nodeId", registry.ErrInvalid, "must be valid UTF-8; found an invalid byte at byte 3"},
 		{"verifyCode with a tab", registry.Registration{NodeID: "862", VerifyCode: "a\tb", Info: meterInfo}, "verifyCode", registry.ErrInvalid, "must not contain"},
 	}
 	for _, c := range cases {

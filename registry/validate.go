@@ -32,7 +32,7 @@ func checkText(field, v string, max int, required, id, secret bool) error {
 	case n > max:
 		return invalid(field, shown, fmt.Sprintf("must be at most %d characters; got %d", max, n))
 	case !utf8.ValidString(v):
-		return invalid(field, "", "must be valid UTF-8")
+		return invalid(field, "", fmt.Sprintf("must be valid UTF-8; found an invalid byte at byte %d", invalidAt(v)))
 	}
 	for i, c := range v {
 		if !unicode.IsPrint(c) || id && unicode.IsSpace(c) {
@@ -44,6 +44,19 @@ func checkText(field, v string, max int, required, id, secret bool) error {
 		}
 	}
 	return nil
+}
+
+// invalidAt returns the offset of the first byte of v that does not start
+// a valid UTF-8 sequence, or -1.
+func invalidAt(v string) int {
+	for i, c := range v {
+		if c == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(v[i:]); size == 1 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 func checkNodeID(nodeID string) error {
