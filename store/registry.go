@@ -15,8 +15,8 @@ import (
 )
 
 // Registry is the registry.Store on the DB (SPEC STO-1). Every write is one
-// bbolt transaction shared with concurrent writers (Batch) and returns
-// after it is on disk.
+// bbolt transaction shared with concurrent writers (group commit, see the
+// package doc; not bolt.Batch) and returns after it is on disk.
 //
 // Layout inside the "registry" bucket, one sub-bucket each:
 //
