@@ -294,6 +294,24 @@ func FuzzDecodeDevice(f *testing.F) {
 	})
 }
 
+// FuzzDecodeGroup: as FuzzDecodeDevice, for group records.
+func FuzzDecodeGroup(f *testing.F) {
+	f.Add(appendGroup(nil, &registry.Group{ID: "g-1", Name: "north", Description: "north side", CreatedAt: time.Unix(1700000000, 5)}))
+	f.Add(appendGroup(nil, &registry.Group{}))
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := decodeGroup(b)
+		if err != nil {
+			require.ErrorIs(t, err, errRecord)
+			return
+		}
+		again := appendGroup(nil, &g)
+		g2, err := decodeGroup(again)
+		require.NoError(t, err)
+		require.Equal(t, again, appendGroup(nil, &g2), "re-encoding is stable")
+	})
+}
+
 // Benchmarks for the figures in registry/doc.go: Register and Get per
 // second on bbolt with 1, 8 and 64 concurrent callers (Register with fsync,
 // as in production), and the file size per device.
