@@ -172,8 +172,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"truncated", d, "01 55 FFAB 0001E240 0096 00", codec.ErrTruncated,
 			"codec: message meterReading, field pulseCount at byte 10: need 2 bytes, 1 left"},
 		{"trailing", d, "03 0011 00 FF", codec.ErrTrailing,
-			"codec: message setReportPeriodResult at byte 4: 1 bytes left over after the last field result"},
-		{"unknown id", d, "09 0011 00", codec.ErrUnknownMessage, "codec: at byte 0: messageId 9 (0x09) matches no message"},
+			"codec: message setReportPeriodResult at byte 4: 1 byte(s) left over after the last field result; the message is 4 bytes"},
+		{"unknown id", d, "09 0011 00", codec.ErrUnknownMessage, "codec: field messageId at byte 0: messageId 9 (0x09) matches no message"},
 		{"empty", d, "", codec.ErrEmpty, "codec: at byte 0: empty payload"},
 		{"pcp", d, "FFFE 01 00", codec.ErrPCP, codec.ErrPCP.Error()},
 		// Without a messageId any two bytes would decode; FF FE still never does.

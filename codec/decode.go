@@ -136,7 +136,7 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 	}
 	if off != len(p) {
 		return &FieldError{Message: m.name, Offset: off,
-			Err: errf(ErrTrailing, "%d bytes left over after the last field %s", len(p)-off, lastName(m))}
+			Err: errf(ErrTrailing, "%d byte(s) left over after the last field %s; the message is %d bytes", len(p)-off, lastName(m), off)}
 	}
 	return nil
 }
@@ -221,6 +221,7 @@ func (d *Declarative) identify(dir []int, p []byte) (*message, error) {
 	}
 	var lastErr error
 	var seenID uint64
+	var seenField string
 	seenOff := -1
 	for _, i := range dir {
 		m := &d.messages[i]
@@ -243,10 +244,10 @@ func (d *Declarative) identify(dir []int, p []byte) (*message, error) {
 		if id == m.id {
 			return m, nil
 		}
-		seenID, seenOff = id, off
+		seenID, seenOff, seenField = id, off, f.name
 	}
 	if seenOff >= 0 {
-		return nil, &FieldError{Offset: seenOff, Err: errf(ErrUnknownMessage, "messageId %d (0x%02X) matches no message", seenID, seenID)}
+		return nil, &FieldError{Field: seenField, Offset: seenOff, Err: errf(ErrUnknownMessage, "messageId %d (0x%02X) matches no message", seenID, seenID)}
 	}
 	return nil, lastErr
 }
