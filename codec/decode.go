@@ -285,23 +285,22 @@ func varOffset(m *message, idx int, p []byte) int {
 // Decode decodes an uplink payload into a *Report or a *Response (COD-1,
 // COD-4). It returns ErrPCP for a PCP frame.
 func (d *Declarative) Decode(payload []byte) (Message, error) {
-	var bits [16]uint64
-	var bs [16][]byte
-	r := Record{bits: bits[:0], bs: bs[:0]}
-	if err := d.DecodeRecord(payload, &r); err != nil {
-		return nil, err
-	}
-	return r.Build(), nil
+	return d.decode(d.up, &d.upID, payload)
 }
 
 // DecodeDownlink decodes a downlink payload into a *Command or a *ReportAck,
 // as a device would. A ReportAck's Request is nil: the acknowledgement does
 // not carry the report.
 func (d *Declarative) DecodeDownlink(payload []byte) (Message, error) {
+	return d.decode(d.down, &d.downID, payload)
+}
+
+// decode decodes into a Record on the stack and builds the message from it.
+func (d *Declarative) decode(dir []int, x *idIndex, payload []byte) (Message, error) {
 	var bits [16]uint64
 	var bs [16][]byte
 	r := Record{bits: bits[:0], bs: bs[:0]}
-	if err := d.DecodeDownlinkRecord(payload, &r); err != nil {
+	if err := d.decodeRecord(dir, x, payload, &r); err != nil {
 		return nil, err
 	}
 	return r.Build(), nil
