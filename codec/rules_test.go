@@ -179,3 +179,25 @@ func TestDecodeVariableMessage(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, payload, b)
 }
+
+// COD-4: mids are 1…65535; a decoded command response with mid 0 is refused
+// with the field and its offset, and an assigned mid never exceeds what the
+// mid field holds (a uint8 mid wraps after 255 to 1, never 0).
+func TestMidRange(t *testing.T) {
+	d := load(t, "watermeter.json", nil)
+	_, err := d.Decode(unhex(t, "03 0000 00"))
+	require.ErrorIs(t, err, codec.ErrRange)
+	require.EqualError(t, err, "codec: message setReportPeriodResult, field mid at byte 1: mid 0 is outside 1…65535")
+
+	small, err := codec.Compile([]byte(`{"messages":[{"name":"c","kind":"command","service":"S","command":"GO","fields":[{"name":"mid","type":"uint8","mid":true}]}]}`), nil)
+	require.NoError(t, err)
+	var mids []int
+	for range 256 {
+		c := &codec.Command{ServiceID: "S", Cmd: "GO"}
+		b, err := small.Encode(c)
+		require.NoError(t, err)
+		require.Equal(t, []byte{byte(c.Mid)}, b)
+		mids = append(mids, c.Mid)
+	}
+	require.Equal(t, []int{1, 2, 255, 1}, []int{mids[0], mids[1], mids[254], mids[255]})
+}
