@@ -251,3 +251,27 @@ func TestFirmwareCallRetriedOnWake(t *testing.T) {
 		o.mu.Unlock()
 	})
 }
+
+// TestFirmwareCheckWrongVersion: Update Result 1 but the device still runs
+// the old version when read again: "Firmware update failed" (OTA-3, OTA-5).
+func TestFirmwareCheckWrongVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		o := &object5{}
+		o.set(func(o *object5) { o.version["nb"] = "F1" })
+		e, _, files := setup(t, ota.Config{Object5: o, FirmwareURI: "coap://h/fw/"})
+		addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
+		run(t, e)
+		_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
+		require.NoError(t, err)
+		synctest.Wait()
+		e.FirmwareState(ctx, "nb", ota.FwStateDownloaded)
+		synctest.Wait()
+		e.FirmwareResult(ctx, "nb", 1) // the version read next is still F1
+		synctest.Wait()
+		s := subTask(t, e, "t", "nb")
+		require.Equal(t, ota.SubFail, s.State, "%+v", s)
+		require.Equal(t, ota.ReasonUpdateFailed, s.Reason)
+		require.Equal(t, "F1", s.CurrentVersion)
+	})
+}
