@@ -13,6 +13,7 @@ import (
 	"math/bits"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -805,9 +806,17 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 	if len(spec.Devices) == 0 {
 		return Task{}, fieldErr("targets", "no device; a task needs at least one")
 	}
+	// A zero byte separates task and device ids in store keys (task id,
+	// 0x00, device id); an id holding one would mix two tasks' sub-tasks.
+	if strings.IndexByte(spec.ID, 0) >= 0 {
+		return Task{}, fieldErr("operationId", "%q holds a zero byte, which ids may not", spec.ID)
+	}
 	for i, d := range spec.Devices {
 		if d == "" {
 			return Task{}, fieldErr(fmt.Sprintf("targets.devices[%d]", i), "empty device id")
+		}
+		if strings.IndexByte(d, 0) >= 0 {
+			return Task{}, fieldErr(fmt.Sprintf("targets.devices[%d]", i), "%q holds a zero byte, which ids may not", d)
 		}
 	}
 	p, err := e.st.Package(ctx, spec.PackageID)

@@ -187,6 +187,8 @@ func TestCreateTaskErrors(t *testing.T) {
 	}{
 		{ota.TaskSpec{PackageID: "p"}, "targets"},
 		{ota.TaskSpec{PackageID: "p", Devices: []string{""}}, "targets.devices[0]"},
+		{ota.TaskSpec{PackageID: "p", Devices: []string{"d", "a\x00b"}}, "targets.devices[1]"},
+		{ota.TaskSpec{ID: "t\x00d", PackageID: "p", Devices: []string{"d"}}, "operationId"},
 		{ota.TaskSpec{PackageID: "nope", Devices: []string{"d"}}, "fileId"},
 		{ota.TaskSpec{PackageID: "p", Devices: []string{"d"}, Policy: ota.Policy{Execute: "later"}}, "policy.executeType"},
 		{ota.TaskSpec{PackageID: "p", Devices: []string{"d"}, Policy: ota.Policy{Execute: ota.Window}}, "policy"},
