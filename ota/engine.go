@@ -1279,18 +1279,8 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 		}
 		e.versionKnown(ctx, s, m.Version, now, eff)
 	case NotifyAnswer:
-		if s.sub.Step != StepNotify {
-			return
-		}
-		switch m.Result {
-		case ResultOK:
-			e.setStep(s, StepDownload, now)
-			e.save(ctx, s)
-			e.stateEvent(s, StateDownloading, eff)
-		case ResultBusy, ResultLowBattery:
-			// Ask again when the device next wakes.
-		default:
-			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
+		if s.sub.Step == StepNotify {
+			e.requestAnswered(ctx, s, m.Result, StepDownload, StateDownloading, now, eff)
 		}
 	case BlockRequest:
 		e.blockRequest(ctx, s, []byte(m.Version), m.Block, now, eff)
@@ -1308,17 +1298,8 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 		e.save(ctx, s)
 		e.act(s, eff)
 	case ExecuteAnswer:
-		if s.sub.Step != StepExecute {
-			return
-		}
-		switch m.Result {
-		case ResultOK:
-			e.setStep(s, StepResult, now)
-			e.save(ctx, s)
-			e.stateEvent(s, StateUpdating, eff)
-		case ResultBusy, ResultLowBattery:
-		default:
-			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
+		if s.sub.Step == StepExecute {
+			e.requestAnswered(ctx, s, m.Result, StepResult, StateUpdating, now, eff)
 		}
 	case UpgradeResult:
 		eff.send(Encode(UpgradeResultAnswer{ResultOK}))
@@ -1334,6 +1315,22 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 		default:
 			e.finish(ctx, s, SubSuccess, "", eff)
 		}
+	}
+}
+
+// requestAnswered takes the device's answer r to a notify or execute: ok
+// moves s to step next and reports state; busy and low battery leave s
+// where it is, to ask again when the device next wakes; anything else
+// fails s with the reason of r. s.mu is held.
+func (e *Engine) requestAnswered(ctx context.Context, s *session, r Result, next Step, state string, now time.Time, eff *effects) {
+	switch r {
+	case ResultOK:
+		e.setStep(s, next, now)
+		e.save(ctx, s)
+		e.stateEvent(s, state, eff)
+	case ResultBusy, ResultLowBattery:
+	default:
+		e.finish(ctx, s, SubFail, ResultReason(r), eff)
 	}
 }
 
