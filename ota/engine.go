@@ -1273,11 +1273,15 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 		if s.sub.Step != StepQuery {
 			return
 		}
-		if m.Result != ResultOK {
+		switch m.Result {
+		case ResultOK:
+			e.versionKnown(ctx, s, m.Version, now, eff)
+		case ResultBusy, ResultLowBattery:
+			// Asked again when the device next wakes, as for notify
+			// and execute; VersionTimeout still bounds the step.
+		default:
 			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
-			return
 		}
-		e.versionKnown(ctx, s, m.Version, now, eff)
 	case NotifyAnswer:
 		if s.sub.Step == StepNotify {
 			e.requestAnswered(ctx, s, m.Result, StepDownload, StateDownloading, now, eff)

@@ -295,8 +295,8 @@ func TestWakeResends(t *testing.T) {
 	require.Equal(t, ota.SubSuccess, subTask(t, e, "t", "d").State)
 }
 
-// TestExecuteAnswersAndWrongVersion: low battery on execute is asked again
-// at the next wake, not a failure; an upgrade result of ok that reports a
+// TestExecuteAnswersAndWrongVersion: busy on the version query and low
+// battery on execute are asked again at the next wake, not failures; an upgrade result of ok that reports a
 // version other than the target fails with "Firmware update failed"
 // (OTA-3, OTA-6).
 func TestExecuteAnswersAndWrongVersion(t *testing.T) {
@@ -306,11 +306,18 @@ func TestExecuteAnswersAndWrongVersion(t *testing.T) {
 	_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"d"}})
 	require.NoError(t, err)
 	d := newDevice("d", "V1")
+	l.drop("d")
+	d.send(t, e, [][]byte{ota.Encode(ota.QueryVersionAnswer{Result: ota.ResultBusy})})
+	s := subTask(t, e, "t", "d")
+	require.Equal(t, ota.SubProcessing, s.State, "busy on query: %+v", s)
+	require.Equal(t, ota.StepQuery, s.Step)
+	e.DeviceOnline(ctx, "d")
+	require.Equal(t, 2, count[ota.QueryVersion](l.messages("d")), "query sent again on wake")
 	d.run(t, e, l, func() bool { return subTask(t, e, "t", "d").Step == ota.StepExecute })
 	require.Equal(t, ota.StepExecute, subTask(t, e, "t", "d").Step)
 	l.drop("d")
 	d.send(t, e, [][]byte{ota.Encode(ota.ExecuteAnswer{Result: ota.ResultLowBattery})})
-	s := subTask(t, e, "t", "d")
+	s = subTask(t, e, "t", "d")
 	require.Equal(t, ota.SubProcessing, s.State, "low battery: %+v", s)
 	require.Equal(t, ota.StepExecute, s.Step)
 	e.DeviceOnline(ctx, "d")
