@@ -206,6 +206,18 @@ func TestBlock2(t *testing.T) {
 	}
 	_, _, _, _, err = c.Block2(4, 4)
 	require.ErrorIs(t, err, ota.ErrNoBlock)
+
+	// A package that ends on a block boundary: its last block says no more
+	// (RFC 7959 §2.2), and the block after it does not exist.
+	even := content(1024, 4)
+	pe := ota.Package{ID: "e", Kind: ota.Firmware, Version: "F", Size: 1024}
+	ce := &ota.Content{Package: pe, R: bytesReader(even)}
+	data, more, _, _, err := ce.Block2(3, 4)
+	require.NoError(t, err)
+	require.Equal(t, even[768:], data)
+	require.False(t, more, "Block2(3, 4) of 1024 bytes is the last block")
+	_, _, _, _, err = ce.Block2(4, 4)
+	require.ErrorIs(t, err, ota.ErrNoBlock)
 	_, _, _, _, err = c.Block2(0, 7)
 	require.ErrorIs(t, err, ota.ErrInvalid)
 }
