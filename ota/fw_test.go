@@ -127,20 +127,29 @@ func TestFirmwareUpgrade(t *testing.T) {
 	})
 }
 
+// firmwareTask runs, inside a synctest bubble, an engine whose Object5
+// device "nb" runs F1, with task "t" upgrading it to F2 started and
+// settled. cfg gives the other settings.
+func firmwareTask(t *testing.T, cfg ota.Config) (*ota.Engine, *object5) {
+	o := &object5{}
+	o.set(func(o *object5) { o.version["nb"] = "F1" })
+	cfg.Object5, cfg.FirmwareURI = o, "coap://h/fw/"
+	e, _, files := setup(t, cfg)
+	addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
+	run(t, e)
+	_, err := e.CreateTask(context.Background(), ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
+	require.NoError(t, err)
+	synctest.Wait()
+	return e, o
+}
+
 // TestFirmwareUpdateResults: Update Result 2..8 fail the sub-task with the
 // OTA-3 reason.
 func TestFirmwareUpdateResults(t *testing.T) {
 	for r := 2; r <= 8; r++ {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := context.Background()
-			o := &object5{}
-			o.set(func(o *object5) { o.version["nb"] = "F1" })
-			e, _, files := setup(t, ota.Config{Object5: o, FirmwareURI: "coap://h/fw/"})
-			addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
-			run(t, e)
-			_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
-			require.NoError(t, err)
-			synctest.Wait()
+			e, _ := firmwareTask(t, ota.Config{})
 			e.FirmwareResult(ctx, "nb", r)
 			s := subTask(t, e, "t", "nb")
 			want, _ := ota.UpdateResultReason(r)
@@ -155,14 +164,7 @@ func TestFirmwareUpdateResults(t *testing.T) {
 func TestFirmwareCheckTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		o := &object5{}
-		o.set(func(o *object5) { o.version["nb"] = "F1" })
-		e, _, files := setup(t, ota.Config{Object5: o, FirmwareURI: "coap://h/fw/", VersionTimeout: 15 * time.Minute})
-		addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
-		run(t, e)
-		_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
-		require.NoError(t, err)
-		synctest.Wait()
+		e, o := firmwareTask(t, ota.Config{VersionTimeout: 15 * time.Minute})
 		e.FirmwareState(ctx, "nb", ota.FwStateDownloaded)
 		synctest.Wait()
 		o.set(func(o *object5) { o.readErr = errors.New("device asleep") })
@@ -269,14 +271,7 @@ func TestFirmwareCallRetriedOnWake(t *testing.T) {
 func TestFirmwareCheckWrongVersion(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		o := &object5{}
-		o.set(func(o *object5) { o.version["nb"] = "F1" })
-		e, _, files := setup(t, ota.Config{Object5: o, FirmwareURI: "coap://h/fw/"})
-		addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
-		run(t, e)
-		_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
-		require.NoError(t, err)
-		synctest.Wait()
+		e, _ := firmwareTask(t, ota.Config{})
 		e.FirmwareState(ctx, "nb", ota.FwStateDownloaded)
 		synctest.Wait()
 		e.FirmwareResult(ctx, "nb", 1) // the version read next is still F1
