@@ -292,11 +292,23 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 	if c.Status == Pending && open == 0 {
 		c.NextTry = d.mode.NextTry(now, d.lastUplink)
 	}
-	if err := e.commit(ctx, append(superseded, c), nil); err != nil {
+	var updated []Command
+	if len(superseded) > 0 && open > 0 {
+		// A superseded head hands its place to the next command, which
+		// must be tried in the device's next window (CMD-10, CMD-4).
+		gone := make([]string, len(superseded))
+		for i, s := range superseded {
+			gone[i] = s.ID
+		}
+		if updated, err = e.promote(ctx, d, r.DeviceID, now, gone...); err != nil {
+			return Command{}, err
+		}
+	}
+	if err := e.commit(ctx, append(superseded, c), updated); err != nil {
 		return Command{}, err
 	}
 	d.lastSeq = c.Seq
-	if c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
+	if len(updated) > 0 || c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
 		e.sched.mark(c.DeviceID)
 	}
 	return c, failErr

@@ -798,3 +798,29 @@ func TestRetention(t *testing.T) {
 		require.Equal(t, old.Seq+1, next.Seq, "sequence numbers are never reused")
 	})
 }
+
+// TestSupersedeHeadPromotesNext: when the superseded command was the head
+// of an eDRX device's queue waiting for its paging window, the command
+// behind it becomes the head and goes out in that window (CMD-10, CMD-4);
+// it must not wait for an uplink or expire.
+func TestSupersedeHeadPromotesNext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{})
+		h.mode("gas", Mode{Kind: EDRX, ActiveTime: 5 * time.Second, Cycle: 100 * time.Second, PagingWindow: 10 * time.Second})
+		start := time.Now()
+		h.wake("gas")
+		time.Sleep(20 * time.Second)
+		keyed := req("gas")
+		keyed.SupersedeKey = "valve"
+		a := h.submit(keyed)
+		b := h.submit(req("gas"))
+		c := h.submit(keyed) // cancels a, the head; b is the head now
+		synctest.Wait()
+		require.Equal(t, Canceled, h.status(a.ID))
+		require.Equal(t, start.Add(100*time.Second), h.get(b.ID).NextTry, "the new head waits for the next paging window")
+		time.Sleep(80 * time.Second)
+		synctest.Wait()
+		require.Equal(t, []string{b.ID}, h.sentIDs(), "sent in the paging window")
+		require.Equal(t, Pending, h.status(c.ID), "behind b")
+	})
+}
