@@ -58,9 +58,18 @@
 //
 // # Decisions where the spec was silent
 //
-//   - Send, then store: the engine stores SENT after Sender.Send returned
-//     nil. A crash between the two leaves the command PENDING and it goes out
-//     again at the next wake-up, which CMD-4 allows for an unACKed command.
+//   - Attempt, send, then store the outcome: before Sender.Send the engine
+//     stores the PENDING head with Command.SendAttempt set, and stores SENT
+//     (or FAILED, or the next try) after Send returned. SENT itself is not
+//     stored first because an encode or transport failure would then need
+//     moves CMD-1 does not have (SENT → FAILED, SENT → PENDING). A command
+//     found later with SendAttempt set (the process stopped during Send, or
+//     the outcome's write failed) is taken as SENT at the attempt's time:
+//     its timeout runs from then, and it goes out again only on a wake-up,
+//     as CMD-4 allows. The cost is one more store write (a sync on bbolt)
+//     per first send. A re-send (SENT → SENT) is stored after Send only: a
+//     crash between the two loses one issuedTimes count and the re-send's
+//     later timeout, nothing else.
 //   - Transport failure (a Send error not wrapping ErrEncode): the command
 //     stays PENDING at the head; a DRX/eDRX device is tried again after
 //     Config.RetryInterval (30 s, at the next window for eDRX), a PSM device

@@ -824,3 +824,85 @@ func TestSupersedeHeadPromotesNext(t *testing.T) {
 		require.Equal(t, Pending, h.status(c.ID), "behind b")
 	})
 }
+
+// brokenStore refuses every write once broken is set: what the engine sees
+// when the process dies, or the disk fails, right after a Send.
+type brokenStore struct {
+	Store
+	broken atomic.Bool
+}
+
+func (b *brokenStore) Write(ctx context.Context, w Write) error {
+	if b.broken.Load() {
+		return errors.New("disk gone")
+	}
+	return b.Store.Write(ctx, w)
+}
+
+// TestSendAttemptSurvivesCrash (CMD-9, CMD-4): the attempt is stored before
+// Sender.Send; when the outcome never reaches the store, the next engine
+// on that store takes the command as SENT at the attempt's time. It does
+// not send it again at start (only a wake-up re-sends, CMD-4), and it
+// times out 300 s after the attempt.
+func TestSendAttemptSurvivesCrash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mem := NewMemStore()
+		st := &brokenStore{Store: mem}
+		var sends atomic.Int32
+		snd := SenderFunc(func(context.Context, Command) error {
+			sends.Add(1)
+			st.broken.Store(true) // the process "dies" right after the send
+			return nil
+		})
+		cfg := Config{DefaultMode: Mode{Kind: DRX}, NewID: func() string { return "c1" }}
+		e1, err := New(st, snd, nil, cfg)
+		require.NoError(t, err)
+		go e1.Run(ctx)
+		start := time.Now()
+		_, err = e1.Submit(ctx, req("lamp"))
+		require.NoError(t, err)
+		synctest.Wait()
+		require.NoError(t, e1.Close())
+		require.Equal(t, int32(1), sends.Load())
+		got, err := mem.Get(ctx, "c1")
+		require.NoError(t, err)
+		require.Equal(t, Pending, got.Status, "the outcome was never stored")
+		require.Equal(t, start, got.SendAttempt, "the attempt was")
+
+		time.Sleep(time.Minute) // down for a while
+		var mu sync.Mutex
+		var heard []string
+		e2, err := New(mem, snd, ListenerFunc(func(c Command) {
+			mu.Lock()
+			defer mu.Unlock()
+			heard = append(heard, c.Status.String())
+		}), cfg)
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() { defer close(done); e2.Run(ctx) }()
+		defer func() { e2.Close(); <-done }()
+		synctest.Wait()
+		got, err = e2.Get(ctx, "c1")
+		require.NoError(t, err)
+		require.Equal(t, Sent, got.Status, "taken as SENT after the restart")
+		require.Equal(t, start, got.PlatformIssuedTime)
+		require.Equal(t, 1, got.IssuedTimes)
+		require.True(t, got.SendAttempt.IsZero())
+		require.Equal(t, int32(1), sends.Load(), "not sent again at start")
+		mu.Lock()
+		require.Equal(t, []string{"SENT"}, heard)
+		mu.Unlock()
+
+		time.Sleep(start.Add(300 * time.Second).Sub(time.Now()))
+		synctest.Wait()
+		require.Equal(t, Timeout, e2.mustStatus(t, "c1"), "timeout counted from the attempt")
+	})
+}
+
+func (e *Engine) mustStatus(t *testing.T, id string) Status {
+	t.Helper()
+	c, err := e.Get(context.Background(), id)
+	require.NoError(t, err)
+	return c.Status
+}

@@ -257,6 +257,19 @@ func (e *Engine) service(ctx context.Context, id string) error {
 	var moved []Command
 	open := q[:0]
 	for _, c := range q {
+		if c.Status == Pending && !c.SendAttempt.IsZero() {
+			// An earlier send's outcome was never stored: the command
+			// may have left, so it is SENT from then on; a re-send waits
+			// for a wake-up as CMD-4 allows (CMD-9).
+			if err := c.Move(Sent, c.SendAttempt); err != nil {
+				return err
+			}
+			c.Deadline = d.mode.Deadline(c.SendAttempt)
+			c.Retransmits = 0
+			c.NextTry = e.retransmitAt(c, c.SendAttempt)
+			c.SendAttempt = time.Time{}
+			moved = append(moved, c)
+		}
 		switch {
 		case c.Status == Pending && c.ExpireTime > 0 && !now.Before(c.ExpireAt()):
 			c.Reason = fmt.Sprintf("not sent within expireTime %d s", c.ExpireTime)
@@ -298,8 +311,10 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			return e.resend(ctx, d, head, now)
 		}
 		// PENDING head. After a transport failure it waits for its
-		// NextTry unless the device has woken since.
-		if head.NextTry.After(now) && !d.lastUplink.After(d.lastFail) {
+		// NextTry (zero: the next uplink) unless the device has woken
+		// since.
+		if !d.lastFail.IsZero() && !d.lastUplink.After(d.lastFail) &&
+			(head.NextTry.IsZero() || head.NextTry.After(now)) {
 			return nil
 		}
 		if !d.mode.Reachable(now, d.lastUplink) {
@@ -321,7 +336,14 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			head.NextTry = nt
 			return e.commit(ctx, nil, []Command{head})
 		}
+		// Store the attempt before sending, so that a crash during the
+		// send leaves a trace (CMD-9); its outcome is stored below.
+		head.SendAttempt, head.NextTry = now, now
+		if err := e.commit(ctx, nil, []Command{head}); err != nil {
+			return err
+		}
 		err := e.send(ctx, head)
+		head.SendAttempt = time.Time{}
 		switch {
 		case err == nil:
 			if err := head.Move(Sent, now); err != nil {

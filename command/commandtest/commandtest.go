@@ -62,7 +62,7 @@ func Cmd(dev string, seq uint64) command.Command {
 // norm makes times comparable with require.Equal across encodings: UTC, no
 // monotonic reading.
 func norm(c command.Command) command.Command {
-	for _, p := range []*time.Time{&c.CreationTime, &c.PlatformIssuedTime, &c.DeliveredTime, &c.ExecuteTime, &c.Deadline, &c.NextTry} {
+	for _, p := range []*time.Time{&c.CreationTime, &c.PlatformIssuedTime, &c.DeliveredTime, &c.ExecuteTime, &c.Deadline, &c.NextTry, &c.SendAttempt} {
 		if p.IsZero() {
 			*p = time.Time{}
 		} else {
@@ -120,6 +120,14 @@ func testWriteGet(t *testing.T, st command.Store) {
 	got, err = st.Get(ctx, p.ID)
 	require.NoError(t, err)
 	requireSame(t, p, got)
+
+	a := Cmd("dev1", 3) // a PENDING head about to be sent (CMD-9)
+	a.NextTry = t0.Add(5 * time.Second)
+	a.SendAttempt = t0.Add(5 * time.Second)
+	write(t, st, a)
+	got, err = st.Get(ctx, a.ID)
+	require.NoError(t, err)
+	requireSame(t, a, got, "SendAttempt survives")
 }
 
 func testNotFound(t *testing.T, st command.Store) {
