@@ -37,7 +37,8 @@
 // # Durability (CMD-9)
 //
 // The Store holds everything; the engine keeps in memory only each
-// device's mode, last uplink time and last sequence number. Every state
+// device's mode, last sequence number, last uplink time and last transport
+// failure time (the last two are not stored; see below). Every state
 // change is written before the Listener hears of it or the queue moves on.
 // Open commands are indexed by Command.Due, the next instant the engine
 // must act on them (expiry, next try, retransmission, timeout), so Run
@@ -102,9 +103,20 @@
 //     "all devices" are expanded by the platform); duplicates count once; a
 //     device whose command cannot be created counts as failed. Counts are
 //     raised by the Store in the same write as the command's final move.
-//   - The last uplink time is not stored: after a restart a PSM device waits
-//     for its next uplink, and an eDRX device, whose windows can no longer be
-//     placed, is tried at once (the network buffers for it).
+//   - The last uplink time is not stored (storing it would cost a synced
+//     write per uplink, more than everything else the engine writes). After
+//     a restart a PSM device waits for its next uplink: it may have been in
+//     its active time, but its head goes out at the next uplink, which is
+//     what PSM means anyway. An eDRX device, whose paging windows can no
+//     longer be placed, is tried at once, as a device never heard from is
+//     (FAQ §3.26: for eDRX the platform does not wait for uplink, it queues
+//     and sends); the network buffers downlink for an eDRX device until its
+//     next paging window. If that try fails in transport it is tried again every
+//     Config.RetryInterval, each try holding a worker for up to
+//     Config.SendTimeout, until the device's first uplink anchors its
+//     windows. We judge this right: the command is not held back for up to
+//     a whole eDRX cycle (10485.76 s at most) on a guess, and the cost is
+//     bounded by Config.Workers.
 //
 // # Caveats
 //
@@ -115,7 +127,13 @@
 //     a large task leaves a task whose total counts devices that never got a
 //     command, so it never reaches 1000 ‰.
 //   - Task status is Running or Complete; the API's Pending and Timeout task
-//     states are not produced.
+//     states are not produced. Pending would be visible only while
+//     SubmitBatch runs (it returns once every command exists). Timeout
+//     belongs to the batch API's task-level timeout, which BatchRequest does
+//     not carry: every command of a task ends by itself, at the latest at
+//     expireTime plus its mode's timeout, so a task always reaches Complete
+//     (except after the SubmitBatch crash above). A platform that offers
+//     the task timeout computes Timeout from Task.CreationTime.
 //
 // # Figures
 //
