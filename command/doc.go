@@ -149,17 +149,24 @@
 //	benchmark                          in memory (2 runs)   bbolt (fsync on)
 //	Submit, one goroutine              4,100–7,000 /s       52 /s
 //	Submit, 32 goroutines              10,000 /s            400 /s (7.7× serial: group commit)
-//	DeviceWoke → first Send  p50       17–21 µs             129 µs
-//	DeviceWoke → first Send  p99       2.2–6.0 ms           127 ms
+//	DeviceWoke → first Send  p50       24 µs                16.9 ms
+//	DeviceWoke → first Send  p99       7.6 ms               633 ms
 //	per pending command                598 B heap           797 B of file
+//
+// The wake rows were measured again (load average 17) after the send
+// attempt is stored before Sender.Send (CMD-9, see Decisions): on bbolt
+// that write's fsync is now inside DeviceWoke → Send, which took p50 from
+// 129 µs to 16.9 ms (130×) and p99 from 127 ms to 633 ms; in memory it
+// costs little (p50 17–21 µs before, 24 µs after). An NB-IoT round trip
+// is seconds, so we pay it for not sending a command twice after a crash.
 //
 // Ratios: bbolt Submit is 79× slower than in memory from one goroutine and
 // 25× from 32 (each bbolt commit is an fsync; parallel writers share it);
-// the in-memory wake p99 is 18–49× the 10,000-pending baseline below.
+// the in-memory wake p99 is 66× the 10,000-pending baseline below.
 //
 // Baselines in the same runs (1,000 devices, 10,000 pending, in memory):
 // Submit 4,050 /s (the same as with 1,000,000 pending: the cost does not
-// grow with the store); DeviceWoke → Send p50 17 µs, p99 123 µs. The p99
+// grow with the store); DeviceWoke → Send p50 8.3 µs, p99 117 µs. The p99
 // target of 1 ms in memory is met with 10,000 pending but not with
 // 1,000,000 on this loaded machine: the tail there is the collector
 // scanning a 600 MB heap of pointers while the woken devices drain their

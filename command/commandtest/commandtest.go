@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) command.Store) {
 		{"NotFound", testNotFound},
 		{"BadRecordsWriteNothing", testBadRecords},
 		{"ReplaceBySeq", testReplace},
+		{"SameCommandTwiceInOneWrite", testTwice},
 		{"QueueOrderAndPrefixDevices", testQueue},
 		{"LastSeq", testLastSeq},
 		{"ListPaging", testList},
@@ -183,6 +184,34 @@ func testReplace(t *testing.T, st command.Store) {
 	l, err := st.List(ctx, "dev1", 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, []string{c.ID}, ids(l), "List keeps ended commands, once")
+}
+
+// testTwice: the Engine writes one command twice in one Write when it
+// makes two moves at once (SENT → DELIVERED → SUCCESSFUL on a response
+// that implies the ACK); the last one wins, in every index.
+func testTwice(t *testing.T, st command.Store) {
+	ctx := context.Background()
+	c := Cmd("dev1", 1)
+	c.Status = command.Sent
+	c.Deadline = t0.Add(300 * time.Second)
+	write(t, st, c)
+	d := c
+	d.Status = command.Delivered
+	d.DeliveredTime = t0.Add(time.Second)
+	e := d
+	e.Status = command.Successful
+	e.ExecuteTime = t0.Add(time.Second)
+	e.Deadline = time.Time{}
+	write(t, st, d, e)
+	got, err := st.Get(ctx, c.ID)
+	require.NoError(t, err)
+	requireSame(t, e, got, "the last copy in the Write is stored")
+	q, err := st.Queue(ctx, "dev1")
+	require.NoError(t, err)
+	require.Empty(t, q, "the command ended: not in the queue")
+	next, err := st.NextDue(ctx)
+	require.NoError(t, err)
+	require.True(t, next.IsZero(), "the command ended: nothing due, got %v", next)
 }
 
 func testQueue(t *testing.T, st command.Store) {
