@@ -906,3 +906,28 @@ func (e *Engine) mustStatus(t *testing.T, id string) Status {
 	require.NoError(t, err)
 	return c.Status
 }
+
+// TestResendStopsAtExpiry: an unACKed command is re-sent at wake-ups only
+// until creationTime + expireTime (CMD-4: "until the device ACKs it or it
+// expires", FAQ §3.24); then it waits for its timeout.
+func TestResendStopsAtExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{})
+		start := time.Now()
+		r := req("meter")
+		r.ExpireTime = i64(60)
+		c := h.submit(r)
+		h.wake("meter") // sent at 0 s
+		time.Sleep(30 * time.Second)
+		h.wake("meter") // re-sent at 30 s, before expiry at 60 s
+		require.Equal(t, []string{c.ID, c.ID}, h.sentIDs())
+		time.Sleep(60 * time.Second)
+		h.wake("meter") // 90 s: expired, not re-sent
+		require.Equal(t, []string{c.ID, c.ID}, h.sentIDs(), "no re-send after expireTime")
+		time.Sleep(start.Add(330 * time.Second).Sub(time.Now()))
+		synctest.Wait()
+		got := h.get(c.ID)
+		require.Equal(t, Timeout, got.Status, "times out 300 s after the last re-send")
+		require.Equal(t, start.Add(330*time.Second), got.ExecuteTime)
+	})
+}
