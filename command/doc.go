@@ -39,7 +39,8 @@
 // The Store holds everything; the engine keeps in memory only each
 // device's mode, last sequence number, last uplink time and last transport
 // failure time (the last two are not stored; see below). Every state
-// change is written before the Listener hears of it or the queue moves on.
+// change is written before the Listener hears of it or the queue moves on,
+// and every first send attempt before Sender.Send is called.
 // Open commands are indexed by Command.Due, the next instant the engine
 // must act on them (expiry, next try, retransmission, timeout), so Run
 // re-arms every timer from the Store after a restart. MemStore is the

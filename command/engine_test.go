@@ -931,3 +931,42 @@ func TestResendStopsAtExpiry(t *testing.T) {
 		require.Equal(t, start.Add(330*time.Second), got.ExecuteTime)
 	})
 }
+
+// TestCloseDuringSend (CMD-9): a Send cut short by Close is a transport
+// failure whose outcome is still stored, so the command stays an untried
+// PENDING head after a restart, not a possibly-sent one; a Send that
+// succeeded as Close came is stored SENT.
+func TestCloseDuringSend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := NewMemStore()
+		cfg := Config{DefaultMode: Mode{Kind: DRX}}
+		var n atomic.Int32
+		cfg.NewID = func() string { return fmt.Sprintf("c%d", n.Add(1)) }
+		e, err := New(st, SenderFunc(func(ctx context.Context, c Command) error {
+			<-ctx.Done() // the device never answers the transport
+			if c.DeviceID == "ok" {
+				return nil // it left just as Close came
+			}
+			return ctx.Err()
+		}), nil, cfg)
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(ctx) }()
+		a, err := e.Submit(ctx, req("lamp"))
+		require.NoError(t, err)
+		b, err := e.Submit(ctx, req("ok"))
+		require.NoError(t, err)
+		synctest.Wait() // both Sends are blocked
+		require.NoError(t, e.Close())
+		<-done
+		got, err := st.Get(ctx, a.ID)
+		require.NoError(t, err)
+		require.Equal(t, Pending, got.Status)
+		require.True(t, got.SendAttempt.IsZero(), "the failed attempt's outcome is stored")
+		require.False(t, got.NextTry.IsZero(), "and its next try")
+		got, err = st.Get(ctx, b.ID)
+		require.NoError(t, err)
+		require.Equal(t, Sent, got.Status, "the successful send's outcome is stored")
+	})
+}

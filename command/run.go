@@ -344,6 +344,8 @@ func (e *Engine) service(ctx context.Context, id string) error {
 		}
 		err := e.send(ctx, head)
 		head.SendAttempt = time.Time{}
+		// The outcome is stored even when Close cut the send short.
+		wctx := context.WithoutCancel(ctx)
 		switch {
 		case err == nil:
 			if err := head.Move(Sent, now); err != nil {
@@ -352,7 +354,7 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			head.Deadline = d.mode.Deadline(now)
 			head.Retransmits = 0
 			head.NextTry = e.retransmitAt(head, now)
-			return e.commit(ctx, []Command{head}, nil)
+			return e.commit(wctx, []Command{head}, nil)
 		case errors.Is(err, ErrEncode) || head.ExpireTime == 0:
 			head.Reason = err.Error()
 			if err := head.Move(Failed, now); err != nil {
@@ -365,15 +367,18 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				next = []Command{n}
 				open[1] = n
 			}
-			if err := e.commit(ctx, []Command{head}, next); err != nil {
+			if err := e.commit(wctx, []Command{head}, next); err != nil {
 				return err
+			}
+			if ctx.Err() != nil {
+				return nil
 			}
 			open = open[1:]
 		default:
 			e.log.Info("command: send failed; command stays at the head (CMD-4)", "device", id, "command", head.ID, "err", err)
 			d.lastFail = now
 			head.NextTry = e.retryAt(d, now)
-			return e.commit(ctx, nil, []Command{head})
+			return e.commit(wctx, nil, []Command{head})
 		}
 	}
 	return nil
@@ -427,6 +432,7 @@ func (e *Engine) resend(ctx context.Context, d *devState, c Command, now time.Ti
 		c.Retransmits++
 	}
 	err := e.send(ctx, c)
+	ctx = context.WithoutCancel(ctx) // the outcome is stored even when Close cut the send short
 	if err != nil {
 		e.log.Info("command: re-send failed; waiting for the timeout or the next wake-up", "device", c.DeviceID, "command", c.ID, "err", err)
 		c.NextTry = e.retransmitAt(c, now)
