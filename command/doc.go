@@ -124,6 +124,10 @@
 //   - Ended commands are kept for ever unless Config.Retention is set and
 //     the Store implements Pruner (MemStore and the bbolt store do); Prune
 //     walks every record, hourly, so it costs O(all commands) per hour.
+//   - A command whose SENT write failed keeps its SendAttempt until the
+//     engine next looks at its device (within a second, or at start): an
+//     ACK or response for it in that time is refused (Acked returns a
+//     *MoveError) or dropped (Responded). Only a failing Store gets there.
 //   - SubmitBatch is not resumable: a crash while it creates the commands of
 //     a large task leaves a task whose total counts devices that never got a
 //     command, so it never reaches 1000 ‰.
