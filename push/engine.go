@@ -617,7 +617,12 @@ func (e *Engine) pick(now time.Time) (j job, next time.Time, drops []drop) {
 		rr := 0
 		for i, ep := range e.ring {
 			if i == chosen {
-				rr = len(kept) + 1
+				// Next turn: the endpoint after the chosen one, which is
+				// at len(kept) if the chosen one is dropped here.
+				rr = len(kept)
+				if len(ep.queue) > 0 {
+					rr++
+				}
 			}
 			if len(ep.queue) == 0 {
 				ep.inRing = false

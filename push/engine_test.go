@@ -667,3 +667,34 @@ func TestNoLossUnderClose(t *testing.T) {
 	require.GreaterOrEqual(t, len(accepted), 1000)
 	t.Logf("accepted %d, delivered %d, left in store %d", len(accepted), len(delivered), len(stored))
 }
+
+// TestPickTakesTurns checks the dispatcher's order (PSH-4 round-robin):
+// every endpoint with messages gets one turn per round, also when an
+// endpoint runs empty and leaves the ring.
+func TestPickTakesTurns(t *testing.T) {
+	e, err := New(NewMemoryStore(), Config{})
+	require.NoError(t, err)
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, q := range []struct {
+		url string
+		n   int
+	}{{"X", 1}, {"A", 2}, {"B", 3}, {"C", 3}} {
+		for range q.n {
+			m := e.newMessage(now, q.url, nil, "", "", "")
+			e.add(&m)
+		}
+		e.eps[q.url].lastSuccess = now // answered before: no slow start
+	}
+	var order []string
+	for {
+		j, _, drops := e.pick(now)
+		require.Empty(t, drops)
+		if j.msg == nil {
+			break
+		}
+		order = append(order, j.ep.url)
+	}
+	require.Equal(t, []string{"X", "A", "B", "C", "A", "B", "C", "B", "C"}, order)
+}
