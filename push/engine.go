@@ -716,7 +716,6 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 	var (
 		drops   []drop
 		changed *EndpointState
-		del     bool
 	)
 	e.mu.Lock()
 	ep.inflight--
@@ -730,11 +729,9 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 			s := ep.state()
 			changed = &s
 		}
-		del = true
-	case ctx.Err() != nil:
-		// Stopping: not a failure; the message stays in the Store.
-		e.add(m)
 	case final(err):
+		// Checked before stopping: an answer that came in as Run stops
+		// still ends the message.
 		m.Attempts++
 		e.rejected.Add(1)
 		ep.rejected++
@@ -745,7 +742,9 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 			changed = &s
 		}
 		drops = append(drops, drop{msg: *m, err: err})
-		del = true
+	case ctx.Err() != nil:
+		// Stopping: not a failure; the message stays in the Store.
+		e.add(m)
 	default:
 		m.Attempts++
 		e.retried.Add(1)
@@ -755,16 +754,11 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 			s := ep.state()
 			changed = &s
 		}
-		if m.Expires.After(now) {
-			e.add(m)
-		} else {
-			drops = append(drops, e.expire(ep, m))
-			del = true
-		}
+		e.add(m) // if its keep time is over, the next pick drops it
 	}
 	deletes := e.deletes
 	e.mu.Unlock()
-	if del && deletes != nil {
+	if err == nil && deletes != nil {
 		deletes <- *m
 	}
 	e.wakeup()
@@ -793,7 +787,7 @@ func (e *Engine) report(drops []drop, changed *EndpointState) {
 	deletes := e.deletes
 	e.mu.Unlock()
 	for _, d := range drops {
-		if deletes != nil && errors.Is(d.err, ErrExpired) {
+		if deletes != nil {
 			deletes <- d.msg
 		}
 		e.cfg.Logger.Warn("push: message dropped", "id", d.msg.ID, "url", d.msg.URL,

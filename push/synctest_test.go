@@ -468,3 +468,26 @@ func TestSettings(t *testing.T) {
 		require.Equal(t, []int{0, 2, 4, 9, 14, 19, 24, 29, 34, 39, 44, 49, 54, 59}, rt.times(urlA))
 	})
 }
+
+// TestFinalAnswerWhileStopping: a final answer that arrives as the engine
+// stops still ends the message: it is reported and leaves the Store, so it
+// is not sent again after a restart (PSH-4, PSH-6).
+func TestFinalAnswerWhileStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
+			<-req.Context().Done() // the answer comes in as Close cancels the try
+			return status(400)(req, n)
+		})
+		rec := newRecorder()
+		e, st := bubbleEngine(t, rt, rec, Config{})
+		_, err := e.Send(context.Background(), urlA, []byte(`{}`), "")
+		require.NoError(t, err)
+		synctest.Wait()
+		require.NoError(t, e.Close())
+		require.Len(t, rec.getDrops(), 1)
+		require.ErrorIs(t, rec.getDrops()[0].err, ErrRejected)
+		msgs, err := st.Messages(context.Background())
+		require.NoError(t, err)
+		require.Empty(t, msgs)
+	})
+}
