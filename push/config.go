@@ -37,8 +37,9 @@ type Config struct {
 	EndpointConcurrency int
 	// Workers bounds the tries in flight over all URLs. 0 means 128.
 	Workers int
-	// MaxQueued bounds the messages waiting for one URL; Enqueue beyond it
-	// fails with ErrQueueFull. 0 means 100000.
+	// MaxQueued bounds the messages waiting for one URL while Run runs;
+	// Publish, PublishReport or Send beyond it fails with ErrQueueFull
+	// (before Run nothing is counted). 0 means 100000.
 	MaxQueued int
 
 	// Allow lists address prefixes the SSRF guard lets through although

@@ -520,8 +520,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops Run and waits for it to return. Later Enqueue calls fail with
-// ErrClosed. It is safe to call more than once.
+// Close stops Run and waits for it to return. Later Publish, PublishReport
+// and Send calls fail with ErrClosed. It is safe to call more than once.
 func (e *Engine) Close() error {
 	e.runMu.Lock()
 	e.closed = true

@@ -339,6 +339,22 @@ func TestFailingEndpointDoesNotDelayHealthy(t *testing.T) {
 		require.EqualValues(t, 500, e.Stats().Delivered)
 		require.Len(t, rt.times(urlA), 1, "the hanging endpoint, never answered, holds one slot")
 		require.Len(t, rt.times(urlC), 1, "the failing endpoint waits for its retry time")
+
+		// URL states are queryable (§5.15), ordered by URL.
+		time.Sleep(2 * time.Millisecond) // C's first try fails
+		synctest.Wait()
+		require.Len(t, rt.times(urlC), 1, "and C waits for its retry time")
+		eps := e.Endpoints()
+		require.Len(t, eps, 3)
+		require.Equal(t, []string{urlA, urlB, urlC}, []string{eps[0].CallbackURL, eps[1].CallbackURL, eps[2].CallbackURL})
+		require.Equal(t, 200, eps[0].Queued, "hanging: 199 waiting, 1 in flight")
+		require.Zero(t, eps[1].Queued)
+		require.False(t, eps[1].LastSuccess.IsZero())
+		require.Equal(t, 1, eps[2].Failures)
+		require.Contains(t, eps[2].LastError, "HTTP 502")
+		for _, s := range eps {
+			require.Equal(t, StateValid, s.State)
+		}
 	})
 }
 
