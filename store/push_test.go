@@ -110,7 +110,11 @@ func TestPushRestart(t *testing.T) {
 		require.NoError(t, err)
 		ids[id] = true
 	}
-	<-tried // at least one try failed
+	select { // at least one try failed
+	case <-tried:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no try reached the receiver within 30 s")
+	}
 	require.NoError(t, e.Close())
 	require.NoError(t, <-done)
 	require.EqualValues(t, 0, e.Stats().Delivered)
