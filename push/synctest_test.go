@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -505,5 +506,41 @@ func TestFinalAnswerWhileStopping(t *testing.T) {
 		msgs, err := st.Messages(context.Background())
 		require.NoError(t, err)
 		require.Empty(t, msgs)
+	})
+}
+
+// TestSignedRetry: every try of a signed push verifies; the id stays and
+// the timestamp is the try's own time (PSH-5, PSH-7).
+func TestSignedRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		secret := Secret("whsec_c2VjcmV0LWtleS1ieXRlcw==")
+		var mu sync.Mutex
+		var headers []http.Header
+		rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
+			// Verify with no tolerance: the timestamp must be now.
+			if err := Verify(secret, req.Header, []byte(`{"n":1}`), time.Now(), 0); err != nil {
+				t.Errorf("try %d: %v", n, err)
+			}
+			mu.Lock()
+			headers = append(headers, req.Header.Clone())
+			mu.Unlock()
+			if n == 1 {
+				return status(503)(req, n)
+			}
+			return status(200)(req, n)
+		})
+		e, _ := bubbleEngine(t, rt, nil, Config{})
+		id, err := e.Send(context.Background(), urlA, []byte(`{"n":1}`), secret)
+		require.NoError(t, err)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, headers, 2)
+		require.Equal(t, id, headers[0].Get(HeaderID))
+		require.Equal(t, id, headers[1].Get(HeaderID))
+		t0, _ := strconv.ParseInt(headers[0].Get(HeaderTimestamp), 10, 64)
+		t1, _ := strconv.ParseInt(headers[1].Get(HeaderTimestamp), 10, 64)
+		require.Equal(t, int64(1), t1-t0, "the retry 1 s later carries its own timestamp")
 	})
 }
