@@ -72,7 +72,8 @@ type Resolver interface {
 // 2xx answer: err wraps ErrExpired (keep time over) or ErrRejected (a final
 // answer, then it is a *StatusError), or ErrAddressDenied (the dial-time
 // guard refused the address). Calls come from the engine's goroutines, one
-// at a time per message; they must not block for long.
+// at a time per message; they must not block for long, and must not call
+// Engine.Close (which waits for those goroutines).
 type Listener interface {
 	Dropped(m Message, err error)
 }
