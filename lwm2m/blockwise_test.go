@@ -85,3 +85,23 @@ func TestBlockwiseBadRequests(t *testing.T) {
 	r = p.roundTrip(m)
 	require.Equal(t, codes.BadOption, r.Code)
 }
+
+// LWM-1: a device answer larger than one datagram comes in Block2 blocks
+// and the server reassembles it (a 3000-byte opaque resource).
+func TestBlockwiseReadFromDevice(t *testing.T) {
+	const ep = "868333030000031"
+	s, _ := startServer(t, Config{MaxMessageSize: 1200}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	big := bytes.Repeat([]byte{0xAB, 0xCD, 0xEF}, 1000)
+	c.Handle("/19/0/0", Resource{Read: func() (Content, error) { return Content{Format: cfOpaque, Payload: big}, nil }})
+	small := []byte("small")
+	c.Handle("/3/0/0", Resource{Read: func() (Content, error) { return Content{Format: cfText, Payload: small}, nil }})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	got, err := s.Read(ctxT(t), ep, "/19/0/0", cfNone)
+	require.NoError(t, err)
+	require.Equal(t, big, got.Payload)
+	got, err = s.Read(ctxT(t), ep, "/3/0/0", cfNone)
+	require.NoError(t, err)
+	require.Equal(t, small, got.Payload)
+}

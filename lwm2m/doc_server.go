@@ -84,9 +84,12 @@ package lwm2m
 // Block-wise transfer (RFC 7959): files offered through Config.Files (such
 // as firmware for object 5's Package URI) are downloaded by devices with
 // GET and Block2 under FilesPath ("/fw/<name>"), with ETag and Size2;
-// these block requests are not rate limited. Block1 and Block2 on device
-// operations and on registrations are not implemented: those payloads
-// travel in one datagram of up to MaxMessageSize.
+// these block requests are not rate limited. A device's answer to a read
+// that comes in Block2 blocks is fetched block by block and reassembled (up
+// to 1 MB); the Client cuts answers above 1024 bytes into 512-byte blocks.
+// Block1 (large requests: writes to the device, registrations, Send) is not
+// implemented: those payloads travel in one datagram of up to
+// MaxMessageSize.
 //
 // # Client
 //
