@@ -312,7 +312,7 @@ func (c *Client) do(ctx context.Context, op string, m *message.Message) (*messag
 	if err != nil {
 		return nil, err
 	}
-	resp, err := ex.do(ctx, m, true)
+	resp, err := ex.doBlocks(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("lwm2m: client %s: %w", op, err)
 	}

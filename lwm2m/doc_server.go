@@ -87,9 +87,11 @@ package lwm2m
 // these block requests are not rate limited. A device's answer to a read
 // that comes in Block2 blocks is fetched block by block and reassembled (up
 // to 1 MB); the Client cuts answers above 1024 bytes into 512-byte blocks.
-// Block1 (large requests: writes to the device, registrations, Send) is not
-// implemented: those payloads travel in one datagram of up to
-// MaxMessageSize.
+// Request bodies above 1024 bytes (writes to the device, Send, large
+// registrations) go in Block1 blocks of 512 bytes, answered 2.31 Continue
+// and reassembled by the receiver (one body at a time per session, up to
+// 1 MB; a block out of order gets 4.08). Block1 blocks count against the
+// request rate.
 //
 // # Client
 //

@@ -80,7 +80,7 @@ func (s *Server) request(ctx context.Context, op, endpoint, path string, m *mess
 	if sess == nil || sess.isClosed() {
 		return nil, fmt.Errorf("lwm2m: %s %s on %q: %w", op, path, ep, ErrUnreachable)
 	}
-	resp, err := sess.ex.do(ctx, m, true)
+	resp, err := sess.ex.doBlocks(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("lwm2m: %s %s on %q: %w", op, path, ep, err)
 	}
