@@ -29,15 +29,17 @@ package lwm2m
 // bubble: same instant). Object 19 (LWM-5): after a registration listing
 // </19/0>, the server observes /19/0/0; its notifications and LwM2M Send
 // (POST /dp) become EventUplink; Downlink writes opaque bytes to /19/1/0
-// (TUP: POST /t/d). TLV payloads of /19/0/0 are decoded to the bytes of
-// each resource instance; other formats are passed on with their
-// Content-Format.
+// (TUP: POST /t/d). Payloads of /19/0/0 and Send in the object model's
+// formats (TLV, SenML JSON/CBOR, LwM2M JSON) are decoded with Decode and
+// give the bytes of each /19/0/0 resource instance; a Send of other
+// resources is reported as EventNotification with path "/dp"; opaque and
+// TUP payloads are the bytes themselves.
 //
 // Device operations (LWM-7): Read, Write, WritePartial, Execute, Create,
 // Delete, Discover, WriteAttributes, Observe, CancelObserve, each bounded by
-// its context; error answers are *ResponseError with the CoAP code. Results
-// are Content (format + payload); decoding them into Records is the object
-// model's job (DecodeTLV and the other content formats).
+// its context; error answers are *ResponseError with the CoAP code. Read
+// returns Content (format + payload); ReadRecords decodes the answer into
+// Records with Decode and Config.Registry (built-in objects by default).
 //
 // Queue mode (LWM-8): a queue-mode device is reachable for
 // Config.AwakeWindow (default 93 s) after anything it sends (registration,
