@@ -17,10 +17,6 @@ type Content struct {
 	Payload []byte
 }
 
-// ErrUnreachable means the device's registration has no live session (its
-// DTLS connection ended); it must connect again.
-var ErrUnreachable = fmt.Errorf("lwm2m: device has no live session")
-
 // Registration returns the endpoint's current registration.
 func (s *Server) Registration(endpoint string) (Registration, bool) {
 	s.mu.Lock()
