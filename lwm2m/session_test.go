@@ -112,7 +112,8 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	observers := c.observers
 	c.mu.Unlock()
 	require.NoError(t, c.Close())
-	c2 := newClient(t, ClientConfig{Server: s2.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	c2 := newClient(t, ClientConfig{Server: s2.DTLSAddr().String(), Endpoint: ep, Key: testKey,
+		ConfirmableNotifications: true, Transmission: Transmission{AckTimeout: time.Second}})
 	require.NoError(t, c2.Connect(ctxT(t)))
 	c2.mu.Lock()
 	c2.observers = observers
