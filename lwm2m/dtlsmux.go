@@ -196,12 +196,34 @@ func (m *dtlsMux) unsilence(v *vconn) {
 	m.mu.Unlock()
 }
 
-// park records p under v's Connection ID and address; v is closed by the
-// caller.
+// park records p under v's Connection ID and address and ends v. Records
+// that reached v but were not read yet resume the session at once.
 func (m *dtlsMux) park(v *vconn, p *parkedConn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p.cid, p.addrKey = v.cid, v.addrKey
+	addr := v.remote()
+	v.closeLocked()
+	var pending [][]byte
+	for len(v.in) > 0 {
+		pending = append(pending, <-v.in)
+	}
+	if len(pending) > 0 && !m.closed {
+		nv := m.newVconnLocked(addr, p.addrKey)
+		nv.cid, nv.sawData = p.cid, true
+		if nv.cid != "" {
+			m.byCID[nv.cid] = nv
+		}
+		for _, b := range pending {
+			nv.in <- b
+		}
+		select {
+		case m.resume <- resumeItem{v: nv, p: p}:
+			return
+		default:
+			nv.closeLocked()
+		}
+	}
 	m.parked[p] = struct{}{}
 	m.parkedByAddr[p.addrKey] = p
 	if p.cid != "" {
