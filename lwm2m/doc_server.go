@@ -64,16 +64,34 @@ package lwm2m
 // Observations are kept in an ObservationStore (token → endpoint and path),
 // so notifications reaching a restarted server are still understood.
 //
-// # NAT rebinding and sessions
+// # NAT rebinding, sessions and parking
 //
 // The DTLS listener asks devices to use a Connection ID (RFC 9146, 8 bytes
 // by default): a device that wakes from PSM behind a new address and port
 // keeps its session without a new handshake, and the registration follows
-// the session's address. A registration update arriving over another
+// the session's address. The datagrams of the DTLS socket go through the
+// package's own router (dtlsmux.go) rather than pion's listener: it routes
+// by Connection ID, then by address, and lets a device that restarted
+// handshake again from the address of its old session (pion's listener
+// would hand that ClientHello to the dead session). A registration update arriving over another
 // session (a new handshake from a new address) moves the registration there
 // and closes the old session. A device's session lives as long as its
 // registration; a session that has not registered ends after
 // Config.IdleTimeout (default 5 minutes).
+//
+// With Config.ParkSessions, the session of a queue-mode device whose awake
+// window has passed is parked (park.go): pion's connection state is
+// serialized (State.MarshalBinary: keys, epochs, sequence numbers,
+// Connection IDs), the connection is closed without a close_notify (the
+// router drops its writes), and the router keeps the state under the
+// device's Connection ID and address. The device's next record, from any
+// address when it uses a Connection ID, resumes the connection
+// (dtls.Resume) without a handshake; registration, observations and
+// exchange state never left. Nothing is sent on a parked session: requests
+// to a sleeping device fail with ErrSleeping before that. A parked device
+// costs no goroutine. Caveat: a record that pion had already decrypted at
+// the instant of parking is lost (the device's CoAP retransmission covers
+// it); records still queued are handed to an immediate resume.
 //
 // # Limits
 //

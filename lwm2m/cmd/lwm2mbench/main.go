@@ -266,6 +266,12 @@ func startBare(n int) server {
 // runDevices is the child: n clients register, send uplinks, report, and
 // stay connected and silent until stdin closes.
 func runDevices(addr string, n, uplinks, workers int) {
+	// one UDP socket per device: raise the descriptor limit where allowed
+	lim := syscall.Rlimit{Cur: uint64(n + 1024), Max: uint64(n + 1024)}
+	var cur syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur); err == nil && cur.Cur < lim.Cur {
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
 	clients := make([]*lwm2m.Client, n)
 	var errs atomic.Int64
 	var firstErr atomic.Value
