@@ -231,6 +231,13 @@ func (m *dtlsMux) park(v *vconn, p *parkedConn) {
 	}
 }
 
+// forget drops a parked session that ended.
+func (m *dtlsMux) forget(p *parkedConn) {
+	m.mu.Lock()
+	m.unparkLocked(p)
+	m.mu.Unlock()
+}
+
 func (m *dtlsMux) unparkLocked(p *parkedConn) {
 	delete(m.parked, p)
 	if m.parkedByAddr[p.addrKey] == p {

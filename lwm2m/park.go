@@ -52,12 +52,23 @@ func (s *Server) park(sess *session, dc *dtls.Conn) bool {
 		m.unsilence(v)
 		return false
 	}
+	pc := &parkedConn{sess: sess, state: b}
 	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		m.unsilence(v)
+		return false
+	}
 	sess.parked = true
 	sess.addr = dc.RemoteAddr()
 	sess.conn = nil
+	sess.pc = pc
 	sess.mu.Unlock()
-	m.park(v, &parkedConn{sess: sess, state: b})
+	m.park(v, pc)
+	if sess.isClosed() { // ended while parking: nothing to resume
+		m.forget(pc)
+		s.endSession(sess)
+	}
 	_ = dc.Close() // its close_notify is dropped: the device keeps its session
 	return true
 }
@@ -88,6 +99,7 @@ func (s *Server) resumeLoop() {
 			closed := sess.closed
 			sess.conn = conn
 			sess.parked = false
+			sess.pc = nil
 			sess.mu.Unlock()
 			if closed {
 				_ = conn.Close()

@@ -41,3 +41,17 @@ func TestParkAndResumeSession(t *testing.T) {
 	require.NoError(t, c.Update(ctxT(t)))
 	rec.wait(t, EventUpdated, ep, 2)
 }
+
+// A parked session whose registration expires is forgotten by the router.
+func TestParkedSessionExpires(t *testing.T) {
+	const ep = "868333030000051"
+	s, rec := startServer(t, Config{ParkSessions: true, AwakeWindow: 50 * time.Millisecond}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey, Queue: true, Lifetime: 3 * time.Second})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	waitFor(t, "the session to be parked", func() bool { return s.ParkedSessions() == 1 })
+	e := rec.wait(t, EventDeregistered, ep, 1)
+	require.Equal(t, ReasonExpired, e.Reason)
+	require.Equal(t, 0, s.ParkedSessions())
+	require.Equal(t, 0, s.sessions())
+}

@@ -266,6 +266,7 @@ type session struct {
 	mu       sync.Mutex
 	conn     net.Conn // DTLS; nil while parked
 	parked   bool     // DTLS state serialized, no goroutine (see park)
+	pc       *parkedConn
 	addr     net.Addr
 	endpoint string // endpoint registered over this session
 	lastSeen time.Time
@@ -322,11 +323,14 @@ func (sess *session) close() {
 		return
 	}
 	sess.closed = true
-	conn := sess.conn
+	conn, pc := sess.conn, sess.pc
 	sess.mu.Unlock()
 	sess.ex.close()
 	if conn != nil {
 		_ = conn.Close()
+	}
+	if pc != nil && sess.srv.mux != nil {
+		sess.srv.mux.forget(pc) // a parked session that ended (expired, replaced)
 	}
 }
 
