@@ -153,11 +153,11 @@ package lwm2m
 //
 // Reading the figures: the rates are bounded by the load generator (the
 // devices run pion/dtls clients in a child process on the same 2 cores);
-// the uplinks/s ratio moves between 0.74 and 1.38 from run to run while
+// the uplinks/s ratio moved between 0.55 and 1.38 from run to run while
 // the server CPU per uplink of lwm2m.Server stays at 0.7–0.9 of go-coap's,
 // so the ≥ 80% uplink target holds on CPU cost. The server CPU per
 // registration, 0.8–1.4 ms with the handshake across runs, puts the server
-// alone at roughly 700–1,250 registrations/s per core; ≥ 1,000 DTLS
+// alone at roughly 700–1,300 registrations/s per core; ≥ 1,000 DTLS
 // registrations/s was measured as a rate only up to 537/s, because the load
 // generator is the bottleneck. ≤ 20 KB per idle registered device is met
 // with session parking (18.9 KB at 2000 devices, 8.5 KB at 20,000).
