@@ -105,7 +105,8 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	require.NoError(t, s1.Close())
 
 	// A new server on the same port with the same store.
-	s2, rec2 := startServer(t, Config{Observations: store, DTLSAddr: addr}, ks)
+	// (no plain CoAP socket: its ephemeral port could be the one just freed)
+	s2, rec2 := startServer(t, Config{Observations: store, DTLSAddr: addr, DisableUDP: true}, ks)
 	// The device notices the lost session and reconnects (new handshake),
 	// keeping its observer list.
 	c.mu.Lock()
