@@ -1,0 +1,171 @@
+package lwm2m
+
+import (
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/pion/dtls/v3"
+)
+
+// CipherSuite is a DTLS 1.2 PSK cipher suite the server offers (LWM-1).
+type CipherSuite uint16
+
+// The two PSK cipher suites of SPEC LWM-1.
+const (
+	TLS_PSK_WITH_AES_128_CCM_8      = CipherSuite(dtls.TLS_PSK_WITH_AES_128_CCM_8)      //nolint:revive // IANA name
+	TLS_PSK_WITH_AES_128_CBC_SHA256 = CipherSuite(dtls.TLS_PSK_WITH_AES_128_CBC_SHA256) //nolint:revive // IANA name
+)
+
+// Config configures a Server. The zero value is a working server on the
+// standard ports with the NB-IoT profile.
+type Config struct {
+	UDPAddr     string // plain CoAP listen address; "" means ":5683"
+	DTLSAddr    string // CoAP over DTLS listen address; "" means ":5684"
+	DisableUDP  bool   // true switches plain CoAP off (DTLS only)
+	DisableDTLS bool   // true switches DTLS off (plain CoAP only; for tests and labs)
+
+	// CipherSuites the DTLS listener offers; nil means both suites of LWM-1
+	// (TLS_PSK_WITH_AES_128_CCM_8 first).
+	CipherSuites []CipherSuite
+	// ConnectionIDLength is the length of the DTLS Connection ID (RFC 9146)
+	// the server asks devices to send (LWM-10); 0 means 8, negative
+	// switches Connection IDs off.
+	ConnectionIDLength int
+	// HandshakeTimeout bounds one DTLS handshake; 0 means 30s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout ends a session that has no registration after this long
+	// without traffic; 0 means 5 minutes. Sessions of registered devices
+	// live as long as their registration (sleeping devices keep them).
+	IdleTimeout time.Duration
+
+	// ParkSessions parks the DTLS session of a queue-mode device once its
+	// awake window has passed: the connection state is serialized and the
+	// connection closed without a close_notify, and the device's next record
+	// resumes it without a handshake (see park.go). Off by default.
+	ParkSessions bool
+
+	// AwakeWindow is how long a queue-mode device stays reachable after it
+	// sends anything (LWM-8); 0 means 93s (CoAP MAX_TRANSMIT_WAIT).
+	AwakeWindow time.Duration
+	// DefaultLifetime applies when a registration has no lt; 0 means 86400s.
+	DefaultLifetime time.Duration
+	// Transmission is the default retransmission profile for requests to
+	// devices (LWM-9); the zero value is the NB-IoT profile (10 s, 1.5, 3).
+	// Server.SetTransmission overrides it per device.
+	Transmission Transmission
+
+	// MaxSessions caps live device sessions (DTLS connections plus plain
+	// CoAP peers); a device beyond it gets 5.03 Service Unavailable. 0 means
+	// 100000.
+	MaxSessions int
+	// MaxMessageSize is the largest datagram accepted; a larger request gets
+	// 4.13 Request Entity Too Large with Size1. 0 means 4096.
+	MaxMessageSize int
+	// RequestRate is the sustained number of requests per second one
+	// session may make; more get 4.29 Too Many Requests. 0 means 20.
+	RequestRate float64
+	// RequestBurst is how many requests a session may make at once; 0
+	// means 40.
+	RequestBurst int
+
+	// Observations keeps observation tokens so that notifications are
+	// understood after a restart; nil means a fresh MemoryObservationStore.
+	Observations ObservationStore
+	// Files are served to devices with GET and Block2 under FilesPath, e.g.
+	// firmware packages for object 5; nil serves none.
+	Files FileSource
+	// FilesPath is the path prefix of Files; "" means "/fw".
+	FilesPath string
+	// Registry defines the objects used to decode device payloads; nil
+	// means NewBuiltinRegistry() (objects 0, 1, 3, 4, 5, 19).
+	Registry *Registry
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.UDPAddr == "" {
+		c.UDPAddr = ":5683"
+	}
+	if c.DTLSAddr == "" {
+		c.DTLSAddr = ":5684"
+	}
+	if c.DisableUDP && c.DisableDTLS {
+		return c, &ConfigError{Field: "DisableUDP/DisableDTLS", Problem: "both transports are switched off; keep at least one"}
+	}
+	if !c.DisableUDP {
+		if _, err := net.ResolveUDPAddr("udp", c.UDPAddr); err != nil {
+			return c, &ConfigError{Field: "UDPAddr", Problem: "not a host:port (" + err.Error() + ")"}
+		}
+	}
+	if !c.DisableDTLS {
+		if _, err := net.ResolveUDPAddr("udp", c.DTLSAddr); err != nil {
+			return c, &ConfigError{Field: "DTLSAddr", Problem: "not a host:port (" + err.Error() + ")"}
+		}
+	}
+	if len(c.CipherSuites) == 0 {
+		c.CipherSuites = []CipherSuite{TLS_PSK_WITH_AES_128_CCM_8, TLS_PSK_WITH_AES_128_CBC_SHA256}
+	}
+	for _, cs := range c.CipherSuites {
+		if cs != TLS_PSK_WITH_AES_128_CCM_8 && cs != TLS_PSK_WITH_AES_128_CBC_SHA256 {
+			return c, &ConfigError{Field: "CipherSuites", Problem: "only TLS_PSK_WITH_AES_128_CCM_8 (0xC0A8) and TLS_PSK_WITH_AES_128_CBC_SHA256 (0x00AE) are allowed"}
+		}
+	}
+	if c.ConnectionIDLength == 0 {
+		c.ConnectionIDLength = 8
+	}
+	if c.ConnectionIDLength > 255 {
+		return c, &ConfigError{Field: "ConnectionIDLength", Problem: "at most 255 bytes"}
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.AwakeWindow <= 0 {
+		c.AwakeWindow = 93 * time.Second
+	}
+	if c.DefaultLifetime <= 0 {
+		c.DefaultLifetime = 86400 * time.Second
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 100000
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = 4096
+	}
+	if c.MaxMessageSize < 64 {
+		return c, &ConfigError{Field: "MaxMessageSize", Problem: "at least 64 bytes"}
+	}
+	if c.RequestRate <= 0 {
+		c.RequestRate = 20
+	}
+	if c.RequestBurst <= 0 {
+		c.RequestBurst = 40
+	}
+	if c.Observations == nil {
+		c.Observations = NewMemoryObservationStore()
+	}
+	if c.FilesPath == "" {
+		c.FilesPath = "/fw"
+	}
+	c.FilesPath = "/" + strings.Trim(c.FilesPath, "/")
+	if c.Registry == nil {
+		c.Registry = NewBuiltinRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+func dtlsSuites(cs []CipherSuite) []dtls.CipherSuiteID {
+	out := make([]dtls.CipherSuiteID, len(cs))
+	for i, c := range cs {
+		out[i] = dtls.CipherSuiteID(c)
+	}
+	return out
+}

@@ -1,0 +1,67 @@
+package lwm2m
+
+import "time"
+
+// EventKind says what happened to a device.
+type EventKind int
+
+// The events a Server reports to its Handler.
+const (
+	EventRegistered   EventKind = iota + 1 // a registration (LwM2M /rd or TUP /t/r) was accepted
+	EventUpdated                           // a registration update was accepted
+	EventDeregistered                      // a registration ended (see Event.Reason)
+	EventWoke                              // the device sent something; it is reachable until Event.AwakeUntil
+	EventUplink                            // application data: /19/0/0 notification, LwM2M Send, or TUP /t/d notification
+	EventNotification                      // a notification of any other observed path
+)
+
+var eventNames = [...]string{"", "registered", "updated", "deregistered", "woke", "uplink", "notification"}
+
+func (k EventKind) String() string {
+	if k > 0 && int(k) < len(eventNames) {
+		return eventNames[k]
+	}
+	return "unknown"
+}
+
+// Reason says why a registration ended.
+type Reason string
+
+// Reasons for EventDeregistered.
+const (
+	ReasonDeregistered Reason = "deregistered" // the device sent DELETE /rd/<id>
+	ReasonExpired      Reason = "expired"      // the lifetime passed without an update
+	ReasonReplaced     Reason = "replaced"     // the device registered again
+)
+
+// Event is one thing that happened to a device. Which fields are set depends
+// on Kind; Endpoint and Time always are.
+type Event struct {
+	Kind     EventKind
+	Endpoint string    // normalized endpoint name (LWM-2)
+	Time     time.Time // when the server saw it
+
+	Registration Registration // Registered, Updated, Deregistered, Woke
+	Reason       Reason       // Deregistered
+
+	Path          string // Uplink, Notification: the observed path ("/19/0/0", "/t/d") or "/dp" for Send
+	Payload       []byte // Uplink: the application bytes; Notification: the raw payload
+	ContentFormat Format // Content-Format of the payload as sent (NoFormat when absent)
+
+	AwakeUntil time.Time // Woke: end of the awake window (zero for devices not in queue mode)
+}
+
+// Handler receives a Server's events. HandleEvent is called from the
+// device's reading goroutine, one event at a time per device and in order;
+// it must return quickly (hand work to another goroutine). A Handler may
+// call the Server's methods, but a request to the same device from inside
+// HandleEvent must go out from another goroutine.
+type Handler interface {
+	HandleEvent(e Event)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(e Event)
+
+// HandleEvent calls f(e).
+func (f HandlerFunc) HandleEvent(e Event) { f(e) }

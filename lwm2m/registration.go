@@ -1,0 +1,467 @@
+package lwm2m
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+)
+
+// Registration is a snapshot of one device's registration (LWM-3, LWM-4).
+type Registration struct {
+	Endpoint   string        // normalized endpoint name (LWM-2)
+	ID         string        // registration id; the location is "/rd/" + ID (TUP: "t" + random)
+	TUP        bool          // registered through /t/r (LWM-4) rather than /rd
+	Version    string        // LwM2M version announced ("1.0", "1.1"); "" for TUP
+	Lifetime   time.Duration // lt
+	Binding    string        // b ("U", "UQ", …)
+	Queue      bool          // queue mode (b=UQ or the Q parameter)
+	Links      string        // the CoRE link-format body as sent
+	Objects    ClientObjects // the body parsed: objects, instances, versions, formats
+	Secure     bool          // over DTLS
+	Addr       net.Addr      // where the device was last seen
+	Registered time.Time
+	Updated    time.Time
+	Expires    time.Time
+	AwakeUntil time.Time // queue mode: end of the current awake window
+}
+
+// Location returns the registration's location path ("/rd/<id>").
+func (r Registration) Location() string { return "/rd/" + r.ID }
+
+type registration struct {
+	Registration
+	sess  *session
+	timer *time.Timer
+}
+
+// Supported LwM2M versions; another version gets 4.12 (LWM-3).
+var supportedVersions = []string{"1.0", "1.1"}
+
+func versionSupported(v string) bool {
+	for _, s := range supportedVersions {
+		if v == s || strings.HasPrefix(v, s+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func newRegID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// regParams are the query parameters of a registration or update.
+type regParams struct {
+	ep, lwm2m, b string
+	lt           time.Duration
+	hasLT, q     bool
+	hasB         bool
+}
+
+// parseRegQuery parses the Uri-Query options of /rd, /rd/<id> and /t/r.
+func parseRegQuery(qs []string) (regParams, error) {
+	var p regParams
+	for _, q := range qs {
+		k, v, _ := strings.Cut(q, "=")
+		switch k {
+		case "ep":
+			p.ep = v
+		case "lt":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n == 0 {
+				return p, &queryError{q: q, want: "lt=<seconds>, a positive integer"}
+			}
+			p.lt, p.hasLT = time.Duration(n)*time.Second, true
+		case "lwm2m":
+			p.lwm2m = v
+		case "b":
+			p.b, p.hasB = v, true
+		case "Q":
+			p.q = true
+		}
+	}
+	return p, nil
+}
+
+type queryError struct{ q, want string }
+
+func (e *queryError) Error() string {
+	return "bad query parameter " + strconv.Quote(e.q) + ": want " + e.want
+}
+
+// identityOK reports whether sess may act for endpoint ep: over DTLS the PSK
+// identity must be the endpoint name (LWM-1).
+func (sess *session) identityOK(ep string) bool {
+	return !sess.secure || sess.identity == ep
+}
+
+func (s *Server) register(sess *session, m *message.Message, now time.Time) (*message.Message, func()) {
+	p, err := parseRegQuery(msgQueries(m))
+	if err != nil {
+		return errResp(codes.BadRequest, "register: %v", err), nil
+	}
+	if p.ep == "" {
+		return errResp(codes.BadRequest, "register: missing ep=<endpoint name> query parameter"), nil
+	}
+	ep := NormalizeEndpoint(p.ep)
+	if p.lwm2m == "" {
+		p.lwm2m = "1.0"
+	}
+	if !versionSupported(p.lwm2m) {
+		return errResp(codes.PreconditionFailed, "register: LwM2M version %q not served; this server serves %s", p.lwm2m, strings.Join(supportedVersions, ", ")), nil
+	}
+	if !sess.identityOK(ep) {
+		return errResp(codes.Forbidden, "register: endpoint %q does not match the PSK identity %q", ep, sess.identity), nil
+	}
+	if cf := contentFormat(m); cf != cfNone && cf != cfLink {
+		return errResp(codes.UnsupportedMediaType, "register: body must be CoRE link format (40), got %d", cf), nil
+	}
+	if !p.hasLT {
+		p.lt = s.cfg.DefaultLifetime
+	}
+	if !p.hasB {
+		p.b = "U"
+	}
+	links := string(m.Payload)
+	objs, err := ParseClientObjects(m.Payload)
+	if err != nil {
+		return errResp(codes.BadRequest, "register: body: %v", err), nil
+	}
+	r := &registration{Registration: Registration{
+		Endpoint: ep, ID: newRegID(), Version: p.lwm2m, Lifetime: p.lt, Binding: p.b,
+		Queue: p.q || strings.Contains(p.b, "Q"), Links: links, Objects: objs, Secure: sess.secure,
+		Addr: sess.remoteAddr(), Registered: now, Updated: now, Expires: now.Add(p.lt),
+	}}
+	s.install(sess, r, now)
+	resp := &message.Message{Code: codes.Created}
+	addPath(resp, message.LocationPath, "/rd/"+r.ID)
+	return resp, func() { s.afterRegister(r) }
+}
+
+// install makes r the endpoint's registration, ending an older one.
+func (s *Server) install(sess *session, r *registration, now time.Time) {
+	if r.Queue {
+		r.AwakeUntil = now.Add(s.cfg.AwakeWindow)
+	}
+	s.mu.Lock()
+	old := s.regs[r.Endpoint]
+	var stale *session
+	if old != nil {
+		stale = s.dropLocked(old, sess)
+	}
+	r.sess = sess
+	s.regs[r.Endpoint] = r
+	s.byID[r.ID] = r
+	if t, ok := s.trans[r.Endpoint]; ok {
+		sess.ex.setTransmission(t)
+	}
+	r.timer = time.AfterFunc(r.Lifetime, func() { s.expire(r) })
+	snap := r.Registration
+	s.mu.Unlock()
+	sess.mu.Lock()
+	sess.endpoint = r.Endpoint
+	sess.mu.Unlock()
+	if stale != nil {
+		stale.close()
+	}
+	if old != nil {
+		s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: old.Registration, Reason: ReasonReplaced})
+	}
+	s.emit(Event{Kind: EventRegistered, Endpoint: r.Endpoint, Time: now, Registration: snap})
+	s.wake(snap, now)
+}
+
+// dropLocked removes r from the tables and returns its session for the
+// caller to close (outside s.mu), unless that session is keep: a device's
+// session lives as long as its registration. s.mu is held.
+func (s *Server) dropLocked(r *registration, keep *session) *session {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if s.regs[r.Endpoint] == r {
+		delete(s.regs, r.Endpoint)
+	}
+	delete(s.byID, r.ID)
+	sess := r.sess
+	if sess == nil || sess == keep {
+		return nil
+	}
+	if !sess.secure && s.udpPeers[sess.addr.String()] == sess {
+		delete(s.udpPeers, sess.addr.String())
+	}
+	s.forgetParkedLocked(sess)
+	return sess
+}
+
+// forgetParkedLocked removes a parked session from the session table (it
+// has no goroutine that would). s.mu is held.
+func (s *Server) forgetParkedLocked(sess *session) {
+	sess.mu.Lock()
+	parked := sess.parked
+	sess.mu.Unlock()
+	if parked {
+		delete(s.dtlsSess, sess)
+	}
+}
+
+func (s *Server) afterRegister(r *registration) {
+	path := "/19/0/0"
+	if r.TUP {
+		path = "/t/d"
+	} else if !r.Objects.Has(MustPath("/19/0")) {
+		return
+	}
+	s.async(func(ctx context.Context) {
+		_, err := s.observe(ctx, r, path)
+		if err != nil {
+			s.log.Info("lwm2m: observe after registration failed", "endpoint", r.Endpoint, "path", path, "err", err)
+		}
+	})
+}
+
+func (s *Server) wake(r Registration, now time.Time) {
+	e := Event{Kind: EventWoke, Endpoint: r.Endpoint, Time: now, Registration: r}
+	if r.Queue {
+		e.AwakeUntil = r.AwakeUntil
+	}
+	s.emit(e)
+}
+
+// touch records that the device behind sess sent something at now and
+// raises the wake event (LWM-8).
+func (s *Server) touch(sess *session, ep string, now time.Time) {
+	s.mu.Lock()
+	r := s.regs[ep]
+	if r == nil || (r.sess != sess && !sess.identityOK(ep)) {
+		s.mu.Unlock()
+		return
+	}
+	if r.Queue {
+		r.AwakeUntil = now.Add(s.cfg.AwakeWindow)
+	}
+	r.Addr = sess.remoteAddr()
+	snap := r.Registration
+	s.mu.Unlock()
+	s.wake(snap, now)
+}
+
+func (s *Server) update(sess *session, m *message.Message, id string, now time.Time) (*message.Message, func()) {
+	p, err := parseRegQuery(msgQueries(m))
+	if err != nil {
+		return errResp(codes.BadRequest, "update: %v", err), nil
+	}
+	if cf := contentFormat(m); len(m.Payload) > 0 && cf != cfNone && cf != cfLink {
+		return errResp(codes.UnsupportedMediaType, "update: body must be CoRE link format (40), got %d", cf), nil
+	}
+	var objs ClientObjects
+	if len(m.Payload) > 0 {
+		if objs, err = ParseClientObjects(m.Payload); err != nil {
+			return errResp(codes.BadRequest, "update: body: %v", err), nil
+		}
+	}
+	s.mu.Lock()
+	r := s.byID[id]
+	if r == nil {
+		s.mu.Unlock()
+		return errResp(codes.NotFound, "update: no registration /rd/%s", id), nil
+	}
+	if !sess.identityOK(r.Endpoint) || (!sess.secure && r.Secure) {
+		s.mu.Unlock()
+		return errResp(codes.Forbidden, "update: registration /rd/%s belongs to another identity", id), nil
+	}
+	if p.hasLT {
+		r.Lifetime = p.lt
+	}
+	if p.hasB {
+		r.Binding = p.b
+		r.Queue = strings.Contains(p.b, "Q")
+	}
+	if p.q {
+		r.Queue = true
+	}
+	if len(m.Payload) > 0 {
+		r.Links, r.Objects = string(m.Payload), objs
+	}
+	// LWM-10: an update from another address or DTLS session moves the
+	// registration there.
+	if r.sess != sess {
+		old := r.sess
+		if old != nil && !old.secure && s.udpPeers[old.addr.String()] == old {
+			delete(s.udpPeers, old.addr.String())
+		}
+		if old != nil {
+			s.forgetParkedLocked(old)
+			defer old.close()
+		}
+		r.sess = sess
+		if t, ok := s.trans[r.Endpoint]; ok {
+			sess.ex.setTransmission(t)
+		}
+	}
+	r.Addr = sess.remoteAddr()
+	r.Updated = now
+	r.Expires = now.Add(r.Lifetime)
+	if r.Queue {
+		r.AwakeUntil = now.Add(s.cfg.AwakeWindow)
+	}
+	r.timer.Stop()
+	r.timer = time.AfterFunc(r.Lifetime, func() { s.expire(r) })
+	snap := r.Registration
+	s.mu.Unlock()
+	sess.mu.Lock()
+	sess.endpoint = r.Endpoint
+	sess.mu.Unlock()
+	s.emit(Event{Kind: EventUpdated, Endpoint: r.Endpoint, Time: now, Registration: snap})
+	s.wake(snap, now)
+	return &message.Message{Code: codes.Changed}, nil
+}
+
+func (s *Server) deregister(sess *session, id string, now time.Time) (*message.Message, func()) {
+	s.mu.Lock()
+	r := s.byID[id]
+	if r == nil {
+		s.mu.Unlock()
+		return errResp(codes.NotFound, "deregister: no registration /rd/%s", id), nil
+	}
+	if !sess.identityOK(r.Endpoint) || (!sess.secure && r.Secure) {
+		s.mu.Unlock()
+		return errResp(codes.Forbidden, "deregister: registration /rd/%s belongs to another identity", id), nil
+	}
+	gone := s.dropLocked(r, nil)
+	snap := r.Registration
+	s.mu.Unlock()
+	s.forgetObservations(r.Endpoint)
+	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: ReasonDeregistered})
+	return &message.Message{Code: codes.Deleted}, func() {
+		if gone != nil {
+			gone.close() // after the 2.02 has left
+		}
+	}
+}
+
+func (s *Server) expire(r *registration) {
+	now := time.Now()
+	s.mu.Lock()
+	if s.regs[r.Endpoint] != r {
+		s.mu.Unlock()
+		return
+	}
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		return
+	default:
+	}
+	gone := s.dropLocked(r, nil)
+	snap := r.Registration
+	s.mu.Unlock()
+	if gone != nil {
+		gone.close()
+	}
+	s.forgetObservations(r.Endpoint)
+	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: ReasonExpired})
+}
+
+func (s *Server) forgetObservations(ep string) {
+	obs, err := s.cfg.Observations.Observations(ep)
+	if err != nil {
+		s.log.Warn("lwm2m: listing observations", "endpoint", ep, "err", err)
+		return
+	}
+	for _, o := range obs {
+		_ = s.cfg.Observations.DeleteObservation(o.Token)
+	}
+}
+
+// registerTUP handles POST /t/r?ep=IMEI (LWM-4): 2.04, then the server
+// observes /t/d at once.
+func (s *Server) registerTUP(sess *session, m *message.Message, now time.Time) (*message.Message, func()) {
+	p, err := parseRegQuery(msgQueries(m))
+	if err != nil {
+		return errResp(codes.BadRequest, "TUP register: %v", err), nil
+	}
+	if p.ep == "" {
+		return errResp(codes.BadRequest, "TUP register: missing ep=<IMEI> query parameter"), nil
+	}
+	ep := NormalizeEndpoint(p.ep)
+	if !sess.identityOK(ep) {
+		return errResp(codes.Forbidden, "TUP register: endpoint %q does not match the PSK identity %q", ep, sess.identity), nil
+	}
+	if !p.hasLT {
+		p.lt = s.cfg.DefaultLifetime
+	}
+	r := &registration{Registration: Registration{
+		Endpoint: ep, ID: "t" + newRegID(), TUP: true, Lifetime: p.lt, Binding: "U",
+		Queue: p.q, Secure: sess.secure, Addr: sess.remoteAddr(),
+		Registered: now, Updated: now, Expires: now.Add(p.lt),
+	}}
+	s.install(sess, r, now)
+	return &message.Message{Code: codes.Changed}, func() { s.afterRegister(r) }
+}
+
+// send handles the LwM2M 1.1 Send operation (POST /dp): uplink data.
+func (s *Server) send(sess *session, m *message.Message, now time.Time) (*message.Message, func()) {
+	sess.mu.Lock()
+	ep := sess.endpoint
+	sess.mu.Unlock()
+	if ep == "" {
+		return errResp(codes.Forbidden, "send: register before sending data"), nil
+	}
+	s.touch(sess, ep, now)
+	vals := s.uplinkValues("/dp", m)
+	for _, u := range vals {
+		s.emit(Event{Kind: EventUplink, Endpoint: ep, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)})
+	}
+	if len(vals) == 0 { // a Send of other resources than /19/0/0
+		s.emit(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: m.Payload, ContentFormat: contentFormat(m)})
+	}
+	return &message.Message{Code: codes.Changed}, nil
+}
+
+// notification handles a notification on one of the server's observations.
+func (sess *session) notification(m *message.Message) bool {
+	s := sess.srv
+	o, err := s.cfg.Observations.Observation(tokenKey(m.Token))
+	if err != nil {
+		return false
+	}
+	if !sess.identityOK(o.Endpoint) {
+		return false
+	}
+	if m.Code != codes.Content && m.Code != codes.Changed {
+		_ = s.cfg.Observations.DeleteObservation(o.Token) // an error ends the observation
+		s.emit(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: time.Now(), Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)})
+		return true
+	}
+	if _, ok := observeOpt(m); !ok {
+		// a response without Observe ends the observation (RFC 7641 §3.2)
+		_ = s.cfg.Observations.DeleteObservation(o.Token)
+	}
+	now := time.Now()
+	sess.mu.Lock()
+	if sess.endpoint == "" {
+		sess.endpoint = o.Endpoint // after a restart: the token tells who this is
+	}
+	sess.mu.Unlock()
+	s.touch(sess, o.Endpoint, now)
+	if o.Path == "/19/0/0" || o.Path == "/t/d" {
+		vals := s.uplinkValues(o.Path, m)
+		for _, u := range vals {
+			s.emit(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)})
+		}
+		if len(vals) > 0 {
+			return true
+		}
+	}
+	s.emit(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)})
+	return true
+}
