@@ -46,6 +46,13 @@ type Command struct {
 	Deadline    time.Time       // while SENT/DELIVERED: when it becomes TIMEOUT
 	NextTry     time.Time       // while PENDING at the head or SENT: next send attempt; zero = at the next wake-up
 	Retransmits int             // retransmissions made since the last send from a wake-up
+
+	// SendAttempt is set, on a PENDING head, in a write made just before
+	// Sender.Send is called, and cleared in the write that records the
+	// outcome. Found set later, it means the process stopped (or the
+	// store refused the write) between the two: the command may have
+	// left, and the engine takes it as SENT at that time (CMD-9).
+	SendAttempt time.Time
 }
 
 // Mid returns the message id that matches the device's response to c

@@ -37,8 +37,10 @@
 // # Durability (CMD-9)
 //
 // The Store holds everything; the engine keeps in memory only each
-// device's mode, last uplink time and last sequence number. Every state
-// change is written before the Listener hears of it or the queue moves on.
+// device's mode, last sequence number, last uplink time and last transport
+// failure time (the last two are not stored; see below). Every state
+// change is written before the Listener hears of it or the queue moves on,
+// and every first send attempt before Sender.Send is called.
 // Open commands are indexed by Command.Due, the next instant the engine
 // must act on them (expiry, next try, retransmission, timeout), so Run
 // re-arms every timer from the Store after a restart. MemStore is the
@@ -58,9 +60,18 @@
 //
 // # Decisions where the spec was silent
 //
-//   - Send, then store: the engine stores SENT after Sender.Send returned
-//     nil. A crash between the two leaves the command PENDING and it goes out
-//     again at the next wake-up, which CMD-4 allows for an unACKed command.
+//   - Attempt, send, then store the outcome: before Sender.Send the engine
+//     stores the PENDING head with Command.SendAttempt set, and stores SENT
+//     (or FAILED, or the next try) after Send returned. SENT itself is not
+//     stored first because an encode or transport failure would then need
+//     moves CMD-1 does not have (SENT → FAILED, SENT → PENDING). A command
+//     found later with SendAttempt set (the process stopped during Send, or
+//     the outcome's write failed) is taken as SENT at the attempt's time:
+//     its timeout runs from then, and it goes out again only on a wake-up,
+//     as CMD-4 allows. The cost is one more store write (a sync on bbolt)
+//     per first send. A re-send (SENT → SENT) is stored after Send only: a
+//     crash between the two loses one issuedTimes count and the re-send's
+//     later timeout, nothing else.
 //   - Transport failure (a Send error not wrapping ErrEncode): the command
 //     stays PENDING at the head; a DRX/eDRX device is tried again after
 //     Config.RetryInterval (30 s, at the next window for eDRX), a PSM device
@@ -93,20 +104,41 @@
 //     "all devices" are expanded by the platform); duplicates count once; a
 //     device whose command cannot be created counts as failed. Counts are
 //     raised by the Store in the same write as the command's final move.
-//   - The last uplink time is not stored: after a restart a PSM device waits
-//     for its next uplink, and an eDRX device, whose windows can no longer be
-//     placed, is tried at once (the network buffers for it).
+//   - The last uplink time is not stored (storing it would cost a synced
+//     write per uplink, more than everything else the engine writes). After
+//     a restart a PSM device waits for its next uplink: it may have been in
+//     its active time, but its head goes out at the next uplink, which is
+//     what PSM means anyway. An eDRX device, whose paging windows can no
+//     longer be placed, is tried at once, as a device never heard from is
+//     (FAQ §3.26: for eDRX the platform does not wait for uplink, it queues
+//     and sends); the network buffers downlink for an eDRX device until its
+//     next paging window. If that try fails in transport it is tried again every
+//     Config.RetryInterval, each try holding a worker for up to
+//     Config.SendTimeout, until the device's first uplink anchors its
+//     windows. We judge this right: the command is not held back for up to
+//     a whole eDRX cycle (10485.76 s at most) on a guess, and the cost is
+//     bounded by Config.Workers.
 //
 // # Caveats
 //
 //   - Ended commands are kept for ever unless Config.Retention is set and
 //     the Store implements Pruner (MemStore and the bbolt store do); Prune
 //     walks every record, hourly, so it costs O(all commands) per hour.
+//   - A command whose SENT write failed keeps its SendAttempt until the
+//     engine next looks at its device (within a second, or at start): an
+//     ACK or response for it in that time is refused (Acked returns a
+//     *MoveError) or dropped (Responded). Only a failing Store gets there.
 //   - SubmitBatch is not resumable: a crash while it creates the commands of
 //     a large task leaves a task whose total counts devices that never got a
 //     command, so it never reaches 1000 ‰.
 //   - Task status is Running or Complete; the API's Pending and Timeout task
-//     states are not produced.
+//     states are not produced. Pending would be visible only while
+//     SubmitBatch runs (it returns once every command exists). Timeout
+//     belongs to the batch API's task-level timeout, which BatchRequest does
+//     not carry: every command of a task ends by itself, at the latest at
+//     expireTime plus its mode's timeout, so a task always reaches Complete
+//     (except after the SubmitBatch crash above). A platform that offers
+//     the task timeout computes Timeout from Task.CreationTime.
 //
 // # Figures
 //
@@ -122,17 +154,24 @@
 //	benchmark                          in memory (2 runs)   bbolt (fsync on)
 //	Submit, one goroutine              4,100–7,000 /s       52 /s
 //	Submit, 32 goroutines              10,000 /s            400 /s (7.7× serial: group commit)
-//	DeviceWoke → first Send  p50       17–21 µs             129 µs
-//	DeviceWoke → first Send  p99       2.2–6.0 ms           127 ms
+//	DeviceWoke → first Send  p50       24 µs                16.9 ms
+//	DeviceWoke → first Send  p99       7.6 ms               633 ms
 //	per pending command                598 B heap           797 B of file
+//
+// The wake rows were measured again (load average 17) after the send
+// attempt is stored before Sender.Send (CMD-9, see Decisions): on bbolt
+// that write's fsync is now inside DeviceWoke → Send, which took p50 from
+// 129 µs to 16.9 ms (130×) and p99 from 127 ms to 633 ms; in memory it
+// costs little (p50 17–21 µs before, 24 µs after). An NB-IoT round trip
+// is seconds, so we pay it for not sending a command twice after a crash.
 //
 // Ratios: bbolt Submit is 79× slower than in memory from one goroutine and
 // 25× from 32 (each bbolt commit is an fsync; parallel writers share it);
-// the in-memory wake p99 is 18–49× the 10,000-pending baseline below.
+// the in-memory wake p99 is 66× the 10,000-pending baseline below.
 //
 // Baselines in the same runs (1,000 devices, 10,000 pending, in memory):
 // Submit 4,050 /s (the same as with 1,000,000 pending: the cost does not
-// grow with the store); DeviceWoke → Send p50 17 µs, p99 123 µs. The p99
+// grow with the store); DeviceWoke → Send p50 8.3 µs, p99 117 µs. The p99
 // target of 1 ms in memory is met with 10,000 pending but not with
 // 1,000,000 on this loaded machine: the tail there is the collector
 // scanning a 600 MB heap of pointers while the woken devices drain their

@@ -178,6 +178,14 @@ func (e *Engine) device(ctx context.Context, id string) (*devState, error) {
 	return d, nil
 }
 
+// openDevice is device for the public methods: ErrClosed after Close.
+func (e *Engine) openDevice(ctx context.Context, id string) (*devState, error) {
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
+	return e.device(ctx, id)
+}
+
 // commit stores moved (commands that changed state) and updated (commands
 // whose timers changed) in one write, raising the counts of batch tasks,
 // then tells the Listener of each move. Nothing is told when the write
@@ -292,11 +300,23 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 	if c.Status == Pending && open == 0 {
 		c.NextTry = d.mode.NextTry(now, d.lastUplink)
 	}
-	if err := e.commit(ctx, append(superseded, c), nil); err != nil {
+	var updated []Command
+	if len(superseded) > 0 && open > 0 {
+		// A superseded head hands its place to the next command, which
+		// must be tried in the device's next window (CMD-10, CMD-4).
+		gone := make([]string, len(superseded))
+		for i, s := range superseded {
+			gone[i] = s.ID
+		}
+		if updated, err = e.promote(ctx, d, r.DeviceID, now, gone...); err != nil {
+			return Command{}, err
+		}
+	}
+	if err := e.commit(ctx, append(superseded, c), updated); err != nil {
 		return Command{}, err
 	}
 	d.lastSeq = c.Seq
-	if c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
+	if len(updated) > 0 || c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
 		e.sched.mark(c.DeviceID)
 	}
 	return c, failErr
@@ -314,10 +334,7 @@ func unreachableReason(m Mode, lastUplink time.Time) string {
 // goes out again if it was sent and never ACKed (CMD-4). For eDRX devices
 // the uplink anchors the paging windows (CMD-3).
 func (e *Engine) DeviceWoke(ctx context.Context, deviceID string) error {
-	if e.isClosed() {
-		return ErrClosed
-	}
-	d, err := e.device(ctx, deviceID)
+	d, err := e.openDevice(ctx, deviceID)
 	if err != nil {
 		return err
 	}
@@ -333,10 +350,7 @@ func (e *Engine) SetMode(ctx context.Context, deviceID string, m Mode) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	if e.isClosed() {
-		return ErrClosed
-	}
-	d, err := e.device(ctx, deviceID)
+	d, err := e.openDevice(ctx, deviceID)
 	if err != nil {
 		return err
 	}
@@ -422,10 +436,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Command, error) {
 // CancelDevice cancels every PENDING command of the device in one write
 // (CMD-7) and returns them; SENT and DELIVERED commands are left alone.
 func (e *Engine) CancelDevice(ctx context.Context, deviceID string) ([]Command, error) {
-	if e.isClosed() {
-		return nil, ErrClosed
-	}
-	d, err := e.device(ctx, deviceID)
+	d, err := e.openDevice(ctx, deviceID)
 	if err != nil {
 		return nil, err
 	}
@@ -527,10 +538,7 @@ type Response struct {
 // of the queue may go out. A response that matches no outstanding command
 // is logged and dropped (CMD-5); Responded then returns nil.
 func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) error {
-	if e.isClosed() {
-		return ErrClosed
-	}
-	d, err := e.device(ctx, deviceID)
+	d, err := e.openDevice(ctx, deviceID)
 	if err != nil {
 		return err
 	}

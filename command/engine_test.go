@@ -798,3 +798,175 @@ func TestRetention(t *testing.T) {
 		require.Equal(t, old.Seq+1, next.Seq, "sequence numbers are never reused")
 	})
 }
+
+// TestSupersedeHeadPromotesNext: when the superseded command was the head
+// of an eDRX device's queue waiting for its paging window, the command
+// behind it becomes the head and goes out in that window (CMD-10, CMD-4);
+// it must not wait for an uplink or expire.
+func TestSupersedeHeadPromotesNext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{})
+		h.mode("gas", Mode{Kind: EDRX, ActiveTime: 5 * time.Second, Cycle: 100 * time.Second, PagingWindow: 10 * time.Second})
+		start := time.Now()
+		h.wake("gas")
+		time.Sleep(20 * time.Second)
+		keyed := req("gas")
+		keyed.SupersedeKey = "valve"
+		a := h.submit(keyed)
+		b := h.submit(req("gas"))
+		c := h.submit(keyed) // cancels a, the head; b is the head now
+		synctest.Wait()
+		require.Equal(t, Canceled, h.status(a.ID))
+		require.Equal(t, start.Add(100*time.Second), h.get(b.ID).NextTry, "the new head waits for the next paging window")
+		time.Sleep(80 * time.Second)
+		synctest.Wait()
+		require.Equal(t, []string{b.ID}, h.sentIDs(), "sent in the paging window")
+		require.Equal(t, Pending, h.status(c.ID), "behind b")
+	})
+}
+
+// brokenStore refuses every write once broken is set: what the engine sees
+// when the process dies, or the disk fails, right after a Send.
+type brokenStore struct {
+	Store
+	broken atomic.Bool
+}
+
+func (b *brokenStore) Write(ctx context.Context, w Write) error {
+	if b.broken.Load() {
+		return errors.New("disk gone")
+	}
+	return b.Store.Write(ctx, w)
+}
+
+// TestSendAttemptSurvivesCrash (CMD-9, CMD-4): the attempt is stored before
+// Sender.Send; when the outcome never reaches the store, the next engine
+// on that store takes the command as SENT at the attempt's time. It does
+// not send it again at start (only a wake-up re-sends, CMD-4), and it
+// times out 300 s after the attempt.
+func TestSendAttemptSurvivesCrash(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mem := NewMemStore()
+		st := &brokenStore{Store: mem}
+		var sends atomic.Int32
+		snd := SenderFunc(func(context.Context, Command) error {
+			sends.Add(1)
+			st.broken.Store(true) // the process "dies" right after the send
+			return nil
+		})
+		cfg := Config{DefaultMode: Mode{Kind: DRX}, NewID: func() string { return "c1" }}
+		e1, err := New(st, snd, nil, cfg)
+		require.NoError(t, err)
+		go e1.Run(ctx)
+		start := time.Now()
+		_, err = e1.Submit(ctx, req("lamp"))
+		require.NoError(t, err)
+		synctest.Wait()
+		require.NoError(t, e1.Close())
+		require.Equal(t, int32(1), sends.Load())
+		got, err := mem.Get(ctx, "c1")
+		require.NoError(t, err)
+		require.Equal(t, Pending, got.Status, "the outcome was never stored")
+		require.Equal(t, start, got.SendAttempt, "the attempt was")
+
+		time.Sleep(time.Minute) // down for a while
+		var mu sync.Mutex
+		var heard []string
+		e2, err := New(mem, snd, ListenerFunc(func(c Command) {
+			mu.Lock()
+			defer mu.Unlock()
+			heard = append(heard, c.Status.String())
+		}), cfg)
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() { defer close(done); e2.Run(ctx) }()
+		defer func() { e2.Close(); <-done }()
+		synctest.Wait()
+		got, err = e2.Get(ctx, "c1")
+		require.NoError(t, err)
+		require.Equal(t, Sent, got.Status, "taken as SENT after the restart")
+		require.Equal(t, start, got.PlatformIssuedTime)
+		require.Equal(t, 1, got.IssuedTimes)
+		require.True(t, got.SendAttempt.IsZero())
+		require.Equal(t, int32(1), sends.Load(), "not sent again at start")
+		mu.Lock()
+		require.Equal(t, []string{"SENT"}, heard)
+		mu.Unlock()
+
+		time.Sleep(start.Add(300 * time.Second).Sub(time.Now()))
+		synctest.Wait()
+		require.Equal(t, Timeout, e2.mustStatus(t, "c1"), "timeout counted from the attempt")
+	})
+}
+
+func (e *Engine) mustStatus(t *testing.T, id string) Status {
+	t.Helper()
+	c, err := e.Get(context.Background(), id)
+	require.NoError(t, err)
+	return c.Status
+}
+
+// TestResendStopsAtExpiry: an unACKed command is re-sent at wake-ups only
+// until creationTime + expireTime (CMD-4: "until the device ACKs it or it
+// expires", FAQ §3.24); then it waits for its timeout.
+func TestResendStopsAtExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{})
+		start := time.Now()
+		r := req("meter")
+		r.ExpireTime = i64(60)
+		c := h.submit(r)
+		h.wake("meter") // sent at 0 s
+		time.Sleep(30 * time.Second)
+		h.wake("meter") // re-sent at 30 s, before expiry at 60 s
+		require.Equal(t, []string{c.ID, c.ID}, h.sentIDs())
+		time.Sleep(60 * time.Second)
+		h.wake("meter") // 90 s: expired, not re-sent
+		require.Equal(t, []string{c.ID, c.ID}, h.sentIDs(), "no re-send after expireTime")
+		time.Sleep(start.Add(330 * time.Second).Sub(time.Now()))
+		synctest.Wait()
+		got := h.get(c.ID)
+		require.Equal(t, Timeout, got.Status, "times out 300 s after the last re-send")
+		require.Equal(t, start.Add(330*time.Second), got.ExecuteTime)
+	})
+}
+
+// TestCloseDuringSend (CMD-9): a Send cut short by Close is a transport
+// failure whose outcome is still stored, so the command stays an untried
+// PENDING head after a restart, not a possibly-sent one; a Send that
+// succeeded as Close came is stored SENT.
+func TestCloseDuringSend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := NewMemStore()
+		cfg := Config{DefaultMode: Mode{Kind: DRX}}
+		var n atomic.Int32
+		cfg.NewID = func() string { return fmt.Sprintf("c%d", n.Add(1)) }
+		e, err := New(st, SenderFunc(func(ctx context.Context, c Command) error {
+			<-ctx.Done() // the device never answers the transport
+			if c.DeviceID == "ok" {
+				return nil // it left just as Close came
+			}
+			return ctx.Err()
+		}), nil, cfg)
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(ctx) }()
+		a, err := e.Submit(ctx, req("lamp"))
+		require.NoError(t, err)
+		b, err := e.Submit(ctx, req("ok"))
+		require.NoError(t, err)
+		synctest.Wait() // both Sends are blocked
+		require.NoError(t, e.Close())
+		<-done
+		got, err := st.Get(ctx, a.ID)
+		require.NoError(t, err)
+		require.Equal(t, Pending, got.Status)
+		require.True(t, got.SendAttempt.IsZero(), "the failed attempt's outcome is stored")
+		require.False(t, got.NextTry.IsZero(), "and its next try")
+		got, err = st.Get(ctx, b.ID)
+		require.NoError(t, err)
+		require.Equal(t, Sent, got.Status, "the successful send's outcome is stored")
+	})
+}

@@ -60,10 +60,12 @@ type FieldError struct {
 	Err   error  // ErrInvalid, ErrBadMode or ErrBadJSON
 }
 
+// Error says what was wrong, where, and what is allowed.
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("%v: %s = %s: must be %s", e.Err, e.Field, e.Value, e.Rule)
 }
 
+// Unwrap returns the sentinel the error wraps, for errors.Is.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // MoveError is a refused state change (CMD-1).
@@ -72,10 +74,12 @@ type MoveError struct {
 	From, To Status
 }
 
+// Error returns the message, prefixed with the package name.
 func (e *MoveError) Error() string {
 	return fmt.Sprintf("%v: command %s: %v → %v (allowed from %v: %v)", ErrBadMove, e.ID, e.From, e.To, e.From, moves[e.From])
 }
 
+// Unwrap returns the sentinel the error wraps, for errors.Is.
 func (e *MoveError) Unwrap() error { return ErrBadMove }
 
 // StateError is an operation refused because of the command's current
@@ -86,10 +90,12 @@ type StateError struct {
 	Err    error // ErrNotPending
 }
 
+// Error returns the message, prefixed with the package name.
 func (e *StateError) Error() string {
 	return fmt.Sprintf("%v: command %s is %v", e.Err, e.ID, e.Status)
 }
 
+// Unwrap returns the sentinel the error wraps, for errors.Is.
 func (e *StateError) Unwrap() error { return e.Err }
 
 // QueueFullError names the device whose queue is full and the limit.
@@ -98,10 +104,12 @@ type QueueFullError struct {
 	Limit    int
 }
 
+// Error returns the message, prefixed with the package name.
 func (e *QueueFullError) Error() string {
 	return fmt.Sprintf("%v: device %s already has %d open commands (Config.QueueLimit)", ErrQueueFull, e.DeviceID, e.Limit)
 }
 
+// Unwrap returns the sentinel the error wraps, for errors.Is.
 func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
 
 // NotFoundError names the command or task that was not found.
@@ -110,8 +118,10 @@ type NotFoundError struct {
 	ID   string
 }
 
+// Error returns the message, prefixed with the package name.
 func (e *NotFoundError) Error() string { return fmt.Sprintf("%v: %s %q", ErrNotFound, e.What, e.ID) }
 
+// Unwrap returns the sentinel the error wraps, for errors.Is.
 func (e *NotFoundError) Unwrap() error { return ErrNotFound }
 
 // ErrBadRecord means a Store was asked to write a command or count that

@@ -3,6 +3,7 @@ package command_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,4 +93,44 @@ func ExampleEngine_Submit_immediate() {
 	// Output:
 	// FAILED - device not reachable: PSM mode and no uplink seen yet
 	// true
+}
+
+// A batch task sends one command to a list of devices (CMD-8); its counts
+// and progress per mille follow the commands as they end. A device whose
+// command cannot be created counts as failed at once.
+func ExampleEngine_SubmitBatch() {
+	e, _ := command.New(command.NewMemStore(), command.SenderFunc(func(context.Context, command.Command) error { return nil }), nil, command.Config{})
+	ctx := context.Background()
+	task, err := e.SubmitBatch(ctx, command.BatchRequest{
+		Name:      "close valves",
+		DeviceIDs: []string{"meter-1", "meter-2", "meter-1", "bad\x00id"},
+		Command: command.Request{
+			Command: command.Body{ServiceID: "Valve", Method: "CLOSE", Paras: json.RawMessage(`{"force":1}`)},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(task.State(), "total", task.Total, "failed", task.Failed, "progress", task.Progress())
+	// Output:
+	// Running total 3 failed 1 progress 333
+}
+
+// An application cancels a cached command while it is PENDING (CMD-7);
+// once it left, the refusal carries its state.
+func ExampleEngine_Cancel() {
+	e, _ := command.New(command.NewMemStore(), command.SenderFunc(func(context.Context, command.Command) error { return nil }), nil, command.Config{})
+	ctx := context.Background()
+	c, _ := e.Submit(ctx, command.Request{
+		DeviceID: "meter-1",
+		Command:  command.Body{ServiceID: "Valve", Method: "OPEN", Paras: json.RawMessage(`{"force":1}`)},
+	})
+	c, err := e.Cancel(ctx, c.ID)
+	fmt.Println(c.Status, err)
+	_, err = e.Cancel(ctx, c.ID)
+	var se *command.StateError
+	fmt.Println(errors.As(err, &se), se.Status)
+	// Output:
+	// CANCELED <nil>
+	// true CANCELED
 }

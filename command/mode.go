@@ -71,35 +71,48 @@ const (
 	DefaultTimeout = 300 * time.Second
 )
 
+// Upper bounds of a Mode's timers: the largest T3324 (31 × 6 min) and eDRX
+// cycle (10485.76 s) of 3GPP TS 24.008, and a timeout of 30 days. They keep
+// the arithmetic of Window and Deadline far from overflow.
+const (
+	maxActiveTime = 186 * time.Minute
+	maxCycle      = 10485760 * time.Millisecond
+	maxTimeout    = 30 * 24 * time.Hour
+)
+
 // Mode is a device's power-saving mode with the device's own timers
 // (CMD-3, CMD-10). The zero Mode is PSM with the default timers.
 type Mode struct {
 	Kind Kind `json:"mode"`
 	// ActiveTime is the PSM active timer T3324: the device is reachable
 	// for this long after each uplink (also used for eDRX devices right
-	// after an uplink). 0 means DefaultActiveTime (20 s).
+	// after an uplink). 0 means DefaultActiveTime (20 s); at most 186 min.
 	ActiveTime time.Duration `json:"activeTime,omitempty"`
-	// Cycle is the eDRX cycle. 0 means DefaultCycle (81.92 s).
+	// Cycle is the eDRX cycle. 0 means DefaultCycle (81.92 s); at most
+	// 10485.76 s.
 	Cycle time.Duration `json:"cycle,omitempty"`
 	// PagingWindow is the eDRX paging time window at the start of each
 	// cycle. 0 means DefaultPagingWindow (10.24 s).
 	PagingWindow time.Duration `json:"pagingWindow,omitempty"`
 	// Timeout is how long a command may stay SENT or DELIVERED. 0 means
-	// 300 s for PSM and DRX and 2 × Cycle + 120 s for eDRX.
+	// 300 s for PSM and DRX and 2 × Cycle + 120 s for eDRX; at most 30
+	// days.
 	Timeout time.Duration `json:"timeout,omitempty"`
 }
 
-// Validate reports a Mode whose fields make no sense, naming the field.
+// Validate reports a Mode whose fields make no sense (a negative timer, one
+// above its bound, a paging window longer than the cycle), naming the
+// field.
 func (m Mode) Validate() error {
 	if int(m.Kind) >= len(kindNames) {
 		return &FieldError{Field: "mode", Value: m.Kind.String(), Rule: "PSM, DRX or eDRX", Err: ErrBadMode}
 	}
 	for _, f := range []struct {
-		name string
-		d    time.Duration
-	}{{"activeTime", m.ActiveTime}, {"cycle", m.Cycle}, {"pagingWindow", m.PagingWindow}, {"timeout", m.Timeout}} {
-		if f.d < 0 {
-			return &FieldError{Field: f.name, Value: f.d.String(), Rule: "0 (default) or a positive duration", Err: ErrBadMode}
+		name   string
+		d, max time.Duration
+	}{{"activeTime", m.ActiveTime, maxActiveTime}, {"cycle", m.Cycle, maxCycle}, {"pagingWindow", m.PagingWindow, maxCycle}, {"timeout", m.Timeout, maxTimeout}} {
+		if f.d < 0 || f.d > f.max {
+			return &FieldError{Field: f.name, Value: f.d.String(), Rule: "0 (default) or a positive duration up to " + f.max.String(), Err: ErrBadMode}
 		}
 	}
 	n := m.withDefaults()

@@ -1,6 +1,9 @@
 package command
 
 import (
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,16 +94,72 @@ func TestModeValidate(t *testing.T) {
 		"activeTime":   {ActiveTime: -s},
 		"cycle":        {Kind: EDRX, Cycle: -s},
 		"timeout":      {Timeout: -s},
+		"cycle ":       {Kind: EDRX, Cycle: 10485761 * time.Millisecond},
+		"activeTime ":  {ActiveTime: 187 * time.Minute},
+		"timeout ":     {Timeout: 31 * 24 * time.Hour},
 		"pagingWindow": {Kind: EDRX, Cycle: 10 * s, PagingWindow: 20 * s},
 	} {
 		err := m.Validate()
 		var fe *FieldError
 		require.ErrorAs(t, err, &fe, "Validate(%+v)", m)
 		require.ErrorIs(t, err, ErrBadMode)
-		require.Equal(t, name, fe.Field)
+		require.Equal(t, strings.TrimSpace(name), fe.Field)
 	}
 	var k Kind
 	require.NoError(t, k.UnmarshalText([]byte("eDRX")))
 	require.Equal(t, EDRX, k)
 	require.ErrorIs(t, k.UnmarshalText([]byte("psm")), ErrBadMode)
+}
+
+// FuzzMode: any JSON read as a Mode either fails Validate with a
+// *FieldError naming the field, or gives timing that holds together: a
+// positive timeout, a window that contains the instants it calls
+// reachable, and a next try that is never in the past (CMD-3).
+func FuzzMode(f *testing.F) {
+	for _, m := range []string{
+		`{"mode":"PSM"}`, `{"mode":"DRX"}`, `{"mode":"eDRX"}`, `{"mode":"PSM","activeTime":10000000000}`,
+		`{"mode":"eDRX","activeTime":5000000000,"cycle":100000000000,"pagingWindow":10000000000}`,
+		`{"mode":"eDRX","cycle":10485760000000,"timeout":42000000000}`, `{"mode":"eDRX","cycle":1}`,
+		`{"mode":"EDRX","cycle":10000000000,"pagingWindow":20000000000}`, `{"mode":"psm"}`, `{"activeTime":-1}`,
+		`{"mode":"eDRX","cycle":4611686018427387904}`, `{"mode":"PSM","activeTime":9223372036854775807}`,
+		`{"mode":"eDRX","cycle":9223372036854775807,"pagingWindow":9223372036854775807}`,
+	} {
+		f.Add([]byte(m), int64(30*s), int64(5*s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, sinceUplink, step int64) {
+		var m Mode
+		if err := json.Unmarshal(data, &m); err != nil {
+			return
+		}
+		if err := m.Validate(); err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" || !errors.Is(err, ErrBadMode) {
+				t.Fatalf("Validate(%+v) = %v, want a *FieldError wrapping ErrBadMode", m, err)
+			}
+			return
+		}
+		if d := m.TimeoutAfterSend(); d <= 0 {
+			t.Fatalf("%+v: timeout %v, want > 0", m, d)
+		}
+		up := base
+		now := base.Add(time.Duration(sinceUplink))
+		if sinceUplink < 0 {
+			up = time.Time{} // no uplink known
+		}
+		for range 4 {
+			start, end, ok := m.Window(now, up)
+			reach := m.Reachable(now, up)
+			if reach != (ok && !now.Before(start)) {
+				t.Fatalf("%+v at %v (uplink %v): Reachable %v but window [%v, %v) ok %v", m, now, up, reach, start, end, ok)
+			}
+			if ok && !end.IsZero() && (!end.After(start) || !now.Before(end)) {
+				t.Fatalf("%+v at %v: window [%v, %v) is empty or already over", m, now, start, end)
+			}
+			next := m.NextTry(now, up)
+			if ok == next.IsZero() || ok && next.Before(now) {
+				t.Fatalf("%+v at %v: NextTry %v (window ok %v)", m, now, next, ok)
+			}
+			now = now.Add(time.Duration(step & (1<<40 - 1)))
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -101,3 +102,42 @@ func FuzzRequest(f *testing.F) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// FuzzBatchRequest: any JSON body read as a BatchRequest is refused with
+// a *FieldError naming the field, or makes a task of its distinct devices
+// whose counts stay within its total (CMD-8).
+func FuzzBatchRequest(f *testing.F) {
+	for _, tc := range requestCases {
+		r := goodRequest()
+		tc.mut(&r)
+		b, _ := json.Marshal(BatchRequest{Name: "night", DeviceIDs: []string{"a", "b", "a", "bad\x00"}, Command: r})
+		f.Add(b)
+	}
+	f.Add([]byte(`{"taskName":"x","deviceList":[],"command":{"command":{"serviceId":"S","method":"M","paras":{"a":1}}}}`))
+	f.Add([]byte(`{"taskName":"x","deviceList":["d"],"command":{"expireTime":0,"command":{"serviceId":"S","method":"M","paras":{"a":1}}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var r BatchRequest
+		if json.Unmarshal(data, &r) != nil || len(r.DeviceIDs) > 64 {
+			return
+		}
+		e, err := New(NewMemStore(), SenderFunc(func(context.Context, Command) error { return nil }), nil, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := e.SubmitBatch(context.Background(), r)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" {
+				t.Fatalf("SubmitBatch(%s): error without a field: %v", data, err)
+			}
+			return
+		}
+		distinct := map[string]bool{}
+		for _, id := range r.DeviceIDs {
+			distinct[id] = true
+		}
+		if task.Total != len(distinct) || task.Completed() > task.Total || task.Failed != task.Completed() {
+			t.Fatalf("SubmitBatch(%s) = %+v: want total %d, only failed devices completed", data, task, len(distinct))
+		}
+	})
+}

@@ -257,6 +257,19 @@ func (e *Engine) service(ctx context.Context, id string) error {
 	var moved []Command
 	open := q[:0]
 	for _, c := range q {
+		if c.Status == Pending && !c.SendAttempt.IsZero() {
+			// An earlier send's outcome was never stored: the command
+			// may have left, so it is SENT from then on; a re-send waits
+			// for a wake-up as CMD-4 allows (CMD-9).
+			if err := c.Move(Sent, c.SendAttempt); err != nil {
+				return err
+			}
+			c.Deadline = d.mode.Deadline(c.SendAttempt)
+			c.Retransmits = 0
+			c.NextTry = e.retransmitAt(c, c.SendAttempt)
+			c.SendAttempt = time.Time{}
+			moved = append(moved, c)
+		}
 		switch {
 		case c.Status == Pending && c.ExpireTime > 0 && !now.Before(c.ExpireAt()):
 			c.Reason = fmt.Sprintf("not sent within expireTime %d s", c.ExpireTime)
@@ -298,8 +311,10 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			return e.resend(ctx, d, head, now)
 		}
 		// PENDING head. After a transport failure it waits for its
-		// NextTry unless the device has woken since.
-		if head.NextTry.After(now) && !d.lastUplink.After(d.lastFail) {
+		// NextTry (zero: the next uplink) unless the device has woken
+		// since.
+		if !d.lastFail.IsZero() && !d.lastUplink.After(d.lastFail) &&
+			(head.NextTry.IsZero() || head.NextTry.After(now)) {
 			return nil
 		}
 		if !d.mode.Reachable(now, d.lastUplink) {
@@ -321,7 +336,16 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			head.NextTry = nt
 			return e.commit(ctx, nil, []Command{head})
 		}
+		// Store the attempt before sending, so that a crash during the
+		// send leaves a trace (CMD-9); its outcome is stored below.
+		head.SendAttempt, head.NextTry = now, now
+		if err := e.commit(ctx, nil, []Command{head}); err != nil {
+			return err
+		}
 		err := e.send(ctx, head)
+		head.SendAttempt = time.Time{}
+		// The outcome is stored even when Close cut the send short.
+		wctx := context.WithoutCancel(ctx)
 		switch {
 		case err == nil:
 			if err := head.Move(Sent, now); err != nil {
@@ -330,7 +354,7 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			head.Deadline = d.mode.Deadline(now)
 			head.Retransmits = 0
 			head.NextTry = e.retransmitAt(head, now)
-			return e.commit(ctx, []Command{head}, nil)
+			return e.commit(wctx, []Command{head}, nil)
 		case errors.Is(err, ErrEncode) || head.ExpireTime == 0:
 			head.Reason = err.Error()
 			if err := head.Move(Failed, now); err != nil {
@@ -343,15 +367,18 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				next = []Command{n}
 				open[1] = n
 			}
-			if err := e.commit(ctx, []Command{head}, next); err != nil {
+			if err := e.commit(wctx, []Command{head}, next); err != nil {
 				return err
+			}
+			if ctx.Err() != nil {
+				return nil
 			}
 			open = open[1:]
 		default:
 			e.log.Info("command: send failed; command stays at the head (CMD-4)", "device", id, "command", head.ID, "err", err)
 			d.lastFail = now
 			head.NextTry = e.retryAt(d, now)
-			return e.commit(ctx, nil, []Command{head})
+			return e.commit(wctx, nil, []Command{head})
 		}
 	}
 	return nil
@@ -405,6 +432,7 @@ func (e *Engine) resend(ctx context.Context, d *devState, c Command, now time.Ti
 		c.Retransmits++
 	}
 	err := e.send(ctx, c)
+	ctx = context.WithoutCancel(ctx) // the outcome is stored even when Close cut the send short
 	if err != nil {
 		e.log.Info("command: re-send failed; waiting for the timeout or the next wake-up", "device", c.DeviceID, "command", c.ID, "err", err)
 		c.NextTry = e.retransmitAt(c, now)

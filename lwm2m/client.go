@@ -23,6 +23,9 @@ type ClientConfig struct {
 	Endpoint string // endpoint name, e.g. "urn:imei:868333030000001" (required)
 	Identity string // PSK identity; "" means Endpoint
 	Key      []byte // PSK; nil means plain CoAP without DTLS
+	// LocalAddr is the local UDP address to send from; "" means
+	// 127.0.0.1 with a free port for a loopback server, else any address.
+	LocalAddr string
 
 	// CipherSuites the client offers; nil means both suites of LWM-1.
 	CipherSuites []CipherSuite
@@ -139,7 +142,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("lwm2m: client server address %q: %w", c.cfg.Server, err)
 	}
-	pc, err := newRebindConn()
+	pc, err := newRebindConn(c.cfg.LocalAddr, ra)
 	if err != nil {
 		return fmt.Errorf("lwm2m: client socket: %w", err)
 	}
@@ -312,7 +315,7 @@ func (c *Client) do(ctx context.Context, op string, m *message.Message) (*messag
 	if err != nil {
 		return nil, err
 	}
-	resp, err := ex.do(ctx, m, true)
+	resp, err := ex.doBlocks(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("lwm2m: client %s: %w", op, err)
 	}
@@ -476,6 +479,9 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 		}
 		resp := &message.Message{Code: codes.Content, Payload: v.Payload}
 		setContentFormat(resp, v.Format)
+		if r, ok := c.block2(m, resp); !ok {
+			return r, nil
+		}
 		obs, has := observeOpt(m)
 		switch {
 		case has && obs == 0:
@@ -550,6 +556,41 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 	return errResp(codes.MethodNotAllowed, "method %v not allowed on %s", m.Code, path), nil
 }
 
+// clientBlockSize is the block size of the client's Block2 answers when
+// the server does not ask for one: 512 bytes.
+const clientBlockSize = 5
+
+// block2 cuts a GET answer larger than one block into Block2 blocks
+// (RFC 7959), serving the block the request asks for. It returns the
+// answer to send and false when it replaced resp with an error.
+func (c *Client) block2(m, resp *message.Message) (*message.Message, bool) {
+	want := blockOpt{szx: clientBlockSize}
+	v, asked := optUint(m, message.Block2)
+	if asked {
+		b, err := parseBlock(v)
+		if err != nil {
+			return errResp(codes.BadOption, "Block2: %v", err), false
+		}
+		want = b
+	}
+	if !asked && len(resp.Payload) <= 1024 {
+		return resp, true // fits in one datagram
+	}
+	whole := resp.Payload
+	off := int(want.num) * want.size()
+	if off >= len(whole) && off > 0 {
+		return errResp(codes.BadOption, "block %d starts past the end (%d bytes)", want.num, len(whole)), false
+	}
+	end := min(off+want.size(), len(whole))
+	resp.Payload = whole[off:end]
+	want.more = end < len(whole)
+	addUint(resp, message.Block2, want.value())
+	if want.num == 0 {
+		addUint(resp, message.Size2, uint32(len(whole)))
+	}
+	return resp, true
+}
+
 func (c *Client) discover(prefix string) *message.Message {
 	c.mu.Lock()
 	var ps []string
@@ -576,15 +617,27 @@ func (c *Client) discover(prefix string) *message.Message {
 type rebindConn struct {
 	mu     sync.Mutex
 	c      *net.UDPConn
+	ip     net.IP
 	closed bool
 }
 
-func newRebindConn() (*rebindConn, error) {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+func newRebindConn(local string, remote *net.UDPAddr) (*rebindConn, error) {
+	la := &net.UDPAddr{}
+	if remote.IP.IsLoopback() {
+		la.IP = remote.IP
+	}
+	if local != "" {
+		a, err := net.ResolveUDPAddr("udp", local)
+		if err != nil {
+			return nil, err
+		}
+		la = a
+	}
+	c, err := net.ListenUDP("udp", la)
 	if err != nil {
 		return nil, err
 	}
-	return &rebindConn{c: c}, nil
+	return &rebindConn{c: c, ip: la.IP}, nil
 }
 
 func (r *rebindConn) cur() *net.UDPConn {
@@ -606,7 +659,7 @@ func (r *rebindConn) markClosed() {
 }
 
 func (r *rebindConn) rebind() error {
-	n, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	n, err := net.ListenUDP("udp", &net.UDPAddr{IP: r.ip})
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,16 @@ func fuzzSeeds(f *testing.F) {
 	f.Add(mk(message.Confirmable, codes.POST, "/dp", nil, FormatTLV, "\xc3\x00abc", -1))
 	f.Add(mk(message.NonConfirmable, codes.Content, "", nil, FormatTLV, "\x43\x00\xaa\xbb\xcc", 5))
 	f.Add(mk(message.Confirmable, codes.Content, "", nil, cfOpaque, "data", 6))
+	blk := message.Message{Type: message.Confirmable, Code: codes.POST, MessageID: 8, Token: []byte{4}, Payload: []byte("0123456789abcdef")}
+	addPath(&blk, message.URIPath, "/dp")
+	addUint(&blk, message.Block1, blockOpt{num: 0, more: true, szx: 0}.value())
+	b1, _ := encodeMsg(blk)
+	f.Add(b1)
+	get := message.Message{Type: message.Confirmable, Code: codes.GET, MessageID: 9, Token: []byte{5}}
+	addPath(&get, message.URIPath, "/19/0/0")
+	addUint(&get, message.Block2, blockOpt{num: 3, szx: 2}.value())
+	b2, _ := encodeMsg(get)
+	f.Add(b2)
 	f.Add([]byte{0x40, 0x00, 0x12, 0x34})
 	f.Add([]byte{0x60, 0x00, 0x12, 0x34})
 	f.Add([]byte{0x70, 0x00, 0x12, 0x34})
@@ -92,5 +102,36 @@ func FuzzClientDatagram(f *testing.F) {
 		c.ex.receive(b)
 		c.ex.receive(b)
 		c.ex.close()
+	})
+}
+
+// FuzzDTLSRouter feeds arbitrary datagrams from two addresses to the DTLS
+// router: it must never panic, and only a ClientHello may open a
+// connection.
+func FuzzDTLSRouter(f *testing.F) {
+	hello := make([]byte, 40)
+	hello[0], hello[13] = ctHandshake, hsClientHello
+	f.Add(hello, []byte{ctCID, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 4, 1, 2, 3, 4})
+	f.Add([]byte{ctAppData}, []byte{})
+	f.Add([]byte{}, hello)
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		m := &dtlsMux{cidLen: 8, accept: make(chan *vconn, 4), done: make(chan struct{}),
+			byAddr: map[string]*vconn{}, byCID: map[string]*vconn{}, resume: make(chan resumeItem, 4),
+			parked: map[*parkedConn]struct{}{}, parkedByAddr: map[string]*parkedConn{}, parkedByCID: map[string]*parkedConn{}}
+		a1 := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+		a2 := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2}
+		for _, d := range []struct {
+			b    []byte
+			addr *net.UDPAddr
+		}{{a, a1}, {b, a2}, {a, a2}, {b, a1}} {
+			if len(d.b) == 0 {
+				continue
+			}
+			before := len(m.accept)
+			m.route(append([]byte(nil), d.b...), d.addr)
+			if len(m.accept) > before && !isNewClientHello(d.b) {
+				t.Fatalf("a datagram that is no ClientHello opened a connection: % x", d.b)
+			}
+		}
 	})
 }

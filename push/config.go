@@ -37,8 +37,9 @@ type Config struct {
 	EndpointConcurrency int
 	// Workers bounds the tries in flight over all URLs. 0 means 128.
 	Workers int
-	// MaxQueued bounds the messages waiting for one URL; Enqueue beyond it
-	// fails with ErrQueueFull. 0 means 100000.
+	// MaxQueued bounds the messages waiting for one URL while Run runs;
+	// Publish, PublishReport or Send beyond it fails with ErrQueueFull
+	// (before Run nothing is counted). 0 means 100000.
 	MaxQueued int
 
 	// Allow lists address prefixes the SSRF guard lets through although
@@ -71,7 +72,8 @@ type Resolver interface {
 // 2xx answer: err wraps ErrExpired (keep time over) or ErrRejected (a final
 // answer, then it is a *StatusError), or ErrAddressDenied (the dial-time
 // guard refused the address). Calls come from the engine's goroutines, one
-// at a time per message; they must not block for long.
+// at a time per message; they must not block for long, and must not call
+// Engine.Close (which waits for those goroutines).
 type Listener interface {
 	Dropped(m Message, err error)
 }

@@ -520,8 +520,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops Run and waits for it to return. Later Enqueue calls fail with
-// ErrClosed. It is safe to call more than once.
+// Close stops Run and waits for it to return. Later Publish, PublishReport
+// and Send calls fail with ErrClosed. It is safe to call more than once.
 func (e *Engine) Close() error {
 	e.runMu.Lock()
 	e.closed = true
@@ -617,7 +617,12 @@ func (e *Engine) pick(now time.Time) (j job, next time.Time, drops []drop) {
 		rr := 0
 		for i, ep := range e.ring {
 			if i == chosen {
-				rr = len(kept) + 1
+				// Next turn: the endpoint after the chosen one, which is
+				// at len(kept) if the chosen one is dropped here.
+				rr = len(kept)
+				if len(ep.queue) > 0 {
+					rr++
+				}
 			}
 			if len(ep.queue) == 0 {
 				ep.inRing = false
@@ -711,7 +716,6 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 	var (
 		drops   []drop
 		changed *EndpointState
-		del     bool
 	)
 	e.mu.Lock()
 	ep.inflight--
@@ -725,11 +729,9 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 			s := ep.state()
 			changed = &s
 		}
-		del = true
-	case ctx.Err() != nil:
-		// Stopping: not a failure; the message stays in the Store.
-		e.add(m)
 	case final(err):
+		// Checked before stopping: an answer that came in as Run stops
+		// still ends the message.
 		m.Attempts++
 		e.rejected.Add(1)
 		ep.rejected++
@@ -740,7 +742,9 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 			changed = &s
 		}
 		drops = append(drops, drop{msg: *m, err: err})
-		del = true
+	case ctx.Err() != nil:
+		// Stopping: not a failure; the message stays in the Store.
+		e.add(m)
 	default:
 		m.Attempts++
 		e.retried.Add(1)
@@ -750,16 +754,11 @@ func (e *Engine) finish(ctx context.Context, j job, err error) {
 			s := ep.state()
 			changed = &s
 		}
-		if m.Expires.After(now) {
-			e.add(m)
-		} else {
-			drops = append(drops, e.expire(ep, m))
-			del = true
-		}
+		e.add(m) // if its keep time is over, the next pick drops it
 	}
 	deletes := e.deletes
 	e.mu.Unlock()
-	if del && deletes != nil {
+	if err == nil && deletes != nil {
 		deletes <- *m
 	}
 	e.wakeup()
@@ -788,7 +787,7 @@ func (e *Engine) report(drops []drop, changed *EndpointState) {
 	deletes := e.deletes
 	e.mu.Unlock()
 	for _, d := range drops {
-		if deletes != nil && errors.Is(d.err, ErrExpired) {
+		if deletes != nil {
 			deletes <- d.msg
 		}
 		e.cfg.Logger.Warn("push: message dropped", "id", d.msg.ID, "url", d.msg.URL,

@@ -57,6 +57,20 @@ func newSink(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, n
 	return s
 }
 
+// newHangingSink is a sink that never answers; its requests end when the
+// engine gives up on them or the test ends.
+func newHangingSink(t *testing.T) *sink {
+	stop := make(chan struct{})
+	s := newSink(t, func(_ http.ResponseWriter, r *http.Request, _ int64) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	})
+	t.Cleanup(func() { close(stop) }) // runs before the server's Close
+	return s
+}
+
 func (s *sink) url(path string) string { return s.srv.URL + path }
 
 // next waits for the next request; the limit only guards against a hung test.
@@ -172,6 +186,19 @@ func subscribe(t *testing.T, e *Engine, app string, nt NotifyType, url string, s
 
 var deleted = DeviceDeletedBody{DeviceID: "d1", GatewayID: "d1"}
 
+// publishOne runs an engine with cfg (loopback allowed) whose only
+// subscription sends deviceDeleted to s's "/", and publishes one.
+func publishOne(t *testing.T, s *sink, cfg Config) (*Engine, *MemoryStore) {
+	t.Helper()
+	cfg.Allow = allowLoopback
+	e, st := newTestEngine(t, cfg)
+	subscribe(t, e, "", DeviceDeleted, s.url("/"), "")
+	run(t, e)
+	_, err := e.Publish(context.Background(), "", deleted)
+	require.NoError(t, err)
+	return e, st
+}
+
 // TestDeliverSigned: a 2xx answer delivers (PSH-4), the push carries a
 // webhook-id and, with a secret, a Standard Webhooks signature (PSH-5, PSH-7).
 func TestDeliverSigned(t *testing.T) {
@@ -208,11 +235,7 @@ func TestDeliverSigned(t *testing.T) {
 // TestUnsignedWithoutSecret: no secret, no signature headers; still a webhook-id.
 func TestUnsignedWithoutSecret(t *testing.T) {
 	s := newSink(t, nil)
-	e, _ := newTestEngine(t, Config{Allow: allowLoopback})
-	subscribe(t, e, "", DeviceDeleted, s.url("/"), "")
-	run(t, e)
-	_, err := e.Publish(context.Background(), "", deleted)
-	require.NoError(t, err)
+	publishOne(t, s, Config{})
 	r := s.next(t)
 	require.NotEmpty(t, r.header.Get(HeaderID))
 	require.Empty(t, r.header.Get(HeaderSignature))
@@ -261,11 +284,7 @@ func TestRetryOn503SameID(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	rec := newRecorder()
-	e, _ := newTestEngine(t, Config{Allow: allowLoopback, RetrySchedule: []time.Duration{time.Millisecond}, Listener: rec})
-	subscribe(t, e, "", DeviceDeleted, s.url("/"), "")
-	run(t, e)
-	_, err := e.Publish(context.Background(), "", deleted)
-	require.NoError(t, err)
+	e, _ := publishOne(t, s, Config{RetrySchedule: []time.Duration{time.Millisecond}, Listener: rec})
 	first, second := s.next(t), s.next(t)
 	require.Equal(t, first.header.Get(HeaderID), second.header.Get(HeaderID), "PSH-5: the same id on every try")
 	require.Equal(t, first.body, second.body)
@@ -274,7 +293,7 @@ func TestRetryOn503SameID(t *testing.T) {
 	st := e.Stats()
 	require.EqualValues(t, 1, st.Retried)
 	require.EqualValues(t, 1, st.Delivered)
-	require.Empty(t, rec.drops)
+	require.Empty(t, rec.getDrops())
 }
 
 // TestFinalAnswers: other 4xx/5xx answers are final: one try, reported (PSH-4).
@@ -288,11 +307,7 @@ func TestFinalAnswers(t *testing.T) {
 				w.WriteHeader(code)
 			})
 			rec := newRecorder()
-			e, st := newTestEngine(t, Config{Allow: allowLoopback, RetrySchedule: []time.Duration{time.Millisecond}, Listener: rec})
-			subscribe(t, e, "", DeviceDeleted, s.url("/"), "")
-			run(t, e)
-			_, err := e.Publish(context.Background(), "", deleted)
-			require.NoError(t, err)
+			e, st := publishOne(t, s, Config{RetrySchedule: []time.Duration{time.Millisecond}, Listener: rec})
 			d := rec.nextDrop(t)
 			require.ErrorIs(t, d.err, ErrRejected)
 			var se *StatusError
@@ -331,11 +346,7 @@ func TestHangTimesOut(t *testing.T) {
 	})
 	defer close(release)
 	rec := newRecorder()
-	e, _ := newTestEngine(t, Config{Allow: allowLoopback, Timeout: 200 * time.Millisecond, RetrySchedule: []time.Duration{time.Millisecond}, Listener: rec})
-	subscribe(t, e, "", DeviceDeleted, s.url("/"), "")
-	run(t, e)
-	_, err := e.Publish(context.Background(), "", deleted)
-	require.NoError(t, err)
+	e, _ := publishOne(t, s, Config{Timeout: 200 * time.Millisecond, RetrySchedule: []time.Duration{time.Millisecond}, Listener: rec})
 	first, second := s.next(t), s.next(t)
 	require.Equal(t, first.header.Get(HeaderID), second.header.Get(HeaderID))
 	rec.waitDelivered(t, 1)
@@ -362,11 +373,7 @@ func TestConnectionReset(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	rec := newRecorder()
-	e, _ := newTestEngine(t, Config{Allow: allowLoopback, RetrySchedule: []time.Duration{time.Millisecond}, Listener: rec})
-	subscribe(t, e, "", DeviceDeleted, s.url("/"), "")
-	run(t, e)
-	_, err := e.Publish(context.Background(), "", deleted)
-	require.NoError(t, err)
+	e, _ := publishOne(t, s, Config{RetrySchedule: []time.Duration{time.Millisecond}, Listener: rec})
 	s.next(t)
 	s.next(t)
 	rec.waitDelivered(t, 1)
@@ -383,11 +390,7 @@ func TestSlowAnswer(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	rec := newRecorder()
-	e, _ := newTestEngine(t, Config{Allow: allowLoopback, Timeout: 5 * time.Second, Listener: rec})
-	subscribe(t, e, "", DeviceDeleted, s.url("/"), "")
-	run(t, e)
-	_, err := e.Publish(context.Background(), "", deleted)
-	require.NoError(t, err)
+	e, _ := publishOne(t, s, Config{Timeout: 5 * time.Second, Listener: rec})
 	s.next(t)
 	rec.waitDelivered(t, 1)
 	require.NoError(t, e.Close())
@@ -448,14 +451,7 @@ func TestHangingEndpointDoesNotDelayHealthy(t *testing.T) {
 // TestNewEndpointSlowStart: a URL that has not answered yet gets one try at
 // a time, so a new URL that hangs holds a single worker.
 func TestNewEndpointSlowStart(t *testing.T) {
-	stop := make(chan struct{})
-	hang := newSink(t, func(_ http.ResponseWriter, r *http.Request, _ int64) {
-		select {
-		case <-r.Context().Done():
-		case <-stop:
-		}
-	})
-	defer close(stop)
+	hang := newHangingSink(t)
 	good := newSink(t, nil)
 	e, _ := newTestEngine(t, Config{Allow: allowLoopback, Timeout: time.Minute, Workers: 2})
 	ctx := context.Background()
@@ -545,14 +541,7 @@ func TestEnqueueBeforeRun(t *testing.T) {
 }
 
 func TestQueueFull(t *testing.T) {
-	stop := make(chan struct{})
-	hang := newSink(t, func(_ http.ResponseWriter, r *http.Request, _ int64) {
-		select {
-		case <-r.Context().Done():
-		case <-stop:
-		}
-	})
-	defer close(stop)
+	hang := newHangingSink(t)
 	e, _ := newTestEngine(t, Config{Allow: allowLoopback, MaxQueued: 3})
 	run(t, e)
 	ctx := context.Background()
@@ -666,4 +655,35 @@ func TestNoLossUnderClose(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, len(accepted), 1000)
 	t.Logf("accepted %d, delivered %d, left in store %d", len(accepted), len(delivered), len(stored))
+}
+
+// TestPickTakesTurns checks the dispatcher's order (PSH-4 round-robin):
+// every endpoint with messages gets one turn per round, also when an
+// endpoint runs empty and leaves the ring.
+func TestPickTakesTurns(t *testing.T) {
+	e, err := New(NewMemoryStore(), Config{})
+	require.NoError(t, err)
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, q := range []struct {
+		url string
+		n   int
+	}{{"X", 1}, {"A", 2}, {"B", 3}, {"C", 3}} {
+		for range q.n {
+			m := e.newMessage(now, q.url, nil, "", "", "")
+			e.add(&m)
+		}
+		e.eps[q.url].lastSuccess = now // answered before: no slow start
+	}
+	var order []string
+	for {
+		j, _, drops := e.pick(now)
+		require.Empty(t, drops)
+		if j.msg == nil {
+			break
+		}
+		order = append(order, j.ep.url)
+	}
+	require.Equal(t, []string{"X", "A", "B", "C", "A", "B", "C", "B", "C"}, order)
 }

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -87,6 +88,40 @@ func FuzzVerify(f *testing.F) {
 			if !strings.Contains(h.Get(HeaderSignature), want) {
 				t.Fatalf("accepted %q, which does not contain %q", sig, want)
 			}
+		}
+	})
+}
+
+// FuzzSecretKey: Key parses a subscription secret (PSH-7); it must not
+// panic, must refuse with ErrSecret, and every key it accepts must sign
+// pushes that Verify accepts.
+func FuzzSecretKey(f *testing.F) {
+	for _, s := range []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_AAEC", "plain", "whsec_", "whsec_!!notbase64", "", "whsec_AAE="} {
+		f.Add(s)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	f.Fuzz(func(t *testing.T, raw string) {
+		s := Secret(raw)
+		k, err := s.Key()
+		if err != nil {
+			if !errors.Is(err, ErrSecret) {
+				t.Fatalf("Key(%q): %v does not wrap ErrSecret", raw, err)
+			}
+			return
+		}
+		if len(k) == 0 {
+			t.Fatalf("Key(%q) accepted an empty key", raw)
+		}
+		sig, err := Sign(s, "msg_1", now, []byte(`{}`))
+		if err != nil {
+			t.Fatalf("Key(%q) ok but Sign fails: %v", raw, err)
+		}
+		h := http.Header{}
+		h.Set(HeaderID, "msg_1")
+		h.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		h.Set(HeaderSignature, sig)
+		if err := Verify(s, h, []byte(`{}`), now, time.Minute); err != nil {
+			t.Fatalf("secret %q: own signature does not verify: %v", raw, err)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -190,4 +191,14 @@ func TestTooManyFailures(t *testing.T) {
 	for i, c := range cases {
 		require.Equal(t, c.want, TooManyFailures(c.times, c.now, 10, keep), "case %d", i)
 	}
+}
+
+// TestSubscriptionJSON: the API's {subscriptionId, notifyType, callbackUrl}
+// (API.md); the secret and the application never appear.
+func TestSubscriptionJSON(t *testing.T) {
+	s := Subscription{ID: "s1", AppID: "app1", NotifyType: DeviceAdded, CallbackURL: "http://203.0.113.7:8080/cb",
+		Secret: "whsec_c2VjcmV0", Created: time.Now()}
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	require.Equal(t, `{"subscriptionId":"s1","notifyType":"deviceAdded","callbackUrl":"http://203.0.113.7:8080/cb"}`, string(b))
 }

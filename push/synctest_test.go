@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -339,6 +340,22 @@ func TestFailingEndpointDoesNotDelayHealthy(t *testing.T) {
 		require.EqualValues(t, 500, e.Stats().Delivered)
 		require.Len(t, rt.times(urlA), 1, "the hanging endpoint, never answered, holds one slot")
 		require.Len(t, rt.times(urlC), 1, "the failing endpoint waits for its retry time")
+
+		// URL states are queryable (§5.15), ordered by URL.
+		time.Sleep(2 * time.Millisecond) // C's first try fails
+		synctest.Wait()
+		require.Len(t, rt.times(urlC), 1, "and C waits for its retry time")
+		eps := e.Endpoints()
+		require.Len(t, eps, 3)
+		require.Equal(t, []string{urlA, urlB, urlC}, []string{eps[0].CallbackURL, eps[1].CallbackURL, eps[2].CallbackURL})
+		require.Equal(t, 200, eps[0].Queued, "hanging: 199 waiting, 1 in flight")
+		require.Zero(t, eps[1].Queued)
+		require.False(t, eps[1].LastSuccess.IsZero())
+		require.Equal(t, 1, eps[2].Failures)
+		require.Contains(t, eps[2].LastError, "HTTP 502")
+		for _, s := range eps {
+			require.Equal(t, StateValid, s.State)
+		}
 	})
 }
 
@@ -367,5 +384,163 @@ func TestExpiredOnLoad(t *testing.T) {
 		msgs, err := st.Messages(context.Background())
 		require.NoError(t, err)
 		require.Empty(t, msgs)
+	})
+}
+
+// TestAnswersRetriedOrFinal: through the engine, 501–504 are failures
+// retried after the first backoff (1 s); every other non-2xx answer is
+// final: one try, dropped with ErrRejected (PSH-4, FAQ §5.15).
+func TestAnswersRetriedOrFinal(t *testing.T) {
+	for _, code := range []int{501, 502, 503, 504, 500, 505, 400, 404, 429} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
+					if n == 1 {
+						return status(code)(req, n)
+					}
+					return status(200)(req, n)
+				})
+				rec := newRecorder()
+				e, _ := bubbleEngine(t, rt, rec, Config{})
+				_, err := e.Send(context.Background(), urlA, []byte(`{}`), "")
+				require.NoError(t, err)
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				st := e.Stats()
+				if Retryable(code) {
+					require.Equal(t, []int{0, 1}, rt.times(urlA), "HTTP %d is retried", code)
+					require.EqualValues(t, 1, st.Retried)
+					require.EqualValues(t, 1, st.Delivered)
+					require.Empty(t, rec.getDrops())
+					return
+				}
+				require.Equal(t, []int{0}, rt.times(urlA), "HTTP %d is final", code)
+				require.EqualValues(t, 1, st.Rejected)
+				require.Len(t, rec.getDrops(), 1)
+				require.ErrorIs(t, rec.getDrops()[0].err, ErrRejected)
+			})
+		})
+	}
+}
+
+// TestBacklogRoundRobin: one endpoint's backlog does not hold up another's
+// message; the dispatcher takes turns (PSH-4 round-robin, FAQ §5.15). With
+// one worker, a try lasting 1 s and 100 messages queued for A, a message
+// for B goes out within a couple of tries, not after A's backlog.
+func TestBacklogRoundRobin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
+			time.Sleep(time.Second)
+			return status(200)(req, n)
+		})
+		e, _ := bubbleEngine(t, rt, nil, Config{Workers: 1})
+		ctx := context.Background()
+		_, err := e.Send(ctx, urlA, []byte(`{}`), "") // A answers once: full concurrency
+		require.NoError(t, err)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		for range 100 {
+			_, err := e.Send(ctx, urlA, []byte(`{}`), "")
+			require.NoError(t, err)
+		}
+		_, err = e.Send(ctx, urlB, []byte(`{}`), "")
+		require.NoError(t, err)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		b := rt.times(urlB)
+		require.Len(t, b, 1, "B's message went out while A still had a backlog")
+		require.LessOrEqual(t, b[0], 4, "B waited behind at most a couple of A's tries")
+		require.Less(t, len(rt.times(urlA)), 10, "A's backlog is still being worked off")
+	})
+}
+
+// TestSettings: keep time, failure threshold, probe interval and retry
+// schedule are settings (issue 8): with KeepTime 1 min, 3 failures, probes
+// every 5 s and a 2 s backoff, a URL answering 503 is tried at 0, 2, 4 s,
+// turns invalid at the 3rd failure, is probed every 5 s, and the message is
+// dropped at 60 s.
+func TestSettings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newFakeRT(status(503))
+		rec := newRecorder()
+		e, _ := bubbleEngine(t, rt, rec, Config{KeepTime: time.Minute, FailureThreshold: 3,
+			ProbeInterval: 5 * time.Second, RetrySchedule: []time.Duration{2 * time.Second}})
+		_, err := e.Send(context.Background(), urlA, []byte(`{}`), "")
+		require.NoError(t, err)
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		s, _ := e.Endpoint(urlA)
+		require.Equal(t, StateValid, s.State, "2 failures of 3")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		s, _ = e.Endpoint(urlA)
+		require.Equal(t, StateInvalid, s.State, "3 failures: invalid")
+		time.Sleep(60*time.Second - 4*time.Second - time.Nanosecond)
+		synctest.Wait()
+		require.Empty(t, rec.getDrops())
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		require.Len(t, rec.getDrops(), 1, "dropped when the 1-minute keep time ends")
+		require.ErrorIs(t, rec.getDrops()[0].err, ErrExpired)
+		require.Equal(t, []int{0, 2, 4, 9, 14, 19, 24, 29, 34, 39, 44, 49, 54, 59}, rt.times(urlA))
+	})
+}
+
+// TestFinalAnswerWhileStopping: a final answer that arrives as the engine
+// stops still ends the message: it is reported and leaves the Store, so it
+// is not sent again after a restart (PSH-4, PSH-6).
+func TestFinalAnswerWhileStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
+			<-req.Context().Done() // the answer comes in as Close cancels the try
+			return status(400)(req, n)
+		})
+		rec := newRecorder()
+		e, st := bubbleEngine(t, rt, rec, Config{})
+		_, err := e.Send(context.Background(), urlA, []byte(`{}`), "")
+		require.NoError(t, err)
+		synctest.Wait()
+		require.NoError(t, e.Close())
+		require.Len(t, rec.getDrops(), 1)
+		require.ErrorIs(t, rec.getDrops()[0].err, ErrRejected)
+		msgs, err := st.Messages(context.Background())
+		require.NoError(t, err)
+		require.Empty(t, msgs)
+	})
+}
+
+// TestSignedRetry: every try of a signed push verifies; the id stays and
+// the timestamp is the try's own time (PSH-5, PSH-7).
+func TestSignedRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		secret := Secret("whsec_c2VjcmV0LWtleS1ieXRlcw==")
+		var mu sync.Mutex
+		var headers []http.Header
+		rt := newFakeRT(func(req *http.Request, n int) (*http.Response, error) {
+			// Verify with no tolerance: the timestamp must be now.
+			if err := Verify(secret, req.Header, []byte(`{"n":1}`), time.Now(), 0); err != nil {
+				t.Errorf("try %d: %v", n, err)
+			}
+			mu.Lock()
+			headers = append(headers, req.Header.Clone())
+			mu.Unlock()
+			if n == 1 {
+				return status(503)(req, n)
+			}
+			return status(200)(req, n)
+		})
+		e, _ := bubbleEngine(t, rt, nil, Config{})
+		id, err := e.Send(context.Background(), urlA, []byte(`{"n":1}`), secret)
+		require.NoError(t, err)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, headers, 2)
+		require.Equal(t, id, headers[0].Get(HeaderID))
+		require.Equal(t, id, headers[1].Get(HeaderID))
+		t0, _ := strconv.ParseInt(headers[0].Get(HeaderTimestamp), 10, 64)
+		t1, _ := strconv.ParseInt(headers[1].Get(HeaderTimestamp), 10, 64)
+		require.Equal(t, int64(1), t1-t0, "the retry 1 s later carries its own timestamp")
 	})
 }

@@ -60,13 +60,19 @@ func TestParseCallbackURL(t *testing.T) {
 	}
 }
 
-// TestURLRulesDistinct checks that each broken rule has its own error (PSH-2).
+// TestURLRulesDistinct checks that each broken URL names one rule only
+// (PSH-2, issue 8: a distinct error for each broken rule): its error wraps
+// its own sentinel and none of the others.
 func TestURLRulesDistinct(t *testing.T) {
-	rules := []error{ErrURLScheme, ErrURLNoHost, ErrURLNoPort, ErrURLNoPath}
-	for i, a := range rules {
-		for j, b := range rules {
-			if i != j {
-				require.NotErrorIs(t, a, b)
+	rules := []error{ErrURLSyntax, ErrURLScheme, ErrURLNoHost, ErrURLNoPort, ErrURLNoPath, ErrURLUserInfo}
+	for _, c := range urlCases {
+		if c.want == nil {
+			continue
+		}
+		_, err := ParseCallbackURL(c.raw)
+		for _, r := range rules {
+			if r != c.want {
+				require.NotErrorIs(t, err, r, "ParseCallbackURL(%q) = %v", c.raw, err)
 			}
 		}
 	}

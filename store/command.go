@@ -110,6 +110,7 @@ type record struct {
 	Deadline      *time.Time      `json:"dl,omitempty"`
 	NextTry       *time.Time      `json:"nt,omitempty"`
 	Retransmits   int             `json:"rt,omitempty"`
+	SendAttempt   *time.Time      `json:"sa,omitempty"`
 }
 
 func optTime(t time.Time) *time.Time {
@@ -134,6 +135,7 @@ func encodeCommand(c *command.Command) ([]byte, error) {
 		Delivered: optTime(c.DeliveredTime), Executed: optTime(c.ExecuteTime), IssuedTimes: c.IssuedTimes,
 		Seq: c.Seq, Key: c.Key, TaskID: c.TaskID, Reason: c.Reason, ErrCode: c.ErrCode, Result: c.Result,
 		Deadline: optTime(c.Deadline), NextTry: optTime(c.NextTry), Retransmits: c.Retransmits,
+		SendAttempt: optTime(c.SendAttempt),
 	})
 }
 
@@ -150,6 +152,7 @@ func decodeCommand(key, b []byte) (command.Command, error) {
 		DeliveredTime: fromOpt(r.Delivered), ExecuteTime: fromOpt(r.Executed), IssuedTimes: r.IssuedTimes,
 		Seq: r.Seq, Key: r.Key, TaskID: r.TaskID, Reason: r.Reason, ErrCode: r.ErrCode, Result: r.Result,
 		Deadline: fromOpt(r.Deadline), NextTry: fromOpt(r.NextTry), Retransmits: r.Retransmits,
+		SendAttempt: fromOpt(r.SendAttempt),
 	}, nil
 }
 

@@ -96,7 +96,7 @@ func TestCommandRestart(t *testing.T) {
 		require.NoError(t, err)
 		rec1 := &recorder{}
 		e, stop := startEngine(t, db.Commands(), rec1)
-		for _, dev := range []string{"drx-b", "drx-c", "drx-d", "drx-e", "drx-f", "drx-t", "drx-h"} {
+		for _, dev := range []string{"drx-b", "drx-c", "drx-d", "drx-e", "drx-f", "drx-t"} {
 			require.NoError(t, e.SetMode(ctx, dev, command.Mode{Kind: command.DRX}))
 		}
 		rec1.fail = func(c command.Command) error {
@@ -127,8 +127,7 @@ func TestCommandRestart(t *testing.T) {
 		d1 := submit("drx-d", 3600)  // SUCCESSFUL
 		e1 := submit("drx-e", 3600)  // FAILED (encode)
 		t1 := submit("drx-t", 3600)  // PENDING after a transport failure
-		h1 := submit("drx-h", 3600)  // CANCELED behind h0
-		h0 := submit("psm-h0", 3600) // another PENDING
+		h0 := submit("psm-h0", 3600) // CANCELED
 		r1 := submit("psm-r", 3600)  // SENT on a wake-up, never ACKed
 		settle()
 		require.NoError(t, e.Acked(ctx, "drx-c", c1.ID))
@@ -137,7 +136,6 @@ func TestCommandRestart(t *testing.T) {
 		settle()
 		_, err = e.Cancel(ctx, h0.ID)
 		require.NoError(t, err)
-		_ = h1
 		task, err := e.SubmitBatch(ctx, command.BatchRequest{Name: "b", DeviceIDs: []string{"psm-x", "psm-y"}, Command: cmdReq("", 3600)})
 		require.NoError(t, err)
 
@@ -256,6 +254,44 @@ func TestCommandRestartResend(t *testing.T) {
 		got, err = e2.Get(ctx, c.ID)
 		require.NoError(t, err)
 		require.Equal(t, command.Successful, got.Status)
+	})
+}
+
+// TestCommandRestartPastDeadline (CMD-9): a SENT command whose deadline
+// passed while the engine was down ends TIMEOUT as soon as a new engine
+// starts on the file, and the device's next command goes out then; the
+// DRX mode set before the restart is kept.
+func TestCommandRestartPastDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		path := filepath.Join(t.TempDir(), "doze.db")
+		db, err := Open(path, nil)
+		require.NoError(t, err)
+		rec1 := &recorder{}
+		e, stop := startEngine(t, db.Commands(), rec1)
+		require.NoError(t, e.SetMode(ctx, "lamp", command.Mode{Kind: command.DRX}))
+		a, err := e.Submit(ctx, cmdReq("lamp", 3600))
+		require.NoError(t, err)
+		b, err := e.Submit(ctx, cmdReq("lamp", 3600))
+		require.NoError(t, err)
+		settle()
+		require.Equal(t, []string{a.ID}, rec1.ids())
+		stop()
+		require.NoError(t, db.Close())
+		time.Sleep(10 * time.Minute) // down past a's 300 s deadline
+
+		db2, err := Open(path, nil)
+		require.NoError(t, err)
+		defer db2.Close()
+		restart := time.Now()
+		rec2 := &recorder{}
+		e2, stop2 := startEngine(t, db2.Commands(), rec2)
+		defer stop2()
+		got, err := e2.Get(ctx, a.ID)
+		require.NoError(t, err)
+		require.Equal(t, command.Timeout, got.Status, "deadline passed while down")
+		require.Equal(t, restart.UTC(), got.ExecuteTime.UTC(), "ended at the restart")
+		require.Equal(t, []string{b.ID}, rec2.ids(), "the next command goes out at once, a is not re-sent")
 	})
 }
 

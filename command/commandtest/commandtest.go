@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) command.Store) {
 		{"NotFound", testNotFound},
 		{"BadRecordsWriteNothing", testBadRecords},
 		{"ReplaceBySeq", testReplace},
+		{"SameCommandTwiceInOneWrite", testTwice},
 		{"QueueOrderAndPrefixDevices", testQueue},
 		{"LastSeq", testLastSeq},
 		{"ListPaging", testList},
@@ -62,7 +63,7 @@ func Cmd(dev string, seq uint64) command.Command {
 // norm makes times comparable with require.Equal across encodings: UTC, no
 // monotonic reading.
 func norm(c command.Command) command.Command {
-	for _, p := range []*time.Time{&c.CreationTime, &c.PlatformIssuedTime, &c.DeliveredTime, &c.ExecuteTime, &c.Deadline, &c.NextTry} {
+	for _, p := range []*time.Time{&c.CreationTime, &c.PlatformIssuedTime, &c.DeliveredTime, &c.ExecuteTime, &c.Deadline, &c.NextTry, &c.SendAttempt} {
 		if p.IsZero() {
 			*p = time.Time{}
 		} else {
@@ -120,6 +121,14 @@ func testWriteGet(t *testing.T, st command.Store) {
 	got, err = st.Get(ctx, p.ID)
 	require.NoError(t, err)
 	requireSame(t, p, got)
+
+	a := Cmd("dev1", 3) // a PENDING head about to be sent (CMD-9)
+	a.NextTry = t0.Add(5 * time.Second)
+	a.SendAttempt = t0.Add(5 * time.Second)
+	write(t, st, a)
+	got, err = st.Get(ctx, a.ID)
+	require.NoError(t, err)
+	requireSame(t, a, got, "SendAttempt survives")
 }
 
 func testNotFound(t *testing.T, st command.Store) {
@@ -175,6 +184,34 @@ func testReplace(t *testing.T, st command.Store) {
 	l, err := st.List(ctx, "dev1", 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, []string{c.ID}, ids(l), "List keeps ended commands, once")
+}
+
+// testTwice: the Engine writes one command twice in one Write when it
+// makes two moves at once (SENT → DELIVERED → SUCCESSFUL on a response
+// that implies the ACK); the last one wins, in every index.
+func testTwice(t *testing.T, st command.Store) {
+	ctx := context.Background()
+	c := Cmd("dev1", 1)
+	c.Status = command.Sent
+	c.Deadline = t0.Add(300 * time.Second)
+	write(t, st, c)
+	d := c
+	d.Status = command.Delivered
+	d.DeliveredTime = t0.Add(time.Second)
+	e := d
+	e.Status = command.Successful
+	e.ExecuteTime = t0.Add(time.Second)
+	e.Deadline = time.Time{}
+	write(t, st, d, e)
+	got, err := st.Get(ctx, c.ID)
+	require.NoError(t, err)
+	requireSame(t, e, got, "the last copy in the Write is stored")
+	q, err := st.Queue(ctx, "dev1")
+	require.NoError(t, err)
+	require.Empty(t, q, "the command ended: not in the queue")
+	next, err := st.NextDue(ctx)
+	require.NoError(t, err)
+	require.True(t, next.IsZero(), "the command ended: nothing due, got %v", next)
 }
 
 func testQueue(t *testing.T, st command.Store) {

@@ -1,0 +1,11 @@
+package pushtest_test
+
+import (
+	"testing"
+
+	"github.com/doze-io/doze/internal/deptest"
+)
+
+// TestImports checks the import rules; the suite itself runs from push's
+// tests (in-memory store) and store's (bbolt).
+func TestImports(t *testing.T) { deptest.Check(t) }
