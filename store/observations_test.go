@@ -5,8 +5,14 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/lwm2mtest"
 	"github.com/stretchr/testify/require"
 )
+
+// TestObservationConformance runs lwm2m's conformance suite on bbolt.
+func TestObservationConformance(t *testing.T) {
+	lwm2mtest.RunObservationStore(t, func(t *testing.T) lwm2m.ObservationStore { return openTemp(t, nil).Observations() })
+}
 
 // TestObservationsSurviveReopen: observation tokens are on disk, so a
 // restarted server still understands notifications (LWM-9).

@@ -131,6 +131,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		DisableUDP:     cfg.CoAPAddr == "off",
 		DTLSAddr:       cfg.DTLSAddr,
 		AwakeWindow:    time.Duration(cfg.QueueWindow),
+		ParkSessions:   true, // sleeping devices cost no goroutines and little memory
 		MaxMessageSize: cfg.MaxMessage + 64,
 		Files:          firmwareFiles{p},
 		Observations:   db.Observations(),
