@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	"push":                nil,
 	"ota":                 nil,
 	"registry":            nil,
-	"store":               {"registry", "command", "push", "ota", "profile", "codec"},
+	"store":               {"registry", "command", "push", "ota", "profile", "codec", "lwm2m"},
 	"examples/device":     {"lwm2m", "codec", "ota"},
 	"examples/codeccheck": {"codec", "profile"},
 }

@@ -1,0 +1,323 @@
+package main
+
+// Adapters between the packages. Each is a few lines and asserts the
+// interface it fits at compile time (DESIGN.md "Small interfaces, owned by
+// the caller").
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/push"
+	"github.com/doze-io/doze/registry"
+)
+
+// keyStore gives the lwm2m server each device's PSK from the registry
+// (LWM-1); a deleted device has none, so it can no longer connect (REG-5).
+type keyStore struct{ p *Platform }
+
+var _ lwm2m.KeyStore = keyStore{}
+
+func (k keyStore) Key(identity string) ([]byte, error) {
+	psk, err := k.p.reg.PSK(context.Background(), identity)
+	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrExpired) {
+		return nil, fmt.Errorf("%w: %v", lwm2m.ErrUnknownIdentity, err)
+	}
+	return psk, err
+}
+
+// eventHandler hands lwm2m events to the platform's workers.
+type eventHandler struct{ p *Platform }
+
+var _ lwm2m.Handler = eventHandler{}
+
+func (h eventHandler) HandleEvent(e lwm2m.Event) { h.p.enqueueEvent(e) }
+
+// commandSender encodes a command with the device's codec and writes it to
+// the device's data channel (/19/1/0 or /t/d).
+type commandSender struct{ p *Platform }
+
+var _ command.Sender = commandSender{}
+
+func (s commandSender) Send(ctx context.Context, c command.Command) error {
+	p := s.p
+	d, err := p.reg.Get(ctx, c.DeviceID)
+	if err != nil {
+		return err
+	}
+	if p.ota.Upgrading(c.DeviceID) {
+		// OTA-5: business traffic waits while the device upgrades.
+		return errors.New("the device is upgrading; the command waits")
+	}
+	cd := p.products.Codec(d.Info.ManufacturerID, d.Info.Model)
+	if cd == nil {
+		return fmt.Errorf("%w: product %s/%s has no codec", command.ErrEncode, d.Info.ManufacturerID, d.Info.Model)
+	}
+	var paras map[string]any
+	if err := json.Unmarshal(c.Body.Paras, &paras); err != nil {
+		return fmt.Errorf("%w: paras: %v", command.ErrEncode, err)
+	}
+	payload, err := cd.Encode(&codec.Command{Identifier: "0", MsgType: codec.MsgCommand, ServiceID: c.Body.ServiceID,
+		Cmd: c.Body.Method, Paras: paras, Mid: c.Mid()})
+	if err != nil {
+		p.log.Add(d.ID, "encode_error", err.Error())
+		p.metrics.encodeErrors.Inc()
+		return fmt.Errorf("%w: %v", command.ErrEncode, err)
+	}
+	if err := p.lwm.Downlink(ctx, d.NodeID, payload); err != nil {
+		return err
+	}
+	// The CoAP ACK came back with Downlink's answer: DELIVERED. The
+	// engine holds the device's lock during Send, so tell it afterwards.
+	go func() {
+		if err := p.cmds.Acked(context.Background(), c.DeviceID, c.ID); err != nil {
+			p.logger.Warn("command ACK not recorded", "command", c.ID, "err", err)
+		}
+	}()
+	return nil
+}
+
+// commandListener posts each state change to the command's callbackUrl
+// (CMD-6) through the push engine's durable outbox.
+type commandListener struct{ p *Platform }
+
+var _ command.Listener = commandListener{}
+
+func (l commandListener) CommandChanged(c command.Command) {
+	p := l.p
+	p.metrics.commandMoves.WithLabelValues(c.Status.String()).Inc()
+	p.log.Add(c.DeviceID, "command", fmt.Sprintf("%s %s %s", c.ID, c.Body.Method, c.Status))
+	if c.CallbackURL == "" || !c.Status.Notifies() {
+		return
+	}
+	body, err := json.Marshal(c.Notification())
+	if err != nil {
+		p.logger.Error("command notification", "err", err)
+		return
+	}
+	if _, err := p.push.Send(context.Background(), c.CallbackURL, body, ""); err != nil {
+		p.logger.Warn("command callback not queued", "command", c.ID, "url", c.CallbackURL, "err", err)
+	}
+}
+
+// registryListener turns device events into notifications (PSH-1, PSH-3).
+type registryListener struct{ p *Platform }
+
+var _ registry.Listener = registryListener{}
+
+func pushInfo(d registry.Device) push.DeviceInfo {
+	return push.DeviceInfo{NodeID: d.NodeID, Name: d.Info.Name, ManufacturerID: d.Info.ManufacturerID,
+		ManufacturerName: d.Info.ManufacturerName, DeviceType: d.Info.DeviceType, Model: d.Info.Model,
+		ProtocolType: d.Info.ProtocolType, Status: string(d.Status), SwVersion: d.Info.SWVersion, FwVersion: d.Info.FWVersion}
+}
+
+func (l registryListener) DeviceChanged(e registry.Event) {
+	p, d := l.p, e.Device
+	switch e.Type {
+	case registry.EventAdded:
+		p.publish(push.DeviceAddedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), NodeType: string(d.NodeType), DeviceInfo: pushInfo(d)})
+	case registry.EventBound:
+		p.publish(push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindSucceeded, DeviceInfo: pushInfo(d)})
+	case registry.EventExpired:
+		p.publish(push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindExpired, DeviceInfo: pushInfo(d)})
+		p.forget(d.ID)
+	case registry.EventInfoChanged, registry.EventStatusChanged:
+		p.publish(push.DeviceInfoChangedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), DeviceInfo: pushInfo(d)})
+	case registry.EventDeleted:
+		p.publish(push.DeviceDeletedBody{DeviceID: d.ID, GatewayID: gatewayOf(d)})
+		p.forget(d.ID)
+	}
+}
+
+// forget removes what the platform keeps about a deleted device besides
+// the registry: pending commands, shadow, history and log.
+func (p *Platform) forget(deviceID string) {
+	ctx := context.Background()
+	if _, err := p.cmds.CancelDevice(ctx, deviceID); err != nil && !errors.Is(err, command.ErrNotFound) {
+		p.logger.Warn("cancelling commands of a deleted device", "device", deviceID, "err", err)
+	}
+	p.db.Shadow().Delete(deviceID)
+	p.db.History().DeleteDevice(deviceID)
+	p.log.Forget(deviceID)
+}
+
+// otaChannel carries PCP frames in the device's data channel.
+type otaChannel struct{ p *Platform }
+
+var _ ota.Channel = otaChannel{}
+
+func (c otaChannel) SendFrame(ctx context.Context, deviceID string, frame []byte) error {
+	d, err := c.p.reg.Get(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	return c.p.lwm.Downlink(ctx, d.NodeID, frame)
+}
+
+// otaDevices tells the upgrade engine about devices from the registry.
+type otaDevices struct{ p *Platform }
+
+var _ ota.Devices = otaDevices{}
+
+func (o otaDevices) Device(ctx context.Context, deviceID string) (ota.Device, bool) {
+	d, err := o.p.reg.Get(ctx, deviceID)
+	if err != nil {
+		return ota.Device{}, false
+	}
+	online := d.Status == registry.StatusOnline
+	if r, ok := o.p.lwm.Registration(d.NodeID); ok && r.Queue {
+		online = online && r.Awake(time.Now())
+	}
+	manufacturer := d.Info.ManufacturerName
+	if manufacturer == "" {
+		manufacturer = d.Info.ManufacturerID
+	}
+	return ota.Device{Online: online, DeviceType: d.Info.DeviceType, Manufacturer: manufacturer,
+		Model: d.Info.Model, Protocol: d.Info.ProtocolType}, true
+}
+
+// object5 performs LwM2M firmware-update operations (OTA over object 5).
+type object5 struct{ p *Platform }
+
+var _ ota.Object5 = object5{}
+
+func (o object5) endpoint(ctx context.Context, deviceID string) (string, error) {
+	d, err := o.p.reg.Get(ctx, deviceID)
+	return d.NodeID, err
+}
+
+func (o object5) ReadFirmwareVersion(ctx context.Context, deviceID string) (string, error) {
+	ep, err := o.endpoint(ctx, deviceID)
+	if err != nil {
+		return "", err
+	}
+	for _, path := range []string{"/5/0/7", "/3/0/3"} {
+		recs, err := o.p.lwm.ReadRecords(ctx, ep, path)
+		if err == nil && len(recs) > 0 {
+			if s := strings.TrimSpace(recs[0].Value.String()); s != "" {
+				return s, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("device %s reports no firmware version in /5/0/7 or /3/0/3", deviceID)
+}
+
+func (o object5) ObserveFirmware(ctx context.Context, deviceID string) error {
+	ep, err := o.endpoint(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	if _, err := o.p.lwm.Observe(ctx, ep, "/5/0/3"); err != nil {
+		return err
+	}
+	_, err = o.p.lwm.Observe(ctx, ep, "/5/0/5")
+	return err
+}
+
+func (o object5) WritePackageURI(ctx context.Context, deviceID, uri string) error {
+	ep, err := o.endpoint(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	return o.p.lwm.Write(ctx, ep, "/5/0/1", lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(uri)})
+}
+
+func (o object5) ExecuteUpdate(ctx context.Context, deviceID string) error {
+	ep, err := o.endpoint(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	return o.p.lwm.Execute(ctx, ep, "/5/0/2", nil)
+}
+
+// otaListener turns upgrade events into swUpgrade…/fwUpgrade…
+// notifications for every app.
+type otaListener struct{ p *Platform }
+
+var _ ota.Listener = otaListener{}
+
+func (l otaListener) UpgradeStateChanged(e ota.StateEvent) {
+	l.p.log.Add(e.DeviceID, "upgrade", "state "+e.State)
+	for _, app := range l.p.apps() {
+		var n push.Notification
+		if e.Kind == ota.Software {
+			n = push.SwUpgradeStateChangeBody{DeviceID: e.DeviceID, AppID: app, OperationID: e.TaskID,
+				SubOperationID: e.SubTaskID, SwUpgradeState: e.State}
+		} else {
+			n = push.FwUpgradeStateChangeBody{DeviceID: e.DeviceID, AppID: app, OperationID: e.TaskID,
+				SubOperationID: e.SubTaskID, Step: e.Step(), StepDesc: e.State}
+		}
+		l.p.push.Publish(context.Background(), app, n)
+	}
+}
+
+func (l otaListener) UpgradeResult(e ota.ResultEvent) {
+	l.p.log.Add(e.DeviceID, "upgrade", "result "+e.Result+" "+e.Reason)
+	if e.Result == ota.ResultSuccess && e.CurVersion != "" {
+		v := e.CurVersion
+		ch := registry.Changes{SWVersion: &v}
+		if e.Kind != ota.Software {
+			ch = registry.Changes{FWVersion: &v}
+		}
+		l.p.reg.Update(context.Background(), e.DeviceID, ch)
+	}
+	result := strings.ToUpper(e.Result)
+	for _, app := range l.p.apps() {
+		var n push.Notification
+		if e.Kind == ota.Software {
+			n = push.SwUpgradeResultBody{DeviceID: e.DeviceID, AppID: app, OperationID: e.TaskID, SubOperationID: e.SubTaskID,
+				CurVersion: e.CurVersion, TargetVersion: e.TargetVersion, SourceVersion: e.SourceVersion,
+				SwUpgradeResult: result, UpgradeTime: push.FormatTime(e.Time), ResultDesc: e.Reason}
+		} else {
+			n = push.FwUpgradeResultBody{DeviceID: e.DeviceID, AppID: app, OperationID: e.TaskID, SubOperationID: e.SubTaskID,
+				CurVersion: e.CurVersion, TargetVersion: e.TargetVersion, SourceVersion: e.SourceVersion,
+				Status: result, StatusDesc: e.Reason, UpgradeTime: push.FormatTime(e.Time)}
+		}
+		l.p.push.Publish(context.Background(), app, n)
+	}
+}
+
+// firmwareFiles serves firmware packages to devices under /fw/<packageId>
+// with Block2 (OTA-7): the ETag is the first 8 bytes of the SHA-256 digest.
+type firmwareFiles struct{ p *Platform }
+
+var _ lwm2m.FileSource = firmwareFiles{}
+
+func (f firmwareFiles) Open(endpoint, name string) (lwm2m.File, error) {
+	ctx := context.Background()
+	pkg, err := f.p.ota.Package(ctx, name)
+	if err != nil {
+		return lwm2m.File{}, fmt.Errorf("%w: package %s: %v", lwm2m.ErrNotFound, name, err)
+	}
+	content, err := f.p.ota.Content(ctx, name)
+	if err != nil {
+		return lwm2m.File{}, fmt.Errorf("%w: package %s: %v", lwm2m.ErrNotFound, name, err)
+	}
+	return lwm2m.File{Data: content.R, Size: pkg.Size, ETag: pkg.Digest[:8]}, nil
+}
+
+// parseAllow reads the push allow-list: CIDR prefixes or single addresses.
+func parseAllow(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if pfx, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, pfx)
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("config: allowPush entry %q is neither an address nor a CIDR prefix", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}

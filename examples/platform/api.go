@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"io/fs"
+	"net/http"
+	"strings"
+)
+
+// route is one operation of the northbound API. The same table registers
+// the handlers and is checked against openapi.json by a test.
+type route struct {
+	method, path string
+	public       bool // no token needed
+	handle       func(p *Platform, w http.ResponseWriter, r *http.Request) error
+}
+
+type ctxKey struct{}
+
+// appOf returns the id of the authenticated app of r.
+func appOf(r *http.Request) string { s, _ := r.Context().Value(ctxKey{}).(string); return s }
+
+//go:embed console openapi.json
+var assets embed.FS
+
+// Handler returns the HTTP handler of the whole API, the console, the
+// OpenAPI document and the metrics.
+func (p *Platform) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range routes() {
+		rt := rt
+		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			if !rt.public {
+				app, status, err := p.auth.Check(r)
+				if err != nil {
+					code := "unauthorized"
+					switch status {
+					case http.StatusForbidden:
+						code = "forbidden"
+					case http.StatusTooManyRequests:
+						code = "rate_limited"
+					}
+					p.metrics.apiCalls.WithLabelValues(code).Inc()
+					writeError(w, &httpError{Status: status, Code: code, Err: err})
+					return
+				}
+				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, app))
+			}
+			if err := rt.handle(p, w, r); err != nil {
+				p.metrics.apiCalls.WithLabelValues("error").Inc()
+				writeError(w, err)
+				return
+			}
+			p.metrics.apiCalls.WithLabelValues("ok").Inc()
+		})
+	}
+	console, _ := fs.Sub(assets, "console")
+	mux.Handle("GET /", http.FileServerFS(console))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := assets.ReadFile("openapi.json")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	})
+	mux.Handle("GET /metrics", p.metrics.handler())
+	return mux
+}
+
+// routes lists every operation of API.md that the platform serves.
+func routes() []route {
+	return []route{
+		// Access (APP-1).
+		{"POST", "/iocm/app/sec/v1.1.0/login", true, (*Platform).login},
+		{"POST", "/iocm/app/sec/v1.1.0/refreshToken", true, (*Platform).refreshToken},
+		{"POST", "/doze/v1/app/resetSecret", false, (*Platform).resetSecret},
+
+		// Devices.
+		{"POST", "/iocm/app/reg/v1.1.0/deviceCredentials", false, (*Platform).registerDevice},
+		{"GET", "/iocm/app/reg/v1.1.0/deviceCredentials/{deviceId}", false, (*Platform).deviceCredentials},
+		{"GET", "/iocm/app/dm/v1.4.0/devices/{deviceId}", false, (*Platform).getDevice},
+		{"PUT", "/iocm/app/dm/v1.4.0/devices/{deviceId}", false, (*Platform).updateDevice},
+		{"DELETE", "/iocm/app/dm/v1.4.0/devices/{deviceId}", false, (*Platform).deleteDevice},
+		{"GET", "/iocm/app/dm/v1.4.0/devices", false, (*Platform).listDevices},
+		{"GET", "/iocm/app/data/v1.2.0/deviceDataHistory", false, (*Platform).history},
+		{"GET", "/iocm/app/data/v1.1.0/deviceCapabilities", false, (*Platform).capabilities},
+		{"PUT", "/iocm/app/shadow/v1.5.0/devices/{deviceId}", false, (*Platform).putShadow},
+		{"GET", "/iocm/app/shadow/v1.5.0/devices/{deviceId}", false, (*Platform).getShadow},
+		{"POST", "/iocm/app/devgroup/v1.3.0/devGroups", false, (*Platform).createGroup},
+		{"GET", "/iocm/app/devgroup/v1.3.0/devGroups", false, (*Platform).listGroups},
+		{"DELETE", "/iocm/app/devgroup/v1.3.0/devGroups/{devGroupId}", false, (*Platform).deleteGroup},
+		{"POST", "/iocm/app/dm/v1.1.0/devices/addDevGroupTagToDevices", false, (*Platform).addToGroup},
+		{"POST", "/iocm/app/dm/v1.1.0/devices/deleteDevGroupTagFromDevices", false, (*Platform).removeFromGroup},
+		{"GET", "/doze/v1/devices/{deviceId}/log", false, (*Platform).deviceLogAPI},
+
+		// Commands.
+		{"POST", "/iocm/app/cmd/v1.4.0/deviceCommands", false, (*Platform).createCommand},
+		{"GET", "/iocm/app/cmd/v1.4.0/deviceCommands", false, (*Platform).listCommands},
+		{"PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/{commandId}", false, (*Platform).cancelCommand},
+		{"POST", "/iocm/app/cmd/v1.4.0/deviceCommandCancelTasks", false, (*Platform).cancelDeviceCommands},
+		{"GET", "/iocm/app/cmd/v1.4.0/deviceCommandCancelTasks", false, (*Platform).listCancelTasks},
+		{"POST", "/iocm/app/batchtask/v1.1.0/tasks", false, (*Platform).createBatch},
+		{"GET", "/iocm/app/batchtask/v1.1.0/tasks/{taskID}", false, (*Platform).getBatch},
+		{"GET", "/iocm/app/batchtask/v1.1.0/taskDetails", false, (*Platform).batchDetails},
+
+		// Subscriptions.
+		{"POST", "/iocm/app/sub/v1.2.0/subscriptions", false, (*Platform).subscribe},
+		{"GET", "/iocm/app/sub/v1.2.0/subscriptions", false, (*Platform).listSubscriptions},
+		{"GET", "/iocm/app/sub/v1.2.0/subscriptions/{subscriptionId}", false, (*Platform).getSubscription},
+		{"DELETE", "/iocm/app/sub/v1.2.0/subscriptions/{subscriptionId}", false, (*Platform).deleteSubscription},
+		{"DELETE", "/iocm/app/sub/v1.2.0/subscriptions", false, (*Platform).deleteSubscriptions},
+		{"POST", "/iodm/app/sub/v1.1.0/subscribe", false, (*Platform).subscribeUpgrade},
+		{"GET", "/doze/v1/endpoints", false, (*Platform).endpoints},
+
+		// Products and codecs.
+		{"POST", "/doze/v1/products", false, (*Platform).addProduct},
+		{"GET", "/doze/v1/products", false, (*Platform).listProducts},
+		{"GET", "/doze/v1/products/{manufacturerId}/{model}", false, (*Platform).getProduct},
+		{"DELETE", "/doze/v1/products/{manufacturerId}/{model}", false, (*Platform).deleteProduct},
+		{"POST", "/doze/v1/codec/decode", false, (*Platform).codecDecode},
+		{"POST", "/doze/v1/codec/encode", false, (*Platform).codecEncode},
+
+		// Upgrades.
+		{"POST", "/iodm/northbound/v1.5.0/category", false, (*Platform).uploadPackage},
+		{"GET", "/iodm/northbound/v1.5.0/category", false, (*Platform).listPackages},
+		{"GET", "/iodm/northbound/v1.5.0/category/{fileId}", false, (*Platform).getPackage},
+		{"DELETE", "/iodm/northbound/v1.5.0/category/{fileId}", false, (*Platform).deletePackage},
+		{"POST", "/iodm/northbound/v1.5.0/operations/softwareUpgrade", false, (*Platform).softwareUpgrade},
+		{"POST", "/iodm/northbound/v1.5.0/operations/firmwareUpgrade", false, (*Platform).firmwareUpgrade},
+		{"GET", "/iodm/northbound/v1.5.0/operations", false, (*Platform).listOperations},
+		{"GET", "/iodm/northbound/v1.5.0/operations/{operationId}", false, (*Platform).getOperation},
+		{"GET", "/iodm/northbound/v1.5.0/operations/{operationId}/subOperations", false, (*Platform).subOperations},
+		{"PUT", "/iodm/northbound/v1.5.0/operations/{operationId}/stop", false, (*Platform).stopOperation},
+		{"POST", "/iodm/northbound/v1.5.0/operations/{operationId}/retry", false, (*Platform).retryOperation},
+	}
+}
+
+// pathValue returns a path parameter, unescaped by ServeMux.
+func pathValue(r *http.Request, name string) string { return strings.TrimSpace(r.PathValue(name)) }

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/registry"
+)
+
+func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
+	var req command.Request
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	req.AppID = appOf(r)
+	d, err := p.reg.Get(r.Context(), req.DeviceID)
+	if err != nil {
+		return apiErr(err)
+	}
+	// PRF-9: the command must fit the product model.
+	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
+	if err != nil {
+		return badRequest("product_not_found", "the device's product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model)
+	}
+	var paras map[string]any
+	if len(req.Command.Paras) > 0 {
+		if err := jsonUnmarshalObject(req.Command.Paras, &paras); err != nil {
+			return badRequest("invalid_command_paras", "command.paras must be a JSON object: %v", err)
+		}
+	}
+	if err := prod.CheckCommand(req.Command.ServiceID, req.Command.Method, paras); err != nil {
+		return withStatus(err, http.StatusBadRequest, "command_mismatch")
+	}
+	c, err := p.cmds.Submit(r.Context(), req)
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusCreated, c)
+	return nil
+}
+
+func (p *Platform) listCommands(w http.ResponseWriter, r *http.Request) error {
+	pageNo, pageSize, _, err := page(r)
+	if err != nil {
+		return err
+	}
+	start, err := queryTime(r, "startTime")
+	if err != nil {
+		return err
+	}
+	end, err := queryTime(r, "endTime")
+	if err != nil {
+		return err
+	}
+	var ids []string
+	if id := r.URL.Query().Get("deviceId"); id != "" {
+		ids = []string{id}
+	} else {
+		// Every device's commands: fine for the example platform's scale.
+		devs, _, err := p.reg.List(r.Context(), registry.Query{})
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			ids = append(ids, d.ID)
+		}
+	}
+	var all []command.Command
+	for _, id := range ids {
+		err := p.eachCommand(r.Context(), id, func(c command.Command) {
+			if (start.IsZero() || !c.CreationTime.Before(start)) && (end.IsZero() || !c.CreationTime.After(end)) {
+				all = append(all, c)
+			}
+		})
+		if err != nil {
+			return apiErr(err)
+		}
+	}
+	// Newest first.
+	slices.SortStableFunc(all, func(a, b command.Command) int { return b.CreationTime.Compare(a.CreationTime) })
+	writeJSON(w, http.StatusOK, map[string]any{
+		"pagination": map[string]int{"pageNo": pageNo, "pageSize": pageSize, "totalSize": len(all)},
+		"data":       pageOf(all, pageNo, pageSize)})
+	return nil
+}
+
+func (p *Platform) cancelCommand(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Status string `json:"status"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if body.Status != "CANCELED" {
+		return badRequest("invalid_status", "status is %q; the only change allowed is {\"status\":\"CANCELED\"}", body.Status)
+	}
+	c, err := p.cmds.Cancel(r.Context(), pathValue(r, "commandId"))
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+// cancelTask records one "cancel all PENDING commands of a device" call.
+// Cancel tasks are kept in memory only (our choice): the commands they
+// cancelled are durable, the task is a receipt.
+type cancelTask struct {
+	TaskID         string            `json:"taskId"`
+	AppID          string            `json:"appId"`
+	DeviceID       string            `json:"deviceId"`
+	Status         string            `json:"status"`
+	TotalCount     int               `json:"totalCount"`
+	DeviceCommands []command.Command `json:"deviceCommands"`
+	CreateTime     string            `json:"createTime"`
+}
+
+type cancelTasks struct {
+	mu    sync.Mutex
+	tasks []cancelTask
+}
+
+func (p *Platform) cancelDeviceCommands(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		DeviceID string `json:"deviceId"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if _, err := p.reg.Get(r.Context(), body.DeviceID); err != nil {
+		return apiErr(err)
+	}
+	cs, err := p.cmds.CancelDevice(r.Context(), body.DeviceID)
+	if err != nil {
+		return apiErr(err)
+	}
+	if cs == nil {
+		cs = []command.Command{}
+	}
+	t := cancelTask{TaskID: randomHex(16), AppID: appOf(r), DeviceID: body.DeviceID, Status: "DONE",
+		TotalCount: len(cs), DeviceCommands: cs, CreateTime: apiTime(time.Now())}
+	p.cancels.mu.Lock()
+	p.cancels.tasks = append(p.cancels.tasks, t)
+	if len(p.cancels.tasks) > 1000 {
+		p.cancels.tasks = p.cancels.tasks[len(p.cancels.tasks)-1000:]
+	}
+	p.cancels.mu.Unlock()
+	writeJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+func (p *Platform) listCancelTasks(w http.ResponseWriter, r *http.Request) error {
+	pageNo, pageSize, _, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	p.cancels.mu.Lock()
+	var out []cancelTask
+	for i := len(p.cancels.tasks) - 1; i >= 0; i-- {
+		t := p.cancels.tasks[i]
+		if t.AppID != appOf(r) || (q.Get("deviceId") != "" && t.DeviceID != q.Get("deviceId")) || (q.Get("taskId") != "" && t.TaskID != q.Get("taskId")) {
+			continue
+		}
+		out = append(out, t)
+	}
+	p.cancels.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"pagination": map[string]int{"pageNo": pageNo, "pageSize": pageSize, "totalSize": len(out)},
+		"data":       pageOf(out, pageNo, pageSize)})
+	return nil
+}
+
+func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		AppID    string `json:"appId"`
+		Timeout  int    `json:"timeout"`
+		TaskName string `json:"taskName"`
+		TaskType string `json:"taskType"`
+		Param    struct {
+			Type           string       `json:"type"`
+			DeviceList     []string     `json:"deviceList"`
+			DeviceType     string       `json:"deviceType"`
+			ManufacturerID string       `json:"manufacturerId"`
+			Model          string       `json:"model"`
+			GroupList      []string     `json:"groupList"`
+			Command        command.Body `json:"command"`
+			CallbackURL    string       `json:"callbackUrl"`
+			MaxRetransmit  *int         `json:"maxRetransmit"`
+			ExpireTime     *int64       `json:"expireTime"`
+		} `json:"param"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if body.TaskType != "DeviceCmd" {
+		return badRequest("invalid_taskType", "taskType is %q; only \"DeviceCmd\" is supported", body.TaskType)
+	}
+	if body.TaskName == "" {
+		return badRequest("invalid_taskName", "taskName is required")
+	}
+	var ids []string
+	q := registry.Query{}
+	switch body.Param.Type {
+	case "DeviceList":
+		ids = body.Param.DeviceList
+	case "DeviceType":
+		q.DeviceType, q.ManufacturerID, q.Model = body.Param.DeviceType, body.Param.ManufacturerID, body.Param.Model
+	case "GroupList":
+		for _, g := range body.Param.GroupList {
+			devs, _, err := p.reg.Members(r.Context(), g, registry.Query{})
+			if err != nil {
+				return apiErr(err)
+			}
+			for _, d := range devs {
+				ids = append(ids, d.ID)
+			}
+		}
+	case "Broadcast":
+	default:
+		return badRequest("invalid_param_type", "param.type is %q; use DeviceList, DeviceType, GroupList or Broadcast", body.Param.Type)
+	}
+	if body.Param.Type == "DeviceType" || body.Param.Type == "Broadcast" {
+		devs, _, err := p.reg.List(r.Context(), q)
+		if err != nil {
+			return apiErr(err)
+		}
+		for _, d := range devs {
+			ids = append(ids, d.ID)
+		}
+	}
+	t, err := p.cmds.SubmitBatch(r.Context(), command.BatchRequest{Name: body.TaskName, DeviceIDs: ids,
+		Command: command.Request{AppID: appOf(r), Command: body.Param.Command, CallbackURL: body.Param.CallbackURL,
+			MaxRetransmit: body.Param.MaxRetransmit, ExpireTime: body.Param.ExpireTime}})
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"taskID": t.ID})
+	return nil
+}
+
+func (p *Platform) getBatch(w http.ResponseWriter, r *http.Request) error {
+	t, err := p.cmds.Task(r.Context(), pathValue(r, "taskID"))
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+// batchDetails lists the commands of a batch task, one row per device.
+func (p *Platform) batchDetails(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	taskID := q.Get("taskID")
+	if _, err := p.cmds.Task(r.Context(), taskID); err != nil {
+		return apiErr(err)
+	}
+	pageNo, pageSize, _, err := page(r)
+	if err != nil {
+		return err
+	}
+	devs, _, err := p.reg.List(r.Context(), registry.Query{})
+	if err != nil {
+		return err
+	}
+	type row struct {
+		DeviceID  string          `json:"deviceId"`
+		Status    string          `json:"status"`
+		CommandID string          `json:"commandId"`
+		Command   command.Command `json:"command"`
+	}
+	var rows []row
+	for _, d := range devs {
+		err := p.eachCommand(r.Context(), d.ID, func(c command.Command) {
+			if c.TaskID == taskID && (q.Get("status") == "" || q.Get("status") == c.Status.String()) {
+				rows = append(rows, row{d.ID, c.Status.String(), c.ID, c})
+			}
+		})
+		if err != nil {
+			return apiErr(err)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(rows), "pageNo": pageNo, "pageSize": pageSize,
+		"taskDetails": pageOf(rows, pageNo, pageSize)})
+	return nil
+}
+
+// eachCommand calls f for every command of a device, oldest first.
+func (p *Platform) eachCommand(ctx context.Context, deviceID string, f func(command.Command)) error {
+	const batch = 500
+	var after uint64
+	for {
+		cs, err := p.cmds.List(ctx, deviceID, after, batch)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			f(c)
+		}
+		if len(cs) < batch {
+			return nil
+		}
+		after = cs[len(cs)-1].Seq
+	}
+}

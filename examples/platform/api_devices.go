@@ -1,0 +1,491 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/doze-io/doze/registry"
+	"github.com/doze-io/doze/store"
+)
+
+type deviceInfoJSON struct {
+	NodeID           string `json:"nodeId,omitempty"`
+	Name             string `json:"name"`
+	ManufacturerID   string `json:"manufacturerId"`
+	ManufacturerName string `json:"manufacturerName"`
+	DeviceType       string `json:"deviceType"`
+	Model            string `json:"model"`
+	ProtocolType     string `json:"protocolType"`
+	Status           string `json:"status,omitempty"`
+	SWVersion        string `json:"swVersion,omitempty"`
+	FWVersion        string `json:"fwVersion,omitempty"`
+	Mode             string `json:"mode,omitempty"`
+}
+
+type serviceJSON struct {
+	ServiceID   string         `json:"serviceId"`
+	ServiceType string         `json:"serviceType"`
+	Data        map[string]any `json:"data"`
+	EventTime   string         `json:"eventTime"`
+}
+
+type deviceJSON struct {
+	DeviceID         string         `json:"deviceId"`
+	GatewayID        string         `json:"gatewayId"`
+	NodeType         string         `json:"nodeType"`
+	CreateTime       string         `json:"createTime"`
+	LastModifiedTime string         `json:"lastModifiedTime"`
+	DeviceInfo       deviceInfoJSON `json:"deviceInfo"`
+	Services         []serviceJSON  `json:"services"`
+}
+
+func infoJSON(d registry.Device) deviceInfoJSON {
+	return deviceInfoJSON{NodeID: d.NodeID, Name: d.Info.Name, ManufacturerID: d.Info.ManufacturerID,
+		ManufacturerName: d.Info.ManufacturerName, DeviceType: d.Info.DeviceType, Model: d.Info.Model,
+		ProtocolType: d.Info.ProtocolType, Status: string(d.Status), SWVersion: d.Info.SWVersion,
+		FWVersion: d.Info.FWVersion, Mode: d.Info.Mode}
+}
+
+// gatewayOf is the gatewayId the API shows: a directly connected device is
+// its own gateway.
+func gatewayOf(d registry.Device) string {
+	if d.GatewayID != "" {
+		return d.GatewayID
+	}
+	return d.ID
+}
+
+func (p *Platform) deviceJSON(d registry.Device) deviceJSON {
+	out := deviceJSON{DeviceID: d.ID, GatewayID: gatewayOf(d), NodeType: string(d.NodeType),
+		CreateTime: apiTime(d.CreatedAt), LastModifiedTime: apiTime(d.LastModified), DeviceInfo: infoJSON(d),
+		Services: []serviceJSON{}}
+	sh, _ := p.db.Shadow().Get(d.ID)
+	for _, s := range sh {
+		if s.Reported == nil {
+			continue
+		}
+		out.Services = append(out.Services, serviceJSON{ServiceID: s.ServiceID, ServiceType: p.serviceType(d, s.ServiceID),
+			Data: s.Reported.Data, EventTime: apiTime(s.Reported.EventTime)})
+	}
+	return out
+}
+
+// serviceType looks up the serviceType of a device's service in its product
+// (PRF-6: serviceId and serviceType may differ).
+func (p *Platform) serviceType(d registry.Device, serviceID string) string {
+	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
+	if err != nil {
+		return serviceID
+	}
+	if s, ok := prod.Service(serviceID); ok && s.Type != "" {
+		return s.Type
+	}
+	return serviceID
+}
+
+func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		NodeID     string         `json:"nodeId"`
+		VerifyCode string         `json:"verifyCode"`
+		Timeout    *int64         `json:"timeout"`
+		PSK        string         `json:"psk"`
+		GatewayID  string         `json:"gatewayId"`
+		NodeType   string         `json:"nodeType"`
+		DeviceInfo deviceInfoJSON `json:"deviceInfo"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	reg := registry.Registration{NodeID: body.NodeID, VerifyCode: body.VerifyCode, GatewayID: body.GatewayID,
+		NodeType: registry.NodeType(body.NodeType),
+		Info: registry.Info{ManufacturerID: body.DeviceInfo.ManufacturerID, ManufacturerName: body.DeviceInfo.ManufacturerName,
+			DeviceType: body.DeviceInfo.DeviceType, Model: body.DeviceInfo.Model, ProtocolType: body.DeviceInfo.ProtocolType,
+			Name: body.DeviceInfo.Name, Mode: body.DeviceInfo.Mode}}
+	if reg.Info.ManufacturerName == "" {
+		// Optional in the API; the product knows it, and upgrade packages
+		// are matched by it (OTA-1).
+		if prod, err := p.products.catalog.Get(reg.Info.ManufacturerID, reg.Info.Model); err == nil {
+			reg.Info.ManufacturerName = prod.ManufacturerName
+		}
+	}
+	if body.Timeout != nil {
+		if *body.Timeout < 0 || *body.Timeout > 2147483647 {
+			return badRequest("invalid_timeout", "timeout is %d; it must be 0 (never expires) to 2147483647 seconds", *body.Timeout)
+		}
+		d := time.Duration(*body.Timeout) * time.Second
+		reg.Timeout = &d
+	}
+	if body.PSK != "" {
+		k, err := registry.ParsePSK(body.PSK)
+		if err != nil {
+			return withStatus(err, http.StatusBadRequest, "invalid_psk")
+		}
+		reg.PSK = k
+	}
+	d, err := p.reg.Register(r.Context(), reg)
+	if err != nil {
+		return apiErr(err)
+	}
+	p.log.Add(d.ID, "registered", "registered by app "+appOf(r)+" with nodeId "+d.NodeID)
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "verifyCode": d.VerifyCode,
+		"timeout": int64(d.Timeout / time.Second), "psk": d.PSK.Hex()})
+	return nil
+}
+
+func (p *Platform) device(ctx context.Context, r *http.Request) (registry.Device, error) {
+	d, err := p.reg.Get(ctx, pathValue(r, "deviceId"))
+	if err != nil {
+		return d, apiErr(err)
+	}
+	return d, nil
+}
+
+func (p *Platform) deviceCredentials(w http.ResponseWriter, r *http.Request) error {
+	d, err := p.device(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "activated": d.Bound, "name": d.Info.Name})
+	return nil
+}
+
+func (p *Platform) getDevice(w http.ResponseWriter, r *http.Request) error {
+	d, err := p.device(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p.deviceJSON(d))
+	return nil
+}
+
+func (p *Platform) updateDevice(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Name             *string `json:"name"`
+		DeviceType       *string `json:"deviceType"`
+		ManufacturerID   *string `json:"manufacturerId"`
+		ManufacturerName *string `json:"manufacturerName"`
+		Model            *string `json:"model"`
+		ProtocolType     *string `json:"protocolType"`
+		Mode             *string `json:"mode"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	_, err := p.reg.Update(r.Context(), pathValue(r, "deviceId"), registry.Changes{Name: body.Name, DeviceType: body.DeviceType,
+		ManufacturerID: body.ManufacturerID, ManufacturerName: body.ManufacturerName, Model: body.Model,
+		ProtocolType: body.ProtocolType, Mode: body.Mode})
+	if err != nil {
+		return apiErr(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (p *Platform) deleteDevice(w http.ResponseWriter, r *http.Request) error {
+	id := pathValue(r, "deviceId")
+	if err := p.reg.Delete(r.Context(), id); err != nil {
+		return apiErr(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// page reads pageNo and pageSize (pageSize 1..1000, default 25).
+func page(r *http.Request) (pageNo, pageSize int, paged bool, err error) {
+	pageNo, paged, err = queryInt(r, "pageNo", 0, 0, 1<<30)
+	if err != nil {
+		return
+	}
+	pageSize, _, err = queryInt(r, "pageSize", 25, 1, 1000)
+	return
+}
+
+func queryTime(r *http.Request, name string) (time.Time, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(timeLayout, s)
+	if err != nil {
+		return t, badRequest("bad_query", "query parameter %s=%q must be a UTC time like 20170214T164001Z", name, s)
+	}
+	return t, nil
+}
+
+func (p *Platform) listDevices(w http.ResponseWriter, r *http.Request) error {
+	pageNo, pageSize, _, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	start, err := queryTime(r, "startTime")
+	if err != nil {
+		return err
+	}
+	end, err := queryTime(r, "endTime")
+	if err != nil {
+		return err
+	}
+	rq := registry.Query{Status: registry.Status(q.Get("status")), DeviceType: q.Get("deviceType"),
+		GatewayID: q.Get("gatewayId"), NodeType: registry.NodeType(q.Get("nodeType")), PageNo: pageNo, PageSize: pageSize}
+	var (
+		devs  []registry.Device
+		total int
+	)
+	if start.IsZero() && end.IsZero() {
+		devs, total, err = p.reg.List(r.Context(), rq)
+	} else {
+		// Creation-time filters are applied here over the full match list.
+		rq.PageNo, rq.PageSize = 0, 0
+		all, _, lerr := p.reg.List(r.Context(), rq)
+		err = lerr
+		var in []registry.Device
+		for _, d := range all {
+			if (!start.IsZero() && d.CreatedAt.Before(start)) || (!end.IsZero() && d.CreatedAt.After(end)) {
+				continue
+			}
+			in = append(in, d)
+		}
+		total = len(in)
+		devs = pageOf(in, pageNo, pageSize)
+	}
+	if err != nil {
+		return apiErr(err)
+	}
+	if q.Get("sort") == "DESC" {
+		for i, j := 0, len(devs)-1; i < j; i, j = i+1, j-1 {
+			devs[i], devs[j] = devs[j], devs[i]
+		}
+	}
+	out := make([]deviceJSON, 0, len(devs))
+	for _, d := range devs {
+		out = append(out, p.deviceJSON(d))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"totalCount": total, "pageNo": pageNo, "pageSize": pageSize, "devices": out})
+	return nil
+}
+
+func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	pageNo, pageSize, paged, err := page(r)
+	if err != nil {
+		return err
+	}
+	if q.Get("deviceId") == "" {
+		return badRequest("missing_deviceId", "deviceId is required")
+	}
+	start, err := queryTime(r, "startTime")
+	if err != nil {
+		return err
+	}
+	end, err := queryTime(r, "endTime")
+	if err != nil {
+		return err
+	}
+	hq := store.HistoryQuery{DeviceID: q.Get("deviceId"), GatewayID: q.Get("gatewayId"), ServiceID: q.Get("serviceId"),
+		Since: start, Until: end, Page: pageNo, PageSize: pageSize}
+	if !paged {
+		hq.Page = -1 // STO-2: pageNo absent means no paging
+	}
+	recs, total, err := p.db.History().Query(hq)
+	if err != nil {
+		return err
+	}
+	type dto struct {
+		DeviceID  string `json:"deviceId"`
+		GatewayID string `json:"gatewayId"`
+		AppID     string `json:"appId"`
+		ServiceID string `json:"serviceId"`
+		Data      any    `json:"data"`
+		Timestamp string `json:"timestamp"`
+	}
+	prop := q.Get("property")
+	out := make([]dto, 0, len(recs))
+	for _, rec := range recs {
+		var data any = rec.Data
+		if prop != "" {
+			m := map[string]any{}
+			if err := json.Unmarshal(rec.Data, &m); err == nil {
+				v, ok := m[prop]
+				if !ok {
+					continue
+				}
+				data = map[string]any{prop: v}
+			}
+		}
+		out = append(out, dto{rec.DeviceID, rec.GatewayID, rec.AppID, rec.ServiceID, data, apiTime(rec.Time)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"totalCount": total, "pageNo": pageNo, "pageSize": pageSize, "deviceDataHistoryDTOs": out})
+	return nil
+}
+
+func (p *Platform) capabilities(w http.ResponseWriter, r *http.Request) error {
+	id := r.URL.Query().Get("deviceId")
+	if id == "" {
+		return badRequest("missing_deviceId", "deviceId is required")
+	}
+	d, err := p.reg.Get(r.Context(), id)
+	if err != nil {
+		return apiErr(err)
+	}
+	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
+	if err != nil {
+		return notFound("product_not_found", "the device's product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceCapabilities": []any{map[string]any{"deviceId": d.ID,
+		"serviceCapabilities": prod.Services}}})
+	return nil
+}
+
+func (p *Platform) putShadow(w http.ResponseWriter, r *http.Request) error {
+	d, err := p.device(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		ServiceDesireds []struct {
+			ServiceID string         `json:"serviceId"`
+			Desired   map[string]any `json:"desired"`
+		} `json:"serviceDesireds"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if len(body.ServiceDesireds) == 0 {
+		return badRequest("missing_serviceDesireds", "serviceDesireds must list at least one {serviceId, desired}")
+	}
+	prod, _ := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
+	for _, sd := range body.ServiceDesireds {
+		if prod != nil {
+			if err := prod.CheckReport(sd.ServiceID, sd.Desired); err != nil {
+				return withStatus(err, http.StatusBadRequest, "desired_mismatch")
+			}
+		}
+	}
+	now := time.Now()
+	for _, sd := range body.ServiceDesireds {
+		if err := p.db.Shadow().Desire(d.ID, sd.ServiceID, sd.Desired, now); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID})
+	return nil
+}
+
+func (p *Platform) getShadow(w http.ResponseWriter, r *http.Request) error {
+	d, err := p.device(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	sh, err := p.db.Shadow().Get(d.ID)
+	if err != nil {
+		return err
+	}
+	type side struct {
+		Data      map[string]any `json:"data"`
+		EventTime string         `json:"eventTime"`
+	}
+	type info struct {
+		ServiceID string `json:"serviceId"`
+		Desired   *side  `json:"desired"`
+		Reported  *side  `json:"reported"`
+	}
+	out := make([]info, 0, len(sh))
+	for _, s := range sh {
+		i := info{ServiceID: s.ServiceID}
+		if s.Desired != nil {
+			i.Desired = &side{s.Desired.Data, apiTime(s.Desired.EventTime)}
+		}
+		if s.Reported != nil {
+			i.Reported = &side{s.Reported.Data, apiTime(s.Reported.EventTime)}
+		}
+		out = append(out, i)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "shadowInfo": out})
+	return nil
+}
+
+func (p *Platform) createGroup(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		Name        string   `json:"name"`
+		Description string   `json:"description"`
+		DeviceIDs   []string `json:"deviceIds"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	g, err := p.reg.CreateGroup(r.Context(), body.Name, body.Description)
+	if err != nil {
+		return apiErr(err)
+	}
+	if len(body.DeviceIDs) > 0 {
+		if err := p.reg.AddToGroup(r.Context(), g.ID, body.DeviceIDs...); err != nil {
+			return apiErr(err)
+		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": g.ID, "name": g.Name, "description": g.Description,
+		"appId": appOf(r), "deviceIds": body.DeviceIDs})
+	return nil
+}
+
+func (p *Platform) listGroups(w http.ResponseWriter, r *http.Request) error {
+	gs, err := p.reg.Groups(r.Context())
+	if err != nil {
+		return apiErr(err)
+	}
+	out := make([]map[string]any, 0, len(gs))
+	for _, g := range gs {
+		_, n, _ := p.reg.Members(r.Context(), g.ID, registry.Query{PageSize: 1})
+		out = append(out, map[string]any{"id": g.ID, "name": g.Name, "description": g.Description, "curNum": n})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(out), "list": out})
+	return nil
+}
+
+func (p *Platform) deleteGroup(w http.ResponseWriter, r *http.Request) error {
+	if err := p.reg.DeleteGroup(r.Context(), pathValue(r, "devGroupId")); err != nil {
+		return apiErr(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type groupMembers struct {
+	DevGroupID string   `json:"devGroupId"`
+	DeviceIDs  []string `json:"deviceIds"`
+}
+
+func (p *Platform) addToGroup(w http.ResponseWriter, r *http.Request) error {
+	return p.changeGroup(w, r, p.reg.AddToGroup)
+}
+
+func (p *Platform) removeFromGroup(w http.ResponseWriter, r *http.Request) error {
+	return p.changeGroup(w, r, p.reg.RemoveFromGroup)
+}
+
+func (p *Platform) changeGroup(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, groupID string, ids ...string) error) error {
+	var body groupMembers
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if err := change(r.Context(), body.DevGroupID, body.DeviceIDs...); err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+func (p *Platform) deviceLogAPI(w http.ResponseWriter, r *http.Request) error {
+	d, err := p.device(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	limit, _, err := queryInt(r, "limit", 50, 1, 1000)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "entries": p.log.Recent(d.ID, limit)})
+	return nil
+}

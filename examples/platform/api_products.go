@@ -1,0 +1,224 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/profile"
+)
+
+func (p *Platform) login(w http.ResponseWriter, r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		return badRequest("bad_form", "send appId and secret form-encoded: %v", err)
+	}
+	tok, err := p.auth.Login(r.PostForm.Get("appId"), r.PostForm.Get("secret"))
+	if err != nil {
+		return &httpError{Status: http.StatusUnauthorized, Code: "bad_credentials", Err: err}
+	}
+	writeJSON(w, http.StatusOK, tok)
+	return nil
+}
+
+func (p *Platform) refreshToken(w http.ResponseWriter, r *http.Request) error {
+	var body struct{ AppID, Secret, RefreshToken string }
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	tok, err := p.auth.Refresh(body.AppID, body.Secret, body.RefreshToken)
+	if err != nil {
+		return &httpError{Status: http.StatusUnauthorized, Code: "bad_credentials", Err: err}
+	}
+	writeJSON(w, http.StatusOK, tok)
+	return nil
+}
+
+func (p *Platform) resetSecret(w http.ResponseWriter, r *http.Request) error {
+	secret, ok := p.auth.ResetSecret(appOf(r))
+	if !ok {
+		return notFound("app_not_found", "app %s is not known", appOf(r))
+	}
+	if err := p.saveApps(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"appId": appOf(r), "secret": secret})
+	return nil
+}
+
+// productError maps profile and codec errors to answers that list every
+// problem (PRF-5, COD-3).
+func productError(err error) error {
+	var ve *profile.ValidationError
+	var ce *codec.CompileError
+	switch {
+	case errors.As(err, &ve):
+		return &problemsError{Code: "invalid_profile", Err: err, Problems: ve.Problems}
+	case errors.As(err, &ce):
+		return &problemsError{Code: "invalid_codec", Err: err, Problems: ce.Problems}
+	case errors.Is(err, profile.ErrExists):
+		return withStatus(err, http.StatusConflict, "product_exists")
+	case errors.Is(err, profile.ErrLocked):
+		return withStatus(err, http.StatusConflict, "product_in_use")
+	case errors.Is(err, profile.ErrNotFound):
+		return withStatus(err, http.StatusNotFound, "product_not_found")
+	case errors.Is(err, profile.ErrTooLarge):
+		return withStatus(err, http.StatusBadRequest, "profile_too_large")
+	}
+	return withStatus(err, http.StatusBadRequest, "invalid_profile")
+}
+
+// problemsError is a 400 whose body lists every problem found.
+type problemsError struct {
+	Code     string
+	Err      error
+	Problems any
+}
+
+func (e *problemsError) Error() string { return e.Err.Error() }
+
+func writeProblems(w http.ResponseWriter, pe *problemsError) {
+	writeJSON(w, http.StatusBadRequest, map[string]any{"error_code": pe.Code,
+		"error_desc": pe.Err.Error(), "problems": pe.Problems})
+}
+
+type productJSON struct {
+	ManufacturerID string            `json:"manufacturerId"`
+	Model          string            `json:"model"`
+	DeviceType     string            `json:"deviceType"`
+	ProtocolType   string            `json:"protocolType"`
+	HasCodec       bool              `json:"hasCodec"`
+	Services       []profile.Service `json:"services"`
+	Warnings       []profile.Problem `json:"warnings,omitempty"`
+}
+
+func (p *Platform) productJSON(prod *profile.Product, warnings []profile.Problem) productJSON {
+	mid, model := prod.Key()
+	return productJSON{ManufacturerID: mid, Model: model, DeviceType: prod.DeviceType, ProtocolType: prod.ProtocolType,
+		HasCodec: p.products.Codec(mid, model) != nil, Services: prod.Services, Warnings: warnings}
+}
+
+// maxUpload bounds product and package uploads.
+const maxUpload = 32 << 20
+
+func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
+	if err := r.ParseMultipartForm(maxUpload); err != nil {
+		return badRequest("bad_form", "send multipart/form-data with a file field \"profile\" (the zip) and optionally \"codec\" (codec JSON): %v", err)
+	}
+	f, hdr, err := r.FormFile("profile")
+	if err != nil {
+		return badRequest("missing_profile", "the multipart field \"profile\" with the profile zip is missing")
+	}
+	defer f.Close()
+	prof, err := io.ReadAll(io.LimitReader(f, maxUpload))
+	if err != nil {
+		return err
+	}
+	var codecJSON []byte
+	if cf, _, err := r.FormFile("codec"); err == nil {
+		codecJSON, err = io.ReadAll(io.LimitReader(cf, maxUpload))
+		cf.Close()
+		if err != nil {
+			return err
+		}
+	} else if v := r.FormValue("codec"); v != "" {
+		codecJSON = []byte(v)
+	}
+	prod, warnings, err := p.products.Add(hdr.Filename, prof, codecJSON)
+	if err != nil {
+		return productError(err)
+	}
+	writeJSON(w, http.StatusCreated, p.productJSON(prod, warnings))
+	return nil
+}
+
+func (p *Platform) listProducts(w http.ResponseWriter, r *http.Request) error {
+	out := []productJSON{}
+	for _, prod := range p.products.catalog.List() {
+		out = append(out, p.productJSON(prod, nil))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(out), "products": out})
+	return nil
+}
+
+func (p *Platform) getProduct(w http.ResponseWriter, r *http.Request) error {
+	prod, err := p.products.catalog.Get(pathValue(r, "manufacturerId"), pathValue(r, "model"))
+	if err != nil {
+		return productError(err)
+	}
+	writeJSON(w, http.StatusOK, p.productJSON(prod, nil))
+	return nil
+}
+
+func (p *Platform) deleteProduct(w http.ResponseWriter, r *http.Request) error {
+	if err := p.products.Delete(pathValue(r, "manufacturerId"), pathValue(r, "model")); err != nil {
+		return productError(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// codecFor returns the codec of the product a codec request names.
+func (p *Platform) codecFor(manufacturerID, model string) (codec.Codec, error) {
+	c := p.products.Codec(manufacturerID, model)
+	if c == nil {
+		return nil, notFound("codec_not_found", "product %s/%s has no codec; upload one with the product", manufacturerID, model)
+	}
+	return c, nil
+}
+
+func (p *Platform) codecDecode(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		ManufacturerID string `json:"manufacturerId"`
+		Model          string `json:"model"`
+		Hex            string `json:"hex"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	c, err := p.codecFor(body.ManufacturerID, body.Model)
+	if err != nil {
+		return err
+	}
+	payload, err := hex.DecodeString(strings.ReplaceAll(body.Hex, " ", ""))
+	if err != nil {
+		return badRequest("bad_hex", "hex is not hexadecimal: %v", err)
+	}
+	m, err := c.Decode(payload)
+	if err != nil {
+		return withStatus(err, http.StatusBadRequest, "decode_failed")
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+func (p *Platform) codecEncode(w http.ResponseWriter, r *http.Request) error {
+	var body struct {
+		ManufacturerID string          `json:"manufacturerId"`
+		Model          string          `json:"model"`
+		Message        json.RawMessage `json:"message"`
+	}
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	c, err := p.codecFor(body.ManufacturerID, body.Model)
+	if err != nil {
+		return err
+	}
+	if len(body.Message) == 0 {
+		return badRequest("missing_message", "message must hold a codec message such as {\"msgType\":\"cloudReq\",…}")
+	}
+	m, err := codec.ParseMessage(body.Message)
+	if err != nil {
+		return withStatus(err, http.StatusBadRequest, "bad_message")
+	}
+	b, err := c.Encode(m)
+	if err != nil {
+		return withStatus(err, http.StatusBadRequest, "encode_failed")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hex": strings.ToUpper(hex.EncodeToString(b)), "message": m})
+	return nil
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/registry"
+)
+
+type packageJSON struct {
+	FileID           string   `json:"fileId"`
+	FileType         string   `json:"fileType"`
+	Version          string   `json:"version"`
+	DeviceType       string   `json:"deviceType"`
+	ManufacturerName string   `json:"manufacturerName"`
+	Model            string   `json:"model"`
+	ProtocolType     string   `json:"protocolType"`
+	SourceVersions   []string `json:"sourceVersions"`
+	Description      string   `json:"description"`
+	BlockSize        int      `json:"blockSize,omitempty"`
+	Size             int64    `json:"size"`
+	Digest           string   `json:"digest"`
+	Date             string   `json:"date"`
+}
+
+func toPackageJSON(p ota.Package) packageJSON {
+	src := p.SourceVersions
+	if src == nil {
+		src = []string{}
+	}
+	return packageJSON{FileID: p.ID, FileType: string(p.Kind), Version: p.Version, DeviceType: p.DeviceType,
+		ManufacturerName: p.Manufacturer, Model: p.Model, ProtocolType: p.Protocol, SourceVersions: src,
+		Description: p.Description, BlockSize: p.BlockSize, Size: p.Size, Digest: p.DigestHex(), Date: apiTime(p.Created)}
+}
+
+func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
+	if err := r.ParseMultipartForm(maxUpload); err != nil {
+		return badRequest("bad_form", "send multipart/form-data with \"file\" and the package fields: %v", err)
+	}
+	f, _, err := r.FormFile("file")
+	if err != nil {
+		return badRequest("missing_file", "the multipart field \"file\" with the package is missing")
+	}
+	defer f.Close()
+	v := r.FormValue
+	pkg := ota.Package{ID: randomHex(12), Kind: ota.Kind(v("fileType")), Version: v("version"), DeviceType: v("deviceType"),
+		Manufacturer: v("manufacturerName"), Model: v("model"), Protocol: v("protocolType"), Description: v("description")}
+	if s := strings.TrimSpace(v("sourceVersions")); s != "" {
+		for _, sv := range strings.Split(s, ",") {
+			pkg.SourceVersions = append(pkg.SourceVersions, strings.TrimSpace(sv))
+		}
+	}
+	if s := v("blockSize"); s != "" {
+		if pkg.BlockSize, err = strconv.Atoi(s); err != nil {
+			return badRequest("invalid_blockSize", "blockSize %q must be an integer from 32 to 500", s)
+		}
+	}
+	if err := pkg.Validate(); err != nil {
+		return apiErr(err)
+	}
+	if pkg.Size, err = p.files.Put(pkg.ID, f); err != nil {
+		return err
+	}
+	added, err := p.ota.AddPackage(r.Context(), pkg)
+	if err != nil {
+		p.files.Remove(pkg.ID)
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusCreated, toPackageJSON(added))
+	return nil
+}
+
+func (p *Platform) listPackages(w http.ResponseWriter, r *http.Request) error {
+	pkgs, err := p.ota.Packages(r.Context())
+	if err != nil {
+		return apiErr(err)
+	}
+	q := r.URL.Query()
+	out := []packageJSON{}
+	for _, pk := range pkgs {
+		if (q.Get("fileType") != "" && string(pk.Kind) != q.Get("fileType")) || (q.Get("model") != "" && pk.Model != q.Get("model")) {
+			continue
+		}
+		out = append(out, toPackageJSON(pk))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(out), "data": out})
+	return nil
+}
+
+func (p *Platform) getPackage(w http.ResponseWriter, r *http.Request) error {
+	pk, err := p.ota.Package(r.Context(), pathValue(r, "fileId"))
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusOK, toPackageJSON(pk))
+	return nil
+}
+
+func (p *Platform) deletePackage(w http.ResponseWriter, r *http.Request) error {
+	id := pathValue(r, "fileId")
+	if err := p.ota.DeletePackage(r.Context(), id); err != nil {
+		return apiErr(err)
+	}
+	p.files.Remove(id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type upgradeBody struct {
+	FileID  string `json:"fileId"`
+	Targets struct {
+		Devices      []string `json:"devices"`
+		DeviceGroups []string `json:"deviceGroups"`
+	} `json:"targets"`
+	Policy *struct {
+		ExecuteType   string `json:"executeType"`
+		StartTime     string `json:"startTime"`
+		EndTime       string `json:"endTime"`
+		RetryTimes    int    `json:"retryTimes"`
+		RetryInterval int    `json:"retryInterval"` // minutes
+	} `json:"policy"`
+}
+
+func (p *Platform) softwareUpgrade(w http.ResponseWriter, r *http.Request) error {
+	return p.upgrade(w, r, ota.Software)
+}
+
+func (p *Platform) firmwareUpgrade(w http.ResponseWriter, r *http.Request) error {
+	return p.upgrade(w, r, ota.Firmware)
+}
+
+func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind) error {
+	var body upgradeBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	pkg, err := p.ota.Package(r.Context(), body.FileID)
+	if err != nil {
+		return apiErr(err)
+	}
+	if pkg.Kind != kind {
+		return badRequest("wrong_package_type", "package %s is a %s; this operation takes a %s", pkg.ID, pkg.Kind, kind)
+	}
+	ids := append([]string{}, body.Targets.Devices...)
+	for _, g := range body.Targets.DeviceGroups {
+		devs, _, err := p.reg.Members(r.Context(), g, registry.Query{})
+		if err != nil {
+			return apiErr(err)
+		}
+		for _, d := range devs {
+			ids = append(ids, d.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return badRequest("no_targets", "targets must name devices or deviceGroups")
+	}
+	spec := ota.TaskSpec{PackageID: pkg.ID, Devices: ids}
+	if pol := body.Policy; pol != nil {
+		spec.Policy = ota.Policy{Execute: ota.ExecuteType(pol.ExecuteType), RetryTimes: pol.RetryTimes,
+			RetryInterval: time.Duration(pol.RetryInterval) * time.Minute}
+		if spec.Policy.Start, err = parseAPITime("policy.startTime", pol.StartTime); err != nil {
+			return err
+		}
+		if spec.Policy.End, err = parseAPITime("policy.endTime", pol.EndTime); err != nil {
+			return err
+		}
+	}
+	t, err := p.ota.CreateTask(r.Context(), spec)
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"operationId": t.ID})
+	return nil
+}
+
+func parseAPITime(field, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(timeLayout, s)
+	if err != nil {
+		return t, badRequest("invalid_time", "%s %q must be a UTC time like 20170214T164001Z", field, s)
+	}
+	return t, nil
+}
+
+type operationJSON struct {
+	OperationID   string         `json:"operationId"`
+	OperationType string         `json:"operationType"`
+	FileID        string         `json:"fileId"`
+	Status        string         `json:"status"`
+	CreateTime    string         `json:"createTime"`
+	UpdateTime    string         `json:"updateTime"`
+	TotalCount    int            `json:"totalCount"`
+	SuccessCount  int            `json:"successCount"`
+	FailCount     int            `json:"failCount"`
+	Progress      int            `json:"progress"`
+	Download      int            `json:"downloadProgress"`
+	States        map[string]int `json:"subOperationStates"`
+	Attempt       int            `json:"attempt"`
+}
+
+func (p *Platform) operationJSON(r *http.Request, t ota.Task) operationJSON {
+	op := operationJSON{OperationID: t.ID, OperationType: string(t.Kind), FileID: t.PackageID, Status: string(t.State),
+		CreateTime: apiTime(t.Created), UpdateTime: apiTime(t.Updated), Attempt: t.Attempt, States: map[string]int{}}
+	if pr, err := p.ota.Progress(r.Context(), t.ID); err == nil {
+		op.TotalCount, op.Progress, op.Download = pr.Total, pr.Percent, pr.Download
+		op.SuccessCount, op.FailCount = pr.States[ota.SubSuccess], pr.States[ota.SubFail]
+		for s, n := range pr.States {
+			op.States[string(s)] = n
+		}
+	}
+	return op
+}
+
+func (p *Platform) listOperations(w http.ResponseWriter, r *http.Request) error {
+	pageNo, pageSize, _, err := page(r)
+	if err != nil {
+		return err
+	}
+	tasks, err := p.ota.Tasks(r.Context())
+	if err != nil {
+		return apiErr(err)
+	}
+	q := r.URL.Query()
+	var out []operationJSON
+	for i := len(tasks) - 1; i >= 0; i-- { // newest first
+		t := tasks[i]
+		if (q.Get("status") != "" && string(t.State) != q.Get("status")) || (q.Get("operationType") != "" && string(t.Kind) != q.Get("operationType")) {
+			continue
+		}
+		out = append(out, p.operationJSON(r, t))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(out), "pageNo": pageNo, "pageSize": pageSize,
+		"data": pageOf(out, pageNo, pageSize)})
+	return nil
+}
+
+func (p *Platform) getOperation(w http.ResponseWriter, r *http.Request) error {
+	t, err := p.ota.Task(r.Context(), pathValue(r, "operationId"))
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusOK, p.operationJSON(r, t))
+	return nil
+}
+
+func (p *Platform) subOperations(w http.ResponseWriter, r *http.Request) error {
+	pageNo, pageSize, _, err := page(r)
+	if err != nil {
+		return err
+	}
+	subs, err := p.ota.SubTasks(r.Context(), pathValue(r, "operationId"))
+	if err != nil {
+		return apiErr(err)
+	}
+	type row struct {
+		SubOperationID string `json:"subOperationId"`
+		DeviceID       string `json:"deviceId"`
+		Status         string `json:"status"`
+		Step           string `json:"step"`
+		Progress       int    `json:"progress"`
+		ErrorReason    string `json:"errorReason,omitempty"`
+		SourceVersion  string `json:"sourceVersion,omitempty"`
+		TargetVersion  string `json:"targetVersion"`
+		CurrentVersion string `json:"currentVersion,omitempty"`
+		UpdateTime     string `json:"updateTime"`
+	}
+	want := r.URL.Query().Get("subOperationStatus")
+	var rows []row
+	for _, s := range subs {
+		if want != "" && string(s.State) != want {
+			continue
+		}
+		blocks := s.Blocks
+		if served, ok := p.ota.Served(s.DeviceID); ok && served.TaskID == s.TaskID {
+			blocks = served.Distinct
+		}
+		rows = append(rows, row{SubOperationID: s.ID(), DeviceID: s.DeviceID, Status: string(s.State), Step: string(s.Step),
+			Progress: s.Progress(blocks), ErrorReason: s.Reason, SourceVersion: s.SourceVersion, TargetVersion: s.TargetVersion,
+			CurrentVersion: s.CurrentVersion, UpdateTime: apiTime(s.Updated)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(rows), "pageNo": pageNo, "pageSize": pageSize,
+		"data": pageOf(rows, pageNo, pageSize)})
+	return nil
+}
+
+func (p *Platform) stopOperation(w http.ResponseWriter, r *http.Request) error {
+	t, err := p.ota.Stop(r.Context(), pathValue(r, "operationId"))
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusOK, p.operationJSON(r, t))
+	return nil
+}
+
+func (p *Platform) retryOperation(w http.ResponseWriter, r *http.Request) error {
+	t, err := p.ota.Retry(r.Context(), pathValue(r, "operationId"))
+	if err != nil {
+		return apiErr(err)
+	}
+	writeJSON(w, http.StatusOK, p.operationJSON(r, t))
+	return nil
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Config is everything the platform can be told. Flags set the common
+// fields; -config names a JSON file with any of them (flags given on the
+// command line win over the file).
+type Config struct {
+	DataDir   string   `json:"dataDir"`   // bbolt file and apps live here; default ./doze-data
+	HTTPAddr  string   `json:"httpAddr"`  // northbound REST API and console; default :8743
+	CoAPAddr  string   `json:"coapAddr"`  // plain CoAP over UDP; default :5683; "off" disables it
+	DTLSAddr  string   `json:"dtlsAddr"`  // CoAP over DTLS-PSK; default :5684
+	TLSCert   string   `json:"tlsCert"`   // PEM certificate for HTTPS; empty serves plain HTTP
+	TLSKey    string   `json:"tlsKey"`    // PEM key for HTTPS
+	Demo      bool     `json:"demo"`      // create the demo app and water-meter product; default true
+	AllowPush []string `json:"allowPush"` // callback hosts/CIDRs allowed despite the SSRF guard; default loopback for the demo
+
+	TokenTTL     Duration `json:"tokenTTL"`     // access-token lifetime; default 1h (APP-1)
+	RateLimit    int      `json:"rateLimit"`    // API calls per second per app; default 100 (APP-1)
+	QueueWindow  Duration `json:"queueWindow"`  // how long a queue-mode device stays reachable after uplink; default 93s (LWM-8)
+	HistoryKeep  Duration `json:"historyKeep"`  // history retention; default 168h (STO-2)
+	OfflineAfter Duration `json:"offlineAfter"` // NB-IoT silence before OFFLINE; default 25h (REG-3)
+	MaxMessage   int      `json:"maxMessage"`   // largest uplink payload in bytes; default 4096 (APP-2)
+	FirmwareURI  string   `json:"firmwareURI"`  // base of the package URI written to /5/0/1; default coap://127.0.0.1:5683/fw/
+}
+
+// Duration is a time.Duration written as "93s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"93s\" or \"25h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func defaultConfig() Config {
+	return Config{
+		DataDir:      "doze-data",
+		HTTPAddr:     ":8743",
+		CoAPAddr:     ":5683",
+		DTLSAddr:     ":5684",
+		Demo:         true,
+		AllowPush:    []string{"127.0.0.0/8", "::1/128"},
+		TokenTTL:     Duration(time.Hour),
+		RateLimit:    100,
+		QueueWindow:  Duration(93 * time.Second),
+		HistoryKeep:  Duration(7 * 24 * time.Hour),
+		OfflineAfter: Duration(25 * time.Hour),
+		MaxMessage:   4096,
+		FirmwareURI:  "coap://127.0.0.1:5683/fw/",
+	}
+}
+
+var flagHelp = flag.ErrHelp
+
+// parseConfig reads flags (and the -config file they may name).
+func parseConfig(args []string, stderr io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("platform", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./examples/platform [flags]\n\nStarts the Doze platform: CoAP/DTLS for devices, the REST API and web console for applications.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	configFile := fs.String("config", "", "JSON config file with any Config field (see README); flags win over it")
+	dataDir := fs.String("data", cfg.DataDir, "directory for the bbolt file and app credentials")
+	httpAddr := fs.String("http", cfg.HTTPAddr, "address of the REST API and web console")
+	coapAddr := fs.String("coap", cfg.CoAPAddr, `UDP address for plain CoAP, or "off"`)
+	dtlsAddr := fs.String("dtls", cfg.DTLSAddr, "UDP address for CoAP over DTLS-PSK")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve the API over HTTPS")
+	tlsKey := fs.String("tls-key", "", "PEM private key for -tls-cert")
+	demo := fs.Bool("demo", cfg.Demo, "create the demo application and water-meter product")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, flagHelp
+		}
+		return Config{}, err
+	}
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", *configFile, err)
+		}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["data"] || cfg.DataDir == "" {
+		cfg.DataDir = *dataDir
+	}
+	if set["http"] || cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = *httpAddr
+	}
+	if set["coap"] || cfg.CoAPAddr == "" {
+		cfg.CoAPAddr = *coapAddr
+	}
+	if set["dtls"] || cfg.DTLSAddr == "" {
+		cfg.DTLSAddr = *dtlsAddr
+	}
+	if set["tls-cert"] {
+		cfg.TLSCert = *tlsCert
+	}
+	if set["tls-key"] {
+		cfg.TLSKey = *tlsKey
+	}
+	if set["demo"] {
+		cfg.Demo = *demo
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return Config{}, errors.New("config: -tls-cert and -tls-key go together")
+	}
+	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 {
+		return Config{}, errors.New("config: rateLimit, tokenTTL and maxMessage must be positive")
+	}
+	return cfg, nil
+}
+
+// loadApps reads the apps file in dir, creating it with one demo app when
+// absent, so that the demo credentials stay the same across restarts.
+func loadApps(dir string, demo bool) ([]App, bool, error) {
+	path := filepath.Join(dir, "apps.json")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var apps []App
+		if err := json.Unmarshal(b, &apps); err != nil {
+			return nil, false, fmt.Errorf("apps file %s: %w", path, err)
+		}
+		return apps, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	if !demo {
+		return nil, false, nil
+	}
+	apps := []App{{ID: "demo-" + randomHex(4), Secret: randomHex(16), HistoryEnabled: true}}
+	b, _ = json.MarshalIndent(apps, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, false, err
+	}
+	return apps, true, nil
+}

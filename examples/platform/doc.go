@@ -1,0 +1,58 @@
+// Command platform is the assembled Doze platform: CoAP and DTLS-PSK for
+// NB-IoT devices (package lwm2m), the northbound REST API of
+// ../shared/API.md for applications, a web console at / and Prometheus
+// metrics at /metrics, over one bbolt file.
+//
+//	go run ./examples/platform
+//
+// starts it with no setup: CoAP on :5683, DTLS on :5684, the API and
+// console on :8743, data under ./doze-data/, a demo application whose appId
+// and secret are printed (and kept in doze-data/apps.json), and the demo
+// water-meter product DozeLabs/WM100 with its codec. -help lists the flags;
+// -config names a JSON file with any field of Config.
+//
+// # How the parts meet
+//
+// platform.go builds every package over one store.DB; adapters.go holds the
+// adapters between them, each asserting the interface it fits
+// (lwm2m.KeyStore from the registry, command.Sender through the codec and
+// lwm2m, command.Listener and registry.Listener into push, ota.Channel,
+// ota.Devices, ota.Object5 and ota.Listener, lwm2m.FileSource for firmware).
+// uplink.go is the uplink flow of DESIGN.md: a device event is handled on
+// one of eight workers chosen by endpoint, so one device's events stay in
+// order; a registration binds the device (REG-2); a wake-up lets queued
+// commands and upgrades go out (CMD-3, OTA-2); payloads starting FF FE go to
+// ota, everything else to the product's codec; reports are checked against
+// the product model, kept in history and the shadow, pushed, and
+// acknowledged when the codec says so (COD-4).
+//
+// # Decisions where the spec is silent
+//
+//   - One platform, many applications, one set of devices: an app is an API
+//     credential with its own subscriptions and token budget; every app sees
+//     every device and device notifications go to the subscribers of every
+//     app. A vendor running a private platform is one tenant.
+//   - History is kept when any app has historyEnabled (the demo app has).
+//   - The per-device log (GET /doze/v1/devices/{id}/log) keeps the last 200
+//     events per device in memory; it is a diagnostic aid, lost on restart.
+//     Cancel tasks (deviceCommandCancelTasks) are receipts kept in memory;
+//     the cancelled commands themselves are durable.
+//   - Desired shadow values (STO-3) are stored, merged and shown; they are
+//     not turned into device commands automatically, because a product model
+//     does not say which command sets which property. Applications send the
+//     command.
+//   - deviceInfo.manufacturerName, when not given, is taken from the product,
+//     so upgrade packages (matched by manufacturerName) find the device.
+//   - Listing commands or batch-task rows without a deviceId walks every
+//     device: fine for the example platform, not for a million devices.
+//   - A token is 32 random bytes; tokens live in memory, so a restart logs
+//     every app out (apps and secrets are kept).
+//
+// # Tests
+//
+// e2e_test.go runs the README walkthrough in-process on loopback with a real
+// DTLS device client; console_test.go drives the web console in headless
+// Chromium through chromedriver (skipped with a message when either is not
+// installed); openapi_test.go checks openapi.json against the routes both
+// ways.
+package main

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/registry"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the platform's Prometheus metrics (/metrics). Counters are
+// bumped where things happen; gauges that mirror state (devices by status,
+// push queues, upgrade progress) are read from the packages at scrape time.
+type metrics struct {
+	reg          *prometheus.Registry
+	uplinks      prometheus.Counter
+	decodeErrors prometheus.Counter
+	encodeErrors prometheus.Counter
+	commandMoves *prometheus.CounterVec
+	apiCalls     *prometheus.CounterVec
+}
+
+func newMetrics(p *Platform) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		uplinks: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_uplinks_total",
+			Help: "Uplink payloads received from devices (data reports, command responses, PCP frames)."}),
+		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_decode_errors_total",
+			Help: "Uplink payloads the product's codec or model refused."}),
+		encodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_encode_errors_total",
+			Help: "Commands the product's codec could not encode."}),
+		commandMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_command_transitions_total",
+			Help: "Command state changes, by the state entered."}, []string{"state"}),
+		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_api_calls_total",
+			Help: "Northbound API calls by outcome (ok, error, unauthorized, forbidden, rate_limited)."}, []string{"outcome"}),
+	}
+	m.reg.MustRegister(m.uplinks, m.decodeErrors, m.encodeErrors, m.commandMoves, m.apiCalls,
+		stateCollector{p}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+var (
+	descDevices       = prometheus.NewDesc("doze_devices", "Registered devices by status.", []string{"status"}, nil)
+	descPushDelivered = prometheus.NewDesc("doze_push_delivered_total", "Pushes delivered (2xx).", nil, nil)
+	descPushRetried   = prometheus.NewDesc("doze_push_retried_total", "Push tries that failed and were retried.", nil, nil)
+	descPushDropped   = prometheus.NewDesc("doze_push_dropped_total", "Pushes dropped undelivered when their keep time ended.", nil, nil)
+	descPushRejected  = prometheus.NewDesc("doze_push_rejected_total", "Pushes answered with a final 4xx/5xx.", nil, nil)
+	descPushQueued    = prometheus.NewDesc("doze_push_queued", "Pushes waiting or in flight, by callback URL.", []string{"endpoint", "state"}, nil)
+	descUpgrade       = prometheus.NewDesc("doze_upgrade_progress_percent", "Share of an upgrade task's sub-tasks that ended.", []string{"operation", "kind", "status"}, nil)
+	descSubTasks      = prometheus.NewDesc("doze_upgrade_subtasks", "Upgrade sub-tasks by state, over unfinished tasks.", []string{"state"}, nil)
+)
+
+// stateCollector reads gauges from the packages when Prometheus scrapes.
+type stateCollector struct{ p *Platform }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDevices, descPushDelivered, descPushRetried, descPushDropped,
+		descPushRejected, descPushQueued, descUpgrade, descSubTasks} {
+		ch <- d
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	p, ctx := c.p, context.Background()
+	if p.reg != nil {
+		for _, s := range []registry.Status{registry.StatusInactive, registry.StatusOnline, registry.StatusOffline, registry.StatusAbnormal} {
+			_, n, err := p.reg.List(ctx, registry.Query{Status: s, PageSize: 1})
+			if err == nil {
+				ch <- prometheus.MustNewConstMetric(descDevices, prometheus.GaugeValue, float64(n), string(s))
+			}
+		}
+	}
+	if p.push != nil {
+		st := p.push.Stats()
+		ch <- prometheus.MustNewConstMetric(descPushDelivered, prometheus.CounterValue, float64(st.Delivered))
+		ch <- prometheus.MustNewConstMetric(descPushRetried, prometheus.CounterValue, float64(st.Retried))
+		ch <- prometheus.MustNewConstMetric(descPushDropped, prometheus.CounterValue, float64(st.Dropped))
+		ch <- prometheus.MustNewConstMetric(descPushRejected, prometheus.CounterValue, float64(st.Rejected))
+		for _, e := range p.push.Endpoints() {
+			ch <- prometheus.MustNewConstMetric(descPushQueued, prometheus.GaugeValue, float64(e.Queued), e.CallbackURL, e.State)
+		}
+	}
+	if p.ota != nil {
+		tasks, _ := p.ota.Tasks(ctx)
+		subs := map[ota.SubState]int{}
+		for _, t := range tasks {
+			pr, err := p.ota.Progress(ctx, t.ID)
+			if err != nil {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(descUpgrade, prometheus.GaugeValue, float64(pr.Percent), t.ID, string(t.Kind), string(t.State))
+			if t.State == ota.TaskWait || t.State == ota.TaskProcessing {
+				for s, n := range pr.States {
+					subs[s] += n
+				}
+			}
+		}
+		for _, s := range []ota.SubState{ota.SubWait, ota.SubProcessing, ota.SubFail, ota.SubSuccess, ota.SubStop} {
+			ch <- prometheus.MustNewConstMetric(descSubTasks, prometheus.GaugeValue, float64(subs[s]), string(s))
+		}
+	}
+}

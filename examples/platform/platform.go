@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/push"
+	"github.com/doze-io/doze/registry"
+	"github.com/doze-io/doze/store"
+)
+
+// Platform is the assembled platform: every Doze package wired together
+// over one bbolt file (DESIGN.md "How data flows").
+type Platform struct {
+	cfg    Config
+	logger *slog.Logger
+
+	db       *store.DB
+	auth     *Auth
+	products *products
+	reg      *registry.Registry
+	cmds     *command.Engine
+	push     *push.Engine
+	ota      *ota.Engine
+	files    ota.Dir // upgrade package contents
+	lwm      *lwm2m.Server
+	log      *deviceLog
+	metrics  *metrics
+	cancels  cancelTasks
+
+	events []chan lwm2m.Event // per-worker queues; a device always lands on the same one
+
+	closeOnce  sync.Once
+	listenOnce sync.Once
+	listenErr  error
+}
+
+// eventWorkers is how many goroutines handle device events; events of one
+// device go to one worker, so they are handled in order.
+const eventWorkers = 8
+
+// New opens the data directory and builds the platform. It starts nothing;
+// Run serves.
+func New(cfg Config, logger *slog.Logger) (*Platform, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, "doze.db"), nil)
+	if err != nil {
+		return nil, err
+	}
+	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(200)}
+	fail := func(err error) (*Platform, error) { db.Close(); return nil, err }
+
+	apps, _, err := loadApps(cfg.DataDir, cfg.Demo)
+	if err != nil {
+		return fail(err)
+	}
+	p.auth = NewAuth(apps, time.Duration(cfg.TokenTTL), cfg.RateLimit)
+	p.metrics = newMetrics(p)
+
+	p.products = newProducts(db.Products(), deviceCounter{reg: func() *registry.Registry { return p.reg }})
+	if err := p.products.Reload(); err != nil {
+		logger.Warn("some stored products could not be loaded", "err", err)
+	}
+
+	p.reg, err = registry.New(db.Registry(), p.products.catalog, registry.Config{
+		SilencePeriod: time.Duration(cfg.OfflineAfter),
+		Listener:      registryListener{p},
+		Logger:        logger.With("pkg", "registry"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	allow, err := parseAllow(cfg.AllowPush)
+	if err != nil {
+		return fail(err)
+	}
+	p.push, err = push.New(db.Push(), push.Config{Allow: allow, Logger: logger.With("pkg", "push")})
+	if err != nil {
+		return fail(err)
+	}
+
+	p.cmds, err = command.New(db.Commands(), commandSender{p}, commandListener{p}, command.Config{
+		CheckCallback: func(appID, url string) error {
+			err := p.push.CheckCallback(context.Background(), appID, url)
+			if errors.Is(err, push.ErrOriginConflict) {
+				return fmt.Errorf("%w: %v", command.ErrCallbackConflict, err)
+			}
+			return err
+		},
+		Logger: logger.With("pkg", "command"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	fwDir := filepath.Join(cfg.DataDir, "packages")
+	if err := os.MkdirAll(fwDir, 0o700); err != nil {
+		return fail(err)
+	}
+	p.files = ota.Dir(fwDir)
+	p.ota, err = ota.New(db.OTA(), p.files, otaChannel{p}, ota.Config{
+		Devices:     otaDevices{p},
+		Object5:     object5{p},
+		Listener:    otaListener{p},
+		FirmwareURI: cfg.FirmwareURI,
+		Logger:      logger.With("pkg", "ota"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+
+	p.lwm, err = lwm2m.New(lwm2m.Config{
+		UDPAddr:        cfg.CoAPAddr,
+		DisableUDP:     cfg.CoAPAddr == "off",
+		DTLSAddr:       cfg.DTLSAddr,
+		AwakeWindow:    time.Duration(cfg.QueueWindow),
+		ParkSessions:   true, // sleeping devices cost no goroutines and little memory
+		MaxMessageSize: cfg.MaxMessage + 64,
+		Files:          firmwareFiles{p},
+		Observations:   db.Observations(),
+		Logger:         logger.With("pkg", "lwm2m"),
+	}, keyStore{p}, eventHandler{p})
+	if err != nil {
+		return fail(err)
+	}
+	p.events = make([]chan lwm2m.Event, eventWorkers)
+	for i := range p.events {
+		p.events[i] = make(chan lwm2m.Event, 1024)
+	}
+	if cfg.Demo {
+		if err := p.installDemo(); err != nil {
+			return fail(err)
+		}
+	}
+	return p, nil
+}
+
+// Run serves devices and applications until ctx ends, then stops everything
+// and waits for it.
+func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	if err := p.Listen(); err != nil {
+		return err
+	}
+	run("registry", p.reg.Run)
+	run("push", p.push.Run)
+	run("command", p.cmds.Run)
+	run("ota", p.ota.Run)
+	run("lwm2m", p.lwm.Run)
+	run("history", p.pruneHistory)
+	for _, ch := range p.events {
+		ch := ch
+		run("events", func(ctx context.Context) error { return p.handleEvents(ctx, ch) })
+	}
+	if httpServe != nil {
+		run("http", httpServe)
+	}
+	<-ctx.Done()
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// Listen opens the device sockets (CoAP and DTLS), so their addresses are
+// known before Run; Run calls it when nobody did.
+func (p *Platform) Listen() error {
+	p.listenOnce.Do(func() { p.listenErr = p.lwm.Listen() })
+	return p.listenErr
+}
+
+// Close releases everything New opened. Call it after Run returned.
+func (p *Platform) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		err = errors.Join(p.lwm.Close(), p.ota.Close(), p.cmds.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
+	})
+	return err
+}
+
+// pruneHistory deletes history older than the retention period (STO-2)
+// once an hour.
+func (p *Platform) pruneHistory(ctx context.Context) error {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if _, err := p.db.History().Prune(time.Now().Add(-time.Duration(p.cfg.HistoryKeep))); err != nil {
+			p.logger.Error("pruning history", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// enqueueEvent hands a device event to its worker; lwm2m's HandleEvent
+// must return quickly.
+func (p *Platform) enqueueEvent(e lwm2m.Event) {
+	h := fnv.New32a()
+	h.Write([]byte(e.Endpoint))
+	p.events[h.Sum32()%eventWorkers] <- e
+}
+
+func (p *Platform) handleEvents(ctx context.Context, ch chan lwm2m.Event) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-ch:
+			p.handleEvent(ctx, e)
+		}
+	}
+}
+
+// apps returns the ids of every application: devices are shared by the
+// apps of one platform (our choice), so device notifications go to the
+// subscribers of each.
+func (p *Platform) apps() []string {
+	var ids []string
+	for _, a := range p.auth.Apps() {
+		ids = append(ids, a.ID)
+	}
+	return ids
+}
+
+func (p *Platform) publish(n push.Notification) {
+	for _, app := range p.apps() {
+		if _, err := p.push.Publish(context.Background(), app, n); err != nil {
+			p.logger.Error("publishing notification", "type", n.NotifyType(), "err", err)
+		}
+	}
+}
+
+func (p *Platform) saveApps() error {
+	b, err := json.MarshalIndent(p.auth.Apps(), "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(p.cfg.DataDir, "apps.json"), b, 0o600)
+}

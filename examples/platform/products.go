@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/profile"
+	"github.com/doze-io/doze/registry"
+	"github.com/doze-io/doze/store"
+)
+
+// products keeps the catalog, each product's compiled codec, and the
+// uploaded files in the store so that both come back after a restart.
+type products struct {
+	catalog *profile.Catalog
+	files   *store.Products
+
+	mu     sync.RWMutex
+	codecs map[[2]string]codec.Codec
+}
+
+// deviceCounter adapts the registry to profile.DeviceCounter: a product is
+// locked while devices use it (PRF-7).
+type deviceCounter struct{ reg func() *registry.Registry }
+
+var _ profile.DeviceCounter = deviceCounter{}
+
+func (c deviceCounter) CountDevices(manufacturerID, model string) int {
+	r := c.reg()
+	if r == nil {
+		return 0
+	}
+	_, n, err := r.List(context.Background(), registry.Query{ManufacturerID: manufacturerID, Model: model, PageSize: 1})
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// codecModel adapts a profile product to codec.Model so a codec is checked
+// against the model it comes with (COD-3).
+type codecModel struct{ p *profile.Product }
+
+var (
+	_ codec.Model         = codecModel{}
+	_ codec.ResponseModel = codecModel{}
+)
+
+func (m codecModel) PropertyType(serviceID, name string) (string, bool) {
+	t, ok := m.p.PropertyType(serviceID, name)
+	return t.String(), ok
+}
+
+func (m codecModel) ParaType(serviceID, command, name string) (string, bool) {
+	t, ok := m.p.ParaType(serviceID, command, name)
+	return t.String(), ok
+}
+
+func (m codecModel) ResponseParaType(serviceID, command, name string) (string, bool) {
+	t, ok := m.p.ResponseParaType(serviceID, command, name)
+	return t.String(), ok
+}
+
+func newProducts(files *store.Products, counter profile.DeviceCounter) *products {
+	return &products{catalog: profile.NewCatalog(counter), files: files, codecs: map[[2]string]codec.Codec{}}
+}
+
+// uploadError carries the profile's or codec's list of problems.
+type uploadError struct {
+	Problems []any
+	Err      error
+}
+
+func (e *uploadError) Error() string { return e.Err.Error() }
+func (e *uploadError) Unwrap() error { return e.Err }
+
+// load parses a profile (zip, or the JSON model when name ends in .json)
+// and its optional codec, checking the codec against the profile.
+func load(name string, prof, codecJSON []byte) (*profile.Product, codec.Codec, []profile.Problem, error) {
+	var (
+		p        *profile.Product
+		warnings []profile.Problem
+		err      error
+	)
+	if bytes.HasPrefix(bytes.TrimSpace(prof), []byte("{")) {
+		p, warnings, err = profile.LoadModelJSON(prof, nil)
+	} else {
+		p, warnings, err = profile.LoadZip(bytes.NewReader(prof), int64(len(prof)), name, nil)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var c codec.Codec
+	if len(codecJSON) > 0 {
+		d, err := codec.Compile(codecJSON, codecModel{p})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c = d
+	}
+	return p, c, warnings, nil
+}
+
+// Add loads, checks and stores a new product. It fails with
+// profile.ErrExists when the product is known.
+func (ps *products) Add(name string, prof, codecJSON []byte) (*profile.Product, []profile.Problem, error) {
+	p, c, warnings, err := load(name, prof, codecJSON)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ps.catalog.AddWithCodec(p, codecJSON); err != nil {
+		return nil, nil, err
+	}
+	mid, model := p.Key()
+	if err := ps.files.Put(store.ProductFiles{ManufacturerID: mid, Model: model, FileName: name,
+		Profile: prof, Codec: codecJSON, Added: time.Now()}); err != nil {
+		ps.catalog.Delete(mid, model)
+		return nil, nil, fmt.Errorf("storing product %s/%s: %w", mid, model, err)
+	}
+	ps.setCodec(mid, model, c)
+	return p, warnings, nil
+}
+
+// Delete removes a product no device uses.
+func (ps *products) Delete(manufacturerID, model string) error {
+	if err := ps.catalog.Delete(manufacturerID, model); err != nil {
+		return err
+	}
+	ps.setCodec(manufacturerID, model, nil)
+	return ps.files.Delete(manufacturerID, model)
+}
+
+// Reload loads every stored product into the catalog (at start).
+func (ps *products) Reload() error {
+	all, err := ps.files.All()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range all {
+		p, c, _, err := load(f.FileName, f.Profile, f.Codec)
+		if err == nil {
+			err = ps.catalog.AddWithCodec(p, f.Codec)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stored product %s/%s: %w", f.ManufacturerID, f.Model, err))
+			continue
+		}
+		ps.setCodec(f.ManufacturerID, f.Model, c)
+	}
+	return errors.Join(errs...)
+}
+
+func (ps *products) setCodec(manufacturerID, model string, c codec.Codec) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if c == nil {
+		delete(ps.codecs, [2]string{manufacturerID, model})
+		return
+	}
+	ps.codecs[[2]string{manufacturerID, model}] = c
+}
+
+// Codec returns the codec of a product, or nil when it has none.
+func (ps *products) Codec(manufacturerID, model string) codec.Codec {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	return ps.codecs[[2]string{manufacturerID, model}]
+}

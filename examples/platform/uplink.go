@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/push"
+	"github.com/doze-io/doze/registry"
+	"github.com/doze-io/doze/store"
+)
+
+// handleEvent is the uplink flow of DESIGN.md for one device event.
+func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) {
+	d, err := p.reg.GetByNodeID(ctx, e.Endpoint)
+	if err != nil {
+		p.logger.Info("event from an unknown endpoint dropped", "endpoint", e.Endpoint, "event", e.Kind, "err", err)
+		return
+	}
+	switch e.Kind {
+	case lwm2m.EventRegistered, lwm2m.EventUpdated:
+		p.connect(ctx, d, e)
+	case lwm2m.EventDeregistered:
+		p.log.Add(d.ID, "deregistered", string(e.Reason))
+	case lwm2m.EventWoke:
+		// The device is reachable now: queued work goes out in its window.
+		if err := p.cmds.DeviceWoke(ctx, d.ID); err != nil {
+			p.logger.Warn("command wake-up", "device", d.ID, "err", err)
+		}
+		p.ota.DeviceOnline(ctx, d.ID)
+	case lwm2m.EventUplink:
+		p.touch(ctx, d)
+		p.uplink(ctx, d, e.Endpoint, e.Payload, e.Time)
+	case lwm2m.EventNotification:
+		p.touch(ctx, d)
+		p.notification(ctx, d, e)
+	}
+}
+
+// connect binds the device on its first connection and marks it online
+// (REG-2, REG-3). The lwm2m server already checked a DTLS device's PSK; a
+// plain-CoAP device proves itself with its endpoint name, which is its
+// verifyCode by default.
+func (p *Platform) connect(ctx context.Context, d registry.Device, e lwm2m.Event) {
+	conn := registry.Connection{VerifyCode: e.Endpoint}
+	if e.Registration.Secure {
+		conn = registry.Connection{PSK: d.PSK}
+	}
+	if _, err := p.reg.Connect(ctx, d.NodeID, conn); err != nil {
+		p.log.Add(d.ID, "refused", "registration not accepted: "+err.Error())
+		return
+	}
+	p.log.Add(d.ID, e.Kind.String(), fmt.Sprintf("lwm2m %s binding %s lifetime %s from %v",
+		e.Registration.Version, e.Registration.Binding, e.Registration.Lifetime, e.Registration.Addr))
+}
+
+func (p *Platform) touch(ctx context.Context, d registry.Device) {
+	if _, err := p.reg.Touch(ctx, d.ID); err != nil && !errors.Is(err, registry.ErrNotBound) {
+		p.logger.Warn("touch", "device", d.ID, "err", err)
+	}
+}
+
+// uplink routes one payload: PCP frames to ota, the rest to the product's
+// codec (COD-4, OTA-6).
+func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint string, payload []byte, at time.Time) {
+	p.metrics.uplinks.Inc()
+	if len(payload) > p.cfg.MaxMessage {
+		p.decodeError(d, fmt.Errorf("payload of %d bytes is over the %d-byte limit for one message (APP-2)", len(payload), p.cfg.MaxMessage))
+		return
+	}
+	if ota.IsPCP(payload) {
+		if err := p.ota.HandleFrame(ctx, d.ID, payload); err != nil {
+			p.log.Add(d.ID, "upgrade", "PCP frame refused: "+err.Error())
+		}
+		return
+	}
+	cd := p.products.Codec(d.Info.ManufacturerID, d.Info.Model)
+	if cd == nil {
+		p.decodeError(d, fmt.Errorf("product %s/%s has no codec to decode %X", d.Info.ManufacturerID, d.Info.Model, payload))
+		return
+	}
+	m, err := cd.Decode(payload)
+	if err != nil {
+		p.decodeError(d, fmt.Errorf("decoding %X: %w", payload, err))
+		return
+	}
+	switch m := m.(type) {
+	case *codec.Report:
+		p.report(ctx, d, m, at)
+		p.ackReport(d, endpoint, cd, payload)
+	case *codec.Response:
+		body, _ := json.Marshal(m.Body)
+		if err := p.cmds.Responded(ctx, d.ID, command.Response{Mid: m.Mid, ErrCode: m.Errcode, Body: body}); err != nil {
+			p.logger.Warn("command response", "device", d.ID, "err", err)
+		}
+	}
+}
+
+func (p *Platform) decodeError(d registry.Device, err error) {
+	p.metrics.decodeErrors.Inc()
+	p.log.Add(d.ID, "decode_error", err.Error())
+}
+
+// report checks a decoded report against the product model, keeps it in
+// history and the shadow, and pushes it (APP-2, STO-2, STO-3, PSH-3).
+// Services whose data break the model are logged and left out.
+func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Report, at time.Time) {
+	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
+	if err != nil {
+		p.decodeError(d, fmt.Errorf("product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model))
+		return
+	}
+	var (
+		hist     []store.HistoryRecord
+		services []push.ServiceData
+		history  = p.historyEnabled()
+	)
+	for _, sd := range r.Data {
+		if err := prod.CheckReport(sd.ServiceID, sd.ServiceData); err != nil {
+			p.decodeError(d, fmt.Errorf("report of service %s does not fit the product model: %w", sd.ServiceID, err))
+			continue
+		}
+		data, err := json.Marshal(sd.ServiceData)
+		if err != nil {
+			p.decodeError(d, err)
+			continue
+		}
+		if history {
+			hist = append(hist, store.HistoryRecord{DeviceID: d.ID, GatewayID: gatewayOf(d), ServiceID: sd.ServiceID, Data: data, Time: at})
+		}
+		if err := p.db.Shadow().Report(d.ID, sd.ServiceID, normalize(data), at); err != nil {
+			p.logger.Error("shadow", "device", d.ID, "err", err)
+		}
+		services = append(services, push.ServiceData{ServiceID: sd.ServiceID, ServiceType: p.serviceType(d, sd.ServiceID),
+			Data: data, EventTime: push.FormatTime(at)})
+	}
+	if len(hist) > 0 {
+		if err := p.db.History().Append(hist...); err != nil {
+			p.logger.Error("history", "device", d.ID, "err", err)
+		}
+	}
+	if len(services) == 0 {
+		return
+	}
+	p.log.Add(d.ID, "uplink", fmt.Sprintf("report of %d service(s)", len(services)))
+	rep := push.Report{DeviceID: d.ID, GatewayID: gatewayOf(d), Services: services}
+	for _, app := range p.apps() {
+		if _, err := p.push.PublishReport(ctx, app, rep); err != nil {
+			p.logger.Error("publishing report", "device", d.ID, "err", err)
+		}
+	}
+}
+
+// normalize turns a JSON object back into plain values for the shadow.
+func normalize(data []byte) map[string]any {
+	var m map[string]any
+	json.Unmarshal(data, &m)
+	return m
+}
+
+// ackReport sends the codec's report acknowledgement, when it has one
+// (COD-4: "add response field"), right after the report. It runs on its
+// own goroutine: the device's ACK of it may take a retransmission or two.
+func (p *Platform) ackReport(d registry.Device, endpoint string, cd codec.Codec, payload []byte) {
+	ack, err := cd.Encode(&codec.ReportAck{Identifier: "0", MsgType: codec.MsgReportAck, Request: payload})
+	if errors.Is(err, codec.ErrNoAck) {
+		return
+	}
+	if err != nil {
+		p.log.Add(d.ID, "encode_error", "report acknowledgement: "+err.Error())
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := p.lwm.Downlink(ctx, endpoint, ack); err != nil {
+			p.log.Add(d.ID, "ack", "report acknowledgement not delivered: "+err.Error())
+		}
+	}()
+}
+
+// notification handles observed values other than the data channel: the
+// firmware-update State and Update Result of object 5.
+func (p *Platform) notification(ctx context.Context, d registry.Device, e lwm2m.Event) {
+	var which func(context.Context, string, int)
+	switch strings.TrimSuffix(e.Path, "/") {
+	case "/5/0/3":
+		which = p.ota.FirmwareState
+	case "/5/0/5":
+		which = p.ota.FirmwareResult
+	default:
+		return
+	}
+	path, err := lwm2m.ParsePath(e.Path)
+	if err != nil {
+		return
+	}
+	recs, err := lwm2m.Decode(e.ContentFormat, path, e.Payload, nil)
+	if err != nil || len(recs) == 0 {
+		p.log.Add(d.ID, "upgrade", fmt.Sprintf("object 5 notification on %s not understood: %v", e.Path, err))
+		return
+	}
+	v, err := recs[0].Value.As(lwm2m.TypeInteger)
+	if err != nil {
+		return
+	}
+	n, _ := v.Int()
+	which(ctx, d.ID, int(n))
+}
+
+// historyEnabled reports whether any app keeps history (STO-2).
+func (p *Platform) historyEnabled() bool {
+	for _, a := range p.auth.Apps() {
+		if a.HistoryEnabled {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ShadowEntry is one side (reported or desired) of one service's shadow.
+type ShadowEntry struct {
+	Data      map[string]any `json:"data"`
+	EventTime time.Time      `json:"eventTime"`
+}
+
+// ServiceShadow is the shadow of one service of a device (SPEC STO-3).
+type ServiceShadow struct {
+	ServiceID string       `json:"serviceId"`
+	Reported  *ShadowEntry `json:"reported,omitempty"`
+	Desired   *ShadowEntry `json:"desired,omitempty"`
+}
+
+// Shadow is the shadow view of a DB: per device, the latest reported value
+// of each property and the desired values set by the application. A device's
+// shadow is one JSON value under its deviceId.
+type Shadow struct{ db *DB }
+
+// Shadow returns the shadow view of db.
+func (db *DB) Shadow() *Shadow { return &Shadow{db: db} }
+
+// Get returns the device's shadow, services in the order first seen.
+func (s *Shadow) Get(deviceID string) ([]ServiceShadow, error) {
+	var out []ServiceShadow
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = getShadow(tx, deviceID)
+		return err
+	})
+	return out, err
+}
+
+func getShadow(tx *bolt.Tx, deviceID string) ([]ServiceShadow, error) {
+	v := tx.Bucket(bucketShadow).Get([]byte(deviceID))
+	if v == nil {
+		return nil, nil
+	}
+	var out []ServiceShadow
+	if err := json.Unmarshal(v, &out); err != nil {
+		return nil, fmt.Errorf("store: shadow of %s: %w", deviceID, err)
+	}
+	return out, nil
+}
+
+// Report merges reported values into the device's shadow: each property
+// takes the new value, properties not reported keep theirs.
+func (s *Shadow) Report(deviceID, serviceID string, data map[string]any, at time.Time) error {
+	return s.update(deviceID, serviceID, func(ss *ServiceShadow) {
+		if ss.Reported == nil {
+			ss.Reported = &ShadowEntry{Data: map[string]any{}}
+		}
+		for k, v := range data {
+			ss.Reported.Data[k] = v
+		}
+		ss.Reported.EventTime = at.UTC()
+	})
+}
+
+// Desire merges desired values into the device's shadow.
+func (s *Shadow) Desire(deviceID, serviceID string, data map[string]any, at time.Time) error {
+	return s.update(deviceID, serviceID, func(ss *ServiceShadow) {
+		if ss.Desired == nil {
+			ss.Desired = &ShadowEntry{Data: map[string]any{}}
+		}
+		for k, v := range data {
+			ss.Desired.Data[k] = v
+		}
+		ss.Desired.EventTime = at.UTC()
+	})
+}
+
+// ClearDesired removes desired values that were delivered to the device.
+func (s *Shadow) ClearDesired(deviceID, serviceID string) error {
+	return s.update(deviceID, serviceID, func(ss *ServiceShadow) { ss.Desired = nil })
+}
+
+// Delete removes the device's shadow.
+func (s *Shadow) Delete(deviceID string) error {
+	return s.db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketShadow).Delete([]byte(deviceID)) })
+}
+
+func (s *Shadow) update(deviceID, serviceID string, f func(*ServiceShadow)) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
+		all, err := getShadow(tx, deviceID)
+		if err != nil {
+			return err
+		}
+		i := 0
+		for i < len(all) && all[i].ServiceID != serviceID {
+			i++
+		}
+		if i == len(all) {
+			all = append(all, ServiceShadow{ServiceID: serviceID})
+		}
+		f(&all[i])
+		v, err := json.Marshal(all)
+		if err != nil {
+			return fmt.Errorf("store: shadow of %s: %w", deviceID, err)
+		}
+		return tx.Bucket(bucketShadow).Put([]byte(deviceID), v)
+	})
+}
