@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-
 // TestHistoryQuery covers SPEC STO-2: by device, service, gateway and time
 // range, newest first, pageNo absent = all, pageNo 0 the first page.
 func TestHistoryQuery(t *testing.T) {
