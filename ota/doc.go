@@ -1,0 +1,160 @@
+// Package ota upgrades device software and firmware: packages, upgrade
+// tasks and their per-device sub-tasks, the PCP protocol that carries
+// software upgrades inside the data channel, block serving with resume,
+// and the LwM2M object 5 flow for firmware (SPEC §6, OTA-1 … OTA-8; FAQ
+// §10).
+//
+// # Model
+//
+// A [Package] is uploaded content plus metadata: kind ([Software] over
+// PCP, [Firmware] over object 5), version, product (device type,
+// manufacturer, model, protocol), source versions, PCP block size (32..500,
+// default 500), size, SHA-256 digest and PCP check code. The content stays
+// in [Files] (a [Dir] on disk) and is only ever read through io.ReaderAt,
+// one block at a time; [Engine.AddPackage] streams it once to compute the
+// digest.
+//
+// A [Task] sends one package to many devices under a [Policy]: now (a
+// device that is not online fails with "Device Abnormal is not online"),
+// device_online (start when the device next wakes; "Waiting for the device
+// online timeout" after Config.OnlineTimeout) or custom (a window; devices
+// not online before its end fail). Each device has a [SubTask]. Task states
+// are wait, processing, success, failed, stop; sub-task states wait,
+// processing, fail, success, stop. Failure reasons are the exact strings
+// of OTA-3 (Reason… constants).
+//
+// A processing sub-task moves through steps, each with a server-side
+// deadline from [Config] (OTA-8):
+//
+//	query    PCP 19 / read /5/0/7      VersionTimeout   "Waiting for report device firmware version timeout"
+//	queued   waiting for a download slot (Config.MaxDownloads), no deadline
+//	notify   PCP 20 / write /5/0/1     DownloadTimeout  "Waiting for device downloaded package timeout"
+//	download blocks (PCP 21 / Block2)  DownloadTimeout, moved on by every block
+//	execute  PCP 23 / execute /5/0/2   ResultTimeout    "Wait for the device to report upgrade result timeout"
+//	result   PCP 24 / /5/0/5           ResultTimeout
+//	check    read /5/0/7 after update  VersionTimeout   "Updating timeout and query device version for check timeout"
+//
+// When the version is known the rules of OTA-1/OTA-2 apply: the same
+// version ends the sub-task with "The current version is the same as the
+// target version"; a version outside the package's source versions fails
+// with [ReasonSourceVersion]; a lower target is allowed. A device with an
+// unfinished sub-task in another task (software or firmware) gets "Task
+// Conflict" when a task is created or retried.
+//
+// A failed task is retried automatically Policy.RetryTimes times (0..5),
+// after RetryInterval doubling each time (software) or Config.RetryInterval
+// (firmware takes no interval, FAQ §10.10). Only failed sub-tasks are
+// retried, and automatically only those whose reason may change (not same
+// version, source version, no protocol service, unsupported package,
+// invalid URI). [Engine.Retry] retries every failed sub-task on demand.
+// Devices that succeeded are never touched (OTA-4).
+//
+// # PCP
+//
+// Frames are FFFE | 01 | code | check code | length | data, big-endian, with
+// the check code of [CRC16] (table of poly 0x1021 driven by a
+// right-shifting update, initial 0; testdata/pcp-vectors.txt). Each message
+// of OTA-6 is a Go type ([QueryVersion], [Notify], [BlockRequest],
+// [BlockAnswer], …); [DecodeMessage] needs the direction because one code is
+// a request one way and its answer the other. Encoders append
+// ([AppendFrame], [AppendBlockAnswer] allocates nothing).
+//
+// The platform side is [Engine.HandleFrame] (frames from the device) and
+// [Engine.DeviceOnline] (the device is awake): the engine asks the version
+// when a sub-task starts, sends the notify when the device is awake, serves
+// any valid block number at any time straight from the file, answers 0x80
+// (no such task: no upgrade, or another version) and 0x81 (no such block),
+// takes the download result, sends execute and takes the upgrade result.
+// Config.MaxDownloads caps the downloads in progress (notify and download
+// steps); the rest wait in StepQueued and are notified in order as slots
+// free up. A queued device that asks for blocks on its own is served.
+// Whenever the device wakes, the request of the current step (query,
+// notify, execute) is sent again, since a frame sent to a sleeping device
+// may be lost. Per device it keeps a bitmap of served blocks, repeats and
+// the first and last serving time ([Engine.Served]).
+//
+// The device side is [Downloader]: it keeps a [DownloadState] through
+// [Progress] after every block, asks for the next missing block when the
+// link is back ([Downloader.Resume]), and starts again at block 0 when the
+// notify carries another version or check code (OTA-7). The notify's check
+// code is the PCP CRC16 of the whole package (the SPEC's vector shows 0;
+// we send the real value so devices detect a changed package, FAQ §10.11;
+// a device that ignores it still works).
+//
+// # Object 5
+//
+// Firmware goes through the [Object5] interface (this package does not
+// import lwm2m): read version, observe /5/0/3 and /5/0/5, write the Package
+// URI Config.FirmwareURI+package id to /5/0/1, execute /5/0/2. Observed
+// values come back through [Engine.FirmwareState] and
+// [Engine.FirmwareResult]; Update Result 2..8 map to reasons with
+// [UpdateResultReason]. After result 1 the version is read again and must
+// equal the target. The lwm2m server serves the Package URI with
+// [Engine.Block2] (RFC 7959 Block2, ETag = SHA-256 digest, Size2 = size).
+//
+// # Concurrency and durability
+//
+// An Engine is safe for concurrent use. [New] loads unfinished tasks from
+// the [Store] and starts nothing; [Engine.Run] runs the deadline, window
+// and retry timer and the workers making Object5 calls; [Engine.Close]
+// stops Run and waits. Every state change of a sub-task is written to the
+// Store before the frame that follows it is sent; a restarted engine
+// carries on (store/ota_test.go). Download progress in the Store is updated
+// each tenth of the blocks; after a restart a download step gets a fresh
+// DownloadTimeout and the device resumes at its own next block; when Run
+// starts it sends the pending request of every loaded sub-task whose
+// device is online and starts those created but never started. Listener
+// calls and frames are made outside every lock.
+//
+// # Caveats
+//
+//   - Run's timer looks at every active sub-task on each tick, and ticks at
+//     most once a second, so a deadline may pass up to a second late under
+//     load (exact otherwise). A deadline heap would remove the scan.
+//   - Waiting sub-tasks start on CreateTask, the window opening, a retry,
+//     DeviceOnline or a frame from the device; the timer does not poll the
+//     registry, so the platform must call DeviceOnline when devices wake.
+//   - Block tracking (bitmap, repeats) lives in memory; the store keeps the
+//     count of distinct blocks, saved each tenth of the package.
+//   - A sub-task write that the Store refuses (disk full) is logged and the
+//     flow goes on in memory; the answer to the device is still sent.
+//   - CreateTask, Retry and Stop run one at a time. Sub-task writes are made
+//     under the sub-task's own lock only; a task's own state change (start,
+//     end, retry planned) is written under the engine lock, which block
+//     serving takes briefly to find a session.
+//
+// # Decisions where the issue was silent
+//
+//   - The same-version outcome is a failed sub-task with the FAQ's string,
+//     as the FAQ lists it among the reasons a task "ends at once".
+//   - PCP result codes map to reasons with [ResultReason]; busy and low
+//     battery on notify or execute are asked again at the next wake.
+//   - The version is asked only when a sub-task starts (OTA-5); a Listener
+//     that also implements [VersionListener] hears every version a device
+//     reports.
+//   - Window tasks do not interrupt sub-tasks still running at the window's
+//     end.
+//   - "Which blocks were served and when" (OTA-7) is a bitmap plus the
+//     first and last serving time per device, not a time per block (that
+//     would cost 8 KB per device for a 1 MB package).
+//   - Stopping a task ends its active sub-tasks with [ReasonStopped]
+//     (state stop, no result event).
+//
+// # Figures
+//
+// Measured with go test -run XXX -bench 'ServeBlocks|MemoryPerDevice|CRC16'
+// -benchtime 2s -count 3 on 2 cores, AMD EPYC, Go 1.26, on a machine
+// shared with seven other builds (figures vary up to 2× run to run):
+//
+//	BenchmarkServeBlocks/baseline-read-and-frame  159,000–176,000 blocks/s (median 173,000)  1,000 goroutines: pread + frame, 0 allocs
+//	BenchmarkServeBlocks/engine-1000-devices        63,000–138,000 blocks/s (median 102,000)  parse, session lookup, tracking, pread, frame, send; 2 allocs, 538 B
+//	BenchmarkMemoryPerDevice                         1,187 B per device with a 1 MB download in progress
+//	BenchmarkCRC16 (511 bytes)                       79–86 MB/s byte-wise, 270–388 MB/s slicing-by-8 (≈3.5×)
+//
+// The engine serves blocks at about 0.6× the raw read-and-frame rate
+// (medians; 0.36–0.8× across runs); half of its CPU time is the pread of
+// the block itself. 1,000 devices each taking one block a second (a fast
+// NB-IoT device) use about 1% of it. Memory per downloading device counts
+// the session, its 2,098-bit block bitmap and the sub-task in the
+// in-memory store.
+package ota

@@ -1,0 +1,62 @@
+package ota
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotFound means a package, task or sub-task does not exist.
+var ErrNotFound = errors.New("ota: not found")
+
+// ErrInvalid means an argument broke a rule; the wrapping error says which
+// field, what was wrong and what is allowed.
+var ErrInvalid = errors.New("ota: invalid argument")
+
+// ErrBadFrame means a PCP frame could not be decoded; it is wrapped by a
+// *FrameError that says where.
+var ErrBadFrame = errors.New("ota: bad PCP frame")
+
+// ErrPackageInUse means a package cannot be deleted because an unfinished
+// task uses it.
+var ErrPackageInUse = errors.New("ota: package is used by an unfinished task")
+
+// ErrTaskFinished means a task that already ended was asked to stop.
+var ErrTaskFinished = errors.New("ota: task already finished")
+
+// ErrNothingToRetry means Retry found no failed sub-task, or the task has
+// not ended yet.
+var ErrNothingToRetry = errors.New("ota: nothing to retry")
+
+// ErrClosed means the engine was used after Close.
+var ErrClosed = errors.New("ota: engine closed")
+
+// ErrNoBlock means a block number is outside the package.
+var ErrNoBlock = errors.New("ota: no such block")
+
+// FrameError says where a PCP frame is wrong.
+type FrameError struct {
+	Offset  int    // byte offset in the frame
+	Message string // what was wrong and what is allowed
+	Err     error  // ErrBadFrame
+}
+
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("ota: PCP frame at byte %d: %s", e.Offset, e.Message)
+}
+
+func (e *FrameError) Unwrap() error { return e.Err }
+
+// FieldError says which field of a package, task or policy is wrong.
+type FieldError struct {
+	Field   string // e.g. "blockSize"
+	Message string // what was wrong and what is allowed
+	Err     error  // ErrInvalid
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("ota: %s: %s", e.Field, e.Message) }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...), Err: ErrInvalid}
+}
