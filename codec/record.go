@@ -1,0 +1,190 @@
+package codec
+
+import (
+	"math"
+	"unicode/utf8"
+)
+
+// Record is a decoded message held as raw values by field index, owned by the
+// caller and reused from one decode to the next: DecodeRecord allocates
+// nothing once the record has seen a message of as many fields. String and
+// byte values point into the decoded payload, so they are valid only while
+// the payload is unchanged. The zero Record is ready to use; its methods
+// are meaningful after a successful decode. A Record is not safe for
+// concurrent use.
+type Record struct {
+	msg    *message
+	fields []field  // msg.fields
+	bits   []uint64 // integer bits (sign-extended) or float64 bits, by field
+	bs     [][]byte // string and array bytes, by field (stale for numbers)
+}
+
+// MessageName returns the name of the decoded codec message.
+func (r *Record) MessageName() string { return r.msg.name }
+
+// Type returns the msgType the record decodes to (MsgReport, MsgResponse,
+// MsgCommand or MsgReportAck).
+func (r *Record) Type() string {
+	return [...]string{MsgReport, MsgCommand, MsgResponse, MsgReportAck}[r.msg.kind]
+}
+
+// Len returns the number of fields.
+func (r *Record) Len() int { return len(r.fields) }
+
+// Name returns the name of field i.
+func (r *Record) Name(i int) string { return r.fields[i].name }
+
+// Int returns field i as an integer: an integer field's value (a uint64
+// above MaxInt64 wraps), a scaled field's raw value, a float truncated, 0
+// for strings and arrays.
+func (r *Record) Int(i int) int64 {
+	if r.fields[i].typ == tFloat {
+		return int64(math.Float64frombits(r.bits[i]))
+	}
+	return int64(r.bits[i])
+}
+
+// Float returns field i as a float64: a scaled field's value raw*scale+offset,
+// a float field's value, an integer converted, 0 for strings and arrays.
+func (r *Record) Float(i int) float64 {
+	f := &r.fields[i]
+	x := r.bits[i]
+	switch {
+	case f.scaled:
+		return f.fromRaw(int64(x))
+	case f.typ == tInt:
+		return float64(int64(x))
+	case f.typ == tFloat:
+		return math.Float64frombits(x)
+	case f.typ == tUint:
+		return float64(x)
+	}
+	return 0
+}
+
+// Bytes returns the bytes of a string, varstring, array or variant field i,
+// pointing into the payload, and nil for numbers.
+func (r *Record) Bytes(i int) []byte {
+	if r.fields[i].typ < tString {
+		return nil
+	}
+	return r.bs[i]
+}
+
+// Value returns field i as it appears in JSON: int64 for integers (uint64 for
+// uint64 fields), float64 for scaled and float fields, string for strings
+// (each byte one rune U+0000…U+00FF, trailing zero bytes of a fixed string
+// dropped), []byte (a copy) for arrays and variants.
+func (r *Record) Value(i int) any {
+	f := &r.fields[i]
+	x := r.bits[i]
+	switch f.typ {
+	case tInt:
+		if f.scaled {
+			return f.fromRaw(int64(x))
+		}
+		return int64(x)
+	case tUint:
+		if f.scaled {
+			return f.fromRaw(int64(x))
+		}
+		if f.size == 8 {
+			return x
+		}
+		return int64(x)
+	case tFloat:
+		return math.Float64frombits(x)
+	case tString:
+		b := r.bs[i]
+		for len(b) > 0 && b[len(b)-1] == 0 {
+			b = b[:len(b)-1]
+		}
+		return latin1(b)
+	case tVarString:
+		return latin1(r.bs[i])
+	}
+	return append([]byte{}, r.bs[i]...)
+}
+
+// fromRaw applies scale and offset. When 1/scale is whole it divides, so
+// that 123456 with scale 0.001 gives exactly 123.456.
+func (f *field) fromRaw(raw int64) float64 {
+	if f.inv != 0 {
+		return float64(raw)/f.inv + f.offset
+	}
+	return float64(raw)*f.scale + f.offset
+}
+
+// latin1 maps each byte to the rune of the same value, so that JSON shows a
+// non-printable byte XX as \u00XX and parsing that JSON gives the byte back.
+func latin1(b []byte) string {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			rs := make([]rune, len(b))
+			for i, c := range b {
+				rs[i] = rune(c)
+			}
+			return string(rs)
+		}
+	}
+	return string(b)
+}
+
+// Build returns the JSON-shaped message of the record: a *Report or
+// *Response for uplinks, a *Command or *ReportAck for downlinks. Data fields
+// appear under their service (reports), in the body (responses) or in paras
+// (commands); messageId and length fields do not appear, the mid and errcode
+// fields fill Mid and Errcode.
+func (r *Record) Build() Message {
+	m := r.msg
+	switch m.kind {
+	case kReport:
+		var rep *Report
+		if len(m.services) <= 4 {
+			// One allocation for the report and its data.
+			both := &struct {
+				r Report
+				d [4]ServiceData
+			}{}
+			rep = &both.r
+			rep.Data = both.d[:len(m.services):len(m.services)]
+		} else {
+			rep = &Report{Data: make([]ServiceData, len(m.services))}
+		}
+		rep.Identifier, rep.MsgType = "0", MsgReport
+		for j, sv := range m.services {
+			rep.Data[j] = ServiceData{ServiceID: sv.name, ServiceData: make(map[string]any, sv.n)}
+		}
+		for i := range r.fields {
+			if f := &r.fields[i]; f.role == roleData {
+				rep.Data[f.svc].ServiceData[f.name] = r.Value(i)
+			}
+		}
+		return rep
+	case kResponse:
+		rsp := &Response{Identifier: "0", MsgType: MsgResponse, Body: make(map[string]any, m.nData)}
+		r.fill(rsp.Body, &rsp.Mid, &rsp.Errcode)
+		return rsp
+	case kCommand:
+		cmd := &Command{Identifier: "0", MsgType: MsgCommand, ServiceID: m.service, Cmd: m.command,
+			Paras: make(map[string]any, m.nData)}
+		r.fill(cmd.Paras, &cmd.Mid, nil)
+		return cmd
+	}
+	return &ReportAck{Identifier: "0", MsgType: MsgReportAck}
+}
+
+func (r *Record) fill(dst map[string]any, mid, errcode *int) {
+	for i := range r.fields {
+		switch r.fields[i].role {
+		case roleData:
+			dst[r.fields[i].name] = r.Value(i)
+		case roleMid:
+			*mid = int(r.Int(i))
+		case roleErrcode:
+			if errcode != nil {
+				*errcode = int(r.Int(i))
+			}
+		}
+	}
+}
