@@ -240,7 +240,7 @@ func (c *compiler) message(ms *MessageSpec) message {
 	if off >= 0 {
 		for i := range m.fields {
 			f := &m.fields[i]
-			m.ops = append(m.ops, op{off: f.off, size: f.size, code: opFor(f)})
+			m.ops = append(m.ops, op{size: f.size, code: opFor(f)})
 		}
 	}
 	if m.kind == kReportResponse {

@@ -148,43 +148,53 @@ func decodeFixed(m *message, p []byte, bits []uint64, bs [][]byte) bool {
 	ops := m.ops
 	bits, bs = bits[:len(ops)], bs[:len(ops)]
 	for i := range ops {
-		o := &ops[i]
-		b := p[o.off:]
-		var x uint64
-		switch o.code {
+		switch ops[i].code {
 		case opU8:
-			x = uint64(b[0])
+			bits[i] = uint64(p[0])
+			p = p[1:]
 		case opI8:
-			x = uint64(int64(int8(b[0])))
+			bits[i] = uint64(int64(int8(p[0])))
+			p = p[1:]
 		case opU16:
-			x = uint64(binary.BigEndian.Uint16(b))
+			bits[i] = uint64(binary.BigEndian.Uint16(p))
+			p = p[2:]
 		case opI16:
-			x = uint64(int64(int16(binary.BigEndian.Uint16(b))))
+			bits[i] = uint64(int64(int16(binary.BigEndian.Uint16(p))))
+			p = p[2:]
 		case opU24:
-			x = uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
+			bits[i] = uint64(p[0])<<16 | uint64(p[1])<<8 | uint64(p[2])
+			p = p[3:]
 		case opI24:
-			x = uint64(int64(int32(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8) >> 8))
+			bits[i] = uint64(int64(int32(uint32(p[0])<<24|uint32(p[1])<<16|uint32(p[2])<<8) >> 8))
+			p = p[3:]
 		case opU32:
-			x = uint64(binary.BigEndian.Uint32(b))
+			bits[i] = uint64(binary.BigEndian.Uint32(p))
+			p = p[4:]
 		case opI32:
-			x = uint64(int64(int32(binary.BigEndian.Uint32(b))))
+			bits[i] = uint64(int64(int32(binary.BigEndian.Uint32(p))))
+			p = p[4:]
 		case opU64:
-			x = binary.BigEndian.Uint64(b)
+			bits[i] = binary.BigEndian.Uint64(p)
+			p = p[8:]
 		case opF32:
-			f := float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
+			f := float64(math.Float32frombits(binary.BigEndian.Uint32(p)))
 			if math.IsNaN(f) || math.IsInf(f, 0) {
 				return false
 			}
-			x = math.Float64bits(f)
+			bits[i] = math.Float64bits(f)
+			p = p[4:]
 		case opF64:
-			x = binary.BigEndian.Uint64(b)
+			x := binary.BigEndian.Uint64(p)
 			if f := math.Float64frombits(x); math.IsNaN(f) || math.IsInf(f, 0) {
 				return false
 			}
+			bits[i] = x
+			p = p[8:]
 		default:
-			bs[i] = b[:o.size]
+			n := ops[i].size
+			bits[i], bs[i] = 0, p[:n]
+			p = p[n:]
 		}
-		bits[i] = x
 	}
 	if m.midIndex >= 0 {
 		if v := int64(bits[m.midIndex]); v < 1 || v > 65535 {

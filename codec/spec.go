@@ -189,9 +189,9 @@ type service struct {
 	n    int
 }
 
-// op is one step of the fixed-layout decoder.
+// op is one step of the fixed-layout decoder, which reads the fields one
+// after the other.
 type op struct {
-	off  int
 	size int
 	code opcode
 }

@@ -1,40 +1,140 @@
 // Package lwm2m is Doze's LwM2M side: the object model and content formats
-// of OMA LwM2M 1.0/1.1 (SPEC LWM-6) and, in later work, the CoAP/DTLS
-// server that devices register with (SPEC LWM-1 to LWM-5, LWM-7 to LWM-10).
+// of OMA LwM2M 1.0 and 1.1 (SPEC LWM-6), the object registry, and the
+// CoAP/DTLS server devices register with (SPEC LWM-1 to LWM-5 and LWM-7 to
+// LWM-10; see Server below).
 //
-// # Paths
+// # Model
 //
-// A Path is /object/instance/resource/resource-instance with one to four
-// ids (or none, for the root). ParsePath reads the text form ("/3/0/1"),
-// ParsePathSegments the CoAP Uri-Path segments, NewPath a list of ids. A
-// Path is a small comparable value usable as a map key. Ids are 0–65534;
-// 65535 is MAX_ID, reserved by LwM2M. Decision: ParsePath is strict (no
-// leading zeros, no signs, no empty segments or trailing slash), so that
-// every accepted text prints back unchanged.
+// A Path names the root, an object (/3), an object instance (/3/0), a
+// resource (/3/0/1) or a resource instance (/3/0/6/1). ParsePath reads the
+// text form, ParsePathSegments the CoAP Uri-Path segments, NewPath a list
+// of ids. A Path is a small comparable value, usable as a map key. Ids are
+// 0–65534; 65535 is MAX_ID, reserved by LwM2M.
 //
-// # Link format
+// A Value is the value of one resource or resource instance, with one of
+// the LwM2M data types (Type): String, Integer, Unsigned Integer, Float,
+// Boolean, Opaque, Time, Objlnk, Corelnk. Values are immutable and compare
+// with ==, and marshal to the natural JSON value of their type. A payload
+// decodes to a list of Records, each a Path and a Value
+// (and a time, for SenML): a single resource is one record at /o/i/r, a
+// multiple resource is one record per instance at /o/i/r/ri. The same
+// records encode back in any format. GroupResources gathers records into
+// ResourceValues, single ones with their Value and multiple ones with
+// their Instances.
 //
-// ParseLinks and AppendLinks read and write the CoRE link format (RFC 6690,
-// content format 40) as LwM2M uses it in registration bodies and Discover
-// answers. ParseClientObjects interprets a registration body: the root path
-// and content formats announced with rt="oma.lwm2m", and each object with
-// its instances and version. Decision: ParseLinks accepts no whitespace
-// between links (RFC 6690 has none) but tolerates trailing whitespace and
-// NUL bytes at the end of a payload, which some C clients send.
+// # Object definitions
+//
+// A Registry maps object ids to ObjectDefs (resources with id, name,
+// operations, single or multiple, mandatory, type, range, units).
+// NewBuiltinRegistry holds objects 0 LwM2M Security, 1 LwM2M Server,
+// 3 Device, 4 Connectivity Monitoring, 5 Firmware Update (as in LwM2M 1.1:
+// Update Result 0–9, State 0–3; see the Firmware* constants) and
+// 19 BinaryAppDataContainer, written from the OMA specification.
+// Registry.LoadDDF and LoadFS add objects from OMA DDF XML, the format of
+// the OMA LwM2M registry, with errors that name the file and line.
+//
+// # Content formats
+//
+// Decode(format, path, payload, registry) and Encode(format, path,
+// records) handle plain text (FormatText, 0), opaque (FormatOpaque, 42),
+// TLV (FormatTLV, 11542), SenML JSON (FormatSenMLJSON, 110) and SenML CBOR
+// (FormatSenMLCBOR, 112); the LwM2M 1.0 JSON format (FormatJSON, 11543) is
+// decoded only. Each format also has its own DecodeX and AppendX function.
+// The CoRE link format (FormatLink, 40) is not records: ParseLinks and
+// AppendLinks read and write it, and ParseClientObjects interprets a
+// registration body (root path and content formats announced with
+// rt="oma.lwm2m", objects with their instances and versions).
+//
+// The path given to Decode is the path of the request (or of the observed
+// resource): record names must lie under it. The body of an LwM2M 1.1 Send
+// (POST /dp) names any resources, so it decodes with RootPath.
+//
+// Decoders type each value with the definition of its resource when the
+// registry has one. Without one, formats that carry a type keep it (SenML
+// and LwM2M JSON: v is Integer when integral, else Float; vs String; vb
+// Boolean; vd Opaque; vlo Objlnk) and TLV and text give a Raw value, the
+// bytes as they came, which Value.As converts once the type is known.
+// Opaque content is always Opaque.
 //
 // # Errors
 //
-// Bad input gets an error that names what was wrong and where: *PathError
-// (wrapping ErrInvalidPath) with the byte offset in the path text,
-// *DecodeError (wrapping ErrMalformed) with the content format, the LwM2M
-// path being decoded and the byte offset in the payload.
+// Bad input gets an error that says what was wrong, where, and what is
+// allowed: *PathError (wrapping ErrInvalidPath) with the byte offset in the
+// path; *DecodeError (wrapping ErrMalformed) with the content format, the
+// LwM2M path of the item and the byte offset in the payload (for SenML and
+// LwM2M JSON, the offset of the record); *EncodeError (ErrEncode);
+// *DefinitionError (ErrInvalidDefinition) with file and line. Decoders
+// never allocate more than a small multiple of the payload, whatever its
+// length fields claim: TLV lengths are checked against the bytes left
+// before use; each SenML CBOR record is checked to be well formed before
+// it is decoded, the record count of the array head (at most 65536) only
+// bounds the loop, and records have at most 32 fields. Tests hold hostile
+// payloads to a few hundred bytes of allocation.
+//
+// # Decisions where the issue was silent
+//
+//   - ParsePath is strict: no leading zeros, signs, empty segments or
+//     trailing slash, so every path it accepts prints back unchanged.
+//   - ParseLinks follows RFC 6690 (no whitespace between links) but
+//     tolerates trailing whitespace and NUL bytes, which some C clients
+//     send. ParseClientObjects refuses a link that is not an object or
+//     object instance under the root path, rather than ignoring it.
+//   - DecodeTLV accepts what common clients send besides the exact form:
+//     an object instance wrapping the resources of /o/i, resources right
+//     under /o (taken as instance 0), bare resource instances for /o/i/r.
+//   - AppendTLV writes integers in the fewest bytes (1, 2, 4, 8) and floats
+//     in 4 bytes when float32 holds them exactly, else 8.
+//   - Plain text carries Opaque as base64 and Objlnk as "object:instance"
+//     (LwM2M 1.1); SenML vd is written as base64url without padding
+//     (RFC 8428) and read with or without padding, URL or standard alphabet.
+//   - SenML encoders put bn on the first record: "/o/i/" for a request on
+//     an object instance or below, "/o/" for an object, none at the root.
+//     bt+t become Record.Time as absolute Unix time; RFC 8428's relative
+//     times (values below 2^28) are not resolved against a clock.
+//   - Registry.Add replaces an object already registered with the same id,
+//     so a DDF file can override a built-in definition.
+//
+// # Caveats
+//
+//   - A multiple resource with no instances, or an object instance with no
+//     resources, decodes to no records (records hold values).
+//   - Decoders do not check a payload against the definition's single or
+//     multiple flag, or its range; they check types.
+//   - SenML fields other than bn, bt, n, v, vs, vb, vd, vlo and t are
+//     ignored, including "must understand" fields ending in "_".
 //
 // # Server
 //
-// Not part of this package yet.
+// The CoAP/DTLS server of SPEC LWM-1 to LWM-5 and LWM-7 to LWM-10 is not
+// part of this package yet; it is being written on its own branch and will
+// be described here.
 //
 // # Concurrency
 //
-// Paths, links and the values they produce are plain values; the functions
-// above keep no state and are safe to call from many goroutines.
+// Paths, Values and Records are plain values. The Decode and Encode
+// functions keep no state and may be called from many goroutines. A
+// Registry is safe for concurrent use, including adding definitions while
+// others decode.
+//
+// # Performance
+//
+// BenchmarkDevice (bench_model_test.go) decodes and encodes the Device
+// object instance /3/0 of LwM2M 1.1 Core §7.4.3.1 (13 resources, 16
+// values, 121 bytes of TLV), with encoding/json of the same data as a
+// plain Go slice as the baseline in the same run. On 2 cores, AMD EPYC
+// (Oxide Virtual Turin-like Processor), Go 1.26, shared with seven other
+// builds (load average 13–17), so times are the best and the median of 8
+// runs of 300 ms (go test -bench Device -benchtime 300ms -count 8);
+// allocation counts do not vary:
+//
+//	                          best    median      B/op  allocs  best vs baseline
+//	TLV decode              4.2 µs    5.3 µs     1352      6   5.4× faster than json.Unmarshal
+//	TLV encode (AppendTLV)  1.4 µs    1.7 µs        0      0   1.7× faster than json.Marshal
+//	SenML CBOR decode      24.4 µs   36.3 µs     5512     78   1.1× slower than json.Unmarshal
+//	SenML CBOR encode       6.6 µs   13.5 µs     3032     19   2.8× slower than json.Marshal
+//	SenML JSON decode      35.5 µs   73.2 µs     8672    103   1.6× slower than json.Unmarshal
+//	json.Unmarshal         22.6 µs   31.2 µs     2072     32   (baseline)
+//	json.Marshal            2.4 µs    6.0 µs      600      2   (baseline)
+//
+// A test asserts that AppendTLV into a buffer with room allocates nothing.
 package lwm2m

@@ -41,6 +41,7 @@ type PathError struct {
 	Reason string // what is wrong and what is allowed
 }
 
+// Error returns "lwm2m: invalid path <input> at byte <offset>: <reason>".
 func (e *PathError) Error() string {
 	return fmt.Sprintf("lwm2m: invalid path %q at byte %d: %s", e.Input, e.Offset, e.Reason)
 }
@@ -60,6 +61,7 @@ type DecodeError struct {
 	Err    error  // underlying cause, may be nil
 }
 
+// Error names the format, the path, the byte offset and the reason.
 func (e *DecodeError) Error() string {
 	s := "lwm2m: " + e.Format.String()
 	if e.Path != "" {
@@ -88,6 +90,7 @@ type EncodeError struct {
 	Reason string // what is wrong and what is allowed
 }
 
+// Error names the format, the path and the reason.
 func (e *EncodeError) Error() string {
 	s := "lwm2m: cannot encode " + e.Format.String()
 	if e.Path != "" {
@@ -110,6 +113,7 @@ type DefinitionError struct {
 	Err    error  // underlying cause, may be nil
 }
 
+// Error names the source and line, the object and the reason.
 func (e *DefinitionError) Error() string {
 	s := "lwm2m: object definition"
 	if e.Source != "" {
@@ -135,5 +139,3 @@ func (e *DefinitionError) Unwrap() []error {
 	}
 	return []error{ErrInvalidDefinition}
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -1,7 +1,7 @@
 package lwm2m
 
 import (
-	"bytes"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,11 +65,10 @@ func parseLinks(b []byte) ([]Link, []int, error) {
 	if len(b) == 0 {
 		return nil, nil, nil
 	}
-	// Every link has its own comma (but the last), so the count of commas
-	// bounds the slices by what the input justifies.
-	n := bytes.Count(b, []byte{','}) + 1
-	links := make([]Link, 0, n)
-	offs := make([]int, 0, n)
+	// The slices grow with the links actually parsed, never with what the
+	// payload seems to announce (a run of commas is not a run of links).
+	var links []Link
+	var offs []int
 	p := linkParser{b: b}
 	for {
 		start := p.off
@@ -95,7 +94,7 @@ type linkParser struct {
 }
 
 func (p *linkParser) errorf(format string, args ...any) *DecodeError {
-	return &DecodeError{Format: FormatLink, Offset: p.off, Reason: sprintf(format, args...)}
+	return &DecodeError{Format: FormatLink, Offset: p.off, Reason: fmt.Sprintf(format, args...)}
 }
 
 func (p *linkParser) link() (Link, error) {

@@ -139,3 +139,31 @@ func (r *Registry) typeAt(p Path) (Type, bool) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// typeCache looks up resource types like Registry.typeAt, remembering the
+// last object so that a payload of one object instance takes the
+// registry's lock once per object rather than once per value.
+type typeCache struct {
+	reg   *Registry
+	obj   *ObjectDef
+	objID uint16
+	known bool // obj and objID hold a finished lookup
+}
+
+func (c *typeCache) typeAt(p Path) (Type, bool) {
+	if c.reg == nil || p.n < 3 {
+		return 0, false
+	}
+	if !c.known || c.objID != p.ids[0] {
+		c.obj, _ = c.reg.Object(p.ids[0])
+		c.objID, c.known = p.ids[0], true
+	}
+	if c.obj == nil {
+		return 0, false
+	}
+	d, ok := c.obj.Resource(p.ids[2])
+	if !ok || d.Type == TypeNone {
+		return 0, false
+	}
+	return d.Type, true
+}

@@ -73,9 +73,10 @@ func consumeTLV(b []byte, off, end int) (tlvElem, string) {
 // §7.4.3) read from base, which must name at least an object. The payload
 // holds object instances for /o, resources for /o/i, one resource (single
 // or multiple) for /o/i/r and one resource instance for /o/i/r/ri. As many
-// clients do, DecodeTLV also accepts an object instance wrapping the
-// resources of /o/i, resources directly under /o (taken as instance 0) and
-// bare resource instances for /o/i/r.
+// clients send them, DecodeTLV also accepts one object instance wrapping
+// what was asked for /o/i or below, resources directly under /o (taken as
+// instance 0) and bare resource instances for /o/i/r. A path given twice
+// is an error.
 //
 // Values of resources that reg defines get their type; others are Raw
 // values (see Value.As). Errors are *DecodeError naming the path and the
@@ -85,7 +86,9 @@ func DecodeTLV(base Path, b []byte, reg *Registry) ([]Record, error) {
 	if base.n == 0 {
 		return nil, &DecodeError{Format: FormatTLV, Path: "/", Reason: "a TLV payload needs an object in the request path"}
 	}
-	d := tlvDecoder{b: b, reg: reg}
+	// A value with its header takes about 8 bytes in typical payloads; the
+	// estimate saves regrowing the slice and stays in proportion to b.
+	d := tlvDecoder{b: b, types: typeCache{reg: reg}, recs: make([]Record, 0, len(b)/8+1)}
 	if err := d.elems(base, 0, len(b), true); err != nil {
 		return nil, err
 	}
@@ -93,9 +96,11 @@ func DecodeTLV(base Path, b []byte, reg *Registry) ([]Record, error) {
 }
 
 type tlvDecoder struct {
-	b    []byte
-	reg  *Registry
-	recs []Record
+	b       []byte
+	types   typeCache
+	recs    []Record
+	wrapped bool           // inside an object instance wrapping the request path
+	seen    map[Path]uint8 // paths so far, once records came out of order
 }
 
 func (d *tlvDecoder) errorf(p Path, off int, reason string) error {
@@ -126,7 +131,14 @@ func (d *tlvDecoder) elem(p Path, e tlvElem, top bool) error {
 	}
 	switch e.kind {
 	case tlvObjectInstance:
-		return d.elems(q, e.voff, e.voff+e.vlen, false)
+		if q != p {
+			return d.elems(q, e.voff, e.voff+e.vlen, false)
+		}
+		if d.wrapped {
+			return d.errorf(p, e.off, "object instance "+strconv.Itoa(int(e.id))+" wrapped twice")
+		}
+		d.wrapped = true
+		return d.elems(p, e.voff, e.voff+e.vlen, true)
 	case tlvResource, tlvResourceInstance:
 		return d.value(q, e)
 	}
@@ -158,7 +170,8 @@ func tlvTarget(p Path, e tlvElem, top bool) (Path, bool) {
 			q.ids[1], q.n = e.id, 2
 			return q, true
 		}
-		return p, top && p.n == 2 && p.ids[1] == e.id
+		// An object instance wrapping what was asked for /o/i or below.
+		return p, top && p.n >= 2 && p.ids[1] == e.id
 	case tlvResource, tlvMultipleResource:
 		switch {
 		case p.n == 2:
@@ -199,7 +212,7 @@ func tlvWant(p Path, top bool) string {
 func (d *tlvDecoder) value(q Path, e tlvElem) error {
 	raw := d.b[e.voff : e.voff+e.vlen]
 	var v Value
-	if t, ok := d.reg.typeAt(q); ok {
+	if t, ok := d.types.typeAt(q); ok {
 		var reason string
 		if v, reason = tlvValue(raw, t); reason != "" {
 			return d.errorf(q, e.voff, reason)
@@ -207,8 +220,53 @@ func (d *tlvDecoder) value(q Path, e tlvElem) error {
 	} else {
 		v = RawValue(FormatTLV, raw)
 	}
+	if reason := d.track(q); reason != "" {
+		return d.errorf(q, e.off, reason)
+	}
 	d.recs = append(d.recs, Record{Path: q, Value: v})
 	return nil
+}
+
+// Marks in tlvDecoder.seen.
+const (
+	seenValue     = 1 // a record at the path
+	seenInstances = 2 // a resource with records at its instances
+)
+
+// track refuses a path given twice, and a resource given both as a single
+// value and with instances. Records in increasing path order cannot
+// repeat, so only a payload out of order pays for a set of the paths seen.
+func (d *tlvDecoder) track(q Path) string {
+	n := len(d.recs)
+	if d.seen == nil {
+		if n == 0 || d.recs[n-1].Path.Compare(q) < 0 {
+			if n > 0 && q.n == 4 && d.recs[n-1].Path == q.Parent() {
+				return "resource " + q.Parent().String() + " has a value and instances; a resource is single or multiple"
+			}
+			return ""
+		}
+		d.seen = make(map[Path]uint8, n+1)
+		for _, r := range d.recs {
+			d.seen[r.Path] = seenValue
+			if r.Path.n == 4 {
+				d.seen[r.Path.Parent()] = seenInstances
+			}
+		}
+	}
+	if d.seen[q] != 0 {
+		if d.seen[q] == seenInstances {
+			return "resource " + q.String() + " has a value and instances; a resource is single or multiple"
+		}
+		return "the payload holds " + q.String() + " twice"
+	}
+	d.seen[q] = seenValue
+	if q.n == 4 {
+		if d.seen[q.Parent()] == seenValue {
+			return "resource " + q.Parent().String() + " has a value and instances; a resource is single or multiple"
+		}
+		d.seen[q.Parent()] = seenInstances
+	}
+	return ""
 }
 
 // tlvValue decodes the value field of a TLV as type t (LwM2M 1.1 Core
@@ -284,6 +342,9 @@ func tlvValue(b []byte, t Type) (Value, string) {
 func AppendTLV(dst []byte, base Path, recs []Record) ([]byte, error) {
 	if base.n == 0 {
 		return dst, &EncodeError{Format: FormatTLV, Path: "/", Reason: "a TLV payload needs an object in the path"}
+	}
+	if len(recs) == 0 {
+		return dst, nil // an empty payload, as DecodeTLV reads it back
 	}
 	if base.n == 4 && len(recs) != 1 {
 		return dst, &EncodeError{Format: FormatTLV, Path: base.String(),

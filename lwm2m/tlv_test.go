@@ -227,6 +227,12 @@ var tlvErrorTests = []struct {
 	{"/3/0", "08 01 03 C1 09 64", "/3/0", 0, "object instance with id 1 cannot appear here"},
 	{"/3/0/9", "C1 08 64", "/3/0/9", 0, "want resource 9 or its instances"},
 	{"/3", "08 00 03 08 00 00", "/3/0", 3, "object instance with id 0 cannot appear here"},
+	{"/3/0", "08 00 05 08 00 02 C0 09", "/3/0", 3, "object instance 0 wrapped twice"},
+	{"/3/0", "C1 09 64 C1 0A 0F C1 09 64", "/3/0/9", 6, "the payload holds /3/0/9 twice"},
+	{"/3", "08 00 03 C1 09 64 08 00 03 C1 09 64", "/3/0/9", 9, "twice"},
+	{"/3/0", "C1 06 01 86 06 41 00 01 41 01 05", "/3/0/6/0", 5, "single or multiple"},
+	{"/3/0", "86 06 41 00 01 41 01 05 C1 06 01", "/3/0/6", 8, "single or multiple"},
+	{"/3/0", "C1 09 64 86 06 41 00 01 41 01 05 C1 06 01", "/3/0/6", 11, "single or multiple"},
 	{"/3/0", "E0 FFFF 00", "/3/0", 0, "65535 is reserved"},
 	{"/", "C1 09 64", "/", 0, "needs an object"},
 	{"/3/0", "88 07 09 42 00 0ED8 43 01 001388", "/3/0/7/1", 9, "Integer of 3 bytes"},
@@ -259,7 +265,7 @@ func TestTLVEncodeErrors(t *testing.T) {
 		{"/3/0", []Record{{Path: MustPath("/3/0/1"), Value: RawValue(FormatText, []byte("x"))}}, "convert it with Value.As"},
 		{"/3/0", []Record{{Path: MustPath("/3/0/1"), Value: IntValue(1)}, {Path: MustPath("/3/0/1"), Value: IntValue(2)}}, "two values"},
 		{"/3/0", []Record{{Path: MustPath("/3/0/6/0"), Value: IntValue(1)}, {Path: MustPath("/3/0/6"), Value: IntValue(2)}}, "single or multiple"},
-		{"/3/0/6/1", nil, "0 records"},
+		{"/3/0/6/1", []Record{{Path: MustPath("/3/0/6/1"), Value: IntValue(1)}, {Path: MustPath("/3/0/6/1"), Value: IntValue(2)}}, "2 records"},
 	} {
 		_, err := AppendTLV(nil, MustPath(tt.base), tt.recs)
 		require.ErrorIs(t, err, ErrEncode, "AppendTLV(%s, %v)", tt.base, tt.recs)
@@ -342,7 +348,7 @@ func FuzzDecodeTLV(f *testing.F) {
 		}
 		enc, err := AppendTLV(nil, p, recs)
 		if err != nil {
-			return // e.g. duplicates the decoder accepts but the encoder refuses
+			t.Fatalf("AppendTLV(DecodeTLV(%s, % x)) = %v", p, b, err)
 		}
 		back, err := DecodeTLV(p, enc, reg)
 		if err != nil {
@@ -352,4 +358,80 @@ func FuzzDecodeTLV(f *testing.F) {
 			t.Fatalf("round trip of % x: %d records, then %d", b, len(recs), len(back))
 		}
 	})
+}
+
+// TestTLVObject19 covers the data channel of SPEC LWM-5: /19/0/0 is a
+// multiple Opaque resource, so a TLV notification carries its instances.
+func TestTLVObject19(t *testing.T) {
+	reg := NewBuiltinRegistry()
+	// 86 00: multiple resource 0 of 6 bytes, holding 42 00 AA BB (instance
+	// 0, 2 bytes) and 40 01 (instance 1, empty).
+	b := unhex(t, "86 00 42 00 AABB 40 01")
+	got, err := DecodeTLV(MustPath("/19/0/0"), b, reg)
+	require.NoError(t, err)
+	require.Equal(t, []Record{
+		{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{0xAA, 0xBB})},
+		{Path: MustPath("/19/0/0/1"), Value: OpaqueValue(nil)},
+	}, got)
+	enc, err := Encode(FormatTLV, MustPath("/19/0/0"), got)
+	require.NoError(t, err)
+	require.Equal(t, b, enc)
+
+	// A downlink write of 300 bytes to /19/1/0 instance 0: 16-bit lengths.
+	data := make([]byte, 300)
+	enc, err = Encode(FormatTLV, MustPath("/19/1/0"), []Record{{Path: MustPath("/19/1/0/0"), Value: OpaqueValue(data)}})
+	require.NoError(t, err)
+	require.Equal(t, unhex(t, "90 00 0130 50 00 012C"), enc[:8], "multiple resource of 304 bytes holding an instance of 300")
+	require.Len(t, enc, 8+300)
+}
+
+// TestTLVSpecObjectLinks decodes the object link examples of LwM2M 1.1 Core
+// §7.4.3.3 (objects 65 and 66 of the specification): a multiple Objlnk
+// resource, and two instances linking to 67:0 and to the null link
+// 65535:65535.
+func TestTLVSpecObjectLinks(t *testing.T) {
+	reg := NewRegistry()
+	require.NoError(t, reg.Add(
+		ObjectDef{ID: 65, Resources: []ResourceDef{
+			{ID: 0, Type: TypeObjlnk, Multiple: true}, {ID: 1, Type: TypeString}, {ID: 2, Type: TypeInteger}}},
+		ObjectDef{ID: 66, Multiple: true, Resources: []ResourceDef{
+			{ID: 0, Type: TypeString}, {ID: 1, Type: TypeString}, {ID: 2, Type: TypeObjlnk}}}))
+	b65 := unhex(t, "88 00 0C 44 00 00420000 44 01 00420001 C8 01 0D 38363133383030373535353030 C4 02 12345678")
+	got, err := DecodeTLV(MustPath("/65/0"), b65, reg)
+	require.NoError(t, err)
+	require.Equal(t, []Record{
+		{Path: MustPath("/65/0/0/0"), Value: ObjlnkValue(66, 0)},
+		{Path: MustPath("/65/0/0/1"), Value: ObjlnkValue(66, 1)},
+		{Path: MustPath("/65/0/1"), Value: StringValue("8613800755500")},
+		{Path: MustPath("/65/0/2"), Value: IntValue(0x12345678)},
+	}, got)
+	enc, err := AppendTLV(nil, MustPath("/65/0"), got)
+	require.NoError(t, err)
+	require.Equal(t, b65, enc)
+
+	b66 := unhex(t, `08 00 26 C8 00 0B 6D79536572766963652031 C8 01 0F 496E7465726E65742E31352E323334 C4 02 00430000
+	                 08 01 26 C8 00 0B 6D79536572766963652032 C8 01 0F 496E7465726E65742E31352E323335 C4 02 FFFFFFFF`)
+	got, err = DecodeTLV(MustPath("/66"), b66, reg)
+	require.NoError(t, err)
+	require.Len(t, got, 6)
+	require.Equal(t, Record{Path: MustPath("/66/0/2"), Value: ObjlnkValue(67, 0)}, got[2])
+	require.Equal(t, Record{Path: MustPath("/66/1/1"), Value: StringValue("Internet.15.235")}, got[4])
+	require.Equal(t, Record{Path: MustPath("/66/1/2"), Value: ObjlnkValue(65535, 65535)}, got[5])
+	enc, err = AppendTLV(nil, MustPath("/66"), got)
+	require.NoError(t, err)
+	require.Equal(t, b66, enc)
+}
+
+// TestTLVWrappedResource accepts a read of /3/0/1 answered inside object
+// instance 0, as some clients do.
+func TestTLVWrappedResource(t *testing.T) {
+	got, err := DecodeTLV(MustPath("/3/0/1"), unhex(t, "08 00 05 C3 01 616263"), NewBuiltinRegistry())
+	require.NoError(t, err)
+	require.Equal(t, []Record{{Path: MustPath("/3/0/1"), Value: StringValue("abc")}}, got)
+	_, err = DecodeTLV(MustPath("/3/0/1"), unhex(t, "08 01 05 C3 01 616263"), NewBuiltinRegistry())
+	require.ErrorIs(t, err, ErrMalformed, "a wrapper for another instance")
+	// Out of order but distinct paths are fine.
+	got, err = DecodeTLV(MustPath("/3/0"), unhex(t, "C1 0A 0F C1 09 64"), NewBuiltinRegistry())
+	require.NoError(t, err)
+	require.Len(t, got, 2)
 }

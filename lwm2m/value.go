@@ -2,7 +2,10 @@ package lwm2m
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -200,7 +203,7 @@ func (v Value) As(t Type) (Value, error) {
 		return v, nil
 	}
 	if v.t != TypeRaw {
-		return Value{}, &DecodeError{Format: v.src, Reason: "cannot convert a " + v.t.String() + " value to " + t.String()}
+		return Value{}, fmt.Errorf("%w: cannot convert a %s value to %s; only Raw values convert", ErrMalformed, v.t, t)
 	}
 	switch v.src {
 	case FormatTLV:
@@ -309,4 +312,101 @@ type Record struct {
 	// Time is the time of the value for formats that carry one (SenML's
 	// bt+t, LwM2M JSON's bt+t); zero when absent.
 	Time time.Time
+}
+
+// ResourceValue is one resource gathered from records: a single resource
+// with its Value, or a multiple resource with its Instances.
+type ResourceValue struct {
+	Path      Path            // the resource, /o/i/r
+	Multiple  bool            // the records named instances (/o/i/r/ri)
+	Value     Value           // the value of a single resource
+	Instances []InstanceValue // the instances of a multiple resource, by id
+}
+
+// InstanceValue is one instance of a multiple resource with its value.
+type InstanceValue struct {
+	ID    uint16
+	Value Value
+}
+
+// GroupResources gathers records into resources, ordered by path: records at
+// /o/i/r give single resources, records at /o/i/r/ri the instances of
+// multiple resources. Records at shallower paths are left out. A resource
+// named both ways, or a path named twice, is an error (wrapping
+// ErrMalformed). Times of records are dropped.
+func GroupResources(recs []Record) ([]ResourceValue, error) {
+	sorted := slices.Clone(recs)
+	slices.SortStableFunc(sorted, compareRecords)
+	var out []ResourceValue
+	for i, r := range sorted {
+		if r.Path.n < 3 {
+			continue
+		}
+		if i > 0 && sorted[i-1].Path == r.Path {
+			return nil, fmt.Errorf("%w: %s has two values", ErrMalformed, r.Path)
+		}
+		rp := r.Path
+		if rp.n == 4 {
+			rp = rp.Parent()
+		}
+		if n := len(out); n > 0 && out[n-1].Path == rp {
+			if r.Path.n == 3 || !out[n-1].Multiple {
+				return nil, fmt.Errorf("%w: %s has a value and instances; a resource is single or multiple", ErrMalformed, rp)
+			}
+			out[n-1].Instances = append(out[n-1].Instances, InstanceValue{ID: r.Path.ids[3], Value: r.Value})
+			continue
+		}
+		res := ResourceValue{Path: rp}
+		if r.Path.n == 4 {
+			res.Multiple = true
+			res.Instances = []InstanceValue{{ID: r.Path.ids[3], Value: r.Value}}
+		} else {
+			res.Value = r.Value
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// Records returns the records of r: one for a single resource, one per
+// instance for a multiple resource.
+func (r ResourceValue) Records() []Record {
+	if !r.Multiple {
+		return []Record{{Path: r.Path, Value: r.Value}}
+	}
+	out := make([]Record, len(r.Instances))
+	for i, in := range r.Instances {
+		p := r.Path
+		p.ids[3], p.n = in.ID, 4
+		out[i] = Record{Path: p, Value: in.Value}
+	}
+	return out
+}
+
+// MarshalJSON writes v as the natural JSON value of its type: a number for
+// Integer, Unsigned Integer, Float and Time (Unix seconds), true or false
+// for Boolean, a string for String and Corelnk, "object:instance" for
+// Objlnk, base64 for Opaque and Raw, null for TypeNone. A Float that is NaN
+// or infinite is an error, as JSON has neither.
+func (v Value) MarshalJSON() ([]byte, error) {
+	switch v.t {
+	case TypeNone:
+		return []byte("null"), nil
+	case TypeInteger, TypeTime, TypeUnsigned:
+		b, _ := appendText(nil, v)
+		return b, nil
+	case TypeFloat:
+		f := math.Float64frombits(v.n)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("%w: JSON has no NaN or infinity (Float %v)", ErrEncode, f)
+		}
+		return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
+	case TypeBoolean:
+		return strconv.AppendBool(nil, v.n != 0), nil
+	case TypeOpaque, TypeRaw:
+		b := []byte{'"'}
+		b = base64.StdEncoding.AppendEncode(b, []byte(v.s))
+		return append(b, '"'), nil
+	}
+	return json.Marshal(v.String())
 }

@@ -92,6 +92,17 @@
 // equal the target. The lwm2m server serves the Package URI with
 // [Engine.Block2] (RFC 7959 Block2, ETag = SHA-256 digest, Size2 = size).
 //
+// # Wiring it into a platform
+//
+//	engine, _ := ota.New(st.OTA(), ota.Dir(dir), pcpChannel, ota.Config{Devices: reg, Object5: fw, Listener: pushes, FirmwareURI: uri})
+//	go engine.Run(ctx)
+//	uplink payload starting FF FE        → engine.HandleFrame(ctx, deviceID, payload)   (ota.IsPCP)
+//	registration, update, any uplink      → engine.DeviceOnline(ctx, deviceID)
+//	observe /5/0/3, /5/0/5                → engine.FirmwareState / engine.FirmwareResult
+//	GET FirmwareURI+id with Block2        → engine.Block2(ctx, id, num, szx)
+//	before sending a device command       → engine.Upgrading(deviceID) (hold it while true)
+//	upload, create, stop, retry           → AddPackage, CreateTask, Stop, Retry; reads: Task, SubTasks, Progress
+//
 // # Concurrency and durability
 //
 // An Engine is safe for concurrent use. [New] loads unfinished tasks from

@@ -4,13 +4,8 @@ import (
 	"testing"
 
 	"github.com/doze-io/doze/internal/deptest"
-	"github.com/doze-io/doze/ota"
-	"github.com/doze-io/doze/ota/otatest"
 )
 
+// TestImports checks the import rules; the suite itself runs from ota's
+// tests (in-memory store) and store's (bbolt).
 func TestImports(t *testing.T) { deptest.Check(t) }
-
-// TestSuiteOnMemStore runs the suite from its own package too.
-func TestSuiteOnMemStore(t *testing.T) {
-	otatest.Run(t, func(*testing.T) ota.Store { return ota.NewMemStore() })
-}
