@@ -105,10 +105,10 @@ type Device struct {
 	codec *codec.Declarative
 	dl    *ota.Downloader
 
-	inbox   chan []byte       // downlinks from the client's reading goroutine
+	inbox   chan []byte                                        // downlinks from the client's reading goroutine
 	work    chan func(ctx context.Context, wg *sync.WaitGroup) // jobs for the Run goroutine
-	reports chan chan error   // Report calls
-	ready   chan struct{}     // closed when registered
+	reports chan chan error                                    // Report calls
+	ready   chan struct{}                                      // closed when registered
 	running atomic.Bool
 
 	mu        sync.Mutex
