@@ -419,6 +419,81 @@ func TestCompileListsEveryProblem(t *testing.T) {
 	require.Contains(t, err.Error(), "message a, field x: [default-not-hex]")
 }
 
+// Problems of the file's shape beyond COD-3, each with its code.
+func TestCompileShapeProblems(t *testing.T) {
+	rep := func(extra, fields string) string {
+		return `{"messages":[{"name":"r","kind":"report","service":"S"` + extra + `,"fields":[` + fields + `]}]}`
+	}
+	tests := []struct {
+		name, src, code string
+	}{
+		{"no name", `{"messages":[{"kind":"report","service":"S","fields":[]}]}`, codec.CodeMissingName},
+		{"field no name", rep("", `{"type":"uint8"}`), codec.CodeMissingName},
+		{"duplicate field", rep("", `{"name":"a","type":"uint8"},{"name":"a","type":"uint8"}`), codec.CodeDuplicateField},
+		{"string without length", rep("", `{"name":"a","type":"string"}`), codec.CodeBadLength},
+		{"string too long", rep("", `{"name":"a","type":"array","length":70000}`), codec.CodeBadLength},
+		{"length contradicts type", rep("", `{"name":"a","type":"uint16","length":4}`), codec.CodeBadLength},
+		{"varstring with length", rep("", `{"name":"n","type":"uint8"},{"name":"a","type":"varstring","length":3,"lengthField":"n"}`), codec.CodeBadLength},
+		{"scale on string", rep("", `{"name":"a","type":"string","length":2,"scale":0.1}`), codec.CodeBadScale},
+		{"scale on int64", rep("", `{"name":"a","type":"int64","scale":0.1}`), codec.CodeBadScale},
+		{"messageId without value", rep("", `{"name":"id","type":"uint8","messageId":true}`), codec.CodeMessageIDValue},
+		{"report field without service", `{"messages":[{"name":"r","kind":"report","fields":[{"name":"a","type":"uint8"}]}]}`, codec.CodeMissingService},
+		{"command without name", `{"messages":[{"name":"c","kind":"command","service":"S","fields":[]}]}`, codec.CodeMissingService},
+		{"duplicate command", `{"messages":[{"name":"c","kind":"command","service":"S","command":"GO","fields":[{"name":"id","type":"uint8","messageId":true,"default":"01"}]},` +
+			`{"name":"d","kind":"command","service":"S","command":"GO","fields":[{"name":"id","type":"uint8","messageId":true,"default":"02"}]}]}`, codec.CodeDuplicateCommand},
+		{"unknown response", rep(`,"addResponse":true,"responseMessage":"nope"`, `{"name":"a","type":"uint8"}`), codec.CodeUnknownResponse},
+		{"response bytes not hex", rep(`,"addResponse":true,"responseBytes":"XY"`, `{"name":"a","type":"uint8"}`), codec.CodeBadResponse},
+		{"response without addResponse", rep(`,"responseBytes":"AA"`, `{"name":"a","type":"uint8"}`), codec.CodeBadResponse},
+		{"response bytes and message", `{"messages":[{"name":"r","kind":"report","service":"S","addResponse":true,"responseBytes":"AA","responseMessage":"ack","fields":[]},` +
+			`{"name":"ack","kind":"reportResponse","fields":[]}]}`, codec.CodeBadResponse},
+		{"report response without default", `{"messages":[{"name":"ack","kind":"reportResponse","fields":[{"name":"a","type":"uint8"}]}]}`, codec.CodeResponseDefault},
+		{"mid on report", rep("", `{"name":"mid","type":"uint16","mid":true}`), codec.CodeBadFlag},
+		{"errcode on report", rep("", `{"name":"e","type":"uint8","errcode":true}`), codec.CodeBadFlag},
+		{"two flags", `{"messages":[{"name":"r","kind":"commandResponse","fields":[{"name":"x","type":"uint16","mid":true,"errcode":true}]}]}`, codec.CodeBadFlag},
+		{"lengthField on number", rep("", `{"name":"n","type":"uint8"},{"name":"a","type":"uint8","lengthField":"n"}`), codec.CodeBadFlag},
+		{"shared length", rep("", `{"name":"n","type":"uint8"},{"name":"a","type":"varstring","lengthField":"n"},{"name":"b","type":"variant","lengthField":"n"}`), codec.CodeSharedLength},
+		{"varstring default too long", rep("", `{"name":"n","type":"uint8"},{"name":"a","type":"varstring","lengthField":"n","default":"`+strings.Repeat("41", 256)+`"}`), codec.CodeDefaultTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := codec.Compile([]byte(tt.src), nil)
+			var ce *codec.CompileError
+			require.ErrorAs(t, err, &ce, "Compile(%s)", tt.src)
+			require.Equal(t, []string{tt.code}, ce.Codes(), "%v", err)
+		})
+	}
+}
+
+// Problems carry the line and column of the message or field they name.
+func TestCompileLocates(t *testing.T) {
+	src := "{\"messages\": [\n" +
+		"  {\"name\": \"a\", \"kind\": \"report\", \"service\": \"S\", \"fields\": [\n" +
+		"    {\"name\": \"x\", \"type\": \"uint8\"},\n" +
+		"    {\"name\": \"y\", \"type\": \"uint8\", \"default\": \"zz\"}\n" +
+		"  ]},\n" +
+		"  {\"kind\": \"thing\", \"fields\": [{\"type\": \"uint8\"}]}\n" +
+		"]}"
+	_, err := codec.Compile([]byte(src), nil)
+	var ce *codec.CompileError
+	require.ErrorAs(t, err, &ce)
+	type at struct {
+		code         string
+		line, column int
+	}
+	var got []at
+	for _, p := range ce.Problems {
+		got = append(got, at{p.Code, p.Line, p.Column})
+	}
+	require.Equal(t, []at{
+		{codec.CodeDefaultNotHex, 4, 5},
+		{codec.CodeBadKind, 6, 3},
+		{codec.CodeMissingName, 6, 32},
+		{codec.CodeMissingName, 6, 3},
+	}, got, "%v", err)
+	require.Contains(t, err.Error(), "line 6:32: message #2, field #1: [missing-name]")
+	require.Contains(t, err.Error(), "line 4:5: message a, field y: [default-not-hex]")
+}
+
 func TestCompileSyntax(t *testing.T) {
 	for _, src := range []string{`{"messages": [}`, `{"messages": [], "extra": 1}`, `{"messages": 5}`, ``, `{} {}`} {
 		_, err := codec.Compile([]byte(src), nil)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -18,39 +19,136 @@ func Compile(data []byte, model Model) (*Declarative, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		return nil, &CompileError{Problems: []Problem{{Code: CodeSyntax, Text: jsonErrorText(data, err)}}}
+		return nil, &CompileError{Problems: []Problem{jsonProblem(data, err)}}
 	}
 	if dec.More() {
-		return nil, &CompileError{Problems: []Problem{{Code: CodeSyntax, Text: "more than one JSON value; a codec file holds one object"}}}
+		p := Problem{Code: CodeSyntax, Text: "more than one JSON value; a codec file holds one object"}
+		p.Line, p.Column = lineCol(data, int(dec.InputOffset()))
+		return nil, &CompileError{Problems: []Problem{p}}
 	}
-	return CompileSpec(&s, model)
+	d, err := CompileSpec(&s, model)
+	var ce *CompileError
+	if errors.As(err, &ce) {
+		locate(data, &s, ce.Problems)
+	}
+	return d, err
 }
 
-// jsonErrorText turns a JSON error into a sentence with line:column.
-func jsonErrorText(data []byte, err error) string {
-	var off int64 = -1
+// jsonProblem turns a JSON error into a syntax problem with line:column.
+func jsonProblem(data []byte, err error) Problem {
+	p := Problem{Code: CodeSyntax, Text: strings.TrimPrefix(err.Error(), "json: ")}
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
+		// Offset counts the bytes read, including the offending one.
+		p.Line, p.Column = lineCol(data, int(se.Offset)-1)
 	case errors.As(err, &te):
-		off = te.Offset
+		p.Line, p.Column = lineCol(data, int(te.Offset)-1)
+	default:
+		p.Text = "not a valid codec: " + p.Text
 	}
-	msg := strings.TrimPrefix(err.Error(), "json: ")
-	if off < 0 {
-		return "not a valid codec: " + msg
-	}
-	line, col := 1, 1
-	// Offset counts the bytes read, including the offending one.
-	for _, c := range data[:max(0, min(int(off)-1, len(data)))] {
+	return p
+}
+
+// lineCol turns a byte offset into a 1-based line and column.
+func lineCol(data []byte, off int) (line, col int) {
+	line, col = 1, 1
+	for _, c := range data[:max(0, min(off, len(data)))] {
 		if c == '\n' {
 			line, col = line+1, 1
 		} else {
 			col++
 		}
 	}
-	return fmt.Sprintf("line %d:%d: %s", line, col, msg)
+	return line, col
+}
+
+// locate sets Line and Column of problems from the positions of the messages
+// and fields they name in data. A message or field named "#n" (it had no
+// name) is the n-th; with duplicate names the first is taken.
+func locate(data []byte, s *Spec, problems []Problem) {
+	msgs, fields := positions(data)
+	for i := range problems {
+		p := &problems[i]
+		mi := indexOf(p.Message, len(s.Messages), func(j int) string { return s.Messages[j].Name })
+		if mi < 0 || mi >= len(msgs) {
+			continue
+		}
+		off := msgs[mi]
+		if fi := indexOf(p.Field, len(s.Messages[mi].Fields), func(j int) string { return s.Messages[mi].Fields[j].Name }); fi >= 0 && fi < len(fields[mi]) {
+			off = fields[mi][fi]
+		}
+		p.Line, p.Column = lineCol(data, off)
+	}
+}
+
+func indexOf(name string, n int, nameOf func(int) string) int {
+	if name == "" {
+		return -1
+	}
+	if k, err := strconv.Atoi(strings.TrimPrefix(name, "#")); err == nil && strings.HasPrefix(name, "#") {
+		return k - 1
+	}
+	for j := range n {
+		if nameOf(j) == name {
+			return j
+		}
+	}
+	return -1
+}
+
+// positions returns the byte offsets of each message's and each field's
+// opening brace in a codec file that parsed.
+func positions(data []byte) (msgs []int, fields [][]int) {
+	type frame struct {
+		array   bool
+		key     string
+		idx     int
+		wantKey bool
+	}
+	var st []frame
+	next := func() { // a value ended in the top frame
+		if n := len(st); n > 0 {
+			if st[n-1].array {
+				st[n-1].idx++
+			} else {
+				st[n-1].wantKey = true
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return msgs, fields
+		}
+		if n := len(st); n > 0 && st[n-1].wantKey {
+			if key, ok := tok.(string); ok {
+				st[n-1].key, st[n-1].wantKey = key, false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if tok == json.Delim('{') {
+				off := int(dec.InputOffset()) - 1
+				switch {
+				case len(st) == 2 && st[0].key == "messages":
+					msgs = append(msgs, off)
+					fields = append(fields, nil)
+				case len(st) == 4 && st[0].key == "messages" && st[2].key == "fields" && len(fields) > 0:
+					fields[len(fields)-1] = append(fields[len(fields)-1], off)
+				}
+			}
+			st = append(st, frame{array: tok == json.Delim('['), wantKey: tok == json.Delim('{')})
+		case json.Delim('}'), json.Delim(']'):
+			st = st[:len(st)-1]
+			next()
+		default:
+			next()
+		}
+	}
 }
 
 // compiler collects problems while compiling.
@@ -72,7 +170,7 @@ func CompileSpec(s *Spec, model Model) (*Declarative, error) {
 	byName := map[string]int{}
 	for i := range s.Messages {
 		ms := &s.Messages[i]
-		m := c.message(ms)
+		m := c.message(ms, i)
 		if ms.Name == "" {
 			c.add(CodeMissingName, fmt.Sprintf("#%d", i+1), "", "message %d has no name", i+1)
 		} else if _, dup := byName[ms.Name]; dup {
@@ -103,8 +201,12 @@ func CompileSpec(s *Spec, model Model) (*Declarative, error) {
 	return d, nil
 }
 
-func (c *compiler) message(ms *MessageSpec) message {
-	m := message{name: ms.Name, service: ms.Service, command: ms.Command,
+func (c *compiler) message(ms *MessageSpec, idx int) message {
+	name := ms.Name
+	if name == "" {
+		name = fmt.Sprintf("#%d", idx+1) // problems still say which message
+	}
+	m := message{name: name, service: ms.Service, command: ms.Command,
 		idIndex: -1, midIndex: -1, errIndex: -1, response: -1}
 	switch ms.Kind {
 	case KindReport:
@@ -117,39 +219,42 @@ func (c *compiler) message(ms *MessageSpec) message {
 		m.kind = kReportResponse
 	default:
 		m.kind = kBad
-		c.add(CodeBadKind, ms.Name, "", "kind %q is not one of report, command, commandResponse, reportResponse", ms.Kind)
+		c.add(CodeBadKind, name, "", "kind %q is not one of report, command, commandResponse, reportResponse", ms.Kind)
 	}
 	switch m.kind {
 	case kCommand:
 		if ms.Service == "" || ms.Command == "" {
-			c.add(CodeMissingService, ms.Name, "", "a command message needs \"service\" (serviceId) and \"command\" (command name)")
+			c.add(CodeMissingService, name, "", "a command message needs \"service\" (serviceId) and \"command\" (command name)")
 		}
 	case kResponse, kReportResponse:
 		if ms.Service != "" || ms.Command != "" {
-			c.add(CodeBadFlag, ms.Name, "", "a %s takes its service from the message that names it; remove \"service\"/\"command\"", ms.Kind)
+			c.add(CodeBadFlag, name, "", "a %s takes its service from the message that names it; remove \"service\"/\"command\"", ms.Kind)
 		}
 	}
 	if m.kind != kReport && (ms.AddResponse || ms.ResponseBytes != "") {
-		c.add(CodeBadFlag, ms.Name, "", "\"addResponse\" and \"responseBytes\" belong to report messages only")
+		c.add(CodeBadFlag, name, "", "\"addResponse\" and \"responseBytes\" belong to report messages only")
 	}
 	if m.kind == kReport {
 		if !ms.AddResponse && (ms.ResponseBytes != "" || ms.ResponseMessage != "") {
-			c.add(CodeBadResponse, ms.Name, "", "\"responseBytes\"/\"responseMessage\" given but \"addResponse\" is false; set \"addResponse\": true")
+			c.add(CodeBadResponse, name, "", "\"responseBytes\"/\"responseMessage\" given but \"addResponse\" is false; set \"addResponse\": true")
 		}
 		if ms.AddResponse {
 			m.ack = true
 			m.ackBytes = defaultResponseBytes
+			if ms.ResponseBytes != "" && ms.ResponseMessage != "" {
+				c.add(CodeBadResponse, name, "", "give \"responseMessage\" or \"responseBytes\", not both")
+			}
 			if ms.ResponseBytes != "" {
 				b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(ms.ResponseBytes, "0x"), "0X"))
 				if err != nil || len(b) == 0 {
-					c.add(CodeBadResponse, ms.Name, "", "responseBytes %q is not hexadecimal bytes (e.g. AAAA0000)", ms.ResponseBytes)
+					c.add(CodeBadResponse, name, "", "responseBytes %q is not hexadecimal bytes (e.g. AAAA0000)", ms.ResponseBytes)
 				}
 				m.ackBytes = b
 			}
 		}
 	}
 	if (m.kind == kResponse || m.kind == kReportResponse) && ms.ResponseMessage != "" {
-		c.add(CodeBadFlag, ms.Name, "", "a %s cannot name a responseMessage", ms.Kind)
+		c.add(CodeBadFlag, name, "", "a %s cannot name a responseMessage", ms.Kind)
 	}
 
 	names := map[string]int{}
@@ -157,9 +262,9 @@ func (c *compiler) message(ms *MessageSpec) message {
 		m.fields = append(m.fields, c.field(&m, &ms.Fields[i], i))
 		fs := &ms.Fields[i]
 		if fs.Name == "" {
-			c.add(CodeMissingName, ms.Name, fmt.Sprintf("#%d", i+1), "field %d has no name", i+1)
+			c.add(CodeMissingName, name, fmt.Sprintf("#%d", i+1), "field %d has no name", i+1)
 		} else if _, dup := names[fs.Name]; dup {
-			c.add(CodeDuplicateField, ms.Name, fs.Name, "two fields are named %q; names must be unique in a message", fs.Name)
+			c.add(CodeDuplicateField, name, fs.Name, "two fields are named %q; names must be unique in a message", fs.Name)
 		} else {
 			names[fs.Name] = i
 		}
@@ -169,33 +274,33 @@ func (c *compiler) message(ms *MessageSpec) message {
 		fs, f := &ms.Fields[i], &m.fields[i]
 		if !f.variable() {
 			if fs.LengthField != "" {
-				c.add(CodeBadFlag, ms.Name, fs.Name, "\"lengthField\" belongs to varstring and variant fields only")
+				c.add(CodeBadFlag, name, fs.Name, "\"lengthField\" belongs to varstring and variant fields only")
 			}
 			continue
 		}
 		j, ok := names[fs.LengthField]
 		switch {
 		case fs.LengthField == "":
-			c.add(CodeLengthField, ms.Name, fs.Name, "a %s needs \"lengthField\": the name of an earlier integer field holding its length", fs.Type)
+			c.add(CodeLengthField, name, fs.Name, "a %s needs \"lengthField\": the name of an earlier integer field holding its length", fs.Type)
 			continue
 		case !ok || j >= i:
-			c.add(CodeLengthField, ms.Name, fs.Name, "lengthField %q is not an earlier field of this message", fs.LengthField)
+			c.add(CodeLengthField, name, fs.Name, "lengthField %q is not an earlier field of this message", fs.LengthField)
 			continue
 		}
 		lf := &m.fields[j]
 		switch {
 		case !lf.integer():
-			c.add(CodeLengthField, ms.Name, fs.Name, "lengthField %q is %s; it must be an integer type", fs.LengthField, lf.typName)
+			c.add(CodeLengthField, name, fs.Name, "lengthField %q is %s; it must be an integer type", fs.LengthField, lf.typName)
 		case lf.role == roleLength:
-			c.add(CodeSharedLength, ms.Name, fs.Name, "lengthField %q already gives the length of %q; each variable field needs its own", fs.LengthField, m.fields[lf.ref].name)
+			c.add(CodeSharedLength, name, fs.Name, "lengthField %q already gives the length of %q; each variable field needs its own", fs.LengthField, m.fields[lf.ref].name)
 		case lf.role != roleData || lf.scaled:
-			c.add(CodeLengthField, ms.Name, fs.Name, "lengthField %q is a messageId, mid, errcode or scaled field and cannot hold a length", fs.LengthField)
+			c.add(CodeLengthField, name, fs.Name, "lengthField %q is a messageId, mid, errcode or scaled field and cannot hold a length", fs.LengthField)
 		default:
 			lf.role = roleLength
 			lf.ref = i
 			f.ref = j
 			if f.hasDef && uint64(len(f.def)) > maxUint(lf.size) {
-				c.add(CodeDefaultTooLong, ms.Name, fs.Name, "default is %d bytes; length field %q holds at most %d", len(f.def), lf.name, maxUint(lf.size))
+				c.add(CodeDefaultTooLong, name, fs.Name, "default is %d bytes; length field %q holds at most %d", len(f.def), lf.name, maxUint(lf.size))
 			}
 		}
 	}
@@ -214,7 +319,7 @@ func (c *compiler) message(ms *MessageSpec) message {
 			if m.kind == kReport && f.service == "" {
 				f.service = ms.Service
 				if f.service == "" {
-					c.add(CodeMissingService, ms.Name, f.name, "the field maps to no service; give \"service\" on the message or the field")
+					c.add(CodeMissingService, name, f.name, "the field maps to no service; give \"service\" on the message or the field")
 				}
 			}
 		}
@@ -246,7 +351,7 @@ func (c *compiler) message(ms *MessageSpec) message {
 	if m.kind == kReportResponse {
 		for _, f := range m.fields {
 			if f.role == roleData && !f.hasDef {
-				c.add(CodeResponseDefault, ms.Name, f.name, "every field of a report response needs a default: the platform fills it in")
+				c.add(CodeResponseDefault, name, f.name, "every field of a report response needs a default: the platform fills it in")
 			}
 		}
 	}

@@ -129,7 +129,8 @@
 // # Validation (COD-3)
 //
 // Compile refuses a codec with a *CompileError listing every Problem, each
-// naming the message and field, with a stable Code: duplicate-message-id,
+// naming the message and field (unnamed ones as #n) with their line and
+// column in the file, and a stable Code: duplicate-message-id,
 // message-id-position, missing-message-id, message-id-type, mid-type,
 // default-not-hex, default-too-long, length-field, missing-mid, mid-position
 // and, given a Model, unknown-property and type-mismatch; plus codes for the

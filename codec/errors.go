@@ -110,24 +110,33 @@ type Problem struct {
 	Message string `json:"message,omitempty"` // codec message name, if the problem is in one
 	Field   string `json:"field,omitempty"`   // field name, if the problem is in one
 	Text    string `json:"text"`              // what is wrong and what is allowed
+	// Line and Column locate the problem in the codec's JSON (the field's
+	// or message's opening brace, or the syntax error), 1-based; 0 when
+	// unknown (CompileSpec, problems of the whole codec).
+	Line   int `json:"line,omitempty"`
+	Column int `json:"column,omitempty"`
 }
 
-// String returns e.g. `message meterReading, field messageId: [message-id-type]
-// messageId field must be an integer type, not string`.
+// String returns e.g. `line 7:9: message meterReading, field messageId:
+// [message-id-type] a messageId field must be an integer type, not string`.
 func (p Problem) String() string {
 	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d:%d: ", p.Line, p.Column)
+	}
+	n := b.Len()
 	if p.Message != "" {
 		b.WriteString("message ")
 		b.WriteString(p.Message)
 	}
 	if p.Field != "" {
-		if b.Len() > 0 {
+		if b.Len() > n {
 			b.WriteString(", ")
 		}
 		b.WriteString("field ")
 		b.WriteString(p.Field)
 	}
-	if b.Len() > 0 {
+	if b.Len() > n {
 		b.WriteString(": ")
 	}
 	fmt.Fprintf(&b, "[%s] %s", p.Code, p.Text)

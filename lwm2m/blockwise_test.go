@@ -85,3 +85,60 @@ func TestBlockwiseBadRequests(t *testing.T) {
 	r = p.roundTrip(m)
 	require.Equal(t, codes.BadOption, r.Code)
 }
+
+// LWM-1: a device answer larger than one datagram comes in Block2 blocks
+// and the server reassembles it (a 3000-byte opaque resource).
+func TestBlockwiseReadFromDevice(t *testing.T) {
+	const ep = "868333030000031"
+	s, _ := startServer(t, Config{MaxMessageSize: 1200}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	big := bytes.Repeat([]byte{0xAB, 0xCD, 0xEF}, 1000)
+	c.Handle("/19/0/0", Resource{Read: func() (Content, error) { return Content{Format: cfOpaque, Payload: big}, nil }})
+	small := []byte("small")
+	c.Handle("/3/0/0", Resource{Read: func() (Content, error) { return Content{Format: cfText, Payload: small}, nil }})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	got, err := s.Read(ctxT(t), ep, "/19/0/0", cfNone)
+	require.NoError(t, err)
+	require.Equal(t, big, got.Payload)
+	got, err = s.Read(ctxT(t), ep, "/3/0/0", cfNone)
+	require.NoError(t, err)
+	require.Equal(t, small, got.Payload)
+}
+
+// LWM-1: bodies above 1024 bytes go in Block1 blocks both ways: a 3000-byte
+// downlink write to the device and a 2500-byte Send to the server.
+func TestBlockwiseWriteAndSend(t *testing.T) {
+	const ep = "868333030000032"
+	s, rec := startServer(t, Config{MaxMessageSize: 1200}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	down := newBox()
+	c.Handle("/19/1/0", Resource{Write: func(v Content) error { down.put(v.Payload); return nil }})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	big := bytes.Repeat([]byte("downlink"), 375)
+	require.NoError(t, s.Downlink(ctxT(t), ep, big))
+	require.Equal(t, [][]byte{big}, down.all(), "one write with the whole body")
+
+	up := bytes.Repeat([]byte{1, 2, 3, 4, 5}, 500)
+	require.NoError(t, c.Send(ctxT(t), Content{Format: cfOpaque, Payload: up}))
+	e := rec.wait(t, EventUplink, ep, 1)
+	require.Equal(t, up, e.Payload)
+	require.Equal(t, 1, rec.count(EventUplink, ep))
+}
+
+// A Block1 block out of order gets 4.08 Request Entity Incomplete.
+func TestBlock1OutOfOrder(t *testing.T) {
+	s, _ := plainServer(t, Config{})
+	p := newRawPeer(t, s.UDPAddr())
+	r := p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=b1"}, cfLink, nil))
+	require.Equal(t, codes.Created, r.Code)
+	m := p.request(codes.POST, "/dp", nil, cfOpaque, bytes.Repeat([]byte{9}, 16))
+	addUint(&m, message.Block1, blockOpt{num: 0, more: true, szx: 0}.value())
+	r = p.roundTrip(m)
+	require.Equal(t, codes.Continue, r.Code)
+	m = p.request(codes.POST, "/dp", nil, cfOpaque, []byte{9})
+	addUint(&m, message.Block1, blockOpt{num: 2, szx: 0}.value())
+	r = p.roundTrip(m)
+	require.Equal(t, codes.RequestEntityIncomplete, r.Code, "%s", r.Payload)
+}

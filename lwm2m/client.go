@@ -312,7 +312,7 @@ func (c *Client) do(ctx context.Context, op string, m *message.Message) (*messag
 	if err != nil {
 		return nil, err
 	}
-	resp, err := ex.do(ctx, m, true)
+	resp, err := ex.doBlocks(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("lwm2m: client %s: %w", op, err)
 	}
@@ -476,6 +476,9 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 		}
 		resp := &message.Message{Code: codes.Content, Payload: v.Payload}
 		setContentFormat(resp, v.Format)
+		if r, ok := c.block2(m, resp); !ok {
+			return r, nil
+		}
 		obs, has := observeOpt(m)
 		switch {
 		case has && obs == 0:
@@ -548,6 +551,41 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 		return &message.Message{Code: codes.Deleted}, nil
 	}
 	return errResp(codes.MethodNotAllowed, "method %v not allowed on %s", m.Code, path), nil
+}
+
+// clientBlockSize is the block size of the client's Block2 answers when
+// the server does not ask for one: 512 bytes.
+const clientBlockSize = 5
+
+// block2 cuts a GET answer larger than one block into Block2 blocks
+// (RFC 7959), serving the block the request asks for. It returns the
+// answer to send and false when it replaced resp with an error.
+func (c *Client) block2(m, resp *message.Message) (*message.Message, bool) {
+	want := blockOpt{szx: clientBlockSize}
+	v, asked := optUint(m, message.Block2)
+	if asked {
+		b, err := parseBlock(v)
+		if err != nil {
+			return errResp(codes.BadOption, "Block2: %v", err), false
+		}
+		want = b
+	}
+	if !asked && len(resp.Payload) <= 1024 {
+		return resp, true // fits in one datagram
+	}
+	whole := resp.Payload
+	off := int(want.num) * want.size()
+	if off >= len(whole) && off > 0 {
+		return errResp(codes.BadOption, "block %d starts past the end (%d bytes)", want.num, len(whole)), false
+	}
+	end := min(off+want.size(), len(whole))
+	resp.Payload = whole[off:end]
+	want.more = end < len(whole)
+	addUint(resp, message.Block2, want.value())
+	if want.num == 0 {
+		addUint(resp, message.Size2, uint32(len(whole)))
+	}
+	return resp, true
 }
 
 func (c *Client) discover(prefix string) *message.Message {

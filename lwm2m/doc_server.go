@@ -84,9 +84,14 @@ package lwm2m
 // Block-wise transfer (RFC 7959): files offered through Config.Files (such
 // as firmware for object 5's Package URI) are downloaded by devices with
 // GET and Block2 under FilesPath ("/fw/<name>"), with ETag and Size2;
-// these block requests are not rate limited. Block1 and Block2 on device
-// operations and on registrations are not implemented: those payloads
-// travel in one datagram of up to MaxMessageSize.
+// these block requests are not rate limited. A device's answer to a read
+// that comes in Block2 blocks is fetched block by block and reassembled (up
+// to 1 MB); the Client cuts answers above 1024 bytes into 512-byte blocks.
+// Request bodies above 1024 bytes (writes to the device, Send, large
+// registrations) go in Block1 blocks of 512 bytes, answered 2.31 Continue
+// and reassembled by the receiver (one body at a time per session, up to
+// 1 MB; a block out of order gets 4.08). Block1 blocks count against the
+// request rate.
 //
 // # Client
 //

@@ -31,15 +31,89 @@ type exchange struct {
 	onNotify func(m *message.Message) bool                         // an unsolicited response (notification); false → Reset
 	sem      chan struct{}                                         // NSTART = 1
 
-	mu       sync.Mutex
-	trans    Transmission
-	nextMID  uint16
-	pending  map[uint16]*outgoing // our CONs awaiting ACK
-	calls    map[string]*call     // token → request awaiting its response
-	seen     map[uint16]seenEntry // received message ids
-	seenQ    []uint16
-	closed   bool
-	sendHook func(b []byte) // tests: observe every transmission
+	mu      sync.Mutex
+	trans   Transmission
+	nextMID uint16
+	pending map[uint16]*outgoing // our CONs awaiting ACK
+	calls   map[string]*call     // token → request awaiting its response
+	seen    map[uint16]seenEntry // received message ids
+	seenQ   []uint16
+	closed  bool
+
+	// Block1 reassembly of one request body at a time (RFC 7959 §2.5).
+	b1key  string
+	b1body []byte
+}
+
+// maxBlock1Body caps a request body received block by block.
+const maxBlock1Body = 1 << 20
+
+// assemble handles the Block1 option of a request. It returns whole=true
+// with m's Payload set to the whole body when m is the last block (or has
+// no Block1), and otherwise the answer to send: 2.31 Continue, or 4.08/4.13
+// for a block out of order or a body too large.
+func (e *exchange) assemble(m *message.Message) (resp *message.Message, whole bool) {
+	v, ok := optUint(m, message.Block1)
+	if !ok {
+		return nil, true
+	}
+	b, err := parseBlock(v)
+	if err != nil {
+		return errResp(codes.BadOption, "Block1: %v", err), false
+	}
+	key := codeString(m.Code) + " " + msgPath(m)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b.num == 0 {
+		e.b1key, e.b1body = key, e.b1body[:0]
+	}
+	if e.b1key != key || uint32(len(e.b1body)) != b.num*uint32(b.size()) {
+		e.b1key, e.b1body = "", nil
+		return errResp(codes.RequestEntityIncomplete, "Block1: block %d of %s out of order", b.num, key), false
+	}
+	if len(e.b1body)+len(m.Payload) > maxBlock1Body {
+		e.b1key, e.b1body = "", nil
+		r := &message.Message{Code: codes.RequestEntityTooLarge}
+		addUint(r, message.Size1, maxBlock1Body)
+		return r, false
+	}
+	e.b1body = append(e.b1body, m.Payload...)
+	if b.more {
+		r := &message.Message{Code: codes.Continue}
+		addUint(r, message.Block1, b.value())
+		return r, false
+	}
+	m.Payload = append([]byte(nil), e.b1body...)
+	e.b1key, e.b1body = "", nil
+	return nil, true
+}
+
+// doBlocks sends a request whose payload is larger than 1024 bytes in
+// Block1 blocks of 512 bytes (RFC 7959) and returns the final answer; a
+// smaller one goes out whole.
+func (e *exchange) doBlocks(ctx context.Context, req *message.Message) (*message.Message, error) {
+	if len(req.Payload) <= 1024 {
+		return e.do(ctx, req, true)
+	}
+	body := req.Payload
+	const szx = 5
+	size := 1 << (szx + 4)
+	for num := 0; ; num++ {
+		off := num * size
+		end := min(off+size, len(body))
+		part := &message.Message{Code: req.Code, Payload: body[off:end]}
+		for _, o := range req.Options {
+			part.Options = part.Options.Add(o)
+		}
+		addUint(part, message.Block1, blockOpt{num: uint32(num), more: end < len(body), szx: szx}.value())
+		resp, err := e.do(ctx, part, true)
+		if err != nil {
+			return nil, err
+		}
+		if end == len(body) || resp.Code != codes.Continue {
+			return resp, nil
+		}
+	}
 }
 
 type outgoing struct {
@@ -97,9 +171,6 @@ func (e *exchange) mid() uint16 {
 }
 
 func (e *exchange) send(b []byte) error {
-	if e.sendHook != nil {
-		e.sendHook(b)
-	}
 	return e.tx(b)
 }
 
@@ -369,8 +440,14 @@ func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 	if e.maxSize > 0 && size > e.maxSize {
 		resp = &message.Message{Code: codes.RequestEntityTooLarge}
 		addUint(resp, message.Size1, uint32(e.maxSize))
+	} else if r, whole := e.assemble(m); !whole {
+		resp = r // 2.31 Continue or an error for a Block1 request
 	} else {
 		resp, after = e.handle(m)
+		if v, ok := optUint(m, message.Block1); ok {
+			resp.Options = resp.Options.Remove(message.Block1)
+			addUint(resp, message.Block1, v) // echo the last block (RFC 7959 §2.3)
+		}
 	}
 	resp.Token = m.Token
 	if m.Type == message.Confirmable {

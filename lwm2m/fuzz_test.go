@@ -37,6 +37,16 @@ func fuzzSeeds(f *testing.F) {
 	f.Add(mk(message.Confirmable, codes.POST, "/dp", nil, FormatTLV, "\xc3\x00abc", -1))
 	f.Add(mk(message.NonConfirmable, codes.Content, "", nil, FormatTLV, "\x43\x00\xaa\xbb\xcc", 5))
 	f.Add(mk(message.Confirmable, codes.Content, "", nil, cfOpaque, "data", 6))
+	blk := message.Message{Type: message.Confirmable, Code: codes.POST, MessageID: 8, Token: []byte{4}, Payload: []byte("0123456789abcdef")}
+	addPath(&blk, message.URIPath, "/dp")
+	addUint(&blk, message.Block1, blockOpt{num: 0, more: true, szx: 0}.value())
+	b1, _ := encodeMsg(blk)
+	f.Add(b1)
+	get := message.Message{Type: message.Confirmable, Code: codes.GET, MessageID: 9, Token: []byte{5}}
+	addPath(&get, message.URIPath, "/19/0/0")
+	addUint(&get, message.Block2, blockOpt{num: 3, szx: 2}.value())
+	b2, _ := encodeMsg(get)
+	f.Add(b2)
 	f.Add([]byte{0x40, 0x00, 0x12, 0x34})
 	f.Add([]byte{0x60, 0x00, 0x12, 0x34})
 	f.Add([]byte{0x70, 0x00, 0x12, 0x34})

@@ -80,13 +80,67 @@ func (s *Server) request(ctx context.Context, op, endpoint, path string, m *mess
 	if sess == nil || sess.isClosed() {
 		return nil, fmt.Errorf("lwm2m: %s %s on %q: %w", op, path, ep, ErrUnreachable)
 	}
-	resp, err := sess.ex.do(ctx, m, true)
+	resp, err := sess.ex.doBlocks(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("lwm2m: %s %s on %q: %w", op, path, ep, err)
 	}
 	if resp.Code >= 128 {
 		return nil, &ResponseError{Op: op, Endpoint: ep, Path: path, Code: resp.Code, Message: string(resp.Payload)}
 	}
+	if m.Code == codes.GET && !m.Options.HasOption(message.Observe) {
+		return s.restOfBlocks(ctx, op, ep, path, sess, m, resp)
+	}
+	return resp, nil
+}
+
+// maxBlockwiseBody caps a body fetched block by block.
+const maxBlockwiseBody = 1 << 20
+
+// restOfBlocks fetches the remaining Block2 blocks (RFC 7959) of a GET
+// whose first answer carried Block2 with more set, and returns the answer
+// with the whole body.
+func (s *Server) restOfBlocks(ctx context.Context, op, ep, path string, sess *session, m, resp *message.Message) (*message.Message, error) {
+	v, ok := optUint(resp, message.Block2)
+	if !ok {
+		return resp, nil
+	}
+	b, err := parseBlock(v)
+	if err != nil {
+		return nil, fmt.Errorf("lwm2m: %s %s on %q: device's Block2: %w", op, path, ep, err)
+	}
+	body := append([]byte(nil), resp.Payload...)
+	for b.more {
+		if len(body) > maxBlockwiseBody {
+			return nil, fmt.Errorf("lwm2m: %s %s on %q: body larger than %d bytes", op, path, ep, maxBlockwiseBody)
+		}
+		next := &message.Message{Code: m.Code}
+		for _, o := range m.Options {
+			if o.ID != message.Block2 {
+				next.Options = next.Options.Add(o)
+			}
+		}
+		want := blockOpt{num: uint32(len(body) / b.size()), szx: b.szx}
+		addUint(next, message.Block2, want.value())
+		r, err := sess.ex.do(ctx, next, true)
+		if err != nil {
+			return nil, fmt.Errorf("lwm2m: %s %s on %q, block %d: %w", op, path, ep, want.num, err)
+		}
+		if r.Code >= 128 {
+			return nil, &ResponseError{Op: op, Endpoint: ep, Path: path, Code: r.Code, Message: string(r.Payload)}
+		}
+		v, ok := optUint(r, message.Block2)
+		if !ok {
+			return nil, fmt.Errorf("lwm2m: %s %s on %q: block %d came without Block2", op, path, ep, want.num)
+		}
+		if b, err = parseBlock(v); err != nil {
+			return nil, fmt.Errorf("lwm2m: %s %s on %q: device's Block2: %w", op, path, ep, err)
+		}
+		if b.num != want.num {
+			return nil, fmt.Errorf("lwm2m: %s %s on %q: asked for block %d, got %d", op, path, ep, want.num, b.num)
+		}
+		body = append(body, r.Payload...)
+	}
+	resp.Payload = body
 	return resp, nil
 }
 
@@ -259,4 +313,38 @@ func (s *Server) Downlink(ctx context.Context, endpoint string, data []byte) err
 		return err
 	}
 	return s.Write(ctx, endpoint, "/19/1/0", Content{Format: cfOpaque, Payload: data})
+}
+
+// decode turns a device's payload for base into records with the object
+// model's content formats and the server's Registry.
+func (s *Server) decode(c Content, base Path) ([]Record, error) {
+	switch c.Format {
+	case FormatTLV:
+		return DecodeTLV(base, c.Payload, s.cfg.Registry)
+	case FormatText, FormatOpaque:
+		// one value, typed by the Registry's definition when there is one
+		v := RawValue(c.Format, c.Payload)
+		if def, ok := s.cfg.Registry.typeAt(base); ok {
+			if tv, err := v.As(def); err == nil {
+				v = tv
+			} else {
+				return nil, err
+			}
+		}
+		return []Record{{Path: base, Value: v}}, nil
+	}
+	return nil, fmt.Errorf("lwm2m: decoding %v for %s: %w", c.Format, base, ErrUnsupportedFormat)
+}
+
+// ReadRecords reads path and decodes the answer into records (LWM-7).
+func (s *Server) ReadRecords(ctx context.Context, endpoint, path string) ([]Record, error) {
+	p, err := ParsePath(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Read(ctx, endpoint, path, NoFormat)
+	if err != nil {
+		return nil, err
+	}
+	return s.decode(c, p)
 }

@@ -102,3 +102,36 @@ func TestOperationBoundedByContext(t *testing.T) {
 	require.True(t, errors.Is(err, context.DeadlineExceeded), "got %v", err)
 	close(block)
 }
+
+// LWM-7: results are decoded with the content formats and the object
+// definitions: TLV of /3/0 and a text value of /3/0/9 (battery, integer).
+func TestReadRecordsDecodes(t *testing.T) {
+	const ep = "868333030000012"
+	s, _ := startServer(t, Config{}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	recs := []Record{{Path: MustPath("/3/0/0"), Value: StringValue("Doze")}, {Path: MustPath("/3/0/9"), Value: IntValue(87)}}
+	tlv, err := AppendTLV(nil, MustPath("/3/0"), recs)
+	require.NoError(t, err)
+	c.Handle("/3/0", Resource{Read: func() (Content, error) { return Content{Format: FormatTLV, Payload: tlv}, nil }})
+	c.Handle("/3/0/9", Resource{Read: func() (Content, error) { return Content{Format: FormatText, Payload: []byte("87")}, nil }})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+
+	got, err := s.ReadRecords(ctxT(t), ep, "/3/0")
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, "/3/0/0", got[0].Path.String())
+	require.Equal(t, "Doze", got[0].Value.String())
+	n, ok := got[1].Value.Int()
+	require.True(t, ok, "battery level typed as integer: %v", got[1].Value)
+	require.Equal(t, int64(87), n)
+
+	got, err = s.ReadRecords(ctxT(t), ep, "/3/0/9")
+	require.NoError(t, err)
+	n, ok = got[0].Value.Int()
+	require.True(t, ok, "text typed by the definition: %v", got[0].Value)
+	require.Equal(t, int64(87), n)
+
+	_, err = s.ReadRecords(ctxT(t), ep, "/3/x")
+	require.ErrorIs(t, err, ErrInvalidPath)
+}

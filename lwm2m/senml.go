@@ -352,10 +352,7 @@ func AppendSenMLJSON(dst []byte, base Path, recs []Record) ([]byte, error) {
 		if i == 0 && bn != "" {
 			jr.Bn = &bn
 		}
-		n := rec.Path.String()[len(bn):]
-		if bn == "" {
-			n = rec.Path.String()
-		}
+		n := rec.Path.String()[len(bn):] // the root has no bn: n is the whole path
 		jr.N = &n
 		if !rec.Time.IsZero() {
 			t := float64(rec.Time.UnixNano()) / 1e9

@@ -1,6 +1,8 @@
 package lwm2m
 
 import (
+	"errors"
+
 	"github.com/plgd-dev/go-coap/v3/message"
 )
 
@@ -14,9 +16,10 @@ var dataPath = MustPath("/19/0/0")
 
 // uplinkValues extracts the application bytes of a /19/0/0 or /t/d
 // notification or of a Send (/dp). Opaque payloads and TUP payloads are the
-// bytes themselves; TLV payloads of object 19 are decoded and give one value
-// per resource instance of /19/0/0. Payloads in other formats are passed on
-// as they are, with their content format in the event.
+// bytes themselves; payloads in the object model's formats are decoded and
+// give one value per resource instance of /19/0/0. Payloads the server
+// cannot decode are passed on as they are, with their content format in the
+// event.
 func (s *Server) uplinkValues(path string, m *message.Message) []uplinkValue {
 	cf := contentFormat(m)
 	if path == "/t/d" || cf == cfOpaque || cf == cfNone || cf == cfText {
@@ -26,16 +29,11 @@ func (s *Server) uplinkValues(path string, m *message.Message) []uplinkValue {
 	if path != dataPath.String() {
 		base = MustPath("/19")
 	}
-	var recs []Record
-	var err error
-	switch cf {
-	case FormatTLV:
-		recs, err = DecodeTLV(base, m.Payload, s.cfg.Registry)
-	default:
-		return []uplinkValue{{path: path, data: m.Payload}}
-	}
+	recs, err := s.decode(Content{Format: cf, Payload: m.Payload}, base)
 	if err != nil {
-		s.log.Info("lwm2m: undecodable uplink", "path", path, "format", cf, "err", err)
+		if !errors.Is(err, ErrUnsupportedFormat) {
+			s.log.Info("lwm2m: undecodable uplink", "path", path, "format", cf, "err", err)
+		}
 		return []uplinkValue{{path: path, data: m.Payload}}
 	}
 	var out []uplinkValue

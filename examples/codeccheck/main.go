@@ -87,6 +87,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			out = stdout
 		}
 		for _, p := range ce.Problems {
+			if p.Line > 0 {
+				line, col := p.Line, p.Column
+				p.Line, p.Column = 0, 0
+				fmt.Fprintf(out, "%s:%d:%d: %s\n", *codecPath, line, col, p)
+				continue
+			}
 			fmt.Fprintf(out, "%s: %s\n", *codecPath, p)
 		}
 		fmt.Fprintf(stderr, "codeccheck: %s: %d problem(s)\n", *codecPath, len(ce.Problems))

@@ -33,9 +33,10 @@ func TestRun(t *testing.T) {
 	}{
 		{name: "check ok", args: []string{"-codec", waterMeter, "-check"}, code: 0, exactOut: waterMeter + ": ok\n"},
 		{name: "check broken", args: []string{"-codec", "../../codec/testdata/broken/mid-position.json", "-check"}, code: 1,
-			stdout: []string{"message rsp, field mid: [mid-position] mid is field 2 here but field 1 in command \"cmd\""}, stderr: "1 problem(s)"},
+			stdout: []string{"mid-position.json:5:42: message rsp, field mid: [mid-position] mid is field 2 here but field 1 in command \"cmd\""}, stderr: "1 problem(s)"},
 		{name: "check lists all", args: []string{"-codec", "testdata/many.json", "-check"}, code: 1,
-			stdout: []string{"[default-not-hex]", "[length-field]", "[bad-kind]", "[duplicate-message-id]"}, stderr: "4 problem(s)"},
+			stdout: []string{"many.json:6:7: message a, field x: [default-not-hex]", "many.json:9:7: message b, field text: [length-field]",
+				"many.json:10:5: message c: [bad-kind]", "many.json:8:7: message b, field id: [duplicate-message-id]"}, stderr: "4 problem(s)"},
 		{name: "decode report", args: []string{"-codec", waterMeter, "-hex", "01 55 FF AB 00 01 E2 40 00 96 00 10"}, code: 0,
 			stdout: []string{`"msgType": "deviceReq"`, `"serviceId": "Battery"`, `"batteryLevel": 85`, `"signalStrength": -85`, `"totalFlow": 123.456`},
 			stderr: "acknowledges this report with 1100"},

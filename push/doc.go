@@ -1,0 +1,144 @@
+// Package push sends notifications to application servers: subscriptions,
+// callback URL rules, notification bodies, and a delivery engine with a
+// durable outbox, retry, endpoint health and signing (SPEC §5, PSH-1 …
+// PSH-7; FAQ §5).
+//
+// # Model
+//
+// An application subscribes a callback URL to a notify type (Subscription,
+// Engine.Subscribe; the 18 NotifyTypes of PSH-1). Callback URLs must be
+// http(s)://host:port/path (ParseCallbackURL, one sentinel per broken rule:
+// ErrURLScheme, ErrURLNoHost, ErrURLNoPort, ErrURLNoPath), and within one
+// application they share one host and port (ErrOriginConflict; the same
+// check guards a command's callbackUrl, Engine.CheckCallback, CMD-6).
+//
+// Bodies are Go types whose JSON is exactly API.md's, "notifyType" first:
+// DeviceDataChangedBody, DeviceDatasChangedBody, BindDeviceBody,
+// DeviceAddedBody, DeviceDeletedBody, DeviceInfoChangedBody, the upgrade
+// bodies, and Body for the types API.md gives no shape for. A device
+// Report is split into one deviceDataChanged push per service and kept
+// whole for deviceDatasChanged (Engine.PublishReport, §5.13, §5.16).
+// CommandResult is the command callback body of CMD-6, sent with
+// Engine.Send to a URL that needs no subscription.
+//
+// Every accepted push is a Message in the Store's outbox before Publish,
+// PublishReport or Send returns (PSH-6). Engine.Run loads the outbox and
+// delivers: POST, success on 2xx; no answer within Config.Timeout (15 s),
+// a connection failure, or 501–504 is a failure and the message is kept
+// and retried for Config.KeepTime (10 min); any other answer (other 4xx,
+// 500, 505+, 3xx — redirects are not followed) is final, and the message
+// is dropped as rejected. A valid URL that fails is retried after
+// Config.RetrySchedule (1 s, 5 s, 15 s, 30 s, 60 s, then 60 s); after
+// Config.FailureThreshold (10) failed tries within the keep time it is
+// invalid and is probed every Config.ProbeInterval (30 s) with its oldest
+// message; an answer makes it valid and its kept messages flow again.
+// Messages whose keep time ends are dropped: counted (Stats), logged, told
+// to Config.Listener with ErrExpired, and deleted. Every push carries a
+// webhook-id header that is the same on every try (PSH-5); with a
+// subscription secret it is signed the Standard Webhooks way (PSH-7, Sign,
+// Verify). Endpoints and Stats report each URL's state, failures, queue
+// depth, lag and counters (GET /doze/v1/endpoints, metrics).
+//
+// # Scheduling
+//
+// Each URL has its own queue, ordered by expiry (which is enqueue order).
+// One dispatcher goes round the URLs that have messages, taking the next
+// due message of the next URL that may start a try, and hands it to one of
+// Config.Workers (128) workers. A URL may have Config.EndpointConcurrency
+// (16) tries in flight while it answers, and one at a time while it fails,
+// is invalid, or has not yet answered 2xx since Run started. So a URL that
+// never answered holds one worker, one that answered and then hangs holds
+// at most 16 until its first timeout and then one, and a failing one holds
+// none between its retries: one endpoint's backlog never holds up another
+// (PSH-4 round-robin).
+//
+// # Security
+//
+// The SSRF guard refuses loopback, link-local, unspecified, multicast and
+// cloud-metadata addresses (169.254.169.254, fd00:ec2::254) unless
+// Config.Allow covers them; private (RFC 1918) addresses are allowed,
+// since platforms live in private networks. Subscribe resolves the host and
+// checks every address; the engine's dialer checks the address it actually
+// connects to (net.Dialer.Control), so a name re-pointed after subscribing
+// (DNS rebinding) is refused at dial time, and the message is dropped with
+// ErrAddressDenied rather than retried. Send checks IP-literal hosts at
+// once and names at dial time. No proxy is used. A Config.Transport
+// replacement (tests) bypasses the dial-time check.
+//
+// Secrets: "whsec_<base64>" (the key is the decoded bytes, as Standard
+// Webhooks specifies) or any other string (its bytes are the key). The
+// signature is webhook-signature: v1,<base64 HMAC-SHA256 of
+// "<webhook-id>.<webhook-timestamp>.<body>">; the timestamp is the try's
+// time in Unix seconds, so it changes between tries while the id does not.
+// Secret prints and logs as REDACTED, and has no JSON form in Subscription;
+// the bbolt store keeps it in the file (protect the file).
+//
+// # Concurrency
+//
+// All Engine methods are safe for concurrent use. New starts nothing; Run
+// owns every goroutine (dispatcher, workers, a store deleter) and returns
+// after Close or when its context ends; Close is idempotent and waits.
+// Subscription methods and Publish/Send work before Run: messages wait in
+// the Store and go out when Run starts. Listener methods are called from
+// engine goroutines and must not block for long.
+//
+// # Decisions where the SPEC was silent
+//
+//   - Every failed try counts toward the threshold, also tries that were
+//     in flight together; after the first failure the URL gets one try at a
+//     time, so a burst counts at most EndpointConcurrency at once.
+//   - A URL starts with one try at a time and opens up to
+//     EndpointConcurrency after its first 2xx (slow start), so new URLs
+//     that hang cannot take many workers.
+//   - A final non-2xx answer proves the URL reachable: it resets the
+//     failure count and makes an invalid URL valid.
+//   - Subscribing the same application, type and URL again returns the
+//     existing subscription (with the new secret) instead of doubling pushes.
+//   - Delivered and dropped messages are deleted from the Store in batches
+//     without waiting; a crash in between repeats a delivery, which
+//     receivers drop by webhook-id (PSH-5).
+//   - Endpoint state (valid/invalid, failures, tries so far) lives in
+//     memory: after a restart every URL starts valid. Expiry times are
+//     stored, so keep time is counted across restarts.
+//   - Config.MaxQueued (100000) bounds one URL's queue; Publish beyond it
+//     fails with ErrQueueFull rather than growing memory without end.
+//   - fwUpgradeResultNotify has no sample in API.md; FwUpgradeResultBody
+//     follows the original platform's public documentation.
+//   - Endpoints lists every URL a message was queued for since New. An
+//     invalid URL with nothing queued is not probed; its next message is
+//     the probe (sent at once if the probe time has passed).
+//
+// # Caveats
+//
+//   - The dispatcher walks the URLs that hold messages until it finds one
+//     that may send; with thousands of URLs waiting out retries, each pick
+//     costs a walk over them. Fine for hundreds of applications; a timer
+//     heap would be the next step beyond.
+//   - Publish reads the application's subscriptions from the Store on every
+//     call (the bbolt store keeps an index by application and notify type),
+//     so several nodes sharing one Store see the same subscriptions.
+//   - Endpoint health is per process: nodes sharing a Store each judge a URL
+//     on their own tries.
+//
+// # Figures
+//
+// Measured with the bbolt outbox (store.DB.Push, fsync on) to a local
+// httptest sink answering 200 in the same process, messages enqueued by
+// 256 goroutines, on 2 cores, AMD EPYC, Go 1.26, with seven other builds
+// sharing the machine:
+//
+//	go test ./store -run XXX -bench Push -benchtime 4x -count 2
+//	BenchmarkPushDeliver/store=bbolt    8,178 and 11,704 deliveries/s
+//	BenchmarkPushDeliver/store=memory  14,960 and 17,254 deliveries/s (baseline)
+//	                                   bbolt/memory 0.55 and 0.68
+//	BenchmarkPushIsolation  solo 10,444 and 11,172/s; beside an endpoint that
+//	                        answered once and then hangs with 16 tries in
+//	                        flight: 11,540 and 10,813/s; ratio 1.10 and 0.97
+//
+// Target ≥ 5,000/s on 2 cores: met in these runs. Earlier runs of the same
+// benchmark under heavier load (load average 10–17 from the other builds)
+// gave 2,196–7,496/s, with the in-memory store no faster — the rate is then
+// bound by CPU share and HTTP round trips (net/http makes ~100 of the ~110
+// allocations per delivery), not by bbolt. Isolation target ≥ 0.90: the
+// ratio was ≥ 0.97 in every run, loaded or not.
+package push

@@ -1,0 +1,133 @@
+package push
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+var (
+	battery = ServiceData{ServiceID: "Battery", ServiceType: "Battery",
+		Data: json.RawMessage(`{"batteryLevel":66}`), EventTime: "20170211T034003Z"}
+	connectivity = ServiceData{ServiceID: "Connectivity", ServiceType: "Connectivity",
+		Data: json.RawMessage(`{"signalStrength":72,"cellId":4022250974}`), EventTime: "20170211T034003Z"}
+	info = DeviceInfo{NodeID: "863703030000001", Name: "meter-1", ManufacturerID: "Doze", DeviceType: "WaterMeter",
+		Model: "WM1", ProtocolType: "CoAP", Status: "ONLINE"}
+)
+
+// TestBodiesJSON checks every body against the shapes of API.md: notifyType
+// first, the other fields in API.md's order (PSH-3).
+func TestBodiesJSON(t *testing.T) {
+	infoJSON := `{"nodeId":"863703030000001","name":"meter-1","manufacturerId":"Doze","deviceType":"WaterMeter","model":"WM1","protocolType":"CoAP","status":"ONLINE"}`
+	cases := []struct {
+		name string
+		body any
+		want string
+	}{
+		{"deviceDataChanged", DeviceDataChangedBody{DeviceID: "d1", GatewayID: "d1", Service: battery},
+			`{"notifyType":"deviceDataChanged","requestId":null,"deviceId":"d1","gatewayId":"d1","service":{"serviceId":"Battery","serviceType":"Battery","data":{"batteryLevel":66},"eventTime":"20170211T034003Z"}}`},
+		{"deviceDatasChanged", DeviceDatasChangedBody{RequestID: ptr("r1"), DeviceID: "d1", GatewayID: "g1", Services: []ServiceData{battery}},
+			`{"notifyType":"deviceDatasChanged","requestId":"r1","deviceId":"d1","gatewayId":"g1","services":[{"serviceId":"Battery","serviceType":"Battery","data":{"batteryLevel":66},"eventTime":"20170211T034003Z"}]}`},
+		{"deviceDatasChanged empty", DeviceDatasChangedBody{DeviceID: "d1", GatewayID: "g1"},
+			`{"notifyType":"deviceDatasChanged","requestId":null,"deviceId":"d1","gatewayId":"g1","services":[]}`},
+		{"bindDevice", BindDeviceBody{DeviceID: "d1", ResultCode: BindSucceeded, DeviceInfo: info},
+			`{"notifyType":"bindDevice","deviceId":"d1","resultCode":"succeeded","deviceInfo":` + infoJSON + `}`},
+		{"deviceAdded", DeviceAddedBody{DeviceID: "d1", GatewayID: "d1", NodeType: "ENDPOINT", DeviceInfo: info},
+			`{"notifyType":"deviceAdded","deviceId":"d1","gatewayId":"d1","nodeType":"ENDPOINT","deviceInfo":` + infoJSON + `}`},
+		{"deviceDeleted", DeviceDeletedBody{DeviceID: "d1", GatewayID: "d1"},
+			`{"notifyType":"deviceDeleted","deviceId":"d1","gatewayId":"d1"}`},
+		{"deviceInfoChanged", DeviceInfoChangedBody{DeviceID: "d1", GatewayID: "d1", DeviceInfo: DeviceInfo{Name: "n2"}},
+			`{"notifyType":"deviceInfoChanged","deviceId":"d1","gatewayId":"d1","deviceInfo":{"name":"n2"}}`},
+		{"swUpgradeStateChangeNotify", SwUpgradeStateChangeBody{DeviceID: "d1", AppID: "a1", OperationID: "o1", SubOperationID: "s1", SwUpgradeState: "downloading"},
+			`{"notifyType":"swUpgradeStateChangeNotify","deviceId":"d1","appId":"a1","operationId":"o1","subOperationId":"s1","swUpgradeState":"downloading"}`},
+		{"swUpgradeResultNotify", SwUpgradeResultBody{DeviceID: "d1", AppID: "a1", OperationID: "o1", SubOperationID: "s1", CurVersion: "1.1", TargetVersion: "1.1", SourceVersion: "1.0", SwUpgradeResult: "SUCCESS", UpgradeTime: "20261125T080000Z", ResultDesc: "ok", ErrorCode: "0"},
+			`{"notifyType":"swUpgradeResultNotify","deviceId":"d1","appId":"a1","operationId":"o1","subOperationId":"s1","curVersion":"1.1","targetVersion":"1.1","sourceVersion":"1.0","swUpgradeResult":"SUCCESS","upgradeTime":"20261125T080000Z","resultDesc":"ok","errorCode":"0"}`},
+		{"fwUpgradeStateChangeNotify", FwUpgradeStateChangeBody{DeviceID: "d1", AppID: "a1", OperationID: "o1", SubOperationID: "s1", Step: "1", StepDesc: "downloading"},
+			`{"notifyType":"fwUpgradeStateChangeNotify","deviceId":"d1","appId":"a1","operationId":"o1","subOperationId":"s1","step":"1","stepDesc":"downloading"}`},
+		{"fwUpgradeResultNotify", FwUpgradeResultBody{DeviceID: "d1", AppID: "a1", OperationID: "o1", SubOperationID: "s1", CurVersion: "2", TargetVersion: "2", SourceVersion: "1", Status: "SUCCESS", StatusDesc: "ok", UpgradeTime: "20261125T080000Z"},
+			`{"notifyType":"fwUpgradeResultNotify","deviceId":"d1","appId":"a1","operationId":"o1","subOperationId":"s1","curVersion":"2","targetVersion":"2","sourceVersion":"1","status":"SUCCESS","statusDesc":"ok","upgradeTime":"20261125T080000Z"}`},
+		{"generic", Body{Type: DeviceModelAdded, Fields: json.RawMessage(` {"appId":"a1","model":"WM1"}`)},
+			`{"notifyType":"deviceModelAdded","appId":"a1","model":"WM1"}`},
+		{"generic empty", Body{Type: RuleEvent},
+			`{"notifyType":"ruleEvent"}`},
+		{"command callback (CMD-6)", CommandResult{DeviceID: "d1", CommandID: "c1", Result: CommandStatus{ResultCode: "SUCCESSFUL", ResultDetail: json.RawMessage(`{"result":0}`)}},
+			`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SUCCESSFUL","resultDetail":{"result":0}}}`},
+		{"command callback null detail", CommandResult{DeviceID: "d1", CommandID: "c1", Result: CommandStatus{ResultCode: "SENT"}},
+			`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SENT","resultDetail":null}}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := json.Marshal(c.body)
+			require.NoError(t, err)
+			require.Equal(t, c.want, string(got))
+			require.True(t, json.Valid(got))
+		})
+	}
+}
+
+// TestEveryNotifyTypeHasABody checks that each PSH-1 type can be encoded
+// with notifyType first.
+func TestEveryNotifyTypeHasABody(t *testing.T) {
+	typed := map[NotifyType]Notification{
+		DeviceDataChanged: DeviceDataChangedBody{}, DeviceDatasChanged: DeviceDatasChangedBody{}, BindDevice: BindDeviceBody{},
+		DeviceAdded: DeviceAddedBody{}, DeviceDeleted: DeviceDeletedBody{}, DeviceInfoChanged: DeviceInfoChangedBody{},
+		SwUpgradeStateChangeNotify: SwUpgradeStateChangeBody{}, SwUpgradeResultNotify: SwUpgradeResultBody{},
+		FwUpgradeStateChangeNotify: FwUpgradeStateChangeBody{}, FwUpgradeResultNotify: FwUpgradeResultBody{},
+	}
+	require.Len(t, NotifyTypes, 18)
+	for _, nt := range NotifyTypes {
+		n, ok := typed[nt]
+		if !ok {
+			n = Body{Type: nt, Fields: json.RawMessage(`{"x":1}`)}
+		}
+		require.Equal(t, nt, n.NotifyType())
+		b, err := json.Marshal(n)
+		require.NoError(t, err)
+		require.True(t, json.Valid(b), "%s: %s", nt, b)
+		require.Regexp(t, `^\{"notifyType":"`+string(nt)+`"[,}]`, string(b))
+	}
+}
+
+func TestBodyFieldsMustBeObject(t *testing.T) {
+	_, err := json.Marshal(Body{Type: RuleEvent, Fields: json.RawMessage(`[1,2]`)})
+	require.ErrorContains(t, err, "must be a JSON object")
+}
+
+// TestReportSplit checks PSH-3 (§5.13, §5.16): deviceDataChanged splits a
+// two-service report into two pushes, deviceDatasChanged keeps it whole.
+func TestReportSplit(t *testing.T) {
+	r := Report{DeviceID: "d1", GatewayID: "d1", Services: []ServiceData{battery, connectivity}}
+	one := r.DataChanged()
+	require.Len(t, one, 2)
+	require.Equal(t, "Battery", one[0].Service.ServiceID)
+	require.Equal(t, "Connectivity", one[1].Service.ServiceID)
+	for _, b := range one {
+		require.Equal(t, "d1", b.DeviceID)
+		require.Nil(t, b.RequestID)
+	}
+	all := r.DatasChanged()
+	require.Len(t, all.Services, 2)
+	got, err := json.Marshal(all)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"notifyType":"deviceDatasChanged","requestId":null,"deviceId":"d1","gatewayId":"d1","services":[
+		{"serviceId":"Battery","serviceType":"Battery","data":{"batteryLevel":66},"eventTime":"20170211T034003Z"},
+		{"serviceId":"Connectivity","serviceType":"Connectivity","data":{"signalStrength":72,"cellId":4022250974},"eventTime":"20170211T034003Z"}]}`, string(got))
+}
+
+func TestParseNotifyType(t *testing.T) {
+	nt, err := ParseNotifyType("deviceDatasChanged")
+	require.NoError(t, err)
+	require.Equal(t, DeviceDatasChanged, nt)
+	_, err = ParseNotifyType("deviceDataschanged")
+	require.ErrorIs(t, err, ErrNotifyType)
+	require.ErrorContains(t, err, "allowed: bindDevice, deviceAdded")
+}
+
+func TestFormatTime(t *testing.T) {
+	ts := time.Date(2017, 2, 11, 11, 40, 3, 0, time.FixedZone("CST", 8*3600))
+	require.Equal(t, "20170211T034003Z", FormatTime(ts))
+}

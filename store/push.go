@@ -1,0 +1,398 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/doze-io/doze/push"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Layout inside the push bucket:
+//
+//	subs/<subscription id>                          → JSON of pushSub
+//	subsByApp/<app id> 0x00 <notify type> 0x00 <id> → empty (index)
+//	outbox/<url> 0x00 <message id>                  → binary message record (encodeMessage)
+//
+// The index makes Publish's lookup (one application, one notify type) a
+// prefix scan instead of decoding every subscription.
+//
+// Outbox keys group messages by endpoint and, within one, by message id,
+// which starts with the enqueue time in nanoseconds: a range scan of one
+// URL yields its messages in due (creation) order, the order the engine
+// sends and expires them in.
+var (
+	pushSubs      = []byte("subs")
+	pushSubsByApp = []byte("subsByApp")
+	pushOutbox    = []byte("outbox")
+)
+
+// Push is the bbolt implementation of push.Store (subscriptions and the
+// durable outbox, PSH-6). Outbox writes from many goroutines share commits
+// through bbolt's Batch.
+type Push struct {
+	db *DB
+}
+
+var _ push.Store = (*Push)(nil)
+
+// Push returns the push.Store view of the file.
+func (db *DB) Push() *Push { return &Push{db: db} }
+
+type pushSub struct {
+	ID          string    `json:"id"`
+	AppID       string    `json:"appId"`
+	NotifyType  string    `json:"notifyType"`
+	CallbackURL string    `json:"callbackUrl"`
+	Secret      string    `json:"secret,omitempty"`
+	Created     time.Time `json:"created"`
+}
+
+// pushBuckets returns the subs and outbox buckets, creating them in a
+// writable transaction.
+func pushBuckets(tx *bolt.Tx) (subs, outbox *bolt.Bucket, err error) {
+	root := tx.Bucket(bucketPush)
+	if root == nil {
+		return nil, nil, fmt.Errorf("store: bucket %q missing", bucketPush)
+	}
+	if tx.Writable() {
+		if subs, err = root.CreateBucketIfNotExists(pushSubs); err != nil {
+			return nil, nil, err
+		}
+		if outbox, err = root.CreateBucketIfNotExists(pushOutbox); err != nil {
+			return nil, nil, err
+		}
+		return subs, outbox, nil
+	}
+	return root.Bucket(pushSubs), root.Bucket(pushOutbox), nil
+}
+
+// pushIndex returns the subsByApp bucket (nil in a read-only transaction
+// before the first subscription).
+func pushIndex(tx *bolt.Tx) (*bolt.Bucket, error) {
+	root := tx.Bucket(bucketPush)
+	if tx.Writable() {
+		return root.CreateBucketIfNotExists(pushSubsByApp)
+	}
+	return root.Bucket(pushSubsByApp), nil
+}
+
+func indexKey(app, notifyType, id string) []byte {
+	k := make([]byte, 0, len(app)+len(notifyType)+len(id)+2)
+	k = append(k, app...)
+	k = append(k, 0)
+	k = append(k, notifyType...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+// PutSubscription implements push.Store.
+func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.ID == "" {
+		return errors.New("store: push subscription without an ID")
+	}
+	v, err := json.Marshal(pushSub{ID: s.ID, AppID: s.AppID, NotifyType: string(s.NotifyType),
+		CallbackURL: s.CallbackURL, Secret: string(s.Secret), Created: s.Created})
+	if err != nil {
+		return err
+	}
+	if strings.IndexByte(s.AppID, 0) >= 0 || strings.IndexByte(string(s.NotifyType), 0) >= 0 {
+		return fmt.Errorf("store: push subscription %q: app id or notify type contains a NUL byte", s.ID)
+	}
+	return p.db.bolt.Update(func(tx *bolt.Tx) error {
+		subs, _, err := pushBuckets(tx)
+		if err != nil {
+			return err
+		}
+		idx, err := pushIndex(tx)
+		if err != nil {
+			return err
+		}
+		if old := subs.Get([]byte(s.ID)); old != nil {
+			o, err := decodeSub([]byte(s.ID), old)
+			if err != nil {
+				return err
+			}
+			if err := idx.Delete(indexKey(o.AppID, string(o.NotifyType), o.ID)); err != nil {
+				return err
+			}
+		}
+		if err := idx.Put(indexKey(s.AppID, string(s.NotifyType), s.ID), nil); err != nil {
+			return err
+		}
+		return subs.Put([]byte(s.ID), v)
+	})
+}
+
+func decodeSub(k, v []byte) (push.Subscription, error) {
+	var ps pushSub
+	if err := json.Unmarshal(v, &ps); err != nil {
+		return push.Subscription{}, fmt.Errorf("store: push subscription %q is damaged: %w", k, err)
+	}
+	return push.Subscription{ID: ps.ID, AppID: ps.AppID, NotifyType: push.NotifyType(ps.NotifyType),
+		CallbackURL: ps.CallbackURL, Secret: push.Secret(ps.Secret), Created: ps.Created}, nil
+}
+
+// Subscription implements push.Store.
+func (p *Push) Subscription(ctx context.Context, id string) (push.Subscription, error) {
+	var s push.Subscription
+	err := p.db.bolt.View(func(tx *bolt.Tx) error {
+		subs, _, err := pushBuckets(tx)
+		if err != nil {
+			return err
+		}
+		var v []byte
+		if subs != nil {
+			v = subs.Get([]byte(id))
+		}
+		if v == nil {
+			return push.ErrNotFound
+		}
+		s, err = decodeSub([]byte(id), v)
+		return err
+	})
+	return s, err
+}
+
+// Subscriptions implements push.Store. For one application it scans the
+// index under the application (and notify type); with Filter.AnyApp it
+// scans every subscription.
+func (p *Push) Subscriptions(ctx context.Context, f push.Filter) ([]push.Subscription, error) {
+	var out []push.Subscription
+	err := p.db.bolt.View(func(tx *bolt.Tx) error {
+		subs, _, err := pushBuckets(tx)
+		if err != nil || subs == nil {
+			return err
+		}
+		if !f.AnyApp {
+			idx, _ := pushIndex(tx)
+			if idx == nil {
+				return nil
+			}
+			prefix := append([]byte(f.AppID), 0)
+			if f.NotifyType != "" {
+				prefix = append(append(prefix, f.NotifyType...), 0)
+			}
+			c := idx.Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				id := k[bytes.LastIndexByte(k, 0)+1:]
+				v := subs.Get(id)
+				if v == nil {
+					return fmt.Errorf("store: push index names subscription %q, which is missing", id)
+				}
+				s, err := decodeSub(id, v)
+				if err != nil {
+					return err
+				}
+				if f.Match(s) {
+					out = append(out, s)
+				}
+			}
+			slices.SortFunc(out, func(a, b push.Subscription) int { return strings.Compare(a.ID, b.ID) })
+			return nil
+		}
+		return subs.ForEach(func(k, v []byte) error {
+			s, err := decodeSub(k, v)
+			if err != nil {
+				return err
+			}
+			if f.Match(s) {
+				out = append(out, s)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteSubscriptions implements push.Store.
+func (p *Push) DeleteSubscriptions(ctx context.Context, ids ...string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := p.db.bolt.Update(func(tx *bolt.Tx) error {
+		n = 0
+		subs, _, err := pushBuckets(tx)
+		if err != nil {
+			return err
+		}
+		idx, err := pushIndex(tx)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			v := subs.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			if o, err := decodeSub([]byte(id), v); err == nil {
+				if err := idx.Delete(indexKey(o.AppID, string(o.NotifyType), o.ID)); err != nil {
+					return err
+				}
+			}
+			if err := subs.Delete([]byte(id)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func outboxKey(m *push.Message) ([]byte, error) {
+	if strings.IndexByte(m.URL, 0) >= 0 || strings.IndexByte(m.ID, 0) >= 0 {
+		return nil, fmt.Errorf("store: push message %q: URL or ID contains a NUL byte", m.ID)
+	}
+	k := make([]byte, 0, len(m.URL)+1+len(m.ID))
+	k = append(k, m.URL...)
+	k = append(k, 0)
+	return append(k, m.ID...), nil
+}
+
+// PutMessages implements push.Store. Concurrent calls share one commit.
+func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	keys := make([][]byte, len(msgs))
+	vals := make([][]byte, len(msgs))
+	for i := range msgs {
+		k, err := outboxKey(&msgs[i])
+		if err != nil {
+			return err
+		}
+		keys[i], vals[i] = k, encodeMessage(nil, &msgs[i])
+	}
+	return p.db.bolt.Batch(func(tx *bolt.Tx) error {
+		_, outbox, err := pushBuckets(tx)
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if err := outbox.Put(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteMessages implements push.Store. Concurrent calls share one commit.
+func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	keys := make([][]byte, 0, len(msgs))
+	for i := range msgs {
+		k, err := outboxKey(&msgs[i])
+		if err != nil {
+			continue // never stored
+		}
+		keys = append(keys, k)
+	}
+	return p.db.bolt.Batch(func(tx *bolt.Tx) error {
+		_, outbox, err := pushBuckets(tx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := outbox.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Messages implements push.Store.
+func (p *Push) Messages(ctx context.Context) ([]push.Message, error) {
+	var out []push.Message
+	err := p.db.bolt.View(func(tx *bolt.Tx) error {
+		_, outbox, err := pushBuckets(tx)
+		if err != nil || outbox == nil {
+			return err
+		}
+		return outbox.ForEach(func(k, v []byte) error {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				return fmt.Errorf("store: push outbox key %q has no separator", k)
+			}
+			m, err := decodeMessage(v)
+			if err != nil {
+				return fmt.Errorf("store: push outbox record %q: %w", k, err)
+			}
+			m.URL, m.ID = string(k[:i]), string(k[i+1:])
+			out = append(out, m)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Message record: version 1, then uvarint-length-prefixed Body, Secret,
+// NotifyType, SubscriptionID, then Created and Expires as varint Unix
+// nanoseconds. URL and ID live in the key.
+const pushRecordV1 = 1
+
+func encodeMessage(dst []byte, m *push.Message) []byte {
+	dst = append(dst, pushRecordV1)
+	for _, f := range [][]byte{m.Body, []byte(m.Secret), []byte(m.NotifyType), []byte(m.SubscriptionID)} {
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+	}
+	dst = binary.AppendVarint(dst, m.Created.UnixNano())
+	return binary.AppendVarint(dst, m.Expires.UnixNano())
+}
+
+var errPushRecord = errors.New("damaged message record")
+
+func decodeMessage(b []byte) (push.Message, error) {
+	var m push.Message
+	if len(b) == 0 || b[0] != pushRecordV1 {
+		return m, fmt.Errorf("%w: unknown version", errPushRecord)
+	}
+	b = b[1:]
+	var fields [4][]byte
+	for i := range fields {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return m, fmt.Errorf("%w: field %d length", errPushRecord, i)
+		}
+		fields[i] = bytes.Clone(b[w : w+int(n)])
+		b = b[w+int(n):]
+	}
+	created, w := binary.Varint(b)
+	if w <= 0 {
+		return m, fmt.Errorf("%w: created time", errPushRecord)
+	}
+	b = b[w:]
+	expires, w := binary.Varint(b)
+	if w <= 0 || w != len(b) {
+		return m, fmt.Errorf("%w: expiry time", errPushRecord)
+	}
+	m.Body = fields[0]
+	m.Secret = push.Secret(fields[1])
+	m.NotifyType = push.NotifyType(fields[2])
+	m.SubscriptionID = string(fields[3])
+	m.Created = time.Unix(0, created)
+	m.Expires = time.Unix(0, expires)
+	return m, nil
+}
