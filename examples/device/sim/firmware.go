@@ -23,12 +23,14 @@ type firmware struct {
 
 // FirmwareVersionOf returns the version a firmware image installs: the text
 // after "DOZEFW " on the image's first line ("DOZEFW FW2.0\n…" installs
-// "FW2.0"), otherwise "FW-" and the first 8 hex digits of the image's
+// "FW2.0"; spaces around it are dropped), otherwise "FW-" and the first 8 hex digits of the image's
 // SHA-256.
 func FirmwareVersionOf(image []byte) string {
 	if rest, ok := bytes.CutPrefix(image, []byte("DOZEFW ")); ok {
 		if i := bytes.IndexByte(rest, '\n'); i > 0 {
-			return string(bytes.TrimSpace(rest[:i]))
+			if v := bytes.TrimSpace(rest[:i]); len(v) > 0 {
+				return string(v)
+			}
 		}
 	}
 	sum := sha256.Sum256(image)
