@@ -6,6 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,7 +53,7 @@ type fakePlatform struct {
 	devices map[string]bool
 }
 
-func newFakePlatform(t *testing.T) *fakePlatform {
+func newFakePlatform(t testing.TB) *fakePlatform {
 	p := &fakePlatform{keys: lwm2m.NewMemoryKeyStore(), devices: map[string]bool{}}
 	wm := sim.WaterMeterCodec()
 	var wg sync.WaitGroup
@@ -141,6 +145,46 @@ func newFakePlatform(t *testing.T) *fakePlatform {
 		wg.Wait()
 	})
 	return p
+}
+
+// BenchmarkLoad runs the load mode against the fake platform of the tests
+// (a real lwm2m.Server, the codec, one HTTP push per report) and reports
+// end-to-end uplinks/s, the bare go-coap ceiling and their ratio. Each
+// iteration is a whole load run; run it with -benchtime 1x. DOZE_SIM_N sets
+// the number of devices (default 1000), DOZE_SIM_DTLS=0 uses plain CoAP.
+func BenchmarkLoad(b *testing.B) {
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("DOZE_SIM_N")); err == nil && v > 0 {
+		n = v
+	}
+	secure := os.Getenv("DOZE_SIM_DTLS") != "0"
+	p := newFakePlatform(b)
+	for b.Loop() {
+		var out bytes.Buffer
+		addr := p.srv.DTLSAddr().String()
+		if !secure {
+			addr = p.srv.UDPAddr().String()
+		}
+		args := []string{"-n", strconv.Itoa(n), "-imei", strconv.Itoa(868333040000000 + rand.IntN(1000000)*n), "-server", addr,
+			"-dtls=" + strconv.FormatBool(secure), "-load", "-uplinks", "5", "-timeout", "5m", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}
+		require.NoError(b, run(context.Background(), args, &out, io.Discard))
+		b.Log(out.String())
+		var e2e, ceil, ratio float64
+		for _, line := range strings.Split(out.String(), "\n") {
+			tail := line[strings.LastIndex(line, ":")+1:]
+			switch {
+			case strings.HasPrefix(line, "end-to-end"):
+				_, _ = fmt.Sscanf(tail, " %f uplinks/s", &e2e)
+			case strings.HasPrefix(line, "bare go-coap"):
+				_, _ = fmt.Sscanf(tail, " %f requests/s", &ceil)
+			case strings.HasPrefix(line, "ratio"):
+				_, _ = fmt.Sscanf(tail, " %f", &ratio)
+			}
+		}
+		b.ReportMetric(e2e, "uplinks/s")
+		b.ReportMetric(ceil, "ceiling/s")
+		b.ReportMetric(ratio, "ratio")
+	}
 }
 
 func (p *fakePlatform) count() int {
