@@ -169,18 +169,7 @@ func BenchmarkLoad(b *testing.B) {
 			"-dtls=" + strconv.FormatBool(secure), "-load", "-uplinks", "5", "-timeout", "5m", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}
 		require.NoError(b, run(context.Background(), args, &out, io.Discard))
 		b.Log(out.String())
-		var e2e, ceil, ratio float64
-		for _, line := range strings.Split(out.String(), "\n") {
-			tail := line[strings.LastIndex(line, ":")+1:]
-			switch {
-			case strings.HasPrefix(line, "end-to-end"):
-				_, _ = fmt.Sscanf(tail, " %f uplinks/s", &e2e)
-			case strings.HasPrefix(line, "bare go-coap"):
-				_, _ = fmt.Sscanf(tail, " %f requests/s", &ceil)
-			case strings.HasPrefix(line, "ratio"):
-				_, _ = fmt.Sscanf(tail, " %f", &ratio)
-			}
-		}
+		e2e, ceil, ratio := parseLoad(out.String())
 		b.ReportMetric(e2e, "uplinks/s")
 		b.ReportMetric(ceil, "ceiling/s")
 		b.ReportMetric(ratio, "ratio")
@@ -247,4 +236,21 @@ func TestRunFlags(t *testing.T) {
 		require.Error(t, err, "run %q", tc.args)
 		require.True(t, strings.Contains(err.Error(), tc.want), "run %q: %v, want %q", tc.args, err, tc.want)
 	}
+}
+
+// parseLoad reads the figures of the load mode's output.
+func parseLoad(out string) (e2e, ceil, ratio float64) {
+	for _, line := range strings.Split(out, "\n") {
+		tail := line[strings.LastIndex(line, ":")+1:]
+		if strings.HasPrefix(line, "end-to-end") {
+			_, _ = fmt.Sscanf(tail, " %f uplinks/s", &e2e)
+		}
+		if strings.HasPrefix(line, "bare go-coap") {
+			_, _ = fmt.Sscanf(tail, " %f requests/s", &ceil)
+		}
+		if strings.HasPrefix(line, "ratio") {
+			_, _ = fmt.Sscanf(tail, " %f", &ratio)
+		}
+	}
+	return e2e, ceil, ratio
 }
