@@ -191,6 +191,9 @@ func printLoad(w io.Writer, o options, r sim.LoadResult) {
 	}
 	fmt.Fprintf(w, "load: %d devices (%s, %s), %d uplinks each, %d at a time\n", r.Devices, transport, o.protocol, o.uplinks, o.workers)
 	fmt.Fprintf(w, "end-to-end (device → webhook push): %d sent, %d pushed in %v: %.0f uplinks/s\n", r.Sent, r.Pushed, r.Elapsed.Round(time.Millisecond), r.PerSecond)
+	if r.Acked > 0 {
+		fmt.Fprintf(w, "CoAP layer (device → platform ACK): %.0f uplinks/s\n", float64(r.Sent)/r.Acked.Seconds())
+	}
 	fmt.Fprintf(w, "bare go-coap ceiling: %d requests: %.0f requests/s\n", r.CeilingN, r.Ceiling)
 	fmt.Fprintf(w, "ratio: %.2f\n", r.Ratio)
 	if r.Errors > 0 {

@@ -55,6 +55,7 @@ type LoadResult struct {
 	Pushed     int64         // webhook pushes received carrying a Meter reading
 	Errors     int64         // failed connects, registrations and reports
 	Elapsed    time.Duration // first report sent → last push received
+	Acked      time.Duration // first report sent → last report acknowledged by the platform's CoAP layer
 	PerSecond  float64       // Pushed / Elapsed: end-to-end uplinks per second
 	Ceiling    float64       // bare go-coap: confirmable POSTs per second, same devices count and uplinks
 	CeilingN   int64         // requests answered by the bare server
@@ -161,6 +162,7 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		}
 	})
 	res.Sent = sent.Load()
+	res.Acked = time.Since(start)
 	last := sink.wait(ctx, res.Sent)
 	res.Pushed = sink.count.Load()
 	res.Elapsed = last.Sub(start)
