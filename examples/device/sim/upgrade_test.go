@@ -158,3 +158,23 @@ func TestObject5Upgrade(t *testing.T) {
 	require.NoError(t, p.srv.Write(ctx, d.IMEI(), "/5/0/1", lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte("coap://127.0.0.1/fw/nope")}))
 	require.Eventually(t, func() bool { return d.Stats().FirmwareResult == lwm2m.FirmwareResultInvalidURI }, 5*time.Second, 5*time.Millisecond)
 }
+
+// TestEDRXPagingWindows: an eDRX device answers downlinks in the paging
+// window at the start of each cycle and not between windows. Windows are
+// short, on real sockets.
+func TestEDRXPagingWindows(t *testing.T) {
+	// The server gives up 100–150 ms after its last try, well inside the
+	// 600 ms the device sleeps.
+	p := startServer(t, lwm2m.Config{DisableDTLS: true, Transmission: lwm2m.Transmission{AckTimeout: 25 * time.Millisecond, MaxRetransmit: 1}}, nil)
+	d, err := sim.New(sim.Config{Server: p.srv.UDPAddr().String(), IMEI: "868333030000006", NoFirstReport: true,
+		Power: sim.Power{Mode: sim.EDRX, ActiveTime: 50 * time.Millisecond, Cycle: 1200 * time.Millisecond, PagingWindow: 600 * time.Millisecond}})
+	require.NoError(t, err)
+	run(t, d)
+	ctx := context.Background()
+	require.Eventually(t, d.Asleep, 5*time.Second, time.Millisecond, "asleep after the first window")
+	require.ErrorIs(t, p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00}), lwm2m.ErrTimeout, "downlink between paging windows")
+	require.Eventually(t, func() bool { return !d.Asleep() }, 5*time.Second, time.Millisecond, "awake in the next window")
+	p.next(t, lwm2m.EventUpdated) // the device tells the server where it is
+	require.NoError(t, p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00}), "downlink inside a paging window")
+	require.Eventually(t, func() bool { return d.Stats().ReportAcks == 1 }, 5*time.Second, time.Millisecond)
+}
