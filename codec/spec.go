@@ -7,8 +7,9 @@ import (
 // Spec is a declarative codec as written by hand in JSON (COD-2). The
 // package documentation shows a complete example.
 type Spec struct {
-	Name     string        `json:"name,omitempty"` // free text, e.g. the product
-	Messages []MessageSpec `json:"messages"`
+	Name        string        `json:"name,omitempty"`        // free text, e.g. the product
+	Description string        `json:"description,omitempty"` // free text for people; ignored
+	Messages    []MessageSpec `json:"messages"`
 }
 
 // Message kinds of a MessageSpec.
@@ -21,8 +22,9 @@ const (
 
 // MessageSpec is one message of a declarative codec.
 type MessageSpec struct {
-	Name string `json:"name"` // unique in the codec
-	Kind string `json:"kind"` // report, command, commandResponse, reportResponse
+	Name        string `json:"name"`                  // unique in the codec
+	Kind        string `json:"kind"`                  // report, command, commandResponse, reportResponse
+	Description string `json:"description,omitempty"` // free text for people; ignored
 
 	// Service is, for a report, the serviceId its fields map to unless a
 	// field names another; for a command, the serviceId of the command.
@@ -48,7 +50,8 @@ type MessageSpec struct {
 
 // FieldSpec is one field of a message, in payload order.
 type FieldSpec struct {
-	Name string `json:"name"` // the property (reports) or para (commands, responses) it maps to
+	Name        string `json:"name"`                  // the property (reports) or para (commands, responses) it maps to
+	Description string `json:"description,omitempty"` // free text for people (units, meaning); ignored
 	// Type is int8, int16, int24, int32, int64, uint8 … uint64, float32,
 	// float64, string, varstring, array or variant.
 	Type string `json:"type"`

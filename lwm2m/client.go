@@ -23,6 +23,9 @@ type ClientConfig struct {
 	Endpoint string // endpoint name, e.g. "urn:imei:868333030000001" (required)
 	Identity string // PSK identity; "" means Endpoint
 	Key      []byte // PSK; nil means plain CoAP without DTLS
+	// LocalAddr is the local UDP address to send from; "" means
+	// 127.0.0.1 with a free port for a loopback server, else any address.
+	LocalAddr string
 
 	// CipherSuites the client offers; nil means both suites of LWM-1.
 	CipherSuites []CipherSuite
@@ -139,7 +142,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("lwm2m: client server address %q: %w", c.cfg.Server, err)
 	}
-	pc, err := newRebindConn()
+	pc, err := newRebindConn(c.cfg.LocalAddr, ra)
 	if err != nil {
 		return fmt.Errorf("lwm2m: client socket: %w", err)
 	}
@@ -614,15 +617,27 @@ func (c *Client) discover(prefix string) *message.Message {
 type rebindConn struct {
 	mu     sync.Mutex
 	c      *net.UDPConn
+	ip     net.IP
 	closed bool
 }
 
-func newRebindConn() (*rebindConn, error) {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+func newRebindConn(local string, remote *net.UDPAddr) (*rebindConn, error) {
+	la := &net.UDPAddr{}
+	if remote.IP.IsLoopback() {
+		la.IP = remote.IP
+	}
+	if local != "" {
+		a, err := net.ResolveUDPAddr("udp", local)
+		if err != nil {
+			return nil, err
+		}
+		la = a
+	}
+	c, err := net.ListenUDP("udp", la)
 	if err != nil {
 		return nil, err
 	}
-	return &rebindConn{c: c}, nil
+	return &rebindConn{c: c, ip: la.IP}, nil
 }
 
 func (r *rebindConn) cur() *net.UDPConn {
@@ -644,7 +659,7 @@ func (r *rebindConn) markClosed() {
 }
 
 func (r *rebindConn) rebind() error {
-	n, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	n, err := net.ListenUDP("udp", &net.UDPAddr{IP: r.ip})
 	if err != nil {
 		return err
 	}

@@ -29,15 +29,17 @@ package lwm2m
 // bubble: same instant). Object 19 (LWM-5): after a registration listing
 // </19/0>, the server observes /19/0/0; its notifications and LwM2M Send
 // (POST /dp) become EventUplink; Downlink writes opaque bytes to /19/1/0
-// (TUP: POST /t/d). TLV payloads of /19/0/0 are decoded to the bytes of
-// each resource instance; other formats are passed on with their
-// Content-Format.
+// (TUP: POST /t/d). Payloads of /19/0/0 and Send in the object model's
+// formats (TLV, SenML JSON/CBOR, LwM2M JSON) are decoded with Decode and
+// give the bytes of each /19/0/0 resource instance; a Send of other
+// resources is reported as EventNotification with path "/dp"; opaque and
+// TUP payloads are the bytes themselves.
 //
 // Device operations (LWM-7): Read, Write, WritePartial, Execute, Create,
 // Delete, Discover, WriteAttributes, Observe, CancelObserve, each bounded by
-// its context; error answers are *ResponseError with the CoAP code. Results
-// are Content (format + payload); decoding them into Records is the object
-// model's job (DecodeTLV and the other content formats).
+// its context; error answers are *ResponseError with the CoAP code. Read
+// returns Content (format + payload); ReadRecords decodes the answer into
+// Records with Decode and Config.Registry (built-in objects by default).
 //
 // Queue mode (LWM-8): a queue-mode device is reachable for
 // Config.AwakeWindow (default 93 s) after anything it sends (registration,
@@ -113,20 +115,20 @@ package lwm2m
 // 32 devices working at a time:
 //
 //	                                 lwm2m.Server   bare go-coap   ratio
-//	registrations/s                  164            167            0.98
-//	uplinks/s                        3826           2933           1.30
-//	server CPU per registration      1399 µs        1185 µs        1.18
-//	server CPU per uplink            91 µs          132 µs         0.69
-//	heap per idle device             43.6 KB        43.2 KB        1.01
+//	registrations/s                  288            201            1.43
+//	uplinks/s                        2786           2820           0.99
+//	server CPU per registration      932 µs         909 µs         1.03
+//	server CPU per uplink            86 µs          108 µs         0.80
+//	heap per idle device             42.7 KB        43.6 KB        0.98
 //	goroutines per idle device       4.0            5.0
 //
 // The uplink target (≥ 80% of bare go-coap) is met. The rates are bounded
 // by the load generator (the devices run pion/dtls clients in a child
-// process on the same 2 cores); the server CPU per registration, about
-// 1.4 ms with the handshake, puts the server alone at roughly 700
-// registrations/s per core, so ≥ 1,000 DTLS registrations/s on 2 cores was
-// not demonstrated. ≤ 20 KB per idle device is not met: it needs session
-// parking (serializing an idle device's DTLS state and restoring it by
-// Connection ID when the device wakes), which is not implemented; each
-// idle device keeps its pion/dtls connection (about 44 KB and 4
-// goroutines, as with bare go-coap).
+// process on the same 2 cores). The server's CPU per registration, 0.9–1.4
+// ms with the handshake across runs, puts the server alone at roughly
+// 700–1,100 registrations/s per core, but ≥ 1,000 DTLS registrations/s was
+// not demonstrated as a rate on this machine. ≤ 20 KB per idle device is
+// not met: it needs session parking (serializing an idle device's DTLS
+// state and restoring it by Connection ID when the device wakes), which is
+// not implemented; each idle device keeps its pion/dtls connection (about
+// 43 KB and 4 goroutines, as with bare go-coap).

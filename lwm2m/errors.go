@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// Errors of the server, the client and the exchange layer. Callers branch on
-// them with errors.Is.
+// Errors of the server, the client and the exchange layer (errors_model.go
+// has those of the object model). Callers branch on them with errors.Is.
 var (
 	// ErrClosed is returned by operations on a closed Server, Client or session.
 	ErrClosed = errors.New("lwm2m: closed")
@@ -26,6 +26,9 @@ var (
 	ErrConfig = errors.New("lwm2m: invalid configuration")
 	// ErrReset means the peer answered with a CoAP Reset.
 	ErrReset = errors.New("lwm2m: peer answered with Reset")
+	// ErrUnreachable means the device's registration has no live session
+	// (its DTLS connection ended); it must connect again.
+	ErrUnreachable = errors.New("lwm2m: device has no live session")
 )
 
 var errReset = ErrReset

@@ -17,10 +17,6 @@ type Content struct {
 	Payload []byte
 }
 
-// ErrUnreachable means the device's registration has no live session (its
-// DTLS connection ended); it must connect again.
-var ErrUnreachable = fmt.Errorf("lwm2m: device has no live session")
-
 // Registration returns the endpoint's current registration.
 func (s *Server) Registration(endpoint string) (Registration, bool) {
 	s.mu.Lock()
@@ -318,22 +314,7 @@ func (s *Server) Downlink(ctx context.Context, endpoint string, data []byte) err
 // decode turns a device's payload for base into records with the object
 // model's content formats and the server's Registry.
 func (s *Server) decode(c Content, base Path) ([]Record, error) {
-	switch c.Format {
-	case FormatTLV:
-		return DecodeTLV(base, c.Payload, s.cfg.Registry)
-	case FormatText, FormatOpaque:
-		// one value, typed by the Registry's definition when there is one
-		v := RawValue(c.Format, c.Payload)
-		if def, ok := s.cfg.Registry.typeAt(base); ok {
-			if tv, err := v.As(def); err == nil {
-				v = tv
-			} else {
-				return nil, err
-			}
-		}
-		return []Record{{Path: base, Value: v}}, nil
-	}
-	return nil, fmt.Errorf("lwm2m: decoding %v for %s: %w", c.Format, base, ErrUnsupportedFormat)
+	return Decode(c.Format, base, c.Payload, s.cfg.Registry)
 }
 
 // ReadRecords reads path and decodes the answer into records (LWM-7).

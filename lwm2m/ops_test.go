@@ -135,3 +135,19 @@ func TestReadRecordsDecodes(t *testing.T) {
 	_, err = s.ReadRecords(ctxT(t), ep, "/3/x")
 	require.ErrorIs(t, err, ErrInvalidPath)
 }
+
+// A registered device whose DTLS session ended is reported unreachable at
+// once, without a request going out.
+func TestRequestToClosedSessionUnreachable(t *testing.T) {
+	const ep = "868333030000013"
+	s, _ := startServer(t, Config{}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	require.NoError(t, c.Close()) // close_notify ends the server's session
+	waitFor(t, "the server to end the session", func() bool { return s.sessions() == 0 })
+	_, ok := s.Registration(ep)
+	require.True(t, ok, "the registration outlives the session")
+	_, err := s.Read(ctxT(t), ep, "/3/0/0", cfNone)
+	require.ErrorIs(t, err, ErrUnreachable)
+}

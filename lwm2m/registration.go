@@ -404,8 +404,12 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 		return errResp(codes.Forbidden, "send: register before sending data"), nil
 	}
 	s.touch(sess, ep, now)
-	for _, u := range s.uplinkValues("/dp", m) {
+	vals := s.uplinkValues("/dp", m)
+	for _, u := range vals {
 		s.emit(Event{Kind: EventUplink, Endpoint: ep, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)})
+	}
+	if len(vals) == 0 { // a Send of other resources than /19/0/0
+		s.emit(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: m.Payload, ContentFormat: contentFormat(m)})
 	}
 	return &message.Message{Code: codes.Changed}, nil
 }
@@ -437,10 +441,13 @@ func (sess *session) notification(m *message.Message) bool {
 	sess.mu.Unlock()
 	s.touch(sess, o.Endpoint, now)
 	if o.Path == "/19/0/0" || o.Path == "/t/d" {
-		for _, u := range s.uplinkValues(o.Path, m) {
+		vals := s.uplinkValues(o.Path, m)
+		for _, u := range vals {
 			s.emit(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)})
 		}
-		return true
+		if len(vals) > 0 {
+			return true
+		}
 	}
 	s.emit(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)})
 	return true

@@ -69,8 +69,8 @@ func New(cfg Config, keys KeyStore, h Handler) (*Server, error) {
 
 // Listen binds the UDP and DTLS sockets of the configuration. Run calls it
 // when it has not been called; call it first to learn the bound addresses
-// (UDPAddr, DTLSAddr) when a port is 0. pion/dtls starts its datagram
-// routing goroutine here; Close stops it.
+// (UDPAddr, DTLSAddr) when a port is 0. The DTLS socket's datagram router
+// (one goroutine, see dtlsmux.go) starts here; Close stops it.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -107,8 +107,18 @@ func (s *Server) Listen() error {
 		if s.cfg.ConnectionIDLength > 0 {
 			dc.ConnectionIDGenerator = dtls.RandomCIDGenerator(s.cfg.ConnectionIDLength)
 		}
-		ln, err := dtls.Listen("udp", a, dc)
+		uc, err := net.ListenUDP("udp", a)
 		if err != nil {
+			if s.udp != nil {
+				_ = s.udp.Close()
+				s.udp = nil
+			}
+			return fmt.Errorf("lwm2m: listening for DTLS on %s: %w", s.cfg.DTLSAddr, err)
+		}
+		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0))
+		ln, err := dtls.NewListener(mux, dc)
+		if err != nil {
+			_ = mux.Close()
 			if s.udp != nil {
 				_ = s.udp.Close()
 				s.udp = nil

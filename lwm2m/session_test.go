@@ -150,3 +150,25 @@ func TestIdleAndDeregisteredSessionsEnd(t *testing.T) {
 	require.NoError(t, d.Deregister(ctxT(t)))
 	waitFor(t, "the de-registered session to end", func() bool { return s.sessions() == 0 })
 }
+
+// LWM-10: a device that restarts without closing its session (no
+// close_notify) and handshakes again from the same address gets a new
+// session and registers; the old session ends.
+func TestRehandshakeFromSameAddressAfterCrash(t *testing.T) {
+	const ep = "868333030000040"
+	s, rec := startServer(t, Config{HandshakeTimeout: 5e9}, keys(ep))
+	c1 := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	require.NoError(t, c1.Connect(ctxT(t)))
+	require.NoError(t, c1.Register(ctxT(t)))
+	local := c1.LocalAddr().String()
+	c1.pc.markClosed() // crash: the socket goes away without close_notify
+	_ = c1.pc.Close()
+	c1.ex.close()
+	c2 := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey, LocalAddr: local, HandshakeTimeout: 8e9})
+	require.NoError(t, c2.Connect(ctxT(t)), "new handshake from the same address")
+	require.NoError(t, c2.Register(ctxT(t)))
+	e := rec.wait(t, EventDeregistered, ep, 1)
+	require.Equal(t, ReasonReplaced, e.Reason)
+	rec.wait(t, EventRegistered, ep, 2)
+	waitFor(t, "the old session to end", func() bool { return s.sessions() == 1 })
+}

@@ -17,9 +17,10 @@ var dataPath = MustPath("/19/0/0")
 // uplinkValues extracts the application bytes of a /19/0/0 or /t/d
 // notification or of a Send (/dp). Opaque payloads and TUP payloads are the
 // bytes themselves; payloads in the object model's formats are decoded and
-// give one value per resource instance of /19/0/0. Payloads the server
-// cannot decode are passed on as they are, with their content format in the
-// event.
+// give one value per resource instance of /19/0/0 (none when the payload
+// holds other resources only: the caller then reports a notification).
+// Payloads the server cannot decode are passed on as they are, with their
+// content format in the event.
 func (s *Server) uplinkValues(path string, m *message.Message) []uplinkValue {
 	cf := contentFormat(m)
 	if path == "/t/d" || cf == cfOpaque || cf == cfNone || cf == cfText {
@@ -27,7 +28,7 @@ func (s *Server) uplinkValues(path string, m *message.Message) []uplinkValue {
 	}
 	base := dataPath
 	if path != dataPath.String() {
-		base = MustPath("/19")
+		base = RootPath // Send: SenML names carry whole paths
 	}
 	recs, err := s.decode(Content{Format: cf, Payload: m.Payload}, base)
 	if err != nil {

@@ -132,3 +132,29 @@ func mustOneObservation(t *testing.T, s *Server, ep string) Observation {
 	require.Len(t, obs, 1)
 	return obs[0]
 }
+
+// LWM-5: LwM2M 1.1 Send in SenML (JSON and CBOR) is decoded: values of
+// /19/0/0 are uplink data; a Send of other resources is a notification.
+func TestSendSenML(t *testing.T) {
+	const ep = "868333030000021"
+	s, rec := startServer(t, Config{}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	data := []Record{{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{0xDE, 0xAD})}}
+	for i, f := range []Format{FormatSenMLJSON, FormatSenMLCBOR} {
+		payload, err := Encode(f, RootPath, data)
+		require.NoError(t, err)
+		require.NoError(t, c.Send(ctxT(t), Content{Format: f, Payload: payload}))
+		e := rec.wait(t, EventUplink, ep, i+1)
+		require.Equal(t, []byte{0xDE, 0xAD}, e.Payload, "%v", f)
+		require.Equal(t, "/19/0/0", e.Path)
+	}
+	temp, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/3303/0/5700"), Value: FloatValue(21.5)}})
+	require.NoError(t, err)
+	require.NoError(t, c.Send(ctxT(t), Content{Format: FormatSenMLJSON, Payload: temp}))
+	n := rec.wait(t, EventNotification, ep, 1)
+	require.Equal(t, "/dp", n.Path)
+	require.Equal(t, FormatSenMLJSON, n.ContentFormat)
+	require.Equal(t, 2, rec.count(EventUplink, ep))
+}

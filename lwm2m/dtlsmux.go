@@ -1,0 +1,300 @@
+package lwm2m
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// dtlsMux demultiplexes the datagrams of the DTLS socket into one virtual
+// packet connection per device for pion/dtls (it implements pion's
+// PacketListener). It routes by DTLS Connection ID first (RFC 9146: a
+// device behind a new address keeps its session) and by address
+// otherwise. Unlike pion's own listener it lets a device that rebooted
+// start a new handshake from the address of its old session: a ClientHello
+// that starts a handshake (message_seq 0), arriving for an address whose
+// session already carried application data, goes to a new connection, and
+// the old one is ended.
+type dtlsMux struct {
+	conn   *net.UDPConn
+	cidLen int
+	accept chan *vconn
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	byAddr map[string]*vconn
+	byCID  map[string]*vconn
+	closed bool
+}
+
+func newDTLSMux(conn *net.UDPConn, cidLen int) *dtlsMux {
+	m := &dtlsMux{
+		conn: conn, cidLen: cidLen,
+		accept: make(chan *vconn, 128), done: make(chan struct{}),
+		byAddr: make(map[string]*vconn), byCID: make(map[string]*vconn),
+	}
+	m.wg.Add(1)
+	go m.read()
+	return m
+}
+
+// DTLS record content types and the handshake type of a ClientHello.
+const (
+	ctHandshake   = 22
+	ctAppData     = 23
+	ctCID         = 25
+	hsClientHello = 1
+)
+
+// isNewClientHello reports whether b starts with a record carrying the
+// first ClientHello of a handshake (epoch 0, message_seq 0).
+func isNewClientHello(b []byte) bool {
+	// record header 13 bytes, handshake header: type(1) length(3) message_seq(2)
+	return len(b) >= 13+6 && b[0] == ctHandshake && b[3] == 0 && b[4] == 0 &&
+		b[13] == hsClientHello && b[17] == 0 && b[18] == 0
+}
+
+func (m *dtlsMux) read() {
+	defer m.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, addr, err := m.conn.ReadFromUDP(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-m.done:
+				return
+			default:
+				continue
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		data := append([]byte(nil), buf[:n]...)
+		m.route(data, addr)
+	}
+}
+
+func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
+	key := addr.String()
+	m.mu.Lock()
+	var v *vconn
+	var cid string
+	if data[0] == ctCID && m.cidLen > 0 && len(data) >= 13+m.cidLen {
+		cid = string(data[11 : 11+m.cidLen])
+		if v = m.byCID[cid]; v != nil && v.addrKey != key {
+			// the device moved (NAT rebinding): follow it
+			if m.byAddr[v.addrKey] == v {
+				delete(m.byAddr, v.addrKey)
+			}
+			if old := m.byAddr[key]; old != nil && old != v {
+				old.closeLocked()
+			}
+			v.setAddr(addr, key)
+			m.byAddr[key] = v
+		}
+	}
+	if v == nil {
+		v = m.byAddr[key]
+		if v != nil && v.sawData && isNewClientHello(data) {
+			v.closeLocked() // the device restarted: a new session
+			v = nil
+		}
+		if v != nil && cid != "" && v.cid == "" {
+			v.cid = cid
+			m.byCID[cid] = v
+		}
+	}
+	if v == nil {
+		if !isNewClientHello(data) || m.closed {
+			m.mu.Unlock()
+			return
+		}
+		v = &vconn{mux: m, in: make(chan []byte, 32), done: make(chan struct{}), rd: newDeadline()}
+		v.setAddr(addr, key)
+		m.byAddr[key] = v
+		select {
+		case m.accept <- v:
+		default: // backlog full: drop, the device retransmits
+			delete(m.byAddr, key)
+			m.mu.Unlock()
+			return
+		}
+	}
+	if data[0] == ctAppData || data[0] == ctCID {
+		v.sawData = true
+	}
+	m.mu.Unlock()
+	select {
+	case v.in <- data:
+	default: // the session is not reading: drop, as a full socket would
+	}
+}
+
+// Accept implements pion's PacketListener.
+func (m *dtlsMux) Accept() (net.PacketConn, net.Addr, error) {
+	select {
+	case v := <-m.accept:
+		return v, v.remote(), nil
+	case <-m.done:
+		return nil, nil, net.ErrClosed
+	}
+}
+
+// Close implements pion's PacketListener: it closes the socket and every
+// virtual connection and waits for the reading goroutine.
+func (m *dtlsMux) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	close(m.done)
+	for _, v := range m.byAddr {
+		v.closeLocked()
+	}
+	m.mu.Unlock()
+	err := m.conn.Close()
+	m.wg.Wait()
+	return err
+}
+
+// Addr implements pion's PacketListener.
+func (m *dtlsMux) Addr() net.Addr { return m.conn.LocalAddr() }
+
+// vconn is one device's view of the DTLS socket.
+type vconn struct {
+	mux     *dtlsMux
+	in      chan []byte
+	done    chan struct{}
+	rd      *deadline
+	addrKey string // guarded by mux.mu
+	cid     string // guarded by mux.mu
+	sawData bool   // guarded by mux.mu
+	closed  bool   // guarded by mux.mu
+
+	amu  sync.Mutex
+	addr *net.UDPAddr
+}
+
+func (v *vconn) setAddr(a *net.UDPAddr, key string) {
+	v.addrKey = key
+	v.amu.Lock()
+	v.addr = a
+	v.amu.Unlock()
+}
+
+func (v *vconn) remote() *net.UDPAddr {
+	v.amu.Lock()
+	defer v.amu.Unlock()
+	return v.addr
+}
+
+func (v *vconn) ReadFrom(p []byte) (int, net.Addr, error) {
+	select {
+	case b := <-v.in:
+		return copy(p, b), v.remote(), nil
+	case <-v.done:
+		return 0, nil, net.ErrClosed
+	case <-v.rd.Done():
+		return 0, nil, os.ErrDeadlineExceeded
+	}
+}
+
+func (v *vconn) WriteTo(p []byte, _ net.Addr) (int, error) {
+	select {
+	case <-v.done:
+		return 0, net.ErrClosed
+	default:
+	}
+	return v.mux.conn.WriteTo(p, v.remote()) // always the device's latest address
+}
+
+// closeLocked ends v; mux.mu is held.
+func (v *vconn) closeLocked() {
+	if v.closed {
+		return
+	}
+	v.closed = true
+	close(v.done)
+	if v.mux.byAddr[v.addrKey] == v {
+		delete(v.mux.byAddr, v.addrKey)
+	}
+	if v.cid != "" && v.mux.byCID[v.cid] == v {
+		delete(v.mux.byCID, v.cid)
+	}
+}
+
+func (v *vconn) Close() error {
+	v.mux.mu.Lock()
+	v.closeLocked()
+	v.mux.mu.Unlock()
+	v.rd.stop()
+	return nil
+}
+
+func (v *vconn) LocalAddr() net.Addr                { return v.mux.conn.LocalAddr() }
+func (v *vconn) SetDeadline(t time.Time) error      { v.rd.set(t); return nil }
+func (v *vconn) SetReadDeadline(t time.Time) error  { v.rd.set(t); return nil }
+func (v *vconn) SetWriteDeadline(t time.Time) error { return nil }
+
+// deadline is a read deadline as a channel that closes when it passes.
+type deadline struct {
+	mu    sync.Mutex
+	ch    chan struct{}
+	timer *time.Timer
+}
+
+func newDeadline() *deadline { return &deadline{ch: make(chan struct{})} }
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	select {
+	case <-d.ch:
+		d.ch = make(chan struct{}) // re-arm after a deadline that passed
+	default:
+	}
+	if t.IsZero() {
+		return
+	}
+	ch := d.ch
+	if dur := time.Until(t); dur <= 0 {
+		close(ch)
+	} else {
+		d.timer = time.AfterFunc(dur, func() {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+		})
+	}
+}
+
+func (d *deadline) stop() {
+	d.mu.Lock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.mu.Unlock()
+}
+
+func (d *deadline) Done() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch
+}
