@@ -109,6 +109,7 @@ type Device struct {
 	work    chan func(ctx context.Context, wg *sync.WaitGroup) // jobs for the Run goroutine
 	reports chan chan error                                    // Report calls
 	ready   chan struct{}                                      // closed when registered
+	stopped chan struct{}                                      // closed when Run returns
 	running atomic.Bool
 
 	mu        sync.Mutex
@@ -173,6 +174,7 @@ func New(cfg Config) (*Device, error) {
 		work:      make(chan func(context.Context, *sync.WaitGroup), 32),
 		reports:   make(chan chan error),
 		ready:     make(chan struct{}),
+		stopped:   make(chan struct{}),
 		period:    cfg.ReportPeriod,
 		fwVersion: cfg.FirmwareVersion,
 		meter:     newMeterState(cfg.IMEI),
@@ -184,7 +186,8 @@ func New(cfg Config) (*Device, error) {
 // IMEI returns the device's nodeId.
 func (d *Device) IMEI() string { return d.cfg.IMEI }
 
-// Ready is closed once the device has registered.
+// Ready is closed once the device has registered. It stays open when Run
+// fails to connect or register; watch Run's error too.
 func (d *Device) Ready() <-chan struct{} { return d.ready }
 
 // ReportPeriod returns the current report period.
@@ -239,18 +242,19 @@ func (d *Device) Report(ctx context.Context) error {
 	default:
 		return ErrNotRunning
 	}
-	if !d.running.Load() {
-		return ErrNotRunning
-	}
 	done := make(chan error, 1)
 	select {
 	case d.reports <- done:
+	case <-d.stopped:
+		return ErrNotRunning
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case err := <-done:
 		return err
+	case <-d.stopped:
+		return ErrNotRunning
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -265,7 +269,7 @@ func (d *Device) Run(ctx context.Context) error {
 	if !d.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("sim: device %s: Run called twice", d.cfg.IMEI)
 	}
-	defer d.running.Store(false)
+	defer close(d.stopped)
 	c, err := lwm2m.NewClient(lwm2m.ClientConfig{
 		Server:                   d.cfg.Server,
 		Endpoint:                 d.cfg.IMEI,

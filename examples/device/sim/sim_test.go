@@ -60,3 +60,38 @@ func TestReportAndCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestRunEnds: Run returns nil when its context ends, Report then fails
+// with ErrNotRunning, and a Device runs once.
+func TestRunEnds(t *testing.T) {
+	p := startServer(t, lwm2m.Config{DisableDTLS: true}, nil)
+	d, err := sim.New(sim.Config{Server: p.srv.UDPAddr().String(), IMEI: "868333030000007", Power: sim.Power{Mode: sim.DRX}, NoFirstReport: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	<-d.Ready()
+	require.NoError(t, d.Report(ctx))
+	cancel()
+	require.NoError(t, <-done)
+	require.ErrorIs(t, d.Report(context.Background()), sim.ErrNotRunning)
+	require.ErrorContains(t, d.Run(context.Background()), "Run called twice")
+}
+
+// TestRunUnreachable: a device whose DTLS key the server does not know
+// fails in Run with the handshake error, and Ready stays open.
+func TestRunUnreachable(t *testing.T) {
+	p := startServer(t, lwm2m.Config{DisableUDP: true}, nil)
+	d, err := sim.New(sim.Config{Server: p.srv.DTLSAddr().String(), IMEI: "868333030000008", Key: []byte("unknown-key-0000")})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = d.Run(ctx)
+	require.ErrorContains(t, err, "868333030000008")
+	require.ErrorContains(t, err, "DTLS")
+	select {
+	case <-d.Ready():
+		t.Fatal("Ready closed although the device never registered")
+	default:
+	}
+}
