@@ -59,7 +59,10 @@
 //	eDRX  reachable in the first PagingWindow (2.56s) of every Cycle (20.48s) from
 //	      registration, and for ActiveTime after each uplink
 //
-// PSM devices register in queue mode. A device falls asleep by moving its
+// PSM devices register in queue mode. The server's awake window
+// (lwm2m.Config.AwakeWindow, 93 s by default) longer than ActiveTime means
+// the server may send after the device fell asleep: such requests go
+// unanswered, as they would to a real device. A device falls asleep by moving its
 // UDP socket to a new port (lwm2m Client.Rebind): the server's requests
 // then reach a port nobody listens on and go unanswered, as for a real
 // device whose radio is off; the server's retransmissions end in its
