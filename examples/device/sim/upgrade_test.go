@@ -19,21 +19,33 @@ import (
 // after an uplink and not after it; its next uplink wakes it (SPEC LWM-8
 // from the device's side). The active time is short, on real sockets.
 func TestPSMAsleep(t *testing.T) {
-	p := startServer(t, lwm2m.Config{DisableDTLS: true, AwakeWindow: time.Hour}, nil)
-	d, err := sim.New(sim.Config{Server: p.srv.UDPAddr().String(), IMEI: "868333030000002",
-		Power: sim.Power{Mode: sim.PSM, ActiveTime: 300 * time.Millisecond}, NoFirstReport: true})
-	require.NoError(t, err)
-	run(t, d)
-	ctx := context.Background()
-	require.NoError(t, p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00}), "downlink inside the active time")
-	require.Eventually(t, d.Asleep, 5*time.Second, 5*time.Millisecond)
-	err = p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00})
-	require.ErrorIs(t, err, lwm2m.ErrTimeout, "downlink to a sleeping PSM device must go unanswered")
-	require.NoError(t, d.Report(ctx))
-	require.False(t, d.Asleep())
-	require.NoError(t, p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00}), "downlink after the wake-up report")
-	require.Eventually(t, func() bool { return d.Stats().ReportAcks == 2 }, 5*time.Second, 5*time.Millisecond)
-	require.GreaterOrEqual(t, d.Stats().Sleeps, int64(1))
+	for _, secure := range []bool{false, true} {
+		t.Run(map[bool]string{false: "coap", true: "dtls"}[secure], func(t *testing.T) {
+			p := startServer(t, lwm2m.Config{AwakeWindow: time.Hour}, nil)
+			cfg := sim.Config{Server: p.srv.UDPAddr().String(), IMEI: "868333030000002",
+				Power: sim.Power{Mode: sim.PSM, ActiveTime: 300 * time.Millisecond}, NoFirstReport: true}
+			if secure {
+				// The device keeps its DTLS session across the new port
+				// through its Connection ID (LWM-10).
+				cfg.Key = []byte("0123456789abcdef")
+				cfg.Server = p.srv.DTLSAddr().String()
+				p.keys.Set(cfg.IMEI, cfg.Key)
+			}
+			d, err := sim.New(cfg)
+			require.NoError(t, err)
+			run(t, d)
+			ctx := context.Background()
+			require.NoError(t, p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00}), "downlink inside the active time")
+			require.Eventually(t, d.Asleep, 5*time.Second, 5*time.Millisecond)
+			err = p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00})
+			require.ErrorIs(t, err, lwm2m.ErrTimeout, "downlink to a sleeping PSM device must go unanswered")
+			require.NoError(t, d.Report(ctx))
+			require.False(t, d.Asleep())
+			require.NoError(t, p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00}), "downlink after the wake-up report")
+			require.Eventually(t, func() bool { return d.Stats().ReportAcks == 2 }, 5*time.Second, 5*time.Millisecond)
+			require.GreaterOrEqual(t, d.Stats().Sleeps, int64(1))
+		})
+	}
 }
 
 // TestDTLS: the device connects with DTLS PSK (identity = IMEI) and
