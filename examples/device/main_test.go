@@ -57,6 +57,8 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 	p := &fakePlatform{keys: lwm2m.NewMemoryKeyStore(), devices: map[string]bool{}}
 	wm := sim.WaterMeterCodec()
 	var wg sync.WaitGroup
+	// Pushes reuse connections, as a push engine's client would.
+	pusher := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 30 * time.Second}
 	srv, err := lwm2m.New(lwm2m.Config{UDPAddr: "127.0.0.1:0", DTLSAddr: "127.0.0.1:0"}, p.keys, lwm2m.HandlerFunc(func(e lwm2m.Event) {
 		if e.Kind != lwm2m.EventUplink {
 			return
@@ -78,7 +80,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				resp, err := http.Post(u, "application/json", bytes.NewReader(body))
+				resp, err := pusher.Post(u, "application/json", bytes.NewReader(body))
 				if err == nil {
 					resp.Body.Close()
 				}
@@ -143,6 +145,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		cancel()
 		require.NoError(t, <-done)
 		wg.Wait()
+		pusher.CloseIdleConnections()
 	})
 	return p
 }
