@@ -134,26 +134,28 @@
 //
 // BenchmarkLoad (examples/device, go test -bench Load -benchtime 1x) runs
 // the load mode against the fake platform of the command's tests: a real
-// lwm2m.Server that decodes each report with the codec and POSTs one
-// deviceDataChanged per report to the subscribed webhook (no store, no
-// report ACK downlink). It is not the assembled platform, which did not
-// build when these were taken; run the command against it for its figures.
-// 2 cores, AMD EPYC (Oxide Virtual Turin-like Processor), Go 1.26, a machine
-// shared with eight other builds (load average 16–21), 1000 devices (one
-// run with 10,000: 209 s in all), 5 uplinks each, 64 at a time:
+// lwm2m.Server whose event handler decodes each report with the codec and
+// POSTs one deviceDataChanged per report to the subscribed webhook (no
+// store, no report ACK downlink). It is not the assembled platform, which
+// did not build when these were taken; run the command against it for its
+// figures. 2 cores, AMD EPYC (Oxide Virtual Turin-like Processor), Go 1.26,
+// a machine shared with eight other builds (load average 16–21), 5 uplinks
+// per device, 64 devices at a time:
 //
-//	                    end-to-end uplinks/s   CoAP-acknowledged/s   bare go-coap requests/s   ratio
-//	DTLS, LwM2M                 450                    –                    1844               0.24
-//	plain CoAP, LwM2M           608                   609                   2275               0.27
-//	plain CoAP, 10000 devices   430                   430                   2262               0.19
+//	                           end-to-end uplinks/s   bare go-coap requests/s   ratio
+//	DTLS, 1000 devices                1294                    1342               0.96
+//	plain CoAP, 1000 devices           743                    2473               0.30
+//	plain CoAP, 10000 devices          430                    2262               0.19  (*)
+//	DTLS, 10000 devices                DTLS10K
 //
-// (The DTLS run predates the CoAP-acknowledged line.) Pushes keep up with
-// the reports: the limit is the CoAP round trip from a simulated device
-// through lwm2m.Server, and the process used about a quarter of the two
-// cores (go test -cpuprofile: 3.5 s of CPU in 14 s), so it is latency,
-// not CPU. Reporting with Send instead of notifications gave the same
-// rate (614/s). The bare go-coap clients are the same lwm2m.Client, so
-// the gap is on the server side of the fake platform (one reading
-// goroutine for plain CoAP, the event handler decoding each report);
-// it was not investigated further.
+// In every run the pushes kept up with the reports: the end-to-end rate
+// equals the rate at which the platform's CoAP layer acknowledged them.
+// (*) was taken before the fake platform's pushes reused their HTTP
+// connections; that change alone took the DTLS run from 450 to 1294/s
+// and plain CoAP from 608 to 743/s at 1000 devices. Over DTLS
+// lwm2m.Server serves each session on its own goroutine and comes close
+// to bare go-coap; over plain CoAP one goroutine reads every device and
+// calls the event handler, so the handler's work (here the codec and
+// starting a push) is serial, and the ratio falls as devices grow. Both
+// clients are the same lwm2m.Client, so the gap is on the server side.
 package sim

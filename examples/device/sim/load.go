@@ -20,6 +20,7 @@ import (
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/options"
 	coapudp "github.com/plgd-dev/go-coap/v3/udp"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/doze-io/doze/lwm2m"
 )
@@ -298,6 +299,9 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 	_ = r.Handle("/dp", mux.HandlerFunc(func(w mux.ResponseWriter, _ *mux.Message) {
 		_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
 	}))
+	// go-coap closes a connection idle for 16 s by default; the devices
+	// that connected first wait longer than that for the others.
+	idle := options.WithInactivityMonitor(time.Hour, func(cc *udpclient.Conn) { _ = cc.Close() })
 	secure := cfg.Device.Key != nil
 	var addr string
 	var stop func()
@@ -311,7 +315,7 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		if err != nil {
 			return 0, 0, fmt.Errorf("sim: bare go-coap DTLS listener: %w", err)
 		}
-		s := coapdtls.NewServer(options.WithMux(r))
+		s := coapdtls.NewServer(options.WithMux(r), idle)
 		done := make(chan struct{})
 		go func() { _ = s.Serve(l); close(done) }()
 		addr, stop = l.Addr().String(), func() { s.Stop(); <-done }
@@ -320,7 +324,7 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		if err != nil {
 			return 0, 0, fmt.Errorf("sim: bare go-coap UDP listener: %w", err)
 		}
-		s := coapudp.NewServer(options.WithMux(r))
+		s := coapudp.NewServer(options.WithMux(r), idle)
 		done := make(chan struct{})
 		go func() { _ = s.Serve(l); close(done) }()
 		addr, stop = l.LocalAddr().String(), func() { s.Stop(); <-done }
