@@ -139,26 +139,25 @@
 // store, no report ACK downlink). It is not the assembled platform, which
 // did not build when these were taken; run the command against it for its
 // figures. 2 cores, AMD EPYC (Oxide Virtual Turin-like Processor), Go 1.26,
-// a machine shared with eight other builds (load average 16–21), 5 uplinks
-// per device, 64 devices at a time:
+// 5 uplinks per device, 64 devices at a time, at 23:37–23:39 UTC when the
+// shared machine was quiet (load average 1.5–6.6):
 //
 //	                           end-to-end uplinks/s   bare go-coap requests/s   ratio
-//	DTLS, 1000 devices                1294                    1342               0.96
-//	plain CoAP, 1000 devices           743                    2473               0.30
-//	plain CoAP, 10000 devices          430                    2262               0.19  (*)
-//	DTLS, 10000 devices               2337                    5841               0.40
+//	DTLS, 1000 devices                8544                   18120               0.47
+//	plain CoAP, 1000 devices          8598                   13452               0.64
+//	plain CoAP, 10000 devices         3340                    7287               0.46
+//	DTLS, 10000 devices               3398                    5957               0.57
 //
-// Rates swing by a factor of two or more between runs on this shared
-// machine (the 10,000-device DTLS run met a quieter moment than the
-// 1000-device one); compare the two columns of one row, not rows. In
-// every run the pushes kept up with the reports: the end-to-end rate
-// equals the rate at which the platform's CoAP layer acknowledged them.
-// (*) was taken before the fake platform's pushes reused their HTTP
-// connections; that change alone took the DTLS run from 450 to 1294/s
-// and plain CoAP from 608 to 743/s at 1000 devices. Over DTLS
-// lwm2m.Server serves each session on its own goroutine and comes close
-// to bare go-coap; over plain CoAP one goroutine reads every device and
-// calls the event handler, so the handler's work (here the codec and
-// starting a push) is serial, and the ratio falls as devices grow. Both
-// clients are the same lwm2m.Client, so the gap is on the server side.
+// A whole 10,000-device run (API registration, 10,000 DTLS handshakes to
+// the platform and to the bare server, 50,000 uplinks each way) took 62 s.
+// Earlier runs while eight builds shared the machine (load average 16–21)
+// gave 300–2300 uplinks/s end to end with ratios 0.19–0.96: compare the
+// two columns of one row, not rows. In every run the pushes kept up with
+// the reports: the end-to-end rate equals the rate at which the platform's
+// CoAP layer acknowledged them (the "CoAP layer" line of the output). Both
+// columns use the same lwm2m.Client, so the gap is the server side: the
+// fake platform's event handler decodes each report and starts its push,
+// and over plain CoAP one goroutine of lwm2m.Server reads every device and
+// calls the handler. Giving the fake platform's pushes reused HTTP
+// connections took a loaded DTLS run from 450 to 1294 uplinks/s.
 package sim
