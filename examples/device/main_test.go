@@ -169,7 +169,7 @@ func BenchmarkLoad(b *testing.B) {
 			addr = p.srv.UDPAddr().String()
 		}
 		args := []string{"-n", strconv.Itoa(n), "-imei", strconv.Itoa(868333040000000 + rand.IntN(1000000)*n), "-server", addr,
-			"-dtls=" + strconv.FormatBool(secure), "-load", "-uplinks", "5", "-timeout", "5m", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}
+			"-dtls=" + strconv.FormatBool(secure), "-load", "-uplinks", "5", "-timeout", "5m", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}
 		require.NoError(b, run(context.Background(), args, &out, io.Discard))
 		b.Log(out.String())
 		e2e, ceil, ratio := parseLoad(out.String())
@@ -214,7 +214,7 @@ func TestRunLoad(t *testing.T) {
 	p := newFakePlatform(t)
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"-n", "3", "-imei", "868333030000200", "-server", p.srv.DTLSAddr().String(),
-		"-load", "-uplinks", "2", "-timeout", "60s", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}, &out, &errOut)
+		"-load", "-uplinks", "2", "-timeout", "60s", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}, &out, &errOut)
 	require.NoError(t, err, "run: %s", errOut.String())
 	require.Contains(t, out.String(), "6 sent, 6 pushed")
 	require.Contains(t, out.String(), "bare go-coap ceiling: 6 requests")

@@ -45,6 +45,11 @@ type LoadConfig struct {
 	// API subscribes the webhook sink to deviceDataChanged; required,
 	// already logged in.
 	API *API
+	// SinkAddr is where the webhook sink listens; "" means 127.0.0.1 on a
+	// free port. The platform wants every callback URL of an application
+	// on one host and port (PSH-2), so repeated runs for one app give the
+	// same address.
+	SinkAddr string
 	// NoCeiling skips the bare go-coap run.
 	NoCeiling bool
 }
@@ -96,7 +101,7 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		firstErr.Do(func() { res.FirstError = err.Error() })
 	}
 
-	sink, err := startSink()
+	sink, err := startSink(cfg.SinkAddr)
 	if err != nil {
 		return res, err
 	}
@@ -222,8 +227,11 @@ type sink struct {
 	tick  chan struct{}
 }
 
-func startSink() (*sink, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func startSink(addr string) (*sink, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("sim: webhook sink: %w", err)
 	}
