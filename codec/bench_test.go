@@ -174,3 +174,29 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendAllocs checks the 0 allocs of the BenchmarkEncode figures in
+// doc.go: appending a *Report or a *Command (mid given) to a buffer with room
+// allocates nothing.
+func TestAppendAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	d := load(t, "watermeter.json", nil)
+	m, err := d.Decode(meterPayload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"period": 3600}, Mid: 9}
+	buf := make([]byte, 0, 64)
+	for _, msg := range []codec.Message{m, c} {
+		allocs := testing.AllocsPerRun(100, func() {
+			if _, err := d.Append(buf[:0], msg); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("Append(%s): %v allocations per run, want 0", msg.Type(), allocs)
+		}
+	}
+}

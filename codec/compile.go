@@ -245,7 +245,7 @@ func (c *compiler) message(ms *MessageSpec, idx int) message {
 				c.add(CodeBadResponse, name, "", "give \"responseMessage\" or \"responseBytes\", not both")
 			}
 			if ms.ResponseBytes != "" {
-				b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(ms.ResponseBytes, "0x"), "0X"))
+				b, err := hex.DecodeString(trimHex(ms.ResponseBytes))
 				if err != nil || len(b) == 0 {
 					c.add(CodeBadResponse, name, "", "responseBytes %q is not hexadecimal bytes (e.g. AAAA0000)", ms.ResponseBytes)
 				}
@@ -465,7 +465,7 @@ func (c *compiler) field(m *message, fs *FieldSpec, i int) field {
 
 	// Default.
 	if fs.Default != "" {
-		h := strings.TrimPrefix(strings.TrimPrefix(fs.Default, "0x"), "0X")
+		h := trimHex(fs.Default)
 		numeric := f.integer() || f.typ == tFloat
 		if numeric && len(h)%2 == 1 {
 			h = "0" + h
@@ -655,12 +655,7 @@ func (c *compiler) model(d *Declarative, model Model) {
 	}
 }
 
-func allowedText(dataType string) string {
-	switch strings.ToLower(strings.TrimSpace(dataType)) {
-	case "int", "integer", "long", "boolean", "bool":
-		return "use an unscaled integer or an array field"
-	case "string", "datetime", "jsonobject", "enum", "string list":
-		return "use a string, varstring, array or variant field"
-	}
-	return ""
+// trimHex drops a 0x or 0X prefix.
+func trimHex(s string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
 }

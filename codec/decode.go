@@ -136,7 +136,7 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 	}
 	if off != len(p) {
 		return &FieldError{Message: m.name, Offset: off,
-			Err: errf(ErrTrailing, "%d bytes left over after the last field %s", len(p)-off, lastName(m))}
+			Err: errf(ErrTrailing, "%d byte(s) left over after the last field %s; the message is %d bytes", len(p)-off, lastName(m), off)}
 	}
 	return nil
 }
@@ -221,6 +221,7 @@ func (d *Declarative) identify(dir []int, p []byte) (*message, error) {
 	}
 	var lastErr error
 	var seenID uint64
+	var seenField string
 	seenOff := -1
 	for _, i := range dir {
 		m := &d.messages[i]
@@ -243,10 +244,10 @@ func (d *Declarative) identify(dir []int, p []byte) (*message, error) {
 		if id == m.id {
 			return m, nil
 		}
-		seenID, seenOff = id, off
+		seenID, seenOff, seenField = id, off, f.name
 	}
 	if seenOff >= 0 {
-		return nil, &FieldError{Offset: seenOff, Err: errf(ErrUnknownMessage, "messageId %d (0x%02X) matches no message", seenID, seenID)}
+		return nil, &FieldError{Field: seenField, Offset: seenOff, Err: errf(ErrUnknownMessage, "messageId %d (0x%02X) matches no message", seenID, seenID)}
 	}
 	return nil, lastErr
 }
@@ -284,23 +285,22 @@ func varOffset(m *message, idx int, p []byte) int {
 // Decode decodes an uplink payload into a *Report or a *Response (COD-1,
 // COD-4). It returns ErrPCP for a PCP frame.
 func (d *Declarative) Decode(payload []byte) (Message, error) {
-	var bits [16]uint64
-	var bs [16][]byte
-	r := Record{bits: bits[:0], bs: bs[:0]}
-	if err := d.DecodeRecord(payload, &r); err != nil {
-		return nil, err
-	}
-	return r.Build(), nil
+	return d.decode(d.up, &d.upID, payload)
 }
 
 // DecodeDownlink decodes a downlink payload into a *Command or a *ReportAck,
 // as a device would. A ReportAck's Request is nil: the acknowledgement does
 // not carry the report.
 func (d *Declarative) DecodeDownlink(payload []byte) (Message, error) {
+	return d.decode(d.down, &d.downID, payload)
+}
+
+// decode decodes into a Record on the stack and builds the message from it.
+func (d *Declarative) decode(dir []int, x *idIndex, payload []byte) (Message, error) {
 	var bits [16]uint64
 	var bs [16][]byte
 	r := Record{bits: bits[:0], bs: bs[:0]}
-	if err := d.DecodeDownlinkRecord(payload, &r); err != nil {
+	if err := d.decodeRecord(dir, x, payload, &r); err != nil {
 		return nil, err
 	}
 	return r.Build(), nil

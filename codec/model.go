@@ -33,19 +33,53 @@ func (c fieldClass) String() string {
 	return [...]string{"int", "decimal", "string", "array"}[c]
 }
 
-// accepts reports whether a model dataType can hold values of class c (§8.5):
-// int ← int or array; decimal ← int, string or array (and our decimal
-// fields); string, DateTime, jsonObject ← string or array. The newer model's
-// long and boolean count as int, enum and "string list" as string, double as
-// decimal. known is false for a dataType not in that list.
-func accepts(dataType string, c fieldClass) (ok, known bool) {
+// dataGroup is one row of the FAQ's §8.5 table: the model dataTypes that
+// take the same codec fields.
+type dataGroup int
+
+const (
+	groupUnknown dataGroup = iota
+	groupInt               // int, and the newer model's long and boolean
+	groupDecimal           // decimal, and the newer model's double
+	groupString            // string, DateTime, jsonObject, enum, "string list"
+)
+
+func groupOf(dataType string) dataGroup {
 	switch strings.ToLower(strings.TrimSpace(dataType)) {
 	case "int", "integer", "long", "boolean", "bool":
-		return c == classInt || c == classArray, true
+		return groupInt
 	case "decimal", "double", "float":
-		return true, true
+		return groupDecimal
 	case "string", "datetime", "jsonobject", "enum", "string list":
+		return groupString
+	}
+	return groupUnknown
+}
+
+// accepts reports whether a model dataType can hold values of class c (§8.5):
+// int ← int or array; decimal ← int, string or array (and our decimal
+// fields); string, DateTime, jsonObject ← string or array. known is false
+// for a dataType not in that list.
+func accepts(dataType string, c fieldClass) (ok, known bool) {
+	switch groupOf(dataType) {
+	case groupInt:
+		return c == classInt || c == classArray, true
+	case groupDecimal:
+		return true, true
+	case groupString:
 		return c == classString || c == classArray, true
 	}
 	return false, false
+}
+
+// allowedText says which fields a dataType takes, for a type-mismatch
+// problem.
+func allowedText(dataType string) string {
+	switch groupOf(dataType) {
+	case groupInt:
+		return "use an unscaled integer or an array field"
+	case groupString:
+		return "use a string, varstring, array or variant field"
+	}
+	return ""
 }

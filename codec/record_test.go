@@ -62,10 +62,12 @@ func TestRecordReuse(t *testing.T) {
 // Values of every type read back through the Record as Decode shows them.
 func TestRecordTypes(t *testing.T) {
 	d := load(t, "alltypes.json", nil)
+	checked := 0
 	for _, rt := range roundTrips {
 		if rt.file != "alltypes.json" || rt.message != "numbers" {
 			continue
 		}
+		checked++
 		b, err := d.Append(nil, rt.msg)
 		require.NoError(t, err)
 		var rec codec.Record
@@ -82,6 +84,7 @@ func TestRecordTypes(t *testing.T) {
 		require.Equal(t, 3.5, rec.Float(11))
 		require.Nil(t, rec.Bytes(11))
 	}
+	require.Equal(t, 1, checked, "roundTrips holds the alltypes numbers message")
 }
 
 // CompileSpec takes a Spec built in Go.

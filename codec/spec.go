@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"encoding/hex"
 	"sync/atomic"
 )
 
@@ -300,4 +301,4 @@ const MaxFieldLength = 65535
 // that names no response message and gives no responseBytes (§6.4).
 const DefaultResponse = "AAAA0000"
 
-var defaultResponseBytes = []byte{0xAA, 0xAA, 0x00, 0x00}
+var defaultResponseBytes, _ = hex.DecodeString(DefaultResponse)

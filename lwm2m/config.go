@@ -40,6 +40,12 @@ type Config struct {
 	// live as long as their registration (sleeping devices keep them).
 	IdleTimeout time.Duration
 
+	// ParkSessions parks the DTLS session of a queue-mode device once its
+	// awake window has passed: the connection state is serialized and the
+	// connection closed without a close_notify, and the device's next record
+	// resumes it without a handshake (see park.go). Off by default.
+	ParkSessions bool
+
 	// AwakeWindow is how long a queue-mode device stays reachable after it
 	// sends anything (LWM-8); 0 means 93s (CoAP MAX_TRANSMIT_WAIT).
 	AwakeWindow time.Duration

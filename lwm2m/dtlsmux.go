@@ -24,10 +24,15 @@ type dtlsMux struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	byAddr map[string]*vconn
-	byCID  map[string]*vconn
-	closed bool
+	resume chan resumeItem
+
+	mu           sync.Mutex
+	byAddr       map[string]*vconn
+	byCID        map[string]*vconn
+	parked       map[*parkedConn]struct{}
+	parkedByAddr map[string]*parkedConn
+	parkedByCID  map[string]*parkedConn
+	closed       bool
 }
 
 func newDTLSMux(conn *net.UDPConn, cidLen int) *dtlsMux {
@@ -35,6 +40,9 @@ func newDTLSMux(conn *net.UDPConn, cidLen int) *dtlsMux {
 		conn: conn, cidLen: cidLen,
 		accept: make(chan *vconn, 128), done: make(chan struct{}),
 		byAddr: make(map[string]*vconn), byCID: make(map[string]*vconn),
+		resume: make(chan resumeItem, 128),
+		parked: make(map[*parkedConn]struct{}), parkedByAddr: make(map[string]*parkedConn),
+		parkedByCID: make(map[string]*parkedConn),
 	}
 	m.wg.Add(1)
 	go m.read()
@@ -111,14 +119,39 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 			m.byCID[cid] = v
 		}
 	}
+	if v == nil && !m.closed {
+		var p *parkedConn
+		if cid != "" {
+			p = m.parkedByCID[cid]
+		}
+		if p == nil {
+			p = m.parkedByAddr[key]
+		}
+		switch {
+		case p != nil && isNewClientHello(data):
+			m.unparkLocked(p) // the device restarted: its parked session is stale
+		case p != nil:
+			m.unparkLocked(p)
+			v = m.newVconnLocked(addr, key)
+			v.cid, v.sawData = p.cid, true
+			if v.cid != "" {
+				m.byCID[v.cid] = v
+			}
+			select {
+			case m.resume <- resumeItem{v: v, p: p}:
+			default:
+				v.closeLocked()
+				m.mu.Unlock()
+				return
+			}
+		}
+	}
 	if v == nil {
 		if !isNewClientHello(data) || m.closed {
 			m.mu.Unlock()
 			return
 		}
-		v = &vconn{mux: m, in: make(chan []byte, 32), done: make(chan struct{}), rd: newDeadline()}
-		v.setAddr(addr, key)
-		m.byAddr[key] = v
+		v = m.newVconnLocked(addr, key)
 		select {
 		case m.accept <- v:
 		default: // backlog full: drop, the device retransmits
@@ -134,6 +167,84 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 	select {
 	case v.in <- data:
 	default: // the session is not reading: drop, as a full socket would
+	}
+}
+
+func (m *dtlsMux) newVconnLocked(addr *net.UDPAddr, key string) *vconn {
+	v := &vconn{mux: m, in: make(chan []byte, 32), done: make(chan struct{}), rd: newDeadline()}
+	v.setAddr(addr, key)
+	m.byAddr[key] = v
+	return v
+}
+
+// find returns the live virtual connection of addr.
+func (m *dtlsMux) find(addr net.Addr) *vconn {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byAddr[addr.String()]
+}
+
+func (m *dtlsMux) silence(v *vconn) {
+	m.mu.Lock()
+	v.silent = true
+	m.mu.Unlock()
+}
+
+func (m *dtlsMux) unsilence(v *vconn) {
+	m.mu.Lock()
+	v.silent = false
+	m.mu.Unlock()
+}
+
+// park records p under v's Connection ID and address and ends v. Records
+// that reached v but were not read yet resume the session at once.
+func (m *dtlsMux) park(v *vconn, p *parkedConn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p.cid, p.addrKey = v.cid, v.addrKey
+	addr := v.remote()
+	v.closeLocked()
+	var pending [][]byte
+	for len(v.in) > 0 {
+		pending = append(pending, <-v.in)
+	}
+	if len(pending) > 0 && !m.closed {
+		nv := m.newVconnLocked(addr, p.addrKey)
+		nv.cid, nv.sawData = p.cid, true
+		if nv.cid != "" {
+			m.byCID[nv.cid] = nv
+		}
+		for _, b := range pending {
+			nv.in <- b
+		}
+		select {
+		case m.resume <- resumeItem{v: nv, p: p}:
+			return
+		default:
+			nv.closeLocked()
+		}
+	}
+	m.parked[p] = struct{}{}
+	m.parkedByAddr[p.addrKey] = p
+	if p.cid != "" {
+		m.parkedByCID[p.cid] = p
+	}
+}
+
+// forget drops a parked session that ended.
+func (m *dtlsMux) forget(p *parkedConn) {
+	m.mu.Lock()
+	m.unparkLocked(p)
+	m.mu.Unlock()
+}
+
+func (m *dtlsMux) unparkLocked(p *parkedConn) {
+	delete(m.parked, p)
+	if m.parkedByAddr[p.addrKey] == p {
+		delete(m.parkedByAddr, p.addrKey)
+	}
+	if p.cid != "" && m.parkedByCID[p.cid] == p {
+		delete(m.parkedByCID, p.cid)
 	}
 }
 
@@ -178,6 +289,7 @@ type vconn struct {
 	addrKey string // guarded by mux.mu
 	cid     string // guarded by mux.mu
 	sawData bool   // guarded by mux.mu
+	silent  bool   // guarded by mux.mu: parking, writes are dropped
 	closed  bool   // guarded by mux.mu
 
 	amu  sync.Mutex
@@ -209,10 +321,14 @@ func (v *vconn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (v *vconn) WriteTo(p []byte, _ net.Addr) (int, error) {
-	select {
-	case <-v.done:
+	v.mux.mu.Lock()
+	silent, closed := v.silent, v.closed
+	v.mux.mu.Unlock()
+	if closed {
 		return 0, net.ErrClosed
-	default:
+	}
+	if silent {
+		return len(p), nil
 	}
 	return v.mux.conn.WriteTo(p, v.remote()) // always the device's latest address
 }

@@ -104,3 +104,34 @@ func FuzzClientDatagram(f *testing.F) {
 		c.ex.close()
 	})
 }
+
+// FuzzDTLSRouter feeds arbitrary datagrams from two addresses to the DTLS
+// router: it must never panic, and only a ClientHello may open a
+// connection.
+func FuzzDTLSRouter(f *testing.F) {
+	hello := make([]byte, 40)
+	hello[0], hello[13] = ctHandshake, hsClientHello
+	f.Add(hello, []byte{ctCID, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 4, 1, 2, 3, 4})
+	f.Add([]byte{ctAppData}, []byte{})
+	f.Add([]byte{}, hello)
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		m := &dtlsMux{cidLen: 8, accept: make(chan *vconn, 4), done: make(chan struct{}),
+			byAddr: map[string]*vconn{}, byCID: map[string]*vconn{}, resume: make(chan resumeItem, 4),
+			parked: map[*parkedConn]struct{}{}, parkedByAddr: map[string]*parkedConn{}, parkedByCID: map[string]*parkedConn{}}
+		a1 := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+		a2 := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2}
+		for _, d := range []struct {
+			b    []byte
+			addr *net.UDPAddr
+		}{{a, a1}, {b, a2}, {a, a2}, {b, a1}} {
+			if len(d.b) == 0 {
+				continue
+			}
+			before := len(m.accept)
+			m.route(append([]byte(nil), d.b...), d.addr)
+			if len(m.accept) > before && !isNewClientHello(d.b) {
+				t.Fatalf("a datagram that is no ClientHello opened a connection: % x", d.b)
+			}
+		}
+	})
+}

@@ -192,10 +192,8 @@ func (p *linkParser) quoted() (string, error) {
 			if p.off+1 == len(p.b) {
 				return "", p.errorf("backslash at end of payload inside a quoted string")
 			}
-			if e := p.b[p.off+1]; e < ' ' && e != '\t' || e == 0x7f {
-				p.off++
-				return "", p.errorf("control byte %q inside a quoted string", e)
-			}
+			// quoted-pair = "\" CHAR (RFC 2616 §2.2, which RFC 6690
+			// cites): a control byte may be escaped, never bare.
 			sb = append(sb, p.b[p.off+1])
 			p.off += 2
 		case c < ' ' && c != '\t' || c == 0x7f:
@@ -226,7 +224,9 @@ func isPTokenChar(c byte) bool {
 
 // AppendLinks appends links in link format to dst, separated by commas.
 // A value is quoted when LinkAttr.Quoted says so or when it is empty or
-// holds a byte a ptoken may not (such as ',', ';', space or '"').
+// holds a byte a ptoken may not (such as ',', ';', space or '"'); inside
+// the quotes '"', '\\' and control bytes are escaped with a backslash, so
+// ParseLinks reads back every value.
 func AppendLinks(dst []byte, links []Link) []byte {
 	for i, l := range links {
 		if i > 0 {
@@ -254,8 +254,8 @@ func appendLink(dst []byte, l Link) []byte {
 		}
 		dst = append(dst, '"')
 		for i := 0; i < len(a.Value); i++ {
-			if c := a.Value[i]; c == '"' || c == '\\' {
-				dst = append(dst, '\\')
+			if c := a.Value[i]; c == '"' || c == '\\' || c < ' ' || c == 0x7f {
+				dst = append(dst, '\\') // quoted-pair; control bytes may not stand bare
 			}
 			dst = append(dst, a.Value[i])
 		}

@@ -96,13 +96,15 @@ func TestAppendLinksQuoting(t *testing.T) {
 		{Name: "d"},                     // no value
 		{Name: "e", Quoted: true},       // empty quoted
 		{Name: "f", Value: "has space"}, // space forces quotes
+		{Name: "g", Value: "a\nb\x7f"},  // control bytes are escaped
 	}}}
 	s := string(AppendLinks([]byte("prefix:"), links))
-	require.Equal(t, `prefix:</3/0>;a="x,y";b="q\"\\";c=plain;d;e="";f="has space"`, s)
+	require.Equal(t, "prefix:</3/0>;a=\"x,y\";b=\"q\\\"\\\\\";c=plain;d;e=\"\";f=\"has space\";g=\"a\\\nb\\\x7f\"", s)
 	back, err := ParseLinks([]byte(s[len("prefix:"):]))
 	require.NoError(t, err)
 	require.Equal(t, "x,y", back[0].Attrs[0].Value)
 	require.Equal(t, `q"\`, back[0].Attrs[1].Value)
+	require.Equal(t, "a\nb\x7f", back[0].Attrs[6].Value, "escaped control bytes read back")
 	v, ok := back[0].Attr("F")
 	require.True(t, ok, "Attr is case-insensitive")
 	require.Equal(t, "has space", v)

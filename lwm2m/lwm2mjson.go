@@ -41,7 +41,7 @@ func DecodeJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
 		keyOff := skipJSONSpace(b, int(d.InputOffset()))
 		tok, err := d.Token()
 		if err != nil {
-			return nil, fail(jsonErrOffset(err, d), "malformed JSON", err)
+			return nil, fail(jsonOffset(d), "malformed JSON", err)
 		}
 		key, _ := tok.(string)
 		switch key {
@@ -67,7 +67,7 @@ func DecodeJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
 				offs = append(offs, off)
 			}
 			if _, err := d.Token(); err != nil {
-				return nil, fail(jsonErrOffset(err, d), "e array not closed", err)
+				return nil, fail(jsonOffset(d), "e array not closed", err)
 			}
 		default:
 			var skip json.RawMessage
@@ -77,7 +77,7 @@ func DecodeJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
 		}
 	}
 	if _, err := d.Token(); err != nil {
-		return nil, fail(jsonErrOffset(err, d), "object not closed", err)
+		return nil, fail(jsonOffset(d), "object not closed", err)
 	}
 	if off := skipJSONSpace(b, int(d.InputOffset())); off != len(b) {
 		return nil, fail(off, "data after the JSON object", nil)

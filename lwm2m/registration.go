@@ -198,7 +198,19 @@ func (s *Server) dropLocked(r *registration, keep *session) *session {
 	if !sess.secure && s.udpPeers[sess.addr.String()] == sess {
 		delete(s.udpPeers, sess.addr.String())
 	}
+	s.forgetParkedLocked(sess)
 	return sess
+}
+
+// forgetParkedLocked removes a parked session from the session table (it
+// has no goroutine that would). s.mu is held.
+func (s *Server) forgetParkedLocked(sess *session) {
+	sess.mu.Lock()
+	parked := sess.parked
+	sess.mu.Unlock()
+	if parked {
+		delete(s.dtlsSess, sess)
+	}
 }
 
 func (s *Server) afterRegister(r *registration) {
@@ -287,6 +299,7 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 			delete(s.udpPeers, old.addr.String())
 		}
 		if old != nil {
+			s.forgetParkedLocked(old)
 			defer old.close()
 		}
 		r.sess = sess

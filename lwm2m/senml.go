@@ -271,7 +271,7 @@ func DecodeSenMLJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
 	}
 	tok, err := d.Token()
 	if err != nil {
-		return nil, fail(jsonErrOffset(err, d), "want a JSON array of SenML records", err)
+		return nil, fail(jsonOffset(d), "want a JSON array of SenML records", err)
 	}
 	if delim, ok := tok.(json.Delim); !ok || delim != '[' {
 		return nil, fail(0, "want a JSON array of SenML records", nil)
@@ -298,7 +298,7 @@ func DecodeSenMLJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
 		recs = append(recs, r)
 	}
 	if _, err := d.Token(); err != nil {
-		return nil, fail(jsonErrOffset(err, d), "SenML array not closed", err)
+		return nil, fail(jsonOffset(d), "SenML array not closed", err)
 	}
 	if off := skipJSONSpace(b, int(d.InputOffset())); off != len(b) {
 		return nil, fail(off, "data after the SenML array", nil)
@@ -313,9 +313,9 @@ func skipJSONSpace(b []byte, off int) int {
 	return off
 }
 
-// jsonErrOffset returns the byte offset of a token error: the decoder's
+// jsonOffset returns the byte offset of a token error: the decoder's
 // position, which for a truncated payload is its end.
-func jsonErrOffset(_ error, d *json.Decoder) int { return int(d.InputOffset()) }
+func jsonOffset(d *json.Decoder) int { return int(d.InputOffset()) }
 
 func parseJSONNumber(s string) senmlNum {
 	if i, err := strconv.ParseInt(s, 10, 64); err == nil {

@@ -56,6 +56,14 @@ var senmlJSONTests = []struct {
 			{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{1, 2, 3}), Time: time.Unix(1700000000, 0).UTC()},
 			{Path: MustPath("/19/0/0/1"), Value: OpaqueValue([]byte{0xff, 0xef}), Time: time.Unix(1700000005, 5e8).UTC()},
 		}},
+	// bn and bt hold for the records after them until changed (RFC 8428
+	// §4.1); bt alone gives the time.
+	{path: "/", in: `[{"bn":"/3/0/","bt":1700000000,"n":"9","v":50},{"n":"10","v":7},{"bn":"/4/0/","n":"2","v":-90}]`,
+		want: []Record{
+			{Path: MustPath("/3/0/9"), Value: IntValue(50), Time: time.Unix(1700000000, 0).UTC()},
+			{Path: MustPath("/3/0/10"), Value: IntValue(7), Time: time.Unix(1700000000, 0).UTC()},
+			{Path: MustPath("/4/0/2"), Value: IntValue(-90), Time: time.Unix(1700000000, 0).UTC()},
+		}},
 	{path: "/3/0", in: `[{"n":"/3/0/22/0","vlo":"4:0"},{"n":"/3/0/9","v":1e2}]`, want: []Record{
 		{Path: MustPath("/3/0/22/0"), Value: ObjlnkValue(4, 0)}, {Path: MustPath("/3/0/9"), Value: IntValue(100)}}},
 	{path: "/1/0", in: ` [ {"bn":"/1/0/","n":"6","vb":true} , {"n":"11","v":255} ] `, want: []Record{

@@ -32,6 +32,8 @@ type Server struct {
 	trans    map[string]Transmission // per-device overrides
 	udp      *net.UDPConn
 	dtlsLn   net.Listener
+	mux      *dtlsMux
+	dtlsCfg  *dtls.Config
 	listened bool
 	running  bool
 
@@ -116,6 +118,7 @@ func (s *Server) Listen() error {
 			return fmt.Errorf("lwm2m: listening for DTLS on %s: %w", s.cfg.DTLSAddr, err)
 		}
 		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0))
+		s.mux, s.dtlsCfg = mux, dc
 		ln, err := dtls.NewListener(mux, dc)
 		if err != nil {
 			_ = mux.Close()
@@ -174,8 +177,9 @@ func (s *Server) Run(ctx context.Context) error {
 		go s.sweepUDP()
 	}
 	if ln != nil {
-		s.wg.Add(1)
+		s.wg.Add(2)
 		go s.acceptDTLS(ln)
+		go s.resumeLoop()
 	}
 	select {
 	case <-ctx.Done():
@@ -254,13 +258,15 @@ type session struct {
 	srv      *Server
 	ex       *exchange
 	secure   bool
-	identity string   // normalized PSK identity (DTLS)
-	conn     net.Conn // DTLS
+	identity string // normalized PSK identity (DTLS)
 	udp      *net.UDPConn
 	memTx    func([]byte) error // tests: an in-memory transport
 	overCap  bool
 
 	mu       sync.Mutex
+	conn     net.Conn // DTLS; nil while parked
+	parked   bool     // DTLS state serialized, no goroutine (see park)
+	pc       *parkedConn
 	addr     net.Addr
 	endpoint string // endpoint registered over this session
 	lastSeen time.Time
@@ -281,23 +287,26 @@ func (sess *session) write(b []byte) error {
 	if sess.memTx != nil {
 		return sess.memTx(b)
 	}
-	if sess.conn != nil {
-		_, err := sess.conn.Write(b)
+	sess.mu.Lock()
+	conn, parked, a := sess.conn, sess.parked, sess.addr
+	sess.mu.Unlock()
+	if sess.secure {
+		if conn == nil || parked {
+			return ErrSleeping // parked: the device is asleep
+		}
+		_, err := conn.Write(b)
 		return err
 	}
-	sess.mu.Lock()
-	a := sess.addr
-	sess.mu.Unlock()
 	_, err := sess.udp.WriteTo(b, a)
 	return err
 }
 
 func (sess *session) remoteAddr() net.Addr {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
 	if sess.conn != nil {
 		return sess.conn.RemoteAddr() // follows the peer across addresses with CID
 	}
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
 	return sess.addr
 }
 
@@ -314,10 +323,14 @@ func (sess *session) close() {
 		return
 	}
 	sess.closed = true
+	conn, pc := sess.conn, sess.pc
 	sess.mu.Unlock()
 	sess.ex.close()
-	if sess.conn != nil {
-		_ = sess.conn.Close()
+	if conn != nil {
+		_ = conn.Close()
+	}
+	if pc != nil && sess.srv.mux != nil {
+		sess.srv.mux.forget(pc) // a parked session that ended (expired, replaced)
 	}
 }
 
@@ -428,12 +441,6 @@ func (s *Server) serveDTLS(c net.Conn) {
 	sess.overCap = s.sessionCount() >= s.cfg.MaxSessions
 	s.dtlsSess[sess] = struct{}{}
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.dtlsSess, sess)
-		s.mu.Unlock()
-		sess.close()
-	}()
 
 	ctx, cancel := s.background()
 	hctx, hcancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
@@ -442,31 +449,63 @@ func (s *Server) serveDTLS(c net.Conn) {
 	cancel()
 	if err != nil {
 		s.log.Info("lwm2m: DTLS handshake failed", "addr", c.RemoteAddr(), "err", err)
+		s.endSession(sess)
 		return
 	}
 	st, _ := dc.ConnectionState()
-	s.log.Debug("lwm2m: DTLS handshake done", "identity", string(st.IdentityHint))
 	sess.identity = NormalizeEndpoint(string(st.IdentityHint))
+	if !s.serveConn(sess, dc) {
+		s.endSession(sess)
+	}
+}
 
+func (s *Server) endSession(sess *session) {
+	s.mu.Lock()
+	delete(s.dtlsSess, sess)
+	s.mu.Unlock()
+	sess.close()
+}
+
+// serveConn reads the session's DTLS connection until it ends (false) or
+// the session is parked (true).
+func (s *Server) serveConn(sess *session, dc *dtls.Conn) (parked bool) {
 	buf := make([]byte, s.cfg.MaxMessageSize+1024)
 	for {
-		// A session without a registration ends after IdleTimeout.
+		// A session without a registration ends after IdleTimeout; a
+		// sleeping queue-mode device's session is parked.
 		sess.mu.Lock()
-		registered := sess.endpoint != ""
+		ep := sess.endpoint
 		sess.mu.Unlock()
-		if registered {
-			_ = c.SetReadDeadline(time.Time{})
-		} else {
-			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		var sleepAt time.Time
+		if ep != "" && s.cfg.ParkSessions {
+			if r, ok := s.Registration(ep); ok && r.Queue {
+				sleepAt = r.AwakeUntil
+			}
 		}
-		n, err := c.Read(buf)
+		switch {
+		case ep == "":
+			_ = dc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		case !sleepAt.IsZero():
+			// just resumed, the device's record is on its way: a second
+			// at least before parking again
+			_ = dc.SetReadDeadline(later(sleepAt.Add(time.Millisecond), time.Now().Add(time.Second)))
+		default:
+			_ = dc.SetReadDeadline(time.Time{})
+		}
+		n, err := dc.Read(buf)
 		if err != nil {
+			if isTimeout(err) && ep != "" && !sleepAt.IsZero() {
+				if r, ok := s.Registration(ep); ok && !r.Awake(time.Now()) && s.park(sess, dc) {
+					return true
+				}
+				continue
+			}
 			if sess.isClosed() || errors.Is(err, net.ErrClosed) || isEOF(err) || isTimeout(err) {
-				return
+				return false
 			}
 			select {
 			case <-s.done:
-				return
+				return false
 			default:
 			}
 			// a record larger than the buffer, or a transient error
@@ -475,9 +514,16 @@ func (s *Server) serveDTLS(c net.Conn) {
 		}
 		sess.ex.receive(append([]byte(nil), buf[:n]...))
 		if sess.overCap {
-			return
+			return false
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func isTimeout(err error) bool {

@@ -105,14 +105,16 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	require.NoError(t, s1.Close())
 
 	// A new server on the same port with the same store.
-	s2, rec2 := startServer(t, Config{Observations: store, DTLSAddr: addr}, ks)
+	// (no plain CoAP socket: its ephemeral port could be the one just freed)
+	s2, rec2 := startServer(t, Config{Observations: store, DTLSAddr: addr, DisableUDP: true}, ks)
 	// The device notices the lost session and reconnects (new handshake),
 	// keeping its observer list.
 	c.mu.Lock()
 	observers := c.observers
 	c.mu.Unlock()
 	require.NoError(t, c.Close())
-	c2 := newClient(t, ClientConfig{Server: s2.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	c2 := newClient(t, ClientConfig{Server: s2.DTLSAddr().String(), Endpoint: ep, Key: testKey,
+		ConfirmableNotifications: true, Transmission: Transmission{AckTimeout: time.Second}})
 	require.NoError(t, c2.Connect(ctxT(t)))
 	c2.mu.Lock()
 	c2.observers = observers

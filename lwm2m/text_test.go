@@ -29,6 +29,8 @@ var textTests = []struct {
 	{"/3/0/9", "ten", Value{}, `"ten" is not a decimal integer`},
 	{"/3/0/9", "99999999999999999999", Value{}, "not a decimal integer"},
 	{"/1/0/6", "true", Value{}, "want 0 or 1"},
+	{"/1/0/6", "2", Value{}, "want 0 or 1"},
+	{"/3/0/22/0", "4:65536", Value{}, "not an object link"},
 	{"/1/0/11", "-1", Value{}, "not an unsigned decimal integer"},
 	{"/3/0/22/0", "4", Value{}, "not an object link"},
 	{"/5/0/0", "!!", Value{}, "not base64"},

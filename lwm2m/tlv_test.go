@@ -435,3 +435,38 @@ func TestTLVWrappedResource(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 }
+
+// TestTLVHeaderBoundaries checks the type byte at each boundary of LwM2M
+// 1.1 Core §7.4.3: an identifier of 8 bits up to 255 and 16 bits from 256,
+// and a length in the type byte up to 7, then in 8, 16 and 24 bits.
+func TestTLVHeaderBoundaries(t *testing.T) {
+	for _, tt := range []struct {
+		id     uint16
+		vlen   int
+		header string
+	}{
+		{255, 0, "C0 FF"},
+		{256, 0, "E0 0100"},
+		{1, 7, "C7 01"},
+		{1, 8, "C8 01 08"},
+		{1, 255, "C8 01 FF"},
+		{1, 256, "D0 01 0100"},
+		{65534, 65535, "F0 FFFE FFFF"},
+		{1, 65536, "D8 01 010000"},
+	} {
+		data := make([]byte, tt.vlen)
+		for i := range data {
+			data[i] = byte(i)
+		}
+		p, err := NewPath(30000, 0, tt.id)
+		require.NoError(t, err)
+		enc, err := AppendTLV(nil, p, []Record{{Path: p, Value: OpaqueValue(data)}})
+		require.NoError(t, err)
+		h := unhex(t, tt.header)
+		require.Equal(t, h, enc[:len(h)], "header of resource %d with %d value bytes", tt.id, tt.vlen)
+		require.Equal(t, data, enc[len(h):], "value of resource %d with %d value bytes", tt.id, tt.vlen)
+		got, err := DecodeTLV(p, enc, nil)
+		require.NoError(t, err)
+		require.Equal(t, []Record{{Path: p, Value: RawValue(FormatTLV, data)}}, got)
+	}
+}

@@ -139,7 +139,8 @@
 //   - The same-version outcome is a failed sub-task with the FAQ's string,
 //     as the FAQ lists it among the reasons a task "ends at once".
 //   - PCP result codes map to reasons with [ResultReason]; busy and low
-//     battery on notify or execute are asked again at the next wake.
+//     battery on a version query, notify or execute are asked again at the
+//     next wake (the step's deadline still applies).
 //   - The version is asked only when a sub-task starts (OTA-5); a Listener
 //     that also implements [VersionListener] hears every version a device
 //     reports.

@@ -13,6 +13,7 @@ import (
 	"math/bits"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -805,9 +806,17 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 	if len(spec.Devices) == 0 {
 		return Task{}, fieldErr("targets", "no device; a task needs at least one")
 	}
+	// A zero byte separates task and device ids in store keys (task id,
+	// 0x00, device id); an id holding one would mix two tasks' sub-tasks.
+	if strings.IndexByte(spec.ID, 0) >= 0 {
+		return Task{}, fieldErr("operationId", "%q holds a zero byte, which ids may not", spec.ID)
+	}
 	for i, d := range spec.Devices {
 		if d == "" {
 			return Task{}, fieldErr(fmt.Sprintf("targets.devices[%d]", i), "empty device id")
+		}
+		if strings.IndexByte(d, 0) >= 0 {
+			return Task{}, fieldErr(fmt.Sprintf("targets.devices[%d]", i), "%q holds a zero byte, which ids may not", d)
 		}
 	}
 	p, err := e.st.Package(ctx, spec.PackageID)
@@ -1264,24 +1273,18 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 		if s.sub.Step != StepQuery {
 			return
 		}
-		if m.Result != ResultOK {
-			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
-			return
-		}
-		e.versionKnown(ctx, s, m.Version, now, eff)
-	case NotifyAnswer:
-		if s.sub.Step != StepNotify {
-			return
-		}
 		switch m.Result {
 		case ResultOK:
-			e.setStep(s, StepDownload, now)
-			e.save(ctx, s)
-			e.stateEvent(s, StateDownloading, eff)
+			e.versionKnown(ctx, s, m.Version, now, eff)
 		case ResultBusy, ResultLowBattery:
-			// Ask again when the device next wakes.
+			// Asked again when the device next wakes, as for notify
+			// and execute; VersionTimeout still bounds the step.
 		default:
 			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
+		}
+	case NotifyAnswer:
+		if s.sub.Step == StepNotify {
+			e.requestAnswered(ctx, s, m.Result, StepDownload, StateDownloading, now, eff)
 		}
 	case BlockRequest:
 		e.blockRequest(ctx, s, []byte(m.Version), m.Block, now, eff)
@@ -1299,17 +1302,8 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 		e.save(ctx, s)
 		e.act(s, eff)
 	case ExecuteAnswer:
-		if s.sub.Step != StepExecute {
-			return
-		}
-		switch m.Result {
-		case ResultOK:
-			e.setStep(s, StepResult, now)
-			e.save(ctx, s)
-			e.stateEvent(s, StateUpdating, eff)
-		case ResultBusy, ResultLowBattery:
-		default:
-			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
+		if s.sub.Step == StepExecute {
+			e.requestAnswered(ctx, s, m.Result, StepResult, StateUpdating, now, eff)
 		}
 	case UpgradeResult:
 		eff.send(Encode(UpgradeResultAnswer{ResultOK}))
@@ -1325,6 +1319,22 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 		default:
 			e.finish(ctx, s, SubSuccess, "", eff)
 		}
+	}
+}
+
+// requestAnswered takes the device's answer r to a notify or execute: ok
+// moves s to step next and reports state; busy and low battery leave s
+// where it is, to ask again when the device next wakes; anything else
+// fails s with the reason of r. s.mu is held.
+func (e *Engine) requestAnswered(ctx context.Context, s *session, r Result, next Step, state string, now time.Time, eff *effects) {
+	switch r {
+	case ResultOK:
+		e.setStep(s, next, now)
+		e.save(ctx, s)
+		e.stateEvent(s, state, eff)
+	case ResultBusy, ResultLowBattery:
+	default:
+		e.finish(ctx, s, SubFail, ResultReason(r), eff)
 	}
 }
 

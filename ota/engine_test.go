@@ -294,3 +294,40 @@ func TestWakeResends(t *testing.T) {
 	d.run(t, e, l, nil)
 	require.Equal(t, ota.SubSuccess, subTask(t, e, "t", "d").State)
 }
+
+// TestExecuteAnswersAndWrongVersion: busy on the version query and low
+// battery on execute are asked again at the next wake, not failures; an upgrade result of ok that reports a
+// version other than the target fails with "Firmware update failed"
+// (OTA-3, OTA-6).
+func TestExecuteAnswersAndWrongVersion(t *testing.T) {
+	ctx := context.Background()
+	e, l, files := setup(t, ota.Config{})
+	addPackage(t, e, files, ota.Package{ID: "p", Version: "V2"}, content(600, 1))
+	_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"d"}})
+	require.NoError(t, err)
+	d := newDevice("d", "V1")
+	l.drop("d")
+	d.send(t, e, [][]byte{ota.Encode(ota.QueryVersionAnswer{Result: ota.ResultBusy})})
+	s := subTask(t, e, "t", "d")
+	require.Equal(t, ota.SubProcessing, s.State, "busy on query: %+v", s)
+	require.Equal(t, ota.StepQuery, s.Step)
+	e.DeviceOnline(ctx, "d")
+	require.Equal(t, 2, count[ota.QueryVersion](l.messages("d")), "query sent again on wake")
+	d.run(t, e, l, func() bool { return subTask(t, e, "t", "d").Step == ota.StepExecute })
+	require.Equal(t, ota.StepExecute, subTask(t, e, "t", "d").Step)
+	l.drop("d")
+	d.send(t, e, [][]byte{ota.Encode(ota.ExecuteAnswer{Result: ota.ResultLowBattery})})
+	s = subTask(t, e, "t", "d")
+	require.Equal(t, ota.SubProcessing, s.State, "low battery: %+v", s)
+	require.Equal(t, ota.StepExecute, s.Step)
+	e.DeviceOnline(ctx, "d")
+	require.Equal(t, 2, count[ota.Execute](l.messages("d")), "execute sent again on wake")
+	l.drop("d")
+	d.send(t, e, [][]byte{ota.Encode(ota.ExecuteAnswer{Result: ota.ResultOK})})
+	require.Equal(t, ota.StepResult, subTask(t, e, "t", "d").Step)
+	d.send(t, e, [][]byte{ota.Encode(ota.UpgradeResult{Result: ota.ResultOK, Version: "V1"})})
+	s = subTask(t, e, "t", "d")
+	require.Equal(t, ota.SubFail, s.State, "%+v", s)
+	require.Equal(t, ota.ReasonUpdateFailed, s.Reason)
+	require.Equal(t, "V1", s.CurrentVersion)
+}

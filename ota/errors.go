@@ -40,10 +40,12 @@ type FrameError struct {
 	Err     error  // ErrBadFrame
 }
 
+// Error returns the offset and the reason, prefixed "ota: PCP frame".
 func (e *FrameError) Error() string {
 	return fmt.Sprintf("ota: PCP frame at byte %d: %s", e.Offset, e.Message)
 }
 
+// Unwrap returns ErrBadFrame.
 func (e *FrameError) Unwrap() error { return e.Err }
 
 // FieldError says which field of a package, task or policy is wrong.
@@ -53,8 +55,10 @@ type FieldError struct {
 	Err     error  // ErrInvalid
 }
 
+// Error returns the field and the reason, prefixed "ota:".
 func (e *FieldError) Error() string { return fmt.Sprintf("ota: %s: %s", e.Field, e.Message) }
 
+// Unwrap returns ErrInvalid.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 func fieldErr(field, format string, args ...any) error {

@@ -133,40 +133,47 @@ func (e *Engine) fwStep(ctx context.Context, deviceID string) {
 
 // FirmwareState takes an observed value of /5/0/3 (State) from the device.
 func (e *Engine) FirmwareState(ctx context.Context, deviceID string, state int) {
-	s := e.session(deviceID)
-	if s == nil {
-		return
-	}
-	var eff effects
-	s.mu.Lock()
-	if !s.ended && s.sub.Kind == Firmware && s.sub.State == SubProcessing {
+	e.firmwareObserved(ctx, deviceID, func(s *session, eff *effects) {
 		now := time.Now()
 		switch state {
 		case FwStateDownloading:
 			if s.sub.Step == StepNotify || s.sub.Step == StepDownload {
 				e.setStep(s, StepDownload, now)
 				e.save(ctx, s)
-				e.stateEvent(s, StateDownloading, &eff)
+				e.stateEvent(s, StateDownloading, eff)
 			}
 		case FwStateDownloaded:
 			if s.sub.Step == StepNotify || s.sub.Step == StepDownload {
-				e.stateEvent(s, StateDownloaded, &eff)
+				e.stateEvent(s, StateDownloaded, eff)
 				e.setStep(s, StepExecute, now)
 				e.save(ctx, s)
-				e.act(s, &eff)
+				e.act(s, eff)
 			}
 		case FwStateUpdating:
-			e.stateEvent(s, StateUpdating, &eff)
+			e.stateEvent(s, StateUpdating, eff)
 		}
-	}
-	s.mu.Unlock()
-	e.apply(ctx, &eff)
+	})
 }
 
 // FirmwareResult takes an observed value of /5/0/5 (Update Result): 1
 // leads to a version check, 2..8 fail the sub-task with the reason of
 // UpdateResultReason (SPEC OTA-3).
 func (e *Engine) FirmwareResult(ctx context.Context, deviceID string, result int) {
+	e.firmwareObserved(ctx, deviceID, func(s *session, eff *effects) {
+		if reason, failed := UpdateResultReason(result); failed {
+			e.finish(ctx, s, SubFail, reason, eff)
+		} else if result == 1 && (s.sub.Step == StepExecute || s.sub.Step == StepResult) {
+			e.setStep(s, StepCheck, time.Now())
+			e.save(ctx, s)
+			e.act(s, eff)
+		}
+	})
+}
+
+// firmwareObserved runs apply on the device's session when it has a
+// firmware upgrade in progress, with s.mu held, then applies the effects
+// outside the lock.
+func (e *Engine) firmwareObserved(ctx context.Context, deviceID string, apply func(s *session, eff *effects)) {
 	s := e.session(deviceID)
 	if s == nil {
 		return
@@ -174,13 +181,7 @@ func (e *Engine) FirmwareResult(ctx context.Context, deviceID string, result int
 	var eff effects
 	s.mu.Lock()
 	if !s.ended && s.sub.Kind == Firmware && s.sub.State == SubProcessing {
-		if reason, failed := UpdateResultReason(result); failed {
-			e.finish(ctx, s, SubFail, reason, &eff)
-		} else if result == 1 && (s.sub.Step == StepExecute || s.sub.Step == StepResult) {
-			e.setStep(s, StepCheck, time.Now())
-			e.save(ctx, s)
-			e.act(s, &eff)
-		}
+		apply(s, &eff)
 	}
 	s.mu.Unlock()
 	e.apply(ctx, &eff)

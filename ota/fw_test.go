@@ -127,20 +127,29 @@ func TestFirmwareUpgrade(t *testing.T) {
 	})
 }
 
+// firmwareTask runs, inside a synctest bubble, an engine whose Object5
+// device "nb" runs F1, with task "t" upgrading it to F2 started and
+// settled. cfg gives the other settings.
+func firmwareTask(t *testing.T, cfg ota.Config) (*ota.Engine, *object5) {
+	o := &object5{}
+	o.set(func(o *object5) { o.version["nb"] = "F1" })
+	cfg.Object5, cfg.FirmwareURI = o, "coap://h/fw/"
+	e, _, files := setup(t, cfg)
+	addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
+	run(t, e)
+	_, err := e.CreateTask(context.Background(), ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
+	require.NoError(t, err)
+	synctest.Wait()
+	return e, o
+}
+
 // TestFirmwareUpdateResults: Update Result 2..8 fail the sub-task with the
 // OTA-3 reason.
 func TestFirmwareUpdateResults(t *testing.T) {
 	for r := 2; r <= 8; r++ {
 		synctest.Test(t, func(t *testing.T) {
 			ctx := context.Background()
-			o := &object5{}
-			o.set(func(o *object5) { o.version["nb"] = "F1" })
-			e, _, files := setup(t, ota.Config{Object5: o, FirmwareURI: "coap://h/fw/"})
-			addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
-			run(t, e)
-			_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
-			require.NoError(t, err)
-			synctest.Wait()
+			e, _ := firmwareTask(t, ota.Config{})
 			e.FirmwareResult(ctx, "nb", r)
 			s := subTask(t, e, "t", "nb")
 			want, _ := ota.UpdateResultReason(r)
@@ -155,14 +164,7 @@ func TestFirmwareUpdateResults(t *testing.T) {
 func TestFirmwareCheckTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		o := &object5{}
-		o.set(func(o *object5) { o.version["nb"] = "F1" })
-		e, _, files := setup(t, ota.Config{Object5: o, FirmwareURI: "coap://h/fw/", VersionTimeout: 15 * time.Minute})
-		addPackage(t, e, files, ota.Package{ID: "fw", Kind: ota.Firmware, Version: "F2"}, content(100, 1))
-		run(t, e)
-		_, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "fw", Devices: []string{"nb"}})
-		require.NoError(t, err)
-		synctest.Wait()
+		e, o := firmwareTask(t, ota.Config{VersionTimeout: 15 * time.Minute})
 		e.FirmwareState(ctx, "nb", ota.FwStateDownloaded)
 		synctest.Wait()
 		o.set(func(o *object5) { o.readErr = errors.New("device asleep") })
@@ -205,6 +207,18 @@ func TestBlock2(t *testing.T) {
 		require.Equal(t, int64(1000), size2)
 	}
 	_, _, _, _, err = c.Block2(4, 4)
+	require.ErrorIs(t, err, ota.ErrNoBlock)
+
+	// A package that ends on a block boundary: its last block says no more
+	// (RFC 7959 §2.2), and the block after it does not exist.
+	even := content(1024, 4)
+	pe := ota.Package{ID: "e", Kind: ota.Firmware, Version: "F", Size: 1024}
+	ce := &ota.Content{Package: pe, R: bytesReader(even)}
+	data, more, _, _, err := ce.Block2(3, 4)
+	require.NoError(t, err)
+	require.Equal(t, even[768:], data)
+	require.False(t, more, "Block2(3, 4) of 1024 bytes is the last block")
+	_, _, _, _, err = ce.Block2(4, 4)
 	require.ErrorIs(t, err, ota.ErrNoBlock)
 	_, _, _, _, err = c.Block2(0, 7)
 	require.ErrorIs(t, err, ota.ErrInvalid)
@@ -249,5 +263,22 @@ func TestFirmwareCallRetriedOnWake(t *testing.T) {
 		o.mu.Lock()
 		require.Equal(t, "coap://h/fw/fw", o.uris["nb"])
 		o.mu.Unlock()
+	})
+}
+
+// TestFirmwareCheckWrongVersion: Update Result 1 but the device still runs
+// the old version when read again: "Firmware update failed" (OTA-3, OTA-5).
+func TestFirmwareCheckWrongVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		e, _ := firmwareTask(t, ota.Config{})
+		e.FirmwareState(ctx, "nb", ota.FwStateDownloaded)
+		synctest.Wait()
+		e.FirmwareResult(ctx, "nb", 1) // the version read next is still F1
+		synctest.Wait()
+		s := subTask(t, e, "t", "nb")
+		require.Equal(t, ota.SubFail, s.State, "%+v", s)
+		require.Equal(t, ota.ReasonUpdateFailed, s.Reason)
+		require.Equal(t, "F1", s.CurrentVersion)
 	})
 }

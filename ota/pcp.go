@@ -350,10 +350,15 @@ func (m UpgradeResult) AppendData(b []byte) []byte {
 func (m UpgradeResultAnswer) AppendData(b []byte) []byte { return append(b, byte(m.Result)) }
 
 // AppendBlockAnswer appends a block answer frame without building a
-// BlockAnswer (the hot path of block serving: data is copied once).
+// BlockAnswer (the hot path of block serving: data is copied once). Like
+// AppendFrame, it panics if the frame data (3 bytes and data) would be
+// longer than MaxFrameData.
 func AppendBlockAnswer(dst []byte, r Result, block uint16, data []byte) []byte {
 	start := len(dst)
 	n := 3 + len(data)
+	if n > MaxFrameData {
+		panic("ota: PCP block answer data longer than 65532 bytes")
+	}
 	dst = append(dst, pcpStart0, pcpStart1, pcpVersion, CodeBlock, 0, 0, byte(n>>8), byte(n), byte(r), byte(block>>8), byte(block))
 	dst = append(dst, data...)
 	binary.BigEndian.PutUint16(dst[start+4:], CRC16(0, dst[start:]))

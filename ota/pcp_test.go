@@ -97,6 +97,19 @@ func TestAppendBlockAnswerMatchesMessage(t *testing.T) {
 	require.Equal(t, Encode(BlockAnswer{Result: ResultOK, Block: 513, Data: data}), AppendBlockAnswer(nil, ResultOK, 513, data))
 }
 
+// TestAppendFrameLengthLimit: the 16-bit length field cannot be made to
+// wrap (OTA-6): the largest data fits, one byte more panics.
+func TestAppendFrameLengthLimit(t *testing.T) {
+	f, err := ParseFrame(AppendFrame(nil, CodeBlock, make([]byte, MaxFrameData)))
+	require.NoError(t, err)
+	require.Len(t, f.Data, MaxFrameData)
+	require.Panics(t, func() { AppendFrame(nil, CodeBlock, make([]byte, MaxFrameData+1)) })
+	f, err = ParseFrame(AppendBlockAnswer(nil, ResultOK, 1, make([]byte, MaxFrameData-3)))
+	require.NoError(t, err)
+	require.Len(t, f.Data, MaxFrameData)
+	require.Panics(t, func() { AppendBlockAnswer(nil, ResultOK, 1, make([]byte, MaxFrameData-2)) })
+}
+
 func TestAppendBlockAnswerAllocs(t *testing.T) {
 	buf := make([]byte, 0, 600)
 	data := make([]byte, 500)

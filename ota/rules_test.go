@@ -187,6 +187,8 @@ func TestCreateTaskErrors(t *testing.T) {
 	}{
 		{ota.TaskSpec{PackageID: "p"}, "targets"},
 		{ota.TaskSpec{PackageID: "p", Devices: []string{""}}, "targets.devices[0]"},
+		{ota.TaskSpec{PackageID: "p", Devices: []string{"d", "a\x00b"}}, "targets.devices[1]"},
+		{ota.TaskSpec{ID: "t\x00d", PackageID: "p", Devices: []string{"d"}}, "operationId"},
 		{ota.TaskSpec{PackageID: "nope", Devices: []string{"d"}}, "fileId"},
 		{ota.TaskSpec{PackageID: "p", Devices: []string{"d"}, Policy: ota.Policy{Execute: "later"}}, "policy.executeType"},
 		{ota.TaskSpec{PackageID: "p", Devices: []string{"d"}, Policy: ota.Policy{Execute: ota.Window}}, "policy"},
@@ -202,4 +204,58 @@ func TestCreateTaskErrors(t *testing.T) {
 	}
 	_, err := e.CreateTask(ctx, ota.TaskSpec{PackageID: "nope", Devices: []string{"d"}})
 	require.ErrorIs(t, err, ota.ErrNotFound)
+}
+
+// TestReasonStrings: the failure reasons are the exact strings of SPEC
+// OTA-2 and OTA-3 (FAQ §10.3, §10.5); applications match them, so a typo
+// in a constant must fail here.
+func TestReasonStrings(t *testing.T) {
+	for got, want := range map[string]string{
+		ota.ReasonSameVersion:        "The current version is the same as the target version",
+		ota.ReasonNotOnline:          "Device Abnormal is not online",
+		ota.ReasonTaskConflict:       "Task Conflict",
+		ota.ReasonNoProtocolService:  "The task failed to start, unable to find protocol service based on device information",
+		ota.ReasonOnlineTimeout:      "Waiting for the device online timeout",
+		ota.ReasonCellIDTimeout:      "Waiting for report cellId timeout",
+		ota.ReasonVersionTimeout:     "Waiting for report device firmware version timeout",
+		ota.ReasonResultTimeout:      "Wait for the device to report upgrade result timeout",
+		ota.ReasonUpdateCheckTimeout: "Updating timeout and query device version for check timeout",
+		ota.ReasonDownloadTimeout:    "Waiting for device downloaded package timeout",
+		ota.ReasonIntegrity:          "Integrity check failure for new downloaded package",
+		ota.ReasonUnsupported:        "Unsupported package type",
+		ota.ReasonNoStorage:          "Not enough storage for the new firmware package",
+		ota.ReasonOutOfMemory:        "Out of memory during downloading process",
+		ota.ReasonConnectionLost:     "Connection lost during downloading process",
+		ota.ReasonInvalidURI:         "Invalid URI",
+		ota.ReasonUpdateFailed:       "Firmware update failed",
+	} {
+		require.Equal(t, want, got)
+	}
+}
+
+// TestResultReasonEveryCode: every PCP result code other than ok maps to
+// its OTA-3 reason (SPEC OTA-3, OTA-6), and object 5 Update Result values
+// past 8 (LwM2M 1.1 adds 9, unsupported protocol) fail as "Firmware update
+// failed", as UpdateResultReason documents.
+func TestResultReasonEveryCode(t *testing.T) {
+	for r, want := range map[ota.Result]string{
+		ota.ResultBusy:               ota.ReasonUpdateFailed,
+		ota.ResultWeakSignal:         ota.ReasonConnectionLost,
+		ota.ResultAlreadyLatest:      ota.ReasonSameVersion,
+		ota.ResultLowBattery:         ota.ReasonUpdateFailed,
+		ota.ResultNoStorage:          ota.ReasonNoStorage,
+		ota.ResultDownloadTimeout:    ota.ReasonDownloadTimeout,
+		ota.ResultVerificationFailed: ota.ReasonIntegrity,
+		ota.ResultUnsupportedPackage: ota.ReasonUnsupported,
+		ota.ResultOutOfMemory:        ota.ReasonOutOfMemory,
+		ota.ResultInstallFailed:      ota.ReasonUpdateFailed,
+		ota.ResultInternalError:      ota.ReasonUpdateFailed,
+	} {
+		require.Equal(t, want, ota.ResultReason(r), "ResultReason(%s)", r)
+	}
+	for _, r := range []int{9, 10, 255} {
+		reason, failed := ota.UpdateResultReason(r)
+		require.True(t, failed, "UpdateResultReason(%d)", r)
+		require.Equal(t, ota.ReasonUpdateFailed, reason, "UpdateResultReason(%d)", r)
+	}
 }

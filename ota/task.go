@@ -196,6 +196,7 @@ type SubTask struct {
 // ID returns the sub-task's id (subOperationId): task id, "/", device id.
 func (s SubTask) ID() string { return s.TaskID + "/" + s.DeviceID }
 
+// String returns the sub-task's id, state and step, for logs.
 func (s SubTask) String() string {
 	return fmt.Sprintf("sub-task %s %s step %s", s.ID(), s.State, s.Step)
 }

@@ -3,6 +3,7 @@ package profile_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/doze-io/doze/profile"
@@ -192,5 +193,54 @@ func TestDateTime(t *testing.T) {
 		_, err := profile.ParseDateTime(bad)
 		require.Error(t, err, "ParseDateTime(%q)", bad)
 		require.Contains(t, err.Error(), "yyyyMMdd'T'HHmmss'Z'")
+	}
+}
+
+// TestCheckBoundsEdges covers the edges of PRF-4/PRF-8 bounds on a
+// hand-built product: maxLength and a string's min/max length are
+// inclusive and count characters, not bytes; max 0 below min means no
+// upper bound; 0/0 leaves a string unbounded but bounds a number to 0.
+func TestCheckBoundsEdges(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	p := &profile.Product{ManufacturerID: "M", Model: "X", Services: []profile.Service{{ID: "S", Type: "S", Properties: []profile.Property{
+		{Para: profile.Para{Name: "code", DataType: profile.TypeString, Min: f(4), Max: f(8), MaxLength: 6}},
+		{Para: profile.Para{Name: "tag", DataType: profile.TypeString, Min: f(3), Max: f(0)}},
+		{Para: profile.Para{Name: "note", DataType: profile.TypeString, Min: f(0), Max: f(0)}},
+		{Para: profile.Para{Name: "zero", DataType: profile.TypeDecimal, Min: f(0), Max: f(0)}},
+		{Para: profile.Para{Name: "level", DataType: profile.TypeInt, Min: f(-10), Max: f(10), Step: 5}},
+	}}}}
+	cases := []struct {
+		name string
+		v    any
+		want profile.Rule // "" fits
+	}{
+		{"code", "abc", profile.RuleLength},
+		{"code", "abcd", ""},
+		{"code", "éééééé", ""}, // 6 characters, 12 bytes
+		{"code", "abcdefg", profile.RuleLength},
+		{"tag", "ab", profile.RuleLength},
+		{"tag", strings.Repeat("t", 300), ""},
+		{"note", "", ""},
+		{"note", strings.Repeat("n", 300), ""},
+		{"zero", 0.0, ""},
+		{"zero", 0.5, profile.RuleMax},
+		{"zero", -0.5, profile.RuleMin},
+		{"level", -10, ""},
+		{"level", 10, ""},
+		{"level", -5, ""},
+		{"level", 11, profile.RuleMax},
+		{"level", -11, profile.RuleMin},
+		{"level", 3, profile.RuleStep},
+	}
+	for _, c := range cases {
+		err := p.CheckReport("S", map[string]any{c.name: c.v})
+		if c.want == "" {
+			require.NoError(t, err, "%s = %v", c.name, c.v)
+			continue
+		}
+		var ce *profile.CheckError
+		require.True(t, errors.As(err, &ce), "%s = %v: CheckReport = %v, want a %s mismatch", c.name, c.v, err, c.want)
+		require.Len(t, ce.Mismatches, 1)
+		require.Equal(t, c.want, ce.Mismatches[0].Rule, "%s = %v: %v", c.name, c.v, err)
 	}
 }

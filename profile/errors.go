@@ -103,6 +103,8 @@ type ValidationError struct {
 	Problems []Problem
 }
 
+// Error lists the problems, one per line after a count:
+// "profile: <name>: 2 problems\n\t<problem>…".
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString("profile: ")
@@ -135,6 +137,8 @@ type LimitError struct {
 	Size, Max int64
 }
 
+// Error names the entry (or the archive), the size found, the limit and
+// the Options field that raises it.
 func (e *LimitError) Error() string {
 	where := "archive"
 	if e.File != "" {
@@ -155,6 +159,7 @@ type LockedError struct {
 	Devices int
 }
 
+// Error names the product and the number of devices that lock it.
 func (e *LockedError) Error() string {
 	return fmt.Sprintf("profile: product %s/%s is locked: %d device(s) are registered against it; delete them first",
 		e.ManufacturerID, e.Model, e.Devices)
@@ -199,6 +204,8 @@ type CheckError struct {
 	Mismatches []Mismatch
 }
 
+// Error names the service (and command) and joins every mismatch's
+// message with "; ".
 func (e *CheckError) Error() string {
 	var b strings.Builder
 	b.WriteString("profile: ")

@@ -271,7 +271,7 @@ func LoadDir(fsys fs.FS, name string, opts *Options) (*Product, []Problem, error
 		if errors.As(err, &le) {
 			return nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("profile: reading directory %s: %w", name, err)
+		return nil, nil, fmt.Errorf("profile: reading directory %q: %w", name, err)
 	}
 	if name != "" && !strings.HasSuffix(strings.ToLower(name), ".zip") {
 		name += ".zip"

@@ -303,3 +303,40 @@ func TestSharedServiceType(t *testing.T) {
 		require.Equal(t, "Probe", s.Type)
 	}
 }
+
+// TestBadNames: names that would break shadow and history JSON keys or
+// REST paths ('.', '/', '$') and keys with a slash are problems (our
+// choice, see the package doc), each naming the key and the value.
+func TestBadNames(t *testing.T) {
+	dev := func(manufacturer, model, serviceID string) string {
+		return `{"devices":[{"manufacturerId":"` + manufacturer + `","model":"` + model + `","protocolType":"CoAP","deviceType":"T","serviceTypeCapabilities":[{"serviceId":"` + serviceID + `","serviceType":"Meter","option":"Master"}]}]}`
+	}
+	svc := func(property string) string {
+		return `{"services":[{"serviceType":"Meter","properties":[{"propertyName":"` + property + `","dataType":"int","required":false,"method":"R"}]}]}`
+	}
+	cases := []struct {
+		name, dev, svcDir, svc, msg string
+	}{
+		{"serviceId with a dot", dev("M", "X", "Me.ter"), "Meter", svc("flow"), `serviceId "Me.ter" contains '.', '/' or '$'`},
+		{"property with a dollar", dev("M", "X", "Meter"), "Meter", svc("fl$ow"), `"fl$ow" contains '.', '/' or '$'`},
+		{"model with a slash", dev("M", "X/Y", "Meter"), "Meter", svc("flow"), `model "X/Y" contains a slash`},
+		{"manufacturerId with a backslash", dev(`M\\N`, "X", "Meter"), "Meter", svc("flow"), `manufacturerId "M\\N" contains a slash`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			z := zipFiles(t, devFile, tc.dev, "service/"+tc.svcDir+"/profile/servicetype-capability.json", tc.svc)
+			_, _, err := profile.LoadZip(bytes.NewReader(z), int64(len(z)), "", nil)
+			var ve *profile.ValidationError
+			require.True(t, errors.As(err, &ve), "LoadZip = %v", err)
+			var msgs []string
+			for _, p := range ve.Problems {
+				if p.Code == profile.CodeBadName {
+					msgs = append(msgs, p.Message)
+					require.Positive(t, p.Line, "a bad name has a position: %+v", p)
+				}
+			}
+			require.Len(t, msgs, 1, "want one %s problem, got:\n%v", profile.CodeBadName, err)
+			require.Contains(t, msgs[0], tc.msg)
+		})
+	}
+}

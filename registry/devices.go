@@ -65,24 +65,23 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 	if err := r.checkInfo(&reg.Info); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return Device{}, joinErrs(errs)
-	}
 	if reg.GatewayID != "" {
-		gw, err := r.st.Get(ctx, reg.GatewayID)
-		if errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway {
-			return Device{}, &FieldError{Field: "gatewayId", Value: reg.GatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
-		}
-		if err != nil {
+		var fe *FieldError
+		if err := r.checkGateway(ctx, reg.GatewayID); errors.As(err, &fe) {
+			errs = append(errs, err)
+		} else if err != nil {
 			return Device{}, err
 		}
 	}
 	for _, g := range reg.Groups {
 		if _, err := r.st.Group(ctx, g); errors.Is(err, ErrGroupNotFound) {
-			return Device{}, &FieldError{Field: "groups", Value: g, Rule: "must name an existing group", Err: ErrGroupNotFound}
+			errs = append(errs, &FieldError{Field: "groups", Value: g, Rule: "must name an existing group", Err: ErrGroupNotFound})
 		} else if err != nil {
 			return Device{}, err
 		}
+	}
+	if len(errs) > 0 {
+		return Device{}, joinErrs(errs)
 	}
 	now := time.Now()
 	d := Device{
@@ -115,11 +114,28 @@ func (r *Registry) storeErr(err error, nodeID, gatewayID string) error {
 	case errors.Is(err, ErrNodeIDTaken):
 		return &FieldError{Field: "nodeId", Value: nodeID, Rule: "is already registered: one nodeId belongs to one device", Err: ErrNodeIDTaken}
 	case errors.Is(err, ErrGatewayNotFound):
-		return &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+		return gatewayNotFound(gatewayID)
 	case errors.Is(err, ErrGroupNotFound):
 		return &FieldError{Field: "groups", Rule: "must name existing groups (one was deleted meanwhile)", Err: ErrGroupNotFound}
 	}
 	return err
+}
+
+func gatewayNotFound(id string) *FieldError {
+	return &FieldError{Field: "gatewayId", Value: id, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
+}
+
+// checkGateway returns a *FieldError unless id names a GATEWAY device, or
+// the Store's error.
+func (r *Registry) checkGateway(ctx context.Context, id string) error {
+	gw, err := r.st.Get(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway:
+		return gatewayNotFound(id)
+	case err != nil:
+		return err
+	}
+	return nil
 }
 
 func notFound(field, v string) error {
@@ -311,7 +327,7 @@ func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (De
 		if c.PSK != nil {
 			ok = subtle.ConstantTimeCompare(c.PSK, d.PSK) == 1
 		} else {
-			ok = subtle.ConstantTimeCompare([]byte(c.VerifyCode), []byte(d.VerifyCode)) == 1
+			ok = verifyCodeMatches(c.VerifyCode, d)
 		}
 		if !ok {
 			return &FieldError{Field: "credential", Rule: "verifyCode or PSK must match the registration", Err: ErrBadCredential}
@@ -346,6 +362,18 @@ func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (De
 	}
 	r.statusEvent(d, from)
 	return d, nil
+}
+
+// verifyCodeMatches compares, in constant time, the verifyCode a device
+// presented with d's. A verifyCode that is the nodeId (the default) is
+// compared by NodeKey, so "urn:imei:X" and "X" match each other as the
+// nodeIds do (REG-1); one the application chose is compared exactly.
+func verifyCodeMatches(presented string, d *Device) bool {
+	want := d.VerifyCode
+	if want == d.NodeID {
+		presented, want = NodeKey(presented), NodeKey(want)
+	}
+	return subtle.ConstantTimeCompare([]byte(presented), []byte(want)) == 1
 }
 
 func (r *Registry) statusEvent(d Device, from Status) {
@@ -457,11 +485,7 @@ func (r *Registry) SubDevices(ctx context.Context, gatewayID string, q Query) ([
 	if err := r.check(ctx); err != nil {
 		return nil, 0, err
 	}
-	gw, err := r.st.Get(ctx, gatewayID)
-	if errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway {
-		return nil, 0, &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
-	}
-	if err != nil {
+	if err := r.checkGateway(ctx, gatewayID); err != nil {
 		return nil, 0, err
 	}
 	q.GatewayID = gatewayID

@@ -58,9 +58,11 @@
 //
 //   - Bad input is a *FieldError naming the field, the value (never a
 //     secret; at most 64 characters of it) and the rule; Register reports
-//     every problem at once (errors.Join).
+//     every problem of its input at once (errors.Join), unknown gateway
+//     and groups included. A taken nodeId is found when the Store creates
+//     the device, so it is reported once the rest has passed.
 //   - nodeId and verifyCode: 1 to 256 characters, no spaces or control
-//     characters. deviceInfo fields: at most 256 characters;
+//     characters; a nodeId carries the "urn:imei:" prefix at most once. deviceInfo fields: at most 256 characters;
 //     manufacturerId, deviceType, model and protocolType are required.
 //     Group names: 1 to 64 characters, unique.
 //   - ABNORMAL is sticky: uplinks and silence do not change it; only
@@ -77,7 +79,9 @@
 //   - Devices are found by nodeId, not by verifyCode: a plain LwM2M device
 //     registers with its nodeId as endpoint name, and Connect compares the
 //     verifyCode the platform got from it. With the default verifyCode
-//     (= nodeId) the endpoint name is both.
+//     (= nodeId) the endpoint name is both, and "urn:imei:X" and "X"
+//     match each other as verifyCodes too; a verifyCode the application
+//     chose is compared exactly.
 //
 // # Adapters
 //

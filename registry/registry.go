@@ -311,8 +311,8 @@ func (r *Registry) settle(ctx context.Context, id string, now time.Time) error {
 	}
 	if d.Status != from {
 		r.log.Debug("registry: status changed", "deviceId", id, "from", from, "to", d.Status)
-		r.emit(Event{Type: EventStatusChanged, Device: d, From: from})
 	}
+	r.statusEvent(d, from)
 	return nil
 }
 

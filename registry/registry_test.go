@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -30,11 +31,12 @@ func TestRegisterBadInput(t *testing.T) {
 		{"empty nodeId", registry.Registration{Info: meterInfo}, "nodeId", registry.ErrInvalid, "must not be empty"},
 		{"nodeId over 256 characters", registry.Registration{NodeID: long, Info: meterInfo}, "nodeId", registry.ErrInvalid, "at most 256 characters; got 257"},
 		{"nodeId with a space", registry.Registration{NodeID: "86 1", Info: meterInfo}, "nodeId", registry.ErrInvalid, "must not contain spaces"},
+		{"nodeId with the urn prefix twice", registry.Registration{NodeID: "urn:imei:URN:IMEI:861", Info: meterInfo}, "nodeId", registry.ErrInvalid, `must not repeat the "urn:imei:" prefix`},
 		{"nodeId only the urn prefix", registry.Registration{NodeID: "urn:imei:", Info: meterInfo}, "nodeId", registry.ErrInvalid, "after"},
 		{"duplicate nodeId", registry.Registration{NodeID: "861111111111111", Info: meterInfo}, "nodeId", registry.ErrNodeIDTaken, "already registered"},
 		{"duplicate nodeId as urn:imei", registry.Registration{NodeID: "urn:imei:861111111111111", Info: meterInfo}, "nodeId", registry.ErrNodeIDTaken, "already registered"},
-		{"negative timeout", registry.Registration{NodeID: "862", Info: meterInfo, Timeout: secs(-1)}, "timeout", registry.ErrInvalid, "0 (never expires) to 2147483647 seconds"},
-		{"timeout over the maximum", registry.Registration{NodeID: "862", Info: meterInfo, Timeout: secs(2147483648)}, "timeout", registry.ErrInvalid, "2147483647 seconds"},
+		{"negative timeout", registry.Registration{NodeID: "862", Info: meterInfo, Timeout: secs(-1)}, "timeout", registry.ErrInvalid, `timeout "-1": must be 0 (never expires) to 2147483647 seconds`},
+		{"timeout over the maximum", registry.Registration{NodeID: "862", Info: meterInfo, Timeout: secs(2147483648)}, "timeout", registry.ErrInvalid, `timeout "2147483648": must be 0 (never expires) to 2147483647 seconds`},
 		{"psk too short", registry.Registration{NodeID: "862", Info: meterInfo, PSK: registry.PSK("1234567")}, "psk", registry.ErrInvalid, "8 to 64 bytes; got 7"},
 		{"psk too long", registry.Registration{NodeID: "862", Info: meterInfo, PSK: make(registry.PSK, 65)}, "psk", registry.ErrInvalid, "8 to 64 bytes; got 65"},
 		{"unknown product", registry.Registration{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", Model: "NOPE", ProtocolType: "CoAP"}}, "deviceInfo", registry.ErrUnknownProduct, "catalog"},
@@ -44,6 +46,7 @@ func TestRegisterBadInput(t *testing.T) {
 		{"unknown gateway", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: "nope"}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
 		{"gateway that is an endpoint", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: endpoint.ID}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
 		{"bad nodeType", registry.Registration{NodeID: "862", Info: meterInfo, NodeType: "HUB"}, "nodeType", registry.ErrInvalid, "ENDPOINT or GATEWAY"},
+		{"nodeId not UTF-8", registry.Registration{NodeID: "861\xff2", Info: meterInfo}, "nodeId", registry.ErrInvalid, "must be valid UTF-8; found an invalid byte at byte 3"},
 		{"verifyCode with a tab", registry.Registration{NodeID: "862", VerifyCode: "a\tb", Info: meterInfo}, "verifyCode", registry.ErrInvalid, "must not contain"},
 	}
 	for _, c := range cases {
@@ -65,11 +68,14 @@ func TestRegisterBadInput(t *testing.T) {
 
 func TestRegisterReportsEveryProblem(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
-	_, err := r.Register(ctx, registry.Registration{Timeout: secs(-5), PSK: registry.PSK{1}})
+	_, err := r.Register(ctx, registry.Registration{Timeout: secs(-5), PSK: registry.PSK{1}, GatewayID: "no-gw", Groups: []string{"g1", "g2"}})
 	require.Error(t, err)
-	for _, field := range []string{"nodeId", "timeout", "psk", "deviceInfo.manufacturerId", "deviceInfo.model"} {
+	for _, field := range []string{"nodeId", "timeout", "psk", "deviceInfo.manufacturerId", "deviceInfo.model", `gatewayId "no-gw"`, `groups "g1"`, `groups "g2"`} {
 		require.Contains(t, err.Error(), "registry: "+field, "joined error lists %s", field)
 	}
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	require.ErrorIs(t, err, registry.ErrGatewayNotFound)
+	require.ErrorIs(t, err, registry.ErrGroupNotFound)
 }
 
 func TestRegisterErrorValueIsShortened(t *testing.T) {
@@ -374,4 +380,51 @@ func TestClose(t *testing.T) {
 	_, err := r.Register(ctx, registry.Registration{NodeID: "1", Info: meterInfo})
 	require.ErrorIs(t, err, registry.ErrClosed)
 	require.ErrorIs(t, r.Run(ctx), registry.ErrClosed)
+}
+
+// TestConnectDefaultVerifyCodeEitherForm: with the default verifyCode (the
+// nodeId), a device registered as "urn:imei:X" that presents "X" as its
+// endpoint name and verifyCode binds, and the other way round: both forms
+// are the same device (REG-1). A verifyCode of the application's own is
+// compared exactly.
+func TestConnectDefaultVerifyCodeEitherForm(t *testing.T) {
+	r, _ := newRegistry(t, registry.Config{})
+	register(t, r, "urn:imei:861000000000011")
+	register(t, r, "861000000000012")
+	_, err := r.Register(ctx, registry.Registration{NodeID: "861000000000013", VerifyCode: "urn:imei:abc", Info: meterInfo})
+	require.NoError(t, err)
+	for _, c := range []struct{ node, code string }{
+		{"861000000000011", "861000000000011"},
+		{"urn:imei:861000000000012", "URN:IMEI:861000000000012"},
+	} {
+		d, err := r.Connect(ctx, c.node, registry.Connection{VerifyCode: c.code})
+		require.NoError(t, err, "Connect(%q, verifyCode %q)", c.node, c.code)
+		require.True(t, d.Bound)
+	}
+	_, err = r.Connect(ctx, "861000000000013", registry.Connection{VerifyCode: "abc"})
+	require.ErrorIs(t, err, registry.ErrBadCredential, "an application's own verifyCode is compared exactly")
+	_, err = r.Connect(ctx, "861000000000012", registry.Connection{VerifyCode: "urn:imei:861000000000011"})
+	require.ErrorIs(t, err, registry.ErrBadCredential)
+}
+
+// TestRegisterBounds: the edges of REG-1's ranges are allowed: a PSK of 8
+// and of 64 bytes, a nodeId and a verifyCode of 256 characters (counted
+// as characters, not bytes), a group name of 64.
+func TestRegisterBounds(t *testing.T) {
+	r, _ := newRegistry(t, registry.Config{})
+	for i, n := range []int{registry.MinPSKLen, registry.MaxPSKLen} {
+		key := make(registry.PSK, n)
+		key[0] = byte(i + 1)
+		d, err := r.Register(ctx, registry.Registration{NodeID: fmt.Sprintf("psk-%d", n), PSK: key, Info: meterInfo})
+		require.NoError(t, err, "Register with a %d-byte PSK", n)
+		require.Len(t, d.PSK, n)
+	}
+	long := strings.Repeat("é", registry.MaxNodeIDLen) // 256 characters, 512 bytes
+	d, err := r.Register(ctx, registry.Registration{NodeID: long, VerifyCode: strings.Repeat("v", registry.MaxFieldLen), Info: meterInfo})
+	require.NoError(t, err, "a 256-character nodeId and verifyCode")
+	got, err := r.GetByNodeID(ctx, long)
+	require.NoError(t, err)
+	require.Equal(t, d.ID, got.ID)
+	_, err = r.CreateGroup(ctx, strings.Repeat("g", registry.MaxGroupNameLen), "")
+	require.NoError(t, err, "a 64-character group name")
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -31,7 +32,7 @@ func checkText(field, v string, max int, required, id, secret bool) error {
 	case n > max:
 		return invalid(field, shown, fmt.Sprintf("must be at most %d characters; got %d", max, n))
 	case !utf8.ValidString(v):
-		return invalid(field, "", "must be valid UTF-8")
+		return invalid(field, "", fmt.Sprintf("must be valid UTF-8; found an invalid byte at byte %d", invalidAt(v)))
 	}
 	for i, c := range v {
 		if !unicode.IsPrint(c) || id && unicode.IsSpace(c) {
@@ -45,19 +46,40 @@ func checkText(field, v string, max int, required, id, secret bool) error {
 	return nil
 }
 
+// invalidAt returns the offset of the first byte of v that does not start
+// a valid UTF-8 sequence, or -1.
+func invalidAt(v string) int {
+	for i, c := range v {
+		if c == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(v[i:]); size == 1 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
 func checkNodeID(nodeID string) error {
 	if err := checkText("nodeId", nodeID, MaxNodeIDLen, true, true, false); err != nil {
 		return err
 	}
-	if NodeKey(nodeID) == "" {
+	key := NodeKey(nodeID)
+	if key == "" {
 		return invalid("nodeId", nodeID, `must have something after "urn:imei:"`)
+	}
+	if NodeKey(key) != key {
+		// "urn:imei:urn:imei:X" would be stored under "urn:imei:X", which
+		// GetByNodeID reads as "X": the device could not be found.
+		return invalid("nodeId", nodeID, `must not repeat the "urn:imei:" prefix`)
 	}
 	return nil
 }
 
 func checkTimeout(t time.Duration) error {
 	if t < 0 || t > MaxTimeout {
-		return invalid("timeout", t.String(), "must be 0 (never expires) to 2147483647 seconds")
+		// The API gives seconds: repeat the value in seconds, not as
+		// a Duration ("596523h14m8s" for 2147483648).
+		return invalid("timeout", strconv.FormatFloat(t.Seconds(), 'f', -1, 64), "must be 0 (never expires) to 2147483647 seconds")
 	}
 	return nil
 }

@@ -15,8 +15,8 @@ import (
 )
 
 // Registry is the registry.Store on the DB (SPEC STO-1). Every write is one
-// bbolt transaction shared with concurrent writers (Batch) and returns
-// after it is on disk.
+// bbolt transaction shared with concurrent writers (group commit, see the
+// package doc; not bolt.Batch) and returns after it is on disk.
 //
 // Layout inside the "registry" bucket, one sub-bucket each:
 //
@@ -122,13 +122,13 @@ func (s *Registry) view(ctx context.Context, fn func(*rtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.bolt.View(func(tx *bolt.Tx) error {
+	return closed(s.db.bolt.View(func(tx *bolt.Tx) error {
 		b, err := registryBuckets(tx)
 		if err != nil {
 			return err
 		}
 		return fn(b)
-	})
+	}))
 }
 
 // update runs fn in a write transaction shared with concurrent writers

@@ -294,6 +294,24 @@ func FuzzDecodeDevice(f *testing.F) {
 	})
 }
 
+// FuzzDecodeGroup: as FuzzDecodeDevice, for group records.
+func FuzzDecodeGroup(f *testing.F) {
+	f.Add(appendGroup(nil, &registry.Group{ID: "g-1", Name: "north", Description: "north side", CreatedAt: time.Unix(1700000000, 5)}))
+	f.Add(appendGroup(nil, &registry.Group{}))
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := decodeGroup(b)
+		if err != nil {
+			require.ErrorIs(t, err, errRecord)
+			return
+		}
+		again := appendGroup(nil, &g)
+		g2, err := decodeGroup(again)
+		require.NoError(t, err)
+		require.Equal(t, again, appendGroup(nil, &g2), "re-encoding is stable")
+	})
+}
+
 // Benchmarks for the figures in registry/doc.go: Register and Get per
 // second on bbolt with 1, 8 and 64 concurrent callers (Register with fsync,
 // as in production), and the file size per device.
@@ -654,4 +672,79 @@ func ExampleDB_Registry() {
 	}
 	fmt.Println(got.ID == d.ID, got.Status, got.PSK.Hex() == d.PSK.Hex(), db.Check())
 	// Output: true INACTIVE true <nil>
+}
+
+// TestGroupCommitPanicInQueuedWrite: a write that panics while it waits
+// in the queue behind another commit (so another goroutine leads the
+// commit it is part of) still panics in its own goroutine, not as an
+// error value, and the writes beside it are committed.
+func TestGroupCommitPanicInQueuedWrite(t *testing.T) {
+	db := openTemp(t, &Options{NoSync: true})
+	entered, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- db.commit(func(tx *bolt.Tx) error {
+			select {
+			case <-entered:
+			default:
+				close(entered)
+				<-release // hold the commit so the next writes queue
+			}
+			return nil
+		})
+	}()
+	<-entered
+	panicked := make(chan any, 1)
+	result := make(chan error, 1)
+	queued := func(fn func(*bolt.Tx) error, out chan error) {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked <- p
+			}
+		}()
+		out <- db.commit(fn)
+	}
+	queuedLen := func(n int) func() bool {
+		return func() bool {
+			db.group.mu.Lock()
+			defer db.group.mu.Unlock()
+			return len(db.group.queue) == n
+		}
+	}
+	ok := make(chan error, 1)
+	go queued(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("t"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	}, ok)
+	require.Eventually(t, queuedLen(1), 5*time.Second, time.Millisecond, "the first write queues behind the held commit")
+	// Queued second, the panicking write does not lead the next commit.
+	go queued(func(*bolt.Tx) error { panic("boom") }, result)
+	require.Eventually(t, queuedLen(2), 5*time.Second, time.Millisecond, "the second write queues too")
+	close(release)
+	require.NoError(t, <-first)
+	require.NoError(t, <-ok, "the write beside the panicking one is committed")
+	select {
+	case p := <-panicked:
+		require.Equal(t, "boom", p)
+	case err := <-result:
+		t.Fatalf("the panicking write returned %v instead of panicking", err)
+	}
+}
+
+// TestRegistryAfterClose: a registry store used after DB.Close fails with
+// ErrClosed, as errors.go promises, for reads and writes.
+func TestRegistryAfterClose(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "doze.db"), &Options{NoSync: true})
+	require.NoError(t, err)
+	st := db.Registry()
+	require.NoError(t, db.Close())
+	ctx := context.Background()
+	_, err = st.Get(ctx, "x")
+	require.ErrorIs(t, err, ErrClosed, "Get after Close")
+	err = st.CreateGroup(ctx, registry.Group{ID: "g", Name: "g"})
+	require.ErrorIs(t, err, ErrClosed, "CreateGroup after Close")
+	require.ErrorIs(t, db.Check(), ErrClosed, "Check after Close")
 }

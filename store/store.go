@@ -118,7 +118,7 @@ func (db *DB) Check() error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return closed(err)
 	}
 	return errors.Join(errs...)
 }
@@ -156,7 +156,7 @@ func (g *groupCommit) do(b *bolt.DB, fn func(*bolt.Tx) error) error {
 		g.mu.Unlock()
 		select {
 		case err := <-c.err:
-			return err
+			return result(err)
 		case <-c.lead:
 		}
 		g.mu.Lock()
@@ -175,9 +175,23 @@ func (g *groupCommit) do(b *bolt.DB, fn func(*bolt.Tx) error) error {
 		g.busy = false
 	}
 	g.mu.Unlock()
-	err := <-c.err
+	return result(<-c.err)
+}
+
+// result returns a write's error, or panics again, in the goroutine whose
+// fn panicked (as bolt.Batch does), whether or not it led the commit. It
+// reports a closed file as ErrClosed.
+func result(err error) error {
 	if p, ok := err.(panicked); ok {
-		panic(p.reason) // in the goroutine whose fn panicked, as bolt.Batch does
+		panic(p.reason)
+	}
+	return closed(err)
+}
+
+// closed turns bbolt's "database not open" into ErrClosed.
+func closed(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w (%v)", ErrClosed, err)
 	}
 	return err
 }

@@ -101,6 +101,20 @@ func Run(t *testing.T, newStore func(t *testing.T) ota.Store) {
 		list, err = st.SubTasks(ctx, "t0")
 		require.NoError(t, err)
 		require.Empty(t, list)
+
+		// Task ids that extend another task's id (as "t1" and "t1/x" or
+		// "t10") keep their sub-tasks apart.
+		for _, id := range []string{"t1/x", "t10"} {
+			require.NoError(t, st.PutTask(ctx, ota.Task{ID: id, Created: at}, []ota.SubTask{{TaskID: id, DeviceID: "d0"}}))
+			l, err := st.SubTasks(ctx, id)
+			require.NoError(t, err)
+			require.Len(t, l, 1, "sub-tasks of %s", id)
+		}
+		list, err = st.SubTasks(ctx, "t1")
+		require.NoError(t, err)
+		require.Len(t, list, 2, "sub-tasks of t1 beside t1/x and t10")
+		_, err = st.SubTask(ctx, "t1", "d0")
+		require.ErrorIs(t, err, ota.ErrNotFound)
 	})
 
 	t.Run("ConcurrentSubTasks", func(t *testing.T) {

@@ -7,7 +7,9 @@
 //   - uplinks per second: confirmable POST /dp (LwM2M Send) answered 2.04,
 //     -uplinks per device;
 //   - heap and goroutines per idle registered device, measured in the
-//     server process after a GC while the devices stay connected and silent.
+//     server process after a GC while the devices stay connected and silent
+//     (queue mode; lwm2m.Server parks their sessions once the awake window
+//     has passed, -park=false keeps them live as bare go-coap does).
 //
 // The devices run in a child process (the same binary with -role=devices) so
 // that the server's memory is measured alone. Everything runs on loopback.
@@ -66,6 +68,8 @@ func main() {
 	workers := flag.Int("workers", 64, "devices working at the same time")
 	addr := flag.String("addr", "", "server address (devices role)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the lwm2m.Server run to this file")
+	flag.BoolVar(&park, "park", true, "lwm2m.Server parks the sessions of sleeping queue-mode devices")
+	flag.DurationVar(&awake, "awake", 10*time.Second, "awake window of queue-mode devices (lwm2m.Server)")
 	flag.Parse()
 	if *role == "devices" {
 		runDevices(*addr, *n, *uplinks, *workers)
@@ -102,8 +106,9 @@ func cpuTime() time.Duration {
 }
 
 type server struct {
-	addr string
-	stop func()
+	addr   string
+	stop   func()
+	settle func(registered int) // waits until idle devices are as they will stay
 }
 
 func bench(name string, start func(n int) server, n, uplinks, workers int) figures {
@@ -144,6 +149,9 @@ func bench(name string, start func(n int) server, n, uplinks, workers int) figur
 	cpu := cpuTime() - cpu0
 	// The devices are registered and idle now; measure the server.
 	time.Sleep(500 * time.Millisecond)
+	if srv.settle != nil {
+		srv.settle(res.Registered)
+	}
 	runtime.GC()
 	debug.FreeOSMemory()
 	var after runtime.MemStats
@@ -174,6 +182,14 @@ func rss() string {
 	return "?"
 }
 
+// park and awake configure session parking of the lwm2m.Server run: the
+// devices register in queue mode and their sessions are parked once the
+// awake window has passed.
+var (
+	park  = true
+	awake = 10 * time.Second
+)
+
 func startOurs(n int) server {
 	ks := lwm2m.NewMemoryKeyStore()
 	for i := range n {
@@ -183,6 +199,7 @@ func startOurs(n int) server {
 	s, err := lwm2m.New(lwm2m.Config{
 		DisableUDP: true, DTLSAddr: "127.0.0.1:0",
 		RequestRate: 1e6, RequestBurst: 1e6, MaxSessions: n + 10,
+		ParkSessions: park, AwakeWindow: awake,
 	}, ks, lwm2m.HandlerFunc(func(e lwm2m.Event) {
 		if e.Kind == lwm2m.EventUplink {
 			uplinks.Add(1)
@@ -197,7 +214,17 @@ func startOurs(n int) server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = s.Run(ctx); close(done) }()
-	return server{addr: s.DTLSAddr().String(), stop: func() { cancel(); <-done }}
+	settle := func(registered int) {
+		if !park {
+			return
+		}
+		deadline := time.Now().Add(awake + 60*time.Second)
+		for s.ParkedSessions() < registered && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		fmt.Printf("  (%d sessions parked)\n", s.ParkedSessions())
+	}
+	return server{addr: s.DTLSAddr().String(), stop: func() { cancel(); <-done }, settle: settle}
 }
 
 func startBare(n int) server {
@@ -239,6 +266,12 @@ func startBare(n int) server {
 // runDevices is the child: n clients register, send uplinks, report, and
 // stay connected and silent until stdin closes.
 func runDevices(addr string, n, uplinks, workers int) {
+	// one UDP socket per device: raise the descriptor limit where allowed
+	lim := syscall.Rlimit{Cur: uint64(n + 1024), Max: uint64(n + 1024)}
+	var cur syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur); err == nil && cur.Cur < lim.Cur {
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
 	clients := make([]*lwm2m.Client, n)
 	var errs atomic.Int64
 	var firstErr atomic.Value
@@ -271,7 +304,7 @@ func runDevices(addr string, n, uplinks, workers int) {
 	var registered atomic.Int64
 	regTime := run(func(i int) {
 		c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: addr, Endpoint: identity(i), Key: key,
-			CipherSuites: []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}, Objects: "</3/0>,</19/1>"})
+			CipherSuites: []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}, Objects: "</3/0>,</19/1>", Queue: true})
 		if err != nil {
 			fail(err)
 			return

@@ -1,0 +1,421 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// sched is the set of devices whose queue must be looked at, served by
+// Run's workers. A device is never served by two workers at once; a device
+// marked while being served is served again afterwards.
+type sched struct {
+	mu    sync.Mutex
+	state map[string]uint8 // queued, busy, busy and marked again
+	list  []string
+	head  int
+	sig   chan struct{}
+}
+
+const (
+	queued uint8 = iota + 1
+	busy
+	busyAgain
+)
+
+func (s *sched) init() {
+	s.state = map[string]uint8{}
+	s.sig = make(chan struct{}, 1)
+}
+
+func (s *sched) mark(id string) {
+	s.mu.Lock()
+	switch s.state[id] {
+	case 0:
+		s.state[id] = queued
+		s.list = append(s.list, id)
+	case busy:
+		s.state[id] = busyAgain
+	}
+	s.mu.Unlock()
+	select {
+	case s.sig <- struct{}{}:
+	default:
+	}
+}
+
+func (s *sched) pop() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.list) {
+		return "", false
+	}
+	id := s.list[s.head]
+	s.list[s.head] = ""
+	s.head++
+	if s.head == len(s.list) || s.head > 1024 && s.head*2 > len(s.list) {
+		s.list = append(s.list[:0], s.list[s.head:]...)
+		s.head = 0
+	}
+	s.state[id] = busy
+	if s.head < len(s.list) {
+		// More work: wake another worker.
+		select {
+		case s.sig <- struct{}{}:
+		default:
+		}
+	}
+	return id, true
+}
+
+func (s *sched) done(id string) {
+	s.mu.Lock()
+	again := s.state[id] == busyAgain
+	if again {
+		s.state[id] = queued
+		s.list = append(s.list, id)
+	} else {
+		delete(s.state, id)
+	}
+	s.mu.Unlock()
+	if again {
+		select {
+		case s.sig <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run sends commands and runs the timers until ctx is cancelled or Close
+// is called; it returns nil then. It starts Config.Workers goroutines that
+// send, and waits for all of them before it returns. On start it picks up
+// whatever the Store holds (CMD-9): due timers fire, heads waiting to be
+// tried are tried.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	switch {
+	case e.closed:
+		e.mu.Unlock()
+		return ErrClosed
+	case e.running:
+		e.mu.Unlock()
+		return errors.New("command: Run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e.running, e.stop, e.done = true, cancel, make(chan struct{})
+	e.mu.Unlock()
+	defer close(e.done)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	for range e.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.work(ctx)
+		}()
+	}
+	if p, ok := e.st.(Pruner); ok && e.cfg.Retention > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.prune(ctx, p)
+		}()
+	}
+	e.timers(ctx)
+	wg.Wait()
+	return nil
+}
+
+// pruneEvery is how often Run deletes commands older than
+// Config.Retention; pruneBatch how many it deletes per Store call.
+const (
+	pruneEvery = time.Hour
+	pruneBatch = 10000
+)
+
+func (e *Engine) prune(ctx context.Context, p Pruner) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		before := time.Now().Add(-e.cfg.Retention)
+		for ctx.Err() == nil {
+			n, err := p.Prune(ctx, before, pruneBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					e.log.Error("command: pruning ended commands", "err", err)
+				}
+				break
+			}
+			if n < pruneBatch {
+				break
+			}
+		}
+	}
+}
+
+// Close stops Run (waiting for it to return) and makes every later call
+// fail with ErrClosed. It is safe to call more than once.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	stop, done := e.stop, e.done
+	e.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	return nil
+}
+
+func (e *Engine) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.sched.sig:
+		}
+		for ctx.Err() == nil {
+			id, ok := e.sched.pop()
+			if !ok {
+				break
+			}
+			if err := e.service(ctx, id); err != nil && ctx.Err() == nil {
+				e.log.Error("command: serving device queue", "device", id, "err", err)
+			}
+			e.sched.done(id)
+		}
+	}
+}
+
+// dueBatch is how many due commands the timer loop takes per pass.
+const dueBatch = 512
+
+// timers marks the devices of due commands for the workers and sleeps until
+// the next due time or until a write kicks it.
+func (e *Engine) timers(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		due, err := e.st.Due(ctx, now, dueBatch)
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("command: reading due commands", "err", err)
+		}
+		for _, c := range due {
+			e.sched.mark(c.DeviceID)
+		}
+		next, err := e.st.NextDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("command: reading next due time", "err", err)
+		}
+		var wait time.Duration
+		switch {
+		case next.IsZero():
+			wait = time.Hour
+		case next.After(now):
+			wait = next.Sub(now)
+		default:
+			// Still due: the devices are being served. Wait for their
+			// writes (kick), or retry in a second if a write failed.
+			wait = time.Second
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// service brings one device's queue up to date at the present time: ends
+// what expired or timed out, then sends the head when the device's mode
+// allows, or re-sends it (CMD-4), or sets when to look again. It returns
+// after the first send: the next command waits for this one to end.
+func (e *Engine) service(ctx context.Context, id string) error {
+	d, err := e.device(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer d.mu.unlock()
+	q, err := e.st.Queue(ctx, id)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+
+	// End what is past its time.
+	var moved []Command
+	open := q[:0]
+	for _, c := range q {
+		switch {
+		case c.Status == Pending && c.ExpireTime > 0 && !now.Before(c.ExpireAt()):
+			c.Reason = fmt.Sprintf("not sent within expireTime %d s", c.ExpireTime)
+			if err := c.Move(Expired, now); err != nil {
+				return err
+			}
+			moved = append(moved, c)
+		case (c.Status == Sent || c.Status == Delivered) && !c.Deadline.IsZero() && !now.Before(c.Deadline):
+			c.Reason = fmt.Sprintf("no ACK or result within %v of the last send (%v mode)", d.mode.TimeoutAfterSend(), d.mode.Kind)
+			if err := c.Move(Timeout, now); err != nil {
+				return err
+			}
+			moved = append(moved, c)
+		default:
+			open = append(open, c)
+		}
+	}
+	if len(moved) > 0 {
+		// The new head, if PENDING, is stored with its next try in the
+		// same write, so that a restart keeps the queue moving (CMD-9).
+		var updated []Command
+		if len(open) > 0 && open[0].Status == Pending && open[0].NextTry.IsZero() {
+			if nt := d.mode.NextTry(now, d.lastUplink); !nt.IsZero() {
+				open[0].NextTry = nt
+				updated = append(updated, open[0])
+			}
+		}
+		if err := e.commit(ctx, moved, updated); err != nil {
+			return err
+		}
+	}
+
+	for len(open) > 0 {
+		head := open[0]
+		switch head.Status {
+		case Delivered:
+			return nil
+		case Sent:
+			return e.resend(ctx, d, head, now)
+		}
+		// PENDING head. After a transport failure it waits for its
+		// NextTry unless the device has woken since.
+		if head.NextTry.After(now) && !d.lastUplink.After(d.lastFail) {
+			return nil
+		}
+		if !d.mode.Reachable(now, d.lastUplink) {
+			if head.ExpireTime == 0 {
+				head.Reason = unreachableReason(d.mode, d.lastUplink)
+				if err := head.Move(Failed, now); err != nil {
+					return err
+				}
+				if err := e.commit(ctx, []Command{head}, nil); err != nil {
+					return err
+				}
+				open = open[1:]
+				continue
+			}
+			nt := d.mode.NextTry(now, d.lastUplink)
+			if nt.Equal(head.NextTry) {
+				return nil
+			}
+			head.NextTry = nt
+			return e.commit(ctx, nil, []Command{head})
+		}
+		err := e.send(ctx, head)
+		switch {
+		case err == nil:
+			if err := head.Move(Sent, now); err != nil {
+				return err
+			}
+			head.Deadline = d.mode.Deadline(now)
+			head.Retransmits = 0
+			head.NextTry = e.retransmitAt(head, now)
+			return e.commit(ctx, []Command{head}, nil)
+		case errors.Is(err, ErrEncode) || head.ExpireTime == 0:
+			head.Reason = err.Error()
+			if err := head.Move(Failed, now); err != nil {
+				return err
+			}
+			var next []Command
+			if len(open) > 1 && open[1].Status == Pending {
+				n := open[1]
+				n.NextTry = now
+				next = []Command{n}
+				open[1] = n
+			}
+			if err := e.commit(ctx, []Command{head}, next); err != nil {
+				return err
+			}
+			open = open[1:]
+		default:
+			e.log.Info("command: send failed; command stays at the head (CMD-4)", "device", id, "command", head.ID, "err", err)
+			d.lastFail = now
+			head.NextTry = e.retryAt(d, now)
+			return e.commit(ctx, nil, []Command{head})
+		}
+	}
+	return nil
+}
+
+func (e *Engine) send(ctx context.Context, c Command) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.SendTimeout)
+	defer cancel()
+	return e.snd.Send(ctx, c)
+}
+
+// retryAt is when a head whose send failed in transport is tried again.
+func (e *Engine) retryAt(d *devState, now time.Time) time.Time {
+	at := now.Add(e.cfg.RetryInterval)
+	return d.mode.NextTry(at, d.lastUplink)
+}
+
+// retransmitAt is when a SENT command that made c.Retransmits
+// retransmissions is retransmitted next, or zero when none is left.
+func (e *Engine) retransmitAt(c Command, sent time.Time) time.Time {
+	if c.Retransmits >= c.MaxRetransmit {
+		return time.Time{}
+	}
+	return sent.Add(RetransmitGap(c.Retransmits))
+}
+
+// resend handles a SENT head: re-send on wake-up (CMD-4) or retransmit
+// (maxRetransmit), else set when to look again.
+func (e *Engine) resend(ctx context.Context, d *devState, c Command, now time.Time) error {
+	reachable := d.mode.Reachable(now, d.lastUplink)
+	woke := !d.lastUplink.IsZero() && d.lastUplink.Sub(c.PlatformIssuedTime) >= RetransmitBase &&
+		now.Before(c.ExpireAt())
+	retransmit := !c.NextTry.IsZero() && !now.Before(c.NextTry) && c.Retransmits < c.MaxRetransmit
+	if !reachable || !(woke || retransmit) {
+		switch {
+		case retransmit:
+			// Not reachable: skip this retransmission; the next
+			// wake-up re-sends.
+			c.Retransmits++
+			c.NextTry = time.Time{}
+			return e.commit(ctx, nil, []Command{c})
+		case !c.NextTry.IsZero() && !now.Before(c.NextTry):
+			c.NextTry = time.Time{}
+			return e.commit(ctx, nil, []Command{c})
+		}
+		return nil
+	}
+	if woke {
+		c.Retransmits = 0
+	} else {
+		c.Retransmits++
+	}
+	err := e.send(ctx, c)
+	if err != nil {
+		e.log.Info("command: re-send failed; waiting for the timeout or the next wake-up", "device", c.DeviceID, "command", c.ID, "err", err)
+		c.NextTry = e.retransmitAt(c, now)
+		return e.commit(ctx, nil, []Command{c})
+	}
+	if err := c.Move(Sent, now); err != nil {
+		return err
+	}
+	if woke {
+		c.Deadline = d.mode.Deadline(now)
+	}
+	c.NextTry = e.retransmitAt(c, now)
+	return e.commit(ctx, []Command{c}, nil)
+}

@@ -1,0 +1,57 @@
+package lwm2m
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// LWM-8, LWM-10: a sleeping queue-mode device's DTLS session is parked
+// (no goroutine, no pion connection) and resumed without a handshake by
+// the device's next record — here from a new address, found by its
+// Connection ID.
+func TestParkAndResumeSession(t *testing.T) {
+	const ep = "868333030000050"
+	s, rec := startServer(t, Config{ParkSessions: true, AwakeWindow: 200 * time.Millisecond}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey, Queue: true})
+	c.Handle("/3/0/0", Resource{Read: func() (Content, error) { return Content{Format: cfText, Payload: []byte("awake")}, nil }})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	waitFor(t, "the session to be parked", func() bool { return s.ParkedSessions() == 1 })
+	_, err := s.Read(ctxT(t), ep, "/3/0/0", cfNone)
+	require.ErrorIs(t, err, ErrSleeping)
+	g := runtime.NumGoroutine()
+
+	require.NoError(t, c.Rebind()) // wakes from PSM behind a new port
+	require.NoError(t, c.Update(ctxT(t)), "the parked session resumes without a handshake")
+	rec.wait(t, EventUpdated, ep, 1)
+	require.Equal(t, 0, s.ParkedSessions())
+	require.Greater(t, runtime.NumGoroutine(), g, "the resumed session has its goroutines again")
+	reg, _ := s.Registration(ep)
+	require.Equal(t, c.LocalAddr().String(), reg.Addr.String())
+	got, err := s.Read(ctxT(t), ep, "/3/0/0", cfNone)
+	require.NoError(t, err, "the server reaches the resumed session")
+	require.Equal(t, "awake", string(got.Payload))
+	require.Equal(t, 1, s.sessions(), "no second session")
+
+	// and it parks again when the window passes
+	waitFor(t, "the session to be parked again", func() bool { return s.ParkedSessions() == 1 })
+	require.NoError(t, c.Update(ctxT(t)))
+	rec.wait(t, EventUpdated, ep, 2)
+}
+
+// A parked session whose registration expires is forgotten by the router.
+func TestParkedSessionExpires(t *testing.T) {
+	const ep = "868333030000051"
+	s, rec := startServer(t, Config{ParkSessions: true, AwakeWindow: 50 * time.Millisecond}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey, Queue: true, Lifetime: 3 * time.Second})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	waitFor(t, "the session to be parked", func() bool { return s.ParkedSessions() == 1 })
+	e := rec.wait(t, EventDeregistered, ep, 1)
+	require.Equal(t, ReasonExpired, e.Reason)
+	require.Equal(t, 0, s.ParkedSessions())
+	require.Equal(t, 0, s.sessions())
+}
