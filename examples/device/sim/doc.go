@@ -83,7 +83,7 @@
 // (100 calls/s per app) is retried with a growing wait.
 //
 // Load connects N devices (Workers at a time, DRX, no periodic reports),
-// subscribes a webhook sink on 127.0.0.1 to deviceDataChanged, sends
+// subscribes a webhook sink (LoadConfig.SinkAddr) to deviceDataChanged, sends
 // Uplinks reports per device and counts the pushes that carry the Meter
 // service (one per meterReading): end-to-end uplinks/s is pushes divided by
 // the time from the first report sent to the last push received. In the
@@ -105,7 +105,9 @@
 // (register the devices first; with -psk the key is asked for and an
 // existing device, 409, is taken as registered with it); -manufacturer,
 // -model, -devicetype, -protocoltype (default the demo water meter); -sw,
-// -fw versions; -for duration; -load, -uplinks, -workers, -timeout; -v.
+// -fw versions; -for duration; -load, -uplinks, -workers, -timeout, -sink
+// (the webhook sink's address, default 127.0.0.1:8745: the platform wants
+// every callback URL of an app on one host and port); -v.
 //
 // # Concurrency
 //
