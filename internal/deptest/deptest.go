@@ -51,7 +51,10 @@ var thirdParty = map[string][]string{
 // allowedFor reports whether the package in folder dir may import the module
 // folder dep. test says whether the import comes from a _test.go file.
 func allowedFor(dir, dep string, test bool) bool {
-	if dep == dir || strings.HasPrefix(dep, dir+"/") && test {
+	if dep == dir || strings.HasPrefix(dep, dir+"/") && (test || strings.HasPrefix(dir, "examples/")) {
+		// A package's tests may use its sub-packages (registry →
+		// registry/registrytest); a command may be built from its own
+		// (examples/device → examples/device/sim).
 		return true
 	}
 	if strings.HasPrefix(dir, "internal/") || dir == "internal" || dir == "examples/platform" ||

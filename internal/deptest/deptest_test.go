@@ -26,6 +26,9 @@ func TestAllowedFor(t *testing.T) {
 		{"examples/device", "lwm2m", false, true},
 		{"examples/device", "registry", false, false},
 		{"examples/codeccheck", "profile", false, true},
+		{"examples/device", "examples/device/sim", false, true},
+		{"examples/device/sim", "lwm2m", false, true},
+		{"examples/device/sim", "registry", false, false},
 		{"examples/platform", "store", false, true},
 		{"profile", "internal/deptest", true, true},
 	}
