@@ -1,0 +1,305 @@
+// Command device simulates NB-IoT water meters against a Doze platform:
+// one or thousands, over CoAP or DTLS, LwM2M or TUP, in PSM, DRX or eDRX.
+//
+//	go run ./examples/device -n 1000 -api http://127.0.0.1:8743 -app <appId> -secret <secret>
+//	go run ./examples/device -n 10000 -mode drx -load -api … -app … -secret …
+//
+// See package sim for the behaviour and the flags' meaning.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/doze-io/doze/examples/device/sim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "device:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+type options struct {
+	n                                         int
+	imei, server                              string
+	dtls                                      bool
+	psk, mode, protocol                       string
+	period, active, cycle, window, duration   time.Duration
+	api, app, secret                          string
+	manufacturer, model, deviceType, protoTyp string
+	load                                      bool
+	uplinks, workers                          int
+	timeout                                   time.Duration
+	sink                                      string
+	verbose                                   bool
+	swVersion, fwVersion                      string
+}
+
+// run is the command: it parses args, provisions the devices when -api is
+// given, and runs them until ctx ends (or -for passes), or runs the load
+// mode and prints its figures.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("device", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.n, "n", 1, "number of devices")
+	fs.StringVar(&o.imei, "imei", "868333030000000", "IMEI (nodeId) of the first device; the others count up from it")
+	fs.StringVar(&o.server, "server", "", "platform CoAP address host:port (default 127.0.0.1:5684 with -dtls, 127.0.0.1:5683 without)")
+	fs.BoolVar(&o.dtls, "dtls", true, "connect with DTLS PSK (false: plain CoAP)")
+	fs.StringVar(&o.psk, "psk", "", "PSK in hex for every device (required with -dtls and without -api; with -api it is the key asked for)")
+	fs.StringVar(&o.mode, "mode", "psm", "power mode: psm, drx or edrx")
+	fs.StringVar(&o.protocol, "protocol", "lwm2m", "protocol: lwm2m or tup")
+	fs.DurationVar(&o.period, "period", time.Hour, "report period")
+	fs.DurationVar(&o.active, "active", 30*time.Second, "PSM/eDRX: time reachable after each uplink")
+	fs.DurationVar(&o.cycle, "edrx-cycle", 20480*time.Millisecond, "eDRX cycle")
+	fs.DurationVar(&o.window, "paging-window", 2560*time.Millisecond, "eDRX paging window")
+	fs.DurationVar(&o.duration, "for", 0, "stop after this long (0: until interrupted)")
+	fs.StringVar(&o.api, "api", "", "platform REST API base URL (e.g. http://127.0.0.1:8743): log in and register the devices first")
+	fs.StringVar(&o.app, "app", "", "appId for -api")
+	fs.StringVar(&o.secret, "secret", "", "app secret for -api")
+	fs.StringVar(&o.manufacturer, "manufacturer", sim.WaterMeterInfo.ManufacturerID, "deviceInfo.manufacturerId")
+	fs.StringVar(&o.model, "model", sim.WaterMeterInfo.Model, "deviceInfo.model")
+	fs.StringVar(&o.deviceType, "devicetype", sim.WaterMeterInfo.DeviceType, "deviceInfo.deviceType")
+	fs.StringVar(&o.protoTyp, "protocoltype", sim.WaterMeterInfo.ProtocolType, "deviceInfo.protocolType")
+	fs.BoolVar(&o.load, "load", false, "load mode: measure end-to-end uplinks/s (device → webhook push) and a bare go-coap ceiling; needs -api")
+	fs.IntVar(&o.uplinks, "uplinks", 1, "load mode: reports per device")
+	fs.IntVar(&o.workers, "workers", 64, "devices connecting or sending at a time")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "load mode: bound on the whole run")
+	fs.StringVar(&o.sink, "sink", "127.0.0.1:8745", "load mode: address of the webhook sink (the platform wants one callback host:port per app)")
+	fs.BoolVar(&o.verbose, "v", false, "log every device event")
+	fs.StringVar(&o.swVersion, "sw", "1.0.0", "software version (PCP upgrades)")
+	fs.StringVar(&o.fwVersion, "fw", "FW1.0", "firmware version (object 5 upgrades)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.n < 1 {
+		return fmt.Errorf("-n %d: need at least 1 device", o.n)
+	}
+	base, err := strconv.ParseUint(o.imei, 10, 64)
+	if err != nil {
+		return fmt.Errorf("-imei %q: must be digits: %w", o.imei, err)
+	}
+	mode, err := sim.ParseMode(o.mode)
+	if err != nil {
+		return fmt.Errorf("-mode: %w", err)
+	}
+	proto := sim.Protocol(o.protocol)
+	if proto != sim.LwM2M && proto != sim.TUP {
+		return fmt.Errorf("-protocol %q: allowed: lwm2m, tup", o.protocol)
+	}
+	var key []byte
+	if o.psk != "" {
+		if key, err = hex.DecodeString(o.psk); err != nil {
+			return fmt.Errorf("-psk: not hex: %w", err)
+		}
+	}
+	if o.dtls && key == nil && o.api == "" {
+		return errors.New("-dtls needs a key: give -psk <hex>, or -api to register the devices and get theirs (or -dtls=false)")
+	}
+	if o.load && o.api == "" {
+		return errors.New("-load needs -api, -app and -secret: it subscribes a webhook through the platform API")
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	imeis := make([]string, o.n)
+	width := len(o.imei)
+	for i := range imeis {
+		imeis[i] = fmt.Sprintf("%0*d", width, base+uint64(i))
+	}
+	keys := make([][]byte, o.n)
+	var api *sim.API
+	if o.api != "" {
+		api = &sim.API{URL: o.api, AppID: o.app, Secret: o.secret}
+		if err := api.Login(ctx); err != nil {
+			return err
+		}
+		info := sim.DeviceInfo{ManufacturerID: o.manufacturer, DeviceType: o.deviceType, Model: o.model, ProtocolType: o.protoTyp}
+		var mu sync.Mutex
+		var firstErr error
+		start := time.Now()
+		pool(o.n, min(o.workers, 16), func(i int) {
+			cr, err := api.RegisterDevice(ctx, imeis[i], info, o.psk)
+			var ae *sim.APIError
+			if errors.As(err, &ae) && ae.Status == 409 && key != nil {
+				err = nil // registered before with the key we hold
+			} else if err == nil && o.dtls {
+				keys[i], err = cr.Key()
+			}
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("registering device %s: %w", imeis[i], err)
+				}
+				mu.Unlock()
+			}
+		})
+		if firstErr != nil {
+			return firstErr
+		}
+		fmt.Fprintf(stdout, "registered %d devices through %s in %v\n", o.n, o.api, time.Since(start).Round(time.Millisecond))
+	}
+	tmpl := sim.Config{
+		Server: o.server, Protocol: proto, ReportPeriod: o.period,
+		Power:           sim.Power{Mode: mode, ActiveTime: o.active, Cycle: o.cycle, PagingWindow: o.window},
+		SoftwareVersion: o.swVersion, FirmwareVersion: o.fwVersion, Logger: logger,
+	}
+	if o.dtls {
+		tmpl.Key = key
+		if tmpl.Key == nil {
+			tmpl.Key = []byte{0} // replaced by each device's key
+		}
+	} else {
+		keys = nil
+	}
+	if o.load {
+		res, err := sim.Load(ctx, sim.LoadConfig{Device: tmpl, IMEIs: imeis, Keys: keys, Uplinks: o.uplinks, Workers: o.workers, Timeout: o.timeout, API: api, SinkAddr: o.sink})
+		if err != nil {
+			return err
+		}
+		printLoad(stdout, o, res)
+		return nil
+	}
+	return runDevices(ctx, o, tmpl, imeis, keys, stdout, logger)
+}
+
+func printLoad(w io.Writer, o options, r sim.LoadResult) {
+	transport := "DTLS"
+	if !o.dtls {
+		transport = "plain CoAP"
+	}
+	fmt.Fprintf(w, "load: %d devices (%s, %s), %d uplinks each, %d at a time\n", r.Devices, transport, o.protocol, o.uplinks, o.workers)
+	fmt.Fprintf(w, "end-to-end (device → webhook push): %d sent, %d pushed in %v: %.0f uplinks/s\n", r.Sent, r.Pushed, r.Elapsed.Round(time.Millisecond), r.PerSecond)
+	if r.Acked > 0 {
+		fmt.Fprintf(w, "CoAP layer (device → platform ACK): %.0f uplinks/s\n", float64(r.Sent)/r.Acked.Seconds())
+	}
+	fmt.Fprintf(w, "bare go-coap ceiling: %d requests: %.0f requests/s\n", r.CeilingN, r.Ceiling)
+	fmt.Fprintf(w, "ratio: %.2f\n", r.Ratio)
+	if r.Errors > 0 {
+		fmt.Fprintf(w, "errors: %d, first: %s\n", r.Errors, r.FirstError)
+	}
+}
+
+// runDevices runs the devices until ctx ends or -for passes, then prints
+// their totals.
+func runDevices(ctx context.Context, o options, tmpl sim.Config, imeis []string, keys [][]byte, stdout io.Writer, logger *slog.Logger) error {
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	devs := make([]*sim.Device, len(imeis))
+	for i := range devs {
+		c := tmpl
+		c.IMEI = imeis[i]
+		if keys != nil && keys[i] != nil {
+			c.Key = keys[i]
+		}
+		d, err := sim.New(c)
+		if err != nil {
+			return err
+		}
+		devs[i] = d
+	}
+	var wg sync.WaitGroup
+	var failed sync.Map
+	sem := make(chan struct{}, o.workers)
+	for _, d := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			release := sync.OnceFunc(func() { <-sem })
+			go func() {
+				select {
+				case <-d.Ready():
+				case <-ctx.Done():
+				}
+				release()
+			}()
+			if err := d.Run(ctx); err != nil {
+				release()
+				failed.Store(d.IMEI(), err)
+				logger.Error("device stopped", "imei", d.IMEI(), "err", err)
+			}
+		}()
+	}
+	fmt.Fprintf(stdout, "running %d %s devices (%s) against %s; interrupt to stop\n", len(devs), o.protocol, o.mode, serverOf(tmpl))
+	wg.Wait()
+	var t sim.Stats
+	nfail := 0
+	failed.Range(func(any, any) bool { nfail++; return true })
+	for _, d := range devs {
+		s := d.Stats()
+		t.Reports += s.Reports
+		t.ReportAcks += s.ReportAcks
+		t.Commands += s.Commands
+		t.UplinkErrors += s.UplinkErrors
+		t.PCPFrames += s.PCPFrames
+	}
+	fmt.Fprintf(stdout, "devices: %d, failed to register: %d, reports: %d, report ACKs: %d, commands answered: %d, PCP frames: %d, uplink errors: %d\n",
+		len(devs), nfail, t.Reports, t.ReportAcks, t.Commands, t.PCPFrames, t.UplinkErrors)
+	if nfail == len(devs) {
+		var first error
+		failed.Range(func(_, v any) bool { first = v.(error); return false })
+		return fmt.Errorf("no device could register: %w", first)
+	}
+	return nil
+}
+
+func serverOf(c sim.Config) string {
+	if c.Server != "" {
+		return c.Server
+	}
+	if c.Key != nil {
+		return "127.0.0.1:5684"
+	}
+	return "127.0.0.1:5683"
+}
+
+// pool calls f(0…n-1) from workers goroutines.
+func pool(n, workers int, f func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range max(1, min(workers, n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}

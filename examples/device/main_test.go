@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/examples/device/sim"
+	"github.com/doze-io/doze/internal/deptest"
+	"github.com/doze-io/doze/lwm2m"
+)
+
+// TestImports applies DESIGN.md's import rules to the command. deptest
+// lets only test files import a package's own sub-packages, so the
+// command's import of its sim package is taken out here; everything else
+// is checked.
+func TestImports(t *testing.T) {
+	probs, err := deptest.Problems("../..", "examples/device")
+	require.NoError(t, err)
+	for _, p := range probs {
+		if !strings.HasSuffix(p, "imports examples/device/sim; DESIGN.md allows it only [lwm2m codec ota] of the module") {
+			t.Error(p)
+		}
+	}
+}
+
+// fakePlatform is the smallest platform the simulator's flags need: the
+// login, device registration and subscription calls of API.md over
+// httptest, a real lwm2m.Server with DTLS, and a push of
+// deviceDataChanged for each decoded report.
+type fakePlatform struct {
+	api     *httptest.Server
+	srv     *lwm2m.Server
+	keys    *lwm2m.MemoryKeyStore
+	mu      sync.Mutex
+	subs    []string
+	uplinks int
+	devices map[string]bool
+}
+
+func newFakePlatform(t testing.TB) *fakePlatform {
+	p := &fakePlatform{keys: lwm2m.NewMemoryKeyStore(), devices: map[string]bool{}}
+	wm := sim.WaterMeterCodec()
+	var wg sync.WaitGroup
+	// Pushes reuse connections, as a push engine's client would.
+	pusher := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 30 * time.Second}
+	srv, err := lwm2m.New(lwm2m.Config{UDPAddr: "127.0.0.1:0", DTLSAddr: "127.0.0.1:0"}, p.keys, lwm2m.HandlerFunc(func(e lwm2m.Event) {
+		if e.Kind != lwm2m.EventUplink {
+			return
+		}
+		m, err := wm.Decode(e.Payload)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.uplinks++
+		subs := append([]string(nil), p.subs...)
+		p.mu.Unlock()
+		if _, ok := m.(*codec.Report); !ok {
+			return
+		}
+		body, _ := json.Marshal(map[string]any{"notifyType": "deviceDataChanged", "deviceId": e.Endpoint,
+			"service": map[string]any{"serviceId": "Meter", "serviceType": "Meter", "data": map[string]any{}}})
+		for _, u := range subs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := pusher.Post(u, "application/json", bytes.NewReader(body))
+				if err == nil {
+					resp.Body.Close()
+				}
+			}()
+		}
+	}))
+	require.NoError(t, err)
+	require.NoError(t, srv.Listen())
+	p.srv = srv
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	auth := func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("app_key") != "app1" {
+			http.Error(w, `{"error_code":"auth","error_desc":"bad token"}`, 401)
+			return false
+		}
+		return true
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /iocm/app/sec/v1.1.0/login", func(w http.ResponseWriter, r *http.Request) {
+		if r.FormValue("appId") != "app1" || r.FormValue("secret") != "s3cret" {
+			http.Error(w, `{"error_code":"login","error_desc":"wrong appId or secret"}`, 401)
+			return
+		}
+		fmt.Fprint(w, `{"accessToken":"tok","tokenType":"bearer","expiresIn":3600}`)
+	})
+	mux.HandleFunc("POST /iocm/app/reg/v1.1.0/deviceCredentials", func(w http.ResponseWriter, r *http.Request) {
+		if !auth(w, r) {
+			return
+		}
+		var req struct {
+			NodeID     string         `json:"nodeId"`
+			DeviceInfo sim.DeviceInfo `json:"deviceInfo"`
+		}
+		if json.NewDecoder(r.Body).Decode(&req) != nil || req.DeviceInfo != sim.WaterMeterInfo {
+			http.Error(w, `{"error_code":"product","error_desc":"deviceInfo names no product"}`, 400)
+			return
+		}
+		key := []byte("key-" + req.NodeID)[:16]
+		p.keys.Set(req.NodeID, key)
+		p.mu.Lock()
+		p.devices[req.NodeID] = true
+		p.mu.Unlock()
+		fmt.Fprintf(w, `{"deviceId":"d-%s","verifyCode":"%s","timeout":180,"psk":"%s"}`, req.NodeID, req.NodeID, hex.EncodeToString(key))
+	})
+	mux.HandleFunc("POST /iocm/app/sub/v1.2.0/subscriptions", func(w http.ResponseWriter, r *http.Request) {
+		if !auth(w, r) {
+			return
+		}
+		var req struct{ NotifyType, CallbackURL string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		p.mu.Lock()
+		p.subs = append(p.subs, req.CallbackURL)
+		p.mu.Unlock()
+		w.WriteHeader(201)
+		fmt.Fprint(w, `{"subscriptionId":"s1"}`)
+	})
+	p.api = httptest.NewServer(mux)
+	t.Cleanup(func() {
+		p.api.Close()
+		cancel()
+		require.NoError(t, <-done)
+		wg.Wait()
+		pusher.CloseIdleConnections()
+	})
+	return p
+}
+
+// BenchmarkLoad runs the load mode against the fake platform of the tests
+// (a real lwm2m.Server, the codec, one HTTP push per report) and reports
+// end-to-end uplinks/s, the bare go-coap ceiling and their ratio. Each
+// iteration is a whole load run; run it with -benchtime 1x. DOZE_SIM_N sets
+// the number of devices (default 1000), DOZE_SIM_DTLS=0 uses plain CoAP.
+func BenchmarkLoad(b *testing.B) {
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("DOZE_SIM_N")); err == nil && v > 0 {
+		n = v
+	}
+	secure := os.Getenv("DOZE_SIM_DTLS") != "0"
+	p := newFakePlatform(b)
+	for b.Loop() {
+		var out bytes.Buffer
+		addr := p.srv.DTLSAddr().String()
+		if !secure {
+			addr = p.srv.UDPAddr().String()
+		}
+		args := []string{"-n", strconv.Itoa(n), "-imei", strconv.Itoa(868333040000000 + rand.IntN(1000000)*n), "-server", addr,
+			"-dtls=" + strconv.FormatBool(secure), "-load", "-uplinks", "5", "-timeout", "5m", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}
+		require.NoError(b, run(context.Background(), args, &out, io.Discard))
+		b.Log(out.String())
+		e2e, ceil, ratio := parseLoad(out.String())
+		b.ReportMetric(e2e, "uplinks/s")
+		b.ReportMetric(ceil, "ceiling/s")
+		b.ReportMetric(ratio, "ratio")
+	}
+}
+
+func (p *fakePlatform) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.uplinks
+}
+
+// TestRunDevices runs the command for two DTLS devices registered through
+// the API: both register and report; the command prints their totals when
+// its context ends.
+func TestRunDevices(t *testing.T) {
+	p := newFakePlatform(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-n", "2", "-imei", "868333030000100", "-server", p.srv.DTLSAddr().String(),
+			"-mode", "drx", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}, &out, &errOut)
+	}()
+	require.Eventually(t, func() bool { return p.count() >= 2 }, 20*time.Second, 10*time.Millisecond, "two reports reach the platform")
+	cancel()
+	require.NoError(t, <-done, "run: %s", errOut.String())
+	require.True(t, p.devices["868333030000100"] && p.devices["868333030000101"], "devices registered through the API: %v", p.devices)
+	require.Contains(t, out.String(), "registered 2 devices")
+	// The second report may still wait for its ACK when the context ends.
+	require.Regexp(t, `devices: 2, failed to register: 0, reports: [12],`, out.String())
+}
+
+// TestRunLoad runs the load mode for three devices, two uplinks each: six
+// pushes arrive at the sink; the bare go-coap ceiling runs in the same
+// call.
+func TestRunLoad(t *testing.T) {
+	p := newFakePlatform(t)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"-n", "3", "-imei", "868333030000200", "-server", p.srv.DTLSAddr().String(),
+		"-load", "-uplinks", "2", "-timeout", "60s", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}, &out, &errOut)
+	require.NoError(t, err, "run: %s", errOut.String())
+	require.Contains(t, out.String(), "6 sent, 6 pushed")
+	require.Contains(t, out.String(), "bare go-coap ceiling: 6 requests")
+	require.Contains(t, out.String(), "ratio: ")
+	require.NotContains(t, out.String(), "errors:")
+}
+
+// TestRunFlags: bad flags get errors that say what is allowed.
+func TestRunFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-mode", "sleepy", "-dtls=false"}, "allowed: psm, drx, edrx"},
+		{[]string{"-protocol", "mqtt", "-dtls=false"}, "allowed: lwm2m, tup"},
+		{[]string{}, "-dtls needs a key"},
+		{[]string{"-psk", "zz"}, "-psk: not hex"},
+		{[]string{"-load", "-dtls=false"}, "-load needs -api"},
+		{[]string{"-n", "0"}, "need at least 1 device"},
+		{[]string{"-imei", "86x"}, "must be digits"},
+	} {
+		err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+		require.Error(t, err, "run %q", tc.args)
+		require.True(t, strings.Contains(err.Error(), tc.want), "run %q: %v, want %q", tc.args, err, tc.want)
+	}
+}
+
+// parseLoad reads the figures of the load mode's output.
+func parseLoad(out string) (e2e, ceil, ratio float64) {
+	for _, line := range strings.Split(out, "\n") {
+		tail := line[strings.LastIndex(line, ":")+1:]
+		if strings.HasPrefix(line, "end-to-end") {
+			_, _ = fmt.Sscanf(tail, " %f uplinks/s", &e2e)
+		}
+		if strings.HasPrefix(line, "bare go-coap") {
+			_, _ = fmt.Sscanf(tail, " %f requests/s", &ceil)
+		}
+		if strings.HasPrefix(line, "ratio") {
+			_, _ = fmt.Sscanf(tail, " %f", &ratio)
+		}
+	}
+	return e2e, ceil, ratio
+}
