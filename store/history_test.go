@@ -113,3 +113,25 @@ func TestProductsRoundTrip(t *testing.T) {
 	require.Len(t, all, 1)
 	require.Equal(t, []byte("{}"), all[0].Codec)
 }
+
+// TestSaveReport: one call stores the history records and merges the
+// shadow of every service (STO-2, STO-3).
+func TestSaveReport(t *testing.T) {
+	db := openTemp(t, nil)
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, db.Shadow().Report("d1", "Meter", map[string]any{"a": 1.0, "b": 2.0}, t0))
+	require.NoError(t, db.SaveReport("d1", []HistoryRecord{
+		{DeviceID: "d1", ServiceID: "Meter", Data: json.RawMessage(`{"b":5}`), Time: t0.Add(time.Minute)},
+		{DeviceID: "d1", ServiceID: "Battery", Data: json.RawMessage(`{"level":80}`), Time: t0.Add(time.Minute)},
+	}, map[string]map[string]any{"Meter": {"b": 5.0}, "Battery": {"level": 80.0}}, t0.Add(time.Minute)))
+	_, total, err := db.History().Query(HistoryQuery{DeviceID: "d1", Page: -1})
+	require.NoError(t, err)
+	require.Equal(t, 2, total)
+	sh, err := db.Shadow().Get("d1")
+	require.NoError(t, err)
+	require.Len(t, sh, 2)
+	require.Equal(t, map[string]any{"a": 1.0, "b": 5.0}, sh[0].Reported.Data, "a kept, b replaced")
+	require.Equal(t, t0.Add(time.Minute), sh[0].Reported.EventTime)
+	require.Equal(t, map[string]any{"level": 80.0}, sh[1].Reported.Data)
+	require.ErrorIs(t, db.SaveReport("d1", []HistoryRecord{{ServiceID: "x"}}, nil, t0), ErrNoDevice)
+}

@@ -55,15 +55,7 @@ func getShadow(tx *bolt.Tx, deviceID string) ([]ServiceShadow, error) {
 // Report merges reported values into the device's shadow: each property
 // takes the new value, properties not reported keep theirs.
 func (s *Shadow) Report(deviceID, serviceID string, data map[string]any, at time.Time) error {
-	return s.update(deviceID, serviceID, func(ss *ServiceShadow) {
-		if ss.Reported == nil {
-			ss.Reported = &ShadowEntry{Data: map[string]any{}}
-		}
-		for k, v := range data {
-			ss.Reported.Data[k] = v
-		}
-		ss.Reported.EventTime = at.UTC()
-	})
+	return s.db.SaveReport(deviceID, nil, map[string]map[string]any{serviceID: data}, at)
 }
 
 // Desire merges desired values into the device's shadow.
@@ -103,6 +95,62 @@ func (s *Shadow) update(deviceID, serviceID string, f func(*ServiceShadow)) erro
 			all = append(all, ServiceShadow{ServiceID: serviceID})
 		}
 		f(&all[i])
+		v, err := json.Marshal(all)
+		if err != nil {
+			return fmt.Errorf("store: shadow of %s: %w", deviceID, err)
+		}
+		return tx.Bucket(bucketShadow).Put([]byte(deviceID), v)
+	})
+}
+
+// SaveReport stores one device report in a single commit: its history
+// records (when hist is not empty) and the reported values of each service
+// in the shadow (SPEC STO-2, STO-3). A report costs one write, not one per
+// service.
+func (db *DB) SaveReport(deviceID string, hist []HistoryRecord, reported map[string]map[string]any, at time.Time) error {
+	vals := make([][]byte, len(hist))
+	for i, r := range hist {
+		if r.DeviceID == "" {
+			return ErrNoDevice
+		}
+		v, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("store: history record of %s: %w", r.DeviceID, err)
+		}
+		vals[i] = v
+	}
+	return db.commit(func(tx *bolt.Tx) error {
+		hb := tx.Bucket(bucketHistory)
+		for i, r := range hist {
+			seq, _ := hb.NextSequence()
+			if err := hb.Put(historyKey(r.DeviceID, r.Time, seq), vals[i]); err != nil {
+				return err
+			}
+		}
+		if len(reported) == 0 {
+			return nil
+		}
+		all, err := getShadow(tx, deviceID)
+		if err != nil {
+			return err
+		}
+		for service, data := range reported {
+			i := 0
+			for i < len(all) && all[i].ServiceID != service {
+				i++
+			}
+			if i == len(all) {
+				all = append(all, ServiceShadow{ServiceID: service})
+			}
+			ss := &all[i]
+			if ss.Reported == nil {
+				ss.Reported = &ShadowEntry{Data: map[string]any{}}
+			}
+			for k, v := range data {
+				ss.Reported.Data[k] = v
+			}
+			ss.Reported.EventTime = at.UTC()
+		}
 		v, err := json.Marshal(all)
 		if err != nil {
 			return fmt.Errorf("store: shadow of %s: %w", deviceID, err)

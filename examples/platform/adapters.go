@@ -148,6 +148,7 @@ func (p *Platform) forget(deviceID string) {
 	p.db.Shadow().Delete(deviceID)
 	p.db.History().DeleteDevice(deviceID)
 	p.log.Forget(deviceID)
+	p.touched.Delete(deviceID)
 }
 
 // otaChannel carries PCP frames in the device's data channel.

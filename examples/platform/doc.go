@@ -19,7 +19,7 @@
 // lwm2m, command.Listener and registry.Listener into push, ota.Channel,
 // ota.Devices, ota.Object5 and ota.Listener, lwm2m.FileSource for firmware).
 // uplink.go is the uplink flow of DESIGN.md: a device event is handled on
-// one of eight workers chosen by endpoint, so one device's events stay in
+// one of 64 workers chosen by endpoint, so one device's events stay in
 // order; a registration binds the device (REG-2); a wake-up lets queued
 // commands and upgrades go out (CMD-3, OTA-2); payloads starting FF FE go to
 // ota, everything else to the product's codec; reports are checked against

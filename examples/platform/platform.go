@@ -39,7 +39,8 @@ type Platform struct {
 	metrics  *metrics
 	cancels  cancelTasks
 
-	events []chan lwm2m.Event // per-worker queues; a device always lands on the same one
+	events  []chan lwm2m.Event // per-worker queues; a device always lands on the same one
+	touched sync.Map           // deviceId → time of the last registry Touch
 
 	closeOnce  sync.Once
 	listenOnce sync.Once
@@ -47,8 +48,9 @@ type Platform struct {
 }
 
 // eventWorkers is how many goroutines handle device events; events of one
-// device go to one worker, so they are handled in order.
-const eventWorkers = 8
+// device go to one worker, so they are handled in order. Many workers let
+// the store's group commit share one disk sync among many reports.
+const eventWorkers = 64
 
 // New opens the data directory and builds the platform. It starts nothing;
 // Run serves.
@@ -142,7 +144,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	}
 	p.events = make([]chan lwm2m.Event, eventWorkers)
 	for i := range p.events {
-		p.events[i] = make(chan lwm2m.Event, 1024)
+		p.events[i] = make(chan lwm2m.Event, 256)
 	}
 	if cfg.Demo {
 		if err := p.installDemo(); err != nil {

@@ -61,11 +61,24 @@ func (p *Platform) connect(ctx context.Context, d registry.Device, e lwm2m.Event
 		e.Registration.Version, e.Registration.Binding, e.Registration.Lifetime, e.Registration.Addr))
 }
 
+// touch records that the device was heard from (REG-3). LastSeen only
+// needs minute precision against a 25-hour silence rule, so an ONLINE device
+// is touched at most once a minute: a store write per uplink would cost a
+// disk sync per report.
 func (p *Platform) touch(ctx context.Context, d registry.Device) {
+	now := time.Now()
+	if last, ok := p.touched.Load(d.ID); ok && d.Status == registry.StatusOnline && now.Sub(last.(time.Time)) < touchEvery {
+		return
+	}
 	if _, err := p.reg.Touch(ctx, d.ID); err != nil && !errors.Is(err, registry.ErrNotBound) {
 		p.logger.Warn("touch", "device", d.ID, "err", err)
+		return
 	}
+	p.touched.Store(d.ID, now)
 }
+
+// touchEvery is how often an ONLINE device's LastSeen is written.
+const touchEvery = time.Minute
 
 // uplink routes one payload: PCP frames to ota, the rest to the product's
 // codec (COD-4, OTA-6).
@@ -119,6 +132,7 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 	}
 	var (
 		hist     []store.HistoryRecord
+		reported = map[string]map[string]any{}
 		services []push.ServiceData
 		history  = p.historyEnabled()
 	)
@@ -135,15 +149,14 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 		if history {
 			hist = append(hist, store.HistoryRecord{DeviceID: d.ID, GatewayID: gatewayOf(d), ServiceID: sd.ServiceID, Data: data, Time: at})
 		}
-		if err := p.db.Shadow().Report(d.ID, sd.ServiceID, normalize(data), at); err != nil {
-			p.logger.Error("shadow", "device", d.ID, "err", err)
-		}
+		reported[sd.ServiceID] = normalize(data)
 		services = append(services, push.ServiceData{ServiceID: sd.ServiceID, ServiceType: p.serviceType(d, sd.ServiceID),
 			Data: data, EventTime: push.FormatTime(at)})
 	}
-	if len(hist) > 0 {
-		if err := p.db.History().Append(hist...); err != nil {
-			p.logger.Error("history", "device", d.ID, "err", err)
+	if len(services) > 0 {
+		// History and shadow in one commit (STO-2, STO-3).
+		if err := p.db.SaveReport(d.ID, hist, reported, at); err != nil {
+			p.logger.Error("storing report", "device", d.ID, "err", err)
 		}
 	}
 	if len(services) == 0 {
