@@ -48,11 +48,7 @@ func (p *Platform) listCommands(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	start, err := queryTime(r, "startTime")
-	if err != nil {
-		return err
-	}
-	end, err := queryTime(r, "endTime")
+	start, end, err := timeRange(r)
 	if err != nil {
 		return err
 	}

@@ -214,17 +214,22 @@ func queryTime(r *http.Request, name string) (time.Time, error) {
 	return t, nil
 }
 
+// timeRange reads the optional startTime and endTime query parameters.
+func timeRange(r *http.Request) (start, end time.Time, err error) {
+	if start, err = queryTime(r, "startTime"); err != nil {
+		return
+	}
+	end, err = queryTime(r, "endTime")
+	return
+}
+
 func (p *Platform) listDevices(w http.ResponseWriter, r *http.Request) error {
 	pageNo, pageSize, _, err := page(r)
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
-	start, err := queryTime(r, "startTime")
-	if err != nil {
-		return err
-	}
-	end, err := queryTime(r, "endTime")
+	start, end, err := timeRange(r)
 	if err != nil {
 		return err
 	}
@@ -276,11 +281,7 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	if q.Get("deviceId") == "" {
 		return badRequest("missing_deviceId", "deviceId is required")
 	}
-	start, err := queryTime(r, "startTime")
-	if err != nil {
-		return err
-	}
-	end, err := queryTime(r, "endTime")
+	start, end, err := timeRange(r)
 	if err != nil {
 		return err
 	}
