@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -359,10 +360,14 @@ func (p *Platform) putShadow(w http.ResponseWriter, r *http.Request) error {
 	}
 	prod, _ := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
 	for _, sd := range body.ServiceDesireds {
-		if prod != nil {
-			if err := prod.CheckReport(sd.ServiceID, sd.Desired); err != nil {
-				return withStatus(err, http.StatusBadRequest, "desired_mismatch")
-			}
+		if prod == nil {
+			continue
+		}
+		// Desired values are properties of the service, or paras of one
+		// of its commands (that is how they are delivered, see shadow.go).
+		if err := prod.CheckReport(sd.ServiceID, sd.Desired); err != nil && commandFor(prod, sd.ServiceID, sd.Desired) == nil {
+			return withStatus(fmt.Errorf("desired values of service %s fit neither its properties nor any command's paras: %w", sd.ServiceID, err),
+				http.StatusBadRequest, "desired_mismatch")
 		}
 	}
 	now := time.Now()

@@ -37,10 +37,12 @@
 //     events per device in memory; it is a diagnostic aid, lost on restart.
 //     Cancel tasks (deviceCommandCancelTasks) are receipts kept in memory;
 //     the cancelled commands themselves are durable.
-//   - Desired shadow values (STO-3) are stored, merged and shown; they are
-//     not turned into device commands automatically, because a product model
-//     does not say which command sets which property. Applications send the
-//     command.
+//   - Desired shadow values (STO-3) are delivered when the device next
+//     wakes as the first command of their service whose paras name every
+//     desired value (the water meter's desired {"period": 600} on Meter
+//     becomes SET_REPORT_PERIOD); values no command can carry stay desired
+//     and the device log says so. A product model does not say which command
+//     sets which property, so this is our rule.
 //   - deviceInfo.manufacturerName, when not given, is taken from the product,
 //     so upgrade packages (matched by manufacturerName) find the device.
 //   - Listing commands or batch-task rows without a deviceId walks every

@@ -319,6 +319,36 @@ func TestWalkthrough(t *testing.T) {
 	require.Equal(t, "SUCCESSFUL", list.Data[0].Status)
 	require.Equal(t, 1, list.Data[0].IssuedTimes)
 
+	// Desired values (STO-3) go out as a command when the device next wakes.
+	var e apiError
+	require.Equal(t, http.StatusBadRequest, tp.call(t, "PUT", "/iocm/app/shadow/v1.5.0/devices/"+id,
+		map[string]any{"serviceDesireds": []any{map[string]any{"serviceId": "Meter", "desired": map[string]any{"nope": 1}}}}, &e))
+	require.Equal(t, "desired_mismatch", e.Code)
+	require.Equal(t, http.StatusOK, tp.call(t, "PUT", "/iocm/app/shadow/v1.5.0/devices/"+id,
+		map[string]any{"serviceDesireds": []any{map[string]any{"serviceId": "Meter", "desired": map[string]any{"period": 120}}}}, nil))
+	m.uplink(t, &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
+		{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 12.5, "flowRate": 1.5, "pulseCount": 78}},
+		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 86}},
+		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -85}},
+	}})
+	select {
+	case got = <-m.cmds:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the desired value did not reach the device within 30 s")
+	}
+	require.Equal(t, "SET_REPORT_PERIOD", got.Cmd)
+	require.EqualValues(t, 120, toInt(got.Paras["period"]))
+	var after struct {
+		ShadowInfo []struct {
+			ServiceID string          `json:"serviceId"`
+			Desired   json.RawMessage `json:"desired"`
+		} `json:"shadowInfo"`
+	}
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/shadow/v1.5.0/devices/"+id, nil, &after))
+	for _, s := range after.ShadowInfo {
+		require.Equal(t, "null", string(s.Desired), "desired values of %s are cleared once sent", s.ServiceID)
+	}
+
 	// Every push carried a webhook-id (PSH-5).
 	hook.mu.Lock()
 	for i, h := range hook.ids {

@@ -31,6 +31,7 @@ func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) {
 		p.log.Add(d.ID, "deregistered", string(e.Reason))
 	case lwm2m.EventWoke:
 		// The device is reachable now: queued work goes out in its window.
+		p.deliverDesired(ctx, d)
 		if err := p.cmds.DeviceWoke(ctx, d.ID); err != nil {
 			p.logger.Warn("command wake-up", "device", d.ID, "err", err)
 		}
