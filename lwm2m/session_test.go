@@ -98,6 +98,10 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	require.NoError(t, c.Connect(ctxT(t)))
 	require.NoError(t, c.Register(ctxT(t)))
 	waitFor(t, "observe of /19/0/0", func() bool { return c.Observed("/19/0/0") })
+	// The device records the observer before its answer reaches the server;
+	// closing the server before that answer fails the observe, which then
+	// forgets its token. Wait for the server's side of the exchange.
+	waitFor(t, "the server's observe to complete", func() bool { return s1.callsInFlight(ep) == 0 })
 	obs, err := store.Observations(ep)
 	require.NoError(t, err)
 	require.Len(t, obs, 1)
@@ -123,6 +127,23 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	e := rec2.wait(t, EventUplink, ep, 1)
 	require.Equal(t, "after restart", string(e.Payload))
 	require.Equal(t, "/19/0/0", e.Path)
+}
+
+// callsInFlight returns how many requests of the server to ep await an
+// answer.
+func (s *Server) callsInFlight(ep string) int {
+	var sess *session
+	s.mu.Lock()
+	if r := s.regs[NormalizeEndpoint(ep)]; r != nil {
+		sess = r.sess
+	}
+	s.mu.Unlock()
+	if sess == nil {
+		return 0
+	}
+	sess.ex.mu.Lock()
+	defer sess.ex.mu.Unlock()
+	return len(sess.ex.calls)
 }
 
 func (s *Server) sessions() int {
