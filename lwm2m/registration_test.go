@@ -175,6 +175,31 @@ func TestMessageSizeLimits(t *testing.T) {
 	require.Equal(t, uint32(1024), size)
 }
 
+// Limits: with the default settings the maximum message size is 4 KB: a
+// datagram of 4096 bytes is handled, one of 4097 bytes gets 4.13 Request
+// Entity Too Large with Size1 4096.
+func TestDefaultMessageSizeLimit(t *testing.T) {
+	s, _ := plainServer(t, Config{})
+	p := newRawPeer(t, s.UDPAddr())
+	sized := func(total int) message.Message {
+		m := p.request(codes.POST, "/dp", nil, cfOpaque, []byte{0})
+		b, err := encodeMsg(m)
+		require.NoError(t, err)
+		m.Payload = make([]byte, total-len(b)+1)
+		b, err = encodeMsg(m)
+		require.NoError(t, err)
+		require.Len(t, b, total)
+		return m
+	}
+	r := p.roundTrip(sized(4096))
+	require.Equal(t, codes.Forbidden, r.Code, "4096 bytes are handled (a Send before registering: 4.03): %s", r.Payload)
+	r = p.roundTrip(sized(4097))
+	require.Equal(t, codes.RequestEntityTooLarge, r.Code)
+	size, ok := optUint(&r, message.Size1)
+	require.True(t, ok)
+	require.Equal(t, uint32(4096), size)
+}
+
 // LWM-9: a duplicate CON request (same message id) is answered from the
 // cache with the same bytes and processed once.
 func TestDuplicateAnsweredFromCache(t *testing.T) {
