@@ -17,7 +17,8 @@ package lwm2m
 // registration. Everything the server reports goes to one Handler as Events:
 // registered, updated, de-registered (with a Reason), woke, uplink,
 // notification. HandleEvent is called from the device's reading goroutine,
-// in order per device, and must return quickly.
+// in order per device, except EventDeregistered with ReasonExpired, which
+// comes from the registration's lifetime timer; it must return quickly.
 //
 // Registration (LWM-3): POST /rd with ep, lt, lwm2m, b and Q → 2.01 with
 // Location-Path rd/<id>; POST /rd/<id> updates, DELETE /rd/<id> ends it; a
