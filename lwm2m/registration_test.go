@@ -175,6 +175,23 @@ func TestMessageSizeLimits(t *testing.T) {
 	require.Equal(t, uint32(1024), size)
 }
 
+// LWM-4, byte by byte: POST /t/r?ep=<IMEI> is answered 2.04 Changed, and
+// the server's GET of /t/d with Observe=0 follows.
+func TestTUPRegistrationBytes(t *testing.T) {
+	s, rec := plainServer(t, Config{})
+	p := newRawPeer(t, s.UDPAddr())
+	r := p.roundTrip(p.request(codes.POST, "/t/r", []string{"ep=868333030000060"}, cfNone, nil))
+	require.Equal(t, codes.Changed, r.Code, "%s", r.Payload)
+	obs := p.recv()
+	require.Equal(t, codes.GET, obs.Code)
+	require.Equal(t, "/t/d", msgPath(&obs))
+	v, ok := optUint(&obs, message.Observe)
+	require.True(t, ok)
+	require.Equal(t, uint32(0), v)
+	e := rec.wait(t, EventRegistered, "868333030000060", 1)
+	require.True(t, e.Registration.TUP)
+}
+
 // Limits: with the default settings the maximum message size is 4 KB: a
 // datagram of 4096 bytes is handled, one of 4097 bytes gets 4.13 Request
 // Entity Too Large with Size1 4096.
