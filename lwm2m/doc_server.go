@@ -78,7 +78,12 @@ package lwm2m
 // session (a new handshake from a new address) moves the registration there
 // and closes the old session. A device's session lives as long as its
 // registration; a session that has not registered ends after
-// Config.IdleTimeout (default 5 minutes).
+// Config.IdleTimeout (default 5 minutes). Caveat: the router follows a
+// known Connection ID to a new address as soon as a record carrying it
+// arrives, before pion has authenticated the record (RFC 9146 §6 asks
+// for authenticated, newest records only); a forged datagram carrying a
+// device's Connection ID redirects the server's datagrams to that device
+// (and Registration.Addr) until the device's next genuine record.
 //
 // With Config.ParkSessions, the session of a queue-mode device whose awake
 // window has passed is parked (park.go): pion's connection state is
