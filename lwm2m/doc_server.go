@@ -77,7 +77,9 @@ package lwm2m
 // would hand that ClientHello to the dead session). A registration update arriving over another
 // session (a new handshake from a new address) moves the registration there
 // and closes the old session. A device's session lives as long as its
-// registration; a session that has not registered ends after
+// registration (a DTLS session ends 1 s after the 2.02 of its
+// de-registration, so that the device reads the 2.02 before the
+// close_notify); a session that has not registered ends after
 // Config.IdleTimeout (default 5 minutes). Caveat: the router follows a
 // known Connection ID to a new address as soon as a record carrying it
 // arrives, before pion has authenticated the record (RFC 9146 §6 asks
