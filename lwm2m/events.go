@@ -52,8 +52,10 @@ type Event struct {
 }
 
 // Handler receives a Server's events. HandleEvent is called from the
-// device's reading goroutine, one event at a time per device and in order;
-// it must return quickly (hand work to another goroutine). A Handler may
+// device's reading goroutine, one event at a time per device and in order,
+// except EventDeregistered with ReasonExpired, which comes from the
+// registration's lifetime timer and may overlap a last notification from
+// the device; it must return quickly (hand work to another goroutine). A Handler may
 // call the Server's methods, but a request to the same device from inside
 // HandleEvent must go out from another goroutine.
 type Handler interface {

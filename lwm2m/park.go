@@ -61,7 +61,7 @@ func (s *Server) park(sess *session, dc *dtls.Conn) bool {
 	}
 	sess.parked = true
 	sess.addr = dc.RemoteAddr()
-	sess.conn = nil
+	sess.conn, sess.vc = nil, nil
 	sess.pc = pc
 	sess.mu.Unlock()
 	m.park(v, pc)
@@ -97,7 +97,7 @@ func (s *Server) resumeLoop() {
 			s.log.Debug("lwm2m: resumed a parked session", "identity", sess.identity, "addr", it.v.remote())
 			sess.mu.Lock()
 			closed := sess.closed
-			sess.conn = conn
+			sess.conn, sess.vc = conn, it.v
 			sess.parked = false
 			sess.pc = nil
 			sess.mu.Unlock()

@@ -342,9 +342,32 @@ func (s *Server) deregister(sess *session, id string, now time.Time) (*message.M
 	s.forgetObservations(r.Endpoint)
 	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: ReasonDeregistered})
 	return &message.Message{Code: codes.Deleted}, func() {
-		if gone != nil {
+		switch {
+		case gone == nil:
+		case !gone.secure:
 			gone.close() // after the 2.02 has left
+		default:
+			// Not at once: a pion/dtls peer can lose a record that arrives
+			// just before the close_notify (its Conn.Read picks between
+			// "closed" and the buffered record at random), and the device
+			// would never see its 2.02.
+			time.AfterFunc(closeGrace, func() { s.closeUnlessRegistered(gone, r.Endpoint) })
 		}
+	}
+}
+
+// closeGrace is how long a DTLS session outlives its de-registration, so
+// that the device reads the 2.02 before the close_notify.
+const closeGrace = time.Second
+
+// closeUnlessRegistered closes sess unless ep registered on it again.
+func (s *Server) closeUnlessRegistered(sess *session, ep string) {
+	s.mu.Lock()
+	r := s.regs[ep]
+	again := r != nil && r.sess == sess
+	s.mu.Unlock()
+	if !again {
+		sess.close()
 	}
 }
 

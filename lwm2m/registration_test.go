@@ -175,6 +175,48 @@ func TestMessageSizeLimits(t *testing.T) {
 	require.Equal(t, uint32(1024), size)
 }
 
+// LWM-4, byte by byte: POST /t/r?ep=<IMEI> is answered 2.04 Changed, and
+// the server's GET of /t/d with Observe=0 follows.
+func TestTUPRegistrationBytes(t *testing.T) {
+	s, rec := plainServer(t, Config{})
+	p := newRawPeer(t, s.UDPAddr())
+	r := p.roundTrip(p.request(codes.POST, "/t/r", []string{"ep=868333030000060"}, cfNone, nil))
+	require.Equal(t, codes.Changed, r.Code, "%s", r.Payload)
+	obs := p.recv()
+	require.Equal(t, codes.GET, obs.Code)
+	require.Equal(t, "/t/d", msgPath(&obs))
+	v, ok := optUint(&obs, message.Observe)
+	require.True(t, ok)
+	require.Equal(t, uint32(0), v)
+	e := rec.wait(t, EventRegistered, "868333030000060", 1)
+	require.True(t, e.Registration.TUP)
+}
+
+// Limits: with the default settings the maximum message size is 4 KB: a
+// datagram of 4096 bytes is handled, one of 4097 bytes gets 4.13 Request
+// Entity Too Large with Size1 4096.
+func TestDefaultMessageSizeLimit(t *testing.T) {
+	s, _ := plainServer(t, Config{})
+	p := newRawPeer(t, s.UDPAddr())
+	sized := func(total int) message.Message {
+		m := p.request(codes.POST, "/dp", nil, cfOpaque, []byte{0})
+		b, err := encodeMsg(m)
+		require.NoError(t, err)
+		m.Payload = make([]byte, total-len(b)+1)
+		b, err = encodeMsg(m)
+		require.NoError(t, err)
+		require.Len(t, b, total)
+		return m
+	}
+	r := p.roundTrip(sized(4096))
+	require.Equal(t, codes.Forbidden, r.Code, "4096 bytes are handled (a Send before registering: 4.03): %s", r.Payload)
+	r = p.roundTrip(sized(4097))
+	require.Equal(t, codes.RequestEntityTooLarge, r.Code)
+	size, ok := optUint(&r, message.Size1)
+	require.True(t, ok)
+	require.Equal(t, uint32(4096), size)
+}
+
 // LWM-9: a duplicate CON request (same message id) is answered from the
 // cache with the same bytes and processed once.
 func TestDuplicateAnsweredFromCache(t *testing.T) {

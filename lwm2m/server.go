@@ -265,6 +265,7 @@ type session struct {
 
 	mu       sync.Mutex
 	conn     net.Conn // DTLS; nil while parked
+	vc       *vconn   // the router's view of conn; nil while parked or without the router
 	parked   bool     // DTLS state serialized, no goroutine (see park)
 	pc       *parkedConn
 	addr     net.Addr
@@ -304,6 +305,13 @@ func (sess *session) write(b []byte) error {
 func (sess *session) remoteAddr() net.Addr {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	if sess.vc != nil {
+		// The router moves vc to a device's new address (Connection ID)
+		// before the record reaches pion; pion's own RemoteAddr follows
+		// only after it has handed the record to Read, so an update read
+		// from a new address could still see the old one.
+		return sess.vc.remote()
+	}
 	if sess.conn != nil {
 		return sess.conn.RemoteAddr() // follows the peer across addresses with CID
 	}
@@ -430,6 +438,9 @@ func (s *Server) serveDTLS(c net.Conn) {
 	}
 	sess := s.newSession(true)
 	sess.conn = c
+	if s.mux != nil {
+		sess.vc = s.mux.find(c.RemoteAddr()) // before the handshake: no CID yet, the address is the key
+	}
 	s.mu.Lock()
 	select {
 	case <-s.done:

@@ -53,8 +53,8 @@ func TestDTLSWrongKeyAndUnknownIdentity(t *testing.T) {
 	require.Empty(t, s.Registrations())
 }
 
-// LWM-1: a device may not register under another endpoint than its PSK
-// identity; "urn:imei:X" and "X" are the same (LWM-2).
+// LWM-1: a device may not register (LwM2M /rd or TUP /t/r) under another
+// endpoint than its PSK identity; "urn:imei:X" and "X" are the same (LWM-2).
 func TestRegisterWrongEndpointForbidden(t *testing.T) {
 	s, _ := startServer(t, Config{}, keys("868333030000001"))
 	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "868333030000002", Identity: "868333030000001", Key: testKey})
@@ -62,6 +62,14 @@ func TestRegisterWrongEndpointForbidden(t *testing.T) {
 	err := c.Register(ctxT(t))
 	var re *ResponseError
 	require.True(t, errors.As(err, &re), "Register under another endpoint: got %v, want a 4.03 ResponseError", err)
+	require.Equal(t, codes.Forbidden, re.Code)
+	require.Empty(t, s.Registrations())
+
+	// the same rule for TUP's /t/r
+	tup := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "868333030000002", Identity: "868333030000001", Key: testKey, TUP: true})
+	require.NoError(t, tup.Connect(ctxT(t)))
+	err = tup.Register(ctxT(t))
+	require.True(t, errors.As(err, &re), "TUP register under another endpoint: got %v, want a 4.03 ResponseError", err)
 	require.Equal(t, codes.Forbidden, re.Code)
 	require.Empty(t, s.Registrations())
 

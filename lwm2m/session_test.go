@@ -98,6 +98,10 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	require.NoError(t, c.Connect(ctxT(t)))
 	require.NoError(t, c.Register(ctxT(t)))
 	waitFor(t, "observe of /19/0/0", func() bool { return c.Observed("/19/0/0") })
+	// The device records the observer before its answer reaches the server;
+	// closing the server before that answer fails the observe, which then
+	// forgets its token. Wait for the server's side of the exchange.
+	waitFor(t, "the server's observe to complete", func() bool { return s1.callsInFlight(ep) == 0 })
 	obs, err := store.Observations(ep)
 	require.NoError(t, err)
 	require.Len(t, obs, 1)
@@ -125,6 +129,23 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	require.Equal(t, "/19/0/0", e.Path)
 }
 
+// callsInFlight returns how many requests of the server to ep await an
+// answer.
+func (s *Server) callsInFlight(ep string) int {
+	var sess *session
+	s.mu.Lock()
+	if r := s.regs[NormalizeEndpoint(ep)]; r != nil {
+		sess = r.sess
+	}
+	s.mu.Unlock()
+	if sess == nil {
+		return 0
+	}
+	sess.ex.mu.Lock()
+	defer sess.ex.mu.Unlock()
+	return len(sess.ex.calls)
+}
+
 func (s *Server) sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -132,10 +153,15 @@ func (s *Server) sessions() int {
 }
 
 // Limits: sessions without a registration end after IdleTimeout (DTLS and
-// plain CoAP), so that silent peers cannot pile up; a de-registration ends
-// the device's session.
+// plain CoAP), so that silent peers cannot pile up; a registered session
+// outlives it; a de-registration ends the device's session.
+//
+// IdleTimeout is 1 s: long enough for a loaded CI machine to get from a
+// handshake to the next request, short enough to wait for. No sleeps: a
+// registered session is shown to outlive IdleTimeout by an unregistered one
+// that started after it ending first.
 func TestIdleAndDeregisteredSessionsEnd(t *testing.T) {
-	s, _ := startServer(t, Config{IdleTimeout: 100 * time.Millisecond}, keys("idle", "dev"))
+	s, _ := startServer(t, Config{IdleTimeout: time.Second}, keys("idle", "dev", "late"))
 	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "idle", Key: testKey})
 	require.NoError(t, c.Connect(ctxT(t)))
 	p := newRawPeer(t, s.UDPAddr())
@@ -145,10 +171,16 @@ func TestIdleAndDeregisteredSessionsEnd(t *testing.T) {
 	waitFor(t, "idle sessions to end", func() bool { return s.sessions() == 0 })
 
 	d := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "dev", Key: testKey})
+	d.Handle("/3/0/0", Resource{Read: func() (Content, error) { return Content{Format: cfText, Payload: []byte("up")}, nil }})
 	require.NoError(t, d.Connect(ctxT(t)))
 	require.NoError(t, d.Register(ctxT(t)))
-	time.Sleep(300 * time.Millisecond) // well past IdleTimeout: a registered session stays
-	require.Equal(t, 1, s.sessions())
+	late := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "late", Key: testKey})
+	require.NoError(t, late.Connect(ctxT(t)))
+	require.Equal(t, 2, s.sessions())
+	waitFor(t, "one session to end", func() bool { return s.sessions() == 1 })
+	got, err := s.Read(ctxT(t), "dev", "/3/0/0", cfNone)
+	require.NoError(t, err, "the registered session, older than the one that ended, is still up")
+	require.Equal(t, "up", string(got.Payload))
 	require.NoError(t, d.Deregister(ctxT(t)))
 	waitFor(t, "the de-registered session to end", func() bool { return s.sessions() == 0 })
 }

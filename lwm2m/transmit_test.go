@@ -106,3 +106,31 @@ func TestRetransmissionStopsOnAck(t *testing.T) {
 		require.NoError(t, s.Close())
 	})
 }
+
+// LWM-9: the random factor is drawn for every exchange, so that devices
+// (and requests) that lost the same packet do not retransmit in step: the
+// first waits of a few requests that time out differ and each lies in
+// 10–15 s.
+func TestRetransmissionDrawsPerExchange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, _ := newMemServer(t, Config{})
+		l := newMemLink(t, s, ClientConfig{Endpoint: "dev1"})
+		ctx := context.Background()
+		require.NoError(t, l.cli.Register(ctx))
+		firsts := map[time.Duration]bool{}
+		for range 4 {
+			l.setDrop(true)
+			_, err := s.Read(ctx, "dev1", "/3/0/0", cfNone)
+			require.ErrorIs(t, err, ErrTimeout)
+			sends := l.sends()
+			require.Len(t, sends, 4)
+			T := sends[1].Sub(sends[0])
+			require.GreaterOrEqual(t, T, 10*time.Second)
+			require.Less(t, T, 15*time.Second)
+			firsts[T] = true
+		}
+		require.Greater(t, len(firsts), 1, "four exchanges drew the same first wait %v", firsts)
+		l.close()
+		require.NoError(t, s.Close())
+	})
+}
