@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.load, "load", false, "load mode: measure end-to-end uplinks/s (device → webhook push) and a bare go-coap ceiling; needs -api")
 	fs.IntVar(&o.uplinks, "uplinks", 1, "load mode: reports per device")
 	fs.IntVar(&o.workers, "workers", 64, "devices connecting or sending at a time")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "load mode: bound on the whole run")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "load mode: bound on the load run (connecting, reports, pushes and the ceiling; registration through -api comes before it)")
 	fs.StringVar(&o.sink, "sink", "127.0.0.1:8745", "load mode: address of the webhook sink (the platform wants one callback host:port per app)")
 	fs.BoolVar(&o.verbose, "v", false, "log every device event")
 	fs.StringVar(&o.swVersion, "sw", "1.0.0", "software version (PCP upgrades)")
@@ -94,6 +94,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.n < 1 {
 		return fmt.Errorf("-n %d: need at least 1 device", o.n)
+	}
+	if o.workers < 1 {
+		return fmt.Errorf("-workers %d: need at least 1", o.workers)
+	}
+	if o.uplinks < 1 {
+		return fmt.Errorf("-uplinks %d: need at least 1 report per device", o.uplinks)
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("-timeout %v: must be positive", o.timeout)
+	}
+	if o.duration < 0 {
+		return fmt.Errorf("-for %v: must not be negative (0 runs until interrupted)", o.duration)
 	}
 	base, err := strconv.ParseUint(o.imei, 10, 64)
 	if err != nil {
@@ -110,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var key []byte
 	if o.psk != "" {
 		if key, err = hex.DecodeString(o.psk); err != nil {
-			return fmt.Errorf("-psk: not hex: %w", err)
+			return fmt.Errorf("-psk %q: not hex (two hex digits per byte, e.g. 000102…): %w", o.psk, err)
 		}
 	}
 	if o.dtls && key == nil && o.api == "" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -310,6 +311,33 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 	// go-coap closes a connection idle for 16 s by default; the devices
 	// that connected first wait longer than that for the others.
 	idle := options.WithInactivityMonitor(time.Hour, func(cc *udpclient.Conn) { _ = cc.Close() })
+	// go-coap's default periodic runner sleeps 4 s between ticks in a
+	// goroutine that outlives Stop by up to 4 s, and its default error
+	// handler prints to stdout: stop the runner with the server, log the
+	// errors.
+	runnerStop := make(chan struct{})
+	var runners sync.WaitGroup
+	periodic := options.WithPeriodicRunner(func(f func(now time.Time) bool) {
+		runners.Add(1)
+		go func() {
+			defer runners.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for f(time.Now()) {
+				select {
+				case <-runnerStop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	})
+	logger := cfg.Device.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	errs := options.WithErrors(func(err error) { logger.Debug("bare go-coap server", "err", err) })
+	stopRunners := func() { close(runnerStop); runners.Wait() }
 	secure := cfg.Device.Key != nil
 	var addr string
 	var stop func()
@@ -323,19 +351,19 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		if err != nil {
 			return 0, 0, fmt.Errorf("sim: bare go-coap DTLS listener: %w", err)
 		}
-		s := coapdtls.NewServer(options.WithMux(r), idle)
+		s := coapdtls.NewServer(options.WithMux(r), idle, periodic, errs)
 		done := make(chan struct{})
 		go func() { _ = s.Serve(l); close(done) }()
-		addr, stop = l.Addr().String(), func() { s.Stop(); <-done }
+		addr, stop = l.Addr().String(), func() { s.Stop(); <-done; stopRunners() }
 	} else {
 		l, err := coapnet.NewListenUDP("udp", "127.0.0.1:0")
 		if err != nil {
 			return 0, 0, fmt.Errorf("sim: bare go-coap UDP listener: %w", err)
 		}
-		s := coapudp.NewServer(options.WithMux(r), idle)
+		s := coapudp.NewServer(options.WithMux(r), idle, periodic, errs)
 		done := make(chan struct{})
 		go func() { _ = s.Serve(l); close(done) }()
-		addr, stop = l.LocalAddr().String(), func() { s.Stop(); <-done }
+		addr, stop = l.LocalAddr().String(), func() { s.Stop(); <-done; stopRunners() }
 	}
 	defer stop()
 
