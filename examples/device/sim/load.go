@@ -75,7 +75,9 @@ type LoadResult struct {
 // received by a sink on 127.0.0.1 that Load subscribes through the API.
 // Then, in the same run, the same number of confirmable requests go to a
 // bare go-coap server (UDP, or DTLS when the template has a Key) in this
-// process, from as many lwm2m clients: the ceiling.
+// process, from as many lwm2m clients: the ceiling. When Timeout passes
+// before every acknowledged report was pushed, Load returns the figures so
+// far with an error wrapping context.DeadlineExceeded.
 func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	var res LoadResult
 	if len(cfg.IMEIs) == 0 {
@@ -172,12 +174,20 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	res.Acked = time.Since(start)
 	last := sink.wait(ctx, res.Sent)
 	res.Pushed = sink.count.Load()
-	res.Elapsed = last.Sub(start)
+	if !last.IsZero() {
+		res.Elapsed = last.Sub(start)
+	}
 	if res.Pushed > 0 && res.Elapsed > 0 {
 		res.PerSecond = float64(res.Pushed) / res.Elapsed.Seconds()
 	}
 	stopDevices()
 	running.Wait()
+	if res.Pushed < res.Sent {
+		// wait returned because ctx ended: the run is over its bound.
+		res.Errors = errs.Load()
+		return res, fmt.Errorf("sim: load: %d of %d pushes arrived at the sink %s before the end of the run (Timeout %v): %w",
+			res.Pushed, res.Sent, sink.url, cfg.Timeout, ctx.Err())
+	}
 
 	if !cfg.NoCeiling {
 		n, d, err := ceiling(ctx, cfg, fail)
@@ -247,7 +257,8 @@ func startSink(addr string) (*sink, error) {
 // one).
 func (s *sink) push(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	w.WriteHeader(http.StatusOK)
+	// Answer once counted, so that a pusher that saw 200 was counted.
+	defer w.WriteHeader(http.StatusOK)
 	var n struct {
 		Service  struct{ ServiceID string }   `json:"service"`
 		Services []struct{ ServiceID string } `json:"services"`
