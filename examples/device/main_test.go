@@ -124,16 +124,29 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		var req struct {
 			NodeID     string         `json:"nodeId"`
 			DeviceInfo sim.DeviceInfo `json:"deviceInfo"`
+			PSK        string         `json:"psk"`
 		}
 		if json.NewDecoder(r.Body).Decode(&req) != nil || req.DeviceInfo != sim.WaterMeterInfo {
 			http.Error(w, `{"error_code":"product","error_desc":"deviceInfo names no product"}`, 400)
 			return
 		}
 		key := []byte("key-" + req.NodeID)[:16]
-		p.keys.Set(req.NodeID, key)
+		if req.PSK != "" {
+			var err error
+			if key, err = hex.DecodeString(req.PSK); err != nil {
+				http.Error(w, `{"error_code":"psk","error_desc":"psk is not hex"}`, 400)
+				return
+			}
+		}
 		p.mu.Lock()
+		if p.devices[req.NodeID] {
+			p.mu.Unlock()
+			http.Error(w, `{"error_code":"exists","error_desc":"nodeId already registered"}`, 409)
+			return
+		}
 		p.devices[req.NodeID] = true
 		p.mu.Unlock()
+		p.keys.Set(req.NodeID, key)
 		fmt.Fprintf(w, `{"deviceId":"d-%s","verifyCode":"%s","timeout":180,"psk":"%s"}`, req.NodeID, req.NodeID, hex.EncodeToString(key))
 	})
 	mux.HandleFunc("POST /iocm/app/sub/v1.2.0/subscriptions", func(w http.ResponseWriter, r *http.Request) {
@@ -194,6 +207,22 @@ func (p *fakePlatform) count() int {
 	return p.uplinks
 }
 
+// waitUplinks waits up to 20 s for the platform to have seen n reports,
+// and fails at once if the command ends first.
+func waitUplinks(t *testing.T, p *fakePlatform, n int, done <-chan error, errOut *bytes.Buffer) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for p.count() < n {
+		select {
+		case err := <-done:
+			t.Fatalf("the command ended before %d reports reached the platform: %v; stderr: %s", n, err, errOut.String())
+		case <-deadline:
+			t.Fatalf("%d reports did not reach the platform within 20s (%d did)", n, p.count())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // TestRunDevices runs the command for two DTLS devices registered through
 // the API: both register and report; the command prints their totals when
 // its context ends.
@@ -207,7 +236,7 @@ func TestRunDevices(t *testing.T) {
 		done <- run(ctx, []string{"-n", "2", "-imei", "868333030000100", "-server", p.srv.DTLSAddr().String(),
 			"-mode", "drx", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}, &out, &errOut)
 	}()
-	require.Eventually(t, func() bool { return p.count() >= 2 }, 20*time.Second, 10*time.Millisecond, "two reports reach the platform")
+	waitUplinks(t, p, 2, done, &errOut)
 	cancel()
 	require.NoError(t, <-done, "run: %s", errOut.String())
 	p.mu.Lock()
@@ -223,6 +252,28 @@ func TestRunDevices(t *testing.T) {
 	reports, _ := strconv.Atoi(m[1])
 	upErrs, _ := strconv.Atoi(m[2])
 	require.Equal(t, 2, reports+upErrs, "reports + uplink errors in %q", m[0])
+}
+
+// TestRunRegisteredBefore: with -psk, a device the platform already
+// knows (409) is taken as registered with that key and connects over
+// DTLS; without -psk the 409 is an error naming the device.
+func TestRunRegisteredBefore(t *testing.T) {
+	p := newFakePlatform(t)
+	args := []string{"-n", "1", "-imei", "868333030000150", "-server", p.srv.DTLSAddr().String(), "-mode", "drx",
+		"-api", p.api.URL, "-app", "app1", "-secret", "s3cret", "-psk", "00112233445566778899aabbccddeeff"}
+	for i := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut bytes.Buffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, &out, &errOut) }()
+		waitUplinks(t, p, i+1, done, &errOut)
+		cancel()
+		require.NoError(t, <-done, "run %d: %s", i+1, errOut.String())
+		require.Contains(t, out.String(), "devices: 1, failed to register: 0,", "run %d", i+1)
+	}
+	err := run(context.Background(), args[:len(args)-2], &bytes.Buffer{}, io.Discard)
+	require.ErrorContains(t, err, "registering device 868333030000150")
+	require.ErrorContains(t, err, "HTTP 409")
 }
 
 // TestRunLoad runs the load mode for three devices, two uplinks each: six
