@@ -190,6 +190,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.load {
 		res, err := sim.Load(ctx, sim.LoadConfig{Device: tmpl, IMEIs: imeis, Keys: keys, Uplinks: o.uplinks, Workers: o.workers, Timeout: o.timeout, API: api, SinkAddr: o.sink})
 		if err != nil {
+			if res.Sent > 0 {
+				printLoad(stdout, o, res) // what the run measured before it failed
+			}
 			return err
 		}
 		printLoad(stdout, o, res)

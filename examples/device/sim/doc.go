@@ -90,7 +90,11 @@
 // same call it runs a bare go-coap v3 server (UDP, or DTLS PSK with a
 // Connection ID when the devices use DTLS) in this process and sends it the
 // same number of confirmable POST /dp from as many lwm2m clients: the
-// ceiling. Every wait is bounded by LoadConfig.Timeout.
+// ceiling. Every wait is bounded by LoadConfig.Timeout: when it passes
+// before every acknowledged report was pushed, Load returns the figures so
+// far with an error wrapping context.DeadlineExceeded (the command prints
+// them, then the error). In the command, registration through -api comes
+// before the load run and is not counted in -timeout.
 //
 // # Command
 //
@@ -107,7 +111,11 @@
 // -model, -devicetype, -protocoltype (default the demo water meter); -sw,
 // -fw versions; -for duration; -load, -uplinks, -workers, -timeout, -sink
 // (the webhook sink's address, default 127.0.0.1:8745: the platform wants
-// every callback URL of an app on one host and port); -v.
+// every callback URL of an app on one host and port); -v. The command
+// refuses, with the flag, its value and what is allowed: -n, -workers or
+// -uplinks below 1, a -timeout that is not positive, a negative -for, a
+// non-decimal -imei, a -psk that is not hex, an unknown -mode or
+// -protocol, and stray arguments.
 //
 // # Concurrency
 //
