@@ -29,6 +29,7 @@ func TestReportAndCommand(t *testing.T) {
 			run(t, d)
 			reg := p.next(t, lwm2m.EventRegistered)
 			require.Equal(t, proto == sim.TUP, reg.Registration.TUP)
+			require.False(t, reg.Registration.Queue, "a DRX device is always reachable: no queue mode")
 			if proto == sim.LwM2M {
 				require.True(t, reg.Registration.Objects.Has(lwm2m.MustPath("/19/0")), "registration %q announces /19/0", reg.Registration.Links)
 			}

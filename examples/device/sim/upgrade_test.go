@@ -37,6 +37,7 @@ func TestPSMAsleep(t *testing.T) {
 			d, err := sim.New(cfg)
 			require.NoError(t, err)
 			run(t, d)
+			require.True(t, p.next(t, lwm2m.EventRegistered).Registration.Queue, "a PSM device registers in queue mode")
 			ctx := context.Background()
 			require.NoError(t, p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00}), "downlink inside the active time")
 			require.Eventually(t, d.Asleep, 5*time.Second, 5*time.Millisecond)
