@@ -251,16 +251,22 @@ func runDevices(ctx context.Context, o options, tmpl sim.Config, imeis []string,
 			case <-ctx.Done():
 				return
 			}
+			// The next device may connect once this one registered or
+			// stopped.
 			release := sync.OnceFunc(func() { <-sem })
+			stopped := make(chan struct{})
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				select {
 				case <-d.Ready():
-				case <-ctx.Done():
+				case <-stopped:
 				}
 				release()
 			}()
-			if err := d.Run(ctx); err != nil {
-				release()
+			err := d.Run(ctx)
+			close(stopped)
+			if err != nil {
 				failed.Store(d.IMEI(), err)
 				logger.Error("device stopped", "imei", d.IMEI(), "err", err)
 			}

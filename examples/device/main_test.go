@@ -276,6 +276,20 @@ func TestRunRegisteredBefore(t *testing.T) {
 	require.ErrorContains(t, err, "HTTP 409")
 }
 
+// TestRunNoDeviceRegisters: when no device can register (a key the
+// platform does not know), the command ends with an error naming the
+// cause, and leaves no goroutine behind (TestMain's goleak) although its
+// context never ends.
+func TestRunNoDeviceRegisters(t *testing.T) {
+	p := newFakePlatform(t)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-n", "2", "-imei", "868333030000160", "-server", p.srv.DTLSAddr().String(),
+		"-mode", "drx", "-psk", "00112233445566778899aabbccddeeff"}, &out, io.Discard)
+	require.ErrorContains(t, err, "no device could register")
+	require.ErrorContains(t, err, "DTLS")
+	require.Contains(t, out.String(), "devices: 2, failed to register: 2,")
+}
+
 // TestRunLoad runs the load mode for three devices, two uplinks each: six
 // pushes arrive at the sink; the bare go-coap ceiling runs in the same
 // call.
