@@ -111,6 +111,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-imei %q: must be digits: %w", o.imei, err)
 	}
+	if lastIMEI := strconv.FormatUint(base+uint64(o.n-1), 10); len(lastIMEI) > len(o.imei) {
+		return fmt.Errorf("-imei %s with -n %d: the last IMEI %s would have more than %d digits", o.imei, o.n, lastIMEI, len(o.imei))
+	}
 	mode, err := sim.ParseMode(o.mode)
 	if err != nil {
 		return fmt.Errorf("-mode: %w", err)

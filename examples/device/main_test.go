@@ -319,6 +319,7 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"-n", "0"}, "-n 0: need at least 1 device"},
 		{[]string{"-imei", "86x"}, "must be digits"},
 		{[]string{"-n", "-3"}, "-n -3: need at least 1 device"},
+		{[]string{"-imei", "999999999999998", "-n", "3", "-dtls=false"}, "-imei 999999999999998 with -n 3: the last IMEI 1000000000000000 would have more than 15 digits"},
 		{[]string{"-psk", "0g"}, `-psk "0g": not hex`},
 		{[]string{"-psk", "abc"}, `-psk "abc": not hex`},
 		{[]string{"-mode", "psm2", "-dtls=false"}, `-mode: sim: Mode "psm2": allowed: psm, drx, edrx`},
