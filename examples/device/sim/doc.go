@@ -115,8 +115,8 @@
 // refuses, with the flag, its value and what is allowed: -n, -workers or
 // -uplinks below 1, a -timeout that is not positive, a negative -for, a
 // non-decimal -imei or one whose count (-n) would outgrow its digits, a
-// -psk that is not hex, an unknown -mode or
-// -protocol, and stray arguments.
+// -psk that is not hex, an unknown -mode or -protocol, and stray
+// arguments.
 //
 // # Concurrency
 //
