@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.load, "load", false, "load mode: measure end-to-end uplinks/s (device → webhook push) and a bare go-coap ceiling; needs -api")
 	fs.IntVar(&o.uplinks, "uplinks", 1, "load mode: reports per device")
 	fs.IntVar(&o.workers, "workers", 64, "devices connecting or sending at a time")
-	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "load mode: bound on the whole run")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "load mode: bound on the load run (connecting, reports, pushes and the ceiling; registration through -api comes before it)")
 	fs.StringVar(&o.sink, "sink", "127.0.0.1:8745", "load mode: address of the webhook sink (the platform wants one callback host:port per app)")
 	fs.BoolVar(&o.verbose, "v", false, "log every device event")
 	fs.StringVar(&o.swVersion, "sw", "1.0.0", "software version (PCP upgrades)")
@@ -95,9 +95,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.n < 1 {
 		return fmt.Errorf("-n %d: need at least 1 device", o.n)
 	}
+	if o.workers < 1 {
+		return fmt.Errorf("-workers %d: need at least 1", o.workers)
+	}
+	if o.uplinks < 1 {
+		return fmt.Errorf("-uplinks %d: need at least 1 report per device", o.uplinks)
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("-timeout %v: must be positive", o.timeout)
+	}
+	if o.duration < 0 {
+		return fmt.Errorf("-for %v: must not be negative (0 runs until interrupted)", o.duration)
+	}
 	base, err := strconv.ParseUint(o.imei, 10, 64)
 	if err != nil {
 		return fmt.Errorf("-imei %q: must be digits: %w", o.imei, err)
+	}
+	if lastIMEI := strconv.FormatUint(base+uint64(o.n-1), 10); len(lastIMEI) > len(o.imei) {
+		return fmt.Errorf("-imei %s with -n %d: the last IMEI %s would have more than %d digits", o.imei, o.n, lastIMEI, len(o.imei))
 	}
 	mode, err := sim.ParseMode(o.mode)
 	if err != nil {
@@ -110,7 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var key []byte
 	if o.psk != "" {
 		if key, err = hex.DecodeString(o.psk); err != nil {
-			return fmt.Errorf("-psk: not hex: %w", err)
+			return fmt.Errorf("-psk %q: not hex (two hex digits per byte, e.g. 000102…): %w", o.psk, err)
 		}
 	}
 	if o.dtls && key == nil && o.api == "" {
@@ -178,6 +193,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.load {
 		res, err := sim.Load(ctx, sim.LoadConfig{Device: tmpl, IMEIs: imeis, Keys: keys, Uplinks: o.uplinks, Workers: o.workers, Timeout: o.timeout, API: api, SinkAddr: o.sink})
 		if err != nil {
+			if res.Sent > 0 {
+				printLoad(stdout, o, res) // what the run measured before it failed
+			}
 			return err
 		}
 		printLoad(stdout, o, res)
@@ -236,16 +254,22 @@ func runDevices(ctx context.Context, o options, tmpl sim.Config, imeis []string,
 			case <-ctx.Done():
 				return
 			}
+			// The next device may connect once this one registered or
+			// stopped.
 			release := sync.OnceFunc(func() { <-sem })
+			stopped := make(chan struct{})
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				select {
 				case <-d.Ready():
-				case <-ctx.Done():
+				case <-stopped:
 				}
 				release()
 			}()
-			if err := d.Run(ctx); err != nil {
-				release()
+			err := d.Run(ctx)
+			close(stopped)
+			if err != nil {
 				failed.Store(d.IMEI(), err)
 				logger.Error("device stopped", "imei", d.IMEI(), "err", err)
 			}

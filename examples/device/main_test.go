@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,12 +19,29 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/examples/device/sim"
 	"github.com/doze-io/doze/internal/deptest"
 	"github.com/doze-io/doze/lwm2m"
 )
+
+// TestMain fails the command's tests when a goroutine outlives them (the
+// devices, the load run's sink and bare server, the fake platform). The
+// API client's idle keep-alive connections of http.DefaultTransport are
+// closed first: they are the transport's, not the command's.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // TestImports applies DESIGN.md's import rules to the command.
 func TestImports(t *testing.T) { deptest.Check(t) }
@@ -33,17 +51,18 @@ func TestImports(t *testing.T) { deptest.Check(t) }
 // httptest, a real lwm2m.Server with DTLS, and a push of
 // deviceDataChanged for each decoded report.
 type fakePlatform struct {
-	api     *httptest.Server
-	srv     *lwm2m.Server
-	keys    *lwm2m.MemoryKeyStore
-	mu      sync.Mutex
-	subs    []string
-	uplinks int
-	devices map[string]bool
+	api       *httptest.Server
+	srv       *lwm2m.Server
+	keys      *lwm2m.MemoryKeyStore
+	mu        sync.Mutex
+	subs      []string
+	uplinks   int
+	devices   map[string]bool // registered through the API
+	reporters map[string]bool // sent a report the codec decodes
 }
 
 func newFakePlatform(t testing.TB) *fakePlatform {
-	p := &fakePlatform{keys: lwm2m.NewMemoryKeyStore(), devices: map[string]bool{}}
+	p := &fakePlatform{keys: lwm2m.NewMemoryKeyStore(), devices: map[string]bool{}, reporters: map[string]bool{}}
 	wm := sim.WaterMeterCodec()
 	var wg sync.WaitGroup
 	// Pushes reuse connections, as a push engine's client would.
@@ -58,6 +77,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		}
 		p.mu.Lock()
 		p.uplinks++
+		p.reporters[e.Endpoint] = true
 		subs := append([]string(nil), p.subs...)
 		p.mu.Unlock()
 		if _, ok := m.(*codec.Report); !ok {
@@ -104,16 +124,29 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		var req struct {
 			NodeID     string         `json:"nodeId"`
 			DeviceInfo sim.DeviceInfo `json:"deviceInfo"`
+			PSK        string         `json:"psk"`
 		}
 		if json.NewDecoder(r.Body).Decode(&req) != nil || req.DeviceInfo != sim.WaterMeterInfo {
 			http.Error(w, `{"error_code":"product","error_desc":"deviceInfo names no product"}`, 400)
 			return
 		}
 		key := []byte("key-" + req.NodeID)[:16]
-		p.keys.Set(req.NodeID, key)
+		if req.PSK != "" {
+			var err error
+			if key, err = hex.DecodeString(req.PSK); err != nil {
+				http.Error(w, `{"error_code":"psk","error_desc":"psk is not hex"}`, 400)
+				return
+			}
+		}
 		p.mu.Lock()
+		if p.devices[req.NodeID] {
+			p.mu.Unlock()
+			http.Error(w, `{"error_code":"exists","error_desc":"nodeId already registered"}`, 409)
+			return
+		}
 		p.devices[req.NodeID] = true
 		p.mu.Unlock()
+		p.keys.Set(req.NodeID, key)
 		fmt.Fprintf(w, `{"deviceId":"d-%s","verifyCode":"%s","timeout":180,"psk":"%s"}`, req.NodeID, req.NodeID, hex.EncodeToString(key))
 	})
 	mux.HandleFunc("POST /iocm/app/sub/v1.2.0/subscriptions", func(w http.ResponseWriter, r *http.Request) {
@@ -174,6 +207,22 @@ func (p *fakePlatform) count() int {
 	return p.uplinks
 }
 
+// waitUplinks waits up to 20 s for the platform to have seen n reports,
+// and fails at once if the command ends first.
+func waitUplinks(t *testing.T, p *fakePlatform, n int, done <-chan error, errOut *bytes.Buffer) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for p.count() < n {
+		select {
+		case err := <-done:
+			t.Fatalf("the command ended before %d reports reached the platform: %v; stderr: %s", n, err, errOut.String())
+		case <-deadline:
+			t.Fatalf("%d reports did not reach the platform within 20s (%d did)", n, p.count())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // TestRunDevices runs the command for two DTLS devices registered through
 // the API: both register and report; the command prints their totals when
 // its context ends.
@@ -187,13 +236,58 @@ func TestRunDevices(t *testing.T) {
 		done <- run(ctx, []string{"-n", "2", "-imei", "868333030000100", "-server", p.srv.DTLSAddr().String(),
 			"-mode", "drx", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}, &out, &errOut)
 	}()
-	require.Eventually(t, func() bool { return p.count() >= 2 }, 20*time.Second, 10*time.Millisecond, "two reports reach the platform")
+	waitUplinks(t, p, 2, done, &errOut)
 	cancel()
 	require.NoError(t, <-done, "run: %s", errOut.String())
+	p.mu.Lock()
 	require.True(t, p.devices["868333030000100"] && p.devices["868333030000101"], "devices registered through the API: %v", p.devices)
+	require.True(t, p.reporters["868333030000100"] && p.reporters["868333030000101"], "each device reported: %v", p.reporters)
+	p.mu.Unlock()
 	require.Contains(t, out.String(), "registered 2 devices")
-	// The second report may still wait for its ACK when the context ends.
-	require.Regexp(t, `devices: 2, failed to register: 0, reports: [12],`, out.String())
+	// The platform has seen both reports, but a device may still wait for
+	// the ACK of its report when the context ends: that report is then
+	// counted as an uplink error. Each device sent exactly one.
+	m := regexp.MustCompile(`devices: 2, failed to register: 0, reports: (\d+), .* uplink errors: (\d+)\n`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, "totals line in %q", out.String())
+	reports, _ := strconv.Atoi(m[1])
+	upErrs, _ := strconv.Atoi(m[2])
+	require.Equal(t, 2, reports+upErrs, "reports + uplink errors in %q", m[0])
+}
+
+// TestRunRegisteredBefore: with -psk, a device the platform already
+// knows (409) is taken as registered with that key and connects over
+// DTLS; without -psk the 409 is an error naming the device.
+func TestRunRegisteredBefore(t *testing.T) {
+	p := newFakePlatform(t)
+	args := []string{"-n", "1", "-imei", "868333030000150", "-server", p.srv.DTLSAddr().String(), "-mode", "drx",
+		"-api", p.api.URL, "-app", "app1", "-secret", "s3cret", "-psk", "00112233445566778899aabbccddeeff"}
+	for i := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut bytes.Buffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, &out, &errOut) }()
+		waitUplinks(t, p, i+1, done, &errOut)
+		cancel()
+		require.NoError(t, <-done, "run %d: %s", i+1, errOut.String())
+		require.Contains(t, out.String(), "devices: 1, failed to register: 0,", "run %d", i+1)
+	}
+	err := run(context.Background(), args[:len(args)-2], &bytes.Buffer{}, io.Discard)
+	require.ErrorContains(t, err, "registering device 868333030000150")
+	require.ErrorContains(t, err, "HTTP 409")
+}
+
+// TestRunNoDeviceRegisters: when no device can register (a key the
+// platform does not know), the command ends with an error naming the
+// cause, and leaves no goroutine behind (TestMain's goleak) although its
+// context never ends.
+func TestRunNoDeviceRegisters(t *testing.T) {
+	p := newFakePlatform(t)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-n", "2", "-imei", "868333030000160", "-server", p.srv.DTLSAddr().String(),
+		"-mode", "drx", "-psk", "00112233445566778899aabbccddeeff"}, &out, io.Discard)
+	require.ErrorContains(t, err, "no device could register")
+	require.ErrorContains(t, err, "DTLS")
+	require.Contains(t, out.String(), "devices: 2, failed to register: 2,")
 }
 
 // TestRunLoad runs the load mode for three devices, two uplinks each: six
@@ -220,10 +314,21 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"-mode", "sleepy", "-dtls=false"}, "allowed: psm, drx, edrx"},
 		{[]string{"-protocol", "mqtt", "-dtls=false"}, "allowed: lwm2m, tup"},
 		{[]string{}, "-dtls needs a key"},
-		{[]string{"-psk", "zz"}, "-psk: not hex"},
+		{[]string{"-psk", "zz"}, `-psk "zz": not hex`},
 		{[]string{"-load", "-dtls=false"}, "-load needs -api"},
-		{[]string{"-n", "0"}, "need at least 1 device"},
+		{[]string{"-n", "0"}, "-n 0: need at least 1 device"},
 		{[]string{"-imei", "86x"}, "must be digits"},
+		{[]string{"-n", "-3"}, "-n -3: need at least 1 device"},
+		{[]string{"-imei", "999999999999998", "-n", "3", "-dtls=false"}, "-imei 999999999999998 with -n 3: the last IMEI 1000000000000000 would have more than 15 digits"},
+		{[]string{"-psk", "0g"}, `-psk "0g": not hex`},
+		{[]string{"-psk", "abc"}, `-psk "abc": not hex`},
+		{[]string{"-mode", "psm2", "-dtls=false"}, `-mode: sim: Mode "psm2": allowed: psm, drx, edrx`},
+		// -workers 0 used to block every device on an unbuffered semaphore.
+		{[]string{"-workers", "0", "-dtls=false"}, "-workers 0: need at least 1"},
+		{[]string{"-load", "-uplinks", "0"}, "-uplinks 0: need at least 1"},
+		{[]string{"-load", "-timeout", "0s"}, "-timeout 0s: must be positive"},
+		{[]string{"-for", "-1s", "-dtls=false"}, "-for -1s: must not be negative"},
+		{[]string{"-dtls=false", "extra"}, `unexpected arguments ["extra"]`},
 	} {
 		err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
 		require.Error(t, err, "run %q", tc.args)

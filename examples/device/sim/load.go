@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -74,7 +75,9 @@ type LoadResult struct {
 // received by a sink on 127.0.0.1 that Load subscribes through the API.
 // Then, in the same run, the same number of confirmable requests go to a
 // bare go-coap server (UDP, or DTLS when the template has a Key) in this
-// process, from as many lwm2m clients: the ceiling.
+// process, from as many lwm2m clients: the ceiling. When Timeout passes
+// before every acknowledged report was pushed, Load returns the figures so
+// far with an error wrapping context.DeadlineExceeded.
 func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	var res LoadResult
 	if len(cfg.IMEIs) == 0 {
@@ -171,12 +174,20 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	res.Acked = time.Since(start)
 	last := sink.wait(ctx, res.Sent)
 	res.Pushed = sink.count.Load()
-	res.Elapsed = last.Sub(start)
+	if !last.IsZero() {
+		res.Elapsed = last.Sub(start)
+	}
 	if res.Pushed > 0 && res.Elapsed > 0 {
 		res.PerSecond = float64(res.Pushed) / res.Elapsed.Seconds()
 	}
 	stopDevices()
 	running.Wait()
+	if res.Pushed < res.Sent {
+		// wait returned because ctx ended: the run is over its bound.
+		res.Errors = errs.Load()
+		return res, fmt.Errorf("sim: load: %d of %d pushes arrived at the sink %s before the end of the run (Timeout %v): %w",
+			res.Pushed, res.Sent, sink.url, cfg.Timeout, ctx.Err())
+	}
 
 	if !cfg.NoCeiling {
 		n, d, err := ceiling(ctx, cfg, fail)
@@ -246,7 +257,8 @@ func startSink(addr string) (*sink, error) {
 // one).
 func (s *sink) push(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	w.WriteHeader(http.StatusOK)
+	// Answer once counted, so that a pusher that saw 200 was counted.
+	defer w.WriteHeader(http.StatusOK)
 	var n struct {
 		Service  struct{ ServiceID string }   `json:"service"`
 		Services []struct{ ServiceID string } `json:"services"`
@@ -310,6 +322,33 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 	// go-coap closes a connection idle for 16 s by default; the devices
 	// that connected first wait longer than that for the others.
 	idle := options.WithInactivityMonitor(time.Hour, func(cc *udpclient.Conn) { _ = cc.Close() })
+	// go-coap's default periodic runner sleeps 4 s between ticks in a
+	// goroutine that outlives Stop by up to 4 s, and its default error
+	// handler prints to stdout: stop the runner with the server, log the
+	// errors.
+	runnerStop := make(chan struct{})
+	var runners sync.WaitGroup
+	periodic := options.WithPeriodicRunner(func(f func(now time.Time) bool) {
+		runners.Add(1)
+		go func() {
+			defer runners.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for f(time.Now()) {
+				select {
+				case <-runnerStop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	})
+	logger := cfg.Device.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	errs := options.WithErrors(func(err error) { logger.Debug("bare go-coap server", "err", err) })
+	stopRunners := func() { close(runnerStop); runners.Wait() }
 	secure := cfg.Device.Key != nil
 	var addr string
 	var stop func()
@@ -323,19 +362,19 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		if err != nil {
 			return 0, 0, fmt.Errorf("sim: bare go-coap DTLS listener: %w", err)
 		}
-		s := coapdtls.NewServer(options.WithMux(r), idle)
+		s := coapdtls.NewServer(options.WithMux(r), idle, periodic, errs)
 		done := make(chan struct{})
 		go func() { _ = s.Serve(l); close(done) }()
-		addr, stop = l.Addr().String(), func() { s.Stop(); <-done }
+		addr, stop = l.Addr().String(), func() { s.Stop(); <-done; stopRunners() }
 	} else {
 		l, err := coapnet.NewListenUDP("udp", "127.0.0.1:0")
 		if err != nil {
 			return 0, 0, fmt.Errorf("sim: bare go-coap UDP listener: %w", err)
 		}
-		s := coapudp.NewServer(options.WithMux(r), idle)
+		s := coapudp.NewServer(options.WithMux(r), idle, periodic, errs)
 		done := make(chan struct{})
 		go func() { _ = s.Serve(l); close(done) }()
-		addr, stop = l.LocalAddr().String(), func() { s.Stop(); <-done }
+		addr, stop = l.LocalAddr().String(), func() { s.Stop(); <-done; stopRunners() }
 	}
 	defer stop()
 

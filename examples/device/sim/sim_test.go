@@ -29,6 +29,7 @@ func TestReportAndCommand(t *testing.T) {
 			run(t, d)
 			reg := p.next(t, lwm2m.EventRegistered)
 			require.Equal(t, proto == sim.TUP, reg.Registration.TUP)
+			require.False(t, reg.Registration.Queue, "a DRX device is always reachable: no queue mode")
 			if proto == sim.LwM2M {
 				require.True(t, reg.Registration.Objects.Has(lwm2m.MustPath("/19/0")), "registration %q announces /19/0", reg.Registration.Links)
 			}
@@ -57,6 +58,19 @@ func TestReportAndCommand(t *testing.T) {
 			require.Equal(t, 7, m.(*codec.Response).Mid)
 			require.Equal(t, 600*time.Second, d.ReportPeriod())
 			require.Eventually(t, func() bool { return d.Stats().Commands == 1 }, 5*time.Second, 5*time.Millisecond)
+
+			// A period ≤ 0 is refused: result 1, same mid, period kept.
+			cmd, err = wm.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"period": 0}, Mid: 8})
+			require.NoError(t, err)
+			require.NoError(t, p.srv.Downlink(context.Background(), d.IMEI(), cmd))
+			up = p.next(t, lwm2m.EventUplink)
+			require.Equal(t, []byte{0x03, 0x00, 0x08, 0x01}, up.Payload, "command response 03 mid=0008 result=01")
+			require.Equal(t, 600*time.Second, d.ReportPeriod())
+
+			// Bytes the codec cannot decode are counted, not answered.
+			require.NoError(t, p.srv.Downlink(context.Background(), d.IMEI(), []byte{0x7F, 0x01}))
+			require.Eventually(t, func() bool { return d.Stats().DecodeErrors == 1 }, 5*time.Second, 5*time.Millisecond)
+			require.Equal(t, int64(2), d.Stats().Commands)
 		})
 	}
 }

@@ -17,13 +17,16 @@ import (
 
 // TestPSMAsleep: a PSM device answers downlinks within its active time
 // after an uplink and not after it; its next uplink wakes it (SPEC LWM-8
-// from the device's side). The active time is short, on real sockets.
+// from the device's side). The active time is short, on real sockets, but
+// long enough (1.5 s) for a downlink exchange on a loaded CI machine; the
+// server (200 ms ACK timeout, one retransmission) gives up within 1.5 s.
 func TestPSMAsleep(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		t.Run(map[bool]string{false: "coap", true: "dtls"}[secure], func(t *testing.T) {
+			t.Parallel()
 			p := startServer(t, lwm2m.Config{AwakeWindow: time.Hour}, nil)
 			cfg := sim.Config{Server: p.srv.UDPAddr().String(), IMEI: "868333030000002",
-				Power: sim.Power{Mode: sim.PSM, ActiveTime: 300 * time.Millisecond}, NoFirstReport: true}
+				Power: sim.Power{Mode: sim.PSM, ActiveTime: 1500 * time.Millisecond}, NoFirstReport: true}
 			if secure {
 				// The device keeps its DTLS session across the new port
 				// through its Connection ID (LWM-10).
@@ -34,6 +37,7 @@ func TestPSMAsleep(t *testing.T) {
 			d, err := sim.New(cfg)
 			require.NoError(t, err)
 			run(t, d)
+			require.True(t, p.next(t, lwm2m.EventRegistered).Registration.Queue, "a PSM device registers in queue mode")
 			ctx := context.Background()
 			require.NoError(t, p.srv.Downlink(ctx, d.IMEI(), []byte{0x11, 0x00}), "downlink inside the active time")
 			require.Eventually(t, d.Asleep, 5*time.Second, 5*time.Millisecond)
@@ -175,11 +179,13 @@ func TestObject5Upgrade(t *testing.T) {
 // window at the start of each cycle and not between windows. Windows are
 // short, on real sockets.
 func TestEDRXPagingWindows(t *testing.T) {
-	// The server gives up 100–150 ms after its last try, well inside the
-	// 600 ms the device sleeps.
-	p := startServer(t, lwm2m.Config{DisableDTLS: true, Transmission: lwm2m.Transmission{AckTimeout: 25 * time.Millisecond, MaxRetransmit: 1}}, nil)
+	// The server gives up 500–750 ms after its first try, well inside the
+	// 2 s the device sleeps; a paging window (2 s) leaves a loaded CI
+	// machine time for the update and a downlink exchange, each try of
+	// which waits 100–150 ms for the answer.
+	p := startServer(t, lwm2m.Config{DisableDTLS: true, Transmission: lwm2m.Transmission{AckTimeout: 100 * time.Millisecond, MaxRetransmit: 1}}, nil)
 	d, err := sim.New(sim.Config{Server: p.srv.UDPAddr().String(), IMEI: "868333030000006", NoFirstReport: true,
-		Power: sim.Power{Mode: sim.EDRX, ActiveTime: 50 * time.Millisecond, Cycle: 1200 * time.Millisecond, PagingWindow: 600 * time.Millisecond}})
+		Power: sim.Power{Mode: sim.EDRX, ActiveTime: 50 * time.Millisecond, Cycle: 4 * time.Second, PagingWindow: 2 * time.Second}})
 	require.NoError(t, err)
 	run(t, d)
 	ctx := context.Background()

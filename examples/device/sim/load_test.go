@@ -1,0 +1,137 @@
+package sim_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/doze-io/doze/examples/device/sim"
+	"github.com/doze-io/doze/lwm2m"
+)
+
+// fakeAPI answers login and subscription (API.md) and remembers the
+// callback URL.
+type fakeAPI struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	urls []string
+}
+
+func newFakeAPI(t *testing.T) (*fakeAPI, *sim.API) {
+	f := &fakeAPI{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /iocm/app/sec/v1.1.0/login", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"accessToken":"tok","expiresIn":3600}`)
+	})
+	mux.HandleFunc("POST /iocm/app/sub/v1.2.0/subscriptions", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			CallbackURL string `json:"callbackUrl"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		f.mu.Lock()
+		f.urls = append(f.urls, req.CallbackURL)
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"subscriptionId":"s1"}`)
+	})
+	f.srv = httptest.NewServer(mux)
+	tr := &http.Transport{}
+	t.Cleanup(func() { f.srv.Close(); tr.CloseIdleConnections() })
+	api := &sim.API{URL: f.srv.URL, AppID: "app1", Secret: "s", HTTP: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	require.NoError(t, api.Login(context.Background()))
+	return f, api
+}
+
+func (f *fakeAPI) callbacks() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.urls...)
+}
+
+// TestLoadCounts: the load mode counts one uplink per push carrying the
+// Meter service (a "service" or a "services" body), not the other pushes
+// a platform sends for the same report; it runs the bare go-coap ceiling
+// with as many requests as reports.
+func TestLoadCounts(t *testing.T) {
+	var pushes sync.WaitGroup
+	tr := &http.Transport{}
+	pusher := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	t.Cleanup(func() { pushes.Wait(); tr.CloseIdleConnections() })
+	var f *fakeAPI
+	var api *sim.API
+	p := startServer(t, lwm2m.Config{DisableDTLS: true}, func(e lwm2m.Event) {
+		if e.Kind != lwm2m.EventUplink {
+			return
+		}
+		pushes.Add(1)
+		go func() {
+			defer pushes.Done()
+			for _, u := range f.callbacks() {
+				// Per report: a Battery push (not a reading), then the
+				// Meter one in a batch body.
+				for _, body := range []string{`{"notifyType":"deviceDataChanged","service":{"serviceId":"Battery"}}`,
+					`{"notifyType":"deviceDatasChanged","services":[{"serviceId":"Connectivity"},{"serviceId":"Meter"}]}`} {
+					if resp, err := pusher.Post(u, "application/json", bytes.NewReader([]byte(body))); err == nil {
+						resp.Body.Close()
+					}
+				}
+			}
+		}()
+	})
+	f, api = newFakeAPI(t)
+	res, err := sim.Load(context.Background(), sim.LoadConfig{
+		Device:  sim.Config{Server: p.srv.UDPAddr().String()},
+		IMEIs:   []string{"868333030000301", "868333030000302", "868333030000303"},
+		Uplinks: 2, Workers: 2, Timeout: time.Minute, API: api,
+	})
+	require.NoError(t, err)
+	require.Len(t, f.callbacks(), 1, "one subscription")
+	require.Equal(t, 3, res.Devices)
+	require.Equal(t, int64(6), res.Sent)
+	require.Equal(t, int64(6), res.Pushed, "one counted push per report")
+	require.Zero(t, res.Errors, "first error: %s", res.FirstError)
+	require.Positive(t, res.Elapsed)
+	require.Equal(t, int64(6), res.CeilingN)
+	require.Positive(t, res.Ceiling)
+	require.InDelta(t, res.PerSecond/res.Ceiling, res.Ratio, 1e-9)
+}
+
+// TestLoadBounded: when the platform never pushes, Load ends at its
+// Timeout with the reports it sent and an error saying how many pushes
+// arrived, instead of waiting for them.
+func TestLoadBounded(t *testing.T) {
+	p := startServer(t, lwm2m.Config{DisableDTLS: true}, nil)
+	_, api := newFakeAPI(t)
+	start := time.Now()
+	res, err := sim.Load(context.Background(), sim.LoadConfig{
+		Device:  sim.Config{Server: p.srv.UDPAddr().String()},
+		IMEIs:   []string{"868333030000311", "868333030000312"},
+		Timeout: 2 * time.Second, API: api, NoCeiling: true,
+	})
+	took := time.Since(start)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "0 of 2 pushes arrived")
+	require.Equal(t, int64(2), res.Sent)
+	require.Zero(t, res.Pushed)
+	require.Zero(t, res.Elapsed)
+	require.GreaterOrEqual(t, took, 2*time.Second, "Load waits for the pushes until its Timeout")
+	require.Less(t, took, 12*time.Second, "Load ends soon after its Timeout")
+}
+
+// TestLoadConfigErrors: Load needs devices and an API.
+func TestLoadConfigErrors(t *testing.T) {
+	_, err := sim.Load(context.Background(), sim.LoadConfig{})
+	require.ErrorIs(t, err, sim.ErrConfig)
+	require.ErrorContains(t, err, "IMEIs")
+	_, err = sim.Load(context.Background(), sim.LoadConfig{IMEIs: []string{"1"}})
+	require.ErrorIs(t, err, sim.ErrConfig)
+	require.ErrorContains(t, err, "API")
+}
