@@ -17,6 +17,9 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req.AppID = appOf(r)
+	if req.DeviceID == "" {
+		return badRequest("missing_deviceId", "deviceId is required: the id of the device the command goes to")
+	}
 	d, err := p.reg.Get(r.Context(), req.DeviceID)
 	if err != nil {
 		return apiErr(err)
@@ -126,6 +129,9 @@ func (p *Platform) cancelDeviceCommands(w http.ResponseWriter, r *http.Request) 
 	}
 	if err := decodeBody(r, &body); err != nil {
 		return err
+	}
+	if body.DeviceID == "" {
+		return badRequest("missing_deviceId", "deviceId is required: the device whose PENDING commands are cancelled")
 	}
 	if _, err := p.reg.Get(r.Context(), body.DeviceID); err != nil {
 		return apiErr(err)
