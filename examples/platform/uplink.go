@@ -191,13 +191,13 @@ func (p *Platform) ackReport(d registry.Device, endpoint string, cd codec.Codec,
 		p.log.Add(d.ID, "encode_error", "report acknowledgement: "+err.Error())
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	p.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 		if err := p.lwm.Downlink(ctx, endpoint, ack); err != nil {
 			p.log.Add(d.ID, "ack", "report acknowledgement not delivered: "+err.Error())
 		}
-	}()
+	})
 }
 
 // notification handles observed values other than the data channel: the
