@@ -36,6 +36,16 @@ func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) {
 			p.logger.Warn("command wake-up", "device", d.ID, "err", err)
 		}
 		p.ota.DeviceOnline(ctx, d.ID)
+	case lwm2m.EventUplink, lwm2m.EventNotification:
+		// Bind before data (DESIGN.md "Uplink", REG-2): a device whose
+		// registration was refused, or that never registered, has its
+		// data dropped and logged rather than stored and pushed.
+		if !d.Bound {
+			p.log.Add(d.ID, "refused", fmt.Sprintf("%s from a device that is not bound dropped", e.Kind))
+			return
+		}
+	}
+	switch e.Kind {
 	case lwm2m.EventUplink:
 		p.touch(ctx, d)
 		p.uplink(ctx, d, e.Endpoint, e.Payload, e.Time)
