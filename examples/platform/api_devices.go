@@ -319,6 +319,9 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, dto{rec.DeviceID, rec.GatewayID, rec.AppID, rec.ServiceID, data, apiTime(rec.Time)})
 	}
+	if !paged {
+		pageSize = len(out) // one page holding everything (STO-2)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"totalCount": total, "pageNo": pageNo, "pageSize": pageSize, "deviceDataHistoryDTOs": out})
 	return nil
 }

@@ -98,6 +98,7 @@ func TestHistoryPaging(t *testing.T) {
 	}
 	type answer struct {
 		TotalCount int `json:"totalCount"`
+		PageSize   int `json:"pageSize"`
 		DTOs       []struct {
 			Data      map[string]any `json:"data"`
 			Timestamp string         `json:"timestamp"`
@@ -106,6 +107,7 @@ func TestHistoryPaging(t *testing.T) {
 	var all answer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &all))
 	require.Equal(t, n, all.TotalCount)
+	require.Equal(t, n, all.PageSize, "the answer says it is one page of everything")
 	require.Len(t, all.DTOs, n, "pageNo absent = no paging (STO-2)")
 	require.EqualValues(t, n-1, all.DTOs[0].Data["batteryLevel"], "newest first")
 
