@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,7 +38,11 @@ func toPackageJSON(p ota.Package) packageJSON {
 }
 
 func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseMultipartForm(maxUpload); err != nil {
+	if err := parseUpload(w, r); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			return err
+		}
 		return badRequest("bad_form", "send multipart/form-data with \"file\" and the package fields: %v", err)
 	}
 	f, _, err := r.FormFile("file")

@@ -216,3 +216,36 @@ func FuzzCommandBody(f *testing.F) {
 		}
 	})
 }
+
+// TestUploadTooLarge checks that a multipart upload over maxUpload is
+// refused with 400 body_too_large rather than spilled to disk in full.
+func TestUploadTooLarge(t *testing.T) {
+	tp := startPlatform(t)
+	for _, path := range []string{"/doze/v1/products", "/iodm/northbound/v1.5.0/category"} {
+		pr, pw := io.Pipe()
+		go func() {
+			// A multipart file part that never ends before the limit.
+			fmt.Fprint(pw, "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n")
+			chunk := bytes.Repeat([]byte("x"), 1<<20)
+			for range maxUpload>>20 + 2 {
+				if _, err := pw.Write(chunk); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		req, err := http.NewRequest("POST", tp.api.URL+path, pr)
+		require.NoError(t, err)
+		req.Header.Set("app_key", tp.app.ID)
+		req.Header.Set("Authorization", "Bearer "+tp.token)
+		req.Header.Set("Content-Type", "multipart/form-data; boundary=B")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var e apiError
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+		resp.Body.Close()
+		pr.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, path)
+		require.Equal(t, "body_too_large", e.Code, path)
+	}
+}
