@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/doze-io/doze/registry"
@@ -240,10 +241,15 @@ func (p *Platform) listDevices(w http.ResponseWriter, r *http.Request) error {
 		devs  []registry.Device
 		total int
 	)
-	if start.IsZero() && end.IsZero() {
+	sort := q.Get("sort")
+	if sort != "" && sort != "ASC" && sort != "DESC" {
+		return badRequest("bad_query", "query parameter sort=%q must be ASC or DESC", sort)
+	}
+	if start.IsZero() && end.IsZero() && sort != "DESC" {
 		devs, total, err = p.reg.List(r.Context(), rq)
 	} else {
-		// Creation-time filters are applied here over the full match list.
+		// Creation-time filters and DESC order are applied here over the
+		// full match list, before paging.
 		rq.PageNo, rq.PageSize = 0, 0
 		all, _, lerr := p.reg.List(r.Context(), rq)
 		err = lerr
@@ -255,15 +261,13 @@ func (p *Platform) listDevices(w http.ResponseWriter, r *http.Request) error {
 			in = append(in, d)
 		}
 		total = len(in)
+		if sort == "DESC" {
+			slices.Reverse(in)
+		}
 		devs = pageOf(in, pageNo, pageSize)
 	}
 	if err != nil {
 		return apiErr(err)
-	}
-	if q.Get("sort") == "DESC" {
-		for i, j := 0, len(devs)-1; i < j; i, j = i+1, j-1 {
-			devs[i], devs[j] = devs[j], devs[i]
-		}
 	}
 	out := make([]deviceJSON, 0, len(devs))
 	for _, d := range devs {

@@ -249,3 +249,33 @@ func TestUploadTooLarge(t *testing.T) {
 		require.Equal(t, "body_too_large", e.Code, path)
 	}
 }
+
+// TestListDevicesSortDESC checks that sort=DESC orders the whole list
+// before paging: page 0 of DESC holds the newest devices.
+func TestListDevicesSortDESC(t *testing.T) {
+	tp := startPlatform(t)
+	var ids []string
+	for i := range 4 {
+		id, _ := registerDevice(t, tp, fmt.Sprintf("86833303000040%d", i))
+		ids = append(ids, id)
+	}
+	type list struct {
+		TotalCount int `json:"totalCount"`
+		Devices    []struct {
+			DeviceID string `json:"deviceId"`
+		} `json:"devices"`
+	}
+	var asc, desc list
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices?pageNo=0&pageSize=2", nil, &asc))
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices?pageNo=0&pageSize=2&sort=DESC", nil, &desc))
+	require.Equal(t, asc.TotalCount, desc.TotalCount)
+	var all list
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices?pageNo=0&pageSize=1000", nil, &all))
+	n := len(all.Devices)
+	require.GreaterOrEqual(t, n, 4)
+	require.Equal(t, all.Devices[n-1].DeviceID, desc.Devices[0].DeviceID, "DESC starts with the last of ASC")
+	require.Equal(t, all.Devices[n-2].DeviceID, desc.Devices[1].DeviceID)
+	var e apiError
+	require.Equal(t, http.StatusBadRequest, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices?sort=sideways", nil, &e))
+	require.Contains(t, e.Desc, "sort")
+}
