@@ -435,6 +435,11 @@ func (p *Platform) createGroup(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(body.DeviceIDs) > 0 {
 		if err := p.reg.AddToGroup(r.Context(), g.ID, body.DeviceIDs...); err != nil {
+			// All or nothing: a group whose members were refused is not
+			// left behind under the name.
+			if derr := p.reg.DeleteGroup(r.Context(), g.ID); derr != nil {
+				p.logger.Error("removing a group whose members were refused", "group", g.ID, "err", derr)
+			}
 			return apiErr(err)
 		}
 	}

@@ -279,3 +279,22 @@ func TestListDevicesSortDESC(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices?sort=sideways", nil, &e))
 	require.Contains(t, e.Desc, "sort")
 }
+
+// TestCreateGroupAllOrNothing checks that a group with an unknown member
+// is refused as a whole: the name stays free.
+func TestCreateGroupAllOrNothing(t *testing.T) {
+	tp := startPlatform(t)
+	id, _ := registerDevice(t, tp, "868333030000501")
+	var e apiError
+	require.Equal(t, http.StatusNotFound, tp.call(t, "POST", "/iocm/app/devgroup/v1.3.0/devGroups",
+		map[string]any{"name": "g1", "deviceIds": []string{id, "nope"}}, &e))
+	require.Equal(t, "device_not_found", e.Code)
+	var g map[string]any
+	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/devgroup/v1.3.0/devGroups",
+		map[string]any{"name": "g1", "deviceIds": []string{id}}, &g))
+	var list struct {
+		TotalCount int `json:"totalCount"`
+	}
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/devgroup/v1.3.0/devGroups", nil, &list))
+	require.Equal(t, 1, list.TotalCount)
+}
