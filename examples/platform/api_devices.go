@@ -292,8 +292,11 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	}
 	hq := store.HistoryQuery{DeviceID: q.Get("deviceId"), GatewayID: q.Get("gatewayId"), ServiceID: q.Get("serviceId"),
 		Since: start, Until: end, Page: pageNo, PageSize: pageSize}
-	if !paged {
-		hq.Page = -1 // STO-2: pageNo absent means no paging
+	prop := q.Get("property")
+	if !paged || prop != "" {
+		// STO-2: pageNo absent means no paging. With a property, records
+		// without it are left out before paging, below.
+		hq.Page = -1
 	}
 	recs, total, err := p.db.History().Query(hq)
 	if err != nil {
@@ -307,7 +310,6 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 		Data      any    `json:"data"`
 		Timestamp string `json:"timestamp"`
 	}
-	prop := q.Get("property")
 	out := make([]dto, 0, len(recs))
 	for _, rec := range recs {
 		var data any = rec.Data
@@ -322,6 +324,12 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		out = append(out, dto{rec.DeviceID, rec.GatewayID, rec.AppID, rec.ServiceID, data, apiTime(rec.Time)})
+	}
+	if prop != "" {
+		total = len(out)
+		if paged {
+			out = pageOf(out, pageNo, pageSize)
+		}
 	}
 	if !paged {
 		pageSize = len(out) // one page holding everything (STO-2)

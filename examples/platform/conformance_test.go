@@ -117,6 +117,18 @@ func TestHistoryPaging(t *testing.T) {
 	require.Len(t, pg.DTOs, 10)
 	require.EqualValues(t, n-11, pg.DTOs[0].Data["batteryLevel"])
 
+	// A property filter counts and pages only records that have it.
+	for i := range 5 {
+		at := t0.Add(time.Duration(n+i) * time.Minute)
+		require.NoError(t, tp.db.SaveReport(id, []store.HistoryRecord{{DeviceID: id, GatewayID: id, ServiceID: "Connectivity",
+			Data: fmt.Appendf(nil, `{"signalStrength":%d}`, -80-i), Time: at}}, map[string]map[string]any{"Connectivity": {"signalStrength": -80 - i}}, at))
+	}
+	var prop answer
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&property=batteryLevel&pageNo=0&pageSize=10", nil, &prop))
+	require.Equal(t, n, prop.TotalCount)
+	require.Len(t, prop.DTOs, 10)
+	require.EqualValues(t, n-1, prop.DTOs[0].Data["batteryLevel"])
+
 	var e apiError
 	require.Equal(t, http.StatusBadRequest, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&pageSize=0&pageNo=0", nil, &e))
 	require.Contains(t, e.Desc, "pageSize")

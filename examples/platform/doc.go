@@ -78,6 +78,7 @@
 //
 // # Caveats
 //
-//   - deviceDataHistory's property filter is applied after the store query,
-//     so totalCount and paging count records without the property too.
+//   - deviceDataHistory with a property reads the device's whole matching
+//     history and filters and pages it here (the store pages by record, not
+//     by property); bound it with startTime/endTime on long histories.
 package main
