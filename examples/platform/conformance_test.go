@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -309,4 +310,33 @@ func TestCreateGroupAllOrNothing(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/devgroup/v1.3.0/devGroups", nil, &list))
 	require.Equal(t, 1, list.TotalCount)
+}
+
+// TestCancelOtherAppsCommand checks that one app cannot cancel another
+// app's command (it is answered as unknown).
+func TestCancelOtherAppsCommand(t *testing.T) {
+	tp := startPlatform(t, func(c *Config) {
+		b, _ := json.Marshal([]App{{ID: "app-a", Secret: "secret-a", HistoryEnabled: true}, {ID: "app-b", Secret: "secret-b"}})
+		require.NoError(t, os.WriteFile(c.DataDir+"/apps.json", b, 0o600))
+	})
+	id, _ := registerDevice(t, tp, "868333030000601")
+	var c map[string]any
+	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/cmd/v1.4.0/deviceCommands", map[string]any{"deviceId": id,
+		"command": map[string]any{"serviceId": "Meter", "method": "SET_REPORT_PERIOD", "paras": map[string]any{"period": 600}}}, &c))
+	cid := c["commandId"].(string)
+	require.Equal(t, "app-a", c["appId"])
+	require.Equal(t, "app-a", tp.app.ID)
+
+	b, ok := tp.auth.App("app-b")
+	require.True(t, ok)
+	tok, err := tp.auth.Login(b.ID, b.Secret)
+	require.NoError(t, err)
+	a := tp.app
+	tp.app, tp.token = b, tok.AccessToken
+	var e apiError
+	require.Equal(t, http.StatusNotFound, tp.call(t, "PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/"+cid, map[string]any{"status": "CANCELED"}, &e))
+	require.Equal(t, "command_not_found", e.Code)
+	tp.app = a
+	tp.token = tp.login(t)
+	require.Equal(t, http.StatusOK, tp.call(t, "PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/"+cid, map[string]any{"status": "CANCELED"}, &c))
 }
