@@ -129,6 +129,9 @@ type upgradeBody struct {
 	} `json:"policy"`
 }
 
+// maxRetryInterval is the longest policy.retryInterval, in minutes (30 days).
+const maxRetryInterval = 30 * 24 * 60
+
 func (p *Platform) softwareUpgrade(w http.ResponseWriter, r *http.Request) error {
 	return p.upgrade(w, r, ota.Software)
 }
@@ -164,6 +167,11 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	}
 	spec := ota.TaskSpec{PackageID: pkg.ID, Devices: ids}
 	if pol := body.Policy; pol != nil {
+		// Bounded before it is multiplied into a Duration, which would
+		// overflow into a negative interval.
+		if pol.RetryInterval < 0 || pol.RetryInterval > maxRetryInterval {
+			return badRequest("invalid_argument", "policy.retryInterval is %d; it must be 0 to %d minutes", pol.RetryInterval, maxRetryInterval)
+		}
 		spec.Policy = ota.Policy{Execute: ota.ExecuteType(pol.ExecuteType), RetryTimes: pol.RetryTimes,
 			RetryInterval: time.Duration(pol.RetryInterval) * time.Minute}
 		if spec.Policy.Start, err = parseAPITime("policy.startTime", pol.StartTime); err != nil {
