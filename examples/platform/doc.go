@@ -61,6 +61,11 @@
 //     so upgrade packages (matched by manufacturerName) find the device.
 //   - Listing commands or batch-task rows without a deviceId walks every
 //     device: fine for the example platform, not for a million devices.
+//   - Commands belong to the app that sent them: another app's command is
+//     answered 404 on cancel. Listing commands and batch tasks is not yet
+//     scoped by app.
+//   - Bodies are bounded: JSON bodies at 1 MiB, multipart uploads (profiles,
+//     packages) at 32 MiB in total; larger ones get 400 body_too_large.
 //   - A token is 32 random bytes; tokens live in memory, so a restart logs
 //     every app out (apps and secrets are kept).
 //
