@@ -78,11 +78,12 @@ func (s commandSender) Send(ctx context.Context, c command.Command) error {
 	}
 	// The CoAP ACK came back with Downlink's answer: DELIVERED. The
 	// engine holds the device's lock during Send, so tell it afterwards.
-	go func() {
-		if err := p.cmds.Acked(context.Background(), c.DeviceID, c.ID); err != nil {
+	p.background(func(ctx context.Context) {
+		// Not cancelled by stopping: the ACK is in, record it.
+		if err := p.cmds.Acked(context.WithoutCancel(ctx), c.DeviceID, c.ID); err != nil {
 			p.logger.Warn("command ACK not recorded", "command", c.ID, "err", err)
 		}
-	}()
+	})
 	return nil
 }
 
@@ -145,8 +146,12 @@ func (p *Platform) forget(deviceID string) {
 	if _, err := p.cmds.CancelDevice(ctx, deviceID); err != nil && !errors.Is(err, command.ErrNotFound) {
 		p.logger.Warn("cancelling commands of a deleted device", "device", deviceID, "err", err)
 	}
-	p.db.Shadow().Delete(deviceID)
-	p.db.History().DeleteDevice(deviceID)
+	if err := p.db.Shadow().Delete(deviceID); err != nil {
+		p.logger.Error("deleting the shadow of a deleted device", "device", deviceID, "err", err)
+	}
+	if err := p.db.History().DeleteDevice(deviceID); err != nil {
+		p.logger.Error("deleting the history of a deleted device", "device", deviceID, "err", err)
+	}
 	p.log.Forget(deviceID)
 	p.touched.Delete(deviceID)
 }

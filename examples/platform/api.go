@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"embed"
+	"errors"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -49,6 +50,13 @@ func (p *Platform) Handler() http.Handler {
 			}
 			if err := rt.handle(p, w, r); err != nil {
 				p.metrics.apiCalls.WithLabelValues("error").Inc()
+				var he *httpError
+				var pe *problemsError
+				if !errors.As(err, &he) && !errors.As(err, &pe) {
+					// A 500 is the platform's fault: the operator hears of
+					// it here, the one place it is handled.
+					p.logger.Error("API call failed", "method", r.Method, "path", r.URL.Path, "err", err)
+				}
 				writeError(w, err)
 				return
 			}

@@ -17,6 +17,9 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req.AppID = appOf(r)
+	if req.DeviceID == "" {
+		return badRequest("missing_deviceId", "deviceId is required: the id of the device the command goes to")
+	}
 	d, err := p.reg.Get(r.Context(), req.DeviceID)
 	if err != nil {
 		return apiErr(err)
@@ -94,7 +97,15 @@ func (p *Platform) cancelCommand(w http.ResponseWriter, r *http.Request) error {
 	if body.Status != "CANCELED" {
 		return badRequest("invalid_status", "status is %q; the only change allowed is {\"status\":\"CANCELED\"}", body.Status)
 	}
-	c, err := p.cmds.Cancel(r.Context(), pathValue(r, "commandId"))
+	id := pathValue(r, "commandId")
+	// Another app's command is not the caller's to cancel: answered as
+	// unknown, like another app's subscription.
+	if c, err := p.cmds.Get(r.Context(), id); err != nil {
+		return apiErr(err)
+	} else if c.AppID != appOf(r) {
+		return notFound("command_not_found", "no command %s of app %s", id, appOf(r))
+	}
+	c, err := p.cmds.Cancel(r.Context(), id)
 	if err != nil {
 		return apiErr(err)
 	}
@@ -126,6 +137,9 @@ func (p *Platform) cancelDeviceCommands(w http.ResponseWriter, r *http.Request) 
 	}
 	if err := decodeBody(r, &body); err != nil {
 		return err
+	}
+	if body.DeviceID == "" {
+		return badRequest("missing_deviceId", "deviceId is required: the device whose PENDING commands are cancelled")
 	}
 	if _, err := p.reg.Get(r.Context(), body.DeviceID); err != nil {
 		return apiErr(err)

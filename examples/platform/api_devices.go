@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/doze-io/doze/registry"
@@ -240,10 +241,15 @@ func (p *Platform) listDevices(w http.ResponseWriter, r *http.Request) error {
 		devs  []registry.Device
 		total int
 	)
-	if start.IsZero() && end.IsZero() {
+	sort := q.Get("sort")
+	if sort != "" && sort != "ASC" && sort != "DESC" {
+		return badRequest("bad_query", "query parameter sort=%q must be ASC or DESC", sort)
+	}
+	if start.IsZero() && end.IsZero() && sort != "DESC" {
 		devs, total, err = p.reg.List(r.Context(), rq)
 	} else {
-		// Creation-time filters are applied here over the full match list.
+		// Creation-time filters and DESC order are applied here over the
+		// full match list, before paging.
 		rq.PageNo, rq.PageSize = 0, 0
 		all, _, lerr := p.reg.List(r.Context(), rq)
 		err = lerr
@@ -255,15 +261,13 @@ func (p *Platform) listDevices(w http.ResponseWriter, r *http.Request) error {
 			in = append(in, d)
 		}
 		total = len(in)
+		if sort == "DESC" {
+			slices.Reverse(in)
+		}
 		devs = pageOf(in, pageNo, pageSize)
 	}
 	if err != nil {
 		return apiErr(err)
-	}
-	if q.Get("sort") == "DESC" {
-		for i, j := 0, len(devs)-1; i < j; i, j = i+1, j-1 {
-			devs[i], devs[j] = devs[j], devs[i]
-		}
 	}
 	out := make([]deviceJSON, 0, len(devs))
 	for _, d := range devs {
@@ -288,8 +292,11 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	}
 	hq := store.HistoryQuery{DeviceID: q.Get("deviceId"), GatewayID: q.Get("gatewayId"), ServiceID: q.Get("serviceId"),
 		Since: start, Until: end, Page: pageNo, PageSize: pageSize}
-	if !paged {
-		hq.Page = -1 // STO-2: pageNo absent means no paging
+	prop := q.Get("property")
+	if !paged || prop != "" {
+		// STO-2: pageNo absent means no paging. With a property, records
+		// without it are left out before paging, below.
+		hq.Page = -1
 	}
 	recs, total, err := p.db.History().Query(hq)
 	if err != nil {
@@ -303,7 +310,6 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 		Data      any    `json:"data"`
 		Timestamp string `json:"timestamp"`
 	}
-	prop := q.Get("property")
 	out := make([]dto, 0, len(recs))
 	for _, rec := range recs {
 		var data any = rec.Data
@@ -318,6 +324,15 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		out = append(out, dto{rec.DeviceID, rec.GatewayID, rec.AppID, rec.ServiceID, data, apiTime(rec.Time)})
+	}
+	if prop != "" {
+		total = len(out)
+		if paged {
+			out = pageOf(out, pageNo, pageSize)
+		}
+	}
+	if !paged {
+		pageSize = len(out) // one page holding everything (STO-2)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"totalCount": total, "pageNo": pageNo, "pageSize": pageSize, "deviceDataHistoryDTOs": out})
 	return nil
@@ -428,6 +443,11 @@ func (p *Platform) createGroup(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(body.DeviceIDs) > 0 {
 		if err := p.reg.AddToGroup(r.Context(), g.ID, body.DeviceIDs...); err != nil {
+			// All or nothing: a group whose members were refused is not
+			// left behind under the name.
+			if derr := p.reg.DeleteGroup(r.Context(), g.ID); derr != nil {
+				p.logger.Error("removing a group whose members were refused", "group", g.ID, "err", derr)
+			}
 			return apiErr(err)
 		}
 	}

@@ -104,8 +104,25 @@ func (p *Platform) productJSON(prod *profile.Product, warnings []profile.Problem
 // maxUpload bounds product and package uploads.
 const maxUpload = 32 << 20
 
+// parseUpload parses a multipart upload of at most maxUpload bytes in
+// all: ParseMultipartForm alone bounds only the memory it uses, and would
+// spill a body of any size to temporary files.
+func parseUpload(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
+	err := r.ParseMultipartForm(maxUpload)
+	var me *http.MaxBytesError
+	if errors.As(err, &me) {
+		return badRequest("body_too_large", "the upload is larger than %d bytes", maxUpload)
+	}
+	return err
+}
+
 func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseMultipartForm(maxUpload); err != nil {
+	if err := parseUpload(w, r); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			return err
+		}
 		return badRequest("bad_form", "send multipart/form-data with a file field \"profile\" (the zip) and optionally \"codec\" (codec JSON): %v", err)
 	}
 	f, hdr, err := r.FormFile("profile")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,7 +38,11 @@ func toPackageJSON(p ota.Package) packageJSON {
 }
 
 func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
-	if err := r.ParseMultipartForm(maxUpload); err != nil {
+	if err := parseUpload(w, r); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			return err
+		}
 		return badRequest("bad_form", "send multipart/form-data with \"file\" and the package fields: %v", err)
 	}
 	f, _, err := r.FormFile("file")
@@ -124,6 +129,9 @@ type upgradeBody struct {
 	} `json:"policy"`
 }
 
+// maxRetryInterval is the longest policy.retryInterval, in minutes (30 days).
+const maxRetryInterval = 30 * 24 * 60
+
 func (p *Platform) softwareUpgrade(w http.ResponseWriter, r *http.Request) error {
 	return p.upgrade(w, r, ota.Software)
 }
@@ -159,6 +167,11 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	}
 	spec := ota.TaskSpec{PackageID: pkg.ID, Devices: ids}
 	if pol := body.Policy; pol != nil {
+		// Bounded before it is multiplied into a Duration, which would
+		// overflow into a negative interval.
+		if pol.RetryInterval < 0 || pol.RetryInterval > maxRetryInterval {
+			return badRequest("invalid_argument", "policy.retryInterval is %d; it must be 0 to %d minutes", pol.RetryInterval, maxRetryInterval)
+		}
 		spec.Policy = ota.Policy{Execute: ota.ExecuteType(pol.ExecuteType), RetryTimes: pol.RetryTimes,
 			RetryInterval: time.Duration(pol.RetryInterval) * time.Minute}
 		if spec.Policy.Start, err = parseAPITime("policy.startTime", pol.StartTime); err != nil {

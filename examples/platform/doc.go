@@ -24,7 +24,21 @@
 // commands and upgrades go out (CMD-3, OTA-2); payloads starting FF FE go to
 // ota, everything else to the product's codec; reports are checked against
 // the product model, kept in history and the shadow, pushed, and
-// acknowledged when the codec says so (COD-4).
+// acknowledged when the codec says so (COD-4). Bind before data: reports
+// and notifications of a device that is not bound (its registration was
+// refused, or it never registered) are dropped and written to its device
+// log, never stored or pushed.
+//
+// # Concurrency and shutdown
+//
+// New starts nothing. Run starts the packages' Run loops, the 64 event
+// workers and the history pruner, and returns when its context ends and all
+// of them have returned. lwm2m's HandleEvent only queues the event (256 per
+// worker); once Run is stopping, events are dropped (logged at Info) rather
+// than block the lwm2m server's Close. Report ACKs and command ACKs run on
+// goroutines that Run waits for; a report ACK's 3-minute wait ends when Run
+// stops. main's HTTP server finishes requests in flight (up to 5 s) before
+// Close shuts the store. Close is idempotent; call it after Run returned.
 //
 // # Decisions where the spec is silent
 //
@@ -47,6 +61,11 @@
 //     so upgrade packages (matched by manufacturerName) find the device.
 //   - Listing commands or batch-task rows without a deviceId walks every
 //     device: fine for the example platform, not for a million devices.
+//   - Commands belong to the app that sent them: another app's command is
+//     answered 404 on cancel. Listing commands and batch tasks is not yet
+//     scoped by app.
+//   - Bodies are bounded: JSON bodies at 1 MiB, multipart uploads (profiles,
+//     packages) at 32 MiB in total; larger ones get 400 body_too_large.
 //   - A token is 32 random bytes; tokens live in memory, so a restart logs
 //     every app out (apps and secrets are kept).
 //
@@ -56,5 +75,15 @@
 // DTLS device client; console_test.go drives the web console in headless
 // Chromium through chromedriver (skipped with a message when either is not
 // installed); openapi_test.go checks openapi.json against the routes both
-// ways.
+// ways; conformance_test.go checks API.md status codes and rules (CMD-6 403,
+// cancel 409, STO-2 paging, device-delete cleanup) and that broken bodies
+// get a 4xx with the error body, with FuzzCommandBody over two handlers;
+// bind_test.go checks bind before data; shutdown_test.go checks that Run and
+// Close leave no goroutine behind (goleak) and never block on a full queue.
+//
+// # Caveats
+//
+//   - deviceDataHistory with a property reads the device's whole matching
+//     history and filters and pages it here (the store pages by record, not
+//     by property); bound it with startTime/endTime on long histories.
 package main

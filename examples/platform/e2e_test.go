@@ -34,7 +34,7 @@ type testPlatform struct {
 	done   chan error
 }
 
-func startPlatform(t *testing.T, mutate ...func(*Config)) *testPlatform {
+func startPlatform(t testing.TB, mutate ...func(*Config)) *testPlatform {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -66,7 +66,7 @@ func (tp *testPlatform) stop() {
 	tp.cancel = nil
 }
 
-func (tp *testPlatform) login(t *testing.T) string {
+func (tp *testPlatform) login(t testing.TB) string {
 	t.Helper()
 	resp, err := http.PostForm(tp.api.URL+"/iocm/app/sec/v1.1.0/login", url.Values{"appId": {tp.app.ID}, "secret": {tp.app.Secret}})
 	require.NoError(t, err)

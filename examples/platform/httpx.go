@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 )
 
@@ -91,11 +92,43 @@ func decodeBody(r *http.Request, v any) error {
 		case errors.As(err, &se):
 			return badRequest("bad_json", "the body is not valid JSON at byte %d: %v", se.Offset, err)
 		case errors.As(err, &te):
-			return badRequest("bad_json", "field %q must be a JSON %s, not %s", te.Field, te.Type, te.Value)
+			if te.Field == "" {
+				return badRequest("bad_json", "the body must be a JSON %s, not %s", jsonKind(te.Type), te.Value)
+			}
+			return badRequest("bad_json", "field %q must be a JSON %s, not %s", te.Field, jsonKind(te.Type), te.Value)
 		}
 		return badRequest("bad_json", "the body is not valid JSON: %v", err)
 	}
 	return nil
+}
+
+// jsonKind names the JSON kind a Go type is decoded from, so that error
+// answers say "object" rather than a Go type name.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "value"
+	}
+	if t.Implements(reflect.TypeFor[json.Unmarshaler]()) || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
+		return "value of the documented form"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "value"
 }
 
 // queryInt reads an optional integer query parameter; absent gives def and

@@ -49,11 +49,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serve := func(ctx context.Context) error {
+		// Serve returns as soon as Shutdown starts; wait until the
+		// requests in flight are done, or Close would pull the store from
+		// under them.
+		shut, served := make(chan struct{}), make(chan struct{})
+		defer func() { close(served); <-shut }()
 		go func() {
-			<-ctx.Done()
+			defer close(shut)
+			select {
+			case <-ctx.Done():
+			case <-served: // Serve failed on its own
+				return
+			}
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			srv.Shutdown(sctx)
+			if err := srv.Shutdown(sctx); err != nil {
+				logger.Warn("REST API shutdown", "err", err)
+			}
 		}()
 		var err error
 		if cfg.TLSCert != "" {

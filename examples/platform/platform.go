@@ -40,7 +40,12 @@ type Platform struct {
 	cancels  cancelTasks
 
 	events  []chan lwm2m.Event // per-worker queues; a device always lands on the same one
-	touched sync.Map           // deviceId → time of the last registry Touch
+	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
+	stop    context.CancelFunc
+	bg      sync.WaitGroup // short-lived goroutines (report ACKs, command ACKs); Run waits for them
+	bgMu    sync.Mutex     // guards bgDone against bg.Add racing bg.Wait
+	bgDone  bool
+	touched sync.Map // deviceId → time of the last registry Touch
 
 	closeOnce  sync.Once
 	listenOnce sync.Once
@@ -142,6 +147,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return fail(err)
 	}
+	p.stopCtx, p.stop = context.WithCancel(context.Background())
 	p.events = make([]chan lwm2m.Event, eventWorkers)
 	for i := range p.events {
 		p.events[i] = make(chan lwm2m.Event, 256)
@@ -188,7 +194,14 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 		run("http", httpServe)
 	}
 	<-ctx.Done()
+	// The lwm2m server waits for its goroutines on the way out, and they
+	// may be handing an event to a worker that has already returned.
+	p.stop()
 	wg.Wait()
+	p.bgMu.Lock()
+	p.bgDone = true
+	p.bgMu.Unlock()
+	p.bg.Wait()
 	close(errc)
 	return <-errc
 }
@@ -204,6 +217,7 @@ func (p *Platform) Listen() error {
 func (p *Platform) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
+		p.stop()
 		err = errors.Join(p.lwm.Close(), p.ota.Close(), p.cmds.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
@@ -227,11 +241,36 @@ func (p *Platform) pruneHistory(ctx context.Context) error {
 }
 
 // enqueueEvent hands a device event to its worker; lwm2m's HandleEvent
-// must return quickly.
+// must return quickly. Once Run is stopping, events are dropped (logged):
+// the workers are gone and blocking would stall the lwm2m server's Close.
 func (p *Platform) enqueueEvent(e lwm2m.Event) {
 	h := fnv.New32a()
 	h.Write([]byte(e.Endpoint))
-	p.events[h.Sum32()%eventWorkers] <- e
+	select {
+	case p.events[h.Sum32()%eventWorkers] <- e:
+	case <-p.stopCtx.Done():
+		p.logger.Info("device event dropped: the platform is stopping", "endpoint", e.Endpoint, "event", e.Kind)
+	}
+}
+
+// background runs f on its own goroutine with a context that ends when
+// Run stops; Run waits for it before returning.
+func (p *Platform) background(f func(ctx context.Context)) {
+	p.bgMu.Lock()
+	done := p.bgDone
+	if !done {
+		p.bg.Add(1)
+	}
+	p.bgMu.Unlock()
+	if done {
+		// Run has returned: do it here; the context has ended.
+		f(p.stopCtx)
+		return
+	}
+	go func() {
+		defer p.bg.Done()
+		f(p.stopCtx)
+	}()
 }
 
 func (p *Platform) handleEvents(ctx context.Context, ch chan lwm2m.Event) error {

@@ -89,6 +89,12 @@ func TestUpgrades(t *testing.T) {
 	var op struct {
 		OperationID string `json:"operationId"`
 	}
+	// A retryInterval that would overflow a Duration is refused (review fix).
+	var e apiError
+	require.Equal(t, http.StatusBadRequest, tp.call(t, "POST", "/iodm/northbound/v1.5.0/operations/softwareUpgrade",
+		map[string]any{"fileId": sw, "targets": map[string]any{"devices": []string{id}},
+			"policy": map[string]any{"executeType": "now", "retryInterval": int64(1) << 40}}, &e))
+	require.Contains(t, e.Desc, "policy.retryInterval")
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iodm/northbound/v1.5.0/operations/softwareUpgrade",
 		map[string]any{"fileId": sw, "targets": map[string]any{"devices": []string{id}}}, &op))
 	row := tp.waitSubOperation(t, op.OperationID)

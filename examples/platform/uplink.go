@@ -36,6 +36,16 @@ func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) {
 			p.logger.Warn("command wake-up", "device", d.ID, "err", err)
 		}
 		p.ota.DeviceOnline(ctx, d.ID)
+	case lwm2m.EventUplink, lwm2m.EventNotification:
+		// Bind before data (DESIGN.md "Uplink", REG-2): a device whose
+		// registration was refused, or that never registered, has its
+		// data dropped and logged rather than stored and pushed.
+		if !d.Bound {
+			p.log.Add(d.ID, "refused", fmt.Sprintf("%s from a device that is not bound dropped", e.Kind))
+			return
+		}
+	}
+	switch e.Kind {
 	case lwm2m.EventUplink:
 		p.touch(ctx, d)
 		p.uplink(ctx, d, e.Endpoint, e.Payload, e.Time)
@@ -191,13 +201,13 @@ func (p *Platform) ackReport(d registry.Device, endpoint string, cd codec.Codec,
 		p.log.Add(d.ID, "encode_error", "report acknowledgement: "+err.Error())
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	p.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 		if err := p.lwm.Downlink(ctx, endpoint, ack); err != nil {
 			p.log.Add(d.ID, "ack", "report acknowledgement not delivered: "+err.Error())
 		}
-	}()
+	})
 }
 
 // notification handles observed values other than the data channel: the

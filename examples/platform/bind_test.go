@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/store"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDataBeforeBindDropped checks the uplink order of DESIGN.md: a plain
+// CoAP device whose registration is refused (its endpoint is not its
+// verifyCode, REG-2) has its reports dropped and logged, not stored.
+func TestDataBeforeBindDropped(t *testing.T) {
+	tp := startPlatform(t)
+	const imei = "868333030000301"
+	var reg struct {
+		DeviceID string `json:"deviceId"`
+	}
+	require.Equal(t, http.StatusOK, tp.call(t, "POST", "/iocm/app/reg/v1.1.0/deviceCredentials", map[string]any{
+		"nodeId": imei, "verifyCode": "not-the-endpoint", "deviceInfo": map[string]any{"manufacturerId": demoManufacturerID,
+			"deviceType": demoDeviceType, "model": demoModel, "protocolType": "LWM2M"}}, &reg))
+	id := reg.DeviceID
+
+	cd, err := codec.Compile(demoCodec, nil)
+	require.NoError(t, err)
+	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.UDPAddr().String(), Endpoint: imei,
+		Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
+	require.NoError(t, err)
+	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, c.Connect(ctx))
+	require.NoError(t, c.Register(ctx))
+	require.Eventually(t, func() bool { return c.Observed("/19/0/0") }, 20*time.Second, 10*time.Millisecond)
+
+	b, err := cd.Encode(&codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
+		{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 12.345, "flowRate": 1.5, "pulseCount": 77}},
+		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 50}},
+		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -85}},
+	}})
+	require.NoError(t, err)
+	require.NoError(t, c.Notify(ctx, "/19/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: b}))
+
+	require.Eventually(t, func() bool {
+		for _, e := range tp.log.Recent(id, 50) {
+			if strings.Contains(e.Message, "not bound dropped") {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "the dropped report is in the device log")
+	_, total, err := tp.db.History().Query(store.HistoryQuery{DeviceID: id, Page: -1})
+	require.NoError(t, err)
+	require.Zero(t, total, "no history from a device that is not bound")
+	var dev deviceJSON
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices/"+id, nil, &dev))
+	require.Equal(t, "INACTIVE", dev.DeviceInfo.Status)
+}
