@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,7 +63,7 @@ func (a *Auth) App(id string) (App, bool) {
 	return *app, true
 }
 
-// Apps returns every app.
+// Apps returns every app, ordered by id.
 func (a *Auth) Apps() []App {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -70,6 +71,7 @@ func (a *Auth) Apps() []App {
 	for _, app := range a.apps {
 		out = append(out, *app)
 	}
+	slices.SortFunc(out, func(x, y App) int { return strings.Compare(x.ID, y.ID) })
 	return out
 }
 
