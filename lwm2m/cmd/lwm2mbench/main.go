@@ -67,28 +67,20 @@ func main() {
 	uplinks := flag.Int("uplinks", 5, "uplinks per device")
 	workers := flag.Int("workers", 64, "devices working at the same time")
 	addr := flag.String("addr", "", "server address (devices role)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the lwm2m.Server run to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the lwm2m.Server registration phase to this file")
+	flag.StringVar(&clientKind, "client", "lean", "the devices' DTLS client: lean (the load generator's own, see lean.go) or pion (lwm2m.Client on pion/dtls)")
+	flag.StringVar(&devProfile, "devprofile", "", "write a CPU profile of the devices' registration phase (lwm2m.Server run) to this file")
 	flag.BoolVar(&park, "park", true, "lwm2m.Server parks the sessions of sleeping queue-mode devices")
 	flag.DurationVar(&awake, "awake", 10*time.Second, "awake window of queue-mode devices (lwm2m.Server)")
 	flag.Parse()
 	if *role == "devices" {
-		runDevices(*addr, *n, *uplinks, *workers)
+		runDevices(*addr, *n, *uplinks, *workers, devProfile)
 		return
 	}
-	fmt.Printf("lwm2mbench: %d DTLS devices, %d uplinks each, %d at a time; GOMAXPROCS=%d, %s\n",
-		*n, *uplinks, *workers, runtime.GOMAXPROCS(0), runtime.Version())
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			log.Fatal(err)
-		}
-		_ = pprof.StartCPUProfile(f)
-	}
-	ours := bench("lwm2m.Server", startOurs, *n, *uplinks, *workers)
-	if *cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
-	bare := bench("bare go-coap", startBare, *n, *uplinks, *workers)
+	fmt.Printf("lwm2mbench: %d DTLS devices (%s client), %d uplinks each, %d at a time; GOMAXPROCS=%d, %s\n",
+		*n, clientKind, *uplinks, *workers, runtime.GOMAXPROCS(0), runtime.Version())
+	ours := bench("lwm2m.Server", startOurs, *n, *uplinks, *workers, *cpuprofile, devProfile)
+	bare := bench("bare go-coap", startBare, *n, *uplinks, *workers, "", "")
 	fmt.Printf("\nratio lwm2m/bare: registrations/s %.2f, uplinks/s %.2f, server CPU per registration %.2f, per uplink %.2f, heap per idle device %.2f\n",
 		ours.reg/bare.reg, ours.up/bare.up, ours.cpuReg/bare.cpuReg, ours.cpuUp/bare.cpuUp, ours.heapPer/bare.heapPer)
 }
@@ -111,7 +103,10 @@ type server struct {
 	settle func(registered int) // waits until idle devices are as they will stay
 }
 
-func bench(name string, start func(n int) server, n, uplinks, workers int) figures {
+// devProfile is the -devprofile file; clientKind the -client flag.
+var devProfile, clientKind string
+
+func bench(name string, start func(n int) server, n, uplinks, workers int, profile, devProfile string) figures {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var before runtime.MemStats
@@ -125,10 +120,17 @@ func bench(name string, start func(n int) server, n, uplinks, workers int) figur
 		log.Fatal(err)
 	}
 	cmd := exec.Command(self, "-role=devices", "-addr", srv.addr, "-n", strconv.Itoa(n),
-		"-uplinks", strconv.Itoa(uplinks), "-workers", strconv.Itoa(workers))
+		"-uplinks", strconv.Itoa(uplinks), "-workers", strconv.Itoa(workers), "-devprofile", devProfile, "-client", clientKind)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(f)
+	}
 	cpu0 := cpuTime()
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
@@ -139,6 +141,9 @@ func bench(name string, start func(n int) server, n, uplinks, workers int) figur
 		log.Fatalf("%s: devices: %v", name, err)
 	}
 	cpuReg := cpuTime() - cpu0
+	if profile != "" {
+		pprof.StopCPUProfile()
+	}
 	line, err := br.ReadString('\n')
 	if err != nil {
 		log.Fatalf("%s: devices: %v", name, err)
@@ -265,14 +270,15 @@ func startBare(n int) server {
 
 // runDevices is the child: n clients register, send uplinks, report, and
 // stay connected and silent until stdin closes.
-func runDevices(addr string, n, uplinks, workers int) {
+func runDevices(addr string, n, uplinks, workers int, profile string) {
 	// one UDP socket per device: raise the descriptor limit where allowed
 	lim := syscall.Rlimit{Cur: uint64(n + 1024), Max: uint64(n + 1024)}
 	var cur syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur); err == nil && cur.Cur < lim.Cur {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
-	clients := make([]*lwm2m.Client, n)
+	clients := make([]device, n)
+	ok := make([]bool, n) // registered
 	var errs atomic.Int64
 	var firstErr atomic.Value
 	fail := func(err error) {
@@ -302,39 +308,38 @@ func runDevices(addr string, n, uplinks, workers int) {
 	}
 	ctx := context.Background()
 	var registered atomic.Int64
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(f)
+	}
 	regTime := run(func(i int) {
-		c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: addr, Endpoint: identity(i), Key: key,
-			CipherSuites: []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}, Objects: "</3/0>,</19/1>", Queue: true})
+		c, err := register(ctx, addr, identity(i))
+		if c != nil {
+			clients[i] = c
+		}
 		if err != nil {
 			fail(err)
 			return
 		}
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := c.Connect(cctx); err != nil {
-			fail(err)
-			return
-		}
-		clients[i] = c
-		if err := c.Register(cctx); err != nil {
-			fail(err)
-			return
-		}
+		ok[i] = true
 		registered.Add(1)
 	})
+	if profile != "" {
+		pprof.StopCPUProfile()
+	}
 	fmt.Println("registered")
 	var sent atomic.Int64
 	payload := []byte("0102030405060708090a0b0c0d0e0f10")
 	upTime := run(func(i int) {
 		c := clients[i]
-		if c == nil {
+		if !ok[i] {
 			return
 		}
 		for range uplinks {
-			cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			err := c.Send(cctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: payload})
-			cancel()
-			if err != nil {
+			if err := c.send(ctx, payload); err != nil {
 				fail(err)
 				return
 			}
@@ -356,4 +361,59 @@ func runDevices(addr string, n, uplinks, workers int) {
 			_ = c.Close()
 		}
 	}
+}
+
+// device is one simulated device of the load generator.
+type device interface {
+	send(ctx context.Context, payload []byte) error // confirmable POST /dp, 2.04 expected
+	Close() error
+}
+
+// register connects device ep (DTLS handshake) and registers it in queue
+// mode with objects </3/0>,</19/1>, with the client -client chose. A
+// non-nil device is returned whenever the socket was opened, so that the
+// caller closes it.
+func register(ctx context.Context, addr, ep string) (device, error) {
+	if clientKind == "pion" {
+		c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: addr, Endpoint: ep, Key: key,
+			CipherSuites: []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}, Objects: "</3/0>,</19/1>", Queue: true})
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := c.Connect(cctx); err != nil {
+			return nil, err
+		}
+		return pionDevice{c}, c.Register(cctx)
+	}
+	d, err := dialLean(addr, ep, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Handshake(); err != nil {
+		return d, err
+	}
+	code, err := d.Do(codes.POST, "/rd", []string{"ep=" + ep, "lt=86400", "lwm2m=1.1", "b=U", "Q"},
+		message.AppLinkFormat, []byte("</3/0>,</19/1>"))
+	if err == nil && code != codes.Created {
+		err = fmt.Errorf("registration answered %v", code)
+	}
+	return d, err
+}
+
+type pionDevice struct{ *lwm2m.Client }
+
+func (p pionDevice) send(ctx context.Context, payload []byte) error {
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return p.Send(cctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: payload})
+}
+
+func (d *leanDevice) send(ctx context.Context, payload []byte) error {
+	code, err := d.Do(codes.POST, "/dp", nil, message.AppOctets, payload)
+	if err == nil && code != codes.Changed {
+		err = fmt.Errorf("uplink answered %v", code)
+	}
+	return err
 }
