@@ -13,6 +13,11 @@
 //
 // The devices run in a child process (the same binary with -role=devices) so
 // that the server's memory is measured alone. Everything runs on loopback.
+// They are lean.go's DTLS client by default, which leaves the server nearly
+// both cores; -client pion uses lwm2m.Client on pion/dtls, which costs as
+// much CPU per handshake as the server and so measures itself as much as
+// the server. -cpuprofile and -devprofile profile the registration phase of
+// the lwm2m.Server run, in the server and in the devices.
 //
 //	go run ./lwm2m/cmd/lwm2mbench -n 2000
 package main
