@@ -18,7 +18,12 @@ package lwm2m
 // registered, updated, de-registered (with a Reason), woke, uplink,
 // notification. HandleEvent is called from the device's reading goroutine,
 // in order per device, except EventDeregistered with ReasonExpired, which
-// comes from the registration's lifetime timer; it must return quickly.
+// comes from the registration's lifetime timer; it must return quickly. A
+// Handler that is also an UplinkHandler gets EventUplink through
+// HandleUplink before the device's message is answered, and may refuse it:
+// no answer, the message ID forgotten, the device's retransmission
+// processed again. That is how a platform makes what a device saw
+// acknowledged durable.
 //
 // Registration (LWM-3): POST /rd with ep, lt, lwm2m, b and Q → 2.01 with
 // Location-Path rd/<id>; POST /rd/<id> updates, DELETE /rd/<id> ends it; a

@@ -67,3 +67,21 @@ type HandlerFunc func(e Event)
 
 // HandleEvent calls f(e).
 func (f HandlerFunc) HandleEvent(e Event) { f(e) }
+
+// An UplinkHandler is a Handler that takes uplink data before the device's
+// message is acknowledged. For a Handler that implements it, the Server
+// calls HandleUplink instead of HandleEvent for EventUplink, from the same
+// goroutine and in the same order, and answers the device (the ACK of a
+// confirmable notification or Send) only after it returns nil: a platform
+// stores the data durably there, so that whatever a device saw
+// acknowledged survives a crash. When HandleUplink returns an error, the
+// server sends no answer and forgets the message ID, so the device's
+// retransmission of the confirmable message is processed again (values of
+// the same message taken before the error come again with it: at least
+// once). A non-confirmable message is simply dropped. HandleUplink may take
+// the time of a synced write; it delays only its device's session over
+// DTLS, but every plain-CoAP device shares one reading goroutine.
+type UplinkHandler interface {
+	Handler
+	HandleUplink(e Event) error
+}

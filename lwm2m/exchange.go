@@ -28,7 +28,7 @@ type exchange struct {
 	tx       func([]byte) error
 	maxSize  int
 	handle   func(req *message.Message) (*message.Message, func()) // answers a request (never nil) and may return work to start after the answer left
-	onNotify func(m *message.Message) bool                         // an unsolicited response (notification); false → Reset
+	onNotify func(m *message.Message) notifyResult                 // an unsolicited response (notification)
 	sem      chan struct{}                                         // NSTART = 1
 
 	mu      sync.Mutex
@@ -422,6 +422,27 @@ func (e *exchange) receive(b []byte) {
 	}
 }
 
+// notifyResult is what a session made of a notification.
+type notifyResult int
+
+const (
+	notifyUnknown notifyResult = iota // not an observation of ours: Reset
+	notifyTaken                       // acknowledged when confirmable
+	notifyRetry                       // the handler refused it: no answer, the device sends it again
+)
+
+// noAnswer is the response of a request that the handler refused
+// (UplinkHandler): nothing is sent and the message ID is forgotten, so
+// that the device's retransmission is processed again.
+var noAnswer = &message.Message{}
+
+// forget drops mid from the duplicate cache. e.mu is held.
+func (e *exchange) forget(mid uint16) {
+	if _, ok := e.seen[mid]; ok {
+		e.seen[mid] = seenEntry{} // at zero: older than the exchange lifetime
+	}
+}
+
 func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 	mid := uint16(m.MessageID)
 	e.mu.Lock()
@@ -444,6 +465,12 @@ func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 		resp = r // 2.31 Continue or an error for a Block1 request
 	} else {
 		resp, after = e.handle(m)
+		if resp == noAnswer {
+			e.mu.Lock()
+			e.forget(mid)
+			e.mu.Unlock()
+			return
+		}
 		if v, ok := optUint(m, message.Block1); ok {
 			resp.Options = resp.Options.Remove(message.Block1)
 			addUint(resp, message.Block1, v) // echo the last block (RFC 7959 §2.3)
@@ -487,10 +514,20 @@ func (e *exchange) receiveResponse(m *message.Message, now time.Time) {
 		}
 		return
 	}
-	ok := e.resolve(string(m.Token), result{m: m}) || (e.onNotify != nil && e.onNotify(m))
+	r := notifyUnknown
+	if e.resolve(string(m.Token), result{m: m}) {
+		r = notifyTaken
+	} else if e.onNotify != nil {
+		r = e.onNotify(m)
+	}
 	var ans []byte
 	switch {
-	case !ok:
+	case r == notifyRetry:
+		e.mu.Lock()
+		e.forget(mid)
+		e.mu.Unlock()
+		return
+	case r == notifyUnknown:
 		ans = e.reply(message.Message{Type: message.Reset, MessageID: m.MessageID, Code: codes.Empty})
 	case m.Type == message.Confirmable:
 		ans = e.reply(message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Code: codes.Empty})

@@ -442,7 +442,9 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 	s.touch(sess, ep, now)
 	vals := s.uplinkValues("/dp", m)
 	for _, u := range vals {
-		s.emit(Event{Kind: EventUplink, Endpoint: ep, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)})
+		if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: ep, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)}); err != nil {
+			return noAnswer, nil
+		}
 	}
 	if len(vals) == 0 { // a Send of other resources than /19/0/0
 		s.emit(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: m.Payload, ContentFormat: contentFormat(m)})
@@ -451,19 +453,19 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 }
 
 // notification handles a notification on one of the server's observations.
-func (sess *session) notification(m *message.Message) bool {
+func (sess *session) notification(m *message.Message) notifyResult {
 	s := sess.srv
 	o, err := s.cfg.Observations.Observation(tokenKey(m.Token))
 	if err != nil {
-		return false
+		return notifyUnknown
 	}
 	if !sess.identityOK(o.Endpoint) {
-		return false
+		return notifyUnknown
 	}
 	if m.Code != codes.Content && m.Code != codes.Changed {
 		_ = s.cfg.Observations.DeleteObservation(o.Token) // an error ends the observation
 		s.emit(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: time.Now(), Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)})
-		return true
+		return notifyTaken
 	}
 	if _, ok := observeOpt(m); !ok {
 		// a response without Observe ends the observation (RFC 7641 §3.2)
@@ -479,12 +481,14 @@ func (sess *session) notification(m *message.Message) bool {
 	if o.Path == "/19/0/0" || o.Path == "/t/d" {
 		vals := s.uplinkValues(o.Path, m)
 		for _, u := range vals {
-			s.emit(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)})
+			if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)}); err != nil {
+				return notifyRetry
+			}
 		}
 		if len(vals) > 0 {
-			return true
+			return notifyTaken
 		}
 	}
 	s.emit(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)})
-	return true
+	return notifyTaken
 }

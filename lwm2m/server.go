@@ -250,6 +250,22 @@ func (s *Server) async(f func(ctx context.Context)) {
 
 func (s *Server) emit(e Event) { s.h.HandleEvent(e) }
 
+// emitUplink hands an EventUplink to the handler before the device's
+// message is answered; an UplinkHandler's error means no answer.
+func (s *Server) emitUplink(e Event) error {
+	u, ok := s.h.(UplinkHandler)
+	if !ok {
+		s.h.HandleEvent(e)
+		return nil
+	}
+	err := u.HandleUplink(e)
+	if err != nil {
+		s.log.Warn("lwm2m: uplink refused by the handler, not acknowledged; the device will send it again",
+			"endpoint", e.Endpoint, "path", e.Path, "err", err)
+	}
+	return err
+}
+
 func (s *Server) sessionCount() int { return len(s.udpPeers) + len(s.dtlsSess) }
 
 // session is one device's transport: a DTLS connection or a plain CoAP

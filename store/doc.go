@@ -16,6 +16,10 @@
 // company, which costs a lone writer 10 ms per write (figures in
 // registry/doc.go). Other packages may use either.
 //
+// Inbox holds device uplinks between their acknowledgement and their
+// processing (examples/platform puts each one there before the device is
+// answered), for a restarted platform to process what a crash interrupted.
+//
 // The crash test (TestRegistryCrash) kills a process that is registering
 // devices with SIGKILL, reopens the file, finds every device whose
 // Register had returned, and runs bbolt's consistency check (DB.Check).

@@ -35,12 +35,15 @@ func (k keyStore) Key(identity string) ([]byte, error) {
 	return psk, err
 }
 
-// eventHandler hands lwm2m events to the platform's workers.
+// eventHandler hands lwm2m events to the platform's workers; uplinks are
+// kept in the inbox first, before the device is answered.
 type eventHandler struct{ p *Platform }
 
-var _ lwm2m.Handler = eventHandler{}
+var _ lwm2m.UplinkHandler = eventHandler{}
 
-func (h eventHandler) HandleEvent(e lwm2m.Event) { h.p.enqueueEvent(e) }
+func (h eventHandler) HandleEvent(e lwm2m.Event) { h.p.enqueueEvent(e, 0) }
+
+func (h eventHandler) HandleUplink(e lwm2m.Event) error { return h.p.acceptUplink(e) }
 
 // commandSender encodes a command with the device's codec and writes it to
 // the device's data channel (/19/1/0 or /t/d).

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -12,13 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/stretchr/testify/require"
 )
 
 // TestCrashKeepsAcknowledged builds the platform, lets an application
 // register a device, subscribe and create a command, kills the process with
 // SIGKILL and starts it again on the same data directory: everything that
-// was acknowledged is still there (STO-1, CMD-9, PSH-6).
+// was acknowledged is still there (STO-1, CMD-9, PSH-6). A device sends
+// reports right up to the kill; every report it saw acknowledged is in
+// history after the restart (STO-2: the platform keeps an uplink in its
+// inbox before the lwm2m server acknowledges it).
 func TestCrashKeepsAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the platform binary")
@@ -30,9 +37,10 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	data := t.TempDir()
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	dtlsAddr := freeUDPAddr(t)
 
 	start := func() (*exec.Cmd, App) {
-		cmd := exec.Command(bin, "-data", data, "-http", "127.0.0.1:"+strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", "127.0.0.1:0")
+		cmd := exec.Command(bin, "-data", data, "-http", "127.0.0.1:"+strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtlsAddr)
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
@@ -64,7 +72,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	cmd, app := start()
 	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
 	tp.token = tp.login(t)
-	id, _ := registerDevice(t, tp, "868333030000900")
+	id, psk := registerDevice(t, tp, "868333030000900")
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
 		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": "http://127.0.0.1:9/push"}, nil))
 	var c struct {
@@ -74,7 +82,9 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		"deviceId": id, "command": map[string]any{"serviceId": "Meter", "method": "SET_REPORT_PERIOD", "paras": map[string]any{"period": 60}},
 	}, &c))
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	const reports = 20
+	sendReports(t, dtlsAddr, "urn:imei:868333030000900", psk, reports)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL)) // right after the last acknowledgement
 	cmd.Wait()
 
 	_, app2 := start()
@@ -96,10 +106,60 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	tp.call(t, "GET", "/iocm/app/cmd/v1.4.0/deviceCommands?deviceId="+id, nil, &list)
 	require.Len(t, list.Data, 1)
 	require.Equal(t, c.CommandID, list.Data[0].CommandID)
-	require.Equal(t, "PENDING", list.Data[0].Status)
+	require.Contains(t, []string{"PENDING", "SENT"}, list.Data[0].Status,
+		"the command survives; the device woke before the kill, so it may have been sent (CMD-9)")
 	var products struct {
 		TotalCount int `json:"totalCount"`
 	}
 	tp.call(t, "GET", "/doze/v1/products", nil, &products)
 	require.Equal(t, 1, products.TotalCount, "the demo product is stored once, not added again")
+
+	var hist struct {
+		DTOs []struct {
+			ServiceID string         `json:"serviceId"`
+			Data      map[string]any `json:"data"`
+		} `json:"deviceDataHistoryDTOs"`
+	}
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id+"&serviceId=Meter", nil, &hist))
+	got := map[float64]bool{}
+	for _, h := range hist.DTOs {
+		got[h.Data["pulseCount"].(float64)] = true
+	}
+	for i := range reports {
+		require.True(t, got[float64(1000+i)], "acknowledged report %d (pulseCount %d) is in history after the crash; history has %v", i, 1000+i, got)
+	}
+}
+
+// sendReports connects a meter over DTLS and sends n reports (pulseCount
+// 1000…) as confirmable notifications of /19/0/0, each acknowledged.
+func sendReports(t *testing.T, addr, ep string, psk []byte, n int) {
+	t.Helper()
+	cd, err := codec.Compile(demoCodec, nil)
+	require.NoError(t, err)
+	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: addr, Endpoint: ep, Key: psk, Queue: true,
+		ConfirmableNotifications: true, Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
+	require.NoError(t, err)
+	defer c.Close()
+	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, c.Connect(ctx))
+	require.NoError(t, c.Register(ctx))
+	require.Eventually(t, func() bool { return c.Observed("/19/0/0") }, 20*time.Second, 10*time.Millisecond)
+	for i := range n {
+		b, err := cd.Encode(&codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
+			{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 1.5, "flowRate": 0.5, "pulseCount": 1000 + i}},
+			{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 80}},
+			{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -90}},
+		}})
+		require.NoError(t, err)
+		require.NoError(t, c.Notify(ctx, "/19/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: b}), "report %d acknowledged", i)
+	}
+}
+
+func freeUDPAddr(t *testing.T) string {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer c.Close()
+	return c.LocalAddr().String()
 }

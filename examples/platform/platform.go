@@ -39,7 +39,7 @@ type Platform struct {
 	metrics  *metrics
 	cancels  cancelTasks
 
-	events  []chan lwm2m.Event // per-worker queues; a device always lands on the same one
+	events  []chan queuedEvent // per-worker queues; a device always lands on the same one
 	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
 	stop    context.CancelFunc
 	bg      sync.WaitGroup // short-lived goroutines (report ACKs, command ACKs); Run waits for them
@@ -148,9 +148,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 	p.stopCtx, p.stop = context.WithCancel(context.Background())
-	p.events = make([]chan lwm2m.Event, eventWorkers)
+	p.events = make([]chan queuedEvent, eventWorkers)
 	for i := range p.events {
-		p.events[i] = make(chan lwm2m.Event, 256)
+		p.events[i] = make(chan queuedEvent, 256)
 	}
 	if cfg.Demo {
 		if err := p.installDemo(); err != nil {
@@ -184,6 +184,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	run("push", p.push.Run)
 	run("command", p.cmds.Run)
 	run("ota", p.ota.Run)
+	p.replayInbox(ctx)
 	run("lwm2m", p.lwm.Run)
 	run("history", p.pruneHistory)
 	for _, ch := range p.events {
@@ -240,16 +241,63 @@ func (p *Platform) pruneHistory(ctx context.Context) error {
 	}
 }
 
+// queuedEvent is a device event on its way to a worker; inbox is its
+// sequence number in the store's inbox (0 for events not kept there).
+type queuedEvent struct {
+	e     lwm2m.Event
+	inbox uint64
+}
+
 // enqueueEvent hands a device event to its worker; lwm2m's HandleEvent
 // must return quickly. Once Run is stopping, events are dropped (logged):
 // the workers are gone and blocking would stall the lwm2m server's Close.
-func (p *Platform) enqueueEvent(e lwm2m.Event) {
+// An uplink dropped so is still in the inbox and is processed at the next
+// start.
+func (p *Platform) enqueueEvent(e lwm2m.Event, inbox uint64) {
 	h := fnv.New32a()
 	h.Write([]byte(e.Endpoint))
 	select {
-	case p.events[h.Sum32()%eventWorkers] <- e:
+	case p.events[h.Sum32()%eventWorkers] <- queuedEvent{e, inbox}:
 	case <-p.stopCtx.Done():
-		p.logger.Info("device event dropped: the platform is stopping", "endpoint", e.Endpoint, "event", e.Kind)
+		p.logger.Info("device event dropped: the platform is stopping", "endpoint", e.Endpoint, "event", e.Kind, "inbox", inbox)
+	}
+}
+
+// acceptUplink keeps an uplink in the store's inbox, synced, before the
+// lwm2m server acknowledges it to the device (lwm2m.UplinkHandler), then
+// hands it to its worker, which deletes it from the inbox once it has been
+// decoded, stored and pushed. An error leaves the device's message
+// unacknowledged, so the device sends it again.
+func (p *Platform) acceptUplink(e lwm2m.Event) error {
+	seq, err := p.db.Inbox().Put(context.Background(), store.InboxEntry{Endpoint: e.Endpoint, Path: e.Path,
+		Payload: e.Payload, ContentFormat: e.ContentFormat, Time: e.Time})
+	if err != nil {
+		p.logger.Error("uplink not kept, not acknowledged", "endpoint", e.Endpoint, "err", err)
+		return err
+	}
+	p.enqueueEvent(e, seq)
+	return nil
+}
+
+// replayInbox processes the uplinks that were acknowledged to their
+// devices but not processed before the platform stopped (a crash, or
+// events dropped while stopping), oldest first, before devices are served.
+func (p *Platform) replayInbox(ctx context.Context) {
+	in := p.db.Inbox()
+	pending, err := in.Pending(ctx)
+	if err != nil {
+		p.logger.Error("reading the uplink inbox", "err", err)
+		return
+	}
+	for _, u := range pending {
+		p.handleEvent(ctx, lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
+			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat})
+		if err := in.Delete(ctx, u.Seq); err != nil {
+			p.logger.Error("deleting a replayed uplink from the inbox", "seq", u.Seq, "err", err)
+		}
+	}
+	if len(pending) > 0 {
+		p.logger.Info("acknowledged uplinks processed after a restart", "count", len(pending))
 	}
 }
 
@@ -273,13 +321,29 @@ func (p *Platform) background(f func(ctx context.Context)) {
 	}()
 }
 
-func (p *Platform) handleEvents(ctx context.Context, ch chan lwm2m.Event) error {
+// handleEvents is one event worker. Processed uplinks leave the inbox in
+// batches (when the queue is empty or 64 are done), one disk sync for many.
+func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error {
+	var done []uint64
+	flush := func() {
+		if err := p.db.Inbox().Delete(context.Background(), done...); err != nil {
+			p.logger.Error("deleting processed uplinks from the inbox", "err", err)
+		}
+		done = done[:0]
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			flush()
 			return nil
-		case e := <-ch:
-			p.handleEvent(ctx, e)
+		case q := <-ch:
+			p.handleEvent(ctx, q.e)
+			if q.inbox != 0 {
+				done = append(done, q.inbox)
+			}
+			if len(done) > 0 && (len(ch) == 0 || len(done) >= 64) {
+				flush()
+			}
 		}
 	}
 }

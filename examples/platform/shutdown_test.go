@@ -28,7 +28,7 @@ func TestShutdown(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range 2 * cap(tp.events[0]) {
-			tp.enqueueEvent(lwm2m.Event{Endpoint: "868333030000201", Kind: lwm2m.EventUplink})
+			tp.enqueueEvent(lwm2m.Event{Endpoint: "868333030000201", Kind: lwm2m.EventUplink}, 0)
 		}
 	}()
 	select {

@@ -1,0 +1,83 @@
+package lwm2m
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// refusingHandler refuses the first n uplinks, as a platform whose disk
+// write failed would.
+type refusingHandler struct {
+	mu       sync.Mutex
+	refuse   int
+	tries    int
+	accepted []Event
+}
+
+func (h *refusingHandler) HandleEvent(e Event) {}
+
+func (h *refusingHandler) HandleUplink(e Event) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.tries++
+	if h.tries <= h.refuse {
+		return errors.New("disk full")
+	}
+	h.accepted = append(h.accepted, e)
+	return nil
+}
+
+// An UplinkHandler's error leaves the device's confirmable message
+// unanswered and forgotten by the duplicate cache, so the device's
+// retransmission (LWM-9) is processed again; the device sees its message
+// acknowledged only once the handler took it.
+func TestUplinkHandlerRefusalMeansRetransmission(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &refusingHandler{refuse: 2}
+		s, err := New(Config{DisableDTLS: true}, nil, h)
+		require.NoError(t, err)
+		l := newMemLink(t, s, ClientConfig{Endpoint: "dev1"})
+		ctx := context.Background()
+		require.NoError(t, l.cli.Register(ctx))
+		payload, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{0xDE, 0xAD})}})
+		require.NoError(t, err)
+
+		start := time.Now()
+		require.NoError(t, l.cli.Send(ctx, Content{Format: FormatSenMLJSON, Payload: payload}), "acknowledged at the third try")
+		took := time.Since(start)
+		h.mu.Lock()
+		tries, accepted := h.tries, h.accepted
+		h.mu.Unlock()
+		require.Equal(t, 3, tries, "two refusals, then the retransmission was taken")
+		require.Len(t, accepted, 1)
+		require.Equal(t, []byte{0xDE, 0xAD}, accepted[0].Payload)
+		require.GreaterOrEqual(t, took, 30*time.Second, "two retransmission timeouts (T + 2T, T ≥ 10 s) passed before the ACK")
+		l.close()
+		require.NoError(t, s.Close())
+	})
+}
+
+// A Handler without HandleUplink gets uplinks through HandleEvent and the
+// device is answered at once.
+func TestPlainHandlerUplinkAnsweredAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, rec := newMemServer(t, Config{})
+		l := newMemLink(t, s, ClientConfig{Endpoint: "dev1"})
+		ctx := context.Background()
+		require.NoError(t, l.cli.Register(ctx))
+		payload, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{1})}})
+		require.NoError(t, err)
+		start := time.Now()
+		require.NoError(t, l.cli.Send(ctx, Content{Format: FormatSenMLJSON, Payload: payload}))
+		require.Equal(t, time.Duration(0), time.Since(start))
+		require.Equal(t, 1, rec.count(EventUplink, "dev1"))
+		l.close()
+		require.NoError(t, s.Close())
+	})
+}
