@@ -85,12 +85,14 @@ package lwm2m
 // registration (a DTLS session ends 1 s after the 2.02 of its
 // de-registration, so that the device reads the 2.02 before the
 // close_notify); a session that has not registered ends after
-// Config.IdleTimeout (default 5 minutes). Caveat: the router follows a
-// known Connection ID to a new address as soon as a record carrying it
-// arrives, before pion has authenticated the record (RFC 9146 §6 asks
-// for authenticated, newest records only); a forged datagram carrying a
-// device's Connection ID redirects the server's datagrams to that device
-// (and Registration.Addr) until the device's next genuine record.
+// Config.IdleTimeout (default 5 minutes). A record with a known
+// Connection ID from a new address reaches its session with that source
+// address, and pion adopts the address only once the record authenticated
+// and is the newest (RFC 9146 §6); the router moves the session when pion
+// first writes there. A forged datagram carrying a device's Connection ID
+// (it travels in clear) moves nothing (TestForgedConnectionIDRecordDoesNotMoveSession).
+// A parked session resumes at its last authenticated address for the same
+// reason.
 //
 // With Config.ParkSessions, the session of a queue-mode device whose awake
 // window has passed is parked (park.go): pion's connection state is

@@ -12,7 +12,11 @@ import (
 // packet connection per device for pion/dtls (it implements pion's
 // PacketListener). It routes by DTLS Connection ID first (RFC 9146: a
 // device behind a new address keeps its session) and by address
-// otherwise. Unlike pion's own listener it lets a device that rebooted
+// otherwise. A record with a known Connection ID from a new address goes
+// to its session with that source address, but the session moves to the
+// address only when pion writes to it: pion adopts a peer's new address
+// only after the record from there authenticated (RFC 9146 §6), so a
+// forged record carrying a device's Connection ID moves nothing. Unlike pion's own listener it lets a device that rebooted
 // start a new handshake from the address of its old session: a ClientHello
 // that starts a handshake (message_seq 0), arriving for an address whose
 // session already carried application data, goes to a new connection, and
@@ -96,17 +100,7 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 	var cid string
 	if data[0] == ctCID && m.cidLen > 0 && len(data) >= 13+m.cidLen {
 		cid = string(data[11 : 11+m.cidLen])
-		if v = m.byCID[cid]; v != nil && v.addrKey != key {
-			// the device moved (NAT rebinding): follow it
-			if m.byAddr[v.addrKey] == v {
-				delete(m.byAddr, v.addrKey)
-			}
-			if old := m.byAddr[key]; old != nil && old != v {
-				old.closeLocked()
-			}
-			v.setAddr(addr, key)
-			m.byAddr[key] = v
-		}
+		v = m.byCID[cid] // from a new address too: pion decides whether it moves (vconn.WriteTo)
 	}
 	if v == nil {
 		v = m.byAddr[key]
@@ -132,7 +126,9 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 			m.unparkLocked(p) // the device restarted: its parked session is stale
 		case p != nil:
 			m.unparkLocked(p)
-			v = m.newVconnLocked(addr, key)
+			// at its last authenticated address; pion moves it when this
+			// record, from wherever it came, authenticates
+			v = m.newVconnLocked(p.addr, p.addrKey)
 			v.cid, v.sawData = p.cid, true
 			if v.cid != "" {
 				m.byCID[v.cid] = v
@@ -165,13 +161,39 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 	}
 	m.mu.Unlock()
 	select {
-	case v.in <- data:
+	case v.in <- datagram{data, addr}:
 	default: // the session is not reading: drop, as a full socket would
 	}
 }
 
+// datagram is one datagram for a session, with its source address.
+type datagram struct {
+	b    []byte
+	from *net.UDPAddr
+}
+
+// move makes a the address of v, where pion writes to now (it has
+// authenticated a record from there).
+func (m *dtlsMux) move(v *vconn, a *net.UDPAddr) {
+	key := a.String()
+	m.mu.Lock()
+	if v.closed || v.addrKey == key {
+		m.mu.Unlock()
+		return
+	}
+	if m.byAddr[v.addrKey] == v {
+		delete(m.byAddr, v.addrKey)
+	}
+	if old := m.byAddr[key]; old != nil && old != v {
+		old.closeLocked() // a session that lived at that address before
+	}
+	v.setAddr(a, key)
+	m.byAddr[key] = v
+	m.mu.Unlock()
+}
+
 func (m *dtlsMux) newVconnLocked(addr *net.UDPAddr, key string) *vconn {
-	v := &vconn{mux: m, in: make(chan []byte, 32), done: make(chan struct{}), rd: newDeadline()}
+	v := &vconn{mux: m, in: make(chan datagram, 32), done: make(chan struct{}), rd: newDeadline()}
 	v.setAddr(addr, key)
 	m.byAddr[key] = v
 	return v
@@ -203,8 +225,9 @@ func (m *dtlsMux) park(v *vconn, p *parkedConn) {
 	defer m.mu.Unlock()
 	p.cid, p.addrKey = v.cid, v.addrKey
 	addr := v.remote()
+	p.addr = addr
 	v.closeLocked()
-	var pending [][]byte
+	var pending []datagram
 	for len(v.in) > 0 {
 		pending = append(pending, <-v.in)
 	}
@@ -283,7 +306,7 @@ func (m *dtlsMux) Addr() net.Addr { return m.conn.LocalAddr() }
 // vconn is one device's view of the DTLS socket.
 type vconn struct {
 	mux     *dtlsMux
-	in      chan []byte
+	in      chan datagram
 	done    chan struct{}
 	rd      *deadline
 	addrKey string // guarded by mux.mu
@@ -311,8 +334,8 @@ func (v *vconn) remote() *net.UDPAddr {
 
 func (v *vconn) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
-	case b := <-v.in:
-		return copy(p, b), v.remote(), nil
+	case d := <-v.in:
+		return copy(p, d.b), d.from, nil
 	case <-v.done:
 		return 0, nil, net.ErrClosed
 	case <-v.rd.Done():
@@ -320,7 +343,14 @@ func (v *vconn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-func (v *vconn) WriteTo(p []byte, _ net.Addr) (int, error) {
+// WriteTo writes to the device. pion writes to the address of the latest
+// authenticated record; when that is a new one, v moves there.
+func (v *vconn) WriteTo(p []byte, to net.Addr) (int, error) {
+	if a, ok := to.(*net.UDPAddr); ok && a != nil {
+		if cur := v.remote(); cur == nil || a.Port != cur.Port || !a.IP.Equal(cur.IP) {
+			v.mux.move(v, a)
+		}
+	}
 	v.mux.mu.Lock()
 	silent, closed := v.silent, v.closed
 	v.mux.mu.Unlock()
@@ -330,7 +360,7 @@ func (v *vconn) WriteTo(p []byte, _ net.Addr) (int, error) {
 	if silent {
 		return len(p), nil
 	}
-	return v.mux.conn.WriteTo(p, v.remote()) // always the device's latest address
+	return v.mux.conn.WriteTo(p, v.remote())
 }
 
 // closeLocked ends v; mux.mu is held.

@@ -1,6 +1,8 @@
 package lwm2m
 
 import (
+	"net"
+
 	"github.com/pion/dtls/v3"
 )
 
@@ -22,6 +24,7 @@ type parkedConn struct {
 	state   []byte
 	cid     string
 	addrKey string
+	addr    *net.UDPAddr // the last authenticated address
 }
 
 // resumeItem asks the server to resume a parked session on v.

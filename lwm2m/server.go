@@ -321,15 +321,14 @@ func (sess *session) write(b []byte) error {
 func (sess *session) remoteAddr() net.Addr {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if sess.vc != nil {
-		// The router moves vc to a device's new address (Connection ID)
-		// before the record reaches pion; pion's own RemoteAddr follows
-		// only after it has handed the record to Read, so an update read
-		// from a new address could still see the old one.
-		return sess.vc.remote()
-	}
 	if sess.conn != nil {
-		return sess.conn.RemoteAddr() // follows the peer across addresses with CID
+		// pion follows the peer to a new address once a record with its
+		// Connection ID from there authenticated (RFC 9146 §6); the router
+		// moves vc when pion first writes there, after this.
+		return sess.conn.RemoteAddr()
+	}
+	if sess.vc != nil {
+		return sess.vc.remote()
 	}
 	return sess.addr
 }

@@ -1,6 +1,7 @@
 package lwm2m
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -205,4 +206,68 @@ func TestRehandshakeFromSameAddressAfterCrash(t *testing.T) {
 	require.Equal(t, ReasonReplaced, e.Reason)
 	rec.wait(t, EventRegistered, ep, 2)
 	waitFor(t, "the old session to end", func() bool { return s.sessions() == 1 })
+}
+
+// LWM-10, RFC 9146 §6: a datagram that carries a device's Connection ID
+// but does not authenticate (anyone can copy a Connection ID off the air)
+// moves nothing: the server keeps reaching the device at its address.
+func TestForgedConnectionIDRecordDoesNotMoveSession(t *testing.T) {
+	const ep = "868333030000007"
+	s, _ := startServer(t, Config{}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey})
+	c.Handle("/3/0/0", Resource{Read: func() (Content, error) { return Content{Format: cfText, Payload: []byte("ok")}, nil }})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	addr := c.LocalAddr().String()
+
+	s.mux.mu.Lock()
+	var cid string
+	for k, v := range s.mux.byCID {
+		if v.addrKey == addr {
+			cid = k
+		}
+	}
+	s.mux.mu.Unlock()
+	require.NotEmpty(t, cid, "the device's records carry the server's Connection ID")
+
+	// A forged record: content type tls12_cid, epoch 1, a high sequence
+	// number, the device's Connection ID, 24 bytes that do not decrypt.
+	forged := []byte{ctCID, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0xFF, 0xFF}
+	forged = append(forged, cid...)
+	forged = append(forged, 0, 24)
+	forged = append(forged, make([]byte, 24)...)
+	attacker, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer attacker.Close()
+	for range 3 {
+		_, err = attacker.WriteTo(forged, s.DTLSAddr())
+		require.NoError(t, err)
+	}
+	// A barrier: the router reads the socket in order, so once a
+	// ClientHello sent after the forged records is answered (with a
+	// HelloVerifyRequest), the router has routed them.
+	probe, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer probe.Close()
+	hello := []byte{ctHandshake, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 54, // record header
+		hsClientHello, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 42, // handshake header
+		0xFE, 0xFD} // client_version
+	hello = append(hello, make([]byte, 32)...)          // random
+	hello = append(hello, 0, 0, 0, 2, 0xC0, 0xA8, 1, 0) // session_id, cookie, cipher suites, compression
+	_, err = probe.WriteTo(hello, s.DTLSAddr())
+	require.NoError(t, err)
+	_ = probe.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _, err := probe.ReadFrom(make([]byte, 2048))
+	require.NoError(t, err, "the probe's ClientHello is answered")
+	require.Positive(t, n)
+
+	s.SetTransmission(ep, Transmission{AckTimeout: time.Second, RandomFactor: 1, MaxRetransmit: 1})
+	got, err := s.Read(ctxT(t), ep, "/3/0/0", cfNone)
+	require.NoError(t, err, "the server still reaches the device at its own address")
+	require.Equal(t, "ok", string(got.Payload))
+	reg, _ := s.Registration(ep)
+	require.Equal(t, addr, reg.Addr.String())
+	_ = attacker.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	n, _, _ = attacker.ReadFrom(make([]byte, 2048))
+	require.Zero(t, n, "nothing is sent to the forger's address")
 }
