@@ -32,6 +32,7 @@ const (
 	ReasonDeregistered Reason = "deregistered" // the device sent DELETE /rd/<id>
 	ReasonExpired      Reason = "expired"      // the lifetime passed without an update
 	ReasonReplaced     Reason = "replaced"     // the device registered again
+	ReasonRemoved      Reason = "removed"      // Server.Disconnect (the device was deleted)
 )
 
 // Event is one thing that happened to a device. Which fields are set depends

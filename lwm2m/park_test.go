@@ -1,6 +1,7 @@
 package lwm2m
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -71,4 +72,35 @@ func (s *Server) liveConn(ep string) bool {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	return sess.conn != nil && !sess.parked
+}
+
+// Disconnect ends a registration and its session, live or parked (the
+// platform deletes the device): the device's next record resumes nothing.
+func TestDisconnect(t *testing.T) {
+	const live, parked = "868333030000052", "868333030000053"
+	s, rec := startServer(t, Config{ParkSessions: true, AwakeWindow: 50 * time.Millisecond}, keys(live, parked))
+	cl := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: live, Key: testKey})
+	require.NoError(t, cl.Connect(ctxT(t)))
+	require.NoError(t, cl.Register(ctxT(t)))
+	cp := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: parked, Key: testKey, Queue: true})
+	require.NoError(t, cp.Connect(ctxT(t)))
+	require.NoError(t, cp.Register(ctxT(t)))
+	waitFor(t, "the queue-mode session to be parked", func() bool { return s.ParkedSessions() == 1 })
+	require.Equal(t, 2, s.sessions())
+
+	require.True(t, s.Disconnect("urn:imei:"+live))
+	e := rec.wait(t, EventDeregistered, live, 1)
+	require.Equal(t, ReasonRemoved, e.Reason)
+	require.True(t, s.Disconnect(parked))
+	require.Equal(t, ReasonRemoved, rec.wait(t, EventDeregistered, parked, 1).Reason)
+	require.False(t, s.Disconnect(parked), "not registered any more")
+	_, ok := s.Registration(live)
+	require.False(t, ok)
+	require.Equal(t, 0, s.ParkedSessions())
+	require.Equal(t, 0, s.sessions())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	require.Error(t, cp.Update(ctx), "the parked session is gone: the update is not answered")
+	require.Zero(t, rec.count(EventUpdated, parked))
 }

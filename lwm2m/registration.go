@@ -372,17 +372,33 @@ func (s *Server) closeUnlessRegistered(sess *session, ep string) {
 }
 
 func (s *Server) expire(r *registration) {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.end(r, ReasonExpired)
+}
+
+// Disconnect ends endpoint's registration and its DTLS session, live or
+// parked, as a platform does when it deletes the device: observations are
+// forgotten and the Handler gets EventDeregistered with ReasonRemoved. The
+// device cannot resume the session; a new handshake needs a key the
+// KeyStore still gives. It reports whether endpoint was registered.
+func (s *Server) Disconnect(endpoint string) bool {
+	s.mu.Lock()
+	r := s.regs[NormalizeEndpoint(endpoint)]
+	s.mu.Unlock()
+	return r != nil && s.end(r, ReasonRemoved)
+}
+
+// end ends registration r, unless it has ended or been replaced already.
+func (s *Server) end(r *registration, why Reason) bool {
 	now := time.Now()
 	s.mu.Lock()
 	if s.regs[r.Endpoint] != r {
 		s.mu.Unlock()
-		return
-	}
-	select {
-	case <-s.done:
-		s.mu.Unlock()
-		return
-	default:
+		return false
 	}
 	gone := s.dropLocked(r, nil)
 	snap := r.Registration
@@ -391,7 +407,8 @@ func (s *Server) expire(r *registration) {
 		gone.close()
 	}
 	s.forgetObservations(r.Endpoint)
-	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: ReasonExpired})
+	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: why})
+	return true
 }
 
 func (s *Server) forgetObservations(ep string) {

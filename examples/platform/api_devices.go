@@ -185,10 +185,21 @@ func (p *Platform) updateDevice(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deleteDevice deletes a device (REG-5): the key store has no key for it
+// any more, so it cannot connect again; its live or parked DTLS session and
+// registration end now, and its PENDING commands are cancelled.
 func (p *Platform) deleteDevice(w http.ResponseWriter, r *http.Request) error {
 	id := pathValue(r, "deviceId")
+	d, err := p.reg.Get(r.Context(), id)
+	if err != nil {
+		return apiErr(err)
+	}
 	if err := p.reg.Delete(r.Context(), id); err != nil {
 		return apiErr(err)
+	}
+	p.lwm.Disconnect(d.NodeID)
+	if _, err := p.cmds.CancelDevice(r.Context(), id); err != nil {
+		p.logger.Warn("cancelling the commands of a deleted device", "device", id, "err", err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -63,3 +63,34 @@ func TestDataBeforeBindDropped(t *testing.T) {
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices/"+id, nil, &dev))
 	require.Equal(t, "INACTIVE", dev.DeviceInfo.Status)
 }
+
+// REG-5: deleting a device ends its registration and DTLS session at once
+// (not only its next handshake), and its PENDING commands are cancelled.
+func TestDeleteConnectedDevice(t *testing.T) {
+	tp := startPlatform(t)
+	const imei, sleeper = "868333030000302", "868333030000303"
+	id, psk := registerDevice(t, tp, imei)
+	m := newMeter(t, tp, "urn:imei:"+imei, psk)
+	_, ok := tp.lwm.Registration(imei)
+	require.True(t, ok)
+
+	require.Equal(t, http.StatusNoContent, tp.call(t, "DELETE", "/iocm/app/dm/v1.4.0/devices/"+id, nil, nil))
+	_, ok = tp.lwm.Registration(imei)
+	require.False(t, ok, "the registration ended with the device")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	require.Error(t, m.client.Update(ctx), "the device's session is gone")
+
+	// A device that has not connected yet: its command waits, PENDING.
+	sid, _ := registerDevice(t, tp, sleeper)
+	var c struct {
+		CommandID string `json:"commandId"`
+	}
+	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/cmd/v1.4.0/deviceCommands", map[string]any{
+		"deviceId": sid, "expireTime": 3600, "command": map[string]any{"serviceId": "Meter", "method": "SET_REPORT_PERIOD", "paras": map[string]any{"period": 60}},
+	}, &c))
+	require.Equal(t, http.StatusNoContent, tp.call(t, "DELETE", "/iocm/app/dm/v1.4.0/devices/"+sid, nil, nil))
+	cmd, err := tp.cmds.Get(context.Background(), c.CommandID)
+	require.NoError(t, err)
+	require.Equal(t, "CANCELED", cmd.Status.String(), "the deleted device's PENDING command is cancelled")
+}

@@ -77,6 +77,9 @@
 //   - Commands belong to the app that sent them: another app's command is
 //     answered 404 on cancel. Listing commands and batch tasks is not yet
 //     scoped by app.
+//   - Deleting a device (REG-5) ends its registration and its DTLS session,
+//     live or parked (lwm2m.Server.Disconnect), and cancels its PENDING
+//     commands; its upgrade sub-tasks are left to fail in their task.
 //   - Bodies are bounded: JSON bodies at 1 MiB, multipart uploads (profiles,
 //     packages) at 32 MiB in total; larger ones get 400 body_too_large.
 //   - A token is 32 random bytes; tokens live in memory, so a restart logs
@@ -91,7 +94,7 @@
 // ways; conformance_test.go checks API.md status codes and rules (CMD-6 403,
 // cancel 409, STO-2 paging, device-delete cleanup) and that broken bodies
 // get a 4xx with the error body, with FuzzCommandBody over two handlers;
-// bind_test.go checks bind before data; shutdown_test.go checks that Run and
+// bind_test.go checks bind before data and deleting a connected device; shutdown_test.go checks that Run and
 // Close leave no goroutine behind (goleak) and never block on a full queue.
 //
 // # Caveats
