@@ -69,8 +69,14 @@ func (p *Platform) listCommands(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var all []command.Command
+	app := appOf(r)
 	for _, id := range ids {
 		err := p.eachCommand(r.Context(), id, func(c command.Command) {
+			// An app sees its own commands and the platform's (desired
+			// shadow values, AppID ""), not other apps'.
+			if c.AppID != app && c.AppID != "" {
+				return
+			}
 			if (start.IsZero() || !c.CreationTime.Before(start)) && (end.IsZero() || !c.CreationTime.After(end)) {
 				all = append(all, c)
 			}

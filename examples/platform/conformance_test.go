@@ -314,8 +314,8 @@ func TestCreateGroupAllOrNothing(t *testing.T) {
 	require.Equal(t, 1, list.TotalCount)
 }
 
-// TestCancelOtherAppsCommand checks that one app cannot cancel another
-// app's command (it is answered as unknown).
+// TestCancelOtherAppsCommand checks that one app can neither cancel nor
+// list another app's command (it is answered as unknown).
 func TestCancelOtherAppsCommand(t *testing.T) {
 	tp := startPlatform(t, func(c *Config) {
 		b, _ := json.Marshal([]App{{ID: "app-a", Secret: "secret-a", HistoryEnabled: true}, {ID: "app-b", Secret: "secret-b"}})
@@ -338,7 +338,22 @@ func TestCancelOtherAppsCommand(t *testing.T) {
 	var e apiError
 	require.Equal(t, http.StatusNotFound, tp.call(t, "PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/"+cid, map[string]any{"status": "CANCELED"}, &e))
 	require.Equal(t, "command_not_found", e.Code)
+	// nor list it, by device or in all
+	var list struct {
+		Pagination struct {
+			TotalSize int `json:"totalSize"`
+		} `json:"pagination"`
+	}
+	for _, q := range []string{"?deviceId=" + id, ""} {
+		require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/cmd/v1.4.0/deviceCommands"+q, nil, &list))
+		require.Zero(t, list.Pagination.TotalSize, "app-b lists no command of app-a (%q)", q)
+	}
 	tp.app = a
 	tp.token = tp.login(t)
 	require.Equal(t, http.StatusOK, tp.call(t, "PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/"+cid, map[string]any{"status": "CANCELED"}, &c))
+	var list2 struct {
+		Data []map[string]any `json:"data"`
+	}
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/cmd/v1.4.0/deviceCommands?deviceId="+id, nil, &list2))
+	require.Len(t, list2.Data, 1, "app-a lists its own command")
 }
