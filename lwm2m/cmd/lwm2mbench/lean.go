@@ -132,10 +132,10 @@ func (d *leanDevice) exchange(step string, out []byte, want func(recs [][]byte) 
 	return nil, fmt.Errorf("%w: %s: no answer after 5 tries", errLean, step)
 }
 
-// handshakeType is the type of the first handshake message of an epoch-0
-// handshake record, or 0.
+// handshakeType is the type of the handshake message of an epoch-0
+// handshake record that holds at least a whole handshake header, or 0.
 func handshakeType(rec []byte) handshake.Type {
-	if len(rec) > recordlayer.FixedHeaderSize && protocol.ContentType(rec[0]) == protocol.ContentTypeHandshake &&
+	if len(rec) >= recordlayer.FixedHeaderSize+handshake.HeaderLength && protocol.ContentType(rec[0]) == protocol.ContentTypeHandshake &&
 		rec[3] == 0 && rec[4] == 0 {
 		return handshake.Type(rec[recordlayer.FixedHeaderSize])
 	}
