@@ -12,8 +12,9 @@ package lwm2m
 // Lifecycle: New checks the Config and starts nothing; Listen binds the
 // sockets (pion/dtls starts its datagram router there); Run serves until its
 // context ends or Close is called; Close is idempotent and waits for every
-// goroutine. One goroutine reads plain CoAP, one accepts DTLS, one serves
-// each DTLS session; short-lived goroutines send the observe that follows a
+// goroutine. One goroutine reads plain CoAP and hands each peer's
+// datagrams, in order, to a goroutine of that peer that lives while it has
+// work; one accepts DTLS, one serves each DTLS session; short-lived goroutines send the observe that follows a
 // registration. Everything the server reports goes to one Handler as Events:
 // registered, updated, de-registered (with a Reason), woke, uplink,
 // notification. HandleEvent is called from the device's reading goroutine,

@@ -81,3 +81,63 @@ func TestPlainHandlerUplinkAnsweredAtOnce(t *testing.T) {
 		require.NoError(t, s.Close())
 	})
 }
+
+// blockingHandler holds the uplinks of one endpoint until released.
+type blockingHandler struct {
+	block   string
+	entered chan struct{} // the blocked endpoint's uplink reached the handler
+	release chan struct{}
+	got     chan string
+}
+
+func (h *blockingHandler) HandleEvent(e Event) {}
+
+func (h *blockingHandler) HandleUplink(e Event) error {
+	if e.Endpoint == h.block {
+		close(h.entered)
+		<-h.release
+	}
+	h.got <- e.Endpoint
+	return nil
+}
+
+// Plain CoAP peers share one socket, but each is handled on its own
+// goroutine: an UplinkHandler that takes its time (a synced write) for one
+// device does not hold up another's uplink.
+func TestSlowUplinkHandlerHoldsUpOnlyItsPeer(t *testing.T) {
+	h := &blockingHandler{block: "slow", entered: make(chan struct{}), release: make(chan struct{}), got: make(chan string, 4)}
+	s, err := New(Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true}, nil, h)
+	require.NoError(t, err)
+	require.NoError(t, s.Listen())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	released := false
+	defer func() {
+		if !released {
+			close(h.release) // a failed test must not leave the handler waiting
+		}
+		cancel()
+		require.NoError(t, <-done)
+	}()
+
+	payload, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{7})}})
+	require.NoError(t, err)
+	var clients []*Client
+	for _, ep := range []string{"slow", "fast"} {
+		c := newClient(t, ClientConfig{Server: s.UDPAddr().String(), Endpoint: ep})
+		require.NoError(t, c.Connect(ctxT(t)))
+		require.NoError(t, c.Register(ctxT(t)))
+		clients = append(clients, c)
+	}
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- clients[0].Send(ctxT(t), Content{Format: FormatSenMLJSON, Payload: payload}) }()
+	<-h.entered
+	require.NoError(t, clients[1].Send(ctxT(t), Content{Format: FormatSenMLJSON, Payload: payload}),
+		"the fast device is answered while the slow one's uplink is held")
+	require.Equal(t, "fast", <-h.got)
+	close(h.release)
+	released = true
+	require.NoError(t, <-slowDone)
+	require.Equal(t, "slow", <-h.got)
+}

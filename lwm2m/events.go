@@ -80,8 +80,8 @@ func (f HandlerFunc) HandleEvent(e Event) { f(e) }
 // retransmission of the confirmable message is processed again (values of
 // the same message taken before the error come again with it: at least
 // once). A non-confirmable message is simply dropped. HandleUplink may take
-// the time of a synced write; it delays only its device's session over
-// DTLS, but every plain-CoAP device shares one reading goroutine.
+// the time of a synced write; it delays only its own device, over DTLS and
+// plain CoAP alike.
 type UplinkHandler interface {
 	Handler
 	HandleUplink(e Event) error

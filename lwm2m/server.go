@@ -289,6 +289,48 @@ type session struct {
 	lastSeen time.Time
 	lim      bucket
 	closed   bool
+	udpQ     [][]byte // plain CoAP: datagrams waiting for the peer's goroutine
+	udpBusy  bool     // plain CoAP: the peer's goroutine is running
+}
+
+// udpQueueMax bounds the datagrams waiting for one plain-CoAP peer; more
+// are dropped, as a full socket buffer would (the peer retransmits).
+const udpQueueMax = 64
+
+// deliverUDP hands a plain-CoAP datagram to its peer's goroutine, started
+// when there is work and ended when there is none: one peer's datagrams
+// are handled in order, and a slow handler (an UplinkHandler's synced
+// write) holds up that peer only, not the socket's other peers.
+func (s *Server) deliverUDP(sess *session, data []byte) {
+	sess.mu.Lock()
+	if len(sess.udpQ) >= udpQueueMax {
+		sess.mu.Unlock()
+		return
+	}
+	sess.udpQ = append(sess.udpQ, data)
+	if sess.udpBusy {
+		sess.mu.Unlock()
+		return
+	}
+	sess.udpBusy = true
+	sess.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			sess.mu.Lock()
+			if len(sess.udpQ) == 0 {
+				sess.udpBusy = false
+				sess.udpQ = nil
+				sess.mu.Unlock()
+				return
+			}
+			d := sess.udpQ[0]
+			sess.udpQ = sess.udpQ[1:]
+			sess.mu.Unlock()
+			sess.ex.receive(d)
+		}
+	}()
 }
 
 func (s *Server) newSession(secure bool) *session {
@@ -389,7 +431,7 @@ func (s *Server) readUDP(c *net.UDPConn) {
 		}
 		sess.lastSeen = time.Now()
 		s.mu.Unlock()
-		sess.ex.receive(data)
+		s.deliverUDP(sess, data)
 	}
 }
 

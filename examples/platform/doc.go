@@ -46,9 +46,7 @@
 // stopping) before it serves devices: at least once, so an uplink
 // processed just before a crash can be stored and pushed twice.
 // TestCrashKeepsAcknowledged kills the platform right after a device's
-// 20th acknowledged report and finds all 20 in history. Plain-CoAP uplinks
-// share one reading goroutine in lwm2m, so their inbox writes are not
-// shared: about one fsync per plain-CoAP uplink. Report ACKs and command ACKs run on
+// 20th acknowledged report and finds all 20 in history. Report ACKs and command ACKs run on
 // goroutines that Run waits for; a report ACK's 3-minute wait ends when Run
 // stops. main's HTTP server finishes requests in flight (up to 5 s) before
 // Close shuts the store. Close is idempotent; call it after Run returned.
