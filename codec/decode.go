@@ -3,6 +3,8 @@ package codec
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
+	"unsafe"
 )
 
 func readUint(b []byte) uint64 {
@@ -46,22 +48,65 @@ func (d *Declarative) DecodeDownlinkRecord(payload []byte, r *Record) error {
 }
 
 func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) error {
+	if x.decodeFast(p, r) {
+		return nil
+	}
+	return d.decodeFull(dir, x, p, r)
+}
+
+// decodeFast decodes p into r when it can do so quickly: p is of the
+// message r held last (its one-byte messageId, the direction of x), which
+// is made of integers in a fixed layout of 8 bytes or more and whose
+// length p has, p is not a PCP frame, and the mid, if any, is in range.
+// Otherwise it returns false, having perhaps written some of r's integers,
+// and the full path decodes p, with the detailed errors. It reads only r
+// and p, not the message, to keep the chain of dependent loads short.
+func (x *idIndex) decodeFast(p []byte, r *Record) bool {
+	f := &r.fast
+	if f.x != x || len(p) != f.n || p[f.idOff] != f.id || p[0] == 0xFF {
+		return false
+	}
+	num, ints := r.num, f.ints[:f.nints]
+	base := unsafe.Pointer(unsafe.SliceData(p))
+	for i := range ints {
+		s := &ints[i]
+		// s.base+8 <= f.n == len(p) (buildPlan).
+		v := bits.ReverseBytes64(*(*uint64)(unsafe.Add(base, s.base)))
+		num[s.dst].i = int64(v<<(s.lsh&63)) >> (s.rsh & 63) & s.mask
+	}
+	k := f.mid
+	return k < 0 || uint64(num[k].i-1) < 65535
+}
+
+// readInts reads the integer fields of a fixed-layout message m (but its
+// messageId, whose value r.reset set) from the payload at p, which must
+// hold at least max(8, m.fixedLen) bytes: every slot's 8 bytes lie within
+// them (buildPlan). It returns false for a mid out of range. It is kept
+// out of line: inlined into its caller, the loop's counter ends up on the
+// stack.
+//
+//go:noinline
+func readInts(m *message, num []cell, p unsafe.Pointer) bool {
+	for i := range m.ints {
+		s := &m.ints[i]
+		v := bits.ReverseBytes64(*(*uint64)(unsafe.Add(p, s.base)))
+		num[s.dst].i = int64(v<<(s.lsh&63)) >> (s.rsh & 63) & s.mask
+	}
+	if k := m.midIndex; k >= 0 && uint64(num[k].i-1) >= 65535 {
+		return false
+	}
+	return true
+}
+
+// decodeFull is decodeRecord for any payload.
+func (d *Declarative) decodeFull(dir []int, x *idIndex, p []byte, r *Record) error {
 	if len(p) == 0 {
 		return &FieldError{Offset: 0, Err: ErrEmpty}
 	}
-	if IsPCP(p) {
+	if p[0] == 0xFF && IsPCP(p) {
 		return ErrPCP
 	}
-	var m *message
-	if x.off >= 0 && len(p) >= x.off+x.size {
-		id := readUint(p[x.off : x.off+x.size])
-		for i, v := range x.ids {
-			if v == id {
-				m = x.msgs[i]
-				break
-			}
-		}
-	}
+	m := x.find(p)
 	if m == nil {
 		var err error
 		if m, err = d.identify(dir, p); err != nil {
@@ -69,18 +114,42 @@ func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) e
 		}
 	}
 	if r.msg != m {
-		n := len(m.fields)
-		if cap(r.bits) < n {
-			r.bits = make([]uint64, n, max(n, 8))
-			r.bs = make([][]byte, n, max(n, 8))
-		}
-		r.bits, r.bs = r.bits[:n], r.bs[:n]
-		r.msg, r.fields = m, m.fields
+		r.reset(m, x)
 	}
-	if m.fixedLen == len(p) && decodeFixed(m, p, r.bits, r.bs) {
+	if m.fixedLen == len(p) && decodeFixed(m, p, r.num, r.bs) {
 		return nil
 	}
 	return decodeGeneral(m, p, r)
+}
+
+// reset makes r hold message m of the direction of x, growing it if
+// needed.
+func (r *Record) reset(m *message, x *idIndex) {
+	n := len(m.fields)
+	if cap(r.num) < n {
+		r.num = make([]cell, n, max(n, 8))
+		r.bs = make([][]byte, n, max(n, 8))
+	}
+	r.num, r.bs = r.num[:n], r.bs[:n]
+	for i := range m.fields {
+		r.num[i] = convOf(&m.fields[i])
+	}
+	if k := m.idIndex; k >= 0 {
+		f := &m.fields[k]
+		x := m.id
+		if f.typ == tInt {
+			sh := 64 - 8*uint(f.size)
+			x = uint64(int64(x<<sh) >> sh)
+		}
+		r.num[k].setNum(f, x)
+	}
+	r.msg, r.fields = m, m.fields
+	f := &r.fast
+	f.x, f.n = nil, -1
+	if m.fastLen >= 0 && x.off >= 0 && x.size == 1 && len(m.ints) <= maxFast {
+		f.x, f.n, f.idOff, f.id, f.mid = x, m.fastLen, x.off, byte(m.id), m.midIndex
+		f.nints = copy(f.ints[:], m.ints)
+	}
 }
 
 // decodeGeneral decodes any message, with every error in detail: variable
@@ -91,7 +160,7 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 		f := &m.fields[i]
 		size := f.size
 		if f.ref >= 0 && f.role == roleData { // varstring, variant
-			l := r.bits[f.ref]
+			l := uint64(r.num[f.ref].i)
 			if m.fields[f.ref].typ == tInt && int64(l) < 0 {
 				return &FieldError{Message: m.name, Field: f.name, Offset: off,
 					Err: errf(ErrValue, "length field %s holds %d, which is negative", m.fields[f.ref].name, int64(l))}
@@ -107,28 +176,30 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 				Err: errf(ErrTruncated, "need %d bytes, %d left", size, len(p)-off)}
 		}
 		b := p[off : off+size]
+		var x uint64
 		switch f.typ {
 		case tUint:
-			r.bits[i] = readUint(b)
+			x = readUint(b)
 		case tInt:
 			sh := 64 - 8*uint(size)
-			r.bits[i] = uint64(int64(readUint(b)<<sh) >> sh)
+			x = uint64(int64(readUint(b)<<sh) >> sh)
 		case tFloat:
-			var x float64
+			var v float64
 			if size == 4 {
-				x = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
+				v = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
 			} else {
-				x = math.Float64frombits(binary.BigEndian.Uint64(b))
+				v = math.Float64frombits(binary.BigEndian.Uint64(b))
 			}
-			if math.IsNaN(x) || math.IsInf(x, 0) {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return &FieldError{Message: m.name, Field: f.name, Offset: off,
 					Err: errf(ErrNotFinite, "%X is NaN or infinite; only finite numbers are allowed", b)}
 			}
-			r.bits[i] = math.Float64bits(x)
+			x = math.Float64bits(v)
 		default:
-			r.bits[i], r.bs[i] = 0, b
+			r.bs[i] = b
 		}
-		if x := int64(r.bits[i]); f.role == roleMid && (x < 1 || x > 65535) {
+		r.num[i].setNum(f, x)
+		if x := r.num[i].i; f.role == roleMid && (x < 1 || x > 65535) {
 			return &FieldError{Message: m.name, Field: f.name, Offset: off,
 				Err: errf(ErrRange, "mid %d is outside 1…65535", x)}
 		}
@@ -144,61 +215,47 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 // decodeFixed decodes a message of fixed layout whose length matches. It
 // returns false, leaving the detail to the general path, for a float that
 // is not finite or a mid out of range.
-func decodeFixed(m *message, p []byte, bits []uint64, bs [][]byte) bool {
-	ops := m.ops
-	bits, bs = bits[:len(ops)], bs[:len(ops)]
-	for i := range ops {
-		switch ops[i].code {
-		case opU8:
-			bits[i] = uint64(p[0])
-			p = p[1:]
-		case opI8:
-			bits[i] = uint64(int64(int8(p[0])))
-			p = p[1:]
-		case opU16:
-			bits[i] = uint64(binary.BigEndian.Uint16(p))
-			p = p[2:]
-		case opI16:
-			bits[i] = uint64(int64(int16(binary.BigEndian.Uint16(p))))
-			p = p[2:]
-		case opU24:
-			bits[i] = uint64(p[0])<<16 | uint64(p[1])<<8 | uint64(p[2])
-			p = p[3:]
-		case opI24:
-			bits[i] = uint64(int64(int32(uint32(p[0])<<24|uint32(p[1])<<16|uint32(p[2])<<8) >> 8))
-			p = p[3:]
-		case opU32:
-			bits[i] = uint64(binary.BigEndian.Uint32(p))
-			p = p[4:]
-		case opI32:
-			bits[i] = uint64(int64(int32(binary.BigEndian.Uint32(p))))
-			p = p[4:]
-		case opU64:
-			bits[i] = binary.BigEndian.Uint64(p)
-			p = p[8:]
-		case opF32:
-			f := float64(math.Float32frombits(binary.BigEndian.Uint32(p)))
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				return false
-			}
-			bits[i] = math.Float64bits(f)
-			p = p[4:]
-		case opF64:
-			x := binary.BigEndian.Uint64(p)
-			if f := math.Float64frombits(x); math.IsNaN(f) || math.IsInf(f, 0) {
-				return false
-			}
-			bits[i] = x
-			p = p[8:]
-		default:
-			n := ops[i].size
-			bits[i], bs[i] = 0, p[:n]
-			p = p[n:]
-		}
+func decodeFixed(m *message, p []byte, num []cell, bs [][]byte) bool {
+	if m.ints == nil && m.fix == nil { // no plan: too long
+		return false
 	}
-	if m.midIndex >= 0 {
-		if v := int64(bits[m.midIndex]); v < 1 || v > 65535 {
-			return false
+	q := p
+	if len(p) < 8 {
+		var buf [8]byte
+		copy(buf[:], p)
+		q = buf[:]
+	}
+	if !readInts(m, num, unsafe.Pointer(unsafe.SliceData(q))) {
+		return false
+	}
+	return len(m.fix) == 0 || fixUp(m, p, num, bs)
+}
+
+// fixUp gives their values to the fields the plan of a fixed-layout message
+// leaves out. It returns false for a float that is not finite.
+func fixUp(m *message, p []byte, num []cell, bs [][]byte) bool {
+	for _, fx := range m.fix {
+		f := &m.fields[fx.i]
+		c := &num[fx.i]
+		switch fx.kind {
+		case fixScaled:
+			c.add = f.fromRaw(c.i)
+		case fixU64:
+			c.add = float64(uint64(c.i))
+		case fixF32:
+			v := float64(math.Float32frombits(binary.BigEndian.Uint32(p[f.off:])))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return false
+			}
+			c.i, c.add = int64(v), v
+		case fixF64:
+			v := math.Float64frombits(binary.BigEndian.Uint64(p[f.off:]))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return false
+			}
+			c.i, c.add = int64(v), v
+		default:
+			bs[fx.i] = p[f.off : f.off+f.size]
 		}
 	}
 	return true
@@ -297,9 +354,9 @@ func (d *Declarative) DecodeDownlink(payload []byte) (Message, error) {
 
 // decode decodes into a Record on the stack and builds the message from it.
 func (d *Declarative) decode(dir []int, x *idIndex, payload []byte) (Message, error) {
-	var bits [16]uint64
+	var num [16]cell
 	var bs [16][]byte
-	r := Record{bits: bits[:0], bs: bs[:0]}
+	r := Record{num: num[:0], bs: bs[:0]}
 	if err := d.decodeRecord(dir, x, payload, &r); err != nil {
 		return nil, err
 	}
