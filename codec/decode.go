@@ -47,35 +47,32 @@ func (d *Declarative) DecodeDownlinkRecord(payload []byte, r *Record) error {
 	return d.decodeRecord(d.down, &d.downID, payload, r)
 }
 
+// decodeRecord has a fast path: p is of the message r held last (its
+// one-byte messageId, the direction of x), made of integers in a fixed
+// layout of 8 bytes or more whose length p has, p is not a PCP frame, and
+// the mid, if any, is in range. It reads only r and p, not the message,
+// to keep the chain of dependent loads short, and checks everything before
+// its loop, so that the loop has the registers to itself. Anything else
+// takes the full path, which gives the detailed errors.
 func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) error {
-	if x.decodeFast(p, r) {
-		return nil
-	}
-	return d.decodeFull(dir, x, p, r)
-}
-
-// decodeFast decodes p into r when it can do so quickly: p is of the
-// message r held last (its one-byte messageId, the direction of x), which
-// is made of integers in a fixed layout of 8 bytes or more and whose
-// length p has, p is not a PCP frame, and the mid, if any, is in range.
-// Otherwise it returns false, having perhaps written some of r's integers,
-// and the full path decodes p, with the detailed errors. It reads only r
-// and p, not the message, to keep the chain of dependent loads short.
-func (x *idIndex) decodeFast(p []byte, r *Record) bool {
 	f := &r.fast
-	if f.x != x || len(p) != f.n || p[f.idOff] != f.id || p[0] == 0xFF {
-		return false
+	if f.x != x || len(p) != f.n || p[f.idOff] != f.id || p[0] == 0xFF ||
+		f.mid >= 0 && uint64(f.midSlot.read(p)-1) >= 65535 {
+		return d.decodeFull(dir, x, p, r)
 	}
 	num, ints := r.num, f.ints[:f.nints]
-	base := unsafe.Pointer(unsafe.SliceData(p))
 	for i := range ints {
 		s := &ints[i]
-		// s.base+8 <= f.n == len(p) (buildPlan).
-		v := bits.ReverseBytes64(*(*uint64)(unsafe.Add(base, s.base)))
-		num[s.dst].i = int64(v<<(s.lsh&63)) >> (s.rsh & 63) & s.mask
+		num[s.dst].i = s.read(p)
 	}
-	k := f.mid
-	return k < 0 || uint64(num[k].i-1) < 65535
+	return nil
+}
+
+// read reads the field of s from p, which must hold at least s.base+8
+// bytes (buildPlan; callers check the payload length).
+func (s *slot) read(p []byte) int64 {
+	v := bits.ReverseBytes64(*(*uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(p)), s.base)))
+	return int64(v<<(s.lsh&63)) >> (s.rsh & 63) & s.mask
 }
 
 // readInts reads the integer fields of a fixed-layout message m (but its
@@ -149,6 +146,11 @@ func (r *Record) reset(m *message, x *idIndex) {
 	if m.fastLen >= 0 && x.off >= 0 && x.size == 1 && len(m.ints) <= maxFast {
 		f.x, f.n, f.idOff, f.id, f.mid = x, m.fastLen, x.off, byte(m.id), m.midIndex
 		f.nints = copy(f.ints[:], m.ints)
+		for _, s := range m.ints {
+			if int(s.dst) == m.midIndex {
+				f.midSlot = s
+			}
+		}
 	}
 }
 

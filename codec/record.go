@@ -24,13 +24,14 @@ type Record struct {
 // Record holds, copied into the Record so that the path loads no more than
 // the Record, the plan and the payload (COD-4).
 type fastPlan struct {
-	x     *idIndex // direction and codec of the message; nil: no fast path
-	n     int      // payload length
-	idOff int      // offset of the one-byte messageId
-	id    byte     // its value
-	mid   int      // message.midIndex
-	nints int      // len(message.ints)
-	ints  [maxFast]slot
+	x       *idIndex // direction and codec of the message; nil: no fast path
+	n       int      // payload length
+	idOff   int      // offset of the one-byte messageId
+	id      byte     // its value
+	mid     int      // message.midIndex
+	nints   int      // len(message.ints)
+	midSlot slot     // the mid's slot when mid >= 0
+	ints    [maxFast]slot
 }
 
 // maxFast is the most integer fields (besides the messageId) a message may
