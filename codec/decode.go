@@ -61,8 +61,14 @@ func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) e
 		return d.decodeFull(dir, x, p, r)
 	}
 	num, ints := r.num, f.ints[:f.nints]
-	for i := range ints {
-		s := &ints[i]
+	for len(ints) >= 2 {
+		s, t := &ints[0], &ints[1]
+		num[s.dst].i = s.read(p)
+		num[t.dst].i = t.read(p)
+		ints = ints[2:]
+	}
+	if len(ints) > 0 {
+		s := &ints[0]
 		num[s.dst].i = s.read(p)
 	}
 	return nil
@@ -76,18 +82,16 @@ func (s *slot) read(p []byte) int64 {
 }
 
 // readInts reads the integer fields of a fixed-layout message m (but its
-// messageId, whose value r.reset set) from the payload at p, which must
-// hold at least max(8, m.fixedLen) bytes: every slot's 8 bytes lie within
-// them (buildPlan). It returns false for a mid out of range. It is kept
-// out of line: inlined into its caller, the loop's counter ends up on the
-// stack.
+// messageId, whose value r.reset set) from p, which must hold at least
+// max(8, m.fixedLen) bytes: every slot's 8 bytes lie within them
+// (buildPlan). It returns false for a mid out of range. It is kept out of
+// line: inlined into its caller, the loop's counter ends up on the stack.
 //
 //go:noinline
-func readInts(m *message, num []cell, p unsafe.Pointer) bool {
+func readInts(m *message, num []cell, p []byte) bool {
 	for i := range m.ints {
 		s := &m.ints[i]
-		v := bits.ReverseBytes64(*(*uint64)(unsafe.Add(p, s.base)))
-		num[s.dst].i = int64(v<<(s.lsh&63)) >> (s.rsh & 63) & s.mask
+		num[s.dst].i = s.read(p)
 	}
 	if k := m.midIndex; k >= 0 && uint64(num[k].i-1) >= 65535 {
 		return false
@@ -218,7 +222,7 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 // returns false, leaving the detail to the general path, for a float that
 // is not finite or a mid out of range.
 func decodeFixed(m *message, p []byte, num []cell, bs [][]byte) bool {
-	if m.ints == nil && m.fix == nil { // no plan: too long
+	if m.ints == nil { // no plan (buildPlan)
 		return false
 	}
 	q := p
@@ -227,7 +231,7 @@ func decodeFixed(m *message, p []byte, num []cell, bs [][]byte) bool {
 		copy(buf[:], p)
 		q = buf[:]
 	}
-	if !readInts(m, num, unsafe.Pointer(unsafe.SliceData(q))) {
+	if !readInts(m, num, q) {
 		return false
 	}
 	return len(m.fix) == 0 || fixUp(m, p, num, bs)

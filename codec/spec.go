@@ -232,7 +232,7 @@ func buildPlan(m *message) {
 	if m.fixedLen < 0 || m.fixedLen > math.MaxUint32 || len(m.fields) > math.MaxUint16 {
 		return
 	}
-	m.ints = []slot{}
+	m.ints = make([]slot, 0, len(m.fields)) // not nil: planned
 	for i := range m.fields {
 		f := &m.fields[i]
 		if !f.integer() {
