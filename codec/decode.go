@@ -38,13 +38,13 @@ func IsPCP(payload []byte) bool {
 // ErrPCP for a PCP frame and a *FieldError naming message, field and byte
 // offset for bad input.
 func (d *Declarative) DecodeRecord(payload []byte, r *Record) error {
-	return d.decodeRecord(d.up, &d.upID, payload, r)
+	return d.decodeRecord(&d.upID, payload, r)
 }
 
 // DecodeDownlinkRecord is DecodeRecord for downlink payloads (commands and
 // report responses), as a device sees them.
 func (d *Declarative) DecodeDownlinkRecord(payload []byte, r *Record) error {
-	return d.decodeRecord(d.down, &d.downID, payload, r)
+	return d.decodeRecord(&d.downID, payload, r)
 }
 
 // decodeRecord has a fast path: p is of the message r held last (its
@@ -54,11 +54,11 @@ func (d *Declarative) DecodeDownlinkRecord(payload []byte, r *Record) error {
 // to keep the chain of dependent loads short, and checks everything before
 // its loop, so that the loop has the registers to itself. Anything else
 // takes the full path, which gives the detailed errors.
-func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) error {
+func (d *Declarative) decodeRecord(x *idIndex, p []byte, r *Record) error {
 	f := &r.fast
 	if f.x != x || len(p) != f.n || p[f.idOff] != f.id || p[0] == 0xFF ||
 		f.mid >= 0 && uint64(f.midSlot.read(p)-1) >= 65535 {
-		return d.decodeFull(dir, x, p, r)
+		return d.decodeFull(x, p, r)
 	}
 	num, ints := r.num, f.ints[:f.nints]
 	for len(ints) >= 2 {
@@ -99,8 +99,13 @@ func readInts(m *message, num []cell, p []byte) bool {
 	return true
 }
 
-// decodeFull is decodeRecord for any payload.
-func (d *Declarative) decodeFull(dir []int, x *idIndex, p []byte, r *Record) error {
+// decodeFull is decodeRecord for any payload, x being &d.upID or
+// &d.downID.
+func (d *Declarative) decodeFull(x *idIndex, p []byte, r *Record) error {
+	dir := d.up
+	if x == &d.downID {
+		dir = d.down
+	}
 	if len(p) == 0 {
 		return &FieldError{Offset: 0, Err: ErrEmpty}
 	}
@@ -348,22 +353,22 @@ func varOffset(m *message, idx int, p []byte) int {
 // Decode decodes an uplink payload into a *Report or a *Response (COD-1,
 // COD-4). It returns ErrPCP for a PCP frame.
 func (d *Declarative) Decode(payload []byte) (Message, error) {
-	return d.decode(d.up, &d.upID, payload)
+	return d.decode(&d.upID, payload)
 }
 
 // DecodeDownlink decodes a downlink payload into a *Command or a *ReportAck,
 // as a device would. A ReportAck's Request is nil: the acknowledgement does
 // not carry the report.
 func (d *Declarative) DecodeDownlink(payload []byte) (Message, error) {
-	return d.decode(d.down, &d.downID, payload)
+	return d.decode(&d.downID, payload)
 }
 
 // decode decodes into a Record on the stack and builds the message from it.
-func (d *Declarative) decode(dir []int, x *idIndex, payload []byte) (Message, error) {
+func (d *Declarative) decode(x *idIndex, payload []byte) (Message, error) {
 	var num [16]cell
 	var bs [16][]byte
 	r := Record{num: num[:0], bs: bs[:0]}
-	if err := d.decodeRecord(dir, x, payload, &r); err != nil {
+	if err := d.decodeRecord(x, payload, &r); err != nil {
 		return nil, err
 	}
 	return r.Build(), nil
