@@ -3,8 +3,6 @@ package codec
 import (
 	"encoding/binary"
 	"math"
-	"math/bits"
-	"unsafe"
 )
 
 func readUint(b []byte) uint64 {
@@ -74,20 +72,20 @@ func (d *Declarative) decodeRecord(x *idIndex, p []byte, r *Record) error {
 	return nil
 }
 
-// read reads the field of s from p, which must hold at least s.base+8
-// bytes (buildPlan; callers check the payload length).
+// read reads the field of s from p, which holds at least s.base+8 bytes
+// (buildPlan; callers check the payload length). The one bounds check
+// stays: about 0.6 ns a decode of meterReading, against a panic-free
+// guarantee that does not rest on the Record's state.
 func (s *slot) read(p []byte) int64 {
-	v := bits.ReverseBytes64(*(*uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(p)), s.base)))
+	b := uint(s.base)
+	v := binary.BigEndian.Uint64(p[b : b+8 : b+8])
 	return int64(v<<(s.lsh&63)) >> (s.rsh & 63) & s.mask
 }
 
 // readInts reads the integer fields of a fixed-layout message m (but its
 // messageId, whose value r.reset set) from p, which must hold at least
 // max(8, m.fixedLen) bytes: every slot's 8 bytes lie within them
-// (buildPlan). It returns false for a mid out of range. It is kept out of
-// line: inlined into its caller, the loop's counter ends up on the stack.
-//
-//go:noinline
+// (buildPlan). It returns false for a mid out of range.
 func readInts(m *message, num []cell, p []byte) bool {
 	for i := range m.ints {
 		s := &m.ints[i]
