@@ -218,8 +218,8 @@ type fixup struct {
 type fixKind uint8
 
 const (
-	fixScaled fixKind = iota // Float is raw*scale+offset
-	fixU64                   // Float of a uint64 above MaxInt64
+	fixScaled fixKind = iota // 1/scale not whole: the number is raw*scale+offset
+	fixU64                   // uint64: the number is the bits as unsigned
 	fixF32                   // float32: read, check finite
 	fixF64                   // float64: read, check finite
 	fixBytes                 // string or array: its bytes
@@ -229,7 +229,7 @@ const (
 // layout (COD-4 fast path). Messages too long for a slot get no plan.
 func buildPlan(m *message) {
 	m.fastLen = -1
-	if m.fixedLen < 0 || m.fixedLen > math.MaxUint32 || len(m.fields) > math.MaxUint16 {
+	if m.fixedLen < 0 || uint64(m.fixedLen) > math.MaxUint32 || len(m.fields) > math.MaxUint16 {
 		return
 	}
 	m.ints = make([]slot, 0, len(m.fields)) // not nil: planned
