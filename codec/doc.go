@@ -179,9 +179,9 @@
 // (per field: where to load 8 bytes, two shifts and a mask; the messageId's
 // value is set once). A payload of that same message — its one-byte
 // messageId, the same direction and codec, 8 bytes or more, integers only
-// (a scale whose inverse is whole, such as 0.001, is fine; at most 16
-// fields besides the messageId), the exact length, not FF FE, the mid in
-// range — is decoded by a short loop that reads only the Record and the
+// (no uint64; a scale whose inverse is whole, such as 0.001, is fine; at
+// most 16 fields besides the messageId), the exact length, not FF FE, the
+// mid in range — is decoded by a short loop that reads only the Record and the
 // payload. Anything else, including the first payload of a message into a
 // Record, takes the full path, which gives the detailed errors (messageId,
 // length, NaN, mid range). Tests and FuzzDecode check that the two paths

@@ -23,9 +23,9 @@ type Record struct {
 // fastPlan is what the fast path of DecodeRecord needs of the message a
 // Record holds, copied into the Record so that the path loads nothing but
 // the Record and the payload (COD-4). The fast path takes messages with a
-// one-byte messageId, of 8 bytes or more, whose fields are integers (at
-// most maxFast besides the messageId) and not scaled by a step whose
-// inverse is fractional.
+// one-byte messageId, of 8 bytes or more, whose fields are integers other
+// than uint64 (at most maxFast besides the messageId), scaled, if at all,
+// by a step whose inverse is whole (0.001, not 0.3).
 type fastPlan struct {
 	x       *idIndex // direction and codec of the message; nil: no fast path
 	n       int      // payload length
