@@ -58,16 +58,56 @@ func (d *Declarative) decodeRecord(x *idIndex, p []byte, r *Record) error {
 		f.mid >= 0 && uint64(f.midSlot.read(p)-1) >= 65535 {
 		return d.decodeFull(x, p, r)
 	}
-	num, ints := r.num, f.ints[:f.nints]
-	for len(ints) >= 2 {
-		s, t := &ints[0], &ints[1]
-		num[s.dst].i = s.read(p)
-		num[t.dst].i = t.read(p)
-		ints = ints[2:]
-	}
-	if len(ints) > 0 {
-		s := &ints[0]
-		num[s.dst].i = s.read(p)
+	// Straight-line code, entered at the number of fields (no loop).
+	num := r.num
+	switch f.nints {
+	case 16:
+		num[f.ints[15].dst].i = f.ints[15].read(p)
+		fallthrough
+	case 15:
+		num[f.ints[14].dst].i = f.ints[14].read(p)
+		fallthrough
+	case 14:
+		num[f.ints[13].dst].i = f.ints[13].read(p)
+		fallthrough
+	case 13:
+		num[f.ints[12].dst].i = f.ints[12].read(p)
+		fallthrough
+	case 12:
+		num[f.ints[11].dst].i = f.ints[11].read(p)
+		fallthrough
+	case 11:
+		num[f.ints[10].dst].i = f.ints[10].read(p)
+		fallthrough
+	case 10:
+		num[f.ints[9].dst].i = f.ints[9].read(p)
+		fallthrough
+	case 9:
+		num[f.ints[8].dst].i = f.ints[8].read(p)
+		fallthrough
+	case 8:
+		num[f.ints[7].dst].i = f.ints[7].read(p)
+		fallthrough
+	case 7:
+		num[f.ints[6].dst].i = f.ints[6].read(p)
+		fallthrough
+	case 6:
+		num[f.ints[5].dst].i = f.ints[5].read(p)
+		fallthrough
+	case 5:
+		num[f.ints[4].dst].i = f.ints[4].read(p)
+		fallthrough
+	case 4:
+		num[f.ints[3].dst].i = f.ints[3].read(p)
+		fallthrough
+	case 3:
+		num[f.ints[2].dst].i = f.ints[2].read(p)
+		fallthrough
+	case 2:
+		num[f.ints[1].dst].i = f.ints[1].read(p)
+		fallthrough
+	case 1:
+		num[f.ints[0].dst].i = f.ints[0].read(p)
 	}
 	return nil
 }
