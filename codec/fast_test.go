@@ -83,3 +83,39 @@ func TestDecodeRecordFastPath(t *testing.T) {
 		}
 	}
 }
+
+// COD-4: the fast path reads messages of 1 to 16 integer fields besides
+// the messageId (one entry point each) and leaves 17 to the full path;
+// every width decodes as a fresh Record does.
+func TestDecodeRecordFastPathWidths(t *testing.T) {
+	types := []struct {
+		name string
+		size int
+	}{{"int8", 1}, {"uint16", 2}, {"int24", 3}, {"uint32", 4}, {"int64", 8}, {"uint24", 3}, {"int16", 2}, {"uint8", 1}, {"int32", 4}}
+	for k := 1; k <= 17; k++ {
+		fields := `{"name":"id","type":"uint8","messageId":true,"default":"2A"}`
+		n := 1
+		for j := range k {
+			ty := types[j%len(types)]
+			if k == 1 {
+				ty = types[4] // int64: 9 bytes in all
+			}
+			fields += fmt.Sprintf(`,{"name":"f%d","type":"%s"}`, j, ty.name)
+			n += ty.size
+		}
+		d, err := codec.Compile([]byte(`{"messages":[{"name":"m","kind":"report","service":"S","fields":[`+fields+`]}]}`), nil)
+		require.NoError(t, err, "%d fields", k)
+		var primed codec.Record
+		for round := range 3 {
+			p := make([]byte, n)
+			p[0] = 0x2A
+			for i := 1; i < n; i++ {
+				p[i] = byte(i*37 + round*101 + k)
+			}
+			var fresh codec.Record
+			want := decoded(&fresh, d.DecodeRecord(p, &fresh))
+			require.NotContains(t, want, "error", "%d fields", k)
+			require.Equal(t, want, decoded(&primed, d.DecodeRecord(p, &primed)), "%d fields, round %d", k, round)
+		}
+	}
+}
