@@ -342,12 +342,7 @@ func (c *compiler) message(ms *MessageSpec, idx int) message {
 		}
 	}
 	m.fixedLen = off
-	if off >= 0 {
-		for i := range m.fields {
-			f := &m.fields[i]
-			m.ops = append(m.ops, op{size: f.size, code: opFor(f)})
-		}
-	}
+	buildPlan(&m)
 	if m.kind == kReportResponse {
 		for _, f := range m.fields {
 			if f.role == roleData && !f.hasDef {

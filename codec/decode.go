@@ -36,32 +36,125 @@ func IsPCP(payload []byte) bool {
 // ErrPCP for a PCP frame and a *FieldError naming message, field and byte
 // offset for bad input.
 func (d *Declarative) DecodeRecord(payload []byte, r *Record) error {
-	return d.decodeRecord(d.up, &d.upID, payload, r)
+	return d.decodeRecord(&d.upID, payload, r)
 }
 
 // DecodeDownlinkRecord is DecodeRecord for downlink payloads (commands and
 // report responses), as a device sees them.
 func (d *Declarative) DecodeDownlinkRecord(payload []byte, r *Record) error {
-	return d.decodeRecord(d.down, &d.downID, payload, r)
+	return d.decodeRecord(&d.downID, payload, r)
 }
 
-func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) error {
+// decodeRecord has a fast path: p is of the message r held last (its
+// one-byte messageId, the direction of x), made of integers in a fixed
+// layout of 8 bytes or more whose length p has, p is not a PCP frame, and
+// the mid, if any, is in range. It reads only r and p, not the message,
+// to keep the chain of dependent loads short, checks everything first, and
+// then reads the fields in straight-line code entered at their number, with
+// no loop and no further call. Anything else takes the full path, which
+// gives the detailed errors.
+func (d *Declarative) decodeRecord(x *idIndex, p []byte, r *Record) error {
+	f := &r.fast
+	if f.x != x || len(p) != f.n || p[f.idOff] != f.id || p[0] == 0xFF ||
+		f.mid >= 0 && uint64(f.midSlot.read(p)-1) >= 65535 {
+		return d.decodeFull(x, p, r)
+	}
+	num := r.num
+	switch f.nints { // one case per field, maxFast of them
+	case 16:
+		num[f.ints[15].dst].i = f.ints[15].read(p)
+		fallthrough
+	case 15:
+		num[f.ints[14].dst].i = f.ints[14].read(p)
+		fallthrough
+	case 14:
+		num[f.ints[13].dst].i = f.ints[13].read(p)
+		fallthrough
+	case 13:
+		num[f.ints[12].dst].i = f.ints[12].read(p)
+		fallthrough
+	case 12:
+		num[f.ints[11].dst].i = f.ints[11].read(p)
+		fallthrough
+	case 11:
+		num[f.ints[10].dst].i = f.ints[10].read(p)
+		fallthrough
+	case 10:
+		num[f.ints[9].dst].i = f.ints[9].read(p)
+		fallthrough
+	case 9:
+		num[f.ints[8].dst].i = f.ints[8].read(p)
+		fallthrough
+	case 8:
+		num[f.ints[7].dst].i = f.ints[7].read(p)
+		fallthrough
+	case 7:
+		num[f.ints[6].dst].i = f.ints[6].read(p)
+		fallthrough
+	case 6:
+		num[f.ints[5].dst].i = f.ints[5].read(p)
+		fallthrough
+	case 5:
+		num[f.ints[4].dst].i = f.ints[4].read(p)
+		fallthrough
+	case 4:
+		num[f.ints[3].dst].i = f.ints[3].read(p)
+		fallthrough
+	case 3:
+		num[f.ints[2].dst].i = f.ints[2].read(p)
+		fallthrough
+	case 2:
+		num[f.ints[1].dst].i = f.ints[1].read(p)
+		fallthrough
+	case 1:
+		num[f.ints[0].dst].i = f.ints[0].read(p)
+	}
+	return nil
+}
+
+// read reads the field of s from p, which holds at least s.base+8 bytes
+// (buildPlan; callers check the payload length). The bounds check stays
+// (three instructions; without it, through unsafe, a decode of
+// meterReading took 0.6 ns less): a decoder of untrusted input should not
+// read out of bounds whatever the state of a Record.
+func (s *slot) read(p []byte) int64 {
+	b := uint(s.base)
+	v := binary.BigEndian.Uint64(p[b : b+8 : b+8])
+	return int64(v<<(s.lsh&63)) >> (s.rsh & 63) & s.mask
+}
+
+// The switch in decodeRecord has maxFast cases.
+var _ = [1]struct{}{}[maxFast-16]
+
+// readInts reads the integer fields of a fixed-layout message m (but its
+// messageId, whose value r.reset set) from p, which must hold at least
+// max(8, m.fixedLen) bytes: every slot's 8 bytes lie within them
+// (buildPlan). It returns false for a mid out of range.
+func readInts(m *message, num []cell, p []byte) bool {
+	for i := range m.ints {
+		s := &m.ints[i]
+		num[s.dst].i = s.read(p)
+	}
+	if k := m.midIndex; k >= 0 && uint64(num[k].i-1) >= 65535 {
+		return false
+	}
+	return true
+}
+
+// decodeFull is decodeRecord for any payload, x being &d.upID or
+// &d.downID.
+func (d *Declarative) decodeFull(x *idIndex, p []byte, r *Record) error {
+	dir := d.up
+	if x == &d.downID {
+		dir = d.down
+	}
 	if len(p) == 0 {
 		return &FieldError{Offset: 0, Err: ErrEmpty}
 	}
-	if IsPCP(p) {
+	if p[0] == 0xFF && IsPCP(p) {
 		return ErrPCP
 	}
-	var m *message
-	if x.off >= 0 && len(p) >= x.off+x.size {
-		id := readUint(p[x.off : x.off+x.size])
-		for i, v := range x.ids {
-			if v == id {
-				m = x.msgs[i]
-				break
-			}
-		}
-	}
+	m := x.find(p)
 	if m == nil {
 		var err error
 		if m, err = d.identify(dir, p); err != nil {
@@ -69,18 +162,47 @@ func (d *Declarative) decodeRecord(dir []int, x *idIndex, p []byte, r *Record) e
 		}
 	}
 	if r.msg != m {
-		n := len(m.fields)
-		if cap(r.bits) < n {
-			r.bits = make([]uint64, n, max(n, 8))
-			r.bs = make([][]byte, n, max(n, 8))
-		}
-		r.bits, r.bs = r.bits[:n], r.bs[:n]
-		r.msg, r.fields = m, m.fields
+		r.reset(m, x)
 	}
-	if m.fixedLen == len(p) && decodeFixed(m, p, r.bits, r.bs) {
+	if m.fixedLen == len(p) && decodeFixed(m, p, r.num, r.bs) {
 		return nil
 	}
 	return decodeGeneral(m, p, r)
+}
+
+// reset makes r hold message m of the direction of x, growing it if
+// needed.
+func (r *Record) reset(m *message, x *idIndex) {
+	n := len(m.fields)
+	if cap(r.num) < n {
+		r.num = make([]cell, n, max(n, 8))
+		r.bs = make([][]byte, n, max(n, 8))
+	}
+	r.num, r.bs = r.num[:n], r.bs[:n]
+	for i := range m.fields {
+		r.num[i] = convOf(&m.fields[i])
+	}
+	if k := m.idIndex; k >= 0 {
+		f := &m.fields[k]
+		x := m.id
+		if f.typ == tInt {
+			sh := 64 - 8*uint(f.size)
+			x = uint64(int64(x<<sh) >> sh)
+		}
+		r.num[k].setNum(f, x)
+	}
+	r.msg, r.fields = m, m.fields
+	f := &r.fast
+	f.x, f.n = nil, -1
+	if m.fastLen >= 0 && x.off >= 0 && x.size == 1 && len(m.ints) <= maxFast {
+		f.x, f.n, f.idOff, f.id, f.mid = x, m.fastLen, x.off, byte(m.id), m.midIndex
+		f.nints = copy(f.ints[:], m.ints)
+		for _, s := range m.ints {
+			if int(s.dst) == m.midIndex {
+				f.midSlot = s
+			}
+		}
+	}
 }
 
 // decodeGeneral decodes any message, with every error in detail: variable
@@ -91,7 +213,7 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 		f := &m.fields[i]
 		size := f.size
 		if f.ref >= 0 && f.role == roleData { // varstring, variant
-			l := r.bits[f.ref]
+			l := uint64(r.num[f.ref].i)
 			if m.fields[f.ref].typ == tInt && int64(l) < 0 {
 				return &FieldError{Message: m.name, Field: f.name, Offset: off,
 					Err: errf(ErrValue, "length field %s holds %d, which is negative", m.fields[f.ref].name, int64(l))}
@@ -107,28 +229,30 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 				Err: errf(ErrTruncated, "need %d bytes, %d left", size, len(p)-off)}
 		}
 		b := p[off : off+size]
+		var x uint64
 		switch f.typ {
 		case tUint:
-			r.bits[i] = readUint(b)
+			x = readUint(b)
 		case tInt:
 			sh := 64 - 8*uint(size)
-			r.bits[i] = uint64(int64(readUint(b)<<sh) >> sh)
+			x = uint64(int64(readUint(b)<<sh) >> sh)
 		case tFloat:
-			var x float64
+			var v float64
 			if size == 4 {
-				x = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
+				v = float64(math.Float32frombits(binary.BigEndian.Uint32(b)))
 			} else {
-				x = math.Float64frombits(binary.BigEndian.Uint64(b))
+				v = math.Float64frombits(binary.BigEndian.Uint64(b))
 			}
-			if math.IsNaN(x) || math.IsInf(x, 0) {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return &FieldError{Message: m.name, Field: f.name, Offset: off,
 					Err: errf(ErrNotFinite, "%X is NaN or infinite; only finite numbers are allowed", b)}
 			}
-			r.bits[i] = math.Float64bits(x)
+			x = math.Float64bits(v)
 		default:
-			r.bits[i], r.bs[i] = 0, b
+			r.bs[i] = b
 		}
-		if x := int64(r.bits[i]); f.role == roleMid && (x < 1 || x > 65535) {
+		r.num[i].setNum(f, x)
+		if x := r.num[i].i; f.role == roleMid && (x < 1 || x > 65535) {
 			return &FieldError{Message: m.name, Field: f.name, Offset: off,
 				Err: errf(ErrRange, "mid %d is outside 1…65535", x)}
 		}
@@ -144,61 +268,47 @@ func decodeGeneral(m *message, p []byte, r *Record) error {
 // decodeFixed decodes a message of fixed layout whose length matches. It
 // returns false, leaving the detail to the general path, for a float that
 // is not finite or a mid out of range.
-func decodeFixed(m *message, p []byte, bits []uint64, bs [][]byte) bool {
-	ops := m.ops
-	bits, bs = bits[:len(ops)], bs[:len(ops)]
-	for i := range ops {
-		switch ops[i].code {
-		case opU8:
-			bits[i] = uint64(p[0])
-			p = p[1:]
-		case opI8:
-			bits[i] = uint64(int64(int8(p[0])))
-			p = p[1:]
-		case opU16:
-			bits[i] = uint64(binary.BigEndian.Uint16(p))
-			p = p[2:]
-		case opI16:
-			bits[i] = uint64(int64(int16(binary.BigEndian.Uint16(p))))
-			p = p[2:]
-		case opU24:
-			bits[i] = uint64(p[0])<<16 | uint64(p[1])<<8 | uint64(p[2])
-			p = p[3:]
-		case opI24:
-			bits[i] = uint64(int64(int32(uint32(p[0])<<24|uint32(p[1])<<16|uint32(p[2])<<8) >> 8))
-			p = p[3:]
-		case opU32:
-			bits[i] = uint64(binary.BigEndian.Uint32(p))
-			p = p[4:]
-		case opI32:
-			bits[i] = uint64(int64(int32(binary.BigEndian.Uint32(p))))
-			p = p[4:]
-		case opU64:
-			bits[i] = binary.BigEndian.Uint64(p)
-			p = p[8:]
-		case opF32:
-			f := float64(math.Float32frombits(binary.BigEndian.Uint32(p)))
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				return false
-			}
-			bits[i] = math.Float64bits(f)
-			p = p[4:]
-		case opF64:
-			x := binary.BigEndian.Uint64(p)
-			if f := math.Float64frombits(x); math.IsNaN(f) || math.IsInf(f, 0) {
-				return false
-			}
-			bits[i] = x
-			p = p[8:]
-		default:
-			n := ops[i].size
-			bits[i], bs[i] = 0, p[:n]
-			p = p[n:]
-		}
+func decodeFixed(m *message, p []byte, num []cell, bs [][]byte) bool {
+	if m.ints == nil { // no plan (buildPlan)
+		return false
 	}
-	if m.midIndex >= 0 {
-		if v := int64(bits[m.midIndex]); v < 1 || v > 65535 {
-			return false
+	q := p
+	if len(p) < 8 {
+		var buf [8]byte
+		copy(buf[:], p)
+		q = buf[:]
+	}
+	if !readInts(m, num, q) {
+		return false
+	}
+	return len(m.fix) == 0 || fixUp(m, p, num, bs)
+}
+
+// fixUp gives their values to the fields the plan of a fixed-layout message
+// leaves out. It returns false for a float that is not finite.
+func fixUp(m *message, p []byte, num []cell, bs [][]byte) bool {
+	for _, fx := range m.fix {
+		f := &m.fields[fx.i]
+		c := &num[fx.i]
+		switch fx.kind {
+		case fixScaled:
+			c.add = f.fromRaw(c.i)
+		case fixU64:
+			c.add = float64(uint64(c.i))
+		case fixF32:
+			v := float64(math.Float32frombits(binary.BigEndian.Uint32(p[f.off:])))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return false
+			}
+			c.i, c.add = int64(v), v
+		case fixF64:
+			v := math.Float64frombits(binary.BigEndian.Uint64(p[f.off:]))
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return false
+			}
+			c.i, c.add = int64(v), v
+		default:
+			bs[fx.i] = p[f.off : f.off+f.size]
 		}
 	}
 	return true
@@ -285,22 +395,22 @@ func varOffset(m *message, idx int, p []byte) int {
 // Decode decodes an uplink payload into a *Report or a *Response (COD-1,
 // COD-4). It returns ErrPCP for a PCP frame.
 func (d *Declarative) Decode(payload []byte) (Message, error) {
-	return d.decode(d.up, &d.upID, payload)
+	return d.decode(&d.upID, payload)
 }
 
 // DecodeDownlink decodes a downlink payload into a *Command or a *ReportAck,
 // as a device would. A ReportAck's Request is nil: the acknowledgement does
 // not carry the report.
 func (d *Declarative) DecodeDownlink(payload []byte) (Message, error) {
-	return d.decode(d.down, &d.downID, payload)
+	return d.decode(&d.downID, payload)
 }
 
 // decode decodes into a Record on the stack and builds the message from it.
-func (d *Declarative) decode(dir []int, x *idIndex, payload []byte) (Message, error) {
-	var bits [16]uint64
+func (d *Declarative) decode(x *idIndex, payload []byte) (Message, error) {
+	var num [16]cell
 	var bs [16][]byte
-	r := Record{bits: bits[:0], bs: bs[:0]}
-	if err := d.decodeRecord(dir, x, payload, &r); err != nil {
+	r := Record{num: num[:0], bs: bs[:0]}
+	if err := d.decodeRecord(x, payload, &r); err != nil {
 		return nil, err
 	}
 	return r.Build(), nil

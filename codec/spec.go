@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/hex"
+	"math"
 	"sync/atomic"
 )
 
@@ -183,8 +184,10 @@ type message struct {
 	services []service // report: services of the data fields, in order of first use
 
 	// Fast path for messages whose fields all have fixed sizes.
-	fixedLen int  // total length, -1 if any field is variable
-	ops      []op // one per field when fixedLen >= 0
+	fixedLen int     // total length, -1 if any field is variable
+	fastLen  int     // fixedLen when it is 8 or more and fix is empty, else -1
+	ints     []slot  // integer fields but the messageId, when fixedLen >= 0
+	fix      []fixup // fields ints leaves to a second pass
 }
 
 // service is a service a report maps to and how many fields it gets.
@@ -193,56 +196,76 @@ type service struct {
 	n    int
 }
 
-// op is one step of the fixed-layout decoder, which reads the fields one
-// after the other.
-type op struct {
-	size int
-	code opcode
+// slot is how the fixed-layout decoder reads an integer field without a
+// branch: load the 8 bytes from base big-endian (a payload shorter than 8
+// bytes is first copied into an 8-byte buffer, and base is 0), shift left
+// by lsh to put the field's first byte on top, shift right arithmetically
+// by rsh to sign-extend it, keep mask (-1 for signed and 8-byte fields,
+// the field's bits for shorter unsigned ones), and store it as field dst.
+type slot struct {
+	mask     int64
+	base     uint32
+	dst      uint16
+	lsh, rsh uint8
 }
 
-type opcode uint8
+// fixup is a field whose value the plan does not give by itself.
+type fixup struct {
+	i    int // field index
+	kind fixKind
+}
+
+type fixKind uint8
 
 const (
-	opBytes opcode = iota
-	opU8
-	opI8
-	opU16
-	opI16
-	opU24
-	opI24
-	opU32
-	opI32
-	opU64
-	opF32
-	opF64
+	fixScaled fixKind = iota // 1/scale not whole: the number is raw*scale+offset
+	fixU64                   // uint64: the number is the bits as unsigned
+	fixF32                   // float32: read, check finite
+	fixF64                   // float64: read, check finite
+	fixBytes                 // string or array: its bytes
 )
 
-func opFor(f *field) opcode {
-	switch {
-	case f.typ == tUint && f.size == 1:
-		return opU8
-	case f.typ == tInt && f.size == 1:
-		return opI8
-	case f.typ == tUint && f.size == 2:
-		return opU16
-	case f.typ == tInt && f.size == 2:
-		return opI16
-	case f.typ == tUint && f.size == 3:
-		return opU24
-	case f.typ == tInt && f.size == 3:
-		return opI24
-	case f.typ == tUint && f.size == 4:
-		return opU32
-	case f.typ == tInt && f.size == 4:
-		return opI32
-	case f.integer() && f.size == 8:
-		return opU64
-	case f.typ == tFloat && f.size == 4:
-		return opF32
-	case f.typ == tFloat && f.size == 8:
-		return opF64
+// buildPlan fills m.ints, m.fix and m.fastLen for a message of fixed
+// layout (COD-4 fast path). Messages too long for a slot get no plan.
+func buildPlan(m *message) {
+	m.fastLen = -1
+	if m.fixedLen < 0 || uint64(m.fixedLen) > math.MaxUint32 || len(m.fields) > math.MaxUint16 {
+		return
 	}
-	return opBytes
+	m.ints = make([]slot, 0, len(m.fields)) // not nil: planned
+	for i := range m.fields {
+		f := &m.fields[i]
+		if !f.integer() {
+			k := fixBytes
+			if f.typ == tFloat {
+				k = fixF64
+				if f.size == 4 {
+					k = fixF32
+				}
+			}
+			m.fix = append(m.fix, fixup{i, k})
+			continue
+		}
+		switch {
+		case f.scaled && f.inv == 0:
+			m.fix = append(m.fix, fixup{i, fixScaled})
+		case f.typ == tUint && f.size == 8:
+			m.fix = append(m.fix, fixup{i, fixU64})
+		}
+		if i == m.idIndex {
+			continue
+		}
+		end := f.off + f.size
+		base := max(0, end-8)
+		s := slot{base: uint32(base), dst: uint16(i), lsh: uint8(8 * (f.off - base)), rsh: uint8(64 - 8*f.size), mask: -1}
+		if f.typ == tUint && f.size < 8 {
+			s.mask = 1<<(8*f.size) - 1
+		}
+		m.ints = append(m.ints, s)
+	}
+	if m.fixedLen >= 8 && len(m.fix) == 0 {
+		m.fastLen = m.fixedLen
+	}
 }
 
 // Declarative is a compiled declarative codec. It implements Codec, and it
@@ -262,8 +285,32 @@ type Declarative struct {
 // offset and size (the usual case).
 type idIndex struct {
 	off, size int // -1: no common position, walk the messages
-	ids       []uint64
-	msgs      []*message
+	ids       []idEntry
+}
+
+type idEntry struct {
+	id uint64
+	m  *message
+}
+
+// find returns the message whose messageId p holds, or nil when there is
+// none or the index does not apply.
+func (x *idIndex) find(p []byte) *message {
+	if x.off < 0 || len(p) < x.off+x.size {
+		return nil
+	}
+	var id uint64
+	if x.size == 1 {
+		id = uint64(p[x.off])
+	} else {
+		id = readUint(p[x.off : x.off+x.size])
+	}
+	for _, e := range x.ids {
+		if e.id == id {
+			return e.m
+		}
+	}
+	return nil
 }
 
 func buildIndex(d *Declarative, dir []int) idIndex {
@@ -281,8 +328,7 @@ func buildIndex(d *Declarative, dir []int) idIndex {
 		if f.off < 0 || f.off != first.off || f.size != first.size {
 			return idIndex{off: -1}
 		}
-		x.ids = append(x.ids, m.id)
-		x.msgs = append(x.msgs, m)
+		x.ids = append(x.ids, idEntry{m.id, m})
 	}
 	x.off, x.size = first.off, first.size
 	return x
