@@ -468,7 +468,9 @@ func (e *Engine) CancelDevice(ctx context.Context, deviceID string) ([]Command, 
 // none or it needs no change. Storing it in the same write as the move
 // keeps the queue moving across a restart (CMD-9).
 func (e *Engine) promote(ctx context.Context, d *devState, deviceID string, now time.Time, gone ...string) ([]Command, error) {
-	q, err := e.st.Queue(ctx, deviceID)
+	// Every command in gone is open, so the first one that stays is among
+	// the first len(gone)+1.
+	q, err := e.st.Front(ctx, deviceID, len(gone)+1, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -543,7 +545,9 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 		return err
 	}
 	defer d.mu.unlock()
-	q, err := e.st.Queue(ctx, deviceID)
+	// Delivery is serial (CMD-4): only the head of the queue is ever
+	// outstanding, so the head is all a response can match.
+	q, err := e.st.Front(ctx, deviceID, 1, time.Time{})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -28,9 +29,22 @@ type memEntry struct {
 
 type memDevice struct {
 	all     []*memEntry // every command, Seq order
-	open    []*memEntry // open commands, Seq order
+	open    []openRef   // open commands, Seq order
 	lastSeq uint64
 }
+
+// openRef is an open command in its device's queue, with the Seq and due
+// time copied next to the pointer so that Front and the binary searches
+// do not read every entry (each is a cache miss in a large store).
+type openRef struct {
+	seq uint64
+	due int64 // c.Due() in Unix nanoseconds; noDue when zero
+	e   *memEntry
+}
+
+const noDue = math.MaxInt64
+
+func openBySeq(r openRef, seq uint64) int { return cmp.Compare(r.seq, seq) }
 
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore {
@@ -96,17 +110,24 @@ func (s *MemStore) put(c Command) {
 	s.byID[c.ID] = e
 	d.lastSeq = max(d.lastSeq, c.Seq)
 
-	j, inOpen := slices.BinarySearchFunc(d.open, c.Seq, bySeq)
-	switch {
-	case c.Status.Open() && !inOpen:
-		d.open = slices.Insert(d.open, j, e)
-	case !c.Status.Open() && inOpen:
-		d.open = slices.Delete(d.open, j, j+1)
-	}
-
 	due := time.Time{}
 	if c.Status.Open() {
 		due = c.Due()
+	}
+	j, inOpen := slices.BinarySearchFunc(d.open, c.Seq, openBySeq)
+	switch {
+	case c.Status.Open():
+		r := openRef{seq: c.Seq, due: noDue, e: e}
+		if !due.IsZero() {
+			r.due = due.UnixNano()
+		}
+		if inOpen {
+			d.open[j] = r
+		} else {
+			d.open = slices.Insert(d.open, j, r)
+		}
+	case inOpen:
+		d.open = slices.Delete(d.open, j, j+1)
 	}
 	switch {
 	case due.IsZero() && e.idx >= 0:
@@ -150,8 +171,42 @@ func (s *MemStore) Queue(ctx context.Context, deviceID string) ([]Command, error
 		return nil, nil
 	}
 	out := make([]Command, len(d.open))
-	for i, e := range d.open {
-		out[i] = e.c
+	for i, r := range d.open {
+		out[i] = r.e.c
+	}
+	return out, nil
+}
+
+// Front implements Store. It copies only the commands it returns.
+func (s *MemStore) Front(ctx context.Context, deviceID string, n int, t time.Time) ([]Command, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.devs[deviceID]
+	if d == nil {
+		return nil, nil
+	}
+	n = min(max(n, 0), len(d.open))
+	var tn int64 = math.MinInt64
+	if !t.IsZero() {
+		tn = t.UnixNano()
+	}
+	extra := 0
+	for _, r := range d.open[n:] {
+		if r.due <= tn {
+			extra++
+		}
+	}
+	if n+extra == 0 {
+		return nil, nil
+	}
+	out := make([]Command, n, n+extra)
+	for i, r := range d.open[:n] {
+		out[i] = r.e.c
+	}
+	for _, r := range d.open[n:] {
+		if r.due <= tn {
+			out = append(out, r.e.c)
+		}
 	}
 	return out, nil
 }

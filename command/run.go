@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -247,11 +248,19 @@ func (e *Engine) service(ctx context.Context, id string) error {
 		return err
 	}
 	defer d.mu.unlock()
-	q, err := e.st.Queue(ctx, id)
+	now := time.Now()
+	// The head and the next command, and any command due now: every
+	// command that this pass could end is due (overdue), so the whole
+	// queue is read only when one of them must be ended.
+	q, err := e.st.Front(ctx, id, 2, now)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	if slices.ContainsFunc(q, func(c Command) bool { return overdue(c, now) }) {
+		if q, err = e.st.Queue(ctx, id); err != nil {
+			return err
+		}
+	}
 
 	// End what is past its time.
 	var moved []Command
@@ -326,7 +335,9 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				if err := e.commit(ctx, []Command{head}, nil); err != nil {
 					return err
 				}
-				open = open[1:]
+				if open, err = e.st.Front(ctx, id, 2, now); err != nil {
+					return err
+				}
 				continue
 			}
 			nt := d.mode.NextTry(now, d.lastUplink)
@@ -373,7 +384,9 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			open = open[1:]
+			if open, err = e.st.Front(ctx, id, 2, now); err != nil {
+				return err
+			}
 		default:
 			e.log.Info("command: send failed; command stays at the head (CMD-4)", "device", id, "command", head.ID, "err", err)
 			d.lastFail = now
@@ -382,6 +395,19 @@ func (e *Engine) service(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// overdue reports whether service, at now, ends c or takes it as SENT
+// (an attempt whose outcome was never stored). Such a command is always
+// due: Due() is not after now.
+func overdue(c Command, now time.Time) bool {
+	switch c.Status {
+	case Pending:
+		return !c.SendAttempt.IsZero() || c.ExpireTime > 0 && !now.Before(c.ExpireAt())
+	case Sent, Delivered:
+		return !c.Deadline.IsZero() && !now.Before(c.Deadline)
+	}
+	return false
 }
 
 func (e *Engine) send(ctx context.Context, c Command) error {
