@@ -317,7 +317,7 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 	}
 	d.lastSeq = c.Seq
 	if len(updated) > 0 || c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
-		e.sched.mark(c.DeviceID)
+		e.sched.mark(c.DeviceID, false)
 	}
 	return c, failErr
 }
@@ -340,7 +340,7 @@ func (e *Engine) DeviceWoke(ctx context.Context, deviceID string) error {
 	}
 	d.lastUplink = time.Now()
 	d.mu.unlock()
-	e.sched.mark(deviceID)
+	e.sched.mark(deviceID, true)
 	return nil
 }
 
@@ -359,7 +359,7 @@ func (e *Engine) SetMode(ctx context.Context, deviceID string, m Mode) error {
 		return err
 	}
 	d.mode = m
-	e.sched.mark(deviceID)
+	e.sched.mark(deviceID, false)
 	return nil
 }
 
@@ -429,7 +429,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Command, error) {
 	if err := e.commit(ctx, moved, updated); err != nil {
 		return Command{}, err
 	}
-	e.sched.mark(c.DeviceID)
+	e.sched.mark(c.DeviceID, false)
 	return c, nil
 }
 
@@ -590,7 +590,7 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	if err := e.commit(ctx, append(moved, c), updated); err != nil {
 		return err
 	}
-	e.sched.mark(deviceID)
+	e.sched.mark(deviceID, false)
 	return nil
 }
 
