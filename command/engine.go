@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -194,9 +195,13 @@ func (e *Engine) commit(ctx context.Context, moved, updated []Command) error {
 	if len(moved)+len(updated) == 0 {
 		return nil
 	}
-	w := Write{Commands: make([]Command, 0, len(moved)+len(updated))}
-	w.Commands = append(w.Commands, moved...)
-	w.Commands = append(w.Commands, updated...)
+	w := Write{Commands: moved}
+	switch {
+	case len(moved) == 0:
+		w.Commands = updated
+	case len(updated) > 0:
+		w.Commands = append(slices.Clip(moved), updated...) // a copy: moved is the caller's
+	}
 	for _, c := range moved {
 		if c.TaskID != "" && c.Status.Final() {
 			w.Counts = append(w.Counts, Count{TaskID: c.TaskID, Status: c.Status})
@@ -317,7 +322,7 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 	}
 	d.lastSeq = c.Seq
 	if len(updated) > 0 || c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
-		e.sched.mark(c.DeviceID, false)
+		e.sched.mark(c.DeviceID)
 	}
 	return c, failErr
 }
@@ -340,7 +345,7 @@ func (e *Engine) DeviceWoke(ctx context.Context, deviceID string) error {
 	}
 	d.lastUplink = time.Now()
 	d.mu.unlock()
-	e.sched.mark(deviceID, true)
+	e.sched.mark(deviceID)
 	return nil
 }
 
@@ -359,7 +364,7 @@ func (e *Engine) SetMode(ctx context.Context, deviceID string, m Mode) error {
 		return err
 	}
 	d.mode = m
-	e.sched.mark(deviceID, false)
+	e.sched.mark(deviceID)
 	return nil
 }
 
@@ -429,7 +434,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Command, error) {
 	if err := e.commit(ctx, moved, updated); err != nil {
 		return Command{}, err
 	}
-	e.sched.mark(c.DeviceID, false)
+	e.sched.mark(c.DeviceID)
 	return c, nil
 }
 
@@ -474,6 +479,12 @@ func (e *Engine) promote(ctx context.Context, d *devState, deviceID string, now 
 	if err != nil {
 		return nil, err
 	}
+	return promoteFrom(d, q, now, gone...), nil
+}
+
+// promoteFrom is promote on q, the device's first len(gone)+1 open
+// commands or more.
+func promoteFrom(d *devState, q []Command, now time.Time, gone ...string) []Command {
 next:
 	for _, c := range q {
 		for _, g := range gone {
@@ -482,16 +493,16 @@ next:
 			}
 		}
 		if c.Status != Pending {
-			return nil, nil
+			return nil
 		}
 		nt := d.mode.NextTry(now, d.lastUplink)
 		if nt.Equal(c.NextTry) {
-			return nil, nil
+			return nil
 		}
 		c.NextTry = nt
-		return []Command{c}, nil
+		return []Command{c}
 	}
-	return nil, nil
+	return nil
 }
 
 // Acked records the device's ACK of a SENT command: SENT → DELIVERED. An ACK
@@ -546,26 +557,28 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	}
 	defer d.mu.unlock()
 	// Delivery is serial (CMD-4): only the head of the queue is ever
-	// outstanding, so the head is all a response can match.
-	q, err := e.st.Front(ctx, deviceID, 1, time.Time{})
+	// outstanding, so a response can match only the head; the next
+	// command is read too, for promoteFrom.
+	q, err := e.st.Front(ctx, deviceID, 2, time.Time{})
 	if err != nil {
 		return err
 	}
-	var match []Command
-	for _, c := range q {
-		if c.Status != Sent && c.Status != Delivered {
+	match, n := 0, 0
+	for i := range q {
+		if q[i].Status != Sent && q[i].Status != Delivered {
 			continue
 		}
-		if r.Mid == 0 || c.Mid() == r.Mid {
-			match = append(match, c)
+		if r.Mid == 0 || q[i].Mid() == r.Mid {
+			match = i
+			n++
 		}
 	}
-	if len(match) != 1 {
+	if n != 1 {
 		e.log.Warn("command: response matches no outstanding command; dropped (CMD-5)",
-			"device", deviceID, "mid", r.Mid, "errcode", r.ErrCode, "candidates", len(match))
+			"device", deviceID, "mid", r.Mid, "errcode", r.ErrCode, "candidates", n)
 		return nil
 	}
-	c := match[0]
+	c := q[match]
 	now := time.Now()
 	var moved []Command
 	if c.Status == Sent {
@@ -583,14 +596,11 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	if err := c.Move(to, now); err != nil {
 		return err
 	}
-	updated, err := e.promote(ctx, d, deviceID, now, c.ID)
-	if err != nil {
-		return err
-	}
+	updated := promoteFrom(d, q, now, c.ID)
 	if err := e.commit(ctx, append(moved, c), updated); err != nil {
 		return err
 	}
-	e.sched.mark(deviceID, false)
+	e.sched.mark(deviceID)
 	return nil
 }
 

@@ -12,54 +12,12 @@ import (
 // sched is the set of devices whose queue must be looked at, served by
 // Run's workers. A device is never served by two workers at once; a device
 // marked while being served is served again afterwards.
-//
-// Devices that just woke (DeviceWoke) are served before the others
-// (timers, answers, submits): a PSM device is reachable only for its
-// active time after the uplink, and its head should not wait behind the
-// queues of devices already being drained. So that a stream of wake-ups
-// cannot hold the others back for ever, one other device is served after
-// every wokeBurst woken ones.
 type sched struct {
 	mu    sync.Mutex
-	state map[string]schedState
-	woke  schedList // devices marked by DeviceWoke
-	other schedList // every other mark
-	burst int       // woken devices served in a row while others waited
-	gen   uint32
+	state map[string]uint8 // queued, busy, busy and marked again
+	list  []string
+	head  int
 	sig   chan struct{}
-}
-
-// schedState is a device's place in sched: queued (in one list or both,
-// as entries of generation gen), busy, or busy and marked again (again,
-// urgently when urgent).
-type schedState struct {
-	status uint8
-	urgent bool   // busyAgain: queue it with the woken devices
-	inWoke bool   // queued: has an entry in woke
-	gen    uint32 // queued: the generation of its live entries
-}
-
-type schedEntry struct {
-	id  string
-	gen uint32
-}
-
-type schedList struct {
-	list []schedEntry
-	head int
-}
-
-func (l *schedList) push(e schedEntry) { l.list = append(l.list, e) }
-func (l *schedList) empty() bool       { return l.head == len(l.list) }
-func (l *schedList) pop() schedEntry {
-	e := l.list[l.head]
-	l.list[l.head] = schedEntry{}
-	l.head++
-	if l.head == len(l.list) || l.head > 1024 && l.head*2 > len(l.list) {
-		l.list = append(l.list[:0], l.list[l.head:]...)
-		l.head = 0
-	}
-	return e
 }
 
 const (
@@ -68,32 +26,19 @@ const (
 	busyAgain
 )
 
-// wokeBurst is how many woken devices are served in a row while other
-// devices wait.
-const wokeBurst = 8
-
 func (s *sched) init() {
-	s.state = map[string]schedState{}
+	s.state = map[string]uint8{}
 	s.sig = make(chan struct{}, 1)
 }
 
-// mark asks for the device to be served; woke is true for DeviceWoke.
-func (s *sched) mark(id string, woke bool) {
+func (s *sched) mark(id string) {
 	s.mu.Lock()
-	st := s.state[id]
-	switch st.status {
+	switch s.state[id] {
 	case 0:
-		s.enqueue(id, woke)
-	case queued:
-		if woke && !st.inWoke {
-			st.inWoke = true
-			s.state[id] = st
-			s.woke.push(schedEntry{id, st.gen})
-		}
-	case busy, busyAgain:
-		st.status = busyAgain
-		st.urgent = st.urgent || woke
-		s.state[id] = st
+		s.state[id] = queued
+		s.list = append(s.list, id)
+	case busy:
+		s.state[id] = busyAgain
 	}
 	s.mu.Unlock()
 	select {
@@ -102,54 +47,36 @@ func (s *sched) mark(id string, woke bool) {
 	}
 }
 
-// enqueue queues a device that is not queued; s.mu is held.
-func (s *sched) enqueue(id string, woke bool) {
-	s.gen++
-	s.state[id] = schedState{status: queued, inWoke: woke, gen: s.gen}
-	if woke {
-		s.woke.push(schedEntry{id, s.gen})
-	} else {
-		s.other.push(schedEntry{id, s.gen})
-	}
-}
-
 func (s *sched) pop() (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
-		var e schedEntry
-		switch {
-		case !s.woke.empty() && (s.burst < wokeBurst || s.other.empty()):
-			e = s.woke.pop()
-			s.burst++
-		case !s.other.empty():
-			e = s.other.pop()
-			s.burst = 0
-		default:
-			return "", false
-		}
-		st := s.state[e.id]
-		if st.status != queued || st.gen != e.gen {
-			continue // already served from the other list
-		}
-		s.state[e.id] = schedState{status: busy}
-		if !s.woke.empty() || !s.other.empty() {
-			// More work: wake another worker.
-			select {
-			case s.sig <- struct{}{}:
-			default:
-			}
-		}
-		return e.id, true
+	if s.head == len(s.list) {
+		return "", false
 	}
+	id := s.list[s.head]
+	s.list[s.head] = ""
+	s.head++
+	if s.head == len(s.list) || s.head > 1024 && s.head*2 > len(s.list) {
+		s.list = append(s.list[:0], s.list[s.head:]...)
+		s.head = 0
+	}
+	s.state[id] = busy
+	if s.head < len(s.list) {
+		// More work: wake another worker.
+		select {
+		case s.sig <- struct{}{}:
+		default:
+		}
+	}
+	return id, true
 }
 
 func (s *sched) done(id string) {
 	s.mu.Lock()
-	st := s.state[id]
-	again := st.status == busyAgain
+	again := s.state[id] == busyAgain
 	if again {
-		s.enqueue(id, st.urgent)
+		s.state[id] = queued
+		s.list = append(s.list, id)
 	} else {
 		delete(s.state, id)
 	}
@@ -284,7 +211,7 @@ func (e *Engine) timers(ctx context.Context) {
 			e.log.Error("command: reading due commands", "err", err)
 		}
 		for _, c := range due {
-			e.sched.mark(c.DeviceID, false)
+			e.sched.mark(c.DeviceID)
 		}
 		next, err := e.st.NextDue(ctx)
 		if err != nil && ctx.Err() == nil {
