@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -22,9 +21,9 @@ type MemStore struct {
 }
 
 type memEntry struct {
-	c   Command
-	due time.Time // c.Due() when indexed
-	idx int       // position in the due heap, -1 when not in it
+	r   memRec
+	due memTime // Due() when indexed
+	idx int     // position in the due heap, -1 when not in it
 }
 
 type memDevice struct {
@@ -38,11 +37,9 @@ type memDevice struct {
 // do not read every entry (each is a cache miss in a large store).
 type openRef struct {
 	seq uint64
-	due int64 // c.Due() in Unix nanoseconds; noDue when zero
+	due memTime // Due(); noDue when zero
 	e   *memEntry
 }
-
-const noDue = math.MaxInt64
 
 func openBySeq(r openRef, seq uint64) int { return cmp.Compare(r.seq, seq) }
 
@@ -58,7 +55,7 @@ func NewMemStore() *MemStore {
 
 var _ Store = (*MemStore)(nil)
 
-func bySeq(e *memEntry, seq uint64) int { return cmp.Compare(e.c.Seq, seq) }
+func bySeq(e *memEntry, seq uint64) int { return cmp.Compare(e.r.seq, seq) }
 
 // Write implements Store.
 func (s *MemStore) Write(ctx context.Context, w Write) error {
@@ -99,12 +96,12 @@ func (s *MemStore) put(c Command) {
 	var e *memEntry
 	if found {
 		e = d.all[i]
-		if e.c.ID != c.ID {
-			delete(s.byID, e.c.ID)
+		if e.r.id != c.ID {
+			delete(s.byID, e.r.id)
 		}
-		e.c = c
+		e.r = toMemRec(&c)
 	} else {
-		e = &memEntry{c: c, idx: -1}
+		e = &memEntry{r: toMemRec(&c), idx: -1}
 		d.all = slices.Insert(d.all, i, e)
 	}
 	s.byID[c.ID] = e
@@ -119,7 +116,7 @@ func (s *MemStore) put(c Command) {
 	case c.Status.Open():
 		r := openRef{seq: c.Seq, due: noDue, e: e}
 		if !due.IsZero() {
-			r.due = due.UnixNano()
+			r.due = toMemTime(due)
 		}
 		if inOpen {
 			d.open[j] = r
@@ -133,10 +130,10 @@ func (s *MemStore) put(c Command) {
 	case due.IsZero() && e.idx >= 0:
 		heap.Remove(&s.due, e.idx)
 	case !due.IsZero() && e.idx >= 0:
-		e.due = due
+		e.due = toMemTime(due)
 		heap.Fix(&s.due, e.idx)
 	case !due.IsZero():
-		e.due = due
+		e.due = toMemTime(due)
 		heap.Push(&s.due, e)
 	}
 }
@@ -149,7 +146,7 @@ func (s *MemStore) Get(ctx context.Context, id string) (Command, error) {
 	if e == nil {
 		return Command{}, &NotFoundError{What: "command", ID: id}
 	}
-	return e.c, nil
+	return e.r.command(), nil
 }
 
 // LastSeq implements Store.
@@ -172,7 +169,7 @@ func (s *MemStore) Queue(ctx context.Context, deviceID string) ([]Command, error
 	}
 	out := make([]Command, len(d.open))
 	for i, r := range d.open {
-		out[i] = r.e.c
+		out[i] = r.e.r.command()
 	}
 	return out, nil
 }
@@ -186,13 +183,14 @@ func (s *MemStore) Front(ctx context.Context, deviceID string, n int, t time.Tim
 		return nil, nil
 	}
 	n = min(max(n, 0), len(d.open))
-	var tn int64 = math.MinInt64
+	due := func(r openRef) bool { return false }
 	if !t.IsZero() {
-		tn = t.UnixNano()
+		tm := toMemTime(t)
+		due = func(r openRef) bool { return r.due.compare(tm) <= 0 }
 	}
 	extra := 0
 	for _, r := range d.open[n:] {
-		if r.due <= tn {
+		if due(r) {
 			extra++
 		}
 	}
@@ -201,11 +199,11 @@ func (s *MemStore) Front(ctx context.Context, deviceID string, n int, t time.Tim
 	}
 	out := make([]Command, n, n+extra)
 	for i, r := range d.open[:n] {
-		out[i] = r.e.c
+		out[i] = r.e.r.command()
 	}
 	for _, r := range d.open[n:] {
-		if r.due <= tn {
-			out = append(out, r.e.c)
+		if due(r) {
+			out = append(out, r.e.r.command())
 		}
 	}
 	return out, nil
@@ -225,7 +223,7 @@ func (s *MemStore) List(ctx context.Context, deviceID string, after uint64, limi
 	}
 	var out []Command
 	for ; i < len(d.all) && len(out) < limit; i++ {
-		out = append(out, d.all[i].c)
+		out = append(out, d.all[i].r.command())
 	}
 	return out, nil
 }
@@ -239,15 +237,16 @@ func (s *MemStore) Due(ctx context.Context, t time.Time, limit int) ([]Command, 
 	if len(s.due) == 0 || limit <= 0 {
 		return nil, nil
 	}
+	tm := toMemTime(t)
 	cand := candHeap{h: s.due}
 	heap.Push(&cand, 0)
 	for len(cand.pos) > 0 && len(out) < limit {
 		i := heap.Pop(&cand).(int)
 		e := s.due[i]
-		if e.due.After(t) {
+		if e.due.compare(tm) > 0 {
 			break
 		}
-		out = append(out, e.c)
+		out = append(out, e.r.command())
 		for _, ch := range []int{2*i + 1, 2*i + 2} {
 			if ch < len(s.due) {
 				heap.Push(&cand, ch)
@@ -264,7 +263,7 @@ func (s *MemStore) NextDue(ctx context.Context) (time.Time, error) {
 	if len(s.due) == 0 {
 		return time.Time{}, nil
 	}
-	return s.due[0].due, nil
+	return s.due[0].due.time(), nil
 }
 
 // PutMode implements Store.
@@ -308,13 +307,13 @@ type dueHeap []*memEntry
 func (h dueHeap) Len() int           { return len(h) }
 func (h dueHeap) Less(i, j int) bool { return h.less(h[i], h[j]) }
 func (dueHeap) less(a, b *memEntry) bool {
-	if c := a.due.Compare(b.due); c != 0 {
+	if c := a.due.compare(b.due); c != 0 {
 		return c < 0
 	}
-	if a.c.DeviceID != b.c.DeviceID {
-		return a.c.DeviceID < b.c.DeviceID
+	if a.r.deviceID != b.r.deviceID {
+		return a.r.deviceID < b.r.deviceID
 	}
-	return a.c.Seq < b.c.Seq
+	return a.r.seq < b.r.seq
 }
 func (h dueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
@@ -359,13 +358,14 @@ func (s *MemStore) Prune(ctx context.Context, before time.Time, limit int) (int,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
+	tm := toMemTime(before)
 	for _, d := range s.devs {
 		if n >= limit {
 			break
 		}
 		d.all = slices.DeleteFunc(d.all, func(e *memEntry) bool {
-			if n < limit && e.c.Status.Final() && e.c.ExecuteTime.Before(before) {
-				delete(s.byID, e.c.ID)
+			if n < limit && e.r.status.Final() && e.r.execute.compare(tm) < 0 {
+				delete(s.byID, e.r.id)
 				n++
 				return true
 			}
