@@ -6,11 +6,11 @@ import (
 )
 
 // memRec is a Command as MemStore keeps it. Its seven times are stored as
-// seconds and nanoseconds (memTime) instead of time.Time, which carries a
-// location pointer and a monotonic reading the store does not need: a
-// record takes 336 bytes instead of 440, and holds 11 pointers for the
-// collector to look at instead of 18. With a million pending commands
-// that is what a collection must mark.
+// seconds and nanoseconds instead of time.Time, which carries a location
+// pointer and a monotonic reading the store does not need: a record takes
+// 328 bytes instead of 416, and holds 11 pointers for the collector to
+// look at instead of 18. With a million pending commands that is what a
+// collection must mark.
 type memRec struct {
 	id, appID, deviceID string
 	serviceID, method   string
@@ -24,10 +24,24 @@ type memRec struct {
 	errCode             int
 	result              []byte
 	retransmits         int
+	sec                 [nTimes]int64 // the times, indexed by tCreation…
+	nsec                [nTimes]int32
 	status              Status
-
-	creation, issued, delivered, execute, deadline, nextTry, sendAttempt memTime
 }
+
+// The times of a memRec.
+const (
+	tCreation = iota
+	tIssued
+	tDelivered
+	tExecute
+	tDeadline
+	tNextTry
+	tSendAttempt
+	nTimes
+)
+
+func (r *memRec) time(i int) memTime { return memTime{r.sec[i], r.nsec[i]} }
 
 // memTime is a time.Time without location or monotonic reading: seconds
 // since 1970 and nanoseconds. The zero time is {zeroSec, 0}.
@@ -68,17 +82,21 @@ func (m memTime) compare(o memTime) int {
 }
 
 func toMemRec(c *Command) memRec {
-	return memRec{
+	r := memRec{
 		id: c.ID, appID: c.AppID, deviceID: c.DeviceID,
 		serviceID: c.Body.ServiceID, method: c.Body.Method, paras: c.Body.Paras,
 		callbackURL: c.CallbackURL, expireTime: c.ExpireTime, maxRetransmit: c.MaxRetransmit,
 		issuedTimes: c.IssuedTimes, seq: c.Seq, key: c.Key, taskID: c.TaskID, reason: c.Reason,
 		errCode: c.ErrCode, result: c.Result, retransmits: c.Retransmits, status: c.Status,
-		creation: toMemTime(c.CreationTime), issued: toMemTime(c.PlatformIssuedTime),
-		delivered: toMemTime(c.DeliveredTime), execute: toMemTime(c.ExecuteTime),
-		deadline: toMemTime(c.Deadline), nextTry: toMemTime(c.NextTry),
-		sendAttempt: toMemTime(c.SendAttempt),
 	}
+	for i, t := range [nTimes]time.Time{
+		tCreation: c.CreationTime, tIssued: c.PlatformIssuedTime, tDelivered: c.DeliveredTime,
+		tExecute: c.ExecuteTime, tDeadline: c.Deadline, tNextTry: c.NextTry, tSendAttempt: c.SendAttempt,
+	} {
+		m := toMemTime(t)
+		r.sec[i], r.nsec[i] = m.sec, m.nsec
+	}
+	return r
 }
 
 func (r *memRec) command() Command {
@@ -88,8 +106,8 @@ func (r *memRec) command() Command {
 		CallbackURL: r.callbackURL, ExpireTime: r.expireTime, MaxRetransmit: r.maxRetransmit,
 		IssuedTimes: r.issuedTimes, Seq: r.seq, Key: r.key, TaskID: r.taskID, Reason: r.reason,
 		ErrCode: r.errCode, Result: r.result, Retransmits: r.retransmits, Status: r.status,
-		CreationTime: r.creation.time(), PlatformIssuedTime: r.issued.time(),
-		DeliveredTime: r.delivered.time(), ExecuteTime: r.execute.time(),
-		Deadline: r.deadline.time(), NextTry: r.nextTry.time(), SendAttempt: r.sendAttempt.time(),
+		CreationTime: r.time(tCreation).time(), PlatformIssuedTime: r.time(tIssued).time(),
+		DeliveredTime: r.time(tDelivered).time(), ExecuteTime: r.time(tExecute).time(),
+		Deadline: r.time(tDeadline).time(), NextTry: r.time(tNextTry).time(), SendAttempt: r.time(tSendAttempt).time(),
 	}
 }

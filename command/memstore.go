@@ -364,7 +364,7 @@ func (s *MemStore) Prune(ctx context.Context, before time.Time, limit int) (int,
 			break
 		}
 		d.all = slices.DeleteFunc(d.all, func(e *memEntry) bool {
-			if n < limit && e.r.status.Final() && e.r.execute.compare(tm) < 0 {
+			if n < limit && e.r.status.Final() && e.r.time(tExecute).compare(tm) < 0 {
 				delete(s.byID, e.r.id)
 				n++
 				return true
