@@ -192,16 +192,23 @@ func (e *Engine) openDevice(ctx context.Context, id string) (*devState, error) {
 // then tells the Listener of each move. Nothing is told when the write
 // fails.
 func (e *Engine) commit(ctx context.Context, moved, updated []Command) error {
-	if len(moved)+len(updated) == 0 {
+	switch {
+	case len(updated) == 0:
+		return e.commitAll(ctx, moved, len(moved))
+	case len(moved) == 0:
+		return e.commitAll(ctx, updated, 0)
+	}
+	return e.commitAll(ctx, append(slices.Clip(moved), updated...), len(moved)) // a copy: moved is the caller's
+}
+
+// commitAll is commit of cs[:nMoved] (moved) and cs[nMoved:] (updated),
+// for callers that build the one slice themselves.
+func (e *Engine) commitAll(ctx context.Context, cs []Command, nMoved int) error {
+	if len(cs) == 0 {
 		return nil
 	}
-	w := Write{Commands: moved}
-	switch {
-	case len(moved) == 0:
-		w.Commands = updated
-	case len(updated) > 0:
-		w.Commands = append(slices.Clip(moved), updated...) // a copy: moved is the caller's
-	}
+	moved := cs[:nMoved]
+	w := Write{Commands: cs}
 	for _, c := range moved {
 		if c.TaskID != "" && c.Status.Final() {
 			w.Counts = append(w.Counts, Count{TaskID: c.TaskID, Status: c.Status})
@@ -479,12 +486,15 @@ func (e *Engine) promote(ctx context.Context, d *devState, deviceID string, now 
 	if err != nil {
 		return nil, err
 	}
-	return promoteFrom(d, q, now, gone...), nil
+	if c, ok := promoteFrom(d, q, now, gone...); ok {
+		return []Command{c}, nil
+	}
+	return nil, nil
 }
 
 // promoteFrom is promote on q, the device's first len(gone)+1 open
-// commands or more.
-func promoteFrom(d *devState, q []Command, now time.Time, gone ...string) []Command {
+// commands or more: the next head and true, or false.
+func promoteFrom(d *devState, q []Command, now time.Time, gone ...string) (Command, bool) {
 next:
 	for _, c := range q {
 		for _, g := range gone {
@@ -493,16 +503,16 @@ next:
 			}
 		}
 		if c.Status != Pending {
-			return nil
+			return Command{}, false
 		}
 		nt := d.mode.NextTry(now, d.lastUplink)
 		if nt.Equal(c.NextTry) {
-			return nil
+			return Command{}, false
 		}
 		c.NextTry = nt
-		return []Command{c}
+		return c, true
 	}
-	return nil
+	return Command{}, false
 }
 
 // Acked records the device's ACK of a SENT command: SENT → DELIVERED. An ACK
@@ -580,12 +590,12 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	}
 	c := q[match]
 	now := time.Now()
-	var moved []Command
+	cs := make([]Command, 0, 3) // the moves, then the next head: one write
 	if c.Status == Sent {
 		if err := c.Move(Delivered, now); err != nil {
 			return err
 		}
-		moved = append(moved, c)
+		cs = append(cs, c)
 	}
 	to := Successful
 	if r.ErrCode != 0 {
@@ -596,8 +606,12 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	if err := c.Move(to, now); err != nil {
 		return err
 	}
-	updated := promoteFrom(d, q, now, c.ID)
-	if err := e.commit(ctx, append(moved, c), updated); err != nil {
+	cs = append(cs, c)
+	nMoved := len(cs)
+	if next, ok := promoteFrom(d, q, now, c.ID); ok {
+		cs = append(cs, next)
+	}
+	if err := e.commitAll(ctx, cs, nMoved); err != nil {
 		return err
 	}
 	e.sched.mark(deviceID)

@@ -11,6 +11,10 @@ import (
 
 // MemStore is a Store in memory: fast, and lost when the process ends. It
 // serves tests, benchmarks and platforms that do not need CMD-9.
+//
+// It keeps each command as a compact record (memRec): the times it returns
+// are the instants written, in the Local location and without a monotonic
+// reading, as a store on disk would return them.
 type MemStore struct {
 	mu    sync.Mutex
 	byID  map[string]*memEntry

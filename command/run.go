@@ -249,10 +249,10 @@ func (e *Engine) service(ctx context.Context, id string) error {
 	}
 	defer d.mu.unlock()
 	now := time.Now()
-	// The head and the next command, and any command due now: every
-	// command that this pass could end is due (overdue), so the whole
-	// queue is read only when one of them must be ended.
-	q, err := e.st.Front(ctx, id, 2, now)
+	// The head and any command due now: every command that this pass
+	// could end is due (overdue), so the whole queue is read only when one
+	// of them must be ended.
+	q, err := e.st.Front(ctx, id, 1, now)
 	if err != nil {
 		return err
 	}
@@ -335,7 +335,7 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				if err := e.commit(ctx, []Command{head}, nil); err != nil {
 					return err
 				}
-				if open, err = e.st.Front(ctx, id, 2, now); err != nil {
+				if open, err = e.st.Front(ctx, id, 1, now); err != nil {
 					return err
 				}
 				continue
@@ -345,12 +345,14 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				return nil
 			}
 			head.NextTry = nt
-			return e.commit(ctx, nil, []Command{head})
+			open[0] = head
+			return e.commitAll(ctx, open[:1], 0)
 		}
 		// Store the attempt before sending, so that a crash during the
 		// send leaves a trace (CMD-9); its outcome is stored below.
 		head.SendAttempt, head.NextTry = now, now
-		if err := e.commit(ctx, nil, []Command{head}); err != nil {
+		open[0] = head // open[:1] is the write's slice: no allocation
+		if err := e.commitAll(ctx, open[:1], 0); err != nil {
 			return err
 		}
 		err := e.send(ctx, head)
@@ -365,26 +367,31 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			head.Deadline = d.mode.Deadline(now)
 			head.Retransmits = 0
 			head.NextTry = e.retransmitAt(head, now)
-			return e.commit(wctx, []Command{head}, nil)
+			open[0] = head
+			return e.commitAll(wctx, open[:1], 1)
 		case errors.Is(err, ErrEncode) || head.ExpireTime == 0:
 			head.Reason = err.Error()
 			if err := head.Move(Failed, now); err != nil {
 				return err
 			}
-			var next []Command
-			if len(open) > 1 && open[1].Status == Pending {
-				n := open[1]
-				n.NextTry = now
-				next = []Command{n}
-				open[1] = n
+			// The next command is tried now, stored in the same write.
+			next, err := e.st.Front(wctx, id, 2, time.Time{})
+			if err != nil {
+				return err
 			}
-			if err := e.commit(wctx, []Command{head}, next); err != nil {
+			cs := []Command{head}
+			if len(next) > 1 && next[0].ID == head.ID && next[1].Status == Pending {
+				n := next[1]
+				n.NextTry = now
+				cs = append(cs, n)
+			}
+			if err := e.commitAll(wctx, cs, 1); err != nil {
 				return err
 			}
 			if ctx.Err() != nil {
 				return nil
 			}
-			if open, err = e.st.Front(ctx, id, 2, now); err != nil {
+			if open, err = e.st.Front(ctx, id, 1, now); err != nil {
 				return err
 			}
 		default:
