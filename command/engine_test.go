@@ -1038,3 +1038,49 @@ func TestExpiryBehindTheHead(t *testing.T) {
 		require.Equal(t, []string{a.ID, b.ID, d.ID}, h.sentIDs())
 	})
 }
+
+// queueCounter is a MemStore that counts full-queue reads.
+type queueCounter struct {
+	*MemStore
+	n atomic.Int32
+}
+
+func (q *queueCounter) Queue(ctx context.Context, deviceID string) ([]Command, error) {
+	q.n.Add(1)
+	return q.MemStore.Queue(ctx, deviceID)
+}
+
+// TestDrainReadsOnlyTheFront: draining ten commands on one wake-up
+// (CMD-4) reads the device's queue through Store.Front only, never the
+// whole queue with Queue: with 10 commands of a million pending, copying
+// the queue at every step was most of the wake-to-send time (issue 7).
+func TestDrainReadsOnlyTheFront(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := &queueCounter{MemStore: NewMemStore()}
+		sent := make(chan Command, 16)
+		e, err := New(st, SenderFunc(func(_ context.Context, c Command) error { sent <- c; return nil }), nil, Config{})
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(ctx) }()
+		defer func() { e.Close(); <-done }()
+		var want []string
+		for range 10 {
+			c, err := e.Submit(ctx, req("meter"))
+			require.NoError(t, err)
+			want = append(want, c.ID)
+		}
+		st.n.Store(0) // Submit reads the queue to count it and to supersede
+		require.NoError(t, e.DeviceWoke(ctx, "meter"))
+		var got []string
+		for range 10 {
+			synctest.Wait()
+			c := <-sent
+			got = append(got, c.ID)
+			require.NoError(t, e.Acked(ctx, "meter", c.ID))
+			require.NoError(t, e.Responded(ctx, "meter", Response{Mid: c.Mid()}))
+		}
+		require.Equal(t, want, got, "all ten, in order")
+		require.Zero(t, st.n.Load(), "Queue calls while draining")
+	})
+}
