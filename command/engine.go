@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -191,12 +192,23 @@ func (e *Engine) openDevice(ctx context.Context, id string) (*devState, error) {
 // then tells the Listener of each move. Nothing is told when the write
 // fails.
 func (e *Engine) commit(ctx context.Context, moved, updated []Command) error {
-	if len(moved)+len(updated) == 0 {
+	switch {
+	case len(updated) == 0:
+		return e.commitAll(ctx, moved, len(moved))
+	case len(moved) == 0:
+		return e.commitAll(ctx, updated, 0)
+	}
+	return e.commitAll(ctx, append(slices.Clip(moved), updated...), len(moved)) // a copy: moved is the caller's
+}
+
+// commitAll is commit of cs[:nMoved] (moved) and cs[nMoved:] (updated),
+// for callers that build the one slice themselves.
+func (e *Engine) commitAll(ctx context.Context, cs []Command, nMoved int) error {
+	if len(cs) == 0 {
 		return nil
 	}
-	w := Write{Commands: make([]Command, 0, len(moved)+len(updated))}
-	w.Commands = append(w.Commands, moved...)
-	w.Commands = append(w.Commands, updated...)
+	moved := cs[:nMoved]
+	w := Write{Commands: cs}
 	for _, c := range moved {
 		if c.TaskID != "" && c.Status.Final() {
 			w.Counts = append(w.Counts, Count{TaskID: c.TaskID, Status: c.Status})
@@ -468,10 +480,21 @@ func (e *Engine) CancelDevice(ctx context.Context, deviceID string) ([]Command, 
 // none or it needs no change. Storing it in the same write as the move
 // keeps the queue moving across a restart (CMD-9).
 func (e *Engine) promote(ctx context.Context, d *devState, deviceID string, now time.Time, gone ...string) ([]Command, error) {
-	q, err := e.st.Queue(ctx, deviceID)
+	// Every command in gone is open, so the first one that stays is among
+	// the first len(gone)+1.
+	q, err := e.st.Front(ctx, deviceID, len(gone)+1, time.Time{})
 	if err != nil {
 		return nil, err
 	}
+	if c, ok := promoteFrom(d, q, now, gone...); ok {
+		return []Command{c}, nil
+	}
+	return nil, nil
+}
+
+// promoteFrom is promote on q, the device's first len(gone)+1 open
+// commands or more: the next head and true, or false.
+func promoteFrom(d *devState, q []Command, now time.Time, gone ...string) (Command, bool) {
 next:
 	for _, c := range q {
 		for _, g := range gone {
@@ -480,16 +503,16 @@ next:
 			}
 		}
 		if c.Status != Pending {
-			return nil, nil
+			return Command{}, false
 		}
 		nt := d.mode.NextTry(now, d.lastUplink)
 		if nt.Equal(c.NextTry) {
-			return nil, nil
+			return Command{}, false
 		}
 		c.NextTry = nt
-		return []Command{c}, nil
+		return c, true
 	}
-	return nil, nil
+	return Command{}, false
 }
 
 // Acked records the device's ACK of a SENT command: SENT → DELIVERED. An ACK
@@ -543,32 +566,36 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 		return err
 	}
 	defer d.mu.unlock()
-	q, err := e.st.Queue(ctx, deviceID)
+	// Delivery is serial (CMD-4): only the head of the queue is ever
+	// outstanding, so a response can match only the head; the next
+	// command is read too, for promoteFrom.
+	q, err := e.st.Front(ctx, deviceID, 2, time.Time{})
 	if err != nil {
 		return err
 	}
-	var match []Command
-	for _, c := range q {
-		if c.Status != Sent && c.Status != Delivered {
+	match, n := 0, 0
+	for i := range q {
+		if q[i].Status != Sent && q[i].Status != Delivered {
 			continue
 		}
-		if r.Mid == 0 || c.Mid() == r.Mid {
-			match = append(match, c)
+		if r.Mid == 0 || q[i].Mid() == r.Mid {
+			match = i
+			n++
 		}
 	}
-	if len(match) != 1 {
+	if n != 1 {
 		e.log.Warn("command: response matches no outstanding command; dropped (CMD-5)",
-			"device", deviceID, "mid", r.Mid, "errcode", r.ErrCode, "candidates", len(match))
+			"device", deviceID, "mid", r.Mid, "errcode", r.ErrCode, "candidates", n)
 		return nil
 	}
-	c := match[0]
+	c := q[match]
 	now := time.Now()
-	var moved []Command
+	cs := make([]Command, 0, 3) // the moves, then the next head: one write
 	if c.Status == Sent {
 		if err := c.Move(Delivered, now); err != nil {
 			return err
 		}
-		moved = append(moved, c)
+		cs = append(cs, c)
 	}
 	to := Successful
 	if r.ErrCode != 0 {
@@ -579,11 +606,12 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	if err := c.Move(to, now); err != nil {
 		return err
 	}
-	updated, err := e.promote(ctx, d, deviceID, now, c.ID)
-	if err != nil {
-		return err
+	cs = append(cs, c)
+	nMoved := len(cs)
+	if next, ok := promoteFrom(d, q, now, c.ID); ok {
+		cs = append(cs, next)
 	}
-	if err := e.commit(ctx, append(moved, c), updated); err != nil {
+	if err := e.commitAll(ctx, cs, nMoved); err != nil {
 		return err
 	}
 	e.sched.mark(deviceID)

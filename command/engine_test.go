@@ -970,3 +970,117 @@ func TestCloseDuringSend(t *testing.T) {
 		require.Equal(t, Sent, got.Status, "the successful send's outcome is stored")
 	})
 }
+
+// TestEncodeFailuresInARow: on one wake-up, the head fails to encode, then
+// the next, then the next; each is FAILED and the fourth goes out, in
+// order (CMD-1, CMD-4). The engine reads only the front of the queue
+// (Store.Front), so it must read again after each failure.
+func TestEncodeFailuresInARow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{})
+		var tried []string
+		h.sendErr = func(c Command) error {
+			tried = append(tried, c.ID)
+			if c.ID != "c4" {
+				return fmt.Errorf("%w: no codec for %s", ErrEncode, c.ID)
+			}
+			return nil
+		}
+		var ids []string
+		for range 5 {
+			ids = append(ids, h.submit(req("meter")).ID)
+		}
+		h.wake("meter")
+		require.Equal(t, []string{"c1", "c2", "c3", "c4"}, tried, "one pass tries the queue in order")
+		for _, id := range ids[:3] {
+			got := h.get(id)
+			require.Equal(t, Failed, got.Status, id)
+			require.Contains(t, got.Reason, "no codec for "+id)
+		}
+		require.Equal(t, Sent, h.status(ids[3]), "the first command that encodes goes out")
+		require.Equal(t, Pending, h.status(ids[4]), "and the next waits for it (CMD-4)")
+	})
+}
+
+// TestExpiryBehindTheHead: a command deep in the queue expires on time
+// while the head is outstanding, and the head is left alone (CMD-2,
+// CMD-4). The engine reads only the head, the next command and the due
+// ones, so this checks that the due ones are read.
+func TestExpiryBehindTheHead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{DefaultMode: Mode{Kind: DRX}})
+		start := time.Now()
+		a := h.submit(req("lamp")) // sent at once, never ACKed
+		b := h.submit(req("lamp"))
+		r := req("lamp")
+		r.ExpireTime = i64(60)
+		c := h.submit(r) // third in the queue, expires at 60 s
+		d := h.submit(req("lamp"))
+		synctest.Wait()
+		require.Equal(t, Sent, h.status(a.ID))
+		time.Sleep(60*time.Second - time.Millisecond)
+		synctest.Wait()
+		require.Equal(t, Pending, h.status(c.ID), "at 60 s - 1 ms")
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		got := h.get(c.ID)
+		require.Equal(t, Expired, got.Status, "at 60 s, behind a SENT head")
+		require.Equal(t, start.Add(60*time.Second), got.ExecuteTime)
+		require.Equal(t, Sent, h.status(a.ID), "the head is untouched")
+		require.Equal(t, Pending, h.status(b.ID))
+		require.Equal(t, Pending, h.status(d.ID))
+		require.Equal(t, []string{a.ID}, h.sentIDs())
+		require.NoError(t, h.e.Responded(context.Background(), "lamp", Response{Mid: a.Mid()}))
+		synctest.Wait()
+		require.Equal(t, []string{a.ID, b.ID}, h.sentIDs(), "the queue moves on past the expired command")
+		require.NoError(t, h.e.Responded(context.Background(), "lamp", Response{Mid: b.Mid()}))
+		synctest.Wait()
+		require.Equal(t, []string{a.ID, b.ID, d.ID}, h.sentIDs())
+	})
+}
+
+// queueCounter is a MemStore that counts full-queue reads.
+type queueCounter struct {
+	*MemStore
+	n atomic.Int32
+}
+
+func (q *queueCounter) Queue(ctx context.Context, deviceID string) ([]Command, error) {
+	q.n.Add(1)
+	return q.MemStore.Queue(ctx, deviceID)
+}
+
+// TestDrainReadsOnlyTheFront: draining ten commands on one wake-up
+// (CMD-4) reads the device's queue through Store.Front only, never the
+// whole queue with Queue: with 10 commands of a million pending, copying
+// the queue at every step was most of the wake-to-send time (issue 7).
+func TestDrainReadsOnlyTheFront(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := &queueCounter{MemStore: NewMemStore()}
+		sent := make(chan Command, 16)
+		e, err := New(st, SenderFunc(func(_ context.Context, c Command) error { sent <- c; return nil }), nil, Config{})
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(ctx) }()
+		defer func() { e.Close(); <-done }()
+		var want []string
+		for range 10 {
+			c, err := e.Submit(ctx, req("meter"))
+			require.NoError(t, err)
+			want = append(want, c.ID)
+		}
+		st.n.Store(0) // Submit reads the queue to count it and to supersede
+		require.NoError(t, e.DeviceWoke(ctx, "meter"))
+		var got []string
+		for range 10 {
+			synctest.Wait()
+			c := <-sent
+			got = append(got, c.ID)
+			require.NoError(t, e.Acked(ctx, "meter", c.ID))
+			require.NoError(t, e.Responded(ctx, "meter", Response{Mid: c.Mid()}))
+		}
+		require.Equal(t, want, got, "all ten, in order")
+		require.Zero(t, st.n.Load(), "Queue calls while draining")
+	})
+}

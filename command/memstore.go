@@ -11,6 +11,10 @@ import (
 
 // MemStore is a Store in memory: fast, and lost when the process ends. It
 // serves tests, benchmarks and platforms that do not need CMD-9.
+//
+// It keeps each command as a compact record (memRec): the times it returns
+// are the instants written, in the Local location and without a monotonic
+// reading, as a store on disk would return them.
 type MemStore struct {
 	mu    sync.Mutex
 	byID  map[string]*memEntry
@@ -21,16 +25,27 @@ type MemStore struct {
 }
 
 type memEntry struct {
-	c   Command
-	due time.Time // c.Due() when indexed
-	idx int       // position in the due heap, -1 when not in it
+	r   memRec
+	due memTime // Due() when indexed
+	idx int     // position in the due heap, -1 when not in it
 }
 
 type memDevice struct {
 	all     []*memEntry // every command, Seq order
-	open    []*memEntry // open commands, Seq order
+	open    []openRef   // open commands, Seq order
 	lastSeq uint64
 }
+
+// openRef is an open command in its device's queue, with the Seq and due
+// time copied next to the pointer so that Front and the binary searches
+// do not read every entry (each is a cache miss in a large store).
+type openRef struct {
+	seq uint64
+	due memTime // Due(); noDue when zero
+	e   *memEntry
+}
+
+func openBySeq(r openRef, seq uint64) int { return cmp.Compare(r.seq, seq) }
 
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore {
@@ -44,7 +59,7 @@ func NewMemStore() *MemStore {
 
 var _ Store = (*MemStore)(nil)
 
-func bySeq(e *memEntry, seq uint64) int { return cmp.Compare(e.c.Seq, seq) }
+func bySeq(e *memEntry, seq uint64) int { return cmp.Compare(e.r.seq, seq) }
 
 // Write implements Store.
 func (s *MemStore) Write(ctx context.Context, w Write) error {
@@ -85,37 +100,44 @@ func (s *MemStore) put(c Command) {
 	var e *memEntry
 	if found {
 		e = d.all[i]
-		if e.c.ID != c.ID {
-			delete(s.byID, e.c.ID)
+		if e.r.id != c.ID {
+			delete(s.byID, e.r.id)
 		}
-		e.c = c
+		e.r = toMemRec(&c)
 	} else {
-		e = &memEntry{c: c, idx: -1}
+		e = &memEntry{r: toMemRec(&c), idx: -1}
 		d.all = slices.Insert(d.all, i, e)
 	}
 	s.byID[c.ID] = e
 	d.lastSeq = max(d.lastSeq, c.Seq)
 
-	j, inOpen := slices.BinarySearchFunc(d.open, c.Seq, bySeq)
-	switch {
-	case c.Status.Open() && !inOpen:
-		d.open = slices.Insert(d.open, j, e)
-	case !c.Status.Open() && inOpen:
-		d.open = slices.Delete(d.open, j, j+1)
-	}
-
 	due := time.Time{}
 	if c.Status.Open() {
 		due = c.Due()
+	}
+	j, inOpen := slices.BinarySearchFunc(d.open, c.Seq, openBySeq)
+	switch {
+	case c.Status.Open():
+		r := openRef{seq: c.Seq, due: noDue, e: e}
+		if !due.IsZero() {
+			r.due = toMemTime(due)
+		}
+		if inOpen {
+			d.open[j] = r
+		} else {
+			d.open = slices.Insert(d.open, j, r)
+		}
+	case inOpen:
+		d.open = slices.Delete(d.open, j, j+1)
 	}
 	switch {
 	case due.IsZero() && e.idx >= 0:
 		heap.Remove(&s.due, e.idx)
 	case !due.IsZero() && e.idx >= 0:
-		e.due = due
+		e.due = toMemTime(due)
 		heap.Fix(&s.due, e.idx)
 	case !due.IsZero():
-		e.due = due
+		e.due = toMemTime(due)
 		heap.Push(&s.due, e)
 	}
 }
@@ -128,7 +150,7 @@ func (s *MemStore) Get(ctx context.Context, id string) (Command, error) {
 	if e == nil {
 		return Command{}, &NotFoundError{What: "command", ID: id}
 	}
-	return e.c, nil
+	return e.r.command(), nil
 }
 
 // LastSeq implements Store.
@@ -150,8 +172,43 @@ func (s *MemStore) Queue(ctx context.Context, deviceID string) ([]Command, error
 		return nil, nil
 	}
 	out := make([]Command, len(d.open))
-	for i, e := range d.open {
-		out[i] = e.c
+	for i, r := range d.open {
+		out[i] = r.e.r.command()
+	}
+	return out, nil
+}
+
+// Front implements Store. It copies only the commands it returns.
+func (s *MemStore) Front(ctx context.Context, deviceID string, n int, t time.Time) ([]Command, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.devs[deviceID]
+	if d == nil {
+		return nil, nil
+	}
+	n = min(max(n, 0), len(d.open))
+	due := func(r openRef) bool { return false }
+	if !t.IsZero() {
+		tm := toMemTime(t)
+		due = func(r openRef) bool { return r.due.compare(tm) <= 0 }
+	}
+	extra := 0
+	for _, r := range d.open[n:] {
+		if due(r) {
+			extra++
+		}
+	}
+	if n+extra == 0 {
+		return nil, nil
+	}
+	out := make([]Command, n, n+extra)
+	for i, r := range d.open[:n] {
+		out[i] = r.e.r.command()
+	}
+	for _, r := range d.open[n:] {
+		if due(r) {
+			out = append(out, r.e.r.command())
+		}
 	}
 	return out, nil
 }
@@ -170,7 +227,7 @@ func (s *MemStore) List(ctx context.Context, deviceID string, after uint64, limi
 	}
 	var out []Command
 	for ; i < len(d.all) && len(out) < limit; i++ {
-		out = append(out, d.all[i].c)
+		out = append(out, d.all[i].r.command())
 	}
 	return out, nil
 }
@@ -184,15 +241,16 @@ func (s *MemStore) Due(ctx context.Context, t time.Time, limit int) ([]Command, 
 	if len(s.due) == 0 || limit <= 0 {
 		return nil, nil
 	}
+	tm := toMemTime(t)
 	cand := candHeap{h: s.due}
 	heap.Push(&cand, 0)
 	for len(cand.pos) > 0 && len(out) < limit {
 		i := heap.Pop(&cand).(int)
 		e := s.due[i]
-		if e.due.After(t) {
+		if e.due.compare(tm) > 0 {
 			break
 		}
-		out = append(out, e.c)
+		out = append(out, e.r.command())
 		for _, ch := range []int{2*i + 1, 2*i + 2} {
 			if ch < len(s.due) {
 				heap.Push(&cand, ch)
@@ -209,7 +267,7 @@ func (s *MemStore) NextDue(ctx context.Context) (time.Time, error) {
 	if len(s.due) == 0 {
 		return time.Time{}, nil
 	}
-	return s.due[0].due, nil
+	return s.due[0].due.time(), nil
 }
 
 // PutMode implements Store.
@@ -253,13 +311,13 @@ type dueHeap []*memEntry
 func (h dueHeap) Len() int           { return len(h) }
 func (h dueHeap) Less(i, j int) bool { return h.less(h[i], h[j]) }
 func (dueHeap) less(a, b *memEntry) bool {
-	if c := a.due.Compare(b.due); c != 0 {
+	if c := a.due.compare(b.due); c != 0 {
 		return c < 0
 	}
-	if a.c.DeviceID != b.c.DeviceID {
-		return a.c.DeviceID < b.c.DeviceID
+	if a.r.deviceID != b.r.deviceID {
+		return a.r.deviceID < b.r.deviceID
 	}
-	return a.c.Seq < b.c.Seq
+	return a.r.seq < b.r.seq
 }
 func (h dueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
@@ -304,13 +362,14 @@ func (s *MemStore) Prune(ctx context.Context, before time.Time, limit int) (int,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
+	tm := toMemTime(before)
 	for _, d := range s.devs {
 		if n >= limit {
 			break
 		}
 		d.all = slices.DeleteFunc(d.all, func(e *memEntry) bool {
-			if n < limit && e.c.Status.Final() && e.c.ExecuteTime.Before(before) {
-				delete(s.byID, e.c.ID)
+			if n < limit && e.r.status.Final() && e.r.time(tExecute).compare(tm) < 0 {
+				delete(s.byID, e.r.id)
 				n++
 				return true
 			}

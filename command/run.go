@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -247,11 +248,19 @@ func (e *Engine) service(ctx context.Context, id string) error {
 		return err
 	}
 	defer d.mu.unlock()
-	q, err := e.st.Queue(ctx, id)
+	now := time.Now()
+	// The head and any command due now: every command that this pass
+	// could end is due (overdue), so the whole queue is read only when one
+	// of them must be ended.
+	q, err := e.st.Front(ctx, id, 1, now)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	if slices.ContainsFunc(q, func(c Command) bool { return overdue(c, now) }) {
+		if q, err = e.st.Queue(ctx, id); err != nil {
+			return err
+		}
+	}
 
 	// End what is past its time.
 	var moved []Command
@@ -326,7 +335,9 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				if err := e.commit(ctx, []Command{head}, nil); err != nil {
 					return err
 				}
-				open = open[1:]
+				if open, err = e.st.Front(ctx, id, 1, now); err != nil {
+					return err
+				}
 				continue
 			}
 			nt := d.mode.NextTry(now, d.lastUplink)
@@ -334,12 +345,14 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				return nil
 			}
 			head.NextTry = nt
-			return e.commit(ctx, nil, []Command{head})
+			open[0] = head
+			return e.commitAll(ctx, open[:1], 0)
 		}
 		// Store the attempt before sending, so that a crash during the
 		// send leaves a trace (CMD-9); its outcome is stored below.
 		head.SendAttempt, head.NextTry = now, now
-		if err := e.commit(ctx, nil, []Command{head}); err != nil {
+		open[0] = head // open[:1] is the write's slice: no allocation
+		if err := e.commitAll(ctx, open[:1], 0); err != nil {
 			return err
 		}
 		err := e.send(ctx, head)
@@ -354,26 +367,33 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			head.Deadline = d.mode.Deadline(now)
 			head.Retransmits = 0
 			head.NextTry = e.retransmitAt(head, now)
-			return e.commit(wctx, []Command{head}, nil)
+			open[0] = head
+			return e.commitAll(wctx, open[:1], 1)
 		case errors.Is(err, ErrEncode) || head.ExpireTime == 0:
 			head.Reason = err.Error()
 			if err := head.Move(Failed, now); err != nil {
 				return err
 			}
-			var next []Command
-			if len(open) > 1 && open[1].Status == Pending {
-				n := open[1]
-				n.NextTry = now
-				next = []Command{n}
-				open[1] = n
+			// The next command is tried now, stored in the same write.
+			next, err := e.st.Front(wctx, id, 2, time.Time{})
+			if err != nil {
+				return err
 			}
-			if err := e.commit(wctx, []Command{head}, next); err != nil {
+			cs := []Command{head}
+			if len(next) > 1 && next[0].ID == head.ID && next[1].Status == Pending {
+				n := next[1]
+				n.NextTry = now
+				cs = append(cs, n)
+			}
+			if err := e.commitAll(wctx, cs, 1); err != nil {
 				return err
 			}
 			if ctx.Err() != nil {
 				return nil
 			}
-			open = open[1:]
+			if open, err = e.st.Front(ctx, id, 1, now); err != nil {
+				return err
+			}
 		default:
 			e.log.Info("command: send failed; command stays at the head (CMD-4)", "device", id, "command", head.ID, "err", err)
 			d.lastFail = now
@@ -382,6 +402,19 @@ func (e *Engine) service(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// overdue reports whether service, at now, ends c or takes it as SENT
+// (an attempt whose outcome was never stored). Such a command is always
+// due: Due() is not after now.
+func overdue(c Command, now time.Time) bool {
+	switch c.Status {
+	case Pending:
+		return !c.SendAttempt.IsZero() || c.ExpireTime > 0 && !now.Before(c.ExpireAt())
+	case Sent, Delivered:
+		return !c.Deadline.IsZero() && !now.Before(c.Deadline)
+	}
+	return false
 }
 
 func (e *Engine) send(ctx context.Context, c Command) error {

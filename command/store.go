@@ -31,6 +31,12 @@ type Store interface {
 	LastSeq(ctx context.Context, deviceID string) (uint64, error)
 	// Queue returns the device's open commands in Seq order.
 	Queue(ctx context.Context, deviceID string) ([]Command, error)
+	// Front returns, in Seq order, the device's first n open commands
+	// and every later open command whose Due() is not after t (a zero
+	// Due() is never due; a zero t adds none): what the engine needs to
+	// serve the device at t, without copying its whole queue as Queue
+	// does. n < 0 counts as 0.
+	Front(ctx context.Context, deviceID string, n int, t time.Time) ([]Command, error)
 	// List returns up to limit commands of the device, any state, with
 	// Seq > after, in Seq order.
 	List(ctx context.Context, deviceID string, after uint64, limit int) ([]Command, error)

@@ -341,6 +341,35 @@ func (s *Commands) Queue(ctx context.Context, deviceID string) ([]command.Comman
 	return out, err
 }
 
+// Front implements command.Store. It decodes the device's open commands
+// one by one and keeps the first n and the due ones; on bbolt the cost of
+// serving a device is its writes' fsync, not this read.
+func (s *Commands) Front(ctx context.Context, deviceID string, n int, t time.Time) ([]command.Command, error) {
+	var out []command.Command
+	prefix := devKey(nil, deviceID)
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		open, _ := sub(tx, cmdOpen)
+		rec, _ := sub(tx, cmdRec)
+		if open == nil || rec == nil {
+			return nil
+		}
+		cur := open.Cursor()
+		i := 0
+		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+			c, err := decodeCommand(k, rec.Get(k))
+			if err != nil {
+				return err
+			}
+			if due := c.Due(); i < n || !t.IsZero() && !due.IsZero() && !due.After(t) {
+				out = append(out, c)
+			}
+			i++
+		}
+		return nil
+	})
+	return out, err
+}
+
 // List implements command.Store.
 func (s *Commands) List(ctx context.Context, deviceID string, after uint64, limit int) ([]command.Command, error) {
 	var out []command.Command

@@ -363,7 +363,7 @@ func BenchmarkBoltSubmitParallel(b *testing.B) {
 }
 
 func BenchmarkBoltWakeToSend(b *testing.B) {
-	commandtest.BenchWake(b, openFilled(b).Commands(), benchDevices)
+	commandtest.BenchWake(b, openFilled(b).Commands(), benchDevices, commandtest.WakeUnpaced)
 }
 
 // BenchmarkBoltPendingSize reports the file bytes per pending command and

@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) command.Store) {
 		{"ReplaceBySeq", testReplace},
 		{"SameCommandTwiceInOneWrite", testTwice},
 		{"QueueOrderAndPrefixDevices", testQueue},
+		{"FrontHeadAndDue", testFront},
 		{"LastSeq", testLastSeq},
 		{"ListPaging", testList},
 		{"DueIndex", testDue},
@@ -238,6 +239,81 @@ func testQueue(t *testing.T, st command.Store) {
 	q, err := st.Queue(ctx, "big")
 	require.NoError(t, err)
 	require.Equal(t, []string{"big-c2", "big-c256", fmt.Sprintf("big-c%d", uint64(1)<<40)}, ids(q))
+}
+
+// testFront checks Store.Front, the engine's cheap read of a device's
+// queue (CMD-4 serial delivery needs the head; CMD-3 timers the due ones).
+func testFront(t *testing.T, st command.Store) {
+	ctx := context.Background()
+	var cs []command.Command
+	for _, dev := range []string{"dev1", "dev10"} { // dev10 must not mix into dev1
+		c1 := Cmd(dev, 1)
+		c1.Status = command.Sent
+		c1.Deadline = t0.Add(5 * time.Minute) // due t0+5m
+		c2 := Cmd(dev, 2)                     // due at expiry, t0+1h
+		c3 := Cmd(dev, 3)
+		c3.Status = command.Successful // ended: never returned
+		c4 := Cmd(dev, 4)
+		c4.NextTry = t0.Add(time.Minute) // due t0+1m
+		c5 := Cmd(dev, 5)
+		c5.ExpireTime = 7200 // due t0+2h
+		write(t, st, c5, c3, c1, c4, c2)
+		if dev == "dev1" {
+			cs = []command.Command{c1, c2, c3, c4, c5}
+		}
+	}
+	for _, tc := range []struct {
+		n    int
+		t    time.Time
+		want []string
+	}{
+		{0, time.Time{}, nil},
+		{-1, t0.Add(time.Minute), []string{"dev1-c4"}},
+		{1, time.Time{}, []string{"dev1-c1"}},
+		{2, time.Time{}, []string{"dev1-c1", "dev1-c2"}},
+		{4, time.Time{}, []string{"dev1-c1", "dev1-c2", "dev1-c4", "dev1-c5"}},
+		{10, time.Time{}, []string{"dev1-c1", "dev1-c2", "dev1-c4", "dev1-c5"}},
+		{0, t0, nil},
+		{0, t0.Add(time.Minute), []string{"dev1-c4"}},
+		{1, t0.Add(time.Minute), []string{"dev1-c1", "dev1-c4"}},
+		{2, t0.Add(time.Minute), []string{"dev1-c1", "dev1-c2", "dev1-c4"}},
+		{3, t0.Add(time.Minute), []string{"dev1-c1", "dev1-c2", "dev1-c4"}},
+		{0, t0.Add(5 * time.Minute), []string{"dev1-c1", "dev1-c4"}},
+		{1, t0.Add(time.Hour), []string{"dev1-c1", "dev1-c2", "dev1-c4"}},
+		{0, t0.Add(3 * time.Hour), []string{"dev1-c1", "dev1-c2", "dev1-c4", "dev1-c5"}},
+	} {
+		got, err := st.Front(ctx, "dev1", tc.n, tc.t)
+		require.NoError(t, err)
+		if tc.want == nil {
+			require.Empty(t, got, "Front(dev1, %d, %v)", tc.n, tc.t)
+			continue
+		}
+		require.Equal(t, tc.want, ids(got), "Front(dev1, %d, %v): first n open, then the due ones, in Seq order", tc.n, tc.t)
+	}
+	got, err := st.Front(ctx, "dev1", 2, t0.Add(time.Minute))
+	require.NoError(t, err)
+	for i, c := range []command.Command{cs[0], cs[1], cs[3]} {
+		requireSame(t, c, got[i], "Front returns whole records")
+	}
+	got, err = st.Front(ctx, "nobody", 2, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Empty(t, got, "Front of an unknown device")
+
+	// Front follows changes: the head ends, c4's due time moves to its
+	// expiry.
+	c1 := cs[0]
+	c1.Status = command.Timeout
+	c1.Deadline = time.Time{}
+	c1.ExecuteTime = t0.Add(5 * time.Minute)
+	c4 := cs[3]
+	c4.NextTry = time.Time{}
+	write(t, st, c1, c4)
+	got, err = st.Front(ctx, "dev1", 1, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, []string{"dev1-c2", "dev1-c4"}, ids(got))
+	got, err = st.Front(ctx, "dev1", 1, t0.Add(5*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, []string{"dev1-c2"}, ids(got))
 }
 
 func testLastSeq(t *testing.T, st command.Store) {
