@@ -310,6 +310,15 @@ var (
 	benchTemplate string
 )
 
+// TestMain removes the benchmarks' 750 MB template file when the run ends.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchTemplate != "" {
+		_ = os.RemoveAll(filepath.Dir(benchTemplate))
+	}
+	os.Exit(code)
+}
+
 func filledBoltFile(b *testing.B) string {
 	benchOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "doze-cmd-bench")
