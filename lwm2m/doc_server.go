@@ -157,46 +157,44 @@ package lwm2m
 // 586–781/s for bare go-coap on 26 Nov 2026. Both servers do real
 // handshakes in both modes; a test registers lean devices with both.
 //
-// Measured 26 Nov 2026 00:28–00:31 UTC on 2 cores, AMD EPYC (Oxide Virtual
-// Turin-like Processor), Go 1.26.8, while two other engineers' benchmarks
-// ran on the same machine (load average 2.9–5.0): rates vary by up to 2×
-// between runs, CPU per operation much less. Queue-mode devices, awake
-// window 10 s, lwm2m.Server parking the sessions of sleeping devices, bare
-// go-coap keeping them live.
+// Measured 26 Nov 2026 on 2 cores, AMD EPYC (Oxide Virtual Turin-like
+// Processor), Go 1.26.8: at 01:19–01:23 UTC on a quiet machine (load
+// average 0.3–2.4, the benchmark alone), and earlier, 00:28–00:31, while
+// two other engineers' benchmarks ran (load 2.9–5.0). Rates vary by up to
+// 1.5× between runs, CPU per operation less. Queue-mode devices, 64
+// working at a time, awake window 10 s, lwm2m.Server parking the sessions
+// of sleeping devices, bare go-coap keeping them live.
 //
-//	2000 devices, 5 uplinks each, 64 at a time (load 2.9):
+//	2000 devices, 10 uplinks each, three runs, quiet (01:19 UTC):
 //	                                 lwm2m.Server   bare go-coap   ratio
-//	registrations/s                  1,953          1,077          1.81
-//	uplinks/s                        19,521         9,333          2.09
-//	server CPU per registration      696 µs         657 µs         1.06
-//	server CPU per uplink            63 µs          79 µs          0.79
-//	heap per idle device             15.3 KB        36.0 KB        0.42
+//	registrations/s                  1,567–1,843    1,465–1,700    0.92–1.16
+//	uplinks/s                        16,696–20,599  12,317–17,084  1.14–1.67
+//	server CPU per registration      732–879 µs     782–926 µs     0.86–1.11
+//	server CPU per uplink            59–76 µs       71–109 µs      0.54–0.87
+//	heap per idle device             15.1–15.5 KB   39.3–41.4 KB   0.37–0.39
 //	goroutines per idle device       0              5.0
 //
-//	2000 devices, 10 uplinks each, 32 at a time, three runs (load 3.9–5.0):
-//	registrations/s                  1,075–1,315    600–1,103      1.17–1.81
-//	uplinks/s                        10,718–15,241  5,815–12,000   1.04–2.52
-//	server CPU per registration      735–824 µs     750–1,245 µs   0.59–0.98
-//	heap per idle device             16.5–18.4 KB   40.5–42.6 KB   0.41–0.44
+//	19,000 devices (the descriptor limit here is 20,000), 2 uplinks each, two runs, quiet:
+//	registrations/s                  1,467–1,770    1,476–1,777    0.83–1.20
+//	uplinks/s                        10,862–12,511  14,033–14,069  0.77–0.89
+//	server CPU per registration      770–932 µs     774–945 µs
+//	server CPU per uplink            98–121 µs      86–87 µs
+//	heap per idle device             12.9–13.4 KB   33.5–33.6 KB   0.39–0.40
+//	whole server                     252–261 MB heap, 297–308 MB RSS   652–653 MB heap, 1.16 GB RSS
 //
-//	19,991 devices (the descriptor limit of 20,000 stopped 9), 2 uplinks each:
-//	registrations/s                  1,258          912 (4,375 errors)
-//	server CPU per registration      708 µs         857 µs
-//	uplinks/s                        3,814          8,158
-//	server CPU per uplink            225 µs         88 µs
-//	heap per idle device             13.4 KB        30.3 KB
-//	whole server                     275 MB heap, 323 MB RSS   621 MB heap, 1.09 GB RSS
+//	2000 devices under load (00:28–00:31 UTC, load 2.9–5.0), four runs:
+//	registrations/s                  1,075–1,953    600–1,103      1.17–1.81
+//	uplinks/s                        10,718–19,521  5,815–12,000   1.04–2.52
 //
 // Against the targets of issue 6 on 2 cores: ≥ 1,000 DTLS registrations/s
-// is met (1,075–1,953/s in every run; the server spends 0.7–0.8 ms of CPU
-// per registration, half of it inside pion/dtls's handshake, a tenth in
-// growing the new session goroutine's stack); the uplink rate is 1.04–2.52×
-// bare go-coap's at 2000 devices (target ≥ 0.8); the heap per idle
-// registered device is 13.4 KB at 20,000 devices (target ≤ 20 KB), 0.42–0.44
-// of go-coap's with no goroutine. At 20,000 devices every session is parked
-// before the uplink phase (registering them takes longer than the awake
-// window), so each device's first uplink resumes its parked session
-// (pion/dtls state decoded, goroutines started): 225 µs of CPU per uplink
-// against 88 µs for go-coap's live sessions, which hold 2.3× the heap.
-// Bare go-coap is not comparable at that size (it closed thousands of
-// sessions during the long registration phase).
+// is met in every run, quiet or loaded (1,075–1,953/s; the server spends
+// 0.7–0.9 ms of CPU per registration, about half of it inside pion/dtls's
+// handshake and a tenth growing the new session goroutine's stack); the
+// uplink rate is 1.14–1.67× bare go-coap's at 2000 devices (target ≥ 0.8)
+// and 0.77–0.89× at 19,000, where registering takes longer than the awake
+// window, so most sessions are parked when the uplinks start and each
+// device's first uplink resumes its session (pion/dtls state decoded,
+// goroutines started) while go-coap's 19,000 live sessions hold 2.5× the
+// heap and 3.9× the RSS; the heap per idle registered device is 12.9–13.4
+// KB at 19,000 devices (target ≤ 20 KB at 20,000), 0.39–0.40 of go-coap's,
+// with no goroutine. cmd/lwm2mbench -upprofile profiles the uplink phase.

@@ -74,6 +74,7 @@ func main() {
 	addr := flag.String("addr", "", "server address (devices role)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the lwm2m.Server registration phase to this file")
 	flag.StringVar(&clientKind, "client", "lean", "the devices' DTLS client: lean (the load generator's own, see lean.go) or pion (lwm2m.Client on pion/dtls)")
+	flag.StringVar(&upProfile, "upprofile", "", "write a CPU profile of the lwm2m.Server uplink phase to this file")
 	flag.StringVar(&devProfile, "devprofile", "", "write a CPU profile of the devices' registration phase (lwm2m.Server run) to this file")
 	flag.BoolVar(&park, "park", true, "lwm2m.Server parks the sessions of sleeping queue-mode devices")
 	flag.DurationVar(&awake, "awake", 10*time.Second, "awake window of queue-mode devices (lwm2m.Server)")
@@ -84,8 +85,8 @@ func main() {
 	}
 	fmt.Printf("lwm2mbench: %d DTLS devices (%s client), %d uplinks each, %d at a time; GOMAXPROCS=%d, %s\n",
 		*n, clientKind, *uplinks, *workers, runtime.GOMAXPROCS(0), runtime.Version())
-	ours := bench("lwm2m.Server", startOurs, *n, *uplinks, *workers, *cpuprofile, devProfile)
-	bare := bench("bare go-coap", startBare, *n, *uplinks, *workers, "", "")
+	ours := bench("lwm2m.Server", startOurs, *n, *uplinks, *workers, *cpuprofile, devProfile, upProfile)
+	bare := bench("bare go-coap", startBare, *n, *uplinks, *workers, "", "", "")
 	fmt.Printf("\nratio lwm2m/bare: registrations/s %.2f, uplinks/s %.2f, server CPU per registration %.2f, per uplink %.2f, heap per idle device %.2f\n",
 		ours.reg/bare.reg, ours.up/bare.up, ours.cpuReg/bare.cpuReg, ours.cpuUp/bare.cpuUp, ours.heapPer/bare.heapPer)
 }
@@ -109,9 +110,9 @@ type server struct {
 }
 
 // devProfile is the -devprofile file; clientKind the -client flag.
-var devProfile, clientKind string
+var devProfile, upProfile, clientKind string
 
-func bench(name string, start func(n int) server, n, uplinks, workers int, profile, devProfile string) figures {
+func bench(name string, start func(n int) server, n, uplinks, workers int, profile, devProfile, upProfile string) figures {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var before runtime.MemStats
@@ -149,6 +150,13 @@ func bench(name string, start func(n int) server, n, uplinks, workers int, profi
 	if profile != "" {
 		pprof.StopCPUProfile()
 	}
+	if upProfile != "" {
+		f, err := os.Create(upProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(f)
+	}
 	line, err := br.ReadString('\n')
 	if err != nil {
 		log.Fatalf("%s: devices: %v", name, err)
@@ -157,6 +165,9 @@ func bench(name string, start func(n int) server, n, uplinks, workers int, profi
 		log.Fatalf("%s: devices said %q: %v", name, line, err)
 	}
 	cpu := cpuTime() - cpu0
+	if upProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	// The devices are registered and idle now; measure the server.
 	time.Sleep(500 * time.Millisecond)
 	if srv.settle != nil {
