@@ -174,7 +174,19 @@ package lwm2m
 //	heap per idle device             15.1–15.5 KB   39.3–41.4 KB   0.37–0.39
 //	goroutines per idle device       0              5.0
 //
-//	19,000 devices (the descriptor limit here is 20,000), 2 uplinks each, two runs, quiet:
+//	20,000 devices (-procs 2: two device processes, a process may hold 20,000
+//	descriptors here), 2 uplinks each, the uplinks sent once all are registered
+//	(01:26 UTC, load 1.1–2.7):
+//	registrations/s                  1,308          1,388          0.94
+//	uplinks/s                        4,780          9,880          0.48
+//	server CPU per registration      991 µs         968 µs         1.02
+//	server CPU per uplink            286 µs         123 µs         2.32
+//	heap per idle device             12.4 KB        33.6 KB        0.37
+//	whole server                     253 MB heap, 301 MB RSS   689 MB heap, 1.22 GB RSS
+//	two more lwm2m.Server runs (01:35 UTC): 7,175 and 6,862 uplinks/s, 188 and
+//	198 µs per uplink, 13.0 and 13.1 KB per idle device
+//
+//	19,000 devices in one process, 2 uplinks each, two runs, quiet:
 //	registrations/s                  1,467–1,770    1,476–1,777    0.83–1.20
 //	uplinks/s                        10,862–12,511  14,033–14,069  0.77–0.89
 //	server CPU per registration      770–932 µs     774–945 µs
@@ -188,13 +200,24 @@ package lwm2m
 //
 // Against the targets of issue 6 on 2 cores: ≥ 1,000 DTLS registrations/s
 // is met in every run, quiet or loaded (1,075–1,953/s; the server spends
-// 0.7–0.9 ms of CPU per registration, about half of it inside pion/dtls's
-// handshake and a tenth growing the new session goroutine's stack); the
-// uplink rate is 1.14–1.67× bare go-coap's at 2000 devices (target ≥ 0.8)
-// and 0.77–0.89× at 19,000, where registering takes longer than the awake
-// window, so most sessions are parked when the uplinks start and each
-// device's first uplink resumes its session (pion/dtls state decoded,
-// goroutines started) while go-coap's 19,000 live sessions hold 2.5× the
-// heap and 3.9× the RSS; the heap per idle registered device is 12.9–13.4
-// KB at 19,000 devices (target ≤ 20 KB at 20,000), 0.39–0.40 of go-coap's,
-// with no goroutine. cmd/lwm2mbench -upprofile profiles the uplink phase.
+// 0.7–1.0 ms of CPU per registration, about half of it inside pion/dtls's
+// handshake and a tenth growing the new session goroutine's stack). The
+// heap per idle registered device is 12.4–13.1 KB at 20,000 devices
+// (target ≤ 20 KB), 0.37 of go-coap's, with no goroutine. The uplink rate
+// is 1.14–1.67× bare go-coap's at 2000 devices (target ≥ 0.8), where the
+// sessions are live when the uplinks come; it is not met where they are
+// parked: at 20,000 devices, whose registration outlasts the 10 s awake
+// window, each device's first uplink resumes its session (pion/dtls state
+// decoded from gob, goroutines started, parked again after the window),
+// 190–290 µs of CPU per uplink against 123 µs for go-coap's live sessions,
+// 0.48× its rate in the run measured against it (0.77–0.89× at 19,000 in
+// one process, fewer of them parked). That is the price of the memory
+// target: go-coap's 20,000 live sessions hold 2.7× the heap and 4× the
+// RSS, and a device that sleeps for hours costs them all that time.
+// Tried for the resume path and not kept: keeping pion's State value
+// instead of its gob bytes (no gob in park and resume: 143 and 201 µs per
+// uplink against 188 and 198 interleaved, within the noise, for 2.1 KB
+// more per idle device); reusing session goroutines from a pool so that
+// their grown stacks are not paid again (no measurable difference in two
+// interleaved pairs). cmd/lwm2mbench -upprofile profiles the uplink
+// phase.

@@ -74,6 +74,8 @@ func main() {
 	addr := flag.String("addr", "", "server address (devices role)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the lwm2m.Server registration phase to this file")
 	flag.StringVar(&clientKind, "client", "lean", "the devices' DTLS client: lean (the load generator's own, see lean.go) or pion (lwm2m.Client on pion/dtls)")
+	flag.IntVar(&procs, "procs", 1, "processes the devices are spread over (each holds one socket per device)")
+	flag.IntVar(&first, "first", 0, "index of the first device (devices role)")
 	flag.StringVar(&upProfile, "upprofile", "", "write a CPU profile of the lwm2m.Server uplink phase to this file")
 	flag.StringVar(&devProfile, "devprofile", "", "write a CPU profile of the devices' registration phase (lwm2m.Server run) to this file")
 	flag.BoolVar(&park, "park", true, "lwm2m.Server parks the sessions of sleeping queue-mode devices")
@@ -110,7 +112,10 @@ type server struct {
 }
 
 // devProfile is the -devprofile file; clientKind the -client flag.
-var devProfile, upProfile, clientKind string
+var (
+	devProfile, upProfile, clientKind string
+	procs, first                      int
+)
 
 func bench(name string, start func(n int) server, n, uplinks, workers int, profile, devProfile, upProfile string) figures {
 	runtime.GC()
@@ -125,11 +130,29 @@ func bench(name string, start func(n int) server, n, uplinks, workers int, profi
 	if err != nil {
 		log.Fatal(err)
 	}
-	cmd := exec.Command(self, "-role=devices", "-addr", srv.addr, "-n", strconv.Itoa(n),
-		"-uplinks", strconv.Itoa(uplinks), "-workers", strconv.Itoa(workers), "-devprofile", devProfile, "-client", clientKind)
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
+	// -procs children share the devices (one socket each: a process may
+	// hold 20,000 descriptors here); each reports its own rates, which run
+	// at the same time and add up.
+	type child struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		out   *bufio.Reader
+	}
+	var kids []child
+	per := (n + procs - 1) / procs
+	for first := 0; first < n; first += per {
+		k := min(per, n-first)
+		prof := ""
+		if first == 0 {
+			prof = devProfile
+		}
+		cmd := exec.Command(self, "-role=devices", "-addr", srv.addr, "-n", strconv.Itoa(k), "-first", strconv.Itoa(first),
+			"-uplinks", strconv.Itoa(uplinks), "-workers", strconv.Itoa(max(1, workers*k/n)), "-devprofile", prof, "-client", clientKind)
+		cmd.Stderr = os.Stderr
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		kids = append(kids, child{cmd, stdin, bufio.NewReader(stdout)})
+	}
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
@@ -138,13 +161,15 @@ func bench(name string, start func(n int) server, n, uplinks, workers int, profi
 		_ = pprof.StartCPUProfile(f)
 	}
 	cpu0 := cpuTime()
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
+	for _, c := range kids {
+		if err := c.cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
 	}
-	var res deviceResult
-	br := bufio.NewReader(stdout)
-	if _, err := br.ReadString('\n'); err != nil { // "registered": the registration phase is over
-		log.Fatalf("%s: devices: %v", name, err)
+	for _, c := range kids {
+		if _, err := c.out.ReadString('\n'); err != nil { // "registered": its registration phase is over
+			log.Fatalf("%s: devices: %v", name, err)
+		}
 	}
 	cpuReg := cpuTime() - cpu0
 	if profile != "" {
@@ -157,12 +182,27 @@ func bench(name string, start func(n int) server, n, uplinks, workers int, profi
 		}
 		_ = pprof.StartCPUProfile(f)
 	}
-	line, err := br.ReadString('\n')
-	if err != nil {
-		log.Fatalf("%s: devices: %v", name, err)
+	for _, c := range kids {
+		_, _ = io.WriteString(c.stdin, "go\n") // every device is registered: send the uplinks
 	}
-	if err := json.Unmarshal([]byte(line), &res); err != nil {
-		log.Fatalf("%s: devices said %q: %v", name, line, err)
+	var res deviceResult
+	for _, c := range kids {
+		line, err := c.out.ReadString('\n')
+		if err != nil {
+			log.Fatalf("%s: devices: %v", name, err)
+		}
+		var r deviceResult
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			log.Fatalf("%s: devices said %q: %v", name, line, err)
+		}
+		res.Registered += r.Registered
+		res.RegPerSec += r.RegPerSec
+		res.Uplinks += r.Uplinks
+		res.UpPerSec += r.UpPerSec
+		res.Errors += r.Errors
+		if res.FirstError == "" {
+			res.FirstError = r.FirstError
+		}
 	}
 	cpu := cpuTime() - cpu0
 	if upProfile != "" {
@@ -184,9 +224,11 @@ func bench(name string, start func(n int) server, n, uplinks, workers int, profi
 	f.cpuUp = (cpu - cpuReg).Seconds() / float64(max(res.Uplinks, 1))
 	fmt.Printf("\n%s\n  registered %d (errors %d %s)\n  registrations/s %.0f, server CPU %.0f µs per registration (handshake included)\n  uplinks/s %.0f (%d), server CPU %.0f µs per uplink\n  heap per idle device %.1f KB, goroutines per idle device %.1f (heap %.1f MB, rss %s)\n",
 		name, res.Registered, res.Errors, res.FirstError, res.RegPerSec, f.cpuReg*1e6, res.UpPerSec, res.Uplinks, f.cpuUp*1e6, f.heapPer/1024, f.gorPer, heap/1e6, rss())
-	_ = stdin.Close() // the devices leave
-	_, _ = io.Copy(io.Discard, stdout)
-	_ = cmd.Wait()
+	for _, c := range kids {
+		_ = c.stdin.Close() // the devices leave
+		_, _ = io.Copy(io.Discard, c.out)
+		_ = c.cmd.Wait()
+	}
 	return f
 }
 
@@ -332,7 +374,7 @@ func runDevices(addr string, n, uplinks, workers int, profile string) {
 		_ = pprof.StartCPUProfile(f)
 	}
 	regTime := run(func(i int) {
-		c, err := register(ctx, addr, identity(i))
+		c, err := register(ctx, addr, identity(first+i))
 		if c != nil {
 			clients[i] = c
 		}
@@ -347,6 +389,9 @@ func runDevices(addr string, n, uplinks, workers int, profile string) {
 		pprof.StopCPUProfile()
 	}
 	fmt.Println("registered")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil { // "go": every process has registered its devices
+		return
+	}
 	var sent atomic.Int64
 	payload := []byte("0102030405060708090a0b0c0d0e0f10")
 	upTime := run(func(i int) {
