@@ -321,23 +321,7 @@ func (s *Commands) LastSeq(ctx context.Context, deviceID string) (uint64, error)
 // Queue implements command.Store.
 func (s *Commands) Queue(ctx context.Context, deviceID string) ([]command.Command, error) {
 	var out []command.Command
-	prefix := devKey(nil, deviceID)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		open, _ := sub(tx, cmdOpen)
-		rec, _ := sub(tx, cmdRec)
-		if open == nil || rec == nil {
-			return nil
-		}
-		cur := open.Cursor()
-		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			c, err := decodeCommand(k, rec.Get(k))
-			if err != nil {
-				return err
-			}
-			out = append(out, c)
-		}
-		return nil
-	})
+	err := s.eachOpen(ctx, deviceID, func(c command.Command) { out = append(out, c) })
 	return out, err
 }
 
@@ -346,28 +330,35 @@ func (s *Commands) Queue(ctx context.Context, deviceID string) ([]command.Comman
 // serving a device is its writes' fsync, not this read.
 func (s *Commands) Front(ctx context.Context, deviceID string, n int, t time.Time) ([]command.Command, error) {
 	var out []command.Command
+	i := 0
+	err := s.eachOpen(ctx, deviceID, func(c command.Command) {
+		if due := c.Due(); i < n || !t.IsZero() && !due.IsZero() && !due.After(t) {
+			out = append(out, c)
+		}
+		i++
+	})
+	return out, err
+}
+
+// eachOpen calls fn with each open command of the device, in queue order.
+func (s *Commands) eachOpen(ctx context.Context, deviceID string, fn func(command.Command)) error {
 	prefix := devKey(nil, deviceID)
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
 		open, _ := sub(tx, cmdOpen)
 		rec, _ := sub(tx, cmdRec)
 		if open == nil || rec == nil {
 			return nil
 		}
 		cur := open.Cursor()
-		i := 0
 		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
 			c, err := decodeCommand(k, rec.Get(k))
 			if err != nil {
 				return err
 			}
-			if due := c.Due(); i < n || !t.IsZero() && !due.IsZero() && !due.After(t) {
-				out = append(out, c)
-			}
-			i++
+			fn(c)
 		}
 		return nil
 	})
-	return out, err
 }
 
 // List implements command.Store.
