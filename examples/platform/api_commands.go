@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"sync"
@@ -150,12 +151,28 @@ func (p *Platform) cancelDeviceCommands(w http.ResponseWriter, r *http.Request) 
 	if _, err := p.reg.Get(r.Context(), body.DeviceID); err != nil {
 		return apiErr(err)
 	}
-	cs, err := p.cmds.CancelDevice(r.Context(), body.DeviceID)
+	// The caller's PENDING commands of the device and the platform's own
+	// (desired shadow values), not other apps': the device is shared.
+	app := appOf(r)
+	var ids []string
+	err := p.eachCommand(r.Context(), body.DeviceID, func(c command.Command) {
+		if c.Status == command.Pending && (c.AppID == app || c.AppID == "") {
+			ids = append(ids, c.ID)
+		}
+	})
 	if err != nil {
 		return apiErr(err)
 	}
-	if cs == nil {
-		cs = []command.Command{}
+	cs := []command.Command{}
+	for _, id := range ids {
+		c, err := p.cmds.Cancel(r.Context(), id)
+		if errors.Is(err, command.ErrNotPending) {
+			continue // it went out meanwhile
+		}
+		if err != nil {
+			return apiErr(err)
+		}
+		cs = append(cs, c)
 	}
 	t := cancelTask{TaskID: randomHex(16), AppID: appOf(r), DeviceID: body.DeviceID, Status: "DONE",
 		TotalCount: len(cs), DeviceCommands: cs, CreateTime: apiTime(time.Now())}

@@ -315,7 +315,8 @@ func TestCreateGroupAllOrNothing(t *testing.T) {
 }
 
 // TestCancelOtherAppsCommand checks that one app can neither cancel nor
-// list another app's command (it is answered as unknown).
+// list another app's command (it is answered as unknown), nor cancel it
+// with a device's cancel task.
 func TestCancelOtherAppsCommand(t *testing.T) {
 	tp := startPlatform(t, func(c *Config) {
 		b, _ := json.Marshal([]App{{ID: "app-a", Secret: "secret-a", HistoryEnabled: true}, {ID: "app-b", Secret: "secret-b"}})
@@ -348,6 +349,12 @@ func TestCancelOtherAppsCommand(t *testing.T) {
 		require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/cmd/v1.4.0/deviceCommands"+q, nil, &list))
 		require.Zero(t, list.Pagination.TotalSize, "app-b lists no command of app-a (%q)", q)
 	}
+	// and cancelling all PENDING commands of the device leaves app-a's
+	var task struct {
+		TotalCount int `json:"totalCount"`
+	}
+	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/cmd/v1.4.0/deviceCommandCancelTasks", map[string]any{"deviceId": id}, &task))
+	require.Zero(t, task.TotalCount)
 	tp.app = a
 	tp.token = tp.login(t)
 	require.Equal(t, http.StatusOK, tp.call(t, "PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/"+cid, map[string]any{"status": "CANCELED"}, &c))

@@ -75,8 +75,8 @@
 //   - Commands belong to the app that sent them: another app's command is
 //     answered 404 on cancel and left out of listings; commands the
 //     platform sends itself (desired shadow values) are listed for every
-//     app. Cancelling all PENDING commands of a device cancels every app's
-//     (the device is shared), and batch tasks are not scoped by app yet.
+//     app, and a device's cancel task cancels the caller's PENDING commands
+//     and the platform's. Batch tasks are not scoped by app yet.
 //   - Deleting a device (REG-5) ends its registration and its DTLS session,
 //     live or parked (lwm2m.Server.Disconnect), and cancels its PENDING
 //     commands; its upgrade sub-tasks are left to fail in their task.
