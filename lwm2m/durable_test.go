@@ -36,31 +36,56 @@ func (h *refusingHandler) HandleUplink(e Event) error {
 // An UplinkHandler's error leaves the device's confirmable message
 // unanswered and forgotten by the duplicate cache, so the device's
 // retransmission (LWM-9) is processed again; the device sees its message
-// acknowledged only once the handler took it.
+// acknowledged only once the handler took it. For a Send in one message,
+// a Send in Block1 blocks (the retransmitted last block completes the body
+// again) and a confirmable notification of /19/0/0.
 func TestUplinkHandlerRefusalMeansRetransmission(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := &refusingHandler{refuse: 2}
-		s, err := New(Config{DisableDTLS: true}, nil, h)
-		require.NoError(t, err)
-		l := newMemLink(t, s, ClientConfig{Endpoint: "dev1"})
-		ctx := context.Background()
-		require.NoError(t, l.cli.Register(ctx))
-		payload, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{0xDE, 0xAD})}})
-		require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		size int
+		send func(ctx context.Context, c *Client, payload []byte) error
+	}{
+		{"send", 2, func(ctx context.Context, c *Client, p []byte) error {
+			return c.Send(ctx, Content{Format: FormatSenMLJSON, Payload: p})
+		}},
+		{"send in blocks", 3000, func(ctx context.Context, c *Client, p []byte) error {
+			return c.Send(ctx, Content{Format: FormatSenMLJSON, Payload: p})
+		}},
+		{"notification", 2, func(ctx context.Context, c *Client, p []byte) error {
+			return c.Notify(ctx, "/19/0/0", Content{Format: FormatSenMLJSON, Payload: p})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := &refusingHandler{refuse: 2}
+				s, err := New(Config{DisableDTLS: true}, nil, h)
+				require.NoError(t, err)
+				l := newMemLink(t, s, ClientConfig{Endpoint: "dev1", Objects: "</19/0>,</19/1>", ConfirmableNotifications: true})
+				l.cli.Handle("/19/0/0", Resource{Read: func() (Content, error) { return Content{Format: FormatOpaque}, nil }})
+				ctx := context.Background()
+				require.NoError(t, l.cli.Register(ctx))
+				synctest.Wait()
+				require.True(t, l.cli.Observed("/19/0/0"), "the server observes /19/0/0 after registration (LWM-5)")
+				data := make([]byte, tc.size)
+				data[0] = 0xDE
+				payload, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/19/0/0/0"), Value: OpaqueValue(data)}})
+				require.NoError(t, err)
 
-		start := time.Now()
-		require.NoError(t, l.cli.Send(ctx, Content{Format: FormatSenMLJSON, Payload: payload}), "acknowledged at the third try")
-		took := time.Since(start)
-		h.mu.Lock()
-		tries, accepted := h.tries, h.accepted
-		h.mu.Unlock()
-		require.Equal(t, 3, tries, "two refusals, then the retransmission was taken")
-		require.Len(t, accepted, 1)
-		require.Equal(t, []byte{0xDE, 0xAD}, accepted[0].Payload)
-		require.GreaterOrEqual(t, took, 30*time.Second, "two retransmission timeouts (T + 2T, T ≥ 10 s) passed before the ACK")
-		l.close()
-		require.NoError(t, s.Close())
-	})
+				start := time.Now()
+				require.NoError(t, tc.send(ctx, l.cli, payload), "acknowledged at the third try")
+				took := time.Since(start)
+				h.mu.Lock()
+				tries, accepted := h.tries, h.accepted
+				h.mu.Unlock()
+				require.Equal(t, 3, tries, "two refusals, then the retransmission was taken")
+				require.Len(t, accepted, 1)
+				require.Equal(t, data, accepted[0].Payload)
+				require.GreaterOrEqual(t, took, 30*time.Second, "two retransmission timeouts (T + 2T, T ≥ 10 s) passed before the ACK")
+				l.close()
+				require.NoError(t, s.Close())
+			})
+		})
+	}
 }
 
 // A Handler without HandleUplink gets uplinks through HandleEvent and the

@@ -77,7 +77,8 @@ func (f HandlerFunc) HandleEvent(e Event) { f(e) }
 // stores the data durably there, so that whatever a device saw
 // acknowledged survives a crash. When HandleUplink returns an error, the
 // server sends no answer and forgets the message ID, so the device's
-// retransmission of the confirmable message is processed again (values of
+// retransmission of the confirmable message (of a Send in Block1 blocks,
+// its last block) is processed again (values of
 // the same message taken before the error come again with it: at least
 // once). A non-confirmable message is simply dropped. HandleUplink may take
 // the time of a synced write; it delays only its own device, over DTLS and

@@ -61,7 +61,7 @@ func (e *exchange) assemble(m *message.Message) (resp *message.Message, whole bo
 	if err != nil {
 		return errResp(codes.BadOption, "Block1: %v", err), false
 	}
-	key := codeString(m.Code) + " " + msgPath(m)
+	key := block1Key(m)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if b.num == 0 {
@@ -87,6 +87,9 @@ func (e *exchange) assemble(m *message.Message) (resp *message.Message, whole bo
 	e.b1key, e.b1body = "", nil
 	return nil, true
 }
+
+// block1Key names the request a Block1 body is assembled for.
+func block1Key(m *message.Message) string { return codeString(m.Code) + " " + msgPath(m) }
 
 // doBlocks sends a request whose payload is larger than 1024 bytes in
 // Block1 blocks of 512 bytes (RFC 7959) and returns the final answer; a
@@ -458,6 +461,7 @@ func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 
 	var resp *message.Message
 	var after func()
+	last := len(m.Payload) // this block's bytes, when assemble completes a Block1 body
 	if e.maxSize > 0 && size > e.maxSize {
 		resp = &message.Message{Code: codes.RequestEntityTooLarge}
 		addUint(resp, message.Size1, uint32(e.maxSize))
@@ -468,6 +472,10 @@ func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 		if resp == noAnswer {
 			e.mu.Lock()
 			e.forget(mid)
+			if _, ok := optUint(m, message.Block1); ok {
+				// the retransmitted last block completes the body again
+				e.b1key, e.b1body = block1Key(m), m.Payload[:len(m.Payload)-last]
+			}
 			e.mu.Unlock()
 			return
 		}
