@@ -289,11 +289,16 @@ func (p *Platform) replayInbox(ctx context.Context) {
 		p.logger.Error("reading the uplink inbox", "err", err)
 		return
 	}
-	for _, u := range pending {
+	var done []uint64
+	for i, u := range pending {
 		p.handleEvent(ctx, lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
 			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat})
-		if err := in.Delete(ctx, u.Seq); err != nil {
-			p.logger.Error("deleting a replayed uplink from the inbox", "seq", u.Seq, "err", err)
+		done = append(done, u.Seq)
+		if len(done) == 64 || i == len(pending)-1 { // one disk sync for many
+			if err := in.Delete(ctx, done...); err != nil {
+				p.logger.Error("deleting replayed uplinks from the inbox", "err", err)
+			}
+			done = done[:0]
 		}
 	}
 	if len(pending) > 0 {
