@@ -31,7 +31,7 @@ func ParseCallbackURL(raw string) (*url.URL, error) {
 		return nil, &URLError{URL: raw, Detail: detail, Err: err}
 	}
 	if len(raw) > MaxURLLength {
-		return fail(ErrURLTooLong, fmt.Sprintf("%d bytes", len(raw)))
+		return fail(ErrURLTooLong, "") // the message gives the length
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

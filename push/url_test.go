@@ -114,7 +114,7 @@ func FuzzParseCallbackURL(f *testing.F) {
 		if u.Hostname() == "" || u.Port() == "" || (u.Path == "" && u.RawPath == "") {
 			t.Fatalf("ParseCallbackURL(%q) accepted %#v", raw, u)
 		}
-		if _, err := ParseCallbackURL(u.String()); err != nil {
+		if _, err := ParseCallbackURL(u.String()); err != nil && !(errors.Is(err, ErrURLTooLong) && len(u.String()) > MaxURLLength) {
 			t.Fatalf("ParseCallbackURL(%q) ok, but its String %q fails: %v", raw, u.String(), err)
 		}
 	})
