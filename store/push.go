@@ -114,7 +114,7 @@ func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
 	if strings.IndexByte(s.AppID, 0) >= 0 || strings.IndexByte(string(s.NotifyType), 0) >= 0 {
 		return fmt.Errorf("store: push subscription %q: app id or notify type contains a NUL byte", s.ID)
 	}
-	return p.db.bolt.Update(func(tx *bolt.Tx) error {
+	return closed(p.db.bolt.Update(func(tx *bolt.Tx) error {
 		subs, err := pushSubsBucket(tx)
 		if err != nil {
 			return err
@@ -136,7 +136,7 @@ func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
 			return err
 		}
 		return subs.Put([]byte(s.ID), v)
-	})
+	}))
 }
 
 func decodeSub(k, v []byte) (push.Subscription, error) {
@@ -166,7 +166,7 @@ func (p *Push) Subscription(ctx context.Context, id string) (push.Subscription, 
 		s, err = decodeSub([]byte(id), v)
 		return err
 	})
-	return s, err
+	return s, closed(err)
 }
 
 // Subscriptions implements push.Store. For one application it scans the
@@ -217,7 +217,7 @@ func (p *Push) Subscriptions(ctx context.Context, f push.Filter) ([]push.Subscri
 			return nil
 		})
 	})
-	return out, err
+	return out, closed(err)
 }
 
 // DeleteSubscriptions implements push.Store.
@@ -256,7 +256,7 @@ func (p *Push) DeleteSubscriptions(ctx context.Context, ids ...string) (int, err
 		}
 		return nil
 	})
-	return n, err
+	return n, closed(err)
 }
 
 // maxMessageID bounds a message id in the outbox key (the engine's ids are
@@ -325,7 +325,7 @@ func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
 		}
 		keys[i], vals[i] = k, encodeMessage(nil, &msgs[i])
 	}
-	return p.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return closed(p.db.bolt.Batch(func(tx *bolt.Tx) error {
 		outbox, eps, legacy, err := outboxBuckets(tx)
 		if err != nil {
 			return err
@@ -350,7 +350,7 @@ func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 // DeleteMessages implements push.Store. Concurrent calls share one commit.
@@ -369,7 +369,7 @@ func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
 			legacyKeys = append(legacyKeys, lk)
 		}
 	}
-	return p.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return closed(p.db.bolt.Batch(func(tx *bolt.Tx) error {
 		outbox, eps, legacy, err := outboxBuckets(tx)
 		if err != nil {
 			return err
@@ -402,7 +402,7 @@ func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
 			return tx.Bucket(bucketPush).DeleteBucket(pushOutboxV1)
 		}
 		return nil
-	})
+	}))
 }
 
 // Messages implements push.Store. It also returns the messages still kept
@@ -458,7 +458,7 @@ func (p *Push) Messages(ctx context.Context) ([]push.Message, error) {
 	slices.SortFunc(out, func(a, b push.Message) int {
 		return cmp.Or(strings.Compare(a.URL, b.URL), strings.Compare(a.ID, b.ID))
 	})
-	return out, err
+	return out, closed(err)
 }
 
 // Message record: version 1, then uvarint-length-prefixed Body, Secret,

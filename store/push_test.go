@@ -613,3 +613,49 @@ func TestPushOutboxLongURL(t *testing.T) {
 	require.ErrorContains(t, err, "push message id of 1025 bytes; allowed 1–1024")
 	require.NoError(t, db.Check())
 }
+
+// TestPushLongURLEndToEnd is finding 6 of issue 14 on bbolt: a 900 KB
+// callback URL is refused at subscription (SEC-3), one of the longest
+// allowed length is stored and delivered, and when the file cannot take a
+// push the caller gets the error and it is counted (SEC-6).
+func TestPushLongURLEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	db := openPushDB(t, filepath.Join(t.TempDir(), "doze.db"))
+	defer db.Close()
+	e, err := push.New(db.Push(), push.Config{Allow: loopback})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() {
+		require.NoError(t, e.Close())
+		require.NoError(t, <-done)
+	}()
+
+	_, err = e.Subscribe(ctx, push.Subscription{AppID: "a", NotifyType: push.DeviceDeleted,
+		CallbackURL: srv.URL + "/" + strings.Repeat("x", 900<<10)})
+	require.ErrorIs(t, err, push.ErrURLTooLong)
+
+	path := "/" + strings.Repeat("x", push.MaxURLLength-len(srv.URL)-1)
+	_, err = e.Subscribe(ctx, push.Subscription{AppID: "a", NotifyType: push.DeviceDeleted, CallbackURL: srv.URL + path})
+	require.NoError(t, err)
+	n, err := e.Publish(ctx, "a", push.DeviceDeletedBody{DeviceID: "d1"})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	select {
+	case p := <-got:
+		require.Equal(t, path, p)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the push to a 2,048-byte URL was not delivered in 10 s")
+	}
+
+	require.NoError(t, db.Close()) // the file goes away under the engine
+	_, err = e.Publish(ctx, "a", push.DeviceDeletedBody{DeviceID: "d1"})
+	require.ErrorIs(t, err, ErrClosed, "Publish on a closed file")
+	require.EqualValues(t, 1, e.Stats().Refused, "SEC-6: counted")
+}
