@@ -2,19 +2,47 @@ package codec
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
 
+// Limits of Compile (SEC-3). A real codec file is a few kilobytes; the
+// limits keep a hostile upload from holding memory or CPU.
+const (
+	// MaxSpecSize bounds the codec JSON Compile reads: 1 MiB.
+	MaxSpecSize = 1 << 20
+	// MaxProblems bounds the problems a *CompileError lists; the rest are
+	// counted in CompileError.More.
+	MaxProblems = 100
+)
+
 // Compile parses a declarative codec from JSON and compiles it (COD-2),
 // checking every COD-3 rule, and against model when it is not nil. On failure
-// the error is a *CompileError listing every problem found.
+// the error is a *CompileError listing the problems found (the first
+// MaxProblems). It is CompileContext without a deadline.
 func Compile(data []byte, model Model) (*Declarative, error) {
+	return CompileContext(context.Background(), data, model)
+}
+
+// CompileContext is Compile that stops when ctx is done (the client that
+// uploaded the codec went away): it then returns an error wrapping
+// ctx.Err(). Work is linear in len(data); data over MaxSpecSize is refused
+// with a CodeTooLarge problem before it is parsed.
+func CompileContext(ctx context.Context, data []byte, model Model) (*Declarative, error) {
+	if len(data) > MaxSpecSize {
+		return nil, &CompileError{Problems: []Problem{{Code: CodeTooLarge,
+			Text: fmt.Sprintf("the codec is %d bytes; at most %d (1 MiB) are accepted", len(data), MaxSpecSize)}}}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, stopped(err)
+	}
 	var s Spec
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -23,16 +51,21 @@ func Compile(data []byte, model Model) (*Declarative, error) {
 	}
 	if dec.More() {
 		p := Problem{Code: CodeSyntax, Text: "more than one JSON value; a codec file holds one object"}
-		p.Line, p.Column = lineCol(data, int(dec.InputOffset()))
+		p.Line, p.Column = newLines(data).lineCol(int(dec.InputOffset()))
 		return nil, &CompileError{Problems: []Problem{p}}
 	}
-	d, err := CompileSpec(&s, model)
+	d, err := compileSpec(ctx, &s, model)
 	var ce *CompileError
 	if errors.As(err, &ce) {
-		locate(data, &s, ce.Problems)
+		if err := locate(ctx, data, &s, ce.Problems); err != nil {
+			return nil, err
+		}
 	}
 	return d, err
 }
+
+// stopped is the error of a compilation ended by its context.
+func stopped(err error) error { return fmt.Errorf("codec: compile stopped: %w", err) }
 
 // jsonProblem turns a JSON error into a syntax problem with line:column.
 func jsonProblem(data []byte, err error) Problem {
@@ -42,65 +75,107 @@ func jsonProblem(data []byte, err error) Problem {
 	switch {
 	case errors.As(err, &se):
 		// Offset counts the bytes read, including the offending one.
-		p.Line, p.Column = lineCol(data, int(se.Offset)-1)
+		p.Line, p.Column = newLines(data).lineCol(int(se.Offset) - 1)
 	case errors.As(err, &te):
-		p.Line, p.Column = lineCol(data, int(te.Offset)-1)
+		p.Line, p.Column = newLines(data).lineCol(int(te.Offset) - 1)
 	default:
 		p.Text = "not a valid codec: " + p.Text
 	}
 	return p
 }
 
-// lineCol turns a byte offset into a 1-based line and column.
-func lineCol(data []byte, off int) (line, col int) {
-	line, col = 1, 1
-	for _, c := range data[:max(0, min(off, len(data)))] {
+// lines indexes where each line of a document starts, so that turning an
+// offset into line:column is a binary search, not a scan of the document.
+type lines struct {
+	starts []int // offset of each line's first byte; starts[0] is 0
+	size   int
+}
+
+func newLines(data []byte) lines {
+	l := lines{starts: []int{0}, size: len(data)}
+	for i, c := range data {
 		if c == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
+			l.starts = append(l.starts, i+1)
 		}
 	}
-	return line, col
+	return l
+}
+
+// lineCol turns a byte offset into a 1-based line and column (in bytes).
+func (l lines) lineCol(off int) (line, col int) {
+	off = max(0, min(off, l.size))
+	i, _ := slices.BinarySearch(l.starts, off+1) // first start past off
+	return i, off - l.starts[i-1] + 1
 }
 
 // locate sets Line and Column of problems from the positions of the messages
 // and fields they name in data. A message or field named "#n" (it had no
-// name) is the n-th; with duplicate names the first is taken.
-func locate(data []byte, s *Spec, problems []Problem) {
-	msgs, fields := positions(data)
+// name) is the n-th; with duplicate names the first is taken. It reads data
+// once and indexes names once, so its work is linear in the document and
+// the problems.
+func locate(ctx context.Context, data []byte, s *Spec, problems []Problem) error {
+	msgs, fields, err := positions(ctx, data)
+	if err != nil {
+		return err
+	}
+	ls := newLines(data)
+	msgIndex := firstIndex(len(s.Messages), func(j int) string { return s.Messages[j].Name })
+	fieldIndex := map[int]map[string]int{} // built for the messages problems name
 	for i := range problems {
 		p := &problems[i]
-		mi := indexOf(p.Message, len(s.Messages), func(j int) string { return s.Messages[j].Name })
-		if mi < 0 || mi >= len(msgs) {
+		mi := indexOf(p.Message, msgIndex)
+		if mi < 0 || mi >= len(msgs) || mi >= len(s.Messages) {
 			continue
 		}
 		off := msgs[mi]
-		if fi := indexOf(p.Field, len(s.Messages[mi].Fields), func(j int) string { return s.Messages[mi].Fields[j].Name }); fi >= 0 && fi < len(fields[mi]) {
-			off = fields[mi][fi]
+		if p.Field != "" {
+			fi, ok := fieldIndex[mi]
+			if !ok {
+				fs := s.Messages[mi].Fields
+				fi = firstIndex(len(fs), func(j int) string { return fs[j].Name })
+				fieldIndex[mi] = fi
+			}
+			if k := indexOf(p.Field, fi); k >= 0 && k < len(fields[mi]) {
+				off = fields[mi][k]
+			}
 		}
-		p.Line, p.Column = lineCol(data, off)
+		p.Line, p.Column = ls.lineCol(off)
 	}
+	return nil
 }
 
-func indexOf(name string, n int, nameOf func(int) string) int {
+// firstIndex maps each name to the index of its first holder.
+func firstIndex(n int, nameOf func(int) string) map[string]int {
+	m := make(map[string]int, n)
+	for j := range n {
+		if _, dup := m[nameOf(j)]; !dup {
+			m[nameOf(j)] = j
+		}
+	}
+	return m
+}
+
+// indexOf finds name: "#n" is the n-th, else the first holder; -1 if none.
+func indexOf(name string, index map[string]int) int {
 	if name == "" {
 		return -1
 	}
 	if k, err := strconv.Atoi(strings.TrimPrefix(name, "#")); err == nil && strings.HasPrefix(name, "#") {
 		return k - 1
 	}
-	for j := range n {
-		if nameOf(j) == name {
-			return j
-		}
+	if j, ok := index[name]; ok {
+		return j
 	}
 	return -1
 }
 
+// checkEvery is how many units of work (JSON tokens, fields, problems)
+// pass between two looks at the context.
+const checkEvery = 1024
+
 // positions returns the byte offsets of each message's and each field's
 // opening brace in a codec file that parsed.
-func positions(data []byte) (msgs []int, fields [][]int) {
+func positions(ctx context.Context, data []byte) (msgs []int, fields [][]int, err error) {
 	type frame struct {
 		array   bool
 		key     string
@@ -118,10 +193,15 @@ func positions(data []byte) (msgs []int, fields [][]int) {
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
+	for n := 1; ; n++ {
+		if n%checkEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, stopped(err)
+			}
+		}
 		tok, err := dec.Token()
 		if err != nil {
-			return msgs, fields
+			return msgs, fields, nil
 		}
 		if n := len(st); n > 0 && st[n-1].wantKey {
 			if key, ok := tok.(string); ok {
@@ -151,24 +231,52 @@ func positions(data []byte) (msgs []int, fields [][]int) {
 	}
 }
 
-// compiler collects problems while compiling.
+// compiler collects problems while compiling. It holds the context of one
+// call, which it looks at every checkEvery units of work.
 type compiler struct {
+	ctx      context.Context
+	work     int
+	err      error // the context's error, once seen
 	problems []Problem
+	more     int // problems past MaxProblems, counted only
 }
 
 func (c *compiler) add(code, msg, fld, format string, args ...any) {
+	c.tick(1)
+	if len(c.problems) >= MaxProblems {
+		c.more++
+		return
+	}
 	c.problems = append(c.problems, Problem{Code: code, Message: msg, Field: fld, Text: fmt.Sprintf(format, args...)})
+}
+
+// tick counts n units of work and reports whether the context is done;
+// it asks the context once per checkEvery units.
+func (c *compiler) tick(n int) bool {
+	before := c.work / checkEvery
+	c.work += n
+	if c.work/checkEvery != before {
+		c.err = c.ctx.Err()
+	}
+	return c.err != nil
 }
 
 // CompileSpec compiles an already parsed Spec; see Compile.
 func CompileSpec(s *Spec, model Model) (*Declarative, error) {
-	c := &compiler{}
+	return compileSpec(context.Background(), s, model)
+}
+
+func compileSpec(ctx context.Context, s *Spec, model Model) (*Declarative, error) {
+	c := &compiler{ctx: ctx}
 	d := &Declarative{name: s.Name}
 	if len(s.Messages) == 0 {
 		c.add(CodeNoMessages, "", "", "the codec has no messages; give at least one under \"messages\"")
 	}
 	byName := map[string]int{}
 	for i := range s.Messages {
+		if c.tick(1 + len(s.Messages[i].Fields)) {
+			return nil, stopped(c.err)
+		}
 		ms := &s.Messages[i]
 		m := c.message(ms, i)
 		if ms.Name == "" {
@@ -194,8 +302,11 @@ func CompileSpec(s *Spec, model Model) (*Declarative, error) {
 	if model != nil {
 		c.model(d, model)
 	}
+	if c.err != nil {
+		return nil, stopped(c.err)
+	}
 	if len(c.problems) > 0 {
-		return nil, &CompileError{Problems: c.problems}
+		return nil, &CompileError{Problems: c.problems, More: c.more}
 	}
 	d.upID, d.downID = buildIndex(d, d.up), buildIndex(d, d.down)
 	return d, nil
@@ -324,22 +435,20 @@ func (c *compiler) message(ms *MessageSpec, idx int) message {
 			}
 		}
 	}
+	svcIndex := map[string]int{}
 	for i := range m.fields {
 		f := &m.fields[i]
 		if m.kind != kReport || f.role != roleData {
 			continue
 		}
-		f.svc = -1
-		for j := range m.services {
-			if m.services[j].name == f.service {
-				f.svc = j
-				m.services[j].n++
-			}
+		j, ok := svcIndex[f.service]
+		if !ok {
+			j = len(m.services)
+			svcIndex[f.service] = j
+			m.services = append(m.services, service{name: f.service})
 		}
-		if f.svc < 0 {
-			f.svc = len(m.services)
-			m.services = append(m.services, service{name: f.service, n: 1})
-		}
+		f.svc = j
+		m.services[j].n++
 	}
 	m.fixedLen = off
 	buildPlan(&m)
@@ -615,6 +724,9 @@ func (c *compiler) model(d *Declarative, model Model) {
 	}
 	for i := range d.messages {
 		m := &d.messages[i]
+		if c.tick(1 + len(m.fields)) {
+			return
+		}
 		for j := range m.fields {
 			f := &m.fields[j]
 			if f.role != roleData {

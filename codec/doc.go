@@ -131,7 +131,7 @@
 //
 // # Validation (COD-3)
 //
-// Compile refuses a codec with a *CompileError listing every Problem, each
+// Compile refuses a codec with a *CompileError listing its Problems, each
 // naming the message and field (unnamed ones as #n) with their line and
 // column in the file, and a stable Code: duplicate-message-id,
 // message-id-position, missing-message-id, message-id-type, mid-type,
@@ -144,6 +144,31 @@
 // satisfies through an adapter; codec imports nothing of the module.
 // Mapping rules (§8.5): int ← unscaled integer or array; decimal ← any
 // number, string or array; string, DateTime, jsonObject ← string or array.
+//
+// # Limits of validation (SEC-3)
+//
+// A codec JSON over MaxSpecSize (1 MiB; real codecs are a few KB) is
+// refused unread with the problem too-large. A *CompileError lists the first
+// MaxProblems (100) problems and counts the rest in More ("… and N more").
+// Validation is linear in the document: line:column comes from a line index
+// built once (a binary search per problem), and message and field names are
+// found through maps. CompileContext stops when its context is done (the
+// uploading client went away), asking it every 1,024 units of work (JSON
+// tokens, fields, problems); TestCompileStopsWhenCancelled counts the
+// questions to show nothing runs after the answer "done".
+//
+//	go test ./codec -run XXX -bench CompileProblems -benchtime 20x -count 2
+//	(2 cores shared with other builds, AMD EPYC, Go 1.26, load average 2.6)
+//	problems   Compile ns/problem     locate, every problem, ns/problem
+//	   100       7,410 and 5,947         3,677 and 4,226
+//	 1,000       5,002 and 5,493         3,899 and 3,877
+//	10,000       6,868 and 7,046         4,799 and 5,783
+//
+// Time per problem at 10,000 problems over that at 100: 1.04 for Compile,
+// 1.35 for locating every problem (flat within the machine's noise; before,
+// locating rescanned the document per problem, so 10,000 problems in a
+// 0.8 MB file cost 10,000 scans of it — issue 14 measured 68 s of CPU for a
+// 3.4 MB codec).
 //
 // # Decoding and encoding (COD-4)
 //

@@ -178,21 +178,27 @@ const (
 	CodeBadFlag          = "bad-flag"          // flag on a message kind where it means nothing
 	CodeSharedLength     = "shared-length"     // two variable fields use one length field
 	CodePCPPrefix        = "pcp-prefix"        // an uplink's messageId makes its payload start FF FE (a PCP frame)
+	CodeTooLarge         = "too-large"         // the codec JSON is over MaxSpecSize
 )
 
-// CompileError lists every problem found in a declarative codec. It wraps
+// CompileError lists the problems found in a declarative codec: the first
+// MaxProblems, with the number of further ones in More. It wraps
 // ErrInvalid.
 type CompileError struct {
 	Problems []Problem
+	More     int // problems found beyond those listed
 }
 
 // Error lists the problems, one per line after the first.
 func (e *CompileError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "codec: invalid declarative codec, %d problem(s)", len(e.Problems))
+	fmt.Fprintf(&b, "codec: invalid declarative codec, %d problem(s)", len(e.Problems)+e.More)
 	for _, p := range e.Problems {
 		b.WriteString("\n  ")
 		b.WriteString(p.String())
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, "\n  … and %d more", e.More)
 	}
 	return b.String()
 }

@@ -37,6 +37,35 @@
 // stops an entry at its declared size. A 64 MiB zip bomb is refused by its
 // declared size having allocated under 4 MiB (TestZipBombDeclared).
 //
+// JSON documents (SEC-3): each file, and model.json, is at most
+// Options.MaxEntrySize (1 MiB) and all files together MaxTotalSize
+// (8 MiB); nesting is at most 64 levels. A *ValidationError lists the first
+// [MaxProblems] (100) problems and counts the rest in More; warnings past
+// 100 are summed up in one last warning (more-warnings). Validation work is
+// linear in the input: line:column comes from an index of line starts and
+// of character counts every 256 bytes, built once per file, so a problem
+// costs a binary search and at most 256 bytes of counting, also in a
+// one-line file; repeated-key detection uses a set. [LoadZipContext],
+// [LoadDirContext] and [LoadModelJSONContext] stop when their context is
+// done (the uploading client went away), asking it every 1,024 units of
+// work (JSON values, list items, problems); TestLoadStopsWhenCancelled
+// counts the questions to show nothing runs after the answer "done".
+//
+//	go test ./profile -run XXX -bench 'LoadProblems|LineCol' -benchtime 10x
+//	(2 cores shared with other builds, AMD EPYC, Go 1.26, load average 2.3)
+//	LoadModelJSON, ns/problem      100      1,000     10,000 problems
+//	  one problem per line       4,368–7,259  4,810–6,440  4,804–5,057
+//	  all on one line (minified) 3,597–3,828  4,387–4,644  4,772–4,798
+//	locating n problems in a 1 MiB one-line file, ns/problem:
+//	  index built once            11,263 (100)   813 (1,000)   154 (10,000)
+//	  former rescan per problem  830,187 (100) 867,965 (1,000)
+//
+// Time per problem at 10,000 problems over that at 100, run by run: 0.70
+// and 1.10 (one per line), 1.25 and 1.33 (one line): flat within the
+// machine's noise; the
+// former rescan cost 0.85 ms per problem in a 1 MiB file, 1,070 times the
+// indexed lookup at 1,000 problems.
+//
 // # Checking data
 //
 // [Product.CheckReport] checks the values a device reported for a service

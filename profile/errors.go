@@ -62,6 +62,7 @@ const (
 	CodeUnknownEntry    Code = "unknown-entry"    // warning: a file the loader does not use
 	CodeUnknownKey      Code = "unknown-key"      // warning: a key the loader does not read
 	CodeRepeatedKey     Code = "repeated-key"     // warning: a key given twice in one object
+	CodeMoreWarnings    Code = "more-warnings"    // warning: the count of warnings past MaxProblems, not listed
 )
 
 // A Problem is one thing wrong (or, as a warning, worth a look) in a
@@ -95,12 +96,14 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// ValidationError lists every problem that made loading fail (PRF-5). It
-// wraps ErrInvalid.
+// ValidationError lists the problems that made loading fail (PRF-5): the
+// first MaxProblems, ordered by file and place, and the number of further
+// ones in More. It wraps ErrInvalid.
 type ValidationError struct {
 	// Name is the archive's file name or the directory's name, if known.
 	Name     string
 	Problems []Problem
+	More     int // problems found beyond those listed
 }
 
 // Error lists the problems, one per line after a count:
@@ -111,13 +114,16 @@ func (e *ValidationError) Error() string {
 	if e.Name != "" {
 		fmt.Fprintf(&b, "%s: ", e.Name)
 	}
-	fmt.Fprintf(&b, "%d problem", len(e.Problems))
-	if len(e.Problems) != 1 {
+	fmt.Fprintf(&b, "%d problem", len(e.Problems)+e.More)
+	if len(e.Problems)+e.More != 1 {
 		b.WriteString("s")
 	}
 	for _, p := range e.Problems {
 		b.WriteString("\n\t")
 		b.WriteString(p.String())
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, "\n\t… and %d more", e.More)
 	}
 	return b.String()
 }

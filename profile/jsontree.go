@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
+	"slices"
 )
 
 // node is a JSON value with the byte offset where it starts, so that
@@ -32,11 +32,15 @@ const maxDepth = 64
 // errDepth reports nesting deeper than maxDepth.
 var errDepth = errors.New("nesting deeper than 64 levels")
 
+// errStopped reports a parse ended because stop said so.
+var errStopped = errors.New("stopped")
+
 // parseTree reads one JSON value from data. A syntax error comes back as
 // *json.SyntaxError (whose Offset locates it) or an *offsetError (depth,
-// trailing data, early end).
-func parseTree(data []byte) (*node, error) {
-	t := treeReader{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+// trailing data, early end). stop is asked before each value; when it says
+// true the parse ends with errStopped.
+func parseTree(data []byte, stop func() bool) (*node, error) {
+	t := treeReader{data: data, dec: json.NewDecoder(bytes.NewReader(data)), stop: stop}
 	t.dec.UseNumber()
 	n, err := t.value(0)
 	if err != nil {
@@ -52,6 +56,7 @@ func parseTree(data []byte) (*node, error) {
 type treeReader struct {
 	data []byte
 	dec  *json.Decoder
+	stop func() bool
 }
 
 // start returns the offset of the next token: the decoder's input offset
@@ -78,6 +83,9 @@ func (e *offsetError) Error() string { return e.err.Error() }
 func (e *offsetError) Unwrap() error { return e.err }
 
 func (t *treeReader) value(depth int) (*node, error) {
+	if t.stop != nil && t.stop() {
+		return nil, errStopped
+	}
 	off := t.start()
 	tok, err := t.dec.Token()
 	if err == io.EOF {
@@ -219,18 +227,57 @@ func (n *node) write(b *bytes.Buffer) {
 	}
 }
 
-// lineCol turns a byte offset of data into a 1-based line and a 1-based
-// column counted in characters.
-func lineCol(data []byte, off int) (line, col int) {
-	if off > len(data) {
-		off = len(data)
+// lines indexes a document once so that turning an offset into line and
+// column is a binary search and a count over at most charStep bytes, not a
+// scan of the document: validation stays linear however many problems it
+// finds, also in a one-line (minified) file.
+type lines struct {
+	data   []byte
+	starts []int // offset of each line's first byte; starts[0] is 0
+	chars  []int // chars[i]: characters in data[:i*charStep]
+}
+
+const charStep = 256
+
+func newLines(data []byte) *lines {
+	l := &lines{data: data, starts: []int{0}, chars: make([]int, 0, len(data)/charStep+1)}
+	n := 0
+	for i, c := range data {
+		if i%charStep == 0 {
+			l.chars = append(l.chars, n)
+		}
+		if c == '\n' {
+			l.starts = append(l.starts, i+1)
+		}
+		if c&0xC0 != 0x80 { // not a UTF-8 continuation byte: a character starts
+			n++
+		}
 	}
-	if off < 0 {
-		off = 0
+	return l
+}
+
+// charsBefore counts the characters in data[:off].
+func (l *lines) charsBefore(off int) int {
+	k := off / charStep
+	if k >= len(l.chars) {
+		k = len(l.chars) - 1
 	}
-	before := data[:off]
-	line = 1 + bytes.Count(before, []byte{'\n'})
-	ls := bytes.LastIndexByte(before, '\n') + 1
-	col = 1 + utf8.RuneCount(before[ls:])
-	return line, col
+	if k < 0 {
+		return 0
+	}
+	n := l.chars[k]
+	for _, c := range l.data[k*charStep : off] {
+		if c&0xC0 != 0x80 {
+			n++
+		}
+	}
+	return n
+}
+
+// lineCol turns a byte offset into a 1-based line and a 1-based column
+// counted in characters.
+func (l *lines) lineCol(off int) (line, col int) {
+	off = max(0, min(off, len(l.data)))
+	i, _ := slices.BinarySearch(l.starts, off+1) // first start past off
+	return i, 1 + l.charsBefore(off) - l.charsBefore(l.starts[i-1])
 }

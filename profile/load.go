@@ -3,6 +3,7 @@ package profile
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,8 +79,14 @@ type entry struct {
 // folder, ignored files). A profile with problems fails with a
 // *ValidationError listing all of them (errors.Is ErrInvalid); an archive
 // over a limit of opts fails with a *LimitError (errors.Is ErrTooLarge)
-// before its contents are read.
+// before its contents are read. It is LoadZipContext without a deadline.
 func LoadZip(r io.ReaderAt, size int64, name string, opts *Options) (*Product, []Problem, error) {
+	return LoadZipContext(context.Background(), r, size, name, opts)
+}
+
+// LoadZipContext is LoadZip that stops when ctx is done (the uploading
+// client went away), returning an error that wraps ctx.Err().
+func LoadZipContext(ctx context.Context, r io.ReaderAt, size int64, name string, opts *Options) (*Product, []Problem, error) {
 	o := opts.withDefaults()
 	if size > o.MaxArchiveSize {
 		return nil, nil, &LimitError{Limit: "MaxArchiveSize", Size: size, Max: o.MaxArchiveSize}
@@ -130,7 +137,7 @@ func LoadZip(r io.ReaderAt, size int64, name string, opts *Options) (*Product, [
 		}
 		files = append(files, entry{name: strings.ReplaceAll(f.Name, "\\", "/"), data: data})
 	}
-	return loadTree(baseName(name), files)
+	return loadTree(ctx, baseName(name), files)
 }
 
 // readLimited reads one zip entry, refusing it as soon as it streams past
@@ -227,8 +234,15 @@ func clampInt64(v uint64) int64 {
 // LoadDir loads a profile laid out as a directory tree (PRF-1): fsys holds
 // profile/devicetype-capability.json and service/<ServiceId>/profile/…
 // at its root. name, when not "", is checked like a zip name (with or
-// without ".zip"). Results and errors are those of LoadZip.
+// without ".zip"). Results and errors are those of LoadZip. It is
+// LoadDirContext without a deadline.
 func LoadDir(fsys fs.FS, name string, opts *Options) (*Product, []Problem, error) {
+	return LoadDirContext(context.Background(), fsys, name, opts)
+}
+
+// LoadDirContext is LoadDir that stops when ctx is done, returning an
+// error that wraps ctx.Err().
+func LoadDirContext(ctx context.Context, fsys fs.FS, name string, opts *Options) (*Product, []Problem, error) {
 	o := opts.withDefaults()
 	var files []entry
 	var count int
@@ -276,7 +290,7 @@ func LoadDir(fsys fs.FS, name string, opts *Options) (*Product, []Problem, error
 	if name != "" && !strings.HasSuffix(strings.ToLower(name), ".zip") {
 		name += ".zip"
 	}
-	return loadTree(baseName(name), files)
+	return loadTree(ctx, baseName(name), files)
 }
 
 func baseName(name string) string {
@@ -304,8 +318,8 @@ func hidden(p string) bool {
 }
 
 // loadTree turns the files of a profile into a Product (PRF-1…PRF-6).
-func loadTree(name string, files []entry) (*Product, []Problem, error) {
-	c := &collector{}
+func loadTree(ctx context.Context, name string, files []entry) (*Product, []Problem, error) {
+	c := newCollector(ctx)
 	archive := &src{file: "", c: c}
 	if name == "." || name == "/" {
 		name = ""
@@ -360,7 +374,7 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 			}
 		}
 		archive.problem(CodeMissingFile, -1, "%s is missing%s", deviceFile, hint)
-		return nil, sorted(c.warnings), &ValidationError{Name: name, Problems: sorted(c.problems)}
+		return nil, c.warningList(), c.invalid(name)
 	}
 	if d, ok := byName[displayFile]; ok && len(bytes.TrimSpace(d)) > 0 {
 		(&src{file: displayFile, data: d, c: c}).parse()
@@ -380,6 +394,9 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 	used := map[string]bool{}
 	if p != nil {
 		for _, l := range listed {
+			if c.err != nil {
+				break
+			}
 			dir := l.ID
 			if _, ok := serviceDirs[dir]; !ok {
 				dir = l.Type
@@ -433,11 +450,14 @@ func loadTree(name string, files []entry) (*Product, []Problem, error) {
 			}
 		}
 	}
+	if c.err != nil {
+		return nil, nil, c.stopped()
+	}
 	if len(c.problems) > 0 {
-		return nil, sorted(c.warnings), &ValidationError{Name: name, Problems: sorted(c.problems)}
+		return nil, c.warningList(), c.invalid(name)
 	}
 	p.buildIndex()
-	return p, sorted(c.warnings), nil
+	return p, c.warningList(), nil
 }
 
 // nameDiff says which parts of a zip name differ from the product, when

@@ -1,5 +1,7 @@
 package profile
 
+import "context"
+
 // modelFile is the name problems of LoadModelJSON carry.
 const modelFile = "model.json"
 
@@ -15,20 +17,30 @@ const modelFile = "model.json"
 // manufacturer_name stands in; where it has no model, the product_id does
 // (our choice: the newer model keys products by product_id). device_type
 // may also be spelled product_type. Size is bounded by opts.MaxEntrySize.
-// Problems and warnings are those of LoadZip, with file "model.json".
+// Problems and warnings are those of LoadZip, with file "model.json". It
+// is LoadModelJSONContext without a deadline.
 func LoadModelJSON(data []byte, opts *Options) (*Product, []Problem, error) {
+	return LoadModelJSONContext(context.Background(), data, opts)
+}
+
+// LoadModelJSONContext is LoadModelJSON that stops when ctx is done,
+// returning an error that wraps ctx.Err().
+func LoadModelJSONContext(ctx context.Context, data []byte, opts *Options) (*Product, []Problem, error) {
 	o := opts.withDefaults()
 	if int64(len(data)) > o.MaxEntrySize {
 		return nil, nil, &LimitError{File: modelFile, Limit: "MaxEntrySize", Size: int64(len(data)), Max: o.MaxEntrySize}
 	}
-	c := &collector{}
+	c := newCollector(ctx)
 	s := &src{file: modelFile, data: data, c: c}
 	p := s.model()
+	if c.err != nil {
+		return nil, nil, c.stopped()
+	}
 	if len(c.problems) > 0 {
-		return nil, sorted(c.warnings), &ValidationError{Name: modelFile, Problems: sorted(c.problems)}
+		return nil, c.warningList(), c.invalid(modelFile)
 	}
 	p.buildIndex()
-	return p, sorted(c.warnings), nil
+	return p, c.warningList(), nil
 }
 
 func (s *src) model() *Product {

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +12,59 @@ import (
 	"strings"
 )
 
-// collector gathers problems and warnings while a profile is read.
+// MaxProblems bounds the problems a *ValidationError lists (the rest are
+// counted in ValidationError.More) and the warnings a loader returns (the
+// rest are summed up in one last warning, CodeMoreWarnings).
+const MaxProblems = 100
+
+// checkEvery is how many units of work (JSON values, list items, problems)
+// pass between two looks at the context.
+const checkEvery = 1024
+
+// collector gathers problems and warnings while a profile is read. It holds
+// the context of one loader call, which it asks every checkEvery units of
+// work; once the context is done, the readers stop and the loader returns
+// its error.
 type collector struct {
+	ctx      context.Context
+	work     int
+	err      error // the context's error, once seen
 	problems []Problem
 	warnings []Problem
+	more     int // problems past MaxProblems
+	moreWarn int // warnings past MaxProblems
+}
+
+// newCollector returns a collector for one call under ctx; a context that
+// is already done stops the call before any work.
+func newCollector(ctx context.Context) *collector { return &collector{ctx: ctx, err: ctx.Err()} }
+
+// tick counts n units of work and reports whether the context is done.
+func (c *collector) tick(n int) bool {
+	before := c.work / checkEvery
+	c.work += n
+	if c.work/checkEvery != before {
+		c.err = c.ctx.Err()
+	}
+	return c.err != nil
+}
+
+// stopped is the error of a loader whose context ended.
+func (c *collector) stopped() error { return fmt.Errorf("profile: validation stopped: %w", c.err) }
+
+// invalid returns the *ValidationError of the problems found.
+func (c *collector) invalid(name string) *ValidationError {
+	return &ValidationError{Name: name, Problems: sorted(c.problems), More: c.more}
+}
+
+// warningList returns the warnings in order, with one more summing up
+// those past MaxProblems.
+func (c *collector) warningList() []Problem {
+	w := sorted(c.warnings)
+	if c.moreWarn > 0 {
+		w = append(w, Problem{Code: CodeMoreWarnings, Message: fmt.Sprintf("%d more warnings are not listed", c.moreWarn)})
+	}
+	return w
 }
 
 // sorted returns the problems ordered by file, line and column, archive-
@@ -35,33 +85,50 @@ func sorted(ps []Problem) []Problem {
 
 // src is one JSON file being read into the model.
 type src struct {
-	file string
-	data []byte
-	c    *collector
+	file  string
+	data  []byte
+	c     *collector
+	lines *lines // built at the first problem with a place
 }
 
 func (s *src) problem(code Code, off int, format string, args ...any) {
+	s.c.tick(1)
+	if len(s.c.problems) >= MaxProblems {
+		s.c.more++
+		return
+	}
 	s.c.problems = append(s.c.problems, s.at(code, off, format, args...))
 }
 
 func (s *src) warn(code Code, off int, format string, args ...any) {
+	s.c.tick(1)
+	if len(s.c.warnings) >= MaxProblems {
+		s.c.moreWarn++
+		return
+	}
 	s.c.warnings = append(s.c.warnings, s.at(code, off, format, args...))
 }
 
 func (s *src) at(code Code, off int, format string, args ...any) Problem {
 	p := Problem{Code: code, File: s.file, Message: fmt.Sprintf(format, args...)}
 	if off >= 0 && s.data != nil {
-		p.Line, p.Column = lineCol(s.data, off)
+		if s.lines == nil {
+			s.lines = newLines(s.data)
+		}
+		p.Line, p.Column = s.lines.lineCol(off)
 	}
 	return p
 }
 
 // parse reads the file into a node tree, reporting a syntax error with its
-// place (PRF-5: "say where").
+// place (PRF-5: "say where"). It returns nil when the context ended.
 func (s *src) parse() *node {
-	n, err := parseTree(s.data)
+	n, err := parseTree(s.data, func() bool { return s.c.tick(1) })
 	if err == nil {
 		return n
+	}
+	if errors.Is(err, errStopped) {
+		return nil
 	}
 	var se *json.SyntaxError
 	var oe *offsetError
@@ -166,11 +233,13 @@ func (s *src) array(obj *node, key string, nullOK, required bool) ([]*node, int)
 // key ("enumlist") is not ignored silently, and about keys given twice (the
 // last one is used, as in encoding/json).
 func (s *src) knownKeys(n *node, what string, known []string) {
+	seen := make(map[string]struct{}, len(n.keys))
 	for i, k := range n.keys {
-		if slices.Contains(n.keys[:i], k) {
+		if _, dup := seen[k]; dup {
 			s.warn(CodeRepeatedKey, n.keyOffs[i], "%s gives %q more than once; the last one is used", what, k)
 			continue
 		}
+		seen[k] = struct{}{}
 		if !slices.Contains(known, k) {
 			s.warn(CodeUnknownKey, n.keyOffs[i], "%s has key %q, which is not read; check its spelling (keys: %s)", what, k, strings.Join(known, ", "))
 		}
@@ -310,6 +379,9 @@ func (s *src) properties(list []*node, k *keyset, serviceID string) []Property {
 	out := make([]Property, 0, len(list))
 	seen := map[string]bool{}
 	for _, n := range list {
+		if s.c.tick(1) {
+			return out
+		}
 		if !s.object(n, "a property") {
 			continue
 		}
@@ -344,6 +416,9 @@ func (s *src) paras(list []*node, k *keyset, owner string) []Para {
 	out := make([]Para, 0, len(list))
 	seen := map[string]bool{}
 	for _, n := range list {
+		if s.c.tick(1) {
+			return out
+		}
 		if !s.object(n, "a para") {
 			continue
 		}
@@ -365,6 +440,9 @@ func (s *src) commands(list []*node, k *keyset, serviceID string) []Command {
 	out := make([]Command, 0, len(list))
 	seen := map[string]bool{}
 	for _, n := range list {
+		if s.c.tick(1) {
+			return out
+		}
 		if !s.object(n, "a command") {
 			continue
 		}
@@ -378,6 +456,9 @@ func (s *src) commands(list []*node, k *keyset, serviceID string) []Command {
 		resps, _ := s.array(n, k.responses, true, false)
 		rseen := map[string]bool{}
 		for _, rn := range resps {
+			if s.c.tick(1) {
+				return out
+			}
 			if !s.object(rn, "a response") {
 				continue
 			}

@@ -55,9 +55,15 @@
 // # Security
 //
 // The SSRF guard refuses loopback, link-local, unspecified, multicast and
-// cloud-metadata addresses (169.254.169.254, fd00:ec2::254) unless
-// Config.Allow covers them; private (RFC 1918) addresses are allowed,
-// since platforms live in private networks. Subscribe resolves the host and
+// cloud-metadata addresses (169.254.169.254, fd00:ec2::254), 0.0.0.0/8 and
+// 255.255.255.255 unless Config.Allow covers them; private (RFC 1918)
+// addresses are allowed, since platforms live in private networks. An
+// IPv6 address that carries an IPv4 one (IPv4-mapped and -compatible,
+// SIIT, NAT64 64:ff9b::/96 and every RFC 6052 reading of 64:ff9b:1::/48,
+// 6to4, Teredo) is judged by that IPv4 address as well (DeniedReason). A
+// host that ends in a number but is not dotted-decimal IPv4 (2130706433,
+// 0x7f.1, 0177.0.0.1, 127.1) is refused as ErrURLSyntax, because
+// resolvers read those forms in different ways. Subscribe resolves the host and
 // checks every address; the engine's dialer checks the address it actually
 // connects to (net.Dialer.Control), so a name re-pointed after subscribing
 // (DNS rebinding) is refused at dial time, and the message is dropped with
@@ -102,6 +108,13 @@
 //     stored, so keep time is counted across restarts.
 //   - Config.MaxQueued (100000) bounds one URL's queue; Publish beyond it
 //     fails with ErrQueueFull rather than growing memory without end.
+//   - Nothing is lost silently (SEC-6): a push that cannot be accepted
+//     (Store error, full queue, engine closed, subscriptions unreadable)
+//     fails the Publish, PublishReport or Send call, so the caller keeps
+//     its input (an uplink stays in its inbox) and may try again; it is
+//     also counted in Stats.Refused and logged with its reason. This is
+//     the one place the engine both logs and returns an error: the count
+//     and the log line must not depend on every caller doing it.
 //   - fwUpgradeResultNotify has no sample in API.md; FwUpgradeResultBody
 //     follows the original platform's public documentation.
 //   - Endpoints lists every URL a message was queued for since New. An

@@ -58,8 +58,15 @@ type Stats struct {
 	Enqueued  uint64 // messages accepted since New
 	Delivered uint64
 	Retried   uint64
-	Dropped   uint64
+	Dropped   uint64 // messages whose keep time ended undelivered
 	Rejected  uint64
+	// Refused counts pushes Publish, PublishReport and Send could not
+	// accept although their input was valid: the Store failed, the
+	// endpoint's queue was full, the engine was closed, or the
+	// subscriptions could not be read (one per notification then). The
+	// caller got the error and each refusal was logged with its reason
+	// (SEC-6).
+	Refused   uint64
 	Queued    int // messages waiting or in flight, over all URLs
 	Endpoints []EndpointStats
 }

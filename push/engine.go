@@ -52,7 +52,7 @@ type Engine struct {
 	deletes chan Message // to the deleter while Run runs
 	wake    chan struct{}
 
-	enqueued, delivered, retried, dropped, rejected atomic.Uint64
+	enqueued, delivered, retried, dropped, rejected, refused atomic.Uint64
 
 	runMu   sync.Mutex
 	started bool
@@ -246,11 +246,11 @@ func (e *Engine) UnsubscribeAll(ctx context.Context, f Filter) (int, error) {
 func (e *Engine) Publish(ctx context.Context, appID string, n Notification) (int, error) {
 	body, err := n.MarshalJSON()
 	if err != nil {
-		return 0, fmt.Errorf("push: encoding %s: %w", n.NotifyType(), err)
+		return 0, e.refuse(1, appID, n.NotifyType(), fmt.Errorf("push: encoding %s: %w", n.NotifyType(), err))
 	}
 	subs, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: n.NotifyType()})
 	if err != nil {
-		return 0, fmt.Errorf("push: reading subscriptions: %w", err)
+		return 0, e.refuse(1, appID, n.NotifyType(), fmt.Errorf("push: reading subscriptions: %w", err))
 	}
 	now := time.Now()
 	msgs := make([]Message, 0, len(subs))
@@ -268,11 +268,11 @@ func (e *Engine) Publish(ctx context.Context, appID string, n Notification) (int
 func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int, error) {
 	one, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: DeviceDataChanged})
 	if err != nil {
-		return 0, fmt.Errorf("push: reading subscriptions: %w", err)
+		return 0, e.refuse(1, appID, DeviceDataChanged, fmt.Errorf("push: reading subscriptions: %w", err))
 	}
 	all, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: DeviceDatasChanged})
 	if err != nil {
-		return 0, fmt.Errorf("push: reading subscriptions: %w", err)
+		return 0, e.refuse(1, appID, DeviceDatasChanged, fmt.Errorf("push: reading subscriptions: %w", err))
 	}
 	now := time.Now()
 	var msgs []Message
@@ -280,7 +280,8 @@ func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int
 		for _, b := range r.DataChanged() {
 			body, err := b.MarshalJSON()
 			if err != nil {
-				return 0, fmt.Errorf("push: encoding deviceDataChanged of service %q: %w", b.Service.ServiceID, err)
+				return 0, e.refuse(len(one), appID, DeviceDataChanged,
+					fmt.Errorf("push: encoding deviceDataChanged of service %q: %w", b.Service.ServiceID, err))
 			}
 			for _, s := range one {
 				msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID))
@@ -290,7 +291,7 @@ func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int
 	if len(all) > 0 {
 		body, err := r.DatasChanged().MarshalJSON()
 		if err != nil {
-			return 0, fmt.Errorf("push: encoding deviceDatasChanged: %w", err)
+			return 0, e.refuse(len(all), appID, DeviceDatasChanged, fmt.Errorf("push: encoding deviceDatasChanged: %w", err))
 		}
 		for _, s := range all {
 			msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID))
@@ -318,7 +319,10 @@ func (e *Engine) Send(ctx context.Context, callbackURL string, body []byte, secr
 		}
 	}
 	m := e.newMessage(time.Now(), callbackURL, slices.Clone(body), secret, "", "")
-	return m.ID, e.enqueue(ctx, []Message{m})
+	if err := e.enqueue(ctx, []Message{m}); err != nil {
+		return "", err
+	}
+	return m.ID, nil
 }
 
 func (e *Engine) newMessage(now time.Time, dest string, body []byte, secret Secret, t NotifyType, subID string) Message {
@@ -373,7 +377,26 @@ func (e *Engine) newUUIDv7(now time.Time) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// enqueue stores msgs (one write) and, while Run runs, queues them.
+// refuse counts n pushes the engine could not accept and logs why; it
+// returns err for the caller, who still holds what it wanted pushed (an
+// uplink in its inbox) and may try again (SEC-6). n < 1 counts one.
+func (e *Engine) refuse(n int, appID string, t NotifyType, err error) error {
+	e.refused.Add(uint64(max(n, 1)))
+	e.cfg.Logger.Error("push: not accepted", "app", appID, "notifyType", string(t), "messages", n, "err", err)
+	return err
+}
+
+// refuseAll is refuse for a batch of messages, named by their first.
+func (e *Engine) refuseAll(msgs []Message, err error) error {
+	m := msgs[0]
+	e.refused.Add(uint64(len(msgs)))
+	e.cfg.Logger.Error("push: not accepted", "notifyType", string(m.NotifyType), "subscription", m.SubscriptionID,
+		"url", m.URL, "messages", len(msgs), "err", err)
+	return err
+}
+
+// enqueue stores msgs (one write) and, while Run runs, queues them. When
+// it cannot, it counts and logs them as refused and returns why.
 func (e *Engine) enqueue(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -382,7 +405,7 @@ func (e *Engine) enqueue(ctx context.Context, msgs []Message) error {
 	closed := e.closed
 	e.runMu.Unlock()
 	if closed {
-		return ErrClosed
+		return e.refuseAll(msgs, ErrClosed)
 	}
 	e.loadMu.RLock()
 	defer e.loadMu.RUnlock()
@@ -396,13 +419,13 @@ func (e *Engine) enqueue(ctx context.Context, msgs []Message) error {
 		for u, n := range count {
 			if ep := e.eps[u]; ep != nil && len(ep.queue)+ep.inflight+n > e.cfg.MaxQueued {
 				e.mu.Unlock()
-				return &QueueFullError{URL: u, Limit: e.cfg.MaxQueued}
+				return e.refuseAll(msgs, &QueueFullError{URL: u, Limit: e.cfg.MaxQueued})
 			}
 		}
 	}
 	e.mu.Unlock()
 	if err := e.store.PutMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("push: storing %d messages: %w", len(msgs), err)
+		return e.refuseAll(msgs, fmt.Errorf("push: storing %d messages: %w", len(msgs), err))
 	}
 	e.enqueued.Add(uint64(len(msgs)))
 	if !loaded {
@@ -818,7 +841,10 @@ func (e *Engine) deleter(ch <-chan Message) {
 			}
 		}
 		if err := e.store.DeleteMessages(context.Background(), batch...); err != nil {
-			e.cfg.Logger.Error("push: deleting delivered messages from the outbox", "count", len(batch), "err", err)
+			// Nothing is lost: they stay in the outbox and go out
+			// again after a restart, under the same webhook-id.
+			e.cfg.Logger.Error("push: deleting finished messages from the outbox; they will be sent again after a restart",
+				"count", len(batch), "err", err)
 		}
 	}
 }
@@ -860,6 +886,7 @@ func (e *Engine) Stats() Stats {
 		Retried:   e.retried.Load(),
 		Dropped:   e.dropped.Load(),
 		Rejected:  e.rejected.Load(),
+		Refused:   e.refused.Load(),
 	}
 	e.mu.Lock()
 	for _, ep := range e.eps {

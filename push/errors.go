@@ -9,6 +9,9 @@ import (
 // Errors of callback URL validation (PSH-2). Each broken rule has its own
 // sentinel, returned wrapped in a *URLError that names the URL.
 var (
+	// ErrURLTooLong means the callback URL is longer than MaxURLLength
+	// (2,048 bytes, SEC-3).
+	ErrURLTooLong = errors.New("push: callback URL is too long (at most 2048 bytes)")
 	// ErrURLSyntax means the callback URL does not parse as a URL at all.
 	ErrURLSyntax = errors.New("push: callback URL is not a valid URL")
 	// ErrURLScheme means the scheme is neither http nor https.
@@ -22,8 +25,9 @@ var (
 	// ErrURLUserInfo means the URL carries user:password@, which pushes never send.
 	ErrURLUserInfo = errors.New("push: callback URL must not carry user info")
 	// ErrAddressDenied means the host is, or resolves to, a loopback,
-	// link-local, unspecified, multicast or cloud-metadata address that the
-	// allow-list (Config.Allow) does not cover (PSH-2, SSRF guard).
+	// link-local, unspecified, multicast or cloud-metadata address (or an
+	// IPv6 address embedding one, see DeniedReason) that the allow-list
+	// (Config.Allow) does not cover (PSH-2, SSRF guard).
 	ErrAddressDenied = errors.New("push: callback address is not allowed")
 	// ErrResolve means the callback URL's host name did not resolve.
 	ErrResolve = errors.New("push: callback host does not resolve")
@@ -63,7 +67,11 @@ var (
 	ErrRejected = errors.New("push: endpoint rejected the message")
 )
 
-// URLError says which callback URL broke which rule of PSH-2.
+// maxQuoted bounds how much of a URL an error message quotes.
+const maxQuoted = 120
+
+// URLError says which callback URL broke which rule of PSH-2. Its message
+// quotes at most the first 120 bytes of the URL.
 type URLError struct {
 	URL    string // the URL as given
 	Detail string // extra context, e.g. the denied address; may be empty
@@ -75,7 +83,11 @@ func (e *URLError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Err.Error())
 	b.WriteString(": ")
-	fmt.Fprintf(&b, "%q", e.URL)
+	if len(e.URL) > maxQuoted {
+		fmt.Fprintf(&b, "%q… (%d bytes)", e.URL[:maxQuoted], len(e.URL))
+	} else {
+		fmt.Fprintf(&b, "%q", e.URL)
+	}
 	if e.Detail != "" {
 		b.WriteString(" (")
 		b.WriteString(e.Detail)

@@ -11,16 +11,27 @@ import (
 	"syscall"
 )
 
+// MaxURLLength bounds a callback URL, in bytes (SEC-3): the common limit of
+// browsers and HTTP servers, far above any real callback.
+const MaxURLLength = 2048
+
 // ParseCallbackURL checks raw against the callback URL rules of PSH-2 (FAQ
-// §5.4, §5.8, §5.9): scheme http or https, a host (IP address or domain
-// name), an explicit port and a path. "http://IP:PORT/path" and
-// "http://IP:PORT/" are valid, "http://IP:PORT" and "http://IP/path" are
-// not. Each broken rule gives a *URLError wrapping its own sentinel:
-// ErrURLSyntax, ErrURLScheme, ErrURLNoHost, ErrURLNoPort, ErrURLNoPath or
-// ErrURLUserInfo. It does not resolve the host; Engine.CheckURL does.
+// §5.4, §5.8, §5.9): at most MaxURLLength bytes, scheme http or https, a
+// host (IP address or domain name), an explicit port and a path.
+// "http://IP:PORT/path" and "http://IP:PORT/" are valid, "http://IP:PORT"
+// and "http://IP/path" are not. Each broken rule gives a *URLError wrapping
+// its own sentinel: ErrURLTooLong, ErrURLSyntax, ErrURLScheme,
+// ErrURLNoHost, ErrURLNoPort, ErrURLNoPath or ErrURLUserInfo. A host that
+// ends in a number but is not a dotted-decimal IPv4 address (2130706433,
+// 0x7f.1, 0177.0.0.1, 127.1) is ErrURLSyntax: resolvers read such forms
+// differently, so the SSRF guard could not tell where they lead. It does
+// not resolve the host; Engine.CheckURL does.
 func ParseCallbackURL(raw string) (*url.URL, error) {
 	fail := func(err error, detail string) (*url.URL, error) {
 		return nil, &URLError{URL: raw, Detail: detail, Err: err}
+	}
+	if len(raw) > MaxURLLength {
+		return fail(ErrURLTooLong, "") // the message gives the length
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -49,6 +60,11 @@ func ParseCallbackURL(raw string) (*url.URL, error) {
 	if u.User != nil {
 		return fail(ErrURLUserInfo, "")
 	}
+	if h := u.Hostname(); endsInNumber(h) {
+		if _, err := netip.ParseAddr(h); err != nil {
+			return fail(ErrURLSyntax, fmt.Sprintf("host %q ends in a number but is not an IPv4 address written a.b.c.d in decimal", h))
+		}
+	}
 	port := u.Port()
 	if port == "" {
 		return fail(ErrURLNoPort, "")
@@ -60,6 +76,21 @@ func ParseCallbackURL(raw string) (*url.URL, error) {
 		return fail(ErrURLNoPath, "")
 	}
 	return u, nil
+}
+
+// endsInNumber reports whether host's last label (ignoring one trailing
+// dot) is a number in decimal, octal or hex: the WHATWG URL test for a
+// host meant as an IPv4 address. No DNS top-level domain is numeric.
+func endsInNumber(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(strings.ToLower(last), "0x"); ok {
+		return strings.Trim(rest, "0123456789abcdef") == ""
+	}
+	return strings.Trim(last, "0123456789") == ""
 }
 
 // origin returns the lower-case host:port of a parsed callback URL, the part
@@ -76,11 +107,34 @@ var metadataAddrs = []netip.Addr{
 }
 
 // DeniedReason says why the SSRF guard refuses ip ("loopback", "link-local",
-// "cloud metadata", "unspecified", "multicast"), or "" when ip is allowed.
-// Private (RFC 1918, unique-local) addresses are allowed: platforms run in
-// private networks. Config.Allow overrides the refusal for chosen prefixes.
+// "cloud metadata", "unspecified", "this network", "broadcast",
+// "multicast"), or "" when ip is allowed. An IPv6 address that carries an
+// IPv4 address for a translator or tunnel that may deliver to it (IPv4-
+// mapped, IPv4-compatible ::a.b.c.d, SIIT ::ffff:0:a.b.c.d, NAT64
+// 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32) is
+// judged by that IPv4 address too, and the reason names it. Private
+// (RFC 1918, unique-local) addresses are allowed: platforms run in private
+// networks. Config.Allow overrides the refusal for chosen prefixes.
 func DeniedReason(ip netip.Addr) string {
 	ip = ip.Unmap()
+	if r := deniedDirect(ip); r != "" || !ip.Is6() {
+		return r
+	}
+	for _, e := range embeddedIPv4(ip) {
+		if thisNetwork.Contains(e.v4) {
+			// Not a destination a translator or tunnel delivers to, and
+			// what the wrong readings of 64:ff9b:1::/48 mostly give.
+			continue
+		}
+		if r := deniedDirect(e.v4); r != "" {
+			return r + " (it embeds " + e.v4.String() + ", " + e.how + ")"
+		}
+	}
+	return ""
+}
+
+// deniedDirect judges ip by its own value.
+func deniedDirect(ip netip.Addr) string {
 	switch {
 	case !ip.IsValid():
 		return "invalid address"
@@ -99,8 +153,65 @@ func DeniedReason(ip netip.Addr) string {
 		return "link-local"
 	case ip.IsMulticast():
 		return "multicast"
+	case thisNetwork.Contains(ip):
+		return "this network" // 0.0.0.0/8: Linux connects 0.x to the host itself
+	case ip == broadcast:
+		return "broadcast"
 	}
 	return ""
+}
+
+var (
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	broadcast   = netip.MustParseAddr("255.255.255.255")
+)
+
+// An embedding is one place an IPv6 prefix carries an IPv4 address.
+type embedding struct {
+	prefix netip.Prefix
+	how    string
+	at     []int // the four bytes of the IPv4 address, in order
+	xor    byte  // Teredo obscures the client address
+}
+
+// embeddings lists the IPv6 prefixes that carry IPv4 addresses. RFC 8215's
+// local-use NAT64 prefix 64:ff9b:1::/48 may be cut at /48, /56, /64 or /96
+// (RFC 6052 §2.2, which skips byte 8); every reading is checked, so an
+// operator whose /96 sits on bits that another reading finds denied must
+// list it in Config.Allow.
+var embeddings = []embedding{
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible ::a.b.c.d", []int{12, 13, 14, 15}, 0},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated ::ffff:0:a.b.c.d", []int{12, 13, 14, 15}, 0},
+	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64 64:ff9b::/96", []int{12, 13, 14, 15}, 0},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64 64:ff9b:1::/48 read as a /48", []int{6, 7, 9, 10}, 0},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64 64:ff9b:1::/48 read as a /56", []int{7, 9, 10, 11}, 0},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64 64:ff9b:1::/48 read as a /64", []int{9, 10, 11, 12}, 0},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64 64:ff9b:1::/48 read as a /96", []int{12, 13, 14, 15}, 0},
+	{netip.MustParsePrefix("2002::/16"), "6to4 2002::/16", []int{2, 3, 4, 5}, 0},
+	{netip.MustParsePrefix("2001::/32"), "Teredo server", []int{4, 5, 6, 7}, 0},
+	{netip.MustParsePrefix("2001::/32"), "Teredo client", []int{12, 13, 14, 15}, 0xff},
+}
+
+type embedded struct {
+	v4  netip.Addr
+	how string
+}
+
+// embeddedIPv4 returns the IPv4 addresses ip carries, with how.
+func embeddedIPv4(ip netip.Addr) []embedded {
+	var out []embedded
+	b := ip.As16()
+	for _, e := range embeddings {
+		if !e.prefix.Contains(ip) {
+			continue
+		}
+		var v4 [4]byte
+		for i, at := range e.at {
+			v4[i] = b[at] ^ e.xor
+		}
+		out = append(out, embedded{netip.AddrFrom4(v4), e.how})
+	}
+	return out
 }
 
 // guard is the SSRF guard: it refuses denied addresses not covered by allow.

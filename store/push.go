@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -19,19 +21,28 @@ import (
 //
 //	subs/<subscription id>                          → JSON of pushSub
 //	subsByApp/<app id> 0x00 <notify type> 0x00 <id> → empty (index)
-//	outbox/<url> 0x00 <message id>                  → binary message record (encodeMessage)
+//	msgs/<sha256(url)> <message id>                 → binary message record (encodeMessage)
+//	endpoints/<sha256(url)>                         → url
 //
 // The index makes Publish's lookup (one application, one notify type) a
 // prefix scan instead of decoding every subscription.
 //
-// Outbox keys group messages by endpoint and, within one, by message id,
-// which starts with the enqueue time in nanoseconds: a range scan of one
-// URL yields its messages in due (creation) order, the order the engine
-// sends and expires them in.
+// Outbox keys have a fixed-size endpoint part, so a key's size does not
+// depend on the callback URL (a URL in the key once made a long URL's
+// pushes unstorable); the URL is kept once per endpoint in the endpoint
+// table and leaves it with the endpoint's last message. Within one
+// endpoint keys sort by message id, which starts with the enqueue time.
+//
+// The first layout kept messages in outbox/<url> 0x00 <message id> with
+// the same record. A file written by it still opens: Messages reads both,
+// deletes reach both, and the old bucket is removed once it is empty (at
+// most one keep time after the upgrade).
 var (
 	pushSubs      = []byte("subs")
 	pushSubsByApp = []byte("subsByApp")
-	pushOutbox    = []byte("outbox")
+	pushMsgs      = []byte("msgs")
+	pushEndpoints = []byte("endpoints")
+	pushOutboxV1  = []byte("outbox")
 )
 
 // Push is the bbolt implementation of push.Store (subscriptions and the
@@ -55,23 +66,17 @@ type pushSub struct {
 	Created     time.Time `json:"created"`
 }
 
-// pushBuckets returns the subs and outbox buckets, creating them in a
-// writable transaction.
-func pushBuckets(tx *bolt.Tx) (subs, outbox *bolt.Bucket, err error) {
+// pushSubsBucket returns the subs bucket, creating it in a writable
+// transaction.
+func pushSubsBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 	root := tx.Bucket(bucketPush)
 	if root == nil {
-		return nil, nil, fmt.Errorf("store: bucket %q missing", bucketPush)
+		return nil, fmt.Errorf("store: bucket %q missing", bucketPush)
 	}
 	if tx.Writable() {
-		if subs, err = root.CreateBucketIfNotExists(pushSubs); err != nil {
-			return nil, nil, err
-		}
-		if outbox, err = root.CreateBucketIfNotExists(pushOutbox); err != nil {
-			return nil, nil, err
-		}
-		return subs, outbox, nil
+		return root.CreateBucketIfNotExists(pushSubs)
 	}
-	return root.Bucket(pushSubs), root.Bucket(pushOutbox), nil
+	return root.Bucket(pushSubs), nil
 }
 
 // pushIndex returns the subsByApp bucket (nil in a read-only transaction
@@ -109,8 +114,8 @@ func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
 	if strings.IndexByte(s.AppID, 0) >= 0 || strings.IndexByte(string(s.NotifyType), 0) >= 0 {
 		return fmt.Errorf("store: push subscription %q: app id or notify type contains a NUL byte", s.ID)
 	}
-	return p.db.bolt.Update(func(tx *bolt.Tx) error {
-		subs, _, err := pushBuckets(tx)
+	return closed(p.db.bolt.Update(func(tx *bolt.Tx) error {
+		subs, err := pushSubsBucket(tx)
 		if err != nil {
 			return err
 		}
@@ -131,7 +136,7 @@ func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
 			return err
 		}
 		return subs.Put([]byte(s.ID), v)
-	})
+	}))
 }
 
 func decodeSub(k, v []byte) (push.Subscription, error) {
@@ -147,7 +152,7 @@ func decodeSub(k, v []byte) (push.Subscription, error) {
 func (p *Push) Subscription(ctx context.Context, id string) (push.Subscription, error) {
 	var s push.Subscription
 	err := p.db.bolt.View(func(tx *bolt.Tx) error {
-		subs, _, err := pushBuckets(tx)
+		subs, err := pushSubsBucket(tx)
 		if err != nil {
 			return err
 		}
@@ -161,7 +166,7 @@ func (p *Push) Subscription(ctx context.Context, id string) (push.Subscription, 
 		s, err = decodeSub([]byte(id), v)
 		return err
 	})
-	return s, err
+	return s, closed(err)
 }
 
 // Subscriptions implements push.Store. For one application it scans the
@@ -170,7 +175,7 @@ func (p *Push) Subscription(ctx context.Context, id string) (push.Subscription, 
 func (p *Push) Subscriptions(ctx context.Context, f push.Filter) ([]push.Subscription, error) {
 	var out []push.Subscription
 	err := p.db.bolt.View(func(tx *bolt.Tx) error {
-		subs, _, err := pushBuckets(tx)
+		subs, err := pushSubsBucket(tx)
 		if err != nil || subs == nil {
 			return err
 		}
@@ -212,7 +217,7 @@ func (p *Push) Subscriptions(ctx context.Context, f push.Filter) ([]push.Subscri
 			return nil
 		})
 	})
-	return out, err
+	return out, closed(err)
 }
 
 // DeleteSubscriptions implements push.Store.
@@ -226,7 +231,7 @@ func (p *Push) DeleteSubscriptions(ctx context.Context, ids ...string) (int, err
 	n := 0
 	err := p.db.bolt.Update(func(tx *bolt.Tx) error {
 		n = 0
-		subs, _, err := pushBuckets(tx)
+		subs, err := pushSubsBucket(tx)
 		if err != nil {
 			return err
 		}
@@ -251,17 +256,56 @@ func (p *Push) DeleteSubscriptions(ctx context.Context, ids ...string) (int, err
 		}
 		return nil
 	})
-	return n, err
+	return n, closed(err)
 }
 
+// maxMessageID bounds a message id in the outbox key (the engine's ids are
+// 36 bytes); with the 32-byte endpoint hash the key stays far below
+// bbolt's limit whatever the caller sends.
+const maxMessageID = 1024
+
+// endpointHash is the fixed-size name of a callback URL in outbox keys.
+func endpointHash(url string) [sha256.Size]byte { return sha256.Sum256([]byte(url)) }
+
 func outboxKey(m *push.Message) ([]byte, error) {
-	if strings.IndexByte(m.URL, 0) >= 0 || strings.IndexByte(m.ID, 0) >= 0 {
-		return nil, fmt.Errorf("store: push message %q: URL or ID contains a NUL byte", m.ID)
+	if m.ID == "" || len(m.ID) > maxMessageID {
+		return nil, fmt.Errorf("store: push message id of %d bytes; allowed 1–%d", len(m.ID), maxMessageID)
 	}
-	k := make([]byte, 0, len(m.URL)+1+len(m.ID))
+	h := endpointHash(m.URL)
+	return append(h[:], m.ID...), nil
+}
+
+// legacyOutboxKey is a message's key in the first layout (URL, NUL, id), or
+// nil when no such key could have been stored.
+func legacyOutboxKey(m *push.Message) []byte {
+	n := len(m.URL) + 1 + len(m.ID)
+	if strings.IndexByte(m.URL, 0) >= 0 || strings.IndexByte(m.ID, 0) >= 0 || n > bolt.MaxKeySize {
+		return nil
+	}
+	k := make([]byte, 0, n)
 	k = append(k, m.URL...)
 	k = append(k, 0)
-	return append(k, m.ID...), nil
+	return append(k, m.ID...)
+}
+
+// outboxBuckets returns the message and endpoint buckets (created in a
+// writable transaction) and the legacy outbox, nil when it is gone.
+func outboxBuckets(tx *bolt.Tx) (msgs, eps, legacy *bolt.Bucket, err error) {
+	root := tx.Bucket(bucketPush)
+	if root == nil {
+		return nil, nil, nil, fmt.Errorf("store: bucket %q missing", bucketPush)
+	}
+	legacy = root.Bucket(pushOutboxV1)
+	if !tx.Writable() {
+		return root.Bucket(pushMsgs), root.Bucket(pushEndpoints), legacy, nil
+	}
+	if msgs, err = root.CreateBucketIfNotExists(pushMsgs); err != nil {
+		return nil, nil, nil, err
+	}
+	if eps, err = root.CreateBucketIfNotExists(pushEndpoints); err != nil {
+		return nil, nil, nil, err
+	}
+	return msgs, eps, legacy, nil
 }
 
 // PutMessages implements push.Store. Concurrent calls share one commit.
@@ -281,56 +325,123 @@ func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
 		}
 		keys[i], vals[i] = k, encodeMessage(nil, &msgs[i])
 	}
-	return p.db.bolt.Batch(func(tx *bolt.Tx) error {
-		_, outbox, err := pushBuckets(tx)
+	return closed(p.db.bolt.Batch(func(tx *bolt.Tx) error {
+		outbox, eps, legacy, err := outboxBuckets(tx)
 		if err != nil {
 			return err
 		}
-		for i := range keys {
-			if err := outbox.Put(keys[i], vals[i]); err != nil {
+		for i, k := range keys {
+			h := k[:sha256.Size]
+			if u := eps.Get(h); u == nil || string(u) != msgs[i].URL {
+				if err := eps.Put(h, []byte(msgs[i].URL)); err != nil {
+					return err
+				}
+			}
+			if err := outbox.Put(k, vals[i]); err != nil {
 				return err
+			}
+			if legacy != nil {
+				// The same URL and id stored by the first layout is replaced.
+				if lk := legacyOutboxKey(&msgs[i]); lk != nil {
+					if err := legacy.Delete(lk); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		return nil
-	})
+	}))
 }
 
 // DeleteMessages implements push.Store. Concurrent calls share one commit.
+// An endpoint's URL leaves the endpoint table with its last message.
 func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	keys := make([][]byte, 0, len(msgs))
+	var legacyKeys [][]byte
 	for i := range msgs {
-		k, err := outboxKey(&msgs[i])
-		if err != nil {
-			continue // never stored
+		if k, err := outboxKey(&msgs[i]); err == nil {
+			keys = append(keys, k)
 		}
-		keys = append(keys, k)
+		if lk := legacyOutboxKey(&msgs[i]); lk != nil {
+			legacyKeys = append(legacyKeys, lk)
+		}
 	}
-	return p.db.bolt.Batch(func(tx *bolt.Tx) error {
-		_, outbox, err := pushBuckets(tx)
+	return closed(p.db.bolt.Batch(func(tx *bolt.Tx) error {
+		outbox, eps, legacy, err := outboxBuckets(tx)
 		if err != nil {
 			return err
 		}
+		touched := make(map[[sha256.Size]byte]struct{})
 		for _, k := range keys {
 			if err := outbox.Delete(k); err != nil {
 				return err
 			}
+			touched[[sha256.Size]byte(k[:sha256.Size])] = struct{}{}
+		}
+		c := outbox.Cursor()
+		for h := range touched {
+			if k, _ := c.Seek(h[:]); k == nil || !bytes.HasPrefix(k, h[:]) {
+				if err := eps.Delete(h[:]); err != nil {
+					return err
+				}
+			}
+		}
+		if legacy == nil {
+			return nil
+		}
+		for _, k := range legacyKeys {
+			if err := legacy.Delete(k); err != nil {
+				return err
+			}
+		}
+		if k, _ := legacy.Cursor().First(); k == nil {
+			// The last message of the first layout is gone.
+			return tx.Bucket(bucketPush).DeleteBucket(pushOutboxV1)
 		}
 		return nil
-	})
+	}))
 }
 
-// Messages implements push.Store.
+// Messages implements push.Store. It also returns the messages still kept
+// in the first layout (keyed by URL), which leave it as they are deleted.
 func (p *Push) Messages(ctx context.Context) ([]push.Message, error) {
 	var out []push.Message
 	err := p.db.bolt.View(func(tx *bolt.Tx) error {
-		_, outbox, err := pushBuckets(tx)
-		if err != nil || outbox == nil {
+		outbox, eps, legacy, err := outboxBuckets(tx)
+		if err != nil {
 			return err
 		}
-		return outbox.ForEach(func(k, v []byte) error {
+		if outbox != nil {
+			err := outbox.ForEach(func(k, v []byte) error {
+				if len(k) <= sha256.Size {
+					return fmt.Errorf("store: push outbox key %x is too short", k)
+				}
+				var u []byte
+				if eps != nil {
+					u = eps.Get(k[:sha256.Size])
+				}
+				if u == nil {
+					return fmt.Errorf("store: push outbox message %q has no endpoint URL", k[sha256.Size:])
+				}
+				m, err := decodeMessage(v)
+				if err != nil {
+					return fmt.Errorf("store: push outbox record %q: %w", k[sha256.Size:], err)
+				}
+				m.URL, m.ID = string(u), string(k[sha256.Size:])
+				out = append(out, m)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if legacy == nil {
+			return nil
+		}
+		return legacy.ForEach(func(k, v []byte) error {
 			i := bytes.IndexByte(k, 0)
 			if i < 0 {
 				return fmt.Errorf("store: push outbox key %q has no separator", k)
@@ -344,12 +455,16 @@ func (p *Push) Messages(ctx context.Context) ([]push.Message, error) {
 			return nil
 		})
 	})
-	return out, err
+	slices.SortFunc(out, func(a, b push.Message) int {
+		return cmp.Or(strings.Compare(a.URL, b.URL), strings.Compare(a.ID, b.ID))
+	})
+	return out, closed(err)
 }
 
 // Message record: version 1, then uvarint-length-prefixed Body, Secret,
 // NotifyType, SubscriptionID, then Created and Expires as varint Unix
-// nanoseconds. URL and ID live in the key.
+// nanoseconds. The ID lives in the key, the URL in the endpoint table
+// (in the first layout, both in the key).
 const pushRecordV1 = 1
 
 func encodeMessage(dst []byte, m *push.Message) []byte {

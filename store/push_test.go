@@ -19,6 +19,7 @@ import (
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/push/pushtest"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 )
 
 func openPushDB(t testing.TB, path string) *DB {
@@ -457,4 +458,204 @@ func BenchmarkPushIsolation(b *testing.B) {
 	b.ReportMetric(n/tBeside.Seconds(), "beside-deliveries/s")
 	b.ReportMetric(tSolo.Seconds()/tBeside.Seconds(), "ratio")
 	b.ReportMetric(float64(beside.hangingInFlight()), "hanging-inflight")
+}
+
+// copyFile copies a testdata file to a temporary one the test may change.
+func copyFile(t *testing.T, src string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	require.NoError(t, os.WriteFile(dst, b, 0o600))
+	return dst
+}
+
+// legacyOutboxLen returns the number of messages in the first layout's
+// bucket, or -1 when the bucket is gone.
+func legacyOutboxLen(t *testing.T, db *DB) int {
+	t.Helper()
+	n := -1
+	require.NoError(t, db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketPush).Bucket(pushOutboxV1); b != nil {
+			n = b.Stats().KeyN
+		}
+		return nil
+	}))
+	return n
+}
+
+// TestPushOutboxLegacyLayout opens a file written by the first outbox
+// layout (keys URL 0x00 id; testdata/push-outbox-v1.db, made by the code
+// of commit b47f074): its messages are read, a put of the same URL and id
+// replaces rather than doubles, and deleting the last of them removes the
+// old bucket.
+func TestPushOutboxLegacyLayout(t *testing.T) {
+	ctx := context.Background()
+	path := copyFile(t, "testdata/push-outbox-v1.db")
+	db := openPushDB(t, path)
+	defer func() { db.Close() }()
+	st := db.Push()
+	require.Equal(t, 4, legacyOutboxLen(t, db), "the file holds 4 messages in the first layout")
+
+	s, err := st.Subscription(ctx, "s1")
+	require.NoError(t, err)
+	require.Equal(t, "http://203.0.113.7:8080/cb", s.CallbackURL)
+
+	long := "http://203.0.113.7:8080/" + strings.Repeat("x", 3000)
+	msgs, err := st.Messages(ctx)
+	require.NoError(t, err)
+	var got []string
+	for _, m := range msgs {
+		u := m.URL
+		if u == long {
+			u = "<long>"
+		}
+		got = append(got, u+" "+m.ID+" "+string(m.Body))
+	}
+	require.Equal(t, []string{
+		"http://198.51.100.9:9000/cmd msg_0003 {\"n\":3}",
+		"http://203.0.113.7:8080/cb msg_0001 {\"n\":1}",
+		"http://203.0.113.7:8080/cb msg_0002 {\"n\":2}",
+		"<long> msg_0004 {\"n\":4}",
+	}, got, "Messages of the old layout, ordered by URL then id")
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	require.Equal(t, push.Secret("whsec_c2VjcmV0"), msgs[1].Secret)
+	require.Equal(t, "s1", msgs[1].SubscriptionID)
+	require.True(t, msgs[1].Expires.Equal(t0.Add(10*time.Minute)), "Expires %v", msgs[1].Expires)
+
+	// Replacing msg_0001 and adding msg_0005 in the new layout.
+	m1 := msgs[1]
+	m1.Body = []byte(`{"n":"1b"}`)
+	m5 := push.Message{ID: "msg_0005", URL: m1.URL, Body: []byte(`{"n":5}`), Created: t0, Expires: t0.Add(time.Hour)}
+	require.NoError(t, st.PutMessages(ctx, m1, m5))
+	require.Equal(t, 3, legacyOutboxLen(t, db), "the replaced message left the old layout")
+	msgs, err = st.Messages(ctx)
+	require.NoError(t, err)
+	require.Len(t, msgs, 5, "a put of a stored URL and id replaces it")
+	require.Equal(t, `{"n":"1b"}`, string(msgs[1].Body))
+
+	// Reopen: both layouts are still read.
+	require.NoError(t, db.Close())
+	db = openPushDB(t, path)
+	st = db.Push()
+	msgs, err = st.Messages(ctx)
+	require.NoError(t, err)
+	require.Len(t, msgs, 5)
+	require.Equal(t, long, msgs[4].URL)
+
+	require.NoError(t, st.DeleteMessages(ctx, msgs...))
+	msgs, err = st.Messages(ctx)
+	require.NoError(t, err)
+	require.Empty(t, msgs)
+	require.Equal(t, -1, legacyOutboxLen(t, db), "the old bucket is removed with its last message")
+	require.NoError(t, db.bolt.View(func(tx *bolt.Tx) error {
+		require.Zero(t, tx.Bucket(bucketPush).Bucket(pushEndpoints).Stats().KeyN, "endpoint table empty with the outbox")
+		return nil
+	}))
+	require.NoError(t, db.Check())
+}
+
+// TestPushEngineOnLegacyFile runs an engine on the old-layout file: the
+// messages it loads (their keep time ended in 2026-11) are dropped as
+// expired, each reported, and leave the file.
+func TestPushEngineOnLegacyFile(t *testing.T) {
+	ctx := context.Background()
+	db := openPushDB(t, copyFile(t, "testdata/push-outbox-v1.db"))
+	defer db.Close()
+	l := &countListener{delivered: make(chan push.Message, 10)}
+	e, err := push.New(db.Push(), push.Config{Listener: l, Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		t.Error("an expired message was tried")
+		return nil, fmt.Errorf("not expected")
+	})})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for l.dropped.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, e.Close())
+	require.NoError(t, <-done)
+	require.EqualValues(t, 4, l.dropped.Load(), "every loaded message reported dropped")
+	require.EqualValues(t, 4, e.Stats().Dropped)
+	msgs, err := db.Push().Messages(ctx)
+	require.NoError(t, err)
+	require.Empty(t, msgs, "dropped messages leave both layouts")
+	require.Equal(t, -1, legacyOutboxLen(t, db))
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestPushOutboxLongURL: the outbox key does not grow with the URL. A
+// 900 KB URL (far over bbolt's 32 KiB key limit, and over what the engine
+// accepts) is stored, read and deleted like any other (SEC-3, SEC-6).
+func TestPushOutboxLongURL(t *testing.T) {
+	ctx := context.Background()
+	db := openPushDB(t, filepath.Join(t.TempDir(), "doze.db"))
+	defer db.Close()
+	st := db.Push()
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	long := "http://203.0.113.7:8080/" + strings.Repeat("a", 900<<10)
+	m := push.Message{ID: "msg_1", URL: long, Body: []byte(`{}`), Created: t0, Expires: t0.Add(time.Minute)}
+	require.NoError(t, st.PutMessages(ctx, m))
+	msgs, err := st.Messages(ctx)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.Equal(t, long, msgs[0].URL)
+	require.NoError(t, st.DeleteMessages(ctx, m))
+	msgs, err = st.Messages(ctx)
+	require.NoError(t, err)
+	require.Empty(t, msgs)
+
+	err = st.PutMessages(ctx, push.Message{ID: strings.Repeat("i", maxMessageID+1), URL: long})
+	require.ErrorContains(t, err, "push message id of 1025 bytes; allowed 1–1024")
+	require.NoError(t, db.Check())
+}
+
+// TestPushLongURLEndToEnd is finding 6 of issue 14 on bbolt: a 900 KB
+// callback URL is refused at subscription (SEC-3), one of the longest
+// allowed length is stored and delivered, and when the file cannot take a
+// push the caller gets the error and it is counted (SEC-6).
+func TestPushLongURLEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	db := openPushDB(t, filepath.Join(t.TempDir(), "doze.db"))
+	defer db.Close()
+	e, err := push.New(db.Push(), push.Config{Allow: loopback})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() {
+		require.NoError(t, e.Close())
+		require.NoError(t, <-done)
+	}()
+
+	_, err = e.Subscribe(ctx, push.Subscription{AppID: "a", NotifyType: push.DeviceDeleted,
+		CallbackURL: srv.URL + "/" + strings.Repeat("x", 900<<10)})
+	require.ErrorIs(t, err, push.ErrURLTooLong)
+
+	path := "/" + strings.Repeat("x", push.MaxURLLength-len(srv.URL)-1)
+	_, err = e.Subscribe(ctx, push.Subscription{AppID: "a", NotifyType: push.DeviceDeleted, CallbackURL: srv.URL + path})
+	require.NoError(t, err)
+	n, err := e.Publish(ctx, "a", push.DeviceDeletedBody{DeviceID: "d1"})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	select {
+	case p := <-got:
+		require.Equal(t, path, p)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the push to a 2,048-byte URL was not delivered in 10 s")
+	}
+
+	require.NoError(t, db.Close()) // the file goes away under the engine
+	_, err = e.Publish(ctx, "a", push.DeviceDeletedBody{DeviceID: "d1"})
+	require.ErrorIs(t, err, ErrClosed, "Publish on a closed file")
+	require.EqualValues(t, 1, e.Stats().Refused, "SEC-6: counted")
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) push.Store) {
 	t.Run("MessagesOrder", func(t *testing.T) { testMessagesOrder(t, newStore(t)) })
 	t.Run("MessageReplace", func(t *testing.T) { testMessageReplace(t, newStore(t)) })
 	t.Run("DeleteMessages", func(t *testing.T) { testDeleteMessages(t, newStore(t)) })
+	t.Run("MessagesLongURL", func(t *testing.T) { testMessagesLongURL(t, newStore(t)) })
 	t.Run("ConcurrentPutDelete", func(t *testing.T) { testConcurrent(t, newStore(t)) })
 }
 
@@ -210,6 +212,28 @@ func testDeleteMessages(t *testing.T, st push.Store) {
 	require.Equal(t, "msg_02", got[0].ID)
 	require.Equal(t, b, got[1].URL)
 	require.NoError(t, st.DeleteMessages(ctx))
+}
+
+// testMessagesLongURL: how long a URL is does not decide whether its
+// messages can be stored (SEC-6; keys of a URL once hit a key-size limit and
+// every push of the application was lost). URLs of 64 KiB, and two that
+// differ only in their last byte, are kept apart.
+func testMessagesLongURL(t *testing.T, st push.Store) {
+	ctx := context.Background()
+	base := "http://192.0.2.1:8080/" + strings.Repeat("p", 64<<10)
+	a, b := base+"a", base+"b"
+	require.NoError(t, st.PutMessages(ctx, msg(a, "msg_01"), msg(b, "msg_01"), msg(b, "msg_02")))
+	got, err := st.Messages(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	require.Equal(t, a, got[0].URL)
+	require.Equal(t, b, got[1].URL)
+	require.Equal(t, "msg_02", got[2].ID)
+	require.NoError(t, st.DeleteMessages(ctx, msg(b, "msg_01"), msg(b, "msg_02")))
+	got, err = st.Messages(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, a, got[0].URL)
 }
 
 func testConcurrent(t *testing.T, st push.Store) {
