@@ -42,7 +42,7 @@ type Config struct {
 	// the device_online policy. 0 means 24h. (Window tasks wait until
 	// their window ends.)
 	OnlineTimeout time.Duration
-	// VersionTimeout bounds the wait for a version (PCP 19, /5/0/7),
+	// VersionTimeout bounds the wait for a version (PCP 19, /3/0/3),
 	// also the check after a firmware update. 0 means 30m.
 	VersionTimeout time.Duration
 	// DownloadTimeout bounds the time without download progress (a
