@@ -192,9 +192,9 @@ type SubTask struct {
 	// device was served (bytes), as last saved; Size is the package's.
 	Downloaded int64
 	Size       int64
-	Attempt        int       // 0 first run, n after the n-th retry
-	Started        time.Time
-	Updated        time.Time
+	Attempt    int // 0 first run, n after the n-th retry
+	Started    time.Time
+	Updated    time.Time
 }
 
 // ID returns the sub-task's id (subOperationId): task id, "/", device id.
