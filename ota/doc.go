@@ -26,13 +26,13 @@
 // A processing sub-task moves through steps, each with a server-side
 // deadline from [Config] (OTA-8):
 //
-//	query    PCP 19 / read /5/0/7      VersionTimeout   "Waiting for report device firmware version timeout"
+//	query    PCP 19 / read /3/0/3      VersionTimeout   "Waiting for report device firmware version timeout"
 //	queued   waiting for a download slot (Config.MaxDownloads), no deadline
 //	notify   PCP 20 / write /5/0/1     DownloadTimeout  "Waiting for device downloaded package timeout"
 //	download blocks (PCP 21 / Block2)  DownloadTimeout, moved on by every block
 //	execute  PCP 23 / execute /5/0/2   ResultTimeout    "Wait for the device to report upgrade result timeout"
 //	result   PCP 24 / /5/0/5           ResultTimeout
-//	check    read /5/0/7 after update  VersionTimeout   "Updating timeout and query device version for check timeout"
+//	check    read /3/0/3 after update  VersionTimeout   "Updating timeout and query device version for check timeout"
 //
 // When the version is known the rules of OTA-1/OTA-2 apply: the same
 // version ends the sub-task with "The current version is the same as the
@@ -84,13 +84,34 @@
 // # Object 5
 //
 // Firmware goes through the [Object5] interface (this package does not
-// import lwm2m): read version, observe /5/0/3 and /5/0/5, write the Package
-// URI Config.FirmwareURI+package id to /5/0/1, execute /5/0/2. Observed
-// values come back through [Engine.FirmwareState] and
-// [Engine.FirmwareResult]; Update Result 2..8 map to reasons with
-// [UpdateResultReason]. After result 1 the version is read again and must
-// equal the target. The lwm2m server serves the Package URI with
-// [Engine.Block2] (RFC 7959 Block2, ETag = SHA-256 digest, Size2 = size).
+// import lwm2m): read the running version (/3/0/3, the Device object's
+// firmware version; /5/0/7 names the package last downloaded), observe
+// /5/0/3 and /5/0/5, write the Package URI Config.FirmwareURI+package id
+// to /5/0/1, execute /5/0/2. The device reboots after Execute and
+// registers anew, so the sub-task is driven by what the device reports,
+// in whatever order it comes: notifications ([Engine.FirmwareState],
+// [Engine.FirmwareResult]), a Send of either or both
+// ([Engine.FirmwareReport]), and, after every new registration
+// ([Engine.DeviceRegistered]), observing /5/0/3 and /5/0/5 again and
+// taking the values of those answers. Only values reported after the
+// Package URI was written count (the device may still show an earlier
+// attempt's result until then). Then:
+//
+//	Update Result 2..9                 the attempt fails with UpdateResultReason; retryTimes applies
+//	State 1 Downloading                download step (deadline moved on)
+//	State 2 Downloaded                 execute (also when seen after a restart)
+//	State 3 Updating                   result step
+//	Update Result 1                    read /3/0/3; success when it is the target version
+//	Idle and result 0, after a restart download step: the device forgot it, the URI is written again;
+//	                                   after Execute: the version tells
+//	Downloaded and result 0 after Execute, after a restart: execute again
+//
+// Each step keeps its deadline (a restarted download does not get a new
+// one). The lwm2m server serves the Package URI blockwise ([Engine.Block2],
+// RFC 7959, ETag = SHA-256 digest, Size2 = size) and tells
+// [Engine.FirmwareServed] the end of each block: the download's deadline
+// moves on and its progress is the highest block served over the size
+// ([SubTask.Progress]).
 //
 // # Wiring it into a platform
 //
@@ -98,7 +119,9 @@
 //	go engine.Run(ctx)
 //	uplink payload starting FF FE        → engine.HandleFrame(ctx, deviceID, payload)   (ota.IsPCP)
 //	registration, update, any uplink      → engine.DeviceOnline(ctx, deviceID)
-//	observe /5/0/3, /5/0/5                → engine.FirmwareState / engine.FirmwareResult
+//	registration (not update)             → engine.DeviceRegistered(ctx, deviceID), then DeviceOnline
+//	notify or Send of /5/0/3, /5/0/5      → engine.FirmwareState / FirmwareResult / FirmwareReport
+//	each firmware block served            → engine.FirmwareServed(ctx, deviceID, packageID, end)
 //	GET FirmwareURI+id with Block2        → engine.Block2(ctx, id, num, szx)
 //	before sending a device command       → engine.Upgrading(deviceID) (hold it while true)
 //	upload, create, stop, retry           → AddPackage, CreateTask, Stop, Retry; reads: Task, SubTasks, Progress

@@ -42,7 +42,7 @@ type Config struct {
 	// the device_online policy. 0 means 24h. (Window tasks wait until
 	// their window ends.)
 	OnlineTimeout time.Duration
-	// VersionTimeout bounds the wait for a version (PCP 19, /5/0/7),
+	// VersionTimeout bounds the wait for a version (PCP 19, /3/0/3),
 	// also the check after a firmware update. 0 means 30m.
 	VersionTimeout time.Duration
 	// DownloadTimeout bounds the time without download progress (a
@@ -171,6 +171,12 @@ type session struct {
 	loaded      bool // loaded from the store, not yet looked at by Run
 	pending     bool // waits for readyAt, then the tick starts it
 	slot        bool // holds a download slot (MaxDownloads)
+
+	// Object 5 (firmware).
+	armed      bool  // the Package URI is being written: reports are about this attempt
+	observed   bool  // /5/0/3 and /5/0/5 are observed on the device's current registration
+	resync     bool  // the device registered anew: observe and read /5/0/3, /5/0/5 first
+	savedBytes int64 // sub.Downloaded at the last store write
 }
 
 // effects are what a state change asks for once locks are released.
@@ -238,7 +244,8 @@ func (e *Engine) load(ctx context.Context) error {
 			}
 			ready := t.Policy.StartAt(t.Created)
 			ss := &session{sub: s, policy: t.Policy, content: c, readyAt: ready, saved: s.Blocks, loaded: true,
-				pending: s.State == SubWait && ready.After(now)}
+				pending: s.State == SubWait && ready.After(now), savedBytes: s.Downloaded,
+				observed: s.Step != StepNotify, armed: s.Step != StepNotify}
 			if s.Step == StepDownload || s.Step == StepNotify {
 				// Progress in memory was lost: give the device a
 				// full download deadline from now.
@@ -595,6 +602,9 @@ func (e *Engine) act(s *session, eff *effects) {
 		case StepQuery, StepNotify, StepExecute, StepCheck:
 			eff.fwJob = true
 		}
+		if s.resync {
+			eff.fwJob = true
+		}
 		return
 	}
 	p := &s.content.Package
@@ -858,6 +868,9 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 	_, used := e.tasks[t.ID]
 	for i, d := range devs {
 		s := SubTask{TaskID: t.ID, DeviceID: d, Kind: p.Kind, State: SubWait, Step: StepOnline, TargetVersion: p.Version, Updated: now}
+		if p.Kind == Firmware {
+			s.Size = p.Size
+		}
 		if _, busy := e.devices[d]; busy {
 			s.State, s.Step, s.Reason = SubFail, "", ReasonTaskConflict
 			tr.counts[SubFail]++
@@ -1540,7 +1553,7 @@ func (e *Engine) Progress(ctx context.Context, taskID string) (TaskProgress, err
 	}
 	if len(subs) > 0 {
 		tp.Percent = ended * 100 / len(subs)
-		if blocks > 0 {
+		if blocks > 0 || t.Kind == Firmware {
 			tp.Download = dl / len(subs)
 		}
 	}

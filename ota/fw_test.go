@@ -19,12 +19,14 @@ type object5 struct {
 	uris     map[string]string
 	observed map[string]int
 	executed map[string]int
+	status   map[string]ota.FirmwareStatus // what observing /5/0/3, /5/0/5 answers
 	readErr  error
 }
 
 func (o *object5) init() {
 	if o.version == nil {
 		o.version, o.uris, o.observed, o.executed = map[string]string{}, map[string]string{}, map[string]int{}, map[string]int{}
+		o.status = map[string]ota.FirmwareStatus{}
 	}
 }
 
@@ -38,12 +40,12 @@ func (o *object5) ReadFirmwareVersion(_ context.Context, id string) (string, err
 	return o.version[id], nil
 }
 
-func (o *object5) ObserveFirmware(_ context.Context, id string) error {
+func (o *object5) ObserveFirmware(_ context.Context, id string) (ota.FirmwareStatus, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.init()
 	o.observed[id]++
-	return nil
+	return o.status[id], nil
 }
 
 func (o *object5) WritePackageURI(_ context.Context, id, uri string) error {

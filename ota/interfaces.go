@@ -14,15 +14,18 @@ type Channel interface {
 
 // Object5 performs LwM2M Firmware Update (object 5) operations on a device.
 // The lwm2m server adapts to it; this package never imports lwm2m. Each
-// call returns when the device answered or ctx ends. Observed values of
-// State (/5/0/3) and Update Result (/5/0/5) come back through
-// Engine.FirmwareState and Engine.FirmwareResult.
+// call returns when the device answered or ctx ends. Later values of
+// State (/5/0/3) and Update Result (/5/0/5), notified or sent, come back
+// through Engine.FirmwareState, Engine.FirmwareResult or
+// Engine.FirmwareReport.
 type Object5 interface {
-	// ReadFirmwareVersion reads the device's firmware version (/5/0/7,
-	// or /3/0/3 where the device keeps it there).
+	// ReadFirmwareVersion reads the firmware version the device runs:
+	// the Device object's /3/0/3 (not /5/0/7, which names the package
+	// last downloaded).
 	ReadFirmwareVersion(ctx context.Context, deviceID string) (string, error)
-	// ObserveFirmware observes /5/0/3 and /5/0/5.
-	ObserveFirmware(ctx context.Context, deviceID string) error
+	// ObserveFirmware observes /5/0/3 and /5/0/5 and returns the values
+	// their Observe answers carry (FwUnknown for one it could not read).
+	ObserveFirmware(ctx context.Context, deviceID string) (FirmwareStatus, error)
 	// WritePackageURI writes /5/0/1.
 	WritePackageURI(ctx context.Context, deviceID, uri string) error
 	// ExecuteUpdate executes /5/0/2.

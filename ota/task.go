@@ -43,7 +43,7 @@ type Step string
 // Steps of a sub-task.
 const (
 	StepOnline   Step = "online"   // waiting for the device to come online (or the window)
-	StepQuery    Step = "query"    // version asked (PCP 19 or /5/0/7)
+	StepQuery    Step = "query"    // version asked (PCP 19 or /3/0/3)
 	StepQueued   Step = "queued"   // version checked, waiting for a download slot (no deadline)
 	StepNotify   Step = "notify"   // PCP 20 sent, or /5/0/1 written
 	StepDownload Step = "download" // device is downloading
@@ -188,9 +188,13 @@ type SubTask struct {
 	CurrentVersion string
 	Deadline       time.Time // server-side deadline of the current step
 	Blocks         int       // distinct blocks served (PCP), as last saved
-	Attempt        int       // 0 first run, n after the n-th retry
-	Started        time.Time
-	Updated        time.Time
+	// Downloaded is, for firmware, the end of the highest block the
+	// device was served (bytes), as last saved; Size is the package's.
+	Downloaded int64
+	Size       int64
+	Attempt    int // 0 first run, n after the n-th retry
+	Started    time.Time
+	Updated    time.Time
 }
 
 // ID returns the sub-task's id (subOperationId): task id, "/", device id.
@@ -207,16 +211,24 @@ type TaskProgress struct {
 	States map[SubState]int // sub-tasks per state
 	// Percent is the share of sub-tasks that ended, 0..100.
 	Percent int
-	// Download is the share of package blocks served over every
-	// software sub-task, 0..100 (0 for firmware).
+	// Download is the share of the package served over every
+	// sub-task, 0..100: distinct blocks (software) or the highest block
+	// (firmware).
 	Download int
 }
 
 // Progress returns the progress of one sub-task's download in percent,
-// given the package's block count.
+// given the package's block count (software). A firmware sub-task's is the
+// highest block served over the package size (blocks is not used).
 func (s SubTask) Progress(blocks int) int {
 	if s.State == SubSuccess {
 		return 100
+	}
+	if s.Kind == Firmware {
+		if s.Size <= 0 {
+			return 0
+		}
+		return int(min(100, s.Downloaded*100/s.Size))
 	}
 	if blocks <= 0 {
 		return 0

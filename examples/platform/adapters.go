@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"time"
@@ -204,32 +205,42 @@ func (o object5) endpoint(ctx context.Context, deviceID string) (string, error) 
 	return d.NodeID, err
 }
 
+// ReadFirmwareVersion reads the version the device runs from /3/0/3 (the
+// Device object's Firmware Version); /5/0/7 names the package downloaded
+// last, which is not yet running before the update (issue 20 item 2).
 func (o object5) ReadFirmwareVersion(ctx context.Context, deviceID string) (string, error) {
 	ep, err := o.endpoint(ctx, deviceID)
 	if err != nil {
 		return "", err
 	}
-	for _, path := range []string{"/5/0/7", "/3/0/3"} {
-		recs, err := o.p.lwm.ReadRecords(ctx, ep, path)
-		if err == nil && len(recs) > 0 {
-			if s := strings.TrimSpace(recs[0].Value.String()); s != "" {
-				return s, nil
-			}
-		}
+	recs, err := o.p.lwm.ReadRecords(ctx, ep, "/3/0/3")
+	if err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("device %s reports no firmware version in /5/0/7 or /3/0/3", deviceID)
+	if len(recs) == 0 || strings.TrimSpace(recs[0].Value.String()) == "" {
+		return "", fmt.Errorf("device %s reports no firmware version in /3/0/3", deviceID)
+	}
+	return strings.TrimSpace(recs[0].Value.String()), nil
 }
 
-func (o object5) ObserveFirmware(ctx context.Context, deviceID string) error {
+// ObserveFirmware observes /5/0/3 (State) and /5/0/5 (Update Result) and
+// returns the values their Observe answers carry.
+func (o object5) ObserveFirmware(ctx context.Context, deviceID string) (ota.FirmwareStatus, error) {
+	st := ota.FirmwareStatus{State: ota.FwUnknown, Result: ota.FwUnknown}
 	ep, err := o.endpoint(ctx, deviceID)
 	if err != nil {
-		return err
+		return st, err
 	}
-	if _, err := o.p.lwm.Observe(ctx, ep, "/5/0/3"); err != nil {
-		return err
+	c, err := o.p.lwm.Observe(ctx, ep, "/5/0/3")
+	if err != nil {
+		return st, err
 	}
-	_, err = o.p.lwm.Observe(ctx, ep, "/5/0/5")
-	return err
+	st.State = firmwareValue(c, "/5/0/3")
+	if c, err = o.p.lwm.Observe(ctx, ep, "/5/0/5"); err != nil {
+		return st, err
+	}
+	st.Result = firmwareValue(c, "/5/0/5")
+	return st, nil
 }
 
 func (o object5) WritePackageURI(ctx context.Context, deviceID, uri string) error {
@@ -297,6 +308,7 @@ func (l otaListener) UpgradeResult(e ota.ResultEvent) {
 
 // firmwareFiles serves firmware packages to devices under /fw/<packageId>
 // with Block2 (OTA-7): the ETag is the first 8 bytes of the SHA-256 digest.
+// Each block read is told to the upgrade engine as download progress.
 type firmwareFiles struct{ p *Platform }
 
 var _ lwm2m.FileSource = firmwareFiles{}
@@ -311,7 +323,33 @@ func (f firmwareFiles) Open(endpoint, name string) (lwm2m.File, error) {
 	if err != nil {
 		return lwm2m.File{}, fmt.Errorf("%w: package %s: %v", lwm2m.ErrNotFound, name, err)
 	}
-	return lwm2m.File{Data: content.R, Size: pkg.Size, ETag: pkg.Digest[:8]}, nil
+	var data io.ReaderAt = content.R
+	if endpoint != "" {
+		data = servedReader{r: content.R, p: f.p, endpoint: endpoint, pkg: name}
+	}
+	return lwm2m.File{Data: data, Size: pkg.Size, ETag: pkg.Digest[:8]}, nil
+}
+
+// servedReader tells the upgrade engine how far a device has downloaded a
+// package: the lwm2m server reads each block it serves with one ReadAt. A
+// download from a socket the server cannot tie to an endpoint has no
+// progress of its own; /5/0/3 still moves the task on.
+type servedReader struct {
+	r        io.ReaderAt
+	p        *Platform
+	endpoint string
+	pkg      string
+}
+
+func (s servedReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := s.r.ReadAt(b, off)
+	if n > 0 {
+		ctx := context.Background()
+		if d, gerr := s.p.reg.GetByNodeID(ctx, s.endpoint); gerr == nil {
+			s.p.ota.FirmwareServed(ctx, d.ID, s.pkg, off+int64(n))
+		}
+	}
+	return n, err
 }
 
 // parseAllow reads the push allow-list: CIDR prefixes or single addresses.

@@ -54,7 +54,7 @@ func (tp *testPlatform) waitSubOperation(t *testing.T, op string) map[string]any
 		}
 		row = subs.Data[0]
 		return row["status"] == "success" || row["status"] == "fail"
-	}, 60*time.Second, 50*time.Millisecond, "sub-operation of %s did not end", op)
+	}, 60*time.Second, 50*time.Millisecond, "sub-operation of %s did not end: %v", op, &row)
 	return row
 }
 

@@ -26,7 +26,9 @@ func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) {
 	}
 	switch e.Kind {
 	case lwm2m.EventRegistered, lwm2m.EventUpdated:
-		p.connect(ctx, d, e)
+		if p.connect(ctx, d, e) {
+			p.registered(ctx, d, e)
+		}
 	case lwm2m.EventDeregistered:
 		p.log.Add(d.ID, "deregistered", string(e.Reason))
 	case lwm2m.EventWoke:
@@ -58,18 +60,19 @@ func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) {
 // connect binds the device on its first connection and marks it online
 // (REG-2, REG-3). The lwm2m server already checked a DTLS device's PSK; a
 // plain-CoAP device proves itself with its endpoint name, which is its
-// verifyCode by default.
-func (p *Platform) connect(ctx context.Context, d registry.Device, e lwm2m.Event) {
+// verifyCode by default. It reports whether the device was accepted.
+func (p *Platform) connect(ctx context.Context, d registry.Device, e lwm2m.Event) bool {
 	conn := registry.Connection{VerifyCode: e.Endpoint}
 	if e.Registration.Secure {
 		conn = registry.Connection{PSK: d.PSK}
 	}
 	if _, err := p.reg.Connect(ctx, d.NodeID, conn); err != nil {
 		p.log.Add(d.ID, "refused", "registration not accepted: "+err.Error())
-		return
+		return false
 	}
 	p.log.Add(d.ID, e.Kind.String(), fmt.Sprintf("lwm2m %s binding %s lifetime %s from %v",
 		e.Registration.Version, e.Registration.Binding, e.Registration.Lifetime, e.Registration.Addr))
+	return true
 }
 
 // touch records that the device was heard from (REG-3). LastSeen only
@@ -145,7 +148,7 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 		hist     []store.HistoryRecord
 		reported = map[string]map[string]any{}
 		services []push.ServiceData
-		history  = p.historyEnabled()
+		history  = p.historyApps()
 	)
 	for _, sd := range r.Data {
 		if err := prod.CheckReport(sd.ServiceID, sd.ServiceData); err != nil {
@@ -157,8 +160,8 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 			p.decodeError(d, err)
 			continue
 		}
-		if history {
-			hist = append(hist, store.HistoryRecord{DeviceID: d.ID, GatewayID: gatewayOf(d), ServiceID: sd.ServiceID, Data: data, Time: at})
+		for _, app := range history {
+			hist = append(hist, store.HistoryRecord{DeviceID: d.ID, GatewayID: gatewayOf(d), AppID: app, ServiceID: sd.ServiceID, Data: data, Time: at})
 		}
 		reported[sd.ServiceID] = normalize(data)
 		services = append(services, push.ServiceData{ServiceID: sd.ServiceID, ServiceType: p.serviceType(d, sd.ServiceID),
@@ -211,40 +214,40 @@ func (p *Platform) ackReport(d registry.Device, endpoint string, cd codec.Codec,
 }
 
 // notification handles observed values other than the data channel: the
-// firmware-update State and Update Result of object 5.
+// firmware-update State and Update Result of object 5, notified or sent
+// with LwM2M Send (path "/dp").
 func (p *Platform) notification(ctx context.Context, d registry.Device, e lwm2m.Event) {
 	var which func(context.Context, string, int)
-	switch strings.TrimSuffix(e.Path, "/") {
+	path := strings.TrimSuffix(e.Path, "/")
+	switch path {
 	case "/5/0/3":
 		which = p.ota.FirmwareState
 	case "/5/0/5":
 		which = p.ota.FirmwareResult
+	case "/dp":
+		p.firmwareSend(ctx, d, e)
+		return
 	default:
 		return
 	}
-	path, err := lwm2m.ParsePath(e.Path)
-	if err != nil {
+	v := firmwareValue(lwm2m.Content{Format: e.ContentFormat, Payload: e.Payload}, path)
+	if v == ota.FwUnknown {
+		p.log.Add(d.ID, "upgrade", fmt.Sprintf("object 5 notification on %s not understood: content format %d, %d bytes %X",
+			e.Path, e.ContentFormat, len(e.Payload), e.Payload))
 		return
 	}
-	recs, err := lwm2m.Decode(e.ContentFormat, path, e.Payload, nil)
-	if err != nil || len(recs) == 0 {
-		p.log.Add(d.ID, "upgrade", fmt.Sprintf("object 5 notification on %s not understood: %v", e.Path, err))
-		return
-	}
-	v, err := recs[0].Value.As(lwm2m.TypeInteger)
-	if err != nil {
-		return
-	}
-	n, _ := v.Int()
-	which(ctx, d.ID, int(n))
+	which(ctx, d.ID, v)
 }
 
-// historyEnabled reports whether any app keeps history (STO-2).
-func (p *Platform) historyEnabled() bool {
+// historyApps returns the apps that keep history (STO-2). Devices are
+// shared by the apps of the platform, so each of them owns its own copy of
+// a device's history, marked with its appId (issue 20 item 7).
+func (p *Platform) historyApps() []string {
+	var ids []string
 	for _, a := range p.auth.Apps() {
 		if a.HistoryEnabled {
-			return true
+			ids = append(ids, a.ID)
 		}
 	}
-	return false
+	return ids
 }
