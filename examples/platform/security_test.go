@@ -43,7 +43,9 @@ func TestRegisterSecurityAPI(t *testing.T) {
 	require.Equal(t, "NONE", dev.Security)
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/reg/v1.1.0/deviceCredentials/"+def.DeviceID, nil, &dev))
 	require.Equal(t, "PSK", dev.Security)
-	var list struct{ Devices []struct{ DeviceID, Security string } }
+	var list struct {
+		Devices []struct{ DeviceID, Security string }
+	}
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices", nil, &list))
 	got := map[string]string{}
 	for _, d := range list.Devices {
