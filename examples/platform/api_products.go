@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/doze-io/doze/codec"
@@ -13,12 +15,13 @@ import (
 )
 
 func (p *Platform) login(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
-		return badRequest("bad_form", "send appId and secret form-encoded: %v", err)
+		return badRequest("bad_form", "send appId and secret form-encoded (at most %d bytes): %v", maxBody, err)
 	}
-	tok, err := p.auth.Login(r.PostForm.Get("appId"), r.PostForm.Get("secret"))
+	tok, err := p.auth.Login(remoteAddr(r), r.PostForm.Get("appId"), r.PostForm.Get("secret"))
 	if err != nil {
-		return &httpError{Status: http.StatusUnauthorized, Code: "bad_credentials", Err: err}
+		return loginErr(w, err)
 	}
 	writeJSON(w, http.StatusOK, tok)
 	return nil
@@ -29,12 +32,33 @@ func (p *Platform) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	tok, err := p.auth.Refresh(body.AppID, body.Secret, body.RefreshToken)
+	tok, err := p.auth.Refresh(remoteAddr(r), body.AppID, body.Secret, body.RefreshToken)
 	if err != nil {
-		return &httpError{Status: http.StatusUnauthorized, Code: "bad_credentials", Err: err}
+		return loginErr(w, err)
 	}
 	writeJSON(w, http.StatusOK, tok)
 	return nil
+}
+
+// loginErr answers a refused login: 429 with Retry-After when attempts
+// are over their limit (SEC-5), else 401.
+func loginErr(w http.ResponseWriter, err error) error {
+	var le *loginLimitError
+	if errors.As(err, &le) {
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(le.RetryAfter)))
+		return &httpError{Status: http.StatusTooManyRequests, Code: "login_rate_limited", Err: err}
+	}
+	return &httpError{Status: http.StatusUnauthorized, Code: "bad_credentials", Err: err}
+}
+
+// remoteAddr is the request's source address (the TCP peer; the platform
+// trusts no forwarding header).
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
 }
 
 func (p *Platform) resetSecret(w http.ResponseWriter, r *http.Request) error {

@@ -332,7 +332,7 @@ func TestCancelOtherAppsCommand(t *testing.T) {
 
 	b, ok := tp.auth.App("app-b")
 	require.True(t, ok)
-	tok, err := tp.auth.Login(b.ID, b.Secret)
+	tok, err := tp.auth.Login(addr1, b.ID, b.Secret)
 	require.NoError(t, err)
 	a := tp.app
 	tp.app, tp.token = b, tok.AccessToken

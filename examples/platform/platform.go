@@ -38,6 +38,8 @@ type Platform struct {
 	log      *deviceLog
 	metrics  *metrics
 	cancels  cancelTasks
+	// callbacks: which app used which command callbackUrl (/doze/v1/endpoints).
+	callbacks callbackOwners
 
 	events  []chan queuedEvent // per-worker queues; a device always lands on the same one
 	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
