@@ -37,7 +37,10 @@ type Platform struct {
 	lwm      *lwm2m.Server
 	log      *deviceLog
 	metrics  *metrics
-	cancels  cancelTasks
+	// newSecrets are the app secrets created at this start, for the
+	// banner; later starts do not print them.
+	newSecrets map[string]string
+	cancels    cancelTasks
 	// callbacks: which app used which command callbackUrl (/doze/v1/endpoints).
 	callbacks callbackOwners
 
@@ -81,11 +84,28 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(200)}
 	fail := func(err error) (*Platform, error) { db.Close(); return nil, err }
 
-	apps, _, err := loadApps(cfg.DataDir, cfg.Demo)
+	apps, created, err := loadApps(cfg.DataDir, cfg.Demo)
 	if err != nil {
 		return fail(err)
 	}
 	p.auth = NewAuth(apps, time.Duration(cfg.TokenTTL), cfg.RateLimit)
+	// Secrets are printed once, when created (SEC-5).
+	p.newSecrets = map[string]string{}
+	if created {
+		for _, a := range apps {
+			p.newSecrets[a.ID] = a.Secret
+		}
+	}
+	if id := cfg.ResetSecret; id != "" {
+		secret, ok := p.auth.ResetSecret(id)
+		if !ok {
+			return fail(fmt.Errorf("-reset-secret: no app %q in %s", id, filepath.Join(cfg.DataDir, "apps.json")))
+		}
+		if err := p.saveApps(); err != nil {
+			return fail(err)
+		}
+		p.newSecrets[id] = secret
+	}
 	p.metrics = newMetrics(p)
 
 	p.products = newProducts(db.Products(), deviceCounter{reg: func() *registry.Registry { return p.reg }})
@@ -102,7 +122,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 
-	allow, err := parseAllow(cfg.AllowPush)
+	allow, err := parseAllow(pushAllow(cfg))
 	if err != nil {
 		return fail(err)
 	}
