@@ -125,50 +125,34 @@ func (p *Platform) productJSON(prod *profile.Product, warnings []profile.Problem
 		HasCodec: p.products.Codec(mid, model) != nil, Services: prod.Services, Warnings: warnings}
 }
 
-// maxUpload bounds product and package uploads.
-const maxUpload = 32 << 20
-
-// parseUpload parses a multipart upload of at most maxUpload bytes in
-// all: ParseMultipartForm alone bounds only the memory it uses, and would
-// spill a body of any size to temporary files.
-func parseUpload(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
-	err := r.ParseMultipartForm(maxUpload)
-	var me *http.MaxBytesError
-	if errors.As(err, &me) {
-		return badRequest("body_too_large", "the upload is larger than %d bytes", maxUpload)
-	}
-	return err
-}
-
 func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
-	if err := parseUpload(w, r); err != nil {
-		var he *httpError
-		if errors.As(err, &he) {
+	var (
+		prof, codecJSON []byte
+		profName        string
+		haveProf        bool
+	)
+	readAll := func(dst *[]byte) func(string, io.Reader) error {
+		return func(_ string, rd io.Reader) error {
+			b, err := io.ReadAll(rd)
+			*dst = b
 			return err
 		}
-		return badRequest("bad_form", "send multipart/form-data with a file field \"profile\" (the zip) and optionally \"codec\" (codec JSON): %v", err)
 	}
-	f, hdr, err := r.FormFile("profile")
-	if err != nil {
-		return badRequest("missing_profile", "the multipart field \"profile\" with the profile zip is missing")
-	}
-	defer f.Close()
-	prof, err := io.ReadAll(io.LimitReader(f, maxUpload))
+	readProf := readAll(&prof)
+	_, err := p.readUpload(w, r, `a file field "profile" (the zip) and optionally "codec" (codec JSON)`, map[string]filePart{
+		"profile": {limit: maxProfileUpload, consume: func(name string, rd io.Reader) error {
+			profName, haveProf = name, true
+			return readProf(name, rd)
+		}},
+		"codec": {limit: maxCodecUpload, consume: readAll(&codecJSON)},
+	})
 	if err != nil {
 		return err
 	}
-	var codecJSON []byte
-	if cf, _, err := r.FormFile("codec"); err == nil {
-		codecJSON, err = io.ReadAll(io.LimitReader(cf, maxUpload))
-		cf.Close()
-		if err != nil {
-			return err
-		}
-	} else if v := r.FormValue("codec"); v != "" {
-		codecJSON = []byte(v)
+	if !haveProf {
+		return badRequest("missing_profile", "the multipart field \"profile\" with the profile zip is missing")
 	}
-	prod, warnings, err := p.products.Add(hdr.Filename, prof, codecJSON)
+	prod, warnings, err := p.products.Add(profName, prof, codecJSON)
 	if err != nil {
 		return productError(err)
 	}

@@ -44,6 +44,8 @@ type Config struct {
 	HistoryKeep  Duration `json:"historyKeep"`  // history retention; default 168h (STO-2)
 	OfflineAfter Duration `json:"offlineAfter"` // NB-IoT silence before OFFLINE; default 25h (REG-3)
 	MaxMessage   int      `json:"maxMessage"`   // largest uplink payload in bytes; default 4096 (APP-2)
+	MaxUpload    int64    `json:"maxUpload"`    // largest upgrade package in bytes; default 32 MiB (SEC-3)
+	MaxUploads   int      `json:"maxUploads"`   // uploads in progress at once, all apps; default 4 (SEC-3)
 	FirmwareURI  string   `json:"firmwareURI"`  // base of the package URI written to /5/0/1; default coap://127.0.0.1:5683/fw/
 }
 
@@ -79,6 +81,8 @@ func defaultConfig() Config {
 		HistoryKeep:  Duration(7 * 24 * time.Hour),
 		OfflineAfter: Duration(25 * time.Hour),
 		MaxMessage:   4096,
+		MaxUpload:    defaultMaxUpload,
+		MaxUploads:   defaultMaxUploads,
 		FirmwareURI:  "coap://127.0.0.1:5683/fw/",
 	}
 }
@@ -154,8 +158,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return Config{}, errors.New("config: -tls-cert and -tls-key go together")
 	}
-	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 {
-		return Config{}, errors.New("config: rateLimit, tokenTTL and maxMessage must be positive")
+	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 {
+		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxUpload and maxUploads must be positive")
 	}
 	return cfg, nil
 }

@@ -43,6 +43,7 @@ type Platform struct {
 	cancels    cancelTasks
 	// callbacks: which app used which command callbackUrl (/doze/v1/endpoints).
 	callbacks callbackOwners
+	uploads   uploadSlots // uploads in progress (SEC-3)
 
 	events  []chan queuedEvent // per-worker queues; a device always lands on the same one
 	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
@@ -81,7 +82,14 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(200)}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = defaultMaxUpload
+	}
+	if cfg.MaxUploads <= 0 {
+		cfg.MaxUploads = defaultMaxUploads
+	}
+	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(200),
+		uploads: uploadSlots{max: cfg.MaxUploads, perApp: min(maxUploadsPerApp, cfg.MaxUploads)}}
 	fail := func(err error) (*Platform, error) { db.Close(); return nil, err }
 
 	apps, created, err := loadApps(cfg.DataDir, cfg.Demo)
