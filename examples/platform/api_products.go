@@ -126,25 +126,23 @@ func (p *Platform) productJSON(prod *profile.Product, warnings []profile.Problem
 }
 
 func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
+	// Profiles and codecs are small and must be whole to be checked and
+	// stored: each is read under its own cap (SEC-3).
 	var (
 		prof, codecJSON []byte
 		profName        string
 		haveProf        bool
 	)
-	readAll := func(dst *[]byte) func(string, io.Reader) error {
-		return func(_ string, rd io.Reader) error {
-			b, err := io.ReadAll(rd)
-			*dst = b
-			return err
-		}
-	}
-	readProf := readAll(&prof)
 	_, err := p.readUpload(w, r, `a file field "profile" (the zip) and optionally "codec" (codec JSON)`, map[string]filePart{
-		"profile": {limit: maxProfileUpload, consume: func(name string, rd io.Reader) error {
+		"profile": {limit: maxProfileUpload, consume: func(name string, rd io.Reader) (err error) {
 			profName, haveProf = name, true
-			return readProf(name, rd)
+			prof, err = io.ReadAll(rd)
+			return err
 		}},
-		"codec": {limit: maxCodecUpload, consume: readAll(&codecJSON)},
+		"codec": {limit: maxCodecUpload, consume: func(_ string, rd io.Reader) (err error) {
+			codecJSON, err = io.ReadAll(rd)
+			return err
+		}},
 	})
 	if err != nil {
 		return err
