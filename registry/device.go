@@ -42,6 +42,23 @@ const (
 	Gateway  NodeType = "GATEWAY"
 )
 
+// Security is how a device's transport is secured (SEC-1).
+type Security string
+
+// Transport securities (SEC-1).
+const (
+	// SecurityPSK: the device connects only over DTLS with its PSK; a
+	// plain-CoAP connection in its name is refused. The default.
+	SecurityPSK Security = "PSK"
+	// SecurityNone: the device has no key and connects only over plain
+	// CoAP, proving itself with its verifyCode; for networks that secure
+	// the link themselves (a private APN).
+	SecurityNone Security = "NONE"
+)
+
+// Valid reports whether s is SecurityPSK or SecurityNone.
+func (s Security) Valid() bool { return s == SecurityPSK || s == SecurityNone }
+
 // Info is the descriptive part of a device (deviceInfo in the API).
 // ManufacturerID and Model name the device's product.
 type Info struct {
@@ -59,10 +76,11 @@ type Info struct {
 // Device is one registered device. Stores hand out copies: changing a
 // Device returned by Get changes nothing stored.
 type Device struct {
-	ID         string // deviceId, assigned by the registry (a UUIDv7: sorts by registration time)
-	NodeID     string // IMEI or MAC as registered; unique by NodeKey
-	VerifyCode string // what a plain (non-DTLS) device presents to bind; defaults to NodeID
-	PSK        PSK    // DTLS pre-shared key; prints as REDACTED
+	ID         string   // deviceId, assigned by the registry (a UUIDv7: sorts by registration time)
+	NodeID     string   // IMEI or MAC as registered; unique by NodeKey
+	VerifyCode string   // what a plain (non-DTLS) device presents to bind; defaults to NodeID
+	PSK        PSK      // DTLS pre-shared key; prints as REDACTED; nil for SecurityNone
+	Security   Security // SecurityPSK or SecurityNone; "" (a record older than SEC-1) means SecurityPSK
 	Info       Info
 
 	GatewayID string   // the gateway this device sits behind; "" for none

@@ -12,8 +12,11 @@ import (
 type Registration struct {
 	NodeID     string // IMEI or MAC; 1 to 256 characters; "urn:imei:X" is the same device as "X"
 	VerifyCode string // "" means NodeID
-	PSK        PSK    // nil means 16 random bytes; otherwise 8 to 64 bytes (ParsePSK reads hex)
-	Info       Info   // ManufacturerID, DeviceType, Model and ProtocolType are required
+	PSK        PSK    // nil means 16 random bytes; otherwise 8 to 64 bytes (ParsePSK reads hex); must be nil for SecurityNone
+	// Security is the device's transport security (SEC-1): "" means
+	// SecurityPSK (DTLS only); SecurityNone means plain CoAP only, no key.
+	Security Security
+	Info     Info // ManufacturerID, DeviceType, Model and ProtocolType are required
 
 	// Timeout is the binding timeout (REG-2): nil means
 	// Config.DefaultTimeout (180s), 0 means never, at most MaxTimeout.
@@ -44,10 +47,21 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 	} else if err := checkText("verifyCode", reg.VerifyCode, MaxFieldLen, true, true, true); err != nil {
 		errs = append(errs, err)
 	}
-	if reg.PSK == nil {
+	if reg.Security == "" {
+		reg.Security = SecurityPSK
+	}
+	switch {
+	case !reg.Security.Valid():
+		errs = append(errs, invalid("security", string(reg.Security), `must be "PSK" (DTLS only, the default) or "NONE" (plain CoAP only, no key)`))
+	case reg.Security == SecurityNone && reg.PSK != nil:
+		errs = append(errs, invalid("psk", "", `must be absent when security is "NONE": such a device has no key`))
+	case reg.Security == SecurityNone:
+	case reg.PSK == nil:
 		reg.PSK = NewPSK()
-	} else if err := validPSK(reg.PSK); err != nil {
-		errs = append(errs, err)
+	default:
+		if err := validPSK(reg.PSK); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	timeout := r.cfg.DefaultTimeout
 	if reg.Timeout != nil {
@@ -89,6 +103,7 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 		NodeID:       reg.NodeID,
 		VerifyCode:   reg.VerifyCode,
 		PSK:          slices.Clone(reg.PSK),
+		Security:     reg.Security,
 		Info:         reg.Info,
 		GatewayID:    reg.GatewayID,
 		NodeType:     reg.NodeType,
@@ -294,7 +309,8 @@ type Connection struct {
 	// with the registration's. Ignored when PSK is set.
 	VerifyCode string
 	// PSK is the key a DTLS handshake succeeded with (the one PSK
-	// returned for the device's identity).
+	// returned for the device's identity). nil means the device came over
+	// plain CoAP, which only a SecurityNone device may (SEC-1).
 	PSK PSK
 	// Persistent is true for connection-oriented devices (MQTT-like):
 	// they stay ONLINE until Disconnect. NB-IoT (LwM2M queue mode)
@@ -304,9 +320,13 @@ type Connection struct {
 
 // Connect records that the device with nodeId nodeID connected with the
 // given credential. The first connection with the right credential binds
-// the device (EventBound; INACTIVE → ONLINE, REG-2, REG-3). Wrong
-// credentials fail with ErrBadCredential, a registration whose binding
-// timeout passed with ErrExpired. An ABNORMAL device stays ABNORMAL.
+// the device (EventBound; INACTIVE → ONLINE, REG-2, REG-3). A connection
+// over a transport the device's Security does not allow fails with
+// ErrWrongTransport before any credential is compared: a SecurityPSK
+// device binds only with its PSK (DTLS), never with a verifyCode, so
+// knowing its nodeId (the IMEI printed on the meter) is not enough (SEC-1).
+// Wrong credentials fail with ErrBadCredential, a registration whose
+// binding timeout passed with ErrExpired. An ABNORMAL device stays ABNORMAL.
 func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (Device, error) {
 	if err := r.check(ctx); err != nil {
 		return Device{}, err
@@ -323,6 +343,9 @@ func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (De
 	d, err := r.st.Update(ctx, dev.ID, func(d *Device) error {
 		now := time.Now()
 		from, bound = d.Status, false
+		if err := transportAllowed(d, c); err != nil {
+			return err
+		}
 		ok := false
 		if c.PSK != nil {
 			ok = subtle.ConstantTimeCompare(c.PSK, d.PSK) == 1
@@ -362,6 +385,22 @@ func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (De
 	}
 	r.statusEvent(d, from)
 	return d, nil
+}
+
+// transportAllowed applies SEC-1: plain CoAP (no PSK) only for
+// SecurityNone devices, DTLS only for SecurityPSK ones. A stored device
+// without a Security (written before it existed) counts as SecurityPSK.
+func transportAllowed(d *Device, c Connection) error {
+	none := d.Security == SecurityNone
+	switch {
+	case c.PSK == nil && !none:
+		return &FieldError{Field: "security", Value: string(SecurityPSK),
+			Rule: "the device is registered with a PSK: it connects only over DTLS, never over plain CoAP", Err: ErrWrongTransport}
+	case c.PSK != nil && none:
+		return &FieldError{Field: "security", Value: string(SecurityNone),
+			Rule: "the device is registered without security: it connects only over plain CoAP", Err: ErrWrongTransport}
+	}
+	return nil
 }
 
 // verifyCodeMatches compares, in constant time, the verifyCode a device
@@ -465,8 +504,9 @@ func (r *Registry) ClearAbnormal(ctx context.Context, id string) (Device, error)
 
 // PSK returns the pre-shared key for a DTLS PSK identity, which is the
 // device's nodeId (either form). A deleted device has no key (REG-5), nor
-// has one whose binding timeout passed. The lwm2m server's key lookup
-// adapts to it.
+// has one whose binding timeout passed, nor one registered with
+// SecurityNone (ErrWrongTransport: it may not use DTLS). The lwm2m
+// server's key lookup adapts to it.
 func (r *Registry) PSK(ctx context.Context, identity string) (PSK, error) {
 	d, err := r.GetByNodeID(ctx, identity)
 	if err != nil {
@@ -475,7 +515,29 @@ func (r *Registry) PSK(ctx context.Context, identity string) (PSK, error) {
 	if expired(&d, time.Now()) {
 		return nil, &FieldError{Field: "identity", Value: identity, Rule: "the binding timeout passed before the device connected", Err: ErrExpired}
 	}
+	if d.Security == SecurityNone {
+		return nil, &FieldError{Field: "identity", Value: identity, Rule: `the device is registered with security "NONE": it has no key and connects only over plain CoAP`, Err: ErrWrongTransport}
+	}
 	return d.PSK, nil
+}
+
+// Security returns the transport security of the device with nodeId nodeID
+// (either form; SEC-1), what a server asks before it keeps anything for a
+// connecting endpoint. A record older than SEC-1 is SecurityPSK. An
+// unknown nodeId fails with ErrNotFound, a registration whose binding
+// timeout passed with ErrExpired.
+func (r *Registry) Security(ctx context.Context, nodeID string) (Security, error) {
+	d, err := r.GetByNodeID(ctx, nodeID)
+	if err != nil {
+		return "", err
+	}
+	if expired(&d, time.Now()) {
+		return "", &FieldError{Field: "nodeId", Value: nodeID, Rule: "the binding timeout passed before the device connected", Err: ErrExpired}
+	}
+	if d.Security == SecurityNone {
+		return SecurityNone, nil
+	}
+	return SecurityPSK, nil
 }
 
 // SubDevices returns the page of devices behind the gateway that q selects

@@ -7,15 +7,23 @@
 // An application registers a device (Registry.Register) with its nodeId
 // (IMEI or MAC), deviceInfo naming a product of the catalog (checked
 // through the Products interface), an optional verifyCode (default: the
-// nodeId), an optional PSK (default: 16 bytes from crypto/rand) and a
-// binding timeout (default 180 s, 0 = never). The registry gives it a
+// nodeId), a transport security (SecurityPSK, the default, or
+// SecurityNone), a PSK for SecurityPSK (default: 16 bytes from
+// crypto/rand; none for SecurityNone) and a binding timeout (default
+// 180 s, 0 = never). The registry gives it a
 // deviceId, a UUIDv7, so ids sort by registration time. "urn:imei:X" and
 // "X" are the same nodeId (NodeKey); one nodeId belongs to one device.
 //
 // A device binds the first time it connects with the right credential
 // (Registry.Connect with the verifyCode, or with the PSK a DTLS handshake
 // succeeded with; Registry.PSK is the lookup the DTLS server needs, by
-// identity = nodeId). Binding moves it INACTIVE → ONLINE. A registration
+// identity = nodeId). Binding moves it INACTIVE → ONLINE. The transport
+// follows the security (SEC-1): a SecurityPSK device binds only with its
+// PSK, over DTLS, so an impostor over plain CoAP who knows the nodeId (the
+// IMEI printed on the meter) gets ErrWrongTransport; a SecurityNone device
+// has no key (Registry.PSK refuses it) and binds only over plain CoAP with
+// its verifyCode. Registry.Security is the lookup a server's endpoint
+// policy needs before it keeps anything for a connecting endpoint. A registration
 // that has not bound when its timeout passes is deleted and reported as
 // EventExpired. Every uplink calls Registry.Touch. An NB-IoT device silent
 // for Config.SilencePeriod (25 h) goes OFFLINE; a connection-oriented

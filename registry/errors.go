@@ -39,6 +39,10 @@ var (
 	// PSK that does not match the registration. The message never
 	// contains either secret.
 	ErrBadCredential = errors.New("registry: credentials do not match")
+	// ErrWrongTransport means a device tried to connect over a transport
+	// its registration does not allow (SEC-1): a SecurityPSK device over
+	// plain CoAP, or a SecurityNone device over DTLS.
+	ErrWrongTransport = errors.New("registry: transport not allowed for this device")
 	// ErrNotBound means the device has not bound yet (it never connected
 	// with its credentials), so it cannot report.
 	ErrNotBound = errors.New("registry: device has not bound")

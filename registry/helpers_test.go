@@ -64,6 +64,15 @@ func register(t testing.TB, r *registry.Registry, nodeID string) registry.Device
 	return d
 }
 
+// registerPlain registers a device without security (SEC-1): it binds over
+// plain CoAP with its verifyCode (the nodeId).
+func registerPlain(t testing.TB, r *registry.Registry, nodeID string) registry.Device {
+	t.Helper()
+	d, err := r.Register(ctx, registry.Registration{NodeID: nodeID, Info: meterInfo, Security: registry.SecurityNone})
+	require.NoError(t, err, "Register(%q, security NONE)", nodeID)
+	return d
+}
+
 func secs(n int) *time.Duration {
 	d := time.Duration(n) * time.Second
 	return &d

@@ -243,7 +243,7 @@ func TestDelete(t *testing.T) {
 // the device, INACTIVE → ONLINE (REG-2, REG-3).
 func TestConnectBinds(t *testing.T) {
 	r, rec := newRegistry(t, registry.Config{})
-	plain, err := r.Register(ctx, registry.Registration{NodeID: "861", VerifyCode: "code-861", Info: meterInfo})
+	plain, err := r.Register(ctx, registry.Registration{NodeID: "861", VerifyCode: "code-861", Info: meterInfo, Security: registry.SecurityNone})
 	require.NoError(t, err)
 	dtls := register(t, r, "862")
 	rec.take()
@@ -389,9 +389,9 @@ func TestClose(t *testing.T) {
 // compared exactly.
 func TestConnectDefaultVerifyCodeEitherForm(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
-	register(t, r, "urn:imei:861000000000011")
-	register(t, r, "861000000000012")
-	_, err := r.Register(ctx, registry.Registration{NodeID: "861000000000013", VerifyCode: "urn:imei:abc", Info: meterInfo})
+	registerPlain(t, r, "urn:imei:861000000000011")
+	registerPlain(t, r, "861000000000012")
+	_, err := r.Register(ctx, registry.Registration{NodeID: "861000000000013", VerifyCode: "urn:imei:abc", Info: meterInfo, Security: registry.SecurityNone})
 	require.NoError(t, err)
 	for _, c := range []struct{ node, code string }{
 		{"861000000000011", "861000000000011"},

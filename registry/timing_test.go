@@ -127,7 +127,7 @@ func TestExpiredCannotBind(t *testing.T) {
 		rec := &recorder{}
 		r1, err := registry.New(st, catalog, registry.Config{Listener: rec})
 		require.NoError(t, err)
-		d, err := r1.Register(ctx, registry.Registration{NodeID: "861", Info: meterInfo, Timeout: secs(60)})
+		d, err := r1.Register(ctx, registry.Registration{NodeID: "861", Info: meterInfo, Timeout: secs(60), Security: registry.SecurityNone})
 		require.NoError(t, err)
 		require.NoError(t, r1.Close()) // the process stops before the deadline
 
@@ -156,7 +156,7 @@ func TestExpiredCannotBind(t *testing.T) {
 // OFFLINE, and an uplink brings it back (REG-3, §3.6).
 func TestSilenceGoesOffline(t *testing.T) {
 	bubble(t, registry.Config{}, func(t *testing.T, r *registry.Registry, rec *recorder) {
-		d := register(t, r, "861")
+		d := registerPlain(t, r, "861")
 		_, err := r.Connect(ctx, "861", registry.Connection{VerifyCode: "861"})
 		require.NoError(t, err)
 		time.Sleep(10 * time.Hour)
@@ -184,7 +184,7 @@ func TestSilenceGoesOffline(t *testing.T) {
 
 func TestSilencePeriodIsASetting(t *testing.T) {
 	bubble(t, registry.Config{SilencePeriod: time.Hour}, func(t *testing.T, r *registry.Registry, rec *recorder) {
-		d := register(t, r, "861")
+		d := registerPlain(t, r, "861")
 		_, err := r.Connect(ctx, "861", registry.Connection{VerifyCode: "861"})
 		require.NoError(t, err)
 		time.Sleep(time.Hour + time.Second)
@@ -199,7 +199,7 @@ func TestSilencePeriodIsASetting(t *testing.T) {
 // while connected and goes OFFLINE 1 min after it disconnects (REG-3).
 func TestDisconnectGoesOffline(t *testing.T) {
 	bubble(t, registry.Config{}, func(t *testing.T, r *registry.Registry, rec *recorder) {
-		d := register(t, r, "mqtt-1")
+		d := registerPlain(t, r, "mqtt-1")
 		_, err := r.Connect(ctx, "mqtt-1", registry.Connection{VerifyCode: "mqtt-1", Persistent: true})
 		require.NoError(t, err)
 		time.Sleep(48 * time.Hour)
@@ -241,7 +241,7 @@ func TestDisconnectGoesOffline(t *testing.T) {
 // so through uplinks and silence until cleared.
 func TestAbnormal(t *testing.T) {
 	bubble(t, registry.Config{}, func(t *testing.T, r *registry.Registry, rec *recorder) {
-		d := register(t, r, "861")
+		d := registerPlain(t, r, "861")
 		_, err := r.Connect(ctx, "861", registry.Connection{VerifyCode: "861"})
 		require.NoError(t, err)
 		rec.take()

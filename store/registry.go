@@ -577,9 +577,13 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendVarint(append(b, 1), t.UnixNano())
 }
 
+// Flags of a device record. flagNoSecurity marks a SecurityNone device
+// (SEC-1); records written before it existed lack the bit and read as
+// SecurityPSK, which they were.
 const (
 	flagBound = 1 << iota
 	flagConnected
+	flagNoSecurity
 )
 
 func appendDevice(b []byte, d *registry.Device) []byte {
@@ -601,6 +605,9 @@ func appendDevice(b []byte, d *registry.Device) []byte {
 	}
 	if d.Connected {
 		flags |= flagConnected
+	}
+	if d.Security == registry.SecurityNone {
+		flags |= flagNoSecurity
 	}
 	b = append(b, flags)
 	for _, t := range []time.Time{d.CreatedAt, d.LastModified, d.LastSeen, d.DisconnectedAt, d.Deadline} {
@@ -734,6 +741,10 @@ func decodeDevice(b []byte) (registry.Device, error) {
 	d.Timeout = time.Duration(dec.varint())
 	flags := dec.byte()
 	d.Bound, d.Connected = flags&flagBound != 0, flags&flagConnected != 0
+	d.Security = registry.SecurityPSK
+	if flags&flagNoSecurity != 0 {
+		d.Security = registry.SecurityNone
+	}
 	for _, p := range []*time.Time{&d.CreatedAt, &d.LastModified, &d.LastSeen, &d.DisconnectedAt, &d.Deadline} {
 		*p = dec.time()
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -59,7 +60,9 @@ func TestRegistrySurvivesReopen(t *testing.T) {
 	require.NoError(t, err)
 	d, err := r.Register(ctx, registry.Registration{NodeID: "urn:imei:861", Info: meter, Groups: []string{g.ID}})
 	require.NoError(t, err)
-	_, err = r.Connect(ctx, "861", registry.Connection{VerifyCode: "urn:imei:861"})
+	_, err = r.Connect(ctx, "861", registry.Connection{PSK: d.PSK})
+	require.NoError(t, err)
+	plain, err := r.Register(ctx, registry.Registration{NodeID: "862", Info: meter, Security: registry.SecurityNone})
 	require.NoError(t, err)
 	require.NoError(t, r.Close())
 	require.NoError(t, db.Close())
@@ -75,6 +78,11 @@ func TestRegistrySurvivesReopen(t *testing.T) {
 	require.Equal(t, d.PSK.Hex(), got.PSK.Hex())
 	require.Equal(t, registry.StatusOnline, got.Status)
 	require.True(t, got.Bound)
+	require.Equal(t, registry.SecurityPSK, got.Security)
+	got, err = r.Get(ctx, plain.ID)
+	require.NoError(t, err)
+	require.Equal(t, registry.SecurityNone, got.Security, "security survives a reopen (SEC-1)")
+	require.Empty(t, got.PSK)
 	members, _, err := r.Members(ctx, g.ID, registry.Query{Status: registry.StatusOnline})
 	require.NoError(t, err)
 	require.Len(t, members, 1)
@@ -270,6 +278,30 @@ func TestDeviceRecordRoundTrip(t *testing.T) {
 		_, err := decodeDevice(bad)
 		require.ErrorIs(t, err, errRecord, "decodeDevice(% x)", bad)
 	}
+}
+
+// TestDeviceRecordBeforeSecurity: a record written before SEC-1 (the
+// sample device, encoded by the code of that time and kept in testdata)
+// still decodes, as a PSK device with its key, and re-encodes to the same
+// bytes; only a NONE device sets the new flag bit.
+func TestDeviceRecordBeforeSecurity(t *testing.T) {
+	h, err := os.ReadFile("testdata/device-record-v1.hex")
+	require.NoError(t, err)
+	rec, err := hex.DecodeString(strings.TrimSpace(string(h)))
+	require.NoError(t, err)
+	got, err := decodeDevice(rec)
+	require.NoError(t, err)
+	want := sampleDevice()
+	require.Equal(t, registry.SecurityPSK, got.Security, "an old record is a PSK device")
+	require.Equal(t, want.PSK.Hex(), got.PSK.Hex())
+	require.Equal(t, want.NodeID, got.NodeID)
+	require.True(t, want.Deadline.Equal(got.Deadline))
+	require.Equal(t, rec, appendDevice(nil, &got), "a PSK device is written as before")
+
+	got.Security, got.PSK = registry.SecurityNone, nil
+	again, err := decodeDevice(appendDevice(nil, &got))
+	require.NoError(t, err)
+	require.Equal(t, registry.SecurityNone, again.Security)
 }
 
 // FuzzDecodeDevice: a damaged record is an error, never a panic; a record

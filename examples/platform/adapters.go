@@ -23,14 +23,15 @@ import (
 )
 
 // keyStore gives the lwm2m server each device's PSK from the registry
-// (LWM-1); a deleted device has none, so it can no longer connect (REG-5).
+// (LWM-1); a deleted device has none, so it can no longer connect (REG-5),
+// nor has a device registered with security NONE (SEC-1).
 type keyStore struct{ p *Platform }
 
 var _ lwm2m.KeyStore = keyStore{}
 
 func (k keyStore) Key(identity string) ([]byte, error) {
 	psk, err := k.p.reg.PSK(context.Background(), identity)
-	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrExpired) {
+	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrExpired) || errors.Is(err, registry.ErrWrongTransport) {
 		return nil, fmt.Errorf("%w: %v", lwm2m.ErrUnknownIdentity, err)
 	}
 	return psk, err

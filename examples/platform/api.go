@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"embed"
 	"errors"
 	"io/fs"
@@ -25,8 +26,8 @@ func appOf(r *http.Request) string { s, _ := r.Context().Value(ctxKey{}).(string
 //go:embed console openapi.json
 var assets embed.FS
 
-// Handler returns the HTTP handler of the whole API, the console, the
-// OpenAPI document and the metrics.
+// Handler returns the HTTP handler of the whole API, the console and the
+// OpenAPI document; the metrics are on AdminHandler.
 func (p *Platform) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range routes() {
@@ -70,8 +71,29 @@ func (p *Platform) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
 	})
-	mux.Handle("GET /metrics", p.metrics.handler())
 	return mux
+}
+
+// AdminHandler returns the handler of the operator endpoints (/metrics),
+// served on their own listener, never the public one (SEC-5). With
+// Config.AdminToken set, every call must carry it as a bearer token.
+func (p *Platform) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", p.metrics.handler())
+	want := p.cfg.AdminToken
+	if want == "" {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(want)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="doze-admin"`)
+			writeError(w, &httpError{Status: http.StatusUnauthorized, Code: "unauthorized",
+				Err: errors.New("the admin endpoints need Authorization: Bearer <adminToken> (the adminToken of the platform's config)")})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // routes lists every operation of API.md that the platform serves.

@@ -43,6 +43,7 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
+	p.callbacks.add(req.AppID, req.CallbackURL)
 	writeJSON(w, http.StatusCreated, c)
 	return nil
 }
@@ -272,6 +273,7 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
+	p.callbacks.add(appOf(r), body.Param.CallbackURL)
 	writeJSON(w, http.StatusOK, map[string]string{"taskID": t.ID})
 	return nil
 }
@@ -309,7 +311,10 @@ func (p *Platform) batchDetails(w http.ResponseWriter, r *http.Request) error {
 	var rows []row
 	for _, d := range devs {
 		err := p.eachCommand(r.Context(), d.ID, func(c command.Command) {
-			if c.TaskID == taskID && (q.Get("status") == "" || q.Get("status") == c.Status.String()) {
+			// Only the caller's commands and the platform's (AppID ""),
+			// as in listings: another app's commands are its own.
+			if c.TaskID == taskID && (c.AppID == appOf(r) || c.AppID == "") &&
+				(q.Get("status") == "" || q.Get("status") == c.Status.String()) {
 				rows = append(rows, row{d.ID, c.Status.String(), c.ID, c})
 			}
 		})

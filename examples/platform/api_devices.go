@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/doze-io/doze/registry"
@@ -35,6 +36,7 @@ type serviceJSON struct {
 
 type deviceJSON struct {
 	DeviceID         string         `json:"deviceId"`
+	Security         string         `json:"security"` // ours: PSK or NONE (SEC-1)
 	GatewayID        string         `json:"gatewayId"`
 	NodeType         string         `json:"nodeType"`
 	CreateTime       string         `json:"createTime"`
@@ -60,7 +62,7 @@ func gatewayOf(d registry.Device) string {
 }
 
 func (p *Platform) deviceJSON(d registry.Device) deviceJSON {
-	out := deviceJSON{DeviceID: d.ID, GatewayID: gatewayOf(d), NodeType: string(d.NodeType),
+	out := deviceJSON{DeviceID: d.ID, Security: string(securityOf(d)), GatewayID: gatewayOf(d), NodeType: string(d.NodeType),
 		CreateTime: apiTime(d.CreatedAt), LastModifiedTime: apiTime(d.LastModified), DeviceInfo: infoJSON(d),
 		Services: []serviceJSON{}}
 	sh, _ := p.db.Shadow().Get(d.ID)
@@ -93,6 +95,7 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 		VerifyCode string         `json:"verifyCode"`
 		Timeout    *int64         `json:"timeout"`
 		PSK        string         `json:"psk"`
+		Security   string         `json:"security"`
 		GatewayID  string         `json:"gatewayId"`
 		NodeType   string         `json:"nodeType"`
 		DeviceInfo deviceInfoJSON `json:"deviceInfo"`
@@ -101,6 +104,7 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	reg := registry.Registration{NodeID: body.NodeID, VerifyCode: body.VerifyCode, GatewayID: body.GatewayID,
+		Security: registry.Security(strings.ToUpper(body.Security)),
 		NodeType: registry.NodeType(body.NodeType),
 		Info: registry.Info{ManufacturerID: body.DeviceInfo.ManufacturerID, ManufacturerName: body.DeviceInfo.ManufacturerName,
 			DeviceType: body.DeviceInfo.DeviceType, Model: body.DeviceInfo.Model, ProtocolType: body.DeviceInfo.ProtocolType,
@@ -132,8 +136,17 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 	}
 	p.log.Add(d.ID, "registered", "registered by app "+appOf(r)+" with nodeId "+d.NodeID)
 	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "verifyCode": d.VerifyCode,
-		"timeout": int64(d.Timeout / time.Second), "psk": d.PSK.Hex()})
+		"timeout": int64(d.Timeout / time.Second), "psk": d.PSK.Hex(), "security": securityOf(d)})
 	return nil
+}
+
+// securityOf is a device's transport security as the API shows it; a
+// device stored before SEC-1 is a PSK device.
+func securityOf(d registry.Device) registry.Security {
+	if d.Security == registry.SecurityNone {
+		return registry.SecurityNone
+	}
+	return registry.SecurityPSK
 }
 
 func (p *Platform) device(ctx context.Context, r *http.Request) (registry.Device, error) {
@@ -149,7 +162,8 @@ func (p *Platform) deviceCredentials(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "activated": d.Bound, "name": d.Info.Name})
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "activated": d.Bound, "name": d.Info.Name,
+		"security": securityOf(d)})
 	return nil
 }
 

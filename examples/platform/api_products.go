@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/doze-io/doze/codec"
@@ -13,12 +15,13 @@ import (
 )
 
 func (p *Platform) login(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
-		return badRequest("bad_form", "send appId and secret form-encoded: %v", err)
+		return badRequest("bad_form", "send appId and secret form-encoded (at most %d bytes): %v", maxBody, err)
 	}
-	tok, err := p.auth.Login(r.PostForm.Get("appId"), r.PostForm.Get("secret"))
+	tok, err := p.auth.Login(remoteAddr(r), r.PostForm.Get("appId"), r.PostForm.Get("secret"))
 	if err != nil {
-		return &httpError{Status: http.StatusUnauthorized, Code: "bad_credentials", Err: err}
+		return loginErr(w, err)
 	}
 	writeJSON(w, http.StatusOK, tok)
 	return nil
@@ -29,12 +32,33 @@ func (p *Platform) refreshToken(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	tok, err := p.auth.Refresh(body.AppID, body.Secret, body.RefreshToken)
+	tok, err := p.auth.Refresh(remoteAddr(r), body.AppID, body.Secret, body.RefreshToken)
 	if err != nil {
-		return &httpError{Status: http.StatusUnauthorized, Code: "bad_credentials", Err: err}
+		return loginErr(w, err)
 	}
 	writeJSON(w, http.StatusOK, tok)
 	return nil
+}
+
+// loginErr answers a refused login: 429 with Retry-After when attempts
+// are over their limit (SEC-5), else 401.
+func loginErr(w http.ResponseWriter, err error) error {
+	var le *loginLimitError
+	if errors.As(err, &le) {
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(le.RetryAfter)))
+		return &httpError{Status: http.StatusTooManyRequests, Code: "login_rate_limited", Err: err}
+	}
+	return &httpError{Status: http.StatusUnauthorized, Code: "bad_credentials", Err: err}
+}
+
+// remoteAddr is the request's source address (the TCP peer; the platform
+// trusts no forwarding header).
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
 }
 
 func (p *Platform) resetSecret(w http.ResponseWriter, r *http.Request) error {
@@ -101,50 +125,32 @@ func (p *Platform) productJSON(prod *profile.Product, warnings []profile.Problem
 		HasCodec: p.products.Codec(mid, model) != nil, Services: prod.Services, Warnings: warnings}
 }
 
-// maxUpload bounds product and package uploads.
-const maxUpload = 32 << 20
-
-// parseUpload parses a multipart upload of at most maxUpload bytes in
-// all: ParseMultipartForm alone bounds only the memory it uses, and would
-// spill a body of any size to temporary files.
-func parseUpload(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxUpload)
-	err := r.ParseMultipartForm(maxUpload)
-	var me *http.MaxBytesError
-	if errors.As(err, &me) {
-		return badRequest("body_too_large", "the upload is larger than %d bytes", maxUpload)
-	}
-	return err
-}
-
 func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
-	if err := parseUpload(w, r); err != nil {
-		var he *httpError
-		if errors.As(err, &he) {
+	// Profiles and codecs are small and must be whole to be checked and
+	// stored: each is read under its own cap (SEC-3).
+	var (
+		prof, codecJSON []byte
+		profName        string
+		haveProf        bool
+	)
+	_, err := p.readUpload(w, r, `a file field "profile" (the zip) and optionally "codec" (codec JSON)`, map[string]filePart{
+		"profile": {limit: maxProfileUpload, consume: func(name string, rd io.Reader) (err error) {
+			profName, haveProf = name, true
+			prof, err = io.ReadAll(rd)
 			return err
-		}
-		return badRequest("bad_form", "send multipart/form-data with a file field \"profile\" (the zip) and optionally \"codec\" (codec JSON): %v", err)
-	}
-	f, hdr, err := r.FormFile("profile")
-	if err != nil {
-		return badRequest("missing_profile", "the multipart field \"profile\" with the profile zip is missing")
-	}
-	defer f.Close()
-	prof, err := io.ReadAll(io.LimitReader(f, maxUpload))
+		}},
+		"codec": {limit: maxCodecUpload, consume: func(_ string, rd io.Reader) (err error) {
+			codecJSON, err = io.ReadAll(rd)
+			return err
+		}},
+	})
 	if err != nil {
 		return err
 	}
-	var codecJSON []byte
-	if cf, _, err := r.FormFile("codec"); err == nil {
-		codecJSON, err = io.ReadAll(io.LimitReader(cf, maxUpload))
-		cf.Close()
-		if err != nil {
-			return err
-		}
-	} else if v := r.FormValue("codec"); v != "" {
-		codecJSON = []byte(v)
+	if !haveProf {
+		return badRequest("missing_profile", "the multipart field \"profile\" with the profile zip is missing")
 	}
-	prod, warnings, err := p.products.Add(hdr.Filename, prof, codecJSON)
+	prod, warnings, err := p.products.Add(profName, prof, codecJSON)
 	if err != nil {
 		return productError(err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"slices"
+	"sync"
 
 	"github.com/doze-io/doze/push"
 )
@@ -113,11 +115,63 @@ func (p *Platform) deleteSubscriptions(w http.ResponseWriter, r *http.Request) e
 	return nil
 }
 
+// endpoints lists the push endpoints of the calling app only: the callback
+// URLs of its subscriptions and of its commands. Another app's URLs and
+// their errors would make the list a blind SSRF oracle (SEC-5).
 func (p *Platform) endpoints(w http.ResponseWriter, r *http.Request) error {
-	eps := p.push.Endpoints()
-	if eps == nil {
-		eps = []push.EndpointState{}
+	app := appOf(r)
+	subs, err := p.push.Subscriptions(r.Context(), push.Filter{AppID: app})
+	if err != nil {
+		return apiErr(err)
+	}
+	mine := map[string]bool{}
+	for _, s := range subs {
+		mine[s.CallbackURL] = true
+	}
+	for _, u := range p.callbacks.of(app) {
+		mine[u] = true
+	}
+	eps := []push.EndpointState{}
+	for _, e := range p.push.Endpoints() {
+		if mine[e.CallbackURL] {
+			eps = append(eps, e)
+		}
 	}
 	writeJSON(w, http.StatusOK, eps)
 	return nil
+}
+
+// callbackOwners remembers the command callbackUrls each app used, so that
+// /doze/v1/endpoints shows an app its own. Kept in memory, at most
+// maxCallbacksPerApp per app (the oldest forgotten).
+type callbackOwners struct {
+	mu sync.Mutex
+	m  map[string][]string // appId → URLs, oldest first
+}
+
+const maxCallbacksPerApp = 256
+
+func (c *callbackOwners) add(app, url string) {
+	if url == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string][]string{}
+	}
+	urls := c.m[app]
+	if i := slices.Index(urls, url); i >= 0 {
+		urls = slices.Delete(urls, i, i+1)
+	}
+	if len(urls) >= maxCallbacksPerApp {
+		urls = slices.Delete(urls, 0, 1)
+	}
+	c.m[app] = append(urls, url)
+}
+
+func (c *callbackOwners) of(app string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.m[app])
 }

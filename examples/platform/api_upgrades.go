@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,22 +37,40 @@ func toPackageJSON(p ota.Package) packageJSON {
 		Description: p.Description, BlockSize: p.BlockSize, Size: p.Size, Digest: p.DigestHex(), Date: apiTime(p.Created)}
 }
 
+// uploadPackage stores an upgrade package: the "file" part streams to
+// disk as it arrives (SEC-3), under its cap; the fields may come before or
+// after it.
 func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
-	if err := parseUpload(w, r); err != nil {
-		var he *httpError
-		if errors.As(err, &he) {
-			return err
-		}
-		return badRequest("bad_form", "send multipart/form-data with \"file\" and the package fields: %v", err)
+	id := randomHex(12)
+	var (
+		stored bool
+		size   int64
+	)
+	fields, err := p.readUpload(w, r, `"file" and the package fields`, map[string]filePart{
+		"file": {limit: p.cfg.MaxUpload, consume: func(_ string, rd io.Reader) error {
+			if stored {
+				return badRequest("bad_form", "send one \"file\" part, not several")
+			}
+			n, err := p.files.Put(id, rd)
+			if err != nil {
+				return err
+			}
+			stored, size = true, n
+			return nil
+		}},
+	})
+	if err == nil && !stored {
+		err = badRequest("missing_file", "the multipart field \"file\" with the package is missing")
 	}
-	f, _, err := r.FormFile("file")
 	if err != nil {
-		return badRequest("missing_file", "the multipart field \"file\" with the package is missing")
+		if stored {
+			p.files.Remove(id)
+		}
+		return err
 	}
-	defer f.Close()
-	v := r.FormValue
-	pkg := ota.Package{ID: randomHex(12), Kind: ota.Kind(v("fileType")), Version: v("version"), DeviceType: v("deviceType"),
-		Manufacturer: v("manufacturerName"), Model: v("model"), Protocol: v("protocolType"), Description: v("description")}
+	v := func(k string) string { return fields[k] }
+	pkg := ota.Package{ID: id, Kind: ota.Kind(v("fileType")), Version: v("version"), DeviceType: v("deviceType"),
+		Manufacturer: v("manufacturerName"), Model: v("model"), Protocol: v("protocolType"), Description: v("description"), Size: size}
 	if s := strings.TrimSpace(v("sourceVersions")); s != "" {
 		for _, sv := range strings.Split(s, ",") {
 			pkg.SourceVersions = append(pkg.SourceVersions, strings.TrimSpace(sv))
@@ -60,14 +78,13 @@ func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	}
 	if s := v("blockSize"); s != "" {
 		if pkg.BlockSize, err = strconv.Atoi(s); err != nil {
+			p.files.Remove(id)
 			return badRequest("invalid_blockSize", "blockSize %q must be an integer from 32 to 500", s)
 		}
 	}
 	if err := pkg.Validate(); err != nil {
+		p.files.Remove(id)
 		return apiErr(err)
-	}
-	if pkg.Size, err = p.files.Put(pkg.ID, f); err != nil {
-		return err
 	}
 	added, err := p.ota.AddPackage(r.Context(), pkg)
 	if err != nil {

@@ -3,12 +3,15 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+var addr1 = netip.MustParseAddr("192.0.2.1")
 
 func authed(appID, token string) *http.Request {
 	r := httptest.NewRequest("GET", "/iocm/app/dm/v1.4.0/devices", nil)
@@ -22,9 +25,9 @@ func authed(appID, token string) *http.Request {
 func TestTokenExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := NewAuth([]App{{ID: "app", Secret: "s"}}, time.Hour, 100)
-		_, err := a.Login("app", "wrong")
+		_, err := a.Login(addr1, "app", "wrong")
 		require.ErrorIs(t, err, errBadSecret)
-		tok, err := a.Login("app", "s")
+		tok, err := a.Login(addr1, "app", "s")
 		require.NoError(t, err)
 		require.Equal(t, 3600, tok.ExpiresIn)
 
@@ -43,18 +46,18 @@ func TestTokenExpires(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, status)
 
 		// The refresh token gives a fresh pair once, and only once.
-		tok2, err := a.Refresh("app", "s", tok.RefreshToken)
+		tok2, err := a.Refresh(addr1, "app", "s", tok.RefreshToken)
 		require.NoError(t, err)
 		_, _, err = a.Check(authed("app", tok2.AccessToken))
 		require.NoError(t, err)
-		_, err = a.Refresh("app", "s", tok.RefreshToken)
+		_, err = a.Refresh(addr1, "app", "s", tok.RefreshToken)
 		require.ErrorIs(t, err, errBadRefresh)
 	})
 }
 
 func TestTokenOfAnotherApp(t *testing.T) {
 	a := NewAuth([]App{{ID: "a", Secret: "1"}, {ID: "b", Secret: "2"}}, time.Hour, 100)
-	tok, err := a.Login("a", "1")
+	tok, err := a.Login(addr1, "a", "1")
 	require.NoError(t, err)
 	_, status, err := a.Check(authed("b", tok.AccessToken))
 	require.ErrorIs(t, err, errTokenOtherApp)
@@ -69,8 +72,8 @@ func TestTokenOfAnotherApp(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := NewAuth([]App{{ID: "a", Secret: "1"}, {ID: "b", Secret: "2"}}, time.Hour, 100)
-		ta, _ := a.Login("a", "1")
-		tb, _ := a.Login("b", "2")
+		ta, _ := a.Login(addr1, "a", "1")
+		tb, _ := a.Login(addr1, "b", "2")
 		for i := range 100 {
 			_, _, err := a.Check(authed("a", ta.AccessToken))
 			require.NoError(t, err, "call %d of 100", i+1)

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -23,7 +25,18 @@ type Config struct {
 	TLSCert   string   `json:"tlsCert"`   // PEM certificate for HTTPS; empty serves plain HTTP
 	TLSKey    string   `json:"tlsKey"`    // PEM key for HTTPS
 	Demo      bool     `json:"demo"`      // create the demo app and water-meter product; default true
-	AllowPush []string `json:"allowPush"` // callback hosts/CIDRs allowed despite the SSRF guard; default loopback for the demo
+	AllowPush []string `json:"allowPush"` // callback hosts/CIDRs allowed despite the SSRF guard; default: loopback with demo, none without
+
+	// AdminAddr serves the operator endpoints (/metrics), apart from the
+	// public API (SEC-5); default 127.0.0.1:8744; "off" disables it. An
+	// address that is not loopback needs AdminToken.
+	AdminAddr string `json:"adminAddr"`
+	// AdminToken, when set, is required as "Authorization: Bearer <token>"
+	// on the admin listener; default none (loopback only).
+	AdminToken string `json:"adminToken"`
+	// ResetSecret names an app whose secret is replaced at this start and
+	// printed once (the -reset-secret flag); not kept.
+	ResetSecret string `json:"-"`
 
 	TokenTTL     Duration `json:"tokenTTL"`     // access-token lifetime; default 1h (APP-1)
 	RateLimit    int      `json:"rateLimit"`    // API calls per second per app; default 100 (APP-1)
@@ -31,6 +44,8 @@ type Config struct {
 	HistoryKeep  Duration `json:"historyKeep"`  // history retention; default 168h (STO-2)
 	OfflineAfter Duration `json:"offlineAfter"` // NB-IoT silence before OFFLINE; default 25h (REG-3)
 	MaxMessage   int      `json:"maxMessage"`   // largest uplink payload in bytes; default 4096 (APP-2)
+	MaxUpload    int64    `json:"maxUpload"`    // largest upgrade package in bytes; default 32 MiB (SEC-3)
+	MaxUploads   int      `json:"maxUploads"`   // uploads in progress at once, all apps; default 4 (SEC-3)
 	FirmwareURI  string   `json:"firmwareURI"`  // base of the package URI written to /5/0/1; default coap://127.0.0.1:5683/fw/
 }
 
@@ -59,13 +74,15 @@ func defaultConfig() Config {
 		CoAPAddr:     ":5683",
 		DTLSAddr:     ":5684",
 		Demo:         true,
-		AllowPush:    []string{"127.0.0.0/8", "::1/128"},
+		AdminAddr:    "127.0.0.1:8744",
 		TokenTTL:     Duration(time.Hour),
 		RateLimit:    100,
 		QueueWindow:  Duration(93 * time.Second),
 		HistoryKeep:  Duration(7 * 24 * time.Hour),
 		OfflineAfter: Duration(25 * time.Hour),
 		MaxMessage:   4096,
+		MaxUpload:    defaultMaxUpload,
+		MaxUploads:   defaultMaxUploads,
 		FirmwareURI:  "coap://127.0.0.1:5683/fw/",
 	}
 }
@@ -88,7 +105,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	dtlsAddr := fs.String("dtls", cfg.DTLSAddr, "UDP address for CoAP over DTLS-PSK")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve the API over HTTPS")
 	tlsKey := fs.String("tls-key", "", "PEM private key for -tls-cert")
-	demo := fs.Bool("demo", cfg.Demo, "create the demo application and water-meter product")
+	demo := fs.Bool("demo", cfg.Demo, "create the demo application and water-meter product; also allows loopback callback URLs")
+	adminAddr := fs.String("admin", cfg.AdminAddr, `address of the operator endpoints (/metrics), or "off"`)
+	resetSecret := fs.String("reset-secret", "", "give this appId a new secret, printed once at start")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, flagHelp
@@ -129,13 +148,45 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	if set["demo"] {
 		cfg.Demo = *demo
 	}
+	if set["admin"] || cfg.AdminAddr == "" {
+		cfg.AdminAddr = *adminAddr
+	}
+	cfg.ResetSecret = *resetSecret
+	if err := checkAdmin(cfg); err != nil {
+		return Config{}, err
+	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return Config{}, errors.New("config: -tls-cert and -tls-key go together")
 	}
-	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 {
-		return Config{}, errors.New("config: rateLimit, tokenTTL and maxMessage must be positive")
+	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 {
+		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxUpload and maxUploads must be positive")
 	}
 	return cfg, nil
+}
+
+// checkAdmin refuses an admin listener reachable from other hosts without
+// a token (SEC-5).
+func checkAdmin(cfg Config) error {
+	if cfg.AdminAddr == "off" || cfg.AdminToken != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("config: adminAddr %q: %w", cfg.AdminAddr, err)
+	}
+	if ip, err := netip.ParseAddr(host); host == "localhost" || err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("config: adminAddr %q is not a loopback address: set adminToken, or use 127.0.0.1:<port>, or \"off\"", cfg.AdminAddr)
+}
+
+// pushAllow is the push allow-list in force: loopback callbacks only for
+// the demo, unless the config names its own list (SEC-5).
+func pushAllow(cfg Config) []string {
+	if cfg.AllowPush == nil && cfg.Demo {
+		return []string{"127.0.0.0/8", "::1/128"}
+	}
+	return cfg.AllowPush
 }
 
 // loadApps reads the apps file in dir, creating it with one demo app when

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -232,24 +233,28 @@ func FuzzCommandBody(f *testing.F) {
 	})
 }
 
-// TestUploadTooLarge checks that a multipart upload over maxUpload is
-// refused with 400 body_too_large rather than spilled to disk in full.
+// TestUploadTooLarge checks that an upload part over its cap is refused
+// with 413 upload_too_large naming the limit, while it streams, and that
+// nothing of it stays on disk (SEC-3).
 func TestUploadTooLarge(t *testing.T) {
-	tp := startPlatform(t)
-	for _, path := range []string{"/doze/v1/products", "/iodm/northbound/v1.5.0/category"} {
+	tp := startPlatform(t, func(c *Config) { c.MaxUpload = 1 << 20 })
+	for _, c := range []struct{ path, part, limit string }{
+		{"/doze/v1/products", "profile", "4194304 bytes (4 MiB)"},
+		{"/iodm/northbound/v1.5.0/category", "file", "1048576 bytes (1 MiB)"},
+	} {
 		pr, pw := io.Pipe()
 		go func() {
 			// A multipart file part that never ends before the limit.
-			fmt.Fprint(pw, "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n")
+			fmt.Fprintf(pw, "--B\r\nContent-Disposition: form-data; name=%q; filename=\"x\"\r\n\r\n", c.part)
 			chunk := bytes.Repeat([]byte("x"), 1<<20)
-			for range maxUpload>>20 + 2 {
+			for range 6 {
 				if _, err := pw.Write(chunk); err != nil {
 					return
 				}
 			}
 			pw.Close()
 		}()
-		req, err := http.NewRequest("POST", tp.api.URL+path, pr)
+		req, err := http.NewRequest("POST", tp.api.URL+c.path, pr)
 		require.NoError(t, err)
 		req.Header.Set("app_key", tp.app.ID)
 		req.Header.Set("Authorization", "Bearer "+tp.token)
@@ -260,9 +265,14 @@ func TestUploadTooLarge(t *testing.T) {
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
 		resp.Body.Close()
 		pr.Close()
-		require.Equal(t, http.StatusBadRequest, resp.StatusCode, path)
-		require.Equal(t, "body_too_large", e.Code, path)
+		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, c.path)
+		require.Equal(t, "upload_too_large", e.Code, c.path)
+		require.Contains(t, e.Desc, c.limit, c.path)
 	}
+	left, err := os.ReadDir(filepath.Join(tp.cfg.DataDir, "packages"))
+	require.NoError(t, err)
+	require.Empty(t, left, "a refused package leaves no file behind")
+	require.Zero(t, tp.uploads.inFlight(), "every upload slot is given back")
 }
 
 // TestListDevicesSortDESC checks that sort=DESC orders the whole list
@@ -332,7 +342,7 @@ func TestCancelOtherAppsCommand(t *testing.T) {
 
 	b, ok := tp.auth.App("app-b")
 	require.True(t, ok)
-	tok, err := tp.auth.Login(b.ID, b.Secret)
+	tok, err := tp.auth.Login(addr1, b.ID, b.Secret)
 	require.NoError(t, err)
 	a := tp.app
 	tp.app, tp.token = b, tok.AccessToken

@@ -1,14 +1,16 @@
 // Command platform is the assembled Doze platform: CoAP and DTLS-PSK for
 // NB-IoT devices (package lwm2m), the northbound REST API of
-// ../shared/API.md for applications, a web console at / and Prometheus
-// metrics at /metrics, over one bbolt file.
+// the API document for applications, a web console at / and, on a
+// separate operator listener, Prometheus metrics at /metrics, over one
+// bbolt file.
 //
 //	go run ./examples/platform
 //
 // starts it with no setup: CoAP on :5683, DTLS on :5684, the API and
-// console on :8743, data under ./doze-data/, a demo application whose appId
-// and secret are printed (and kept in doze-data/apps.json), and the demo
-// water-meter product DozeLabs/WM100 with its codec. -help lists the flags;
+// console on :8743, metrics on 127.0.0.1:8744, data under ./doze-data/, a
+// demo application whose appId and secret are printed on the start that
+// creates it (and kept in doze-data/apps.json), and the demo water-meter
+// product DozeLabs/WM100 with its codec. -help lists the flags;
 // -config names a JSON file with any field of Config.
 //
 // # How the parts meet
@@ -80,10 +82,48 @@
 //   - Deleting a device (REG-5) ends its registration and its DTLS session,
 //     live or parked (lwm2m.Server.Disconnect), and cancels its PENDING
 //     commands; its upgrade sub-tasks are left to fail in their task.
-//   - Bodies are bounded: JSON bodies at 1 MiB, multipart uploads (profiles,
-//     packages) at 32 MiB in total; larger ones get 400 body_too_large.
 //   - A token is 32 random bytes; tokens live in memory, so a restart logs
 //     every app out (apps and secrets are kept).
+//
+// # Security (SEC-1, SEC-3, SEC-5)
+//
+//   - Transport: a device is registered with security "PSK" (the default:
+//     DTLS only, with its key) or "NONE" (no key: plain CoAP only, for
+//     networks that secure the link themselves). The default config keeps
+//     plain CoAP on, but only for NONE devices: the registry refuses to
+//     bind a PSK device over plain CoAP (registry.ErrWrongTransport), so
+//     an impostor presenting a meter's IMEI, which is also the default
+//     verifyCode, binds nothing; policy.go gives the lwm2m server the
+//     same answer per endpoint (lwm2m EndpointPolicy) so such a
+//     registration is refused before the server keeps anything. -coap off
+//     turns plain CoAP off altogether.
+//   - Uploads stream: a multipart body is read part by part; a package
+//     file goes straight to disk, a profile zip (4 MiB) and codec JSON
+//     (2 MiB) are read under their caps; a part over its cap gets 413
+//     upload_too_large naming the limit. At most maxUploads (4) uploads
+//     run at once (503 too_many_uploads, Retry-After) and 2 per app (429).
+//     JSON bodies over 1 MiB get 413 body_too_large. A 24 MiB package
+//     upload allocates 0.18 MiB in the whole process (TestUploadStreams;
+//     2 shared cores).
+//   - Login and refreshToken are rate-limited by token buckets, per app (10
+//     at once, then one every 6 s) and per source address (20, then one
+//     every 3 s; IPv6 counted per /64; at most 10,000 addresses kept), and
+//     answer 429 login_rate_limited with Retry-After. Access tokens live
+//     tokenTTL (1 h), refresh tokens 7 days and work once; an app holds at
+//     most 64 token pairs, its oldest evicted. Each app has its own lock;
+//     an app's expired pairs are pruned at its next login, no sweep over
+//     every app.
+//   - Secrets are printed once: the banner shows an app's secret only on
+//     the start that created it; later starts say to use -reset-secret.
+//   - /metrics is served on the admin listener (-admin, default
+//     127.0.0.1:8744; "off" disables it), never the public one; a
+//     non-loopback admin address needs adminToken (a bearer token). Labels
+//     carry no callback URLs or device identifiers.
+//   - /doze/v1/endpoints lists only the calling app's callback URLs (its
+//     subscriptions' and those its commands used since the start), and
+//     taskDetails only the caller's commands and the platform's.
+//   - Loopback callback URLs pass the SSRF guard by default only with
+//     -demo; otherwise only if allowPush names them.
 //
 // # Tests
 //

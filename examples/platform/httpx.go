@@ -73,17 +73,20 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, he.Status, apiError{Code: he.Code, Desc: he.Err.Error()})
 }
 
-// maxBody bounds request bodies other than uploads.
+// maxBody bounds request bodies other than uploads (SEC-3).
 const maxBody = 1 << 20
 
-// decodeBody reads a JSON body into v and says where it went wrong.
+// decodeBody reads a JSON body of at most maxBody bytes into v and says
+// where it went wrong; a larger body is answered 413 without being read
+// further.
 func decodeBody(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		return badRequest("bad_body", "reading the request body: %v", err)
 	}
 	if len(body) > maxBody {
-		return badRequest("body_too_large", "the request body is larger than %d bytes", maxBody)
+		return &httpError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Err: fmt.Errorf("the JSON body is larger than %d bytes (1 MiB), the most the API takes", maxBody)}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var se *json.SyntaxError

@@ -47,64 +47,106 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("REST API: %w", err)
 	}
-	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	servers := []*server{{name: "REST API", ln: ln, srv: &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}}}
+	if cfg.TLSCert != "" {
+		servers[0].cert, servers[0].key = cfg.TLSCert, cfg.TLSKey
+	}
+	var admin net.Addr
+	if cfg.AdminAddr != "off" {
+		aln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		admin = aln.Addr()
+		servers = append(servers, &server{name: "admin", ln: aln, srv: &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}})
+	}
 	serve := func(ctx context.Context) error {
-		// Serve returns as soon as Shutdown starts; wait until the
-		// requests in flight are done, or Close would pull the store from
-		// under them.
-		shut, served := make(chan struct{}), make(chan struct{})
-		defer func() { close(served); <-shut }()
-		go func() {
-			defer close(shut)
-			select {
-			case <-ctx.Done():
-			case <-served: // Serve failed on its own
-				return
-			}
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				logger.Warn("REST API shutdown", "err", err)
-			}
-		}()
-		var err error
-		if cfg.TLSCert != "" {
-			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			err = srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
-		} else {
-			err = srv.Serve(ln)
+		errc := make(chan error, len(servers))
+		for _, s := range servers {
+			go func() { errc <- s.serve(ctx, logger) }()
 		}
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
+		var errs []error
+		for range servers {
+			errs = append(errs, <-errc)
 		}
-		return err
+		return errors.Join(errs...)
 	}
 	if err := p.Listen(); err != nil {
 		return err
 	}
-	printBanner(stdout, cfg, p, ln.Addr())
+	printBanner(stdout, cfg, p, ln.Addr(), admin)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return p.Run(ctx, serve)
 }
 
-func printBanner(w io.Writer, cfg Config, p *Platform, api net.Addr) {
+// server is one HTTP listener of the command.
+type server struct {
+	name      string
+	ln        net.Listener
+	srv       *http.Server
+	cert, key string // PEM files: serve HTTPS
+}
+
+// serve serves until ctx ends, then lets the requests in flight finish
+// (up to 5 s) before it returns, or Close would pull the store from under
+// them.
+func (s *server) serve(ctx context.Context, logger *slog.Logger) error {
+	shut, served := make(chan struct{}), make(chan struct{})
+	defer func() { close(served); <-shut }()
+	go func() {
+		defer close(shut)
+		select {
+		case <-ctx.Done():
+		case <-served: // Serve failed on its own
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(sctx); err != nil {
+			logger.Warn(s.name+" shutdown", "err", err)
+		}
+	}()
+	var err error
+	if s.cert != "" {
+		s.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		err = s.srv.ServeTLS(s.ln, s.cert, s.key)
+	} else {
+		err = s.srv.Serve(s.ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", s.name, err)
+}
+
+// printBanner says where the platform listens. An app's secret is printed
+// only on the start that created it (SEC-5).
+func printBanner(w io.Writer, cfg Config, p *Platform, api, admin net.Addr) {
 	scheme := "http"
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
 	fmt.Fprintf(w, "Doze platform\n")
 	fmt.Fprintf(w, "  REST API and console  %s://%s/\n", scheme, api)
+	if admin != nil {
+		fmt.Fprintf(w, "  metrics (operator)    http://%s/metrics\n", admin)
+	}
 	if a := p.lwm.UDPAddr(); a != nil {
-		fmt.Fprintf(w, "  CoAP (UDP)            %s\n", a)
+		fmt.Fprintf(w, "  CoAP (UDP)            %s (devices registered with security NONE only)\n", a)
 	}
 	if a := p.lwm.DTLSAddr(); a != nil {
 		fmt.Fprintf(w, "  CoAP over DTLS-PSK    %s\n", a)
 	}
 	fmt.Fprintf(w, "  data                  %s\n", cfg.DataDir)
 	for _, a := range p.auth.Apps() {
-		fmt.Fprintf(w, "  app                   appId=%s secret=%s\n", a.ID, a.Secret)
+		if secret, ok := p.newSecrets[a.ID]; ok {
+			fmt.Fprintf(w, "  app                   appId=%s secret=%s (shown once: keep it)\n", a.ID, secret)
+			continue
+		}
+		fmt.Fprintf(w, "  app                   appId=%s (secret shown when created; for a new one start with -reset-secret %s)\n", a.ID, a.ID)
 	}
 	if cfg.Demo {
 		fmt.Fprintf(w, "  demo product          manufacturerId=%s model=%s deviceType=%s\n", demoManufacturerID, demoModel, demoDeviceType)

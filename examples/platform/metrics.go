@@ -52,7 +52,7 @@ var (
 	descPushRetried   = prometheus.NewDesc("doze_push_retried_total", "Push tries that failed and were retried.", nil, nil)
 	descPushDropped   = prometheus.NewDesc("doze_push_dropped_total", "Pushes dropped undelivered when their keep time ended.", nil, nil)
 	descPushRejected  = prometheus.NewDesc("doze_push_rejected_total", "Pushes answered with a final 4xx/5xx.", nil, nil)
-	descPushQueued    = prometheus.NewDesc("doze_push_queued", "Pushes waiting or in flight, by callback URL.", []string{"endpoint", "state"}, nil)
+	descPushQueued    = prometheus.NewDesc("doze_push_queued", "Pushes waiting or in flight, by endpoint state (valid, invalid); no URLs in labels (SEC-5).", []string{"state"}, nil)
 	descUpgrade       = prometheus.NewDesc("doze_upgrade_progress_percent", "Share of an upgrade task's sub-tasks that ended.", []string{"operation", "kind", "status"}, nil)
 	descSubTasks      = prometheus.NewDesc("doze_upgrade_subtasks", "Upgrade sub-tasks by state, over unfinished tasks.", []string{"state"}, nil)
 )
@@ -83,8 +83,12 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPushRetried, prometheus.CounterValue, float64(st.Retried))
 		ch <- prometheus.MustNewConstMetric(descPushDropped, prometheus.CounterValue, float64(st.Dropped))
 		ch <- prometheus.MustNewConstMetric(descPushRejected, prometheus.CounterValue, float64(st.Rejected))
+		queued := map[string]int{}
 		for _, e := range p.push.Endpoints() {
-			ch <- prometheus.MustNewConstMetric(descPushQueued, prometheus.GaugeValue, float64(e.Queued), e.CallbackURL, e.State)
+			queued[e.State] += e.Queued
+		}
+		for state, n := range queued {
+			ch <- prometheus.MustNewConstMetric(descPushQueued, prometheus.GaugeValue, float64(n), state)
 		}
 	}
 	if p.ota != nil {

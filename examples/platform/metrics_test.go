@@ -5,8 +5,10 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +22,15 @@ func TestMetrics(t *testing.T) {
 	registerDevice(t, tp, "868333030000077")
 	tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices", nil, nil)
 
-	resp, err := http.Get(tp.api.URL + "/metrics")
+	// The public listener does not serve them (SEC-5).
+	pub, err := http.Get(tp.api.URL + "/metrics")
+	require.NoError(t, err)
+	pub.Body.Close()
+	require.Equal(t, http.StatusNotFound, pub.StatusCode, "/metrics on the public API")
+
+	admin := httptest.NewServer(tp.AdminHandler())
+	defer admin.Close()
+	resp, err := http.Get(admin.URL + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -39,6 +49,64 @@ func TestMetrics(t *testing.T) {
 		"go_goroutines",
 	} {
 		require.Contains(t, body, want)
+	}
+	require.NotContains(t, body, "868333030000077", "no device identifiers in labels")
+}
+
+// TestMetricsNeedAdminToken: with adminToken set, /metrics is refused
+// without it (401, with the way to send it) and served with it; callback
+// URLs never appear in labels (SEC-5).
+func TestMetricsNeedAdminToken(t *testing.T) {
+	tp := startPlatform(t, func(c *Config) { c.AdminToken = "operator-token" })
+	s := newSink(t)
+	tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions", map[string]any{"notifyType": "deviceAdded", "callbackUrl": s.srv.URL + "/hook"}, nil)
+	registerDevice(t, tp, "868333030000078")
+	admin := httptest.NewServer(tp.AdminHandler())
+	defer admin.Close()
+
+	get := func(token string) (int, string) {
+		req, err := http.NewRequest("GET", admin.URL+"/metrics", nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	for _, tok := range []string{"", "wrong"} {
+		status, body := get(tok)
+		require.Equal(t, http.StatusUnauthorized, status, "token %q", tok)
+		require.Contains(t, body, "adminToken")
+	}
+	status, body := get("operator-token")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "doze_push_delivered_total")
+	require.NotContains(t, body, s.srv.URL, "no callback URLs in labels")
+	require.NotContains(t, body, "868333030000078")
+}
+
+// TestAdminAddrNeedsToken: an admin listener off loopback needs a token.
+func TestAdminAddrNeedsToken(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"-admin", "127.0.0.1:0"}, true},
+		{[]string{"-admin", "[::1]:0"}, true},
+		{[]string{"-admin", "off"}, true},
+		{[]string{"-admin", ":8744"}, false},
+		{[]string{"-admin", "0.0.0.0:8744"}, false},
+	} {
+		_, err := parseConfig(c.args, io.Discard)
+		if c.ok {
+			require.NoError(t, err, "%v", c.args)
+		} else {
+			require.ErrorContains(t, err, "adminToken", "%v", c.args)
+		}
 	}
 }
 
@@ -59,8 +127,10 @@ func TestRunHelpAndServe(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	pr, pw := io.Pipe()
+	dataDir := t.TempDir()
+	args := []string{"-data", dataDir, "-http", "127.0.0.1:" + itoa(port), "-coap", "127.0.0.1:0", "-dtls", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
 	go func() {
-		done <- run(ctx, []string{"-data", t.TempDir(), "-http", "127.0.0.1:" + itoa(port), "-coap", "127.0.0.1:0", "-dtls", "127.0.0.1:0"}, pw, io.Discard)
+		done <- run(ctx, args, pw, io.Discard)
 		pw.Close()
 	}()
 	banner := make(chan string, 1)
@@ -82,6 +152,53 @@ func TestRunHelpAndServe(t *testing.T) {
 	require.Contains(t, got, "appId=demo-")
 	require.Contains(t, got, "secret=")
 	require.True(t, strings.Contains(got, "CoAP over DTLS-PSK"), got)
+	require.Contains(t, got, "/metrics")
+
+	// SEC-5: the second start prints no secret and says how to get a new
+	// one; -reset-secret prints the new one, once.
+	apps, _, err := loadApps(dataDir, true)
+	require.NoError(t, err)
+	second := runOnce(t, args)
+	require.NotContains(t, second, "secret=")
+	require.NotContains(t, second, apps[0].Secret)
+	require.Contains(t, second, "-reset-secret "+apps[0].ID)
+	reset := runOnce(t, append(args, "-reset-secret", apps[0].ID))
+	after, _, err := loadApps(dataDir, true)
+	require.NoError(t, err)
+	require.NotEqual(t, apps[0].Secret, after[0].Secret)
+	require.Contains(t, reset, "secret="+after[0].Secret)
+	require.NotContains(t, runOnce(t, args), "secret=")
+}
+
+// runOnce starts the command, waits for its banner and stops it.
+func runOnce(t *testing.T, args []string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, &out, io.Discard) }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "data ") }, 20*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	return out.String()
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -37,7 +37,13 @@ type Platform struct {
 	lwm      *lwm2m.Server
 	log      *deviceLog
 	metrics  *metrics
-	cancels  cancelTasks
+	// newSecrets are the app secrets created at this start, for the
+	// banner; later starts do not print them.
+	newSecrets map[string]string
+	cancels    cancelTasks
+	// callbacks: which app used which command callbackUrl (/doze/v1/endpoints).
+	callbacks callbackOwners
+	uploads   uploadSlots // uploads in progress (SEC-3)
 
 	events  []chan queuedEvent // per-worker queues; a device always lands on the same one
 	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
@@ -57,6 +63,12 @@ type Platform struct {
 // the store's group commit share one disk sync among many reports.
 const eventWorkers = 64
 
+// withEndpointPolicy, when set (policy.go), gives the lwm2m server the
+// registry's transport security of each endpoint (SEC-1), so plain CoAP
+// serves only devices registered with security NONE. policy.go builds
+// with the doze_sec1 tag until package lwm2m has its EndpointPolicy.
+var withEndpointPolicy func(p *Platform, c *lwm2m.Config)
+
 // New opens the data directory and builds the platform. It starts nothing;
 // Run serves.
 func New(cfg Config, logger *slog.Logger) (*Platform, error) {
@@ -70,14 +82,38 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(200)}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = defaultMaxUpload
+	}
+	if cfg.MaxUploads <= 0 {
+		cfg.MaxUploads = defaultMaxUploads
+	}
+	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(200),
+		uploads: uploadSlots{max: cfg.MaxUploads, perApp: min(maxUploadsPerApp, cfg.MaxUploads)}}
 	fail := func(err error) (*Platform, error) { db.Close(); return nil, err }
 
-	apps, _, err := loadApps(cfg.DataDir, cfg.Demo)
+	apps, created, err := loadApps(cfg.DataDir, cfg.Demo)
 	if err != nil {
 		return fail(err)
 	}
 	p.auth = NewAuth(apps, time.Duration(cfg.TokenTTL), cfg.RateLimit)
+	// Secrets are printed once, when created (SEC-5).
+	p.newSecrets = map[string]string{}
+	if created {
+		for _, a := range apps {
+			p.newSecrets[a.ID] = a.Secret
+		}
+	}
+	if id := cfg.ResetSecret; id != "" {
+		secret, ok := p.auth.ResetSecret(id)
+		if !ok {
+			return fail(fmt.Errorf("-reset-secret: no app %q in %s", id, filepath.Join(cfg.DataDir, "apps.json")))
+		}
+		if err := p.saveApps(); err != nil {
+			return fail(err)
+		}
+		p.newSecrets[id] = secret
+	}
 	p.metrics = newMetrics(p)
 
 	p.products = newProducts(db.Products(), deviceCounter{reg: func() *registry.Registry { return p.reg }})
@@ -94,7 +130,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 
-	allow, err := parseAllow(cfg.AllowPush)
+	allow, err := parseAllow(pushAllow(cfg))
 	if err != nil {
 		return fail(err)
 	}
@@ -133,7 +169,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 
-	p.lwm, err = lwm2m.New(lwm2m.Config{
+	lcfg := lwm2m.Config{
 		UDPAddr:        cfg.CoAPAddr,
 		DisableUDP:     cfg.CoAPAddr == "off",
 		DTLSAddr:       cfg.DTLSAddr,
@@ -143,7 +179,11 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		Files:          firmwareFiles{p},
 		Observations:   db.Observations(),
 		Logger:         logger.With("pkg", "lwm2m"),
-	}, keyStore{p}, eventHandler{p})
+	}
+	if withEndpointPolicy != nil {
+		withEndpointPolicy(p, &lcfg)
+	}
+	p.lwm, err = lwm2m.New(lcfg, keyStore{p}, eventHandler{p})
 	if err != nil {
 		return fail(err)
 	}

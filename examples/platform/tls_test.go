@@ -46,7 +46,7 @@ func TestRunTLS(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-data", filepath.Join(dir, "data"), "-http", "127.0.0.1:" + port, "-coap", "off",
-			"-dtls", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile}, io.Discard, io.Discard)
+			"-dtls", "127.0.0.1:0", "-admin", "off", "-tls-cert", certFile, "-tls-key", keyFile}, io.Discard, io.Discard)
 	}()
 	pool := x509.NewCertPool()
 	pool.AddCert(must(x509.ParseCertificate(der)))

@@ -58,6 +58,7 @@ func dev(n int) registry.Device {
 		NodeID:     fmt.Sprintf("8600000000%05d", n),
 		VerifyCode: fmt.Sprintf("8600000000%05d", n),
 		PSK:        registry.PSK{1, 2, 3, 4, 5, 6, 7, byte(n)},
+		Security:   registry.SecurityPSK,
 		Info: registry.Info{
 			ManufacturerID: "acme", ManufacturerName: "Acme", DeviceType: "WaterMeter",
 			Model: "WM1", ProtocolType: "CoAP", Name: fmt.Sprintf("meter %d", n),
@@ -102,6 +103,16 @@ func testCreateGet(t *testing.T, st registry.Store) {
 	got, err = st.GetByNodeKey(ctx, registry.NodeKey(d.NodeID))
 	require.NoError(t, err)
 	require.Equal(t, d.ID, got.ID)
+
+	// A device without security (SEC-1) keeps no key and keeps its
+	// Security through the store.
+	none := dev(4)
+	none.PSK, none.Security = nil, registry.SecurityNone
+	mustCreate(t, st, none)
+	got, err = st.Get(ctx, none.ID)
+	require.NoError(t, err)
+	requireSame(t, none, got)
+	require.Empty(t, got.PSK)
 
 	_, err = st.Get(ctx, "nope")
 	require.ErrorIs(t, err, registry.ErrNotFound, "Get of an unknown id")
