@@ -192,7 +192,9 @@ func TestDataChannelAfterUpdate(t *testing.T) {
 	tp := startPlatform(t)
 	tp.auth.mu.Lock()
 	for _, a := range tp.auth.apps {
-		a.HistoryEnabled = true
+		a.mu.Lock()
+		a.app.HistoryEnabled = true
+		a.mu.Unlock()
 	}
 	tp.auth.mu.Unlock()
 	const imei = "868333030000710"
