@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -91,7 +92,8 @@ type Device struct {
 	obsSeq  uint32
 	mid     uint16
 
-	done chan struct{}
+	closing atomic.Bool
+	done    chan struct{}
 }
 
 // StartDevice starts a Device on conn, which it owns, and registers it.
@@ -129,6 +131,7 @@ func StartDevice(ctx context.Context, conn net.Conn, cfg DeviceConfig) (*Device,
 
 // Close closes the device's socket and waits for its reader.
 func (d *Device) Close() {
+	d.closing.Store(true)
 	_ = d.conn.Close()
 	<-d.done
 }
@@ -250,14 +253,20 @@ func (d *Device) Notify(data []byte) error {
 func (d *Device) read() {
 	defer close(d.done)
 	buf := make([]byte, 2048)
+	strikes := 0
 	for {
 		n, err := d.conn.Read(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "closed") {
+			// An ICMP error surfaces once on a connected UDP socket;
+			// anything else (closed, end of a DTLS session) is for good.
+			var op *net.OpError
+			if d.closing.Load() || !errors.As(err, &op) || errors.Is(err, net.ErrClosed) || strikes > 100 {
 				return
 			}
+			strikes++
 			continue
 		}
+		strikes = 0
 		// The message keeps pointing into its datagram: a copy of its own.
 		b := append([]byte(nil), buf[:n]...)
 		m := &message.Message{Options: make(message.Options, 0, 16)}
