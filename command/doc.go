@@ -72,11 +72,14 @@
 //     per first send. A re-send (SENT → SENT) is stored after Send only: a
 //     crash between the two loses one issuedTimes count and the re-send's
 //     later timeout, nothing else.
-//   - Transport failure (a Send error not wrapping ErrEncode): the command
-//     stays PENDING at the head; a DRX/eDRX device is tried again after
-//     Config.RetryInterval (30 s, at the next window for eDRX), a PSM device
-//     at its next uplink. An encode failure makes it FAILED with the codec's
-//     error as Reason.
+//   - Transport failure (a Send error wrapping neither ErrEncode nor
+//     ErrRefused): the command stays PENDING at the head; a DRX/eDRX device
+//     is tried again after Config.RetryInterval (30 s, at the next window
+//     for eDRX), a PSM device at its next uplink. An encode failure makes it
+//     FAILED with the codec's error as Reason; so does a device's lasting
+//     refusal (*RefusedError, a CoAP 4.xx answer), with the device's code
+//     in Result ({"code":"4.00","reason":…}) rather than retried for as
+//     long as expireTime allows.
 //   - Re-send (CMD-4, FAQ §3.24): a SENT command the device has not ACKed
 //     goes out again when the device sends an uplink at least 10 s after the
 //     last send and before creationTime + expireTime; the timeout counts

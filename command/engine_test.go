@@ -428,6 +428,42 @@ func TestEncodeFailure(t *testing.T) {
 	})
 }
 
+// TestDeviceRefusal: a device that refuses a command for good (a CoAP
+// 4.xx answer to every form, issue 20.1) makes it FAILED with the device's
+// code in the result, at once and without retries; the next command goes
+// out. A transport failure of the next one keeps it PENDING (CMD-4).
+func TestDeviceRefusal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{DefaultMode: Mode{Kind: DRX}, RetryInterval: 30 * time.Second})
+		var tries atomic.Int32
+		h.sendErr = func(c Command) error {
+			switch c.ID {
+			case "c1":
+				tries.Add(1)
+				return &RefusedError{Code: "4.00", Err: errors.New(`lwm2m: write /19/1/0 on "dev": peer answered 4.00`)}
+			case "c2":
+				return errors.New("lwm2m: no answer after the last retransmission")
+			}
+			return nil
+		}
+		a := h.submit(req("lamp"))
+		b := h.submit(req("lamp"))
+		synctest.Wait()
+		got := h.get(a.ID)
+		require.Equal(t, Failed, got.Status, "a refused command ends FAILED")
+		require.Equal(t, 0, got.IssuedTimes)
+		require.Contains(t, got.Reason, "4.00")
+		require.JSONEq(t, `{"code":"4.00","reason":"lwm2m: write /19/1/0 on \"dev\": peer answered 4.00"}`,
+			string(got.Notification().Result.ResultDetail))
+		require.Equal(t, Pending, h.get(b.ID).Status, "a transport failure leaves the next command PENDING")
+
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		require.EqualValues(t, 1, tries.Load(), "a refused command is not sent again")
+		require.Equal(t, Failed, h.get(a.ID).Status)
+	})
+}
+
 // TestTransportFailure: a transport error keeps the command at the head;
 // a DRX device is retried after RetryInterval, a PSM device at its next
 // uplink (CMD-4).

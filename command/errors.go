@@ -48,6 +48,29 @@ var ErrUnreachable = errors.New("command: device not reachable for an immediate 
 // transport failure and the command stays at the head of the queue (CMD-4).
 var ErrEncode = errors.New("command: encode failed")
 
+// ErrRefused is what a Sender wraps (through a *RefusedError) when the
+// device refused the command in a way that sending it again cannot change,
+// such as a CoAP 4.xx answer to every form the transport tried: the
+// command becomes FAILED with the device's code, not retried.
+var ErrRefused = errors.New("command: device refused the command")
+
+// RefusedError is a device's lasting refusal of a command, returned by a
+// Sender. The Engine stores the command FAILED, its Reason the error and
+// its Result {"code":Code,"reason":…}, pushed as resultDetail.
+type RefusedError struct {
+	Code string // the device's answer as its protocol spells it, e.g. "4.00"
+	Err  error  // the transport's error, which says what was refused and where
+}
+
+// Error returns the message, prefixed with the package name.
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%v with %s: %v", ErrRefused, e.Code, e.Err)
+}
+
+// Unwrap returns ErrRefused and the transport's error, for errors.Is and
+// errors.As.
+func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
+
 // ErrClosed means the Engine was used after Close.
 var ErrClosed = errors.New("command: engine closed")
 

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -369,8 +370,11 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			head.NextTry = e.retransmitAt(head, now)
 			open[0] = head
 			return e.commitAll(wctx, open[:1], 1)
-		case errors.Is(err, ErrEncode) || head.ExpireTime == 0:
+		case errors.Is(err, ErrEncode) || errors.Is(err, ErrRefused) || head.ExpireTime == 0:
 			head.Reason = err.Error()
+			if re, ok := errors.AsType[*RefusedError](err); ok {
+				head.Result = refusal(re)
+			}
 			if err := head.Move(Failed, now); err != nil {
 				return err
 			}
@@ -479,4 +483,14 @@ func (e *Engine) resend(ctx context.Context, d *devState, c Command, now time.Ti
 	}
 	c.NextTry = e.retransmitAt(c, now)
 	return e.commit(ctx, []Command{c}, nil)
+}
+
+// refusal is the Result of a command the device refused: its code and the
+// reason, {"code":"4.00","reason":"…"}.
+func refusal(e *RefusedError) json.RawMessage {
+	b, _ := json.Marshal(struct {
+		Code   string `json:"code"`
+		Reason string `json:"reason"`
+	}{e.Code, e.Err.Error()})
+	return b
 }

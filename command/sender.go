@@ -8,8 +8,10 @@ import "context"
 //
 // Send returns nil when the command has left; the ACK is reported later with
 // Engine.Acked. An error wrapping ErrEncode means the codec could not encode
-// the command: it becomes FAILED. Any other error is a transport failure:
-// the command stays at the head of the queue and is tried again (CMD-4).
+// the command, and a *RefusedError (ErrRefused) that the device refused it
+// for good (a CoAP 4.xx answer): either way it becomes FAILED. Any other
+// error is a transport failure (timeout, no session, device asleep): the
+// command stays at the head of the queue and is tried again (CMD-4).
 //
 // The Engine calls Send with the device's lock held, so Send must not call
 // the Engine for the same device; report an ACK that the transport sees

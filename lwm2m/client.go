@@ -51,6 +51,10 @@ type ClientConfig struct {
 	Transmission Transmission
 	// MaxMessageSize is the largest datagram read; 0 means 4096.
 	MaxMessageSize int
+	// Registry is the object model the client checks writes against: a
+	// Multiple resource takes its instances, never a single value (see
+	// Resource.Write); nil means the built-in objects (NewBuiltinRegistry).
+	Registry *Registry
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -58,7 +62,17 @@ type ClientConfig struct {
 // Resource is one resource (or resource instance) a Client serves. Nil
 // functions make the operation answer 4.05 Method Not Allowed.
 type Resource struct {
-	Read    func() (Content, error)
+	Read func() (Content, error)
+	// Write takes a written value. On an object instance ("/3/0", a
+	// partial or full update) or a Single-Instance resource it gets the
+	// payload as sent. On a Multiple resource ("/19/1/0", by
+	// ClientConfig.Registry) it is called once per resource instance
+	// written, with that instance's value alone: opaque (42) for an Opaque
+	// resource, else plain text (0). Such a resource takes a write of one
+	// instance ("/19/1/0/0", unless that path has a Resource of its own) or
+	// of the resource in TLV, SenML or LwM2M JSON; a single value written
+	// to the resource itself is refused with 4.00, as the LwM2M data
+	// formats require.
 	Write   func(c Content) error
 	Execute func(args []byte) error
 	// Create, on an object path ("/3303"), creates an instance from c and
@@ -119,6 +133,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = builtinRegistry()
 	}
 	return &Client{
 		cfg:       cfg,
@@ -465,6 +482,9 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 			return c.discover(path), nil
 		}
 	}
+	if m.Code == codes.PUT && !isWriteAttributes(m) {
+		return c.write(m, path), nil
+	}
 	if !ok {
 		return errResp(codes.NotFound, "no resource %s", path), nil
 	}
@@ -503,16 +523,7 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 			c.mu.Unlock()
 		}
 		return resp, nil
-	case codes.PUT:
-		if len(m.Payload) == 0 && len(msgQueries(m)) > 0 {
-			return &message.Message{Code: codes.Changed}, nil // write-attributes
-		}
-		if r.Write == nil {
-			return errResp(codes.MethodNotAllowed, "%s is not writable", path), nil
-		}
-		if err := r.Write(Content{Format: contentFormat(m), Payload: m.Payload}); err != nil {
-			return errResp(codes.BadRequest, "%v", err), nil
-		}
+	case codes.PUT: // write-attributes; writes are c.write's
 		return &message.Message{Code: codes.Changed}, nil
 	case codes.POST:
 		switch depth := strings.Count(strings.Trim(path, "/"), "/") + 1; {

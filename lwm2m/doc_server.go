@@ -35,8 +35,13 @@ package lwm2m
 // after the answer, without waiting for anything (tested in a synctest
 // bubble: same instant). Object 19 (LWM-5): after a registration listing
 // </19/0>, the server observes /19/0/0; its notifications and LwM2M Send
-// (POST /dp) become EventUplink; Downlink writes opaque bytes to /19/1/0
-// (TUP: POST /t/d). Payloads of /19/0/0 and Send in the object model's
+// (POST /dp) become EventUplink; Downlink writes the data into the
+// Multiple resource /19/1/0 in the form the device takes (the instance
+// /19/1/0/0 as opaque, the resource as TLV or SenML, or the legacy opaque
+// write of /19/1/0; chosen by LwM2M version, falling back on 4.00, 4.04
+// and 4.15, remembered per endpoint, or forced: see DownlinkForm), and
+// TUP's is a POST /t/d. The Client refuses a single value written to a
+// Multiple resource with 4.00, as conforming clients do. Payloads of /19/0/0 and Send in the object model's
 // formats (TLV, SenML JSON/CBOR, LwM2M JSON) are decoded with Decode and
 // give the bytes of each /19/0/0 resource instance; a Send of other
 // resources is reported as EventNotification with path "/dp"; opaque and

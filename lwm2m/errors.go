@@ -51,6 +51,14 @@ func (e *ResponseError) Error() string {
 	return s
 }
 
+// CodeText returns the code as CoAP writes it: "4.00".
+func (e *ResponseError) CodeText() string { return codeString(e.Code) }
+
+// ClientError reports whether the code is of class 4 (RFC 7252 §5.9.2,
+// Client Error): the peer refuses the request as sent, and sending it
+// again will not change that. Class 5 (Server Error) may pass.
+func (e *ResponseError) ClientError() bool { return e.Code>>5 == 4 }
+
 // ConfigError says which configuration field is wrong and what is allowed.
 type ConfigError struct {
 	Field   string

@@ -89,6 +89,28 @@ func FuzzServerDatagram(f *testing.F) {
 // FuzzClientDatagram feeds arbitrary datagrams to a device client.
 func FuzzClientDatagram(f *testing.F) {
 	fuzzSeeds(f)
+	// Writes of the Multiple resource /19/1/0 and its instance (issue 20.1).
+	for _, w := range []struct {
+		path string
+		cf   Format
+		body []byte
+	}{
+		{"/19/1/0", FormatTLV, []byte{0x86, 0x00, 0x41, 0x00, 0x01, 0x41, 0x01, 0x05}},
+		{"/19/1/0", FormatSenMLJSON, []byte(`[{"bn":"/19/1/0/","n":"0","vd":"yv4"}]`)},
+		{"/19/1/0", FormatOpaque, []byte{1}},
+		{"/19/1/0/0", FormatOpaque, []byte{1}},
+		{"/19/1/0/0", FormatTLV, []byte{0x41, 0x00, 0x01}},
+	} {
+		m := newRequest(codes.PUT, w.path)
+		m.Type, m.MessageID, m.Token = message.Confirmable, 7, []byte{1}
+		setContentFormat(m, w.cf)
+		m.Payload = w.body
+		b, err := encodeMsg(*m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := NewClient(ClientConfig{Server: "127.0.0.1:5683", Endpoint: "dev"})
 		if err != nil {

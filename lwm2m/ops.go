@@ -294,23 +294,6 @@ func (s *Server) CancelObserve(ctx context.Context, endpoint, path string) error
 	return nil
 }
 
-// Downlink sends application data to the device: a write of opaque bytes to
-// /19/1/0 for LwM2M devices (LWM-5), a POST to /t/d for TUP devices (LWM-4).
-func (s *Server) Downlink(ctx context.Context, endpoint string, data []byte) error {
-	r, ok := s.Registration(endpoint)
-	if !ok {
-		return fmt.Errorf("lwm2m: downlink to %q: %w", NormalizeEndpoint(endpoint), ErrNotRegistered)
-	}
-	if r.TUP {
-		m := newRequest(codes.POST, "/t/d")
-		setContentFormat(m, cfOpaque)
-		m.Payload = data
-		_, err := s.request(ctx, "downlink", endpoint, "/t/d", m)
-		return err
-	}
-	return s.Write(ctx, endpoint, "/19/1/0", Content{Format: cfOpaque, Payload: data})
-}
-
 // decode turns a device's payload for base into records with the object
 // model's content formats and the server's Registry.
 func (s *Server) decode(c Content, base Path) ([]Record, error) {

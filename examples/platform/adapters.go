@@ -79,6 +79,13 @@ func (s commandSender) Send(ctx context.Context, c command.Command) error {
 		return fmt.Errorf("%w: %v", command.ErrEncode, err)
 	}
 	if err := p.lwm.Downlink(ctx, d.NodeID, payload); err != nil {
+		// A 4.xx answer (to every form Downlink tried) will be the same at
+		// the next wake: the command ends FAILED with the device's code.
+		// Timeouts, no session and sleep stay transport failures, retried.
+		if re, ok := errors.AsType[*lwm2m.ResponseError](err); ok && re.ClientError() {
+			p.log.Add(d.ID, "command_refused", err.Error())
+			return &command.RefusedError{Code: re.CodeText(), Err: err}
+		}
 		return err
 	}
 	// The CoAP ACK came back with Downlink's answer: DELIVERED. The

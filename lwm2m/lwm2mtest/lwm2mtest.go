@@ -4,6 +4,12 @@
 //	func TestObservations(t *testing.T) {
 //		lwm2mtest.RunObservationStore(t, func(t *testing.T) lwm2m.ObservationStore { return myStore(t) })
 //	}
+//
+// It also holds Device, a small LwM2M device written on go-coap's message
+// codec alone, which plays the stacks seen in the field (LwM2M 1.1, 1.0,
+// modules of the original platform) as strictly as the OMA text, so that
+// the server is tested against the standard rather than against this
+// module's own lwm2m.Client.
 package lwm2mtest
 
 import (

@@ -36,7 +36,9 @@ type Protocol string
 const (
 	// LwM2M registers with POST /rd announcing object 19, reports by
 	// notifications of /19/0/0 (or LwM2M Send when /19/0/0 is not
-	// observed) and takes downlink writes on /19/1/0.
+	// observed) and takes downlink writes of the Multiple resource
+	// /19/1/0 as a conforming LwM2M 1.1 client does: its instance
+	// /19/1/0/0, or the resource as TLV or SenML.
 	LwM2M Protocol = "lwm2m"
 	// TUP registers with POST /t/r and reports by notifications of /t/d,
 	// which also takes downlink POSTs.

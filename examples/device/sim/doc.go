@@ -20,7 +20,10 @@
 // Protocol LwM2M: the device registers (POST /rd, LwM2M 1.1) announcing
 // objects 3, 5 and 19; reports are opaque notifications of /19/0/0 once the
 // server observes it, LwM2M Send (POST /dp) before that; the platform's
-// downlinks are writes to /19/1/0. Protocol TUP: POST /t/r?ep=IMEI,
+// downlinks are writes of the Multiple resource /19/1/0 (its instance
+// /19/1/0/0, or the resource as TLV or SenML; a single value written to
+// /19/1/0 itself is refused with 4.00, as the LwM2M formats require).
+// Protocol TUP: POST /t/r?ep=IMEI,
 // reports are notifications of /t/d, downlinks POSTs to /t/d. Reports are
 // confirmable unless Config.NonConfirmable.
 //
