@@ -61,7 +61,7 @@ var fuzzRegistry = NewBuiltinRegistry()
 func FuzzServerDatagram(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := New(Config{DisableDTLS: true, Registry: fuzzRegistry}, nil, nil)
+		s, err := New(Config{DisableDTLS: true, Registry: fuzzRegistry, Policy: plainOnly}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
