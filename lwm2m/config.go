@@ -49,7 +49,8 @@ type Config struct {
 	// AwakeWindow is how long a queue-mode device stays reachable after it
 	// sends anything (LWM-8); 0 means 93s (CoAP MAX_TRANSMIT_WAIT).
 	AwakeWindow time.Duration
-	// DefaultLifetime applies when a registration has no lt; 0 means 86400s.
+	// DefaultLifetime applies when a registration has no lt; 0 means 86400s
+	// (or MaxLifetime when that is shorter).
 	DefaultLifetime time.Duration
 	// MaxLifetime is the longest registration lifetime (lt) accepted; a
 	// Register or Update asking for more is refused with 4.00 Bad Request
@@ -145,11 +146,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AwakeWindow <= 0 {
 		c.AwakeWindow = 93 * time.Second
 	}
-	if c.DefaultLifetime <= 0 {
-		c.DefaultLifetime = 86400 * time.Second
-	}
 	if c.MaxLifetime <= 0 {
 		c.MaxLifetime = 72 * time.Hour
+	}
+	if c.DefaultLifetime <= 0 {
+		c.DefaultLifetime = min(86400*time.Second, c.MaxLifetime)
 	}
 	if c.DefaultLifetime > c.MaxLifetime {
 		return c, &ConfigError{Field: "DefaultLifetime", Problem: "longer than MaxLifetime (" + c.MaxLifetime.String() + ")"}
