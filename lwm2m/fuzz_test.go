@@ -83,6 +83,9 @@ func FuzzServerDatagram(f *testing.F) {
 		if err == nil && m.Type == message.Confirmable && isRequest(m.Code) && n == 0 {
 			t.Fatalf("confirmable request %v got no answer", m.Code)
 		}
+		if h, ok, ferr := checkFormat(b); ok && h.version == 1 && h.typ == message.Confirmable && ferr != nil && n == 0 {
+			t.Fatalf("malformed confirmable message (%v) got no Reset", ferr)
+		}
 	})
 }
 
