@@ -29,9 +29,14 @@ func (s Security) String() string {
 
 // EndpointPolicy tells the server which endpoints may register and over which transport.
 // The caller implements it (like KeyStore). Endpoint names arrive normalized (NormalizeEndpoint).
+// The server asks it for every registration, and over plain CoAP also for
+// the notifications and Sends it takes: it must be fast and safe for
+// concurrent use.
 type EndpointPolicy interface {
 	EndpointSecurity(endpoint string) Security
 }
+
+var _ EndpointPolicy = EndpointPolicyFunc(nil)
 
 // EndpointPolicyFunc adapts a function.
 type EndpointPolicyFunc func(endpoint string) Security
