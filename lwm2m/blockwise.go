@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -52,7 +54,9 @@ func parseBlock(v uint32) (blockOpt, error) {
 	return b, nil
 }
 
-// serveFile answers GET <FilesPath>/<name> with one block of the file.
+// serveFile answers GET <FilesPath>/<name> with one block of the file. A
+// plain CoAP peer without a registration downloads by name (see
+// download.go): Files.Open gets the endpoint "".
 func (s *Server) serveFile(sess *session, m *message.Message, name string) *message.Message {
 	sess.mu.Lock()
 	ep := sess.endpoint
@@ -60,12 +64,30 @@ func (s *Server) serveFile(sess *session, m *message.Message, name string) *mess
 	if ep == "" && sess.secure {
 		ep = sess.identity
 	}
-	if ep == "" {
-		return errResp(codes.Forbidden, "download: register before downloading")
+	now := time.Now()
+	var src string
+	var ip netip.Addr
+	if ep == "" { // a stranger: the name is the credential
+		src, ip = addrString(sess.remoteAddr()), sourceIP(sess.remoteAddr())
+		if ok, wait := s.dl.mayLookUp(ip, now); !ok {
+			s.floods.note("download-slowed", "lwm2m: download refused: too many names that do not exist from this address", "addr", src)
+			r := errResp(codes.TooManyRequests, "download: too many requests for files that do not exist")
+			addUint(r, message.MaxAge, uint32(wait/time.Second)+1)
+			return r
+		}
+		if !s.dl.admit(src, now) {
+			r := errResp(codes.ServiceUnavailable, "download: %d unregistered downloads are running; register first or retry later", maxDownloaders)
+			addUint(r, message.MaxAge, 30)
+			return r
+		}
 	}
 	f, err := s.cfg.Files.Open(ep, name)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
+			if ep == "" {
+				s.dl.failed(ip, now)
+				s.dl.served(src, now, true)
+			}
 			return errResp(codes.NotFound, "download: no file %q", name)
 		}
 		s.log.Warn("lwm2m: opening file", "endpoint", ep, "name", name, "err", err)
@@ -88,6 +110,9 @@ func (s *Server) serveFile(sess *session, m *message.Message, name string) *mess
 		return errResp(codes.InternalServerError, "download: cannot read %q", name)
 	}
 	blk.more = off+n < f.Size
+	if src != "" {
+		s.dl.served(src, now, !blk.more)
+	}
 	resp := &message.Message{Code: codes.Content, Payload: buf}
 	if len(f.ETag) > 0 {
 		resp.Options = resp.Options.Add(message.Option{ID: message.ETag, Value: f.ETag})

@@ -49,16 +49,26 @@ type Config struct {
 	// AwakeWindow is how long a queue-mode device stays reachable after it
 	// sends anything (LWM-8); 0 means 93s (CoAP MAX_TRANSMIT_WAIT).
 	AwakeWindow time.Duration
-	// DefaultLifetime applies when a registration has no lt; 0 means 86400s.
+	// DefaultLifetime applies when a registration has no lt; 0 means 86400s
+	// (or MaxLifetime when that is shorter).
 	DefaultLifetime time.Duration
+	// MaxLifetime is the longest registration lifetime (lt) accepted; a
+	// Register or Update asking for more is refused with 4.00 Bad Request
+	// naming the limit (SEC-2). 0 means 72h: three times the default, so a
+	// device that reports once a day may miss a report. Refused rather
+	// than shortened: LwM2M cannot tell the device a shorter lifetime, and
+	// a device that believed itself registered longer than the server does
+	// would be unreachable without knowing it; a refusal shows at once.
+	MaxLifetime time.Duration
 	// Transmission is the default retransmission profile for requests to
 	// devices (LWM-9); the zero value is the NB-IoT profile (10 s, 1.5, 3).
 	// Server.SetTransmission overrides it per device.
 	Transmission Transmission
 
-	// MaxSessions caps live device sessions (DTLS connections plus plain
-	// CoAP peers); a device beyond it gets 5.03 Service Unavailable. 0 means
-	// 100000.
+	// MaxSessions caps live device sessions (DTLS connections plus
+	// registered plain CoAP peers; a plain CoAP peer counts only once its
+	// registration is accepted, SEC-2); a device beyond it gets 5.03
+	// Service Unavailable. 0 means 100000.
 	MaxSessions int
 	// MaxMessageSize is the largest datagram accepted; a larger request gets
 	// 4.13 Request Entity Too Large with Size1. 0 means 4096.
@@ -69,6 +79,14 @@ type Config struct {
 	// RequestBurst is how many requests a session may make at once; 0
 	// means 40.
 	RequestBurst int
+
+	// Policy says which endpoints may register and over which transport
+	// (SEC-1); it is asked before the server keeps anything for a
+	// registration. nil means: a DTLS device is accepted by virtue of its
+	// key (the KeyStore), and plain CoAP refuses every registration with
+	// 4.01 Unauthorized — set a Policy that answers SecurityNone for the
+	// devices allowed on plain CoAP.
+	Policy EndpointPolicy
 
 	// Observations keeps observation tokens so that notifications are
 	// understood after a restart; nil means a fresh MemoryObservationStore.
@@ -128,8 +146,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.AwakeWindow <= 0 {
 		c.AwakeWindow = 93 * time.Second
 	}
+	if c.MaxLifetime <= 0 {
+		c.MaxLifetime = 72 * time.Hour
+	}
 	if c.DefaultLifetime <= 0 {
-		c.DefaultLifetime = 86400 * time.Second
+		c.DefaultLifetime = min(86400*time.Second, c.MaxLifetime)
+	}
+	if c.DefaultLifetime > c.MaxLifetime {
+		return c, &ConfigError{Field: "DefaultLifetime", Problem: "longer than MaxLifetime (" + c.MaxLifetime.String() + ")"}
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 100000

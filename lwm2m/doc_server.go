@@ -7,14 +7,15 @@ package lwm2m
 // TLS_PSK_WITH_AES_128_CBC_SHA256 (LWM-1). Keys come from a KeyStore
 // (identity → key, ErrUnknownIdentity otherwise); a device may register only
 // under the endpoint name equal to its PSK identity, "urn:imei:X" and "X"
-// being the same (LWM-2); anything else gets 4.03.
+// being the same (LWM-2); anything else gets 4.03. Which endpoints may use
+// which transport is the caller's EndpointPolicy (see Security below).
 //
 // Lifecycle: New checks the Config and starts nothing; Listen binds the
 // sockets (pion/dtls starts its datagram router there); Run serves until its
 // context ends or Close is called; Close is idempotent and waits for every
 // goroutine. One goroutine reads plain CoAP and hands each peer's
 // datagrams, in order, to a goroutine of that peer that lives while it has
-// work; one accepts DTLS, one serves each DTLS session; short-lived goroutines send the observe that follows a
+// work (at most 1024 for peers without a registration); one accepts DTLS, one serves each DTLS session; short-lived goroutines send the observe that follows a
 // registration. Everything the server reports goes to one Handler as Events:
 // registered, updated, de-registered (with a Reason), woke, uplink,
 // notification. HandleEvent is called from the device's reading goroutine,
@@ -114,14 +115,60 @@ package lwm2m
 // the instant of parking is lost (the device's CoAP retransmission covers
 // it); records still queued are handed to an immediate resume.
 //
+// # Security (SEC-1, SEC-2, SEC-4)
+//
+// Config.Policy (an EndpointPolicy the caller implements, like KeyStore)
+// says how each endpoint must connect: SecurityPSK (DTLS with its key
+// only), SecurityNone (plain CoAP only) or SecurityUnknown (refused
+// everywhere). It is asked before anything is kept for a Register, a TUP
+// register, an Update or a De-register: a PSK device over plain CoAP gets
+// 4.01 Unauthorized, an unknown endpoint 4.03 Forbidden, a DTLS identity
+// whose policy is not SecurityPSK 4.03. A plain CoAP Register for an
+// endpoint registered over DTLS is refused (4.01) whatever the policy, so
+// impersonation never moves a registration. Without a Policy, DTLS devices
+// are accepted by their key and plain CoAP refuses every registration.
+//
+// A plain CoAP peer holds no session until its registration is accepted
+// (stranger.go): pings and malformed messages are answered from the
+// datagram alone, requests on a short-lived session that is not counted
+// and is forgotten once answered (at most 1024 at once), and a Block1
+// body from such a peer is capped at MaxMessageSize. A flood of spoofed
+// datagrams from any number of addresses therefore costs no session
+// (TestHostileSpoofedPingFlood: 100,000 pings from 200 addresses with
+// MaxSessions 50; a device registers during and after it). Registration
+// lifetimes above Config.MaxLifetime (default 72 h) are refused with 4.00.
+// Log lines a peer can cause once per datagram (refused registrations,
+// malformed messages, dropped datagrams) are aggregated: the first of an
+// interval with its details, then one line a minute with the count.
+//
+// Protocol errors get the RFC 7252 answers: a malformed confirmable message
+// (token length 9–15, option nibble 15, an option past the end, a payload
+// marker without payload, an Empty message with bytes) is rejected with a
+// Reset carrying its message ID, a malformed non-confirmable one is
+// ignored (§4.2, §4.3); an unrecognised critical option in a confirmable
+// request gets 4.02 Bad Option (§5.4.1), Proxy-Uri 5.05; a method a
+// resource does not take (GET /rd, PUT /rd/<id>, GET /dp, FETCH) gets
+// 4.05 Method Not Allowed, an unknown resource (including /bs: no
+// bootstrap here) 4.04.
+//
+// Files under FilesPath may be downloaded by a peer that did not register
+// on that socket (clients often download from a second socket): the
+// unguessable name is the credential, FileSource.Open gets the endpoint
+// "", at most 64 such sources download at once, and a source address that
+// asks for 8 names that do not exist is slowed to one every 5 s (4.29).
+//
+// When a registration's lifetime expires, its DTLS session, live or
+// parked, is kept for IdleTimeout: the device's next Register on it is
+// accepted without a handshake.
+//
 // # Limits
 //
-// MaxSessions (default 100000) caps DTLS sessions plus plain CoAP peers:
-// requests beyond it get 5.03 with Max-Age 60. RequestRate/RequestBurst
+// MaxSessions (default 100000) caps DTLS sessions plus registered plain
+// CoAP peers: requests beyond it get 5.03 with Max-Age 60. RequestRate/RequestBurst
 // (default 20/s, burst 40) limit each session; more gets 4.29 Too Many
 // Requests with Max-Age. A datagram above MaxMessageSize (default 4096)
 // gets 4.13 with Size1; a registration of a few hundred bytes fits in one
-// datagram without block-wise transfer. Malformed datagrams are dropped.
+// datagram without block-wise transfer.
 // Block-wise transfer (RFC 7959): files offered through Config.Files (such
 // as firmware for object 5's Package URI) are downloaded by devices with
 // GET and Block2 under FilesPath ("/fw/<name>"), with ETag and Size2;
@@ -131,7 +178,8 @@ package lwm2m
 // Request bodies above 1024 bytes (writes to the device, Send, large
 // registrations) go in Block1 blocks of 512 bytes, answered 2.31 Continue
 // and reassembled by the receiver (one body at a time per session, up to
-// 1 MB; a block out of order gets 4.08). Block1 blocks count against the
+// 1 MB from a registered or DTLS peer, MaxMessageSize from any other; a
+// block out of order gets 4.08). Block1 blocks count against the
 // request rate.
 //
 // # Client

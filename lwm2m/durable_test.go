@@ -58,7 +58,7 @@ func TestUplinkHandlerRefusalMeansRetransmission(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := &refusingHandler{refuse: 2}
-				s, err := New(Config{DisableDTLS: true}, nil, h)
+				s, err := New(Config{DisableDTLS: true, Policy: plainOnly}, nil, h)
 				require.NoError(t, err)
 				l := newMemLink(t, s, ClientConfig{Endpoint: "dev1", Objects: "</19/0>,</19/1>", ConfirmableNotifications: true})
 				l.cli.Handle("/19/0/0", Resource{Read: func() (Content, error) { return Content{Format: FormatOpaque}, nil }})
@@ -131,7 +131,7 @@ func (h *blockingHandler) HandleUplink(e Event) error {
 // device does not hold up another's uplink.
 func TestSlowUplinkHandlerHoldsUpOnlyItsPeer(t *testing.T) {
 	h := &blockingHandler{block: "slow", entered: make(chan struct{}), release: make(chan struct{}), got: make(chan string, 4)}
-	s, err := New(Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true}, nil, h)
+	s, err := New(Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true, Policy: plainOnly}, nil, h)
 	require.NoError(t, err)
 	require.NoError(t, s.Listen())
 	ctx, cancel := context.WithCancel(context.Background())

@@ -25,11 +25,12 @@ const dedupEntries = 32
 // pushed in with receive by the goroutine that reads the transport, and
 // retransmissions run on time.AfterFunc timers.
 type exchange struct {
-	tx       func([]byte) error
-	maxSize  int
-	handle   func(req *message.Message) (*message.Message, func()) // answers a request (never nil) and may return work to start after the answer left
-	onNotify func(m *message.Message) notifyResult                 // an unsolicited response (notification)
-	sem      chan struct{}                                         // NSTART = 1
+	tx          func([]byte) error
+	maxSize     int
+	handle      func(req *message.Message) (*message.Message, func()) // answers a request (never nil) and may return work to start after the answer left
+	onNotify    func(m *message.Message) notifyResult                 // an unsolicited response (notification)
+	onMalformed func(err error)                                       // a datagram that is not well-formed CoAP; may be nil
+	sem         chan struct{}                                         // NSTART = 1
 
 	mu      sync.Mutex
 	trans   Transmission
@@ -43,10 +44,27 @@ type exchange struct {
 	// Block1 reassembly of one request body at a time (RFC 7959 §2.5).
 	b1key  string
 	b1body []byte
+	b1max  int // the largest body; see maxBlock1Body
 }
 
-// maxBlock1Body caps a request body received block by block.
+// maxBlock1Body caps a request body received block by block from a peer
+// that has proved who it is (a DTLS session, a registered plain-CoAP
+// peer). A peer that has not is held to the maximum message size (SEC-2).
 const maxBlock1Body = 1 << 20
+
+// setBlock1Max sets the largest request body received block by block.
+func (e *exchange) setBlock1Max(n int) {
+	e.mu.Lock()
+	e.b1max = n
+	e.mu.Unlock()
+}
+
+// assembling reports whether a Block1 body is being received.
+func (e *exchange) assembling() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.b1key != ""
+}
 
 // assemble handles the Block1 option of a request. It returns whole=true
 // with m's Payload set to the whole body when m is the last block (or has
@@ -64,6 +82,15 @@ func (e *exchange) assemble(m *message.Message) (resp *message.Message, whole bo
 	key := block1Key(m)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	tooLarge := func() *message.Message {
+		e.b1key, e.b1body = "", nil
+		r := errResp(codes.RequestEntityTooLarge, "Block1: a body of at most %d bytes is accepted", e.b1max)
+		addUint(r, message.Size1, uint32(e.b1max))
+		return r
+	}
+	if size, ok := optUint(m, message.Size1); ok && int64(size) > int64(e.b1max) {
+		return tooLarge(), false // the device announced the size (RFC 7959 §4)
+	}
 	if b.num == 0 {
 		e.b1key, e.b1body = key, e.b1body[:0]
 	}
@@ -71,11 +98,8 @@ func (e *exchange) assemble(m *message.Message) (resp *message.Message, whole bo
 		e.b1key, e.b1body = "", nil
 		return errResp(codes.RequestEntityIncomplete, "Block1: block %d of %s out of order", b.num, key), false
 	}
-	if len(e.b1body)+len(m.Payload) > maxBlock1Body {
-		e.b1key, e.b1body = "", nil
-		r := &message.Message{Code: codes.RequestEntityTooLarge}
-		addUint(r, message.Size1, maxBlock1Body)
-		return r, false
+	if len(e.b1body)+len(m.Payload) > e.b1max {
+		return tooLarge(), false
 	}
 	e.b1body = append(e.b1body, m.Payload...)
 	if b.more {
@@ -153,6 +177,7 @@ func newExchange(tx func([]byte) error, maxSize int) *exchange {
 		pending: make(map[uint16]*outgoing),
 		calls:   make(map[string]*call),
 		seen:    make(map[uint16]seenEntry),
+		b1max:   maxBlock1Body,
 	}
 }
 
@@ -400,9 +425,24 @@ func (e *exchange) reply(m message.Message) []byte {
 // receive processes one datagram from the peer.
 func (e *exchange) receive(b []byte) {
 	now := time.Now()
-	m, err := decodeMsg(b)
+	h, ok, err := checkFormat(b)
+	if !ok || h.version != 1 {
+		return // too short to answer, or another CoAP version: ignored (§3)
+	}
+	var m message.Message
+	if err == nil {
+		m, err = decodeMsg(b)
+	}
 	if err != nil {
-		return // not CoAP: dropped, as RFC 7252 §4.2 allows for garbage
+		// A message format error: a confirmable message is rejected with a
+		// Reset, any other is silently ignored (RFC 7252 §4.2, §4.3).
+		if h.typ == message.Confirmable {
+			_ = e.send(resetFor(h.mid))
+		}
+		if e.onMalformed != nil {
+			e.onMalformed(err)
+		}
+		return
 	}
 	mid := uint16(m.MessageID)
 	switch {
@@ -465,6 +505,17 @@ func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 	if e.maxSize > 0 && size > e.maxSize {
 		resp = &message.Message{Code: codes.RequestEntityTooLarge}
 		addUint(resp, message.Size1, uint32(e.maxSize))
+	} else if m.Code > codes.DELETE {
+		// FETCH, PATCH, iPATCH and unassigned method codes: no resource of
+		// this server allows them (RFC 7252 §5.8, §5.9.2.6)
+		resp = errResp(codes.MethodNotAllowed, "method %s is not served; this server takes GET, POST and DELETE", codeString(m.Code))
+	} else if bad := badOption(m); bad != nil {
+		if m.Type != message.Confirmable {
+			// a NON request with an unrecognised critical option is
+			// rejected: silently ignored (RFC 7252 §5.4.1, §4.3)
+			return
+		}
+		resp = bad
 	} else if r, whole := e.assemble(m); !whole {
 		resp = r // 2.31 Continue or an error for a Block1 request
 	} else {

@@ -61,7 +61,7 @@ var fuzzRegistry = NewBuiltinRegistry()
 func FuzzServerDatagram(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := New(Config{DisableDTLS: true, Registry: fuzzRegistry}, nil, nil)
+		s, err := New(Config{DisableDTLS: true, Registry: fuzzRegistry, Policy: plainOnly}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,6 +82,9 @@ func FuzzServerDatagram(f *testing.F) {
 		m, err := decodeMsg(b)
 		if err == nil && m.Type == message.Confirmable && isRequest(m.Code) && n == 0 {
 			t.Fatalf("confirmable request %v got no answer", m.Code)
+		}
+		if h, ok, ferr := checkFormat(b); ok && h.version == 1 && h.typ == message.Confirmable && ferr != nil && n == 0 {
+			t.Fatalf("malformed confirmable message (%v) got no Reset", ferr)
 		}
 	})
 }

@@ -110,6 +110,9 @@ func (l *memLink) setDrop(v bool) {
 func newMemServer(t *testing.T, cfg Config) (*Server, *recorder) {
 	t.Helper()
 	cfg.DisableDTLS = true
+	if cfg.Policy == nil {
+		cfg.Policy = plainOnly
+	}
 	rec := newRecorder()
 	s, err := New(cfg, nil, rec)
 	require.NoError(t, err)

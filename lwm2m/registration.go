@@ -99,10 +99,55 @@ func (e *queryError) Error() string {
 }
 
 // identityOK reports whether sess may act for endpoint ep: over DTLS the PSK
-// identity must be the endpoint name (LWM-1).
+// identity must be the endpoint name (LWM-1); over plain CoAP the
+// endpoint's policy must allow plain CoAP (SEC-1).
 func (sess *session) identityOK(ep string) bool {
-	return !sess.secure || sess.identity == ep
+	if sess.secure {
+		return sess.identity == ep
+	}
+	return sess.srv.security(ep) == SecurityNone
 }
+
+// checkLifetime refuses an lt above MaxLifetime (SEC-2); see
+// Config.MaxLifetime for why it is refused rather than shortened.
+func (s *Server) checkLifetime(op string, p regParams) *message.Message {
+	if p.hasLT && p.lt > s.cfg.MaxLifetime {
+		return errResp(codes.BadRequest, "%s: lt=%d is too long; this server accepts at most lt=%d (seconds)",
+			op, int64(p.lt/time.Second), int64(s.cfg.MaxLifetime/time.Second))
+	}
+	return nil
+}
+
+// bindCheck decides whether sess may register endpoint ep, before anything
+// is kept: the PSK identity, the endpoint policy (SEC-1), the lifetime, a
+// plain CoAP Register for a device registered over DTLS (impersonation
+// never moves a registration), and room under MaxSessions.
+func (s *Server) bindCheck(sess *session, op, ep string, p regParams) *message.Message {
+	if !sess.identityOKDTLS(ep) {
+		return errResp(codes.Forbidden, "%s: endpoint %q does not match the PSK identity %q", op, ep, sess.identity)
+	}
+	if r := s.admit(sess, op, ep); r != nil {
+		return r
+	}
+	if r := s.checkLifetime(op, p); r != nil {
+		return r
+	}
+	if !sess.secure {
+		if cur, ok := s.Registration(ep); ok && cur.Secure {
+			s.floods.note("refused", "lwm2m: registration refused by the endpoint policy (SEC-1)",
+				"op", op, "endpoint", ep, "reason", "registered over DTLS", "addr", addrString(sess.remoteAddr()))
+			return errResp(codes.Unauthorized, "%s: endpoint %q is registered over DTLS; it cannot register again over plain CoAP", op, ep)
+		}
+	}
+	if !s.roomFor(sess, ep) {
+		return sessionLimit()
+	}
+	return nil
+}
+
+// identityOKDTLS reports whether a DTLS session's PSK identity is ep; a
+// plain CoAP session has none to compare.
+func (sess *session) identityOKDTLS(ep string) bool { return !sess.secure || sess.identity == ep }
 
 func (s *Server) register(sess *session, m *message.Message, now time.Time) (*message.Message, func()) {
 	p, err := parseRegQuery(msgQueries(m))
@@ -116,11 +161,11 @@ func (s *Server) register(sess *session, m *message.Message, now time.Time) (*me
 	if p.lwm2m == "" {
 		p.lwm2m = "1.0"
 	}
+	if r := s.bindCheck(sess, "register", ep, p); r != nil {
+		return r, nil
+	}
 	if !versionSupported(p.lwm2m) {
 		return errResp(codes.PreconditionFailed, "register: LwM2M version %q not served; this server serves %s", p.lwm2m, strings.Join(supportedVersions, ", ")), nil
-	}
-	if !sess.identityOK(ep) {
-		return errResp(codes.Forbidden, "register: endpoint %q does not match the PSK identity %q", ep, sess.identity), nil
 	}
 	if cf := contentFormat(m); cf != cfNone && cf != cfLink {
 		return errResp(codes.UnsupportedMediaType, "register: body must be CoRE link format (40), got %d", cf), nil
@@ -159,6 +204,7 @@ func (s *Server) install(sess *session, r *registration, now time.Time) {
 		stale = s.dropLocked(old, sess)
 	}
 	r.sess = sess
+	s.adoptLocked(sess)
 	s.regs[r.Endpoint] = r
 	s.byID[r.ID] = r
 	if t, ok := s.trans[r.Endpoint]; ok {
@@ -268,13 +314,26 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 			return errResp(codes.BadRequest, "update: body: %v", err), nil
 		}
 	}
+	if r := s.checkLifetime("update", p); r != nil {
+		return r, nil
+	}
 	s.mu.Lock()
 	r := s.byID[id]
 	if r == nil {
 		s.mu.Unlock()
 		return errResp(codes.NotFound, "update: no registration /rd/%s", id), nil
 	}
-	if !sess.identityOK(r.Endpoint) || (!sess.secure && r.Secure) {
+	ep, secure := r.Endpoint, r.Secure
+	s.mu.Unlock()
+	if resp := s.admit(sess, "update", ep); resp != nil {
+		return resp, nil
+	}
+	s.mu.Lock()
+	if s.byID[id] != r {
+		s.mu.Unlock()
+		return errResp(codes.NotFound, "update: no registration /rd/%s", id), nil
+	}
+	if !sess.identityOKDTLS(ep) || (!sess.secure && secure) {
 		s.mu.Unlock()
 		return errResp(codes.Forbidden, "update: registration /rd/%s belongs to another identity", id), nil
 	}
@@ -303,6 +362,7 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 			defer old.close()
 		}
 		r.sess = sess
+		s.adoptLocked(sess)
 		if t, ok := s.trans[r.Endpoint]; ok {
 			sess.ex.setTransmission(t)
 		}
@@ -332,7 +392,17 @@ func (s *Server) deregister(sess *session, id string, now time.Time) (*message.M
 		s.mu.Unlock()
 		return errResp(codes.NotFound, "deregister: no registration /rd/%s", id), nil
 	}
-	if !sess.identityOK(r.Endpoint) || (!sess.secure && r.Secure) {
+	ep := r.Endpoint
+	s.mu.Unlock()
+	if resp := s.admit(sess, "deregister", ep); resp != nil {
+		return resp, nil
+	}
+	s.mu.Lock()
+	if s.byID[id] != r {
+		s.mu.Unlock()
+		return errResp(codes.NotFound, "deregister: no registration /rd/%s", id), nil
+	}
+	if !sess.identityOKDTLS(r.Endpoint) || (!sess.secure && r.Secure) {
 		s.mu.Unlock()
 		return errResp(codes.Forbidden, "deregister: registration /rd/%s belongs to another identity", id), nil
 	}
@@ -365,6 +435,9 @@ func (s *Server) closeUnlessRegistered(sess *session, ep string) {
 	s.mu.Lock()
 	r := s.regs[ep]
 	again := r != nil && r.sess == sess
+	if !again {
+		s.forgetParkedLocked(sess)
+	}
 	s.mu.Unlock()
 	if !again {
 		sess.close()
@@ -393,6 +466,11 @@ func (s *Server) Disconnect(endpoint string) bool {
 }
 
 // end ends registration r, unless it has ended or been replaced already.
+// An expired registration's DTLS session, live or parked, is kept for
+// IdleTimeout (issue 20.5): the device believes it still holds a valid
+// session and its next Register on it is accepted without a handshake;
+// the session ends after IdleTimeout unless the device registered on it
+// again. Any other end closes the session.
 func (s *Server) end(r *registration, why Reason) bool {
 	now := time.Now()
 	s.mu.Lock()
@@ -400,11 +478,23 @@ func (s *Server) end(r *registration, why Reason) bool {
 		s.mu.Unlock()
 		return false
 	}
-	gone := s.dropLocked(r, nil)
+	var keep *session
+	if why == ReasonExpired && r.sess != nil && r.sess.secure {
+		keep = r.sess
+	}
+	gone := s.dropLocked(r, keep)
 	snap := r.Registration
 	s.mu.Unlock()
 	if gone != nil {
 		gone.close()
+	}
+	if keep != nil {
+		keep.mu.Lock()
+		if keep.endpoint == r.Endpoint {
+			keep.endpoint = "" // a Send now gets "register first"; an idle session ends
+		}
+		keep.mu.Unlock()
+		time.AfterFunc(s.cfg.IdleTimeout, func() { s.closeUnlessRegistered(keep, r.Endpoint) })
 	}
 	s.forgetObservations(r.Endpoint)
 	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: why})
@@ -433,8 +523,8 @@ func (s *Server) registerTUP(sess *session, m *message.Message, now time.Time) (
 		return errResp(codes.BadRequest, "TUP register: missing ep=<IMEI> query parameter"), nil
 	}
 	ep := NormalizeEndpoint(p.ep)
-	if !sess.identityOK(ep) {
-		return errResp(codes.Forbidden, "TUP register: endpoint %q does not match the PSK identity %q", ep, sess.identity), nil
+	if r := s.bindCheck(sess, "TUP register", ep, p); r != nil {
+		return r, nil
 	}
 	if !p.hasLT {
 		p.lt = s.cfg.DefaultLifetime

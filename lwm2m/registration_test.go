@@ -76,8 +76,16 @@ func (p *rawPeer) roundTrip(m message.Message) message.Message {
 	return r
 }
 
+// plainOnly is a policy that lets every endpoint use plain CoAP.
+var plainOnly = EndpointPolicyFunc(func(string) Security { return SecurityNone })
+
+// plainServer is a plain CoAP server whose policy lets every endpoint
+// register (SEC-1 refuses them all without one).
 func plainServer(t *testing.T, cfg Config) (*Server, *recorder) {
 	cfg.DisableDTLS = true
+	if cfg.Policy == nil {
+		cfg.Policy = plainOnly
+	}
 	return startServer(t, cfg, nil)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,18 +25,21 @@ type Server struct {
 	h    Handler
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	regs     map[string]*registration // normalized endpoint →
-	byID     map[string]*registration // registration id →
-	udpPeers map[string]*session      // remote address → plain CoAP session
-	dtlsSess map[*session]struct{}
-	trans    map[string]Transmission // per-device overrides
-	udp      *net.UDPConn
-	dtlsLn   net.Listener
-	mux      *dtlsMux
-	dtlsCfg  *dtls.Config
-	listened bool
-	running  bool
+	mu        sync.Mutex
+	regs      map[string]*registration // normalized endpoint →
+	byID      map[string]*registration // registration id →
+	udpPeers  map[string]*session      // remote address → registered plain CoAP peer
+	strangers map[string]*session      // remote address → plain CoAP peer without a registration (stranger.go)
+	floods    *floodLog
+	dl        *downloadGate
+	dtlsSess  map[*session]struct{}
+	trans     map[string]Transmission // per-device overrides
+	udp       *net.UDPConn
+	dtlsLn    net.Listener
+	mux       *dtlsMux
+	dtlsCfg   *dtls.Config
+	listened  bool
+	running   bool
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -56,16 +60,19 @@ func New(cfg Config, keys KeyStore, h Handler) (*Server, error) {
 		h = HandlerFunc(func(Event) {})
 	}
 	return &Server{
-		cfg:      cfg,
-		keys:     keys,
-		h:        h,
-		log:      cfg.Logger,
-		regs:     make(map[string]*registration),
-		byID:     make(map[string]*registration),
-		udpPeers: make(map[string]*session),
-		dtlsSess: make(map[*session]struct{}),
-		trans:    make(map[string]Transmission),
-		done:     make(chan struct{}),
+		cfg:       cfg,
+		keys:      keys,
+		h:         h,
+		log:       cfg.Logger,
+		regs:      make(map[string]*registration),
+		byID:      make(map[string]*registration),
+		udpPeers:  make(map[string]*session),
+		strangers: make(map[string]*session),
+		floods:    newFloodLog(cfg.Logger, floodInterval),
+		dl:        newDownloadGate(),
+		dtlsSess:  make(map[*session]struct{}),
+		trans:     make(map[string]Transmission),
+		done:      make(chan struct{}),
 	}, nil
 }
 
@@ -207,6 +214,9 @@ func (s *Server) Close() error {
 		for _, sess := range s.udpPeers {
 			sess.close()
 		}
+		for _, sess := range s.strangers {
+			sess.close()
+		}
 		for _, r := range s.regs {
 			if r.timer != nil {
 				r.timer.Stop()
@@ -291,6 +301,7 @@ type session struct {
 	closed   bool
 	udpQ     [][]byte // plain CoAP: datagrams waiting for the peer's goroutine
 	udpBusy  bool     // plain CoAP: the peer's goroutine is running
+	stranger bool     // plain CoAP: no accepted registration yet, not counted (stranger.go)
 }
 
 // udpQueueMax bounds the datagrams waiting for one plain-CoAP peer; more
@@ -320,10 +331,11 @@ func (s *Server) deliverUDP(sess *session, data []byte) {
 		for {
 			sess.mu.Lock()
 			if len(sess.udpQ) == 0 {
-				sess.udpBusy = false
-				sess.udpQ = nil
 				sess.mu.Unlock()
-				return
+				if s.doneWithUDP(sess) {
+					return
+				}
+				continue
 			}
 			d := sess.udpQ[0]
 			sess.udpQ = sess.udpQ[1:]
@@ -339,7 +351,20 @@ func (s *Server) newSession(secure bool) *session {
 	sess.ex.handle = sess.handle
 	sess.ex.onNotify = sess.notification
 	sess.ex.setTransmission(s.cfg.Transmission)
+	sess.ex.onMalformed = func(err error) {
+		s.floods.note("malformed", "lwm2m: malformed CoAP message", "addr", addrString(sess.remoteAddr()), "err", err)
+	}
+	if !secure {
+		sess.ex.setBlock1Max(s.cfg.MaxMessageSize) // until its registration is accepted (adoptLocked)
+	}
 	return sess
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 func (sess *session) write(b []byte) error {
@@ -417,37 +442,57 @@ func (s *Server) readUDP(c *net.UDPConn) {
 		}
 		data := append([]byte(nil), buf[:n]...)
 		key := addr.String()
+		now := time.Now()
 		s.mu.Lock()
 		sess := s.udpPeers[key]
-		if sess == nil {
-			sess = s.newSession(false)
-			sess.udp = c
-			sess.addr = addr
-			if s.sessionCount() >= s.cfg.MaxSessions {
-				sess.overCap = true // answered with 5.03, not kept
-			} else {
-				s.udpPeers[key] = sess
-			}
+		if sess != nil {
+			sess.lastSeen = now
+			s.mu.Unlock()
+			s.deliverUDP(sess, data)
+			continue
 		}
-		sess.lastSeen = time.Now()
 		s.mu.Unlock()
-		s.deliverUDP(sess, data)
+		// A stranger (SEC-2): answered statelessly when possible, else on
+		// a short-lived session that is not counted (stranger.go).
+		if !s.screenUDP(c, addr, data) {
+			continue
+		}
+		s.mu.Lock()
+		if sess = s.udpPeers[key]; sess == nil {
+			sess = s.strangerLocked(c, addr, key, now)
+		}
+		if sess != nil {
+			sess.lastSeen = now
+			s.deliverUDP(sess, data) // under s.mu: see doneWithUDP
+		}
+		s.mu.Unlock()
 	}
 }
 
-// sweepUDP forgets plain CoAP peers that never registered and were silent
-// for IdleTimeout.
+// sweepUDP forgets plain CoAP peers without a registration (strangers
+// holding a Block1 body) that were silent for IdleTimeout, and writes the
+// aggregated log lines of floods.
 func (s *Server) sweepUDP() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.IdleTimeout / 2)
+	t := time.NewTicker(min(s.cfg.IdleTimeout/2, floodInterval))
 	defer t.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
 		case now := <-t.C:
+			s.floods.flush(now)
 			var gone []*session
 			s.mu.Lock()
+			for k, sess := range s.strangers {
+				sess.mu.Lock()
+				idle := !sess.udpBusy && now.Sub(sess.lastSeen) > s.cfg.IdleTimeout
+				sess.mu.Unlock()
+				if idle {
+					delete(s.strangers, k)
+					gone = append(gone, sess)
+				}
+			}
 			for k, sess := range s.udpPeers {
 				sess.mu.Lock()
 				idle := sess.endpoint == "" && now.Sub(sess.lastSeen) > s.cfg.IdleTimeout
@@ -643,7 +688,40 @@ func (sess *session) handle(m *message.Message) (*message.Message, func()) {
 			return s.serveFile(sess, m, name), nil
 		}
 	}
-	return &message.Message{Code: codes.NotFound, Payload: []byte("no such resource; the server serves /rd, /t/r and /dp")}, nil
+	return s.notServed(m, path), nil
+}
+
+// notServed answers a request no case of handle took: 4.05 Method Not
+// Allowed for a resource this server has (RFC 7252 §5.9.2.6), 4.04 for
+// any other.
+func (s *Server) notServed(m *message.Message, path string) *message.Message {
+	var allowed string
+	_, file := isFilePath(s.cfg.FilesPath, path)
+	switch {
+	case path == "/rd", path == "/t/r", path == "/dp":
+		allowed = "POST"
+	case strings.HasPrefix(path, "/rd/"):
+		allowed = "POST (update) and DELETE (de-register)"
+	case file && s.cfg.Files != nil:
+		allowed = "GET"
+	default:
+		return errResp(codes.NotFound, "no such resource %s; this server serves /rd, /t/r and /dp (no bootstrap: /bs is not served)", path)
+	}
+	return errResp(codes.MethodNotAllowed, "%s %s: method not allowed; %s takes %s", methodName(m.Code), path, path, allowed)
+}
+
+func methodName(c codes.Code) string {
+	switch c {
+	case codes.GET:
+		return "GET"
+	case codes.POST:
+		return "POST"
+	case codes.PUT:
+		return "PUT"
+	case codes.DELETE:
+		return "DELETE"
+	}
+	return codeString(c)
 }
 
 func errResp(c codes.Code, format string, args ...any) *message.Message {

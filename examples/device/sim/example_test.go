@@ -15,7 +15,9 @@ import (
 // answers SET_REPORT_PERIOD with the command response of the same mid.
 func Example() {
 	uplinks := make(chan []byte, 8)
-	srv, _ := lwm2m.New(lwm2m.Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true}, lwm2m.NewMemoryKeyStore(),
+	// plain CoAP serves only the devices the policy puts there (SEC-1)
+	plain := lwm2m.EndpointPolicyFunc(func(string) lwm2m.Security { return lwm2m.SecurityNone })
+	srv, _ := lwm2m.New(lwm2m.Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true, Policy: plain}, lwm2m.NewMemoryKeyStore(),
 		lwm2m.HandlerFunc(func(e lwm2m.Event) {
 			if e.Kind == lwm2m.EventUplink {
 				uplinks <- e.Payload

@@ -24,6 +24,15 @@ func startServer(t *testing.T, cfg lwm2m.Config, extra func(lwm2m.Event)) *platf
 	t.Helper()
 	p := &platform{keys: lwm2m.NewMemoryKeyStore(), events: make(chan lwm2m.Event, 1024), extra: extra}
 	cfg.UDPAddr, cfg.DTLSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if cfg.Policy == nil {
+		// devices with a key use DTLS, the others plain CoAP (SEC-1)
+		cfg.Policy = lwm2m.EndpointPolicyFunc(func(ep string) lwm2m.Security {
+			if _, err := p.keys.Key(ep); err == nil {
+				return lwm2m.SecurityPSK
+			}
+			return lwm2m.SecurityNone
+		})
+	}
 	if cfg.Transmission == (lwm2m.Transmission{}) {
 		cfg.Transmission = lwm2m.Transmission{AckTimeout: 200 * time.Millisecond, MaxRetransmit: 1}
 	}
