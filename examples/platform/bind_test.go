@@ -13,9 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestDataBeforeBindDropped checks the uplink order of DESIGN.md: a plain
-// CoAP device whose registration is refused (its endpoint is not its
-// verifyCode, REG-2) has its reports dropped and logged, not stored.
+// TestDataBeforeBindDropped checks the uplink order (bind before data): a
+// plain CoAP device (security NONE) whose binding is refused (its endpoint
+// is not its verifyCode, REG-2) has its reports dropped and logged, not
+// stored. A device registered with a PSK is refused over plain CoAP with
+// 4.01 before anything is kept (SEC-1).
 func TestDataBeforeBindDropped(t *testing.T) {
 	tp := startPlatform(t)
 	const imei = "868333030000301"
@@ -23,7 +25,7 @@ func TestDataBeforeBindDropped(t *testing.T) {
 		DeviceID string `json:"deviceId"`
 	}
 	require.Equal(t, http.StatusOK, tp.call(t, "POST", "/iocm/app/reg/v1.1.0/deviceCredentials", map[string]any{
-		"nodeId": imei, "verifyCode": "not-the-endpoint", "deviceInfo": map[string]any{"manufacturerId": demoManufacturerID,
+		"nodeId": imei, "verifyCode": "not-the-endpoint", "security": "NONE", "deviceInfo": map[string]any{"manufacturerId": demoManufacturerID,
 			"deviceType": demoDeviceType, "model": demoModel, "protocolType": "LWM2M"}}, &reg))
 	id := reg.DeviceID
 
@@ -61,6 +63,23 @@ func TestDataBeforeBindDropped(t *testing.T) {
 	require.Zero(t, total, "no history from a device that is not bound")
 	var dev deviceJSON
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices/"+id, nil, &dev))
+	require.Equal(t, "INACTIVE", dev.DeviceInfo.Status)
+
+	// The same over plain CoAP for a device registered with a PSK: refused.
+	const keyed = "868333030000304"
+	keyedID, _ := registerDevice(t, tp, keyed)
+	k, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.UDPAddr().String(), Endpoint: keyed,
+		Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
+	require.NoError(t, err)
+	t.Cleanup(func() { k.Close() })
+	require.NoError(t, k.Connect(ctx))
+	err = k.Register(ctx)
+	var re *lwm2m.ResponseError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, "4.01", re.CodeText())
+	_, ok := tp.lwm.Registration(keyed)
+	require.False(t, ok, "nothing kept for the refused registration")
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices/"+keyedID, nil, &dev))
 	require.Equal(t, "INACTIVE", dev.DeviceInfo.Status)
 }
 

@@ -63,12 +63,6 @@ type Platform struct {
 // the store's group commit share one disk sync among many reports.
 const eventWorkers = 64
 
-// withEndpointPolicy, when set (policy.go), gives the lwm2m server the
-// registry's transport security of each endpoint (SEC-1), so plain CoAP
-// serves only devices registered with security NONE. policy.go builds
-// with the doze_sec1 tag until package lwm2m has its EndpointPolicy.
-var withEndpointPolicy func(p *Platform, c *lwm2m.Config)
-
 // New opens the data directory and builds the platform. It starts nothing;
 // Run serves.
 func New(cfg Config, logger *slog.Logger) (*Platform, error) {
@@ -179,9 +173,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		Files:          firmwareFiles{p},
 		Observations:   db.Observations(),
 		Logger:         logger.With("pkg", "lwm2m"),
-	}
-	if withEndpointPolicy != nil {
-		withEndpointPolicy(p, &lcfg)
+		// The registry's transport security of each endpoint (SEC-1):
+		// plain CoAP serves only devices registered with security NONE.
+		Policy: endpointPolicy{p},
 	}
 	p.lwm, err = lwm2m.New(lcfg, keyStore{p}, eventHandler{p})
 	if err != nil {

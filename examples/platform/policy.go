@@ -1,5 +1,3 @@
-//go:build doze_sec1
-
 package main
 
 import (
@@ -35,8 +33,4 @@ func (e endpointPolicy) EndpointSecurity(endpoint string) lwm2m.Security {
 		return lwm2m.SecurityNone
 	}
 	return lwm2m.SecurityPSK
-}
-
-func init() {
-	withEndpointPolicy = func(p *Platform, c *lwm2m.Config) { c.Policy = endpointPolicy{p} }
 }

@@ -1,5 +1,3 @@
-//go:build doze_sec1
-
 package main
 
 import (
