@@ -13,6 +13,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/push"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -64,7 +65,7 @@ func TestPushStoreFailureKeepsUplink(t *testing.T) {
 	failures := regexp.MustCompile(`(?m)^doze_uplink_failures_total [1-9]`)
 	refused := regexp.MustCompile(`(?m)^doze_push_refused_total [1-9]`)
 	var body string
-	require.Eventually(t, func() bool {
+	shown := assert.Eventually(t, func() bool {
 		resp, err := http.Get(admin.URL + "/metrics")
 		if err != nil {
 			return false
@@ -73,7 +74,8 @@ func TestPushStoreFailureKeepsUplink(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		body = string(b)
 		return failures.MatchString(body) && refused.MatchString(body)
-	}, 10*time.Second, 10*time.Millisecond, "doze_uplink_failures_total and doze_push_refused_total after a refused push; last scrape:\n%s", &body)
+	}, 10*time.Second, 10*time.Millisecond, "doze_uplink_failures_total and doze_push_refused_total after a refused push")
+	require.True(t, shown, "last /metrics scrape:\n%s", body)
 	pending, err := tp.db.Inbox().Pending(context.Background())
 	require.NoError(t, err)
 	require.Len(t, pending, 1, "the uplink whose push was refused is still in the inbox")
