@@ -318,11 +318,12 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	hq := store.HistoryQuery{DeviceID: q.Get("deviceId"), GatewayID: q.Get("gatewayId"), ServiceID: q.Get("serviceId"),
 		Since: start, Until: end, Page: pageNo, PageSize: pageSize}
 	prop := q.Get("property")
-	if !paged || prop != "" {
-		// STO-2: pageNo absent means no paging. With a property, records
-		// without it are left out before paging, below.
-		hq.Page = -1
-	}
+	// Each app that keeps history has its own copy of a device's records
+	// (marked with its appId): the caller sees its own, and records from
+	// before per-app copies (no appId). They are picked before paging,
+	// below, as are records without the property asked for.
+	app := appOf(r)
+	hq.Page = -1
 	recs, total, err := p.db.History().Query(hq)
 	if err != nil {
 		return err
@@ -337,6 +338,9 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]dto, 0, len(recs))
 	for _, rec := range recs {
+		if rec.AppID != "" && rec.AppID != app {
+			continue
+		}
 		var data any = rec.Data
 		if prop != "" {
 			m := map[string]any{}
@@ -350,11 +354,9 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, dto{rec.DeviceID, rec.GatewayID, rec.AppID, rec.ServiceID, data, apiTime(rec.Time)})
 	}
-	if prop != "" {
-		total = len(out)
-		if paged {
-			out = pageOf(out, pageNo, pageSize)
-		}
+	total = len(out)
+	if paged {
+		out = pageOf(out, pageNo, pageSize)
 	}
 	if !paged {
 		pageSize = len(out) // one page holding everything (STO-2)

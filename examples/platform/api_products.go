@@ -150,7 +150,11 @@ func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
 	if !haveProf {
 		return badRequest("missing_profile", "the multipart field \"profile\" with the profile zip is missing")
 	}
-	prod, warnings, err := p.products.Add(profName, prof, codecJSON)
+	// Checking stops when the client goes away (SEC-3); nothing is added.
+	prod, warnings, err := p.products.Add(r.Context(), profName, prof, codecJSON)
+	if ctxErr := r.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		return err
+	}
 	if err != nil {
 		return productError(err)
 	}

@@ -299,18 +299,23 @@ func (p *Platform) subOperations(w http.ResponseWriter, r *http.Request) error {
 		CurrentVersion string `json:"currentVersion,omitempty"`
 		UpdateTime     string `json:"updateTime"`
 	}
+	// A software sub-task's progress is the blocks served over the
+	// package's blocks (OTA-7).
+	pkgBlocks := 0
+	if t, err := p.ota.Task(r.Context(), pathValue(r, "operationId")); err == nil && t.Kind == ota.Software {
+		if pkg, err := p.ota.Package(r.Context(), t.PackageID); err == nil {
+			pkgBlocks = pkg.Blocks()
+		}
+	}
 	want := r.URL.Query().Get("subOperationStatus")
 	var rows []row
 	for _, s := range subs {
 		if want != "" && string(s.State) != want {
 			continue
 		}
-		blocks := s.Blocks
-		if served, ok := p.ota.Served(s.DeviceID); ok && served.TaskID == s.TaskID {
-			blocks = served.Distinct
-		}
+		served, ok := p.ota.Served(s.DeviceID)
 		rows = append(rows, row{SubOperationID: s.ID(), DeviceID: s.DeviceID, Status: string(s.State), Step: string(s.Step),
-			Progress: s.Progress(blocks), ErrorReason: s.Reason, SourceVersion: s.SourceVersion, TargetVersion: s.TargetVersion,
+			Progress: subProgress(s, pkgBlocks, served, ok), ErrorReason: s.Reason, SourceVersion: s.SourceVersion, TargetVersion: s.TargetVersion,
 			CurrentVersion: s.CurrentVersion, UpdateTime: apiTime(s.Updated)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(rows), "pageNo": pageNo, "pageSize": pageSize,
@@ -334,4 +339,18 @@ func (p *Platform) retryOperation(w http.ResponseWriter, r *http.Request) error 
 	}
 	writeJSON(w, http.StatusOK, p.operationJSON(r, t))
 	return nil
+}
+
+// subProgress is a sub-task's download progress in percent: for software,
+// the distinct blocks served (live while the device downloads, else as
+// last saved) over the package's pkgBlocks; for firmware, the highest byte
+// served over the package size.
+func subProgress(s ota.SubTask, pkgBlocks int, live ota.Served, isLive bool) int {
+	if isLive && live.TaskID == s.TaskID {
+		s.Blocks = live.Distinct
+		if live.Blocks > 0 {
+			pkgBlocks = live.Blocks
+		}
+	}
+	return s.Progress(pkgBlocks)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	_ "embed"
 	"errors"
 
@@ -29,7 +30,7 @@ func (p *Platform) installDemo() error {
 	if p.products.catalog.Exists(demoManufacturerID, demoModel) {
 		return nil
 	}
-	_, _, err := p.products.Add(demoProfileName, demoProfile, demoCodec)
+	_, _, err := p.products.Add(context.Background(), demoProfileName, demoProfile, demoCodec)
 	if errors.Is(err, profile.ErrExists) {
 		return nil
 	}

@@ -36,6 +36,13 @@ type testPlatform struct {
 
 func startPlatform(t testing.TB, mutate ...func(*Config)) *testPlatform {
 	t.Helper()
+	return startPlatformWith(t, nil, mutate...)
+}
+
+// startPlatformWith is startPlatform calling prepare, when not nil, between
+// New and Run.
+func startPlatformWith(t testing.TB, prepare func(*Platform), mutate ...func(*Config)) *testPlatform {
+	t.Helper()
 	cfg := defaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.CoAPAddr = "127.0.0.1:0"
@@ -45,6 +52,9 @@ func startPlatform(t testing.TB, mutate ...func(*Config)) *testPlatform {
 	}
 	p, err := New(cfg, nil)
 	require.NoError(t, err)
+	if prepare != nil {
+		prepare(p)
+	}
 	require.NoError(t, p.Listen())
 	tp := &testPlatform{Platform: p, api: httptest.NewServer(p.Handler()), app: p.auth.Apps()[0], done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())

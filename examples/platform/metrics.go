@@ -18,9 +18,12 @@ type metrics struct {
 	reg          *prometheus.Registry
 	uplinks      prometheus.Counter
 	decodeErrors prometheus.Counter
-	encodeErrors prometheus.Counter
-	commandMoves *prometheus.CounterVec
-	apiCalls     *prometheus.CounterVec
+	// uplinkFailures counts tries of an uplink whose effects could not
+	// all be stored (SEC-6).
+	uplinkFailures prometheus.Counter
+	encodeErrors   prometheus.Counter
+	commandMoves   *prometheus.CounterVec
+	apiCalls       *prometheus.CounterVec
 }
 
 func newMetrics(p *Platform) *metrics {
@@ -30,6 +33,8 @@ func newMetrics(p *Platform) *metrics {
 			Help: "Uplink payloads received from devices (data reports, command responses, PCP frames)."}),
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_decode_errors_total",
 			Help: "Uplink payloads the product's codec or model refused."}),
+		uplinkFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_uplink_failures_total",
+			Help: "Tries of an uplink whose history, shadow or pushes could not all be stored; the uplink stays in the inbox and is tried again (SEC-6)."}),
 		encodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_encode_errors_total",
 			Help: "Commands the product's codec could not encode."}),
 		commandMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_command_transitions_total",
@@ -37,7 +42,7 @@ func newMetrics(p *Platform) *metrics {
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_api_calls_total",
 			Help: "Northbound API calls by outcome (ok, error, unauthorized, forbidden, rate_limited)."}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.uplinks, m.decodeErrors, m.encodeErrors, m.commandMoves, m.apiCalls,
+	m.reg.MustRegister(m.uplinks, m.decodeErrors, m.uplinkFailures, m.encodeErrors, m.commandMoves, m.apiCalls,
 		stateCollector{p}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -52,6 +57,7 @@ var (
 	descPushRetried   = prometheus.NewDesc("doze_push_retried_total", "Push tries that failed and were retried.", nil, nil)
 	descPushDropped   = prometheus.NewDesc("doze_push_dropped_total", "Pushes dropped undelivered when their keep time ended.", nil, nil)
 	descPushRejected  = prometheus.NewDesc("doze_push_rejected_total", "Pushes answered with a final 4xx/5xx.", nil, nil)
+	descPushRefused   = prometheus.NewDesc("doze_push_refused_total", "Pushes the push engine could not accept (store error, full queue, engine closed); their uplinks stay in the inbox (SEC-6).", nil, nil)
 	descPushQueued    = prometheus.NewDesc("doze_push_queued", "Pushes waiting or in flight, by endpoint state (valid, invalid); no URLs in labels (SEC-5).", []string{"state"}, nil)
 	descUpgrade       = prometheus.NewDesc("doze_upgrade_progress_percent", "Share of an upgrade task's sub-tasks that ended.", []string{"operation", "kind", "status"}, nil)
 	descSubTasks      = prometheus.NewDesc("doze_upgrade_subtasks", "Upgrade sub-tasks by state, over unfinished tasks.", []string{"state"}, nil)
@@ -62,7 +68,7 @@ type stateCollector struct{ p *Platform }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDevices, descPushDelivered, descPushRetried, descPushDropped,
-		descPushRejected, descPushQueued, descUpgrade, descSubTasks} {
+		descPushRejected, descPushRefused, descPushQueued, descUpgrade, descSubTasks} {
 		ch <- d
 	}
 }
@@ -83,6 +89,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPushRetried, prometheus.CounterValue, float64(st.Retried))
 		ch <- prometheus.MustNewConstMetric(descPushDropped, prometheus.CounterValue, float64(st.Dropped))
 		ch <- prometheus.MustNewConstMetric(descPushRejected, prometheus.CounterValue, float64(st.Rejected))
+		ch <- prometheus.MustNewConstMetric(descPushRefused, prometheus.CounterValue, float64(st.Refused))
 		queued := map[string]int{}
 		for _, e := range p.push.Endpoints() {
 			queued[e.State] += e.Queued

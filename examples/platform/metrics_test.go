@@ -45,6 +45,8 @@ func TestMetrics(t *testing.T) {
 		"doze_uplinks_total 0",
 		"doze_decode_errors_total 0",
 		"doze_push_delivered_total",
+		"doze_push_refused_total 0",
+		"doze_uplink_failures_total 0",
 		`doze_upgrade_subtasks{state="processing"} 0`,
 		"go_goroutines",
 	} {

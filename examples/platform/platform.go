@@ -51,7 +51,8 @@ type Platform struct {
 	bg      sync.WaitGroup // short-lived goroutines (report ACKs, command ACKs); Run waits for them
 	bgMu    sync.Mutex     // guards bgDone against bg.Add racing bg.Wait
 	bgDone  bool
-	touched sync.Map // deviceId → time of the last registry Touch
+	touched sync.Map   // deviceId → time of the last registry Touch
+	retries retryQueue // uplinks waiting for another try (SEC-6)
 
 	closeOnce  sync.Once
 	listenOnce sync.Once
@@ -221,6 +222,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	p.replayInbox(ctx)
 	run("lwm2m", p.lwm.Run)
 	run("history", p.pruneHistory)
+	run("retries", p.runRetries)
 	for _, ch := range p.events {
 		ch := ch
 		run("events", func(ctx context.Context) error { return p.handleEvents(ctx, ch) })
@@ -276,10 +278,15 @@ func (p *Platform) pruneHistory(ctx context.Context) error {
 }
 
 // queuedEvent is a device event on its way to a worker; inbox is its
-// sequence number in the store's inbox (0 for events not kept there).
+// sequence number in the store's inbox (0 for events not kept there). An
+// uplink tried again carries its effects done so far, its failed tries and
+// when it is due.
 type queuedEvent struct {
 	e     lwm2m.Event
 	inbox uint64
+	fx    *effects
+	tries int
+	due   time.Time
 }
 
 // enqueueEvent hands a device event to its worker; lwm2m's HandleEvent
@@ -288,12 +295,16 @@ type queuedEvent struct {
 // An uplink dropped so is still in the inbox and is processed at the next
 // start.
 func (p *Platform) enqueueEvent(e lwm2m.Event, inbox uint64) {
+	p.enqueue(queuedEvent{e: e, inbox: inbox})
+}
+
+func (p *Platform) enqueue(q queuedEvent) {
 	h := fnv.New32a()
-	h.Write([]byte(e.Endpoint))
+	h.Write([]byte(q.e.Endpoint))
 	select {
-	case p.events[h.Sum32()%eventWorkers] <- queuedEvent{e, inbox}:
+	case p.events[h.Sum32()%eventWorkers] <- q:
 	case <-p.stopCtx.Done():
-		p.logger.Info("device event dropped: the platform is stopping", "endpoint", e.Endpoint, "event", e.Kind, "inbox", inbox)
+		p.logger.Info("device event dropped: the platform is stopping", "endpoint", q.e.Endpoint, "event", q.e.Kind, "inbox", q.inbox)
 	}
 }
 
@@ -314,8 +325,10 @@ func (p *Platform) acceptUplink(e lwm2m.Event) error {
 }
 
 // replayInbox processes the uplinks that were acknowledged to their
-// devices but not processed before the platform stopped (a crash, or
-// events dropped while stopping), oldest first, before devices are served.
+// devices but not processed before the platform stopped (a crash, events
+// dropped while stopping, effects that could not be stored), oldest
+// first, before devices are served. One whose effects still cannot all be
+// stored stays in the inbox and is tried again later (SEC-6).
 func (p *Platform) replayInbox(ctx context.Context) {
 	in := p.db.Inbox()
 	pending, err := in.Pending(ctx)
@@ -325,10 +338,14 @@ func (p *Platform) replayInbox(ctx context.Context) {
 	}
 	var done []uint64
 	for i, u := range pending {
-		p.handleEvent(ctx, lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
-			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat})
-		done = append(done, u.Seq)
-		if len(done) == 64 || i == len(pending)-1 { // one disk sync for many
+		q := queuedEvent{e: lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
+			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat}, inbox: u.Seq, fx: &effects{}}
+		if err := p.process(ctx, q.e, q.fx); err != nil {
+			p.failed(q, err)
+		} else {
+			done = append(done, u.Seq)
+		}
+		if len(done) > 0 && (len(done) == 64 || i == len(pending)-1) { // one disk sync for many
 			if err := in.Delete(ctx, done...); err != nil {
 				p.logger.Error("deleting replayed uplinks from the inbox", "err", err)
 			}
@@ -361,7 +378,9 @@ func (p *Platform) background(f func(ctx context.Context)) {
 }
 
 // handleEvents is one event worker. Processed uplinks leave the inbox in
-// batches (when the queue is empty or 64 are done), one disk sync for many.
+// batches (when the queue is empty or 64 are done), one disk sync for many;
+// one whose effects could not all be stored stays there and is held for
+// another try (SEC-6).
 func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error {
 	var done []uint64
 	flush := func() {
@@ -376,8 +395,12 @@ func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error 
 			flush()
 			return nil
 		case q := <-ch:
-			p.handleEvent(ctx, q.e)
-			if q.inbox != 0 {
+			if q.fx == nil {
+				q.fx = &effects{}
+			}
+			if err := p.process(ctx, q.e, q.fx); err != nil {
+				p.failed(q, err)
+			} else if q.inbox != 0 {
 				done = append(done, q.inbox)
 			}
 			if len(done) > 0 && (len(ch) == 0 || len(done) >= 64) {

@@ -80,24 +80,26 @@ func (e *uploadError) Error() string { return e.Err.Error() }
 func (e *uploadError) Unwrap() error { return e.Err }
 
 // load parses a profile (zip, or the JSON model when name ends in .json)
-// and its optional codec, checking the codec against the profile.
-func load(name string, prof, codecJSON []byte) (*profile.Product, codec.Codec, []profile.Problem, error) {
+// and its optional codec, checking the codec against the profile. It stops
+// when ctx ends (the uploading client went away, SEC-3), with an error
+// wrapping ctx.Err().
+func load(ctx context.Context, name string, prof, codecJSON []byte) (*profile.Product, codec.Codec, []profile.Problem, error) {
 	var (
 		p        *profile.Product
 		warnings []profile.Problem
 		err      error
 	)
 	if bytes.HasPrefix(bytes.TrimSpace(prof), []byte("{")) {
-		p, warnings, err = profile.LoadModelJSON(prof, nil)
+		p, warnings, err = profile.LoadModelJSONContext(ctx, prof, nil)
 	} else {
-		p, warnings, err = profile.LoadZip(bytes.NewReader(prof), int64(len(prof)), name, nil)
+		p, warnings, err = profile.LoadZipContext(ctx, bytes.NewReader(prof), int64(len(prof)), name, nil)
 	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	var c codec.Codec
 	if len(codecJSON) > 0 {
-		d, err := codec.Compile(codecJSON, codecModel{p})
+		d, err := codec.CompileContext(ctx, codecJSON, codecModel{p})
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -106,10 +108,10 @@ func load(name string, prof, codecJSON []byte) (*profile.Product, codec.Codec, [
 	return p, c, warnings, nil
 }
 
-// Add loads, checks and stores a new product. It fails with
-// profile.ErrExists when the product is known.
-func (ps *products) Add(name string, prof, codecJSON []byte) (*profile.Product, []profile.Problem, error) {
-	p, c, warnings, err := load(name, prof, codecJSON)
+// Add loads, checks and stores a new product; checking stops when ctx
+// ends. It fails with profile.ErrExists when the product is known.
+func (ps *products) Add(ctx context.Context, name string, prof, codecJSON []byte) (*profile.Product, []profile.Problem, error) {
+	p, c, warnings, err := load(ctx, name, prof, codecJSON)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -143,7 +145,7 @@ func (ps *products) Reload() error {
 	}
 	var errs []error
 	for _, f := range all {
-		p, c, _, err := load(f.FileName, f.Profile, f.Codec)
+		p, c, _, err := load(context.Background(), f.FileName, f.Profile, f.Codec)
 		if err == nil {
 			err = ps.catalog.AddWithCodec(p, f.Codec)
 		}

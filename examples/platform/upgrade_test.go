@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/examples/device/sim"
+	"github.com/doze-io/doze/ota"
 	"github.com/stretchr/testify/require"
 )
 
@@ -125,4 +126,34 @@ func TestUpgrades(t *testing.T) {
 		map[string]any{"fileId": sw, "targets": map[string]any{"devices": []string{id}}}, &op))
 	row = tp.waitSubOperation(t, op.OperationID)
 	require.Equal(t, "The current version is the same as the target version", row["errorReason"])
+}
+
+// TestSubOperationProgress: a software sub-task's progress is the blocks
+// served over the package's blocks, not 100% once one block is served.
+func TestSubOperationProgress(t *testing.T) {
+	sw := ota.SubTask{TaskID: "t1", Kind: ota.Software, State: ota.SubProcessing}
+	saved := sw
+	saved.Blocks = 10
+	fw := ota.SubTask{TaskID: "t2", Kind: ota.Firmware, State: ota.SubProcessing, Downloaded: 750, Size: 3000}
+	done := sw
+	done.State = ota.SubSuccess
+	for _, c := range []struct {
+		name      string
+		s         ota.SubTask
+		pkgBlocks int
+		live      ota.Served
+		isLive    bool
+		want      int
+	}{
+		{"one of 40 blocks served, live", sw, 40, ota.Served{TaskID: "t1", Blocks: 40, Distinct: 1}, true, 2},
+		{"20 of 40 served, live", sw, 40, ota.Served{TaskID: "t1", Blocks: 40, Distinct: 20}, true, 50},
+		{"all 40 served, live", sw, 40, ota.Served{TaskID: "t1", Blocks: 40, Distinct: 40}, true, 100},
+		{"10 of 40 as last saved", saved, 40, ota.Served{}, false, 25},
+		{"live tracking of another task is ignored", saved, 40, ota.Served{TaskID: "other", Blocks: 40, Distinct: 40}, true, 25},
+		{"unknown package size", sw, 0, ota.Served{}, false, 0},
+		{"success", done, 40, ota.Served{}, false, 100},
+		{"firmware bytes", fw, 0, ota.Served{}, false, 25},
+	} {
+		require.Equal(t, c.want, subProgress(c.s, c.pkgBlocks, c.live, c.isLive), c.name)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/doze-io/doze/codec"
@@ -17,12 +18,29 @@ import (
 	"github.com/doze-io/doze/store"
 )
 
-// handleEvent is the uplink flow of DESIGN.md for one device event.
-func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) {
+// handleEvent is the uplink flow of DESIGN.md for one device event. It
+// returns an error when an uplink's effects (history and shadow, pushes)
+// could not all be stored; the caller then keeps it for another try.
+func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) error {
+	return p.process(ctx, e, &effects{})
+}
+
+// effects records which effects of one uplink are done, so that a retry
+// does only what is left (SEC-6) and nothing twice: history and shadow,
+// one push per app, the codec's acknowledgement.
+type effects struct {
+	counted bool            // the uplink was counted in doze_uplinks_total
+	saved   bool            // history and shadow stored
+	pushed  map[string]bool // app id → the report was accepted by push
+	acked   bool            // the report acknowledgement went out
+}
+
+// process is handleEvent resuming from fx.
+func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) error {
 	d, err := p.reg.GetByNodeID(ctx, e.Endpoint)
 	if err != nil {
 		p.logger.Info("event from an unknown endpoint dropped", "endpoint", e.Endpoint, "event", e.Kind, "err", err)
-		return
+		return nil
 	}
 	switch e.Kind {
 	case lwm2m.EventRegistered, lwm2m.EventUpdated:
@@ -44,17 +62,18 @@ func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) {
 		// data dropped and logged rather than stored and pushed.
 		if !d.Bound {
 			p.log.Add(d.ID, "refused", fmt.Sprintf("%s from a device that is not bound dropped", e.Kind))
-			return
+			return nil
 		}
 	}
 	switch e.Kind {
 	case lwm2m.EventUplink:
 		p.touch(ctx, d)
-		p.uplink(ctx, d, e.Endpoint, e.Payload, e.Time)
+		return p.uplink(ctx, d, e.Endpoint, e.Payload, e.Time, fx)
 	case lwm2m.EventNotification:
 		p.touch(ctx, d)
 		p.notification(ctx, d, e)
 	}
+	return nil
 }
 
 // connect binds the device on its first connection and marks it online
@@ -95,39 +114,48 @@ func (p *Platform) touch(ctx context.Context, d registry.Device) {
 const touchEvery = time.Minute
 
 // uplink routes one payload: PCP frames to ota, the rest to the product's
-// codec (COD-4, OTA-6).
-func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint string, payload []byte, at time.Time) {
-	p.metrics.uplinks.Inc()
+// codec (COD-4, OTA-6). Its error says which effects of a report could not
+// be stored; fx records those that were.
+func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint string, payload []byte, at time.Time, fx *effects) error {
+	if !fx.counted {
+		p.metrics.uplinks.Inc()
+		fx.counted = true
+	}
 	if len(payload) > p.cfg.MaxMessage {
 		p.decodeError(d, fmt.Errorf("payload of %d bytes is over the %d-byte limit for one message (APP-2)", len(payload), p.cfg.MaxMessage))
-		return
+		return nil
 	}
 	if ota.IsPCP(payload) {
 		if err := p.ota.HandleFrame(ctx, d.ID, payload); err != nil {
 			p.log.Add(d.ID, "upgrade", "PCP frame refused: "+err.Error())
 		}
-		return
+		return nil
 	}
 	cd := p.products.Codec(d.Info.ManufacturerID, d.Info.Model)
 	if cd == nil {
 		p.decodeError(d, fmt.Errorf("product %s/%s has no codec to decode %X", d.Info.ManufacturerID, d.Info.Model, payload))
-		return
+		return nil
 	}
 	m, err := cd.Decode(payload)
 	if err != nil {
 		p.decodeError(d, fmt.Errorf("decoding %X: %w", payload, err))
-		return
+		return nil
 	}
 	switch m := m.(type) {
 	case *codec.Report:
-		p.report(ctx, d, m, at)
-		p.ackReport(d, endpoint, cd, payload)
+		err := p.report(ctx, d, m, at, fx)
+		if !fx.acked {
+			p.ackReport(d, endpoint, cd, payload)
+			fx.acked = true
+		}
+		return err
 	case *codec.Response:
 		body, _ := json.Marshal(m.Body)
 		if err := p.cmds.Responded(ctx, d.ID, command.Response{Mid: m.Mid, ErrCode: m.Errcode, Body: body}); err != nil {
 			p.logger.Warn("command response", "device", d.ID, "err", err)
 		}
 	}
+	return nil
 }
 
 func (p *Platform) decodeError(d registry.Device, err error) {
@@ -137,27 +165,35 @@ func (p *Platform) decodeError(d registry.Device, err error) {
 
 // report checks a decoded report against the product model, keeps it in
 // history and the shadow, and pushes it (APP-2, STO-2, STO-3, PSH-3).
-// Services whose data break the model are logged and left out.
-func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Report, at time.Time) {
+// Services whose data break the model are logged and left out. It returns
+// an error naming each effect that could not be stored (SEC-6); fx records
+// those that were, so a retry neither doubles history nor pushes again to
+// an app that has the report.
+func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Report, at time.Time, fx *effects) error {
 	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
 	if err != nil {
 		p.decodeError(d, fmt.Errorf("product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model))
-		return
+		return nil
 	}
 	var (
 		hist     []store.HistoryRecord
 		reported = map[string]map[string]any{}
 		services []push.ServiceData
 		history  = p.historyApps()
+		first    = !fx.saved && fx.pushed == nil
 	)
 	for _, sd := range r.Data {
 		if err := prod.CheckReport(sd.ServiceID, sd.ServiceData); err != nil {
-			p.decodeError(d, fmt.Errorf("report of service %s does not fit the product model: %w", sd.ServiceID, err))
+			if first {
+				p.decodeError(d, fmt.Errorf("report of service %s does not fit the product model: %w", sd.ServiceID, err))
+			}
 			continue
 		}
 		data, err := json.Marshal(sd.ServiceData)
 		if err != nil {
-			p.decodeError(d, err)
+			if first {
+				p.decodeError(d, err)
+			}
 			continue
 		}
 		for _, app := range history {
@@ -167,22 +203,37 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 		services = append(services, push.ServiceData{ServiceID: sd.ServiceID, ServiceType: p.serviceType(d, sd.ServiceID),
 			Data: data, EventTime: push.FormatTime(at)})
 	}
-	if len(services) > 0 {
+	if len(services) == 0 {
+		return nil
+	}
+	var errs []error
+	if !fx.saved {
 		// History and shadow in one commit (STO-2, STO-3).
 		if err := p.db.SaveReport(d.ID, hist, reported, at); err != nil {
-			p.logger.Error("storing report", "device", d.ID, "err", err)
+			errs = append(errs, fmt.Errorf("storing the report in history and shadow: %w", err))
+		} else {
+			fx.saved = true
 		}
 	}
-	if len(services) == 0 {
-		return
+	if first {
+		p.log.Add(d.ID, "uplink", fmt.Sprintf("report of %d service(s)", len(services)))
 	}
-	p.log.Add(d.ID, "uplink", fmt.Sprintf("report of %d service(s)", len(services)))
+	if fx.pushed == nil {
+		fx.pushed = map[string]bool{}
+	}
 	rep := push.Report{DeviceID: d.ID, GatewayID: gatewayOf(d), Services: services}
 	for _, app := range p.apps() {
-		if _, err := p.push.PublishReport(ctx, app, rep); err != nil {
-			p.logger.Error("publishing report", "device", d.ID, "err", err)
+		if fx.pushed[app] {
+			continue
 		}
+		// The push engine counts and logs a refusal itself (Stats.Refused).
+		if _, err := p.push.PublishReport(ctx, app, rep); err != nil {
+			errs = append(errs, fmt.Errorf("push of the report to app %s: %w", app, err))
+			continue
+		}
+		fx.pushed[app] = true
 	}
+	return errors.Join(errs...)
 }
 
 // normalize turns a JSON object back into plain values for the shadow.
@@ -250,4 +301,94 @@ func (p *Platform) historyApps() []string {
 		}
 	}
 	return ids
+}
+
+// Uplinks whose effects could not all be stored stay in the inbox and are
+// tried again on their device's worker after a backoff (SEC-6). At most
+// maxHeldRetries wait in memory; beyond that an uplink waits in the inbox
+// for the next start, which replays it.
+const (
+	maxHeldRetries = 4096
+	retryFirst     = time.Second
+	retryMax       = 5 * time.Minute
+)
+
+// retryDelay is the wait before try n+1 of an uplink after n failed tries:
+// retryFirst doubling up to retryMax.
+func retryDelay(tries int) time.Duration {
+	d := retryFirst
+	for i := 1; i < tries && d < retryMax; i++ {
+		d *= 2
+	}
+	return min(d, retryMax)
+}
+
+// retryQueue holds the uplinks waiting for another try, each with its
+// due time.
+type retryQueue struct {
+	mu   sync.Mutex
+	held []queuedEvent
+}
+
+// failed counts and logs a try of q that left effects unstored, and holds
+// q for another try. The uplink stays in the inbox either way.
+func (p *Platform) failed(q queuedEvent, err error) {
+	p.metrics.uplinkFailures.Inc()
+	q.tries++
+	q.due = time.Now().Add(retryDelay(q.tries))
+	rq := &p.retries
+	rq.mu.Lock()
+	held := len(rq.held) < maxHeldRetries
+	if held {
+		rq.held = append(rq.held, q)
+	}
+	rq.mu.Unlock()
+	where := "it stays in the inbox and is tried again"
+	if !held {
+		where = fmt.Sprintf("%d uplinks already wait for a retry: it stays in the inbox until the next start", maxHeldRetries)
+		if q.inbox == 0 {
+			where = fmt.Sprintf("%d uplinks already wait for a retry and it is not in the inbox: it is dropped", maxHeldRetries)
+		}
+	}
+	p.logger.Error("uplink effects not stored; "+where, "endpoint", q.e.Endpoint, "inbox", q.inbox,
+		"try", q.tries, "retryAt", q.due, "err", err)
+}
+
+// takeDue removes and returns the held uplinks due at now, oldest first.
+func (rq *retryQueue) takeDue(now time.Time) []queuedEvent {
+	rq.mu.Lock()
+	defer rq.mu.Unlock()
+	var due []queuedEvent
+	kept := rq.held[:0]
+	for _, q := range rq.held {
+		if q.due.After(now) {
+			kept = append(kept, q)
+		} else {
+			due = append(due, q)
+		}
+	}
+	clear(rq.held[len(kept):])
+	rq.held = kept
+	return due
+}
+
+// retryUplinks hands the uplinks due at now back to their workers.
+func (p *Platform) retryUplinks(now time.Time) {
+	for _, q := range p.retries.takeDue(now) {
+		p.enqueue(q)
+	}
+}
+
+// runRetries retries held uplinks as they come due, until ctx ends.
+func (p *Platform) runRetries(ctx context.Context) error {
+	t := time.NewTicker(retryFirst)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			p.retryUplinks(now)
+		}
+	}
 }
