@@ -68,7 +68,7 @@ func (s Step) reason() string {
 	}
 }
 
-// ExecuteType says when sub-tasks start (API.md policy.executeType).
+// ExecuteType says when sub-tasks start (docs/api.md policy.executeType).
 type ExecuteType string
 
 // Execute types.

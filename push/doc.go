@@ -12,10 +12,10 @@
 // application they share one host and port (ErrOriginConflict; the same
 // check guards a command's callbackUrl, Engine.CheckCallback, CMD-6).
 //
-// Bodies are Go types whose JSON is exactly API.md's, "notifyType" first:
+// Bodies are Go types whose JSON is exactly docs/api.md's, "notifyType" first:
 // DeviceDataChangedBody, DeviceDatasChangedBody, BindDeviceBody,
 // DeviceAddedBody, DeviceDeletedBody, DeviceInfoChangedBody, the upgrade
-// bodies, and Body for the types API.md gives no shape for. A device
+// bodies, and Body for the types docs/api.md gives no shape for. A device
 // Report is split into one deviceDataChanged push per service and kept
 // whole for deviceDatasChanged (Engine.PublishReport, §5.13, §5.16).
 // CommandResult is the command callback body of CMD-6, sent with
@@ -115,7 +115,7 @@
 //     also counted in Stats.Refused and logged with its reason. This is
 //     the one place the engine both logs and returns an error: the count
 //     and the log line must not depend on every caller doing it.
-//   - fwUpgradeResultNotify has no sample in API.md; FwUpgradeResultBody
+//   - fwUpgradeResultNotify has no sample in docs/api.md; FwUpgradeResultBody
 //     follows the original platform's public documentation.
 //   - Endpoints lists every URL a message was queued for since New. An
 //     invalid URL with nothing queued is not probed; its next message is

@@ -324,7 +324,7 @@ func (b FwUpgradeStateChangeBody) MarshalJSON() ([]byte, error) {
 	return marshalWithType(b.NotifyType(), plain(b))
 }
 
-// FwUpgradeResultBody is a fwUpgradeResultNotify push. API.md shows no
+// FwUpgradeResultBody is a fwUpgradeResultNotify push. docs/api.md shows no
 // sample; the fields follow the public documentation of the original
 // platform and mirror SwUpgradeResultBody.
 //
@@ -354,7 +354,7 @@ func (b FwUpgradeResultBody) MarshalJSON() ([]byte, error) {
 // Body is a notification of any notify type whose fields the platform
 // composes itself: messageConfirm, commandRsp, deviceEvent,
 // serviceInfoChanged, ruleEvent, deviceModelAdded, deviceModelDeleted and
-// deviceDesiredPropertiesModifyStatusChanged have no fixed shape in API.md.
+// deviceDesiredPropertiesModifyStatusChanged have no fixed shape in docs/api.md.
 // Fields must be a JSON object (or nil for none); its members follow
 // "notifyType" in their own order.
 //

@@ -13,7 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Inside bucketCommands (DESIGN.md "Storage", SPEC CMD-9):
+// Inside bucketCommands (docs/architecture.md "Storage", rule CMD-9):
 //
 //	rec  devkey|seq        → command record (JSON, every field)
 //	id   commandId         → devkey|seq

@@ -12,7 +12,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Top-level buckets, one per package (DESIGN.md "Storage"). Each file of
+// Top-level buckets, one per package (docs/architecture.md "Storage"). Each file of
 // this package keeps its keys inside its own bucket.
 var (
 	bucketRegistry = []byte("registry")

@@ -1,4 +1,4 @@
-// Package deptest enforces the import rules of DESIGN.md: which packages of
+// Package deptest enforces the import rules of docs/architecture.md: which packages of
 // the module a package may import, and which third-party modules only one
 // package may use.
 //
@@ -114,7 +114,7 @@ func Problems(root, dir string) ([]string, error) {
 	check := func(imports []string, test bool) {
 		for _, imp := range imports {
 			if !thirdPartyAllowed(dir, imp) {
-				out = append(out, fmt.Sprintf("%s imports %s, which DESIGN.md allows only elsewhere", dir, imp))
+				out = append(out, fmt.Sprintf("%s imports %s, which docs/architecture.md allows only elsewhere", dir, imp))
 				continue
 			}
 			if imp != Module && !strings.HasPrefix(imp, Module+"/") {
@@ -122,7 +122,7 @@ func Problems(root, dir string) ([]string, error) {
 			}
 			dep := strings.TrimPrefix(strings.TrimPrefix(imp, Module), "/")
 			if !allowedFor(dir, dep, test) {
-				out = append(out, fmt.Sprintf("%s imports %s; DESIGN.md allows it only %v of the module", dir, dep, allowed[topFolder(dir)]))
+				out = append(out, fmt.Sprintf("%s imports %s; docs/architecture.md allows it only %v of the module", dir, dep, allowed[topFolder(dir)]))
 			}
 		}
 	}
@@ -133,7 +133,7 @@ func Problems(root, dir string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// Check fails t for every import of the package under test that DESIGN.md's
+// Check fails t for every import of the package under test that docs/architecture.md's
 // table forbids.
 func Check(t testing.TB) {
 	t.Helper()

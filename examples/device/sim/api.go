@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// API is a client of the platform's northbound REST API (../shared/API.md)
+// API is a client of the platform's northbound REST API (docs/api.md)
 // for what the simulator needs: log in, register devices, subscribe a
 // webhook. It is safe for concurrent use.
 type API struct {

@@ -78,7 +78,7 @@
 //
 // # Provisioning and load
 //
-// API is a client of the platform's REST API (API.md): Login, RegisterDevice
+// API is a client of the platform's REST API (docs/api.md): Login, RegisterDevice
 // (deviceCredentials; the answer's psk is the device's key, hex) and
 // Subscribe. WaterMeterInfo is the demo product's deviceInfo:
 // manufacturerId DozeLabs, deviceType WaterMeter, model WM100, protocolType
