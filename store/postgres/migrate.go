@@ -19,9 +19,11 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migrationLock is the key of the transaction-scoped advisory lock that
-// Migrate holds, so that nodes starting at once apply each step once.
-const migrationLock = 0x646f7a65_00000001 // "doze", 1
+// migrationLock names the transaction-scoped advisory lock that Migrate
+// holds, so that nodes starting at once apply each step once. The lock is
+// per schema: nodes on one schema wait for each other, other schemas (the
+// tests') do not.
+const migrationLock = "doze/store/postgres migrate "
 
 type migration struct {
 	version int
@@ -75,7 +77,13 @@ func (db *DB) Migrate(ctx context.Context) error {
 
 func (db *DB) migrate(ctx context.Context, steps []migration) error {
 	return db.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLock)); err != nil {
+		schema := db.schema
+		if schema == "" {
+			if err := tx.QueryRow(ctx, "SELECT coalesce(current_schema(), '')").Scan(&schema); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", migrationLock+schema); err != nil {
 			return fmt.Errorf("store/postgres: migration lock: %w", err)
 		}
 		if db.schema != "" {
