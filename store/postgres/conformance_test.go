@@ -9,6 +9,7 @@ import (
 	"github.com/doze-io/doze/ota/otatest"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/push/pushtest"
+	"github.com/doze-io/doze/store/storetest"
 	"testing"
 
 	"github.com/doze-io/doze/registry"
@@ -34,3 +35,20 @@ func TestOTAConformance(t *testing.T) {
 func TestObservationsConformance(t *testing.T) {
 	lwm2mtest.RunObservationStore(t, func(t *testing.T) lwm2m.ObservationStore { return openTest(t).Observations() })
 }
+
+func TestStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Stores {
+		db := openTest(t)
+		return storetest.Stores{History: db.History(), Shadow: db.Shadow(), Inbox: db.Inbox(), Products: db.Products(), Reporter: db}
+	})
+}
+
+// The views have the method sets the storetest interfaces name, so a
+// platform can take bbolt or PostgreSQL behind them.
+var (
+	_ storetest.History  = (*History)(nil)
+	_ storetest.Shadow   = (*Shadow)(nil)
+	_ storetest.Inbox    = (*Inbox)(nil)
+	_ storetest.Products = (*Products)(nil)
+	_ storetest.Reporter = (*DB)(nil)
+)
