@@ -21,8 +21,10 @@ type backend struct {
 	registry registry.Store
 	commands command.Store
 	push     push.Store
-	history  interface{ Append(...store.HistoryRecord) error }
-	inbox    interface {
+	history  interface {
+		Append(...store.HistoryRecord) error
+	}
+	inbox interface {
 		Put(context.Context, store.InboxEntry) (uint64, error)
 		Delete(context.Context, ...uint64) error
 	}
