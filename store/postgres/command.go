@@ -1,12 +1,14 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/doze-io/doze/command"
@@ -130,9 +132,20 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	batch := &pgx.Batch{}
+	// Rows are locked in one order (device, seq; tasks by id) by every
+	// writer, so two nodes writing overlapping commands wait for each
+	// other instead of deadlocking.
+	order := make([]*command.Command, len(w.Commands))
 	for i := range w.Commands {
-		c := &w.Commands[i]
+		order[i] = &w.Commands[i]
+	}
+	slices.SortStableFunc(order, func(a, b *command.Command) int {
+		return cmp.Or(strings.Compare(a.DeviceID, b.DeviceID), cmp.Compare(a.Seq, b.Seq))
+	})
+	counts := slices.Clone(w.Counts)
+	slices.SortStableFunc(counts, func(a, b command.Count) int { return strings.Compare(a.TaskID, b.TaskID) })
+	batch := &pgx.Batch{}
+	for _, c := range order {
 		if err := command.CheckRecord(c); err != nil {
 			return err
 		}
@@ -152,13 +165,13 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 		batch.Queue(upsertCommand, c.DeviceID, int64(c.Seq), c.ID, int16(c.Status), c.Status.Open(), due, executed, b)
 		batch.Queue(bumpLast, c.DeviceID, int64(c.Seq))
 	}
-	for _, n := range w.Counts {
+	for _, n := range counts {
 		if err := command.CheckCount(n); err != nil {
 			return err
 		}
 	}
 	return s.db.tx(ctx, func(tx pgx.Tx) error {
-		for _, n := range w.Counts {
+		for _, n := range counts {
 			if err := countTask(ctx, tx, n); err != nil {
 				return err
 			}

@@ -17,26 +17,32 @@ import (
 )
 
 func TestRegistryConformance(t *testing.T) {
+	t.Parallel()
 	registrytest.Run(t, func(t *testing.T) registry.Store { return openTest(t).Registry() })
 }
 
 func TestCommandsConformance(t *testing.T) {
+	t.Parallel()
 	commandtest.Run(t, func(t *testing.T) command.Store { return openTest(t).Commands() })
 }
 
 func TestPushConformance(t *testing.T) {
+	t.Parallel()
 	pushtest.Run(t, func(t *testing.T) push.Store { return openTest(t).Push() })
 }
 
 func TestOTAConformance(t *testing.T) {
+	t.Parallel()
 	otatest.Run(t, func(t *testing.T) ota.Store { return openTest(t).OTA() })
 }
 
 func TestObservationsConformance(t *testing.T) {
+	t.Parallel()
 	lwm2mtest.RunObservationStore(t, func(t *testing.T) lwm2m.ObservationStore { return openTest(t).Observations() })
 }
 
 func TestStoreConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
 		db := openTest(t)
 		return storetest.Stores{History: db.History(), Shadow: db.Shadow(), Inbox: db.Inbox(), Products: db.Products(), Reporter: db}

@@ -107,12 +107,24 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 func (db *DB) Schema() string { return db.schema }
 
 // tx runs fn in a transaction (READ COMMITTED, the server's default),
-// committing when fn returns nil. Retries are the caller's concern: a
-// statement that hits a unique or foreign key constraint fails with its
-// own error.
+// committing when fn returns nil. A transaction the server aborts as a
+// deadlock victim or a serialization failure is run again, up to
+// txAttempts times in all, so fn must have no effects outside tx. Other
+// errors (a unique or foreign key violation) are returned as they are.
 func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, fn)
+	var err error
+	for range txAttempts {
+		err = pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, fn)
+		if code, _ := pgCode(err); code != codeDeadlock && code != codeSerialization {
+			return err
+		}
+	}
+	return err
 }
+
+// txAttempts bounds the runs of one transaction that the server aborts
+// for a deadlock or a serialization failure.
+const txAttempts = 5
 
 // nanos returns t as Unix nanoseconds for a nullable bigint column: nil for
 // the zero time, clamped to the int64 range.
@@ -160,4 +172,6 @@ func pgCode(err error) (code, constraint string) {
 const (
 	codeUniqueViolation     = "23505"
 	codeForeignKeyViolation = "23503"
+	codeSerialization       = "40001"
+	codeDeadlock            = "40P01"
 )

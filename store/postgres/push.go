@@ -133,9 +133,11 @@ func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
 		hashes = append(hashes, urlHash(msgs[i].URL))
 		ids = append(ids, msgs[i].ID)
 	}
-	_, err := p.db.pool.Exec(ctx, `DELETE FROM push_messages m USING unnest($1::bytea[], $2::text[]) AS d(h, id)
-		WHERE m.url_hash = d.h AND m.id = d.id`, hashes, ids)
-	return err
+	return p.db.tx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM push_messages m USING unnest($1::bytea[], $2::text[]) AS d(h, id)
+			WHERE m.url_hash = d.h AND m.id = d.id`, hashes, ids)
+		return err
+	})
 }
 
 const messageColumns = "url, id, body, secret, notify_type, subscription_id, created, expires"
