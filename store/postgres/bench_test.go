@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,6 +85,24 @@ func BenchmarkOps(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+		var pseq atomic.Uint64
+		pseq.Store(1 << 40)
+		b.Run("CommandEnqueue8/"+be.name, func(b *testing.B) {
+			// Eight callers at once (b.SetParallelism × GOMAXPROCS ≥ 8):
+			// how commits are shared under load.
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					seq := pseq.Add(1)
+					c := commandtest.Cmd(commandtest.Device(int(seq%100)), seq)
+					if err := be.commands.Write(ctx, command.Write{Commands: []command.Command{c}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 		b.Run("CommandFront/"+be.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -61,18 +61,24 @@
 // # Speed beside bbolt
 //
 // BenchmarkOps runs each main operation on both stores in one run, one
-// caller at a time, every write durable (bbolt fsync; PostgreSQL 15 with
+// caller at a time (one row: eight), every write durable (bbolt fsync; PostgreSQL 15 with
 // fsync and synchronous_commit on, over loopback TCP). On the project
 // machine (2 cores shared with other work, Intel Xeon, PostgreSQL 15.20 on
 // the same machine), PostgreSQL time ÷ bbolt time:
 //
-//	device Create        0.66 ms vs 0.58 ms   1.1×
-//	device Get           48 µs   vs 1.2 µs    39×   (a round trip vs a memory-mapped read)
-//	command enqueue      0.66 ms vs 11.9 ms   0.06× (bbolt's Batch waits 10 ms for company)
-//	command Front        44 µs   vs 11 µs     4.0×
-//	push put + delete    1.2 ms  vs 23.6 ms   0.05× (two bbolt Batch waits)
-//	history Append       0.79 ms vs 0.61 ms   1.3×
-//	inbox put + delete   1.0 ms  vs 1.4 ms    0.75×
+//	                          postgres  bbolt     ratio
+//	device Create             0.42 ms   0.36 ms   1.2×
+//	device Get                33 µs     1.5 µs    22×   (a round trip vs a memory-mapped read)
+//	command enqueue           0.78 ms   11.8 ms   0.07× (bbolt's Batch waits 10 ms for company)
+//	command enqueue ×8        0.20 ms   1.7 ms    0.12× (8 callers; per command)
+//	command Front             141 µs    28 µs     5×
+//	push put + delete         0.99 ms   23.8 ms   0.04× (two bbolt Batch waits)
+//	history Append            0.48 ms   0.54 ms   0.9×
+//	inbox put + delete        0.59 ms   0.75 ms   0.8×
+//
+// (go test -bench BenchmarkOps -benchtime 400x. On this shared machine a
+// figure moves by up to half between runs; in two runs no ratio changed
+// side of 1. Front grows with the device's open queue on both stores.)
 //
 // Reads pay a network round trip (~40 µs on loopback); durable writes cost
 // one commit on either store. What PostgreSQL buys is not speed on one
