@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -68,7 +69,11 @@ func BenchmarkOps(b *testing.B) {
 		})
 		b.Run("DeviceGet/"+be.name, func(b *testing.B) {
 			b.ReportAllocs()
-			id := dev(1).ID
+			d := dev(0) // DevicePut starts at 1
+			if err := be.registry.Create(ctx, d); err != nil && !errors.Is(err, registry.ErrExists) {
+				b.Fatal(err)
+			}
+			id := d.ID
 			for b.Loop() {
 				if _, err := be.registry.Get(ctx, id); err != nil {
 					b.Fatal(err)

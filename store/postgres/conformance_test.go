@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/command/commandtest"
 	"github.com/doze-io/doze/lwm2m"
@@ -10,6 +11,7 @@ import (
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/push/pushtest"
 	"github.com/doze-io/doze/store/storetest"
+	"github.com/stretchr/testify/require"
 	"testing"
 
 	"github.com/doze-io/doze/registry"
@@ -58,3 +60,21 @@ var (
 	_ storetest.Products = (*Products)(nil)
 	_ storetest.Reporter = (*DB)(nil)
 )
+
+// TestRegistryRefusesUnstorableText: a NUL byte or invalid UTF-8, which
+// PostgreSQL text cannot hold, is refused with registry.ErrInvalid naming
+// the field, on Create and on Update; nothing is stored.
+func TestRegistryRefusesUnstorableText(t *testing.T) {
+	ctx := context.Background()
+	r := openTest(t).Registry()
+	err := r.Create(ctx, registry.Device{ID: "d1", NodeID: "8683\x00", Status: "OFFLINE"})
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	require.ErrorContains(t, err, "nodeId")
+	_, err = r.Get(ctx, "d1")
+	require.ErrorIs(t, err, registry.ErrNotFound)
+
+	require.NoError(t, r.Create(ctx, registry.Device{ID: "d1", NodeID: "868333030000001", Status: "OFFLINE"}))
+	_, err = r.Update(ctx, "d1", func(d *registry.Device) error { d.Info.Name = "\xff\xfe"; return nil })
+	require.ErrorIs(t, err, registry.ErrInvalid)
+	require.ErrorContains(t, err, "name")
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/doze-io/doze/registry"
 	"github.com/jackc/pgx/v5"
@@ -138,9 +139,34 @@ func deviceWriteError(err error, d *registry.Device) error {
 	return err
 }
 
+// checkText refuses strings PostgreSQL text cannot hold (a NUL byte,
+// invalid UTF-8) with registry.ErrInvalid, naming the field, before the
+// server refuses them with a less helpful error.
+func checkText(d *registry.Device) error {
+	fields := []struct{ name, v string }{
+		{"deviceId", d.ID}, {"nodeId", d.NodeID}, {"verifyCode", d.VerifyCode},
+		{"manufacturerId", d.Info.ManufacturerID}, {"manufacturerName", d.Info.ManufacturerName},
+		{"deviceType", d.Info.DeviceType}, {"model", d.Info.Model}, {"protocolType", d.Info.ProtocolType},
+		{"name", d.Info.Name}, {"swVersion", d.Info.SWVersion}, {"fwVersion", d.Info.FWVersion}, {"mode", d.Info.Mode},
+		{"gatewayId", d.GatewayID}, {"nodeType", string(d.NodeType)}, {"status", string(d.Status)},
+	}
+	for _, g := range d.Groups {
+		fields = append(fields, struct{ name, v string }{"groups", g})
+	}
+	for _, f := range fields {
+		if strings.IndexByte(f.v, 0) >= 0 || !utf8.ValidString(f.v) {
+			return fmt.Errorf("store/postgres: %s %q: %w: a NUL byte or invalid UTF-8; allowed: UTF-8 text without NUL", f.name, f.v, registry.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // Create implements registry.Store.
 func (s *Registry) Create(ctx context.Context, d registry.Device) error {
 	d.Groups = sortedGroups(d.Groups)
+	if err := checkText(&d); err != nil {
+		return err
+	}
 	return s.db.tx(ctx, func(tx pgx.Tx) error {
 		if err := checkRefs(ctx, tx, &d); err != nil {
 			return err
@@ -198,6 +224,9 @@ func (s *Registry) Update(ctx context.Context, id string, fn func(*registry.Devi
 			return fmt.Errorf("store/postgres: Update changed deviceId %q to %q: %w", id, d.ID, registry.ErrInvalid)
 		}
 		d.Groups = sortedGroups(d.Groups)
+		if err := checkText(&d); err != nil {
+			return err
+		}
 		if err := checkRefs(ctx, tx, &d); err != nil {
 			return err
 		}
