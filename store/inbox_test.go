@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,39 +45,4 @@ func TestInboxSurvivesReopen(t *testing.T) {
 	got, err = db.Inbox().Pending(ctx)
 	require.NoError(t, err)
 	require.Empty(t, got)
-}
-
-// TestInboxConcurrentPuts: devices put uplinks at the same time (group
-// commit); every one gets its own sequence number and is kept.
-func TestInboxConcurrentPuts(t *testing.T) {
-	ctx := context.Background()
-	db := openTemp(t, nil)
-	in := db.Inbox()
-	var wg sync.WaitGroup
-	seen := make(chan uint64, 64)
-	for i := range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := in.Put(ctx, InboxEntry{Endpoint: "ep", Payload: []byte{byte(i)}})
-			if err != nil {
-				t.Error(err)
-			}
-			seen <- s
-		}()
-	}
-	wg.Wait()
-	close(seen)
-	uniq := map[uint64]bool{}
-	for s := range seen {
-		uniq[s] = true
-	}
-	require.Len(t, uniq, 64)
-	got, err := in.Pending(ctx)
-	require.NoError(t, err)
-	require.Len(t, got, 64)
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	_, err = in.Put(cancelled, InboxEntry{Endpoint: "ep"})
-	require.ErrorIs(t, err, context.Canceled)
 }

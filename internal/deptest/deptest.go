@@ -46,6 +46,7 @@ var thirdParty = map[string][]string{
 	"github.com/plgd-dev/go-coap": {"lwm2m", "examples"},
 	"github.com/pion/":            {"lwm2m", "examples"},
 	"go.etcd.io/bbolt":            {"store"},
+	"github.com/jackc/pgx":        {"store/postgres"},
 }
 
 // allowedFor reports whether the package in folder dir may import the module

@@ -41,6 +41,8 @@ func TestAllowedFor(t *testing.T) {
 func TestThirdParty(t *testing.T) {
 	require.False(t, thirdPartyAllowed("registry", "go.etcd.io/bbolt"))
 	require.True(t, thirdPartyAllowed("store", "go.etcd.io/bbolt"))
+	require.True(t, thirdPartyAllowed("store/postgres", "github.com/jackc/pgx/v5/pgxpool"))
+	require.False(t, thirdPartyAllowed("store", "github.com/jackc/pgx/v5"), "only store/postgres imports pgx")
 	require.False(t, thirdPartyAllowed("command", "github.com/plgd-dev/go-coap/v3/message"))
 	require.True(t, thirdPartyAllowed("lwm2m", "github.com/pion/dtls/v3"))
 	require.True(t, thirdPartyAllowed("registry", "crypto/rand"))

@@ -1,0 +1,159 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/push"
+	"github.com/jackc/pgx/v5"
+)
+
+// Claiming work among nodes (CLU-2). When several platform nodes share one
+// database, a command to send, a push to deliver or an upgrade step to
+// time out must be done by one node. The engines' Store interfaces have no
+// notion of nodes, so claiming is an optional ability of this package's
+// stores, found by type assertion (CommandClaimer, MessageClaimer,
+// SubTaskClaimer).
+//
+// A claim is a lease written on the row itself: one statement selects
+// the candidate rows FOR UPDATE SKIP LOCKED — rows another node is
+// claiming at this instant are skipped, not waited for — keeps those
+// whose lease has ended or is the caller's own, and sets claim_owner and
+// claim_until. Two nodes claiming at once therefore never get the same
+// row; a node that dies holding a lease loses it when the lease ends, and
+// its work goes to whichever node claims next. A node renews its lease by
+// claiming again before it ends. Lease length is the caller's choice: it
+// must exceed the time the work takes (a send, a delivery attempt).
+
+// CommandClaimer claims due commands: open commands whose Due() is not
+// after now, earliest first, that no other owner holds a lease on.
+type CommandClaimer interface {
+	ClaimCommands(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]command.Command, error)
+}
+
+// MessageClaimer claims messages of the push outbox to deliver, ordered by
+// URL then id, that no other owner holds a lease on.
+type MessageClaimer interface {
+	ClaimMessages(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]push.Message, error)
+}
+
+// SubTaskClaimer claims upgrade sub-tasks whose step deadline is not after
+// now and which have not ended, earliest deadline first, that no other
+// owner holds a lease on.
+type SubTaskClaimer interface {
+	ClaimSubTasks(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]ota.SubTask, error)
+}
+
+var (
+	_ CommandClaimer = (*Commands)(nil)
+	_ MessageClaimer = (*Push)(nil)
+	_ SubTaskClaimer = (*OTA)(nil)
+)
+
+// maxOwner bounds an owner name (a node id).
+const maxOwner = 200
+
+func checkClaim(owner string, lease time.Duration, limit int) error {
+	switch {
+	case owner == "" || len(owner) > maxOwner || strings.IndexByte(owner, 0) >= 0:
+		return fmt.Errorf("store/postgres: claim owner %q: want 1–%d bytes, no NUL", owner, maxOwner)
+	case lease <= 0:
+		return fmt.Errorf("store/postgres: claim lease %v: want a positive duration", lease)
+	case limit < 0:
+		return fmt.Errorf("store/postgres: claim limit %d: want ≥ 0", limit)
+	}
+	return nil
+}
+
+// claimSQL builds the claiming statement for table: pick (the candidate
+// rows' condition and order, using $1 = now), lease them to $2 until $3,
+// at most $4 rows, returning cols.
+func claimSQL(table, key, pick, order, cols string) string {
+	return `WITH c AS (
+		SELECT ` + key + ` FROM ` + table + `
+		WHERE ` + pick + ` AND (claim_until IS NULL OR claim_until <= $1 OR claim_owner = $2)
+		ORDER BY ` + order + ` LIMIT $4
+		FOR UPDATE SKIP LOCKED)
+	UPDATE ` + table + ` t SET claim_owner = $2, claim_until = $3
+	FROM c WHERE (` + prefixed("t.", key) + `) = (` + prefixed("c.", key) + `)
+	RETURNING ` + prefixed("t.", cols)
+}
+
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+var (
+	claimCommandsSQL = claimSQL("commands", "device_id, seq", "due <= $1", "due, device_id, seq", "rec")
+	claimMessagesSQL = claimSQL("push_messages", "url_hash, id", "true", "url, id", messageColumns)
+	claimSubTasksSQL = claimSQL("ota_subtasks", "task_id, device_id", "NOT final AND deadline <= $1", "deadline, task_id, device_id", "rec")
+)
+
+// ClaimCommands implements CommandClaimer.
+func (s *Commands) ClaimCommands(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]command.Command, error) {
+	if err := checkClaim(owner, lease, limit); err != nil || limit == 0 {
+		return nil, err
+	}
+	out, err := commandRows(s.db.pool.Query(ctx, claimCommandsSQL, clampNanos(now), owner, clampNanos(now.Add(lease)), limit))
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b command.Command) int {
+		return cmp.Or(a.Due().Compare(b.Due()), strings.Compare(a.DeviceID, b.DeviceID), cmp.Compare(a.Seq, b.Seq))
+	})
+	return out, nil
+}
+
+// ClaimMessages implements MessageClaimer.
+func (p *Push) ClaimMessages(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]push.Message, error) {
+	if err := checkClaim(owner, lease, limit); err != nil || limit == 0 {
+		return nil, err
+	}
+	rows, err := p.db.pool.Query(ctx, claimMessagesSQL, clampNanos(now), owner, clampNanos(now.Add(lease)), limit)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (push.Message, error) { return scanMessage(r) })
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b push.Message) int { return cmp.Or(strings.Compare(a.URL, b.URL), strings.Compare(a.ID, b.ID)) })
+	return out, nil
+}
+
+// ClaimSubTasks implements SubTaskClaimer.
+func (o *OTA) ClaimSubTasks(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]ota.SubTask, error) {
+	if err := checkClaim(owner, lease, limit); err != nil || limit == 0 {
+		return nil, err
+	}
+	rows, err := o.db.pool.Query(ctx, claimSubTasksSQL, clampNanos(now), owner, clampNanos(now.Add(lease)), limit)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ota.SubTask, error) {
+		var b []byte
+		var s ota.SubTask
+		if err := r.Scan(&b); err != nil {
+			return s, err
+		}
+		return s, json.Unmarshal(b, &s)
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b ota.SubTask) int {
+		return cmp.Or(a.Deadline.Compare(b.Deadline), strings.Compare(a.TaskID, b.TaskID), strings.Compare(a.DeviceID, b.DeviceID))
+	})
+	return out, nil
+}
