@@ -365,24 +365,6 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (p *Platform) capabilities(w http.ResponseWriter, r *http.Request) error {
-	id := r.URL.Query().Get("deviceId")
-	if id == "" {
-		return badRequest("missing_deviceId", "deviceId is required")
-	}
-	d, err := p.reg.Get(r.Context(), id)
-	if err != nil {
-		return apiErr(err)
-	}
-	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
-	if err != nil {
-		return notFound("product_not_found", "the device's product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceCapabilities": []any{map[string]any{"deviceId": d.ID,
-		"serviceCapabilities": prod.Services}}})
-	return nil
-}
-
 func (p *Platform) putShadow(w http.ResponseWriter, r *http.Request) error {
 	d, err := p.device(r.Context(), r)
 	if err != nil {
