@@ -83,7 +83,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if cfg.MaxUploads <= 0 {
 		cfg.MaxUploads = defaultMaxUploads
 	}
-	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(200),
+	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(db.DeviceLog(cfg.DeviceLogSize), logger.With("part", "devicelog")),
 		uploads: uploadSlots{max: cfg.MaxUploads, perApp: min(maxUploadsPerApp, cfg.MaxUploads)}}
 	fail := func(err error) (*Platform, error) { db.Close(); return nil, err }
 
@@ -222,6 +222,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	p.replayInbox(ctx)
 	run("lwm2m", p.lwm.Run)
 	run("history", p.pruneHistory)
+	run("devicelog", p.log.Run)
 	run("retries", p.runRetries)
 	for _, ch := range p.events {
 		ch := ch
@@ -255,6 +256,7 @@ func (p *Platform) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
 		p.stop()
+		p.log.Flush() // entries added after Run returned
 		err = errors.Join(p.lwm.Close(), p.ota.Close(), p.cmds.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
