@@ -52,6 +52,7 @@ type Platform struct {
 	bgMu    sync.Mutex     // guards bgDone against bg.Add racing bg.Wait
 	bgDone  bool
 	touched sync.Map   // deviceId → time of the last registry Touch
+	bad     badCounts  // unusable uplinks in a row per device (ABNORMAL)
 	retries retryQueue // uplinks waiting for another try (SEC-6)
 
 	closeOnce  sync.Once
@@ -82,6 +83,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	}
 	if cfg.MaxUploads <= 0 {
 		cfg.MaxUploads = defaultMaxUploads
+	}
+	if cfg.AbnormalAfter <= 0 {
+		cfg.AbnormalAfter = 3
 	}
 	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(db.DeviceLog(cfg.DeviceLogSize), logger.With("part", "devicelog")),
 		uploads: uploadSlots{max: cfg.MaxUploads, perApp: min(maxUploadsPerApp, cfg.MaxUploads)}}
@@ -117,9 +121,10 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	}
 
 	p.reg, err = registry.New(db.Registry(), p.products.catalog, registry.Config{
-		SilencePeriod: time.Duration(cfg.OfflineAfter),
-		Listener:      registryListener{p},
-		Logger:        logger.With("pkg", "registry"),
+		SilencePeriod:   time.Duration(cfg.OfflineAfter),
+		DisconnectGrace: time.Duration(cfg.DisconnectGrace),
+		Listener:        registryListener{p},
+		Logger:          logger.With("pkg", "registry"),
 	})
 	if err != nil {
 		return fail(err)
