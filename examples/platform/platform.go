@@ -139,7 +139,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 
-	p.cmds, err = command.New(db.Commands(), commandSender{p}, commandListener{p}, command.Config{
+	p.cmds, err = command.New(db.Commands(), commandSender{p}, desiredListener{commandListener{p}, p}, command.Config{
 		CheckCallback: func(appID, url string) error {
 			err := p.push.CheckCallback(context.Background(), appID, url)
 			if errors.Is(err, push.ErrOriginConflict) {
