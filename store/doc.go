@@ -20,6 +20,11 @@
 // processing (examples/platform puts each one there before the device is
 // answered), for a restarted platform to process what a crash interrupted.
 //
+// DeviceLog keeps the last N events of each device (default 200), pruned
+// in the write that adds new ones; a writer batches entries into few
+// commits (BenchmarkDeviceLogAppend: 1.44 ms per entry written alone, 66 µs
+// per entry 64 to a commit; 2 shared cores, one run).
+//
 // The crash test (TestRegistryCrash) kills a process that is registering
 // devices with SIGKILL, reopens the file, finds every device whose
 // Register had returned, and runs bbolt's consistency check (DB.Check).

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -267,6 +268,21 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 			ids = append(ids, d.ID)
 		}
 	}
+	if err := p.checkBatchCommand(r.Context(), ids, body.Param.Command); err != nil {
+		return err
+	}
+	if body.Timeout != 0 {
+		// The task's timeout (minutes, as the original's) bounds how long
+		// each of its commands may wait: none stays PENDING after it.
+		if body.Timeout < minTaskTimeout || body.Timeout > maxTaskTimeout {
+			return badRequest("invalid_timeout", "timeout is %d; it must be %d to %d minutes (or absent for no task timeout)",
+				body.Timeout, minTaskTimeout, maxTaskTimeout)
+		}
+		limit := int64(body.Timeout) * 60
+		if e := body.Param.ExpireTime; e == nil || *e > limit {
+			body.Param.ExpireTime = &limit
+		}
+	}
 	t, err := p.cmds.SubmitBatch(r.Context(), command.BatchRequest{Name: body.TaskName, DeviceIDs: ids,
 		Command: command.Request{AppID: appOf(r), Command: body.Param.Command, CallbackURL: body.Param.CallbackURL,
 			MaxRetransmit: body.Param.MaxRetransmit, ExpireTime: body.Param.ExpireTime}})
@@ -275,6 +291,53 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.callbacks.add(appOf(r), body.Param.CallbackURL)
 	writeJSON(w, http.StatusOK, map[string]string{"taskID": t.ID})
+	return nil
+}
+
+// The range of a batch task's timeout, in minutes (the original's).
+const (
+	minTaskTimeout = 10
+	maxTaskTimeout = 2880
+)
+
+// checkBatchCommand checks the command of a batch task against the
+// product model of every device it goes to, as a single command is
+// checked (PRF-9): all or nothing, so a task never holds commands its
+// devices cannot take. Devices that do not exist are left to the engine,
+// which counts them failed.
+func (p *Platform) checkBatchCommand(ctx context.Context, ids []string, body command.Body) error {
+	var paras map[string]any
+	if len(body.Paras) > 0 {
+		if err := jsonUnmarshalObject(body.Paras, &paras); err != nil {
+			return badRequest("invalid_command_paras", "param.command.paras must be a JSON object: %v", err)
+		}
+	}
+	type product struct{ mid, model string }
+	devices := map[product][]string{}
+	var order []product
+	for _, id := range ids {
+		d, err := p.reg.Get(ctx, id)
+		if err != nil {
+			continue
+		}
+		k := product{d.Info.ManufacturerID, d.Info.Model}
+		if devices[k] == nil {
+			order = append(order, k)
+		}
+		devices[k] = append(devices[k], id)
+	}
+	for _, k := range order {
+		ds := devices[k]
+		prod, err := p.products.catalog.Get(k.mid, k.model)
+		if err != nil {
+			return badRequest("product_not_found", "the product %s/%s of %d device(s) of the task (%s first) is not in the catalog",
+				k.mid, k.model, len(ds), ds[0])
+		}
+		if err := prod.CheckCommand(body.ServiceID, body.Method, paras); err != nil {
+			return withStatus(fmt.Errorf("the command does not fit product %s/%s of %d device(s) of the task (%s first): %w",
+				k.mid, k.model, len(ds), ds[0], err), http.StatusBadRequest, "command_mismatch")
+		}
+	}
 	return nil
 }
 

@@ -365,24 +365,6 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (p *Platform) capabilities(w http.ResponseWriter, r *http.Request) error {
-	id := r.URL.Query().Get("deviceId")
-	if id == "" {
-		return badRequest("missing_deviceId", "deviceId is required")
-	}
-	d, err := p.reg.Get(r.Context(), id)
-	if err != nil {
-		return apiErr(err)
-	}
-	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
-	if err != nil {
-		return notFound("product_not_found", "the device's product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceCapabilities": []any{map[string]any{"deviceId": d.ID,
-		"serviceCapabilities": prod.Services}}})
-	return nil
-}
-
 func (p *Platform) putShadow(w http.ResponseWriter, r *http.Request) error {
 	d, err := p.device(r.Context(), r)
 	if err != nil {
@@ -452,81 +434,6 @@ func (p *Platform) getShadow(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, i)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "shadowInfo": out})
-	return nil
-}
-
-func (p *Platform) createGroup(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Name        string   `json:"name"`
-		Description string   `json:"description"`
-		DeviceIDs   []string `json:"deviceIds"`
-	}
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	g, err := p.reg.CreateGroup(r.Context(), body.Name, body.Description)
-	if err != nil {
-		return apiErr(err)
-	}
-	if len(body.DeviceIDs) > 0 {
-		if err := p.reg.AddToGroup(r.Context(), g.ID, body.DeviceIDs...); err != nil {
-			// All or nothing: a group whose members were refused is not
-			// left behind under the name.
-			if derr := p.reg.DeleteGroup(r.Context(), g.ID); derr != nil {
-				p.logger.Error("removing a group whose members were refused", "group", g.ID, "err", derr)
-			}
-			return apiErr(err)
-		}
-	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": g.ID, "name": g.Name, "description": g.Description,
-		"appId": appOf(r), "deviceIds": body.DeviceIDs})
-	return nil
-}
-
-func (p *Platform) listGroups(w http.ResponseWriter, r *http.Request) error {
-	gs, err := p.reg.Groups(r.Context())
-	if err != nil {
-		return apiErr(err)
-	}
-	out := make([]map[string]any, 0, len(gs))
-	for _, g := range gs {
-		_, n, _ := p.reg.Members(r.Context(), g.ID, registry.Query{PageSize: 1})
-		out = append(out, map[string]any{"id": g.ID, "name": g.Name, "description": g.Description, "curNum": n})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(out), "list": out})
-	return nil
-}
-
-func (p *Platform) deleteGroup(w http.ResponseWriter, r *http.Request) error {
-	if err := p.reg.DeleteGroup(r.Context(), pathValue(r, "devGroupId")); err != nil {
-		return apiErr(err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-type groupMembers struct {
-	DevGroupID string   `json:"devGroupId"`
-	DeviceIDs  []string `json:"deviceIds"`
-}
-
-func (p *Platform) addToGroup(w http.ResponseWriter, r *http.Request) error {
-	return p.changeGroup(w, r, p.reg.AddToGroup)
-}
-
-func (p *Platform) removeFromGroup(w http.ResponseWriter, r *http.Request) error {
-	return p.changeGroup(w, r, p.reg.RemoveFromGroup)
-}
-
-func (p *Platform) changeGroup(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, groupID string, ids ...string) error) error {
-	var body groupMembers
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	if err := change(r.Context(), body.DevGroupID, body.DeviceIDs...); err != nil {
-		return apiErr(err)
-	}
-	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/profile"
+	"github.com/doze-io/doze/push"
 )
 
 func (p *Platform) login(w http.ResponseWriter, r *http.Request) error {
@@ -158,6 +159,7 @@ func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return productError(err)
 	}
+	p.publishModel(push.DeviceModelAdded, prod)
 	writeJSON(w, http.StatusCreated, p.productJSON(prod, warnings))
 	return nil
 }
@@ -181,9 +183,15 @@ func (p *Platform) getProduct(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) deleteProduct(w http.ResponseWriter, r *http.Request) error {
-	if err := p.products.Delete(pathValue(r, "manufacturerId"), pathValue(r, "model")); err != nil {
+	mid, model := pathValue(r, "manufacturerId"), pathValue(r, "model")
+	prod, err := p.products.catalog.Get(mid, model)
+	if err != nil {
 		return productError(err)
 	}
+	if err := p.products.Delete(mid, model); err != nil {
+		return productError(err)
+	}
+	p.publishModel(push.DeviceModelDeleted, prod)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -13,6 +13,9 @@ func (p *Platform) subscribeAs(w http.ResponseWriter, r *http.Request, notifyTyp
 	if err != nil {
 		return apiErr(err)
 	}
+	if why, ok := notSent[nt]; ok {
+		return badRequest("notify_type_not_sent", "%s", why)
+	}
 	s, err := p.push.Subscribe(r.Context(), push.Subscription{AppID: appOf(r), NotifyType: nt, CallbackURL: url, Secret: push.Secret(secret)})
 	if err != nil {
 		return apiErr(err)

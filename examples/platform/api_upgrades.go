@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/profile"
 	"github.com/doze-io/doze/registry"
 )
 
@@ -182,6 +185,12 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	if len(ids) == 0 {
 		return badRequest("no_targets", "targets must name devices or deviceGroups")
 	}
+	ids, refused := p.upgradable(r.Context(), ids, kind)
+	if len(ids) == 0 {
+		// Every device refused: the problems list each one's reason.
+		return &problemsError{Code: "upgrade_not_supported", Err: fmt.Errorf("no target device can take the upgrade: %s (device %s)",
+			refused[0].Reason, refused[0].DeviceID), Problems: refused}
+	}
 	spec := ota.TaskSpec{PackageID: pkg.ID, Devices: ids}
 	if pol := body.Policy; pol != nil {
 		// Bounded before it is multiplied into a Duration, which would
@@ -202,8 +211,56 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	if err != nil {
 		return apiErr(err)
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"operationId": t.ID})
+	out := map[string]any{"operationId": t.ID}
+	if len(refused) > 0 {
+		out["refusedDevices"] = refused
+	}
+	writeJSON(w, http.StatusCreated, out)
 	return nil
+}
+
+// refusedDevice is a target device left out of an upgrade task, and why.
+type refusedDevice struct {
+	DeviceID string `json:"deviceId"`
+	Reason   string `json:"reason"`
+}
+
+// upgradable splits target devices by their product's upgrade capability
+// (OTA-5): a software upgrade needs omCapability.upgradeCapability, a
+// firmware upgrade omCapability.fwUpgradeCapability, with supportUpgrade
+// true; a product that declares none takes no upgrade of that kind.
+// Devices that do not exist are left in, for the task to fail them.
+func (p *Platform) upgradable(ctx context.Context, ids []string, kind ota.Kind) (ok []string, refused []refusedDevice) {
+	for _, id := range ids {
+		d, err := p.reg.Get(ctx, id)
+		if err != nil {
+			ok = append(ok, id)
+			continue
+		}
+		prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
+		if err != nil {
+			refused = append(refused, refusedDevice{id, fmt.Sprintf("its product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model)})
+			continue
+		}
+		var up *profile.Upgrade
+		what, field := "software", "upgradeCapability"
+		if kind == ota.Firmware {
+			what, field = "firmware", "fwUpgradeCapability"
+		}
+		if prod.OM != nil {
+			up = prod.OM.Upgrade
+			if kind == ota.Firmware {
+				up = prod.OM.FirmwareUpgrade
+			}
+		}
+		if up == nil || !up.Supported {
+			refused = append(refused, refusedDevice{id, fmt.Sprintf("its product %s/%s does not support %s upgrade (its profile's omCapability.%s.supportUpgrade is not true)",
+				d.Info.ManufacturerID, d.Info.Model, what, field)})
+			continue
+		}
+		ok = append(ok, id)
+	}
+	return ok, refused
 }
 
 func parseAPITime(field, s string) (time.Time, error) {

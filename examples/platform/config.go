@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/doze-io/doze/store"
 )
 
 // Config is everything the platform can be told. Flags set the common
@@ -43,10 +45,21 @@ type Config struct {
 	QueueWindow  Duration `json:"queueWindow"`  // how long a queue-mode device stays reachable after uplink; default 93s (LWM-8)
 	HistoryKeep  Duration `json:"historyKeep"`  // history retention; default 168h (STO-2)
 	OfflineAfter Duration `json:"offlineAfter"` // NB-IoT silence before OFFLINE; default 25h (REG-3)
-	MaxMessage   int      `json:"maxMessage"`   // largest uplink payload in bytes; default 4096 (APP-2)
-	MaxUpload    int64    `json:"maxUpload"`    // largest upgrade package in bytes; default 32 MiB (SEC-3)
-	MaxUploads   int      `json:"maxUploads"`   // uploads in progress at once, all apps; default 4 (SEC-3)
-	FirmwareURI  string   `json:"firmwareURI"`  // base of the package URI written to /5/0/1; default coap://127.0.0.1:5683/fw/
+	// DisconnectGrace is how long after its LwM2M registration ends
+	// (De-register, or lifetime expired) a device goes OFFLINE unless it
+	// registers again; default 1m (REG-3).
+	DisconnectGrace Duration `json:"disconnectGrace"`
+	// AbnormalAfter is how many unusable uplinks in a row (undecodable,
+	// over the size limit, fitting no service of the product) make a device
+	// ABNORMAL until it sends one that can be used; default 3 (REG-3).
+	AbnormalAfter int `json:"abnormalAfter"`
+	// DeviceLogSize is how many entries of each device's log are kept
+	// (GET /doze/v1/devices/{id}/log); default 200.
+	DeviceLogSize int    `json:"deviceLogSize"`
+	MaxMessage    int    `json:"maxMessage"`  // largest uplink payload in bytes; default 4096 (APP-2)
+	MaxUpload     int64  `json:"maxUpload"`   // largest upgrade package in bytes; default 32 MiB (SEC-3)
+	MaxUploads    int    `json:"maxUploads"`  // uploads in progress at once, all apps; default 4 (SEC-3)
+	FirmwareURI   string `json:"firmwareURI"` // base of the package URI written to /5/0/1; default coap://127.0.0.1:5683/fw/
 }
 
 // Duration is a time.Duration written as "93s" in JSON.
@@ -69,21 +82,24 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 func defaultConfig() Config {
 	return Config{
-		DataDir:      "doze-data",
-		HTTPAddr:     ":8743",
-		CoAPAddr:     ":5683",
-		DTLSAddr:     ":5684",
-		Demo:         true,
-		AdminAddr:    "127.0.0.1:8744",
-		TokenTTL:     Duration(time.Hour),
-		RateLimit:    100,
-		QueueWindow:  Duration(93 * time.Second),
-		HistoryKeep:  Duration(7 * 24 * time.Hour),
-		OfflineAfter: Duration(25 * time.Hour),
-		MaxMessage:   4096,
-		MaxUpload:    defaultMaxUpload,
-		MaxUploads:   defaultMaxUploads,
-		FirmwareURI:  "coap://127.0.0.1:5683/fw/",
+		DataDir:         "doze-data",
+		HTTPAddr:        ":8743",
+		CoAPAddr:        ":5683",
+		DTLSAddr:        ":5684",
+		Demo:            true,
+		AdminAddr:       "127.0.0.1:8744",
+		TokenTTL:        Duration(time.Hour),
+		RateLimit:       100,
+		QueueWindow:     Duration(93 * time.Second),
+		HistoryKeep:     Duration(7 * 24 * time.Hour),
+		OfflineAfter:    Duration(25 * time.Hour),
+		DeviceLogSize:   store.DefaultDeviceLogMax,
+		DisconnectGrace: Duration(time.Minute),
+		AbnormalAfter:   3,
+		MaxMessage:      4096,
+		MaxUpload:       defaultMaxUpload,
+		MaxUploads:      defaultMaxUploads,
+		FirmwareURI:     "coap://127.0.0.1:5683/fw/",
 	}
 }
 

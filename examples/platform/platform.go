@@ -52,6 +52,7 @@ type Platform struct {
 	bgMu    sync.Mutex     // guards bgDone against bg.Add racing bg.Wait
 	bgDone  bool
 	touched sync.Map   // deviceId → time of the last registry Touch
+	bad     badCounts  // unusable uplinks in a row per device (ABNORMAL)
 	retries retryQueue // uplinks waiting for another try (SEC-6)
 
 	closeOnce  sync.Once
@@ -83,7 +84,10 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if cfg.MaxUploads <= 0 {
 		cfg.MaxUploads = defaultMaxUploads
 	}
-	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(200),
+	if cfg.AbnormalAfter <= 0 {
+		cfg.AbnormalAfter = 3
+	}
+	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(db.DeviceLog(cfg.DeviceLogSize), logger.With("part", "devicelog")),
 		uploads: uploadSlots{max: cfg.MaxUploads, perApp: min(maxUploadsPerApp, cfg.MaxUploads)}}
 	fail := func(err error) (*Platform, error) { db.Close(); return nil, err }
 
@@ -117,9 +121,10 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	}
 
 	p.reg, err = registry.New(db.Registry(), p.products.catalog, registry.Config{
-		SilencePeriod: time.Duration(cfg.OfflineAfter),
-		Listener:      registryListener{p},
-		Logger:        logger.With("pkg", "registry"),
+		SilencePeriod:   time.Duration(cfg.OfflineAfter),
+		DisconnectGrace: time.Duration(cfg.DisconnectGrace),
+		Listener:        registryListener{p},
+		Logger:          logger.With("pkg", "registry"),
 	})
 	if err != nil {
 		return fail(err)
@@ -134,7 +139,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 
-	p.cmds, err = command.New(db.Commands(), commandSender{p}, commandListener{p}, command.Config{
+	p.cmds, err = command.New(db.Commands(), commandSender{p}, desiredListener{commandListener{p}, p}, command.Config{
 		CheckCallback: func(appID, url string) error {
 			err := p.push.CheckCallback(context.Background(), appID, url)
 			if errors.Is(err, push.ErrOriginConflict) {
@@ -222,6 +227,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	p.replayInbox(ctx)
 	run("lwm2m", p.lwm.Run)
 	run("history", p.pruneHistory)
+	run("devicelog", p.log.Run)
 	run("retries", p.runRetries)
 	for _, ch := range p.events {
 		ch := ch
@@ -255,6 +261,7 @@ func (p *Platform) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
 		p.stop()
+		p.log.Flush() // entries added after Run returned
 		err = errors.Join(p.lwm.Close(), p.ota.Close(), p.cmds.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err

@@ -35,7 +35,7 @@ func (p *Platform) deliverDesired(ctx context.Context, d registry.Device) {
 		}
 		paras, _ := json.Marshal(s.Desired.Data)
 		c, err := p.cmds.Submit(ctx, command.Request{DeviceID: d.ID,
-			Command: command.Body{ServiceID: s.ServiceID, Method: cmd.Name, Paras: paras}})
+			Command: command.Body{ServiceID: s.ServiceID, Method: cmd.Name, Paras: paras}, SupersedeKey: desiredKey(s.ServiceID)})
 		if err != nil {
 			p.log.Add(d.ID, "shadow", "desired values of service "+s.ServiceID+" not sent: "+err.Error())
 			continue

@@ -49,6 +49,7 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 		}
 	case lwm2m.EventDeregistered:
 		p.log.Add(d.ID, "deregistered", string(e.Reason))
+		p.registrationEnded(ctx, d, e.Reason)
 	case lwm2m.EventWoke:
 		// The device is reachable now: queued work goes out in its window.
 		p.deliverDesired(ctx, d)
@@ -123,6 +124,7 @@ func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint strin
 	}
 	if len(payload) > p.cfg.MaxMessage {
 		p.decodeError(d, fmt.Errorf("payload of %d bytes is over the %d-byte limit for one message (APP-2)", len(payload), p.cfg.MaxMessage))
+		p.unusable(ctx, d)
 		return nil
 	}
 	if ota.IsPCP(payload) {
@@ -134,11 +136,13 @@ func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint strin
 	cd := p.products.Codec(d.Info.ManufacturerID, d.Info.Model)
 	if cd == nil {
 		p.decodeError(d, fmt.Errorf("product %s/%s has no codec to decode %X", d.Info.ManufacturerID, d.Info.Model, payload))
+		p.unusable(ctx, d)
 		return nil
 	}
 	m, err := cd.Decode(payload)
 	if err != nil {
 		p.decodeError(d, fmt.Errorf("decoding %X: %w", payload, err))
+		p.unusable(ctx, d)
 		return nil
 	}
 	switch m := m.(type) {
@@ -150,6 +154,7 @@ func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint strin
 		}
 		return err
 	case *codec.Response:
+		p.usable(ctx, d)
 		body, _ := json.Marshal(m.Body)
 		if err := p.cmds.Responded(ctx, d.ID, command.Response{Mid: m.Mid, ErrCode: m.Errcode, Body: body}); err != nil {
 			p.logger.Warn("command response", "device", d.ID, "err", err)
@@ -173,6 +178,7 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
 	if err != nil {
 		p.decodeError(d, fmt.Errorf("product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model))
+		p.unusable(ctx, d)
 		return nil
 	}
 	var (
@@ -204,7 +210,13 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 			Data: data, EventTime: push.FormatTime(at)})
 	}
 	if len(services) == 0 {
+		if first {
+			p.unusable(ctx, d)
+		}
 		return nil
+	}
+	if first {
+		p.usable(ctx, d)
 	}
 	var errs []error
 	if !fx.saved {
