@@ -14,7 +14,7 @@ import (
 // so a single value written to the Multiple resource /19/1/0 gets 4.00,
 // while its instances and the resource in TLV or SenML are taken.
 func TestClientWriteMultipleResource(t *testing.T) {
-	s, _ := startServer(t, Config{DisableDTLS: true}, nil)
+	s, _ := startServer(t, Config{DisableDTLS: true, Policy: plainOnly}, nil)
 	const ep = "868333030000401"
 	c := newClient(t, ClientConfig{Server: s.UDPAddr().String(), Endpoint: ep})
 	got := newBox()
@@ -81,7 +81,7 @@ func TestClientWriteMultipleResource(t *testing.T) {
 // Downlink reaches our own client in the form of its version: the instance
 // for 1.1, TLV for 1.0.
 func TestDownlinkToClientVersions(t *testing.T) {
-	s, _ := startServer(t, Config{DisableDTLS: true}, nil)
+	s, _ := startServer(t, Config{DisableDTLS: true, Policy: plainOnly}, nil)
 	for i, v := range []string{"1.1", "1.0"} {
 		ep := fmt.Sprintf("86833303000050%d", i)
 		c := newClient(t, ClientConfig{Server: s.UDPAddr().String(), Endpoint: ep, Version: v})

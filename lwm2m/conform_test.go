@@ -18,7 +18,8 @@ import (
 // plainServer runs a plain-CoAP server on loopback until the test ends.
 func plainServer(t *testing.T) *lwm2m.Server {
 	t.Helper()
-	s, err := lwm2m.New(lwm2m.Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true}, nil, nil)
+	s, err := lwm2m.New(lwm2m.Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true,
+		Policy: lwm2m.EndpointPolicyFunc(func(string) lwm2m.Security { return lwm2m.SecurityNone })}, nil, nil)
 	require.NoError(t, err)
 	require.NoError(t, s.Listen())
 	ctx, cancel := context.WithCancel(context.Background())
