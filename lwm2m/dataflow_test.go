@@ -436,4 +436,3 @@ func TestSendPathsConfigured(t *testing.T) {
 	require.Equal(t, codes.NotFound, r.Code, "/5 is not in these SendPaths: %s", r.Payload)
 	require.Contains(t, string(r.Payload), "this server takes /19/0/0, /3303")
 }
-
