@@ -300,19 +300,24 @@ func sendRecords(t *testing.T, f Format, recs ...Record) []byte {
 	return b
 }
 
-// LWM-12, issue 15 item 5: a Send the server cannot use is answered with
-// an error code and a diagnostic, never 2.04, and reported as
-// EventRefused; nothing of it is delivered.
-func TestSendRefusals(t *testing.T) {
-	const ep = "868333030000507"
-	temp := sendRecords(t, FormatSenMLJSON, Record{Path: MustPath("/3303/0/5700"), Value: FloatValue(21.5)})
-	for _, tc := range []struct {
-		name    string
-		cf      Format
-		payload []byte
-		code    codes.Code
-		says    string
-	}{
+// sendCase is a Send body and the answer it gets from a server with
+// MaxSendSize 200 and the default SendPaths.
+type sendCase struct {
+	name    string
+	cf      Format
+	payload []byte
+	code    codes.Code
+	says    string
+}
+
+// sendRefusals are Sends the server cannot use (LWM-12); TestSendRefusals
+// and FuzzParseSend share them.
+func sendRefusals() []sendCase {
+	temp, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/3303/0/5700"), Value: FloatValue(21.5)}})
+	if err != nil {
+		panic(err)
+	}
+	return []sendCase{
 		{"too large", FormatOpaque, bytes.Repeat([]byte{1}, 201), codes.RequestEntityTooLarge, "at most 200 bytes"},
 		{"too large SenML", FormatSenMLJSON, []byte(`[{"n":"/19/0/0/0","vd":"` + strings.Repeat("A", 200) + `"}]`), codes.RequestEntityTooLarge, "a body of 227 bytes"},
 		{"empty", FormatSenMLJSON, nil, codes.BadRequest, "empty"},
@@ -326,7 +331,15 @@ func TestSendRefusals(t *testing.T) {
 		{"LwM2M 1.0 JSON", FormatJSON, []byte(`{"bn":"/","e":[{"n":"19/0/0","sv":"x"}]}`), codes.UnsupportedMediaType, "11543"},
 		{"CBOR (60)", Format(60), []byte{0x01}, codes.UnsupportedMediaType, "content format 60"},
 		{"no usable path", FormatSenMLJSON, temp, codes.NotFound, "carries /3303/0/5700; this server takes /19/0/0, /5/0/3, /5/0/5"},
-	} {
+	}
+}
+
+// LWM-12, issue 15 item 5: a Send the server cannot use is answered with
+// an error code and a diagnostic, never 2.04, and reported as
+// EventRefused; nothing of it is delivered.
+func TestSendRefusals(t *testing.T) {
+	const ep = "868333030000507"
+	for _, tc := range sendRefusals() {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &uplinkRecorder{recorder: newRecorder()}
 			s := startPlain(t, Config{MaxSendSize: 200}, h)
@@ -352,6 +365,59 @@ func TestSendRefusals(t *testing.T) {
 			require.Equal(t, "refused", EventRefused.String())
 		})
 	}
+}
+
+// FuzzParseSend: parseSend never panics; a refusal is one of 4.00, 4.04,
+// 4.13, 4.15 with a "send: " diagnostic that fits a datagram; an accepted
+// Send delivers something, and its notification payload decodes again to
+// records under SendPaths only.
+func FuzzParseSend(f *testing.F) {
+	for _, tc := range sendRefusals() {
+		f.Add(uint16(tc.cf), tc.payload)
+	}
+	mixed, err := Encode(FormatSenMLCBOR, RootPath, []Record{
+		{Path: MustPath("/19/0/0/0"), Value: OpaqueValue([]byte{1})},
+		{Path: MustPath("/5/0/3"), Value: IntValue(2)},
+		{Path: MustPath("/3/0/0"), Value: StringValue("x")},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint16(FormatSenMLCBOR), mixed)
+	f.Add(uint16(FormatOpaque), []byte("data"))
+	s, err := New(Config{DisableDTLS: true, MaxSendSize: 200}, nil, newRecorder())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cf uint16, body []byte) {
+		d, refusal := s.parseSend(Content{Format: Format(cf), Payload: body})
+		if refusal != nil {
+			switch refusal.Code {
+			case codes.BadRequest, codes.NotFound, codes.RequestEntityTooLarge, codes.UnsupportedMediaType:
+			default:
+				t.Fatalf("Send (%d, % x) refused with %s", cf, body, codeString(refusal.Code))
+			}
+			if !strings.HasPrefix(string(refusal.Payload), "send: ") || len(refusal.Payload) > 1024 {
+				t.Fatalf("diagnostic %q", refusal.Payload)
+			}
+			return
+		}
+		if len(d.data) == 0 && d.other == nil {
+			t.Fatalf("Send (%d, % x) accepted with nothing to deliver", cf, body)
+		}
+		if d.other == nil {
+			return
+		}
+		recs, err := Decode(Format(cf), RootPath, d.other, s.cfg.Registry)
+		if err != nil {
+			t.Fatalf("the notification payload % x does not decode: %v", d.other, err)
+		}
+		for _, r := range recs {
+			if !s.sendPathUsed(r.Path) && !dataPath.Contains(r.Path) {
+				t.Fatalf("the notification carries %s", r.Path)
+			}
+		}
+	})
 }
 
 // A Send of more than MaxSendSize in Block1 blocks is refused once the
