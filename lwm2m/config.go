@@ -80,6 +80,19 @@ type Config struct {
 	// means 40.
 	RequestBurst int
 
+	// MaxSendSize is the largest Send (/dp) body accepted, whole or
+	// assembled from Block1 blocks (RFC 7959); a larger one is refused
+	// with 4.13 Request Entity Too Large and Size1 (RFC 7959 §2.9.3,
+	// LWM-12). 0 means 16384; at most 1 MiB (the largest Block1 body).
+	MaxSendSize int
+	// SendPaths are the paths, besides the data channel /19/0/0, whose
+	// values a Send (/dp) may carry (LWM-12). A Send's records under them
+	// come as one EventNotification with Path "/dp"; a Send with none of
+	// them and no /19/0/0 value is refused with 4.04. nil means /5/0/3 and
+	// /5/0/5, the firmware update State and Update Result;
+	// []Path{RootPath} takes every path.
+	SendPaths []Path
+
 	// Policy says which endpoints may register and over which transport
 	// (SEC-1); it is asked before the server keeps anything for a
 	// registration. nil means: a DTLS device is accepted by virtue of its
@@ -163,6 +176,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxMessageSize < 64 {
 		return c, &ConfigError{Field: "MaxMessageSize", Problem: "at least 64 bytes"}
+	}
+	if c.MaxSendSize <= 0 {
+		c.MaxSendSize = 16384
+	}
+	if c.MaxSendSize > maxBlock1Body {
+		return c, &ConfigError{Field: "MaxSendSize", Problem: "at most 1048576 bytes (the largest Block1 body)"}
+	}
+	if c.SendPaths == nil {
+		c.SendPaths = []Path{MustPath("/5/0/3"), MustPath("/5/0/5")}
 	}
 	if c.RequestRate <= 0 {
 		c.RequestRate = 20

@@ -35,8 +35,14 @@ package lwm2m
 // /t/r?ep=IMEI → 2.04, and the server's GET /t/d with Observe leaves right
 // after the answer, without waiting for anything (tested in a synctest
 // bubble: same instant). Object 19 (LWM-5): after a registration listing
-// </19/0>, the server observes /19/0/0; its notifications and LwM2M Send
-// (POST /dp) become EventUplink; Downlink writes the data into the
+// </19/0>, the server observes /19/0/0; the value of the device's answer,
+// its notifications and LwM2M Send (POST /dp) become EventUplink. An
+// Update whose object list drops </19/0> forgets the observation; one that
+// brings it back has it observed again (stored before EventUpdated). An
+// observe the device has not answered when it moves to a new session
+// (LWM-10) is sent again there at once; one that got no answer at all is
+// sent again at the device's next message; one the device refused (4.xx)
+// waits for a new object list. Downlink writes the data into the
 // Multiple resource /19/1/0 in the form the device takes (the instance
 // /19/1/0/0 as opaque, the resource as TLV or SenML, or the legacy opaque
 // write of /19/1/0; chosen by LwM2M version, falling back on 4.00, 4.04
@@ -44,9 +50,15 @@ package lwm2m
 // TUP's is a POST /t/d. The Client refuses a single value written to a
 // Multiple resource with 4.00, as conforming clients do. Payloads of /19/0/0 and Send in the object model's
 // formats (TLV, SenML JSON/CBOR, LwM2M JSON) are decoded with Decode and
-// give the bytes of each /19/0/0 resource instance; a Send of other
-// resources is reported as EventNotification with path "/dp"; opaque and
-// TUP payloads are the bytes themselves.
+// give the bytes of each /19/0/0 resource instance; opaque and TUP
+// payloads are the bytes themselves. A Send's values of Config.SendPaths
+// (by default the firmware State /5/0/3 and Update Result /5/0/5) come
+// after its /19/0/0 values as one EventNotification with path "/dp". A
+// Send the server cannot use is not answered 2.04 (LWM-12): over
+// Config.MaxSendSize 4.13 with Size1, empty or malformed 4.00, a content
+// format other than SenML JSON/CBOR (or opaque, text, none for raw data)
+// 4.15, no /19/0/0 value and none of SendPaths 4.04; each with a "send: "
+// diagnostic and an EventRefused carrying the same code and text.
 //
 // Device operations (LWM-7): Read, Write, WritePartial, Execute, Create,
 // Delete, Discover, WriteAttributes, Observe, CancelObserve, each bounded by

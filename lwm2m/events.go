@@ -12,10 +12,11 @@ const (
 	EventDeregistered                      // a registration ended (see Event.Reason)
 	EventWoke                              // the device sent something; it is reachable until Event.AwakeUntil
 	EventUplink                            // application data: /19/0/0 notification, LwM2M Send, or TUP /t/d notification
-	EventNotification                      // a notification of any other observed path
+	EventNotification                      // a notification of any other observed path, or a Send's values of Config.SendPaths
+	EventRefused                           // a device's data was refused with a CoAP error (Event.Code, Event.Message); see below
 )
 
-var eventNames = [...]string{"", "registered", "updated", "deregistered", "woke", "uplink", "notification"}
+var eventNames = [...]string{"", "registered", "updated", "deregistered", "woke", "uplink", "notification", "refused"}
 
 func (k EventKind) String() string {
 	if k > 0 && int(k) < len(eventNames) {
@@ -37,6 +38,13 @@ const (
 
 // Event is one thing that happened to a device. Which fields are set depends
 // on Kind; Endpoint and Time always are.
+//
+// EventRefused reports data the server could not use and answered with an
+// error instead of 2.04 (LWM-12): a Send (/dp) whose body is larger than
+// Config.MaxSendSize (4.13), malformed or empty (4.00), in a content format
+// a Send cannot carry (4.15), or about no path the server delivers (4.04).
+// A platform puts it on the device's log; the device got the same text in
+// the answer's payload.
 type Event struct {
 	Kind     EventKind
 	Endpoint string    // normalized endpoint name (LWM-2)
@@ -45,9 +53,12 @@ type Event struct {
 	Registration Registration // Registered, Updated, Deregistered, Woke
 	Reason       Reason       // Deregistered
 
-	Path          string // Uplink, Notification: the observed path ("/19/0/0", "/t/d") or "/dp" for Send
-	Payload       []byte // Uplink: the application bytes; Notification: the raw payload
+	Path          string // Uplink, Notification, Refused: the observed path ("/19/0/0", "/t/d") or "/dp" for Send
+	Payload       []byte // Uplink: the application bytes; Notification: the raw payload (of a Send: its values of Config.SendPaths); Refused: the body, unless it was too large
 	ContentFormat Format // Content-Format of the payload as sent (NoFormat when absent)
+
+	Code    Code   // Refused: the error code the device got (4.00, 4.04, 4.13, 4.15)
+	Message string // Refused: the diagnostic the device got with it: what was wrong and what is allowed
 
 	AwakeUntil time.Time // Woke: end of the awake window (zero for devices not in queue mode)
 }
@@ -56,7 +67,9 @@ type Event struct {
 // device's reading goroutine, one event at a time per device and in order,
 // except EventDeregistered with ReasonExpired, which comes from the
 // registration's lifetime timer and may overlap a last notification from
-// the device; it must return quickly (hand work to another goroutine). A Handler may
+// the device, and the value of the answer to the server's own observe of
+// the data channel after a registration (EventUplink), which comes from
+// the goroutine that observed; it must return quickly (hand work to another goroutine). A Handler may
 // call the Server's methods, but a request to the same device from inside
 // HandleEvent must go out from another goroutine.
 type Handler interface {

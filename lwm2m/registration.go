@@ -1,7 +1,6 @@
 package lwm2m
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net"
@@ -39,6 +38,7 @@ type registration struct {
 	Registration
 	sess  *session
 	timer *time.Timer
+	data  dataState // the server's observation of the data channel; see observeData
 }
 
 // Supported LwM2M versions; another version gets 4.12 (LWM-3).
@@ -259,19 +259,19 @@ func (s *Server) forgetParkedLocked(sess *session) {
 	}
 }
 
+// afterRegister observes the new registration's data channel (LWM-4,
+// LWM-5) once the answer to the Register has left; the value of the
+// device's answer is uplink data.
 func (s *Server) afterRegister(r *registration) {
-	path := "/19/0/0"
-	if r.TUP {
-		path = "/t/d"
-	} else if !r.Objects.Has(MustPath("/19/0")) {
-		return
+	s.mu.Lock()
+	start := s.regs[r.Endpoint] == r && dataChannel(r) != "" && r.data == dataNone
+	if start {
+		r.data = dataObserving
 	}
-	s.async(func(ctx context.Context) {
-		_, err := s.observe(ctx, r, path)
-		if err != nil {
-			s.log.Info("lwm2m: observe after registration failed", "endpoint", r.Endpoint, "path", path, "err", err)
-		}
-	})
+	s.mu.Unlock()
+	if start {
+		s.observeData(r, Observation{})
+	}
 }
 
 func (s *Server) wake(r Registration, now time.Time) {
@@ -295,9 +295,18 @@ func (s *Server) touch(sess *session, ep string, now time.Time) {
 		r.AwakeUntil = now.Add(s.cfg.AwakeWindow)
 	}
 	r.Addr = sess.remoteAddr()
+	// An observe of the data channel that got no answer is sent again
+	// now that the device is heard from (issue 15 item 5).
+	retry := r.data == dataLost && r.sess == sess
+	if retry {
+		r.data = dataObserving
+	}
 	snap := r.Registration
 	s.mu.Unlock()
 	s.wake(snap, now)
+	if retry {
+		s.observeData(r, Observation{})
+	}
 }
 
 func (s *Server) update(sess *session, m *message.Message, id string, now time.Time) (*message.Message, func()) {
@@ -350,6 +359,7 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 	if len(m.Payload) > 0 {
 		r.Links, r.Objects = string(m.Payload), objs
 	}
+	forget, observe := s.updateData(r, len(m.Payload) > 0)
 	// LWM-10: an update from another address or DTLS session moves the
 	// registration there.
 	if r.sess != sess {
@@ -380,9 +390,52 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 	sess.mu.Lock()
 	sess.endpoint = r.Endpoint
 	sess.mu.Unlock()
+	if forget {
+		s.forgetData(r.Endpoint)
+	}
+	// The observation is stored before the Updated event: a Handler
+	// that looks finds the data channel observed and does not observe
+	// it a second time.
+	var o Observation
+	if observe {
+		var err error
+		if o, err = s.newObservation(r.Endpoint, dataPath.String()); err != nil {
+			s.log.Warn("lwm2m: observing the data channel after an update", "endpoint", r.Endpoint, "err", err)
+		}
+	}
 	s.emit(Event{Kind: EventUpdated, Endpoint: r.Endpoint, Time: now, Registration: snap})
 	s.wake(snap, now)
-	return &message.Message{Code: codes.Changed}, nil
+	var after func()
+	if observe {
+		after = func() { s.observeData(r, o) }
+	}
+	return &message.Message{Code: codes.Changed}, after
+}
+
+// updateData decides what an Update does to the data channel: an object
+// list without </19/0> ends it (the device forgets its observers of a
+// removed object; forget deletes the stored observations), and one that
+// lists it has /19/0/0 observed again when it is not observed or being
+// observed (it came back, or the observe got no answer: observe). A new
+// object list also lets a device that refused the observe be asked again.
+// s.mu is held.
+func (s *Server) updateData(r *registration, newList bool) (forget, observe bool) {
+	if r.TUP {
+		return false, false
+	}
+	if dataChannel(r) == "" {
+		forget = r.data != dataNone
+		r.data = dataNone
+		return forget, false
+	}
+	if newList && r.data == dataRefused {
+		r.data = dataNone
+	}
+	if r.data == dataNone || r.data == dataLost {
+		r.data = dataObserving
+		return false, true
+	}
+	return false, false
 }
 
 func (s *Server) deregister(sess *session, id string, now time.Time) (*message.Message, func()) {
@@ -547,14 +600,27 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 		return errResp(codes.Forbidden, "send: register before sending data"), nil
 	}
 	s.touch(sess, ep, now)
-	vals := s.uplinkValues("/dp", m)
-	for _, u := range vals {
-		if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: ep, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)}); err != nil {
+	c := Content{Format: contentFormat(m), Payload: m.Payload}
+	d, refusal := s.parseSend(c)
+	if refusal != nil {
+		e := Event{Kind: EventRefused, Endpoint: ep, Time: now, Path: "/dp", ContentFormat: c.Format,
+			Code: refusal.Code, Message: string(refusal.Payload)}
+		if refusal.Code != codes.RequestEntityTooLarge {
+			e.Payload = c.Payload
+		}
+		s.emit(e)
+		return refusal, nil
+	}
+	for _, u := range d.data {
+		if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: ep, Time: now, Path: u.path, Payload: u.data, ContentFormat: c.Format}); err != nil {
 			return noAnswer, nil
 		}
 	}
-	if len(vals) == 0 { // a Send of other resources than /19/0/0
-		s.emit(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: m.Payload, ContentFormat: contentFormat(m)})
+	if d.other != nil { // firmware State and Update Result, or other Config.SendPaths
+		s.emit(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: d.other, ContentFormat: c.Format})
+	}
+	if len(d.unused) > 0 {
+		s.log.Info("lwm2m: values of a Send the server does not use were left out", "endpoint", ep, "paths", pathList(d.unused, 8))
 	}
 	return &message.Message{Code: codes.Changed}, nil
 }
@@ -571,12 +637,18 @@ func (sess *session) notification(m *message.Message) notifyResult {
 	}
 	if m.Code != codes.Content && m.Code != codes.Changed {
 		_ = s.cfg.Observations.DeleteObservation(o.Token) // an error ends the observation
+		if o.Path == dataPath.String() || o.Path == "/t/d" {
+			s.dataEnded(o.Endpoint)
+		}
 		s.emit(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: time.Now(), Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)})
 		return notifyTaken
 	}
 	if _, ok := observeOpt(m); !ok {
 		// a response without Observe ends the observation (RFC 7641 §3.2)
 		_ = s.cfg.Observations.DeleteObservation(o.Token)
+		if o.Path == dataPath.String() || o.Path == "/t/d" {
+			defer s.dataEnded(o.Endpoint)
+		}
 	}
 	now := time.Now()
 	sess.mu.Lock()
@@ -586,7 +658,7 @@ func (sess *session) notification(m *message.Message) notifyResult {
 	sess.mu.Unlock()
 	s.touch(sess, o.Endpoint, now)
 	if o.Path == "/19/0/0" || o.Path == "/t/d" {
-		vals := s.uplinkValues(o.Path, m)
+		vals := s.uplinkValues(o.Path, Content{Format: contentFormat(m), Payload: m.Payload})
 		for _, u := range vals {
 			if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)}); err != nil {
 				return notifyRetry

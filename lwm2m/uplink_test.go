@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -134,7 +135,9 @@ func mustOneObservation(t *testing.T, s *Server, ep string) Observation {
 }
 
 // LWM-5: LwM2M 1.1 Send in SenML (JSON and CBOR) is decoded: values of
-// /19/0/0 are uplink data; a Send of other resources is a notification.
+// /19/0/0 are uplink data; a Send of the firmware State is a notification;
+// a Send of resources the server does not use is refused with 4.04
+// (LWM-12).
 func TestSendSenML(t *testing.T) {
 	const ep = "868333030000021"
 	s, rec := startServer(t, Config{}, keys(ep))
@@ -150,11 +153,19 @@ func TestSendSenML(t *testing.T) {
 		require.Equal(t, []byte{0xDE, 0xAD}, e.Payload, "%v", f)
 		require.Equal(t, "/19/0/0", e.Path)
 	}
-	temp, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/3303/0/5700"), Value: FloatValue(21.5)}})
+	state, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/5/0/3"), Value: IntValue(1)}})
 	require.NoError(t, err)
-	require.NoError(t, c.Send(ctxT(t), Content{Format: FormatSenMLJSON, Payload: temp}))
+	require.NoError(t, c.Send(ctxT(t), Content{Format: FormatSenMLJSON, Payload: state}))
 	n := rec.wait(t, EventNotification, ep, 1)
 	require.Equal(t, "/dp", n.Path)
 	require.Equal(t, FormatSenMLJSON, n.ContentFormat)
+	require.Equal(t, state, n.Payload)
+	temp, err := Encode(FormatSenMLJSON, RootPath, []Record{{Path: MustPath("/3303/0/5700"), Value: FloatValue(21.5)}})
+	require.NoError(t, err)
+	var re *ResponseError
+	require.ErrorAs(t, c.Send(ctxT(t), Content{Format: FormatSenMLJSON, Payload: temp}), &re)
+	require.Equal(t, codes.NotFound, re.Code)
+	require.Equal(t, codes.NotFound, rec.wait(t, EventRefused, ep, 1).Code)
 	require.Equal(t, 2, rec.count(EventUplink, ep))
+	require.Equal(t, 1, rec.count(EventNotification, ep))
 }

@@ -183,9 +183,11 @@ func TestFirmwareRebootFlow(t *testing.T) {
 	}
 }
 
-// TestDataChannelAfterUpdate: an Update whose object list drops </19/0>
-// ends the data channel (logged); one that brings it back has /19/0/0
-// observed again, and the value of the Observe answer lands in history
+// TestDataChannelAfterUpdate: the value of the first Observe answer after
+// the Register lands in history (issue 15 item 5); an Update whose object
+// list drops </19/0> ends the data channel (logged); one that brings it
+// back has /19/0/0 observed again, and the value of the Observe answer
+// lands in history
 // with the app's id (issue 20 items 6 (e), 7 (g)). A client without
 // object 19 gets a device log line (f).
 func TestDataChannelAfterUpdate(t *testing.T) {
@@ -220,6 +222,13 @@ func TestDataChannelAfterUpdate(t *testing.T) {
 	require.NoError(t, c.Connect(ctx))
 	require.NoError(t, c.Register(ctx))
 	require.Eventually(t, func() bool { return tp.dataObserved(imei) }, 10*time.Second, 10*time.Millisecond)
+	// The value of the answer to the server's observe after the Register
+	// lands in history (issue 15 item 5).
+	var recs []store.HistoryRecord
+	require.Eventually(t, func() bool {
+		recs, _, err = tp.db.History().Query(store.HistoryQuery{DeviceID: id, Page: -1})
+		return err == nil && len(recs) == 3
+	}, 10*time.Second, 10*time.Millisecond, "the value of the first Observe answer is stored (three services)")
 
 	// The lwm2m client sends no object list with Update: the events of
 	// the two Updates are handed to the platform as the server makes them.
@@ -234,11 +243,10 @@ func TestDataChannelAfterUpdate(t *testing.T) {
 	require.True(t, hasLog(tp, id, "no data channel"), "the device log says the data channel is gone")
 
 	tp.handleEvent(ctx, lwm2m.Event{Kind: lwm2m.EventUpdated, Endpoint: imei, Time: time.Now(), Registration: r})
-	var recs []store.HistoryRecord
 	require.Eventually(t, func() bool {
 		recs, _, err = tp.db.History().Query(store.HistoryQuery{DeviceID: id, Page: -1})
-		return err == nil && len(recs) == 3
-	}, 10*time.Second, 10*time.Millisecond, "the value of the Observe answer is stored (three services)")
+		return err == nil && len(recs) == 6
+	}, 10*time.Second, 10*time.Millisecond, "the value of the new Observe answer is stored too (three more services)")
 	require.True(t, tp.dataObserved(imei))
 	for _, rec := range recs {
 		require.Equal(t, tp.app.ID, rec.AppID, "history carries the owning app: %+v", rec)
