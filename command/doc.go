@@ -1,5 +1,5 @@
 // Package command delivers downlink commands to devices that sleep most of
-// the time (NB-IoT PSM, DRX, eDRX): SPEC §4, rules CMD-1 … CMD-10.
+// the time (NB-IoT PSM, DRX, eDRX): SPEC §4, rules CMD-1 … CMD-11.
 //
 // # Model
 //
@@ -29,10 +29,51 @@
 //	      [uplink + k·Cycle, + PagingWindow), k ≥ 1; timeout 2 × Cycle + 120 s
 //
 // The platform tells the engine what happens: DeviceWoke (an uplink
-// arrived), Acked (the transport saw the device's ACK), Responded (the codec
-// decoded a command response, matched by mid — Command.Mid — or by being
-// the only outstanding command). The engine calls a Sender to encode and
-// send, and a Listener on every state change.
+// arrived), Acked (the transport saw the device's ACK; a Transmitter
+// reports it by returning), Responded (the codec decoded a command
+// response, matched by mid — Command.Mid — or by being the only
+// outstanding command). The engine calls a Sender (or Transmitter) to
+// encode and send, and a Listener on every state change. A mode's zero
+// timers take Config.DefaultMode's (the platform gives the lwm2m server's
+// awake window as the PSM active time, CMD-11).
+//
+// # The downlink path
+//
+// A command's path through an assembled platform (examples/platform), hop
+// by hop, with the store writes it costs (each a synced write on bbolt):
+//
+//	1 REST      POST deviceCommands → Engine.Submit: PENDING stored      write 1
+//	2 engine    the device's mode lets it out (DRX at once, PSM after an
+//	            uplink, eDRX in its paging window): the head is stored
+//	            with SendAttempt (CMD-9)                                 write 2
+//	3 transport Transmitter.Transmit: the codec encodes, lwm2m writes
+//	            /19/1/0 (or /t/d) as a CON; when its first transmission
+//	            left, left() stores SENT with the mode's deadline        write 3
+//	4 ACK       the device's ACK (its 2.04) ends Transmit: DELIVERED     write 4
+//	            (no ACK after the retransmissions: nothing; TIMEOUT at
+//	            the deadline, write 4, or a re-send at the next wake-up)
+//	5 response  the device's command response, decoded by the codec, is
+//	            matched by mid: SUCCESSFUL or FAILED                     write 5
+//	6 pushes    after each write's device lock is released the Listener
+//	            hears the move; for SENT, DELIVERED and the end state the
+//	            platform puts the callback in push's outbox              +1 write each
+//
+// Per command with a callbackUrl: 5 command writes and 3 outbox writes
+// (push then removes each delivered message: its own writes).
+//
+// Before issue 15 the same command cost the same writes but in another
+// order: lwm2m's Downlink returned only with the ACK, so the engine stored
+// SENT after the ACK (hop 3 happened after hop 4), with the device's lock
+// held for the whole exchange, and the platform then stored DELIVERED from
+// a goroutine it started so as not to call the engine under that lock. An
+// application saw PENDING while the device held its ACK, never SENT; a
+// device that never ACKed kept the command PENDING (Send failed after
+// Config.SendTimeout) instead of SENT → TIMEOUT. And the Listener, with
+// its outbox writes, ran under the device's lock. Now each step of the
+// transport is one stored move when it happens, the lock is free while
+// the device takes its time, and no goroutine is started to report an
+// ACK: the transmission's own goroutine (one per device in flight, at most
+// Config.Transmissions) reports it.
 //
 // # Durability (CMD-9)
 //
@@ -54,9 +95,11 @@
 // for it is "durably blocked" for testing/synctest). New starts nothing;
 // Run starts Config.Workers goroutines that send and one timer loop, and
 // returns when its context ends or Close is called; Close is idempotent and
-// waits for Run. The Sender and the Listener are called with the device's
-// lock held: they must not call the Engine for that device (report an ACK
-// seen during Send from another goroutine).
+// waits for Run. A plain Sender is called with the device's lock held: it
+// must not call the Engine for that device. A Transmitter is called
+// without it, on a goroutine per transmission that Run waits for. The
+// Listener is called after the lock is released, a device's moves in the
+// order they were stored, and may call the Engine.
 //
 // # Decisions where the spec was silent
 //

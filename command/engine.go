@@ -32,8 +32,13 @@ type Config struct {
 	// after a transport failure before the next try (a PSM device waits for
 	// its next uplink, or this long while still awake). 0 means 30 s.
 	RetryInterval time.Duration
-	// SendTimeout bounds one Sender.Send call. 0 means 60 s.
+	// SendTimeout bounds one Sender.Send call. 0 means 60 s. A
+	// Transmitter's send is bounded by the command's deadline instead.
 	SendTimeout time.Duration
+	// Transmissions is how many Transmitter sends may wait for their ACK
+	// at once, one per device at most; a worker with a further one waits
+	// for a slot. 0 means 1024.
+	Transmissions int
 	// Workers is how many goroutines Run uses to send. 0 means 8.
 	Workers int
 	// Retention is how long ended commands are kept once they ended; Run
@@ -74,6 +79,9 @@ func (c Config) withDefaults() Config {
 	if c.Workers == 0 {
 		c.Workers = 8
 	}
+	if c.Transmissions == 0 {
+		c.Transmissions = 1024
+	}
 	if c.NewID == nil {
 		c.NewID = randomID
 	}
@@ -99,6 +107,7 @@ func randomID() string {
 type Engine struct {
 	st  Store
 	snd Sender
+	tr  Transmitter // snd, when it is one
 	lis Listener
 	cfg Config
 	log *slog.Logger
@@ -106,6 +115,8 @@ type Engine struct {
 	devices sync.Map // device id → *devState
 	sched   sched
 	kick    chan struct{}
+	slots   chan struct{}  // Transmitter sends in flight (Config.Transmissions)
+	flights sync.WaitGroup // their goroutines; Run waits for them
 
 	mu      sync.Mutex
 	closed  bool
@@ -123,6 +134,11 @@ type devState struct {
 	lastSeq    uint64
 	lastUplink time.Time // zero until the first DeviceWoke of this process
 	lastFail   time.Time // last transport failure of a first send
+	inflight   string    // the command a Transmitter is sending, "" for none
+
+	nmu     sync.Mutex // guards heard and telling, not the device
+	heard   []Command  // moves stored but not yet told to the Listener
+	telling bool       // a goroutine is telling the Listener
 }
 
 // New returns an Engine on st that sends with s and tells l (which may be
@@ -134,7 +150,7 @@ func New(st Store, s Sender, l Listener, cfg Config) (*Engine, error) {
 	if err := cfg.DefaultMode.Validate(); err != nil {
 		return nil, fmt.Errorf("command: Config.DefaultMode: %w", err)
 	}
-	if cfg.QueueLimit < 0 || cfg.DefaultExpireTime < 0 || cfg.MaxExpireTime < 0 || cfg.Workers < 0 ||
+	if cfg.QueueLimit < 0 || cfg.DefaultExpireTime < 0 || cfg.MaxExpireTime < 0 || cfg.Workers < 0 || cfg.Transmissions < 0 ||
 		cfg.RetryInterval < 0 || cfg.SendTimeout < 0 || cfg.Retention < 0 {
 		return nil, errors.New("command: Config has a negative setting")
 	}
@@ -142,7 +158,9 @@ func New(st Store, s Sender, l Listener, cfg Config) (*Engine, error) {
 	if cfg.DefaultExpireTime > cfg.MaxExpireTime {
 		return nil, fmt.Errorf("command: Config.DefaultExpireTime %d exceeds MaxExpireTime %d", cfg.DefaultExpireTime, cfg.MaxExpireTime)
 	}
-	e := &Engine{st: st, snd: s, lis: l, cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1)}
+	e := &Engine{st: st, snd: s, lis: l, cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
+		slots: make(chan struct{}, cfg.Transmissions)}
+	e.tr, _ = s.(Transmitter)
 	e.sched.init()
 	return e, nil
 }
@@ -175,7 +193,7 @@ func (e *Engine) device(ctx context.Context, id string) (*devState, error) {
 	if !ok {
 		m = e.cfg.DefaultMode
 	}
-	d.mode, d.loaded = m, true
+	d.mode, d.loaded = m.inherit(e.cfg.DefaultMode), true
 	return d, nil
 }
 
@@ -189,21 +207,22 @@ func (e *Engine) openDevice(ctx context.Context, id string) (*devState, error) {
 
 // commit stores moved (commands that changed state) and updated (commands
 // whose timers changed) in one write, raising the counts of batch tasks,
-// then tells the Listener of each move. Nothing is told when the write
-// fails.
-func (e *Engine) commit(ctx context.Context, moved, updated []Command) error {
+// and queues each move for the Listener, which hears it once the device's
+// lock is released (release). Nothing is queued when the write fails.
+// d's lock is held.
+func (e *Engine) commit(ctx context.Context, d *devState, moved, updated []Command) error {
 	switch {
 	case len(updated) == 0:
-		return e.commitAll(ctx, moved, len(moved))
+		return e.commitAll(ctx, d, moved, len(moved))
 	case len(moved) == 0:
-		return e.commitAll(ctx, updated, 0)
+		return e.commitAll(ctx, d, updated, 0)
 	}
-	return e.commitAll(ctx, append(slices.Clip(moved), updated...), len(moved)) // a copy: moved is the caller's
+	return e.commitAll(ctx, d, append(slices.Clip(moved), updated...), len(moved)) // a copy: moved is the caller's
 }
 
 // commitAll is commit of cs[:nMoved] (moved) and cs[nMoved:] (updated),
 // for callers that build the one slice themselves.
-func (e *Engine) commitAll(ctx context.Context, cs []Command, nMoved int) error {
+func (e *Engine) commitAll(ctx context.Context, d *devState, cs []Command, nMoved int) error {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -217,16 +236,44 @@ func (e *Engine) commitAll(ctx context.Context, cs []Command, nMoved int) error 
 	if err := e.st.Write(ctx, w); err != nil {
 		return fmt.Errorf("command: storing %d commands: %w", len(w.Commands), err)
 	}
-	if e.lis != nil {
-		for _, c := range moved {
-			e.lis.CommandChanged(c)
-		}
+	if e.lis != nil && nMoved > 0 {
+		d.nmu.Lock()
+		d.heard = append(d.heard, moved...)
+		d.nmu.Unlock()
 	}
 	select {
 	case e.kick <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// release unlocks the device and then tells the Listener of the moves
+// committed under the lock, in the order they were stored. One goroutine at
+// a time tells a device's moves; one that finds another telling leaves its
+// moves to it, so the order holds across goroutines.
+func (e *Engine) release(d *devState) {
+	d.mu.unlock()
+	if e.lis == nil {
+		return
+	}
+	d.nmu.Lock()
+	if d.telling {
+		d.nmu.Unlock()
+		return
+	}
+	d.telling = true
+	for len(d.heard) > 0 {
+		batch := d.heard
+		d.heard = nil
+		d.nmu.Unlock()
+		for _, c := range batch {
+			e.lis.CommandChanged(c)
+		}
+		d.nmu.Lock()
+	}
+	d.telling = false
+	d.nmu.Unlock()
 }
 
 // Submit validates r (CMD-2), stores the new command PENDING at the tail of
@@ -267,7 +314,7 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 	if err != nil {
 		return Command{}, err
 	}
-	defer d.mu.unlock()
+	defer e.release(d)
 	q, err := e.st.Queue(ctx, r.DeviceID)
 	if err != nil {
 		return Command{}, err
@@ -324,7 +371,7 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 			return Command{}, err
 		}
 	}
-	if err := e.commit(ctx, append(superseded, c), updated); err != nil {
+	if err := e.commit(ctx, d, append(superseded, c), updated); err != nil {
 		return Command{}, err
 	}
 	d.lastSeq = c.Seq
@@ -356,33 +403,58 @@ func (e *Engine) DeviceWoke(ctx context.Context, deviceID string) error {
 	return nil
 }
 
-// SetMode stores the device's power-saving mode and timers (CMD-3); they
-// apply from the next decision on.
+// SetMode stores the device's power-saving mode and timers (CMD-3, CMD-11)
+// as given; zero timers take those of Config.DefaultMode. They apply from
+// the next decision on: a device set to DRX gets its cached head at once,
+// an eDRX one in its next paging window. Setting the mode the device
+// already has stores nothing.
 func (e *Engine) SetMode(ctx context.Context, deviceID string, m Mode) error {
 	if err := m.Validate(); err != nil {
 		return err
+	}
+	eff := m.inherit(e.cfg.DefaultMode)
+	if err := eff.Validate(); err != nil {
+		return fmt.Errorf("%w (with the default timers of Config.DefaultMode)", err)
 	}
 	d, err := e.openDevice(ctx, deviceID)
 	if err != nil {
 		return err
 	}
-	defer d.mu.unlock()
+	defer e.release(d)
+	if stored, ok, err := e.st.Mode(ctx, deviceID); err != nil {
+		return err
+	} else if ok && stored == m {
+		return nil
+	}
 	if err := e.st.PutMode(ctx, deviceID, m); err != nil {
 		return err
 	}
-	d.mode = m
+	d.mode = eff
 	e.sched.mark(deviceID)
 	return nil
 }
 
-// Mode returns the device's power-saving mode (Config.DefaultMode unless
-// SetMode was called).
-func (e *Engine) Mode(ctx context.Context, deviceID string) (Mode, error) {
+// Mode returns the device's power-saving mode as stored by SetMode, and
+// whether one was; without one it returns Config.DefaultMode and false.
+func (e *Engine) Mode(ctx context.Context, deviceID string) (Mode, bool, error) {
+	if e.isClosed() {
+		return Mode{}, false, ErrClosed
+	}
+	m, ok, err := e.st.Mode(ctx, deviceID)
+	if err != nil || !ok {
+		return e.cfg.DefaultMode, false, err
+	}
+	return m, true, nil
+}
+
+// Effective returns the mode that applies to the device: its own, with
+// zero timers taken from Config.DefaultMode (see SetMode).
+func (e *Engine) Effective(ctx context.Context, deviceID string) (Mode, error) {
 	d, err := e.device(ctx, deviceID)
 	if err != nil {
 		return Mode{}, err
 	}
-	defer d.mu.unlock()
+	defer e.release(d)
 	return d.mode, nil
 }
 
@@ -424,7 +496,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Command, error) {
 	if err != nil {
 		return Command{}, err
 	}
-	defer d.mu.unlock()
+	defer e.release(d)
 	if c.Status != Pending {
 		return c, &StateError{ID: id, Status: c.Status, Err: ErrNotPending}
 	}
@@ -438,7 +510,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (Command, error) {
 	if err != nil {
 		return Command{}, err
 	}
-	if err := e.commit(ctx, moved, updated); err != nil {
+	if err := e.commit(ctx, d, moved, updated); err != nil {
 		return Command{}, err
 	}
 	e.sched.mark(c.DeviceID)
@@ -452,7 +524,7 @@ func (e *Engine) CancelDevice(ctx context.Context, deviceID string) ([]Command, 
 	if err != nil {
 		return nil, err
 	}
-	defer d.mu.unlock()
+	defer e.release(d)
 	q, err := e.st.Queue(ctx, deviceID)
 	if err != nil {
 		return nil, err
@@ -469,7 +541,7 @@ func (e *Engine) CancelDevice(ctx context.Context, deviceID string) ([]Command, 
 		}
 		moved = append(moved, c)
 	}
-	if err := e.commit(ctx, moved, nil); err != nil {
+	if err := e.commit(ctx, d, moved, nil); err != nil {
 		return nil, err
 	}
 	return moved, nil
@@ -527,7 +599,7 @@ func (e *Engine) Acked(ctx context.Context, deviceID, commandID string) error {
 	if err != nil {
 		return err
 	}
-	defer d.mu.unlock()
+	defer e.release(d)
 	if c.DeviceID != deviceID {
 		return &NotFoundError{What: "command", ID: commandID + " of device " + deviceID}
 	}
@@ -538,7 +610,7 @@ func (e *Engine) Acked(ctx context.Context, deviceID, commandID string) error {
 		return err
 	}
 	c.NextTry = time.Time{}
-	return e.commit(ctx, []Command{c}, nil)
+	return e.commit(ctx, d, []Command{c}, nil)
 }
 
 // Response is a device's answer to a command, decoded by its codec (CMD-5).
@@ -565,7 +637,7 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	if err != nil {
 		return err
 	}
-	defer d.mu.unlock()
+	defer e.release(d)
 	// Delivery is serial (CMD-4): only the head of the queue is ever
 	// outstanding, so a response can match only the head; the next
 	// command is read too, for promoteFrom.
@@ -611,7 +683,7 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	if next, ok := promoteFrom(d, q, now, c.ID); ok {
 		cs = append(cs, next)
 	}
-	if err := e.commitAll(ctx, cs, nMoved); err != nil {
+	if err := e.commitAll(ctx, d, cs, nMoved); err != nil {
 		return err
 	}
 	e.sched.mark(deviceID)

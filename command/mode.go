@@ -98,6 +98,30 @@ type Mode struct {
 	// 300 s for PSM and DRX and 2 × Cycle + 120 s for eDRX; at most 30
 	// days.
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Follows is the caller's: the name of the default this mode was taken
+	// from (the platform keeps the id of the device's application there),
+	// "" when the mode was set for the device itself. The engine stores it
+	// with the mode and never reads it.
+	Follows string `json:"follows,omitempty"`
+}
+
+// inherit returns m with its zero timers taken from def: the active time
+// and the eDRX timers always, the timeout only when def is of m's kind
+// (an eDRX timeout depends on the cycle).
+func (m Mode) inherit(def Mode) Mode {
+	if m.ActiveTime == 0 {
+		m.ActiveTime = def.ActiveTime
+	}
+	if m.Cycle == 0 {
+		m.Cycle = def.Cycle
+	}
+	if m.PagingWindow == 0 {
+		m.PagingWindow = def.PagingWindow
+	}
+	if m.Timeout == 0 && def.Kind == m.Kind {
+		m.Timeout = def.Timeout
+	}
+	return m
 }
 
 // Validate reports a Mode whose fields make no sense (a negative timer, one

@@ -128,6 +128,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.timers(ctx)
 	wg.Wait()
+	e.flights.Wait()
 	return nil
 }
 
@@ -248,7 +249,7 @@ func (e *Engine) service(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	defer d.mu.unlock()
+	defer e.release(d)
 	now := time.Now()
 	// The head and any command due now: every command that this pass
 	// could end is due (overdue), so the whole queue is read only when one
@@ -267,7 +268,7 @@ func (e *Engine) service(ctx context.Context, id string) error {
 	var moved []Command
 	open := q[:0]
 	for _, c := range q {
-		if c.Status == Pending && !c.SendAttempt.IsZero() {
+		if c.Status == Pending && !c.SendAttempt.IsZero() && c.ID != d.inflight {
 			// An earlier send's outcome was never stored: the command
 			// may have left, so it is SENT from then on; a re-send waits
 			// for a wake-up as CMD-4 allows (CMD-9).
@@ -307,12 +308,12 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				updated = append(updated, open[0])
 			}
 		}
-		if err := e.commit(ctx, moved, updated); err != nil {
+		if err := e.commit(ctx, d, moved, updated); err != nil {
 			return err
 		}
 	}
 
-	for len(open) > 0 {
+	for len(open) > 0 && d.inflight == "" {
 		head := open[0]
 		switch head.Status {
 		case Delivered:
@@ -333,7 +334,7 @@ func (e *Engine) service(ctx context.Context, id string) error {
 				if err := head.Move(Failed, now); err != nil {
 					return err
 				}
-				if err := e.commit(ctx, []Command{head}, nil); err != nil {
+				if err := e.commit(ctx, d, []Command{head}, nil); err != nil {
 					return err
 				}
 				if open, err = e.st.Front(ctx, id, 1, now); err != nil {
@@ -347,21 +348,34 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			}
 			head.NextTry = nt
 			open[0] = head
-			return e.commitAll(ctx, open[:1], 0)
+			return e.commitAll(ctx, d, open[:1], 0)
 		}
 		// Store the attempt before sending, so that a crash during the
 		// send leaves a trace (CMD-9); its outcome is stored below.
+		if e.tr != nil {
+			select {
+			case e.slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		head.SendAttempt, head.NextTry = now, now
 		open[0] = head // open[:1] is the write's slice: no allocation
-		if err := e.commitAll(ctx, open[:1], 0); err != nil {
+		if err := e.commitAll(ctx, d, open[:1], 0); err != nil {
+			if e.tr != nil {
+				<-e.slots
+			}
 			return err
+		}
+		if e.tr != nil {
+			e.startTransmit(ctx, d, head, false, false)
+			return nil
 		}
 		err := e.send(ctx, head)
 		head.SendAttempt = time.Time{}
 		// The outcome is stored even when Close cut the send short.
 		wctx := context.WithoutCancel(ctx)
-		switch {
-		case err == nil:
+		if err == nil {
 			if err := head.Move(Sent, now); err != nil {
 				return err
 			}
@@ -369,43 +383,61 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			head.Retransmits = 0
 			head.NextTry = e.retransmitAt(head, now)
 			open[0] = head
-			return e.commitAll(wctx, open[:1], 1)
-		case errors.Is(err, ErrEncode) || errors.Is(err, ErrRefused) || head.ExpireTime == 0:
-			head.Reason = err.Error()
-			if re, ok := errors.AsType[*RefusedError](err); ok {
-				head.Result = refusal(re)
-			}
-			if err := head.Move(Failed, now); err != nil {
-				return err
-			}
-			// The next command is tried now, stored in the same write.
-			next, err := e.st.Front(wctx, id, 2, time.Time{})
-			if err != nil {
-				return err
-			}
-			cs := []Command{head}
-			if len(next) > 1 && next[0].ID == head.ID && next[1].Status == Pending {
-				n := next[1]
-				n.NextTry = now
-				cs = append(cs, n)
-			}
-			if err := e.commitAll(wctx, cs, 1); err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			if open, err = e.st.Front(ctx, id, 1, now); err != nil {
-				return err
-			}
-		default:
-			e.log.Info("command: send failed; command stays at the head (CMD-4)", "device", id, "command", head.ID, "err", err)
-			d.lastFail = now
-			head.NextTry = e.retryAt(d, now)
-			return e.commit(wctx, nil, []Command{head})
+			return e.commitAll(wctx, d, open[:1], 1)
+		}
+		again, err := e.notSent(wctx, d, head, err, now)
+		if err != nil || !again || ctx.Err() != nil {
+			return err
+		}
+		if open, err = e.st.Front(ctx, id, 1, now); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// notSent stores the outcome of a first send that failed before the
+// command left: FAILED for an encode error, a lasting refusal or an
+// immediate command (with the next command tried now, in the same write),
+// else the command stays PENDING and is tried again later. again reports
+// whether the queue moved on. d's lock is held.
+func (e *Engine) notSent(ctx context.Context, d *devState, head Command, err error, now time.Time) (again bool, _ error) {
+	head.SendAttempt = time.Time{}
+	if !errors.Is(err, ErrEncode) && !errors.Is(err, ErrRefused) && head.ExpireTime != 0 {
+		e.log.Info("command: send failed; command stays at the head (CMD-4)", "device", head.DeviceID, "command", head.ID, "err", err)
+		d.lastFail = now
+		head.NextTry = e.retryAt(d, now)
+		return false, e.commit(ctx, d, nil, []Command{head})
+	}
+	head.Reason = err.Error()
+	if re, ok := errors.AsType[*RefusedError](err); ok {
+		head.Result = refusal(re)
+	}
+	if err := head.Move(Failed, now); err != nil {
+		return false, err
+	}
+	cs, err := e.withNext(ctx, head, now)
+	if err != nil {
+		return false, err
+	}
+	return true, e.commitAll(ctx, d, cs, 1)
+}
+
+// withNext returns ended, the device's head that just ended, followed by
+// the next command with NextTry set to now, so that it is tried at once
+// and the two are stored in one write.
+func (e *Engine) withNext(ctx context.Context, ended Command, now time.Time) ([]Command, error) {
+	next, err := e.st.Front(ctx, ended.DeviceID, 2, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	cs := []Command{ended}
+	if len(next) > 1 && next[0].ID == ended.ID && next[1].Status == Pending {
+		n := next[1]
+		n.NextTry = now
+		cs = append(cs, n)
+	}
+	return cs, nil
 }
 
 // overdue reports whether service, at now, ends c or takes it as SENT
@@ -456,10 +488,10 @@ func (e *Engine) resend(ctx context.Context, d *devState, c Command, now time.Ti
 			// wake-up re-sends.
 			c.Retransmits++
 			c.NextTry = time.Time{}
-			return e.commit(ctx, nil, []Command{c})
+			return e.commit(ctx, d, nil, []Command{c})
 		case !c.NextTry.IsZero() && !now.Before(c.NextTry):
 			c.NextTry = time.Time{}
-			return e.commit(ctx, nil, []Command{c})
+			return e.commit(ctx, d, nil, []Command{c})
 		}
 		return nil
 	}
@@ -468,12 +500,21 @@ func (e *Engine) resend(ctx context.Context, d *devState, c Command, now time.Ti
 	} else {
 		c.Retransmits++
 	}
+	if e.tr != nil {
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		e.startTransmit(ctx, d, c, true, woke)
+		return nil
+	}
 	err := e.send(ctx, c)
 	ctx = context.WithoutCancel(ctx) // the outcome is stored even when Close cut the send short
 	if err != nil {
 		e.log.Info("command: re-send failed; waiting for the timeout or the next wake-up", "device", c.DeviceID, "command", c.ID, "err", err)
 		c.NextTry = e.retransmitAt(c, now)
-		return e.commit(ctx, nil, []Command{c})
+		return e.commit(ctx, d, nil, []Command{c})
 	}
 	if err := c.Move(Sent, now); err != nil {
 		return err
@@ -482,7 +523,7 @@ func (e *Engine) resend(ctx context.Context, d *devState, c Command, now time.Ti
 		c.Deadline = d.mode.Deadline(now)
 	}
 	c.NextTry = e.retransmitAt(c, now)
-	return e.commit(ctx, []Command{c}, nil)
+	return e.commit(ctx, d, []Command{c}, nil)
 }
 
 // refusal is the Result of a command the device refused: its code and the

@@ -201,6 +201,21 @@ func fallsBack(code Code) bool {
 	return code == codes.BadRequest || code == codes.NotFound || code == codes.UnsupportedMediaType
 }
 
+// leftKey is the context key of WithLeft's function.
+type leftKey struct{}
+
+// WithLeft returns a context that makes the requests sent with it call
+// left once, as soon as the first transmission of the first message has
+// gone out to the device (the first form of a Downlink, the first block
+// of a Block1 body), before its ACK. A caller that tells "sent" from
+// "acknowledged" (a command's SENT and DELIVERED, CMD-1) learns the first
+// from left and the second from the request's return. left runs on the
+// goroutine that sends; it must not send to the same device.
+func WithLeft(ctx context.Context, left func()) context.Context {
+	var once sync.Once
+	return context.WithValue(ctx, leftKey{}, func() { once.Do(left) })
+}
+
 // Downlink sends application data to the device: a POST to /t/d for TUP
 // devices (LWM-4); for LwM2M devices a write into object 19's resource
 // /19/1/0 (LWM-5) in the form the device takes (see DownlinkForm).

@@ -258,6 +258,9 @@ func (e *exchange) do(ctx context.Context, req *message.Message, confirmable boo
 		cleanup()
 		return nil, fmt.Errorf("lwm2m: sending request: %w", err)
 	}
+	if f, ok := ctx.Value(leftKey{}).(func()); ok {
+		f()
+	}
 	select {
 	case r := <-c.ch:
 		cleanup()

@@ -48,12 +48,23 @@ func (h eventHandler) HandleEvent(e lwm2m.Event) { h.p.enqueueEvent(e, 0) }
 func (h eventHandler) HandleUplink(e lwm2m.Event) error { return h.p.acceptUplink(e) }
 
 // commandSender encodes a command with the device's codec and writes it to
-// the device's data channel (/19/1/0 or /t/d).
+// the device's data channel (/19/1/0 or /t/d). It is a command.Transmitter:
+// lwm2m tells when the write left (SENT) and Downlink returns with the
+// device's ACK (DELIVERED) or without one after the retransmissions.
 type commandSender struct{ p *Platform }
 
-var _ command.Sender = commandSender{}
+var (
+	_ command.Sender      = commandSender{}
+	_ command.Transmitter = commandSender{}
+)
 
+// Send is the plain Sender for a caller that does not use Transmit: the
+// command counts as left when the device ACKed it.
 func (s commandSender) Send(ctx context.Context, c command.Command) error {
+	return s.Transmit(ctx, c, func() {})
+}
+
+func (s commandSender) Transmit(ctx context.Context, c command.Command, left func()) error {
 	p := s.p
 	d, err := p.reg.Get(ctx, c.DeviceID)
 	if err != nil {
@@ -78,24 +89,16 @@ func (s commandSender) Send(ctx context.Context, c command.Command) error {
 		p.metrics.encodeErrors.Inc()
 		return fmt.Errorf("%w: %v", command.ErrEncode, err)
 	}
-	if err := p.lwm.Downlink(ctx, d.NodeID, payload); err != nil {
+	if err := p.lwm.Downlink(lwm2m.WithLeft(ctx, left), d.NodeID, payload); err != nil {
 		// A 4.xx answer (to every form Downlink tried) will be the same at
 		// the next wake: the command ends FAILED with the device's code.
-		// Timeouts, no session and sleep stay transport failures, retried.
+		// Timeouts, no session and sleep stay transport failures.
 		if re, ok := errors.AsType[*lwm2m.ResponseError](err); ok && re.ClientError() {
 			p.log.Add(d.ID, "command_refused", err.Error())
 			return &command.RefusedError{Code: re.CodeText(), Err: err}
 		}
 		return err
 	}
-	// The CoAP ACK came back with Downlink's answer: DELIVERED. The
-	// engine holds the device's lock during Send, so tell it afterwards.
-	p.background(func(ctx context.Context) {
-		// Not cancelled by stopping: the ACK is in, record it.
-		if err := p.cmds.Acked(context.WithoutCancel(ctx), c.DeviceID, c.ID); err != nil {
-			p.logger.Warn("command ACK not recorded", "command", c.ID, "err", err)
-		}
-	})
 	return nil
 }
 

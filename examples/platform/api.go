@@ -103,6 +103,7 @@ func routes() []route {
 		{"POST", "/iocm/app/sec/v1.1.0/login", true, (*Platform).login},
 		{"POST", "/iocm/app/sec/v1.1.0/refreshToken", true, (*Platform).refreshToken},
 		{"POST", "/doze/v1/app/resetSecret", false, (*Platform).resetSecret},
+		{"PUT", "/doze/v1/app/settings", false, (*Platform).appSettings},
 
 		// Devices.
 		{"POST", "/iocm/app/reg/v1.1.0/deviceCredentials", false, (*Platform).registerDevice},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/registry"
 	"github.com/doze-io/doze/store"
 )
@@ -25,6 +26,11 @@ type deviceInfoJSON struct {
 	SWVersion        string `json:"swVersion,omitempty"`
 	FWVersion        string `json:"fwVersion,omitempty"`
 	Mode             string `json:"mode,omitempty"`
+	// The power-saving timers in seconds (CMD-11): taken at registration,
+	// shown as they apply.
+	PSMActiveTimer   *float64 `json:"psmActiveTimer,omitempty"`
+	EDRXCycle        *float64 `json:"edrxCycle,omitempty"`
+	PagingTimeWindow *float64 `json:"pagingTimeWindow,omitempty"`
 }
 
 type serviceJSON struct {
@@ -65,6 +71,7 @@ func (p *Platform) deviceJSON(d registry.Device) deviceJSON {
 	out := deviceJSON{DeviceID: d.ID, Security: string(securityOf(d)), GatewayID: gatewayOf(d), NodeType: string(d.NodeType),
 		CreateTime: apiTime(d.CreatedAt), LastModifiedTime: apiTime(d.LastModified), DeviceInfo: infoJSON(d),
 		Services: []serviceJSON{}}
+	p.showMode(context.Background(), &out.DeviceInfo, d.ID)
 	sh, _ := p.db.Shadow().Get(d.ID)
 	for _, s := range sh {
 		if s.Reported == nil {
@@ -103,6 +110,16 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	mode, err := modeFields{Mode: &body.DeviceInfo.Mode, PSMActiveTimer: body.DeviceInfo.PSMActiveTimer,
+		EDRXCycle: body.DeviceInfo.EDRXCycle, PagingTimeWindow: body.DeviceInfo.PagingTimeWindow}.parse("deviceInfo.")
+	if err != nil {
+		return err
+	}
+	body.DeviceInfo.Mode = *mode.own
+	planned, err := p.planMode(command.Mode{}, false, *mode.own, appOf(r), mode)
+	if err != nil {
+		return err
+	}
 	reg := registry.Registration{NodeID: body.NodeID, VerifyCode: body.VerifyCode, GatewayID: body.GatewayID,
 		Security: registry.Security(strings.ToUpper(body.Security)),
 		NodeType: registry.NodeType(body.NodeType),
@@ -133,6 +150,9 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 	d, err := p.reg.Register(r.Context(), reg)
 	if err != nil {
 		return apiErr(err)
+	}
+	if err := p.setMode(r.Context(), d.ID, planned); err != nil {
+		return err
 	}
 	p.log.Add(d.ID, "registered", "registered by app "+appOf(r)+" with nodeId "+d.NodeID)
 	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "verifyCode": d.VerifyCode,
@@ -184,16 +204,45 @@ func (p *Platform) updateDevice(w http.ResponseWriter, r *http.Request) error {
 		ManufacturerName *string `json:"manufacturerName"`
 		Model            *string `json:"model"`
 		ProtocolType     *string `json:"protocolType"`
-		Mode             *string `json:"mode"`
+		modeFields
+		DeviceInfo *modeFields `json:"deviceInfo"` // the mode fields may also come as deviceInfo.mode (CMD-11)
 	}
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	_, err := p.reg.Update(r.Context(), pathValue(r, "deviceId"), registry.Changes{Name: body.Name, DeviceType: body.DeviceType,
+	mf, prefix := body.modeFields, ""
+	if body.DeviceInfo != nil && !mf.any() {
+		mf, prefix = *body.DeviceInfo, "deviceInfo."
+	}
+	mode, err := mf.parse(prefix)
+	if err != nil {
+		return err
+	}
+	id := pathValue(r, "deviceId")
+	var planned command.Mode
+	if mf.any() {
+		d, err := p.reg.Get(r.Context(), id)
+		if err != nil {
+			return apiErr(err)
+		}
+		cur, ok, err := p.cmds.Mode(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		if planned, err = p.planMode(cur, ok, p.ownMode(d), appOf(r), mode); err != nil {
+			return err
+		}
+	}
+	d, err := p.reg.Update(r.Context(), id, registry.Changes{Name: body.Name, DeviceType: body.DeviceType,
 		ManufacturerID: body.ManufacturerID, ManufacturerName: body.ManufacturerName, Model: body.Model,
-		ProtocolType: body.ProtocolType, Mode: body.Mode})
+		ProtocolType: body.ProtocolType, Mode: mode.own})
 	if err != nil {
 		return apiErr(err)
+	}
+	if mf.any() {
+		if err := p.setMode(r.Context(), d.ID, planned); err != nil {
+			return err
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

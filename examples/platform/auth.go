@@ -22,6 +22,9 @@ type App struct {
 	Secret string `json:"secret"`
 	// HistoryEnabled keeps reported data in history (SPEC STO-2).
 	HistoryEnabled bool `json:"historyEnabled"`
+	// DefaultMode is the power-saving mode of the app's devices that have
+	// none of their own: "PSM" (also when empty), "DRX" or "EDRX" (CMD-11).
+	DefaultMode string `json:"defaultMode,omitempty"`
 }
 
 // session is one issued token pair. The access token is valid until
@@ -231,6 +234,18 @@ func (a *Auth) Refresh(from netip.Addr, appID, secret, refresh string) (tokenAns
 	delete(st.refresh, refresh)
 	s.refresh = ""
 	return a.issueLocked(st, now), nil
+}
+
+// Change applies f to app id's settings and returns the app as changed.
+func (a *Auth) Change(id string, f func(*App)) (App, bool) {
+	st := a.state(id)
+	if st == nil {
+		return App{}, false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f(&st.app)
+	return st.app, true
 }
 
 // ResetSecret gives app id a new random secret and returns it; tokens

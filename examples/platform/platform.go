@@ -48,7 +48,7 @@ type Platform struct {
 	events  []chan queuedEvent // per-worker queues; a device always lands on the same one
 	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
 	stop    context.CancelFunc
-	bg      sync.WaitGroup // short-lived goroutines (report ACKs, command ACKs); Run waits for them
+	bg      sync.WaitGroup // short-lived goroutines (report ACKs, an app's new default mode); Run waits for them
 	bgMu    sync.Mutex     // guards bgDone against bg.Add racing bg.Wait
 	bgDone  bool
 	touched sync.Map   // deviceId → time of the last registry Touch
@@ -140,6 +140,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	}
 
 	p.cmds, err = command.New(db.Commands(), commandSender{p}, desiredListener{commandListener{p}, p}, command.Config{
+		DefaultMode: defaultMode(cfg),
 		CheckCallback: func(appID, url string) error {
 			err := p.push.CheckCallback(context.Background(), appID, url)
 			if errors.Is(err, push.ErrOriginConflict) {
@@ -151,6 +152,10 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	})
 	if err != nil {
 		return fail(err)
+	}
+
+	if err := p.applyModes(context.Background()); err != nil {
+		logger.Error("power-saving modes not applied at start", "err", err)
 	}
 
 	fwDir := filepath.Join(cfg.DataDir, "packages")

@@ -70,4 +70,6 @@ func TestSendMixedAndOversize(t *testing.T) {
 	recs, _, err := tp.db.History().Query(store.HistoryQuery{DeviceID: id, Page: -1})
 	require.NoError(t, err)
 	require.Len(t, recs, 3, "nothing more stored")
+	require.Eventually(t, func() bool { return hasLog(tp, id, "refused with 4.13") },
+		10*time.Second, 10*time.Millisecond, "the refusal is on the device log (SEC-6)")
 }

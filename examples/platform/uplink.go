@@ -57,8 +57,12 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 			p.logger.Warn("command wake-up", "device", d.ID, "err", err)
 		}
 		p.ota.DeviceOnline(ctx, d.ID)
+	case lwm2m.EventRefused:
+		// The device sent data it was told is unusable (SEC-6: never
+		// dropped silently); the device got the same code and text.
+		p.log.Add(d.ID, "refused", fmt.Sprintf("%s %s refused with %d.%02d: %s", e.Kind, e.Path, e.Code>>5, e.Code&31, e.Message))
 	case lwm2m.EventUplink, lwm2m.EventNotification:
-		// Bind before data (DESIGN.md "Uplink", REG-2): a device whose
+		// Bind before data (docs/architecture.md "Uplink", REG-2): a device whose
 		// registration was refused, or that never registered, has its
 		// data dropped and logged rather than stored and pushed.
 		if !d.Bound {
