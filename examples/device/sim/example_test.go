@@ -41,8 +41,13 @@ func Example() {
 
 	cmd, _ := wm.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"period": 600}, Mid: 42})
 	_ = srv.Downlink(ctx, d.IMEI(), cmd)
-	m, _ = wm.Decode(<-uplinks)
-	r := m.(*codec.Response)
+	// The first value of the observed /19/0/0 can come twice (the observe's
+	// answer and the notification): skip reports until the response.
+	var r *codec.Response
+	for r == nil {
+		m, _ = wm.Decode(<-uplinks)
+		r, _ = m.(*codec.Response)
+	}
 	fmt.Println("mid", r.Mid, "result", r.Body["result"], "period", d.ReportPeriod())
 
 	cancel()
