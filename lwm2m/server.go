@@ -94,15 +94,10 @@ func (s *Server) Listen() error {
 	}
 	if !s.cfg.DisableDTLS {
 		a, _ := net.ResolveUDPAddr("udp", s.cfg.DTLSAddr)
+		// PSK is set per connection (connConfig); pion's cookie round is
+		// played by the router after its stateless one (pionhello.go).
 		dc := &dtls.Config{
-			PSK: func(identity []byte) ([]byte, error) {
-				k, err := s.keys.Key(string(identity))
-				if err != nil {
-					s.log.Info("lwm2m: DTLS handshake with unknown identity", "identity", string(identity), "err", err)
-					return nil, err
-				}
-				return k, nil
-			},
+			PSK:                  func([]byte) ([]byte, error) { return nil, ErrUnknownIdentity },
 			CipherSuites:         dtlsSuites(s.cfg.CipherSuites),
 			ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
 		}
@@ -117,7 +112,15 @@ func (s *Server) Listen() error {
 			}
 			return fmt.Errorf("lwm2m: listening for DTLS on %s: %w", s.cfg.DTLSAddr, err)
 		}
-		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0))
+		if errPionLayout != nil {
+			_ = uc.Close()
+			if s.udp != nil {
+				_ = s.udp.Close()
+				s.udp = nil
+			}
+			return errPionLayout
+		}
+		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, newLogAgg(s.log, logAggInterval))
 		s.mux, s.dtlsCfg = mux, dc
 		ln, err := dtls.NewListener(mux, dc)
 		if err != nil {
@@ -465,43 +468,84 @@ func (s *Server) sweepUDP() {
 	}
 }
 
-func (s *Server) acceptDTLS(ln net.Listener) {
+// acceptDTLS starts a pion server on each virtual connection the router
+// opens for a ClientHello with a valid cookie (pion's listener is used for
+// its address and Close only), and logs the aggregated DTLS lines.
+func (s *Server) acceptDTLS(_ net.Listener) {
 	defer s.wg.Done()
+	s.wg.Add(1)
+	go s.flushDTLSLog()
 	for {
-		c, err := ln.Accept()
-		if err != nil {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Debug("lwm2m: DTLS accept", "err", err)
-			continue
+		select {
+		case v := <-s.mux.accept:
+			s.wg.Add(1)
+			go s.serveDTLS(v)
+		case <-s.mux.done:
+			return
+		case <-s.done:
+			return
 		}
-		s.wg.Add(1)
-		go s.serveDTLS(c)
 	}
 }
 
-func (s *Server) serveDTLS(c net.Conn) {
+// flushDTLSLog writes the aggregated lines of the DTLS side.
+func (s *Server) flushDTLSLog() {
 	defer s.wg.Done()
-	dc, ok := c.(*dtls.Conn)
-	if !ok {
-		_ = c.Close()
+	t := time.NewTicker(logAggInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			s.mux.agg.flush(time.Now().Add(logAggInterval))
+			return
+		case now := <-t.C:
+			s.mux.agg.flush(now)
+		}
+	}
+}
+
+// connConfig is the listener's pion configuration for the handshake on v:
+// its PSK callback and logger report to the router.
+func (s *Server) connConfig(v *vconn) *dtls.Config {
+	c := *s.dtlsCfg
+	c.PSK = func(id []byte) ([]byte, error) {
+		identity := string(id)
+		k, err := s.keys.Key(identity)
+		if errors.Is(err, ErrUnknownIdentity) {
+			// Go on as if the key were wrong (RFC 4279 §2): the device
+			// gets the same alert either way.
+			s.mux.keyLookup(v, identity, true)
+			return randomKey(), nil
+		}
+		if err != nil {
+			s.log.Warn("lwm2m: key store failed during a DTLS handshake", "identity", identity, "err", err)
+			return nil, err
+		}
+		s.mux.keyLookup(v, identity, false)
+		return k, nil
+	}
+	c.LoggerFactory = connLoggers{v}
+	return &c
+}
+
+func (s *Server) serveDTLS(v *vconn) {
+	defer s.wg.Done()
+	dc, err := dtls.Server(v, v.remote(), s.connConfig(v))
+	if err != nil {
+		s.mux.handshakeEnded(v)
+		_ = v.Close()
+		s.log.Warn("lwm2m: starting a DTLS handshake", "err", err)
 		return
 	}
+	var c net.Conn = dc
 	sess := s.newSession(true)
 	sess.conn = c
-	if s.mux != nil {
-		sess.vc = s.mux.find(c.RemoteAddr()) // before the handshake: no CID yet, the address is the key
-	}
+	sess.vc = v
 	s.mu.Lock()
 	select {
 	case <-s.done:
 		s.mu.Unlock()
+		s.mux.handshakeEnded(v)
 		_ = c.Close()
 		return
 	default:
@@ -511,20 +555,52 @@ func (s *Server) serveDTLS(c net.Conn) {
 	s.mu.Unlock()
 
 	ctx, cancel := s.background()
-	hctx, hcancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
-	err := dc.HandshakeContext(hctx)
+	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout(s.cfg.HandshakeTimeout, s.mux.inFlight(), s.cfg.MaxHandshakes))
+	s.mux.attach(v, dc, hcancel)
+	err = dc.HandshakeContext(hctx)
+	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	hcancel()
 	cancel()
+	identity, keyed, failed := s.mux.handshakeEnded(v)
 	if err != nil {
-		s.log.Info("lwm2m: DTLS handshake failed", "addr", c.RemoteAddr(), "err", err)
+		if failed == failNone && timedOut {
+			failed = failTimeout
+		}
+		s.handshakeFailed(identity, failed, c.RemoteAddr(), err)
 		s.endSession(sess)
 		return
+	}
+	if keyed {
+		s.mux.stats.full.Add(1)
+	} else {
+		s.mux.stats.abbreviated.Add(1)
 	}
 	st, _ := dc.ConnectionState()
 	sess.identity = NormalizeEndpoint(string(st.IdentityHint))
 	if !s.serveConn(sess, dc) {
 		s.endSession(sess)
 	}
+}
+
+// handshakeFailed counts a failed handshake and logs it, aggregated, with
+// the identity and the reason.
+func (s *Server) handshakeFailed(identity string, why failReason, addr net.Addr, err error) {
+	c := &s.mux.stats
+	switch why {
+	case failBadKey:
+		c.failedBadKey.Add(1)
+	case failUnknownIdentity:
+		c.failedUnknown.Add(1)
+	case failTimeout:
+		c.failedTimeout.Add(1)
+	default:
+		c.failedOther.Add(1)
+		if why == failNone {
+			why = failAlert
+		}
+	}
+	s.mux.agg.info(time.Now(), "lwm2m: DTLS handshake failed",
+		"identity", identity, "reason", why.String(), "addr", addr, "err", err)
 }
 
 func (s *Server) endSession(sess *session) {
