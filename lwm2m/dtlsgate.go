@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"net"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,21 @@ func (r failReason) String() string {
 		return "closed"
 	}
 	return "none"
+}
+
+// kind is r in a word or two, for log messages.
+func (r failReason) kind() string {
+	switch r {
+	case failBadKey:
+		return "bad key"
+	case failUnknownIdentity:
+		return "unknown identity"
+	case failTimeout:
+		return "timeout"
+	case failClosed:
+		return "closed"
+	}
+	return "fatal alert"
 }
 
 // alertDecryptError is sent for a wrong key and for an unknown identity
@@ -223,15 +239,17 @@ func (m *dtlsMux) endHandshakeLocked(v *vconn) {
 	}
 }
 
-// handshakeEnded ends v's handshake in flight and returns its record.
-func (m *dtlsMux) handshakeEnded(v *vconn) (identity string, keyed bool, failed failReason) {
+// handshakeEnded ends hs, v's handshake, if it is still in flight, and
+// returns what it learned.
+func (m *dtlsMux) handshakeEnded(v *vconn, hs *handshake) (identity string, keyed bool, failed failReason) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	hs := v.hs
 	if hs == nil {
 		return "", false, failClosed
 	}
-	m.endHandshakeLocked(v)
+	if v.hs == hs {
+		m.endHandshakeLocked(v)
+	}
 	return hs.identity, hs.keyed, hs.failed
 }
 
@@ -248,7 +266,7 @@ func (hs *handshake) wrote(p []byte) {
 		if epoch, seq := recordSeq(p); epoch == 0 && seq > hs.seq0 {
 			hs.seq0 = seq
 		}
-		p = p[min(len(p), recordHeaderLen+int(p[11])<<8|int(p[12])):]
+		p = p[min(len(p), recordHeaderLen+int(binary.BigEndian.Uint16(p[11:13]))):]
 	}
 }
 

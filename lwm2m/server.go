@@ -532,7 +532,7 @@ func (s *Server) serveDTLS(v *vconn) {
 	defer s.wg.Done()
 	dc, err := dtls.Server(v, v.remote(), s.connConfig(v))
 	if err != nil {
-		s.mux.handshakeEnded(v)
+		s.mux.handshakeEnded(v, s.mux.attach(v, nil, nil))
 		_ = v.Close()
 		s.log.Warn("lwm2m: starting a DTLS handshake", "err", err)
 		return
@@ -545,7 +545,7 @@ func (s *Server) serveDTLS(v *vconn) {
 	select {
 	case <-s.done:
 		s.mu.Unlock()
-		s.mux.handshakeEnded(v)
+		s.mux.handshakeEnded(v, s.mux.attach(v, nil, nil))
 		_ = c.Close()
 		return
 	default:
@@ -556,12 +556,12 @@ func (s *Server) serveDTLS(v *vconn) {
 
 	ctx, cancel := s.background()
 	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout(s.cfg.HandshakeTimeout, s.mux.inFlight(), s.cfg.MaxHandshakes))
-	s.mux.attach(v, dc, hcancel)
+	hs := s.mux.attach(v, dc, hcancel)
 	err = dc.HandshakeContext(hctx)
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	hcancel()
 	cancel()
-	identity, keyed, failed := s.mux.handshakeEnded(v)
+	identity, keyed, failed := s.mux.handshakeEnded(v, hs)
 	if err != nil {
 		if failed == failNone && timedOut {
 			failed = failTimeout
@@ -599,7 +599,8 @@ func (s *Server) handshakeFailed(identity string, why failReason, addr net.Addr,
 			why = failAlert
 		}
 	}
-	s.mux.agg.info(time.Now(), "lwm2m: DTLS handshake failed",
+	// one aggregated kind per reason: a flood of one does not hide another
+	s.mux.agg.info(time.Now(), "lwm2m: DTLS handshake failed: "+why.kind(),
 		"identity", identity, "reason", why.String(), "addr", addr, "err", err)
 }
 
