@@ -187,3 +187,5 @@ func pionHandshake(ctx context.Context, pc net.PacketConn, addr net.Addr, identi
 	}
 	return c, nil
 }
+
+func slogTo(h slog.Handler) *slog.Logger { return slog.New(h) }
