@@ -50,10 +50,11 @@ func (j *cookieJar) rotate(now time.Time) {
 	j.rotateAt = now.Add(cookieRotation)
 }
 
-// make returns the cookie for h from addr, valid from now.
+// make returns the cookie for h from addr, valid from now. It is valid
+// until the next call.
 func (j *cookieJar) make(now time.Time, addr *net.UDPAddr, h *clientHello) []byte {
 	j.rotate(now)
-	return append([]byte(nil), j.mac(j.cur, addr, h)...)
+	return j.mac(j.cur, addr, h)
 }
 
 // valid reports whether h carries a cookie this jar made for addr and the

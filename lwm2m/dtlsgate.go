@@ -102,7 +102,9 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 	}
 	if !m.jar.valid(now, addr, &h) {
 		m.wbuf = appendHelloVerifyRequest(m.wbuf[:0], h.recSeq, h.msgSeq, m.jar.make(now, addr, &h))
-		m.send(m.wbuf, addr)
+		if m.wr != nil || !m.batch.queue(m.wbuf, addr) {
+			m.send(m.wbuf, addr)
+		}
 		m.stats.cookiesSent.Add(1)
 		return
 	}
@@ -126,7 +128,7 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 		if v.hs != nil && bytes.Equal(v.hs.random[:], h.random) {
 			if v.hs.second == nil { // pion has it: a retransmission for pion
 				select {
-				case v.in <- datagram{data, addr}:
+				case v.in <- datagram{append([]byte(nil), data...), addr}:
 				default:
 				}
 			}
@@ -144,11 +146,11 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 		return
 	}
 	v := m.newVconnLocked(addr, key)
-	hs := &handshake{second: data, cookie: append([]byte(nil), h.cookie...)}
+	hs := &handshake{second: append([]byte(nil), data...), cookie: append([]byte(nil), h.cookie...)}
 	copy(hs.random[:], h.random)
 	v.hs = hs
 	m.pending++
-	v.in <- datagram{appendInitialHello(nil, data, h, h.recSeq-1), addr}
+	v.in <- datagram{appendInitialHello(nil, data, h, h.recSeq-1), addr} // before anything can close v
 	select {
 	case m.accept <- v:
 		m.stats.started.Add(1)

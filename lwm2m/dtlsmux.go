@@ -33,8 +33,9 @@ type dtlsMux struct {
 	resume chan resumeItem
 
 	// The stateless side (dtlsgate.go): used by the reading goroutine only.
-	jar  cookieJar
-	wbuf []byte
+	jar   cookieJar
+	wbuf  []byte
+	batch *batchIO // nil: one datagram at a time
 	wr   func(b []byte, to *net.UDPAddr) // sends; nil means conn.WriteToUDP
 
 	maxPending int // handshakes in flight at most (Config.MaxHandshakes)
@@ -51,7 +52,13 @@ type dtlsMux struct {
 	closed       bool
 }
 
+// dtlsReadBuffer is the receive buffer asked for the DTLS socket: bursts
+// of a flood wait there rather than push a device's records out (Linux
+// grants at most net.core.rmem_max).
+const dtlsReadBuffer = 4 << 20
+
 func newDTLSMux(conn *net.UDPConn, cidLen, maxPending int, agg *logAgg) *dtlsMux {
+	_ = conn.SetReadBuffer(dtlsReadBuffer) // best effort
 	m := &dtlsMux{
 		conn: conn, cidLen: cidLen, maxPending: maxPending, agg: agg,
 		accept: make(chan *vconn, 128), done: make(chan struct{}),
@@ -75,9 +82,9 @@ const (
 
 func (m *dtlsMux) read() {
 	defer m.wg.Done()
-	buf := make([]byte, 65536)
+	m.batch = newBatchIO(m.conn)
 	for {
-		n, addr, err := m.conn.ReadFromUDP(buf)
+		n, err := m.batch.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -89,17 +96,25 @@ func (m *dtlsMux) read() {
 				continue
 			}
 		}
-		if n == 0 {
-			continue
+		now := time.Now()
+		for i := range n {
+			data, addr := m.batch.datagram(i)
+			switch {
+			case len(data) == 0 || addr == nil:
+			case isClientHelloRecord(data):
+				m.hello(data, addr, now) // copies what it keeps
+			default:
+				m.route(append([]byte(nil), data...), addr)
+			}
 		}
-		data := append([]byte(nil), buf[:n]...)
-		m.route(data, addr)
+		m.batch.flush()
 	}
 }
 
 func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 	if isClientHelloRecord(data) {
 		m.hello(data, addr, time.Now())
+		m.batch.flush()
 		return
 	}
 	key := addr.String()

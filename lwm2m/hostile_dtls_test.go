@@ -290,7 +290,12 @@ func TestDTLSHelloFlood(t *testing.T) {
 // (127.1.x.y, a new socket each), until stop; every tenth is malformed
 // (record version 3.3, TLS).
 func floodHellos(srv *net.UDPAddr, n int, stop <-chan struct{}, sent *atomic.Int64) {
-	for i := range n {
+	floodHellosFrom(srv, 0, n, stop, sent)
+}
+
+// floodHellosFrom sends the hellos of sources first to first+n-1.
+func floodHellosFrom(srv *net.UDPAddr, first, n int, stop <-chan struct{}, sent *atomic.Int64) {
+	for i := first; i < first+n; i++ {
 		select {
 		case <-stop:
 			return
