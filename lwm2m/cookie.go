@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -28,9 +29,10 @@ const (
 	cookieRotation = 2 * time.Minute
 )
 
-// cookieJar makes and checks cookies. It is used by the router's one
-// goroutine only, so it has no lock.
+// cookieJar makes and checks cookies, for the router's reading and
+// answering goroutines.
 type cookieJar struct {
+	mu        sync.Mutex
 	cur, prev hash.Hash
 	hasPrev   bool
 	rotateAt  time.Time
@@ -38,7 +40,7 @@ type cookieJar struct {
 	buf       []byte
 }
 
-// rotate replaces the secret when its time has come.
+// rotate replaces the secret when its time has come; j.mu is held.
 func (j *cookieJar) rotate(now time.Time) {
 	if j.cur != nil && now.Before(j.rotateAt) {
 		return
@@ -53,13 +55,19 @@ func (j *cookieJar) rotate(now time.Time) {
 // make returns the cookie for h from addr, valid from now. It is valid
 // until the next call.
 func (j *cookieJar) make(now time.Time, addr *net.UDPAddr, h *clientHello) []byte {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	j.rotate(now)
-	return j.mac(j.cur, addr, h)
+	var c [cookieLen]byte
+	copy(c[:], j.mac(j.cur, addr, h))
+	return c[:]
 }
 
 // valid reports whether h carries a cookie this jar made for addr and the
 // same hello, with the current or the previous secret.
 func (j *cookieJar) valid(now time.Time, addr *net.UDPAddr, h *clientHello) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	j.rotate(now)
 	if len(h.cookie) != cookieLen {
 		return false

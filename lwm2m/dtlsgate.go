@@ -100,12 +100,17 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 		m.agg.warn(now, "lwm2m: DTLS ClientHello refused", "reason", err.(*helloError).reason, "addr", addr)
 		return
 	}
-	if !m.jar.valid(now, addr, &h) {
-		m.wbuf = appendHelloVerifyRequest(m.wbuf[:0], h.recSeq, h.msgSeq, m.jar.make(now, addr, &h))
-		if m.wr != nil || !m.batch.queue(m.wbuf, addr) {
-			m.send(m.wbuf, addr)
+	if len(h.cookie) == 0 || !m.jar.valid(now, addr, &h) {
+		if m.answers == nil { // not running: answer here
+			m.answer(h, addr, now)
+			return
 		}
-		m.stats.cookiesSent.Add(1)
+		select {
+		case m.answers <- helloJob{append([]byte(nil), data[:h.recEnd]...), addr}:
+		default:
+			m.stats.hellosShed.Add(1)
+			m.agg.warn(now, "lwm2m: DTLS ClientHello not answered: the router is overloaded", "queue", cap(m.answers), "addr", addr)
+		}
 		return
 	}
 	// Our cookies answer message_seq 0, so the hello that returns one is
@@ -158,6 +163,47 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 		v.closeLocked()
 		m.stats.hellosDropped.Add(1)
 	}
+}
+
+// helloJob is a ClientHello to answer with a HelloVerifyRequest.
+type helloJob struct {
+	b    []byte
+	addr *net.UDPAddr
+}
+
+// answerQueue bounds the hellos waiting for a HelloVerifyRequest. The
+// reading goroutine hands them to the answering one and goes on reading:
+// under a flood beyond what the router can answer, hellos without a valid
+// cookie are shed here (counted), and the records of devices — their
+// second hello, their handshake, their data — are never queued behind
+// them.
+const answerQueue = 4096
+
+// answerHellos sends the HelloVerifyRequests, in batches.
+func (m *dtlsMux) answerHellos() {
+	defer m.wg.Done()
+	for {
+		select {
+		case j := <-m.answers:
+			if h, err := parseClientHello(j.b); err == nil {
+				m.answer(h, j.addr, time.Now())
+			}
+			if len(m.answers) == 0 {
+				m.out.flush()
+			}
+		case <-m.done:
+			return
+		}
+	}
+}
+
+// answer sends h a HelloVerifyRequest with its cookie.
+func (m *dtlsMux) answer(h clientHello, addr *net.UDPAddr, now time.Time) {
+	m.wbuf = appendHelloVerifyRequest(m.wbuf[:0], h.recSeq, h.msgSeq, m.jar.make(now, addr, &h))
+	if m.wr != nil || !m.out.queue(m.wbuf, addr) {
+		m.send(m.wbuf, addr)
+	}
+	m.stats.cookiesSent.Add(1)
 }
 
 // send writes b to addr from the DTLS socket.
@@ -285,10 +331,10 @@ func handshakeTimeout(base time.Duration, pending, limit int) time.Duration {
 
 // dtlsCounters are the router's and handshakes' counters (DTLSStats).
 type dtlsCounters struct {
-	cookiesSent, hellosRefused, hellosDropped  atomic.Uint64
-	started, full, abbreviated                 atomic.Uint64
-	failedBadKey, failedUnknown, failedTimeout atomic.Uint64
-	failedOther                                atomic.Uint64
+	cookiesSent, hellosRefused, hellosDropped, hellosShed atomic.Uint64
+	started, full, abbreviated                            atomic.Uint64
+	failedBadKey, failedUnknown, failedTimeout            atomic.Uint64
+	failedOther                                           atomic.Uint64
 }
 
 // randomKey is a key nobody holds, for identities the KeyStore does not

@@ -32,11 +32,15 @@ type dtlsMux struct {
 
 	resume chan resumeItem
 
-	// The stateless side (dtlsgate.go): used by the reading goroutine only.
-	jar   cookieJar
-	wbuf  []byte
-	batch *batchIO // nil: one datagram at a time
-	wr   func(b []byte, to *net.UDPAddr) // sends; nil means conn.WriteToUDP
+	// The stateless side (dtlsgate.go). The reading goroutine reads in
+	// batches (in) and checks cookies; the answering one sends the
+	// HelloVerifyRequests (wbuf, out).
+	jar     cookieJar
+	in      *batchIO
+	answers chan helloJob // nil: answered by the reading goroutine (tests)
+	wbuf    []byte
+	out     *batchIO                        // nil: one datagram at a time
+	wr      func(b []byte, to *net.UDPAddr) // sends; nil means conn.WriteToUDP
 
 	maxPending int // handshakes in flight at most (Config.MaxHandshakes)
 	stats      dtlsCounters
@@ -67,8 +71,11 @@ func newDTLSMux(conn *net.UDPConn, cidLen, maxPending int, agg *logAgg) *dtlsMux
 		parked: make(map[*parkedConn]struct{}), parkedByAddr: make(map[string]*parkedConn),
 		parkedByCID: make(map[string]*parkedConn),
 	}
-	m.wg.Add(1)
+	m.in, m.out = newBatchIO(conn), newBatchIO(conn)
+	m.answers = make(chan helloJob, answerQueue)
+	m.wg.Add(2)
 	go m.read()
+	go m.answerHellos()
 	return m
 }
 
@@ -82,9 +89,8 @@ const (
 
 func (m *dtlsMux) read() {
 	defer m.wg.Done()
-	m.batch = newBatchIO(m.conn)
 	for {
-		n, err := m.batch.read()
+		n, err := m.in.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -98,7 +104,7 @@ func (m *dtlsMux) read() {
 		}
 		now := time.Now()
 		for i := range n {
-			data, addr := m.batch.datagram(i)
+			data, addr := m.in.datagram(i)
 			switch {
 			case len(data) == 0 || addr == nil:
 			case isClientHelloRecord(data):
@@ -107,14 +113,12 @@ func (m *dtlsMux) read() {
 				m.route(append([]byte(nil), data...), addr)
 			}
 		}
-		m.batch.flush()
 	}
 }
 
 func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 	if isClientHelloRecord(data) {
 		m.hello(data, addr, time.Now())
-		m.batch.flush()
 		return
 	}
 	key := addr.String()

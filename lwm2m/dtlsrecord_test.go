@@ -104,13 +104,10 @@ func FuzzParseClientHello(f *testing.F) {
 // Cookies: valid for the address and hello they answered, with the
 // current and the previous secret, not after two rotations.
 func TestCookieJar(t *testing.T) {
-	var j cookieJar
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	a := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
 	h, err := parseClientHello(testHello{random: [32]byte{1}}.bytes())
 	require.NoError(t, err)
-	h.cookie = j.make(t0, a, &h)
-	require.Len(t, h.cookie, cookieLen)
 	for _, tc := range []struct {
 		name string
 		at   time.Time
@@ -127,8 +124,10 @@ func TestCookieJar(t *testing.T) {
 		{"after two rotations", t0.Add(2*cookieRotation + 2*time.Second), a, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			jj := j // rotation state is per case
+			var jj cookieJar
 			g := h
+			g.cookie = jj.make(t0, a, &h)
+			require.Len(t, g.cookie, cookieLen)
 			if tc.edit != nil {
 				tc.edit(&g)
 			}

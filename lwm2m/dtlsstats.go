@@ -13,6 +13,9 @@ type DTLSStats struct {
 	// HellosDropped counts ClientHellos with a valid cookie that started
 	// nothing because MaxHandshakes handshakes were in flight.
 	HellosDropped uint64
+	// HellosShed counts ClientHellos without a valid cookie that were not
+	// answered because the router was answering as many as it could.
+	HellosShed uint64
 
 	HandshakesStarted   uint64 // pion handshakes started (after a valid cookie)
 	HandshakesCompleted uint64 // of which completed: full plus abbreviated
@@ -41,6 +44,7 @@ func (s *Server) DTLSStats() DTLSStats {
 		CookiesSent:           c.cookiesSent.Load(),
 		HellosRefused:         c.hellosRefused.Load(),
 		HellosDropped:         c.hellosDropped.Load(),
+		HellosShed:            c.hellosShed.Load(),
 		HandshakesStarted:     c.started.Load(),
 		HandshakesCompleted:   c.full.Load() + c.abbreviated.Load(),
 		HandshakesFull:        c.full.Load(),
