@@ -88,6 +88,9 @@ type Config struct {
 	// with a valid cookie beyond it is dropped and counted, and the device
 	// retransmits it. 0 means 1024.
 	MaxHandshakes int
+	// Sessions keeps DTLS sessions for resumption by session ID (an
+	// abbreviated handshake); nil means no resumption.
+	Sessions SessionStore
 }
 
 func (c Config) withDefaults() (Config, error) {

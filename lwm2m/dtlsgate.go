@@ -40,7 +40,8 @@ type handshake struct {
 	seq0     uint64 // highest record number pion wrote in epoch 0
 	identity string // PSK identity the device sent
 	unknown  bool   // not in the KeyStore
-	keyed    bool   // the PSK was looked up: a full handshake
+	keyed    bool   // the PSK was looked up
+	full     bool   // pion sent ServerHelloDone: a full handshake, not a resumed session
 	failed   failReason
 }
 
@@ -289,7 +290,7 @@ func (m *dtlsMux) endHandshakeLocked(v *vconn) {
 
 // handshakeEnded ends hs, v's handshake, if it is still in flight, and
 // returns what it learned.
-func (m *dtlsMux) handshakeEnded(v *vconn, hs *handshake) (identity string, keyed bool, failed failReason) {
+func (m *dtlsMux) handshakeEnded(v *vconn, hs *handshake) (identity string, full bool, failed failReason) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if hs == nil {
@@ -298,7 +299,7 @@ func (m *dtlsMux) handshakeEnded(v *vconn, hs *handshake) (identity string, keye
 	if v.hs == hs {
 		m.endHandshakeLocked(v)
 	}
-	return hs.identity, hs.keyed, hs.failed
+	return hs.identity, hs.full, hs.failed
 }
 
 // inFlight returns the number of handshakes in flight.
@@ -311,8 +312,12 @@ func (m *dtlsMux) inFlight() int {
 // wrote notes the records pion writes during the handshake.
 func (hs *handshake) wrote(p []byte) {
 	for len(p) >= recordHeaderLen && p[0] != ctCID {
-		if epoch, seq := recordSeq(p); epoch == 0 && seq > hs.seq0 {
+		epoch, seq := recordSeq(p)
+		if epoch == 0 && seq > hs.seq0 {
 			hs.seq0 = seq
+		}
+		if epoch == 0 && p[0] == ctHandshake && len(p) > recordHeaderLen && p[recordHeaderLen] == hsServerHelloDone {
+			hs.full = true
 		}
 		p = p[min(len(p), recordHeaderLen+int(binary.BigEndian.Uint16(p[11:13]))):]
 	}

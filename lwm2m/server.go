@@ -101,6 +101,9 @@ func (s *Server) Listen() error {
 			CipherSuites:         dtlsSuites(s.cfg.CipherSuites),
 			ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
 		}
+		if s.cfg.Sessions != nil {
+			dc.SessionStore = pionSessions{s.cfg.Sessions}
+		}
 		if s.cfg.ConnectionIDLength > 0 {
 			dc.ConnectionIDGenerator = dtls.RandomCIDGenerator(s.cfg.ConnectionIDLength)
 		}
@@ -561,7 +564,7 @@ func (s *Server) serveDTLS(v *vconn) {
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	hcancel()
 	cancel()
-	identity, keyed, failed := s.mux.handshakeEnded(v, hs)
+	identity, full, failed := s.mux.handshakeEnded(v, hs)
 	if err != nil {
 		if failed == failNone && timedOut {
 			failed = failTimeout
@@ -570,7 +573,7 @@ func (s *Server) serveDTLS(v *vconn) {
 		s.endSession(sess)
 		return
 	}
-	if keyed {
+	if full {
 		s.mux.stats.full.Add(1)
 	} else {
 		s.mux.stats.abbreviated.Add(1)
