@@ -31,7 +31,6 @@ import (
 
 // handshake is a handshake in flight on a virtual connection.
 type handshake struct {
-	random [32]byte   // the device's ClientHello random: a retransmission has the same
 	cookie []byte     // the router's cookie the device sent back
 	second []byte     // the device's ClientHello, for pion after its own cookie round; nil after
 	pion   *dtls.Conn // set before pion starts
@@ -131,8 +130,10 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 		return
 	}
 	if v := m.byAddr[key]; v != nil {
-		if v.hs != nil && bytes.Equal(v.hs.random[:], h.random) {
-			if v.hs.second == nil { // pion has it: a retransmission for pion
+		if bytes.Equal(v.random[:], h.random) {
+			// the same hello again: a retransmission for pion while
+			// the handshake is in flight, a duplicate after it
+			if v.hs != nil && v.hs.second == nil {
 				select {
 				case v.in <- datagram{append([]byte(nil), data...), addr}:
 				default:
@@ -153,7 +154,7 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 	}
 	v := m.newVconnLocked(addr, key)
 	hs := &handshake{second: append([]byte(nil), data...), cookie: append([]byte(nil), h.cookie...)}
-	copy(hs.random[:], h.random)
+	copy(v.random[:], h.random)
 	v.hs = hs
 	m.pending++
 	v.in <- datagram{appendInitialHello(nil, data, h, h.recSeq-1), addr} // before anything can close v

@@ -16,13 +16,14 @@ import (
 // to its session with that source address, but the session moves to the
 // address only when pion writes to it: pion adopts a peer's new address
 // only after the record from there authenticated (RFC 9146 §6), so a
-// forged record carrying a device's Connection ID moves nothing. Unlike pion's own listener it lets a device that rebooted
-// start a new handshake from the address of its old session: a ClientHello
-// that starts a handshake (message_seq 0), arriving for an address whose
-// session already carried application data, goes to a new connection, and
-// the old one is ended — once the hello carries a valid cookie, which
-// proves the address (dtlsgate.go: no ClientHello reaches pion, or creates
-// anything, before that).
+// forged record carrying a device's Connection ID moves nothing.
+//
+// ClientHellos never reach a connection directly: the gate (dtlsgate.go)
+// answers them statelessly until one returns a valid cookie, which proves
+// its sender's address. Only then does a connection exist, and a device
+// that rebooted may start a new handshake from the address of its old
+// session (unlike with pion's own listener): the old session, live or
+// parked, is ended then, not before.
 type dtlsMux struct {
 	conn   *net.UDPConn
 	cidLen int
@@ -328,7 +329,8 @@ type vconn struct {
 	silent  bool   // guarded by mux.mu: parking, writes are dropped
 	closed  bool   // guarded by mux.mu
 
-	hs *handshake // guarded by mux.mu: the handshake in flight, nil after it
+	hs     *handshake // guarded by mux.mu: the handshake in flight, nil after it
+	random [32]byte   // the ClientHello random of v's handshake: a retransmission has the same
 
 	amu  sync.Mutex
 	addr *net.UDPAddr

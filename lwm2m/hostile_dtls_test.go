@@ -90,6 +90,12 @@ func TestDTLSRecordVersion254x(t *testing.T) {
 	rec.wait(t, EventRegistered, "dev1", 1)
 	require.GreaterOrEqual(t, px.rewritten.Load(), int32(2), "both ClientHellos went out as {254,0}")
 	require.GreaterOrEqual(t, px.verifies.Load(), int32(1), "the {254,0} hello was answered with a HelloVerifyRequest")
+
+	// The network duplicates the second hello after the handshake: the
+	// session is not taken for a restarted device's.
+	px.replayHello()
+	require.NoError(t, c.Update(ctxT(t)), "the session goes on after a duplicated ClientHello")
+	require.Equal(t, uint64(1), s.DTLSStats().HandshakesStarted)
 }
 
 // versionProxy relays one client to the server, rewriting the record
@@ -97,6 +103,14 @@ func TestDTLSRecordVersion254x(t *testing.T) {
 type versionProxy struct {
 	front, back         *net.UDPConn
 	rewritten, verifies atomic.Int32
+	lastHello           atomic.Pointer[[]byte]
+}
+
+// replayHello sends the client's last ClientHello to the server again.
+func (px *versionProxy) replayHello() {
+	if b := px.lastHello.Load(); b != nil {
+		_, _ = px.back.Write(*b)
+	}
 }
 
 func newVersionProxy(t *testing.T, srv *net.UDPAddr) *versionProxy {
@@ -120,6 +134,8 @@ func newVersionProxy(t *testing.T, srv *net.UDPAddr) *versionProxy {
 			if isClientHelloRecord(buf[:n]) {
 				buf[1], buf[2] = 254, 0
 				px.rewritten.Add(1)
+				b := append([]byte(nil), buf[:n]...)
+				px.lastHello.Store(&b)
 			}
 			_, _ = back.Write(buf[:n])
 		}
