@@ -116,6 +116,7 @@ func FuzzDTLSRouter(f *testing.F) {
 	f.Add(hello, []byte{ctCID, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 4, 1, 2, 3, 4})
 	f.Add([]byte{ctAppData}, []byte{})
 	f.Add([]byte{}, hello)
+	f.Add(testHello{}.bytes(), testHello{msgSeq: 1, recSeq: 1, cookie: make([]byte, cookieLen)}.bytes())
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		m := &dtlsMux{cidLen: 8, accept: make(chan *vconn, 4), done: make(chan struct{}),
 			byAddr: map[string]*vconn{}, byCID: map[string]*vconn{}, resume: make(chan resumeItem, 4),
