@@ -18,16 +18,12 @@ import (
 // only while the identity's key is the one it was made with.
 //
 // Implementations must be safe for concurrent use. GetSession returns
-// ErrNoSession when there is none.
+// ErrNotFound when there is none.
 type SessionStore interface {
 	PutSession(id, value []byte) error
 	GetSession(id []byte) ([]byte, error)
 	DeleteSession(id []byte) error
 }
-
-// ErrNoSession is returned by a SessionStore's GetSession when it has no
-// session under the ID.
-var ErrNoSession = errors.New("lwm2m: no DTLS session with this ID")
 
 // MemorySessionStore is a SessionStore in memory holding at most a fixed
 // number of sessions; the oldest goes first. Safe for concurrent use.
@@ -69,7 +65,7 @@ func (s *MemorySessionStore) GetSession(id []byte) ([]byte, error) {
 	defer s.mu.Unlock()
 	v, ok := s.m[string(id)]
 	if !ok {
-		return nil, ErrNoSession
+		return nil, ErrNotFound
 	}
 	return append([]byte(nil), v...), nil
 }
@@ -107,7 +103,7 @@ func (p pionSessions) Set(key []byte, s dtls.Session) error {
 func (p pionSessions) Get(key []byte) (dtls.Session, error) {
 	var s dtls.Session
 	b, err := p.st.GetSession(key)
-	if errors.Is(err, ErrNoSession) {
+	if errors.Is(err, ErrNotFound) {
 		return s, nil
 	}
 	if err != nil {

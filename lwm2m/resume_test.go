@@ -107,17 +107,17 @@ func eventuallyStats(t *testing.T, s *Server, ok func(DTLSStats) bool) {
 func TestMemorySessionStore(t *testing.T) {
 	s := NewMemorySessionStore(2)
 	_, err := s.GetSession([]byte("a"))
-	require.ErrorIs(t, err, ErrNoSession)
+	require.ErrorIs(t, err, ErrNotFound)
 	for _, k := range []string{"a", "b", "c"} {
 		require.NoError(t, s.PutSession([]byte(k), []byte("v"+k)))
 	}
 	require.Equal(t, 2, s.Len(), "bounded")
 	_, err = s.GetSession([]byte("a"))
-	require.ErrorIs(t, err, ErrNoSession, "the oldest went first")
+	require.ErrorIs(t, err, ErrNotFound, "the oldest went first")
 	v, err := s.GetSession([]byte("c"))
 	require.NoError(t, err)
 	require.Equal(t, "vc", string(v))
 	require.NoError(t, s.DeleteSession([]byte("c")))
 	_, err = s.GetSession([]byte("c"))
-	require.ErrorIs(t, err, ErrNoSession)
+	require.ErrorIs(t, err, ErrNotFound)
 }
