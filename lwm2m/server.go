@@ -558,7 +558,8 @@ func (s *Server) serveDTLS(v *vconn) {
 	s.mu.Unlock()
 
 	ctx, cancel := s.background()
-	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout(s.cfg.HandshakeTimeout, s.mux.inFlight(), s.cfg.MaxHandshakes))
+	// the others in flight: this handshake counts already
+	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout(s.cfg.HandshakeTimeout, s.mux.inFlight()-1, s.cfg.MaxHandshakes))
 	hs := s.mux.attach(v, dc, hcancel)
 	err = dc.HandshakeContext(hctx)
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
