@@ -135,7 +135,11 @@ package lwm2m
 // per kind at once and then as one line per 10 s with a count;
 // Server.DTLSStats counts cookies sent, hellos refused, dropped at the cap
 // and shed, handshakes started, completed (full or resumed) and failed by
-// reason.
+// reason. With Config.Sessions (a SessionStore the caller implements,
+// MemorySessionStore in memory), a device that dropped its DTLS state while
+// asleep resumes its session by ID with an abbreviated handshake, also
+// after a restart when the store is durable, while its identity's key is
+// unchanged (resume.go).
 //
 // The router reads the socket in batches (recvmmsg, 4 MB receive buffer)
 // and answers hellos on a second goroutine in batches (sendmmsg); hellos it
@@ -144,13 +148,17 @@ package lwm2m
 // measures pion client handshakes per second during a flood of
 // ClientHellos from 100,000 spoofed loopback addresses (a raw socket on
 // the same machine), against the same without the flood measured first in
-// the same run. On a shared 2-core Intel Xeon (go1.26, linux/amd64, other
-// jobs running): at 50,000 hellos/s, 2,506 vs 2,795 handshakes/s, ratio
-// 0.90, heap +4.1 MB; at 100,000 hellos/s, ratio 0.36, heap +6.8 MB; the
-// router answers about 80,000 hellos/s there and sheds the rest, and a
-// device's first hello then gets through only on its retransmissions.
-// With a new socket per source (the sender's system calls on the same
-// cores) at 50,000 hellos/s the ratio was 0.36–0.41. The hostile tests
+// the same run. On a 2-core Intel Xeon shared with other jobs (load
+// average 5–8; go1.26, linux/amd64), 3,000 handshakes a run: at 50,000
+// spoofed hellos/s the ratio was 0.80, 0.82 and 0.90 (about 1,900–2,500
+// vs 2,200–2,800 handshakes/s), and 0.17 in one run during a load spike
+// when the router shed hellos; heap +3–4 MB. With a new socket per source
+// (the sender's system calls on the same cores) at 50,000 hellos/s: 0.47,
+// 0.50, 0.54, heap +7 MB. At 100,000 spoofed hellos/s the router answers
+// 60,000–100,000 a second here and sheds the rest: ratio 0.36 in a quiet
+// moment, 0.01 under load, where a device's first hello gets through only
+// on its retransmissions (pion's start at 1 s); established sessions and
+// handshakes past the cookie are not affected. The hostile tests
 // (hostile_dtls_test.go) drive 20,000 sources while a device registers.
 //
 // # Limits
