@@ -363,7 +363,7 @@ func (v *vconn) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteTo writes to the device. pion writes to the address of the latest
 // authenticated record; when that is a new one, v moves there.
 func (v *vconn) WriteTo(p []byte, to net.Addr) (int, error) {
-	if len(p) > recordHeaderLen && p[0] == ctHandshake && p[recordHeaderLen] == hsHelloVerifyRequest {
+	if len(p) > recordHeaderLen && p[0] == ctHandshake && p[3] == 0 && p[4] == 0 && p[recordHeaderLen] == hsHelloVerifyRequest {
 		v.mux.pionVerified(v) // pion's own cookie round, played by the router
 		return len(p), nil
 	}

@@ -348,3 +348,28 @@ func TestHandshakeTimeout(t *testing.T) {
 		require.Equal(t, tc.want, handshakeTimeout(tc.base, tc.pending, tc.limit), "handshakeTimeout(%v, %d, %d)", tc.base, tc.pending, tc.limit)
 	}
 }
+
+// Only pion's plaintext HelloVerifyRequest is kept from the device: an
+// encrypted record (epoch 1) whose first ciphertext byte happens to be 3
+// (a CBC IV) goes out.
+func TestVconnKeepsOnlyPionsHelloVerify(t *testing.T) {
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	m := newDTLSMux(uc, 0, 4, newLogAgg(slog.New(slog.DiscardHandler), time.Second))
+	defer m.Close()
+	peer := newDTLSPeer(t, "127.0.0.1", uc.LocalAddr())
+	m.mu.Lock()
+	v := m.newVconnLocked(peer.conn.LocalAddr().(*net.UDPAddr), peer.conn.LocalAddr().String())
+	m.mu.Unlock()
+
+	hvr := appendHelloVerifyRequest(nil, 0, 0, make([]byte, cookieLen))
+	_, err = v.WriteTo(hvr, nil)
+	require.NoError(t, err)
+	require.Nil(t, peer.recv(200*time.Millisecond), "pion's HelloVerifyRequest stays in the router")
+
+	enc := append([]byte(nil), hvr...)
+	enc[4] = 1 // epoch 1: ciphertext that starts with 3
+	_, err = v.WriteTo(enc, nil)
+	require.NoError(t, err)
+	require.Equal(t, enc, peer.recv(5*time.Second), "an encrypted record goes out")
+}
