@@ -373,3 +373,24 @@ func TestVconnKeepsOnlyPionsHelloVerify(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, enc, peer.recv(5*time.Second), "an encrypted record goes out")
 }
+
+// The router reads IPv6 and dual-stack sockets in batches too: a device
+// registers over IPv4 to a wildcard listener and over ::1.
+func TestDTLSDualStack(t *testing.T) {
+	for _, tc := range []struct{ listen, dial string }{{":0", "127.0.0.1"}, {"[::1]:0", "::1"}} {
+		t.Run(tc.listen, func(t *testing.T) {
+			probe, err := net.ListenPacket("udp6", "[::1]:0")
+			if err != nil {
+				t.Skip("no IPv6 loopback here; the dual-stack test needs ::1")
+			}
+			_ = probe.Close()
+			s, rec := startServer(t, Config{DisableUDP: true, DTLSAddr: tc.listen}, keys("dev1"))
+			_, port, _ := net.SplitHostPort(s.DTLSAddr().String())
+			c := newClient(t, ClientConfig{Server: net.JoinHostPort(tc.dial, port), Endpoint: "dev1", Key: testKey})
+			require.NoError(t, c.Connect(ctxT(t)))
+			require.NoError(t, c.Register(ctxT(t)))
+			rec.wait(t, EventRegistered, "dev1", 1)
+			require.GreaterOrEqual(t, s.DTLSStats().CookiesSent, uint64(1))
+		})
+	}
+}
