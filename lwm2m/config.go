@@ -114,6 +114,14 @@ type Config struct {
 	Registry *Registry
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+
+	// MaxHandshakes caps DTLS handshakes in flight (SEC-2); a ClientHello
+	// with a valid cookie beyond it is dropped and counted, and the device
+	// retransmits it. 0 means 1024.
+	MaxHandshakes int
+	// Sessions keeps DTLS sessions for resumption by session ID (an
+	// abbreviated handshake); nil means no resumption.
+	Sessions SessionStore
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -204,6 +212,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = 1024
 	}
 	return c, nil
 }

@@ -16,11 +16,14 @@ import (
 // to its session with that source address, but the session moves to the
 // address only when pion writes to it: pion adopts a peer's new address
 // only after the record from there authenticated (RFC 9146 §6), so a
-// forged record carrying a device's Connection ID moves nothing. Unlike pion's own listener it lets a device that rebooted
-// start a new handshake from the address of its old session: a ClientHello
-// that starts a handshake (message_seq 0), arriving for an address whose
-// session already carried application data, goes to a new connection, and
-// the old one is ended.
+// forged record carrying a device's Connection ID moves nothing.
+//
+// ClientHellos never reach a connection directly: the gate (dtlsgate.go)
+// answers them statelessly until one returns a valid cookie, which proves
+// its sender's address. Only then does a connection exist, and a device
+// that rebooted may start a new handshake from the address of its old
+// session (unlike with pion's own listener): the old session, live or
+// parked, is ended then, not before.
 type dtlsMux struct {
 	conn   *net.UDPConn
 	cidLen int
@@ -30,26 +33,50 @@ type dtlsMux struct {
 
 	resume chan resumeItem
 
+	// The stateless side (dtlsgate.go). The reading goroutine reads in
+	// batches (in) and checks cookies; the answering one sends the
+	// HelloVerifyRequests (wbuf, out).
+	jar     cookieJar
+	in      *batchIO
+	answers chan helloJob // nil: answered by the reading goroutine (tests)
+	wbuf    []byte
+	out     *batchIO                        // nil: one datagram at a time
+	wr      func(b []byte, to *net.UDPAddr) // sends; nil means conn.WriteToUDP
+
+	maxPending int // handshakes in flight at most (Config.MaxHandshakes)
+	stats      dtlsCounters
+	agg        *logAgg
+
 	mu           sync.Mutex
 	byAddr       map[string]*vconn
 	byCID        map[string]*vconn
 	parked       map[*parkedConn]struct{}
 	parkedByAddr map[string]*parkedConn
 	parkedByCID  map[string]*parkedConn
+	pending      int // virtual connections whose handshake is in flight
 	closed       bool
 }
 
-func newDTLSMux(conn *net.UDPConn, cidLen int) *dtlsMux {
+// dtlsReadBuffer is the receive buffer asked for the DTLS socket: bursts
+// of a flood wait there rather than push a device's records out (Linux
+// grants at most net.core.rmem_max).
+const dtlsReadBuffer = 4 << 20
+
+func newDTLSMux(conn *net.UDPConn, cidLen, maxPending int, agg *logAgg) *dtlsMux {
+	_ = conn.SetReadBuffer(dtlsReadBuffer) // best effort
 	m := &dtlsMux{
-		conn: conn, cidLen: cidLen,
+		conn: conn, cidLen: cidLen, maxPending: maxPending, agg: agg,
 		accept: make(chan *vconn, 128), done: make(chan struct{}),
 		byAddr: make(map[string]*vconn), byCID: make(map[string]*vconn),
 		resume: make(chan resumeItem, 128),
 		parked: make(map[*parkedConn]struct{}), parkedByAddr: make(map[string]*parkedConn),
 		parkedByCID: make(map[string]*parkedConn),
 	}
-	m.wg.Add(1)
+	m.in, m.out = newBatchIO(conn), newBatchIO(conn)
+	m.answers = make(chan helloJob, answerQueue)
+	m.wg.Add(2)
 	go m.read()
+	go m.answerHellos()
 	return m
 }
 
@@ -61,19 +88,10 @@ const (
 	hsClientHello = 1
 )
 
-// isNewClientHello reports whether b starts with a record carrying the
-// first ClientHello of a handshake (epoch 0, message_seq 0).
-func isNewClientHello(b []byte) bool {
-	// record header 13 bytes, handshake header: type(1) length(3) message_seq(2)
-	return len(b) >= 13+6 && b[0] == ctHandshake && b[3] == 0 && b[4] == 0 &&
-		b[13] == hsClientHello && b[17] == 0 && b[18] == 0
-}
-
 func (m *dtlsMux) read() {
 	defer m.wg.Done()
-	buf := make([]byte, 65536)
 	for {
-		n, addr, err := m.conn.ReadFromUDP(buf)
+		n, err := m.in.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -85,15 +103,25 @@ func (m *dtlsMux) read() {
 				continue
 			}
 		}
-		if n == 0 {
-			continue
+		now := time.Now()
+		for i := range n {
+			data, addr := m.in.datagram(i)
+			switch {
+			case len(data) == 0 || addr == nil:
+			case isClientHelloRecord(data):
+				m.hello(data, addr, now) // copies what it keeps
+			default:
+				m.route(append([]byte(nil), data...), addr)
+			}
 		}
-		data := append([]byte(nil), buf[:n]...)
-		m.route(data, addr)
 	}
 }
 
 func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
+	if isClientHelloRecord(data) {
+		m.hello(data, addr, time.Now())
+		return
+	}
 	key := addr.String()
 	m.mu.Lock()
 	var v *vconn
@@ -104,10 +132,6 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 	}
 	if v == nil {
 		v = m.byAddr[key]
-		if v != nil && v.sawData && isNewClientHello(data) {
-			v.closeLocked() // the device restarted: a new session
-			v = nil
-		}
 		if v != nil && cid != "" && v.cid == "" {
 			v.cid = cid
 			m.byCID[cid] = v
@@ -121,10 +145,7 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 		if p == nil {
 			p = m.parkedByAddr[key]
 		}
-		switch {
-		case p != nil && isNewClientHello(data):
-			m.unparkLocked(p) // the device restarted: its parked session is stale
-		case p != nil:
+		if p != nil {
 			m.unparkLocked(p)
 			// at its last authenticated address; pion moves it when this
 			// record, from wherever it came, authenticates
@@ -143,21 +164,14 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 		}
 	}
 	if v == nil {
-		if !isNewClientHello(data) || m.closed {
-			m.mu.Unlock()
-			return
-		}
-		v = m.newVconnLocked(addr, key)
-		select {
-		case m.accept <- v:
-		default: // backlog full: drop, the device retransmits
-			delete(m.byAddr, key)
-			m.mu.Unlock()
-			return
-		}
+		m.mu.Unlock()
+		return // only a ClientHello with a valid cookie opens a connection
 	}
 	if data[0] == ctAppData || data[0] == ctCID {
 		v.sawData = true
+	}
+	if v.hs != nil {
+		normalizeRecordVersions(data)
 	}
 	m.mu.Unlock()
 	select {
@@ -315,6 +329,9 @@ type vconn struct {
 	silent  bool   // guarded by mux.mu: parking, writes are dropped
 	closed  bool   // guarded by mux.mu
 
+	hs     *handshake // guarded by mux.mu: the handshake in flight, nil after it
+	random [32]byte   // the ClientHello random of v's handshake: a retransmission has the same
+
 	amu  sync.Mutex
 	addr *net.UDPAddr
 }
@@ -346,6 +363,10 @@ func (v *vconn) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteTo writes to the device. pion writes to the address of the latest
 // authenticated record; when that is a new one, v moves there.
 func (v *vconn) WriteTo(p []byte, to net.Addr) (int, error) {
+	if len(p) > recordHeaderLen && p[0] == ctHandshake && p[3] == 0 && p[4] == 0 && p[recordHeaderLen] == hsHelloVerifyRequest {
+		v.mux.pionVerified(v) // pion's own cookie round, played by the router
+		return len(p), nil
+	}
 	if a, ok := to.(*net.UDPAddr); ok && a != nil {
 		if cur := v.remote(); cur == nil || a.Port != cur.Port || !a.IP.Equal(cur.IP) {
 			v.mux.move(v, a)
@@ -353,6 +374,9 @@ func (v *vconn) WriteTo(p []byte, to net.Addr) (int, error) {
 	}
 	v.mux.mu.Lock()
 	silent, closed := v.silent, v.closed
+	if v.hs != nil {
+		v.hs.wrote(p)
+	}
 	v.mux.mu.Unlock()
 	if closed {
 		return 0, net.ErrClosed
@@ -370,6 +394,7 @@ func (v *vconn) closeLocked() {
 	}
 	v.closed = true
 	close(v.done)
+	v.mux.endHandshakeLocked(v)
 	if v.mux.byAddr[v.addrKey] == v {
 		delete(v.mux.byAddr, v.addrKey)
 	}

@@ -101,17 +101,15 @@ func (s *Server) Listen() error {
 	}
 	if !s.cfg.DisableDTLS {
 		a, _ := net.ResolveUDPAddr("udp", s.cfg.DTLSAddr)
+		// PSK is set per connection (connConfig); pion's cookie round is
+		// played by the router after its stateless one (pionhello.go).
 		dc := &dtls.Config{
-			PSK: func(identity []byte) ([]byte, error) {
-				k, err := s.keys.Key(string(identity))
-				if err != nil {
-					s.log.Info("lwm2m: DTLS handshake with unknown identity", "identity", string(identity), "err", err)
-					return nil, err
-				}
-				return k, nil
-			},
+			PSK:                  func([]byte) ([]byte, error) { return nil, ErrUnknownIdentity },
 			CipherSuites:         dtlsSuites(s.cfg.CipherSuites),
 			ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
+		}
+		if s.cfg.Sessions != nil {
+			dc.SessionStore = pionSessions{s.cfg.Sessions}
 		}
 		if s.cfg.ConnectionIDLength > 0 {
 			dc.ConnectionIDGenerator = dtls.RandomCIDGenerator(s.cfg.ConnectionIDLength)
@@ -124,7 +122,15 @@ func (s *Server) Listen() error {
 			}
 			return fmt.Errorf("lwm2m: listening for DTLS on %s: %w", s.cfg.DTLSAddr, err)
 		}
-		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0))
+		if errPionLayout != nil {
+			_ = uc.Close()
+			if s.udp != nil {
+				_ = s.udp.Close()
+				s.udp = nil
+			}
+			return errPionLayout
+		}
+		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, newLogAgg(s.log, logAggInterval))
 		s.mux, s.dtlsCfg = mux, dc
 		ln, err := dtls.NewListener(mux, dc)
 		if err != nil {
@@ -510,43 +516,44 @@ func (s *Server) sweepUDP() {
 	}
 }
 
-func (s *Server) acceptDTLS(ln net.Listener) {
+// acceptDTLS starts a pion server on each virtual connection the router
+// opens for a ClientHello with a valid cookie (pion's listener is used for
+// its address and Close only), and logs the aggregated DTLS lines.
+func (s *Server) acceptDTLS(_ net.Listener) {
 	defer s.wg.Done()
+	s.wg.Add(1)
+	go s.flushDTLSLog()
 	for {
-		c, err := ln.Accept()
-		if err != nil {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Debug("lwm2m: DTLS accept", "err", err)
-			continue
+		select {
+		case v := <-s.mux.accept:
+			s.wg.Add(1)
+			go s.serveDTLS(v)
+		case <-s.mux.done:
+			return
+		case <-s.done:
+			return
 		}
-		s.wg.Add(1)
-		go s.serveDTLS(c)
 	}
 }
 
-func (s *Server) serveDTLS(c net.Conn) {
+func (s *Server) serveDTLS(v *vconn) {
 	defer s.wg.Done()
-	dc, ok := c.(*dtls.Conn)
-	if !ok {
-		_ = c.Close()
+	dc, err := dtls.Server(v, v.remote(), s.connConfig(v))
+	if err != nil {
+		s.mux.handshakeEnded(v, s.mux.attach(v, nil, nil))
+		_ = v.Close()
+		s.log.Warn("lwm2m: starting a DTLS handshake", "err", err)
 		return
 	}
+	var c net.Conn = dc
 	sess := s.newSession(true)
 	sess.conn = c
-	if s.mux != nil {
-		sess.vc = s.mux.find(c.RemoteAddr()) // before the handshake: no CID yet, the address is the key
-	}
+	sess.vc = v
 	s.mu.Lock()
 	select {
 	case <-s.done:
 		s.mu.Unlock()
+		s.mux.handshakeEnded(v, s.mux.attach(v, nil, nil))
 		_ = c.Close()
 		return
 	default:
@@ -556,14 +563,26 @@ func (s *Server) serveDTLS(c net.Conn) {
 	s.mu.Unlock()
 
 	ctx, cancel := s.background()
-	hctx, hcancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
-	err := dc.HandshakeContext(hctx)
+	// the others in flight: this handshake counts already
+	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout(s.cfg.HandshakeTimeout, s.mux.inFlight()-1, s.cfg.MaxHandshakes))
+	hs := s.mux.attach(v, dc, hcancel)
+	err = dc.HandshakeContext(hctx)
+	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	hcancel()
 	cancel()
+	identity, full, failed := s.mux.handshakeEnded(v, hs)
 	if err != nil {
-		s.log.Info("lwm2m: DTLS handshake failed", "addr", c.RemoteAddr(), "err", err)
+		if failed == failNone && timedOut {
+			failed = failTimeout
+		}
+		s.handshakeFailed(identity, failed, c.RemoteAddr(), err)
 		s.endSession(sess)
 		return
+	}
+	if full {
+		s.mux.stats.full.Add(1)
+	} else {
+		s.mux.stats.abbreviated.Add(1)
 	}
 	st, _ := dc.ConnectionState()
 	sess.identity = NormalizeEndpoint(string(st.IdentityHint))
