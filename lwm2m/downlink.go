@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"weak"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
@@ -62,22 +60,7 @@ type downlinkTable struct {
 	learned map[string]DownlinkForm // normalized endpoint → the form that last carried a downlink
 }
 
-// downlinkTables holds each Server's table, keyed weakly so that it goes
-// with its Server.
-var downlinkTables sync.Map // weak.Pointer[Server] → *downlinkTable
-
-func (s *Server) downlinks() *downlinkTable {
-	k := weak.Make(s)
-	if t, ok := downlinkTables.Load(k); ok {
-		return t.(*downlinkTable)
-	}
-	t, loaded := downlinkTables.LoadOrStore(k, &downlinkTable{
-		forced: make(map[string]DownlinkForm), learned: make(map[string]DownlinkForm)})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { downlinkTables.Delete(k) }, k)
-	}
-	return t.(*downlinkTable)
-}
+func (s *Server) downlinks() *downlinkTable { return &s.forms }
 
 // SetDownlinkForm forces the form of every downlink to endpoint, with no
 // fallback; DownlinkAuto lets Downlink choose again. It applies from the

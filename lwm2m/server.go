@@ -34,6 +34,7 @@ type Server struct {
 	dl        *downloadGate
 	dtlsSess  map[*session]struct{}
 	trans     map[string]Transmission // per-device overrides
+	forms     downlinkTable           // downlink forms forced and learned per endpoint (downlink.go)
 	udp       *net.UDPConn
 	dtlsLn    net.Listener
 	mux       *dtlsMux
@@ -72,6 +73,7 @@ func New(cfg Config, keys KeyStore, h Handler) (*Server, error) {
 		dl:        newDownloadGate(),
 		dtlsSess:  make(map[*session]struct{}),
 		trans:     make(map[string]Transmission),
+		forms:     downlinkTable{forced: make(map[string]DownlinkForm), learned: make(map[string]DownlinkForm)},
 		done:      make(chan struct{}),
 	}, nil
 }
