@@ -32,10 +32,8 @@ const (
 	FwUpgradeStateChangeNotify                 NotifyType = "fwUpgradeStateChangeNotify"
 	FwUpgradeResultNotify                      NotifyType = "fwUpgradeResultNotify"
 
-	// Ours (LWM-11): the end of a queued LwM2M operation, and a value of
-	// an observed LwM2M path that no product maps to a service.
+	// Ours (LWM-11): the end of a queued LwM2M operation.
 	LwM2MOperationResult NotifyType = "lwm2mOperationResult"
-	LwM2MNotification    NotifyType = "lwm2mNotification"
 )
 
 // NotifyTypes lists every notify type of PSH-1 in the SPEC's order, then ours.
@@ -44,7 +42,7 @@ var NotifyTypes = []NotifyType{
 	MessageConfirm, CommandRsp, DeviceEvent, ServiceInfoChanged, RuleEvent, DeviceModelAdded,
 	DeviceModelDeleted, DeviceDesiredPropertiesModifyStatusChanged,
 	SwUpgradeStateChangeNotify, SwUpgradeResultNotify, FwUpgradeStateChangeNotify, FwUpgradeResultNotify,
-	LwM2MOperationResult, LwM2MNotification,
+	LwM2MOperationResult,
 }
 
 // Valid reports whether t is one of NotifyTypes.
