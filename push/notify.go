@@ -31,14 +31,18 @@ const (
 	SwUpgradeResultNotify                      NotifyType = "swUpgradeResultNotify"
 	FwUpgradeStateChangeNotify                 NotifyType = "fwUpgradeStateChangeNotify"
 	FwUpgradeResultNotify                      NotifyType = "fwUpgradeResultNotify"
+
+	// Ours (LWM-11): the end of a queued LwM2M operation.
+	LwM2MOperationResult NotifyType = "lwm2mOperationResult"
 )
 
-// NotifyTypes lists every notify type of PSH-1 in the SPEC's order.
+// NotifyTypes lists every notify type of PSH-1 in the SPEC's order, then ours.
 var NotifyTypes = []NotifyType{
 	BindDevice, DeviceAdded, DeviceInfoChanged, DeviceDataChanged, DeviceDatasChanged, DeviceDeleted,
 	MessageConfirm, CommandRsp, DeviceEvent, ServiceInfoChanged, RuleEvent, DeviceModelAdded,
 	DeviceModelDeleted, DeviceDesiredPropertiesModifyStatusChanged,
 	SwUpgradeStateChangeNotify, SwUpgradeResultNotify, FwUpgradeStateChangeNotify, FwUpgradeResultNotify,
+	LwM2MOperationResult,
 }
 
 // Valid reports whether t is one of NotifyTypes.

@@ -37,12 +37,15 @@ var (
 )
 
 // Commands returns the command.Store kept in db's commands bucket.
-func (db *DB) Commands() *Commands { return &Commands{db: db} }
+func (db *DB) Commands() *Commands { return &Commands{db: db, bucket: bucketCommands} }
 
 // Commands is the bbolt implementation of command.Store. Every write is
 // committed (and synced unless Options.NoSync) before it returns;
 // concurrent writes share commits through bbolt's Batch.
-type Commands struct{ db *DB }
+type Commands struct {
+	db     *DB
+	bucket []byte // bucketCommands, or bucketLwM2MOps for LwM2M operations
+}
 
 var (
 	_ command.Store  = (*Commands)(nil)
@@ -158,8 +161,8 @@ func decodeCommand(key, b []byte) (command.Command, error) {
 
 // sub returns the named sub-bucket of the commands bucket, creating it in
 // a writable transaction. In a read-only one it may return nil.
-func sub(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
-	top := tx.Bucket(bucketCommands)
+func (s *Commands) sub(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	top := tx.Bucket(s.bucket)
 	if top == nil {
 		return nil, ErrClosed
 	}
@@ -205,7 +208,7 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
 		var bk [7]*bolt.Bucket
 		for i, name := range [][]byte{cmdRec, cmdID, cmdOpen, cmdDue, cmdLast, cmdTask} {
-			b, err := sub(tx, name)
+			b, err := s.sub(tx, name)
 			if err != nil {
 				return err
 			}
@@ -285,8 +288,8 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 func (s *Commands) Get(ctx context.Context, id string) (command.Command, error) {
 	var c command.Command
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		ids, _ := sub(tx, cmdID)
-		rec, _ := sub(tx, cmdRec)
+		ids, _ := s.sub(tx, cmdID)
+		rec, _ := s.sub(tx, cmdRec)
 		if ids == nil || rec == nil {
 			return &command.NotFoundError{What: "command", ID: id}
 		}
@@ -306,7 +309,7 @@ func (s *Commands) Get(ctx context.Context, id string) (command.Command, error) 
 func (s *Commands) LastSeq(ctx context.Context, deviceID string) (uint64, error) {
 	var n uint64
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		last, _ := sub(tx, cmdLast)
+		last, _ := s.sub(tx, cmdLast)
 		if last == nil {
 			return nil
 		}
@@ -344,8 +347,8 @@ func (s *Commands) Front(ctx context.Context, deviceID string, n int, t time.Tim
 func (s *Commands) eachOpen(ctx context.Context, deviceID string, fn func(command.Command)) error {
 	prefix := devKey(nil, deviceID)
 	return s.view(ctx, func(tx *bolt.Tx) error {
-		open, _ := sub(tx, cmdOpen)
-		rec, _ := sub(tx, cmdRec)
+		open, _ := s.sub(tx, cmdOpen)
+		rec, _ := s.sub(tx, cmdRec)
 		if open == nil || rec == nil {
 			return nil
 		}
@@ -369,7 +372,7 @@ func (s *Commands) List(ctx context.Context, deviceID string, after uint64, limi
 	}
 	prefix := devKey(nil, deviceID)
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		rec, _ := sub(tx, cmdRec)
+		rec, _ := s.sub(tx, cmdRec)
 		if rec == nil {
 			return nil
 		}
@@ -394,8 +397,8 @@ func (s *Commands) Due(ctx context.Context, t time.Time, limit int) ([]command.C
 	}
 	bound := dueBytes(t)
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		due, _ := sub(tx, cmdDue)
-		rec, _ := sub(tx, cmdRec)
+		due, _ := s.sub(tx, cmdDue)
+		rec, _ := s.sub(tx, cmdRec)
 		if due == nil || rec == nil {
 			return nil
 		}
@@ -419,7 +422,7 @@ func (s *Commands) Due(ctx context.Context, t time.Time, limit int) ([]command.C
 func (s *Commands) NextDue(ctx context.Context) (time.Time, error) {
 	var t time.Time
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		due, _ := sub(tx, cmdDue)
+		due, _ := s.sub(tx, cmdDue)
 		if due == nil {
 			return nil
 		}
@@ -441,7 +444,7 @@ func (s *Commands) PutMode(ctx context.Context, deviceID string, m command.Mode)
 		return err
 	}
 	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
-		modes, err := sub(tx, cmdMode)
+		modes, err := s.sub(tx, cmdMode)
 		if err != nil {
 			return err
 		}
@@ -454,7 +457,7 @@ func (s *Commands) Mode(ctx context.Context, deviceID string) (command.Mode, boo
 	var m command.Mode
 	var ok bool
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		modes, _ := sub(tx, cmdMode)
+		modes, _ := s.sub(tx, cmdMode)
 		if modes == nil {
 			return nil
 		}
@@ -484,7 +487,7 @@ func (s *Commands) PutTask(ctx context.Context, t command.Task) error {
 		return err
 	}
 	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
-		tasks, err := sub(tx, cmdTask)
+		tasks, err := s.sub(tx, cmdTask)
 		if err != nil {
 			return err
 		}
@@ -496,7 +499,7 @@ func (s *Commands) PutTask(ctx context.Context, t command.Task) error {
 func (s *Commands) Task(ctx context.Context, id string) (command.Task, error) {
 	var t command.Task
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		tasks, _ := sub(tx, cmdTask)
+		tasks, _ := s.sub(tx, cmdTask)
 		var v []byte
 		if tasks != nil {
 			v = tasks.Get([]byte(id))
@@ -522,11 +525,11 @@ func (s *Commands) Prune(ctx context.Context, before time.Time, limit int) (int,
 	}
 	n := 0
 	err := s.db.bolt.Update(func(tx *bolt.Tx) error {
-		rec, err := sub(tx, cmdRec)
+		rec, err := s.sub(tx, cmdRec)
 		if err != nil {
 			return err
 		}
-		ids, err := sub(tx, cmdID)
+		ids, err := s.sub(tx, cmdID)
 		if err != nil {
 			return err
 		}

@@ -24,7 +24,7 @@ var (
 	bucketProducts = []byte("products")
 )
 
-var allBuckets = [][]byte{bucketRegistry, bucketCommands, bucketPush, bucketOTA, bucketHistory, bucketShadow, bucketProducts}
+var allBuckets = [][]byte{bucketRegistry, bucketCommands, bucketPush, bucketOTA, bucketHistory, bucketShadow, bucketProducts, bucketLwM2MOps}
 
 // Options configures Open. The zero value (or nil) is ready to use.
 type Options struct {

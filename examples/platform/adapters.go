@@ -161,6 +161,9 @@ func (p *Platform) forget(deviceID string) {
 	if _, err := p.cmds.CancelDevice(ctx, deviceID); err != nil && !errors.Is(err, command.ErrNotFound) {
 		p.logger.Warn("cancelling commands of a deleted device", "device", deviceID, "err", err)
 	}
+	if _, err := p.ops.CancelDevice(ctx, deviceID); err != nil && !errors.Is(err, command.ErrNotFound) {
+		p.logger.Warn("cancelling LwM2M operations of a deleted device", "device", deviceID, "err", err)
+	}
 	if err := p.db.Shadow().Delete(deviceID); err != nil {
 		p.logger.Error("deleting the shadow of a deleted device", "device", deviceID, "err", err)
 	}

@@ -125,6 +125,16 @@ func routes() []route {
 		{"POST", "/iocm/app/dm/v1.1.0/devices/deleteDevGroupTagFromDevices", false, (*Platform).removeFromGroup},
 		{"GET", "/doze/v1/devices/{deviceId}/log", false, (*Platform).deviceLogAPI},
 
+		// LwM2M management (LWM-11).
+		{"GET", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
+		{"PUT", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
+		{"POST", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
+		{"DELETE", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
+		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-operations", false, (*Platform).listLwM2MOperations},
+		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-operations/{operationId}", false, (*Platform).getLwM2MOperation},
+		{"DELETE", "/doze/v1/devices/{deviceId}/lwm2m-operations/{operationId}", false, (*Platform).cancelLwM2MOperation},
+		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-registration", false, (*Platform).lwm2mRegistration},
+
 		// Commands.
 		{"POST", "/iocm/app/cmd/v1.4.0/deviceCommands", false, (*Platform).createCommand},
 		{"GET", "/iocm/app/cmd/v1.4.0/deviceCommands", false, (*Platform).listCommands},

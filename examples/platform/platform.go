@@ -31,6 +31,7 @@ type Platform struct {
 	products *products
 	reg      *registry.Registry
 	cmds     *command.Engine
+	ops      *command.Engine // queued LwM2M operations (api_lwm2m.go)
 	push     *push.Engine
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
@@ -154,6 +155,10 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 
+	if p.ops, err = p.newOps(); err != nil {
+		return fail(err)
+	}
+
 	if err := p.applyModes(context.Background()); err != nil {
 		logger.Error("power-saving modes not applied at start", "err", err)
 	}
@@ -229,6 +234,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	run("registry", p.reg.Run)
 	run("push", p.push.Run)
 	run("command", p.cmds.Run)
+	run("lwm2mops", p.ops.Run)
 	run("ota", p.ota.Run)
 	p.replayInbox(ctx)
 	run("lwm2m", p.lwm.Run)
@@ -268,7 +274,7 @@ func (p *Platform) Close() error {
 	p.closeOnce.Do(func() {
 		p.stop()
 		p.log.Flush() // entries added after Run returned
-		err = errors.Join(p.lwm.Close(), p.ota.Close(), p.cmds.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
+		err = errors.Join(p.lwm.Close(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
 }

@@ -18,6 +18,7 @@ import (
 var (
 	dataObject   = lwm2m.MustPath("/19/0")
 	dataResource = "/19/0/0"
+	deviceObject = lwm2m.MustPath("/3/0")
 )
 
 // registered follows up an accepted Register or Update (issue 20 items 2
@@ -27,6 +28,9 @@ var (
 func (p *Platform) registered(ctx context.Context, d registry.Device, e lwm2m.Event) {
 	if e.Kind == lwm2m.EventRegistered {
 		p.ota.DeviceRegistered(ctx, d.ID)
+		if e.Registration.Objects.Has(deviceObject) {
+			p.readDeviceObject(d, e.Endpoint) // LWM-11: after a firmware update too, which ends with a Register
+		}
 	}
 	p.dataChannel(d, e)
 }

@@ -56,6 +56,9 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 		if err := p.cmds.DeviceWoke(ctx, d.ID); err != nil {
 			p.logger.Warn("command wake-up", "device", d.ID, "err", err)
 		}
+		if err := p.ops.DeviceWoke(ctx, d.ID); err != nil {
+			p.logger.Warn("LwM2M operations wake-up", "device", d.ID, "err", err)
+		}
 		p.ota.DeviceOnline(ctx, d.ID)
 	case lwm2m.EventRefused:
 		// The device sent data it was told is unusable (SEC-6: never
