@@ -24,7 +24,7 @@ type Registration struct {
 	// MinSecretLen to MaxSecretLen printable ASCII characters. Only its
 	// salted hash is kept.
 	Secret string
-	Info     Info // ManufacturerID, DeviceType, Model and ProtocolType are required
+	Info   Info // ManufacturerID, DeviceType, Model and ProtocolType are required
 
 	// Timeout is the binding timeout (REG-2): nil means
 	// Config.DefaultTimeout (180s), 0 means never, at most MaxTimeout.
