@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,7 +158,7 @@ func TestMQTTDeviceReportsAndTakesCommands(t *testing.T) {
 		return resultCode(p) == "DELIVERED" && p["commandId"] == cmd.CommandID
 	})
 
-	resp := fmt.Sprintf(`{"result_code":0,"response_name":"COMMAND_RESPONSE","paras":{"result":"ok"}}`)
+	resp := `{"result_code":0,"response_name":"COMMAND_RESPONSE","paras":{"result":"ok"}}`
 	out, err = mosquittoPub(t, port, "-i", id+"_resp", "-u", id, "-P", secret, "-q", "1",
 		"-t", "$oc/devices/"+id+"/sys/commands/response/request_id="+cmd.CommandID, "-m", resp)
 	require.NoError(t, err, "command response: %s", out)
@@ -172,4 +174,77 @@ func TestMQTTDeviceReportsAndTakesCommands(t *testing.T) {
 		d, err := tp.reg.Get(context.Background(), id)
 		return err == nil && !d.Connected && !d.DisconnectedAt.IsZero()
 	}, 5*time.Second, 10*time.Millisecond, "the registry must learn that the connection closed (MQT-3)")
+}
+
+// TestMQTTRateLimit: over mqttRate messages a second, an MQTT 3.1.1
+// connection's messages are dropped and counted, an MQTT 5 connection is
+// closed with DISCONNECT 0x96 (MQT-4).
+func TestMQTTRateLimit(t *testing.T) {
+	needMosquitto(t)
+	tp := startPlatform(t, func(c *Config) { c.MQTTRate = 20 })
+	port := mqttPort(t, tp)
+	id, secret := registerMQTT(t, tp, "868000000000201")
+	topic := "$oc/devices/" + id + "/sys/properties/report"
+	lines := strings.Repeat(`{"services":[{"service_id":"Battery","properties":{"batteryLevel":50}}]}`+"\n", 100)
+
+	run := func(version string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-V", version, "-i", id, "-u", id, "-P", secret,
+			"-q", "0", "-t", topic, "-l")
+		cmd.Stdin = strings.NewReader(lines)
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	t.Logf("mosquitto_pub: %s", run("mqttv311"))
+	dropped := tp.mq.Stats().RateLimited
+	require.GreaterOrEqual(t, dropped, uint64(100-20-5), "100 messages at once with a limit of 20/s: the rest are dropped and counted")
+	require.Eventually(t, func() bool {
+		var hist struct {
+			TotalCount int `json:"totalCount"`
+		}
+		tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &hist)
+		return uint64(hist.TotalCount) == 100-dropped
+	}, 5*time.Second, 20*time.Millisecond, "every message within the limit is in history, none beyond it")
+
+	t.Logf("mosquitto_pub: %s", run("mqttv5"))
+	require.Equal(t, dropped+1, tp.mq.Stats().RateLimited, "MQTT 5: the first message over the limit closes the connection (DISCONNECT 0x96)")
+}
+
+// TestMQTTDefaultPortTaken: with the default :1883 taken (a Mosquitto on
+// this machine), the platform starts without the MQTT listener and says
+// which flag moves it.
+func TestMQTTDefaultPortTaken(t *testing.T) {
+	if l, err := net.Listen("tcp", ":1883"); err == nil { // taken either way
+		defer l.Close()
+	}
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.CoAPAddr, cfg.DTLSAddr = "127.0.0.1:0", "127.0.0.1:0"
+	var logs strings.Builder
+	p, err := New(cfg, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)))
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.Listen(), "a taken default MQTT port must not stop the platform")
+	require.Empty(t, p.mq.Addr("tcp"), "no MQTT listener on a taken port")
+	require.Contains(t, logs.String(), "set -mqtt to another address", "the log names the flag")
+
+	cfg.MQTTAddr = "127.0.0.1:1883" // not the default spelling: the operator's choice
+	cfg.DataDir = t.TempDir()
+	p2, err := New(cfg, nil)
+	require.NoError(t, err)
+	defer p2.Close()
+	require.Error(t, p2.Listen(), "an address the operator chose must open or fail the start")
+}
+
+// syncWriter serializes writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
