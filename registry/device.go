@@ -54,10 +54,14 @@ const (
 	// CoAP, proving itself with its verifyCode; for networks that secure
 	// the link themselves (a private APN).
 	SecurityNone Security = "NONE"
+	// SecuritySecret: the device connects only over MQTT, with its
+	// deviceId or nodeId and the secret set at registration (MQT-1); it
+	// has no PSK and no CoAP access. The default for protocolType MQTT.
+	SecuritySecret Security = "SECRET"
 )
 
-// Valid reports whether s is SecurityPSK or SecurityNone.
-func (s Security) Valid() bool { return s == SecurityPSK || s == SecurityNone }
+// Valid reports whether s is SecurityPSK, SecurityNone or SecuritySecret.
+func (s Security) Valid() bool { return s == SecurityPSK || s == SecurityNone || s == SecuritySecret }
 
 // Info is the descriptive part of a device (deviceInfo in the API).
 // ManufacturerID and Model name the device's product.
@@ -80,7 +84,10 @@ type Device struct {
 	NodeID     string   // IMEI or MAC as registered; unique by NodeKey
 	VerifyCode string   // what a plain (non-DTLS) device presents to bind; defaults to NodeID
 	PSK        PSK      // DTLS pre-shared key; prints as REDACTED; nil for SecurityNone
-	Security   Security // SecurityPSK or SecurityNone; "" (a record older than SEC-1) means SecurityPSK
+	Security   Security // SecurityPSK, SecurityNone or SecuritySecret; "" (a record older than SEC-1) means SecurityPSK
+	// SecretHash is the salted hash of an MQTT device's secret
+	// (SecuritySecret); nil for every other device.
+	SecretHash SecretHash
 	Info       Info
 
 	GatewayID string   // the gateway this device sits behind; "" for none
@@ -110,6 +117,7 @@ type Device struct {
 // Clone returns a deep copy of d.
 func (d Device) Clone() Device {
 	d.PSK = slices.Clone(d.PSK)
+	d.SecretHash = slices.Clone(d.SecretHash)
 	d.Groups = slices.Clone(d.Groups)
 	return d
 }

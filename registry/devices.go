@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -14,9 +16,15 @@ type Registration struct {
 	VerifyCode string // "" means NodeID
 	PSK        PSK    // nil means 16 random bytes; otherwise 8 to 64 bytes (ParsePSK reads hex); must be nil for SecurityNone
 	// Security is the device's transport security (SEC-1): "" means
-	// SecurityPSK (DTLS only); SecurityNone means plain CoAP only, no key.
+	// SecuritySecret for protocolType "MQTT" and SecurityPSK (DTLS only)
+	// for the rest; SecurityNone means plain CoAP only, no key.
 	Security Security
-	Info     Info // ManufacturerID, DeviceType, Model and ProtocolType are required
+	// Secret is an MQTT device's secret (SecuritySecret, MQT-1): required
+	// for such a device (NewSecret makes one), absent for the others;
+	// MinSecretLen to MaxSecretLen printable ASCII characters. Only its
+	// salted hash is kept.
+	Secret string
+	Info   Info // ManufacturerID, DeviceType, Model and ProtocolType are required
 
 	// Timeout is the binding timeout (REG-2): nil means
 	// Config.DefaultTimeout (180s), 0 means never, at most MaxTimeout.
@@ -49,10 +57,26 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 	}
 	if reg.Security == "" {
 		reg.Security = SecurityPSK
+		if strings.EqualFold(reg.Info.ProtocolType, "MQTT") {
+			reg.Security = SecuritySecret
+		}
 	}
+	var secret SecretHash
 	switch {
 	case !reg.Security.Valid():
-		errs = append(errs, invalid("security", string(reg.Security), `must be "PSK" (DTLS only, the default) or "NONE" (plain CoAP only, no key)`))
+		errs = append(errs, invalid("security", string(reg.Security), `must be "PSK" (DTLS only, the default), "NONE" (plain CoAP only, no key) or "SECRET" (MQTT with a secret, the default for protocolType MQTT)`))
+	case reg.Security == SecuritySecret && reg.PSK != nil:
+		errs = append(errs, invalid("psk", "", `must be absent when security is "SECRET": an MQTT device proves itself with its secret`))
+	case reg.Security == SecuritySecret && reg.Secret == "":
+		errs = append(errs, invalid("secret", "", `is required when security is "SECRET" (MQTT devices)`))
+	case reg.Security == SecuritySecret:
+		if err := validSecret(reg.Secret); err != nil {
+			errs = append(errs, err)
+		} else {
+			secret = HashSecret(reg.Secret)
+		}
+	case reg.Secret != "":
+		errs = append(errs, invalid("secret", "", fmt.Sprintf(`is only for devices with security "SECRET" (MQTT); this one has %q`, reg.Security)))
 	case reg.Security == SecurityNone && reg.PSK != nil:
 		errs = append(errs, invalid("psk", "", `must be absent when security is "NONE": such a device has no key`))
 	case reg.Security == SecurityNone:
@@ -104,6 +128,7 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 		VerifyCode:   reg.VerifyCode,
 		PSK:          slices.Clone(reg.PSK),
 		Security:     reg.Security,
+		SecretHash:   secret,
 		Info:         reg.Info,
 		GatewayID:    reg.GatewayID,
 		NodeType:     reg.NodeType,
@@ -312,6 +337,9 @@ type Connection struct {
 	// returned for the device's identity). nil means the device came over
 	// plain CoAP, which only a SecurityNone device may (SEC-1).
 	PSK PSK
+	// Secret is the secret an MQTT client presented (MQT-1); only a
+	// SecuritySecret device may connect with one, and it must.
+	Secret string
 	// Persistent is true for connection-oriented devices (MQTT-like):
 	// they stay ONLINE until Disconnect. NB-IoT (LwM2M queue mode)
 	// devices leave it false and go OFFLINE by silence.
@@ -347,13 +375,15 @@ func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (De
 			return err
 		}
 		ok := false
-		if c.PSK != nil {
+		if c.Secret != "" {
+			ok = d.SecretHash.Matches(c.Secret)
+		} else if c.PSK != nil {
 			ok = subtle.ConstantTimeCompare(c.PSK, d.PSK) == 1
 		} else {
 			ok = verifyCodeMatches(c.VerifyCode, d)
 		}
 		if !ok {
-			return &FieldError{Field: "credential", Rule: "verifyCode or PSK must match the registration", Err: ErrBadCredential}
+			return &FieldError{Field: "credential", Rule: "verifyCode, PSK or secret must match the registration", Err: ErrBadCredential}
 		}
 		if expired(d, now) {
 			return &FieldError{Field: "nodeId", Value: nodeID, Rule: "the binding timeout passed before the device connected", Err: ErrExpired}
@@ -393,6 +423,14 @@ func (r *Registry) Connect(ctx context.Context, nodeID string, c Connection) (De
 func transportAllowed(d *Device, c Connection) error {
 	none := d.Security == SecurityNone
 	switch {
+	case d.Security == SecuritySecret && c.Secret == "":
+		return &FieldError{Field: "security", Value: string(SecuritySecret),
+			Rule: "the device is registered for MQTT with a secret: it connects only over MQTT", Err: ErrWrongTransport}
+	case d.Security != SecuritySecret && c.Secret != "":
+		return &FieldError{Field: "security", Value: string(d.Security),
+			Rule: "the device has no MQTT secret: it connects only over CoAP", Err: ErrWrongTransport}
+	case d.Security == SecuritySecret:
+		return nil
 	case c.PSK == nil && !none:
 		return &FieldError{Field: "security", Value: string(SecurityPSK),
 			Rule: "the device is registered with a PSK: it connects only over DTLS, never over plain CoAP", Err: ErrWrongTransport}
@@ -514,6 +552,9 @@ func (r *Registry) PSK(ctx context.Context, identity string) (PSK, error) {
 	}
 	if expired(&d, time.Now()) {
 		return nil, &FieldError{Field: "identity", Value: identity, Rule: "the binding timeout passed before the device connected", Err: ErrExpired}
+	}
+	if d.Security == SecuritySecret {
+		return nil, &FieldError{Field: "identity", Value: identity, Rule: `the device is registered with security "SECRET": it has no key and connects only over MQTT`, Err: ErrWrongTransport}
 	}
 	if d.Security == SecurityNone {
 		return nil, &FieldError{Field: "identity", Value: identity, Rule: `the device is registered with security "NONE": it has no key and connects only over plain CoAP`, Err: ErrWrongTransport}

@@ -580,10 +580,13 @@ func appendTime(b []byte, t time.Time) []byte {
 // Flags of a device record. flagNoSecurity marks a SecurityNone device
 // (SEC-1); records written before it existed lack the bit and read as
 // SecurityPSK, which they were.
+// flagSecret marks a SecuritySecret (MQTT) device, whose secret hash
+// follows the times at the end of the record.
 const (
 	flagBound = 1 << iota
 	flagConnected
 	flagNoSecurity
+	flagSecret
 )
 
 func appendDevice(b []byte, d *registry.Device) []byte {
@@ -606,12 +609,18 @@ func appendDevice(b []byte, d *registry.Device) []byte {
 	if d.Connected {
 		flags |= flagConnected
 	}
-	if d.Security == registry.SecurityNone {
+	switch d.Security {
+	case registry.SecurityNone:
 		flags |= flagNoSecurity
+	case registry.SecuritySecret:
+		flags |= flagSecret
 	}
 	b = append(b, flags)
 	for _, t := range []time.Time{d.CreatedAt, d.LastModified, d.LastSeen, d.DisconnectedAt, d.Deadline} {
 		b = appendTime(b, t)
+	}
+	if d.Security == registry.SecuritySecret {
+		b = appendString(b, string(d.SecretHash))
 	}
 	return b
 }
@@ -747,6 +756,12 @@ func decodeDevice(b []byte) (registry.Device, error) {
 	}
 	for _, p := range []*time.Time{&d.CreatedAt, &d.LastModified, &d.LastSeen, &d.DisconnectedAt, &d.Deadline} {
 		*p = dec.time()
+	}
+	if flags&flagSecret != 0 {
+		d.Security = registry.SecuritySecret
+		if h := dec.bytes(); len(h) > 0 {
+			d.SecretHash = registry.SecretHash(slices.Clone(h))
+		}
 	}
 	if dec.err == nil && dec.off != len(b) {
 		dec.fail(fmt.Sprintf("%d bytes left over", len(b)-dec.off))

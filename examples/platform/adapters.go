@@ -74,6 +74,9 @@ func (s commandSender) Transmit(ctx context.Context, c command.Command, left fun
 		// OTA-5: business traffic waits while the device upgrades.
 		return errors.New("the device is upgrading; the command waits")
 	}
+	if isMQTT(d) {
+		return p.mqttTransmit(ctx, d, c, left)
+	}
 	cd := p.products.Codec(d.Info.ManufacturerID, d.Info.Model)
 	if cd == nil {
 		return fmt.Errorf("%w: product %s/%s has no codec", command.ErrEncode, d.Info.ManufacturerID, d.Info.Model)

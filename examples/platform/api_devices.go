@@ -103,6 +103,7 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 		Timeout    *int64         `json:"timeout"`
 		PSK        string         `json:"psk"`
 		Security   string         `json:"security"`
+		Secret     string         `json:"secret"` // MQTT devices (MQT-1); generated when absent
 		GatewayID  string         `json:"gatewayId"`
 		NodeType   string         `json:"nodeType"`
 		DeviceInfo deviceInfoJSON `json:"deviceInfo"`
@@ -147,6 +148,10 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 		}
 		reg.PSK = k
 	}
+	reg.Secret = body.Secret
+	if reg.Secret == "" && (reg.Security == registry.SecuritySecret || reg.Security == "" && strings.EqualFold(reg.Info.ProtocolType, "MQTT")) {
+		reg.Secret = registry.NewSecret()
+	}
 	d, err := p.reg.Register(r.Context(), reg)
 	if err != nil {
 		return apiErr(err)
@@ -155,16 +160,20 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	p.log.Add(d.ID, "registered", "registered by app "+appOf(r)+" with nodeId "+d.NodeID)
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": d.ID, "verifyCode": d.VerifyCode,
-		"timeout": int64(d.Timeout / time.Second), "psk": d.PSK.Hex(), "security": securityOf(d)})
+	answer := map[string]any{"deviceId": d.ID, "verifyCode": d.VerifyCode,
+		"timeout": int64(d.Timeout / time.Second), "psk": d.PSK.Hex(), "security": securityOf(d)}
+	if d.Security == registry.SecuritySecret {
+		answer["secret"] = reg.Secret // shown this once; only its hash is kept
+	}
+	writeJSON(w, http.StatusOK, answer)
 	return nil
 }
 
 // securityOf is a device's transport security as the API shows it; a
 // device stored before SEC-1 is a PSK device.
 func securityOf(d registry.Device) registry.Security {
-	if d.Security == registry.SecurityNone {
-		return registry.SecurityNone
+	if d.Security == registry.SecurityNone || d.Security == registry.SecuritySecret {
+		return d.Security
 	}
 	return registry.SecurityPSK
 }

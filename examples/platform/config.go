@@ -60,6 +60,12 @@ type Config struct {
 	MaxUpload     int64  `json:"maxUpload"`   // largest upgrade package in bytes; default 32 MiB (SEC-3)
 	MaxUploads    int    `json:"maxUploads"`  // uploads in progress at once, all apps; default 4 (SEC-3)
 	FirmwareURI   string `json:"firmwareURI"` // base of the package URI written to /5/0/1; default coap://127.0.0.1:5683/fw/
+
+	// MQTT devices (MQT-1, MQT-4). A default address that is taken is
+	// logged and left out; the platform serves the rest.
+	MQTTAddr  string `json:"mqttAddr"`  // plain MQTT over TCP; default :1883; "off" disables it
+	MQTTSAddr string `json:"mqttsAddr"` // MQTT over TLS with tlsCert/tlsKey; default :8883; "off" disables it; no TLS without a certificate
+	MQTTRate  int    `json:"mqttRate"`  // messages per second per MQTT connection; default 300 (§2.11)
 }
 
 // Duration is a time.Duration written as "93s" in JSON.
@@ -100,6 +106,9 @@ func defaultConfig() Config {
 		MaxUpload:       defaultMaxUpload,
 		MaxUploads:      defaultMaxUploads,
 		FirmwareURI:     "coap://127.0.0.1:5683/fw/",
+		MQTTAddr:        ":1883",
+		MQTTSAddr:       ":8883",
+		MQTTRate:        300,
 	}
 }
 
@@ -123,6 +132,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	tlsKey := fs.String("tls-key", "", "PEM private key for -tls-cert")
 	demo := fs.Bool("demo", cfg.Demo, "create the demo application and water-meter product; also allows loopback callback URLs")
 	adminAddr := fs.String("admin", cfg.AdminAddr, `address of the operator endpoints (/metrics), or "off"`)
+	mqttAddr := fs.String("mqtt", cfg.MQTTAddr, `TCP address for MQTT devices, or "off"`)
+	mqttsAddr := fs.String("mqtts", cfg.MQTTSAddr, `TCP address for MQTT devices over TLS (needs -tls-cert), or "off"`)
 	resetSecret := fs.String("reset-secret", "", "give this appId a new secret, printed once at start")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -167,6 +178,12 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	if set["admin"] || cfg.AdminAddr == "" {
 		cfg.AdminAddr = *adminAddr
 	}
+	if set["mqtt"] || cfg.MQTTAddr == "" {
+		cfg.MQTTAddr = *mqttAddr
+	}
+	if set["mqtts"] || cfg.MQTTSAddr == "" {
+		cfg.MQTTSAddr = *mqttsAddr
+	}
 	cfg.ResetSecret = *resetSecret
 	if err := checkAdmin(cfg); err != nil {
 		return Config{}, err
@@ -174,8 +191,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return Config{}, errors.New("config: -tls-cert and -tls-key go together")
 	}
-	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 {
-		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxUpload and maxUploads must be positive")
+	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 || cfg.MQTTRate <= 0 {
+		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxUpload, maxUploads and mqttRate must be positive")
 	}
 	return cfg, nil
 }

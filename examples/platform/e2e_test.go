@@ -47,6 +47,7 @@ func startPlatformWith(t testing.TB, prepare func(*Platform), mutate ...func(*Co
 	cfg.DataDir = t.TempDir()
 	cfg.CoAPAddr = "127.0.0.1:0"
 	cfg.DTLSAddr = "127.0.0.1:0"
+	cfg.MQTTAddr = "127.0.0.1:0"
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/mqtt"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
@@ -36,6 +37,7 @@ type Platform struct {
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
 	lwm      *lwm2m.Server
+	mq       *mqtt.Server // MQTT devices (mqtt.go)
 	log      *deviceLog
 	metrics  *metrics
 	// newSecrets are the app secrets created at this start, for the
@@ -198,6 +200,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if p.mq, err = p.newMQTT(); err != nil {
+		return fail(err)
+	}
 	p.stopCtx, p.stop = context.WithCancel(context.Background())
 	p.events = make([]chan queuedEvent, eventWorkers)
 	for i := range p.events {
@@ -238,6 +243,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	run("ota", p.ota.Run)
 	p.replayInbox(ctx)
 	run("lwm2m", p.lwm.Run)
+	run("mqtt", p.runMQTT)
 	run("history", p.pruneHistory)
 	run("devicelog", p.log.Run)
 	run("retries", p.runRetries)
@@ -264,7 +270,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 // Listen opens the device sockets (CoAP and DTLS), so their addresses are
 // known before Run; Run calls it when nobody did.
 func (p *Platform) Listen() error {
-	p.listenOnce.Do(func() { p.listenErr = p.lwm.Listen() })
+	p.listenOnce.Do(func() { p.listenErr = errors.Join(p.lwm.Listen(), p.listenMQTT()) })
 	return p.listenErr
 }
 
@@ -274,7 +280,7 @@ func (p *Platform) Close() error {
 	p.closeOnce.Do(func() {
 		p.stop()
 		p.log.Flush() // entries added after Run returned
-		err = errors.Join(p.lwm.Close(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
+		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
 }

@@ -76,6 +76,9 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 	switch e.Kind {
 	case lwm2m.EventUplink:
 		p.touch(ctx, d)
+		if e.Path == mqttPropertiesPath { // MQTT JSON properties (MQT-2): no codec
+			return p.mqttProperties(ctx, d, e.Payload, e.Time, fx)
+		}
 		return p.uplink(ctx, d, e.Endpoint, e.Payload, e.Time, fx)
 	case lwm2m.EventNotification:
 		p.touch(ctx, d)
@@ -277,7 +280,11 @@ func (p *Platform) ackReport(d registry.Device, endpoint string, cd codec.Codec,
 	p.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
-		if err := p.lwm.Downlink(ctx, endpoint, ack); err != nil {
+		send := p.lwm.Downlink
+		if isMQTT(d) { // on …/sys/messages/down (MQT-2)
+			send = func(ctx context.Context, _ string, b []byte) error { return p.mq.Send(ctx, d.ID, b) }
+		}
+		if err := send(ctx, endpoint, ack); err != nil {
 			p.log.Add(d.ID, "ack", "report acknowledgement not delivered: "+err.Error())
 		}
 	})

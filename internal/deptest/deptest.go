@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"push":                nil,
 	"ota":                 nil,
 	"registry":            nil,
+	"mqtt":                nil,
 	"store":               {"registry", "command", "push", "ota", "profile", "codec", "lwm2m"},
 	"examples/device":     {"lwm2m", "codec", "ota"},
 	"examples/codeccheck": {"codec", "profile"},
@@ -47,6 +48,7 @@ var thirdParty = map[string][]string{
 	"github.com/pion/":            {"lwm2m", "examples"},
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
+	"github.com/mochi-mqtt/":      {"mqtt"},
 }
 
 // allowedFor reports whether the package in folder dir may import the module

@@ -114,6 +114,18 @@ func testCreateGet(t *testing.T, st registry.Store) {
 	requireSame(t, none, got)
 	require.Empty(t, got.PSK)
 
+	// An MQTT device (MQT-1) keeps its secret's hash and its Security.
+	mq := dev(5)
+	mq.PSK, mq.Security, mq.SecretHash = nil, registry.SecuritySecret, registry.HashSecret("s3cret-of-dev-5")
+	mq.Info.ProtocolType = "MQTT"
+	mustCreate(t, st, mq)
+	got, err = st.Get(ctx, mq.ID)
+	require.NoError(t, err)
+	require.Equal(t, registry.SecuritySecret, got.Security, "Security of an MQTT device read back")
+	require.True(t, got.SecretHash.Matches("s3cret-of-dev-5"), "the stored secret hash must match the secret it was made from")
+	require.False(t, got.SecretHash.Matches("s3cret-of-dev-6"), "the stored secret hash must not match another secret")
+	requireSame(t, mq, got)
+
 	_, err = st.Get(ctx, "nope")
 	require.ErrorIs(t, err, registry.ErrNotFound, "Get of an unknown id")
 	_, err = st.GetByNodeKey(ctx, "nope")
@@ -157,7 +169,9 @@ func requireSame(t *testing.T, want, got registry.Device) {
 		got.Groups = nil
 	}
 	require.Equal(t, want.PSK.Hex(), got.PSK.Hex(), "PSK")
+	require.Equal(t, []byte(want.SecretHash), []byte(got.SecretHash), "SecretHash")
 	want.PSK, got.PSK = nil, nil
+	want.SecretHash, got.SecretHash = nil, nil
 	require.Equal(t, want, got)
 }
 

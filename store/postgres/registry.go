@@ -31,7 +31,10 @@ func (db *DB) Registry() *Registry { return &Registry{db: db} }
 const deviceColumns = `id, node_key, node_id, verify_code, psk, no_security,
 	manufacturer_id, manufacturer_name, device_type, model, protocol_type, name, sw_version, fw_version, mode,
 	gateway_id, node_type, groups, status, timeout_ns, bound, connected,
-	created_at, last_modified, last_seen, disconnected_at, deadline`
+	created_at, last_modified, last_seen, disconnected_at, deadline, secret_hash`
+
+// deviceColumnCount is how many columns deviceColumns names.
+const deviceColumnCount = 28
 
 func deviceArgs(d *registry.Device) []any {
 	var gw any
@@ -42,6 +45,11 @@ func deviceArgs(d *registry.Device) []any {
 	if d.PSK != nil {
 		psk = []byte(d.PSK)
 	}
+	// A non-NULL secret_hash marks a SecuritySecret (MQTT) device.
+	var secret []byte
+	if d.Security == registry.SecuritySecret {
+		secret = append([]byte{}, d.SecretHash...)
+	}
 	groups := d.Groups
 	if groups == nil {
 		groups = []string{}
@@ -50,7 +58,7 @@ func deviceArgs(d *registry.Device) []any {
 		d.Info.ManufacturerID, d.Info.ManufacturerName, d.Info.DeviceType, d.Info.Model, d.Info.ProtocolType,
 		d.Info.Name, d.Info.SWVersion, d.Info.FWVersion, d.Info.Mode,
 		gw, string(d.NodeType), groups, string(d.Status), int64(d.Timeout), d.Bound, d.Connected,
-		nanos(d.CreatedAt), nanos(d.LastModified), nanos(d.LastSeen), nanos(d.DisconnectedAt), nanos(d.Deadline)}
+		nanos(d.CreatedAt), nanos(d.LastModified), nanos(d.LastSeen), nanos(d.DisconnectedAt), nanos(d.Deadline), secret}
 }
 
 func scanDevice(row pgx.Row) (registry.Device, error) {
@@ -62,11 +70,12 @@ func scanDevice(row pgx.Row) (registry.Device, error) {
 	var nodeType, status string
 	var timeout int64
 	var created, modified, seen, disc, deadline *int64
+	var secret []byte
 	err := row.Scan(&d.ID, &nodeKey, &d.NodeID, &d.VerifyCode, &psk, &noSec,
 		&d.Info.ManufacturerID, &d.Info.ManufacturerName, &d.Info.DeviceType, &d.Info.Model, &d.Info.ProtocolType,
 		&d.Info.Name, &d.Info.SWVersion, &d.Info.FWVersion, &d.Info.Mode,
 		&gw, &nodeType, &d.Groups, &status, &timeout, &d.Bound, &d.Connected,
-		&created, &modified, &seen, &disc, &deadline)
+		&created, &modified, &seen, &disc, &deadline, &secret)
 	if err != nil {
 		return registry.Device{}, err
 	}
@@ -76,6 +85,9 @@ func scanDevice(row pgx.Row) (registry.Device, error) {
 	d.Security = registry.SecurityPSK
 	if noSec {
 		d.Security = registry.SecurityNone
+	}
+	if secret != nil {
+		d.Security, d.SecretHash = registry.SecuritySecret, registry.SecretHash(secret)
 	}
 	if gw != nil {
 		d.GatewayID = *gw
@@ -171,7 +183,7 @@ func (s *Registry) Create(ctx context.Context, d registry.Device) error {
 		if err := checkRefs(ctx, tx, &d); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "INSERT INTO devices ("+deviceColumns+") VALUES ("+placeholders(27)+")", deviceArgs(&d)...)
+		_, err := tx.Exec(ctx, "INSERT INTO devices ("+deviceColumns+") VALUES ("+placeholders(deviceColumnCount)+")", deviceArgs(&d)...)
 		return deviceWriteError(err, &d)
 	})
 }
@@ -231,7 +243,7 @@ func (s *Registry) Update(ctx context.Context, id string, fn func(*registry.Devi
 			return err
 		}
 		args := deviceArgs(&d)
-		_, err = tx.Exec(ctx, "UPDATE devices SET ("+deviceColumns+") = ("+placeholders(27)+") WHERE id = $1", args...)
+		_, err = tx.Exec(ctx, "UPDATE devices SET ("+deviceColumns+") = ("+placeholders(deviceColumnCount)+") WHERE id = $1", args...)
 		if err != nil {
 			return deviceWriteError(err, &d)
 		}

@@ -1,0 +1,290 @@
+package main
+
+// MQTT devices (MQT-1…MQT-5): the embedded broker of package mqtt wired
+// to the registry, the uplink pipeline and the command engine.
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/mqtt"
+	"github.com/doze-io/doze/push"
+	"github.com/doze-io/doze/registry"
+)
+
+// Paths that mark an MQTT uplink in the inbox and the event pipeline; no
+// LwM2M path starts with "mqtt:".
+const (
+	mqttPropertiesPath = "mqtt:properties" // JSON property report: checked against the model, no codec
+	mqttMessagePath    = "mqtt:message"    // binary: decoded by the product's codec
+)
+
+// newMQTT builds the broker from the config; it opens nothing.
+func (p *Platform) newMQTT() (*mqtt.Server, error) {
+	cfg := mqtt.Config{Addr: p.cfg.MQTTAddr, TLSAddr: p.cfg.MQTTSAddr, MaxPayload: p.cfg.MaxMessage,
+		MaxRate: p.cfg.MQTTRate, Logger: p.logger.With("pkg", "mqtt")}
+	if p.cfg.TLSCert != "" && p.cfg.MQTTSAddr != "off" {
+		cert, err := tls.LoadX509KeyPair(p.cfg.TLSCert, p.cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("MQTT over TLS (-mqtts): %w", err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return mqtt.New(mqttDevices{p}, mqttHandler{p}, cfg)
+}
+
+// listenMQTT opens the MQTT listeners. A default port that is taken (a
+// Mosquitto already on 1883) is logged and skipped, naming the flag that
+// moves it: the platform still serves everything else. An address the
+// operator chose must open.
+func (p *Platform) listenMQTT() error {
+	err := p.mq.Listen()
+	var fatal []error
+	for _, e := range unjoin(err) {
+		le, ok := errors.AsType[*mqtt.ListenError](e)
+		switch {
+		case ok && le.Listener == "tcp" && le.Addr == mqtt.DefaultAddr:
+			p.logger.Warn("MQTT listener not started: its default address is taken; set -mqtt to another address, or -mqtt off", "addr", le.Addr, "err", le.Err)
+		case ok && le.Listener == "tls" && le.Addr == mqtt.DefaultTLSAddr:
+			p.logger.Warn("MQTT over TLS listener not started: its default address is taken; set -mqtts to another address, or -mqtts off", "addr", le.Addr, "err", le.Err)
+		default:
+			fatal = append(fatal, e)
+		}
+	}
+	return errors.Join(fatal...)
+}
+
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// runMQTT serves MQTT devices until ctx ends. Devices the registry still
+// counts as connected from before a restart are disconnected first: their
+// connections died with the old process.
+func (p *Platform) runMQTT(ctx context.Context) error {
+	devs, _, err := p.reg.List(ctx, registry.Query{})
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		if d.Security == registry.SecuritySecret && d.Connected {
+			if _, err := p.reg.Disconnect(ctx, d.ID); err != nil {
+				p.logger.Warn("MQTT device left connected by the last run", "device", d.ID, "err", err)
+			}
+		}
+	}
+	return p.mq.Run(ctx)
+}
+
+// mqttDevices authenticates MQTT clients against the registry (MQT-1).
+type mqttDevices struct{ p *Platform }
+
+var (
+	_ mqtt.Devices    = mqttDevices{}
+	_ mqtt.SubDevices = mqttDevices{}
+)
+
+// Authenticate finds the device by deviceId or nodeId and connects it with
+// the secret: the registry compares the secret's hash in constant time,
+// binds the device on its first connection and keeps it ONLINE while
+// connected (REG-2, REG-3).
+func (m mqttDevices) Authenticate(ctx context.Context, username, password string) (mqtt.Device, error) {
+	d, err := m.p.reg.Get(ctx, username)
+	if err != nil {
+		d, err = m.p.reg.GetByNodeID(ctx, username)
+	}
+	if err != nil {
+		return mqtt.Device{}, err
+	}
+	if _, err := m.p.reg.Connect(ctx, d.NodeID, registry.Connection{Secret: password, Persistent: true}); err != nil {
+		m.p.log.Add(d.ID, "refused", "MQTT connection refused: "+err.Error())
+		return mqtt.Device{}, err
+	}
+	return mqtt.Device{ID: d.ID, NodeID: d.NodeID, Gateway: d.NodeType == registry.Gateway}, nil
+}
+
+func (m mqttDevices) SubDevice(ctx context.Context, gatewayID, deviceID string) bool {
+	d, err := m.p.reg.Get(ctx, deviceID)
+	return err == nil && d.GatewayID == gatewayID
+}
+
+// mqttHandler takes MQTT devices' messages into the platform.
+type mqttHandler struct{ p *Platform }
+
+var _ mqtt.Handler = mqttHandler{}
+
+// Message keeps a report in the inbox, synced, before the broker sends
+// its PUBACK (SEC-6), then the report takes the same pipeline as a CoAP
+// uplink. Command responses settle their command at once.
+func (h mqttHandler) Message(m mqtt.Message) error {
+	p := h.p
+	ctx := context.Background()
+	d, err := p.reg.Get(ctx, m.DeviceID)
+	if err != nil {
+		return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
+	}
+	switch m.Kind {
+	case mqtt.KindProperties:
+		if _, _, err := parseProperties(m.Payload); err != nil {
+			p.decodeError(d, err)
+			return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
+		}
+		return p.acceptUplink(lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: d.NodeID, Path: mqttPropertiesPath, Payload: m.Payload, Time: m.Time})
+	case mqtt.KindMessage:
+		return p.acceptUplink(lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: d.NodeID, Path: mqttMessagePath, Payload: m.Payload, Time: m.Time})
+	case mqtt.KindCommandResponse:
+		return p.mqttResponse(ctx, d, m.RequestID, m.Payload)
+	}
+	return fmt.Errorf("%w: unknown message kind %v", mqtt.ErrRefused, m.Kind)
+}
+
+func (h mqttHandler) Connected(d mqtt.Device) {
+	h.p.log.Add(d.ID, "connected", "MQTT connection")
+}
+
+// Listening: the device subscribed to its commands; it is reachable at
+// all times while connected (MQT-3), so its commands go out at once.
+func (h mqttHandler) Listening(d mqtt.Device) {
+	p := h.p
+	ctx := context.Background()
+	if err := p.cmds.SetMode(ctx, d.ID, command.Mode{Kind: command.DRX}); err != nil {
+		p.logger.Warn("MQTT device mode", "device", d.ID, "err", err)
+	}
+	if err := p.cmds.DeviceWoke(ctx, d.ID); err != nil {
+		p.logger.Warn("MQTT command wake-up", "device", d.ID, "err", err)
+	}
+}
+
+// Disconnected: the device goes OFFLINE after the disconnect grace unless
+// it connects again (MQT-3, REG-3); deviceInfoChanged is pushed then.
+func (h mqttHandler) Disconnected(d mqtt.Device, err error) {
+	p := h.p
+	reason := "clean disconnect"
+	if err != nil {
+		reason = err.Error()
+	}
+	p.log.Add(d.ID, "disconnected", "MQTT connection closed: "+reason)
+	if _, err := p.reg.Disconnect(context.Background(), d.ID); err != nil {
+		p.logger.Warn("MQTT disconnect", "device", d.ID, "err", err)
+	}
+}
+
+// propertiesReport is the JSON property report of MQT-2.
+type propertiesReport struct {
+	Services []struct {
+		ServiceID  string         `json:"service_id"`
+		Properties map[string]any `json:"properties"`
+		EventTime  string         `json:"event_time"`
+	} `json:"services"`
+}
+
+// parseProperties reads a JSON property report into a codec report and
+// its event time (zero when the report gives none).
+func parseProperties(b []byte) (*codec.Report, time.Time, error) {
+	var pr propertiesReport
+	if err := json.Unmarshal(b, &pr); err != nil {
+		return nil, time.Time{}, fmt.Errorf(`property report is not {"services":[{"service_id","properties":{…},"event_time"?}]}: %w`, err)
+	}
+	if len(pr.Services) == 0 {
+		return nil, time.Time{}, errors.New(`property report has no services: "services" must hold at least one {"service_id","properties"}`)
+	}
+	r := &codec.Report{MsgType: codec.MsgReport}
+	var at time.Time
+	for i, s := range pr.Services {
+		if s.ServiceID == "" || s.Properties == nil {
+			return nil, time.Time{}, fmt.Errorf("property report: services[%d] needs a service_id and a properties object", i)
+		}
+		if s.EventTime != "" {
+			t, err := time.Parse(push.TimeLayout, s.EventTime)
+			if err != nil {
+				return nil, time.Time{}, fmt.Errorf("property report: services[%d].event_time %q is not yyyyMMdd'T'HHmmss'Z' (UTC): %v", i, s.EventTime, err)
+			}
+			if at.IsZero() {
+				at = t
+			}
+		}
+		r.Data = append(r.Data, codec.ServiceData{ServiceID: s.ServiceID, ServiceData: s.Properties})
+	}
+	return r, at, nil
+}
+
+// mqttProperties takes a JSON property report through the report
+// pipeline: checked against the product model (PRF-8), then history,
+// shadow and pushes as a decoded CoAP report.
+func (p *Platform) mqttProperties(ctx context.Context, d registry.Device, payload []byte, at time.Time, fx *effects) error {
+	if !fx.counted {
+		p.metrics.uplinks.Inc()
+		fx.counted = true
+	}
+	r, t, err := parseProperties(payload)
+	if err != nil { // refused before it was kept; a replayed bad one is logged again
+		p.decodeError(d, err)
+		return nil
+	}
+	if !t.IsZero() {
+		at = t
+	}
+	return p.report(ctx, d, r, at, fx)
+}
+
+// mqttResponse settles the command a device answered on
+// …/commands/response/request_id={id}: result_code 0 is SUCCESSFUL,
+// anything else FAILED; paras become the command's result (MQT-3).
+func (p *Platform) mqttResponse(ctx context.Context, d registry.Device, requestID string, payload []byte) error {
+	var resp struct {
+		ResultCode   *int            `json:"result_code"`
+		ResponseName string          `json:"response_name"`
+		Paras        json.RawMessage `json:"paras"`
+	}
+	if err := json.Unmarshal(payload, &resp); err != nil || resp.ResultCode == nil {
+		err := fmt.Errorf(`command response to %s is not {"result_code":0,"response_name"?,"paras"?:{…}}: %v`, requestID, err)
+		p.log.Add(d.ID, "decode_error", err.Error())
+		return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
+	}
+	c, err := p.cmds.Get(ctx, requestID)
+	if err != nil || c.DeviceID != d.ID {
+		err := fmt.Errorf("command response names request_id %s, which is no command of device %s", requestID, d.ID)
+		p.log.Add(d.ID, "refused", err.Error())
+		return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
+	}
+	body := resp.Paras
+	if len(body) == 0 || string(body) == "null" {
+		body = nil
+	}
+	return p.cmds.Responded(ctx, d.ID, command.Response{Mid: c.Mid(), ErrCode: *resp.ResultCode, Body: body})
+}
+
+// mqttTransmit sends a command to an MQTT device on
+// …/sys/commands/request_id={commandId}: SENT when it leaves, DELIVERED
+// when the device's PUBACK arrives (MQT-3). A device that is not
+// connected and subscribed keeps the command waiting.
+func (p *Platform) mqttTransmit(ctx context.Context, d registry.Device, c command.Command, left func()) error {
+	payload, err := json.Marshal(map[string]any{"object_device_id": d.ID, "service_id": c.Body.ServiceID,
+		"command_name": c.Body.Method, "paras": c.Body.Paras})
+	if err != nil {
+		return fmt.Errorf("%w: %v", command.ErrEncode, err)
+	}
+	if !p.mq.Connected(d.ID) {
+		return fmt.Errorf("%w: MQTT device %s is not connected", mqtt.ErrNotSubscribed, d.ID)
+	}
+	left()
+	return p.mq.Command(ctx, d.ID, c.ID, payload)
+}
+
+// isMQTT reports whether the device connects over MQTT.
+func isMQTT(d registry.Device) bool {
+	return d.Security == registry.SecuritySecret
+}

@@ -1,0 +1,36 @@
+// Package mqtt is Doze's MQTT device access (MQT-1…MQT-5): a broker,
+// embedded in the platform, for devices without CoAP — 2G/3G/4G modules
+// and gateways — speaking MQTT 3.1.1 or 5 over TCP (default :1883) and
+// TLS (default :8883).
+//
+// The broker is github.com/mochi-mqtt/server/v2, a maintained, MQTT 5
+// compliant broker library; this package adds Doze's rules as one hook:
+//
+//   - Authentication (MQT-1): username = deviceId or nodeId, password =
+//     the device's secret, checked by Devices (the registry compares the
+//     secret's salted hash in constant time). The client id must be the
+//     device's own (deviceId, nodeId, "{deviceId}_…" or empty), so no
+//     client can take over another device's session. Wills are dropped.
+//   - ACL (MQT-1, MQT-2): a device publishes only on its uplink topics
+//     and subscribes only under $oc/devices/{its deviceId}/sys/; a
+//     gateway also under its sub-devices' (MQT-5, SubDevices).
+//   - Limits (MQT-4): QoS 0 and 1; at most Config.MaxRate messages per
+//     second per connection and Config.MaxPayload bytes per payload;
+//     retained messages refused. An MQTT 5 connection that breaks one is
+//     closed with DISCONNECT 0x96, 0x95 or 0x9A; an MQTT 3.1.1 message is
+//     dropped unacknowledged. Each refusal is counted (Stats) and logged.
+//
+// A device's message reaches Handler.Message before the broker sends its
+// PUBACK, so a handler that keeps it durably gives QoS 1 its meaning: an
+// acknowledged report is never lost. Messages are not forwarded to other
+// subscribers. Downlinks (Command, Send) go out at QoS 1 and return when
+// the device's PUBACK arrived.
+//
+// Concurrency: Server is safe for concurrent use. Handler methods run on
+// the connections' goroutines. Run owns the broker's goroutines; Close
+// waits for them.
+//
+// Caveats: a connection whose CONNACK cannot be written after its
+// credentials were accepted is counted as connected until the platform
+// restarts (the broker library reports no disconnect for it).
+package mqtt

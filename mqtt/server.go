@@ -1,0 +1,332 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// Config holds the server's settings. The zero value serves plain MQTT on
+// :1883 and no TLS.
+type Config struct {
+	// Addr is the TCP address for plain MQTT; "" means ":1883"; "off"
+	// disables it.
+	Addr string
+	// TLSAddr is the TCP address for MQTT over TLS; "" means ":8883";
+	// "off" disables it. It is served only when TLS is set.
+	TLSAddr string
+	// TLS is the server's TLS configuration; nil serves no TLS.
+	TLS *tls.Config
+	// MaxPayload is the largest payload a device may publish, in bytes;
+	// 0 means 64 KiB (MQT-4).
+	MaxPayload int
+	// MaxRate is how many messages per second one connection may
+	// publish; 0 means 300 (MQT-4, §2.11).
+	MaxRate int
+	// AuthTimeout bounds one Devices.Authenticate call; 0 means 5s.
+	AuthTimeout time.Duration
+	// Logger gets the server's records and the broker library's; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Defaults (MQT-1, MQT-4).
+const (
+	DefaultAddr       = ":1883"
+	DefaultTLSAddr    = ":8883"
+	DefaultMaxPayload = 64 << 10
+	DefaultMaxRate    = 300
+)
+
+// Stats counts the messages and connections the server refused.
+type Stats struct {
+	AuthFailures  uint64 // connections refused: bad credentials or client id
+	NotAuthorized uint64 // publishes and subscriptions outside the device's topics
+	RateLimited   uint64 // messages over MaxRate
+	TooLarge      uint64 // messages over MaxPayload
+	Retained      uint64 // messages with the retain flag
+	Refused       uint64 // messages the Handler refused or could not keep
+}
+
+// Server is an MQTT broker for devices (MQT-1…MQT-4), built on
+// github.com/mochi-mqtt/server, with Doze's authentication, topic rules
+// and limits.
+type Server struct {
+	cfg  Config
+	devs Devices
+	h    Handler
+	log  *slog.Logger
+	b    *mochi.Server
+
+	mu       sync.Mutex
+	sessions map[*mochi.Client]*session
+	conns    map[string]int          // deviceId → open connections
+	byTopic  map[string]*waiter      // downlinks being published
+	inflight map[inflightKey]*waiter // downlinks waiting for their PUBACK
+	closed   bool
+	listened bool
+
+	stats struct {
+		auth, acl, rate, size, retain, refused atomic.Uint64
+	}
+	runOnce   sync.Once
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+type session struct {
+	dev       Device
+	limit     bucket
+	listening bool
+}
+
+type inflightKey struct {
+	client string
+	id     uint16
+}
+
+// waiter is one downlink waiting for its PUBACK.
+type waiter struct {
+	done chan error // gets one value
+	once sync.Once
+	keys []inflightKey
+}
+
+func (w *waiter) finish(err error) { w.once.Do(func() { w.done <- err }) }
+
+// New returns a server that authenticates clients with devs and hands
+// their messages to h. It opens nothing: call Listen, then Run.
+func New(devs Devices, h Handler, cfg Config) (*Server, error) {
+	if devs == nil || h == nil {
+		return nil, errors.New("mqtt: New: nil Devices or Handler")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.TLSAddr == "" {
+		cfg.TLSAddr = DefaultTLSAddr
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.MaxRate == 0 {
+		cfg.MaxRate = DefaultMaxRate
+	}
+	if cfg.AuthTimeout == 0 {
+		cfg.AuthTimeout = 5 * time.Second
+	}
+	if cfg.MaxPayload < 0 || cfg.MaxRate < 0 || cfg.AuthTimeout < 0 {
+		return nil, fmt.Errorf("mqtt: Config.MaxPayload %d, MaxRate %d, AuthTimeout %v: must not be negative", cfg.MaxPayload, cfg.MaxRate, cfg.AuthTimeout)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1                                                 // QoS 0 and 1 (MQT-4)
+	caps.RetainAvailable = 0                                            // retained messages refused (MQT-4)
+	caps.SharedSubAvailable = 0                                         // a device shares its topics with nobody
+	caps.MaximumPacketSize = uint32(cfg.MaxPayload + 2*MaxIDLen + 1024) // payload, topic and properties
+	caps.MaximumSessionExpiryInterval = 24 * 3600
+	caps.ReceiveMaximum = 64
+	s := &Server{
+		cfg: cfg, devs: devs, h: h, log: log,
+		sessions: map[*mochi.Client]*session{},
+		conns:    map[string]int{},
+		byTopic:  map[string]*waiter{},
+		inflight: map[inflightKey]*waiter{},
+		done:     make(chan struct{}),
+	}
+	s.b = mochi.New(&mochi.Options{Capabilities: caps, InlineClient: true, Logger: log.With("lib", "mochi"),
+		SysTopicResendInterval: 3600})
+	if err := s.b.AddHook(&hook{s: s}, nil); err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	return s, nil
+}
+
+// Listen opens the listeners. One that cannot be opened is reported as a
+// *ListenError (several are joined) and left out; the others stay open,
+// so the caller may go on without it.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.listened {
+		return nil
+	}
+	s.listened = true
+	var errs []error
+	add := func(id, addr string, tc *tls.Config) {
+		if addr == "off" {
+			return
+		}
+		l := listeners.NewTCP(listeners.Config{ID: id, Address: addr, TLSConfig: tc})
+		if err := s.b.AddListener(l); err != nil {
+			errs = append(errs, &ListenError{Listener: id, Addr: addr, Err: err})
+		}
+	}
+	add("tcp", s.cfg.Addr, nil)
+	if s.cfg.TLS != nil {
+		add("tls", s.cfg.TLSAddr, s.cfg.TLS)
+	}
+	return errors.Join(errs...)
+}
+
+// Addr returns the address the listener id ("tcp" or "tls") is bound to,
+// or "" when it is not open.
+func (s *Server) Addr(id string) string {
+	l, ok := s.b.Listeners.Get(id)
+	if !ok {
+		return ""
+	}
+	return l.Address()
+}
+
+// Run serves until ctx ends, then closes every connection and waits for
+// them. It calls Listen if nobody did, and fails only if no listener is
+// open.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil && s.b.Listeners.Len() == 0 {
+		return err
+	}
+	var err error
+	s.runOnce.Do(func() { err = s.b.Serve() })
+	if err != nil {
+		return fmt.Errorf("mqtt: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	}
+	s.Close()
+	return nil
+}
+
+// Close stops the broker: listeners and connections close, downlinks
+// waiting for a PUBACK fail with ErrClosed. It is idempotent and waits
+// for the connections' goroutines.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.done)
+		s.b.Close() // waits for every client's goroutine
+		s.mu.Lock()
+		for _, w := range s.inflight {
+			w.finish(ErrClosed)
+		}
+		for _, w := range s.byTopic {
+			w.finish(ErrClosed)
+		}
+		s.mu.Unlock()
+	})
+	return nil
+}
+
+// Stats returns the refusal counters.
+func (s *Server) Stats() Stats {
+	return Stats{AuthFailures: s.stats.auth.Load(), NotAuthorized: s.stats.acl.Load(), RateLimited: s.stats.rate.Load(),
+		TooLarge: s.stats.size.Load(), Retained: s.stats.retain.Load(), Refused: s.stats.refused.Load()}
+}
+
+// Command publishes a command to the device on its command topic with
+// request_id requestID, at QoS 1, and returns once the device acknowledged
+// it (PUBACK): a nil error means DELIVERED. A device subscribed at QoS 0
+// gets it at most once and Command returns when it was handed to the
+// connection. Without a subscribed connection it fails with
+// ErrNotSubscribed and sends nothing.
+func (s *Server) Command(ctx context.Context, deviceID, requestID string, payload []byte) error {
+	if err := checkID(requestID); err != nil {
+		return fmt.Errorf("mqtt: request id %w", err)
+	}
+	return s.publish(ctx, CommandTopic(deviceID, requestID), payload)
+}
+
+// Send publishes a binary downlink (a codec's encoding) on the device's
+// messages/down topic, as Command does.
+func (s *Server) Send(ctx context.Context, deviceID string, payload []byte) error {
+	return s.publish(ctx, MessagesDownTopic(deviceID), payload)
+}
+
+func (s *Server) publish(ctx context.Context, topic string, payload []byte) error {
+	subs := s.b.Topics.Subscribers(topic)
+	if len(subs.Subscriptions) == 0 {
+		return ErrNotSubscribed
+	}
+	w := &waiter{done: make(chan error, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if _, busy := s.byTopic[topic]; busy {
+		s.mu.Unlock()
+		return fmt.Errorf("mqtt: a message on %s is being published already", topic)
+	}
+	s.byTopic[topic] = w
+	s.mu.Unlock()
+
+	err := s.b.Publish(topic, payload, false, 1)
+
+	s.mu.Lock()
+	delete(s.byTopic, topic)
+	sent := len(w.keys)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("mqtt: publishing on %s: %w", topic, err)
+	}
+	if sent == 0 {
+		// Every subscription was QoS 0 (or every write was dropped):
+		// nothing will be acknowledged.
+		return nil
+	}
+	defer s.forget(w)
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// forget removes w's in-flight entries.
+func (s *Server) forget(w *waiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range w.keys {
+		if s.inflight[k] == w {
+			delete(s.inflight, k)
+		}
+	}
+}
+
+// Connected reports whether the device has an open connection.
+func (s *Server) Connected(deviceID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[deviceID] > 0
+}
+
+// addrOf is the remote address of a client, for logs.
+func addrOf(cl *mochi.Client) string {
+	if cl.Net.Conn == nil {
+		return ""
+	}
+	if a, ok := cl.Net.Conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.String()
+	}
+	return cl.Net.Remote
+}
