@@ -266,13 +266,26 @@ func (e *Engine) Publish(ctx context.Context, appID string, n Notification) (int
 // deviceDatasChanged subscriber; a subscriber of both gets both. It
 // returns how many messages it enqueued; all are stored in one write.
 func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int, error) {
+	msgs, err := e.ReportMessages(ctx, appID, r)
+	if err != nil {
+		return 0, err
+	}
+	return len(msgs), e.enqueue(ctx, msgs)
+}
+
+// ReportMessages returns the messages PublishReport would enqueue for r,
+// without storing or queueing them: a caller that writes them to the
+// Store in a transaction of its own (with the rest of what a report
+// causes) hands them to Admit. Each body is encoded once and shared by
+// every subscriber it goes to.
+func (e *Engine) ReportMessages(ctx context.Context, appID string, r Report) ([]Message, error) {
 	one, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: DeviceDataChanged})
 	if err != nil {
-		return 0, e.refuse(1, appID, DeviceDataChanged, fmt.Errorf("push: reading subscriptions: %w", err))
+		return nil, e.refuse(1, appID, DeviceDataChanged, fmt.Errorf("push: reading subscriptions: %w", err))
 	}
 	all, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: DeviceDatasChanged})
 	if err != nil {
-		return 0, e.refuse(1, appID, DeviceDatasChanged, fmt.Errorf("push: reading subscriptions: %w", err))
+		return nil, e.refuse(1, appID, DeviceDatasChanged, fmt.Errorf("push: reading subscriptions: %w", err))
 	}
 	now := time.Now()
 	var msgs []Message
@@ -280,7 +293,7 @@ func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int
 		for _, b := range r.DataChanged() {
 			body, err := b.MarshalJSON()
 			if err != nil {
-				return 0, e.refuse(len(one), appID, DeviceDataChanged,
+				return nil, e.refuse(len(one), appID, DeviceDataChanged,
 					fmt.Errorf("push: encoding deviceDataChanged of service %q: %w", b.Service.ServiceID, err))
 			}
 			for _, s := range one {
@@ -291,14 +304,29 @@ func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int
 	if len(all) > 0 {
 		body, err := r.DatasChanged().MarshalJSON()
 		if err != nil {
-			return 0, e.refuse(len(all), appID, DeviceDatasChanged, fmt.Errorf("push: encoding deviceDatasChanged: %w", err))
+			return nil, e.refuse(len(all), appID, DeviceDatasChanged, fmt.Errorf("push: encoding deviceDatasChanged: %w", err))
 		}
 		for _, s := range all {
 			msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID))
 		}
 	}
-	return len(msgs), e.enqueue(ctx, msgs)
+	return msgs, nil
 }
+
+// Admit queues msgs, which write stores in the engine's Store: the caller
+// writes them there in a transaction of its own, with the other effects of
+// what caused them, so that all are kept or none (one commit instead of
+// one per effect). Admit calls write exactly once, even for no messages,
+// unless the engine is closed or a URL's queue is full; then, or when write
+// fails, it counts and logs the messages as refused and returns why, and
+// nothing is queued. The messages should come from ReportMessages (or be
+// built alike, with ids unique to this engine).
+func (e *Engine) Admit(ctx context.Context, msgs []Message, write func() error) error {
+	return e.admit(ctx, msgs, write)
+}
+
+// Store returns the Store the engine keeps its subscriptions and outbox in.
+func (e *Engine) Store() Store { return e.store }
 
 // Send enqueues body for callbackURL without a subscription: the command
 // callback of CMD-6 (see CommandResult). It checks the URL against PSH-2
@@ -401,17 +429,30 @@ func (e *Engine) enqueue(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	return e.admit(ctx, msgs, func() error { return e.store.PutMessages(ctx, msgs...) })
+}
+
+// admit runs write, which stores msgs, and then queues them while Run
+// runs. The store write and the queueing happen under loadMu, so that Run
+// loading the outbox never sees a message twice nor misses one.
+func (e *Engine) admit(ctx context.Context, msgs []Message, write func() error) error {
+	refuse := func(err error) error {
+		if len(msgs) == 0 {
+			return err
+		}
+		return e.refuseAll(msgs, err)
+	}
 	e.runMu.Lock()
 	closed := e.closed
 	e.runMu.Unlock()
 	if closed {
-		return e.refuseAll(msgs, ErrClosed)
+		return refuse(ErrClosed)
 	}
 	e.loadMu.RLock()
 	defer e.loadMu.RUnlock()
 	e.mu.Lock()
 	loaded := e.loaded
-	if loaded {
+	if loaded && len(msgs) > 0 {
 		count := make(map[string]int)
 		for _, m := range msgs {
 			count[m.URL]++
@@ -419,13 +460,16 @@ func (e *Engine) enqueue(ctx context.Context, msgs []Message) error {
 		for u, n := range count {
 			if ep := e.eps[u]; ep != nil && len(ep.queue)+ep.inflight+n > e.cfg.MaxQueued {
 				e.mu.Unlock()
-				return e.refuseAll(msgs, &QueueFullError{URL: u, Limit: e.cfg.MaxQueued})
+				return refuse(&QueueFullError{URL: u, Limit: e.cfg.MaxQueued})
 			}
 		}
 	}
 	e.mu.Unlock()
-	if err := e.store.PutMessages(ctx, msgs...); err != nil {
-		return e.refuseAll(msgs, fmt.Errorf("push: storing %d messages: %w", len(msgs), err))
+	if err := write(); err != nil {
+		return refuse(fmt.Errorf("push: storing %d messages: %w", len(msgs), err))
+	}
+	if len(msgs) == 0 {
+		return nil
 	}
 	e.enqueued.Add(uint64(len(msgs)))
 	if !loaded {
