@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/push"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSaveUplinkAllOrNothing: SaveUplink writes history, shadow, outbox
+// and the inbox entry's removal together, and on a refused part none of
+// them (SEC-6: the uplink stays in the inbox for another try, and a retry
+// does not double its history). The file is reopened to read what is on
+// disk.
+func TestSaveUplinkAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/doze.db"
+	db, err := Open(path, nil)
+	require.NoError(t, err)
+	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	seq, err := db.Inbox().Put(ctx, InboxEntry{Endpoint: "ep1", Path: "/19/0/0", Payload: []byte{1}, ContentFormat: lwm2m.FormatOpaque, Time: t0})
+	require.NoError(t, err)
+	msg := push.Message{ID: "msg_1", URL: "http://127.0.0.1:9/push", Body: []byte(`{"notifyType":"deviceDataChanged"}`),
+		NotifyType: push.DeviceDataChanged, SubscriptionID: "s1", Created: t0, Expires: t0.Add(time.Hour)}
+	u := Uplink{
+		DeviceID: "d1",
+		History:  []HistoryRecord{{DeviceID: "d1", AppID: "a", ServiceID: "Meter", Data: json.RawMessage(`{"totalFlow":1.5}`), Time: t0}},
+		Reported: map[string]map[string]any{"Meter": {"totalFlow": 1.5}},
+		Time:     t0,
+		Messages: []push.Message{msg, {URL: msg.URL}}, // the second has no id: refused
+		Inbox:    seq,
+	}
+	require.Error(t, db.SaveUplink(u), "SaveUplink with a message without an id")
+	require.NoError(t, db.Close())
+
+	db, err = Open(path, nil)
+	require.NoError(t, err)
+	pending, err := db.Inbox().Pending(ctx)
+	require.NoError(t, err)
+	require.Len(t, pending, 1, "a refused SaveUplink leaves the uplink in the inbox")
+	_, n, err := db.History().Query(HistoryQuery{DeviceID: "d1"})
+	require.NoError(t, err)
+	require.Zero(t, n, "history records written by a refused SaveUplink")
+	sh, err := db.Shadow().Get("d1")
+	require.NoError(t, err)
+	require.Empty(t, sh, "shadow written by a refused SaveUplink")
+	msgs, err := db.Push().Messages(ctx)
+	require.NoError(t, err)
+	require.Empty(t, msgs, "outbox written by a refused SaveUplink")
+
+	u.Messages = u.Messages[:1]
+	require.NoError(t, db.SaveUplink(u))
+	require.NoError(t, db.Close())
+
+	db, err = Open(path, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	pending, err = db.Inbox().Pending(ctx)
+	require.NoError(t, err)
+	require.Empty(t, pending, "the uplink left the inbox with its effects")
+	recs, n, err := db.History().Query(HistoryQuery{DeviceID: "d1"})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.JSONEq(t, `{"totalFlow":1.5}`, string(recs[0].Data))
+	sh, err = db.Shadow().Get("d1")
+	require.NoError(t, err)
+	require.Len(t, sh, 1)
+	require.Equal(t, map[string]any{"totalFlow": 1.5}, sh[0].Reported.Data)
+	msgs, err = db.Push().Messages(ctx)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.Equal(t, msg.ID, msgs[0].ID)
+	require.Equal(t, msg.Body, msgs[0].Body)
+}
