@@ -35,6 +35,10 @@ type Engine struct {
 
 	subMu sync.Mutex // serializes Subscribe so the host:port rule holds
 
+	cacheMu  sync.Mutex
+	cache    map[Filter]cachedSubs // report subscribers (Config.SubscriptionCache)
+	cacheGen uint64                // bumped by every subscription change
+
 	uuidMu  sync.Mutex
 	uuidMS  uint64
 	uuidSeq uint16
@@ -170,6 +174,7 @@ func (e *Engine) Subscribe(ctx context.Context, s Subscription) (Subscription, e
 	u, _ := ParseCallbackURL(s.CallbackURL)
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
+	defer e.forgetSubscribers()
 	if err := e.checkOrigin(ctx, s.AppID, u, s.CallbackURL); err != nil {
 		return Subscription{}, err
 	}
@@ -208,6 +213,7 @@ func (e *Engine) Subscriptions(ctx context.Context, f Filter) ([]Subscription, e
 
 // Unsubscribe deletes the subscription with id, or returns ErrNotFound.
 func (e *Engine) Unsubscribe(ctx context.Context, id string) error {
+	defer e.forgetSubscribers()
 	n, err := e.store.DeleteSubscriptions(ctx, id)
 	if err != nil {
 		return fmt.Errorf("push: deleting subscription %s: %w", id, err)
@@ -223,6 +229,7 @@ func (e *Engine) Unsubscribe(ctx context.Context, id string) error {
 func (e *Engine) UnsubscribeAll(ctx context.Context, f Filter) (int, error) {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
+	defer e.forgetSubscribers()
 	subs, err := e.store.Subscriptions(ctx, f)
 	if err != nil {
 		return 0, fmt.Errorf("push: reading subscriptions: %w", err)
@@ -279,11 +286,11 @@ func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int
 // causes) hands them to Admit. Each body is encoded once and shared by
 // every subscriber it goes to.
 func (e *Engine) ReportMessages(ctx context.Context, appID string, r Report) ([]Message, error) {
-	one, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: DeviceDataChanged})
+	one, err := e.subscribers(ctx, Filter{AppID: appID, NotifyType: DeviceDataChanged})
 	if err != nil {
 		return nil, e.refuse(1, appID, DeviceDataChanged, fmt.Errorf("push: reading subscriptions: %w", err))
 	}
-	all, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: DeviceDatasChanged})
+	all, err := e.subscribers(ctx, Filter{AppID: appID, NotifyType: DeviceDatasChanged})
 	if err != nil {
 		return nil, e.refuse(1, appID, DeviceDatasChanged, fmt.Errorf("push: reading subscriptions: %w", err))
 	}
@@ -327,6 +334,54 @@ func (e *Engine) Admit(ctx context.Context, msgs []Message, write func() error) 
 
 // Store returns the Store the engine keeps its subscriptions and outbox in.
 func (e *Engine) Store() Store { return e.store }
+
+type cachedSubs struct {
+	subs []Subscription
+	at   time.Time
+}
+
+// subscribers returns the subscriptions f matches, from the cache when
+// they were looked up less than Config.SubscriptionCache ago. The result
+// is shared: callers must not change it.
+func (e *Engine) subscribers(ctx context.Context, f Filter) ([]Subscription, error) {
+	ttl := e.cfg.SubscriptionCache
+	if ttl < 0 {
+		return e.store.Subscriptions(ctx, f)
+	}
+	now := time.Now()
+	e.cacheMu.Lock()
+	c, ok := e.cache[f]
+	gen := e.cacheGen
+	e.cacheMu.Unlock()
+	if ok && now.Sub(c.at) < ttl {
+		return c.subs, nil
+	}
+	subs, err := e.store.Subscriptions(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	e.cacheMu.Lock()
+	if e.cacheGen == gen { // no change since the read began
+		if e.cache == nil || len(e.cache) >= maxCachedFilters {
+			e.cache = make(map[Filter]cachedSubs)
+		}
+		e.cache[f] = cachedSubs{subs: subs, at: now}
+	}
+	e.cacheMu.Unlock()
+	return subs, nil
+}
+
+// maxCachedFilters bounds the subscriber cache: two entries per
+// application that reports are published to.
+const maxCachedFilters = 4096
+
+// forgetSubscribers empties the subscriber cache after a change.
+func (e *Engine) forgetSubscribers() {
+	e.cacheMu.Lock()
+	e.cacheGen++
+	e.cache = nil
+	e.cacheMu.Unlock()
+}
 
 // Send enqueues body for callbackURL without a subscription: the command
 // callback of CMD-6 (see CommandResult). It checks the URL against PSH-2

@@ -726,3 +726,43 @@ func TestAdmit(t *testing.T) {
 	require.EqualValues(t, 2, s.n.Load(), "only the admitted messages went out")
 	require.EqualValues(t, 2, e.Stats().Enqueued)
 }
+
+// TestSubscriberCache: a report's subscribers are read from the Store once
+// per Config.SubscriptionCache, and a subscription made or removed through
+// the engine shows in the very next report.
+func TestSubscriberCache(t *testing.T) {
+	ctx := context.Background()
+	st := &countingStore{MemoryStore: NewMemoryStore()}
+	e, err := New(st, Config{Allow: allowLoopback, SubscriptionCache: time.Hour})
+	require.NoError(t, err)
+	defer e.Close()
+	rep := Report{DeviceID: "d1", GatewayID: "d1", Services: []ServiceData{battery}}
+	subscribe(t, e, "app1", DeviceDataChanged, "http://127.0.0.1:9/one", "")
+	before := st.reads.Load()
+	for range 5 {
+		msgs, err := e.ReportMessages(ctx, "app1", rep)
+		require.NoError(t, err)
+		require.Len(t, msgs, 1)
+	}
+	require.EqualValues(t, 2, st.reads.Load()-before, "one read per notify type for five reports")
+
+	s2 := subscribe(t, e, "app1", DeviceDatasChanged, "http://127.0.0.1:9/all", "")
+	msgs, err := e.ReportMessages(ctx, "app1", rep)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2, "the new deviceDatasChanged subscriber gets the next report")
+	require.NoError(t, e.Unsubscribe(ctx, s2.ID))
+	msgs, err = e.ReportMessages(ctx, "app1", rep)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1, "the removed subscriber does not get the next report")
+}
+
+// countingStore counts subscription reads.
+type countingStore struct {
+	*MemoryStore
+	reads atomic.Int64
+}
+
+func (c *countingStore) Subscriptions(ctx context.Context, f Filter) ([]Subscription, error) {
+	c.reads.Add(1)
+	return c.MemoryStore.Subscriptions(ctx, f)
+}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -38,6 +39,32 @@ func (s *Shadow) Get(deviceID string) ([]ServiceShadow, error) {
 		return err
 	})
 	return out, err
+}
+
+// Desired returns the device's shadow when some service has desired
+// values, and nil otherwise. It is Get for the uplink path: a device's
+// every wake-up asks, and a shadow without desired values (the common
+// case) is answered without decoding it.
+func (s *Shadow) Desired(deviceID string) ([]ServiceShadow, error) {
+	var out []ServiceShadow
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketShadow).Get([]byte(deviceID))
+		// "desired" appears unescaped only as a key: a ServiceShadow's
+		// Desired (omitted when nil) or a property of that name, which
+		// costs a decode and finds nothing.
+		if !bytes.Contains(v, []byte(`"desired":`)) {
+			return nil
+		}
+		var err error
+		out, err = getShadow(tx, deviceID)
+		return err
+	})
+	for _, ss := range out {
+		if ss.Desired != nil {
+			return out, err
+		}
+	}
+	return nil, err
 }
 
 func getShadow(tx *bolt.Tx, deviceID string) ([]ServiceShadow, error) {

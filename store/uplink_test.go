@@ -76,3 +76,29 @@ func TestSaveUplinkAllOrNothing(t *testing.T) {
 	require.Equal(t, msg.ID, msgs[0].ID)
 	require.Equal(t, msg.Body, msgs[0].Body)
 }
+
+// TestShadowDesired: Desired returns the shadow only when a service has
+// desired values, including after a reported property named "desired".
+func TestShadowDesired(t *testing.T) {
+	db, err := Open(t.TempDir()+"/doze.db", nil)
+	require.NoError(t, err)
+	defer db.Close()
+	sh := db.Shadow()
+	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	got, err := sh.Desired("d1")
+	require.NoError(t, err)
+	require.Nil(t, got, "no shadow")
+	require.NoError(t, sh.Report("d1", "Meter", map[string]any{"desired": 1.0, "x": `"desired":`}, t0))
+	got, err = sh.Desired("d1")
+	require.NoError(t, err)
+	require.Nil(t, got, "reported values only, one named desired")
+	require.NoError(t, sh.Desire("d1", "Config", map[string]any{"period": 60.0}, t0))
+	got, err = sh.Desired("d1")
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, map[string]any{"period": 60.0}, got[1].Desired.Data)
+	require.NoError(t, sh.ClearDesired("d1", "Config"))
+	got, err = sh.Desired("d1")
+	require.NoError(t, err)
+	require.Nil(t, got, "desired values cleared")
+}
