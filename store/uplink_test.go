@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -101,4 +102,60 @@ func TestShadowDesired(t *testing.T) {
 	got, err = sh.Desired("d1")
 	require.NoError(t, err)
 	require.Nil(t, got, "desired values cleared")
+}
+
+// BenchmarkUplinkStore measures the store stage of one demo-meter uplink
+// (three services, three pushes, one app keeping history), with 64 event
+// workers writing at once, in one run: "separate" is the write pattern
+// before SaveUplink (inbox put; history and shadow; the outbox; the inbox
+// delete: four commits), "one" is the inbox put and SaveUplink (two). Both
+// sync to disk; commits are shared by concurrent callers either way.
+func BenchmarkUplinkStore(b *testing.B) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
+	services := []string{"Meter", "Battery", "Connectivity"}
+	data := json.RawMessage(`{"totalFlow":12.345,"flowRate":1.5,"pulseCount":77}`)
+	uplink := func(i int64) Uplink {
+		dev := fmt.Sprintf("d%d", i%1000)
+		u := Uplink{DeviceID: dev, Time: t0, Reported: map[string]map[string]any{}}
+		for k, s := range services {
+			u.History = append(u.History, HistoryRecord{DeviceID: dev, GatewayID: dev, AppID: "app", ServiceID: s, Data: data, Time: t0})
+			u.Reported[s] = map[string]any{"totalFlow": 12.345, "flowRate": 1.5, "pulseCount": 77.0}
+			u.Messages = append(u.Messages, push.Message{ID: fmt.Sprintf("msg_%016x%d", i, k), URL: "http://127.0.0.1:9/push",
+				Body: data, NotifyType: push.DeviceDataChanged, SubscriptionID: "s1", Created: t0, Expires: t0.Add(time.Hour)})
+		}
+		return u
+	}
+	entry := InboxEntry{Endpoint: "urn:imei:868333030000001", Path: "/19/0/0", Payload: []byte{1, 0x55, 0xFF, 0xAB, 0, 1, 0xE2, 0x40, 0, 0x96, 0, 0x10}, Time: t0}
+	ways := []struct {
+		name string
+		do   func(db *DB, u Uplink) error
+	}{
+		{"separate", func(db *DB, u Uplink) error {
+			if err := db.SaveReport(u.DeviceID, u.History, u.Reported, u.Time); err != nil {
+				return err
+			}
+			if err := db.Push().PutMessages(ctx, u.Messages...); err != nil {
+				return err
+			}
+			return db.Inbox().Delete(ctx, u.Inbox)
+		}},
+		{"one", func(db *DB, u Uplink) error { return db.SaveUplink(u) }},
+	}
+	for _, w := range ways {
+		b.Run(w.name+"/workers=64", func(b *testing.B) {
+			db := openTemp(b, nil)
+			benchParallel(b, 64, func(i int64) {
+				u := uplink(i)
+				seq, err := db.Inbox().Put(ctx, entry)
+				if err == nil {
+					u.Inbox = seq
+					err = w.do(db, u)
+				}
+				if err != nil {
+					b.Error(err)
+				}
+			})
+		})
+	}
 }
