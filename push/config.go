@@ -37,6 +37,12 @@ type Config struct {
 	EndpointConcurrency int
 	// Workers bounds the tries in flight over all URLs. 0 means 128.
 	Workers int
+	// SubscriptionCache is how long the engine reuses the subscribers it
+	// looked up for a report (PublishReport, ReportMessages): a report
+	// then costs no Store read. Changes made through this engine show at
+	// once; changes another process makes in a shared Store show within
+	// this time. 0 means 1 second; negative means no cache.
+	SubscriptionCache time.Duration
 	// MaxQueued bounds the messages waiting for one URL while Run runs;
 	// Publish, PublishReport or Send beyond it fails with ErrQueueFull
 	// (before Run nothing is counted). 0 means 100000.
@@ -114,6 +120,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxQueued == 0 {
 		c.MaxQueued = 100000
+	}
+	if c.SubscriptionCache == 0 {
+		c.SubscriptionCache = time.Second
 	}
 	switch {
 	case c.KeepTime < 0:

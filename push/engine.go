@@ -35,6 +35,10 @@ type Engine struct {
 
 	subMu sync.Mutex // serializes Subscribe so the host:port rule holds
 
+	cacheMu  sync.Mutex
+	cache    map[Filter]cachedSubs // report subscribers (Config.SubscriptionCache)
+	cacheGen uint64                // bumped by every subscription change
+
 	uuidMu  sync.Mutex
 	uuidMS  uint64
 	uuidSeq uint16
@@ -170,6 +174,7 @@ func (e *Engine) Subscribe(ctx context.Context, s Subscription) (Subscription, e
 	u, _ := ParseCallbackURL(s.CallbackURL)
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
+	defer e.forgetSubscribers()
 	if err := e.checkOrigin(ctx, s.AppID, u, s.CallbackURL); err != nil {
 		return Subscription{}, err
 	}
@@ -208,6 +213,7 @@ func (e *Engine) Subscriptions(ctx context.Context, f Filter) ([]Subscription, e
 
 // Unsubscribe deletes the subscription with id, or returns ErrNotFound.
 func (e *Engine) Unsubscribe(ctx context.Context, id string) error {
+	defer e.forgetSubscribers()
 	n, err := e.store.DeleteSubscriptions(ctx, id)
 	if err != nil {
 		return fmt.Errorf("push: deleting subscription %s: %w", id, err)
@@ -223,6 +229,7 @@ func (e *Engine) Unsubscribe(ctx context.Context, id string) error {
 func (e *Engine) UnsubscribeAll(ctx context.Context, f Filter) (int, error) {
 	e.subMu.Lock()
 	defer e.subMu.Unlock()
+	defer e.forgetSubscribers()
 	subs, err := e.store.Subscriptions(ctx, f)
 	if err != nil {
 		return 0, fmt.Errorf("push: reading subscriptions: %w", err)
@@ -266,13 +273,26 @@ func (e *Engine) Publish(ctx context.Context, appID string, n Notification) (int
 // deviceDatasChanged subscriber; a subscriber of both gets both. It
 // returns how many messages it enqueued; all are stored in one write.
 func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int, error) {
-	one, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: DeviceDataChanged})
+	msgs, err := e.ReportMessages(ctx, appID, r)
 	if err != nil {
-		return 0, e.refuse(1, appID, DeviceDataChanged, fmt.Errorf("push: reading subscriptions: %w", err))
+		return 0, err
 	}
-	all, err := e.store.Subscriptions(ctx, Filter{AppID: appID, NotifyType: DeviceDatasChanged})
+	return len(msgs), e.enqueue(ctx, msgs)
+}
+
+// ReportMessages returns the messages PublishReport would enqueue for r,
+// without storing or queueing them: a caller that writes them to the
+// Store in a transaction of its own (with the rest of what a report
+// causes) hands them to Admit. Each body is encoded once and shared by
+// every subscriber it goes to.
+func (e *Engine) ReportMessages(ctx context.Context, appID string, r Report) ([]Message, error) {
+	one, err := e.subscribers(ctx, Filter{AppID: appID, NotifyType: DeviceDataChanged})
 	if err != nil {
-		return 0, e.refuse(1, appID, DeviceDatasChanged, fmt.Errorf("push: reading subscriptions: %w", err))
+		return nil, e.refuse(1, appID, DeviceDataChanged, fmt.Errorf("push: reading subscriptions: %w", err))
+	}
+	all, err := e.subscribers(ctx, Filter{AppID: appID, NotifyType: DeviceDatasChanged})
+	if err != nil {
+		return nil, e.refuse(1, appID, DeviceDatasChanged, fmt.Errorf("push: reading subscriptions: %w", err))
 	}
 	now := time.Now()
 	var msgs []Message
@@ -280,7 +300,7 @@ func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int
 		for _, b := range r.DataChanged() {
 			body, err := b.MarshalJSON()
 			if err != nil {
-				return 0, e.refuse(len(one), appID, DeviceDataChanged,
+				return nil, e.refuse(len(one), appID, DeviceDataChanged,
 					fmt.Errorf("push: encoding deviceDataChanged of service %q: %w", b.Service.ServiceID, err))
 			}
 			for _, s := range one {
@@ -291,13 +311,76 @@ func (e *Engine) PublishReport(ctx context.Context, appID string, r Report) (int
 	if len(all) > 0 {
 		body, err := r.DatasChanged().MarshalJSON()
 		if err != nil {
-			return 0, e.refuse(len(all), appID, DeviceDatasChanged, fmt.Errorf("push: encoding deviceDatasChanged: %w", err))
+			return nil, e.refuse(len(all), appID, DeviceDatasChanged, fmt.Errorf("push: encoding deviceDatasChanged: %w", err))
 		}
 		for _, s := range all {
 			msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID))
 		}
 	}
-	return len(msgs), e.enqueue(ctx, msgs)
+	return msgs, nil
+}
+
+// Admit queues msgs, which write stores in the engine's Store: the caller
+// writes them there in a transaction of its own, with the other effects of
+// what caused them, so that all are kept or none (one commit instead of
+// one per effect). Admit calls write exactly once, even for no messages,
+// unless the engine is closed or a URL's queue is full; then, or when write
+// fails, it counts and logs the messages as refused and returns why, and
+// nothing is queued. The messages should come from ReportMessages (or be
+// built alike, with ids unique to this engine).
+func (e *Engine) Admit(ctx context.Context, msgs []Message, write func() error) error {
+	return e.admit(ctx, msgs, write)
+}
+
+// Store returns the Store the engine keeps its subscriptions and outbox in.
+func (e *Engine) Store() Store { return e.store }
+
+type cachedSubs struct {
+	subs []Subscription
+	at   time.Time
+}
+
+// subscribers returns the subscriptions f matches, from the cache when
+// they were looked up less than Config.SubscriptionCache ago. The result
+// is shared: callers must not change it.
+func (e *Engine) subscribers(ctx context.Context, f Filter) ([]Subscription, error) {
+	ttl := e.cfg.SubscriptionCache
+	if ttl < 0 {
+		return e.store.Subscriptions(ctx, f)
+	}
+	now := time.Now()
+	e.cacheMu.Lock()
+	c, ok := e.cache[f]
+	gen := e.cacheGen
+	e.cacheMu.Unlock()
+	if ok && now.Sub(c.at) < ttl {
+		return c.subs, nil
+	}
+	subs, err := e.store.Subscriptions(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	e.cacheMu.Lock()
+	if e.cacheGen == gen { // no change since the read began
+		if e.cache == nil || len(e.cache) >= maxCachedFilters {
+			e.cache = make(map[Filter]cachedSubs)
+		}
+		e.cache[f] = cachedSubs{subs: subs, at: now}
+	}
+	e.cacheMu.Unlock()
+	return subs, nil
+}
+
+// maxCachedFilters bounds the subscriber cache: two entries per
+// application that reports are published to.
+const maxCachedFilters = 4096
+
+// forgetSubscribers empties the subscriber cache after a change.
+func (e *Engine) forgetSubscribers() {
+	e.cacheMu.Lock()
+	e.cacheGen++
+	e.cache = nil
+	e.cacheMu.Unlock()
 }
 
 // Send enqueues body for callbackURL without a subscription: the command
@@ -401,17 +484,30 @@ func (e *Engine) enqueue(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	return e.admit(ctx, msgs, func() error { return e.store.PutMessages(ctx, msgs...) })
+}
+
+// admit runs write, which stores msgs, and then queues them while Run
+// runs. The store write and the queueing happen under loadMu, so that Run
+// loading the outbox never sees a message twice nor misses one.
+func (e *Engine) admit(ctx context.Context, msgs []Message, write func() error) error {
+	refuse := func(err error) error {
+		if len(msgs) == 0 {
+			return err
+		}
+		return e.refuseAll(msgs, err)
+	}
 	e.runMu.Lock()
 	closed := e.closed
 	e.runMu.Unlock()
 	if closed {
-		return e.refuseAll(msgs, ErrClosed)
+		return refuse(ErrClosed)
 	}
 	e.loadMu.RLock()
 	defer e.loadMu.RUnlock()
 	e.mu.Lock()
 	loaded := e.loaded
-	if loaded {
+	if loaded && len(msgs) > 0 {
 		count := make(map[string]int)
 		for _, m := range msgs {
 			count[m.URL]++
@@ -419,13 +515,16 @@ func (e *Engine) enqueue(ctx context.Context, msgs []Message) error {
 		for u, n := range count {
 			if ep := e.eps[u]; ep != nil && len(ep.queue)+ep.inflight+n > e.cfg.MaxQueued {
 				e.mu.Unlock()
-				return e.refuseAll(msgs, &QueueFullError{URL: u, Limit: e.cfg.MaxQueued})
+				return refuse(&QueueFullError{URL: u, Limit: e.cfg.MaxQueued})
 			}
 		}
 	}
 	e.mu.Unlock()
-	if err := e.store.PutMessages(ctx, msgs...); err != nil {
-		return e.refuseAll(msgs, fmt.Errorf("push: storing %d messages: %w", len(msgs), err))
+	if err := write(); err != nil {
+		return refuse(fmt.Errorf("push: storing %d messages: %w", len(msgs), err))
+	}
+	if len(msgs) == 0 {
+		return nil
 	}
 	e.enqueued.Add(uint64(len(msgs)))
 	if !loaded {

@@ -687,3 +687,82 @@ func TestPickTakesTurns(t *testing.T) {
 	}
 	require.Equal(t, []string{"X", "A", "B", "C", "A", "B", "C", "B", "C"}, order)
 }
+
+// TestAdmit: messages a caller stores itself (ReportMessages, then Admit
+// with the caller's write) are queued and delivered once the write
+// succeeds; a failed write queues nothing, counts them as refused and
+// returns the write's error; write runs once even with no messages.
+func TestAdmit(t *testing.T) {
+	ctx := context.Background()
+	s := newSink(t, nil)
+	e, st := newTestEngine(t, Config{Allow: allowLoopback})
+	subscribe(t, e, "app1", DeviceDataChanged, s.url("/one"), "")
+	run(t, e)
+	rep := Report{DeviceID: "d1", GatewayID: "d1", Services: []ServiceData{battery, connectivity}}
+
+	msgs, err := e.ReportMessages(ctx, "app1", rep)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2, "one deviceDataChanged per service")
+	broken := errors.New("disk full")
+	writes := 0
+	err = e.Admit(ctx, msgs, func() error { writes++; return broken })
+	require.ErrorIs(t, err, broken)
+	require.Equal(t, 1, writes)
+	require.EqualValues(t, 2, e.Stats().Refused, "messages of a failed write are refused")
+	require.EqualValues(t, 0, e.Stats().Enqueued)
+
+	writes = 0
+	require.NoError(t, e.Admit(ctx, nil, func() error { writes++; return nil }))
+	require.Equal(t, 1, writes, "write runs for no messages too (the caller's other effects)")
+
+	require.NoError(t, e.Admit(ctx, msgs, func() error { return st.PutMessages(ctx, msgs...) }))
+	ids := map[string]bool{}
+	for range 2 {
+		r := s.next(t)
+		ids[r.header.Get(HeaderID)] = true
+	}
+	require.Equal(t, map[string]bool{msgs[0].ID: true, msgs[1].ID: true}, ids, "the admitted messages went out under their ids")
+	require.NoError(t, e.Close())
+	require.EqualValues(t, 2, s.n.Load(), "only the admitted messages went out")
+	require.EqualValues(t, 2, e.Stats().Enqueued)
+}
+
+// TestSubscriberCache: a report's subscribers are read from the Store once
+// per Config.SubscriptionCache, and a subscription made or removed through
+// the engine shows in the very next report.
+func TestSubscriberCache(t *testing.T) {
+	ctx := context.Background()
+	st := &countingStore{MemoryStore: NewMemoryStore()}
+	e, err := New(st, Config{Allow: allowLoopback, SubscriptionCache: time.Hour})
+	require.NoError(t, err)
+	defer e.Close()
+	rep := Report{DeviceID: "d1", GatewayID: "d1", Services: []ServiceData{battery}}
+	subscribe(t, e, "app1", DeviceDataChanged, "http://127.0.0.1:9/one", "")
+	before := st.reads.Load()
+	for range 5 {
+		msgs, err := e.ReportMessages(ctx, "app1", rep)
+		require.NoError(t, err)
+		require.Len(t, msgs, 1)
+	}
+	require.EqualValues(t, 2, st.reads.Load()-before, "one read per notify type for five reports")
+
+	s2 := subscribe(t, e, "app1", DeviceDatasChanged, "http://127.0.0.1:9/all", "")
+	msgs, err := e.ReportMessages(ctx, "app1", rep)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2, "the new deviceDatasChanged subscriber gets the next report")
+	require.NoError(t, e.Unsubscribe(ctx, s2.ID))
+	msgs, err = e.ReportMessages(ctx, "app1", rep)
+	require.NoError(t, err)
+	require.Len(t, msgs, 1, "the removed subscriber does not get the next report")
+}
+
+// countingStore counts subscription reads.
+type countingStore struct {
+	*MemoryStore
+	reads atomic.Int64
+}
+
+func (c *countingStore) Subscriptions(ctx context.Context, f Filter) ([]Subscription, error) {
+	c.reads.Add(1)
+	return c.MemoryStore.Subscriptions(ctx, f)
+}

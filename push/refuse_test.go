@@ -60,7 +60,8 @@ func TestRefusedCountedLogged(t *testing.T) {
 	ctx := context.Background()
 	var logs syncBuffer
 	st := &brokenStore{MemoryStore: NewMemoryStore()}
-	e, err := New(st, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	// No subscriber cache: every report reads the (failing) store.
+	e, err := New(st, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil)), SubscriptionCache: -1})
 	require.NoError(t, err)
 	defer e.Close()
 	subscribe(t, e, "app1", DeviceDataChanged, "http://203.0.113.7:8080/one", "")

@@ -71,18 +71,7 @@ func (in *Inbox) Delete(ctx context.Context, seqs ...uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return in.db.commit(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketInbox)
-		if err != nil {
-			return err
-		}
-		for _, s := range seqs {
-			if err := b.Delete(binary.BigEndian.AppendUint64(nil, s)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return in.db.commit(func(tx *bolt.Tx) error { return deleteInbox(tx, seqs...) })
 }
 
 // Pending returns every entry not deleted yet, oldest first.

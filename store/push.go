@@ -47,7 +47,8 @@ var (
 
 // Push is the bbolt implementation of push.Store (subscriptions and the
 // durable outbox, PSH-6). Outbox writes from many goroutines share commits
-// through bbolt's Batch.
+// with the file's other writes (group commit); DB.SaveUplink puts a
+// report's pushes in the same transaction as the rest of its effects.
 type Push struct {
 	db *DB
 }
@@ -56,6 +57,9 @@ var _ push.Store = (*Push)(nil)
 
 // Push returns the push.Store view of the file.
 func (db *DB) Push() *Push { return &Push{db: db} }
+
+// DB returns the file p is a view of.
+func (p *Push) DB() *DB { return p.db }
 
 type pushSub struct {
 	ID          string    `json:"id"`
@@ -308,7 +312,8 @@ func outboxBuckets(tx *bolt.Tx) (msgs, eps, legacy *bolt.Bucket, err error) {
 	return msgs, eps, legacy, nil
 }
 
-// PutMessages implements push.Store. Concurrent calls share one commit.
+// PutMessages implements push.Store. Concurrent calls share one commit
+// with every other write of the file (group commit).
 func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -316,44 +321,66 @@ func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	keys := make([][]byte, len(msgs))
-	vals := make([][]byte, len(msgs))
+	out, err := encodeOutbox(msgs)
+	if err != nil {
+		return err
+	}
+	return p.db.commit(out.put)
+}
+
+// outboxWrite is a batch of messages encoded for the outbox, ready to be
+// put in a transaction.
+type outboxWrite struct {
+	msgs       []push.Message
+	keys, vals [][]byte
+}
+
+func encodeOutbox(msgs []push.Message) (outboxWrite, error) {
+	w := outboxWrite{msgs: msgs, keys: make([][]byte, len(msgs)), vals: make([][]byte, len(msgs))}
 	for i := range msgs {
 		k, err := outboxKey(&msgs[i])
 		if err != nil {
-			return err
+			return outboxWrite{}, err
 		}
-		keys[i], vals[i] = k, encodeMessage(nil, &msgs[i])
+		w.keys[i], w.vals[i] = k, encodeMessage(nil, &msgs[i])
 	}
-	return closed(p.db.bolt.Batch(func(tx *bolt.Tx) error {
-		outbox, eps, legacy, err := outboxBuckets(tx)
-		if err != nil {
+	return w, nil
+}
+
+// put writes the messages in tx; a message with the URL and ID of a
+// stored one replaces it.
+func (w outboxWrite) put(tx *bolt.Tx) error {
+	if len(w.msgs) == 0 {
+		return nil
+	}
+	outbox, eps, legacy, err := outboxBuckets(tx)
+	if err != nil {
+		return err
+	}
+	for i, k := range w.keys {
+		h := k[:sha256.Size]
+		if u := eps.Get(h); u == nil || string(u) != w.msgs[i].URL {
+			if err := eps.Put(h, []byte(w.msgs[i].URL)); err != nil {
+				return err
+			}
+		}
+		if err := outbox.Put(k, w.vals[i]); err != nil {
 			return err
 		}
-		for i, k := range keys {
-			h := k[:sha256.Size]
-			if u := eps.Get(h); u == nil || string(u) != msgs[i].URL {
-				if err := eps.Put(h, []byte(msgs[i].URL)); err != nil {
+		if legacy != nil {
+			// The same URL and id stored by the first layout is replaced.
+			if lk := legacyOutboxKey(&w.msgs[i]); lk != nil {
+				if err := legacy.Delete(lk); err != nil {
 					return err
 				}
 			}
-			if err := outbox.Put(k, vals[i]); err != nil {
-				return err
-			}
-			if legacy != nil {
-				// The same URL and id stored by the first layout is replaced.
-				if lk := legacyOutboxKey(&msgs[i]); lk != nil {
-					if err := legacy.Delete(lk); err != nil {
-						return err
-					}
-				}
-			}
 		}
-		return nil
-	}))
+	}
+	return nil
 }
 
-// DeleteMessages implements push.Store. Concurrent calls share one commit.
+// DeleteMessages implements push.Store. Concurrent calls share one commit
+// with every other write of the file (group commit).
 // An endpoint's URL leaves the endpoint table with its last message.
 func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
 	if len(msgs) == 0 {
@@ -369,7 +396,7 @@ func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
 			legacyKeys = append(legacyKeys, lk)
 		}
 	}
-	return closed(p.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return p.db.commit(func(tx *bolt.Tx) error {
 		outbox, eps, legacy, err := outboxBuckets(tx)
 		if err != nil {
 			return err
@@ -402,7 +429,7 @@ func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
 			return tx.Bucket(bucketPush).DeleteBucket(pushOutboxV1)
 		}
 		return nil
-	}))
+	})
 }
 
 // Messages implements push.Store. It also returns the messages still kept

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -38,6 +39,32 @@ func (s *Shadow) Get(deviceID string) ([]ServiceShadow, error) {
 		return err
 	})
 	return out, err
+}
+
+// Desired returns the device's shadow when some service has desired
+// values, and nil otherwise. It is Get for the uplink path: a device's
+// every wake-up asks, and a shadow without desired values (the common
+// case) is answered without decoding it.
+func (s *Shadow) Desired(deviceID string) ([]ServiceShadow, error) {
+	var out []ServiceShadow
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketShadow).Get([]byte(deviceID))
+		// "desired" appears unescaped only as a key: a ServiceShadow's
+		// Desired (omitted when nil) or a property of that name, which
+		// costs a decode and finds nothing.
+		if !bytes.Contains(v, []byte(`"desired":`)) {
+			return nil
+		}
+		var err error
+		out, err = getShadow(tx, deviceID)
+		return err
+	})
+	for _, ss := range out {
+		if ss.Desired != nil {
+			return out, err
+		}
+	}
+	return nil, err
 }
 
 func getShadow(tx *bolt.Tx, deviceID string) ([]ServiceShadow, error) {
@@ -108,53 +135,38 @@ func (s *Shadow) update(deviceID, serviceID string, f func(*ServiceShadow)) erro
 // in the shadow (SPEC STO-2, STO-3). A report costs one write, not one per
 // service.
 func (db *DB) SaveReport(deviceID string, hist []HistoryRecord, reported map[string]map[string]any, at time.Time) error {
-	vals := make([][]byte, len(hist))
-	for i, r := range hist {
-		if r.DeviceID == "" {
-			return ErrNoDevice
-		}
-		v, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("store: history record of %s: %w", r.DeviceID, err)
-		}
-		vals[i] = v
+	return db.SaveUplink(Uplink{DeviceID: deviceID, History: hist, Reported: reported, Time: at})
+}
+
+// reportShadow merges reported values into the device's shadow in tx.
+func reportShadow(tx *bolt.Tx, deviceID string, reported map[string]map[string]any, at time.Time) error {
+	if len(reported) == 0 {
+		return nil
 	}
-	return db.commit(func(tx *bolt.Tx) error {
-		hb := tx.Bucket(bucketHistory)
-		for i, r := range hist {
-			seq, _ := hb.NextSequence()
-			if err := hb.Put(historyKey(r.DeviceID, r.Time, seq), vals[i]); err != nil {
-				return err
-			}
+	all, err := getShadow(tx, deviceID)
+	if err != nil {
+		return err
+	}
+	for service, data := range reported {
+		i := 0
+		for i < len(all) && all[i].ServiceID != service {
+			i++
 		}
-		if len(reported) == 0 {
-			return nil
+		if i == len(all) {
+			all = append(all, ServiceShadow{ServiceID: service})
 		}
-		all, err := getShadow(tx, deviceID)
-		if err != nil {
-			return err
+		ss := &all[i]
+		if ss.Reported == nil {
+			ss.Reported = &ShadowEntry{Data: map[string]any{}}
 		}
-		for service, data := range reported {
-			i := 0
-			for i < len(all) && all[i].ServiceID != service {
-				i++
-			}
-			if i == len(all) {
-				all = append(all, ServiceShadow{ServiceID: service})
-			}
-			ss := &all[i]
-			if ss.Reported == nil {
-				ss.Reported = &ShadowEntry{Data: map[string]any{}}
-			}
-			for k, v := range data {
-				ss.Reported.Data[k] = v
-			}
-			ss.Reported.EventTime = at.UTC()
+		for k, v := range data {
+			ss.Reported.Data[k] = v
 		}
-		v, err := json.Marshal(all)
-		if err != nil {
-			return fmt.Errorf("store: shadow of %s: %w", deviceID, err)
-		}
-		return tx.Bucket(bucketShadow).Put([]byte(deviceID), v)
-	})
+		ss.Reported.EventTime = at.UTC()
+	}
+	v, err := json.Marshal(all)
+	if err != nil {
+		return fmt.Errorf("store: shadow of %s: %w", deviceID, err)
+	}
+	return tx.Bucket(bucketShadow).Put([]byte(deviceID), v)
 }

@@ -47,7 +47,7 @@ type options struct {
 	load                                      bool
 	uplinks, workers                          int
 	timeout                                   time.Duration
-	sink                                      string
+	sink, notify                              string
 	verbose                                   bool
 	swVersion, fwVersion                      string
 }
@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.workers, "workers", 64, "devices connecting or sending at a time")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "load mode: bound on the load run (connecting, reports, pushes and the ceiling; registration through -api comes before it)")
 	fs.StringVar(&o.sink, "sink", "127.0.0.1:8745", "load mode: address of the webhook sink (the platform wants one callback host:port per app)")
+	fs.StringVar(&o.notify, "notify", "deviceDataChanged", "load mode: notify type the sink subscribes to (deviceDataChanged: a push per service; deviceDatasChanged: one per report)")
 	fs.BoolVar(&o.verbose, "v", false, "log every device event")
 	fs.StringVar(&o.swVersion, "sw", "1.0.0", "software version (PCP upgrades)")
 	fs.StringVar(&o.fwVersion, "fw", "FW1.0", "firmware version (object 5 upgrades)")
@@ -191,7 +192,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keys = nil
 	}
 	if o.load {
-		res, err := sim.Load(ctx, sim.LoadConfig{Device: tmpl, IMEIs: imeis, Keys: keys, Uplinks: o.uplinks, Workers: o.workers, Timeout: o.timeout, API: api, SinkAddr: o.sink})
+		res, err := sim.Load(ctx, sim.LoadConfig{Device: tmpl, IMEIs: imeis, Keys: keys, Uplinks: o.uplinks, Workers: o.workers, Timeout: o.timeout, API: api, SinkAddr: o.sink, NotifyType: o.notify})
 		if err != nil {
 			if res.Sent > 0 {
 				printLoad(stdout, o, res) // what the run measured before it failed

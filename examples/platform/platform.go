@@ -364,10 +364,10 @@ func (p *Platform) replayInbox(ctx context.Context) {
 	var done []uint64
 	for i, u := range pending {
 		q := queuedEvent{e: lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
-			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat}, inbox: u.Seq, fx: &effects{}}
+			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat}, inbox: u.Seq, fx: &effects{inbox: u.Seq}}
 		if err := p.process(ctx, q.e, q.fx); err != nil {
 			p.failed(q, err)
-		} else {
+		} else if !q.fx.consumed {
 			done = append(done, u.Seq)
 		}
 		if len(done) > 0 && (len(done) == 64 || i == len(pending)-1) { // one disk sync for many
@@ -402,10 +402,11 @@ func (p *Platform) background(f func(ctx context.Context)) {
 	}()
 }
 
-// handleEvents is one event worker. Processed uplinks leave the inbox in
-// batches (when the queue is empty or 64 are done), one disk sync for many;
-// one whose effects could not all be stored stays there and is held for
-// another try (SEC-6).
+// handleEvents is one event worker. A report leaves the inbox in the
+// transaction that stores its effects (saveUplink); other processed
+// uplinks (responses, PCP frames, refused data) leave it in batches (when
+// the queue is empty or 64 are done). One whose effects could not all be
+// stored stays there and is held for another try (SEC-6).
 func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error {
 	var done []uint64
 	flush := func() {
@@ -421,11 +422,11 @@ func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error 
 			return nil
 		case q := <-ch:
 			if q.fx == nil {
-				q.fx = &effects{}
+				q.fx = &effects{inbox: q.inbox}
 			}
 			if err := p.process(ctx, q.e, q.fx); err != nil {
 				p.failed(q, err)
-			} else if q.inbox != 0 {
+			} else if q.inbox != 0 && !q.fx.consumed {
 				done = append(done, q.inbox)
 			}
 			if len(done) > 0 && (len(ch) == 0 || len(done) >= 64) {

@@ -16,7 +16,7 @@ import (
 // the usual rules (CMD-1…CMD-4) and the desired values are cleared once it
 // is queued. Values no command can carry stay desired, and the log says so.
 func (p *Platform) deliverDesired(ctx context.Context, d registry.Device) {
-	sh, err := p.db.Shadow().Get(d.ID)
+	sh, err := p.db.Shadow().Desired(d.ID)
 	if err != nil || len(sh) == 0 {
 		return
 	}

@@ -29,10 +29,13 @@ func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) error {
 // does only what is left (SEC-6) and nothing twice: history and shadow,
 // one push per app, the codec's acknowledgement.
 type effects struct {
-	counted bool            // the uplink was counted in doze_uplinks_total
-	saved   bool            // history and shadow stored
-	pushed  map[string]bool // app id → the report was accepted by push
-	acked   bool            // the report acknowledgement went out
+	inbox    uint64          // the uplink's inbox entry (0: not kept there)
+	consumed bool            // the inbox entry left in the report's own transaction
+	counted  bool            // the uplink was counted in doze_uplinks_total
+	checked  bool            // the report was checked (and its problems logged) once
+	saved    bool            // history and shadow stored
+	pushed   map[string]bool // app id → the report was accepted by push
+	acked    bool            // the report acknowledgement went out
 }
 
 // process is handleEvent resuming from fx.
@@ -196,8 +199,9 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 		reported = map[string]map[string]any{}
 		services []push.ServiceData
 		history  = p.historyApps()
-		first    = !fx.saved && fx.pushed == nil
+		first    = !fx.checked
 	)
+	fx.checked = true
 	for _, sd := range r.Data {
 		if err := prod.CheckReport(sd.ServiceID, sd.ServiceData); err != nil {
 			if first {
@@ -228,6 +232,13 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 	if first {
 		p.usable(ctx, d)
 	}
+	rep := push.Report{DeviceID: d.ID, GatewayID: gatewayOf(d), Services: services}
+	if first {
+		p.log.Add(d.ID, "uplink", fmt.Sprintf("report of %d service(s)", len(services)))
+	}
+	if p.outboxInStore() {
+		return p.saveUplink(ctx, d, rep, hist, reported, at, fx)
+	}
 	var errs []error
 	if !fx.saved {
 		// History and shadow in one commit (STO-2, STO-3).
@@ -237,13 +248,9 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 			fx.saved = true
 		}
 	}
-	if first {
-		p.log.Add(d.ID, "uplink", fmt.Sprintf("report of %d service(s)", len(services)))
-	}
 	if fx.pushed == nil {
 		fx.pushed = map[string]bool{}
 	}
-	rep := push.Report{DeviceID: d.ID, GatewayID: gatewayOf(d), Services: services}
 	for _, app := range p.apps() {
 		if fx.pushed[app] {
 			continue
@@ -256,6 +263,38 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 		fx.pushed[app] = true
 	}
 	return errors.Join(errs...)
+}
+
+// outboxInStore reports whether the push engine keeps its outbox in the
+// platform's own file, so that a report's pushes can share the
+// transaction of its history, shadow and inbox entry.
+func (p *Platform) outboxInStore() bool {
+	ps, ok := p.push.Store().(*store.Push)
+	return ok && ps.DB() == p.db
+}
+
+// saveUplink stores everything a report causes in one transaction: history
+// and shadow (STO-2, STO-3), the pushes to every app's subscribers (PSH-3)
+// and the removal of the uplink from the inbox. Concurrent workers share
+// the commit, so a batch of uplinks costs one disk sync. All or nothing:
+// on an error the uplink stays in the inbox and a retry does it all.
+func (p *Platform) saveUplink(ctx context.Context, d registry.Device, rep push.Report, hist []store.HistoryRecord,
+	reported map[string]map[string]any, at time.Time, fx *effects) error {
+	var msgs []push.Message
+	for _, app := range p.apps() {
+		// The push engine counts and logs a refusal itself (Stats.Refused).
+		m, err := p.push.ReportMessages(ctx, app, rep)
+		if err != nil {
+			return fmt.Errorf("push of the report to app %s: %w", app, err)
+		}
+		msgs = append(msgs, m...)
+	}
+	u := store.Uplink{DeviceID: d.ID, History: hist, Reported: reported, Time: at, Messages: msgs, Inbox: fx.inbox}
+	if err := p.push.Admit(ctx, msgs, func() error { return p.db.SaveUplink(u) }); err != nil {
+		return fmt.Errorf("storing the report (history, shadow, %d pushes): %w", len(msgs), err)
+	}
+	fx.saved, fx.consumed = true, fx.inbox != 0
+	return nil
 }
 
 // normalize turns a JSON object back into plain values for the shadow.

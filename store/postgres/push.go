@@ -99,6 +99,14 @@ func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
 		return nil
 	}
 	batch := &pgx.Batch{}
+	if err := queueMessages(batch, msgs); err != nil {
+		return err
+	}
+	return p.db.tx(ctx, func(tx pgx.Tx) error { return tx.SendBatch(ctx, batch).Close() })
+}
+
+// queueMessages queues the upserts of msgs on b.
+func queueMessages(b *pgx.Batch, msgs []push.Message) error {
 	for i := range msgs {
 		m := &msgs[i]
 		if err := checkMessageID(m); err != nil {
@@ -108,7 +116,7 @@ func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
 		if body == nil {
 			body = []byte{}
 		}
-		batch.Queue(`INSERT INTO push_messages (url_hash, id, url, body, secret, notify_type, subscription_id, created, expires)
+		b.Queue(`INSERT INTO push_messages (url_hash, id, url, body, secret, notify_type, subscription_id, created, expires)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (url_hash, id) DO UPDATE SET url = excluded.url, body = excluded.body, secret = excluded.secret,
 				notify_type = excluded.notify_type, subscription_id = excluded.subscription_id,
@@ -116,7 +124,7 @@ func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
 			urlHash(m.URL), m.ID, m.URL, body, string(m.Secret), string(m.NotifyType), m.SubscriptionID,
 			m.Created.UnixNano(), m.Expires.UnixNano())
 	}
-	return p.db.tx(ctx, func(tx pgx.Tx) error { return tx.SendBatch(ctx, batch).Close() })
+	return nil
 }
 
 // DeleteMessages implements push.Store.

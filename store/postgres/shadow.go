@@ -117,9 +117,23 @@ func updateShadow(ctx context.Context, tx pgx.Tx, deviceID string, f func([]stor
 // records (when hist is not empty) and the reported values of each service
 // in the shadow (SPEC STO-2, STO-3).
 func (db *DB) SaveReport(deviceID string, hist []store.HistoryRecord, reported map[string]map[string]any, at time.Time) error {
+	return db.SaveUplink(store.Uplink{DeviceID: deviceID, History: hist, Reported: reported, Time: at})
+}
+
+// SaveUplink writes everything one uplink causes in one transaction: its
+// history records, its reported values merged into the shadow, its pushes
+// in the outbox and the removal of its inbox entry (the bbolt store's
+// DB.SaveUplink). An error means nothing of u was written.
+func (db *DB) SaveUplink(u store.Uplink) error {
 	b := &pgx.Batch{}
-	if err := queueHistory(b, hist); err != nil {
+	if err := queueHistory(b, u.History); err != nil {
 		return err
+	}
+	if err := queueMessages(b, u.Messages); err != nil {
+		return err
+	}
+	if u.Inbox != 0 && u.Inbox <= 1<<63-1 {
+		b.Queue("DELETE FROM inbox WHERE seq = $1", int64(u.Inbox))
 	}
 	ctx := context.Background()
 	return db.tx(ctx, func(tx pgx.Tx) error {
@@ -128,11 +142,11 @@ func (db *DB) SaveReport(deviceID string, hist []store.HistoryRecord, reported m
 				return err
 			}
 		}
-		if len(reported) == 0 {
+		if len(u.Reported) == 0 {
 			return nil
 		}
-		return updateShadow(ctx, tx, deviceID, func(all []store.ServiceShadow) []store.ServiceShadow {
-			for svc, data := range reported {
+		return updateShadow(ctx, tx, u.DeviceID, func(all []store.ServiceShadow) []store.ServiceShadow {
+			for svc, data := range u.Reported {
 				var ss *store.ServiceShadow
 				all, ss = service(all, svc)
 				if ss.Reported == nil {
@@ -141,7 +155,7 @@ func (db *DB) SaveReport(deviceID string, hist []store.HistoryRecord, reported m
 				for k, v := range data {
 					ss.Reported.Data[k] = v
 				}
-				ss.Reported.EventTime = at.UTC()
+				ss.Reported.EventTime = u.Time.UTC()
 			}
 			return all
 		})

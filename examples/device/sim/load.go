@@ -51,6 +51,10 @@ type LoadConfig struct {
 	// on one host and port (PSH-2), so repeated runs for one app give the
 	// same address.
 	SinkAddr string
+	// NotifyType is what the sink subscribes to: "deviceDataChanged" (one
+	// push per service of a report) or "deviceDatasChanged" (one push with
+	// every service). "" means deviceDataChanged.
+	NotifyType string
 	// NoCeiling skips the bare go-coap run.
 	NoCeiling bool
 }
@@ -109,7 +113,10 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		return res, err
 	}
 	defer sink.close()
-	if err := cfg.API.Subscribe(ctx, "deviceDataChanged", sink.url); err != nil {
+	if cfg.NotifyType == "" {
+		cfg.NotifyType = "deviceDataChanged"
+	}
+	if err := cfg.API.Subscribe(ctx, cfg.NotifyType, sink.url); err != nil {
 		return res, err
 	}
 
