@@ -85,6 +85,45 @@
 // [Product.Service], [Service.Property], [Service.Command] and
 // [Command.Para].
 //
+// # LwM2M resource mapping
+//
+// A product whose devices are standard LwM2M clients (no object 19, no
+// codec) describes them with a mapping file uploaded with the product, as
+// a codec is (LWM-12). The Profile stays as it is (the same Profile can
+// serve a codec product and a mapped one); the mapping says which
+// resource holds each property and what each command becomes:
+//
+//	{
+//	  "properties": [
+//	    {"serviceId": "Temperature", "property": "temperature", "resource": "/3303/0/5700"},
+//	    {"serviceId": "Temperature", "property": "units", "resource": "/3303/0/5701", "observe": false},
+//	    {"serviceId": "Vendor", "property": "level", "resource": "/26241/0/1", "type": "Integer"}
+//	  ],
+//	  "commands": [
+//	    {"serviceId": "Temperature", "command": "RESET_MIN_MAX", "execute": "/3303/0/5605"},
+//	    {"serviceId": "Temperature", "command": "SET_APPLICATION_TYPE", "write": {"applicationType": "/3303/0/5750"}}
+//	  ]
+//	}
+//
+// A property maps to a resource (/object/instance/resource) or a resource
+// instance (…/instance); "observe" (default true) says whether the
+// platform observes it when a device registers, else it reads it once
+// then. A command is either an "execute" of a resource, whose arguments
+// may come from one string para named in "args", or a "write" of each
+// para to a resource of one object instance (one request: a Write of the
+// resource for one para, a partial update of the instance for several);
+// {"resource": …, "type": …} stands for the path where the object model
+// does not know the resource. [LoadMapping] checks the file against the
+// product and an [ObjectModel] and lists every problem with its line and
+// column: unknown serviceId, property, command or para; path syntax (3 or
+// 4 ids, 0 to 65534); a resource the model does not know and no "type";
+// an LwM2M type that cannot hold the dataType (String holds string and
+// enum; Integer and Unsigned Integer int, long and decimal; Float
+// decimal; Boolean boolean and int; Time DateTime, long and int; Opaque,
+// Objlnk and Corelnk string); a resource that cannot be read (a
+// property), written (a para) or executed; a path or property mapped
+// twice; a para written nowhere, since a value must not be lost.
+//
 // # Catalog
 //
 // [Catalog] holds products keyed by (manufacturerId, model) (PRF-7). Add

@@ -17,6 +17,7 @@ type ProductFiles struct {
 	FileName       string    `json:"fileName"`
 	Profile        []byte    `json:"profile"`
 	Codec          []byte    `json:"codec,omitempty"`
+	Mapping        []byte    `json:"mapping,omitempty"` // LwM2M resource mapping (LWM-12)
 	Added          time.Time `json:"added"`
 }
 

@@ -1,8 +1,11 @@
 // Command device simulates NB-IoT water meters against a Doze platform:
-// one or thousands, over CoAP or DTLS, LwM2M or TUP, in PSM, DRX or eDRX.
+// one or thousands, over CoAP or DTLS, LwM2M or TUP, in PSM, DRX or eDRX;
+// with -objects standard, temperature sensors serving the standard objects
+// 3, 4, 5 and 3303 instead of object 19 (the demo product TS3303).
 //
 //	go run ./examples/device -n 1000 -api http://127.0.0.1:8743 -app <appId> -secret <secret>
 //	go run ./examples/device -n 10000 -mode drx -load -api … -app … -secret …
+//	go run ./examples/device -objects standard -mode drx -period 1m -api … -app … -secret …
 //
 // See package sim for the behaviour and the flags' meaning.
 package main
@@ -50,6 +53,7 @@ type options struct {
 	sink, notify                              string
 	verbose                                   bool
 	swVersion, fwVersion                      string
+	objects                                   string
 }
 
 // run is the command: it parses args, provisions the devices when -api is
@@ -87,8 +91,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.verbose, "v", false, "log every device event")
 	fs.StringVar(&o.swVersion, "sw", "1.0.0", "software version (PCP upgrades)")
 	fs.StringVar(&o.fwVersion, "fw", "FW1.0", "firmware version (object 5 upgrades)")
+	fs.StringVar(&o.objects, "objects", string(sim.WaterMeterObjects), "LwM2M objects served: watermeter (object 19 and the codec) or standard (objects 3, 4, 5 and 3303, product TS3303 unless -model etc. say otherwise)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	objects, err := sim.ParseObjects(o.objects)
+	if err != nil {
+		return fmt.Errorf("-objects: %w", err)
+	}
+	if objects == sim.StandardObjects {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]*string{"manufacturer": &o.manufacturer, "model": &o.model,
+			"devicetype": &o.deviceType, "protocoltype": &o.protoTyp} {
+			if !set[name] {
+				*v = map[string]string{"manufacturer": sim.TemperatureSensorInfo.ManufacturerID, "model": sim.TemperatureSensorInfo.Model,
+					"devicetype": sim.TemperatureSensorInfo.DeviceType, "protocoltype": sim.TemperatureSensorInfo.ProtocolType}[name]
+			}
+		}
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -131,6 +151,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.dtls && key == nil && o.api == "" {
 		return errors.New("-dtls needs a key: give -psk <hex>, or -api to register the devices and get theirs (or -dtls=false)")
+	}
+	if o.load && objects == sim.StandardObjects {
+		return errors.New("-load measures codec reports on object 19: use it with -objects watermeter")
 	}
 	if o.load && o.api == "" {
 		return errors.New("-load needs -api, -app and -secret: it subscribes a webhook through the platform API")
@@ -179,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "registered %d devices through %s in %v\n", o.n, o.api, time.Since(start).Round(time.Millisecond))
 	}
 	tmpl := sim.Config{
-		Server: o.server, Protocol: proto, ReportPeriod: o.period,
+		Server: o.server, Protocol: proto, Objects: objects, ReportPeriod: o.period,
 		Power:           sim.Power{Mode: mode, ActiveTime: o.active, Cycle: o.cycle, PagingWindow: o.window},
 		SoftwareVersion: o.swVersion, FirmwareVersion: o.fwVersion, Logger: logger,
 	}

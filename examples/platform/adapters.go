@@ -77,6 +77,9 @@ func (s commandSender) Transmit(ctx context.Context, c command.Command, left fun
 	if isMQTT(d) {
 		return p.mqttTransmit(ctx, d, c, left)
 	}
+	if cm, ok := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model).Command(c.Body.ServiceID, c.Body.Method); ok {
+		return p.mappedCommand(ctx, d, c, cm, left) // LWM-12: a write or execute of mapped resources
+	}
 	cd := p.products.Codec(d.Info.ManufacturerID, d.Info.Model)
 	if cd == nil {
 		return fmt.Errorf("%w: product %s/%s has no codec", command.ErrEncode, d.Info.ManufacturerID, d.Info.Model)

@@ -241,6 +241,7 @@ func (p *Platform) perform(ctx context.Context, r lwm2m.Registration, op lwm2mOp
 		return opResult{}, err
 	}
 	if op.Op == opRead || op.Op == opObserve {
+		p.mappedRead(ctx, ep, path, c) // LWM-12: mapped values are reports
 		res.Status, res.Code = "CONTENT", "2.05"
 		recs, err := lwm2m.Decode(c.Format, path, c.Payload, objectModel)
 		if err != nil {

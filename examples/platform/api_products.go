@@ -79,7 +79,12 @@ func (p *Platform) resetSecret(w http.ResponseWriter, r *http.Request) error {
 func productError(err error) error {
 	var ve *profile.ValidationError
 	var ce *codec.CompileError
+	var me *mappingError
 	switch {
+	case errors.As(err, &me) && errors.As(err, &ve):
+		return &problemsError{Code: "invalid_mapping", Err: err, Problems: ve.Problems}
+	case errors.As(err, &me):
+		return withStatus(err, http.StatusBadRequest, "invalid_mapping")
 	case errors.As(err, &ve):
 		return &problemsError{Code: "invalid_profile", Err: err, Problems: ve.Problems}
 	case errors.As(err, &ce):
@@ -116,6 +121,7 @@ type productJSON struct {
 	DeviceType     string            `json:"deviceType"`
 	ProtocolType   string            `json:"protocolType"`
 	HasCodec       bool              `json:"hasCodec"`
+	HasMapping     bool              `json:"hasMapping"` // an LwM2M resource mapping (LWM-12)
 	Services       []profile.Service `json:"services"`
 	Warnings       []profile.Problem `json:"warnings,omitempty"`
 }
@@ -123,18 +129,18 @@ type productJSON struct {
 func (p *Platform) productJSON(prod *profile.Product, warnings []profile.Problem) productJSON {
 	mid, model := prod.Key()
 	return productJSON{ManufacturerID: mid, Model: model, DeviceType: prod.DeviceType, ProtocolType: prod.ProtocolType,
-		HasCodec: p.products.Codec(mid, model) != nil, Services: prod.Services, Warnings: warnings}
+		HasCodec: p.products.Codec(mid, model) != nil, HasMapping: p.products.Mapping(mid, model) != nil, Services: prod.Services, Warnings: warnings}
 }
 
 func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
 	// Profiles and codecs are small and must be whole to be checked and
 	// stored: each is read under its own cap (SEC-3).
 	var (
-		prof, codecJSON []byte
-		profName        string
-		haveProf        bool
+		prof, codecJSON, mapping []byte
+		profName                 string
+		haveProf                 bool
 	)
-	_, err := p.readUpload(w, r, `a file field "profile" (the zip) and optionally "codec" (codec JSON)`, map[string]filePart{
+	_, err := p.readUpload(w, r, `a file field "profile" (the zip) and optionally "codec" (codec JSON) and "mapping" (LwM2M resource mapping JSON)`, map[string]filePart{
 		"profile": {limit: maxProfileUpload, consume: func(name string, rd io.Reader) (err error) {
 			profName, haveProf = name, true
 			prof, err = io.ReadAll(rd)
@@ -142,6 +148,10 @@ func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
 		}},
 		"codec": {limit: maxCodecUpload, consume: func(_ string, rd io.Reader) (err error) {
 			codecJSON, err = io.ReadAll(rd)
+			return err
+		}},
+		"mapping": {limit: maxMappingUpload, consume: func(_ string, rd io.Reader) (err error) {
+			mapping, err = io.ReadAll(rd)
 			return err
 		}},
 	})
@@ -152,7 +162,7 @@ func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("missing_profile", "the multipart field \"profile\" with the profile zip is missing")
 	}
 	// Checking stops when the client goes away (SEC-3); nothing is added.
-	prod, warnings, err := p.products.Add(r.Context(), profName, prof, codecJSON)
+	prod, warnings, err := p.products.AddUpload(r.Context(), upload{name: profName, prof: prof, codecJSON: codecJSON, lwmMap: mapping})
 	if ctxErr := r.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 		return err
 	}

@@ -119,7 +119,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		TotalCount int `json:"totalCount"`
 	}
 	tp.call(t, "GET", "/doze/v1/products", nil, &products)
-	require.Equal(t, 1, products.TotalCount, "the demo product is stored once, not added again")
+	require.Equal(t, 2, products.TotalCount, "the demo products (water meter, temperature sensor) are stored once each, not added again")
 
 	var hist struct {
 		DTOs []struct {

@@ -18,6 +18,24 @@ var (
 	demoCodec []byte
 )
 
+// The demo product for standard LwM2M clients (LWM-12): a temperature
+// sensor on the IPSO Temperature object (3303), its properties mapped to
+// 5700 Sensor Value, 5701 Sensor Units, 5601/5602 Min/Max Measured Value
+// and 5750 Application Type, its commands to an Execute of 5605 (reset
+// min and max) and a Write of 5750.
+var (
+	//go:embed demo/TemperatureSensor_DozeLabs_TS3303.json
+	demoTempProfile []byte
+	//go:embed demo/TemperatureSensor_DozeLabs_TS3303.mapping.json
+	demoTempMapping []byte
+)
+
+const (
+	demoTempModel      = "TS3303"
+	demoTempDeviceType = "TemperatureSensor"
+	demoTempName       = "TemperatureSensor_DozeLabs_TS3303.json"
+)
+
 const (
 	demoManufacturerID = "DozeLabs"
 	demoModel          = "WM100"
@@ -25,14 +43,16 @@ const (
 	demoProfileName    = "WaterMeter_DozeLabs_WM100.zip"
 )
 
-// installDemo adds the demo product unless it is there already.
+// installDemo adds the demo products unless they are there already.
 func (p *Platform) installDemo() error {
-	if p.products.catalog.Exists(demoManufacturerID, demoModel) {
-		return nil
+	for _, u := range []upload{
+		{name: demoProfileName, prof: demoProfile, codecJSON: demoCodec},
+		{name: demoTempName, prof: demoTempProfile, lwmMap: demoTempMapping},
+	} {
+		_, _, err := p.products.AddUpload(context.Background(), u)
+		if err != nil && !errors.Is(err, profile.ErrExists) {
+			return err
+		}
 	}
-	_, _, err := p.products.Add(context.Background(), demoProfileName, demoProfile, demoCodec)
-	if errors.Is(err, profile.ErrExists) {
-		return nil
-	}
-	return err
+	return nil
 }

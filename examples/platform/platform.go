@@ -195,6 +195,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		// The registry's transport security of each endpoint (SEC-1):
 		// plain CoAP serves only devices registered with security NONE.
 		Policy: endpointPolicy{p},
+		// A Send may carry any path: products map resources at run time,
+		// and mapping.go logs what none maps (LWM-12).
+		SendPaths: []lwm2m.Path{lwm2m.RootPath},
 	}
 	p.lwm, err = lwm2m.New(lcfg, keyStore{p}, eventHandler{p})
 	if err != nil {

@@ -33,6 +33,7 @@ func (p *Platform) registered(ctx context.Context, d registry.Device, e lwm2m.Ev
 		}
 	}
 	p.dataChannel(d, e)
+	p.observeMapped(d, e) // LWM-12
 }
 
 // dataChannel makes sure /19/0/0 is observed on the device's current

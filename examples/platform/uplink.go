@@ -86,6 +86,7 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 	case lwm2m.EventNotification:
 		p.touch(ctx, d)
 		p.notification(ctx, d, e)
+		return p.mappedNotification(ctx, d, e, fx) // LWM-12
 	}
 	return nil
 }

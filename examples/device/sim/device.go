@@ -58,6 +58,10 @@ type Config struct {
 	Key []byte
 	// Protocol is LwM2M or TUP; "" means LwM2M.
 	Protocol Protocol
+	// Objects is the object set served over LwM2M: WaterMeterObjects
+	// (object 19 and the codec) or StandardObjects (3, 4, 5 and 3303);
+	// "" means WaterMeterObjects.
+	Objects Objects
 	// Power is the power-saving mode; the zero value is PSM with a 30 s
 	// active time.
 	Power Power
@@ -128,7 +132,8 @@ type Device struct {
 	stats struct {
 		reports, acks, commands, decodeErrors, pcp, upErrors, sleeps atomic.Int64
 	}
-	meter meterState
+	meter  meterState
+	sensor sensorState // StandardObjects
 }
 
 // New checks cfg and returns a Device; it starts nothing.
@@ -142,6 +147,17 @@ func New(cfg Config) (*Device, error) {
 	case LwM2M, TUP:
 	default:
 		return nil, &ConfigError{Field: "Protocol", Value: string(cfg.Protocol), Problem: "allowed: lwm2m, tup"}
+	}
+	switch cfg.Objects {
+	case "":
+		cfg.Objects = WaterMeterObjects
+	case WaterMeterObjects:
+	case StandardObjects:
+		if cfg.Protocol == TUP {
+			return nil, &ConfigError{Field: "Objects", Value: string(cfg.Objects), Problem: "standard objects need the LwM2M protocol, not TUP"}
+		}
+	default:
+		return nil, &ConfigError{Field: "Objects", Value: string(cfg.Objects), Problem: "allowed: watermeter, standard"}
 	}
 	if cfg.Power.Mode < PSM || cfg.Power.Mode > EDRX {
 		return nil, &ConfigError{Field: "Power.Mode", Value: cfg.Power.Mode.String(), Problem: "allowed: PSM, DRX, EDRX"}
@@ -180,6 +196,7 @@ func New(cfg Config) (*Device, error) {
 		period:    cfg.ReportPeriod,
 		fwVersion: cfg.FirmwareVersion,
 		meter:     newMeterState(cfg.IMEI),
+		sensor:    newSensorState(cfg.IMEI),
 	}
 	d.dl = ota.NewDownloader(cfg.SoftwareVersion, &ota.MemProgress{}, &ota.MemStorage{}, nil)
 	return d, nil
@@ -414,8 +431,11 @@ func (d *Device) touch() {
 	d.mu.Unlock()
 }
 
-// sendReport sends one meter reading.
+// sendReport sends one meter reading, or temperature.
 func (d *Device) sendReport(ctx context.Context) error {
+	if d.cfg.Objects == StandardObjects {
+		return d.sendTemperature(ctx)
+	}
 	d.mu.Lock()
 	r := d.meter.next(d.period)
 	d.mu.Unlock()
@@ -566,6 +586,10 @@ func (d *Device) serve(c *lwm2m.Client) {
 	}
 	if d.cfg.Protocol == TUP {
 		c.Handle("/t/d", lwm2m.Resource{Read: lastValue, Write: in})
+		return
+	}
+	if d.cfg.Objects == StandardObjects {
+		d.serveStandard(c)
 		return
 	}
 	c.Handle("/19/0/0", lwm2m.Resource{Read: lastValue})

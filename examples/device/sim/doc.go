@@ -27,6 +27,17 @@
 // reports are notifications of /t/d, downlinks POSTs to /t/d. Reports are
 // confirmable unless Config.NonConfirmable.
 //
+// Standard objects (Config.Objects = StandardObjects, the command's
+// -objects standard): a temperature sensor as a standard LwM2M client
+// without object 19 is, for a product that maps its services to resources
+// (the platform's demo product TS3303). It announces Device (3),
+// Connectivity Monitoring (4), Firmware Update (5) and IPSO Temperature
+// (3303), answers reads in plain text, reports its Sensor Value (5700)
+// with Min and Max Measured Value (5601, 5602) by notification of each
+// resource the server observes, else by LwM2M Send in SenML JSON, and takes
+// a write of Application Type (5750) and an execute of Reset Min and Max
+// (5605) as its commands (Stats.Commands).
+//
 // Data: every ReportPeriod (and right after registering unless
 // NoFirstReport) the device sends a meterReading encoded by the water-meter
 // codec (testdata/watermeter.json, a copy of codec/testdata/watermeter.json,

@@ -1,0 +1,419 @@
+package main
+
+// LwM2M resource mapping (LWM-12): a product may map its services'
+// properties to resources of standard LwM2M objects and its commands to
+// writes or executes (profile.Mapping, uploaded with the product as the
+// "mapping" file). Then
+//
+//   - a notification of a mapped resource, a Send (/dp) carrying mapped
+//     values, and the answer to a read or observe of one become a report of
+//     the product's services, through the same pipeline as a codec's
+//     report: model check, history and shadow, deviceDataChanged;
+//   - a device of the product that registers has its mapped resources
+//     observed (or read once, where the mapping says "observe": false);
+//   - a command of the product that is mapped becomes one Write (one para),
+//     one partial update of the object instance (several paras) or one
+//     Execute, through the command engine: the device's 2.04 ends it
+//     SUCCESSFUL, a 4.xx FAILED with the code.
+//
+// The lwm2m server delivers every path of a Send (Config.SendPaths is the
+// root), since products and their mappings come and go while it runs; the
+// values of a Send no product maps are left out here and said on the
+// device log.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/profile"
+	"github.com/doze-io/doze/registry"
+)
+
+// maxMappingUpload bounds the mapping file of a product upload (the
+// profile package refuses more than 1 MiB, SEC-3).
+const maxMappingUpload = 1 << 20
+
+// lwm2mObjects adapts the platform's object model to profile.ObjectModel,
+// so that a mapping is checked against the objects the platform decodes.
+type lwm2mObjects struct{}
+
+var _ profile.ObjectModel = lwm2mObjects{}
+
+func (lwm2mObjects) LwM2MResource(obj, res uint16) (typ, operations string, ok bool) {
+	def, ok := objectModel.Resource(obj, res)
+	if !ok {
+		return "", "", false
+	}
+	if def.Type != lwm2m.TypeNone {
+		typ = def.Type.String()
+	}
+	return typ, def.Operations.String(), true
+}
+
+// lwm2mType returns the lwm2m type of an OMA type name as a mapping holds
+// it ("Float").
+func lwm2mType(name string) lwm2m.Type {
+	for t := lwm2m.TypeString; t < lwm2m.TypeRaw; t++ {
+		if t.String() == name {
+			return t
+		}
+	}
+	return lwm2m.TypeNone
+}
+
+// mappedNotification turns a notification or Send of mapped resources
+// into a report of the product's services (LWM-12). A Send's values that
+// no mapping takes, and that are not firmware State or Update Result, are
+// said on the device log. It returns the report's error (effects not
+// stored), nil when nothing was mapped.
+func (p *Platform) mappedNotification(ctx context.Context, d registry.Device, e lwm2m.Event, fx *effects) error {
+	m := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model)
+	base := lwm2m.RootPath
+	if e.Path != "/dp" {
+		if _, ok := m.Property(e.Path); !ok {
+			return nil // an observation of the API's or the firmware flow's
+		}
+		base = lwm2m.MustPath(e.Path)
+	}
+	return p.mappedContent(ctx, d, m, base, lwm2m.Content{Format: e.ContentFormat, Payload: e.Payload}, e.Time, fx)
+}
+
+// firmwarePaths are the Send values the firmware flow takes.
+var firmwarePaths = []string{"/5/0/3", "/5/0/5"}
+
+// mappedContent reports the mapped values of content c of path base.
+func (p *Platform) mappedContent(ctx context.Context, d registry.Device, m *profile.Mapping, base lwm2m.Path, c lwm2m.Content, at time.Time, fx *effects) error {
+	send := base.IsRoot()
+	recs, err := lwm2m.Decode(c.Format, base, c.Payload, objectModel)
+	if err != nil {
+		if m != nil {
+			p.decodeError(d, fmt.Errorf("LwM2M values of %s (content format %d, %d bytes) do not decode: %w", base, c.Format, len(c.Payload), err))
+		}
+		return nil
+	}
+	data := map[string]map[string]any{}
+	var order, unused, bad []string
+	for _, r := range recs {
+		path := r.Path.String()
+		pm, ok := m.Property(path)
+		if !ok {
+			if send && !slices.Contains(firmwarePaths, path) {
+				unused = append(unused, path)
+			}
+			continue
+		}
+		v, err := propertyValue(r.Value, pm)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s (%s.%s): %v", path, pm.ServiceID, pm.Property, err))
+			continue
+		}
+		if data[pm.ServiceID] == nil {
+			data[pm.ServiceID] = map[string]any{}
+			order = append(order, pm.ServiceID)
+		}
+		data[pm.ServiceID][pm.Property] = v
+	}
+	first := !fx.saved && fx.pushed == nil
+	if first && len(unused) > 0 {
+		p.log.Add(d.ID, "refused", fmt.Sprintf("LwM2M Send values left out: product %s/%s maps no property to %s",
+			d.Info.ManufacturerID, d.Info.Model, strings.Join(unused, ", ")))
+	}
+	if first && len(bad) > 0 {
+		p.decodeError(d, fmt.Errorf("mapped LwM2M values not usable: %s", strings.Join(bad, "; ")))
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	r := &codec.Report{Identifier: "0", MsgType: codec.MsgReport}
+	for _, s := range order {
+		r.Data = append(r.Data, codec.ServiceData{ServiceID: s, ServiceData: data[s]})
+	}
+	if !fx.counted {
+		p.metrics.uplinks.Inc()
+		fx.counted = true
+	}
+	return p.report(ctx, d, r, at, fx)
+}
+
+// propertyValue turns an LwM2M value into a value of the property's
+// dataType, as a report carries it.
+func propertyValue(v lwm2m.Value, pm profile.PropertyMap) (any, error) {
+	if v.Type() == lwm2m.TypeRaw {
+		t := lwm2mType(pm.Type)
+		nv, err := v.As(t)
+		if err != nil {
+			return nil, fmt.Errorf("not a %s: %w", pm.Type, err)
+		}
+		v = nv
+	}
+	num := func() (float64, bool) {
+		if n, ok := v.Int(); ok {
+			return float64(n), true
+		}
+		if n, ok := v.Uint(); ok {
+			return float64(n), true
+		}
+		if f, ok := v.Float(); ok {
+			return f, true
+		}
+		if t, ok := v.Time(); ok {
+			return float64(t.Unix()), true
+		}
+		return 0, false
+	}
+	switch pm.DataType {
+	case profile.TypeInt, profile.TypeLong:
+		if b, ok := v.Bool(); ok {
+			if b {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		}
+		if f, ok := num(); ok && f == math.Trunc(f) {
+			return f, nil
+		}
+	case profile.TypeDecimal:
+		if f, ok := num(); ok {
+			return f, nil
+		}
+	case profile.TypeBoolean:
+		if b, ok := v.Bool(); ok {
+			return b, nil
+		}
+	case profile.TypeDateTime:
+		if t, ok := v.Time(); ok {
+			return profile.FormatDateTime(t), nil
+		}
+		if n, ok := v.Int(); ok {
+			return profile.FormatDateTime(time.Unix(n, 0)), nil
+		}
+	case profile.TypeString, profile.TypeEnum:
+		switch v.Type() {
+		case lwm2m.TypeOpaque:
+			return base64.StdEncoding.EncodeToString(v.Bytes()), nil
+		case lwm2m.TypeObjlnk:
+			o, i, _ := v.Objlnk()
+			return fmt.Sprintf("%d:%d", o, i), nil
+		}
+		return v.String(), nil
+	}
+	return nil, fmt.Errorf("a %s value (%s) does not fit dataType %s", v.Type(), v.String(), pm.DataType)
+}
+
+// observeMapped observes the mapped resources of a device that registered
+// (or updated with an object list that brings them back), and reads those
+// the mapping does not observe once at a Register; each answer's values
+// are reported. A resource of an object instance the registration does
+// not list is said on the device log.
+func (p *Platform) observeMapped(d registry.Device, e lwm2m.Event) {
+	m := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model)
+	if m == nil || (e.Kind != lwm2m.EventRegistered && e.Kind != lwm2m.EventUpdated) {
+		return
+	}
+	observed := map[string]bool{}
+	if e.Kind == lwm2m.EventUpdated {
+		obs, _ := p.db.Observations().Observations(e.Endpoint)
+		for _, o := range obs {
+			observed[o.Path] = true
+		}
+	}
+	type job struct {
+		path    lwm2m.Path
+		observe bool
+	}
+	var jobs []job
+	var absent []string
+	for _, pm := range m.Properties {
+		path, err := lwm2m.ParsePath(pm.Resource)
+		if err != nil || observed[pm.Resource] || (!pm.Observe && e.Kind != lwm2m.EventRegistered) {
+			continue
+		}
+		inst := path.Parent()
+		for inst.Len() > 2 {
+			inst = inst.Parent()
+		}
+		if !e.Registration.Objects.Has(inst) {
+			absent = append(absent, pm.Resource)
+			continue
+		}
+		jobs = append(jobs, job{path, pm.Observe})
+	}
+	if len(absent) > 0 && e.Kind == lwm2m.EventRegistered {
+		p.log.Add(d.ID, "mapping", fmt.Sprintf("the registration lists no object instance of the mapped %s: not observed", strings.Join(absent, ", ")))
+	}
+	if len(jobs) == 0 {
+		return
+	}
+	ep := e.Endpoint
+	p.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		for _, j := range jobs {
+			var (
+				c   lwm2m.Content
+				err error
+				op  = "observing"
+			)
+			if j.observe {
+				c, err = p.lwm.Observe(ctx, ep, j.path.String())
+			} else {
+				op = "reading"
+				c, err = p.lwm.Read(ctx, ep, j.path.String(), lwm2m.NoFormat)
+			}
+			if err != nil {
+				p.log.Add(d.ID, "mapping", fmt.Sprintf("%s mapped %s failed: %v", op, j.path, err))
+				if ctx.Err() != nil {
+					return
+				}
+				continue
+			}
+			p.mappedAnswer(ctx, d.ID, j.path, c)
+		}
+	})
+}
+
+// mappedAnswer reports the mapped values of the answer to a read or
+// observe of path (LWM-12), on the device's current record.
+func (p *Platform) mappedAnswer(ctx context.Context, deviceID string, path lwm2m.Path, c lwm2m.Content) {
+	d, err := p.reg.Get(ctx, deviceID)
+	if err != nil || len(c.Payload) == 0 {
+		return
+	}
+	m := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model)
+	if m == nil {
+		return
+	}
+	if err := p.mappedContent(ctx, d, m, path, c, time.Now(), &effects{}); err != nil {
+		p.log.Add(d.ID, "mapping", fmt.Sprintf("values read from %s not all stored: %v", path, err))
+	}
+}
+
+// mappedRead reports the mapped values of the answer to an API read or
+// observe of path on endpoint ep.
+func (p *Platform) mappedRead(ctx context.Context, ep string, path lwm2m.Path, c lwm2m.Content) {
+	d, err := p.reg.GetByNodeID(ctx, ep)
+	if err != nil || p.products.Mapping(d.Info.ManufacturerID, d.Info.Model) == nil {
+		return
+	}
+	p.mappedAnswer(ctx, d.ID, path, c)
+}
+
+// mappedCommand performs a mapped command: an Execute, a Write of one
+// resource or a partial update of the object instance. The device's 2.xx
+// ends it SUCCESSFUL with {"code","status"} as its result; a 4.xx FAILED
+// with the code; no answer leaves it to the command engine's retries.
+func (p *Platform) mappedCommand(ctx context.Context, d registry.Device, c command.Command, cm profile.CommandMap, left func()) error {
+	reg, ok := p.lwm.Registration(d.NodeID)
+	if !ok {
+		return fmt.Errorf("device %s has no LwM2M registration; the command waits", d.ID)
+	}
+	var paras map[string]json.RawMessage
+	if err := json.Unmarshal(c.Body.Paras, &paras); err != nil {
+		return fmt.Errorf("%w: paras: %v", command.ErrEncode, err)
+	}
+	ctx = lwm2m.WithLeft(ctx, left)
+	var err error
+	if cm.Execute != "" {
+		var args []byte
+		if raw, ok := paras[cm.Args]; ok && cm.Args != "" {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fmt.Errorf("%w: para %s (the execute arguments) is not a string", command.ErrEncode, cm.Args)
+			}
+			args = []byte(s)
+		}
+		err = p.lwm.Execute(ctx, reg.Endpoint, cm.Execute, args)
+	} else {
+		err = p.mappedWrite(ctx, reg, cm, paras)
+	}
+	if re, ok := errors.AsType[*lwm2m.ResponseError](err); ok && re.ClientError() {
+		p.log.Add(d.ID, "command_refused", err.Error())
+		return &command.RefusedError{Code: re.CodeText(), Err: err}
+	}
+	if err != nil {
+		if errors.Is(err, command.ErrEncode) {
+			p.log.Add(d.ID, "encode_error", err.Error())
+			p.metrics.encodeErrors.Inc()
+		}
+		return err
+	}
+	left()
+	body, _ := json.Marshal(map[string]string{"status": "CHANGED", "code": "2.04"})
+	return p.cmds.Responded(ctx, d.ID, command.Response{Mid: c.Mid(), Body: body})
+}
+
+// mappedWrite writes the command's paras to their resources in one
+// request, in the content format of the device's registration.
+func (p *Platform) mappedWrite(ctx context.Context, reg lwm2m.Registration, cm profile.CommandMap, paras map[string]json.RawMessage) error {
+	var recs []lwm2m.Record
+	for _, pm := range cm.Write {
+		raw, ok := paras[pm.Para]
+		if !ok {
+			continue // an optional para not given
+		}
+		path, err := lwm2m.ParsePath(pm.Resource)
+		if err != nil {
+			return fmt.Errorf("%w: %v", command.ErrEncode, err)
+		}
+		v, err := paraValue(path, raw, pm)
+		if err != nil {
+			return fmt.Errorf("%w: para %s: %v", command.ErrEncode, pm.Para, err)
+		}
+		recs = append(recs, lwm2m.Record{Path: path, Value: v})
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("%w: command %s carries none of the paras it writes", command.ErrEncode, cm.Command)
+	}
+	f, _ := contentFormat(reg, "")
+	base := recs[0].Path
+	if len(recs) > 1 {
+		base = base.Parent()
+	}
+	b, err := lwm2m.Encode(f, base, recs)
+	if err != nil {
+		return fmt.Errorf("%w: %v", command.ErrEncode, err)
+	}
+	content := lwm2m.Content{Format: f, Payload: b}
+	if len(recs) == 1 {
+		return p.lwm.Write(ctx, reg.Endpoint, base.String(), content)
+	}
+	return p.lwm.WritePartial(ctx, reg.Endpoint, base.String(), content)
+}
+
+// paraValue reads a para's JSON value as the resource's LwM2M type; a
+// DateTime para (yyyyMMdd'T'HHmmss'Z') becomes a Time.
+func paraValue(path lwm2m.Path, raw json.RawMessage, pm profile.ParaMap) (lwm2m.Value, error) {
+	t := lwm2mType(pm.Type)
+	if pm.DataType == profile.TypeDateTime {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return lwm2m.Value{}, fmt.Errorf("value %s is not a DateTime string", raw)
+		}
+		tm, err := profile.ParseDateTime(s)
+		if err != nil {
+			return lwm2m.Value{}, err
+		}
+		if t == lwm2m.TypeTime {
+			return lwm2m.TimeValue(tm), nil
+		}
+		return lwm2m.IntValue(tm.Unix()), nil
+	}
+	if t == lwm2m.TypeBoolean && pm.DataType == profile.TypeInt {
+		var n int
+		if err := json.Unmarshal(raw, &n); err != nil || (n != 0 && n != 1) {
+			return lwm2m.Value{}, fmt.Errorf("value %s is not 0 or 1 (a Boolean resource)", raw)
+		}
+		return lwm2m.BoolValue(n == 1), nil
+	}
+	return jsonValue(path, raw, t)
+}
