@@ -492,5 +492,3 @@ func FuzzBootstrapWrite(f *testing.F) {
 		_ = freeInstance(payload, 0)
 	})
 }
-
-
