@@ -36,6 +36,7 @@ type Platform struct {
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
 	lwm      *lwm2m.Server
+	bs       *lwm2m.BootstrapServer // nil when off (api_bootstrap.go)
 	log      *deviceLog
 	metrics  *metrics
 	// newSecrets are the app secrets created at this start, for the
@@ -198,6 +199,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if p.bs, err = p.newBootstrap(); err != nil {
+		return fail(err)
+	}
 	p.stopCtx, p.stop = context.WithCancel(context.Background())
 	p.events = make([]chan queuedEvent, eventWorkers)
 	for i := range p.events {
@@ -238,6 +242,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	run("ota", p.ota.Run)
 	p.replayInbox(ctx)
 	run("lwm2m", p.lwm.Run)
+	run("bootstrap", p.runBootstrap)
 	run("history", p.pruneHistory)
 	run("devicelog", p.log.Run)
 	run("retries", p.runRetries)
@@ -264,7 +269,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 // Listen opens the device sockets (CoAP and DTLS), so their addresses are
 // known before Run; Run calls it when nobody did.
 func (p *Platform) Listen() error {
-	p.listenOnce.Do(func() { p.listenErr = p.lwm.Listen() })
+	p.listenOnce.Do(func() { p.listenErr = errors.Join(p.lwm.Listen(), p.listenBootstrap()) })
 	return p.listenErr
 }
 
@@ -274,7 +279,7 @@ func (p *Platform) Close() error {
 	p.closeOnce.Do(func() {
 		p.stop()
 		p.log.Flush() // entries added after Run returned
-		err = errors.Join(p.lwm.Close(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
+		err = errors.Join(p.lwm.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
 }
