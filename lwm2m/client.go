@@ -97,6 +97,7 @@ type Client struct {
 	pc        *rebindConn
 	conn      net.Conn // DTLS
 	srvAddr   *net.UDPAddr
+	bs        *bootstrapState // during Bootstrap (clientbootstrap.go)
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -476,7 +477,11 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 	path := msgPath(m)
 	c.mu.Lock()
 	r, ok := c.resources[path]
+	bs := c.bs
 	c.mu.Unlock()
+	if bs != nil {
+		return c.handleBootstrap(bs, m)
+	}
 	if m.Code == codes.GET {
 		if a, has := optUint(m, message.Accept); has && Format(a) == cfLink {
 			return c.discover(path), nil

@@ -134,6 +134,9 @@ func routes() []route {
 		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-operations/{operationId}", false, (*Platform).getLwM2MOperation},
 		{"DELETE", "/doze/v1/devices/{deviceId}/lwm2m-operations/{operationId}", false, (*Platform).cancelLwM2MOperation},
 		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-registration", false, (*Platform).lwm2mRegistration},
+		{"PUT", "/doze/v1/bootstrap/{nodeId}", false, (*Platform).putBootstrap},
+		{"GET", "/doze/v1/bootstrap/{nodeId}", false, (*Platform).getBootstrap},
+		{"DELETE", "/doze/v1/bootstrap/{nodeId}", false, (*Platform).deleteBootstrap},
 
 		// Commands.
 		{"POST", "/iocm/app/cmd/v1.4.0/deviceCommands", false, (*Platform).createCommand},

@@ -29,6 +29,12 @@ type Config struct {
 	Demo      bool     `json:"demo"`      // create the demo app and water-meter product; default true
 	AllowPush []string `json:"allowPush"` // callback hosts/CIDRs allowed despite the SSRF guard; default: loopback with demo, none without
 
+	// BootstrapAddr and BootstrapDTLSAddr are the LwM2M bootstrap
+	// server's plain CoAP and DTLS addresses (LWM-13; conventionally
+	// :5783 and :5784); default "off", both.
+	BootstrapAddr     string `json:"bootstrapAddr"`
+	BootstrapDTLSAddr string `json:"bootstrapDtlsAddr"`
+
 	// AdminAddr serves the operator endpoints (/metrics), apart from the
 	// public API (SEC-5); default 127.0.0.1:8744; "off" disables it. An
 	// address that is not loopback needs AdminToken.
@@ -109,6 +115,9 @@ func defaultConfig() Config {
 		MQTTAddr:        ":1883",
 		MQTTSAddr:       ":8883",
 		MQTTRate:        300,
+
+		BootstrapAddr:     "off",
+		BootstrapDTLSAddr: "off",
 	}
 }
 
@@ -128,6 +137,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	httpAddr := fs.String("http", cfg.HTTPAddr, "address of the REST API and web console")
 	coapAddr := fs.String("coap", cfg.CoAPAddr, `UDP address for plain CoAP, or "off"`)
 	dtlsAddr := fs.String("dtls", cfg.DTLSAddr, "UDP address for CoAP over DTLS-PSK")
+	bsAddr := fs.String("bootstrap", cfg.BootstrapAddr, `UDP address of the LwM2M bootstrap server over plain CoAP (e.g. :5783), or "off"`)
+	bsDTLSAddr := fs.String("bootstrap-dtls", cfg.BootstrapDTLSAddr, `UDP address of the LwM2M bootstrap server over DTLS-PSK (e.g. :5784), or "off"`)
 	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve the API over HTTPS")
 	tlsKey := fs.String("tls-key", "", "PEM private key for -tls-cert")
 	demo := fs.Bool("demo", cfg.Demo, "create the demo application and water-meter product; also allows loopback callback URLs")
@@ -165,6 +176,12 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	if set["dtls"] || cfg.DTLSAddr == "" {
 		cfg.DTLSAddr = *dtlsAddr
+	}
+	if set["bootstrap"] || cfg.BootstrapAddr == "" {
+		cfg.BootstrapAddr = *bsAddr
+	}
+	if set["bootstrap-dtls"] || cfg.BootstrapDTLSAddr == "" {
+		cfg.BootstrapDTLSAddr = *bsDTLSAddr
 	}
 	if set["tls-cert"] {
 		cfg.TLSCert = *tlsCert

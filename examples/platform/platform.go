@@ -37,7 +37,8 @@ type Platform struct {
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
 	lwm      *lwm2m.Server
-	mq       *mqtt.Server // MQTT devices (mqtt.go)
+	mq       *mqtt.Server           // MQTT devices (mqtt.go)
+	bs       *lwm2m.BootstrapServer // nil when off (api_bootstrap.go)
 	log      *deviceLog
 	metrics  *metrics
 	// newSecrets are the app secrets created at this start, for the
@@ -206,6 +207,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if p.mq, err = p.newMQTT(); err != nil {
 		return fail(err)
 	}
+	if p.bs, err = p.newBootstrap(); err != nil {
+		return fail(err)
+	}
 	p.stopCtx, p.stop = context.WithCancel(context.Background())
 	p.events = make([]chan queuedEvent, eventWorkers)
 	for i := range p.events {
@@ -247,6 +251,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	p.replayInbox(ctx)
 	run("lwm2m", p.lwm.Run)
 	run("mqtt", p.runMQTT)
+	run("bootstrap", p.runBootstrap)
 	run("history", p.pruneHistory)
 	run("devicelog", p.log.Run)
 	run("retries", p.runRetries)
@@ -273,7 +278,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 // Listen opens the device sockets (CoAP and DTLS), so their addresses are
 // known before Run; Run calls it when nobody did.
 func (p *Platform) Listen() error {
-	p.listenOnce.Do(func() { p.listenErr = errors.Join(p.lwm.Listen(), p.listenMQTT()) })
+	p.listenOnce.Do(func() { p.listenErr = errors.Join(p.lwm.Listen(), p.listenMQTT(), p.listenBootstrap()) })
 	return p.listenErr
 }
 
@@ -283,7 +288,7 @@ func (p *Platform) Close() error {
 	p.closeOnce.Do(func() {
 		p.stop()
 		p.log.Flush() // entries added after Run returned
-		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
+		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
 }
