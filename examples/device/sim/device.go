@@ -128,7 +128,6 @@ type Device struct {
 	fwVersion string
 	fw        firmware
 	last      []byte // last uplink payload, the value of /19/0/0
-	lastRead  bool   // last was already given in the answer to a read (the server's observe)
 
 	stats struct {
 		reports, acks, commands, decodeErrors, pcp, upErrors, sleeps atomic.Int64
@@ -457,15 +456,11 @@ func (d *Device) uplink(ctx context.Context, b []byte) error {
 	d.wake(ctx)
 	d.mu.Lock()
 	c := d.client
-	d.last, d.lastRead = b, false
+	d.last = b
 	d.mu.Unlock()
 	v := lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: b}
 	var err error
-	read := func() bool { d.mu.Lock(); defer d.mu.Unlock(); return d.lastRead }
 	switch {
-	case d.cfg.Protocol == LwM2M && read():
-		// The server's observe came after the reading was taken and its
-		// answer carried it: a notification would repeat the value.
 	case d.cfg.Protocol == TUP:
 		if err = d.waitObserved(ctx, c, "/t/d"); err == nil {
 			err = c.Notify(ctx, "/t/d", v)
@@ -579,7 +574,6 @@ func (d *Device) serve(c *lwm2m.Client) {
 	lastValue := func() (lwm2m.Content, error) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		d.lastRead = true
 		return lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: d.last}, nil
 	}
 	in := func(v lwm2m.Content) error {
