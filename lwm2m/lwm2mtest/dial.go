@@ -22,12 +22,16 @@ type Dialer struct {
 	// suite LwM2M names for PSK.
 	CipherSuites []dtls.CipherSuiteID
 
-	hellos atomic.Int64
+	hellos   atomic.Int64
+	sessions atomic.Int64
 }
 
 // Hellos returns how many ClientHello records the Dialer's sessions sent
 // with the record version {254,0}.
 func (d *Dialer) Hellos() int { return int(d.hellos.Load()) }
+
+// Sessions returns how many DTLS sessions the Dialer established.
+func (d *Dialer) Sessions() int { return int(d.sessions.Load()) }
 
 // Dial connects to hostport: plain UDP for scheme "coap", DTLS-PSK with a
 // finished handshake for "coaps". Closing the connection cuts it as a
@@ -67,6 +71,7 @@ func (d *Dialer) Dial(ctx context.Context, scheme, hostport string) (net.Conn, e
 		dc.Close()
 		return nil, fmt.Errorf("lwm2mtest: DTLS handshake with %s: %w", hostport, err)
 	}
+	d.sessions.Add(1)
 	return &powerConn{Conn: dc, pc: pc}, nil
 }
 
