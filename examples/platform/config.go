@@ -10,8 +10,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -60,10 +60,10 @@ type Config struct {
 	AbnormalAfter int `json:"abnormalAfter"`
 	// DeviceLogSize is how many entries of each device's log are kept
 	// (GET /doze/v1/devices/{id}/log); default 200.
-	DeviceLogSize int    `json:"deviceLogSize"`
-	MaxMessage    int    `json:"maxMessage"`  // largest uplink payload in bytes; default 4096 (APP-2)
-	MaxUpload     int64  `json:"maxUpload"`   // largest upgrade package in bytes; default 32 MiB (SEC-3)
-	MaxUploads    int    `json:"maxUploads"`  // uploads in progress at once, all apps; default 4 (SEC-3)
+	DeviceLogSize int   `json:"deviceLogSize"`
+	MaxMessage    int   `json:"maxMessage"` // largest uplink payload in bytes; default 4096 (APP-2)
+	MaxUpload     int64 `json:"maxUpload"`  // largest upgrade package in bytes; default 32 MiB (SEC-3)
+	MaxUploads    int   `json:"maxUploads"` // uploads in progress at once, all apps; default 4 (SEC-3)
 	// FirmwareURI is the base of the Package URI written to /5/0/1 (the
 	// package id follows), an absolute coap:// or coaps:// URI naming the
 	// address devices reach the platform at. Default: derived per device
