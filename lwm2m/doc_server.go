@@ -233,8 +233,9 @@ package lwm2m
 // the two bytes 00 00 after the compression method. MessageServerHello's
 // Marshal (pkg/protocol/handshake/message_server_hello.go) appends
 // extension.Marshal(m.Extensions), which writes the length even for an
-// empty list; flight4 (and flight4b, for resumption) pass it the empty
-// list. That is valid TLS (RFC 5246 §7.4.1.3: the block is optional; an
+// empty list, and flight4 (a full handshake) passes it the empty list (an
+// abbreviated handshake's ServerHello, flight4b, always carries
+// renegotiation_info). That is valid TLS (RFC 5246 §7.4.1.3: the block is optional; an
 // empty one is a well-formed vector), and Go's crypto/tls leaves it out.
 // A JavaScript DTLS stack seen in the field hashes its own re-encoding of
 // the ServerHello, without the block, instead of the bytes it received,
