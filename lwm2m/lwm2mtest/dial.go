@@ -2,8 +2,10 @@ package lwm2mtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pion/dtls/v3"
@@ -24,6 +26,39 @@ type Dialer struct {
 
 	hellos   atomic.Int64
 	sessions atomic.Int64
+
+	mu    sync.Mutex
+	ports map[int]bool // local ports of the sockets dialled so far
+}
+
+// fresh opens a socket with open on a local port none of the Dialer's
+// sockets had: the kernel may hand out a port just closed when ports are
+// scarce, and a device after a reboot must come from a new one.
+func (d *Dialer) fresh(open func() (*net.UDPConn, error)) (*net.UDPConn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ports == nil {
+		d.ports = map[int]bool{}
+	}
+	var held []*net.UDPConn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 16 {
+		c, err := open()
+		if err != nil {
+			return nil, err
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		if !d.ports[port] {
+			d.ports[port] = true
+			return c, nil
+		}
+		held = append(held, c) // kept open until a new port comes
+	}
+	return nil, errors.New("lwm2mtest: no new local port after 16 sockets")
 }
 
 // Hellos returns how many ClientHello records the Dialer's sessions sent
@@ -43,12 +78,12 @@ func (d *Dialer) Dial(ctx context.Context, scheme, hostport string) (net.Conn, e
 	}
 	switch scheme {
 	case "coap":
-		return net.DialUDP("udp", nil, ra)
+		return d.fresh(func() (*net.UDPConn, error) { return net.DialUDP("udp", nil, ra) })
 	case "coaps":
 	default:
 		return nil, fmt.Errorf("lwm2mtest: dial %s://%s: scheme %q, want coap or coaps", scheme, hostport, scheme)
 	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: ra.IP})
+	pc, err := d.fresh(func() (*net.UDPConn, error) { return net.ListenUDP("udp", &net.UDPAddr{IP: ra.IP}) })
 	if err != nil {
 		return nil, fmt.Errorf("lwm2mtest: dial %s: %w", hostport, err)
 	}
