@@ -225,6 +225,41 @@ package lwm2m
 // handshakes past the cookie are not affected. The hostile tests
 // (hostile_dtls_test.go) drive 20,000 sources while a device registers.
 //
+// # DTLS interop: the empty extensions block of pion's ServerHello
+//
+// A ClientHello with neither extended_master_secret nor renegotiation_info
+// (nor the renegotiation SCSV) on a PSK suite gets a ServerHello with no
+// extension, and pion (v3.1.15) encodes it with an empty extensions block:
+// the two bytes 00 00 after the compression method. MessageServerHello's
+// Marshal (pkg/protocol/handshake/message_server_hello.go) appends
+// extension.Marshal(m.Extensions), which writes the length even for an
+// empty list, and flight4 (a full handshake) passes it the empty list (an
+// abbreviated handshake's ServerHello, flight4b, always carries
+// renegotiation_info). That is valid TLS (RFC 5246 §7.4.1.3: the block is optional; an
+// empty one is a well-formed vector), and Go's crypto/tls leaves it out.
+// A JavaScript DTLS stack seen in the field hashes its own re-encoding of
+// the ServerHello, without the block, instead of the bytes it received,
+// so its transcript differs from pion's by those two bytes and the
+// Finished check fails ("verify data does not match"). It is the client's
+// bug (RFC 5246 §7.4.9 hashes the messages as exchanged), and no option of
+// pion changes the encoding. The router cannot mend it: it sees the
+// ServerHello, but pion's Finished is computed over the bytes pion wrote,
+// so removing the two bytes on the wire makes every client fail instead
+// of one. What works: the client offers extended_master_secret or
+// renegotiation_info (the server then answers with a non-empty block), or
+// pion omits the empty block, the change to propose upstream, in
+// MessageServerHello.Marshal:
+//
+//	out = append(out, byte(m.CompressionMethod.ID))
+//	if len(m.Extensions) == 0 {
+//		return out, nil // RFC 5246 §7.4.1.3: no extensions, no block
+//	}
+//	return append(out, extensions...), nil
+//
+// pion's Unmarshal already reads a ServerHello without the block. The
+// test TestPionServerHelloEmptyExtensions pins today's encoding and fails
+// when an upgrade of pion changes it.
+//
 // # Limits
 //
 // MaxSessions (default 100000) caps DTLS sessions plus registered plain

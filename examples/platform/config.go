@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -9,10 +10,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/store"
 )
 
@@ -61,11 +66,20 @@ type Config struct {
 	AbnormalAfter int `json:"abnormalAfter"`
 	// DeviceLogSize is how many entries of each device's log are kept
 	// (GET /doze/v1/devices/{id}/log); default 200.
-	DeviceLogSize int    `json:"deviceLogSize"`
-	MaxMessage    int    `json:"maxMessage"`  // largest uplink payload in bytes; default 4096 (APP-2)
-	MaxUpload     int64  `json:"maxUpload"`   // largest upgrade package in bytes; default 32 MiB (SEC-3)
-	MaxUploads    int    `json:"maxUploads"`  // uploads in progress at once, all apps; default 4 (SEC-3)
-	FirmwareURI   string `json:"firmwareURI"` // base of the package URI written to /5/0/1; default coap://127.0.0.1:5683/fw/
+	DeviceLogSize int   `json:"deviceLogSize"`
+	MaxMessage    int   `json:"maxMessage"` // largest uplink payload in bytes; default 4096 (APP-2)
+	MaxUpload     int64 `json:"maxUpload"`  // largest upgrade package in bytes; default 32 MiB (SEC-3)
+	MaxUploads    int   `json:"maxUploads"` // uploads in progress at once, all apps; default 4 (SEC-3)
+	// FirmwareURI is the base of the Package URI written to /5/0/1 (the
+	// package id follows), an absolute coap:// or coaps:// URI naming the
+	// address devices reach the platform at. Default: derived per device
+	// from the bound listeners: coaps://<DTLS listener>/fw/ for a device
+	// registered over DTLS (it downloads on a DTLS session of its own,
+	// with its PSK), coap://<CoAP listener>/fw/ for one registered over
+	// plain CoAP (the package id is the credential). A listener bound to a
+	// wildcard address (":5684") gives the host 127.0.0.1: set FirmwareURI
+	// when devices are elsewhere.
+	FirmwareURI string `json:"firmwareURI"`
 
 	// MQTT devices (MQT-1, MQT-4). A default address that is taken is
 	// logged and left out; the platform serves the rest.
@@ -111,7 +125,6 @@ func defaultConfig() Config {
 		MaxMessage:      4096,
 		MaxUpload:       defaultMaxUpload,
 		MaxUploads:      defaultMaxUploads,
-		FirmwareURI:     "coap://127.0.0.1:5683/fw/",
 		MQTTAddr:        ":1883",
 		MQTTSAddr:       ":8883",
 		MQTTRate:        300,
@@ -211,7 +224,83 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 || cfg.MQTTRate <= 0 {
 		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxUpload, maxUploads and mqttRate must be positive")
 	}
+	if err := checkFirmwareURI(cfg.FirmwareURI); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
+}
+
+// checkFirmwareURI refuses a FirmwareURI a device could not download from.
+func checkFirmwareURI(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "coap" && u.Scheme != "coaps") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("config: firmwareURI %q: want an absolute coap:// or coaps:// URI with a host and no query, such as coaps://dm.example.com:5684/fw/", s)
+	}
+	return nil
+}
+
+// firmwarePath is the path under which the lwm2m server serves packages
+// (lwm2m.Config.FilesPath's default).
+const firmwarePath = "/fw/"
+
+// firmwareBase is the FirmwareURI given to the upgrade engine: the
+// configured one, or firmwarePath alone, which packageURIs completes per
+// device with the scheme and address of the listener it registered on.
+func firmwareBase(cfg Config) string {
+	if cfg.FirmwareURI != "" {
+		return cfg.FirmwareURI
+	}
+	return firmwarePath
+}
+
+// packageURIs writes Package URIs for the upgrade engine; a relative one
+// ("/fw/<id>", Config.FirmwareURI unset) becomes absolute with the
+// device's listener (listenerURI).
+type packageURIs struct{ object5 }
+
+var _ ota.Object5 = packageURIs{}
+
+func (o packageURIs) WritePackageURI(ctx context.Context, deviceID, uri string) error {
+	if strings.HasPrefix(uri, "/") {
+		d, err := o.p.reg.Get(ctx, deviceID)
+		if err != nil {
+			return err
+		}
+		r, ok := o.p.lwm.Registration(d.NodeID)
+		if !ok {
+			return fmt.Errorf("package URI for device %s: %w", deviceID, lwm2m.ErrNotRegistered)
+		}
+		base, err := listenerURI(r.Secure, o.p.lwm.DTLSAddr(), o.p.lwm.UDPAddr())
+		if err != nil {
+			return fmt.Errorf("package URI for device %s: %w", deviceID, err)
+		}
+		uri = base + uri
+	}
+	return o.object5.WritePackageURI(ctx, deviceID, uri)
+}
+
+// listenerURI returns "coaps://host:port" of the DTLS listener for a
+// device registered over DTLS, "coap://host:port" of the plain CoAP one
+// otherwise: where the device already reaches the platform, with the
+// security it registered with. A wildcard address gives the loopback
+// host (see Config.FirmwareURI).
+func listenerURI(secure bool, dtlsAddr, udpAddr net.Addr) (string, error) {
+	scheme, a := "coap", udpAddr
+	if secure {
+		scheme, a = "coaps", dtlsAddr
+	}
+	ua, ok := a.(*net.UDPAddr)
+	if !ok || ua == nil {
+		return "", fmt.Errorf("no %s listener to download from", scheme)
+	}
+	ip := ua.AddrPort().Addr().Unmap()
+	if ip.IsUnspecified() {
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return scheme + "://" + netip.AddrPortFrom(ip.WithZone(""), ua.AddrPort().Port()).String(), nil
 }
 
 // checkAdmin refuses an admin listener reachable from other hosts without

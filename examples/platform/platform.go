@@ -173,9 +173,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	p.files = ota.Dir(fwDir)
 	p.ota, err = ota.New(db.OTA(), p.files, otaChannel{p}, ota.Config{
 		Devices:     otaDevices{p},
-		Object5:     object5{p},
+		Object5:     packageURIs{object5{p}},
 		Listener:    otaListener{p},
-		FirmwareURI: cfg.FirmwareURI,
+		FirmwareURI: firmwareBase(cfg),
 		Logger:      logger.With("pkg", "ota"),
 	})
 	if err != nil {

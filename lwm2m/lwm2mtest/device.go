@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -52,11 +52,40 @@ type DeviceConfig struct {
 	Version string
 	// Links is the registration body; "" means
 	// `</>;rt="oma.lwm2m";ct="60 110",</19/0>,</19/1>` for a 1.1 device and
-	// `</19/0>,</19/1>` otherwise.
+	// `</19/0>,</19/1>` otherwise, with </3/0>,</5/0> before </19/0> when
+	// the device has a Flash.
 	Links string
 	// Lifetime is the lt= parameter in seconds; 0 means 86400.
 	Lifetime int
+
+	// Server is the server's URI ("coaps://127.0.0.1:5684"), dialled for
+	// the first registration when StartDevice gets no conn and after
+	// every reboot.
+	Server string
+	// Dial opens a new socket (Dialer.Dial): after a reboot, and for each
+	// firmware download. nil means the device can neither reboot nor
+	// download: Execute of /5/0/2 and Package URI writes get 4.00.
+	Dial func(ctx context.Context, scheme, hostport string) (net.Conn, error)
+	// Flash is the device's non-volatile memory: the running firmware
+	// version (/3/0/3) and object 5. nil means the device has neither
+	// object 3 nor object 5. It outlives the Device: a Device started on
+	// the Flash of one that was killed mid-download resumes the download.
+	Flash *Flash
+	// BlockSize is the Block2 size of firmware downloads, a power of two
+	// from 16 to 1024; 0 means 256.
+	BlockSize int
+	// OnBlock, when set, is called after each firmware block is stored,
+	// with its number (from 0, in the whole package). ErrPowerCut kills
+	// the device where it stands (Kill); another error aborts the
+	// download as a lost connection (State 0, Update Result 4).
+	OnBlock func(num int) error
+	// PackageVersion tells the version a package installs; nil means its
+	// first line. An empty version fails the update (Update Result 8).
+	PackageVersion func(pkg []byte) string
 }
+
+// ErrPowerCut, returned by DeviceConfig.OnBlock, kills the device.
+var ErrPowerCut = errors.New("lwm2mtest: power cut")
 
 // Request is one request the Device answered.
 type Request struct {
@@ -76,28 +105,40 @@ func (r Request) String() string {
 // the server against the standard rather than against this module's own
 // client. It registers over a connected socket (UDP, or a DTLS net.Conn)
 // and answers the server's requests: writes to /19/1/0 by its Stack, GET
-// of /19/0/0 (observe) with an empty Multiple resource in TLV, anything
-// else with 4.04. Confirmable requests are answered with piggybacked
-// ACKs; a retransmitted request gets the same answer again.
+// of /19/0/0 (observe) with an empty Multiple resource in TLV, and with a
+// Flash, the Firmware Version /3/0/3 and object 5 as OMA LwM2M describes
+// it (firmware.go); anything else gets 4.04. Confirmable requests are
+// answered with piggybacked ACKs; a retransmitted request gets the same
+// answer again. Notifications are NON.
 type Device struct {
-	cfg  DeviceConfig
-	conn net.Conn
+	cfg    DeviceConfig
+	server *url.URL // nil when the device cannot dial
 
 	mu      sync.Mutex
+	conn    net.Conn
 	reqs    []Request
 	data    [][]byte
-	replies map[uint16][]byte // message id → the answer sent
-	acks    chan *message.Message
-	obsTok  []byte
-	obsSeq  uint32
+	replies map[uint16][]byte // message id → the answer sent, this session
+	obs     map[string]*observer
+	regs    []string // local address of each registration
 	mid     uint16
+	acks    chan *message.Message
 
-	closing atomic.Bool
-	done    chan struct{}
+	dead     chan struct{} // closed by Kill
+	killOnce sync.Once
+	wg       sync.WaitGroup
 }
 
-// StartDevice starts a Device on conn, which it owns, and registers it.
-// Close stops it.
+// observer is the server's observation of one path: its token and the
+// sequence number of the last notification.
+type observer struct {
+	token []byte
+	seq   uint32
+}
+
+// StartDevice starts a Device on conn, which it owns, and registers it;
+// a nil conn is dialled to cfg.Server. A Device whose Flash shows a
+// download in progress resumes it. Close stops it.
 func StartDevice(ctx context.Context, conn net.Conn, cfg DeviceConfig) (*Device, error) {
 	if cfg.Endpoint == "" {
 		return nil, errors.New("lwm2mtest: DeviceConfig.Endpoint is required")
@@ -110,30 +151,126 @@ func StartDevice(ctx context.Context, conn net.Conn, cfg DeviceConfig) (*Device,
 	}
 	if cfg.Links == "" {
 		cfg.Links = "</19/0>,</19/1>"
+		if cfg.Flash != nil {
+			cfg.Links = "</3/0>,</5/0>," + cfg.Links
+		}
 		if !strings.HasPrefix(cfg.Version, "1.0") {
-			cfg.Links = `</>;rt="oma.lwm2m";ct="60 110",</19/0>,</19/1>`
+			cfg.Links = `</>;rt="oma.lwm2m";ct="60 110",` + cfg.Links
 		}
 	}
 	if cfg.Lifetime == 0 {
 		cfg.Lifetime = 86400
 	}
+	if cfg.BlockSize == 0 {
+		cfg.BlockSize = 256
+	}
+	if _, ok := blockSZX(cfg.BlockSize); !ok {
+		return nil, fmt.Errorf("lwm2mtest: DeviceConfig.BlockSize %d: want a power of two from 16 to 1024", cfg.BlockSize)
+	}
 	var b [2]byte
 	_, _ = rand.Read(b[:])
-	d := &Device{cfg: cfg, conn: conn, replies: map[uint16][]byte{}, acks: make(chan *message.Message, 4),
-		mid: binary.BigEndian.Uint16(b[:]), done: make(chan struct{})}
-	go d.read()
+	d := &Device{cfg: cfg, replies: map[uint16][]byte{}, obs: map[string]*observer{}, acks: make(chan *message.Message, 4),
+		mid: binary.BigEndian.Uint16(b[:]), dead: make(chan struct{})}
+	if cfg.Dial != nil && cfg.Server != "" {
+		u, err := url.Parse(cfg.Server)
+		if err != nil || (u.Scheme != "coap" && u.Scheme != "coaps") || u.Host == "" {
+			return nil, fmt.Errorf("lwm2mtest: DeviceConfig.Server %q: want coap://host:port or coaps://host:port", cfg.Server)
+		}
+		d.server = u
+	}
+	if conn == nil {
+		if d.server == nil {
+			return nil, errors.New("lwm2mtest: StartDevice without a conn needs DeviceConfig.Server and Dial")
+		}
+		var err error
+		if conn, err = cfg.Dial(ctx, d.server.Scheme, d.server.Host); err != nil {
+			return nil, err
+		}
+	}
+	d.conn = conn
+	d.wg.Go(func() { d.read(conn) })
 	if err := d.register(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}
+	d.resumeDownload()
 	return d, nil
 }
 
-// Close closes the device's socket and waits for its reader.
+// Kill cuts the device's power: its socket closes (no close_notify, no
+// De-register), a download in progress stops, nothing more is sent and
+// its Flash is no longer written. It does not wait; Close does.
+func (d *Device) Kill() {
+	d.killOnce.Do(func() {
+		close(d.dead)
+		d.mu.Lock()
+		c := d.conn
+		d.mu.Unlock()
+		_ = c.Close()
+	})
+}
+
+// Close kills the device and waits for its goroutines.
 func (d *Device) Close() {
-	d.closing.Store(true)
-	_ = d.conn.Close()
-	<-d.done
+	d.Kill()
+	d.wg.Wait()
+}
+
+func (d *Device) killed() bool {
+	select {
+	case <-d.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// context returns a context that ends after timeout or when the device
+// is killed.
+func (d *Device) context(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	go func() {
+		select {
+		case <-d.dead:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// Reboot power-cycles the device: its session is cut (no close_notify, no
+// De-register), every observation is forgotten, and it registers anew
+// from a new socket (so a new source port) dialled to DeviceConfig.Server.
+// A download in progress resumes after the registration.
+func (d *Device) Reboot(ctx context.Context) error {
+	if d.server == nil {
+		return errors.New("lwm2mtest: reboot needs DeviceConfig.Server and Dial")
+	}
+	d.mu.Lock()
+	old := d.conn
+	d.obs = map[string]*observer{}
+	d.replies = map[uint16][]byte{}
+	d.mu.Unlock()
+	_ = old.Close()
+	conn, err := d.cfg.Dial(ctx, d.server.Scheme, d.server.Host)
+	if err != nil {
+		return fmt.Errorf("lwm2mtest: reboot: %w", err)
+	}
+	d.mu.Lock()
+	if d.killed() {
+		d.mu.Unlock()
+		_ = conn.Close()
+		return errors.New("lwm2mtest: reboot: the device was killed")
+	}
+	d.conn = conn
+	d.mu.Unlock()
+	d.wg.Go(func() { d.read(conn) })
+	if err := d.register(ctx); err != nil {
+		return err
+	}
+	d.resumeDownload()
+	return nil
 }
 
 // Requests returns the requests the device answered, in order (a
@@ -164,6 +301,21 @@ func (d *Device) Data() [][]byte {
 	return append([][]byte(nil), d.data...)
 }
 
+// Registrations returns the local address of each registration the
+// device made, in order: one more after each reboot.
+func (d *Device) Registrations() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.regs...)
+}
+
+// Observed reports whether the server observes path in this session.
+func (d *Device) Observed(path string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.obs[path] != nil
+}
+
 func (d *Device) nextMID() uint16 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -171,17 +323,26 @@ func (d *Device) nextMID() uint16 {
 	return d.mid
 }
 
-func (d *Device) send(m *message.Message) error {
+func encode(m *message.Message) ([]byte, error) {
 	n, err := coder.DefaultCoder.Size(*m)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	buf := make([]byte, n)
 	n, err = coder.DefaultCoder.Encode(*m, buf)
+	return buf[:n], err
+}
+
+// send writes m on the device's session.
+func (d *Device) send(m *message.Message) error {
+	b, err := encode(m)
 	if err != nil {
 		return err
 	}
-	_, err = d.conn.Write(buf[:n])
+	d.mu.Lock()
+	c := d.conn
+	d.mu.Unlock()
+	_, err = c.Write(b)
 	return err
 }
 
@@ -214,6 +375,9 @@ func (d *Device) register(ctx context.Context) error {
 			case <-ctx.Done():
 				wait.Stop()
 				return fmt.Errorf("lwm2mtest: register: %w", ctx.Err())
+			case <-d.dead:
+				wait.Stop()
+				return errors.New("lwm2mtest: register: the device was killed")
 			case <-wait.C:
 			case a := <-d.acks:
 				if string(a.Token) != string(tok) || a.Code == codes.Empty {
@@ -223,6 +387,9 @@ func (d *Device) register(ctx context.Context) error {
 				if a.Code != codes.Created {
 					return fmt.Errorf("lwm2mtest: register: server answered %s", codeText(a.Code))
 				}
+				d.mu.Lock()
+				d.regs = append(d.regs, d.conn.LocalAddr().String())
+				d.mu.Unlock()
 				return nil
 			}
 			break
@@ -234,33 +401,46 @@ func (d *Device) register(ctx context.Context) error {
 // Notify sends data to the observer of /19/0/0 as a NON notification: the
 // Multiple resource in TLV with instance 0. It fails when nobody observes.
 func (d *Device) Notify(data []byte) error {
-	d.mu.Lock()
-	tok := d.obsTok
-	d.obsSeq++
-	seq := d.obsSeq
-	d.mu.Unlock()
-	if tok == nil {
+	if !d.notify("/19/0/0", message.AppLwm2mTLV, multipleTLV(0, data)) {
 		return errors.New("lwm2mtest: notify: the server does not observe /19/0/0")
 	}
-	m := &message.Message{Code: codes.Content, Token: tok, Type: message.NonConfirmable, MessageID: int32(d.nextMID()),
-		Payload: multipleTLV(0, data)}
-	b := make([]byte, 8)
-	m.Options, _, _ = m.Options.SetObserve(b, seq)
-	m.Options, _, _ = m.Options.SetContentFormat(b[4:], message.AppLwm2mTLV)
-	return d.send(m)
+	return nil
 }
 
-func (d *Device) read() {
-	defer close(d.done)
+// notify sends a NON notification of path to its observer, if any, and
+// reports whether there was one.
+func (d *Device) notify(path string, cf message.MediaType, payload []byte) bool {
+	d.mu.Lock()
+	o := d.obs[path]
+	var tok []byte
+	var seq uint32
+	if o != nil {
+		o.seq++
+		tok, seq = o.token, o.seq
+	}
+	d.mu.Unlock()
+	if o == nil || d.killed() {
+		return false
+	}
+	m := &message.Message{Code: codes.Content, Token: tok, Type: message.NonConfirmable, MessageID: int32(d.nextMID()),
+		Payload: payload}
+	b := make([]byte, 8)
+	m.Options, _, _ = m.Options.SetObserve(b, seq)
+	m.Options, _, _ = m.Options.SetContentFormat(b[4:], cf)
+	return d.send(m) == nil
+}
+
+// read reads one session's socket until it closes.
+func (d *Device) read(conn net.Conn) {
 	buf := make([]byte, 2048)
 	strikes := 0
 	for {
-		n, err := d.conn.Read(buf)
+		n, err := conn.Read(buf)
 		if err != nil {
 			// An ICMP error surfaces once on a connected UDP socket;
 			// anything else (closed, end of a DTLS session) is for good.
 			var op *net.OpError
-			if d.closing.Load() || !errors.As(err, &op) || errors.Is(err, net.ErrClosed) || strikes > 100 {
+			if d.killed() || !errors.As(err, &op) || errors.Is(err, net.ErrClosed) || strikes > 100 {
 				return
 			}
 			strikes++
@@ -273,11 +453,11 @@ func (d *Device) read() {
 		if _, err := coder.DefaultCoder.Decode(b, m); err != nil {
 			continue // not CoAP: dropped, as RFC 7252 §4.2 allows
 		}
-		d.receive(m)
+		d.receive(conn, m)
 	}
 }
 
-func (d *Device) receive(m *message.Message) {
+func (d *Device) receive(conn net.Conn, m *message.Message) {
 	switch {
 	case m.Type == message.Acknowledgement || m.Type == message.Reset:
 		select {
@@ -287,7 +467,9 @@ func (d *Device) receive(m *message.Message) {
 		return
 	case m.Code >= 64: // a separate response (CON or NON)
 		if m.Type == message.Confirmable {
-			_ = d.send(&message.Message{Type: message.Acknowledgement, MessageID: m.MessageID})
+			if b, err := encode(&message.Message{Type: message.Acknowledgement, MessageID: m.MessageID}); err == nil {
+				_, _ = conn.Write(b)
+			}
 		}
 		select {
 		case d.acks <- m:
@@ -300,10 +482,10 @@ func (d *Device) receive(m *message.Message) {
 	again, dup := d.replies[mid]
 	d.mu.Unlock()
 	if dup {
-		_, _ = d.conn.Write(again) // RFC 7252 §4.5: the same answer again
+		_, _ = conn.Write(again) // RFC 7252 §4.5: the same answer again
 		return
 	}
-	resp := d.answer(m)
+	resp, then := d.answer(m)
 	resp.MessageID = m.MessageID
 	resp.Token = m.Token
 	resp.Type = message.Acknowledgement
@@ -311,34 +493,61 @@ func (d *Device) receive(m *message.Message) {
 		resp.Type = message.NonConfirmable
 		resp.MessageID = int32(d.nextMID())
 	}
-	n, err := coder.DefaultCoder.Size(*resp)
+	b, err := encode(resp)
 	if err != nil {
 		return
 	}
-	b := make([]byte, n)
-	if n, err = coder.DefaultCoder.Encode(*resp, b); err != nil {
-		return
-	}
 	d.mu.Lock()
-	d.replies[mid] = b[:n]
+	d.replies[mid] = b
 	d.mu.Unlock()
-	_, _ = d.conn.Write(b[:n])
+	_, _ = conn.Write(b)
+	if then != nil {
+		d.wg.Go(then)
+	}
 }
 
-// answer handles one request and records it.
-func (d *Device) answer(m *message.Message) *message.Message {
+// answer handles one request and records it. then, when not nil, runs
+// after the answer left (on its own goroutine).
+func (d *Device) answer(m *message.Message) (resp *message.Message, then func()) {
 	path, _ := m.Options.Path()
 	path = "/" + strings.TrimPrefix(path, "/")
 	cf := -1
 	if f, err := m.Options.ContentFormat(); err == nil {
 		cf = int(f)
 	}
-	resp, data := d.handle(m, path, cf)
+	var data [][]byte
+	if strings.HasPrefix(path, "/3/") || strings.HasPrefix(path, "/5/") {
+		resp, then = d.firmware(m, path, cf)
+	} else {
+		resp, data = d.handle(m, path, cf)
+	}
 	d.mu.Lock()
 	d.reqs = append(d.reqs, Request{Code: m.Code, Path: path, Format: cf, Answer: resp.Code})
 	d.data = append(d.data, data...)
 	d.mu.Unlock()
-	return resp
+	return resp, then
+}
+
+// observe takes or cancels an observation of path as the request m asks
+// (RFC 7641 §3.1: Observe 0 registers, 1 deregisters) and sets the
+// Observe option of the answer resp.
+func (d *Device) observe(m *message.Message, path string, resp *message.Message) {
+	obs, err := m.Options.Observe()
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch obs {
+	case 0:
+		d.obs[path] = &observer{token: append([]byte(nil), m.Token...)}
+		b := make([]byte, 4)
+		resp.Options, _, _ = resp.Options.SetObserve(b, 0)
+	case 1:
+		if o := d.obs[path]; o != nil && string(o.token) == string(m.Token) {
+			delete(d.obs, path)
+		}
+	}
 }
 
 func errAnswer(c codes.Code, format string, args ...any) *message.Message {
@@ -349,14 +558,9 @@ func (d *Device) handle(m *message.Message, path string, cf int) (*message.Messa
 	switch {
 	case m.Code == codes.GET && path == "/19/0/0":
 		resp := &message.Message{Code: codes.Content, Payload: []byte{0x80, 0x00}} // no instance yet
-		b := make([]byte, 8)
-		if obs, err := m.Options.Observe(); err == nil && obs == 0 {
-			d.mu.Lock()
-			d.obsTok = append([]byte(nil), m.Token...)
-			d.mu.Unlock()
-			resp.Options, _, _ = resp.Options.SetObserve(b, 0)
-		}
-		resp.Options, _, _ = resp.Options.SetContentFormat(b[4:], message.AppLwm2mTLV)
+		d.observe(m, path, resp)
+		b := make([]byte, 4)
+		resp.Options, _, _ = resp.Options.SetContentFormat(b, message.AppLwm2mTLV)
 		return resp, nil
 	case m.Code != codes.PUT || (path != "/19/1/0" && path != "/19/1/0/0"):
 		return errAnswer(codes.NotFound, "%s not served", path), nil

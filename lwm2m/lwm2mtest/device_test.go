@@ -2,6 +2,8 @@ package lwm2mtest
 
 import (
 	"bytes"
+	"net"
+	"sync/atomic"
 	"testing"
 )
 
@@ -12,7 +14,9 @@ func FuzzDeviceParsers(f *testing.F) {
 	f.Add([]byte(`[{"bn":"/19/1/0/","n":"0","vd":"yv4"}]`))
 	f.Add([]byte{0x88, 0x00, 0x03, 0x41, 0x00, 0x01})
 	f.Add([]byte{0xC1, 0x00, 0x01})
+	f.Add(clientHello)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = isClientHello(b)
 		_, _ = parseMultipleTLV(b, 0)
 		_, _ = parseSenMLJSON(b)
 		if len(b) <= 0xffff-4 {
@@ -39,5 +43,52 @@ func TestParseMultipleTLV(t *testing.T) {
 		if _, err := parseMultipleTLV(bad, 0); err == nil {
 			t.Errorf("parseMultipleTLV(%x) took it; want an error", bad)
 		}
+	}
+}
+
+// clientHello is the start of a DTLS 1.2 ClientHello datagram: record
+// header (handshake, {254,253}, epoch 0, sequence 0, length), then the
+// handshake header (client_hello).
+var clientHello = []byte{22, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+// sentTo records what a PacketConn was asked to write.
+type sentTo struct {
+	net.PacketConn
+	got [][]byte
+}
+
+func (s *sentTo) WriteTo(p []byte, _ net.Addr) (int, error) {
+	s.got = append(s.got, append([]byte(nil), p...))
+	return len(p), nil
+}
+
+// The Dialer's socket sends ClientHello records (epoch 0, handshake type
+// 1) with the record version {254,0}, as mbedTLS 2.x does, and leaves
+// every other record, and the caller's buffer, as they were.
+func TestHelloV0(t *testing.T) {
+	var n atomic.Int64
+	s := &sentTo{}
+	h := &helloV0{PacketConn: s, n: &n}
+	hello := append([]byte(nil), clientHello...)
+	other := append([]byte(nil), clientHello...)
+	other[13] = 16 // client_key_exchange
+	epoch1 := append([]byte(nil), clientHello...)
+	epoch1[4] = 1 // an encrypted record
+	for _, b := range [][]byte{hello, other, epoch1} {
+		if _, err := h.WriteTo(b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.got[0][:3]; !bytes.Equal(got, []byte{22, 0xFE, 0x00}) {
+		t.Errorf("ClientHello record sent as %x, want 16 fe 00", got)
+	}
+	if !bytes.Equal(hello, clientHello) {
+		t.Errorf("the caller's buffer changed: %x", hello)
+	}
+	if !bytes.Equal(s.got[1], other) || !bytes.Equal(s.got[2], epoch1) {
+		t.Errorf("other records changed: %x, %x", s.got[1], s.got[2])
+	}
+	if n.Load() != 1 {
+		t.Errorf("hellos counted %d, want 1", n.Load())
 	}
 }
