@@ -122,6 +122,10 @@ type Config struct {
 	// Sessions keeps DTLS sessions for resumption by session ID (an
 	// abbreviated handshake); nil means no resumption.
 	Sessions SessionStore
+	// Registrations keeps registrations and parked DTLS sessions across
+	// restarts, crashes included (LWM-14, persist.go); nil means they
+	// live as long as the Server.
+	Registrations RegistrationStore
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -127,6 +127,22 @@ package lwm2m
 // the instant of parking is lost (the device's CoAP retransmission covers
 // it); records still queued are handed to an immediate resume.
 //
+// With Config.Registrations (a RegistrationStore; persist.go) this
+// survives a restart, a SIGKILL included (LWM-14): a registration is
+// written when made or updated and deleted when it ends, a parked session
+// (pion's serialized state, Connection ID, address) is written when it is
+// parked, before the router can resume it, and Listen restores both
+// (registrations whose lifetime passed are dropped), so the device's next
+// record on its old session is understood without a handshake
+// (TestSessionSurvivesCrash). A resumed session is written again with its
+// write sequence number moved 2^32 ahead: if the server dies while the
+// device is awake, the next one resumes from there and never sends two
+// records under one AES-CCM nonce; the device accepts the gap (RFC 6347
+// §4.1.2.6). A store write that fails leaves that session unresumed (the
+// device handshakes again) rather than at risk. Config.Sessions (a
+// SessionStore) is the other, older mechanism: abbreviated handshakes by
+// session ID, for devices that lost their connection state.
+//
 // # Security (SEC-1, SEC-2, SEC-4)
 //
 // Config.Policy (an EndpointPolicy the caller implements, like KeyStore)

@@ -56,6 +56,14 @@ func (s *Server) park(sess *session, dc *dtls.Conn) bool {
 		return false
 	}
 	pc := &parkedConn{sess: sess, state: b}
+	// Written before the router knows it as parked, so that the state a
+	// resume writes (resumeParked) always comes after this one (LWM-14).
+	sess.mu.Lock()
+	ep := sess.endpoint
+	sess.mu.Unlock()
+	if err := s.saveParked(ep, m.cidOf(v), dc.RemoteAddr(), b); err != nil {
+		s.log.Warn("lwm2m: storing a parked DTLS session; it will not survive a restart", "endpoint", ep, "err", err)
+	}
 	sess.mu.Lock()
 	if sess.closed {
 		sess.mu.Unlock()
@@ -76,7 +84,8 @@ func (s *Server) park(sess *session, dc *dtls.Conn) bool {
 	return true
 }
 
-// resumeLoop resumes parked sessions the router hands over.
+// resumeLoop resumes parked sessions the router hands over, each on its
+// own goroutine (resumeParked may wait for a durable write).
 func (s *Server) resumeLoop() {
 	defer s.wg.Done()
 	for {
@@ -84,38 +93,60 @@ func (s *Server) resumeLoop() {
 		case <-s.done:
 			return
 		case it := <-s.mux.resume:
-			var st dtls.State
-			if err := st.UnmarshalBinary(it.p.state); err != nil {
-				s.log.Warn("lwm2m: resuming a parked session", "err", err)
-				_ = it.v.Close()
-				continue
-			}
-			conn, err := dtls.Resume(&st, it.v, it.v.remote(), s.dtlsCfg)
-			if err != nil {
-				s.log.Warn("lwm2m: resuming a parked session", "err", err)
-				_ = it.v.Close()
-				continue
-			}
-			sess := it.p.sess
-			s.log.Debug("lwm2m: resumed a parked session", "identity", sess.identity, "addr", it.v.remote())
-			sess.mu.Lock()
-			closed := sess.closed
-			sess.conn, sess.vc = conn, it.v
-			sess.parked = false
-			sess.pc = nil
-			sess.mu.Unlock()
-			if closed {
-				_ = conn.Close()
-				continue
-			}
 			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				if !s.serveConn(sess, conn) {
-					s.endSession(sess)
-				}
-			}()
+			go s.resumeParked(it)
 		}
+	}
+}
+
+// resumeParked resumes the parked session of it. With
+// Config.Registrations, the state is stored first with its write sequence
+// numbers reserved (reserveState): a crash while the device is awake then
+// leaves a state the next server can resume from without reusing one.
+func (s *Server) resumeParked(it resumeItem) {
+	defer s.wg.Done()
+	var st dtls.State
+	if err := st.UnmarshalBinary(it.p.state); err != nil {
+		s.log.Warn("lwm2m: resuming a parked session", "err", err)
+		_ = it.v.Close()
+		return
+	}
+	sess := it.p.sess
+	if s.cfg.Registrations != nil {
+		sess.mu.Lock()
+		ep := sess.endpoint
+		sess.mu.Unlock()
+		ahead, err := reserveState(it.p.state, seqReserve)
+		if err == nil {
+			err = s.saveParked(ep, it.p.cid, it.p.addr, ahead)
+		}
+		if err != nil {
+			// Not resumed rather than resumed from a state a crash
+			// could make the server reuse; the device handshakes again.
+			s.log.Warn("lwm2m: storing a resumed DTLS session; not resumed", "endpoint", ep, "err", err)
+			_ = it.v.Close()
+			return
+		}
+	}
+	conn, err := dtls.Resume(&st, it.v, it.v.remote(), s.dtlsCfg)
+	if err != nil {
+		s.log.Warn("lwm2m: resuming a parked session", "err", err)
+		_ = it.v.Close()
+		return
+	}
+	s.log.Debug("lwm2m: resumed a parked session", "identity", sess.identity, "addr", it.v.remote())
+	sess.mu.Lock()
+	closed := sess.closed
+	sess.conn, sess.vc = conn, it.v
+	sess.parked = false
+	sess.pc = nil
+	sess.mu.Unlock()
+	if closed {
+		_ = conn.Close()
+		return
+	}
+	if !s.serveConn(sess, conn) {
+		s.endSession(sess)
 	}
 }
 
@@ -127,4 +158,22 @@ func (s *Server) ParkedSessions() int {
 	s.mux.mu.Lock()
 	defer s.mux.mu.Unlock()
 	return len(s.mux.parked)
+}
+
+// cidOf returns the Connection ID the router knows v by ("" without).
+func (m *dtlsMux) cidOf(v *vconn) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return v.cid
+}
+
+// restore records a parked session read back from a RegistrationStore.
+func (m *dtlsMux) restore(p *parkedConn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.parked[p] = struct{}{}
+	m.parkedByAddr[p.addrKey] = p
+	if p.cid != "" {
+		m.parkedByCID[p.cid] = p
+	}
 }

@@ -218,7 +218,9 @@ func (s *Server) install(sess *session, r *registration, now time.Time) {
 	sess.mu.Unlock()
 	if stale != nil {
 		stale.close()
+		s.forgetStored(r.Endpoint, false) // the old session's state
 	}
+	s.saveRegistration(snap)
 	if old != nil {
 		s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: old.Registration, Reason: ReasonReplaced})
 	}
@@ -362,7 +364,8 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 	forget, observe := s.updateData(r, len(m.Payload) > 0)
 	// LWM-10: an update from another address or DTLS session moves the
 	// registration there.
-	if r.sess != sess {
+	moved := r.sess != sess
+	if moved {
 		old := r.sess
 		if old != nil && !old.secure && s.udpPeers[old.addr.String()] == old {
 			delete(s.udpPeers, old.addr.String())
@@ -390,6 +393,10 @@ func (s *Server) update(sess *session, m *message.Message, id string, now time.T
 	sess.mu.Lock()
 	sess.endpoint = r.Endpoint
 	sess.mu.Unlock()
+	if moved {
+		s.forgetStored(r.Endpoint, false) // the old session's state
+	}
+	s.saveRegistration(snap)
 	if forget {
 		s.forgetData(r.Endpoint)
 	}
@@ -463,6 +470,7 @@ func (s *Server) deregister(sess *session, id string, now time.Time) (*message.M
 	snap := r.Registration
 	s.mu.Unlock()
 	s.forgetObservations(r.Endpoint)
+	s.forgetStored(r.Endpoint, true)
 	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: ReasonDeregistered})
 	return &message.Message{Code: codes.Deleted}, func() {
 		switch {
@@ -550,6 +558,7 @@ func (s *Server) end(r *registration, why Reason) bool {
 		time.AfterFunc(s.cfg.IdleTimeout, func() { s.closeUnlessRegistered(keep, r.Endpoint) })
 	}
 	s.forgetObservations(r.Endpoint)
+	s.forgetStored(r.Endpoint, true)
 	s.emit(Event{Kind: EventDeregistered, Endpoint: r.Endpoint, Time: now, Registration: snap, Reason: why})
 	return true
 }

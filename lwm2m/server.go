@@ -81,7 +81,9 @@ func New(cfg Config, keys KeyStore, h Handler) (*Server, error) {
 // Listen binds the UDP and DTLS sockets of the configuration. Run calls it
 // when it has not been called; call it first to learn the bound addresses
 // (UDPAddr, DTLSAddr) when a port is 0. The DTLS socket's datagram router
-// (one goroutine, see dtlsmux.go) starts here; Close stops it.
+// (one goroutine, see dtlsmux.go) starts here; Close stops it. With
+// Config.Registrations, Listen restores the stored registrations and
+// parked DTLS sessions (persist.go).
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,8 +147,24 @@ func (s *Server) Listen() error {
 		}
 		s.dtlsLn = ln
 	}
+	if err := s.restoreLocked(time.Now()); err != nil {
+		s.closeSocketsLocked()
+		return err
+	}
 	s.listened = true
 	return nil
+}
+
+// closeSocketsLocked undoes a Listen that failed after binding.
+func (s *Server) closeSocketsLocked() {
+	if s.dtlsLn != nil {
+		_ = s.dtlsLn.Close()
+		s.dtlsLn, s.mux = nil, nil
+	}
+	if s.udp != nil {
+		_ = s.udp.Close()
+		s.udp = nil
+	}
 }
 
 // UDPAddr returns the bound plain CoAP address, or nil before Listen or when

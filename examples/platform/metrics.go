@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/registry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,15 @@ var (
 	descPushQueued    = prometheus.NewDesc("doze_push_queued", "Pushes waiting or in flight, by endpoint state (valid, invalid); no URLs in labels (SEC-5).", []string{"state"}, nil)
 	descUpgrade       = prometheus.NewDesc("doze_upgrade_progress_percent", "Share of an upgrade task's sub-tasks that ended.", []string{"operation", "kind", "status"}, nil)
 	descSubTasks      = prometheus.NewDesc("doze_upgrade_subtasks", "Upgrade sub-tasks by state, over unfinished tasks.", []string{"state"}, nil)
+
+	// The DTLS side of the LwM2M server (lwm2m.Server.DTLSStats); no
+	// device identifiers or addresses in labels.
+	descDTLSCookies    = prometheus.NewDesc("doze_dtls_cookies_sent_total", "HelloVerifyRequests sent: ClientHellos without a valid cookie, answered statelessly.", nil, nil)
+	descDTLSHellos     = prometheus.NewDesc("doze_dtls_hellos_unanswered_total", "ClientHellos not answered, by outcome: refused (malformed, not DTLS), dropped (valid cookie, handshake cap reached), shed (no valid cookie, router saturated).", []string{"outcome"}, nil)
+	descDTLSHandshakes = prometheus.NewDesc("doze_dtls_handshakes_total", "DTLS handshakes completed, by kind: full (PSK key exchange) or resumed (abbreviated, by session ID).", []string{"kind"}, nil)
+	descDTLSFailures   = prometheus.NewDesc("doze_dtls_handshake_failures_total", "DTLS handshakes that failed, by reason: bad_key, unknown_identity, timeout, other.", []string{"reason"}, nil)
+	descDTLSInFlight   = prometheus.NewDesc("doze_dtls_handshakes_in_flight", "DTLS handshakes started and not ended.", nil, nil)
+	descDTLSParked     = prometheus.NewDesc("doze_lwm2m_parked_sessions", "DTLS sessions of sleeping devices held parked (serialized, no goroutine).", nil, nil)
 )
 
 // stateCollector reads gauges from the packages when Prometheus scrapes.
@@ -68,7 +78,8 @@ type stateCollector struct{ p *Platform }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDevices, descPushDelivered, descPushRetried, descPushDropped,
-		descPushRejected, descPushRefused, descPushQueued, descUpgrade, descSubTasks} {
+		descPushRejected, descPushRefused, descPushQueued, descUpgrade, descSubTasks,
+		descDTLSCookies, descDTLSHellos, descDTLSHandshakes, descDTLSFailures, descDTLSInFlight, descDTLSParked} {
 		ch <- d
 	}
 }
@@ -98,6 +109,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descPushQueued, prometheus.GaugeValue, float64(n), state)
 		}
 	}
+	if p.lwm != nil {
+		collectDTLS(ch, p.lwm.DTLSStats(), p.lwm.ParkedSessions())
+	}
 	if p.ota != nil {
 		tasks, _ := p.ota.Tasks(ctx)
 		subs := map[ota.SubState]int{}
@@ -117,4 +131,22 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descSubTasks, prometheus.GaugeValue, float64(subs[s]), string(s))
 		}
 	}
+}
+
+func collectDTLS(ch chan<- prometheus.Metric, st lwm2m.DTLSStats, parked int) {
+	counter := func(d *prometheus.Desc, v uint64, label ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label...)
+	}
+	counter(descDTLSCookies, st.CookiesSent)
+	counter(descDTLSHellos, st.HellosRefused, "refused")
+	counter(descDTLSHellos, st.HellosDropped, "dropped")
+	counter(descDTLSHellos, st.HellosShed, "shed")
+	counter(descDTLSHandshakes, st.HandshakesFull, "full")
+	counter(descDTLSHandshakes, st.HandshakesResumed, "resumed")
+	counter(descDTLSFailures, st.FailedBadKey, "bad_key")
+	counter(descDTLSFailures, st.FailedUnknownIdentity, "unknown_identity")
+	counter(descDTLSFailures, st.FailedTimeout, "timeout")
+	counter(descDTLSFailures, st.FailedOther, "other")
+	ch <- prometheus.MustNewConstMetric(descDTLSInFlight, prometheus.GaugeValue, float64(st.HandshakesInFlight))
+	ch <- prometheus.MustNewConstMetric(descDTLSParked, prometheus.GaugeValue, float64(parked))
 }

@@ -192,7 +192,12 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		MaxSendSize:    cfg.MaxMessage, // a larger Send gets 4.13, not a 2.04 and a decode error (LWM-12)
 		Files:          firmwareFiles{p},
 		Observations:   db.Observations(),
-		Logger:         logger.With("pkg", "lwm2m"),
+		// DTLS sessions for resumption by ID (kept 24 h, pruned), and
+		// registrations and parked sessions, survive restarts and crashes
+		// (issue 20 item 9, LWM-14).
+		Sessions:      db.DTLSSessions(store.DefaultSessionTTL),
+		Registrations: db.Registrations(),
+		Logger:        logger.With("pkg", "lwm2m"),
 		// The registry's transport security of each endpoint (SEC-1):
 		// plain CoAP serves only devices registered with security NONE.
 		Policy: endpointPolicy{p},

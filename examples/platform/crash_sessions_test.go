@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/lwm2m"
+	"github.com/stretchr/testify/require"
+)
+
+// LWM-14: a sleeping meter's parked DTLS session, its registration and its
+// observation survive a SIGKILL of the platform: after the restart its
+// next record on its old session (same keys, same Connection ID) is
+// understood without a handshake — its report is acknowledged and lands
+// in history, and its registration update finds the registration.
+func TestCrashKeepsDTLSSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the platform binary")
+	}
+	bin := filepath.Join(t.TempDir(), "platform")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	data := t.TempDir()
+	conf := filepath.Join(data, "config.json")
+	require.NoError(t, os.WriteFile(conf, []byte(`{"queueWindow": "1s"}`), 0o600))
+	base := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	admin := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	dtlsAddr := freeUDPAddr(t)
+	metric := func(name string) string {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	start := func() (*exec.Cmd, App) {
+		cmd := exec.Command(bin, "-config", conf, "-data", data, "-http", strings.TrimPrefix(base, "http://"),
+			"-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", admin)
+		stdout, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		re := regexp.MustCompile(`appId=(\S+)(?: secret=(\S+))?`)
+		sc := bufio.NewScanner(stdout)
+		var app App
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				app = App{ID: m[1], Secret: m[2]}
+				break
+			}
+		}
+		go func() {
+			for sc.Scan() {
+			}
+		}()
+		require.Eventually(t, func() bool { return metric("doze_dtls_cookies_sent_total") != "" }, 30*time.Second, 20*time.Millisecond)
+		return cmd, app
+	}
+
+	cmd, app := start()
+	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
+	tp.token = tp.login(t)
+	const imei = "868333030000920"
+	id, psk := registerDevice(t, tp, imei)
+
+	cd, err := codec.Compile(demoCodec, nil)
+	require.NoError(t, err)
+	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: dtlsAddr, Endpoint: "urn:imei:" + imei, Key: psk, Queue: true,
+		ConfirmableNotifications: true, Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
+	require.NoError(t, err)
+	defer c.Close()
+	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
+	c.Handle("/19/1/0", lwm2m.Resource{Write: func(lwm2m.Content) error { return nil }})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, c.Connect(ctx))
+	require.NoError(t, c.Register(ctx))
+	require.Eventually(t, func() bool { return c.Observed("/19/0/0") }, 20*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return metric("doze_lwm2m_parked_sessions") == "1" }, 20*time.Second, 20*time.Millisecond,
+		"the sleeping meter's session is parked")
+	require.Equal(t, "1", metric(`doze_dtls_handshakes_total{kind="full"}`))
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	cmd.Wait()
+	start()
+	require.Equal(t, "1", metric("doze_lwm2m_parked_sessions"), "the parked session is restored")
+
+	report, err := cd.Encode(&codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
+		{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 1.5, "flowRate": 0.5, "pulseCount": 4242}},
+		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 80}},
+		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -90}},
+	}})
+	require.NoError(t, err)
+	require.NoError(t, c.Notify(ctx, "/19/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: report}),
+		"the report on the old session and observation is acknowledged")
+	require.NoError(t, c.Update(ctx), "the registration is still there")
+	require.Equal(t, "0", metric("doze_dtls_cookies_sent_total"), "no ClientHello since the restart")
+	require.Equal(t, "0", metric(`doze_dtls_handshakes_total{kind="full"}`))
+	require.Equal(t, "0", metric(`doze_dtls_handshakes_total{kind="resumed"}`))
+
+	tp.token = tp.login(t)
+	require.Eventually(t, func() bool {
+		var hist struct {
+			DTOs []struct {
+				Data map[string]any `json:"data"`
+			} `json:"deviceDataHistoryDTOs"`
+		}
+		tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id+"&serviceId=Meter", nil, &hist)
+		for _, h := range hist.DTOs {
+			if h.Data["pulseCount"] == float64(4242) {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond, "the report after the crash is in history")
+}

@@ -1,0 +1,154 @@
+package lwm2mtest
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doze-io/doze/lwm2m"
+)
+
+// RunSessionStore checks that a SessionStore keeps, replaces, returns and
+// deletes DTLS sessions as lwm2m.SessionStore documents, keys and values
+// being arbitrary bytes, and that it keeps no reference to the caller's
+// slices.
+func RunSessionStore(t *testing.T, newStore func(t *testing.T) lwm2m.SessionStore) {
+	t.Run("missing", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.GetSession([]byte{1}); !errors.Is(err, lwm2m.ErrNotFound) {
+			t.Fatalf("GetSession(missing) error = %v, want lwm2m.ErrNotFound", err)
+		}
+		if err := s.DeleteSession([]byte{1}); err != nil {
+			t.Fatalf("DeleteSession(missing) = %v, want nil", err)
+		}
+	})
+	t.Run("put get replace delete", func(t *testing.T) {
+		s := newStore(t)
+		id := []byte{0x00, 0xff, 0x10, 0x00} // binary, with NULs
+		v := []byte(`{"id":"AP8QAA==","secret":"c2VjcmV0"}`)
+		if err := s.PutSession(id, v); err != nil {
+			t.Fatalf("PutSession = %v", err)
+		}
+		v[0] = 'X' // the store must have copied it
+		got, err := s.GetSession(id)
+		if err != nil || !bytes.HasPrefix(got, []byte(`{"id"`)) {
+			t.Fatalf("GetSession = %q, %v; want the value put", got, err)
+		}
+		if _, err := s.GetSession(id[:3]); !errors.Is(err, lwm2m.ErrNotFound) {
+			t.Fatalf("GetSession(prefix of a key) error = %v, want lwm2m.ErrNotFound", err)
+		}
+		if err := s.PutSession(id, []byte("second")); err != nil {
+			t.Fatalf("PutSession(replace) = %v", err)
+		}
+		if got, err := s.GetSession(id); err != nil || string(got) != "second" {
+			t.Fatalf("GetSession after replace = %q, %v; want %q", got, err, "second")
+		}
+		if err := s.DeleteSession(id); err != nil {
+			t.Fatalf("DeleteSession = %v", err)
+		}
+		if _, err := s.GetSession(id); !errors.Is(err, lwm2m.ErrNotFound) {
+			t.Fatalf("GetSession after delete error = %v, want lwm2m.ErrNotFound", err)
+		}
+	})
+	t.Run("many", func(t *testing.T) {
+		s := newStore(t)
+		for i := range 50 {
+			if err := s.PutSession([]byte{byte(i), 1}, []byte{byte(i)}); err != nil {
+				t.Fatalf("PutSession(%d) = %v", i, err)
+			}
+		}
+		for i := range 50 {
+			got, err := s.GetSession([]byte{byte(i), 1})
+			if err != nil || len(got) != 1 || got[0] != byte(i) {
+				t.Fatalf("GetSession(%d) = %v, %v; want [%d]", i, got, err, i)
+			}
+		}
+	})
+}
+
+// RunRegistrationStore checks that a RegistrationStore keeps, replaces,
+// lists and deletes registrations and parked DTLS sessions by endpoint as
+// lwm2m.RegistrationStore documents.
+func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) lwm2m.RegistrationStore) {
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	t.Run("empty", func(t *testing.T) {
+		s := newStore(t)
+		if rs, err := s.Registrations(); err != nil || len(rs) != 0 {
+			t.Fatalf("Registrations() of an empty store = %v, %v; want none", rs, err)
+		}
+		if ps, err := s.ParkedSessions(); err != nil || len(ps) != 0 {
+			t.Fatalf("ParkedSessions() of an empty store = %v, %v; want none", ps, err)
+		}
+		if err := s.DeleteRegistration("nobody"); err != nil {
+			t.Fatalf("DeleteRegistration(missing) = %v, want nil", err)
+		}
+		if err := s.DeleteParked("nobody"); err != nil {
+			t.Fatalf("DeleteParked(missing) = %v, want nil", err)
+		}
+	})
+	t.Run("registrations", func(t *testing.T) {
+		s := newStore(t)
+		a := lwm2m.RegistrationRecord{Endpoint: "868333030000001", Expires: t0, Data: []byte(`{"ep":"868333030000001"}`)}
+		b := lwm2m.RegistrationRecord{Endpoint: "868333030000002", Expires: t0.Add(time.Hour), Data: []byte{0, 1, 2}}
+		for _, r := range []lwm2m.RegistrationRecord{a, b} {
+			if err := s.PutRegistration(r); err != nil {
+				t.Fatalf("PutRegistration(%s) = %v", r.Endpoint, err)
+			}
+		}
+		a.Data = []byte("replaced")
+		a.Expires = t0.Add(2 * time.Hour)
+		if err := s.PutRegistration(a); err != nil {
+			t.Fatalf("PutRegistration(replace) = %v", err)
+		}
+		rs, err := s.Registrations()
+		if err != nil {
+			t.Fatalf("Registrations() = %v", err)
+		}
+		slices.SortFunc(rs, func(x, y lwm2m.RegistrationRecord) int { return strings.Compare(x.Endpoint, y.Endpoint) })
+		if len(rs) != 2 || string(rs[0].Data) != "replaced" || !rs[0].Expires.Equal(a.Expires) ||
+			!bytes.Equal(rs[1].Data, b.Data) || !rs[1].Expires.Equal(b.Expires) {
+			t.Fatalf("Registrations() = %+v; want %+v and %+v", rs, a, b)
+		}
+		if err := s.DeleteRegistration(a.Endpoint); err != nil {
+			t.Fatalf("DeleteRegistration = %v", err)
+		}
+		if rs, _ := s.Registrations(); len(rs) != 1 || rs[0].Endpoint != b.Endpoint {
+			t.Fatalf("Registrations() after delete = %+v; want only %s", rs, b.Endpoint)
+		}
+	})
+	t.Run("parked sessions", func(t *testing.T) {
+		s := newStore(t)
+		p := lwm2m.ParkedSession{Endpoint: "868333030000001", CID: []byte{0, 1, 2, 3, 4, 5, 6, 7},
+			Addr: "[::1]:40000", State: []byte{0x4a, 0, 0xff}, Parked: t0}
+		q := lwm2m.ParkedSession{Endpoint: "868333030000002", Addr: "127.0.0.1:5", State: []byte{1}, Parked: t0}
+		for _, x := range []lwm2m.ParkedSession{p, q} {
+			if err := s.PutParked(x); err != nil {
+				t.Fatalf("PutParked(%s) = %v", x.Endpoint, err)
+			}
+		}
+		p.State = []byte{9, 9}
+		p.Addr = "127.0.0.1:40001"
+		p.Parked = t0.Add(time.Minute)
+		if err := s.PutParked(p); err != nil {
+			t.Fatalf("PutParked(replace) = %v", err)
+		}
+		ps, err := s.ParkedSessions()
+		if err != nil {
+			t.Fatalf("ParkedSessions() = %v", err)
+		}
+		slices.SortFunc(ps, func(x, y lwm2m.ParkedSession) int { return strings.Compare(x.Endpoint, y.Endpoint) })
+		if len(ps) != 2 || !bytes.Equal(ps[0].State, p.State) || !bytes.Equal(ps[0].CID, p.CID) ||
+			ps[0].Addr != p.Addr || !ps[0].Parked.Equal(p.Parked) || len(ps[1].CID) != 0 || ps[1].Addr != q.Addr {
+			t.Fatalf("ParkedSessions() = %+v; want %+v and %+v", ps, p, q)
+		}
+		if err := s.DeleteParked(p.Endpoint); err != nil {
+			t.Fatalf("DeleteParked = %v", err)
+		}
+		if ps, _ := s.ParkedSessions(); len(ps) != 1 || ps[0].Endpoint != q.Endpoint {
+			t.Fatalf("ParkedSessions() after delete = %+v; want only %s", ps, q.Endpoint)
+		}
+	})
+}

@@ -1,0 +1,341 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/doze-io/doze/lwm2m"
+	bolt "go.etcd.io/bbolt"
+)
+
+// DTLSSessions is the lwm2m.SessionStore of a DB: DTLS sessions kept for
+// resumption by session ID (an abbreviated handshake, issue 20 item 9)
+// across restarts. A session is kept for a TTL after it was written, then
+// is no longer returned and is pruned: every PutSession deletes a few of
+// the oldest expired sessions, so the bucket stays bounded by the number
+// of full handshakes in one TTL without a sweeping goroutine; Prune
+// deletes them all at once. Values hold master secrets: the file is as
+// secret as the PSKs.
+//
+// Keys, in the top-level bucket "dtls-sessions" (created on the first
+// write): "i" id → 8-byte big-endian write time (Unix ns) and value; "w"
+// time id → nothing, the expiry index.
+type DTLSSessions struct {
+	db  *DB
+	ttl time.Duration
+	now func() time.Time
+}
+
+var _ lwm2m.SessionStore = (*DTLSSessions)(nil)
+
+var bucketDTLSSessions = []byte("dtls-sessions")
+
+// DefaultSessionTTL is the TTL of DTLSSessions when none is given: the
+// upper limit RFC 5246 §F.1.4 suggests for session IDs.
+const DefaultSessionTTL = 24 * time.Hour
+
+// pruneBatch is how many expired sessions a PutSession deletes at most:
+// more than it adds, so expired sessions never pile up.
+const pruneBatch = 8
+
+// DTLSSessions returns the DTLS session store of db; a session is
+// returned for ttl after it was written (ttl ≤ 0 means DefaultSessionTTL).
+func (db *DB) DTLSSessions(ttl time.Duration) *DTLSSessions {
+	if ttl <= 0 {
+		ttl = DefaultSessionTTL
+	}
+	return &DTLSSessions{db: db, ttl: ttl, now: time.Now}
+}
+
+func sessIDKey(id []byte) []byte { return append([]byte("i"), id...) }
+
+func sessTimeKey(t uint64, id []byte) []byte {
+	k := binary.BigEndian.AppendUint64([]byte("w"), t)
+	return append(k, id...)
+}
+
+// PutSession implements lwm2m.SessionStore.
+func (s *DTLSSessions) PutSession(id, value []byte) error {
+	now := s.now()
+	at := uint64(now.UnixNano())
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(value)), at)
+	v = append(v, value...)
+	return s.db.commit(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketDTLSSessions)
+		if err != nil {
+			return err
+		}
+		if old := b.Get(sessIDKey(id)); len(old) >= 8 {
+			if err := b.Delete(sessTimeKey(binary.BigEndian.Uint64(old), id)); err != nil {
+				return err
+			}
+		}
+		if err := b.Put(sessIDKey(id), v); err != nil {
+			return err
+		}
+		if err := b.Put(sessTimeKey(at, id), nil); err != nil {
+			return err
+		}
+		_, err = pruneSessions(b, now.Add(-s.ttl), pruneBatch)
+		return err
+	})
+}
+
+// GetSession implements lwm2m.SessionStore: a session older than the TTL
+// is not found.
+func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
+	var out []byte
+	oldest := uint64(s.now().Add(-s.ttl).UnixNano())
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDTLSSessions)
+		if b == nil {
+			return nil
+		}
+		v := b.Get(sessIDKey(id))
+		if len(v) < 8 || binary.BigEndian.Uint64(v) < oldest {
+			return nil
+		}
+		out = append([]byte{}, v[8:]...)
+		return nil
+	})
+	if err != nil {
+		return nil, closed(err)
+	}
+	if out == nil {
+		return nil, fmt.Errorf("store: DTLS session %x: %w", id, lwm2m.ErrNotFound)
+	}
+	return out, nil
+}
+
+// DeleteSession implements lwm2m.SessionStore.
+func (s *DTLSSessions) DeleteSession(id []byte) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDTLSSessions)
+		if b == nil {
+			return nil
+		}
+		old := b.Get(sessIDKey(id))
+		if old == nil {
+			return nil
+		}
+		if len(old) >= 8 {
+			if err := b.Delete(sessTimeKey(binary.BigEndian.Uint64(old), id)); err != nil {
+				return err
+			}
+		}
+		return b.Delete(sessIDKey(id))
+	})
+}
+
+// Prune deletes every session written more than the TTL before now and
+// returns how many it deleted.
+func (s *DTLSSessions) Prune(now time.Time) (int, error) {
+	var n int
+	err := s.db.commit(func(tx *bolt.Tx) error {
+		n = 0
+		b := tx.Bucket(bucketDTLSSessions)
+		if b == nil {
+			return nil
+		}
+		var err error
+		n, err = pruneSessions(b, now.Add(-s.ttl), -1)
+		return err
+	})
+	return n, err
+}
+
+// Len returns the number of sessions held, expired ones included until
+// they are pruned.
+func (s *DTLSSessions) Len() (int, error) {
+	n := 0
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDTLSSessions)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, _ := c.Seek([]byte("i")); k != nil && k[0] == 'i'; k, _ = c.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, closed(err)
+}
+
+// pruneSessions deletes up to limit (< 0: all) sessions written before
+// cutoff, oldest first.
+func pruneSessions(b *bolt.Bucket, cutoff time.Time, limit int) (int, error) {
+	end := sessTimeKey(uint64(max(cutoff.UnixNano(), 0)), nil)
+	var gone [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek([]byte("w")); k != nil && bytes.Compare(k, end) < 0 && (limit < 0 || len(gone) < limit); k, _ = c.Next() {
+		gone = append(gone, append([]byte(nil), k...))
+	}
+	for _, k := range gone {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+		if err := b.Delete(sessIDKey(k[9:])); err != nil {
+			return 0, err
+		}
+	}
+	return len(gone), nil
+}
+
+// Registrations is the lwm2m.RegistrationStore of a DB: LwM2M
+// registrations and parked DTLS sessions kept across restarts and crashes
+// (LWM-14). Keys, in the top-level bucket "lwm2m-registrations" (created
+// on the first write): "r" endpoint → registration, "p" endpoint → parked
+// session (JSON), and "c" Connection ID → endpoint, so that a session can
+// be found by the Connection ID a record carries (ParkedByCID). Parked
+// sessions hold session keys: the file is as secret as the PSKs.
+type Registrations struct{ db *DB }
+
+var _ lwm2m.RegistrationStore = (*Registrations)(nil)
+
+var bucketRegistrations = []byte("lwm2m-registrations")
+
+// Registrations returns the registration store of db.
+func (db *DB) Registrations() *Registrations { return &Registrations{db: db} }
+
+func regBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
+	if tx.Writable() {
+		return tx.CreateBucketIfNotExists(bucketRegistrations)
+	}
+	return tx.Bucket(bucketRegistrations), nil
+}
+
+func regKey(kind byte, s []byte) []byte { return append([]byte{kind}, s...) }
+
+// PutRegistration implements lwm2m.RegistrationStore.
+func (s *Registrations) PutRegistration(r lwm2m.RegistrationRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.db.commit(func(tx *bolt.Tx) error {
+		b, err := regBucket(tx)
+		if err != nil {
+			return err
+		}
+		return b.Put(regKey('r', []byte(r.Endpoint)), v)
+	})
+}
+
+// DeleteRegistration implements lwm2m.RegistrationStore.
+func (s *Registrations) DeleteRegistration(endpoint string) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
+		b, err := regBucket(tx)
+		if err != nil {
+			return err
+		}
+		return b.Delete(regKey('r', []byte(endpoint)))
+	})
+}
+
+// Registrations implements lwm2m.RegistrationStore.
+func (s *Registrations) Registrations() ([]lwm2m.RegistrationRecord, error) {
+	return listJSON[lwm2m.RegistrationRecord](s.db, 'r')
+}
+
+// PutParked implements lwm2m.RegistrationStore.
+func (s *Registrations) PutParked(p lwm2m.ParkedSession) error {
+	v, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.db.commit(func(tx *bolt.Tx) error {
+		b, err := regBucket(tx)
+		if err != nil {
+			return err
+		}
+		if err := deleteParked(b, p.Endpoint); err != nil {
+			return err
+		}
+		if len(p.CID) > 0 {
+			if err := b.Put(regKey('c', p.CID), []byte(p.Endpoint)); err != nil {
+				return err
+			}
+		}
+		return b.Put(regKey('p', []byte(p.Endpoint)), v)
+	})
+}
+
+// deleteParked deletes endpoint's parked session and its CID index entry.
+func deleteParked(b *bolt.Bucket, endpoint string) error {
+	old := b.Get(regKey('p', []byte(endpoint)))
+	if old == nil {
+		return nil
+	}
+	var p lwm2m.ParkedSession
+	if json.Unmarshal(old, &p) == nil && len(p.CID) > 0 && string(b.Get(regKey('c', p.CID))) == endpoint {
+		if err := b.Delete(regKey('c', p.CID)); err != nil {
+			return err
+		}
+	}
+	return b.Delete(regKey('p', []byte(endpoint)))
+}
+
+// DeleteParked implements lwm2m.RegistrationStore.
+func (s *Registrations) DeleteParked(endpoint string) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
+		b, err := regBucket(tx)
+		if err != nil {
+			return err
+		}
+		return deleteParked(b, endpoint)
+	})
+}
+
+// ParkedSessions implements lwm2m.RegistrationStore.
+func (s *Registrations) ParkedSessions() ([]lwm2m.ParkedSession, error) {
+	return listJSON[lwm2m.ParkedSession](s.db, 'p')
+}
+
+// ParkedByCID returns the parked session whose Connection ID is cid, or
+// lwm2m.ErrNotFound.
+func (s *Registrations) ParkedByCID(cid []byte) (lwm2m.ParkedSession, error) {
+	var p lwm2m.ParkedSession
+	found := false
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b, _ := regBucket(tx)
+		if b == nil {
+			return nil
+		}
+		ep := b.Get(regKey('c', cid))
+		v := b.Get(regKey('p', ep))
+		if ep == nil || v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &p)
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("store: parked DTLS session with Connection ID %x: %w", cid, lwm2m.ErrNotFound)
+	}
+	return p, closed(err)
+}
+
+// listJSON decodes every value under keys starting with kind.
+func listJSON[T any](db *DB, kind byte) ([]T, error) {
+	var out []T
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b, _ := regBucket(tx)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek([]byte{kind}); k != nil && k[0] == kind; k, v = c.Next() {
+			var x T
+			if err := json.Unmarshal(v, &x); err != nil {
+				return fmt.Errorf("store: %s record %q: %w", bucketRegistrations, k[1:], err)
+			}
+			out = append(out, x)
+		}
+		return nil
+	})
+	return out, closed(err)
+}
