@@ -21,7 +21,8 @@ func TestHistoryPerApp(t *testing.T) {
 	})
 	require.ElementsMatch(t, []string{"app-a", "app-b"}, tp.historyApps())
 	const dev = "dev-history-1"
-	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	// Recent records: the history pruner (retention) runs at start.
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
 	var recs []store.HistoryRecord
 	for i := range 3 { // as report stores them: one copy per app that keeps history
 		for _, app := range tp.historyApps() {
