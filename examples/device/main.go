@@ -1,10 +1,12 @@
 // Command device simulates NB-IoT water meters against a Doze platform:
-// one or thousands, over CoAP or DTLS, LwM2M or TUP, in PSM, DRX or eDRX;
+// one or thousands, over CoAP or DTLS, LwM2M or TUP, in PSM, DRX or eDRX,
+// or, with -mqtt, 4G meters over MQTT;
 // with -objects standard, temperature sensors serving the standard objects
 // 3, 4, 5 and 3303 instead of object 19 (the demo product TS3303).
 //
 //	go run ./examples/device -n 1000 -api http://127.0.0.1:8743 -app <appId> -secret <secret>
 //	go run ./examples/device -n 10000 -mode drx -load -api … -app … -secret …
+//	go run ./examples/device -n 1000 -mqtt 127.0.0.1:1883 -load -api … -app … -secret …
 //	go run ./examples/device -objects standard -mode drx -period 1m -api … -app … -secret …
 //
 // See package sim for the behaviour and the flags' meaning.
@@ -54,6 +56,7 @@ type options struct {
 	verbose                                   bool
 	swVersion, fwVersion                      string
 	objects                                   string
+	mqtt                                      string
 }
 
 // run is the command: it parses args, provisions the devices when -api is
@@ -92,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.swVersion, "sw", "1.0.0", "software version (PCP upgrades)")
 	fs.StringVar(&o.fwVersion, "fw", "FW1.0", "firmware version (object 5 upgrades)")
 	fs.StringVar(&o.objects, "objects", string(sim.WaterMeterObjects), "LwM2M objects served: watermeter (object 19 and the codec) or standard (objects 3, 4, 5 and 3303, product TS3303 unless -model etc. say otherwise)")
+	fs.StringVar(&o.mqtt, "mqtt", "", "platform MQTT address host:port: simulate 4G meters over MQTT (protocolType MQTT, secrets from -api) instead of NB-IoT CoAP devices")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -168,6 +172,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	width := len(o.imei)
 	for i := range imeis {
 		imeis[i] = fmt.Sprintf("%0*d", width, base+uint64(i))
+	}
+	if o.mqtt != "" {
+		return runMQTT(ctx, o, imeis, stdout, logger)
 	}
 	keys := make([][]byte, o.n)
 	var api *sim.API

@@ -74,7 +74,7 @@ func (s commandSender) Transmit(ctx context.Context, c command.Command, left fun
 		// OTA-5: business traffic waits while the device upgrades.
 		return errors.New("the device is upgrading; the command waits")
 	}
-	if isMQTT(d) {
+	if p.viaMQTT(ctx, d) {
 		return p.mqttTransmit(ctx, d, c, left)
 	}
 	if cm, ok := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model).Command(c.Body.ServiceID, c.Body.Method); ok {
@@ -117,6 +117,7 @@ var _ command.Listener = commandListener{}
 func (l commandListener) CommandChanged(c command.Command) {
 	p := l.p
 	p.metrics.commandMoves.WithLabelValues(c.Status.String()).Inc()
+	p.calls.changed(c)
 	p.log.Add(c.DeviceID, "command", fmt.Sprintf("%s %s %s", c.ID, c.Body.Method, c.Status))
 	if c.CallbackURL == "" || !c.Status.Notifies() {
 		return

@@ -142,6 +142,7 @@ func routes() []route {
 		{"POST", "/iocm/app/cmd/v1.4.0/deviceCommands", false, (*Platform).createCommand},
 		{"GET", "/iocm/app/cmd/v1.4.0/deviceCommands", false, (*Platform).listCommands},
 		{"PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/{commandId}", false, (*Platform).cancelCommand},
+		{"POST", "/iocm/app/signaltrans/v1.1.0/devices/{deviceId}/services/{serviceId}/sendCommand", false, (*Platform).serviceCall},
 		{"POST", "/iocm/app/cmd/v1.4.0/deviceCommandCancelTasks", false, (*Platform).cancelDeviceCommands},
 		{"GET", "/iocm/app/cmd/v1.4.0/deviceCommandCancelTasks", false, (*Platform).listCancelTasks},
 		{"POST", "/iocm/app/batchtask/v1.1.0/tasks", false, (*Platform).createBatch},

@@ -80,7 +80,7 @@ func (p *Platform) runMQTT(ctx context.Context) error {
 		return err
 	}
 	for _, d := range devs {
-		if d.Security == registry.SecuritySecret && d.Connected {
+		if d.Connected && (d.Security == registry.SecuritySecret || d.GatewayID != "") {
 			if _, err := p.reg.Disconnect(ctx, d.ID); err != nil {
 				p.logger.Warn("MQTT device left connected by the last run", "device", d.ID, "err", err)
 			}
@@ -136,6 +136,14 @@ func (h mqttHandler) Message(m mqtt.Message) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
 	}
+	if m.Via.ID != d.ID && (!d.Bound || !d.Connected) {
+		// A gateway reports for its sub-device (MQT-5): the first report
+		// binds it, and it is ONLINE while the gateway is connected.
+		if d, err = p.reg.ConnectVia(ctx, d.ID, m.Via.ID); err != nil {
+			p.log.Add(m.DeviceID, "refused", "report through gateway "+m.Via.ID+" refused: "+err.Error())
+			return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
+		}
+	}
 	switch m.Kind {
 	case mqtt.KindProperties:
 		if _, _, err := parseProperties(m.Payload); err != nil {
@@ -153,6 +161,24 @@ func (h mqttHandler) Message(m mqtt.Message) error {
 
 func (h mqttHandler) Connected(d mqtt.Device) {
 	h.p.log.Add(d.ID, "connected", "MQTT connection")
+	for _, sub := range h.p.subDevices(d) {
+		if _, err := h.p.reg.ConnectVia(context.Background(), sub.ID, d.ID); err != nil {
+			h.p.logger.Warn("MQTT sub-device not connected through its gateway", "device", sub.ID, "gateway", d.ID, "err", err)
+		}
+	}
+}
+
+// subDevices lists the devices behind a gateway (MQT-5); none for an
+// endpoint.
+func (p *Platform) subDevices(d mqtt.Device) []registry.Device {
+	if !d.Gateway {
+		return nil
+	}
+	subs, _, err := p.reg.List(context.Background(), registry.Query{GatewayID: d.ID})
+	if err != nil {
+		p.logger.Warn("MQTT gateway's sub-devices", "gateway", d.ID, "err", err)
+	}
+	return subs
 }
 
 // Listening: the device subscribed to its commands; it is reachable at
@@ -160,11 +186,17 @@ func (h mqttHandler) Connected(d mqtt.Device) {
 func (h mqttHandler) Listening(d mqtt.Device) {
 	p := h.p
 	ctx := context.Background()
-	if err := p.cmds.SetMode(ctx, d.ID, command.Mode{Kind: command.DRX}); err != nil {
-		p.logger.Warn("MQTT device mode", "device", d.ID, "err", err)
+	ids := []string{d.ID}
+	for _, sub := range p.subDevices(d) { // their commands go through the gateway (MQT-5)
+		ids = append(ids, sub.ID)
 	}
-	if err := p.cmds.DeviceWoke(ctx, d.ID); err != nil {
-		p.logger.Warn("MQTT command wake-up", "device", d.ID, "err", err)
+	for _, id := range ids {
+		if err := p.cmds.SetMode(ctx, id, command.Mode{Kind: command.DRX}); err != nil {
+			p.logger.Warn("MQTT device mode", "device", id, "err", err)
+		}
+		if err := p.cmds.DeviceWoke(ctx, id); err != nil {
+			p.logger.Warn("MQTT command wake-up", "device", id, "err", err)
+		}
 	}
 }
 
@@ -177,8 +209,16 @@ func (h mqttHandler) Disconnected(d mqtt.Device, err error) {
 		reason = err.Error()
 	}
 	p.log.Add(d.ID, "disconnected", "MQTT connection closed: "+reason)
-	if _, err := p.reg.Disconnect(context.Background(), d.ID); err != nil {
-		p.logger.Warn("MQTT disconnect", "device", d.ID, "err", err)
+	ids := []string{d.ID}
+	for _, sub := range p.subDevices(d) {
+		if sub.Connected {
+			ids = append(ids, sub.ID)
+		}
+	}
+	for _, id := range ids {
+		if _, err := p.reg.Disconnect(context.Background(), id); err != nil {
+			p.logger.Warn("MQTT disconnect", "device", id, "err", err)
+		}
 	}
 }
 
@@ -255,6 +295,12 @@ func (p *Platform) mqttResponse(ctx context.Context, d registry.Device, requestI
 		return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
 	}
 	c, err := p.cmds.Get(ctx, requestID)
+	if err == nil && c.DeviceID != d.ID && d.NodeType == registry.Gateway {
+		// A gateway answers for its sub-device on its own topic (MQT-5).
+		if sub, e := p.reg.Get(ctx, c.DeviceID); e == nil && sub.GatewayID == d.ID {
+			d = sub
+		}
+	}
 	if err != nil || c.DeviceID != d.ID {
 		err := fmt.Errorf("command response names request_id %s, which is no command of device %s", requestID, d.ID)
 		p.log.Add(d.ID, "refused", err.Error())
@@ -268,7 +314,8 @@ func (p *Platform) mqttResponse(ctx context.Context, d registry.Device, requestI
 }
 
 // mqttTransmit sends a command to an MQTT device on
-// …/sys/commands/request_id={commandId}: SENT when it leaves, DELIVERED
+// …/sys/commands/request_id={commandId}, a sub-device's on its gateway's
+// topic with object_device_id naming it (MQT-5): SENT when it leaves, DELIVERED
 // when the device's PUBACK arrives (MQT-3). A device that is not
 // connected and subscribed keeps the command waiting.
 func (p *Platform) mqttTransmit(ctx context.Context, d registry.Device, c command.Command, left func()) error {
@@ -277,11 +324,25 @@ func (p *Platform) mqttTransmit(ctx context.Context, d registry.Device, c comman
 	if err != nil {
 		return fmt.Errorf("%w: %v", command.ErrEncode, err)
 	}
-	if !p.mq.Connected(d.ID) {
-		return fmt.Errorf("%w: MQTT device %s is not connected", mqtt.ErrNotSubscribed, d.ID)
+	link := mqttLink(d)
+	if !p.mq.Connected(link) {
+		return fmt.Errorf("%w: MQTT device %s is not connected", mqtt.ErrNotSubscribed, link)
 	}
 	left()
-	return p.mq.Command(ctx, d.ID, c.ID, payload)
+	return p.mq.Command(ctx, link, c.ID, payload)
+}
+
+// viaMQTT reports whether d's traffic goes over MQTT: it connects itself,
+// or it sits behind an MQTT gateway (MQT-5).
+func (p *Platform) viaMQTT(ctx context.Context, d registry.Device) bool {
+	if isMQTT(d) {
+		return true
+	}
+	if d.GatewayID == "" {
+		return false
+	}
+	gw, err := p.reg.Get(ctx, d.GatewayID)
+	return err == nil && isMQTT(gw)
 }
 
 // isMQTT reports whether the device connects over MQTT.

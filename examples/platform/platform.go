@@ -38,6 +38,7 @@ type Platform struct {
 	files    ota.Dir // upgrade package contents
 	lwm      *lwm2m.Server
 	mq       *mqtt.Server           // MQTT devices (mqtt.go)
+	calls    serviceCalls           // synchronous device calls waiting (api_service_call.go)
 	bs       *lwm2m.BootstrapServer // nil when off (api_bootstrap.go)
 	log      *deviceLog
 	metrics  *metrics

@@ -48,7 +48,7 @@ var thirdParty = map[string][]string{
 	"github.com/pion/":            {"lwm2m", "examples"},
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
-	"github.com/mochi-mqtt/":      {"mqtt"},
+	"github.com/mochi-mqtt/":      {"mqtt", "examples/device"}, // the simulator's bare-broker ceiling
 }
 
 // allowedFor reports whether the package in folder dir may import the module

@@ -45,7 +45,8 @@ type Credentials struct {
 	DeviceID   string `json:"deviceId"`
 	VerifyCode string `json:"verifyCode"`
 	Timeout    int    `json:"timeout"`
-	PSK        string `json:"psk"` // hex
+	PSK        string `json:"psk"`    // hex
+	Secret     string `json:"secret"` // an MQTT device's secret (protocolType MQTT)
 }
 
 // Key returns the PSK as bytes.
