@@ -176,9 +176,13 @@ func TestFirmwareRebootFlow(t *testing.T) {
 			m.mu.Unlock()
 			require.Len(t, ports, 2, "the device registered again after Execute")
 			require.NotEqual(t, ports[0], ports[1], "from a new source port")
-			var d deviceJSON
-			tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices/"+id, nil, &d)
-			require.Equal(t, "FW2.0", d.DeviceInfo.FWVersion)
+			// The device record follows from the /3/0 read after the new
+			// registration, which may finish just after the sub-task.
+			require.Eventually(t, func() bool {
+				var d deviceJSON
+				tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices/"+id, nil, &d)
+				return d.DeviceInfo.FWVersion == "FW2.0"
+			}, 10*time.Second, 10*time.Millisecond, "the device record shows FW2.0")
 		})
 	}
 }
