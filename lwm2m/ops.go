@@ -142,6 +142,13 @@ func (s *Server) restOfBlocks(ctx context.Context, op, ep, path string, sess *se
 
 // Read reads path ("/3/0/0", "/3/0", "/3") from the device (LWM-7).
 // accept is the wanted Content-Format, or NoFormat for the device's choice.
+//
+// A 2.05 that names no Content-Format is in the format asked for: RFC 7252
+// §5.10.4 lets a server answer an Accept only in that format (or 4.06), and
+// §5.5.1 has the client infer a missing format from the context. Clients
+// written to the LwM2M 1.0 drafts, where text was the default, leave it
+// out (Telefonica's lwm2m-node-lib). Without an Accept nothing is
+// inferred: the Content's Format stays NoFormat.
 func (s *Server) Read(ctx context.Context, endpoint, path string, accept Format) (Content, error) {
 	m := newRequest(codes.GET, path)
 	if accept != cfNone {
@@ -151,7 +158,11 @@ func (s *Server) Read(ctx context.Context, endpoint, path string, accept Format)
 	if err != nil {
 		return Content{}, err
 	}
-	return Content{Format: contentFormat(resp), Payload: resp.Payload}, nil
+	f := contentFormat(resp)
+	if f == cfNone {
+		f = accept
+	}
+	return Content{Format: f, Payload: resp.Payload}, nil
 }
 
 // Write replaces path with c (PUT, LWM-7).
