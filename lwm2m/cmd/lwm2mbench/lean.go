@@ -33,7 +33,10 @@ import (
 // encrypts with its CCM cipher suite; what it leaves out (fragmented
 // handshake messages, renegotiation, alerts other than as errors) neither
 // server sends to it. Lost datagrams are sent again after a second, five
-// times at most: loopback under load can drop them.
+// times at most: loopback under load can drop them. Requests from the
+// server that arrive while it waits (the Observe of /19/0/0 after a
+// registration that lists </19/0>) are answered: an Observe with 2.05 and
+// an empty opaque value, anything else with 4.04.
 type leanDevice struct {
 	conn     *net.UDPConn
 	identity string
@@ -45,16 +48,23 @@ type leanDevice struct {
 	mid        uint16
 	token      uint32
 	buf        []byte
+	observed   int // Observe requests answered
 }
 
 var errLean = errors.New("lean DTLS device")
 
-func dialLean(addr, identity string, key []byte) (*leanDevice, error) {
+// dialLean opens the device's socket, from source address src (nil: the
+// kernel's choice) to the server at addr.
+func dialLean(addr, identity string, key []byte, src net.IP) (*leanDevice, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c, err := net.DialUDP("udp", nil, ua)
+	var la *net.UDPAddr
+	if src != nil {
+		la = &net.UDPAddr{IP: src}
+	}
+	c, err := net.DialUDP("udp", la, ua)
 	if err != nil {
 		return nil, err
 	}
@@ -307,18 +317,8 @@ func (d *leanDevice) Do(code codes.Code, path string, queries []string, cf messa
 	var got codes.Code
 	_, err = d.exchange("CoAP request", rec, func(r [][]byte) bool {
 		for _, x := range r {
-			if protocol.ContentType(x[0]) != protocol.ContentTypeApplicationData {
-				continue
-			}
-			pt, err := d.ccm.Decrypt(recordlayer.Header{}, x)
-			if err != nil {
-				continue
-			}
-			resp := message.Message{Options: make(message.Options, 0, 16)}
-			if _, err := coder.DefaultCoder.Decode(pt[recordlayer.FixedHeaderSize:], &resp); err != nil {
-				continue
-			}
-			if resp.Type == message.Acknowledgement && resp.MessageID == int32(d.mid) && string(resp.Token) == string(tok) {
+			resp, ok := d.open(x)
+			if ok && resp.Type == message.Acknowledgement && resp.MessageID == int32(d.mid) && string(resp.Token) == string(tok) {
 				got = resp.Code
 				return true
 			}
@@ -326,4 +326,75 @@ func (d *leanDevice) Do(code codes.Code, path string, queries []string, cf messa
 		return false
 	})
 	return got, err
+}
+
+// open decrypts and decodes the CoAP message of an epoch-1 application
+// data record, answering it when it is a request from the server.
+func (d *leanDevice) open(x []byte) (*message.Message, bool) {
+	if protocol.ContentType(x[0]) != protocol.ContentTypeApplicationData {
+		return nil, false
+	}
+	pt, err := d.ccm.Decrypt(recordlayer.Header{}, x)
+	if err != nil {
+		return nil, false
+	}
+	m := &message.Message{Options: make(message.Options, 0, 16)}
+	if _, err := coder.DefaultCoder.Decode(pt[recordlayer.FixedHeaderSize:], m); err != nil {
+		return nil, false
+	}
+	if m.Type == message.Confirmable && m.Code >= codes.GET && m.Code <= codes.IPATCH {
+		d.answer(m)
+	}
+	return m, true
+}
+
+// answer acknowledges request m: an Observe registration (GET with Observe
+// 0) with 2.05 Content, Observe 1 and an empty opaque value (RFC 7641 §3.2:
+// the answer that makes the server an observer); anything else with 4.04.
+func (d *leanDevice) answer(m *message.Message) {
+	buf := make([]byte, 16)
+	resp := message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Code: codes.NotFound}
+	if obs, err := m.Options.GetUint32(message.Observe); err == nil && obs == 0 && m.Code == codes.GET {
+		resp.Code = codes.Content
+		resp.Options, _, _ = resp.Options.SetContentFormat(buf, message.AppOctets)
+		resp.Options, _, _ = resp.Options.SetObserve(buf[4:], 1)
+		d.observed++
+	}
+	n, err := coder.DefaultCoder.Size(resp)
+	if err != nil {
+		return
+	}
+	raw := make([]byte, n)
+	if _, err := coder.DefaultCoder.Encode(resp, raw); err != nil {
+		return
+	}
+	if rec, err := d.record1(protocol.ContentTypeApplicationData, raw); err == nil {
+		_, _ = d.conn.Write(rec)
+	}
+}
+
+// awaitObserve reads for at most wait until the server has observed
+// something (after a registration that lists </19/0>, the server observes
+// /19/0/0), answering its requests.
+func (d *leanDevice) awaitObserve(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for d.observed == 0 {
+		_ = d.conn.SetReadDeadline(deadline)
+		n, err := d.conn.Read(d.buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("%w: no Observe from the server within %v of the registration", errLean, wait)
+			}
+			return err
+		}
+		recs, err := recordlayer.UnpackDatagram(append([]byte(nil), d.buf[:n]...))
+		if err != nil {
+			continue
+		}
+		for _, x := range recs {
+			d.open(x)
+		}
+	}
+	return nil
 }
