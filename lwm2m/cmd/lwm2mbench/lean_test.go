@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -100,4 +102,57 @@ func TestFleetSources(t *testing.T) {
 	require.Equal(t, map[string]int{"127.0.0.2": 100, "127.0.0.3": 100, "127.0.0.4": 100}, from, "registrations seen by the server, by source address")
 	sent, _ := f.uplinks(context.Background(), 16, 1)
 	require.Equal(t, int64(n), sent, "uplinks answered 2.04")
+}
+
+// TestLeanDeviceAnswers: a lean device that lingers after its uplink
+// answers what a server sends a queue-mode device while it is awake: a
+// write to the downlink resource /19/1/0 with 2.04, a read of another
+// object with 4.04 (RFC 7252 §5.2.1: piggy-backed in the ACK).
+func TestLeanDeviceAnswers(t *testing.T) {
+	srv := startOurs(1)
+	defer srv.stop()
+	ctx := context.Background()
+	d, err := register(ctx, srv.addr, identity(0), nil, "</3/0>,</19/0>,</19/1>")
+	if d != nil {
+		defer d.Close()
+	}
+	require.NoError(t, err)
+	require.NoError(t, d.send(ctx, []byte{1}))
+	lean := d.(*leanDevice)
+	answered := make(chan int, 1)
+	go func() { answered <- lean.linger(time.Now().Add(time.Second)) }()
+	require.NoError(t, srv.lwm.Write(ctx, identity(0), "/19/1/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: []byte{7}}),
+		"write of /19/1/0/0 to a lingering lean device")
+	_, err = srv.lwm.Read(ctx, identity(0), "/5/0/3", lwm2m.FormatText)
+	require.ErrorContains(t, err, "4.04", "read of /5/0/3 from a lean device")
+	require.Equal(t, 2, <-answered, "requests answered while lingering (the Observe was answered before)")
+}
+
+// TestLeanRetransmitsInNewRecords: a flight sent again goes in a record
+// with a new sequence number (a repeated one is a replay, which the server
+// drops: RFC 6347 §4.1.2.6), five sendings in all, each after twice the
+// previous wait (RFC 6347 §4.2.4.1).
+func TestLeanRetransmitsInNewRecords(t *testing.T) {
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	d, err := dialLean(peer.LocalAddr().String(), "dev", key, sourceIP(0, 1))
+	require.NoError(t, err)
+	defer d.Close()
+	start := time.Now()
+	_, err = d.exchange("test", 10*time.Millisecond, d.flight0([]byte("hello")), func([][]byte) bool { return false })
+	require.ErrorContains(t, err, "no answer after 5 tries")
+	require.GreaterOrEqual(t, time.Since(start), 310*time.Millisecond, "waits 10+20+40+80+160 ms")
+	seen := map[uint64]bool{}
+	buf := make([]byte, 512)
+	for range 5 {
+		_ = peer.SetReadDeadline(time.Now().Add(time.Second))
+		n, from, err := peer.ReadFromUDP(buf)
+		require.NoError(t, err)
+		require.Equal(t, "127.0.0.2", from.IP.String(), "the device's source address")
+		require.Equal(t, "hello", string(buf[13:n]))
+		seq := binary.BigEndian.Uint64(buf[3:11]) // epoch 0 (2 bytes), sequence number (6)
+		require.False(t, seen[seq], "record sequence number %d sent twice", seq)
+		seen[seq] = true
+	}
 }

@@ -82,6 +82,7 @@ func main() {
 	flag.StringVar(&objects, "objects", "</3/0>,</19/1>", "the devices' registration body; with </19/0> each device waits for the server's Observe of /19/0/0 and answers it")
 	flag.IntVar(&storm, "storm", 0, "devices role: instead of -uplinks, a wake storm: every k-th device sends one uplink, their starts spread over -spread")
 	flag.DurationVar(&spread, "spread", time.Second, "devices role: the time over which the wake storm's uplinks start")
+	flag.DurationVar(&linger, "linger", 0, "devices role: how long a device of the wake storm stays awake after its uplink's answer, answering the server's requests (downlinks)")
 	flag.IntVar(&first, "first", 0, "index of the first device (devices role)")
 	flag.StringVar(&upProfile, "upprofile", "", "write a CPU profile of the lwm2m.Server uplink phase to this file")
 	flag.StringVar(&devProfile, "devprofile", "", "write a CPU profile of the devices' registration phase (lwm2m.Server run) to this file")
@@ -125,6 +126,7 @@ type server struct {
 	addr   string
 	stop   func()
 	settle func(registered int) // waits until idle devices are as they will stay
+	lwm    *lwm2m.Server        // the lwm2m.Server run's server
 }
 
 // devProfile is the -devprofile file; clientKind the -client flag.
@@ -133,6 +135,7 @@ var (
 	procs, first, sources, storm      int
 	objects                           = "</3/0>,</19/1>"
 	spread                            = time.Second
+	linger                            time.Duration
 )
 
 func bench(name string, start func(n int) server, n, uplinks, workers int, profile, devProfile, upProfile string) figures {
@@ -313,7 +316,7 @@ func startOursWith(n int, on func(lwm2m.Event)) server {
 		}
 		fmt.Printf("  (%d sessions parked)\n", s.ParkedSessions())
 	}
-	return server{addr: s.DTLSAddr().String(), stop: func() { cancel(); <-done }, settle: settle}
+	return server{addr: s.DTLSAddr().String(), stop: func() { cancel(); <-done }, settle: settle, lwm: s}
 }
 
 func startBare(n int) server {
@@ -516,6 +519,9 @@ func (f *fleet) storm(ctx context.Context, every int, spread time.Duration) stor
 				return
 			}
 			t1 := time.Now()
+			if d, ok := f.devs[i].(*leanDevice); ok && linger > 0 {
+				d.linger(t1.Add(linger)) // awake: the server may send what it held
+			}
 			mu.Lock()
 			res.acked++
 			res.Latency = append(res.Latency, float64(t1.Sub(t0).Microseconds())/1000)
