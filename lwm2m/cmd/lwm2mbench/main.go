@@ -50,6 +50,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/options"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/doze-io/doze/lwm2m"
 )
@@ -349,7 +350,11 @@ func startBare(n int) server {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := coapdtls.NewServer(options.WithMux(r))
+	// go-coap closes a connection idle for 16 s by default, with a
+	// close_notify; registering 100,000 devices takes longer than that,
+	// and the benchmark compares sessions kept for sleeping devices.
+	idle := options.WithInactivityMonitor(24*time.Hour, func(cc *udpclient.Conn) { _ = cc.Close() })
+	s := coapdtls.NewServer(options.WithMux(r), idle)
 	done := make(chan struct{})
 	go func() { _ = s.Serve(l); close(done) }()
 	return server{addr: l.Addr().String(), stop: func() { s.Stop(); <-done }}
