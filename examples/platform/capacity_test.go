@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/examples/device/sim"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/registry"
@@ -45,6 +47,7 @@ var (
 	capacityN      = flag.Int("capacity", 0, "TestCapacity: number of devices (0 skips the run)")
 	capacityWindow = flag.Duration("capacity-window", 10*time.Second, "TestCapacity: the platform's queue window (how long a device stays awake after it spoke)")
 	capacityDir    = flag.String("capacity-dir", "", "TestCapacity: data directory to keep (default: a temporary one)")
+	capacityHeap   = flag.String("capacity-heapprofile", "", "TestCapacity: write a heap profile of the idle platform to this file")
 )
 
 // The lean devices' identities and key, as lwm2mbench names them.
@@ -94,14 +97,17 @@ func TestCapacity(t *testing.T) {
 	cfg.DataDir, cfg.CoAPAddr, cfg.DTLSAddr = dir, "off", "127.0.0.1:0"
 	cfg.QueueWindow = Duration(*capacityWindow)
 
-	heap0, _ := capacityMem()
-	g0 := runtime.NumGoroutine()
 	p, err := New(cfg, nil)
 	require.NoError(t, err)
 	require.NoError(t, p.Listen())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx, nil) }()
+	time.Sleep(time.Second) // Run's goroutines started
+	// The baseline: the platform with no device.
+	heap0, rss0 := capacityMem()
+	g0 := runtime.NumGoroutine()
+	report("empty platform: heap %.1f MB, RSS %.1f MB, goroutines %d", float64(heap0)/1e6, float64(rss0)/1e6, g0)
 	stopped := false
 	stop := func() {
 		if !stopped {
@@ -119,17 +125,21 @@ func TestCapacity(t *testing.T) {
 	start := time.Now()
 	var provErr atomic.Value
 	never := time.Duration(0)
+	ids := make([]string, n)
 	capacityPool(n, 64, func(i int) {
-		_, err := p.reg.Register(context.Background(), registry.Registration{NodeID: capacityIdentity(i), PSK: capacityKey,
+		d, err := p.reg.Register(context.Background(), registry.Registration{NodeID: capacityIdentity(i), PSK: capacityKey,
 			Timeout: &never, Info: registry.Info{ManufacturerID: sim.WaterMeterInfo.ManufacturerID, DeviceType: sim.WaterMeterInfo.DeviceType,
 				Model: sim.WaterMeterInfo.Model, ProtocolType: sim.WaterMeterInfo.ProtocolType}})
 		if err != nil {
 			provErr.CompareAndSwap(nil, err)
 		}
+		ids[i] = d.ID
 	})
 	require.Nil(t, provErr.Load(), "provisioning")
 	took := time.Since(start)
+	heapP, _ := capacityMem()
 	report("provisioned %d devices in %v: %.0f/s", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	report("heap after provisioning: %.1f MB (%.1f KB per device)", float64(heapP)/1e6, float64(heapP-heap0)/1024/float64(n))
 
 	// Register: DTLS handshake, POST /rd in queue mode with </19/0>, and
 	// the platform's Observe of /19/0/0 answered.
@@ -144,7 +154,7 @@ func TestCapacity(t *testing.T) {
 		k := min(per, n-first)
 		cmd := exec.Command(bin, "-role=devices", "-addr", addr, "-n", strconv.Itoa(k), "-first", strconv.Itoa(first),
 			"-workers", strconv.Itoa(max(1, workers*k/n)), "-sources", strconv.Itoa(sources),
-			"-objects", "</3/0>,</19/0>,</19/1>", "-storm", "10", "-spread", "1s")
+			"-objects", "</3/0>,</19/0>,</19/1>", "-storm", "10", "-spread", "1s", "-linger", "30s")
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
 		require.NoError(t, err)
@@ -177,6 +187,25 @@ func TestCapacity(t *testing.T) {
 	for p.lwm.ParkedSessions() < n && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Command queues: one pending command per sleeping device, delivered
+	// when it wakes (the storm's devices linger to take theirs).
+	start = time.Now()
+	app := p.auth.Apps()[0].ID
+	expire := int64(3600)
+	var cmdErr atomic.Value
+	cmdIDs := make([]string, n)
+	capacityPool(n, 64, func(i int) {
+		c, err := p.cmds.Submit(context.Background(), command.Request{AppID: app, DeviceID: ids[i], ExpireTime: &expire,
+			Command: command.Body{ServiceID: "Meter", Method: "SET_REPORT_PERIOD", Paras: json.RawMessage(`{"period":600}`)}})
+		if err != nil {
+			cmdErr.CompareAndSwap(nil, err)
+		}
+		cmdIDs[i] = c.ID
+	})
+	require.Nil(t, cmdErr.Load(), "submitting commands")
+	took = time.Since(start)
+	report("%d commands queued (one per sleeping device) in %v: %.0f/s", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+
 	regs := len(p.lwm.Registrations())
 	observed := 0
 	for i := range n {
@@ -188,10 +217,16 @@ func TestCapacity(t *testing.T) {
 	}
 	heap1, rss1 := capacityMem()
 	g1 := runtime.NumGoroutine()
+	if *capacityHeap != "" {
+		f, err := os.Create(*capacityHeap)
+		require.NoError(t, err)
+		require.NoError(t, pprof.WriteHeapProfile(f))
+		require.NoError(t, f.Close())
+	}
 	fi, err := os.Stat(filepath.Join(dir, "doze.db"))
 	require.NoError(t, err)
-	report("idle: %d registrations, %d sessions parked, %d devices with /19/0/0 observed (stored); heap %.1f MB (%.1f KB per device), RSS %.1f MB (%.1f KB per device), goroutines %d (+%d, %.4f per device); bbolt file %.1f MB (%.0f bytes per device)",
-		regs, p.lwm.ParkedSessions(), observed, float64(heap1)/1e6, float64(heap1-heap0)/1024/float64(n), float64(rss1)/1e6, float64(rss1)/1024/float64(n),
+	report("idle: %d registrations, %d sessions parked, %d devices with /19/0/0 observed (stored); heap %.1f MB (%.1f KB per device), RSS %.1f MB (%.1f KB per device over the empty platform), goroutines %d (+%d, %.4f per device); bbolt file %.1f MB (%.0f bytes per device)",
+		regs, p.lwm.ParkedSessions(), observed, float64(heap1)/1e6, float64(heap1-heap0)/1024/float64(n), float64(rss1)/1e6, float64(rss1-rss0)/1024/float64(n),
 		g1, g1-g0, float64(g1-g0)/float64(n), float64(fi.Size())/1e6, float64(fi.Size())/float64(n))
 
 	// The wake storm: every tenth device sends one uplink, their starts
@@ -228,6 +263,13 @@ func TestCapacity(t *testing.T) {
 		sent, len(lat), errs, first, last, q(0.5), q(0.99), q(1))
 	require.Equal(t, sent, len(lat), "every uplink of the storm acknowledged; first error: %s", first)
 	require.Positive(t, sent)
+	delivered := map[command.Status]int{}
+	for i := 0; i < n; i += 10 {
+		c, err := p.cmds.Get(context.Background(), cmdIDs[i])
+		require.NoError(t, err)
+		delivered[c.Status]++
+	}
+	report("commands of the storm's devices once they slept again (awake 30 s after their uplink, as a PSM device's active time): %v", delivered)
 
 	// Startup with that data: from New to the first device registered and
 	// acknowledged again.
