@@ -261,15 +261,32 @@ func TestCapacity(t *testing.T) {
 	}
 	report("wake storm: %d uplinks started within 1 s, %d acknowledged (2.04), %d errors %s; the last acknowledged %.2f s after the first was sent; latency p50 %.0f ms, p99 %.0f ms, max %.0f ms",
 		sent, len(lat), errs, first, last, q(0.5), q(0.99), q(1))
-	require.Equal(t, sent, len(lat), "every uplink of the storm acknowledged; first error: %s", first)
+	// Measured on: a lost uplink fails the run at its end, once every
+	// figure is taken.
+	lost := sent - len(lat)
 	require.Positive(t, sent)
-	delivered := map[command.Status]int{}
-	for i := 0; i < n; i += 10 {
-		c, err := p.cmds.Get(context.Background(), cmdIDs[i])
-		require.NoError(t, err)
-		delivered[c.Status]++
+
+	// The storm's devices' commands: out while the devices were awake
+	// (30 s after their uplink, as a PSM device's active time), and
+	// how long until none is pending.
+	statuses := func() map[command.Status]int {
+		m := map[command.Status]int{}
+		for i := 0; i < n; i += 10 {
+			c, err := p.cmds.Get(context.Background(), cmdIDs[i])
+			require.NoError(t, err)
+			m[c.Status]++
+		}
+		return m
 	}
-	report("commands of the storm's devices once they slept again (awake 30 s after their uplink, as a PSM device's active time): %v", delivered)
+	report("commands of the storm's devices once they slept again: %v", statuses())
+	for wait := 0; wait < 120; wait += 10 {
+		time.Sleep(10 * time.Second)
+		st := statuses()
+		report("  %d s later: %v", wait+10, st)
+		if st[command.Pending] == 0 {
+			break
+		}
+	}
 
 	// Startup with that data: from New to the first device registered and
 	// acknowledged again.
@@ -300,6 +317,7 @@ func TestCapacity(t *testing.T) {
 	heap2, rss2 := capacityMem()
 	report("restart with %d devices: New %v, first device registered and its uplink acknowledged %v after New; heap %.1f MB, RSS %.1f MB",
 		n, tNew.Round(time.Millisecond), tUp.Round(time.Millisecond), float64(heap2)/1e6, float64(rss2)/1e6)
+	require.Zero(t, lost, "uplinks of the wake storm never acknowledged; the first error: %s", first)
 }
 
 // capacityMem is the heap in use after a full collection, and the
