@@ -48,6 +48,7 @@ var (
 	capacityWindow = flag.Duration("capacity-window", 10*time.Second, "TestCapacity: the platform's queue window (how long a device stays awake after it spoke)")
 	capacityDir    = flag.String("capacity-dir", "", "TestCapacity: data directory to keep (default: a temporary one)")
 	capacityHeap   = flag.String("capacity-heapprofile", "", "TestCapacity: write a heap profile of the idle platform to this file")
+	capacityCPU    = flag.String("capacity-startprofile", "", "TestCapacity: write a CPU profile of the restart (New) to this file")
 )
 
 // The lean devices' identities and key, as lwm2mbench names them.
@@ -294,10 +295,19 @@ func TestCapacity(t *testing.T) {
 	for _, c := range kids {
 		_ = c.stdin.Close()
 	}
+	if *capacityCPU != "" {
+		f, err := os.Create(*capacityCPU)
+		require.NoError(t, err)
+		require.NoError(t, pprof.StartCPUProfile(f))
+		defer f.Close()
+	}
 	start = time.Now()
 	p, err = New(cfg, nil)
 	require.NoError(t, err)
 	tNew := time.Since(start)
+	if *capacityCPU != "" {
+		pprof.StopCPUProfile()
+	}
 	require.NoError(t, p.Listen())
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
