@@ -19,7 +19,17 @@
 // the server. -cpuprofile and -devprofile profile the registration phase of
 // the lwm2m.Server run, in the server and in the devices.
 //
+// The devices are spread over loopback source addresses (-sources: one
+// address holds about 28,000 sockets towards one server, Linux's ephemeral
+// port range) and over processes (-procs: one socket per device, up to the
+// descriptor hard limit each), so that 100,000 and more run on one
+// machine; both default to what -n needs. The devices role also serves
+// examples/platform's capacity run: -objects with </19/0> (each device
+// answers the server's Observe), -storm (a wake storm instead of -uplinks)
+// and -linger (storm devices stay awake answering downlinks).
+//
 //	go run ./lwm2m/cmd/lwm2mbench -n 2000
+//	go run ./lwm2m/cmd/lwm2mbench -n 100000 -uplinks 1
 package main
 
 import (
