@@ -48,6 +48,7 @@ var (
 	capacityWindow = flag.Duration("capacity-window", 10*time.Second, "TestCapacity: the platform's queue window (how long a device stays awake after it spoke)")
 	capacityDir    = flag.String("capacity-dir", "", "TestCapacity: data directory to keep (default: a temporary one)")
 	capacityHeap   = flag.String("capacity-heapprofile", "", "TestCapacity: write a heap profile of the idle platform to this file")
+	capacityPause  = flag.Duration("capacity-pause", 0, "TestCapacity: wait this long between queueing the commands and the wake storm")
 	capacityCPU    = flag.String("capacity-startprofile", "", "TestCapacity: write a CPU profile of the restart (New) to this file")
 )
 
@@ -230,6 +231,7 @@ func TestCapacity(t *testing.T) {
 		regs, p.lwm.ParkedSessions(), observed, float64(heap1)/1e6, float64(heap1-heap0)/1024/float64(n), float64(rss1)/1e6, float64(rss1-rss0)/1024/float64(n),
 		g1, g1-g0, float64(g1-g0)/float64(n), float64(fi.Size())/1e6, float64(fi.Size())/float64(n))
 
+	time.Sleep(*capacityPause)
 	// The wake storm: every tenth device sends one uplink, their starts
 	// spread over one second.
 	for _, c := range kids {
