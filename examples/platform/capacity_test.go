@@ -49,6 +49,7 @@ var (
 	capacityDir    = flag.String("capacity-dir", "", "TestCapacity: data directory to keep (default: a temporary one)")
 	capacityHeap   = flag.String("capacity-heapprofile", "", "TestCapacity: write a heap profile of the idle platform to this file")
 	capacityPause  = flag.Duration("capacity-pause", 0, "TestCapacity: wait this long between queueing the commands and the wake storm")
+	capacityStorm  = flag.String("capacity-stormprofile", "", "TestCapacity: write a CPU profile of the wake storm (until its devices slept again) to this file")
 	capacityCPU    = flag.String("capacity-startprofile", "", "TestCapacity: write a CPU profile of the restart (New) to this file")
 )
 
@@ -232,6 +233,12 @@ func TestCapacity(t *testing.T) {
 		g1, g1-g0, float64(g1-g0)/float64(n), float64(fi.Size())/1e6, float64(fi.Size())/float64(n))
 
 	time.Sleep(*capacityPause)
+	if *capacityStorm != "" {
+		f, err := os.Create(*capacityStorm)
+		require.NoError(t, err)
+		require.NoError(t, pprof.StartCPUProfile(f))
+		defer f.Close()
+	}
 	// The wake storm: every tenth device sends one uplink, their starts
 	// spread over one second.
 	for _, c := range kids {
@@ -280,6 +287,9 @@ func TestCapacity(t *testing.T) {
 			m[c.Status]++
 		}
 		return m
+	}
+	if *capacityStorm != "" {
+		pprof.StopCPUProfile()
 	}
 	report("commands of the storm's devices once they slept again: %v", statuses())
 	for wait := 0; wait < 120; wait += 10 {
