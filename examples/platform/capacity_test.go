@@ -68,7 +68,7 @@ type capacityChild struct {
 // capacityResult is what a device process reports (lwm2mbench's
 // deviceResult).
 type capacityResult struct {
-	Registered int    `json:"registered"`
+	Registered int    `json:"registered"` // registered with no error
 	Errors     int    `json:"errors"`
 	FirstError string `json:"first_error"`
 	Storm      *struct {
@@ -244,7 +244,7 @@ func TestCapacity(t *testing.T) {
 	for _, c := range kids {
 		_, _ = io.WriteString(c.stdin, "go\n")
 	}
-	var sent, errs int
+	var sent, errs, registered int
 	var last float64
 	var lat []float64
 	first := ""
@@ -255,6 +255,7 @@ func TestCapacity(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(line), &r), "device process said %q", line)
 		require.NotNil(t, r.Storm, "device process said %q", line)
 		sent += r.Storm.Sent
+		registered += r.Registered
 		errs += r.Errors
 		last = max(last, r.Storm.Last)
 		lat = append(lat, r.Storm.Latency...)
@@ -339,6 +340,7 @@ func TestCapacity(t *testing.T) {
 	heap2, rss2 := capacityMem()
 	report("restart with %d devices: New %v, first device registered and its uplink acknowledged %v after New; heap %.1f MB, RSS %.1f MB",
 		n, tNew.Round(time.Millisecond), tUp.Round(time.Millisecond), float64(heap2)/1e6, float64(rss2)/1e6)
+	require.Equal(t, n, registered, "devices registered; the first error: %s", first)
 	require.Zero(t, lost, "uplinks of the wake storm never acknowledged; the first error: %s", first)
 }
 
