@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -57,6 +58,7 @@ type options struct {
 	swVersion, fwVersion                      string
 	objects                                   string
 	mqtt                                      string
+	sources                                   int
 }
 
 // run is the command: it parses args, provisions the devices when -api is
@@ -91,6 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "load mode: bound on the load run (connecting, reports, pushes and the ceiling; registration through -api comes before it)")
 	fs.StringVar(&o.sink, "sink", "127.0.0.1:8745", "load mode: address of the webhook sink (the platform wants one callback host:port per app)")
 	fs.StringVar(&o.notify, "notify", "deviceDataChanged", "load mode: notify type the sink subscribes to (deviceDataChanged: a push per service; deviceDatasChanged: one per report)")
+	fs.IntVar(&o.sources, "sources", 0, "loopback source addresses the devices send from (127.0.0.2, 127.0.0.3, …; one gives ~28,000 sockets towards one server); 0 means one per 20,000 devices for a server on 127.0.0.0/8")
 	fs.BoolVar(&o.verbose, "v", false, "log every device event")
 	fs.StringVar(&o.swVersion, "sw", "1.0.0", "software version (PCP upgrades)")
 	fs.StringVar(&o.fwVersion, "fw", "FW1.0", "firmware version (object 5 upgrades)")
@@ -128,6 +131,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.timeout <= 0 {
 		return fmt.Errorf("-timeout %v: must be positive", o.timeout)
+	}
+	if o.sources < 0 {
+		return fmt.Errorf("-sources %d: must be 0 (one per %d devices) or more", o.sources, sim.DevicesPerSource)
+	}
+	if err := raiseDescriptorLimit(o.n); err != nil {
+		return err
 	}
 	if o.duration < 0 {
 		return fmt.Errorf("-for %v: must not be negative (0 runs until interrupted)", o.duration)
@@ -222,7 +231,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keys = nil
 	}
 	if o.load {
-		res, err := sim.Load(ctx, sim.LoadConfig{Device: tmpl, IMEIs: imeis, Keys: keys, Uplinks: o.uplinks, Workers: o.workers, Timeout: o.timeout, API: api, SinkAddr: o.sink, NotifyType: o.notify})
+		res, err := sim.Load(ctx, sim.LoadConfig{Device: tmpl, IMEIs: imeis, Keys: keys, Uplinks: o.uplinks, Workers: o.workers,
+			Timeout: o.timeout, API: api, SinkAddr: o.sink, NotifyType: o.notify, Sources: o.sources})
 		if err != nil {
 			if res.Sent > 0 {
 				printLoad(stdout, o, res) // what the run measured before it failed
@@ -260,10 +270,19 @@ func runDevices(ctx context.Context, o options, tmpl sim.Config, imeis []string,
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
+	sources := o.sources
+	if host, _, err := net.SplitHostPort(serverOf(tmpl)); sources == 0 && err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.To4() != nil && ip.IsLoopback() {
+			sources = (len(imeis) + sim.DevicesPerSource - 1) / sim.DevicesPerSource
+		}
+	}
 	devs := make([]*sim.Device, len(imeis))
 	for i := range devs {
 		c := tmpl
 		c.IMEI = imeis[i]
+		if ip := sim.SourceIP(i, sources); ip != nil {
+			c.LocalAddr = net.JoinHostPort(ip.String(), "0")
+		}
 		if keys != nil && keys[i] != nil {
 			c.Key = keys[i]
 		}
@@ -357,4 +376,29 @@ func pool(n, workers int, f func(i int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// spareDescriptors is what the process keeps for itself (the API's and
+// the webhook sink's connections, the runtime) beside one socket per
+// device.
+const spareDescriptors = 256
+
+// raiseDescriptorLimit raises the soft limit of open files to what n
+// devices need (one UDP socket each), up to the hard limit, and refuses a
+// run the hard limit cannot hold, saying how to split it.
+func raiseDescriptorLimit(n int) error {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return nil // unknown: let the sockets say
+	}
+	need := uint64(n + spareDescriptors)
+	if l.Cur >= need {
+		return nil
+	}
+	if l.Max < need {
+		return fmt.Errorf("-n %d needs %d open files (one socket per device) and this process may open %d (ulimit -Hn): run several processes of at most %d devices each, with -imei counting on from the last one's and, with -load, each its own -sink port",
+			n, need, l.Max, max(int64(l.Max)-spareDescriptors, 0))
+	}
+	l.Cur = need
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 }

@@ -341,6 +341,11 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"-load", "-timeout", "0s"}, "-timeout 0s: must be positive"},
 		{[]string{"-for", "-1s", "-dtls=false"}, "-for -1s: must not be negative"},
 		{[]string{"-dtls=false", "extra"}, `unexpected arguments ["extra"]`},
+		{[]string{"-sources", "-1", "-dtls=false"}, "-sources -1: must be 0"},
+		// One socket per device: beyond the descriptor hard limit (at
+		// most fs.nr_open, 1,048,576 by default) the run is refused
+		// before any device starts, saying how to split it.
+		{[]string{"-n", "2000000", "-dtls=false"}, "-n 2000000 needs 2000256 open files"},
 	} {
 		err := run(context.Background(), tc.args, &bytes.Buffer{}, &bytes.Buffer{})
 		require.Error(t, err, "run %q", tc.args)

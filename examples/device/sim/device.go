@@ -51,6 +51,11 @@ type Config struct {
 	// 127.0.0.1:5684 with a Key, 127.0.0.1:5683 without. The lwm2m client
 	// binds to 127.0.0.1, so the server must be on loopback.
 	Server string
+	// LocalAddr is the local UDP address the device sends from, such as
+	// "127.0.0.2:0"; "" means 127.0.0.1 with a free port for a loopback
+	// server (one address gives about 28,000 sockets towards one server:
+	// Load spreads larger runs over several, see LoadConfig.Sources).
+	LocalAddr string
 	// IMEI is the device's nodeId, its LwM2M endpoint name and its PSK
 	// identity (required).
 	IMEI string
@@ -291,6 +296,7 @@ func (d *Device) Run(ctx context.Context) error {
 	defer close(d.stopped)
 	c, err := lwm2m.NewClient(lwm2m.ClientConfig{
 		Server:                   d.cfg.Server,
+		LocalAddr:                d.cfg.LocalAddr,
 		Endpoint:                 d.cfg.IMEI,
 		Key:                      d.cfg.Key,
 		Lifetime:                 d.cfg.Lifetime,

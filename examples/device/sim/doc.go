@@ -108,7 +108,12 @@
 // before every acknowledged report was pushed, Load returns the figures so
 // far with an error wrapping context.DeadlineExceeded (the command prints
 // them, then the error). In the command, registration through -api comes
-// before the load run and is not counted in -timeout.
+// before the load run and is not counted in -timeout. The devices send
+// from loopback source addresses 127.0.0.2, 127.0.0.3, … (LoadConfig.Sources,
+// one per 20,000 devices by default): one address gives about 28,000
+// sockets towards one server (Linux's ephemeral port range). Each device
+// holds one socket, so one process holds at most its descriptor limit of
+// devices; the command refuses more, saying how to split the run.
 //
 // # Command
 //

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,14 @@ type LoadConfig struct {
 	NotifyType string
 	// NoCeiling skips the bare go-coap run.
 	NoCeiling bool
+	// Sources spreads the devices (and the ceiling's clients) over this
+	// many loopback source addresses, 127.0.0.2, 127.0.0.3, …, device i
+	// sending from the (i mod Sources)-th: one address gives about 28,000
+	// sockets towards one server address (Linux's ephemeral port range),
+	// and all of 127.0.0.0/8 is loopback. 0 means one address per 20,000
+	// devices for a server on 127.0.0.0/8, and the kernel's choice for
+	// another. Device.LocalAddr, when set, wins for a run of one address.
+	Sources int
 }
 
 // LoadResult holds the figures of a load run.
@@ -99,6 +108,14 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Minute
 	}
+	sources, err := loadSources(cfg.Device.Server, cfg.Sources, len(cfg.IMEIs))
+	if err != nil {
+		return res, err
+	}
+	if cfg.Device.LocalAddr != "" {
+		sources = 0
+	}
+	cfg.Sources = sources
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	var errs atomic.Int64
@@ -128,6 +145,9 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	pool(len(devs), cfg.Workers, func(i int) {
 		c := cfg.Device
 		c.IMEI = cfg.IMEIs[i]
+		if ip := SourceIP(i, cfg.Sources); ip != nil {
+			c.LocalAddr = net.JoinHostPort(ip.String(), "0")
+		}
 		if i < len(cfg.Keys) && cfg.Keys[i] != nil {
 			c.Key = cfg.Keys[i]
 		}
@@ -395,6 +415,9 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 	}()
 	pool(len(clients), cfg.Workers, func(i int) {
 		cc := lwm2m.ClientConfig{Server: addr, Endpoint: cfg.IMEIs[i], Objects: "</19/0>,</19/1>", Transmission: cfg.Device.Transmission}
+		if ip := SourceIP(i, cfg.Sources); ip != nil {
+			cc.LocalAddr = net.JoinHostPort(ip.String(), "0")
+		}
 		if secure {
 			cc.Key = ceilingKey
 			cc.CipherSuites = []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}
@@ -436,4 +459,48 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		return 0, 0, errors.Join(errors.New("sim: ceiling run: no request answered"), ctx.Err())
 	}
 	return sent.Load(), el, nil
+}
+
+// DevicesPerSource is how many devices Load puts on one source address
+// when LoadConfig.Sources is 0: under the 28,232 ports of Linux's default
+// ephemeral range (32768–60999), with room for other programs' sockets.
+const DevicesPerSource = 20000
+
+// SourceIP is the loopback address device i sends from when the devices
+// are spread over sources addresses: 127.0.0.2 for i%sources == 0, then
+// counting up (127.0.1.0 follows 127.0.0.255), never 127.0.0.1 (the
+// server's) or 127.255.255.255. sources ≤ 0 means no choice: nil.
+func SourceIP(i, sources int) net.IP {
+	if sources <= 0 {
+		return nil
+	}
+	k := 2 + i%sources
+	return net.IPv4(127, byte(k>>16), byte(k>>8), byte(k))
+}
+
+// maxSources is the number of addresses from 127.0.0.2 to 127.255.255.254.
+const maxSources = 1<<24 - 3
+
+// loadSources is the number of source addresses of a run of n devices
+// against server ("" is 127.0.0.1), for LoadConfig.Sources = sources.
+func loadSources(server string, sources, n int) (int, error) {
+	if sources < 0 || sources > maxSources {
+		return 0, &ConfigError{Field: "Sources", Value: strconv.Itoa(sources),
+			Problem: fmt.Sprintf("allowed: 0 (one per %d devices) to %d (127.0.0.2 to 127.255.255.254)", DevicesPerSource, maxSources)}
+	}
+	loopback4 := server == ""
+	if host, _, err := net.SplitHostPort(server); err == nil {
+		ip := net.ParseIP(host)
+		loopback4 = ip != nil && ip.To4() != nil && ip.IsLoopback()
+	}
+	switch {
+	case sources > 0 && !loopback4:
+		return 0, &ConfigError{Field: "Sources", Value: strconv.Itoa(sources),
+			Problem: fmt.Sprintf("source addresses are taken from 127.0.0.0/8, which reaches only a server on it; Device.Server is %q", server)}
+	case sources > 0:
+		return sources, nil
+	case loopback4:
+		return (n + DevicesPerSource - 1) / DevicesPerSource, nil
+	}
+	return 0, nil
 }

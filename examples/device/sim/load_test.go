@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,4 +136,100 @@ func TestLoadConfigErrors(t *testing.T) {
 	_, err = sim.Load(context.Background(), sim.LoadConfig{IMEIs: []string{"1"}})
 	require.ErrorIs(t, err, sim.ErrConfig)
 	require.ErrorContains(t, err, "API")
+}
+
+// TestSourceIP: devices are dealt round-robin over the loopback addresses
+// from 127.0.0.2, each address carrying its share; none is the server's
+// 127.0.0.1, and no choice is made for 0 addresses.
+func TestSourceIP(t *testing.T) {
+	require.Nil(t, sim.SourceIP(5, 0), "SourceIP(5, 0)")
+	for _, tc := range []struct {
+		n, sources int
+		want       map[string]int
+	}{
+		{4, 1, map[string]int{"127.0.0.2": 4}},
+		{300, 3, map[string]int{"127.0.0.2": 100, "127.0.0.3": 100, "127.0.0.4": 100}},
+		{5, 2, map[string]int{"127.0.0.2": 3, "127.0.0.3": 2}},
+		{1000, 300, nil}, // checked below: 127.0.0.2 … 127.0.1.45
+	} {
+		got := map[string]int{}
+		for i := range tc.n {
+			ip := sim.SourceIP(i, tc.sources)
+			require.True(t, ip.IsLoopback(), "SourceIP(%d, %d) = %v", i, tc.sources, ip)
+			require.NotEqual(t, "127.0.0.1", ip.String())
+			got[ip.String()]++
+		}
+		if tc.want != nil {
+			require.Equal(t, tc.want, got, "SourceIP(0…%d, %d)", tc.n-1, tc.sources)
+		} else {
+			require.Len(t, got, tc.sources)
+			require.Equal(t, 4, got["127.0.0.2"])
+			require.Equal(t, 3, got["127.0.1.45"])
+		}
+	}
+}
+
+// TestLoadSources: a load run of 300 devices over 3 source addresses
+// registers every device, 100 from each address as the server sees them,
+// and each one's uplink is acknowledged and pushed.
+func TestLoadSources(t *testing.T) {
+	const n = 300
+	var mu sync.Mutex
+	from := map[string]int{}
+	var f *fakeAPI
+	var pushes sync.WaitGroup
+	tr := &http.Transport{}
+	pusher := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	t.Cleanup(func() { pushes.Wait(); tr.CloseIdleConnections() })
+	p := startServer(t, lwm2m.Config{DisableDTLS: true}, func(e lwm2m.Event) {
+		switch e.Kind {
+		case lwm2m.EventRegistered:
+			mu.Lock()
+			from[e.Registration.Addr.(*net.UDPAddr).IP.String()]++
+			mu.Unlock()
+		case lwm2m.EventUplink:
+			pushes.Add(1)
+			go func() {
+				defer pushes.Done()
+				for _, u := range f.callbacks() {
+					if resp, err := pusher.Post(u, "application/json", strings.NewReader(`{"service":{"serviceId":"Meter"}}`)); err == nil {
+						resp.Body.Close()
+					}
+				}
+			}()
+		}
+	})
+	f, api := newFakeAPI(t)
+	imeis := make([]string, n)
+	for i := range imeis {
+		imeis[i] = fmt.Sprintf("8683330301%05d", i)
+	}
+	res, err := sim.Load(context.Background(), sim.LoadConfig{
+		Device: sim.Config{Server: p.srv.UDPAddr().String()},
+		IMEIs:  imeis, Workers: 32, Timeout: time.Minute, API: api, NoCeiling: true, Sources: 3,
+	})
+	require.NoError(t, err)
+	require.Equal(t, n, res.Devices, "devices registered; first error: %s", res.FirstError)
+	require.Equal(t, int64(n), res.Pushed)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[string]int{"127.0.0.2": 100, "127.0.0.3": 100, "127.0.0.4": 100}, from, "registrations by source address")
+}
+
+// TestLoadSourcesRefused: source addresses come from 127.0.0.0/8, so a
+// run against another server, or asking for more than the network holds,
+// is refused with an error naming the field.
+func TestLoadSourcesRefused(t *testing.T) {
+	_, api := newFakeAPI(t)
+	for _, cfg := range []sim.LoadConfig{
+		{Device: sim.Config{Server: "[::1]:5683"}, Sources: 2},
+		{Device: sim.Config{Server: "192.0.2.1:5683"}, Sources: 1},
+		{Sources: -1},
+		{Sources: 1 << 24},
+	} {
+		cfg.IMEIs, cfg.API = []string{"868333030000001"}, api
+		_, err := sim.Load(context.Background(), cfg)
+		require.ErrorIs(t, err, sim.ErrConfig, "Sources %d, server %q", cfg.Sources, cfg.Device.Server)
+		require.ErrorContains(t, err, "Sources")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"strings"
 	"time"
@@ -32,8 +33,15 @@ import (
 // It builds and parses messages with pion/dtls's protocol packages and
 // encrypts with its CCM cipher suite; what it leaves out (fragmented
 // handshake messages, renegotiation, alerts other than as errors) neither
-// server sends to it. Lost datagrams are sent again after a second, five
-// times at most: loopback under load can drop them.
+// server sends to it. Lost datagrams are sent again, each time in new
+// records (a DTLS record repeated with its sequence number is a replay the
+// server must drop, RFC 6347 §4.1.2.6): handshake flights after 1 s, then
+// 2, 4, 8 s (RFC 6347 §4.2.4.1); CoAP requests after 2–3 s, doubling, four
+// times (RFC 7252 §4.2, ACK_TIMEOUT 2 s, ACK_RANDOM_FACTOR 1.5,
+// MAX_RETRANSMIT 4). Loopback under load can drop them. Requests from the
+// server that arrive while it waits (the Observe of /19/0/0 after a
+// registration that lists </19/0>) are answered: an Observe with 2.05 and
+// an empty opaque value, anything else with 4.04.
 type leanDevice struct {
 	conn     *net.UDPConn
 	identity string
@@ -45,16 +53,24 @@ type leanDevice struct {
 	mid        uint16
 	token      uint32
 	buf        []byte
+	observed   int // Observe requests answered
+	answered   int // requests answered
 }
 
 var errLean = errors.New("lean DTLS device")
 
-func dialLean(addr, identity string, key []byte) (*leanDevice, error) {
+// dialLean opens the device's socket, from source address src (nil: the
+// kernel's choice) to the server at addr.
+func dialLean(addr, identity string, key []byte, src net.IP) (*leanDevice, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c, err := net.DialUDP("udp", nil, ua)
+	var la *net.UDPAddr
+	if src != nil {
+		la = &net.UDPAddr{IP: src}
+	}
+	c, err := net.DialUDP("udp", la, ua)
 	if err != nil {
 		return nil, err
 	}
@@ -66,16 +82,18 @@ func dialLean(addr, identity string, key []byte) (*leanDevice, error) {
 
 func (d *leanDevice) Close() error { return d.conn.Close() }
 
-// handshakeRecord returns the epoch-0 record of handshake message m and the
-// handshake message itself (header and body, as the transcript holds it).
-func (d *leanDevice) handshakeRecord(m handshake.Message) (rec, msg []byte, err error) {
+// handshakeMsg returns handshake message m with its header (as the
+// transcript holds it), the next message_seq.
+func (d *leanDevice) handshakeMsg(m handshake.Message) ([]byte, error) {
 	h := &handshake.Handshake{Header: handshake.Header{MessageSequence: d.hsSeq}, Message: m}
 	d.hsSeq++
-	if msg, err = h.Marshal(); err != nil {
-		return nil, nil, err
-	}
-	rec = d.record0(protocol.ContentTypeHandshake, msg)
-	return rec, msg, nil
+	return h.Marshal()
+}
+
+// flight0 sends handshake message msg in an epoch-0 record, a new one for
+// each sending.
+func (d *leanDevice) flight0(msg []byte) func() ([]byte, error) {
+	return func() ([]byte, error) { return d.record0(protocol.ContentTypeHandshake, msg), nil }
 }
 
 func (d *leanDevice) record0(t protocol.ContentType, content []byte) []byte {
@@ -100,14 +118,19 @@ func (d *leanDevice) record1(t protocol.ContentType, content []byte) ([]byte, er
 	return d.ccm.Encrypt(rl, append(raw, content...))
 }
 
-// exchange sends out and returns the records of the answer, sending out
-// again after a second of silence.
-func (d *leanDevice) exchange(step string, out []byte, want func(recs [][]byte) bool) ([][]byte, error) {
-	for try := 0; try < 5; try++ {
-		if _, err := d.conn.Write(out); err != nil {
+// exchange sends the datagram out makes and returns the records of the
+// answer, sending a new one after timeout of silence, then after twice
+// that, five sendings in all.
+func (d *leanDevice) exchange(step string, timeout time.Duration, out func() ([]byte, error), want func(recs [][]byte) bool) ([][]byte, error) {
+	for try := 0; try < 5; try, timeout = try+1, 2*timeout {
+		b, err := out()
+		if err != nil {
 			return nil, err
 		}
-		_ = d.conn.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := d.conn.Write(b); err != nil {
+			return nil, err
+		}
+		_ = d.conn.SetReadDeadline(time.Now().Add(timeout))
 		for {
 			n, err := d.conn.Read(d.buf)
 			if err != nil {
@@ -158,11 +181,11 @@ func (d *leanDevice) Handshake() error {
 		CompressionMethods: []*protocol.CompressionMethod{{ID: 0}}, // null
 		Extensions:         []extension.Extension{&extension.UseExtendedMasterSecret{Supported: true}},
 	}
-	rec, _, err := d.handshakeRecord(hello)
+	msg, err := d.handshakeMsg(hello)
 	if err != nil {
 		return err
 	}
-	recs, err := d.exchange("ClientHello", rec, func(r [][]byte) bool { return handshakeType(r[0]) == handshake.TypeHelloVerifyRequest })
+	recs, err := d.exchange("ClientHello", time.Second, d.flight0(msg), func(r [][]byte) bool { return handshakeType(r[0]) == handshake.TypeHelloVerifyRequest })
 	if err != nil {
 		return err
 	}
@@ -171,13 +194,13 @@ func (d *leanDevice) Handshake() error {
 		return fmt.Errorf("%w: HelloVerifyRequest: %v", errLean, err)
 	}
 	hello.Cookie = hvr.Cookie
-	rec, ch, err := d.handshakeRecord(hello)
+	ch, err := d.handshakeMsg(hello)
 	if err != nil {
 		return err
 	}
 	transcript := append([]byte(nil), ch...)
 	var sh, shd []byte
-	_, err = d.exchange("ClientHello with cookie", rec, func(r [][]byte) bool {
+	_, err = d.exchange("ClientHello with cookie", time.Second, d.flight0(ch), func(r [][]byte) bool {
 		for _, x := range r {
 			switch handshakeType(x) {
 			case handshake.TypeServerHello:
@@ -206,7 +229,7 @@ func (d *leanDevice) Handshake() error {
 		}
 	}
 
-	cke, ckeMsg, err := d.handshakeRecord(&handshake.MessageClientKeyExchange{IdentityHint: []byte(d.identity)})
+	ckeMsg, err := d.handshakeMsg(&handshake.MessageClientKeyExchange{IdentityHint: []byte(d.identity)})
 	if err != nil {
 		return err
 	}
@@ -242,13 +265,14 @@ func (d *leanDevice) Handshake() error {
 		return err
 	}
 	transcript = append(transcript, finMsg...)
-	finRec, err := d.record1(protocol.ContentTypeHandshake, finMsg)
-	if err != nil {
-		return err
+	flight := func() ([]byte, error) {
+		b := d.record0(protocol.ContentTypeHandshake, ckeMsg)
+		b = append(b, d.record0(protocol.ContentTypeChangeCipherSpec, []byte{1})...)
+		fin, err := d.record1(protocol.ContentTypeHandshake, finMsg)
+		return append(b, fin...), err
 	}
-	flight := append(append(cke, d.record0(protocol.ContentTypeChangeCipherSpec, []byte{1})...), finRec...)
 	var serverFin []byte
-	_, err = d.exchange("Finished", flight, func(r [][]byte) bool {
+	_, err = d.exchange("Finished", time.Second, flight, func(r [][]byte) bool {
 		for _, x := range r {
 			if protocol.ContentType(x[0]) == protocol.ContentTypeHandshake && x[3] == 0 && x[4] == 1 {
 				pt, err := d.ccm.Decrypt(recordlayer.Header{}, x)
@@ -300,25 +324,14 @@ func (d *leanDevice) Do(code codes.Code, path string, queries []string, cf messa
 	if _, err := coder.DefaultCoder.Encode(m, raw); err != nil {
 		return 0, err
 	}
-	rec, err := d.record1(protocol.ContentTypeApplicationData, raw)
-	if err != nil {
-		return 0, err
-	}
 	var got codes.Code
-	_, err = d.exchange("CoAP request", rec, func(r [][]byte) bool {
+	ackTimeout := 2*time.Second + mrand.N(time.Second)
+	_, err = d.exchange("CoAP request", ackTimeout, func() ([]byte, error) {
+		return d.record1(protocol.ContentTypeApplicationData, raw)
+	}, func(r [][]byte) bool {
 		for _, x := range r {
-			if protocol.ContentType(x[0]) != protocol.ContentTypeApplicationData {
-				continue
-			}
-			pt, err := d.ccm.Decrypt(recordlayer.Header{}, x)
-			if err != nil {
-				continue
-			}
-			resp := message.Message{Options: make(message.Options, 0, 16)}
-			if _, err := coder.DefaultCoder.Decode(pt[recordlayer.FixedHeaderSize:], &resp); err != nil {
-				continue
-			}
-			if resp.Type == message.Acknowledgement && resp.MessageID == int32(d.mid) && string(resp.Token) == string(tok) {
+			resp, ok := d.open(x)
+			if ok && resp.Type == message.Acknowledgement && resp.MessageID == int32(d.mid) && string(resp.Token) == string(tok) {
 				got = resp.Code
 				return true
 			}
@@ -326,4 +339,97 @@ func (d *leanDevice) Do(code codes.Code, path string, queries []string, cf messa
 		return false
 	})
 	return got, err
+}
+
+// open decrypts and decodes the CoAP message of an epoch-1 application
+// data record, answering it when it is a request from the server.
+func (d *leanDevice) open(x []byte) (*message.Message, bool) {
+	if protocol.ContentType(x[0]) != protocol.ContentTypeApplicationData {
+		return nil, false
+	}
+	pt, err := d.ccm.Decrypt(recordlayer.Header{}, x)
+	if err != nil {
+		return nil, false
+	}
+	m := &message.Message{Options: make(message.Options, 0, 16)}
+	if _, err := coder.DefaultCoder.Decode(pt[recordlayer.FixedHeaderSize:], m); err != nil {
+		return nil, false
+	}
+	if m.Type == message.Confirmable && m.Code >= codes.GET && m.Code <= codes.IPATCH {
+		d.answer(m)
+	}
+	return m, true
+}
+
+// answer acknowledges request m: an Observe registration (GET with Observe
+// 0) with 2.05 Content, Observe 1 and an empty opaque value (RFC 7641 §3.2:
+// the answer that makes the server an observer); a write (PUT or POST) to
+// object 19 instance 1, the downlink channel, with 2.04 Changed; anything
+// else with 4.04.
+func (d *leanDevice) answer(m *message.Message) {
+	buf := make([]byte, 16)
+	resp := message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Code: codes.NotFound}
+	path, _ := m.Options.Path()
+	switch obs, err := m.Options.GetUint32(message.Observe); {
+	case err == nil && obs == 0 && m.Code == codes.GET:
+		resp.Code = codes.Content
+		resp.Options, _, _ = resp.Options.SetContentFormat(buf, message.AppOctets)
+		resp.Options, _, _ = resp.Options.SetObserve(buf[4:], 1)
+		d.observed++
+	case (m.Code == codes.PUT || m.Code == codes.POST) && (path == "/19/1" || strings.HasPrefix(path, "/19/1/")):
+		resp.Code = codes.Changed
+	}
+	d.answered++
+	n, err := coder.DefaultCoder.Size(resp)
+	if err != nil {
+		return
+	}
+	raw := make([]byte, n)
+	if _, err := coder.DefaultCoder.Encode(resp, raw); err != nil {
+		return
+	}
+	if rec, err := d.record1(protocol.ContentTypeApplicationData, raw); err == nil {
+		_, _ = d.conn.Write(rec)
+	}
+}
+
+// awaitObserve reads for at most wait until the server has observed
+// something (after a registration that lists </19/0>, the server observes
+// /19/0/0), answering its requests.
+func (d *leanDevice) awaitObserve(wait time.Duration) error {
+	err := d.serve(time.Now().Add(wait), func() bool { return d.observed > 0 })
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: no Observe from the server within %v of the registration", errLean, wait)
+	}
+	return err
+}
+
+// linger stays awake until deadline, answering the server's requests (the
+// downlinks a server sends a queue-mode device after it spoke), and
+// returns how many it answered.
+func (d *leanDevice) linger(deadline time.Time) int {
+	n := d.answered
+	_ = d.serve(deadline, func() bool { return false })
+	return d.answered - n
+}
+
+// serve reads and answers the server's requests until done says so or
+// deadline passes (a timeout error).
+func (d *leanDevice) serve(deadline time.Time, done func() bool) error {
+	for !done() {
+		_ = d.conn.SetReadDeadline(deadline)
+		n, err := d.conn.Read(d.buf)
+		if err != nil {
+			return err
+		}
+		recs, err := recordlayer.UnpackDatagram(append([]byte(nil), d.buf[:n]...))
+		if err != nil {
+			continue
+		}
+		for _, x := range recs {
+			d.open(x)
+		}
+	}
+	return nil
 }

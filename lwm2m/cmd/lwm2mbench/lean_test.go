@@ -2,7 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"net"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/doze-io/doze/lwm2m"
 )
 
 // TestLeanDevice registers lean devices with both servers of the benchmark
@@ -18,7 +26,7 @@ func TestLeanDevice(t *testing.T) {
 			srv := tc.start(3)
 			defer srv.stop()
 			for i := range 3 {
-				d, err := register(context.Background(), srv.addr, identity(i))
+				d, err := register(context.Background(), srv.addr, identity(i), nil, "</3/0>,</19/1>")
 				if d != nil {
 					defer d.Close()
 				}
@@ -30,5 +38,121 @@ func TestLeanDevice(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSourceIP: devices are dealt round-robin over the loopback addresses
+// from 127.0.0.2, every address carrying its share, and none is the
+// network address, the server's 127.0.0.1 or outside 127.0.0.0/8.
+func TestSourceIP(t *testing.T) {
+	require.Nil(t, sourceIP(7, 0), "sourceIP(7, 0): no source address chosen")
+	for _, tc := range []struct {
+		n, sources int
+		want       map[string]int
+	}{
+		{6, 1, map[string]int{"127.0.0.2": 6}},
+		{300, 3, map[string]int{"127.0.0.2": 100, "127.0.0.3": 100, "127.0.0.4": 100}},
+		{7, 3, map[string]int{"127.0.0.2": 3, "127.0.0.3": 2, "127.0.0.4": 2}},
+	} {
+		got := map[string]int{}
+		for i := range tc.n {
+			got[sourceIP(i, tc.sources).String()]++
+		}
+		require.Equal(t, tc.want, got, "sourceIP(0…%d, %d)", tc.n-1, tc.sources)
+	}
+	// Past 127.0.0.255 the count carries into the third byte.
+	for i, want := range map[int]string{253: "127.0.0.255", 254: "127.0.1.0", 255: "127.0.1.1", 1<<24 - 4: "127.255.255.254"} {
+		ip := sourceIP(i, 1<<24-3)
+		require.Equal(t, want, ip.String(), "sourceIP(%d, 2^24-3)", i)
+		require.True(t, ip.IsLoopback(), "sourceIP(%d) = %v is not loopback", i, ip)
+	}
+	require.Error(t, checkSources(1<<24-2), "-sources beyond 127.255.255.254")
+	require.Error(t, checkSources(-1))
+	require.Equal(t, 5, autoSources(100000), "autoSources(100000): 20,000 devices per address")
+	require.Equal(t, 1, autoSources(1))
+}
+
+// TestFleetSources registers 300 devices from 3 source addresses with an
+// lwm2m.Server on loopback, each device registering in queue mode with
+// </19/0> and answering the server's Observe of /19/0/0: every one
+// registers, and the server sees 100 from each address.
+func TestFleetSources(t *testing.T) {
+	const n, sources = 300, 3
+	var mu sync.Mutex
+	from := map[string]int{}
+	srv := startOursWith(n, func(e lwm2m.Event) {
+		if e.Kind == lwm2m.EventRegistered {
+			ip := e.Registration.Addr.(*net.UDPAddr).IP.String()
+			mu.Lock()
+			from[ip]++
+			mu.Unlock()
+		}
+	})
+	defer srv.stop()
+	f := newFleet(srv.addr, 0, n, sources, "</3/0>,</19/0>,</19/1>")
+	defer f.close()
+	f.registerAll(context.Background(), 16)
+	first, _ := f.firstErr.Load().(string)
+	require.Equal(t, int64(n), f.registered.Load(), "registered devices; %d errors, the first: %s", f.errs.Load(), first)
+	for i, d := range f.devs {
+		require.Equal(t, 1, d.(*leanDevice).observed, "device %d: Observe requests answered", i)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[string]int{"127.0.0.2": 100, "127.0.0.3": 100, "127.0.0.4": 100}, from, "registrations seen by the server, by source address")
+	sent, _ := f.uplinks(context.Background(), 16, 1)
+	require.Equal(t, int64(n), sent, "uplinks answered 2.04")
+}
+
+// TestLeanDeviceAnswers: a lean device that lingers after its uplink
+// answers what a server sends a queue-mode device while it is awake: a
+// write to the downlink resource /19/1/0 with 2.04, a read of another
+// object with 4.04 (RFC 7252 §5.2.1: piggy-backed in the ACK).
+func TestLeanDeviceAnswers(t *testing.T) {
+	srv := startOurs(1)
+	defer srv.stop()
+	ctx := context.Background()
+	d, err := register(ctx, srv.addr, identity(0), nil, "</3/0>,</19/0>,</19/1>")
+	if d != nil {
+		defer d.Close()
+	}
+	require.NoError(t, err)
+	require.NoError(t, d.send(ctx, []byte{1}))
+	lean := d.(*leanDevice)
+	answered := make(chan int, 1)
+	go func() { answered <- lean.linger(time.Now().Add(time.Second)) }()
+	require.NoError(t, srv.lwm.Write(ctx, identity(0), "/19/1/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: []byte{7}}),
+		"write of /19/1/0/0 to a lingering lean device")
+	_, err = srv.lwm.Read(ctx, identity(0), "/5/0/3", lwm2m.FormatText)
+	require.ErrorContains(t, err, "4.04", "read of /5/0/3 from a lean device")
+	require.Equal(t, 2, <-answered, "requests answered while lingering (the Observe was answered before)")
+}
+
+// TestLeanRetransmitsInNewRecords: a flight sent again goes in a record
+// with a new sequence number (a repeated one is a replay, which the server
+// drops: RFC 6347 §4.1.2.6), five sendings in all, each after twice the
+// previous wait (RFC 6347 §4.2.4.1).
+func TestLeanRetransmitsInNewRecords(t *testing.T) {
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	d, err := dialLean(peer.LocalAddr().String(), "dev", key, sourceIP(0, 1))
+	require.NoError(t, err)
+	defer d.Close()
+	start := time.Now()
+	_, err = d.exchange("test", 10*time.Millisecond, d.flight0([]byte("hello")), func([][]byte) bool { return false })
+	require.ErrorContains(t, err, "no answer after 5 tries")
+	require.GreaterOrEqual(t, time.Since(start), 310*time.Millisecond, "waits 10+20+40+80+160 ms")
+	seen := map[uint64]bool{}
+	buf := make([]byte, 512)
+	for range 5 {
+		_ = peer.SetReadDeadline(time.Now().Add(time.Second))
+		n, from, err := peer.ReadFromUDP(buf)
+		require.NoError(t, err)
+		require.Equal(t, "127.0.0.2", from.IP.String(), "the device's source address")
+		require.Equal(t, "hello", string(buf[13:n]))
+		seq := binary.BigEndian.Uint64(buf[3:11]) // epoch 0 (2 bytes), sequence number (6)
+		require.False(t, seen[seq], "record sequence number %d sent twice", seq)
+		seen[seq] = true
 	}
 }

@@ -19,7 +19,17 @@
 // the server. -cpuprofile and -devprofile profile the registration phase of
 // the lwm2m.Server run, in the server and in the devices.
 //
+// The devices are spread over loopback source addresses (-sources: one
+// address holds about 28,000 sockets towards one server, Linux's ephemeral
+// port range) and over processes (-procs: one socket per device, up to the
+// descriptor hard limit each), so that 100,000 and more run on one
+// machine; both default to what -n needs. The devices role also serves
+// examples/platform's capacity run: -objects with </19/0> (each device
+// answers the server's Observe), -storm (a wake storm instead of -uplinks)
+// and -linger (storm devices stay awake answering downlinks).
+//
 //	go run ./lwm2m/cmd/lwm2mbench -n 2000
+//	go run ./lwm2m/cmd/lwm2mbench -n 100000 -uplinks 1
 package main
 
 import (
@@ -30,6 +40,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -49,6 +60,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/options"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/doze-io/doze/lwm2m"
 )
@@ -64,6 +76,8 @@ type deviceResult struct {
 	UpPerSec   float64 `json:"up_per_sec"`
 	Errors     int     `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
+	// Storm is set when the uplink phase was a wake storm (-storm).
+	Storm *stormResult `json:"storm,omitempty"`
 }
 
 func main() {
@@ -74,19 +88,33 @@ func main() {
 	addr := flag.String("addr", "", "server address (devices role)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the lwm2m.Server registration phase to this file")
 	flag.StringVar(&clientKind, "client", "lean", "the devices' DTLS client: lean (the load generator's own, see lean.go) or pion (lwm2m.Client on pion/dtls)")
-	flag.IntVar(&procs, "procs", 1, "processes the devices are spread over (each holds one socket per device)")
+	flag.IntVar(&procs, "procs", 0, "processes the devices are spread over (each holds one socket per device); 0 means as many as the descriptor limit (ulimit -Hn) needs")
+	flag.IntVar(&sources, "sources", 0, "loopback source addresses the devices are spread over (127.0.0.2, 127.0.0.3, …); 0 means one per 20,000 devices")
+	flag.StringVar(&objects, "objects", "</3/0>,</19/1>", "the devices' registration body; with </19/0> each device waits for the server's Observe of /19/0/0 and answers it")
+	flag.IntVar(&storm, "storm", 0, "devices role: instead of -uplinks, a wake storm: every k-th device sends one uplink, their starts spread over -spread")
+	flag.DurationVar(&spread, "spread", time.Second, "devices role: the time over which the wake storm's uplinks start")
+	flag.DurationVar(&linger, "linger", 0, "devices role: how long a device of the wake storm stays awake after its uplink's answer, answering the server's requests (downlinks)")
 	flag.IntVar(&first, "first", 0, "index of the first device (devices role)")
 	flag.StringVar(&upProfile, "upprofile", "", "write a CPU profile of the lwm2m.Server uplink phase to this file")
 	flag.StringVar(&devProfile, "devprofile", "", "write a CPU profile of the devices' registration phase (lwm2m.Server run) to this file")
 	flag.BoolVar(&park, "park", true, "lwm2m.Server parks the sessions of sleeping queue-mode devices")
 	flag.DurationVar(&awake, "awake", 10*time.Second, "awake window of queue-mode devices (lwm2m.Server)")
 	flag.Parse()
+	if err := checkSources(sources); err != nil {
+		log.Fatal(err)
+	}
 	if *role == "devices" {
 		runDevices(*addr, *n, *uplinks, *workers, devProfile)
 		return
 	}
-	fmt.Printf("lwm2mbench: %d DTLS devices (%s client), %d uplinks each, %d at a time; GOMAXPROCS=%d, %s\n",
-		*n, clientKind, *uplinks, *workers, runtime.GOMAXPROCS(0), runtime.Version())
+	if sources == 0 {
+		sources = autoSources(*n)
+	}
+	if procs <= 0 {
+		procs = autoProcs(*n)
+	}
+	fmt.Printf("lwm2mbench: %d DTLS devices (%s client), %d uplinks each, %d at a time; from %d source addresses, in %d processes; GOMAXPROCS=%d, %s\n",
+		*n, clientKind, *uplinks, *workers, sources, procs, runtime.GOMAXPROCS(0), runtime.Version())
 	ours := bench("lwm2m.Server", startOurs, *n, *uplinks, *workers, *cpuprofile, devProfile, upProfile)
 	bare := bench("bare go-coap", startBare, *n, *uplinks, *workers, "", "", "")
 	fmt.Printf("\nratio lwm2m/bare: registrations/s %.2f, uplinks/s %.2f, server CPU per registration %.2f, per uplink %.2f, heap per idle device %.2f\n",
@@ -109,12 +137,16 @@ type server struct {
 	addr   string
 	stop   func()
 	settle func(registered int) // waits until idle devices are as they will stay
+	lwm    *lwm2m.Server        // the lwm2m.Server run's server
 }
 
 // devProfile is the -devprofile file; clientKind the -client flag.
 var (
 	devProfile, upProfile, clientKind string
-	procs, first                      int
+	procs, first, sources, storm      int
+	objects                           = "</3/0>,</19/1>"
+	spread                            = time.Second
+	linger                            time.Duration
 )
 
 func bench(name string, start func(n int) server, n, uplinks, workers int, profile, devProfile, upProfile string) figures {
@@ -147,7 +179,8 @@ func bench(name string, start func(n int) server, n, uplinks, workers int, profi
 			prof = devProfile
 		}
 		cmd := exec.Command(self, "-role=devices", "-addr", srv.addr, "-n", strconv.Itoa(k), "-first", strconv.Itoa(first),
-			"-uplinks", strconv.Itoa(uplinks), "-workers", strconv.Itoa(max(1, workers*k/n)), "-devprofile", prof, "-client", clientKind)
+			"-uplinks", strconv.Itoa(uplinks), "-workers", strconv.Itoa(max(1, workers*k/n)), "-devprofile", prof, "-client", clientKind,
+			"-sources", strconv.Itoa(sources), "-objects", objects)
 		cmd.Stderr = os.Stderr
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
@@ -253,7 +286,11 @@ var (
 	awake = 10 * time.Second
 )
 
-func startOurs(n int) server {
+func startOurs(n int) server { return startOursWith(n, nil) }
+
+// startOursWith is startOurs passing every event to on as well, when not
+// nil.
+func startOursWith(n int, on func(lwm2m.Event)) server {
 	ks := lwm2m.NewMemoryKeyStore()
 	for i := range n {
 		ks.Set(identity(i), key)
@@ -266,6 +303,9 @@ func startOurs(n int) server {
 	}, ks, lwm2m.HandlerFunc(func(e lwm2m.Event) {
 		if e.Kind == lwm2m.EventUplink {
 			uplinks.Add(1)
+		}
+		if on != nil {
+			on(e)
 		}
 	}))
 	if err != nil {
@@ -287,7 +327,7 @@ func startOurs(n int) server {
 		}
 		fmt.Printf("  (%d sessions parked)\n", s.ParkedSessions())
 	}
-	return server{addr: s.DTLSAddr().String(), stop: func() { cancel(); <-done }, settle: settle}
+	return server{addr: s.DTLSAddr().String(), stop: func() { cancel(); <-done }, settle: settle, lwm: s}
 }
 
 func startBare(n int) server {
@@ -320,104 +360,196 @@ func startBare(n int) server {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s := coapdtls.NewServer(options.WithMux(r))
+	// go-coap closes a connection idle for 16 s by default, with a
+	// close_notify; registering 100,000 devices takes longer than that,
+	// and the benchmark compares sessions kept for sleeping devices.
+	idle := options.WithInactivityMonitor(24*time.Hour, func(cc *udpclient.Conn) { _ = cc.Close() })
+	s := coapdtls.NewServer(options.WithMux(r), idle)
 	done := make(chan struct{})
 	go func() { _ = s.Serve(l); close(done) }()
 	return server{addr: l.Addr().String(), stop: func() { s.Stop(); <-done }}
 }
 
-// runDevices is the child: n clients register, send uplinks, report, and
-// stay connected and silent until stdin closes.
+// runDevices is the child: n clients register, send uplinks (or a wake
+// storm), report, and stay connected and silent until stdin closes.
 func runDevices(addr string, n, uplinks, workers int, profile string) {
-	// one UDP socket per device: raise the descriptor limit where allowed
-	lim := syscall.Rlimit{Cur: uint64(n + 1024), Max: uint64(n + 1024)}
-	var cur syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &cur); err == nil && cur.Cur < lim.Cur {
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if err := raiseDescriptorLimit(n); err != nil {
+		log.Fatalf("devices %d–%d: %v", first, first+n-1, err)
 	}
-	clients := make([]device, n)
-	ok := make([]bool, n) // registered
-	var errs atomic.Int64
-	var firstErr atomic.Value
-	fail := func(err error) {
-		if errs.Add(1) == 1 {
-			firstErr.Store(err.Error())
-		}
-	}
-	run := func(f func(i int)) time.Duration {
-		start := time.Now()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= n {
-						return
-					}
-					f(i)
-				}
-			}()
-		}
-		wg.Wait()
-		return time.Since(start)
-	}
+	f := newFleet(addr, first, n, sources, objects)
+	defer f.close()
 	ctx := context.Background()
-	var registered atomic.Int64
 	if profile != "" {
-		f, err := os.Create(profile)
+		pf, err := os.Create(profile)
 		if err != nil {
 			log.Fatal(err)
 		}
-		_ = pprof.StartCPUProfile(f)
+		_ = pprof.StartCPUProfile(pf)
 	}
-	regTime := run(func(i int) {
-		c, err := register(ctx, addr, identity(first+i))
-		if c != nil {
-			clients[i] = c
-		}
-		if err != nil {
-			fail(err)
-			return
-		}
-		ok[i] = true
-		registered.Add(1)
-	})
+	regTime := f.registerAll(ctx, workers)
 	if profile != "" {
 		pprof.StopCPUProfile()
 	}
 	fmt.Println("registered")
-	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil { // "go": every process has registered its devices
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil { // "go": every process has registered its devices
 		return
 	}
+	res := deviceResult{Registered: int(f.registered.Load()), RegPerSec: float64(f.registered.Load()) / regTime.Seconds()}
+	if storm > 0 {
+		s := f.storm(ctx, storm, spread)
+		res.Uplinks, res.Storm = s.acked, &s
+	} else {
+		sent, upTime := f.uplinks(ctx, workers, uplinks)
+		res.Uplinks, res.UpPerSec = int(sent), float64(sent)/upTime.Seconds()
+	}
+	res.Errors = int(f.errs.Load())
+	if s, ok := f.firstErr.Load().(string); ok {
+		res.FirstError = s
+	}
+	b, _ := json.Marshal(res)
+	fmt.Println(string(b))
+	_, _ = io.Copy(io.Discard, in)
+}
+
+// fleet is the devices of one device process: devices first…first+n-1,
+// each on its own socket from its source address.
+type fleet struct {
+	addr           string
+	first, sources int
+	objects        string
+	devs           []device
+	ok             []bool // registered
+
+	registered atomic.Int64
+	errs       atomic.Int64
+	firstErr   atomic.Value
+}
+
+func newFleet(addr string, first, n, sources int, objects string) *fleet {
+	return &fleet{addr: addr, first: first, sources: sources, objects: objects, devs: make([]device, n), ok: make([]bool, n)}
+}
+
+func (f *fleet) fail(err error) {
+	if f.errs.Add(1) == 1 {
+		f.firstErr.Store(err.Error())
+	}
+}
+
+// each calls fn(0…n-1) from workers goroutines and returns how long it
+// took.
+func (f *fleet) each(workers int, fn func(i int)) time.Duration {
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(f.devs))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(f.devs) {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// registerAll connects and registers every device, workers at a time.
+func (f *fleet) registerAll(ctx context.Context, workers int) time.Duration {
+	return f.each(workers, func(i int) {
+		c, err := register(ctx, f.addr, identity(f.first+i), sourceIP(f.first+i, f.sources), f.objects)
+		if c != nil {
+			f.devs[i] = c
+		}
+		if err != nil {
+			f.fail(err)
+			return
+		}
+		f.ok[i] = true
+		f.registered.Add(1)
+	})
+}
+
+var payload = []byte("0102030405060708090a0b0c0d0e0f10")
+
+// uplinks sends uplinks confirmable POST /dp from every registered device,
+// workers at a time, and returns those answered 2.04 and the time taken.
+func (f *fleet) uplinks(ctx context.Context, workers, uplinks int) (int64, time.Duration) {
 	var sent atomic.Int64
-	payload := []byte("0102030405060708090a0b0c0d0e0f10")
-	upTime := run(func(i int) {
-		c := clients[i]
-		if !ok[i] {
+	took := f.each(workers, func(i int) {
+		if !f.ok[i] {
 			return
 		}
 		for range uplinks {
-			if err := c.send(ctx, payload); err != nil {
-				fail(err)
+			if err := f.devs[i].send(ctx, payload); err != nil {
+				f.fail(err)
 				return
 			}
 			sent.Add(1)
 		}
 	})
-	res := deviceResult{
-		Registered: int(registered.Load()), RegPerSec: float64(registered.Load()) / regTime.Seconds(),
-		Uplinks: int(sent.Load()), UpPerSec: float64(sent.Load()) / upTime.Seconds(), Errors: int(errs.Load()),
+	return sent.Load(), took
+}
+
+// stormResult is what the devices of one process saw of a wake storm.
+type stormResult struct {
+	Sent  int `json:"sent"` // devices that sent their uplink
+	acked int // answered 2.04
+	// Last is the time from the storm's start to the last 2.04, in
+	// seconds; the parent takes the largest over its processes.
+	Last float64 `json:"last_s"`
+	// Latency holds each answered uplink's time from its sending to its
+	// 2.04, in milliseconds.
+	Latency []float64 `json:"latency_ms"`
+}
+
+// storm is a wake storm: every every-th device (by global index) sends one
+// uplink, their starts spread evenly over spread, each device on its own
+// goroutine, as sleeping devices that wake at once would.
+func (f *fleet) storm(ctx context.Context, every int, spread time.Duration) stormResult {
+	var picked []int
+	for i := range f.devs {
+		if (f.first+i)%every == 0 && f.ok[i] {
+			picked = append(picked, i)
+		}
 	}
-	if s, ok := firstErr.Load().(string); ok {
-		res.FirstError = s
+	res := stormResult{Sent: len(picked)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k, i := range picked {
+		at := start.Add(spread * time.Duration(k) / time.Duration(len(picked)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(at))
+			t0 := time.Now()
+			if err := f.devs[i].send(ctx, payload); err != nil {
+				f.fail(err)
+				return
+			}
+			t1 := time.Now()
+			if d, ok := f.devs[i].(*leanDevice); ok && linger > 0 {
+				d.linger(t1.Add(linger)) // awake: the server may send what it held
+			}
+			mu.Lock()
+			res.acked++
+			res.Latency = append(res.Latency, float64(t1.Sub(t0).Microseconds())/1000)
+			res.Last = max(res.Last, t1.Sub(start).Seconds())
+			mu.Unlock()
+		}()
 	}
-	b, _ := json.Marshal(res)
-	fmt.Println(string(b))
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	for _, c := range clients {
+	wg.Wait()
+	return res
+}
+
+func (f *fleet) close() {
+	for _, c := range f.devs {
 		if c != nil {
 			_ = c.Close()
 		}
@@ -430,14 +562,19 @@ type device interface {
 	Close() error
 }
 
-// register connects device ep (DTLS handshake) and registers it in queue
-// mode with objects </3/0>,</19/1>, with the client -client chose. A
-// non-nil device is returned whenever the socket was opened, so that the
-// caller closes it.
-func register(ctx context.Context, addr, ep string) (device, error) {
+// register connects device ep (DTLS handshake) from source address src
+// (nil: the kernel's choice) and registers it in queue mode with the
+// objects given, with the client -client chose. When the objects list
+// </19/0>, it waits for the server to observe /19/0/0. A non-nil device is
+// returned whenever the socket was opened, so that the caller closes it.
+func register(ctx context.Context, addr, ep string, src net.IP, objects string) (device, error) {
 	if clientKind == "pion" {
-		c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: addr, Endpoint: ep, Key: key,
-			CipherSuites: []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}, Objects: "</3/0>,</19/1>", Queue: true})
+		cc := lwm2m.ClientConfig{Server: addr, Endpoint: ep, Key: key,
+			CipherSuites: []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}, Objects: objects, Queue: true}
+		if src != nil {
+			cc.LocalAddr = net.JoinHostPort(src.String(), "0")
+		}
+		c, err := lwm2m.NewClient(cc)
 		if err != nil {
 			return nil, err
 		}
@@ -448,7 +585,7 @@ func register(ctx context.Context, addr, ep string) (device, error) {
 		}
 		return pionDevice{c}, c.Register(cctx)
 	}
-	d, err := dialLean(addr, ep, key)
+	d, err := dialLean(addr, ep, key, src)
 	if err != nil {
 		return nil, err
 	}
@@ -456,9 +593,12 @@ func register(ctx context.Context, addr, ep string) (device, error) {
 		return d, err
 	}
 	code, err := d.Do(codes.POST, "/rd", []string{"ep=" + ep, "lt=86400", "lwm2m=1.1", "b=U", "Q"},
-		message.AppLinkFormat, []byte("</3/0>,</19/1>"))
+		message.AppLinkFormat, []byte(objects))
 	if err == nil && code != codes.Created {
 		err = fmt.Errorf("registration answered %v", code)
+	}
+	if err == nil && strings.Contains(objects, "</19/0>") {
+		err = d.awaitObserve(5 * time.Second)
 	}
 	return d, err
 }
