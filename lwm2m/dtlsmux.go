@@ -68,7 +68,7 @@ func newDTLSMux(conn *net.UDPConn, cidLen, maxPending int, agg *logAgg) *dtlsMux
 		conn: conn, cidLen: cidLen, maxPending: maxPending, agg: agg,
 		accept: make(chan *vconn, 128), done: make(chan struct{}),
 		byAddr: make(map[string]*vconn), byCID: make(map[string]*vconn),
-		resume: make(chan resumeItem, 128),
+		resume: make(chan resumeItem, 1024),
 		parked: make(map[*parkedConn]struct{}), parkedByAddr: make(map[string]*parkedConn),
 		parkedByCID: make(map[string]*parkedConn),
 	}
@@ -144,6 +144,13 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 		}
 		if p == nil {
 			p = m.parkedByAddr[key]
+		}
+		if p != nil && len(m.resume) == cap(m.resume) {
+			// Every resume slot is taken (a wake storm): drop this
+			// datagram, not the session; the device retransmits and finds
+			// its session still parked.
+			m.mu.Unlock()
+			return
 		}
 		if p != nil {
 			m.unparkLocked(p)
