@@ -67,9 +67,10 @@ type Config struct {
 	// DeviceLogSize is how many entries of each device's log are kept
 	// (GET /doze/v1/devices/{id}/log); default 200.
 	DeviceLogSize int   `json:"deviceLogSize"`
-	MaxMessage    int   `json:"maxMessage"` // largest uplink payload in bytes; default 4096 (APP-2)
-	MaxUpload     int64 `json:"maxUpload"`  // largest upgrade package in bytes; default 32 MiB (SEC-3)
-	MaxUploads    int   `json:"maxUploads"` // uploads in progress at once, all apps; default 4 (SEC-3)
+	MaxMessage    int   `json:"maxMessage"`  // largest uplink payload in bytes; default 4096 (APP-2)
+	MaxSessions   int   `json:"maxSessions"` // device sessions (DTLS plus registered plain CoAP) at once; default 250,000 (~10 KB each when parked)
+	MaxUpload     int64 `json:"maxUpload"`   // largest upgrade package in bytes; default 32 MiB (SEC-3)
+	MaxUploads    int   `json:"maxUploads"`  // uploads in progress at once, all apps; default 4 (SEC-3)
 	// FirmwareURI is the base of the Package URI written to /5/0/1 (the
 	// package id follows), an absolute coap:// or coaps:// URI naming the
 	// address devices reach the platform at. Default: derived per device
@@ -123,6 +124,7 @@ func defaultConfig() Config {
 		DisconnectGrace: Duration(time.Minute),
 		AbnormalAfter:   3,
 		MaxMessage:      4096,
+		MaxSessions:     250000,
 		MaxUpload:       defaultMaxUpload,
 		MaxUploads:      defaultMaxUploads,
 		MQTTAddr:        ":1883",
@@ -221,8 +223,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return Config{}, errors.New("config: -tls-cert and -tls-key go together")
 	}
-	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 || cfg.MQTTRate <= 0 {
-		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxUpload, maxUploads and mqttRate must be positive")
+	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 || cfg.MQTTRate <= 0 || cfg.MaxSessions <= 0 {
+		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxSessions, maxUpload, maxUploads and mqttRate must be positive")
 	}
 	if err := checkFirmwareURI(cfg.FirmwareURI); err != nil {
 		return Config{}, err

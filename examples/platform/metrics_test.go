@@ -6,12 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/stretchr/testify/require"
 )
 
@@ -204,3 +206,35 @@ func (s *syncBuffer) String() string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestMaxSessionsSetting: the platform holds more device sessions than the
+// lwm2m package's default (100,000 exactly was the capacity run's ceiling,
+// issue 24), and a config file can change it, within reason.
+func TestMaxSessionsSetting(t *testing.T) {
+	cfg, err := parseConfig(nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 250000, cfg.MaxSessions)
+	f := t.TempDir() + "/c.json"
+	require.NoError(t, os.WriteFile(f, []byte(`{"maxSessions": 0}`), 0o600))
+	_, err = parseConfig([]string{"-config", f}, io.Discard)
+	require.ErrorContains(t, err, "maxSessions")
+	require.NoError(t, os.WriteFile(f, []byte(`{"maxSessions": 3}`), 0o600))
+	cfg, err = parseConfig([]string{"-config", f}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 3, cfg.MaxSessions)
+	tp := startPlatform(t, func(c *Config) { c.MaxSessions = 1 })
+	_, psk := registerDevice(t, tp, "868333030000910")
+	newMeter(t, tp, "868333030000910", psk)
+	_, psk2 := registerDevice(t, tp, "868333030000911")
+	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: "868333030000911",
+		Key: psk2, Objects: "</19/0>,</19/1>"})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = c.Connect(ctx)
+	if err == nil {
+		err = c.Register(ctx)
+	}
+	require.Error(t, err, "a second device is refused with maxSessions 1: the setting reaches the lwm2m server")
+}

@@ -190,6 +190,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		AwakeWindow:    time.Duration(cfg.QueueWindow),
 		ParkSessions:   true, // sleeping devices cost no goroutines and little memory
 		MaxMessageSize: cfg.MaxMessage + 64,
+		MaxSessions:    cfg.MaxSessions,
 		MaxSendSize:    cfg.MaxMessage, // a larger Send gets 4.13, not a 2.04 and a decode error (LWM-12)
 		Files:          firmwareFiles{p},
 		Observations:   db.Observations(),
