@@ -161,7 +161,7 @@ type BootstrapServer struct {
 	mu       sync.Mutex
 	udp      *net.UDPConn
 	mux      *dtlsMux
-	dtlsOpts []dtls.Option // the pion options every DTLS connection shares
+	dtlsOpts []dtls.Option         // the pion options every DTLS connection shares
 	peers    map[string]*bsSession // plain CoAP: remote address →
 	sessions map[*bsSession]struct{}
 	listened bool
