@@ -104,7 +104,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 	go func() { done <- srv.Run(ctx) }()
 	auth := func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("app_key") != "app1" {
-			http.Error(w, `{"error_code":"auth","error_desc":"bad token"}`, 401)
+			http.Error(w, `{"error_code":"auth","error_desc":"bad token"}`, http.StatusUnauthorized)
 			return false
 		}
 		return true
@@ -112,7 +112,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /iocm/app/sec/v1.1.0/login", func(w http.ResponseWriter, r *http.Request) {
 		if r.FormValue("appId") != "app1" || r.FormValue("secret") != "s3cret" {
-			http.Error(w, `{"error_code":"login","error_desc":"wrong appId or secret"}`, 401)
+			http.Error(w, `{"error_code":"login","error_desc":"wrong appId or secret"}`, http.StatusUnauthorized)
 			return
 		}
 		fmt.Fprint(w, `{"accessToken":"tok","tokenType":"bearer","expiresIn":3600}`)
@@ -141,7 +141,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		p.mu.Lock()
 		if p.devices[req.NodeID] {
 			p.mu.Unlock()
-			http.Error(w, `{"error_code":"exists","error_desc":"nodeId already registered"}`, 409)
+			http.Error(w, `{"error_code":"exists","error_desc":"nodeId already registered"}`, http.StatusConflict)
 			return
 		}
 		p.devices[req.NodeID] = true

@@ -73,15 +73,6 @@ func newProducts(files *store.Products, counter profile.DeviceCounter) *products
 		mappings: map[[2]string]*profile.Mapping{}}
 }
 
-// uploadError carries the profile's or codec's list of problems.
-type uploadError struct {
-	Problems []any
-	Err      error
-}
-
-func (e *uploadError) Error() string { return e.Err.Error() }
-func (e *uploadError) Unwrap() error { return e.Err }
-
 // upload is what comes with a product: the profile (zip, or the JSON
 // model), its optional codec and its optional LwM2M resource mapping.
 type upload struct {

@@ -241,7 +241,6 @@ type sink struct {
 	count atomic.Int64
 	mu    sync.Mutex
 	last  time.Time
-	want  int64
 	tick  chan struct{}
 }
 
