@@ -124,6 +124,7 @@ func routes() []route {
 		{"POST", "/iocm/app/dm/v1.1.0/devices/addDevGroupTagToDevices", false, (*Platform).addToGroup},
 		{"POST", "/iocm/app/dm/v1.1.0/devices/deleteDevGroupTagFromDevices", false, (*Platform).removeFromGroup},
 		{"GET", "/doze/v1/devices/{deviceId}/log", false, (*Platform).deviceLogAPI},
+		{"GET", "/doze/v1/deviceAddresses", false, (*Platform).deviceAddresses},
 
 		// LwM2M management (LWM-11).
 		{"GET", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
