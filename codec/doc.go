@@ -140,8 +140,9 @@
 // file's shape (syntax with line:column, bad-type, bad-kind, …). Command
 // responses count as uplinks and report responses as downlinks when
 // checking messageIds (§9.5). The product model is reached through the small
-// Model interface (and the optional ResponseModel), which profile.Product
-// satisfies through an adapter; codec imports nothing of the module.
+// Model interface (and the optional ResponseModel); a profile.Product gives
+// both with its CodecModel method (codec.Compile(spec, product.CodecModel())),
+// and codec imports nothing of the module.
 // Mapping rules (§8.5): int ← unscaled integer or array; decimal ← any
 // number, string or array; string, DateTime, jsonObject ← string or array.
 //

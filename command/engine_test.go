@@ -930,7 +930,7 @@ func TestSendAttemptSurvivesCrash(t *testing.T) {
 		require.Equal(t, []string{"SENT"}, heard)
 		mu.Unlock()
 
-		time.Sleep(start.Add(300 * time.Second).Sub(time.Now()))
+		time.Sleep(time.Until(start.Add(300 * time.Second)))
 		synctest.Wait()
 		require.Equal(t, Timeout, e2.mustStatus(t, "c1"), "timeout counted from the attempt")
 	})
@@ -960,7 +960,7 @@ func TestResendStopsAtExpiry(t *testing.T) {
 		time.Sleep(60 * time.Second)
 		h.wake("meter") // 90 s: expired, not re-sent
 		require.Equal(t, []string{c.ID, c.ID}, h.sentIDs(), "no re-send after expireTime")
-		time.Sleep(start.Add(330 * time.Second).Sub(time.Now()))
+		time.Sleep(time.Until(start.Add(330 * time.Second)))
 		synctest.Wait()
 		got := h.get(c.ID)
 		require.Equal(t, Timeout, got.Status, "times out 300 s after the last re-send")

@@ -155,7 +155,7 @@ func TestTransmitNoACKTimeout(t *testing.T) {
 				sent, ok := rd.leftAt(c.ID)
 				require.True(t, ok, "the command left")
 				require.Equal(t, Sent, h.status(c.ID))
-				time.Sleep(sent.Add(tt.want).Sub(time.Now()) - time.Nanosecond)
+				time.Sleep(time.Until(sent.Add(tt.want)) - time.Nanosecond)
 				synctest.Wait()
 				require.Equal(t, Sent, h.status(c.ID), "1 ns before the deadline")
 				time.Sleep(time.Nanosecond)

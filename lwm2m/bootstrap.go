@@ -161,7 +161,7 @@ type BootstrapServer struct {
 	mu       sync.Mutex
 	udp      *net.UDPConn
 	mux      *dtlsMux
-	dtlsCfg  *dtls.Config
+	dtlsOpts []dtls.Option         // the pion options every DTLS connection shares
 	peers    map[string]*bsSession // plain CoAP: remote address →
 	sessions map[*bsSession]struct{}
 	listened bool
@@ -226,10 +226,8 @@ func (b *BootstrapServer) Listen() error {
 		}
 		// no Connection ID: a bootstrap lasts seconds, not a sleep
 		b.mux = newDTLSMux(uc, 0, b.cfg.MaxHandshakes, newLogAgg(b.log, logAggInterval))
-		b.dtlsCfg = &dtls.Config{
-			CipherSuites:         dtlsSuites(b.cfg.CipherSuites),
-			ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
-		}
+		b.dtlsOpts = append([]dtls.Option{dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret)},
+			suiteOptions(b.cfg.CipherSuites)...)
 	}
 	b.listened = true
 	return nil
@@ -605,8 +603,7 @@ func (b *BootstrapServer) acceptDTLS(mux *dtlsMux) {
 // and then reads the session until it ends.
 func (b *BootstrapServer) serveDTLS(mux *dtlsMux, v *vconn) {
 	defer b.wg.Done()
-	cfg := *b.dtlsCfg
-	cfg.PSK = func(id []byte) ([]byte, error) {
+	psk := func(id []byte) ([]byte, error) {
 		identity := NormalizeEndpoint(string(id))
 		info, err := b.store.BootstrapInfo(identity)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -621,8 +618,8 @@ func (b *BootstrapServer) serveDTLS(mux *dtlsMux, v *vconn) {
 		mux.keyLookup(v, identity, false)
 		return info.Key, nil
 	}
-	cfg.LoggerFactory = connLoggers{v}
-	dc, err := dtls.Server(v, v.remote(), &cfg)
+	dc, err := dtls.ServerWithOptions(v, v.remote(),
+		serverOptions(b.dtlsOpts, dtls.WithPSK(psk), dtls.WithLoggerFactory(connLoggers{v}))...)
 	if err != nil {
 		mux.handshakeEnded(v, mux.attach(v, nil, nil))
 		_ = v.Close()

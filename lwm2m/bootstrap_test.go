@@ -159,7 +159,6 @@ type udpPeer struct {
 	t    *testing.T
 	c    *net.UDPConn
 	to   net.Addr
-	mid  uint16
 	next uint16
 }
 

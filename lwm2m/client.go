@@ -170,16 +170,18 @@ func (c *Client) Connect(ctx context.Context) error {
 	var tx func([]byte) error
 	if c.cfg.Key != nil {
 		key := append([]byte(nil), c.cfg.Key...)
-		dc := &dtls.Config{
-			PSK:                  func([]byte) ([]byte, error) { return key, nil },
-			PSKIdentityHint:      []byte(c.cfg.Identity),
-			CipherSuites:         dtlsSuites(c.cfg.CipherSuites),
-			ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
+		opts := []dtls.ClientOption{
+			dtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+			dtls.WithPSKIdentityHint([]byte(c.cfg.Identity)),
+			dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		}
+		for _, o := range suiteOptions(c.cfg.CipherSuites) {
+			opts = append(opts, o)
 		}
 		if !c.cfg.NoConnectionID {
-			dc.ConnectionIDGenerator = dtls.OnlySendCIDGenerator()
+			opts = append(opts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
 		}
-		conn, err := dtls.Client(pc, ra, dc)
+		conn, err := dtls.ClientWithOptions(pc, ra, opts...)
 		if err != nil {
 			_ = pc.Close()
 			return fmt.Errorf("lwm2m: client DTLS: %w", err)

@@ -1,8 +1,6 @@
-package lwm2m
-
 // # Server
 //
-// Server is the network side of SPEC §3: CoAP over UDP (5683) and CoAP over
+// Server is the network side (LWM-1 to LWM-10): CoAP over UDP (5683) and CoAP over
 // DTLS 1.2 (5684) with pre-shared keys, TLS_PSK_WITH_AES_128_CCM_8 and
 // TLS_PSK_WITH_AES_128_CBC_SHA256 (LWM-1). Keys come from a KeyStore
 // (identity → key, ErrUnknownIdentity otherwise); a device may register only
@@ -120,7 +118,7 @@ package lwm2m
 // router drops its writes), and the router keeps the state under the
 // device's Connection ID and address. The device's next record, from any
 // address when it uses a Connection ID, resumes the connection
-// (dtls.Resume) without a handshake; registration, observations and
+// (dtls.ResumeWithOptions) without a handshake; registration, observations and
 // exchange state never left. Nothing is sent on a parked session: requests
 // to a sleeping device fail with ErrSleeping before that. A parked device
 // costs no goroutine. Caveat: a record that pion had already decrypted at
@@ -225,20 +223,9 @@ package lwm2m
 // and answers hellos on a second goroutine in batches (sendmmsg); hellos it
 // cannot answer in time are shed from a bounded queue, never a device's
 // second hello or its handshake records. BenchmarkDTLSHandshakeFlood
-// measures pion client handshakes per second during a flood of
-// ClientHellos from 100,000 spoofed loopback addresses (a raw socket on
-// the same machine), against the same without the flood measured first in
-// the same run. On a 2-core Intel Xeon shared with other jobs (load
-// average 5–8; go1.26, linux/amd64), 3,000 handshakes a run: at 50,000
-// spoofed hellos/s the ratio was 0.80, 0.82 and 0.90 (about 1,900–2,500
-// vs 2,200–2,800 handshakes/s), and 0.17 in one run during a load spike
-// when the router shed hellos; heap +3–4 MB. With a new socket per source
-// (the sender's system calls on the same cores) at 50,000 hellos/s: 0.47,
-// 0.50, 0.54, heap +7 MB. At 100,000 spoofed hellos/s the router answers
-// 60,000–100,000 a second here and sheds the rest: ratio 0.36 in a quiet
-// moment, 0.01 under load, where a device's first hello gets through only
-// on its retransmissions (pion's start at 1 s); established sessions and
-// handshakes past the cookie are not affected. The hostile tests
+// measures handshakes per second during a flood of spoofed ClientHellos
+// against the same without it (at 50,000 hellos/s: 0.80–0.90 of the
+// rate; figures in docs/benchmarks.md); the hostile tests
 // (hostile_dtls_test.go) drive 20,000 sources while a device registers.
 //
 // # DTLS interop: the empty extensions block of pion's ServerHello
@@ -308,95 +295,13 @@ package lwm2m
 //
 // # Figures
 //
-// cmd/lwm2mbench drives N simulated DTLS devices (in a child process) and,
-// in the same run, a bare go-coap v3.8 DTLS server (pion/dtls, a mux
-// answering /rd and /dp) with the same load, and prints registrations/s
-// (handshake + POST /rd), uplinks/s (confirmable POST /dp), the server
-// process's CPU per operation (getrusage) and its heap and goroutines per
-// idle registered device, with the ratios.
-//
-// The devices are the benchmark's own lean DTLS client (cmd/lwm2mbench/
-// lean.go: DTLS 1.2 PSK with AES-128-CCM-8 and the extended master secret,
-// built from pion/dtls's protocol and crypto packages, no goroutine or
-// timer per device, no Connection ID). A pion/dtls client costs about as
-// much CPU per handshake as the server, so with lwm2m.Client devices
-// (-client pion) the load generator takes half of the 2 cores and the
-// benchmark measures it: 954–1,044 registrations/s for lwm2m.Server and
-// 586–781/s for bare go-coap on 26 Nov 2026. Both servers do real
-// handshakes in both modes; a test registers lean devices with both.
-//
-// Measured 26 Nov 2026 on 2 cores, AMD EPYC (Oxide Virtual Turin-like
-// Processor), Go 1.26.8: at 01:19–01:23 UTC on a quiet machine (load
-// average 0.3–2.4, the benchmark alone), and earlier, 00:28–00:31, while
-// two other engineers' benchmarks ran (load 2.9–5.0). Rates vary by up to
-// 1.5× between runs, CPU per operation less. Queue-mode devices, 64
-// working at a time, awake window 10 s, lwm2m.Server parking the sessions
-// of sleeping devices, bare go-coap keeping them live.
-//
-//	2000 devices, 10 uplinks each, three runs, quiet (01:19 UTC):
-//	                                 lwm2m.Server   bare go-coap   ratio
-//	registrations/s                  1,567–1,843    1,465–1,700    0.92–1.16
-//	uplinks/s                        16,696–20,599  12,317–17,084  1.14–1.67
-//	server CPU per registration      732–879 µs     782–926 µs     0.86–1.11
-//	server CPU per uplink            59–76 µs       71–109 µs      0.54–0.87
-//	heap per idle device             15.1–15.5 KB   39.3–41.4 KB   0.37–0.39
-//	goroutines per idle device       0              5.0
-//
-//	20,000 devices (-procs 2: two device processes, a process may hold 20,000
-//	descriptors here), 2 uplinks each, the uplinks sent once all are
-//	registered, awake window 93 s (the Config default: the sessions are live
-//	during the uplinks and parked afterwards; 01:47 UTC, load 1.7–2.5):
-//	registrations/s                  1,480          1,153 (434 errors)  1.28
-//	uplinks/s                        11,868         10,310         1.15
-//	server CPU per registration      891 µs         1,163 µs       0.77
-//	server CPU per uplink            103 µs         113 µs         0.91
-//	heap per idle device             12.7 KB        33.2 KB        0.38
-//	whole server                     261 MB heap, 308 MB RSS   679 MB heap, 1.21 GB RSS
-//
-//	the same with an awake window of 10 s, so that every device's first
-//	uplink wakes a parked session (01:26 UTC, load 1.1–2.7):
-//	registrations/s                  1,308          1,388          0.94
-//	uplinks/s                        4,780          9,880          0.48
-//	server CPU per registration      991 µs         968 µs         1.02
-//	server CPU per uplink            286 µs         123 µs         2.32
-//	heap per idle device             12.4 KB        33.6 KB        0.37
-//	whole server                     253 MB heap, 301 MB RSS   689 MB heap, 1.22 GB RSS
-//	two more lwm2m.Server runs (01:35 UTC): 7,175 and 6,862 uplinks/s, 188 and
-//	198 µs per uplink, 13.0 and 13.1 KB per idle device
-//
-//	19,000 devices in one process, 2 uplinks each, two runs, quiet:
-//	registrations/s                  1,467–1,770    1,476–1,777    0.83–1.20
-//	uplinks/s                        10,862–12,511  14,033–14,069  0.77–0.89
-//	server CPU per registration      770–932 µs     774–945 µs
-//	server CPU per uplink            98–121 µs      86–87 µs
-//	heap per idle device             12.9–13.4 KB   33.5–33.6 KB   0.39–0.40
-//	whole server                     252–261 MB heap, 297–308 MB RSS   652–653 MB heap, 1.16 GB RSS
-//
-//	2000 devices under load (00:28–00:31 UTC, load 2.9–5.0), four runs:
-//	registrations/s                  1,075–1,953    600–1,103      1.17–1.81
-//	uplinks/s                        10,718–19,521  5,815–12,000   1.04–2.52
-//
-// Against the targets of issue 6 on 2 cores: ≥ 1,000 DTLS registrations/s
-// is met in every run, quiet or loaded (1,075–1,953/s; the server spends
-// 0.7–1.0 ms of CPU per registration, about half of it inside pion/dtls's
-// handshake and a tenth growing the new session goroutine's stack). The
-// heap per idle registered device is 12.4–13.1 KB at 20,000 devices
-// (target ≤ 20 KB), 0.37 of go-coap's, with no goroutine. The uplink rate
-// is 1.14–1.67× bare go-coap's at 2000 devices and 1.15× at 20,000 with
-// the default awake window (target ≥ 0.8): all three targets hold in that
-// one 20,000-device run. Where the uplinks wake parked sessions the rate
-// is lower: with a 10 s awake window, which the registration of 20,000
-// devices outlasts, each device's first uplink resumes its session (pion/dtls state
-// decoded from gob, goroutines started, parked again after the window),
-// 190–290 µs of CPU per uplink against 123 µs for go-coap's live sessions,
-// 0.48× its rate in the run measured against it (0.77–0.89× at 19,000 in
-// one process, fewer of them parked). That is the price of the memory
-// target: go-coap's 20,000 live sessions hold 2.7× the heap and 4× the
-// RSS, and a device that sleeps for hours costs them all that time.
-// Tried for the resume path and not kept: keeping pion's State value
-// instead of its gob bytes (no gob in park and resume: 143 and 201 µs per
-// uplink against 188 and 198 interleaved, within the noise, for 2.1 KB
-// more per idle device); reusing session goroutines from a pool so that
-// their grown stacks are not paid again (no measurable difference in two
-// interleaved pairs). cmd/lwm2mbench -upprofile profiles the uplink
-// phase.
+// cmd/lwm2mbench drives N simulated DTLS devices and, in the same run, a
+// bare go-coap DTLS server with the same load, and prints registrations/s,
+// uplinks/s, the server's CPU per operation and its heap and goroutines
+// per idle registered device, with the ratios. On 2 cores (26 Nov 2026):
+// 1,075–1,953 DTLS registrations/s; 12.4–13.1 KB of heap and no goroutine
+// per sleeping device at 20,000 devices (go-coap: 33 KB and five
+// goroutines); uplinks 1.14–1.67× go-coap's at 2,000 devices, 1.15× at
+// 20,000, but 0.48× when every uplink wakes a parked session. The runs,
+// the machine and what was tried are in docs/benchmarks.md.
+package lwm2m

@@ -11,11 +11,10 @@ import (
 // The DTLS server's helpers around acceptDTLS and serveDTLS (server.go):
 // each handshake's pion configuration, its failures, and the aggregated log.
 
-// connConfig is the listener's pion configuration for the handshake on v:
-// its PSK callback and logger report to the router.
-func (s *Server) connConfig(v *vconn) *dtls.Config {
-	c := *s.dtlsCfg
-	c.PSK = func(id []byte) ([]byte, error) {
+// connOptions are the listener's pion options for the handshake on v: its
+// PSK callback and logger report to the router.
+func (s *Server) connOptions(v *vconn) []dtls.ServerOption {
+	psk := func(id []byte) ([]byte, error) {
 		identity := string(id)
 		k, err := s.keys.Key(identity)
 		if errors.Is(err, ErrUnknownIdentity) {
@@ -31,8 +30,28 @@ func (s *Server) connConfig(v *vconn) *dtls.Config {
 		s.mux.keyLookup(v, identity, false)
 		return k, nil
 	}
-	c.LoggerFactory = connLoggers{v}
-	return &c
+	// later options override earlier ones
+	return serverOptions(s.dtlsOpts, dtls.WithPSK(psk), dtls.WithLoggerFactory(connLoggers{v}))
+}
+
+// serverOptions returns the shared options base as server options,
+// followed by more.
+func serverOptions(base []dtls.Option, more ...dtls.ServerOption) []dtls.ServerOption {
+	out := make([]dtls.ServerOption, 0, len(base)+len(more))
+	for _, o := range base {
+		out = append(out, o)
+	}
+	return append(out, more...)
+}
+
+// suiteOptions is the pion option for the configured cipher suites, or
+// none when the list is empty (pion refuses an empty one and then offers
+// its defaults).
+func suiteOptions(cs []CipherSuite) []dtls.Option {
+	if len(cs) == 0 {
+		return nil
+	}
+	return []dtls.Option{dtls.WithCipherSuites(dtlsSuites(cs)...)}
 }
 
 // handshakeFailed counts a failed handshake and logs it, aggregated, with

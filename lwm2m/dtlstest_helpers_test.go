@@ -172,12 +172,11 @@ func (p *dtlsPeer) verifiedHello(random byte) []byte {
 // pionHandshake runs a pion client handshake with identity and key to
 // addr over pc.
 func pionHandshake(ctx context.Context, pc net.PacketConn, addr net.Addr, identity string, key []byte) (*dtls.Conn, error) {
-	c, err := dtls.Client(pc, addr, &dtls.Config{
-		PSK:                  func([]byte) ([]byte, error) { return key, nil },
-		PSKIdentityHint:      []byte(identity),
-		CipherSuites:         []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
-	})
+	c, err := dtls.ClientWithOptions(pc, addr,
+		dtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		dtls.WithPSKIdentityHint([]byte(identity)),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret))
 	if err != nil {
 		return nil, err
 	}

@@ -72,8 +72,6 @@ func (r *recorder) count(kind EventKind, ep string) int {
 	return n
 }
 
-const testKeyHex = "000102030405060708090a0b0c0d0e0f"
-
 var testKey = []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 
 // startServer runs a server on loopback ports and stops it when the test

@@ -13,7 +13,7 @@ import (
 // connection is closed without a close_notify, and the router keeps the
 // state under the device's Connection ID and address. The device's next
 // record (from any address when it uses a Connection ID) resumes the
-// connection from the state (dtls.Resume) without a handshake, and the
+// connection from the state (dtls.ResumeWithOptions) without a handshake, and the
 // session — registration, observations, exchange state — carries on.
 // Nothing is ever sent on a parked session: requests to a sleeping device
 // fail with ErrSleeping before they reach it.
@@ -128,7 +128,7 @@ func (s *Server) resumeParked(it resumeItem) {
 			return
 		}
 	}
-	conn, err := dtls.Resume(&st, it.v, it.v.remote(), s.dtlsCfg)
+	conn, err := dtls.ResumeWithOptions(&st, it.v, it.v.remote(), s.dtlsOpts...)
 	if err != nil {
 		s.log.Warn("lwm2m: resuming a parked session", "err", err)
 		_ = it.v.Close()

@@ -47,13 +47,12 @@ func resumeHandshake(t *testing.T, s *Server, cs *clientSessions, key []byte) *d
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	defer pc.Close()
-	c, err := dtls.Client(pc, addr, &dtls.Config{
-		PSK:                  func([]byte) ([]byte, error) { return key, nil },
-		PSKIdentityHint:      []byte("dev1"),
-		CipherSuites:         []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
-		SessionStore:         cs,
-	})
+	c, err := dtls.ClientWithOptions(pc, addr,
+		dtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		dtls.WithPSKIdentityHint([]byte("dev1")),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		dtls.WithSessionStore(cs))
 	require.NoError(t, err)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -38,7 +38,7 @@ type Server struct {
 	udp       *net.UDPConn
 	dtlsLn    net.Listener
 	mux       *dtlsMux
-	dtlsCfg   *dtls.Config
+	dtlsOpts  []dtls.Option // the pion options every DTLS connection shares
 	listened  bool
 	running   bool
 
@@ -107,16 +107,16 @@ func (s *Server) Listen() error {
 		a, _ := net.ResolveUDPAddr("udp", s.cfg.DTLSAddr)
 		// PSK is set per connection (connConfig); pion's cookie round is
 		// played by the router after its stateless one (pionhello.go).
-		dc := &dtls.Config{
-			PSK:                  func([]byte) ([]byte, error) { return nil, ErrUnknownIdentity },
-			CipherSuites:         dtlsSuites(s.cfg.CipherSuites),
-			ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
+		opts := []dtls.Option{
+			dtls.WithPSK(func([]byte) ([]byte, error) { return nil, ErrUnknownIdentity }),
+			dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		}
+		opts = append(opts, suiteOptions(s.cfg.CipherSuites)...)
 		if s.cfg.Sessions != nil {
-			dc.SessionStore = pionSessions{s.cfg.Sessions}
+			opts = append(opts, dtls.WithSessionStore(pionSessions{s.cfg.Sessions}))
 		}
 		if s.cfg.ConnectionIDLength > 0 {
-			dc.ConnectionIDGenerator = dtls.RandomCIDGenerator(s.cfg.ConnectionIDLength)
+			opts = append(opts, dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(s.cfg.ConnectionIDLength)))
 		}
 		uc, err := net.ListenUDP("udp", a)
 		if err != nil {
@@ -135,8 +135,8 @@ func (s *Server) Listen() error {
 			return errPionLayout
 		}
 		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, newLogAgg(s.log, logAggInterval))
-		s.mux, s.dtlsCfg = mux, dc
-		ln, err := dtls.NewListener(mux, dc)
+		s.mux, s.dtlsOpts = mux, opts
+		ln, err := dtls.NewListenerWithOptions(mux, serverOptions(opts)...)
 		if err != nil {
 			_ = mux.Close()
 			if s.udp != nil {
@@ -558,7 +558,7 @@ func (s *Server) acceptDTLS(_ net.Listener) {
 
 func (s *Server) serveDTLS(v *vconn) {
 	defer s.wg.Done()
-	dc, err := dtls.Server(v, v.remote(), s.connConfig(v))
+	dc, err := dtls.ServerWithOptions(v, v.remote(), s.connOptions(v)...)
 	if err != nil {
 		s.mux.handshakeEnded(v, s.mux.attach(v, nil, nil))
 		_ = v.Close()

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/bits"
 	"os"
 	"slices"
 	"strings"
@@ -1515,14 +1514,6 @@ func (e *Engine) block(s *session, n int, now time.Time) ([]byte, error) {
 	}
 	s.last = now
 	return frame, nil
-}
-
-// distinctBlocks counts set bits; used by tests of the bitmap.
-func distinctBlocks(bm []uint64) (n int) {
-	for _, w := range bm {
-		n += bits.OnesCount64(w)
-	}
-	return n
 }
 
 // Progress returns the progress of a task over its sub-tasks, with live

@@ -126,3 +126,17 @@ func ExampleProduct_PropertyType() {
 	// decimal true
 	// false
 }
+
+// A product's CodecModel is what codec.Compile takes to check a codec's
+// field mappings against the product (COD-3).
+func ExampleProduct_CodecModel() {
+	p, _, _ := profile.LoadDir(os.DirFS("testdata/profiles/SmartLock_DozeLabs_SL2"), "", nil)
+	m := p.CodecModel() // a codec.Model and codec.ResponseModel
+	fmt.Println(m.ParaType("Lock", "UNLOCK", "holdSeconds"))
+	fmt.Println(m.ResponseParaType("Lock", "UNLOCK", "lockState"))
+	fmt.Println(m.PropertyType("Lock", "nope"))
+	// Output:
+	// int true
+	// string true
+	//  false
+}

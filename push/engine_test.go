@@ -34,10 +34,9 @@ type received struct {
 // sink is an httptest server that records requests and answers with
 // answer(n), n counting requests from 1.
 type sink struct {
-	srv   *httptest.Server
-	n     atomic.Int64
-	reqs  chan received
-	close sync.Once
+	srv  *httptest.Server
+	n    atomic.Int64
+	reqs chan received
 }
 
 func newSink(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, n int64)) *sink {

@@ -119,7 +119,7 @@ func (r Report) DataChanged() []DeviceDataChangedBody {
 
 // DatasChanged wraps every service of r into one deviceDatasChanged body.
 func (r Report) DatasChanged() DeviceDatasChangedBody {
-	return DeviceDatasChangedBody{RequestID: r.RequestID, DeviceID: r.DeviceID, GatewayID: r.GatewayID, Services: r.Services}
+	return DeviceDatasChangedBody(r)
 }
 
 // DeviceDataChangedBody is a deviceDataChanged push: one service of a report.

@@ -177,12 +177,12 @@ func TestCommandRestart(t *testing.T) {
 		defer stop2()
 		settle()
 		require.Empty(t, rec2.ids(), "nothing goes out on start: PSM heads wait for uplinks, SENT ones for ACKs")
-		time.Sleep(before[t1.ID].NextTry.Sub(time.Now()))
+		time.Sleep(time.Until(before[t1.ID].NextTry))
 		settle()
 		require.Equal(t, []string{t1.ID}, rec2.ids(), "the head that failed in transport is retried at its stored next try")
 
 		// SENT and DELIVERED resume their timers from the stored times.
-		time.Sleep(before[b1.ID].Deadline.Sub(time.Now()))
+		time.Sleep(time.Until(before[b1.ID].Deadline))
 		settle()
 		got, err := e2.Get(ctx, b1.ID)
 		require.NoError(t, err)

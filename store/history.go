@@ -93,7 +93,8 @@ func (h *History) Query(q HistoryQuery) ([]HistoryRecord, int, error) {
 		c := tx.Bucket(bucketHistory).Cursor()
 		// Seek past the device's last key, then walk backwards.
 		end := append(bytes.Clone(prefix[:len(prefix)-1]), 1)
-		k, v := c.Seek(end)
+		k, _ := c.Seek(end)
+		var v []byte
 		if k == nil {
 			k, v = c.Last()
 		} else {

@@ -12,29 +12,12 @@ import (
 	"github.com/doze-io/doze/profile"
 )
 
-// productModel adapts a *profile.Product to the model interfaces of codec,
-// so that Compile checks field mappings against the product (COD-3).
-type productModel struct{ p *profile.Product }
-
+// Compile checks field mappings against the product (COD-3), command
+// responses included.
 var (
-	_ codec.Model         = productModel{}
-	_ codec.ResponseModel = productModel{}
+	_ codec.Model         = profile.CodecModel{}
+	_ codec.ResponseModel = profile.CodecModel{}
 )
-
-func (m productModel) PropertyType(serviceID, name string) (string, bool) {
-	t, ok := m.p.PropertyType(serviceID, name)
-	return t.String(), ok
-}
-
-func (m productModel) ParaType(serviceID, command, name string) (string, bool) {
-	t, ok := m.p.ParaType(serviceID, command, name)
-	return t.String(), ok
-}
-
-func (m productModel) ResponseParaType(serviceID, command, name string) (string, bool) {
-	t, ok := m.p.ResponseParaType(serviceID, command, name)
-	return t.String(), ok
-}
 
 // profileFlag registers -profile and returns the function that loads the
 // product model it names (nil model when the flag is not given): a Profile
@@ -53,7 +36,7 @@ func profileFlag(fs *flag.FlagSet) func(stderr io.Writer) (codec.Model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("profile %s: %w", *path, err)
 		}
-		return productModel{p}, nil
+		return p.CodecModel(), nil
 	}
 }
 

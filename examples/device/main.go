@@ -9,6 +9,13 @@
 //	go run ./examples/device -n 1000 -mqtt 127.0.0.1:1883 -load -api … -app … -secret …
 //	go run ./examples/device -objects standard -mode drx -period 1m -api … -app … -secret …
 //
+// With -api the command logs in, asks the platform where devices connect
+// (GET /doze/v1/deviceAddresses, on -api's host when the platform listens
+// on every address; -server overrides it) and registers the devices. It
+// keeps their PSKs in -keys (./doze-sim-keys.json, mode 0600): the
+// platform shows a key only once, and a second run connects the devices it
+// registered before with the kept keys.
+//
 // See package sim for the behaviour and the flags' meaning.
 package main
 
@@ -21,10 +28,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +69,7 @@ type options struct {
 	objects                                   string
 	mqtt                                      string
 	sources                                   int
+	keys                                      string
 }
 
 // run is the command: it parses args, provisions the devices when -api is
@@ -70,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.n, "n", 1, "number of devices")
 	fs.StringVar(&o.imei, "imei", "868333030000000", "IMEI (nodeId) of the first device; the others count up from it")
-	fs.StringVar(&o.server, "server", "", "platform CoAP address host:port (default 127.0.0.1:5684 with -dtls, 127.0.0.1:5683 without)")
+	fs.StringVar(&o.server, "server", "", "platform CoAP address host:port (default: with -api, the address the platform gives (GET /doze/v1/deviceAddresses) on -api's host; without, 127.0.0.1:5684 with -dtls, 127.0.0.1:5683 without)")
 	fs.BoolVar(&o.dtls, "dtls", true, "connect with DTLS PSK (false: plain CoAP)")
 	fs.StringVar(&o.psk, "psk", "", "PSK in hex for every device (required with -dtls and without -api; with -api it is the key asked for)")
 	fs.StringVar(&o.mode, "mode", "psm", "power mode: psm, drx or edrx")
@@ -83,6 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.api, "api", "", "platform REST API base URL (e.g. http://127.0.0.1:8743): log in and register the devices first")
 	fs.StringVar(&o.app, "app", "", "appId for -api")
 	fs.StringVar(&o.secret, "secret", "", "app secret for -api")
+	fs.StringVar(&o.keys, "keys", "doze-sim-keys.json", `file keeping the PSKs of the devices registered through -api, so that a second run connects them ("" keeps none)`)
 	fs.StringVar(&o.manufacturer, "manufacturer", sim.WaterMeterInfo.ManufacturerID, "deviceInfo.manufacturerId")
 	fs.StringVar(&o.model, "model", sim.WaterMeterInfo.Model, "deviceInfo.model")
 	fs.StringVar(&o.deviceType, "devicetype", sim.WaterMeterInfo.DeviceType, "deviceInfo.deviceType")
@@ -192,17 +204,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := api.Login(ctx); err != nil {
 			return err
 		}
+		if o.server == "" {
+			if o.server, err = serverFromAPI(ctx, api, o.dtls); err != nil {
+				return err
+			}
+		}
+		kf, err := openKeyFile(o.keys, o.api)
+		if err != nil {
+			return err
+		}
 		info := sim.DeviceInfo{ManufacturerID: o.manufacturer, DeviceType: o.deviceType, Model: o.model, ProtocolType: o.protoTyp}
 		var mu sync.Mutex
 		var firstErr error
+		var before atomic.Int64
 		start := time.Now()
 		pool(o.n, min(o.workers, 16), func(i int) {
 			cr, err := api.RegisterDevice(ctx, imeis[i], info, o.psk)
 			var ae *sim.APIError
-			if errors.As(err, &ae) && ae.Status == 409 && key != nil {
-				err = nil // registered before with the key we hold
-			} else if err == nil && o.dtls {
-				keys[i], err = cr.Key()
+			switch {
+			case errors.As(err, &ae) && ae.Status == http.StatusConflict:
+				before.Add(1)
+				err = nil
+				if key == nil && o.dtls { // -psk gives the key otherwise; plain CoAP needs none
+					keys[i], err = kf.key(imeis[i])
+					if err == nil && keys[i] == nil {
+						err = fmt.Errorf("the platform knows it already and shows a key only once, and -keys %q does not hold it: give its key with -psk, or delete the device (DELETE /iocm/app/dm/v1.4.0/devices/{deviceId}) and run again", o.keys)
+					}
+				}
+			case err == nil:
+				if keys[i], err = cr.Key(); err == nil {
+					kf.set(imeis[i], keys[i])
+				}
 			}
 			if err != nil {
 				mu.Lock()
@@ -212,10 +244,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				mu.Unlock()
 			}
 		})
+		if err := kf.save(); err != nil {
+			return errors.Join(firstErr, err)
+		}
 		if firstErr != nil {
 			return firstErr
 		}
-		fmt.Fprintf(stdout, "registered %d devices through %s in %v\n", o.n, o.api, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stdout, "registered %d devices through %s in %v (%d registered before)\n", o.n, o.api, time.Since(start).Round(time.Millisecond), before.Load())
 	}
 	tmpl := sim.Config{
 		Server: o.server, Protocol: proto, Objects: objects, ReportPeriod: o.period,
@@ -346,6 +381,48 @@ func runDevices(ctx context.Context, o options, tmpl sim.Config, imeis []string,
 		return fmt.Errorf("no device could register: %w", first)
 	}
 	return nil
+}
+
+// serverFromAPI asks the platform where devices connect and returns the
+// address of its DTLS socket (secure) or plain CoAP one, on api's host
+// when the platform listens on every address. A platform without the call
+// (404) gets the default port on api's host.
+func serverFromAPI(ctx context.Context, api *sim.API, secure bool) (string, error) {
+	addrs, err := api.DeviceAddresses(ctx)
+	var ae *sim.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		addrs, err = nil, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("asking the platform where devices connect (or give -server): %w", err)
+	}
+	return deviceServer(api.URL, addrs, secure)
+}
+
+// deviceServer is the host:port a device connects to, from the API's URL
+// and the platform's device addresses (nil: unknown, the default ports).
+func deviceServer(apiURL string, addrs map[string]sim.DeviceAddress, secure bool) (string, error) {
+	u, err := url.Parse(apiURL)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("-api %q: want a URL such as http://127.0.0.1:8743", apiURL)
+	}
+	name, port := "coap", 5683
+	if secure {
+		name, port = "coaps", 5684
+	}
+	host := u.Hostname()
+	if addrs != nil {
+		a, ok := addrs[name]
+		if !ok {
+			other := map[bool]string{true: "-dtls=false", false: "-dtls"}[secure]
+			return "", fmt.Errorf("the platform at %s has no %s socket (it is off); try %s, or give -server", apiURL, name, other)
+		}
+		port = a.Port
+		if a.Host != "" {
+			host = a.Host
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
 
 func serverOf(c sim.Config) string {

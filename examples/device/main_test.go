@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -104,7 +106,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 	go func() { done <- srv.Run(ctx) }()
 	auth := func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("app_key") != "app1" {
-			http.Error(w, `{"error_code":"auth","error_desc":"bad token"}`, 401)
+			http.Error(w, `{"error_code":"auth","error_desc":"bad token"}`, http.StatusUnauthorized)
 			return false
 		}
 		return true
@@ -112,7 +114,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /iocm/app/sec/v1.1.0/login", func(w http.ResponseWriter, r *http.Request) {
 		if r.FormValue("appId") != "app1" || r.FormValue("secret") != "s3cret" {
-			http.Error(w, `{"error_code":"login","error_desc":"wrong appId or secret"}`, 401)
+			http.Error(w, `{"error_code":"login","error_desc":"wrong appId or secret"}`, http.StatusUnauthorized)
 			return
 		}
 		fmt.Fprint(w, `{"accessToken":"tok","tokenType":"bearer","expiresIn":3600}`)
@@ -141,13 +143,22 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		p.mu.Lock()
 		if p.devices[req.NodeID] {
 			p.mu.Unlock()
-			http.Error(w, `{"error_code":"exists","error_desc":"nodeId already registered"}`, 409)
+			http.Error(w, `{"error_code":"exists","error_desc":"nodeId already registered"}`, http.StatusConflict)
 			return
 		}
 		p.devices[req.NodeID] = true
 		p.mu.Unlock()
 		p.keys.Set(req.NodeID, key)
 		fmt.Fprintf(w, `{"deviceId":"d-%s","verifyCode":"%s","timeout":180,"psk":"%s"}`, req.NodeID, req.NodeID, hex.EncodeToString(key))
+	})
+	// The platform listens on every address (host ""): the simulator
+	// takes -api's host.
+	mux.HandleFunc("GET /doze/v1/deviceAddresses", func(w http.ResponseWriter, r *http.Request) {
+		if !auth(w, r) {
+			return
+		}
+		fmt.Fprintf(w, `{"coap":{"host":"","port":%d},"coaps":{"host":"","port":%d}}`,
+			p.srv.UDPAddr().(*net.UDPAddr).Port, p.srv.DTLSAddr().(*net.UDPAddr).Port)
 	})
 	mux.HandleFunc("POST /iocm/app/sub/v1.2.0/subscriptions", func(w http.ResponseWriter, r *http.Request) {
 		if !auth(w, r) {
@@ -191,7 +202,8 @@ func BenchmarkLoad(b *testing.B) {
 			addr = p.srv.UDPAddr().String()
 		}
 		args := []string{"-n", strconv.Itoa(n), "-imei", strconv.Itoa(868333040000000 + rand.IntN(1000000)*n), "-server", addr,
-			"-dtls=" + strconv.FormatBool(secure), "-load", "-uplinks", "5", "-timeout", "5m", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}
+			"-dtls=" + strconv.FormatBool(secure), "-load", "-uplinks", "5", "-timeout", "5m", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret",
+			"-keys", filepath.Join(b.TempDir(), "keys.json")}
 		require.NoError(b, run(context.Background(), args, &out, io.Discard))
 		b.Log(out.String())
 		e2e, ceil, ratio := parseLoad(out.String())
@@ -234,7 +246,7 @@ func TestRunDevices(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-n", "2", "-imei", "868333030000100", "-server", p.srv.DTLSAddr().String(),
-			"-mode", "drx", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}, &out, &errOut)
+			"-mode", "drx", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret", "-keys", filepath.Join(t.TempDir(), "keys.json")}, &out, &errOut)
 	}()
 	// Both devices, not two uplinks: a device's first reading can arrive
 	// twice (the observe's answer and a notification).
@@ -262,11 +274,12 @@ func TestRunDevices(t *testing.T) {
 
 // TestRunRegisteredBefore: with -psk, a device the platform already
 // knows (409) is taken as registered with that key and connects over
-// DTLS; without -psk the 409 is an error naming the device.
+// DTLS; without -psk, and without a key file holding its key, the 409 is
+// an error naming the device and the ways out.
 func TestRunRegisteredBefore(t *testing.T) {
 	p := newFakePlatform(t)
 	args := []string{"-n", "1", "-imei", "868333030000150", "-server", p.srv.DTLSAddr().String(), "-mode", "drx",
-		"-api", p.api.URL, "-app", "app1", "-secret", "s3cret", "-psk", "00112233445566778899aabbccddeeff"}
+		"-api", p.api.URL, "-app", "app1", "-secret", "s3cret", "-keys", "", "-psk", "00112233445566778899aabbccddeeff"}
 	for i := range 2 {
 		ctx, cancel := context.WithCancel(context.Background())
 		var out, errOut bytes.Buffer
@@ -280,7 +293,91 @@ func TestRunRegisteredBefore(t *testing.T) {
 	}
 	err := run(context.Background(), args[:len(args)-2], &bytes.Buffer{}, io.Discard)
 	require.ErrorContains(t, err, "registering device 868333030000150")
-	require.ErrorContains(t, err, "HTTP 409")
+	require.ErrorContains(t, err, "give its key with -psk, or delete the device")
+}
+
+// TestRunAgain: the README's simulator command run twice. The first run
+// registers the devices and keeps their keys in the -keys file (mode
+// 0600); the second gets 409 for each and connects them with the kept
+// keys. Neither names -server: the platform says where devices connect,
+// on -api's host. A key file without the devices' keys gets a clear error.
+func TestRunAgain(t *testing.T) {
+	p := newFakePlatform(t)
+	keyPath := filepath.Join(t.TempDir(), "keys.json")
+	args := []string{"-n", "2", "-imei", "868333030000170", "-mode", "drx",
+		"-api", p.api.URL, "-app", "app1", "-secret", "s3cret", "-keys", keyPath}
+	for i, want := range []string{"(0 registered before)", "(2 registered before)"} {
+		p.mu.Lock()
+		clear(p.reporters)
+		p.mu.Unlock()
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut bytes.Buffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, &out, &errOut) }()
+		require.Eventually(t, func() bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return len(p.reporters) == 2
+		}, 20*time.Second, 10*time.Millisecond, "run %d: both devices report", i+1)
+		cancel()
+		require.NoError(t, <-done, "run %d: %s", i+1, errOut.String())
+		require.Contains(t, out.String(), want, "run %d", i+1)
+		require.Contains(t, out.String(), "against "+p.srv.DTLSAddr().String(), "run %d: the DTLS address the platform gave", i+1)
+		require.Contains(t, out.String(), "devices: 2, failed to register: 0,", "run %d", i+1)
+	}
+	fi, err := os.Stat(keyPath)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "the key file holds secrets")
+	var kept map[string]map[string]string
+	b, err := os.ReadFile(keyPath)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &kept))
+	require.Equal(t, map[string]string{
+		"868333030000170": hex.EncodeToString([]byte("key-868333030000170")[:16]),
+		"868333030000171": hex.EncodeToString([]byte("key-868333030000171")[:16]),
+	}, kept[p.api.URL], "keys kept for the platform at -api")
+
+	other := filepath.Join(t.TempDir(), "other.json")
+	require.NoError(t, os.WriteFile(other, []byte(`{"http://elsewhere:8743":{"868333030000170":"00"}}`), 0o600))
+	err = run(context.Background(), append(args[:len(args)-1:len(args)-1], other), &bytes.Buffer{}, io.Discard)
+	require.ErrorContains(t, err, "registering device 86833303000017")
+	require.ErrorContains(t, err, "does not hold it")
+
+	require.NoError(t, os.WriteFile(other, []byte(`not json`), 0o600))
+	err = run(context.Background(), append(args[:len(args)-1:len(args)-1], other), &bytes.Buffer{}, io.Discard)
+	require.ErrorContains(t, err, "not the simulator's key file")
+}
+
+// TestDeviceServer: the device address comes from the platform's answer,
+// on -api's host when the platform listens on every address.
+func TestDeviceServer(t *testing.T) {
+	both := map[string]sim.DeviceAddress{"coap": {Port: 15683}, "coaps": {Port: 15684}}
+	for _, tc := range []struct {
+		api    string
+		addrs  map[string]sim.DeviceAddress
+		secure bool
+		want   string
+		err    string
+	}{
+		{"http://127.0.0.1:8743", both, true, "127.0.0.1:15684", ""},
+		{"http://127.0.0.1:8743", both, false, "127.0.0.1:15683", ""},
+		{"https://platform.example:443/", both, true, "platform.example:15684", ""},
+		{"http://[::1]:8743", both, true, "[::1]:15684", ""},
+		{"http://198.51.100.1:8743", map[string]sim.DeviceAddress{"coaps": {Host: "192.0.2.7", Port: 5684}}, true, "192.0.2.7:5684", ""},
+		{"http://10.0.0.1:8743", nil, true, "10.0.0.1:5684", ""}, // a platform without the call: default ports
+		{"http://10.0.0.1:8743", nil, false, "10.0.0.1:5683", ""},
+		{"http://127.0.0.1:8743", map[string]sim.DeviceAddress{"coaps": {Port: 5684}}, false, "", "has no coap socket (it is off); try -dtls, or give -server"},
+		{"http://127.0.0.1:8743", map[string]sim.DeviceAddress{"coap": {Port: 5683}}, true, "", "has no coaps socket (it is off); try -dtls=false"},
+		{"127.0.0.1:8743", both, true, "", "want a URL such as http://127.0.0.1:8743"},
+	} {
+		got, err := deviceServer(tc.api, tc.addrs, tc.secure)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err, "deviceServer(%q, %v, %v)", tc.api, tc.addrs, tc.secure)
+			continue
+		}
+		require.NoError(t, err, "deviceServer(%q, %v, %v)", tc.api, tc.addrs, tc.secure)
+		require.Equal(t, tc.want, got, "deviceServer(%q, %v, %v)", tc.api, tc.addrs, tc.secure)
+	}
 }
 
 // TestRunNoDeviceRegisters: when no device can register (a key the
@@ -304,7 +401,8 @@ func TestRunLoad(t *testing.T) {
 	p := newFakePlatform(t)
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"-n", "3", "-imei", "868333030000200", "-server", p.srv.DTLSAddr().String(),
-		"-load", "-uplinks", "2", "-timeout", "60s", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret"}, &out, &errOut)
+		"-load", "-uplinks", "2", "-timeout", "60s", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret",
+		"-keys", filepath.Join(t.TempDir(), "keys.json")}, &out, &errOut)
 	require.NoError(t, err, "run: %s", errOut.String())
 	// At least once: a device's first reading can reach the platform twice,
 	// in the answer to the server's observe and as a notification.

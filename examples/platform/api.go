@@ -44,6 +44,7 @@ func (p *Platform) Handler() http.Handler {
 						code = "rate_limited"
 					}
 					p.metrics.apiCalls.WithLabelValues(code).Inc()
+					p.logger.Debug("API call refused", "method", r.Method, "path", r.URL.Path, "status", status, "code", code, "err", err)
 					writeError(w, &httpError{Status: status, Code: code, Err: err})
 					return
 				}
@@ -53,10 +54,19 @@ func (p *Platform) Handler() http.Handler {
 				p.metrics.apiCalls.WithLabelValues("error").Inc()
 				var he *httpError
 				var pe *problemsError
-				if !errors.As(err, &he) && !errors.As(err, &pe) {
+				switch {
+				case errors.As(err, &he):
+					// The caller's mistake, answered with what was wrong:
+					// quiet unless asked for (-log-level debug).
+					p.logger.Debug("API call refused", "method", r.Method, "path", r.URL.Path, "app", appOf(r),
+						"status", he.Status, "code", he.Code, "err", err)
+				case errors.As(err, &pe):
+					p.logger.Debug("API call refused", "method", r.Method, "path", r.URL.Path, "app", appOf(r),
+						"status", http.StatusBadRequest, "code", pe.Code, "err", err)
+				default:
 					// A 500 is the platform's fault: the operator hears of
 					// it here, the one place it is handled.
-					p.logger.Error("API call failed", "method", r.Method, "path", r.URL.Path, "err", err)
+					p.logger.Error("API call failed", "method", r.Method, "path", r.URL.Path, "app", appOf(r), "err", err)
 				}
 				writeError(w, err)
 				return
@@ -124,6 +134,7 @@ func routes() []route {
 		{"POST", "/iocm/app/dm/v1.1.0/devices/addDevGroupTagToDevices", false, (*Platform).addToGroup},
 		{"POST", "/iocm/app/dm/v1.1.0/devices/deleteDevGroupTagFromDevices", false, (*Platform).removeFromGroup},
 		{"GET", "/doze/v1/devices/{deviceId}/log", false, (*Platform).deviceLogAPI},
+		{"GET", "/doze/v1/deviceAddresses", false, (*Platform).deviceAddresses},
 
 		// LwM2M management (LWM-11).
 		{"GET", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},

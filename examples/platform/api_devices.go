@@ -382,7 +382,7 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	// below, as are records without the property asked for.
 	app := appOf(r)
 	hq.Page = -1
-	recs, total, err := p.db.History().Query(hq)
+	recs, _, err := p.db.History().Query(hq) // counted below, after the app filter
 	if err != nil {
 		return err
 	}
@@ -412,7 +412,7 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, dto{rec.DeviceID, rec.GatewayID, rec.AppID, rec.ServiceID, data, apiTime(rec.Time)})
 	}
-	total = len(out)
+	total := len(out)
 	if paged {
 		out = pageOf(out, pageNo, pageSize)
 	}

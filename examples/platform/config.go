@@ -47,6 +47,11 @@ type Config struct {
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
 	// on the admin listener; default none (loopback only).
 	AdminToken string `json:"adminToken"`
+	// LogLevel is debug, info, warn or error; default info: device
+	// connections (aggregated under load), server errors and shutdown.
+	// debug adds every connection and every refused API call.
+	LogLevel  string `json:"logLevel"`
+	LogFormat string `json:"logFormat"` // text or json; default text, on stderr
 	// ResetSecret names an app whose secret is replaced at this start and
 	// printed once (the -reset-secret flag); not kept.
 	ResetSecret string `json:"-"`
@@ -115,6 +120,8 @@ func defaultConfig() Config {
 		DTLSAddr:        ":5684",
 		Demo:            true,
 		AdminAddr:       "127.0.0.1:8744",
+		LogLevel:        "info",
+		LogFormat:       "text",
 		TokenTTL:        Duration(time.Hour),
 		RateLimit:       100,
 		QueueWindow:     Duration(93 * time.Second),
@@ -161,6 +168,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	mqttAddr := fs.String("mqtt", cfg.MQTTAddr, `TCP address for MQTT devices, or "off"`)
 	mqttsAddr := fs.String("mqtts", cfg.MQTTSAddr, `TCP address for MQTT devices over TLS (needs -tls-cert), or "off"`)
 	resetSecret := fs.String("reset-secret", "", "give this appId a new secret, printed once at start")
+	logLevel := fs.String("log-level", cfg.LogLevel, "log level: debug, info, warn or error")
+	logFormat := fs.String("log-format", cfg.LogFormat, "log format on stderr: text or json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, flagHelp
@@ -215,6 +224,15 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	if set["mqtts"] || cfg.MQTTSAddr == "" {
 		cfg.MQTTSAddr = *mqttsAddr
+	}
+	if set["log-level"] || cfg.LogLevel == "" {
+		cfg.LogLevel = *logLevel
+	}
+	if set["log-format"] || cfg.LogFormat == "" {
+		cfg.LogFormat = *logFormat
+	}
+	if _, err := newLogger(io.Discard, cfg.LogLevel, cfg.LogFormat); err != nil {
+		return Config{}, err
 	}
 	cfg.ResetSecret = *resetSecret
 	if err := checkAdmin(cfg); err != nil {

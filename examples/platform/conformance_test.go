@@ -300,6 +300,8 @@ func TestListDevicesSortDESC(t *testing.T) {
 	require.GreaterOrEqual(t, n, 4)
 	require.Equal(t, all.Devices[n-1].DeviceID, desc.Devices[0].DeviceID, "DESC starts with the last of ASC")
 	require.Equal(t, all.Devices[n-2].DeviceID, desc.Devices[1].DeviceID)
+	require.Equal(t, []string{ids[3], ids[2]}, []string{desc.Devices[0].DeviceID, desc.Devices[1].DeviceID},
+		"DESC starts with the devices registered last")
 	var e apiError
 	require.Equal(t, http.StatusBadRequest, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices?sort=sideways", nil, &e))
 	require.Contains(t, e.Desc, "sort")

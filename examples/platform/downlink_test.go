@@ -24,11 +24,10 @@ func startConformDevice(t *testing.T, tp *testPlatform, imei string, psk []byte,
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: ra.IP})
 	require.NoError(t, err)
 	identity := "urn:imei:" + imei
-	conn, err := dtls.Client(pc, ra, &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return psk, nil },
-		PSKIdentityHint: []byte(identity),
-		CipherSuites:    []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-	})
+	conn, err := dtls.ClientWithOptions(pc, ra,
+		dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+		dtls.WithPSKIdentityHint([]byte(identity)),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8))
 	require.NoError(t, err)
 	require.NoError(t, conn.HandshakeContext(ctx))
 	cfg.Endpoint = identity

@@ -51,13 +51,12 @@ func pionHandshake(t *testing.T, addr, identity string, psk []byte, ds *deviceSe
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	defer pc.Close()
-	c, err := dtls.Client(pc, ra, &dtls.Config{
-		PSK:                  func([]byte) ([]byte, error) { return psk, nil },
-		PSKIdentityHint:      []byte(identity),
-		CipherSuites:         []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ExtendedMasterSecret: dtls.RequestExtendedMasterSecret,
-		SessionStore:         ds,
-	})
+	c, err := dtls.ClientWithOptions(pc, ra,
+		dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+		dtls.WithPSKIdentityHint([]byte(identity)),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		dtls.WithSessionStore(ds))
 	require.NoError(t, err)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

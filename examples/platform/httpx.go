@@ -30,16 +30,12 @@ func badRequest(code string, format string, args ...any) error {
 	return &httpError{Status: http.StatusBadRequest, Code: code, Err: fmt.Errorf(format, args...)}
 }
 
-func notFound(code string, format string, args ...any) error {
-	return &httpError{Status: http.StatusNotFound, Code: code, Err: fmt.Errorf(format, args...)}
-}
-
 func conflict(code string, format string, args ...any) error {
 	return &httpError{Status: http.StatusConflict, Code: code, Err: fmt.Errorf(format, args...)}
 }
 
-func forbidden(code string, format string, args ...any) error {
-	return &httpError{Status: http.StatusForbidden, Code: code, Err: fmt.Errorf(format, args...)}
+func notFound(code string, format string, args ...any) error {
+	return &httpError{Status: http.StatusNotFound, Code: code, Err: fmt.Errorf(format, args...)}
 }
 
 // withStatus wraps err with a status and code unless it already has one.

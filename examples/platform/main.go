@@ -36,7 +36,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
 	p, err := New(cfg, logger)
 	if err != nil {
 		return err
@@ -79,7 +82,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return p.Run(ctx, serve)
+	logger.Info("platform started", "api", openURL(scheme(cfg), ln.Addr()), "data", cfg.DataDir)
+	err = p.Run(ctx, serve)
+	if err != nil {
+		logger.Error("platform stopped", "err", err)
+		return err
+	}
+	logger.Info("platform stopped")
+	return nil
+}
+
+func scheme(cfg Config) string {
+	if cfg.TLSCert != "" {
+		return "https"
+	}
+	return "http"
 }
 
 // server is one HTTP listener of the command.
@@ -125,12 +142,13 @@ func (s *server) serve(ctx context.Context, logger *slog.Logger) error {
 // printBanner says where the platform listens. An app's secret is printed
 // only on the start that created it (SEC-5).
 func printBanner(w io.Writer, cfg Config, p *Platform, api, admin net.Addr) {
-	scheme := "http"
-	if cfg.TLSCert != "" {
-		scheme = "https"
-	}
 	fmt.Fprintf(w, "Doze platform\n")
-	fmt.Fprintf(w, "  REST API and console  %s://%s/\n", scheme, api)
+	u := openURL(scheme(cfg), api)
+	if host, port, _ := net.SplitHostPort(api.String()); net.ParseIP(host).IsUnspecified() {
+		fmt.Fprintf(w, "  REST API and console  %s (listening on every address, port %s)\n", u, port)
+	} else {
+		fmt.Fprintf(w, "  REST API and console  %s\n", u)
+	}
 	if admin != nil {
 		fmt.Fprintf(w, "  metrics (operator)    http://%s/metrics\n", admin)
 	}

@@ -26,6 +26,7 @@ import (
 type Platform struct {
 	cfg    Config
 	logger *slog.Logger
+	conns  *connLog // device connections, aggregated (logging.go)
 
 	db       *store.DB
 	auth     *Auth
@@ -92,7 +93,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if cfg.AbnormalAfter <= 0 {
 		cfg.AbnormalAfter = 3
 	}
-	p := &Platform{cfg: cfg, logger: logger, db: db, log: newDeviceLog(db.DeviceLog(cfg.DeviceLogSize), logger.With("part", "devicelog")),
+	p := &Platform{cfg: cfg, logger: logger, conns: newConnLog(logger), db: db, log: newDeviceLog(db.DeviceLog(cfg.DeviceLogSize), logger.With("part", "devicelog")),
 		uploads: uploadSlots{max: cfg.MaxUploads, perApp: min(maxUploadsPerApp, cfg.MaxUploads)}}
 	fail := func(err error) (*Platform, error) { db.Close(); return nil, err }
 
@@ -262,6 +263,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	run("history", p.pruneHistory)
 	run("devicelog", p.log.Run)
 	run("retries", p.runRetries)
+	run("connlog", p.conns.Run)
 	for _, ch := range p.events {
 		ch := ch
 		run("events", func(ctx context.Context) error { return p.handleEvents(ctx, ch) })
@@ -270,6 +272,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 		run("http", httpServe)
 	}
 	<-ctx.Done()
+	p.logger.Info("shutting down", "cause", context.Cause(ctx))
 	// The lwm2m server waits for its goroutines on the way out, and they
 	// may be handing an event to a worker that has already returned.
 	p.stop()

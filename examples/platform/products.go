@@ -44,43 +44,17 @@ func (c deviceCounter) CountDevices(manufacturerID, model string) int {
 	return n
 }
 
-// codecModel adapts a profile product to codec.Model so a codec is checked
-// against the model it comes with (COD-3).
-type codecModel struct{ p *profile.Product }
-
+// A codec is checked against the product it comes with (COD-3), command
+// responses included.
 var (
-	_ codec.Model         = codecModel{}
-	_ codec.ResponseModel = codecModel{}
+	_ codec.Model         = profile.CodecModel{}
+	_ codec.ResponseModel = profile.CodecModel{}
 )
-
-func (m codecModel) PropertyType(serviceID, name string) (string, bool) {
-	t, ok := m.p.PropertyType(serviceID, name)
-	return t.String(), ok
-}
-
-func (m codecModel) ParaType(serviceID, command, name string) (string, bool) {
-	t, ok := m.p.ParaType(serviceID, command, name)
-	return t.String(), ok
-}
-
-func (m codecModel) ResponseParaType(serviceID, command, name string) (string, bool) {
-	t, ok := m.p.ResponseParaType(serviceID, command, name)
-	return t.String(), ok
-}
 
 func newProducts(files *store.Products, counter profile.DeviceCounter) *products {
 	return &products{catalog: profile.NewCatalog(counter), files: files, codecs: map[[2]string]codec.Codec{},
 		mappings: map[[2]string]*profile.Mapping{}}
 }
-
-// uploadError carries the profile's or codec's list of problems.
-type uploadError struct {
-	Problems []any
-	Err      error
-}
-
-func (e *uploadError) Error() string { return e.Err.Error() }
-func (e *uploadError) Unwrap() error { return e.Err }
 
 // upload is what comes with a product: the profile (zip, or the JSON
 // model), its optional codec and its optional LwM2M resource mapping.
@@ -140,7 +114,7 @@ func load(ctx context.Context, name string, prof, codecJSON []byte) (*profile.Pr
 	}
 	var c codec.Codec
 	if len(codecJSON) > 0 {
-		d, err := codec.CompileContext(ctx, codecJSON, codecModel{p})
+		d, err := codec.CompileContext(ctx, codecJSON, p.CodecModel())
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -48,9 +48,14 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 	switch e.Kind {
 	case lwm2m.EventRegistered, lwm2m.EventUpdated:
 		if p.connect(ctx, d, e) {
+			if e.Kind == lwm2m.EventRegistered {
+				p.conns.note(time.Now(), "device connected", "device", d.ID, "nodeId", d.NodeID,
+					"secure", e.Registration.Secure, "addr", e.Registration.Addr, "lifetime", e.Registration.Lifetime)
+			}
 			p.registered(ctx, d, e)
 		}
 	case lwm2m.EventDeregistered:
+		p.conns.note(time.Now(), "device disconnected", "device", d.ID, "nodeId", d.NodeID, "reason", e.Reason)
 		p.log.Add(d.ID, "deregistered", string(e.Reason))
 		p.registrationEnded(ctx, d, e.Reason)
 	case lwm2m.EventWoke:

@@ -88,15 +88,14 @@ func (d *Dialer) Dial(ctx context.Context, scheme, hostport string) (net.Conn, e
 		return nil, fmt.Errorf("lwm2mtest: dial %s: %w", hostport, err)
 	}
 	suites := d.CipherSuites
-	if suites == nil {
+	if len(suites) == 0 {
 		suites = []dtls.CipherSuiteID{dtls.TLS_PSK_WITH_AES_128_CCM_8}
 	}
 	psk := d.PSK
-	dc, err := dtls.Client(&helloV0{PacketConn: pc, n: &d.hellos}, ra, &dtls.Config{
-		PSK:             func([]byte) ([]byte, error) { return psk, nil },
-		PSKIdentityHint: []byte(d.Identity),
-		CipherSuites:    suites,
-	})
+	dc, err := dtls.ClientWithOptions(&helloV0{PacketConn: pc, n: &d.hellos}, ra,
+		dtls.WithPSK(func([]byte) ([]byte, error) { return psk, nil }),
+		dtls.WithPSKIdentityHint([]byte(d.Identity)),
+		dtls.WithCipherSuites(suites...))
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("lwm2mtest: dtls client %s: %w", hostport, err)

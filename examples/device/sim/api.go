@@ -16,8 +16,8 @@ import (
 )
 
 // API is a client of the platform's northbound REST API (docs/api.md)
-// for what the simulator needs: log in, register devices, subscribe a
-// webhook. It is safe for concurrent use.
+// for what the simulator needs: log in, register devices, learn where
+// devices connect, subscribe a webhook. It is safe for concurrent use.
 type API struct {
 	URL    string       // e.g. "http://127.0.0.1:8743"
 	AppID  string       // appId, also the app_key header
@@ -109,13 +109,37 @@ func (a *API) Subscribe(ctx context.Context, notifyType, callbackURL string) err
 		map[string]any{"notifyType": notifyType, "callbackUrl": callbackURL}, nil)
 }
 
+// DeviceAddress is a socket devices connect to. Host is empty when the
+// platform listens on every address.
+type DeviceAddress struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// DeviceAddresses asks the platform where devices connect (GET
+// /doze/v1/deviceAddresses): "coap", "coaps", "bootstrap" and
+// "bootstrapDtls", each present when that socket is on.
+func (a *API) DeviceAddresses(ctx context.Context) (map[string]DeviceAddress, error) {
+	var out map[string]DeviceAddress
+	err := a.call(ctx, http.MethodGet, "/doze/v1/deviceAddresses", nil, &out)
+	return out, err
+}
+
+// call makes an authenticated call; body nil sends none.
 func (a *API) call(ctx context.Context, method, path string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return err
+		}
 	}
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(a.URL, "/")+path, bytes.NewReader(b))
+		var rd io.Reader
+		if b != nil {
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(a.URL, "/")+path, rd)
 		if err != nil {
 			return fmt.Errorf("sim: API URL %q: %w", a.URL, err)
 		}
@@ -123,7 +147,9 @@ func (a *API) call(ctx context.Context, method, path string, body, out any) erro
 		req.Header.Set("Authorization", "Bearer "+a.token)
 		a.mu.Unlock()
 		req.Header.Set("app_key", a.AppID)
-		req.Header.Set("Content-Type", "application/json")
+		if b != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		err = a.do(req, method+" "+path, out)
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests {

@@ -162,70 +162,10 @@
 //
 // # Figures
 //
-// BenchmarkLoad (examples/device, go test -bench Load -benchtime 1x) runs
-// the load mode against the fake platform of the command's tests: a real
-// lwm2m.Server whose event handler decodes each report with the codec and
-// POSTs one deviceDataChanged per report to the subscribed webhook (no
-// store, no report ACK downlink). It is not the assembled platform, which
-// did not build when these were taken; run the command against it for its
-// figures. 2 cores, AMD EPYC (Oxide Virtual Turin-like Processor), Go 1.26,
-// 5 uplinks per device, 64 devices at a time, at 23:37–23:39 UTC when the
-// shared machine was quiet (load average 1.5–6.6):
-//
-//	                           end-to-end uplinks/s   bare go-coap requests/s   ratio
-//	DTLS, 1000 devices                8544                   18120               0.47
-//	plain CoAP, 1000 devices          8598                   13452               0.64
-//	plain CoAP, 10000 devices         3340                    7287               0.46
-//	DTLS, 10000 devices               3398                    5957               0.57
-//
-// Re-run at review (00:03 UTC, load average 6–7, same machine): plain
-// CoAP, 1000 devices × 5 gave 1880 and 4790 end-to-end uplinks/s against
-// 11254 and 12525 requests/s bare (ratios 0.17 and 0.38), and the code
-// before the review's changes 2051 against 5155 (0.40) in between: on
-// this shared machine a figure moves several-fold with its load.
-//
-// A whole 10,000-device run (API registration, 10,000 DTLS handshakes to
-// the platform and to the bare server, 50,000 uplinks each way) took 62 s.
-// Earlier runs while eight builds shared the machine (load average 16–21)
-// gave 300–2300 uplinks/s end to end with ratios 0.19–0.96: compare the
-// two columns of one row, not rows. In every run the pushes kept up with
-// the reports: the end-to-end rate equals the rate at which the platform's
-// CoAP layer acknowledged them (the "CoAP layer" line of the output). Both
-// columns use the same lwm2m.Client, so the gap is the server side: the
-// fake platform's event handler decodes each report and starts its push,
-// and over plain CoAP one goroutine of lwm2m.Server reads every device and
-// calls the handler. Giving the fake platform's pushes reused HTTP
-// connections took a loaded DTLS run from 450 to 1294 uplinks/s.
-//
-// Against the assembled platform (go run ./examples/platform, bbolt store,
-// push engine, DTLS; devices registered through its API), same machine
-// (load average 2.5–7), before and after the platform stored each report in
-// one commit, touched the registry at most once a minute and used 64 event
-// workers (commit "platform: one store commit per report…"):
-//
-//	                           end-to-end   CoAP-acknowledged   bare go-coap   ratio
-//	before: DTLS, 1000 × 5         576            2400              17672       0.03
-//	after:  DTLS, 1000 × 5        1620            6470              17094       0.09
-//	before: DTLS, 10000 × 1        207             298               7622       0.03
-//	after:  DTLS, 10000 × 1       1277            5310              16506       0.08
-//
-// The 10,000-device "after" run registered through the API with the
-// platform's rateLimit raised to 5000 calls/s by a config file (at the
-// default 100 calls/s registration alone takes 100 s). What is left of the
-// gap is the platform's work per report: a product-model check, one store
-// commit for history and shadow, one for the push outbox, and one HTTP
-// delivery per service with its outbox delete.
-//
-// Since the platform keeps each uplink in its inbox (a synced commit,
-// shared by the devices reporting at the same time) before the device gets
-// its ACK, the "CoAP-acknowledged" rate is the rate of durable ACKs. Same
-// machine, 26 Nov 01:22–01:24 UTC (load average 1.6–3.1, nothing else
-// running), alternating with the platform before that change:
-//
-//	                           end-to-end    CoAP-acknowledged   bare go-coap   ratio
-//	before: DTLS, 1000 × 5     1228, 1286    4590, 4570          14853, 14452   0.08–0.09
-//	after:  DTLS, 1000 × 5     1266–1434     1978–2495           14528–14958    0.08–0.10
-//	after:  DTLS, 10000 × 1    1168          2282                10608          0.11
-//
-// End to end nothing changed; the ACK now waits for the disk.
+// The load mode against the assembled platform on 2 cores (26 Nov 2026):
+// 1,266–1,434 end-to-end uplinks/s for 1,000 DTLS devices × 5 uplinks,
+// 0.08–0.10 of a bare go-coap server's rate in the same run (the platform
+// stores, checks and pushes every report; the bare server does none of
+// it). BenchmarkLoad runs it against the command tests' fake platform.
+// The runs and their history are in docs/benchmarks.md.
 package sim

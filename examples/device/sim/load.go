@@ -261,7 +261,6 @@ type sink struct {
 	count atomic.Int64
 	mu    sync.Mutex
 	last  time.Time
-	want  int64
 	tick  chan struct{}
 }
 
@@ -380,12 +379,11 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 	var addr string
 	var stop func()
 	if secure {
-		l, err := coapnet.NewDTLSListener("udp", "127.0.0.1:0", &piondtls.Config{
-			PSK:                   func([]byte) ([]byte, error) { return ceilingKey, nil },
-			CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-			ExtendedMasterSecret:  piondtls.RequestExtendedMasterSecret,
-			ConnectionIDGenerator: piondtls.RandomCIDGenerator(8),
-		})
+		l, err := coapnet.NewDTLSListener("udp", "127.0.0.1:0", coapnet.NewDTLSServerOptions(
+			piondtls.WithPSK(func([]byte) ([]byte, error) { return ceilingKey, nil }),
+			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+			piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
+			piondtls.WithConnectionIDGenerator(piondtls.RandomCIDGenerator(8))))
 		if err != nil {
 			return 0, 0, fmt.Errorf("sim: bare go-coap DTLS listener: %w", err)
 		}

@@ -309,9 +309,7 @@ func (d *leanDevice) Do(code codes.Code, path string, queries []string, cf messa
 	for _, p := range strings.Split(strings.Trim(path, "/"), "/") {
 		opts = opts.Add(message.Option{ID: message.URIPath, Value: []byte(p)})
 	}
-	if cf >= 0 {
-		opts, _, _ = opts.SetContentFormat(buf, cf)
-	}
+	opts, _, _ = opts.SetContentFormat(buf, cf)
 	for _, q := range queries {
 		opts = opts.Add(message.Option{ID: message.URIQuery, Value: []byte(q)})
 	}

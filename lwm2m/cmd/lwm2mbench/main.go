@@ -343,8 +343,8 @@ func startBare(n int) server {
 	_ = r.Handle("/dp", mux.HandlerFunc(func(w mux.ResponseWriter, m *mux.Message) {
 		_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
 	}))
-	l, err := coapnet.NewDTLSListener("udp", "127.0.0.1:0", &piondtls.Config{
-		PSK: func(id []byte) ([]byte, error) {
+	l, err := coapnet.NewDTLSListener("udp", "127.0.0.1:0", coapnet.NewDTLSServerOptions(
+		piondtls.WithPSK(func(id []byte) ([]byte, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			k, ok := keys[string(id)]
@@ -352,11 +352,10 @@ func startBare(n int) server {
 				return nil, fmt.Errorf("unknown identity")
 			}
 			return k, nil
-		},
-		CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8},
-		ExtendedMasterSecret:  piondtls.RequestExtendedMasterSecret,
-		ConnectionIDGenerator: piondtls.RandomCIDGenerator(8),
-	})
+		}),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
+		piondtls.WithConnectionIDGenerator(piondtls.RandomCIDGenerator(8))))
 	if err != nil {
 		log.Fatal(err)
 	}
