@@ -84,9 +84,8 @@ type Server struct {
 }
 
 type session struct {
-	dev       Device
-	limit     bucket
-	listening bool
+	dev   Device
+	limit bucket
 }
 
 type inflightKey struct {
