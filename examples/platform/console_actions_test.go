@@ -140,8 +140,9 @@ func consoleObjectTree(t *testing.T, wd *webDriver, tp *testPlatform) {
 	wd.waitText(t, val("/3303/0/5700"), "21.5")
 	require.Eventually(t, func() bool { return d.client.Observed("/3303/0/5700") }, 5*time.Second, 20*time.Millisecond,
 		"the device holds the console's observation")
+	wd.waitText(t, val("/3303/0/5700"), "observing")
 	wd.click(t, res("/3303/0/5700")+"button[data-op=cancel-observe]")
-	wd.waitText(t, val("/3303/0/5700"), "CHANGED")
+	wd.waitText(t, val("/3303/0/5700"), "21.5 · observation stopped (CHANGED)")
 	require.Eventually(t, func() bool { return !d.client.Observed("/3303/0/5700") }, 5*time.Second, 20*time.Millisecond,
 		"the console's Stop ended the observation")
 
@@ -343,13 +344,14 @@ func consoleUpgrades(t *testing.T, wd *webDriver, tp *testPlatform) {
 	wd.waitText(t, "#packages", "1.1.0")
 	wd.waitJS(t, "the package is offered", "return document.querySelector('#taskform [name=fileId]').options.length === 1")
 
+	// op reads the task the console says it started.
 	op := func() map[string]any {
-		var ops struct {
-			Data []map[string]any `json:"data"`
-		}
-		require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iodm/northbound/v1.5.0/operations", nil, &ops))
-		require.NotEmpty(t, ops.Data)
-		return ops.Data[0]
+		var id string
+		wd.js(t, &id, "const b = document.querySelector('#taskresult b'); return b ? b.textContent : ''")
+		require.NotEmpty(t, id, "the console names the task it started")
+		var task map[string]any
+		require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iodm/northbound/v1.5.0/operations/"+id, nil, &task))
+		return task
 	}
 	wd.fill(t, "#taskform [name=devices]", id)
 	wd.fill(t, "#taskform [name=executeType]", "device_online")
@@ -363,12 +365,19 @@ func consoleUpgrades(t *testing.T, wd *webDriver, tp *testPlatform) {
 	// "now" on a device that is not online fails it; Retry starts it again.
 	wd.fill(t, "#taskform [name=executeType]", "now")
 	wd.click(t, "#taskform button")
-	wd.waitText(t, "#tasks", "Retry failed")
-	first := op()
-	require.Equal(t, float64(1), first["failCount"])
-	wd.click(t, "#tasks button[data-act=open]")
+	wd.waitText(t, "#taskresult", "started")
+	var first map[string]any
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if first = op(); first["failCount"] == float64(1) {
+			break
+		}
+	}
+	require.Equal(t, float64(1), first["failCount"], "the task on a device not online fails it: %v", first)
+	task := first["operationId"].(string)
+	wd.waitJS(t, "the failed task offers Retry", "return document.querySelector(`#tasks button[data-act=retry][data-id=\"${arguments[0]}\"]`) !== null", task)
+	wd.click(t, `#tasks button[data-act=open][data-id="`+task+`"]`)
 	wd.waitText(t, "#subops", "not online")
-	wd.click(t, "#tasks button[data-act=retry]")
+	wd.click(t, `#tasks button[data-act=retry][data-id="`+task+`"]`)
 	require.Eventually(t, func() bool { return op()["attempt"] != first["attempt"] }, 10*time.Second, 50*time.Millisecond,
 		"the console's Retry started the failed device again")
 	wd.screenshot(t, "console-upgrades")

@@ -186,6 +186,17 @@ func (wd *webDriver) resize(t *testing.T, w, h int) {
 // test's temp dir when unset) for a person to look at.
 func (wd *webDriver) screenshot(t *testing.T, name string) string {
 	t.Helper()
+	// The whole page, not just the window: make the window as tall as
+	// the page (at most 5000 px) for the shot.
+	var rect struct{ Width, Height int }
+	require.NoError(t, json.Unmarshal(wd.do(t, "GET", "/session/"+wd.session+"/window/rect", nil), &rect))
+	var page, inner int
+	wd.js(t, &page, "return document.documentElement.scrollHeight")
+	wd.js(t, &inner, "return window.innerHeight")
+	if page > inner {
+		wd.resize(t, rect.Width, min(rect.Height+page-inner, 5000))
+		defer wd.resize(t, rect.Width, rect.Height)
+	}
 	v := wd.do(t, "GET", "/session/"+wd.session+"/screenshot", nil)
 	var b64 string
 	require.NoError(t, json.Unmarshal(v, &b64))

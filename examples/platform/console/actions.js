@@ -160,6 +160,7 @@ ${(r.warnings || []).length ? problemList({ message: "warnings", problems: r.war
   };
 
   async function startTask(form) {
+    $("#taskresult").innerHTML = "";
     await busy($("button", form), async () => {
       const opt = form.fileId.selectedOptions[0];
       if (!opt) throw new Error("upload a package first");

@@ -10,14 +10,16 @@ Doze.chart = (() => {
   const minute = 60e3, hour = 60 * minute, day = 24 * hour;
   const steps = [minute, 5 * minute, 15 * minute, 30 * minute, hour, 3 * hour, 6 * hour, 12 * hour, day, 2 * day];
 
-  // niceTicks returns about n round values covering lo..hi.
+  // niceTicks returns about n round values from at or below lo to at or
+  // above hi; a single value gets a tick either side.
   function niceTicks(lo, hi, n) {
-    const span = hi - lo || Math.abs(hi) || 1;
-    const raw = span / n;
+    if (hi - lo < 1e-9) { const d = Math.abs(hi) / 10 || 1; lo -= d; hi += d; }
+    const raw = (hi - lo) / n;
     const mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 2.5, 5, 10].map((k) => k * mag).find((s) => s >= raw);
     const out = [];
-    for (let v = Math.floor(lo / step) * step; v <= hi + step / 2; v += step) out.push(+v.toPrecision(12));
+    const first = Math.floor(lo / step), last = Math.ceil(hi / step);
+    for (let k = first; k <= last; k++) out.push(+(k * step).toPrecision(12));
     return out;
   }
 
@@ -51,7 +53,7 @@ Doze.chart = (() => {
     let x1 = opts.to ? opts.to.getTime() : Math.max(...ts);
     if (x1 - x0 < minute) { x0 -= minute / 2; x1 += minute / 2; }
     const yt = niceTicks(Math.min(...vs), Math.max(...vs), 4);
-    const y0 = yt[0], y1 = yt[yt.length - 1] === y0 ? y0 + 1 : yt[yt.length - 1];
+    const y0 = yt[0], y1 = yt[yt.length - 1];
     const X = (t) => m.l + ((t - x0) * (w - m.l - m.r)) / (x1 - x0);
     const Y = (v) => h - m.b - ((v - y0) * (h - m.t - m.b)) / (y1 - y0);
     const maxTicks = Math.max(2, Math.floor((w - m.l - m.r) / 70));

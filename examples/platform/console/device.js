@@ -54,7 +54,7 @@
   <div class="hint" id="chartinfo"></div>
 </section>
 <section id="log"><h2>Device log</h2>
-  <div class="scroll"><table id="logtable"><thead><tr><th>time</th><th>kind</th><th>message</th></tr></thead><tbody></tbody></table></div>
+  <div class="scroll"><table id="logtable" class="nowrap2"><thead><tr><th>time</th><th>kind</th><th>message</th></tr></thead><tbody></tbody></table></div>
 </section>
 ${Doze.lwm2m.card()}
 </div>`;

@@ -51,10 +51,10 @@ Doze.lwm2m = (() => {
     return objs;
   }
 
-  // The device shown, its tree's open operations and the paths observed.
+  // The device shown, the tree's queued operations and the values shown.
   let dev = null;
   const queued = new Map(); // operationId → path
-  const observed = new Set();
+  const last = new Map(); // path → the last value shown
 
   function card() {
     return html`
@@ -143,13 +143,16 @@ Doze.lwm2m = (() => {
     if (!res.success) { setVal(path, `${res.status} ${res.code}${res.errorMessage ? ": " + res.errorMessage : ""}`, "bad"); return; }
     const c = res.content;
     if (c && c.kind === "instance") {
-      for (const r of c.resources || []) { ensureRow(`${path}/${r.id}`); setVal(`${path}/${r.id}`, valueOf(r)); }
-      setVal(path, res.status, "ok");
+      for (const r of c.resources || []) { ensureRow(`${path}/${r.id}`); last.set(`${path}/${r.id}`, valueOf(r)); setVal(`${path}/${r.id}`, valueOf(r)); }
+      setVal(path, res.status + (op === "observe" ? " · observing" : ""), "ok");
     } else if (c && c.kind === "obj") {
       for (const inst of c.instances || []) for (const r of inst.resources || []) { ensureRow(`${path}/${inst.id}/${r.id}`); setVal(`${path}/${inst.id}/${r.id}`, valueOf(r)); }
       setVal(path, res.status, "ok");
     } else if (c) {
-      setVal(path, valueOf(c));
+      last.set(path, valueOf(c));
+      setVal(path, valueOf(c) + (op === "observe" ? " · observing" : ""));
+    } else if (op === "cancel-observe") {
+      setVal(path, `${last.get(path) ?? ""} · observation stopped (${res.status})`);
     } else if (op === "discover") {
       for (const l of res.objectLinks || []) {
         const p = /<([^>]*)>/.exec(l);
@@ -159,8 +162,6 @@ Doze.lwm2m = (() => {
     } else {
       setVal(path, res.status, "ok");
     }
-    if (op === "observe") observed.add(path);
-    if (op === "cancel-observe") observed.delete(path);
   }
 
   function writeValue(text, type) {
@@ -218,7 +219,7 @@ Doze.lwm2m = (() => {
   function bind(root, deviceId) {
     dev = deviceId;
     queued.clear();
-    observed.clear();
+    last.clear();
     $("#tree", root).addEventListener("click", (ev) => {
       const btn = ev.target.closest("button[data-op]");
       if (!btn) return;
