@@ -323,6 +323,14 @@ func consoleProductUpload(t *testing.T, wd *webDriver, tp *testPlatform) {
 
 	fixed := strings.Replace(string(good), `"model": "TS3303"`, `"model": "TS9"`, 1)
 	wd.attach(t, "#productform [name=profile]", "TemperatureSensor_DozeLabs_TS9.json", []byte(fixed))
+	wd.attach(t, "#productform [name=codec]", "codec.json", []byte(`{"name": "x", "messages": [{"name": "m", "kind": "report", "fields": [{"name": "f", "type": "uint99"}]}]}`))
+	wd.click(t, "#productform button")
+	wd.waitText(t, "#productresult", "invalid_codec")
+	require.Regexp(t, `uint99`, wd.text(t, "#productresult .problems"), "the codec's problem is listed")
+	require.False(t, tp.products.catalog.Exists(demoManufacturerID, "TS9"), "a product with a broken codec was added")
+
+	wd.js(t, nil, "document.querySelector('#productform [name=codec]').value = ''") // no codec this time
+	wd.attach(t, "#productform [name=profile]", "TemperatureSensor_DozeLabs_TS9.json", []byte(fixed))
 	wd.click(t, "#productform button")
 	wd.waitText(t, "#productresult", "added")
 	wd.waitText(t, "#products", "TS9")
@@ -381,6 +389,31 @@ func consoleUpgrades(t *testing.T, wd *webDriver, tp *testPlatform) {
 	require.Eventually(t, func() bool { return op()["attempt"] != first["attempt"] }, 10*time.Second, 50*time.Millisecond,
 		"the console's Retry started the failed device again")
 	wd.screenshot(t, "console-upgrades")
+}
+
+// consolePolling: a page polls only the calls it shows, every few seconds
+// while visible, and stops polling that often once the tab is hidden.
+func consolePolling(t *testing.T, wd *webDriver, tp *testPlatform) {
+	wd.open(t, tp.api.URL+"/#/subscriptions")
+	wd.waitText(t, "#subs", "no subscriptions")
+	calls := func() []string {
+		var names []string
+		wd.js(t, &names, "return performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)")
+		return names
+	}
+	wd.js(t, nil, "performance.clearResourceTimings()")
+	time.Sleep(3500 * time.Millisecond)
+	seen := calls()
+	require.NotEmpty(t, seen, "the visible page polls within 3.5 s")
+	for _, c := range seen {
+		require.Contains(t, []string{"/iocm/app/sub/v1.2.0/subscriptions", "/doze/v1/endpoints"}, c, "the subscriptions page polls only what it shows")
+	}
+
+	wd.js(t, nil, "Object.defineProperty(document, 'hidden', {configurable: true, get: () => true}); document.dispatchEvent(new Event('visibilitychange'))")
+	time.Sleep(3500 * time.Millisecond) // the poll already scheduled runs once more
+	wd.js(t, nil, "performance.clearResourceTimings()")
+	time.Sleep(3500 * time.Millisecond)
+	require.Empty(t, calls(), "a hidden tab polls at most once a minute")
 }
 
 // consoleNarrow: at 400 px no page scrolls sideways.

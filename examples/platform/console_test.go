@@ -240,6 +240,7 @@ func TestConsole(t *testing.T) {
 	t.Run("Subscriptions", func(t *testing.T) { consoleSubscriptions(t, wd, tp) })
 	t.Run("ProductUpload", func(t *testing.T) { consoleProductUpload(t, wd, tp) })
 	t.Run("Upgrades", func(t *testing.T) { consoleUpgrades(t, wd, tp) })
+	t.Run("Polling", func(t *testing.T) { consolePolling(t, wd, tp) })
 	t.Run("Narrow", func(t *testing.T) { consoleNarrow(t, wd, tp) })
 	t.Run("Logout", func(t *testing.T) { consoleLogout(t, wd, tp) })
 }

@@ -11,7 +11,8 @@
   // line:column), the code and the sentence, whichever of them it has.
   function problemList(e) {
     const ps = e.problems || [];
-    return html`<p class="bad">${e.message}${e.code ? ` (${e.code})` : ""}</p>
+    const head = ps.length ? `${ps.length} problem${ps.length === 1 ? "" : "s"} found` : e.message;
+    return html`<p class="bad">${head}${e.code ? ` (${e.code})` : ""}</p>
 <ol class="problems">${ps.map((p) => {
       const where = [p.file, p.line ? `${p.line}:${p.column || 0}` : "", p.message && p.text ? p.message : "", p.field].filter(Boolean).join(" ");
       return html`<li><span class="where">${where}</span> <b>${p.code || ""}</b> ${p.text || p.message || JSON.stringify(p)}</li>`;

@@ -229,11 +229,13 @@ const Doze = (() => {
   const state = (s) => html`<span class="st ${s}">${s}</span>`;
 
   // table renders rows into a <table>'s body, or a line saying there are none.
+  // Each cell carries its column's name (data-label), which a narrow
+  // screen shows beside the value when rows are stacked as cards.
   function table(el, items, cells, empty = "none") {
-    const cols = $$("thead th", el).length || 1;
+    const heads = $$("thead th", el).map((th) => esc(th.textContent));
     $("tbody", el).innerHTML = items.length
-      ? items.map((it) => "<tr>" + cells(it).map((c) => `<td>${c instanceof Raw ? c.s : esc(c)}</td>`).join("") + "</tr>").join("")
-      : `<tr><td colspan="${cols}" class="none">${esc(empty)}</td></tr>`;
+      ? items.map((it) => "<tr>" + cells(it).map((c, i) => `<td data-label="${heads[i] || ""}">${c instanceof Raw ? c.s : esc(c)}</td>`).join("") + "</tr>").join("")
+      : `<tr><td colspan="${heads.length || 1}" class="none">${esc(empty)}</td></tr>`;
   }
 
   // coerce turns a form's text into the JSON value a profile data type takes.

@@ -60,6 +60,13 @@ ${Doze.lwm2m.card()}
 </div>`;
   }
 
+  // shortTime leaves out today's date.
+  function shortTime(s) {
+    const t = showTime(s);
+    const d = parseTime(s);
+    return d && d.toDateString() === new Date().toDateString() ? t.slice(11) : t;
+  }
+
   function services() { return (model && model.services) || []; }
 
   function fillCommandForm() {
@@ -169,8 +176,11 @@ ${Doze.lwm2m.card()}
     const k = historyKeys().find((x) => x.key === hist.key);
     if (!k) { $("#chart").innerHTML = `<p class="none">the product has no numeric properties to chart</p>`; return; }
     const [from, to] = timeRange();
+    // A preset range is open at the end: the API's times have whole
+    // seconds, and a value of this second is newer than "now" cut to one.
+    const end = hist.range === "custom" ? `&endTime=${apiTime(to)}` : "";
     const h = await api("GET", `/iocm/app/data/v1.2.0/deviceDataHistory?deviceId=${enc(dev)}&serviceId=${enc(k.service)}&property=${enc(k.prop)}` +
-      `&startTime=${apiTime(from)}&endTime=${apiTime(to)}&pageNo=0&pageSize=1000`);
+      `&startTime=${apiTime(from)}${end}&pageNo=0&pageSize=1000`);
     const pts = [];
     for (const rec of h.deviceDataHistoryDTOs || []) {
       const v = rec.data && rec.data[k.prop];
@@ -178,7 +188,8 @@ ${Doze.lwm2m.card()}
       if (typeof v === "number" && t) pts.push([t, v]);
     }
     pts.sort((a, b) => a[0] - b[0]);
-    Doze.chart.draw($("#chart"), pts, { unit: k.unit, from, to, label: k.key });
+    const last = pts.length ? pts[pts.length - 1][0] : to;
+    Doze.chart.draw($("#chart"), pts, { unit: k.unit, from, to: last > to ? last : to, label: k.key });
     const more = h.totalCount > pts.length ? ` (the newest ${pts.length} of ${h.totalCount})` : "";
     $("#chartinfo").textContent = pts.length ? `${k.key}: ${pts.length} values${more}, last ${pts[pts.length - 1][1]} ${k.unit}` : "";
   }
@@ -268,7 +279,7 @@ ${Doze.lwm2m.card()}
         }
       }
 
-      table($("#logtable"), log.entries || [], (e) => [showTime(e.time), e.kind, e.message], "no entries");
+      table($("#logtable"), log.entries || [], (e) => [shortTime(e.time), e.kind, e.message], "no entries");
       if (polls++ % 3 === 0) await drawHistory();
       await Doze.lwm2m.poll();
     },
