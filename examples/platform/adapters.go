@@ -1,7 +1,7 @@
 package main
 
 // Adapters between the packages. Each is a few lines and asserts the
-// interface it fits at compile time (DESIGN.md "Small interfaces, owned by
+// interface it fits at compile time (docs/architecture.md "Small interfaces, owned by
 // the caller").
 
 import (

@@ -106,7 +106,7 @@ func (p *Platform) AdminHandler() http.Handler {
 	})
 }
 
-// routes lists every operation of API.md that the platform serves.
+// routes lists every operation of docs/api.md that the platform serves.
 func routes() []route {
 	return []route{
 		// Access (APP-1).

@@ -20,7 +20,7 @@
 // (lwm2m.KeyStore from the registry, command.Sender through the codec and
 // lwm2m, command.Listener and registry.Listener into push, ota.Channel,
 // ota.Devices, ota.Object5 and ota.Listener, lwm2m.FileSource for firmware).
-// uplink.go is the uplink flow of DESIGN.md: a device event is handled on
+// uplink.go is the uplink flow of docs/architecture.md: a device event is handled on
 // one of 64 workers chosen by endpoint, so one device's events stay in
 // order; a registration binds the device (REG-2); a wake-up lets queued
 // commands and upgrades go out (CMD-3, OTA-2); payloads starting FF FE go to
@@ -168,7 +168,7 @@
 // DTLS device client; console_test.go drives the web console in headless
 // Chromium through chromedriver (skipped with a message when either is not
 // installed); openapi_test.go checks openapi.json against the routes both
-// ways; conformance_test.go checks API.md status codes and rules (CMD-6 403,
+// ways; conformance_test.go checks docs/api.md status codes and rules (CMD-6 403,
 // cancel 409, STO-2 paging, device-delete cleanup) and that broken bodies
 // get a 4xx with the error body, with FuzzCommandBody over two handlers;
 // bind_test.go checks bind before data and deleting a connected device; shutdown_test.go checks that Run and

@@ -12,7 +12,7 @@ import (
 )
 
 // errRule maps a package's sentinel error to an HTTP status and a stable
-// error_code of the API (API.md "Errors").
+// error_code of the API (docs/api.md "Errors").
 type errRule struct {
 	err    error
 	status int

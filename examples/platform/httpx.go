@@ -10,7 +10,7 @@ import (
 	"strconv"
 )
 
-// apiError is the error body of every failed call (API.md "Errors").
+// apiError is the error body of every failed call (docs/api.md "Errors").
 type apiError struct {
 	Code string `json:"error_code"`
 	Desc string `json:"error_desc"`

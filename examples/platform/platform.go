@@ -22,7 +22,7 @@ import (
 )
 
 // Platform is the assembled platform: every Doze package wired together
-// over one bbolt file (DESIGN.md "How data flows").
+// over one bbolt file (docs/architecture.md "How data flows").
 type Platform struct {
 	cfg    Config
 	logger *slog.Logger

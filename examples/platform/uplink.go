@@ -18,7 +18,7 @@ import (
 	"github.com/doze-io/doze/store"
 )
 
-// handleEvent is the uplink flow of DESIGN.md for one device event. It
+// handleEvent is the uplink flow of docs/architecture.md for one device event. It
 // returns an error when an uplink's effects (history and shadow, pushes)
 // could not all be stored; the caller then keeps it for another try.
 func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) error {
