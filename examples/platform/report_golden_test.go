@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/profile"
 	"github.com/doze-io/doze/store"
 	"github.com/stretchr/testify/require"
 )
@@ -108,4 +110,71 @@ func TestReportGolden(t *testing.T) {
 	want, err := os.ReadFile(golden)
 	require.NoError(t, err, "run go test -run TestReportGolden -update to write it")
 	require.Equal(t, string(want), out.String(), "history, shadow and push bodies of the golden reports")
+}
+
+// mapsOnly hides the declarative codec's record path: it decodes into
+// maps, as a hand-written codec does.
+type mapsOnly struct{ codec.Codec }
+
+// TestDecodeUplinkPaths: a report decoded through the codec's record path
+// gives the services, JSON bytes and shadow values that decoding into maps
+// and encoding them with encoding/json gives.
+func TestDecodeUplinkPaths(t *testing.T) {
+	cd, err := codec.Compile(demoCodec, nil)
+	require.NoError(t, err)
+	var _ recordDecoder = cd
+	for _, c := range reportGoldenPayloads {
+		payload, err := hex.DecodeString(c.hex)
+		require.NoError(t, err)
+		rec, err := decodeUplink(cd, payload)
+		require.NoError(t, err, c.name)
+		maps, err := decodeUplink(mapsOnly{cd}, payload)
+		require.NoError(t, err, c.name)
+		require.True(t, rec.report && maps.report, c.name)
+		require.Len(t, rec.services, len(maps.services), c.name)
+		for i, want := range maps.services {
+			got := rec.services[i]
+			require.Equal(t, want.id, got.id, c.name)
+			require.Equal(t, string(want.data), string(got.data), "%s: JSON of service %s", c.name, want.id)
+			require.Equal(t, want.values, got.values, "%s: values of service %s", c.name, want.id)
+			ws, _ := json.Marshal(want.shadow)
+			gs, _ := json.Marshal(got.shadow)
+			require.Equal(t, string(ws), string(gs), "%s: shadow of service %s", c.name, want.id)
+		}
+	}
+	rsp, err := decodeUplink(cd, []byte{0x03, 0x00, 0x07, 0x00})
+	require.NoError(t, err)
+	require.False(t, rsp.report)
+	require.Equal(t, &codec.Response{Identifier: "0", MsgType: codec.MsgResponse, Mid: 7, Body: map[string]any{"result": int64(0)}}, rsp.msg)
+}
+
+// BenchmarkReportDecode is the decode, check and encode stages of one
+// demo-meter reading (three services) on the platform, both ways in one
+// run: maps (Decode, then encoding/json and back for the shadow) against
+// the codec's record path.
+func BenchmarkReportDecode(b *testing.B) {
+	cd, err := codec.Compile(demoCodec, nil)
+	require.NoError(b, err)
+	cat, _, err := profile.LoadZip(bytes.NewReader(demoProfile), int64(len(demoProfile)), demoProfileName, nil)
+	require.NoError(b, err)
+	payload, _ := hex.DecodeString(reportGoldenPayloads[0].hex)
+	for _, c := range []struct {
+		name string
+		cd   codec.Codec
+	}{{"maps", mapsOnly{cd}}, {"record", cd}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				u, err := decodeUplink(c.cd, payload)
+				if err != nil || len(u.services) != 3 {
+					b.Fatalf("decodeUplink = %+v, %v", u, err)
+				}
+				for _, sv := range u.services {
+					if err := cat.CheckReport(sv.id, sv.values); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }
