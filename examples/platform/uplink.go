@@ -403,6 +403,13 @@ func decodeUplink(cd codec.Codec, payload []byte) (uplinkMessage, error) {
 // ackReport sends the codec's report acknowledgement, when it has one
 // (COD-4: "add response field"), right after the report. It runs on its
 // own goroutine: the device's ACK of it may take a retransmission or two.
+//
+// It is a downlink of its own, not the payload of the device's ACK: the
+// ACK of a notification (/19/0/0, TUP /t/d) is Empty (RFC 7252 §4.2, RFC
+// 7641 §4.5), and the 2.04 of an LwM2M Send has no payload an LwM2M client
+// hands to its application, which takes application data from writes of
+// /19/1/0 (LWM-5); a TUP device takes them from a POST to /t/d (LWM-4).
+// The original platform sends it the same way.
 func (p *Platform) ackReport(d registry.Device, endpoint string, cd codec.Codec, payload []byte) {
 	ack, err := cd.Encode(&codec.ReportAck{Identifier: "0", MsgType: codec.MsgReportAck, Request: payload})
 	if errors.Is(err, codec.ErrNoAck) {
