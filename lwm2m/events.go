@@ -96,6 +96,14 @@ func (f HandlerFunc) HandleEvent(e Event) { f(e) }
 // once). A non-confirmable message is simply dropped. HandleUplink may take
 // the time of a synced write; it delays only its own device, over DTLS and
 // plain CoAP alike.
+//
+// The answer carries nothing of the handler's. The ACK of a confirmable
+// notification is Empty: a notification is itself a response, and only a
+// request's ACK may carry one (RFC 7252 §4.2, §5.2.2; RFC 7641 §4.5). A
+// Send is answered 2.04 Changed, whose payload OMA LwM2M gives no meaning
+// (a client does not hand it to its application). Application data for the
+// device, such as a codec's report acknowledgement, go as a downlink
+// (Server.Downlink: a write of /19/1/0, a POST to /t/d for TUP).
 type UplinkHandler interface {
 	Handler
 	HandleUplink(e Event) error

@@ -195,9 +195,14 @@
 // stage alone (BenchmarkUplinkStore in package store, 64 workers, synced)
 // goes from 1,526–1,780 to 3,006–3,333 uplinks/s (1.9×). The transport
 // share includes the codec's report acknowledgement, a separate CoAP
-// downlink per report (about 9% of the platform's CPU in both profiles):
-// piggybacking it on the device's exchange needs the lwm2m server to
-// accept a response payload from an UplinkHandler, which it does not yet.
+// downlink per report (about 9% of the platform's CPU in both profiles),
+// and stays one: the ACK of a notification is Empty (RFC 7252 §4.2, RFC
+// 7641 §4.5) and the 2.04 of a Send carries nothing an LwM2M client hands
+// to its application, which takes the acknowledgement from a write of
+// /19/1/0 (TestSendReportAckOnDataChannel). The decode, check and encode
+// stages now take the codec's record path: each service's JSON is written
+// once, straight from the codec.Record, for history and every push body
+// (BenchmarkReportDecode; TestReportGolden pins the bytes).
 // Figures and the load runs: docs/benchmarks.md, "Uplink pipeline".
 //
 // # Caveats

@@ -158,20 +158,21 @@ func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint strin
 		p.unusable(ctx, d)
 		return nil
 	}
-	m, err := cd.Decode(payload)
+	u, err := decodeUplink(cd, payload)
 	if err != nil {
 		p.decodeError(d, fmt.Errorf("decoding %X: %w", payload, err))
 		p.unusable(ctx, d)
 		return nil
 	}
-	switch m := m.(type) {
-	case *codec.Report:
-		err := p.report(ctx, d, m, at, fx)
+	if u.report {
+		err := p.reportServices(ctx, d, u.services, at, fx)
 		if !fx.acked {
 			p.ackReport(d, endpoint, cd, payload)
 			fx.acked = true
 		}
 		return err
+	}
+	switch m := u.msg.(type) {
 	case *codec.Response:
 		p.usable(ctx, d)
 		body, _ := json.Marshal(m.Body)
@@ -188,12 +189,21 @@ func (p *Platform) decodeError(d registry.Device, err error) {
 }
 
 // report checks a decoded report against the product model, keeps it in
-// history and the shadow, and pushes it (APP-2, STO-2, STO-3, PSH-3).
-// Services whose data break the model are logged and left out. It returns
-// an error naming each effect that could not be stored (SEC-6); fx records
-// those that were, so a retry neither doubles history nor pushes again to
-// an app that has the report.
+// history and the shadow, and pushes it (APP-2, STO-2, STO-3, PSH-3); see
+// reportServices.
 func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Report, at time.Time, fx *effects) error {
+	return p.reportServices(ctx, d, servicesOf(r), at, fx)
+}
+
+// reportServices checks the services of a report against the product
+// model, keeps them in history and the shadow, and pushes them (APP-2,
+// STO-2, STO-3, PSH-3). Each service's JSON is encoded once, before, and
+// the same bytes go to history and into every push body. Services whose
+// data break the model are logged and left out. It returns an error naming
+// each effect that could not be stored (SEC-6); fx records those that
+// were, so a retry neither doubles history nor pushes again to an app that
+// has the report.
+func (p *Platform) reportServices(ctx context.Context, d registry.Device, svcs []serviceReport, at time.Time, fx *effects) error {
 	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
 	if err != nil {
 		p.decodeError(d, fmt.Errorf("product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model))
@@ -202,32 +212,31 @@ func (p *Platform) report(ctx context.Context, d registry.Device, r *codec.Repor
 	}
 	var (
 		hist     []store.HistoryRecord
-		reported = map[string]map[string]any{}
-		services []push.ServiceData
+		reported = make(map[string]map[string]any, len(svcs))
+		services = make([]push.ServiceData, 0, len(svcs))
 		history  = p.historyApps()
 		first    = !fx.checked
 	)
 	fx.checked = true
-	for _, sd := range r.Data {
-		if err := prod.CheckReport(sd.ServiceID, sd.ServiceData); err != nil {
+	for _, sv := range svcs {
+		if err := prod.CheckReport(sv.id, sv.values); err != nil {
 			if first {
-				p.decodeError(d, fmt.Errorf("report of service %s does not fit the product model: %w", sd.ServiceID, err))
+				p.decodeError(d, fmt.Errorf("report of service %s does not fit the product model: %w", sv.id, err))
 			}
 			continue
 		}
-		data, err := json.Marshal(sd.ServiceData)
-		if err != nil {
+		if sv.err != nil {
 			if first {
-				p.decodeError(d, err)
+				p.decodeError(d, sv.err)
 			}
 			continue
 		}
 		for _, app := range history {
-			hist = append(hist, store.HistoryRecord{DeviceID: d.ID, GatewayID: gatewayOf(d), AppID: app, ServiceID: sd.ServiceID, Data: data, Time: at})
+			hist = append(hist, store.HistoryRecord{DeviceID: d.ID, GatewayID: gatewayOf(d), AppID: app, ServiceID: sv.id, Data: sv.data, Time: at})
 		}
-		reported[sd.ServiceID] = normalize(data)
-		services = append(services, push.ServiceData{ServiceID: sd.ServiceID, ServiceType: p.serviceType(d, sd.ServiceID),
-			Data: data, EventTime: push.FormatTime(at)})
+		reported[sv.id] = sv.shadow
+		services = append(services, push.ServiceData{ServiceID: sv.id, ServiceType: p.serviceType(d, sv.id),
+			Data: sv.data, EventTime: push.FormatTime(at)})
 	}
 	if len(services) == 0 {
 		if first {
@@ -303,6 +312,31 @@ func (p *Platform) saveUplink(ctx context.Context, d registry.Device, rep push.R
 	return nil
 }
 
+// serviceReport is one service of a decoded report: its values, for the
+// product model check, and its JSON, encoded once for history and every
+// push body.
+type serviceReport struct {
+	id     string
+	values map[string]any // as the codec decoded them
+	shadow map[string]any // what the shadow keeps
+	data   []byte         // the values as a JSON object
+	err    error          // the values have no JSON form
+}
+
+// servicesOf encodes the services of a report a codec built as maps.
+func servicesOf(r *codec.Report) []serviceReport {
+	svcs := make([]serviceReport, len(r.Data))
+	for i, sd := range r.Data {
+		sv := serviceReport{id: sd.ServiceID, values: sd.ServiceData}
+		sv.data, sv.err = json.Marshal(sd.ServiceData)
+		if sv.err == nil {
+			sv.shadow = normalize(sv.data)
+		}
+		svcs[i] = sv
+	}
+	return svcs
+}
+
 // normalize turns a JSON object back into plain values for the shadow.
 func normalize(data []byte) map[string]any {
 	var m map[string]any
@@ -310,9 +344,77 @@ func normalize(data []byte) map[string]any {
 	return m
 }
 
+// A recordDecoder decodes into a reusable codec.Record (the declarative
+// codec does): a report's services are encoded to JSON straight from the
+// record, with no map built and encoded on the way.
+type recordDecoder interface {
+	DecodeRecord(payload []byte, r *codec.Record) error
+}
+
+var records = sync.Pool{New: func() any { return new(codec.Record) }}
+
+// uplinkMessage is an uplink payload decoded by a codec: a report's
+// services, or another message.
+type uplinkMessage struct {
+	report   bool
+	services []serviceReport // a report's
+	msg      codec.Message   // any other message
+}
+
+// decodeUplink decodes payload with cd. A codec that decodes into a
+// codec.Record gives a report's services straight from the record, each
+// service's JSON appended to one buffer shared by the report; their values
+// are what the shadow keeps, numbers as the codec decoded them (a 64-bit
+// integer stays exact), arrays as []byte (written in base64). Any other
+// codec builds maps, which are encoded here.
+func decodeUplink(cd codec.Codec, payload []byte) (uplinkMessage, error) {
+	rd, ok := cd.(recordDecoder)
+	if !ok {
+		m, err := cd.Decode(payload)
+		if r, ok := m.(*codec.Report); ok && err == nil {
+			return uplinkMessage{report: true, services: servicesOf(r)}, nil
+		}
+		return uplinkMessage{msg: m}, err
+	}
+	rec := records.Get().(*codec.Record)
+	defer records.Put(rec)
+	if err := rd.DecodeRecord(payload, rec); err != nil {
+		return uplinkMessage{}, err
+	}
+	if rec.Type() != codec.MsgReport {
+		return uplinkMessage{msg: rec.Build()}, nil
+	}
+	n := rec.Services()
+	svcs := make([]serviceReport, n)
+	ends := make([]int, n)
+	buf := make([]byte, 0, 32+16*rec.Len())
+	for j := range n {
+		vals := map[string]any{}
+		rec.ServiceValues(vals, j)
+		svcs[j] = serviceReport{id: rec.ServiceID(j), values: vals, shadow: vals}
+		buf, svcs[j].err = rec.AppendServiceJSON(buf, j)
+		ends[j] = len(buf)
+	}
+	start := 0
+	for j := range svcs {
+		if svcs[j].err == nil {
+			svcs[j].data = buf[start:ends[j]:ends[j]]
+		}
+		start = ends[j]
+	}
+	return uplinkMessage{report: true, services: svcs}, nil
+}
+
 // ackReport sends the codec's report acknowledgement, when it has one
 // (COD-4: "add response field"), right after the report. It runs on its
 // own goroutine: the device's ACK of it may take a retransmission or two.
+//
+// It is a downlink of its own, not the payload of the device's ACK: the
+// ACK of a notification (/19/0/0, TUP /t/d) is Empty (RFC 7252 §4.2, RFC
+// 7641 §4.5), and the 2.04 of an LwM2M Send has no payload an LwM2M client
+// hands to its application, which takes application data from writes of
+// /19/1/0 (LWM-5); a TUP device takes them from a POST to /t/d (LWM-4).
+// The original platform sends it the same way.
 func (p *Platform) ackReport(d registry.Device, endpoint string, cd codec.Codec, payload []byte) {
 	ack, err := cd.Encode(&codec.ReportAck{Identifier: "0", MsgType: codec.MsgReportAck, Request: payload})
 	if errors.Is(err, codec.ErrNoAck) {
