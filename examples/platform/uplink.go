@@ -351,7 +351,7 @@ type recordDecoder interface {
 	DecodeRecord(payload []byte, r *codec.Record) error
 }
 
-var records = sync.Pool{New: func() any { return new(codec.Record) }}
+var recordPool = sync.Pool{New: func() any { return new(codec.Record) }}
 
 // uplinkMessage is an uplink payload decoded by a codec: a report's
 // services, or another message.
@@ -376,8 +376,8 @@ func decodeUplink(cd codec.Codec, payload []byte) (uplinkMessage, error) {
 		}
 		return uplinkMessage{msg: m}, err
 	}
-	rec := records.Get().(*codec.Record)
-	defer records.Put(rec)
+	rec := recordPool.Get().(*codec.Record)
+	defer recordPool.Put(rec)
 	if err := rd.DecodeRecord(payload, rec); err != nil {
 		return uplinkMessage{}, err
 	}
