@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -147,7 +149,10 @@ func reportShadow(tx *bolt.Tx, deviceID string, reported map[string]map[string]a
 	if err != nil {
 		return err
 	}
-	for service, data := range reported {
+	// Services new to the shadow are added in name order: a report's
+	// services come as a map, which has no order of its own.
+	for _, service := range slices.Sorted(maps.Keys(reported)) {
+		data := reported[service]
 		i := 0
 		for i < len(all) && all[i].ServiceID != service {
 			i++
