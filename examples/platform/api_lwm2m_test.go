@@ -175,6 +175,12 @@ func TestLwM2MOperationsAwake(t *testing.T) {
 	require.Equal(t, http.StatusOK, tp.call(t, "POST", base+"/3303/0/5700/observe", nil, &a))
 	require.Equal(t, "CONTENT", a.Status)
 	require.Eventually(t, func() bool { return d.client.Observed("/3303/0/5700") }, 5*time.Second, 10*time.Millisecond, "the device holds the observation")
+	// This product maps nothing: the notification is said on the device
+	// log, not dropped silently (SEC-6).
+	nctx, ncancel := context.WithTimeout(context.Background(), 10*time.Second)
+	require.NoError(t, d.client.Notify(nctx, "/3303/0/5700", lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte("22.5")}))
+	ncancel()
+	require.Eventually(t, func() bool { return hasLog(tp, id, "reaches no application") }, 10*time.Second, 10*time.Millisecond)
 	a = opAnswer{}
 	require.Equal(t, http.StatusOK, tp.call(t, "DELETE", base+"/3303/0/5700/observe", nil, &a))
 	require.Equal(t, "CHANGED", a.Status)

@@ -81,7 +81,14 @@ func (p *Platform) mappedNotification(ctx context.Context, d registry.Device, e 
 	base := lwm2m.RootPath
 	if e.Path != "/dp" {
 		if _, ok := m.Property(e.Path); !ok {
-			return nil // an observation of the API's or the firmware flow's
+			if !slices.Contains(firmwarePaths, strings.TrimSuffix(e.Path, "/")) {
+				// An observation the API asked for, of a resource no
+				// mapping takes: no application gets it (there is no
+				// lwm2mNotification push yet), so say so (SEC-6).
+				p.log.Add(d.ID, "notification", fmt.Sprintf("notification of %s (content format %d, %d bytes) reaches no application: no product mapping takes it",
+					e.Path, e.ContentFormat, len(e.Payload)))
+			}
+			return nil
 		}
 		base = lwm2m.MustPath(e.Path)
 	}
