@@ -107,6 +107,7 @@ func routes() []route {
 
 		// Devices.
 		{"POST", "/iocm/app/reg/v1.1.0/deviceCredentials", false, (*Platform).registerDevice},
+		{"POST", "/iocm/app/reg/v1.1.0/deviceCredentials/batch", false, (*Platform).registerBatch},
 		{"GET", "/iocm/app/reg/v1.1.0/deviceCredentials/{deviceId}", false, (*Platform).deviceCredentials},
 		{"GET", "/iocm/app/dm/v1.4.0/devices/{deviceId}", false, (*Platform).getDevice},
 		{"PUT", "/iocm/app/dm/v1.4.0/devices/{deviceId}", false, (*Platform).updateDevice},
