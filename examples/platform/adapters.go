@@ -130,7 +130,7 @@ func (l commandListener) CommandChanged(c command.Command) {
 		p.logger.Error("command notification", "err", err)
 		return
 	}
-	if _, err := p.push.Send(context.Background(), c.CallbackURL, body, ""); err != nil {
+	if _, err := p.push.SendFor(context.Background(), c.AppID, c.CallbackURL, body, ""); err != nil {
 		p.logger.Warn("command callback not queued", "command", c.ID, "url", c.CallbackURL, "err", err)
 	}
 }

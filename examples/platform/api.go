@@ -104,6 +104,9 @@ func routes() []route {
 		{"POST", "/iocm/app/sec/v1.1.0/refreshToken", true, (*Platform).refreshToken},
 		{"POST", "/doze/v1/app/resetSecret", false, (*Platform).resetSecret},
 		{"PUT", "/doze/v1/app/settings", false, (*Platform).appSettings},
+		{"POST", "/doze/v1/app/callbackCAs", false, (*Platform).addCallbackCAs},
+		{"GET", "/doze/v1/app/callbackCAs", false, (*Platform).listCallbackCAs},
+		{"DELETE", "/doze/v1/app/callbackCAs/{id}", false, (*Platform).deleteCallbackCA},
 
 		// Devices.
 		{"POST", "/iocm/app/reg/v1.1.0/deviceCredentials", false, (*Platform).registerDevice},

@@ -25,6 +25,9 @@ type App struct {
 	// DefaultMode is the power-saving mode of the app's devices that have
 	// none of their own: "PSM" (also when empty), "DRX" or "EDRX" (CMD-11).
 	DefaultMode string `json:"defaultMode,omitempty"`
+	// CallbackCAs verify the app's HTTPS callback servers, besides the
+	// system roots (APP-6).
+	CallbackCAs []CallbackCA `json:"callbackCAs,omitempty"`
 }
 
 // session is one issued token pair. The access token is valid until

@@ -49,6 +49,7 @@ type Platform struct {
 	// callbacks: which app used which command callbackUrl (/doze/v1/endpoints).
 	callbacks callbackOwners
 	uploads   uploadSlots // uploads in progress (SEC-3)
+	trust     appTrust    // each app's TLS settings for its HTTPS callbacks (APP-6)
 
 	events  []chan queuedEvent // per-worker queues; a device always lands on the same one
 	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
@@ -139,7 +140,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p.push, err = push.New(db.Push(), push.Config{Allow: allow, Logger: logger.With("pkg", "push")})
+	p.push, err = push.New(db.Push(), push.Config{Allow: allow, TLSConfig: p.tlsFor, Logger: logger.With("pkg", "push")})
 	if err != nil {
 		return fail(err)
 	}
