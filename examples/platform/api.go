@@ -105,6 +105,13 @@ func routes() []route {
 		{"POST", "/doze/v1/app/resetSecret", false, (*Platform).resetSecret},
 		{"PUT", "/doze/v1/app/settings", false, (*Platform).appSettings},
 		{"POST", "/doze/v1/app/callbackCAs", false, (*Platform).addCallbackCAs},
+		// Applications (APP-3): public to the app tokens, each handler
+		// checks the administrator credential.
+		{"POST", "/doze/v1/apps", true, (*Platform).createApp},
+		{"GET", "/doze/v1/apps", true, (*Platform).listApps},
+		{"GET", "/doze/v1/apps/{appId}", true, (*Platform).getApp},
+		{"PUT", "/doze/v1/apps/{appId}", true, (*Platform).changeApp},
+		{"DELETE", "/doze/v1/apps/{appId}", true, (*Platform).deleteApp},
 		{"GET", "/doze/v1/app/callbackCAs", false, (*Platform).listCallbackCAs},
 		{"DELETE", "/doze/v1/app/callbackCAs/{id}", false, (*Platform).deleteCallbackCA},
 
