@@ -74,7 +74,7 @@ func (p *Platform) registerBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	results := p.runBatch(r.Context(), appOf(r), rows)
+	results := p.runBatch(r.Context(), appOf(r), rows, batchWorkers)
 	ok := 0
 	for _, res := range results {
 		if res.ErrorCode == "" {
@@ -297,11 +297,11 @@ func csvRegistration(cols, rec []string) (registrationJSON, error) {
 	return body, nil
 }
 
-// runBatch registers the rows, batchWorkers at a time (their store writes
-// share commits), and returns one result per row in input order. A later
+// runBatch registers the rows, workers at a time (their store writes share
+// commits), and returns one result per row in input order. A later
 // row with the nodeId of an earlier one is refused as a duplicate before
 // anything runs, so the first one wins however the workers interleave.
-func (p *Platform) runBatch(ctx context.Context, app string, rows []batchInput) []batchRow {
+func (p *Platform) runBatch(ctx context.Context, app string, rows []batchInput, workers int) []batchRow {
 	out := make([]batchRow, len(rows))
 	first := map[string]int{} // NodeKey → row
 	for i, in := range rows {
@@ -321,7 +321,7 @@ func (p *Platform) runBatch(ctx context.Context, app string, rows []batchInput) 
 	}
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(batchWorkers, len(rows)) {
+	for range min(workers, len(rows)) {
 		wg.Go(func() {
 			for i := range next {
 				out[i] = p.batchOne(ctx, app, rows[i], out[i])

@@ -301,3 +301,29 @@ func FuzzBatchJSON(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkBatchRegister registers 1,000 devices per op, one row at a time
+// and batchWorkers at a time: concurrent rows share the store's commits
+// (one disk sync for many).
+func BenchmarkBatchRegister(b *testing.B) {
+	for _, workers := range []int{1, batchWorkers} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			tp := startPlatform(b)
+			n := 0
+			for b.Loop() {
+				rows := make([]batchInput, maxBatchRows)
+				for i := range rows {
+					rows[i] = batchInput{row: i + 1, body: registrationJSON{NodeID: fmt.Sprintf("867%012d", n),
+						DeviceInfo: deviceInfoJSON{ManufacturerID: demoManufacturerID, DeviceType: demoDeviceType, Model: demoModel, ProtocolType: "LWM2M"}}}
+					n++
+				}
+				for _, r := range tp.runBatch(context.Background(), tp.app.ID, rows, workers) {
+					if r.ErrorCode != "" {
+						b.Fatalf("row %d: %s", r.Row, r.ErrorDesc)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/1000rows")
+		})
+	}
+}
