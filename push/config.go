@@ -55,9 +55,21 @@ type Config struct {
 	// Resolver resolves callback host names at subscription time. nil
 	// means net.DefaultResolver.
 	Resolver Resolver
-	// TLSClientConfig is used for https callback URLs (e.g. to trust the
-	// application's own CA). nil means the system roots.
+	// TLSClientConfig is used for https callback URLs. nil means the
+	// system roots.
 	TLSClientConfig *tls.Config
+	// TLSConfig, when not nil, gives the TLS settings of one application's
+	// https pushes (APP-6): typically the system roots plus the CAs the
+	// application trusts. It is called before each https try with the
+	// message's application (Message.AppID) and must be quick; a nil
+	// answer means TLSClientConfig. Return the same *tls.Config while the
+	// application's trust is unchanged: the engine keeps one transport per
+	// application and starts a new one (closing the old one's idle
+	// connections) when the pointer changes, so a connection verified
+	// under one application's trust never carries another's pushes. The
+	// dial-time SSRF guard applies to every transport. Ignored when
+	// Transport is set.
+	TLSConfig func(appID string) *tls.Config
 	// Transport replaces the engine's own HTTP transport, e.g. with a test
 	// double. The dial-time SSRF check lives in the engine's transport, so
 	// a replacement must do its own. nil means the engine's transport.

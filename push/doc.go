@@ -71,6 +71,13 @@
 // once and names at dial time. No proxy is used. A Config.Transport
 // replacement (tests) bypasses the dial-time check.
 //
+// HTTPS callbacks are verified with the system roots and the host name, or
+// with what Config.TLSConfig gives for the message's application (its own
+// CAs, APP-6), over a transport of that application's own, which dials
+// through the same guard. A certificate that does not verify fails the try
+// with a *CertificateError naming the host and the application; the try is
+// retried, so a push waits for the application to fix its trust.
+//
 // Secrets: "whsec_<base64>" (the key is the decoded bytes, as Standard
 // Webhooks specifies) or any other string (its bytes are the key). The
 // signature is webhook-signature: v1,<base64 HMAC-SHA256 of

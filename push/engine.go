@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -30,10 +31,14 @@ type Engine struct {
 	guard     guard
 	client    *http.Client
 	transport *http.Transport // the engine's own, nil when Config.Transport replaced it
-	nodeID    uint32          // random, makes message ids unique across processes
-	seq       atomic.Uint32
+
+	nodeID uint32 // random, makes message ids unique across processes
+	seq    atomic.Uint32
 
 	subMu sync.Mutex // serializes Subscribe so the host:port rule holds
+
+	tlsMu      sync.Mutex
+	appClients map[string]appClient // application → its own TLS trust (Config.TLSConfig)
 
 	cacheMu  sync.Mutex
 	cache    map[Filter]cachedSubs // report subscribers (Config.SubscriptionCache)
@@ -86,26 +91,36 @@ func New(st Store, cfg Config) (*Engine, error) {
 	}
 	rt := cfg.Transport
 	if rt == nil {
-		d := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second, Control: e.guard.control}
-		e.transport = &http.Transport{
-			Proxy:               nil, // a proxy would hide the real address from the guard
-			DialContext:         d.DialContext,
-			ForceAttemptHTTP2:   true,
-			TLSClientConfig:     cfg.TLSClientConfig,
-			TLSHandshakeTimeout: cfg.Timeout,
-			MaxIdleConns:        4 * cfg.Workers,
-			MaxIdleConnsPerHost: cfg.EndpointConcurrency,
-			IdleConnTimeout:     90 * time.Second,
-		}
+		e.transport = e.newTransport(cfg.TLSClientConfig)
 		rt = e.transport
 	}
-	e.client = &http.Client{
+	e.client = newClient(rt)
+	return e, nil
+}
+
+// newTransport returns an HTTP transport whose dials pass the SSRF guard,
+// with TLS settings tc.
+func (e *Engine) newTransport(tc *tls.Config) *http.Transport {
+	d := &net.Dialer{Timeout: e.cfg.Timeout, KeepAlive: 30 * time.Second, Control: e.guard.control}
+	return &http.Transport{
+		Proxy:               nil, // a proxy would hide the real address from the guard
+		DialContext:         d.DialContext,
+		ForceAttemptHTTP2:   true,
+		TLSClientConfig:     tc,
+		TLSHandshakeTimeout: e.cfg.Timeout,
+		MaxIdleConns:        4 * e.cfg.Workers,
+		MaxIdleConnsPerHost: e.cfg.EndpointConcurrency,
+		IdleConnTimeout:     90 * time.Second,
+	}
+}
+
+func newClient(rt http.RoundTripper) *http.Client {
+	return &http.Client{
 		Transport: rt,
 		// Redirects are not followed: a 3xx is a final answer, and
 		// following one could lead past the guard's resolution check.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return e, nil
 }
 
 // Config returns the engine's settings with defaults filled in.
@@ -262,7 +277,7 @@ func (e *Engine) Publish(ctx context.Context, appID string, n Notification) (int
 	now := time.Now()
 	msgs := make([]Message, 0, len(subs))
 	for _, s := range subs {
-		msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID))
+		msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID, s.AppID))
 	}
 	return len(msgs), e.enqueue(ctx, msgs)
 }
@@ -304,7 +319,7 @@ func (e *Engine) ReportMessages(ctx context.Context, appID string, r Report) ([]
 					fmt.Errorf("push: encoding deviceDataChanged of service %q: %w", b.Service.ServiceID, err))
 			}
 			for _, s := range one {
-				msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID))
+				msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID, s.AppID))
 			}
 		}
 	}
@@ -314,7 +329,7 @@ func (e *Engine) ReportMessages(ctx context.Context, appID string, r Report) ([]
 			return nil, e.refuse(len(all), appID, DeviceDatasChanged, fmt.Errorf("push: encoding deviceDatasChanged: %w", err))
 		}
 		for _, s := range all {
-			msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID))
+			msgs = append(msgs, e.newMessage(now, s.CallbackURL, body, s.Secret, s.NotifyType, s.ID, s.AppID))
 		}
 	}
 	return msgs, nil
@@ -389,6 +404,12 @@ func (e *Engine) forgetSubscribers() {
 // dial time), signs with secret when it is not empty, and returns the
 // message's id (its webhook-id).
 func (e *Engine) Send(ctx context.Context, callbackURL string, body []byte, secret Secret) (string, error) {
+	return e.SendFor(ctx, "", callbackURL, body, secret)
+}
+
+// SendFor is Send for a message of application appID, whose TLS trust
+// (Config.TLSConfig) verifies an https callbackURL (APP-6).
+func (e *Engine) SendFor(ctx context.Context, appID, callbackURL string, body []byte, secret Secret) (string, error) {
 	u, err := ParseCallbackURL(callbackURL)
 	if err != nil {
 		return "", err
@@ -401,15 +422,16 @@ func (e *Engine) Send(ctx context.Context, callbackURL string, body []byte, secr
 			return "", err
 		}
 	}
-	m := e.newMessage(time.Now(), callbackURL, slices.Clone(body), secret, "", "")
+	m := e.newMessage(time.Now(), callbackURL, slices.Clone(body), secret, "", "", appID)
 	if err := e.enqueue(ctx, []Message{m}); err != nil {
 		return "", err
 	}
 	return m.ID, nil
 }
 
-func (e *Engine) newMessage(now time.Time, dest string, body []byte, secret Secret, t NotifyType, subID string) Message {
+func (e *Engine) newMessage(now time.Time, dest string, body []byte, secret Secret, t NotifyType, subID, appID string) Message {
 	return Message{
+		AppID:          appID,
 		ID:             e.newMessageID(now),
 		URL:            dest,
 		Body:           body,
@@ -639,6 +661,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.transport != nil {
 		e.transport.CloseIdleConnections()
 	}
+	e.tlsMu.Lock()
+	for _, c := range e.appClients {
+		c.transport.CloseIdleConnections()
+	}
+	e.tlsMu.Unlock()
 	return nil
 }
 
@@ -802,7 +829,11 @@ func (e *Engine) try(ctx context.Context, m *Message) error {
 		req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 		req.Header.Set(HeaderSignature, sig)
 	}
-	resp, err := e.client.Do(req)
+	client, app := e.clientFor(ctx, m)
+	resp, err := client.Do(req)
+	if cv, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return &CertificateError{URL: m.URL, AppID: app, Err: cv}
+	}
 	if err != nil {
 		return err
 	}

@@ -670,7 +670,7 @@ func TestPickTakesTurns(t *testing.T) {
 		n   int
 	}{{"X", 1}, {"A", 2}, {"B", 3}, {"C", 3}} {
 		for range q.n {
-			m := e.newMessage(now, q.url, nil, "", "", "")
+			m := e.newMessage(now, q.url, nil, "", "", "", "")
 			e.add(&m)
 		}
 		e.eps[q.url].lastSuccess = now // answered before: no slow start

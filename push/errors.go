@@ -3,6 +3,7 @@ package push
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -167,3 +168,26 @@ func (e *QueueFullError) Error() string {
 
 // Unwrap returns the sentinel the error wraps.
 func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
+
+// CertificateError means the certificate an https callback server
+// presented did not verify: it does not name the URL's host, has expired,
+// or chains to no root the message's application trusts (the system roots
+// and, with Config.TLSConfig, the application's own CAs; APP-6). The try
+// counts as failed and is retried, so that a push waits for the
+// application to upload its CA; the text is the endpoint's LastError.
+type CertificateError struct {
+	URL   string // the callback URL
+	AppID string // the application whose trust was used
+	Err   error  // the *tls.CertificateVerificationError
+}
+
+func (e *CertificateError) Error() string {
+	host := e.URL
+	if u, err := url.Parse(e.URL); err == nil {
+		host = u.Host
+	}
+	return fmt.Sprintf("push: the TLS certificate of callback server %s is not trusted for application %q: %v "+
+		"(it must name the host and chain to a system root or to a CA the application trusts)", host, e.AppID, e.Err)
+}
+
+func (e *CertificateError) Unwrap() error { return e.Err }

@@ -2,6 +2,7 @@ package push
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -106,6 +107,21 @@ type Report struct {
 	DeviceID  string
 	GatewayID string
 	Services  []ServiceData
+}
+
+// RawDataService is the serviceId and serviceType under which a payload
+// that no codec decodes is reported (APP-5, FAQ §2.8, §6.3).
+const RawDataService = "RawData"
+
+// RawData returns the service data of a binary payload that no codec
+// decodes: {"rawData":"<base64>"} (standard base64, padded) under
+// RawDataService, at time at. Decoding the base64 gives payload back.
+func RawData(payload []byte, at time.Time) ServiceData {
+	b := make([]byte, 0, base64.StdEncoding.EncodedLen(len(payload))+14)
+	b = append(b, `{"rawData":"`...)
+	b = base64.StdEncoding.AppendEncode(b, payload)
+	b = append(b, `"}`...)
+	return ServiceData{ServiceID: RawDataService, ServiceType: RawDataService, Data: b, EventTime: FormatTime(at)}
 }
 
 // DataChanged splits r into one deviceDataChanged body per service (§5.13, §5.16).

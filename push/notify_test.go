@@ -1,6 +1,8 @@
 package push
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"testing"
 	"time"
@@ -130,4 +132,30 @@ func TestParseNotifyType(t *testing.T) {
 func TestFormatTime(t *testing.T) {
 	ts := time.Date(2017, 2, 11, 11, 40, 3, 0, time.FixedZone("CST", 8*3600))
 	require.Equal(t, "20170211T034003Z", FormatTime(ts))
+}
+
+// TestRawData: a payload without a codec is pushed as
+// {"rawData":"<base64>"} under serviceId and serviceType RawData (APP-5),
+// and the base64 decodes to the payload (FAQ §6.3), for every length.
+func TestRawData(t *testing.T) {
+	at := time.Date(2024, 3, 1, 12, 0, 5, 0, time.UTC)
+	sd := RawData([]byte{0x01, 0xFF, 0x00, 0x7E}, at)
+	require.Equal(t, "RawData", sd.ServiceID)
+	require.Equal(t, "RawData", sd.ServiceType)
+	require.Equal(t, "20240301T120005Z", sd.EventTime)
+	require.JSONEq(t, `{"rawData":"Af8Afg=="}`, string(sd.Data))
+
+	b, err := Report{DeviceID: "d1", GatewayID: "d1", Services: []ServiceData{sd}}.DataChanged()[0].MarshalJSON()
+	require.NoError(t, err)
+	require.JSONEq(t, `{"notifyType":"deviceDataChanged","requestId":null,"deviceId":"d1","gatewayId":"d1",
+		"service":{"serviceId":"RawData","serviceType":"RawData","data":{"rawData":"Af8Afg=="},"eventTime":"20240301T120005Z"}}`, string(b))
+
+	for n := range 8 {
+		payload := bytes.Repeat([]byte{byte(n), 0xA5}, n)[:n]
+		var got struct{ RawData string }
+		require.NoError(t, json.Unmarshal(RawData(payload, at).Data, &got))
+		dec, err := base64.StdEncoding.DecodeString(got.RawData)
+		require.NoError(t, err, "%d bytes", n)
+		require.Equal(t, payload, dec, "%d bytes round-trip", n)
+	}
 }

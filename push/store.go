@@ -46,6 +46,12 @@ type Message struct {
 	Created        time.Time  // when it was accepted
 	Expires        time.Time  // Created + keep time; dropped after (PSH-4)
 	Attempts       int        // tries so far in this process (not stored)
+	// AppID is the application the message is for, whose TLS trust
+	// verifies an https URL (Config.TLSConfig). A Store need not keep it:
+	// after a restart the engine finds it from the subscription, or for
+	// a direct Send from the one application whose subscriptions share
+	// the URL's host and port (CMD-6).
+	AppID string
 }
 
 // Store keeps subscriptions and the durable outbox (PSH-6). Implementations

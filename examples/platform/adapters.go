@@ -77,6 +77,9 @@ func (s commandSender) Transmit(ctx context.Context, c command.Command, left fun
 	if p.viaMQTT(ctx, d) {
 		return p.mqttTransmit(ctx, d, c, left)
 	}
+	if prod, _ := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model); isRawCommand(prod, c.Body) {
+		return p.transmitRaw(ctx, d, c, left) // APP-5: the bytes as they are
+	}
 	if cm, ok := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model).Command(c.Body.ServiceID, c.Body.Method); ok {
 		return p.mappedCommand(ctx, d, c, cm, left) // LWM-12: a write or execute of mapped resources
 	}
@@ -127,7 +130,7 @@ func (l commandListener) CommandChanged(c command.Command) {
 		p.logger.Error("command notification", "err", err)
 		return
 	}
-	if _, err := p.push.Send(context.Background(), c.CallbackURL, body, ""); err != nil {
+	if _, err := p.push.SendFor(context.Background(), c.AppID, c.CallbackURL, body, ""); err != nil {
 		p.logger.Warn("command callback not queued", "command", c.ID, "url", c.CallbackURL, "err", err)
 	}
 }

@@ -114,9 +114,20 @@ func routes() []route {
 		{"POST", "/iocm/app/sec/v1.1.0/refreshToken", true, (*Platform).refreshToken},
 		{"POST", "/doze/v1/app/resetSecret", false, (*Platform).resetSecret},
 		{"PUT", "/doze/v1/app/settings", false, (*Platform).appSettings},
+		{"POST", "/doze/v1/app/callbackCAs", false, (*Platform).addCallbackCAs},
+		// Applications (APP-3): public to the app tokens, each handler
+		// checks the administrator credential.
+		{"POST", "/doze/v1/apps", true, (*Platform).createApp},
+		{"GET", "/doze/v1/apps", true, (*Platform).listApps},
+		{"GET", "/doze/v1/apps/{appId}", true, (*Platform).getApp},
+		{"PUT", "/doze/v1/apps/{appId}", true, (*Platform).changeApp},
+		{"DELETE", "/doze/v1/apps/{appId}", true, (*Platform).deleteApp},
+		{"GET", "/doze/v1/app/callbackCAs", false, (*Platform).listCallbackCAs},
+		{"DELETE", "/doze/v1/app/callbackCAs/{id}", false, (*Platform).deleteCallbackCA},
 
 		// Devices.
 		{"POST", "/iocm/app/reg/v1.1.0/deviceCredentials", false, (*Platform).registerDevice},
+		{"POST", "/iocm/app/reg/v1.1.0/deviceCredentials/batch", false, (*Platform).registerBatch},
 		{"GET", "/iocm/app/reg/v1.1.0/deviceCredentials/{deviceId}", false, (*Platform).deviceCredentials},
 		{"GET", "/iocm/app/dm/v1.4.0/devices/{deviceId}", false, (*Platform).getDevice},
 		{"PUT", "/iocm/app/dm/v1.4.0/devices/{deviceId}", false, (*Platform).updateDevice},

@@ -31,6 +31,12 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badRequest("product_not_found", "the device's product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model)
 	}
+	if isRawCommand(prod, req.Command) { // APP-5
+		if err := p.checkRawCommand(d, req.Command); err != nil {
+			return err
+		}
+		return p.submitCommand(w, r, req)
+	}
 	var paras map[string]any
 	if len(req.Command.Paras) > 0 {
 		if err := jsonUnmarshalObject(req.Command.Paras, &paras); err != nil {
@@ -40,6 +46,11 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 	if err := prod.CheckCommand(req.Command.ServiceID, req.Command.Method, paras); err != nil {
 		return withStatus(err, http.StatusBadRequest, "command_mismatch")
 	}
+	return p.submitCommand(w, r, req)
+}
+
+// submitCommand queues a checked command and answers 201 with it.
+func (p *Platform) submitCommand(w http.ResponseWriter, r *http.Request, req command.Request) error {
 	c, err := p.cmds.Submit(r.Context(), req)
 	if err != nil {
 		return apiErr(err)

@@ -96,30 +96,56 @@ func (p *Platform) serviceType(d registry.Device, serviceID string) string {
 	return serviceID
 }
 
+// registrationJSON is the body of a device registration, one element of
+// a batch (APP-4).
+type registrationJSON struct {
+	NodeID     string         `json:"nodeId"`
+	VerifyCode string         `json:"verifyCode"`
+	Timeout    *int64         `json:"timeout"`
+	PSK        string         `json:"psk"`
+	Security   string         `json:"security"`
+	Secret     string         `json:"secret"` // MQTT devices (MQT-1); generated when absent
+	GatewayID  string         `json:"gatewayId"`
+	NodeType   string         `json:"nodeType"`
+	DeviceInfo deviceInfoJSON `json:"deviceInfo"`
+}
+
+// registrationAnswer is what a registration returns: the credentials,
+// shown this once.
+type registrationAnswer struct {
+	DeviceID   string            `json:"deviceId"`
+	VerifyCode string            `json:"verifyCode"`
+	Timeout    int64             `json:"timeout"`
+	PSK        string            `json:"psk"`
+	Security   registry.Security `json:"security"`
+	Secret     string            `json:"secret,omitempty"` // an MQTT device's secret; only its hash is kept
+}
+
 func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		NodeID     string         `json:"nodeId"`
-		VerifyCode string         `json:"verifyCode"`
-		Timeout    *int64         `json:"timeout"`
-		PSK        string         `json:"psk"`
-		Security   string         `json:"security"`
-		Secret     string         `json:"secret"` // MQTT devices (MQT-1); generated when absent
-		GatewayID  string         `json:"gatewayId"`
-		NodeType   string         `json:"nodeType"`
-		DeviceInfo deviceInfoJSON `json:"deviceInfo"`
-	}
+	var body registrationJSON
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	mode, err := modeFields{Mode: &body.DeviceInfo.Mode, PSMActiveTimer: body.DeviceInfo.PSMActiveTimer,
-		EDRXCycle: body.DeviceInfo.EDRXCycle, PagingTimeWindow: body.DeviceInfo.PagingTimeWindow}.parse("deviceInfo.")
+	answer, err := p.register(r.Context(), appOf(r), body)
 	if err != nil {
 		return err
 	}
-	body.DeviceInfo.Mode = *mode.own
-	planned, err := p.planMode(command.Mode{}, false, *mode.own, appOf(r), mode)
+	writeJSON(w, http.StatusOK, answer)
+	return nil
+}
+
+// register registers one device for app. Its errors are httpErrors
+// naming the field at fault, or the store's.
+func (p *Platform) register(ctx context.Context, app string, body registrationJSON) (registrationAnswer, error) {
+	mode, err := modeFields{Mode: &body.DeviceInfo.Mode, PSMActiveTimer: body.DeviceInfo.PSMActiveTimer,
+		EDRXCycle: body.DeviceInfo.EDRXCycle, PagingTimeWindow: body.DeviceInfo.PagingTimeWindow}.parse("deviceInfo.")
 	if err != nil {
-		return err
+		return registrationAnswer{}, err
+	}
+	body.DeviceInfo.Mode = *mode.own
+	planned, err := p.planMode(command.Mode{}, false, *mode.own, app, mode)
+	if err != nil {
+		return registrationAnswer{}, err
 	}
 	reg := registry.Registration{NodeID: body.NodeID, VerifyCode: body.VerifyCode, GatewayID: body.GatewayID,
 		Security: registry.Security(strings.ToUpper(body.Security)),
@@ -136,7 +162,7 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 	}
 	if body.Timeout != nil {
 		if *body.Timeout < 0 || *body.Timeout > 2147483647 {
-			return badRequest("invalid_timeout", "timeout is %d; it must be 0 (never expires) to 2147483647 seconds", *body.Timeout)
+			return registrationAnswer{}, badRequest("invalid_timeout", "timeout is %d; it must be 0 (never expires) to 2147483647 seconds", *body.Timeout)
 		}
 		d := time.Duration(*body.Timeout) * time.Second
 		reg.Timeout = &d
@@ -144,7 +170,7 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 	if body.PSK != "" {
 		k, err := registry.ParsePSK(body.PSK)
 		if err != nil {
-			return withStatus(err, http.StatusBadRequest, "invalid_psk")
+			return registrationAnswer{}, withStatus(err, http.StatusBadRequest, "invalid_psk")
 		}
 		reg.PSK = k
 	}
@@ -152,21 +178,20 @@ func (p *Platform) registerDevice(w http.ResponseWriter, r *http.Request) error 
 	if reg.Secret == "" && (reg.Security == registry.SecuritySecret || reg.Security == "" && strings.EqualFold(reg.Info.ProtocolType, "MQTT")) {
 		reg.Secret = registry.NewSecret()
 	}
-	d, err := p.reg.Register(r.Context(), reg)
+	d, err := p.reg.Register(ctx, reg)
 	if err != nil {
-		return apiErr(err)
+		return registrationAnswer{}, apiErr(err)
 	}
-	if err := p.setMode(r.Context(), d.ID, planned); err != nil {
-		return err
+	if err := p.setMode(ctx, d.ID, planned); err != nil {
+		return registrationAnswer{}, err
 	}
-	p.log.Add(d.ID, "registered", "registered by app "+appOf(r)+" with nodeId "+d.NodeID)
-	answer := map[string]any{"deviceId": d.ID, "verifyCode": d.VerifyCode,
-		"timeout": int64(d.Timeout / time.Second), "psk": d.PSK.Hex(), "security": securityOf(d)}
+	p.log.Add(d.ID, "registered", "registered by app "+app+" with nodeId "+d.NodeID)
+	answer := registrationAnswer{DeviceID: d.ID, VerifyCode: d.VerifyCode,
+		Timeout: int64(d.Timeout / time.Second), PSK: d.PSK.Hex(), Security: securityOf(d)}
 	if d.Security == registry.SecuritySecret {
-		answer["secret"] = reg.Secret // shown this once; only its hash is kept
+		answer.Secret = reg.Secret // shown this once; only its hash is kept
 	}
-	writeJSON(w, http.StatusOK, answer)
-	return nil
+	return answer, nil
 }
 
 // securityOf is a device's transport security as the API shows it; a

@@ -20,11 +20,19 @@ import (
 type App struct {
 	ID     string `json:"appId"`
 	Secret string `json:"secret"`
+	// Name is the administrator's name for the app (APP-3).
+	Name string `json:"name,omitempty"`
+	// RateLimit is the app's API calls per second; 0 means the platform's
+	// rateLimit (APP-1, APP-3).
+	RateLimit int `json:"rateLimit,omitempty"`
 	// HistoryEnabled keeps reported data in history (SPEC STO-2).
 	HistoryEnabled bool `json:"historyEnabled"`
 	// DefaultMode is the power-saving mode of the app's devices that have
 	// none of their own: "PSM" (also when empty), "DRX" or "EDRX" (CMD-11).
 	DefaultMode string `json:"defaultMode,omitempty"`
+	// CallbackCAs verify the app's HTTPS callback servers, besides the
+	// system roots (APP-6).
+	CallbackCAs []CallbackCA `json:"callbackCAs,omitempty"`
 }
 
 // session is one issued token pair. The access token is valid until
@@ -236,6 +244,27 @@ func (a *Auth) Refresh(from netip.Addr, appID, secret, refresh string) (tokenAns
 	return a.issueLocked(st, now), nil
 }
 
+// Add adds app; it reports false when an app with its id exists.
+func (a *Auth) Add(app App) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.apps[app.ID]; ok {
+		return false
+	}
+	a.apps[app.ID] = newAppState(app)
+	return true
+}
+
+// Delete removes app id and with it every token it holds; it reports
+// whether the app existed.
+func (a *Auth) Delete(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.apps[id]
+	delete(a.apps, id)
+	return ok
+}
+
 // Change applies f to app id's settings and returns the app as changed.
 func (a *Auth) Change(id string, f func(*App)) (App, bool) {
 	st := a.state(id)
@@ -324,7 +353,11 @@ func (a *Auth) Check(r *http.Request) (string, int, error) {
 	st.mu.Lock()
 	s, ok := st.tokens[tok]
 	expired := ok && now.After(s.expires)
-	limited := ok && !expired && !st.calls.allow(now, a.rate)
+	rate := a.rate
+	if st.app.RateLimit > 0 {
+		rate = st.app.RateLimit
+	}
+	limited := ok && !expired && !st.calls.allow(now, rate)
 	st.mu.Unlock()
 	switch {
 	case !ok:
@@ -335,7 +368,7 @@ func (a *Auth) Check(r *http.Request) (string, int, error) {
 	case expired:
 		return "", http.StatusUnauthorized, errTokenExpired
 	case limited:
-		return "", http.StatusTooManyRequests, errors.New("more than " + strconv.Itoa(a.rate) + " API calls in one second for this app (SPEC APP-1); slow down and retry")
+		return "", http.StatusTooManyRequests, errors.New("more than " + strconv.Itoa(rate) + " API calls in one second for this app (SPEC APP-1); slow down and retry")
 	}
 	return appID, 0, nil
 }

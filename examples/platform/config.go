@@ -45,7 +45,10 @@ type Config struct {
 	// address that is not loopback needs AdminToken.
 	AdminAddr string `json:"adminAddr"`
 	// AdminToken, when set, is required as "Authorization: Bearer <token>"
-	// on the admin listener; default none (loopback only).
+	// on the admin listener, and is the administrator credential of the
+	// apps API (/doze/v1/apps, APP-3); default none: the admin listener
+	// is loopback only, and the apps API takes a token created and
+	// printed on the first start.
 	AdminToken string `json:"adminToken"`
 	// LogLevel is debug, info, warn or error; default info: device
 	// connections (aggregated under load), server errors and shutdown.

@@ -152,6 +152,9 @@
 //     every app.
 //   - Secrets are printed once: the banner shows an app's secret only on
 //     the start that created it; later starts say to use -reset-secret.
+//     The administrator token of the apps API (/doze/v1/apps, APP-3) is
+//     the config's adminToken, or one created and printed on the first
+//     start, of which only the SHA-256 is kept (admin.json).
 //   - /metrics is served on the admin listener (-admin, default
 //     127.0.0.1:8744; "off" disables it), never the public one; a
 //     non-loopback admin address needs adminToken (a bearer token). Labels

@@ -159,6 +159,9 @@ func printBanner(w io.Writer, cfg Config, p *Platform, api, admin net.Addr) {
 		fmt.Fprintf(w, "  CoAP over DTLS-PSK    %s\n", a)
 	}
 	fmt.Fprintf(w, "  data                  %s\n", cfg.DataDir)
+	if p.newAdminToken != "" {
+		fmt.Fprintf(w, "  admin token           %s (shown once: keep it; it manages apps at /doze/v1/apps)\n", p.newAdminToken)
+	}
 	for _, a := range p.auth.Apps() {
 		if secret, ok := p.newSecrets[a.ID]; ok {
 			fmt.Fprintf(w, "  app                   appId=%s secret=%s (shown once: keep it)\n", a.ID, secret)

@@ -50,6 +50,12 @@ type Platform struct {
 	// callbacks: which app used which command callbackUrl (/doze/v1/endpoints).
 	callbacks callbackOwners
 	uploads   uploadSlots // uploads in progress (SEC-3)
+	trust     appTrust    // each app's TLS settings for its HTTPS callbacks (APP-6)
+	adminHash [32]byte    // SHA-256 of the administrator credential (APP-3)
+	// newAdminToken is the administrator token created at this start, for
+	// the banner; later starts do not print it.
+	newAdminToken string
+	appsMu        sync.Mutex // orders the administrator's app changes (APP-3)
 
 	events  []chan queuedEvent // per-worker queues; a device always lands on the same one
 	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
@@ -102,6 +108,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 	p.auth = NewAuth(apps, time.Duration(cfg.TokenTTL), cfg.RateLimit)
+	if p.adminHash, p.newAdminToken, err = loadAdmin(cfg); err != nil {
+		return fail(err)
+	}
 	// Secrets are printed once, when created (SEC-5).
 	p.newSecrets = map[string]string{}
 	if created {
@@ -140,7 +149,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p.push, err = push.New(db.Push(), push.Config{Allow: allow, Logger: logger.With("pkg", "push")})
+	p.push, err = push.New(db.Push(), push.Config{Allow: allow, TLSConfig: p.tlsFor, Logger: logger.With("pkg", "push")})
 	if err != nil {
 		return fail(err)
 	}

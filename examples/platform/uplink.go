@@ -154,9 +154,7 @@ func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint strin
 	}
 	cd := p.products.Codec(d.Info.ManufacturerID, d.Info.Model)
 	if cd == nil {
-		p.decodeError(d, fmt.Errorf("product %s/%s has no codec to decode %X", d.Info.ManufacturerID, d.Info.Model, payload))
-		p.unusable(ctx, d)
-		return nil
+		return p.rawUplink(ctx, d, payload, at, fx) // APP-5
 	}
 	u, err := decodeUplink(cd, payload)
 	if err != nil {
