@@ -41,31 +41,7 @@ func (p *Platform) rawUplink(ctx context.Context, d registry.Device, payload []b
 	}
 	reported := map[string]map[string]any{push.RawDataService: normalize(sd.Data)}
 	rep := push.Report{DeviceID: d.ID, GatewayID: gatewayOf(d), Services: []push.ServiceData{sd}}
-	if p.outboxInStore() {
-		return p.saveUplink(ctx, d, rep, hist, reported, at, fx)
-	}
-	var errs []error
-	if !fx.saved {
-		if err := p.db.SaveReport(d.ID, hist, reported, at); err != nil {
-			errs = append(errs, fmt.Errorf("storing raw data in history and shadow: %w", err))
-		} else {
-			fx.saved = true
-		}
-	}
-	if fx.pushed == nil {
-		fx.pushed = map[string]bool{}
-	}
-	for _, app := range p.apps() {
-		if fx.pushed[app] {
-			continue
-		}
-		if _, err := p.push.PublishReport(ctx, app, rep); err != nil {
-			errs = append(errs, fmt.Errorf("push of raw data to app %s: %w", app, err))
-			continue
-		}
-		fx.pushed[app] = true
-	}
-	return errors.Join(errs...)
+	return p.keep(ctx, d, rep, hist, reported, at, fx)
 }
 
 // isRawCommand reports whether a command to a device of prod is a raw one:

@@ -249,6 +249,15 @@ func (p *Platform) reportServices(ctx context.Context, d registry.Device, svcs [
 	if first {
 		p.log.Add(d.ID, "uplink", fmt.Sprintf("report of %d service(s)", len(services)))
 	}
+	return p.keep(ctx, d, rep, hist, reported, at, fx)
+}
+
+// keep stores a report's history and shadow and its pushes to every app:
+// in one transaction with its inbox entry when the outbox is in the
+// platform's file, else as separate writes, skipping the effects fx says
+// are done. It returns an error naming each effect not stored.
+func (p *Platform) keep(ctx context.Context, d registry.Device, rep push.Report, hist []store.HistoryRecord,
+	reported map[string]map[string]any, at time.Time, fx *effects) error {
 	if p.outboxInStore() {
 		return p.saveUplink(ctx, d, rep, hist, reported, at, fx)
 	}
