@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/doze-io/doze/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // logEntry is one event in a device's log as the API shows it (SPEC
@@ -25,13 +27,24 @@ type logEntry struct {
 // or as soon as flushAt entries wait, many entries in one commit; it
 // writes the rest when it stops, and Close writes what came after. A crash
 // loses at most the last second of log lines, never data.
+//
+// Memory is bounded in total, whatever the number of devices: the queue
+// holds at most maxPending entries (of at most store.MaxLogMessage bytes
+// each); when the store falls behind, the oldest queued entries are
+// dropped for the newest (the newest say most about a device's present),
+// counted in doze_devicelog_dropped_total and logged at the next flush.
+// On disk each device keeps its last deviceLogSize entries: the file
+// holds at most devices × deviceLogSize entries (issue 24: at 100,000
+// devices and the default 200, up to 20 million entries, ≈3.4 GB at
+// ≈170 B each; set deviceLogSize lower for a large fleet).
 type deviceLog struct {
 	st     *store.DeviceLog
 	logger *slog.Logger
 
 	mu      sync.Mutex
 	pending []store.LogEntry
-	dropped int // entries dropped because the queue was full; logged at the next flush
+	dropped int           // entries dropped since the last flush, where they are logged
+	total   atomic.Uint64 // entries ever dropped (doze_devicelog_dropped_total)
 
 	flushMu sync.Mutex    // one flush at a time; Recent and Forget wait for it
 	kick    chan struct{} // flushAt entries wait
@@ -40,8 +53,8 @@ type deviceLog struct {
 const (
 	flushEvery = time.Second
 	flushAt    = 256
-	// maxPending bounds the queue when the store cannot be written: newer
-	// entries are dropped, counted and logged.
+	// maxPending bounds the queue when the store cannot keep up: the
+	// oldest entries are dropped, counted and logged.
 	maxPending = 16 * flushAt
 )
 
@@ -53,9 +66,9 @@ func newDeviceLog(st *store.DeviceLog, logger *slog.Logger) *deviceLog {
 func (l *deviceLog) Add(deviceID, kind, msg string) {
 	l.mu.Lock()
 	if len(l.pending) >= maxPending {
-		l.dropped++
-		l.mu.Unlock()
-		return
+		// A block at a time, so that a queue kept full costs a copy
+		// per flushAt entries, not per entry.
+		l.dropOldestLocked(len(l.pending) - maxPending + flushAt)
 	}
 	l.pending = append(l.pending, store.LogEntry{DeviceID: deviceID, Time: time.Now(), Kind: kind, Message: msg})
 	n := len(l.pending)
@@ -104,12 +117,24 @@ func (l *deviceLog) Flush() {
 		l.mu.Lock()
 		l.pending = append(batch, l.pending...)
 		if over := len(l.pending) - maxPending; over > 0 {
-			l.pending = l.pending[:maxPending]
-			l.dropped += over
+			l.dropOldestLocked(over)
 		}
 		l.mu.Unlock()
 	}
 }
+
+// dropOldestLocked drops the n oldest queued entries and counts them.
+// l.mu is held.
+func (l *deviceLog) dropOldestLocked(n int) {
+	k := copy(l.pending, l.pending[n:])
+	clear(l.pending[k:])
+	l.pending = l.pending[:k]
+	l.dropped += n
+	l.total.Add(uint64(n))
+}
+
+// Dropped returns how many entries were ever dropped from the full queue.
+func (l *deviceLog) Dropped() uint64 { return l.total.Load() }
 
 // Recent returns up to limit entries of the device, newest first: those
 // still queued, then the stored ones.
@@ -164,4 +189,11 @@ func apiTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(timeLayout)
+}
+
+// droppedMetric is doze_devicelog_dropped_total, read from l at scrape time.
+func (l *deviceLog) droppedMetric() prometheus.CounterFunc {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "doze_devicelog_dropped_total",
+		Help: "Device log entries dropped, oldest first, because the store fell behind and the in-memory queue was full."},
+		func() float64 { return float64(l.Dropped()) })
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/store"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -76,4 +78,47 @@ func BenchmarkDeviceLogAdd(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestDeviceLogBoundedInTotal (issue 24): when the store falls behind, the
+// queue of log lines stays bounded whatever the number of devices; the
+// oldest lines are dropped for the newest, counted in
+// doze_devicelog_dropped_total and logged at the next flush.
+func TestDeviceLogBoundedInTotal(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "doze.db"), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	var logged bytes.Buffer
+	l := newDeviceLog(db.DeviceLog(5), slog.New(slog.NewTextHandler(&logged, nil)))
+
+	// Nobody flushes: 3 lines of each of 10,000 devices, 30,000 in all.
+	const devices = 10000
+	for line := range 3 {
+		for d := range devices {
+			l.Add(fmt.Sprintf("dev%05d", d), "uplink", fmt.Sprint("line ", line))
+		}
+	}
+	l.mu.Lock()
+	queued := len(l.pending)
+	newest := l.pending[len(l.pending)-1]
+	l.mu.Unlock()
+	require.LessOrEqual(t, queued, maxPending, "entries held in memory")
+	require.Equal(t, uint64(3*devices-queued), l.Dropped(), "every entry is either queued or counted as dropped")
+	require.Equal(t, store.LogEntry{DeviceID: "dev09999", Kind: "uplink", Message: "line 2"},
+		store.LogEntry{DeviceID: newest.DeviceID, Kind: newest.Kind, Message: newest.Message}, "the newest entry is kept")
+	var m dto.Metric
+	require.NoError(t, l.droppedMetric().Write(&m))
+	require.Equal(t, float64(l.Dropped()), m.GetCounter().GetValue(), "doze_devicelog_dropped_total")
+
+	// The newest lines are those kept: the last device's last line is
+	// there, the first device's first line is not.
+	require.Equal(t, "line 2", l.Recent("dev09999", 1)[0].Message)
+	for _, e := range l.Recent("dev00000", 10) {
+		require.NotEqual(t, "line 0", e.Message, "the oldest entries were dropped")
+	}
+	l.Flush()
+	require.Contains(t, logged.String(), fmt.Sprintf("dropped=%d", l.Dropped()), "the drop is logged with its count")
+	stored, err := db.DeviceLog(5).Recent("dev09999", 1)
+	require.NoError(t, err)
+	require.Equal(t, "line 2", stored[0].Message, "the kept entries reach the store")
 }

@@ -43,7 +43,7 @@ func newMetrics(p *Platform) *metrics {
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_api_calls_total",
 			Help: "Northbound API calls by outcome (ok, error, unauthorized, forbidden, rate_limited)."}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.uplinks, m.decodeErrors, m.uplinkFailures, m.encodeErrors, m.commandMoves, m.apiCalls,
+	m.reg.MustRegister(m.uplinks, m.decodeErrors, m.uplinkFailures, m.encodeErrors, m.commandMoves, m.apiCalls, p.log.droppedMetric(),
 		stateCollector{p}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
