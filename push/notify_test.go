@@ -159,3 +159,39 @@ func TestRawData(t *testing.T) {
 		require.Equal(t, payload, dec, "%d bytes round-trip", n)
 	}
 }
+
+// TestZeroBodiesJSON pins the exact bytes of every notify body's zero
+// value: notifyType first, every field present (null, "" or {}), in
+// declaration order.
+func TestZeroBodiesJSON(t *testing.T) {
+	cases := []struct {
+		body Notification
+		want string
+	}{
+		{DeviceDataChangedBody{}, `{"notifyType":"deviceDataChanged","requestId":null,"deviceId":"","gatewayId":"","service":{"serviceId":"","serviceType":"","data":null,"eventTime":""}}`},
+		{DeviceDatasChangedBody{}, `{"notifyType":"deviceDatasChanged","requestId":null,"deviceId":"","gatewayId":"","services":[]}`},
+		{BindDeviceBody{}, `{"notifyType":"bindDevice","deviceId":"","resultCode":"","deviceInfo":{}}`},
+		{DeviceAddedBody{}, `{"notifyType":"deviceAdded","deviceId":"","gatewayId":"","nodeType":"","deviceInfo":{}}`},
+		{DeviceDeletedBody{}, `{"notifyType":"deviceDeleted","deviceId":"","gatewayId":""}`},
+		{DeviceInfoChangedBody{}, `{"notifyType":"deviceInfoChanged","deviceId":"","gatewayId":"","deviceInfo":{}}`},
+		{SwUpgradeStateChangeBody{}, `{"notifyType":"swUpgradeStateChangeNotify","deviceId":"","appId":"","operationId":"","subOperationId":"","swUpgradeState":""}`},
+		{SwUpgradeResultBody{}, `{"notifyType":"swUpgradeResultNotify","deviceId":"","appId":"","operationId":"","subOperationId":"","curVersion":"","targetVersion":"","sourceVersion":"","swUpgradeResult":"","upgradeTime":"","resultDesc":"","errorCode":""}`},
+		{FwUpgradeStateChangeBody{}, `{"notifyType":"fwUpgradeStateChangeNotify","deviceId":"","appId":"","operationId":"","subOperationId":"","step":"","stepDesc":""}`},
+		{FwUpgradeResultBody{}, `{"notifyType":"fwUpgradeResultNotify","deviceId":"","appId":"","operationId":"","subOperationId":"","curVersion":"","targetVersion":"","sourceVersion":"","status":"","statusDesc":"","upgradeTime":""}`},
+		{Body{}, `{"notifyType":""}`},
+	}
+	for _, c := range cases {
+		got, err := json.Marshal(c.body)
+		require.NoError(t, err)
+		require.Equal(t, c.want, string(got), "%T", c.body)
+		direct, err := c.body.MarshalJSON()
+		require.NoError(t, err)
+		require.Equal(t, c.want, string(direct), "%T.MarshalJSON", c.body)
+	}
+	all := DeviceInfo{NodeID: "n", Name: "m", Description: "d", ManufacturerID: "mi", ManufacturerName: "mn", DeviceType: "dt",
+		Model: "mo", ProtocolType: "p", Status: "s", StatusDetail: "sd", SwVersion: "sw", FwVersion: "fw", HwVersion: "hw",
+		SignalStrength: "ss", BatteryLevel: "b"}
+	got, err := json.Marshal(BindDeviceBody{DeviceID: "d1", ResultCode: BindExpired, DeviceInfo: all})
+	require.NoError(t, err)
+	require.Equal(t, `{"notifyType":"bindDevice","deviceId":"d1","resultCode":"expired","deviceInfo":{"nodeId":"n","name":"m","description":"d","manufacturerId":"mi","manufacturerName":"mn","deviceType":"dt","model":"mo","protocolType":"p","status":"s","statusDetail":"sd","swVersion":"sw","fwVersion":"fw","hwVersion":"hw","signalStrength":"ss","batteryLevel":"b"}}`, string(got))
+}
