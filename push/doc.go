@@ -18,8 +18,9 @@
 // bodies, and Body for the types docs/api.md gives no shape for. A device
 // Report is split into one deviceDataChanged push per service and kept
 // whole for deviceDatasChanged (Engine.PublishReport, §5.13, §5.16).
-// CommandResult is the command callback body of CMD-6, sent with
-// Engine.Send to a URL that needs no subscription.
+// A command's callback (CMD-6) needs no subscription: Engine.Send (or
+// SendFor) delivers any body, such as the encoded command.Notification, to
+// a checked URL with the same outbox, retries and signing.
 //
 // Every accepted push is a Message in the Store's outbox before Publish,
 // PublishReport or Send returns (PSH-6). Engine.Run loads the outbox and

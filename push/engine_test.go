@@ -493,8 +493,9 @@ func TestSend(t *testing.T) {
 	s := newSink(t, nil)
 	e, _ := newTestEngine(t, Config{Allow: allowLoopback})
 	run(t, e)
-	body, err := json.Marshal(CommandResult{DeviceID: "d1", CommandID: "c1", Result: CommandStatus{ResultCode: "DELIVERED"}})
-	require.NoError(t, err)
+	// A command's callback body (command.Notification) as the platform
+	// encodes it; push passes any body through unchanged.
+	body := []byte(`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"DELIVERED","resultDetail":null}}`)
 	id, err := e.Send(context.Background(), s.url("/cmd"), body, "raw-key")
 	require.NoError(t, err)
 	r := s.next(t)

@@ -392,20 +392,3 @@ func (b Body) MarshalJSON() ([]byte, error) {
 	}
 	return marshalWithType(b.Type, b.Fields)
 }
-
-// CommandResult is the body pushed to a command's callbackUrl on every state
-// change (CMD-6). It has no notifyType and needs no subscription: send it
-// with Engine.Send.
-//
-//	{"deviceId":"…","commandId":"…","result":{"resultCode":"SUCCESSFUL","resultDetail":null}}
-type CommandResult struct {
-	DeviceID  string        `json:"deviceId"`
-	CommandID string        `json:"commandId"`
-	Result    CommandStatus `json:"result"`
-}
-
-// CommandStatus is the result object of a CommandResult.
-type CommandStatus struct {
-	ResultCode   string          `json:"resultCode"`   // the command's state: SENT, DELIVERED, SUCCESSFUL, …
-	ResultDetail json.RawMessage `json:"resultDetail"` // the device's answer, or nil for null
-}

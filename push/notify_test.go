@@ -56,10 +56,6 @@ func TestBodiesJSON(t *testing.T) {
 			`{"notifyType":"deviceModelAdded","appId":"a1","model":"WM1"}`},
 		{"generic empty", Body{Type: RuleEvent},
 			`{"notifyType":"ruleEvent"}`},
-		{"command callback (CMD-6)", CommandResult{DeviceID: "d1", CommandID: "c1", Result: CommandStatus{ResultCode: "SUCCESSFUL", ResultDetail: json.RawMessage(`{"result":0}`)}},
-			`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SUCCESSFUL","resultDetail":{"result":0}}}`},
-		{"command callback null detail", CommandResult{DeviceID: "d1", CommandID: "c1", Result: CommandStatus{ResultCode: "SENT"}},
-			`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SENT","resultDetail":null}}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -147,10 +147,10 @@ func (e *Engine) forgetSubscribers() {
 }
 
 // Send enqueues body for callbackURL without a subscription: the command
-// callback of CMD-6 (see CommandResult). It checks the URL against PSH-2
-// (an IP-literal host also against the SSRF guard; a name is checked at
-// dial time), signs with secret when it is not empty, and returns the
-// message's id (its webhook-id).
+// callback of CMD-6, whose body is the encoded command.Notification. It
+// checks the URL against PSH-2 (an IP-literal host also against the SSRF
+// guard; a name is checked at dial time), signs with secret when it is not
+// empty, and returns the message's id (its webhook-id).
 func (e *Engine) Send(ctx context.Context, callbackURL string, body []byte, secret Secret) (string, error) {
 	return e.SendFor(ctx, "", callbackURL, body, secret)
 }
