@@ -38,10 +38,6 @@ type Engine struct {
 	cache    map[Filter]cachedSubs // report subscribers (Config.SubscriptionCache)
 	cacheGen uint64                // bumped by every subscription change
 
-	uuidMu  sync.Mutex
-	uuidMS  uint64
-	uuidSeq uint16
-
 	// loadMu orders Enqueue (read side: store write + memory add) against
 	// Run loading and unloading the outbox (write side), so that a message
 	// is never in memory twice nor missing.

@@ -2,12 +2,13 @@ package push
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Publish enqueues n for every subscription of appID to n's notify type and
@@ -201,34 +202,10 @@ func (e *Engine) newMessageID(now time.Time) string {
 	return "msg_" + hex.EncodeToString(b[:])
 }
 
-// newUUIDv7 returns a time-ordered UUID (RFC 9562 version 7) whose 12-bit
-// rand_a field counts within a millisecond (method 1 of RFC 9562 §6.2), so
-// ids made by one engine sort in creation order.
-func (e *Engine) newUUIDv7(now time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[8:])
-	e.uuidMu.Lock()
-	ms := uint64(now.UnixMilli())
-	if ms <= e.uuidMS {
-		ms = e.uuidMS
-		e.uuidSeq++
-		if e.uuidSeq > 0xfff {
-			ms++
-			e.uuidSeq = 0
-		}
-	} else {
-		e.uuidSeq = 0
-	}
-	e.uuidMS = ms
-	seq := e.uuidSeq
-	e.uuidMu.Unlock()
-	b[6], b[7] = byte(seq>>8), byte(seq)
-	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	b[6] = b[6]&0x0f | 0x70
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
+// newID returns a subscription id: a UUIDv7 (RFC 9562), time-ordered and,
+// within this process, strictly increasing even within a millisecond
+// (google/uuid counts sub-millisecond steps), so ids sort by creation.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // refuse counts n pushes the engine could not accept and logs why; it
 // returns err for the caller, who still holds what it wanted pushed (an

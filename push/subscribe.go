@@ -87,7 +87,7 @@ func (e *Engine) Subscribe(ctx context.Context, s Subscription) (Subscription, e
 		return old, nil
 	}
 	s.Created = time.Now().UTC()
-	s.ID = e.newUUIDv7(s.Created)
+	s.ID = newID()
 	if err := e.store.PutSubscription(ctx, s); err != nil {
 		return Subscription{}, fmt.Errorf("push: storing subscription: %w", err)
 	}

@@ -123,7 +123,7 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 	}
 	now := time.Now()
 	d := Device{
-		ID:           newID(now),
+		ID:           newID(),
 		NodeID:       reg.NodeID,
 		VerifyCode:   reg.VerifyCode,
 		PSK:          slices.Clone(reg.PSK),

@@ -2,14 +2,14 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Config holds the registry's settings. The zero value is ready to use.
@@ -146,41 +146,10 @@ func (r *Registry) poke(d *Device) {
 	}
 }
 
-// lastID holds the 48-bit millisecond and 12-bit counter of the newest id
-// this process made, so that ids made one after the other sort in order
-// even within a millisecond (RFC 9562 §6.2, method 1).
-var lastID atomic.Uint64
-
-// newID returns a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, a
-// 12-bit counter, then 62 random bits, so ids sort by creation time.
-func newID(now time.Time) string {
-	var seq uint64
-	for {
-		last := lastID.Load()
-		seq = max(uint64(now.UnixMilli())<<12, last+1)
-		if lastID.CompareAndSwap(last, seq) {
-			break
-		}
-	}
-	var b [16]byte
-	rand.Read(b[8:])
-	ms := seq >> 12
-	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	b[6] = 0x70 | byte(seq>>8)&0x0f
-	b[7] = byte(seq)
-	b[8] = 0x80 | b[8]&0x3f
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
-}
+// newID returns a device or group id: a UUIDv7 (RFC 9562), time-ordered
+// and, within this process, strictly increasing even within a millisecond
+// (google/uuid counts sub-millisecond steps), so ids sort by creation.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // Close stops Run (if it runs) and waits for it to return. Every later
 // call fails with ErrClosed. Close is idempotent.
