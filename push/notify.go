@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/doze-io/doze/internal/apitime"
 )
 
 // NotifyType names a kind of notification an application subscribes to (PSH-1).
@@ -61,12 +63,9 @@ func ParseNotifyType(s string) (NotifyType, error) {
 	return t, nil
 }
 
-// TimeLayout is the layout of every time in notification bodies:
-// yyyyMMdd'T'HHmmss'Z', UTC.
-const TimeLayout = "20060102T150405Z"
-
-// FormatTime formats t in UTC with TimeLayout, as eventTime and upgradeTime want.
-func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+// FormatTime formats t as every time in notification bodies is written
+// (eventTime, upgradeTime): yyyyMMdd'T'HHmmss'Z' in UTC.
+func FormatTime(t time.Time) string { return apitime.Format(t) }
 
 // Notification is a body pushed to subscribers of one notify type. Its JSON
 // starts with "notifyType" (PSH-3).
