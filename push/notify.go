@@ -41,8 +41,8 @@ const (
 	LwM2MOperationResult NotifyType = "lwm2mOperationResult"
 )
 
-// NotifyTypes lists every notify type of PSH-1 in the SPEC's order, then ours.
-var NotifyTypes = []NotifyType{
+// notifyTypes is every notify type of PSH-1 in the SPEC's order, then ours.
+var notifyTypes = [...]NotifyType{
 	BindDevice, DeviceAdded, DeviceInfoChanged, DeviceDataChanged, DeviceDatasChanged, DeviceDeleted,
 	MessageConfirm, CommandRsp, DeviceEvent, ServiceInfoChanged, RuleEvent, DeviceModelAdded,
 	DeviceModelDeleted, DeviceDesiredPropertiesModifyStatusChanged,
@@ -50,8 +50,12 @@ var NotifyTypes = []NotifyType{
 	LwM2MOperationResult,
 }
 
+// NotifyTypes returns every notify type of PSH-1 in the SPEC's order, then
+// ours, in a new slice.
+func NotifyTypes() []NotifyType { return slices.Clone(notifyTypes[:]) }
+
 // Valid reports whether t is one of NotifyTypes.
-func (t NotifyType) Valid() bool { return slices.Contains(NotifyTypes, t) }
+func (t NotifyType) Valid() bool { return slices.Contains(notifyTypes[:], t) }
 
 // ParseNotifyType returns s as a NotifyType, or a *NotifyTypeError listing
 // the allowed names.

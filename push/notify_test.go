@@ -76,8 +76,8 @@ func TestEveryNotifyTypeHasABody(t *testing.T) {
 		SwUpgradeStateChangeNotify: SwUpgradeStateChangeBody{}, SwUpgradeResultNotify: SwUpgradeResultBody{},
 		FwUpgradeStateChangeNotify: FwUpgradeStateChangeBody{}, FwUpgradeResultNotify: FwUpgradeResultBody{},
 	}
-	require.Len(t, NotifyTypes, 19, "the 18 of PSH-1 and ours: lwm2mOperationResult")
-	for _, nt := range NotifyTypes {
+	require.Len(t, NotifyTypes(), 19, "the 18 of PSH-1 and ours: lwm2mOperationResult")
+	for _, nt := range NotifyTypes() {
 		n, ok := typed[nt]
 		if !ok {
 			n = Body{Type: nt, Fields: json.RawMessage(`{"x":1}`)}
@@ -190,4 +190,12 @@ func TestZeroBodiesJSON(t *testing.T) {
 	got, err := json.Marshal(BindDeviceBody{DeviceID: "d1", ResultCode: BindExpired, DeviceInfo: all})
 	require.NoError(t, err)
 	require.Equal(t, `{"notifyType":"bindDevice","deviceId":"d1","resultCode":"expired","deviceInfo":{"nodeId":"n","name":"m","description":"d","manufacturerId":"mi","manufacturerName":"mn","deviceType":"dt","model":"mo","protocolType":"p","status":"s","statusDetail":"sd","swVersion":"sw","fwVersion":"fw","hwVersion":"hw","signalStrength":"ss","batteryLevel":"b"}}`, string(got))
+}
+
+// TestNotifyTypesIsACopy: changing the returned slice changes nothing.
+func TestNotifyTypesIsACopy(t *testing.T) {
+	a := NotifyTypes()
+	a[0] = "x"
+	require.Equal(t, BindDevice, NotifyTypes()[0])
+	require.True(t, BindDevice.Valid())
 }
