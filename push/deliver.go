@@ -25,21 +25,15 @@ type drop struct {
 
 // Run loads the outbox from the Store and delivers until ctx ends or Close
 // is called; then it stops every try in flight (the messages stay in the
-// Store) and returns nil. It returns ErrClosed if the engine was closed or
-// Run was called before.
+// Store) and returns nil. A second Run returns an error wrapping ErrClosed
+// ("Run called twice"); Run after Close returns ErrClosed (see the package
+// doc).
 func (e *Engine) Run(ctx context.Context) error {
-	e.runMu.Lock()
-	if e.closed || e.started {
-		e.runMu.Unlock()
-		return ErrClosed
+	ctx, err := e.life.Start(ctx, "push.Engine", ErrClosed)
+	if err != nil {
+		return err
 	}
-	e.started = true
-	ctx, cancel := context.WithCancel(ctx)
-	e.cancel = cancel
-	e.done = make(chan struct{})
-	e.runMu.Unlock()
-	defer close(e.done)
-	defer cancel()
+	defer e.life.Finish()
 
 	deletes := make(chan Message, 4096)
 	e.loadMu.Lock()
@@ -97,17 +91,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops Run and waits for it to return. Later Publish, PublishReport
-// and Send calls fail with ErrClosed. It is safe to call more than once.
+// Close stops Run and waits for it to return; it may come before Run and
+// is idempotent. Later Run, Publish, PublishReport and Send calls fail
+// with ErrClosed.
 func (e *Engine) Close() error {
-	e.runMu.Lock()
-	e.closed = true
-	cancel, done := e.cancel, e.done
-	e.runMu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	e.life.Stop()
 	return nil
 }
 

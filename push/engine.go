@@ -1,7 +1,6 @@
 package push
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/doze-io/doze/internal/lifecycle"
 )
 
 // Engine keeps subscriptions and delivers pushes from a durable outbox
@@ -53,11 +54,7 @@ type Engine struct {
 
 	enqueued, delivered, retried, dropped, rejected, refused atomic.Uint64
 
-	runMu   sync.Mutex
-	started bool
-	closed  bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	life lifecycle.Guard // Run and Close (see the package doc)
 }
 
 // New returns an Engine over st with cfg's settings. It starts nothing.

@@ -519,6 +519,21 @@ func TestSendRefused(t *testing.T) {
 	require.ErrorIs(t, e.Run(ctx), ErrClosed)
 }
 
+// TestRunTwice: a second Run returns at once with an error wrapping
+// ErrClosed that says "Run called twice"; the first Run goes on and
+// returns nil at Close (run's cleanup checks that).
+func TestRunTwice(t *testing.T) {
+	s := newSink(t, nil)
+	e, _ := newTestEngine(t, Config{Allow: allowLoopback})
+	run(t, e)
+	err := e.Run(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+	require.EqualError(t, err, "push: engine closed: push.Engine: Run called twice")
+	_, err = e.Send(context.Background(), s.url("/still"), []byte(`{}`), "")
+	require.NoError(t, err)
+	require.Equal(t, "{}", string(s.next(t).body), "the first Run still delivers")
+}
+
 // TestEnqueueBeforeRun: messages accepted before Run wait in the Store and
 // go out once Run starts (PSH-6).
 func TestEnqueueBeforeRun(t *testing.T) {

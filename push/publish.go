@@ -244,10 +244,7 @@ func (e *Engine) admit(ctx context.Context, msgs []Message, write func() error) 
 		}
 		return e.refuseAll(msgs, err)
 	}
-	e.runMu.Lock()
-	closed := e.closed
-	e.runMu.Unlock()
-	if closed {
+	if e.life.Closed() {
 		return refuse(ErrClosed)
 	}
 	e.loadMu.RLock()

@@ -305,11 +305,25 @@ func TestManyExpireTogether(t *testing.T) {
 	})
 }
 
+// TestRunTwice: a second Run returns at once with an error wrapping
+// ErrClosed that says "Run called twice"; the first goes on (bubble checks
+// that it returns nil at the end), and Run after Close returns ErrClosed.
 func TestRunTwice(t *testing.T) {
 	bubble(t, registry.Config{}, func(t *testing.T, r *registry.Registry, rec *recorder) {
 		synctest.Wait()
-		require.Error(t, r.Run(ctx), "a second Run is refused")
+		err := r.Run(ctx)
+		require.Error(t, err, "a second Run is refused")
+		require.ErrorIs(t, err, registry.ErrClosed)
+		require.EqualError(t, err, "registry: closed: registry.Registry: Run called twice")
+		d := register(t, r, "861")
+		time.Sleep(181 * time.Second)
+		synctest.Wait()
+		_, err = r.Get(ctx, d.ID)
+		require.ErrorIs(t, err, registry.ErrNotFound, "the first Run still expires registrations")
 	})
+	r, _ := newRegistry(t, registry.Config{})
+	require.NoError(t, r.Close())
+	require.Equal(t, registry.ErrClosed, r.Run(ctx), "Run after Close")
 }
 
 // TestCloseStopsRun: Close stops Run and waits for it.
