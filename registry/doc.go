@@ -31,7 +31,7 @@
 // (1 min) after Registry.Disconnect. The platform may mark a device
 // ABNORMAL. Deleting a device removes its credentials at once (REG-5).
 //
-// Devices sit behind gateways (Registration.GatewayID, NodeType GATEWAY)
+// Devices sit behind gateways (Enrollment.GatewayID, NodeType GATEWAY)
 // and in named groups; List filters by status, product, device type,
 // gateway, group, node type and registration time, with paging, ordered by
 // deviceId.
