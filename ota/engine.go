@@ -3,7 +3,6 @@ package ota
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 // Config tunes an Engine. The zero value works for software upgrades with
@@ -609,12 +610,12 @@ func (e *Engine) act(s *session, eff *effects) {
 	p := &s.content.Package
 	switch s.sub.Step {
 	case StepQuery:
-		eff.send(Encode(QueryVersion{}))
+		eff.send(pcp.Encode(pcp.QueryVersion{}))
 	case StepNotify:
-		eff.send(Encode(Notify{Version: p.Version, BlockSize: uint16(p.blockSize()),
+		eff.send(pcp.Encode(pcp.Notify{Version: p.Version, BlockSize: uint16(p.blockSize()),
 			BlockCount: uint16(p.Blocks()), CheckCode: p.CheckCode}))
 	case StepExecute:
-		eff.send(Encode(Execute{}))
+		eff.send(pcp.Encode(pcp.Execute{}))
 	}
 }
 
@@ -1159,7 +1160,7 @@ func (e *Engine) retry(ctx context.Context, taskID string, manual bool) error {
 // task (for a product that enables the upgrade capability while the
 // version is unknown, SPEC OTA-5). The answer reaches a VersionListener.
 func (e *Engine) QueryVersion(ctx context.Context, deviceID string) error {
-	return e.ch.SendFrame(ctx, deviceID, Encode(QueryVersion{}))
+	return e.ch.SendFrame(ctx, deviceID, pcp.Encode(pcp.QueryVersion{}))
 }
 
 // session returns the active session of a device, or nil.
@@ -1225,26 +1226,26 @@ func (e *Engine) Served(deviceID string) (Served, bool) {
 // through the Channel. A frame that does not decode returns an error and
 // gets no answer.
 func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte) error {
-	f, err := ParseFrame(frame)
+	f, err := pcp.ParseFrame(frame)
 	if err != nil {
 		return fmt.Errorf("ota: device %s: %w", deviceID, err)
 	}
-	if f.Code == CodeBlock && len(f.Data) == VersionLen+2 {
+	if f.Code == pcp.CodeBlock && len(f.Data) == pcp.VersionLen+2 {
 		if done, err := e.fastBlock(ctx, deviceID, f.Data); done {
 			return err
 		}
 	}
-	m, err := f.Message(Uplink)
+	m, err := f.Message(pcp.Uplink)
 	if err != nil {
 		return fmt.Errorf("ota: device %s: %w", deviceID, err)
 	}
 	eff := effects{deviceID: deviceID, kind: Software}
 	switch m := m.(type) {
-	case QueryVersionAnswer:
-		if m.Result == ResultOK {
+	case pcp.QueryVersionAnswer:
+		if m.Result == pcp.ResultOK {
 			eff.versions = append(eff.versions, m.Version)
 		}
-	case UpgradeResult:
+	case pcp.UpgradeResult:
 		eff.versions = append(eff.versions, m.Version)
 	}
 	if s := e.session(deviceID); s != nil {
@@ -1254,7 +1255,7 @@ func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte)
 				e.start(ctx, s, &eff) // the device is awake
 			}
 			if !s.ended && s.sub.State == SubProcessing {
-				e.pcp(ctx, s, m, &eff)
+				e.pcpMessage(ctx, s, m, &eff)
 				s.mu.Unlock()
 				e.apply(ctx, &eff)
 				return nil
@@ -1265,47 +1266,47 @@ func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte)
 	// No upgrade in progress for this device (none, firmware, ended or
 	// not started yet): refuse requests, ignore answers.
 	switch m := m.(type) {
-	case BlockRequest:
-		eff.send(AppendBlockAnswer(nil, ResultNoSuchTask, m.Block, nil))
-	case DownloadResult:
-		eff.send(Encode(DownloadResultAnswer{ResultNoSuchTask}))
-	case UpgradeResult:
-		eff.send(Encode(UpgradeResultAnswer{ResultNoSuchTask}))
+	case pcp.BlockRequest:
+		eff.send(pcp.AppendBlockAnswer(nil, pcp.ResultNoSuchTask, m.Block, nil))
+	case pcp.DownloadResult:
+		eff.send(pcp.Encode(pcp.DownloadResultAnswer{Result: pcp.ResultNoSuchTask}))
+	case pcp.UpgradeResult:
+		eff.send(pcp.Encode(pcp.UpgradeResultAnswer{Result: pcp.ResultNoSuchTask}))
 	}
 	e.apply(ctx, &eff)
 	return nil
 }
 
-// pcp advances a software sub-task with message m. s.mu is held.
-func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
+// pcpMessage advances a software sub-task with message m. s.mu is held.
+func (e *Engine) pcpMessage(ctx context.Context, s *session, m pcp.Message, eff *effects) {
 	now := time.Now()
 	p := &s.content.Package
 	switch m := m.(type) {
-	case QueryVersionAnswer:
+	case pcp.QueryVersionAnswer:
 		if s.sub.Step != StepQuery {
 			return
 		}
 		switch m.Result {
-		case ResultOK:
+		case pcp.ResultOK:
 			e.versionKnown(ctx, s, m.Version, now, eff)
-		case ResultBusy, ResultLowBattery:
+		case pcp.ResultBusy, pcp.ResultLowBattery:
 			// Asked again when the device next wakes, as for notify
 			// and execute; VersionTimeout still bounds the step.
 		default:
 			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
 		}
-	case NotifyAnswer:
+	case pcp.NotifyAnswer:
 		if s.sub.Step == StepNotify {
 			e.requestAnswered(ctx, s, m.Result, StepDownload, StateDownloading, now, eff)
 		}
-	case BlockRequest:
+	case pcp.BlockRequest:
 		e.blockRequest(ctx, s, []byte(m.Version), m.Block, now, eff)
-	case DownloadResult:
-		eff.send(Encode(DownloadResultAnswer{ResultOK}))
+	case pcp.DownloadResult:
+		eff.send(pcp.Encode(pcp.DownloadResultAnswer{Result: pcp.ResultOK}))
 		if s.sub.Step != StepNotify && s.sub.Step != StepDownload {
 			return // a repeat
 		}
-		if m.Result != ResultOK {
+		if m.Result != pcp.ResultOK {
 			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
 			return
 		}
@@ -1313,18 +1314,18 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 		e.setStep(s, StepExecute, now)
 		e.save(ctx, s)
 		e.act(s, eff)
-	case ExecuteAnswer:
+	case pcp.ExecuteAnswer:
 		if s.sub.Step == StepExecute {
 			e.requestAnswered(ctx, s, m.Result, StepResult, StateUpdating, now, eff)
 		}
-	case UpgradeResult:
-		eff.send(Encode(UpgradeResultAnswer{ResultOK}))
+	case pcp.UpgradeResult:
+		eff.send(pcp.Encode(pcp.UpgradeResultAnswer{Result: pcp.ResultOK}))
 		if s.sub.Step != StepExecute && s.sub.Step != StepResult {
 			return
 		}
 		s.sub.CurrentVersion = m.Version
 		switch {
-		case m.Result != ResultOK:
+		case m.Result != pcp.ResultOK:
 			e.finish(ctx, s, SubFail, ResultReason(m.Result), eff)
 		case m.Version != p.Version:
 			e.finish(ctx, s, SubFail, ReasonUpdateFailed, eff)
@@ -1338,13 +1339,13 @@ func (e *Engine) pcp(ctx context.Context, s *session, m Message, eff *effects) {
 // moves s to step next and reports state; busy and low battery leave s
 // where it is, to ask again when the device next wakes; anything else
 // fails s with the reason of r. s.mu is held.
-func (e *Engine) requestAnswered(ctx context.Context, s *session, r Result, next Step, state string, now time.Time, eff *effects) {
+func (e *Engine) requestAnswered(ctx context.Context, s *session, r pcp.Result, next Step, state string, now time.Time, eff *effects) {
 	switch r {
-	case ResultOK:
+	case pcp.ResultOK:
 		e.setStep(s, next, now)
 		e.save(ctx, s)
 		e.stateEvent(s, state, eff)
-	case ResultBusy, ResultLowBattery:
+	case pcp.ResultBusy, pcp.ResultLowBattery:
 	default:
 		e.finish(ctx, s, SubFail, ResultReason(r), eff)
 	}
@@ -1356,17 +1357,17 @@ func (e *Engine) requestAnswered(ctx context.Context, s *session, r Result, next
 func (e *Engine) blockRequest(ctx context.Context, s *session, ver []byte, n uint16, now time.Time, eff *effects) {
 	p := &s.content.Package
 	if string(ver) != p.Version {
-		eff.send(AppendBlockAnswer(nil, ResultNoSuchTask, n, nil))
+		eff.send(pcp.AppendBlockAnswer(nil, pcp.ResultNoSuchTask, n, nil))
 		return
 	}
 	if int(n) >= p.Blocks() {
-		eff.send(AppendBlockAnswer(nil, ResultNoSuchBlock, n, nil))
+		eff.send(pcp.AppendBlockAnswer(nil, pcp.ResultNoSuchBlock, n, nil))
 		return
 	}
 	frame, err := e.block(s, int(n), now)
 	if err != nil {
 		e.log.Error("ota: read block", "package", p.ID, "block", n, "err", err)
-		eff.send(AppendBlockAnswer(nil, ResultInternalError, n, nil))
+		eff.send(pcp.AppendBlockAnswer(nil, pcp.ResultInternalError, n, nil))
 		return
 	}
 	if s.sub.Step == StepNotify {
@@ -1389,7 +1390,7 @@ func (e *Engine) blockRequest(ctx context.Context, s *session, ver []byte, n uin
 // path of a download). It returns false when the device has no upgrade in
 // progress, for HandleFrame's general path to answer.
 func (e *Engine) fastBlock(ctx context.Context, deviceID string, data []byte) (bool, error) {
-	end, err := versionEnd(data[:VersionLen], pcpHeaderLen)
+	ver, n, err := pcp.ParseBlockRequest(data)
 	if err != nil {
 		return true, fmt.Errorf("ota: device %s: %w", deviceID, err)
 	}
@@ -1403,7 +1404,7 @@ func (e *Engine) fastBlock(ctx context.Context, deviceID string, data []byte) (b
 		s.mu.Unlock()
 		return false, nil
 	}
-	e.blockRequest(ctx, s, data[:end], binary.BigEndian.Uint16(data[VersionLen:]), time.Now(), &eff)
+	e.blockRequest(ctx, s, ver, n, time.Now(), &eff)
 	s.mu.Unlock()
 	e.apply(ctx, &eff)
 	return true, nil
@@ -1492,14 +1493,14 @@ func (e *Engine) promote(ctx context.Context) {
 func (e *Engine) block(s *session, n int, now time.Time) ([]byte, error) {
 	c := s.content
 	bs := c.blockSize()
-	frame := make([]byte, pcpHeaderLen+3, pcpHeaderLen+3+bs)
-	data, err := c.readBlock(frame[pcpHeaderLen+3:], n, bs)
+	frame := make([]byte, pcp.BlockDataOffset, pcp.BlockDataOffset+bs)
+	data, err := c.readBlock(frame[pcp.BlockDataOffset:], n, bs)
 	if err != nil {
 		return nil, err
 	}
 	// data already sits where AppendBlockAnswer copies it: the copy is
 	// a no-op move and the block is read once, straight into the frame.
-	frame = AppendBlockAnswer(frame[:0], ResultOK, uint16(n), data)
+	frame = pcp.AppendBlockAnswer(frame[:0], pcp.ResultOK, uint16(n), data)
 	if s.served == nil {
 		s.served = make([]uint64, (c.Blocks()+63)/64)
 		s.first = now

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,7 +70,7 @@ func TestAddPackage(t *testing.T) {
 	p := addPackage(t, e, files, ota.Package{ID: "p", Version: "V2", Description: "fix"}, body)
 	require.Equal(t, int64(70_000), p.Size)
 	require.Equal(t, sha256.Sum256(body), p.Digest)
-	require.Equal(t, ota.CRC16(0, body), p.CheckCode)
+	require.Equal(t, pcp.CRC16(0, body), p.CheckCode)
 	require.Equal(t, 500, p.BlockSize)
 	require.Len(t, p.DigestHex(), 64)
 	got, err := e.Package(context.Background(), "p")
