@@ -5,24 +5,37 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/doze-io/doze/internal/lifecycle"
 )
 
 // Engine runs upgrade tasks: it decides per device, drives PCP and object 5
-// and serves package blocks. It is safe for concurrent use.
+// and serves package blocks. It is safe for concurrent use. It follows the
+// package's lifecycle (see the package doc).
 type Engine struct {
+	// life is Run and Close. A field, not embedded: embedding would add
+	// Start, Finish and Closed to the Engine's methods, and its Stop would
+	// clash with Engine.Stop.
+	life lifecycle.Guard
+
 	st    Store
 	files Files
 	ch    Channel
 	cfg   Config
 	log   *slog.Logger
 
+	// loadMu and loaded make the load of unfinished tasks from the Store
+	// happen once, by Run or by the first method that needs them.
+	loadMu sync.Mutex
+	loaded atomic.Bool
+
 	createMu sync.Mutex // orders CreateTask, retries and Stop
 	mu       sync.RWMutex
-	closed   bool
 	tasks    map[string]*taskRun // unfinished, or a retry planned
 	devices  map[string]*session // active sub-task of each device
 	contents map[string]*Content
@@ -30,8 +43,6 @@ type Engine struct {
 	fwQueued map[string]bool
 	slots    int        // sub-tasks holding a download slot (MaxDownloads)
 	queued   []*session // sub-tasks waiting for a slot, in order
-	cancel   context.CancelFunc
-	runDone  chan struct{}
 
 	wake     chan struct{}
 	fwSignal chan struct{}
@@ -98,8 +109,10 @@ type effects struct {
 func (eff *effects) send(f []byte) { eff.frames = append(eff.frames, f) }
 
 // New returns an engine over st (durable state), files (package contents)
-// and ch (PCP frames). It loads unfinished tasks from st so that a
-// restarted engine carries on; it starts no goroutine.
+// and ch (PCP frames). It validates cfg and does nothing else: no
+// goroutine, no I/O. The unfinished tasks in st, so that a restarted engine
+// carries on, are loaded by Run or by the first method that needs them,
+// whichever comes first (see ready).
 func New(st Store, files Files, ch Channel, cfg Config) (*Engine, error) {
 	if st == nil || files == nil || ch == nil {
 		return nil, fmt.Errorf("%w: New needs a Store, Files and a Channel", ErrInvalid)
@@ -112,19 +125,52 @@ func New(st Store, files Files, ch Channel, cfg Config) (*Engine, error) {
 		tasks: map[string]*taskRun{}, devices: map[string]*session{}, contents: map[string]*Content{},
 		fwQueued: map[string]bool{}, wake: make(chan struct{}, 1), fwSignal: make(chan struct{}, 1)}
 	e.nextWake.Store(math.MaxInt64)
-	if err := e.load(context.Background()); err != nil {
-		e.closeContents()
-		return nil, err
-	}
 	return e, nil
 }
 
+// ready loads the unfinished tasks from the Store under ctx unless that
+// was done: every method that reads or changes tasks, sub-tasks or device
+// sessions calls it first, so that methods called between New and Run see
+// what a restarted engine carries on with. A failed load changes nothing
+// and is tried again by the next call.
+func (e *Engine) ready(ctx context.Context) error {
+	if e.loaded.Load() {
+		return nil
+	}
+	e.loadMu.Lock()
+	defer e.loadMu.Unlock()
+	if e.loaded.Load() {
+		return nil
+	}
+	if err := e.load(ctx); err != nil {
+		return err
+	}
+	e.loaded.Store(true)
+	return nil
+}
+
+// readyOrLog is ready for the methods that return no error: a failed load
+// is logged and they do nothing.
+func (e *Engine) readyOrLog(ctx context.Context) bool {
+	if err := e.ready(ctx); err != nil {
+		e.log.Error("ota: load unfinished tasks", "err", err)
+		return false
+	}
+	return true
+}
+
+// load reads the unfinished tasks and their active sub-tasks and adds them
+// to the engine, all or nothing. loadMu is held.
 func (e *Engine) load(ctx context.Context) error {
 	tasks, err := e.st.Tasks(ctx)
 	if err != nil {
 		return fmt.Errorf("ota: load tasks: %w", err)
 	}
 	now := time.Now()
+	runs := map[string]*taskRun{}
+	devices := map[string]*session{}
+	var slots int
+	var queued []*session
 	for _, t := range tasks {
 		if t.State.Final() && t.RetryAt.IsZero() {
 			continue
@@ -159,15 +205,21 @@ func (e *Engine) load(ctx context.Context) error {
 				switch s.Step {
 				case StepNotify, StepDownload:
 					ss.slot = true
-					e.slots++
+					slots++
 				case StepQueued:
-					e.queued = append(e.queued, ss)
+					queued = append(queued, ss)
 				}
 			}
-			e.devices[s.DeviceID] = ss
+			devices[s.DeviceID] = ss
 		}
-		e.tasks[t.ID] = tr
+		runs[t.ID] = tr
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	maps.Copy(e.tasks, runs)
+	maps.Copy(e.devices, devices)
+	e.slots += slots
+	e.queued = append(e.queued, queued...)
 	return nil
 }
 
@@ -220,17 +272,11 @@ func (e *Engine) closeContents() {
 	}
 }
 
-// Close stops Run (waiting for it) and closes package contents. It is
-// safe to call more than once.
+// Close stops Run, waits until it has returned, and closes package
+// contents. It is idempotent and may come before Run; CreateTask and Run
+// fail with ErrClosed after it.
 func (e *Engine) Close() error {
-	e.mu.Lock()
-	e.closed = true
-	cancel, done := e.cancel, e.runDone
-	e.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	e.life.Stop()
 	e.closeContents()
 	return nil
 }

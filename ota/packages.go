@@ -88,6 +88,9 @@ func (e *Engine) Packages(ctx context.Context) ([]Package, error) { return e.st.
 // DeletePackage removes a package's record; ErrPackageInUse while an
 // unfinished task uses it. The caller removes the content from Files.
 func (e *Engine) DeletePackage(ctx context.Context, id string) error {
+	if err := e.ready(ctx); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, t := range e.tasks {

@@ -31,6 +31,9 @@ type Served struct {
 // Served returns the block tracking of the device's active software
 // upgrade, or false when it has none.
 func (e *Engine) Served(deviceID string) (Served, bool) {
+	if !e.readyOrLog(context.Background()) {
+		return Served{}, false
+	}
 	s := e.session(deviceID)
 	if s == nil {
 		return Served{}, false
@@ -50,6 +53,9 @@ func (e *Engine) Served(deviceID string) (Served, bool) {
 func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte) error {
 	f, err := pcp.ParseFrame(frame)
 	if err != nil {
+		return fmt.Errorf("ota: device %s: %w", deviceID, err)
+	}
+	if err := e.ready(ctx); err != nil {
 		return fmt.Errorf("ota: device %s: %w", deviceID, err)
 	}
 	if f.Code == pcp.CodeBlock && len(f.Data) == pcp.VersionLen+2 {

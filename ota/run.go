@@ -3,31 +3,28 @@ package ota
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"time"
 )
 
-// Run drives deadlines, windows and retries, and makes Object5 calls. It
-// blocks until ctx ends or Close is called, and returns nil then.
+// Run loads the unfinished tasks from the Store (unless a method did),
+// then drives deadlines, windows and retries and makes Object5 calls. It
+// blocks until ctx ends or Close is called and returns nil then, or the
+// error of the load. A second Run returns an error wrapping ErrClosed;
+// Run after Close returns ErrClosed (see the package doc).
 func (e *Engine) Run(ctx context.Context) error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return ErrClosed
+	ctx, err := e.life.Start(ctx, "ota.Engine", ErrClosed)
+	if err != nil {
+		return err
 	}
-	if e.runDone != nil {
-		e.mu.Unlock()
-		return fmt.Errorf("%w: Run called twice", ErrInvalid)
+	defer e.life.Finish()
+	if err := e.ready(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while loading
+		}
+		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	e.cancel = cancel
-	done := make(chan struct{})
-	e.runDone = done
-	e.mu.Unlock()
-	defer close(done)
-	defer cancel()
 
 	var wg sync.WaitGroup
 	for range e.cfg.Workers {

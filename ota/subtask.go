@@ -195,6 +195,9 @@ func (e *Engine) activate(ctx context.Context, id string) error {
 // the device slept may be lost (notify when the device is awake, SPEC
 // OTA-6).
 func (e *Engine) DeviceOnline(ctx context.Context, deviceID string) {
+	if !e.readyOrLog(ctx) {
+		return
+	}
 	s := e.session(deviceID)
 	if s == nil {
 		return

@@ -71,10 +71,13 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 	// createMu orders task creation and retries, so that the conflict
 	// check and the sessions it leads to are one step; e.mu is held only
 	// for map reads and updates, never across the store write.
+	if err := e.ready(ctx); err != nil {
+		return Task{}, err
+	}
 	e.createMu.Lock()
 	defer e.createMu.Unlock()
 	e.mu.RLock()
-	closed := e.closed
+	closed := e.life.Closed()
 	_, used := e.tasks[t.ID]
 	for i, d := range devs {
 		s := SubTask{TaskID: t.ID, DeviceID: d, Kind: p.Kind, State: SubWait, Step: StepOnline, TargetVersion: p.Version, Updated: now}
@@ -126,6 +129,9 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 
 // Task returns a task.
 func (e *Engine) Task(ctx context.Context, id string) (Task, error) {
+	if err := e.ready(ctx); err != nil {
+		return Task{}, err
+	}
 	e.mu.Lock()
 	if t := e.tasks[id]; t != nil {
 		defer e.mu.Unlock()
@@ -141,6 +147,9 @@ func (e *Engine) Tasks(ctx context.Context) ([]Task, error) { return e.st.Tasks(
 // SubTasks returns the sub-tasks of a task, with live progress (Blocks) for
 // those in progress.
 func (e *Engine) SubTasks(ctx context.Context, taskID string) ([]SubTask, error) {
+	if err := e.ready(ctx); err != nil {
+		return nil, err
+	}
 	subs, err := e.st.SubTasks(ctx, taskID)
 	if err != nil {
 		return nil, err
@@ -163,8 +172,12 @@ func (e *Engine) SubTasks(ctx context.Context, taskID string) ([]SubTask, error)
 }
 
 // Upgrading reports whether the device has an upgrade in progress; its
-// other commands should wait (SPEC OTA-5, FAQ §10.9).
+// other commands should wait (SPEC OTA-5, FAQ §10.9). Before Run it may
+// load the unfinished tasks; if that fails, it logs and reports false.
 func (e *Engine) Upgrading(deviceID string) bool {
+	if !e.readyOrLog(context.Background()) {
+		return false
+	}
 	e.mu.Lock()
 	s := e.devices[deviceID]
 	e.mu.Unlock()
@@ -178,6 +191,9 @@ func (e *Engine) Upgrading(deviceID string) bool {
 
 // Stop stops a task: its waiting and processing sub-tasks end in stop.
 func (e *Engine) Stop(ctx context.Context, taskID string) (Task, error) {
+	if err := e.ready(ctx); err != nil {
+		return Task{}, err
+	}
 	e.createMu.Lock()
 	defer e.createMu.Unlock()
 	e.mu.Lock()
