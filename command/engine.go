@@ -124,15 +124,25 @@ type Engine struct {
 }
 
 // devState is what the engine keeps in memory per device; everything else
-// is in the Store.
+// is in the Store. An idle device's devState is forgotten (forget.go) and
+// loaded again from the Store when the device is next used.
 type devState struct {
+	id         string
 	mu         chanMutex
+	gone       bool // forgotten: no longer in Engine.devices; look the device up again
 	loaded     bool
 	mode       Mode
 	lastSeq    uint64
-	lastUplink time.Time // zero until the first DeviceWoke of this process
+	lastUplink time.Time // zero until the first DeviceWoke of this process (or the stored one, see Uplinks)
 	lastFail   time.Time // last transport failure of a first send
 	inflight   string    // the command a Transmitter is sending, "" for none
+	empty      bool      // the device has no open command (known at load, kept by every write)
+	stored     time.Time // the last uplink as the Store holds it (Uplinks), zero for none
+	used       time.Time // when the device was last locked
+
+	wmu  sync.Mutex // guards woke, want and, with mu, gone
+	woke time.Time  // the latest DeviceWoke, applied to lastUplink under mu
+	want bool       // a worker found the device locked: mark it at unlock
 
 	nmu     sync.Mutex // guards heard and telling, not the device
 	heard   []Command  // moves stored but not yet told to the Listener
@@ -165,30 +175,98 @@ func New(st Store, s Sender, l Listener, cfg Config) (*Engine, error) {
 
 func (e *Engine) isClosed() bool { return e.life.Closed() }
 
-// device returns the device's state, locked and loaded from the store.
-func (e *Engine) device(ctx context.Context, id string) (*devState, error) {
+// entry returns the device's state, created (not loaded) when absent.
+func (e *Engine) entry(id string) *devState {
 	v, ok := e.devices.Load(id)
 	if !ok {
-		v, _ = e.devices.LoadOrStore(id, &devState{mu: make(chanMutex, 1)})
+		v, _ = e.devices.LoadOrStore(id, &devState{id: id, mu: make(chanMutex, 1)})
 	}
-	d := v.(*devState)
-	d.mu.lock()
-	if d.loaded {
-		return d, nil
+	return v.(*devState)
+}
+
+// device returns the device's state, locked and loaded from the store, with
+// the latest DeviceWoke applied.
+func (e *Engine) device(ctx context.Context, id string) (*devState, error) {
+	d, _, err := e.lockDevice(ctx, id, true)
+	return d, err
+}
+
+// lockDevice is device; when wait is false it does not wait for a device
+// that another goroutine holds, returning nil and false, and that
+// goroutine marks the device for the workers when it unlocks (unlock).
+func (e *Engine) lockDevice(ctx context.Context, id string, wait bool) (*devState, bool, error) {
+	for {
+		d := e.entry(id)
+		if wait {
+			d.mu.lock()
+		} else if !d.mu.tryLock() {
+			d.wmu.Lock()
+			d.want = true
+			d.wmu.Unlock()
+			if !d.mu.tryLock() {
+				return nil, false, nil // the holder sees want after it unlocked
+			}
+		}
+		if d.gone {
+			e.unlock(d) // forgotten while we waited: the map has its successor
+			continue
+		}
+		if !d.loaded {
+			if err := e.load(ctx, id, d); err != nil {
+				e.unlock(d)
+				return nil, true, err
+			}
+		}
+		d.wmu.Lock()
+		if d.woke.After(d.lastUplink) {
+			d.lastUplink = d.woke
+		}
+		d.wmu.Unlock()
+		d.used = time.Now()
+		return d, true, nil
 	}
+}
+
+// unlock unlocks the device and, when a worker found it locked meanwhile
+// (lockDevice without wait), marks it for the workers again.
+func (e *Engine) unlock(d *devState) {
+	d.mu.unlock()
+	d.wmu.Lock()
+	want := d.want
+	d.want = false
+	d.wmu.Unlock()
+	if want {
+		e.sched.mark(d.id)
+	}
+}
+
+// load reads what the engine keeps of the device from the store. d's lock
+// is held.
+func (e *Engine) load(ctx context.Context, id string, d *devState) error {
 	m, ok, err := e.st.Mode(ctx, id)
-	if err == nil {
-		d.lastSeq, err = e.st.LastSeq(ctx, id)
-	}
 	if err != nil {
-		d.mu.unlock()
-		return nil, err
+		return err
+	}
+	if d.lastSeq, err = e.st.LastSeq(ctx, id); err != nil {
+		return err
+	}
+	front, err := e.st.Front(ctx, id, 1, time.Time{})
+	if err != nil {
+		return err
+	}
+	if u, ok := e.st.(Uplinks); ok {
+		if d.stored, err = u.Uplink(ctx, id); err != nil {
+			return err
+		}
+		if d.stored.After(d.lastUplink) {
+			d.lastUplink = d.stored
+		}
 	}
 	if !ok {
 		m = e.cfg.DefaultMode
 	}
-	d.mode, d.loaded = m.inherit(e.cfg.DefaultMode), true
-	return d, nil
+	d.mode, d.empty, d.loaded = m.inherit(e.cfg.DefaultMode), len(front) == 0, true
+	return nil
 }
 
 // openDevice is device for the public methods: ErrClosed after Close.
@@ -230,6 +308,11 @@ func (e *Engine) commitAll(ctx context.Context, d *devState, cs []Command, nMove
 	if err := e.st.Write(ctx, w); err != nil {
 		return fmt.Errorf("command: storing %d commands: %w", len(w.Commands), err)
 	}
+	for _, c := range cs {
+		if c.Status.Open() {
+			d.empty = false
+		}
+	}
 	if e.lis != nil && nMoved > 0 {
 		d.nmu.Lock()
 		d.heard = append(d.heard, moved...)
@@ -247,7 +330,7 @@ func (e *Engine) commitAll(ctx context.Context, d *devState, cs []Command, nMove
 // a time tells a device's moves; one that finds another telling leaves its
 // moves to it, so the order holds across goroutines.
 func (e *Engine) release(d *devState) {
-	d.mu.unlock()
+	e.unlock(d)
 	if e.lis == nil {
 		return
 	}
@@ -369,6 +452,9 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 		return Command{}, err
 	}
 	d.lastSeq = c.Seq
+	if open == 0 && !c.Status.Open() {
+		d.empty = true // an immediate command FAILED, the superseded CANCELED
+	}
 	if len(updated) > 0 || c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
 		e.sched.mark(c.DeviceID)
 	}
@@ -386,13 +472,30 @@ func unreachableReason(m Mode, lastUplink time.Time) string {
 // update, report) and is reachable now: the head of its queue goes out, or
 // goes out again if it was sent and never ACKed (CMD-4). For eDRX devices
 // the uplink anchors the paging windows (CMD-3).
-func (e *Engine) DeviceWoke(ctx context.Context, deviceID string) error {
-	d, err := e.openDevice(ctx, deviceID)
-	if err != nil {
-		return err
+//
+// DeviceWoke does no I/O and does not wait for the device's lock (a send
+// or a store write of the device may hold it): it notes the time and hands
+// the device to Run's workers, so a transport may call it as soon as the
+// uplink arrives, before the uplink itself is processed. It fails only
+// with ErrClosed.
+func (e *Engine) DeviceWoke(_ context.Context, deviceID string) error {
+	if e.isClosed() {
+		return ErrClosed
 	}
-	d.lastUplink = time.Now()
-	d.mu.unlock()
+	now := time.Now()
+	for {
+		d := e.entry(deviceID)
+		d.wmu.Lock()
+		if d.gone {
+			d.wmu.Unlock()
+			continue
+		}
+		if now.After(d.woke) {
+			d.woke = now
+		}
+		d.wmu.Unlock()
+		break
+	}
 	e.sched.mark(deviceID)
 	return nil
 }
@@ -473,7 +576,7 @@ func (e *Engine) lockCommand(ctx context.Context, id string) (*devState, Command
 		return nil, Command{}, err
 	}
 	if c, err = e.st.Get(ctx, id); err != nil {
-		d.mu.unlock()
+		e.unlock(d)
 		return nil, Command{}, err
 	}
 	return d, c, nil
@@ -537,6 +640,9 @@ func (e *Engine) CancelDevice(ctx context.Context, deviceID string) ([]Command, 
 	}
 	if err := e.commit(ctx, d, moved, nil); err != nil {
 		return nil, err
+	}
+	if len(moved) == len(q) {
+		d.empty = true
 	}
 	return moved, nil
 }
@@ -747,3 +853,13 @@ type chanMutex chan struct{}
 
 func (m chanMutex) lock()   { m <- struct{}{} }
 func (m chanMutex) unlock() { <-m }
+
+// tryLock locks m if it is free and reports whether it did.
+func (m chanMutex) tryLock() bool {
+	select {
+	case m <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
