@@ -32,13 +32,7 @@ type batchAnswer struct {
 // status, the answer (on 200) and the error body (otherwise).
 func (tp *testPlatform) postBatch(t *testing.T, contentType string, body []byte) (int, batchAnswer, apiError) {
 	t.Helper()
-	req, err := http.NewRequest("POST", tp.api.URL+batchPath, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp := tp.appRequest(t, "POST", batchPath, contentType, bytes.NewReader(body))
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,21 +18,7 @@ import (
 func addCodeclessProduct(t *testing.T, tp *testPlatform, model string) {
 	t.Helper()
 	name, zipped := demoVariant(t, model, nil)
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, err := mw.CreateFormFile("profile", name)
-	require.NoError(t, err)
-	fw.Write(zipped)
-	require.NoError(t, mw.Close())
-	req, err := http.NewRequest("POST", tp.api.URL+"/doze/v1/products", &buf)
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	postProfile(t, tp, name, zipped)
 	require.Nil(t, tp.products.Codec(demoManufacturerID, model), "the product has no codec")
 }
 
