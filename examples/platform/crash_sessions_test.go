@@ -89,11 +89,7 @@ func TestCrashKeepsDTLSSession(t *testing.T) {
 
 	tp.token = tp.login(t)
 	require.Eventually(t, func() bool {
-		var hist struct {
-			DTOs []struct {
-				Data map[string]any `json:"data"`
-			} `json:"deviceDataHistoryDTOs"`
-		}
+		var hist historyAnswer
 		tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id+"&serviceId=Meter", nil, &hist)
 		for _, h := range hist.DTOs {
 			if h.Data["pulseCount"] == float64(4242) {

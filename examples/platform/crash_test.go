@@ -73,12 +73,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	tp.call(t, "GET", "/doze/v1/products", nil, &products)
 	require.Equal(t, 2, products.TotalCount, "the demo products (water meter, temperature sensor) are stored once each, not added again")
 
-	var hist struct {
-		DTOs []struct {
-			ServiceID string         `json:"serviceId"`
-			Data      map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id+"&serviceId=Meter", nil, &hist))
 	got := map[float64]bool{}
 	for _, h := range hist.DTOs {

@@ -249,13 +249,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"notifyType", "requestId", "deviceId", "gatewayId", "service"}, keys)
 
-	var hist struct {
-		TotalCount int `json:"totalCount"`
-		DTOs       []struct {
-			ServiceID string         `json:"serviceId"`
-			Data      map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &hist))
 	require.Equal(t, 3, hist.TotalCount, "one history record per service (STO-2)")
 

@@ -32,3 +32,13 @@ func demoReport(t *testing.T) []byte {
 	require.NoError(t, err)
 	return report
 }
+
+// historyAnswer is an answer of deviceDataHistory, as far as the tests
+// read it.
+type historyAnswer struct {
+	TotalCount int `json:"totalCount"`
+	DTOs       []struct {
+		ServiceID string         `json:"serviceId"`
+		Data      map[string]any `json:"data"`
+	} `json:"deviceDataHistoryDTOs"`
+}

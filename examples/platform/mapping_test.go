@@ -185,12 +185,7 @@ func TestMappedTemperature(t *testing.T) {
 		"the unmapped /3/0/9 of the Send is said on the device log")
 
 	// History and shadow hold them.
-	var hist struct {
-		DTOs []struct {
-			ServiceID string         `json:"serviceId"`
-			Data      map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &hist))
 	var temps []any
 	for _, d := range hist.DTOs {

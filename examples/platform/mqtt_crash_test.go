@@ -41,11 +41,7 @@ func TestMQTTCrashKeepsAcknowledged(t *testing.T) {
 
 	p.start()
 	tp.token = tp.login(t)
-	var hist struct {
-		DTOs []struct {
-			Data map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	got := map[float64]bool{}
 	require.Eventually(t, func() bool { // the inbox is replayed after the start
 		tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id+"&serviceId=Battery", nil, &hist)

@@ -62,13 +62,7 @@ func TestRawDataEndToEnd(t *testing.T) {
 	many := hook.wait(t, "deviceDatasChanged of RawData", func(m map[string]any) bool { return m["notifyType"] == "deviceDatasChanged" })
 	require.Equal(t, map[string]any{"rawData": want}, many["services"].([]any)[0].(map[string]any)["data"])
 
-	var hist struct {
-		TotalCount int `json:"totalCount"`
-		DTOs       []struct {
-			ServiceID string         `json:"serviceId"`
-			Data      map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &hist))
 	require.Equal(t, 1, hist.TotalCount, "the raw uplink is in history once (STO-2)")
 	require.Equal(t, "RawData", hist.DTOs[0].ServiceID)
