@@ -108,8 +108,7 @@ func requireUpgraded(t *testing.T, tp *testPlatform, row map[string]any, deviceI
 func TestConformDeviceCommand(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "deviceDataChanged")
 	const imei = "868333030002001"
 	id, psk := registerDevice(t, tp, imei)
 	d := startStrictDevice(t, tp, imei, psk, lwm2mtest.DeviceConfig{Stack: lwm2mtest.Stack11})

@@ -39,8 +39,7 @@ func TestCommandRules(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
 	id, _ := registerDevice(t, tp, "868333030000101")
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "deviceDataChanged")
 
 	cmd := func(callback string) map[string]any {
 		return map[string]any{"deviceId": id, "callbackUrl": callback,

@@ -218,8 +218,7 @@ func TestWalkthrough(t *testing.T) {
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
 		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, &sub))
 	require.NotEmpty(t, sub["subscriptionId"])
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "bindDevice", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "bindDevice")
 
 	const imei = "868333030000001"
 	id, psk := registerDevice(t, tp, imei)

@@ -153,8 +153,7 @@ func temperatureOf(id, property string, want any) func(m map[string]any) bool {
 func TestMappedTemperature(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "deviceDataChanged")
 	const imei = "868333030002101"
 	id, psk := registerTempSensor(t, tp, imei)
 	s := startTempSensor(t, tp, imei, psk)

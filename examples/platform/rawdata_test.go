@@ -31,10 +31,7 @@ func addCodeclessProduct(t *testing.T, tp *testPlatform, model string) {
 func TestRawDataEndToEnd(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
-	for _, nt := range []string{"deviceDataChanged", "deviceDatasChanged"} {
-		require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-			map[string]any{"notifyType": nt, "callbackUrl": hook.srv.URL + "/push"}, nil))
-	}
+	subscribe(t, tp, hook, "deviceDataChanged", "deviceDatasChanged")
 	addCodeclessProduct(t, tp, "WM-RAW")
 	const imei = "868333030002901"
 	id := registerModel(t, tp, imei, "WM-RAW")
