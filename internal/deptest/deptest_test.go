@@ -31,6 +31,9 @@ func TestAllowedFor(t *testing.T) {
 		{"examples/device/sim", "registry", false, false},
 		{"examples/platform", "store", false, true},
 		{"profile", "internal/deptest", true, true},
+		{"store", "store/internal/records", false, true},
+		{"store/postgres", "store/internal/records", false, true},
+		{"registry", "store/internal/records", false, false},
 	}
 	for _, tt := range tests {
 		got := allowedFor(tt.dir, tt.dep, tt.test)
