@@ -42,7 +42,7 @@ func (db *DB) Commands() *Commands { return &Commands{db: db, bucket: bucketComm
 
 // Commands is the bbolt implementation of command.Store. Every write is
 // committed (and synced unless Options.NoSync) before it returns;
-// concurrent writes share commits through bbolt's Batch.
+// concurrent writes share commits (DB.commit, see the package doc).
 type Commands struct {
 	db     *DB
 	bucket []byte // bucketCommands, or bucketLwM2MOps for LwM2M operations
@@ -146,7 +146,7 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 			return err
 		}
 	}
-	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
 		var bk [7]*bolt.Bucket
 		for i, name := range [][]byte{cmdRec, cmdID, cmdOpen, cmdDue, cmdLast, cmdTask} {
 			b, err := s.sub(tx, name)
@@ -384,7 +384,7 @@ func (s *Commands) PutMode(ctx context.Context, deviceID string, m command.Mode)
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
 		modes, err := s.sub(tx, cmdMode)
 		if err != nil {
 			return err
@@ -424,7 +424,7 @@ func (s *Commands) PutTask(ctx context.Context, t command.Task) error {
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
 		tasks, err := s.sub(tx, cmdTask)
 		if err != nil {
 			return err
@@ -462,7 +462,8 @@ func (s *Commands) Prune(ctx context.Context, before time.Time, limit int) (int,
 		return 0, err
 	}
 	n := 0
-	err := s.db.bolt.Update(func(tx *bolt.Tx) error {
+	err := s.db.commit(func(tx *bolt.Tx) error {
+		n = 0 // fn may run again (DB.commit)
 		rec, err := s.sub(tx, cmdRec)
 		if err != nil {
 			return err

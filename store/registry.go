@@ -15,8 +15,8 @@ import (
 )
 
 // Registry is the registry.Store on the DB (SPEC STO-1). Every write is one
-// bbolt transaction shared with concurrent writers (group commit, see the
-// package doc; not bolt.Batch) and returns after it is on disk.
+// bbolt transaction shared with concurrent writers (DB.commit, see the
+// package doc) and returns after it is on disk.
 //
 // Layout inside the "registry" bucket, one sub-bucket each:
 //
@@ -142,16 +142,9 @@ func (s *Registry) update(ctx context.Context, fn func(*rtx) error) error {
 		if err != nil {
 			return err
 		}
-		if testCommitHook != nil {
-			testCommitHook(tx.ID())
-		}
 		return fn(b)
 	})
 }
-
-// testCommitHook, when set by a test, sees the transaction id of every
-// registry write, so the test can count shared commits.
-var testCommitHook func(txid int)
 
 // key builds "a | b | … | last": every part but the last is length-prefixed.
 func key(parts ...string) []byte {

@@ -22,7 +22,8 @@
 //
 // Rows have columns for what queries filter and sort on, and (for
 // commands, tasks, upgrades, observations, shadows, inbox and products) the
-// record as JSON in a bytea column, in the bbolt store's encoding. Times
+// record as JSON in a bytea column, in the bbolt store's encoding (one
+// definition, store/internal/records, for commands and tasks). Times
 // are Unix nanoseconds (bigint, NULL for none). Key columns use COLLATE
 // "C", so orders are bytewise, as in bbolt. Uniqueness (device ids, node
 // keys, group names, command ids) and references (a sub-device's gateway,
