@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/registry"
+	"github.com/doze-io/doze/store/internal/records"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -313,14 +314,10 @@ func (s *Registry) Update(ctx context.Context, id string, fn func(*registry.Devi
 		if err != nil {
 			return err
 		}
-		d := old.Clone()
-		if err := fn(&d); err != nil {
+		d, err := records.UpdateDevice("store", id, old, fn)
+		if err != nil {
 			return err
 		}
-		if d.ID != id {
-			return fmt.Errorf("store: Update changed deviceId %q to %q: %w", id, d.ID, registry.ErrInvalid)
-		}
-		d.Groups = slices.Compact(slices.Sorted(slices.Values(d.Groups)))
 		if k := registry.NodeKey(d.NodeID); k != registry.NodeKey(old.NodeID) && b.node().Get([]byte(k)) != nil {
 			return fmt.Errorf("store: nodeId %q: %w", d.NodeID, registry.ErrNodeIDTaken)
 		}

@@ -716,20 +716,7 @@ func ExampleDB_Registry() {
 // error value, and the writes beside it are committed.
 func TestGroupCommitPanicInQueuedWrite(t *testing.T) {
 	db := openTemp(t, &Options{NoSync: true})
-	entered, release := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- db.commit(func(tx *bolt.Tx) error {
-			select {
-			case <-entered:
-			default:
-				close(entered)
-				<-release // hold the commit so the next writes queue
-			}
-			return nil
-		})
-	}()
-	<-entered
+	release, first := holdCommit(db)
 	panicked := make(chan any, 1)
 	result := make(chan error, 1)
 	queued := func(fn func(*bolt.Tx) error, out chan error) {
@@ -740,13 +727,7 @@ func TestGroupCommitPanicInQueuedWrite(t *testing.T) {
 		}()
 		out <- db.commit(fn)
 	}
-	queuedLen := func(n int) func() bool {
-		return func() bool {
-			db.group.mu.Lock()
-			defer db.group.mu.Unlock()
-			return len(db.group.queue) == n
-		}
-	}
+	queuedLen := func(n int) func() bool { return func() bool { return queueLen(db) == n } }
 	ok := make(chan error, 1)
 	go queued(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte("t"))
@@ -798,27 +779,8 @@ func TestGroupCommitRerunCountsOnce(t *testing.T) {
 	for i := range 5 {
 		require.NoError(t, h.Append(HistoryRecord{DeviceID: "d", ServiceID: "s", Data: []byte(`{}`), Time: t0.Add(time.Duration(i) * time.Minute)}))
 	}
-	entered, release := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- db.commit(func(tx *bolt.Tx) error {
-			select {
-			case <-entered:
-			default:
-				close(entered)
-				<-release // hold the commit so the next writes queue
-			}
-			return nil
-		})
-	}()
-	<-entered
-	queuedLen := func(n int) func() bool {
-		return func() bool {
-			db.group.mu.Lock()
-			defer db.group.mu.Unlock()
-			return len(db.group.queue) == n
-		}
-	}
+	release, first := holdCommit(db)
+	queuedLen := func(n int) func() bool { return func() bool { return queueLen(db) == n } }
 	type pruned struct {
 		n   int
 		err error
@@ -854,4 +816,32 @@ func TestGroupCommitRerunCountsOnce(t *testing.T) {
 		require.Nil(t, tx.Bucket(bucketHistory).Get([]byte("junk")), "the failing write was rolled back")
 		return nil
 	}))
+}
+
+// holdCommit starts a commit and holds it until release is closed, so
+// that the writes made meanwhile queue for the next commit; first gets
+// the held write's result.
+func holdCommit(db *DB) (release chan struct{}, first chan error) {
+	entered := make(chan struct{})
+	release, first = make(chan struct{}), make(chan error, 1)
+	go func() {
+		first <- db.commit(func(tx *bolt.Tx) error {
+			select {
+			case <-entered:
+			default:
+				close(entered)
+				<-release // hold the commit so the next writes queue
+			}
+			return nil
+		})
+	}()
+	<-entered
+	return release, first
+}
+
+// queueLen is how many writes wait for the next commit.
+func queueLen(db *DB) int {
+	db.group.mu.Lock()
+	defer db.group.mu.Unlock()
+	return len(db.group.queue)
 }

@@ -1,14 +1,17 @@
-// Package records is the stored form of the records that the bbolt store
-// and store/postgres keep alike, written once so that both read and write
-// the same bytes: a command (every field, times with nanoseconds) and a
-// batch task (every field, unlike the API JSON).
+// Package records is what the bbolt store and store/postgres do alike,
+// written once: the stored form of a command (every field, times with
+// nanoseconds) and of a batch task (every field, unlike the API JSON), so
+// both read and write the same bytes, and the checks of a device update.
 package records
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/registry"
 )
 
 // cmd is a command as stored. The JSON names are the stored format: do not
@@ -90,3 +93,20 @@ func DecodeCommand(b []byte) (command.Command, error) {
 // Task is a batch task as stored: every field of command.Task, without
 // the API's JSON methods.
 type Task command.Task
+
+// UpdateDevice is the part of registry.Store.Update that both stores do
+// alike: fn changes a copy of old, the device stored as id; it must keep
+// the id; groups come out sorted, without repeats. pkg starts the error
+// for a changed id ("store", "store/postgres"); fn's own error is
+// returned as it is.
+func UpdateDevice(pkg, id string, old registry.Device, fn func(*registry.Device) error) (registry.Device, error) {
+	d := old.Clone()
+	if err := fn(&d); err != nil {
+		return registry.Device{}, err
+	}
+	if d.ID != id {
+		return registry.Device{}, fmt.Errorf("%s: Update changed deviceId %q to %q: %w", pkg, id, d.ID, registry.ErrInvalid)
+	}
+	d.Groups = slices.Compact(slices.Sorted(slices.Values(d.Groups)))
+	return d, nil
+}
