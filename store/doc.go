@@ -19,8 +19,9 @@
 // Update, bbolt's Batch and our own) because each of the others costs
 // where this one does not: Update spends one fsync per call, so concurrent
 // writers queue on the disk; Batch waits up to 10 ms for company, which
-// costs a lone writer 10 ms per write (figures in registry/doc.go and
-// BenchmarkCommit). And one queue means one place to get isolation right.
+// costs a lone writer 10 ms per write (BenchmarkCommit; figures in
+// docs/benchmarks.md, "Registry"). And one queue means one place to get
+// isolation right.
 //
 // Its contract is bolt.Batch's: one write's error (or panic) is that
 // write's alone. When a write in a shared commit fails, the transaction is
