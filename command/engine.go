@@ -41,7 +41,10 @@ type Config struct {
 	// at once, one per device at most; a worker with a further one waits
 	// for a slot. 0 means 1024.
 	Transmissions int
-	// Workers is how many goroutines Run uses to send. 0 means 8.
+	// Workers is how many goroutines Run uses to serve device queues. A
+	// Transmitter's send runs on a goroutine of its own (see
+	// Transmissions), so a worker waits for the store and the device only
+	// with a plain Sender. 0 means 8.
 	Workers int
 	// Retention is how long ended commands are kept once they ended; Run
 	// deletes older ones every hour when the Store implements Pruner.

@@ -11,19 +11,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// slowStore holds every write of a send attempt (SendAttempt set) of the
-// devices slow names until release is closed: a disk whose commits are
-// full of other work, for those devices only.
+// slowStore holds every write of a command that hold picks until release
+// is closed: a disk whose commits are full of other work, for those
+// commands only.
 type slowStore struct {
 	*MemStore
-	slow    func(deviceID string) bool
+	hold    func(c Command) bool
 	release chan struct{}
 	held    atomic.Int32
 }
 
 func (s *slowStore) Write(ctx context.Context, w Write) error {
 	for _, c := range w.Commands {
-		if !c.SendAttempt.IsZero() && s.slow(c.DeviceID) {
+		if s.hold(c) {
 			s.held.Add(1)
 			select {
 			case <-s.release:
@@ -45,7 +45,7 @@ func TestWakeNotHeldBySlowSends(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		st := &slowStore{MemStore: NewMemStore(), release: make(chan struct{}),
-			slow: func(id string) bool { return id != "meter" }}
+			hold: func(c Command) bool { return !c.SendAttempt.IsZero() && c.DeviceID != "meter" }} // send attempts
 		rd := newRadio()
 		var n atomic.Int64
 		e, err := New(st, rd, nil, Config{NewID: func() string { return fmt.Sprintf("c%d", n.Add(1)) }})
@@ -92,6 +92,50 @@ func TestWakeNotHeldBySlowSends(t *testing.T) {
 			_, ok := rd.leftAt(id)
 			require.True(t, ok, "%s went out once its attempt was stored", id)
 		}
+	})
+}
+
+// TestWakeDoesNotWaitForTheDevice (issue 24): DeviceWoke returns at once
+// while another call holds the device (here a Submit whose write waits for
+// the disk), so a transport can call it as the uplink arrives; the wake
+// counts once the device is free.
+func TestWakeDoesNotWaitForTheDevice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := &slowStore{MemStore: NewMemStore(), release: make(chan struct{}),
+			hold: func(c Command) bool { return c.Status == Pending && c.SendAttempt.IsZero() && c.NextTry.IsZero() }} // the PSM Submit
+		rd := newRadio()
+		e, err := New(st, rd, nil, Config{NewID: func() string { return "c1" }})
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(ctx) }()
+		defer func() { e.Close(); <-done }()
+		defer func() {
+			select {
+			case <-st.release:
+			default:
+				close(st.release)
+			}
+		}()
+		submitted := make(chan error, 1)
+		go func() { _, err := e.Submit(ctx, req("meter")); submitted <- err }()
+		synctest.Wait()
+		require.Equal(t, int32(1), st.held.Load(), "Submit holds the device, waiting for its write")
+
+		woke := make(chan error, 1)
+		go func() { woke <- e.DeviceWoke(ctx, "meter") }()
+		synctest.Wait()
+		select {
+		case err := <-woke:
+			require.NoError(t, err)
+		default:
+			t.Fatal("DeviceWoke waits for the device's lock")
+		}
+		close(st.release)
+		require.NoError(t, <-submitted)
+		synctest.Wait()
+		_, ok := rd.leftAt("c1")
+		require.True(t, ok, "the wake counted: the command went out once Submit let go of the device")
 	})
 }
 
