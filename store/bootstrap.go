@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -43,7 +43,7 @@ type Bootstrap struct{ db *DB }
 // Bootstrap returns the bootstrap view of db.
 func (db *DB) Bootstrap() *Bootstrap { return &Bootstrap{db: db} }
 
-func bootstrapKey(nodeID string) []byte { return []byte(lwm2m.NormalizeEndpoint(nodeID)) }
+func bootstrapKey(nodeID string) []byte { return []byte(transport.NormalizeEndpoint(nodeID)) }
 
 // Put stores (or replaces) a device's bootstrap configuration.
 func (b *Bootstrap) Put(c BootstrapConfig) error {
@@ -70,7 +70,7 @@ func (b *Bootstrap) Get(nodeID string) (BootstrapConfig, error) {
 			v = bk.Get(bootstrapKey(nodeID))
 		}
 		if v == nil {
-			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, lwm2m.ErrNotFound)
+			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, transport.ErrNotFound)
 		}
 		return json.Unmarshal(v, &c)
 	})
@@ -83,7 +83,7 @@ func (b *Bootstrap) Delete(nodeID string) error {
 	return closed(b.db.bolt.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketBootstrap)
 		if bk == nil || bk.Get(bootstrapKey(nodeID)) == nil {
-			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, lwm2m.ErrNotFound)
+			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, transport.ErrNotFound)
 		}
 		return bk.Delete(bootstrapKey(nodeID))
 	}))

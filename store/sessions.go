@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -29,7 +29,7 @@ type DTLSSessions struct {
 	now func() time.Time
 }
 
-var _ lwm2m.SessionStore = (*DTLSSessions)(nil)
+var _ transport.SessionStore = (*DTLSSessions)(nil)
 
 var bucketDTLSSessions = []byte("dtls-sessions")
 
@@ -105,7 +105,7 @@ func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 		return nil, closed(err)
 	}
 	if out == nil {
-		return nil, fmt.Errorf("store: DTLS session %x: %w", id, lwm2m.ErrNotFound)
+		return nil, fmt.Errorf("store: DTLS session %x: %w", id, transport.ErrNotFound)
 	}
 	return out, nil
 }
@@ -194,7 +194,7 @@ func pruneSessions(b *bolt.Bucket, cutoff time.Time, limit int) (int, error) {
 // sessions hold session keys: the file is as secret as the PSKs.
 type Registrations struct{ db *DB }
 
-var _ lwm2m.RegistrationStore = (*Registrations)(nil)
+var _ transport.RegistrationStore = (*Registrations)(nil)
 
 var bucketRegistrations = []byte("lwm2m-registrations")
 
@@ -211,7 +211,7 @@ func regBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 func regKey(kind byte, s []byte) []byte { return append([]byte{kind}, s...) }
 
 // PutRegistration implements lwm2m.RegistrationStore.
-func (s *Registrations) PutRegistration(r lwm2m.RegistrationRecord) error {
+func (s *Registrations) PutRegistration(r transport.RegistrationRecord) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -237,12 +237,12 @@ func (s *Registrations) DeleteRegistration(endpoint string) error {
 }
 
 // Registrations implements lwm2m.RegistrationStore.
-func (s *Registrations) Registrations() ([]lwm2m.RegistrationRecord, error) {
-	return listJSON[lwm2m.RegistrationRecord](s.db, 'r')
+func (s *Registrations) Registrations() ([]transport.RegistrationRecord, error) {
+	return listJSON[transport.RegistrationRecord](s.db, 'r')
 }
 
 // PutParked implements lwm2m.RegistrationStore.
-func (s *Registrations) PutParked(p lwm2m.ParkedSession) error {
+func (s *Registrations) PutParked(p transport.ParkedSession) error {
 	v, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -270,7 +270,7 @@ func deleteParked(b *bolt.Bucket, endpoint string) error {
 	if old == nil {
 		return nil
 	}
-	var p lwm2m.ParkedSession
+	var p transport.ParkedSession
 	if json.Unmarshal(old, &p) == nil && len(p.CID) > 0 && string(b.Get(regKey('c', p.CID))) == endpoint {
 		if err := b.Delete(regKey('c', p.CID)); err != nil {
 			return err
@@ -291,14 +291,14 @@ func (s *Registrations) DeleteParked(endpoint string) error {
 }
 
 // ParkedSessions implements lwm2m.RegistrationStore.
-func (s *Registrations) ParkedSessions() ([]lwm2m.ParkedSession, error) {
-	return listJSON[lwm2m.ParkedSession](s.db, 'p')
+func (s *Registrations) ParkedSessions() ([]transport.ParkedSession, error) {
+	return listJSON[transport.ParkedSession](s.db, 'p')
 }
 
 // ParkedByCID returns the parked session whose Connection ID is cid, or
 // lwm2m.ErrNotFound.
-func (s *Registrations) ParkedByCID(cid []byte) (lwm2m.ParkedSession, error) {
-	var p lwm2m.ParkedSession
+func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error) {
+	var p transport.ParkedSession
 	found := false
 	err := s.db.bolt.View(func(tx *bolt.Tx) error {
 		b, _ := regBucket(tx)
@@ -314,7 +314,7 @@ func (s *Registrations) ParkedByCID(cid []byte) (lwm2m.ParkedSession, error) {
 		return json.Unmarshal(v, &p)
 	})
 	if err == nil && !found {
-		err = fmt.Errorf("store: parked DTLS session with Connection ID %x: %w", cid, lwm2m.ErrNotFound)
+		err = fmt.Errorf("store: parked DTLS session with Connection ID %x: %w", cid, transport.ErrNotFound)
 	}
 	return p, closed(err)
 }

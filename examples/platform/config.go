@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/store"
 )
@@ -294,7 +294,7 @@ func (o packageURIs) WritePackageURI(ctx context.Context, deviceID, uri string) 
 		}
 		r, ok := o.p.lwm.Registration(d.NodeID)
 		if !ok {
-			return fmt.Errorf("package URI for device %s: %w", deviceID, lwm2m.ErrNotRegistered)
+			return fmt.Errorf("package URI for device %s: %w", deviceID, transport.ErrNotRegistered)
 		}
 		base, err := listenerURI(r.Secure, o.p.lwm.DTLSAddr(), o.p.lwm.UDPAddr())
 		if err != nil {

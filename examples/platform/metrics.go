@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/registry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,7 +133,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func collectDTLS(ch chan<- prometheus.Metric, st lwm2m.DTLSStats, parked int) {
+func collectDTLS(ch chan<- prometheus.Metric, st transport.DTLSStats, parked int) {
 	counter := func(d *prometheus.Desc, v uint64, label ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label...)
 	}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -23,7 +23,7 @@ type DTLSSessions struct {
 	now func() time.Time
 }
 
-var _ lwm2m.SessionStore = (*DTLSSessions)(nil)
+var _ transport.SessionStore = (*DTLSSessions)(nil)
 
 // DefaultSessionTTL is the TTL of DTLSSessions when none is given: the
 // upper limit RFC 5246 §F.1.4 suggests for session IDs.
@@ -65,7 +65,7 @@ func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 	err := s.db.pool.QueryRow(context.Background(), "SELECT value FROM dtls_sessions WHERE id = $1 AND written >= $2",
 		id, s.now().Add(-s.ttl).UnixNano()).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("store/postgres: DTLS session %x: %w", id, lwm2m.ErrNotFound)
+		return nil, fmt.Errorf("store/postgres: DTLS session %x: %w", id, transport.ErrNotFound)
 	}
 	return v, err
 }
@@ -89,13 +89,13 @@ func (s *DTLSSessions) Prune(now time.Time) (int, error) {
 // Parked sessions hold session keys.
 type Registrations struct{ db *DB }
 
-var _ lwm2m.RegistrationStore = (*Registrations)(nil)
+var _ transport.RegistrationStore = (*Registrations)(nil)
 
 // Registrations returns the registration store of db.
 func (db *DB) Registrations() *Registrations { return &Registrations{db: db} }
 
 // PutRegistration implements lwm2m.RegistrationStore.
-func (s *Registrations) PutRegistration(r lwm2m.RegistrationRecord) error {
+func (s *Registrations) PutRegistration(r transport.RegistrationRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -113,12 +113,12 @@ func (s *Registrations) DeleteRegistration(endpoint string) error {
 }
 
 // Registrations implements lwm2m.RegistrationStore.
-func (s *Registrations) Registrations() ([]lwm2m.RegistrationRecord, error) {
-	return listRecs[lwm2m.RegistrationRecord](context.Background(), s.db, "SELECT rec FROM lwm2m_registrations ORDER BY endpoint")
+func (s *Registrations) Registrations() ([]transport.RegistrationRecord, error) {
+	return listRecs[transport.RegistrationRecord](context.Background(), s.db, "SELECT rec FROM lwm2m_registrations ORDER BY endpoint")
 }
 
 // PutParked implements lwm2m.RegistrationStore.
-func (s *Registrations) PutParked(p lwm2m.ParkedSession) error {
+func (s *Registrations) PutParked(p transport.ParkedSession) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -139,21 +139,21 @@ func (s *Registrations) DeleteParked(endpoint string) error {
 }
 
 // ParkedSessions implements lwm2m.RegistrationStore.
-func (s *Registrations) ParkedSessions() ([]lwm2m.ParkedSession, error) {
-	return listRecs[lwm2m.ParkedSession](context.Background(), s.db, "SELECT rec FROM lwm2m_parked ORDER BY endpoint")
+func (s *Registrations) ParkedSessions() ([]transport.ParkedSession, error) {
+	return listRecs[transport.ParkedSession](context.Background(), s.db, "SELECT rec FROM lwm2m_parked ORDER BY endpoint")
 }
 
 // ParkedByCID returns the parked session whose Connection ID is cid, or
 // lwm2m.ErrNotFound.
-func (s *Registrations) ParkedByCID(cid []byte) (lwm2m.ParkedSession, error) {
+func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error) {
 	var b []byte
 	err := s.db.pool.QueryRow(context.Background(), "SELECT rec FROM lwm2m_parked WHERE cid = $1 LIMIT 1", cid).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return lwm2m.ParkedSession{}, fmt.Errorf("store/postgres: parked DTLS session with Connection ID %x: %w", cid, lwm2m.ErrNotFound)
+		return transport.ParkedSession{}, fmt.Errorf("store/postgres: parked DTLS session with Connection ID %x: %w", cid, transport.ErrNotFound)
 	}
 	if err != nil {
-		return lwm2m.ParkedSession{}, err
+		return transport.ParkedSession{}, err
 	}
-	var p lwm2m.ParkedSession
+	var p transport.ParkedSession
 	return p, json.Unmarshal(b, &p)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // TestLeanDevice registers lean devices with both servers of the benchmark
@@ -80,8 +81,8 @@ func TestFleetSources(t *testing.T) {
 	const n, sources = 300, 3
 	var mu sync.Mutex
 	from := map[string]int{}
-	srv := startOursWith(n, func(e lwm2m.Event) {
-		if e.Kind == lwm2m.EventRegistered {
+	srv := startOursWith(n, func(e transport.Event) {
+		if e.Kind == transport.EventRegistered {
 			ip := e.Registration.Addr.(*net.UDPAddr).IP.String()
 			mu.Lock()
 			from[ip]++
@@ -121,7 +122,7 @@ func TestLeanDeviceAnswers(t *testing.T) {
 	lean := d.(*leanDevice)
 	answered := make(chan int, 1)
 	go func() { answered <- lean.linger(time.Now().Add(time.Second)) }()
-	require.NoError(t, srv.lwm.Write(ctx, identity(0), "/19/1/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: []byte{7}}),
+	require.NoError(t, srv.lwm.Write(ctx, identity(0), "/19/1/0/0", transport.Content{Format: lwm2m.FormatOpaque, Payload: []byte{7}}),
 		"write of /19/1/0/0 to a lingering lean device")
 	_, err = srv.lwm.Read(ctx, identity(0), "/5/0/3", lwm2m.FormatText)
 	require.ErrorContains(t, err, "4.04", "read of /5/0/3 from a lean device")

@@ -63,6 +63,7 @@ import (
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 var key = []byte("0123456789abcdef")
@@ -137,7 +138,7 @@ type server struct {
 	addr   string
 	stop   func()
 	settle func(registered int) // waits until idle devices are as they will stay
-	lwm    *lwm2m.Server        // the lwm2m.Server run's server
+	lwm    *transport.Server    // the lwm2m.Server run's server
 }
 
 // devProfile is the -devprofile file; clientKind the -client flag.
@@ -290,18 +291,18 @@ func startOurs(n int) server { return startOursWith(n, nil) }
 
 // startOursWith is startOurs passing every event to on as well, when not
 // nil.
-func startOursWith(n int, on func(lwm2m.Event)) server {
-	ks := lwm2m.NewMemoryKeyStore()
+func startOursWith(n int, on func(transport.Event)) server {
+	ks := transport.NewMemoryKeyStore()
 	for i := range n {
 		ks.Set(identity(i), key)
 	}
 	var uplinks atomic.Int64
-	s, err := lwm2m.New(lwm2m.Config{
+	s, err := transport.New(transport.Config{
 		DisableUDP: true, DTLSAddr: "127.0.0.1:0",
 		RequestRate: 1e6, RequestBurst: 1e6, MaxSessions: n + 10,
 		ParkSessions: park, AwakeWindow: awake,
-	}, ks, lwm2m.HandlerFunc(func(e lwm2m.Event) {
-		if e.Kind == lwm2m.EventUplink {
+	}, ks, transport.HandlerFunc(func(e transport.Event) {
+		if e.Kind == transport.EventUplink {
 			uplinks.Add(1)
 		}
 		if on != nil {
@@ -568,12 +569,12 @@ type device interface {
 // returned whenever the socket was opened, so that the caller closes it.
 func register(ctx context.Context, addr, ep string, src net.IP, objects string) (device, error) {
 	if clientKind == "pion" {
-		cc := lwm2m.ClientConfig{Server: addr, Endpoint: ep, Key: key,
-			CipherSuites: []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}, Objects: objects, Queue: true}
+		cc := transport.ClientConfig{Server: addr, Endpoint: ep, Key: key,
+			CipherSuites: []transport.CipherSuite{transport.TLS_PSK_WITH_AES_128_CCM_8}, Objects: objects, Queue: true}
 		if src != nil {
 			cc.LocalAddr = net.JoinHostPort(src.String(), "0")
 		}
-		c, err := lwm2m.NewClient(cc)
+		c, err := transport.NewClient(cc)
 		if err != nil {
 			return nil, err
 		}
@@ -602,12 +603,12 @@ func register(ctx context.Context, addr, ep string, src net.IP, objects string) 
 	return d, err
 }
 
-type pionDevice struct{ *lwm2m.Client }
+type pionDevice struct{ *transport.Client }
 
 func (p pionDevice) send(ctx context.Context, payload []byte) error {
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return p.Send(cctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: payload})
+	return p.Send(cctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: payload})
 }
 
 func (d *leanDevice) send(ctx context.Context, payload []byte) error {
