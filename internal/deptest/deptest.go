@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"profile":             nil,
 	"codec":               nil,
 	"lwm2m":               nil,
+	"lwm2m/transport":     {"lwm2m"},
 	"command":             nil,
 	"push":                nil,
 	"ota":                 nil,
@@ -42,10 +43,12 @@ var allowed = map[string][]string{
 	"examples/codeccheck": {"codec", "profile"},
 }
 
-// thirdParty lists module prefixes that only some folders may import.
+// thirdParty lists module prefixes that only some folders may import: a
+// folder listed allows itself and its sub-folders, not its parent (the
+// lwm2m object model may not import go-coap or pion; lwm2m/transport may).
 var thirdParty = map[string][]string{
-	"github.com/plgd-dev/go-coap": {"lwm2m", "examples"},
-	"github.com/pion/":            {"lwm2m", "examples"},
+	"github.com/plgd-dev/go-coap": {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/cmd", "examples"},
+	"github.com/pion/":            {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/cmd", "examples"},
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
 	"github.com/mochi-mqtt/":      {"mqtt", "examples/device"}, // the simulator's bare-broker ceiling
@@ -83,7 +86,13 @@ func allowedFor(dir, dep string, test bool) bool {
 
 // topFolder maps a package folder to the row of the table that governs it:
 // "registry/registrytest" → "registry", "examples/device/x" → "examples/device".
+// A sub-folder with a row of its own ("lwm2m/transport") is governed by it.
 func topFolder(dir string) string {
+	for row := range allowed {
+		if strings.Contains(row, "/") && (dir == row || strings.HasPrefix(dir, row+"/")) {
+			return row
+		}
+	}
 	parts := strings.Split(dir, "/")
 	if parts[0] == "examples" && len(parts) > 1 {
 		return parts[0] + "/" + parts[1]
