@@ -328,7 +328,7 @@ func TestBootstrapServerSequence(t *testing.T) {
 		case codes.PUT:
 			require.Equal(t, lwm2m.FormatSenMLJSON, contentFormat(&req), "the preferred content format")
 			path := lwm2m.MustPath(msgPath(&req))
-			recs, err := lwm2m.Decode(lwm2m.FormatSenMLJSON, path, req.Payload, lwm2m.NewBuiltinRegistry())
+			recs, err := lwm2m.Decode(lwm2m.FormatSenMLJSON, path, req.Payload, lwm2m.NewBuiltinObjects())
 			require.NoError(t, err)
 			writes[path.String()] = recs
 			answer(req, codes.Changed, "")
@@ -469,7 +469,7 @@ func FuzzBootstrapWrite(f *testing.F) {
 	f.Add("/1/0/1", uint16(lwm2m.FormatText), []byte("60"))
 	f.Add("/1", uint16(lwm2m.FormatSenMLJSON), []byte(`[{"bn":"/1/0/","n":"0","v":1}]`))
 	f.Add("/0/0/3", uint16(lwm2m.FormatOpaque), []byte{0xff})
-	reg := lwm2m.NewBuiltinRegistry()
+	reg := lwm2m.NewBuiltinObjects()
 	f.Fuzz(func(t *testing.T, path string, format uint16, payload []byte) {
 		p, err := lwm2m.ParsePath(path)
 		if err != nil || p.Len() == 0 || p.ID(0) > 1 {

@@ -52,10 +52,10 @@ type ClientConfig struct {
 	Transmission Transmission
 	// MaxMessageSize is the largest datagram read; 0 means 4096.
 	MaxMessageSize int
-	// Registry is the object model the client checks writes against: a
+	// Model is the object model the client checks writes against: a
 	// Multiple resource takes its instances, never a single value (see
-	// Resource.Write); nil means the built-in objects (NewBuiltinRegistry).
-	Registry *lwm2m.Registry
+	// Resource.Write); nil means the built-in objects (lwm2m.NewBuiltinObjects).
+	Model *lwm2m.Objects
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -67,7 +67,7 @@ type Resource struct {
 	// Write takes a written value. On an object instance ("/3/0", a
 	// partial or full update) or a Single-Instance resource it gets the
 	// payload as sent. On a Multiple resource ("/19/1/0", by
-	// ClientConfig.Registry) it is called once per resource instance
+	// ClientConfig.Model) it is called once per resource instance
 	// written, with that instance's value alone: opaque (42) for an Opaque
 	// resource, else plain text (0). Such a resource takes a write of one
 	// instance ("/19/1/0/0", unless that path has a Resource of its own) or
@@ -136,8 +136,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Registry == nil {
-		cfg.Registry = builtinRegistry()
+	if cfg.Model == nil {
+		cfg.Model = builtinObjects()
 	}
 	return &Client{
 		cfg:       cfg,

@@ -116,7 +116,7 @@ func (c *Client) handleBootstrap(st *bootstrapState, m *message.Message) (*messa
 	case m.Code == codes.GET && p.Len() <= 1 && acceptsLink(m):
 		return st.discover(p, c.cfg.Version), nil
 	case m.Code == codes.PUT && objOK && p.Len() <= 3:
-		return st.write(p, contentFormat(m), m.Payload, c.cfg.Registry), nil
+		return st.write(p, contentFormat(m), m.Payload, c.cfg.Model), nil
 	}
 	return errResp(codes.MethodNotAllowed, "%s %s: during a bootstrap this client takes only Bootstrap-Write and -Delete of /0 and /1, Bootstrap-Discover and Bootstrap-Finish",
 		methodName(m.Code), path), nil
@@ -153,7 +153,7 @@ func (st *bootstrapState) discover(p lwm2m.Path, version string) *message.Messag
 
 // write takes a Bootstrap-Write of p (an object, an instance or a
 // resource of object 0 or 1).
-func (st *bootstrapState) write(p lwm2m.Path, f lwm2m.Format, payload []byte, reg *lwm2m.Registry) *message.Message {
+func (st *bootstrapState) write(p lwm2m.Path, f lwm2m.Format, payload []byte, reg *lwm2m.Objects) *message.Message {
 	if f == NoFormat {
 		f = lwm2m.FormatText
 	}
@@ -196,7 +196,7 @@ func (st *bootstrapState) write(p lwm2m.Path, f lwm2m.Format, payload []byte, re
 // the answer has left.
 func (c *Client) bootstrapFinish(st *bootstrapState) (*message.Message, func()) {
 	c.mu.Lock()
-	accts, err := st.accounts(c.cfg.Registry)
+	accts, err := st.accounts(c.cfg.Model)
 	c.mu.Unlock()
 	if err != nil {
 		return errResp(codes.NotAcceptable, "bootstrap-finish: %v", err), nil
@@ -211,7 +211,7 @@ func (c *Client) bootstrapFinish(st *bootstrapState) (*message.Message, func()) 
 
 // accounts returns the LwM2M server accounts of the configuration, or what
 // makes it unusable.
-func (st *bootstrapState) accounts(reg *lwm2m.Registry) ([]ServerAccount, error) {
+func (st *bootstrapState) accounts(reg *lwm2m.Objects) ([]ServerAccount, error) {
 	servers := map[int64]map[uint16]lwm2m.Value{}
 	for _, q := range slices.SortedFunc(maps.Keys(st.objs), lwm2m.Path.Compare) {
 		if q.ID(0) != lwm2m.ObjectServer {
@@ -269,7 +269,7 @@ func (st *bootstrapState) accounts(reg *lwm2m.Registry) ([]ServerAccount, error)
 
 // mandatory checks that the instance q has every mandatory resource of its
 // object that holds a value.
-func mandatory(reg *lwm2m.Registry, q lwm2m.Path, vals map[uint16]lwm2m.Value) error {
+func mandatory(reg *lwm2m.Objects, q lwm2m.Path, vals map[uint16]lwm2m.Value) error {
 	def, ok := reg.Object(q.ID(0))
 	if !ok {
 		return fmt.Errorf("object %d is not defined", q.ID(0))

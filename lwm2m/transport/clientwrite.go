@@ -9,9 +9,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
-// builtinRegistry is the object model of clients configured without one,
+// builtinObjects is the object model of clients configured without one,
 // shared: a registry is read-only once built.
-var builtinRegistry = sync.OnceValue(lwm2m.NewBuiltinRegistry)
+var builtinObjects = sync.OnceValue(lwm2m.NewBuiltinObjects)
 
 func isWriteAttributes(m *message.Message) bool {
 	return len(m.Payload) == 0 && len(msgQueries(m)) > 0
@@ -50,7 +50,7 @@ func (c *Client) write(m *message.Message, path string) *message.Message {
 // multiple reports whether the object model defines the resource at p as
 // a Multiple resource.
 func (c *Client) multiple(p lwm2m.Path) bool {
-	d, ok := c.cfg.Registry.Resource(p.ID(0), p.ID(2))
+	d, ok := c.cfg.Model.Resource(p.ID(0), p.ID(2))
 	return ok && d.Multiple
 }
 
@@ -98,7 +98,7 @@ func (c *Client) writeInstance(r Resource, p lwm2m.Path, cf lwm2m.Format, payloa
 }
 
 func (c *Client) decodeWrite(p lwm2m.Path, cf lwm2m.Format, payload []byte) ([]lwm2m.Record, *message.Message) {
-	recs, err := lwm2m.Decode(cf, p, payload, c.cfg.Registry)
+	recs, err := lwm2m.Decode(cf, p, payload, c.cfg.Model)
 	if errors.Is(err, lwm2m.ErrUnsupportedFormat) {
 		return nil, errResp(codes.UnsupportedMediaType, "%v", err)
 	}

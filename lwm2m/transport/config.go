@@ -110,9 +110,9 @@ type Config struct {
 	Files FileSource
 	// FilesPath is the path prefix of Files; "" means "/fw".
 	FilesPath string
-	// Registry defines the objects used to decode device payloads; nil
-	// means NewBuiltinRegistry() (objects 0, 1, 3, 4, 5, 19).
-	Registry *lwm2m.Registry
+	// Model defines the objects used to decode device payloads; nil
+	// means lwm2m.NewBuiltinObjects() (objects 0, 1, 3, 4, 5, 19).
+	Model *lwm2m.Objects
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 
@@ -212,8 +212,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.FilesPath = "/fw"
 	}
 	c.FilesPath = "/" + strings.Trim(c.FilesPath, "/")
-	if c.Registry == nil {
-		c.Registry = lwm2m.NewBuiltinRegistry()
+	if c.Model == nil {
+		c.Model = lwm2m.NewBuiltinObjects()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

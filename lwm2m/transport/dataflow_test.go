@@ -411,7 +411,7 @@ func FuzzParseSend(f *testing.F) {
 		if d.other == nil {
 			return
 		}
-		recs, err := lwm2m.Decode(lwm2m.Format(cf), lwm2m.RootPath, d.other, s.cfg.Registry)
+		recs, err := lwm2m.Decode(lwm2m.Format(cf), lwm2m.RootPath, d.other, s.cfg.Model)
 		if err != nil {
 			t.Fatalf("the notification payload % x does not decode: %v", d.other, err)
 		}

@@ -62,7 +62,7 @@
 // Delete, Discover, WriteAttributes, Observe, CancelObserve, each bounded by
 // its context; error answers are *ResponseError with the CoAP code. Read
 // returns Content (format + payload); ReadRecords decodes the answer into
-// Records with Decode and Config.Registry (built-in objects by default).
+// Records with Decode and Config.Model (built-in objects by default).
 //
 // Queue mode (LWM-8): a queue-mode device is reachable for
 // Config.AwakeWindow (default 93 s) after anything it sends (registration,

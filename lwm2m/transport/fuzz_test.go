@@ -57,14 +57,14 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte{})
 }
 
-var fuzzRegistry = lwm2m.NewBuiltinRegistry()
+var fuzzObjects = lwm2m.NewBuiltinObjects()
 
 // FuzzServerDatagram feeds arbitrary datagrams to a server session: the
 // server must never panic, and must answer every confirmable request.
 func FuzzServerDatagram(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := New(Config{DisableDTLS: true, Registry: fuzzRegistry, Policy: plainOnly}, nil, nil)
+		s, err := New(Config{DisableDTLS: true, Model: fuzzObjects, Policy: plainOnly}, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

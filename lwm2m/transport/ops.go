@@ -307,9 +307,9 @@ func (s *Server) CancelObserve(ctx context.Context, endpoint, path string) error
 }
 
 // decode turns a device's payload for base into records with the object
-// model's content formats and the server's Registry.
+// model's content formats and the server's Objects.
 func (s *Server) decode(c Content, base lwm2m.Path) ([]lwm2m.Record, error) {
-	return lwm2m.Decode(c.Format, base, c.Payload, s.cfg.Registry)
+	return lwm2m.Decode(c.Format, base, c.Payload, s.cfg.Model)
 }
 
 // ReadRecords reads path and decodes the answer into records (LWM-7).

@@ -8,24 +8,25 @@ import (
 	"sync"
 )
 
-// Registry holds object definitions by object id. Decoders use it to learn
-// the type of each resource; a nil *Registry knows no object.
+// Objects is a table of object definitions by object id (the LwM2M object
+// model, not a registry of devices). Decoders use it to learn the type of
+// each resource; a nil *Objects knows no object.
 //
-// A Registry is safe for concurrent use; definitions added later replace
+// Objects is safe for concurrent use; definitions added later replace
 // earlier ones with the same object id.
-type Registry struct {
+type Objects struct {
 	mu   sync.RWMutex
 	objs map[uint16]*ObjectDef
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{objs: map[uint16]*ObjectDef{}} }
+// NewObjects returns an empty table.
+func NewObjects() *Objects { return &Objects{objs: map[uint16]*ObjectDef{}} }
 
-// NewBuiltinRegistry returns a registry holding the objects built into the
+// NewBuiltinObjects returns a table holding the objects built into the
 // package: 0 Security, 1 Server, 3 Device, 4 Connectivity Monitoring,
 // 5 Firmware Update and 19 BinaryAppDataContainer (see BuiltinObjects).
-func NewBuiltinRegistry() *Registry {
-	r := NewRegistry()
+func NewBuiltinObjects() *Objects {
+	r := NewObjects()
 	for _, o := range BuiltinObjects() {
 		if err := r.Add(o); err != nil {
 			panic(err) // the built-in table is tested
@@ -37,7 +38,7 @@ func NewBuiltinRegistry() *Registry {
 // Add validates defs and adds them, replacing definitions with the same
 // object ids. It adds nothing when one of them is invalid. Each ObjectDef
 // is copied; its Resources are sorted by id.
-func (r *Registry) Add(defs ...ObjectDef) error {
+func (r *Objects) Add(defs ...ObjectDef) error {
 	cp := make([]*ObjectDef, len(defs))
 	for i, d := range defs {
 		d.Resources = slices.Clone(d.Resources)
@@ -56,7 +57,7 @@ func (r *Registry) Add(defs ...ObjectDef) error {
 
 // LoadDDF parses one OMA DDF XML document (see ParseDDF) and adds its
 // objects. source names the document in errors.
-func (r *Registry) LoadDDF(data []byte, source string) error {
+func (r *Objects) LoadDDF(data []byte, source string) error {
 	defs, err := ParseDDF(data, source)
 	if err != nil {
 		return err
@@ -67,7 +68,7 @@ func (r *Registry) LoadDDF(data []byte, source string) error {
 // LoadFS loads every file matching pattern (path.Match syntax, e.g.
 // "*.xml") in the root of fsys as an OMA DDF XML document. It adds nothing
 // when one of them is invalid.
-func (r *Registry) LoadFS(fsys fs.FS, pattern string) error {
+func (r *Objects) LoadFS(fsys fs.FS, pattern string) error {
 	names, err := fs.Glob(fsys, pattern)
 	if err != nil {
 		return &DefinitionError{Source: pattern, Object: -1, Reason: "bad pattern", Err: err}
@@ -89,7 +90,7 @@ func (r *Registry) LoadFS(fsys fs.FS, pattern string) error {
 
 // Object returns the definition of object id and whether there is one. The
 // definition must not be modified.
-func (r *Registry) Object(id uint16) (*ObjectDef, bool) {
+func (r *Objects) Object(id uint16) (*ObjectDef, bool) {
 	if r == nil {
 		return nil, false
 	}
@@ -101,7 +102,7 @@ func (r *Registry) Object(id uint16) (*ObjectDef, bool) {
 
 // Resource returns the definition of resource res of object obj and
 // whether there is one. The definition must not be modified.
-func (r *Registry) Resource(obj, res uint16) (*ResourceDef, bool) {
+func (r *Objects) Resource(obj, res uint16) (*ResourceDef, bool) {
 	o, ok := r.Object(obj)
 	if !ok {
 		return nil, false
@@ -109,8 +110,8 @@ func (r *Registry) Resource(obj, res uint16) (*ResourceDef, bool) {
 	return o.Resource(res)
 }
 
-// Objects returns the ids of the registered objects in ascending order.
-func (r *Registry) Objects() []uint16 {
+// IDs returns the ids of the defined objects in ascending order.
+func (r *Objects) IDs() []uint16 {
 	if r == nil {
 		return nil
 	}
@@ -127,7 +128,7 @@ func (r *Registry) Objects() []uint16 {
 // typeAt returns the type of the resource at p (a resource or resource
 // instance path) and whether it is known. Execute resources (TypeNone)
 // count as unknown, so that a value sent for one stays raw.
-func (r *Registry) typeAt(p Path) (Type, bool) {
+func (r *Objects) typeAt(p Path) (Type, bool) {
 	if r == nil || p.n < 3 {
 		return 0, false
 	}
@@ -140,11 +141,11 @@ func (r *Registry) typeAt(p Path) (Type, bool) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// typeCache looks up resource types like Registry.typeAt, remembering the
+// typeCache looks up resource types like Objects.typeAt, remembering the
 // last object so that a payload of one object instance takes the
-// registry's lock once per object rather than once per value.
+// table's lock once per object rather than once per value.
 type typeCache struct {
-	reg   *Registry
+	reg   *Objects
 	obj   *ObjectDef
 	objID uint16
 	known bool // obj and objID hold a finished lookup
