@@ -56,7 +56,7 @@ func TestBlockwiseDownloadDTLS(t *testing.T) {
 	_, err := c.Download(ctxT(t), "/fw/nope.bin", 0)
 	var re *ResponseError
 	require.ErrorAs(t, err, &re)
-	require.Equal(t, codes.NotFound, re.Code)
+	require.Equal(t, CodeNotFound, re.Code)
 	_, err = c.Download(ctxT(t), "/fw/v2.bin", 100)
 	require.ErrorContains(t, err, "power of two")
 }

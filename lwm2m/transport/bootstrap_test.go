@@ -254,7 +254,7 @@ func TestBootstrapRefusesOverDTLS(t *testing.T) {
 		_, err := c.Bootstrap(ctxT(t))
 		var re *ResponseError
 		require.ErrorAs(t, err, &re)
-		require.Equal(t, codes.Forbidden, re.Code, "%v", err)
+		require.Equal(t, CodeForbidden, re.Code, "%v", err)
 	})
 	for _, tc := range []struct{ name, ep string }{{"wrong key", "b"}, {"unknown identity", "nobody"}, {"plain-only device over DTLS", "plain"}} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -160,7 +160,7 @@ func bootstrapSteps(ctx context.Context, ex *exchange, a ServerAccount, f lwm2m.
 			return nil, fmt.Errorf("lwm2m: bootstrap %s %s: %w", op, msgPath(m), err)
 		}
 		if resp.Code != want {
-			return resp, &ResponseError{Op: "bootstrap " + op, Path: msgPath(m), Code: resp.Code, Message: string(resp.Payload)}
+			return resp, &ResponseError{Op: "bootstrap " + op, Path: msgPath(m), Code: Code(resp.Code), Message: string(resp.Payload)}
 		}
 		return resp, nil
 	}

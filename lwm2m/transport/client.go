@@ -341,7 +341,7 @@ func (c *Client) do(ctx context.Context, op string, m *message.Message) (*messag
 		return nil, fmt.Errorf("lwm2m: client %s: %w", op, err)
 	}
 	if resp.Code >= 128 {
-		return nil, &ResponseError{Op: op, Endpoint: c.cfg.Endpoint, Path: msgPath(m), Code: resp.Code, Message: string(resp.Payload)}
+		return nil, &ResponseError{Op: op, Endpoint: c.cfg.Endpoint, Path: msgPath(m), Code: Code(resp.Code), Message: string(resp.Payload)}
 	}
 	return resp, nil
 }

@@ -78,7 +78,7 @@ func (c *Client) Bootstrap(ctx context.Context) ([]ServerAccount, error) {
 		return nil, err
 	}
 	if resp.Code != codes.Changed {
-		return nil, &ResponseError{Op: "bootstrap-request", Endpoint: c.cfg.Endpoint, Path: "/bs", Code: resp.Code, Message: "want 2.04 Changed"}
+		return nil, &ResponseError{Op: "bootstrap-request", Endpoint: c.cfg.Endpoint, Path: "/bs", Code: Code(resp.Code), Message: "want 2.04 Changed"}
 	}
 	select {
 	case accts := <-st.finished:

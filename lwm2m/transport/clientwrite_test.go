@@ -6,7 +6,6 @@ import (
 	"github.com/doze-io/doze/lwm2m"
 	"testing"
 
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -45,9 +44,9 @@ func TestClientWriteMultipleResource(t *testing.T) {
 		code Code // 0: taken
 		want [][]byte
 	}{
-		{"opaque to the resource", "/19/1/0", Content{Format: lwm2m.FormatOpaque, Payload: []byte("a")}, codes.BadRequest, nil},
-		{"text to the resource", "/19/1/0", Content{Format: lwm2m.FormatText, Payload: []byte("a")}, codes.BadRequest, nil},
-		{"no format to the resource", "/19/1/0", Content{Format: NoFormat, Payload: []byte("a")}, codes.BadRequest, nil},
+		{"opaque to the resource", "/19/1/0", Content{Format: lwm2m.FormatOpaque, Payload: []byte("a")}, CodeBadRequest, nil},
+		{"text to the resource", "/19/1/0", Content{Format: lwm2m.FormatText, Payload: []byte("a")}, CodeBadRequest, nil},
+		{"no format to the resource", "/19/1/0", Content{Format: NoFormat, Payload: []byte("a")}, CodeBadRequest, nil},
 		{"opaque to an instance", "/19/1/0/0", Content{Format: lwm2m.FormatOpaque, Payload: []byte("b")}, 0, [][]byte{[]byte("b")}},
 		{"TLV with two instances", "/19/1/0", Content{Format: lwm2m.FormatTLV, Payload: enc(lwm2m.FormatTLV, "/19/1/0", inst(0, "c"), inst(1, "d"))},
 			0, [][]byte{[]byte("c"), []byte("d")}},
@@ -55,12 +54,12 @@ func TestClientWriteMultipleResource(t *testing.T) {
 		{"SenML CBOR to an instance", "/19/1/0/0", Content{Format: lwm2m.FormatSenMLCBOR, Payload: enc(lwm2m.FormatSenMLCBOR, "/19/1/0/0", inst(0, "f"))},
 			0, [][]byte{[]byte("f")}},
 		{"TLV of the resource as single", "/19/1/0",
-			Content{Format: lwm2m.FormatTLV, Payload: []byte{0xC1, 0x00, 'g'}}, codes.BadRequest, nil},
+			Content{Format: lwm2m.FormatTLV, Payload: []byte{0xC1, 0x00, 'g'}}, CodeBadRequest, nil},
 		{"TLV naming another instance", "/19/1/0/0", Content{Format: lwm2m.FormatTLV, Payload: enc(lwm2m.FormatTLV, "/19/1/0", inst(1, "h"))},
-			codes.BadRequest, nil},
-		{"unknown format", "/19/1/0", Content{Format: 9999, Payload: []byte("i")}, codes.UnsupportedMediaType, nil},
+			CodeBadRequest, nil},
+		{"unknown format", "/19/1/0", Content{Format: 9999, Payload: []byte("i")}, CodeUnsupportedContentFormat, nil},
 		{"single resource as text, unchanged", "/3/0/14", Content{Format: lwm2m.FormatText, Payload: []byte("+02")}, 0, [][]byte{[]byte("tz:+02")}},
-		{"unserved instance", "/19/2/0/0", Content{Format: lwm2m.FormatOpaque, Payload: []byte("j")}, codes.NotFound, nil},
+		{"unserved instance", "/19/2/0/0", Content{Format: lwm2m.FormatOpaque, Payload: []byte("j")}, CodeNotFound, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,8 +67,8 @@ func TestClientWriteMultipleResource(t *testing.T) {
 			err := s.Write(ctxT(t), ep, tt.path, tt.c)
 			if tt.code != 0 {
 				var re *ResponseError
-				require.True(t, errors.As(err, &re), "Write(%s, %v) = %v, want a %s answer", tt.path, tt.c.Format, err, codeString(tt.code))
-				require.Equal(t, codeString(tt.code), codeString(re.Code), "Write(%s, %v): %v", tt.path, tt.c.Format, err)
+				require.True(t, errors.As(err, &re), "Write(%s, %v) = %v, want a %s answer", tt.path, tt.c.Format, err, tt.code.String())
+				require.Equal(t, tt.code.String(), re.Code.String(), "Write(%s, %v): %v", tt.path, tt.c.Format, err)
 				require.Len(t, got.all(), before, "a refused write reaches no handler")
 				return
 			}

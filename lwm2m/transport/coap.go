@@ -28,9 +28,6 @@ const (
 // chooses; a payload without a Content-Format).
 const NoFormat lwm2m.Format = 0xffff
 
-// Code is a CoAP response code such as 2.05 Content (codes.Content).
-type Code = codes.Code
-
 func decodeMsg(b []byte) (message.Message, error) {
 	m := message.Message{Options: make(message.Options, 0, 16)}
 	_, err := coder.DefaultCoder.Decode(b, &m)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 
 	"github.com/doze-io/doze/lwm2m"
@@ -72,8 +71,8 @@ func TestConformDeviceObject5(t *testing.T) {
 
 	require.Equal(t, "FW1.0", read("/3/0/3"))
 	require.Equal(t, "0", read("/5/0/3"))
-	require.Equal(t, codes.MethodNotAllowed.String(), code(s.Execute(tctx, ep, "/5/0/2", nil)), "Execute in Idle")
-	require.Equal(t, codes.UnsupportedMediaType.String(), code(s.Write(tctx, ep, "/5/0/1",
+	require.Equal(t, transport.CodeMethodNotAllowed.String(), code(s.Execute(tctx, ep, "/5/0/2", nil)), "Execute in Idle")
+	require.Equal(t, transport.CodeUnsupportedContentFormat.String(), code(s.Write(tctx, ep, "/5/0/1",
 		transport.Content{Format: lwm2m.FormatOpaque, Payload: []byte(server + "/fw/pkg1")})), "the Package URI is a String")
 	require.NoError(t, s.Write(tctx, ep, "/5/0/1", text("ftp://example.com/fw")))
 	require.Equal(t, "7", read("/5/0/5"), "Invalid URI")
@@ -88,7 +87,7 @@ func TestConformDeviceObject5(t *testing.T) {
 	for _, r := range d.Requests() {
 		require.NotContains(t, r.Path, "/fw/", "no block on the registered session")
 	}
-	require.Equal(t, codes.BadRequest.String(), code(s.Write(tctx, ep, "/5/0/1", text(server+"/fw/pkg1"))),
+	require.Equal(t, transport.CodeBadRequest.String(), code(s.Write(tctx, ep, "/5/0/1", text(server+"/fw/pkg1"))),
 		"a Package URI outside Idle")
 
 	before, ok := s.Registration(ep)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 
 	"github.com/doze-io/doze/lwm2m/lwm2mtest"
@@ -125,7 +124,7 @@ func TestDownlinkForcedAndRefused(t *testing.T) {
 	err := s.Downlink(testCtx(t), legacy, []byte("x"))
 	var re *transport.ResponseError
 	require.ErrorAs(t, err, &re, "Downlink(forced legacy to a 1.1 client) = %v", err)
-	require.Equal(t, codes.BadRequest, re.Code)
+	require.Equal(t, transport.CodeBadRequest, re.Code)
 	require.Equal(t, []string{wLegacy + " → 4.00"}, writes(d), "a forced form has no fallback")
 	require.NoError(t, s.Downlink(testCtx(t), senml, []byte("own")), "an endpoint's own form beats the default")
 	s.SetDefaultDownlinkForm(transport.DownlinkAuto)
@@ -134,7 +133,7 @@ func TestDownlinkForcedAndRefused(t *testing.T) {
 	d = startDevice(t, s, lwm2mtest.DeviceConfig{Endpoint: refuse, Stack: lwm2mtest.StackRefuse, Version: "1.1"})
 	err = s.Downlink(testCtx(t), refuse, []byte("x"))
 	require.ErrorAs(t, err, &re)
-	require.Equal(t, codes.BadRequest, re.Code, "the device's code: %v", err)
+	require.Equal(t, transport.CodeBadRequest, re.Code, "the device's code: %v", err)
 	require.Contains(t, err.Error(), "every form tried")
 	require.Equal(t, []string{wInstance + " → 4.00", wSenML + " → 4.00", wLegacy + " → 4.00"}, writes(d),
 		"a 1.1 device announcing SenML: instance, SenML, legacy")

@@ -358,7 +358,7 @@ func TestSendRefusals(t *testing.T) {
 				require.Equal(t, uint32(200), size)
 			}
 			e := h.wait(t, EventRefused, ep, 1)
-			require.Equal(t, tc.code, e.Code)
+			require.Equal(t, Code(tc.code), e.Code)
 			require.Equal(t, string(r.Payload), e.Message, "the event says what the device was told")
 			require.Equal(t, "/dp", e.Path)
 			require.Equal(t, tc.cf, e.ContentFormat)
@@ -434,9 +434,9 @@ func TestSendTooLargeInBlocks(t *testing.T) {
 	err := c.Send(ctxT(t), Content{Format: lwm2m.FormatOpaque, Payload: bytes.Repeat([]byte{7}, 2000)})
 	var re *ResponseError
 	require.ErrorAs(t, err, &re)
-	require.Equal(t, codes.RequestEntityTooLarge, re.Code, "%v", err)
+	require.Equal(t, CodeRequestEntityTooLarge, re.Code, "%v", err)
 	require.Contains(t, re.Message, "at most 1500 bytes")
-	require.Equal(t, codes.RequestEntityTooLarge, rec.wait(t, EventRefused, ep, 1).Code)
+	require.Equal(t, CodeRequestEntityTooLarge, rec.wait(t, EventRefused, ep, 1).Code)
 	require.NoError(t, c.Send(ctxT(t), Content{Format: lwm2m.FormatOpaque, Payload: bytes.Repeat([]byte{7}, 1500)}), "at the limit")
 	require.Len(t, rec.wait(t, EventUplink, ep, 1).Payload, 1500)
 }

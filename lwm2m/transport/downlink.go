@@ -182,7 +182,7 @@ var downlinkPath = lwm2m.MustPath("/19/1/0")
 // 4.00 Bad Request (a Multiple resource written as single), 4.04 Not Found
 // (no resource-instance path) or 4.15 Unsupported Content-Format.
 func fallsBack(code Code) bool {
-	return code == codes.BadRequest || code == codes.NotFound || code == codes.UnsupportedMediaType
+	return code == CodeBadRequest || code == CodeNotFound || code == CodeUnsupportedContentFormat
 }
 
 // leftKey is the context key of WithLeft's function.
@@ -243,7 +243,7 @@ func (s *Server) Downlink(ctx context.Context, endpoint string, data []byte) err
 		if i == len(forms)-1 {
 			return fmt.Errorf("lwm2m: downlink to %q refused in every form tried (%v): %w", r.Endpoint, forms, err)
 		}
-		s.log.Debug("lwm2m: downlink form refused; trying the next", "endpoint", r.Endpoint, "form", f, "code", codeString(re.Code))
+		s.log.Debug("lwm2m: downlink form refused; trying the next", "endpoint", r.Endpoint, "form", f, "code", re.Code.String())
 	}
 	return nil // not reached: plan returns at least one form
 }

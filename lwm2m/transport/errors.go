@@ -44,7 +44,7 @@ type ResponseError struct {
 }
 
 func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("lwm2m: %s %s on %q: peer answered %s", e.Op, e.Path, e.Endpoint, codeString(e.Code))
+	s := fmt.Sprintf("lwm2m: %s %s on %q: peer answered %s", e.Op, e.Path, e.Endpoint, e.Code)
 	if e.Message != "" {
 		s += " (" + e.Message + ")"
 	}
@@ -52,7 +52,7 @@ func (e *ResponseError) Error() string {
 }
 
 // CodeText returns the code as CoAP writes it: "4.00".
-func (e *ResponseError) CodeText() string { return codeString(e.Code) }
+func (e *ResponseError) CodeText() string { return e.Code.String() }
 
 // ClientError reports whether the code is of class 4 (RFC 7252 §5.9.2,
 // Client Error): the peer refuses the request as sent, and sending it

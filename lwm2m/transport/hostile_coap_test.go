@@ -134,7 +134,7 @@ func TestHostileTakeoverOverPlainCoAP(t *testing.T) {
 		err := d.Register(ctxT(t))
 		var re *ResponseError
 		require.ErrorAs(t, err, &re, "DTLS register of %s", id)
-		require.Equal(t, codes.Forbidden, re.Code, "%s", re.Message)
+		require.Equal(t, CodeForbidden, re.Code, "%s", re.Message)
 		_, ok := s.Registration(id)
 		require.False(t, ok)
 	}

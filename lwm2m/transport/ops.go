@@ -82,7 +82,7 @@ func (s *Server) request(ctx context.Context, op, endpoint, path string, m *mess
 		return nil, fmt.Errorf("lwm2m: %s %s on %q: %w", op, path, ep, err)
 	}
 	if resp.Code >= 128 {
-		return nil, &ResponseError{Op: op, Endpoint: ep, Path: path, Code: resp.Code, Message: string(resp.Payload)}
+		return nil, &ResponseError{Op: op, Endpoint: ep, Path: path, Code: Code(resp.Code), Message: string(resp.Payload)}
 	}
 	if m.Code == codes.GET && !m.Options.HasOption(message.Observe) {
 		return s.restOfBlocks(ctx, op, ep, path, sess, m, resp)
@@ -123,7 +123,7 @@ func (s *Server) restOfBlocks(ctx context.Context, op, ep, path string, sess *se
 			return nil, fmt.Errorf("lwm2m: %s %s on %q, block %d: %w", op, path, ep, want.num, err)
 		}
 		if r.Code >= 128 {
-			return nil, &ResponseError{Op: op, Endpoint: ep, Path: path, Code: r.Code, Message: string(r.Payload)}
+			return nil, &ResponseError{Op: op, Endpoint: ep, Path: path, Code: Code(r.Code), Message: string(r.Payload)}
 		}
 		v, ok := optUint(r, message.Block2)
 		if !ok {

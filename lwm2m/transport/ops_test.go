@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -73,11 +72,11 @@ func TestDeviceOperations(t *testing.T) {
 	var re *ResponseError
 	_, err = s.Read(ctx, ep, "/9/9/9", cfNone)
 	require.ErrorAs(t, err, &re)
-	require.Equal(t, codes.NotFound, re.Code)
+	require.Equal(t, CodeNotFound, re.Code)
 	require.Contains(t, err.Error(), "read /9/9/9 on \""+ep+"\"")
 	err = s.Execute(ctx, ep, "/1/0/1", nil)
 	require.ErrorAs(t, err, &re, "execute on a resource without Execute")
-	require.Equal(t, codes.MethodNotAllowed, re.Code)
+	require.Equal(t, CodeMethodNotAllowed, re.Code)
 
 	_, err = s.Read(ctx, "unknown", "/3/0/0", cfNone)
 	require.ErrorIs(t, err, ErrNotRegistered)

@@ -614,7 +614,7 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 	d, refusal := s.parseSend(c)
 	if refusal != nil {
 		e := Event{Kind: EventRefused, Endpoint: ep, Time: now, Path: "/dp", ContentFormat: c.Format,
-			Code: refusal.Code, Message: string(refusal.Payload)}
+			Code: Code(refusal.Code), Message: string(refusal.Payload)}
 		if refusal.Code != codes.RequestEntityTooLarge {
 			e.Payload = c.Payload
 		}

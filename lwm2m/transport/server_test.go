@@ -4,7 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -62,7 +61,7 @@ func TestRegisterWrongEndpointForbidden(t *testing.T) {
 	err := c.Register(ctxT(t))
 	var re *ResponseError
 	require.True(t, errors.As(err, &re), "Register under another endpoint: got %v, want a 4.03 ResponseError", err)
-	require.Equal(t, codes.Forbidden, re.Code)
+	require.Equal(t, CodeForbidden, re.Code)
 	require.Empty(t, s.Registrations())
 
 	// the same rule for TUP's /t/r
@@ -70,7 +69,7 @@ func TestRegisterWrongEndpointForbidden(t *testing.T) {
 	require.NoError(t, tup.Connect(ctxT(t)))
 	err = tup.Register(ctxT(t))
 	require.True(t, errors.As(err, &re), "TUP register under another endpoint: got %v, want a 4.03 ResponseError", err)
-	require.Equal(t, codes.Forbidden, re.Code)
+	require.Equal(t, CodeForbidden, re.Code)
 	require.Empty(t, s.Registrations())
 
 	ok := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "urn:imei:868333030000001", Identity: "868333030000001", Key: testKey})
@@ -98,7 +97,7 @@ func TestDTLSSessionCap(t *testing.T) {
 	require.NoError(t, b.Connect(ctxT(t)))
 	var re *ResponseError
 	require.ErrorAs(t, b.Register(ctxT(t)), &re)
-	require.Equal(t, codes.ServiceUnavailable, re.Code)
+	require.Equal(t, CodeServiceUnavailable, re.Code)
 	_, ok := s.Registration("b")
 	require.False(t, ok)
 }

@@ -79,9 +79,9 @@ func TestUpdateByOtherIdentityForbidden(t *testing.T) {
 	bad.mu.Unlock()
 	var re *ResponseError
 	require.ErrorAs(t, bad.Update(ctxT(t)), &re)
-	require.Equal(t, codes.Forbidden, re.Code)
+	require.Equal(t, CodeForbidden, re.Code)
 	require.ErrorAs(t, bad.Deregister(ctxT(t)), &re)
-	require.Equal(t, codes.Forbidden, re.Code)
+	require.Equal(t, CodeForbidden, re.Code)
 	_, ok := s.Registration(ep)
 	require.True(t, ok)
 }

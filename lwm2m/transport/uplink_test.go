@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -165,8 +164,8 @@ func TestSendSenML(t *testing.T) {
 	require.NoError(t, err)
 	var re *ResponseError
 	require.ErrorAs(t, c.Send(ctxT(t), Content{Format: lwm2m.FormatSenMLJSON, Payload: temp}), &re)
-	require.Equal(t, codes.NotFound, re.Code)
-	require.Equal(t, codes.NotFound, rec.wait(t, EventRefused, ep, 1).Code)
+	require.Equal(t, CodeNotFound, re.Code)
+	require.Equal(t, CodeNotFound, rec.wait(t, EventRefused, ep, 1).Code)
 	require.Equal(t, 2, rec.count(EventUplink, ep))
 	require.Equal(t, 1, rec.count(EventNotification, ep))
 }
