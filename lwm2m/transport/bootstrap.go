@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doze-io/doze/internal/lifecycle"
 	"github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -151,9 +152,10 @@ func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
 	return c, nil
 }
 
-// BootstrapServer is an LwM2M bootstrap server. NewBootstrapServer starts
-// nothing; Listen binds the sockets; Run serves until its context ends or
-// Close is called. All methods are safe for concurrent use.
+// BootstrapServer is an LwM2M bootstrap server. It follows the package's
+// lifecycle (see the package doc): NewBootstrapServer starts nothing, Run
+// binds the sockets (unless Listen did) and serves until its context ends
+// or Close is called. All methods are safe for concurrent use.
 type BootstrapServer struct {
 	cfg   BootstrapConfig
 	store BootstrapStore
@@ -166,9 +168,9 @@ type BootstrapServer struct {
 	peers    map[string]*bsSession // plain CoAP: remote address →
 	sessions map[*bsSession]struct{}
 	listened bool
-	running  bool
 
-	done      chan struct{}
+	g         lifecycle.Guard
+	done      chan struct{} // closed by shutdown: the server is closed
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
@@ -189,7 +191,7 @@ func NewBootstrapServer(cfg BootstrapConfig, st BootstrapStore) (*BootstrapServe
 
 // Listen binds the sockets of the configuration; Run calls it when it has
 // not been called. Call it first to learn the bound addresses when a port
-// is 0.
+// is 0. After Close it returns ErrClosed.
 func (b *BootstrapServer) Listen() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -197,6 +199,9 @@ func (b *BootstrapServer) Listen() error {
 	case <-b.done:
 		return ErrClosed
 	default:
+	}
+	if b.g.Closed() {
+		return ErrClosed
 	}
 	if b.listened {
 		return nil
@@ -261,38 +266,47 @@ func (b *BootstrapServer) Sessions() int {
 	return len(b.sessions)
 }
 
-// Run serves devices until ctx ends or Close is called, then closes the
-// server and returns after every goroutine it started has stopped.
+// Run binds the sockets (unless Listen did) and serves devices until ctx
+// ends or Close is called, then closes the server and returns nil after
+// every goroutine it started has stopped. A second Run returns an error
+// wrapping ErrClosed; Run after Close returns ErrClosed.
 func (b *BootstrapServer) Run(ctx context.Context) error {
+	ctx, err := b.g.Start(ctx, "transport.BootstrapServer", ErrClosed)
+	if err != nil {
+		return err
+	}
+	defer b.g.Finish()
 	if err := b.Listen(); err != nil {
 		return err
 	}
 	b.mu.Lock()
-	if b.running {
-		b.mu.Unlock()
-		return errors.New("lwm2m: BootstrapServer.Run called twice")
-	}
-	b.running = true
 	udp, mux := b.udp, b.mux
 	b.mu.Unlock()
 	if udp != nil {
 		b.wg.Add(1)
-		go b.readUDP(udp)
+		go b.readUDP(ctx, udp)
 	}
 	if mux != nil {
 		b.wg.Add(1)
-		go b.acceptDTLS(mux)
+		go b.acceptDTLS(ctx, mux)
 	}
-	select {
-	case <-ctx.Done():
-	case <-b.done:
-	}
-	return b.Close()
+	<-ctx.Done()
+	b.shutdown()
+	return nil
 }
 
-// Close stops the server: sockets and sessions are closed. It waits for
-// every goroutine the server started and may be called more than once.
+// Close stops the server: sockets and sessions are closed. It is
+// idempotent, may come before Run, and returns after Run and every
+// goroutine the server started have.
 func (b *BootstrapServer) Close() error {
+	b.g.Stop()
+	b.shutdown()
+	return nil
+}
+
+// shutdown closes what the server holds, once, and waits for its
+// goroutines.
+func (b *BootstrapServer) shutdown() {
 	b.closeOnce.Do(func() {
 		close(b.done)
 		b.mu.Lock()
@@ -313,7 +327,6 @@ func (b *BootstrapServer) Close() error {
 		}
 	})
 	b.wg.Wait()
-	return nil
 }
 
 // bsSession is one device being bootstrapped, on a DTLS connection or a
@@ -326,37 +339,33 @@ type bsSession struct {
 	endpoint string // plain CoAP: the endpoint whose request opened it
 	key      string // plain CoAP: the peer's address
 	conn     net.Conn
-	ctx      context.Context
-	cancel   context.CancelFunc
+	// ctx is the session's lifetime: it ends at SessionTimeout, when Run's
+	// context ends, or at end. It is kept because two goroutines started
+	// in different places share it: the one reading the session and the
+	// one running the bootstrap steps (start).
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	started bool // Bootstrap-Request accepted
 	ended   bool
 }
 
-// newSession makes a counted session, or returns nil when MaxSessions are
-// open. b.mu is held.
-func (b *BootstrapServer) newSessionLocked(secure bool, tx func([]byte) error) *bsSession {
+// newSessionLocked makes a counted session that lives at most until ctx
+// (Run's) ends, or returns nil when MaxSessions are open. b.mu is held.
+func (b *BootstrapServer) newSessionLocked(ctx context.Context, secure bool, tx func([]byte) error) *bsSession {
 	if len(b.sessions) >= b.cfg.MaxSessions {
 		return nil
 	}
 	s := &bsSession{srv: b, secure: secure}
-	s.ctx, s.cancel = context.WithTimeout(context.Background(), b.cfg.SessionTimeout)
+	s.ctx, s.cancel = context.WithTimeout(ctx, b.cfg.SessionTimeout)
 	s.ex = newExchange(tx, b.cfg.MaxMessageSize)
 	s.ex.setTransmission(b.cfg.Transmission)
 	s.ex.setBlock1Max(b.cfg.MaxMessageSize)
 	s.ex.handle = s.handle
 	b.sessions[s] = struct{}{}
-	// the session's deadline, or the server's Close, ends it
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		select {
-		case <-s.ctx.Done():
-		case <-b.done:
-		}
-		s.end()
-	}()
+	// the session's deadline, or the end of Run, ends it
+	context.AfterFunc(s.ctx, s.end)
 	return s
 }
 
@@ -483,7 +492,7 @@ func (b *BootstrapServer) start(s *bsSession, ep string, a ServerAccount, f lwm2
 // readUDP reads the plain CoAP socket. A datagram of a peer with a session
 // goes to it; any other is answered from itself (stateless), and only an
 // admitted Bootstrap-Request opens a session.
-func (b *BootstrapServer) readUDP(c *net.UDPConn) {
+func (b *BootstrapServer) readUDP(ctx context.Context, c *net.UDPConn) {
 	defer b.wg.Done()
 	buf := make([]byte, b.cfg.MaxMessageSize+1)
 	for {
@@ -508,7 +517,7 @@ func (b *BootstrapServer) readUDP(c *net.UDPConn) {
 		s := b.peers[key]
 		b.mu.Unlock()
 		if s == nil {
-			s = b.stranger(c, addr, data)
+			s = b.stranger(ctx, c, addr, data)
 		}
 		if s != nil {
 			s.ex.receive(data)
@@ -519,7 +528,7 @@ func (b *BootstrapServer) readUDP(c *net.UDPConn) {
 // stranger answers a datagram from an address without a session, keeping
 // nothing, unless it is an admitted Bootstrap-Request: then it returns the
 // new session, which the datagram is given to.
-func (b *BootstrapServer) stranger(c *net.UDPConn, addr *net.UDPAddr, data []byte) *bsSession {
+func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *net.UDPAddr, data []byte) *bsSession {
 	h, ok, err := checkFormat(data)
 	if !ok || h.version != 1 {
 		return nil
@@ -571,7 +580,7 @@ func (b *BootstrapServer) stranger(c *net.UDPConn, addr *net.UDPAddr, data []byt
 	if s := b.peers[key]; s != nil {
 		return s
 	}
-	s := b.newSessionLocked(false, func(p []byte) error { _, err := c.WriteToUDP(p, addr); return err })
+	s := b.newSessionLocked(ctx, false, func(p []byte) error { _, err := c.WriteToUDP(p, addr); return err })
 	if s == nil {
 		r := errResp(codes.ServiceUnavailable, "bootstrap-request: %d devices are being bootstrapped; try again later", b.cfg.MaxSessions)
 		addUint(r, message.MaxAge, 60)
@@ -585,13 +594,13 @@ func (b *BootstrapServer) stranger(c *net.UDPConn, addr *net.UDPAddr, data []byt
 
 // acceptDTLS starts a handshake on each virtual connection the router
 // opens for a ClientHello with a valid cookie.
-func (b *BootstrapServer) acceptDTLS(mux *dtlsMux) {
+func (b *BootstrapServer) acceptDTLS(ctx context.Context, mux *dtlsMux) {
 	defer b.wg.Done()
 	for {
 		select {
 		case v := <-mux.accept:
 			b.wg.Add(1)
-			go b.serveDTLS(mux, v)
+			go b.serveDTLS(ctx, mux, v)
 		case <-mux.done:
 			return
 		case <-b.done:
@@ -601,8 +610,9 @@ func (b *BootstrapServer) acceptDTLS(mux *dtlsMux) {
 }
 
 // serveDTLS runs the handshake on v (the device proves its bootstrap key)
-// and then reads the session until it ends.
-func (b *BootstrapServer) serveDTLS(mux *dtlsMux, v *vconn) {
+// and then reads the session until it ends. ctx is Run's: its end stops
+// the handshake.
+func (b *BootstrapServer) serveDTLS(ctx context.Context, mux *dtlsMux, v *vconn) {
 	defer b.wg.Done()
 	psk := func(id []byte) ([]byte, error) {
 		identity := NormalizeEndpoint(string(id))
@@ -626,14 +636,7 @@ func (b *BootstrapServer) serveDTLS(mux *dtlsMux, v *vconn) {
 		_ = v.Close()
 		return
 	}
-	hctx, hcancel := context.WithTimeout(context.Background(), handshakeTimeout(b.cfg.HandshakeTimeout, mux.inFlight()-1, b.cfg.MaxHandshakes))
-	go func() { // ends with the handshake at the latest
-		select {
-		case <-b.done:
-			hcancel()
-		case <-hctx.Done():
-		}
-	}()
+	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout(b.cfg.HandshakeTimeout, mux.inFlight()-1, b.cfg.MaxHandshakes))
 	hs := mux.attach(v, dc, hcancel)
 	err = dc.HandshakeContext(hctx)
 	hcancel()
@@ -652,7 +655,7 @@ func (b *BootstrapServer) serveDTLS(mux *dtlsMux, v *vconn) {
 		return
 	default:
 	}
-	s := b.newSessionLocked(true, func(p []byte) error { _, err := dc.Write(p); return err })
+	s := b.newSessionLocked(ctx, true, func(p []byte) error { _, err := dc.Write(p); return err })
 	b.mu.Unlock()
 	if s == nil {
 		b.refuseOverCap(dc)

@@ -10,15 +10,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doze-io/doze/internal/lifecycle"
 	"github.com/pion/dtls/v3"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
 // Server is an LwM2M/TUP server for sleeping devices over CoAP (UDP) and
-// CoAP over DTLS 1.2 with PSK. New starts nothing; Listen binds the sockets;
-// Run serves until its context ends or Close is called. All methods are safe
-// for concurrent use.
+// CoAP over DTLS 1.2 with PSK. It follows the package's lifecycle (see the
+// package doc): New starts nothing, Run binds the sockets (unless Listen
+// did) and serves until its context ends or Close is called. All methods
+// are safe for concurrent use.
 type Server struct {
 	cfg  Config
 	keys KeyStore
@@ -40,9 +42,9 @@ type Server struct {
 	mux       *dtlsMux
 	dtlsOpts  []dtls.Option // the pion options every DTLS connection shares
 	listened  bool
-	running   bool
 
-	done      chan struct{}
+	g         lifecycle.Guard
+	done      chan struct{} // closed by shutdown: the server is closed
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 }
@@ -83,7 +85,7 @@ func New(cfg Config, keys KeyStore, h Handler) (*Server, error) {
 // (UDPAddr, DTLSAddr) when a port is 0. The DTLS socket's datagram router
 // (one goroutine, see dtlsmux.go) starts here; Close stops it. With
 // Config.Registrations, Listen restores the stored registrations and
-// parked DTLS sessions (persist.go).
+// parked DTLS sessions (persist.go). After Close it returns ErrClosed.
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,6 +93,9 @@ func (s *Server) Listen() error {
 	case <-s.done:
 		return ErrClosed
 	default:
+	}
+	if s.g.Closed() {
+		return ErrClosed
 	}
 	if s.listened {
 		return nil
@@ -189,19 +194,20 @@ func (s *Server) DTLSAddr() net.Addr {
 	return s.dtlsLn.Addr()
 }
 
-// Run serves devices until ctx ends or Close is called, then closes the
-// server and returns after every goroutine it started has stopped. It
-// returns nil after a normal stop.
+// Run binds the sockets (unless Listen did) and serves devices until ctx
+// ends or Close is called, then closes the server and returns nil after
+// every goroutine it started has stopped. A second Run returns an error
+// wrapping ErrClosed; Run after Close returns ErrClosed.
 func (s *Server) Run(ctx context.Context) error {
+	ctx, err := s.g.Start(ctx, "transport.Server", ErrClosed)
+	if err != nil {
+		return err
+	}
+	defer s.g.Finish()
 	if err := s.Listen(); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	if s.running {
-		s.mu.Unlock()
-		return errors.New("lwm2m: Server.Run called twice")
-	}
-	s.running = true
 	udp, ln := s.udp, s.dtlsLn
 	s.mu.Unlock()
 	if udp != nil {
@@ -211,20 +217,27 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if ln != nil {
 		s.wg.Add(2)
-		go s.acceptDTLS(ln)
+		go s.acceptDTLS(ctx)
 		go s.resumeLoop()
 	}
-	select {
-	case <-ctx.Done():
-	case <-s.done:
-	}
-	return s.Close()
+	<-ctx.Done()
+	s.shutdown()
+	return nil
 }
 
 // Close stops the server: listeners and sessions are closed, timers
-// stopped, waiting requests fail with ErrClosed. It waits for every
-// goroutine the server started and may be called more than once.
+// stopped, waiting requests fail with ErrClosed. It is idempotent, may come
+// before Run, and returns after Run and every goroutine the server started
+// have.
 func (s *Server) Close() error {
+	s.g.Stop()
+	s.shutdown()
+	return nil
+}
+
+// shutdown closes what the server holds, once, and waits for its
+// goroutines.
+func (s *Server) shutdown() {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.mu.Lock()
@@ -251,7 +264,6 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 	})
 	s.wg.Wait()
-	return nil
 }
 
 // background returns a context that ends when the server closes.
@@ -539,7 +551,7 @@ func (s *Server) sweepUDP() {
 // acceptDTLS starts a pion server on each virtual connection the router
 // opens for a ClientHello with a valid cookie (pion's listener is used for
 // its address and Close only), and logs the aggregated DTLS lines.
-func (s *Server) acceptDTLS(_ net.Listener) {
+func (s *Server) acceptDTLS(ctx context.Context) {
 	defer s.wg.Done()
 	s.wg.Add(1)
 	go s.flushDTLSLog()
@@ -547,7 +559,7 @@ func (s *Server) acceptDTLS(_ net.Listener) {
 		select {
 		case v := <-s.mux.accept:
 			s.wg.Add(1)
-			go s.serveDTLS(v)
+			go s.serveDTLS(ctx, v)
 		case <-s.mux.done:
 			return
 		case <-s.done:
@@ -556,7 +568,9 @@ func (s *Server) acceptDTLS(_ net.Listener) {
 	}
 }
 
-func (s *Server) serveDTLS(v *vconn) {
+// serveDTLS runs the handshake on v, bounded by the handshake timeout and
+// by ctx (Run's), then serves the session.
+func (s *Server) serveDTLS(ctx context.Context, v *vconn) {
 	defer s.wg.Done()
 	dc, err := dtls.ServerWithOptions(v, v.remote(), s.connOptions(v)...)
 	if err != nil {
@@ -582,14 +596,12 @@ func (s *Server) serveDTLS(v *vconn) {
 	s.dtlsSess[sess] = struct{}{}
 	s.mu.Unlock()
 
-	ctx, cancel := s.background()
 	// the others in flight: this handshake counts already
 	hctx, hcancel := context.WithTimeout(ctx, handshakeTimeout(s.cfg.HandshakeTimeout, s.mux.inFlight()-1, s.cfg.MaxHandshakes))
 	hs := s.mux.attach(v, dc, hcancel)
 	err = dc.HandshakeContext(hctx)
 	timedOut := errors.Is(hctx.Err(), context.DeadlineExceeded)
 	hcancel()
-	cancel()
 	identity, full, failed := s.mux.handshakeEnded(v, hs)
 	if err != nil {
 		if failed == failNone && timedOut {
