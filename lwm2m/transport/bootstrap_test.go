@@ -2,12 +2,12 @@ package transport
 
 import (
 	"context"
-	"github.com/doze-io/doze/lwm2m"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"

@@ -2,9 +2,9 @@ package transport
 
 import (
 	"errors"
-	"github.com/doze-io/doze/lwm2m"
 	"sync"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )

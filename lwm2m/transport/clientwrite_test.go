@@ -3,9 +3,9 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"github.com/doze-io/doze/lwm2m"
 	"testing"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/stretchr/testify/require"
 )
 

@@ -1,12 +1,12 @@
 package transport
 
 import (
-	"github.com/doze-io/doze/lwm2m"
 	"log/slog"
 	"net"
 	"strings"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/pion/dtls/v3"
 )
 

@@ -3,12 +3,12 @@ package transport
 import (
 	"bytes"
 	"context"
-	"github.com/doze-io/doze/lwm2m"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"

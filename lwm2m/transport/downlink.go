@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/doze-io/doze/lwm2m"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 

@@ -3,12 +3,12 @@ package transport
 import (
 	"context"
 	"errors"
-	"github.com/doze-io/doze/lwm2m"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/stretchr/testify/require"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Errors of the server, the client and the exchange layer (errors_model.go
+// Errors of the server, the client and the exchange layer (package lwm2m
 // has those of the object model). Callers branch on them with errors.Is.
 var (
 	// ErrClosed is returned by operations on a closed Server, Client or session.

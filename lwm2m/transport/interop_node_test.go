@@ -1,9 +1,9 @@
 package transport
 
 import (
-	"github.com/doze-io/doze/lwm2m"
 	"testing"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/stretchr/testify/require"
 )
 

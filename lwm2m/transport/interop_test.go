@@ -2,12 +2,12 @@ package transport
 
 import (
 	"context"
-	"github.com/doze-io/doze/lwm2m"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/stretchr/testify/require"
 )
 

@@ -3,10 +3,10 @@ package transport
 import (
 	"context"
 	"fmt"
-	"github.com/doze-io/doze/lwm2m"
 	"strings"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )

@@ -3,11 +3,11 @@ package transport
 import (
 	"context"
 	"errors"
-	"github.com/doze-io/doze/lwm2m"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/stretchr/testify/require"
 )
 

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/doze-io/doze/lwm2m"
 	"net"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/pion/dtls/v3"
 )
 

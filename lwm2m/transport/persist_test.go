@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
-	"github.com/doze-io/doze/lwm2m"
 	"log/slog"
 	"os"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/pion/dtls/v3"
 	"github.com/stretchr/testify/require"
 )

@@ -3,12 +3,12 @@ package transport
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/doze-io/doze/lwm2m"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )

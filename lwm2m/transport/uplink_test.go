@@ -1,11 +1,11 @@
 package transport
 
 import (
-	"github.com/doze-io/doze/lwm2m"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/lwm2m"
 	"github.com/stretchr/testify/require"
 )
 

@@ -1,3 +1,26 @@
+// Package transport is the network side of Doze's LwM2M: the CoAP/DTLS
+// server devices register with (LWM-1 to LWM-5 and LWM-7 to LWM-10), a
+// bootstrap server (LWM-13) and a device client, with the CoAP exchange
+// layer, the DTLS router and cookie gate, session parking and resumption,
+// and the store interfaces they persist through. The object model (paths,
+// values, records, content formats, object definitions) is package lwm2m,
+// which does no I/O and imports no CoAP or DTLS library; this package
+// sends and receives it. A Registration here is a device's current session
+// with the server (endpoint, lifetime, binding, objects), not the
+// platform's device record in package registry.
+//
+// # Lifecycle
+//
+// New, NewBootstrapServer and NewClient check the configuration and start
+// nothing: no goroutine, no I/O. Run binds the sockets (unless Listen was
+// called first, to learn a port chosen by the system) and serves until its
+// context ends or Close is called, then stops everything it started and
+// returns nil. A second Run returns at once with an error wrapping
+// ErrClosed that says "Run called twice"; Run after Close returns
+// ErrClosed. Close is idempotent, may come before Run, and returns only
+// after Run has. The Client has no Run: Connect opens its transport and
+// Close ends it.
+//
 // # Server
 //
 // Server is the network side (LWM-1 to LWM-10): CoAP over UDP (5683) and CoAP over
@@ -8,10 +31,8 @@
 // being the same (LWM-2); anything else gets 4.03. Which endpoints may use
 // which transport is the caller's EndpointPolicy (see Security below).
 //
-// Lifecycle: New checks the Config and starts nothing; Listen binds the
-// sockets (pion/dtls starts its datagram router there); Run serves until its
-// context ends or Close is called; Close is idempotent and waits for every
-// goroutine. One goroutine reads plain CoAP and hands each peer's
+// Goroutines: Listen (or Run) starts the DTLS datagram router; Run starts
+// the rest and Close waits for every one. One goroutine reads plain CoAP and hands each peer's
 // datagrams, in order, to a goroutine of that peer that lives while it has
 // work (at most 1024 for peers without a registration); one accepts DTLS, one serves each DTLS session; short-lived goroutines send the observe that follows a
 // registration. Everything the server reports goes to one Handler as Events:
@@ -29,7 +50,7 @@
 // Location-Path rd/<id>; POST /rd/<id> updates, DELETE /rd/<id> ends it; a
 // registration whose lifetime passes without an update ends (ReasonExpired).
 // Queue mode is b=UQ (1.0) or Q (1.1). LwM2M versions other than 1.0 and 1.1
-// get 4.12. The body is parsed with ParseClientObjects. TUP (LWM-4): POST
+// get 4.12. The body is parsed with lwm2m.ParseClientObjects. TUP (LWM-4): POST
 // /t/r?ep=IMEI → 2.04, and the server's GET /t/d with Observe leaves right
 // after the answer, without waiting for anything (tested in a synctest
 // bubble: same instant). Object 19 (LWM-5): after a registration listing
@@ -47,7 +68,7 @@
 // and 4.15, remembered per endpoint, or forced: see DownlinkForm), and
 // TUP's is a POST /t/d. The Client refuses a single value written to a
 // Multiple resource with 4.00, as conforming clients do. Payloads of /19/0/0 and Send in the object model's
-// formats (TLV, SenML JSON/CBOR, LwM2M JSON) are decoded with Decode and
+// formats (TLV, SenML JSON/CBOR, LwM2M JSON) are decoded with lwm2m.Decode and
 // give the bytes of each /19/0/0 resource instance; opaque and TUP
 // payloads are the bytes themselves. A Send's values of Config.SendPaths
 // (by default the firmware State /5/0/3 and Update Result /5/0/5) come
@@ -62,7 +83,7 @@
 // Delete, Discover, WriteAttributes, Observe, CancelObserve, each bounded by
 // its context; error answers are *ResponseError with the CoAP code. Read
 // returns Content (format + payload); ReadRecords decodes the answer into
-// Records with Decode and Config.Model (built-in objects by default).
+// Records with lwm2m.Decode and Config.Model (built-in objects by default).
 //
 // Queue mode (LWM-8): a queue-mode device is reachable for
 // Config.AwakeWindow (default 93 s) after anything it sends (registration,
@@ -295,7 +316,7 @@
 //
 // # Figures
 //
-// cmd/lwm2mbench drives N simulated DTLS devices and, in the same run, a
+// lwm2m/cmd/lwm2mbench drives N simulated DTLS devices and, in the same run, a
 // bare go-coap DTLS server with the same load, and prints registrations/s,
 // uplinks/s, the server's CPU per operation and its heap and goroutines
 // per idle registered device, with the ratios. On 2 cores (26 Nov 2026):

@@ -7,7 +7,7 @@ import (
 )
 
 // Errors of the data side of the package: paths, content formats and object
-// definitions. (errors.go holds the errors of the server.)
+// definitions. (Package lwm2m/transport holds the errors of the server.)
 
 var (
 	// ErrInvalidPath is wrapped by every *PathError: a string or a list of
