@@ -61,7 +61,7 @@ func (b *Bootstrap) Put(c BootstrapConfig) error {
 }
 
 // Get returns the bootstrap configuration of nodeID, or an error wrapping
-// lwm2m.ErrNotFound.
+// transport.ErrNotFound.
 func (b *Bootstrap) Get(nodeID string) (BootstrapConfig, error) {
 	var c BootstrapConfig
 	err := b.db.bolt.View(func(tx *bolt.Tx) error {
@@ -78,7 +78,7 @@ func (b *Bootstrap) Get(nodeID string) (BootstrapConfig, error) {
 }
 
 // Delete removes the bootstrap configuration of nodeID; an absent one is
-// an error wrapping lwm2m.ErrNotFound.
+// an error wrapping transport.ErrNotFound.
 func (b *Bootstrap) Delete(nodeID string) error {
 	return closed(b.db.bolt.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketBootstrap)

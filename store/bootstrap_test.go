@@ -9,7 +9,7 @@ import (
 )
 
 // A bootstrap configuration is kept under the normalized nodeId, survives
-// a reopen, and Get and Delete of an absent one wrap lwm2m.ErrNotFound.
+// a reopen, and Get and Delete of an absent one wrap transport.ErrNotFound.
 func TestBootstrapConfigs(t *testing.T) {
 	path := t.TempDir() + "/doze.db"
 	db, err := Open(path, nil)

@@ -8,7 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Observations is the lwm2m.ObservationStore of a DB: observation tokens
+// Observations is the transport.ObservationStore of a DB: observation tokens
 // kept across restarts so that a notification after a restart is still
 // understood (LWM-9). Keys: "t" token → observation, and "e" endpoint 0x00
 // token → nothing, for the per-endpoint listing, in the top-level bucket
@@ -62,7 +62,7 @@ func (s *Observations) PutObservation(o transport.Observation) error {
 	})
 }
 
-// Observation returns the observation with token, or lwm2m.ErrNotFound.
+// Observation returns the observation with token, or transport.ErrNotFound.
 func (s *Observations) Observation(token string) (transport.Observation, error) {
 	var o transport.Observation
 	err := s.db.bolt.View(func(tx *bolt.Tx) error {

@@ -11,7 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// DTLSSessions is the lwm2m.SessionStore of a DB: DTLS sessions kept for
+// DTLSSessions is the transport.SessionStore of a DB: DTLS sessions kept for
 // resumption by session ID (an abbreviated handshake, issue 20 item 9)
 // across restarts. A session is kept for a TTL after it was written, then
 // is no longer returned and is pruned: every PutSession deletes a few of
@@ -57,7 +57,7 @@ func sessTimeKey(t uint64, id []byte) []byte {
 	return append(k, id...)
 }
 
-// PutSession implements lwm2m.SessionStore.
+// PutSession implements transport.SessionStore.
 func (s *DTLSSessions) PutSession(id, value []byte) error {
 	now := s.now()
 	at := uint64(now.UnixNano())
@@ -84,7 +84,7 @@ func (s *DTLSSessions) PutSession(id, value []byte) error {
 	})
 }
 
-// GetSession implements lwm2m.SessionStore: a session older than the TTL
+// GetSession implements transport.SessionStore: a session older than the TTL
 // is not found.
 func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 	var out []byte
@@ -110,7 +110,7 @@ func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 	return out, nil
 }
 
-// DeleteSession implements lwm2m.SessionStore.
+// DeleteSession implements transport.SessionStore.
 func (s *DTLSSessions) DeleteSession(id []byte) error {
 	return s.db.commit(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDTLSSessions)
@@ -185,7 +185,7 @@ func pruneSessions(b *bolt.Bucket, cutoff time.Time, limit int) (int, error) {
 	return len(gone), nil
 }
 
-// Registrations is the lwm2m.RegistrationStore of a DB: LwM2M
+// Registrations is the transport.RegistrationStore of a DB: LwM2M
 // registrations and parked DTLS sessions kept across restarts and crashes
 // (LWM-14). Keys, in the top-level bucket "lwm2m-registrations" (created
 // on the first write): "r" endpoint → registration, "p" endpoint → parked
@@ -210,7 +210,7 @@ func regBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 
 func regKey(kind byte, s []byte) []byte { return append([]byte{kind}, s...) }
 
-// PutRegistration implements lwm2m.RegistrationStore.
+// PutRegistration implements transport.RegistrationStore.
 func (s *Registrations) PutRegistration(r transport.RegistrationRecord) error {
 	v, err := json.Marshal(r)
 	if err != nil {
@@ -225,7 +225,7 @@ func (s *Registrations) PutRegistration(r transport.RegistrationRecord) error {
 	})
 }
 
-// DeleteRegistration implements lwm2m.RegistrationStore.
+// DeleteRegistration implements transport.RegistrationStore.
 func (s *Registrations) DeleteRegistration(endpoint string) error {
 	return s.db.commit(func(tx *bolt.Tx) error {
 		b, err := regBucket(tx)
@@ -236,12 +236,12 @@ func (s *Registrations) DeleteRegistration(endpoint string) error {
 	})
 }
 
-// Registrations implements lwm2m.RegistrationStore.
+// Registrations implements transport.RegistrationStore.
 func (s *Registrations) Registrations() ([]transport.RegistrationRecord, error) {
 	return listJSON[transport.RegistrationRecord](s.db, 'r')
 }
 
-// PutParked implements lwm2m.RegistrationStore.
+// PutParked implements transport.RegistrationStore.
 func (s *Registrations) PutParked(p transport.ParkedSession) error {
 	v, err := json.Marshal(p)
 	if err != nil {
@@ -279,7 +279,7 @@ func deleteParked(b *bolt.Bucket, endpoint string) error {
 	return b.Delete(regKey('p', []byte(endpoint)))
 }
 
-// DeleteParked implements lwm2m.RegistrationStore.
+// DeleteParked implements transport.RegistrationStore.
 func (s *Registrations) DeleteParked(endpoint string) error {
 	return s.db.commit(func(tx *bolt.Tx) error {
 		b, err := regBucket(tx)
@@ -290,13 +290,13 @@ func (s *Registrations) DeleteParked(endpoint string) error {
 	})
 }
 
-// ParkedSessions implements lwm2m.RegistrationStore.
+// ParkedSessions implements transport.RegistrationStore.
 func (s *Registrations) ParkedSessions() ([]transport.ParkedSession, error) {
 	return listJSON[transport.ParkedSession](s.db, 'p')
 }
 
 // ParkedByCID returns the parked session whose Connection ID is cid, or
-// lwm2m.ErrNotFound.
+// transport.ErrNotFound.
 func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error) {
 	var p transport.ParkedSession
 	found := false

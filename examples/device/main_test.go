@@ -50,7 +50,7 @@ func TestImports(t *testing.T) { deptest.Check(t) }
 
 // fakePlatform is the smallest platform the simulator's flags need: the
 // login, device registration and subscription calls of API.md over
-// httptest, a real lwm2m.Server with DTLS, and a push of
+// httptest, a real transport.Server with DTLS, and a push of
 // deviceDataChanged for each decoded report.
 type fakePlatform struct {
 	api       *httptest.Server
@@ -184,7 +184,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 }
 
 // BenchmarkLoad runs the load mode against the fake platform of the tests
-// (a real lwm2m.Server, the codec, one HTTP push per report) and reports
+// (a real transport.Server, the codec, one HTTP push per report) and reports
 // end-to-end uplinks/s, the bare go-coap ceiling and their ratio. Each
 // iteration is a whole load run; run it with -benchtime 1x. DOZE_SIM_N sets
 // the number of devices (default 1000), DOZE_SIM_DTLS=0 uses plain CoAP.

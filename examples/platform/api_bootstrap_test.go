@@ -18,7 +18,7 @@ func withBootstrap(c *Config) {
 
 // TestBootstrapThenRegister is LWM-13's evidence on the platform: the
 // bootstrap configuration is set through the API, and a strict
-// lwm2m.Client that starts with only its bootstrap server and bootstrap
+// transport.Client that starts with only its bootstrap server and bootstrap
 // key bootstraps over DTLS, is given the platform's server and its own
 // PSK, and registers there over DTLS with that key.
 func TestBootstrapThenRegister(t *testing.T) {

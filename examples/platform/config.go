@@ -266,7 +266,7 @@ func checkFirmwareURI(s string) error {
 }
 
 // firmwarePath is the path under which the lwm2m server serves packages
-// (lwm2m.Config.FilesPath's default).
+// (transport.Config.FilesPath's default).
 const firmwarePath = "/fw/"
 
 // firmwareBase is the FirmwareURI given to the upgrade engine: the

@@ -19,7 +19,7 @@ import (
 )
 
 // fwMeter is a device whose firmware behaviour follows OMA LwM2M object 5
-// and is spelled out here, not left to lwm2m.Client: writing /5/0/1
+// and is spelled out here, not left to transport.Client: writing /5/0/1
 // moves it to Downloading (State 1, Update Result 0) and it downloads the
 // package blockwise on its socket; then Downloaded (2). Execute /5/0/2 is
 // allowed only when Downloaded; the device then reboots: the client is

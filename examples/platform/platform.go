@@ -362,7 +362,7 @@ func (p *Platform) enqueue(q queuedEvent) {
 }
 
 // acceptUplink keeps an uplink in the store's inbox, synced, before the
-// lwm2m server acknowledges it to the device (lwm2m.UplinkHandler), then
+// lwm2m server acknowledges it to the device (transport.UplinkHandler), then
 // hands it to its worker, which deletes it from the inbox once it has been
 // decoded, stored and pushed. An error leaves the device's message
 // unacknowledged, so the device sends it again.

@@ -2,14 +2,14 @@
 // package lwm2m. Every implementation runs them in its tests:
 //
 //	func TestObservations(t *testing.T) {
-//		lwm2mtest.RunObservationStore(t, func(t *testing.T) lwm2m.ObservationStore { return myStore(t) })
+//		lwm2mtest.RunObservationStore(t, func(t *testing.T) transport.ObservationStore { return myStore(t) })
 //	}
 //
 // It also holds Device, a small LwM2M device written on go-coap's message
 // codec alone, which plays the stacks seen in the field (LwM2M 1.1, 1.0,
 // modules of the original platform) as strictly as the OMA text, so that
 // the server is tested against the standard rather than against this
-// module's own lwm2m.Client.
+// module's own transport.Client.
 package lwm2mtest
 
 import (
@@ -21,13 +21,13 @@ import (
 )
 
 // RunObservationStore checks that an ObservationStore keeps, finds, lists and
-// deletes observations as lwm2m.ObservationStore documents.
+// deletes observations as transport.ObservationStore documents.
 func RunObservationStore(t *testing.T, newStore func(t *testing.T) transport.ObservationStore) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	t.Run("MissingIsErrNotFound", func(t *testing.T) {
 		s := newStore(t)
 		if _, err := s.Observation("00"); !errors.Is(err, transport.ErrNotFound) {
-			t.Fatalf("Observation(missing) error = %v, want lwm2m.ErrNotFound", err)
+			t.Fatalf("Observation(missing) error = %v, want transport.ErrNotFound", err)
 		}
 		if err := s.DeleteObservation("00"); err != nil {
 			t.Fatalf("DeleteObservation(missing) = %v, want nil", err)

@@ -12,14 +12,14 @@ import (
 )
 
 // RunSessionStore checks that a SessionStore keeps, replaces, returns and
-// deletes DTLS sessions as lwm2m.SessionStore documents, keys and values
+// deletes DTLS sessions as transport.SessionStore documents, keys and values
 // being arbitrary bytes, and that it keeps no reference to the caller's
 // slices.
 func RunSessionStore(t *testing.T, newStore func(t *testing.T) transport.SessionStore) {
 	t.Run("missing", func(t *testing.T) {
 		s := newStore(t)
 		if _, err := s.GetSession([]byte{1}); !errors.Is(err, transport.ErrNotFound) {
-			t.Fatalf("GetSession(missing) error = %v, want lwm2m.ErrNotFound", err)
+			t.Fatalf("GetSession(missing) error = %v, want transport.ErrNotFound", err)
 		}
 		if err := s.DeleteSession([]byte{1}); err != nil {
 			t.Fatalf("DeleteSession(missing) = %v, want nil", err)
@@ -38,7 +38,7 @@ func RunSessionStore(t *testing.T, newStore func(t *testing.T) transport.Session
 			t.Fatalf("GetSession = %q, %v; want the value put", got, err)
 		}
 		if _, err := s.GetSession(id[:3]); !errors.Is(err, transport.ErrNotFound) {
-			t.Fatalf("GetSession(prefix of a key) error = %v, want lwm2m.ErrNotFound", err)
+			t.Fatalf("GetSession(prefix of a key) error = %v, want transport.ErrNotFound", err)
 		}
 		if err := s.PutSession(id, []byte("second")); err != nil {
 			t.Fatalf("PutSession(replace) = %v", err)
@@ -50,7 +50,7 @@ func RunSessionStore(t *testing.T, newStore func(t *testing.T) transport.Session
 			t.Fatalf("DeleteSession = %v", err)
 		}
 		if _, err := s.GetSession(id); !errors.Is(err, transport.ErrNotFound) {
-			t.Fatalf("GetSession after delete error = %v, want lwm2m.ErrNotFound", err)
+			t.Fatalf("GetSession after delete error = %v, want transport.ErrNotFound", err)
 		}
 	})
 	t.Run("many", func(t *testing.T) {
@@ -71,7 +71,7 @@ func RunSessionStore(t *testing.T, newStore func(t *testing.T) transport.Session
 
 // RunRegistrationStore checks that a RegistrationStore keeps, replaces,
 // lists and deletes registrations and parked DTLS sessions by endpoint as
-// lwm2m.RegistrationStore documents.
+// transport.RegistrationStore documents.
 func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) transport.RegistrationStore) {
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	t.Run("empty", func(t *testing.T) {

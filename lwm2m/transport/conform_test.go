@@ -31,7 +31,7 @@ func plainServer(t *testing.T) *transport.Server {
 	return s
 }
 
-// startDevice registers a conformance device (not lwm2m.Client) with s.
+// startDevice registers a conformance device (not transport.Client) with s.
 func startDevice(t *testing.T, s *transport.Server, cfg lwm2mtest.DeviceConfig) *lwm2mtest.Device {
 	t.Helper()
 	conn, err := net.DialUDP("udp", nil, s.UDPAddr().(*net.UDPAddr))

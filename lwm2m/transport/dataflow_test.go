@@ -165,7 +165,7 @@ func TestFirstObserveValueIsUplink(t *testing.T) {
 	}
 }
 
-// The same over DTLS with lwm2m.Client, whose /19/0/0 holds a value when
+// The same over DTLS with transport.Client, whose /19/0/0 holds a value when
 // the server observes it.
 func TestFirstObserveValueIsUplinkDTLS(t *testing.T) {
 	const ep = "868333030000502"

@@ -30,7 +30,7 @@ func (b *Bootstrap) Put(c store.BootstrapConfig) error {
 }
 
 // Get returns the bootstrap configuration of nodeID, or an error wrapping
-// lwm2m.ErrNotFound.
+// transport.ErrNotFound.
 func (b *Bootstrap) Get(nodeID string) (store.BootstrapConfig, error) {
 	var v []byte
 	var c store.BootstrapConfig
@@ -45,7 +45,7 @@ func (b *Bootstrap) Get(nodeID string) (store.BootstrapConfig, error) {
 }
 
 // Delete removes the bootstrap configuration of nodeID; an absent one is
-// an error wrapping lwm2m.ErrNotFound.
+// an error wrapping transport.ErrNotFound.
 func (b *Bootstrap) Delete(nodeID string) error {
 	tag, err := b.db.pool.Exec(context.Background(), "DELETE FROM bootstrap WHERE node_id = $1", transport.NormalizeEndpoint(nodeID))
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // The bootstrap view behaves as store.Bootstrap: keyed by the normalized
-// nodeId, absent records wrap lwm2m.ErrNotFound.
+// nodeId, absent records wrap transport.ErrNotFound.
 func TestBootstrapConfigs(t *testing.T) {
 	db := openTest(t)
 	b := db.Bootstrap()

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Observations is the lwm2m.ObservationStore on PostgreSQL: one row per
+// Observations is the transport.ObservationStore on PostgreSQL: one row per
 // token in "observations", indexed by endpoint and creation time, so a
 // device's observations are found by any node it shows up at (CLU-3).
 // The interface takes no context; each call uses context.Background.
@@ -21,7 +21,7 @@ var _ transport.ObservationStore = (*Observations)(nil)
 // Observations returns the observation store of db.
 func (db *DB) Observations() *Observations { return &Observations{db: db} }
 
-// PutObservation implements lwm2m.ObservationStore.
+// PutObservation implements transport.ObservationStore.
 func (s *Observations) PutObservation(o transport.Observation) error {
 	b, err := json.Marshal(o)
 	if err != nil {
@@ -33,7 +33,7 @@ func (s *Observations) PutObservation(o transport.Observation) error {
 	return err
 }
 
-// Observation implements lwm2m.ObservationStore.
+// Observation implements transport.ObservationStore.
 func (s *Observations) Observation(token string) (transport.Observation, error) {
 	var b []byte
 	err := s.db.pool.QueryRow(context.Background(), "SELECT rec FROM observations WHERE token = $1", token).Scan(&b)
@@ -47,13 +47,13 @@ func (s *Observations) Observation(token string) (transport.Observation, error) 
 	return o, json.Unmarshal(b, &o)
 }
 
-// DeleteObservation implements lwm2m.ObservationStore.
+// DeleteObservation implements transport.ObservationStore.
 func (s *Observations) DeleteObservation(token string) error {
 	_, err := s.db.pool.Exec(context.Background(), "DELETE FROM observations WHERE token = $1", token)
 	return err
 }
 
-// Observations implements lwm2m.ObservationStore.
+// Observations implements transport.ObservationStore.
 func (s *Observations) Observations(endpoint string) ([]transport.Observation, error) {
 	return listRecs[transport.Observation](context.Background(), s.db,
 		"SELECT rec FROM observations WHERE endpoint = $1 ORDER BY created NULLS FIRST, token", endpoint)

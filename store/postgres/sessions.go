@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// DTLSSessions is the lwm2m.SessionStore on PostgreSQL: DTLS sessions
+// DTLSSessions is the transport.SessionStore on PostgreSQL: DTLS sessions
 // for resumption by session ID, shared by every node (a device may resume
 // at any of them). A session is returned for a TTL after it was written;
 // every PutSession deletes a few of the oldest expired rows, Prune the
@@ -41,7 +41,7 @@ func (db *DB) DTLSSessions(ttl time.Duration) *DTLSSessions {
 	return &DTLSSessions{db: db, ttl: ttl, now: time.Now}
 }
 
-// PutSession implements lwm2m.SessionStore.
+// PutSession implements transport.SessionStore.
 func (s *DTLSSessions) PutSession(id, value []byte) error {
 	now := s.now()
 	ctx := context.Background()
@@ -58,7 +58,7 @@ func (s *DTLSSessions) PutSession(id, value []byte) error {
 	})
 }
 
-// GetSession implements lwm2m.SessionStore: a session older than the TTL
+// GetSession implements transport.SessionStore: a session older than the TTL
 // is not found.
 func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 	var v []byte
@@ -70,7 +70,7 @@ func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 	return v, err
 }
 
-// DeleteSession implements lwm2m.SessionStore.
+// DeleteSession implements transport.SessionStore.
 func (s *DTLSSessions) DeleteSession(id []byte) error {
 	_, err := s.db.pool.Exec(context.Background(), "DELETE FROM dtls_sessions WHERE id = $1", id)
 	return err
@@ -83,7 +83,7 @@ func (s *DTLSSessions) Prune(now time.Time) (int, error) {
 	return int(tag.RowsAffected()), err
 }
 
-// Registrations is the lwm2m.RegistrationStore on PostgreSQL (LWM-14):
+// Registrations is the transport.RegistrationStore on PostgreSQL (LWM-14):
 // registrations in "lwm2m_registrations" and parked DTLS sessions in
 // "lwm2m_parked", by endpoint, the latter indexed by Connection ID.
 // Parked sessions hold session keys.
@@ -94,7 +94,7 @@ var _ transport.RegistrationStore = (*Registrations)(nil)
 // Registrations returns the registration store of db.
 func (db *DB) Registrations() *Registrations { return &Registrations{db: db} }
 
-// PutRegistration implements lwm2m.RegistrationStore.
+// PutRegistration implements transport.RegistrationStore.
 func (s *Registrations) PutRegistration(r transport.RegistrationRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -106,18 +106,18 @@ func (s *Registrations) PutRegistration(r transport.RegistrationRecord) error {
 	return err
 }
 
-// DeleteRegistration implements lwm2m.RegistrationStore.
+// DeleteRegistration implements transport.RegistrationStore.
 func (s *Registrations) DeleteRegistration(endpoint string) error {
 	_, err := s.db.pool.Exec(context.Background(), "DELETE FROM lwm2m_registrations WHERE endpoint = $1", endpoint)
 	return err
 }
 
-// Registrations implements lwm2m.RegistrationStore.
+// Registrations implements transport.RegistrationStore.
 func (s *Registrations) Registrations() ([]transport.RegistrationRecord, error) {
 	return listRecs[transport.RegistrationRecord](context.Background(), s.db, "SELECT rec FROM lwm2m_registrations ORDER BY endpoint")
 }
 
-// PutParked implements lwm2m.RegistrationStore.
+// PutParked implements transport.RegistrationStore.
 func (s *Registrations) PutParked(p transport.ParkedSession) error {
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -132,19 +132,19 @@ func (s *Registrations) PutParked(p transport.ParkedSession) error {
 	return err
 }
 
-// DeleteParked implements lwm2m.RegistrationStore.
+// DeleteParked implements transport.RegistrationStore.
 func (s *Registrations) DeleteParked(endpoint string) error {
 	_, err := s.db.pool.Exec(context.Background(), "DELETE FROM lwm2m_parked WHERE endpoint = $1", endpoint)
 	return err
 }
 
-// ParkedSessions implements lwm2m.RegistrationStore.
+// ParkedSessions implements transport.RegistrationStore.
 func (s *Registrations) ParkedSessions() ([]transport.ParkedSession, error) {
 	return listRecs[transport.ParkedSession](context.Background(), s.db, "SELECT rec FROM lwm2m_parked ORDER BY endpoint")
 }
 
 // ParkedByCID returns the parked session whose Connection ID is cid, or
-// lwm2m.ErrNotFound.
+// transport.ErrNotFound.
 func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error) {
 	var b []byte
 	err := s.db.pool.QueryRow(context.Background(), "SELECT rec FROM lwm2m_parked WHERE cid = $1 LIMIT 1", cid).Scan(&b)

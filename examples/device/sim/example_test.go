@@ -10,7 +10,7 @@ import (
 	"github.com/doze-io/doze/lwm2m/transport"
 )
 
-// Example runs one simulated water meter against an lwm2m.Server on
+// Example runs one simulated water meter against an transport.Server on
 // loopback: it registers, reports a meter reading through the codec, and
 // answers SET_REPORT_PERIOD with the command response of the same mid.
 func Example() {

@@ -12,7 +12,7 @@ import (
 	"github.com/doze-io/doze/lwm2m/transport"
 )
 
-// platform is a real lwm2m.Server on loopback that records its events.
+// platform is a real transport.Server on loopback that records its events.
 type platform struct {
 	srv    *transport.Server
 	keys   *transport.MemoryKeyStore
@@ -53,7 +53,7 @@ func startServer(t *testing.T, cfg transport.Config, extra func(transport.Event)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		require.NoError(t, <-done, "lwm2m.Server.Run")
+		require.NoError(t, <-done, "transport.Server.Run")
 	})
 	return p
 }

@@ -15,14 +15,14 @@ import (
 )
 
 // TestLeanDevice registers lean devices with both servers of the benchmark
-// (a real lwm2m.Server and bare go-coap, each on loopback with pion/dtls)
+// (a real transport.Server and bare go-coap, each on loopback with pion/dtls)
 // and sends an uplink: the load generator speaks DTLS, CoAP and LwM2M as
 // the servers expect, or its figures would mean nothing.
 func TestLeanDevice(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		start func(n int) server
-	}{{"lwm2m.Server", startOurs}, {"bare go-coap", startBare}} {
+	}{{"transport.Server", startOurs}, {"bare go-coap", startBare}} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := tc.start(3)
 			defer srv.stop()
@@ -74,7 +74,7 @@ func TestSourceIP(t *testing.T) {
 }
 
 // TestFleetSources registers 300 devices from 3 source addresses with an
-// lwm2m.Server on loopback, each device registering in queue mode with
+// transport.Server on loopback, each device registering in queue mode with
 // </19/0> and answering the server's Observe of /19/0/0: every one
 // registers, and the server sees 100 from each address.
 func TestFleetSources(t *testing.T) {
