@@ -36,6 +36,19 @@ func TestAllowedFor(t *testing.T) {
 		{"lwm2m", "lwm2m/transport", false, false},
 		{"lwm2m/lwm2mtest", "lwm2m/transport", false, true},
 		{"store", "lwm2m/transport", false, true},
+		{"codec", "ota/pcp", false, true},
+		{"codec", "ota", false, false},
+		{"codec", "ota/download", false, false},
+		{"ota", "ota/pcp", false, true},
+		{"ota", "ota/download", false, false},
+		{"ota", "ota/download", true, true},
+		{"ota/pcp", "ota", false, false},
+		{"ota/pcp", "codec", false, false},
+		{"ota/download", "ota/pcp", false, true},
+		{"ota/download", "ota", false, false},
+		{"ota/otatest", "ota", false, true},
+		{"store", "ota/pcp", true, true},
+		{"examples/device/sim", "ota/download", false, true},
 	}
 	for _, tt := range tests {
 		got := allowedFor(tt.dir, tt.dep, tt.test)

@@ -14,6 +14,7 @@ import (
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 // TestPSMAsleep: a PSM device answers downlinks within its active time
@@ -81,7 +82,7 @@ func TestPCPUpgrade(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := startServer(t, transport.Config{DisableDTLS: true}, func(e transport.Event) {
-		if e.Kind == transport.EventUplink && ota.IsPCP(e.Payload) {
+		if e.Kind == transport.EventUplink && pcp.IsPCP(e.Payload) {
 			frame := append([]byte(nil), e.Payload...)
 			go func() { _ = eng.HandleFrame(ctx, e.Endpoint, frame) }()
 		}
