@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/internal/apitime"
 	"github.com/doze-io/doze/registry"
 	"github.com/doze-io/doze/store"
 )
@@ -147,7 +148,7 @@ func (p *Platform) register(ctx context.Context, app string, body registrationJS
 	if err != nil {
 		return registrationAnswer{}, err
 	}
-	reg := registry.Registration{NodeID: body.NodeID, VerifyCode: body.VerifyCode, GatewayID: body.GatewayID,
+	reg := registry.Enrollment{NodeID: body.NodeID, VerifyCode: body.VerifyCode, GatewayID: body.GatewayID,
 		Security: registry.Security(strings.ToUpper(body.Security)),
 		NodeType: registry.NodeType(body.NodeType),
 		Info: registry.Info{ManufacturerID: body.DeviceInfo.ManufacturerID, ManufacturerName: body.DeviceInfo.ManufacturerName,
@@ -317,7 +318,7 @@ func queryTime(r *http.Request, name string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(timeLayout, s)
+	t, err := apitime.Parse(s)
 	if err != nil {
 		return t, badRequest("bad_query", "query parameter %s=%q must be a UTC time like 20170214T164001Z", name, s)
 	}
