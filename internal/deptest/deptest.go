@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	// codec uses it to keep PCP frames out of codecs, ota to run upgrades.
 	"codec":               {"ota/pcp"},
 	"lwm2m":               nil,
+	"lwm2m/transport":     {"lwm2m"},
 	"command":             nil,
 	"push":                nil,
 	"ota":                 {"ota/pcp"},
@@ -48,10 +49,12 @@ var allowed = map[string][]string{
 	"examples/codeccheck": {"codec", "profile"},
 }
 
-// thirdParty lists module prefixes that only some folders may import.
+// thirdParty lists module prefixes that only some folders may import: a
+// folder listed allows itself and its sub-folders, not its parent (the
+// lwm2m object model may not import go-coap or pion; lwm2m/transport may).
 var thirdParty = map[string][]string{
-	"github.com/plgd-dev/go-coap": {"lwm2m", "examples"},
-	"github.com/pion/":            {"lwm2m", "examples"},
+	"github.com/plgd-dev/go-coap": {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/cmd", "examples"},
+	"github.com/pion/":            {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/cmd", "examples"},
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
 	"github.com/mochi-mqtt/":      {"mqtt", "examples/device"}, // the simulator's bare-broker ceiling

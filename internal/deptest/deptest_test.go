@@ -31,6 +31,11 @@ func TestAllowedFor(t *testing.T) {
 		{"examples/device/sim", "registry", false, false},
 		{"examples/platform", "store", false, true},
 		{"profile", "internal/deptest", true, true},
+		{"lwm2m/transport", "lwm2m", false, true},
+		{"lwm2m/transport", "registry", false, false},
+		{"lwm2m", "lwm2m/transport", false, false},
+		{"lwm2m/lwm2mtest", "lwm2m/transport", false, true},
+		{"store", "lwm2m/transport", false, true},
 		{"store", "store/internal/records", false, true},
 		{"store/postgres", "store/internal/records", false, true},
 		{"registry", "store/internal/records", false, false},
@@ -60,7 +65,12 @@ func TestThirdParty(t *testing.T) {
 	require.True(t, thirdPartyAllowed("store/postgres", "github.com/jackc/pgx/v5/pgxpool"))
 	require.False(t, thirdPartyAllowed("store", "github.com/jackc/pgx/v5"), "only store/postgres imports pgx")
 	require.False(t, thirdPartyAllowed("command", "github.com/plgd-dev/go-coap/v3/message"))
-	require.True(t, thirdPartyAllowed("lwm2m", "github.com/pion/dtls/v3"))
+	require.True(t, thirdPartyAllowed("lwm2m/transport", "github.com/pion/dtls/v3"))
+	require.True(t, thirdPartyAllowed("lwm2m/transport", "github.com/plgd-dev/go-coap/v3/message"))
+	require.True(t, thirdPartyAllowed("lwm2m/lwm2mtest", "github.com/plgd-dev/go-coap/v3/message"))
+	require.True(t, thirdPartyAllowed("lwm2m/cmd/lwm2mbench", "github.com/pion/dtls/v3"))
+	require.False(t, thirdPartyAllowed("lwm2m", "github.com/plgd-dev/go-coap/v3/message"), "the lwm2m object model imports no go-coap")
+	require.False(t, thirdPartyAllowed("lwm2m", "github.com/pion/dtls/v3"), "the lwm2m object model imports no pion")
 	require.True(t, thirdPartyAllowed("registry", "crypto/rand"))
 }
 
@@ -81,6 +91,17 @@ func TestProblemsFindsForbiddenImport(t *testing.T) {
 	require.Len(t, got, 2, "Problems(registry) = %q", got)
 	require.Contains(t, got[0]+got[1], "go.etcd.io/bbolt")
 	require.Contains(t, got[0]+got[1], "imports profile")
+
+	// The lwm2m object model may not import go-coap; its transport may.
+	write("lwm2m/m.go", "package lwm2m\nimport _ \"github.com/plgd-dev/go-coap/v3/message\"\n")
+	got, err = Problems(root, "lwm2m")
+	require.NoError(t, err)
+	require.Len(t, got, 1, "Problems(lwm2m) = %q", got)
+	require.Contains(t, got[0], "go-coap")
+	write("lwm2m/transport/t.go", "package transport\nimport _ \"github.com/plgd-dev/go-coap/v3/message\"\nimport _ \""+Module+"/lwm2m\"\n")
+	got, err = Problems(root, "lwm2m/transport")
+	require.NoError(t, err)
+	require.Empty(t, got)
 
 	write("store/s.go", "package store\nimport _ \""+Module+"/registry\"\nimport _ \"go.etcd.io/bbolt\"\n")
 	got, err = Problems(root, "store")

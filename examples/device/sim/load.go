@@ -25,6 +25,7 @@ import (
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // LoadConfig configures a load run (see Load).
@@ -403,7 +404,7 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 	}
 	defer stop()
 
-	clients := make([]*lwm2m.Client, len(cfg.IMEIs))
+	clients := make([]*transport.Client, len(cfg.IMEIs))
 	defer func() {
 		for _, c := range clients {
 			if c != nil {
@@ -412,15 +413,15 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		}
 	}()
 	pool(len(clients), cfg.Workers, func(i int) {
-		cc := lwm2m.ClientConfig{Server: addr, Endpoint: cfg.IMEIs[i], Objects: "</19/0>,</19/1>", Transmission: cfg.Device.Transmission}
+		cc := transport.ClientConfig{Server: addr, Endpoint: cfg.IMEIs[i], Objects: "</19/0>,</19/1>", Transmission: cfg.Device.Transmission}
 		if ip := SourceIP(i, cfg.Sources); ip != nil {
 			cc.LocalAddr = net.JoinHostPort(ip.String(), "0")
 		}
 		if secure {
 			cc.Key = ceilingKey
-			cc.CipherSuites = []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}
+			cc.CipherSuites = []transport.CipherSuite{transport.TLS_PSK_WITH_AES_128_CCM_8}
 		}
-		c, err := lwm2m.NewClient(cc)
+		c, err := transport.NewClient(cc)
 		if err == nil {
 			err = c.Connect(ctx)
 			if err == nil {
@@ -445,7 +446,7 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 			return
 		}
 		for range cfg.Uplinks {
-			if err := c.Send(ctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: payload}); err != nil {
+			if err := c.Send(ctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: payload}); err != nil {
 				fail(fmt.Errorf("sim: ceiling send: %w", err))
 				return
 			}
