@@ -30,6 +30,7 @@ import (
 //	due      deadline (8 bytes) | deviceId       Due
 //	group    groupId → group record
 //	gname    group name → groupId                unique group names
+//	owner    appId | deviceId                    List by application (APP-3)
 //
 // "a | b" is a's length as a uvarint, a's bytes, then b, so that keys with
 // one prefix sort by deviceId.
@@ -52,7 +53,8 @@ var (
 	rbDue     = []byte("due")
 	rbGroup   = []byte("group")
 	rbGName   = []byte("gname")
-	rbAll     = [][]byte{rbDev, rbNode, rbStatus, rbProduct, rbGateway, rbMember, rbDue, rbGroup, rbGName}
+	rbOwner   = []byte("owner")
+	rbAll     = [][]byte{rbDev, rbNode, rbStatus, rbProduct, rbGateway, rbMember, rbDue, rbGroup, rbGName, rbOwner}
 )
 
 // initRegistry creates the registry's sub-buckets; Open calls it.
@@ -71,7 +73,7 @@ func initRegistry(tx *bolt.Tx) error {
 type rtx struct {
 	top      *bolt.Bucket
 	writable bool
-	open     [iGName + 1]*bolt.Bucket
+	open     [iOwner + 1]*bolt.Bucket
 }
 
 // Sub-bucket indexes into rbAll.
@@ -85,11 +87,12 @@ const (
 	iDue
 	iGroup
 	iGName
+	iOwner
 )
 
 func registryBuckets(tx *bolt.Tx) (*rtx, error) {
 	top := tx.Bucket(bucketRegistry)
-	if top == nil || top.Bucket(rbDev) == nil {
+	if top == nil || top.Bucket(rbOwner) == nil {
 		return nil, errors.New("store: registry buckets missing (file opened read-only before any write)")
 	}
 	return &rtx{top: top, writable: tx.Writable()}, nil
@@ -118,6 +121,7 @@ func (b *rtx) member() *bolt.Bucket  { return b.bucket(iMember) }
 func (b *rtx) due() *bolt.Bucket     { return b.bucket(iDue) }
 func (b *rtx) group() *bolt.Bucket   { return b.bucket(iGroup) }
 func (b *rtx) gname() *bolt.Bucket   { return b.bucket(iGName) }
+func (b *rtx) owner() *bolt.Bucket   { return b.bucket(iOwner) }
 
 func (s *Registry) view(ctx context.Context, fn func(*rtx) error) error {
 	if err := ctx.Err(); err != nil {
@@ -189,6 +193,9 @@ func (b *rtx) indexes(d *registry.Device) []indexEntry {
 	}
 	if d.GatewayID != "" {
 		out = append(out, indexEntry{b.gateway(), string(key(d.GatewayID, d.ID))})
+	}
+	if d.AppID != "" {
+		out = append(out, indexEntry{b.owner(), string(key(d.AppID, d.ID))})
 	}
 	for _, g := range d.Groups {
 		out = append(out, indexEntry{b.member(), string(key(g, d.ID))})
@@ -382,13 +389,15 @@ func (s *Registry) List(ctx context.Context, q registry.Query) ([]registry.Devic
 			bucket, pre, rest.GatewayID = b.gateway(), prefix(q.GatewayID), ""
 		case q.ManufacturerID != "" && q.Model != "":
 			bucket, pre, rest.ManufacturerID, rest.Model = b.product(), prefix(q.ManufacturerID, q.Model), "", ""
+		case q.AppID != "":
+			bucket, pre, rest.AppID = b.owner(), prefix(q.AppID), ""
 		case q.Status != "":
 			bucket, pre, rest.Status = b.status(), prefix(string(q.Status)), ""
 		default:
 			bucket = b.dev()
 		}
 		needAll := rest.Status != "" || rest.ManufacturerID != "" || rest.Model != "" || rest.DeviceType != "" ||
-			rest.GatewayID != "" || rest.GroupID != "" || rest.NodeType != "" || !rest.From.IsZero() || !rest.To.IsZero()
+			rest.GatewayID != "" || rest.GroupID != "" || rest.NodeType != "" || rest.AppID != "" || !rest.From.IsZero() || !rest.To.IsZero()
 		var lo, hi int = 0, math.MaxInt
 		if q.PageSize > 0 {
 			if q.PageNo < 0 || q.PageNo > math.MaxInt/q.PageSize-1 {
@@ -572,11 +581,14 @@ func appendTime(b []byte, t time.Time) []byte {
 // SecurityPSK, which they were.
 // flagSecret marks a SecuritySecret (MQTT) device, whose secret hash
 // follows the times at the end of the record.
+// flagOwner marks a device with an AppID (APP-3), which ends the record;
+// records written before ownership lack the bit and read as AppID "".
 const (
 	flagBound = 1 << iota
 	flagConnected
 	flagNoSecurity
 	flagSecret
+	flagOwner
 )
 
 func appendDevice(b []byte, d *registry.Device) []byte {
@@ -605,12 +617,18 @@ func appendDevice(b []byte, d *registry.Device) []byte {
 	case registry.SecuritySecret:
 		flags |= flagSecret
 	}
+	if d.AppID != "" {
+		flags |= flagOwner
+	}
 	b = append(b, flags)
 	for _, t := range []time.Time{d.CreatedAt, d.LastModified, d.LastSeen, d.DisconnectedAt, d.Deadline} {
 		b = appendTime(b, t)
 	}
 	if d.Security == registry.SecuritySecret {
 		b = appendString(b, string(d.SecretHash))
+	}
+	if d.AppID != "" {
+		b = appendString(b, d.AppID)
 	}
 	return b
 }
@@ -752,6 +770,9 @@ func decodeDevice(b []byte) (registry.Device, error) {
 		if h := dec.bytes(); len(h) > 0 {
 			d.SecretHash = registry.SecretHash(slices.Clone(h))
 		}
+	}
+	if flags&flagOwner != 0 {
+		d.AppID = dec.string()
 	}
 	if dec.err == nil && dec.off != len(b) {
 		dec.fail(fmt.Sprintf("%d bytes left over", len(b)-dec.off))
