@@ -6,8 +6,8 @@ package main
 // sets one; otherwise the platform creates one on its first start, prints
 // it once, and keeps only its SHA-256 in <dataDir>/admin.json.
 //
-// Not here yet: resources do not belong to apps (every app still sees
-// every device, product and task), so there is no device quota.
+// Every resource belongs to the app that created it (api_owner.go); an
+// app's maxDevices bounds the devices it owns (apps_quota.go).
 
 import (
 	"context"
@@ -84,6 +84,7 @@ type appJSON struct {
 	HistoryEnabled bool   `json:"historyEnabled"`
 	DefaultMode    string `json:"defaultMode"`
 	RateLimit      int    `json:"rateLimit"`
+	MaxDevices     int    `json:"maxDevices"` // 0: no limit
 	CallbackCAs    int    `json:"callbackCAs"`
 }
 
@@ -97,7 +98,7 @@ func (p *Platform) appView(a App) appJSON {
 		rate = p.cfg.RateLimit
 	}
 	return appJSON{AppID: a.ID, Name: a.Name, HistoryEnabled: a.HistoryEnabled, DefaultMode: mode, RateLimit: rate,
-		CallbackCAs: len(a.CallbackCAs)}
+		MaxDevices: a.MaxDevices, CallbackCAs: len(a.CallbackCAs)}
 }
 
 // appSettingsJSON is the body of creating or changing an app; absent
@@ -108,7 +109,7 @@ type appSettingsJSON struct {
 	HistoryEnabled *bool           `json:"historyEnabled"`
 	DefaultMode    *string         `json:"defaultMode"`
 	RateLimit      *int            `json:"rateLimit"`
-	MaxDevices     json.RawMessage `json:"maxDevices"`
+	MaxDevices     *int            `json:"maxDevices"`
 }
 
 // maxAppRate bounds an app's rateLimit (our choice).
@@ -116,8 +117,11 @@ const maxAppRate = 10000
 
 // apply checks the settings and writes them to a.
 func (s appSettingsJSON) apply(a *App) error {
-	if len(s.MaxDevices) > 0 {
-		return badRequest("invalid_maxDevices", "maxDevices is not taken yet: devices do not belong to an app on this platform, so a device quota could not be kept")
+	if s.MaxDevices != nil {
+		if *s.MaxDevices < 0 || *s.MaxDevices > maxDeviceQuota {
+			return badRequest("invalid_maxDevices", "maxDevices is %d; it must be 0 (no limit) to %d devices", *s.MaxDevices, maxDeviceQuota)
+		}
+		a.MaxDevices = *s.MaxDevices
 	}
 	if s.Name != nil {
 		n := strings.TrimSpace(*s.Name)
@@ -229,6 +233,7 @@ func (p *Platform) changeApp(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return notFound("app_not_found", "no app %q", id)
 	}
+	p.quota.forget(id)
 	if err := p.saveApps(); err != nil {
 		return err
 	}

@@ -13,10 +13,15 @@ import (
 )
 
 // twoApps starts a platform with apps app-a (the test platform's caller)
-// and app-b, and returns a function that switches the caller.
-func twoApps(t *testing.T) (*testPlatform, func(id string)) {
+// and app-b, each changed by the edits, and returns a function that
+// switches the caller. app-a owns the demo products.
+func twoApps(t *testing.T, edits ...func([]App)) (*testPlatform, func(id string)) {
 	tp := startPlatform(t, func(c *Config) {
-		b, _ := json.Marshal([]App{{ID: "app-a", Secret: "secret-a", HistoryEnabled: true}, {ID: "app-b", Secret: "secret-b"}})
+		apps := []App{{ID: "app-a", Secret: "secret-a", HistoryEnabled: true}, {ID: "app-b", Secret: "secret-b"}}
+		for _, e := range edits {
+			e(apps)
+		}
+		b, _ := json.Marshal(apps)
 		require.NoError(t, os.WriteFile(c.DataDir+"/apps.json", b, 0o600))
 	})
 	tokens := map[string]string{"app-a": tp.token}
