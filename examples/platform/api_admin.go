@@ -105,11 +105,11 @@ func (p *Platform) appView(a App) appJSON {
 // fields are left as they are (at creation: history off, PSM, the
 // platform's rate limit).
 type appSettingsJSON struct {
-	Name           *string         `json:"name"`
-	HistoryEnabled *bool           `json:"historyEnabled"`
-	DefaultMode    *string         `json:"defaultMode"`
-	RateLimit      *int            `json:"rateLimit"`
-	MaxDevices     *int            `json:"maxDevices"`
+	Name           *string `json:"name"`
+	HistoryEnabled *bool   `json:"historyEnabled"`
+	DefaultMode    *string `json:"defaultMode"`
+	RateLimit      *int    `json:"rateLimit"`
+	MaxDevices     *int    `json:"maxDevices"`
 }
 
 // maxAppRate bounds an app's rateLimit (our choice).
@@ -242,7 +242,10 @@ func (p *Platform) changeApp(w http.ResponseWriter, r *http.Request) error {
 }
 
 // deleteApp deletes an app: its tokens stop working at once and its
-// subscriptions are removed, so nothing more is pushed for it.
+// subscriptions are removed, so nothing more is pushed for it. An app that
+// still owns devices, groups, products or upgrade packages is not deleted
+// (409 app_in_use): they would be left without an owner, reachable by no
+// app; the app deletes them first.
 func (p *Platform) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	if err := p.checkAdmin(r); err != nil {
 		return err
@@ -250,6 +253,12 @@ func (p *Platform) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	id := pathValue(r, "appId")
 	p.appsMu.Lock()
 	defer p.appsMu.Unlock()
+	if _, ok := p.auth.App(id); !ok {
+		return notFound("app_not_found", "no app %q", id)
+	}
+	if err := p.checkAppEmpty(r.Context(), id); err != nil {
+		return err
+	}
 	if !p.auth.Delete(id) {
 		return notFound("app_not_found", "no app %q", id)
 	}
@@ -263,5 +272,29 @@ func (p *Platform) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	p.trust.forget(id)
 	p.logger.Info("app deleted", "app", id, "subscriptions", n)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkAppEmpty refuses, with 409 app_in_use, to delete an app that owns
+// devices, groups, products or upgrade packages.
+func (p *Platform) checkAppEmpty(ctx context.Context, id string) error {
+	var held []string
+	if n, err := p.countDevices(ctx, id); err != nil {
+		return err
+	} else if n > 0 {
+		held = append(held, fmt.Sprintf("%d devices", n))
+	}
+	for _, k := range []struct{ kind, what string }{{kindGroup, "groups"}, {kindProduct, "products"}, {kindPackage, "upgrade packages"}} {
+		ids, err := p.db.Owners().IDs(ctx, id, k.kind)
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			held = append(held, fmt.Sprintf("%d %s", len(ids), k.what))
+		}
+	}
+	if len(held) > 0 {
+		return conflict("app_in_use", "app %s still owns %s: delete them with the app's own credentials first, then the app", id, strings.Join(held, ", "))
+	}
 	return nil
 }

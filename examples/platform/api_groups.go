@@ -56,13 +56,10 @@ func (p *Platform) listGroups(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
-	mine, err := p.ownedIDs(r.Context(), appOf(r), kindGroup)
-	if err != nil {
-		return err
-	}
+	mine := p.mine(r.Context(), appOf(r), kindGroup)
 	out := make([]map[string]any, 0, len(gs))
 	for _, g := range gs {
-		if !mine[g.ID] {
+		if !mine(g.ID) {
 			continue
 		}
 		j, err := p.groupJSON(r.Context(), g)

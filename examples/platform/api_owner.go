@@ -71,10 +71,23 @@ func missingProduct(manufacturerID, model string) error {
 	return productError(fmt.Errorf("%w: no product with manufacturerId %q and model %q", profile.ErrNotFound, manufacturerID, model))
 }
 
+// ownerOf returns the owner of kind/id: its owner in the Owners table, or
+// for a resource without one (added outside the API, or just before a
+// crash, until the next start's migration gives it one) the default owner
+// (apps_migrate.go).
+func (p *Platform) ownerOf(ctx context.Context, kind, id string) (string, error) {
+	owner, err := p.db.Owners().Owner(ctx, kind, id)
+	if err != nil || owner != "" {
+		return owner, err
+	}
+	owner, _ = defaultOwner(p.auth.Apps())
+	return owner, nil
+}
+
 // owns returns nil when app owns the resource kind/id, else missing(kind,
 // id).
 func (p *Platform) owns(ctx context.Context, app, kind, id string) error {
-	owner, err := p.db.Owners().Owner(ctx, kind, id)
+	owner, err := p.ownerOf(ctx, kind, id)
 	if err != nil {
 		return err
 	}
@@ -87,7 +100,7 @@ func (p *Platform) owns(ctx context.Context, app, kind, id string) error {
 // ownsProduct returns nil when app owns the product, else the error of a
 // product that does not exist.
 func (p *Platform) ownsProduct(ctx context.Context, app, manufacturerID, model string) error {
-	owner, err := p.db.Owners().Owner(ctx, kindProduct, productKey(manufacturerID, model))
+	owner, err := p.ownerOf(ctx, kindProduct, productKey(manufacturerID, model))
 	if err != nil {
 		return err
 	}
@@ -97,17 +110,16 @@ func (p *Platform) ownsProduct(ctx context.Context, app, manufacturerID, model s
 	return nil
 }
 
-// ownedIDs returns the ids of app's resources of kind, as a set.
-func (p *Platform) ownedIDs(ctx context.Context, app, kind string) (map[string]bool, error) {
-	ids, err := p.db.Owners().IDs(ctx, app, kind)
-	if err != nil {
-		return nil, err
+// mine returns a test of whether app owns a resource of kind, for lists.
+func (p *Platform) mine(ctx context.Context, app, kind string) func(id string) bool {
+	return func(id string) bool {
+		owner, err := p.ownerOf(ctx, kind, id)
+		if err != nil {
+			p.logger.Error("reading the owner of a resource", "kind", kind, "id", id, "err", err)
+			return false
+		}
+		return owner == app
 	}
-	out := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		out[id] = true
-	}
-	return out, nil
 }
 
 // ownedDevice returns the device id if it is app's; another app's device
@@ -156,7 +168,7 @@ func (p *Platform) checkProductOf(ctx context.Context, app, manufacturerID, mode
 	if _, err := p.products.catalog.Get(manufacturerID, model); err != nil {
 		return nil
 	}
-	owner, err := p.db.Owners().Owner(ctx, kindProduct, productKey(manufacturerID, model))
+	owner, err := p.ownerOf(ctx, kindProduct, productKey(manufacturerID, model))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// asApp is r as an authenticated call of app, for handlers called
+// directly.
+func asApp(r *http.Request, app string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, app))
+}
+
 // TestTenancyIsolation is APP-3's evidence through the REST API: app A
 // creates one resource of every type (a device, a group, a product, an
 // upgrade package and task, a command, a batch command task, a

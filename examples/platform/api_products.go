@@ -181,13 +181,10 @@ func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) listProducts(w http.ResponseWriter, r *http.Request) error {
-	mine, err := p.ownedIDs(r.Context(), appOf(r), kindProduct)
-	if err != nil {
-		return err
-	}
+	mine := p.mine(r.Context(), appOf(r), kindProduct)
 	out := []productJSON{}
 	for _, prod := range p.products.catalog.List() {
-		if !mine[productKey(prod.Key())] {
+		if !mine(productKey(prod.Key())) {
 			continue
 		}
 		out = append(out, p.productJSON(prod, nil))

@@ -111,14 +111,11 @@ func (p *Platform) listPackages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
-	mine, err := p.ownedIDs(r.Context(), appOf(r), kindPackage)
-	if err != nil {
-		return err
-	}
+	mine := p.mine(r.Context(), appOf(r), kindPackage)
 	q := r.URL.Query()
 	out := []packageJSON{}
 	for _, pk := range pkgs {
-		if !mine[pk.ID] || (q.Get("fileType") != "" && string(pk.Kind) != q.Get("fileType")) || (q.Get("model") != "" && pk.Model != q.Get("model")) {
+		if !mine(pk.ID) || (q.Get("fileType") != "" && string(pk.Kind) != q.Get("fileType")) || (q.Get("model") != "" && pk.Model != q.Get("model")) {
 			continue
 		}
 		out = append(out, toPackageJSON(pk))
@@ -348,15 +345,12 @@ func (p *Platform) listOperations(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return apiErr(err)
 	}
-	mine, err := p.ownedIDs(r.Context(), appOf(r), kindUpgrade)
-	if err != nil {
-		return err
-	}
+	mine := p.mine(r.Context(), appOf(r), kindUpgrade)
 	q := r.URL.Query()
 	var out []operationJSON
 	for i := len(tasks) - 1; i >= 0; i-- { // newest first
 		t := tasks[i]
-		if !mine[t.ID] || (q.Get("status") != "" && string(t.State) != q.Get("status")) || (q.Get("operationType") != "" && string(t.Kind) != q.Get("operationType")) {
+		if !mine(t.ID) || (q.Get("status") != "" && string(t.State) != q.Get("status")) || (q.Get("operationType") != "" && string(t.Kind) != q.Get("operationType")) {
 			continue
 		}
 		out = append(out, p.operationJSON(r, t))

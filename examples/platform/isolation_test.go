@@ -38,8 +38,8 @@ func twoApps(t *testing.T, edits ...func([]App)) (*testPlatform, func(id string)
 }
 
 // TestAppIsolation: app B sees neither app A's push endpoints (their URLs
-// and errors would be a blind SSRF oracle) nor A's commands in a batch
-// task's details (SEC-5).
+// and errors would be a blind SSRF oracle) nor A's batch task (SEC-5,
+// APP-3).
 func TestAppIsolation(t *testing.T) {
 	tp, as := twoApps(t)
 	s := newSink(t)
@@ -65,17 +65,20 @@ func TestAppIsolation(t *testing.T) {
 		}
 		return out
 	}
-	details := func() int {
+	details := func() (int, int) {
 		var d struct{ TotalCount int }
-		require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/batchtask/v1.1.0/taskDetails?taskID="+task.TaskID, nil, &d))
-		return d.TotalCount
+		status := tp.call(t, "GET", "/iocm/app/batchtask/v1.1.0/taskDetails?taskID="+task.TaskID, nil, &d)
+		return status, d.TotalCount
 	}
 	require.ElementsMatch(t, []string{hook, cmdHook}, urls(), "A sees its subscription's and its commands' endpoints")
-	require.Equal(t, 1, details(), "A sees its task's command")
+	status, n := details()
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 1, n, "A sees its task's command")
 
 	as("app-b")
 	require.Empty(t, urls(), "B sees none of A's endpoints")
-	require.Zero(t, details(), "B sees none of A's commands in the task")
+	status, _ = details()
+	require.Equal(t, http.StatusNotFound, status, "A's task does not exist for B (APP-3)")
 }
 
 // TestLoopbackCallbacksOnlyForDemo: loopback callback URLs pass the SSRF
