@@ -92,7 +92,7 @@ const (
 
 func registryBuckets(tx *bolt.Tx) (*rtx, error) {
 	top := tx.Bucket(bucketRegistry)
-	if top == nil || top.Bucket(rbOwner) == nil {
+	if top == nil || top.Bucket(rbDev) == nil {
 		return nil, errors.New("store: registry buckets missing (file opened read-only before any write)")
 	}
 	return &rtx{top: top, writable: tx.Writable()}, nil
@@ -103,6 +103,9 @@ func (b *rtx) bucket(i int) *bolt.Bucket {
 		return bk
 	}
 	bk := b.top.Bucket(rbAll[i])
+	if bk == nil {
+		return nil // "owner" in a file older than it, opened read-only
+	}
 	if b.writable {
 		// Keys mostly arrive in order (deviceIds are time-ordered), so
 		// pages may be filled well past bbolt's default of half.
@@ -389,6 +392,8 @@ func (s *Registry) List(ctx context.Context, q registry.Query) ([]registry.Devic
 			bucket, pre, rest.GatewayID = b.gateway(), prefix(q.GatewayID), ""
 		case q.ManufacturerID != "" && q.Model != "":
 			bucket, pre, rest.ManufacturerID, rest.Model = b.product(), prefix(q.ManufacturerID, q.Model), "", ""
+		case q.AppID != "" && b.owner() == nil:
+			return nil // a file older than owners, opened read-only: no device has one
 		case q.AppID != "":
 			bucket, pre, rest.AppID = b.owner(), prefix(q.AppID), ""
 		case q.Status != "":

@@ -24,7 +24,13 @@ func twoApps(t *testing.T, edits ...func([]App)) (*testPlatform, func(id string)
 		b, _ := json.Marshal(apps)
 		require.NoError(t, os.WriteFile(c.DataDir+"/apps.json", b, 0o600))
 	})
-	tokens := map[string]string{"app-a": tp.token}
+	return appSwitcher(t, tp)
+}
+
+// appSwitcher returns tp and a function that makes the app with id the
+// caller of tp.
+func appSwitcher(t *testing.T, tp *testPlatform) (*testPlatform, func(id string)) {
+	tokens := map[string]string{tp.app.ID: tp.token}
 	return tp, func(id string) {
 		app, ok := tp.auth.App(id)
 		require.True(t, ok)
