@@ -221,6 +221,7 @@ func (p *Platform) changeApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := pathValue(r, "appId")
 	check, _ := p.auth.App(id)
+	before := check
 	if err := body.apply(&check); err != nil {
 		return err
 	}
@@ -236,6 +237,9 @@ func (p *Platform) changeApp(w http.ResponseWriter, r *http.Request) error {
 	p.quota.forget(id)
 	if err := p.saveApps(); err != nil {
 		return err
+	}
+	if kindOf(before.DefaultMode) != kindOf(app.DefaultMode) {
+		p.defaultModeChanged(id) // the devices that follow the app (CMD-11)
 	}
 	writeJSON(w, http.StatusOK, p.appView(app))
 	return nil

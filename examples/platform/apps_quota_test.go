@@ -116,8 +116,9 @@ func TestDeviceQuota(t *testing.T) {
 }
 
 // TestAppSwitches (APP-3, STO-2, CMD-11): the administrator's switches
-// apply. A new device of an app with defaultMode DRX is a DRX device, of
-// EDRX after the default changes; reports of an app's device are kept in
+// apply. A new device of an app with defaultMode DRX is a DRX device; when
+// the default changes to EDRX, new devices and those that follow the
+// default are EDRX; reports of an app's device are kept in
 // history only while the app's historyEnabled is on. The device is a
 // real LwM2M client over DTLS that reports with Send.
 func TestAppSwitches(t *testing.T) {
@@ -140,6 +141,8 @@ func TestAppSwitches(t *testing.T) {
 	status, _, other := registerOwn(t, tp, "868333030003302", "S1")
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, "EDRX", mode(other), "the new default applies to new devices")
+	require.Eventually(t, func() bool { return mode(id) == "EDRX" }, 10*time.Second, 10*time.Millisecond,
+		"and to the app's devices that follow its default")
 
 	// History: off, then on.
 	d, err := tp.reg.Get(context.Background(), id)
