@@ -270,7 +270,7 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		for _, g := range body.Param.GroupList {
-			devs, _, err := p.reg.Members(r.Context(), g, registry.Query{})
+			devs, _, err := p.reg.Members(r.Context(), g, registry.Query{AppID: app})
 			if err != nil {
 				return apiErr(err)
 			}

@@ -202,7 +202,7 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	}
 	ids := append([]string{}, body.Targets.Devices...)
 	for _, g := range body.Targets.DeviceGroups {
-		devs, _, err := p.reg.Members(r.Context(), g, registry.Query{})
+		devs, _, err := p.reg.Members(r.Context(), g, registry.Query{AppID: app})
 		if err != nil {
 			return apiErr(err)
 		}
