@@ -51,6 +51,9 @@ type Shadow interface {
 	Report(deviceID, serviceID string, data map[string]any, at time.Time) error
 	// Desire merges desired values.
 	Desire(deviceID, serviceID string, data map[string]any, at time.Time) error
+	// Desired returns the device's shadow when some service has desired
+	// values, and nil otherwise (the uplink path's question).
+	Desired(deviceID string) ([]store.ServiceShadow, error)
 	// ClearDesired removes a service's desired values.
 	ClearDesired(deviceID, serviceID string) error
 	// Delete removes the device's shadow.
@@ -199,10 +202,23 @@ func testShadow(t *testing.T, s Shadow) {
 	require.Equal(t, map[string]any{"a": 1.0, "b": 3.0}, got[0].Reported.Data)
 	require.Equal(t, t0.Add(time.Minute), got[0].Reported.EventTime)
 	require.Equal(t, map[string]any{"period": 60.0}, got[1].Desired.Data)
+	des, err := s.Desired("d1")
+	require.NoError(t, err)
+	require.Equal(t, got, des, "Desired is the whole shadow while a service has desired values")
 	require.NoError(t, s.ClearDesired("d1", "Config"))
 	got, err = s.Get("d1")
 	require.NoError(t, err)
 	require.Nil(t, got[1].Desired)
+	des, err = s.Desired("d1")
+	require.NoError(t, err)
+	require.Nil(t, des, "no service has desired values")
+	require.NoError(t, s.Report("d2", "Meter", map[string]any{"desired": 1.0}, t0))
+	des, err = s.Desired("d2")
+	require.NoError(t, err)
+	require.Nil(t, des, "a reported property named desired is no desired value")
+	des, err = s.Desired("nobody")
+	require.NoError(t, err)
+	require.Nil(t, des)
 	require.NoError(t, s.Delete("d1"))
 	got, err = s.Get("d1")
 	require.NoError(t, err)
