@@ -38,7 +38,7 @@ var allowed = map[string][]string{
 	"registry":            nil,
 	"mqtt":                nil,
 	"store":               {"registry", "command", "push", "ota", "profile", "codec", "lwm2m"},
-	"examples/device":     {"lwm2m", "codec", "ota"},
+	"examples/device":     {"lwm2m", "codec", "ota", "mqtt/ceiling"},
 	"examples/codeccheck": {"codec", "profile"},
 }
 
