@@ -42,13 +42,14 @@ var allowed = map[string][]string{
 	"examples/codeccheck": {"codec", "profile"},
 }
 
-// thirdParty lists module prefixes that only some folders may import.
+// thirdParty lists module prefixes that only some folders (and their
+// sub-folders) may import.
 var thirdParty = map[string][]string{
-	"github.com/plgd-dev/go-coap": {"lwm2m", "examples"},
-	"github.com/pion/":            {"lwm2m", "examples"},
+	"github.com/plgd-dev/go-coap": {"lwm2m"},
+	"github.com/pion/":            {"lwm2m"},
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
-	"github.com/mochi-mqtt/":      {"mqtt", "examples/device"}, // the simulator's bare-broker ceiling
+	"github.com/mochi-mqtt/":      {"mqtt"},
 }
 
 // allowedFor reports whether the package in folder dir may import the module

@@ -1,8 +1,11 @@
 package deptest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,6 +32,11 @@ func TestAllowedFor(t *testing.T) {
 		{"examples/device", "examples/device/sim", false, true},
 		{"examples/device/sim", "lwm2m", false, true},
 		{"examples/device/sim", "registry", false, false},
+		{"examples/device/sim", "mqtt/ceiling", false, true},
+		{"examples/device/sim", "mqtt", false, false},
+		{"lwm2m/ceiling", "lwm2m", false, true},
+		{"lwm2m/ceiling", "mqtt/ceiling", false, false},
+		{"mqtt/ceiling", "mqtt", false, true},
 		{"examples/platform", "store", false, true},
 		{"profile", "internal/deptest", true, true},
 	}
@@ -46,6 +54,16 @@ func TestThirdParty(t *testing.T) {
 	require.False(t, thirdPartyAllowed("command", "github.com/plgd-dev/go-coap/v3/message"))
 	require.True(t, thirdPartyAllowed("lwm2m", "github.com/pion/dtls/v3"))
 	require.True(t, thirdPartyAllowed("registry", "crypto/rand"))
+	// The simulator reaches go-coap, pion and mochi-mqtt only through
+	// lwm2m and mqtt; their ceiling packages may import them.
+	for _, imp := range []string{"github.com/plgd-dev/go-coap/v3/message", "github.com/pion/dtls/v3/pkg/protocol", "github.com/mochi-mqtt/server/v2"} {
+		require.False(t, thirdPartyAllowed("examples/device/sim", imp), "examples/device/sim imports %s", imp)
+		require.False(t, thirdPartyAllowed("examples/device", imp), "examples/device imports %s", imp)
+	}
+	require.True(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/pion/dtls/v3/pkg/crypto/prf"))
+	require.True(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/plgd-dev/go-coap/v3/udp"))
+	require.True(t, thirdPartyAllowed("mqtt/ceiling", "github.com/mochi-mqtt/server/v2/listeners"))
+	require.False(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/mochi-mqtt/server/v2"))
 }
 
 // TestProblemsFindsForbiddenImport builds a throw-away module in which
@@ -73,3 +91,149 @@ func TestProblemsFindsForbiddenImport(t *testing.T) {
 }
 
 func TestImports(t *testing.T) { Check(t) }
+
+// TestDocsTables: the import tables of docs/architecture.md say what
+// deptest enforces, row for row, so that they cannot drift apart; and a
+// drift is found.
+func TestDocsTables(t *testing.T) {
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	root, err := moduleRoot(wd)
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	require.NoError(t, err)
+	doc := string(b)
+	require.Empty(t, docProblems(doc), "docs/architecture.md against deptest's tables")
+
+	for _, drift := range []struct{ from, to, want string }{
+		{"| `github.com/mochi-mqtt/` | `mqtt` |", "| `github.com/mochi-mqtt/` | `mqtt`, `examples/device` |", "github.com/mochi-mqtt/"},
+		{"| `go.etcd.io/bbolt` | `store` |\n", "", "go.etcd.io/bbolt"},
+		{"| `codec`, `profile` |", "| `codec` |", "examples/codeccheck"},
+		{"| `lwm2m`, `codec`, `ota`, `mqtt/ceiling` |", "| `lwm2m`, `codec`, `ota`, `mqtt` |", "examples/device"},
+	} {
+		require.Contains(t, doc, drift.from)
+		got := docProblems(strings.Replace(doc, drift.from, drift.to, 1))
+		require.NotEmpty(t, got, "a docs table changed to %q", drift.to)
+		require.Contains(t, strings.Join(got, "\n"), drift.want)
+	}
+	codeccheck := doc[strings.Index(doc, "| `examples/codeccheck/`"):]
+	codeccheck = codeccheck[:strings.Index(codeccheck, "\n")+1]
+	require.Contains(t, strings.Join(docProblems(strings.Replace(doc, codeccheck, "", 1)), "\n"),
+		"examples/codeccheck", "a row of deptest's allowed table missing from the docs")
+}
+
+// docProblems compares the two import tables of the architecture page doc
+// with allowed and thirdParty and says every difference. A folder row's
+// "may import" cell is "nothing", "anything" (internal/… and
+// examples/platform), the folders of its allowed row in backquotes, or, for
+// a sub-package, its parent in backquotes ("as `store`, and `store`");
+// "—" marks a folder without Go code.
+func docProblems(doc string) []string {
+	var out []string
+	rows := docTable(doc, "| folder | owns | may import from the module |")
+	if len(rows) == 0 {
+		return []string{"no table | folder | owns | may import from the module |"}
+	}
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if len(r) != 3 {
+			out = append(out, fmt.Sprintf("row %q: want 3 cells", r))
+			continue
+		}
+		dir := strings.TrimSuffix(strings.Trim(r[0], "`"), "/")
+		cell, names := r[2], backquoted(r[2])
+		want, listed := allowed[dir]
+		switch {
+		case cell == "—":
+		case cell == "anything":
+			for other := range allowed {
+				if !allowedFor(dir, other, false) {
+					out = append(out, fmt.Sprintf("%s: the docs say it may import anything; deptest refuses %s", dir, other))
+				}
+			}
+		case listed:
+			seen[dir] = true
+			if cell == "nothing" {
+				names = nil
+			}
+			if !sameSet(names, want) {
+				out = append(out, fmt.Sprintf("%s: the docs say it may import %v; deptest's allowed table says %v", dir, names, want))
+			}
+		default:
+			parent := topFolder(dir)
+			if parent == dir || !sameSet(names, []string{parent}) {
+				out = append(out, fmt.Sprintf("%s: the docs say it may import %q; deptest has no row for it (a sub-package's cell names its parent)", dir, cell))
+			}
+		}
+	}
+	for dir := range allowed {
+		if !seen[dir] {
+			out = append(out, fmt.Sprintf("%s: in deptest's allowed table, not in the docs' table", dir))
+		}
+	}
+
+	third := map[string][]string{}
+	for _, r := range docTable(doc, "| third-party module") {
+		prefix := backquoted(r[0])
+		if len(r) != 2 || len(prefix) != 1 {
+			out = append(out, fmt.Sprintf("third-party row %q: want a module prefix and its folders", r))
+			continue
+		}
+		third[prefix[0]] = backquoted(r[1])
+	}
+	for prefix, folders := range thirdParty {
+		got, ok := third[prefix]
+		if !ok || !sameSet(got, folders) {
+			out = append(out, fmt.Sprintf("%s: the docs' third-party table says %v; deptest's thirdParty says %v", prefix, got, folders))
+		}
+	}
+	for prefix, folders := range third {
+		if _, ok := thirdParty[prefix]; !ok {
+			out = append(out, fmt.Sprintf("%s: in the docs' third-party table (%v), not in deptest's thirdParty", prefix, folders))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// docTable returns the rows of the Markdown table of doc whose header line
+// starts with header, each as its trimmed cells.
+func docTable(doc, header string) [][]string {
+	var rows [][]string
+	in := false
+	for _, line := range strings.Split(doc, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, header):
+			in = true
+		case !in:
+		case !strings.HasPrefix(line, "|"):
+			return rows
+		case strings.HasPrefix(line, "|---"):
+		default:
+			cells := strings.Split(strings.Trim(line, "|"), "|")
+			for i := range cells {
+				cells[i] = strings.TrimSpace(cells[i])
+			}
+			rows = append(rows, cells)
+		}
+	}
+	return rows
+}
+
+// backquoted returns the `…` spans of s.
+func backquoted(s string) []string {
+	parts := strings.Split(s, "`")
+	var out []string
+	for i := 1; i < len(parts); i += 2 {
+		out = append(out, parts[i])
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
