@@ -85,18 +85,7 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if cfg.API == nil {
 		return LoadResult{}, &ConfigError{Field: "API", Problem: "required: the platform API to subscribe the webhook sink"}
 	}
-	if cfg.Uplinks <= 0 {
-		cfg.Uplinks = 1
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 64
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Minute
-	}
-	if cfg.NotifyType == "" {
-		cfg.NotifyType = "deviceDataChanged"
-	}
+	loadDefaults(&cfg.Uplinks, &cfg.Workers, &cfg.Timeout, &cfg.NotifyType)
 	sources, err := loadSources(cfg.Device.Server, cfg.Sources, len(cfg.IMEIs))
 	if err != nil {
 		return LoadResult{}, err

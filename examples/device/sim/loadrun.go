@@ -123,6 +123,23 @@ func (r *loadRun[D]) run(ctx context.Context) (res LoadResult, _ error) {
 	return res, nil
 }
 
+// loadDefaults sets the defaults of LoadConfig and MQTTLoadConfig: 1
+// uplink per device, 64 workers, a 5-minute bound, deviceDataChanged.
+func loadDefaults(uplinks, workers *int, timeout *time.Duration, notifyType *string) {
+	if *uplinks <= 0 {
+		*uplinks = 1
+	}
+	if *workers <= 0 {
+		*workers = 64
+	}
+	if *timeout <= 0 {
+		*timeout = 5 * time.Minute
+	}
+	if *notifyType == "" {
+		*notifyType = "deviceDataChanged"
+	}
+}
+
 // connectAll calls connect(0…n-1), workers at a time, and returns the
 // devices; a device whose connect failed is left nil and its error given
 // to fail.

@@ -40,18 +40,7 @@ func MQTTLoad(ctx context.Context, cfg MQTTLoadConfig) (LoadResult, error) {
 	case cfg.Broker == "":
 		return LoadResult{}, &ConfigError{Field: "Broker", Problem: "required: host:port of the platform's MQTT listener"}
 	}
-	if cfg.Uplinks <= 0 {
-		cfg.Uplinks = 1
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 64
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Minute
-	}
-	if cfg.NotifyType == "" {
-		cfg.NotifyType = "deviceDataChanged"
-	}
+	loadDefaults(&cfg.Uplinks, &cfg.Workers, &cfg.Timeout, &cfg.NotifyType)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	run := loadRun[*MQTTDevice]{
