@@ -74,7 +74,7 @@ type LoadResult struct {
 // uplinks per second: from the first report sent to the last webhook push
 // received by a sink on 127.0.0.1 that Load subscribes through the API.
 // Then, in the same run, the same number of confirmable requests go to a
-// bare go-coap server (UDP, or DTLS when the template has a Key) in this
+// bare go-coap server (lwm2m/ceiling: UDP, or DTLS when the template has a Key) in this
 // process, from as many lwm2m clients: the ceiling. When Timeout passes
 // before every acknowledged report was pushed, Load returns the figures so
 // far with an error wrapping context.DeadlineExceeded.
