@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 // Limits of Compile (SEC-3). A real codec file is a few kilobytes; the
@@ -594,7 +596,7 @@ func (c *compiler) field(m *message, fs *FieldSpec, i int) field {
 			}
 			if fs.MessageID && f.integer() {
 				m.id = readUint(f.def)
-				if i == 0 && m.kind.uplink() && IsPCP(f.def) {
+				if i == 0 && m.kind.uplink() && pcp.IsPCP(f.def) {
 					c.add(CodePCPPrefix, m.name, fs.Name, "messageId %s makes every payload start FF FE, which the platform treats as a PCP frame and never decodes; choose another id", fs.Default)
 				}
 			}

@@ -3,6 +3,8 @@ package codec
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 func readUint(b []byte) uint64 {
@@ -23,12 +25,6 @@ func readUint(b []byte) uint64 {
 		v = v<<8 | uint64(c)
 	}
 	return v
-}
-
-// IsPCP reports whether payload is a PCP frame (first bytes FF FE), which the
-// platform routes to ota instead of a codec (COD-4).
-func IsPCP(payload []byte) bool {
-	return len(payload) >= 2 && payload[0] == 0xFF && payload[1] == 0xFE
 }
 
 // DecodeRecord decodes an uplink payload (a report or a command response)
@@ -151,7 +147,7 @@ func (d *Declarative) decodeFull(x *idIndex, p []byte, r *Record) error {
 	if len(p) == 0 {
 		return &FieldError{Offset: 0, Err: ErrEmpty}
 	}
-	if p[0] == 0xFF && IsPCP(p) {
+	if p[0] == 0xFF && pcp.IsPCP(p) {
 		return ErrPCP
 	}
 	m := x.find(p)

@@ -183,8 +183,8 @@
 // byte offset ("codec: message meterReading, field pulseCount at byte 10:
 // need 2 bytes, 1 left"); bytes after the last field are an error; NaN and
 // infinities are refused (JSON cannot carry them). A payload starting FF FE
-// is a PCP frame: Decode returns ErrPCP untouched, for the caller to route to
-// ota.
+// is a PCP frame (pcp.IsPCP, package ota/pcp): Decode returns ErrPCP
+// untouched, for the caller to route to ota.
 //
 // Encoding fills defaults, refuses values that do not fit (300 into uint8,
 // 2.5 into an integer, 1.0005 with scale 0.001, a 17-byte string into 16),

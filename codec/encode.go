@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 // Encode encodes a downlink *Command or *ReportAck (COD-4); see Append.
@@ -119,7 +121,7 @@ func (d *Declarative) nextMid(msg *message) int {
 }
 
 func (d *Declarative) appendAck(dst []byte, a *ReportAck) ([]byte, error) {
-	if IsPCP(a.Request) {
+	if pcp.IsPCP(a.Request) {
 		return dst, ErrPCP
 	}
 	if len(a.Request) == 0 {

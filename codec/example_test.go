@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 func mustWaterMeter() *codec.Declarative {
@@ -127,7 +128,7 @@ func ExampleDeclarative_DecodeRecord() {
 func ExampleErrPCP() {
 	d := mustWaterMeter()
 	_, err := d.Decode([]byte{0xFF, 0xFE, 0x01, 0x13})
-	fmt.Println(errors.Is(err, codec.ErrPCP), codec.IsPCP([]byte{0xFF, 0xFE}))
+	fmt.Println(errors.Is(err, codec.ErrPCP), pcp.IsPCP([]byte{0xFF, 0xFE}))
 	// Output:
 	// true true
 }
@@ -138,7 +139,7 @@ func ExampleErrPCP() {
 type thermometer struct{}
 
 func (thermometer) Decode(p []byte) (codec.Message, error) {
-	if codec.IsPCP(p) {
+	if pcp.IsPCP(p) {
 		return nil, codec.ErrPCP
 	}
 	if len(p) != 2 {

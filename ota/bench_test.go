@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,7 +38,7 @@ func downloading(b *testing.B, n int) (*ota.Engine, []string, ota.Package) {
 	}
 	_, err = e.CreateTask(ctx, ota.TaskSpec{ID: "bench", PackageID: "mb", Devices: ids})
 	require.NoError(b, err)
-	va, na := ota.Encode(ota.QueryVersionAnswer{Result: ota.ResultOK, Version: "V1"}), ota.Encode(ota.NotifyAnswer{})
+	va, na := pcp.Encode(pcp.QueryVersionAnswer{Result: pcp.ResultOK, Version: "V1"}), pcp.Encode(pcp.NotifyAnswer{})
 	for _, id := range ids {
 		require.NoError(b, e.HandleFrame(ctx, id, va))
 		require.NoError(b, e.HandleFrame(ctx, id, na))
@@ -66,7 +67,7 @@ func BenchmarkServeBlocks(b *testing.B) {
 			for j := 0; pb.Next(); j++ {
 				blk := (i*64 + j%64) % 2098
 				f.ReadAt(buf, int64(blk)*500)
-				frame = ota.AppendBlockAnswer(frame[:0], ota.ResultOK, uint16(blk), buf)
+				frame = pcp.AppendBlockAnswer(frame[:0], pcp.ResultOK, uint16(blk), buf)
 			}
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
@@ -78,7 +79,7 @@ func BenchmarkServeBlocks(b *testing.B) {
 		for i := range ids {
 			reqs[i] = make([][]byte, 64)
 			for j := range reqs[i] {
-				reqs[i][j] = ota.Encode(ota.BlockRequest{Version: "V2", Block: uint16((i*64 + j) % blocks)})
+				reqs[i][j] = pcp.Encode(pcp.BlockRequest{Version: "V2", Block: uint16((i*64 + j) % blocks)})
 			}
 		}
 		var next atomic.Int64
@@ -112,7 +113,7 @@ func BenchmarkMemoryPerDevice(b *testing.B) {
 		e, ids, _ := downloading(b, n)
 		ctx := context.Background()
 		for i, id := range ids {
-			require.NoError(b, e.HandleFrame(ctx, id, ota.Encode(ota.BlockRequest{Version: "V2", Block: uint16(i)})))
+			require.NoError(b, e.HandleFrame(ctx, id, pcp.Encode(pcp.BlockRequest{Version: "V2", Block: uint16(i)})))
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

@@ -1,8 +1,25 @@
-// Package ota upgrades device software and firmware: packages, upgrade
-// tasks and their per-device sub-tasks, the PCP protocol that carries
-// software upgrades inside the data channel, block serving with resume,
-// and the LwM2M object 5 flow for firmware (SPEC §6, OTA-1 … OTA-8; FAQ
-// §10).
+// Package ota upgrades device software and firmware (SPEC §6, OTA-1 …
+// OTA-8; FAQ §10). Its [Engine] keeps upgrade packages, runs upgrade tasks
+// and their per-device sub-tasks, drives software upgrades over PCP inside
+// the data channel and firmware upgrades over LwM2M object 5, and serves
+// package blocks with resume.
+//
+// The engine reaches the rest of a platform only through interfaces it
+// declares: a [Store] for durable state, [Files] for package contents, a
+// [Channel] for PCP frames, and optionally [Devices], [Object5] and a
+// [Listener]. The PCP wire format is the sub-package ota/pcp (which codec
+// uses too, to keep PCP frames away from codecs); the device side of a PCP
+// upgrade, a resumable downloader, is ota/download.
+//
+// An Engine follows Doze's one lifecycle: [New] validates the Config and
+// starts nothing and does no I/O; [Engine.Run] loads the unfinished tasks
+// from the Store, runs the timer and the object 5 workers, blocks until its
+// ctx ends or [Engine.Close] is called and returns nil after a normal
+// stop; a second Run returns an error wrapping [ErrClosed] that says "Run
+// called twice", and Run after Close returns ErrClosed; Close is
+// idempotent, may come before Run, and returns only after Run has. Methods
+// called between New and Run work: the first that needs the unfinished
+// tasks loads them under its own ctx (once; a failed load is tried again).
 //
 // # Model
 //
@@ -51,35 +68,22 @@
 //
 // # PCP
 //
-// Frames are FFFE | 01 | code | check code | length | data, big-endian, with
-// the check code of [CRC16] (table of poly 0x1021 driven by a
-// right-shifting update, initial 0; testdata/pcp-vectors.txt). Each message
-// of OTA-6 is a Go type ([QueryVersion], [Notify], [BlockRequest],
-// [BlockAnswer], …); [DecodeMessage] needs the direction because one code is
-// a request one way and its answer the other. Encoders append
-// ([AppendFrame], [AppendBlockAnswer] allocates nothing).
-//
-// The platform side is [Engine.HandleFrame] (frames from the device) and
-// [Engine.DeviceOnline] (the device is awake): the engine asks the version
-// when a sub-task starts, sends the notify when the device is awake, serves
-// any valid block number at any time straight from the file, answers 0x80
-// (no such task: no upgrade, or another version) and 0x81 (no such block),
-// takes the download result, sends execute and takes the upgrade result.
-// Config.MaxDownloads caps the downloads in progress (notify and download
-// steps); the rest wait in StepQueued and are notified in order as slots
-// free up. A queued device that asks for blocks on its own is served.
-// Whenever the device wakes, the request of the current step (query,
-// notify, execute) is sent again, since a frame sent to a sleeping device
-// may be lost. Per device it keeps a bitmap of served blocks, repeats and
-// the first and last serving time ([Engine.Served]).
-//
-// The device side is [Downloader]: it keeps a [DownloadState] through
-// [Progress] after every block, asks for the next missing block when the
-// link is back ([Downloader.Resume]), and starts again at block 0 when the
-// notify carries another version or check code (OTA-7). The notify's check
-// code is the PCP CRC16 of the whole package (the SPEC's vector shows 0;
-// we send the real value so devices detect a changed package, FAQ §10.11;
-// a device that ignores it still works).
+// The platform side of PCP is [Engine.HandleFrame] (frames from the device)
+// and [Engine.DeviceOnline] (the device is awake): the engine asks the
+// version when a sub-task starts, sends the notify when the device is
+// awake, serves any valid block number at any time straight from the file,
+// answers 0x80 (no such task: no upgrade, or another version) and 0x81 (no
+// such block), takes the download result, sends execute and takes the
+// upgrade result. Config.MaxDownloads caps the downloads in progress
+// (notify and download steps); the rest wait in StepQueued and are notified
+// in order as slots free up. A queued device that asks for blocks on its
+// own is served. Whenever the device wakes, the request of the current
+// step (query, notify, execute) is sent again, since a frame sent to a
+// sleeping device may be lost. Per device it keeps a bitmap of served
+// blocks, repeats and the first and last serving time ([Engine.Served]).
+// The notify's check code is the PCP CRC16 of the whole package (the SPEC's
+// vector shows 0; we send the real value so devices detect a changed
+// package, FAQ §10.11; a device that ignores it still works).
 //
 // # Object 5
 //
@@ -117,7 +121,7 @@
 //
 //	engine, _ := ota.New(st.OTA(), ota.Dir(dir), pcpChannel, ota.Config{Devices: reg, Object5: fw, Listener: pushes, FirmwareURI: uri})
 //	go engine.Run(ctx)
-//	uplink payload starting FF FE        → engine.HandleFrame(ctx, deviceID, payload)   (ota.IsPCP)
+//	uplink payload starting FF FE        → engine.HandleFrame(ctx, deviceID, payload)   (pcp.IsPCP)
 //	registration, update, any uplink      → engine.DeviceOnline(ctx, deviceID)
 //	registration (not update)             → engine.DeviceRegistered(ctx, deviceID), then DeviceOnline
 //	notify or Send of /5/0/3, /5/0/5      → engine.FirmwareState / FirmwareResult / FirmwareReport
@@ -128,12 +132,9 @@
 //
 // # Concurrency and durability
 //
-// An Engine is safe for concurrent use. [New] loads unfinished tasks from
-// the [Store] and starts nothing; [Engine.Run] runs the deadline, window
-// and retry timer and the workers making Object5 calls; [Engine.Close]
-// stops Run and waits. Every state change of a sub-task is written to the
-// Store before the frame that follows it is sent; a restarted engine
-// carries on (store/ota_test.go). Download progress in the Store is updated
+// An Engine is safe for concurrent use. Every state change of a sub-task is
+// written to the Store before the frame that follows it is sent; a
+// restarted engine carries on (store/ota_test.go). Download progress in the Store is updated
 // each tenth of the blocks; after a restart a download step gets a fresh
 // DownloadTimeout and the device resumes at its own next block; when Run
 // starts it sends the pending request of every loaded sub-task whose
@@ -177,14 +178,13 @@
 //
 // # Figures
 //
-// Measured with go test -run XXX -bench 'ServeBlocks|MemoryPerDevice|CRC16'
+// Measured with go test -run XXX -bench 'ServeBlocks|MemoryPerDevice'
 // -benchtime 2s -count 3 on 2 cores, AMD EPYC, Go 1.26, on a machine
 // shared with seven other builds (figures vary up to 2× run to run):
 //
 //	BenchmarkServeBlocks/baseline-read-and-frame  159,000–176,000 blocks/s (median 173,000)  1,000 goroutines: pread + frame, 0 allocs
 //	BenchmarkServeBlocks/engine-1000-devices        63,000–138,000 blocks/s (median 102,000)  parse, session lookup, tracking, pread, frame, send; 2 allocs, 538 B
 //	BenchmarkMemoryPerDevice                         1,187 B per device with a 1 MB download in progress
-//	BenchmarkCRC16 (511 bytes)                       79–86 MB/s byte-wise, 270–388 MB/s slicing-by-8 (≈3.5×)
 //
 // The engine serves blocks at about 0.6× the raw read-and-frame rate
 // (medians; 0.36–0.8× across runs); half of its CPU time is the pread of

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/download"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -68,7 +70,7 @@ func TestSoftwareUpgrade(t *testing.T) {
 	body := content(1234, 1)
 	p := addPackage(t, e, files, ota.Package{ID: "sw2", Version: "V2.0", BlockSize: 100, SourceVersions: []string{"V1.0"}}, body)
 	require.Equal(t, 13, p.Blocks())
-	require.Equal(t, ota.CRC16(0, body), p.CheckCode)
+	require.Equal(t, pcp.CRC16(0, body), p.CheckCode)
 
 	d := newDevice("dev1", "V1.0")
 	task, err := e.CreateTask(context.Background(), ota.TaskSpec{ID: "t1", PackageID: "sw2", Devices: []string{"dev1"}})
@@ -94,9 +96,9 @@ func TestSoftwareUpgrade(t *testing.T) {
 	for _, m := range l.messages("dev1") {
 		codes = append(codes, fmt.Sprintf("%T", m))
 	}
-	require.Equal(t, "ota.QueryVersion", codes[0])
-	require.Equal(t, "ota.Notify", codes[1])
-	require.Equal(t, ota.Notify{Version: "V2.0", BlockSize: 100, BlockCount: 13, CheckCode: p.CheckCode}, l.messages("dev1")[1])
+	require.Equal(t, "pcp.QueryVersion", codes[0])
+	require.Equal(t, "pcp.Notify", codes[1])
+	require.Equal(t, pcp.Notify{Version: "V2.0", BlockSize: 100, BlockCount: 13, CheckCode: p.CheckCode}, l.messages("dev1")[1])
 	require.Equal(t, []string{ota.StateDownloading, ota.StateDownloaded, ota.StateUpdating}, lis.stateNames("dev1"))
 	require.Len(t, lis.results, 1)
 	r := lis.results[0]
@@ -177,21 +179,21 @@ func TestPackageChangedRestartsAtZero(t *testing.T) {
 	// The device still asks for block 4 of V2.0: no task serves it now.
 	l.clearLog("dev")
 	d.wake(t, e)
-	require.Equal(t, []ota.Message{ota.BlockAnswer{Result: ota.ResultNoSuchTask, Block: 4, Data: []byte{}}}, l.messages("dev"))
+	require.Equal(t, []pcp.Message{pcp.BlockAnswer{Result: pcp.ResultNoSuchTask, Block: 4, Data: []byte{}}}, l.messages("dev"))
 	d.run(t, e, l, nil)
 	st, _ = d.progress.Load()
-	require.Equal(t, ota.PhaseIdle, st.Phase, "0x80 makes the device drop the download")
+	require.Equal(t, download.PhaseIdle, st.Phase, "0x80 makes the device drop the download")
 
 	// Keep the old progress to show the change is detected by check code.
-	require.NoError(t, d.progress.Save(ota.DownloadState{Phase: ota.PhaseDownloading, Version: "V2.0",
-		CheckCode: ota.CRC16(0, oldBody), BlockSize: 500, Blocks: 10, Next: 4}))
+	require.NoError(t, d.progress.Save(download.State{Phase: download.PhaseDownloading, Version: "V2.0",
+		CheckCode: pcp.CRC16(0, oldBody), BlockSize: 500, Blocks: 10, Next: 4}))
 	d.uplink = nil
 	_, err = e.CreateTask(ctx, ota.TaskSpec{ID: "t-b", PackageID: "b", Devices: []string{"dev"}})
 	require.NoError(t, err)
 	d.run(t, e, l, nil)
 	var blocks []uint16
 	for _, m := range d.uplink {
-		if r, ok := m.(ota.BlockRequest); ok {
+		if r, ok := m.(pcp.BlockRequest); ok {
 			blocks = append(blocks, r.Block)
 		}
 	}
@@ -217,10 +219,10 @@ func TestResumeAfterDrop(t *testing.T) {
 	require.Equal(t, ota.TaskProgress{Total: 1, States: map[ota.SubState]int{ota.SubProcessing: 1}, Percent: 0, Download: 66}, tp,
 		"4 of 6 blocks served")
 	// The device reboots: a new Downloader over the kept progress.
-	d.dl = ota.NewDownloader("V1", d.progress, d.storage, nil)
+	d.dl = download.New("V1", d.progress, d.storage, nil)
 	d.uplink = nil
 	d.wake(t, e)
-	require.Equal(t, ota.BlockRequest{Version: "V2", Block: 3}, d.uplink[0])
+	require.Equal(t, pcp.BlockRequest{Version: "V2", Block: 3}, d.uplink[0])
 	served, ok := e.Served("dev")
 	require.True(t, ok)
 	require.Equal(t, 6, served.Blocks)
@@ -230,13 +232,13 @@ func TestResumeAfterDrop(t *testing.T) {
 	// Any valid block at any time; beyond the package, 0x81.
 	l.drop("dev")
 	l.clearLog("dev")
-	d.send(t, e, [][]byte{ota.Encode(ota.BlockRequest{Version: "V2", Block: 1}), ota.Encode(ota.BlockRequest{Version: "V2", Block: 6}),
-		ota.Encode(ota.BlockRequest{Version: "V1.9", Block: 2})})
+	d.send(t, e, [][]byte{pcp.Encode(pcp.BlockRequest{Version: "V2", Block: 1}), pcp.Encode(pcp.BlockRequest{Version: "V2", Block: 6}),
+		pcp.Encode(pcp.BlockRequest{Version: "V1.9", Block: 2})})
 	msgs := l.messages("dev")
-	require.Equal(t, uint16(1), msgs[0].(ota.BlockAnswer).Block)
-	require.Len(t, msgs[0].(ota.BlockAnswer).Data, 500)
-	require.Equal(t, ota.BlockAnswer{Result: ota.ResultNoSuchBlock, Block: 6, Data: []byte{}}, msgs[1])
-	require.Equal(t, ota.BlockAnswer{Result: ota.ResultNoSuchTask, Block: 2, Data: []byte{}}, msgs[2], "another version")
+	require.Equal(t, uint16(1), msgs[0].(pcp.BlockAnswer).Block)
+	require.Len(t, msgs[0].(pcp.BlockAnswer).Data, 500)
+	require.Equal(t, pcp.BlockAnswer{Result: pcp.ResultNoSuchBlock, Block: 6, Data: []byte{}}, msgs[1])
+	require.Equal(t, pcp.BlockAnswer{Result: pcp.ResultNoSuchTask, Block: 2, Data: []byte{}}, msgs[2], "another version")
 	served, _ = e.Served("dev")
 	require.Equal(t, 2, served.Resent)
 	require.Equal(t, int64(1000), served.ResentBytes)
@@ -252,12 +254,12 @@ func TestResumeAfterDrop(t *testing.T) {
 func TestNoTaskAnswers(t *testing.T) {
 	e, l, _ := setup(t, ota.Config{})
 	d := newDevice("lonely", "V1")
-	d.send(t, e, [][]byte{ota.Encode(ota.BlockRequest{Version: "V9", Block: 2}), ota.Encode(ota.DownloadResult{ota.ResultOK}),
-		ota.Encode(ota.UpgradeResult{ota.ResultOK, "V9"}), ota.Encode(ota.NotifyAnswer{ota.ResultOK})})
-	require.Equal(t, []ota.Message{ota.BlockAnswer{Result: ota.ResultNoSuchTask, Block: 2, Data: []byte{}},
-		ota.DownloadResultAnswer{ota.ResultNoSuchTask}, ota.UpgradeResultAnswer{ota.ResultNoSuchTask}}, l.messages("lonely"))
+	d.send(t, e, [][]byte{pcp.Encode(pcp.BlockRequest{Version: "V9", Block: 2}), pcp.Encode(pcp.DownloadResult{Result: pcp.ResultOK}),
+		pcp.Encode(pcp.UpgradeResult{Result: pcp.ResultOK, Version: "V9"}), pcp.Encode(pcp.NotifyAnswer{Result: pcp.ResultOK})})
+	require.Equal(t, []pcp.Message{pcp.BlockAnswer{Result: pcp.ResultNoSuchTask, Block: 2, Data: []byte{}},
+		pcp.DownloadResultAnswer{Result: pcp.ResultNoSuchTask}, pcp.UpgradeResultAnswer{Result: pcp.ResultNoSuchTask}}, l.messages("lonely"))
 	err := e.HandleFrame(context.Background(), "lonely", []byte{0xFF, 0xFE, 1})
-	require.ErrorIs(t, err, ota.ErrBadFrame)
+	require.ErrorIs(t, err, pcp.ErrBadFrame)
 	require.Contains(t, err.Error(), "lonely")
 }
 
@@ -282,15 +284,15 @@ func TestWakeResends(t *testing.T) {
 	require.NoError(t, err)
 	l.drop("d") // the query is lost
 	e.DeviceOnline(ctx, "d")
-	require.Equal(t, 2, count[ota.QueryVersion](l.messages("d")))
+	require.Equal(t, 2, count[pcp.QueryVersion](l.messages("d")))
 	l.drop("d")
 	d := newDevice("d", "V1")
-	d.send(t, e, [][]byte{ota.Encode(ota.QueryVersionAnswer{Result: ota.ResultOK, Version: "V1"})})
-	d.send(t, e, [][]byte{ota.Encode(ota.NotifyAnswer{Result: ota.ResultBusy})})
+	d.send(t, e, [][]byte{pcp.Encode(pcp.QueryVersionAnswer{Result: pcp.ResultOK, Version: "V1"})})
+	d.send(t, e, [][]byte{pcp.Encode(pcp.NotifyAnswer{Result: pcp.ResultBusy})})
 	require.Equal(t, ota.StepNotify, subTask(t, e, "t", "d").Step, "busy: still waiting to notify")
 	l.drop("d")
 	e.DeviceOnline(ctx, "d")
-	require.Equal(t, 2, count[ota.Notify](l.messages("d")))
+	require.Equal(t, 2, count[pcp.Notify](l.messages("d")))
 	d.run(t, e, l, nil)
 	require.Equal(t, ota.SubSuccess, subTask(t, e, "t", "d").State)
 }
@@ -307,25 +309,25 @@ func TestExecuteAnswersAndWrongVersion(t *testing.T) {
 	require.NoError(t, err)
 	d := newDevice("d", "V1")
 	l.drop("d")
-	d.send(t, e, [][]byte{ota.Encode(ota.QueryVersionAnswer{Result: ota.ResultBusy})})
+	d.send(t, e, [][]byte{pcp.Encode(pcp.QueryVersionAnswer{Result: pcp.ResultBusy})})
 	s := subTask(t, e, "t", "d")
 	require.Equal(t, ota.SubProcessing, s.State, "busy on query: %+v", s)
 	require.Equal(t, ota.StepQuery, s.Step)
 	e.DeviceOnline(ctx, "d")
-	require.Equal(t, 2, count[ota.QueryVersion](l.messages("d")), "query sent again on wake")
+	require.Equal(t, 2, count[pcp.QueryVersion](l.messages("d")), "query sent again on wake")
 	d.run(t, e, l, func() bool { return subTask(t, e, "t", "d").Step == ota.StepExecute })
 	require.Equal(t, ota.StepExecute, subTask(t, e, "t", "d").Step)
 	l.drop("d")
-	d.send(t, e, [][]byte{ota.Encode(ota.ExecuteAnswer{Result: ota.ResultLowBattery})})
+	d.send(t, e, [][]byte{pcp.Encode(pcp.ExecuteAnswer{Result: pcp.ResultLowBattery})})
 	s = subTask(t, e, "t", "d")
 	require.Equal(t, ota.SubProcessing, s.State, "low battery: %+v", s)
 	require.Equal(t, ota.StepExecute, s.Step)
 	e.DeviceOnline(ctx, "d")
-	require.Equal(t, 2, count[ota.Execute](l.messages("d")), "execute sent again on wake")
+	require.Equal(t, 2, count[pcp.Execute](l.messages("d")), "execute sent again on wake")
 	l.drop("d")
-	d.send(t, e, [][]byte{ota.Encode(ota.ExecuteAnswer{Result: ota.ResultOK})})
+	d.send(t, e, [][]byte{pcp.Encode(pcp.ExecuteAnswer{Result: pcp.ResultOK})})
 	require.Equal(t, ota.StepResult, subTask(t, e, "t", "d").Step)
-	d.send(t, e, [][]byte{ota.Encode(ota.UpgradeResult{Result: ota.ResultOK, Version: "V1"})})
+	d.send(t, e, [][]byte{pcp.Encode(pcp.UpgradeResult{Result: pcp.ResultOK, Version: "V1"})})
 	s = subTask(t, e, "t", "d")
 	require.Equal(t, ota.SubFail, s.State, "%+v", s)
 	require.Equal(t, ota.ReasonUpdateFailed, s.Reason)

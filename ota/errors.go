@@ -12,10 +12,6 @@ var ErrNotFound = errors.New("ota: not found")
 // field, what was wrong and what is allowed.
 var ErrInvalid = errors.New("ota: invalid argument")
 
-// ErrBadFrame means a PCP frame could not be decoded; it is wrapped by a
-// *FrameError that says where.
-var ErrBadFrame = errors.New("ota: bad PCP frame")
-
 // ErrPackageInUse means a package cannot be deleted because an unfinished
 // task uses it.
 var ErrPackageInUse = errors.New("ota: package is used by an unfinished task")
@@ -27,26 +23,12 @@ var ErrTaskFinished = errors.New("ota: task already finished")
 // not ended yet.
 var ErrNothingToRetry = errors.New("ota: nothing to retry")
 
-// ErrClosed means the engine was used after Close.
+// ErrClosed means the engine was closed: Run and CreateTask after Close
+// return it, and a second Run returns an error wrapping it.
 var ErrClosed = errors.New("ota: engine closed")
 
 // ErrNoBlock means a block number is outside the package.
 var ErrNoBlock = errors.New("ota: no such block")
-
-// FrameError says where a PCP frame is wrong.
-type FrameError struct {
-	Offset  int    // byte offset in the frame
-	Message string // what was wrong and what is allowed
-	Err     error  // ErrBadFrame
-}
-
-// Error returns the offset and the reason, prefixed "ota: PCP frame".
-func (e *FrameError) Error() string {
-	return fmt.Sprintf("ota: PCP frame at byte %d: %s", e.Offset, e.Message)
-}
-
-// Unwrap returns ErrBadFrame.
-func (e *FrameError) Unwrap() error { return e.Err }
 
 // FieldError says which field of a package, task or policy is wrong.
 type FieldError struct {

@@ -6,24 +6,15 @@ import (
 	"fmt"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/download"
+	"github.com/doze-io/doze/ota/pcp"
 )
-
-// ExampleEncode encodes a PCP query-version frame; the check code matches
-// a frame captured from a real module.
-func ExampleEncode() {
-	fmt.Printf("%X\n", ota.Encode(ota.QueryVersion{}))
-	m, err := ota.DecodeMessage(ota.Encode(ota.UpgradeResult{Result: ota.ResultOK, Version: "V1.0"}), ota.Uplink)
-	fmt.Printf("%+v %v\n", m, err)
-	// Output:
-	// FFFE01134C9A0000
-	// {Result:ok Version:V1.0} <nil>
-}
 
 // loopback carries the engine's frames to one simulated device and its
 // answers back.
 type loopback struct {
 	e     *ota.Engine
-	dev   *ota.Downloader
+	dev   *download.Downloader
 	queue [][]byte
 }
 
@@ -36,7 +27,7 @@ func (l *loopback) pump(deviceID string) {
 	for len(l.queue) > 0 {
 		f := l.queue[0]
 		l.queue = l.queue[1:]
-		m, _ := ota.DecodeMessage(f, ota.Downlink)
+		m, _ := pcp.DecodeMessage(f, pcp.Downlink)
 		fmt.Printf("platform → device: %T\n", m)
 		answers, _ := l.dev.Handle(f)
 		for _, a := range answers {
@@ -55,7 +46,7 @@ func ExampleEngine() {
 	e, _ := ota.New(ota.NewMemStore(), files, link, ota.Config{})
 	defer e.Close()
 	link.e = e
-	link.dev = ota.NewDownloader("1.0", &ota.MemProgress{}, &ota.MemStorage{}, nil)
+	link.dev = download.New("1.0", &download.MemProgress{}, &download.MemStorage{}, nil)
 
 	p, _ := e.AddPackage(ctx, ota.Package{ID: "app-2.0", Kind: ota.Software, Version: "2.0", SourceVersions: []string{"1.0"}})
 	fmt.Println("blocks:", p.Blocks())
@@ -65,14 +56,14 @@ func ExampleEngine() {
 	fmt.Println(subs[0].State, subs[0].SourceVersion, "→", subs[0].CurrentVersion, "device runs", link.dev.Version())
 	// Output:
 	// blocks: 3
-	// platform → device: ota.QueryVersion
-	// platform → device: ota.Notify
-	// platform → device: ota.BlockAnswer
-	// platform → device: ota.BlockAnswer
-	// platform → device: ota.BlockAnswer
-	// platform → device: ota.DownloadResultAnswer
-	// platform → device: ota.Execute
-	// platform → device: ota.UpgradeResultAnswer
+	// platform → device: pcp.QueryVersion
+	// platform → device: pcp.Notify
+	// platform → device: pcp.BlockAnswer
+	// platform → device: pcp.BlockAnswer
+	// platform → device: pcp.BlockAnswer
+	// platform → device: pcp.DownloadResultAnswer
+	// platform → device: pcp.Execute
+	// platform → device: pcp.UpgradeResultAnswer
 	// success 1.0 → 2.0 device runs 2.0
 }
 
@@ -115,31 +106,4 @@ func ExampleUpdateResultReason() {
 	// 6 Unsupported package type
 	// 7 Invalid URI
 	// 8 Firmware update failed
-}
-
-// ExampleDownloader_Resume shows a device resuming a broken download at
-// its next missing block, even after a reboot, since its progress is kept
-// through Progress (OTA-7).
-func ExampleDownloader_Resume() {
-	progress := &ota.MemProgress{} // flash on a real device
-	storage := &ota.MemStorage{}
-	dev := ota.NewDownloader("1.0", progress, storage, nil)
-	notify := ota.Encode(ota.Notify{Version: "2.0", BlockSize: 32, BlockCount: 4})
-	out, _ := dev.Handle(notify)
-	for _, f := range out {
-		m, _ := ota.DecodeMessage(f, ota.Uplink)
-		fmt.Printf("device → platform: %+v\n", m)
-	}
-	for n := uint16(0); n < 2; n++ {
-		dev.Handle(ota.Encode(ota.BlockAnswer{Result: ota.ResultOK, Block: n, Data: make([]byte, 32)}))
-	}
-	// The link drops and the device reboots.
-	dev = ota.NewDownloader("1.0", progress, storage, nil)
-	out, _ = dev.Resume()
-	m, _ := ota.DecodeMessage(out[0], ota.Uplink)
-	fmt.Printf("after the reboot: %+v\n", m)
-	// Output:
-	// device → platform: {Result:ok}
-	// device → platform: {Version:2.0 Block:0}
-	// after the reboot: {Version:2.0 Block:2}
 }

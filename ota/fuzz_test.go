@@ -10,11 +10,12 @@ import (
 	"testing"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/pcp"
 )
 
-// seeds returns the frames of testdata/pcp-vectors.txt.
+// seeds returns the frames of pcp/testdata/pcp-vectors.txt.
 func seeds(f *testing.F) [][]byte {
-	raw, err := os.ReadFile(filepath.Join("testdata", "pcp-vectors.txt"))
+	raw, err := os.ReadFile(filepath.Join("pcp", "testdata", "pcp-vectors.txt"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -33,37 +34,13 @@ func seeds(f *testing.F) [][]byte {
 	return out
 }
 
-// FuzzDownloaderHandle: the device side never panics on any downlink frame,
-// and rejects undecodable ones with ErrBadFrame.
-func FuzzDownloaderHandle(f *testing.F) {
-	for _, s := range seeds(f) {
-		f.Add(s)
-	}
-	f.Add(ota.Encode(ota.Notify{Version: "V2", BlockSize: 32, BlockCount: 2, CheckCode: 7}))
-	f.Add(ota.Encode(ota.BlockAnswer{Result: ota.ResultOK, Block: 1, Data: make([]byte, 32)}))
-	f.Fuzz(func(t *testing.T, frame []byte) {
-		p := &ota.MemProgress{}
-		p.Save(ota.DownloadState{Phase: ota.PhaseDownloading, Version: "V2", CheckCode: 7, BlockSize: 32, Blocks: 2, Next: 1})
-		d := ota.NewDownloader("V1", p, &ota.MemStorage{}, nil)
-		out, err := d.Handle(frame)
-		if err != nil && !errors.Is(err, ota.ErrBadFrame) {
-			t.Fatalf("Handle(%x): %v", frame, err)
-		}
-		for _, o := range out {
-			if _, err := ota.DecodeMessage(o, ota.Uplink); err != nil {
-				t.Fatalf("Handle(%x) answered %x, which does not decode: %v", frame, o, err)
-			}
-		}
-	})
-}
-
 // FuzzHandleFrame: the platform side never panics on any uplink frame from
 // a device in the middle of a download.
 func FuzzHandleFrame(f *testing.F) {
 	for _, s := range seeds(f) {
 		f.Add(s)
 	}
-	f.Add(ota.Encode(ota.BlockRequest{Version: "V2", Block: 65535}))
+	f.Add(pcp.Encode(pcp.BlockRequest{Version: "V2", Block: 65535}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		files := &ota.MemFiles{}
 		files.Put("p", make([]byte, 100))
@@ -79,8 +56,8 @@ func FuzzHandleFrame(f *testing.F) {
 		if _, err := e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"d"}}); err != nil {
 			t.Fatal(err)
 		}
-		e.HandleFrame(ctx, "d", ota.Encode(ota.QueryVersionAnswer{Result: ota.ResultOK, Version: "V1"}))
-		if err := e.HandleFrame(ctx, "d", frame); err != nil && !errors.Is(err, ota.ErrBadFrame) {
+		e.HandleFrame(ctx, "d", pcp.Encode(pcp.QueryVersionAnswer{Result: pcp.ResultOK, Version: "V1"}))
+		if err := e.HandleFrame(ctx, "d", frame); err != nil && !errors.Is(err, pcp.ErrBadFrame) {
 			t.Fatalf("HandleFrame(%x): %v", frame, err)
 		}
 	})

@@ -194,6 +194,9 @@ func (e *Engine) FirmwareResult(ctx context.Context, deviceID string, result int
 // whatever order they come. Only reports made after the Package URI was
 // written count; earlier ones may be left from another attempt.
 func (e *Engine) FirmwareReport(ctx context.Context, deviceID string, st FirmwareStatus) {
+	if !e.readyOrLog(ctx) {
+		return
+	}
 	s := e.session(deviceID)
 	if s == nil {
 		return
@@ -274,6 +277,9 @@ func (e *Engine) fwReport(ctx context.Context, s *session, st FirmwareStatus, no
 // executed; one that came back updated is checked). Call DeviceOnline as
 // well, as for any wake.
 func (e *Engine) DeviceRegistered(ctx context.Context, deviceID string) {
+	if !e.readyOrLog(ctx) {
+		return
+	}
 	s := e.session(deviceID)
 	if s == nil {
 		return
@@ -299,6 +305,9 @@ func (e *Engine) DeviceRegistered(ctx context.Context, deviceID string) {
 // download moves on, with its deadline, and its progress is the highest
 // block served over the package size.
 func (e *Engine) FirmwareServed(ctx context.Context, deviceID, pkgID string, end int64) {
+	if !e.readyOrLog(ctx) {
+		return
+	}
 	s := e.session(deviceID)
 	if s == nil {
 		return

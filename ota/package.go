@@ -1,6 +1,8 @@
 package ota
 
 import (
+	"github.com/doze-io/doze/ota/pcp"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -21,12 +23,9 @@ const (
 	Firmware Kind = "firmwarePackage"
 )
 
-// Block size limits for PCP (SPEC OTA-6).
-const (
-	MinBlockSize     = 32
-	MaxBlockSize     = 500
-	DefaultBlockSize = 500
-)
+// DefaultBlockSize is the PCP block size of a package that sets none; the
+// limits are pcp.MinBlockSize and pcp.MaxBlockSize (SPEC OTA-6).
+const DefaultBlockSize = 500
 
 // Package is an uploaded upgrade package (SPEC OTA-1). Its content lives in
 // Files under ID; the package itself holds only metadata.
@@ -55,16 +54,16 @@ func (p *Package) Validate() error {
 	if p.Kind != Software && p.Kind != Firmware {
 		return fieldErr("fileType", "%q, allowed %q or %q", p.Kind, Software, Firmware)
 	}
-	if err := ValidateVersion(p.Version); err != nil {
+	if err := pcp.ValidateVersion(p.Version); err != nil {
 		return &FieldError{Field: "version", Message: err.Error(), Err: ErrInvalid}
 	}
 	for i, v := range p.SourceVersions {
-		if err := ValidateVersion(v); err != nil {
+		if err := pcp.ValidateVersion(v); err != nil {
 			return &FieldError{Field: fmt.Sprintf("sourceVersions[%d]", i), Message: err.Error(), Err: ErrInvalid}
 		}
 	}
-	if p.BlockSize != 0 && (p.BlockSize < MinBlockSize || p.BlockSize > MaxBlockSize) {
-		return fieldErr("blockSize", "%d, allowed %d..%d", p.BlockSize, MinBlockSize, MaxBlockSize)
+	if p.BlockSize != 0 && (p.BlockSize < pcp.MinBlockSize || p.BlockSize > pcp.MaxBlockSize) {
+		return fieldErr("blockSize", "%d, allowed %d..%d", p.BlockSize, pcp.MinBlockSize, pcp.MaxBlockSize)
 	}
 	if p.Size < 0 {
 		return fieldErr("size", "%d, must not be negative", p.Size)
@@ -107,7 +106,7 @@ func Summarize(r io.ReaderAt, size int64) (digest [32]byte, crc uint16, err erro
 			return digest, 0, fmt.Errorf("ota: read package at offset %d: %w", off, err)
 		}
 		h.Write(buf[:n])
-		crc = CRC16(crc, buf[:n])
+		crc = pcp.CRC16(crc, buf[:n])
 		off += int64(n)
 	}
 	copy(digest[:], h.Sum(nil))

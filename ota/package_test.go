@@ -7,11 +7,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,7 +71,7 @@ func TestAddPackage(t *testing.T) {
 	p := addPackage(t, e, files, ota.Package{ID: "p", Version: "V2", Description: "fix"}, body)
 	require.Equal(t, int64(70_000), p.Size)
 	require.Equal(t, sha256.Sum256(body), p.Digest)
-	require.Equal(t, ota.CRC16(0, body), p.CheckCode)
+	require.Equal(t, pcp.CRC16(0, body), p.CheckCode)
 	require.Equal(t, 500, p.BlockSize)
 	require.Len(t, p.DigestHex(), 64)
 	got, err := e.Package(context.Background(), "p")
@@ -172,10 +174,65 @@ func TestRunAndClose(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- e.Run(context.Background()) }()
 		synctest.Wait()
-		require.ErrorIs(t, e.Run(context.Background()), ota.ErrInvalid, "Run twice")
+		err = e.Run(context.Background())
+		require.ErrorIs(t, err, ota.ErrClosed, "Run twice")
+		require.Contains(t, err.Error(), "Run called twice")
 		require.NoError(t, e.Close())
 		require.NoError(t, <-done)
 		require.NoError(t, e.Close(), "Close twice")
 		require.ErrorIs(t, e.Run(context.Background()), ota.ErrClosed)
 	})
+}
+
+// failingStore counts and can fail the load of unfinished tasks.
+type failingStore struct {
+	ota.Store
+	loads atomic.Int64
+	fail  atomic.Bool
+}
+
+var errStoreDown = errors.New("store down")
+
+func (s *failingStore) Tasks(ctx context.Context) ([]ota.Task, error) {
+	s.loads.Add(1)
+	if s.fail.Load() {
+		return nil, errStoreDown
+	}
+	return s.Store.Tasks(ctx)
+}
+
+// TestLoadOnFirstUse: New does no I/O; the unfinished tasks are loaded once,
+// by Run or by the first method that needs them under its caller's ctx; a
+// failed load is Run's error and is tried again by the next call.
+func TestLoadOnFirstUse(t *testing.T) {
+	ctx := context.Background()
+	st := &failingStore{Store: ota.NewMemStore()}
+	files := &ota.MemFiles{}
+	files.Put("p", content(900, 1))
+	e1, err := ota.New(st, files, newLink(), ota.Config{})
+	require.NoError(t, err)
+	require.Zero(t, st.loads.Load(), "New reads the store")
+	_, err = e1.AddPackage(ctx, ota.Package{ID: "p", Kind: ota.Software, Version: "V2"})
+	require.NoError(t, err)
+	_, err = e1.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"a"}})
+	require.NoError(t, err)
+	require.True(t, e1.Upgrading("a"))
+	require.NoError(t, e1.Close())
+
+	st.fail.Store(true)
+	e2, err := ota.New(st, files, newLink(), ota.Config{})
+	require.NoError(t, err)
+	defer e2.Close()
+	require.ErrorIs(t, e2.Run(ctx), errStoreDown, "Run returns the load's error")
+	_, err = e2.Task(ctx, "t")
+	require.ErrorIs(t, err, errStoreDown)
+	require.False(t, e2.Upgrading("a"), "a failed load shows no upgrade")
+
+	st.fail.Store(false)
+	require.True(t, e2.Upgrading("a"), "the next call loads again")
+	n := st.loads.Load()
+	require.True(t, e2.Upgrading("a"))
+	_, err = e2.Task(ctx, "t")
+	require.NoError(t, err)
+	require.Equal(t, n, st.loads.Load(), "loaded once")
 }

@@ -1,5 +1,7 @@
 package ota
 
+import "github.com/doze-io/doze/ota/pcp"
+
 // Failure reasons of sub-tasks (SPEC OTA-2, OTA-3; FAQ §10.3, §10.5). The
 // strings are exact: applications match them.
 const (
@@ -59,21 +61,21 @@ func UpdateResultReason(result int) (string, bool) {
 // reason (SPEC OTA-3). Busy, low battery and internal error have no reason
 // of their own in the FAQ; they map to ReasonUpdateFailed. Weak signal
 // maps to ReasonConnectionLost.
-func ResultReason(r Result) string {
+func ResultReason(r pcp.Result) string {
 	switch r {
-	case ResultAlreadyLatest:
+	case pcp.ResultAlreadyLatest:
 		return ReasonSameVersion
-	case ResultWeakSignal:
+	case pcp.ResultWeakSignal:
 		return ReasonConnectionLost
-	case ResultNoStorage:
+	case pcp.ResultNoStorage:
 		return ReasonNoStorage
-	case ResultDownloadTimeout:
+	case pcp.ResultDownloadTimeout:
 		return ReasonDownloadTimeout
-	case ResultVerificationFailed:
+	case pcp.ResultVerificationFailed:
 		return ReasonIntegrity
-	case ResultUnsupportedPackage:
+	case pcp.ResultUnsupportedPackage:
 		return ReasonUnsupported
-	case ResultOutOfMemory:
+	case pcp.ResultOutOfMemory:
 		return ReasonOutOfMemory
 	default:
 		return ReasonUpdateFailed

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/download"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -38,7 +40,7 @@ func TestVersionRules(t *testing.T) {
 			require.Equal(t, tt.reason, s.Reason)
 			require.Equal(t, tt.device, s.SourceVersion)
 			if tt.state == ota.SubFail {
-				require.Zero(t, count[ota.Notify](l.messages("d")), "no upgrade starts")
+				require.Zero(t, count[pcp.Notify](l.messages("d")), "no upgrade starts")
 				require.Equal(t, ota.ResultFail, lis.results[0].Result)
 				require.Equal(t, tt.reason, lis.results[0].Reason)
 			}
@@ -132,20 +134,20 @@ func TestStopAndManualRetry(t *testing.T) {
 
 // TestPCPFailureResults: device result codes become OTA-3 reasons.
 func TestPCPFailureResults(t *testing.T) {
-	for _, r := range []ota.Result{ota.ResultVerificationFailed, ota.ResultNoStorage, ota.ResultInstallFailed} {
+	for _, r := range []pcp.Result{pcp.ResultVerificationFailed, pcp.ResultNoStorage, pcp.ResultInstallFailed} {
 		t.Run(r.String(), func(t *testing.T) {
 			e, l, files := setup(t, ota.Config{})
 			addPackage(t, e, files, ota.Package{ID: "p", Version: "V2"}, content(600, 1))
 			d := newDevice("d", "V1")
-			if r == ota.ResultInstallFailed {
-				d.dl = ota.NewDownloader("V1", d.progress, d.storage, func(string) ota.Result { return r })
+			if r == pcp.ResultInstallFailed {
+				d.dl = download.New("V1", d.progress, d.storage, func(string) pcp.Result { return r })
 			}
 			_, err := e.CreateTask(context.Background(), ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"d"}})
 			require.NoError(t, err)
-			if r == ota.ResultNoStorage {
+			if r == pcp.ResultNoStorage {
 				d.step(t, e, l) // query
-				d.send(t, e, [][]byte{ota.Encode(ota.NotifyAnswer{r})})
-			} else if r == ota.ResultVerificationFailed {
+				d.send(t, e, [][]byte{pcp.Encode(pcp.NotifyAnswer{Result: r})})
+			} else if r == pcp.ResultVerificationFailed {
 				d.run(t, e, l, func() bool { st, _ := d.progress.Load(); return st.Next == 1 })
 				d.storage.WriteAt([]byte{0xEE}, 0) // corrupt block 0
 			}
@@ -169,11 +171,11 @@ func TestReasonMaps(t *testing.T) {
 		_, failed := ota.UpdateResultReason(r)
 		require.False(t, failed, "Update Result %d", r)
 	}
-	require.Equal(t, "Integrity check failure for new downloaded package", ota.ResultReason(ota.ResultVerificationFailed))
-	require.Equal(t, "Out of memory during downloading process", ota.ResultReason(ota.ResultOutOfMemory))
-	require.Equal(t, "Unsupported package type", ota.ResultReason(ota.ResultUnsupportedPackage))
-	require.Equal(t, "no such block", ota.ResultNoSuchBlock.String())
-	require.Equal(t, "result 0x42", ota.Result(0x42).String())
+	require.Equal(t, "Integrity check failure for new downloaded package", ota.ResultReason(pcp.ResultVerificationFailed))
+	require.Equal(t, "Out of memory during downloading process", ota.ResultReason(pcp.ResultOutOfMemory))
+	require.Equal(t, "Unsupported package type", ota.ResultReason(pcp.ResultUnsupportedPackage))
+	require.Equal(t, "no such block", pcp.ResultNoSuchBlock.String())
+	require.Equal(t, "result 0x42", pcp.Result(0x42).String())
 }
 
 func TestCreateTaskErrors(t *testing.T) {
@@ -238,18 +240,18 @@ func TestReasonStrings(t *testing.T) {
 // past 8 (LwM2M 1.1 adds 9, unsupported protocol) fail as "Firmware update
 // failed", as UpdateResultReason documents.
 func TestResultReasonEveryCode(t *testing.T) {
-	for r, want := range map[ota.Result]string{
-		ota.ResultBusy:               ota.ReasonUpdateFailed,
-		ota.ResultWeakSignal:         ota.ReasonConnectionLost,
-		ota.ResultAlreadyLatest:      ota.ReasonSameVersion,
-		ota.ResultLowBattery:         ota.ReasonUpdateFailed,
-		ota.ResultNoStorage:          ota.ReasonNoStorage,
-		ota.ResultDownloadTimeout:    ota.ReasonDownloadTimeout,
-		ota.ResultVerificationFailed: ota.ReasonIntegrity,
-		ota.ResultUnsupportedPackage: ota.ReasonUnsupported,
-		ota.ResultOutOfMemory:        ota.ReasonOutOfMemory,
-		ota.ResultInstallFailed:      ota.ReasonUpdateFailed,
-		ota.ResultInternalError:      ota.ReasonUpdateFailed,
+	for r, want := range map[pcp.Result]string{
+		pcp.ResultBusy:               ota.ReasonUpdateFailed,
+		pcp.ResultWeakSignal:         ota.ReasonConnectionLost,
+		pcp.ResultAlreadyLatest:      ota.ReasonSameVersion,
+		pcp.ResultLowBattery:         ota.ReasonUpdateFailed,
+		pcp.ResultNoStorage:          ota.ReasonNoStorage,
+		pcp.ResultDownloadTimeout:    ota.ReasonDownloadTimeout,
+		pcp.ResultVerificationFailed: ota.ReasonIntegrity,
+		pcp.ResultUnsupportedPackage: ota.ReasonUnsupported,
+		pcp.ResultOutOfMemory:        ota.ReasonOutOfMemory,
+		pcp.ResultInstallFailed:      ota.ReasonUpdateFailed,
+		pcp.ResultInternalError:      ota.ReasonUpdateFailed,
 	} {
 		require.Equal(t, want, ota.ResultReason(r), "ResultReason(%s)", r)
 	}

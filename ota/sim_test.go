@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/download"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,17 +21,17 @@ type link struct {
 	sent   map[string]map[uint16]int // device → block → times served
 	resent map[string]int64          // device → bytes served again
 	down   map[string]bool           // links that lose everything sent
-	log    map[string][]ota.Message  // every downlink message per device
-	order  []ota.Message             // every downlink message, all devices
+	log    map[string][]pcp.Message  // every downlink message per device
+	order  []pcp.Message             // every downlink message, all devices
 }
 
 func newLink() *link {
 	return &link{inbox: map[string][][]byte{}, sent: map[string]map[uint16]int{}, resent: map[string]int64{},
-		down: map[string]bool{}, log: map[string][]ota.Message{}}
+		down: map[string]bool{}, log: map[string][]pcp.Message{}}
 }
 
 func (l *link) SendFrame(_ context.Context, id string, frame []byte) error {
-	m, err := ota.DecodeMessage(frame, ota.Downlink)
+	m, err := pcp.DecodeMessage(frame, pcp.Downlink)
 	if err != nil {
 		return err
 	}
@@ -37,7 +39,7 @@ func (l *link) SendFrame(_ context.Context, id string, frame []byte) error {
 	defer l.mu.Unlock()
 	l.log[id] = append(l.log[id], m)
 	l.order = append(l.order, m)
-	if b, ok := m.(ota.BlockAnswer); ok && b.Result == ota.ResultOK {
+	if b, ok := m.(pcp.BlockAnswer); ok && b.Result == pcp.ResultOK {
 		if l.sent[id] == nil {
 			l.sent[id] = map[uint16]int{}
 		}
@@ -71,10 +73,10 @@ func (l *link) drop(id string) {
 	l.inbox[id] = nil
 }
 
-func (l *link) messages(id string) []ota.Message {
+func (l *link) messages(id string) []pcp.Message {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]ota.Message(nil), l.log[id]...)
+	return append([]pcp.Message(nil), l.log[id]...)
 }
 
 func (l *link) clearLog(id string) {
@@ -86,23 +88,23 @@ func (l *link) clearLog(id string) {
 // device is a simulated PCP device.
 type device struct {
 	id       string
-	dl       *ota.Downloader
-	progress *ota.MemProgress
-	storage  *ota.MemStorage
-	uplink   []ota.Message // every frame it sent
-	trace    func(ota.Message)
+	dl       *download.Downloader
+	progress *download.MemProgress
+	storage  *download.MemStorage
+	uplink   []pcp.Message // every frame it sent
+	trace    func(pcp.Message)
 }
 
 func newDevice(id, version string) *device {
-	d := &device{id: id, progress: &ota.MemProgress{}, storage: &ota.MemStorage{}}
-	d.dl = ota.NewDownloader(version, d.progress, d.storage, nil)
+	d := &device{id: id, progress: &download.MemProgress{}, storage: &download.MemStorage{}}
+	d.dl = download.New(version, d.progress, d.storage, nil)
 	return d
 }
 
 // send delivers device frames to the engine.
 func (d *device) send(t testing.TB, e *ota.Engine, frames [][]byte) {
 	for _, f := range frames {
-		m, err := ota.DecodeMessage(f, ota.Uplink)
+		m, err := pcp.DecodeMessage(f, pcp.Uplink)
 		require.NoError(t, err)
 		d.uplink = append(d.uplink, m)
 		if d.trace != nil {

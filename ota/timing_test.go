@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/download"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -41,7 +43,7 @@ func run(t *testing.T, e *ota.Engine) {
 	synctest.Wait()
 }
 
-func count[T any](msgs []ota.Message) (n int) {
+func count[T any](msgs []pcp.Message) (n int) {
 	for _, m := range msgs {
 		if _, ok := m.(T); ok {
 			n++
@@ -94,7 +96,7 @@ func TestDeviceOnlineStarts(t *testing.T) {
 		devs.set("d", ota.Device{Online: true})
 		d := newDevice("d", "V1")
 		d.wake(t, e)
-		require.Equal(t, []ota.Message{ota.QueryVersion{}}, l.messages("d"))
+		require.Equal(t, []pcp.Message{pcp.QueryVersion{}}, l.messages("d"))
 		d.run(t, e, l, nil)
 		require.Equal(t, ota.SubSuccess, subTask(t, e, "t", "d").State)
 	})
@@ -132,7 +134,7 @@ func TestStepDeadlines(t *testing.T) {
 			return func() bool { st, _ := d.progress.Load(); return st.Next == 2 }
 		}, time.Hour, ota.ReasonDownloadTimeout},
 		{"result", func(d *device) func() bool {
-			return func() bool { st, _ := d.progress.Load(); return st.Phase == ota.PhaseReady }
+			return func() bool { st, _ := d.progress.Load(); return st.Phase == download.PhaseReady }
 		}, 20 * time.Minute, ota.ReasonResultTimeout},
 	}
 	for _, tt := range tests {
@@ -181,7 +183,7 @@ func TestWindowPolicy(t *testing.T) {
 		require.Empty(t, l.messages("on"))
 		time.Sleep(time.Nanosecond)
 		synctest.Wait()
-		require.Equal(t, []ota.Message{ota.QueryVersion{}}, l.messages("on"), "query at the window's start")
+		require.Equal(t, []pcp.Message{pcp.QueryVersion{}}, l.messages("on"), "query at the window's start")
 		task, _ = e.Task(context.Background(), "t")
 		require.Equal(t, ota.TaskProcessing, task.State)
 		d.run(t, e, l, nil)
@@ -229,7 +231,7 @@ func TestAutomaticRetryOnlyFailed(t *testing.T) {
 		mute.run(t, e, l, nil)
 		require.Equal(t, ota.SubSuccess, subTask(t, e, "t", "mute").State)
 		require.Equal(t, goodBefore, subTask(t, e, "t", "good"), "the device that succeeded is not touched")
-		require.Equal(t, 1, count[ota.QueryVersion](l.messages("good")))
+		require.Equal(t, 1, count[pcp.QueryVersion](l.messages("good")))
 		task, _ = e.Task(context.Background(), "t")
 		require.Equal(t, ota.TaskSuccess, task.State)
 		require.Equal(t, 1, task.Attempt)
@@ -288,8 +290,8 @@ func TestRestartResends(t *testing.T) {
 		require.NoError(t, err)
 		defer e2.Close()
 		run(t, e2)
-		require.Equal(t, []ota.Message{ota.QueryVersion{}}, l.messages("a"))
-		require.Equal(t, []ota.Message{ota.QueryVersion{}}, l.messages("b"))
+		require.Equal(t, []pcp.Message{pcp.QueryVersion{}}, l.messages("a"))
+		require.Equal(t, []pcp.Message{pcp.QueryVersion{}}, l.messages("b"))
 		for _, id := range []string{"a", "b"} {
 			newDevice(id, "V1").run(t, e2, l, nil)
 		}
@@ -311,7 +313,7 @@ func TestMaxDownloads(t *testing.T) {
 		require.NoError(t, err)
 		for _, id := range ids {
 			devs[id] = newDevice(id, "V1")
-			devs[id].trace = func(m ota.Message) { // uplink into the same log, before the engine sees it
+			devs[id].trace = func(m pcp.Message) { // uplink into the same log, before the engine sees it
 				l.mu.Lock()
 				defer l.mu.Unlock()
 				l.order = append(l.order, m)
@@ -321,7 +323,7 @@ func TestMaxDownloads(t *testing.T) {
 		synctest.Wait()
 		notified := func() (n int) {
 			for _, id := range ids {
-				n += count[ota.Notify](l.messages(id))
+				n += count[pcp.Notify](l.messages(id))
 			}
 			return n
 		}
@@ -340,9 +342,9 @@ func TestMaxDownloads(t *testing.T) {
 		l.mu.Lock()
 		for _, m := range l.order {
 			switch m.(type) {
-			case ota.Notify:
+			case pcp.Notify:
 				busy++
-			case ota.DownloadResult:
+			case pcp.DownloadResult:
 				busy--
 			}
 			most = max(most, busy)
@@ -366,7 +368,7 @@ func TestWaitingSubTaskRefusesBlocks(t *testing.T) {
 		_, err := e.CreateTask(context.Background(), ota.TaskSpec{ID: "t", PackageID: "p", Devices: []string{"d"},
 			Policy: ota.Policy{Execute: ota.Window, Start: now.Add(time.Hour), End: now.Add(2 * time.Hour)}})
 		require.NoError(t, err)
-		require.NoError(t, e.HandleFrame(context.Background(), "d", ota.Encode(ota.BlockRequest{Version: "V2", Block: 0})))
-		require.Equal(t, []ota.Message{ota.BlockAnswer{Result: ota.ResultNoSuchTask, Block: 0, Data: []byte{}}}, l.messages("d"))
+		require.NoError(t, e.HandleFrame(context.Background(), "d", pcp.Encode(pcp.BlockRequest{Version: "V2", Block: 0})))
+		require.Equal(t, []pcp.Message{pcp.BlockAnswer{Result: pcp.ResultNoSuchTask, Block: 0, Data: []byte{}}}, l.messages("d"))
 	})
 }

@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/download"
 	"github.com/doze-io/doze/ota/otatest"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,13 +39,13 @@ func newOTALink() *otaLink {
 }
 
 func (l *otaLink) SendFrame(_ context.Context, id string, frame []byte) error {
-	m, err := ota.DecodeMessage(frame, ota.Downlink)
+	m, err := pcp.DecodeMessage(frame, pcp.Downlink)
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if b, ok := m.(ota.BlockAnswer); ok && b.Result == ota.ResultOK {
+	if b, ok := m.(pcp.BlockAnswer); ok && b.Result == pcp.ResultOK {
 		l.blocks[id] = append(l.blocks[id], b.Block)
 	}
 	l.inbox[id] = append(l.inbox[id], bytes.Clone(frame))
@@ -51,7 +53,7 @@ func (l *otaLink) SendFrame(_ context.Context, id string, frame []byte) error {
 }
 
 // drive hands queued frames to the device until none is left or stop.
-func (l *otaLink) drive(t *testing.T, e *ota.Engine, id string, dl *ota.Downloader, stop func() bool) {
+func (l *otaLink) drive(t *testing.T, e *ota.Engine, id string, dl *download.Downloader, stop func() bool) {
 	for stop == nil || !stop() {
 		l.mu.Lock()
 		if len(l.inbox[id]) == 0 {
@@ -95,16 +97,16 @@ func TestOTAEngineRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 40, p.Blocks())
 	devs := []string{"d-early", "d-mid", "d-silent"}
-	progress := map[string]*ota.MemProgress{}
-	storage := map[string]*ota.MemStorage{}
+	progress := map[string]*download.MemProgress{}
+	storage := map[string]*download.MemStorage{}
 	for _, id := range devs {
-		progress[id], storage[id] = &ota.MemProgress{}, &ota.MemStorage{}
+		progress[id], storage[id] = &download.MemProgress{}, &download.MemStorage{}
 	}
 	_, err = e1.CreateTask(ctx, ota.TaskSpec{ID: "task", PackageID: "pkg", Devices: devs})
 	require.NoError(t, err)
 	stopAt := map[string]int{"d-early": 5, "d-mid": 22}
 	for id, at := range stopAt {
-		dl := ota.NewDownloader("V1.0", progress[id], storage[id], nil)
+		dl := download.New("V1.0", progress[id], storage[id], nil)
 		l1.drive(t, e1, id, dl, func() bool { st, _ := progress[id].Load(); return st.Next == at })
 	}
 	// The process dies: frames in flight are lost, nothing is closed
@@ -128,7 +130,7 @@ func TestOTAEngineRestart(t *testing.T) {
 	require.GreaterOrEqual(t, s.Blocks, 20, "progress is saved every tenth of the blocks")
 
 	for _, id := range devs {
-		dl := ota.NewDownloader("V1.0", progress[id], storage[id], nil) // the device rebooted too
+		dl := download.New("V1.0", progress[id], storage[id], nil) // the device rebooted too
 		e2.DeviceOnline(ctx, id)
 		out, err := dl.Resume()
 		require.NoError(t, err)

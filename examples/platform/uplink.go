@@ -13,6 +13,7 @@ import (
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/pcp"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
 	"github.com/doze-io/doze/store"
@@ -146,7 +147,7 @@ func (p *Platform) uplink(ctx context.Context, d registry.Device, endpoint strin
 		p.unusable(ctx, d)
 		return nil
 	}
-	if ota.IsPCP(payload) {
+	if pcp.IsPCP(payload) {
 		if err := p.ota.HandleFrame(ctx, d.ID, payload); err != nil {
 			p.log.Add(d.ID, "upgrade", "PCP frame refused: "+err.Error())
 		}

@@ -39,6 +39,19 @@ func TestAllowedFor(t *testing.T) {
 		{"mqtt/ceiling", "mqtt", false, true},
 		{"examples/platform", "store", false, true},
 		{"profile", "internal/deptest", true, true},
+		{"codec", "ota/pcp", false, true},
+		{"codec", "ota", false, false},
+		{"codec", "ota/download", false, false},
+		{"ota", "ota/pcp", false, true},
+		{"ota", "ota/download", false, false},
+		{"ota", "ota/download", true, true},
+		{"ota/pcp", "ota", false, false},
+		{"ota/pcp", "codec", false, false},
+		{"ota/download", "ota/pcp", false, true},
+		{"ota/download", "ota", false, false},
+		{"ota/otatest", "ota", false, true},
+		{"store", "ota/pcp", true, true},
+		{"examples/device/sim", "ota/download", false, true},
 	}
 	for _, tt := range tests {
 		got := allowedFor(tt.dir, tt.dep, tt.test)

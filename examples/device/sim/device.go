@@ -13,7 +13,8 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/lwm2m"
-	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/download"
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 //go:embed testdata/watermeter.json
@@ -114,7 +115,7 @@ type Device struct {
 	cfg   Config
 	log   *slog.Logger
 	codec *codec.Declarative
-	dl    *ota.Downloader
+	dl    *download.Downloader
 
 	inbox   chan []byte                                        // downlinks from the client's reading goroutine
 	work    chan func(ctx context.Context, wg *sync.WaitGroup) // jobs for the Run goroutine
@@ -203,7 +204,7 @@ func New(cfg Config) (*Device, error) {
 		meter:     newMeterState(cfg.IMEI),
 		sensor:    newSensorState(cfg.IMEI),
 	}
-	d.dl = ota.NewDownloader(cfg.SoftwareVersion, &ota.MemProgress{}, &ota.MemStorage{}, nil)
+	d.dl = download.New(cfg.SoftwareVersion, &download.MemProgress{}, &download.MemStorage{}, nil)
 	return d, nil
 }
 
@@ -510,7 +511,7 @@ func (d *Device) waitObserved(ctx context.Context, c *lwm2m.Client, path string)
 // downlink handles bytes the platform wrote to /19/1/0 or /t/d: PCP frames
 // go to the OTA downloader, the rest to the codec.
 func (d *Device) downlink(ctx context.Context, p []byte) {
-	if ota.IsPCP(p) {
+	if pcp.IsPCP(p) {
 		d.stats.pcp.Add(1)
 		out, err := d.dl.Handle(p)
 		if err != nil {

@@ -48,8 +48,8 @@
 // carrying the command's mid and result 0 (1 for a period ≤ 0 or another
 // command); undecodable bytes are counted in Stats.DecodeErrors and logged.
 //
-// Software upgrade (PCP): downlinks starting FF FE go to ota's device-side
-// Downloader; the frames it returns (version answer, block requests,
+// Software upgrade (PCP): downlinks starting FF FE go to the device-side
+// Downloader of ota/download; the frames it returns (version answer, block requests,
 // download and upgrade results) go up as uplinks. Firmware upgrade (LwM2M
 // object 5): a write of a coap:// or coaps:// URI to /5/0/1 starts a
 // block-wise download (Block2, 512-byte blocks, lwm2m Client.Download) of

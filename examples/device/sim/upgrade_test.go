@@ -13,6 +13,7 @@ import (
 	"github.com/doze-io/doze/examples/device/sim"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/ota"
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 // TestPSMAsleep: a PSM device answers downlinks within its active time
@@ -80,7 +81,7 @@ func TestPCPUpgrade(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := startServer(t, lwm2m.Config{DisableDTLS: true}, func(e lwm2m.Event) {
-		if e.Kind == lwm2m.EventUplink && ota.IsPCP(e.Payload) {
+		if e.Kind == lwm2m.EventUplink && pcp.IsPCP(e.Payload) {
 			frame := append([]byte(nil), e.Payload...)
 			go func() { _ = eng.HandleFrame(ctx, e.Endpoint, frame) }()
 		}

@@ -1,4 +1,4 @@
-package ota
+package pcp
 
 import (
 	"bufio"
@@ -17,10 +17,10 @@ type vector struct {
 	hex  string
 }
 
-// loadVectors reads ../../shared/testdata/pcp-vectors.txt when the shared
+// loadVectors reads ../../../shared/testdata/pcp-vectors.txt when the shared
 // folder is beside the repository (CI), else the copy in testdata.
 func loadVectors(t testing.TB) []vector {
-	path := filepath.Join("..", "..", "shared", "testdata", "pcp-vectors.txt")
+	path := filepath.Join("..", "..", "..", "shared", "testdata", "pcp-vectors.txt")
 	if _, err := os.Stat(path); err != nil {
 		path = filepath.Join("testdata", "pcp-vectors.txt")
 	}
@@ -158,11 +158,31 @@ func TestIsPCP(t *testing.T) {
 	require.False(t, IsPCP([]byte{0x01, 0xFE, 0x00}))
 }
 
+// TestParseBlockRequest: the allocation-free decoder of block requests
+// agrees with Frame.Message and refuses what it refuses.
+func TestParseBlockRequest(t *testing.T) {
+	f, err := ParseFrame(Encode(BlockRequest{Version: "V1.0", Block: 513}))
+	require.NoError(t, err)
+	v, n, err := ParseBlockRequest(f.Data)
+	require.NoError(t, err)
+	require.Equal(t, "V1.0", string(v))
+	require.Equal(t, uint16(513), n)
+	require.Zero(t, testing.AllocsPerRun(100, func() { ParseBlockRequest(f.Data) }))
+	bad := append([]byte(nil), f.Data...)
+	bad[6] = 'x' // after the zero padding
+	_, _, err = ParseBlockRequest(bad)
+	require.ErrorIs(t, err, ErrBadFrame)
+	_, err = Frame{Code: CodeBlock, Data: bad}.Message(Uplink)
+	require.ErrorIs(t, err, ErrBadFrame)
+	_, _, err = ParseBlockRequest(f.Data[1:])
+	require.ErrorIs(t, err, ErrBadFrame)
+}
+
 func TestValidateVersion(t *testing.T) {
 	require.NoError(t, ValidateVersion("V1.0.0-rc.1"))
-	require.ErrorIs(t, ValidateVersion(""), ErrInvalid)
-	require.ErrorIs(t, ValidateVersion("12345678901234567"), ErrInvalid)
-	require.ErrorIs(t, ValidateVersion("V1\x00"), ErrInvalid)
+	require.ErrorIs(t, ValidateVersion(""), ErrBadVersion)
+	require.ErrorIs(t, ValidateVersion("12345678901234567"), ErrBadVersion)
+	require.ErrorIs(t, ValidateVersion("V1\x00"), ErrBadVersion)
 }
 
 // FuzzDecodeMessage: the frame decoder never panics, and whatever decodes

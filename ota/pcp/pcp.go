@@ -1,24 +1,57 @@
-package ota
+// Package pcp is the wire format of PCP, the protocol that carries
+// software upgrades inside a device's data channel (SPEC OTA-6): frames,
+// their check code, and one Go type per message. It imports nothing of
+// Doze, so both the codec package (which must never decode a PCP frame,
+// [IsPCP]) and the ota package (which runs upgrades over it) use it.
+//
+// A frame is FFFE | 01 | code | check code | length | data, big-endian,
+// with the check code of [CRC16] (the table of poly 0x1021 driven by a
+// right-shifting update, initial 0; testdata/pcp-vectors.txt). Each message
+// is a Go type ([QueryVersion], [Notify], [BlockRequest], [BlockAnswer],
+// …); [DecodeMessage] needs the [Direction] because one code is a request
+// one way and its answer the other. Encoders append ([AppendFrame];
+// [AppendBlockAnswer] allocates nothing), and [ParseBlockRequest] decodes
+// the hot message without allocating. Decoding errors are [*FrameError]
+// wrapping [ErrBadFrame], with the byte offset of the fault.
+//
+// # Figures
+//
+// Measured with go test -run XXX -bench CRC16 -benchtime 2s -count 3 on 2
+// cores, AMD EPYC, Go 1.26, on a shared machine:
+//
+//	BenchmarkCRC16 (511 bytes)  79–86 MB/s byte-wise, 270–388 MB/s slicing-by-8 (≈3.5×)
+package pcp
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 )
 
-// PCP frame layout (SPEC OTA-6), big-endian:
+// Frame layout (SPEC OTA-6), big-endian:
 //
 //	FF FE | version 01 | message code | check code (2) | data length (2) | data
 const (
-	pcpStart0    = 0xFF
-	pcpStart1    = 0xFE
-	pcpVersion   = 0x01
-	pcpHeaderLen = 8
+	start0  = 0xFF
+	start1  = 0xFE
+	version = 0x01
+	// HeaderLen is the size of a frame's header, before its data.
+	HeaderLen = 8
+	// BlockDataOffset is where a block answer's data starts in its frame
+	// (the header, the result and the block number). A block read into
+	// dst[BlockDataOffset:] is copied by AppendBlockAnswer(dst[:0], …)
+	// onto itself: the block is read once, straight into the frame.
+	BlockDataOffset = HeaderLen + 3
 	// VersionLen is the size of a version field in PCP messages: ASCII
 	// padded with zero bytes.
 	VersionLen = 16
 	// MaxFrameData is the largest data length a frame may carry (the
 	// length field is 16 bits).
 	MaxFrameData = 0xFFFF
+	// MinBlockSize and MaxBlockSize bound the block size a notify may
+	// announce.
+	MinBlockSize = 32
+	MaxBlockSize = 500
 )
 
 // PCP message codes (SPEC OTA-6).
@@ -129,19 +162,20 @@ type Frame struct {
 }
 
 // IsPCP reports whether payload starts like a PCP frame (FF FE). Such a
-// payload never goes to a codec (SPEC OTA-6).
+// payload is routed to the upgrade engine, never to a codec (SPEC OTA-6,
+// COD-4).
 func IsPCP(payload []byte) bool {
-	return len(payload) >= 2 && payload[0] == pcpStart0 && payload[1] == pcpStart1
+	return len(payload) >= 2 && payload[0] == start0 && payload[1] == start1
 }
 
 // AppendFrame appends a frame with code and data to dst, computing the check
 // code. It panics if data is longer than MaxFrameData.
 func AppendFrame(dst []byte, code byte, data []byte) []byte {
 	if len(data) > MaxFrameData {
-		panic("ota: PCP frame data longer than 65535 bytes")
+		panic("pcp: frame data longer than 65535 bytes")
 	}
 	start := len(dst)
-	dst = append(dst, pcpStart0, pcpStart1, pcpVersion, code, 0, 0, byte(len(data)>>8), byte(len(data)))
+	dst = append(dst, start0, start1, version, code, 0, 0, byte(len(data)>>8), byte(len(data)))
 	dst = append(dst, data...)
 	binary.BigEndian.PutUint16(dst[start+4:], CRC16(0, dst[start:]))
 	return dst
@@ -150,27 +184,27 @@ func AppendFrame(dst []byte, code byte, data []byte) []byte {
 // ConsumeFrame decodes the frame at the start of b and returns it with the
 // number of bytes it took. Errors are *FrameError wrapping ErrBadFrame.
 func ConsumeFrame(b []byte) (Frame, int, error) {
-	if len(b) < pcpHeaderLen {
-		return Frame{}, 0, frameErr(0, "frame is %d bytes, a PCP header is %d", len(b), pcpHeaderLen)
+	if len(b) < HeaderLen {
+		return Frame{}, 0, frameErr(0, "frame is %d bytes, a PCP header is %d", len(b), HeaderLen)
 	}
-	if b[0] != pcpStart0 || b[1] != pcpStart1 {
+	if b[0] != start0 || b[1] != start1 {
 		return Frame{}, 0, frameErr(0, "start is %02X%02X, want FFFE", b[0], b[1])
 	}
-	if b[2] != pcpVersion {
+	if b[2] != version {
 		return Frame{}, 0, frameErr(2, "protocol version is %d, want 1", b[2])
 	}
 	n := int(binary.BigEndian.Uint16(b[6:]))
-	if len(b) < pcpHeaderLen+n {
-		return Frame{}, 0, frameErr(6, "data length %d but only %d bytes follow the header", n, len(b)-pcpHeaderLen)
+	if len(b) < HeaderLen+n {
+		return Frame{}, 0, frameErr(6, "data length %d but only %d bytes follow the header", n, len(b)-HeaderLen)
 	}
 	want := binary.BigEndian.Uint16(b[4:])
 	crc := CRC16(0, b[:4])
 	crc = CRC16(crc, []byte{0, 0})
-	crc = CRC16(crc, b[6:pcpHeaderLen+n])
+	crc = CRC16(crc, b[6:HeaderLen+n])
 	if crc != want {
 		return Frame{}, 0, frameErr(4, "check code is %04X, computed %04X", want, crc)
 	}
-	return Frame{Code: b[3], Data: b[pcpHeaderLen : pcpHeaderLen+n]}, pcpHeaderLen + n, nil
+	return Frame{Code: b[3], Data: b[HeaderLen : HeaderLen+n]}, HeaderLen + n, nil
 }
 
 // ParseFrame decodes b, which must hold exactly one frame.
@@ -188,6 +222,28 @@ func ParseFrame(b []byte) (Frame, error) {
 func frameErr(off int, format string, args ...any) error {
 	return &FrameError{Offset: off, Message: fmt.Sprintf(format, args...), Err: ErrBadFrame}
 }
+
+// ErrBadFrame means a frame could not be decoded; it is wrapped by a
+// *FrameError that says where.
+var ErrBadFrame = errors.New("pcp: bad frame")
+
+// ErrBadVersion means a version does not fit a PCP version field.
+var ErrBadVersion = errors.New("pcp: bad version")
+
+// FrameError says where a frame is wrong.
+type FrameError struct {
+	Offset  int    // byte offset in the frame
+	Message string // what was wrong and what is allowed
+	Err     error  // ErrBadFrame
+}
+
+// Error returns the offset and the reason, prefixed "pcp: frame".
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("pcp: frame at byte %d: %s", e.Offset, e.Message)
+}
+
+// Unwrap returns ErrBadFrame.
+func (e *FrameError) Unwrap() error { return e.Err }
 
 // Message is one PCP message of SPEC OTA-6. Each message is a Go type; the
 // same code carries a request one way and its answer the other way.
@@ -357,9 +413,9 @@ func AppendBlockAnswer(dst []byte, r Result, block uint16, data []byte) []byte {
 	start := len(dst)
 	n := 3 + len(data)
 	if n > MaxFrameData {
-		panic("ota: PCP block answer data longer than 65532 bytes")
+		panic("pcp: block answer data longer than 65532 bytes")
 	}
-	dst = append(dst, pcpStart0, pcpStart1, pcpVersion, CodeBlock, 0, 0, byte(n>>8), byte(n), byte(r), byte(block>>8), byte(block))
+	dst = append(dst, start0, start1, version, CodeBlock, 0, 0, byte(n>>8), byte(n), byte(r), byte(block>>8), byte(block))
 	dst = append(dst, data...)
 	binary.BigEndian.PutUint16(dst[start+4:], CRC16(0, dst[start:]))
 	return dst
@@ -377,11 +433,11 @@ func appendVersion(b []byte, v string) []byte {
 // ASCII bytes.
 func ValidateVersion(v string) error {
 	if v == "" || len(v) > VersionLen {
-		return fmt.Errorf("%w: version %q is %d bytes, allowed 1..%d", ErrInvalid, v, len(v), VersionLen)
+		return fmt.Errorf("%w: version %q is %d bytes, allowed 1..%d", ErrBadVersion, v, len(v), VersionLen)
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < 0x20 || v[i] > 0x7E {
-			return fmt.Errorf("%w: version %q has byte 0x%02X at %d, allowed printable ASCII", ErrInvalid, v, v[i], i)
+			return fmt.Errorf("%w: version %q has byte 0x%02X at %d, allowed printable ASCII", ErrBadVersion, v, v[i], i)
 		}
 	}
 	return nil
@@ -393,6 +449,22 @@ func parseVersion(b []byte, off int) (string, error) {
 		return "", err
 	}
 	return string(b[:end]), nil
+}
+
+// ParseBlockRequest decodes the data of a block request (code 21, uplink)
+// without allocating: version is the version field without its padding
+// and aliases data. It is the hot path of block serving; Frame.Message
+// gives the same as a BlockRequest. Errors are *FrameError wrapping
+// ErrBadFrame.
+func ParseBlockRequest(data []byte) (version []byte, block uint16, err error) {
+	if len(data) != VersionLen+2 {
+		return nil, 0, frameErr(6, "block request (uplink, code %d) has %d data bytes, want %d", CodeBlock, len(data), VersionLen+2)
+	}
+	end, err := versionEnd(data[:VersionLen], HeaderLen)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data[:end], binary.BigEndian.Uint16(data[VersionLen:]), nil
 }
 
 // versionEnd returns the length of the version in field b (before its
@@ -458,7 +530,7 @@ func (f Frame) Message(dir Direction) (Message, error) {
 		if err := need(1+VersionLen, "version answer"); err != nil {
 			return nil, err
 		}
-		v, err := parseVersion(d[1:], pcpHeaderLen+1)
+		v, err := parseVersion(d[1:], HeaderLen+1)
 		if err != nil {
 			return nil, err
 		}
@@ -470,7 +542,7 @@ func (f Frame) Message(dir Direction) (Message, error) {
 		if err := need(VersionLen+6, "notify"); err != nil {
 			return nil, err
 		}
-		v, err := parseVersion(d[:VersionLen], pcpHeaderLen)
+		v, err := parseVersion(d[:VersionLen], HeaderLen)
 		if err != nil {
 			return nil, err
 		}
@@ -480,7 +552,7 @@ func (f Frame) Message(dir Direction) (Message, error) {
 		if err := need(VersionLen+2, "block request"); err != nil {
 			return nil, err
 		}
-		v, err := parseVersion(d[:VersionLen], pcpHeaderLen)
+		v, err := parseVersion(d[:VersionLen], HeaderLen)
 		if err != nil {
 			return nil, err
 		}

@@ -1,9 +1,21 @@
-package ota
+// Package download is the device side of a PCP software upgrade (SPEC
+// OTA-6, OTA-7): a [Downloader] answers the platform's frames, requests
+// blocks in order from the next missing one, writes them to [Storage],
+// checks the package against the notify's check code, installs it and
+// reports. It keeps its [State] through [Progress] after every block, so a
+// new Downloader over the same Progress resumes where the last one stopped
+// ([Downloader.Resume]), and it starts again at block 0 when the notify
+// carries another version or check code. The device simulator and the
+// upgrade engine's tests use it. It imports nothing of Doze but the PCP
+// wire format.
+package download
 
 import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/doze-io/doze/ota/pcp"
 )
 
 // Phase is where a device-side download stands.
@@ -18,42 +30,42 @@ const (
 	PhaseReporting   Phase = "reporting"   // upgrade result (24) sent, not yet answered
 )
 
-// DownloadState is what a device keeps across link drops and reboots to
+// State is what a device keeps across link drops and reboots to
 // resume a download (SPEC OTA-7): which package (version and check code)
 // and the next missing block.
-type DownloadState struct {
+type State struct {
 	Phase      Phase
 	Version    string // target version from the notify
 	CheckCode  uint16 // package check code from the notify
 	BlockSize  int
 	Blocks     int
-	Next       int    // next missing block
-	Size       int64  // bytes, known once the last block is in
-	Result     Result // download or upgrade result being reported
-	NewVersion string // version reported in the upgrade result
+	Next       int        // next missing block
+	Size       int64      // bytes, known once the last block is in
+	Result     pcp.Result // download or upgrade result being reported
+	NewVersion string     // version reported in the upgrade result
 }
 
-// Progress keeps a device's DownloadState (flash on a real device).
+// Progress keeps a device's State (flash on a real device).
 type Progress interface {
-	Load() (DownloadState, error)
-	Save(DownloadState) error
+	Load() (State, error)
+	Save(State) error
 }
 
 // MemProgress is a Progress in memory.
 type MemProgress struct {
 	mu sync.Mutex
-	s  DownloadState
+	s  State
 }
 
 // Load implements Progress.
-func (m *MemProgress) Load() (DownloadState, error) {
+func (m *MemProgress) Load() (State, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.s, nil
 }
 
 // Save implements Progress.
-func (m *MemProgress) Save(s DownloadState) error {
+func (m *MemProgress) Save(s State) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.s = s
@@ -78,12 +90,12 @@ type Downloader struct {
 	version  string
 	progress Progress
 	storage  Storage
-	install  func(version string) Result
+	install  func(version string) pcp.Result
 }
 
-// NewDownloader returns a downloader for a device at version. install runs
-// on execute (23) and returns the upgrade result; nil means it succeeds.
-func NewDownloader(version string, p Progress, st Storage, install func(version string) Result) *Downloader {
+// New returns a downloader for a device at version. install runs on
+// execute (23) and returns the upgrade result; nil means it succeeds.
+func New(version string, p Progress, st Storage, install func(version string) pcp.Result) *Downloader {
 	return &Downloader{version: version, progress: p, storage: st, install: install}
 }
 
@@ -97,7 +109,7 @@ func (d *Downloader) Version() string {
 // Handle takes a frame from the platform and returns the frames to send
 // back, in order.
 func (d *Downloader) Handle(frame []byte) ([][]byte, error) {
-	m, err := DecodeMessage(frame, Downlink)
+	m, err := pcp.DecodeMessage(frame, pcp.Downlink)
 	if err != nil {
 		return nil, err
 	}
@@ -105,42 +117,42 @@ func (d *Downloader) Handle(frame []byte) ([][]byte, error) {
 	defer d.mu.Unlock()
 	st, err := d.progress.Load()
 	if err != nil {
-		return nil, fmt.Errorf("ota: load download progress: %w", err)
+		return nil, fmt.Errorf("download: load progress: %w", err)
 	}
 	switch m := m.(type) {
-	case QueryVersion:
-		return [][]byte{Encode(QueryVersionAnswer{Result: ResultOK, Version: d.version})}, nil
-	case Notify:
+	case pcp.QueryVersion:
+		return [][]byte{pcp.Encode(pcp.QueryVersionAnswer{Result: pcp.ResultOK, Version: d.version})}, nil
+	case pcp.Notify:
 		if m.Version == d.version && st.Phase == PhaseIdle {
-			return [][]byte{Encode(NotifyAnswer{ResultAlreadyLatest})}, nil
+			return [][]byte{pcp.Encode(pcp.NotifyAnswer{Result: pcp.ResultAlreadyLatest})}, nil
 		}
-		if m.BlockSize < MinBlockSize || m.BlockSize > MaxBlockSize || m.BlockCount == 0 {
-			return [][]byte{Encode(NotifyAnswer{ResultUnsupportedPackage})}, nil
+		if m.BlockSize < pcp.MinBlockSize || m.BlockSize > pcp.MaxBlockSize || m.BlockCount == 0 {
+			return [][]byte{pcp.Encode(pcp.NotifyAnswer{Result: pcp.ResultUnsupportedPackage})}, nil
 		}
 		same := st.Phase != PhaseIdle && st.Version == m.Version && st.CheckCode == m.CheckCode &&
 			st.BlockSize == int(m.BlockSize) && st.Blocks == int(m.BlockCount)
 		if !same {
 			// A new package, or the package changed: discard what
 			// we have and start at block 0 (OTA-7, FAQ §10.11).
-			st = DownloadState{Phase: PhaseDownloading, Version: m.Version, CheckCode: m.CheckCode,
+			st = State{Phase: PhaseDownloading, Version: m.Version, CheckCode: m.CheckCode,
 				BlockSize: int(m.BlockSize), Blocks: int(m.BlockCount)}
 			if err := d.progress.Save(st); err != nil {
 				return nil, err
 			}
 		}
-		return append([][]byte{Encode(NotifyAnswer{ResultOK})}, d.next(&st)...), nil
-	case BlockAnswer:
+		return append([][]byte{pcp.Encode(pcp.NotifyAnswer{Result: pcp.ResultOK})}, d.next(&st)...), nil
+	case pcp.BlockAnswer:
 		if st.Phase != PhaseDownloading {
 			return nil, nil
 		}
 		if int(m.Block) != st.Next {
 			return nil, nil // an old or repeated answer
 		}
-		if m.Result == ResultNoSuchTask || m.Result == ResultNoSuchBlock {
+		if m.Result == pcp.ResultNoSuchTask || m.Result == pcp.ResultNoSuchBlock {
 			// The platform no longer offers this package.
-			return nil, d.progress.Save(DownloadState{})
+			return nil, d.progress.Save(State{})
 		}
-		if m.Result != ResultOK {
+		if m.Result != pcp.ResultOK {
 			return nil, nil // busy or failing: asked again on the next wake
 		}
 		want := st.BlockSize
@@ -148,10 +160,10 @@ func (d *Downloader) Handle(frame []byte) ([][]byte, error) {
 			want = len(m.Data) // the last block may be short
 		}
 		if len(m.Data) != want || len(m.Data) == 0 || len(m.Data) > st.BlockSize {
-			return nil, fmt.Errorf("%w: block %d has %d bytes, want %d", ErrBadFrame, m.Block, len(m.Data), want)
+			return nil, fmt.Errorf("%w: block %d has %d bytes, want %d", pcp.ErrBadFrame, m.Block, len(m.Data), want)
 		}
 		if _, err := d.storage.WriteAt(m.Data, int64(st.Next)*int64(st.BlockSize)); err != nil {
-			return nil, fmt.Errorf("ota: write block %d: %w", st.Next, err)
+			return nil, fmt.Errorf("download: write block %d: %w", st.Next, err)
 		}
 		st.Next++
 		if st.Next == st.Blocks {
@@ -162,28 +174,28 @@ func (d *Downloader) Handle(frame []byte) ([][]byte, error) {
 			return nil, err
 		}
 		return d.next(&st), nil
-	case DownloadResultAnswer:
+	case pcp.DownloadResultAnswer:
 		if st.Phase == PhaseDownloaded {
 			st.Phase = PhaseReady
-			if st.Result != ResultOK {
-				st = DownloadState{}
+			if st.Result != pcp.ResultOK {
+				st = State{}
 			}
 			return nil, d.progress.Save(st)
 		}
-	case Execute:
-		if st.Phase == PhaseDownloaded && st.Result == ResultOK {
+	case pcp.Execute:
+		if st.Phase == PhaseDownloaded && st.Result == pcp.ResultOK {
 			st.Phase = PhaseReady // the answer to 22 was lost; execute implies it
 		}
 		if st.Phase != PhaseReady && st.Phase != PhaseReporting {
-			return [][]byte{Encode(ExecuteAnswer{ResultNoSuchTask})}, nil
+			return [][]byte{pcp.Encode(pcp.ExecuteAnswer{Result: pcp.ResultNoSuchTask})}, nil
 		}
-		out := [][]byte{Encode(ExecuteAnswer{ResultOK})}
+		out := [][]byte{pcp.Encode(pcp.ExecuteAnswer{Result: pcp.ResultOK})}
 		if st.Phase == PhaseReady {
-			r := ResultOK
+			r := pcp.ResultOK
 			if d.install != nil {
 				r = d.install(st.Version)
 			}
-			if r == ResultOK {
+			if r == pcp.ResultOK {
 				d.version = st.Version
 			}
 			st.Phase, st.Result, st.NewVersion = PhaseReporting, r, d.version
@@ -192,9 +204,9 @@ func (d *Downloader) Handle(frame []byte) ([][]byte, error) {
 			}
 		}
 		return append(out, d.next(&st)...), nil
-	case UpgradeResultAnswer:
+	case pcp.UpgradeResultAnswer:
 		if st.Phase == PhaseReporting {
-			return nil, d.progress.Save(DownloadState{})
+			return nil, d.progress.Save(State{})
 		}
 	}
 	return nil, nil
@@ -207,43 +219,43 @@ func (d *Downloader) Resume() ([][]byte, error) {
 	defer d.mu.Unlock()
 	st, err := d.progress.Load()
 	if err != nil {
-		return nil, fmt.Errorf("ota: load download progress: %w", err)
+		return nil, fmt.Errorf("download: load progress: %w", err)
 	}
 	return d.next(&st), nil
 }
 
 // next returns what the device sends in its current phase.
-func (d *Downloader) next(st *DownloadState) [][]byte {
+func (d *Downloader) next(st *State) [][]byte {
 	switch st.Phase {
 	case PhaseDownloading:
-		return [][]byte{Encode(BlockRequest{Version: st.Version, Block: uint16(st.Next)})}
+		return [][]byte{pcp.Encode(pcp.BlockRequest{Version: st.Version, Block: uint16(st.Next)})}
 	case PhaseDownloaded:
-		return [][]byte{Encode(DownloadResult{st.Result})}
+		return [][]byte{pcp.Encode(pcp.DownloadResult{Result: st.Result})}
 	case PhaseReporting:
-		return [][]byte{Encode(UpgradeResult{Result: st.Result, Version: st.NewVersion})}
+		return [][]byte{pcp.Encode(pcp.UpgradeResult{Result: st.Result, Version: st.NewVersion})}
 	}
 	return nil
 }
 
 // verify checks the stored package against the notify's check code.
-func (d *Downloader) verify(st *DownloadState) Result {
+func (d *Downloader) verify(st *State) pcp.Result {
 	if st.CheckCode == 0 {
-		return ResultOK
+		return pcp.ResultOK
 	}
 	buf := make([]byte, st.BlockSize)
 	var crc uint16
 	for off := int64(0); off < st.Size; {
 		n := int(min(int64(len(buf)), st.Size-off))
 		if m, _ := d.storage.ReadAt(buf[:n], off); m < n {
-			return ResultVerificationFailed
+			return pcp.ResultVerificationFailed
 		}
-		crc = CRC16(crc, buf[:n])
+		crc = pcp.CRC16(crc, buf[:n])
 		off += int64(n)
 	}
 	if crc != st.CheckCode {
-		return ResultVerificationFailed
+		return pcp.ResultVerificationFailed
 	}
-	return ResultOK
+	return pcp.ResultOK
 }
 
 // MemStorage is a Storage in memory, for simulated devices.
