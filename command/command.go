@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/doze-io/doze/internal/apitime"
 )
 
 // Body is what the device is asked to do: a command of one of its product's
@@ -121,9 +123,6 @@ func (c Command) Clone() Command {
 	return c
 }
 
-// TimeLayout is the API's time format: UTC, yyyyMMdd'T'HHmmss'Z'.
-const TimeLayout = "20060102T150405Z"
-
 // apiCommand is the JSON shape of the API's command answer.
 type apiCommand struct {
 	CommandID          string  `json:"commandId"`
@@ -145,7 +144,7 @@ func apiTime(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	s := t.UTC().Format(TimeLayout)
+	s := apitime.Format(t)
 	return &s
 }
 
@@ -153,7 +152,7 @@ func parseAPITime(field string, s *string) (time.Time, error) {
 	if s == nil {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(TimeLayout, *s)
+	t, err := apitime.Parse(*s)
 	if err != nil {
 		return time.Time{}, &FieldError{Field: field, Value: *s, Rule: "a time yyyyMMdd'T'HHmmss'Z'", Err: ErrBadJSON}
 	}

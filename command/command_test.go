@@ -82,6 +82,30 @@ func TestNotificationJSON(t *testing.T) {
 	}
 }
 
+// TestNotificationValueJSON: a Notification built directly (as the
+// platform or a test would) encodes the CMD-6 shape; a nil ResultDetail is
+// null. (These cases were push.CommandResult's, which repeated this type.)
+func TestNotificationValueJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		n    Notification
+		want string
+	}{
+		{"command callback (CMD-6)", Notification{DeviceID: "d1", CommandID: "c1", Result: Result{ResultCode: "SUCCESSFUL", ResultDetail: json.RawMessage(`{"result":0}`)}},
+			`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SUCCESSFUL","resultDetail":{"result":0}}}`},
+		{"command callback null detail", Notification{DeviceID: "d1", CommandID: "c1", Result: Result{ResultCode: "SENT"}},
+			`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SENT","resultDetail":null}}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := json.Marshal(tc.n)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, string(got))
+			require.True(t, json.Valid(got))
+		})
+	}
+}
+
 func TestDue(t *testing.T) {
 	c := sample()
 	c.ExpireTime = 3600

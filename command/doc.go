@@ -1,6 +1,20 @@
 // Package command delivers downlink commands to devices that sleep most of
 // the time (NB-IoT PSM, DRX, eDRX): SPEC §4, rules CMD-1 … CMD-11.
 //
+// Engine.Submit stores a PENDING Command; the Engine sends each device's
+// queue one command at a time when the device's Mode says it can be
+// reached, follows the ACK and the response to an end state, and tells a
+// Listener of every move (the platform pushes Command.Notification to the
+// command's callbackUrl). Everything is in a Store, so a restart resumes
+// where it stopped.
+//
+// An Engine follows Doze's one lifecycle: New checks the Config and starts
+// nothing; Run sends and runs the timers until its context ends or Close
+// is called, and returns nil; a second Run returns at once with an error
+// wrapping ErrClosed that says "Run called twice", and Run after Close
+// returns ErrClosed; Close is idempotent, may come before Run and returns
+// only after Run has.
+//
 // # Model
 //
 // A Command is created PENDING by Engine.Submit and moves through the
@@ -61,20 +75,6 @@
 // Per command with a callbackUrl: 5 command writes and 3 outbox writes
 // (push then removes each delivered message: its own writes).
 //
-// Before issue 15 the same command cost the same writes but in another
-// order: lwm2m's Downlink returned only with the ACK, so the engine stored
-// SENT after the ACK (hop 3 happened after hop 4), with the device's lock
-// held for the whole exchange, and the platform then stored DELIVERED from
-// a goroutine it started so as not to call the engine under that lock. An
-// application saw PENDING while the device held its ACK, never SENT; a
-// device that never ACKed kept the command PENDING (Send failed after
-// Config.SendTimeout) instead of SENT → TIMEOUT. And the Listener, with
-// its outbox writes, ran under the device's lock. Now each step of the
-// transport is one stored move when it happens, the lock is free while
-// the device takes its time, and no goroutine is started to report an
-// ACK: the transmission's own goroutine (one per device in flight, at most
-// Config.Transmissions) reports it.
-//
 // # Durability (CMD-9)
 //
 // The Store holds everything; the engine keeps in memory only each
@@ -92,10 +92,9 @@
 //
 // Engine methods are safe for concurrent use. Operations on one device are
 // serialised by a per-device lock (a channel, so that a goroutine waiting
-// for it is "durably blocked" for testing/synctest). New starts nothing;
-// Run starts Config.Workers goroutines that send and one timer loop, and
-// returns when its context ends or Close is called; Close is idempotent and
-// waits for Run. A plain Sender is called with the device's lock held: it
+// for it is "durably blocked" for testing/synctest). Run starts
+// Config.Workers goroutines that send and one timer loop, and waits for
+// them before it returns. A plain Sender is called with the device's lock held: it
 // must not call the Engine for that device. A Transmitter is called
 // without it, on a goroutine per transmission that Run waits for. The
 // Listener is called after the lock is released, a device's moves in the
@@ -194,121 +193,6 @@
 //
 // # Figures
 //
-// Issue 7's wake figures were measured on 2026-11-26, 00:43–01:10 UTC, on
-// 2 cores, AMD EPYC (Oxide Virtual Turin-like Processor), Go 1.26.8,
-// linux/amd64, shared with two other engineers' builds and tests (load
-// average 1.0–4.1 during the runs, up to 9 in discarded ones). Every
-// figure is noisy: before and after ran interleaved, one after the other,
-// and we quote the median with the range in brackets. Before is commit
-// abf29e6 built with the benchmark code of this one; GOGC and GOMEMLIMIT
-// at their defaults unless said.
-// 100,000 devices with 10 PENDING commands each: 1,000,000 pending; the
-// baseline has 1,000 devices, 10,000 pending. Reproduce with
-//
-//	go test -run XXX -bench 'MemWakeToSend|SmallWakeToSend' -benchtime=20s ./command/
-//	go test -run XXX -bench 'MemPendingMemory|Saturated|Unpaced' ./command/
-//
-// DeviceWoke → first Sender.Send, in memory, 1,000 wake-ups a second,
-// each device then draining its 10 commands (commandtest.WakeSteady),
-// 20 s runs of 24,000 samples with the collections they cause:
-//
-//	                                 before               after
-//	p99, 1,000,000 pending (6 runs)  1.3 ms (0.63–4.5)    0.33 ms (0.22–2.8)
-//	p50, 1,000,000 pending           31 µs (24–49)        33 µs (8–50)
-//	p99, 10,000 pending (2 runs)     1.8 ms (0.39–3.1)    0.25 ms (0.25–0.26)
-//	allocated per wake               115 KB, 217 allocs   35 KB, 156 allocs
-//	collections in 20 s              3–4                  1
-//	heap per pending command         598 B                540 B
-//	one full collection (4 runs)     830 ms (555–1125)    500 ms (338–985)
-//
-// After: p99 ≤ 1 ms in 5 of the 6 runs, and in a 60 s run (72,000
-// samples, 5 collections) 0.42 ms; a check after the merge on a quiet
-// machine (01:24 UTC, load 2.0–2.6, nothing else running) gave p99 389 µs
-// and p50 50 µs with 1,000,000 pending, 249 µs and 18 µs with 10,000; the run at 2.8 ms had a low p50
-// (8 µs) and load 2.3: something else held the cores. The p50 did not
-// move: at a steady rate the engine's goroutines sleep between wake-ups
-// and most of it is waking them. The 1,000,000-pending p99 is now 1.3×
-// the 10,000-pending one (the issue's first figures: 66×). Before, the
-// ratio was 0.75×, the baseline itself disturbed: past its 1,000 devices
-// it wakes new ones, 40,000–56,000 in 20 s, so its store grows to half a
-// million ended commands (65–72 collections in a run before, 32–34
-// after). GOGC=400 (a setting a platform with a large MemStore could make;
-// the heap may then grow to 5× the live 540 MB) gave p99 0.38 and
-// 0.56 ms in 20 s runs with no collection (00:48–00:50 UTC, load
-// 3.1–3.3, one change earlier) but 1.6 ms in a 60 s run with one
-// (01:08 UTC, load 2.5), against 0.42 ms with 5 at the default: within
-// this noise it buys nothing, and the figures above use the default.
-//
-// Other loads (one run each, 01:02–01:03 UTC, load 2.8–4.8):
-//
-//	                                  before            after
-//	saturated p99 (commandtest.WakeSaturated)
-//	  1,000,000 / 10,000 pending      3.9 / 0.79 ms     2.8 / 0.50 ms
-//	unpaced p99 (commandtest.WakeUnpaced)
-//	  1,000,000 / 10,000 pending      1.9 / 0.19 ms     0.13 / 0.15 ms
-//
-// The unpaced figure after is not a cure: that run made 50,714 wake-ups
-// and left 50,072 answers waiting (before: 10,000 and 9,965), still
-// overloaded; the faster engine only met the full answer channel later.
-//
-// Saturated wakes the next device as soon as at most 64 answers wait: the
-// CPU is always busy draining queues, and the tail is the OS and Go
-// schedulers (with Store.Front and GOGC=off, no collection at all, the
-// p99 stayed at 2 ms). No latency target holds at 100 % CPU; it is there to show the
-// engine's throughput (after: ~2,500 wake-ups/s, 25,000 commands drained
-// per second, 1,000,000 pending).
-//
-// What was wrong, and what changed:
-//
-//   - The benchmark. It was unpaced: a device woke as soon as the previous
-//     one's first command went out, ten times faster than its one responder
-//     goroutine answered, so the answers piled up (9,965 after 10,000 wakes)
-//     and the p99 grew with b.N (with Store.Front below: 1.2 ms at 40,000
-//     wakes, 2.8 ms at 100,000, once the 65,536-answer channel was full and
-//     the Sender blocked): it measured an overloaded platform. And the
-//     fill's last collection (1.7 s of marking) could still be running in
-//     the first second of timing. Now the fill's garbage is collected before timing, and
-//     devices wake at a steady rate; the unpaced and saturated loads are
-//     kept as their own benchmarks. The 10,000-pending baseline used to
-//     wake, past its 1,000 devices, new devices with one command each (1.4
-//     sends per wake against 10): they now get 10 commands, as the big one.
-//     p99 is taken from b.N sorted samples (24,000 in 20 s).
-//   - Store.Queue on every step. The engine copied a device's whole open
-//     queue (10 commands of 416 bytes) when it served the device, matched
-//     a response and promoted the next head, several times per command.
-//     Store.Front returns only the head (and the next command, or the
-//     commands due now): allocation per wake fell from 115 KB to 35 KB and
-//     the collections in a run from 3–4 to 1.
-//   - MemStore records. Commands are kept with their times as seconds and
-//     nanoseconds (memRec): 352-byte entries instead of 448, 11 pointers
-//     instead of 18; the heap per pending command fell from 598 to 540 B.
-//     The full collection's time is too noisy here to show a change with
-//     confidence.
-//   - Serving woken devices before the others was tried (a second list in
-//     the scheduler) and dropped: interleaved runs showed no gain.
-//
-// The older figures below were measured before issue 7's changes (load
-// average 12–16), the wake rows with the unpaced benchmark; the Submit and
-// bbolt ones were not measured again:
-//
-//	benchmark                          in memory (2 runs)   bbolt (fsync on)
-//	Submit, one goroutine              4,100–7,000 /s       52 /s
-//	Submit, 32 goroutines              10,000 /s            400 /s (7.7× serial: group commit)
-//	DeviceWoke → first Send  p50       24 µs                16.9 ms
-//	DeviceWoke → first Send  p99       7.6 ms               633 ms
-//	per pending command                598 B heap           797 B of file
-//
-//	go test -run XXX -bench Bolt ./store/         (bbolt, file synced)
-//
-// On bbolt, the send attempt stored before Sender.Send (CMD-9, see
-// Decisions) puts a synced write inside DeviceWoke → Send: p50 went from
-// 129 µs to 16.9 ms; an NB-IoT round trip is seconds, so we pay it for not
-// sending a command twice after a crash. bbolt Submit is 79× slower than
-// in memory from one goroutine and 25× from 32 (each commit is an fsync;
-// parallel writers share it). The bbolt wake benchmark now uses the
-// unpaced load, as it did then; one run each of before and after (01:11
-// UTC, load 1.7–1.9) gave p50 13.5 and 12.7 ms, the synced writes, from
-// 88 samples: too few for a p99. The bbolt file for the benchmarks is
-// filled once with Options.NoSync (a setup shortcut: the bytes are those a
-// synced fill leaves) and every measured write is synced.
+// Measured figures and how to reproduce them are in BENCHMARKS.md in this
+// package's folder.
 package command

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/doze-io/doze/internal/lifecycle"
 )
 
 // Config tunes an Engine. The zero value is ready to use.
@@ -118,11 +120,7 @@ type Engine struct {
 	slots   chan struct{}  // Transmitter sends in flight (Config.Transmissions)
 	flights sync.WaitGroup // their goroutines; Run waits for them
 
-	mu      sync.Mutex
-	closed  bool
-	running bool
-	stop    context.CancelFunc
-	done    chan struct{}
+	life lifecycle.Guard // Run and Close (see the package doc)
 }
 
 // devState is what the engine keeps in memory per device; everything else
@@ -165,11 +163,7 @@ func New(st Store, s Sender, l Listener, cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-func (e *Engine) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
-}
+func (e *Engine) isClosed() bool { return e.life.Closed() }
 
 // device returns the device's state, locked and loaded from the store.
 func (e *Engine) device(ctx context.Context, id string) (*devState, error) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -756,23 +755,23 @@ func TestCallbackCheck(t *testing.T) {
 // TestCloseAndErrors: Close is idempotent and everything after it fails
 // with ErrClosed; New refuses nonsense.
 func TestCloseAndErrors(t *testing.T) {
-	e, err := New(NewMemStore(), SenderFunc(func(context.Context, Command) error { return nil }), nil, Config{})
-	require.NoError(t, err)
 	ctx := context.Background()
-	done := make(chan error)
-	go func() { done <- e.Run(ctx) }()
-	for !e.isRunning() {
-		runtime.Gosched()
-	}
-	require.NoError(t, e.Close())
-	require.NoError(t, <-done)
-	require.NoError(t, e.Close())
-	_, err = e.Submit(ctx, req("x"))
-	require.ErrorIs(t, err, ErrClosed)
-	require.ErrorIs(t, e.DeviceWoke(ctx, "x"), ErrClosed)
-	require.ErrorIs(t, e.Run(ctx), ErrClosed)
+	synctest.Test(t, func(t *testing.T) {
+		e, err := New(NewMemStore(), SenderFunc(func(context.Context, Command) error { return nil }), nil, Config{})
+		require.NoError(t, err)
+		done := make(chan error)
+		go func() { done <- e.Run(ctx) }()
+		synctest.Wait() // Run is running and idle
+		require.NoError(t, e.Close())
+		require.NoError(t, <-done)
+		require.NoError(t, e.Close())
+		_, err = e.Submit(ctx, req("x"))
+		require.ErrorIs(t, err, ErrClosed)
+		require.ErrorIs(t, e.DeviceWoke(ctx, "x"), ErrClosed)
+		require.ErrorIs(t, e.Run(ctx), ErrClosed)
+	})
 
-	_, err = New(nil, nil, nil, Config{})
+	_, err := New(nil, nil, nil, Config{})
 	require.Error(t, err)
 	_, err = New(NewMemStore(), SenderFunc(nil), nil, Config{QueueLimit: -1})
 	require.Error(t, err)
@@ -782,10 +781,34 @@ func TestCloseAndErrors(t *testing.T) {
 	require.ErrorIs(t, e2.SetMode(ctx, "d", Mode{ActiveTime: -1}), ErrBadMode)
 }
 
-func (e *Engine) isRunning() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.running
+// TestRunTwice: a second Run returns at once with an error wrapping
+// ErrClosed that says "Run called twice"; the first Run goes on until
+// Close, which may come again. Close before Run makes Run return ErrClosed.
+func TestRunTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e, err := New(NewMemStore(), SenderFunc(func(context.Context, Command) error { return nil }), nil, Config{})
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- e.Run(t.Context()) }()
+		synctest.Wait()
+		err = e.Run(t.Context())
+		require.ErrorIs(t, err, ErrClosed)
+		require.EqualError(t, err, "command: engine closed: command.Engine: Run called twice")
+		select {
+		case err := <-done:
+			t.Fatalf("the first Run returned %v", err)
+		default:
+		}
+		require.NoError(t, e.Close())
+		require.NoError(t, <-done)
+		require.NoError(t, e.Close())
+		require.Equal(t, ErrClosed, e.Run(t.Context()))
+
+		early, err := New(NewMemStore(), SenderFunc(nil), nil, Config{})
+		require.NoError(t, err)
+		require.NoError(t, early.Close())
+		require.Equal(t, ErrClosed, early.Run(t.Context()))
+	})
 }
 
 // TestRetransmitOnlyWhileAwake: a PSM device is retransmitted to only

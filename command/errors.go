@@ -71,7 +71,7 @@ func (e *RefusedError) Error() string {
 // errors.As.
 func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
 
-// ErrClosed means the Engine was used after Close.
+// ErrClosed means the Engine was used after Close, or Run was called twice.
 var ErrClosed = errors.New("command: engine closed")
 
 // FieldError says which field of a request or record is wrong, what it

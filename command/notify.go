@@ -5,7 +5,8 @@ import (
 )
 
 // Notification is the body pushed to a command's callbackUrl on every
-// notifying move (CMD-6):
+// notifying move (CMD-6); it is the only definition of that body (the
+// platform encodes it and hands the bytes to push's Engine.Send):
 //
 //	{"deviceId":"…","commandId":"…","result":{"resultCode":"DELIVERED","resultDetail":null}}
 type Notification struct {

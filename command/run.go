@@ -94,22 +94,14 @@ func (s *sched) done(id string) {
 // is called; it returns nil then. It starts Config.Workers goroutines that
 // send, and waits for all of them before it returns. On start it picks up
 // whatever the Store holds (CMD-9): due timers fire, heads waiting to be
-// tried are tried.
+// tried are tried. A second Run returns an error wrapping ErrClosed ("Run
+// called twice"); Run after Close returns ErrClosed (see the package doc).
 func (e *Engine) Run(ctx context.Context) error {
-	e.mu.Lock()
-	switch {
-	case e.closed:
-		e.mu.Unlock()
-		return ErrClosed
-	case e.running:
-		e.mu.Unlock()
-		return errors.New("command: Run called twice")
+	ctx, err := e.life.Start(ctx, "command.Engine", ErrClosed)
+	if err != nil {
+		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	e.running, e.stop, e.done = true, cancel, make(chan struct{})
-	e.mu.Unlock()
-	defer close(e.done)
-	defer cancel()
+	defer e.life.Finish()
 
 	var wg sync.WaitGroup
 	for range e.cfg.Workers {
@@ -165,16 +157,9 @@ func (e *Engine) prune(ctx context.Context, p Pruner) {
 }
 
 // Close stops Run (waiting for it to return) and makes every later call
-// fail with ErrClosed. It is safe to call more than once.
+// fail with ErrClosed. It may come before Run and is idempotent.
 func (e *Engine) Close() error {
-	e.mu.Lock()
-	e.closed = true
-	stop, done := e.stop, e.done
-	e.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
-	}
+	e.life.Stop()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package command
 
 import (
 	"fmt"
+	"slices"
 )
 
 // Status is the state of a command (SPEC CMD-1, FAQ §7.4).
@@ -30,8 +31,11 @@ const (
 	Canceled
 )
 
-// Statuses lists every valid Status in declaration order.
-var Statuses = []Status{Pending, Sent, Delivered, Successful, Failed, Timeout, Expired, Canceled}
+// statuses is every valid Status in declaration order.
+var statuses = [...]Status{Pending, Sent, Delivered, Successful, Failed, Timeout, Expired, Canceled}
+
+// Statuses returns every valid Status in declaration order, in a new slice.
+func Statuses() []Status { return slices.Clone(statuses[:]) }
 
 var statusNames = [...]string{
 	Pending:    "PENDING",
@@ -89,7 +93,7 @@ func (s *Status) UnmarshalText(b []byte) error {
 // ParseStatus parses an API status name. Names are upper case as the API
 // writes them; anything else fails with ErrBadStatus.
 func ParseStatus(name string) (Status, error) {
-	for _, s := range Statuses {
+	for _, s := range statuses {
 		if statusNames[s] == name {
 			return s, nil
 		}

@@ -28,7 +28,7 @@ var allowed = map[[2]Status]bool{
 // their time, every other move is refused with a *MoveError and leaves the
 // command untouched.
 func TestMovesExhaustive(t *testing.T) {
-	states := append([]Status{0, Status(99)}, Statuses...)
+	states := append([]Status{0, Status(99)}, Statuses()...)
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	n := 0
 	for _, from := range states {
@@ -62,13 +62,13 @@ func TestMovesExhaustive(t *testing.T) {
 		}
 	}
 	require.Equal(t, len(allowed), n, "every allowed move was exercised")
-	for _, s := range Statuses {
+	for _, s := range Statuses() {
 		require.Equal(t, s.Final(), len(Moves(s)) == 0, "%v: end states have no moves", s)
 	}
 }
 
 func TestStatusNames(t *testing.T) {
-	for _, s := range Statuses {
+	for _, s := range Statuses() {
 		b, err := s.MarshalText()
 		require.NoError(t, err)
 		got, err := ParseStatus(string(b))
@@ -83,7 +83,15 @@ func TestStatusNames(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, "Status(0)", Status(0).String())
 	require.False(t, Pending.Notifies(), "creation is not pushed")
-	for _, s := range Statuses[1:] {
+	for _, s := range Statuses()[1:] {
 		require.True(t, s.Notifies(), "%v is pushed (CMD-6)", s)
 	}
+}
+
+// TestStatusesIsACopy: changing the returned slice changes nothing.
+func TestStatusesIsACopy(t *testing.T) {
+	a := Statuses()
+	a[0] = Canceled
+	require.Equal(t, Pending, Statuses()[0])
+	require.Equal(t, "PENDING", Pending.String())
 }

@@ -3,15 +3,13 @@ package profile
 import (
 	"fmt"
 	"time"
+
+	"github.com/doze-io/doze/internal/apitime"
 )
 
-// DateTimeLayout is the time layout of DateTime values and of the
-// platform's timestamps: yyyyMMdd'T'HHmmss'Z' in UTC, e.g. 20170214T164001Z
-// (PRF-4).
-const DateTimeLayout = "20060102T150405Z"
-
-// FormatDateTime formats t in UTC as DateTimeLayout.
-func FormatDateTime(t time.Time) string { return t.UTC().Format(DateTimeLayout) }
+// FormatDateTime formats t as a DateTime value, the platform's one time
+// format: yyyyMMdd'T'HHmmss'Z' in UTC, e.g. 20170214T164001Z (PRF-4).
+func FormatDateTime(t time.Time) string { return apitime.Format(t) }
 
 // ParseDateTime reads a DateTime value. It wants exactly 16 characters:
 // eight digits of date, 'T', six digits of time, 'Z'.
@@ -19,7 +17,7 @@ func ParseDateTime(s string) (time.Time, error) {
 	if !dateTimeShape(s) {
 		return time.Time{}, fmt.Errorf("profile: %q is not a DateTime; want yyyyMMdd'T'HHmmss'Z' in UTC such as 20170214T164001Z", s)
 	}
-	t, err := time.Parse(DateTimeLayout, s)
+	t, err := apitime.Parse(s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("profile: %q is not a valid DateTime (%v); want yyyyMMdd'T'HHmmss'Z' in UTC such as 20170214T164001Z", s, err)
 	}

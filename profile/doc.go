@@ -10,7 +10,7 @@
 // method of R, W and E letters) and [Command]s (what an application
 // sends), whose [Para]s and [Response]s follow the same rules as
 // properties. Every property and para has a [DataType]: int, decimal,
-// string, DateTime (layout [DateTimeLayout], yyyyMMdd'T'HHmmss'Z') and
+// string, DateTime (yyyyMMdd'T'HHmmss'Z', [ParseDateTime]) and
 // jsonObject from Profile files, plus long, enum, boolean and string list
 // from the newer JSON model (PRF-4, PRF-10).
 //

@@ -1,12 +1,24 @@
-// Package push sends notifications to application servers: subscriptions,
-// callback URL rules, notification bodies, and a delivery engine with a
-// durable outbox, retry, endpoint health and signing (SPEC §5, PSH-1 …
-// PSH-7; FAQ §5).
+// Package push delivers notifications to application servers as HTTP(S)
+// webhooks (SPEC §5, PSH-1 … PSH-7; FAQ §5).
+//
+// An application subscribes a callback URL to a notify type
+// (Engine.Subscribe); the platform publishes typed bodies to the
+// subscribers (Engine.Publish, Engine.PublishReport) or sends any body to
+// one checked URL (Engine.Send, as for command callbacks). Every accepted
+// push is first stored in an outbox, then delivered with retries,
+// per-endpoint health and Standard Webhooks signing, behind an SSRF guard.
+//
+// An Engine follows Doze's one lifecycle: New checks the Config and starts
+// nothing; Run loads the outbox, delivers until its context ends or Close
+// is called, and returns nil; a second Run returns at once with an error
+// wrapping ErrClosed that says "Run called twice", and Run after Close
+// returns ErrClosed; Close is idempotent, may come before Run and returns
+// only after Run has.
 //
 // # Model
 //
 // An application subscribes a callback URL to a notify type (Subscription,
-// Engine.Subscribe; the 18 NotifyTypes of PSH-1). Callback URLs must be
+// Engine.Subscribe; NotifyTypes: the 18 of PSH-1 and lwm2mOperationResult). Callback URLs must be
 // http(s)://host:port/path (ParseCallbackURL, one sentinel per broken rule:
 // ErrURLScheme, ErrURLNoHost, ErrURLNoPort, ErrURLNoPath), and within one
 // application they share one host and port (ErrOriginConflict; the same
@@ -18,8 +30,9 @@
 // bodies, and Body for the types docs/api.md gives no shape for. A device
 // Report is split into one deviceDataChanged push per service and kept
 // whole for deviceDatasChanged (Engine.PublishReport, §5.13, §5.16).
-// CommandResult is the command callback body of CMD-6, sent with
-// Engine.Send to a URL that needs no subscription.
+// A command's callback (CMD-6) needs no subscription: Engine.Send (or
+// SendFor) delivers any body, such as the encoded command.Notification, to
+// a checked URL with the same outbox, retries and signing.
 //
 // Every accepted push is a Message in the Store's outbox before Publish,
 // PublishReport or Send returns (PSH-6). Engine.Run loads the outbox and
@@ -88,9 +101,8 @@
 //
 // # Concurrency
 //
-// All Engine methods are safe for concurrent use. New starts nothing; Run
-// owns every goroutine (dispatcher, workers, a store deleter) and returns
-// after Close or when its context ends; Close is idempotent and waits.
+// All Engine methods are safe for concurrent use. Run owns every goroutine
+// (dispatcher, workers, a store deleter) and stops them before it returns.
 // Subscription methods and Publish/Send work before Run: messages wait in
 // the Store and go out when Run starts. Listener methods are called from
 // engine goroutines and must not block for long.
@@ -142,40 +154,6 @@
 //
 // # Figures
 //
-// Measured with the bbolt outbox (store.DB.Push, fsync on) to a local
-// httptest sink answering 200 in the same process, messages enqueued by
-// 256 goroutines, on 2 cores, AMD EPYC, Go 1.26, with seven other builds
-// sharing the machine:
-//
-//	go test ./store -run XXX -bench Push -benchtime 4x -count 2
-//	BenchmarkPushDeliver/store=bbolt    8,178 and 11,704 deliveries/s
-//	BenchmarkPushDeliver/store=memory  14,960 and 17,254 deliveries/s (baseline)
-//	                                   bbolt/memory 0.55 and 0.68
-//	BenchmarkPushIsolation  solo 10,444 and 11,172/s; beside an endpoint that
-//	                        answered once and then hangs with 16 tries in
-//	                        flight: 11,540 and 10,813/s; ratio 1.10 and 0.97
-//
-// Target ≥ 5,000/s on 2 cores: met in these runs. Earlier runs of the same
-// benchmark under heavier load (load average 10–17 from the other builds)
-// gave 2,196–7,496/s, with the in-memory store no faster — the rate is then
-// bound by CPU share and HTTP round trips (net/http makes ~100 of the ~110
-// allocations per delivery), not by bbolt.
-//
-// Re-run in review on the same machine at load average 17–26:
-//
-//	BenchmarkPushDeliver/store=bbolt    2,413 deliveries/s
-//	BenchmarkPushDeliver/store=memory   3,407 deliveries/s; bbolt/memory 0.71
-//	BenchmarkPushIsolation  ratio 0.67 (run beside this package's race
-//	                        tests), then 1.55 and 1.15
-//
-// Those swings came from the load changing between the benchmark's solo and
-// beside batches of 4,096. The benchmark now alternates them in slices of
-// 512; four runs at load average 10–13 (go test ./store -run XXX -bench
-// PushIsolation -benchtime 4x -count 2, twice) gave ratios 0.99, 0.94, 0.89
-// and 1.12 at 4,728–6,690 solo deliveries/s. So the isolation target
-// (≥ 0.90) holds on average, with single loaded runs a few points either
-// side. The property itself does not rest on timing: the synctest tests
-// TestFailingEndpointDoesNotDelayHealthy and TestBacklogRoundRobin check
-// the scheduling (a hanging or failing endpoint holds no worker another
-// needs; a backlog does not delay another endpoint's message).
+// Measured figures and how to reproduce them are in BENCHMARKS.md in this
+// package's folder.
 package push

@@ -493,8 +493,9 @@ func TestSend(t *testing.T) {
 	s := newSink(t, nil)
 	e, _ := newTestEngine(t, Config{Allow: allowLoopback})
 	run(t, e)
-	body, err := json.Marshal(CommandResult{DeviceID: "d1", CommandID: "c1", Result: CommandStatus{ResultCode: "DELIVERED"}})
-	require.NoError(t, err)
+	// A command's callback body (command.Notification) as the platform
+	// encodes it; push passes any body through unchanged.
+	body := []byte(`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"DELIVERED","resultDetail":null}}`)
 	id, err := e.Send(context.Background(), s.url("/cmd"), body, "raw-key")
 	require.NoError(t, err)
 	r := s.next(t)
@@ -516,6 +517,21 @@ func TestSendRefused(t *testing.T) {
 	_, err = e.Send(ctx, "http://203.0.113.7:8080/", nil, "")
 	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, e.Run(ctx), ErrClosed)
+}
+
+// TestRunTwice: a second Run returns at once with an error wrapping
+// ErrClosed that says "Run called twice"; the first Run goes on and
+// returns nil at Close (run's cleanup checks that).
+func TestRunTwice(t *testing.T) {
+	s := newSink(t, nil)
+	e, _ := newTestEngine(t, Config{Allow: allowLoopback})
+	run(t, e)
+	err := e.Run(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+	require.EqualError(t, err, "push: engine closed: push.Engine: Run called twice")
+	_, err = e.Send(context.Background(), s.url("/still"), []byte(`{}`), "")
+	require.NoError(t, err)
+	require.Equal(t, "{}", string(s.next(t).body), "the first Run still delivers")
 }
 
 // TestEnqueueBeforeRun: messages accepted before Run wait in the Store and

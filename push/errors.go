@@ -108,8 +108,8 @@ type NotifyTypeError struct {
 
 // Error implements error.
 func (e *NotifyTypeError) Error() string {
-	names := make([]string, len(NotifyTypes))
-	for i, t := range NotifyTypes {
+	names := make([]string, len(notifyTypes))
+	for i, t := range notifyTypes {
 		names[i] = string(t)
 	}
 	return fmt.Sprintf("push: unknown notify type %q; allowed: %s", e.NotifyType, strings.Join(names, ", "))

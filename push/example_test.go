@@ -83,8 +83,8 @@ func ExampleEngine_Send() {
 	go func() { done <- e.Run(ctx) }()
 	defer func() { e.Close(); <-done }()
 
-	body, _ := json.Marshal(push.CommandResult{DeviceID: "d1", CommandID: "c1",
-		Result: push.CommandStatus{ResultCode: "SUCCESSFUL", ResultDetail: json.RawMessage(`{"result":0}`)}})
+	// The body is the platform's to compose; here a command callback (CMD-6).
+	body := []byte(`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SUCCESSFUL","resultDetail":{"result":0}}}`)
 	id, err := e.Send(ctx, app.URL+"/commands", body, "")
 	if err != nil {
 		panic(err)

@@ -5,8 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/doze-io/doze/internal/apitime"
 )
 
 // NotifyType names a kind of notification an application subscribes to (PSH-1).
@@ -37,8 +41,8 @@ const (
 	LwM2MOperationResult NotifyType = "lwm2mOperationResult"
 )
 
-// NotifyTypes lists every notify type of PSH-1 in the SPEC's order, then ours.
-var NotifyTypes = []NotifyType{
+// notifyTypes is every notify type of PSH-1 in the SPEC's order, then ours.
+var notifyTypes = [...]NotifyType{
 	BindDevice, DeviceAdded, DeviceInfoChanged, DeviceDataChanged, DeviceDatasChanged, DeviceDeleted,
 	MessageConfirm, CommandRsp, DeviceEvent, ServiceInfoChanged, RuleEvent, DeviceModelAdded,
 	DeviceModelDeleted, DeviceDesiredPropertiesModifyStatusChanged,
@@ -46,8 +50,12 @@ var NotifyTypes = []NotifyType{
 	LwM2MOperationResult,
 }
 
+// NotifyTypes returns every notify type of PSH-1 in the SPEC's order, then
+// ours, in a new slice.
+func NotifyTypes() []NotifyType { return slices.Clone(notifyTypes[:]) }
+
 // Valid reports whether t is one of NotifyTypes.
-func (t NotifyType) Valid() bool { return slices.Contains(NotifyTypes, t) }
+func (t NotifyType) Valid() bool { return slices.Contains(notifyTypes[:], t) }
 
 // ParseNotifyType returns s as a NotifyType, or a *NotifyTypeError listing
 // the allowed names.
@@ -59,18 +67,36 @@ func ParseNotifyType(s string) (NotifyType, error) {
 	return t, nil
 }
 
-// TimeLayout is the layout of every time in notification bodies:
-// yyyyMMdd'T'HHmmss'Z', UTC.
-const TimeLayout = "20060102T150405Z"
-
-// FormatTime formats t in UTC with TimeLayout, as eventTime and upgradeTime want.
-func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+// FormatTime formats t as every time in notification bodies is written
+// (eventTime, upgradeTime): yyyyMMdd'T'HHmmss'Z' in UTC.
+func FormatTime(t time.Time) string { return apitime.Format(t) }
 
 // Notification is a body pushed to subscribers of one notify type. Its JSON
 // starts with "notifyType" (PSH-3).
 type Notification interface {
 	NotifyType() NotifyType
 	json.Marshaler
+}
+
+// plainTypes caches, per body type, a struct type with the same fields and
+// tags but no methods (reflect.Type → reflect.Type), for marshalBody.
+var plainTypes sync.Map
+
+// marshalBody is the MarshalJSON of every fixed-shape body: n's fields in
+// declaration order after "notifyType":n.NotifyType(). It encodes n as a
+// struct with the same fields and no methods, so that n's own MarshalJSON
+// is not called again.
+func marshalBody(n Notification) ([]byte, error) {
+	v := reflect.ValueOf(n)
+	p, ok := plainTypes.Load(v.Type())
+	if !ok {
+		fields := make([]reflect.StructField, v.NumField())
+		for i := range fields {
+			fields[i] = v.Type().Field(i)
+		}
+		p, _ = plainTypes.LoadOrStore(v.Type(), reflect.StructOf(fields))
+	}
+	return marshalWithType(n.NotifyType(), v.Convert(p.(reflect.Type)).Interface())
 }
 
 // marshalWithType encodes v (a struct without a notifyType field) and puts
@@ -152,10 +178,7 @@ type DeviceDataChangedBody struct {
 func (DeviceDataChangedBody) NotifyType() NotifyType { return DeviceDataChanged }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b DeviceDataChangedBody) MarshalJSON() ([]byte, error) {
-	type plain DeviceDataChangedBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b DeviceDataChangedBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // DeviceDatasChangedBody is a deviceDatasChanged push: every service of one report.
 //
@@ -172,11 +195,10 @@ func (DeviceDatasChangedBody) NotifyType() NotifyType { return DeviceDatasChange
 
 // MarshalJSON encodes the body with notifyType first.
 func (b DeviceDatasChangedBody) MarshalJSON() ([]byte, error) {
-	type plain DeviceDatasChangedBody
 	if b.Services == nil {
 		b.Services = []ServiceData{}
 	}
-	return marshalWithType(b.NotifyType(), plain(b))
+	return marshalBody(b)
 }
 
 // DeviceInfo is the deviceInfo object of device notifications. Empty fields
@@ -218,10 +240,7 @@ type BindDeviceBody struct {
 func (BindDeviceBody) NotifyType() NotifyType { return BindDevice }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b BindDeviceBody) MarshalJSON() ([]byte, error) {
-	type plain BindDeviceBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b BindDeviceBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // DeviceAddedBody is a deviceAdded push.
 //
@@ -237,10 +256,7 @@ type DeviceAddedBody struct {
 func (DeviceAddedBody) NotifyType() NotifyType { return DeviceAdded }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b DeviceAddedBody) MarshalJSON() ([]byte, error) {
-	type plain DeviceAddedBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b DeviceAddedBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // DeviceDeletedBody is a deviceDeleted push.
 //
@@ -254,10 +270,7 @@ type DeviceDeletedBody struct {
 func (DeviceDeletedBody) NotifyType() NotifyType { return DeviceDeleted }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b DeviceDeletedBody) MarshalJSON() ([]byte, error) {
-	type plain DeviceDeletedBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b DeviceDeletedBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // DeviceInfoChangedBody is a deviceInfoChanged push.
 //
@@ -272,10 +285,7 @@ type DeviceInfoChangedBody struct {
 func (DeviceInfoChangedBody) NotifyType() NotifyType { return DeviceInfoChanged }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b DeviceInfoChangedBody) MarshalJSON() ([]byte, error) {
-	type plain DeviceInfoChangedBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b DeviceInfoChangedBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // SwUpgradeStateChangeBody is a swUpgradeStateChangeNotify push.
 //
@@ -292,10 +302,7 @@ type SwUpgradeStateChangeBody struct {
 func (SwUpgradeStateChangeBody) NotifyType() NotifyType { return SwUpgradeStateChangeNotify }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b SwUpgradeStateChangeBody) MarshalJSON() ([]byte, error) {
-	type plain SwUpgradeStateChangeBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b SwUpgradeStateChangeBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // SwUpgradeResultBody is a swUpgradeResultNotify push.
 //
@@ -318,10 +325,7 @@ type SwUpgradeResultBody struct {
 func (SwUpgradeResultBody) NotifyType() NotifyType { return SwUpgradeResultNotify }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b SwUpgradeResultBody) MarshalJSON() ([]byte, error) {
-	type plain SwUpgradeResultBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b SwUpgradeResultBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // FwUpgradeStateChangeBody is a fwUpgradeStateChangeNotify push.
 //
@@ -339,10 +343,7 @@ type FwUpgradeStateChangeBody struct {
 func (FwUpgradeStateChangeBody) NotifyType() NotifyType { return FwUpgradeStateChangeNotify }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b FwUpgradeStateChangeBody) MarshalJSON() ([]byte, error) {
-	type plain FwUpgradeStateChangeBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b FwUpgradeStateChangeBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // FwUpgradeResultBody is a fwUpgradeResultNotify push. docs/api.md shows no
 // sample; the fields follow the public documentation of the original
@@ -366,10 +367,7 @@ type FwUpgradeResultBody struct {
 func (FwUpgradeResultBody) NotifyType() NotifyType { return FwUpgradeResultNotify }
 
 // MarshalJSON encodes the body with notifyType first.
-func (b FwUpgradeResultBody) MarshalJSON() ([]byte, error) {
-	type plain FwUpgradeResultBody
-	return marshalWithType(b.NotifyType(), plain(b))
-}
+func (b FwUpgradeResultBody) MarshalJSON() ([]byte, error) { return marshalBody(b) }
 
 // Body is a notification of any notify type whose fields the platform
 // composes itself: messageConfirm, commandRsp, deviceEvent,
@@ -396,21 +394,4 @@ func (b Body) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("push: Body.Fields of %s must be a JSON object, got %.20q", b.Type, b.Fields)
 	}
 	return marshalWithType(b.Type, b.Fields)
-}
-
-// CommandResult is the body pushed to a command's callbackUrl on every state
-// change (CMD-6). It has no notifyType and needs no subscription: send it
-// with Engine.Send.
-//
-//	{"deviceId":"…","commandId":"…","result":{"resultCode":"SUCCESSFUL","resultDetail":null}}
-type CommandResult struct {
-	DeviceID  string        `json:"deviceId"`
-	CommandID string        `json:"commandId"`
-	Result    CommandStatus `json:"result"`
-}
-
-// CommandStatus is the result object of a CommandResult.
-type CommandStatus struct {
-	ResultCode   string          `json:"resultCode"`   // the command's state: SENT, DELIVERED, SUCCESSFUL, …
-	ResultDetail json.RawMessage `json:"resultDetail"` // the device's answer, or nil for null
 }

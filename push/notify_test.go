@@ -56,10 +56,6 @@ func TestBodiesJSON(t *testing.T) {
 			`{"notifyType":"deviceModelAdded","appId":"a1","model":"WM1"}`},
 		{"generic empty", Body{Type: RuleEvent},
 			`{"notifyType":"ruleEvent"}`},
-		{"command callback (CMD-6)", CommandResult{DeviceID: "d1", CommandID: "c1", Result: CommandStatus{ResultCode: "SUCCESSFUL", ResultDetail: json.RawMessage(`{"result":0}`)}},
-			`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SUCCESSFUL","resultDetail":{"result":0}}}`},
-		{"command callback null detail", CommandResult{DeviceID: "d1", CommandID: "c1", Result: CommandStatus{ResultCode: "SENT"}},
-			`{"deviceId":"d1","commandId":"c1","result":{"resultCode":"SENT","resultDetail":null}}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,8 +76,8 @@ func TestEveryNotifyTypeHasABody(t *testing.T) {
 		SwUpgradeStateChangeNotify: SwUpgradeStateChangeBody{}, SwUpgradeResultNotify: SwUpgradeResultBody{},
 		FwUpgradeStateChangeNotify: FwUpgradeStateChangeBody{}, FwUpgradeResultNotify: FwUpgradeResultBody{},
 	}
-	require.Len(t, NotifyTypes, 19, "the 18 of PSH-1 and ours: lwm2mOperationResult")
-	for _, nt := range NotifyTypes {
+	require.Len(t, NotifyTypes(), 19, "the 18 of PSH-1 and ours: lwm2mOperationResult")
+	for _, nt := range NotifyTypes() {
 		n, ok := typed[nt]
 		if !ok {
 			n = Body{Type: nt, Fields: json.RawMessage(`{"x":1}`)}
@@ -158,4 +154,48 @@ func TestRawData(t *testing.T) {
 		require.NoError(t, err, "%d bytes", n)
 		require.Equal(t, payload, dec, "%d bytes round-trip", n)
 	}
+}
+
+// TestZeroBodiesJSON pins the exact bytes of every notify body's zero
+// value: notifyType first, every field present (null, "" or {}), in
+// declaration order.
+func TestZeroBodiesJSON(t *testing.T) {
+	cases := []struct {
+		body Notification
+		want string
+	}{
+		{DeviceDataChangedBody{}, `{"notifyType":"deviceDataChanged","requestId":null,"deviceId":"","gatewayId":"","service":{"serviceId":"","serviceType":"","data":null,"eventTime":""}}`},
+		{DeviceDatasChangedBody{}, `{"notifyType":"deviceDatasChanged","requestId":null,"deviceId":"","gatewayId":"","services":[]}`},
+		{BindDeviceBody{}, `{"notifyType":"bindDevice","deviceId":"","resultCode":"","deviceInfo":{}}`},
+		{DeviceAddedBody{}, `{"notifyType":"deviceAdded","deviceId":"","gatewayId":"","nodeType":"","deviceInfo":{}}`},
+		{DeviceDeletedBody{}, `{"notifyType":"deviceDeleted","deviceId":"","gatewayId":""}`},
+		{DeviceInfoChangedBody{}, `{"notifyType":"deviceInfoChanged","deviceId":"","gatewayId":"","deviceInfo":{}}`},
+		{SwUpgradeStateChangeBody{}, `{"notifyType":"swUpgradeStateChangeNotify","deviceId":"","appId":"","operationId":"","subOperationId":"","swUpgradeState":""}`},
+		{SwUpgradeResultBody{}, `{"notifyType":"swUpgradeResultNotify","deviceId":"","appId":"","operationId":"","subOperationId":"","curVersion":"","targetVersion":"","sourceVersion":"","swUpgradeResult":"","upgradeTime":"","resultDesc":"","errorCode":""}`},
+		{FwUpgradeStateChangeBody{}, `{"notifyType":"fwUpgradeStateChangeNotify","deviceId":"","appId":"","operationId":"","subOperationId":"","step":"","stepDesc":""}`},
+		{FwUpgradeResultBody{}, `{"notifyType":"fwUpgradeResultNotify","deviceId":"","appId":"","operationId":"","subOperationId":"","curVersion":"","targetVersion":"","sourceVersion":"","status":"","statusDesc":"","upgradeTime":""}`},
+		{Body{}, `{"notifyType":""}`},
+	}
+	for _, c := range cases {
+		got, err := json.Marshal(c.body)
+		require.NoError(t, err)
+		require.Equal(t, c.want, string(got), "%T", c.body)
+		direct, err := c.body.MarshalJSON()
+		require.NoError(t, err)
+		require.Equal(t, c.want, string(direct), "%T.MarshalJSON", c.body)
+	}
+	all := DeviceInfo{NodeID: "n", Name: "m", Description: "d", ManufacturerID: "mi", ManufacturerName: "mn", DeviceType: "dt",
+		Model: "mo", ProtocolType: "p", Status: "s", StatusDetail: "sd", SwVersion: "sw", FwVersion: "fw", HwVersion: "hw",
+		SignalStrength: "ss", BatteryLevel: "b"}
+	got, err := json.Marshal(BindDeviceBody{DeviceID: "d1", ResultCode: BindExpired, DeviceInfo: all})
+	require.NoError(t, err)
+	require.Equal(t, `{"notifyType":"bindDevice","deviceId":"d1","resultCode":"expired","deviceInfo":{"nodeId":"n","name":"m","description":"d","manufacturerId":"mi","manufacturerName":"mn","deviceType":"dt","model":"mo","protocolType":"p","status":"s","statusDetail":"sd","swVersion":"sw","fwVersion":"fw","hwVersion":"hw","signalStrength":"ss","batteryLevel":"b"}}`, string(got))
+}
+
+// TestNotifyTypesIsACopy: changing the returned slice changes nothing.
+func TestNotifyTypesIsACopy(t *testing.T) {
+	a := NotifyTypes()
+	a[0] = "x"
+	require.Equal(t, BindDevice, NotifyTypes()[0])
+	require.True(t, BindDevice.Valid())
 }

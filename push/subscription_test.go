@@ -202,3 +202,15 @@ func TestSubscriptionJSON(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, `{"subscriptionId":"s1","notifyType":"deviceAdded","callbackUrl":"http://203.0.113.7:8080/cb"}`, string(b))
 }
+
+// TestIDsSortByCreation: subscription ids made one after the other, many
+// within one millisecond, are UUIDv7s that sort in creation order.
+func TestIDsSortByCreation(t *testing.T) {
+	prev := newID()
+	for range 10000 {
+		id := newID()
+		require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, id)
+		require.Less(t, prev, id)
+		prev = id
+	}
+}

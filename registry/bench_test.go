@@ -50,7 +50,7 @@ func BenchmarkRegister(b *testing.B) {
 			}
 			run := benchRun.Add(1)
 			parallel(b, n, func(i int64) {
-				if _, err := r.Register(ctx, registry.Registration{NodeID: fmt.Sprintf("86%03d%010d", run, i), Info: meterInfo}); err != nil {
+				if _, err := r.Register(ctx, registry.Enrollment{NodeID: fmt.Sprintf("86%03d%010d", run, i), Info: meterInfo}); err != nil {
 					b.Error(err)
 				}
 			})
@@ -97,7 +97,7 @@ func BenchmarkMemoryPerDevice(b *testing.B) {
 		}
 		strBytes := 0
 		for i := range devices {
-			d, err := r.Register(ctx, registry.Registration{NodeID: fmt.Sprintf("86%013d", i), Info: meterInfo})
+			d, err := r.Register(ctx, registry.Enrollment{NodeID: fmt.Sprintf("86%013d", i), Info: meterInfo})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
-// Registration is what an application gives to register a device (REG-1).
-type Registration struct {
+// Enrollment is what an application gives to register a device with
+// Register (REG-1): the device's identity, credentials and product. (It is
+// not an LwM2M registration, which is the device's own session.)
+type Enrollment struct {
 	NodeID     string // IMEI or MAC; 1 to 256 characters; "urn:imei:X" is the same device as "X"
 	VerifyCode string // "" means NodeID
 	PSK        PSK    // nil means 16 random bytes; otherwise 8 to 64 bytes (ParsePSK reads hex); must be nil for SecurityNone
@@ -42,7 +44,7 @@ type Registration struct {
 // (ErrNodeIDTaken), a timeout out of range, a PSK of the wrong length,
 // deviceInfo naming no product (ErrUnknownProduct), an unknown gateway
 // (ErrGatewayNotFound) or group (ErrGroupNotFound).
-func (r *Registry) Register(ctx context.Context, reg Registration) (Device, error) {
+func (r *Registry) Register(ctx context.Context, reg Enrollment) (Device, error) {
 	if err := r.check(ctx); err != nil {
 		return Device{}, err
 	}
@@ -123,7 +125,7 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (Device, erro
 	}
 	now := time.Now()
 	d := Device{
-		ID:           newID(now),
+		ID:           newID(),
 		NodeID:       reg.NodeID,
 		VerifyCode:   reg.VerifyCode,
 		PSK:          slices.Clone(reg.PSK),

@@ -2,9 +2,22 @@
 // credentials, binding and its timeout, online status, groups and gateways
 // (SPEC REG-1…REG-5).
 //
+// An application adds a device with Registry.Register (an Enrollment); the
+// device binds when it first connects with its credential
+// (Registry.Connect), its uplinks keep it ONLINE (Registry.Touch), and
+// Registry.Run expires registrations that never bound and turns silent
+// devices OFFLINE. Everything is in a Store (MemStore, or package store).
+//
+// A Registry follows Doze's one lifecycle: New checks the Config and starts
+// nothing; Run acts on deadlines until its context ends or Close is
+// called, and returns nil; a second Run returns at once with an error
+// wrapping ErrClosed that says "Run called twice", and Run after Close
+// returns ErrClosed; Close is idempotent, may come before Run and returns
+// only after Run has. After Close every method returns ErrClosed.
+//
 // # Model
 //
-// An application registers a device (Registry.Register) with its nodeId
+// An application registers a device (Registry.Register, an Enrollment) with its nodeId
 // (IMEI or MAC), deviceInfo naming a product of the catalog (checked
 // through the Products interface), an optional verifyCode (default: the
 // nodeId), a transport security (SecurityPSK, the default, or
@@ -31,7 +44,7 @@
 // (1 min) after Registry.Disconnect. The platform may mark a device
 // ABNORMAL. Deleting a device removes its credentials at once (REG-5).
 //
-// Devices sit behind gateways (Registration.GatewayID, NodeType GATEWAY)
+// Devices sit behind gateways (Enrollment.GatewayID, NodeType GATEWAY)
 // and in named groups; List filters by status, product, device type,
 // gateway, group, node type and registration time, with paging, ordered by
 // deviceId.
@@ -93,48 +106,12 @@
 //
 // # Adapters
 //
-// The DTLS server's key lookup (pion's PSK callback) adapts in a line:
-//
-//	PSK: func(identity []byte) ([]byte, error) {
-//		return reg.PSK(context.Background(), string(identity))
-//	},
-//
-// and push turns Events into deviceAdded, bindDevice, deviceInfoChanged
+// The DTLS server's key lookup by PSK identity is Registry.PSK, its
+// endpoint policy Registry.Security, and push turns Events into deviceAdded, bindDevice, deviceInfoChanged
 // and deviceDeleted notifications through a Listener.
 //
 // # Figures
 //
-// Measured on 2 cores, AMD EPYC (Go reports "Oxide Virtual Turin-like
-// Processor"), Go 1.26, on a machine shared with seven other builds (load
-// average 11–13, one shared disk), so absolute numbers are low and vary by
-// up to 2× between runs; compare ratios within one run. Register includes
-// the deviceInfo checks, a crypto/rand PSK and the UUIDv7; on bbolt it
-// includes an fsync per commit (group commit, see package store). Get on
-// bbolt is one read transaction and a decode. Benchmarks: BenchmarkRegister,
-// BenchmarkGet and BenchmarkMemoryPerDevice here; BenchmarkRegistryRegister,
-// BenchmarkRegistryGet, BenchmarkRegistryFileSize and BenchmarkCommit in
-// package store.
-//
-//   - Memory: 1,000,000 devices in a MemStore take 822 B per device, 755 B
-//     beyond the bytes of their own strings (target ≤ 1 KB).
-//   - bbolt file: 672 B per device (100,000 devices, ~40 bytes of
-//     deviceInfo, no groups); 1176 B before filling pages to 90%.
-//   - Group commit (BenchmarkCommit, one 200-byte put per write, same run):
-//     with 64 callers 10 800 writes/s, 2.9× bbolt's Batch (3 700/s) and 39×
-//     one Update per write (280/s); with 8 callers 670/s, 1.7× Batch. With
-//     1 caller Batch waits out its 10 ms delay (55/s) while group commit
-//     runs like a plain Update (415–484/s against 341–743/s in three
-//     interleaved runs each).
-//
-// Operations per second (one run of each package's benchmarks):
-//
-//	                      1 caller    8 callers   64 callers
-//	Register, memory      49 700/s    18 200/s    20 400/s
-//	Register, bbolt          162/s     1 180/s     4 450/s
-//	Get, memory          636 000/s   735 000/s   386 000/s
-//	Get, bbolt            82 400/s    56 600/s    63 100/s
-//
-// Register in memory gets slower with more callers: MemStore has one lock
-// and the two cores were busy with other work; on bbolt more callers share
-// each fsync, so throughput grows with them.
+// Measured figures and how to reproduce them are in BENCHMARKS.md in this
+// package's folder.
 package registry

@@ -49,7 +49,8 @@ var (
 	// ErrExpired means the binding timeout passed before the device bound;
 	// the registration is (about to be) deleted (REG-2).
 	ErrExpired = errors.New("registry: registration expired before the device bound")
-	// ErrClosed means the Registry was used after Close.
+	// ErrClosed means the Registry was used after Close, or Run was called
+	// twice.
 	ErrClosed = errors.New("registry: closed")
 )
 

@@ -26,7 +26,7 @@ func Example() {
 	}
 	defer r.Close()
 
-	d, err := r.Register(ctx, registry.Registration{
+	d, err := r.Register(ctx, registry.Enrollment{
 		NodeID: "861234567890123",
 		Info:   registry.Info{ManufacturerID: "acme", DeviceType: "WaterMeter", Model: "WM1", ProtocolType: "CoAP", Name: "meter 1"},
 	})
@@ -55,7 +55,7 @@ func Example() {
 	}
 	fmt.Println("online:", total, online[0].Info.Name)
 
-	_, err = r.Register(ctx, registry.Registration{NodeID: "urn:imei:861234567890123", Info: d.Info})
+	_, err = r.Register(ctx, registry.Enrollment{NodeID: "urn:imei:861234567890123", Info: d.Info})
 	fmt.Println(err)
 	// Output:
 	// event: added 861234567890123 INACTIVE
@@ -75,7 +75,7 @@ func ExampleRegistry_AddToGroup() {
 	info := registry.Info{ManufacturerID: "acme", DeviceType: "WaterMeter", Model: "WM1", ProtocolType: "CoAP"}
 	var ids []string
 	for _, n := range []string{"861", "862", "863"} {
-		d, _ := r.Register(ctx, registry.Registration{NodeID: n, Info: info})
+		d, _ := r.Register(ctx, registry.Enrollment{NodeID: n, Info: info})
 		ids = append(ids, d.ID)
 	}
 	g, _ := r.CreateGroup(ctx, "building A", "meters in building A")

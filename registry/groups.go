@@ -20,7 +20,7 @@ func (r *Registry) CreateGroup(ctx context.Context, name, description string) (G
 		return Group{}, err
 	}
 	now := time.Now()
-	g := Group{ID: newID(now), Name: name, Description: description, CreatedAt: now}
+	g := Group{ID: newID(), Name: name, Description: description, CreatedAt: now}
 	if err := r.st.CreateGroup(ctx, g); err != nil {
 		if errors.Is(err, ErrGroupExists) {
 			return Group{}, &FieldError{Field: "name", Value: name, Rule: "a group with this name exists; names are unique", Err: ErrGroupExists}

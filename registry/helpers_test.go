@@ -59,7 +59,7 @@ func newRegistry(t testing.TB, cfg registry.Config) (*registry.Registry, *record
 
 func register(t testing.TB, r *registry.Registry, nodeID string) registry.Device {
 	t.Helper()
-	d, err := r.Register(ctx, registry.Registration{NodeID: nodeID, Info: meterInfo})
+	d, err := r.Register(ctx, registry.Enrollment{NodeID: nodeID, Info: meterInfo})
 	require.NoError(t, err, "Register(%q)", nodeID)
 	return d
 }
@@ -68,7 +68,7 @@ func register(t testing.TB, r *registry.Registry, nodeID string) registry.Device
 // plain CoAP with its verifyCode (the nodeId).
 func registerPlain(t testing.TB, r *registry.Registry, nodeID string) registry.Device {
 	t.Helper()
-	d, err := r.Register(ctx, registry.Registration{NodeID: nodeID, Info: meterInfo, Security: registry.SecurityNone})
+	d, err := r.Register(ctx, registry.Enrollment{NodeID: nodeID, Info: meterInfo, Security: registry.SecurityNone})
 	require.NoError(t, err, "Register(%q, security NONE)", nodeID)
 	return d
 }

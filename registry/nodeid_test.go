@@ -22,7 +22,7 @@ func FuzzRegisterNodeID(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, nodeID string) {
-		d, err := r.Register(ctx, registry.Registration{NodeID: nodeID, Info: meterInfo})
+		d, err := r.Register(ctx, registry.Enrollment{NodeID: nodeID, Info: meterInfo})
 		if err != nil {
 			var fe *registry.FieldError
 			if !errors.As(err, &fe) || fe.Field != "nodeId" {

@@ -98,7 +98,7 @@ func TestPSKNeverPrinted(t *testing.T) {
 	buf.Reset()
 	lr, err := registry.New(registry.NewMemStore(), catalog, registry.Config{Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
-	ld, err := lr.Register(ctx, registry.Registration{NodeID: "861", Info: meterInfo})
+	ld, err := lr.Register(ctx, registry.Enrollment{NodeID: "861", Info: meterInfo})
 	require.NoError(t, err)
 	_, err = lr.Connect(ctx, "861", registry.Connection{PSK: ld.PSK})
 	require.NoError(t, err)

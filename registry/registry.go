@@ -2,14 +2,14 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/doze-io/doze/internal/lifecycle"
+	"github.com/google/uuid"
 )
 
 // Config holds the registry's settings. The zero value is ready to use.
@@ -57,11 +57,7 @@ type Registry struct {
 	wake      chan struct{} // a write set a deadline earlier than Run's timer
 	scheduled atomic.Int64  // Unix nanoseconds Run sleeps until; MaxInt64 when not running
 
-	mu      sync.Mutex
-	closed  bool
-	running bool
-	stop    chan struct{} // closed by Close
-	done    chan struct{} // closed when Run returns
+	life lifecycle.Guard // Run and Close (see the package doc)
 }
 
 // New returns a Registry over st that checks products against products.
@@ -103,8 +99,6 @@ func New(st Store, products Products, cfg Config) (*Registry, error) {
 	r := &Registry{
 		st: st, products: products, cfg: cfg, log: log,
 		wake: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
 	}
 	r.scheduled.Store(maxNanos)
 	return r, nil
@@ -116,10 +110,7 @@ const maxNanos = 1<<63 - 1
 func (r *Registry) Config() Config { return r.cfg }
 
 func (r *Registry) check(ctx context.Context) error {
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
+	if r.life.Closed() {
 		return ErrClosed
 	}
 	return ctx.Err()
@@ -146,57 +137,15 @@ func (r *Registry) poke(d *Device) {
 	}
 }
 
-// lastID holds the 48-bit millisecond and 12-bit counter of the newest id
-// this process made, so that ids made one after the other sort in order
-// even within a millisecond (RFC 9562 §6.2, method 1).
-var lastID atomic.Uint64
-
-// newID returns a UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, a
-// 12-bit counter, then 62 random bits, so ids sort by creation time.
-func newID(now time.Time) string {
-	var seq uint64
-	for {
-		last := lastID.Load()
-		seq = max(uint64(now.UnixMilli())<<12, last+1)
-		if lastID.CompareAndSwap(last, seq) {
-			break
-		}
-	}
-	var b [16]byte
-	rand.Read(b[8:])
-	ms := seq >> 12
-	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	b[6] = 0x70 | byte(seq>>8)&0x0f
-	b[7] = byte(seq)
-	b[8] = 0x80 | b[8]&0x3f
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
-}
+// newID returns a device or group id: a UUIDv7 (RFC 9562), time-ordered
+// and, within this process, strictly increasing even within a millisecond
+// (google/uuid counts sub-millisecond steps), so ids sort by creation.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // Close stops Run (if it runs) and waits for it to return. Every later
-// call fails with ErrClosed. Close is idempotent.
+// call fails with ErrClosed. Close may come before Run and is idempotent.
 func (r *Registry) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil
-	}
-	r.closed = true
-	running := r.running
-	close(r.stop)
-	r.mu.Unlock()
-	if running {
-		<-r.done
-	}
+	r.life.Stop()
 	return nil
 }
 
@@ -204,20 +153,15 @@ func (r *Registry) Close() error {
 // registrations whose binding timeout passed (EventExpired, REG-2) and
 // turns silent or disconnected devices OFFLINE (REG-3). It sleeps until the
 // earliest Device.Deadline in the Store, at most Config.Recheck. Run
-// returns nil when stopped; it may be called only once.
+// returns nil when stopped. A second Run returns an error wrapping ErrClosed
+// ("Run called twice"); Run after Close returns ErrClosed (see the package
+// doc).
 func (r *Registry) Run(ctx context.Context) error {
-	r.mu.Lock()
-	switch {
-	case r.closed:
-		r.mu.Unlock()
-		return ErrClosed
-	case r.running:
-		r.mu.Unlock()
-		return errors.New("registry: Run called twice")
+	ctx, err := r.life.Start(ctx, "registry.Registry", ErrClosed)
+	if err != nil {
+		return err
 	}
-	r.running = true
-	r.mu.Unlock()
-	defer close(r.done)
+	defer r.life.Finish()
 	defer r.scheduled.Store(maxNanos)
 
 	timer := time.NewTimer(0)
@@ -237,8 +181,6 @@ func (r *Registry) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-r.stop:
-			return nil
 		case <-r.wake:
 			timer.Stop()
 		case <-timer.C:
@@ -251,13 +193,16 @@ func (r *Registry) Run(ctx context.Context) error {
 func (r *Registry) sweep(ctx context.Context, now time.Time) time.Time {
 	for ctx.Err() == nil {
 		due, err := r.st.Due(ctx, now, sweepBatch)
+		if ctx.Err() != nil {
+			break // stopped: what is left is settled after a restart
+		}
 		if err != nil {
 			r.log.Warn("registry: reading due devices", "err", err)
 			return now.Add(time.Second)
 		}
 		failed := 0
 		for _, d := range due {
-			if err := r.settle(ctx, d.ID, now); err != nil && !errors.Is(err, ErrNotFound) {
+			if err := r.settle(ctx, d.ID, now); err != nil && !errors.Is(err, ErrNotFound) && ctx.Err() == nil {
 				failed++
 				r.log.Warn("registry: settling device", "deviceId", d.ID, "err", err)
 			}

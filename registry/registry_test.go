@@ -16,38 +16,38 @@ import (
 // error naming the field and the rule.
 func TestRegisterBadInput(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
-	gw, err := r.Register(ctx, registry.Registration{NodeID: "gw-1", Info: registry.Info{ManufacturerID: "acme", DeviceType: "Gateway", Model: "GW1", ProtocolType: "CoAP"}, NodeType: registry.Gateway})
+	gw, err := r.Register(ctx, registry.Enrollment{NodeID: "gw-1", Info: registry.Info{ManufacturerID: "acme", DeviceType: "Gateway", Model: "GW1", ProtocolType: "CoAP"}, NodeType: registry.Gateway})
 	require.NoError(t, err)
 	endpoint := register(t, r, "861111111111111")
 
 	long := strings.Repeat("8", 257)
 	cases := []struct {
 		name  string
-		reg   registry.Registration
+		reg   registry.Enrollment
 		field string
 		want  error
 		rule  string
 	}{
-		{"empty nodeId", registry.Registration{Info: meterInfo}, "nodeId", registry.ErrInvalid, "must not be empty"},
-		{"nodeId over 256 characters", registry.Registration{NodeID: long, Info: meterInfo}, "nodeId", registry.ErrInvalid, "at most 256 characters; got 257"},
-		{"nodeId with a space", registry.Registration{NodeID: "86 1", Info: meterInfo}, "nodeId", registry.ErrInvalid, "must not contain spaces"},
-		{"nodeId with the urn prefix twice", registry.Registration{NodeID: "urn:imei:URN:IMEI:861", Info: meterInfo}, "nodeId", registry.ErrInvalid, `must not repeat the "urn:imei:" prefix`},
-		{"nodeId only the urn prefix", registry.Registration{NodeID: "urn:imei:", Info: meterInfo}, "nodeId", registry.ErrInvalid, "after"},
-		{"duplicate nodeId", registry.Registration{NodeID: "861111111111111", Info: meterInfo}, "nodeId", registry.ErrNodeIDTaken, "already registered"},
-		{"duplicate nodeId as urn:imei", registry.Registration{NodeID: "urn:imei:861111111111111", Info: meterInfo}, "nodeId", registry.ErrNodeIDTaken, "already registered"},
-		{"negative timeout", registry.Registration{NodeID: "862", Info: meterInfo, Timeout: secs(-1)}, "timeout", registry.ErrInvalid, `timeout "-1": must be 0 (never expires) to 2147483647 seconds`},
-		{"timeout over the maximum", registry.Registration{NodeID: "862", Info: meterInfo, Timeout: secs(2147483648)}, "timeout", registry.ErrInvalid, `timeout "2147483648": must be 0 (never expires) to 2147483647 seconds`},
-		{"psk too short", registry.Registration{NodeID: "862", Info: meterInfo, PSK: registry.PSK("1234567")}, "psk", registry.ErrInvalid, "8 to 64 bytes; got 7"},
-		{"psk too long", registry.Registration{NodeID: "862", Info: meterInfo, PSK: make(registry.PSK, 65)}, "psk", registry.ErrInvalid, "8 to 64 bytes; got 65"},
-		{"unknown product", registry.Registration{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", Model: "NOPE", ProtocolType: "CoAP"}}, "deviceInfo", registry.ErrUnknownProduct, "catalog"},
-		{"missing model", registry.Registration{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", ProtocolType: "CoAP"}}, "deviceInfo.model", registry.ErrInvalid, "must not be empty"},
-		{"name too long", registry.Registration{NodeID: "862", Info: func() registry.Info { i := meterInfo; i.Name = long; return i }()}, "deviceInfo.name", registry.ErrInvalid, "at most 256"},
-		{"unknown group", registry.Registration{NodeID: "862", Info: meterInfo, Groups: []string{"nope"}}, "groups", registry.ErrGroupNotFound, `groups "nope": must name an existing group`},
-		{"unknown gateway", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: "nope"}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
-		{"gateway that is an endpoint", registry.Registration{NodeID: "862", Info: meterInfo, GatewayID: endpoint.ID}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
-		{"bad nodeType", registry.Registration{NodeID: "862", Info: meterInfo, NodeType: "HUB"}, "nodeType", registry.ErrInvalid, "ENDPOINT or GATEWAY"},
-		{"nodeId not UTF-8", registry.Registration{NodeID: "861\xff2", Info: meterInfo}, "nodeId", registry.ErrInvalid, "must be valid UTF-8; found an invalid byte at byte 3"},
-		{"verifyCode with a tab", registry.Registration{NodeID: "862", VerifyCode: "a\tb", Info: meterInfo}, "verifyCode", registry.ErrInvalid, "must not contain"},
+		{"empty nodeId", registry.Enrollment{Info: meterInfo}, "nodeId", registry.ErrInvalid, "must not be empty"},
+		{"nodeId over 256 characters", registry.Enrollment{NodeID: long, Info: meterInfo}, "nodeId", registry.ErrInvalid, "at most 256 characters; got 257"},
+		{"nodeId with a space", registry.Enrollment{NodeID: "86 1", Info: meterInfo}, "nodeId", registry.ErrInvalid, "must not contain spaces"},
+		{"nodeId with the urn prefix twice", registry.Enrollment{NodeID: "urn:imei:URN:IMEI:861", Info: meterInfo}, "nodeId", registry.ErrInvalid, `must not repeat the "urn:imei:" prefix`},
+		{"nodeId only the urn prefix", registry.Enrollment{NodeID: "urn:imei:", Info: meterInfo}, "nodeId", registry.ErrInvalid, "after"},
+		{"duplicate nodeId", registry.Enrollment{NodeID: "861111111111111", Info: meterInfo}, "nodeId", registry.ErrNodeIDTaken, "already registered"},
+		{"duplicate nodeId as urn:imei", registry.Enrollment{NodeID: "urn:imei:861111111111111", Info: meterInfo}, "nodeId", registry.ErrNodeIDTaken, "already registered"},
+		{"negative timeout", registry.Enrollment{NodeID: "862", Info: meterInfo, Timeout: secs(-1)}, "timeout", registry.ErrInvalid, `timeout "-1": must be 0 (never expires) to 2147483647 seconds`},
+		{"timeout over the maximum", registry.Enrollment{NodeID: "862", Info: meterInfo, Timeout: secs(2147483648)}, "timeout", registry.ErrInvalid, `timeout "2147483648": must be 0 (never expires) to 2147483647 seconds`},
+		{"psk too short", registry.Enrollment{NodeID: "862", Info: meterInfo, PSK: registry.PSK("1234567")}, "psk", registry.ErrInvalid, "8 to 64 bytes; got 7"},
+		{"psk too long", registry.Enrollment{NodeID: "862", Info: meterInfo, PSK: make(registry.PSK, 65)}, "psk", registry.ErrInvalid, "8 to 64 bytes; got 65"},
+		{"unknown product", registry.Enrollment{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", Model: "NOPE", ProtocolType: "CoAP"}}, "deviceInfo", registry.ErrUnknownProduct, "catalog"},
+		{"missing model", registry.Enrollment{NodeID: "862", Info: registry.Info{ManufacturerID: "acme", DeviceType: "X", ProtocolType: "CoAP"}}, "deviceInfo.model", registry.ErrInvalid, "must not be empty"},
+		{"name too long", registry.Enrollment{NodeID: "862", Info: func() registry.Info { i := meterInfo; i.Name = long; return i }()}, "deviceInfo.name", registry.ErrInvalid, "at most 256"},
+		{"unknown group", registry.Enrollment{NodeID: "862", Info: meterInfo, Groups: []string{"nope"}}, "groups", registry.ErrGroupNotFound, `groups "nope": must name an existing group`},
+		{"unknown gateway", registry.Enrollment{NodeID: "862", Info: meterInfo, GatewayID: "nope"}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
+		{"gateway that is an endpoint", registry.Enrollment{NodeID: "862", Info: meterInfo, GatewayID: endpoint.ID}, "gatewayId", registry.ErrGatewayNotFound, "GATEWAY"},
+		{"bad nodeType", registry.Enrollment{NodeID: "862", Info: meterInfo, NodeType: "HUB"}, "nodeType", registry.ErrInvalid, "ENDPOINT or GATEWAY"},
+		{"nodeId not UTF-8", registry.Enrollment{NodeID: "861\xff2", Info: meterInfo}, "nodeId", registry.ErrInvalid, "must be valid UTF-8; found an invalid byte at byte 3"},
+		{"verifyCode with a tab", registry.Enrollment{NodeID: "862", VerifyCode: "a\tb", Info: meterInfo}, "verifyCode", registry.ErrInvalid, "must not contain"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -68,7 +68,7 @@ func TestRegisterBadInput(t *testing.T) {
 
 func TestRegisterReportsEveryProblem(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
-	_, err := r.Register(ctx, registry.Registration{Timeout: secs(-5), PSK: registry.PSK{1}, GatewayID: "no-gw", Groups: []string{"g1", "g2"}})
+	_, err := r.Register(ctx, registry.Enrollment{Timeout: secs(-5), PSK: registry.PSK{1}, GatewayID: "no-gw", Groups: []string{"g1", "g2"}})
 	require.Error(t, err)
 	for _, field := range []string{"nodeId", "timeout", "psk", "deviceInfo.manufacturerId", "deviceInfo.model", `gatewayId "no-gw"`, `groups "g1"`, `groups "g2"`} {
 		require.Contains(t, err.Error(), "registry: "+field, "joined error lists %s", field)
@@ -80,7 +80,7 @@ func TestRegisterReportsEveryProblem(t *testing.T) {
 
 func TestRegisterErrorValueIsShortened(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
-	_, err := r.Register(ctx, registry.Registration{NodeID: strings.Repeat("9", 10000), Info: meterInfo})
+	_, err := r.Register(ctx, registry.Enrollment{NodeID: strings.Repeat("9", 10000), Info: meterInfo})
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	require.Less(t, len(err.Error()), 300, "an error repeats at most 64 characters of a value")
 }
@@ -106,17 +106,17 @@ func TestRegisterDefaults(t *testing.T) {
 	require.True(t, a.Deadline.Equal(a.CreatedAt.Add(180*time.Second)), "deadline = created + timeout")
 	require.Equal(t, []string{"added 861000000000001", "added 861000000000002"}, rec.take())
 
-	never, err := r.Register(ctx, registry.Registration{NodeID: "861000000000003", Info: meterInfo, Timeout: secs(0)})
+	never, err := r.Register(ctx, registry.Enrollment{NodeID: "861000000000003", Info: meterInfo, Timeout: secs(0)})
 	require.NoError(t, err)
 	require.Zero(t, never.Timeout)
 	require.True(t, never.Deadline.IsZero(), "timeout 0 never expires")
-	max, err := r.Register(ctx, registry.Registration{NodeID: "861000000000004", Info: meterInfo, Timeout: secs(2147483647)})
+	max, err := r.Register(ctx, registry.Enrollment{NodeID: "861000000000004", Info: meterInfo, Timeout: secs(2147483647)})
 	require.NoError(t, err)
 	require.Equal(t, registry.MaxTimeout, max.Timeout)
 
 	key, err := registry.ParsePSK("00112233445566778899AABBCCDDEEFF")
 	require.NoError(t, err)
-	own, err := r.Register(ctx, registry.Registration{NodeID: "861000000000005", VerifyCode: "secret-code", PSK: key, Info: meterInfo})
+	own, err := r.Register(ctx, registry.Enrollment{NodeID: "861000000000005", VerifyCode: "secret-code", PSK: key, Info: meterInfo})
 	require.NoError(t, err)
 	require.Equal(t, "00112233445566778899aabbccddeeff", own.PSK.Hex())
 	require.Equal(t, "secret-code", own.VerifyCode)
@@ -206,10 +206,10 @@ func TestUpdate(t *testing.T) {
 // takes its sub-devices with it; an unknown device is an error.
 func TestDelete(t *testing.T) {
 	r, rec := newRegistry(t, registry.Config{})
-	gw, err := r.Register(ctx, registry.Registration{NodeID: "gw", NodeType: registry.Gateway,
+	gw, err := r.Register(ctx, registry.Enrollment{NodeID: "gw", NodeType: registry.Gateway,
 		Info: registry.Info{ManufacturerID: "acme", DeviceType: "Gateway", Model: "GW1", ProtocolType: "CoAP"}})
 	require.NoError(t, err)
-	sub, err := r.Register(ctx, registry.Registration{NodeID: "sub", GatewayID: gw.ID, Info: meterInfo})
+	sub, err := r.Register(ctx, registry.Enrollment{NodeID: "sub", GatewayID: gw.ID, Info: meterInfo})
 	require.NoError(t, err)
 	other := register(t, r, "other")
 	subs, n, err := r.SubDevices(ctx, gw.ID, registry.Query{})
@@ -243,7 +243,7 @@ func TestDelete(t *testing.T) {
 // the device, INACTIVE → ONLINE (REG-2, REG-3).
 func TestConnectBinds(t *testing.T) {
 	r, rec := newRegistry(t, registry.Config{})
-	plain, err := r.Register(ctx, registry.Registration{NodeID: "861", VerifyCode: "code-861", Info: meterInfo, Security: registry.SecurityNone})
+	plain, err := r.Register(ctx, registry.Enrollment{NodeID: "861", VerifyCode: "code-861", Info: meterInfo, Security: registry.SecurityNone})
 	require.NoError(t, err)
 	dtls := register(t, r, "862")
 	rec.take()
@@ -377,7 +377,7 @@ func TestClose(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
 	require.NoError(t, r.Close())
 	require.NoError(t, r.Close(), "Close is idempotent")
-	_, err := r.Register(ctx, registry.Registration{NodeID: "1", Info: meterInfo})
+	_, err := r.Register(ctx, registry.Enrollment{NodeID: "1", Info: meterInfo})
 	require.ErrorIs(t, err, registry.ErrClosed)
 	require.ErrorIs(t, r.Run(ctx), registry.ErrClosed)
 }
@@ -391,7 +391,7 @@ func TestConnectDefaultVerifyCodeEitherForm(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
 	registerPlain(t, r, "urn:imei:861000000000011")
 	registerPlain(t, r, "861000000000012")
-	_, err := r.Register(ctx, registry.Registration{NodeID: "861000000000013", VerifyCode: "urn:imei:abc", Info: meterInfo, Security: registry.SecurityNone})
+	_, err := r.Register(ctx, registry.Enrollment{NodeID: "861000000000013", VerifyCode: "urn:imei:abc", Info: meterInfo, Security: registry.SecurityNone})
 	require.NoError(t, err)
 	for _, c := range []struct{ node, code string }{
 		{"861000000000011", "861000000000011"},
@@ -415,12 +415,12 @@ func TestRegisterBounds(t *testing.T) {
 	for i, n := range []int{registry.MinPSKLen, registry.MaxPSKLen} {
 		key := make(registry.PSK, n)
 		key[0] = byte(i + 1)
-		d, err := r.Register(ctx, registry.Registration{NodeID: fmt.Sprintf("psk-%d", n), PSK: key, Info: meterInfo})
+		d, err := r.Register(ctx, registry.Enrollment{NodeID: fmt.Sprintf("psk-%d", n), PSK: key, Info: meterInfo})
 		require.NoError(t, err, "Register with a %d-byte PSK", n)
 		require.Len(t, d.PSK, n)
 	}
 	long := strings.Repeat("é", registry.MaxNodeIDLen) // 256 characters, 512 bytes
-	d, err := r.Register(ctx, registry.Registration{NodeID: long, VerifyCode: strings.Repeat("v", registry.MaxFieldLen), Info: meterInfo})
+	d, err := r.Register(ctx, registry.Enrollment{NodeID: long, VerifyCode: strings.Repeat("v", registry.MaxFieldLen), Info: meterInfo})
 	require.NoError(t, err, "a 256-character nodeId and verifyCode")
 	got, err := r.GetByNodeID(ctx, long)
 	require.NoError(t, err)

@@ -15,17 +15,17 @@ func TestRegisterMQTTSecret(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
 	for _, tc := range []struct {
 		name  string
-		reg   registry.Registration
+		reg   registry.Enrollment
 		field string // "" means accepted
 	}{
-		{"default security for MQTT is SECRET", registry.Registration{NodeID: "m1", Info: mqttInfo, Secret: "0123456789abcdef"}, ""},
-		{"explicit SECRET on a CoAP product", registry.Registration{NodeID: "m2", Info: meterInfo, Security: registry.SecuritySecret, Secret: "0123456789abcdef"}, ""},
-		{"MQTT without a secret", registry.Registration{NodeID: "m3", Info: mqttInfo}, "secret"},
-		{"secret too short", registry.Registration{NodeID: "m4", Info: mqttInfo, Secret: "short"}, "secret"},
-		{"secret too long", registry.Registration{NodeID: "m5", Info: mqttInfo, Secret: fmt.Sprintf("%065d", 1)}, "secret"},
-		{"secret with a space", registry.Registration{NodeID: "m6", Info: mqttInfo, Secret: "abc def ghij"}, "secret"},
-		{"SECRET with a PSK", registry.Registration{NodeID: "m7", Info: mqttInfo, Secret: "0123456789abcdef", PSK: registry.NewPSK()}, "psk"},
-		{"secret on a PSK device", registry.Registration{NodeID: "m8", Info: meterInfo, Secret: "0123456789abcdef"}, "secret"},
+		{"default security for MQTT is SECRET", registry.Enrollment{NodeID: "m1", Info: mqttInfo, Secret: "0123456789abcdef"}, ""},
+		{"explicit SECRET on a CoAP product", registry.Enrollment{NodeID: "m2", Info: meterInfo, Security: registry.SecuritySecret, Secret: "0123456789abcdef"}, ""},
+		{"MQTT without a secret", registry.Enrollment{NodeID: "m3", Info: mqttInfo}, "secret"},
+		{"secret too short", registry.Enrollment{NodeID: "m4", Info: mqttInfo, Secret: "short"}, "secret"},
+		{"secret too long", registry.Enrollment{NodeID: "m5", Info: mqttInfo, Secret: fmt.Sprintf("%065d", 1)}, "secret"},
+		{"secret with a space", registry.Enrollment{NodeID: "m6", Info: mqttInfo, Secret: "abc def ghij"}, "secret"},
+		{"SECRET with a PSK", registry.Enrollment{NodeID: "m7", Info: mqttInfo, Secret: "0123456789abcdef", PSK: registry.NewPSK()}, "psk"},
+		{"secret on a PSK device", registry.Enrollment{NodeID: "m8", Info: meterInfo, Secret: "0123456789abcdef"}, "secret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := r.Register(ctx, tc.reg)
@@ -52,7 +52,7 @@ func TestConnectWithSecret(t *testing.T) {
 	r, rec := newRegistry(t, registry.Config{})
 	secret := registry.NewSecret()
 	require.Len(t, secret, 32)
-	d, err := r.Register(ctx, registry.Registration{NodeID: "860000000000077", Info: mqttInfo, Secret: secret})
+	d, err := r.Register(ctx, registry.Enrollment{NodeID: "860000000000077", Info: mqttInfo, Secret: secret})
 	require.NoError(t, err)
 	rec.take()
 

@@ -24,7 +24,7 @@ func TestRegisterSecurity(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, registry.SecurityNone, got.Security, "Get returns what Register stored")
 
-	_, err = r.Register(ctx, registry.Registration{NodeID: "861000000000003", Info: meterInfo,
+	_, err = r.Register(ctx, registry.Enrollment{NodeID: "861000000000003", Info: meterInfo,
 		Security: registry.SecurityNone, PSK: registry.PSK("0123456789abcdef")})
 	var fe *registry.FieldError
 	require.ErrorAs(t, err, &fe)
@@ -32,7 +32,7 @@ func TestRegisterSecurity(t *testing.T) {
 	require.Equal(t, "psk", fe.Field)
 	require.NotContains(t, err.Error(), "0123456789abcdef")
 
-	_, err = r.Register(ctx, registry.Registration{NodeID: "861000000000004", Info: meterInfo, Security: "TLS"})
+	_, err = r.Register(ctx, registry.Enrollment{NodeID: "861000000000004", Info: meterInfo, Security: "TLS"})
 	require.ErrorAs(t, err, &fe)
 	require.ErrorIs(t, err, registry.ErrInvalid)
 	require.Equal(t, "security", fe.Field)
@@ -48,7 +48,7 @@ func TestRegisterSecurity(t *testing.T) {
 func TestPlainCoAPCannotBindPSKDevice(t *testing.T) {
 	r, rec := newRegistry(t, registry.Config{})
 	meter := register(t, r, "861234567890123")
-	own, err := r.Register(ctx, registry.Registration{NodeID: "861234567890124", VerifyCode: "code-124", Info: meterInfo})
+	own, err := r.Register(ctx, registry.Enrollment{NodeID: "861234567890124", VerifyCode: "code-124", Info: meterInfo})
 	require.NoError(t, err)
 	rec.take()
 

@@ -103,9 +103,9 @@ func TestBindingTimeout(t *testing.T) {
 
 func TestBindingTimeoutZeroNeverExpires(t *testing.T) {
 	bubble(t, registry.Config{Recheck: 24 * time.Hour}, func(t *testing.T, r *registry.Registry, rec *recorder) {
-		d, err := r.Register(ctx, registry.Registration{NodeID: "861", Info: meterInfo, Timeout: secs(0)})
+		d, err := r.Register(ctx, registry.Enrollment{NodeID: "861", Info: meterInfo, Timeout: secs(0)})
 		require.NoError(t, err)
-		short, err := r.Register(ctx, registry.Registration{NodeID: "862", Info: meterInfo, Timeout: secs(5)})
+		short, err := r.Register(ctx, registry.Enrollment{NodeID: "862", Info: meterInfo, Timeout: secs(5)})
 		require.NoError(t, err)
 		time.Sleep(6 * time.Second) // Run sleeps 24 h but is woken for the 5 s deadline
 		synctest.Wait()
@@ -127,7 +127,7 @@ func TestExpiredCannotBind(t *testing.T) {
 		rec := &recorder{}
 		r1, err := registry.New(st, catalog, registry.Config{Listener: rec})
 		require.NoError(t, err)
-		d, err := r1.Register(ctx, registry.Registration{NodeID: "861", Info: meterInfo, Timeout: secs(60), Security: registry.SecurityNone})
+		d, err := r1.Register(ctx, registry.Enrollment{NodeID: "861", Info: meterInfo, Timeout: secs(60), Security: registry.SecurityNone})
 		require.NoError(t, err)
 		require.NoError(t, r1.Close()) // the process stops before the deadline
 
@@ -287,7 +287,7 @@ func TestAbnormal(t *testing.T) {
 func TestManyExpireTogether(t *testing.T) {
 	bubble(t, registry.Config{}, func(t *testing.T, r *registry.Registry, rec *recorder) {
 		for i := range 600 {
-			_, err := r.Register(ctx, registry.Registration{NodeID: "n" + time.Duration(i).String(), Info: meterInfo, Timeout: secs(30)})
+			_, err := r.Register(ctx, registry.Enrollment{NodeID: "n" + time.Duration(i).String(), Info: meterInfo, Timeout: secs(30)})
 			require.NoError(t, err)
 		}
 		time.Sleep(31 * time.Second)
@@ -305,11 +305,25 @@ func TestManyExpireTogether(t *testing.T) {
 	})
 }
 
+// TestRunTwice: a second Run returns at once with an error wrapping
+// ErrClosed that says "Run called twice"; the first goes on (bubble checks
+// that it returns nil at the end), and Run after Close returns ErrClosed.
 func TestRunTwice(t *testing.T) {
 	bubble(t, registry.Config{}, func(t *testing.T, r *registry.Registry, rec *recorder) {
 		synctest.Wait()
-		require.Error(t, r.Run(ctx), "a second Run is refused")
+		err := r.Run(ctx)
+		require.Error(t, err, "a second Run is refused")
+		require.ErrorIs(t, err, registry.ErrClosed)
+		require.EqualError(t, err, "registry: closed: registry.Registry: Run called twice")
+		d := register(t, r, "861")
+		time.Sleep(181 * time.Second)
+		synctest.Wait()
+		_, err = r.Get(ctx, d.ID)
+		require.ErrorIs(t, err, registry.ErrNotFound, "the first Run still expires registrations")
 	})
+	r, _ := newRegistry(t, registry.Config{})
+	require.NoError(t, r.Close())
+	require.Equal(t, registry.ErrClosed, r.Run(ctx), "Run after Close")
 }
 
 // TestCloseStopsRun: Close stops Run and waits for it.

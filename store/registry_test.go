@@ -58,11 +58,11 @@ func TestRegistrySurvivesReopen(t *testing.T) {
 	ctx := context.Background()
 	g, err := r.CreateGroup(ctx, "north", "")
 	require.NoError(t, err)
-	d, err := r.Register(ctx, registry.Registration{NodeID: "urn:imei:861", Info: meter, Groups: []string{g.ID}})
+	d, err := r.Register(ctx, registry.Enrollment{NodeID: "urn:imei:861", Info: meter, Groups: []string{g.ID}})
 	require.NoError(t, err)
 	_, err = r.Connect(ctx, "861", registry.Connection{PSK: d.PSK})
 	require.NoError(t, err)
-	plain, err := r.Register(ctx, registry.Registration{NodeID: "862", Info: meter, Security: registry.SecurityNone})
+	plain, err := r.Register(ctx, registry.Enrollment{NodeID: "862", Info: meter, Security: registry.SecurityNone})
 	require.NoError(t, err)
 	require.NoError(t, r.Close())
 	require.NoError(t, db.Close())
@@ -112,7 +112,7 @@ func TestRegistryGroupCommit(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			_, err := r.Register(context.Background(), registry.Registration{NodeID: fmt.Sprintf("86%013d", i), Info: meter})
+			_, err := r.Register(context.Background(), registry.Enrollment{NodeID: fmt.Sprintf("86%013d", i), Info: meter})
 			errs <- err
 		})
 	}
@@ -162,7 +162,7 @@ func TestRegistryCrashChild(t *testing.T) {
 		wg.Go(func() {
 			for {
 				n := seq.Add(1)
-				d, err := r.Register(context.Background(), registry.Registration{NodeID: fmt.Sprintf("r%s-%d", round, n), Info: meter})
+				d, err := r.Register(context.Background(), registry.Enrollment{NodeID: fmt.Sprintf("r%s-%d", round, n), Info: meter})
 				if err != nil {
 					fmt.Println("register:", err)
 					os.Exit(3)
@@ -377,7 +377,7 @@ func BenchmarkRegistryRegister(b *testing.B) {
 				b.Fatal(err)
 			}
 			benchParallel(b, n, func(i int64) {
-				if _, err := r.Register(context.Background(), registry.Registration{NodeID: fmt.Sprintf("86%013d", i), Info: meter}); err != nil {
+				if _, err := r.Register(context.Background(), registry.Enrollment{NodeID: fmt.Sprintf("86%013d", i), Info: meter}); err != nil {
 					b.Error(err)
 				}
 			})
@@ -412,7 +412,7 @@ func fill(b *testing.B, r *registry.Registry, n int) []string {
 	for range 64 {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				d, err := r.Register(context.Background(), registry.Registration{NodeID: fmt.Sprintf("86%013d", i), Info: meter})
+				d, err := r.Register(context.Background(), registry.Enrollment{NodeID: fmt.Sprintf("86%013d", i), Info: meter})
 				if err != nil {
 					b.Error(err)
 					return
@@ -679,7 +679,7 @@ func ExampleDB_Registry() {
 	if err != nil {
 		panic(err)
 	}
-	d, err := r.Register(ctx, registry.Registration{
+	d, err := r.Register(ctx, registry.Enrollment{
 		NodeID: "861234567890123",
 		Info:   registry.Info{ManufacturerID: "acme", DeviceType: "WaterMeter", Model: "WM1", ProtocolType: "CoAP"},
 	})

@@ -31,7 +31,6 @@ var assets embed.FS
 func (p *Platform) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range routes() {
-		rt := rt
 		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
 			if !rt.public {
 				app, status, err := p.auth.Check(r)

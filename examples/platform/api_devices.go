@@ -147,7 +147,7 @@ func (p *Platform) register(ctx context.Context, app string, body registrationJS
 	if err != nil {
 		return registrationAnswer{}, err
 	}
-	reg := registry.Registration{NodeID: body.NodeID, VerifyCode: body.VerifyCode, GatewayID: body.GatewayID,
+	reg := registry.Enrollment{NodeID: body.NodeID, VerifyCode: body.VerifyCode, GatewayID: body.GatewayID,
 		Security: registry.Security(strings.ToUpper(body.Security)),
 		NodeType: registry.NodeType(body.NodeType),
 		Info: registry.Info{ManufacturerID: body.DeviceInfo.ManufacturerID, ManufacturerName: body.DeviceInfo.ManufacturerName,

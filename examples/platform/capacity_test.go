@@ -130,7 +130,7 @@ func TestCapacity(t *testing.T) {
 	never := time.Duration(0)
 	ids := make([]string, n)
 	capacityPool(n, 64, func(i int) {
-		d, err := p.reg.Register(context.Background(), registry.Registration{NodeID: capacityIdentity(i), PSK: capacityKey,
+		d, err := p.reg.Register(context.Background(), registry.Enrollment{NodeID: capacityIdentity(i), PSK: capacityKey,
 			Timeout: &never, Info: registry.Info{ManufacturerID: sim.WaterMeterInfo.ManufacturerID, DeviceType: sim.WaterMeterInfo.DeviceType,
 				Model: sim.WaterMeterInfo.Model, ProtocolType: sim.WaterMeterInfo.ProtocolType}})
 		if err != nil {

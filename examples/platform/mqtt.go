@@ -13,9 +13,9 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/internal/apitime"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/mqtt"
-	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
 )
 
@@ -248,7 +248,7 @@ func parseProperties(b []byte) (*codec.Report, time.Time, error) {
 			return nil, time.Time{}, fmt.Errorf("property report: services[%d] needs a service_id and a properties object", i)
 		}
 		if s.EventTime != "" {
-			t, err := time.Parse(push.TimeLayout, s.EventTime)
+			t, err := apitime.Parse(s.EventTime)
 			if err != nil {
 				return nil, time.Time{}, fmt.Errorf("property report: services[%d].event_time %q is not yyyyMMdd'T'HHmmss'Z' (UTC): %v", i, s.EventTime, err)
 			}

@@ -274,7 +274,6 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	run("retries", p.runRetries)
 	run("connlog", p.conns.Run)
 	for _, ch := range p.events {
-		ch := ch
 		run("events", func(ctx context.Context) error { return p.handleEvents(ctx, ch) })
 	}
 	if httpServe != nil {

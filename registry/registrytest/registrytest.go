@@ -586,10 +586,10 @@ func testRegistry(t *testing.T, st registry.Store) {
 	require.NoError(t, err)
 	defer r.Close()
 	info := registry.Info{ManufacturerID: "acme", Model: "WM1", DeviceType: "WaterMeter", ProtocolType: "CoAP"}
-	d, err := r.Register(ctx, registry.Registration{NodeID: "861234567890123", Info: info})
+	d, err := r.Register(ctx, registry.Enrollment{NodeID: "861234567890123", Info: info})
 	require.NoError(t, err)
 	require.Len(t, d.PSK, registry.GeneratedPSKLen)
-	_, err = r.Register(ctx, registry.Registration{NodeID: "urn:imei:861234567890123", Info: info})
+	_, err = r.Register(ctx, registry.Enrollment{NodeID: "urn:imei:861234567890123", Info: info})
 	require.ErrorIs(t, err, registry.ErrNodeIDTaken)
 
 	key, err := r.PSK(ctx, "urn:imei:861234567890123")
