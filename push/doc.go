@@ -154,6 +154,6 @@
 //
 // # Figures
 //
-// Measured figures and how to reproduce them are in BENCHMARKS.md in this
-// package's folder.
+// Measured figures and how to reproduce them are in docs/benchmarks.md of the
+// repository, section "Push engine".
 package push

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/internal/apitime"
 	"github.com/doze-io/doze/registry"
 	"github.com/doze-io/doze/store"
 )
@@ -317,7 +318,7 @@ func queryTime(r *http.Request, name string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(timeLayout, s)
+	t, err := apitime.Parse(s)
 	if err != nil {
 		return t, badRequest("bad_query", "query parameter %s=%q must be a UTC time like 20170214T164001Z", name, s)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/doze-io/doze/internal/apitime"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/profile"
 	"github.com/doze-io/doze/registry"
@@ -267,7 +268,7 @@ func parseAPITime(field, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(timeLayout, s)
+	t, err := apitime.Parse(s)
 	if err != nil {
 		return t, badRequest("invalid_time", "%s %q must be a UTC time like 20170214T164001Z", field, s)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/doze-io/doze/internal/apitime"
 	"github.com/doze-io/doze/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -181,14 +182,12 @@ func (l *deviceLog) Forget(deviceID string) {
 	}
 }
 
-// timeLayout is the API's time format, yyyyMMdd'T'HHmmss'Z'.
-const timeLayout = "20060102T150405Z"
-
+// apiTime is t in the API's time format (apitime), "" for the zero time.
 func apiTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(timeLayout)
+	return apitime.Format(t)
 }
 
 // droppedMetric is doze_devicelog_dropped_total, read from l at scrape time.
