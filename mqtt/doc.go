@@ -15,7 +15,8 @@
 //     and subscribes only under $oc/devices/{its deviceId}/sys/; a
 //     gateway also under its sub-devices' (MQT-5, SubDevices).
 //   - Limits (MQT-4): QoS 0 and 1; at most Config.MaxRate messages per
-//     second per connection and Config.MaxPayload bytes per payload;
+//     second per connection (a token bucket of golang.org/x/time/rate,
+//     bursts of MaxRate) and Config.MaxPayload bytes per payload;
 //     retained messages refused. An MQTT 5 connection that breaks one is
 //     closed with DISCONNECT 0x96, 0x95 or 0x9A; an MQTT 3.1.1 message is
 //     dropped unacknowledged. Each refusal is counted (Stats) and logged.
@@ -25,6 +26,13 @@
 // acknowledged report is never lost. Messages are not forwarded to other
 // subscribers. Downlinks (Command, Send) go out at QoS 1 and return when
 // the device's PUBACK arrived.
+//
+// Lifecycle: New checks the Config and opens nothing. Listen opens the
+// ports (Run calls it if nobody did). Run serves until its context ends or
+// Close is called, then closes every connection and returns nil; a second
+// Run returns an error wrapping ErrClosed that says "Run called twice",
+// and Run after Close returns ErrClosed. Close is idempotent, may come
+// before Run, and returns only after Run has.
 //
 // Concurrency: Server is safe for concurrent use. Handler methods run on
 // the connections' goroutines. Run owns the broker's goroutines; Close

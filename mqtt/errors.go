@@ -20,7 +20,8 @@ var (
 	// again would not help. Any other error leaves a QoS 1 message
 	// unacknowledged (MQTT 5: PUBACK 0x80), so the device sends it again.
 	ErrRefused = errors.New("mqtt: message refused")
-	// ErrClosed is returned by calls after Close.
+	// ErrClosed is returned by calls after Close (or after Run returned),
+	// and wrapped by a second Run ("Run called twice").
 	ErrClosed = errors.New("mqtt: server closed")
 )
 

@@ -1,30 +1,24 @@
 package mqtt
 
-import "time"
+import (
+	"time"
 
-// bucket is a token bucket of rate tokens per second holding at most
-// rate tokens: a connection may send rate messages in any one second,
-// and a burst of rate after a quiet second (MQT-4). The zero bucket is
-// full. It is not safe for concurrent use: a connection's packets are
-// read by one goroutine.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
+	"golang.org/x/time/rate"
+)
+
+// bucket is a connection's message budget (MQT-4): a token bucket of rate
+// tokens per second holding at most rate tokens, so a connection may send
+// rate messages in any one second, and a burst of rate after a quiet
+// second. It is golang.org/x/time/rate's Limiter, made on the first take;
+// the zero bucket is full. A connection's packets are read by one
+// goroutine, so take is not called concurrently.
+type bucket struct{ lim *rate.Limiter }
 
 // take reports whether a message at now is within rate, and spends a
-// token if it is.
-func (b *bucket) take(now time.Time, rate int) bool {
-	r := float64(rate)
-	if b.last.IsZero() {
-		b.tokens = r
-	} else if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(r, b.tokens+d.Seconds()*r)
+// token if it is. rate is the same on every call.
+func (b *bucket) take(now time.Time, perSecond int) bool {
+	if b.lim == nil {
+		b.lim = rate.NewLimiter(rate.Limit(perSecond), perSecond)
 	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.lim.AllowN(now, 1)
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/doze-io/doze/internal/lifecycle"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
@@ -67,20 +68,22 @@ type Server struct {
 	log  *slog.Logger
 	b    *mochi.Server
 
+	g lifecycle.Guard // Run and Close
+
 	mu       sync.Mutex
 	sessions map[*mochi.Client]*session
 	conns    map[string]int          // deviceId → open connections
 	byTopic  map[string]*waiter      // downlinks being published
 	inflight map[inflightKey]*waiter // downlinks waiting for their PUBACK
-	closed   bool
+	// down is set, under mu, when the broker is shut down, so that a
+	// downlink either is refused or has its waiter failed by shutdown.
+	down     bool
 	listened bool
 
 	stats struct {
 		auth, acl, rate, size, retain, refused atomic.Uint64
 	}
-	runOnce   sync.Once
-	closeOnce sync.Once
-	done      chan struct{}
+	shutdownOnce sync.Once
 }
 
 type session struct {
@@ -103,7 +106,8 @@ type waiter struct {
 func (w *waiter) finish(err error) { w.once.Do(func() { w.done <- err }) }
 
 // New returns a server that authenticates clients with devs and hands
-// their messages to h. It opens nothing: call Listen, then Run.
+// their messages to h. It checks cfg and opens nothing: call Run (or
+// Listen first, to open the ports before serving).
 func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 	if devs == nil || h == nil {
 		return nil, errors.New("mqtt: New: nil Devices or Handler")
@@ -143,7 +147,6 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 		conns:    map[string]int{},
 		byTopic:  map[string]*waiter{},
 		inflight: map[inflightKey]*waiter{},
-		done:     make(chan struct{}),
 	}
 	s.b = mochi.New(&mochi.Options{Capabilities: caps, InlineClient: true, Logger: log.With("lib", "mochi"),
 		SysTopicResendInterval: 3600})
@@ -159,7 +162,7 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 func (s *Server) Listen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.down {
 		return ErrClosed
 	}
 	if s.listened {
@@ -193,35 +196,45 @@ func (s *Server) Addr(id string) string {
 	return l.Address()
 }
 
-// Run serves until ctx ends, then closes every connection and waits for
-// them. It calls Listen if nobody did, and fails only if no listener is
-// open.
+// Run serves until ctx ends or Close is called, then shuts the broker
+// down (see Close) and returns nil. It calls Listen if nobody did, and
+// fails only if no listener is open. Run and Close follow the lifecycle
+// of the package doc: a second Run returns an error wrapping ErrClosed
+// ("Run called twice"), Run after Close returns ErrClosed.
 func (s *Server) Run(ctx context.Context) error {
+	ctx, err := s.g.Start(ctx, "mqtt.Server", ErrClosed)
+	if err != nil {
+		return err
+	}
+	defer s.g.Finish()
+	defer s.shutdown()
 	if err := s.Listen(); err != nil && s.b.Listeners.Len() == 0 {
 		return err
 	}
-	var err error
-	s.runOnce.Do(func() { err = s.b.Serve() })
-	if err != nil {
+	if err := s.b.Serve(); err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}
-	select {
-	case <-ctx.Done():
-	case <-s.done:
-	}
-	s.Close()
+	<-ctx.Done()
 	return nil
 }
 
 // Close stops the broker: listeners and connections close, downlinks
-// waiting for a PUBACK fail with ErrClosed. It is idempotent and waits
-// for the connections' goroutines.
+// waiting for a PUBACK fail with ErrClosed. It is idempotent, may come
+// before Run, and returns after Run has returned and the connections'
+// goroutines have ended.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
+	s.g.Stop()
+	s.shutdown()
+	return nil
+}
+
+// shutdown closes the broker once; a concurrent caller waits until it is
+// closed.
+func (s *Server) shutdown() {
+	s.shutdownOnce.Do(func() {
 		s.mu.Lock()
-		s.closed = true
+		s.down = true
 		s.mu.Unlock()
-		close(s.done)
 		s.b.Close() // waits for every client's goroutine
 		s.mu.Lock()
 		for _, w := range s.inflight {
@@ -232,7 +245,6 @@ func (s *Server) Close() error {
 		}
 		s.mu.Unlock()
 	})
-	return nil
 }
 
 // Stats returns the refusal counters.
@@ -267,7 +279,7 @@ func (s *Server) publish(ctx context.Context, topic string, payload []byte) erro
 	}
 	w := &waiter{done: make(chan error, 1)}
 	s.mu.Lock()
-	if s.closed {
+	if s.down {
 		s.mu.Unlock()
 		return ErrClosed
 	}

@@ -51,13 +51,13 @@ func (b *Bootstrap) Put(c BootstrapConfig) error {
 	if err != nil {
 		return fmt.Errorf("store: bootstrap %s: %w", c.NodeID, err)
 	}
-	return closed(b.db.bolt.Update(func(tx *bolt.Tx) error {
+	return b.db.commit(func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists(bucketBootstrap)
 		if err != nil {
 			return err
 		}
 		return bk.Put(bootstrapKey(c.NodeID), v)
-	}))
+	})
 }
 
 // Get returns the bootstrap configuration of nodeID, or an error wrapping
@@ -80,11 +80,11 @@ func (b *Bootstrap) Get(nodeID string) (BootstrapConfig, error) {
 // Delete removes the bootstrap configuration of nodeID; an absent one is
 // an error wrapping lwm2m.ErrNotFound.
 func (b *Bootstrap) Delete(nodeID string) error {
-	return closed(b.db.bolt.Update(func(tx *bolt.Tx) error {
+	return b.db.commit(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketBootstrap)
 		if bk == nil || bk.Get(bootstrapKey(nodeID)) == nil {
 			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, lwm2m.ErrNotFound)
 		}
 		return bk.Delete(bootstrapKey(nodeID))
-	}))
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/store/internal/records"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -41,7 +42,7 @@ func (db *DB) Commands() *Commands { return &Commands{db: db, bucket: bucketComm
 
 // Commands is the bbolt implementation of command.Store. Every write is
 // committed (and synced unless Options.NoSync) before it returns;
-// concurrent writes share commits through bbolt's Batch.
+// concurrent writes share commits (DB.commit, see the package doc).
 type Commands struct {
 	db     *DB
 	bucket []byte // bucketCommands, or bucketLwM2MOps for LwM2M operations
@@ -87,76 +88,16 @@ var (
 
 func dueTime(v uint64) time.Time { return time.Unix(0, int64(v^1<<63)).UTC() }
 
-// record is a command as stored: every field, times with nanoseconds.
-type record struct {
-	ID            string          `json:"id"`
-	AppID         string          `json:"app,omitempty"`
-	DeviceID      string          `json:"dev"`
-	ServiceID     string          `json:"svc"`
-	Method        string          `json:"m"`
-	Paras         json.RawMessage `json:"p,omitempty"`
-	CallbackURL   string          `json:"cb,omitempty"`
-	ExpireTime    int64           `json:"exp"`
-	MaxRetransmit int             `json:"mr,omitempty"`
-	Status        uint8           `json:"st"`
-	Created       time.Time       `json:"ct"`
-	Issued        *time.Time      `json:"it,omitempty"`
-	Delivered     *time.Time      `json:"dt,omitempty"`
-	Executed      *time.Time      `json:"et,omitempty"`
-	IssuedTimes   int             `json:"n,omitempty"`
-	Seq           uint64          `json:"seq"`
-	Key           string          `json:"k,omitempty"`
-	TaskID        string          `json:"task,omitempty"`
-	Reason        string          `json:"why,omitempty"`
-	ErrCode       int             `json:"ec,omitempty"`
-	Result        json.RawMessage `json:"res,omitempty"`
-	Deadline      *time.Time      `json:"dl,omitempty"`
-	NextTry       *time.Time      `json:"nt,omitempty"`
-	Retransmits   int             `json:"rt,omitempty"`
-	SendAttempt   *time.Time      `json:"sa,omitempty"`
-}
-
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func fromOpt(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
-}
-
-func encodeCommand(c *command.Command) ([]byte, error) {
-	return json.Marshal(record{
-		ID: c.ID, AppID: c.AppID, DeviceID: c.DeviceID, ServiceID: c.Body.ServiceID, Method: c.Body.Method,
-		Paras: c.Body.Paras, CallbackURL: c.CallbackURL, ExpireTime: c.ExpireTime, MaxRetransmit: c.MaxRetransmit,
-		Status: uint8(c.Status), Created: c.CreationTime, Issued: optTime(c.PlatformIssuedTime),
-		Delivered: optTime(c.DeliveredTime), Executed: optTime(c.ExecuteTime), IssuedTimes: c.IssuedTimes,
-		Seq: c.Seq, Key: c.Key, TaskID: c.TaskID, Reason: c.Reason, ErrCode: c.ErrCode, Result: c.Result,
-		Deadline: optTime(c.Deadline), NextTry: optTime(c.NextTry), Retransmits: c.Retransmits,
-		SendAttempt: optTime(c.SendAttempt),
-	})
-}
+// encodeCommand and decodeCommand read and write the stored form, which
+// store/postgres shares (store/internal/records).
+func encodeCommand(c *command.Command) ([]byte, error) { return records.EncodeCommand(c) }
 
 func decodeCommand(key, b []byte) (command.Command, error) {
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
+	c, err := records.DecodeCommand(b)
+	if err != nil {
 		return command.Command{}, fmt.Errorf("store: command record %x: %w", key, err)
 	}
-	return command.Command{
-		ID: r.ID, AppID: r.AppID, DeviceID: r.DeviceID,
-		Body:        command.Body{ServiceID: r.ServiceID, Method: r.Method, Paras: r.Paras},
-		CallbackURL: r.CallbackURL, ExpireTime: r.ExpireTime, MaxRetransmit: r.MaxRetransmit,
-		Status: command.Status(r.Status), CreationTime: r.Created, PlatformIssuedTime: fromOpt(r.Issued),
-		DeliveredTime: fromOpt(r.Delivered), ExecuteTime: fromOpt(r.Executed), IssuedTimes: r.IssuedTimes,
-		Seq: r.Seq, Key: r.Key, TaskID: r.TaskID, Reason: r.Reason, ErrCode: r.ErrCode, Result: r.Result,
-		Deadline: fromOpt(r.Deadline), NextTry: fromOpt(r.NextTry), Retransmits: r.Retransmits,
-		SendAttempt: fromOpt(r.SendAttempt),
-	}, nil
+	return c, nil
 }
 
 // sub returns the named sub-bucket of the commands bucket, creating it in
@@ -205,7 +146,7 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 			return err
 		}
 	}
-	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
 		var bk [7]*bolt.Bucket
 		for i, name := range [][]byte{cmdRec, cmdID, cmdOpen, cmdDue, cmdLast, cmdTask} {
 			b, err := s.sub(tx, name)
@@ -225,7 +166,7 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 				return fmt.Errorf("store: task %q: %w", n.TaskID, err)
 			}
 			t.Count(n.Status)
-			b, err := json.Marshal(taskRecord(t))
+			b, err := json.Marshal(records.Task(t))
 			if err != nil {
 				return err
 			}
@@ -443,7 +384,7 @@ func (s *Commands) PutMode(ctx context.Context, deviceID string, m command.Mode)
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
 		modes, err := s.sub(tx, cmdMode)
 		if err != nil {
 			return err
@@ -474,19 +415,16 @@ func (s *Commands) Mode(ctx context.Context, deviceID string) (command.Mode, boo
 	return m, ok, err
 }
 
-// taskRecord is a Task as stored: every field, unlike the API JSON.
-type taskRecord command.Task
-
 // PutTask implements command.Store.
 func (s *Commands) PutTask(ctx context.Context, t command.Task) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b, err := json.Marshal(taskRecord(t))
+	b, err := json.Marshal(records.Task(t))
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return s.db.commit(func(tx *bolt.Tx) error {
 		tasks, err := s.sub(tx, cmdTask)
 		if err != nil {
 			return err
@@ -507,7 +445,7 @@ func (s *Commands) Task(ctx context.Context, id string) (command.Task, error) {
 		if v == nil {
 			return &command.NotFoundError{What: "task", ID: id}
 		}
-		var r taskRecord
+		var r records.Task
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("store: task %q: %w", id, err)
 		}
@@ -524,7 +462,8 @@ func (s *Commands) Prune(ctx context.Context, before time.Time, limit int) (int,
 		return 0, err
 	}
 	n := 0
-	err := s.db.bolt.Update(func(tx *bolt.Tx) error {
+	err := s.db.commit(func(tx *bolt.Tx) error {
+		n = 0 // fn may run again (DB.commit)
 		rec, err := s.sub(tx, cmdRec)
 		if err != nil {
 			return err

@@ -26,8 +26,8 @@ func TestCommandStore(t *testing.T) {
 	commandtest.Run(t, func(t *testing.T) command.Store { return openTemp(t, nil).Commands() })
 }
 
-// settle lets the bubble's goroutines finish, including writes waiting in
-// bbolt's Batch timer (10 ms of fake time).
+// settle lets the bubble's goroutines finish, including what waits on a
+// timer of up to 50 ms of fake time.
 func settle() {
 	synctest.Wait()
 	time.Sleep(50 * time.Millisecond)

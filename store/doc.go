@@ -6,15 +6,30 @@
 // on it (for example DB.Registry, a registry.Store). Every package has one
 // top-level bucket of its own, and keys are laid out for the queries that
 // package makes (the registry's layout is documented on Registry).
+// store/postgres keeps the same data in PostgreSQL; the records both keep
+// alike (commands, tasks) share one encoding.
 //
-// Durability: a write returns only after bbolt has committed and synced it.
-// Writes that arrive together from many goroutines share one commit, so
-// durability does not cost one fsync per call. The registry uses DB.commit,
-// a group commit without a timer: a write that finds the disk idle commits
-// at once, and writes that arrive while a commit is on its way to disk go
-// together in the next one. bbolt's Batch instead waits up to 10 ms for
-// company, which costs a lone writer 10 ms per write (figures in
-// registry/doc.go). Other packages may use either.
+// # Writes: one discipline
+//
+// A write returns only after bbolt has committed and synced it. Every
+// write goes through one group commit (DB.commit): a write that finds the
+// disk idle commits at once, and the writes that arrive while a commit is
+// on its way to disk go together in the next one, one transaction and one
+// fsync for all of them. It is one discipline rather than three (bbolt's
+// Update, bbolt's Batch and our own) because each of the others costs
+// where this one does not: Update spends one fsync per call, so concurrent
+// writers queue on the disk; Batch waits up to 10 ms for company, which
+// costs a lone writer 10 ms per write (BenchmarkCommit; figures in
+// docs/benchmarks.md, "Registry"). And one queue means one place to get
+// isolation right.
+//
+// Its contract is bolt.Batch's: one write's error (or panic) is that
+// write's alone. When a write in a shared commit fails, the transaction is
+// rolled back, the failing write runs alone to get its own error (or
+// panic, in its own goroutine), and the others are committed without it.
+// So a write's function may run more than once and must not have effects
+// outside its transaction, or must reset them when it starts (Prune's
+// count does).
 //
 // Inbox holds device uplinks between their acknowledgement and their
 // processing (examples/platform puts each one there before the device is
@@ -31,7 +46,8 @@
 //
 // Errors: a file that is not a bbolt file fails Open with ErrNotDB; a file
 // another process holds fails with ErrLocked after Options.LockTimeout;
-// both come wrapped in an *OpenError naming the file.
+// both come wrapped in an *OpenError naming the file. A view used after
+// DB.Close fails with ErrClosed.
 //
 // store is the only package that imports bbolt.
 package store

@@ -131,7 +131,8 @@ func (h *History) Query(q HistoryQuery) ([]HistoryRecord, int, error) {
 // Prune deletes records older than cutoff and returns how many it deleted.
 func (h *History) Prune(cutoff time.Time) (int, error) {
 	n := 0
-	err := h.db.bolt.Update(func(tx *bolt.Tx) error {
+	err := h.db.commit(func(tx *bolt.Tx) error {
+		n = 0 // fn may run again (DB.commit)
 		c := tx.Bucket(bucketHistory).Cursor()
 		for k, _ := c.First(); k != nil; {
 			i := bytes.IndexByte(k, 0)
@@ -161,7 +162,7 @@ func (h *History) Prune(cutoff time.Time) (int, error) {
 // DeleteDevice deletes every record of a device.
 func (h *History) DeleteDevice(deviceID string) error {
 	prefix := append([]byte(deviceID), 0)
-	return h.db.bolt.Update(func(tx *bolt.Tx) error {
+	return h.db.commit(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketHistory).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
 			if err := c.Delete(); err != nil {

@@ -14,7 +14,7 @@ import (
 // the "ota" bucket it keeps three buckets: packages (id → JSON), tasks
 // (id → JSON) and subtasks (task id, 0x00, device id → JSON), so that a
 // task's sub-tasks are one prefix scan ordered by device id. Sub-task
-// writes, which many devices make at once, are grouped with bbolt's Batch.
+// writes, which many devices make at once, share commits (DB.commit).
 type OTA struct{ db *DB }
 
 var _ ota.Store = (*OTA)(nil)
@@ -48,7 +48,7 @@ func subKey(taskID, deviceID string) []byte {
 	return append(k, deviceID...)
 }
 
-func (o *OTA) put(name, key []byte, v any, batch bool) error {
+func (o *OTA) put(name, key []byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("store: encode %s %q: %w", name, key, err)
@@ -60,10 +60,7 @@ func (o *OTA) put(name, key []byte, v any, batch bool) error {
 		}
 		return bk.Put(key, b)
 	}
-	if batch {
-		return o.db.bolt.Batch(fn)
-	}
-	return o.db.bolt.Update(fn)
+	return o.db.commit(fn)
 }
 
 func (o *OTA) get(name, key []byte, what string, v any) error {
@@ -105,7 +102,7 @@ func (o *OTA) list(name, prefix []byte, each func([]byte) error) error {
 
 // PutPackage implements ota.Store.
 func (o *OTA) PutPackage(_ context.Context, p ota.Package) error {
-	return o.put(otaPackages, []byte(p.ID), p, false)
+	return o.put(otaPackages, []byte(p.ID), p)
 }
 
 // Package implements ota.Store.
@@ -129,7 +126,7 @@ func (o *OTA) Packages(context.Context) ([]ota.Package, error) {
 
 // DeletePackage implements ota.Store.
 func (o *OTA) DeletePackage(_ context.Context, id string) error {
-	return o.db.bolt.Update(func(tx *bolt.Tx) error {
+	return o.db.commit(func(tx *bolt.Tx) error {
 		bk, err := otaBucket(tx, otaPackages)
 		if err != nil {
 			return err
@@ -157,7 +154,7 @@ func (o *OTA) PutTask(_ context.Context, t ota.Task, subs []ota.SubTask) error {
 			return fmt.Errorf("store: encode sub-task %s: %w", s.ID(), err)
 		}
 	}
-	return o.db.bolt.Update(func(tx *bolt.Tx) error {
+	return o.db.commit(func(tx *bolt.Tx) error {
 		tk, err := otaBucket(tx, otaTasks)
 		if err != nil {
 			return err
@@ -203,7 +200,7 @@ func (o *OTA) PutSubTask(_ context.Context, s ota.SubTask) error {
 	if err != nil {
 		return fmt.Errorf("store: encode sub-task %s: %w", s.ID(), err)
 	}
-	return o.db.bolt.Batch(func(tx *bolt.Tx) error {
+	return o.db.commit(func(tx *bolt.Tx) error {
 		tk, err := otaBucket(tx, otaTasks)
 		if err != nil {
 			return err

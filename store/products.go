@@ -39,14 +39,14 @@ func (p *Products) Put(f ProductFiles) error {
 	if err != nil {
 		return fmt.Errorf("store: product %s/%s: %w", f.ManufacturerID, f.Model, err)
 	}
-	return p.db.bolt.Update(func(tx *bolt.Tx) error {
+	return p.db.commit(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketProducts).Put(productKey(f.ManufacturerID, f.Model), v)
 	})
 }
 
 // Delete removes a product's files; deleting an absent product is not an error.
 func (p *Products) Delete(manufacturerID, model string) error {
-	return p.db.bolt.Update(func(tx *bolt.Tx) error {
+	return p.db.commit(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketProducts).Delete(productKey(manufacturerID, model))
 	})
 }

@@ -118,7 +118,7 @@ func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
 	if strings.IndexByte(s.AppID, 0) >= 0 || strings.IndexByte(string(s.NotifyType), 0) >= 0 {
 		return fmt.Errorf("store: push subscription %q: app id or notify type contains a NUL byte", s.ID)
 	}
-	return closed(p.db.bolt.Update(func(tx *bolt.Tx) error {
+	return p.db.commit(func(tx *bolt.Tx) error {
 		subs, err := pushSubsBucket(tx)
 		if err != nil {
 			return err
@@ -140,7 +140,7 @@ func (p *Push) PutSubscription(ctx context.Context, s push.Subscription) error {
 			return err
 		}
 		return subs.Put([]byte(s.ID), v)
-	}))
+	})
 }
 
 func decodeSub(k, v []byte) (push.Subscription, error) {
@@ -233,8 +233,8 @@ func (p *Push) DeleteSubscriptions(ctx context.Context, ids ...string) (int, err
 		return 0, err
 	}
 	n := 0
-	err := p.db.bolt.Update(func(tx *bolt.Tx) error {
-		n = 0
+	err := p.db.commit(func(tx *bolt.Tx) error {
+		n = 0 // fn may run again (DB.commit)
 		subs, err := pushSubsBucket(tx)
 		if err != nil {
 			return err

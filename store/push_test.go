@@ -373,7 +373,7 @@ func newPushBenchOn(b *testing.B, st push.Store, hanging bool) *pushBench {
 }
 
 // send enqueues n messages for url from 256 goroutines, as many devices
-// reporting at once would; bbolt's Batch gives them shared commits.
+// reporting at once would; the group commit gives them shared commits.
 func (pb *pushBench) send(b *testing.B, url string, n int) {
 	senders := min(256, n)
 	var wg sync.WaitGroup

@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/registry"
+	"github.com/doze-io/doze/store/internal/records"
 	bolt "go.etcd.io/bbolt"
 )
 
 // Registry is the registry.Store on the DB (SPEC STO-1). Every write is one
-// bbolt transaction shared with concurrent writers (group commit, see the
-// package doc; not bolt.Batch) and returns after it is on disk.
+// bbolt transaction shared with concurrent writers (DB.commit, see the
+// package doc) and returns after it is on disk.
 //
 // Layout inside the "registry" bucket, one sub-bucket each:
 //
@@ -142,16 +143,9 @@ func (s *Registry) update(ctx context.Context, fn func(*rtx) error) error {
 		if err != nil {
 			return err
 		}
-		if testCommitHook != nil {
-			testCommitHook(tx.ID())
-		}
 		return fn(b)
 	})
 }
-
-// testCommitHook, when set by a test, sees the transaction id of every
-// registry write, so the test can count shared commits.
-var testCommitHook func(txid int)
 
 // key builds "a | b | … | last": every part but the last is length-prefixed.
 func key(parts ...string) []byte {
@@ -320,14 +314,10 @@ func (s *Registry) Update(ctx context.Context, id string, fn func(*registry.Devi
 		if err != nil {
 			return err
 		}
-		d := old.Clone()
-		if err := fn(&d); err != nil {
+		d, err := records.UpdateDevice("store", id, old, fn)
+		if err != nil {
 			return err
 		}
-		if d.ID != id {
-			return fmt.Errorf("store: Update changed deviceId %q to %q: %w", id, d.ID, registry.ErrInvalid)
-		}
-		d.Groups = slices.Compact(slices.Sorted(slices.Values(d.Groups)))
 		if k := registry.NodeKey(d.NodeID); k != registry.NodeKey(old.NodeID) && b.node().Get([]byte(k)) != nil {
 			return fmt.Errorf("store: nodeId %q: %w", d.NodeID, registry.ErrNodeIDTaken)
 		}

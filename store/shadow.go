@@ -107,7 +107,7 @@ func (s *Shadow) ClearDesired(deviceID, serviceID string) error {
 
 // Delete removes the device's shadow.
 func (s *Shadow) Delete(deviceID string) error {
-	return s.db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketShadow).Delete([]byte(deviceID)) })
+	return s.db.commit(func(tx *bolt.Tx) error { return tx.Bucket(bucketShadow).Delete([]byte(deviceID)) })
 }
 
 func (s *Shadow) update(deviceID, serviceID string, f func(*ServiceShadow)) error {

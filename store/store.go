@@ -80,7 +80,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	}
 	db := &DB{bolt: b, path: path}
 	if !o.ReadOnly {
-		err = b.Update(func(tx *bolt.Tx) error {
+		err = db.commit(func(tx *bolt.Tx) error {
 			for _, name := range allBuckets {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
@@ -125,13 +125,14 @@ func (db *DB) Check() error {
 
 // commit runs fn in a write transaction shared with the writes that queue
 // up while another commit is on its way to disk: group commit without a
-// timer. A writer that finds no commit running commits at once (no
+// timer. Every write of this package goes through it (the package doc
+// says why). A writer that finds no commit running commits at once (no
 // MaxBatchDelay wait, unlike bolt.Batch); writers arriving meanwhile
 // queue, and the first of them leads the next commit, carrying all of them
 // in one transaction and one fsync. If one fn fails, the transaction is
 // rolled back, that fn runs alone to get its own error, and the others
 // are committed without it. So fn may run more than once and must not
-// have effects outside tx.
+// have effects outside tx (or must reset them when it starts).
 func (db *DB) commit(fn func(*bolt.Tx) error) error {
 	return db.group.do(db.bolt, fn)
 }

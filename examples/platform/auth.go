@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // App is an application that calls the northbound API (SPEC APP-1).
@@ -398,7 +400,9 @@ func (a *Auth) ownerOf(tok string) string {
 // limiter allows about rate calls in any one-second span: it counts calls in
 // one-second windows and weighs the previous window's count by how much of
 // it still overlaps the last second (the sliding-window estimate), so no
-// burst of 2×rate passes across a window edge.
+// burst of 2×rate passes across a window edge. It is not a token bucket
+// (golang.org/x/time/rate): a bucket that lets rate calls pass at once
+// lets 2×rate pass in the second that follows, which APP-1 forbids.
 type limiter struct {
 	start     time.Time
 	count     int
@@ -431,31 +435,30 @@ type bucketRate struct {
 	Every time.Duration
 }
 
-// bucket is a token bucket kept as the time it will be full again, so an
-// idle bucket needs no refill arithmetic and no timer.
-type bucket struct {
-	fullAt time.Time // when the bucket holds Burst tokens again; zero: full
-}
+// bucket is a login budget (SEC-5): a token bucket of Burst tokens, one
+// more every Every. It is golang.org/x/time/rate's Limiter, made on the
+// first take; the zero bucket is full.
+type bucket struct{ lim *rate.Limiter }
 
 // take removes one token at now. It returns 0 if there was one, else how
-// long until there is.
+// long until there is. r is the same on every call.
 func (b *bucket) take(now time.Time, r bucketRate) time.Duration {
-	full := b.fullAt
-	if full.Before(now) {
-		full = now
+	if b.lim == nil {
+		b.lim = rate.NewLimiter(rate.Every(r.Every), r.Burst)
 	}
-	// Tokens missing at now: (full-now)/Every, rounded up.
-	missing := (full.Sub(now) + r.Every - 1) / r.Every
-	if int(missing) >= r.Burst {
-		// Empty: the next token comes when one fewer is missing.
-		return full.Sub(now) - time.Duration(r.Burst-1)*r.Every
+	if b.lim.AllowN(now, 1) {
+		return 0
 	}
-	b.fullAt = full.Add(r.Every)
-	return 0
+	// The limiter counts tokens as a float64: round the wait for the
+	// missing part of a token to the nanosecond, never to 0.
+	missing := 1 - b.lim.TokensAt(now)
+	return max(time.Nanosecond, time.Duration(math.Round(missing*float64(r.Every))))
 }
 
 // idle reports whether the bucket is full at now (nothing to remember).
-func (b *bucket) idle(now time.Time) bool { return !b.fullAt.After(now) }
+func (b *bucket) idle(now time.Time) bool {
+	return b.lim == nil || b.lim.TokensAt(now) >= float64(b.lim.Burst())
+}
 
 // addrBuckets are the login buckets of source addresses, at most max of
 // them; IPv6 addresses count by /64, what one host usually holds.

@@ -9,7 +9,8 @@
 // Check finds the package from the test's working directory, reads the
 // imports of its files with go/build, and fails the test for every import the
 // table below forbids. Test files may additionally import internal/... and the
-// package's own sub-packages (registry may test with registry/registrytest).
+// package's own sub-packages (registry may test with registry/registrytest);
+// any file may import the package's own internal/... sub-packages.
 package deptest
 
 import (
@@ -68,6 +69,11 @@ func allowedFor(dir, dep string, test bool) bool {
 		// A package's tests may use its sub-packages (registry →
 		// registry/registrytest); a command may be built from its own
 		// (examples/device → examples/device/sim).
+		return true
+	}
+	if strings.HasPrefix(dep, dir+"/internal/") {
+		// A package may use its own internal sub-packages (store →
+		// store/internal/records).
 		return true
 	}
 	if _, own := allowed[dir]; !own && (strings.HasPrefix(dir, "internal/") || dir == "internal" ||

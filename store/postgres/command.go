@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/store/internal/records"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -31,77 +32,14 @@ var (
 // Commands returns the command Store kept in db.
 func (db *DB) Commands() *Commands { return &Commands{db: db} }
 
-// record is a command as stored: every field, times with nanoseconds (the
-// same JSON as the bbolt store's record).
-type record struct {
-	ID            string          `json:"id"`
-	AppID         string          `json:"app,omitempty"`
-	DeviceID      string          `json:"dev"`
-	ServiceID     string          `json:"svc"`
-	Method        string          `json:"m"`
-	Paras         json.RawMessage `json:"p,omitempty"`
-	CallbackURL   string          `json:"cb,omitempty"`
-	ExpireTime    int64           `json:"exp"`
-	MaxRetransmit int             `json:"mr,omitempty"`
-	Status        uint8           `json:"st"`
-	Created       time.Time       `json:"ct"`
-	Issued        *time.Time      `json:"it,omitempty"`
-	Delivered     *time.Time      `json:"dt,omitempty"`
-	Executed      *time.Time      `json:"et,omitempty"`
-	IssuedTimes   int             `json:"n,omitempty"`
-	Seq           uint64          `json:"seq"`
-	Key           string          `json:"k,omitempty"`
-	TaskID        string          `json:"task,omitempty"`
-	Reason        string          `json:"why,omitempty"`
-	ErrCode       int             `json:"ec,omitempty"`
-	Result        json.RawMessage `json:"res,omitempty"`
-	Deadline      *time.Time      `json:"dl,omitempty"`
-	NextTry       *time.Time      `json:"nt,omitempty"`
-	Retransmits   int             `json:"rt,omitempty"`
-	SendAttempt   *time.Time      `json:"sa,omitempty"`
-}
-
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func fromOpt(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
-}
-
-func encodeCommand(c *command.Command) ([]byte, error) {
-	return json.Marshal(record{
-		ID: c.ID, AppID: c.AppID, DeviceID: c.DeviceID, ServiceID: c.Body.ServiceID, Method: c.Body.Method,
-		Paras: c.Body.Paras, CallbackURL: c.CallbackURL, ExpireTime: c.ExpireTime, MaxRetransmit: c.MaxRetransmit,
-		Status: uint8(c.Status), Created: c.CreationTime, Issued: optTime(c.PlatformIssuedTime),
-		Delivered: optTime(c.DeliveredTime), Executed: optTime(c.ExecuteTime), IssuedTimes: c.IssuedTimes,
-		Seq: c.Seq, Key: c.Key, TaskID: c.TaskID, Reason: c.Reason, ErrCode: c.ErrCode, Result: c.Result,
-		Deadline: optTime(c.Deadline), NextTry: optTime(c.NextTry), Retransmits: c.Retransmits,
-		SendAttempt: optTime(c.SendAttempt),
-	})
-}
-
+// decodeCommand reads the stored form, the bbolt store's too
+// (store/internal/records).
 func decodeCommand(b []byte) (command.Command, error) {
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
+	c, err := records.DecodeCommand(b)
+	if err != nil {
 		return command.Command{}, fmt.Errorf("store/postgres: command record: %w", err)
 	}
-	return command.Command{
-		ID: r.ID, AppID: r.AppID, DeviceID: r.DeviceID,
-		Body:        command.Body{ServiceID: r.ServiceID, Method: r.Method, Paras: r.Paras},
-		CallbackURL: r.CallbackURL, ExpireTime: r.ExpireTime, MaxRetransmit: r.MaxRetransmit,
-		Status: command.Status(r.Status), CreationTime: r.Created, PlatformIssuedTime: fromOpt(r.Issued),
-		DeliveredTime: fromOpt(r.Delivered), ExecuteTime: fromOpt(r.Executed), IssuedTimes: r.IssuedTimes,
-		Seq: r.Seq, Key: r.Key, TaskID: r.TaskID, Reason: r.Reason, ErrCode: r.ErrCode, Result: r.Result,
-		Deadline: fromOpt(r.Deadline), NextTry: fromOpt(r.NextTry), Retransmits: r.Retransmits,
-		SendAttempt: fromOpt(r.SendAttempt),
-	}, nil
+	return c, nil
 }
 
 // commandRows decodes rows of one rec column.
@@ -152,7 +90,7 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 		if c.Seq > math.MaxInt64 {
 			return fmt.Errorf("%w: command %s Seq %d; allowed 1..%d", ErrTooLarge, c.ID, c.Seq, int64(math.MaxInt64))
 		}
-		b, err := encodeCommand(c)
+		b, err := records.EncodeCommand(c)
 		if err != nil {
 			return err
 		}
@@ -196,13 +134,13 @@ func countTask(ctx context.Context, tx pgx.Tx, n command.Count) error {
 	if err != nil {
 		return err
 	}
-	var t taskRecord
+	var t records.Task
 	if err := json.Unmarshal(b, &t); err != nil {
 		return fmt.Errorf("store/postgres: task %q: %w", n.TaskID, err)
 	}
 	ct := command.Task(t)
 	ct.Count(n.Status)
-	if b, err = json.Marshal(taskRecord(ct)); err != nil {
+	if b, err = json.Marshal(records.Task(ct)); err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, "UPDATE command_tasks SET rec = $2 WHERE id = $1", n.TaskID, b)
@@ -309,12 +247,9 @@ func (s *Commands) Mode(ctx context.Context, deviceID string) (command.Mode, boo
 	return m, true, nil
 }
 
-// taskRecord is a Task as stored: every field, unlike the API JSON.
-type taskRecord command.Task
-
 // PutTask implements command.Store.
 func (s *Commands) PutTask(ctx context.Context, t command.Task) error {
-	b, err := json.Marshal(taskRecord(t))
+	b, err := json.Marshal(records.Task(t))
 	if err != nil {
 		return err
 	}
@@ -333,7 +268,7 @@ func (s *Commands) Task(ctx context.Context, id string) (command.Task, error) {
 	if err != nil {
 		return command.Task{}, err
 	}
-	var r taskRecord
+	var r records.Task
 	if err := json.Unmarshal(b, &r); err != nil {
 		return command.Task{}, fmt.Errorf("store/postgres: task %q: %w", id, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/doze-io/doze/registry"
+	"github.com/doze-io/doze/store/internal/records"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -228,14 +229,10 @@ func (s *Registry) Update(ctx context.Context, id string, fn func(*registry.Devi
 		if err != nil {
 			return err
 		}
-		d := old.Clone()
-		if err := fn(&d); err != nil {
+		d, err := records.UpdateDevice("store/postgres", id, old, fn)
+		if err != nil {
 			return err
 		}
-		if d.ID != id {
-			return fmt.Errorf("store/postgres: Update changed deviceId %q to %q: %w", id, d.ID, registry.ErrInvalid)
-		}
-		d.Groups = sortedGroups(d.Groups)
 		if err := checkText(&d); err != nil {
 			return err
 		}
