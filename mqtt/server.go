@@ -68,7 +68,7 @@ type Server struct {
 	log  *slog.Logger
 	b    *mochi.Server
 
-	g lifecycle.Guard // Run and Close
+	life lifecycle.Guard // Run and Close
 
 	mu       sync.Mutex
 	sessions map[*mochi.Client]*session
@@ -202,11 +202,11 @@ func (s *Server) Addr(id string) string {
 // of the package doc: a second Run returns an error wrapping ErrClosed
 // ("Run called twice"), Run after Close returns ErrClosed.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, err := s.g.Start(ctx, "mqtt.Server", ErrClosed)
+	ctx, err := s.life.Start(ctx, "mqtt.Server", ErrClosed)
 	if err != nil {
 		return err
 	}
-	defer s.g.Finish()
+	defer s.life.Finish()
 	defer s.shutdown()
 	if err := s.Listen(); err != nil && s.b.Listeners.Len() == 0 {
 		return err
@@ -223,7 +223,7 @@ func (s *Server) Run(ctx context.Context) error {
 // before Run, and returns after Run has returned and the connections'
 // goroutines have ended.
 func (s *Server) Close() error {
-	s.g.Stop()
+	s.life.Stop()
 	s.shutdown()
 	return nil
 }

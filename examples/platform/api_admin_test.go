@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,26 +18,7 @@ import (
 // answer into out; it returns the status.
 func (tp *testPlatform) adminCall(t *testing.T, token, method, path string, body, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, tp.api.URL+path, rd)
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	if out != nil && len(raw) > 0 {
-		require.NoError(t, json.Unmarshal(raw, out), "%s %s answered %d %s", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode
+	return tp.jsonCall(t, bearer(token), method, path, body, out)
 }
 
 // TestAdminToken: the first start creates an administrator token, keeps

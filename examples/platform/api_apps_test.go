@@ -27,13 +27,7 @@ const caPath = "/doze/v1/app/callbackCAs"
 // the answer.
 func (tp *testPlatform) postPEM(t *testing.T, body []byte) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest("POST", tp.api.URL+caPath, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	req.Header.Set("Content-Type", "application/x-pem-file")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp := tp.appRequest(t, "POST", caPath, "application/x-pem-file", bytes.NewReader(body))
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)

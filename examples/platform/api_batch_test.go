@@ -32,13 +32,7 @@ type batchAnswer struct {
 // status, the answer (on 200) and the error body (otherwise).
 func (tp *testPlatform) postBatch(t *testing.T, contentType string, body []byte) (int, batchAnswer, apiError) {
 	t.Helper()
-	req, err := http.NewRequest("POST", tp.api.URL+batchPath, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp := tp.appRequest(t, "POST", batchPath, contentType, bytes.NewReader(body))
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
@@ -259,36 +253,15 @@ func firstFailure(a batchAnswer) batchRow {
 	return batchRow{}
 }
 
-// FuzzBatchCSV: any file parses without panic into at most 1,000 rows,
-// each with a line number, or is refused with an httpError.
-func FuzzBatchCSV(f *testing.F) {
-	for _, s := range []string{"nodeId\n1\n", "\xef\xbb\xbfnodeId,timeout,psk\n1,5,00\n2,x\n", "nodeId,name\n1,\"a\"\"b\"\n",
-		"nodeId,name\n1,\"open\n", "name\n", "", "nodeId,nodeid\n", "nodeId,timeout\n1,99999999999\n"} {
+// fuzzBatch feeds seeds and arbitrary bodies to parse: no panic; the body
+// is refused with an httpError, or parses into 1 to maxBatchRows rows,
+// each passing check (i is its index).
+func fuzzBatch(f *testing.F, parse func([]byte) ([]batchInput, error), seeds []string, check func(t *testing.T, i int, r batchInput)) {
+	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rows, err := parseBatchCSV(b)
-		if err != nil {
-			var he *httpError
-			require.ErrorAs(t, err, &he)
-			return
-		}
-		require.NotEmpty(t, rows)
-		require.LessOrEqual(t, len(rows), maxBatchRows)
-		for _, r := range rows {
-			require.Greater(t, r.row, 1, "data rows start after the header line")
-		}
-	})
-}
-
-// FuzzBatchJSON: any body parses without panic into 1 to 1,000 rows
-// numbered 1, 2, …, or is refused with an httpError.
-func FuzzBatchJSON(f *testing.F) {
-	for _, s := range []string{`[{"nodeId":"1"}]`, `[1,"x",null,{}]`, `{}`, `[]`, `[{"timeout":-1}]`, `[{"deviceInfo":[]}]`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		rows, err := parseBatchJSON(b)
+		rows, err := parse(b)
 		if err != nil {
 			var he *httpError
 			require.ErrorAs(t, err, &he)
@@ -297,9 +270,28 @@ func FuzzBatchJSON(f *testing.F) {
 		require.NotEmpty(t, rows)
 		require.LessOrEqual(t, len(rows), maxBatchRows)
 		for i, r := range rows {
-			require.Equal(t, i+1, r.row)
+			check(t, i, r)
 		}
 	})
+}
+
+// FuzzBatchCSV: any file parses without panic into at most 1,000 rows,
+// each with a line number, or is refused with an httpError.
+func FuzzBatchCSV(f *testing.F) {
+	fuzzBatch(f, parseBatchCSV, []string{"nodeId\n1\n", "\xef\xbb\xbfnodeId,timeout,psk\n1,5,00\n2,x\n", "nodeId,name\n1,\"a\"\"b\"\n",
+		"nodeId,name\n1,\"open\n", "name\n", "", "nodeId,nodeid\n", "nodeId,timeout\n1,99999999999\n"},
+		func(t *testing.T, _ int, r batchInput) {
+			require.Greater(t, r.row, 1, "data rows start after the header line")
+		})
+}
+
+// FuzzBatchJSON: any body parses without panic into 1 to 1,000 rows
+// numbered 1, 2, …, or is refused with an httpError.
+func FuzzBatchJSON(f *testing.F) {
+	fuzzBatch(f, parseBatchJSON, []string{`[{"nodeId":"1"}]`, `[1,"x",null,{}]`, `{}`, `[]`, `[{"timeout":-1}]`, `[{"deviceInfo":[]}]`},
+		func(t *testing.T, i int, r batchInput) {
+			require.Equal(t, i+1, r.row)
+		})
 }
 
 // BenchmarkBatchRegister registers 1,000 devices per op, one row at a time

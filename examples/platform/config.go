@@ -158,21 +158,32 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		fs.PrintDefaults()
 	}
 	configFile := fs.String("config", "", "JSON config file with any Config field (see README); flags win over it")
-	dataDir := fs.String("data", cfg.DataDir, "directory for the bbolt file and app credentials")
-	httpAddr := fs.String("http", cfg.HTTPAddr, "address of the REST API and web console")
-	coapAddr := fs.String("coap", cfg.CoAPAddr, `UDP address for plain CoAP, or "off"`)
-	dtlsAddr := fs.String("dtls", cfg.DTLSAddr, "UDP address for CoAP over DTLS-PSK")
-	bsAddr := fs.String("bootstrap", cfg.BootstrapAddr, `UDP address of the LwM2M bootstrap server over plain CoAP (e.g. :5783), or "off"`)
-	bsDTLSAddr := fs.String("bootstrap-dtls", cfg.BootstrapDTLSAddr, `UDP address of the LwM2M bootstrap server over DTLS-PSK (e.g. :5784), or "off"`)
-	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve the API over HTTPS")
-	tlsKey := fs.String("tls-key", "", "PEM private key for -tls-cert")
+	// The string flags, each with the Config field it sets and whose
+	// default it shows: a flag given wins over the config file, and a
+	// field the file leaves empty takes the flag's default.
+	strs := []struct {
+		name, usage  string
+		field, value *string
+	}{
+		{name: "data", field: &cfg.DataDir, usage: "directory for the bbolt file and app credentials"},
+		{name: "http", field: &cfg.HTTPAddr, usage: "address of the REST API and web console"},
+		{name: "coap", field: &cfg.CoAPAddr, usage: `UDP address for plain CoAP, or "off"`},
+		{name: "dtls", field: &cfg.DTLSAddr, usage: "UDP address for CoAP over DTLS-PSK"},
+		{name: "bootstrap", field: &cfg.BootstrapAddr, usage: `UDP address of the LwM2M bootstrap server over plain CoAP (e.g. :5783), or "off"`},
+		{name: "bootstrap-dtls", field: &cfg.BootstrapDTLSAddr, usage: `UDP address of the LwM2M bootstrap server over DTLS-PSK (e.g. :5784), or "off"`},
+		{name: "tls-cert", field: &cfg.TLSCert, usage: "PEM certificate: serve the API over HTTPS"},
+		{name: "tls-key", field: &cfg.TLSKey, usage: "PEM private key for -tls-cert"},
+		{name: "admin", field: &cfg.AdminAddr, usage: `address of the operator endpoints (/metrics), or "off"`},
+		{name: "mqtt", field: &cfg.MQTTAddr, usage: `TCP address for MQTT devices, or "off"`},
+		{name: "mqtts", field: &cfg.MQTTSAddr, usage: `TCP address for MQTT devices over TLS (needs -tls-cert), or "off"`},
+		{name: "reset-secret", field: &cfg.ResetSecret, usage: "give this appId a new secret, printed once at start"},
+		{name: "log-level", field: &cfg.LogLevel, usage: "log level: debug, info, warn or error"},
+		{name: "log-format", field: &cfg.LogFormat, usage: "log format on stderr: text or json"},
+	}
+	for i, f := range strs {
+		strs[i].value = fs.String(f.name, *f.field, f.usage)
+	}
 	demo := fs.Bool("demo", cfg.Demo, "create the demo application and water-meter product; also allows loopback callback URLs")
-	adminAddr := fs.String("admin", cfg.AdminAddr, `address of the operator endpoints (/metrics), or "off"`)
-	mqttAddr := fs.String("mqtt", cfg.MQTTAddr, `TCP address for MQTT devices, or "off"`)
-	mqttsAddr := fs.String("mqtts", cfg.MQTTSAddr, `TCP address for MQTT devices over TLS (needs -tls-cert), or "off"`)
-	resetSecret := fs.String("reset-secret", "", "give this appId a new secret, printed once at start")
-	logLevel := fs.String("log-level", cfg.LogLevel, "log level: debug, info, warn or error")
-	logFormat := fs.String("log-format", cfg.LogFormat, "log format on stderr: text or json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, flagHelp
@@ -192,52 +203,17 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["data"] || cfg.DataDir == "" {
-		cfg.DataDir = *dataDir
-	}
-	if set["http"] || cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = *httpAddr
-	}
-	if set["coap"] || cfg.CoAPAddr == "" {
-		cfg.CoAPAddr = *coapAddr
-	}
-	if set["dtls"] || cfg.DTLSAddr == "" {
-		cfg.DTLSAddr = *dtlsAddr
-	}
-	if set["bootstrap"] || cfg.BootstrapAddr == "" {
-		cfg.BootstrapAddr = *bsAddr
-	}
-	if set["bootstrap-dtls"] || cfg.BootstrapDTLSAddr == "" {
-		cfg.BootstrapDTLSAddr = *bsDTLSAddr
-	}
-	if set["tls-cert"] {
-		cfg.TLSCert = *tlsCert
-	}
-	if set["tls-key"] {
-		cfg.TLSKey = *tlsKey
+	for _, f := range strs {
+		if set[f.name] || *f.field == "" {
+			*f.field = *f.value
+		}
 	}
 	if set["demo"] {
 		cfg.Demo = *demo
 	}
-	if set["admin"] || cfg.AdminAddr == "" {
-		cfg.AdminAddr = *adminAddr
-	}
-	if set["mqtt"] || cfg.MQTTAddr == "" {
-		cfg.MQTTAddr = *mqttAddr
-	}
-	if set["mqtts"] || cfg.MQTTSAddr == "" {
-		cfg.MQTTSAddr = *mqttsAddr
-	}
-	if set["log-level"] || cfg.LogLevel == "" {
-		cfg.LogLevel = *logLevel
-	}
-	if set["log-format"] || cfg.LogFormat == "" {
-		cfg.LogFormat = *logFormat
-	}
 	if _, err := newLogger(io.Discard, cfg.LogLevel, cfg.LogFormat); err != nil {
 		return Config{}, err
 	}
-	cfg.ResetSecret = *resetSecret
 	if err := checkAdmin(cfg); err != nil {
 		return Config{}, err
 	}

@@ -108,8 +108,7 @@ func requireUpgraded(t *testing.T, tp *testPlatform, row map[string]any, deviceI
 func TestConformDeviceCommand(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "deviceDataChanged")
 	const imei = "868333030002001"
 	id, psk := registerDevice(t, tp, imei)
 	d := startStrictDevice(t, tp, imei, psk, lwm2mtest.DeviceConfig{Stack: lwm2mtest.Stack11})
@@ -306,14 +305,7 @@ func TestConformDeviceReregistration(t *testing.T) {
 	require.Eventually(t, func() bool { return d.Observed("/19/0/0") }, 10*time.Second, 10*time.Millisecond,
 		"the platform observes the data channel of the new registration")
 
-	cd, err := codec.Compile(demoCodec, nil)
-	require.NoError(t, err)
-	report, err := cd.Encode(&codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
-		{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 12.345, "flowRate": 1.5, "pulseCount": 77}},
-		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 42}},
-		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -85}},
-	}})
-	require.NoError(t, err)
+	report := demoReport(t)
 	require.NoError(t, d.Notify(report))
 	require.Eventually(t, func() bool {
 		recs, _, err := tp.db.History().Query(store.HistoryQuery{DeviceID: id, Page: -1})

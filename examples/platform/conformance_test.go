@@ -21,13 +21,7 @@ import (
 // decoded error body.
 func (tp *testPlatform) rawCall(t *testing.T, method, path string, body []byte) (int, apiError) {
 	t.Helper()
-	req, err := http.NewRequest(method, tp.api.URL+path, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp := tp.appRequest(t, method, path, "application/json", bytes.NewReader(body))
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
@@ -45,8 +39,7 @@ func TestCommandRules(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
 	id, _ := registerDevice(t, tp, "868333030000101")
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "deviceDataChanged")
 
 	cmd := func(callback string) map[string]any {
 		return map[string]any{"deviceId": id, "callbackUrl": callback,
@@ -254,13 +247,7 @@ func TestUploadTooLarge(t *testing.T) {
 			}
 			pw.Close()
 		}()
-		req, err := http.NewRequest("POST", tp.api.URL+c.path, pr)
-		require.NoError(t, err)
-		req.Header.Set("app_key", tp.app.ID)
-		req.Header.Set("Authorization", "Bearer "+tp.token)
-		req.Header.Set("Content-Type", "multipart/form-data; boundary=B")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
+		resp := tp.appRequest(t, "POST", c.path, "multipart/form-data; boundary=B", pr)
 		var e apiError
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
 		resp.Body.Close()

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,14 +23,8 @@ import (
 // understood without a handshake — its report is acknowledged and lands
 // in history, and its registration update finds the registration.
 func TestCrashKeepsDTLSSession(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the platform binary")
-	}
-	bin := filepath.Join(t.TempDir(), "platform")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	data := t.TempDir()
-	conf := filepath.Join(data, "config.json")
+	p := newCrashPlatform(t)
+	conf := filepath.Join(p.data, "config.json")
 	require.NoError(t, os.WriteFile(conf, []byte(`{"queueWindow": "1s"}`), 0o600))
 	base := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
 	admin := "127.0.0.1:" + strconv.Itoa(freePort(t))
@@ -53,31 +43,11 @@ func TestCrashKeepsDTLSSession(t *testing.T) {
 		}
 		return ""
 	}
-	start := func() (*exec.Cmd, App) {
-		cmd := exec.Command(bin, "-config", conf, "-data", data, "-http", strings.TrimPrefix(base, "http://"),
-			"-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", admin)
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		re := regexp.MustCompile(`appId=(\S+)(?: secret=(\S+))?`)
-		sc := bufio.NewScanner(stdout)
-		var app App
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				app = App{ID: m[1], Secret: m[2]}
-				break
-			}
-		}
-		go func() {
-			for sc.Scan() {
-			}
-		}()
-		require.Eventually(t, func() bool { return metric("doze_dtls_cookies_sent_total") != "" }, 30*time.Second, 20*time.Millisecond)
-		return cmd, app
-	}
+	p.args = []string{"-config", conf, "-http", strings.TrimPrefix(base, "http://"),
+		"-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", admin}
+	p.ready = func() bool { return metric("doze_dtls_cookies_sent_total") != "" }
 
-	cmd, app := start()
+	app := p.start()
 	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
 	tp.token = tp.login(t)
 	const imei = "868333030000920"
@@ -100,9 +70,8 @@ func TestCrashKeepsDTLSSession(t *testing.T) {
 		"the sleeping meter's session is parked")
 	require.Equal(t, "1", metric(`doze_dtls_handshakes_total{kind="full"}`))
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	cmd.Wait()
-	start()
+	p.kill()
+	p.start()
 	require.Equal(t, "1", metric("doze_lwm2m_parked_sessions"), "the parked session is restored")
 
 	report, err := cd.Encode(&codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
@@ -120,11 +89,7 @@ func TestCrashKeepsDTLSSession(t *testing.T) {
 
 	tp.token = tp.login(t)
 	require.Eventually(t, func() bool {
-		var hist struct {
-			DTOs []struct {
-				Data map[string]any `json:"data"`
-			} `json:"deviceDataHistoryDTOs"`
-		}
+		var hist historyAnswer
 		tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id+"&serviceId=Meter", nil, &hist)
 		for _, h := range hist.DTOs {
 			if h.Data["pulseCount"] == float64(4242) {

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,56 +22,14 @@ import (
 // history after the restart (STO-2: the platform keeps an uplink in its
 // inbox before the lwm2m server acknowledges it).
 func TestCrashKeepsAcknowledged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the platform binary")
-	}
-	bin := filepath.Join(t.TempDir(), "platform")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	data := t.TempDir()
+	p := newCrashPlatform(t)
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	dtlsAddr := freeUDPAddr(t)
+	p.args = []string{"-http", "127.0.0.1:" + strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", "off"}
+	p.ready = answers(base + "/openapi.json")
 
-	start := func() (*exec.Cmd, App) {
-		cmd := exec.Command(bin, "-data", data, "-http", "127.0.0.1:"+strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", "off")
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		// The secret is printed on the first start only (SEC-5); later
-		// starts name the app, and the test reads apps.json.
-		re := regexp.MustCompile(`appId=(\S+)(?: secret=(\S+))?`)
-		sc := bufio.NewScanner(stdout)
-		var app App
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				app = App{ID: m[1], Secret: m[2]}
-				break
-			}
-		}
-		if app.ID != "" && app.Secret == "" {
-			apps, _, err := loadApps(data, false)
-			require.NoError(t, err)
-			app = apps[0]
-		}
-		go func() {
-			for sc.Scan() {
-			}
-		}()
-		require.NotEmpty(t, app.ID, "the platform printed no app credentials")
-		require.Eventually(t, func() bool {
-			resp, err := http.Get(base + "/openapi.json")
-			if err == nil {
-				resp.Body.Close()
-			}
-			return err == nil
-		}, 30*time.Second, 20*time.Millisecond)
-		return cmd, app
-	}
-
-	cmd, app := start()
+	app := p.start()
 	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
 	tp.token = tp.login(t)
 	id, psk := registerDevice(t, tp, "868333030000900")
@@ -91,10 +44,9 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 
 	const reports = 20
 	sendReports(t, dtlsAddr, "urn:imei:868333030000900", psk, reports)
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL)) // right after the last acknowledgement
-	cmd.Wait()
+	p.kill() // right after the last acknowledgement
 
-	_, app2 := start()
+	app2 := p.start()
 	require.Equal(t, [2]string{app.ID, app.Secret}, [2]string{app2.ID, app2.Secret}, "the app's credentials survive a restart")
 	tp.token = tp.login(t)
 	var dev deviceJSON
@@ -121,12 +73,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	tp.call(t, "GET", "/doze/v1/products", nil, &products)
 	require.Equal(t, 2, products.TotalCount, "the demo products (water meter, temperature sensor) are stored once each, not added again")
 
-	var hist struct {
-		DTOs []struct {
-			ServiceID string         `json:"serviceId"`
-			Data      map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id+"&serviceId=Meter", nil, &hist))
 	got := map[float64]bool{}
 	for _, h := range hist.DTOs {

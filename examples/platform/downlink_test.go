@@ -46,8 +46,7 @@ func startConformDevice(t *testing.T, tp *testPlatform, imei string, psk []byte,
 func TestCommandToStrictDevice(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "deviceDataChanged")
 	cd, err := codec.Compile(demoCodec, nil)
 	require.NoError(t, err)
 

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -93,26 +91,7 @@ func (tp *testPlatform) login(t testing.TB) string {
 // (when not nil); it returns the status.
 func (tp *testPlatform) call(t *testing.T, method, path string, body any, out any) int {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, tp.api.URL+path, rd)
-	require.NoError(t, err)
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	if out != nil && len(raw) > 0 {
-		require.NoError(t, json.Unmarshal(raw, out), "%s %s answered %d %s", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode
+	return tp.jsonCall(t, tp.appHeader("application/json"), method, path, body, out)
 }
 
 // sink is an application server receiving pushes.
@@ -239,8 +218,7 @@ func TestWalkthrough(t *testing.T) {
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
 		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, &sub))
 	require.NotEmpty(t, sub["subscriptionId"])
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "bindDevice", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "bindDevice")
 
 	const imei = "868333030000001"
 	id, psk := registerDevice(t, tp, imei)
@@ -270,13 +248,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"notifyType", "requestId", "deviceId", "gatewayId", "service"}, keys)
 
-	var hist struct {
-		TotalCount int `json:"totalCount"`
-		DTOs       []struct {
-			ServiceID string         `json:"serviceId"`
-			Data      map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &hist))
 	require.Equal(t, 3, hist.TotalCount, "one history record per service (STO-2)")
 

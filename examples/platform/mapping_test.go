@@ -153,8 +153,7 @@ func temperatureOf(id, property string, want any) func(m map[string]any) bool {
 func TestMappedTemperature(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "deviceDataChanged")
 	const imei = "868333030002101"
 	id, psk := registerTempSensor(t, tp, imei)
 	s := startTempSensor(t, tp, imei, psk)
@@ -185,12 +184,7 @@ func TestMappedTemperature(t *testing.T) {
 		"the unmapped /3/0/9 of the Send is said on the device log")
 
 	// History and shadow hold them.
-	var hist struct {
-		DTOs []struct {
-			ServiceID string         `json:"serviceId"`
-			Data      map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &hist))
 	var temps []any
 	for _, d := range hist.DTOs {

@@ -69,13 +69,7 @@ func TestMetricsNeedAdminToken(t *testing.T) {
 	defer admin.Close()
 
 	get := func(token string) (int, string) {
-		req, err := http.NewRequest("GET", admin.URL+"/metrics", nil)
-		require.NoError(t, err)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
+		resp := doRequest(t, "GET", admin.URL+"/metrics", bearer(token), nil)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
 		require.NoError(t, err)

@@ -1,15 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,54 +15,15 @@ import (
 // the platform is killed with SIGKILL and started again (MQT-1, SEC-6,
 // STO-1): the report is kept in the inbox before the PUBACK goes out.
 func TestMQTTCrashKeepsAcknowledged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the platform binary")
-	}
 	needMosquitto(t)
-	bin := filepath.Join(t.TempDir(), "platform")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	data := t.TempDir()
+	p := newCrashPlatform(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
 	mqttPort := strconv.Itoa(freePort(t))
+	p.args = []string{"-http", base[len("http://"):], "-coap", "127.0.0.1:0", "-dtls", "127.0.0.1:0",
+		"-admin", "off", "-mqtt", "127.0.0.1:" + mqttPort, "-mqtts", "off"}
+	p.ready = answers(base + "/openapi.json")
 
-	start := func() (*exec.Cmd, App) {
-		cmd := exec.Command(bin, "-data", data, "-http", base[len("http://"):], "-coap", "127.0.0.1:0", "-dtls", "127.0.0.1:0",
-			"-admin", "off", "-mqtt", "127.0.0.1:"+mqttPort, "-mqtts", "off")
-		stdout, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		re := regexp.MustCompile(`appId=(\S+)(?: secret=(\S+))?`)
-		sc := bufio.NewScanner(stdout)
-		var app App
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				app = App{ID: m[1], Secret: m[2]}
-				break
-			}
-		}
-		if app.ID != "" && app.Secret == "" {
-			apps, _, err := loadApps(data, false)
-			require.NoError(t, err)
-			app = apps[0]
-		}
-		go func() {
-			for sc.Scan() {
-			}
-		}()
-		require.NotEmpty(t, app.ID, "the platform printed no app credentials")
-		require.Eventually(t, func() bool {
-			resp, err := http.Get(base + "/openapi.json")
-			if err == nil {
-				resp.Body.Close()
-			}
-			return err == nil
-		}, 30*time.Second, 20*time.Millisecond)
-		return cmd, app
-	}
-
-	cmd, app := start()
+	app := p.start()
 	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
 	tp.token = tp.login(t)
 	id, secret := registerMQTT(t, tp, "868000000000901")
@@ -82,16 +37,11 @@ func TestMQTTCrashKeepsAcknowledged(t *testing.T) {
 		require.NoError(t, err, "report %d: %s", i, out)
 		require.NotContains(t, out, "rror", "report %d acknowledged without error: %s", i, out)
 	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL)) // right after the last PUBACK
-	cmd.Wait()
+	p.kill() // right after the last PUBACK
 
-	start()
+	p.start()
 	tp.token = tp.login(t)
-	var hist struct {
-		DTOs []struct {
-			Data map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	got := map[float64]bool{}
 	require.Eventually(t, func() bool { // the inbox is replayed after the start
 		tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id+"&serviceId=Battery", nil, &hist)

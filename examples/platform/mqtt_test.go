@@ -70,10 +70,7 @@ func TestMQTTDeviceReportsAndTakesCommands(t *testing.T) {
 	tp := startPlatform(t)
 	port := mqttPort(t, tp)
 	hook := newSink(t)
-	for _, nt := range []string{"deviceDataChanged", "deviceInfoChanged"} {
-		require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-			map[string]any{"notifyType": nt, "callbackUrl": hook.srv.URL + "/push"}, nil))
-	}
+	subscribe(t, tp, hook, "deviceDataChanged", "deviceInfoChanged")
 	id, secret := registerMQTT(t, tp, "868000000000101")
 	other, _ := registerMQTT(t, tp, "868000000000102")
 	report := `{"services":[{"service_id":"Battery","properties":{"batteryLevel":66},"event_time":"20260301T120000Z"}]}`

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"mime/multipart"
 	"net/http"
 	"testing"
 	"time"
@@ -19,21 +17,7 @@ func TestModelNotifications(t *testing.T) {
 	subscribe(t, tp, hook, "deviceModelAdded", "deviceModelDeleted")
 
 	name, zipped := demoVariant(t, "WM300", nil)
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, err := mw.CreateFormFile("profile", name)
-	require.NoError(t, err)
-	fw.Write(zipped)
-	require.NoError(t, mw.Close())
-	req, err := http.NewRequest("POST", tp.api.URL+"/doze/v1/products", &buf)
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	postProfile(t, tp, name, zipped)
 
 	model := func(nt string) func(map[string]any) bool {
 		return func(p map[string]any) bool { return p["notifyType"] == nt && p["model"] == "WM300" }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,21 +18,7 @@ import (
 func addCodeclessProduct(t *testing.T, tp *testPlatform, model string) {
 	t.Helper()
 	name, zipped := demoVariant(t, model, nil)
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	fw, err := mw.CreateFormFile("profile", name)
-	require.NoError(t, err)
-	fw.Write(zipped)
-	require.NoError(t, mw.Close())
-	req, err := http.NewRequest("POST", tp.api.URL+"/doze/v1/products", &buf)
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	postProfile(t, tp, name, zipped)
 	require.Nil(t, tp.products.Codec(demoManufacturerID, model), "the product has no codec")
 }
 
@@ -47,10 +31,7 @@ func addCodeclessProduct(t *testing.T, tp *testPlatform, model string) {
 func TestRawDataEndToEnd(t *testing.T) {
 	tp := startPlatform(t)
 	hook := newSink(t)
-	for _, nt := range []string{"deviceDataChanged", "deviceDatasChanged"} {
-		require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-			map[string]any{"notifyType": nt, "callbackUrl": hook.srv.URL + "/push"}, nil))
-	}
+	subscribe(t, tp, hook, "deviceDataChanged", "deviceDatasChanged")
 	addCodeclessProduct(t, tp, "WM-RAW")
 	const imei = "868333030002901"
 	id := registerModel(t, tp, imei, "WM-RAW")
@@ -78,13 +59,7 @@ func TestRawDataEndToEnd(t *testing.T) {
 	many := hook.wait(t, "deviceDatasChanged of RawData", func(m map[string]any) bool { return m["notifyType"] == "deviceDatasChanged" })
 	require.Equal(t, map[string]any{"rawData": want}, many["services"].([]any)[0].(map[string]any)["data"])
 
-	var hist struct {
-		TotalCount int `json:"totalCount"`
-		DTOs       []struct {
-			ServiceID string         `json:"serviceId"`
-			Data      map[string]any `json:"data"`
-		} `json:"deviceDataHistoryDTOs"`
-	}
+	var hist historyAnswer
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &hist))
 	require.Equal(t, 1, hist.TotalCount, "the raw uplink is in history once (STO-2)")
 	require.Equal(t, "RawData", hist.DTOs[0].ServiceID)

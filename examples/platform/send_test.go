@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/store"
 	"github.com/stretchr/testify/require"
@@ -21,23 +20,10 @@ import (
 // instead of being acknowledged and dropped.
 func TestSendMixedAndOversize(t *testing.T) {
 	tp := startPlatform(t)
-	tp.auth.mu.Lock()
-	for _, a := range tp.auth.apps {
-		a.mu.Lock()
-		a.app.HistoryEnabled = true
-		a.mu.Unlock()
-	}
-	tp.auth.mu.Unlock()
+	tp.enableHistory()
 	const imei = "868333030000720"
 	id, psk := registerDevice(t, tp, imei)
-	cd, err := codec.Compile(demoCodec, nil)
-	require.NoError(t, err)
-	report, err := cd.Encode(&codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
-		{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 12.345, "flowRate": 1.5, "pulseCount": 77}},
-		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 42}},
-		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -85}},
-	}})
-	require.NoError(t, err)
+	report := demoReport(t)
 
 	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
 		Objects: "</3/0>,</5/0>"})

@@ -27,13 +27,7 @@ func (tp *testPlatform) upload(t *testing.T, content []byte, fields map[string]s
 		mw.WriteField(k, v)
 	}
 	require.NoError(t, mw.Close())
-	req, err := http.NewRequest("POST", tp.api.URL+"/iodm/northbound/v1.5.0/category", &buf)
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp := tp.appRequest(t, "POST", "/iodm/northbound/v1.5.0/category", mw.FormDataContentType(), &buf)
 	defer resp.Body.Close()
 	var pkg packageJSON
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&pkg))

@@ -48,8 +48,7 @@ func TestPushStoreFailureKeepsUplink(t *testing.T) {
 		require.NoError(t, err)
 	})
 	hook := newSink(t)
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
-		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, nil))
+	subscribe(t, tp, hook, "deviceDataChanged")
 	const imei = "868333030000061"
 	id, psk := registerDevice(t, tp, imei)
 	m := newMeter(t, tp, "urn:imei:"+imei, psk)

@@ -54,13 +54,7 @@ func (tp *testPlatform) streamUpload(t *testing.T, size int64, hold <-chan struc
 		}
 		pw.CloseWithError(err)
 	}()
-	req, err := http.NewRequest("POST", tp.api.URL+"/iodm/northbound/v1.5.0/category", pr)
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("app_key", tp.app.ID)
-	req.Header.Set("Authorization", "Bearer "+tp.token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	resp := tp.appRequest(t, "POST", "/iodm/northbound/v1.5.0/category", mw.FormDataContentType(), pr)
 	defer resp.Body.Close()
 	pr.Close()
 	var out map[string]any

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 )
 
 var errClosed = errors.New("x: closed")
 
-type engine struct{ g Guard }
+type engine struct {
+	g       Guard
+	stopped atomic.Bool // set by Run after its work stopped, before Finish
+}
 
 func (e *engine) Run(ctx context.Context) error {
 	ctx, err := e.g.Start(ctx, "x.Engine", errClosed)
@@ -19,6 +23,7 @@ func (e *engine) Run(ctx context.Context) error {
 	}
 	defer e.g.Finish()
 	<-ctx.Done()
+	e.stopped.Store(true)
 	return nil
 }
 
@@ -37,14 +42,12 @@ func TestRunTwiceWrapsErrClosed(t *testing.T) {
 		if err := e.Close(); err != nil {
 			t.Fatal(err)
 		}
-		// Close returned, so Run must have returned already.
-		select {
-		case err := <-ret:
-			if err != nil {
-				t.Fatalf("Run after Close = %v, want nil", err)
-			}
-		default:
-			t.Fatal("Close returned before Run did")
+		// Close returned, so Run's work has stopped.
+		if !e.stopped.Load() {
+			t.Fatal("Close returned before Run had stopped")
+		}
+		if err := <-ret; err != nil {
+			t.Fatalf("Run after Close = %v, want nil", err)
 		}
 		if err := e.Run(context.Background()); err != errClosed {
 			t.Fatalf("Run after Close = %v, want ErrClosed", err)
