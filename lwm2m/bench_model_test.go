@@ -35,7 +35,7 @@ func deviceBaseline() []deviceJSONBaseline {
 // SenML CBOR, with encoding/json of the same data as the baseline in the
 // same run. Figures are quoted in doc.go.
 func BenchmarkDevice(b *testing.B) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	base := MustPath("/3/0")
 	recs := specDeviceRecords()
 	tlv, err := AppendTLV(nil, base, recs)

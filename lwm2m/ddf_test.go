@@ -53,7 +53,7 @@ func TestParseDDFGolden(t *testing.T) {
 // TestBuiltinMatchesDDF checks that the built-in objects 3 and 19 and
 // their DDF XML files in testdata/ddf describe the same resources.
 func TestBuiltinMatchesDDF(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	for _, id := range []uint16{3, 19} {
 		data, err := os.ReadFile(fmt.Sprintf("testdata/ddf/%d.xml", id))
 		require.NoError(t, err)
@@ -69,8 +69,8 @@ func TestBuiltinMatchesDDF(t *testing.T) {
 // (SPEC LWM-6), object 5 as in LwM2M 1.1 (Update Result 0–9, State 0–3),
 // object 19's Data an opaque multiple resource.
 func TestBuiltinObjects(t *testing.T) {
-	reg := NewBuiltinRegistry()
-	require.Equal(t, []uint16{0, 1, 3, 4, 5, 19}, reg.Objects())
+	reg := NewBuiltinObjects()
+	require.Equal(t, []uint16{0, 1, 3, 4, 5, 19}, reg.IDs())
 	for _, o := range BuiltinObjects() {
 		require.NoError(t, o.validate("builtin"), "object %d", o.ID)
 		require.NotEmpty(t, o.Name)
@@ -111,8 +111,8 @@ func TestBuiltinObjects(t *testing.T) {
 	require.Equal(t, "LWM2M Server URI", sec.Name)
 }
 
-func TestRegistryLoad(t *testing.T) {
-	reg := NewBuiltinRegistry()
+func TestObjectsLoad(t *testing.T) {
+	reg := NewBuiltinObjects()
 	require.NoError(t, reg.LoadFS(os.DirFS("testdata/ddf"), "3303.xml"))
 	sv, ok := reg.Resource(3303, 5700)
 	require.True(t, ok)
@@ -121,10 +121,10 @@ func TestRegistryLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, FloatValue(21.5), got[0].Value, "a loaded definition types decoded values")
 
-	var nilReg *Registry
+	var nilReg *Objects
 	_, ok = nilReg.Resource(3, 0)
 	require.False(t, ok, "a nil registry knows nothing")
-	require.Nil(t, nilReg.Objects())
+	require.Nil(t, nilReg.IDs())
 
 	err = reg.LoadFS(os.DirFS("testdata/ddf"), "[")
 	require.ErrorIs(t, err, ErrInvalidDefinition)
@@ -195,7 +195,7 @@ func FuzzParseDDF(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := NewRegistry().Add(defs...); err != nil {
+		if err := NewObjects().Add(defs...); err != nil {
 			t.Fatalf("ParseDDF accepted %q but Add refused it: %v", b, err)
 		}
 	})

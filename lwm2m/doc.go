@@ -1,8 +1,8 @@
-// Package lwm2m is Doze's LwM2M side: the object model and content formats
-// of OMA LwM2M 1.0 and 1.1 (LWM-6), the object registry, and the
-// CoAP/DTLS server devices register with (LWM-1 to LWM-5 and LWM-7 to
-// LWM-10; see Server below), a bootstrap server (LWM-13) and a device
-// client.
+// Package lwm2m is the LwM2M object model of Doze: paths, values and
+// records, the content formats of OMA LwM2M 1.0 and 1.1 (LWM-6) and the
+// table of object definitions (Objects). It does no I/O and imports no
+// CoAP or DTLS library; the CoAP/DTLS server devices register with, the
+// bootstrap server and the device client are in package lwm2m/transport.
 //
 // # Model
 //
@@ -25,18 +25,18 @@
 //
 // # Object definitions
 //
-// A Registry maps object ids to ObjectDefs (resources with id, name,
+// An Objects table maps object ids to ObjectDefs (resources with id, name,
 // operations, single or multiple, mandatory, type, range, units).
-// NewBuiltinRegistry holds objects 0 LwM2M Security, 1 LwM2M Server,
+// NewBuiltinObjects holds objects 0 LwM2M Security, 1 LwM2M Server,
 // 3 Device, 4 Connectivity Monitoring, 5 Firmware Update (as in LwM2M 1.1:
 // Update Result 0–9, State 0–3; see the Firmware* constants) and
 // 19 BinaryAppDataContainer, written from the OMA specification.
-// Registry.LoadDDF and LoadFS add objects from OMA DDF XML, the format of
+// Objects.LoadDDF and LoadFS add objects from OMA DDF XML, the format of
 // the OMA LwM2M registry, with errors that name the file and line.
 //
 // # Content formats
 //
-// Decode(format, path, payload, registry) and Encode(format, path,
+// Decode(format, path, payload, objects) and Encode(format, path,
 // records) handle plain text (FormatText, 0), opaque (FormatOpaque, 42),
 // TLV (FormatTLV, 11542), SenML JSON (FormatSenMLJSON, 110) and SenML CBOR
 // (FormatSenMLCBOR, 112); the LwM2M 1.0 JSON format (FormatJSON, 11543) is
@@ -51,7 +51,7 @@
 // (POST /dp) names any resources, so it decodes with RootPath.
 //
 // Decoders type each value with the definition of its resource when the
-// registry has one. Without one, formats that carry a type keep it (SenML
+// table has one. Without one, formats that carry a type keep it (SenML
 // and LwM2M JSON: v is Integer when integral, else Float; vs String; vb
 // Boolean; vd Opaque; vlo Objlnk) and TLV and text give a Raw value, the
 // bytes as they came, which Value.As converts once the type is known.
@@ -92,7 +92,7 @@
 //     an object instance or below, "/o/" for an object, none at the root.
 //     bt+t become Record.Time as absolute Unix time; RFC 8428's relative
 //     times (values below 2^28) are not resolved against a clock.
-//   - Registry.Add replaces an object already registered with the same id,
+//   - Objects.Add replaces an object already defined with the same id,
 //     so a DDF file can override a built-in definition.
 //
 // # Caveats
@@ -107,12 +107,9 @@
 // # Concurrency
 //
 // Paths, Values and Records are plain values. The Decode and Encode
-// functions keep no state and may be called from many goroutines. A
-// Registry is safe for concurrent use, including adding definitions while
-// others decode. Server, BootstrapServer and Client are safe for
-// concurrent use; New and NewClient start nothing, Run owns every
-// goroutine the server starts and Close waits for them (see Server below
-// for which goroutines and where events come from).
+// functions keep no state and may be called from many goroutines. An
+// Objects table is safe for concurrent use, including adding definitions
+// while others decode.
 //
 // # Performance
 //

@@ -3,71 +3,139 @@ package lwm2m
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
-// Errors of the server, the client and the exchange layer (errors_model.go
-// has those of the object model). Callers branch on them with errors.Is.
+// Errors of the data side of the package: paths, content formats and object
+// definitions. (Package lwm2m/transport holds the errors of the server.)
+
 var (
-	// ErrClosed is returned by operations on a closed Server, Client or session.
-	ErrClosed = errors.New("lwm2m: closed")
-	// ErrNotRegistered means the endpoint has no current registration.
-	ErrNotRegistered = errors.New("lwm2m: endpoint not registered")
-	// ErrSleeping means the device is in queue mode and its awake window has
-	// passed; the request was not sent (LWM-8). Wait for a Woke event.
-	ErrSleeping = errors.New("lwm2m: device is sleeping (queue mode, outside its awake window)")
-	// ErrTimeout means a confirmable message got no answer after the last
-	// retransmission and the give-up wait (LWM-9).
-	ErrTimeout = errors.New("lwm2m: no answer after the last retransmission")
-	// ErrUnknownIdentity means a PSK identity is not in the KeyStore.
-	ErrUnknownIdentity = errors.New("lwm2m: unknown PSK identity")
-	// ErrNotFound is returned by stores for a missing record.
-	ErrNotFound = errors.New("lwm2m: not found")
-	// ErrConfig wraps every configuration error of New and Dial.
-	ErrConfig = errors.New("lwm2m: invalid configuration")
-	// ErrReset means the peer answered with a CoAP Reset.
-	ErrReset = errors.New("lwm2m: peer answered with Reset")
-	// ErrUnreachable means the device's registration has no live session
-	// (its DTLS connection ended); it must connect again.
-	ErrUnreachable = errors.New("lwm2m: device has no live session")
+	// ErrInvalidPath is wrapped by every *PathError: a string or a list of
+	// ids that is not an LwM2M path /object/instance/resource/resource-instance.
+	ErrInvalidPath = errors.New("lwm2m: invalid path")
+
+	// ErrMalformed is wrapped by every *DecodeError: a payload that does not
+	// follow its content format, or a value that does not fit the type of
+	// its resource.
+	ErrMalformed = errors.New("lwm2m: malformed payload")
+
+	// ErrUnsupportedFormat is returned by Encode and Decode for a content
+	// format the package does not handle in that direction (for example
+	// encoding the old LwM2M JSON 11543, which is decoded only).
+	ErrUnsupportedFormat = errors.New("lwm2m: unsupported content format")
+
+	// ErrEncode is wrapped by every *EncodeError: values that cannot be
+	// written in the requested content format.
+	ErrEncode = errors.New("lwm2m: cannot encode")
+
+	// ErrInvalidDefinition is wrapped by every *DefinitionError: an object
+	// definition (OMA DDF XML) that is malformed or inconsistent.
+	ErrInvalidDefinition = errors.New("lwm2m: invalid object definition")
 )
 
-var errReset = ErrReset
-
-// ResponseError is a CoAP error response to a request: what was asked, of
-// which endpoint and path, and the code that came back.
-type ResponseError struct {
-	Op       string // "read", "write", "register", …
-	Endpoint string
-	Path     string
-	Code     Code
-	Message  string // diagnostic payload, if the peer sent one
+// PathError reports a path that could not be parsed or built. It wraps
+// ErrInvalidPath.
+type PathError struct {
+	Input  string // the text that was parsed, or the ids formatted as a path
+	Offset int    // byte offset in Input where the problem starts
+	Reason string // what is wrong and what is allowed
 }
 
-func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("lwm2m: %s %s on %q: peer answered %s", e.Op, e.Path, e.Endpoint, codeString(e.Code))
-	if e.Message != "" {
-		s += " (" + e.Message + ")"
+// Error returns "lwm2m: invalid path <input> at byte <offset>: <reason>".
+func (e *PathError) Error() string {
+	return fmt.Sprintf("lwm2m: invalid path %q at byte %d: %s", e.Input, e.Offset, e.Reason)
+}
+
+// Unwrap returns ErrInvalidPath.
+func (e *PathError) Unwrap() error { return ErrInvalidPath }
+
+// DecodeError reports a payload that could not be decoded. It names the
+// content format, the LwM2M path of the item being decoded (when one is
+// known) and the byte offset of the problem in the payload. It wraps
+// ErrMalformed, and Err when that is set.
+type DecodeError struct {
+	Format Format // content format being decoded
+	Path   string // LwM2M path of the item, "" when not known yet
+	Offset int    // byte offset in the payload
+	Reason string // what is wrong and what is allowed
+	Err    error  // underlying cause, may be nil
+}
+
+// Error names the format, the path, the byte offset and the reason.
+func (e *DecodeError) Error() string {
+	s := "lwm2m: " + e.Format.String()
+	if e.Path != "" {
+		s += " " + e.Path
+	}
+	s += " at byte " + strconv.Itoa(e.Offset) + ": " + e.Reason
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
 	}
 	return s
 }
 
-// CodeText returns the code as CoAP writes it: "4.00".
-func (e *ResponseError) CodeText() string { return codeString(e.Code) }
-
-// ClientError reports whether the code is of class 4 (RFC 7252 §5.9.2,
-// Client Error): the peer refuses the request as sent, and sending it
-// again will not change that. Class 5 (Server Error) may pass.
-func (e *ResponseError) ClientError() bool { return e.Code>>5 == 4 }
-
-// ConfigError says which configuration field is wrong and what is allowed.
-type ConfigError struct {
-	Field   string
-	Problem string
+// Unwrap returns ErrMalformed and the underlying cause.
+func (e *DecodeError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrMalformed, e.Err}
+	}
+	return []error{ErrMalformed}
 }
 
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("lwm2m: config %s: %s", e.Field, e.Problem)
+// EncodeError reports values that cannot be encoded in a content format. It
+// wraps ErrEncode.
+type EncodeError struct {
+	Format Format // content format being encoded
+	Path   string // LwM2M path of the offending value
+	Reason string // what is wrong and what is allowed
 }
 
-// Unwrap returns ErrConfig.
-func (e *ConfigError) Unwrap() error { return ErrConfig }
+// Error names the format, the path and the reason.
+func (e *EncodeError) Error() string {
+	s := "lwm2m: cannot encode " + e.Format.String()
+	if e.Path != "" {
+		s += " " + e.Path
+	}
+	return s + ": " + e.Reason
+}
+
+// Unwrap returns ErrEncode.
+func (e *EncodeError) Unwrap() error { return ErrEncode }
+
+// DefinitionError reports a problem in an object definition, with the file
+// (or source name) and line of the problem when known. It wraps
+// ErrInvalidDefinition.
+type DefinitionError struct {
+	Source string // file name or other source label, "" when unknown
+	Line   int    // 1-based line, 0 when unknown
+	Object int    // object id, -1 when unknown
+	Reason string // what is wrong and what is allowed
+	Err    error  // underlying cause, may be nil
+}
+
+// Error names the source and line, the object and the reason.
+func (e *DefinitionError) Error() string {
+	s := "lwm2m: object definition"
+	if e.Source != "" {
+		s += " " + e.Source
+		if e.Line > 0 {
+			s += ":" + strconv.Itoa(e.Line)
+		}
+	}
+	if e.Object >= 0 {
+		s += " object " + strconv.Itoa(e.Object)
+	}
+	s += ": " + e.Reason
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns ErrInvalidDefinition and the underlying cause.
+func (e *DefinitionError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalidDefinition, e.Err}
+	}
+	return []error{ErrInvalidDefinition}
+}

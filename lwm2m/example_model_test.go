@@ -68,7 +68,7 @@ func ExampleDecode() {
 	payload, _ := hex.DecodeString("C800144F70656E204D6F62696C6520416C6C69616E6365" + // /3/0/0
 		"C10964" + // /3/0/9
 		"C40D5182428F") // /3/0/13
-	recs, err := lwm2m.Decode(lwm2m.FormatTLV, lwm2m.MustPath("/3/0"), payload, lwm2m.NewBuiltinRegistry())
+	recs, err := lwm2m.Decode(lwm2m.FormatTLV, lwm2m.MustPath("/3/0"), payload, lwm2m.NewBuiltinObjects())
 	if err != nil {
 		panic(err)
 	}
@@ -102,8 +102,8 @@ func ExampleEncode() {
 }
 
 // Loading an object definition from OMA DDF XML, then decoding with it.
-func ExampleRegistry_LoadDDF() {
-	reg := lwm2m.NewBuiltinRegistry()
+func ExampleObjects_LoadDDF() {
+	reg := lwm2m.NewBuiltinObjects()
 	err := reg.LoadDDF([]byte(`<LWM2M><Object ObjectType="MODefinition">
 		<Name>Temperature</Name><ObjectID>3303</ObjectID>
 		<MultipleInstances>Multiple</MultipleInstances><Mandatory>Optional</Mandatory>
@@ -124,7 +124,7 @@ func ExampleRegistry_LoadDDF() {
 // caller knows the type.
 func ExampleValue_As() {
 	// /2/0/2/127 of the Access Control example of LwM2M 1.1 Core §7.4.3.2.
-	recs, err := lwm2m.Decode(lwm2m.FormatTLV, lwm2m.MustPath("/2/0/2"), []byte{0x41, 0x7F, 0x07}, lwm2m.NewBuiltinRegistry())
+	recs, err := lwm2m.Decode(lwm2m.FormatTLV, lwm2m.MustPath("/2/0/2"), []byte{0x41, 0x7F, 0x07}, lwm2m.NewBuiltinObjects())
 	if err != nil {
 		panic(err)
 	}

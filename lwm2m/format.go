@@ -49,7 +49,7 @@ func (f Format) String() string {
 // Value.As). A nil reg defines nothing. Link format (40) is not records:
 // use ParseLinks. Errors are *DecodeError naming the path and byte offset,
 // or ErrUnsupportedFormat.
-func Decode(f Format, base Path, payload []byte, reg *Registry) ([]Record, error) {
+func Decode(f Format, base Path, payload []byte, reg *Objects) ([]Record, error) {
 	switch f {
 	case FormatText:
 		return DecodeText(base, payload, reg)

@@ -11,7 +11,7 @@ import (
 // Decode in each multi-value format, and one value through text and
 // opaque (SPEC LWM-6 content formats 0, 42, 11542, 110, 112).
 func TestEncodeDecodeEveryFormat(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	for _, f := range []Format{FormatTLV, FormatSenMLJSON, FormatSenMLCBOR} {
 		enc, err := Encode(f, MustPath("/3/0"), specDeviceRecords())
 		require.NoError(t, err, "Encode(%s)", f)

@@ -24,7 +24,7 @@ type lwm2mJSONRec struct {
 // base. Opaque resources travel base64-encoded in sv. Values are typed as
 // in DecodeSenMLJSON. The package decodes this format but does not write
 // it; LwM2M 1.1 replaced it with SenML JSON.
-func DecodeJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
+func DecodeJSON(base Path, b []byte, reg *Objects) ([]Record, error) {
 	fail := func(off int, reason string, err error) error {
 		return &DecodeError{Format: FormatJSON, Path: base.String(), Offset: off, Reason: reason, Err: err}
 	}

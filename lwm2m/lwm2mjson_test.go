@@ -29,10 +29,10 @@ const specDeviceJSON = `{"bn":"/3/0/",
 {"n":"16","sv":"U"}]}`
 
 func TestJSONSpecDevice(t *testing.T) {
-	got, err := DecodeJSON(MustPath("/3/0"), []byte(specDeviceJSON), NewBuiltinRegistry())
+	got, err := DecodeJSON(MustPath("/3/0"), []byte(specDeviceJSON), NewBuiltinObjects())
 	require.NoError(t, err)
 	require.Equal(t, specDeviceRecords(), got)
-	got, err = Decode(FormatJSON, MustPath("/3/0"), []byte(specDeviceJSON), NewBuiltinRegistry())
+	got, err = Decode(FormatJSON, MustPath("/3/0"), []byte(specDeviceJSON), NewBuiltinObjects())
 	require.NoError(t, err)
 	require.Len(t, got, 16)
 }
@@ -64,7 +64,7 @@ var lwm2mJSONTests = []struct {
 }
 
 func TestDecodeJSON(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	for _, tt := range lwm2mJSONTests {
 		got, err := DecodeJSON(MustPath(tt.path), []byte(tt.in), reg)
 		if tt.has != "" {
@@ -89,7 +89,7 @@ func FuzzDecodeJSON(f *testing.F) {
 	for _, tt := range lwm2mJSONTests {
 		f.Add(tt.path, []byte(tt.in))
 	}
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	f.Fuzz(func(t *testing.T, path string, b []byte) {
 		p, err := ParsePath(path)
 		if err != nil {

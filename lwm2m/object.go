@@ -68,7 +68,7 @@ func (o *ObjectDef) Resource(id uint16) (*ResourceDef, bool) {
 	return &o.Resources[i], true
 }
 
-// validate checks o as Registry.Add does and sorts its resources.
+// validate checks o as Objects.Add does and sorts its resources.
 func (o *ObjectDef) validate(source string) error {
 	fail := func(reason string) error {
 		return &DefinitionError{Source: source, Object: int(o.ID), Reason: reason}

@@ -4,7 +4,7 @@ package lwm2m
 // §7.3.2): the bytes of one Opaque resource or resource instance at base,
 // such as a firmware package block for /5/0/0 or application data on
 // /19/0/0. A resource that reg defines with another type is an error.
-func DecodeOpaque(base Path, b []byte, reg *Registry) ([]Record, error) {
+func DecodeOpaque(base Path, b []byte, reg *Objects) ([]Record, error) {
 	if base.n < 3 {
 		return nil, &DecodeError{Format: FormatOpaque, Path: base.String(),
 			Reason: "opaque content carries one resource value; the path must name a resource or resource instance"}

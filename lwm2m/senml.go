@@ -38,7 +38,7 @@ type senmlRec struct {
 
 // senmlDecode turns records into Records under base, typing values with
 // reg.
-func senmlDecode(f Format, base Path, recs []senmlRec, reg *Registry) ([]Record, error) {
+func senmlDecode(f Format, base Path, recs []senmlRec, reg *Objects) ([]Record, error) {
 	out := make([]Record, 0, len(recs))
 	types := typeCache{reg: reg}
 	var bn string
@@ -263,7 +263,7 @@ type senmlJSONRec struct {
 // when integral, else Float; vs: String; vb: Boolean; vd: Opaque; vlo:
 // Objlnk). Errors are *DecodeError naming the path and the byte offset of
 // the record.
-func DecodeSenMLJSON(base Path, b []byte, reg *Registry) ([]Record, error) {
+func DecodeSenMLJSON(base Path, b []byte, reg *Objects) ([]Record, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	fail := func(off int, reason string, err error) error {

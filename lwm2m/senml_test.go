@@ -29,7 +29,7 @@ const specDeviceSenMLJSON = `[{"bn":"/3/0/","n":"0","vs":"Open Mobile Alliance"}
 {"n":"16","vs":"U"}]`
 
 func TestSenMLJSONSpecDevice(t *testing.T) {
-	got, err := DecodeSenMLJSON(MustPath("/3/0"), []byte(specDeviceSenMLJSON), NewBuiltinRegistry())
+	got, err := DecodeSenMLJSON(MustPath("/3/0"), []byte(specDeviceSenMLJSON), NewBuiltinObjects())
 	require.NoError(t, err)
 	require.Equal(t, specDeviceRecords(), got)
 
@@ -90,7 +90,7 @@ var senmlJSONTests = []struct {
 }
 
 func TestDecodeSenMLJSON(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	require.NoError(t, reg.Add(ObjectDef{ID: 3303, Resources: []ResourceDef{
 		{ID: 5700, Type: TypeFloat}, {ID: 5701, Type: TypeString}, {ID: 5702, Type: TypeUnsigned}}}))
 	for _, tt := range senmlJSONTests {
@@ -147,7 +147,7 @@ func FuzzDecodeSenMLJSON(f *testing.F) {
 	for _, tt := range senmlJSONTests {
 		f.Add(tt.path, []byte(tt.in))
 	}
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	f.Fuzz(func(t *testing.T, path string, b []byte) {
 		p, err := ParsePath(path)
 		if err != nil {

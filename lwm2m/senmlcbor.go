@@ -53,7 +53,7 @@ var (
 // count of the array head only bounds the loop, so a length field larger
 // than the payload fails fast. Errors are *DecodeError naming the path and
 // the byte offset of the record.
-func DecodeSenMLCBOR(base Path, b []byte, reg *Registry) ([]Record, error) {
+func DecodeSenMLCBOR(base Path, b []byte, reg *Objects) ([]Record, error) {
 	fail := func(off int, reason string, err error) error {
 		return &DecodeError{Format: FormatSenMLCBOR, Path: base.String(), Offset: off, Reason: reason, Err: err}
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 func TestSenMLCBORSpecDevice(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	enc, err := AppendSenMLCBOR(nil, MustPath("/3/0"), specDeviceRecords())
 	require.NoError(t, err)
 	got, err := DecodeSenMLCBOR(MustPath("/3/0"), enc, reg)
@@ -67,7 +67,7 @@ var senmlCBORTests = []struct {
 }
 
 func TestDecodeSenMLCBOR(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	for _, tt := range senmlCBORTests {
 		b := unhex(t, tt.hex)
 		got, err := DecodeSenMLCBOR(MustPath(tt.path), b, reg)
@@ -90,7 +90,7 @@ func TestDecodeSenMLCBOR(t *testing.T) {
 }
 
 func TestSenMLCBORNumbers(t *testing.T) {
-	reg := NewRegistry()
+	reg := NewObjects()
 	require.NoError(t, reg.Add(ObjectDef{ID: 3303, Resources: []ResourceDef{
 		{ID: 1, Type: TypeFloat}, {ID: 2, Type: TypeUnsigned}, {ID: 3, Type: TypeInteger}}}))
 	recs := []Record{
@@ -137,7 +137,7 @@ func FuzzDecodeSenMLCBOR(f *testing.F) {
 	for _, tt := range senmlCBORTests {
 		f.Add(tt.path, unhex(f, tt.hex))
 	}
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	f.Fuzz(func(t *testing.T, path string, b []byte) {
 		p, err := ParsePath(path)
 		if err != nil {
@@ -175,7 +175,7 @@ func TestSenMLCBORLongArrayOffsets(t *testing.T) {
 	enc, err := AppendSenMLCBOR(nil, MustPath("/19/0"), recs)
 	require.NoError(t, err)
 	require.Equal(t, []byte{0x98, 30}, enc[:2], "array of 30 has a two-byte head")
-	got, err := DecodeSenMLCBOR(MustPath("/19/0"), enc, NewBuiltinRegistry())
+	got, err := DecodeSenMLCBOR(MustPath("/19/0"), enc, NewBuiltinObjects())
 	require.NoError(t, err)
 	require.Equal(t, recs, got)
 
@@ -198,7 +198,7 @@ func TestSenMLCBORLongArrayOffsets(t *testing.T) {
 }
 
 func TestSenMLNumberConversions(t *testing.T) {
-	reg := NewRegistry()
+	reg := NewObjects()
 	require.NoError(t, reg.Add(ObjectDef{ID: 3303, Resources: []ResourceDef{
 		{ID: 1, Type: TypeFloat}, {ID: 2, Type: TypeUnsigned}, {ID: 3, Type: TypeTime}}}))
 	got, err := DecodeSenMLJSON(MustPath("/3303/0"), []byte(`[{"bn":"/3303/0/","n":"1","v":18446744073709551615},{"n":"2","v":4.0},{"n":"3","v":1e9}]`), reg)

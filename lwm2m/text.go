@@ -11,7 +11,7 @@ import (
 // Raw value holding the text (see Value.As). Numbers are decimal, Booleans
 // 0 or 1, Time is Unix seconds, Objlnk is "object:instance", Opaque is
 // base64. Errors are *DecodeError naming the path and the byte offset.
-func DecodeText(base Path, b []byte, reg *Registry) ([]Record, error) {
+func DecodeText(base Path, b []byte, reg *Objects) ([]Record, error) {
 	if base.n < 3 {
 		return nil, &DecodeError{Format: FormatText, Path: base.String(),
 			Reason: "plain text carries one resource value; the path must name a resource or resource instance"}

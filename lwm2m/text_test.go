@@ -39,7 +39,7 @@ var textTests = []struct {
 }
 
 func TestDecodeText(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	for _, tt := range textTests {
 		got, err := DecodeText(MustPath(tt.path), []byte(tt.in), reg)
 		if tt.has != "" {
@@ -61,7 +61,7 @@ func TestDecodeText(t *testing.T) {
 }
 
 func TestTextFloatAndRawConversion(t *testing.T) {
-	reg := NewRegistry()
+	reg := NewObjects()
 	require.NoError(t, reg.Add(ObjectDef{ID: 3303, Resources: []ResourceDef{{ID: 5700, Type: TypeFloat}}}))
 	got, err := DecodeText(MustPath("/3303/0/5700"), []byte("21.5"), reg)
 	require.NoError(t, err)
@@ -92,7 +92,7 @@ func FuzzDecodeText(f *testing.F) {
 	for _, tt := range textTests {
 		f.Add(tt.path, []byte(tt.in))
 	}
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	f.Fuzz(func(t *testing.T, path string, b []byte) {
 		p, err := ParsePath(path)
 		if err != nil {
@@ -121,7 +121,7 @@ func FuzzDecodeText(f *testing.F) {
 }
 
 func TestOpaque(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	data := []byte{0xff, 0xfe, 0x00, 0x01}
 	got, err := DecodeOpaque(MustPath("/19/0/0"), data, reg)
 	require.NoError(t, err)

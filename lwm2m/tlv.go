@@ -82,7 +82,7 @@ func consumeTLV(b []byte, off, end int) (tlvElem, string) {
 // values (see Value.As). Errors are *DecodeError naming the path and the
 // byte offset. DecodeTLV never allocates more than a small multiple of the
 // payload size, whatever its length fields say.
-func DecodeTLV(base Path, b []byte, reg *Registry) ([]Record, error) {
+func DecodeTLV(base Path, b []byte, reg *Objects) ([]Record, error) {
 	if base.n == 0 {
 		return nil, &DecodeError{Format: FormatTLV, Path: "/", Reason: "a TLV payload needs an object in the request path"}
 	}

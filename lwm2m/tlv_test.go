@@ -64,7 +64,7 @@ func specDeviceRecords() []Record {
 // 1.1 Core §7.4.3.1, in both forms the section gives: bare resources, and
 // wrapped in object instance 0 (08 00 79 …). SPEC LWM-6.
 func TestTLVSpecDevice(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	payload := unhex(t, specDeviceTLV)
 	require.Len(t, payload, 121, "the example is 121 bytes (0x79)")
 
@@ -94,7 +94,7 @@ func TestTLVSpecDevice(t *testing.T) {
 // same example: GET /3/0/6 answers 86 06 41 00 01 41 01 05, GET /3/0/6/1
 // answers 41 01 05, GET /3/0/0 answers one resource TLV.
 func TestTLVSpecMultipleResource(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	for _, tt := range []struct {
 		path string
 		hex  string
@@ -128,7 +128,7 @@ func TestTLVSpecMultipleResource(t *testing.T) {
 func TestTLVSpecAccessControl(t *testing.T) {
 	b := unhex(t, `08 00 0E C1 00 01 C1 01 00 83 02 41 7F 07 C1 03 7F
 	               08 02 12 C1 00 03 C1 01 00 87 02 41 7F 07 61 01 36 01 C1 03 7F`)
-	got, err := DecodeTLV(MustPath("/2"), b, NewBuiltinRegistry())
+	got, err := DecodeTLV(MustPath("/2"), b, NewBuiltinObjects())
 	require.NoError(t, err)
 	var paths []string
 	for _, r := range got {
@@ -149,7 +149,7 @@ func TestTLVSpecAccessControl(t *testing.T) {
 // Core §7.4.3.2 (08 00 0F …): lifetime 86400 in 4 bytes, boolean, binding.
 func TestTLVSpecServer(t *testing.T) {
 	b := unhex(t, "08 00 0F C1 00 01 C4 01 00015180 C1 06 01 C1 07 55")
-	got, err := DecodeTLV(MustPath("/1"), b, NewBuiltinRegistry())
+	got, err := DecodeTLV(MustPath("/1"), b, NewBuiltinObjects())
 	require.NoError(t, err)
 	require.Equal(t, []Record{
 		{Path: MustPath("/1/0/0"), Value: IntValue(1)},
@@ -160,7 +160,7 @@ func TestTLVSpecServer(t *testing.T) {
 }
 
 func TestTLVValueTypes(t *testing.T) {
-	reg := NewRegistry()
+	reg := NewObjects()
 	require.NoError(t, reg.Add(ObjectDef{ID: 30000, Resources: []ResourceDef{
 		{ID: 0, Type: TypeInteger}, {ID: 1, Type: TypeUnsigned}, {ID: 2, Type: TypeFloat},
 		{ID: 3, Type: TypeBoolean}, {ID: 4, Type: TypeOpaque}, {ID: 5, Type: TypeTime},
@@ -239,7 +239,7 @@ var tlvErrorTests = []struct {
 }
 
 func TestTLVErrors(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	for _, tt := range tlvErrorTests {
 		_, err := DecodeTLV(MustPath(tt.path), unhex(t, tt.hex), reg)
 		var de *DecodeError
@@ -329,7 +329,7 @@ func FuzzDecodeTLV(f *testing.F) {
 	for _, tt := range tlvErrorTests {
 		f.Add(tt.path, unhex(f, tt.hex))
 	}
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	f.Fuzz(func(t *testing.T, path string, b []byte) {
 		p, err := ParsePath(path)
 		if err != nil {
@@ -363,7 +363,7 @@ func FuzzDecodeTLV(f *testing.F) {
 // TestTLVObject19 covers the data channel of SPEC LWM-5: /19/0/0 is a
 // multiple Opaque resource, so a TLV notification carries its instances.
 func TestTLVObject19(t *testing.T) {
-	reg := NewBuiltinRegistry()
+	reg := NewBuiltinObjects()
 	// 86 00: multiple resource 0 of 6 bytes, holding 42 00 AA BB (instance
 	// 0, 2 bytes) and 40 01 (instance 1, empty).
 	b := unhex(t, "86 00 42 00 AABB 40 01")
@@ -390,7 +390,7 @@ func TestTLVObject19(t *testing.T) {
 // resource, and two instances linking to 67:0 and to the null link
 // 65535:65535.
 func TestTLVSpecObjectLinks(t *testing.T) {
-	reg := NewRegistry()
+	reg := NewObjects()
 	require.NoError(t, reg.Add(
 		ObjectDef{ID: 65, Resources: []ResourceDef{
 			{ID: 0, Type: TypeObjlnk, Multiple: true}, {ID: 1, Type: TypeString}, {ID: 2, Type: TypeInteger}}},
@@ -425,13 +425,13 @@ func TestTLVSpecObjectLinks(t *testing.T) {
 // TestTLVWrappedResource accepts a read of /3/0/1 answered inside object
 // instance 0, as some clients do.
 func TestTLVWrappedResource(t *testing.T) {
-	got, err := DecodeTLV(MustPath("/3/0/1"), unhex(t, "08 00 05 C3 01 616263"), NewBuiltinRegistry())
+	got, err := DecodeTLV(MustPath("/3/0/1"), unhex(t, "08 00 05 C3 01 616263"), NewBuiltinObjects())
 	require.NoError(t, err)
 	require.Equal(t, []Record{{Path: MustPath("/3/0/1"), Value: StringValue("abc")}}, got)
-	_, err = DecodeTLV(MustPath("/3/0/1"), unhex(t, "08 01 05 C3 01 616263"), NewBuiltinRegistry())
+	_, err = DecodeTLV(MustPath("/3/0/1"), unhex(t, "08 01 05 C3 01 616263"), NewBuiltinObjects())
 	require.ErrorIs(t, err, ErrMalformed, "a wrapper for another instance")
 	// Out of order but distinct paths are fine.
-	got, err = DecodeTLV(MustPath("/3/0"), unhex(t, "C1 0A 0F C1 09 64"), NewBuiltinRegistry())
+	got, err = DecodeTLV(MustPath("/3/0"), unhex(t, "C1 0A 0F C1 09 64"), NewBuiltinObjects())
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 }

@@ -165,10 +165,10 @@ func TestValueMarshalJSON(t *testing.T) {
 	require.ErrorIs(t, err, ErrEncode)
 }
 
-// TestRegistryConcurrent adds definitions while other goroutines decode;
+// TestObjectsConcurrent adds definitions while other goroutines decode;
 // run with -race.
-func TestRegistryConcurrent(t *testing.T) {
-	reg := NewBuiltinRegistry()
+func TestObjectsConcurrent(t *testing.T) {
+	reg := NewBuiltinObjects()
 	payload := unhex(t, specDeviceTLV)
 	done := make(chan struct{})
 	go func() {
@@ -183,5 +183,5 @@ func TestRegistryConcurrent(t *testing.T) {
 		require.Len(t, got, 16)
 	}
 	<-done
-	require.Len(t, reg.Objects(), 6+50)
+	require.Len(t, reg.IDs(), 6+50)
 }

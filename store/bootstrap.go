@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -43,7 +43,7 @@ type Bootstrap struct{ db *DB }
 // Bootstrap returns the bootstrap view of db.
 func (db *DB) Bootstrap() *Bootstrap { return &Bootstrap{db: db} }
 
-func bootstrapKey(nodeID string) []byte { return []byte(lwm2m.NormalizeEndpoint(nodeID)) }
+func bootstrapKey(nodeID string) []byte { return []byte(transport.NormalizeEndpoint(nodeID)) }
 
 // Put stores (or replaces) a device's bootstrap configuration.
 func (b *Bootstrap) Put(c BootstrapConfig) error {
@@ -61,7 +61,7 @@ func (b *Bootstrap) Put(c BootstrapConfig) error {
 }
 
 // Get returns the bootstrap configuration of nodeID, or an error wrapping
-// lwm2m.ErrNotFound.
+// transport.ErrNotFound.
 func (b *Bootstrap) Get(nodeID string) (BootstrapConfig, error) {
 	var c BootstrapConfig
 	err := b.db.bolt.View(func(tx *bolt.Tx) error {
@@ -70,7 +70,7 @@ func (b *Bootstrap) Get(nodeID string) (BootstrapConfig, error) {
 			v = bk.Get(bootstrapKey(nodeID))
 		}
 		if v == nil {
-			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, lwm2m.ErrNotFound)
+			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, transport.ErrNotFound)
 		}
 		return json.Unmarshal(v, &c)
 	})
@@ -78,12 +78,12 @@ func (b *Bootstrap) Get(nodeID string) (BootstrapConfig, error) {
 }
 
 // Delete removes the bootstrap configuration of nodeID; an absent one is
-// an error wrapping lwm2m.ErrNotFound.
+// an error wrapping transport.ErrNotFound.
 func (b *Bootstrap) Delete(nodeID string) error {
 	return b.db.commit(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketBootstrap)
 		if bk == nil || bk.Get(bootstrapKey(nodeID)) == nil {
-			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, lwm2m.ErrNotFound)
+			return fmt.Errorf("store: bootstrap configuration of %q: %w", nodeID, transport.ErrNotFound)
 		}
 		return bk.Delete(bootstrapKey(nodeID))
 	})

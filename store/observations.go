@@ -4,18 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	bolt "go.etcd.io/bbolt"
 )
 
-// Observations is the lwm2m.ObservationStore of a DB: observation tokens
+// Observations is the transport.ObservationStore of a DB: observation tokens
 // kept across restarts so that a notification after a restart is still
 // understood (LWM-9). Keys: "t" token → observation, and "e" endpoint 0x00
 // token → nothing, for the per-endpoint listing, in the top-level bucket
 // "observations" (created on the first write).
 type Observations struct{ db *DB }
 
-var _ lwm2m.ObservationStore = (*Observations)(nil)
+var _ transport.ObservationStore = (*Observations)(nil)
 
 var bucketObservations = []byte("observations")
 
@@ -39,7 +39,7 @@ func obsEndpointKey(endpoint, token string) []byte {
 }
 
 // PutObservation stores o, replacing one with the same token.
-func (s *Observations) PutObservation(o lwm2m.Observation) error {
+func (s *Observations) PutObservation(o transport.Observation) error {
 	v, err := json.Marshal(o)
 	if err != nil {
 		return err
@@ -50,7 +50,7 @@ func (s *Observations) PutObservation(o lwm2m.Observation) error {
 			return err
 		}
 		if old := b.Get(obsTokenKey(o.Token)); old != nil {
-			var prev lwm2m.Observation
+			var prev transport.Observation
 			if json.Unmarshal(old, &prev) == nil {
 				b.Delete(obsEndpointKey(prev.Endpoint, prev.Token))
 			}
@@ -62,9 +62,9 @@ func (s *Observations) PutObservation(o lwm2m.Observation) error {
 	})
 }
 
-// Observation returns the observation with token, or lwm2m.ErrNotFound.
-func (s *Observations) Observation(token string) (lwm2m.Observation, error) {
-	var o lwm2m.Observation
+// Observation returns the observation with token, or transport.ErrNotFound.
+func (s *Observations) Observation(token string) (transport.Observation, error) {
+	var o transport.Observation
 	err := s.db.bolt.View(func(tx *bolt.Tx) error {
 		b, _ := obsBucket(tx)
 		var v []byte
@@ -72,7 +72,7 @@ func (s *Observations) Observation(token string) (lwm2m.Observation, error) {
 			v = b.Get(obsTokenKey(token))
 		}
 		if v == nil {
-			return fmt.Errorf("store: observation %s: %w", token, lwm2m.ErrNotFound)
+			return fmt.Errorf("store: observation %s: %w", token, transport.ErrNotFound)
 		}
 		return json.Unmarshal(v, &o)
 	})
@@ -90,7 +90,7 @@ func (s *Observations) DeleteObservation(token string) error {
 		if v == nil {
 			return nil
 		}
-		var o lwm2m.Observation
+		var o transport.Observation
 		if err := json.Unmarshal(v, &o); err == nil {
 			b.Delete(obsEndpointKey(o.Endpoint, o.Token))
 		}
@@ -99,8 +99,8 @@ func (s *Observations) DeleteObservation(token string) error {
 }
 
 // Observations returns the endpoint's observations, oldest first.
-func (s *Observations) Observations(endpoint string) ([]lwm2m.Observation, error) {
-	var out []lwm2m.Observation
+func (s *Observations) Observations(endpoint string) ([]transport.Observation, error) {
+	var out []transport.Observation
 	prefix := obsEndpointKey(endpoint, "")
 	err := s.db.bolt.View(func(tx *bolt.Tx) error {
 		b, _ := obsBucket(tx)
@@ -109,7 +109,7 @@ func (s *Observations) Observations(endpoint string) ([]lwm2m.Observation, error
 		}
 		c := b.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
-			var o lwm2m.Observation
+			var o transport.Observation
 			if err := json.Unmarshal(b.Get(obsTokenKey(string(k[len(prefix):]))), &o); err != nil {
 				return fmt.Errorf("store: observation %x: %w", k, err)
 			}

@@ -4,14 +4,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/lwm2mtest"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
 // TestObservationConformance runs lwm2m's conformance suite on bbolt.
 func TestObservationConformance(t *testing.T) {
-	lwm2mtest.RunObservationStore(t, func(t *testing.T) lwm2m.ObservationStore { return openTemp(t, nil).Observations() })
+	lwm2mtest.RunObservationStore(t, func(t *testing.T) transport.ObservationStore { return openTemp(t, nil).Observations() })
 }
 
 // TestObservationsSurviveReopen: observation tokens are on disk, so a
@@ -22,12 +22,12 @@ func TestObservationsSurviveReopen(t *testing.T) {
 	require.NoError(t, err)
 	o := db.Observations()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	require.NoError(t, o.PutObservation(lwm2m.Observation{Token: "b1", Endpoint: "ep1", Path: "/19/0/0", Created: t0.Add(time.Second)}))
-	require.NoError(t, o.PutObservation(lwm2m.Observation{Token: "a1", Endpoint: "ep1", Path: "/5/0/3", Created: t0}))
-	require.NoError(t, o.PutObservation(lwm2m.Observation{Token: "c1", Endpoint: "ep10", Path: "/t/d", Created: t0}))
+	require.NoError(t, o.PutObservation(transport.Observation{Token: "b1", Endpoint: "ep1", Path: "/19/0/0", Created: t0.Add(time.Second)}))
+	require.NoError(t, o.PutObservation(transport.Observation{Token: "a1", Endpoint: "ep1", Path: "/5/0/3", Created: t0}))
+	require.NoError(t, o.PutObservation(transport.Observation{Token: "c1", Endpoint: "ep10", Path: "/t/d", Created: t0}))
 	// Replacing a token moves it to its new endpoint.
-	require.NoError(t, o.PutObservation(lwm2m.Observation{Token: "d1", Endpoint: "ep1", Path: "/5/0/5", Created: t0}))
-	require.NoError(t, o.PutObservation(lwm2m.Observation{Token: "d1", Endpoint: "ep2", Path: "/5/0/5", Created: t0}))
+	require.NoError(t, o.PutObservation(transport.Observation{Token: "d1", Endpoint: "ep1", Path: "/5/0/5", Created: t0}))
+	require.NoError(t, o.PutObservation(transport.Observation{Token: "d1", Endpoint: "ep2", Path: "/5/0/5", Created: t0}))
 	require.NoError(t, db.Close())
 
 	db, err = Open(path, nil)
@@ -44,7 +44,7 @@ func TestObservationsSurviveReopen(t *testing.T) {
 	require.NoError(t, o.DeleteObservation("a1"))
 	require.NoError(t, o.DeleteObservation("a1"), "deleting twice is fine")
 	_, err = o.Observation("a1")
-	require.ErrorIs(t, err, lwm2m.ErrNotFound)
+	require.ErrorIs(t, err, transport.ErrNotFound)
 	list, err = o.Observations("ep1")
 	require.NoError(t, err)
 	require.Len(t, list, 1)

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	bolt "go.etcd.io/bbolt"
 )
 
-// DTLSSessions is the lwm2m.SessionStore of a DB: DTLS sessions kept for
+// DTLSSessions is the transport.SessionStore of a DB: DTLS sessions kept for
 // resumption by session ID (an abbreviated handshake, issue 20 item 9)
 // across restarts. A session is kept for a TTL after it was written, then
 // is no longer returned and is pruned: every PutSession deletes a few of
@@ -29,7 +29,7 @@ type DTLSSessions struct {
 	now func() time.Time
 }
 
-var _ lwm2m.SessionStore = (*DTLSSessions)(nil)
+var _ transport.SessionStore = (*DTLSSessions)(nil)
 
 var bucketDTLSSessions = []byte("dtls-sessions")
 
@@ -57,7 +57,7 @@ func sessTimeKey(t uint64, id []byte) []byte {
 	return append(k, id...)
 }
 
-// PutSession implements lwm2m.SessionStore.
+// PutSession implements transport.SessionStore.
 func (s *DTLSSessions) PutSession(id, value []byte) error {
 	now := s.now()
 	at := uint64(now.UnixNano())
@@ -84,7 +84,7 @@ func (s *DTLSSessions) PutSession(id, value []byte) error {
 	})
 }
 
-// GetSession implements lwm2m.SessionStore: a session older than the TTL
+// GetSession implements transport.SessionStore: a session older than the TTL
 // is not found.
 func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 	var out []byte
@@ -105,12 +105,12 @@ func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 		return nil, closed(err)
 	}
 	if out == nil {
-		return nil, fmt.Errorf("store: DTLS session %x: %w", id, lwm2m.ErrNotFound)
+		return nil, fmt.Errorf("store: DTLS session %x: %w", id, transport.ErrNotFound)
 	}
 	return out, nil
 }
 
-// DeleteSession implements lwm2m.SessionStore.
+// DeleteSession implements transport.SessionStore.
 func (s *DTLSSessions) DeleteSession(id []byte) error {
 	return s.db.commit(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDTLSSessions)
@@ -185,7 +185,7 @@ func pruneSessions(b *bolt.Bucket, cutoff time.Time, limit int) (int, error) {
 	return len(gone), nil
 }
 
-// Registrations is the lwm2m.RegistrationStore of a DB: LwM2M
+// Registrations is the transport.RegistrationStore of a DB: LwM2M
 // registrations and parked DTLS sessions kept across restarts and crashes
 // (LWM-14). Keys, in the top-level bucket "lwm2m-registrations" (created
 // on the first write): "r" endpoint → registration, "p" endpoint → parked
@@ -194,7 +194,7 @@ func pruneSessions(b *bolt.Bucket, cutoff time.Time, limit int) (int, error) {
 // sessions hold session keys: the file is as secret as the PSKs.
 type Registrations struct{ db *DB }
 
-var _ lwm2m.RegistrationStore = (*Registrations)(nil)
+var _ transport.RegistrationStore = (*Registrations)(nil)
 
 var bucketRegistrations = []byte("lwm2m-registrations")
 
@@ -210,8 +210,8 @@ func regBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 
 func regKey(kind byte, s []byte) []byte { return append([]byte{kind}, s...) }
 
-// PutRegistration implements lwm2m.RegistrationStore.
-func (s *Registrations) PutRegistration(r lwm2m.RegistrationRecord) error {
+// PutRegistration implements transport.RegistrationStore.
+func (s *Registrations) PutRegistration(r transport.RegistrationRecord) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -225,7 +225,7 @@ func (s *Registrations) PutRegistration(r lwm2m.RegistrationRecord) error {
 	})
 }
 
-// DeleteRegistration implements lwm2m.RegistrationStore.
+// DeleteRegistration implements transport.RegistrationStore.
 func (s *Registrations) DeleteRegistration(endpoint string) error {
 	return s.db.commit(func(tx *bolt.Tx) error {
 		b, err := regBucket(tx)
@@ -236,13 +236,13 @@ func (s *Registrations) DeleteRegistration(endpoint string) error {
 	})
 }
 
-// Registrations implements lwm2m.RegistrationStore.
-func (s *Registrations) Registrations() ([]lwm2m.RegistrationRecord, error) {
-	return listJSON[lwm2m.RegistrationRecord](s.db, 'r')
+// Registrations implements transport.RegistrationStore.
+func (s *Registrations) Registrations() ([]transport.RegistrationRecord, error) {
+	return listJSON[transport.RegistrationRecord](s.db, 'r')
 }
 
-// PutParked implements lwm2m.RegistrationStore.
-func (s *Registrations) PutParked(p lwm2m.ParkedSession) error {
+// PutParked implements transport.RegistrationStore.
+func (s *Registrations) PutParked(p transport.ParkedSession) error {
 	v, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -270,7 +270,7 @@ func deleteParked(b *bolt.Bucket, endpoint string) error {
 	if old == nil {
 		return nil
 	}
-	var p lwm2m.ParkedSession
+	var p transport.ParkedSession
 	if json.Unmarshal(old, &p) == nil && len(p.CID) > 0 && string(b.Get(regKey('c', p.CID))) == endpoint {
 		if err := b.Delete(regKey('c', p.CID)); err != nil {
 			return err
@@ -279,7 +279,7 @@ func deleteParked(b *bolt.Bucket, endpoint string) error {
 	return b.Delete(regKey('p', []byte(endpoint)))
 }
 
-// DeleteParked implements lwm2m.RegistrationStore.
+// DeleteParked implements transport.RegistrationStore.
 func (s *Registrations) DeleteParked(endpoint string) error {
 	return s.db.commit(func(tx *bolt.Tx) error {
 		b, err := regBucket(tx)
@@ -290,15 +290,15 @@ func (s *Registrations) DeleteParked(endpoint string) error {
 	})
 }
 
-// ParkedSessions implements lwm2m.RegistrationStore.
-func (s *Registrations) ParkedSessions() ([]lwm2m.ParkedSession, error) {
-	return listJSON[lwm2m.ParkedSession](s.db, 'p')
+// ParkedSessions implements transport.RegistrationStore.
+func (s *Registrations) ParkedSessions() ([]transport.ParkedSession, error) {
+	return listJSON[transport.ParkedSession](s.db, 'p')
 }
 
 // ParkedByCID returns the parked session whose Connection ID is cid, or
-// lwm2m.ErrNotFound.
-func (s *Registrations) ParkedByCID(cid []byte) (lwm2m.ParkedSession, error) {
-	var p lwm2m.ParkedSession
+// transport.ErrNotFound.
+func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error) {
+	var p transport.ParkedSession
 	found := false
 	err := s.db.bolt.View(func(tx *bolt.Tx) error {
 		b, _ := regBucket(tx)
@@ -314,7 +314,7 @@ func (s *Registrations) ParkedByCID(cid []byte) (lwm2m.ParkedSession, error) {
 		return json.Unmarshal(v, &p)
 	})
 	if err == nil && !found {
-		err = fmt.Errorf("store: parked DTLS session with Connection ID %x: %w", cid, lwm2m.ErrNotFound)
+		err = fmt.Errorf("store: parked DTLS session with Connection ID %x: %w", cid, transport.ErrNotFound)
 	}
 	return p, closed(err)
 }

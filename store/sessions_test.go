@@ -4,17 +4,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/lwm2mtest"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
 func TestDTLSSessionsConformance(t *testing.T) {
-	lwm2mtest.RunSessionStore(t, func(t *testing.T) lwm2m.SessionStore { return openTemp(t, nil).DTLSSessions(0) })
+	lwm2mtest.RunSessionStore(t, func(t *testing.T) transport.SessionStore { return openTemp(t, nil).DTLSSessions(0) })
 }
 
 func TestRegistrationsConformance(t *testing.T) {
-	lwm2mtest.RunRegistrationStore(t, func(t *testing.T) lwm2m.RegistrationStore { return openTemp(t, nil).Registrations() })
+	lwm2mtest.RunRegistrationStore(t, func(t *testing.T) transport.RegistrationStore { return openTemp(t, nil).Registrations() })
 }
 
 // A DTLS session is returned for the TTL after it was written, then not;
@@ -31,7 +31,7 @@ func TestDTLSSessionsExpire(t *testing.T) {
 	require.NoError(t, s.PutSession([]byte{0}, []byte("renewed")))
 	now = now.Add(31 * time.Minute) // the first 20 writes are 61 minutes old
 	_, err := s.GetSession([]byte{1})
-	require.ErrorIs(t, err, lwm2m.ErrNotFound, "older than the TTL")
+	require.ErrorIs(t, err, transport.ErrNotFound, "older than the TTL")
 	got, err := s.GetSession([]byte{0})
 	require.NoError(t, err, "rewritten 31 minutes ago")
 	require.Equal(t, "renewed", string(got))
@@ -63,9 +63,9 @@ func TestSessionsSurviveReopen(t *testing.T) {
 	require.NoError(t, db.DTLSSessions(0).PutSession([]byte("sid"), []byte("secret")))
 	r := db.Registrations()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	require.NoError(t, r.PutRegistration(lwm2m.RegistrationRecord{Endpoint: "ep1", Expires: t0, Data: []byte("{}")}))
+	require.NoError(t, r.PutRegistration(transport.RegistrationRecord{Endpoint: "ep1", Expires: t0, Data: []byte("{}")}))
 	cid := []byte{1, 2, 3, 4, 5, 6, 7, 8}
-	require.NoError(t, r.PutParked(lwm2m.ParkedSession{Endpoint: "ep1", CID: cid, Addr: "127.0.0.1:1", State: []byte{7}}))
+	require.NoError(t, r.PutParked(transport.ParkedSession{Endpoint: "ep1", CID: cid, Addr: "127.0.0.1:1", State: []byte{7}}))
 	require.NoError(t, db.Close())
 
 	db, err = Open(path, nil)
@@ -81,9 +81,9 @@ func TestSessionsSurviveReopen(t *testing.T) {
 	p, err := r.ParkedByCID(cid)
 	require.NoError(t, err)
 	require.Equal(t, "ep1", p.Endpoint)
-	require.NoError(t, r.PutParked(lwm2m.ParkedSession{Endpoint: "ep1", Addr: "127.0.0.1:2", State: []byte{8}}))
+	require.NoError(t, r.PutParked(transport.ParkedSession{Endpoint: "ep1", Addr: "127.0.0.1:2", State: []byte{8}}))
 	_, err = r.ParkedByCID(cid)
-	require.ErrorIs(t, err, lwm2m.ErrNotFound, "replaced by a session without a Connection ID")
+	require.ErrorIs(t, err, transport.ErrNotFound, "replaced by a session without a Connection ID")
 	require.NoError(t, r.DeleteParked("ep1"))
 	ps, err := r.ParkedSessions()
 	require.NoError(t, err)

@@ -26,7 +26,7 @@ import (
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/examples/device/sim"
 	"github.com/doze-io/doze/internal/deptest"
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // TestMain fails the command's tests when a goroutine outlives them (the
@@ -50,12 +50,12 @@ func TestImports(t *testing.T) { deptest.Check(t) }
 
 // fakePlatform is the smallest platform the simulator's flags need: the
 // login, device registration and subscription calls of API.md over
-// httptest, a real lwm2m.Server with DTLS, and a push of
+// httptest, a real transport.Server with DTLS, and a push of
 // deviceDataChanged for each decoded report.
 type fakePlatform struct {
 	api       *httptest.Server
-	srv       *lwm2m.Server
-	keys      *lwm2m.MemoryKeyStore
+	srv       *transport.Server
+	keys      *transport.MemoryKeyStore
 	mu        sync.Mutex
 	subs      []string
 	uplinks   int
@@ -64,13 +64,13 @@ type fakePlatform struct {
 }
 
 func newFakePlatform(t testing.TB) *fakePlatform {
-	p := &fakePlatform{keys: lwm2m.NewMemoryKeyStore(), devices: map[string]bool{}, reporters: map[string]bool{}}
+	p := &fakePlatform{keys: transport.NewMemoryKeyStore(), devices: map[string]bool{}, reporters: map[string]bool{}}
 	wm := sim.WaterMeterCodec()
 	var wg sync.WaitGroup
 	// Pushes reuse connections, as a push engine's client would.
 	pusher := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}, Timeout: 30 * time.Second}
-	srv, err := lwm2m.New(lwm2m.Config{UDPAddr: "127.0.0.1:0", DTLSAddr: "127.0.0.1:0"}, p.keys, lwm2m.HandlerFunc(func(e lwm2m.Event) {
-		if e.Kind != lwm2m.EventUplink {
+	srv, err := transport.New(transport.Config{UDPAddr: "127.0.0.1:0", DTLSAddr: "127.0.0.1:0"}, p.keys, transport.HandlerFunc(func(e transport.Event) {
+		if e.Kind != transport.EventUplink {
 			return
 		}
 		m, err := wm.Decode(e.Payload)
@@ -184,7 +184,7 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 }
 
 // BenchmarkLoad runs the load mode against the fake platform of the tests
-// (a real lwm2m.Server, the codec, one HTTP push per report) and reports
+// (a real transport.Server, the codec, one HTTP push per report) and reports
 // end-to-end uplinks/s, the bare go-coap ceiling and their ratio. Each
 // iteration is a whole load run; run it with -benchtime 1x. DOZE_SIM_N sets
 // the number of devices (default 1000), DOZE_SIM_DTLS=0 uses plain CoAP.

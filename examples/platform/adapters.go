@@ -17,6 +17,7 @@ import (
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
@@ -27,12 +28,12 @@ import (
 // nor has a device registered with security NONE (SEC-1).
 type keyStore struct{ p *Platform }
 
-var _ lwm2m.KeyStore = keyStore{}
+var _ transport.KeyStore = keyStore{}
 
 func (k keyStore) Key(identity string) ([]byte, error) {
 	psk, err := k.p.reg.PSK(context.Background(), identity)
 	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrExpired) || errors.Is(err, registry.ErrWrongTransport) {
-		return nil, fmt.Errorf("%w: %v", lwm2m.ErrUnknownIdentity, err)
+		return nil, fmt.Errorf("%w: %v", transport.ErrUnknownIdentity, err)
 	}
 	return psk, err
 }
@@ -41,11 +42,11 @@ func (k keyStore) Key(identity string) ([]byte, error) {
 // kept in the inbox first, before the device is answered.
 type eventHandler struct{ p *Platform }
 
-var _ lwm2m.UplinkHandler = eventHandler{}
+var _ transport.UplinkHandler = eventHandler{}
 
-func (h eventHandler) HandleEvent(e lwm2m.Event) { h.p.enqueueEvent(e, 0) }
+func (h eventHandler) HandleEvent(e transport.Event) { h.p.enqueueEvent(e, 0) }
 
-func (h eventHandler) HandleUplink(e lwm2m.Event) error { return h.p.acceptUplink(e) }
+func (h eventHandler) HandleUplink(e transport.Event) error { return h.p.acceptUplink(e) }
 
 // commandSender encodes a command with the device's codec and writes it to
 // the device's data channel (/19/1/0 or /t/d). It is a command.Transmitter:
@@ -98,11 +99,11 @@ func (s commandSender) Transmit(ctx context.Context, c command.Command, left fun
 		p.metrics.encodeErrors.Inc()
 		return fmt.Errorf("%w: %v", command.ErrEncode, err)
 	}
-	if err := p.lwm.Downlink(lwm2m.WithLeft(ctx, left), d.NodeID, payload); err != nil {
+	if err := p.lwm.Downlink(transport.WithLeft(ctx, left), d.NodeID, payload); err != nil {
 		// A 4.xx answer (to every form Downlink tried) will be the same at
 		// the next wake: the command ends FAILED with the device's code.
 		// Timeouts, no session and sleep stay transport failures.
-		if re, ok := errors.AsType[*lwm2m.ResponseError](err); ok && re.ClientError() {
+		if re, ok := errors.AsType[*transport.ResponseError](err); ok && re.ClientError() {
 			p.log.Add(d.ID, "command_refused", err.Error())
 			return &command.RefusedError{Code: re.CodeText(), Err: err}
 		}
@@ -272,7 +273,7 @@ func (o object5) WritePackageURI(ctx context.Context, deviceID, uri string) erro
 	if err != nil {
 		return err
 	}
-	return o.p.lwm.Write(ctx, ep, "/5/0/1", lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(uri)})
+	return o.p.lwm.Write(ctx, ep, "/5/0/1", transport.Content{Format: lwm2m.FormatText, Payload: []byte(uri)})
 }
 
 func (o object5) ExecuteUpdate(ctx context.Context, deviceID string) error {
@@ -335,23 +336,23 @@ func (l otaListener) UpgradeResult(e ota.ResultEvent) {
 // Each block read is told to the upgrade engine as download progress.
 type firmwareFiles struct{ p *Platform }
 
-var _ lwm2m.FileSource = firmwareFiles{}
+var _ transport.FileSource = firmwareFiles{}
 
-func (f firmwareFiles) Open(endpoint, name string) (lwm2m.File, error) {
+func (f firmwareFiles) Open(endpoint, name string) (transport.File, error) {
 	ctx := context.Background()
 	pkg, err := f.p.ota.Package(ctx, name)
 	if err != nil {
-		return lwm2m.File{}, fmt.Errorf("%w: package %s: %v", lwm2m.ErrNotFound, name, err)
+		return transport.File{}, fmt.Errorf("%w: package %s: %v", transport.ErrNotFound, name, err)
 	}
 	content, err := f.p.ota.Content(ctx, name)
 	if err != nil {
-		return lwm2m.File{}, fmt.Errorf("%w: package %s: %v", lwm2m.ErrNotFound, name, err)
+		return transport.File{}, fmt.Errorf("%w: package %s: %v", transport.ErrNotFound, name, err)
 	}
 	var data io.ReaderAt = content.R
 	if endpoint != "" {
 		data = servedReader{r: content.R, p: f.p, endpoint: endpoint, pkg: name}
 	}
-	return lwm2m.File{Data: data, Size: pkg.Size, ETag: pkg.Digest[:8]}, nil
+	return transport.File{Data: data, Size: pkg.Size, ETag: pkg.Digest[:8]}, nil
 }
 
 // servedReader tells the upgrade engine how far a device has downloaded a

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/registry"
 	"github.com/stretchr/testify/require"
 )
@@ -111,7 +111,7 @@ func TestBatchJSONPartialSuccess(t *testing.T) {
 
 	psk, err := hex.DecodeString(res.PSK)
 	require.NoError(t, err)
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: res.NodeID, Key: psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: res.NodeID, Key: psk,
 		Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
 	defer c.Close()

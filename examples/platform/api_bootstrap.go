@@ -27,7 +27,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/registry"
 	"github.com/doze-io/doze/store"
 )
@@ -169,7 +169,7 @@ func (p *Platform) getBootstrap(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(err)
 	}
 	c, err := p.db.Bootstrap().Get(d.NodeID)
-	if errors.Is(err, lwm2m.ErrNotFound) {
+	if errors.Is(err, transport.ErrNotFound) {
 		return notFound("bootstrap_not_found", "device %s has no bootstrap configuration", d.NodeID)
 	}
 	if err != nil {
@@ -180,9 +180,9 @@ func (p *Platform) getBootstrap(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) deleteBootstrap(w http.ResponseWriter, r *http.Request) error {
-	nodeID := lwm2m.NormalizeEndpoint(pathValue(r, "nodeId"))
+	nodeID := transport.NormalizeEndpoint(pathValue(r, "nodeId"))
 	err := p.db.Bootstrap().Delete(nodeID)
-	if errors.Is(err, lwm2m.ErrNotFound) {
+	if errors.Is(err, transport.ErrNotFound) {
 		return notFound("bootstrap_not_found", "device %s has no bootstrap configuration", nodeID)
 	}
 	if err != nil {
@@ -197,39 +197,39 @@ func (p *Platform) deleteBootstrap(w http.ResponseWriter, r *http.Request) error
 type bootstrapStore struct{ p *Platform }
 
 var (
-	_ lwm2m.BootstrapStore    = bootstrapStore{}
-	_ lwm2m.BootstrapReporter = bootstrapStore{}
+	_ transport.BootstrapStore    = bootstrapStore{}
+	_ transport.BootstrapReporter = bootstrapStore{}
 )
 
-func (s bootstrapStore) BootstrapInfo(endpoint string) (lwm2m.BootstrapInfo, error) {
+func (s bootstrapStore) BootstrapInfo(endpoint string) (transport.BootstrapInfo, error) {
 	ctx := context.Background()
 	c, err := s.p.db.Bootstrap().Get(endpoint)
 	if err != nil {
-		return lwm2m.BootstrapInfo{}, err
+		return transport.BootstrapInfo{}, err
 	}
 	d, err := s.p.reg.GetByNodeID(ctx, endpoint)
 	if errors.Is(err, registry.ErrNotFound) {
-		return lwm2m.BootstrapInfo{}, fmt.Errorf("device %s was deleted: %w", endpoint, lwm2m.ErrNotFound)
+		return transport.BootstrapInfo{}, fmt.Errorf("device %s was deleted: %w", endpoint, transport.ErrNotFound)
 	}
 	if err != nil {
-		return lwm2m.BootstrapInfo{}, err
+		return transport.BootstrapInfo{}, err
 	}
-	info := lwm2m.BootstrapInfo{Security: lwm2m.SecurityNone, Account: lwm2m.ServerAccount{URI: c.ServerURI,
-		Security: lwm2m.SecurityNone, Lifetime: time.Duration(c.Lifetime) * time.Second, Binding: c.Binding}}
+	info := transport.BootstrapInfo{Security: transport.SecurityNone, Account: transport.ServerAccount{URI: c.ServerURI,
+		Security: transport.SecurityNone, Lifetime: time.Duration(c.Lifetime) * time.Second, Binding: c.Binding}}
 	switch {
 	case c.BootstrapPSK != nil:
-		info.Security, info.Key = lwm2m.SecurityPSK, c.BootstrapPSK
+		info.Security, info.Key = transport.SecurityPSK, c.BootstrapPSK
 	case securityOf(d) == registry.SecurityPSK:
-		info.Security, info.Key = lwm2m.SecurityPSK, lwm2m.Key(d.PSK)
+		info.Security, info.Key = transport.SecurityPSK, transport.Key(d.PSK)
 	}
 	if c.SecurityMode == "psk" {
 		a := &info.Account
-		a.Security, a.Identity, a.Key = lwm2m.SecurityPSK, c.PSKIdentity, lwm2m.Key(c.PSK)
+		a.Security, a.Identity, a.Key = transport.SecurityPSK, c.PSKIdentity, transport.Key(c.PSK)
 		if a.Identity == "" {
 			a.Identity = d.NodeID
 		}
 		if a.Key == nil {
-			a.Key = lwm2m.Key(d.PSK)
+			a.Key = transport.Key(d.PSK)
 		}
 	}
 	return info, nil
@@ -255,12 +255,12 @@ func (s bootstrapStore) Bootstrapped(endpoint string, err error) {
 
 // newBootstrap builds the bootstrap server of the configuration, or nil
 // when both its listeners are off.
-func (p *Platform) newBootstrap() (*lwm2m.BootstrapServer, error) {
+func (p *Platform) newBootstrap() (*transport.BootstrapServer, error) {
 	udp, dtls := p.cfg.BootstrapAddr, p.cfg.BootstrapDTLSAddr
 	if (udp == "" || udp == "off") && (dtls == "" || dtls == "off") {
 		return nil, nil
 	}
-	return lwm2m.NewBootstrapServer(lwm2m.BootstrapConfig{
+	return transport.NewBootstrapServer(transport.BootstrapConfig{
 		UDPAddr: udp, DisableUDP: udp == "" || udp == "off",
 		DTLSAddr: dtls, DisableDTLS: dtls == "" || dtls == "off",
 		Logger: p.logger.With("pkg", "lwm2m-bootstrap"),

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +18,7 @@ func withBootstrap(c *Config) {
 
 // TestBootstrapThenRegister is LWM-13's evidence on the platform: the
 // bootstrap configuration is set through the API, and a strict
-// lwm2m.Client that starts with only its bootstrap server and bootstrap
+// transport.Client that starts with only its bootstrap server and bootstrap
 // key bootstraps over DTLS, is given the platform's server and its own
 // PSK, and registers there over DTLS with that key.
 func TestBootstrapThenRegister(t *testing.T) {
@@ -37,19 +37,19 @@ func TestBootstrapThenRegister(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bc, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.bs.DTLSAddr().String(), Endpoint: imei, Key: bsKey})
+	bc, err := transport.NewClient(transport.ClientConfig{Server: tp.bs.DTLSAddr().String(), Endpoint: imei, Key: bsKey})
 	require.NoError(t, err)
 	defer bc.Close()
 	require.NoError(t, bc.Connect(ctx))
 	accts, err := bc.Bootstrap(ctx)
 	require.NoError(t, err, "bootstrap over DTLS with the bootstrap key")
 	require.Len(t, accts, 1)
-	require.Equal(t, lwm2m.Key(psk), accts[0].Key, "the device is given its PSK")
+	require.Equal(t, transport.Key(psk), accts[0].Key, "the device is given its PSK")
 	require.NoError(t, bc.Close())
 
-	cfg, err := accts[0].ClientConfig(lwm2m.ClientConfig{Endpoint: imei, Objects: "</1/0>,</3/0>"})
+	cfg, err := accts[0].ClientConfig(transport.ClientConfig{Endpoint: imei, Objects: "</1/0>,</3/0>"})
 	require.NoError(t, err)
-	c, err := lwm2m.NewClient(cfg)
+	c, err := transport.NewClient(cfg)
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Connect(ctx), "DTLS with the PSK from the bootstrap")
@@ -71,7 +71,7 @@ func TestBootstrapThenRegister(t *testing.T) {
 	// without a configuration the bootstrap server knows the device no more
 	require.Equal(t, http.StatusNoContent, tp.call(t, "DELETE", "/doze/v1/bootstrap/"+imei, nil, nil))
 	require.Equal(t, http.StatusNotFound, tp.call(t, "GET", "/doze/v1/bootstrap/"+imei, nil, nil))
-	again, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.bs.DTLSAddr().String(), Endpoint: imei, Key: bsKey, HandshakeTimeout: 3 * time.Second})
+	again, err := transport.NewClient(transport.ClientConfig{Server: tp.bs.DTLSAddr().String(), Endpoint: imei, Key: bsKey, HandshakeTimeout: 3 * time.Second})
 	require.NoError(t, err)
 	defer again.Close()
 	require.Error(t, again.Connect(ctx), "handshake refused after DELETE")
@@ -97,24 +97,24 @@ func TestBootstrapPlainDevice(t *testing.T) {
 	defer cancel()
 	for _, tc := range []struct {
 		ep   string
-		want lwm2m.Code
+		want transport.Code
 	}{{pskDev, 129 /* 4.01 */}, {"868333030000399", 131 /* 4.03 */}, {plain, 0}} {
-		c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.bs.UDPAddr().String(), Endpoint: tc.ep})
+		c, err := transport.NewClient(transport.ClientConfig{Server: tp.bs.UDPAddr().String(), Endpoint: tc.ep})
 		require.NoError(t, err)
 		require.NoError(t, c.Connect(ctx))
 		accts, err := c.Bootstrap(ctx)
 		c.Close()
 		if tc.want != 0 {
-			var re *lwm2m.ResponseError
+			var re *transport.ResponseError
 			require.ErrorAs(t, err, &re, tc.ep)
 			require.Equal(t, tc.want, re.Code, "%s: %v", tc.ep, err)
 			continue
 		}
 		require.NoError(t, err)
-		require.Equal(t, lwm2m.SecurityNone, accts[0].Security)
-		rc, err := accts[0].ClientConfig(lwm2m.ClientConfig{Endpoint: plain, Objects: "</3/0>"})
+		require.Equal(t, transport.SecurityNone, accts[0].Security)
+		rc, err := accts[0].ClientConfig(transport.ClientConfig{Endpoint: plain, Objects: "</3/0>"})
 		require.NoError(t, err)
-		d, err := lwm2m.NewClient(rc)
+		d, err := transport.NewClient(rc)
 		require.NoError(t, err)
 		defer d.Close()
 		require.NoError(t, d.Connect(ctx))

@@ -31,6 +31,7 @@ import (
 
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
 )
@@ -72,7 +73,7 @@ var formats = map[string]lwm2m.Format{
 // contentFormat returns the format named, or the one the registration
 // calls for: TLV for an LwM2M 1.0 client (the format every 1.0 client
 // has), SenML CBOR for 1.1 (the compact one every 1.1 client has).
-func contentFormat(r lwm2m.Registration, named string) (lwm2m.Format, error) {
+func contentFormat(r transport.Registration, named string) (lwm2m.Format, error) {
 	if named != "" {
 		f, ok := formats[strings.ToUpper(named)]
 		if !ok {
@@ -116,7 +117,7 @@ func codeName(code string) string {
 
 // check validates op before it is performed or queued: a path of the
 // level the operation needs, a known format, a value that encodes.
-func (op *lwm2mOp) check(r lwm2m.Registration) (lwm2m.Path, error) {
+func (op *lwm2mOp) check(r transport.Registration) (lwm2m.Path, error) {
 	path, err := lwm2m.ParsePath(op.Path)
 	if err != nil || path.IsRoot() {
 		return path, fmt.Errorf("path %q is not an LwM2M path /object[/instance[/resource[/instance]]]", op.Path)
@@ -165,29 +166,29 @@ func (op *lwm2mOp) check(r lwm2m.Registration) (lwm2m.Path, error) {
 // device's error code is a result (Success false), as in Leshan; the
 // error is for what kept the request from being answered (asleep, no
 // session, no answer) and for a value that does not encode.
-func (p *Platform) perform(ctx context.Context, r lwm2m.Registration, op lwm2mOp) (opResult, error) {
+func (p *Platform) perform(ctx context.Context, r transport.Registration, op lwm2mOp) (opResult, error) {
 	path, err := op.check(r)
 	if err != nil {
 		return opResult{}, fmt.Errorf("%w: %v", command.ErrEncode, err)
 	}
 	f, _ := contentFormat(r, op.Format)
 	ep := r.Endpoint
-	encode := func(create bool) (lwm2m.Content, error) {
+	encode := func(create bool) (transport.Content, error) {
 		recs, err := fromNode(path, op.Value, create)
 		if err != nil {
-			return lwm2m.Content{}, err
+			return transport.Content{}, err
 		}
 		b, err := lwm2m.Encode(f, path, recs)
 		if err != nil {
-			return lwm2m.Content{}, fmt.Errorf("%w: %v", command.ErrEncode, err)
+			return transport.Content{}, fmt.Errorf("%w: %v", command.ErrEncode, err)
 		}
-		return lwm2m.Content{Format: f, Payload: b}, nil
+		return transport.Content{Format: f, Payload: b}, nil
 	}
 	res := opResult{Status: "CHANGED", Code: "2.04", Success: true}
-	var c lwm2m.Content
+	var c transport.Content
 	switch op.Op {
 	case opRead:
-		accept := lwm2m.NoFormat
+		accept := transport.NoFormat
 		if op.Format != "" {
 			accept = f
 		}
@@ -205,7 +206,7 @@ func (p *Platform) perform(ctx context.Context, r lwm2m.Registration, op lwm2mOp
 		} else {
 			err = p.lwm.WritePartial(ctx, ep, op.Path, c)
 		}
-		c = lwm2m.Content{}
+		c = transport.Content{}
 	case opExecute:
 		err = p.lwm.Execute(ctx, ep, op.Path, []byte(op.Args))
 	case opCreate:
@@ -214,7 +215,7 @@ func (p *Platform) perform(ctx context.Context, r lwm2m.Registration, op lwm2mOp
 		}
 		res.Status, res.Code = "CREATED", "2.01"
 		res.Location, err = p.lwm.Create(ctx, ep, op.Path, c)
-		c = lwm2m.Content{}
+		c = transport.Content{}
 	case opDelete:
 		res.Status, res.Code = "DELETED", "2.02"
 		err = p.lwm.Delete(ctx, ep, op.Path)
@@ -233,7 +234,7 @@ func (p *Platform) perform(ctx context.Context, r lwm2m.Registration, op lwm2mOp
 	case opWriteAttributes:
 		err = p.lwm.WriteAttributes(ctx, ep, op.Path, op.Attributes...)
 	}
-	if re, ok := errors.AsType[*lwm2m.ResponseError](err); ok {
+	if re, ok := errors.AsType[*transport.ResponseError](err); ok {
 		code := re.CodeText()
 		return opResult{Status: codeName(code), Code: code, ErrorMessage: re.Message}, nil
 	}
@@ -359,7 +360,7 @@ func (p *Platform) lwm2mOperation(w http.ResponseWriter, r *http.Request, op lwm
 			writeJSON(w, http.StatusOK, res)
 			return nil
 		}
-		if !errors.Is(err, lwm2m.ErrSleeping) {
+		if !errors.Is(err, transport.ErrSleeping) {
 			return opError(err)
 		}
 		// The window closed meanwhile: queue it.
@@ -388,9 +389,9 @@ func opError(err error) error {
 	switch {
 	case errors.Is(err, command.ErrEncode):
 		return badRequest("bad_lwm2m_operation", "%v", err)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, lwm2m.ErrTimeout):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, transport.ErrTimeout):
 		return &httpError{Status: http.StatusGatewayTimeout, Code: "device_timeout", Err: err}
-	case errors.Is(err, lwm2m.ErrNotRegistered), errors.Is(err, lwm2m.ErrUnreachable):
+	case errors.Is(err, transport.ErrNotRegistered), errors.Is(err, transport.ErrUnreachable):
 		return &httpError{Status: http.StatusServiceUnavailable, Code: "device_unreachable", Err: err}
 	}
 	return &httpError{Status: http.StatusBadGateway, Code: "device_error", Err: err}
@@ -558,7 +559,7 @@ func (s opSender) Transmit(ctx context.Context, c command.Command, left func()) 
 	if err := json.Unmarshal(c.Body.Paras, &op); err != nil {
 		return fmt.Errorf("%w: paras: %v", command.ErrEncode, err)
 	}
-	res, err := p.perform(lwm2m.WithLeft(ctx, left), reg, op)
+	res, err := p.perform(transport.WithLeft(ctx, left), reg, op)
 	if err != nil {
 		return err
 	}
@@ -628,7 +629,7 @@ func (p *Platform) readDeviceObject(d registry.Device, ep string) {
 	p.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
-		c, err := p.lwm.Read(ctx, ep, "/3/0", lwm2m.NoFormat)
+		c, err := p.lwm.Read(ctx, ep, "/3/0", transport.NoFormat)
 		if err != nil {
 			p.log.Add(d.ID, "device_object", "reading /3/0 failed: "+err.Error())
 			return

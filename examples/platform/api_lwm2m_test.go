@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +19,7 @@ import (
 // 1.1 Core §7.4.3 / TS Transport §6.4).
 type stdDevice struct {
 	t      *testing.T
-	client *lwm2m.Client
+	client *transport.Client
 
 	mu       sync.Mutex
 	calls    []string
@@ -39,18 +40,18 @@ func (d *stdDevice) callList() []string {
 }
 
 // instance answers a read of an object instance in SenML CBOR.
-func (d *stdDevice) instance(path string, recs func() []lwm2m.Record) func() (lwm2m.Content, error) {
-	return func() (lwm2m.Content, error) {
+func (d *stdDevice) instance(path string, recs func() []lwm2m.Record) func() (transport.Content, error) {
+	return func() (transport.Content, error) {
 		d.record("read " + path)
 		b, err := lwm2m.Encode(lwm2m.FormatSenMLCBOR, lwm2m.MustPath(path), recs())
-		return lwm2m.Content{Format: lwm2m.FormatSenMLCBOR, Payload: b}, err
+		return transport.Content{Format: lwm2m.FormatSenMLCBOR, Payload: b}, err
 	}
 }
 
 func startStdDevice(t *testing.T, tp *testPlatform, imei string, psk []byte, queue bool) *stdDevice {
 	t.Helper()
 	d := &stdDevice{t: t, appType: "indoor"}
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
 		Queue: queue, Objects: "</1/0>,</3/0>,</3303/0>"})
 	require.NoError(t, err)
 	dev := func() []lwm2m.Record {
@@ -70,20 +71,20 @@ func startStdDevice(t *testing.T, tp *testPlatform, imei string, psk []byte, que
 			{Path: lwm2m.MustPath("/3303/0/5750"), Value: lwm2m.StringValue(d.appType)},
 		}
 	}
-	c.Handle("/3/0", lwm2m.Resource{Read: d.instance("/3/0", dev)})
-	c.Handle("/3/0/4", lwm2m.Resource{Execute: func([]byte) error {
+	c.Handle("/3/0", transport.Resource{Read: d.instance("/3/0", dev)})
+	c.Handle("/3/0/4", transport.Resource{Execute: func([]byte) error {
 		d.record("execute /3/0/4")
 		d.mu.Lock()
 		d.rebooted++
 		d.mu.Unlock()
 		return nil
 	}})
-	c.Handle("/3303/0", lwm2m.Resource{Read: d.instance("/3303/0", temp)})
-	c.Handle("/3303/0/5700", lwm2m.Resource{Read: func() (lwm2m.Content, error) {
+	c.Handle("/3303/0", transport.Resource{Read: d.instance("/3303/0", temp)})
+	c.Handle("/3303/0/5700", transport.Resource{Read: func() (transport.Content, error) {
 		d.record("read /3303/0/5700")
-		return lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte("21.5")}, nil
+		return transport.Content{Format: lwm2m.FormatText, Payload: []byte("21.5")}, nil
 	}})
-	c.Handle("/3303/0/5750", lwm2m.Resource{Write: func(ct lwm2m.Content) error {
+	c.Handle("/3303/0/5750", transport.Resource{Write: func(ct transport.Content) error {
 		recs, err := lwm2m.Decode(ct.Format, lwm2m.MustPath("/3303/0/5750"), ct.Payload, nil)
 		if err != nil {
 			return err
@@ -97,7 +98,7 @@ func startStdDevice(t *testing.T, tp *testPlatform, imei string, psk []byte, que
 		d.record("write /3303/0/5750 " + recs[0].Value.String())
 		return nil
 	}})
-	c.Handle("/3303", lwm2m.Resource{Create: func(ct lwm2m.Content) (uint16, error) {
+	c.Handle("/3303", transport.Resource{Create: func(ct transport.Content) (uint16, error) {
 		recs, err := lwm2m.Decode(ct.Format, lwm2m.MustPath("/3303"), ct.Payload, nil)
 		if err != nil || len(recs) == 0 {
 			return 0, fmt.Errorf("create of /3303 needs the new instance's resources: %v", err)
@@ -106,7 +107,7 @@ func startStdDevice(t *testing.T, tp *testPlatform, imei string, psk []byte, que
 		d.record(fmt.Sprintf("create /3303/%d", inst))
 		return inst, nil
 	}})
-	c.Handle("/3303/1", lwm2m.Resource{})
+	c.Handle("/3303/1", transport.Resource{})
 	d.client = c
 	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -178,7 +179,7 @@ func TestLwM2MOperationsAwake(t *testing.T) {
 	// This product maps nothing: the notification is said on the device
 	// log, not dropped silently (SEC-6).
 	nctx, ncancel := context.WithTimeout(context.Background(), 10*time.Second)
-	require.NoError(t, d.client.Notify(nctx, "/3303/0/5700", lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte("22.5")}))
+	require.NoError(t, d.client.Notify(nctx, "/3303/0/5700", transport.Content{Format: lwm2m.FormatText, Payload: []byte("22.5")}))
 	ncancel()
 	require.Eventually(t, func() bool { return hasLog(tp, id, "reaches no application") }, 10*time.Second, 10*time.Millisecond)
 	a = opAnswer{}

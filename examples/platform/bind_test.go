@@ -9,6 +9,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/store"
 	"github.com/stretchr/testify/require"
 )
@@ -31,10 +32,10 @@ func TestDataBeforeBindDropped(t *testing.T) {
 
 	cd, err := codec.Compile(demoCodec, nil)
 	require.NoError(t, err)
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.UDPAddr().String(), Endpoint: imei,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.UDPAddr().String(), Endpoint: imei,
 		Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
-	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
+	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) { return transport.Content{Format: lwm2m.FormatOpaque}, nil }})
 	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -48,7 +49,7 @@ func TestDataBeforeBindDropped(t *testing.T) {
 		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -85}},
 	}})
 	require.NoError(t, err)
-	require.NoError(t, c.Notify(ctx, "/19/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: b}))
+	require.NoError(t, c.Notify(ctx, "/19/0/0", transport.Content{Format: lwm2m.FormatOpaque, Payload: b}))
 
 	require.Eventually(t, func() bool {
 		for _, e := range tp.log.Recent(id, 50) {
@@ -68,13 +69,13 @@ func TestDataBeforeBindDropped(t *testing.T) {
 	// The same over plain CoAP for a device registered with a PSK: refused.
 	const keyed = "868333030000304"
 	keyedID, _ := registerDevice(t, tp, keyed)
-	k, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.UDPAddr().String(), Endpoint: keyed,
+	k, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.UDPAddr().String(), Endpoint: keyed,
 		Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
 	t.Cleanup(func() { k.Close() })
 	require.NoError(t, k.Connect(ctx))
 	err = k.Register(ctx)
-	var re *lwm2m.ResponseError
+	var re *transport.ResponseError
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, "4.01", re.CodeText())
 	_, ok := tp.lwm.Registration(keyed)

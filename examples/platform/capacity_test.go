@@ -40,6 +40,7 @@ import (
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/examples/device/sim"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/registry"
 )
 
@@ -214,7 +215,7 @@ func TestCapacity(t *testing.T) {
 	for i := range n {
 		o, err := p.db.Observations().Observations(capacityIdentity(i))
 		require.NoError(t, err)
-		if slices.ContainsFunc(o, func(o lwm2m.Observation) bool { return o.Path == "/19/0/0" }) {
+		if slices.ContainsFunc(o, func(o transport.Observation) bool { return o.Path == "/19/0/0" }) {
 			observed++
 		}
 	}
@@ -327,7 +328,7 @@ func TestCapacity(t *testing.T) {
 	done = make(chan error, 1)
 	stopped = false
 	go func() { done <- p.Run(ctx, nil) }()
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: p.lwm.DTLSAddr().String(), Endpoint: capacityIdentity(n - 1), Key: capacityKey,
+	c, err := transport.NewClient(transport.ClientConfig{Server: p.lwm.DTLSAddr().String(), Endpoint: capacityIdentity(n - 1), Key: capacityKey,
 		Queue: true, Objects: "</3/0>,</19/1>"})
 	require.NoError(t, err)
 	defer c.Close()
@@ -335,7 +336,7 @@ func TestCapacity(t *testing.T) {
 	defer ccancel()
 	require.NoError(t, c.Connect(cctx))
 	require.NoError(t, c.Register(cctx))
-	require.NoError(t, c.Send(cctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: []byte{1}}))
+	require.NoError(t, c.Send(cctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: []byte{1}}))
 	tUp := time.Since(start)
 	heap2, rss2 := capacityMem()
 	report("restart with %d devices: New %v, first device registered and its uplink acknowledged %v after New; heap %.1f MB, RSS %.1f MB",

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/store"
 )
@@ -242,7 +242,7 @@ func checkFirmwareURI(s string) error {
 }
 
 // firmwarePath is the path under which the lwm2m server serves packages
-// (lwm2m.Config.FilesPath's default).
+// (transport.Config.FilesPath's default).
 const firmwarePath = "/fw/"
 
 // firmwareBase is the FirmwareURI given to the upgrade engine: the
@@ -270,7 +270,7 @@ func (o packageURIs) WritePackageURI(ctx context.Context, deviceID, uri string) 
 		}
 		r, ok := o.p.lwm.Registration(d.NodeID)
 		if !ok {
-			return fmt.Errorf("package URI for device %s: %w", deviceID, lwm2m.ErrNotRegistered)
+			return fmt.Errorf("package URI for device %s: %w", deviceID, transport.ErrNotRegistered)
 		}
 		base, err := listenerURI(r.Secure, o.p.lwm.DTLSAddr(), o.p.lwm.UDPAddr())
 		if err != nil {

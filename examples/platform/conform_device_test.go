@@ -20,7 +20,7 @@ import (
 )
 
 // The tests here run the platform against lwm2mtest.Device, a device
-// written on go-coap's codec (not lwm2m.Client) that is as strict as the
+// written on go-coap's codec (not transport.Client) that is as strict as the
 // OMA text and the stacks of issue 20: it refuses single-value writes to
 // the Multiple resource /19/1/0, starts DTLS with the record version
 // {254,0} in its ClientHellos (mbedTLS 2.x), downloads firmware on a

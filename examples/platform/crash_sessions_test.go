@@ -14,6 +14,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -55,12 +56,12 @@ func TestCrashKeepsDTLSSession(t *testing.T) {
 
 	cd, err := codec.Compile(demoCodec, nil)
 	require.NoError(t, err)
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: dtlsAddr, Endpoint: "urn:imei:" + imei, Key: psk, Queue: true,
+	c, err := transport.NewClient(transport.ClientConfig{Server: dtlsAddr, Endpoint: "urn:imei:" + imei, Key: psk, Queue: true,
 		ConfirmableNotifications: true, Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
 	defer c.Close()
-	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
-	c.Handle("/19/1/0", lwm2m.Resource{Write: func(lwm2m.Content) error { return nil }})
+	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) { return transport.Content{Format: lwm2m.FormatOpaque}, nil }})
+	c.Handle("/19/1/0", transport.Resource{Write: func(transport.Content) error { return nil }})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, c.Connect(ctx))
@@ -80,7 +81,7 @@ func TestCrashKeepsDTLSSession(t *testing.T) {
 		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -90}},
 	}})
 	require.NoError(t, err)
-	require.NoError(t, c.Notify(ctx, "/19/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: report}),
+	require.NoError(t, c.Notify(ctx, "/19/0/0", transport.Content{Format: lwm2m.FormatOpaque, Payload: report}),
 		"the report on the old session and observation is acknowledged")
 	require.NoError(t, c.Update(ctx), "the registration is still there")
 	require.Equal(t, "0", metric("doze_dtls_cookies_sent_total"), "no ClientHello since the restart")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -90,14 +91,14 @@ func sendReports(t *testing.T, addr, ep string, psk []byte, n int) {
 	t.Helper()
 	cd, err := codec.Compile(demoCodec, nil)
 	require.NoError(t, err)
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: addr, Endpoint: ep, Key: psk, Queue: true,
+	c, err := transport.NewClient(transport.ClientConfig{Server: addr, Endpoint: ep, Key: psk, Queue: true,
 		ConfirmableNotifications: true, Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
 	defer c.Close()
-	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
+	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) { return transport.Content{Format: lwm2m.FormatOpaque}, nil }})
 	// Commands and codec ACKs are taken (a device answering 4.04 to every
 	// downlink form would have its commands FAILED).
-	c.Handle("/19/1/0", lwm2m.Resource{Write: func(lwm2m.Content) error { return nil }})
+	c.Handle("/19/1/0", transport.Resource{Write: func(transport.Content) error { return nil }})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, c.Connect(ctx))
@@ -110,7 +111,7 @@ func sendReports(t *testing.T, addr, ep string, psk []byte, n int) {
 			{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -90}},
 		}})
 		require.NoError(t, err)
-		require.NoError(t, c.Notify(ctx, "/19/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: b}), "report %d acknowledged", i)
+		require.NoError(t, c.Notify(ctx, "/19/0/0", transport.Content{Format: lwm2m.FormatOpaque, Payload: b}), "report %d acknowledged", i)
 	}
 }
 

@@ -17,9 +17,9 @@
 //
 // platform.go builds every package over one store.DB; adapters.go holds the
 // adapters between them, each asserting the interface it fits
-// (lwm2m.KeyStore from the registry, command.Sender through the codec and
+// (transport.KeyStore from the registry, command.Sender through the codec and
 // lwm2m, command.Listener and registry.Listener into push, ota.Channel,
-// ota.Devices, ota.Object5 and ota.Listener, lwm2m.FileSource for firmware).
+// ota.Devices, ota.Object5 and ota.Listener, transport.FileSource for firmware).
 // uplink.go is the uplink flow of docs/architecture.md: a device event is handled on
 // one of 64 workers chosen by endpoint, so one device's events stay in
 // order; a registration binds the device (REG-2); a wake-up lets queued
@@ -38,7 +38,7 @@
 // of them have returned. lwm2m's HandleEvent only queues the event (256 per
 // worker); once Run is stopping, events are dropped (logged at Info) rather
 // than block the lwm2m server's Close. Uplinks are durable before they are
-// acknowledged: the platform is an lwm2m.UplinkHandler, and HandleUplink
+// acknowledged: the platform is an transport.UplinkHandler, and HandleUplink
 // puts each uplink in the store's inbox (a synced write, shared by devices
 // reporting at the same time) before the lwm2m server sends the device its
 // ACK; if that write fails the device gets no ACK and sends again. A
@@ -117,7 +117,7 @@
 //     app, and a device's cancel task cancels the caller's PENDING commands
 //     and the platform's. Batch tasks are not scoped by app yet.
 //   - Deleting a device (REG-5) ends its registration and its DTLS session,
-//     live or parked (lwm2m.Server.Disconnect), and cancels its PENDING
+//     live or parked (transport.Server.Disconnect), and cancels its PENDING
 //     commands; its upgrade sub-tasks are left to fail in their task.
 //   - A token is 32 random bytes; tokens live in memory, so a restart logs
 //     every app out (apps and secrets are kept).

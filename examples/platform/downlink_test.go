@@ -15,7 +15,7 @@ import (
 )
 
 // startConformDevice connects a conformance device (go-coap's codec over
-// pion DTLS, not lwm2m.Client) to the platform with its PSK and registers.
+// pion DTLS, not transport.Client) to the platform with its PSK and registers.
 func startConformDevice(t *testing.T, tp *testPlatform, imei string, psk []byte, cfg lwm2mtest.DeviceConfig) *lwm2mtest.Device {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

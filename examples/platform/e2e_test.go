@@ -16,6 +16,7 @@ import (
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/internal/deptest"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -145,7 +146,7 @@ func (s *sink) wait(t *testing.T, what string, match func(m map[string]any) bool
 // meter is a simulated water meter on the lwm2m client: it reports through
 // /19/0/0 and answers commands written to /19/1/0 with the codec.
 type meter struct {
-	client *lwm2m.Client
+	client *transport.Client
 	codec  *codec.Declarative
 	cmds   chan *codec.Command
 }
@@ -154,14 +155,14 @@ func newMeter(t *testing.T, tp *testPlatform, imei string, psk []byte) *meter {
 	t.Helper()
 	cd, err := codec.Compile(demoCodec, nil)
 	require.NoError(t, err)
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
 		Queue: true, Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
 	m := &meter{client: c, codec: cd, cmds: make(chan *codec.Command, 10)}
-	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) {
-		return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil
+	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) {
+		return transport.Content{Format: lwm2m.FormatOpaque}, nil
 	}})
-	c.Handle("/19/1/0", lwm2m.Resource{Write: func(ct lwm2m.Content) error {
+	c.Handle("/19/1/0", transport.Resource{Write: func(ct transport.Content) error {
 		msg, err := cd.DecodeDownlink(ct.Payload)
 		if err != nil {
 			return err
@@ -187,7 +188,7 @@ func (m *meter) uplink(t *testing.T, msg codec.Message) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	require.NoError(t, m.client.Notify(ctx, "/19/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: b}))
+	require.NoError(t, m.client.Notify(ctx, "/19/0/0", transport.Content{Format: lwm2m.FormatOpaque, Payload: b}))
 }
 
 func registerDevice(t *testing.T, tp *testPlatform, imei string) (deviceID string, psk []byte) {

@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/store"
 	"github.com/stretchr/testify/require"
 )
 
 // fwMeter is a device whose firmware behaviour follows OMA LwM2M object 5
-// and is spelled out here, not left to lwm2m.Client: writing /5/0/1
+// and is spelled out here, not left to transport.Client: writing /5/0/1
 // moves it to Downloading (State 1, Update Result 0) and it downloads the
 // package blockwise on its socket; then Downloaded (2). Execute /5/0/2 is
 // allowed only when Downloaded; the device then reboots: the client is
@@ -34,7 +35,7 @@ type fwMeter struct {
 	sendOnly bool
 
 	mu      sync.Mutex
-	c       *lwm2m.Client
+	c       *transport.Client
 	running string // /3/0/3
 	state   int    // /5/0/3
 	result  int    // /5/0/5
@@ -43,25 +44,25 @@ type fwMeter struct {
 	wg      sync.WaitGroup
 }
 
-func (m *fwMeter) text(f func() string) func() (lwm2m.Content, error) {
-	return func() (lwm2m.Content, error) {
+func (m *fwMeter) text(f func() string) func() (transport.Content, error) {
+	return func() (transport.Content, error) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		return lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(f())}, nil
+		return transport.Content{Format: lwm2m.FormatText, Payload: []byte(f())}, nil
 	}
 }
 
 // boot starts the device: a new client, registered.
 func (m *fwMeter) boot() {
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: m.server, Endpoint: m.imei, Key: m.psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: m.server, Endpoint: m.imei, Key: m.psk,
 		Objects: "</3/0>,</5/0>,</19/0>,</19/1>"})
 	require.NoError(m.t, err)
-	c.Handle("/3/0/3", lwm2m.Resource{Read: m.text(func() string { return m.running })})
-	c.Handle("/5/0/3", lwm2m.Resource{Read: m.text(func() string { return strconv.Itoa(m.state) })})
-	c.Handle("/5/0/5", lwm2m.Resource{Read: m.text(func() string { return strconv.Itoa(m.result) })})
-	c.Handle("/5/0/7", lwm2m.Resource{Read: m.text(func() string { return "" })})
-	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
-	c.Handle("/5/0/1", lwm2m.Resource{Write: func(v lwm2m.Content) error {
+	c.Handle("/3/0/3", transport.Resource{Read: m.text(func() string { return m.running })})
+	c.Handle("/5/0/3", transport.Resource{Read: m.text(func() string { return strconv.Itoa(m.state) })})
+	c.Handle("/5/0/5", transport.Resource{Read: m.text(func() string { return strconv.Itoa(m.result) })})
+	c.Handle("/5/0/7", transport.Resource{Read: m.text(func() string { return "" })})
+	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) { return transport.Content{Format: lwm2m.FormatOpaque}, nil }})
+	c.Handle("/5/0/1", transport.Resource{Write: func(v transport.Content) error {
 		uri := string(v.Payload)
 		i := strings.Index(uri, "/fw/")
 		if i < 0 {
@@ -70,7 +71,7 @@ func (m *fwMeter) boot() {
 		m.wg.Go(func() { m.set(1, 0); m.download(c, uri[i:]) })
 		return nil
 	}})
-	c.Handle("/5/0/2", lwm2m.Resource{Execute: func([]byte) error {
+	c.Handle("/5/0/2", transport.Resource{Execute: func([]byte) error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if m.state != 2 {
@@ -90,7 +91,7 @@ func (m *fwMeter) boot() {
 	m.mu.Unlock()
 }
 
-func (m *fwMeter) download(c *lwm2m.Client, path string) {
+func (m *fwMeter) download(c *transport.Client, path string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	img, err := c.Download(ctx, path, 256)
@@ -124,12 +125,12 @@ func (m *fwMeter) set(state, result int) {
 	defer cancel()
 	if m.sendOnly {
 		body := fmt.Sprintf(`[{"n":"/5/0/3","v":%d},{"n":"/5/0/5","v":%d}]`, state, result)
-		c.Send(ctx, lwm2m.Content{Format: lwm2m.FormatSenMLJSON, Payload: []byte(body)})
+		c.Send(ctx, transport.Content{Format: lwm2m.FormatSenMLJSON, Payload: []byte(body)})
 		return
 	}
 	for path, v := range map[string]int{"/5/0/3": state, "/5/0/5": result} {
 		if c.Observed(path) {
-			c.Notify(ctx, path, lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(strconv.Itoa(v))})
+			c.Notify(ctx, path, transport.Content{Format: lwm2m.FormatText, Payload: []byte(strconv.Itoa(v))})
 		}
 	}
 }
@@ -200,11 +201,11 @@ func TestDataChannelAfterUpdate(t *testing.T) {
 	id, psk := registerDevice(t, tp, imei)
 	report := demoReport(t)
 
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
 		Objects: "</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
-	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) {
-		return lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: report}, nil
+	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) {
+		return transport.Content{Format: lwm2m.FormatOpaque, Payload: report}, nil
 	}})
 	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -228,11 +229,11 @@ func TestDataChannelAfterUpdate(t *testing.T) {
 	without.Links = "</3/0>,</19/1>"
 	without.Objects, err = lwm2m.ParseClientObjects([]byte(without.Links))
 	require.NoError(t, err)
-	tp.handleEvent(ctx, lwm2m.Event{Kind: lwm2m.EventUpdated, Endpoint: imei, Time: time.Now(), Registration: without})
+	tp.handleEvent(ctx, transport.Event{Kind: transport.EventUpdated, Endpoint: imei, Time: time.Now(), Registration: without})
 	require.False(t, tp.dataObserved(imei), "the removed object's observation is forgotten")
 	require.True(t, hasLog(tp, id, "no data channel"), "the device log says the data channel is gone")
 
-	tp.handleEvent(ctx, lwm2m.Event{Kind: lwm2m.EventUpdated, Endpoint: imei, Time: time.Now(), Registration: r})
+	tp.handleEvent(ctx, transport.Event{Kind: transport.EventUpdated, Endpoint: imei, Time: time.Now(), Registration: r})
 	require.Eventually(t, func() bool {
 		recs, _, err = tp.db.History().Query(store.HistoryQuery{DeviceID: id, Page: -1})
 		return err == nil && len(recs) == 6
@@ -245,7 +246,7 @@ func TestDataChannelAfterUpdate(t *testing.T) {
 	// (f) A client with no object 19 at all.
 	const bare = "868333030000711"
 	bareID, barePSK := registerDevice(t, tp, bare)
-	b, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: bare, Key: barePSK, Objects: "</3/0>,</5/0>"})
+	b, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: bare, Key: barePSK, Objects: "</3/0>,</5/0>"})
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	require.NoError(t, b.Connect(ctx))

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/registry"
 	"github.com/stretchr/testify/require"
 )
@@ -175,7 +175,7 @@ func TestInteropNodeClient(t *testing.T) {
 	// and be lost. The platform sends it again (RFC 7252 §4.2); a short
 	// ACK timeout keeps that to a second instead of the NB-IoT profile's
 	// 10–15 s (LWM-9).
-	tp.lwm.SetTransmission(imei, lwm2m.Transmission{AckTimeout: time.Second})
+	tp.lwm.SetTransmission(imei, transport.Transmission{AckTimeout: time.Second})
 	c := startNodeClient(t, node, npmDir, tp.lwm.UDPAddr(), imei)
 	c.wait("registered", "")
 	require.Eventually(t, func() bool { return deviceStatus(t, tp, id) == string(registry.StatusOnline) },

@@ -28,8 +28,8 @@ import (
 // objectModel is the object model the API reads and writes with: the
 // lwm2m package's built-in objects and the standard objects of the demo
 // products (3303 Temperature).
-var objectModel = func() *lwm2m.Registry {
-	r := lwm2m.NewBuiltinRegistry()
+var objectModel = func() *lwm2m.Objects {
+	r := lwm2m.NewBuiltinObjects()
 	rw, ro := lwm2m.OpRead|lwm2m.OpWrite, lwm2m.OpRead
 	if err := r.Add(lwm2m.ObjectDef{ID: 3303, Name: "Temperature", URN: "urn:oma:lwm2m:ext:3303", Version: "1.1",
 		LwM2MVersion: "1.0", Multiple: true, Description: "IPSO temperature sensor",

@@ -35,6 +35,7 @@ import (
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/profile"
 	"github.com/doze-io/doze/registry"
 )
@@ -76,7 +77,7 @@ func lwm2mType(name string) lwm2m.Type {
 // no mapping takes, and that are not firmware State or Update Result, are
 // said on the device log. It returns the report's error (effects not
 // stored), nil when nothing was mapped.
-func (p *Platform) mappedNotification(ctx context.Context, d registry.Device, e lwm2m.Event, fx *effects) error {
+func (p *Platform) mappedNotification(ctx context.Context, d registry.Device, e transport.Event, fx *effects) error {
 	m := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model)
 	base := lwm2m.RootPath
 	if e.Path != "/dp" {
@@ -92,14 +93,14 @@ func (p *Platform) mappedNotification(ctx context.Context, d registry.Device, e 
 		}
 		base = lwm2m.MustPath(e.Path)
 	}
-	return p.mappedContent(ctx, d, m, base, lwm2m.Content{Format: e.ContentFormat, Payload: e.Payload}, e.Time, fx)
+	return p.mappedContent(ctx, d, m, base, transport.Content{Format: e.ContentFormat, Payload: e.Payload}, e.Time, fx)
 }
 
 // firmwarePaths are the Send values the firmware flow takes.
 var firmwarePaths = []string{"/5/0/3", "/5/0/5"}
 
 // mappedContent reports the mapped values of content c of path base.
-func (p *Platform) mappedContent(ctx context.Context, d registry.Device, m *profile.Mapping, base lwm2m.Path, c lwm2m.Content, at time.Time, fx *effects) error {
+func (p *Platform) mappedContent(ctx context.Context, d registry.Device, m *profile.Mapping, base lwm2m.Path, c transport.Content, at time.Time, fx *effects) error {
 	send := base.IsRoot()
 	recs, err := lwm2m.Decode(c.Format, base, c.Payload, objectModel)
 	if err != nil {
@@ -222,13 +223,13 @@ func propertyValue(v lwm2m.Value, pm profile.PropertyMap) (any, error) {
 // the mapping does not observe once at a Register; each answer's values
 // are reported. A resource of an object instance the registration does
 // not list is said on the device log.
-func (p *Platform) observeMapped(d registry.Device, e lwm2m.Event) {
+func (p *Platform) observeMapped(d registry.Device, e transport.Event) {
 	m := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model)
-	if m == nil || (e.Kind != lwm2m.EventRegistered && e.Kind != lwm2m.EventUpdated) {
+	if m == nil || (e.Kind != transport.EventRegistered && e.Kind != transport.EventUpdated) {
 		return
 	}
 	observed := map[string]bool{}
-	if e.Kind == lwm2m.EventUpdated {
+	if e.Kind == transport.EventUpdated {
 		obs, _ := p.db.Observations().Observations(e.Endpoint)
 		for _, o := range obs {
 			observed[o.Path] = true
@@ -242,7 +243,7 @@ func (p *Platform) observeMapped(d registry.Device, e lwm2m.Event) {
 	var absent []string
 	for _, pm := range m.Properties {
 		path, err := lwm2m.ParsePath(pm.Resource)
-		if err != nil || observed[pm.Resource] || (!pm.Observe && e.Kind != lwm2m.EventRegistered) {
+		if err != nil || observed[pm.Resource] || (!pm.Observe && e.Kind != transport.EventRegistered) {
 			continue
 		}
 		inst := path.Parent()
@@ -255,7 +256,7 @@ func (p *Platform) observeMapped(d registry.Device, e lwm2m.Event) {
 		}
 		jobs = append(jobs, job{path, pm.Observe})
 	}
-	if len(absent) > 0 && e.Kind == lwm2m.EventRegistered {
+	if len(absent) > 0 && e.Kind == transport.EventRegistered {
 		p.log.Add(d.ID, "mapping", fmt.Sprintf("the registration lists no object instance of the mapped %s: not observed", strings.Join(absent, ", ")))
 	}
 	if len(jobs) == 0 {
@@ -267,7 +268,7 @@ func (p *Platform) observeMapped(d registry.Device, e lwm2m.Event) {
 		defer cancel()
 		for _, j := range jobs {
 			var (
-				c   lwm2m.Content
+				c   transport.Content
 				err error
 				op  = "observing"
 			)
@@ -275,7 +276,7 @@ func (p *Platform) observeMapped(d registry.Device, e lwm2m.Event) {
 				c, err = p.lwm.Observe(ctx, ep, j.path.String())
 			} else {
 				op = "reading"
-				c, err = p.lwm.Read(ctx, ep, j.path.String(), lwm2m.NoFormat)
+				c, err = p.lwm.Read(ctx, ep, j.path.String(), transport.NoFormat)
 			}
 			if err != nil {
 				p.log.Add(d.ID, "mapping", fmt.Sprintf("%s mapped %s failed: %v", op, j.path, err))
@@ -291,7 +292,7 @@ func (p *Platform) observeMapped(d registry.Device, e lwm2m.Event) {
 
 // mappedAnswer reports the mapped values of the answer to a read or
 // observe of path (LWM-12), on the device's current record.
-func (p *Platform) mappedAnswer(ctx context.Context, deviceID string, path lwm2m.Path, c lwm2m.Content) {
+func (p *Platform) mappedAnswer(ctx context.Context, deviceID string, path lwm2m.Path, c transport.Content) {
 	d, err := p.reg.Get(ctx, deviceID)
 	if err != nil || len(c.Payload) == 0 {
 		return
@@ -307,7 +308,7 @@ func (p *Platform) mappedAnswer(ctx context.Context, deviceID string, path lwm2m
 
 // mappedRead reports the mapped values of the answer to an API read or
 // observe of path on endpoint ep.
-func (p *Platform) mappedRead(ctx context.Context, ep string, path lwm2m.Path, c lwm2m.Content) {
+func (p *Platform) mappedRead(ctx context.Context, ep string, path lwm2m.Path, c transport.Content) {
 	d, err := p.reg.GetByNodeID(ctx, ep)
 	if err != nil || p.products.Mapping(d.Info.ManufacturerID, d.Info.Model) == nil {
 		return
@@ -328,7 +329,7 @@ func (p *Platform) mappedCommand(ctx context.Context, d registry.Device, c comma
 	if err := json.Unmarshal(c.Body.Paras, &paras); err != nil {
 		return fmt.Errorf("%w: paras: %v", command.ErrEncode, err)
 	}
-	ctx = lwm2m.WithLeft(ctx, left)
+	ctx = transport.WithLeft(ctx, left)
 	var err error
 	if cm.Execute != "" {
 		var args []byte
@@ -343,7 +344,7 @@ func (p *Platform) mappedCommand(ctx context.Context, d registry.Device, c comma
 	} else {
 		err = p.mappedWrite(ctx, reg, cm, paras)
 	}
-	if re, ok := errors.AsType[*lwm2m.ResponseError](err); ok && re.ClientError() {
+	if re, ok := errors.AsType[*transport.ResponseError](err); ok && re.ClientError() {
 		p.log.Add(d.ID, "command_refused", err.Error())
 		return &command.RefusedError{Code: re.CodeText(), Err: err}
 	}
@@ -361,7 +362,7 @@ func (p *Platform) mappedCommand(ctx context.Context, d registry.Device, c comma
 
 // mappedWrite writes the command's paras to their resources in one
 // request, in the content format of the device's registration.
-func (p *Platform) mappedWrite(ctx context.Context, reg lwm2m.Registration, cm profile.CommandMap, paras map[string]json.RawMessage) error {
+func (p *Platform) mappedWrite(ctx context.Context, reg transport.Registration, cm profile.CommandMap, paras map[string]json.RawMessage) error {
 	var recs []lwm2m.Record
 	for _, pm := range cm.Write {
 		raw, ok := paras[pm.Para]
@@ -390,7 +391,7 @@ func (p *Platform) mappedWrite(ctx context.Context, reg lwm2m.Registration, cm p
 	if err != nil {
 		return fmt.Errorf("%w: %v", command.ErrEncode, err)
 	}
-	content := lwm2m.Content{Format: f, Payload: b}
+	content := transport.Content{Format: f, Payload: b}
 	if len(recs) == 1 {
 		return p.lwm.Write(ctx, reg.Endpoint, base.String(), content)
 	}

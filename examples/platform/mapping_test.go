@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/profile"
 	"github.com/stretchr/testify/require"
 )
@@ -23,7 +24,7 @@ import (
 // §6.4 make it: a write of a resource is one value at that path in a
 // format that names it, an execute of 5605 takes no arguments.
 type tempSensor struct {
-	client *lwm2m.Client
+	client *transport.Client
 
 	mu      sync.Mutex
 	value   float64
@@ -57,10 +58,10 @@ func (s *tempSensor) did(c string) bool {
 
 // text answers a read of a single resource in plain text (content format
 // 0), which every LwM2M client has.
-func (s *tempSensor) text(path string, v func() string) lwm2m.Resource {
-	return lwm2m.Resource{Read: func() (lwm2m.Content, error) {
+func (s *tempSensor) text(path string, v func() string) transport.Resource {
+	return transport.Resource{Read: func() (transport.Content, error) {
 		s.record("read " + path)
-		return lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(v())}, nil
+		return transport.Content{Format: lwm2m.FormatText, Payload: []byte(v())}, nil
 	}}
 }
 
@@ -81,7 +82,7 @@ func registerTempSensor(t *testing.T, tp *testPlatform, imei string) (string, []
 func startTempSensor(t *testing.T, tp *testPlatform, imei string, psk []byte) *tempSensor {
 	t.Helper()
 	s := &tempSensor{value: 21.5, appType: "indoor"}
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
 		Objects: "</1/0>,</3/0>,</3303/0>"})
 	require.NoError(t, err)
 	num := func(f func() float64) func() string {
@@ -91,9 +92,9 @@ func startTempSensor(t *testing.T, tp *testPlatform, imei string, psk []byte) *t
 	c.Handle("/3303/0/5601", s.text("/3303/0/5601", num(func() float64 { return 18.25 })))
 	c.Handle("/3303/0/5602", s.text("/3303/0/5602", num(func() float64 { return 24 })))
 	c.Handle("/3303/0/5701", s.text("/3303/0/5701", func() string { return "Cel" }))
-	c.Handle("/3303/0/5750", lwm2m.Resource{
+	c.Handle("/3303/0/5750", transport.Resource{
 		Read: s.text("/3303/0/5750", func() string { s.mu.Lock(); defer s.mu.Unlock(); return s.appType }).Read,
-		Write: func(ct lwm2m.Content) error {
+		Write: func(ct transport.Content) error {
 			recs, err := lwm2m.Decode(ct.Format, lwm2m.MustPath("/3303/0/5750"), ct.Payload, nil)
 			if err != nil {
 				return err
@@ -107,7 +108,7 @@ func startTempSensor(t *testing.T, tp *testPlatform, imei string, psk []byte) *t
 			s.record("write /3303/0/5750 " + recs[0].Value.String())
 			return nil
 		}})
-	c.Handle("/3303/0/5605", lwm2m.Resource{Execute: func(args []byte) error {
+	c.Handle("/3303/0/5605", transport.Resource{Execute: func(args []byte) error {
 		if len(args) > 0 {
 			return fmt.Errorf("5605 takes no arguments, got %q", args)
 		}
@@ -117,10 +118,10 @@ func startTempSensor(t *testing.T, tp *testPlatform, imei string, psk []byte) *t
 		s.record("execute /3303/0/5605")
 		return nil
 	}})
-	c.Handle("/3/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) {
+	c.Handle("/3/0", transport.Resource{Read: func() (transport.Content, error) {
 		b, err := lwm2m.Encode(lwm2m.FormatSenMLCBOR, lwm2m.MustPath("/3/0"), []lwm2m.Record{
 			{Path: lwm2m.MustPath("/3/0/0"), Value: lwm2m.StringValue("Doze Labs")}})
-		return lwm2m.Content{Format: lwm2m.FormatSenMLCBOR, Payload: b}, err
+		return transport.Content{Format: lwm2m.FormatSenMLCBOR, Payload: b}, err
 	}})
 	s.client = c
 	t.Cleanup(func() { c.Close() })
@@ -171,12 +172,12 @@ func TestMappedTemperature(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// A notification.
-	require.NoError(t, s.client.Notify(ctx, "/3303/0/5700", lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte("22.25")}))
+	require.NoError(t, s.client.Notify(ctx, "/3303/0/5700", transport.Content{Format: lwm2m.FormatText, Payload: []byte("22.25")}))
 	hook.wait(t, "of the notification", temperatureOf(id, "temperature", 22.25))
 
 	// A Send with a mapped value, and one no mapping takes.
 	send := `[{"bn":"/3303/0/","n":"5700","v":23.5},{"n":"5701","vs":"Cel"},{"bn":"/3/0/","n":"9","v":87}]`
-	require.NoError(t, s.client.Send(ctx, lwm2m.Content{Format: lwm2m.FormatSenMLJSON, Payload: []byte(send)}))
+	require.NoError(t, s.client.Send(ctx, transport.Content{Format: lwm2m.FormatSenMLJSON, Payload: []byte(send)}))
 	got := hook.wait(t, "of the Send", temperatureOf(id, "temperature", 23.5))
 	require.Equal(t, map[string]any{"temperature": 23.5, "units": "Cel"}, got["service"].(map[string]any)["data"],
 		"the Send's mapped values are one report")
@@ -196,7 +197,7 @@ func TestMappedTemperature(t *testing.T) {
 	require.Subset(t, temps, []any{21.5, 22.25, 23.5}, "history holds every mapped temperature")
 
 	// A value that breaks the model (min -273.15) is no report.
-	require.NoError(t, s.client.Notify(ctx, "/3303/0/5700", lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte("-300")}))
+	require.NoError(t, s.client.Notify(ctx, "/3303/0/5700", transport.Content{Format: lwm2m.FormatText, Payload: []byte("-300")}))
 	require.Eventually(t, func() bool { return hasLog(tp, id, "does not fit the product model") }, 10*time.Second, 10*time.Millisecond)
 
 	// Commands become a Write and an Execute, and end SUCCESSFUL.

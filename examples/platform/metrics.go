@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/registry"
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,7 +63,7 @@ var (
 	descUpgrade       = prometheus.NewDesc("doze_upgrade_progress_percent", "Share of an upgrade task's sub-tasks that ended.", []string{"operation", "kind", "status"}, nil)
 	descSubTasks      = prometheus.NewDesc("doze_upgrade_subtasks", "Upgrade sub-tasks by state, over unfinished tasks.", []string{"state"}, nil)
 
-	// The DTLS side of the LwM2M server (lwm2m.Server.DTLSStats); no
+	// The DTLS side of the LwM2M server (transport.Server.DTLSStats); no
 	// device identifiers or addresses in labels.
 	descDTLSCookies    = prometheus.NewDesc("doze_dtls_cookies_sent_total", "HelloVerifyRequests sent: ClientHellos without a valid cookie, answered statelessly.", nil, nil)
 	descDTLSHellos     = prometheus.NewDesc("doze_dtls_hellos_unanswered_total", "ClientHellos not answered, by outcome: refused (malformed, not DTLS), dropped (valid cookie, handshake cap reached), shed (no valid cookie, router saturated).", []string{"outcome"}, nil)
@@ -133,7 +133,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func collectDTLS(ch chan<- prometheus.Metric, st lwm2m.DTLSStats, parked int) {
+func collectDTLS(ch chan<- prometheus.Metric, st transport.DTLSStats, parked int) {
 	counter := func(d *prometheus.Desc, v uint64, label ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label...)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -220,7 +220,7 @@ func TestMaxSessionsSetting(t *testing.T) {
 	_, psk := registerDevice(t, tp, "868333030000910")
 	newMeter(t, tp, "868333030000910", psk)
 	_, psk2 := registerDevice(t, tp, "868333030000911")
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: "868333030000911",
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: "868333030000911",
 		Key: psk2, Objects: "</19/0>,</19/1>"})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })

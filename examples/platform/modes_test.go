@@ -10,18 +10,19 @@ import (
 
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // modeDevice is a DTLS LwM2M device that is always reachable (binding U,
 // no queue mode: DRX) and hands every write of /19/1/0 to write, which
 // answers (and so ACKs, the answer being piggybacked) when it returns.
-func modeDevice(t *testing.T, tp *testPlatform, imei string, psk []byte, write func([]byte)) *lwm2m.Client {
+func modeDevice(t *testing.T, tp *testPlatform, imei string, psk []byte, write func([]byte)) *transport.Client {
 	t.Helper()
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
 		Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
-	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
-	c.Handle("/19/1/0", lwm2m.Resource{Write: func(ct lwm2m.Content) error { write(ct.Payload); return nil }})
+	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) { return transport.Content{Format: lwm2m.FormatOpaque}, nil }})
+	c.Handle("/19/1/0", transport.Resource{Write: func(ct transport.Content) error { write(ct.Payload); return nil }})
 	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -14,7 +14,7 @@ import (
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/internal/apitime"
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/mqtt"
 	"github.com/doze-io/doze/registry"
 )
@@ -150,9 +150,9 @@ func (h mqttHandler) Message(m mqtt.Message) error {
 			p.decodeError(d, err)
 			return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
 		}
-		return p.acceptUplink(lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: d.NodeID, Path: mqttPropertiesPath, Payload: m.Payload, Time: m.Time})
+		return p.acceptUplink(transport.Event{Kind: transport.EventUplink, Endpoint: d.NodeID, Path: mqttPropertiesPath, Payload: m.Payload, Time: m.Time})
 	case mqtt.KindMessage:
-		return p.acceptUplink(lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: d.NodeID, Path: mqttMessagePath, Payload: m.Payload, Time: m.Time})
+		return p.acceptUplink(transport.Event{Kind: transport.EventUplink, Endpoint: d.NodeID, Path: mqttMessagePath, Payload: m.Payload, Time: m.Time})
 	case mqtt.KindCommandResponse:
 		return p.mqttResponse(ctx, d, m.RequestID, m.Payload)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/mqtt"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/push"
@@ -37,10 +38,10 @@ type Platform struct {
 	push     *push.Engine
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
-	lwm      *lwm2m.Server
-	mq       *mqtt.Server           // MQTT devices (mqtt.go)
-	calls    serviceCalls           // synchronous device calls waiting (api_service_call.go)
-	bs       *lwm2m.BootstrapServer // nil when off (api_bootstrap.go)
+	lwm      *transport.Server
+	mq       *mqtt.Server               // MQTT devices (mqtt.go)
+	calls    serviceCalls               // synchronous device calls waiting (api_service_call.go)
+	bs       *transport.BootstrapServer // nil when off (api_bootstrap.go)
 	log      *deviceLog
 	metrics  *metrics
 	// newSecrets are the app secrets created at this start, for the
@@ -193,7 +194,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 
-	lcfg := lwm2m.Config{
+	lcfg := transport.Config{
 		UDPAddr:        cfg.CoAPAddr,
 		DisableUDP:     cfg.CoAPAddr == "off",
 		DTLSAddr:       cfg.DTLSAddr,
@@ -217,7 +218,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		// and mapping.go logs what none maps (LWM-12).
 		SendPaths: []lwm2m.Path{lwm2m.RootPath},
 	}
-	p.lwm, err = lwm2m.New(lcfg, keyStore{p}, eventHandler{p})
+	p.lwm, err = transport.New(lcfg, keyStore{p}, eventHandler{p})
 	if err != nil {
 		return fail(err)
 	}
@@ -333,7 +334,7 @@ func (p *Platform) pruneHistory(ctx context.Context) error {
 // uplink tried again carries its effects done so far, its failed tries and
 // when it is due.
 type queuedEvent struct {
-	e     lwm2m.Event
+	e     transport.Event
 	inbox uint64
 	fx    *effects
 	tries int
@@ -345,7 +346,7 @@ type queuedEvent struct {
 // the workers are gone and blocking would stall the lwm2m server's Close.
 // An uplink dropped so is still in the inbox and is processed at the next
 // start.
-func (p *Platform) enqueueEvent(e lwm2m.Event, inbox uint64) {
+func (p *Platform) enqueueEvent(e transport.Event, inbox uint64) {
 	p.enqueue(queuedEvent{e: e, inbox: inbox})
 }
 
@@ -360,11 +361,11 @@ func (p *Platform) enqueue(q queuedEvent) {
 }
 
 // acceptUplink keeps an uplink in the store's inbox, synced, before the
-// lwm2m server acknowledges it to the device (lwm2m.UplinkHandler), then
+// lwm2m server acknowledges it to the device (transport.UplinkHandler), then
 // hands it to its worker, which deletes it from the inbox once it has been
 // decoded, stored and pushed. An error leaves the device's message
 // unacknowledged, so the device sends it again.
-func (p *Platform) acceptUplink(e lwm2m.Event) error {
+func (p *Platform) acceptUplink(e transport.Event) error {
 	seq, err := p.db.Inbox().Put(context.Background(), store.InboxEntry{Endpoint: e.Endpoint, Path: e.Path,
 		Payload: e.Payload, ContentFormat: e.ContentFormat, Time: e.Time})
 	if err != nil {
@@ -389,7 +390,7 @@ func (p *Platform) replayInbox(ctx context.Context) {
 	}
 	var done []uint64
 	for i, u := range pending {
-		q := queuedEvent{e: lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
+		q := queuedEvent{e: transport.Event{Kind: transport.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
 			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat}, inbox: u.Seq, fx: &effects{inbox: u.Seq}}
 		if err := p.process(ctx, q.e, q.fx); err != nil {
 			p.failed(q, err)

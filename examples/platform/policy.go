@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/registry"
 )
 
@@ -18,19 +18,19 @@ import (
 // (registry.ErrWrongTransport).
 type endpointPolicy struct{ p *Platform }
 
-var _ lwm2m.EndpointPolicy = endpointPolicy{}
+var _ transport.EndpointPolicy = endpointPolicy{}
 
-func (e endpointPolicy) EndpointSecurity(endpoint string) lwm2m.Security {
+func (e endpointPolicy) EndpointSecurity(endpoint string) transport.Security {
 	s, err := e.p.reg.Security(context.Background(), endpoint)
 	switch {
 	case errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrExpired):
-		return lwm2m.SecurityUnknown
+		return transport.SecurityUnknown
 	case err != nil:
 		// The store failed: refuse rather than guess; the device retries.
 		e.p.logger.Error("endpoint security lookup failed; registration refused", "err", err)
-		return lwm2m.SecurityUnknown
+		return transport.SecurityUnknown
 	case s == registry.SecurityNone:
-		return lwm2m.SecurityNone
+		return transport.SecurityNone
 	}
-	return lwm2m.SecurityPSK
+	return transport.SecurityPSK
 }

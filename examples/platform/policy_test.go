@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -22,15 +22,15 @@ func TestEndpointPolicy(t *testing.T) {
 	pol := endpointPolicy{tp.Platform}
 	for _, c := range []struct {
 		ep   string
-		want lwm2m.Security
+		want transport.Security
 	}{
-		{"868333030000101", lwm2m.SecurityPSK},
-		{"urn:imei:868333030000101", lwm2m.SecurityPSK},
-		{"868333030000102", lwm2m.SecurityNone},
-		{"868333030000199", lwm2m.SecurityUnknown},
+		{"868333030000101", transport.SecurityPSK},
+		{"urn:imei:868333030000101", transport.SecurityPSK},
+		{"868333030000102", transport.SecurityNone},
+		{"868333030000199", transport.SecurityUnknown},
 	} {
 		require.Equal(t, c.want, pol.EndpointSecurity(c.ep), "EndpointSecurity(%q)", c.ep)
 	}
 	require.Equal(t, http.StatusNoContent, tp.call(t, "DELETE", "/iocm/app/dm/v1.4.0/devices/"+pskID, nil, nil))
-	require.Equal(t, lwm2m.SecurityUnknown, pol.EndpointSecurity("868333030000101"), "a deleted device is unknown")
+	require.Equal(t, transport.SecurityUnknown, pol.EndpointSecurity("868333030000101"), "a deleted device is unknown")
 }

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/command"
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/profile"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
@@ -105,8 +105,8 @@ func (p *Platform) transmitRaw(ctx context.Context, d registry.Device, c command
 	if err != nil {
 		return fmt.Errorf("%w: %v", command.ErrEncode, err)
 	}
-	if err := p.lwm.Downlink(lwm2m.WithLeft(ctx, left), d.NodeID, data); err != nil {
-		if re, ok := errors.AsType[*lwm2m.ResponseError](err); ok && re.ClientError() {
+	if err := p.lwm.Downlink(transport.WithLeft(ctx, left), d.NodeID, data); err != nil {
+		if re, ok := errors.AsType[*transport.ResponseError](err); ok && re.ClientError() {
 			p.log.Add(d.ID, "command_refused", err.Error())
 			return &command.RefusedError{Code: re.CodeText(), Err: err}
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/registry"
 )
@@ -25,8 +26,8 @@ var (
 // and 6). A Register means the device may have restarted and forgotten
 // everything it observed: its firmware upgrade re-syncs, and its data
 // channel is observed again.
-func (p *Platform) registered(ctx context.Context, d registry.Device, e lwm2m.Event) {
-	if e.Kind == lwm2m.EventRegistered {
+func (p *Platform) registered(ctx context.Context, d registry.Device, e transport.Event) {
+	if e.Kind == transport.EventRegistered {
 		p.ota.DeviceRegistered(ctx, d.ID)
 		if e.Registration.Objects.Has(deviceObject) {
 			p.readDeviceObject(d, e.Endpoint) // LWM-11: after a firmware update too, which ends with a Register
@@ -44,7 +45,7 @@ func (p *Platform) registered(ctx context.Context, d registry.Device, e lwm2m.Ev
 // through the uplink pipeline, as a notification's. A client without
 // object 19 has no data channel: that is said on the device log and the
 // console, at each Register and when an Update removes it.
-func (p *Platform) dataChannel(d registry.Device, e lwm2m.Event) {
+func (p *Platform) dataChannel(d registry.Device, e transport.Event) {
 	r := e.Registration
 	if r.TUP {
 		return // the lwm2m server observes /t/d
@@ -53,14 +54,14 @@ func (p *Platform) dataChannel(d registry.Device, e lwm2m.Event) {
 		// The observation of a removed object is dead: forget it, so
 		// that the object's return is noticed.
 		had := p.forgetDataObservations(e.Endpoint)
-		if e.Kind == lwm2m.EventRegistered || had {
+		if e.Kind == transport.EventRegistered || had {
 			msg := fmt.Sprintf("no data channel: the registration lists no object 19 instance 0 (</19/0>) in %q; reports can arrive only by LwM2M Send", r.Links)
 			p.log.Add(d.ID, "data_channel", msg)
 			p.logger.Warn("device without a data channel", "device", d.ID, "endpoint", e.Endpoint, "objects", r.Links)
 		}
 		return
 	}
-	if e.Kind != lwm2m.EventUpdated || p.dataObserved(e.Endpoint) {
+	if e.Kind != transport.EventUpdated || p.dataObserved(e.Endpoint) {
 		return
 	}
 	ep, id := e.Endpoint, d.ID
@@ -76,7 +77,7 @@ func (p *Platform) dataChannel(d registry.Device, e lwm2m.Event) {
 		for _, v := range dataValues(c) {
 			// The same pipeline as a notification: the inbox first,
 			// then the device's worker.
-			if err := p.acceptUplink(lwm2m.Event{Kind: lwm2m.EventUplink, Endpoint: ep, Time: time.Now(),
+			if err := p.acceptUplink(transport.Event{Kind: transport.EventUplink, Endpoint: ep, Time: time.Now(),
 				Path: dataResource, Payload: v, ContentFormat: c.Format}); err != nil {
 				p.log.Add(id, "data_channel", "value of the "+dataResource+" Observe answer not kept: "+err.Error())
 			}
@@ -91,7 +92,7 @@ func (p *Platform) dataObserved(endpoint string) bool {
 	if err != nil {
 		return false
 	}
-	return slices.ContainsFunc(obs, func(o lwm2m.Observation) bool { return o.Path == dataResource })
+	return slices.ContainsFunc(obs, func(o transport.Observation) bool { return o.Path == dataResource })
 }
 
 // forgetDataObservations deletes the endpoint's observations of /19/0/0
@@ -117,11 +118,11 @@ func (p *Platform) forgetDataObservations(endpoint string) bool {
 // dataValues returns the application bytes of a /19/0/0 answer: the
 // opaque payload, or one value per resource instance (TLV, SenML). An
 // empty answer (no data yet) has none.
-func dataValues(c lwm2m.Content) [][]byte {
+func dataValues(c transport.Content) [][]byte {
 	if len(c.Payload) == 0 {
 		return nil
 	}
-	if c.Format == lwm2m.FormatOpaque || c.Format == lwm2m.NoFormat {
+	if c.Format == lwm2m.FormatOpaque || c.Format == transport.NoFormat {
 		return [][]byte{c.Payload}
 	}
 	recs, err := lwm2m.Decode(c.Format, lwm2m.MustPath(dataResource), c.Payload, nil)
@@ -139,7 +140,7 @@ func dataValues(c lwm2m.Content) [][]byte {
 
 // firmwareValue reads an integer resource of object 5 (/5/0/3, /5/0/5)
 // from content; ota.FwUnknown when it holds none.
-func firmwareValue(c lwm2m.Content, path string) int {
+func firmwareValue(c transport.Content, path string) int {
 	base, err := lwm2m.ParsePath(path)
 	if err != nil {
 		return ota.FwUnknown
@@ -163,8 +164,8 @@ func firmwareValue(c lwm2m.Content, path string) int {
 // firmwareSend takes object 5 values out of an LwM2M Send (POST /dp): the
 // State and Update Result it carries drive the device's firmware upgrade
 // like notifications (issue 20 item 2). It reports whether it found any.
-func (p *Platform) firmwareSend(ctx context.Context, d registry.Device, e lwm2m.Event) bool {
-	c := lwm2m.Content{Format: e.ContentFormat, Payload: e.Payload}
+func (p *Platform) firmwareSend(ctx context.Context, d registry.Device, e transport.Event) bool {
+	c := transport.Content{Format: e.ContentFormat, Payload: e.Payload}
 	recs, err := lwm2m.Decode(c.Format, lwm2m.RootPath, c.Payload, nil)
 	if err != nil {
 		p.log.Add(d.ID, "uplink", "LwM2M Send not understood: "+err.Error())

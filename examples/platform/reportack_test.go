@@ -7,6 +7,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,13 +28,13 @@ func TestSendReportAckOnDataChannel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []byte{0x11, 0x00}, wantAck, "the demo codec acknowledges a meterReading with readingAck")
 
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
 		Objects: "</3/0>,</19/0>,</19/1>"})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	written := make(chan []byte, 4)
-	c.Handle("/19/0/0", lwm2m.Resource{Read: func() (lwm2m.Content, error) { return lwm2m.Content{Format: lwm2m.FormatOpaque}, nil }})
-	c.Handle("/19/1/0", lwm2m.Resource{Write: func(ct lwm2m.Content) error {
+	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) { return transport.Content{Format: lwm2m.FormatOpaque}, nil }})
+	c.Handle("/19/1/0", transport.Resource{Write: func(ct transport.Content) error {
 		written <- append([]byte(nil), ct.Payload...)
 		return nil
 	}})
@@ -41,7 +42,7 @@ func TestSendReportAckOnDataChannel(t *testing.T) {
 	defer cancel()
 	require.NoError(t, c.Connect(ctx))
 	require.NoError(t, c.Register(ctx))
-	require.NoError(t, c.Send(ctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: []byte{0x01, 0x55, 0xFF, 0xAB, 0x00, 0x01, 0xE2, 0x40, 0x00, 0x96, 0x00, 0x10}}),
+	require.NoError(t, c.Send(ctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: []byte{0x01, 0x55, 0xFF, 0xAB, 0x00, 0x01, 0xE2, 0x40, 0x00, 0x96, 0x00, 0x10}}),
 		"the Send of a meterReading is answered 2.04")
 	select {
 	case got := <-written:

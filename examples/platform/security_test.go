@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/registry"
 	"github.com/stretchr/testify/require"
 )
@@ -77,8 +77,8 @@ func TestPlainImpostorCannotBind(t *testing.T) {
 
 	ctx := context.Background()
 	for _, ep := range []string{"868333030000301", "868333030000302"} {
-		tp.handleEvent(ctx, lwm2m.Event{Kind: lwm2m.EventRegistered, Endpoint: ep, Time: time.Now(),
-			Registration: lwm2m.Registration{Endpoint: ep, Secure: false, Binding: "UQ"}})
+		tp.handleEvent(ctx, transport.Event{Kind: transport.EventRegistered, Endpoint: ep, Time: time.Now(),
+			Registration: transport.Registration{Endpoint: ep, Secure: false, Binding: "UQ"}})
 	}
 	meter, err := tp.reg.Get(ctx, meterID)
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/store"
 	"github.com/stretchr/testify/require"
 )
@@ -25,7 +26,7 @@ func TestSendMixedAndOversize(t *testing.T) {
 	id, psk := registerDevice(t, tp, imei)
 	report := demoReport(t)
 
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: imei, Key: psk,
 		Objects: "</3/0>,</5/0>"})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
@@ -40,7 +41,7 @@ func TestSendMixedAndOversize(t *testing.T) {
 		{Path: lwm2m.MustPath("/5/0/5"), Value: lwm2m.IntValue(0)},
 	})
 	require.NoError(t, err)
-	require.NoError(t, c.Send(ctx, lwm2m.Content{Format: lwm2m.FormatSenMLJSON, Payload: body}))
+	require.NoError(t, c.Send(ctx, transport.Content{Format: lwm2m.FormatSenMLJSON, Payload: body}))
 	require.Eventually(t, func() bool {
 		recs, _, err := tp.db.History().Query(store.HistoryQuery{DeviceID: id, Page: -1})
 		return err == nil && len(recs) == 3
@@ -49,8 +50,8 @@ func TestSendMixedAndOversize(t *testing.T) {
 		10*time.Second, 10*time.Millisecond, "the object 5 values reached the firmware flow")
 
 	big := bytes.Repeat([]byte{0x5A}, tp.cfg.MaxMessage+1)
-	err = c.Send(ctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: big})
-	var re *lwm2m.ResponseError
+	err = c.Send(ctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: big})
+	var re *transport.ResponseError
 	require.True(t, errors.As(err, &re), "an oversize Send is refused: %v", err)
 	require.Equal(t, "4.13", re.CodeText())
 	recs, _, err := tp.db.History().Query(store.HistoryQuery{DeviceID: id, Page: -1})

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -28,7 +28,7 @@ func TestShutdown(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range 2 * cap(tp.events[0]) {
-			tp.enqueueEvent(lwm2m.Event{Endpoint: "868333030000201", Kind: lwm2m.EventUplink}, 0)
+			tp.enqueueEvent(transport.Event{Endpoint: "868333030000201", Kind: transport.EventUplink}, 0)
 		}
 	}()
 	select {

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/registry"
 )
 
@@ -20,11 +20,11 @@ import (
 // Register does not flap). The registry makes the move and subscribers
 // get deviceInfoChanged. A registration replaced by a new one, or ended
 // because the device was deleted, changes nothing here.
-func (p *Platform) registrationEnded(ctx context.Context, d registry.Device, why lwm2m.Reason) {
-	if why == lwm2m.ReasonRemoved {
+func (p *Platform) registrationEnded(ctx context.Context, d registry.Device, why transport.Reason) {
+	if why == transport.ReasonRemoved {
 		p.bad.reset(d.ID) // deleted
 	}
-	if why != lwm2m.ReasonDeregistered && why != lwm2m.ReasonExpired {
+	if why != transport.ReasonDeregistered && why != transport.ReasonExpired {
 		return
 	}
 	if _, err := p.reg.Disconnect(ctx, d.ID); err != nil {

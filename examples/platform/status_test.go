@@ -8,6 +8,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,7 +70,7 @@ func TestRegistrationEndOffline(t *testing.T) {
 	// Lifetime expiry: lt=1 and never an Update.
 	const lazy = "868333030001502"
 	lazyID, lazyPSK := registerDevice(t, tp, lazy)
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: lazy, Key: lazyPSK,
+	c, err := transport.NewClient(transport.ClientConfig{Server: tp.lwm.DTLSAddr().String(), Endpoint: lazy, Key: lazyPSK,
 		Lifetime: time.Second, Objects: "</1/0>,</3/0>"})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
@@ -94,7 +95,7 @@ func TestAbnormalAfterUnusableUplinks(t *testing.T) {
 	m := newMeter(t, tp, imei, psk)
 	hook.wait(t, "ONLINE on binding", statusPush(id, "ONLINE"))
 
-	junk := lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: []byte{0x7E, 0x01}} // no message of the codec starts 7E
+	junk := transport.Content{Format: lwm2m.FormatOpaque, Payload: []byte{0x7E, 0x01}} // no message of the codec starts 7E
 	require.NoError(t, m.client.Notify(ctx, "/19/0/0", junk))
 	require.Eventually(t, func() bool { return hasLog(tp, id, "decoding 7E01") }, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, "ONLINE", deviceStatus(t, tp, id), "one unusable uplink is not yet abnormal")

@@ -11,7 +11,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/command"
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/ota/pcp"
 	"github.com/doze-io/doze/push"
@@ -22,7 +22,7 @@ import (
 // handleEvent is the uplink flow of docs/architecture.md for one device event. It
 // returns an error when an uplink's effects (history and shadow, pushes)
 // could not all be stored; the caller then keeps it for another try.
-func (p *Platform) handleEvent(ctx context.Context, e lwm2m.Event) error {
+func (p *Platform) handleEvent(ctx context.Context, e transport.Event) error {
 	return p.process(ctx, e, &effects{})
 }
 
@@ -40,26 +40,26 @@ type effects struct {
 }
 
 // process is handleEvent resuming from fx.
-func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) error {
+func (p *Platform) process(ctx context.Context, e transport.Event, fx *effects) error {
 	d, err := p.reg.GetByNodeID(ctx, e.Endpoint)
 	if err != nil {
 		p.logger.Info("event from an unknown endpoint dropped", "endpoint", e.Endpoint, "event", e.Kind, "err", err)
 		return nil
 	}
 	switch e.Kind {
-	case lwm2m.EventRegistered, lwm2m.EventUpdated:
+	case transport.EventRegistered, transport.EventUpdated:
 		if p.connect(ctx, d, e) {
-			if e.Kind == lwm2m.EventRegistered {
+			if e.Kind == transport.EventRegistered {
 				p.conns.note(time.Now(), "device connected", "device", d.ID, "nodeId", d.NodeID,
 					"secure", e.Registration.Secure, "addr", e.Registration.Addr, "lifetime", e.Registration.Lifetime)
 			}
 			p.registered(ctx, d, e)
 		}
-	case lwm2m.EventDeregistered:
+	case transport.EventDeregistered:
 		p.conns.note(time.Now(), "device disconnected", "device", d.ID, "nodeId", d.NodeID, "reason", e.Reason)
 		p.log.Add(d.ID, "deregistered", string(e.Reason))
 		p.registrationEnded(ctx, d, e.Reason)
-	case lwm2m.EventWoke:
+	case transport.EventWoke:
 		// The device is reachable now: queued work goes out in its window.
 		p.deliverDesired(ctx, d)
 		if err := p.cmds.DeviceWoke(ctx, d.ID); err != nil {
@@ -69,11 +69,11 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 			p.logger.Warn("LwM2M operations wake-up", "device", d.ID, "err", err)
 		}
 		p.ota.DeviceOnline(ctx, d.ID)
-	case lwm2m.EventRefused:
+	case transport.EventRefused:
 		// The device sent data it was told is unusable (SEC-6: never
 		// dropped silently); the device got the same code and text.
 		p.log.Add(d.ID, "refused", fmt.Sprintf("%s %s refused with %d.%02d: %s", e.Kind, e.Path, e.Code>>5, e.Code&31, e.Message))
-	case lwm2m.EventUplink, lwm2m.EventNotification:
+	case transport.EventUplink, transport.EventNotification:
 		// Bind before data (docs/architecture.md "Uplink", REG-2): a device whose
 		// registration was refused, or that never registered, has its
 		// data dropped and logged rather than stored and pushed.
@@ -83,13 +83,13 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 		}
 	}
 	switch e.Kind {
-	case lwm2m.EventUplink:
+	case transport.EventUplink:
 		p.touch(ctx, d)
 		if e.Path == mqttPropertiesPath { // MQTT JSON properties (MQT-2): no codec
 			return p.mqttProperties(ctx, d, e.Payload, e.Time, fx)
 		}
 		return p.uplink(ctx, d, e.Endpoint, e.Payload, e.Time, fx)
-	case lwm2m.EventNotification:
+	case transport.EventNotification:
 		p.touch(ctx, d)
 		p.notification(ctx, d, e)
 		return p.mappedNotification(ctx, d, e, fx) // LWM-12
@@ -101,7 +101,7 @@ func (p *Platform) process(ctx context.Context, e lwm2m.Event, fx *effects) erro
 // (REG-2, REG-3). The lwm2m server already checked a DTLS device's PSK; a
 // plain-CoAP device proves itself with its endpoint name, which is its
 // verifyCode by default. It reports whether the device was accepted.
-func (p *Platform) connect(ctx context.Context, d registry.Device, e lwm2m.Event) bool {
+func (p *Platform) connect(ctx context.Context, d registry.Device, e transport.Event) bool {
 	conn := registry.Connection{VerifyCode: e.Endpoint}
 	if e.Registration.Secure {
 		conn = registry.Connection{PSK: d.PSK}
@@ -448,7 +448,7 @@ func (p *Platform) ackReport(d registry.Device, endpoint string, cd codec.Codec,
 // notification handles observed values other than the data channel: the
 // firmware-update State and Update Result of object 5, notified or sent
 // with LwM2M Send (path "/dp").
-func (p *Platform) notification(ctx context.Context, d registry.Device, e lwm2m.Event) {
+func (p *Platform) notification(ctx context.Context, d registry.Device, e transport.Event) {
 	var which func(context.Context, string, int)
 	path := strings.TrimSuffix(e.Path, "/")
 	switch path {
@@ -462,7 +462,7 @@ func (p *Platform) notification(ctx context.Context, d registry.Device, e lwm2m.
 	default:
 		return
 	}
-	v := firmwareValue(lwm2m.Content{Format: e.ContentFormat, Payload: e.Payload}, path)
+	v := firmwareValue(transport.Content{Format: e.ContentFormat, Payload: e.Payload}, path)
 	if v == ota.FwUnknown {
 		p.log.Add(d.ID, "upgrade", fmt.Sprintf("object 5 notification on %s not understood: content format %d, %d bytes %X",
 			e.Path, e.ContentFormat, len(e.Payload), e.Payload))

@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	// codec uses it to keep PCP frames out of codecs, ota to run upgrades.
 	"codec":               {"ota/pcp"},
 	"lwm2m":               nil,
+	"lwm2m/transport":     {"lwm2m"},
 	"command":             nil,
 	"push":                nil,
 	"ota":                 {"ota/pcp"},
@@ -52,11 +53,12 @@ var allowed = map[string][]string{
 	"internal/apitime":   nil,
 }
 
-// thirdParty lists module prefixes that only some folders (and their
-// sub-folders) may import.
+// thirdParty lists module prefixes that only some folders may import: a
+// folder listed allows itself and its sub-folders, not its parent (the
+// lwm2m object model may not import go-coap or pion; lwm2m/transport may).
 var thirdParty = map[string][]string{
-	"github.com/plgd-dev/go-coap": {"lwm2m"},
-	"github.com/pion/":            {"lwm2m"},
+	"github.com/plgd-dev/go-coap": {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/cmd", "lwm2m/ceiling"},
+	"github.com/pion/":            {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/cmd", "lwm2m/ceiling"},
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
 	"github.com/mochi-mqtt/":      {"mqtt"},

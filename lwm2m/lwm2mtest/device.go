@@ -101,7 +101,7 @@ func (r Request) String() string {
 }
 
 // Device is a small LwM2M device for conformance tests, written on
-// go-coap's message codec alone (not on lwm2m.Client), so that it checks
+// go-coap's message codec alone (not on transport.Client), so that it checks
 // the server against the standard rather than against this module's own
 // client. It registers over a connected socket (UDP, or a DTLS net.Conn)
 // and answers the server's requests: writes to /19/1/0 by its Stack, GET

@@ -2,14 +2,14 @@
 // package lwm2m. Every implementation runs them in its tests:
 //
 //	func TestObservations(t *testing.T) {
-//		lwm2mtest.RunObservationStore(t, func(t *testing.T) lwm2m.ObservationStore { return myStore(t) })
+//		lwm2mtest.RunObservationStore(t, func(t *testing.T) transport.ObservationStore { return myStore(t) })
 //	}
 //
 // It also holds Device, a small LwM2M device written on go-coap's message
 // codec alone, which plays the stacks seen in the field (LwM2M 1.1, 1.0,
 // modules of the original platform) as strictly as the OMA text, so that
 // the server is tested against the standard rather than against this
-// module's own lwm2m.Client.
+// module's own transport.Client.
 package lwm2mtest
 
 import (
@@ -17,17 +17,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // RunObservationStore checks that an ObservationStore keeps, finds, lists and
-// deletes observations as lwm2m.ObservationStore documents.
-func RunObservationStore(t *testing.T, newStore func(t *testing.T) lwm2m.ObservationStore) {
+// deletes observations as transport.ObservationStore documents.
+func RunObservationStore(t *testing.T, newStore func(t *testing.T) transport.ObservationStore) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	t.Run("MissingIsErrNotFound", func(t *testing.T) {
 		s := newStore(t)
-		if _, err := s.Observation("00"); !errors.Is(err, lwm2m.ErrNotFound) {
-			t.Fatalf("Observation(missing) error = %v, want lwm2m.ErrNotFound", err)
+		if _, err := s.Observation("00"); !errors.Is(err, transport.ErrNotFound) {
+			t.Fatalf("Observation(missing) error = %v, want transport.ErrNotFound", err)
 		}
 		if err := s.DeleteObservation("00"); err != nil {
 			t.Fatalf("DeleteObservation(missing) = %v, want nil", err)
@@ -35,7 +35,7 @@ func RunObservationStore(t *testing.T, newStore func(t *testing.T) lwm2m.Observa
 	})
 	t.Run("PutGetReplaceDelete", func(t *testing.T) {
 		s := newStore(t)
-		o := lwm2m.Observation{Token: "a1b2", Endpoint: "868333030000001", Path: "/19/0/0", Created: t0}
+		o := transport.Observation{Token: "a1b2", Endpoint: "868333030000001", Path: "/19/0/0", Created: t0}
 		if err := s.PutObservation(o); err != nil {
 			t.Fatalf("PutObservation: %v", err)
 		}
@@ -53,7 +53,7 @@ func RunObservationStore(t *testing.T, newStore func(t *testing.T) lwm2m.Observa
 		if err := s.DeleteObservation("a1b2"); err != nil {
 			t.Fatalf("DeleteObservation: %v", err)
 		}
-		if _, err := s.Observation("a1b2"); !errors.Is(err, lwm2m.ErrNotFound) {
+		if _, err := s.Observation("a1b2"); !errors.Is(err, transport.ErrNotFound) {
 			t.Fatalf("after delete error = %v, want ErrNotFound", err)
 		}
 	})
@@ -61,11 +61,11 @@ func RunObservationStore(t *testing.T, newStore func(t *testing.T) lwm2m.Observa
 		s := newStore(t)
 		for i, p := range []string{"/3/0/0", "/19/0/0", "/5/0/3"} {
 			tok := string(rune('a'+2-i)) + "0"
-			if err := s.PutObservation(lwm2m.Observation{Token: tok, Endpoint: "dev1", Path: p, Created: t0.Add(time.Duration(i) * time.Second)}); err != nil {
+			if err := s.PutObservation(transport.Observation{Token: tok, Endpoint: "dev1", Path: p, Created: t0.Add(time.Duration(i) * time.Second)}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.PutObservation(lwm2m.Observation{Token: "ff", Endpoint: "dev2", Path: "/t/d", Created: t0}); err != nil {
+		if err := s.PutObservation(transport.Observation{Token: "ff", Endpoint: "dev2", Path: "/t/d", Created: t0}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Observations("dev1")

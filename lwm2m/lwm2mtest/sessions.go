@@ -8,18 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // RunSessionStore checks that a SessionStore keeps, replaces, returns and
-// deletes DTLS sessions as lwm2m.SessionStore documents, keys and values
+// deletes DTLS sessions as transport.SessionStore documents, keys and values
 // being arbitrary bytes, and that it keeps no reference to the caller's
 // slices.
-func RunSessionStore(t *testing.T, newStore func(t *testing.T) lwm2m.SessionStore) {
+func RunSessionStore(t *testing.T, newStore func(t *testing.T) transport.SessionStore) {
 	t.Run("missing", func(t *testing.T) {
 		s := newStore(t)
-		if _, err := s.GetSession([]byte{1}); !errors.Is(err, lwm2m.ErrNotFound) {
-			t.Fatalf("GetSession(missing) error = %v, want lwm2m.ErrNotFound", err)
+		if _, err := s.GetSession([]byte{1}); !errors.Is(err, transport.ErrNotFound) {
+			t.Fatalf("GetSession(missing) error = %v, want transport.ErrNotFound", err)
 		}
 		if err := s.DeleteSession([]byte{1}); err != nil {
 			t.Fatalf("DeleteSession(missing) = %v, want nil", err)
@@ -37,8 +37,8 @@ func RunSessionStore(t *testing.T, newStore func(t *testing.T) lwm2m.SessionStor
 		if err != nil || !bytes.HasPrefix(got, []byte(`{"id"`)) {
 			t.Fatalf("GetSession = %q, %v; want the value put", got, err)
 		}
-		if _, err := s.GetSession(id[:3]); !errors.Is(err, lwm2m.ErrNotFound) {
-			t.Fatalf("GetSession(prefix of a key) error = %v, want lwm2m.ErrNotFound", err)
+		if _, err := s.GetSession(id[:3]); !errors.Is(err, transport.ErrNotFound) {
+			t.Fatalf("GetSession(prefix of a key) error = %v, want transport.ErrNotFound", err)
 		}
 		if err := s.PutSession(id, []byte("second")); err != nil {
 			t.Fatalf("PutSession(replace) = %v", err)
@@ -49,8 +49,8 @@ func RunSessionStore(t *testing.T, newStore func(t *testing.T) lwm2m.SessionStor
 		if err := s.DeleteSession(id); err != nil {
 			t.Fatalf("DeleteSession = %v", err)
 		}
-		if _, err := s.GetSession(id); !errors.Is(err, lwm2m.ErrNotFound) {
-			t.Fatalf("GetSession after delete error = %v, want lwm2m.ErrNotFound", err)
+		if _, err := s.GetSession(id); !errors.Is(err, transport.ErrNotFound) {
+			t.Fatalf("GetSession after delete error = %v, want transport.ErrNotFound", err)
 		}
 	})
 	t.Run("many", func(t *testing.T) {
@@ -71,8 +71,8 @@ func RunSessionStore(t *testing.T, newStore func(t *testing.T) lwm2m.SessionStor
 
 // RunRegistrationStore checks that a RegistrationStore keeps, replaces,
 // lists and deletes registrations and parked DTLS sessions by endpoint as
-// lwm2m.RegistrationStore documents.
-func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) lwm2m.RegistrationStore) {
+// transport.RegistrationStore documents.
+func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) transport.RegistrationStore) {
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	t.Run("empty", func(t *testing.T) {
 		s := newStore(t)
@@ -91,9 +91,9 @@ func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) lwm2m.Regist
 	})
 	t.Run("registrations", func(t *testing.T) {
 		s := newStore(t)
-		a := lwm2m.RegistrationRecord{Endpoint: "868333030000001", Expires: t0, Data: []byte(`{"ep":"868333030000001"}`)}
-		b := lwm2m.RegistrationRecord{Endpoint: "868333030000002", Expires: t0.Add(time.Hour), Data: []byte{0, 1, 2}}
-		for _, r := range []lwm2m.RegistrationRecord{a, b} {
+		a := transport.RegistrationRecord{Endpoint: "868333030000001", Expires: t0, Data: []byte(`{"ep":"868333030000001"}`)}
+		b := transport.RegistrationRecord{Endpoint: "868333030000002", Expires: t0.Add(time.Hour), Data: []byte{0, 1, 2}}
+		for _, r := range []transport.RegistrationRecord{a, b} {
 			if err := s.PutRegistration(r); err != nil {
 				t.Fatalf("PutRegistration(%s) = %v", r.Endpoint, err)
 			}
@@ -107,7 +107,7 @@ func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) lwm2m.Regist
 		if err != nil {
 			t.Fatalf("Registrations() = %v", err)
 		}
-		slices.SortFunc(rs, func(x, y lwm2m.RegistrationRecord) int { return strings.Compare(x.Endpoint, y.Endpoint) })
+		slices.SortFunc(rs, func(x, y transport.RegistrationRecord) int { return strings.Compare(x.Endpoint, y.Endpoint) })
 		if len(rs) != 2 || string(rs[0].Data) != "replaced" || !rs[0].Expires.Equal(a.Expires) ||
 			!bytes.Equal(rs[1].Data, b.Data) || !rs[1].Expires.Equal(b.Expires) {
 			t.Fatalf("Registrations() = %+v; want %+v and %+v", rs, a, b)
@@ -121,10 +121,10 @@ func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) lwm2m.Regist
 	})
 	t.Run("parked sessions", func(t *testing.T) {
 		s := newStore(t)
-		p := lwm2m.ParkedSession{Endpoint: "868333030000001", CID: []byte{0, 1, 2, 3, 4, 5, 6, 7},
+		p := transport.ParkedSession{Endpoint: "868333030000001", CID: []byte{0, 1, 2, 3, 4, 5, 6, 7},
 			Addr: "[::1]:40000", State: []byte{0x4a, 0, 0xff}, Parked: t0}
-		q := lwm2m.ParkedSession{Endpoint: "868333030000002", Addr: "127.0.0.1:5", State: []byte{1}, Parked: t0}
-		for _, x := range []lwm2m.ParkedSession{p, q} {
+		q := transport.ParkedSession{Endpoint: "868333030000002", Addr: "127.0.0.1:5", State: []byte{1}, Parked: t0}
+		for _, x := range []transport.ParkedSession{p, q} {
 			if err := s.PutParked(x); err != nil {
 				t.Fatalf("PutParked(%s) = %v", x.Endpoint, err)
 			}
@@ -139,7 +139,7 @@ func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) lwm2m.Regist
 		if err != nil {
 			t.Fatalf("ParkedSessions() = %v", err)
 		}
-		slices.SortFunc(ps, func(x, y lwm2m.ParkedSession) int { return strings.Compare(x.Endpoint, y.Endpoint) })
+		slices.SortFunc(ps, func(x, y transport.ParkedSession) int { return strings.Compare(x.Endpoint, y.Endpoint) })
 		if len(ps) != 2 || !bytes.Equal(ps[0].State, p.State) || !bytes.Equal(ps[0].CID, p.CID) ||
 			ps[0].Addr != p.Addr || !ps[0].Parked.Equal(p.Parked) || len(ps[1].CID) != 0 || ps[1].Addr != q.Addr {
 			t.Fatalf("ParkedSessions() = %+v; want %+v and %+v", ps, p, q)

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/store"
 	"github.com/jackc/pgx/v5"
 )
@@ -25,18 +25,18 @@ func (b *Bootstrap) Put(c store.BootstrapConfig) error {
 		return fmt.Errorf("store/postgres: bootstrap %s: %w", c.NodeID, err)
 	}
 	_, err = b.db.pool.Exec(context.Background(), `INSERT INTO bootstrap (node_id, rec) VALUES ($1, $2)
-		ON CONFLICT (node_id) DO UPDATE SET rec = excluded.rec`, lwm2m.NormalizeEndpoint(c.NodeID), v)
+		ON CONFLICT (node_id) DO UPDATE SET rec = excluded.rec`, transport.NormalizeEndpoint(c.NodeID), v)
 	return err
 }
 
 // Get returns the bootstrap configuration of nodeID, or an error wrapping
-// lwm2m.ErrNotFound.
+// transport.ErrNotFound.
 func (b *Bootstrap) Get(nodeID string) (store.BootstrapConfig, error) {
 	var v []byte
 	var c store.BootstrapConfig
-	err := b.db.pool.QueryRow(context.Background(), "SELECT rec FROM bootstrap WHERE node_id = $1", lwm2m.NormalizeEndpoint(nodeID)).Scan(&v)
+	err := b.db.pool.QueryRow(context.Background(), "SELECT rec FROM bootstrap WHERE node_id = $1", transport.NormalizeEndpoint(nodeID)).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return c, fmt.Errorf("store/postgres: bootstrap configuration of %q: %w", nodeID, lwm2m.ErrNotFound)
+		return c, fmt.Errorf("store/postgres: bootstrap configuration of %q: %w", nodeID, transport.ErrNotFound)
 	}
 	if err != nil {
 		return c, err
@@ -45,14 +45,14 @@ func (b *Bootstrap) Get(nodeID string) (store.BootstrapConfig, error) {
 }
 
 // Delete removes the bootstrap configuration of nodeID; an absent one is
-// an error wrapping lwm2m.ErrNotFound.
+// an error wrapping transport.ErrNotFound.
 func (b *Bootstrap) Delete(nodeID string) error {
-	tag, err := b.db.pool.Exec(context.Background(), "DELETE FROM bootstrap WHERE node_id = $1", lwm2m.NormalizeEndpoint(nodeID))
+	tag, err := b.db.pool.Exec(context.Background(), "DELETE FROM bootstrap WHERE node_id = $1", transport.NormalizeEndpoint(nodeID))
 	if err != nil {
 		return err
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store/postgres: bootstrap configuration of %q: %w", nodeID, lwm2m.ErrNotFound)
+		return fmt.Errorf("store/postgres: bootstrap configuration of %q: %w", nodeID, transport.ErrNotFound)
 	}
 	return nil
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/command/commandtest"
-	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/lwm2mtest"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/ota/otatest"
 	"github.com/doze-io/doze/push"
@@ -40,7 +40,7 @@ func TestOTAConformance(t *testing.T) {
 
 func TestObservationsConformance(t *testing.T) {
 	t.Parallel()
-	lwm2mtest.RunObservationStore(t, func(t *testing.T) lwm2m.ObservationStore { return openTest(t).Observations() })
+	lwm2mtest.RunObservationStore(t, func(t *testing.T) transport.ObservationStore { return openTest(t).Observations() })
 }
 
 func TestStoreConformance(t *testing.T) {

@@ -2,7 +2,7 @@
 // database, so that several platform nodes can share it (SPEC CLU-1). It
 // implements every Store the bbolt file of package store implements —
 // registry.Store, command.Store (and command.Pruner), push.Store,
-// ota.Store, lwm2m.ObservationStore — and the store package's own history,
+// ota.Store, transport.ObservationStore — and the store package's own history,
 // shadow, inbox and products views with the same method sets (the
 // interfaces of store/storetest). Every conformance suite runs against it.
 //

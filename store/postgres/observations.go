@@ -6,23 +6,23 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/jackc/pgx/v5"
 )
 
-// Observations is the lwm2m.ObservationStore on PostgreSQL: one row per
+// Observations is the transport.ObservationStore on PostgreSQL: one row per
 // token in "observations", indexed by endpoint and creation time, so a
 // device's observations are found by any node it shows up at (CLU-3).
 // The interface takes no context; each call uses context.Background.
 type Observations struct{ db *DB }
 
-var _ lwm2m.ObservationStore = (*Observations)(nil)
+var _ transport.ObservationStore = (*Observations)(nil)
 
 // Observations returns the observation store of db.
 func (db *DB) Observations() *Observations { return &Observations{db: db} }
 
-// PutObservation implements lwm2m.ObservationStore.
-func (s *Observations) PutObservation(o lwm2m.Observation) error {
+// PutObservation implements transport.ObservationStore.
+func (s *Observations) PutObservation(o transport.Observation) error {
 	b, err := json.Marshal(o)
 	if err != nil {
 		return err
@@ -33,28 +33,28 @@ func (s *Observations) PutObservation(o lwm2m.Observation) error {
 	return err
 }
 
-// Observation implements lwm2m.ObservationStore.
-func (s *Observations) Observation(token string) (lwm2m.Observation, error) {
+// Observation implements transport.ObservationStore.
+func (s *Observations) Observation(token string) (transport.Observation, error) {
 	var b []byte
 	err := s.db.pool.QueryRow(context.Background(), "SELECT rec FROM observations WHERE token = $1", token).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return lwm2m.Observation{}, fmt.Errorf("store/postgres: observation %q: %w", token, lwm2m.ErrNotFound)
+		return transport.Observation{}, fmt.Errorf("store/postgres: observation %q: %w", token, transport.ErrNotFound)
 	}
 	if err != nil {
-		return lwm2m.Observation{}, err
+		return transport.Observation{}, err
 	}
-	var o lwm2m.Observation
+	var o transport.Observation
 	return o, json.Unmarshal(b, &o)
 }
 
-// DeleteObservation implements lwm2m.ObservationStore.
+// DeleteObservation implements transport.ObservationStore.
 func (s *Observations) DeleteObservation(token string) error {
 	_, err := s.db.pool.Exec(context.Background(), "DELETE FROM observations WHERE token = $1", token)
 	return err
 }
 
-// Observations implements lwm2m.ObservationStore.
-func (s *Observations) Observations(endpoint string) ([]lwm2m.Observation, error) {
-	return listRecs[lwm2m.Observation](context.Background(), s.db,
+// Observations implements transport.ObservationStore.
+func (s *Observations) Observations(endpoint string) ([]transport.Observation, error) {
+	return listRecs[transport.Observation](context.Background(), s.db,
 		"SELECT rec FROM observations WHERE endpoint = $1 ORDER BY created NULLS FIRST, token", endpoint)
 }

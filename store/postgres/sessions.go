@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/jackc/pgx/v5"
 )
 
-// DTLSSessions is the lwm2m.SessionStore on PostgreSQL: DTLS sessions
+// DTLSSessions is the transport.SessionStore on PostgreSQL: DTLS sessions
 // for resumption by session ID, shared by every node (a device may resume
 // at any of them). A session is returned for a TTL after it was written;
 // every PutSession deletes a few of the oldest expired rows, Prune the
@@ -23,7 +23,7 @@ type DTLSSessions struct {
 	now func() time.Time
 }
 
-var _ lwm2m.SessionStore = (*DTLSSessions)(nil)
+var _ transport.SessionStore = (*DTLSSessions)(nil)
 
 // DefaultSessionTTL is the TTL of DTLSSessions when none is given: the
 // upper limit RFC 5246 §F.1.4 suggests for session IDs.
@@ -41,7 +41,7 @@ func (db *DB) DTLSSessions(ttl time.Duration) *DTLSSessions {
 	return &DTLSSessions{db: db, ttl: ttl, now: time.Now}
 }
 
-// PutSession implements lwm2m.SessionStore.
+// PutSession implements transport.SessionStore.
 func (s *DTLSSessions) PutSession(id, value []byte) error {
 	now := s.now()
 	ctx := context.Background()
@@ -58,19 +58,19 @@ func (s *DTLSSessions) PutSession(id, value []byte) error {
 	})
 }
 
-// GetSession implements lwm2m.SessionStore: a session older than the TTL
+// GetSession implements transport.SessionStore: a session older than the TTL
 // is not found.
 func (s *DTLSSessions) GetSession(id []byte) ([]byte, error) {
 	var v []byte
 	err := s.db.pool.QueryRow(context.Background(), "SELECT value FROM dtls_sessions WHERE id = $1 AND written >= $2",
 		id, s.now().Add(-s.ttl).UnixNano()).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("store/postgres: DTLS session %x: %w", id, lwm2m.ErrNotFound)
+		return nil, fmt.Errorf("store/postgres: DTLS session %x: %w", id, transport.ErrNotFound)
 	}
 	return v, err
 }
 
-// DeleteSession implements lwm2m.SessionStore.
+// DeleteSession implements transport.SessionStore.
 func (s *DTLSSessions) DeleteSession(id []byte) error {
 	_, err := s.db.pool.Exec(context.Background(), "DELETE FROM dtls_sessions WHERE id = $1", id)
 	return err
@@ -83,19 +83,19 @@ func (s *DTLSSessions) Prune(now time.Time) (int, error) {
 	return int(tag.RowsAffected()), err
 }
 
-// Registrations is the lwm2m.RegistrationStore on PostgreSQL (LWM-14):
+// Registrations is the transport.RegistrationStore on PostgreSQL (LWM-14):
 // registrations in "lwm2m_registrations" and parked DTLS sessions in
 // "lwm2m_parked", by endpoint, the latter indexed by Connection ID.
 // Parked sessions hold session keys.
 type Registrations struct{ db *DB }
 
-var _ lwm2m.RegistrationStore = (*Registrations)(nil)
+var _ transport.RegistrationStore = (*Registrations)(nil)
 
 // Registrations returns the registration store of db.
 func (db *DB) Registrations() *Registrations { return &Registrations{db: db} }
 
-// PutRegistration implements lwm2m.RegistrationStore.
-func (s *Registrations) PutRegistration(r lwm2m.RegistrationRecord) error {
+// PutRegistration implements transport.RegistrationStore.
+func (s *Registrations) PutRegistration(r transport.RegistrationRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -106,19 +106,19 @@ func (s *Registrations) PutRegistration(r lwm2m.RegistrationRecord) error {
 	return err
 }
 
-// DeleteRegistration implements lwm2m.RegistrationStore.
+// DeleteRegistration implements transport.RegistrationStore.
 func (s *Registrations) DeleteRegistration(endpoint string) error {
 	_, err := s.db.pool.Exec(context.Background(), "DELETE FROM lwm2m_registrations WHERE endpoint = $1", endpoint)
 	return err
 }
 
-// Registrations implements lwm2m.RegistrationStore.
-func (s *Registrations) Registrations() ([]lwm2m.RegistrationRecord, error) {
-	return listRecs[lwm2m.RegistrationRecord](context.Background(), s.db, "SELECT rec FROM lwm2m_registrations ORDER BY endpoint")
+// Registrations implements transport.RegistrationStore.
+func (s *Registrations) Registrations() ([]transport.RegistrationRecord, error) {
+	return listRecs[transport.RegistrationRecord](context.Background(), s.db, "SELECT rec FROM lwm2m_registrations ORDER BY endpoint")
 }
 
-// PutParked implements lwm2m.RegistrationStore.
-func (s *Registrations) PutParked(p lwm2m.ParkedSession) error {
+// PutParked implements transport.RegistrationStore.
+func (s *Registrations) PutParked(p transport.ParkedSession) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -132,28 +132,28 @@ func (s *Registrations) PutParked(p lwm2m.ParkedSession) error {
 	return err
 }
 
-// DeleteParked implements lwm2m.RegistrationStore.
+// DeleteParked implements transport.RegistrationStore.
 func (s *Registrations) DeleteParked(endpoint string) error {
 	_, err := s.db.pool.Exec(context.Background(), "DELETE FROM lwm2m_parked WHERE endpoint = $1", endpoint)
 	return err
 }
 
-// ParkedSessions implements lwm2m.RegistrationStore.
-func (s *Registrations) ParkedSessions() ([]lwm2m.ParkedSession, error) {
-	return listRecs[lwm2m.ParkedSession](context.Background(), s.db, "SELECT rec FROM lwm2m_parked ORDER BY endpoint")
+// ParkedSessions implements transport.RegistrationStore.
+func (s *Registrations) ParkedSessions() ([]transport.ParkedSession, error) {
+	return listRecs[transport.ParkedSession](context.Background(), s.db, "SELECT rec FROM lwm2m_parked ORDER BY endpoint")
 }
 
 // ParkedByCID returns the parked session whose Connection ID is cid, or
-// lwm2m.ErrNotFound.
-func (s *Registrations) ParkedByCID(cid []byte) (lwm2m.ParkedSession, error) {
+// transport.ErrNotFound.
+func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error) {
 	var b []byte
 	err := s.db.pool.QueryRow(context.Background(), "SELECT rec FROM lwm2m_parked WHERE cid = $1 LIMIT 1", cid).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return lwm2m.ParkedSession{}, fmt.Errorf("store/postgres: parked DTLS session with Connection ID %x: %w", cid, lwm2m.ErrNotFound)
+		return transport.ParkedSession{}, fmt.Errorf("store/postgres: parked DTLS session with Connection ID %x: %w", cid, transport.ErrNotFound)
 	}
 	if err != nil {
-		return lwm2m.ParkedSession{}, err
+		return transport.ParkedSession{}, err
 	}
-	var p lwm2m.ParkedSession
+	var p transport.ParkedSession
 	return p, json.Unmarshal(b, &p)
 }

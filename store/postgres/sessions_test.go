@@ -4,19 +4,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/lwm2mtest"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
 func TestDTLSSessionsConformance(t *testing.T) {
 	t.Parallel()
-	lwm2mtest.RunSessionStore(t, func(t *testing.T) lwm2m.SessionStore { return openTest(t).DTLSSessions(0) })
+	lwm2mtest.RunSessionStore(t, func(t *testing.T) transport.SessionStore { return openTest(t).DTLSSessions(0) })
 }
 
 func TestRegistrationsConformance(t *testing.T) {
 	t.Parallel()
-	lwm2mtest.RunRegistrationStore(t, func(t *testing.T) lwm2m.RegistrationStore { return openTest(t).Registrations() })
+	lwm2mtest.RunRegistrationStore(t, func(t *testing.T) transport.RegistrationStore { return openTest(t).Registrations() })
 }
 
 // A DTLS session is returned for the TTL after it was written; writes
@@ -33,7 +33,7 @@ func TestDTLSSessionsExpire(t *testing.T) {
 	}
 	now = now.Add(61 * time.Minute)
 	_, err := s.GetSession([]byte{1})
-	require.ErrorIs(t, err, lwm2m.ErrNotFound, "older than the TTL")
+	require.ErrorIs(t, err, transport.ErrNotFound, "older than the TTL")
 	require.NoError(t, s.PutSession([]byte{100}, []byte("new")))
 	pruned, err := s.Prune(now)
 	require.NoError(t, err)
@@ -44,11 +44,11 @@ func TestDTLSSessionsExpire(t *testing.T) {
 
 	r := db.Registrations()
 	cid := []byte{1, 2, 3, 4, 5, 6, 7, 8}
-	require.NoError(t, r.PutParked(lwm2m.ParkedSession{Endpoint: "ep1", CID: cid, Addr: "127.0.0.1:1", State: []byte{7}}))
+	require.NoError(t, r.PutParked(transport.ParkedSession{Endpoint: "ep1", CID: cid, Addr: "127.0.0.1:1", State: []byte{7}}))
 	p, err := r.ParkedByCID(cid)
 	require.NoError(t, err)
 	require.Equal(t, "ep1", p.Endpoint)
-	require.NoError(t, r.PutParked(lwm2m.ParkedSession{Endpoint: "ep1", Addr: "127.0.0.1:2", State: []byte{8}}))
+	require.NoError(t, r.PutParked(transport.ParkedSession{Endpoint: "ep1", Addr: "127.0.0.1:2", State: []byte{8}}))
 	_, err = r.ParkedByCID(cid)
-	require.ErrorIs(t, err, lwm2m.ErrNotFound)
+	require.ErrorIs(t, err, transport.ErrNotFound)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota/download"
 	"github.com/doze-io/doze/ota/pcp"
 )
@@ -92,7 +93,7 @@ type Config struct {
 	NonConfirmable bool
 	// Transmission is the retransmission profile of the device's CON
 	// messages; the zero value is the NB-IoT profile of lwm2m.
-	Transmission lwm2m.Transmission
+	Transmission transport.Transmission
 	// Logger receives the device's events; nil discards them.
 	Logger *slog.Logger
 }
@@ -125,7 +126,7 @@ type Device struct {
 	running atomic.Bool
 
 	mu        sync.Mutex
-	client    *lwm2m.Client
+	client    *transport.Client
 	period    time.Duration
 	lastUp    time.Time
 	anchor    time.Time
@@ -295,7 +296,7 @@ func (d *Device) Run(ctx context.Context) error {
 		return fmt.Errorf("sim: device %s: Run called twice", d.cfg.IMEI)
 	}
 	defer close(d.stopped)
-	c, err := lwm2m.NewClient(lwm2m.ClientConfig{
+	c, err := transport.NewClient(transport.ClientConfig{
 		Server:                   d.cfg.Server,
 		LocalAddr:                d.cfg.LocalAddr,
 		Endpoint:                 d.cfg.IMEI,
@@ -465,7 +466,7 @@ func (d *Device) uplink(ctx context.Context, b []byte) error {
 	c := d.client
 	d.last = b
 	d.mu.Unlock()
-	v := lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: b}
+	v := transport.Content{Format: lwm2m.FormatOpaque, Payload: b}
 	var err error
 	switch {
 	case d.cfg.Protocol == TUP:
@@ -488,7 +489,7 @@ func (d *Device) uplink(ctx context.Context, b []byte) error {
 
 // waitObserved waits up to 2 s for the server's observation, which
 // follows a TUP registration at once but on the server's own goroutine.
-func (d *Device) waitObserved(ctx context.Context, c *lwm2m.Client, path string) error {
+func (d *Device) waitObserved(ctx context.Context, c *transport.Client, path string) error {
 	if c.Observed(path) {
 		return nil
 	}
@@ -577,13 +578,13 @@ func intPara(v any) (int64, bool) {
 
 // serve installs the device's resources on the client. Handlers run on
 // the client's reading goroutine, so they only hand work to Run.
-func (d *Device) serve(c *lwm2m.Client) {
-	lastValue := func() (lwm2m.Content, error) {
+func (d *Device) serve(c *transport.Client) {
+	lastValue := func() (transport.Content, error) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		return lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: d.last}, nil
+		return transport.Content{Format: lwm2m.FormatOpaque, Payload: d.last}, nil
 	}
-	in := func(v lwm2m.Content) error {
+	in := func(v transport.Content) error {
 		select {
 		case d.inbox <- append([]byte(nil), v.Payload...):
 			return nil
@@ -592,23 +593,23 @@ func (d *Device) serve(c *lwm2m.Client) {
 		}
 	}
 	if d.cfg.Protocol == TUP {
-		c.Handle("/t/d", lwm2m.Resource{Read: lastValue, Write: in})
+		c.Handle("/t/d", transport.Resource{Read: lastValue, Write: in})
 		return
 	}
 	if d.cfg.Objects == StandardObjects {
 		d.serveStandard(c)
 		return
 	}
-	c.Handle("/19/0/0", lwm2m.Resource{Read: lastValue})
-	c.Handle("/19/1/0", lwm2m.Resource{Write: in})
-	text := func(f func() string) func() (lwm2m.Content, error) {
-		return func() (lwm2m.Content, error) {
-			return lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(f())}, nil
+	c.Handle("/19/0/0", transport.Resource{Read: lastValue})
+	c.Handle("/19/1/0", transport.Resource{Write: in})
+	text := func(f func() string) func() (transport.Content, error) {
+		return func() (transport.Content, error) {
+			return transport.Content{Format: lwm2m.FormatText, Payload: []byte(f())}, nil
 		}
 	}
-	c.Handle("/3/0/0", lwm2m.Resource{Read: text(func() string { return "DozeLabs" })})
-	c.Handle("/3/0/1", lwm2m.Resource{Read: text(func() string { return "WM100" })})
-	c.Handle("/3/0/3", lwm2m.Resource{Read: text(d.FirmwareVersion)})
+	c.Handle("/3/0/0", transport.Resource{Read: text(func() string { return "DozeLabs" })})
+	c.Handle("/3/0/1", transport.Resource{Read: text(func() string { return "WM100" })})
+	c.Handle("/3/0/3", transport.Resource{Read: text(d.FirmwareVersion)})
 	d.serveFirmware(c, text)
 }
 

@@ -74,7 +74,7 @@
 //	      registration, and for ActiveTime after each uplink
 //
 // PSM devices register in queue mode. The server's awake window
-// (lwm2m.Config.AwakeWindow, 93 s by default) longer than ActiveTime means
+// (transport.Config.AwakeWindow, 93 s by default) longer than ActiveTime means
 // the server may send after the device fell asleep: such requests go
 // unanswered, as they would to a real device. A device falls asleep by moving its
 // UDP socket to a new port (lwm2m Client.Rebind): the server's requests

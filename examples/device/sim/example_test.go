@@ -7,19 +7,19 @@ import (
 
 	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/examples/device/sim"
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
-// Example runs one simulated water meter against an lwm2m.Server on
+// Example runs one simulated water meter against an transport.Server on
 // loopback: it registers, reports a meter reading through the codec, and
 // answers SET_REPORT_PERIOD with the command response of the same mid.
 func Example() {
 	uplinks := make(chan []byte, 8)
 	// plain CoAP serves only the devices the policy puts there (SEC-1)
-	plain := lwm2m.EndpointPolicyFunc(func(string) lwm2m.Security { return lwm2m.SecurityNone })
-	srv, _ := lwm2m.New(lwm2m.Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true, Policy: plain}, lwm2m.NewMemoryKeyStore(),
-		lwm2m.HandlerFunc(func(e lwm2m.Event) {
-			if e.Kind == lwm2m.EventUplink {
+	plain := transport.EndpointPolicyFunc(func(string) transport.Security { return transport.SecurityNone })
+	srv, _ := transport.New(transport.Config{UDPAddr: "127.0.0.1:0", DisableDTLS: true, Policy: plain}, transport.NewMemoryKeyStore(),
+		transport.HandlerFunc(func(e transport.Event) {
+			if e.Kind == transport.EventUplink {
 				uplinks <- e.Payload
 			}
 		}))

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // firmware is the state of object 5 (LwM2M 1.1 Core E.6).
@@ -40,7 +41,7 @@ func FirmwareVersionOf(image []byte) string {
 // serveFirmware installs object 5: Package URI (/5/0/1) write, Update
 // (/5/0/2) execute, State (/5/0/3) and Update Result (/5/0/5) read and
 // observe, PkgVersion (/5/0/7) read.
-func (d *Device) serveFirmware(c *lwm2m.Client, text func(func() string) func() (lwm2m.Content, error)) {
+func (d *Device) serveFirmware(c *transport.Client, text func(func() string) func() (transport.Content, error)) {
 	num := func(f func(*firmware) int) func() string {
 		return func() string {
 			d.mu.Lock()
@@ -48,17 +49,17 @@ func (d *Device) serveFirmware(c *lwm2m.Client, text func(func() string) func() 
 			return strconv.Itoa(f(&d.fw))
 		}
 	}
-	c.Handle("/5/0/3", lwm2m.Resource{Read: text(num(func(f *firmware) int { return f.state }))})
-	c.Handle("/5/0/5", lwm2m.Resource{Read: text(num(func(f *firmware) int { return f.result }))})
-	c.Handle("/5/0/7", lwm2m.Resource{Read: text(d.FirmwareVersion)})
-	c.Handle("/5/0/1", lwm2m.Resource{
+	c.Handle("/5/0/3", transport.Resource{Read: text(num(func(f *firmware) int { return f.state }))})
+	c.Handle("/5/0/5", transport.Resource{Read: text(num(func(f *firmware) int { return f.result }))})
+	c.Handle("/5/0/7", transport.Resource{Read: text(d.FirmwareVersion)})
+	c.Handle("/5/0/1", transport.Resource{
 		Read: text(func() string { d.mu.Lock(); defer d.mu.Unlock(); return d.fw.uri }),
-		Write: func(v lwm2m.Content) error {
+		Write: func(v transport.Content) error {
 			uri := string(v.Payload)
 			return d.post(func(ctx context.Context, wg *sync.WaitGroup) { d.startDownload(ctx, wg, uri) })
 		},
 	})
-	c.Handle("/5/0/2", lwm2m.Resource{Execute: func([]byte) error {
+	c.Handle("/5/0/2", transport.Resource{Execute: func([]byte) error {
 		d.mu.Lock()
 		st := d.fw.state
 		d.mu.Unlock()
@@ -94,7 +95,7 @@ func (d *Device) setFirmware(ctx context.Context, state, result int) {
 		if !c.Observed(r.path) {
 			continue
 		}
-		if err := c.Notify(ctx, r.path, lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(strconv.Itoa(r.v))}); err != nil {
+		if err := c.Notify(ctx, r.path, transport.Content{Format: lwm2m.FormatText, Payload: []byte(strconv.Itoa(r.v))}); err != nil {
 			d.log.Warn("firmware notify", "path", r.path, "err", err)
 		}
 	}
@@ -138,7 +139,7 @@ func (d *Device) startDownload(ctx context.Context, wg *sync.WaitGroup, uri stri
 			if err != nil {
 				d.log.Warn("firmware download", "uri", uri, "err", err)
 				res := lwm2m.FirmwareResultConnectionLost
-				var re *lwm2m.ResponseError
+				var re *transport.ResponseError
 				if errors.As(err, &re) {
 					res = lwm2m.FirmwareResultInvalidURI
 				}

@@ -9,34 +9,34 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/doze-io/doze/examples/device/sim"
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
-// platform is a real lwm2m.Server on loopback that records its events.
+// platform is a real transport.Server on loopback that records its events.
 type platform struct {
-	srv    *lwm2m.Server
-	keys   *lwm2m.MemoryKeyStore
-	events chan lwm2m.Event
-	extra  func(lwm2m.Event)
+	srv    *transport.Server
+	keys   *transport.MemoryKeyStore
+	events chan transport.Event
+	extra  func(transport.Event)
 }
 
-func startServer(t *testing.T, cfg lwm2m.Config, extra func(lwm2m.Event)) *platform {
+func startServer(t *testing.T, cfg transport.Config, extra func(transport.Event)) *platform {
 	t.Helper()
-	p := &platform{keys: lwm2m.NewMemoryKeyStore(), events: make(chan lwm2m.Event, 1024), extra: extra}
+	p := &platform{keys: transport.NewMemoryKeyStore(), events: make(chan transport.Event, 1024), extra: extra}
 	cfg.UDPAddr, cfg.DTLSAddr = "127.0.0.1:0", "127.0.0.1:0"
 	if cfg.Policy == nil {
 		// devices with a key use DTLS, the others plain CoAP (SEC-1)
-		cfg.Policy = lwm2m.EndpointPolicyFunc(func(ep string) lwm2m.Security {
+		cfg.Policy = transport.EndpointPolicyFunc(func(ep string) transport.Security {
 			if _, err := p.keys.Key(ep); err == nil {
-				return lwm2m.SecurityPSK
+				return transport.SecurityPSK
 			}
-			return lwm2m.SecurityNone
+			return transport.SecurityNone
 		})
 	}
-	if cfg.Transmission == (lwm2m.Transmission{}) {
-		cfg.Transmission = lwm2m.Transmission{AckTimeout: 200 * time.Millisecond, MaxRetransmit: 1}
+	if cfg.Transmission == (transport.Transmission{}) {
+		cfg.Transmission = transport.Transmission{AckTimeout: 200 * time.Millisecond, MaxRetransmit: 1}
 	}
-	srv, err := lwm2m.New(cfg, p.keys, lwm2m.HandlerFunc(func(e lwm2m.Event) {
+	srv, err := transport.New(cfg, p.keys, transport.HandlerFunc(func(e transport.Event) {
 		if p.extra != nil {
 			p.extra(e)
 		}
@@ -53,13 +53,13 @@ func startServer(t *testing.T, cfg lwm2m.Config, extra func(lwm2m.Event)) *platf
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		require.NoError(t, <-done, "lwm2m.Server.Run")
+		require.NoError(t, <-done, "transport.Server.Run")
 	})
 	return p
 }
 
 // next returns the next event of kind k within 10 s.
-func (p *platform) next(t *testing.T, k lwm2m.EventKind) lwm2m.Event {
+func (p *platform) next(t *testing.T, k transport.EventKind) transport.Event {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {

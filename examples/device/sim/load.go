@@ -12,6 +12,7 @@ import (
 
 	"github.com/doze-io/doze/lwm2m"
 	coapceiling "github.com/doze-io/doze/lwm2m/ceiling"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // LoadConfig configures a load run (see Load).
@@ -170,16 +171,16 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 	}
 	defer srv.Close()
 
-	clients := connectAll(len(cfg.IMEIs), cfg.Workers, func(i int) (*lwm2m.Client, error) {
-		cc := lwm2m.ClientConfig{Server: srv.Addr(), Endpoint: cfg.IMEIs[i], Objects: "</19/0>,</19/1>", Transmission: cfg.Device.Transmission}
+	clients := connectAll(len(cfg.IMEIs), cfg.Workers, func(i int) (*transport.Client, error) {
+		cc := transport.ClientConfig{Server: srv.Addr(), Endpoint: cfg.IMEIs[i], Objects: "</19/0>,</19/1>", Transmission: cfg.Device.Transmission}
 		if ip := SourceIP(i, cfg.Sources); ip != nil {
 			cc.LocalAddr = net.JoinHostPort(ip.String(), "0")
 		}
 		if secure {
 			cc.Key = ceilingKey
-			cc.CipherSuites = []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}
+			cc.CipherSuites = []transport.CipherSuite{transport.TLS_PSK_WITH_AES_128_CCM_8}
 		}
-		c, err := lwm2m.NewClient(cc)
+		c, err := transport.NewClient(cc)
 		if err == nil {
 			if err = c.Connect(ctx); err == nil {
 				err = c.Register(ctx)
@@ -201,8 +202,8 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		}
 	}()
 	payload := []byte{0x01, 0x55, 0xFF, 0xAB, 0x00, 0x01, 0xE2, 0x40, 0x00, 0x96, 0x00, 0x10} // a meterReading
-	sent, start := sendAll(clients, cfg.Workers, cfg.Uplinks, func(c *lwm2m.Client) error {
-		if err := c.Send(ctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: payload}); err != nil {
+	sent, start := sendAll(clients, cfg.Workers, cfg.Uplinks, func(c *transport.Client) error {
+		if err := c.Send(ctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: payload}); err != nil {
 			return fmt.Errorf("sim: ceiling send: %w", err)
 		}
 		return nil

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/doze-io/doze/examples/device/sim"
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // fakeAPI answers login and subscription (API.md) and remembers the
@@ -69,8 +69,8 @@ func TestLoadCounts(t *testing.T) {
 	t.Cleanup(func() { pushes.Wait(); tr.CloseIdleConnections() })
 	var f *fakeAPI
 	var api *sim.API
-	p := startServer(t, lwm2m.Config{DisableDTLS: true}, func(e lwm2m.Event) {
-		if e.Kind != lwm2m.EventUplink {
+	p := startServer(t, transport.Config{DisableDTLS: true}, func(e transport.Event) {
+		if e.Kind != transport.EventUplink {
 			return
 		}
 		pushes.Add(1)
@@ -110,7 +110,7 @@ func TestLoadCounts(t *testing.T) {
 // Timeout with the reports it sent and an error saying how many pushes
 // arrived, instead of waiting for them.
 func TestLoadBounded(t *testing.T) {
-	p := startServer(t, lwm2m.Config{DisableDTLS: true}, nil)
+	p := startServer(t, transport.Config{DisableDTLS: true}, nil)
 	_, api := newFakeAPI(t)
 	start := time.Now()
 	res, err := sim.Load(context.Background(), sim.LoadConfig{
@@ -181,13 +181,13 @@ func TestLoadSources(t *testing.T) {
 	tr := &http.Transport{}
 	pusher := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	t.Cleanup(func() { pushes.Wait(); tr.CloseIdleConnections() })
-	p := startServer(t, lwm2m.Config{DisableDTLS: true}, func(e lwm2m.Event) {
+	p := startServer(t, transport.Config{DisableDTLS: true}, func(e transport.Event) {
 		switch e.Kind {
-		case lwm2m.EventRegistered:
+		case transport.EventRegistered:
 			mu.Lock()
 			from[e.Registration.Addr.(*net.UDPAddr).IP.String()]++
 			mu.Unlock()
-		case lwm2m.EventUplink:
+		case transport.EventUplink:
 			pushes.Add(1)
 			go func() {
 				defer pushes.Done()

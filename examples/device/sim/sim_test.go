@@ -11,6 +11,7 @@ import (
 	"github.com/doze-io/doze/examples/device/sim"
 	"github.com/doze-io/doze/internal/deptest"
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 func TestImports(t *testing.T) { deptest.Check(t) }
@@ -22,18 +23,18 @@ func TestImports(t *testing.T) { deptest.Check(t) }
 func TestReportAndCommand(t *testing.T) {
 	for _, proto := range []sim.Protocol{sim.LwM2M, sim.TUP} {
 		t.Run(string(proto), func(t *testing.T) {
-			p := startServer(t, lwm2m.Config{DisableDTLS: true}, nil)
+			p := startServer(t, transport.Config{DisableDTLS: true}, nil)
 			d, err := sim.New(sim.Config{Server: p.srv.UDPAddr().String(), IMEI: "868333030000001",
 				Protocol: proto, Power: sim.Power{Mode: sim.DRX}})
 			require.NoError(t, err)
 			run(t, d)
-			reg := p.next(t, lwm2m.EventRegistered)
+			reg := p.next(t, transport.EventRegistered)
 			require.Equal(t, proto == sim.TUP, reg.Registration.TUP)
 			require.False(t, reg.Registration.Queue, "a DRX device is always reachable: no queue mode")
 			if proto == sim.LwM2M {
 				require.True(t, reg.Registration.Objects.Has(lwm2m.MustPath("/19/0")), "registration %q announces /19/0", reg.Registration.Links)
 			}
-			up := p.next(t, lwm2m.EventUplink)
+			up := p.next(t, transport.EventUplink)
 			wm := sim.WaterMeterCodec()
 			m, err := wm.Decode(up.Payload)
 			require.NoError(t, err, "decoding uplink %X", up.Payload)
@@ -78,7 +79,7 @@ func TestReportAndCommand(t *testing.T) {
 // TestRunEnds: Run returns nil when its context ends, Report then fails
 // with ErrNotRunning, and a Device runs once.
 func TestRunEnds(t *testing.T) {
-	p := startServer(t, lwm2m.Config{DisableDTLS: true}, nil)
+	p := startServer(t, transport.Config{DisableDTLS: true}, nil)
 	d, err := sim.New(sim.Config{Server: p.srv.UDPAddr().String(), IMEI: "868333030000007", Power: sim.Power{Mode: sim.DRX}, NoFirstReport: true})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -95,7 +96,7 @@ func TestRunEnds(t *testing.T) {
 // TestRunUnreachable: a device whose DTLS key the server does not know
 // fails in Run with the handshake error, and Ready stays open.
 func TestRunUnreachable(t *testing.T) {
-	p := startServer(t, lwm2m.Config{DisableUDP: true}, nil)
+	p := startServer(t, transport.Config{DisableUDP: true}, nil)
 	d, err := sim.New(sim.Config{Server: p.srv.DTLSAddr().String(), IMEI: "868333030000008", Key: []byte("unknown-key-0000")})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -114,10 +115,10 @@ func TestRunUnreachable(t *testing.T) {
 // (messageId 0x03), skipping reports: the device's current reading can
 // arrive twice, as the answer to the server's observe and as a
 // notification.
-func nextResponse(t *testing.T, p *platform) lwm2m.Event {
+func nextResponse(t *testing.T, p *platform) transport.Event {
 	t.Helper()
 	for {
-		up := p.next(t, lwm2m.EventUplink)
+		up := p.next(t, transport.EventUplink)
 		if len(up.Payload) > 0 && up.Payload[0] == 0x03 {
 			return up
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // Objects says which LwM2M objects a simulated device serves.
@@ -67,10 +68,10 @@ func (s *sensorState) next() {
 func centi(v int64) string { return strconv.FormatFloat(float64(v)/100, 'f', -1, 64) }
 
 // serveStandard installs objects 3, 4, 5 and 3303 on the client.
-func (d *Device) serveStandard(c *lwm2m.Client) {
-	text := func(f func() string) func() (lwm2m.Content, error) {
-		return func() (lwm2m.Content, error) {
-			return lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(f())}, nil
+func (d *Device) serveStandard(c *transport.Client) {
+	text := func(f func() string) func() (transport.Content, error) {
+		return func() (transport.Content, error) {
+			return transport.Content{Format: lwm2m.FormatText, Payload: []byte(f())}, nil
 		}
 	}
 	locked := func(f func(s *sensorState) string) func() string {
@@ -81,21 +82,21 @@ func (d *Device) serveStandard(c *lwm2m.Client) {
 		}
 	}
 	fixed := func(s string) func() string { return func() string { return s } }
-	c.Handle("/3/0/0", lwm2m.Resource{Read: text(fixed(TemperatureSensorInfo.ManufacturerID))})
-	c.Handle("/3/0/1", lwm2m.Resource{Read: text(fixed(TemperatureSensorInfo.Model))})
-	c.Handle("/3/0/2", lwm2m.Resource{Read: text(d.IMEI)})
-	c.Handle("/3/0/3", lwm2m.Resource{Read: text(d.FirmwareVersion)})
-	c.Handle("/3/0/9", lwm2m.Resource{Read: text(fixed("87"))}) // Battery Level, %
-	c.Handle("/3/0/19", lwm2m.Resource{Read: text(d.SoftwareVersion)})
-	c.Handle("/4/0/0", lwm2m.Resource{Read: text(fixed("7"))})    // Network Bearer: NB-IoT
-	c.Handle("/4/0/2", lwm2m.Resource{Read: text(fixed("-85"))})  // Radio Signal Strength, dBm
-	c.Handle("/4/0/3", lwm2m.Resource{Read: text(fixed("100"))})  // Link Quality
-	c.Handle("/4/0/8", lwm2m.Resource{Read: text(fixed("4242"))}) // Cell ID
-	c.Handle("/3303/0/5700", lwm2m.Resource{Read: text(locked(func(s *sensorState) string { return centi(s.centi) }))})
-	c.Handle("/3303/0/5601", lwm2m.Resource{Read: text(locked(func(s *sensorState) string { return centi(s.min) }))})
-	c.Handle("/3303/0/5602", lwm2m.Resource{Read: text(locked(func(s *sensorState) string { return centi(s.max) }))})
-	c.Handle("/3303/0/5701", lwm2m.Resource{Read: text(fixed("Cel"))})
-	c.Handle("/3303/0/5605", lwm2m.Resource{Execute: func([]byte) error {
+	c.Handle("/3/0/0", transport.Resource{Read: text(fixed(TemperatureSensorInfo.ManufacturerID))})
+	c.Handle("/3/0/1", transport.Resource{Read: text(fixed(TemperatureSensorInfo.Model))})
+	c.Handle("/3/0/2", transport.Resource{Read: text(d.IMEI)})
+	c.Handle("/3/0/3", transport.Resource{Read: text(d.FirmwareVersion)})
+	c.Handle("/3/0/9", transport.Resource{Read: text(fixed("87"))}) // Battery Level, %
+	c.Handle("/3/0/19", transport.Resource{Read: text(d.SoftwareVersion)})
+	c.Handle("/4/0/0", transport.Resource{Read: text(fixed("7"))})    // Network Bearer: NB-IoT
+	c.Handle("/4/0/2", transport.Resource{Read: text(fixed("-85"))})  // Radio Signal Strength, dBm
+	c.Handle("/4/0/3", transport.Resource{Read: text(fixed("100"))})  // Link Quality
+	c.Handle("/4/0/8", transport.Resource{Read: text(fixed("4242"))}) // Cell ID
+	c.Handle("/3303/0/5700", transport.Resource{Read: text(locked(func(s *sensorState) string { return centi(s.centi) }))})
+	c.Handle("/3303/0/5601", transport.Resource{Read: text(locked(func(s *sensorState) string { return centi(s.min) }))})
+	c.Handle("/3303/0/5602", transport.Resource{Read: text(locked(func(s *sensorState) string { return centi(s.max) }))})
+	c.Handle("/3303/0/5701", transport.Resource{Read: text(fixed("Cel"))})
+	c.Handle("/3303/0/5605", transport.Resource{Execute: func([]byte) error {
 		d.mu.Lock()
 		d.sensor.min, d.sensor.max = d.sensor.centi, d.sensor.centi
 		d.mu.Unlock()
@@ -103,9 +104,9 @@ func (d *Device) serveStandard(c *lwm2m.Client) {
 		d.log.Info("command", "execute", "/3303/0/5605")
 		return nil
 	}})
-	c.Handle("/3303/0/5750", lwm2m.Resource{
+	c.Handle("/3303/0/5750", transport.Resource{
 		Read: text(locked(func(s *sensorState) string { return s.appType })),
-		Write: func(v lwm2m.Content) error {
+		Write: func(v transport.Content) error {
 			recs, err := lwm2m.Decode(v.Format, lwm2m.MustPath("/3303/0/5750"), v.Payload, nil)
 			if err != nil {
 				return err
@@ -149,14 +150,14 @@ func (d *Device) sendTemperature(ctx context.Context) error {
 			if !c.Observed(path) {
 				continue
 			}
-			if err = c.Notify(ctx, path, lwm2m.Content{Format: lwm2m.FormatText, Payload: []byte(r.Value.String())}); err != nil {
+			if err = c.Notify(ctx, path, transport.Content{Format: lwm2m.FormatText, Payload: []byte(r.Value.String())}); err != nil {
 				break
 			}
 		}
 	} else {
 		var b []byte
 		if b, err = lwm2m.Encode(lwm2m.FormatSenMLJSON, lwm2m.RootPath, recs); err == nil {
-			err = c.Send(ctx, lwm2m.Content{Format: lwm2m.FormatSenMLJSON, Payload: b})
+			err = c.Send(ctx, transport.Content{Format: lwm2m.FormatSenMLJSON, Payload: b})
 		}
 	}
 	d.touch()

@@ -12,19 +12,20 @@ import (
 	"github.com/doze-io/doze/internal/deptest"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/ceiling"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 func TestImports(t *testing.T) { deptest.Check(t) }
 
 // TestLeanDevice registers lean devices with both servers of the benchmark
-// (a real lwm2m.Server and bare go-coap, each on loopback with pion/dtls)
+// (a real transport.Server and bare go-coap, each on loopback with pion/dtls)
 // and sends an uplink: the load generator speaks DTLS, CoAP and LwM2M as
 // the servers expect, or its figures would mean nothing.
 func TestLeanDevice(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		start func(n int) server
-	}{{"lwm2m.Server", startOurs}, {"bare go-coap", startBare}} {
+	}{{"transport.Server", startOurs}, {"bare go-coap", startBare}} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := tc.start(3)
 			defer srv.stop()
@@ -76,15 +77,15 @@ func TestSourceIP(t *testing.T) {
 }
 
 // TestFleetSources registers 300 devices from 3 source addresses with an
-// lwm2m.Server on loopback, each device registering in queue mode with
+// transport.Server on loopback, each device registering in queue mode with
 // </19/0> and answering the server's Observe of /19/0/0: every one
 // registers, and the server sees 100 from each address.
 func TestFleetSources(t *testing.T) {
 	const n, sources = 300, 3
 	var mu sync.Mutex
 	from := map[string]int{}
-	srv := startOursWith(n, func(e lwm2m.Event) {
-		if e.Kind == lwm2m.EventRegistered {
+	srv := startOursWith(n, func(e transport.Event) {
+		if e.Kind == transport.EventRegistered {
 			ip := e.Registration.Addr.(*net.UDPAddr).IP.String()
 			mu.Lock()
 			from[ip]++
@@ -124,7 +125,7 @@ func TestLeanDeviceAnswers(t *testing.T) {
 	lean := d.(leanDevice)
 	answered := make(chan int, 1)
 	go func() { answered <- lean.Linger(time.Now().Add(time.Second)) }()
-	require.NoError(t, srv.lwm.Write(ctx, identity(0), "/19/1/0/0", lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: []byte{7}}),
+	require.NoError(t, srv.lwm.Write(ctx, identity(0), "/19/1/0/0", transport.Content{Format: lwm2m.FormatOpaque, Payload: []byte{7}}),
 		"write of /19/1/0/0 to a lingering lean device")
 	_, err = srv.lwm.Read(ctx, identity(0), "/5/0/3", lwm2m.FormatText)
 	require.ErrorContains(t, err, "4.04", "read of /5/0/3 from a lean device")

@@ -8,16 +8,16 @@
 //     -uplinks per device;
 //   - heap and goroutines per idle registered device, measured in the
 //     server process after a GC while the devices stay connected and silent
-//     (queue mode; lwm2m.Server parks their sessions once the awake window
+//     (queue mode; transport.Server parks their sessions once the awake window
 //     has passed, -park=false keeps them live as bare go-coap does).
 //
 // The devices run in a child process (the same binary with -role=devices) so
 // that the server's memory is measured alone. Everything runs on loopback.
 // They are lwm2m/ceiling's lean DTLS client by default, which leaves the server nearly
-// both cores; -client pion uses lwm2m.Client on pion/dtls, which costs as
+// both cores; -client pion uses transport.Client on pion/dtls, which costs as
 // much CPU per handshake as the server and so measures itself as much as
 // the server. -cpuprofile and -devprofile profile the registration phase of
-// the lwm2m.Server run, in the server and in the devices.
+// the transport.Server run, in the server and in the devices.
 //
 // The devices are spread over loopback source addresses (-sources: one
 // address holds about 28,000 sockets towards one server, Linux's ephemeral
@@ -55,6 +55,7 @@ import (
 
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/ceiling"
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 var key = []byte("0123456789abcdef")
@@ -78,8 +79,8 @@ func main() {
 	uplinks := flag.Int("uplinks", 5, "uplinks per device")
 	workers := flag.Int("workers", 64, "devices working at the same time")
 	addr := flag.String("addr", "", "server address (devices role)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the lwm2m.Server registration phase to this file")
-	flag.StringVar(&clientKind, "client", "lean", "the devices' DTLS client: lean (the load generator's own, lwm2m/ceiling's LeanDevice) or pion (lwm2m.Client on pion/dtls)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the transport.Server registration phase to this file")
+	flag.StringVar(&clientKind, "client", "lean", "the devices' DTLS client: lean (the load generator's own, lwm2m/ceiling's LeanDevice) or pion (transport.Client on pion/dtls)")
 	flag.IntVar(&procs, "procs", 0, "processes the devices are spread over (each holds one socket per device); 0 means as many as the descriptor limit (ulimit -Hn) needs")
 	flag.IntVar(&sources, "sources", 0, "loopback source addresses the devices are spread over (127.0.0.2, 127.0.0.3, …); 0 means one per 20,000 devices")
 	flag.StringVar(&objects, "objects", "</3/0>,</19/1>", "the devices' registration body; with </19/0> each device waits for the server's Observe of /19/0/0 and answers it")
@@ -87,10 +88,10 @@ func main() {
 	flag.DurationVar(&spread, "spread", time.Second, "devices role: the time over which the wake storm's uplinks start")
 	flag.DurationVar(&linger, "linger", 0, "devices role: how long a device of the wake storm stays awake after its uplink's answer, answering the server's requests (downlinks)")
 	flag.IntVar(&first, "first", 0, "index of the first device (devices role)")
-	flag.StringVar(&upProfile, "upprofile", "", "write a CPU profile of the lwm2m.Server uplink phase to this file")
-	flag.StringVar(&devProfile, "devprofile", "", "write a CPU profile of the devices' registration phase (lwm2m.Server run) to this file")
-	flag.BoolVar(&park, "park", true, "lwm2m.Server parks the sessions of sleeping queue-mode devices")
-	flag.DurationVar(&awake, "awake", 10*time.Second, "awake window of queue-mode devices (lwm2m.Server)")
+	flag.StringVar(&upProfile, "upprofile", "", "write a CPU profile of the transport.Server uplink phase to this file")
+	flag.StringVar(&devProfile, "devprofile", "", "write a CPU profile of the devices' registration phase (transport.Server run) to this file")
+	flag.BoolVar(&park, "park", true, "transport.Server parks the sessions of sleeping queue-mode devices")
+	flag.DurationVar(&awake, "awake", 10*time.Second, "awake window of queue-mode devices (transport.Server)")
 	flag.Parse()
 	if err := checkSources(sources); err != nil {
 		log.Fatal(err)
@@ -107,7 +108,7 @@ func main() {
 	}
 	fmt.Printf("lwm2mbench: %d DTLS devices (%s client), %d uplinks each, %d at a time; from %d source addresses, in %d processes; GOMAXPROCS=%d, %s\n",
 		*n, clientKind, *uplinks, *workers, sources, procs, runtime.GOMAXPROCS(0), runtime.Version())
-	ours := bench("lwm2m.Server", startOurs, *n, *uplinks, *workers, *cpuprofile, devProfile, upProfile)
+	ours := bench("transport.Server", startOurs, *n, *uplinks, *workers, *cpuprofile, devProfile, upProfile)
 	bare := bench("bare go-coap", startBare, *n, *uplinks, *workers, "", "", "")
 	fmt.Printf("\nratio lwm2m/bare: registrations/s %.2f, uplinks/s %.2f, server CPU per registration %.2f, per uplink %.2f, heap per idle device %.2f\n",
 		ours.reg/bare.reg, ours.up/bare.up, ours.cpuReg/bare.cpuReg, ours.cpuUp/bare.cpuUp, ours.heapPer/bare.heapPer)
@@ -129,7 +130,7 @@ type server struct {
 	addr   string
 	stop   func()
 	settle func(registered int) // waits until idle devices are as they will stay
-	lwm    *lwm2m.Server        // the lwm2m.Server run's server
+	lwm    *transport.Server    // the transport.Server run's server
 }
 
 // devProfile is the -devprofile file; clientKind the -client flag.
@@ -270,7 +271,7 @@ func rss() string {
 	return "?"
 }
 
-// park and awake configure session parking of the lwm2m.Server run: the
+// park and awake configure session parking of the transport.Server run: the
 // devices register in queue mode and their sessions are parked once the
 // awake window has passed.
 var (
@@ -282,18 +283,18 @@ func startOurs(n int) server { return startOursWith(n, nil) }
 
 // startOursWith is startOurs passing every event to on as well, when not
 // nil.
-func startOursWith(n int, on func(lwm2m.Event)) server {
-	ks := lwm2m.NewMemoryKeyStore()
+func startOursWith(n int, on func(transport.Event)) server {
+	ks := transport.NewMemoryKeyStore()
 	for i := range n {
 		ks.Set(identity(i), key)
 	}
 	var uplinks atomic.Int64
-	s, err := lwm2m.New(lwm2m.Config{
+	s, err := transport.New(transport.Config{
 		DisableUDP: true, DTLSAddr: "127.0.0.1:0",
 		RequestRate: 1e6, RequestBurst: 1e6, MaxSessions: n + 10,
 		ParkSessions: park, AwakeWindow: awake,
-	}, ks, lwm2m.HandlerFunc(func(e lwm2m.Event) {
-		if e.Kind == lwm2m.EventUplink {
+	}, ks, transport.HandlerFunc(func(e transport.Event) {
+		if e.Kind == transport.EventUplink {
 			uplinks.Add(1)
 		}
 		if on != nil {
@@ -549,12 +550,12 @@ type device interface {
 // returned whenever the socket was opened, so that the caller closes it.
 func register(ctx context.Context, addr, ep string, src net.IP, objects string) (device, error) {
 	if clientKind == "pion" {
-		cc := lwm2m.ClientConfig{Server: addr, Endpoint: ep, Key: key,
-			CipherSuites: []lwm2m.CipherSuite{lwm2m.TLS_PSK_WITH_AES_128_CCM_8}, Objects: objects, Queue: true}
+		cc := transport.ClientConfig{Server: addr, Endpoint: ep, Key: key,
+			CipherSuites: []transport.CipherSuite{transport.TLS_PSK_WITH_AES_128_CCM_8}, Objects: objects, Queue: true}
 		if src != nil {
 			cc.LocalAddr = net.JoinHostPort(src.String(), "0")
 		}
-		c, err := lwm2m.NewClient(cc)
+		c, err := transport.NewClient(cc)
 		if err != nil {
 			return nil, err
 		}
@@ -579,12 +580,12 @@ func register(ctx context.Context, addr, ep string, src net.IP, objects string) 
 	return leanDevice{d}, err
 }
 
-type pionDevice struct{ *lwm2m.Client }
+type pionDevice struct{ *transport.Client }
 
 func (p pionDevice) send(ctx context.Context, payload []byte) error {
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return p.Send(cctx, lwm2m.Content{Format: lwm2m.FormatOpaque, Payload: payload})
+	return p.Send(cctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: payload})
 }
 
 // leanDevice is the default device: ceiling's lean DTLS client.
