@@ -72,28 +72,33 @@ func TestAllowedFor(t *testing.T) {
 }
 
 func TestThirdParty(t *testing.T) {
-	require.False(t, thirdPartyAllowed("registry", "go.etcd.io/bbolt"))
-	require.True(t, thirdPartyAllowed("store", "go.etcd.io/bbolt"))
-	require.True(t, thirdPartyAllowed("store/postgres", "github.com/jackc/pgx/v5/pgxpool"))
-	require.False(t, thirdPartyAllowed("store", "github.com/jackc/pgx/v5"), "only store/postgres imports pgx")
-	require.False(t, thirdPartyAllowed("command", "github.com/plgd-dev/go-coap/v3/message"))
-	require.True(t, thirdPartyAllowed("lwm2m/transport", "github.com/pion/dtls/v3"))
-	require.True(t, thirdPartyAllowed("lwm2m/transport", "github.com/plgd-dev/go-coap/v3/message"))
-	require.True(t, thirdPartyAllowed("lwm2m/lwm2mtest", "github.com/plgd-dev/go-coap/v3/message"))
-	require.True(t, thirdPartyAllowed("lwm2m/cmd/lwm2mbench", "github.com/pion/dtls/v3"))
-	require.False(t, thirdPartyAllowed("lwm2m", "github.com/plgd-dev/go-coap/v3/message"), "the lwm2m object model imports no go-coap")
-	require.False(t, thirdPartyAllowed("lwm2m", "github.com/pion/dtls/v3"), "the lwm2m object model imports no pion")
-	require.True(t, thirdPartyAllowed("registry", "crypto/rand"))
+	require.False(t, thirdPartyAllowed("registry", "go.etcd.io/bbolt", false))
+	require.True(t, thirdPartyAllowed("store", "go.etcd.io/bbolt", false))
+	require.True(t, thirdPartyAllowed("store/postgres", "github.com/jackc/pgx/v5/pgxpool", false))
+	require.False(t, thirdPartyAllowed("store", "github.com/jackc/pgx/v5", false), "only store/postgres imports pgx")
+	require.False(t, thirdPartyAllowed("command", "github.com/plgd-dev/go-coap/v3/message", false))
+	require.True(t, thirdPartyAllowed("lwm2m/transport", "github.com/pion/dtls/v3", false))
+	require.True(t, thirdPartyAllowed("lwm2m/transport", "github.com/plgd-dev/go-coap/v3/message", false))
+	require.True(t, thirdPartyAllowed("lwm2m/lwm2mtest", "github.com/plgd-dev/go-coap/v3/message", false))
+	require.True(t, thirdPartyAllowed("lwm2m/cmd/lwm2mbench", "github.com/pion/dtls/v3", false))
+	require.False(t, thirdPartyAllowed("lwm2m", "github.com/plgd-dev/go-coap/v3/message", false), "the lwm2m object model imports no go-coap")
+	require.False(t, thirdPartyAllowed("lwm2m", "github.com/pion/dtls/v3", false), "the lwm2m object model imports no pion")
+	require.True(t, thirdPartyAllowed("registry", "crypto/rand", false))
 	// The simulator reaches go-coap, pion and mochi-mqtt only through
 	// lwm2m and mqtt; their ceiling packages may import them.
 	for _, imp := range []string{"github.com/plgd-dev/go-coap/v3/message", "github.com/pion/dtls/v3/pkg/protocol", "github.com/mochi-mqtt/server/v2"} {
-		require.False(t, thirdPartyAllowed("examples/device/sim", imp), "examples/device/sim imports %s", imp)
-		require.False(t, thirdPartyAllowed("examples/device", imp), "examples/device imports %s", imp)
+		require.False(t, thirdPartyAllowed("examples/device/sim", imp, false), "examples/device/sim imports %s", imp)
+		require.False(t, thirdPartyAllowed("examples/device", imp, false), "examples/device imports %s", imp)
 	}
-	require.True(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/pion/dtls/v3/pkg/crypto/prf"))
-	require.True(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/plgd-dev/go-coap/v3/udp"))
-	require.True(t, thirdPartyAllowed("mqtt/ceiling", "github.com/mochi-mqtt/server/v2/listeners"))
-	require.False(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/mochi-mqtt/server/v2"))
+	require.True(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/pion/dtls/v3/pkg/crypto/prf", false))
+	require.True(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/plgd-dev/go-coap/v3/udp", false))
+	require.True(t, thirdPartyAllowed("mqtt/ceiling", "github.com/mochi-mqtt/server/v2/listeners", false))
+	require.False(t, thirdPartyAllowed("lwm2m/ceiling", "github.com/mochi-mqtt/server/v2", false))
+	// The platform's tests (only they) may drive it with a pion client.
+	require.True(t, thirdPartyAllowed("examples/platform", "github.com/pion/dtls/v3", true))
+	require.False(t, thirdPartyAllowed("examples/platform", "github.com/pion/dtls/v3", false))
+	require.False(t, thirdPartyAllowed("examples/platform", "github.com/plgd-dev/go-coap/v3/message", true))
+	require.False(t, thirdPartyAllowed("examples/device/sim", "github.com/pion/dtls/v3", true))
 }
 
 // TestProblemsFindsForbiddenImport builds a throw-away module in which
@@ -148,10 +153,11 @@ func TestDocsTables(t *testing.T) {
 
 	for _, drift := range []struct{ from, to, want string }{
 		{"| `github.com/mochi-mqtt/` | `mqtt` |", "| `github.com/mochi-mqtt/` | `mqtt`, `examples/device` |", "github.com/mochi-mqtt/"},
-		{"| `go.etcd.io/bbolt` | `store` |\n", "", "go.etcd.io/bbolt"},
+		{"| `go.etcd.io/bbolt` | `store` | — |\n", "", "go.etcd.io/bbolt"},
 		{"| `codec`, `profile` |", "| `codec` |", "examples/codeccheck"},
 		{", `codec`, `ota`, `mqtt/ceiling` |", ", `codec`, `ota`, `mqtt` |", "examples/device"},
 		{"| `lwm2m/transport`, `lwm2m/lwm2mtest`, `lwm2m/cmd`, `lwm2m/ceiling` |", "| `lwm2m`, `examples` |", "github.com/"},
+		{"| `examples/platform` (a pion/dtls client", "| (a pion/dtls client", "thirdPartyInTests"},
 	} {
 		require.True(t, strings.Contains(doc, drift.from), "docs/architecture.md holds %q", drift.from)
 		got := docProblems(strings.Replace(doc, drift.from, drift.to, 1))
@@ -214,14 +220,27 @@ func docProblems(doc string) []string {
 		}
 	}
 
-	third := map[string][]string{}
+	third, inTests := map[string][]string{}, map[string][]string{}
 	for _, r := range docTable(doc, "| third-party module") {
 		prefix := backquoted(r[0])
-		if len(r) != 2 || len(prefix) != 1 {
-			out = append(out, fmt.Sprintf("third-party row %q: want a module prefix and its folders", r))
+		if len(r) != 3 || len(prefix) != 1 {
+			out = append(out, fmt.Sprintf("third-party row %q: want a module prefix, its folders and the folders whose tests may use it too", r))
 			continue
 		}
 		third[prefix[0]] = backquoted(withoutParens(r[1]))
+		if tests := backquoted(withoutParens(r[2])); len(tests) > 0 {
+			inTests[prefix[0]] = tests
+		}
+	}
+	for prefix, folders := range thirdPartyInTests {
+		if !sameSet(inTests[prefix], folders) {
+			out = append(out, fmt.Sprintf("%s: the docs' third-party table lets the tests of %v use it too; deptest's thirdPartyInTests says %v", prefix, inTests[prefix], folders))
+		}
+	}
+	for prefix, folders := range inTests {
+		if _, ok := thirdPartyInTests[prefix]; !ok {
+			out = append(out, fmt.Sprintf("%s: the docs' third-party table lets the tests of %v use it too; deptest's thirdPartyInTests does not", prefix, folders))
+		}
 	}
 	for prefix, folders := range thirdParty {
 		got, ok := third[prefix]
