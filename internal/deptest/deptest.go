@@ -57,8 +57,8 @@ var allowed = map[string][]string{
 // folder listed allows itself and its sub-folders, not its parent (the
 // lwm2m object model may not import go-coap or pion; lwm2m/transport may).
 var thirdParty = map[string][]string{
-	"github.com/plgd-dev/go-coap": {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/cmd", "lwm2m/ceiling"},
-	"github.com/pion/":            {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/cmd", "lwm2m/ceiling"},
+	"github.com/plgd-dev/go-coap": {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/ceiling"},
+	"github.com/pion/":            {"lwm2m/transport", "lwm2m/lwm2mtest", "lwm2m/ceiling"},
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
 	"github.com/mochi-mqtt/":      {"mqtt"},
