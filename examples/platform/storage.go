@@ -57,9 +57,6 @@ type (
 		Recent(deviceID string, limit int) ([]store.LogEntry, error)
 		Delete(deviceID string) error
 	}
-	observationStore interface {
-		transport.ObservationStore
-	}
 	bootstrapConfigs interface {
 		Get(nodeID string) (store.BootstrapConfig, error)
 		Put(c store.BootstrapConfig) error
@@ -86,7 +83,7 @@ type storage struct {
 	lwm2mOps      command.Store
 	push          push.Store
 	ota           ota.Store
-	observations  observationStore
+	observations  transport.ObservationStore
 	registrations transport.RegistrationStore
 	dtlsSessions  func(ttl time.Duration) transport.SessionStore
 	history       historyStore
@@ -105,7 +102,7 @@ func (s *storage) Commands() command.Store                    { return s.command
 func (s *storage) LwM2MOps() command.Store                    { return s.lwm2mOps }
 func (s *storage) Push() push.Store                           { return s.push }
 func (s *storage) OTA() ota.Store                             { return s.ota }
-func (s *storage) Observations() observationStore             { return s.observations }
+func (s *storage) Observations() transport.ObservationStore   { return s.observations }
 func (s *storage) Registrations() transport.RegistrationStore { return s.registrations }
 func (s *storage) DTLSSessions(ttl time.Duration) transport.SessionStore {
 	return s.dtlsSessions(ttl)
