@@ -292,8 +292,7 @@ func (p *Platform) keep(ctx context.Context, d registry.Device, rep push.Report,
 // platform's own file, so that a report's pushes can share the
 // transaction of its history, shadow and inbox entry.
 func (p *Platform) outboxInStore() bool {
-	ps, ok := p.push.Store().(*store.Push)
-	return ok && ps.DB() == p.db
+	return p.push.Store() == p.db.Push()
 }
 
 // saveUplink stores everything a report causes in one transaction: history
