@@ -8,7 +8,12 @@ package main
 // from the registry's owner index the first time it is needed, then kept
 // in memory: devices are created and deleted only through the API, which
 // tells the counter. A refusal recounts from the index before it is
-// answered, so a count that drifted never refuses wrongly.
+// answered, so a count that drifted never refuses wrongly. On a store
+// shared by several nodes (PostgreSQL) every reservation recounts, since
+// other nodes register too; two nodes registering the app's last free
+// places at the same moment may then both pass (the count and the insert
+// are not one transaction), exceeding the quota by at most one device per
+// node.
 
 import (
 	"context"
@@ -75,7 +80,7 @@ func (q *quotas) reserve(ctx context.Context, p *Platform, app string, n int) (f
 	aq := q.of(app)
 	aq.mu.Lock()
 	defer aq.mu.Unlock()
-	if !aq.known || aq.stored+aq.inflight+n > a.MaxDevices {
+	if !aq.known || p.db.shared || aq.stored+aq.inflight+n > a.MaxDevices {
 		count, err := p.countDevices(ctx, app)
 		if err != nil {
 			return nil, err
