@@ -27,6 +27,22 @@ func asApp(r *http.Request, app string) *http.Request {
 // resources are all still there afterwards.
 func TestTenancyIsolation(t *testing.T) {
 	tp, as := twoApps(t)
+	tenancyIsolation(t, tp, as, "app-a", "app-b")
+}
+
+// TestTenancyIsolationPostgres is TestTenancyIsolation on a platform whose
+// store is a PostgreSQL database: app A is the demo app (the default
+// owner of the demo products), app B is created by the administrator.
+func TestTenancyIsolationPostgres(t *testing.T) {
+	dsn := pgStore(t)
+	tp := startPlatform(t, func(c *Config) { c.Store, c.NodeID = dsn, "tenancy-1" })
+	var created struct{ AppID string }
+	require.Equal(t, http.StatusCreated, tp.adminCall(t, tp.newAdminToken, "POST", "/doze/v1/apps", map[string]any{"name": "b"}, &created))
+	_, as := appSwitcher(t, tp)
+	tenancyIsolation(t, tp, as, tp.app.ID, created.AppID)
+}
+
+func tenancyIsolation(t *testing.T, tp *testPlatform, as func(string), appA, appB string) {
 	aHook, bHook := newSink(t), newSink(t)
 
 	// App A's resources.
@@ -162,7 +178,7 @@ func TestTenancyIsolation(t *testing.T) {
 		return walk(b)
 	}
 
-	as("app-b")
+	as(appB)
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
 		map[string]any{"notifyType": "deviceInfoChanged", "callbackUrl": bHook.srv.URL + "/b"}, nil))
 	for _, pr := range probes {
@@ -179,7 +195,7 @@ func TestTenancyIsolation(t *testing.T) {
 		require.Equal(t, none.Code, mine.Code, "%s: the same error_code as for a resource that does not exist", what)
 		require.Equal(t, strings.ReplaceAll(none.Desc, pr.none, pr.id), mine.Desc,
 			"%s: the same error_desc as for a resource that does not exist", what)
-		require.NotContains(t, mine.Desc, "app-a", "%s: the owner is not named", what)
+		require.NotContains(t, mine.Desc, appA, "%s: the owner is not named", what)
 	}
 
 	// B's lists hold none of A's resources.
@@ -220,10 +236,10 @@ func TestTenancyIsolation(t *testing.T) {
 	// A's device changes: A's subscriber hears of it, B's does not. B's
 	// own device's change is pushed after A's; once B has that, A's
 	// would have come first had it been sent to B.
-	as("app-a")
+	as(appA)
 	require.Equal(t, http.StatusNoContent, tp.call(t, "PUT", "/iocm/app/dm/v1.4.0/devices/"+dev, map[string]any{"name": "renamed by a"}, nil))
 	aHook.wait(t, "deviceInfoChanged of A's device", func(m map[string]any) bool { return m["deviceId"] == dev })
-	as("app-b")
+	as(appB)
 	name, zipped = demoVariant(t, "TenancyB", nil)
 	postProfile(t, tp, name, zipped)
 	var bDev struct{ DeviceID string }
@@ -241,7 +257,7 @@ func TestTenancyIsolation(t *testing.T) {
 	require.Equal(t, 1, count("/doze/v1/products", "totalCount"), "B lists its own product")
 
 	// Everything of A's is still there, unchanged by B's calls.
-	as("app-a")
+	as(appA)
 	var d deviceJSON
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices/"+dev, nil, &d))
 	require.Equal(t, "renamed by a", d.DeviceInfo.Name)
