@@ -34,17 +34,20 @@ var allowed = map[string][]string{
 	"profile": nil,
 	// ota/pcp is a leaf wire format that imports nothing of the module:
 	// codec uses it to keep PCP frames out of codecs, ota to run upgrades.
-	"codec":               {"ota/pcp"},
-	"lwm2m":               nil,
-	"lwm2m/transport":     {"lwm2m"},
-	"command":             nil,
-	"push":                nil,
-	"ota":                 {"ota/pcp"},
-	"ota/pcp":             nil,
-	"ota/download":        {"ota/pcp"},
-	"registry":            nil,
-	"mqtt":                nil,
-	"store":               {"registry", "command", "push", "ota", "profile", "codec", "lwm2m"},
+	"codec":           {"ota/pcp"},
+	"lwm2m":           nil,
+	"lwm2m/transport": {"lwm2m"},
+	"command":         nil,
+	"push":            nil,
+	"ota":             {"ota/pcp"},
+	"ota/pcp":         nil,
+	"ota/download":    {"ota/pcp"},
+	"registry":        nil,
+	"mqtt":            nil,
+	// forward builds on push: its broker deliveries run through a
+	// push.Engine of their own, its webhook targets through the app's.
+	"forward":             {"push"},
+	"store":               {"registry", "command", "push", "ota", "profile", "codec", "lwm2m", "forward"},
 	"examples/device":     {"lwm2m", "codec", "ota"},
 	"examples/codeccheck": {"codec", "profile"},
 }
@@ -58,6 +61,11 @@ var thirdParty = map[string][]string{
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
 	"github.com/mochi-mqtt/":      {"mqtt", "examples/device"}, // the simulator's bare-broker ceiling
+	// Broker clients: forward publishes with them; tests and examples
+	// subscribe with them.
+	"github.com/nats-io/":                 {"forward", "examples"},
+	"github.com/rabbitmq/amqp091-go":      {"forward", "examples"},
+	"github.com/eclipse/paho.mqtt.golang": {"forward", "examples"},
 }
 
 // allowedFor reports whether the package in folder dir may import the module
