@@ -298,4 +298,3 @@ func (p *brokerProxy) stop() {
 		p.wg.Wait()
 	}
 }
-
