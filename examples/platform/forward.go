@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/doze-io/doze/forward"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
@@ -15,10 +17,47 @@ import (
 // ruleEvent through the platform's push engine; broker addresses pass the
 // same guard and allow-list as callbacks (-push-allow).
 func (p *Platform) newForward(cfg push.Config) (*forward.Engine, error) {
-	return forward.New(p.db.Forward(), p.push, forward.Config{
+	e, err := forward.New(p.db.Forward(), p.push, forward.Config{
 		Delivery: push.Config{Allow: cfg.Allow, Logger: p.logger.With("pkg", "forward")},
 		Logger:   p.logger.With("pkg", "forward"),
 	})
+	if err == nil && p.metrics != nil {
+		p.metrics.reg.MustRegister(forwardMetrics{e})
+	}
+	return e, err
+}
+
+// forwardMetrics exports the forwarding counters at scrape time; no rule
+// ids or URLs in labels (SEC-5).
+type forwardMetrics struct{ e *forward.Engine }
+
+var (
+	descFwdFired     = prometheus.NewDesc("doze_forward_rules_fired_total", "Times a forwarding rule matched a report.", nil, nil)
+	descFwdEnqueued  = prometheus.NewDesc("doze_forward_enqueued_total", "Forwarding messages to brokers accepted into the outbox.", nil, nil)
+	descFwdDelivered = prometheus.NewDesc("doze_forward_delivered_total", "Forwarding messages a broker took.", nil, nil)
+	descFwdRetried   = prometheus.NewDesc("doze_forward_retried_total", "Forwarding tries that failed and were retried.", nil, nil)
+	descFwdDropped   = prometheus.NewDesc("doze_forward_dropped_total", "Forwarding messages dropped when their keep time ended.", nil, nil)
+	descFwdRejected  = prometheus.NewDesc("doze_forward_rejected_total", "Forwarding messages dropped as final (rule or target deleted, address refused).", nil, nil)
+	descFwdRefused   = prometheus.NewDesc("doze_forward_refused_total", "Forwarding messages or reports the rules engine could not accept; their uplinks stay in the inbox (SEC-6).", nil, nil)
+	descFwdQueued    = prometheus.NewDesc("doze_forward_queued", "Forwarding messages waiting or in flight.", nil, nil)
+)
+
+func (forwardMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descFwdFired, descFwdEnqueued, descFwdDelivered, descFwdRetried, descFwdDropped, descFwdRejected, descFwdRefused, descFwdQueued} {
+		ch <- d
+	}
+}
+
+func (m forwardMetrics) Collect(ch chan<- prometheus.Metric) {
+	st := m.e.Stats()
+	for _, c := range []struct {
+		d *prometheus.Desc
+		v uint64
+	}{{descFwdFired, m.e.Fired()}, {descFwdEnqueued, st.Enqueued}, {descFwdDelivered, st.Delivered}, {descFwdRetried, st.Retried},
+		{descFwdDropped, st.Dropped}, {descFwdRejected, st.Rejected}, {descFwdRefused, st.Refused + m.e.Refused()}} {
+		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v))
+	}
+	ch <- prometheus.MustNewConstMetric(descFwdQueued, prometheus.GaugeValue, float64(st.Queued))
 }
 
 // ruleEvent is the report as each app's rules see it.

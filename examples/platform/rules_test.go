@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"sync"
 	"testing"
@@ -252,6 +253,16 @@ func TestRuleForwardsReport(t *testing.T) {
 		return got.Targets[1].State.Queued == 0 && got.Targets[2].State.Queued == 0 && got.Targets[3].State.Queued == 0
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, "valid", got.Targets[3].State.State)
+
+	admin := httptest.NewServer(tp.AdminHandler())
+	defer admin.Close()
+	resp, err := http.Get(admin.URL + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"doze_forward_rules_fired_total 1\n", "doze_forward_delivered_total 3\n", "doze_forward_queued 0\n"} {
+		require.Contains(t, string(metrics), want)
+	}
 }
 
 // brokerProxy forwards TCP connections from a free loopback port to a
