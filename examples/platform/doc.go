@@ -44,7 +44,8 @@
 // ACK; if that write fails the device gets no ACK and sends again. A
 // report leaves the inbox in the one transaction that stores everything it
 // causes (store.DB.SaveUplink: history, shadow, the pushes to every app's
-// subscribers, the inbox entry), which concurrent workers share through the
+// subscribers, what every app's forwarding rules send — forward.go,
+// rules_api.go — and the inbox entry), which concurrent workers share through the
 // store's group commit, so an uplink costs two shared commits (inbox put,
 // SaveUplink) and is either wholly stored or still in the inbox (SEC-6).
 // Other uplinks (command responses, PCP frames, refused data) leave it in
