@@ -105,6 +105,12 @@
 //     makes the comparison false whatever the operator (!= included), so a
 //     rule never fires on data it cannot read.
 //
+// # Figures
+//
+// Rule evaluation costs nothing measurable for an application without
+// rules and about 5 µs per report for ten rules; docs/benchmarks.md of the
+// repository, section "Forwarding rules", has the runs.
+//
 // # Concurrency
 //
 // All Engine methods are safe for concurrent use. Run owns the delivery
