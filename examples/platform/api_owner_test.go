@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/doze-io/doze/codec"
 	"github.com/stretchr/testify/require"
 )
 
@@ -277,4 +278,41 @@ func tenancyIsolation(t *testing.T, tp *testPlatform, as func(string), appA, app
 	require.Equal(t, "PENDING", c.Status.String(), "B's cancel did not touch A's command")
 	require.Equal(t, 1, count("/iocm/app/dm/v1.4.0/devices", "totalCount"), "A lists its own device only")
 	require.Equal(t, 3, count("/doze/v1/products", "totalCount"), "A lists the two demo products and its own")
+}
+
+// TestRulesSeeOwnDevicesOnly (APP-3): a report of app A's device fires
+// A's forwarding rules only; app B's rule, which matches every report of
+// the device type, fires for B's own device and never for A's.
+func TestRulesSeeOwnDevicesOnly(t *testing.T) {
+	tp, as := twoApps(t)
+	aHook, bHook := newSink(t), newSink(t)
+	rule := map[string]any{"name": "every report", "condition": `deviceType = "` + demoDeviceType + `"`,
+		"targets": []map[string]any{{"type": "webhook"}}}
+	subscribe(t, tp, aHook, "ruleEvent")
+	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/doze/v1/rules", rule, nil))
+	const imeiA, imeiB = "868333030004101", "868333030004102"
+	idA, pskA := registerDevice(t, tp, imeiA)
+
+	as("app-b")
+	subscribe(t, tp, bHook, "ruleEvent")
+	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/doze/v1/rules", rule, nil))
+	name, zipped := demoVariant(t, "RB1", nil)
+	postProfile(t, tp, name, zipped)
+	idB := registerModel(t, tp, imeiB, "RB1")
+	devB, err := tp.reg.Get(context.Background(), idB)
+	require.NoError(t, err)
+
+	report := &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
+		{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 1.5, "flowRate": 0.5, "pulseCount": 5}},
+		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 50}},
+		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -85}}}}
+	newMeter(t, tp, "urn:imei:"+imeiA, pskA).uplink(t, report)
+	aHook.wait(t, "A's rule fires for A's device", func(m map[string]any) bool { return m["deviceId"] == idA })
+	newMeter(t, tp, "urn:imei:"+imeiB, devB.PSK).uplink(t, report)
+	bHook.wait(t, "B's rule fires for B's device", func(m map[string]any) bool { return m["deviceId"] == idB })
+	bHook.mu.Lock()
+	defer bHook.mu.Unlock()
+	for _, m := range bHook.got {
+		require.Equal(t, idB, m["deviceId"], "B's rule saw A's device: %v", m)
+	}
 }

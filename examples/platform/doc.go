@@ -47,7 +47,8 @@
 // ACK; if that write fails the device gets no ACK and sends again. A
 // report leaves the inbox in the one transaction that stores everything it
 // causes (store.DB.SaveUplink: history, shadow, the pushes to every app's
-// subscribers, the inbox entry), which concurrent workers share through the
+// subscribers, what every app's forwarding rules send — forward.go,
+// rules_api.go — and the inbox entry), which concurrent workers share through the
 // store's group commit, so an uplink costs two shared commits (inbox put,
 // SaveUplink) and is either wholly stored or still in the inbox (SEC-6).
 // Other uplinks (command responses, PCP frames, refused data) leave it in
@@ -99,6 +100,10 @@
 //     another node had in flight can arrive twice (at-least-once, with
 //     its stable webhook-id, PSH-5). The stores can claim such work under
 //     leases (store/postgres's claimers); the engines do not use them yet.
+//   - Data forwarding rules (the rules API) are kept only in the bbolt
+//     store: on PostgreSQL the rules API answers 501 not_implemented and
+//     reports are not forwarded, so no rule is accepted that would not be
+//     kept.
 //   - Access tokens are kept in the memory of the node that issued them:
 //     an application logs in on each node it calls (or the HTTP balancer
 //     keeps it on one). Upgrade package contents are files under each

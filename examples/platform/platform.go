@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/forward"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/mqtt"
@@ -37,6 +38,7 @@ type Platform struct {
 	cmds     *command.Engine
 	ops      *command.Engine // queued LwM2M operations (api_lwm2m.go)
 	push     *push.Engine
+	fwd      *forward.Engine // rules: reports to webhooks and brokers (forward.go)
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
 	lwm      *transport.Server
@@ -160,6 +162,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if p.fwd, err = p.newForward(p.push.Config()); err != nil {
+		return fail(err)
+	}
 
 	p.cmds, err = command.New(db.Commands(), commandSender{p}, desiredListener{commandListener{p}, p}, command.Config{
 		DefaultMode: defaultMode(cfg),
@@ -272,6 +277,9 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	}
 	run("registry", p.reg.Run)
 	run("push", p.push.Run)
+	if p.fwd != nil {
+		run("forward", p.fwd.Run)
+	}
 	run("command", p.cmds.Run)
 	run("lwm2mops", p.ops.Run)
 	run("ota", p.ota.Run)
@@ -317,7 +325,7 @@ func (p *Platform) Close() error {
 	p.closeOnce.Do(func() {
 		p.stop()
 		p.log.Flush() // entries added after Run returned
-		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
+		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.closeForward(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
 }

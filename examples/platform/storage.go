@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/forward"
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/push"
@@ -107,6 +108,7 @@ type storage struct {
 	uplinks       uplinkSaver
 	apps          appStore
 	owners        ownerStore
+	forward       forward.Store // nil: forwarding rules are not kept in this store (PostgreSQL, for now)
 	close         func() error
 }
 
@@ -132,6 +134,9 @@ func (s *storage) SaveReport(deviceID string, hist []store.HistoryRecord, report
 }
 func (s *storage) SaveUplink(u store.Uplink) error { return s.uplinks.SaveUplink(u) }
 func (s *storage) Close() error                    { return s.close() }
+
+// Forward returns the forwarding rules' store, or nil where it has none.
+func (s *storage) Forward() forward.Store { return s.forward }
 
 // isPostgres reports whether a -store value names a PostgreSQL database.
 func isPostgres(dsn string) bool {
@@ -175,7 +180,8 @@ func openStorage(cfg Config) (*storage, error) {
 		dtlsSessions: func(ttl time.Duration) transport.SessionStore { return db.DTLSSessions(ttl) },
 		history:      db.History(), shadow: db.Shadow(), products: db.Products(), inbox: db.Inbox(),
 		deviceLog: func(max int) deviceLogStore { return db.DeviceLog(max) },
-		bootstrap: db.Bootstrap(), uplinks: db, apps: fileApps{dir: cfg.DataDir}, owners: db.Owners(), close: db.Close}, nil
+		bootstrap: db.Bootstrap(), uplinks: db, apps: fileApps{dir: cfg.DataDir}, owners: db.Owners(), forward: db.Forward(),
+		close: db.Close}, nil
 }
 
 // redactStore hides a password in a -store URL, for logs and errors.
