@@ -611,7 +611,7 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 	}
 	s.touch(sess, ep, now)
 	c := Content{Format: contentFormat(m), Payload: m.Payload}
-	d, refusal := s.parseSend(c)
+	d, refusal := s.parseSend(ep, c)
 	if refusal != nil {
 		e := Event{Kind: EventRefused, Endpoint: ep, Time: now, Path: "/dp", ContentFormat: c.Format,
 			Code: Code(refusal.Code), Message: string(refusal.Payload)}
@@ -626,8 +626,10 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 			return noAnswer, nil
 		}
 	}
-	if d.other != nil { // firmware State and Update Result, or other Config.SendPaths
-		s.emit(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: d.other, ContentFormat: c.Format})
+	if d.other != nil { // firmware State and Update Result, other Config.SendPaths, or what a SendFilter takes
+		if err := s.emitUplink(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: d.other, ContentFormat: c.Format}); err != nil {
+			return noAnswer, nil
+		}
 	}
 	if len(d.unused) > 0 {
 		s.log.Info("lwm2m: values of a Send the server does not use were left out", "endpoint", ep, "paths", pathList(d.unused, 8))
@@ -678,6 +680,8 @@ func (sess *session) notification(m *message.Message) notifyResult {
 			return notifyTaken
 		}
 	}
-	s.emit(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)})
+	if err := s.emitUplink(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)}); err != nil {
+		return notifyRetry
+	}
 	return notifyTaken
 }
