@@ -82,6 +82,10 @@ type DeviceConfig struct {
 	// PackageVersion tells the version a package installs; nil means its
 	// first line. An empty version fails the update (Update Result 8).
 	PackageVersion func(pkg []byte) string
+	// Sensor, when set, is the temperature sensor /3303/0 the device
+	// serves, with the composite operations (sensor.go); list </3303/0>
+	// in Links.
+	Sensor *Sensor
 }
 
 // ErrPowerCut, returned by DeviceConfig.OnBlock, kills the device.
@@ -114,15 +118,16 @@ type Device struct {
 	cfg    DeviceConfig
 	server *url.URL // nil when the device cannot dial
 
-	mu      sync.Mutex
-	conn    net.Conn
-	reqs    []Request
-	data    [][]byte
-	replies map[uint16][]byte // message id → the answer sent, this session
-	obs     map[string]*observer
-	regs    []string // local address of each registration
-	mid     uint16
-	acks    chan *message.Message
+	mu        sync.Mutex
+	conn      net.Conn
+	reqs      []Request
+	data      [][]byte
+	replies   map[uint16][]byte // message id → the answer sent, this session
+	obs       map[string]*observer
+	regs      []string      // local address of each registration
+	composite *compositeObs // the server's Observe-Composite, if any
+	mid       uint16
+	acks      chan *message.Message
 
 	dead     chan struct{} // closed by Kill
 	killOnce sync.Once
@@ -516,9 +521,12 @@ func (d *Device) answer(m *message.Message) (resp *message.Message, then func())
 		cf = int(f)
 	}
 	var data [][]byte
-	if strings.HasPrefix(path, "/3/") || strings.HasPrefix(path, "/5/") {
+	switch {
+	case d.cfg.Sensor != nil && (strings.HasPrefix(path, "/3303/") || m.Code == codes.FETCH || m.Code == codes.IPATCH):
+		resp = d.sensor(m, path, cf)
+	case strings.HasPrefix(path, "/3/") || strings.HasPrefix(path, "/5/"):
 		resp, then = d.firmware(m, path, cf)
-	} else {
+	default:
 		resp, data = d.handle(m, path, cf)
 	}
 	d.mu.Lock()
