@@ -83,8 +83,8 @@ func lwm2mType(name string) lwm2m.Type {
 // was.
 func (p *Platform) mappedNotification(ctx context.Context, d registry.Device, e transport.Event, fx *effects) error {
 	m := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model)
-	base := lwm2m.RootPath
-	if e.Path != "/dp" {
+	base := lwm2m.RootPath // a Send, or an Observe-Composite: records name full paths
+	if _, composite := transport.CompositePaths(e.Path); e.Path != "/dp" && !composite {
 		path, err := lwm2m.ParsePath(e.Path)
 		if err != nil {
 			p.log.Add(d.ID, "notification", fmt.Sprintf("notification of %q dropped: not an LwM2M path", e.Path))
