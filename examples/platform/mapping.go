@@ -274,6 +274,7 @@ func (p *Platform) observeMapped(d registry.Device, e transport.Event) {
 		return
 	}
 	ep := e.Endpoint
+	accept := announcedFormat(e.Registration)
 	p.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
@@ -284,7 +285,7 @@ func (p *Platform) observeMapped(d registry.Device, e transport.Event) {
 				op  = "observing"
 			)
 			if j.observe {
-				c, err = p.lwm.Observe(ctx, ep, j.path.String())
+				c, err = p.lwm.ObserveAccept(ctx, ep, j.path.String(), accept)
 			} else {
 				op = "reading"
 				c, err = p.lwm.Read(ctx, ep, j.path.String(), transport.NoFormat)
@@ -299,6 +300,21 @@ func (p *Platform) observeMapped(d registry.Device, e transport.Event) {
 			p.mappedAnswer(ctx, d.ID, j.path, c)
 		}
 	})
+}
+
+// announcedFormat is the format the platform asks (Accept) for the
+// notifications of a mapped observe: the first of SenML CBOR, SenML JSON
+// and TLV the registration lists (ct=), or NoFormat, the device's choice,
+// when it lists none of them. A device that then leaves the
+// Content-Format out of its notifications (lwm2m-node-lib does) is
+// understood: the observation keeps the format asked for.
+func announcedFormat(r transport.Registration) lwm2m.Format {
+	for _, f := range []lwm2m.Format{lwm2m.FormatSenMLCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatTLV} {
+		if slices.Contains(r.Objects.Formats, f) {
+			return f
+		}
+	}
+	return transport.NoFormat
 }
 
 // mappedAnswer reports the mapped values of the answer to a read or

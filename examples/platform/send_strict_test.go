@@ -99,3 +99,31 @@ func TestUnmappedNotificationPushed(t *testing.T) {
 	require.Equal(t, map[string]any{"kind": "singleResource", "id": float64(5700), "type": "FLOAT", "value": 25.75}, got["value"])
 	require.Equal(t, id, got["gatewayId"])
 }
+
+// TestMappedObserveAccept (LWM-12, issue 16 item 5): a sensor that lists
+// SenML CBOR and JSON in its registration is observed with Accept SenML
+// CBOR (the first it announced), and its notifications, in SenML CBOR but
+// without a Content-Format (as lwm2m-node-lib sends them), are reports.
+func TestMappedObserveAccept(t *testing.T) {
+	tp := startPlatform(t)
+	hook := newSink(t)
+	subscribe(t, tp, hook, "deviceDataChanged")
+	const imei = "868333030002203"
+	id, psk := registerTempSensor(t, tp, imei)
+	sensor := lwm2mtest.NewSensor(20.5, "Cel")
+	d := startStrictDevice(t, tp, imei, psk, lwm2mtest.DeviceConfig{Stack: lwm2mtest.Stack11, Links: sensorLinks,
+		Sensor: sensor, BareNotifications: true})
+	require.Eventually(t, func() bool { return d.Observed("/3303/0/5700") }, 10*time.Second, 10*time.Millisecond)
+	var observe lwm2mtest.Request
+	for _, r := range d.Requests() {
+		if r.Code == codes.GET && r.Path == "/3303/0/5700" {
+			observe = r
+		}
+	}
+	require.Equal(t, 112, observe.Accept, "the observe asks for SenML CBOR, which the device announced: %v", observe)
+	hook.wait(t, "of the observe answer", temperatureOf(id, "temperature", 20.5))
+
+	sensor.Set(24.75)
+	require.NoError(t, d.NotifySensor("/3303/0/5700"))
+	hook.wait(t, "of the notification without Content-Format", temperatureOf(id, "temperature", 24.75))
+}

@@ -429,17 +429,42 @@ func (d *Device) NotifyComposite() error {
 }
 
 // NotifySensor sends a NON notification of path (a resource of 3303/0 the
-// server observes) in plain text. It fails when nobody observes path.
+// server observes) in the format its observe asked for with Accept (text
+// without one), with its Content-Format unless
+// DeviceConfig.BareNotifications. It fails when nobody observes path.
 func (d *Device) NotifySensor(path string) error {
 	ids, ok := sensorPaths(path)
 	if !ok || len(ids) != 1 {
 		return fmt.Errorf("lwm2mtest: notify: %s is not a resource of the sensor", path)
 	}
+	d.mu.Lock()
+	o := d.obs[path]
+	accept := -1
+	if o != nil {
+		accept = o.accept
+	}
+	d.mu.Unlock()
+	if o == nil {
+		return fmt.Errorf("lwm2mtest: notify: the server does not observe %s", path)
+	}
 	s := d.cfg.Sensor
-	s.mu.Lock()
-	v := map[string]string{"5700": strconv.FormatFloat(s.value, 'g', -1, 64), "5701": s.units, "5750": s.appType}[ids[0]]
-	s.mu.Unlock()
-	if !d.notify(path, message.TextPlain, []byte(v)) {
+	var body []byte
+	cf := message.TextPlain
+	if accept == cfSenMLJSON || accept == cfSenMLCBOR {
+		b, err := s.valuesPack(accept, ids)
+		if err != nil {
+			return err
+		}
+		body, cf = b, message.MediaType(accept)
+	} else {
+		s.mu.Lock()
+		body = []byte(map[string]string{"5700": strconv.FormatFloat(s.value, 'g', -1, 64), "5701": s.units, "5750": s.appType}[ids[0]])
+		s.mu.Unlock()
+	}
+	if d.cfg.BareNotifications {
+		cf = noFormat
+	}
+	if !d.notify(path, cf, body) {
 		return fmt.Errorf("lwm2mtest: notify: the server does not observe %s", path)
 	}
 	return nil

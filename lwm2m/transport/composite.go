@@ -205,7 +205,8 @@ func (s *Server) ObserveComposite(ctx context.Context, endpoint string, paths []
 	}
 	key := CompositeKey(paths)
 	tok := newToken()
-	o := Observation{Token: tokenKey(tok), Endpoint: r.Endpoint, Path: key, Created: time.Now()}
+	accept := answerFormat(&message.Message{}, m)
+	o := Observation{Token: tokenKey(tok), Endpoint: r.Endpoint, Path: key, Created: time.Now(), Accept: &accept}
 	if err := s.cfg.Observations.PutObservation(o); err != nil {
 		return Content{}, fmt.Errorf("lwm2m: storing observation of %s on %q: %w", key, r.Endpoint, err)
 	}

@@ -192,3 +192,35 @@ func FuzzCompositePaths(f *testing.F) {
 		}
 	})
 }
+
+// ObserveAccept asks for a format with Accept and keeps it: a
+// notification that names no Content-Format (lwm2m-node-lib sends them so)
+// arrives as an event in that format, as the answer to a Read would.
+func TestObserveAcceptInfersNotificationFormat(t *testing.T) {
+	s, events := compositeServer(t)
+	const ep = "urn:imei:868333030000505"
+	sensor := lwm2mtest.NewSensor(21.5, "Cel")
+	conn, err := net.DialUDP("udp", nil, s.UDPAddr().(*net.UDPAddr))
+	require.NoError(t, err)
+	d, err := lwm2mtest.StartDevice(testCtx(t), conn, lwm2mtest.DeviceConfig{Endpoint: ep, Version: "1.1",
+		Links: `</>;rt="oma.lwm2m";ct="60 110 112",</3303/0>`, Sensor: sensor, BareNotifications: true})
+	require.NoError(t, err)
+	t.Cleanup(d.Close)
+
+	c, err := s.ObserveAccept(testCtx(t), ep, "/3303/0/5700", lwm2m.FormatSenMLCBOR)
+	require.NoError(t, err)
+	require.Equal(t, lwm2m.FormatSenMLCBOR, c.Format)
+	sensor.Set(30)
+	require.NoError(t, d.NotifySensor("/3303/0/5700"))
+	var e transport.Event
+	require.Eventually(t, func() bool {
+		select {
+		case e = <-events:
+			return e.Kind == transport.EventNotification
+		default:
+			return false
+		}
+	}, 5*time.Second, 5*time.Millisecond)
+	require.Equal(t, lwm2m.FormatSenMLCBOR, e.ContentFormat, "the format the observe asked for")
+	require.Equal(t, map[string]string{"/3303/0/5700": "30"}, values(t, transport.Content{Format: e.ContentFormat, Payload: e.Payload}))
+}

@@ -92,7 +92,9 @@
 // come as EventNotification with Path CompositeKey(paths)) and
 // CancelObserveComposite, for LwM2M 1.1 devices with a SenML format only
 // (ErrCompositeUnsupported otherwise, before anything is sent), at most
-// MaxCompositePaths paths. Read
+// MaxCompositePaths paths. ObserveAccept observes asking for a format;
+// the observation keeps it, and a notification without Content-Format is
+// taken to be in it (as Read infers an answer's). Read
 // returns Content (format + payload); ReadRecords decodes the answer into
 // Records with lwm2m.Decode and Config.Model (built-in objects by default).
 //

@@ -662,6 +662,10 @@ func (sess *session) notification(m *message.Message) notifyResult {
 			defer s.dataEnded(o.Endpoint)
 		}
 	}
+	cf := contentFormat(m)
+	if cf == cfNone && o.Accept != nil {
+		cf = *o.Accept // the format the observe asked for (RFC 7252 §5.10.4)
+	}
 	now := time.Now()
 	sess.mu.Lock()
 	if sess.endpoint == "" {
@@ -670,9 +674,9 @@ func (sess *session) notification(m *message.Message) notifyResult {
 	sess.mu.Unlock()
 	s.touch(sess, o.Endpoint, now)
 	if o.Path == "/19/0/0" || o.Path == "/t/d" {
-		vals := s.uplinkValues(o.Path, Content{Format: contentFormat(m), Payload: m.Payload})
+		vals := s.uplinkValues(o.Path, Content{Format: cf, Payload: m.Payload})
 		for _, u := range vals {
-			if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)}); err != nil {
+			if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: cf}); err != nil {
 				return notifyRetry
 			}
 		}
@@ -680,7 +684,7 @@ func (sess *session) notification(m *message.Message) notifyResult {
 			return notifyTaken
 		}
 	}
-	if err := s.emitUplink(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)}); err != nil {
+	if err := s.emitUplink(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: cf}); err != nil {
 		return notifyRetry
 	}
 	return notifyTaken
