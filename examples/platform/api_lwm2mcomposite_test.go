@@ -2,9 +2,9 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
-	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -92,6 +92,6 @@ func TestLwM2MComposite(t *testing.T) {
 	require.Equal(t, "composite_unsupported", e["error_code"])
 	require.Contains(t, e["error_desc"], "registered LwM2M 1.0; composite operations are LwM2M 1.1")
 	for _, r := range d10.Requests() {
-		require.NotEqual(t, codes.FETCH, r.Code, "no composite request reached the 1.0 device: %v", r)
+		require.False(t, strings.HasPrefix(r.String(), "FETCH"), "no composite request reached the 1.0 device: %v", r)
 	}
 }

@@ -476,6 +476,9 @@ type Answer struct {
 	Diagnostic string // the payload of an error answer
 }
 
+// CodeText returns the code as "2.04".
+func (a Answer) CodeText() string { return codeText(a.Code) }
+
 // String returns "4.04 (diagnostic)".
 func (a Answer) String() string {
 	if a.Diagnostic == "" {
@@ -485,9 +488,9 @@ func (a Answer) String() string {
 }
 
 // Send sends an LwM2M 1.1 Send (CON POST /dp) with payload in content
-// format cf and returns the server's answer, retransmitting every second
+// format cf (110 SenML JSON, 112 SenML CBOR, …) and returns the server's answer, retransmitting every second
 // (four times at most) until it comes.
-func (d *Device) Send(ctx context.Context, cf message.MediaType, payload []byte) (Answer, error) {
+func (d *Device) Send(ctx context.Context, cf int, payload []byte) (Answer, error) {
 	tok := make([]byte, 4)
 	_, _ = rand.Read(tok)
 	m := &message.Message{Code: codes.POST, Token: tok, Type: message.Confirmable, MessageID: int32(d.nextMID()), Payload: payload}
@@ -496,7 +499,7 @@ func (d *Device) Send(ctx context.Context, cf message.MediaType, payload []byte)
 	if m.Options, _, err = m.Options.SetPath(buf, "/dp"); err != nil {
 		return Answer{}, err
 	}
-	m.Options, _, _ = m.Options.SetContentFormat(buf[4:], cf)
+	m.Options, _, _ = m.Options.SetContentFormat(buf[4:], message.MediaType(cf))
 	for try := 0; try < 5; try++ {
 		if err := d.send(m); err != nil {
 			return Answer{}, fmt.Errorf("lwm2mtest: send: %w", err)
