@@ -42,11 +42,18 @@ func (k keyStore) Key(identity string) ([]byte, error) {
 // kept in the inbox first, before the device is answered.
 type eventHandler struct{ p *Platform }
 
-var _ transport.UplinkHandler = eventHandler{}
+var (
+	_ transport.UplinkHandler = eventHandler{}
+	_ transport.SendFilter    = eventHandler{}
+)
 
 func (h eventHandler) HandleEvent(e transport.Event) { h.p.enqueueEvent(e, 0) }
 
 func (h eventHandler) HandleUplink(e transport.Event) error { return h.p.acceptUplink(e) }
+
+func (h eventHandler) FilterSend(ep string, paths []lwm2m.Path) ([]bool, string) {
+	return h.p.filterSend(ep, paths)
+}
 
 // commandSender encodes a command with the device's codec and writes it to
 // the device's data channel (/19/1/0 or /t/d). It is a command.Transmitter:

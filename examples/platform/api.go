@@ -151,6 +151,7 @@ func routes() []route {
 		{"PUT", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
 		{"POST", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
 		{"DELETE", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
+		{"POST", "/doze/v1/devices/{deviceId}/lwm2m-composite", false, (*Platform).lwm2mComposite},
 		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-operations", false, (*Platform).listLwM2MOperations},
 		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-operations/{operationId}", false, (*Platform).getLwM2MOperation},
 		{"DELETE", "/doze/v1/devices/{deviceId}/lwm2m-operations/{operationId}", false, (*Platform).cancelLwM2MOperation},

@@ -14,13 +14,13 @@ import (
 
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/forward"
-	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/mqtt"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
 	"github.com/doze-io/doze/store"
+	"strings"
 )
 
 // Platform is the assembled platform: every Doze package wired together
@@ -225,9 +225,8 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		// The registry's transport security of each endpoint (SEC-1):
 		// plain CoAP serves only devices registered with security NONE.
 		Policy: endpointPolicy{p},
-		// A Send may carry any path: products map resources at run time,
-		// and mapping.go logs what none maps (LWM-12).
-		SendPaths: []lwm2m.Path{lwm2m.RootPath},
+		// Which paths of a Send are taken is eventHandler's FilterSend,
+		// per device (LWM-12, send.go).
 	}
 	p.lwm, err = transport.New(lcfg, keyStore{p}, eventHandler{p})
 	if err != nil {
@@ -384,7 +383,7 @@ func (p *Platform) enqueue(q queuedEvent) {
 // decoded, stored and pushed. An error leaves the device's message
 // unacknowledged, so the device sends it again.
 func (p *Platform) acceptUplink(e transport.Event) error {
-	seq, err := p.db.Inbox().Put(context.Background(), store.InboxEntry{Endpoint: e.Endpoint, Path: e.Path,
+	seq, err := p.db.Inbox().Put(context.Background(), store.InboxEntry{Endpoint: e.Endpoint, Path: inboxPath(e),
 		Payload: e.Payload, ContentFormat: e.ContentFormat, Time: e.Time, Node: p.cfg.NodeID})
 	if err != nil {
 		p.logger.Error("uplink not kept, not acknowledged", "endpoint", e.Endpoint, "err", err)
@@ -392,6 +391,27 @@ func (p *Platform) acceptUplink(e transport.Event) error {
 	}
 	p.enqueueEvent(e, seq)
 	return nil
+}
+
+// notificationMark marks the inbox path of an EventNotification (a Send's
+// values, an observed resource's notification); other entries are
+// EventUplink. No LwM2M path starts with it.
+const notificationMark = "notification:"
+
+// inboxPath is the path e is kept under in the inbox.
+func inboxPath(e transport.Event) string {
+	if e.Kind == transport.EventNotification {
+		return notificationMark + e.Path
+	}
+	return e.Path
+}
+
+// inboxKind returns the kind and path of the event an inbox path keeps.
+func inboxKind(path string) (transport.EventKind, string) {
+	if p, ok := strings.CutPrefix(path, notificationMark); ok {
+		return transport.EventNotification, p
+	}
+	return transport.EventUplink, path
 }
 
 // replayInbox processes the uplinks that were acknowledged to their
@@ -413,8 +433,9 @@ func (p *Platform) replayInbox(ctx context.Context) {
 	}
 	var done []uint64
 	for i, u := range pending {
-		q := queuedEvent{e: transport.Event{Kind: transport.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
-			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat}, inbox: u.Seq, fx: &effects{inbox: u.Seq}}
+		kind, path := inboxKind(u.Path)
+		q := queuedEvent{e: transport.Event{Kind: kind, Endpoint: u.Endpoint, Time: u.Time,
+			Path: path, Payload: u.Payload, ContentFormat: u.ContentFormat}, inbox: u.Seq, fx: &effects{inbox: u.Seq}}
 		if err := p.process(ctx, q.e, q.fx); err != nil {
 			p.failed(q, err)
 		} else if !q.fx.consumed {

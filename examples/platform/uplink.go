@@ -37,6 +37,8 @@ type effects struct {
 	saved    bool            // history and shadow stored
 	pushed   map[string]bool // app id → the report was accepted by push
 	acked    bool            // the report acknowledgement went out
+	notified bool            // unmapped LwM2M values were pushed as lwm2mNotification
+	unmapped map[string]bool // app id → the lwm2mNotification pushes were accepted
 }
 
 // process is handleEvent resuming from fx.
