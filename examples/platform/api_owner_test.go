@@ -105,6 +105,8 @@ func tenancyIsolation(t *testing.T, tp *testPlatform, as func(string), appA, app
 		{"GET", "/doze/v1/devices/{}/lwm2m/3/0/9", nil, dev, noDev},
 		{"GET", "/doze/v1/devices/{}/lwm2m-operations", nil, dev, noDev},
 		{"GET", "/doze/v1/devices/{}/lwm2m-registration", nil, dev, noDev},
+		{"POST", "/doze/v1/devices/{}/lwm2m-composite", map[string]any{"op": "read", "paths": []string{"/3/0/9"}}, dev, noDev},
+		{"GET", "/iocm/app/data/v1.1.0/deviceCapabilities?deviceId={}", nil, dev, noDev},
 		{"POST", "/iocm/app/cmd/v1.4.0/deviceCommands", map[string]any{"deviceId": "{}", "command": cmdBody}, dev, noDev},
 		{"GET", "/iocm/app/cmd/v1.4.0/deviceCommands?deviceId={}", nil, dev, noDev},
 		{"POST", "/iocm/app/cmd/v1.4.0/deviceCommandCancelTasks", map[string]any{"deviceId": "{}"}, dev, noDev},
