@@ -11,6 +11,11 @@
 //     secret's salted hash in constant time). The client id must be the
 //     device's own (deviceId, nodeId, "{deviceId}_…" or empty), so no
 //     client can take over another device's session. Wills are dropped.
+//   - Gateway events (MQT-5): a gateway publishes add and delete requests
+//     for its sub-devices on its own …/sys/events/up; ParseEvents reads
+//     them (bounded: MaxEvents, MaxSubDevicesPerEvent, MaxFieldLen, …),
+//     EventResponse encodes the answer that Event sends down on
+//     …/sys/events/down. The registry work is the handler's.
 //   - ACL (MQT-1, MQT-2): a device publishes only on its uplink topics
 //     and subscribes only under $oc/devices/{its deviceId}/sys/; a
 //     gateway also under its sub-devices' (MQT-5, SubDevices).

@@ -103,10 +103,11 @@ type inflightKey struct {
 
 // waiter is one downlink waiting for its PUBACK.
 type waiter struct {
-	topic string
-	done  chan error // gets one value
-	once  sync.Once
-	keys  []inflightKey // where it is in Server.inflight
+	topic     string
+	published chan struct{} // closed when the broker has it (byTopic no longer names it)
+	done      chan error    // gets one value
+	once      sync.Once
+	keys      []inflightKey // where it is in Server.inflight
 }
 
 func (w *waiter) finish(err error) { w.once.Do(func() { w.done <- err }) }
@@ -274,6 +275,12 @@ func (s *Server) Command(ctx context.Context, deviceID, requestID string, payloa
 	return s.publish(ctx, CommandTopic(deviceID, requestID), payload)
 }
 
+// Event publishes a gateway's events/down message (an answer to its
+// events, MQT-5), as Command does.
+func (s *Server) Event(ctx context.Context, deviceID string, payload []byte) error {
+	return s.publish(ctx, EventsDownTopic(deviceID), payload)
+}
+
 // Send publishes a binary downlink (a codec's encoding) on the device's
 // messages/down topic, as Command does.
 func (s *Server) Send(ctx context.Context, deviceID string, payload []byte) error {
@@ -285,15 +292,27 @@ func (s *Server) publish(ctx context.Context, topic string, payload []byte) erro
 	if len(subs.Subscriptions) == 0 {
 		return ErrNotSubscribed
 	}
-	w := &waiter{topic: topic, done: make(chan error, 1)}
+	w := &waiter{topic: topic, done: make(chan error, 1), published: make(chan struct{})}
 	s.mu.Lock()
-	if s.down {
+	for {
+		if s.down {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		other, busy := s.byTopic[topic]
+		if !busy {
+			break
+		}
+		// Another message on this topic is being handed to the broker
+		// (not waiting for its PUBACK yet): the packet ids it gets must
+		// be told from this one's, so wait until it has them.
 		s.mu.Unlock()
-		return ErrClosed
-	}
-	if _, busy := s.byTopic[topic]; busy {
-		s.mu.Unlock()
-		return fmt.Errorf("mqtt: a message on %s is being published already", topic)
+		select {
+		case <-other.published:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
 	}
 	s.byTopic[topic] = w
 	s.mu.Unlock()
@@ -302,6 +321,7 @@ func (s *Server) publish(ctx context.Context, topic string, payload []byte) erro
 
 	s.mu.Lock()
 	delete(s.byTopic, topic)
+	close(w.published)
 	sent := len(w.keys)
 	s.mu.Unlock()
 	if err != nil {
