@@ -107,7 +107,7 @@ func (p *Platform) AdminHandler() http.Handler {
 
 // routes lists every operation of docs/api.md that the platform serves.
 func routes() []route {
-	return []route{
+	return append([]route{
 		// Access (APP-1).
 		{"POST", "/iocm/app/sec/v1.1.0/login", true, (*Platform).login},
 		{"POST", "/iocm/app/sec/v1.1.0/refreshToken", true, (*Platform).refreshToken},
@@ -199,7 +199,7 @@ func routes() []route {
 		{"GET", "/iodm/northbound/v1.5.0/operations/{operationId}/subOperations", false, (*Platform).subOperations},
 		{"PUT", "/iodm/northbound/v1.5.0/operations/{operationId}/stop", false, (*Platform).stopOperation},
 		{"POST", "/iodm/northbound/v1.5.0/operations/{operationId}/retry", false, (*Platform).retryOperation},
-	}
+	}, ruleRoutes()...) // rules_api.go
 }
 
 // pathValue returns a path parameter, unescaped by ServeMux.

@@ -2,17 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/forward"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/mqtt"
@@ -23,19 +24,21 @@ import (
 )
 
 // Platform is the assembled platform: every Doze package wired together
-// over one bbolt file (docs/architecture.md "How data flows").
+// over one store, the bbolt file or a PostgreSQL database shared with other
+// nodes (storage.go; docs/architecture.md "How data flows").
 type Platform struct {
 	cfg    Config
 	logger *slog.Logger
 	conns  *connLog // device connections, aggregated (logging.go)
 
-	db       *store.DB
+	db       *storage
 	auth     *Auth
 	products *products
 	reg      *registry.Registry
 	cmds     *command.Engine
 	ops      *command.Engine // queued LwM2M operations (api_lwm2m.go)
 	push     *push.Engine
+	fwd      *forward.Engine // rules: reports to webhooks and brokers (forward.go)
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
 	lwm      *transport.Server
@@ -87,10 +90,14 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "doze.db"), nil)
+	db, err := openStorage(cfg)
 	if err != nil {
 		return nil, err
 	}
+	if db.shared {
+		logger = logger.With("node", cfg.NodeID)
+	}
+	logger.Info("store opened", "store", db.kind, "at", db.where, "node", cfg.NodeID)
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = defaultMaxUpload
 	}
@@ -104,7 +111,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		uploads: uploadSlots{max: cfg.MaxUploads, perApp: min(maxUploadsPerApp, cfg.MaxUploads)}}
 	fail := func(err error) (*Platform, error) { db.Close(); return nil, err }
 
-	apps, created, err := loadApps(cfg.DataDir, cfg.Demo)
+	apps, created, err := db.apps.Load(context.Background(), cfg.Demo)
 	if err != nil {
 		return fail(err)
 	}
@@ -122,7 +129,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if id := cfg.ResetSecret; id != "" {
 		secret, ok := p.auth.ResetSecret(id)
 		if !ok {
-			return fail(fmt.Errorf("-reset-secret: no app %q in %s", id, filepath.Join(cfg.DataDir, "apps.json")))
+			return fail(fmt.Errorf("-reset-secret: no app %q in the apps of %s", id, db.where))
 		}
 		if err := p.saveApps(); err != nil {
 			return fail(err)
@@ -152,6 +159,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	}
 	p.push, err = push.New(db.Push(), push.Config{Allow: allow, TLSConfig: p.tlsFor, Logger: logger.With("pkg", "push")})
 	if err != nil {
+		return fail(err)
+	}
+	if p.fwd, err = p.newForward(p.push.Config()); err != nil {
 		return fail(err)
 	}
 
@@ -263,6 +273,9 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	}
 	run("registry", p.reg.Run)
 	run("push", p.push.Run)
+	if p.fwd != nil {
+		run("forward", p.fwd.Run)
+	}
 	run("command", p.cmds.Run)
 	run("lwm2mops", p.ops.Run)
 	run("ota", p.ota.Run)
@@ -274,6 +287,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	run("devicelog", p.log.Run)
 	run("retries", p.runRetries)
 	run("connlog", p.conns.Run)
+	run("apps", p.runAppSync)
 	for _, ch := range p.events {
 		run("events", func(ctx context.Context) error { return p.handleEvents(ctx, ch) })
 	}
@@ -307,7 +321,7 @@ func (p *Platform) Close() error {
 	p.closeOnce.Do(func() {
 		p.stop()
 		p.log.Flush() // entries added after Run returned
-		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
+		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.closeForward(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
 }
@@ -367,7 +381,7 @@ func (p *Platform) enqueue(q queuedEvent) {
 // unacknowledged, so the device sends it again.
 func (p *Platform) acceptUplink(e transport.Event) error {
 	seq, err := p.db.Inbox().Put(context.Background(), store.InboxEntry{Endpoint: e.Endpoint, Path: e.Path,
-		Payload: e.Payload, ContentFormat: e.ContentFormat, Time: e.Time})
+		Payload: e.Payload, ContentFormat: e.ContentFormat, Time: e.Time, Node: p.cfg.NodeID})
 	if err != nil {
 		p.logger.Error("uplink not kept, not acknowledged", "endpoint", e.Endpoint, "err", err)
 		return err
@@ -387,6 +401,11 @@ func (p *Platform) replayInbox(ctx context.Context) {
 	if err != nil {
 		p.logger.Error("reading the uplink inbox", "err", err)
 		return
+	}
+	if p.db.shared {
+		// Other nodes' entries are theirs to process (CLU-3 will let a
+		// node take over those of a node that died).
+		pending = slices.DeleteFunc(pending, func(u store.InboxEntry) bool { return u.Node != p.cfg.NodeID })
 	}
 	var done []uint64
 	for i, u := range pending {
@@ -482,10 +501,8 @@ func (p *Platform) publish(n push.Notification) {
 	}
 }
 
+// saveApps stores the apps as they are now (apps.json, or the shared
+// store's table).
 func (p *Platform) saveApps() error {
-	b, err := json.MarshalIndent(p.auth.Apps(), "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(p.cfg.DataDir, "apps.json"), b, 0o600)
+	return p.db.apps.Save(context.Background(), p.auth.Apps())
 }

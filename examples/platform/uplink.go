@@ -285,6 +285,9 @@ func (p *Platform) keep(ctx context.Context, d registry.Device, rep push.Report,
 		}
 		fx.pushed[app] = true
 	}
+	if err := p.forwardReport(ctx, d, rep); err != nil { // no fx mark: a retry repeats it (forward.go)
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -292,8 +295,7 @@ func (p *Platform) keep(ctx context.Context, d registry.Device, rep push.Report,
 // platform's own file, so that a report's pushes can share the
 // transaction of its history, shadow and inbox entry.
 func (p *Platform) outboxInStore() bool {
-	ps, ok := p.push.Store().(*store.Push)
-	return ok && ps.DB() == p.db
+	return p.push.Store() == p.db.Push()
 }
 
 // saveUplink stores everything a report causes in one transaction: history
@@ -313,7 +315,7 @@ func (p *Platform) saveUplink(ctx context.Context, d registry.Device, rep push.R
 		msgs = append(msgs, m...)
 	}
 	u := store.Uplink{DeviceID: d.ID, History: hist, Reported: reported, Time: at, Messages: msgs, Inbox: fx.inbox}
-	if err := p.push.Admit(ctx, msgs, func() error { return p.db.SaveUplink(u) }); err != nil {
+	if err := p.admitUplink(ctx, d, rep, u); err != nil { // with the rules' messages (forward.go)
 		return fmt.Errorf("storing the report (history, shadow, %d pushes): %w", len(msgs), err)
 	}
 	fx.saved, fx.consumed = true, fx.inbox != 0
