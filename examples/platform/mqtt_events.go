@@ -29,6 +29,19 @@ const DefaultMaxSubDevices = 1000
 
 func init() { maxSubDevices.Store(DefaultMaxSubDevices) }
 
+// The error_code of a device in an answer's failed_devices (besides the
+// API's codes for what the registry refuses: conflict, invalid_<field>).
+// They are MQTT answers, not REST ones.
+const (
+	subUnknownProduct  = "unknown_product"
+	subTooMany         = "too_many_sub_devices"
+	subInvalidDeviceID = "invalid_device_id"
+	subInvalidParent   = "invalid_parent_device_id"
+	subConflict        = "conflict"
+	subNotFound        = "device_not_found"
+	subNotBehind       = "not_behind_gateway"
+)
+
 // eventAnswerTimeout bounds the delivery of one events/down answer (the
 // original platform answers within 30 s).
 const eventAnswerTimeout = 30 * time.Second
@@ -116,29 +129,29 @@ func (h mqttHandler) addSubDevices(ctx context.Context, gatewayID string, reqs [
 	for _, r := range reqs {
 		switch {
 		case r.DeviceID != "":
-			fail(r, "invalid_device_id", "device_id cannot be chosen: the platform assigns deviceIds; leave it out")
+			fail(r, subInvalidDeviceID, "device_id cannot be chosen: the platform assigns deviceIds; leave it out")
 			continue
 		case r.ParentDeviceID != "" && r.ParentDeviceID != gatewayID:
-			fail(r, "invalid_parent_device_id", "parent_device_id must be the gateway itself ("+gatewayID+") or absent: sub-devices do not nest")
+			fail(r, subInvalidParent, "parent_device_id must be the gateway itself ("+gatewayID+") or absent: sub-devices do not nest")
 			continue
 		}
 		if d, err := p.reg.GetByNodeID(ctx, r.NodeID); err == nil {
 			if d.GatewayID == gatewayID {
 				ok = append(ok, subDeviceJSON(d)) // sent again: already done
 			} else {
-				fail(r, "conflict", "node_id is already registered: one nodeId belongs to one device")
+				fail(r, subConflict, "node_id is already registered: one nodeId belongs to one device")
 			}
 			continue
 		} else if !errors.Is(err, registry.ErrNotFound) {
 			return nil, nil, err
 		}
 		if limit := int(maxSubDevices.Load()); have >= limit {
-			fail(r, "too_many_sub_devices", fmt.Sprintf("the gateway has %d sub-devices, at most %d", have, limit))
+			fail(r, subTooMany, fmt.Sprintf("the gateway has %d sub-devices, at most %d", have, limit))
 			continue
 		}
 		manufacturer, deviceType, err := h.p.subDeviceProduct(r)
 		if err != nil {
-			fail(r, "unknown_product", err.Error())
+			fail(r, subUnknownProduct, err.Error())
 			continue
 		}
 		ans, err := p.register(ctx, "", registrationJSON{NodeID: r.NodeID, GatewayID: gatewayID, NodeType: string(registry.Endpoint),
@@ -208,16 +221,16 @@ func (p *Platform) deleteSubDevices(ctx context.Context, gatewayID string, ids [
 		d, err := p.reg.Get(ctx, id)
 		switch {
 		case errors.Is(err, registry.ErrNotFound):
-			failed = append(failed, mqtt.SubDeviceFailure{DeviceID: id, ErrorCode: "device_not_found", ErrorMsg: "no device " + id})
+			failed = append(failed, mqtt.SubDeviceFailure{DeviceID: id, ErrorCode: subNotFound, ErrorMsg: "no device " + id})
 			continue
 		case err != nil:
 			return nil, nil, err
 		case d.GatewayID != gatewayID:
-			failed = append(failed, mqtt.SubDeviceFailure{DeviceID: id, ErrorCode: "not_behind_gateway", ErrorMsg: "device " + id + " is not a sub-device of gateway " + gatewayID})
+			failed = append(failed, mqtt.SubDeviceFailure{DeviceID: id, ErrorCode: subNotBehind, ErrorMsg: "device " + id + " is not a sub-device of gateway " + gatewayID})
 			continue
 		}
 		if err := p.reg.Delete(ctx, id); errors.Is(err, registry.ErrNotFound) {
-			failed = append(failed, mqtt.SubDeviceFailure{DeviceID: id, ErrorCode: "device_not_found", ErrorMsg: "no device " + id})
+			failed = append(failed, mqtt.SubDeviceFailure{DeviceID: id, ErrorCode: subNotFound, ErrorMsg: "no device " + id})
 			continue
 		} else if err != nil {
 			return nil, nil, err
