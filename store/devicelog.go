@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
+	"github.com/doze-io/doze/store/internal/records"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -68,7 +68,7 @@ func (l *DeviceLog) Append(ctx context.Context, entries ...LogEntry) error {
 		if e.DeviceID == "" {
 			return fmt.Errorf("store: device log: entry %d has no deviceId", i)
 		}
-		e.Message = cut(e.Message, MaxLogMessage)
+		e.Message = records.Cut(e.Message, MaxLogMessage)
 		v, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -156,17 +156,4 @@ func (l *DeviceLog) Delete(deviceID string) error {
 		}
 		return top.DeleteBucket([]byte(deviceID))
 	})
-}
-
-// cut shortens s to at most n bytes, at a rune boundary, ending with "…".
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const ell = "…"
-	i := n - len(ell)
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + ell
 }

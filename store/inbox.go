@@ -34,6 +34,10 @@ type InboxEntry struct {
 	Payload       []byte       `json:"payload"`
 	ContentFormat lwm2m.Format `json:"contentFormat"`
 	Time          time.Time    `json:"time"`
+	// Node is the platform node that acknowledged the uplink (its
+	// -node-id), so that with a shared store each node replays only its
+	// own entries; "" for none.
+	Node string `json:"node,omitempty"`
 }
 
 // Put stores e durably and returns its sequence number. Concurrent Puts

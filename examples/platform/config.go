@@ -25,7 +25,16 @@ import (
 // fields; -config names a JSON file with any of them (flags given on the
 // command line win over the file).
 type Config struct {
-	DataDir   string   `json:"dataDir"`   // bbolt file and apps live here; default ./doze-data
+	DataDir string `json:"dataDir"` // bbolt file and apps live here; default ./doze-data
+	// Store is where devices, commands, history … are kept: "" (the
+	// default) is the bbolt file doze.db in DataDir, a path another bbolt
+	// file, a postgres:// or postgresql:// URL a PostgreSQL database that
+	// several platform nodes may share (apps are kept there too).
+	Store string `json:"store"`
+	// NodeID names this platform node in the shared store and in logs;
+	// default the host name. Keep it stable across restarts: a node
+	// replays the acknowledged uplinks it had not processed by this id.
+	NodeID    string   `json:"nodeId"`
 	HTTPAddr  string   `json:"httpAddr"`  // northbound REST API and console; default :8743
 	CoAPAddr  string   `json:"coapAddr"`  // plain CoAP over UDP; default :5683; "off" disables it
 	DTLSAddr  string   `json:"dtlsAddr"`  // CoAP over DTLS-PSK; default :5684
@@ -166,6 +175,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		field, value *string
 	}{
 		{name: "data", field: &cfg.DataDir, usage: "directory for the bbolt file and app credentials"},
+		{name: "store", field: &cfg.Store, usage: `where data is kept: empty for doze.db in -data, a bbolt file path, or a postgres://user@host/db URL (shared by several nodes; ?search_path=name picks a schema)`},
+		{name: "node-id", field: &cfg.NodeID, usage: "this node's name in the shared store and logs (default: the host name)"},
 		{name: "http", field: &cfg.HTTPAddr, usage: "address of the REST API and web console"},
 		{name: "coap", field: &cfg.CoAPAddr, usage: `UDP address for plain CoAP, or "off"`},
 		{name: "dtls", field: &cfg.DTLSAddr, usage: "UDP address for CoAP over DTLS-PSK"},
@@ -211,6 +222,16 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	if set["demo"] {
 		cfg.Demo = *demo
 	}
+	if cfg.NodeID == "" {
+		h, err := os.Hostname()
+		if err != nil || !validNodeID(h) {
+			h = "node"
+		}
+		cfg.NodeID = h
+	}
+	if !validNodeID(cfg.NodeID) {
+		return Config{}, fmt.Errorf("config: nodeId %q: want 1-64 of A-Z a-z 0-9 . _ -", cfg.NodeID)
+	}
 	if _, err := newLogger(io.Discard, cfg.LogLevel, cfg.LogFormat); err != nil {
 		return Config{}, err
 	}
@@ -227,6 +248,20 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// validNodeID accepts the node names a log line and a lease owner show
+// as they are.
+func validNodeID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkFirmwareURI refuses a FirmwareURI a device could not download from.

@@ -39,7 +39,7 @@ type logEntry struct {
 // devices and the default 200, up to 20 million entries, ≈3.4 GB at
 // ≈170 B each; set deviceLogSize lower for a large fleet).
 type deviceLog struct {
-	st     *store.DeviceLog
+	st     deviceLogStore
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -59,7 +59,7 @@ const (
 	maxPending = 16 * flushAt
 )
 
-func newDeviceLog(st *store.DeviceLog, logger *slog.Logger) *deviceLog {
+func newDeviceLog(st deviceLogStore, logger *slog.Logger) *deviceLog {
 	return &deviceLog{st: st, logger: logger, kick: make(chan struct{}, 1)}
 }
 

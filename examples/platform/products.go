@@ -19,7 +19,7 @@ import (
 // back after a restart.
 type products struct {
 	catalog *profile.Catalog
-	files   *store.Products
+	files   productStore
 
 	mu       sync.RWMutex
 	codecs   map[[2]string]codec.Codec
@@ -51,7 +51,7 @@ var (
 	_ codec.ResponseModel = profile.CodecModel{}
 )
 
-func newProducts(files *store.Products, counter profile.DeviceCounter) *products {
+func newProducts(files productStore, counter profile.DeviceCounter) *products {
 	return &products{catalog: profile.NewCatalog(counter), files: files, codecs: map[[2]string]codec.Codec{},
 		mappings: map[[2]string]*profile.Mapping{}}
 }

@@ -78,9 +78,8 @@ func (g *downloadGate) mayLookUp(a netip.Addr, now time.Time) (bool, time.Durati
 	if f == nil {
 		return true, 0
 	}
-	probe := f.b // a look at the bucket without taking a token
-	ok, wait := probe.allow(now, failRate, failBurst)
-	return ok, wait
+	wait := f.b.wait(now)
+	return wait == 0, wait
 }
 
 // failed charges a lookup of a name that does not exist to a.
@@ -101,9 +100,8 @@ func (g *downloadGate) failed(a netip.Addr, now time.Time) {
 // pruneFails forgets sources whose bucket has refilled, and when none has,
 // as many as it takes (in random map order) to make room. g.mu is held.
 func (g *downloadGate) pruneFails(now time.Time) {
-	full := time.Duration(float64(failBurst) / failRate * float64(time.Second))
 	for a, f := range g.fails {
-		if now.Sub(f.b.last) > full {
+		if f.b.full(now) {
 			delete(g.fails, a)
 		}
 	}

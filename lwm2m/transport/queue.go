@@ -1,8 +1,9 @@
 package transport
 
 import (
-	"math"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Awake reports whether a request to the device may go out at now (LWM-8):
@@ -12,24 +13,39 @@ func (r Registration) Awake(now time.Time) bool {
 	return !r.Queue || !now.After(r.AwakeUntil)
 }
 
-// bucket is a token bucket for the per-session request rate.
-type bucket struct {
-	tokens float64
-	last   time.Time
+// bucket is a token bucket (golang.org/x/time/rate) made on first use, so
+// an idle or parked session holds one nil pointer rather than a limiter.
+type bucket struct{ l *rate.Limiter }
+
+// allow takes one token at now from a bucket refilled with rate tokens per
+// second up to burst. When none is left it takes nothing and returns false
+// and how long until one is.
+func (b *bucket) allow(now time.Time, r float64, burst int) (bool, time.Duration) {
+	if b.l == nil {
+		b.l = rate.NewLimiter(rate.Limit(r), burst)
+	}
+	res := b.l.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
 }
 
-// allow takes one token at now, refilling rate tokens per second up to
-// burst. When none is left it returns false and how long until one is.
-func (b *bucket) allow(now time.Time, rate float64, burst int) (bool, time.Duration) {
-	if b.last.IsZero() {
-		b.tokens = float64(burst)
-	} else if d := now.Sub(b.last); d > 0 {
-		b.tokens = math.Min(float64(burst), b.tokens+d.Seconds()*rate)
+// wait reports, without taking a token, how long until the bucket has one
+// at now (0: it has one now).
+func (b *bucket) wait(now time.Time) time.Duration {
+	if b.l == nil {
+		return 0
 	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
+	t := b.l.TokensAt(now)
+	if t >= 1 {
+		return 0
 	}
-	return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	return time.Duration((1 - t) / float64(b.l.Limit()) * float64(time.Second))
+}
+
+// full reports whether the bucket holds burst tokens again at now.
+func (b *bucket) full(now time.Time) bool {
+	return b.l == nil || b.l.TokensAt(now) >= float64(b.l.Burst())
 }

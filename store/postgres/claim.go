@@ -95,7 +95,6 @@ func prefixed(p, cols string) string {
 }
 
 var (
-	claimCommandsSQL = claimSQL("commands", "device_id, seq", "due <= $1", "due, device_id, seq", "rec")
 	claimMessagesSQL = claimSQL("push_messages", "url_hash, id", "true", "url, id", messageColumns)
 	claimSubTasksSQL = claimSQL("ota_subtasks", "task_id, device_id", "NOT final AND deadline <= $1", "deadline, task_id, device_id", "rec")
 )
@@ -105,7 +104,7 @@ func (s *Commands) ClaimCommands(ctx context.Context, owner string, now time.Tim
 	if err := checkClaim(owner, lease, limit); err != nil || limit == 0 {
 		return nil, err
 	}
-	out, err := commandRows(s.db.pool.Query(ctx, claimCommandsSQL, clampNanos(now), owner, clampNanos(now.Add(lease)), limit))
+	out, err := commandRows(s.db.pool.Query(ctx, s.t.claim, clampNanos(now), owner, clampNanos(now.Add(lease)), limit))
 	if err != nil {
 		return nil, err
 	}

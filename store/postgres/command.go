@@ -22,7 +22,37 @@ import (
 // open (PENDING, SENT, DELIVERED), due (Command.Due() while open), the end
 // time for Prune. A Write is one transaction; task counts are applied to
 // rows locked FOR UPDATE, so two nodes counting the same task add up.
-type Commands struct{ db *DB }
+type Commands struct {
+	db *DB
+	t  *commandTables
+}
+
+// commandTables names the tables of one command queue and holds the
+// statements over them: the commands' own, and the LwM2M operations'
+// (migration 0005), which follow the same discipline in tables of their
+// own.
+type commandTables struct {
+	commands, last, modes, tasks string
+	idKey                        string // the unique constraint on commands.id
+	upsert, bump, claim          string
+}
+
+func newCommandTables(commands, last, modes, tasks string) *commandTables {
+	t := &commandTables{commands: commands, last: last, modes: modes, tasks: tasks, idKey: commands + "_id_key"}
+	t.upsert = `INSERT INTO ` + commands + ` (device_id, seq, id, status, open, due, executed, rec)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	ON CONFLICT (device_id, seq) DO UPDATE SET id = excluded.id, status = excluded.status, open = excluded.open,
+		due = excluded.due, executed = excluded.executed, rec = excluded.rec`
+	t.bump = `INSERT INTO ` + last + ` (device_id, seq) VALUES ($1, $2)
+	ON CONFLICT (device_id) DO UPDATE SET seq = greatest(` + last + `.seq, excluded.seq)`
+	t.claim = claimSQL(commands, "device_id, seq", "due <= $1", "due, device_id, seq", "rec")
+	return t
+}
+
+var (
+	commandQueue = newCommandTables("commands", "command_last", "command_modes", "command_tasks")
+	lwm2mOpQueue = newCommandTables("lwm2m_ops", "lwm2m_op_last", "lwm2m_op_modes", "lwm2m_op_tasks")
+)
 
 var (
 	_ command.Store  = (*Commands)(nil)
@@ -30,7 +60,12 @@ var (
 )
 
 // Commands returns the command Store kept in db.
-func (db *DB) Commands() *Commands { return &Commands{db: db} }
+func (db *DB) Commands() *Commands { return &Commands{db: db, t: commandQueue} }
+
+// LwM2MOps returns the command Store of queued LwM2M operations (LWM-11):
+// Commands over tables of their own, as the bbolt store keeps them in a
+// bucket of their own.
+func (db *DB) LwM2MOps() *Commands { return &Commands{db: db, t: lwm2mOpQueue} }
 
 // decodeCommand reads the stored form, the bbolt store's too
 // (store/internal/records).
@@ -55,14 +90,6 @@ func commandRows(rows pgx.Rows, err error) ([]command.Command, error) {
 		return decodeCommand(b)
 	})
 }
-
-const upsertCommand = `INSERT INTO commands (device_id, seq, id, status, open, due, executed, rec)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-	ON CONFLICT (device_id, seq) DO UPDATE SET id = excluded.id, status = excluded.status, open = excluded.open,
-		due = excluded.due, executed = excluded.executed, rec = excluded.rec`
-
-const bumpLast = `INSERT INTO command_last (device_id, seq) VALUES ($1, $2)
-	ON CONFLICT (device_id) DO UPDATE SET seq = greatest(command_last.seq, excluded.seq)`
 
 // Write implements command.Store: one transaction for the commands and
 // the task counts.
@@ -100,8 +127,8 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 		} else {
 			executed = nanos(c.ExecuteTime)
 		}
-		batch.Queue(upsertCommand, c.DeviceID, int64(c.Seq), c.ID, int16(c.Status), c.Status.Open(), due, executed, b)
-		batch.Queue(bumpLast, c.DeviceID, int64(c.Seq))
+		batch.Queue(s.t.upsert, c.DeviceID, int64(c.Seq), c.ID, int16(c.Status), c.Status.Open(), due, executed, b)
+		batch.Queue(s.t.bump, c.DeviceID, int64(c.Seq))
 	}
 	for _, n := range counts {
 		if err := command.CheckCount(n); err != nil {
@@ -110,7 +137,7 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 	}
 	return s.db.tx(ctx, func(tx pgx.Tx) error {
 		for _, n := range counts {
-			if err := countTask(ctx, tx, n); err != nil {
+			if err := s.countTask(ctx, tx, n); err != nil {
 				return err
 			}
 		}
@@ -118,16 +145,16 @@ func (s *Commands) Write(ctx context.Context, w command.Write) error {
 			return nil
 		}
 		err := tx.SendBatch(ctx, batch).Close()
-		if code, constraint := pgCode(err); code == codeUniqueViolation && constraint == "commands_id_key" {
+		if code, constraint := pgCode(err); code == codeUniqueViolation && constraint == s.t.idKey {
 			return fmt.Errorf("%w: a command id is already used by another device or seq (%v)", command.ErrBadRecord, err)
 		}
 		return err
 	})
 }
 
-func countTask(ctx context.Context, tx pgx.Tx, n command.Count) error {
+func (s *Commands) countTask(ctx context.Context, tx pgx.Tx, n command.Count) error {
 	var b []byte
-	err := tx.QueryRow(ctx, "SELECT rec FROM command_tasks WHERE id = $1 FOR UPDATE", n.TaskID).Scan(&b)
+	err := tx.QueryRow(ctx, "SELECT rec FROM "+s.t.tasks+" WHERE id = $1 FOR UPDATE", n.TaskID).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("store/postgres: %w", &command.NotFoundError{What: "task", ID: n.TaskID})
 	}
@@ -143,14 +170,14 @@ func countTask(ctx context.Context, tx pgx.Tx, n command.Count) error {
 	if b, err = json.Marshal(records.Task(ct)); err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, "UPDATE command_tasks SET rec = $2 WHERE id = $1", n.TaskID, b)
+	_, err = tx.Exec(ctx, "UPDATE "+s.t.tasks+" SET rec = $2 WHERE id = $1", n.TaskID, b)
 	return err
 }
 
 // Get implements command.Store.
 func (s *Commands) Get(ctx context.Context, id string) (command.Command, error) {
 	var b []byte
-	err := s.db.pool.QueryRow(ctx, "SELECT rec FROM commands WHERE id = $1", id).Scan(&b)
+	err := s.db.pool.QueryRow(ctx, "SELECT rec FROM "+s.t.commands+" WHERE id = $1", id).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return command.Command{}, &command.NotFoundError{What: "command", ID: id}
 	}
@@ -163,7 +190,7 @@ func (s *Commands) Get(ctx context.Context, id string) (command.Command, error) 
 // LastSeq implements command.Store.
 func (s *Commands) LastSeq(ctx context.Context, deviceID string) (uint64, error) {
 	var n int64
-	err := s.db.pool.QueryRow(ctx, "SELECT seq FROM command_last WHERE device_id = $1", deviceID).Scan(&n)
+	err := s.db.pool.QueryRow(ctx, "SELECT seq FROM "+s.t.last+" WHERE device_id = $1", deviceID).Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
@@ -172,7 +199,7 @@ func (s *Commands) LastSeq(ctx context.Context, deviceID string) (uint64, error)
 
 // Queue implements command.Store.
 func (s *Commands) Queue(ctx context.Context, deviceID string) ([]command.Command, error) {
-	return commandRows(s.db.pool.Query(ctx, "SELECT rec FROM commands WHERE device_id = $1 AND open ORDER BY seq", deviceID))
+	return commandRows(s.db.pool.Query(ctx, "SELECT rec FROM "+s.t.commands+" WHERE device_id = $1 AND open ORDER BY seq", deviceID))
 }
 
 // Front implements command.Store: the first n open commands and the later
@@ -185,7 +212,7 @@ func (s *Commands) Front(ctx context.Context, deviceID string, n int, t time.Tim
 	}
 	return commandRows(s.db.pool.Query(ctx, `SELECT rec FROM (
 			SELECT rec, seq, due, row_number() OVER (ORDER BY seq) AS i
-			FROM commands WHERE device_id = $1 AND open) q
+			FROM `+s.t.commands+` WHERE device_id = $1 AND open) q
 		WHERE i <= $2 OR due <= $3 ORDER BY seq`, deviceID, n, bound))
 }
 
@@ -194,7 +221,7 @@ func (s *Commands) List(ctx context.Context, deviceID string, after uint64, limi
 	if limit <= 0 || after >= math.MaxInt64 {
 		return nil, nil
 	}
-	return commandRows(s.db.pool.Query(ctx, "SELECT rec FROM commands WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+	return commandRows(s.db.pool.Query(ctx, "SELECT rec FROM "+s.t.commands+" WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
 		deviceID, int64(after), limit))
 }
 
@@ -203,14 +230,14 @@ func (s *Commands) Due(ctx context.Context, t time.Time, limit int) ([]command.C
 	if limit <= 0 {
 		return nil, nil
 	}
-	return commandRows(s.db.pool.Query(ctx, "SELECT rec FROM commands WHERE due <= $1 ORDER BY due, device_id, seq LIMIT $2",
+	return commandRows(s.db.pool.Query(ctx, "SELECT rec FROM "+s.t.commands+" WHERE due <= $1 ORDER BY due, device_id, seq LIMIT $2",
 		clampNanos(t), limit))
 }
 
 // NextDue implements command.Store.
 func (s *Commands) NextDue(ctx context.Context) (time.Time, error) {
 	var d *int64
-	if err := s.db.pool.QueryRow(ctx, "SELECT min(due) FROM commands WHERE due IS NOT NULL").Scan(&d); err != nil {
+	if err := s.db.pool.QueryRow(ctx, "SELECT min(due) FROM "+s.t.commands+" WHERE due IS NOT NULL").Scan(&d); err != nil {
 		return time.Time{}, err
 	}
 	if d == nil {
@@ -225,7 +252,7 @@ func (s *Commands) PutMode(ctx context.Context, deviceID string, m command.Mode)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.pool.Exec(ctx, `INSERT INTO command_modes (device_id, rec) VALUES ($1, $2)
+	_, err = s.db.pool.Exec(ctx, `INSERT INTO `+s.t.modes+` (device_id, rec) VALUES ($1, $2)
 		ON CONFLICT (device_id) DO UPDATE SET rec = excluded.rec`, deviceID, b)
 	return err
 }
@@ -233,7 +260,7 @@ func (s *Commands) PutMode(ctx context.Context, deviceID string, m command.Mode)
 // Mode implements command.Store.
 func (s *Commands) Mode(ctx context.Context, deviceID string) (command.Mode, bool, error) {
 	var b []byte
-	err := s.db.pool.QueryRow(ctx, "SELECT rec FROM command_modes WHERE device_id = $1", deviceID).Scan(&b)
+	err := s.db.pool.QueryRow(ctx, "SELECT rec FROM "+s.t.modes+" WHERE device_id = $1", deviceID).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return command.Mode{}, false, nil
 	}
@@ -253,7 +280,7 @@ func (s *Commands) PutTask(ctx context.Context, t command.Task) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.pool.Exec(ctx, `INSERT INTO command_tasks (id, rec) VALUES ($1, $2)
+	_, err = s.db.pool.Exec(ctx, `INSERT INTO `+s.t.tasks+` (id, rec) VALUES ($1, $2)
 		ON CONFLICT (id) DO UPDATE SET rec = excluded.rec`, t.ID, b)
 	return err
 }
@@ -261,7 +288,7 @@ func (s *Commands) PutTask(ctx context.Context, t command.Task) error {
 // Task implements command.Store.
 func (s *Commands) Task(ctx context.Context, id string) (command.Task, error) {
 	var b []byte
-	err := s.db.pool.QueryRow(ctx, "SELECT rec FROM command_tasks WHERE id = $1", id).Scan(&b)
+	err := s.db.pool.QueryRow(ctx, "SELECT rec FROM "+s.t.tasks+" WHERE id = $1", id).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return command.Task{}, &command.NotFoundError{What: "task", ID: id}
 	}
@@ -288,8 +315,8 @@ func (s *Commands) Prune(ctx context.Context, before time.Time, limit int) (int,
 		}
 	}
 	slices.Sort(final)
-	tag, err := s.db.pool.Exec(ctx, `DELETE FROM commands WHERE (device_id, seq) IN (
-			SELECT device_id, seq FROM commands
+	tag, err := s.db.pool.Exec(ctx, `DELETE FROM `+s.t.commands+` WHERE (device_id, seq) IN (
+			SELECT device_id, seq FROM `+s.t.commands+`
 			WHERE NOT open AND status = ANY($1) AND executed < $2 LIMIT $3)`, final, clampNanos(before), limit)
 	if err != nil {
 		return 0, err

@@ -28,6 +28,13 @@ func TestCommandsConformance(t *testing.T) {
 	commandtest.Run(t, func(t *testing.T) command.Store { return openTest(t).Commands() })
 }
 
+// TestLwM2MOpsConformance: the LwM2M operation queue passes the
+// command.Store suite, as the bbolt one does.
+func TestLwM2MOpsConformance(t *testing.T) {
+	t.Parallel()
+	commandtest.Run(t, func(t *testing.T) command.Store { return openTest(t).LwM2MOps() })
+}
+
 func TestPushConformance(t *testing.T) {
 	t.Parallel()
 	pushtest.Run(t, func(t *testing.T) push.Store { return openTest(t).Push() })
@@ -47,18 +54,21 @@ func TestStoreConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
 		db := openTest(t)
-		return storetest.Stores{History: db.History(), Shadow: db.Shadow(), Inbox: db.Inbox(), Products: db.Products(), Reporter: db}
+		return storetest.Stores{Owners: db.Owners(), History: db.History(), Shadow: db.Shadow(), Inbox: db.Inbox(), Products: db.Products(), Reporter: db,
+			DeviceLog: func(max int) storetest.DeviceLog { return db.DeviceLog(max) }}
 	})
 }
 
 // The views have the method sets the storetest interfaces name, so a
 // platform can take bbolt or PostgreSQL behind them.
 var (
-	_ storetest.History  = (*History)(nil)
-	_ storetest.Shadow   = (*Shadow)(nil)
-	_ storetest.Inbox    = (*Inbox)(nil)
-	_ storetest.Products = (*Products)(nil)
-	_ storetest.Reporter = (*DB)(nil)
+	_ storetest.Owners    = (*Owners)(nil)
+	_ storetest.History   = (*History)(nil)
+	_ storetest.Shadow    = (*Shadow)(nil)
+	_ storetest.Inbox     = (*Inbox)(nil)
+	_ storetest.Products  = (*Products)(nil)
+	_ storetest.Reporter  = (*DB)(nil)
+	_ storetest.DeviceLog = (*DeviceLog)(nil)
 )
 
 // TestRegistryRefusesUnstorableText: a NUL byte or invalid UTF-8, which

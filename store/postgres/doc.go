@@ -2,9 +2,17 @@
 // database, so that several platform nodes can share it (SPEC CLU-1). It
 // implements every Store the bbolt file of package store implements —
 // registry.Store, command.Store (and command.Pruner), push.Store,
-// ota.Store, transport.ObservationStore — and the store package's own history,
-// shadow, inbox and products views with the same method sets (the
-// interfaces of store/storetest). Every conformance suite runs against it.
+// ota.Store, transport.ObservationStore, transport.RegistrationStore,
+// transport.SessionStore — and the store package's own views with the
+// same method sets (history, shadow, inbox, products, the device log: the
+// interfaces of store/storetest), the queued LwM2M operations (LwM2MOps: a
+// command.Store over tables of their own, migration 0005) and bootstrap
+// configurations. Every conformance suite runs against it. It also keeps
+// the platform's applications (Apps: opaque records by id), which the
+// bbolt platform keeps in a file; PutFirst lets nodes starting together
+// on an empty database create one demo app between them. The platform
+// (examples/platform) opens it with -store postgres://…; a DSN whose
+// search_path names one schema is Options.Schema.
 //
 // Open takes a DSN and returns a DB, a pgx connection pool (pgxpool); each
 // Store is a view on it (DB.Registry, DB.Commands, …). Options.Schema puts

@@ -16,7 +16,9 @@ import (
 type Options struct {
 	// Schema is the PostgreSQL schema that holds the tables; Open creates
 	// it when absent and sets it as every connection's search_path. ""
-	// means the server's default search_path (normally "public").
+	// means the DSN's search_path when it names one schema
+	// (postgres://…?search_path=doze_eu), else the server's default
+	// search_path (normally "public").
 	Schema string
 	// MaxConns bounds the pool. 0 means pgxpool's default (the larger of
 	// 4 and the number of CPUs).
@@ -44,6 +46,11 @@ func Open(ctx context.Context, dsn string, opts *Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, &OpenError{DSN: redactDSN(dsn), Err: err}
+	}
+	if sp := cfg.ConnConfig.RuntimeParams["search_path"]; o.Schema == "" && validSchema(sp) {
+		// A DSN naming one schema (?search_path=name) is Options.Schema:
+		// Open creates it when absent.
+		o.Schema = sp
 	}
 	if o.Schema != "" {
 		if !validSchema(o.Schema) {

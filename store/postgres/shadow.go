@@ -35,6 +35,19 @@ func (s *Shadow) Get(deviceID string) ([]store.ServiceShadow, error) {
 	return out, nil
 }
 
+// Desired returns the device's shadow when some service has desired
+// values, and nil otherwise, as store.Shadow.Desired does: the uplink
+// path asks on every wake-up.
+func (s *Shadow) Desired(deviceID string) ([]store.ServiceShadow, error) {
+	all, err := s.Get(deviceID)
+	for _, ss := range all {
+		if ss.Desired != nil {
+			return all, err
+		}
+	}
+	return nil, err
+}
+
 // Report merges reported values into the device's shadow: each property
 // takes the new value, properties not reported keep theirs.
 func (s *Shadow) Report(deviceID, serviceID string, data map[string]any, at time.Time) error {

@@ -1,13 +1,14 @@
 // Package storetest holds conformance suites for the stores of package
-// store that belong to no other package: history, shadow, the uplink inbox
-// and products. The bbolt DB in package store and the PostgreSQL one in
+// store that belong to no other package: history, shadow, the uplink
+// inbox, products and the device log. The bbolt DB in package store and the PostgreSQL one in
 // store/postgres both run them:
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) storetest.Stores {
 //			db := open(t)
 //			return storetest.Stores{History: db.History(), Shadow: db.Shadow(),
-//				Inbox: db.Inbox(), Products: db.Products(), Reporter: db}
+//				Inbox: db.Inbox(), Products: db.Products(), Reporter: db,
+//				DeviceLog: func(max int) storetest.DeviceLog { return db.DeviceLog(max) }}
 //		})
 //	}
 //
@@ -19,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +51,9 @@ type Shadow interface {
 	Report(deviceID, serviceID string, data map[string]any, at time.Time) error
 	// Desire merges desired values.
 	Desire(deviceID, serviceID string, data map[string]any, at time.Time) error
+	// Desired returns the device's shadow when some service has desired
+	// values, and nil otherwise (the uplink path's question).
+	Desired(deviceID string) ([]store.ServiceShadow, error)
 	// ClearDesired removes a service's desired values.
 	ClearDesired(deviceID, serviceID string) error
 	// Delete removes the device's shadow.
@@ -75,19 +80,53 @@ type Products interface {
 	All() ([]store.ProductFiles, error)
 }
 
+// DeviceLog keeps the most recent entries of each device (SPEC APP-2).
+type DeviceLog interface {
+	// Append stores entries of any devices, keeping each device's last
+	// max (the max the log was made with); a message is cut at
+	// store.MaxLogMessage bytes.
+	Append(ctx context.Context, entries ...store.LogEntry) error
+	// Recent returns up to limit entries of the device, newest first.
+	Recent(deviceID string, limit int) ([]store.LogEntry, error)
+	// Delete removes the log of a device.
+	Delete(deviceID string) error
+}
+
 // Reporter stores one device report: history records and shadow values
 // in one write.
 type Reporter interface {
 	SaveReport(deviceID string, hist []store.HistoryRecord, reported map[string]map[string]any, at time.Time) error
 }
 
+// Owners records the owning application of resources that are not
+// devices, and one-time migration markers (APP-3).
+type Owners interface {
+	// Claim makes appID the owner unless there is one; it returns the
+	// owner after the call.
+	Claim(ctx context.Context, kind, id, appID string) (string, error)
+	// Set makes appID the owner, replacing any.
+	Set(ctx context.Context, kind, id, appID string) error
+	// Owner returns the owner, "" for none.
+	Owner(ctx context.Context, kind, id string) (string, error)
+	// Delete forgets the owner.
+	Delete(ctx context.Context, kind, id string) error
+	// IDs returns appID's ids of kind in byte order.
+	IDs(ctx context.Context, appID, kind string) ([]string, error)
+	// Done and MarkDone read and set a migration marker.
+	Done(ctx context.Context, name string) (bool, error)
+	MarkDone(ctx context.Context, name string) error
+}
+
 // Stores are the views of one database that the suites use.
 type Stores struct {
+	Owners   Owners
 	History  History
 	Shadow   Shadow
 	Inbox    Inbox
 	Products Products
 	Reporter Reporter
+	// DeviceLog returns the device log keeping max entries per device.
+	DeviceLog func(max int) DeviceLog
 }
 
 // Run runs every suite of this package; open returns the views of an
@@ -99,6 +138,59 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("SaveReport", func(t *testing.T) { testSaveReport(t, open(t)) })
 	t.Run("Inbox", func(t *testing.T) { testInbox(t, open(t).Inbox) })
 	t.Run("InboxConcurrentPuts", func(t *testing.T) { testInboxConcurrent(t, open(t).Inbox) })
+	t.Run("DeviceLog", func(t *testing.T) { testDeviceLog(t, open(t).DeviceLog) })
+	t.Run("Owners", func(t *testing.T) { testOwners(t, open(t).Owners) })
+}
+
+// testOwners covers APP-3's owner records: a claim keeps the first owner,
+// Set moves a resource, Delete forgets it, IDs lists an app's resources of
+// one kind in byte order, bad keys are refused, markers are kept.
+func testOwners(t *testing.T, o Owners) {
+	ctx := context.Background()
+	owner, err := o.Owner(ctx, "group", "g1")
+	require.NoError(t, err)
+	require.Empty(t, owner, "nothing is owned in a new store")
+	owner, err = o.Claim(ctx, "group", "g1", "app-a")
+	require.NoError(t, err)
+	require.Equal(t, "app-a", owner)
+	owner, err = o.Claim(ctx, "group", "g1", "app-b")
+	require.NoError(t, err)
+	require.Equal(t, "app-a", owner, "a second claim finds the first owner")
+	require.NoError(t, o.Set(ctx, "group", "g2", "app-a"))
+	require.NoError(t, o.Set(ctx, "product", "5:DozeL/WM1", "app-a"))
+	require.NoError(t, o.Set(ctx, "group", "g3", "app-b"))
+	ids, err := o.IDs(ctx, "app-a", "group")
+	require.NoError(t, err)
+	require.Equal(t, []string{"g1", "g2"}, ids, "one kind only")
+
+	require.NoError(t, o.Set(ctx, "group", "g2", "app-b"), "Set moves a resource")
+	ids, _ = o.IDs(ctx, "app-a", "group")
+	require.Equal(t, []string{"g1"}, ids)
+	ids, _ = o.IDs(ctx, "app-b", "group")
+	require.Equal(t, []string{"g2", "g3"}, ids)
+	owner, _ = o.Owner(ctx, "group", "g2")
+	require.Equal(t, "app-b", owner)
+
+	require.NoError(t, o.Delete(ctx, "group", "g1"))
+	require.NoError(t, o.Delete(ctx, "group", "never"), "deleting what has no owner is no error")
+	ids, _ = o.IDs(ctx, "app-a", "group")
+	require.Empty(t, ids)
+	owner, _ = o.Owner(ctx, "group", "g1")
+	require.Empty(t, owner)
+	for _, bad := range [][3]string{{"group", "", "app-a"}, {"group", "x\x00y", "app-a"}, {"", "g", "app-a"}, {"group", "g", ""}} {
+		_, err := o.Claim(ctx, bad[0], bad[1], bad[2])
+		require.Error(t, err, "Claim%q", bad)
+		require.Error(t, o.Set(ctx, bad[0], bad[1], bad[2]), "Set%q", bad)
+	}
+
+	done, err := o.Done(ctx, "devices-v1")
+	require.NoError(t, err)
+	require.False(t, done)
+	require.NoError(t, o.MarkDone(ctx, "devices-v1"))
+	require.NoError(t, o.MarkDone(ctx, "devices-v1"), "marking twice is no error")
+	done, err = o.Done(ctx, "devices-v1")
+	require.NoError(t, err)
+	require.True(t, done)
 }
 
 // testHistoryQuery covers SPEC STO-2: by device, service, gateway and
@@ -182,10 +274,23 @@ func testShadow(t *testing.T, s Shadow) {
 	require.Equal(t, map[string]any{"a": 1.0, "b": 3.0}, got[0].Reported.Data)
 	require.Equal(t, t0.Add(time.Minute), got[0].Reported.EventTime)
 	require.Equal(t, map[string]any{"period": 60.0}, got[1].Desired.Data)
+	des, err := s.Desired("d1")
+	require.NoError(t, err)
+	require.Equal(t, got, des, "Desired is the whole shadow while a service has desired values")
 	require.NoError(t, s.ClearDesired("d1", "Config"))
 	got, err = s.Get("d1")
 	require.NoError(t, err)
 	require.Nil(t, got[1].Desired)
+	des, err = s.Desired("d1")
+	require.NoError(t, err)
+	require.Nil(t, des, "no service has desired values")
+	require.NoError(t, s.Report("d2", "Meter", map[string]any{"desired": 1.0}, t0))
+	des, err = s.Desired("d2")
+	require.NoError(t, err)
+	require.Nil(t, des, "a reported property named desired is no desired value")
+	des, err = s.Desired("nobody")
+	require.NoError(t, err)
+	require.Nil(t, des)
 	require.NoError(t, s.Delete("d1"))
 	got, err = s.Get("d1")
 	require.NoError(t, err)
@@ -239,7 +344,7 @@ func testInbox(t *testing.T, in Inbox) {
 	var seqs []uint64
 	for i, ep := range []string{"ep1", "ep2", "ep1"} {
 		s, err := in.Put(ctx, store.InboxEntry{Endpoint: ep, Path: "/19/0/0", Payload: []byte{byte(i), 0xFF},
-			ContentFormat: lwm2m.FormatOpaque, Time: t0.Add(time.Duration(i) * time.Second)})
+			ContentFormat: lwm2m.FormatOpaque, Time: t0.Add(time.Duration(i) * time.Second), Node: "node-" + ep})
 		require.NoError(t, err)
 		seqs = append(seqs, s)
 	}
@@ -250,7 +355,7 @@ func testInbox(t *testing.T, in Inbox) {
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 	require.Equal(t, store.InboxEntry{Seq: seqs[0], Endpoint: "ep1", Path: "/19/0/0", Payload: []byte{0, 0xFF},
-		ContentFormat: lwm2m.FormatOpaque, Time: t0}, got[0])
+		ContentFormat: lwm2m.FormatOpaque, Time: t0, Node: "node-ep1"}, got[0])
 	require.Equal(t, seqs[2], got[1].Seq)
 	require.Equal(t, []byte{2, 0xFF}, got[1].Payload)
 	require.NoError(t, in.Delete(ctx, seqs[0], seqs[2]))
@@ -290,4 +395,50 @@ func testInboxConcurrent(t *testing.T, in Inbox) {
 	cancel()
 	_, err = in.Put(cancelled, store.InboxEntry{Endpoint: "ep"})
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// testDeviceLog: each device keeps its last max entries, newest first,
+// entries of several devices in one Append; a long message is cut at a
+// rune boundary; an entry without a device is refused; Delete forgets a
+// device's log.
+func testDeviceLog(t *testing.T, open func(max int) DeviceLog) {
+	ctx := context.Background()
+	l := open(5)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 12 {
+		require.NoError(t, l.Append(ctx,
+			store.LogEntry{DeviceID: "d1", Time: t0.Add(time.Duration(i) * time.Second), Kind: "uplink", Message: fmt.Sprint("d1 #", i)},
+			store.LogEntry{DeviceID: "d2", Time: t0, Kind: "command", Message: fmt.Sprint("d2 #", i)}))
+	}
+	got, err := l.Recent("d1", 100)
+	require.NoError(t, err)
+	require.Len(t, got, 5, "only the last 5 entries of d1 are kept")
+	for i, e := range got {
+		require.Equal(t, fmt.Sprint("d1 #", 11-i), e.Message, "newest first")
+		require.True(t, e.Time.Equal(t0.Add(time.Duration(11-i)*time.Second)))
+		require.Equal(t, "uplink", e.Kind)
+		require.Equal(t, "d1", e.DeviceID)
+	}
+	got, err = l.Recent("d2", 2)
+	require.NoError(t, err)
+	require.Equal(t, []string{"d2 #11", "d2 #10"}, []string{got[0].Message, got[1].Message}, "limit 2")
+
+	require.Error(t, l.Append(ctx, store.LogEntry{Kind: "x", Message: "no device"}), "an entry without deviceId is refused")
+	long := strings.Repeat("é", store.MaxLogMessage) // 2 bytes per rune
+	require.NoError(t, l.Append(ctx, store.LogEntry{DeviceID: "d3", Message: long}))
+	got, err = l.Recent("d3", 1)
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(got[0].Message), store.MaxLogMessage, "a message is cut at MaxLogMessage bytes")
+	require.True(t, strings.HasSuffix(got[0].Message, "é…"), "cut at a rune boundary and marked")
+
+	require.NoError(t, l.Delete("d1"))
+	got, err = l.Recent("d1", 10)
+	require.NoError(t, err)
+	require.Empty(t, got, "a deleted device's log is gone")
+	got, err = l.Recent("d2", 10)
+	require.NoError(t, err)
+	require.Len(t, got, 5, "deleting d1 leaves d2")
+	got, err = l.Recent("nobody", 10)
+	require.NoError(t, err)
+	require.Empty(t, got)
 }

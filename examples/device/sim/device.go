@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/internal/lifecycle"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota/download"
@@ -123,7 +124,7 @@ type Device struct {
 	reports chan chan error                                    // Report calls
 	ready   chan struct{}                                      // closed when registered
 	stopped chan struct{}                                      // closed when Run returns
-	running atomic.Bool
+	life    lifecycle.Guard                                    // Run once (the module's one Run discipline)
 
 	mu        sync.Mutex
 	client    *transport.Client
@@ -290,11 +291,14 @@ func (d *Device) Report(ctx context.Context) error {
 // reports every ReportPeriod, answers commands and upgrades, and sleeps as
 // its power mode says, until ctx ends. It returns nil when ctx ends, or
 // the error that stopped it from connecting or registering. A Device runs
-// once.
+// once: a second Run returns an error wrapping ErrClosed that says "Run
+// called twice".
 func (d *Device) Run(ctx context.Context) error {
-	if !d.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("sim: device %s: Run called twice", d.cfg.IMEI)
+	ctx, err := d.life.Start(ctx, "sim.Device "+d.cfg.IMEI, ErrClosed)
+	if err != nil {
+		return err
 	}
+	defer d.life.Finish()
 	defer close(d.stopped)
 	c, err := transport.NewClient(transport.ClientConfig{
 		Server:                   d.cfg.Server,

@@ -101,10 +101,11 @@
 // Uplinks reports per device and counts the pushes that carry the Meter
 // service (one per meterReading): end-to-end uplinks/s is pushes divided by
 // the time from the first report sent to the last push received. In the
-// same call it runs a bare go-coap v3 server (UDP, or DTLS PSK with a
-// Connection ID when the devices use DTLS) in this process and sends it the
-// same number of confirmable POST /dp from as many lwm2m clients: the
-// ceiling. Every wait is bounded by LoadConfig.Timeout: when it passes
+// same call it runs the bare go-coap v3 server of lwm2m/ceiling (UDP, or
+// DTLS PSK with a Connection ID when the devices use DTLS) in this process
+// and sends it the same number of confirmable POST /dp from as many lwm2m
+// clients: the ceiling. MQTTLoad does the same over MQTT, with the bare
+// mochi-mqtt broker of mqtt/ceiling as its ceiling. Every wait is bounded by LoadConfig.Timeout: when it passes
 // before every acknowledged report was pushed, Load returns the figures so
 // far with an error wrapping context.DeadlineExceeded (the command prints
 // them, then the error). In the command, registration through -api comes

@@ -11,6 +11,9 @@ var (
 	// ErrNotRunning is returned by Device.Report when Run is not running
 	// (not started yet, or ended).
 	ErrNotRunning = errors.New("sim: device not running")
+	// ErrClosed is wrapped by the error of a Device's second Run: a Device
+	// runs once.
+	ErrClosed = errors.New("sim: device has run")
 	// ErrNoObserver means a TUP device cannot report because the server
 	// has not observed /t/d (yet).
 	ErrNoObserver = errors.New("sim: the server does not observe the uplink resource")

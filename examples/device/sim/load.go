@@ -2,29 +2,16 @@ package sim
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	piondtls "github.com/pion/dtls/v3"
-	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
-	"github.com/plgd-dev/go-coap/v3/message"
-	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/mux"
-	coapnet "github.com/plgd-dev/go-coap/v3/net"
-	"github.com/plgd-dev/go-coap/v3/options"
-	coapudp "github.com/plgd-dev/go-coap/v3/udp"
-	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
-
 	"github.com/doze-io/doze/lwm2m"
+	coapceiling "github.com/doze-io/doze/lwm2m/ceiling"
 	"github.com/doze-io/doze/lwm2m/transport"
 )
 
@@ -88,30 +75,21 @@ type LoadResult struct {
 // uplinks per second: from the first report sent to the last webhook push
 // received by a sink on 127.0.0.1 that Load subscribes through the API.
 // Then, in the same run, the same number of confirmable requests go to a
-// bare go-coap server (UDP, or DTLS when the template has a Key) in this
+// bare go-coap server (lwm2m/ceiling: UDP, or DTLS when the template has a Key) in this
 // process, from as many lwm2m clients: the ceiling. When Timeout passes
 // before every acknowledged report was pushed, Load returns the figures so
 // far with an error wrapping context.DeadlineExceeded.
 func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
-	var res LoadResult
 	if len(cfg.IMEIs) == 0 {
-		return res, &ConfigError{Field: "IMEIs", Problem: "at least one device is needed"}
+		return LoadResult{}, &ConfigError{Field: "IMEIs", Problem: "at least one device is needed"}
 	}
 	if cfg.API == nil {
-		return res, &ConfigError{Field: "API", Problem: "required: the platform API to subscribe the webhook sink"}
+		return LoadResult{}, &ConfigError{Field: "API", Problem: "required: the platform API to subscribe the webhook sink"}
 	}
-	if cfg.Uplinks <= 0 {
-		cfg.Uplinks = 1
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 64
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Minute
-	}
+	loadDefaults(&cfg.Uplinks, &cfg.Workers, &cfg.Timeout, &cfg.NotifyType)
 	sources, err := loadSources(cfg.Device.Server, cfg.Sources, len(cfg.IMEIs))
 	if err != nil {
-		return res, err
+		return LoadResult{}, err
 	}
 	if cfg.Device.LocalAddr != "" {
 		sources = 0
@@ -119,217 +97,55 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	cfg.Sources = sources
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	var errs atomic.Int64
-	var firstErr sync.Once
-	fail := func(err error) {
-		errs.Add(1)
-		firstErr.Do(func() { res.FirstError = err.Error() })
-	}
 
-	sink, err := startSink(cfg.SinkAddr)
-	if err != nil {
-		return res, err
-	}
-	defer sink.close()
-	if cfg.NotifyType == "" {
-		cfg.NotifyType = "deviceDataChanged"
-	}
-	if err := cfg.API.Subscribe(ctx, cfg.NotifyType, sink.url); err != nil {
-		return res, err
-	}
-
-	// Devices: connect and register, Workers at a time.
-	devs := make([]*Device, len(cfg.IMEIs))
+	// The devices run until the uplinks are pushed, then leave before the
+	// ceiling is measured.
 	runCtx, stopDevices := context.WithCancel(ctx)
 	var running sync.WaitGroup
-	defer func() { stopDevices(); running.Wait() }()
-	pool(len(devs), cfg.Workers, func(i int) {
-		c := cfg.Device
-		c.IMEI = cfg.IMEIs[i]
-		if ip := SourceIP(i, cfg.Sources); ip != nil {
-			c.LocalAddr = net.JoinHostPort(ip.String(), "0")
-		}
-		if i < len(cfg.Keys) && cfg.Keys[i] != nil {
-			c.Key = cfg.Keys[i]
-		}
-		c.Power = Power{Mode: DRX}
-		c.NoFirstReport = true
-		c.ReportPeriod = 24 * time.Hour
-		d, err := New(c)
-		if err != nil {
-			fail(err)
-			return
-		}
-		runErr := make(chan error, 1)
-		running.Add(1)
-		go func() { defer running.Done(); runErr <- d.Run(runCtx) }()
-		select {
-		case <-d.Ready():
-			devs[i] = d
-		case err := <-runErr:
-			if err == nil {
-				err = ctx.Err()
+	stop := func() { stopDevices(); running.Wait() }
+	defer stop()
+	run := loadRun[*Device]{
+		what: "load", joined: "registered",
+		n: len(cfg.IMEIs), uplinks: cfg.Uplinks, workers: cfg.Workers, timeout: cfg.Timeout,
+		api: cfg.API, sinkAddr: cfg.SinkAddr, notifyType: cfg.NotifyType,
+		connect: func(ctx context.Context, i int) (*Device, error) {
+			c := cfg.Device
+			c.IMEI = cfg.IMEIs[i]
+			if ip := SourceIP(i, cfg.Sources); ip != nil {
+				c.LocalAddr = net.JoinHostPort(ip.String(), "0")
 			}
-			fail(err)
-		}
-	})
-	for _, d := range devs {
-		if d != nil {
-			res.Devices++
-		}
-	}
-	if res.Devices == 0 {
-		return res, fmt.Errorf("sim: load: no device registered: %s", res.FirstError)
-	}
-
-	// Uplinks.
-	var sent atomic.Int64
-	start := time.Now()
-	pool(len(devs), cfg.Workers, func(i int) {
-		d := devs[i]
-		if d == nil {
-			return
-		}
-		for range cfg.Uplinks {
-			if err := d.Report(ctx); err != nil {
-				fail(err)
-				return
+			if i < len(cfg.Keys) && cfg.Keys[i] != nil {
+				c.Key = cfg.Keys[i]
 			}
-			sent.Add(1)
-		}
-	})
-	res.Sent = sent.Load()
-	res.Acked = time.Since(start)
-	last := sink.wait(ctx, res.Sent)
-	res.Pushed = sink.count.Load()
-	if !last.IsZero() {
-		res.Elapsed = last.Sub(start)
-	}
-	if res.Pushed > 0 && res.Elapsed > 0 {
-		res.PerSecond = float64(res.Pushed) / res.Elapsed.Seconds()
-	}
-	stopDevices()
-	running.Wait()
-	if res.Pushed < res.Sent {
-		// wait returned because ctx ended: the run is over its bound.
-		res.Errors = errs.Load()
-		return res, fmt.Errorf("sim: load: %d of %d pushes arrived at the sink %s before the end of the run (Timeout %v): %w",
-			res.Pushed, res.Sent, sink.url, cfg.Timeout, ctx.Err())
-	}
-
-	if !cfg.NoCeiling {
-		n, d, err := ceiling(ctx, cfg, fail)
-		if err != nil {
-			return res, err
-		}
-		res.CeilingN = n
-		if d > 0 {
-			res.Ceiling = float64(n) / d.Seconds()
-		}
-		if res.Ceiling > 0 {
-			res.Ratio = res.PerSecond / res.Ceiling
-		}
-	}
-	res.Errors = errs.Load()
-	return res, nil
-}
-
-// pool calls f(0…n-1) from workers goroutines.
-func pool(n, workers int, f func(i int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
+			c.Power = Power{Mode: DRX}
+			c.NoFirstReport = true
+			c.ReportPeriod = 24 * time.Hour
+			d, err := New(c)
+			if err != nil {
+				return nil, err
+			}
+			runErr := make(chan error, 1)
+			running.Add(1)
+			go func() { defer running.Done(); runErr <- d.Run(runCtx) }()
+			select {
+			case <-d.Ready():
+				return d, nil
+			case err := <-runErr:
+				if err == nil {
+					err = ctx.Err()
 				}
-				f(i)
+				return nil, err
 			}
-		}()
+		},
+		report: func(ctx context.Context, d *Device) error { return d.Report(ctx) },
+		pushed: stop,
 	}
-	wg.Wait()
-}
-
-// sink is the webhook receiver of a load run.
-type sink struct {
-	url   string
-	srv   *http.Server
-	done  chan struct{}
-	count atomic.Int64
-	mu    sync.Mutex
-	last  time.Time
-	tick  chan struct{}
-}
-
-func startSink(addr string) (*sink, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("sim: webhook sink: %w", err)
-	}
-	s := &sink{url: "http://" + l.Addr().String() + "/push", done: make(chan struct{}), tick: make(chan struct{}, 1)}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.push), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(l); close(s.done) }()
-	return s, nil
-}
-
-// push counts one uplink per push that carries the Meter service (a
-// meterReading decodes to three services, which a platform may push one by
-// one).
-func (s *sink) push(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	// Answer once counted, so that a pusher that saw 200 was counted.
-	defer w.WriteHeader(http.StatusOK)
-	var n struct {
-		Service  struct{ ServiceID string }   `json:"service"`
-		Services []struct{ ServiceID string } `json:"services"`
-	}
-	if json.Unmarshal(b, &n) != nil {
-		return
-	}
-	meter := n.Service.ServiceID == "Meter"
-	for _, sv := range n.Services {
-		meter = meter || sv.ServiceID == "Meter"
-	}
-	if !meter {
-		return
-	}
-	s.count.Add(1)
-	s.mu.Lock()
-	s.last = time.Now()
-	s.mu.Unlock()
-	select {
-	case s.tick <- struct{}{}:
-	default:
-	}
-}
-
-// wait returns the time of the last push once want pushes arrived or ctx
-// ended.
-func (s *sink) wait(ctx context.Context, want int64) time.Time {
-	for s.count.Load() < want {
-		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return s.last
-		case <-s.tick:
+	if !cfg.NoCeiling {
+		run.ceiling = func(ctx context.Context, fail func(error)) (int64, time.Duration, error) {
+			return ceiling(ctx, cfg, fail)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.last
-}
-
-func (s *sink) close() {
-	_ = s.srv.Close()
-	<-s.done
+	return run.run(ctx)
 }
 
 // ceilingKey is the PSK of every device of the bare server.
@@ -339,81 +155,24 @@ var ceilingKey = []byte("doze-ceiling-key")
 // had devices, each sending cfg.Uplinks confirmable POST /dp. It returns
 // the requests answered and the time they took.
 func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time.Duration, error) {
-	r := mux.NewRouter()
-	_ = r.Handle("/rd", mux.HandlerFunc(func(w mux.ResponseWriter, _ *mux.Message) {
-		_ = w.SetResponse(codes.Created, message.TextPlain, nil)
-	}))
-	_ = r.Handle("/dp", mux.HandlerFunc(func(w mux.ResponseWriter, _ *mux.Message) {
-		_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
-	}))
-	// go-coap closes a connection idle for 16 s by default; the devices
-	// that connected first wait longer than that for the others.
-	idle := options.WithInactivityMonitor(time.Hour, func(cc *udpclient.Conn) { _ = cc.Close() })
-	// go-coap's default periodic runner sleeps 4 s between ticks in a
-	// goroutine that outlives Stop by up to 4 s, and its default error
-	// handler prints to stdout: stop the runner with the server, log the
-	// errors.
-	runnerStop := make(chan struct{})
-	var runners sync.WaitGroup
-	periodic := options.WithPeriodicRunner(func(f func(now time.Time) bool) {
-		runners.Add(1)
-		go func() {
-			defer runners.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for f(time.Now()) {
-				select {
-				case <-runnerStop:
-					return
-				case <-t.C:
-				}
-			}
-		}()
-	})
 	logger := cfg.Device.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	errs := options.WithErrors(func(err error) { logger.Debug("bare go-coap server", "err", err) })
-	stopRunners := func() { close(runnerStop); runners.Wait() }
+	sc := coapceiling.Config{Idle: time.Hour, Tick: time.Second,
+		Errors: func(err error) { logger.Debug("bare go-coap server", "err", err) }}
 	secure := cfg.Device.Key != nil
-	var addr string
-	var stop func()
 	if secure {
-		l, err := coapnet.NewDTLSListener("udp", "127.0.0.1:0", coapnet.NewDTLSServerOptions(
-			piondtls.WithPSK(func([]byte) ([]byte, error) { return ceilingKey, nil }),
-			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-			piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
-			piondtls.WithConnectionIDGenerator(piondtls.RandomCIDGenerator(8))))
-		if err != nil {
-			return 0, 0, fmt.Errorf("sim: bare go-coap DTLS listener: %w", err)
-		}
-		s := coapdtls.NewServer(options.WithMux(r), idle, periodic, errs)
-		done := make(chan struct{})
-		go func() { _ = s.Serve(l); close(done) }()
-		addr, stop = l.Addr().String(), func() { s.Stop(); <-done; stopRunners() }
-	} else {
-		l, err := coapnet.NewListenUDP("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, 0, fmt.Errorf("sim: bare go-coap UDP listener: %w", err)
-		}
-		s := coapudp.NewServer(options.WithMux(r), idle, periodic, errs)
-		done := make(chan struct{})
-		go func() { _ = s.Serve(l); close(done) }()
-		addr, stop = l.LocalAddr().String(), func() { s.Stop(); <-done; stopRunners() }
+		sc.PSK = func([]byte) ([]byte, error) { return ceilingKey, nil }
 	}
-	defer stop()
+	srv, err := coapceiling.Start(sc)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sim: %w", err)
+	}
+	defer srv.Close()
 
-	clients := make([]*transport.Client, len(cfg.IMEIs))
-	defer func() {
-		for _, c := range clients {
-			if c != nil {
-				_ = c.Close()
-			}
-		}
-	}()
-	pool(len(clients), cfg.Workers, func(i int) {
-		cc := transport.ClientConfig{Server: addr, Endpoint: cfg.IMEIs[i], Objects: "</19/0>,</19/1>", Transmission: cfg.Device.Transmission}
+	clients := connectAll(len(cfg.IMEIs), cfg.Workers, func(i int) (*transport.Client, error) {
+		cc := transport.ClientConfig{Server: srv.Addr(), Endpoint: cfg.IMEIs[i], Objects: "</19/0>,</19/1>", Transmission: cfg.Device.Transmission}
 		if ip := SourceIP(i, cfg.Sources); ip != nil {
 			cc.LocalAddr = net.JoinHostPort(ip.String(), "0")
 		}
@@ -423,62 +182,52 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		}
 		c, err := transport.NewClient(cc)
 		if err == nil {
-			err = c.Connect(ctx)
-			if err == nil {
-				clients[i] = c
+			if err = c.Connect(ctx); err == nil {
 				err = c.Register(ctx)
 			}
 		}
 		if err != nil {
-			fail(fmt.Errorf("sim: ceiling client %s: %w", cfg.IMEIs[i], err))
-			clients[i] = nil
+			if c != nil {
+				_ = c.Close()
+			}
+			return nil, fmt.Errorf("sim: ceiling client %s: %w", cfg.IMEIs[i], err)
+		}
+		return c, nil
+	}, fail)
+	defer func() {
+		for _, c := range clients {
 			if c != nil {
 				_ = c.Close()
 			}
 		}
-	})
+	}()
 	payload := []byte{0x01, 0x55, 0xFF, 0xAB, 0x00, 0x01, 0xE2, 0x40, 0x00, 0x96, 0x00, 0x10} // a meterReading
-	var sent atomic.Int64
-	start := time.Now()
-	pool(len(clients), cfg.Workers, func(i int) {
-		c := clients[i]
-		if c == nil {
-			return
+	sent, start := sendAll(clients, cfg.Workers, cfg.Uplinks, func(c *transport.Client) error {
+		if err := c.Send(ctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: payload}); err != nil {
+			return fmt.Errorf("sim: ceiling send: %w", err)
 		}
-		for range cfg.Uplinks {
-			if err := c.Send(ctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: payload}); err != nil {
-				fail(fmt.Errorf("sim: ceiling send: %w", err))
-				return
-			}
-			sent.Add(1)
-		}
-	})
+		return nil
+	}, fail)
 	el := time.Since(start)
-	if sent.Load() == 0 && ctx.Err() != nil {
+	if sent == 0 && ctx.Err() != nil {
 		return 0, 0, errors.Join(errors.New("sim: ceiling run: no request answered"), ctx.Err())
 	}
-	return sent.Load(), el, nil
+	return sent, el, nil
 }
 
 // DevicesPerSource is how many devices Load puts on one source address
 // when LoadConfig.Sources is 0: under the 28,232 ports of Linux's default
 // ephemeral range (32768–60999), with room for other programs' sockets.
-const DevicesPerSource = 20000
+const DevicesPerSource = coapceiling.DevicesPerSource
 
 // SourceIP is the loopback address device i sends from when the devices
 // are spread over sources addresses: 127.0.0.2 for i%sources == 0, then
 // counting up (127.0.1.0 follows 127.0.0.255), never 127.0.0.1 (the
 // server's) or 127.255.255.255. sources ≤ 0 means no choice: nil.
-func SourceIP(i, sources int) net.IP {
-	if sources <= 0 {
-		return nil
-	}
-	k := 2 + i%sources
-	return net.IPv4(127, byte(k>>16), byte(k>>8), byte(k))
-}
+func SourceIP(i, sources int) net.IP { return coapceiling.SourceIP(i, sources) }
 
 // maxSources is the number of addresses from 127.0.0.2 to 127.255.255.254.
-const maxSources = 1<<24 - 3
+const maxSources = coapceiling.MaxSources
 
 // loadSources is the number of source addresses of a run of n devices
 // against server ("" is 127.0.0.1), for LoadConfig.Sources = sources.

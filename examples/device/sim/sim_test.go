@@ -90,7 +90,9 @@ func TestRunEnds(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	require.ErrorIs(t, d.Report(context.Background()), sim.ErrNotRunning)
-	require.ErrorContains(t, d.Run(context.Background()), "Run called twice")
+	err = d.Run(context.Background())
+	require.ErrorIs(t, err, sim.ErrClosed)
+	require.ErrorContains(t, err, "Run called twice")
 }
 
 // TestRunUnreachable: a device whose DTLS key the server does not know

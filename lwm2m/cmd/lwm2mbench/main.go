@@ -13,7 +13,7 @@
 //
 // The devices run in a child process (the same binary with -role=devices) so
 // that the server's memory is measured alone. Everything runs on loopback.
-// They are lean.go's DTLS client by default, which leaves the server nearly
+// They are lwm2m/ceiling's lean DTLS client by default, which leaves the server nearly
 // both cores; -client pion uses transport.Client on pion/dtls, which costs as
 // much CPU per handshake as the server and so measures itself as much as
 // the server. -cpuprofile and -devprofile profile the registration phase of
@@ -53,16 +53,8 @@ import (
 	"syscall"
 	"time"
 
-	piondtls "github.com/pion/dtls/v3"
-	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
-	"github.com/plgd-dev/go-coap/v3/message"
-	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/mux"
-	coapnet "github.com/plgd-dev/go-coap/v3/net"
-	"github.com/plgd-dev/go-coap/v3/options"
-	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
-
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/lwm2m/ceiling"
 	"github.com/doze-io/doze/lwm2m/transport"
 )
 
@@ -88,7 +80,7 @@ func main() {
 	workers := flag.Int("workers", 64, "devices working at the same time")
 	addr := flag.String("addr", "", "server address (devices role)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the transport.Server registration phase to this file")
-	flag.StringVar(&clientKind, "client", "lean", "the devices' DTLS client: lean (the load generator's own, see lean.go) or pion (transport.Client on pion/dtls)")
+	flag.StringVar(&clientKind, "client", "lean", "the devices' DTLS client: lean (the load generator's own, lwm2m/ceiling's LeanDevice) or pion (transport.Client on pion/dtls)")
 	flag.IntVar(&procs, "procs", 0, "processes the devices are spread over (each holds one socket per device); 0 means as many as the descriptor limit (ulimit -Hn) needs")
 	flag.IntVar(&sources, "sources", 0, "loopback source addresses the devices are spread over (127.0.0.2, 127.0.0.3, …); 0 means one per 20,000 devices")
 	flag.StringVar(&objects, "objects", "</3/0>,</19/1>", "the devices' registration body; with </19/0> each device waits for the server's Observe of /19/0/0 and answers it")
@@ -331,43 +323,32 @@ func startOursWith(n int, on func(transport.Event)) server {
 	return server{addr: s.DTLSAddr().String(), stop: func() { cancel(); <-done }, settle: settle, lwm: s}
 }
 
+// startBare starts the ceiling: a bare go-coap DTLS server that knows the
+// devices' keys and only acknowledges.
 func startBare(n int) server {
 	keys := make(map[string][]byte, n)
 	for i := range n {
 		keys[identity(i)] = key
 	}
-	var mu sync.Mutex
-	r := mux.NewRouter()
-	_ = r.Handle("/rd", mux.HandlerFunc(func(w mux.ResponseWriter, m *mux.Message) {
-		_ = w.SetResponse(codes.Created, message.TextPlain, nil)
-	}))
-	_ = r.Handle("/dp", mux.HandlerFunc(func(w mux.ResponseWriter, m *mux.Message) {
-		_ = w.SetResponse(codes.Changed, message.TextPlain, nil)
-	}))
-	l, err := coapnet.NewDTLSListener("udp", "127.0.0.1:0", coapnet.NewDTLSServerOptions(
-		piondtls.WithPSK(func(id []byte) ([]byte, error) {
-			mu.Lock()
-			defer mu.Unlock()
+	s, err := ceiling.Start(ceiling.Config{
+		PSK: func(id []byte) ([]byte, error) {
 			k, ok := keys[string(id)]
 			if !ok {
 				return nil, fmt.Errorf("unknown identity")
 			}
 			return k, nil
-		}),
-		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-		piondtls.WithExtendedMasterSecret(piondtls.RequestExtendedMasterSecret),
-		piondtls.WithConnectionIDGenerator(piondtls.RandomCIDGenerator(8))))
+		},
+		// Registering 100,000 devices takes longer than go-coap's
+		// default idle timeout (16 s), and the benchmark compares
+		// sessions kept for sleeping devices.
+		Idle: 24 * time.Hour,
+		// go-coap's own error handler, as before the ceiling package.
+		Errors: func(err error) { fmt.Println(err) },
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	// go-coap closes a connection idle for 16 s by default, with a
-	// close_notify; registering 100,000 devices takes longer than that,
-	// and the benchmark compares sessions kept for sleeping devices.
-	idle := options.WithInactivityMonitor(24*time.Hour, func(cc *udpclient.Conn) { _ = cc.Close() })
-	s := coapdtls.NewServer(options.WithMux(r), idle)
-	done := make(chan struct{})
-	go func() { _ = s.Serve(l); close(done) }()
-	return server{addr: l.Addr().String(), stop: func() { s.Stop(); <-done }}
+	return server{addr: s.Addr(), stop: func() { _ = s.Close() }}
 }
 
 // runDevices is the child: n clients register, send uplinks (or a wake
@@ -462,7 +443,7 @@ func (f *fleet) each(workers int, fn func(i int)) time.Duration {
 // registerAll connects and registers every device, workers at a time.
 func (f *fleet) registerAll(ctx context.Context, workers int) time.Duration {
 	return f.each(workers, func(i int) {
-		c, err := register(ctx, f.addr, identity(f.first+i), sourceIP(f.first+i, f.sources), f.objects)
+		c, err := register(ctx, f.addr, identity(f.first+i), ceiling.SourceIP(f.first+i, f.sources), f.objects)
 		if c != nil {
 			f.devs[i] = c
 		}
@@ -534,8 +515,8 @@ func (f *fleet) storm(ctx context.Context, every int, spread time.Duration) stor
 				return
 			}
 			t1 := time.Now()
-			if d, ok := f.devs[i].(*leanDevice); ok && linger > 0 {
-				d.linger(t1.Add(linger)) // awake: the server may send what it held
+			if d, ok := f.devs[i].(leanDevice); ok && linger > 0 {
+				d.Linger(t1.Add(linger)) // awake: the server may send what it held
 			}
 			mu.Lock()
 			res.acked++
@@ -585,22 +566,18 @@ func register(ctx context.Context, addr, ep string, src net.IP, objects string) 
 		}
 		return pionDevice{c}, c.Register(cctx)
 	}
-	d, err := dialLean(addr, ep, key, src)
+	d, err := ceiling.DialLean(addr, ep, key, src)
 	if err != nil {
 		return nil, err
 	}
 	if err := d.Handshake(); err != nil {
-		return d, err
+		return leanDevice{d}, err
 	}
-	code, err := d.Do(codes.POST, "/rd", []string{"ep=" + ep, "lt=86400", "lwm2m=1.1", "b=U", "Q"},
-		message.AppLinkFormat, []byte(objects))
-	if err == nil && code != codes.Created {
-		err = fmt.Errorf("registration answered %v", code)
-	}
+	err = d.Register(ep, objects)
 	if err == nil && strings.Contains(objects, "</19/0>") {
-		err = d.awaitObserve(5 * time.Second)
+		err = d.AwaitObserve(5 * time.Second)
 	}
-	return d, err
+	return leanDevice{d}, err
 }
 
 type pionDevice struct{ *transport.Client }
@@ -611,10 +588,7 @@ func (p pionDevice) send(ctx context.Context, payload []byte) error {
 	return p.Send(cctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: payload})
 }
 
-func (d *leanDevice) send(ctx context.Context, payload []byte) error {
-	code, err := d.Do(codes.POST, "/dp", nil, message.AppOctets, payload)
-	if err == nil && code != codes.Changed {
-		err = fmt.Errorf("uplink answered %v", code)
-	}
-	return err
-}
+// leanDevice is the default device: ceiling's lean DTLS client.
+type leanDevice struct{ *ceiling.LeanDevice }
+
+func (d leanDevice) send(_ context.Context, payload []byte) error { return d.Send(payload) }

@@ -2,49 +2,29 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"syscall"
+
+	"github.com/doze-io/doze/lwm2m/ceiling"
 )
 
-// One source address gives a load generator about 28,000 UDP sockets
-// talking to one server address: Linux picks each socket's port from
-// ip_local_port_range (32768–60999 by default), and a 28,232nd connected
-// socket fails with "connect: resource temporarily unavailable". All of
-// 127.0.0.0/8 is loopback on Linux, so the devices are spread over
-// 127.0.0.2, 127.0.0.3, … and each address holds a share of them.
-// One process holds at most its descriptor limit of sockets, so the
-// devices are spread over processes too (-procs).
-const (
-	// devicesPerSource is how many devices one source address carries
-	// when -sources is left to choose: under the 28,232 ports of the
-	// default range, with room for other programs' sockets.
-	devicesPerSource = 20000
-	// spareDescriptors is what a device process keeps for itself (its
-	// pipes, the Go runtime, a profile file) beside one socket per device.
-	spareDescriptors = 256
-)
+// The devices are spread over loopback source addresses (see
+// ceiling.SourceIP: one address holds about 28,000 sockets towards one
+// server address) and over processes (-procs): one process holds at most
+// its descriptor limit of sockets.
 
-// sourceIP is the loopback address device i sends from when the devices
-// are spread over sources addresses: 127.0.0.2 for i%sources == 0, then
-// counting up (127.0.1.1 follows 127.0.0.255). sources ≤ 0 means no
-// choice: nil, and the kernel takes the address of the route (127.0.0.1).
-func sourceIP(i, sources int) net.IP {
-	if sources <= 0 {
-		return nil
-	}
-	k := 2 + i%sources // 127.0.0.0 is the network, 127.0.0.1 the server's
-	return net.IPv4(127, byte(k>>16), byte(k>>8), byte(k))
-}
+// spareDescriptors is what a device process keeps for itself (its pipes,
+// the Go runtime, a profile file) beside one socket per device.
+const spareDescriptors = 256
 
 // autoSources is the number of source addresses for n devices: one per
-// devicesPerSource.
-func autoSources(n int) int { return (n + devicesPerSource - 1) / devicesPerSource }
+// ceiling.DevicesPerSource.
+func autoSources(n int) int { return (n + ceiling.DevicesPerSource - 1) / ceiling.DevicesPerSource }
 
 // checkSources refuses a -sources value that would leave the loopback
 // network 127.0.0.0/8.
 func checkSources(sources int) error {
-	if sources < 0 || sources > 1<<24-3 {
-		return fmt.Errorf("-sources %d: must be 0 (one per %d devices) to %d (the addresses of 127.0.0.0/8 from 127.0.0.2)", sources, devicesPerSource, 1<<24-3)
+	if sources < 0 || sources > ceiling.MaxSources {
+		return fmt.Errorf("-sources %d: must be 0 (one per %d devices) to %d (the addresses of 127.0.0.0/8 from 127.0.0.2)", sources, ceiling.DevicesPerSource, ceiling.MaxSources)
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package records is what the bbolt store and store/postgres do alike,
 // written once: the stored form of a command (every field, times with
 // nanoseconds) and of a batch task (every field, unlike the API JSON), so
-// both read and write the same bytes, and the checks of a device update.
+// both read and write the same bytes, the checks of a device update, and
+// the cut of a device log message.
 package records
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/registry"
@@ -109,4 +111,18 @@ func UpdateDevice(pkg, id string, old registry.Device, fn func(*registry.Device)
 	}
 	d.Groups = slices.Compact(slices.Sorted(slices.Values(d.Groups)))
 	return d, nil
+}
+
+// Cut shortens s to at most n bytes, at a rune boundary, ending with "…"
+// (a device log message, store.MaxLogMessage).
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ell = "…"
+	i := n - len(ell)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + ell
 }

@@ -1,4 +1,4 @@
-package main
+package ceiling
 
 import (
 	"crypto/rand"
@@ -22,7 +22,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 )
 
-// leanDevice is the load generator's device: a minimal DTLS 1.2 client
+// LeanDevice is a load generator's DTLS device: a minimal DTLS 1.2 client
 // (PSK, TLS_PSK_WITH_AES_128_CCM_8, extended master secret, no Connection
 // ID) written as one straight-line function per step, with no goroutine or
 // timer of its own. A pion/dtls client spends about as much CPU on a
@@ -41,8 +41,9 @@ import (
 // MAX_RETRANSMIT 4). Loopback under load can drop them. Requests from the
 // server that arrive while it waits (the Observe of /19/0/0 after a
 // registration that lists </19/0>) are answered: an Observe with 2.05 and
-// an empty opaque value, anything else with 4.04.
-type leanDevice struct {
+// an empty opaque value, a write to the downlink channel /19/1 with 2.04,
+// anything else with 4.04. A LeanDevice is used by one goroutine at a time.
+type LeanDevice struct {
 	conn     *net.UDPConn
 	identity string
 	key      []byte
@@ -59,9 +60,10 @@ type leanDevice struct {
 
 var errLean = errors.New("lean DTLS device")
 
-// dialLean opens the device's socket, from source address src (nil: the
-// kernel's choice) to the server at addr.
-func dialLean(addr, identity string, key []byte, src net.IP) (*leanDevice, error) {
+// DialLean opens the socket of the device with PSK identity identity and
+// key key, from source address src (nil: the kernel's choice) to the
+// server at addr. It sends nothing: Handshake comes next.
+func DialLean(addr, identity string, key []byte, src net.IP) (*LeanDevice, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
@@ -76,15 +78,16 @@ func dialLean(addr, identity string, key []byte, src net.IP) (*leanDevice, error
 	}
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	return &leanDevice{conn: c, identity: identity, key: key, buf: make([]byte, 4096),
+	return &LeanDevice{conn: c, identity: identity, key: key, buf: make([]byte, 4096),
 		mid: binary.BigEndian.Uint16(r[:2]), token: binary.BigEndian.Uint32(r[:])}, nil
 }
 
-func (d *leanDevice) Close() error { return d.conn.Close() }
+// Close closes the device's socket; it sends nothing.
+func (d *LeanDevice) Close() error { return d.conn.Close() }
 
 // handshakeMsg returns handshake message m with its header (as the
 // transcript holds it), the next message_seq.
-func (d *leanDevice) handshakeMsg(m handshake.Message) ([]byte, error) {
+func (d *LeanDevice) handshakeMsg(m handshake.Message) ([]byte, error) {
 	h := &handshake.Handshake{Header: handshake.Header{MessageSequence: d.hsSeq}, Message: m}
 	d.hsSeq++
 	return h.Marshal()
@@ -92,11 +95,11 @@ func (d *leanDevice) handshakeMsg(m handshake.Message) ([]byte, error) {
 
 // flight0 sends handshake message msg in an epoch-0 record, a new one for
 // each sending.
-func (d *leanDevice) flight0(msg []byte) func() ([]byte, error) {
+func (d *LeanDevice) flight0(msg []byte) func() ([]byte, error) {
 	return func() ([]byte, error) { return d.record0(protocol.ContentTypeHandshake, msg), nil }
 }
 
-func (d *leanDevice) record0(t protocol.ContentType, content []byte) []byte {
+func (d *LeanDevice) record0(t protocol.ContentType, content []byte) []byte {
 	rec := make([]byte, recordlayer.FixedHeaderSize, recordlayer.FixedHeaderSize+len(content))
 	rec[0] = byte(t)
 	rec[1], rec[2] = protocol.Version1_2.Major, protocol.Version1_2.Minor
@@ -107,7 +110,7 @@ func (d *leanDevice) record0(t protocol.ContentType, content []byte) []byte {
 }
 
 // record1 encrypts content into an epoch-1 record.
-func (d *leanDevice) record1(t protocol.ContentType, content []byte) ([]byte, error) {
+func (d *LeanDevice) record1(t protocol.ContentType, content []byte) ([]byte, error) {
 	rl := &recordlayer.RecordLayer{Header: recordlayer.Header{ContentType: t, ContentLen: uint16(len(content)),
 		Version: protocol.Version1_2, Epoch: 1, SequenceNumber: d.seq1}}
 	d.seq1++
@@ -121,7 +124,7 @@ func (d *leanDevice) record1(t protocol.ContentType, content []byte) ([]byte, er
 // exchange sends the datagram out makes and returns the records of the
 // answer, sending a new one after timeout of silence, then after twice
 // that, five sendings in all.
-func (d *leanDevice) exchange(step string, timeout time.Duration, out func() ([]byte, error), want func(recs [][]byte) bool) ([][]byte, error) {
+func (d *LeanDevice) exchange(step string, timeout time.Duration, out func() ([]byte, error), want func(recs [][]byte) bool) ([][]byte, error) {
 	for try := 0; try < 5; try, timeout = try+1, 2*timeout {
 		b, err := out()
 		if err != nil {
@@ -169,7 +172,7 @@ func handshakeType(rec []byte) handshake.Type {
 // ClientHello with the cookie, ServerHello + ServerHelloDone,
 // ClientKeyExchange + ChangeCipherSpec + Finished, ChangeCipherSpec +
 // Finished.
-func (d *leanDevice) Handshake() error {
+func (d *LeanDevice) Handshake() error {
 	var random handshake.Random
 	if err := random.Populate(); err != nil {
 		return err
@@ -296,10 +299,10 @@ func (d *leanDevice) Handshake() error {
 	return nil
 }
 
-// Do sends a confirmable CoAP request over the session and returns the
+// do sends a confirmable CoAP request over the session and returns the
 // piggy-backed answer's code. Requests from the server (an observe, say)
 // are not expected by the benchmark's devices and are skipped.
-func (d *leanDevice) Do(code codes.Code, path string, queries []string, cf message.MediaType, payload []byte) (codes.Code, error) {
+func (d *LeanDevice) do(code codes.Code, path string, queries []string, cf message.MediaType, payload []byte) (codes.Code, error) {
 	d.mid++
 	d.token++
 	tok := binary.BigEndian.AppendUint32(nil, d.token)
@@ -341,7 +344,7 @@ func (d *leanDevice) Do(code codes.Code, path string, queries []string, cf messa
 
 // open decrypts and decodes the CoAP message of an epoch-1 application
 // data record, answering it when it is a request from the server.
-func (d *leanDevice) open(x []byte) (*message.Message, bool) {
+func (d *LeanDevice) open(x []byte) (*message.Message, bool) {
 	if protocol.ContentType(x[0]) != protocol.ContentTypeApplicationData {
 		return nil, false
 	}
@@ -364,7 +367,7 @@ func (d *leanDevice) open(x []byte) (*message.Message, bool) {
 // the answer that makes the server an observer); a write (PUT or POST) to
 // object 19 instance 1, the downlink channel, with 2.04 Changed; anything
 // else with 4.04.
-func (d *leanDevice) answer(m *message.Message) {
+func (d *LeanDevice) answer(m *message.Message) {
 	buf := make([]byte, 16)
 	resp := message.Message{Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token, Code: codes.NotFound}
 	path, _ := m.Options.Path()
@@ -391,10 +394,10 @@ func (d *leanDevice) answer(m *message.Message) {
 	}
 }
 
-// awaitObserve reads for at most wait until the server has observed
+// AwaitObserve reads for at most wait until the server has observed
 // something (after a registration that lists </19/0>, the server observes
 // /19/0/0), answering its requests.
-func (d *leanDevice) awaitObserve(wait time.Duration) error {
+func (d *LeanDevice) AwaitObserve(wait time.Duration) error {
 	err := d.serve(time.Now().Add(wait), func() bool { return d.observed > 0 })
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -403,10 +406,10 @@ func (d *leanDevice) awaitObserve(wait time.Duration) error {
 	return err
 }
 
-// linger stays awake until deadline, answering the server's requests (the
+// Linger stays awake until deadline, answering the server's requests (the
 // downlinks a server sends a queue-mode device after it spoke), and
 // returns how many it answered.
-func (d *leanDevice) linger(deadline time.Time) int {
+func (d *LeanDevice) Linger(deadline time.Time) int {
 	n := d.answered
 	_ = d.serve(deadline, func() bool { return false })
 	return d.answered - n
@@ -414,7 +417,7 @@ func (d *leanDevice) linger(deadline time.Time) int {
 
 // serve reads and answers the server's requests until done says so or
 // deadline passes (a timeout error).
-func (d *leanDevice) serve(deadline time.Time, done func() bool) error {
+func (d *LeanDevice) serve(deadline time.Time, done func() bool) error {
 	for !done() {
 		_ = d.conn.SetReadDeadline(deadline)
 		n, err := d.conn.Read(d.buf)
@@ -431,3 +434,29 @@ func (d *leanDevice) serve(deadline time.Time, done func() bool) error {
 	}
 	return nil
 }
+
+// Register registers the device as endpoint ep in queue mode (POST /rd?
+// ep=…&lt=86400&lwm2m=1.1&b=U&Q with the objects, a CoRE link format such
+// as "</3/0>,</19/1>"), and expects 2.01 Created.
+func (d *LeanDevice) Register(ep, objects string) error {
+	code, err := d.do(codes.POST, "/rd", []string{"ep=" + ep, "lt=86400", "lwm2m=1.1", "b=U", "Q"},
+		message.AppLinkFormat, []byte(objects))
+	if err == nil && code != codes.Created {
+		err = fmt.Errorf("registration answered %v", code)
+	}
+	return err
+}
+
+// Send sends payload as a confirmable POST /dp (an LwM2M Send, opaque)
+// and expects 2.04 Changed.
+func (d *LeanDevice) Send(payload []byte) error {
+	code, err := d.do(codes.POST, "/dp", nil, message.AppOctets, payload)
+	if err == nil && code != codes.Changed {
+		err = fmt.Errorf("uplink answered %v", code)
+	}
+	return err
+}
+
+// Observed is the number of Observe requests from the server the device
+// answered.
+func (d *LeanDevice) Observed() int { return d.observed }
