@@ -382,6 +382,7 @@ func (e *Engine) SetMode(ctx context.Context, deviceID string, m Mode) error {
 		return err
 	}
 	d.mode = eff
+	d.lastFail = time.Time{} // a failure in the old mode does not hold the head back in the new one
 	e.sched.mark(deviceID)
 	return nil
 }

@@ -139,6 +139,29 @@ func TestWakeDoesNotWaitForTheDevice(t *testing.T) {
 	})
 }
 
+// TestTransmissionEndsWithTheWindow (issue 24): a transmission to a PSM
+// device that does not ACK ends when the device's active time does, not at
+// the command's 300 s deadline, so that in a wake storm the devices that
+// went back to sleep do not hold every transmission slot. The command stays
+// SENT (it left) and goes again at the next wake-up (CMD-4).
+func TestTransmissionEndsWithTheWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, rd := newRadioHarness(t, Config{Transmissions: 1})
+		a := h.submit(req("a"))
+		b := h.submit(req("b"))
+		start := time.Now()
+		h.wake("a") // a takes the one slot and never ACKs
+		_, ok := rd.leftAt(a.ID)
+		require.True(t, ok)
+		time.Sleep(25 * time.Second) // a's 20 s active time is over
+		h.wake("b")
+		at, ok := rd.leftAt(b.ID)
+		require.True(t, ok, "b's command went out at its wake-up: a's transmission ended with a's window")
+		require.Equal(t, start.Add(25*time.Second), at)
+		require.Equal(t, Sent, h.status(a.ID), "a's command left: SENT until its deadline or the next wake-up")
+	})
+}
+
 // devices counts the devices whose state the engine keeps in memory.
 func (e *Engine) countDevices() int {
 	n := 0

@@ -40,9 +40,17 @@ type flight struct {
 func (e *Engine) startTransmit(ctx context.Context, d *devState, c Command, resend, woke bool) {
 	d.inflight = c.ID
 	f := &flight{c: c, resend: resend, woke: woke}
-	deadline := d.mode.Deadline(time.Now())
+	now := time.Now()
+	deadline := d.mode.Deadline(now)
 	if resend && !woke && !c.Deadline.IsZero() {
 		deadline = c.Deadline // a retransmission does not move the timeout
+	}
+	// A device that sleeps again cannot ACK: the transmission ends with
+	// its window (PSM active time, eDRX paging window), so that it does
+	// not hold its slot until the deadline; the command stays PENDING
+	// (never left) or SENT (no ACK) as after any transport failure.
+	if _, end, ok := d.mode.Window(now, d.lastUplink); ok && !end.IsZero() && end.Before(deadline) {
+		deadline = end
 	}
 	e.flights.Add(1)
 	go func() {
