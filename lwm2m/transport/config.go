@@ -127,6 +127,14 @@ type Config struct {
 	// restarts, crashes included (LWM-14, persist.go); nil means they
 	// live as long as the Server.
 	Registrations RegistrationStore
+	// SharedRegistrations says that other servers write Registrations too
+	// (a cluster on one database, CLU-3): a DTLS record the router does
+	// not know is looked up there by its Connection ID (or, without one,
+	// by its source address) and the session it belongs to taken over
+	// without a handshake, and a session parked here is checked against
+	// the store before it resumes, in case another server has used it
+	// since (see adopt.go). It needs Registrations.
+	SharedRegistrations bool
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -135,6 +143,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DTLSAddr == "" {
 		c.DTLSAddr = ":5684"
+	}
+	if c.SharedRegistrations && c.Registrations == nil {
+		return c, &ConfigError{Field: "SharedRegistrations", Problem: "needs Registrations, the store the servers share"}
 	}
 	if c.DisableUDP && c.DisableDTLS {
 		return c, &ConfigError{Field: "DisableUDP/DisableDTLS", Problem: "both transports are switched off; keep at least one"}

@@ -414,13 +414,7 @@ func (s *Server) restoreLocked(now time.Time) error {
 		if r.Queue {
 			r.AwakeUntil = time.Time{} // asleep until it is heard from
 		}
-		if obs, err := s.cfg.Observations.Observations(reg.Endpoint); err == nil {
-			for _, o := range obs {
-				if o.Path == dataPath.String() || o.Path == "/t/d" {
-					r.data = dataObserved
-				}
-			}
-		}
+		r.data = s.storedDataState(reg.Endpoint)
 		p, hasParked := byEP[reg.Endpoint]
 		delete(byEP, reg.Endpoint)
 		switch {
