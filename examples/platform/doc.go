@@ -80,19 +80,33 @@
 // starts two processes on one schema, registers a device through node 1
 // and reads, lists and commands it through node 2.
 //
-// What is per node, plainly, until CLU-2/3 route between nodes:
+// A device moves between nodes (CLU-3): its session (DTLS state with
+// Connection ID, registration, observations) lives on the node it talks
+// to and is written to the shared tables when it parks and when it
+// resumes. When the device's datagrams start arriving at another node —
+// its node died, or the UDP balancer in front moved it — that node finds
+// the session in the database by the record's Connection ID (or, for a
+// device without one, its source address), takes it over and answers:
+// no new handshake, no new registration (lwm2m/transport's
+// SharedRegistrations, set here on PostgreSQL; docs/cluster.md says how
+// to run it). Lookups of unknown Connection IDs are rate-limited per
+// source address, so random records cost few queries.
 //
-//   - A device's session (its DTLS session, registration, observations
-//     and queue-mode window) lives on the node it talks to. Registrations,
-//     observations and parked sessions are written to the shared tables,
-//     but a node reads them only when it starts; a device that moves to
-//     another node registers (and handshakes) again.
+// What is per node, plainly, because routing between nodes over NATS
+// (CLU-2) is not built:
+//
 //   - Commands and LwM2M operations created on any node are stored at
 //     once, but only the node holding the device's session sends them,
-//     at the device's next uplink there. A command for a device that is
-//     awake on another node waits for that device's next uplink; one with
-//     expireTime 0 ("now or never") fails on a node that has not seen the
-//     device.
+//     at the device's next uplink there (the node finds the device's
+//     session through the shared store at that uplink, if it came from
+//     elsewhere). A command for a device that is awake on another node
+//     waits for that device's next uplink; one with expireTime 0 ("now
+//     or never") fails on a node that does not hold the device's session.
+//   - A node that a device left keeps its registration in memory until
+//     its lifetime passes or the device comes back (then the node resumes
+//     from the newer state the other node stored, never its own); at
+//     expiry it sees the registration renewed in the store and drops it
+//     without an event.
 //   - Each node's engines run over every row: two nodes may both time out
 //     a command or mark a device OFFLINE (same outcome, one notification
 //     each), and a node that restarts delivers the whole outbox, so a push
