@@ -90,7 +90,10 @@
 // no new handshake, no new registration (lwm2m/transport's
 // SharedRegistrations, set here on PostgreSQL; docs/cluster.md says how
 // to run it). Lookups of unknown Connection IDs are rate-limited per
-// source address, so random records cost few queries.
+// source address, so random records cost few queries. TestClusterNodeDies
+// runs three processes on one schema, SIGKILLs one and moves its devices
+// to another: no acknowledged report or push lost, each command once, no
+// handshake (-cluster.devices sets how many devices; 30 by default).
 //
 // What is per node, plainly, because routing between nodes over NATS
 // (CLU-2) is not built:
