@@ -11,6 +11,11 @@
 //     secret's salted hash in constant time). The client id must be the
 //     device's own (deviceId, nodeId, "{deviceId}_…" or empty), so no
 //     client can take over another device's session. Wills are dropped.
+//   - Gateway events (MQT-5): a gateway publishes add and delete requests
+//     for its sub-devices on its own …/sys/events/up; ParseEvents reads
+//     them (bounded: MaxEvents, MaxSubDevicesPerEvent, MaxFieldLen, …),
+//     EventResponse encodes the answer that Event sends down on
+//     …/sys/events/down. The registry work is the handler's.
 //   - ACL (MQT-1, MQT-2): a device publishes only on its uplink topics
 //     and subscribes only under $oc/devices/{its deviceId}/sys/; a
 //     gateway also under its sub-devices' (MQT-5, SubDevices).
@@ -26,6 +31,30 @@
 // acknowledged report is never lost. Messages are not forwarded to other
 // subscribers. Downlinks (Command, Send) go out at QoS 1 and return when
 // the device's PUBACK arrived.
+//
+// Sessions and DELIVERED: a downlink is delivered (Command returns nil)
+// only by a PUBACK for its packet id read on the connection the PUBLISH
+// was written to. When a device reconnects with the same client id (a
+// session takeover) or after its connection dropped, the broker follows
+// the MQTT session rules (3.1.1 §3.1.2.4 and §4.4, 5.0 §3.1.2.4 and §4.4):
+//
+//   - The new connection resumes the session (CleanSession 0; MQTT 5:
+//     Clean Start 0 and a session expiry): the broker re-sends every
+//     unacknowledged downlink on it with DUP set, and the downlink's
+//     waiter moves to it; the PUBACK of the new connection delivers it.
+//     The old connection's close does not fail it. The resumed session's
+//     subscriptions come with it, so a device that does not subscribe
+//     again is still told to be listening (Handler.Listening).
+//   - The new connection starts clean: the old session and its in-flight
+//     downlinks are discarded, so each fails with ErrDisconnected when
+//     the new session is established (the command engine keeps the
+//     command and sends it again once the device listens). A PUBACK of
+//     the new connection can only deliver what was sent on it.
+//   - The connection drops and its session ends with it (CleanSession 1,
+//     or MQTT 5 session expiry 0): its downlinks fail with
+//     ErrDisconnected at once. A session that outlives its connection
+//     keeps them until the device comes back (then as above) or the
+//     caller's context ends.
 //
 // Lifecycle: New checks the Config and opens nothing. Listen opens the
 // ports (Run calls it if nobody did). Run serves until its context ends or

@@ -70,16 +70,33 @@ func (h *hook) session(cl *mochi.Client) *session {
 	return h.s.sessions[cl]
 }
 
+// OnSessionEstablished runs after the CONNACK and after the broker
+// re-sent a resumed session's unacknowledged downlinks (each through
+// OnQosPublish, which moved its waiter here). A downlink of an earlier
+// connection with this client id that was not re-sent here was discarded
+// with its session (CleanSession 1, or MQTT 5 Clean Start): it fails now,
+// undelivered, and the command engine sends it again once the device
+// listens. A resumed session's subscriptions come with it: if one covers
+// the device's command topic, the device listens without subscribing
+// again.
 func (h *hook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 	se := h.session(cl)
 	if se == nil {
 		return
 	}
-	h.s.mu.Lock()
-	first := h.s.conns[se.dev.ID] == 1
-	h.s.mu.Unlock()
+	s := h.s
+	s.mu.Lock()
+	s.failInflight(cl, true, ErrDisconnected)
+	first := s.conns[se.dev.ID] == 1
+	s.mu.Unlock()
 	if first {
-		h.s.h.Connected(se.dev)
+		s.h.Connected(se.dev)
+	}
+	for _, sub := range cl.State.Subscriptions.GetAll() {
+		if mochi.IsValidFilter(sub.Filter, false) && matches(sub.Filter, CommandTopic(se.dev.ID, "x")) {
+			s.h.Listening(se.dev)
+			return
+		}
 	}
 }
 
@@ -95,11 +112,15 @@ func (h *hook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
 			delete(s.conns, se.dev.ID)
 		}
 	}
-	for k, w := range s.inflight {
-		if k.client == cl.ID {
-			delete(s.inflight, k)
-			w.finish(ErrDisconnected)
-		}
+	if expire {
+		// The session ends with the connection: its unacknowledged
+		// downlinks will not be re-sent by the broker. A session that
+		// lives on keeps them: the connection that resumes it gets them
+		// again with DUP (OnQosPublish moves their waiters to it), one
+		// that starts clean discards them (OnSessionEstablished fails
+		// them), and a device that never comes back leaves them to their
+		// context's deadline.
+		s.failInflight(cl, false, ErrDisconnected)
 	}
 	s.mu.Unlock()
 	if se == nil {
@@ -250,7 +271,12 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// OnQosPublish ties an outgoing QoS 1 downlink's packet id to its waiter.
+// OnQosPublish ties an outgoing QoS 1 downlink's packet id, on the
+// connection it is written to, to its waiter. A re-sent one (DUP: the
+// broker re-sends a resumed session's unacknowledged PUBLISH on the
+// connection that resumed it, MQTT 3.1.1 §4.4, 5.0 §4.4) moves its waiter
+// from the connection that had it to this one, so that this connection's
+// PUBACK delivers it, and the old connection's close does not fail it.
 func (h *hook) OnQosPublish(cl *mochi.Client, pk packets.Packet, sent int64, resends int) {
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline {
 		return
@@ -258,10 +284,20 @@ func (h *hook) OnQosPublish(cl *mochi.Client, pk packets.Packet, sent int64, res
 	s := h.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if pk.FixedHeader.Dup {
+		for c := range s.inflight {
+			if c == cl || c.ID != cl.ID {
+				continue
+			}
+			if w := s.inflight[c][pk.PacketID]; w != nil && w.topic == pk.TopicName {
+				s.unmap(inflightKey{c, pk.PacketID}, w)
+				s.track(cl, pk.PacketID, w)
+				return
+			}
+		}
+	}
 	if w, ok := s.byTopic[pk.TopicName]; ok {
-		k := inflightKey{cl.ID, pk.PacketID}
-		s.inflight[k] = w
-		w.keys = append(w.keys, k)
+		s.track(cl, pk.PacketID, w)
 	}
 }
 
@@ -272,11 +308,9 @@ func (h *hook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	}
 	s := h.s
 	s.mu.Lock()
-	k := inflightKey{cl.ID, pk.PacketID}
-	w, ok := s.inflight[k]
-	delete(s.inflight, k)
+	w := s.unmap(inflightKey{cl, pk.PacketID}, nil)
 	s.mu.Unlock()
-	if ok {
+	if w != nil {
 		var err error
 		if pk.ReasonCode >= 0x80 {
 			err = fmt.Errorf("mqtt: the device answered PUBACK 0x%02X (%s)", pk.ReasonCode, pk.Properties.ReasonString)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,9 +73,13 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[*mochi.Client]*session
-	conns    map[string]int          // deviceId → open connections
-	byTopic  map[string]*waiter      // downlinks being published
-	inflight map[inflightKey]*waiter // downlinks waiting for their PUBACK
+	conns    map[string]int     // deviceId → open connections
+	byTopic  map[string]*waiter // downlinks being published
+	// inflight holds the downlinks waiting for their PUBACK, by the
+	// connection the PUBLISH was written to and its packet id. An entry
+	// moves to the connection that resumes the session (the broker
+	// re-sends the PUBLISH there with DUP); see hook.OnQosPublish.
+	inflight map[*mochi.Client]map[uint16]*waiter
 	// down is set, under mu, when the broker is shut down, so that a
 	// downlink either is refused or has its waiter failed by shutdown.
 	down     bool
@@ -92,15 +97,17 @@ type session struct {
 }
 
 type inflightKey struct {
-	client string
-	id     uint16
+	cl *mochi.Client
+	id uint16
 }
 
 // waiter is one downlink waiting for its PUBACK.
 type waiter struct {
-	done chan error // gets one value
-	once sync.Once
-	keys []inflightKey
+	topic     string
+	published chan struct{} // closed when the broker has it (byTopic no longer names it)
+	done      chan error    // gets one value
+	once      sync.Once
+	keys      []inflightKey // where it is in Server.inflight
 }
 
 func (w *waiter) finish(err error) { w.once.Do(func() { w.done <- err }) }
@@ -146,7 +153,7 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 		sessions: map[*mochi.Client]*session{},
 		conns:    map[string]int{},
 		byTopic:  map[string]*waiter{},
-		inflight: map[inflightKey]*waiter{},
+		inflight: map[*mochi.Client]map[uint16]*waiter{},
 	}
 	s.b = mochi.New(&mochi.Options{Capabilities: caps, InlineClient: true, Logger: log.With("lib", "mochi"),
 		SysTopicResendInterval: 3600})
@@ -237,8 +244,10 @@ func (s *Server) shutdown() {
 		s.mu.Unlock()
 		s.b.Close() // waits for every client's goroutine
 		s.mu.Lock()
-		for _, w := range s.inflight {
-			w.finish(ErrClosed)
+		for _, ws := range s.inflight {
+			for _, w := range ws {
+				w.finish(ErrClosed)
+			}
 		}
 		for _, w := range s.byTopic {
 			w.finish(ErrClosed)
@@ -266,6 +275,12 @@ func (s *Server) Command(ctx context.Context, deviceID, requestID string, payloa
 	return s.publish(ctx, CommandTopic(deviceID, requestID), payload)
 }
 
+// Event publishes a gateway's events/down message (an answer to its
+// events, MQT-5), as Command does.
+func (s *Server) Event(ctx context.Context, deviceID string, payload []byte) error {
+	return s.publish(ctx, EventsDownTopic(deviceID), payload)
+}
+
 // Send publishes a binary downlink (a codec's encoding) on the device's
 // messages/down topic, as Command does.
 func (s *Server) Send(ctx context.Context, deviceID string, payload []byte) error {
@@ -277,15 +292,27 @@ func (s *Server) publish(ctx context.Context, topic string, payload []byte) erro
 	if len(subs.Subscriptions) == 0 {
 		return ErrNotSubscribed
 	}
-	w := &waiter{done: make(chan error, 1)}
+	w := &waiter{topic: topic, done: make(chan error, 1), published: make(chan struct{})}
 	s.mu.Lock()
-	if s.down {
+	for {
+		if s.down {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		other, busy := s.byTopic[topic]
+		if !busy {
+			break
+		}
+		// Another message on this topic is being handed to the broker
+		// (not waiting for its PUBACK yet): the packet ids it gets must
+		// be told from this one's, so wait until it has them.
 		s.mu.Unlock()
-		return ErrClosed
-	}
-	if _, busy := s.byTopic[topic]; busy {
-		s.mu.Unlock()
-		return fmt.Errorf("mqtt: a message on %s is being published already", topic)
+		select {
+		case <-other.published:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
 	}
 	s.byTopic[topic] = w
 	s.mu.Unlock()
@@ -294,6 +321,7 @@ func (s *Server) publish(ctx context.Context, topic string, payload []byte) erro
 
 	s.mu.Lock()
 	delete(s.byTopic, topic)
+	close(w.published)
 	sent := len(w.keys)
 	s.mu.Unlock()
 	if err != nil {
@@ -318,8 +346,50 @@ func (s *Server) forget(w *waiter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range w.keys {
-		if s.inflight[k] == w {
-			delete(s.inflight, k)
+		s.unmap(k, w)
+	}
+}
+
+// track records, under mu, that w's PUBLISH went to cl with packet id id.
+func (s *Server) track(cl *mochi.Client, id uint16, w *waiter) {
+	ws := s.inflight[cl]
+	if ws == nil {
+		ws = map[uint16]*waiter{}
+		s.inflight[cl] = ws
+	}
+	ws[id] = w
+	w.keys = append(w.keys, inflightKey{cl, id})
+}
+
+// unmap removes k from inflight, under mu, if it maps to w (any waiter
+// when w is nil), and returns the waiter it mapped to.
+func (s *Server) unmap(k inflightKey, w *waiter) *waiter {
+	ws := s.inflight[k.cl]
+	got, ok := ws[k.id]
+	if !ok || w != nil && got != w {
+		return nil
+	}
+	delete(ws, k.id)
+	if len(ws) == 0 {
+		delete(s.inflight, k.cl)
+	}
+	return got
+}
+
+// failInflight fails, under mu, the downlinks in flight on cl with err;
+// with other set, those of the connections with cl's client id other
+// than cl.
+func (s *Server) failInflight(cl *mochi.Client, other bool, err error) {
+	for c, ws := range s.inflight {
+		if other && (c == cl || c.ID != cl.ID) || !other && c != cl {
+			continue
+		}
+		for id, w := range ws {
+			s.unmap(inflightKey{c, id}, w)
+			if other && slices.ContainsFunc(w.keys, func(k inflightKey) bool { return k.cl == cl }) {
+				continue // re-sent on cl too (a takeover during the first send)
+			}
+			w.finish(err)
 		}
 	}
 }

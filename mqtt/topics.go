@@ -11,11 +11,13 @@ import (
 //	$oc/devices/{deviceId}/sys/properties/report      JSON properties
 //	$oc/devices/{deviceId}/sys/messages/up            binary, for the codec
 //	$oc/devices/{deviceId}/sys/commands/response/request_id={id}
+//	$oc/devices/{deviceId}/sys/events/up              a gateway's events (MQT-5, ParseEvents)
 //
 // and receives on
 //
 //	$oc/devices/{deviceId}/sys/commands/request_id={id}
 //	$oc/devices/{deviceId}/sys/messages/down
+//	$oc/devices/{deviceId}/sys/events/down            answers to a gateway's events
 const (
 	topicPrefix     = "$oc/devices/"
 	propertiesTopic = "/sys/properties/report"
@@ -23,6 +25,8 @@ const (
 	responseTopic   = "/sys/commands/response/request_id="
 	commandTopic    = "/sys/commands/request_id="
 	messagesDown    = "/sys/messages/down"
+	eventsUpTopic   = "/sys/events/up"
+	eventsDownTopic = "/sys/events/down"
 )
 
 // Kind is what a device's message is, by its topic.
@@ -38,6 +42,9 @@ const (
 	// KindCommandResponse is a device's answer to a command; the
 	// message's RequestID names the command.
 	KindCommandResponse
+	// KindEvent is a gateway's events/up message (MQT-5), read by
+	// ParseEvents.
+	KindEvent
 )
 
 func (k Kind) String() string {
@@ -48,6 +55,8 @@ func (k Kind) String() string {
 		return "message"
 	case KindCommandResponse:
 		return "command response"
+	case KindEvent:
+		return "event"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -63,6 +72,10 @@ func CommandTopic(deviceID, requestID string) string {
 // MessagesDownTopic returns the topic binary downlink messages go on.
 func MessagesDownTopic(deviceID string) string { return topicPrefix + deviceID + messagesDown }
 
+// EventsDownTopic returns the topic the answers to a gateway's events go
+// on.
+func EventsDownTopic(deviceID string) string { return topicPrefix + deviceID + eventsDownTopic }
+
 // ParseUplink reads a topic a device published on: the deviceId it names,
 // the message kind and, for a command response, the request id. A topic
 // that is not one of MQT-2's uplink topics is a *TopicError.
@@ -76,6 +89,8 @@ func ParseUplink(topic string) (deviceID string, k Kind, requestID string, err e
 		return deviceID, KindProperties, "", nil
 	case rest == messagesUpTopic:
 		return deviceID, KindMessage, "", nil
+	case rest == eventsUpTopic:
+		return deviceID, KindEvent, "", nil
 	case strings.HasPrefix(rest, responseTopic):
 		id := rest[len(responseTopic):]
 		if err := checkID(id); err != nil {
@@ -84,7 +99,7 @@ func ParseUplink(topic string) (deviceID string, k Kind, requestID string, err e
 		return deviceID, KindCommandResponse, id, nil
 	}
 	return "", 0, "", &TopicError{Topic: topic, Rule: "a device publishes only on " + topicPrefix +
-		"{deviceId}" + propertiesTopic + ", …" + messagesUpTopic + " or …" + responseTopic + "{id}"}
+		"{deviceId}" + propertiesTopic + ", …" + messagesUpTopic + ", …" + eventsUpTopic + " or …" + responseTopic + "{id}"}
 }
 
 // FilterDevice returns the deviceId a subscription filter is confined to:

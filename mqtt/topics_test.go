@@ -19,6 +19,8 @@ var uplinkTopics = []struct {
 }{
 	{"$oc/devices/d1/sys/properties/report", "d1", KindProperties, ""},
 	{"$oc/devices/d1/sys/messages/up", "d1", KindMessage, ""},
+	{"$oc/devices/gw/sys/events/up", "gw", KindEvent, ""},
+	{"$oc/devices/gw/sys/events/down", "", 0, "a device publishes only on"},
 	{"$oc/devices/d1/sys/commands/response/request_id=c-7", "d1", KindCommandResponse, "c-7"},
 	{"$oc/devices/d1/sys/commands/response/request_id=", "", 0, "request_id is empty"},
 	{"$oc/devices//sys/properties/report", "", 0, "deviceId is empty"},
@@ -61,6 +63,8 @@ func FuzzParseUplink(f *testing.F) {
 			require.Equal(t, topicPrefix+id+messagesUpTopic, topic)
 		case KindCommandResponse:
 			require.Equal(t, topicPrefix+id+responseTopic+req, topic)
+		case KindEvent:
+			require.Equal(t, topicPrefix+id+eventsUpTopic, topic)
 		default:
 			t.Fatalf("ParseUplink(%q) gave kind %v and no error", topic, k)
 		}

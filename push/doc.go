@@ -18,7 +18,7 @@
 // # Model
 //
 // An application subscribes a callback URL to a notify type (Subscription,
-// Engine.Subscribe; NotifyTypes: the 18 of PSH-1 and lwm2mOperationResult). Callback URLs must be
+// Engine.Subscribe; NotifyTypes: the 18 of PSH-1, lwm2mOperationResult and lwm2mNotification). Callback URLs must be
 // http(s)://host:port/path (ParseCallbackURL, one sentinel per broken rule:
 // ErrURLScheme, ErrURLNoHost, ErrURLNoPort, ErrURLNoPath), and within one
 // application they share one host and port (ErrOriginConflict; the same

@@ -39,6 +39,9 @@ const (
 
 	// Ours (LWM-11): the end of a queued LwM2M operation.
 	LwM2MOperationResult NotifyType = "lwm2mOperationResult"
+	// Ours (LWM-12): LwM2M values a device sent that no product mapping
+	// turns into a report.
+	LwM2MNotification NotifyType = "lwm2mNotification"
 )
 
 // notifyTypes is every notify type of PSH-1 in the SPEC's order, then ours.
@@ -47,7 +50,7 @@ var notifyTypes = [...]NotifyType{
 	MessageConfirm, CommandRsp, DeviceEvent, ServiceInfoChanged, RuleEvent, DeviceModelAdded,
 	DeviceModelDeleted, DeviceDesiredPropertiesModifyStatusChanged,
 	SwUpgradeStateChangeNotify, SwUpgradeResultNotify, FwUpgradeStateChangeNotify, FwUpgradeResultNotify,
-	LwM2MOperationResult,
+	LwM2MOperationResult, LwM2MNotification,
 }
 
 // NotifyTypes returns every notify type of PSH-1 in the SPEC's order, then
@@ -394,4 +397,31 @@ func (b Body) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("push: Body.Fields of %s must be a JSON object, got %.20q", b.Type, b.Fields)
 	}
 	return marshalWithType(b.Type, b.Fields)
+}
+
+// LwM2MNotificationBody is an lwm2mNotification push (ours, LWM-12): the
+// values of one LwM2M path a device notified or sent that no product
+// mapping turns into a report. Value is the node at Path in Leshan's JSON
+// ({"kind":"singleResource","id":9,"type":"INTEGER","value":87}, or an
+// instance or multiple resource), as the LwM2M API shows a read.
+//
+//	{"notifyType":"lwm2mNotification","deviceId":"…","gatewayId":"…","path":"/3/0/9","value":{…},"eventTime":"20261207T000000Z"}
+type LwM2MNotificationBody struct {
+	DeviceID  string          `json:"deviceId"`
+	GatewayID string          `json:"gatewayId"`
+	Path      string          `json:"path"`
+	Value     json.RawMessage `json:"value"`     // a JSON object: the node at Path
+	EventTime string          `json:"eventTime"` // FormatTime of when the platform got it
+}
+
+// NotifyType returns LwM2MNotification.
+func (LwM2MNotificationBody) NotifyType() NotifyType { return LwM2MNotification }
+
+// MarshalJSON encodes the body with notifyType first; a Value that is not
+// JSON is an error.
+func (b LwM2MNotificationBody) MarshalJSON() ([]byte, error) {
+	if len(b.Value) == 0 {
+		b.Value = json.RawMessage("null")
+	}
+	return marshalBody(b)
 }

@@ -52,6 +52,9 @@ func TestBodiesJSON(t *testing.T) {
 			`{"notifyType":"fwUpgradeStateChangeNotify","deviceId":"d1","appId":"a1","operationId":"o1","subOperationId":"s1","step":"1","stepDesc":"downloading"}`},
 		{"fwUpgradeResultNotify", FwUpgradeResultBody{DeviceID: "d1", AppID: "a1", OperationID: "o1", SubOperationID: "s1", CurVersion: "2", TargetVersion: "2", SourceVersion: "1", Status: "SUCCESS", StatusDesc: "ok", UpgradeTime: "20261125T080000Z"},
 			`{"notifyType":"fwUpgradeResultNotify","deviceId":"d1","appId":"a1","operationId":"o1","subOperationId":"s1","curVersion":"2","targetVersion":"2","sourceVersion":"1","status":"SUCCESS","statusDesc":"ok","upgradeTime":"20261125T080000Z"}`},
+		{"lwm2mNotification", LwM2MNotificationBody{DeviceID: "d1", GatewayID: "d1", Path: "/3/0/9",
+			Value: json.RawMessage(`{"kind":"singleResource","id":9,"type":"INTEGER","value":87}`), EventTime: "20261207T000000Z"},
+			`{"notifyType":"lwm2mNotification","deviceId":"d1","gatewayId":"d1","path":"/3/0/9","value":{"kind":"singleResource","id":9,"type":"INTEGER","value":87},"eventTime":"20261207T000000Z"}`},
 		{"generic", Body{Type: DeviceModelAdded, Fields: json.RawMessage(` {"appId":"a1","model":"WM1"}`)},
 			`{"notifyType":"deviceModelAdded","appId":"a1","model":"WM1"}`},
 		{"generic empty", Body{Type: RuleEvent},
@@ -75,8 +78,9 @@ func TestEveryNotifyTypeHasABody(t *testing.T) {
 		DeviceAdded: DeviceAddedBody{}, DeviceDeleted: DeviceDeletedBody{}, DeviceInfoChanged: DeviceInfoChangedBody{},
 		SwUpgradeStateChangeNotify: SwUpgradeStateChangeBody{}, SwUpgradeResultNotify: SwUpgradeResultBody{},
 		FwUpgradeStateChangeNotify: FwUpgradeStateChangeBody{}, FwUpgradeResultNotify: FwUpgradeResultBody{},
+		LwM2MNotification: LwM2MNotificationBody{},
 	}
-	require.Len(t, NotifyTypes(), 19, "the 18 of PSH-1 and ours: lwm2mOperationResult")
+	require.Len(t, NotifyTypes(), 20, "the 18 of PSH-1 and ours: lwm2mOperationResult, lwm2mNotification")
 	for _, nt := range NotifyTypes() {
 		n, ok := typed[nt]
 		if !ok {

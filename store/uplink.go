@@ -22,6 +22,7 @@ type Uplink struct {
 	Reported map[string]map[string]any // serviceId → values merged into the shadow
 	Time     time.Time                 // the reported values' event time
 	Messages []push.Message            // pushes for the outbox (PSH-6)
+	Forward  []push.Message            // messages for the forwarding outbox (DB.Forward)
 	Inbox    uint64                    // the inbox entry it consumes; 0 for none
 }
 
@@ -45,6 +46,10 @@ func (db *DB) SaveUplink(u Uplink) error {
 	if err != nil {
 		return err
 	}
+	fwd, err := encodeForward(u.Forward)
+	if err != nil {
+		return err
+	}
 	return db.commit(func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bucketHistory)
 		for i, r := range u.History {
@@ -57,6 +62,9 @@ func (db *DB) SaveUplink(u Uplink) error {
 			return err
 		}
 		if err := out.put(tx); err != nil {
+			return err
+		}
+		if err := fwd.put(tx); err != nil {
 			return err
 		}
 		if u.Inbox == 0 {

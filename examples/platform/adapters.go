@@ -42,11 +42,18 @@ func (k keyStore) Key(identity string) ([]byte, error) {
 // kept in the inbox first, before the device is answered.
 type eventHandler struct{ p *Platform }
 
-var _ transport.UplinkHandler = eventHandler{}
+var (
+	_ transport.UplinkHandler = eventHandler{}
+	_ transport.SendFilter    = eventHandler{}
+)
 
 func (h eventHandler) HandleEvent(e transport.Event) { h.p.enqueueEvent(e, 0) }
 
 func (h eventHandler) HandleUplink(e transport.Event) error { return h.p.acceptUplink(e) }
+
+func (h eventHandler) FilterSend(ep string, paths []lwm2m.Path) ([]bool, string) {
+	return h.p.filterSend(ep, paths)
+}
 
 // commandSender encodes a command with the device's codec and writes it to
 // the device's data channel (/19/1/0 or /t/d). It is a command.Transmitter:
@@ -151,16 +158,16 @@ func (l registryListener) DeviceChanged(e registry.Event) {
 	p, d := l.p, e.Device
 	switch e.Type {
 	case registry.EventAdded:
-		p.publish(push.DeviceAddedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), NodeType: string(d.NodeType), DeviceInfo: pushInfo(d)})
+		p.publish(p.deviceApps(d), push.DeviceAddedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), NodeType: string(d.NodeType), DeviceInfo: pushInfo(d)})
 	case registry.EventBound:
-		p.publish(push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindSucceeded, DeviceInfo: pushInfo(d)})
+		p.publish(p.deviceApps(d), push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindSucceeded, DeviceInfo: pushInfo(d)})
 	case registry.EventExpired:
-		p.publish(push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindExpired, DeviceInfo: pushInfo(d)})
+		p.publish(p.deviceApps(d), push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindExpired, DeviceInfo: pushInfo(d)})
 		p.forget(d.ID)
 	case registry.EventInfoChanged, registry.EventStatusChanged:
-		p.publish(push.DeviceInfoChangedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), DeviceInfo: pushInfo(d)})
+		p.publish(p.deviceApps(d), push.DeviceInfoChangedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), DeviceInfo: pushInfo(d)})
 	case registry.EventDeleted:
-		p.publish(push.DeviceDeletedBody{DeviceID: d.ID, GatewayID: gatewayOf(d)})
+		p.publish(p.deviceApps(d), push.DeviceDeletedBody{DeviceID: d.ID, GatewayID: gatewayOf(d)})
 		p.forget(d.ID)
 	}
 }
@@ -292,7 +299,7 @@ var _ ota.Listener = otaListener{}
 
 func (l otaListener) UpgradeStateChanged(e ota.StateEvent) {
 	l.p.log.Add(e.DeviceID, "upgrade", "state "+e.State)
-	for _, app := range l.p.apps() {
+	for _, app := range l.p.ownerApps(e.DeviceID) {
 		var n push.Notification
 		if e.Kind == ota.Software {
 			n = push.SwUpgradeStateChangeBody{DeviceID: e.DeviceID, AppID: app, OperationID: e.TaskID,
@@ -316,7 +323,7 @@ func (l otaListener) UpgradeResult(e ota.ResultEvent) {
 		l.p.reg.Update(context.Background(), e.DeviceID, ch)
 	}
 	result := strings.ToUpper(e.Result)
-	for _, app := range l.p.apps() {
+	for _, app := range l.p.ownerApps(e.DeviceID) {
 		var n push.Notification
 		if e.Kind == ota.Software {
 			n = push.SwUpgradeResultBody{DeviceID: e.DeviceID, AppID: app, OperationID: e.TaskID, SubOperationID: e.SubTaskID,

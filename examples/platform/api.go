@@ -107,7 +107,7 @@ func (p *Platform) AdminHandler() http.Handler {
 
 // routes lists every operation of docs/api.md that the platform serves.
 func routes() []route {
-	return []route{
+	return append([]route{
 		// Access (APP-1).
 		{"POST", "/iocm/app/sec/v1.1.0/login", true, (*Platform).login},
 		{"POST", "/iocm/app/sec/v1.1.0/refreshToken", true, (*Platform).refreshToken},
@@ -151,6 +151,7 @@ func routes() []route {
 		{"PUT", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
 		{"POST", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
 		{"DELETE", "/doze/v1/devices/{deviceId}/lwm2m/{path...}", false, (*Platform).lwm2mCall},
+		{"POST", "/doze/v1/devices/{deviceId}/lwm2m-composite", false, (*Platform).lwm2mComposite},
 		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-operations", false, (*Platform).listLwM2MOperations},
 		{"GET", "/doze/v1/devices/{deviceId}/lwm2m-operations/{operationId}", false, (*Platform).getLwM2MOperation},
 		{"DELETE", "/doze/v1/devices/{deviceId}/lwm2m-operations/{operationId}", false, (*Platform).cancelLwM2MOperation},
@@ -199,7 +200,7 @@ func routes() []route {
 		{"GET", "/iodm/northbound/v1.5.0/operations/{operationId}/subOperations", false, (*Platform).subOperations},
 		{"PUT", "/iodm/northbound/v1.5.0/operations/{operationId}/stop", false, (*Platform).stopOperation},
 		{"POST", "/iodm/northbound/v1.5.0/operations/{operationId}/retry", false, (*Platform).retryOperation},
-	}
+	}, ruleRoutes()...) // rules_api.go
 }
 
 // pathValue returns a path parameter, unescaped by ServeMux.

@@ -62,6 +62,10 @@ type lwm2mOp struct {
 	Value      json.RawMessage `json:"value,omitempty"`      // write, write-partial, create: the node
 	Args       string          `json:"args,omitempty"`       // execute arguments
 	Attributes []string        `json:"attributes,omitempty"` // write-attributes: "pmin=10", …
+	// Composite operations (api_lwm2mcomposite.go): the paths, and for a
+	// write the node of each.
+	Paths  []string                   `json:"paths,omitempty"`
+	Values map[string]json.RawMessage `json:"values,omitempty"`
 }
 
 // formats are the content formats the API's "format" names.
@@ -90,10 +94,10 @@ func contentFormat(r transport.Registration, named string) (lwm2m.Format, error)
 // opResult is the answer of one operation, in the shape of Leshan's REST
 // API: the device's code by name, and the content of a read.
 type opResult struct {
-	Status       string   `json:"status"`  // CONTENT, CHANGED, CREATED, DELETED, or the error's name (NOT_FOUND …)
-	Success      bool     `json:"success"` // the device answered 2.xx
-	Code         string   `json:"code"`    // the CoAP code, "2.05"
-	Content      *node    `json:"content,omitempty"`
+	Status       string   `json:"status"`                // CONTENT, CHANGED, CREATED, DELETED, or the error's name (NOT_FOUND …)
+	Success      bool     `json:"success"`               // the device answered 2.xx
+	Code         string   `json:"code"`                  // the CoAP code, "2.05"
+	Content      any      `json:"content,omitempty"`     // *node; of a composite operation map[path]node
 	Location     string   `json:"location,omitempty"`    // create: the new instance
 	ObjectLinks  []string `json:"objectLinks,omitempty"` // discover
 	ErrorMessage string   `json:"errorMessage,omitempty"`
@@ -118,6 +122,10 @@ func codeName(code string) string {
 // check validates op before it is performed or queued: a path of the
 // level the operation needs, a known format, a value that encodes.
 func (op *lwm2mOp) check(r transport.Registration) (lwm2m.Path, error) {
+	if isComposite(op.Op) {
+		_, err := op.checkComposite(r)
+		return lwm2m.RootPath, err
+	}
 	path, err := lwm2m.ParsePath(op.Path)
 	if err != nil || path.IsRoot() {
 		return path, fmt.Errorf("path %q is not an LwM2M path /object[/instance[/resource[/instance]]]", op.Path)
@@ -157,7 +165,7 @@ func (op *lwm2mOp) check(r transport.Registration) (lwm2m.Path, error) {
 		}
 	case opRead, opDiscover, opObserve, opCancelObserve:
 	default:
-		return path, fmt.Errorf("operation %q is none of read, write, write-partial, execute, create, delete, discover, write-attributes, observe, cancel-observe", op.Op)
+		return path, fmt.Errorf("operation %q is none of read, write, write-partial, execute, create, delete, discover, write-attributes, observe, cancel-observe, or a composite one", op.Op)
 	}
 	return path, err
 }
@@ -169,7 +177,10 @@ func (op *lwm2mOp) check(r transport.Registration) (lwm2m.Path, error) {
 func (p *Platform) perform(ctx context.Context, r transport.Registration, op lwm2mOp) (opResult, error) {
 	path, err := op.check(r)
 	if err != nil {
-		return opResult{}, fmt.Errorf("%w: %v", command.ErrEncode, err)
+		return opResult{}, fmt.Errorf("%w: %w", command.ErrEncode, err)
+	}
+	if isComposite(op.Op) {
+		return p.performComposite(ctx, r, op)
 	}
 	f, _ := contentFormat(r, op.Format)
 	ep := r.Endpoint
@@ -336,9 +347,9 @@ func readSmallBody(r *http.Request) ([]byte, error) {
 // lwm2mOperation performs op at once on an awake device, or queues it.
 func (p *Platform) lwm2mOperation(w http.ResponseWriter, r *http.Request, op lwm2mOp) error {
 	ctx := r.Context()
-	d, err := p.reg.Get(ctx, pathValue(r, "deviceId"))
+	d, err := p.device(ctx, r) // the caller's device only (APP-3)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	reg, ok := p.lwm.Registration(d.NodeID)
 	if !ok {
@@ -346,6 +357,9 @@ func (p *Platform) lwm2mOperation(w http.ResponseWriter, r *http.Request, op lwm
 			Err: fmt.Errorf("device %s (endpoint %s) has no LwM2M registration: it has not registered, or its registration ended", d.ID, d.NodeID)}
 	}
 	if _, err := op.check(reg); err != nil {
+		if errors.Is(err, transport.ErrCompositeUnsupported) {
+			return badRequest("composite_unsupported", "%v", err)
+		}
 		return badRequest("bad_lwm2m_operation", "%v", err)
 	}
 	timeout, _, err := queryInt(r, "timeout", lwm2mTimeoutDefault, 1, lwm2mTimeoutMax)
@@ -440,9 +454,9 @@ func operationView(c command.Command) operation {
 }
 
 func (p *Platform) listLwM2MOperations(w http.ResponseWriter, r *http.Request) error {
-	d, err := p.reg.Get(r.Context(), pathValue(r, "deviceId"))
+	d, err := p.device(r.Context(), r) // the caller's device only (APP-3)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	limit, _, err := queryInt(r, "limit", 100, 1, 1000)
 	if err != nil {
@@ -464,6 +478,9 @@ func (p *Platform) listLwM2MOperations(w http.ResponseWriter, r *http.Request) e
 // one of the path's device.
 func (p *Platform) deviceOperation(r *http.Request) (command.Command, error) {
 	dev, id := pathValue(r, "deviceId"), pathValue(r, "operationId")
+	if _, err := p.device(r.Context(), r); err != nil { // the caller's device only (APP-3)
+		return command.Command{}, err
+	}
 	c, err := p.ops.Get(r.Context(), id)
 	if errors.Is(err, command.ErrNotFound) || (err == nil && c.DeviceID != dev) {
 		return c, notFound("operation_not_found", "device %s has no LwM2M operation %s", dev, id)
@@ -509,9 +526,9 @@ type registrationView struct {
 }
 
 func (p *Platform) lwm2mRegistration(w http.ResponseWriter, r *http.Request) error {
-	d, err := p.reg.Get(r.Context(), pathValue(r, "deviceId"))
+	d, err := p.device(r.Context(), r) // the caller's device only (APP-3)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	reg, ok := p.lwm.Registration(d.NodeID)
 	if !ok {
@@ -588,7 +605,7 @@ func (l opListener) CommandChanged(c command.Command) {
 	if !c.Status.Final() {
 		return
 	}
-	p.publish(operationResult{DeviceID: c.DeviceID, OperationID: c.ID, Op: v.Op, Path: v.Path, Status: v.Status,
+	p.publish(p.ownerApps(c.DeviceID), operationResult{DeviceID: c.DeviceID, OperationID: c.ID, Op: v.Op, Path: v.Path, Status: v.Status,
 		Result: c.Result, Reason: c.Reason})
 }
 

@@ -47,7 +47,8 @@
 // ACK; if that write fails the device gets no ACK and sends again. A
 // report leaves the inbox in the one transaction that stores everything it
 // causes (store.DB.SaveUplink: history, shadow, the pushes to every app's
-// subscribers, the inbox entry), which concurrent workers share through the
+// subscribers, what every app's forwarding rules send — forward.go,
+// rules_api.go — and the inbox entry), which concurrent workers share through the
 // store's group commit, so an uplink costs two shared commits (inbox put,
 // SaveUplink) and is either wholly stored or still in the inbox (SEC-6).
 // Other uplinks (command responses, PCP frames, refused data) leave it in
@@ -116,6 +117,10 @@
 //     another node had in flight can arrive twice (at-least-once, with
 //     its stable webhook-id, PSH-5). The stores can claim such work under
 //     leases (store/postgres's claimers); the engines do not use them yet.
+//   - Data forwarding rules (the rules API) are kept only in the bbolt
+//     store: on PostgreSQL the rules API answers 501 not_implemented and
+//     reports are not forwarded, so no rule is accepted that would not be
+//     kept.
 //   - Access tokens are kept in the memory of the node that issued them:
 //     an application logs in on each node it calls (or the HTTP balancer
 //     keeps it on one). Upgrade package contents are files under each
@@ -135,11 +140,14 @@
 //
 // # Decisions where the spec is silent
 //
-//   - One platform, many applications, one set of devices: an app is an API
-//     credential with its own subscriptions and token budget; every app sees
-//     every device and device notifications go to the subscribers of every
-//     app. A vendor running a private platform is one tenant.
-//   - History is kept when any app has historyEnabled (the demo app has).
+//   - One platform, many applications: every resource belongs to the app
+//     that created it, and another app gets what an unknown id gets
+//     (api_owner.go); a device's notifications and history are its owner's
+//     (history while the owner's historyEnabled is on). nodeIds, product
+//     keys and group names stay unique on the whole platform. Data from
+//     before ownership goes to the default app (apps_migrate.go).
+//   - An app's device quota refuses with 403 device_quota_exceeded, not
+//     429: waiting does not lift it (apps_quota.go).
 //   - The per-device log (GET /doze/v1/devices/{id}/log) keeps the last
 //     deviceLogSize (200) events per device in the store (store.DeviceLog),
 //     pruned as new ones come, so it survives a restart. An event is queued

@@ -223,7 +223,13 @@ func TestWalkthrough(t *testing.T) { walkthrough(t, startPlatform(t)) }
 // is a PostgreSQL database (-store postgres://…; a schema of its own).
 func TestWalkthroughPostgres(t *testing.T) {
 	dsn := pgStore(t)
-	walkthrough(t, startPlatform(t, func(c *Config) { c.Store, c.NodeID = dsn, "walk-1" }))
+	tp := startPlatform(t, func(c *Config) { c.Store, c.NodeID = dsn, "walk-1" })
+	walkthrough(t, tp)
+	// Forwarding rules are not kept in PostgreSQL yet: refused, not lost.
+	var e map[string]any
+	require.Equal(t, http.StatusNotImplemented, tp.call(t, "POST", "/doze/v1/rules",
+		map[string]any{"name": "r", "condition": "serviceId = Meter", "targets": []map[string]any{{"type": "webhook"}}}, &e))
+	require.Equal(t, "not_implemented", e["error_code"])
 }
 
 func walkthrough(t *testing.T, tp *testPlatform) {

@@ -16,10 +16,14 @@ package main
 //     Execute, through the command engine: the device's 2.04 ends it
 //     SUCCESSFUL, a 4.xx FAILED with the code.
 //
-// The lwm2m server delivers every path of a Send (Config.SendPaths is the
-// root), since products and their mappings come and go while it runs; the
-// values of a Send no product maps are left out here and said on the
-// device log.
+// Which values of a Send the lwm2m server takes is asked per device
+// (transport.SendFilter, send.go), since products and their mappings come
+// and go while it runs: a mapped path, the firmware State and Update
+// Result, and any path while an application subscribes to
+// lwm2mNotification. A Send of nothing taken is answered 4.04 naming the
+// paths; the values of a partly taken Send that are left out are said on
+// the device log. Values a notification or Send carries that no mapping
+// takes are pushed as lwm2mNotification.
 
 import (
 	"context"
@@ -73,50 +77,52 @@ func lwm2mType(name string) lwm2m.Type {
 }
 
 // mappedNotification turns a notification or Send of mapped resources
-// into a report of the product's services (LWM-12). A Send's values that
-// no mapping takes, and that are not firmware State or Update Result, are
-// said on the device log. It returns the report's error (effects not
-// stored), nil when nothing was mapped.
+// into a report of the product's services (LWM-12), and pushes the values
+// no mapping takes as lwm2mNotification (send.go). It returns the error of
+// what could not be stored (the event stays in the inbox), nil when all
+// was.
 func (p *Platform) mappedNotification(ctx context.Context, d registry.Device, e transport.Event, fx *effects) error {
 	m := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model)
-	base := lwm2m.RootPath
-	if e.Path != "/dp" {
-		if _, ok := m.Property(e.Path); !ok {
-			if !slices.Contains(firmwarePaths, strings.TrimSuffix(e.Path, "/")) {
-				// An observation the API asked for, of a resource no
-				// mapping takes: no application gets it (there is no
-				// lwm2mNotification push yet), so say so (SEC-6).
-				p.log.Add(d.ID, "notification", fmt.Sprintf("notification of %s (content format %d, %d bytes) reaches no application: no product mapping takes it",
-					e.Path, e.ContentFormat, len(e.Payload)))
-			}
+	base := lwm2m.RootPath // a Send, or an Observe-Composite: records name full paths
+	if _, composite := transport.CompositePaths(e.Path); e.Path != "/dp" && !composite {
+		path, err := lwm2m.ParsePath(e.Path)
+		if err != nil {
+			p.log.Add(d.ID, "notification", fmt.Sprintf("notification of %q dropped: not an LwM2M path", e.Path))
 			return nil
 		}
-		base = lwm2m.MustPath(e.Path)
+		if _, ok := m.Property(e.Path); !ok && slices.Contains(firmwarePaths, path.String()) {
+			return nil // the firmware flow's (notification)
+		}
+		base = path
 	}
-	return p.mappedContent(ctx, d, m, base, transport.Content{Format: e.ContentFormat, Payload: e.Payload}, e.Time, fx)
+	return p.mappedContent(ctx, d, m, base, transport.Content{Format: e.ContentFormat, Payload: e.Payload}, e.Time, fx, true)
 }
 
 // firmwarePaths are the Send values the firmware flow takes.
 var firmwarePaths = []string{"/5/0/3", "/5/0/5"}
 
-// mappedContent reports the mapped values of content c of path base.
-func (p *Platform) mappedContent(ctx context.Context, d registry.Device, m *profile.Mapping, base lwm2m.Path, c transport.Content, at time.Time, fx *effects) error {
-	send := base.IsRoot()
+// mappedContent reports the mapped values of content c of path base. With
+// notified (a notification or Send, not the answer to a read), the values
+// no mapping takes, besides the firmware flow's, are pushed as
+// lwm2mNotification.
+func (p *Platform) mappedContent(ctx context.Context, d registry.Device, m *profile.Mapping, base lwm2m.Path, c transport.Content,
+	at time.Time, fx *effects, notified bool) error {
 	recs, err := lwm2m.Decode(c.Format, base, c.Payload, objectModel)
 	if err != nil {
-		if m != nil {
+		if m != nil || notified {
 			p.decodeError(d, fmt.Errorf("LwM2M values of %s (content format %d, %d bytes) do not decode: %w", base, c.Format, len(c.Payload), err))
 		}
 		return nil
 	}
 	data := map[string]map[string]any{}
-	var order, unused, bad []string
+	var order, bad []string
+	var unmapped []lwm2m.Record
 	for _, r := range recs {
 		path := r.Path.String()
 		pm, ok := m.Property(path)
 		if !ok {
-			if send && !slices.Contains(firmwarePaths, path) {
-				unused = append(unused, path)
+			if !slices.Contains(firmwarePaths, path) {
+				unmapped = append(unmapped, r)
 			}
 			continue
 		}
@@ -131,13 +137,18 @@ func (p *Platform) mappedContent(ctx context.Context, d registry.Device, m *prof
 		}
 		data[pm.ServiceID][pm.Property] = v
 	}
-	first := !fx.saved && fx.pushed == nil
-	if first && len(unused) > 0 {
-		p.log.Add(d.ID, "refused", fmt.Sprintf("LwM2M Send values left out: product %s/%s maps no property to %s",
-			d.Info.ManufacturerID, d.Info.Model, strings.Join(unused, ", ")))
-	}
+	first := !fx.saved && fx.pushed == nil && !fx.notified
 	if first && len(bad) > 0 {
 		p.decodeError(d, fmt.Errorf("mapped LwM2M values not usable: %s", strings.Join(bad, "; ")))
+	}
+	if notified && len(unmapped) > 0 && !fx.notified {
+		if fx.unmapped == nil {
+			fx.unmapped = map[string]bool{}
+		}
+		if err := p.pushUnmapped(ctx, d, base, unmapped, at, fx.unmapped); err != nil {
+			return err
+		}
+		fx.notified = true
 	}
 	if len(order) == 0 {
 		return nil
@@ -263,6 +274,7 @@ func (p *Platform) observeMapped(d registry.Device, e transport.Event) {
 		return
 	}
 	ep := e.Endpoint
+	accept := announcedFormat(e.Registration)
 	p.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
@@ -273,7 +285,7 @@ func (p *Platform) observeMapped(d registry.Device, e transport.Event) {
 				op  = "observing"
 			)
 			if j.observe {
-				c, err = p.lwm.Observe(ctx, ep, j.path.String())
+				c, err = p.lwm.ObserveAccept(ctx, ep, j.path.String(), accept)
 			} else {
 				op = "reading"
 				c, err = p.lwm.Read(ctx, ep, j.path.String(), transport.NoFormat)
@@ -290,6 +302,21 @@ func (p *Platform) observeMapped(d registry.Device, e transport.Event) {
 	})
 }
 
+// announcedFormat is the format the platform asks (Accept) for the
+// notifications of a mapped observe: the first of SenML CBOR, SenML JSON
+// and TLV the registration lists (ct=), or NoFormat, the device's choice,
+// when it lists none of them. A device that then leaves the
+// Content-Format out of its notifications (lwm2m-node-lib does) is
+// understood: the observation keeps the format asked for.
+func announcedFormat(r transport.Registration) lwm2m.Format {
+	for _, f := range []lwm2m.Format{lwm2m.FormatSenMLCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatTLV} {
+		if slices.Contains(r.Objects.Formats, f) {
+			return f
+		}
+	}
+	return transport.NoFormat
+}
+
 // mappedAnswer reports the mapped values of the answer to a read or
 // observe of path (LWM-12), on the device's current record.
 func (p *Platform) mappedAnswer(ctx context.Context, deviceID string, path lwm2m.Path, c transport.Content) {
@@ -301,7 +328,7 @@ func (p *Platform) mappedAnswer(ctx context.Context, deviceID string, path lwm2m
 	if m == nil {
 		return
 	}
-	if err := p.mappedContent(ctx, d, m, path, c, time.Now(), &effects{}); err != nil {
+	if err := p.mappedContent(ctx, d, m, path, c, time.Now(), &effects{}, false); err != nil {
 		p.log.Add(d.ID, "mapping", fmt.Sprintf("values read from %s not all stored: %v", path, err))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/doze-io/doze/codec"
@@ -37,7 +38,7 @@ func (p *Platform) newMQTT() (*mqtt.Server, error) {
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	return mqtt.New(mqttDevices{p}, mqttHandler{p}, cfg)
+	return mqtt.New(mqttDevices{p}, mqttHandler{p: p, adds: new(sync.Mutex)}, cfg)
 }
 
 // listenMQTT opens the MQTT listeners. A default port that is taken (a
@@ -122,7 +123,10 @@ func (m mqttDevices) SubDevice(ctx context.Context, gatewayID, deviceID string) 
 }
 
 // mqttHandler takes MQTT devices' messages into the platform.
-type mqttHandler struct{ p *Platform }
+type mqttHandler struct {
+	p    *Platform
+	adds *sync.Mutex // sub-device adds of gateways, one at a time (mqtt_events.go)
+}
 
 var _ mqtt.Handler = mqttHandler{}
 
@@ -132,6 +136,9 @@ var _ mqtt.Handler = mqttHandler{}
 func (h mqttHandler) Message(m mqtt.Message) error {
 	p := h.p
 	ctx := context.Background()
+	if m.Kind == mqtt.KindEvent {
+		return h.mqttEvents(ctx, m)
+	}
 	d, err := p.reg.Get(ctx, m.DeviceID)
 	if err != nil {
 		return fmt.Errorf("%w: %v", mqtt.ErrRefused, err)
@@ -191,12 +198,7 @@ func (h mqttHandler) Listening(d mqtt.Device) {
 		ids = append(ids, sub.ID)
 	}
 	for _, id := range ids {
-		if err := p.cmds.SetMode(ctx, id, command.Mode{Kind: command.DRX}); err != nil {
-			p.logger.Warn("MQTT device mode", "device", id, "err", err)
-		}
-		if err := p.cmds.DeviceWoke(ctx, id); err != nil {
-			p.logger.Warn("MQTT command wake-up", "device", id, "err", err)
-		}
+		p.mqttReachable(ctx, id)
 	}
 }
 

@@ -61,7 +61,10 @@ func pgStore(t *testing.T) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		db, err := postgres.Open(ctx, pgDSN(), &postgres.Options{MaxConns: 1})
+		// Opened in the schema itself: opening the default schema would
+		// migrate it (public) to this build's version, and a build with
+		// fewer migrations would then refuse it.
+		db, err := postgres.Open(ctx, pgDSN(), &postgres.Options{Schema: schema, MaxConns: 1})
 		if err == nil {
 			_, err = db.Pool().Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 			db.Close()

@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/command"
-	"github.com/doze-io/doze/lwm2m"
+	"github.com/doze-io/doze/forward"
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/mqtt"
 	"github.com/doze-io/doze/ota"
 	"github.com/doze-io/doze/push"
 	"github.com/doze-io/doze/registry"
 	"github.com/doze-io/doze/store"
+	"strings"
 )
 
 // Platform is the assembled platform: every Doze package wired together
@@ -37,6 +38,7 @@ type Platform struct {
 	cmds     *command.Engine
 	ops      *command.Engine // queued LwM2M operations (api_lwm2m.go)
 	push     *push.Engine
+	fwd      *forward.Engine // rules: reports to webhooks and brokers (forward.go)
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
 	lwm      *transport.Server
@@ -53,6 +55,7 @@ type Platform struct {
 	callbacks callbackOwners
 	uploads   uploadSlots // uploads in progress (SEC-3)
 	trust     appTrust    // each app's TLS settings for its HTTPS callbacks (APP-6)
+	quota     quotas      // each app's device count against its maxDevices (APP-3)
 	adminHash [32]byte    // SHA-256 of the administrator credential (APP-3)
 	// newAdminToken is the administrator token created at this start, for
 	// the banner; later starts do not print it.
@@ -159,6 +162,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if p.fwd, err = p.newForward(p.push.Config()); err != nil {
+		return fail(err)
+	}
 
 	p.cmds, err = command.New(db.Commands(), commandSender{p}, desiredListener{commandListener{p}, p}, command.Config{
 		DefaultMode: defaultMode(cfg),
@@ -222,9 +228,8 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		// The registry's transport security of each endpoint (SEC-1):
 		// plain CoAP serves only devices registered with security NONE.
 		Policy: endpointPolicy{p},
-		// A Send may carry any path: products map resources at run time,
-		// and mapping.go logs what none maps (LWM-12).
-		SendPaths: []lwm2m.Path{lwm2m.RootPath},
+		// Which paths of a Send are taken is eventHandler's FilterSend,
+		// per device (LWM-12, send.go).
 	}
 	p.lwm, err = transport.New(lcfg, keyStore{p}, eventHandler{p})
 	if err != nil {
@@ -245,6 +250,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		if err := p.installDemo(); err != nil {
 			return fail(err)
 		}
+	}
+	if err := p.migrateOwners(context.Background()); err != nil {
+		return fail(fmt.Errorf("giving resources without an owner to the default app: %w", err))
 	}
 	return p, nil
 }
@@ -271,6 +279,9 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	}
 	run("registry", p.reg.Run)
 	run("push", p.push.Run)
+	if p.fwd != nil {
+		run("forward", p.fwd.Run)
+	}
 	run("command", p.cmds.Run)
 	run("lwm2mops", p.ops.Run)
 	run("ota", p.ota.Run)
@@ -316,7 +327,7 @@ func (p *Platform) Close() error {
 	p.closeOnce.Do(func() {
 		p.stop()
 		p.log.Flush() // entries added after Run returned
-		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.push.Close(), p.reg.Close(), p.db.Close())
+		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.closeForward(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
 	return err
 }
@@ -375,7 +386,7 @@ func (p *Platform) enqueue(q queuedEvent) {
 // decoded, stored and pushed. An error leaves the device's message
 // unacknowledged, so the device sends it again.
 func (p *Platform) acceptUplink(e transport.Event) error {
-	seq, err := p.db.Inbox().Put(context.Background(), store.InboxEntry{Endpoint: e.Endpoint, Path: e.Path,
+	seq, err := p.db.Inbox().Put(context.Background(), store.InboxEntry{Endpoint: e.Endpoint, Path: inboxPath(e),
 		Payload: e.Payload, ContentFormat: e.ContentFormat, Time: e.Time, Node: p.cfg.NodeID})
 	if err != nil {
 		p.logger.Error("uplink not kept, not acknowledged", "endpoint", e.Endpoint, "err", err)
@@ -383,6 +394,27 @@ func (p *Platform) acceptUplink(e transport.Event) error {
 	}
 	p.enqueueEvent(e, seq)
 	return nil
+}
+
+// notificationMark marks the inbox path of an EventNotification (a Send's
+// values, an observed resource's notification); other entries are
+// EventUplink. No LwM2M path starts with it.
+const notificationMark = "notification:"
+
+// inboxPath is the path e is kept under in the inbox.
+func inboxPath(e transport.Event) string {
+	if e.Kind == transport.EventNotification {
+		return notificationMark + e.Path
+	}
+	return e.Path
+}
+
+// inboxKind returns the kind and path of the event an inbox path keeps.
+func inboxKind(path string) (transport.EventKind, string) {
+	if p, ok := strings.CutPrefix(path, notificationMark); ok {
+		return transport.EventNotification, p
+	}
+	return transport.EventUplink, path
 }
 
 // replayInbox processes the uplinks that were acknowledged to their
@@ -404,8 +436,9 @@ func (p *Platform) replayInbox(ctx context.Context) {
 	}
 	var done []uint64
 	for i, u := range pending {
-		q := queuedEvent{e: transport.Event{Kind: transport.EventUplink, Endpoint: u.Endpoint, Time: u.Time,
-			Path: u.Path, Payload: u.Payload, ContentFormat: u.ContentFormat}, inbox: u.Seq, fx: &effects{inbox: u.Seq}}
+		kind, path := inboxKind(u.Path)
+		q := queuedEvent{e: transport.Event{Kind: kind, Endpoint: u.Endpoint, Time: u.Time,
+			Path: path, Payload: u.Payload, ContentFormat: u.ContentFormat}, inbox: u.Seq, fx: &effects{inbox: u.Seq}}
 		if err := p.process(ctx, q.e, q.fx); err != nil {
 			p.failed(q, err)
 		} else if !q.fx.consumed {
@@ -477,19 +510,10 @@ func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error 
 	}
 }
 
-// apps returns the ids of every application: devices are shared by the
-// apps of one platform (our choice), so device notifications go to the
-// subscribers of each.
-func (p *Platform) apps() []string {
-	var ids []string
-	for _, a := range p.auth.Apps() {
-		ids = append(ids, a.ID)
-	}
-	return ids
-}
-
-func (p *Platform) publish(n push.Notification) {
-	for _, app := range p.apps() {
+// publish sends n to the subscribers of apps: a device's notifications go
+// to its owner only (deviceApps, APP-3).
+func (p *Platform) publish(apps []string, n push.Notification) {
+	for _, app := range apps {
 		if _, err := p.push.Publish(context.Background(), app, n); err != nil {
 			p.logger.Error("publishing notification", "type", n.NotifyType(), "err", err)
 		}

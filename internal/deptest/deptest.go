@@ -34,17 +34,20 @@ var allowed = map[string][]string{
 	"profile": nil,
 	// ota/pcp is a leaf wire format that imports nothing of the module:
 	// codec uses it to keep PCP frames out of codecs, ota to run upgrades.
-	"codec":               {"ota/pcp"},
-	"lwm2m":               nil,
-	"lwm2m/transport":     {"lwm2m"},
-	"command":             nil,
-	"push":                nil,
-	"ota":                 {"ota/pcp"},
-	"ota/pcp":             nil,
-	"ota/download":        {"ota/pcp"},
-	"registry":            nil,
-	"mqtt":                nil,
-	"store":               {"registry", "command", "push", "ota", "profile", "codec", "lwm2m"},
+	"codec":           {"ota/pcp"},
+	"lwm2m":           nil,
+	"lwm2m/transport": {"lwm2m"},
+	"command":         nil,
+	"push":            nil,
+	"ota":             {"ota/pcp"},
+	"ota/pcp":         nil,
+	"ota/download":    {"ota/pcp"},
+	"registry":        nil,
+	"mqtt":            nil,
+	// forward builds on push: its broker deliveries run through a
+	// push.Engine of their own, its webhook targets through the app's.
+	"forward":             {"push"},
+	"store":               {"registry", "command", "push", "ota", "profile", "codec", "lwm2m", "forward"},
 	"examples/device":     {"lwm2m", "codec", "ota", "mqtt/ceiling"},
 	"examples/codeccheck": {"codec", "profile"},
 	// Every package may import internal/…; these two are imported by the
@@ -62,6 +65,10 @@ var thirdParty = map[string][]string{
 	"go.etcd.io/bbolt":            {"store"},
 	"github.com/jackc/pgx":        {"store/postgres"},
 	"github.com/mochi-mqtt/":      {"mqtt"},
+	// Broker clients: forward publishes with them (paho, also the
+	// simulator's MQTT client, is not restricted).
+	"github.com/nats-io/":            {"forward"},
+	"github.com/rabbitmq/amqp091-go": {"forward"},
 }
 
 // allowedFor reports whether the package in folder dir may import the module
@@ -126,6 +133,9 @@ func topFolder(dir string) string {
 // resumption, a strict device).
 var thirdPartyInTests = map[string][]string{
 	"github.com/pion/": {"examples/platform"},
+	// The platform's forwarding tests subscribe with the brokers' clients.
+	"github.com/nats-io/":            {"examples/platform"},
+	"github.com/rabbitmq/amqp091-go": {"examples/platform"},
 }
 
 // thirdPartyAllowed reports whether the package in folder dir may import

@@ -82,6 +82,14 @@ type DeviceConfig struct {
 	// PackageVersion tells the version a package installs; nil means its
 	// first line. An empty version fails the update (Update Result 8).
 	PackageVersion func(pkg []byte) string
+	// Sensor, when set, is the temperature sensor /3303/0 the device
+	// serves, with the composite operations (sensor.go); list </3303/0>
+	// in Links.
+	Sensor *Sensor
+	// BareNotifications leaves the Content-Format out of the sensor's
+	// notifications, as some clients do (lwm2m-node-lib): the server must
+	// take them to be in the format its observe asked for with Accept.
+	BareNotifications bool
 }
 
 // ErrPowerCut, returned by DeviceConfig.OnBlock, kills the device.
@@ -92,6 +100,7 @@ type Request struct {
 	Code   codes.Code // GET, PUT, POST, DELETE
 	Path   string     // "/19/1/0/0"
 	Format int        // Content-Format, -1 when absent
+	Accept int        // Accept, -1 when absent
 	Answer codes.Code // the code the device answered
 }
 
@@ -114,15 +123,16 @@ type Device struct {
 	cfg    DeviceConfig
 	server *url.URL // nil when the device cannot dial
 
-	mu      sync.Mutex
-	conn    net.Conn
-	reqs    []Request
-	data    [][]byte
-	replies map[uint16][]byte // message id → the answer sent, this session
-	obs     map[string]*observer
-	regs    []string // local address of each registration
-	mid     uint16
-	acks    chan *message.Message
+	mu        sync.Mutex
+	conn      net.Conn
+	reqs      []Request
+	data      [][]byte
+	replies   map[uint16][]byte // message id → the answer sent, this session
+	obs       map[string]*observer
+	regs      []string      // local address of each registration
+	composite *compositeObs // the server's Observe-Composite, if any
+	mid       uint16
+	acks      chan *message.Message
 
 	dead     chan struct{} // closed by Kill
 	killOnce sync.Once
@@ -132,8 +142,9 @@ type Device struct {
 // observer is the server's observation of one path: its token and the
 // sequence number of the last notification.
 type observer struct {
-	token []byte
-	seq   uint32
+	token  []byte
+	seq    uint32
+	accept int // the Accept of the observe, -1 when absent
 }
 
 // StartDevice starts a Device on conn, which it owns, and registers it;
@@ -426,9 +437,14 @@ func (d *Device) notify(path string, cf message.MediaType, payload []byte) bool 
 		Payload: payload}
 	b := make([]byte, 8)
 	m.Options, _, _ = m.Options.SetObserve(b, seq)
-	m.Options, _, _ = m.Options.SetContentFormat(b[4:], cf)
+	if cf != noFormat {
+		m.Options, _, _ = m.Options.SetContentFormat(b[4:], cf)
+	}
 	return d.send(m) == nil
 }
+
+// noFormat, given to notify, leaves the Content-Format out.
+const noFormat message.MediaType = 0xffff
 
 // read reads one session's socket until it closes.
 func (d *Device) read(conn net.Conn) {
@@ -516,13 +532,20 @@ func (d *Device) answer(m *message.Message) (resp *message.Message, then func())
 		cf = int(f)
 	}
 	var data [][]byte
-	if strings.HasPrefix(path, "/3/") || strings.HasPrefix(path, "/5/") {
+	switch {
+	case d.cfg.Sensor != nil && (strings.HasPrefix(path, "/3303/") || m.Code == codes.FETCH || m.Code == codes.IPATCH):
+		resp = d.sensor(m, path, cf)
+	case strings.HasPrefix(path, "/3/") || strings.HasPrefix(path, "/5/"):
 		resp, then = d.firmware(m, path, cf)
-	} else {
+	default:
 		resp, data = d.handle(m, path, cf)
 	}
 	d.mu.Lock()
-	d.reqs = append(d.reqs, Request{Code: m.Code, Path: path, Format: cf, Answer: resp.Code})
+	accept := -1
+	if a, err := m.Options.GetUint32(message.Accept); err == nil {
+		accept = int(a)
+	}
+	d.reqs = append(d.reqs, Request{Code: m.Code, Path: path, Format: cf, Accept: accept, Answer: resp.Code})
 	d.data = append(d.data, data...)
 	d.mu.Unlock()
 	return resp, then
@@ -540,7 +563,11 @@ func (d *Device) observe(m *message.Message, path string, resp *message.Message)
 	defer d.mu.Unlock()
 	switch obs {
 	case 0:
-		d.obs[path] = &observer{token: append([]byte(nil), m.Token...)}
+		accept := -1
+		if a, err := m.Options.GetUint32(message.Accept); err == nil {
+			accept = int(a)
+		}
+		d.obs[path] = &observer{token: append([]byte(nil), m.Token...), accept: accept}
 		b := make([]byte, 4)
 		resp.Options, _, _ = resp.Options.SetObserve(b, 0)
 	case 1:

@@ -393,7 +393,7 @@ func FuzzParseSend(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, cf uint16, body []byte) {
-		d, refusal := s.parseSend(Content{Format: lwm2m.Format(cf), Payload: body})
+		d, refusal := s.parseSend("dev", Content{Format: lwm2m.Format(cf), Payload: body})
 		if refusal != nil {
 			switch refusal.Code {
 			case codes.BadRequest, codes.NotFound, codes.RequestEntityTooLarge, codes.UnsupportedMediaType:

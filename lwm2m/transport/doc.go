@@ -70,18 +70,31 @@
 // Multiple resource with 4.00, as conforming clients do. Payloads of /19/0/0 and Send in the object model's
 // formats (TLV, SenML JSON/CBOR, LwM2M JSON) are decoded with lwm2m.Decode and
 // give the bytes of each /19/0/0 resource instance; opaque and TUP
-// payloads are the bytes themselves. A Send's values of Config.SendPaths
-// (by default the firmware State /5/0/3 and Update Result /5/0/5) come
-// after its /19/0/0 values as one EventNotification with path "/dp". A
-// Send the server cannot use is not answered 2.04 (LWM-12): over
-// Config.MaxSendSize 4.13 with Size1, empty or malformed 4.00, a content
-// format other than SenML JSON/CBOR (or opaque, text, none for raw data)
-// 4.15, no /19/0/0 value and none of SendPaths 4.04; each with a "send: "
-// diagnostic and an EventRefused carrying the same code and text.
+// payloads are the bytes themselves. A Send's other values come after its
+// /19/0/0 values as one EventNotification with path "/dp": those under
+// Config.SendPaths (by default the firmware State /5/0/3 and Update Result
+// /5/0/5), or, when the Handler is a SendFilter, those its FilterSend
+// takes for that device. A Send the server cannot use is not answered
+// 2.04 (LWM-12): over Config.MaxSendSize 4.13 with Size1, empty or
+// malformed 4.00, a content format other than SenML JSON/CBOR (or opaque,
+// text, none for raw data) 4.15, no /19/0/0 value and none taken 4.04
+// naming the paths (and the SendFilter's reason); each with a "send: "
+// diagnostic and an EventRefused carrying the same code and text. An
+// UplinkHandler takes a Send's values, and every notification of an
+// observed path, before the device's ACK, like the data channel's.
 //
 // Device operations (LWM-7): Read, Write, WritePartial, Execute, Create,
 // Delete, Discover, WriteAttributes, Observe, CancelObserve, each bounded by
-// its context; error answers are *ResponseError with the CoAP code. Read
+// its context; error answers are *ResponseError with the CoAP code. The
+// composite operations of LwM2M 1.1 (composite.go): ReadComposite
+// (FETCH / with a SenML list of paths), WriteComposite (iPATCH / with
+// SenML records), ObserveComposite (FETCH with Observe 0; notifications
+// come as EventNotification with Path CompositeKey(paths)) and
+// CancelObserveComposite, for LwM2M 1.1 devices with a SenML format only
+// (ErrCompositeUnsupported otherwise, before anything is sent), at most
+// MaxCompositePaths paths. ObserveAccept observes asking for a format;
+// the observation keeps it, and a notification without Content-Format is
+// taken to be in it (as Read infers an answer's). Read
 // returns Content (format + payload); ReadRecords decodes the answer into
 // Records with lwm2m.Decode and Config.Model (built-in objects by default).
 //

@@ -13,7 +13,7 @@ const (
 	EventDeregistered                      // a registration ended (see Event.Reason)
 	EventWoke                              // the device sent something; it is reachable until Event.AwakeUntil
 	EventUplink                            // application data: /19/0/0 notification, LwM2M Send, or TUP /t/d notification
-	EventNotification                      // a notification of any other observed path, or a Send's values of Config.SendPaths
+	EventNotification                      // a notification of any other observed path, or a Send's values other than /19/0/0 (Config.SendPaths, or a SendFilter's)
 	EventRefused                           // a device's data was refused with a CoAP error (Event.Code, Event.Message); see below
 )
 
@@ -43,7 +43,8 @@ const (
 // EventRefused reports data the server could not use and answered with an
 // error instead of 2.04 (LWM-12): a Send (/dp) whose body is larger than
 // Config.MaxSendSize (4.13), malformed or empty (4.00), in a content format
-// a Send cannot carry (4.15), or about no path the server delivers (4.04).
+// a Send cannot carry (4.15), or about no path the server delivers (4.04:
+// none under Config.SendPaths, or none a SendFilter takes).
 // A platform puts it on the device's log; the device got the same text in
 // the answer's payload.
 type Event struct {
@@ -98,6 +99,13 @@ func (f HandlerFunc) HandleEvent(e Event) { f(e) }
 // the time of a synced write; it delays only its own device, over DTLS and
 // plain CoAP alike.
 //
+// HandleUplink also takes, the same way, every EventNotification a device
+// sends that the server acknowledges: the values of a Send (/dp) other
+// than /19/0/0, and the notifications of observed paths other than the
+// data channel (a mapped /3303/0/5700, the firmware State /5/0/3). Only
+// the notification that ends an observation with an error code comes
+// through HandleEvent: the server answers it regardless.
+//
 // The answer carries nothing of the handler's. The ACK of a confirmable
 // notification is Empty: a notification is itself a response, and only a
 // request's ACK may carry one (RFC 7252 §4.2, §5.2.2; RFC 7641 §4.5). A
@@ -108,4 +116,27 @@ func (f HandlerFunc) HandleEvent(e Event) { f(e) }
 type UplinkHandler interface {
 	Handler
 	HandleUplink(e Event) error
+}
+
+// A SendFilter is a Handler that decides, device by device, which values
+// of a Send (/dp) other than /19/0/0 the server takes, in place of
+// Config.SendPaths: a platform whose products map resources at run time
+// knows per device which paths it can use (LWM-12). FilterSend is asked
+// once per Send in SenML JSON or CBOR, from the device's reading goroutine
+// and before the device is answered, with the endpoint and the distinct
+// paths of the Send's records other than /19/0/0, in the order they came.
+// It returns take, with take[i] telling whether paths[i] is taken (a
+// shorter take leaves the rest out), and why, a short reason for those
+// it leaves out ("product X/Y maps no property to them").
+//
+// The taken records come as one EventNotification with Path "/dp" (through
+// HandleUplink for an UplinkHandler); the others are left out. A Send with
+// no /19/0/0 value and no taken path is refused with 4.04 Not Found, whose
+// diagnostic names the paths left out and says why, and an EventRefused
+// with the same text; a Send with at least one taken value is answered
+// 2.04 Changed. FilterSend must return quickly (it holds up its device
+// only).
+type SendFilter interface {
+	Handler
+	FilterSend(endpoint string, paths []lwm2m.Path) (take []bool, why string)
 }

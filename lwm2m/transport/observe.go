@@ -23,6 +23,10 @@ type Observation struct {
 	Endpoint string // normalized endpoint name
 	Path     string // "/19/0/0", "/t/d", …
 	Created  time.Time
+	// Accept is the Content-Format the observe asked for with Accept (nil:
+	// none). A notification without a Content-Format is taken to be in it,
+	// as the answer to a Read is (RFC 7252 §5.10.4, §5.5.1).
+	Accept *lwm2m.Format `json:",omitempty"`
 }
 
 // ObservationStore keeps observations by token. Implementations must be safe

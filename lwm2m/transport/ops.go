@@ -255,18 +255,39 @@ func (s *Server) Observe(ctx context.Context, endpoint, path string) (Content, e
 	if r == nil {
 		return Content{}, fmt.Errorf("lwm2m: observe %s on %q: %w", path, ep, ErrNotRegistered)
 	}
-	return s.observe(ctx, r, path)
+	return s.observe(ctx, r, path, NoFormat)
 }
 
-func (s *Server) observe(ctx context.Context, r *registration, path string) (Content, error) {
+// ObserveAccept is Observe asking for the values in Content-Format accept
+// (the Accept option; NoFormat: the device's choice). The observation
+// keeps it: a notification that names no Content-Format (as some clients
+// send them) is taken to be in accept, as the answer to a Read is.
+func (s *Server) ObserveAccept(ctx context.Context, endpoint, path string, accept lwm2m.Format) (Content, error) {
+	ep := NormalizeEndpoint(endpoint)
+	s.mu.Lock()
+	r := s.regs[ep]
+	s.mu.Unlock()
+	if r == nil {
+		return Content{}, fmt.Errorf("lwm2m: observe %s on %q: %w", path, ep, ErrNotRegistered)
+	}
+	return s.observe(ctx, r, path, accept)
+}
+
+func (s *Server) observe(ctx context.Context, r *registration, path string, accept lwm2m.Format) (Content, error) {
 	tok := newToken()
 	o := Observation{Token: tokenKey(tok), Endpoint: r.Endpoint, Path: path, Created: time.Now()}
+	if accept != NoFormat {
+		o.Accept = &accept
+	}
 	if err := s.cfg.Observations.PutObservation(o); err != nil {
 		return Content{}, fmt.Errorf("lwm2m: storing observation of %s on %q: %w", path, r.Endpoint, err)
 	}
 	m := newRequest(codes.GET, path)
 	m.Token = tok
 	addUint(m, message.Observe, 0)
+	if accept != NoFormat {
+		addUint(m, message.Accept, uint32(accept))
+	}
 	resp, err := s.request(ctx, "observe", r.Endpoint, path, m)
 	if err != nil {
 		_ = s.cfg.Observations.DeleteObservation(o.Token)
@@ -275,7 +296,11 @@ func (s *Server) observe(ctx context.Context, r *registration, path string) (Con
 	if _, ok := observeOpt(resp); !ok {
 		_ = s.cfg.Observations.DeleteObservation(o.Token)
 	}
-	return Content{Format: contentFormat(resp), Payload: resp.Payload}, nil
+	f := contentFormat(resp)
+	if f == cfNone {
+		f = accept
+	}
+	return Content{Format: f, Payload: resp.Payload}, nil
 }
 
 // CancelObserve ends the server's observations of path on the device (GET

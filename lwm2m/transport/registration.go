@@ -614,7 +614,7 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 	}
 	s.touch(sess, ep, now)
 	c := Content{Format: contentFormat(m), Payload: m.Payload}
-	d, refusal := s.parseSend(c)
+	d, refusal := s.parseSend(ep, c)
 	if refusal != nil {
 		e := Event{Kind: EventRefused, Endpoint: ep, Time: now, Path: "/dp", ContentFormat: c.Format,
 			Code: Code(refusal.Code), Message: string(refusal.Payload)}
@@ -629,8 +629,10 @@ func (s *Server) send(sess *session, m *message.Message, now time.Time) (*messag
 			return noAnswer, nil
 		}
 	}
-	if d.other != nil { // firmware State and Update Result, or other Config.SendPaths
-		s.emit(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: d.other, ContentFormat: c.Format})
+	if d.other != nil { // firmware State and Update Result, other Config.SendPaths, or what a SendFilter takes
+		if err := s.emitUplink(Event{Kind: EventNotification, Endpoint: ep, Time: now, Path: "/dp", Payload: d.other, ContentFormat: c.Format}); err != nil {
+			return noAnswer, nil
+		}
 	}
 	if len(d.unused) > 0 {
 		s.log.Info("lwm2m: values of a Send the server does not use were left out", "endpoint", ep, "paths", pathList(d.unused, 8))
@@ -663,6 +665,10 @@ func (sess *session) notification(m *message.Message) notifyResult {
 			defer s.dataEnded(o.Endpoint)
 		}
 	}
+	cf := contentFormat(m)
+	if cf == cfNone && o.Accept != nil {
+		cf = *o.Accept // the format the observe asked for (RFC 7252 §5.10.4)
+	}
 	now := time.Now()
 	sess.mu.Lock()
 	if sess.endpoint == "" {
@@ -671,9 +677,9 @@ func (sess *session) notification(m *message.Message) notifyResult {
 	sess.mu.Unlock()
 	s.touch(sess, o.Endpoint, now)
 	if o.Path == "/19/0/0" || o.Path == "/t/d" {
-		vals := s.uplinkValues(o.Path, Content{Format: contentFormat(m), Payload: m.Payload})
+		vals := s.uplinkValues(o.Path, Content{Format: cf, Payload: m.Payload})
 		for _, u := range vals {
-			if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: contentFormat(m)}); err != nil {
+			if err := s.emitUplink(Event{Kind: EventUplink, Endpoint: o.Endpoint, Time: now, Path: u.path, Payload: u.data, ContentFormat: cf}); err != nil {
 				return notifyRetry
 			}
 		}
@@ -681,6 +687,8 @@ func (sess *session) notification(m *message.Message) notifyResult {
 			return notifyTaken
 		}
 	}
-	s.emit(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: contentFormat(m)})
+	if err := s.emitUplink(Event{Kind: EventNotification, Endpoint: o.Endpoint, Time: now, Path: o.Path, Payload: m.Payload, ContentFormat: cf}); err != nil {
+		return notifyRetry
+	}
 	return notifyTaken
 }

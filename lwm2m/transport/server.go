@@ -309,8 +309,9 @@ func (s *Server) async(f func(ctx context.Context)) {
 
 func (s *Server) emit(e Event) { s.h.HandleEvent(e) }
 
-// emitUplink hands an EventUplink to the handler before the device's
-// message is answered; an UplinkHandler's error means no answer.
+// emitUplink hands an EventUplink, or an EventNotification the server
+// acknowledges, to the handler before the device's message is answered;
+// an UplinkHandler's error means no answer.
 func (s *Server) emitUplink(e Event) error {
 	u, ok := s.h.(UplinkHandler)
 	if !ok {

@@ -53,7 +53,7 @@ func dataValues(recs []lwm2m.Record) []uplinkValue {
 // sendData is what the server delivers of a Send (/dp).
 type sendData struct {
 	data   []uplinkValue // EventUplink: /19/0/0 values, or the whole body of an opaque Send
-	other  []byte        // EventNotification: the records under Config.SendPaths, encoded as they came
+	other  []byte        // EventNotification: the records taken (Config.SendPaths or the SendFilter), encoded as they came
 	unused []lwm2m.Path  // paths the Send carried that the server does not deliver
 }
 
@@ -64,11 +64,12 @@ type sendData struct {
 // Core, Information Reporting interface).
 func sendRaw(f lwm2m.Format) bool { return f == cfNone || f == cfText || f == cfOpaque }
 
-// parseSend checks a Send's body and sorts its values, or returns the
-// error answer for a body the server cannot use (LWM-12): 4.13 over
-// MaxSendSize, 4.15 for a format a Send cannot carry, 4.00 when it is
-// malformed or empty, 4.04 when it carries no path the server delivers.
-func (s *Server) parseSend(c Content) (sendData, *message.Message) {
+// parseSend checks a Send's body of endpoint ep and sorts its values, or
+// returns the error answer for a body the server cannot use (LWM-12): 4.13
+// over MaxSendSize, 4.15 for a format a Send cannot carry, 4.00 when it is
+// malformed or empty, 4.04 when it carries no path the server delivers
+// (none under SendPaths, or none the handler's FilterSend takes).
+func (s *Server) parseSend(ep string, c Content) (sendData, *message.Message) {
 	if n := len(c.Payload); n > s.cfg.MaxSendSize {
 		r := errResp(codes.RequestEntityTooLarge, "send: a body of %d bytes is too large; this server takes at most %d bytes in one Send", n, s.cfg.MaxSendSize)
 		addUint(r, message.Size1, uint32(s.cfg.MaxSendSize))
@@ -92,21 +93,25 @@ func (s *Server) parseSend(c Content) (sendData, *message.Message) {
 	if len(recs) == 0 {
 		return sendData{}, errResp(codes.BadRequest, "send: the %s body holds no record; a Send carries at least one value", c.Format)
 	}
+	taken, why := s.sendTaken(ep, recs)
 	var d sendData
 	var other []lwm2m.Record
 	for _, r := range recs {
 		switch {
 		case dataPath.Contains(r.Path):
 			d.data = append(d.data, dataValues([]lwm2m.Record{r})...)
-		case s.sendPathUsed(r.Path):
+		case taken(r.Path):
 			other = append(other, r)
 		default:
 			d.unused = append(d.unused, r.Path)
 		}
 	}
 	if len(d.data) == 0 && len(other) == 0 {
-		return sendData{}, errResp(codes.NotFound, "send: no value this server uses: the Send carries %s; this server takes %s",
-			pathList(d.unused, 8), pathList(append([]lwm2m.Path{dataPath}, s.cfg.SendPaths...), 8))
+		if why == "" {
+			why = "this server takes " + pathList(append([]lwm2m.Path{dataPath}, s.cfg.SendPaths...), 8)
+		}
+		return sendData{}, errResp(codes.NotFound, "send: no value this server uses: the Send carries %s; %s",
+			pathList(d.unused, 8), why)
 	}
 	if len(other) > 0 {
 		if len(other) == len(recs) {
@@ -119,6 +124,45 @@ func (s *Server) parseSend(c Content) (sendData, *message.Message) {
 	}
 	return d, nil
 }
+
+// sendTaken returns which paths of a Send's records (other than /19/0/0)
+// the server takes for endpoint ep: the handler's FilterSend when it is a
+// SendFilter, else Config.SendPaths; and the filter's reason for those it
+// leaves out.
+func (s *Server) sendTaken(ep string, recs []lwm2m.Record) (func(lwm2m.Path) bool, string) {
+	f, ok := s.h.(SendFilter)
+	if !ok {
+		return s.sendPathUsed, ""
+	}
+	var paths []lwm2m.Path
+	seen := map[string]bool{}
+	for _, r := range recs {
+		if k := r.Path.String(); !dataPath.Contains(r.Path) && !seen[k] {
+			seen[k] = true
+			paths = append(paths, r.Path)
+		}
+	}
+	if len(paths) == 0 {
+		return func(lwm2m.Path) bool { return false }, ""
+	}
+	take, why := f.FilterSend(ep, paths)
+	yes := map[string]bool{}
+	for i, t := range take {
+		if t && i < len(paths) {
+			yes[paths[i].String()] = true
+		}
+	}
+	if why == "" {
+		why = "the server takes none of them for this device"
+	}
+	if len(why) > maxWhy { // the diagnostic stays one short datagram
+		why = why[:maxWhy] + "…"
+	}
+	return func(p lwm2m.Path) bool { return yes[p.String()] }, why
+}
+
+// maxWhy bounds a SendFilter's reason in a 4.04 diagnostic.
+const maxWhy = 300
 
 // sendPathUsed reports whether p is under one of Config.SendPaths.
 func (s *Server) sendPathUsed(p lwm2m.Path) bool {
