@@ -106,6 +106,12 @@
 //     elsewhere). A command for a device that is awake on another node
 //     waits for that device's next uplink; one with expireTime 0 ("now
 //     or never") fails on a node that does not hold the device's session.
+//   - Pushes a dead node had queued stay in the shared outbox until a
+//     node starts (its restart delivers them): the push engine does not
+//     claim another node's rows yet (TestClusterNodeDies shows both).
+//   - Behind a balancer that hides devices' addresses, set
+//     moveLookupsPerSource (default 16 lookups a second per source
+//     address) or moved devices queue behind that limit.
 //   - A node that a device left keeps its registration in memory until
 //     its lifetime passes or the device comes back (then the node resumes
 //     from the newer state the other node stored, never its own); at

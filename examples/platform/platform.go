@@ -223,8 +223,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		Registrations: db.Registrations(),
 		// On PostgreSQL other nodes write them too: a device whose
 		// records start arriving here continues its session (CLU-3).
-		SharedRegistrations: db.shared,
-		Logger:              logger.With("pkg", "lwm2m"),
+		SharedRegistrations:   db.shared,
+		StoreLookupsPerSource: cfg.MoveLookupsPerSource,
+		Logger:                logger.With("pkg", "lwm2m"),
 		// The registry's transport security of each endpoint (SEC-1):
 		// plain CoAP serves only devices registered with security NONE.
 		Policy: endpointPolicy{p},

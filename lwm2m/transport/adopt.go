@@ -49,10 +49,14 @@ import (
 //     are dropped (the device retransmits);
 //   - at most maxLookups lookups are in flight or queued, answered by
 //     lookupWorkers goroutines, each bounded by lookupTimeout;
-//   - a source IP address starts at most lookupsPerIP lookups a second and
-//     all sources together lookupsPerSecond: an attacker spraying random
+//   - a source IP address starts at most Config.StoreLookupsPerSource
+//     lookups a second (16 by default) and all sources together
+//     Config.StoreLookupsPerSecond (2048): an attacker spraying random
 //     Connection IDs gets that many queries and no more, whatever it
-//     sends;
+//     sends. A record over the limit is dropped and the device
+//     retransmits. Behind a balancer that hides the devices' addresses
+//     they all share the balancer's, so raise the per-source limit there;
+//     otherwise the devices of a dead node move at 16 a second;
 //   - a key that was not found is not looked up again for negativeTTL (at
 //     most maxNegative keys are remembered; when full, the expired ones go
 //     and, if none has, new misses are not remembered: the rate limits
@@ -65,8 +69,8 @@ const (
 	maxLookups        = 256
 	lookupWorkers     = 4
 	lookupTimeout     = 5 * time.Second
-	lookupsPerIP      = 16
-	lookupsPerSecond  = 2048
+	lookupsPerIP      = 16   // Config.StoreLookupsPerSource's default
+	lookupsPerSecond  = 2048 // Config.StoreLookupsPerSecond's default
 	negativeTTL       = 10 * time.Second
 	maxNegative       = 1 << 16
 	lookupRateWindow  = time.Second
@@ -81,6 +85,8 @@ type storeLookup struct {
 	window   time.Time             // start of the rate window
 	perIP    map[string]int        // lookups started in the window by source IP
 	total    int                   // lookups started in the window
+	maxIP    int                   // lookups a source IP may start in a window
+	maxTotal int                   // lookups all may start in a window
 }
 
 // lookupReq is one lookup: by Connection ID when cid is set, by address
@@ -92,8 +98,10 @@ type lookupReq struct {
 	pending []datagram
 }
 
-func newStoreLookup() *storeLookup {
+func newStoreLookup(perIP, total int) *storeLookup {
 	return &storeLookup{
+		maxIP:    perIP,
+		maxTotal: total,
 		reqs:     make(chan *lookupReq, maxLookups),
 		inflight: make(map[string]*lookupReq),
 		neg:      make(map[string]time.Time),
@@ -136,7 +144,7 @@ func (m *dtlsMux) lookupLocked(data []byte, cid, addrKey string, addr *net.UDPAd
 		clear(l.perIP)
 	}
 	ip := addr.IP.String()
-	if l.perIP[ip] >= lookupsPerIP || l.total >= lookupsPerSecond || len(l.inflight) >= maxLookups {
+	if l.perIP[ip] >= l.maxIP || l.total >= l.maxTotal || len(l.inflight) >= maxLookups {
 		m.stats.lookupsLimited.Add(1)
 		return
 	}

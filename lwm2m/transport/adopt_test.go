@@ -229,7 +229,7 @@ func TestSessionTakenBackFromStore(t *testing.T) {
 // a few records waiting, a source address's lookups a second capped, a
 // miss remembered for negativeTTL, the lookups in flight capped.
 func TestLookupBounds(t *testing.T) {
-	m := &dtlsMux{cidLen: 8, look: newStoreLookup()}
+	m := &dtlsMux{cidLen: 8, look: newStoreLookup(lookupsPerIP, lookupsPerSecond)}
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	attacker := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4000}
 	record := func(cid []byte) []byte {
@@ -299,6 +299,19 @@ func TestLookupBounds(t *testing.T) {
 	inflight := len(m.look.inflight)
 	m.mu.Unlock()
 	require.Equal(t, maxLookups, inflight)
+
+	// the limits are the configuration's: all sources together
+	m = &dtlsMux{cidLen: 8, look: newStoreLookup(1000, 20)}
+	for i := range 50 {
+		send(&net.UDPAddr{IP: net.IPv4(203, 0, 113, byte(i)), Port: 1}, randomCID(), now)
+	}
+	require.Len(t, m.look.reqs, 20, "StoreLookupsPerSecond")
+	// and one source (all devices behind one balancer's address)
+	m = &dtlsMux{cidLen: 8, look: newStoreLookup(100, 2048)}
+	for range 150 {
+		send(attacker, randomCID(), now)
+	}
+	require.Len(t, m.look.reqs, 100, "StoreLookupsPerSource")
 }
 
 // A spray of records with random Connection IDs at a real server with a
@@ -374,7 +387,7 @@ func FuzzLookupRecord(f *testing.F) {
 	f.Add([]byte{ctAppData, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0})
 	f.Add([]byte{ctHandshake, 0xfe, 0xfd, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m := &dtlsMux{cidLen: 8, look: newStoreLookup()}
+		m := &dtlsMux{cidLen: 8, look: newStoreLookup(lookupsPerIP, lookupsPerSecond)}
 		from := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}
 		cid := ""
 		if len(data) >= 13+8 && data[0] == ctCID {

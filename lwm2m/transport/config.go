@@ -135,6 +135,14 @@ type Config struct {
 	// the store before it resumes, in case another server has used it
 	// since (see adopt.go). It needs Registrations.
 	SharedRegistrations bool
+	// StoreLookupsPerSource caps the store lookups (SharedRegistrations)
+	// that records from one source IP address start a second; 0 means 16.
+	// Behind a balancer that replaces the devices' source addresses with
+	// its own, all devices share one: raise it to StoreLookupsPerSecond.
+	StoreLookupsPerSource int
+	// StoreLookupsPerSecond caps the store lookups all sources start a
+	// second; 0 means 2048.
+	StoreLookupsPerSecond int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -143,6 +151,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DTLSAddr == "" {
 		c.DTLSAddr = ":5684"
+	}
+	if c.StoreLookupsPerSource < 0 || c.StoreLookupsPerSecond < 0 {
+		return c, &ConfigError{Field: "StoreLookupsPerSource/StoreLookupsPerSecond", Problem: "must not be negative (0 means the default)"}
+	}
+	if c.StoreLookupsPerSource == 0 {
+		c.StoreLookupsPerSource = lookupsPerIP
+	}
+	if c.StoreLookupsPerSecond == 0 {
+		c.StoreLookupsPerSecond = lookupsPerSecond
 	}
 	if c.SharedRegistrations && c.Registrations == nil {
 		return c, &ConfigError{Field: "SharedRegistrations", Problem: "needs Registrations, the store the servers share"}

@@ -142,7 +142,7 @@ func (s *Server) Listen() error {
 		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, newLogAgg(s.log, logAggInterval))
 		if s.cfg.SharedRegistrations {
 			mux.mu.Lock()
-			mux.look = newStoreLookup() // adopt.go
+			mux.look = newStoreLookup(s.cfg.StoreLookupsPerSource, s.cfg.StoreLookupsPerSecond) // adopt.go
 			mux.mu.Unlock()
 		}
 		s.mux, s.dtlsOpts = mux, opts
