@@ -275,7 +275,8 @@
 // inbox is the synced put before the ACK; store is the SaveUplink
 // transaction with the commits it leads; push is the HTTP deliveries with
 // their outbox deletes; ack is the codec's report acknowledgement
-// downlink:
+// downlink. A group commit's CPU counts to the stage whose write led it,
+// so inbox and store share the commits between them:
 //
 //	                          all  transport  inbox  decode  check  store  push  ack  GC  other
 //	CoAP, 3 deviceDataChanged 331         39     20     0.7      2     62   112   25  37     33
