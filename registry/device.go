@@ -90,6 +90,12 @@ type Device struct {
 	SecretHash SecretHash
 	Info       Info
 
+	// AppID is the application that owns the device (APP-3): opaque to
+	// the registry, which keeps it, indexes it (Query.AppID) and gives a
+	// gateway's sub-devices their gateway's. "" means no owner (a record
+	// older than ownership, or a platform without applications).
+	AppID string
+
 	GatewayID string   // the gateway this device sits behind; "" for none
 	NodeType  NodeType // ENDPOINT or GATEWAY
 	Groups    []string // ids of the groups the device belongs to, sorted
@@ -157,6 +163,7 @@ type Query struct {
 	GatewayID      string // sub-devices of this gateway
 	GroupID        string // members of this group
 	NodeType       NodeType
+	AppID          string    // devices of this application (Device.AppID); "" for any
 	From, To       time.Time // registered in [From, To); zero means open
 
 	PageNo   int // 0 is the first page
@@ -171,6 +178,7 @@ func (q *Query) Match(d *Device) bool {
 		(q.DeviceType == "" || d.Info.DeviceType == q.DeviceType) &&
 		(q.GatewayID == "" || d.GatewayID == q.GatewayID) &&
 		(q.NodeType == "" || d.NodeType == q.NodeType) &&
+		(q.AppID == "" || d.AppID == q.AppID) &&
 		(q.From.IsZero() || !d.CreatedAt.Before(q.From)) &&
 		(q.To.IsZero() || d.CreatedAt.Before(q.To)) &&
 		(q.GroupID == "" || d.InGroup(q.GroupID))

@@ -35,6 +35,11 @@ type Enrollment struct {
 	NodeType  NodeType // "" means ENDPOINT
 	GatewayID string   // the gateway (a GATEWAY device) this device sits behind; "" for none
 	Groups    []string // ids of groups to put the device in
+
+	// AppID is the application the device will belong to (Device.AppID).
+	// A sub-device belongs to its gateway's application: a GatewayID of a
+	// gateway of another application is refused as unknown.
+	AppID string
 }
 
 // Register registers a device and returns it; the answer for the
@@ -107,7 +112,7 @@ func (r *Registry) Register(ctx context.Context, reg Enrollment) (Device, error)
 	}
 	if reg.GatewayID != "" {
 		var fe *FieldError
-		if err := r.checkGateway(ctx, reg.GatewayID); errors.As(err, &fe) {
+		if err := r.checkGateway(ctx, reg.GatewayID, &reg.AppID); errors.As(err, &fe) {
 			errs = append(errs, err)
 		} else if err != nil {
 			return Device{}, err
@@ -132,6 +137,7 @@ func (r *Registry) Register(ctx context.Context, reg Enrollment) (Device, error)
 		Security:     reg.Security,
 		SecretHash:   secret,
 		Info:         reg.Info,
+		AppID:        reg.AppID,
 		GatewayID:    reg.GatewayID,
 		NodeType:     reg.NodeType,
 		Groups:       slices.Compact(slices.Sorted(slices.Values(reg.Groups))),
@@ -167,12 +173,12 @@ func gatewayNotFound(id string) *FieldError {
 	return &FieldError{Field: "gatewayId", Value: id, Rule: "must name a registered device of nodeType GATEWAY", Err: ErrGatewayNotFound}
 }
 
-// checkGateway returns a *FieldError unless id names a GATEWAY device, or
-// the Store's error.
-func (r *Registry) checkGateway(ctx context.Context, id string) error {
+// checkGateway returns a *FieldError unless id names a GATEWAY device of
+// application *app (nil: of any), or the Store's error.
+func (r *Registry) checkGateway(ctx context.Context, id string, app *string) error {
 	gw, err := r.st.Get(ctx, id)
 	switch {
-	case errors.Is(err, ErrNotFound) || err == nil && gw.NodeType != Gateway:
+	case errors.Is(err, ErrNotFound) || err == nil && (gw.NodeType != Gateway || app != nil && gw.AppID != *app):
 		return gatewayNotFound(id)
 	case err != nil:
 		return err
@@ -590,7 +596,11 @@ func (r *Registry) SubDevices(ctx context.Context, gatewayID string, q Query) ([
 	if err := r.check(ctx); err != nil {
 		return nil, 0, err
 	}
-	if err := r.checkGateway(ctx, gatewayID); err != nil {
+	var app *string
+	if q.AppID != "" {
+		app = &q.AppID
+	}
+	if err := r.checkGateway(ctx, gatewayID, app); err != nil {
 		return nil, 0, err
 	}
 	q.GatewayID = gatewayID

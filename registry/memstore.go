@@ -21,6 +21,7 @@ type MemStore struct {
 	byProduct  map[product]set
 	byGateway  map[string]set
 	byGroup    map[string]set
+	byApp      map[string]set
 	groups     map[string]Group
 	groupNames map[string]string // name → ID
 	due        dueHeap
@@ -42,6 +43,7 @@ func NewMemStore() *MemStore {
 		byProduct:  make(map[product]set),
 		byGateway:  make(map[string]set),
 		byGroup:    make(map[string]set),
+		byApp:      make(map[string]set),
 		groups:     make(map[string]Group),
 		groupNames: make(map[string]string),
 	}
@@ -69,6 +71,7 @@ func (m *MemStore) index(d *Device) {
 	m.nodes[NodeKey(d.NodeID)] = d.ID
 	add(m.byStatus, d.Status, d.ID)
 	add(m.byProduct, product{d.Info.ManufacturerID, d.Info.Model}, d.ID)
+	add(m.byApp, d.AppID, d.ID)
 	if d.GatewayID != "" {
 		add(m.byGateway, d.GatewayID, d.ID)
 	}
@@ -84,6 +87,7 @@ func (m *MemStore) unindex(d *Device) {
 	delete(m.nodes, NodeKey(d.NodeID))
 	del(m.byStatus, d.Status, d.ID)
 	del(m.byProduct, product{d.Info.ManufacturerID, d.Info.Model}, d.ID)
+	del(m.byApp, d.AppID, d.ID)
 	if d.GatewayID != "" {
 		del(m.byGateway, d.GatewayID, d.ID)
 	}
@@ -248,6 +252,7 @@ func (m *MemStore) List(ctx context.Context, q Query) ([]Device, int, error) {
 	consider(m.byStatus[q.Status], q.Status != "")
 	consider(m.byGateway[q.GatewayID], q.GatewayID != "")
 	consider(m.byGroup[q.GroupID], q.GroupID != "")
+	consider(m.byApp[q.AppID], q.AppID != "")
 	if q.ManufacturerID != "" && q.Model != "" {
 		consider(m.byProduct[product{q.ManufacturerID, q.Model}], true)
 	}

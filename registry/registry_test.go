@@ -428,3 +428,30 @@ func TestRegisterBounds(t *testing.T) {
 	_, err = r.CreateGroup(ctx, strings.Repeat("g", registry.MaxGroupNameLen), "")
 	require.NoError(t, err, "a 64-character group name")
 }
+
+// TestOwnerGateway: a device keeps the AppID it was registered with; a
+// sub-device belongs to its gateway's application, so a gateway of
+// another application is refused as an unknown one, at registration and
+// when listing its sub-devices for an application (APP-3).
+func TestOwnerGateway(t *testing.T) {
+	r, _ := newRegistry(t, registry.Config{})
+	gw, err := r.Register(ctx, registry.Enrollment{NodeID: "gw", NodeType: registry.Gateway, AppID: "app-a",
+		Info: registry.Info{ManufacturerID: "acme", DeviceType: "Gateway", Model: "GW1", ProtocolType: "CoAP"}})
+	require.NoError(t, err)
+	require.Equal(t, "app-a", gw.AppID)
+	sub, err := r.Register(ctx, registry.Enrollment{NodeID: "sub-a", GatewayID: gw.ID, AppID: "app-a", Info: meterInfo})
+	require.NoError(t, err)
+	got, err := r.Get(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, "app-a", got.AppID)
+	_, err = r.Register(ctx, registry.Enrollment{NodeID: "sub-b", GatewayID: gw.ID, AppID: "app-b", Info: meterInfo})
+	require.ErrorIs(t, err, registry.ErrGatewayNotFound, "another application's gateway is unknown")
+	_, _, err = r.SubDevices(ctx, gw.ID, registry.Query{AppID: "app-b"})
+	require.ErrorIs(t, err, registry.ErrGatewayNotFound)
+	_, n, err := r.SubDevices(ctx, gw.ID, registry.Query{AppID: "app-a"})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, n, err = r.List(ctx, registry.Query{AppID: "app-b"})
+	require.NoError(t, err)
+	require.Zero(t, n)
+}

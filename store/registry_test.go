@@ -308,12 +308,40 @@ func TestDeviceRecordBeforeSecurity(t *testing.T) {
 	require.Equal(t, registry.SecurityNone, again.Security)
 }
 
+// TestDeviceRecordOwner: the testdata record from before ownership decodes
+// with no AppID (APP-3: the platform gives it its default app); a record
+// with an AppID keeps it, with every other security too.
+func TestDeviceRecordOwner(t *testing.T) {
+	h, err := os.ReadFile("testdata/device-record-v1.hex")
+	require.NoError(t, err)
+	rec, err := hex.DecodeString(strings.TrimSpace(string(h)))
+	require.NoError(t, err)
+	old, err := decodeDevice(rec)
+	require.NoError(t, err)
+	require.Empty(t, old.AppID, "an old record has no owner")
+	for _, sec := range []registry.Security{registry.SecurityPSK, registry.SecurityNone, registry.SecuritySecret} {
+		d := sampleDevice()
+		d.AppID, d.Security = "app-a", sec
+		if sec != registry.SecurityPSK {
+			d.PSK = nil
+		}
+		if sec == registry.SecuritySecret {
+			d.SecretHash = registry.HashSecret("a secret of sixteen")
+		}
+		got, err := decodeDevice(appendDevice(nil, &d))
+		require.NoError(t, err)
+		require.Equal(t, "app-a", got.AppID, "%s", sec)
+		require.Equal(t, sec, got.Security)
+	}
+}
+
 // FuzzDecodeDevice: a damaged record is an error, never a panic; a record
 // that decodes re-encodes to the same bytes.
 func FuzzDecodeDevice(f *testing.F) {
 	d := sampleDevice()
 	f.Add(appendDevice(nil, &d))
 	f.Add(appendDevice(nil, &registry.Device{ID: "x"}))
+	f.Add(appendDevice(nil, &registry.Device{ID: "x", AppID: "app-a"}))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := decodeDevice(b)

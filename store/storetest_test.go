@@ -17,7 +17,7 @@ func TestStoreConformance(t *testing.T) {
 			t.Fatalf("store.Open: %v", err)
 		}
 		t.Cleanup(func() { db.Close() })
-		return storetest.Stores{History: db.History(), Shadow: db.Shadow(), Inbox: db.Inbox(), Products: db.Products(), Reporter: db,
+		return storetest.Stores{Owners: db.Owners(), History: db.History(), Shadow: db.Shadow(), Inbox: db.Inbox(), Products: db.Products(), Reporter: db,
 			DeviceLog: func(max int) storetest.DeviceLog { return db.DeviceLog(max) }}
 	})
 }

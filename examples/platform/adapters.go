@@ -158,16 +158,16 @@ func (l registryListener) DeviceChanged(e registry.Event) {
 	p, d := l.p, e.Device
 	switch e.Type {
 	case registry.EventAdded:
-		p.publish(push.DeviceAddedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), NodeType: string(d.NodeType), DeviceInfo: pushInfo(d)})
+		p.publish(p.deviceApps(d), push.DeviceAddedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), NodeType: string(d.NodeType), DeviceInfo: pushInfo(d)})
 	case registry.EventBound:
-		p.publish(push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindSucceeded, DeviceInfo: pushInfo(d)})
+		p.publish(p.deviceApps(d), push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindSucceeded, DeviceInfo: pushInfo(d)})
 	case registry.EventExpired:
-		p.publish(push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindExpired, DeviceInfo: pushInfo(d)})
+		p.publish(p.deviceApps(d), push.BindDeviceBody{DeviceID: d.ID, ResultCode: push.BindExpired, DeviceInfo: pushInfo(d)})
 		p.forget(d.ID)
 	case registry.EventInfoChanged, registry.EventStatusChanged:
-		p.publish(push.DeviceInfoChangedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), DeviceInfo: pushInfo(d)})
+		p.publish(p.deviceApps(d), push.DeviceInfoChangedBody{DeviceID: d.ID, GatewayID: gatewayOf(d), DeviceInfo: pushInfo(d)})
 	case registry.EventDeleted:
-		p.publish(push.DeviceDeletedBody{DeviceID: d.ID, GatewayID: gatewayOf(d)})
+		p.publish(p.deviceApps(d), push.DeviceDeletedBody{DeviceID: d.ID, GatewayID: gatewayOf(d)})
 		p.forget(d.ID)
 	}
 }
@@ -299,7 +299,7 @@ var _ ota.Listener = otaListener{}
 
 func (l otaListener) UpgradeStateChanged(e ota.StateEvent) {
 	l.p.log.Add(e.DeviceID, "upgrade", "state "+e.State)
-	for _, app := range l.p.apps() {
+	for _, app := range l.p.ownerApps(e.DeviceID) {
 		var n push.Notification
 		if e.Kind == ota.Software {
 			n = push.SwUpgradeStateChangeBody{DeviceID: e.DeviceID, AppID: app, OperationID: e.TaskID,
@@ -323,7 +323,7 @@ func (l otaListener) UpgradeResult(e ota.ResultEvent) {
 		l.p.reg.Update(context.Background(), e.DeviceID, ch)
 	}
 	result := strings.ToUpper(e.Result)
-	for _, app := range l.p.apps() {
+	for _, app := range l.p.ownerApps(e.DeviceID) {
 		var n push.Notification
 		if e.Kind == ota.Software {
 			n = push.SwUpgradeResultBody{DeviceID: e.DeviceID, AppID: app, OperationID: e.TaskID, SubOperationID: e.SubTaskID,

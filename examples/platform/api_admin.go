@@ -6,8 +6,8 @@ package main
 // sets one; otherwise the platform creates one on its first start, prints
 // it once, and keeps only its SHA-256 in <dataDir>/admin.json.
 //
-// Not here yet: resources do not belong to apps (every app still sees
-// every device, product and task), so there is no device quota.
+// Every resource belongs to the app that created it (api_owner.go); an
+// app's maxDevices bounds the devices it owns (apps_quota.go).
 
 import (
 	"context"
@@ -84,6 +84,7 @@ type appJSON struct {
 	HistoryEnabled bool   `json:"historyEnabled"`
 	DefaultMode    string `json:"defaultMode"`
 	RateLimit      int    `json:"rateLimit"`
+	MaxDevices     int    `json:"maxDevices"` // 0: no limit
 	CallbackCAs    int    `json:"callbackCAs"`
 }
 
@@ -97,18 +98,18 @@ func (p *Platform) appView(a App) appJSON {
 		rate = p.cfg.RateLimit
 	}
 	return appJSON{AppID: a.ID, Name: a.Name, HistoryEnabled: a.HistoryEnabled, DefaultMode: mode, RateLimit: rate,
-		CallbackCAs: len(a.CallbackCAs)}
+		MaxDevices: a.MaxDevices, CallbackCAs: len(a.CallbackCAs)}
 }
 
 // appSettingsJSON is the body of creating or changing an app; absent
 // fields are left as they are (at creation: history off, PSM, the
 // platform's rate limit).
 type appSettingsJSON struct {
-	Name           *string         `json:"name"`
-	HistoryEnabled *bool           `json:"historyEnabled"`
-	DefaultMode    *string         `json:"defaultMode"`
-	RateLimit      *int            `json:"rateLimit"`
-	MaxDevices     json.RawMessage `json:"maxDevices"`
+	Name           *string `json:"name"`
+	HistoryEnabled *bool   `json:"historyEnabled"`
+	DefaultMode    *string `json:"defaultMode"`
+	RateLimit      *int    `json:"rateLimit"`
+	MaxDevices     *int    `json:"maxDevices"`
 }
 
 // maxAppRate bounds an app's rateLimit (our choice).
@@ -116,8 +117,11 @@ const maxAppRate = 10000
 
 // apply checks the settings and writes them to a.
 func (s appSettingsJSON) apply(a *App) error {
-	if len(s.MaxDevices) > 0 {
-		return badRequest("invalid_maxDevices", "maxDevices is not taken yet: devices do not belong to an app on this platform, so a device quota could not be kept")
+	if s.MaxDevices != nil {
+		if *s.MaxDevices < 0 || *s.MaxDevices > maxDeviceQuota {
+			return badRequest("invalid_maxDevices", "maxDevices is %d; it must be 0 (no limit) to %d devices", *s.MaxDevices, maxDeviceQuota)
+		}
+		a.MaxDevices = *s.MaxDevices
 	}
 	if s.Name != nil {
 		n := strings.TrimSpace(*s.Name)
@@ -217,6 +221,7 @@ func (p *Platform) changeApp(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := pathValue(r, "appId")
 	check, _ := p.auth.App(id)
+	before := check
 	if err := body.apply(&check); err != nil {
 		return err
 	}
@@ -229,15 +234,22 @@ func (p *Platform) changeApp(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return notFound("app_not_found", "no app %q", id)
 	}
+	p.quota.forget(id)
 	if err := p.saveApps(); err != nil {
 		return err
+	}
+	if kindOf(before.DefaultMode) != kindOf(app.DefaultMode) {
+		p.defaultModeChanged(id) // the devices that follow the app (CMD-11)
 	}
 	writeJSON(w, http.StatusOK, p.appView(app))
 	return nil
 }
 
 // deleteApp deletes an app: its tokens stop working at once and its
-// subscriptions are removed, so nothing more is pushed for it.
+// subscriptions are removed, so nothing more is pushed for it. An app that
+// still owns devices, groups, products or upgrade packages is not deleted
+// (409 app_in_use): they would be left without an owner, reachable by no
+// app; the app deletes them first.
 func (p *Platform) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	if err := p.checkAdmin(r); err != nil {
 		return err
@@ -245,6 +257,12 @@ func (p *Platform) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	id := pathValue(r, "appId")
 	p.appsMu.Lock()
 	defer p.appsMu.Unlock()
+	if _, ok := p.auth.App(id); !ok {
+		return notFound("app_not_found", "no app %q", id)
+	}
+	if err := p.checkAppEmpty(r.Context(), id); err != nil {
+		return err
+	}
 	if !p.auth.Delete(id) {
 		return notFound("app_not_found", "no app %q", id)
 	}
@@ -258,5 +276,29 @@ func (p *Platform) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	p.trust.forget(id)
 	p.logger.Info("app deleted", "app", id, "subscriptions", n)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// checkAppEmpty refuses, with 409 app_in_use, to delete an app that owns
+// devices, groups, products or upgrade packages.
+func (p *Platform) checkAppEmpty(ctx context.Context, id string) error {
+	var held []string
+	if n, err := p.countDevices(ctx, id); err != nil {
+		return err
+	} else if n > 0 {
+		held = append(held, fmt.Sprintf("%d devices", n))
+	}
+	for _, k := range []struct{ kind, what string }{{kindGroup, "groups"}, {kindProduct, "products"}, {kindPackage, "upgrade packages"}} {
+		ids, err := p.db.Owners().IDs(ctx, id, k.kind)
+		if err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			held = append(held, fmt.Sprintf("%d %s", len(ids), k.what))
+		}
+	}
+	if len(held) > 0 {
+		return conflict("app_in_use", "app %s still owns %s: delete them with the app's own credentials first, then the app", id, strings.Join(held, ", "))
+	}
 	return nil
 }

@@ -86,7 +86,7 @@ func TestAdminApps(t *testing.T) {
 		{map[string]any{"name": strings.Repeat("n", 65)}, http.StatusBadRequest, "invalid_name", "1 to 64"},
 		{map[string]any{"name": "b", "rateLimit": 0}, http.StatusBadRequest, "invalid_rateLimit", "1 to 10000"},
 		{map[string]any{"name": "b", "defaultMode": "SLEEPY"}, http.StatusBadRequest, "invalid_mode", "PSM, DRX or EDRX"},
-		{map[string]any{"name": "b", "maxDevices": 10}, http.StatusBadRequest, "invalid_maxDevices", "not taken yet"},
+		{map[string]any{"name": "b", "maxDevices": -1}, http.StatusBadRequest, "invalid_maxDevices", "0 (no limit) to"},
 	} {
 		var e apiError
 		require.Equal(t, c.status, tp.adminCall(t, admin, "POST", "/doze/v1/apps", c.body, &e), "%v", c.body)

@@ -112,7 +112,9 @@ func TestHTTPSCallbackOwnCA(t *testing.T) {
 	require.Zero(t, list.TotalCount, "app-b does not see app-a's CA")
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
 		map[string]any{"notifyType": "deviceAdded", "callbackUrl": hookB}, nil))
-	registerDevice(t, tp, "868333030002912")
+	name, zipped := demoVariant(t, "WM-B", nil) // the demo products are app-a's (APP-3)
+	postProfile(t, tp, name, zipped)
+	registerModel(t, tp, "868333030002912", "WM-B")
 	require.Eventually(t, func() bool { return strings.Contains(lastError(hookB), `not trusted for application "app-b"`) },
 		10*time.Second, 10*time.Millisecond, "app-a's CA does not verify app-b's pushes: %q", lastError(hookB))
 

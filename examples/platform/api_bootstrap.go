@@ -64,9 +64,9 @@ type bootstrapJSON struct {
 }
 
 func (p *Platform) putBootstrap(w http.ResponseWriter, r *http.Request) error {
-	d, err := p.reg.GetByNodeID(r.Context(), pathValue(r, "nodeId"))
+	d, err := p.bootstrapDevice(r)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	var b bootstrapBody
 	if err := decodeBody(r, &b); err != nil {
@@ -163,10 +163,25 @@ func showBootstrap(c store.BootstrapConfig, d registry.Device) bootstrapJSON {
 	return j
 }
 
-func (p *Platform) getBootstrap(w http.ResponseWriter, r *http.Request) error {
-	d, err := p.reg.GetByNodeID(r.Context(), pathValue(r, "nodeId"))
+// bootstrapDevice returns the caller's device of the path's nodeId: a
+// bootstrap configuration is its device owner's (APP-3), another app's is
+// answered as an unknown device.
+func (p *Platform) bootstrapDevice(r *http.Request) (registry.Device, error) {
+	nodeID := pathValue(r, "nodeId")
+	d, err := p.reg.GetByNodeID(r.Context(), nodeID)
+	if errors.Is(err, registry.ErrNotFound) || err == nil && d.AppID != appOf(r) {
+		return registry.Device{}, missingDevice("nodeId", nodeID)
+	}
 	if err != nil {
-		return apiErr(err)
+		return registry.Device{}, apiErr(err)
+	}
+	return d, nil
+}
+
+func (p *Platform) getBootstrap(w http.ResponseWriter, r *http.Request) error {
+	d, err := p.bootstrapDevice(r)
+	if err != nil {
+		return err
 	}
 	c, err := p.db.Bootstrap().Get(d.NodeID)
 	if errors.Is(err, transport.ErrNotFound) {
@@ -180,8 +195,12 @@ func (p *Platform) getBootstrap(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) deleteBootstrap(w http.ResponseWriter, r *http.Request) error {
-	nodeID := transport.NormalizeEndpoint(pathValue(r, "nodeId"))
-	err := p.db.Bootstrap().Delete(nodeID)
+	d, err := p.bootstrapDevice(r)
+	if err != nil {
+		return err
+	}
+	nodeID := transport.NormalizeEndpoint(d.NodeID)
+	err = p.db.Bootstrap().Delete(nodeID)
 	if errors.Is(err, transport.ErrNotFound) {
 		return notFound("bootstrap_not_found", "device %s has no bootstrap configuration", nodeID)
 	}

@@ -22,9 +22,9 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 	if req.DeviceID == "" {
 		return badRequest("missing_deviceId", "deviceId is required: the id of the device the command goes to")
 	}
-	d, err := p.reg.Get(r.Context(), req.DeviceID)
+	d, err := p.ownedDevice(r.Context(), req.AppID, "deviceId", req.DeviceID)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	// PRF-9: the command must fit the product model.
 	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
@@ -71,10 +71,13 @@ func (p *Platform) listCommands(w http.ResponseWriter, r *http.Request) error {
 	}
 	var ids []string
 	if id := r.URL.Query().Get("deviceId"); id != "" {
+		if _, err := p.ownedDevice(r.Context(), appOf(r), "deviceId", id); err != nil {
+			return err
+		}
 		ids = []string{id}
 	} else {
 		// Every device's commands: fine for the example platform's scale.
-		devs, _, err := p.reg.List(r.Context(), registry.Query{})
+		devs, _, err := p.reg.List(r.Context(), registry.Query{AppID: appOf(r)})
 		if err != nil {
 			return err
 		}
@@ -119,11 +122,11 @@ func (p *Platform) cancelCommand(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := pathValue(r, "commandId")
 	// Another app's command is not the caller's to cancel: answered as
-	// unknown, like another app's subscription.
+	// unknown (APP-3).
 	if c, err := p.cmds.Get(r.Context(), id); err != nil {
 		return apiErr(err)
 	} else if c.AppID != appOf(r) {
-		return notFound("command_not_found", "no command %s of app %s", id, appOf(r))
+		return apiErr(&command.NotFoundError{What: "command", ID: id})
 	}
 	c, err := p.cmds.Cancel(r.Context(), id)
 	if err != nil {
@@ -161,8 +164,8 @@ func (p *Platform) cancelDeviceCommands(w http.ResponseWriter, r *http.Request) 
 	if body.DeviceID == "" {
 		return badRequest("missing_deviceId", "deviceId is required: the device whose PENDING commands are cancelled")
 	}
-	if _, err := p.reg.Get(r.Context(), body.DeviceID); err != nil {
-		return apiErr(err)
+	if _, err := p.ownedDevice(r.Context(), appOf(r), "deviceId", body.DeviceID); err != nil {
+		return err
 	}
 	// The caller's PENDING commands of the device and the platform's own
 	// (desired shadow values), not other apps': the device is shared.
@@ -250,15 +253,24 @@ func (p *Platform) createBatch(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("invalid_taskName", "taskName is required")
 	}
 	var ids []string
-	q := registry.Query{}
+	app := appOf(r)
+	q := registry.Query{AppID: app}
 	switch body.Param.Type {
 	case "DeviceList":
+		// Every id must be a device of the caller: another app's device
+		// is refused as an unknown one (APP-3).
+		if err := p.ownedDevices(r.Context(), app, "param.deviceList", body.Param.DeviceList); err != nil {
+			return err
+		}
 		ids = body.Param.DeviceList
 	case "DeviceType":
 		q.DeviceType, q.ManufacturerID, q.Model = body.Param.DeviceType, body.Param.ManufacturerID, body.Param.Model
 	case "GroupList":
+		if err := p.ownedGroups(r.Context(), app, body.Param.GroupList); err != nil {
+			return err
+		}
 		for _, g := range body.Param.GroupList {
-			devs, _, err := p.reg.Members(r.Context(), g, registry.Query{})
+			devs, _, err := p.reg.Members(r.Context(), g, registry.Query{AppID: app})
 			if err != nil {
 				return apiErr(err)
 			}
@@ -352,10 +364,23 @@ func (p *Platform) checkBatchCommand(ctx context.Context, ids []string, body com
 	return nil
 }
 
-func (p *Platform) getBatch(w http.ResponseWriter, r *http.Request) error {
-	t, err := p.cmds.Task(r.Context(), pathValue(r, "taskID"))
+// batchTask returns the caller's batch task id; another app's is
+// answered as unknown (APP-3).
+func (p *Platform) batchTask(r *http.Request, id string) (command.Task, error) {
+	t, err := p.cmds.Task(r.Context(), id)
 	if err != nil {
-		return apiErr(err)
+		return t, apiErr(err)
+	}
+	if t.AppID != appOf(r) {
+		return command.Task{}, apiErr(&command.NotFoundError{What: "task", ID: id})
+	}
+	return t, nil
+}
+
+func (p *Platform) getBatch(w http.ResponseWriter, r *http.Request) error {
+	t, err := p.batchTask(r, pathValue(r, "taskID"))
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil
@@ -365,14 +390,14 @@ func (p *Platform) getBatch(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) batchDetails(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	taskID := q.Get("taskID")
-	if _, err := p.cmds.Task(r.Context(), taskID); err != nil {
-		return apiErr(err)
+	if _, err := p.batchTask(r, taskID); err != nil {
+		return err
 	}
 	pageNo, pageSize, _, err := page(r)
 	if err != nil {
 		return err
 	}
-	devs, _, err := p.reg.List(r.Context(), registry.Query{})
+	devs, _, err := p.reg.List(r.Context(), registry.Query{AppID: appOf(r)})
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,11 @@ func (p *Platform) register(ctx context.Context, app string, body registrationJS
 		NodeType: registry.NodeType(body.NodeType),
 		Info: registry.Info{ManufacturerID: body.DeviceInfo.ManufacturerID, ManufacturerName: body.DeviceInfo.ManufacturerName,
 			DeviceType: body.DeviceInfo.DeviceType, Model: body.DeviceInfo.Model, ProtocolType: body.DeviceInfo.ProtocolType,
-			Name: body.DeviceInfo.Name, Mode: body.DeviceInfo.Mode}}
+			Name: body.DeviceInfo.Name, Mode: body.DeviceInfo.Mode},
+		AppID: app}
+	if err := p.checkProductOf(ctx, app, reg.Info.ManufacturerID, reg.Info.Model); err != nil {
+		return registrationAnswer{}, err
+	}
 	if reg.Info.ManufacturerName == "" {
 		// Optional in the API; the product knows it, and upgrade packages
 		// are matched by it (OTA-1).
@@ -179,7 +183,12 @@ func (p *Platform) register(ctx context.Context, app string, body registrationJS
 	if reg.Secret == "" && (reg.Security == registry.SecuritySecret || reg.Security == "" && strings.EqualFold(reg.Info.ProtocolType, "MQTT")) {
 		reg.Secret = registry.NewSecret()
 	}
+	release, err := p.quota.reserve(ctx, p, app, 1)
+	if err != nil {
+		return registrationAnswer{}, err
+	}
 	d, err := p.reg.Register(ctx, reg)
+	release(err == nil)
 	if err != nil {
 		return registrationAnswer{}, apiErr(err)
 	}
@@ -202,14 +211,6 @@ func securityOf(d registry.Device) registry.Security {
 		return d.Security
 	}
 	return registry.SecurityPSK
-}
-
-func (p *Platform) device(ctx context.Context, r *http.Request) (registry.Device, error) {
-	d, err := p.reg.Get(ctx, pathValue(r, "deviceId"))
-	if err != nil {
-		return d, apiErr(err)
-	}
-	return d, nil
 }
 
 func (p *Platform) deviceCredentials(w http.ResponseWriter, r *http.Request) error {
@@ -254,12 +255,25 @@ func (p *Platform) updateDevice(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := pathValue(r, "deviceId")
+	own, err := p.device(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	if body.ManufacturerID != nil || body.Model != nil {
+		mid, model := own.Info.ManufacturerID, own.Info.Model
+		if body.ManufacturerID != nil {
+			mid = *body.ManufacturerID
+		}
+		if body.Model != nil {
+			model = *body.Model
+		}
+		if err := p.checkProductOf(r.Context(), appOf(r), mid, model); err != nil {
+			return err
+		}
+	}
 	var planned command.Mode
 	if mf.any() {
-		d, err := p.reg.Get(r.Context(), id)
-		if err != nil {
-			return apiErr(err)
-		}
+		d := own
 		cur, ok, err := p.cmds.Mode(r.Context(), id)
 		if err != nil {
 			return err
@@ -288,13 +302,14 @@ func (p *Platform) updateDevice(w http.ResponseWriter, r *http.Request) error {
 // registration end now, and its PENDING commands are cancelled.
 func (p *Platform) deleteDevice(w http.ResponseWriter, r *http.Request) error {
 	id := pathValue(r, "deviceId")
-	d, err := p.reg.Get(r.Context(), id)
+	d, err := p.device(r.Context(), r)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	if err := p.reg.Delete(r.Context(), id); err != nil {
 		return apiErr(err)
 	}
+	p.quota.deleted(d.AppID)
 	p.lwm.Disconnect(d.NodeID)
 	if _, err := p.cmds.CancelDevice(r.Context(), id); err != nil {
 		p.logger.Warn("cancelling the commands of a deleted device", "device", id, "err", err)
@@ -345,7 +360,8 @@ func (p *Platform) listDevices(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rq := registry.Query{Status: registry.Status(q.Get("status")), DeviceType: q.Get("deviceType"),
-		GatewayID: q.Get("gatewayId"), NodeType: registry.NodeType(q.Get("nodeType")), PageNo: pageNo, PageSize: pageSize}
+		GatewayID: q.Get("gatewayId"), NodeType: registry.NodeType(q.Get("nodeType")), AppID: appOf(r),
+		PageNo: pageNo, PageSize: pageSize}
 	var (
 		devs  []registry.Device
 		total int
@@ -394,6 +410,9 @@ func (p *Platform) history(w http.ResponseWriter, r *http.Request) error {
 	}
 	if q.Get("deviceId") == "" {
 		return badRequest("missing_deviceId", "deviceId is required")
+	}
+	if _, err := p.ownedDevice(r.Context(), appOf(r), "deviceId", q.Get("deviceId")); err != nil {
+		return err
 	}
 	start, end, err := timeRange(r)
 	if err != nil {

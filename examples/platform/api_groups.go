@@ -19,9 +19,22 @@ func (p *Platform) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	app := appOf(r)
+	if err := p.ownedDevices(r.Context(), app, "deviceIds", body.DeviceIDs); err != nil {
+		return err
+	}
 	g, err := p.reg.CreateGroup(r.Context(), body.Name, body.Description)
 	if err != nil {
 		return apiErr(err)
+	}
+	// The group is the caller's from here on (APP-3). A crash before this
+	// write leaves it without owner: the next start gives it to the
+	// default owner (migrate.go).
+	if err := p.db.Owners().Set(r.Context(), kindGroup, g.ID, app); err != nil {
+		if derr := p.reg.DeleteGroup(r.Context(), g.ID); derr != nil {
+			p.logger.Error("removing a group whose owner was not stored", "group", g.ID, "err", derr)
+		}
+		return err
 	}
 	if len(body.DeviceIDs) > 0 {
 		if err := p.reg.AddToGroup(r.Context(), g.ID, body.DeviceIDs...); err != nil {
@@ -43,8 +56,12 @@ func (p *Platform) listGroups(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
+	mine := p.mine(r.Context(), appOf(r), kindGroup)
 	out := make([]map[string]any, 0, len(gs))
 	for _, g := range gs {
+		if !mine(g.ID) {
+			continue
+		}
 		j, err := p.groupJSON(r.Context(), g)
 		if err != nil {
 			return apiErr(err)
@@ -56,8 +73,15 @@ func (p *Platform) listGroups(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) deleteGroup(w http.ResponseWriter, r *http.Request) error {
-	if err := p.reg.DeleteGroup(r.Context(), pathValue(r, "devGroupId")); err != nil {
+	id := pathValue(r, "devGroupId")
+	if err := p.owns(r.Context(), appOf(r), kindGroup, id); err != nil {
+		return err
+	}
+	if err := p.reg.DeleteGroup(r.Context(), id); err != nil {
 		return apiErr(err)
+	}
+	if err := p.db.Owners().Delete(r.Context(), kindGroup, id); err != nil {
+		p.logger.Error("forgetting the owner of a deleted group", "group", id, "err", err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -81,6 +105,12 @@ func (p *Platform) changeGroup(w http.ResponseWriter, r *http.Request, change fu
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	if err := p.owns(r.Context(), appOf(r), kindGroup, body.DevGroupID); err != nil {
+		return err
+	}
+	if err := p.ownedDevices(r.Context(), appOf(r), "deviceIds", body.DeviceIDs); err != nil {
+		return err
+	}
 	if err := change(r.Context(), body.DevGroupID, body.DeviceIDs...); err != nil {
 		return apiErr(err)
 	}
@@ -99,6 +129,9 @@ func (p *Platform) groupJSON(ctx context.Context, g registry.Group) (map[string]
 
 // getGroup answers GET devGroups/{devGroupId}: the group and its member count.
 func (p *Platform) getGroup(w http.ResponseWriter, r *http.Request) error {
+	if err := p.owns(r.Context(), appOf(r), kindGroup, pathValue(r, "devGroupId")); err != nil {
+		return err
+	}
 	g, err := p.reg.Group(r.Context(), pathValue(r, "devGroupId"))
 	if err != nil {
 		return apiErr(err)
@@ -116,6 +149,9 @@ func (p *Platform) getGroup(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) groupMembersList(w http.ResponseWriter, r *http.Request) error {
 	pageNo, pageSize, _, err := page(r)
 	if err != nil {
+		return err
+	}
+	if err := p.owns(r.Context(), appOf(r), kindGroup, pathValue(r, "devGroupId")); err != nil {
 		return err
 	}
 	devs, total, err := p.reg.Members(r.Context(), pathValue(r, "devGroupId"), registry.Query{PageNo: pageNo, PageSize: pageSize})

@@ -347,9 +347,9 @@ func readSmallBody(r *http.Request) ([]byte, error) {
 // lwm2mOperation performs op at once on an awake device, or queues it.
 func (p *Platform) lwm2mOperation(w http.ResponseWriter, r *http.Request, op lwm2mOp) error {
 	ctx := r.Context()
-	d, err := p.reg.Get(ctx, pathValue(r, "deviceId"))
+	d, err := p.device(ctx, r) // the caller's device only (APP-3)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	reg, ok := p.lwm.Registration(d.NodeID)
 	if !ok {
@@ -454,9 +454,9 @@ func operationView(c command.Command) operation {
 }
 
 func (p *Platform) listLwM2MOperations(w http.ResponseWriter, r *http.Request) error {
-	d, err := p.reg.Get(r.Context(), pathValue(r, "deviceId"))
+	d, err := p.device(r.Context(), r) // the caller's device only (APP-3)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	limit, _, err := queryInt(r, "limit", 100, 1, 1000)
 	if err != nil {
@@ -478,6 +478,9 @@ func (p *Platform) listLwM2MOperations(w http.ResponseWriter, r *http.Request) e
 // one of the path's device.
 func (p *Platform) deviceOperation(r *http.Request) (command.Command, error) {
 	dev, id := pathValue(r, "deviceId"), pathValue(r, "operationId")
+	if _, err := p.device(r.Context(), r); err != nil { // the caller's device only (APP-3)
+		return command.Command{}, err
+	}
 	c, err := p.ops.Get(r.Context(), id)
 	if errors.Is(err, command.ErrNotFound) || (err == nil && c.DeviceID != dev) {
 		return c, notFound("operation_not_found", "device %s has no LwM2M operation %s", dev, id)
@@ -523,9 +526,9 @@ type registrationView struct {
 }
 
 func (p *Platform) lwm2mRegistration(w http.ResponseWriter, r *http.Request) error {
-	d, err := p.reg.Get(r.Context(), pathValue(r, "deviceId"))
+	d, err := p.device(r.Context(), r) // the caller's device only (APP-3)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	reg, ok := p.lwm.Registration(d.NodeID)
 	if !ok {
@@ -602,7 +605,7 @@ func (l opListener) CommandChanged(c command.Command) {
 	if !c.Status.Final() {
 		return
 	}
-	p.publish(operationResult{DeviceID: c.DeviceID, OperationID: c.ID, Op: v.Op, Path: v.Path, Status: v.Status,
+	p.publish(p.ownerApps(c.DeviceID), operationResult{DeviceID: c.DeviceID, OperationID: c.ID, Op: v.Op, Path: v.Path, Status: v.Status,
 		Result: c.Result, Reason: c.Reason})
 }
 

@@ -169,14 +169,24 @@ func (p *Platform) addProduct(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return productError(err)
 	}
-	p.publishModel(push.DeviceModelAdded, prod)
+	// A crash before this write leaves the product without owner: the
+	// next start gives it to the default owner (migrate.go).
+	mid, model := prod.Key()
+	if err := p.db.Owners().Set(r.Context(), kindProduct, productKey(mid, model), appOf(r)); err != nil {
+		return err
+	}
+	p.publishModel(appOf(r), push.DeviceModelAdded, prod)
 	writeJSON(w, http.StatusCreated, p.productJSON(prod, warnings))
 	return nil
 }
 
 func (p *Platform) listProducts(w http.ResponseWriter, r *http.Request) error {
+	mine := p.mine(r.Context(), appOf(r), kindProduct)
 	out := []productJSON{}
 	for _, prod := range p.products.catalog.List() {
+		if !mine(productKey(prod.Key())) {
+			continue
+		}
 		out = append(out, p.productJSON(prod, nil))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"totalCount": len(out), "products": out})
@@ -184,6 +194,9 @@ func (p *Platform) listProducts(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) getProduct(w http.ResponseWriter, r *http.Request) error {
+	if err := p.ownsProduct(r.Context(), appOf(r), pathValue(r, "manufacturerId"), pathValue(r, "model")); err != nil {
+		return err
+	}
 	prod, err := p.products.catalog.Get(pathValue(r, "manufacturerId"), pathValue(r, "model"))
 	if err != nil {
 		return productError(err)
@@ -194,6 +207,9 @@ func (p *Platform) getProduct(w http.ResponseWriter, r *http.Request) error {
 
 func (p *Platform) deleteProduct(w http.ResponseWriter, r *http.Request) error {
 	mid, model := pathValue(r, "manufacturerId"), pathValue(r, "model")
+	if err := p.ownsProduct(r.Context(), appOf(r), mid, model); err != nil {
+		return err
+	}
 	prod, err := p.products.catalog.Get(mid, model)
 	if err != nil {
 		return productError(err)
@@ -201,14 +217,19 @@ func (p *Platform) deleteProduct(w http.ResponseWriter, r *http.Request) error {
 	if err := p.products.Delete(mid, model); err != nil {
 		return productError(err)
 	}
-	p.publishModel(push.DeviceModelDeleted, prod)
+	p.forgetOwner(kindProduct, productKey(mid, model))
+	p.publishModel(appOf(r), push.DeviceModelDeleted, prod)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 // codecFor returns the codec of the product a codec request names.
-func (p *Platform) codecFor(manufacturerID, model string) (codec.Codec, error) {
+// Another app's product is answered as one without a codec (APP-3).
+func (p *Platform) codecFor(r *http.Request, manufacturerID, model string) (codec.Codec, error) {
 	c := p.products.Codec(manufacturerID, model)
+	if c != nil && p.ownsProduct(r.Context(), appOf(r), manufacturerID, model) != nil {
+		c = nil
+	}
 	if c == nil {
 		return nil, notFound("codec_not_found", "product %s/%s has no codec; upload one with the product", manufacturerID, model)
 	}
@@ -224,7 +245,7 @@ func (p *Platform) codecDecode(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	c, err := p.codecFor(body.ManufacturerID, body.Model)
+	c, err := p.codecFor(r, body.ManufacturerID, body.Model)
 	if err != nil {
 		return err
 	}
@@ -249,7 +270,7 @@ func (p *Platform) codecEncode(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	c, err := p.codecFor(body.ManufacturerID, body.Model)
+	c, err := p.codecFor(r, body.ManufacturerID, body.Model)
 	if err != nil {
 		return err
 	}

@@ -124,9 +124,9 @@ func (p *Platform) serviceCall(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("invalid_command_paras", "body must be a JSON object of the command's paras: %v", err)
 	}
 
-	d, err := p.reg.Get(r.Context(), deviceID)
+	d, err := p.ownedDevice(r.Context(), appOf(r), "deviceId", deviceID)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	if !p.viaMQTT(r.Context(), d) {
 		return conflict("not_mqtt_device", "device %s does not connect over MQTT (protocolType %s): the synchronous call is for MQTT devices; use POST /iocm/app/cmd/v1.4.0/deviceCommands", d.ID, d.Info.ProtocolType)

@@ -90,9 +90,16 @@ func (p *Platform) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 		p.files.Remove(id)
 		return apiErr(err)
 	}
+	// The owner is stored before the package (APP-3): the id is new, so
+	// a crash between the two leaves only an owner of nothing.
+	if err := p.db.Owners().Set(r.Context(), kindPackage, pkg.ID, appOf(r)); err != nil {
+		p.files.Remove(pkg.ID)
+		return err
+	}
 	added, err := p.ota.AddPackage(r.Context(), pkg)
 	if err != nil {
 		p.files.Remove(pkg.ID)
+		p.forgetOwner(kindPackage, pkg.ID)
 		return apiErr(err)
 	}
 	writeJSON(w, http.StatusCreated, toPackageJSON(added))
@@ -104,10 +111,11 @@ func (p *Platform) listPackages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(err)
 	}
+	mine := p.mine(r.Context(), appOf(r), kindPackage)
 	q := r.URL.Query()
 	out := []packageJSON{}
 	for _, pk := range pkgs {
-		if (q.Get("fileType") != "" && string(pk.Kind) != q.Get("fileType")) || (q.Get("model") != "" && pk.Model != q.Get("model")) {
+		if !mine(pk.ID) || (q.Get("fileType") != "" && string(pk.Kind) != q.Get("fileType")) || (q.Get("model") != "" && pk.Model != q.Get("model")) {
 			continue
 		}
 		out = append(out, toPackageJSON(pk))
@@ -117,6 +125,9 @@ func (p *Platform) listPackages(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) getPackage(w http.ResponseWriter, r *http.Request) error {
+	if err := p.owns(r.Context(), appOf(r), kindPackage, pathValue(r, "fileId")); err != nil {
+		return err
+	}
 	pk, err := p.ota.Package(r.Context(), pathValue(r, "fileId"))
 	if err != nil {
 		return apiErr(err)
@@ -127,10 +138,14 @@ func (p *Platform) getPackage(w http.ResponseWriter, r *http.Request) error {
 
 func (p *Platform) deletePackage(w http.ResponseWriter, r *http.Request) error {
 	id := pathValue(r, "fileId")
+	if err := p.owns(r.Context(), appOf(r), kindPackage, id); err != nil {
+		return err
+	}
 	if err := p.ota.DeletePackage(r.Context(), id); err != nil {
 		return apiErr(err)
 	}
 	p.files.Remove(id)
+	p.forgetOwner(kindPackage, id)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -166,6 +181,10 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	app := appOf(r)
+	if err := p.owns(r.Context(), app, kindPackage, body.FileID); err != nil {
+		return err
+	}
 	pkg, err := p.ota.Package(r.Context(), body.FileID)
 	if err != nil {
 		return apiErr(err)
@@ -173,9 +192,17 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	if pkg.Kind != kind {
 		return badRequest("wrong_package_type", "package %s is a %s; this operation takes a %s", pkg.ID, pkg.Kind, kind)
 	}
+	// Every target must be the caller's: another app's device or group
+	// is refused as an unknown one (APP-3).
+	if err := p.ownedDevices(r.Context(), app, "targets.devices", body.Targets.Devices); err != nil {
+		return err
+	}
+	if err := p.ownedGroups(r.Context(), app, body.Targets.DeviceGroups); err != nil {
+		return err
+	}
 	ids := append([]string{}, body.Targets.Devices...)
 	for _, g := range body.Targets.DeviceGroups {
-		devs, _, err := p.reg.Members(r.Context(), g, registry.Query{})
+		devs, _, err := p.reg.Members(r.Context(), g, registry.Query{AppID: app})
 		if err != nil {
 			return apiErr(err)
 		}
@@ -211,6 +238,11 @@ func (p *Platform) upgrade(w http.ResponseWriter, r *http.Request, kind ota.Kind
 	t, err := p.ota.CreateTask(r.Context(), spec)
 	if err != nil {
 		return apiErr(err)
+	}
+	// A crash before this write leaves the task without owner: the next
+	// start gives it to the default owner (migrate.go).
+	if err := p.db.Owners().Set(r.Context(), kindUpgrade, t.ID, app); err != nil {
+		return err
 	}
 	out := map[string]any{"operationId": t.ID}
 	if len(refused) > 0 {
@@ -313,11 +345,12 @@ func (p *Platform) listOperations(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return apiErr(err)
 	}
+	mine := p.mine(r.Context(), appOf(r), kindUpgrade)
 	q := r.URL.Query()
 	var out []operationJSON
 	for i := len(tasks) - 1; i >= 0; i-- { // newest first
 		t := tasks[i]
-		if (q.Get("status") != "" && string(t.State) != q.Get("status")) || (q.Get("operationType") != "" && string(t.Kind) != q.Get("operationType")) {
+		if !mine(t.ID) || (q.Get("status") != "" && string(t.State) != q.Get("status")) || (q.Get("operationType") != "" && string(t.Kind) != q.Get("operationType")) {
 			continue
 		}
 		out = append(out, p.operationJSON(r, t))
@@ -328,6 +361,9 @@ func (p *Platform) listOperations(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (p *Platform) getOperation(w http.ResponseWriter, r *http.Request) error {
+	if err := p.owns(r.Context(), appOf(r), kindUpgrade, pathValue(r, "operationId")); err != nil {
+		return err
+	}
 	t, err := p.ota.Task(r.Context(), pathValue(r, "operationId"))
 	if err != nil {
 		return apiErr(err)
@@ -339,6 +375,9 @@ func (p *Platform) getOperation(w http.ResponseWriter, r *http.Request) error {
 func (p *Platform) subOperations(w http.ResponseWriter, r *http.Request) error {
 	pageNo, pageSize, _, err := page(r)
 	if err != nil {
+		return err
+	}
+	if err := p.owns(r.Context(), appOf(r), kindUpgrade, pathValue(r, "operationId")); err != nil {
 		return err
 	}
 	subs, err := p.ota.SubTasks(r.Context(), pathValue(r, "operationId"))
@@ -382,6 +421,9 @@ func (p *Platform) subOperations(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) stopOperation(w http.ResponseWriter, r *http.Request) error {
+	if err := p.owns(r.Context(), appOf(r), kindUpgrade, pathValue(r, "operationId")); err != nil {
+		return err
+	}
 	t, err := p.ota.Stop(r.Context(), pathValue(r, "operationId"))
 	if err != nil {
 		return apiErr(err)
@@ -391,6 +433,9 @@ func (p *Platform) stopOperation(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (p *Platform) retryOperation(w http.ResponseWriter, r *http.Request) error {
+	if err := p.owns(r.Context(), appOf(r), kindUpgrade, pathValue(r, "operationId")); err != nil {
+		return err
+	}
 	t, err := p.ota.Retry(r.Context(), pathValue(r, "operationId"))
 	if err != nil {
 		return apiErr(err)

@@ -27,6 +27,9 @@ type App struct {
 	// RateLimit is the app's API calls per second; 0 means the platform's
 	// rateLimit (APP-1, APP-3).
 	RateLimit int `json:"rateLimit,omitempty"`
+	// MaxDevices is how many devices the app may own; 0 means no limit
+	// (APP-3).
+	MaxDevices int `json:"maxDevices,omitempty"`
 	// HistoryEnabled keeps reported data in history (SPEC STO-2).
 	HistoryEnabled bool `json:"historyEnabled"`
 	// DefaultMode is the power-saving mode of the app's devices that have

@@ -126,9 +126,9 @@ func (p *Platform) capabilities(w http.ResponseWriter, r *http.Request) error {
 	if id == "" {
 		return badRequest("missing_deviceId", "deviceId is required")
 	}
-	d, err := p.reg.Get(r.Context(), id)
+	d, err := p.ownedDevice(r.Context(), appOf(r), "deviceId", id) // the caller's device only (APP-3)
 	if err != nil {
-		return apiErr(err)
+		return err
 	}
 	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
 	if err != nil {

@@ -315,7 +315,7 @@ func TestCreateGroupAllOrNothing(t *testing.T) {
 
 // TestCancelOtherAppsCommand checks that one app can neither cancel nor
 // list another app's command (it is answered as unknown), nor cancel it
-// with a device's cancel task.
+// with a device's cancel task (the device is unknown to it, APP-3).
 func TestCancelOtherAppsCommand(t *testing.T) {
 	tp := startPlatform(t, func(c *Config) {
 		b, _ := json.Marshal([]App{{ID: "app-a", Secret: "secret-a", HistoryEnabled: true}, {ID: "app-b", Secret: "secret-b"}})
@@ -344,16 +344,14 @@ func TestCancelOtherAppsCommand(t *testing.T) {
 			TotalSize int `json:"totalSize"`
 		} `json:"pagination"`
 	}
-	for _, q := range []string{"?deviceId=" + id, ""} {
-		require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/cmd/v1.4.0/deviceCommands"+q, nil, &list))
-		require.Zero(t, list.Pagination.TotalSize, "app-b lists no command of app-a (%q)", q)
-	}
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/cmd/v1.4.0/deviceCommands", nil, &list))
+	require.Zero(t, list.Pagination.TotalSize, "app-b lists no command of app-a")
+	require.Equal(t, http.StatusNotFound, tp.call(t, "GET", "/iocm/app/cmd/v1.4.0/deviceCommands?deviceId="+id, nil, nil),
+		"app-a's device does not exist for app-b (APP-3)")
 	// and cancelling all PENDING commands of the device leaves app-a's
-	var task struct {
-		TotalCount int `json:"totalCount"`
-	}
-	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/cmd/v1.4.0/deviceCommandCancelTasks", map[string]any{"deviceId": id}, &task))
-	require.Zero(t, task.TotalCount)
+	require.Equal(t, http.StatusNotFound, tp.call(t, "POST", "/iocm/app/cmd/v1.4.0/deviceCommandCancelTasks", map[string]any{"deviceId": id}, &e),
+		"app-a's device does not exist for app-b (APP-3)")
+	require.Equal(t, "device_not_found", e.Code)
 	tp.app = a
 	tp.token = tp.login(t)
 	require.Equal(t, http.StatusOK, tp.call(t, "PUT", "/iocm/app/cmd/v1.4.0/deviceCommands/"+cid, map[string]any{"status": "CANCELED"}, &c))

@@ -82,10 +82,16 @@ func consoleRegisterOne(t *testing.T, wd *webDriver, tp *testPlatform) {
 }
 
 // consoleRegisterCSV registers three lines of a CSV, one of which the API
-// refuses; each line gets its own result.
+// refuses, in one call of the batch endpoint (APP-4); each line gets its
+// own result.
 func consoleRegisterCSV(t *testing.T, wd *webDriver, tp *testPlatform) {
 	wd.open(t, tp.api.URL+"/#/devices")
 	wd.waitJS(t, "the product list is filled", "return document.querySelector('#regone [name=product]').options.length > 0")
+	// Record the page's registration calls.
+	var ignored any
+	wd.js(t, &ignored, `window.regCalls = []; const f = window.fetch;
+		window.fetch = (u, o) => { if (String(u).includes("deviceCredentials")) window.regCalls.push(((o && o.method) || "GET") + " " + u); return f(u, o); };
+		return null`)
 	csv := "nodeId,name,psk\n868333033000001,hall,\n868333032000001,taken,\n868333033000002,attic,0011223344556677\n"
 	wd.attach(t, "#regcsv [name=file]", "devices.csv", []byte(csv))
 	wd.click(t, "#regcsv button")
@@ -101,6 +107,9 @@ func consoleRegisterCSV(t *testing.T, wd *webDriver, tp *testPlatform) {
 	d, _ := tp.reg.GetByNodeID(context.Background(), "868333033000002")
 	require.Equal(t, "0011223344556677", d.PSK.Hex(), "the CSV's PSK column")
 	require.Contains(t, wd.text(t, "#error"), "1 of 3 lines were refused")
+	var calls []string
+	wd.js(t, &calls, "return window.regCalls")
+	require.Equal(t, []string{"POST /iocm/app/reg/v1.1.0/deviceCredentials/batch"}, calls, "the three lines went in one batch call")
 	wd.screenshot(t, "console-register")
 }
 

@@ -123,11 +123,14 @@
 //
 // # Decisions where the spec is silent
 //
-//   - One platform, many applications, one set of devices: an app is an API
-//     credential with its own subscriptions and token budget; every app sees
-//     every device and device notifications go to the subscribers of every
-//     app. A vendor running a private platform is one tenant.
-//   - History is kept when any app has historyEnabled (the demo app has).
+//   - One platform, many applications: every resource belongs to the app
+//     that created it, and another app gets what an unknown id gets
+//     (api_owner.go); a device's notifications and history are its owner's
+//     (history while the owner's historyEnabled is on). nodeIds, product
+//     keys and group names stay unique on the whole platform. Data from
+//     before ownership goes to the default app (apps_migrate.go).
+//   - An app's device quota refuses with 403 device_quota_exceeded, not
+//     429: waiting does not lift it (apps_quota.go).
 //   - The per-device log (GET /doze/v1/devices/{id}/log) keeps the last
 //     deviceLogSize (200) events per device in the store (store.DeviceLog),
 //     pruned as new ones come, so it survives a restart. An event is queued

@@ -76,15 +76,16 @@ func ruleEvent(app string, d registry.Device, rep push.Report) forward.Event {
 		Model: d.Info.Model, DeviceType: d.Info.DeviceType, Services: rep.Services}
 }
 
-// admitUplink stores u with what every app's rules make of the report: the
-// ruleEvent pushes join the report's pushes, the broker messages go to the
-// forwarding outbox, all in u's one transaction, and both engines queue
-// theirs only when it committed. An error leaves the uplink in its inbox.
+// admitUplink stores u with what the device owner's rules make of the
+// report (APP-3): the ruleEvent pushes join the report's pushes, the
+// broker messages go to the forwarding outbox, all in u's one transaction,
+// and both engines queue theirs only when it committed. An error leaves
+// the uplink in its inbox.
 func (p *Platform) admitUplink(ctx context.Context, d registry.Device, rep push.Report, u store.Uplink) error {
 	if p.fwd == nil {
 		return p.push.Admit(ctx, u.Messages, func() error { return p.db.SaveUplink(u) })
 	}
-	for _, app := range p.apps() {
+	for _, app := range p.deviceApps(d) {
 		hooks, out, err := p.fwd.Messages(ctx, ruleEvent(app, d, rep))
 		if err != nil {
 			return fmt.Errorf("rules of app %s: %w", app, err)
@@ -97,13 +98,13 @@ func (p *Platform) admitUplink(ctx context.Context, d registry.Device, rep push.
 	})
 }
 
-// forwardReport applies every app's rules to a report when the outbox is
+// forwardReport applies the device owner's rules to a report when the outbox is
 // not in the platform's file (separate writes; see forward.Engine.Forward).
 func (p *Platform) forwardReport(ctx context.Context, d registry.Device, rep push.Report) error {
 	if p.fwd == nil {
 		return nil
 	}
-	for _, app := range p.apps() {
+	for _, app := range p.deviceApps(d) {
 		if err := p.fwd.Forward(ctx, ruleEvent(app, d, rep)); err != nil {
 			return fmt.Errorf("rules of app %s: %w", app, err)
 		}

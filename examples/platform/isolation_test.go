@@ -13,13 +13,24 @@ import (
 )
 
 // twoApps starts a platform with apps app-a (the test platform's caller)
-// and app-b, and returns a function that switches the caller.
-func twoApps(t *testing.T) (*testPlatform, func(id string)) {
+// and app-b, each changed by the edits, and returns a function that
+// switches the caller. app-a owns the demo products.
+func twoApps(t *testing.T, edits ...func([]App)) (*testPlatform, func(id string)) {
 	tp := startPlatform(t, func(c *Config) {
-		b, _ := json.Marshal([]App{{ID: "app-a", Secret: "secret-a", HistoryEnabled: true}, {ID: "app-b", Secret: "secret-b"}})
+		apps := []App{{ID: "app-a", Secret: "secret-a", HistoryEnabled: true}, {ID: "app-b", Secret: "secret-b"}}
+		for _, e := range edits {
+			e(apps)
+		}
+		b, _ := json.Marshal(apps)
 		require.NoError(t, os.WriteFile(c.DataDir+"/apps.json", b, 0o600))
 	})
-	tokens := map[string]string{"app-a": tp.token}
+	return appSwitcher(t, tp)
+}
+
+// appSwitcher returns tp and a function that makes the app with id the
+// caller of tp.
+func appSwitcher(t *testing.T, tp *testPlatform) (*testPlatform, func(id string)) {
+	tokens := map[string]string{tp.app.ID: tp.token}
 	return tp, func(id string) {
 		app, ok := tp.auth.App(id)
 		require.True(t, ok)
@@ -33,8 +44,8 @@ func twoApps(t *testing.T) (*testPlatform, func(id string)) {
 }
 
 // TestAppIsolation: app B sees neither app A's push endpoints (their URLs
-// and errors would be a blind SSRF oracle) nor A's commands in a batch
-// task's details (SEC-5).
+// and errors would be a blind SSRF oracle) nor A's batch task (SEC-5,
+// APP-3).
 func TestAppIsolation(t *testing.T) {
 	tp, as := twoApps(t)
 	s := newSink(t)
@@ -60,17 +71,20 @@ func TestAppIsolation(t *testing.T) {
 		}
 		return out
 	}
-	details := func() int {
+	details := func() (int, int) {
 		var d struct{ TotalCount int }
-		require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/batchtask/v1.1.0/taskDetails?taskID="+task.TaskID, nil, &d))
-		return d.TotalCount
+		status := tp.call(t, "GET", "/iocm/app/batchtask/v1.1.0/taskDetails?taskID="+task.TaskID, nil, &d)
+		return status, d.TotalCount
 	}
 	require.ElementsMatch(t, []string{hook, cmdHook}, urls(), "A sees its subscription's and its commands' endpoints")
-	require.Equal(t, 1, details(), "A sees its task's command")
+	status, n := details()
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, 1, n, "A sees its task's command")
 
 	as("app-b")
 	require.Empty(t, urls(), "B sees none of A's endpoints")
-	require.Zero(t, details(), "B sees none of A's commands in the task")
+	status, _ = details()
+	require.Equal(t, http.StatusNotFound, status, "A's task does not exist for B (APP-3)")
 }
 
 // TestLoopbackCallbacksOnlyForDemo: loopback callback URLs pass the SSRF

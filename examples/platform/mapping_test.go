@@ -251,7 +251,7 @@ func TestMappingUpload(t *testing.T) {
 
 	bad := []byte("{\"properties\": [\n {\"serviceId\": \"Temperature\", \"property\": \"units\", \"resource\": \"/3303/0/5700\"},\n" +
 		" {\"serviceId\": \"Temperature\", \"property\": \"temperature\", \"resource\": \"/3303/0\"}]}")
-	err := tp.addProduct(httptest.NewRecorder(), mappingUpload(t, "TS1", bad))
+	err := tp.addProduct(httptest.NewRecorder(), asApp(mappingUpload(t, "TS1", bad), tp.app.ID))
 	var pe *problemsError
 	require.ErrorAs(t, err, &pe, "addProduct with a bad mapping")
 	require.Equal(t, "invalid_mapping", pe.Code)
@@ -264,7 +264,7 @@ func TestMappingUpload(t *testing.T) {
 	require.False(t, tp.products.catalog.Exists(demoManufacturerID, "TS1"), "nothing is added")
 
 	w := httptest.NewRecorder()
-	require.NoError(t, tp.addProduct(w, mappingUpload(t, "TS1", demoTempMapping)))
+	require.NoError(t, tp.addProduct(w, asApp(mappingUpload(t, "TS1", demoTempMapping), tp.app.ID)))
 	require.Equal(t, http.StatusCreated, w.Code, "%s", w.Body)
 	var got productJSON
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))

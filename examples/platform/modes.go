@@ -275,6 +275,9 @@ func (p *Platform) applyMode(ctx context.Context, d registry.Device, only, app s
 	follows := cur.Follows
 	if follows == "" && !ok {
 		follows = only
+		if d.AppID != "" {
+			follows = d.AppID // its owner (APP-3)
+		}
 	}
 	switch {
 	case app != "" && (own != "" || follows != app):
@@ -324,19 +327,25 @@ func (p *Platform) appSettings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if kindOf(before.DefaultMode) != kindOf(app.DefaultMode) {
-		p.background(func(ctx context.Context) {
-			only := p.onlyApp()
-			err := p.eachDevice(ctx, func(d registry.Device) {
-				if err := p.applyMode(ctx, d, only, id); err != nil {
-					p.logger.Error("applying an app's default mode", "app", id, "device", d.ID, "err", err)
-				}
-			})
-			if err != nil {
-				p.logger.Error("applying an app's default mode", "app", id, "err", err)
-			}
-		})
+		p.defaultModeChanged(id)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"appId": app.ID, "historyEnabled": app.HistoryEnabled,
 		"defaultMode": modeNames[kindOf(app.DefaultMode)]})
 	return nil
+}
+
+// defaultModeChanged applies app id's new default mode, in the
+// background, to every device that follows it.
+func (p *Platform) defaultModeChanged(id string) {
+	p.background(func(ctx context.Context) {
+		only := p.onlyApp()
+		err := p.eachDevice(ctx, func(d registry.Device) {
+			if err := p.applyMode(ctx, d, only, id); err != nil {
+				p.logger.Error("applying an app's default mode", "app", id, "device", d.ID, "err", err)
+			}
+		})
+		if err != nil {
+			p.logger.Error("applying an app's default mode", "app", id, "err", err)
+		}
+	})
 }

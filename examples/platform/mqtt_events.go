@@ -121,6 +121,11 @@ func (h mqttHandler) addSubDevices(ctx context.Context, gatewayID string, reqs [
 	if err != nil {
 		return nil, nil, err
 	}
+	gw, err := p.reg.Get(ctx, gatewayID)
+	if err != nil {
+		return nil, nil, err
+	}
+	app := gw.AppID // sub-devices are their gateway's application's (APP-3)
 	ok := []mqtt.SubDevice{}
 	var failed []mqtt.SubDeviceFailure
 	fail := func(r mqtt.SubDeviceRequest, code, msg string) {
@@ -149,12 +154,12 @@ func (h mqttHandler) addSubDevices(ctx context.Context, gatewayID string, reqs [
 			fail(r, subTooMany, fmt.Sprintf("the gateway has %d sub-devices, at most %d", have, limit))
 			continue
 		}
-		manufacturer, deviceType, err := h.p.subDeviceProduct(r)
+		manufacturer, deviceType, err := h.p.subDeviceProduct(ctx, app, r)
 		if err != nil {
 			fail(r, subUnknownProduct, err.Error())
 			continue
 		}
-		ans, err := p.register(ctx, "", registrationJSON{NodeID: r.NodeID, GatewayID: gatewayID, NodeType: string(registry.Endpoint),
+		ans, err := p.register(ctx, app, registrationJSON{NodeID: r.NodeID, GatewayID: gatewayID, NodeType: string(registry.Endpoint),
 			DeviceInfo: deviceInfoJSON{Name: r.Name, ManufacturerID: manufacturer, DeviceType: deviceType, Model: r.ProductID, ProtocolType: "MQTT"}})
 		if err != nil {
 			var he *httpError
@@ -181,18 +186,20 @@ func (h mqttHandler) addSubDevices(ctx context.Context, gatewayID string, reqs [
 
 // subDeviceProduct finds the product a sub-device request names:
 // product_id is the model; manufacturer_id is needed only when several
-// products share it.
-func (p *Platform) subDeviceProduct(r mqtt.SubDeviceRequest) (manufacturerID, deviceType string, err error) {
+// products share it. Only the products of app, the gateway's application,
+// are looked at (APP-3).
+func (p *Platform) subDeviceProduct(ctx context.Context, app string, r mqtt.SubDeviceRequest) (manufacturerID, deviceType string, err error) {
+	mine := p.mine(ctx, app, kindProduct)
 	if r.ManufacturerID != "" {
 		prod, err := p.products.catalog.Get(r.ManufacturerID, r.ProductID)
-		if err != nil {
+		if err != nil || !mine(productKey(r.ManufacturerID, r.ProductID)) {
 			return "", "", fmt.Errorf("no product with manufacturer_id %q and model (product_id) %q in the catalog", r.ManufacturerID, r.ProductID)
 		}
 		return prod.ManufacturerID, prod.DeviceType, nil
 	}
 	var ids []string
 	for _, prod := range p.products.catalog.List() {
-		if prod.Model == r.ProductID {
+		if prod.Model == r.ProductID && mine(productKey(prod.Key())) {
 			ids = append(ids, prod.ManufacturerID)
 			manufacturerID, deviceType = prod.ManufacturerID, prod.DeviceType
 		}

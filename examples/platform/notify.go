@@ -28,9 +28,10 @@ type modelJSON struct {
 	ProtocolType     string `json:"protocolType"`
 }
 
-// publishModel tells every app that a product model was added or deleted.
-func (p *Platform) publishModel(t push.NotifyType, prod *profile.Product) {
-	for _, app := range p.apps() {
+// publishModel tells app, the product's owner, that a product model was
+// added or deleted (APP-3).
+func (p *Platform) publishModel(app string, t push.NotifyType, prod *profile.Product) {
+	{
 		b, err := json.Marshal(modelJSON{AppID: app, DeviceType: prod.DeviceType, ManufacturerName: prod.ManufacturerName,
 			ManufacturerID: prod.ManufacturerID, Model: prod.Model, ProtocolType: prod.ProtocolType})
 		if err != nil {
@@ -85,7 +86,7 @@ func (l desiredListener) CommandChanged(c command.Command) {
 		return
 	}
 	l.p.log.Add(c.DeviceID, "shadow", fmt.Sprintf("desired values of service %s: %s (command %s)", serviceID, c.Status, c.ID))
-	l.p.publish(push.Body{Type: push.DeviceDesiredPropertiesModifyStatusChanged, Fields: b})
+	l.p.publish(l.p.ownerApps(c.DeviceID), push.Body{Type: push.DeviceDesiredPropertiesModifyStatusChanged, Fields: b})
 }
 
 // notSent are the notify types nothing on this platform sends, with the

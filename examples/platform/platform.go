@@ -55,6 +55,7 @@ type Platform struct {
 	callbacks callbackOwners
 	uploads   uploadSlots // uploads in progress (SEC-3)
 	trust     appTrust    // each app's TLS settings for its HTTPS callbacks (APP-6)
+	quota     quotas      // each app's device count against its maxDevices (APP-3)
 	adminHash [32]byte    // SHA-256 of the administrator credential (APP-3)
 	// newAdminToken is the administrator token created at this start, for
 	// the banner; later starts do not print it.
@@ -246,6 +247,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		if err := p.installDemo(); err != nil {
 			return fail(err)
 		}
+	}
+	if err := p.migrateOwners(context.Background()); err != nil {
+		return fail(fmt.Errorf("giving resources without an owner to the default app: %w", err))
 	}
 	return p, nil
 }
@@ -503,19 +507,10 @@ func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error 
 	}
 }
 
-// apps returns the ids of every application: devices are shared by the
-// apps of one platform (our choice), so device notifications go to the
-// subscribers of each.
-func (p *Platform) apps() []string {
-	var ids []string
-	for _, a := range p.auth.Apps() {
-		ids = append(ids, a.ID)
-	}
-	return ids
-}
-
-func (p *Platform) publish(n push.Notification) {
-	for _, app := range p.apps() {
+// publish sends n to the subscribers of apps: a device's notifications go
+// to its owner only (deviceApps, APP-3).
+func (p *Platform) publish(apps []string, n push.Notification) {
+	for _, app := range apps {
 		if _, err := p.push.Publish(context.Background(), app, n); err != nil {
 			p.logger.Error("publishing notification", "type", n.NotifyType(), "err", err)
 		}

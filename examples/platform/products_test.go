@@ -38,13 +38,13 @@ func TestAddProductStopsWhenClientGone(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := tp.addProduct(httptest.NewRecorder(), productUpload(t, ctx))
+	err := tp.addProduct(httptest.NewRecorder(), asApp(productUpload(t, ctx), tp.app.ID))
 	require.ErrorIs(t, err, context.Canceled, "addProduct with the client gone")
 	require.False(t, tp.products.catalog.Exists(demoManufacturerID, demoModel), "a product was added after its client went away")
 	require.Nil(t, tp.products.Codec(demoManufacturerID, demoModel))
 
 	w := httptest.NewRecorder()
-	require.NoError(t, tp.addProduct(w, productUpload(t, context.Background())))
+	require.NoError(t, tp.addProduct(w, asApp(productUpload(t, context.Background()), tp.app.ID)))
 	require.Equal(t, http.StatusCreated, w.Code, "the same upload with its client there: %s", w.Body)
 }
 

@@ -35,7 +35,7 @@ func (p *Platform) rawUplink(ctx context.Context, d registry.Device, payload []b
 			len(payload), push.RawDataService, d.Info.ManufacturerID, d.Info.Model))
 	}
 	var hist []store.HistoryRecord
-	for _, app := range p.historyApps() {
+	for _, app := range p.historyApps(d) {
 		hist = append(hist, store.HistoryRecord{DeviceID: d.ID, GatewayID: gatewayOf(d), AppID: app,
 			ServiceID: push.RawDataService, Data: sd.Data, Time: at})
 	}

@@ -43,7 +43,7 @@ func (p *Platform) filterSend(ep string, paths []lwm2m.Path) (take []bool, why s
 		return nil, "the device is not known to the platform"
 	}
 	m := p.products.Mapping(d.Info.ManufacturerID, d.Info.Model)
-	pushed := p.notifiesLwM2M(ctx)
+	pushed := p.notifiesLwM2M(ctx, d)
 	take = make([]bool, len(paths))
 	var left []string
 	for i, path := range paths {
@@ -65,11 +65,12 @@ func (p *Platform) filterSend(ep string, paths []lwm2m.Path) (take []bool, why s
 	return take, why
 }
 
-// notifiesLwM2M reports whether an application subscribes to
-// lwm2mNotification. A store error counts as yes: the value is taken and
-// its push tried (and retried) rather than refused for a passing error.
-func (p *Platform) notifiesLwM2M(ctx context.Context) bool {
-	for _, app := range p.apps() {
+// notifiesLwM2M reports whether d's application (its owner, APP-3)
+// subscribes to lwm2mNotification. A store error counts as yes: the value
+// is taken and its push tried (and retried) rather than refused for a
+// passing error.
+func (p *Platform) notifiesLwM2M(ctx context.Context, d registry.Device) bool {
+	for _, app := range p.deviceApps(d) {
 		subs, err := p.push.Subscriptions(ctx, push.Filter{AppID: app, NotifyType: push.LwM2MNotification})
 		if err != nil || len(subs) > 0 {
 			return true
@@ -116,7 +117,8 @@ func (p *Platform) pushUnmapped(ctx context.Context, d registry.Device, base lwm
 			Value: v, EventTime: push.FormatTime(at)})
 	}
 	sent := 0
-	for _, app := range p.apps() {
+	apps := p.deviceApps(d) // the device's owner (APP-3)
+	for _, app := range apps {
 		if pushed[app] {
 			continue
 		}
@@ -129,7 +131,7 @@ func (p *Platform) pushUnmapped(ctx context.Context, d registry.Device, base lwm
 		}
 		pushed[app] = true
 	}
-	if sent == 0 && len(bodies) > 0 && len(pushed) == len(p.apps()) {
+	if sent == 0 && len(bodies) > 0 && len(pushed) == len(apps) {
 		paths := make([]string, len(bodies))
 		for i, b := range bodies {
 			paths[i] = b.Path

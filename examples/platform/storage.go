@@ -63,6 +63,18 @@ type (
 		Put(c store.BootstrapConfig) error
 		Delete(nodeID string) error
 	}
+	// ownerStore records the owning application of the resources that
+	// are not devices, and one-time migration markers (APP-3,
+	// store.Owners).
+	ownerStore interface {
+		Claim(ctx context.Context, kind, id, appID string) (string, error)
+		Set(ctx context.Context, kind, id, appID string) error
+		Owner(ctx context.Context, kind, id string) (string, error)
+		Delete(ctx context.Context, kind, id string) error
+		IDs(ctx context.Context, appID, kind string) ([]string, error)
+		Done(ctx context.Context, name string) (bool, error)
+		MarkDone(ctx context.Context, name string) error
+	}
 	// uplinkSaver stores a report, or everything an uplink causes, in one
 	// transaction (store.DB.SaveUplink).
 	uplinkSaver interface {
@@ -95,6 +107,7 @@ type storage struct {
 	bootstrap     bootstrapConfigs
 	uplinks       uplinkSaver
 	apps          appStore
+	owners        ownerStore
 	forward       forward.Store // nil: forwarding rules are not kept in this store (PostgreSQL, for now)
 	close         func() error
 }
@@ -115,6 +128,7 @@ func (s *storage) Products() productStore           { return s.products }
 func (s *storage) Inbox() inboxStore                { return s.inbox }
 func (s *storage) DeviceLog(max int) deviceLogStore { return s.deviceLog(max) }
 func (s *storage) Bootstrap() bootstrapConfigs      { return s.bootstrap }
+func (s *storage) Owners() ownerStore               { return s.owners }
 func (s *storage) SaveReport(deviceID string, hist []store.HistoryRecord, reported map[string]map[string]any, at time.Time) error {
 	return s.uplinks.SaveReport(deviceID, hist, reported, at)
 }
@@ -147,7 +161,7 @@ func openStorage(cfg Config) (*storage, error) {
 			dtlsSessions: func(ttl time.Duration) transport.SessionStore { return db.DTLSSessions(ttl) },
 			history:      db.History(), shadow: db.Shadow(), products: db.Products(), inbox: db.Inbox(),
 			deviceLog: func(max int) deviceLogStore { return db.DeviceLog(max) },
-			bootstrap: db.Bootstrap(), uplinks: db, apps: &dbApps{db: db.Apps()}, close: db.Close}, nil
+			bootstrap: db.Bootstrap(), uplinks: db, apps: &dbApps{db: db.Apps()}, owners: db.Owners(), close: db.Close}, nil
 	}
 	if strings.Contains(cfg.Store, "://") {
 		return nil, fmt.Errorf("-store %q: want a bbolt file path, or a postgres:// or postgresql:// URL", redactStore(cfg.Store))
@@ -166,7 +180,8 @@ func openStorage(cfg Config) (*storage, error) {
 		dtlsSessions: func(ttl time.Duration) transport.SessionStore { return db.DTLSSessions(ttl) },
 		history:      db.History(), shadow: db.Shadow(), products: db.Products(), inbox: db.Inbox(),
 		deviceLog: func(max int) deviceLogStore { return db.DeviceLog(max) },
-		bootstrap: db.Bootstrap(), uplinks: db, apps: fileApps{dir: cfg.DataDir}, forward: db.Forward(), close: db.Close}, nil
+		bootstrap: db.Bootstrap(), uplinks: db, apps: fileApps{dir: cfg.DataDir}, owners: db.Owners(), forward: db.Forward(),
+		close: db.Close}, nil
 }
 
 // redactStore hides a password in a -store URL, for logs and errors.

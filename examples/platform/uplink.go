@@ -215,7 +215,7 @@ func (p *Platform) reportServices(ctx context.Context, d registry.Device, svcs [
 		hist     []store.HistoryRecord
 		reported = make(map[string]map[string]any, len(svcs))
 		services = make([]push.ServiceData, 0, len(svcs))
-		history  = p.historyApps()
+		history  = p.historyApps(d)
 		first    = !fx.checked
 	)
 	fx.checked = true
@@ -276,7 +276,7 @@ func (p *Platform) keep(ctx context.Context, d registry.Device, rep push.Report,
 	if fx.pushed == nil {
 		fx.pushed = map[string]bool{}
 	}
-	for _, app := range p.apps() {
+	for _, app := range p.deviceApps(d) {
 		if fx.pushed[app] {
 			continue
 		}
@@ -308,7 +308,7 @@ func (p *Platform) outboxInStore() bool {
 func (p *Platform) saveUplink(ctx context.Context, d registry.Device, rep push.Report, hist []store.HistoryRecord,
 	reported map[string]map[string]any, at time.Time, fx *effects) error {
 	var msgs []push.Message
-	for _, app := range p.apps() {
+	for _, app := range p.deviceApps(d) {
 		// The push engine counts and logs a refusal itself (Stats.Refused).
 		m, err := p.push.ReportMessages(ctx, app, rep)
 		if err != nil {
@@ -490,17 +490,14 @@ func (p *Platform) notification(ctx context.Context, d registry.Device, e transp
 	which(ctx, d.ID, v)
 }
 
-// historyApps returns the apps that keep history (STO-2). Devices are
-// shared by the apps of the platform, so each of them owns its own copy of
-// a device's history, marked with its appId (issue 20 item 7).
-func (p *Platform) historyApps() []string {
-	var ids []string
-	for _, a := range p.auth.Apps() {
-		if a.HistoryEnabled {
-			ids = append(ids, a.ID)
-		}
+// historyApps returns the apps that keep d's history (STO-2): its owner
+// when its history switch is on (APP-3). Records are marked with the
+// app's id.
+func (p *Platform) historyApps(d registry.Device) []string {
+	if a, ok := p.auth.App(d.AppID); ok && d.AppID != "" && a.HistoryEnabled {
+		return []string{a.ID}
 	}
-	return ids
+	return nil
 }
 
 // Uplinks whose effects could not all be stored stay in the inbox and are

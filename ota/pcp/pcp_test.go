@@ -17,13 +17,9 @@ type vector struct {
 	hex  string
 }
 
-// loadVectors reads ../../../shared/testdata/pcp-vectors.txt when the shared
-// folder is beside the repository (CI), else the copy in testdata.
+// loadVectors reads the PCP test vectors in testdata/pcp-vectors.txt.
 func loadVectors(t testing.TB) []vector {
-	path := filepath.Join("..", "..", "..", "shared", "testdata", "pcp-vectors.txt")
-	if _, err := os.Stat(path); err != nil {
-		path = filepath.Join("testdata", "pcp-vectors.txt")
-	}
+	path := filepath.Join("testdata", "pcp-vectors.txt")
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()

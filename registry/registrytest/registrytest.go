@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) registry.Store) {
 		{"Gateways", testGateways},
 		{"ListFilters", testListFilters},
 		{"ListPaging", testListPaging},
+		{"Owner", testOwner},
 		{"Due", testDue},
 		{"Groups", testGroups},
 		{"DeleteGroup", testDeleteGroup},
@@ -614,4 +615,46 @@ func testRegistry(t *testing.T, st registry.Store) {
 		types = append(types, e.Type)
 	}
 	require.Equal(t, []registry.EventType{registry.EventAdded, registry.EventBound, registry.EventStatusChanged, registry.EventDeleted}, types)
+}
+
+// testOwner: a device's AppID is kept, changed by Update, and selects in
+// List (alone, with paging, and with another filter); "" selects every
+// device (APP-3).
+func testOwner(t *testing.T, st registry.Store) {
+	for n := 1; n <= 6; n++ {
+		d := dev(n)
+		d.AppID = []string{"app-a", "app-b", ""}[n%3]
+		if n == 4 {
+			d.Status = registry.StatusOnline
+		}
+		mustCreate(t, st, d)
+	}
+	got, err := st.Get(ctx, "dev-0001")
+	require.NoError(t, err)
+	require.Equal(t, "app-b", got.AppID)
+	list := func(q registry.Query) ([]string, int) {
+		t.Helper()
+		ds, total, err := st.List(ctx, q)
+		require.NoError(t, err)
+		return ids(ds), total
+	}
+	page, total := list(registry.Query{AppID: "app-a"})
+	require.Equal(t, []string{"dev-0003", "dev-0006"}, page)
+	require.Equal(t, 2, total)
+	page, total = list(registry.Query{AppID: "app-b", PageSize: 1, PageNo: 1})
+	require.Equal(t, []string{"dev-0004"}, page)
+	require.Equal(t, 2, total)
+	page, _ = list(registry.Query{AppID: "app-b", Status: registry.StatusInactive})
+	require.Equal(t, []string{"dev-0001"}, page)
+	_, total = list(registry.Query{})
+	require.Equal(t, 6, total)
+
+	_, err = st.Update(ctx, "dev-0002", func(d *registry.Device) error { d.AppID = "app-a"; return nil })
+	require.NoError(t, err)
+	page, _ = list(registry.Query{AppID: "app-a"})
+	require.Equal(t, []string{"dev-0002", "dev-0003", "dev-0006"}, page)
+	_, err = st.Delete(ctx, "dev-0003", nil)
+	require.NoError(t, err)
+	page, _ = list(registry.Query{AppID: "app-a"})
+	require.Equal(t, []string{"dev-0002", "dev-0006"}, page)
 }

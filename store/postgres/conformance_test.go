@@ -54,7 +54,7 @@ func TestStoreConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) storetest.Stores {
 		db := openTest(t)
-		return storetest.Stores{History: db.History(), Shadow: db.Shadow(), Inbox: db.Inbox(), Products: db.Products(), Reporter: db,
+		return storetest.Stores{Owners: db.Owners(), History: db.History(), Shadow: db.Shadow(), Inbox: db.Inbox(), Products: db.Products(), Reporter: db,
 			DeviceLog: func(max int) storetest.DeviceLog { return db.DeviceLog(max) }}
 	})
 }
@@ -62,6 +62,7 @@ func TestStoreConformance(t *testing.T) {
 // The views have the method sets the storetest interfaces name, so a
 // platform can take bbolt or PostgreSQL behind them.
 var (
+	_ storetest.Owners    = (*Owners)(nil)
 	_ storetest.History   = (*History)(nil)
 	_ storetest.Shadow    = (*Shadow)(nil)
 	_ storetest.Inbox     = (*Inbox)(nil)

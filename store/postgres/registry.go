@@ -32,10 +32,10 @@ func (db *DB) Registry() *Registry { return &Registry{db: db} }
 const deviceColumns = `id, node_key, node_id, verify_code, psk, no_security,
 	manufacturer_id, manufacturer_name, device_type, model, protocol_type, name, sw_version, fw_version, mode,
 	gateway_id, node_type, groups, status, timeout_ns, bound, connected,
-	created_at, last_modified, last_seen, disconnected_at, deadline, secret_hash`
+	created_at, last_modified, last_seen, disconnected_at, deadline, secret_hash, app_id`
 
 // deviceColumnCount is how many columns deviceColumns names.
-const deviceColumnCount = 28
+const deviceColumnCount = 29
 
 func deviceArgs(d *registry.Device) []any {
 	var gw any
@@ -59,7 +59,7 @@ func deviceArgs(d *registry.Device) []any {
 		d.Info.ManufacturerID, d.Info.ManufacturerName, d.Info.DeviceType, d.Info.Model, d.Info.ProtocolType,
 		d.Info.Name, d.Info.SWVersion, d.Info.FWVersion, d.Info.Mode,
 		gw, string(d.NodeType), groups, string(d.Status), int64(d.Timeout), d.Bound, d.Connected,
-		nanos(d.CreatedAt), nanos(d.LastModified), nanos(d.LastSeen), nanos(d.DisconnectedAt), nanos(d.Deadline), secret}
+		nanos(d.CreatedAt), nanos(d.LastModified), nanos(d.LastSeen), nanos(d.DisconnectedAt), nanos(d.Deadline), secret, d.AppID}
 }
 
 func scanDevice(row pgx.Row) (registry.Device, error) {
@@ -76,7 +76,7 @@ func scanDevice(row pgx.Row) (registry.Device, error) {
 		&d.Info.ManufacturerID, &d.Info.ManufacturerName, &d.Info.DeviceType, &d.Info.Model, &d.Info.ProtocolType,
 		&d.Info.Name, &d.Info.SWVersion, &d.Info.FWVersion, &d.Info.Mode,
 		&gw, &nodeType, &d.Groups, &status, &timeout, &d.Bound, &d.Connected,
-		&created, &modified, &seen, &disc, &deadline, &secret)
+		&created, &modified, &seen, &disc, &deadline, &secret, &d.AppID)
 	if err != nil {
 		return registry.Device{}, err
 	}
@@ -314,6 +314,9 @@ func (s *Registry) List(ctx context.Context, q registry.Query) ([]registry.Devic
 	}
 	if q.NodeType != "" {
 		add("node_type = ?", string(q.NodeType))
+	}
+	if q.AppID != "" {
+		add("app_id = ?", q.AppID)
 	}
 	if !q.From.IsZero() {
 		add("created_at >= ?", clampNanos(q.From))

@@ -98,8 +98,28 @@ type Reporter interface {
 	SaveReport(deviceID string, hist []store.HistoryRecord, reported map[string]map[string]any, at time.Time) error
 }
 
+// Owners records the owning application of resources that are not
+// devices, and one-time migration markers (APP-3).
+type Owners interface {
+	// Claim makes appID the owner unless there is one; it returns the
+	// owner after the call.
+	Claim(ctx context.Context, kind, id, appID string) (string, error)
+	// Set makes appID the owner, replacing any.
+	Set(ctx context.Context, kind, id, appID string) error
+	// Owner returns the owner, "" for none.
+	Owner(ctx context.Context, kind, id string) (string, error)
+	// Delete forgets the owner.
+	Delete(ctx context.Context, kind, id string) error
+	// IDs returns appID's ids of kind in byte order.
+	IDs(ctx context.Context, appID, kind string) ([]string, error)
+	// Done and MarkDone read and set a migration marker.
+	Done(ctx context.Context, name string) (bool, error)
+	MarkDone(ctx context.Context, name string) error
+}
+
 // Stores are the views of one database that the suites use.
 type Stores struct {
+	Owners   Owners
 	History  History
 	Shadow   Shadow
 	Inbox    Inbox
@@ -119,6 +139,58 @@ func Run(t *testing.T, open func(t *testing.T) Stores) {
 	t.Run("Inbox", func(t *testing.T) { testInbox(t, open(t).Inbox) })
 	t.Run("InboxConcurrentPuts", func(t *testing.T) { testInboxConcurrent(t, open(t).Inbox) })
 	t.Run("DeviceLog", func(t *testing.T) { testDeviceLog(t, open(t).DeviceLog) })
+	t.Run("Owners", func(t *testing.T) { testOwners(t, open(t).Owners) })
+}
+
+// testOwners covers APP-3's owner records: a claim keeps the first owner,
+// Set moves a resource, Delete forgets it, IDs lists an app's resources of
+// one kind in byte order, bad keys are refused, markers are kept.
+func testOwners(t *testing.T, o Owners) {
+	ctx := context.Background()
+	owner, err := o.Owner(ctx, "group", "g1")
+	require.NoError(t, err)
+	require.Empty(t, owner, "nothing is owned in a new store")
+	owner, err = o.Claim(ctx, "group", "g1", "app-a")
+	require.NoError(t, err)
+	require.Equal(t, "app-a", owner)
+	owner, err = o.Claim(ctx, "group", "g1", "app-b")
+	require.NoError(t, err)
+	require.Equal(t, "app-a", owner, "a second claim finds the first owner")
+	require.NoError(t, o.Set(ctx, "group", "g2", "app-a"))
+	require.NoError(t, o.Set(ctx, "product", "5:DozeL/WM1", "app-a"))
+	require.NoError(t, o.Set(ctx, "group", "g3", "app-b"))
+	ids, err := o.IDs(ctx, "app-a", "group")
+	require.NoError(t, err)
+	require.Equal(t, []string{"g1", "g2"}, ids, "one kind only")
+
+	require.NoError(t, o.Set(ctx, "group", "g2", "app-b"), "Set moves a resource")
+	ids, _ = o.IDs(ctx, "app-a", "group")
+	require.Equal(t, []string{"g1"}, ids)
+	ids, _ = o.IDs(ctx, "app-b", "group")
+	require.Equal(t, []string{"g2", "g3"}, ids)
+	owner, _ = o.Owner(ctx, "group", "g2")
+	require.Equal(t, "app-b", owner)
+
+	require.NoError(t, o.Delete(ctx, "group", "g1"))
+	require.NoError(t, o.Delete(ctx, "group", "never"), "deleting what has no owner is no error")
+	ids, _ = o.IDs(ctx, "app-a", "group")
+	require.Empty(t, ids)
+	owner, _ = o.Owner(ctx, "group", "g1")
+	require.Empty(t, owner)
+	for _, bad := range [][3]string{{"group", "", "app-a"}, {"group", "x\x00y", "app-a"}, {"", "g", "app-a"}, {"group", "g", ""}} {
+		_, err := o.Claim(ctx, bad[0], bad[1], bad[2])
+		require.Error(t, err, "Claim%q", bad)
+		require.Error(t, o.Set(ctx, bad[0], bad[1], bad[2]), "Set%q", bad)
+	}
+
+	done, err := o.Done(ctx, "devices-v1")
+	require.NoError(t, err)
+	require.False(t, done)
+	require.NoError(t, o.MarkDone(ctx, "devices-v1"))
+	require.NoError(t, o.MarkDone(ctx, "devices-v1"), "marking twice is no error")
+	done, err = o.Done(ctx, "devices-v1")
+	require.NoError(t, err)
+	require.True(t, done)
 }
 
 // testHistoryQuery covers SPEC STO-2: by device, service, gateway and

@@ -64,8 +64,8 @@
   <div id="regresult" class="result"></div>
   <h3>Many, from CSV</h3>
   <p class="hint">One device a line: <code>nodeId,name,psk</code> (name and psk may be empty; a first line starting
-    with <code>nodeId</code> is a header). The product chosen above applies to all. The API registers one device a
-    call, so the console calls it once per line, in order.</p>
+    with <code>nodeId</code> is a header). The product chosen above applies to all. Up to 1,000 lines go to the
+    platform in one batch call; each line gets its own result.</p>
   <form id="regcsv">
     <textarea name="csv" placeholder="868333030000001,kitchen,&#10;868333030000002,garage,00112233445566778899aabbccddeeff"></textarea>
     <div class="row"><input type="file" name="file" accept=".csv,text/csv,text/plain"><button class="primary">Register all</button></div>
@@ -107,12 +107,16 @@
     return Doze.products().then((ps) => ps.find((p) => p.manufacturerId === manufacturerId && p.model === model));
   }
 
-  function registration(prod, nodeId, name, psk, timeout) {
+  function registrationBody(prod, nodeId, name, psk, timeout) {
     const body = { nodeId, deviceInfo: { manufacturerId: prod.manufacturerId, deviceType: prod.deviceType, model: prod.model,
       protocolType: prod.protocolType, name: name || undefined } };
     if (psk) body.psk = psk;
     if (timeout !== "" && timeout !== undefined) body.timeout = Number(timeout);
-    return api("POST", "/iocm/app/reg/v1.1.0/deviceCredentials", body);
+    return body;
+  }
+
+  function registration(prod, nodeId, name, psk, timeout) {
+    return api("POST", "/iocm/app/reg/v1.1.0/deviceCredentials", registrationBody(prod, nodeId, name, psk, timeout));
   }
 
   async function registerOne(form) {
@@ -161,16 +165,29 @@
         html`<span class="st ${r.ok === null ? "wait" : r.ok ? "ok" : "bad"}">${r.ok === null ? "…" : r.ok ? "registered" : "refused"}</span>`,
         r.ok ? html`<a href="#/device/${encodeURIComponent(r.detail)}">${r.detail}</a>` : r.detail, html`<span class="mono">${r.key}</span>`]);
       draw();
-      for (const r of results) {
-        if (r.extra) { r.ok = false; r.detail = `line ${r.line} has more than 3 columns (nodeId,name,psk)`; continue; }
+      // One batch call for every well-formed line (APP-4): the answer has
+      // one result per device, in the order sent.
+      const send = results.filter((r) => {
+        if (r.extra) { r.ok = false; r.detail = `line ${r.line} has more than 3 columns (nodeId,name,psk)`; }
+        return !r.extra;
+      });
+      if (send.length > 0) {
         try {
-          const a = await registration(prod, r.nodeId, r.name, r.psk, undefined);
-          r.ok = true; r.detail = a.deviceId; r.key = a.psk;
+          const a = await api("POST", "/iocm/app/reg/v1.1.0/deviceCredentials/batch",
+            send.map((r) => registrationBody(prod, r.nodeId, r.name, r.psk, undefined)));
+          send.forEach((r, i) => {
+            const res = (a.results || [])[i];
+            if (!res) { r.ok = false; r.detail = "the platform gave no result for this line"; return; }
+            if (res.error_code) { r.ok = false; r.detail = `${res.error_code}: ${res.error_desc || ""}`; return; }
+            r.ok = true; r.detail = res.deviceId; r.key = res.psk || "";
+          });
         } catch (e) {
-          r.ok = false; r.detail = e.code ? `${e.code}: ${e.message}` : e.message;
+          // The whole call was refused (bad input, rate limit, quota…):
+          // every line sent has that answer.
+          for (const r of send) { r.ok = false; r.detail = e.code ? `${e.code}: ${e.message}` : e.message; }
         }
-        draw();
       }
+      draw();
       const bad = results.filter((r) => !r.ok).length;
       Doze.showError(bad ? new Error(`${bad} of ${results.length} lines were refused; see the table`) : null);
       Doze.refresh();
