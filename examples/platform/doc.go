@@ -94,12 +94,27 @@
 //     awake on another node waits for that device's next uplink; one with
 //     expireTime 0 ("now or never") fails on a node that has not seen the
 //     device.
-//   - Each node's engines run over every row: two nodes may both time out
-//     a command or mark a device OFFLINE (same outcome, one notification
-//     each), and a node that restarts delivers the whole outbox, so a push
-//     another node had in flight can arrive twice (at-least-once, with
-//     its stable webhook-id, PSH-5). The stores can claim such work under
-//     leases (store/postgres's claimers); the engines do not use them yet.
+//   - Work claimed in SQL under the node id: each push is delivered by
+//     the node holding its lease (push.Config.Node): a node leases the
+//     pushes it stores as it stores them, renews its leases every 15 s
+//     (a quarter of the 1-minute lease), and every 15 s claims pushes
+//     nobody holds — a dead node's once its leases end, so they go out
+//     from another node within about 75 s. A restarted node takes back
+//     only its own and free pushes, not another live node's in flight
+//     (TestPushTwoNodesDeliverOnce, TestPushTakeoverAfterLease in
+//     store/postgres). A push can still arrive twice when a node dies
+//     after the answer and before the delete (at-least-once, with its
+//     stable webhook-id, PSH-5). The deadline sweep (binding timeouts,
+//     devices going OFFLINE) is done by the one node holding the
+//     "registry.sweep" lease (3 minutes, renewed every minute; another
+//     node takes over within 4 minutes of its holder's death); each
+//     device is settled in one locked transaction anyway, so it is told
+//     OFFLINE once (TestRegistrySweepOneNode).
+//   - Not claimed yet: every node's command engine times out commands
+//     over every row, so two nodes may both time out the same command
+//     (same outcome, one notification each), and every node's upgrade
+//     engine times out upgrade steps over every row. Node clocks must
+//     agree to well under the leases (NTP).
 //   - Data forwarding rules (the rules API) are kept only in the bbolt
 //     store: on PostgreSQL the rules API answers 501 not_implemented and
 //     reports are not forwarded, so no rule is accepted that would not be
