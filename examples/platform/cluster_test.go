@@ -131,7 +131,7 @@ func (n *clusterNode) metric(name string) string {
 // go to node 2 on the same DTLS sessions. Checked: every uplink a node
 // acknowledged is in history and was pushed (at least once; a push that
 // came twice came with one webhook-id; those node 1 had queued arrive
-// once node 1 is restarted), each command reached its device
+// once node 1 is restarted, which takes its leased pushes back), each command reached its device
 // exactly once and ended SUCCESSFUL, and no device handshook again —
 // counted on the device side (ClientHellos through its balancer) and on
 // node 2 (full handshakes, sessions adopted).
@@ -334,10 +334,10 @@ func TestClusterNodeDies(t *testing.T) {
 		default:
 		}
 	}
-	// Pushes node 1 had queued when it died are in the shared outbox,
-	// but the surviving nodes do not deliver them: the push engine does
-	// not claim another node's rows (no leases yet). Node 1 delivers them
-	// when it starts again, as an operator restarts a crashed node.
+	// Pushes node 1 had queued when it died are in the shared outbox
+	// under node 1's lease: another node claims them once the lease ends
+	// (about 75 s), node 1 at once when it starts again, as an operator
+	// restarts a crashed node. The test does the latter (CI's time).
 	n1.proc.start()
 	pushed := func(id string, pulse int) []string {
 		hook.mu.Lock()
