@@ -81,19 +81,39 @@
 // starts two processes on one schema, registers a device through node 1
 // and reads, lists and commands it through node 2.
 //
-// What is per node, plainly, until CLU-2/3 route between nodes:
+// A device moves between nodes (CLU-3): its session (DTLS state with
+// Connection ID, registration, observations) lives on the node it talks
+// to and is written to the shared tables when it parks and when it
+// resumes. When the device's datagrams start arriving at another node —
+// its node died, or the UDP balancer in front moved it — that node finds
+// the session in the database by the record's Connection ID (or, for a
+// device without one, its source address), takes it over and answers:
+// no new handshake, no new registration (lwm2m/transport's
+// SharedRegistrations, set here on PostgreSQL; docs/cluster.md says how
+// to run it). Lookups of unknown Connection IDs are rate-limited per
+// source address, so random records cost few queries. TestClusterNodeDies
+// runs three processes on one schema, SIGKILLs one and moves its devices
+// to another: no acknowledged report or push lost, each command once, no
+// handshake (-cluster.devices sets how many devices; 30 by default).
 //
-//   - A device's session (its DTLS session, registration, observations
-//     and queue-mode window) lives on the node it talks to. Registrations,
-//     observations and parked sessions are written to the shared tables,
-//     but a node reads them only when it starts; a device that moves to
-//     another node registers (and handshakes) again.
+// What is per node, plainly, because routing between nodes over NATS
+// (CLU-2) is not built:
+//
 //   - Commands and LwM2M operations created on any node are stored at
 //     once, but only the node holding the device's session sends them,
-//     at the device's next uplink there. A command for a device that is
-//     awake on another node waits for that device's next uplink; one with
-//     expireTime 0 ("now or never") fails on a node that has not seen the
-//     device.
+//     at the device's next uplink there (the node finds the device's
+//     session through the shared store at that uplink, if it came from
+//     elsewhere). A command for a device that is awake on another node
+//     waits for that device's next uplink; one with expireTime 0 ("now
+//     or never") fails on a node that does not hold the device's session.
+//   - Behind a balancer that hides devices' addresses, set
+//     moveLookupsPerSource (default 16 lookups a second per source
+//     address) or moved devices queue behind that limit.
+//   - A node that a device left keeps its registration in memory until
+//     its lifetime passes or the device comes back (then the node resumes
+//     from the newer state the other node stored, never its own); at
+//     expiry it sees the registration renewed in the store and drops it
+//     without an event.
 //   - Work claimed in SQL under the node id: each push is delivered by
 //     the node holding its lease (push.Config.Node): a node leases the
 //     pushes it stores as it stores them, renews its leases every 15 s

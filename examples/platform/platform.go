@@ -228,7 +228,11 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		// (issue 20 item 9, LWM-14).
 		Sessions:      db.DTLSSessions(store.DefaultSessionTTL),
 		Registrations: db.Registrations(),
-		Logger:        logger.With("pkg", "lwm2m"),
+		// On PostgreSQL other nodes write them too: a device whose
+		// records start arriving here continues its session (CLU-3).
+		SharedRegistrations:   db.shared,
+		StoreLookupsPerSource: cfg.MoveLookupsPerSource,
+		Logger:                logger.With("pkg", "lwm2m"),
 		// The registry's transport security of each endpoint (SEC-1):
 		// plain CoAP serves only devices registered with security NONE.
 		Policy: endpointPolicy{p},
