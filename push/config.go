@@ -75,6 +75,23 @@ type Config struct {
 	// a replacement must do its own. nil means the engine's transport.
 	Transport http.RoundTripper
 
+	// Node names this engine among several that share one Store (a
+	// platform node id, stable across restarts). When set, the Store must
+	// implement Claimer, and the engine delivers only the messages it
+	// holds a lease on: those it stored itself (claimed as it stores
+	// them), and those it claims every ClaimLease/4 — messages nobody
+	// holds, or whose holder's lease ended (a dead node's), or its own
+	// from before a restart. Leases are renewed every ClaimLease/4; a try
+	// starts only if it ends (Timeout) before the leases may. "" means
+	// one node: Run loads the whole outbox.
+	Node string
+	// ClaimLease is how long a lease lasts: a dead node's messages are
+	// delivered by another node within about ClaimLease and a quarter. It
+	// must exceed twice Timeout. 0 means 4×Timeout, at least 1 minute.
+	ClaimLease time.Duration
+	// ClaimBatch bounds the messages one claim takes. 0 means 1000.
+	ClaimBatch int
+
 	// Listener hears about every message dropped undelivered. nil means none.
 	Listener Listener
 	// Logger receives state changes and drops. nil discards.
@@ -133,6 +150,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxQueued == 0 {
 		c.MaxQueued = 100000
 	}
+	if c.ClaimLease == 0 {
+		c.ClaimLease = max(time.Minute, 4*c.Timeout)
+	}
+	if c.ClaimBatch == 0 {
+		c.ClaimBatch = 1000
+	}
 	if c.SubscriptionCache == 0 {
 		c.SubscriptionCache = time.Second
 	}
@@ -149,6 +172,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("push: Config.RetrySchedule is empty; leave it nil for the default")
 	case c.EndpointConcurrency < 0 || c.Workers < 0 || c.MaxQueued < 0:
 		return c, fmt.Errorf("push: Config.EndpointConcurrency, Workers and MaxQueued must not be negative")
+	}
+	if err := c.checkClaim(); err != nil {
+		return c, err
 	}
 	for i, d := range c.RetrySchedule {
 		if d < 0 {

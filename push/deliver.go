@@ -37,10 +37,13 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	deletes := make(chan Message, 4096)
 	e.loadMu.Lock()
-	msgs, err := e.store.Messages(ctx)
-	if err != nil {
-		e.loadMu.Unlock()
-		return fmt.Errorf("push: loading the outbox: %w", err)
+	var msgs []Message
+	if e.claim == nil {
+		msgs, err = e.store.Messages(ctx)
+		if err != nil {
+			e.loadMu.Unlock()
+			return fmt.Errorf("push: loading the outbox: %w", err)
+		}
 	}
 	e.mu.Lock()
 	for i := range msgs {
@@ -48,18 +51,38 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.loaded = true
 	e.deletes = deletes
+	if e.claim != nil {
+		e.claim.held = make(map[msgKey]struct{})
+	}
 	e.mu.Unlock()
 	e.loadMu.Unlock()
+	if e.claim != nil {
+		// Only what this node claims: its own messages from before a
+		// restart, and those nobody else holds.
+		n, err := e.claimRound(ctx)
+		if err != nil {
+			e.unload()
+			close(deletes)
+			return fmt.Errorf("push: loading the outbox: %w", err)
+		}
+		msgs = make([]Message, n)
+	}
 	if len(msgs) > 0 {
-		e.cfg.Logger.Info("push: outbox loaded", "messages", len(msgs))
+		e.cfg.Logger.Info("push: outbox loaded", "messages", len(msgs), "node", e.cfg.Node)
 	}
 
-	var delWG, wg sync.WaitGroup
+	var delWG, wg, claimWG sync.WaitGroup
 	delWG.Go(func() { e.deleter(deletes) })
+	if e.claim != nil {
+		claimWG.Go(func() { e.claimLoop(ctx) })
+	}
 	work := make(chan job)
 	for range e.cfg.Workers {
 		wg.Go(func() {
 			for j := range work {
+				if e.claim != nil && !e.startable(j) {
+					continue
+				}
 				e.finish(ctx, j, e.try(ctx, j.msg))
 			}
 		})
@@ -67,17 +90,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.dispatch(ctx, work)
 	close(work)
 	wg.Wait()
+	claimWG.Wait()
 
-	e.loadMu.Lock()
-	e.mu.Lock()
-	e.loaded = false
-	e.deletes = nil
-	for _, ep := range e.eps {
-		ep.queue, ep.inRing = nil, false
-	}
-	e.ring, e.rr = nil, 0
-	e.mu.Unlock()
-	e.loadMu.Unlock()
+	e.unload()
 	close(deletes)
 	delWG.Wait()
 	if e.transport != nil {
@@ -89,6 +104,20 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.tlsMu.Unlock()
 	return nil
+}
+
+// unload empties the engine's memory of the outbox as Run ends.
+func (e *Engine) unload() {
+	e.loadMu.Lock()
+	e.mu.Lock()
+	e.loaded = false
+	e.deletes = nil
+	for _, ep := range e.eps {
+		ep.queue, ep.inRing = nil, false
+	}
+	e.ring, e.rr = nil, 0
+	e.mu.Unlock()
+	e.loadMu.Unlock()
 }
 
 // Close stops Run and waits for it to return; it may come before Run and
@@ -107,8 +136,17 @@ func (e *Engine) dispatch(ctx context.Context, work chan<- job) {
 	defer timer.Stop()
 	for {
 		now := time.Now()
+		var (
+			j     job
+			next  time.Time
+			drops []drop
+		)
 		e.mu.Lock()
-		j, next, drops := e.pick(now)
+		if e.mayStart(now) {
+			// Else the leases may end before a try would: wait for the
+			// claim loop to renew them (it wakes this loop).
+			j, next, drops = e.pick(now)
+		}
 		e.mu.Unlock()
 		e.report(drops, nil)
 		if j.msg != nil {
@@ -386,11 +424,19 @@ func (e *Engine) deleter(ch <-chan Message) {
 				break more
 			}
 		}
+		if e.claim != nil {
+			e.claim.mu.Lock()
+		}
 		if err := e.store.DeleteMessages(context.Background(), batch...); err != nil {
 			// Nothing is lost: they stay in the outbox and go out
-			// again after a restart, under the same webhook-id.
+			// again after a restart (with Config.Node: at the next
+			// claim), under the same webhook-id.
 			e.cfg.Logger.Error("push: deleting finished messages from the outbox; they will be sent again after a restart",
 				"count", len(batch), "err", err)
+		}
+		if e.claim != nil {
+			e.unhold(batch)
+			e.claim.mu.Unlock()
 		}
 	}
 }

@@ -151,6 +151,20 @@
 //     so several nodes sharing one Store see the same subscriptions.
 //   - Endpoint health is per process: nodes sharing a Store each judge a URL
 //     on their own tries.
+//   - Several nodes (Config.Node, a Store that is a Claimer): an engine
+//     delivers only what it holds a lease on. It leases what it stores as
+//     it stores it (if another node's claim was quicker, that node
+//     delivers), renews its leases and claims free or lapsed messages
+//     every ClaimLease/4, and starts a try only if it would end (Timeout)
+//     before its leases may. When a renewal fails for so long that its
+//     leases may have ended, it forgets what waits and claims back what
+//     is still its own, so a message another node took meanwhile is not
+//     tried twice. Leases are compared with each node's own clock: clocks
+//     must agree to much less than ClaimLease. A message delivered just
+//     before its node dies, and not yet deleted, goes out again from
+//     another node (at-least-once, same webhook-id). Close does not
+//     release leases: another node takes the messages when they end, a
+//     node restarted with the same Node at once.
 //
 // # Figures
 //

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -54,6 +55,8 @@ type Engine struct {
 
 	enqueued, delivered, retried, dropped, rejected, refused atomic.Uint64
 
+	claim *claimState // nil unless Config.Node is set (claim.go)
+
 	life lifecycle.Guard // Run and Close (see the package doc)
 }
 
@@ -75,6 +78,13 @@ func New(st Store, cfg Config) (*Engine, error) {
 		nodeID: binary.BigEndian.Uint32(b[:]),
 		eps:    make(map[string]*endpoint),
 		wake:   make(chan struct{}, 1),
+	}
+	if cfg.Node != "" {
+		c, ok := st.(Claimer)
+		if !ok {
+			return nil, fmt.Errorf("push: Config.Node %q is set, but the Store (%T) cannot claim messages (push.Claimer); leave Node empty for a Store of one node", cfg.Node, st)
+		}
+		e.claim = &claimState{claimer: c}
 	}
 	rt := cfg.Transport
 	if rt == nil {

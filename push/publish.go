@@ -274,6 +274,10 @@ func (e *Engine) admit(ctx context.Context, msgs []Message, write func() error) 
 	if !loaded {
 		return nil
 	}
+	if e.claim != nil {
+		e.claimStored(ctx, msgs)
+		return nil
+	}
 	e.mu.Lock()
 	for i := range msgs {
 		m := msgs[i]

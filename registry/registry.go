@@ -27,6 +27,16 @@ type Config struct {
 	// next deadline again, so that deadlines written by other processes
 	// sharing the Store are acted on. 0 means 1m.
 	Recheck time.Duration
+	// Node names this registry among several that share one Store (a
+	// platform node id, stable across restarts). When set, the Store must
+	// implement Leaser, and only the node holding the sweep lease acts on
+	// deadlines (see Leaser). "" means one node: Run sweeps always.
+	Node string
+	// SweepLease is how long the sweep lease lasts; its holder renews it
+	// at every pass of Run (at least every Recheck), and another node
+	// takes over within SweepLease plus Recheck after it dies. It must
+	// exceed Recheck. 0 means 3×Recheck.
+	SweepLease time.Duration
 	// Listener is told about device events; nil means nobody is.
 	Listener Listener
 	// Logger gets debug and warning records; nil discards them.
@@ -54,6 +64,7 @@ type Registry struct {
 	cfg      Config
 	log      *slog.Logger
 
+	leaser    Leaser        // nil unless Config.Node is set
 	wake      chan struct{} // a write set a deadline earlier than Run's timer
 	scheduled atomic.Int64  // Unix nanoseconds Run sleeps until; MaxInt64 when not running
 
@@ -92,12 +103,25 @@ func New(st Store, products Products, cfg Config) (*Registry, error) {
 			return nil, fmt.Errorf("registry: Config.%s %v: %w: must not be negative", name, v, ErrInvalid)
 		}
 	}
+	if cfg.SweepLease == 0 {
+		cfg.SweepLease = 3 * cfg.Recheck
+	}
+	var leaser Leaser
+	if cfg.Node != "" {
+		var ok bool
+		if leaser, ok = st.(Leaser); !ok {
+			return nil, fmt.Errorf("registry: Config.Node %q is set, but the Store (%T) cannot hold leases (registry.Leaser): %w; leave Node empty for a Store of one node", cfg.Node, st, ErrInvalid)
+		}
+		if cfg.SweepLease <= cfg.Recheck {
+			return nil, fmt.Errorf("registry: Config.SweepLease %v: %w: must exceed Config.Recheck %v, so its holder renews it in time", cfg.SweepLease, ErrInvalid, cfg.Recheck)
+		}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{
-		st: st, products: products, cfg: cfg, log: log,
+		st: st, products: products, cfg: cfg, log: log, leaser: leaser,
 		wake: make(chan struct{}, 1),
 	}
 	r.scheduled.Store(maxNanos)
@@ -171,7 +195,10 @@ func (r *Registry) Run(ctx context.Context) error {
 		// after sweep read the next deadline must not be slept past.
 		r.scheduled.Store(maxNanos)
 		now := time.Now()
-		next := r.sweep(ctx, now)
+		var next time.Time
+		if r.sweeper(ctx, now) {
+			next = r.sweep(ctx, now)
+		}
 		sleep := r.cfg.Recheck
 		if !next.IsZero() {
 			sleep = min(sleep, next.Sub(now))

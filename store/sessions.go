@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/doze-io/doze/lwm2m/transport"
@@ -189,8 +191,10 @@ func pruneSessions(b *bolt.Bucket, cutoff time.Time, limit int) (int, error) {
 // registrations and parked DTLS sessions kept across restarts and crashes
 // (LWM-14). Keys, in the top-level bucket "lwm2m-registrations" (created
 // on the first write): "r" endpoint → registration, "p" endpoint → parked
-// session (JSON), and "c" Connection ID → endpoint, so that a session can
-// be found by the Connection ID a record carries (ParkedByCID). Parked
+// session (JSON), "c" Connection ID → endpoint and "a" address →
+// endpoint, so that a session can be found by the Connection ID a record
+// carries (ParkedByCID) or by its source address (ParkedByAddr; the
+// session parked last there). Parked
 // sessions hold session keys: the file is as secret as the PSKs.
 type Registrations struct{ db *DB }
 
@@ -260,6 +264,11 @@ func (s *Registrations) PutParked(p transport.ParkedSession) error {
 				return err
 			}
 		}
+		if p.Addr != "" {
+			if err := b.Put(regKey('a', []byte(p.Addr)), []byte(p.Endpoint)); err != nil {
+				return err
+			}
+		}
 		return b.Put(regKey('p', []byte(p.Endpoint)), v)
 	})
 }
@@ -273,6 +282,11 @@ func deleteParked(b *bolt.Bucket, endpoint string) error {
 	var p transport.ParkedSession
 	if json.Unmarshal(old, &p) == nil && len(p.CID) > 0 && string(b.Get(regKey('c', p.CID))) == endpoint {
 		if err := b.Delete(regKey('c', p.CID)); err != nil {
+			return err
+		}
+	}
+	if p.Addr != "" && string(b.Get(regKey('a', []byte(p.Addr)))) == endpoint {
+		if err := b.Delete(regKey('a', []byte(p.Addr))); err != nil {
 			return err
 		}
 	}
@@ -295,9 +309,32 @@ func (s *Registrations) ParkedSessions() ([]transport.ParkedSession, error) {
 	return listJSON[transport.ParkedSession](s.db, 'p')
 }
 
-// ParkedByCID returns the parked session whose Connection ID is cid, or
-// transport.ErrNotFound.
-func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error) {
+// Registration implements transport.RegistrationStore.
+func (s *Registrations) Registration(_ context.Context, endpoint string) (transport.RegistrationRecord, error) {
+	var r transport.RegistrationRecord
+	err := s.getJSON(regKey('r', []byte(endpoint)), &r, "registration of "+strconv.Quote(endpoint))
+	return r, err
+}
+
+// Parked implements transport.RegistrationStore.
+func (s *Registrations) Parked(_ context.Context, endpoint string) (transport.ParkedSession, error) {
+	var p transport.ParkedSession
+	err := s.getJSON(regKey('p', []byte(endpoint)), &p, "parked DTLS session of "+strconv.Quote(endpoint))
+	return p, err
+}
+
+// ParkedByCID implements transport.RegistrationStore.
+func (s *Registrations) ParkedByCID(_ context.Context, cid []byte) (transport.ParkedSession, error) {
+	return s.parkedBy(regKey('c', cid), fmt.Sprintf("with Connection ID %x", cid))
+}
+
+// ParkedByAddr implements transport.RegistrationStore.
+func (s *Registrations) ParkedByAddr(_ context.Context, addr string) (transport.ParkedSession, error) {
+	return s.parkedBy(regKey('a', []byte(addr)), "at "+addr)
+}
+
+// parkedBy returns the parked session of the endpoint the index key names.
+func (s *Registrations) parkedBy(index []byte, what string) (transport.ParkedSession, error) {
 	var p transport.ParkedSession
 	found := false
 	err := s.db.bolt.View(func(tx *bolt.Tx) error {
@@ -305,18 +342,42 @@ func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error)
 		if b == nil {
 			return nil
 		}
-		ep := b.Get(regKey('c', cid))
+		ep := b.Get(index)
+		if ep == nil {
+			return nil
+		}
 		v := b.Get(regKey('p', ep))
-		if ep == nil || v == nil {
+		if v == nil {
 			return nil
 		}
 		found = true
 		return json.Unmarshal(v, &p)
 	})
 	if err == nil && !found {
-		err = fmt.Errorf("store: parked DTLS session with Connection ID %x: %w", cid, transport.ErrNotFound)
+		err = fmt.Errorf("store: parked DTLS session %s: %w", what, transport.ErrNotFound)
 	}
 	return p, closed(err)
+}
+
+// getJSON decodes the value at key into v, or reports transport.ErrNotFound.
+func (s *Registrations) getJSON(key []byte, v any, what string) error {
+	found := false
+	err := s.db.bolt.View(func(tx *bolt.Tx) error {
+		b, _ := regBucket(tx)
+		if b == nil {
+			return nil
+		}
+		x := b.Get(key)
+		if x == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(x, v)
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("store: %s: %w", what, transport.ErrNotFound)
+	}
+	return closed(err)
 }
 
 // listJSON decodes every value under keys starting with kind.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -78,11 +79,11 @@ func TestSessionsSurviveReopen(t *testing.T) {
 	rs, err := r.Registrations()
 	require.NoError(t, err)
 	require.Len(t, rs, 1)
-	p, err := r.ParkedByCID(cid)
+	p, err := r.ParkedByCID(context.Background(), cid)
 	require.NoError(t, err)
 	require.Equal(t, "ep1", p.Endpoint)
 	require.NoError(t, r.PutParked(transport.ParkedSession{Endpoint: "ep1", Addr: "127.0.0.1:2", State: []byte{8}}))
-	_, err = r.ParkedByCID(cid)
+	_, err = r.ParkedByCID(context.Background(), cid)
 	require.ErrorIs(t, err, transport.ErrNotFound, "replaced by a session without a Connection ID")
 	require.NoError(t, r.DeleteParked("ep1"))
 	ps, err := r.ParkedSessions()

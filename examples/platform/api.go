@@ -83,12 +83,14 @@ func (p *Platform) Handler() http.Handler {
 	return mux
 }
 
-// AdminHandler returns the handler of the operator endpoints (/metrics),
-// served on their own listener, never the public one (SEC-5). With
+// AdminHandler returns the handler of the operator endpoints (/metrics,
+// /debug/pprof/), served on their own listener, never the public one
+// (SEC-5). With
 // Config.AdminToken set, every call must carry it as a bearer token.
 func (p *Platform) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", p.metrics.handler())
+	handleProfiling(mux) // debug.go
 	want := p.cfg.AdminToken
 	if want == "" {
 		return mux

@@ -88,6 +88,12 @@ type Config struct {
 	MaxSessions   int   `json:"maxSessions"` // device sessions (DTLS plus registered plain CoAP) at once; default 250,000 (~10 KB each when parked)
 	MaxUpload     int64 `json:"maxUpload"`   // largest upgrade package in bytes; default 32 MiB (SEC-3)
 	MaxUploads    int   `json:"maxUploads"`  // uploads in progress at once, all apps; default 4 (SEC-3)
+	// MoveLookupsPerSource caps, with -store postgres://, the database
+	// lookups of unknown DTLS Connection IDs that one source IP address
+	// causes a second (devices moving between nodes, CLU-3); 0 means 16.
+	// Behind a balancer that replaces the devices' addresses with its
+	// own, raise it (docs/cluster.md).
+	MoveLookupsPerSource int `json:"moveLookupsPerSource"`
 	// FirmwareURI is the base of the Package URI written to /5/0/1 (the
 	// package id follows), an absolute coap:// or coaps:// URI naming the
 	// address devices reach the platform at. Default: derived per device
@@ -243,6 +249,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 || cfg.MQTTRate <= 0 || cfg.MaxSessions <= 0 {
 		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxSessions, maxUpload, maxUploads and mqttRate must be positive")
+	}
+	if cfg.MoveLookupsPerSource < 0 {
+		return Config{}, errors.New("config: moveLookupsPerSource must not be negative (0 means 16)")
 	}
 	if err := checkFirmwareURI(cfg.FirmwareURI); err != nil {
 		return Config{}, err

@@ -224,6 +224,10 @@ func TestWalkthrough(t *testing.T) { walkthrough(t, startPlatform(t)) }
 func TestWalkthroughPostgres(t *testing.T) {
 	dsn := pgStore(t)
 	tp := startPlatform(t, func(c *Config) { c.Store, c.NodeID = dsn, "walk-1" })
+	// On a shared store the node claims its work: the walkthrough's
+	// pushes go out through claims, one node sweeps deadlines.
+	require.Equal(t, "walk-1", tp.push.Config().Node)
+	require.Equal(t, "walk-1", tp.reg.Config().Node)
 	walkthrough(t, tp)
 	// Forwarding rules are not kept in PostgreSQL yet: refused, not lost.
 	var e map[string]any

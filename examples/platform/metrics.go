@@ -71,6 +71,8 @@ var (
 	descDTLSFailures   = prometheus.NewDesc("doze_dtls_handshake_failures_total", "DTLS handshakes that failed, by reason: bad_key, unknown_identity, timeout, other.", []string{"reason"}, nil)
 	descDTLSInFlight   = prometheus.NewDesc("doze_dtls_handshakes_in_flight", "DTLS handshakes started and not ended.", nil, nil)
 	descDTLSParked     = prometheus.NewDesc("doze_lwm2m_parked_sessions", "DTLS sessions of sleeping devices held parked (serialized, no goroutine).", nil, nil)
+	descDTLSLookups    = prometheus.NewDesc("doze_dtls_store_lookups_total", "DTLS records no node-local state knew, by outcome: looked up in the shared store, or not (rate limit, recent miss).", []string{"outcome"}, nil)
+	descDTLSMoved      = prometheus.NewDesc("doze_dtls_sessions_moved_total", "DTLS sessions continued here from the shared store without a handshake: adopted (another node had them), taken_back (parked here, used elsewhere since).", []string{"kind"}, nil)
 )
 
 // stateCollector reads gauges from the packages when Prometheus scrapes.
@@ -79,7 +81,8 @@ type stateCollector struct{ p *Platform }
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDevices, descPushDelivered, descPushRetried, descPushDropped,
 		descPushRejected, descPushRefused, descPushQueued, descUpgrade, descSubTasks,
-		descDTLSCookies, descDTLSHellos, descDTLSHandshakes, descDTLSFailures, descDTLSInFlight, descDTLSParked} {
+		descDTLSCookies, descDTLSHellos, descDTLSHandshakes, descDTLSFailures, descDTLSInFlight, descDTLSParked,
+		descDTLSLookups, descDTLSMoved} {
 		ch <- d
 	}
 }
@@ -149,4 +152,8 @@ func collectDTLS(ch chan<- prometheus.Metric, st transport.DTLSStats, parked int
 	counter(descDTLSFailures, st.FailedOther, "other")
 	ch <- prometheus.MustNewConstMetric(descDTLSInFlight, prometheus.GaugeValue, float64(st.HandshakesInFlight))
 	ch <- prometheus.MustNewConstMetric(descDTLSParked, prometheus.GaugeValue, float64(parked))
+	counter(descDTLSLookups, st.StoreLookups, "looked_up")
+	counter(descDTLSLookups, st.StoreLookupsLimited, "limited")
+	counter(descDTLSMoved, st.SessionsAdopted, "adopted")
+	counter(descDTLSMoved, st.SessionsTakenBack, "taken_back")
 }

@@ -279,7 +279,7 @@ func (p *Platform) mqttProperties(ctx context.Context, d registry.Device, payloa
 	if !t.IsZero() {
 		at = t
 	}
-	return p.report(ctx, d, r, at, fx)
+	return p.reportServices(ctx, d, servicesOfJSON(r), at, fx)
 }
 
 // mqttResponse settles the command a device answered on

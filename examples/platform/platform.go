@@ -144,7 +144,14 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		logger.Warn("some stored products could not be loaded", "err", err)
 	}
 
+	// On a shared store the node id claims work: one node sweeps
+	// deadlines, each push goes out from the node that claimed it.
+	node := ""
+	if db.shared {
+		node = cfg.NodeID
+	}
 	p.reg, err = registry.New(db.Registry(), p.products.catalog, registry.Config{
+		Node:            node,
 		SilencePeriod:   time.Duration(cfg.OfflineAfter),
 		DisconnectGrace: time.Duration(cfg.DisconnectGrace),
 		Listener:        registryListener{p},
@@ -158,7 +165,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p.push, err = push.New(db.Push(), push.Config{Allow: allow, TLSConfig: p.tlsFor, Logger: logger.With("pkg", "push")})
+	p.push, err = push.New(db.Push(), push.Config{Node: node, Allow: allow, TLSConfig: p.tlsFor, Logger: logger.With("pkg", "push")})
 	if err != nil {
 		return fail(err)
 	}
@@ -221,7 +228,11 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		// (issue 20 item 9, LWM-14).
 		Sessions:      db.DTLSSessions(store.DefaultSessionTTL),
 		Registrations: db.Registrations(),
-		Logger:        logger.With("pkg", "lwm2m"),
+		// On PostgreSQL other nodes write them too: a device whose
+		// records start arriving here continues its session (CLU-3).
+		SharedRegistrations:   db.shared,
+		StoreLookupsPerSource: cfg.MoveLookupsPerSource,
+		Logger:                logger.With("pkg", "lwm2m"),
 		// The registry's transport security of each endpoint (SEC-1):
 		// plain CoAP serves only devices registered with security NONE.
 		Policy: endpointPolicy{p},

@@ -347,6 +347,21 @@ func servicesOf(r *codec.Report) []serviceReport {
 	return svcs
 }
 
+// servicesOfJSON encodes the services of a report whose values were
+// decoded from JSON (an MQTT property report): they already are the plain
+// values the shadow keeps (float64, string, bool, nil, []any,
+// map[string]any), which encoding and decoding them again would give
+// back unchanged, so the shadow takes them as they are.
+func servicesOfJSON(r *codec.Report) []serviceReport {
+	svcs := make([]serviceReport, len(r.Data))
+	for i, sd := range r.Data {
+		sv := serviceReport{id: sd.ServiceID, values: sd.ServiceData, shadow: sd.ServiceData}
+		sv.data, sv.err = json.Marshal(sd.ServiceData)
+		svcs[i] = sv
+	}
+	return svcs
+}
+
 // normalize turns a JSON object back into plain values for the shadow.
 func normalize(data []byte) map[string]any {
 	var m map[string]any

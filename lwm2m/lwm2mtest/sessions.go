@@ -2,6 +2,7 @@ package lwm2mtest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -150,5 +151,89 @@ func RunRegistrationStore(t *testing.T, newStore func(t *testing.T) transport.Re
 		if ps, _ := s.ParkedSessions(); len(ps) != 1 || ps[0].Endpoint != q.Endpoint {
 			t.Fatalf("ParkedSessions() after delete = %+v; want only %s", ps, q.Endpoint)
 		}
+	})
+	t.Run("lookups", func(t *testing.T) {
+		s := newStore(t)
+		ctx := context.Background()
+		cid := []byte{0xde, 0xad, 0, 1, 2, 3, 4, 5}
+		p := transport.ParkedSession{Endpoint: "868333030000001", CID: cid, Addr: "127.0.0.1:40000", State: []byte{1}, Parked: t0}
+		q := transport.ParkedSession{Endpoint: "868333030000002", Addr: "[::1]:5683", State: []byte{2}, Parked: t0}
+		r := transport.RegistrationRecord{Endpoint: p.Endpoint, Expires: t0, Data: []byte(`{"ep":"868333030000001"}`)}
+		notFound := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, transport.ErrNotFound) {
+				t.Fatalf("%s = %v; want an error wrapping transport.ErrNotFound", what, err)
+			}
+		}
+		_, err := s.Registration(ctx, r.Endpoint)
+		notFound("Registration(missing)", err)
+		_, err = s.Parked(ctx, p.Endpoint)
+		notFound("Parked(missing)", err)
+		_, err = s.ParkedByCID(ctx, cid)
+		notFound("ParkedByCID(missing)", err)
+		_, err = s.ParkedByAddr(ctx, p.Addr)
+		notFound("ParkedByAddr(missing)", err)
+		for _, x := range []transport.ParkedSession{p, q} {
+			if err := s.PutParked(x); err != nil {
+				t.Fatalf("PutParked(%s) = %v", x.Endpoint, err)
+			}
+		}
+		if err := s.PutRegistration(r); err != nil {
+			t.Fatalf("PutRegistration = %v", err)
+		}
+		if got, err := s.Registration(ctx, r.Endpoint); err != nil || !bytes.Equal(got.Data, r.Data) || !got.Expires.Equal(r.Expires) {
+			t.Fatalf("Registration(%s) = %+v, %v; want %+v", r.Endpoint, got, err, r)
+		}
+		same := func(what string, got transport.ParkedSession, err error, want transport.ParkedSession) {
+			t.Helper()
+			if err != nil || got.Endpoint != want.Endpoint || !bytes.Equal(got.CID, want.CID) || got.Addr != want.Addr ||
+				!bytes.Equal(got.State, want.State) || !got.Parked.Equal(want.Parked) {
+				t.Fatalf("%s = %+v, %v; want %+v", what, got, err, want)
+			}
+		}
+		got, err := s.Parked(ctx, q.Endpoint)
+		same("Parked", got, err, q)
+		got, err = s.ParkedByCID(ctx, cid)
+		same("ParkedByCID", got, err, p)
+		got, err = s.ParkedByAddr(ctx, q.Addr)
+		same("ParkedByAddr", got, err, q)
+		_, err = s.ParkedByCID(ctx, []byte{0xde, 0xad, 0, 1, 2, 3, 4, 6})
+		notFound("ParkedByCID(another Connection ID)", err)
+
+		// The device comes back with a new session: a new Connection ID
+		// and address; the old ones find nothing.
+		p2 := p
+		p2.CID, p2.Addr, p2.State, p2.Parked = []byte{9, 9, 9, 9, 9, 9, 9, 9}, "127.0.0.1:40001", []byte{3}, t0.Add(time.Minute)
+		if err := s.PutParked(p2); err != nil {
+			t.Fatalf("PutParked(replace) = %v", err)
+		}
+		_, err = s.ParkedByCID(ctx, cid)
+		notFound("ParkedByCID(the replaced session's)", err)
+		_, err = s.ParkedByAddr(ctx, p.Addr)
+		notFound("ParkedByAddr(the replaced session's)", err)
+		got, err = s.ParkedByCID(ctx, p2.CID)
+		same("ParkedByCID(new)", got, err, p2)
+
+		// Another device parks later at q's address (a NAT gave it out
+		// again): the address finds the later one.
+		n := transport.ParkedSession{Endpoint: "868333030000003", Addr: q.Addr, State: []byte{4}, Parked: t0.Add(time.Hour)}
+		if err := s.PutParked(n); err != nil {
+			t.Fatalf("PutParked(%s) = %v", n.Endpoint, err)
+		}
+		got, err = s.ParkedByAddr(ctx, q.Addr)
+		same("ParkedByAddr(shared address)", got, err, n)
+
+		if err := s.DeleteParked(p.Endpoint); err != nil {
+			t.Fatalf("DeleteParked = %v", err)
+		}
+		_, err = s.ParkedByCID(ctx, p2.CID)
+		notFound("ParkedByCID(deleted)", err)
+		_, err = s.Parked(ctx, p.Endpoint)
+		notFound("Parked(deleted)", err)
+		if err := s.DeleteRegistration(r.Endpoint); err != nil {
+			t.Fatalf("DeleteRegistration = %v", err)
+		}
+		_, err = s.Registration(ctx, r.Endpoint)
+		notFound("Registration(deleted)", err)
 	})
 }

@@ -127,6 +127,22 @@ type Config struct {
 	// restarts, crashes included (LWM-14, persist.go); nil means they
 	// live as long as the Server.
 	Registrations RegistrationStore
+	// SharedRegistrations says that other servers write Registrations too
+	// (a cluster on one database, CLU-3): a DTLS record the router does
+	// not know is looked up there by its Connection ID (or, without one,
+	// by its source address) and the session it belongs to taken over
+	// without a handshake, and a session parked here is checked against
+	// the store before it resumes, in case another server has used it
+	// since (see adopt.go). It needs Registrations.
+	SharedRegistrations bool
+	// StoreLookupsPerSource caps the store lookups (SharedRegistrations)
+	// that records from one source IP address start a second; 0 means 16.
+	// Behind a balancer that replaces the devices' source addresses with
+	// its own, all devices share one: raise it to StoreLookupsPerSecond.
+	StoreLookupsPerSource int
+	// StoreLookupsPerSecond caps the store lookups all sources start a
+	// second; 0 means 2048.
+	StoreLookupsPerSecond int
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -135,6 +151,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DTLSAddr == "" {
 		c.DTLSAddr = ":5684"
+	}
+	if c.StoreLookupsPerSource < 0 || c.StoreLookupsPerSecond < 0 {
+		return c, &ConfigError{Field: "StoreLookupsPerSource/StoreLookupsPerSecond", Problem: "must not be negative (0 means the default)"}
+	}
+	if c.StoreLookupsPerSource == 0 {
+		c.StoreLookupsPerSource = lookupsPerIP
+	}
+	if c.StoreLookupsPerSecond == 0 {
+		c.StoreLookupsPerSecond = lookupsPerSecond
+	}
+	if c.SharedRegistrations && c.Registrations == nil {
+		return c, &ConfigError{Field: "SharedRegistrations", Problem: "needs Registrations, the store the servers share"}
 	}
 	if c.DisableUDP && c.DisableDTLS {
 		return c, &ConfigError{Field: "DisableUDP/DisableDTLS", Problem: "both transports are switched off; keep at least one"}

@@ -175,6 +175,21 @@
 // SessionStore) is the other, older mechanism: abbreviated handshakes by
 // session ID, for devices that lost their connection state.
 //
+// With Config.SharedRegistrations several servers write one
+// RegistrationStore (a cluster on PostgreSQL behind a UDP load balancer,
+// CLU-3; adopt.go): a record the router does not know is looked up there,
+// by Connection ID or else by source address, and the parked session and
+// its registration are taken over and resumed without a handshake
+// (TestSessionMovesToAnotherServer). A session parked here is checked
+// against the store before it resumes, and resumed from the store's state
+// when another server has used it since (TestSessionTakenBackFromStore);
+// a registration whose lifetime passes here but was renewed elsewhere is
+// dropped here only (TestExpiryLeavesRenewedElsewhere). Lookups run off
+// the router's goroutine and are bounded: one in flight per Connection ID
+// or address, 16 a second per source IP and 2,048 in all, 256 in flight,
+// a miss not looked up again for 10 s (TestLookupBounds). Each resume
+// then costs one store read more than on a single server.
+//
 // # Security (SEC-1, SEC-2, SEC-4)
 //
 // Config.Policy (an EndpointPolicy the caller implements, like KeyStore)

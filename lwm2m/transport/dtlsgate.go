@@ -341,6 +341,7 @@ type dtlsCounters struct {
 	started, full, abbreviated                            atomic.Uint64
 	failedBadKey, failedUnknown, failedTimeout            atomic.Uint64
 	failedOther                                           atomic.Uint64
+	lookups, lookupsLimited, adopted, takenBack           atomic.Uint64 // adopt.go
 }
 
 // randomKey is a key nobody holds, for identities the KeyStore does not

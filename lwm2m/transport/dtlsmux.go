@@ -32,6 +32,7 @@ type dtlsMux struct {
 	wg     sync.WaitGroup
 
 	resume chan resumeItem
+	look   *storeLookup // nil: records nobody knows are dropped (adopt.go)
 
 	// The stateless side (dtlsgate.go). The reading goroutine reads in
 	// batches (in) and checks cookies; the answering one sends the
@@ -171,6 +172,9 @@ func (m *dtlsMux) route(data []byte, addr *net.UDPAddr) {
 		}
 	}
 	if v == nil {
+		if m.look != nil && !m.closed {
+			m.lookupLocked(data, cid, key, addr, time.Now())
+		}
 		m.mu.Unlock()
 		return // only a ClientHello with a valid cookie opens a connection
 	}

@@ -28,6 +28,15 @@ type DTLSStats struct {
 	FailedOther           uint64 // a fatal alert, the device restarting, the server closing
 
 	HandshakesInFlight int // handshakes started and not ended
+
+	// With Config.SharedRegistrations (adopt.go): StoreLookups counts
+	// records the router did not know that were looked up in the shared
+	// store; StoreLookupsLimited those not looked up (the source's rate,
+	// the lookups in flight, or a recent miss for the same key);
+	// SessionsAdopted the sessions taken over from the store without a
+	// handshake; SessionsTakenBack the sessions parked here that another
+	// server had used since, resumed from the store's newer state.
+	StoreLookups, StoreLookupsLimited, SessionsAdopted, SessionsTakenBack uint64
 }
 
 // DTLSStats returns the DTLS side's counters; zero before Listen or when
@@ -54,5 +63,9 @@ func (s *Server) DTLSStats() DTLSStats {
 		FailedTimeout:         c.failedTimeout.Load(),
 		FailedOther:           c.failedOther.Load(),
 		HandshakesInFlight:    m.inFlight(),
+		StoreLookups:          c.lookups.Load(),
+		StoreLookupsLimited:   c.lookupsLimited.Load(),
+		SessionsAdopted:       c.adopted.Load(),
+		SessionsTakenBack:     c.takenBack.Load(),
 	}
 }

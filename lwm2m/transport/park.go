@@ -112,10 +112,13 @@ func (s *Server) resumeParked(it resumeItem) {
 		return
 	}
 	sess := it.p.sess
+	sess.mu.Lock()
+	ep := sess.endpoint
+	sess.mu.Unlock()
+	if s.takeBack(it, ep) {
+		return // another server used the session since: taken over from the store (adopt.go)
+	}
 	if s.cfg.Registrations != nil {
-		sess.mu.Lock()
-		ep := sess.endpoint
-		sess.mu.Unlock()
 		ahead, err := reserveState(it.p.state, seqReserve)
 		if err == nil {
 			err = s.saveParked(ep, it.p.cid, it.p.addr, ahead)

@@ -2,12 +2,14 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -37,6 +39,17 @@ type RegistrationStore interface {
 	PutParked(p ParkedSession) error
 	DeleteParked(endpoint string) error
 	ParkedSessions() ([]ParkedSession, error)
+
+	// The lookups of a server that shares the store with others (CLU-3):
+	// a record the router does not know is looked up by its Connection
+	// ID, or without one by its source address, and the session and its
+	// registration are taken over. Each returns an error wrapping
+	// ErrNotFound when there is no such record. ParkedByAddr returns the
+	// session parked last at addr when several were.
+	Registration(ctx context.Context, endpoint string) (RegistrationRecord, error)
+	Parked(ctx context.Context, endpoint string) (ParkedSession, error)
+	ParkedByCID(ctx context.Context, cid []byte) (ParkedSession, error)
+	ParkedByAddr(ctx context.Context, addr string) (ParkedSession, error)
 }
 
 // RegistrationRecord is a registration as a RegistrationStore keeps it.
@@ -128,6 +141,52 @@ func (m *MemoryRegistrationStore) ParkedSessions() ([]ParkedSession, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// Registration implements RegistrationStore.
+func (m *MemoryRegistrationStore) Registration(_ context.Context, endpoint string) (RegistrationRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.regs[endpoint]
+	if !ok {
+		return RegistrationRecord{}, fmt.Errorf("lwm2m: stored registration of %q: %w", endpoint, ErrNotFound)
+	}
+	r.Data = slices.Clone(r.Data)
+	return r, nil
+}
+
+// Parked implements RegistrationStore.
+func (m *MemoryRegistrationStore) Parked(_ context.Context, endpoint string) (ParkedSession, error) {
+	return m.findParked(func(p ParkedSession) bool { return p.Endpoint == endpoint }, "of "+strconv.Quote(endpoint))
+}
+
+// ParkedByCID implements RegistrationStore.
+func (m *MemoryRegistrationStore) ParkedByCID(_ context.Context, cid []byte) (ParkedSession, error) {
+	return m.findParked(func(p ParkedSession) bool { return len(cid) > 0 && bytes.Equal(p.CID, cid) }, fmt.Sprintf("with Connection ID %x", cid))
+}
+
+// ParkedByAddr implements RegistrationStore.
+func (m *MemoryRegistrationStore) ParkedByAddr(_ context.Context, addr string) (ParkedSession, error) {
+	return m.findParked(func(p ParkedSession) bool { return p.Addr == addr }, "at "+addr)
+}
+
+// findParked returns the session parked last of those that match (a scan:
+// the memory store is for tests and single servers).
+func (m *MemoryRegistrationStore) findParked(match func(ParkedSession) bool, what string) (ParkedSession, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var best ParkedSession
+	found := false
+	for _, p := range m.parked {
+		if match(p) && (!found || p.Parked.After(best.Parked)) {
+			best, found = p, true
+		}
+	}
+	if !found {
+		return ParkedSession{}, fmt.Errorf("lwm2m: parked DTLS session %s: %w", what, ErrNotFound)
+	}
+	best.CID, best.State = slices.Clone(best.CID), slices.Clone(best.State)
+	return best, nil
 }
 
 // regRecord is the stored form of a Registration (RegistrationRecord.Data,
@@ -355,13 +414,7 @@ func (s *Server) restoreLocked(now time.Time) error {
 		if r.Queue {
 			r.AwakeUntil = time.Time{} // asleep until it is heard from
 		}
-		if obs, err := s.cfg.Observations.Observations(reg.Endpoint); err == nil {
-			for _, o := range obs {
-				if o.Path == dataPath.String() || o.Path == "/t/d" {
-					r.data = dataObserved
-				}
-			}
-		}
+		r.data = s.storedDataState(reg.Endpoint)
 		p, hasParked := byEP[reg.Endpoint]
 		delete(byEP, reg.Endpoint)
 		switch {

@@ -535,6 +535,9 @@ func (s *Server) Disconnect(endpoint string) bool {
 // again. Any other end closes the session.
 func (s *Server) end(r *registration, why Reason) bool {
 	now := time.Now()
+	if why == ReasonExpired && s.renewedElsewhere(r, now) {
+		return false // the device lives on another server now (adopt.go)
+	}
 	s.mu.Lock()
 	if s.regs[r.Endpoint] != r {
 		s.mu.Unlock()

@@ -140,6 +140,11 @@ func (s *Server) Listen() error {
 			return errPionLayout
 		}
 		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, newLogAgg(s.log, logAggInterval))
+		if s.cfg.SharedRegistrations {
+			mux.mu.Lock()
+			mux.look = newStoreLookup(s.cfg.StoreLookupsPerSource, s.cfg.StoreLookupsPerSecond) // adopt.go
+			mux.mu.Unlock()
+		}
 		s.mux, s.dtlsOpts = mux, opts
 		ln, err := dtls.NewListenerWithOptions(mux, serverOptions(opts)...)
 		if err != nil {
@@ -219,6 +224,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.wg.Add(2)
 		go s.acceptDTLS(ctx)
 		go s.resumeLoop()
+		if s.mux.look != nil {
+			s.wg.Add(lookupWorkers)
+			for range lookupWorkers {
+				go s.lookupLoop()
+			}
+		}
 	}
 	<-ctx.Done()
 	s.shutdown()

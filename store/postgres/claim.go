@@ -39,9 +39,13 @@ type CommandClaimer interface {
 }
 
 // MessageClaimer claims messages of the push outbox to deliver, ordered by
-// URL then id, that no other owner holds a lease on.
+// URL then id, that no other owner holds a lease on. It is push.Claimer:
+// an engine given a node id (push.Config.Node) delivers only what it
+// claimed.
 type MessageClaimer interface {
 	ClaimMessages(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]push.Message, error)
+	ClaimMessagesOf(ctx context.Context, owner string, now time.Time, lease time.Duration, msgs []push.Message) ([]push.Message, error)
+	RenewMessages(ctx context.Context, owner string, now time.Time, lease time.Duration) (int, error)
 }
 
 // SubTaskClaimer claims upgrade sub-tasks whose step deadline is not after
@@ -54,6 +58,7 @@ type SubTaskClaimer interface {
 var (
 	_ CommandClaimer = (*Commands)(nil)
 	_ MessageClaimer = (*Push)(nil)
+	_ push.Claimer   = (*Push)(nil)
 	_ SubTaskClaimer = (*OTA)(nil)
 )
 
@@ -95,7 +100,11 @@ func prefixed(p, cols string) string {
 }
 
 var (
-	claimMessagesSQL = claimSQL("push_messages", "url_hash, id", "true", "url, id", messageColumns)
+	// Rows of other owners (free, or whose lease ended) come before the
+	// caller's own, so a node holding more than limit messages still takes
+	// over a dead node's.
+	claimMessagesSQL = claimSQL("push_messages", "url_hash, id", "true",
+		"(claim_owner IS NOT DISTINCT FROM $2), url, id", messageColumns)
 	claimSubTasksSQL = claimSQL("ota_subtasks", "task_id, device_id", "NOT final AND deadline <= $1", "deadline, task_id, device_id", "rec")
 )
 
@@ -155,4 +164,59 @@ func (o *OTA) ClaimSubTasks(ctx context.Context, owner string, now time.Time, le
 		return cmp.Or(a.Deadline.Compare(b.Deadline), strings.Compare(a.TaskID, b.TaskID), strings.Compare(a.DeviceID, b.DeviceID))
 	})
 	return out, nil
+}
+
+// ClaimMessagesOf leases those of msgs (by URL and id) that are stored and
+// that no other owner holds a lease on to owner until now+lease, and
+// returns them (elements of msgs, in their order). A message missing from
+// the result is another node's to deliver, or gone.
+func (p *Push) ClaimMessagesOf(ctx context.Context, owner string, now time.Time, lease time.Duration, msgs []push.Message) ([]push.Message, error) {
+	if err := checkClaim(owner, lease, len(msgs)); err != nil || len(msgs) == 0 {
+		return nil, err
+	}
+	hashes := make([][]byte, 0, len(msgs))
+	ids := make([]string, 0, len(msgs))
+	for i := range msgs {
+		if checkMessageID(&msgs[i]) != nil {
+			continue // never stored
+		}
+		hashes = append(hashes, urlHash(msgs[i].URL))
+		ids = append(ids, msgs[i].ID)
+	}
+	rows, err := p.db.pool.Query(ctx, `UPDATE push_messages m SET claim_owner = $3, claim_until = $4
+		FROM unnest($1::bytea[], $2::text[]) AS d(h, id)
+		WHERE m.url_hash = d.h AND m.id = d.id
+			AND (m.claim_until IS NULL OR m.claim_until <= $5 OR m.claim_owner = $3)
+		RETURNING m.url, m.id`, hashes, ids, owner, clampNanos(now.Add(lease)), clampNanos(now))
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ url, id string }
+	got := map[key]bool{}
+	var k key
+	if _, err := pgx.ForEachRow(rows, []any{&k.url, &k.id}, func() error { got[k] = true; return nil }); err != nil {
+		return nil, err
+	}
+	out := make([]push.Message, 0, len(got))
+	for _, m := range msgs {
+		if got[key{m.URL, m.ID}] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// RenewMessages extends every lease owner holds on the outbox to
+// now+lease and returns how many there are. A lease another owner took
+// (after it ended) is not owner's any more and is left alone.
+func (p *Push) RenewMessages(ctx context.Context, owner string, now time.Time, lease time.Duration) (int, error) {
+	if err := checkClaim(owner, lease, 0); err != nil {
+		return 0, err
+	}
+	tag, err := p.db.pool.Exec(ctx, "UPDATE push_messages SET claim_until = $2 WHERE claim_owner = $1",
+		owner, clampNanos(now.Add(lease)))
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }

@@ -24,7 +24,10 @@ import (
 // break them. Update locks the device's row (SELECT … FOR UPDATE).
 type Registry struct{ db *DB }
 
-var _ registry.Store = (*Registry)(nil)
+var (
+	_ registry.Store  = (*Registry)(nil)
+	_ registry.Leaser = (*Registry)(nil)
+)
 
 // Registry returns the registry Store kept in db.
 func (db *DB) Registry() *Registry { return &Registry{db: db} }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/doze-io/doze/lwm2m/transport"
@@ -127,8 +128,13 @@ func (s *Registrations) PutParked(p transport.ParkedSession) error {
 	if len(p.CID) > 0 {
 		cid = p.CID
 	}
-	_, err = s.db.pool.Exec(context.Background(), `INSERT INTO lwm2m_parked (endpoint, cid, rec) VALUES ($1, $2, $3)
-		ON CONFLICT (endpoint) DO UPDATE SET cid = excluded.cid, rec = excluded.rec`, p.Endpoint, cid, b)
+	var addr any
+	if p.Addr != "" {
+		addr = p.Addr
+	}
+	_, err = s.db.pool.Exec(context.Background(), `INSERT INTO lwm2m_parked (endpoint, cid, addr, parked, rec) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (endpoint) DO UPDATE SET cid = excluded.cid, addr = excluded.addr, parked = excluded.parked, rec = excluded.rec`,
+		p.Endpoint, cid, addr, nanos(p.Parked), b)
 	return err
 }
 
@@ -143,17 +149,49 @@ func (s *Registrations) ParkedSessions() ([]transport.ParkedSession, error) {
 	return listRecs[transport.ParkedSession](context.Background(), s.db, "SELECT rec FROM lwm2m_parked ORDER BY endpoint")
 }
 
-// ParkedByCID returns the parked session whose Connection ID is cid, or
+// Registration implements transport.RegistrationStore.
+func (s *Registrations) Registration(ctx context.Context, endpoint string) (transport.RegistrationRecord, error) {
+	var r transport.RegistrationRecord
+	err := s.getJSON(ctx, &r, "registration of "+strconv.Quote(endpoint), "SELECT rec FROM lwm2m_registrations WHERE endpoint = $1", endpoint)
+	return r, err
+}
+
+// Parked implements transport.RegistrationStore.
+func (s *Registrations) Parked(ctx context.Context, endpoint string) (transport.ParkedSession, error) {
+	var p transport.ParkedSession
+	err := s.getJSON(ctx, &p, "parked DTLS session of "+strconv.Quote(endpoint), "SELECT rec FROM lwm2m_parked WHERE endpoint = $1", endpoint)
+	return p, err
+}
+
+// ParkedByCID implements transport.RegistrationStore (by the index on cid).
+func (s *Registrations) ParkedByCID(ctx context.Context, cid []byte) (transport.ParkedSession, error) {
+	var p transport.ParkedSession
+	if len(cid) == 0 {
+		return p, fmt.Errorf("store/postgres: parked DTLS session without a Connection ID: %w", transport.ErrNotFound)
+	}
+	err := s.getJSON(ctx, &p, fmt.Sprintf("parked DTLS session with Connection ID %x", cid), "SELECT rec FROM lwm2m_parked WHERE cid = $1 LIMIT 1", cid)
+	return p, err
+}
+
+// ParkedByAddr implements transport.RegistrationStore (by the index on
+// addr, the session parked last there).
+func (s *Registrations) ParkedByAddr(ctx context.Context, addr string) (transport.ParkedSession, error) {
+	var p transport.ParkedSession
+	err := s.getJSON(ctx, &p, "parked DTLS session at "+addr,
+		"SELECT rec FROM lwm2m_parked WHERE addr = $1 ORDER BY parked DESC NULLS LAST LIMIT 1", addr)
+	return p, err
+}
+
+// getJSON decodes the one rec the query returns into v, or reports
 // transport.ErrNotFound.
-func (s *Registrations) ParkedByCID(cid []byte) (transport.ParkedSession, error) {
+func (s *Registrations) getJSON(ctx context.Context, v any, what, query string, args ...any) error {
 	var b []byte
-	err := s.db.pool.QueryRow(context.Background(), "SELECT rec FROM lwm2m_parked WHERE cid = $1 LIMIT 1", cid).Scan(&b)
+	err := s.db.pool.QueryRow(ctx, query, args...).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return transport.ParkedSession{}, fmt.Errorf("store/postgres: parked DTLS session with Connection ID %x: %w", cid, transport.ErrNotFound)
+		return fmt.Errorf("store/postgres: %s: %w", what, transport.ErrNotFound)
 	}
 	if err != nil {
-		return transport.ParkedSession{}, err
+		return err
 	}
-	var p transport.ParkedSession
-	return p, json.Unmarshal(b, &p)
+	return json.Unmarshal(b, v)
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -45,10 +46,10 @@ func TestDTLSSessionsExpire(t *testing.T) {
 	r := db.Registrations()
 	cid := []byte{1, 2, 3, 4, 5, 6, 7, 8}
 	require.NoError(t, r.PutParked(transport.ParkedSession{Endpoint: "ep1", CID: cid, Addr: "127.0.0.1:1", State: []byte{7}}))
-	p, err := r.ParkedByCID(cid)
+	p, err := r.ParkedByCID(context.Background(), cid)
 	require.NoError(t, err)
 	require.Equal(t, "ep1", p.Endpoint)
 	require.NoError(t, r.PutParked(transport.ParkedSession{Endpoint: "ep1", Addr: "127.0.0.1:2", State: []byte{8}}))
-	_, err = r.ParkedByCID(cid)
+	_, err = r.ParkedByCID(context.Background(), cid)
 	require.ErrorIs(t, err, transport.ErrNotFound)
 }
