@@ -1,5 +1,5 @@
 // Package codec turns a device's binary payloads into service data and
-// application commands into bytes (SPEC §2, COD-1 … COD-5).
+// application commands into bytes (COD-1 … COD-5).
 //
 // # Messages (COD-1)
 //
@@ -275,7 +275,7 @@
 // which is atomic: share it between goroutines. A Record belongs to one
 // goroutine.
 //
-// # Decisions where SPEC was silent
+// # Decisions where the rules were silent
 //
 //   - Uplink identifier is "0"; hasMore is always 0 from a declarative codec.
 //   - messageId, mid, errcode and length fields never appear in JSON data.

@@ -105,7 +105,7 @@ func TestRoundTrip(t *testing.T) {
 	require.Len(t, seen, len(roundTrips), "every message of every testdata codec is round-tripped")
 }
 
-// COD-1: the four Go types marshal to exactly the JSON shapes of SPEC §2.
+// COD-1: the four Go types marshal to exactly the JSON shapes of docs/rules.md
 func TestMessageJSONShapes(t *testing.T) {
 	tests := []struct {
 		msg  codec.Message

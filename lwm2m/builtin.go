@@ -56,7 +56,7 @@ func res(id uint16, name string, ops Operations, multiple, mandatory bool, t Typ
 // BuiltinObjects returns fresh copies of the built-in object definitions:
 // 0 LwM2M Security, 1 LwM2M Server, 3 Device, 4 Connectivity Monitoring,
 // 5 Firmware Update (as in LwM2M 1.1: Update Result 0–9, State 0–3) and 19
-// BinaryAppDataContainer (the data channel of SPEC LWM-5).
+// BinaryAppDataContainer (the data channel of LWM-5).
 func BuiltinObjects() []ObjectDef {
 	const (
 		r   = OpRead

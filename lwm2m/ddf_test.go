@@ -29,7 +29,7 @@ func dumpObjects(defs []ObjectDef) string {
 
 // TestParseDDFGolden loads each DDF XML file of testdata/ddf and compares
 // the object table with its golden file (go test -update rewrites them).
-// SPEC LWM-6: object definitions load from OMA DDF XML.
+// LWM-6: object definitions load from OMA DDF XML.
 func TestParseDDFGolden(t *testing.T) {
 	files, err := filepath.Glob("testdata/ddf/*.xml")
 	require.NoError(t, err)
@@ -66,7 +66,7 @@ func TestBuiltinMatchesDDF(t *testing.T) {
 }
 
 // TestBuiltinObjects checks the built-in table: objects 0, 1, 3, 4, 5, 19
-// (SPEC LWM-6), object 5 as in LwM2M 1.1 (Update Result 0–9, State 0–3),
+// (LWM-6), object 5 as in LwM2M 1.1 (Update Result 0–9, State 0–3),
 // object 19's Data an opaque multiple resource.
 func TestBuiltinObjects(t *testing.T) {
 	reg := NewBuiltinObjects()

@@ -23,7 +23,7 @@ func ExampleParsePath() {
 	// lwm2m: invalid path "/3/zero/1" at byte 3: id "zero" is not a decimal number 0–65534
 }
 
-// A registration body (SPEC LWM-3): which objects and instances the client
+// A registration body (LWM-3): which objects and instances the client
 // has, and in which content formats it can answer.
 func ExampleParseClientObjects() {
 	body := []byte(`</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</5>,</19/0>;ver=1.0,</19/1>;ver=1.0`)
@@ -85,8 +85,8 @@ func ExampleDecode() {
 	// lwm2m: application/vnd.oma.lwm2m+tlv /3/0 at byte 0: TLV resource 9 declares 3 value bytes, only 1 left
 }
 
-// Writing application data to a device's downlink resource /19/1/0 (SPEC
-// LWM-5), and the same value as SenML JSON.
+// Writing application data to a device's downlink resource /19/1/0
+// (LWM-5), and the same value as SenML JSON.
 func ExampleEncode() {
 	recs := []lwm2m.Record{{Path: lwm2m.MustPath("/19/1/0"), Value: lwm2m.OpaqueValue([]byte{0x01, 0x02})}}
 	b, _ := lwm2m.Encode(lwm2m.FormatOpaque, lwm2m.MustPath("/19/1/0"), recs)

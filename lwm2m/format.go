@@ -9,7 +9,7 @@ import (
 // of an LwM2M payload.
 type Format uint16
 
-// The content formats of LwM2M 1.0 and 1.1 (SPEC LWM-6).
+// The content formats of LwM2M 1.0 and 1.1 (LWM-6).
 const (
 	FormatText      Format = 0     // text/plain: one resource value
 	FormatLink      Format = 40    // application/link-format (RFC 6690)

@@ -9,7 +9,7 @@ import (
 
 // TestEncodeDecodeEveryFormat sends the Device example through Encode and
 // Decode in each multi-value format, and one value through text and
-// opaque (SPEC LWM-6 content formats 0, 42, 11542, 110, 112).
+// opaque (LWM-6 content formats 0, 42, 11542, 110, 112).
 func TestEncodeDecodeEveryFormat(t *testing.T) {
 	reg := NewBuiltinObjects()
 	for _, f := range []Format{FormatTLV, FormatSenMLJSON, FormatSenMLCBOR} {
@@ -62,6 +62,6 @@ func TestErrorMessages(t *testing.T) {
 		(&PathError{Input: "/3/x", Offset: 3, Reason: "no"}).Error())
 }
 
-// TestImportsModel applies the import rules of DESIGN.md to the package
+// TestImportsModel applies the import rules of docs/architecture.md to the package
 // (only lwm2m imports go-coap and pion; no sibling packages).
 func TestImportsModel(t *testing.T) { deptest.Check(t) }

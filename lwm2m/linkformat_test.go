@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// linkTests are the table of ParseLinks (SPEC LWM-3 registration bodies,
+// linkTests are the table of ParseLinks (LWM-3 registration bodies,
 // LWM-6 content format 40). They also seed FuzzParseLinks.
 var linkTests = []struct {
 	name   string
@@ -114,7 +114,7 @@ func TestAppendLinksQuoting(t *testing.T) {
 }
 
 // TestParseClientObjects covers the registration body semantics of LwM2M
-// 1.1 Core §6.2.1 (SPEC LWM-3): root link, ct list, alternate path,
+// 1.1 Core §6.2.1 (LWM-3): root link, ct list, alternate path,
 // objects with and without instances, versions.
 func TestParseClientObjects(t *testing.T) {
 	c, err := ParseClientObjects([]byte(`</>;rt="oma.lwm2m";ct=11543,</1/0>,</3/0>,</19/0>;ver=1.0,</19/1>,</5>,</3/0>`))

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// pathTests are the table of ParsePath (SPEC LWM-6: paths /o/i/r/ri). They
+// pathTests are the table of ParsePath (LWM-6: paths /o/i/r/ri). They
 // also seed FuzzParsePath.
 var pathTests = []struct {
 	in     string

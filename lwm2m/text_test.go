@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// textTests are plain-text payloads (LwM2M 1.1 Core §7.3.1, SPEC LWM-6).
+// textTests are plain-text payloads (LwM2M 1.1 Core §7.3.1, LWM-6).
 // They also seed FuzzDecodeText.
 var textTests = []struct {
 	path, in string

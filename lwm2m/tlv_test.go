@@ -62,7 +62,7 @@ func specDeviceRecords() []Record {
 
 // TestTLVSpecDevice decodes and encodes the Device object example of LwM2M
 // 1.1 Core §7.4.3.1, in both forms the section gives: bare resources, and
-// wrapped in object instance 0 (08 00 79 …). SPEC LWM-6.
+// wrapped in object instance 0 (08 00 79 …). LWM-6.
 func TestTLVSpecDevice(t *testing.T) {
 	reg := NewBuiltinObjects()
 	payload := unhex(t, specDeviceTLV)
@@ -292,7 +292,7 @@ func TestTLVEncodeUnsortedAndAllocs(t *testing.T) {
 }
 
 // TestTLVHostileLength checks that a length field larger than the payload
-// is refused before anything is allocated for it (SPEC LWM-6).
+// is refused before anything is allocated for it (LWM-6).
 func TestTLVHostileLength(t *testing.T) {
 	for _, h := range []string{"D8 00 FFFFFF", "98 00 FFFFFF", "18 00 FFFFFF", "08 00 FF C8 00 FF 00"} {
 		b := unhex(t, h)
@@ -360,7 +360,7 @@ func FuzzDecodeTLV(f *testing.F) {
 	})
 }
 
-// TestTLVObject19 covers the data channel of SPEC LWM-5: /19/0/0 is a
+// TestTLVObject19 covers the data channel of LWM-5: /19/0/0 is a
 // multiple Opaque resource, so a TLV notification carries its instances.
 func TestTLVObject19(t *testing.T) {
 	reg := NewBuiltinObjects()

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestValueAccessors covers the resource types of SPEC LWM-6: integer,
+// TestValueAccessors covers the resource types of LWM-6: integer,
 // unsigned, float, boolean, string, opaque, time, objlnk, corelnk.
 func TestValueAccessors(t *testing.T) {
 	i, ok := IntValue(-5).Int()
@@ -83,7 +83,7 @@ func TestValueString(t *testing.T) {
 }
 
 // TestRawAs converts raw TLV values once the type is known (the fallback
-// of SPEC LWM-6: decoders return raw values for unknown resources).
+// of LWM-6: decoders return raw values for unknown resources).
 func TestRawAs(t *testing.T) {
 	for _, tt := range []struct {
 		raw  []byte
@@ -112,7 +112,7 @@ func TestRawAs(t *testing.T) {
 }
 
 // TestResources gathers the Device example into single and multiple
-// resources with their instances (SPEC LWM-6).
+// resources with their instances (LWM-6).
 func TestGroupResources(t *testing.T) {
 	recs := specDeviceRecords()
 	res, err := GroupResources(recs)

@@ -1,4 +1,4 @@
-// Package ota upgrades device software and firmware (SPEC §6, OTA-1 …
+// Package ota upgrades device software and firmware (OTA-1 …
 // OTA-8; FAQ §10). Its [Engine] keeps upgrade packages, runs upgrade tasks
 // and their per-device sub-tasks, drives software upgrades over PCP inside
 // the data channel and firmware upgrades over LwM2M object 5, and serves
@@ -81,7 +81,7 @@
 // step (query, notify, execute) is sent again, since a frame sent to a
 // sleeping device may be lost. Per device it keeps a bitmap of served
 // blocks, repeats and the first and last serving time ([Engine.Served]).
-// The notify's check code is the PCP CRC16 of the whole package (the SPEC's
+// The notify's check code is the PCP CRC16 of the whole package (the the rules'
 // vector shows 0; we send the real value so devices detect a changed
 // package, FAQ §10.11; a device that ignores it still works).
 //

@@ -183,7 +183,7 @@ func (e *Engine) FirmwareState(ctx context.Context, deviceID string, state int) 
 
 // FirmwareResult takes a reported value of /5/0/5 (Update Result): 1 leads
 // to a version check, 2..9 fail the attempt with the reason of
-// UpdateResultReason (SPEC OTA-3); the task's retryTimes decide whether it
+// UpdateResultReason (OTA-3); the task's retryTimes decide whether it
 // is tried again.
 func (e *Engine) FirmwareResult(ctx context.Context, deviceID string, result int) {
 	e.FirmwareReport(ctx, deviceID, FirmwareStatus{State: FwUnknown, Result: result})

@@ -60,7 +60,7 @@ type Listener interface {
 // VersionListener is an optional ability of a Listener: it hears every
 // version a device reports (PCP 19 answers and 24 reports, object 5 reads),
 // with or without a task, so the platform can keep the device's version
-// without asking on every report (SPEC OTA-5, FAQ §10.8).
+// without asking on every report (OTA-5, FAQ §10.8).
 type VersionListener interface {
 	VersionReported(kind Kind, deviceID, version string)
 }

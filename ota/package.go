@@ -15,7 +15,7 @@ import (
 // Kind says how a package reaches a device.
 type Kind string
 
-// Package kinds (SPEC OTA-1).
+// Package kinds (OTA-1).
 const (
 	// Software packages are upgraded over PCP in the data channel.
 	Software Kind = "softwarePackage"
@@ -24,10 +24,10 @@ const (
 )
 
 // DefaultBlockSize is the PCP block size of a package that sets none; the
-// limits are pcp.MinBlockSize and pcp.MaxBlockSize (SPEC OTA-6).
+// limits are pcp.MinBlockSize and pcp.MaxBlockSize (OTA-6).
 const DefaultBlockSize = 500
 
-// Package is an uploaded upgrade package (SPEC OTA-1). Its content lives in
+// Package is an uploaded upgrade package (OTA-1). Its content lives in
 // Files under ID; the package itself holds only metadata.
 type Package struct {
 	ID             string
@@ -90,7 +90,7 @@ func (p *Package) Blocks() int { return p.blockCount(p.blockSize()) }
 func (p *Package) DigestHex() string { return hex.EncodeToString(p.Digest[:]) }
 
 // Accepts reports whether a device at version from may take this package:
-// from is in SourceVersions, or the list is empty (SPEC OTA-1).
+// from is in SourceVersions, or the list is empty (OTA-1).
 func (p *Package) Accepts(from string) bool {
 	return len(p.SourceVersions) == 0 || slices.Contains(p.SourceVersions, from)
 }
@@ -142,7 +142,7 @@ func (c *Content) readBlock(dst []byte, n, size int) ([]byte, error) {
 
 // Block2 serves block num of the package as CoAP Block2 (RFC 7959) with
 // size exponent szx (0..6, block size 16<<szx): the data, whether more
-// blocks follow, the ETag (the SHA-256 digest; SPEC OTA-7) and Size2 (the
+// blocks follow, the ETag (the SHA-256 digest; OTA-7) and Size2 (the
 // package size). The lwm2m server mounts it through an adapter.
 func (c *Content) Block2(num uint32, szx int) (data []byte, more bool, etag []byte, size2 int64, err error) {
 	if szx < 0 || szx > 6 {

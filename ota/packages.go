@@ -114,7 +114,7 @@ func (e *Engine) Content(ctx context.Context, pkgID string) (*Content, error) {
 }
 
 // Block2 serves block num (size exponent szx) of a package's content as
-// CoAP Block2 with ETag and Size2 (SPEC OTA-7). The lwm2m server mounts it
+// CoAP Block2 with ETag and Size2 (OTA-7). The lwm2m server mounts it
 // at Config.FirmwareURI through an adapter.
 func (e *Engine) Block2(ctx context.Context, pkgID string, num uint32, szx int) (data []byte, more bool, etag []byte, size2 int64, err error) {
 	c, err := e.content(ctx, pkgID)

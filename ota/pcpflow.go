@@ -11,13 +11,13 @@ import (
 
 // QueryVersion asks a device its software version with PCP 19, outside any
 // task (for a product that enables the upgrade capability while the
-// version is unknown, SPEC OTA-5). The answer reaches a VersionListener.
+// version is unknown, OTA-5). The answer reaches a VersionListener.
 func (e *Engine) QueryVersion(ctx context.Context, deviceID string) error {
 	return e.ch.SendFrame(ctx, deviceID, pcp.Encode(pcp.QueryVersion{}))
 }
 
 // Served says which blocks a device was served in its current download
-// (SPEC OTA-7).
+// (OTA-7).
 type Served struct {
 	TaskID      string
 	Blocks      int      // blocks in the package
@@ -47,7 +47,7 @@ func (e *Engine) Served(deviceID string) (Served, bool) {
 		ResentBytes: s.resentBytes, Bitmap: slices.Clone(s.served), First: s.first, Last: s.last}, true
 }
 
-// HandleFrame takes a PCP frame the device sent (SPEC OTA-6) and answers it
+// HandleFrame takes a PCP frame the device sent (OTA-6) and answers it
 // through the Channel. A frame that does not decode returns an error and
 // gets no answer.
 func (e *Engine) HandleFrame(ctx context.Context, deviceID string, frame []byte) error {
@@ -238,8 +238,8 @@ func (e *Engine) fastBlock(ctx context.Context, deviceID string, data []byte) (b
 	return true, nil
 }
 
-// versionKnown applies the same-version and source-version rules (SPEC
-// OTA-1, OTA-2) and moves on to the download. s.mu is held.
+// versionKnown applies the same-version and source-version rules
+// (OTA-1, OTA-2) and moves on to the download. s.mu is held.
 func (e *Engine) versionKnown(ctx context.Context, s *session, v string, now time.Time, eff *effects) {
 	p := &s.content.Package
 	s.sub.SourceVersion, s.sub.CurrentVersion = v, v

@@ -2,7 +2,7 @@ package ota
 
 import "github.com/doze-io/doze/ota/pcp"
 
-// Failure reasons of sub-tasks (SPEC OTA-2, OTA-3; FAQ §10.3, §10.5). The
+// Failure reasons of sub-tasks (OTA-2, OTA-3; FAQ §10.3, §10.5). The
 // strings are exact: applications match them.
 const (
 	ReasonSameVersion        = "The current version is the same as the target version"
@@ -24,7 +24,7 @@ const (
 	ReasonUpdateFailed       = "Firmware update failed"
 
 	// ReasonSourceVersion is Doze's wording for a device whose version is
-	// not in the package's source versions (SPEC OTA-1; the FAQ gives no
+	// not in the package's source versions (OTA-1; the FAQ gives no
 	// string for it).
 	ReasonSourceVersion = "The current version is not in the source versions of the package"
 	// ReasonStopped marks sub-tasks ended by stopping their task.
@@ -33,7 +33,7 @@ const (
 
 // UpdateResultReason maps an LwM2M object 5 Update Result (/5/0/5) to a
 // failure reason: 2 storage, 3 memory, 4 connection lost, 5 integrity, 6
-// unsupported type, 7 invalid URI, 8 update failed (SPEC OTA-3). 0
+// unsupported type, 7 invalid URI, 8 update failed (OTA-3). 0
 // (initial) and 1 (success) are not failures and give "", false; values
 // past 8 give ReasonUpdateFailed.
 func UpdateResultReason(result int) (string, bool) {
@@ -58,7 +58,7 @@ func UpdateResultReason(result int) (string, bool) {
 }
 
 // ResultReason maps a PCP result code other than ResultOK to a failure
-// reason (SPEC OTA-3). Busy, low battery and internal error have no reason
+// reason (OTA-3). Busy, low battery and internal error have no reason
 // of their own in the FAQ; they map to ReasonUpdateFailed. Weak signal
 // maps to ReasonConnectionLost.
 func ResultReason(r pcp.Result) string {

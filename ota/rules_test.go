@@ -208,7 +208,7 @@ func TestCreateTaskErrors(t *testing.T) {
 	require.ErrorIs(t, err, ota.ErrNotFound)
 }
 
-// TestReasonStrings: the failure reasons are the exact strings of SPEC
+// TestReasonStrings: the failure reasons are the exact strings of
 // OTA-2 and OTA-3 (FAQ §10.3, §10.5); applications match them, so a typo
 // in a constant must fail here.
 func TestReasonStrings(t *testing.T) {
@@ -236,7 +236,7 @@ func TestReasonStrings(t *testing.T) {
 }
 
 // TestResultReasonEveryCode: every PCP result code other than ok maps to
-// its OTA-3 reason (SPEC OTA-3, OTA-6), and object 5 Update Result values
+// its OTA-3 reason (OTA-3, OTA-6), and object 5 Update Result values
 // past 8 (LwM2M 1.1 adds 9, unsupported protocol) fail as "Firmware update
 // failed", as UpdateResultReason documents.
 func TestResultReasonEveryCode(t *testing.T) {

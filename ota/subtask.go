@@ -192,7 +192,7 @@ func (e *Engine) activate(ctx context.Context, id string) error {
 // DeviceOnline tells the engine the device is awake (it registered,
 // updated its registration or sent data). Waiting sub-tasks start; a step
 // waiting for an answer sends its request again, since a frame sent while
-// the device slept may be lost (notify when the device is awake, SPEC
+// the device slept may be lost (notify when the device is awake,
 // OTA-6).
 func (e *Engine) DeviceOnline(ctx context.Context, deviceID string) {
 	if !e.readyOrLog(ctx) {

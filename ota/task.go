@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// TaskState is the state of an upgrade task (SPEC OTA-2).
+// TaskState is the state of an upgrade task (OTA-2).
 type TaskState string
 
 // Task states.
@@ -21,7 +21,7 @@ const (
 // retried).
 func (s TaskState) Final() bool { return s == TaskSuccess || s == TaskFailed || s == TaskStop }
 
-// SubState is the state of a sub-task (SPEC OTA-2).
+// SubState is the state of a sub-task (OTA-2).
 type SubState string
 
 // Sub-task states.
@@ -83,7 +83,7 @@ const (
 	Window ExecuteType = "custom"
 )
 
-// Policy says when a task runs and how it is retried (SPEC OTA-2, OTA-4).
+// Policy says when a task runs and how it is retried (OTA-2, OTA-4).
 type Policy struct {
 	Execute ExecuteType // "" means Now
 	Start   time.Time   // Window only: first moment a sub-task may start

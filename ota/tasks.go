@@ -16,7 +16,7 @@ type TaskSpec struct {
 	Policy    Policy
 }
 
-// CreateTask creates a task with one sub-task per device (SPEC OTA-2). A
+// CreateTask creates a task with one sub-task per device (OTA-2). A
 // device with another unfinished upgrade gets a sub-task failed with
 // ReasonTaskConflict. Sub-tasks start at once under the "now" policy.
 func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
@@ -172,7 +172,7 @@ func (e *Engine) SubTasks(ctx context.Context, taskID string) ([]SubTask, error)
 }
 
 // Upgrading reports whether the device has an upgrade in progress; its
-// other commands should wait (SPEC OTA-5, FAQ §10.9). Before Run it may
+// other commands should wait (OTA-5, FAQ §10.9). Before Run it may
 // load the unfinished tasks; if that fails, it logs and reports false.
 func (e *Engine) Upgrading(deviceID string) bool {
 	if !e.readyOrLog(context.Background()) {
@@ -245,7 +245,7 @@ func (e *Engine) Stop(ctx context.Context, taskID string) (Task, error) {
 }
 
 // Retry retries the failed sub-tasks of a failed task; devices that
-// succeeded are not touched (SPEC OTA-4).
+// succeeded are not touched (OTA-4).
 func (e *Engine) Retry(ctx context.Context, taskID string) (Task, error) {
 	if err := e.retry(ctx, taskID, true); err != nil {
 		return Task{}, err

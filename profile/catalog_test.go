@@ -28,7 +28,7 @@ func (d *devices) set(key string, n int) {
 	d.n[key] = n
 }
 
-// The registry's Products interface (DESIGN.md) is satisfied.
+// The registry's Products interface (docs/architecture.md) is satisfied.
 var _ interface {
 	Exists(manufacturerID, model string) bool
 } = (*profile.Catalog)(nil)

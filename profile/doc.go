@@ -1,5 +1,5 @@
 // Package profile loads, validates and queries product models: what a kind
-// of device reports and what it accepts (SPEC §1, PRF-1 … PRF-10).
+// of device reports and what it accepts (PRF-1 … PRF-10).
 //
 // # Model
 //

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Config holds the Engine's settings. The zero value gives the SPEC's
+// Config holds the Engine's settings. The zero value gives the the rules'
 // numbers (PSH-4, PSH-7); every field's default is in its comment.
 type Config struct {
 	// KeepTime is how long an undelivered message is kept and retried

@@ -1,5 +1,5 @@
 // Package push delivers notifications to application servers as HTTP(S)
-// webhooks (SPEC §5, PSH-1 … PSH-7; FAQ §5).
+// webhooks (PSH-1 … PSH-7; FAQ §5).
 //
 // An application subscribes a callback URL to a notify type
 // (Engine.Subscribe); the platform publishes typed bodies to the
@@ -107,7 +107,7 @@
 // the Store and go out when Run starts. Listener methods are called from
 // engine goroutines and must not block for long.
 //
-// # Decisions where the SPEC was silent
+// # Decisions where the rules were silent
 //
 //   - Every failed try counts toward the threshold, also tries that were
 //     in flight together; after the first failure the URL gets one try at a

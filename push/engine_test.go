@@ -569,7 +569,7 @@ func TestQueueFull(t *testing.T) {
 	require.ErrorContains(t, err, "MaxQueued")
 }
 
-// TestEndpointStateJSON: the shape of GET /doze/v1/endpoints (API.md).
+// TestEndpointStateJSON: the shape of GET /doze/v1/endpoints (docs/api.md).
 func TestEndpointStateJSON(t *testing.T) {
 	s := EndpointState{CallbackURL: "http://203.0.113.7:8080/", State: StateInvalid, Failures: 10, Queued: 3, LastError: "HTTP 503"}
 	b, err := json.Marshal(s)

@@ -44,7 +44,7 @@ const (
 	LwM2MNotification NotifyType = "lwm2mNotification"
 )
 
-// notifyTypes is every notify type of PSH-1 in the SPEC's order, then ours.
+// notifyTypes is every notify type of PSH-1 in the order of docs/rules.md, then ours.
 var notifyTypes = [...]NotifyType{
 	BindDevice, DeviceAdded, DeviceInfoChanged, DeviceDataChanged, DeviceDatasChanged, DeviceDeleted,
 	MessageConfirm, CommandRsp, DeviceEvent, ServiceInfoChanged, RuleEvent, DeviceModelAdded,
@@ -53,7 +53,7 @@ var notifyTypes = [...]NotifyType{
 	LwM2MOperationResult, LwM2MNotification,
 }
 
-// NotifyTypes returns every notify type of PSH-1 in the SPEC's order, then
+// NotifyTypes returns every notify type of PSH-1 in the order of docs/rules.md, then
 // ours, in a new slice.
 func NotifyTypes() []NotifyType { return slices.Clone(notifyTypes[:]) }
 

@@ -21,8 +21,8 @@ var (
 		Model: "WM1", ProtocolType: "CoAP", Status: "ONLINE"}
 )
 
-// TestBodiesJSON checks every body against the shapes of API.md: notifyType
-// first, the other fields in API.md's order (PSH-3).
+// TestBodiesJSON checks every body against the shapes of docs/api.md: notifyType
+// first, the other fields in docs/api.md's order (PSH-3).
 func TestBodiesJSON(t *testing.T) {
 	infoJSON := `{"nodeId":"863703030000001","name":"meter-1","manufacturerId":"Doze","deviceType":"WaterMeter","model":"WM1","protocolType":"CoAP","status":"ONLINE"}`
 	cases := []struct {

@@ -194,7 +194,7 @@ func TestTooManyFailures(t *testing.T) {
 }
 
 // TestSubscriptionJSON: the API's {subscriptionId, notifyType, callbackUrl}
-// (API.md); the secret and the application never appear.
+// (docs/api.md); the secret and the application never appear.
 func TestSubscriptionJSON(t *testing.T) {
 	s := Subscription{ID: "s1", AppID: "app1", NotifyType: DeviceAdded, CallbackURL: "http://203.0.113.7:8080/cb",
 		Secret: "whsec_c2VjcmV0", Created: time.Now()}

@@ -1,6 +1,6 @@
 // Package registry keeps the devices of a Doze platform: registration and
 // credentials, binding and its timeout, online status, groups and gateways
-// (SPEC REG-1…REG-5).
+// (REG-1…REG-5).
 //
 // An application adds a device with Registry.Register (an Enrollment); the
 // device binds when it first connects with its credential
@@ -75,7 +75,7 @@
 // PSK.Hex is the only way to see it. Errors never contain a PSK or a
 // verifyCode.
 //
-// # Decisions where the SPEC is silent
+// # Decisions where the rules are silent
 //
 //   - Bad input is a *FieldError naming the field, the value (never a
 //     secret; at most 64 characters of it) and the rule; Register reports

@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// Input limits (REG-1, and our choice where the SPEC is silent).
+// Input limits (REG-1, and our choice where the rules are silent).
 const (
 	MaxNodeIDLen    = 256 // characters (REG-1)
 	MaxFieldLen     = 256 // characters, for verifyCode and every deviceInfo field (our choice)

@@ -13,7 +13,7 @@ import (
 
 // DeviceLog keeps the most recent events of each device (decode errors,
 // registrations, command moves…) that an application reads to find out
-// why a device misbehaves (SPEC APP-2). It is bounded: each device keeps
+// why a device misbehaves (APP-2). It is bounded: each device keeps
 // its last Max entries, older ones are pruned in the write that adds new
 // ones, and each message is cut at MaxLogMessage bytes.
 //

@@ -1,6 +1,6 @@
 // Package store keeps everything Doze must not forget in one embedded bbolt
 // file: devices, products and codecs, commands, subscriptions and the push
-// outbox, upgrade packages and tasks, history and shadow (SPEC STO-1).
+// outbox, upgrade packages and tasks, history and shadow (STO-1).
 //
 // Open returns a DB; each package's Store interface is implemented by a view
 // on it (for example DB.Registry, a registry.Store). Every package has one

@@ -11,7 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// HistoryRecord is one service's data from one device report (SPEC STO-2).
+// HistoryRecord is one service's data from one device report (STO-2).
 type HistoryRecord struct {
 	DeviceID  string          `json:"deviceId"`
 	GatewayID string          `json:"gatewayId"`
@@ -30,7 +30,7 @@ type HistoryQuery struct {
 	Since     time.Time // zero means no lower bound (inclusive)
 	Until     time.Time // zero means no upper bound (inclusive)
 	// Page selects page Page of PageSize records, 0 the first; a negative
-	// Page returns every match (SPEC STO-2: pageNo absent means no paging).
+	// Page returns every match (STO-2: pageNo absent means no paging).
 	Page     int
 	PageSize int
 }

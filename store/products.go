@@ -9,7 +9,7 @@ import (
 )
 
 // ProductFiles is what was uploaded for one product: the profile (zip or
-// model JSON, as uploaded) and the codec JSON that came with it (SPEC PRF-7:
+// model JSON, as uploaded) and the codec JSON that came with it (PRF-7:
 // products that ship a codec are imported together with it).
 type ProductFiles struct {
 	ManufacturerID string    `json:"manufacturerId"`

@@ -15,7 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Registry is the registry.Store on the DB (SPEC STO-1). Every write is one
+// Registry is the registry.Store on the DB (STO-1). Every write is one
 // bbolt transaction shared with concurrent writers (DB.commit, see the
 // package doc) and returns after it is on disk.
 //

@@ -17,7 +17,7 @@ type ShadowEntry struct {
 	EventTime time.Time      `json:"eventTime"`
 }
 
-// ServiceShadow is the shadow of one service of a device (SPEC STO-3).
+// ServiceShadow is the shadow of one service of a device (STO-3).
 type ServiceShadow struct {
 	ServiceID string       `json:"serviceId"`
 	Reported  *ShadowEntry `json:"reported,omitempty"`
@@ -134,7 +134,7 @@ func (s *Shadow) update(deviceID, serviceID string, f func(*ServiceShadow)) erro
 
 // SaveReport stores one device report in a single commit: its history
 // records (when hist is not empty) and the reported values of each service
-// in the shadow (SPEC STO-2, STO-3). A report costs one write, not one per
+// in the shadow (STO-2, STO-3). A report costs one write, not one per
 // service.
 func (db *DB) SaveReport(deviceID string, hist []HistoryRecord, reported map[string]map[string]any, at time.Time) error {
 	return db.SaveUplink(Uplink{DeviceID: deviceID, History: hist, Reported: reported, Time: at})

@@ -1,7 +1,7 @@
 // Command codeccheck turns a device's hex payload into the JSON a declarative
 // codec decodes it to, turns a JSON message into hex, and lists every
 // validation problem of a codec — the "codec checker" of the FAQ (§3.19,
-// §3.20, §9.7; SPEC COD-5).
+// §3.20, §9.7; COD-5).
 //
 // Usage:
 //

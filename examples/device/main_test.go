@@ -45,11 +45,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestImports applies DESIGN.md's import rules to the command.
+// TestImports applies docs/architecture.md's import rules to the command.
 func TestImports(t *testing.T) { deptest.Check(t) }
 
 // fakePlatform is the smallest platform the simulator's flags need: the
-// login, device registration and subscription calls of API.md over
+// login, device registration and subscription calls of docs/api.md over
 // httptest, a real transport.Server with DTLS, and a push of
 // deviceDataChanged for each decoded report.
 type fakePlatform struct {

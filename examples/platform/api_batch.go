@@ -31,7 +31,7 @@ const (
 	csvTimeoutLimit = 2147483647
 )
 
-// batchColumns are the CSV columns a header row may name (API.md), in
+// batchColumns are the CSV columns a header row may name (docs/api.md), in
 // the documented order. Only nodeId is required.
 var batchColumns = []string{"nodeId", "verifyCode", "psk", "timeout", "manufacturerId", "deviceType", "model",
 	"protocolType", "name", "mode", "manufacturerName", "security"}

@@ -189,7 +189,7 @@ func tenancyIsolation(t *testing.T, tp *testPlatform, as func(string), appA, app
 		what := pr.method + " " + fill(pr.path, pr.id)
 		want := http.StatusNotFound
 		if pr.path == "/iocm/app/reg/v1.1.0/deviceCredentials" {
-			want = http.StatusBadRequest // deviceInfo naming no product is bad input (API.md)
+			want = http.StatusBadRequest // deviceInfo naming no product is bad input (docs/api.md)
 		}
 		require.Equal(t, want, tp.call(t, pr.method, fill(pr.path, pr.none), bodyWith(pr.body, pr.none), &none),
 			"%s with an id that does not exist: %+v", what, none)

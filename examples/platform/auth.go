@@ -18,7 +18,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// App is an application that calls the northbound API (SPEC APP-1).
+// App is an application that calls the northbound API (APP-1).
 type App struct {
 	ID     string `json:"appId"`
 	Secret string `json:"secret"`
@@ -30,7 +30,7 @@ type App struct {
 	// MaxDevices is how many devices the app may own; 0 means no limit
 	// (APP-3).
 	MaxDevices int `json:"maxDevices,omitempty"`
-	// HistoryEnabled keeps reported data in history (SPEC STO-2).
+	// HistoryEnabled keeps reported data in history (STO-2).
 	HistoryEnabled bool `json:"historyEnabled"`
 	// DefaultMode is the power-saving mode of the app's devices that have
 	// none of their own: "PSM" (also when empty), "DRX" or "EDRX" (CMD-11).
@@ -373,7 +373,7 @@ func (a *Auth) Check(r *http.Request) (string, int, error) {
 	case expired:
 		return "", http.StatusUnauthorized, errTokenExpired
 	case limited:
-		return "", http.StatusTooManyRequests, errors.New("more than " + strconv.Itoa(rate) + " API calls in one second for this app (SPEC APP-1); slow down and retry")
+		return "", http.StatusTooManyRequests, errors.New("more than " + strconv.Itoa(rate) + " API calls in one second for this app (APP-1); slow down and retry")
 	}
 	return appID, 0, nil
 }

@@ -20,7 +20,7 @@ func authed(appID, token string) *http.Request {
 	return r
 }
 
-// TestTokenExpires covers SPEC APP-1: a token lives one hour; afterwards the
+// TestTokenExpires covers APP-1: a token lives one hour; afterwards the
 // call fails with 401 and a sentence saying so.
 func TestTokenExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -67,7 +67,7 @@ func TestTokenOfAnotherApp(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, status)
 }
 
-// TestRateLimit covers SPEC APP-1: 100 calls in a second pass, the 101st
+// TestRateLimit covers APP-1: 100 calls in a second pass, the 101st
 // gets 429; a second later calls pass again; apps do not share a budget.
 func TestRateLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

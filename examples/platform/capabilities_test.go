@@ -16,7 +16,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// The keys API.md gives each object of the deviceCapabilities answer (the
+// The keys docs/api.md gives each object of the deviceCapabilities answer (the
 // original platform's shape, key for key).
 var capabilityKeys = map[string][]string{
 	"answer":   {"deviceCapabilities"},

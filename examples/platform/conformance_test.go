@@ -33,7 +33,7 @@ func (tp *testPlatform) rawCall(t *testing.T, method, path string, body []byte) 
 }
 
 // TestCommandRules checks CMD-6 (403 for a callbackUrl whose host and port
-// differ from the app's subscriptions) and the cancel rule of API.md (200
+// differ from the app's subscriptions) and the cancel rule of docs/api.md (200
 // while PENDING, 409 once it left PENDING, 404 for an unknown command).
 func TestCommandRules(t *testing.T) {
 	tp := startPlatform(t)
@@ -56,7 +56,7 @@ func TestCommandRules(t *testing.T) {
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/cmd/v1.4.0/deviceCommands", cmd(hook.srv.URL+"/cmd"), &c))
 	for _, k := range []string{"commandId", "appId", "deviceId", "command", "callbackUrl", "expireTime", "status",
 		"creationTime", "issuedTimes", "maxRetransmit"} {
-		require.Contains(t, c, k, "API.md field of a command answer")
+		require.Contains(t, c, k, "docs/api.md field of a command answer")
 	}
 	require.Equal(t, "PENDING", c["status"], "the device never connected")
 	cid := c["commandId"].(string)

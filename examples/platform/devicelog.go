@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// logEntry is one event in a device's log as the API shows it (SPEC
-// APP-2: decode failures are recorded where the application can read
+// logEntry is one event in a device's log as the API shows it
+// (APP-2: decode failures are recorded where the application can read
 // them).
 type logEntry struct {
 	Time    string `json:"time"`

@@ -56,7 +56,7 @@ func registerModel(t *testing.T, tp *testPlatform, imei, model string) string {
 }
 
 // TestGroupMembers: a group and its members are listed through the API,
-// page by page (API.md, REG-4; issue 15 item 7).
+// page by page (docs/api.md, REG-4; issue 15 item 7).
 func TestGroupMembers(t *testing.T) {
 	tp := startPlatform(t)
 	var ids []string

@@ -1,6 +1,6 @@
 package main
 
-// Power-saving modes (SPEC CMD-3, CMD-11). A device's own mode is
+// Power-saving modes (CMD-3, CMD-11). A device's own mode is
 // deviceInfo.mode (PSM, DRX, EDRX) with optional timers in seconds
 // (psmActiveTimer, edrxCycle, pagingTimeWindow), given at registration or
 // in a PUT of the device. A device without a mode of its own follows its

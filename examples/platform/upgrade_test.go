@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// upload posts a package as multipart/form-data (API.md "Upgrades").
+// upload posts a package as multipart/form-data (docs/api.md "Upgrades").
 func (tp *testPlatform) upload(t *testing.T, content []byte, fields map[string]string) string {
 	t.Helper()
 	var buf bytes.Buffer

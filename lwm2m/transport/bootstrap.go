@@ -17,7 +17,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
-// The bootstrap server (SPEC LWM-13; LwM2M 1.1 Core §6.1, Transport §8.2):
+// The bootstrap server (LWM-13; LwM2M 1.1 Core §6.1, Transport §8.2):
 // a device that knows only its bootstrap server asks it for its LwM2M
 // server account (POST /bs?ep=), and gets it written into its Security (0)
 // and Server (1) objects.

@@ -85,7 +85,7 @@ func startBootstrap(t *testing.T, cfg BootstrapConfig, st BootstrapStore) *Boots
 
 var bsKey = []byte("bootstrap-key-16")
 
-// TestBootstrapThenRegisterDTLS is SPEC LWM-13's evidence: a client that
+// TestBootstrapThenRegisterDTLS is LWM-13's evidence: a client that
 // knows only its bootstrap server and bootstrap key bootstraps over DTLS,
 // is given its LwM2M server account (URI, PSK identity and key, lifetime,
 // binding), and registers with that server over DTLS with that key.

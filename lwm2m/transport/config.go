@@ -13,7 +13,7 @@ import (
 // CipherSuite is a DTLS 1.2 PSK cipher suite the server offers (LWM-1).
 type CipherSuite uint16
 
-// The two PSK cipher suites of SPEC LWM-1.
+// The two PSK cipher suites of LWM-1.
 const (
 	TLS_PSK_WITH_AES_128_CCM_8      = CipherSuite(dtls.TLS_PSK_WITH_AES_128_CCM_8)      //nolint:revive // IANA name
 	TLS_PSK_WITH_AES_128_CBC_SHA256 = CipherSuite(dtls.TLS_PSK_WITH_AES_128_CBC_SHA256) //nolint:revive // IANA name

@@ -13,6 +13,6 @@ func TestMemoryObservationStore(t *testing.T) {
 	lwm2mtest.RunObservationStore(t, func(t *testing.T) transport.ObservationStore { return transport.NewMemoryObservationStore() })
 }
 
-// TestImportsServer checks the import rules of DESIGN.md for package lwm2m
+// TestImportsServer checks the import rules of docs/architecture.md for package lwm2m
 // (only it imports go-coap and pion; no sibling packages).
 func TestImportsServer(t *testing.T) { deptest.Check(t) }

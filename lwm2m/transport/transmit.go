@@ -9,7 +9,7 @@ import (
 // one peer (LWM-9). The first wait is AckTimeout times a random factor
 // between 1 and RandomFactor; every later wait doubles; after MaxRetransmit
 // retransmissions the sender waits once more (twice the last wait) and then
-// gives up. The zero value is the NB-IoT profile of SPEC LWM-9: waits of
+// gives up. The zero value is the NB-IoT profile of LWM-9: waits of
 // 10–15 s, 20–30 s, 40–60 s, and giving up 80–120 s after the last try.
 //
 // go-coap's own retransmission is not used: it is driven by a periodic

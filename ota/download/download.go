@@ -1,5 +1,5 @@
-// Package download is the device side of a PCP software upgrade (SPEC
-// OTA-6, OTA-7): a [Downloader] answers the platform's frames, requests
+// Package download is the device side of a PCP software upgrade
+// (OTA-6, OTA-7): a [Downloader] answers the platform's frames, requests
 // blocks in order from the next missing one, writes them to [Storage],
 // checks the package against the notify's check code, installs it and
 // reports. It keeps its [State] through [Progress] after every block, so a
@@ -21,7 +21,7 @@ import (
 // Phase is where a device-side download stands.
 type Phase string
 
-// Download phases kept by the device (SPEC OTA-7).
+// Download phases kept by the device (OTA-7).
 const (
 	PhaseIdle        Phase = ""            // nothing to do
 	PhaseDownloading Phase = "downloading" // requesting blocks from Next
@@ -31,7 +31,7 @@ const (
 )
 
 // State is what a device keeps across link drops and reboots to
-// resume a download (SPEC OTA-7): which package (version and check code)
+// resume a download (OTA-7): which package (version and check code)
 // and the next missing block.
 type State struct {
 	Phase      Phase
@@ -79,7 +79,7 @@ type Storage interface {
 	io.ReaderAt
 }
 
-// Downloader is the device side of PCP (SPEC OTA-6, OTA-7): it answers
+// Downloader is the device side of PCP (OTA-6, OTA-7): it answers
 // the platform's frames, requests blocks in order from the next missing
 // one, writes them to Storage, checks the package, installs it and
 // reports. It keeps its progress through Progress after every block, so a

@@ -1,5 +1,5 @@
 // Package pcp is the wire format of PCP, the protocol that carries
-// software upgrades inside a device's data channel (SPEC OTA-6): frames,
+// software upgrades inside a device's data channel (OTA-6): frames,
 // their check code, and one Go type per message. It imports nothing of
 // Doze, so both the codec package (which must never decode a PCP frame,
 // [IsPCP]) and the ota package (which runs upgrades over it) use it.
@@ -28,7 +28,7 @@ import (
 	"fmt"
 )
 
-// Frame layout (SPEC OTA-6), big-endian:
+// Frame layout (OTA-6), big-endian:
 //
 //	FF FE | version 01 | message code | check code (2) | data length (2) | data
 const (
@@ -54,7 +54,7 @@ const (
 	MaxBlockSize = 500
 )
 
-// PCP message codes (SPEC OTA-6).
+// PCP message codes (OTA-6).
 const (
 	CodeQueryVersion   byte = 19 // platform asks the device's version
 	CodeNotify         byte = 20 // platform announces a new version
@@ -67,7 +67,7 @@ const (
 // Result is a PCP result code.
 type Result byte
 
-// PCP result codes (SPEC OTA-6).
+// PCP result codes (OTA-6).
 const (
 	ResultOK                 Result = 0x00
 	ResultBusy               Result = 0x01
@@ -162,7 +162,7 @@ type Frame struct {
 }
 
 // IsPCP reports whether payload starts like a PCP frame (FF FE). Such a
-// payload is routed to the upgrade engine, never to a codec (SPEC OTA-6,
+// payload is routed to the upgrade engine, never to a codec (OTA-6,
 // COD-4).
 func IsPCP(payload []byte) bool {
 	return len(payload) >= 2 && payload[0] == start0 && payload[1] == start1
@@ -245,7 +245,7 @@ func (e *FrameError) Error() string {
 // Unwrap returns ErrBadFrame.
 func (e *FrameError) Unwrap() error { return e.Err }
 
-// Message is one PCP message of SPEC OTA-6. Each message is a Go type; the
+// Message is one PCP message of OTA-6. Each message is a Go type; the
 // same code carries a request one way and its answer the other way.
 type Message interface {
 	// Code returns the PCP message code.

@@ -1,5 +1,5 @@
 // Package postgres keeps everything Doze must not forget in a PostgreSQL
-// database, so that several platform nodes can share it (SPEC CLU-1). It
+// database, so that several platform nodes can share it (CLU-1). It
 // implements every Store the bbolt file of package store implements —
 // registry.Store, command.Store (and command.Pruner), push.Store,
 // ota.Store, transport.ObservationStore, transport.RegistrationStore,

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// History is the history view of a DB (SPEC STO-2): one row per service
+// History is the history view of a DB (STO-2): one row per service
 // per report in "history". A query names one device and is served by the
 // btree index (device_id, ts DESC, seq DESC): it reads only that device's
 // rows, newest first, whatever the table's size. Prune deletes by ts

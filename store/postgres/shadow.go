@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Shadow is the shadow view of a DB (SPEC STO-3): per device, one row of
+// Shadow is the shadow view of a DB (STO-3): per device, one row of
 // "shadows" holding the JSON of its services. Changes lock the row (SELECT
 // … FOR UPDATE), so reports of one device handled by two nodes merge.
 type Shadow struct{ db *DB }
@@ -128,7 +128,7 @@ func updateShadow(ctx context.Context, tx pgx.Tx, deviceID string, f func([]stor
 
 // SaveReport stores one device report in one transaction: its history
 // records (when hist is not empty) and the reported values of each service
-// in the shadow (SPEC STO-2, STO-3).
+// in the shadow (STO-2, STO-3).
 func (db *DB) SaveReport(deviceID string, hist []store.HistoryRecord, reported map[string]map[string]any, at time.Time) error {
 	return db.SaveUplink(store.Uplink{DeviceID: deviceID, History: hist, Reported: reported, Time: at})
 }

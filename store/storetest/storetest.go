@@ -30,7 +30,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// History keeps reported service data per device (SPEC STO-2).
+// History keeps reported service data per device (STO-2).
 type History interface {
 	// Append stores records.
 	Append(recs ...store.HistoryRecord) error
@@ -43,7 +43,7 @@ type History interface {
 	DeleteDevice(deviceID string) error
 }
 
-// Shadow keeps the latest reported and the desired values (SPEC STO-3).
+// Shadow keeps the latest reported and the desired values (STO-3).
 type Shadow interface {
 	// Get returns the device's shadow, services in the order first seen.
 	Get(deviceID string) ([]store.ServiceShadow, error)
@@ -80,7 +80,7 @@ type Products interface {
 	All() ([]store.ProductFiles, error)
 }
 
-// DeviceLog keeps the most recent entries of each device (SPEC APP-2).
+// DeviceLog keeps the most recent entries of each device (APP-2).
 type DeviceLog interface {
 	// Append stores entries of any devices, keeping each device's last
 	// max (the max the log was made with); a message is cut at
@@ -193,7 +193,7 @@ func testOwners(t *testing.T, o Owners) {
 	require.True(t, done)
 }
 
-// testHistoryQuery covers SPEC STO-2: by device, service, gateway and
+// testHistoryQuery covers STO-2: by device, service, gateway and
 // time range, newest first, pageNo absent = all, pageNo 0 the first page.
 func testHistoryQuery(t *testing.T, h History) {
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -260,7 +260,7 @@ func testHistoryQuery(t *testing.T, h History) {
 	require.Zero(t, total)
 }
 
-// testShadow covers SPEC STO-3: reported values merge per property;
+// testShadow covers STO-3: reported values merge per property;
 // desired values are kept until cleared.
 func testShadow(t *testing.T, s Shadow) {
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)

@@ -16,7 +16,7 @@ import (
 )
 
 // TestAPIRegisterDevice: RegisterDevice sends the token, app_key, nodeId,
-// deviceInfo and the asked-for psk (API.md deviceCredentials), retries a
+// deviceInfo and the asked-for psk (docs/api.md deviceCredentials), retries a
 // 429 (APP-1: 100 calls/s per app) and returns the key; other error
 // answers are *APIError with the body's code.
 func TestAPIRegisterDevice(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 	"github.com/doze-io/doze/lwm2m/transport"
 )
 
-// fakeAPI answers login and subscription (API.md) and remembers the
+// fakeAPI answers login and subscription (docs/api.md) and remembers the
 // callback URL.
 type fakeAPI struct {
 	srv  *httptest.Server

@@ -18,7 +18,7 @@ import (
 )
 
 // TestPSMAsleep: a PSM device answers downlinks within its active time
-// after an uplink and not after it; its next uplink wakes it (SPEC LWM-8
+// after an uplink and not after it; its next uplink wakes it (LWM-8
 // from the device's side). The active time is short, on real sockets, but
 // long enough (1.5 s) for a downlink exchange on a loaded CI machine; the
 // server (200 ms ACK timeout, one retransmission) gives up within 1.5 s.
