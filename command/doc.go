@@ -58,8 +58,9 @@
 //
 //	1 REST      POST deviceCommands → Engine.Submit: PENDING stored      write 1
 //	2 engine    the device's mode lets it out (DRX at once, PSM after an
-//	            uplink, eDRX in its paging window): the head is stored
-//	            with SendAttempt (CMD-9)                                 write 2
+//	            uplink, eDRX in its paging window): a worker starts the
+//	            transmission, whose goroutine stores the head with
+//	            SendAttempt (CMD-9)                                      write 2
 //	3 transport Transmitter.Transmit: the codec encodes, lwm2m writes
 //	            /19/1/0 (or /t/d) as a CON; when its first transmission
 //	            left, left() stores SENT with the mode's deadline        write 3
@@ -78,8 +79,13 @@
 // # Durability (CMD-9)
 //
 // The Store holds everything; the engine keeps in memory only each
-// device's mode, last sequence number, last uplink time and last transport
-// failure time (the last two are not stored; see below). Every state
+// device's mode, last sequence number, whether its queue is empty, last
+// uplink time and last transport failure time (the last two are not stored
+// while the engine uses the device; see below). Run forgets this state for
+// a device with nothing open (no command, no transmission) that was not
+// used for 10 minutes, and reads it back from the Store when the device is
+// next used; the last uplink is written first when the Store implements
+// Uplinks (a Store without it keeps the devices heard from). Every state
 // change is written before the Listener hears of it or the queue moves on,
 // and every first send attempt before Sender.Send is called.
 // Open commands are indexed by Command.Due, the next instant the engine
@@ -93,10 +99,16 @@
 // Engine methods are safe for concurrent use. Operations on one device are
 // serialised by a per-device lock (a channel, so that a goroutine waiting
 // for it is "durably blocked" for testing/synctest). Run starts
-// Config.Workers goroutines that send and one timer loop, and waits for
-// them before it returns. A plain Sender is called with the device's lock held: it
-// must not call the Engine for that device. A Transmitter is called
-// without it, on a goroutine per transmission that Run waits for. The
+// Config.Workers goroutines that serve the device queues, one timer loop
+// and one loop that forgets idle devices, and waits for them before it
+// returns. A worker does not wait for a device that another goroutine
+// holds (a transmission storing its outcome, a response): that goroutine
+// hands the device back to the workers when it lets go. DeviceWoke takes
+// no lock and does no I/O. A plain Sender is called by a worker with the
+// device's lock held: it must not call the Engine for that device. A
+// Transmitter is called without it, on a goroutine per transmission that
+// Run waits for, which also stores the send attempt, so that in a wake
+// storm the workers do not wait for synced writes one device at a time. The
 // Listener is called after the lock is released, a device's moves in the
 // order they were stored, and may call the Engine.
 //
@@ -155,9 +167,12 @@
 //     "all devices" are expanded by the platform); duplicates count once; a
 //     device whose command cannot be created counts as failed. Counts are
 //     raised by the Store in the same write as the command's final move.
-//   - The last uplink time is not stored (storing it would cost a synced
-//     write per uplink, more than everything else the engine writes). After
-//     a restart a PSM device waits for its next uplink: it may have been in
+//   - The last uplink time is not stored at each uplink (that would cost a
+//     synced write per uplink, more than everything else the engine
+//     writes); it is stored only when the engine forgets an idle device,
+//     for every device forgotten at once in one write (Uplinks). After a
+//     restart a device forgotten before it comes back with that stored
+//     time; for the others, a PSM device waits for its next uplink: it may have been in
 //     its active time, but its head goes out at the next uplink, which is
 //     what PSM means anyway. An eDRX device, whose paging windows can no
 //     longer be placed, is tried at once, as a device never heard from is

@@ -41,7 +41,10 @@ type Config struct {
 	// at once, one per device at most; a worker with a further one waits
 	// for a slot. 0 means 1024.
 	Transmissions int
-	// Workers is how many goroutines Run uses to send. 0 means 8.
+	// Workers is how many goroutines Run uses to serve device queues. A
+	// Transmitter's send runs on a goroutine of its own (see
+	// Transmissions), so a worker waits for the store and the device only
+	// with a plain Sender. 0 means 8.
 	Workers int
 	// Retention is how long ended commands are kept once they ended; Run
 	// deletes older ones every hour when the Store implements Pruner.
@@ -123,22 +126,6 @@ type Engine struct {
 	life lifecycle.Guard // Run and Close (see the package doc)
 }
 
-// devState is what the engine keeps in memory per device; everything else
-// is in the Store.
-type devState struct {
-	mu         chanMutex
-	loaded     bool
-	mode       Mode
-	lastSeq    uint64
-	lastUplink time.Time // zero until the first DeviceWoke of this process
-	lastFail   time.Time // last transport failure of a first send
-	inflight   string    // the command a Transmitter is sending, "" for none
-
-	nmu     sync.Mutex // guards heard and telling, not the device
-	heard   []Command  // moves stored but not yet told to the Listener
-	telling bool       // a goroutine is telling the Listener
-}
-
 // New returns an Engine on st that sends with s and tells l (which may be
 // nil) of every state change. It starts nothing.
 func New(st Store, s Sender, l Listener, cfg Config) (*Engine, error) {
@@ -164,32 +151,6 @@ func New(st Store, s Sender, l Listener, cfg Config) (*Engine, error) {
 }
 
 func (e *Engine) isClosed() bool { return e.life.Closed() }
-
-// device returns the device's state, locked and loaded from the store.
-func (e *Engine) device(ctx context.Context, id string) (*devState, error) {
-	v, ok := e.devices.Load(id)
-	if !ok {
-		v, _ = e.devices.LoadOrStore(id, &devState{mu: make(chanMutex, 1)})
-	}
-	d := v.(*devState)
-	d.mu.lock()
-	if d.loaded {
-		return d, nil
-	}
-	m, ok, err := e.st.Mode(ctx, id)
-	if err == nil {
-		d.lastSeq, err = e.st.LastSeq(ctx, id)
-	}
-	if err != nil {
-		d.mu.unlock()
-		return nil, err
-	}
-	if !ok {
-		m = e.cfg.DefaultMode
-	}
-	d.mode, d.loaded = m.inherit(e.cfg.DefaultMode), true
-	return d, nil
-}
 
 // openDevice is device for the public methods: ErrClosed after Close.
 func (e *Engine) openDevice(ctx context.Context, id string) (*devState, error) {
@@ -230,6 +191,11 @@ func (e *Engine) commitAll(ctx context.Context, d *devState, cs []Command, nMove
 	if err := e.st.Write(ctx, w); err != nil {
 		return fmt.Errorf("command: storing %d commands: %w", len(w.Commands), err)
 	}
+	for _, c := range cs {
+		if c.Status.Open() {
+			d.empty = false
+		}
+	}
 	if e.lis != nil && nMoved > 0 {
 		d.nmu.Lock()
 		d.heard = append(d.heard, moved...)
@@ -240,34 +206,6 @@ func (e *Engine) commitAll(ctx context.Context, d *devState, cs []Command, nMove
 	default:
 	}
 	return nil
-}
-
-// release unlocks the device and then tells the Listener of the moves
-// committed under the lock, in the order they were stored. One goroutine at
-// a time tells a device's moves; one that finds another telling leaves its
-// moves to it, so the order holds across goroutines.
-func (e *Engine) release(d *devState) {
-	d.mu.unlock()
-	if e.lis == nil {
-		return
-	}
-	d.nmu.Lock()
-	if d.telling {
-		d.nmu.Unlock()
-		return
-	}
-	d.telling = true
-	for len(d.heard) > 0 {
-		batch := d.heard
-		d.heard = nil
-		d.nmu.Unlock()
-		for _, c := range batch {
-			e.lis.CommandChanged(c)
-		}
-		d.nmu.Lock()
-	}
-	d.telling = false
-	d.nmu.Unlock()
 }
 
 // Submit validates r (CMD-2), stores the new command PENDING at the tail of
@@ -369,6 +307,9 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 		return Command{}, err
 	}
 	d.lastSeq = c.Seq
+	if open == 0 && !c.Status.Open() {
+		d.empty = true // an immediate command FAILED, the superseded CANCELED
+	}
 	if len(updated) > 0 || c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
 		e.sched.mark(c.DeviceID)
 	}
@@ -386,13 +327,30 @@ func unreachableReason(m Mode, lastUplink time.Time) string {
 // update, report) and is reachable now: the head of its queue goes out, or
 // goes out again if it was sent and never ACKed (CMD-4). For eDRX devices
 // the uplink anchors the paging windows (CMD-3).
-func (e *Engine) DeviceWoke(ctx context.Context, deviceID string) error {
-	d, err := e.openDevice(ctx, deviceID)
-	if err != nil {
-		return err
+//
+// DeviceWoke does no I/O and does not wait for the device's lock (a send
+// or a store write of the device may hold it): it notes the time and hands
+// the device to Run's workers, so a transport may call it as soon as the
+// uplink arrives, before the uplink itself is processed. It fails only
+// with ErrClosed.
+func (e *Engine) DeviceWoke(_ context.Context, deviceID string) error {
+	if e.isClosed() {
+		return ErrClosed
 	}
-	d.lastUplink = time.Now()
-	d.mu.unlock()
+	now := time.Now()
+	for {
+		d := e.entry(deviceID)
+		d.wmu.Lock()
+		if d.gone {
+			d.wmu.Unlock()
+			continue
+		}
+		if now.After(d.woke) {
+			d.woke = now
+		}
+		d.wmu.Unlock()
+		break
+	}
 	e.sched.mark(deviceID)
 	return nil
 }
@@ -424,6 +382,7 @@ func (e *Engine) SetMode(ctx context.Context, deviceID string, m Mode) error {
 		return err
 	}
 	d.mode = eff
+	d.lastFail = time.Time{} // a failure in the old mode does not hold the head back in the new one
 	e.sched.mark(deviceID)
 	return nil
 }
@@ -473,7 +432,7 @@ func (e *Engine) lockCommand(ctx context.Context, id string) (*devState, Command
 		return nil, Command{}, err
 	}
 	if c, err = e.st.Get(ctx, id); err != nil {
-		d.mu.unlock()
+		e.unlock(d)
 		return nil, Command{}, err
 	}
 	return d, c, nil
@@ -537,6 +496,9 @@ func (e *Engine) CancelDevice(ctx context.Context, deviceID string) ([]Command, 
 	}
 	if err := e.commit(ctx, d, moved, nil); err != nil {
 		return nil, err
+	}
+	if len(moved) == len(q) {
+		d.empty = true
 	}
 	return moved, nil
 }
@@ -738,12 +700,3 @@ func (e *Engine) SubmitBatch(ctx context.Context, r BatchRequest) (Task, error) 
 
 // Task returns a batch task with its counts.
 func (e *Engine) Task(ctx context.Context, id string) (Task, error) { return e.st.Task(ctx, id) }
-
-// chanMutex is a mutex made of a channel. A goroutine waiting for it is
-// durably blocked in the sense of testing/synctest, so a device's lock may
-// be held across a Store write that waits on a timer (bbolt's Batch) while
-// tests run in a bubble.
-type chanMutex chan struct{}
-
-func (m chanMutex) lock()   { m <- struct{}{} }
-func (m chanMutex) unlock() { <-m }

@@ -22,6 +22,7 @@ type MemStore struct {
 	due   dueHeap
 	modes map[string]Mode
 	tasks map[string]*Task
+	ups   map[string]memTime // last uplinks (Uplinks)
 }
 
 type memEntry struct {
@@ -54,10 +55,14 @@ func NewMemStore() *MemStore {
 		devs:  map[string]*memDevice{},
 		modes: map[string]Mode{},
 		tasks: map[string]*Task{},
+		ups:   map[string]memTime{},
 	}
 }
 
-var _ Store = (*MemStore)(nil)
+var (
+	_ Store   = (*MemStore)(nil)
+	_ Uplinks = (*MemStore)(nil)
+)
 
 func bySeq(e *memEntry, seq uint64) int { return cmp.Compare(e.r.seq, seq) }
 
@@ -284,6 +289,26 @@ func (s *MemStore) Mode(ctx context.Context, deviceID string) (Mode, bool, error
 	defer s.mu.Unlock()
 	m, ok := s.modes[deviceID]
 	return m, ok, nil
+}
+
+// PutUplinks implements Uplinks.
+func (s *MemStore) PutUplinks(ctx context.Context, last map[string]time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, t := range last {
+		s.ups[id] = toMemTime(t)
+	}
+	return nil
+}
+
+// Uplink implements Uplinks.
+func (s *MemStore) Uplink(ctx context.Context, deviceID string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.ups[deviceID]; ok {
+		return t.time(), nil
+	}
+	return time.Time{}, nil
 }
 
 // PutTask implements Store.

@@ -72,6 +72,13 @@ func (s *sched) pop() (string, bool) {
 	return id, true
 }
 
+// idle reports whether the device is neither queued nor being served.
+func (s *sched) idle(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state[id] == 0
+}
+
 func (s *sched) done(id string) {
 	s.mu.Lock()
 	again := s.state[id] == busyAgain
@@ -111,6 +118,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.work(ctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.forgetIdle(ctx)
+	}()
 	if p, ok := e.st.(Pruner); ok && e.cfg.Retention > 0 {
 		wg.Add(1)
 		go func() {
@@ -229,9 +241,12 @@ func (e *Engine) timers(ctx context.Context) {
 // what expired or timed out, then sends the head when the device's mode
 // allows, or re-sends it (CMD-4), or sets when to look again. It returns
 // after the first send: the next command waits for this one to end.
+//
+// A device that another goroutine holds (a transmission storing its move, a
+// response) is not waited for: the holder hands it back to the workers.
 func (e *Engine) service(ctx context.Context, id string) error {
-	d, err := e.device(ctx, id)
-	if err != nil {
+	d, ok, err := e.lockDevice(ctx, id, false)
+	if err != nil || !ok {
 		return err
 	}
 	defer e.release(d)
@@ -297,6 +312,9 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			return err
 		}
 	}
+	if len(open) == 0 {
+		d.empty = true // the whole queue was read (q is the head and more) and nothing is left open
+	}
 
 	for len(open) > 0 && d.inflight == "" {
 		head := open[0]
@@ -335,26 +353,23 @@ func (e *Engine) service(ctx context.Context, id string) error {
 			open[0] = head
 			return e.commitAll(ctx, d, open[:1], 0)
 		}
-		// Store the attempt before sending, so that a crash during the
-		// send leaves a trace (CMD-9); its outcome is stored below.
 		if e.tr != nil {
+			// The transmission's goroutine stores the attempt and sends:
+			// the worker does not wait for the store or the device.
 			select {
 			case e.slots <- struct{}{}:
 			case <-ctx.Done():
 				return nil
 			}
+			e.startTransmit(ctx, d, head, false, false)
+			return nil
 		}
+		// Store the attempt before sending, so that a crash during the
+		// send leaves a trace (CMD-9); its outcome is stored below.
 		head.SendAttempt, head.NextTry = now, now
 		open[0] = head // open[:1] is the write's slice: no allocation
 		if err := e.commitAll(ctx, d, open[:1], 0); err != nil {
-			if e.tr != nil {
-				<-e.slots
-			}
 			return err
-		}
-		if e.tr != nil {
-			e.startTransmit(ctx, d, head, false, false)
-			return nil
 		}
 		err := e.send(ctx, head)
 		head.SendAttempt = time.Time{}
@@ -377,6 +392,9 @@ func (e *Engine) service(ctx context.Context, id string) error {
 		if open, err = e.st.Front(ctx, id, 1, now); err != nil {
 			return err
 		}
+	}
+	if len(open) == 0 && d.inflight == "" {
+		d.empty = true
 	}
 	return nil
 }

@@ -81,3 +81,19 @@ type Pruner interface {
 	// task counts are not affected.
 	Prune(ctx context.Context, before time.Time, limit int) (int, error)
 }
+
+// Uplinks is an optional ability of a Store: keeping devices' last uplink
+// times. The engine keeps a device's last uplink in memory while it uses
+// the device; with Uplinks it also forgets an idle device that has been
+// heard from, writing the time here first (many devices in one call), and
+// reads it back when the device is next used, so that the device's PSM
+// active time and eDRX paging windows are placed as before. Without it,
+// only idle devices never heard from since the start are forgotten.
+type Uplinks interface {
+	// PutUplinks stores the last uplink time of each device in last,
+	// replacing what was stored, all or nothing.
+	PutUplinks(ctx context.Context, last map[string]time.Time) error
+	// Uplink returns the device's stored last uplink time, or the zero
+	// time.
+	Uplink(ctx context.Context, deviceID string) (time.Time, error)
+}

@@ -10,7 +10,9 @@ import (
 // A send through a Transmitter, in three steps, each under the device's
 // lock and each one stored move at most:
 //
-//	service     PENDING head stored with SendAttempt; startTransmit
+//	service     startTransmit (the worker moves on to the next device)
+//	attempt     PENDING head stored with SendAttempt, on the transmission's
+//	            goroutine (CMD-9); then Transmit
 //	onLeft      the first transmission left: PENDING → SENT (a re-send:
 //	            SENT → SENT), with the mode's deadline
 //	finish      Transmit returned: ACKed → DELIVERED; refused → DELIVERED
@@ -32,21 +34,33 @@ type flight struct {
 }
 
 // startTransmit sends c through the Transmitter on a goroutine that Run
-// waits for. d's lock is held and a slot of e.slots is taken; the slot is
-// given back when Transmit returns.
+// waits for; a first send (not resend) stores its attempt there first. d's
+// lock is held and a slot of e.slots is taken; the slot is given back when
+// Transmit returns.
 func (e *Engine) startTransmit(ctx context.Context, d *devState, c Command, resend, woke bool) {
 	d.inflight = c.ID
 	f := &flight{c: c, resend: resend, woke: woke}
-	deadline := d.mode.Deadline(time.Now())
+	now := time.Now()
+	deadline := d.mode.Deadline(now)
 	if resend && !woke && !c.Deadline.IsZero() {
 		deadline = c.Deadline // a retransmission does not move the timeout
+	}
+	// A device that sleeps again cannot ACK: the transmission ends with
+	// its window (PSM active time, eDRX paging window), so that it does
+	// not hold its slot until the deadline; the command stays PENDING
+	// (never left) or SENT (no ACK) as after any transport failure.
+	if _, end, ok := d.mode.Window(now, d.lastUplink); ok && !end.IsZero() && end.Before(deadline) {
+		deadline = end
 	}
 	e.flights.Add(1)
 	go func() {
 		defer e.flights.Done()
 		defer func() { <-e.slots }()
+		if !resend && !e.attempt(ctx, f) {
+			return
+		}
 		tctx, cancel := context.WithDeadline(ctx, deadline)
-		err := e.tr.Transmit(tctx, c, func() { e.onLeft(ctx, f) })
+		err := e.tr.Transmit(tctx, f.c, func() { e.onLeft(ctx, f) })
 		cancel()
 		f.mu.Lock()
 		f.done = true
@@ -54,6 +68,39 @@ func (e *Engine) startTransmit(ctx context.Context, d *devState, c Command, rese
 		f.mu.Unlock()
 		e.finish(context.WithoutCancel(ctx), f, left, err)
 	}()
+}
+
+// attempt stores a first send's attempt before Transmit (CMD-9), under the
+// device's lock, and reports whether to transmit: not when the command
+// left PENDING meanwhile (cancelled) or the write failed. Not transmitting,
+// it ends the flight.
+func (e *Engine) attempt(ctx context.Context, f *flight) bool {
+	id := f.c.DeviceID
+	d, err := e.device(context.WithoutCancel(ctx), id)
+	if err != nil {
+		e.log.Error("command: storing a send attempt", "device", id, "command", f.c.ID, "err", err)
+		return false // not reached with a store that reads (d is loaded while in flight)
+	}
+	defer e.release(d)
+	c, err := e.st.Get(ctx, f.c.ID)
+	if err == nil && c.Status == Pending {
+		now := time.Now()
+		c.SendAttempt, c.NextTry = now, now
+		if err = e.commitAll(ctx, d, []Command{c}, 0); err == nil {
+			f.c = c
+			return true
+		}
+	}
+	d.inflight = ""
+	if err != nil {
+		// As a failed write in service: the timers look again.
+		if ctx.Err() == nil {
+			e.log.Error("command: storing a send attempt", "device", id, "command", f.c.ID, "err", err)
+		}
+		return false
+	}
+	e.sched.mark(id) // ended meanwhile: the next command may go
+	return false
 }
 
 // onLeft stores that the command left: the transport's first

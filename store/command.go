@@ -23,6 +23,7 @@ import (
 //	last devkey            → highest seq ever written (8 bytes)
 //	mode deviceId          → mode JSON
 //	task taskId            → task JSON
+//	up   deviceId          → last uplink (8 bytes, UnixNano), see command.Uplinks
 //
 // devkey is the device id with 0x00 escaped as 0x00 0xFF and terminated by
 // 0x00 0x01: keys sort by device id, then by seq (big-endian), and no
@@ -35,6 +36,7 @@ var (
 	cmdLast = []byte("last")
 	cmdMode = []byte("mode")
 	cmdTask = []byte("task")
+	cmdUp   = []byte("up")
 )
 
 // Commands returns the command.Store kept in db's commands bucket.
@@ -49,8 +51,9 @@ type Commands struct {
 }
 
 var (
-	_ command.Store  = (*Commands)(nil)
-	_ command.Pruner = (*Commands)(nil)
+	_ command.Store   = (*Commands)(nil)
+	_ command.Pruner  = (*Commands)(nil)
+	_ command.Uplinks = (*Commands)(nil)
 )
 
 func devKey(dst []byte, dev string) []byte {
@@ -504,4 +507,37 @@ func (s *Commands) Prune(ctx context.Context, before time.Time, limit int) (int,
 		return 0, err
 	}
 	return n, nil
+}
+
+// PutUplinks implements command.Uplinks: one commit for every device.
+func (s *Commands) PutUplinks(ctx context.Context, last map[string]time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.commit(func(tx *bolt.Tx) error {
+		up, err := s.sub(tx, cmdUp)
+		if err != nil {
+			return err
+		}
+		for id, t := range last {
+			if err := up.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano()))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Uplink implements command.Uplinks.
+func (s *Commands) Uplink(ctx context.Context, deviceID string) (time.Time, error) {
+	var t time.Time
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if up, _ := s.sub(tx, cmdUp); up != nil {
+			if v := up.Get([]byte(deviceID)); len(v) == 8 {
+				t = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+			}
+		}
+		return nil
+	})
+	return t, err
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) command.Store) {
 		{"TaskCountUnknownTaskWritesNothing", testTaskUnknown},
 		{"ConcurrentWrites", testConcurrent},
 		{"PruneIfPruner", testPrune},
+		{"UplinksIfUplinks", testUplinks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -518,4 +519,24 @@ func testPrune(t *testing.T, st command.Store) {
 	last, err := st.LastSeq(ctx, "dev10")
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), last, "LastSeq survives pruning: sequence numbers are never reused")
+}
+
+// testUplinks: a store with command.Uplinks keeps each device's last
+// uplink to the nanosecond, replaces it, and knows none for other devices.
+func testUplinks(t *testing.T, st command.Store) {
+	u, ok := st.(command.Uplinks)
+	if !ok {
+		t.Skip("the store does not implement command.Uplinks")
+	}
+	ctx := context.Background()
+	got, err := u.Uplink(ctx, "meter")
+	require.NoError(t, err)
+	require.True(t, got.IsZero(), "none stored yet")
+	require.NoError(t, u.PutUplinks(ctx, map[string]time.Time{"meter": t0, "gas\x00": t0.Add(time.Second)}))
+	require.NoError(t, u.PutUplinks(ctx, map[string]time.Time{"meter": t0.Add(time.Minute)}))
+	for dev, want := range map[string]time.Time{"meter": t0.Add(time.Minute), "gas\x00": t0.Add(time.Second), "gas": {}} {
+		got, err := u.Uplink(ctx, dev)
+		require.NoError(t, err)
+		require.True(t, want.Equal(got), "%q: %v, want %v", dev, got, want)
+	}
 }

@@ -374,7 +374,19 @@ type queuedEvent struct {
 // the workers are gone and blocking would stall the lwm2m server's Close.
 // An uplink dropped so is still in the inbox and is processed at the next
 // start.
+//
+// A wake-up reaches the command engine here, at once, rather than behind
+// the uplinks queued for the same worker: in a wake storm those take longer
+// than the device stays awake. DeviceWoke does no I/O and never waits for
+// the engine.
 func (p *Platform) enqueueEvent(e transport.Event, inbox uint64) {
+	if e.Kind == transport.EventWoke {
+		if d, err := p.reg.GetByNodeID(context.Background(), e.Endpoint); err == nil {
+			if err := p.cmds.DeviceWoke(context.Background(), d.ID); err != nil {
+				p.logger.Warn("command wake-up", "device", d.ID, "err", err)
+			}
+		} // an unknown endpoint is logged when its event is handled
+	}
 	p.enqueue(queuedEvent{e: e, inbox: inbox})
 }
 

@@ -63,10 +63,8 @@ func (p *Platform) process(ctx context.Context, e transport.Event, fx *effects) 
 		p.registrationEnded(ctx, d, e.Reason)
 	case transport.EventWoke:
 		// The device is reachable now: queued work goes out in its window.
+		// (The command engine heard of it in enqueueEvent already.)
 		p.deliverDesired(ctx, d)
-		if err := p.cmds.DeviceWoke(ctx, d.ID); err != nil {
-			p.logger.Warn("command wake-up", "device", d.ID, "err", err)
-		}
 		if err := p.ops.DeviceWoke(ctx, d.ID); err != nil {
 			p.logger.Warn("LwM2M operations wake-up", "device", d.ID, "err", err)
 		}
