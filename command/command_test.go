@@ -18,7 +18,7 @@ func sample() Command {
 	}
 }
 
-// TestCommandJSON: the API's command answer, field for field (API.md).
+// TestCommandJSON: the API's command answer, field for field (docs/api.md).
 func TestCommandJSON(t *testing.T) {
 	b, err := json.Marshal(sample())
 	require.NoError(t, err)

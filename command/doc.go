@@ -1,5 +1,5 @@
 // Package command delivers downlink commands to devices that sleep most of
-// the time (NB-IoT PSM, DRX, eDRX): SPEC §4, rules CMD-1 … CMD-11.
+// the time (NB-IoT PSM, DRX, eDRX): rules CMD-1 … CMD-11.
 //
 // Engine.Submit stores a PENDING Command; the Engine sends each device's
 // queue one command at a time when the device's Mode says it can be

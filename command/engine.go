@@ -105,7 +105,7 @@ func randomID() string {
 // Engine runs the downlink commands of every device: it validates and
 // stores new commands, sends each device's queue one command at a time when
 // the device's power-saving mode lets it be reached, follows ACKs and
-// results, and ends commands that expire or time out (SPEC §4).
+// results, and ends commands that expire or time out (docs/rules.md).
 //
 // Methods are safe for concurrent use. Nothing is sent and no timer runs
 // until Run is called.

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Kind is a device's power-saving mode (SPEC CMD-3, FAQ §3.26).
+// Kind is a device's power-saving mode (CMD-3, FAQ §3.26).
 type Kind uint8
 
 // The power-saving modes. The zero Kind is PSM, the default of a new

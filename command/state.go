@@ -5,7 +5,7 @@ import (
 	"slices"
 )
 
-// Status is the state of a command (SPEC CMD-1, FAQ §7.4).
+// Status is the state of a command (CMD-1, FAQ §7.4).
 type Status uint8
 
 // The states of CMD-1. The zero Status is invalid so that a forgotten field
