@@ -49,6 +49,7 @@ var (
 	capacityWindow = flag.Duration("capacity-window", 10*time.Second, "TestCapacity: the platform's queue window (how long a device stays awake after it spoke)")
 	capacityDir    = flag.String("capacity-dir", "", "TestCapacity: data directory to keep (default: a temporary one)")
 	capacityHeap   = flag.String("capacity-heapprofile", "", "TestCapacity: write a heap profile of the idle platform to this file")
+	capacityGo     = flag.String("capacity-goroutines", "", "TestCapacity: write the idle platform's goroutines (pprof debug=1 text) to this file")
 	capacityPause  = flag.Duration("capacity-pause", 0, "TestCapacity: wait this long between queueing the commands and the wake storm")
 	capacityStorm  = flag.String("capacity-stormprofile", "", "TestCapacity: write a CPU profile of the wake storm (until its devices slept again) to this file")
 	capacityCPU    = flag.String("capacity-startprofile", "", "TestCapacity: write a CPU profile of the restart (New) to this file")
@@ -225,6 +226,12 @@ func TestCapacity(t *testing.T) {
 		f, err := os.Create(*capacityHeap)
 		require.NoError(t, err)
 		require.NoError(t, pprof.WriteHeapProfile(f))
+		require.NoError(t, f.Close())
+	}
+	if *capacityGo != "" {
+		f, err := os.Create(*capacityGo)
+		require.NoError(t, err)
+		require.NoError(t, pprof.Lookup("goroutine").WriteTo(f, 1))
 		require.NoError(t, f.Close())
 	}
 	fi, err := os.Stat(filepath.Join(dir, "doze.db"))

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -284,19 +285,69 @@ func (e *exchange) expire(out *outgoing) {
 	}
 	out.try++
 	if out.try >= len(out.waits) {
-		delete(e.pending, out.mid)
-		c := e.calls[out.token]
-		delete(e.calls, out.token)
 		e.mu.Unlock()
-		if c != nil {
-			c.ch <- result{err: ErrTimeout}
-		}
+		e.fail(out, ErrTimeout)
 		return
 	}
 	e.arm(out)
 	b := out.b
 	e.mu.Unlock()
-	_ = e.send(b)
+	if err := e.send(b); errors.Is(err, ErrSleeping) {
+		// The session parked: the device's window closed before it
+		// answered, and nothing more can reach it. The caller learns it
+		// now rather than after every retransmission's wait, and no
+		// goroutine waits on a device that is asleep.
+		e.fail(out, err)
+	}
+}
+
+// failPending ends every request and confirmable notification still
+// waiting for the peer's acknowledgement or answer with err (the session parked: the device is
+// asleep and will answer none of them).
+func (e *exchange) failPending(err error) {
+	e.mu.Lock()
+	outs := make([]*outgoing, 0, len(e.pending))
+	for _, out := range e.pending {
+		outs = append(outs, out)
+	}
+	e.mu.Unlock()
+	for _, out := range outs {
+		e.fail(out, err)
+	}
+	// Requests the device acknowledged but has not answered yet (a
+	// separate response) wait in calls only.
+	e.mu.Lock()
+	waiting := make([]*call, 0, len(e.calls))
+	for tok, c := range e.calls {
+		waiting = append(waiting, c)
+		delete(e.calls, tok)
+	}
+	e.mu.Unlock()
+	for _, c := range waiting {
+		select {
+		case c.ch <- result{err: err}:
+		default: // answered meanwhile
+		}
+	}
+}
+
+// fail ends the exchange of out with err, unless it has ended already.
+func (e *exchange) fail(out *outgoing, err error) {
+	e.mu.Lock()
+	if e.pending[out.mid] != out {
+		e.mu.Unlock()
+		return
+	}
+	if out.timer != nil {
+		out.timer.Stop()
+	}
+	delete(e.pending, out.mid)
+	c := e.calls[out.token]
+	delete(e.calls, out.token)
+	e.mu.Unlock()
+	if c != nil {
+		c.ch <- result{err: err}
+	}
 }
 
 // notify sends an unsolicited response (an observe notification) with the

@@ -16,7 +16,8 @@ import (
 // connection from the state (dtls.ResumeWithOptions) without a handshake, and the
 // session — registration, observations, exchange state — carries on.
 // Nothing is ever sent on a parked session: requests to a sleeping device
-// fail with ErrSleeping before they reach it.
+// fail with ErrSleeping before they reach it, and requests still waiting
+// for the device's answer when its session parks end with ErrSleeping then.
 
 // parkedConn is a parked session as the router keeps it.
 type parkedConn struct {
@@ -76,6 +77,9 @@ func (s *Server) park(sess *session, dc *dtls.Conn) bool {
 	sess.pc = pc
 	sess.mu.Unlock()
 	m.park(v, pc)
+	// What still waits for the device's answer gets ErrSleeping now rather
+	// than at its next retransmission: the device is asleep.
+	sess.ex.failPending(ErrSleeping)
 	if sess.isClosed() { // ended while parking: nothing to resume
 		m.forget(pc)
 		s.endSession(sess)

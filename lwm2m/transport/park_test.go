@@ -140,3 +140,27 @@ func TestResumeQueueFullKeepsSessionParked(t *testing.T) {
 	m.mu.Unlock()
 	require.False(t, still, "the retransmission resumes the session")
 }
+
+// A request the device has not answered when its window closes ends with
+// ErrSleeping as the session parks, not after the retransmissions'
+// minutes: nothing waits on a device that is asleep (issue 24: one
+// goroutine per idle device waited on an unanswered /3/0 read).
+func TestParkEndsUnansweredRequests(t *testing.T) {
+	const ep = "868333030000053"
+	s, _ := startServer(t, Config{ParkSessions: true, AwakeWindow: 300 * time.Millisecond}, keys(ep))
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey, Queue: true})
+	release := make(chan struct{})
+	defer close(release)
+	c.Handle("/3/0/0", Resource{Read: func() (Content, error) {
+		<-release // the device never answers before it sleeps
+		return Content{Format: cfText, Payload: []byte("late")}, nil
+	}})
+	require.NoError(t, c.Connect(ctxT(t)))
+	require.NoError(t, c.Register(ctxT(t)))
+	start := time.Now()
+	_, err := s.Read(ctxT(t), ep, "/3/0/0", cfNone)
+	require.ErrorIs(t, err, ErrSleeping)
+	require.Less(t, time.Since(start), Transmission{}.Schedule(0)[0],
+		"ended when the session parked, before the first retransmission")
+	require.Equal(t, 1, s.ParkedSessions())
+}

@@ -2,10 +2,13 @@ package transport
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -132,5 +135,34 @@ func TestRetransmissionDrawsPerExchange(t *testing.T) {
 		require.Greater(t, len(firsts), 1, "four exchanges drew the same first wait %v", firsts)
 		l.close()
 		require.NoError(t, s.Close())
+	})
+}
+
+// A request to a queue-mode device whose window closes before it answers
+// ends with ErrSleeping at the first retransmission that finds the session
+// parked, not after every retransmission's wait (ErrTimeout): no goroutine
+// waits minutes on a device that is asleep.
+func TestRequestEndsWhenTheDeviceSleeps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var sends []time.Time
+		e := newExchange(func([]byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			sends = append(sends, time.Now())
+			if len(sends) > 1 {
+				return ErrSleeping // the session parked after the first try
+			}
+			return nil
+		}, 1152)
+		start := time.Now()
+		_, err := e.do(context.Background(), &message.Message{Code: codes.GET}, true)
+		require.ErrorIs(t, err, ErrSleeping)
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, sends, 2, "one try, then the retransmission that found the device asleep")
+		el := time.Since(start)
+		first := Transmission{}.Schedule(1)[0]
+		require.LessOrEqual(t, el, first, "ended at the first retransmission (%v), not after all of them", el)
 	})
 }
