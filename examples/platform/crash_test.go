@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"testing"
 	"time"
 
@@ -24,15 +22,7 @@ import (
 // inbox before the lwm2m server acknowledges it).
 func TestCrashKeepsAcknowledged(t *testing.T) {
 	p := newCrashPlatform(t)
-	port := freePort(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	dtlsAddr := freeUDPAddr(t)
-	p.args = []string{"-http", "127.0.0.1:" + strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", "off"}
-	p.ready = answers(base + "/openapi.json")
-
-	app := p.start()
-	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
-	tp.token = tp.login(t)
+	tp, dtlsAddr := p.startWithAPI(t)
 	id, psk := registerDevice(t, tp, "868333030000900")
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
 		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": "http://127.0.0.1:9/push"}, nil))
@@ -48,7 +38,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	p.kill() // right after the last acknowledgement
 
 	app2 := p.start()
-	require.Equal(t, [2]string{app.ID, app.Secret}, [2]string{app2.ID, app2.Secret}, "the app's credentials survive a restart")
+	require.Equal(t, [2]string{tp.app.ID, tp.app.Secret}, [2]string{app2.ID, app2.Secret}, "the app's credentials survive a restart")
 	tp.token = tp.login(t)
 	var dev deviceJSON
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iocm/app/dm/v1.4.0/devices/"+id, nil, &dev))

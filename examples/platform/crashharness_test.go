@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -97,4 +99,19 @@ func answers(url string) func() bool {
 		}
 		return err == nil
 	}
+}
+
+// startWithAPI starts c with the REST API on a free port, CoAP on any port,
+// DTLS on a free address (returned) and no admin listener, and logs the
+// demo app in. A restart (c.start again) keeps the same ports.
+func (c *crashPlatform) startWithAPI(t *testing.T) (*testPlatform, string) {
+	t.Helper()
+	port := freePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	dtlsAddr := freeUDPAddr(t)
+	c.args = []string{"-http", "127.0.0.1:" + strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", "off"}
+	c.ready = answers(base + "/openapi.json")
+	tp := &testPlatform{api: &httptest.Server{URL: base}, app: c.start()}
+	tp.token = tp.login(t)
+	return tp, dtlsAddr
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,15 +20,7 @@ import (
 // before its 2.04.
 func TestCrashKeepsAcknowledgedSend(t *testing.T) {
 	p := newCrashPlatform(t)
-	port := freePort(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	dtlsAddr := freeUDPAddr(t)
-	p.args = []string{"-http", "127.0.0.1:" + strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", "off"}
-	p.ready = answers(base + "/openapi.json")
-
-	app := p.start()
-	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
-	tp.token = tp.login(t)
+	tp, dtlsAddr := p.startWithAPI(t)
 	const imei = "868333030002901"
 	id, psk := registerTempSensor(t, tp, imei)
 
