@@ -113,25 +113,6 @@ func (c *rawClient) subscribe(filter string) {
 	require.Equal(c.t, []byte{1}, ack.ReasonCodes, "granted QoS 1")
 }
 
-// publish sends a PUBLISH at qos; a QoS 1 one waits for its PUBACK and
-// returns it.
-func (c *rawClient) publish(topic string, qos byte, payload []byte) packets.Packet {
-	c.t.Helper()
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos}, ProtocolVersion: 4,
-		TopicName: topic, Payload: payload}
-	if qos > 0 {
-		c.pid++
-		pk.PacketID = c.pid
-	}
-	var buf bytes.Buffer
-	require.NoError(c.t, pk.PublishEncode(&buf))
-	c.write(buf.Bytes())
-	if qos == 0 {
-		return packets.Packet{}
-	}
-	return c.read()
-}
-
 // puback acknowledges the broker's PUBLISH id.
 func (c *rawClient) puback(id uint16) {
 	c.t.Helper()

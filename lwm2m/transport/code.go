@@ -15,7 +15,7 @@ const (
 	CodeChanged                  Code = 2<<5 | 4  // 2.04
 	CodeContent                  Code = 2<<5 | 5  // 2.05
 	CodeContinue                 Code = 2<<5 | 31 // 2.31 (RFC 7959)
-	CodeBadRequest               Code = 4<<5 | 0  // 4.00
+	CodeBadRequest               Code = 4 << 5    // 4.00
 	CodeUnauthorized             Code = 4<<5 | 1  // 4.01
 	CodeBadOption                Code = 4<<5 | 2  // 4.02
 	CodeForbidden                Code = 4<<5 | 3  // 4.03
@@ -26,7 +26,7 @@ const (
 	CodePreconditionFailed       Code = 4<<5 | 12 // 4.12
 	CodeRequestEntityTooLarge    Code = 4<<5 | 13 // 4.13
 	CodeUnsupportedContentFormat Code = 4<<5 | 15 // 4.15
-	CodeInternalServerError      Code = 5<<5 | 0  // 5.00
+	CodeInternalServerError      Code = 5 << 5    // 5.00
 	CodeNotImplemented           Code = 5<<5 | 1  // 5.01
 	CodeServiceUnavailable       Code = 5<<5 | 3  // 5.03
 	CodeGatewayTimeout           Code = 5<<5 | 4  // 5.04
