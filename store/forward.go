@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -209,138 +208,19 @@ func (f *Forward) DeleteRule(ctx context.Context, id string) (bool, error) {
 	return found, closed(err)
 }
 
-// fwdOutbox is a batch of forwarding messages encoded for the outbox.
-type fwdOutbox struct {
-	msgs       []push.Message
-	keys, vals [][]byte
-}
-
-func encodeForward(msgs []push.Message) (fwdOutbox, error) {
-	w := fwdOutbox{msgs: msgs, keys: make([][]byte, len(msgs)), vals: make([][]byte, len(msgs))}
-	for i := range msgs {
-		k, err := outboxKey(&msgs[i])
-		if err != nil {
-			return fwdOutbox{}, err
-		}
-		w.keys[i], w.vals[i] = k, encodeMessage(nil, &msgs[i])
-	}
-	return w, nil
-}
-
-// put writes the messages in tx.
-func (w fwdOutbox) put(tx *bolt.Tx) error {
-	if len(w.msgs) == 0 {
-		return nil
-	}
-	msgs, err := forwardBucket(tx, fwdMsgs)
-	if err != nil {
-		return err
-	}
-	eps, err := forwardBucket(tx, fwdEndpoints)
-	if err != nil {
-		return err
-	}
-	for i, k := range w.keys {
-		h := k[:sha256.Size]
-		if u := eps.Get(h); u == nil || string(u) != w.msgs[i].URL {
-			if err := eps.Put(h, []byte(w.msgs[i].URL)); err != nil {
-				return err
-			}
-		}
-		if err := msgs.Put(k, w.vals[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // PutMessages implements forward.Store.
 func (f *Forward) PutMessages(ctx context.Context, msgs ...push.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	w, err := encodeForward(msgs)
-	if err != nil {
-		return err
-	}
-	return f.db.commit(w.put)
+	return forwardOutbox.putMessages(ctx, f.db, msgs)
 }
 
 // DeleteMessages implements forward.Store. An endpoint's URL leaves the
 // endpoint table with its last message.
 func (f *Forward) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	keys := make([][]byte, 0, len(msgs))
-	for i := range msgs {
-		if k, err := outboxKey(&msgs[i]); err == nil {
-			keys = append(keys, k)
-		}
-	}
-	return f.db.commit(func(tx *bolt.Tx) error {
-		outbox, err := forwardBucket(tx, fwdMsgs)
-		if err != nil {
-			return err
-		}
-		eps, err := forwardBucket(tx, fwdEndpoints)
-		if err != nil {
-			return err
-		}
-		touched := map[[sha256.Size]byte]struct{}{}
-		for _, k := range keys {
-			if err := outbox.Delete(k); err != nil {
-				return err
-			}
-			touched[[sha256.Size]byte(k[:sha256.Size])] = struct{}{}
-		}
-		c := outbox.Cursor()
-		for h := range touched {
-			if k, _ := c.Seek(h[:]); k == nil || !bytes.HasPrefix(k, h[:]) {
-				if err := eps.Delete(h[:]); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
+	return forwardOutbox.deleteMessages(f.db, msgs)
 }
 
 // Messages implements forward.Store: every stored message ordered by URL,
 // then ID.
 func (f *Forward) Messages(ctx context.Context) ([]push.Message, error) {
-	var out []push.Message
-	err := f.db.bolt.View(func(tx *bolt.Tx) error {
-		outbox, _ := forwardBucket(tx, fwdMsgs)
-		eps, _ := forwardBucket(tx, fwdEndpoints)
-		if outbox == nil {
-			return nil
-		}
-		return outbox.ForEach(func(k, v []byte) error {
-			if len(k) <= sha256.Size {
-				return fmt.Errorf("%w: outbox key %x is too short", errForwardRecord, k)
-			}
-			var u []byte
-			if eps != nil {
-				u = eps.Get(k[:sha256.Size])
-			}
-			if u == nil {
-				return fmt.Errorf("%w: outbox message %q has no endpoint", errForwardRecord, k[sha256.Size:])
-			}
-			m, err := decodeMessage(v)
-			if err != nil {
-				return fmt.Errorf("store: forwarding outbox record %q: %w", k[sha256.Size:], err)
-			}
-			m.URL, m.ID = string(u), string(k[sha256.Size:])
-			out = append(out, m)
-			return nil
-		})
-	})
-	slices.SortFunc(out, func(a, b push.Message) int {
-		return cmp.Or(strings.Compare(a.URL, b.URL), strings.Compare(a.ID, b.ID))
-	})
-	return out, closed(err)
+	return forwardOutbox.messages(f.db)
 }

@@ -42,11 +42,11 @@ func (db *DB) SaveUplink(u Uplink) error {
 		}
 		hist[i] = v
 	}
-	out, err := encodeOutbox(u.Messages)
+	out, err := pushOutbox.encode(u.Messages)
 	if err != nil {
 		return err
 	}
-	fwd, err := encodeForward(u.Forward)
+	fwd, err := forwardOutbox.encode(u.Forward)
 	if err != nil {
 		return err
 	}
