@@ -57,6 +57,24 @@ type Config struct {
 	// ErrCallbackConflict when they differ; Submit wraps it in a
 	// *FieldError for callbackUrl.
 	CheckCallback func(appID, callbackURL string) error
+	// Node names this engine among several that share one Store (a
+	// platform node id, stable across restarts). When set, the Store must
+	// implement Claimer, and the timers act only on the due commands this
+	// engine claimed: a command that times out, expires, or whose retry or
+	// retransmission is due is leased to one node (for ClaimLease) and
+	// ended or tried by that node only; another node's service of the
+	// device (an uplink there) leaves a command past its time to its
+	// holder. The timers look for due commands at least every quarter
+	// lease (other nodes' writes do not wake them), so a dead node's due
+	// commands are taken by another node within about ClaimLease and a
+	// quarter after they fell due. "" means one node: the timers act on every command.
+	Node string
+	// ClaimLease is how long a claim on a due command lasts. The engine
+	// ends a claimed command only while at least half the lease is left,
+	// so the write lands before the lease ends; claims are renewed on
+	// every pass of the timers while the command is still due. 0 means 1
+	// minute.
+	ClaimLease time.Duration
 	// NewID returns a new command or task id. nil means 32 random hex
 	// digits.
 	NewID func() string
@@ -86,6 +104,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Transmissions == 0 {
 		c.Transmissions = 1024
+	}
+	if c.ClaimLease == 0 {
+		c.ClaimLease = defaultClaimLease
 	}
 	if c.NewID == nil {
 		c.NewID = randomID
@@ -123,6 +144,9 @@ type Engine struct {
 	slots   chan struct{}  // Transmitter sends in flight (Config.Transmissions)
 	flights sync.WaitGroup // their goroutines; Run waits for them
 
+	claimer Claimer // the Store, with Config.Node; else nil
+	claims  claims
+
 	life lifecycle.Guard // Run and Close (see the package doc)
 }
 
@@ -139,12 +163,16 @@ func New(st Store, s Sender, l Listener, cfg Config) (*Engine, error) {
 		cfg.RetryInterval < 0 || cfg.SendTimeout < 0 || cfg.Retention < 0 {
 		return nil, errors.New("command: Config has a negative setting")
 	}
+	claimer, err := cfg.checkClaim(st)
+	if err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	if cfg.DefaultExpireTime > cfg.MaxExpireTime {
 		return nil, fmt.Errorf("command: Config.DefaultExpireTime %d exceeds MaxExpireTime %d", cfg.DefaultExpireTime, cfg.MaxExpireTime)
 	}
 	e := &Engine{st: st, snd: s, lis: l, cfg: cfg, log: cfg.Logger, kick: make(chan struct{}, 1),
-		slots: make(chan struct{}, cfg.Transmissions)}
+		slots: make(chan struct{}, cfg.Transmissions), claimer: claimer}
 	e.tr, _ = s.(Transmitter)
 	e.sched.init()
 	return e, nil

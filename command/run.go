@@ -205,7 +205,7 @@ func (e *Engine) timers(ctx context.Context) {
 	defer t.Stop()
 	for {
 		now := time.Now()
-		due, err := e.st.Due(ctx, now, dueBatch)
+		due, err := e.due(ctx, now)
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("command: reading due commands", "err", err)
 		}
@@ -226,6 +226,11 @@ func (e *Engine) timers(ctx context.Context) {
 			// Still due: the devices are being served. Wait for their
 			// writes (kick), or retry in a second if a write failed.
 			wait = time.Second
+		}
+		if e.claimer != nil && wait > e.cfg.ClaimLease/4 {
+			// Other nodes write commands (and die holding leases)
+			// without kicking this loop: look every quarter lease.
+			wait = e.cfg.ClaimLease / 4
 		}
 		t.Reset(wait)
 		select {
@@ -268,6 +273,12 @@ func (e *Engine) service(ctx context.Context, id string) error {
 	var moved []Command
 	open := q[:0]
 	for _, c := range q {
+		if overdue(c, now) && !e.mine(&c, now) {
+			// Claimed by another node (Config.Node), or not yet by
+			// this one: its holder ends it.
+			open = append(open, c)
+			continue
+		}
 		if c.Status == Pending && !c.SendAttempt.IsZero() && c.ID != d.inflight {
 			// An earlier send's outcome was never stored: the command
 			// may have left, so it is SENT from then on; a re-send waits
@@ -318,6 +329,9 @@ func (e *Engine) service(ctx context.Context, id string) error {
 
 	for len(open) > 0 && d.inflight == "" {
 		head := open[0]
+		if overdue(head, now) && !e.mine(&head, now) {
+			return nil // another node's to end (Config.Node)
+		}
 		switch head.Status {
 		case Delivered:
 			return nil

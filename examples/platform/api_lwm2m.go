@@ -634,6 +634,7 @@ func (n operationResult) MarshalJSON() ([]byte, error) {
 func (p *Platform) newOps() (*command.Engine, error) {
 	return command.New(p.db.LwM2MOps(), opSender{p}, opListener{p}, command.Config{
 		DefaultMode: defaultMode(p.cfg),
+		Node:        p.claimNode(),
 		Logger:      p.logger.With("pkg", "command", "queue", "lwm2m"),
 	})
 }

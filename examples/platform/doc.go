@@ -130,11 +130,22 @@
 //     node takes over within 4 minutes of its holder's death); each
 //     device is settled in one locked transaction anyway, so it is told
 //     OFFLINE once (TestRegistrySweepOneNode).
-//   - Not claimed yet: every node's command engine times out commands
-//     over every row, so two nodes may both time out the same command
-//     (same outcome, one notification each), and every node's upgrade
-//     engine times out upgrade steps over every row. Node clocks must
-//     agree to well under the leases (NTP).
+//     Command and LwM2M operation timers are claimed too
+//     (command.Config.Node): a command whose timeout, expiry, retry or
+//     retransmission is due is leased (1 minute, renewed while it stays
+//     due) to the one node whose timers claimed it, and only that node
+//     times it out or expires it; a node serving the device after an
+//     uplink leaves a command past its time to its holder. Each node
+//     looks for due commands at least every 15 s, so a dead node's are
+//     taken within about 75 s of its leases' end
+//     (TestCommandTimeoutsTwoNodes: one TIMEOUT per command).
+//   - Not claimed yet: a PENDING command's first send or retry may be
+//     made by the node whose timers claimed it and by a node serving the
+//     device after an uplink at the same time; a send attempt in flight
+//     on one node may be taken as SENT by the claiming node (CMD-9's
+//     crash recovery). Every node's upgrade engine times out upgrade
+//     steps over every row. Node clocks must agree to well under the
+//     leases (NTP).
 //   - Data forwarding rules (the rules API) are kept only in the bbolt
 //     store: on PostgreSQL the rules API answers 501 not_implemented and
 //     reports are not forwarded, so no rule is accepted that would not be

@@ -145,11 +145,10 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	}
 
 	// On a shared store the node id claims work: one node sweeps
-	// deadlines, each push goes out from the node that claimed it.
-	node := ""
-	if db.shared {
-		node = cfg.NodeID
-	}
+	// deadlines, each push goes out from the node that claimed it, each
+	// due command and LwM2M operation is timed out by the node that
+	// claimed it.
+	node := p.claimNode()
 	p.reg, err = registry.New(db.Registry(), p.products.catalog, registry.Config{
 		Node:            node,
 		SilencePeriod:   time.Duration(cfg.OfflineAfter),
@@ -182,6 +181,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 			}
 			return err
 		},
+		Node:   node,
 		Logger: logger.With("pkg", "command"),
 	})
 	if err != nil {
@@ -544,4 +544,13 @@ func (p *Platform) publish(apps []string, n push.Notification) {
 // store's table).
 func (p *Platform) saveApps() error {
 	return p.db.apps.Save(context.Background(), p.auth.Apps())
+}
+
+// claimNode is the node id under which this node claims work in a shared
+// (PostgreSQL) store, or "" for a store of its own.
+func (p *Platform) claimNode() string {
+	if p.db.shared {
+		return p.cfg.NodeID
+	}
+	return ""
 }

@@ -1,0 +1,114 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Claimer is an optional ability of a Store that several engines (one per
+// platform node) share: the timers of an engine given a node id
+// (Config.Node) act only on the due commands it holds a lease on, so that
+// two engines never both time out, expire or retry one command. A node
+// that dies loses its leases when they end and its due commands go to the
+// others. store/postgres's command stores implement it (leases written on
+// the rows, taken with FOR UPDATE SKIP LOCKED).
+//
+// A lease of owner on a command ends at a time the owner set (now+lease,
+// by its own clock); another owner may take the command only after that.
+type Claimer interface {
+	// ClaimCommands leases to owner until now+lease at most limit open
+	// commands whose Due() is not after now and that no other owner
+	// holds a lease on (free ones, those whose lease ended, and owner's
+	// own, whose lease it renews), and returns them earliest Due() first.
+	ClaimCommands(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Command, error)
+}
+
+// maxNode bounds Config.Node.
+const maxNode = 200
+
+// defaultClaimLease is Config.ClaimLease's default.
+const defaultClaimLease = time.Minute
+
+func (c Config) checkClaim(st Store) (Claimer, error) {
+	switch {
+	case c.Node == "":
+		return nil, nil
+	case len(c.Node) > maxNode || strings.IndexByte(c.Node, 0) >= 0:
+		return nil, fmt.Errorf("command: Config.Node %q: want 1–%d bytes, no NUL", c.Node, maxNode)
+	case c.ClaimLease < 0:
+		return nil, fmt.Errorf("command: Config.ClaimLease %v must not be negative", c.ClaimLease)
+	}
+	cl, ok := st.(Claimer)
+	if !ok {
+		return nil, fmt.Errorf("command: Config.Node %q is set but the Store (%T) does not implement command.Claimer: "+
+			"engines sharing a store need one that claims due commands per node", c.Node, st)
+	}
+	return cl, nil
+}
+
+// claims is what an engine with Config.Node knows of its leases: the ids
+// of the commands it claimed, with when each lease ends (by this node's
+// clock, measured from before the claim was made).
+type claims struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// add records the leases of cs, taken at start for lease.
+func (c *claims) add(cs []Command, start time.Time, lease time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.until == nil {
+		c.until = map[string]time.Time{}
+	}
+	end := start.Add(lease)
+	for i := range cs {
+		c.until[cs[i].ID] = end
+	}
+}
+
+// drop forgets the leases that ended by now.
+func (c *claims) drop(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, end := range c.until {
+		if !now.Before(end) {
+			delete(c.until, id)
+		}
+	}
+}
+
+// holds reports whether the lease on command id lasts at least margin
+// beyond now: time enough for the write that acts on it to land while
+// the lease still stands.
+func (c *claims) holds(id string, now time.Time, margin time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end, ok := c.until[id]
+	return ok && now.Add(margin).Before(end)
+}
+
+// mine reports whether this engine may end or take over c at now: always
+// without Config.Node, else only while it holds a lease on c with at
+// least half of it left.
+func (e *Engine) mine(c *Command, now time.Time) bool {
+	return e.claimer == nil || e.claims.holds(c.ID, now, e.cfg.ClaimLease/2)
+}
+
+// due returns the due commands the timers act on: all of them, or with
+// Config.Node those it claimed.
+func (e *Engine) due(ctx context.Context, now time.Time) ([]Command, error) {
+	if e.claimer == nil {
+		return e.st.Due(ctx, now, dueBatch)
+	}
+	e.claims.drop(now)
+	cs, err := e.claimer.ClaimCommands(ctx, e.cfg.Node, now, e.cfg.ClaimLease, dueBatch)
+	if err != nil {
+		return nil, fmt.Errorf("command: claiming due commands: %w", err)
+	}
+	e.claims.add(cs, now, e.cfg.ClaimLease)
+	return cs, nil
+}
