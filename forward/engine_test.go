@@ -2,16 +2,12 @@ package forward
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,35 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/doze-io/doze/internal/brokertest"
 	"github.com/doze-io/doze/push"
 )
-
-// The brokers of the machine (.ci/run starts them). A test skips when one
-// does not answer, except under CI=true, where it fails.
-const (
-	natsAddr = "127.0.0.1:4222"
-	mqttAddr = "127.0.0.1:1883"
-	amqpAddr = "127.0.0.1:5672"
-)
-
-func needBroker(t *testing.T, name, addr string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err == nil {
-		c.Close()
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s does not answer on %s under CI: %v", name, addr, err)
-	}
-	t.Skipf("%s does not answer on %s: %v", name, addr, err)
-}
-
-func randName(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 
@@ -137,15 +107,15 @@ func checkBody(t *testing.T, where string, body []byte, ruleID string) {
 // AMQP brokers, and the message arrives at each (read with each broker's
 // own client); a report that does not match sends nothing.
 func TestRuleForwardsToEveryTarget(t *testing.T) {
-	needBroker(t, "NATS", natsAddr)
-	needBroker(t, "Mosquitto", mqttAddr)
-	needBroker(t, "RabbitMQ", amqpAddr)
+	brokertest.Need(t, "NATS", brokertest.NATS)
+	brokertest.Need(t, "Mosquitto", brokertest.MQTT)
+	brokertest.Need(t, "RabbitMQ", brokertest.AMQP)
 	e, hooks, st := newEngine(t, Config{})
 	ctx := context.Background()
-	subject, topic, exchange := randName("doze.test."), randName("doze/test/"), randName("doze-test-")
+	subject, topic, exchange := brokertest.Name("doze.test."), brokertest.Name("doze/test/"), brokertest.Name("doze-test-")
 
 	// Subscribers first.
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect("nats://" + brokertest.NATS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +127,7 @@ func TestRuleForwardsToEveryTarget(t *testing.T) {
 	nc.Flush()
 
 	got := make(chan mqtt.Message, 4)
-	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID(randName("sub-")))
+	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + brokertest.MQTT).SetClientID(brokertest.Name("sub-")))
 	if tok := mc.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("mqtt connect: %v", tok.Error())
 	}
@@ -166,7 +136,7 @@ func TestRuleForwardsToEveryTarget(t *testing.T) {
 		t.Fatalf("mqtt subscribe: %v", tok.Error())
 	}
 
-	ac, err := amqp.Dial("amqp://guest:guest@" + amqpAddr + "/")
+	ac, err := amqp.Dial("amqp://guest:guest@" + brokertest.AMQP + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,9 +173,9 @@ func TestRuleForwardsToEveryTarget(t *testing.T) {
 	qos := 1
 	r, err := e.CreateRule(ctx, Rule{AppID: "app", Name: "low battery", Enabled: true,
 		Condition: `manufacturerId = "Acme" AND serviceId = "Battery" AND data.batteryLevel < 20`,
-		Targets: []Target{{Type: Webhook}, {Type: NATS, URL: "nats://" + natsAddr, Subject: subject},
-			{Type: MQTT, URL: "mqtt://" + mqttAddr, Topic: topic, QoS: &qos},
-			{Type: AMQP, URL: "amqp://guest:guest@" + amqpAddr + "/", Exchange: exchange, RoutingKey: "battery"}}})
+		Targets: []Target{{Type: Webhook}, {Type: NATS, URL: "nats://" + brokertest.NATS, Subject: subject},
+			{Type: MQTT, URL: "mqtt://" + brokertest.MQTT, Topic: topic, QoS: &qos},
+			{Type: AMQP, URL: "amqp://guest:guest@" + brokertest.AMQP + "/", Exchange: exchange, RoutingKey: "battery"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,66 +238,16 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// proxy forwards TCP connections from a free loopback port to to, once
-// started; before that nothing listens there (a broker that is down).
-type proxy struct {
-	addr string
-	to   string
-	ln   net.Listener
-	wg   sync.WaitGroup
-}
-
-func newProxy(t *testing.T, to string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{addr: ln.Addr().String(), to: to}
-	ln.Close() // down until start
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) start(t *testing.T) {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ln = ln
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", p.to)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go func() { io.Copy(b, c); b.Close() }()
-			go func() { io.Copy(c, b); c.Close() }()
-		}
-	})
-}
-
-func (p *proxy) stop() {
-	if p.ln != nil {
-		p.ln.Close()
-		p.wg.Wait()
-	}
-}
-
 // A message for a broker that is down is kept and retried, and arrives
 // once the broker is back; meanwhile the target shows the failure.
 func TestDeliveredWhenBrokerComesBack(t *testing.T) {
-	needBroker(t, "Mosquitto", mqttAddr)
+	brokertest.Need(t, "Mosquitto", brokertest.MQTT)
 	e, hooks, st := newEngine(t, Config{})
 	ctx := context.Background()
-	px := newProxy(t, mqttAddr)
-	topic := randName("doze/down/")
+	px := brokertest.NewProxy(t, brokertest.MQTT)
+	topic := brokertest.Name("doze/down/")
 	got := make(chan mqtt.Message, 4)
-	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + mqttAddr).SetClientID(randName("sub-")))
+	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + brokertest.MQTT).SetClientID(brokertest.Name("sub-")))
 	if tok := mc.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("mqtt connect: %v", tok.Error())
 	}
@@ -335,7 +255,7 @@ func TestDeliveredWhenBrokerComesBack(t *testing.T) {
 	if tok := mc.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) { got <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	r, err := e.CreateRule(ctx, Rule{AppID: "app", Name: "all", Enabled: true, Targets: []Target{{Type: MQTT, URL: "tcp://" + px.addr, Topic: topic}}})
+	r, err := e.CreateRule(ctx, Rule{AppID: "app", Name: "all", Enabled: true, Targets: []Target{{Type: MQTT, URL: "tcp://" + px.Addr, Topic: topic}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +264,7 @@ func TestDeliveredWhenBrokerComesBack(t *testing.T) {
 	if s, _ := e.TargetState(r.ID, 0); !strings.Contains(s.LastError, "connecting to mqtt") || s.Queued != 1 {
 		t.Fatalf("target state while down: %+v", s)
 	}
-	px.start(t)
+	px.Start(t)
 	select {
 	case m := <-got:
 		if !strings.Contains(string(m.Payload()), r.ID) {

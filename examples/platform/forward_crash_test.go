@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/doze-io/doze/internal/brokertest"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -17,18 +18,18 @@ import (
 // before it could deliver them, the broker comes back, and after the
 // restart every one of them arrives on the broker.
 func TestCrashKeepsForwarded(t *testing.T) {
-	needBroker(t, "Mosquitto", mqttBroker)
+	brokertest.Need(t, "Mosquitto", brokertest.MQTT)
 	p := newCrashPlatform(t)
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	dtlsAddr := freeUDPAddr(t)
 	p.args = []string{"-http", "127.0.0.1:" + strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtlsAddr, "-admin", "off", "-mqtt", "off"}
 	p.ready = answers(base + "/openapi.json")
-	broker := newBrokerProxy(t, mqttBroker) // down until started
+	broker := brokertest.NewProxy(t, brokertest.MQTT) // down until started
 
-	topic := uniqueName("doze/crash/")
+	topic := brokertest.Name("doze/crash/")
 	got := make(chan []byte, 64)
-	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + mqttBroker).SetClientID(uniqueName("doze-test-")))
+	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + brokertest.MQTT).SetClientID(brokertest.Name("doze-test-")))
 	tok := mc.Connect()
 	require.True(t, tok.WaitTimeout(10*time.Second))
 	require.NoError(t, tok.Error())
@@ -45,7 +46,7 @@ func TestCrashKeepsForwarded(t *testing.T) {
 	var r ruleAnswer
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/doze/v1/rules", map[string]any{
 		"name": "meter readings", "condition": `serviceId = "Meter"`,
-		"targets": []map[string]any{{"type": "mqtt", "url": "mqtt://" + broker.addr, "topic": topic, "qos": 1}}}, &r))
+		"targets": []map[string]any{{"type": "mqtt", "url": "mqtt://" + broker.Addr, "topic": topic, "qos": 1}}}, &r))
 
 	const reports = 5
 	sendReports(t, dtlsAddr, "urn:imei:"+imei, psk, reports)
@@ -57,7 +58,7 @@ func TestCrashKeepsForwarded(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond, "the reports wait in the forwarding outbox while the broker is down")
 	p.kill()
 
-	broker.start(t)
+	broker.Start(t)
 	p.start()
 	seen := map[float64]bool{}
 	deadline := time.After(60 * time.Second)

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,34 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/internal/brokertest"
 )
-
-// The brokers of the machine (.ci/run starts them). A test skips when one
-// does not answer, except under CI=true, where it fails.
-const (
-	natsBroker = "127.0.0.1:4222"
-	mqttBroker = "127.0.0.1:1883"
-	amqpBroker = "127.0.0.1:5672"
-)
-
-func needBroker(t *testing.T, name, addr string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err == nil {
-		c.Close()
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s does not answer on %s under CI: %v", name, addr, err)
-	}
-	t.Skipf("%s does not answer on %s: %v", name, addr, err)
-}
-
-func uniqueName(prefix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
 
 type ruleAnswer struct {
 	RuleID    string `json:"ruleId"`
@@ -148,13 +117,13 @@ func TestRulesAPI(t *testing.T) {
 // AMQP exchange on the machine's brokers, read with each broker's client;
 // the report's other pushes go on as before.
 func TestRuleForwardsReport(t *testing.T) {
-	needBroker(t, "NATS", natsBroker)
-	needBroker(t, "Mosquitto", mqttBroker)
-	needBroker(t, "RabbitMQ", amqpBroker)
+	brokertest.Need(t, "NATS", brokertest.NATS)
+	brokertest.Need(t, "Mosquitto", brokertest.MQTT)
+	brokertest.Need(t, "RabbitMQ", brokertest.AMQP)
 	tp := startPlatform(t)
-	subject, topic, exchange := uniqueName("doze.rule."), uniqueName("doze/rule/"), uniqueName("doze-rule-")
+	subject, topic, exchange := brokertest.Name("doze.rule."), brokertest.Name("doze/rule/"), brokertest.Name("doze-rule-")
 
-	nc, err := nats.Connect("nats://" + natsBroker)
+	nc, err := nats.Connect("nats://" + brokertest.NATS)
 	require.NoError(t, err)
 	defer nc.Close()
 	nsub, err := nc.SubscribeSync(subject)
@@ -162,7 +131,7 @@ func TestRuleForwardsReport(t *testing.T) {
 	require.NoError(t, nc.Flush())
 
 	mqttGot := make(chan []byte, 4)
-	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + mqttBroker).SetClientID(uniqueName("doze-test-")))
+	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + brokertest.MQTT).SetClientID(brokertest.Name("doze-test-")))
 	tok := mc.Connect()
 	require.True(t, tok.WaitTimeout(10*time.Second))
 	require.NoError(t, tok.Error())
@@ -171,7 +140,7 @@ func TestRuleForwardsReport(t *testing.T) {
 	require.True(t, tok.WaitTimeout(10*time.Second))
 	require.NoError(t, tok.Error())
 
-	ac, err := amqp.Dial("amqp://guest:guest@" + amqpBroker + "/")
+	ac, err := amqp.Dial("amqp://guest:guest@" + brokertest.AMQP + "/")
 	require.NoError(t, err)
 	defer ac.Close()
 	ch, err := ac.Channel()
@@ -188,9 +157,9 @@ func TestRuleForwardsReport(t *testing.T) {
 	var r ruleAnswer
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/doze/v1/rules", map[string]any{
 		"name": "low battery", "condition": `deviceType = "` + demoDeviceType + `" AND serviceId = "Battery" AND data.batteryLevel < 20`,
-		"targets": []map[string]any{{"type": "webhook"}, {"type": "nats", "url": "nats://" + natsBroker, "subject": subject},
-			{"type": "mqtt", "url": "mqtt://" + mqttBroker, "topic": topic, "qos": 1},
-			{"type": "amqp", "url": "amqp://guest:guest@" + amqpBroker + "/", "exchange": exchange}}}, &r))
+		"targets": []map[string]any{{"type": "webhook"}, {"type": "nats", "url": "nats://" + brokertest.NATS, "subject": subject},
+			{"type": "mqtt", "url": "mqtt://" + brokertest.MQTT, "topic": topic, "qos": 1},
+			{"type": "amqp", "url": "amqp://guest:guest@" + brokertest.AMQP + "/", "exchange": exchange}}}, &r))
 
 	const imei = "868333030000881"
 	id, psk := registerDevice(t, tp, imei)
@@ -262,50 +231,5 @@ func TestRuleForwardsReport(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{"doze_forward_rules_fired_total 1\n", "doze_forward_delivered_total 3\n", "doze_forward_queued 0\n"} {
 		require.Contains(t, string(metrics), want)
-	}
-}
-
-// brokerProxy forwards TCP connections from a free loopback port to a
-// broker once started: before, nothing listens there (the broker is down).
-type brokerProxy struct {
-	addr, to string
-	ln       net.Listener
-	wg       sync.WaitGroup
-}
-
-func newBrokerProxy(t *testing.T, to string) *brokerProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &brokerProxy{addr: ln.Addr().String(), to: to}
-	ln.Close()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *brokerProxy) start(t *testing.T) {
-	ln, err := net.Listen("tcp", p.addr)
-	require.NoError(t, err)
-	p.ln = ln
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", p.to)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go func() { io.Copy(b, c); b.Close() }()
-			go func() { io.Copy(c, b); c.Close() }()
-		}
-	})
-}
-
-func (p *brokerProxy) stop() {
-	if p.ln != nil {
-		p.ln.Close()
-		p.wg.Wait()
 	}
 }

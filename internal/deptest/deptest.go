@@ -52,8 +52,9 @@ var allowed = map[string][]string{
 	"examples/codeccheck": {"codec", "profile"},
 	// Every package may import internal/…; these two are imported by the
 	// domain packages and import nothing of the module themselves.
-	"internal/lifecycle": nil,
-	"internal/apitime":   nil,
+	"internal/lifecycle":  nil,
+	"internal/apitime":    nil,
+	"internal/brokertest": nil,
 }
 
 // thirdParty lists module prefixes that only some folders may import: a
