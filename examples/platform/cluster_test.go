@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,8 +18,6 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/codec"
-	"github.com/doze-io/doze/lwm2m"
-	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -368,30 +365,7 @@ func TestClusterNodeDies(t *testing.T) {
 // report's uplink returns once the node acknowledged it.
 func newConfirmingMeter(t *testing.T, addr, imei string, psk []byte) *meter {
 	t.Helper()
-	cd, err := codec.Compile(demoCodec, nil)
-	require.NoError(t, err)
-	c, err := transport.NewClient(transport.ClientConfig{Server: addr, Endpoint: imei, Key: psk, Queue: true,
-		ConfirmableNotifications: true, Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
-	require.NoError(t, err)
-	m := &meter{client: c, codec: cd, cmds: make(chan *codec.Command, 10)}
-	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) {
-		return transport.Content{Format: lwm2m.FormatOpaque}, nil
-	}})
-	c.Handle("/19/1/0", transport.Resource{Write: func(ct transport.Content) error {
-		msg, err := cd.DecodeDownlink(ct.Payload)
-		if err != nil {
-			return err
-		}
-		if cmd, ok := msg.(*codec.Command); ok {
-			m.cmds <- cmd
-		}
-		return nil
-	}})
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	require.NoError(t, c.Connect(ctx))
-	require.NoError(t, c.Register(ctx))
-	require.Eventually(t, func() bool { return c.Observed("/19/0/0") }, 20*time.Second, 10*time.Millisecond)
-	return m
+	cfg := meterConfig(addr, imei, psk)
+	cfg.ConfirmableNotifications = true
+	return newMeterWith(t, cfg)
 }

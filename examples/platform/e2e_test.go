@@ -159,10 +159,23 @@ func newMeter(t *testing.T, tp *testPlatform, imei string, psk []byte) *meter {
 // newMeterAt is newMeter for a platform whose DTLS listener is at addr.
 func newMeterAt(t *testing.T, addr, imei string, psk []byte) *meter {
 	t.Helper()
+	return newMeterWith(t, meterConfig(addr, imei, psk))
+}
+
+// meterConfig is the demo meter's client configuration: queue mode, the
+// objects of the demo product.
+func meterConfig(addr, imei string, psk []byte) transport.ClientConfig {
+	return transport.ClientConfig{Server: addr, Endpoint: imei, Key: psk,
+		Queue: true, Objects: "</1/0>,</3/0>,</19/0>,</19/1>"}
+}
+
+// newMeterWith registers a demo meter with client configuration cfg and
+// waits until the platform observes its data resource.
+func newMeterWith(t *testing.T, cfg transport.ClientConfig) *meter {
+	t.Helper()
 	cd, err := codec.Compile(demoCodec, nil)
 	require.NoError(t, err)
-	c, err := transport.NewClient(transport.ClientConfig{Server: addr, Endpoint: imei, Key: psk,
-		Queue: true, Objects: "</1/0>,</3/0>,</19/0>,</19/1>"})
+	c, err := transport.NewClient(cfg)
 	require.NoError(t, err)
 	m := &meter{client: c, codec: cd, cmds: make(chan *codec.Command, 10)}
 	c.Handle("/19/0/0", transport.Resource{Read: func() (transport.Content, error) {
