@@ -106,7 +106,9 @@ func (p *Platform) migrateOwners(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		moved["device"] = n
+		if n > 0 {
+			moved["device"] = n
+		}
 		if err := own.MarkDone(ctx, devicesMigrated); err != nil {
 			return err
 		}

@@ -158,3 +158,22 @@ func TestMigrateOwnersSingleApp(t *testing.T) {
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/iodm/northbound/v1.5.0/operations", nil, &list))
 	require.Equal(t, 1, list.TotalCount)
 }
+
+// TestFreshStartMigratesNothing: the demo products are owned by the demo
+// app when they are installed, so a fresh data directory has nothing
+// without an owner and logs no migration.
+func TestFreshStartMigratesNothing(t *testing.T) {
+	var logs bytes.Buffer
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.CoAPAddr, cfg.DTLSAddr, cfg.MQTTAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	p, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err)
+	defer p.Close()
+	require.NotContains(t, logs.String(), "without an owner", "a fresh start has nothing to migrate")
+	owner, _ := defaultOwner(p.auth.Apps())
+	require.NotEmpty(t, owner)
+	got, err := p.db.Owners().Owner(context.Background(), kindProduct, productKey(demoManufacturerID, demoModel))
+	require.NoError(t, err)
+	require.Equal(t, owner, got, "the demo product belongs to the demo app")
+}

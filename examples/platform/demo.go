@@ -49,9 +49,19 @@ func (p *Platform) installDemo() error {
 		{name: demoProfileName, prof: demoProfile, codecJSON: demoCodec},
 		{name: demoTempName, prof: demoTempProfile, lwmMap: demoTempMapping},
 	} {
-		_, _, err := p.products.AddUpload(context.Background(), u)
-		if err != nil && !errors.Is(err, profile.ErrExists) {
+		prod, _, err := p.products.AddUpload(context.Background(), u)
+		if errors.Is(err, profile.ErrExists) {
+			continue
+		}
+		if err != nil {
 			return err
+		}
+		// Owned from the start by the app that gets ownerless resources
+		// (the demo app), so a fresh start has nothing to migrate.
+		if owner, _ := defaultOwner(p.auth.Apps()); owner != "" {
+			if err := p.db.Owners().Set(context.Background(), kindProduct, productKey(prod.Key()), owner); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
