@@ -642,10 +642,17 @@ func (s *Server) endSession(sess *session) {
 	sess.close()
 }
 
+// overCapGrace is how long a DTLS session over Config.MaxSessions is kept
+// after its first request was refused with 5.03: longer than the first
+// retransmission of a device with LWM-9's timing (10–15 s), so a lost
+// 5.03 is answered again.
+const overCapGrace = 20 * time.Second
+
 // serveConn reads the session's DTLS connection until it ends (false) or
 // the session is parked (true).
 func (s *Server) serveConn(sess *session, dc *dtls.Conn) (parked bool) {
 	buf := make([]byte, s.cfg.MaxMessageSize+1024)
+	var overCapUntil time.Time // a session over MaxSessions ends then
 	for {
 		// A session without a registration ends after IdleTimeout; a
 		// sleeping queue-mode device's session is parked.
@@ -659,6 +666,8 @@ func (s *Server) serveConn(sess *session, dc *dtls.Conn) (parked bool) {
 			}
 		}
 		switch {
+		case !overCapUntil.IsZero():
+			_ = dc.SetReadDeadline(overCapUntil)
 		case ep == "":
 			_ = dc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		case !sleepAt.IsZero():
@@ -689,8 +698,11 @@ func (s *Server) serveConn(sess *session, dc *dtls.Conn) (parked bool) {
 			continue
 		}
 		sess.ex.receive(append([]byte(nil), buf[:n]...))
-		if sess.overCap {
-			return false
+		if sess.overCap && overCapUntil.IsZero() {
+			// Refused with 5.03, but kept for overCapGrace: if that answer
+			// is lost, the device's retransmission gets it again from the
+			// exchange's duplicate cache instead of reaching no session.
+			overCapUntil = time.Now().Add(overCapGrace)
 		}
 	}
 }

@@ -2,7 +2,11 @@ package transport
 
 import (
 	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -122,3 +126,72 @@ func TestConfigErrors(t *testing.T) {
 	_, err := New(Config{}, nil, nil)
 	require.ErrorIs(t, err, ErrConfig, "DTLS without a KeyStore")
 }
+
+// A device over MaxSessions whose 5.03 is lost gets it again when it
+// retransmits its Register: the refused session is kept for overCapGrace
+// and answers from the duplicate cache (before, the session ended at once
+// and the retransmission reached nothing; the Register timed out).
+func TestDTLSSessionCapAnswerLost(t *testing.T) {
+	s, _ := startServer(t, Config{MaxSessions: 1}, keys("a", "b"))
+	a := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "a", Key: testKey})
+	require.NoError(t, a.Connect(ctxT(t)))
+	require.NoError(t, a.Register(ctxT(t)))
+
+	proxy := newDropFirstAppData(t, s.DTLSAddr().String())
+	b := newClient(t, ClientConfig{Server: proxy.addr(), Endpoint: "b", Key: testKey,
+		Transmission: Transmission{AckTimeout: 500 * time.Millisecond}})
+	require.NoError(t, b.Connect(ctxT(t)))
+	var re *ResponseError
+	require.ErrorAs(t, b.Register(ctxT(t)), &re)
+	require.Equal(t, CodeServiceUnavailable, re.Code)
+	require.True(t, proxy.dropped.Load(), "the first answer was lost on the way")
+}
+
+// dropFirstAppData is a UDP relay for one client that drops the server's
+// first DTLS application-data record (content type 23).
+type dropFirstAppData struct {
+	ln, up  *net.UDPConn
+	dropped atomic.Bool
+}
+
+func newDropFirstAppData(t *testing.T, server string) *dropFirstAppData {
+	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	sa, err := net.ResolveUDPAddr("udp", server)
+	require.NoError(t, err)
+	up, err := net.DialUDP("udp", nil, sa)
+	require.NoError(t, err)
+	p := &dropFirstAppData{ln: ln, up: up}
+	var client atomic.Pointer[net.UDPAddr]
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := ln.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			client.Store(from)
+			_, _ = up.Write(buf[:n])
+		}
+	})
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, err := up.Read(buf)
+			if err != nil {
+				return
+			}
+			if n > 0 && buf[0] == 23 && p.dropped.CompareAndSwap(false, true) {
+				continue
+			}
+			if c := client.Load(); c != nil {
+				_, _ = ln.WriteToUDP(buf[:n], c)
+			}
+		}
+	})
+	t.Cleanup(func() { ln.Close(); up.Close(); wg.Wait() })
+	return p
+}
+
+func (p *dropFirstAppData) addr() string { return p.ln.LocalAddr().String() }
