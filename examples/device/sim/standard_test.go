@@ -57,8 +57,17 @@ func TestStandardObjects(t *testing.T) {
 	require.NoError(t, err)
 	_, err = strconv.ParseFloat(string(c.Payload), 64)
 	require.NoError(t, err, "5700 reads as a decimal number in plain text: %q", c.Payload)
-	require.NoError(t, d.Report(ctx))
-	n := p.next(t, transport.EventNotification)
+	// The device counts the observer from when its answer has left, so a
+	// reading taken while the answer is on its way still goes by Send; the
+	// reading after that is a notification.
+	var n transport.Event
+	for i := 0; ; i++ {
+		require.NoError(t, d.Report(ctx))
+		n = p.next(t, transport.EventNotification)
+		if n.Path != "/dp" || i == 2 {
+			break
+		}
+	}
 	require.Equal(t, "/3303/0/5700", n.Path)
 	_, err = strconv.ParseFloat(string(n.Payload), 64)
 	require.NoError(t, err, "notification %q", n.Payload)
