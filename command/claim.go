@@ -112,3 +112,21 @@ func (e *Engine) due(ctx context.Context, now time.Time) ([]Command, error) {
 	e.claims.add(cs, now, e.cfg.ClaimLease)
 	return cs, nil
 }
+
+// Sessions tells an engine whose Store other nodes share which devices'
+// sessions (a DTLS or CoAP session, an MQTT connection) are on its own
+// node (Config.Sessions). A command goes out only from the node that has
+// the device's session: another node that finds a command to send or
+// re-send — its timers claimed the command, or the command was queued
+// through it — calls Elsewhere instead, and the platform wakes the node
+// that has the session (over NATS), whose engine then sends (Kick). A
+// device whose session is on no node gets its commands when it next
+// reaches one (DeviceWoke there).
+type Sessions interface {
+	// Here reports whether the device's session is on this node. It is
+	// called under the device's lock: it must not block.
+	Here(deviceID string) bool
+	// Elsewhere is called when a command of the device is to be sent
+	// and its session is not here. It must not block.
+	Elsewhere(deviceID string)
+}

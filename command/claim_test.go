@@ -178,3 +178,108 @@ func TestClaimedTimeouts(t *testing.T) {
 		require.Equal(t, len(more), total, "once each")
 	})
 }
+
+// sessionsOn is a Sessions for one node of a test cluster: the devices
+// whose sessions are on it, and what it does when a send is due
+// elsewhere.
+type sessionsOn struct {
+	mu        sync.Mutex
+	here      map[string]bool
+	elsewhere func(deviceID string)
+	handed    []string
+}
+
+func (s *sessionsOn) Here(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.here[id]
+}
+
+func (s *sessionsOn) Elsewhere(id string) {
+	s.mu.Lock()
+	s.handed = append(s.handed, id)
+	f := s.elsewhere
+	s.mu.Unlock()
+	if f != nil {
+		f(id)
+	}
+}
+
+// TestSessionsElsewhere (issue 18, CLU-2): two nodes share a store; the
+// device's session is on node B. A command queued through node A is not
+// sent by A (which has no session to send it on): A hands it to B
+// (Elsewhere), and B, kicked, sends it at once — not at the device's next
+// uplink. Without the kick B would not send it until then. An immediate
+// command queued through A fails as unreachable instead of waiting.
+func TestSessionsElsewhere(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		st := NewMemStore()
+		l := &leases{owner: map[string]string{}, until: map[string]time.Time{}}
+		var mu sync.Mutex
+		sent := map[string][]string{} // node → command ids it sent
+		sender := func(node string) Sender {
+			return SenderFunc(func(_ context.Context, c Command) error {
+				mu.Lock()
+				defer mu.Unlock()
+				sent[node] = append(sent[node], c.ID)
+				return nil
+			})
+		}
+		sentBy := func(node string) []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), sent[node]...)
+		}
+		onA := &sessionsOn{here: map[string]bool{}}
+		onB := &sessionsOn{here: map[string]bool{"dev": true}}
+		cfg := func(node string, s Sessions) Config {
+			return Config{Node: node, ClaimLease: 20 * time.Second, Sessions: s,
+				DefaultMode: Mode{Kind: DRX, Timeout: 30 * time.Second}}
+		}
+		ea, err := New(leasedStore{st, l}, sender("a"), nil, cfg("a", onA))
+		require.NoError(t, err)
+		eb, err := New(leasedStore{st, l}, sender("b"), nil, cfg("b", onB))
+		require.NoError(t, err)
+		for _, e := range []*Engine{ea, eb} {
+			done := make(chan error, 1)
+			go func() { done <- e.Run(ctx) }()
+			defer func() { require.NoError(t, e.Close()); require.NoError(t, <-done) }()
+		}
+		require.NoError(t, eb.DeviceWoke(ctx, "dev")) // the device talks to node B
+		synctest.Wait()
+		body := Body{ServiceID: "s", Method: "m", Paras: []byte(`{"x":1}`)}
+
+		// No kick: A does not send, and B has no reason to look.
+		c1, err := ea.Submit(ctx, Request{AppID: "app", DeviceID: "dev", Command: body})
+		require.NoError(t, err)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		require.Empty(t, sentBy("a"), "node A has no session for the device: it never sends")
+		require.Empty(t, sentBy("b"), "node B was not told")
+		onA.mu.Lock()
+		require.Contains(t, onA.handed, "dev", "node A handed the send to the node with the session")
+		onA.mu.Unlock()
+
+		// With the kick (what the platform does over NATS), B sends at once.
+		onA.mu.Lock()
+		onA.elsewhere = func(id string) { require.NoError(t, eb.Kick(id)) }
+		onA.mu.Unlock()
+		require.NoError(t, ea.Kick("dev")) // A looks again: the head is still to send
+		synctest.Wait()
+		require.Equal(t, []string{c1.ID}, sentBy("b"), "node B sent the command queued through node A")
+		require.Empty(t, sentBy("a"))
+		got, err := st.Get(ctx, c1.ID)
+		require.NoError(t, err)
+		require.Equal(t, Sent, got.Status)
+
+		// An immediate command through A: the session is not there.
+		zero := int64(0)
+		c2, err := ea.Submit(ctx, Request{AppID: "app", DeviceID: "other", Command: body, ExpireTime: &zero})
+		require.ErrorIs(t, err, ErrUnreachable)
+		require.Equal(t, Failed, c2.Status)
+		require.Contains(t, c2.Reason, "not on this node")
+		require.ErrorIs(t, eb.Close(), nil)
+		require.ErrorIs(t, eb.Kick("dev"), ErrClosed)
+	})
+}

@@ -69,6 +69,13 @@ type Config struct {
 	// commands are taken by another node within about ClaimLease and a
 	// quarter after they fell due. "" means one node: the timers act on every command.
 	Node string
+	// Sessions, when set, says which devices' sessions this engine's
+	// node has (a cluster whose nodes share the Store, see Sessions).
+	// The engine then sends and re-sends only to those; for the others
+	// it hands the send to the node that has the session
+	// (Sessions.Elsewhere) and an immediate command (expireTime 0) for
+	// one of them fails as unreachable. nil means every session is here.
+	Sessions Sessions
 	// ClaimLease is how long a claim on a due command lasts. The engine
 	// ends a claimed command only while at least half the lease is left,
 	// so the write lands before the lease ends; claims are renewed on
@@ -308,6 +315,8 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 			c.Reason = fmt.Sprintf("device %s has %d earlier commands open; an immediate command cannot wait (CMD-2)", r.DeviceID, open)
 		case !d.mode.Reachable(now, d.lastUplink):
 			c.Reason = unreachableReason(d.mode, d.lastUplink)
+		case !e.here(r.DeviceID):
+			c.Reason = "device not reachable: its session is not on this node"
 		}
 		if c.Reason != "" {
 			if err := c.Move(Failed, now); err != nil {
@@ -381,6 +390,25 @@ func (e *Engine) DeviceWoke(_ context.Context, deviceID string) error {
 	}
 	e.sched.mark(deviceID)
 	return nil
+}
+
+// Kick has Run's workers look at the device's queue now: another node
+// that shares the Store queued or changed a command of a device whose
+// session is on this node (Config.Sessions), or the device's session
+// arrived here. Unlike DeviceWoke it does not count as an uplink: the
+// device's power mode and last uplink decide whether the head goes out.
+// It does no I/O and fails only with ErrClosed.
+func (e *Engine) Kick(deviceID string) error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	e.sched.mark(deviceID)
+	return nil
+}
+
+// here reports whether the device's session is on this node.
+func (e *Engine) here(deviceID string) bool {
+	return e.cfg.Sessions == nil || e.cfg.Sessions.Here(deviceID)
 }
 
 // SetMode stores the device's power-saving mode and timers (CMD-3, CMD-11)

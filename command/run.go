@@ -332,6 +332,12 @@ func (e *Engine) service(ctx context.Context, id string) error {
 		if overdue(head, now) && !e.mine(&head, now) {
 			return nil // another node's to end (Config.Node)
 		}
+		if head.Status != Delivered && !e.here(id) {
+			// The device's session is on another node: that node sends
+			// (Config.Sessions).
+			e.cfg.Sessions.Elsewhere(id)
+			return nil
+		}
 		switch head.Status {
 		case Delivered:
 			return nil
