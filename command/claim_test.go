@@ -273,6 +273,15 @@ func TestSessionsElsewhere(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, Sent, got.Status)
 
+		// A PSM device that node A has never heard: A would wait for an
+		// uplink, but the node with the session is told at once.
+		require.NoError(t, ea.SetMode(ctx, "psm", Mode{Kind: PSM}))
+		_, err = ea.Submit(ctx, Request{AppID: "app", DeviceID: "psm", Command: body})
+		require.NoError(t, err)
+		onA.mu.Lock()
+		require.Contains(t, onA.handed, "psm", "a command queued through A is handed to the node with the session")
+		onA.mu.Unlock()
+
 		// An immediate command through A: the session is not there.
 		zero := int64(0)
 		c2, err := ea.Submit(ctx, Request{AppID: "app", DeviceID: "other", Command: body, ExpireTime: &zero})

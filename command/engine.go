@@ -350,6 +350,12 @@ func (e *Engine) submit(ctx context.Context, r Request, taskID string) (Command,
 	if len(updated) > 0 || c.Status == Pending && !c.NextTry.IsZero() && !c.NextTry.After(now) {
 		e.sched.mark(c.DeviceID)
 	}
+	if c.Status == Pending && !e.here(r.DeviceID) {
+		// Queued through a node without the device's session: the node
+		// that has it decides when it goes out, by the device's power
+		// mode and last uplink as it knows them.
+		e.cfg.Sessions.Elsewhere(r.DeviceID)
+	}
 	return c, failErr
 }
 

@@ -49,28 +49,11 @@ func (p *Platform) Handler() http.Handler {
 				}
 				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, app))
 			}
-			if err := rt.handle(p, w, r); err != nil {
-				p.metrics.apiCalls.WithLabelValues("error").Inc()
-				var he *httpError
-				var pe *problemsError
-				switch {
-				case errors.As(err, &he):
-					// The caller's mistake, answered with what was wrong:
-					// quiet unless asked for (-log-level debug).
-					p.logger.Debug("API call refused", "method", r.Method, "path", r.URL.Path, "app", appOf(r),
-						"status", he.Status, "code", he.Code, "err", err)
-				case errors.As(err, &pe):
-					p.logger.Debug("API call refused", "method", r.Method, "path", r.URL.Path, "app", appOf(r),
-						"status", http.StatusBadRequest, "code", pe.Code, "err", err)
-				default:
-					// A 500 is the platform's fault: the operator hears of
-					// it here, the one place it is handled.
-					p.logger.Error("API call failed", "method", r.Method, "path", r.URL.Path, "app", appOf(r), "err", err)
-				}
-				writeError(w, err)
+			if routedRoutes[rt.method+" "+rt.path] && p.cluster.forward(w, r, r.PathValue("deviceId")) {
+				p.metrics.apiCalls.WithLabelValues("forwarded").Inc()
 				return
 			}
-			p.metrics.apiCalls.WithLabelValues("ok").Inc()
+			p.serveRoute(rt, w, r)
 		})
 	}
 	console, _ := fs.Sub(assets, "console")
@@ -81,6 +64,57 @@ func (p *Platform) Handler() http.Handler {
 		w.Write(b)
 	})
 	return mux
+}
+
+// routedRoutes are the routes that need the device's session: on a
+// cluster (-nats) a node without it forwards them to the node that has it
+// (cluster.go).
+var routedRoutes = map[string]bool{
+	"GET /doze/v1/devices/{deviceId}/lwm2m/{path...}":                                       true,
+	"PUT /doze/v1/devices/{deviceId}/lwm2m/{path...}":                                       true,
+	"POST /doze/v1/devices/{deviceId}/lwm2m/{path...}":                                      true,
+	"DELETE /doze/v1/devices/{deviceId}/lwm2m/{path...}":                                    true,
+	"POST /doze/v1/devices/{deviceId}/lwm2m-composite":                                      true,
+	"GET /doze/v1/devices/{deviceId}/lwm2m-registration":                                    true,
+	"POST /iocm/app/signaltrans/v1.1.0/devices/{deviceId}/services/{serviceId}/sendCommand": true,
+}
+
+// routedHandler serves the routed routes of calls another node forwarded:
+// the application was authenticated there (cluster.go).
+func (p *Platform) routedHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range routes() {
+		if routedRoutes[rt.method+" "+rt.path] {
+			mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { p.serveRoute(rt, w, r) })
+		}
+	}
+	return mux
+}
+
+// serveRoute runs rt's handler and answers its error.
+func (p *Platform) serveRoute(rt route, w http.ResponseWriter, r *http.Request) {
+	if err := rt.handle(p, w, r); err != nil {
+		p.metrics.apiCalls.WithLabelValues("error").Inc()
+		var he *httpError
+		var pe *problemsError
+		switch {
+		case errors.As(err, &he):
+			// The caller's mistake, answered with what was wrong:
+			// quiet unless asked for (-log-level debug).
+			p.logger.Debug("API call refused", "method", r.Method, "path", r.URL.Path, "app", appOf(r),
+				"status", he.Status, "code", he.Code, "err", err)
+		case errors.As(err, &pe):
+			p.logger.Debug("API call refused", "method", r.Method, "path", r.URL.Path, "app", appOf(r),
+				"status", http.StatusBadRequest, "code", pe.Code, "err", err)
+		default:
+			// A 500 is the platform's fault: the operator hears of
+			// it here, the one place it is handled.
+			p.logger.Error("API call failed", "method", r.Method, "path", r.URL.Path, "app", appOf(r), "err", err)
+		}
+		writeError(w, err)
+		return
+	}
+	p.metrics.apiCalls.WithLabelValues("ok").Inc()
 }
 
 // AdminHandler returns the handler of the operator endpoints (/metrics,

@@ -635,6 +635,7 @@ func (p *Platform) newOps() (*command.Engine, error) {
 	return command.New(p.db.LwM2MOps(), opSender{p}, opListener{p}, command.Config{
 		DefaultMode: defaultMode(p.cfg),
 		Node:        p.claimNode(),
+		Sessions:    p.cluster.sessions(),
 		Logger:      p.logger.With("pkg", "command", "queue", "lwm2m"),
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/internal/brokertest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -121,8 +122,8 @@ func (n *clusterNode) metric(name string) string {
 	return ""
 }
 
-// CLU-4, as far as it goes without routing between nodes (CLU-2): three
-// platform processes on one PostgreSQL schema, DTLS devices spread over
+// CLU-4: three platform processes on one PostgreSQL schema and one NATS
+// (routing between the nodes, CLU-2), DTLS devices spread over
 // them behind a UDP balancer; commands created through node 3 for the
 // devices on node 1; node 1 is SIGKILLed and its devices' next datagrams
 // go to node 2 on the same DTLS sessions. Checked: every uplink a node
@@ -133,7 +134,9 @@ func (n *clusterNode) metric(name string) string {
 // counted on the device side (ClientHellos through its balancer) and on
 // node 2 (full handshakes, sessions adopted).
 func TestClusterNodeDies(t *testing.T) {
+	brokertest.Need(t, "NATS", brokertest.NATS)
 	dsn := pgStore(t)
+	cluster := brokertest.Name("t")
 	n := *clusterDevices
 	require.GreaterOrEqual(t, n, 3, "-cluster.devices")
 	// Every device reaches the nodes from 127.0.0.1 (its balancer's
@@ -155,7 +158,7 @@ func TestClusterNodeDies(t *testing.T) {
 			api: &testPlatform{api: &httptest.Server{URL: "http://127.0.0.1:" + strconv.Itoa(port)}}}
 		proc.args = []string{"-config", conf, "-store", dsn, "-node-id", "node-" + strconv.Itoa(i+1),
 			"-http", "127.0.0.1:" + strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", cn.dtls,
-			"-mqtt", "off", "-mqtts", "off", "-admin", cn.admin}
+			"-mqtt", "off", "-mqtts", "off", "-admin", cn.admin, "-nats", "nats://" + brokertest.NATS, "-cluster", cluster}
 		proc.ready = func() bool { return cn.metric("doze_dtls_cookies_sent_total") != "" }
 		nodes[i] = cn
 	}

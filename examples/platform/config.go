@@ -34,7 +34,15 @@ type Config struct {
 	// NodeID names this platform node in the shared store and in logs;
 	// default the host name. Keep it stable across restarts: a node
 	// replays the acknowledged uplinks it had not processed by this id.
-	NodeID    string   `json:"nodeId"`
+	NodeID string `json:"nodeId"`
+	// NATS, a nats:// (or tls://) URL, routes between the nodes that
+	// share a PostgreSQL Store (cluster.go, docs/cluster.md): commands,
+	// wake-ups and LwM2M operations reach the node that has the device's
+	// session. "" (the default) runs without routing.
+	NATS string `json:"nats"`
+	// Cluster names the cluster on NATS (subjects doze.<cluster>.…), so
+	// that several clusters can share one NATS server; default "doze".
+	Cluster   string   `json:"cluster"`
 	HTTPAddr  string   `json:"httpAddr"`  // northbound REST API and console; default :8743
 	CoAPAddr  string   `json:"coapAddr"`  // plain CoAP over UDP; default :5683; "off" disables it
 	DTLSAddr  string   `json:"dtlsAddr"`  // CoAP over DTLS-PSK; default :5684
@@ -183,6 +191,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		{name: "data", field: &cfg.DataDir, usage: "directory for the bbolt file and app credentials"},
 		{name: "store", field: &cfg.Store, usage: `where data is kept: empty for doze.db in -data, a bbolt file path, or a postgres://user@host/db URL (shared by several nodes; ?search_path=name picks a schema)`},
 		{name: "node-id", field: &cfg.NodeID, usage: "this node's name in the shared store and logs (default: the host name)"},
+		{name: "nats", field: &cfg.NATS, usage: "nats://host:4222 URL: route commands and LwM2M operations to the node that has the device's session (needs -store postgres://…)"},
+		{name: "cluster", field: &cfg.Cluster, usage: "the cluster's name on NATS (subjects doze.<name>.…)"},
 		{name: "http", field: &cfg.HTTPAddr, usage: "address of the REST API and web console"},
 		{name: "coap", field: &cfg.CoAPAddr, usage: `UDP address for plain CoAP, or "off"`},
 		{name: "dtls", field: &cfg.DTLSAddr, usage: "UDP address for CoAP over DTLS-PSK"},
@@ -237,6 +247,15 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	if !validNodeID(cfg.NodeID) {
 		return Config{}, fmt.Errorf("config: nodeId %q: want 1-64 of A-Z a-z 0-9 . _ -", cfg.NodeID)
+	}
+	if cfg.Cluster == "" {
+		cfg.Cluster = "doze"
+	}
+	if !validNodeID(cfg.Cluster) || strings.ContainsAny(cfg.Cluster, ".") {
+		return Config{}, fmt.Errorf("config: cluster %q: want 1-64 of A-Z a-z 0-9 _ -", cfg.Cluster)
+	}
+	if strings.ContainsAny(cfg.NodeID, ".") && cfg.NATS != "" {
+		return Config{}, fmt.Errorf("config: nodeId %q: with -nats a node id names a NATS subject: no dots", cfg.NodeID)
 	}
 	if _, err := newLogger(io.Discard, cfg.LogLevel, cfg.LogFormat); err != nil {
 		return Config{}, err

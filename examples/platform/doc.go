@@ -96,16 +96,22 @@
 // to another: no acknowledged report or push lost, each command once, no
 // handshake (-cluster.devices sets how many devices; 30 by default).
 //
-// What is per node, plainly, because routing between nodes over NATS
-// (CLU-2) is not built:
+// Routing between nodes (CLU-2, cluster.go) is on with -nats
+// nats://host:4222 (and -cluster, the name in the NATS subjects): a node
+// has the sessions of the devices whose last datagram reached it and says
+// so on NATS when one arrives; commands and queued LwM2M operations go out
+// only from that node (command.Config.Sessions) — one queued through
+// another node is stored there and the node with the session is woken to
+// send it in the device's current window (TestClusterRoutesOverNATS);
+// calls that need the session (LwM2M operations, the registration view,
+// the MQTT service call) are forwarded to that node with the caller's
+// application and answered as it answers (a Doze-Node header names it).
+// An immediate command (expireTime 0) is not forwarded: through a node
+// without the session it fails as unreachable. Without -nats each node
+// sends only at the device's next uplink there.
 //
-//   - Commands and LwM2M operations created on any node are stored at
-//     once, but only the node holding the device's session sends them,
-//     at the device's next uplink there (the node finds the device's
-//     session through the shared store at that uplink, if it came from
-//     elsewhere). A command for a device that is awake on another node
-//     waits for that device's next uplink; one with expireTime 0 ("now
-//     or never") fails on a node that does not hold the device's session.
+// What else is per node, plainly:
+//
 //   - Behind a balancer that hides devices' addresses, set
 //     moveLookupsPerSource (default 16 lookups a second per source
 //     address) or moved devices queue behind that limit.

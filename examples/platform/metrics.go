@@ -41,7 +41,7 @@ func newMetrics(p *Platform) *metrics {
 		commandMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_command_transitions_total",
 			Help: "Command state changes, by the state entered."}, []string{"state"}),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_api_calls_total",
-			Help: "Northbound API calls by outcome (ok, error, unauthorized, forbidden, rate_limited)."}, []string{"outcome"}),
+			Help: "Northbound API calls by outcome (ok, error, unauthorized, forbidden, rate_limited, forwarded: served by the cluster node with the device's session)."}, []string{"outcome"}),
 	}
 	m.reg.MustRegister(m.uplinks, m.decodeErrors, m.uplinkFailures, m.encodeErrors, m.commandMoves, m.apiCalls, p.log.droppedMetric(),
 		stateCollector{p}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -257,6 +257,7 @@ func (p *Platform) mqttReachable(ctx context.Context, id string) {
 	if err := p.cmds.SetMode(ctx, id, command.Mode{Kind: command.DRX}); err != nil {
 		p.logger.Warn("MQTT device mode", "device", id, "err", err)
 	}
+	p.cluster.heard(id)
 	if err := p.cmds.DeviceWoke(ctx, id); err != nil {
 		p.logger.Warn("MQTT command wake-up", "device", id, "err", err)
 	}

@@ -43,6 +43,7 @@ type Platform struct {
 	files    ota.Dir // upgrade package contents
 	lwm      *transport.Server
 	mq       *mqtt.Server               // MQTT devices (mqtt.go)
+	cluster  *cluster                   // routing between nodes over NATS; nil without -nats (cluster.go)
 	calls    serviceCalls               // synchronous device calls waiting (api_service_call.go)
 	bs       *transport.BootstrapServer // nil when off (api_bootstrap.go)
 	log      *deviceLog
@@ -172,6 +173,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 
+	if p.cluster, err = newCluster(p); err != nil {
+		return fail(err)
+	}
 	p.cmds, err = command.New(db.Commands(), commandSender{p}, desiredListener{commandListener{p}, p}, command.Config{
 		DefaultMode: defaultMode(cfg),
 		CheckCallback: func(appID, url string) error {
@@ -181,8 +185,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 			}
 			return err
 		},
-		Node:   node,
-		Logger: logger.With("pkg", "command"),
+		Node:     node,
+		Sessions: p.cluster.sessions(),
+		Logger:   logger.With("pkg", "command"),
 	})
 	if err != nil {
 		return fail(err)
@@ -262,6 +267,9 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 	if err := p.migrateOwners(context.Background()); err != nil {
 		return fail(fmt.Errorf("giving resources without an owner to the default app: %w", err))
 	}
+	if err := p.cluster.connect(); err != nil {
+		return fail(err)
+	}
 	return p, nil
 }
 
@@ -334,6 +342,7 @@ func (p *Platform) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
 		p.stop()
+		p.cluster.close()
 		p.log.Flush() // entries added after Run returned
 		err = errors.Join(p.lwm.Close(), p.mq.Close(), p.closeBootstrap(), p.ota.Close(), p.cmds.Close(), p.ops.Close(), p.closeForward(), p.push.Close(), p.reg.Close(), p.db.Close())
 	})
@@ -382,6 +391,7 @@ type queuedEvent struct {
 func (p *Platform) enqueueEvent(e transport.Event, inbox uint64) {
 	if e.Kind == transport.EventWoke {
 		if d, err := p.reg.GetByNodeID(context.Background(), e.Endpoint); err == nil {
+			p.cluster.heard(d.ID)
 			if err := p.cmds.DeviceWoke(context.Background(), d.ID); err != nil {
 				p.logger.Warn("command wake-up", "device", d.ID, "err", err)
 			}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/doze-io/doze/codec"
+	"github.com/doze-io/doze/internal/brokertest"
+)
+
+// startPGNodes starts n platform processes on one fresh PostgreSQL schema,
+// with the config file cfgJSON and the extra flags of each node, and
+// returns their APIs (logged in as the demo app) and DTLS addresses.
+func startPGNodes(t *testing.T, n int, cfgJSON string, extra func(i int) []string) ([]*testPlatform, []string) {
+	t.Helper()
+	dsn := pgStore(t)
+	cfgFile := filepath.Join(t.TempDir(), "node.json")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(cfgJSON), 0o600))
+	first := newCrashPlatform(t)
+	nodes := make([]*testPlatform, n)
+	dtls := make([]string, n)
+	var app App
+	for i := range n {
+		proc := first
+		if i > 0 {
+			proc = &crashPlatform{t: t, bin: first.bin, data: t.TempDir()}
+		}
+		port := freePort(t)
+		base := "http://127.0.0.1:" + strconv.Itoa(port)
+		dtls[i] = freeUDPAddr(t)
+		proc.args = append([]string{"-config", cfgFile, "-store", dsn, "-node-id", "node-" + strconv.Itoa(i+1),
+			"-http", "127.0.0.1:" + strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtls[i],
+			"-mqtt", "off", "-mqtts", "off", "-admin", "off"}, extra(i)...)
+		proc.ready = answers(base + "/openapi.json")
+		a := proc.start()
+		if i == 0 {
+			app = a
+			require.NotEmpty(t, app.Secret, "node 1 creates the demo app")
+		}
+		nodes[i] = &testPlatform{api: &httptest.Server{URL: base}, app: app}
+		nodes[i].token = nodes[i].login(t)
+	}
+	return nodes, dtls
+}
+
+// rawCall is an API call as the app that returns the answer's status,
+// headers and body.
+func rawCall(t *testing.T, tp *testPlatform, method, path string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, tp.api.URL+path, nil)
+	require.NoError(t, err)
+	req.Header = tp.appHeader("application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, resp.Header, b
+}
+
+// CLU-2: two nodes on one PostgreSQL store and one NATS. A device talks to
+// node 1. Through node 2, an application reads the device's registration
+// and performs an LwM2M read (forwarded to node 1, which has the session;
+// answered as node 1 answers), and queues a command that reaches the
+// device in its current awake window, without another uplink: node 2
+// stores it and wakes node 1 over NATS. Without routing node 2 knows no
+// registration (404) and the command waits for the device's next uplink.
+func TestClusterRoutesOverNATS(t *testing.T) {
+	brokertest.Need(t, "NATS", brokertest.NATS)
+	cluster := brokertest.Name("t")
+	nodes, dtls := startPGNodes(t, 2, `{"adminToken": "adm_nats_routing_token", "queueWindow": "5m"}`,
+		func(int) []string { return []string{"-nats", "nats://" + brokertest.NATS, "-cluster", cluster} })
+	tp1, tp2 := nodes[0], nodes[1]
+
+	const imei = "868333030000778"
+	id, psk := registerDevice(t, tp1, imei)
+	m := newMeterAt(t, dtls[0], "urn:imei:"+imei, psk)
+	m.uplink(t, &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
+		{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 12.345, "flowRate": 1.5, "pulseCount": 77}},
+		{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 90}},
+		{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -85}},
+	}})
+
+	// The registration, as node 1 holds it, read through node 2.
+	var reg struct {
+		Endpoint string `json:"endpoint"`
+	}
+	require.Eventually(t, func() bool {
+		status, h, b := rawCall(t, tp2, "GET", "/doze/v1/devices/"+id+"/lwm2m-registration")
+		return status == http.StatusOK && h.Get("Doze-Node") == "node-1" && json.Unmarshal(b, &reg) == nil
+	}, 20*time.Second, 100*time.Millisecond, "node 2 answers with node 1's registration")
+	require.Equal(t, imei, reg.Endpoint)
+
+	// An LwM2M read through node 2, performed by node 1 on the device.
+	status, h, b := rawCall(t, tp2, "GET", "/doze/v1/devices/"+id+"/lwm2m/19/0/0?timeout=20")
+	require.Equal(t, http.StatusOK, status, "%s", b)
+	require.Equal(t, "node-1", h.Get("Doze-Node"))
+	// Node 1 answers the same call itself.
+	status, h, _ = rawCall(t, tp1, "GET", "/doze/v1/devices/"+id+"/lwm2m/19/0/0?timeout=20")
+	require.Equal(t, http.StatusOK, status)
+	require.Empty(t, h.Get("Doze-Node"), "node 1 has the session: not forwarded")
+
+	// A command through node 2 reaches the device while it is awake.
+	var cmd struct {
+		CommandID string `json:"commandId"`
+	}
+	require.Equal(t, http.StatusCreated, tp2.call(t, "POST", "/iocm/app/cmd/v1.4.0/deviceCommands", map[string]any{
+		"deviceId": id, "expireTime": 600,
+		"command": map[string]any{"serviceId": "Meter", "method": "SET_REPORT_PERIOD", "paras": map[string]any{"period": 900}},
+	}, &cmd))
+	var got *codec.Command
+	select {
+	case got = <-m.cmds:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the command created on node 2 did not reach the device awake on node 1 (no uplink since) within 30 s")
+	}
+	require.Equal(t, "SET_REPORT_PERIOD", got.Cmd)
+	m.uplink(t, &codec.Response{Identifier: "0", MsgType: codec.MsgResponse, Mid: got.Mid, Body: map[string]any{"result": 0}})
+	require.Eventually(t, func() bool {
+		var c struct {
+			Data []struct{ CommandID, Status string } `json:"data"`
+		}
+		tp2.call(t, "GET", "/iocm/app/cmd/v1.4.0/deviceCommands?deviceId="+id, nil, &c)
+		return len(c.Data) == 1 && c.Data[0].CommandID == cmd.CommandID && c.Data[0].Status == "SUCCESSFUL"
+	}, 20*time.Second, 50*time.Millisecond, "node 2 reads the command SUCCESSFUL")
+	select {
+	case again := <-m.cmds:
+		t.Fatalf("the command reached the device twice: %+v", again)
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// -nats needs a shared store and a NATS that answers; the cluster name and,
+// with -nats, the node id name NATS subjects.
+func TestNATSFlags(t *testing.T) {
+	cfg, err := parseConfig([]string{"-store", "postgres://u@db/doze", "-nats", "nats://127.0.0.1:4222", "-cluster", "eu-1"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, "nats://127.0.0.1:4222", cfg.NATS)
+	require.Equal(t, "eu-1", cfg.Cluster)
+	cfg, err = parseConfig(nil, nil)
+	require.NoError(t, err)
+	require.Empty(t, cfg.NATS, "no routing by default")
+	require.Equal(t, "doze", cfg.Cluster)
+	_, err = parseConfig([]string{"-cluster", "a.b"}, nil)
+	require.ErrorContains(t, err, `cluster "a.b"`)
+	_, err = parseConfig([]string{"-nats", "nats://h:4222", "-node-id", "n.1"}, nil)
+	require.ErrorContains(t, err, "no dots")
+
+	c := defaultConfig()
+	c.DataDir, c.NodeID, c.NATS = t.TempDir(), "n1", "nats://127.0.0.1:4222"
+	_, err = New(c, nil)
+	require.ErrorContains(t, err, "it needs -store postgres://", "bbolt is one node's store")
+
+	c.Store, c.NATS, c.Cluster = pgStore(t), "nats://doze:secret@127.0.0.1:"+strconv.Itoa(freePort(t)), "doze"
+	_, err = New(c, nil)
+	require.ErrorContains(t, err, "-nats nats://…@", "a NATS that does not answer is named, without its password")
+	require.NotContains(t, err.Error(), "secret")
+}
