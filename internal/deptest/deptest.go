@@ -67,8 +67,9 @@ var thirdParty = map[string][]string{
 	"github.com/jackc/pgx":        {"store/postgres"},
 	"github.com/mochi-mqtt/":      {"mqtt"},
 	// Broker clients: forward publishes with them (paho, also the
-	// simulator's MQTT client, is not restricted).
-	"github.com/nats-io/":            {"forward"},
+	// simulator's MQTT client, is not restricted); the platform routes
+	// between cluster nodes over NATS.
+	"github.com/nats-io/":            {"forward", "examples/platform"},
 	"github.com/rabbitmq/amqp091-go": {"forward"},
 }
 
@@ -134,8 +135,7 @@ func topFolder(dir string) string {
 // resumption, a strict device).
 var thirdPartyInTests = map[string][]string{
 	"github.com/pion/": {"examples/platform"},
-	// The platform's forwarding tests subscribe with the brokers' clients.
-	"github.com/nats-io/":            {"examples/platform"},
+	// The platform's forwarding tests consume with the AMQP client.
 	"github.com/rabbitmq/amqp091-go": {"examples/platform"},
 }
 
