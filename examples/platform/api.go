@@ -49,7 +49,7 @@ func (p *Platform) Handler() http.Handler {
 				}
 				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, app))
 			}
-			if routedRoutes[rt.method+" "+rt.path] && p.cluster.forward(w, r, r.PathValue("deviceId")) {
+			if routedRoutes[rt.method+" "+rt.path] && p.cluster.forward(w, r, r.PathValue("deviceId"), nil) {
 				p.metrics.apiCalls.WithLabelValues("forwarded").Inc()
 				return
 			}
@@ -79,12 +79,16 @@ var routedRoutes = map[string]bool{
 	"POST /iocm/app/signaltrans/v1.1.0/devices/{deviceId}/services/{serviceId}/sendCommand": true,
 }
 
+// createCommandRoute is forwarded by its handler, for immediate commands
+// only (submitCommand).
+const createCommandRoute = "POST /iocm/app/cmd/v1.4.0/deviceCommands"
+
 // routedHandler serves the routed routes of calls another node forwarded:
 // the application was authenticated there (cluster.go).
 func (p *Platform) routedHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range routes() {
-		if routedRoutes[rt.method+" "+rt.path] {
+		if k := rt.method + " " + rt.path; routedRoutes[k] || k == createCommandRoute {
 			mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { p.serveRoute(rt, w, r) })
 		}
 	}

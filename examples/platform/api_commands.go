@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -51,6 +52,17 @@ func (p *Platform) createCommand(w http.ResponseWriter, r *http.Request) error {
 
 // submitCommand queues a checked command and answers 201 with it.
 func (p *Platform) submitCommand(w http.ResponseWriter, r *http.Request, req command.Request) error {
+	if req.ExpireTime != nil && *req.ExpireTime == 0 && p.cluster != nil {
+		// "Now or never" needs the device's session: on a cluster the
+		// node that has it takes the command (cluster.go).
+		b, err := json.Marshal(req)
+		if err != nil {
+			return err
+		}
+		if p.cluster.forward(w, r, req.DeviceID, b) {
+			return nil
+		}
+	}
 	c, err := p.cmds.Submit(r.Context(), req)
 	if err != nil {
 		return apiErr(err)

@@ -38,7 +38,8 @@ import (
 //     device's current awake window, not at its next uplink.
 //   - A synchronous call on a device (the LwM2M operations under
 //     /doze/v1/devices/{deviceId}/lwm2m…, the registration view, the
-//     MQTT service call) made on a node without the session asks
+//     MQTT service call, an immediate command: expireTime 0) made on a
+//     node without the session asks
 //     <prefix>.who which node has it and forwards the call to
 //     <prefix>.node.<id>.api; that node serves it as its own API would,
 //     for the same application, and the answer goes back as it is. When
@@ -273,8 +274,9 @@ func (c *cluster) onWho(m *nats.Msg) {
 }
 
 // forward serves r on the node that has the device's session when that is
-// another node, and reports whether it did (the answer is written).
-func (c *cluster) forward(w http.ResponseWriter, r *http.Request, deviceID string) bool {
+// another node, and reports whether it did (the answer is written). body
+// is the request's body when the caller has read it already, else nil.
+func (c *cluster) forward(w http.ResponseWriter, r *http.Request, deviceID string, body []byte) bool {
 	if c == nil || deviceID == "" || r.Context().Value(forwardedKey{}) != nil || c.Here(deviceID) {
 		return false
 	}
@@ -286,10 +288,11 @@ func (c *cluster) forward(w http.ResponseWriter, r *http.Request, deviceID strin
 	if err != nil || json.Unmarshal(m.Data, &who) != nil || who.Node == "" || who.Node == c.node {
 		return false // no node has the session: served here
 	}
-	body, err := readSmallBody(r)
-	if err != nil {
-		writeError(w, err)
-		return true
+	if body == nil {
+		if body, err = readSmallBody(r); err != nil {
+			writeError(w, err)
+			return true
+		}
 	}
 	call, _ := json.Marshal(forwardedCall{App: appOf(r), Method: r.Method, URI: r.URL.RequestURI(), Body: body})
 	ctx, cancel = context.WithTimeout(r.Context(), time.Duration(lwm2mTimeoutMax)*time.Second+10*time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -136,6 +137,27 @@ func TestClusterRoutesOverNATS(t *testing.T) {
 	case again := <-m.cmds:
 		t.Fatalf("the command reached the device twice: %+v", again)
 	case <-time.After(2 * time.Second):
+	}
+
+	// An immediate command (expireTime 0) through node 2: node 1, which
+	// has the session, takes it and sends it now.
+	req, err := json.Marshal(map[string]any{"deviceId": id, "expireTime": 0,
+		"command": map[string]any{"serviceId": "Meter", "method": "SET_REPORT_PERIOD", "paras": map[string]any{"period": 600}}})
+	require.NoError(t, err)
+	hreq, err := http.NewRequest("POST", tp2.api.URL+"/iocm/app/cmd/v1.4.0/deviceCommands", bytes.NewReader(req))
+	require.NoError(t, err)
+	hreq.Header = tp2.appHeader("application/json")
+	resp, err := http.DefaultClient.Do(hreq)
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "%s", b)
+	require.Equal(t, "node-1", resp.Header.Get("Doze-Node"), "served by the node with the session")
+	select {
+	case got = <-m.cmds:
+		require.EqualValues(t, 600, toInt(got.Paras["period"]))
+	case <-time.After(30 * time.Second):
+		t.Fatal("the immediate command created on node 2 did not reach the device on node 1")
 	}
 }
 

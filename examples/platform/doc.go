@@ -104,11 +104,10 @@
 // another node is stored there and the node with the session is woken to
 // send it in the device's current window (TestClusterRoutesOverNATS);
 // calls that need the session (LwM2M operations, the registration view,
-// the MQTT service call) are forwarded to that node with the caller's
-// application and answered as it answers (a Doze-Node header names it).
-// An immediate command (expireTime 0) is not forwarded: through a node
-// without the session it fails as unreachable. Without -nats each node
-// sends only at the device's next uplink there.
+// the MQTT service call, an immediate command) are forwarded to that node
+// with the caller's application and answered as it answers (a Doze-Node
+// header names it). Without -nats each node sends only at the device's
+// next uplink there.
 //
 // What else is per node, plainly:
 //
