@@ -176,6 +176,7 @@ func (l registryListener) DeviceChanged(e registry.Event) {
 // the registry: pending commands, shadow, history and log.
 func (p *Platform) forget(deviceID string) {
 	ctx := context.Background()
+	p.cluster.forget(deviceID)
 	if _, err := p.cmds.CancelDevice(ctx, deviceID); err != nil && !errors.Is(err, command.ErrNotFound) {
 		p.logger.Warn("cancelling commands of a deleted device", "device", deviceID, "err", err)
 	}
