@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/doze-io/doze/codec"
@@ -186,4 +188,51 @@ func TestNATSFlags(t *testing.T) {
 	_, err = New(c, nil)
 	require.ErrorContains(t, err, "-nats nats://…@", "a NATS that does not answer is named, without its password")
 	require.NotContains(t, err.Error(), "secret")
+}
+
+// The set of sessions a node has (cluster.go): the node that heard a
+// device last has it, and a node told of an older arrival than its own
+// hearing keeps the device and says so again, so that the other node
+// drops it.
+func TestClusterArrivals(t *testing.T) {
+	brokertest.Need(t, "NATS", brokertest.NATS)
+	name := brokertest.Name("t")
+	node := func(id string) *cluster {
+		p := &Platform{cfg: Config{NATS: "nats://" + brokertest.NATS, Cluster: name, NodeID: id}, logger: slog.New(slog.DiscardHandler)}
+		c := &cluster{p: p, prefix: "doze." + name, node: id, log: p.logger, here: map[string]time.Time{}, slots: make(chan struct{}, 1)}
+		require.NoError(t, c.connect())
+		t.Cleanup(c.close)
+		return c
+	}
+	a, b := node("a"), node("b")
+	a.heard("dev")
+	require.True(t, a.Here("dev"))
+	require.False(t, b.Here("dev"))
+
+	b.heard("dev") // the device moved to b
+	require.Eventually(t, func() bool { return !a.Here("dev") }, 10*time.Second, 10*time.Millisecond, "a drops the device b heard after it")
+	require.True(t, b.Here("dev"))
+
+	// a hears the device again before b's older arrival reaches it: a
+	// keeps it, and b, told again, drops it.
+	a.heard("dev")
+	old := arrival{Node: "b", Device: "dev", At: time.Now().Add(-time.Minute)}
+	data, err := json.Marshal(old)
+	require.NoError(t, err)
+	a.onArrived(&nats.Msg{Data: data})
+	require.True(t, a.Here("dev"), "an arrival older than a's own hearing does not take the device from a")
+	require.Eventually(t, func() bool { return !b.Here("dev") }, 10*time.Second, 10*time.Millisecond, "b drops it when a says so again")
+
+	// Which node has a device: answered by that node only.
+	q, err := json.Marshal(arrival{Node: "x", Device: "dev"})
+	require.NoError(t, err)
+	m, err := b.nc.Request(b.prefix+".who", q, 5*time.Second)
+	require.NoError(t, err)
+	var who arrival
+	require.NoError(t, json.Unmarshal(m.Data, &who))
+	require.Equal(t, "a", who.Node)
+	q, err = json.Marshal(arrival{Node: "x", Device: "nobody"})
+	require.NoError(t, err)
+	_, err = b.nc.Request(b.prefix+".who", q, 300*time.Millisecond)
+	require.Error(t, err, "nobody has the device: no answer")
 }
