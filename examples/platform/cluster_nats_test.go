@@ -48,6 +48,9 @@ func startPGNodes(t *testing.T, n int, cfgJSON string, extra func(i int) []strin
 		if i == 0 {
 			app = a
 			require.NotEmpty(t, app.Secret, "node 1 creates the demo app")
+		} else {
+			require.Equal(t, app.ID, a.ID, "node %d finds the demo app in the store", i+1)
+			require.Empty(t, a.Secret, "and creates none")
 		}
 		nodes[i] = &testPlatform{api: &httptest.Server{URL: base}, app: app}
 		nodes[i].token = nodes[i].login(t)

@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -131,34 +129,8 @@ func TestStoreFlags(t *testing.T) {
 // node 2 reaches the device at its next uplink to node 1 and ends
 // SUCCESSFUL as node 2 reads it.
 func TestTwoNodesShareStore(t *testing.T) {
-	dsn := pgStore(t)
 	const adminToken = "adm_two_nodes_test_token"
-	cfgFile := filepath.Join(t.TempDir(), "node.json")
-	require.NoError(t, os.WriteFile(cfgFile, []byte(`{"adminToken": "`+adminToken+`"}`), 0o600))
-
-	n1 := newCrashPlatform(t)
-	n2 := &crashPlatform{t: t, bin: n1.bin, data: t.TempDir()}
-	var nodes [2]*testPlatform
-	var dtls [2]string
-	for i, n := range []*crashPlatform{n1, n2} {
-		port := freePort(t)
-		base := "http://127.0.0.1:" + strconv.Itoa(port)
-		dtls[i] = freeUDPAddr(t)
-		n.args = []string{"-config", cfgFile, "-store", dsn, "-node-id", "node-" + strconv.Itoa(i+1),
-			"-http", "127.0.0.1:" + strconv.Itoa(port), "-coap", "127.0.0.1:0", "-dtls", dtls[i],
-			"-mqtt", "off", "-mqtts", "off", "-admin", "off"}
-		n.ready = answers(base + "/openapi.json")
-		nodes[i] = &testPlatform{api: &httptest.Server{URL: base}}
-	}
-	app := n1.start()
-	require.NotEmpty(t, app.Secret, "node 1 creates the demo app")
-	app2 := n2.start()
-	require.Equal(t, app.ID, app2.ID, "node 2 finds the demo app in the store")
-	require.Empty(t, app2.Secret, "and creates none")
-	for _, tp := range nodes {
-		tp.app = app
-		tp.token = tp.login(t)
-	}
+	nodes, dtls := startPGNodes(t, 2, `{"adminToken": "`+adminToken+`"}`, func(int) []string { return nil })
 	tp1, tp2 := nodes[0], nodes[1]
 
 	// An app created on node 1 is seen by node 2, and logs in there.
