@@ -25,7 +25,8 @@ type mqttListener struct {
 
 func listenMQTT(t *testing.T, tp *testPlatform, clientID, user, secret, filter string) *mqttListener {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// Generous: the whole test must fit, on a loaded CI machine too.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	sub := exec.CommandContext(ctx, "mosquitto_sub", "-h", "127.0.0.1", "-p", mqttPort(t, tp), "-V", "mqttv311",
 		"-i", clientID, "-u", user, "-P", secret, "-q", "1", "-t", filter, "-v")
 	stdout, err := sub.StdoutPipe()
@@ -57,7 +58,7 @@ func (l *mqttListener) next(t *testing.T) (topic string, payload map[string]any)
 		require.True(t, ok, "mosquitto_sub -v prints topic and payload: %q", line)
 		require.NoError(t, json.Unmarshal([]byte(body), &payload), "command payload %q", body)
 		return topic, payload
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no command reached the device")
 	}
 	return "", nil
@@ -97,7 +98,7 @@ func answerOnce(l *mqttListener, port, clientID, user, secret, answerTopicDevice
 			errc <- fmt.Errorf("command on an unexpected topic %q", topic)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-i", clientID, "-u", user, "-P", secret,
 			"-q", "1", "-t", "$oc/devices/"+answerTopicDevice+"/sys/commands/response/request_id="+req, "-m", resp).CombinedOutput()
@@ -140,7 +141,7 @@ func TestMQTTServiceCall(t *testing.T) {
 
 	// ACK: the device's response is the HTTP answer.
 	answered := answerOnce(l, port, id+"_resp", id, secret, id, `{"result_code":0,"response_name":"COMMAND_RESPONSE","paras":{"result":"ok"}}`)
-	status, out = serviceCallAt(t, tp, id, setPeriod("ACK", 10))
+	status, out = serviceCallAt(t, tp, id, setPeriod("ACK", 30))
 	require.NoError(t, <-answered)
 	require.Equal(t, http.StatusOK, status, "%v", out)
 	require.Equal(t, "SUCCESSFUL", out["status"])

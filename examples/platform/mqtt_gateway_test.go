@@ -88,7 +88,7 @@ func TestMQTTGateway(t *testing.T) {
 	// A command to the sub-device comes down the gateway's topic naming
 	// the sub-device; the gateway answers on its own response topic.
 	answered := answerOnce(l, port, gw+"_resp", gw, gwSecret, gw, `{"result_code":0,"paras":{"result":"sub ok"}}`)
-	status, res := serviceCallAt(t, tp, sub, setPeriod("ACK", 10))
+	status, res := serviceCallAt(t, tp, sub, setPeriod("ACK", 30))
 	require.NoError(t, <-answered)
 	require.Equal(t, http.StatusOK, status, "%v", res)
 	require.Equal(t, "SUCCESSFUL", res["status"])

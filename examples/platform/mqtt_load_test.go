@@ -55,7 +55,7 @@ func TestMQTTSimulatorLoad(t *testing.T) {
 		m, ok, err := tp.cmds.Mode(ctx, creds[0].DeviceID)
 		return err == nil && ok && m.Kind.String() != "" && tp.mq.Connected(creds[0].DeviceID)
 	}, 5*time.Second, 10*time.Millisecond)
-	status, out := serviceCallAt(t, tp, creds[0].DeviceID, setPeriod("ACK", 10))
+	status, out := serviceCallAt(t, tp, creds[0].DeviceID, setPeriod("ACK", 30))
 	require.Equal(t, http.StatusOK, status, "%v", out)
 	require.Equal(t, "SUCCESSFUL", out["status"])
 	_, commands := d.Stats()
