@@ -17,7 +17,9 @@ import (
 )
 
 // batchTopic is the gateway's batch report topic.
-func batchTopic(gw string) string { return "$oc/devices/" + gw + "/sys/gateway/sub_devices/properties/report" }
+func batchTopic(gw string) string {
+	return "$oc/devices/" + gw + "/sys/gateway/sub_devices/properties/report"
+}
 
 // batchReport encodes {"devices":[…]}.
 func batchReport(devices ...any) string {
