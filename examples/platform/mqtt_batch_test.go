@@ -84,6 +84,7 @@ func TestMQTTGatewayBatchReport(t *testing.T) {
 		map[string]any{"device_id": sub1, "services": []any{map[string]any{"service_id": "Battery"}}},
 		map[string]any{"device_id": sub2, "services": []any{map[string]any{"service_id": "NoSuchService", "properties": map[string]any{"x": 1}}}},
 		map[string]any{"device_id": sub1, "services": []any{map[string]any{"service_id": "Battery", "properties": map[string]any{"pad": strings.Repeat("x", 4096)}}}},
+		batteryEntry(gw, 43), // the gateway's own
 	))
 	require.NotContains(t, out, "rror", "the message is taken: %s", out)
 
@@ -91,12 +92,12 @@ func TestMQTTGatewayBatchReport(t *testing.T) {
 	for _, c := range []struct {
 		id    string
 		level float64
-	}{{sub1, 41}, {sub2, 42}} {
+	}{{sub1, 41}, {sub2, 42}, {gw, 43}} {
 		push := hook.wait(t, "deviceDataChanged of "+c.id, func(p map[string]any) bool {
 			s, _ := p["service"].(map[string]any)
 			return p["notifyType"] == "deviceDataChanged" && p["deviceId"] == c.id && s["serviceId"] == "Battery"
 		})
-		require.Equal(t, gw, push["gatewayId"])
+		require.Equal(t, gw, push["gatewayId"], "the gateway's id (its own for its own report)")
 		require.Equal(t, c.level, push["service"].(map[string]any)["data"].(map[string]any)["batteryLevel"])
 		var hist historyAnswer
 		require.Eventually(t, func() bool {
@@ -138,7 +139,7 @@ func TestMQTTGatewayBatchReport(t *testing.T) {
 	}
 	m := adminMetrics(t, tp)
 	for _, want := range []string{
-		`doze_mqtt_sub_device_reports_total{outcome="kept"} 3`,
+		`doze_mqtt_sub_device_reports_total{outcome="kept"} 4`,
 		`doze_mqtt_sub_device_reports_total{outcome="not_behind_gateway"} 2`,
 		`doze_mqtt_sub_device_reports_total{outcome="device_not_found"} 1`,
 		`doze_mqtt_sub_device_reports_total{outcome="invalid_entry"} 1`,
