@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/doze-io/doze/lwm2m/transport"
 )
 
 // batchTopic is the gateway's batch report topic.
@@ -362,4 +364,33 @@ func TestMQTTMaxSubDevicesSetting(t *testing.T) {
 		_, err = parseConfig([]string{"-config", f}, io.Discard)
 		require.ErrorContains(t, err, "config: mqttMaxSubDevices is "+bad+": must be positive (default 1000)")
 	}
+}
+
+// BenchmarkBatchInboxKeep compares, in one run, keeping the 50 entries of
+// a batch report in the inbox one after the other (acceptUplink each)
+// with acceptUplinks, which writes them concurrently so that they share
+// the store's group commits. One op is one batch of 50.
+func BenchmarkBatchInboxKeep(b *testing.B) {
+	tp := startPlatform(b)
+	es := make([]transport.Event, 50)
+	for i := range es {
+		es[i] = transport.Event{Kind: transport.EventUplink, Endpoint: fmt.Sprintf("bench-%d", i), Path: mqttPropertiesPath,
+			Payload: []byte(`{"services":[{"service_id":"Battery","properties":{"batteryLevel":1}}]}`), Time: time.Now()}
+	}
+	b.Run("one_by_one", func(b *testing.B) {
+		for b.Loop() {
+			for _, e := range es {
+				if err := tp.acceptUplink(e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("acceptUplinks", func(b *testing.B) {
+		for b.Loop() {
+			if err := tp.acceptUplinks(es); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
