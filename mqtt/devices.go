@@ -37,7 +37,7 @@ type Message struct {
 	DeviceID  string // the device the topic names: the sender, or a gateway's sub-device
 	Via       Device // the connected device that sent it
 	RequestID string // KindCommandResponse: the request_id of the topic
-	Payload   []byte // at most Config.MaxPayload bytes; owned by the handler
+	Payload   []byte // at most Config.MaxPayload bytes (KindSubDeviceReports: MaxBatchPayload); owned by the handler
 	Time      time.Time
 }
 

@@ -11,17 +11,23 @@
 //     secret's salted hash in constant time). The client id must be the
 //     device's own (deviceId, nodeId, "{deviceId}_…" or empty), so no
 //     client can take over another device's session. Wills are dropped.
-//   - Gateway events (MQT-5): a gateway publishes add and delete requests
-//     for its sub-devices on its own …/sys/events/up; ParseEvents reads
-//     them (bounded: MaxEvents, MaxSubDevicesPerEvent, MaxFieldLen, …),
-//     EventResponse encodes the answer that Event sends down on
-//     …/sys/events/down. The registry work is the handler's.
+//   - Gateway events (MQT-5): a gateway publishes add, delete and status
+//     requests for its sub-devices on its own …/sys/events/up;
+//     ParseEvents reads them (bounded: MaxEvents, MaxSubDevicesPerEvent,
+//     MaxStatusesPerEvent, MaxFieldLen, …), EventResponse encodes the
+//     answer that Event sends down on …/sys/events/down. The registry
+//     work is the handler's.
+//   - Batch reports (MQT-5): a gateway reports for many sub-devices at
+//     once on its own …/sys/gateway/sub_devices/properties/report;
+//     ParseSubDeviceReports reads it (at most MaxBatchDevices entries,
+//     Config.MaxBatchPayload bytes), each entry on its own.
 //   - ACL (MQT-1, MQT-2): a device publishes only on its uplink topics
 //     and subscribes only under $oc/devices/{its deviceId}/sys/; a
 //     gateway also under its sub-devices' (MQT-5, SubDevices).
 //   - Limits (MQT-4): QoS 0 and 1; at most Config.MaxRate messages per
 //     second per connection (a token bucket of golang.org/x/time/rate,
-//     bursts of MaxRate) and Config.MaxPayload bytes per payload;
+//     bursts of MaxRate) and Config.MaxPayload bytes per payload
+//     (Config.MaxBatchPayload for a gateway's batch report);
 //     retained messages refused. An MQTT 5 connection that breaks one is
 //     closed with DISCONNECT 0x96, 0x95 or 0x9A; an MQTT 3.1.1 message is
 //     dropped unacknowledged. Each refusal is counted (Stats) and logged.

@@ -17,18 +17,30 @@ import (
 //	  "name"?,"description"?,"parent_device_id"?,"extension_info"?}]}}]}
 //
 // or with "event_type":"delete_sub_device_request" and
-// "paras":{"devices":["{deviceId}", …]}, and gets the result on
-// …/sys/events/down as an event of type add_sub_device_response or
-// delete_sub_device_response with the request's event_id and
+// "paras":{"devices":["{deviceId}", …]}, or with
+// "event_type":"sub_device_update_status" and
+// "paras":{"device_statuses":[{"device_id","status":"ONLINE"|"OFFLINE"}, …]},
+// and gets the result on …/sys/events/down as an event of type
+// add_sub_device_response, delete_sub_device_response or
+// sub_device_update_status_response with the request's event_id and
 // "paras":{"successful_devices":[…],"failed_devices":[…]}.
 const (
 	// SubDeviceManager is the service_id of the sub-device events.
 	SubDeviceManager = "$sub_device_manager"
 
-	EventAddSubDevices            = "add_sub_device_request"
-	EventAddSubDevicesResponse    = "add_sub_device_response"
-	EventDeleteSubDevices         = "delete_sub_device_request"
-	EventDeleteSubDevicesResponse = "delete_sub_device_response"
+	EventAddSubDevices                 = "add_sub_device_request"
+	EventAddSubDevicesResponse         = "add_sub_device_response"
+	EventDeleteSubDevices              = "delete_sub_device_request"
+	EventDeleteSubDevicesResponse      = "delete_sub_device_response"
+	EventUpdateSubDeviceStatus         = "sub_device_update_status"
+	EventUpdateSubDeviceStatusResponse = "sub_device_update_status_response"
+)
+
+// The statuses a gateway may give its sub-devices
+// (sub_device_update_status).
+const (
+	StatusOnline  = "ONLINE"
+	StatusOffline = "OFFLINE"
 )
 
 // Bounds of an event message (MQT-4, MQT-5). The payload itself is
@@ -39,6 +51,9 @@ const (
 	// MaxSubDevicesPerEvent is how many sub-devices one add or delete
 	// request may name (the original platform's limit).
 	MaxSubDevicesPerEvent = 50
+	// MaxStatusesPerEvent is how many sub-devices one
+	// sub_device_update_status may name (the original platform's limit).
+	MaxStatusesPerEvent = 100
 	// MaxFieldLen bounds node_id, product_id, manufacturer_id, name,
 	// event_id and a deviceId.
 	MaxFieldLen = 256
@@ -60,6 +75,15 @@ type Event struct {
 	Add []SubDeviceRequest
 	// Delete holds the deviceIds of a delete_sub_device_request.
 	Delete []string
+	// Statuses holds the devices of a sub_device_update_status.
+	Statuses []SubDeviceStatus
+}
+
+// SubDeviceStatus is one device of a sub_device_update_status, and of the
+// successful_devices of its answer.
+type SubDeviceStatus struct {
+	DeviceID string `json:"device_id"`
+	Status   string `json:"status"` // StatusOnline or StatusOffline; in an answer, the status the device has now
 }
 
 // SubDeviceRequest is one device of an add_sub_device_request.
@@ -92,10 +116,12 @@ type rawEvent struct {
 }
 
 // ParseEvents reads a gateway's events/up message. It knows the
-// sub-device events of SubDeviceManager (add and delete requests); any
+// sub-device events of SubDeviceManager (add, delete and status
+// requests); any
 // other service or event type is an *EventError, as is a missing or
 // malformed field or a bound passed (MaxEvents, MaxSubDevicesPerEvent,
-// MaxFieldLen, …). Checks that need the registry (the product exists, the
+// MaxStatusesPerEvent, MaxFieldLen, …) or a status that is neither
+// ONLINE nor OFFLINE. Checks that need the registry (the product exists, the
 // device is behind this gateway) are the caller's.
 func ParseEvents(b []byte) ([]Event, error) {
 	var body struct {
@@ -130,19 +156,30 @@ func ParseEvents(b []byte) ([]Event, error) {
 			return nil, &EventError{Field: at + ".service_id", Rule: fmt.Sprintf("is %q; this platform takes only %q events", truncate(re.ServiceID, 64), SubDeviceManager)}
 		}
 		var paras struct {
-			Devices json.RawMessage `json:"devices"`
+			Devices        json.RawMessage `json:"devices"`
+			DeviceStatuses json.RawMessage `json:"device_statuses"`
 		}
-		if len(re.Paras) == 0 || json.Unmarshal(re.Paras, &paras) != nil || !bytes.HasPrefix(bytes.TrimSpace(paras.Devices), []byte("[")) {
-			return nil, &EventError{Field: at + ".paras", Rule: `must be {"devices":[…]}`}
-		}
+		parasOK := len(re.Paras) > 0 && json.Unmarshal(re.Paras, &paras) == nil
+		isArray := func(b json.RawMessage) bool { return bytes.HasPrefix(bytes.TrimSpace(b), []byte("[")) }
 		var err error
 		switch re.EventType {
-		case EventAddSubDevices:
-			ev.Add, err = parseAdd(at+".paras.devices", paras.Devices)
-		case EventDeleteSubDevices:
-			ev.Delete, err = parseDelete(at+".paras.devices", paras.Devices)
+		case EventAddSubDevices, EventDeleteSubDevices:
+			if !parasOK || !isArray(paras.Devices) {
+				return nil, &EventError{Field: at + ".paras", Rule: `must be {"devices":[…]}`}
+			}
+			if re.EventType == EventAddSubDevices {
+				ev.Add, err = parseAdd(at+".paras.devices", paras.Devices)
+			} else {
+				ev.Delete, err = parseDelete(at+".paras.devices", paras.Devices)
+			}
+		case EventUpdateSubDeviceStatus:
+			if !parasOK || !isArray(paras.DeviceStatuses) {
+				return nil, &EventError{Field: at + ".paras", Rule: `must be {"device_statuses":[{"device_id","status"}, …]}`}
+			}
+			ev.Statuses, err = parseStatuses(at+".paras.device_statuses", paras.DeviceStatuses)
 		default:
-			err = &EventError{Field: at + ".event_type", Rule: fmt.Sprintf("is %q; %s takes %q and %q", truncate(re.EventType, 64), SubDeviceManager, EventAddSubDevices, EventDeleteSubDevices)}
+			err = &EventError{Field: at + ".event_type", Rule: fmt.Sprintf("is %q; %s takes %q, %q and %q", truncate(re.EventType, 64), SubDeviceManager,
+				EventAddSubDevices, EventDeleteSubDevices, EventUpdateSubDeviceStatus)}
 		}
 		if err != nil {
 			return nil, err
@@ -202,6 +239,29 @@ func parseDelete(at string, b json.RawMessage) ([]string, error) {
 	return ids, nil
 }
 
+func parseStatuses(at string, b json.RawMessage) ([]SubDeviceStatus, error) {
+	var sts []SubDeviceStatus
+	if err := json.Unmarshal(b, &sts); err != nil {
+		return nil, &EventError{Field: at, Rule: `must be an array of {"device_id","status":"ONLINE"|"OFFLINE"}: ` + err.Error()}
+	}
+	switch {
+	case len(sts) == 0:
+		return nil, &EventError{Field: at, Rule: "is empty: name at least one device"}
+	case len(sts) > MaxStatusesPerEvent:
+		return nil, &EventError{Field: at, Rule: fmt.Sprintf("names %d devices, at most %d per request", len(sts), MaxStatusesPerEvent)}
+	}
+	for i, st := range sts {
+		f := fmt.Sprintf("%s[%d].", at, i)
+		if err := checkText(f+"device_id", st.DeviceID, MaxFieldLen, true); err != nil {
+			return nil, err
+		}
+		if st.Status != StatusOnline && st.Status != StatusOffline {
+			return nil, &EventError{Field: f + "status", Rule: fmt.Sprintf("is %q; must be %q or %q", truncate(st.Status, 64), StatusOnline, StatusOffline)}
+		}
+	}
+	return sts, nil
+}
+
 func checkCount(at string, n int) error {
 	switch {
 	case n == 0:
@@ -245,9 +305,9 @@ type SubDevice struct {
 	ExtensionInfo  json.RawMessage `json:"extension_info,omitempty"`
 }
 
-// SubDeviceFailure is a sub-device an add or delete request could not
-// add or delete: the request's node_id and product_id (add) or deviceId
-// (delete), a code and a message saying why.
+// SubDeviceFailure is a sub-device an add, delete or status request could
+// not add, delete or update: the request's node_id and product_id (add) or
+// deviceId (delete, status), a code and a message saying why.
 type SubDeviceFailure struct {
 	NodeID    string `json:"node_id,omitempty"`
 	ProductID string `json:"product_id,omitempty"`
@@ -257,9 +317,10 @@ type SubDeviceFailure struct {
 }
 
 // EventResponse encodes the events/down message answering a gateway's
-// request ev: eventType is EventAddSubDevicesResponse or
-// EventDeleteSubDevicesResponse; successful is a []SubDevice (add) or a
-// []string of deviceIds (delete). eventTime is yyyyMMdd'T'HHmmss'Z'.
+// request ev: eventType is EventAddSubDevicesResponse,
+// EventDeleteSubDevicesResponse or EventUpdateSubDeviceStatusResponse;
+// successful is a []SubDevice (add), a []string of deviceIds (delete) or
+// a []SubDeviceStatus (status). eventTime is yyyyMMdd'T'HHmmss'Z'.
 func EventResponse(gatewayID string, ev Event, eventType, eventTime string, successful any, failed []SubDeviceFailure) ([]byte, error) {
 	if failed == nil {
 		failed = []SubDeviceFailure{}
@@ -273,8 +334,12 @@ func EventResponse(gatewayID string, ev Event, eventType, eventTime string, succ
 		if s == nil {
 			successful = []string{}
 		}
+	case []SubDeviceStatus:
+		if s == nil {
+			successful = []SubDeviceStatus{}
+		}
 	default:
-		return nil, errors.New("mqtt: EventResponse: successful must be []SubDevice or []string")
+		return nil, errors.New("mqtt: EventResponse: successful must be []SubDevice, []string or []SubDeviceStatus")
 	}
 	return json.Marshal(map[string]any{
 		"object_device_id": gatewayID,

@@ -37,6 +37,14 @@ var eventBodies = []struct {
 	{`{"services":[{"service_id":"$sub_device_manager","event_type":"delete_sub_device_request","paras":{"devices":[""]}}]}`, "services[0].paras.devices[0]: is required"},
 	{`{"services":[{"service_id":"$sub_device_manager","event_type":"delete_sub_device_request","paras":{"devices":[{"device_id":"d"}]}}]}`, "services[0].paras.devices: must be an array of deviceIds"},
 	{`{"services":[{"service_id":"$sub_device_manager","event_type":"delete_sub_device_request","event_id":"a\nb","paras":{"devices":["d"]}}]}`, "services[0].event_id: must not hold control characters"},
+	{`{"services":[{"service_id":"$sub_device_manager","event_type":"sub_device_update_status","event_id":"s1","paras":{"device_statuses":[{"device_id":"d1","status":"ONLINE"},{"device_id":"d2","status":"OFFLINE"}]}}]}`, ""},
+	{`{"services":[{"service_id":"$sub_device_manager","event_type":"sub_device_update_status","paras":{"devices":["d1"]}}]}`, `services[0].paras: must be {"device_statuses":[`},
+	{`{"services":[{"service_id":"$sub_device_manager","event_type":"sub_device_update_status","paras":{"device_statuses":[]}}]}`, "services[0].paras.device_statuses: is empty"},
+	{`{"services":[{"service_id":"$sub_device_manager","event_type":"sub_device_update_status","paras":{"device_statuses":["d1"]}}]}`, "services[0].paras.device_statuses: must be an array of"},
+	{`{"services":[{"service_id":"$sub_device_manager","event_type":"sub_device_update_status","paras":{"device_statuses":[{"status":"ONLINE"}]}}]}`, "services[0].paras.device_statuses[0].device_id: is required"},
+	{`{"services":[{"service_id":"$sub_device_manager","event_type":"sub_device_update_status","paras":{"device_statuses":[{"device_id":"d1","status":"online"}]}}]}`, `services[0].paras.device_statuses[0].status: is "online"; must be "ONLINE" or "OFFLINE"`},
+	{`{"services":[{"service_id":"$sub_device_manager","event_type":"sub_device_update_status","paras":{"device_statuses":[{"device_id":"d1"}]}}]}`, `services[0].paras.device_statuses[0].status: is ""`},
+	{`{"services":[{"service_id":"$sub_device_manager","event_type":"add_sub_device_request","paras":{"device_statuses":[{"device_id":"d1","status":"ONLINE"}]}}]}`, `services[0].paras: must be {"devices":[…]}`},
 }
 
 func TestParseEvents(t *testing.T) {
@@ -60,6 +68,33 @@ func TestParseEvents(t *testing.T) {
 	evs, err = ParseEvents([]byte(eventBodies[1].body))
 	require.NoError(t, err)
 	require.Equal(t, []string{"d1", "d2"}, evs[0].Delete)
+	for _, tc := range eventBodies {
+		if strings.Contains(tc.body, `"event_id":"s1"`) {
+			evs, err = ParseEvents([]byte(tc.body))
+			require.NoError(t, err)
+			require.Equal(t, []Event{{ServiceID: SubDeviceManager, Type: EventUpdateSubDeviceStatus, ID: "s1",
+				Statuses: []SubDeviceStatus{{DeviceID: "d1", Status: StatusOnline}, {DeviceID: "d2", Status: StatusOffline}}}}, evs)
+		}
+	}
+}
+
+// TestParseStatusBounds: at most MaxStatusesPerEvent devices per status
+// request.
+func TestParseStatusBounds(t *testing.T) {
+	body := func(n int) []byte {
+		sts := make([]SubDeviceStatus, n)
+		for i := range sts {
+			sts[i] = SubDeviceStatus{DeviceID: fmt.Sprintf("d%d", i), Status: StatusOffline}
+		}
+		b, _ := json.Marshal(map[string]any{"services": []any{map[string]any{"service_id": SubDeviceManager,
+			"event_type": EventUpdateSubDeviceStatus, "paras": map[string]any{"device_statuses": sts}}}})
+		return b
+	}
+	evs, err := ParseEvents(body(MaxStatusesPerEvent))
+	require.NoError(t, err)
+	require.Len(t, evs[0].Statuses, MaxStatusesPerEvent)
+	_, err = ParseEvents(body(MaxStatusesPerEvent + 1))
+	require.EqualError(t, err, "mqtt: event services[0].paras.device_statuses: names 101 devices, at most 100 per request")
 }
 
 // TestParseEventsBounds: at most MaxSubDevicesPerEvent devices per request
@@ -98,6 +133,17 @@ func TestEventResponse(t *testing.T) {
 		"event_time":"20260101T000000Z","event_id":"e9","paras":{"successful_devices":[],"failed_devices":[]}}]}`, string(b))
 	_, err = EventResponse("gw", ev, EventDeleteSubDevicesResponse, "", 7, nil)
 	require.Error(t, err)
+
+	ev = Event{ServiceID: SubDeviceManager, Type: EventUpdateSubDeviceStatus, ID: "e10"}
+	b, err = EventResponse("gw", ev, EventUpdateSubDeviceStatusResponse, "20260101T000000Z",
+		[]SubDeviceStatus{{DeviceID: "d1", Status: StatusOffline}}, []SubDeviceFailure{{DeviceID: "d2", ErrorCode: "device_not_found", ErrorMsg: "no device d2"}})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"object_device_id":"gw","services":[{"service_id":"$sub_device_manager","event_type":"sub_device_update_status_response",
+		"event_time":"20260101T000000Z","event_id":"e10","paras":{"successful_devices":[{"device_id":"d1","status":"OFFLINE"}],
+		"failed_devices":[{"device_id":"d2","error_code":"device_not_found","error_msg":"no device d2"}]}}]}`, string(b))
+	b, err = EventResponse("gw", ev, EventUpdateSubDeviceStatusResponse, "", []SubDeviceStatus(nil), nil)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"successful_devices":[]`)
 }
 
 func FuzzParseEvents(f *testing.F) {
@@ -122,6 +168,7 @@ func FuzzParseEvents(f *testing.F) {
 			switch ev.Type {
 			case EventAddSubDevices:
 				require.Empty(t, ev.Delete)
+				require.Empty(t, ev.Statuses)
 				require.NotEmpty(t, ev.Add)
 				require.LessOrEqual(t, len(ev.Add), MaxSubDevicesPerEvent)
 				for _, d := range ev.Add {
@@ -130,8 +177,18 @@ func FuzzParseEvents(f *testing.F) {
 					require.LessOrEqual(t, len(d.Description), MaxDescriptionLen)
 					require.LessOrEqual(t, len(d.ExtensionInfo), MaxExtensionInfo)
 				}
+			case EventUpdateSubDeviceStatus:
+				require.Empty(t, ev.Add)
+				require.Empty(t, ev.Delete)
+				require.NotEmpty(t, ev.Statuses)
+				require.LessOrEqual(t, len(ev.Statuses), MaxStatusesPerEvent)
+				for _, st := range ev.Statuses {
+					require.NoError(t, checkText("device_id", st.DeviceID, MaxFieldLen, true))
+					require.Contains(t, []string{StatusOnline, StatusOffline}, st.Status)
+				}
 			case EventDeleteSubDevices:
 				require.Empty(t, ev.Add)
+				require.Empty(t, ev.Statuses)
 				require.NotEmpty(t, ev.Delete)
 				require.LessOrEqual(t, len(ev.Delete), MaxSubDevicesPerEvent)
 				for _, id := range ev.Delete {

@@ -231,15 +231,19 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 	if !se.limit.take(time.Now(), s.cfg.MaxRate) {
 		return refuse(&s.stats.rate, packets.ErrMessageRateTooHigh, fmt.Sprintf("over %d messages per second", s.cfg.MaxRate))
 	}
-	if len(pk.Payload) > s.cfg.MaxPayload {
-		return refuse(&s.stats.size, packets.ErrPacketTooLarge, fmt.Sprintf("payload of %d bytes, over %d", len(pk.Payload), s.cfg.MaxPayload))
-	}
-	if pk.FixedHeader.Retain {
-		return refuse(&s.stats.retain, packets.ErrRetainNotSupported, "retained messages are not accepted on device topics")
-	}
 	id, kind, req, err := ParseUplink(pk.TopicName)
 	if err != nil { // the ACL let it through: cannot happen
 		return pk, packets.ErrRejectPacket
+	}
+	limit := s.cfg.MaxPayload
+	if kind == KindSubDeviceReports {
+		limit = s.cfg.MaxBatchPayload
+	}
+	if len(pk.Payload) > limit {
+		return refuse(&s.stats.size, packets.ErrPacketTooLarge, fmt.Sprintf("payload of %d bytes, over %d", len(pk.Payload), limit))
+	}
+	if pk.FixedHeader.Retain {
+		return refuse(&s.stats.retain, packets.ErrRetainNotSupported, "retained messages are not accepted on device topics")
 	}
 	m := Message{Kind: kind, DeviceID: id, Via: se.dev, RequestID: req, Payload: append([]byte(nil), pk.Payload...), Time: time.Now()}
 	if err := s.h.Message(m); err != nil {

@@ -31,6 +31,10 @@ type Config struct {
 	// MaxPayload is the largest payload a device may publish, in bytes;
 	// 0 means 64 KiB (MQT-4).
 	MaxPayload int
+	// MaxBatchPayload is the largest payload of a gateway's batch report
+	// (KindSubDeviceReports), in bytes; 0 means DefaultMaxBatchPayload or
+	// MaxPayload, whichever is larger. It is never below MaxPayload.
+	MaxBatchPayload int
 	// MaxRate is how many messages per second one connection may
 	// publish; 0 means 300 (MQT-4, §2.11).
 	MaxRate int
@@ -128,6 +132,9 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = DefaultMaxPayload
 	}
+	if cfg.MaxBatchPayload == 0 {
+		cfg.MaxBatchPayload = max(DefaultMaxBatchPayload, cfg.MaxPayload)
+	}
 	if cfg.MaxRate == 0 {
 		cfg.MaxRate = DefaultMaxRate
 	}
@@ -137,15 +144,18 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 	if cfg.MaxPayload < 0 || cfg.MaxRate < 0 || cfg.AuthTimeout < 0 {
 		return nil, fmt.Errorf("mqtt: Config.MaxPayload %d, MaxRate %d, AuthTimeout %v: must not be negative", cfg.MaxPayload, cfg.MaxRate, cfg.AuthTimeout)
 	}
+	if cfg.MaxBatchPayload < cfg.MaxPayload {
+		return nil, fmt.Errorf("mqtt: Config.MaxBatchPayload %d: must be at least MaxPayload (%d), or 0", cfg.MaxBatchPayload, cfg.MaxPayload)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	caps := mochi.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1                                                 // QoS 0 and 1 (MQT-4)
-	caps.RetainAvailable = 0                                            // retained messages refused (MQT-4)
-	caps.SharedSubAvailable = 0                                         // a device shares its topics with nobody
-	caps.MaximumPacketSize = uint32(cfg.MaxPayload + 2*MaxIDLen + 1024) // payload, topic and properties
+	caps.MaximumQos = 1                                                      // QoS 0 and 1 (MQT-4)
+	caps.RetainAvailable = 0                                                 // retained messages refused (MQT-4)
+	caps.SharedSubAvailable = 0                                              // a device shares its topics with nobody
+	caps.MaximumPacketSize = uint32(cfg.MaxBatchPayload + 2*MaxIDLen + 1024) // payload, topic and properties; MaxPayload is checked per topic
 	caps.MaximumSessionExpiryInterval = 24 * 3600
 	caps.ReceiveMaximum = 64
 	s := &Server{

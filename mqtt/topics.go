@@ -12,6 +12,8 @@ import (
 //	$oc/devices/{deviceId}/sys/messages/up            binary, for the codec
 //	$oc/devices/{deviceId}/sys/commands/response/request_id={id}
 //	$oc/devices/{deviceId}/sys/events/up              a gateway's events (MQT-5, ParseEvents)
+//	$oc/devices/{deviceId}/sys/gateway/sub_devices/properties/report
+//	                                                  a gateway's batch report for its sub-devices (MQT-5, ParseSubDeviceReports)
 //
 // and receives on
 //
@@ -27,6 +29,7 @@ const (
 	messagesDown    = "/sys/messages/down"
 	eventsUpTopic   = "/sys/events/up"
 	eventsDownTopic = "/sys/events/down"
+	batchTopic      = "/sys/gateway/sub_devices/properties/report"
 )
 
 // Kind is what a device's message is, by its topic.
@@ -45,6 +48,10 @@ const (
 	// KindEvent is a gateway's events/up message (MQT-5), read by
 	// ParseEvents.
 	KindEvent
+	// KindSubDeviceReports is a gateway's batch property report for its
+	// sub-devices (MQT-5), read by ParseSubDeviceReports. Its payload may
+	// be up to Config.MaxBatchPayload bytes.
+	KindSubDeviceReports
 )
 
 func (k Kind) String() string {
@@ -57,6 +64,8 @@ func (k Kind) String() string {
 		return "command response"
 	case KindEvent:
 		return "event"
+	case KindSubDeviceReports:
+		return "sub-device reports"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -91,6 +100,8 @@ func ParseUplink(topic string) (deviceID string, k Kind, requestID string, err e
 		return deviceID, KindMessage, "", nil
 	case rest == eventsUpTopic:
 		return deviceID, KindEvent, "", nil
+	case rest == batchTopic:
+		return deviceID, KindSubDeviceReports, "", nil
 	case strings.HasPrefix(rest, responseTopic):
 		id := rest[len(responseTopic):]
 		if err := checkID(id); err != nil {
@@ -99,7 +110,7 @@ func ParseUplink(topic string) (deviceID string, k Kind, requestID string, err e
 		return deviceID, KindCommandResponse, id, nil
 	}
 	return "", 0, "", &TopicError{Topic: topic, Rule: "a device publishes only on " + topicPrefix +
-		"{deviceId}" + propertiesTopic + ", …" + messagesUpTopic + ", …" + eventsUpTopic + " or …" + responseTopic + "{id}"}
+		"{deviceId}" + propertiesTopic + ", …" + messagesUpTopic + ", …" + eventsUpTopic + ", …" + batchTopic + " or …" + responseTopic + "{id}"}
 }
 
 // FilterDevice returns the deviceId a subscription filter is confined to:

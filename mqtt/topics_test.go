@@ -21,6 +21,8 @@ var uplinkTopics = []struct {
 	{"$oc/devices/d1/sys/messages/up", "d1", KindMessage, ""},
 	{"$oc/devices/gw/sys/events/up", "gw", KindEvent, ""},
 	{"$oc/devices/gw/sys/events/down", "", 0, "a device publishes only on"},
+	{"$oc/devices/gw/sys/gateway/sub_devices/properties/report", "gw", KindSubDeviceReports, ""},
+	{"$oc/devices/gw/sys/gateway/sub_devices/properties/report/x", "", 0, "a device publishes only on"},
 	{"$oc/devices/d1/sys/commands/response/request_id=c-7", "d1", KindCommandResponse, "c-7"},
 	{"$oc/devices/d1/sys/commands/response/request_id=", "", 0, "request_id is empty"},
 	{"$oc/devices//sys/properties/report", "", 0, "deviceId is empty"},
@@ -65,6 +67,8 @@ func FuzzParseUplink(f *testing.F) {
 			require.Equal(t, topicPrefix+id+responseTopic+req, topic)
 		case KindEvent:
 			require.Equal(t, topicPrefix+id+eventsUpTopic, topic)
+		case KindSubDeviceReports:
+			require.Equal(t, topicPrefix+id+batchTopic, topic)
 		default:
 			t.Fatalf("ParseUplink(%q) gave kind %v and no error", topic, k)
 		}

@@ -61,3 +61,27 @@ func (r *Registry) ConnectVia(ctx context.Context, id, gatewayID string) (Device
 	r.statusEvent(d, from)
 	return d, nil
 }
+
+// DisconnectVia records that the sub-device id's gateway reports it gone
+// (MQT-5: a sub_device_update_status with OFFLINE): it is no longer
+// connected, and an ONLINE device is OFFLINE at once (EventStatusChanged),
+// not after Config.DisconnectGrace; an ABNORMAL one stays ABNORMAL. A
+// device that is not behind gatewayID fails with ErrGatewayNotFound, one
+// that never bound with ErrNotBound (it stays INACTIVE). ConnectVia, or a
+// report through the gateway, brings it back.
+func (r *Registry) DisconnectVia(ctx context.Context, id, gatewayID string) (Device, error) {
+	return r.change(ctx, id, func(d *Device, now time.Time) error {
+		switch {
+		case d.GatewayID != gatewayID:
+			return &FieldError{Field: "gatewayId", Value: gatewayID, Rule: "the device is not registered behind this gateway", Err: ErrGatewayNotFound}
+		case !d.Bound:
+			return &FieldError{Field: "deviceId", Value: id, Rule: "the sub-device has never been ONLINE: it stays INACTIVE", Err: ErrNotBound}
+		}
+		d.Connected = false
+		d.DisconnectedAt = now
+		if d.Status == StatusOnline {
+			d.Status = StatusOffline
+		}
+		return nil
+	})
+}

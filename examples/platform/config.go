@@ -118,6 +118,11 @@ type Config struct {
 	MQTTAddr  string `json:"mqttAddr"`  // plain MQTT over TCP; default :1883; "off" disables it
 	MQTTSAddr string `json:"mqttsAddr"` // MQTT over TLS with tlsCert/tlsKey; default :8883; "off" disables it; no TLS without a certificate
 	MQTTRate  int    `json:"mqttRate"`  // messages per second per MQTT connection; default 300 (§2.11)
+	// MQTTMaxSubDevices is how many sub-devices one gateway may have,
+	// however they were registered: a gateway's add_sub_device_request
+	// past it is refused for the devices over it
+	// ("too_many_sub_devices"); default 1,000 (MQT-5).
+	MQTTMaxSubDevices int `json:"mqttMaxSubDevices"`
 }
 
 // Duration is a time.Duration written as "93s" in JSON.
@@ -163,6 +168,8 @@ func defaultConfig() Config {
 		MQTTAddr:        ":1883",
 		MQTTSAddr:       ":8883",
 		MQTTRate:        300,
+
+		MQTTMaxSubDevices: DefaultMaxSubDevices,
 
 		BootstrapAddr:     "off",
 		BootstrapDTLSAddr: "off",
@@ -268,6 +275,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 || cfg.MQTTRate <= 0 || cfg.MaxSessions <= 0 {
 		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxSessions, maxUpload, maxUploads and mqttRate must be positive")
+	}
+	if cfg.MQTTMaxSubDevices <= 0 {
+		return Config{}, fmt.Errorf("config: mqttMaxSubDevices is %d: must be positive (default %d)", cfg.MQTTMaxSubDevices, DefaultMaxSubDevices)
 	}
 	if cfg.MoveLookupsPerSource < 0 {
 		return Config{}, errors.New("config: moveLookupsPerSource must not be negative (0 means 16)")

@@ -18,6 +18,7 @@ import (
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/mqtt"
 	"github.com/doze-io/doze/registry"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Paths that mark an MQTT uplink in the inbox and the event pipeline; no
@@ -38,7 +39,7 @@ func (p *Platform) newMQTT() (*mqtt.Server, error) {
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	return mqtt.New(mqttDevices{p}, mqttHandler{p: p, adds: new(sync.Mutex)}, cfg)
+	return mqtt.New(mqttDevices{p}, mqttHandler{p: p, adds: new(sync.Mutex), subReports: p.newBatchCounter()}, cfg)
 }
 
 // listenMQTT opens the MQTT listeners. A default port that is taken (a
@@ -126,6 +127,9 @@ func (m mqttDevices) SubDevice(ctx context.Context, gatewayID, deviceID string) 
 type mqttHandler struct {
 	p    *Platform
 	adds *sync.Mutex // sub-device adds of gateways, one at a time (mqtt_events.go)
+	// subReports counts the entries of gateways' batch reports by
+	// outcome (mqtt_batch.go).
+	subReports *prometheus.CounterVec
 }
 
 var _ mqtt.Handler = mqttHandler{}
@@ -136,8 +140,11 @@ var _ mqtt.Handler = mqttHandler{}
 func (h mqttHandler) Message(m mqtt.Message) error {
 	p := h.p
 	ctx := context.Background()
-	if m.Kind == mqtt.KindEvent {
+	switch m.Kind {
+	case mqtt.KindEvent:
 		return h.mqttEvents(ctx, m)
+	case mqtt.KindSubDeviceReports:
+		return h.mqttSubDeviceReports(ctx, m)
 	}
 	d, err := p.reg.Get(ctx, m.DeviceID)
 	if err != nil {

@@ -1,7 +1,8 @@
 package main
 
-// A gateway adds and deletes its sub-devices over its own MQTT connection
-// (MQT-5, REG-4): the sub-device events of package mqtt on
+// A gateway adds and deletes its sub-devices, and says whether they are
+// ONLINE or OFFLINE, over its own MQTT connection (MQT-5, REG-4): the
+// sub-device events of package mqtt on
 // $oc/devices/{gatewayId}/sys/events/up, answered on …/sys/events/down.
 
 import (
@@ -10,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/doze-io/doze/command"
@@ -19,15 +19,9 @@ import (
 	"github.com/doze-io/doze/registry"
 )
 
-// maxSubDevices is how many sub-devices one gateway may have, however
-// they were registered: an add request past it is refused for the devices
-// over the bound ("too_many_sub_devices").
-var maxSubDevices atomic.Int64 // DefaultMaxSubDevices; a test lowers it
-
-// DefaultMaxSubDevices is maxSubDevices' value.
+// DefaultMaxSubDevices is Config.MQTTMaxSubDevices' default: how many
+// sub-devices one gateway may have.
 const DefaultMaxSubDevices = 1000
-
-func init() { maxSubDevices.Store(DefaultMaxSubDevices) }
 
 // The error_code of a device in an answer's failed_devices (besides the
 // API's codes for what the registry refuses: conflict, invalid_<field>).
@@ -40,6 +34,8 @@ const (
 	subConflict        = "conflict"
 	subNotFound        = "device_not_found"
 	subNotBehind       = "not_behind_gateway"
+	subInactive        = "device_inactive" // OFFLINE for a sub-device that was never ONLINE
+	subStatusRefused   = "status_refused"  // ONLINE refused by the registry (binding timeout passed, …)
 )
 
 // eventAnswerTimeout bounds the delivery of one events/down answer (the
@@ -84,6 +80,9 @@ func (h mqttHandler) mqttEvents(ctx context.Context, m mqtt.Message) error {
 		case mqtt.EventDeleteSubDevices:
 			typ = mqtt.EventDeleteSubDevicesResponse
 			ok, failed, err = p.deleteSubDevices(ctx, gw.ID, ev.Delete)
+		case mqtt.EventUpdateSubDeviceStatus:
+			typ = mqtt.EventUpdateSubDeviceStatusResponse
+			ok, failed, err = p.updateSubDeviceStatus(ctx, gw.ID, ev.Statuses)
 		}
 		if err != nil {
 			p.logger.Error("gateway event not done; not acknowledged", "gateway", gw.ID, "event", ev.Type, "err", err)
@@ -150,7 +149,7 @@ func (h mqttHandler) addSubDevices(ctx context.Context, gatewayID string, reqs [
 		} else if !errors.Is(err, registry.ErrNotFound) {
 			return nil, nil, err
 		}
-		if limit := int(maxSubDevices.Load()); have >= limit {
+		if limit := p.cfg.MQTTMaxSubDevices; have >= limit {
 			fail(r, subTooMany, fmt.Sprintf("the gateway has %d sub-devices, at most %d", have, limit))
 			continue
 		}
@@ -247,6 +246,60 @@ func (p *Platform) deleteSubDevices(ctx context.Context, gatewayID string, ids [
 		}
 		p.log.Add(gatewayID, "gateway", "sub-device "+id+" deleted by the gateway over MQTT")
 		ok = append(ok, id)
+	}
+	return ok, failed, nil
+}
+
+// updateSubDeviceStatus sets the status the gateway reports for each of
+// its sub-devices (sub_device_update_status): ONLINE connects it through
+// the gateway (binding it if it never was, as its first report would),
+// OFFLINE makes it OFFLINE at once. A change is pushed as
+// deviceInfoChanged, as any status change. The answer lists each device
+// with the status it has now (an ABNORMAL device stays ABNORMAL). An
+// error is a store failure.
+func (p *Platform) updateSubDeviceStatus(ctx context.Context, gatewayID string, sts []mqtt.SubDeviceStatus) ([]mqtt.SubDeviceStatus, []mqtt.SubDeviceFailure, error) {
+	ok := []mqtt.SubDeviceStatus{}
+	var failed []mqtt.SubDeviceFailure
+	fail := func(id, code, msg string) {
+		failed = append(failed, mqtt.SubDeviceFailure{DeviceID: id, ErrorCode: code, ErrorMsg: msg})
+	}
+	for _, st := range sts {
+		d, err := p.reg.Get(ctx, st.DeviceID)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			fail(st.DeviceID, subNotFound, "no device "+st.DeviceID)
+			continue
+		case err != nil:
+			return nil, nil, err
+		case d.GatewayID != gatewayID:
+			fail(st.DeviceID, subNotBehind, "device "+st.DeviceID+" is not a sub-device of gateway "+gatewayID)
+			continue
+		}
+		var fe *registry.FieldError
+		if st.Status == mqtt.StatusOnline {
+			d, err = p.reg.ConnectVia(ctx, d.ID, gatewayID)
+			if errors.As(err, &fe) {
+				fail(st.DeviceID, subStatusRefused, err.Error())
+				continue
+			}
+		} else {
+			d, err = p.reg.DisconnectVia(ctx, d.ID, gatewayID)
+			if errors.Is(err, registry.ErrNotBound) {
+				fail(st.DeviceID, subInactive, "device "+st.DeviceID+" has never been ONLINE: it stays INACTIVE")
+				continue
+			} else if errors.As(err, &fe) {
+				fail(st.DeviceID, subStatusRefused, err.Error())
+				continue
+			}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if st.Status == mqtt.StatusOnline {
+			p.mqttReachable(ctx, d.ID)
+		}
+		p.log.Add(d.ID, "gateway", "gateway "+gatewayID+" reports it "+st.Status+" over MQTT; status "+string(d.Status))
+		ok = append(ok, mqtt.SubDeviceStatus{DeviceID: d.ID, Status: string(d.Status)})
 	}
 	return ok, failed, nil
 }

@@ -72,7 +72,7 @@ type addedDevice struct {
 // mosquitto_pub and mosquitto_sub.
 func TestMQTTGatewayAddsAndDeletesSubDevices(t *testing.T) {
 	needMosquitto(t)
-	tp := startPlatform(t)
+	tp := startPlatform(t, func(c *Config) { c.MQTTMaxSubDevices = 2 }) // the per-gateway bound, below
 	port := mqttPort(t, tp)
 	gw, gwSecret := registerBehind(t, tp, "868000000000601", "GATEWAY", "")
 	_, _ = registerBehind(t, tp, "868000000000602", "ENDPOINT", "") // a nodeId taken by another device
@@ -175,9 +175,8 @@ func TestMQTTGatewayAddsAndDeletesSubDevices(t *testing.T) {
 		"-t", "$oc/devices/"+ep+"/sys/events/up", "-m", subDeviceEvent("add_sub_device_request", "x", []map[string]any{{"node_id": "ep-sub", "product_id": demoModel}}))
 	require.Contains(t, out, "only a device of nodeType GATEWAY", "MQTT 5 PUBACK reason string: %s", out)
 
-	// The per-gateway bound.
-	defer maxSubDevices.Store(DefaultMaxSubDevices)
-	maxSubDevices.Store(2)
+	// The per-gateway bound (mqttMaxSubDevices, 2 here): one added, one
+	// refused.
 	pub(subDeviceEvent("add_sub_device_request", "ev-2", []map[string]any{
 		{"node_id": "sub-0004", "product_id": demoModel}, {"node_id": "sub-0005", "product_id": demoModel}}))
 	a = nextAnswer(t, l, gw)
