@@ -154,7 +154,7 @@ func (e *Engine) reconcile(ctx context.Context, s *session, now time.Time) {
 		}
 		s.sub = c
 		s.ended = true
-		e.subEnded(ctx, s, now)
+		e.subEndedElsewhere(ctx, s, now)
 	case c.Updated.After(s.sub.Updated):
 		e.follow(s, c)
 	}

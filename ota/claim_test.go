@@ -23,10 +23,11 @@ type leases struct {
 	owner map[string]string    // sub-task id, or "task:" + task id
 	until map[string]time.Time // same keys
 	tasks map[string]int       // task id → ClaimTask calls that got the lease
+	fails map[string]int       // task id → writes of it as failed
 }
 
 func newLeases() *leases {
-	return &leases{owner: map[string]string{}, until: map[string]time.Time{}, tasks: map[string]int{}}
+	return &leases{owner: map[string]string{}, until: map[string]time.Time{}, tasks: map[string]int{}, fails: map[string]int{}}
 }
 
 // take leases key to owner when nobody else holds it at now. l.mu is held.
@@ -55,6 +56,15 @@ func (l *leases) owners(ids []string) map[string]int {
 type leasedStore struct {
 	*ota.MemStore
 	l *leases
+}
+
+func (s leasedStore) PutTask(ctx context.Context, t ota.Task, subs []ota.SubTask) error {
+	if t.State == ota.TaskFailed {
+		s.l.mu.Lock()
+		s.l.fails[t.ID]++
+		s.l.mu.Unlock()
+	}
+	return s.MemStore.PutTask(ctx, t, subs)
 }
 
 func (s leasedStore) ClaimSubTasks(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]ota.SubTask, error) {
@@ -236,6 +246,9 @@ func TestClaimedStepTimeouts(t *testing.T) {
 		}
 		_, total = results(ids, a, b)
 		require.Equal(t, len(ids), total, "no second result later")
+		l.mu.Lock()
+		require.Equal(t, 1, l.fails["t1"], "the task is written failed once: the other node follows the stored task")
+		l.mu.Unlock()
 
 		// Node A creates t2 (B never loads it) and dies holding leases
 		// on its steps past their deadline.
