@@ -179,6 +179,14 @@ func (e *Engine) adopt(ctx context.Context, c SubTask, now time.Time) {
 			return // created since the tick looked: the next tick has it
 		}
 	}
+	// The claim is a snapshot: a sub-task ended or moved on since (by a
+	// node serving the device) is not timed out from it.
+	if cur, err := e.st.SubTask(ctx, c.TaskID, c.DeviceID); err != nil || cur.State.Final() || !cur.Updated.Equal(c.Updated) {
+		if err != nil {
+			e.log.Error("ota: read back a claimed sub-task", "subtask", c.ID(), "err", err)
+		}
+		return
+	}
 	if !known {
 		if err := e.loadTask(ctx, c.TaskID); err != nil {
 			e.log.Error("ota: load task of a claimed sub-task", "subtask", c.ID(), "err", err)

@@ -135,7 +135,7 @@ type node struct {
 	stop func()
 }
 
-func startNode(t *testing.T, st leasedStore, files *ota.MemFiles, devs ota.Devices, name string, lease time.Duration) *node {
+func startNode(t *testing.T, st ota.Store, files *ota.MemFiles, devs ota.Devices, name string, lease time.Duration) *node {
 	t.Helper()
 	n := &node{l: &listener{}, link: newLink()}
 	var err error
@@ -407,5 +407,63 @@ func TestClaimedRetryOnce(t *testing.T) {
 		task, err = mem.Task(ctx, "t")
 		require.NoError(t, err)
 		require.Equal(t, 2, task.Attempt, "second retry once")
+	})
+}
+
+// endingStore is a leasedStore on which each claimed sub-task ends in
+// success right after the claim (the node serving the device finished it
+// meanwhile).
+type endingStore struct{ leasedStore }
+
+func (s endingStore) ClaimSubTasks(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]ota.SubTask, error) {
+	subs, err := s.leasedStore.ClaimSubTasks(ctx, owner, now, lease, limit)
+	for _, c := range subs {
+		c.State, c.Step, c.Deadline, c.Updated = ota.SubSuccess, "", time.Time{}, now
+		if err := s.PutSubTask(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	return subs, err
+}
+
+// TestClaimedSnapshotEnded: a node that claims steps it holds no copy of
+// times them out only if they are still as claimed: one that ended since
+// the claim (on the node serving the device) is left alone.
+func TestClaimedSnapshotEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		mem, l := ota.NewMemStore(), newLeases()
+		files := &ota.MemFiles{}
+		devs := &devices{}
+		const lease = 20 * time.Second
+		b := startNode(t, endingStore{leasedStore{mem, l}}, files, devs, "b", lease)
+		a := startNode(t, leasedStore{mem, l}, files, devs, "a", lease)
+		addPackage(t, a.e, files, ota.Package{ID: "p", Version: "V2"}, content(100, 1))
+		ds := deviceIDs("d", 5)
+		for _, d := range ds {
+			devs.set(d, ota.Device{Online: false})
+		}
+		_, err := a.e.CreateTask(ctx, ota.TaskSpec{ID: "t", PackageID: "p", Devices: ds, Policy: ota.Policy{Execute: ota.DeviceOnline}})
+		require.NoError(t, err)
+		synctest.Wait()
+		a.stop()
+		time.Sleep(time.Hour + lease)
+		synctest.Wait()
+		l.mu.Lock()
+		claimedByB := 0
+		for _, id := range subIDs("t", ds) {
+			if l.owner[id] == "b" {
+				claimedByB++
+			}
+		}
+		l.mu.Unlock()
+		require.Equal(t, len(ds), claimedByB, "node B claimed the due steps")
+		got, _ := results(subIDs("t", ds), b)
+		require.Zero(t, got, "node B timed out steps that ended after its claim")
+		for _, d := range ds {
+			s, err := mem.SubTask(ctx, "t", d)
+			require.NoError(t, err)
+			require.Equal(t, ota.SubSuccess, s.State)
+		}
 	})
 }

@@ -170,6 +170,9 @@ func (e *Engine) tick(ctx context.Context, now time.Time) time.Time {
 	for _, s := range sessions {
 		var eff effects
 		s.mu.Lock()
+		id := s.sub.ID()
+		c, ok := claimed[id]
+		delete(claimed, id) // an ended one is not adopted either
 		if !s.ended {
 			// Waiting sub-tasks start on CreateTask, retries,
 			// DeviceOnline and HandleFrame; the tick only starts
@@ -178,9 +181,6 @@ func (e *Engine) tick(ctx context.Context, now time.Time) time.Time {
 				s.pending = false
 				opened = append(opened, s)
 			}
-			id := s.sub.ID()
-			c, ok := claimed[id]
-			delete(claimed, id)
 			if ok && (c.Updated.After(s.sub.Updated) || !s.touched) {
 				// Another node moved the step on since this copy was
 				// made, or this engine never did: the stored copy,
