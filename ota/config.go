@@ -49,6 +49,27 @@ type Config struct {
 	// StepQueued, first come first served, with no deadline. 0 means no
 	// limit (OTA-8).
 	MaxDownloads int
+	// Node names this engine among several that share one Store (a
+	// platform node id, stable across restarts). When set, the Store must
+	// implement Claimer, and the timer acts only on the due work this
+	// engine claimed: a sub-task whose step (or online wait) deadline
+	// passed, as stored, is leased to one node (for ClaimLease) and
+	// timed out by that node only, from its own copy or, when it holds
+	// none or an older one, from the stored one; a task's automatic retry
+	// is made by the node holding the task's lease. A node whose copy of
+	// a sub-task passed its deadline without a lease reads the stored
+	// one and follows it (another node ended it or moved it on). The
+	// timer claims at least every quarter lease (other nodes' writes do
+	// not wake it), so a dead node's due steps are taken by another node
+	// within about ClaimLease and a quarter after they fell due. "" means
+	// one node: the timer acts on every sub-task it holds.
+	Node string
+	// ClaimLease is how long a claim on a due sub-task or a task's retry
+	// lasts. The engine acts on a claimed sub-task only while at least
+	// half the lease is left, so the write lands before the lease ends;
+	// claims are renewed on every claim while the sub-task is still due.
+	// 0 means 1 minute.
+	ClaimLease time.Duration
 }
 
 func (c *Config) fill() {
@@ -63,6 +84,7 @@ func (c *Config) fill() {
 	def(&c.ResultTimeout, 30*time.Minute)
 	def(&c.RetryInterval, 10*time.Minute)
 	def(&c.CallTimeout, time.Minute)
+	def(&c.ClaimLease, defaultClaimLease)
 	if c.Workers == 0 {
 		c.Workers = 4
 	}

@@ -119,7 +119,8 @@
 //
 // # Wiring it into a platform
 //
-//	engine, _ := ota.New(st.OTA(), ota.Dir(dir), pcpChannel, ota.Config{Devices: reg, Object5: fw, Listener: pushes, FirmwareURI: uri})
+//	engine, _ := ota.New(st.OTA(), ota.Dir(dir), pcpChannel, ota.Config{Devices: reg, Object5: fw, Listener: pushes, FirmwareURI: uri,
+//		Node: nodeID}) // Node only on a store shared by several nodes
 //	go engine.Run(ctx)
 //	uplink payload starting FF FE        → engine.HandleFrame(ctx, deviceID, payload)   (pcp.IsPCP)
 //	registration, update, any uplink      → engine.DeviceOnline(ctx, deviceID)
@@ -140,6 +141,44 @@
 // starts it sends the pending request of every loaded sub-task whose
 // device is online and starts those created but never started. Listener
 // calls and frames are made outside every lock.
+//
+// # Several nodes
+//
+// Engines of several platform nodes may share one Store: an upgrade step is
+// performed by exactly one node (CLU-2). Given a node id (Config.Node), an
+// engine needs a Store that implements [Claimer] (New refuses one that does
+// not), and:
+//
+//   - A step or online wait whose deadline passed, as stored, is timed out
+//     only by the node holding a lease on the sub-task (ClaimSubTasks, for
+//     Config.ClaimLease, default 1 minute), while at least half the lease
+//     is left: one write, one result event. The holder times out its own
+//     copy, or the stored one when that is newer (another node moved the
+//     step on) or when it holds none (the task was created on another node
+//     after it loaded its tasks, or that node died).
+//   - A node whose copy passed its deadline without the lease reads the
+//     stored copy back, then at most every quarter lease: one another node
+//     ended is forgotten without an event (and the task as stored is
+//     followed), one another node moved on is followed.
+//   - A node that moved a download on since its last write (each block
+//     moves the deadline; progress is written each tenth of the package)
+//     writes the sub-task again half a lease before the stored deadline, so
+//     that no node claims a download that still progresses.
+//   - A task's automatic retry is made by the node holding the task's lease
+//     (ClaimTask), only while the stored task still waits for it; a node
+//     that finds it retried or stopped forgets the task.
+//   - The timer claims at least every quarter lease (other nodes' writes do
+//     not wake it), so a dead node's due steps are timed out by another
+//     node within about a lease and a quarter after they fell due.
+//
+// Not claimed: the start of sub-tasks (a window opening, DeviceOnline, a
+// frame) and the requests re-sent on a wake are made by the node that runs
+// them; a window task several nodes loaded is marked processing by each
+// (the same write). A node holds in memory the tasks it created, those it
+// loaded when it started and those whose steps it adopted; Stop and the
+// live progress of a sub-task are those of the node asked. Node clocks must
+// agree to well under the lease (NTP). Without Config.Node the engine acts
+// on every sub-task it holds, as one node.
 //
 // # Caveats
 //

@@ -44,8 +44,12 @@ type Engine struct {
 	slots    int        // sub-tasks holding a download slot (MaxDownloads)
 	queued   []*session // sub-tasks waiting for a slot, in order
 
-	wake     chan struct{}
-	fwSignal chan struct{}
+	wake      chan struct{}
+	fwSignal  chan struct{}
+	claimer   Claimer // the Store, with Config.Node; else nil
+	claims    claims
+	lastClaim time.Time // of the Run loop's last claim (Config.Node)
+
 	// nextWake is the UnixNano of the Run loop's next planned tick; a
 	// deadline set earlier than it wakes the loop.
 	nextWake atomic.Int64
@@ -92,6 +96,11 @@ type session struct {
 	observed   bool  // /5/0/3 and /5/0/5 are observed on the device's current registration
 	resync     bool  // the device registered anew: observe and read /5/0/3, /5/0/5 first
 	savedBytes int64 // sub.Downloaded at the last store write
+
+	// Claims (Config.Node).
+	stored  time.Time // sub.Deadline as last written or loaded
+	touched bool      // this engine wrote the sub-task or moved its step on since it was loaded
+	checked time.Time // when the stored copy was last read back
 }
 
 // effects are what a state change asks for once locks are released.
@@ -120,8 +129,12 @@ func New(st Store, files Files, ch Channel, cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	claimer, err := cfg.checkClaim(st)
+	if err != nil {
+		return nil, err
+	}
 	cfg.fill()
-	e := &Engine{st: st, files: files, ch: ch, cfg: cfg, log: cfg.Logger,
+	e := &Engine{st: st, files: files, ch: ch, cfg: cfg, log: cfg.Logger, claimer: claimer,
 		tasks: map[string]*taskRun{}, devices: map[string]*session{}, contents: map[string]*Content{},
 		fwQueued: map[string]bool{}, wake: make(chan struct{}, 1), fwSignal: make(chan struct{}, 1)}
 	e.nextWake.Store(math.MaxInt64)
@@ -194,7 +207,7 @@ func (e *Engine) load(ctx context.Context) error {
 			}
 			ready := t.Policy.StartAt(t.Created)
 			ss := &session{sub: s, policy: t.Policy, content: c, readyAt: ready, saved: s.Blocks, loaded: true,
-				pending: s.State == SubWait && ready.After(now), savedBytes: s.Downloaded,
+				pending: s.State == SubWait && ready.After(now), savedBytes: s.Downloaded, stored: s.Deadline,
 				observed: s.Step != StepNotify, armed: s.Step != StepNotify}
 			if s.Step == StepDownload || s.Step == StepNotify {
 				// Progress in memory was lost: give the device a
@@ -318,6 +331,7 @@ func (e *Engine) save(ctx context.Context, s *session) {
 	s.sub.Updated = time.Now()
 	s.sub.Blocks = max(s.sub.Blocks, s.distinct)
 	s.saved = s.sub.Blocks
+	s.stored, s.touched = s.sub.Deadline, true
 	if err := e.st.PutSubTask(ctx, s.sub); err != nil {
 		e.log.Error("ota: save sub-task", "subtask", s.sub.ID(), "err", err)
 	}

@@ -331,6 +331,7 @@ func (e *Engine) FirmwareServed(ctx context.Context, deviceID, pkgID string, end
 		e.setStep(s, StepDownload, now)
 	case StepDownload:
 		s.sub.Deadline = now.Add(e.cfg.DownloadTimeout)
+		s.touched = true
 	default:
 		return
 	}

@@ -207,6 +207,7 @@ func (e *Engine) blockRequest(ctx context.Context, s *session, ver []byte, n uin
 	}
 	if s.sub.Step == StepDownload {
 		s.sub.Deadline = now.Add(e.cfg.DownloadTimeout)
+		s.touched = true
 		if step := max(1, p.Blocks()/10); s.distinct-s.saved >= step {
 			e.save(ctx, s)
 		}

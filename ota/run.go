@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -141,15 +142,37 @@ func (e *Engine) tick(ctx context.Context, now time.Time) time.Time {
 			e.log.Error("ota: start task", "task", id, "err", err)
 		}
 	}
+	quarter := e.cfg.ClaimLease / 4
 	for _, id := range retry {
+		if e.claimer != nil && !e.claimRetry(ctx, id, now) {
+			soon(now.Add(quarter)) // another node's, or gone
+			continue
+		}
 		if err := e.retry(ctx, id, false); err != nil && !errors.Is(err, ErrNothingToRetry) {
 			e.log.Error("ota: automatic retry", "task", id, "err", err)
 		}
+	}
+	// With Config.Node, a due step is acted on only under a lease: claim
+	// when a step of this engine's is due, and at least every quarter
+	// lease for the due steps of other (dead) nodes.
+	var claimed map[string]SubTask
+	if e.claimer != nil {
+		if !now.Before(e.lastClaim.Add(quarter)) || slices.ContainsFunc(sessions, func(s *session) bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return !s.ended && s.due(now)
+		}) {
+			claimed = e.claimDue(ctx, now)
+		}
+		soon(e.lastClaim.Add(quarter))
 	}
 	var opened []*session
 	for _, s := range sessions {
 		var eff effects
 		s.mu.Lock()
+		id := s.sub.ID()
+		c, ok := claimed[id]
+		delete(claimed, id) // an ended one is not adopted either
 		if !s.ended {
 			// Waiting sub-tasks start on CreateTask, retries,
 			// DeviceOnline and HandleFrame; the tick only starts
@@ -158,19 +181,57 @@ func (e *Engine) tick(ctx context.Context, now time.Time) time.Time {
 				s.pending = false
 				opened = append(opened, s)
 			}
-			if !s.sub.Deadline.IsZero() && !now.Before(s.sub.Deadline) {
+			if ok && (c.Updated.After(s.sub.Updated) || !s.touched) {
+				// Another node moved the step on since this copy was
+				// made, or this engine never did: the stored copy,
+				// due, rules.
+				e.follow(s, c)
+			}
+			switch {
+			case s.due(now) && e.mine(id, now):
 				e.finish(ctx, s, SubFail, s.sub.Step.reason(), &eff)
+			case s.due(now):
+				// Config.Node: another node holds it, or the stored
+				// copy is not due: read it back now and then.
+				if !now.Before(s.checked.Add(quarter)) {
+					s.checked = now
+					e.reconcile(ctx, s, now)
+				}
+			case ok:
+				// Due as stored but not here: this engine moved the
+				// step on since its last write. Write it.
+				e.save(ctx, s)
+			case e.claimer != nil && s.touched && s.sub.Deadline.After(s.stored) && !now.Before(s.stored.Add(-e.cfg.ClaimLease/2)):
+				// Keep the stored deadline ahead of the claims.
+				e.save(ctx, s)
 			}
 			if !s.ended {
-				soon(s.sub.Deadline)
+				if s.due(now) {
+					soon(now.Add(quarter))
+				} else {
+					soon(s.sub.Deadline)
+				}
 				if s.sub.State == SubWait && now.Before(s.readyAt) {
 					soon(s.readyAt)
+				}
+				if e.claimer != nil && s.touched && s.sub.Deadline.After(s.stored) {
+					soon(s.stored.Add(-e.cfg.ClaimLease / 2))
 				}
 			}
 		}
 		s.mu.Unlock()
 		e.apply(ctx, &eff)
 	}
+	// Claimed steps this engine holds no copy of: a dead node's, or of
+	// a task created on another node.
+	for _, c := range claimed {
+		e.adopt(ctx, c, now)
+	}
 	e.kick(ctx, opened)
 	return next
+}
+
+// due reports whether the step deadline of s passed by now. s.mu is held.
+func (s *session) due(now time.Time) bool {
+	return !s.sub.Deadline.IsZero() && !now.Before(s.sub.Deadline)
 }

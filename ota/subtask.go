@@ -107,19 +107,50 @@ func (e *Engine) finish(ctx context.Context, s *session, state SubState, reason 
 func (e *Engine) subEnded(ctx context.Context, s *session, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if t := e.countEnd(s); t != nil {
+		e.settle(ctx, t, now)
+	}
+}
+
+// subEndedElsewhere updates the task of a sub-task another node ended
+// (Config.Node). When no sub-task is active here any more, the task as
+// stored is followed if another node settled it already; else this
+// engine settles it.
+func (e *Engine) subEndedElsewhere(ctx context.Context, s *session, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := e.countEnd(s)
+	if t == nil || t.counts[SubWait] > 0 || t.State.Final() {
+		return
+	}
+	if st, err := e.st.Task(ctx, t.ID); err == nil && st.State.Final() {
+		t.Task = st
+		if st.RetryAt.IsZero() {
+			delete(e.tasks, t.ID)
+		} else {
+			e.poke()
+		}
+		return
+	}
+	e.settle(ctx, t, now)
+}
+
+// countEnd counts the end of s in its task, which it returns (nil when
+// the task is not here). e.mu is held.
+func (e *Engine) countEnd(s *session) *taskRun {
 	if e.devices[s.sub.DeviceID] == s {
 		delete(e.devices, s.sub.DeviceID)
 	}
 	t := e.tasks[s.sub.TaskID]
 	if t == nil {
-		return
+		return nil
 	}
 	t.counts[SubWait]-- // counts keep wait and processing together under SubWait
 	t.counts[s.sub.State]++
 	if s.sub.State == SubFail && !permanent(s.sub.Reason) {
 		t.retryable++
 	}
-	e.settle(ctx, t, now)
+	return t
 }
 
 // settle sets the state of t once no sub-task is active. e.mu is held.

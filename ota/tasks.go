@@ -90,7 +90,8 @@ func (e *Engine) CreateTask(ctx context.Context, spec TaskSpec) (Task, error) {
 		} else {
 			s.Deadline = t.Policy.OnlineDeadline(readyAt, e.cfg.OnlineTimeout)
 			tr.counts[SubWait]++
-			sessions = append(sessions, &session{sub: s, policy: t.Policy, content: c, readyAt: readyAt, pending: readyAt.After(now)})
+			sessions = append(sessions, &session{sub: s, policy: t.Policy, content: c, readyAt: readyAt, pending: readyAt.After(now),
+				stored: s.Deadline, touched: true})
 		}
 		subs[i] = s
 	}
@@ -285,7 +286,8 @@ func (e *Engine) retry(ctx context.Context, taskID string, manual bool) error {
 		if t.Policy.Execute == Window && !now.Before(t.Policy.End) {
 			s.Deadline = now // the window is over: fails at once
 		}
-		ss := &session{sub: s, policy: t.Policy, content: c, readyAt: readyAt, pending: readyAt.After(now)}
+		ss := &session{sub: s, policy: t.Policy, content: c, readyAt: readyAt, pending: readyAt.After(now),
+			stored: s.Deadline, touched: true}
 		if _, busy := e.devices[s.DeviceID]; busy {
 			conflicts = append(conflicts, ss)
 		} else {

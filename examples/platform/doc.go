@@ -148,9 +148,11 @@
 //     made by the node whose timers claimed it and by a node serving the
 //     device after an uplink at the same time; a send attempt in flight
 //     on one node may be taken as SENT by the claiming node (CMD-9's
-//     crash recovery). Every node's upgrade engine times out upgrade
-//     steps over every row. Node clocks must agree to well under the
-//     leases (NTP).
+//     crash recovery). Upgrade steps are claimed too (ota.Config.Node):
+//     a step past its deadline is timed out by the node holding its
+//     lease, a task's automatic retry is made by one node
+//     (TestUpgradeStepTwoNodes); starting sub-tasks is not claimed. Node
+//     clocks must agree to well under the leases (NTP).
 //   - Data forwarding rules (the rules API) are kept only in the bbolt
 //     store: on PostgreSQL the rules API answers 501 not_implemented and
 //     reports are not forwarded, so no rule is accepted that would not be

@@ -211,6 +211,7 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		Object5:     packageURIs{object5{p}},
 		Listener:    otaListener{p},
 		FirmwareURI: firmwareBase(cfg),
+		Node:        node,
 		Logger:      logger.With("pkg", "ota"),
 	})
 	if err != nil {

@@ -3,6 +3,8 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -50,9 +52,12 @@ type MessageClaimer interface {
 
 // SubTaskClaimer claims upgrade sub-tasks whose step deadline is not after
 // now and which have not ended, earliest deadline first, that no other
-// owner holds a lease on.
+// owner holds a lease on. With ClaimTask (a task's automatic retry, one
+// lease row per task in "leases") it is ota.Claimer: an engine given a
+// node id (ota.Config.Node) times out only the steps it claimed.
 type SubTaskClaimer interface {
 	ClaimSubTasks(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]ota.SubTask, error)
+	ClaimTask(ctx context.Context, owner, taskID string, now time.Time, lease time.Duration) (bool, error)
 }
 
 var (
@@ -60,6 +65,7 @@ var (
 	_ MessageClaimer = (*Push)(nil)
 	_ push.Claimer   = (*Push)(nil)
 	_ SubTaskClaimer = (*OTA)(nil)
+	_ ota.Claimer    = (*OTA)(nil)
 )
 
 // maxOwner bounds an owner name (a node id).
@@ -164,6 +170,24 @@ func (o *OTA) ClaimSubTasks(ctx context.Context, owner string, now time.Time, le
 		return cmp.Or(a.Deadline.Compare(b.Deadline), strings.Compare(a.TaskID, b.TaskID), strings.Compare(a.DeviceID, b.DeviceID))
 	})
 	return out, nil
+}
+
+// ClaimTask implements SubTaskClaimer: the lease called "ota.task/" and
+// the task id (or, for an id too long for a lease name, "ota.task#" and
+// the SHA-256 of it in hex) in the leases table (DB.AcquireLease).
+func (o *OTA) ClaimTask(ctx context.Context, owner, taskID string, now time.Time, lease time.Duration) (bool, error) {
+	if taskID == "" {
+		return false, fmt.Errorf("store/postgres: claim of a task: empty task id")
+	}
+	return o.db.AcquireLease(ctx, taskLeaseName(taskID), owner, now, lease)
+}
+
+func taskLeaseName(taskID string) string {
+	if name := "ota.task/" + taskID; len(name) <= maxLeaseName {
+		return name
+	}
+	sum := sha256.Sum256([]byte(taskID))
+	return "ota.task#" + hex.EncodeToString(sum[:])
 }
 
 // ClaimMessagesOf leases those of msgs (by URL and id) that are stored and

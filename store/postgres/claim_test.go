@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,4 +189,102 @@ func TestClaimSubTasksTwoNodes(t *testing.T) {
 		}
 	}
 	requireEachOnce(t, claimRace(t, []func(string) ([]string, error){node(a), node(b)}, 4), 300)
+	got, err := b.OTA().ClaimSubTasks(ctx, "node3", t0.Add(time.Hour), time.Minute, 500)
+	require.NoError(t, err)
+	require.Empty(t, got, "ended sub-tasks are never claimed")
+}
+
+// TestClaimSubTasksLeases: a sub-task is claimed only once its stored
+// deadline passed, earliest deadline first; its lease keeps other owners
+// off until it ends and is renewed by its owner's next claim; a step
+// moved on (a later deadline written) is not due any more; a step
+// without a deadline (queued for a download slot) is never claimed.
+func TestClaimSubTasksLeases(t *testing.T) {
+	schema := newSchema(t)
+	a, b := openSchema(t, schema), openSchema(t, schema)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	task := ota.Task{ID: "t1", Kind: ota.Software, PackageID: "p1", State: ota.TaskProcessing, Created: t0}
+	subs := []ota.SubTask{
+		{TaskID: "t1", DeviceID: "late", State: ota.SubProcessing, Step: ota.StepQuery, Deadline: t0.Add(2 * time.Second)},
+		{TaskID: "t1", DeviceID: "early", State: ota.SubWait, Step: ota.StepOnline, Deadline: t0.Add(time.Second)},
+		{TaskID: "t1", DeviceID: "queued", State: ota.SubProcessing, Step: ota.StepQueued},
+		{TaskID: "t1", DeviceID: "future", State: ota.SubProcessing, Step: ota.StepDownload, Deadline: t0.Add(time.Hour)},
+	}
+	require.NoError(t, a.OTA().PutTask(ctx, task, subs))
+	ids := func(subs []ota.SubTask) (out []string) {
+		for _, s := range subs {
+			out = append(out, s.DeviceID)
+		}
+		return out
+	}
+	got, err := a.OTA().ClaimSubTasks(ctx, "node1", t0, time.Minute, 10)
+	require.NoError(t, err)
+	require.Empty(t, got, "nothing due yet")
+	now := t0.Add(3 * time.Second)
+	got, err = a.OTA().ClaimSubTasks(ctx, "node1", now, time.Minute, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"early", "late"}, ids(got), "the due ones, earliest deadline first")
+	require.Equal(t, ota.StepOnline, got[0].Step, "as stored")
+	got, err = b.OTA().ClaimSubTasks(ctx, "node2", now.Add(59*time.Second), time.Minute, 10)
+	require.NoError(t, err)
+	require.Empty(t, got, "node1's leases still run")
+	got, err = a.OTA().ClaimSubTasks(ctx, "node1", now.Add(30*time.Second), time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 2, "node1 renews its own leases")
+	got, err = b.OTA().ClaimSubTasks(ctx, "node2", now.Add(61*time.Second), time.Minute, 10)
+	require.NoError(t, err)
+	require.Empty(t, got, "renewed until now+90s")
+	// node1 moves "late" on: a later deadline is written.
+	moved := subs[0]
+	moved.Step, moved.Deadline = ota.StepNotify, now.Add(time.Hour)
+	require.NoError(t, a.OTA().PutSubTask(ctx, moved))
+	got, err = b.OTA().ClaimSubTasks(ctx, "node2", now.Add(91*time.Second), time.Minute, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"early"}, ids(got), "after the lease ends node2 takes over what is still due")
+	got, err = b.OTA().ClaimSubTasks(ctx, "node2", now.Add(2*time.Hour), time.Minute, 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{"early"}, ids(got), "limit 1: the earliest")
+	got, err = b.OTA().ClaimSubTasks(ctx, "node2", now.Add(2*time.Hour), time.Minute, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"early", "future", "late"}, ids(got), "never the queued one, which has no deadline")
+	_, err = a.OTA().ClaimSubTasks(ctx, "", now, time.Minute, 1)
+	require.Error(t, err, "an empty owner is refused")
+	_, err = a.OTA().ClaimSubTasks(ctx, "node1", now, 0, 1)
+	require.Error(t, err, "a lease of 0 is refused")
+}
+
+// TestClaimTask: a task's lease (its automatic retry) is one node's until
+// it ends; its holder renews it; ids too long for a lease name still
+// claim (hashed), and distinct tasks have distinct leases.
+func TestClaimTask(t *testing.T) {
+	schema := newSchema(t)
+	a, b := openSchema(t, schema), openSchema(t, schema)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	long := strings.Repeat("x", 300)
+	for _, id := range []string{"t1", long} {
+		ok, err := a.OTA().ClaimTask(ctx, "node1", id, t0, time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok, "free: node1 takes task %.10s", id)
+		ok, err = b.OTA().ClaimTask(ctx, "node2", id, t0.Add(59*time.Second), time.Minute)
+		require.NoError(t, err)
+		require.False(t, ok, "node1's lease runs")
+		ok, err = a.OTA().ClaimTask(ctx, "node1", id, t0.Add(30*time.Second), time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok, "node1 renews")
+		ok, err = b.OTA().ClaimTask(ctx, "node2", id, t0.Add(89*time.Second), time.Minute)
+		require.NoError(t, err)
+		require.False(t, ok, "renewed until 90s")
+		ok, err = b.OTA().ClaimTask(ctx, "node2", id, t0.Add(90*time.Second), time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok, "node2 takes over once the lease ended")
+	}
+	ok, err := b.OTA().ClaimTask(ctx, "node1", "t2", t0, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok, "another task's lease is its own")
+	_, err = a.OTA().ClaimTask(ctx, "node1", "", t0, time.Minute)
+	require.Error(t, err, "an empty task id is refused")
+	_, err = a.OTA().ClaimTask(ctx, "", "t1", t0, time.Minute)
+	require.Error(t, err, "an empty owner is refused")
 }
