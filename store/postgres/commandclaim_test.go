@@ -97,7 +97,7 @@ func TestCommandTimeoutsTwoNodes(t *testing.T) {
 	ids := submitN(t, ea, "dev", 200)
 	require.Eventually(t, func() bool { n, _ := m.count(ids, command.Sent); return n == len(ids) }, 20*time.Second, 10*time.Millisecond,
 		"every command SENT")
-	claimingCommands(t, b, "node-b", lease, m.listener())
+	_, stopB := claimingCommands(t, b, "node-b", lease, m.listener())
 	require.Eventually(t, func() bool { n, _ := m.count(ids, command.Timeout); return n == len(ids) }, 20*time.Second, 10*time.Millisecond,
 		"every command timed out")
 	time.Sleep(lease + time.Second) // any second timeout would come by now
@@ -111,6 +111,10 @@ func TestCommandTimeoutsTwoNodes(t *testing.T) {
 	}
 
 	// Node A dies holding leases on 50 more commands past their deadline.
+	// Node B is stopped meanwhile and started again after A's claim, so
+	// that it cannot claim one of them first on a slow machine (their
+	// deadline is 1 s after their send).
+	stopB()
 	more := submitN(t, ea, "late", 50)
 	require.Eventually(t, func() bool { n, _ := m.count(more, command.Sent); return n == len(more) }, 20*time.Second, 10*time.Millisecond,
 		"every late command SENT")
@@ -119,6 +123,7 @@ func TestCommandTimeoutsTwoNodes(t *testing.T) {
 	claimed, err := a.Commands().ClaimCommands(context.Background(), "node-a", claimAt, lease, 500)
 	require.NoError(t, err)
 	require.Len(t, claimed, len(more), "node A's leases")
+	claimingCommands(t, b, "node-b", lease, m.listener())
 	until := claimAt.Add(lease)
 	time.Sleep(time.Until(until.Add(-time.Second))) // deadlines passed 3 s ago, leases still on
 	n, _ = m.count(more, command.Timeout)
