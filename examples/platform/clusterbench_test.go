@@ -30,6 +30,11 @@ import (
 // count, so every run has as many uplinks in flight.
 var clusterBenchDevices = flag.Int("clusterbench.devices", 96, "DTLS meters of BenchmarkClusterUplinks, spread over the nodes")
 
+// clusterBenchPool, when not 0, is each node's PostgreSQL pool size
+// (pgxpool's pool_max_conns in the -store URL; its default is the larger of
+// 4 and the number of CPUs).
+var clusterBenchPool = flag.Int("clusterbench.pool", 0, "PostgreSQL connections per node of BenchmarkClusterUplinks; 0: pgxpool's default")
+
 // BenchmarkClusterUplinks measures end-to-end uplinks per second of the
 // platform binary: one node on bbolt (the baseline), one node on a fresh
 // PostgreSQL schema, and three nodes sharing one. The same DTLS meters
@@ -93,6 +98,9 @@ func clusterBench(b *testing.B, bin string, nodes int, pg bool) float64 {
 		_, schema, _ = strings.Cut(dsn, "search_path=")
 		// application_name finds the nodes' backends in pg_stat_activity.
 		dsn += "&application_name=" + schema
+		if *clusterBenchPool > 0 {
+			dsn += "&pool_max_conns=" + strconv.Itoa(*clusterBenchPool)
+		}
 	}
 	ns := make([]*benchNode, nodes)
 	for i := range ns {
@@ -465,6 +473,21 @@ func logSizes(b *testing.B, schema string, before map[string]int64, devices int)
 		b.ReportMetric(float64(after["history"]-before["history"])/float64(rows["history"]), "B/hist-row")
 	}
 	b.ReportMetric(float64(other)/float64(devices), "B/device")
-	// One line: a benchmark's output is cut after ten.
+	// One line each: a benchmark's output is cut after ten.
 	b.Logf("tables with rows after the run (pg_total_relation_size after VACUUM FULL)%s", lines.String())
+	// What the nodes did to each table, setup and warm-up included.
+	st, err := db.Pool().Query(ctx, `SELECT relname, seq_scan, coalesce(idx_scan, 0), n_tup_ins, n_tup_upd, n_tup_del
+		FROM pg_stat_user_tables WHERE schemaname = $1 ORDER BY relname`, schema)
+	require.NoError(b, err)
+	lines.Reset()
+	for st.Next() {
+		var name string
+		var seq, idx, ins, upd, del int64
+		require.NoError(b, st.Scan(&name, &seq, &idx, &ins, &upd, &del))
+		if seq+idx+ins+upd+del > 0 {
+			fmt.Fprintf(&lines, "; %s seq %d idx %d ins %d upd %d del %d", name, seq, idx, ins, upd, del)
+		}
+	}
+	require.NoError(b, st.Err())
+	b.Logf("table activity (pg_stat_user_tables: scans, rows inserted, updated, deleted)%s", lines.String())
 }
