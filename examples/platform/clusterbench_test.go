@@ -51,10 +51,12 @@ var clusterBenchPool = flag.Int("clusterbench.pool", 0, "PostgreSQL connections 
 // and the CPU per uplink of the nodes (node-µs/up), of their PostgreSQL
 // backends (pg-µs/up, found by application_name) and of this process (the
 // meters and the sink, drv-µs/up), with the machine's busy share
-// (busy-%). The PostgreSQL runs log the bytes per history row and per
-// device from pg_total_relation_size (after minus before).
+// (busy-%). The PostgreSQL runs report bytes per history row and per
+// device (B/hist-row, B/device) from pg_total_relation_size, and log each
+// table's size and what the nodes did to it (pg_stat_user_tables).
+// docs/benchmarks.md has the figures:
 //
-//	go test ./examples/platform -run '^$' -bench ClusterUplinks -benchtime 20s
+//	go test ./examples/platform -run '^$' -bench ClusterUplinks -benchtime 6000x
 func BenchmarkClusterUplinks(b *testing.B) {
 	first := newCrashPlatform(b) // builds the binary once
 	var pgOne float64
@@ -73,12 +75,6 @@ func BenchmarkClusterUplinks(b *testing.B) {
 			}
 		})
 	}
-}
-
-// benchNode is one platform process of a benchmark run.
-type benchNode struct {
-	*clusterNode
-	app App
 }
 
 // clusterBench runs one configuration and returns its end-to-end
@@ -102,7 +98,7 @@ func clusterBench(b *testing.B, bin string, nodes int, pg bool) float64 {
 			dsn += "&pool_max_conns=" + strconv.Itoa(*clusterBenchPool)
 		}
 	}
-	ns := make([]*benchNode, nodes)
+	ns := make([]*clusterNode, nodes)
 	for i := range ns {
 		port := freePort(b)
 		cn := &clusterNode{proc: &crashPlatform{t: b, bin: bin, data: b.TempDir()}, dtls: freeUDPAddr(b),
@@ -115,14 +111,14 @@ func clusterBench(b *testing.B, bin string, nodes int, pg bool) float64 {
 			cn.proc.args = append(cn.proc.args, "-store", dsn)
 		}
 		cn.proc.ready = func() bool { return cn.metric("doze_dtls_cookies_sent_total") != "" }
-		ns[i] = &benchNode{clusterNode: cn}
+		ns[i] = cn
 	}
+	var app App
 	for i, n := range ns {
-		n.app = n.proc.start()
-		if i > 0 {
-			n.app = ns[0].app // on a shared store only the first node prints the secret
+		if a := n.proc.start(); i == 0 {
+			app = a // on a shared store only the first node prints the secret
 		}
-		n.api.app = n.app
+		n.api.app = app
 		n.api.token = n.api.login(b)
 	}
 
@@ -343,7 +339,7 @@ func clusterBench(b *testing.B, bin string, nodes int, pg bool) float64 {
 }
 
 // nodePIDs are the process ids of the nodes.
-func nodePIDs(ns []*benchNode) []int {
+func nodePIDs(ns []*clusterNode) []int {
 	var pids []int
 	for _, n := range ns {
 		pids = append(pids, n.proc.cmd.Process.Pid)
