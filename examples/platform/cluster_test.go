@@ -366,7 +366,7 @@ func TestClusterNodeDies(t *testing.T) {
 
 // newConfirmingMeter is newMeterAt with confirmable notifications: a
 // report's uplink returns once the node acknowledged it.
-func newConfirmingMeter(t *testing.T, addr, imei string, psk []byte) *meter {
+func newConfirmingMeter(t testing.TB, addr, imei string, psk []byte) *meter {
 	t.Helper()
 	cfg := meterConfig(addr, imei, psk)
 	cfg.ConfirmableNotifications = true

@@ -47,7 +47,7 @@ func (wd *webDriver) do(t *testing.T, method, path string, body any) json.RawMes
 	return out.Value
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer l.Close()

@@ -105,7 +105,7 @@ func sendReports(t *testing.T, addr, ep string, psk []byte, n int) {
 	}
 }
 
-func freeUDPAddr(t *testing.T) string {
+func freeUDPAddr(t testing.TB) string {
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer c.Close()

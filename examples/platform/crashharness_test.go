@@ -19,7 +19,7 @@ import (
 // directory, for the tests that kill it with SIGKILL and start it again on
 // the same data.
 type crashPlatform struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	data string // the -data directory, kept across starts
 	// args are the flags of every start besides -data.
@@ -32,7 +32,7 @@ type crashPlatform struct {
 // newCrashPlatform builds the platform binary and gives it an empty data
 // directory; with -short the test is skipped. The caller sets args and
 // ready before the first start.
-func newCrashPlatform(t *testing.T) *crashPlatform {
+func newCrashPlatform(t testing.TB) *crashPlatform {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the platform binary")

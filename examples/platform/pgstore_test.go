@@ -35,7 +35,7 @@ var (
 // pgStore returns a -store URL naming a fresh schema of pgDSN's database,
 // dropped when the test ends. When the server does not answer the test
 // is skipped, or fails under CI=true (CI must not pass by skipping).
-func pgStore(t *testing.T) string {
+func pgStore(t testing.TB) string {
 	t.Helper()
 	pgOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

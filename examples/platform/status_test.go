@@ -13,7 +13,7 @@ import (
 )
 
 // subscribe subscribes the sink to notify types of the test app.
-func subscribe(t *testing.T, tp *testPlatform, hook *sink, types ...string) {
+func subscribe(t testing.TB, tp *testPlatform, hook *sink, types ...string) {
 	t.Helper()
 	for _, nt := range types {
 		require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
