@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -64,6 +65,7 @@ type options struct {
 	uplinks, workers                          int
 	timeout                                   time.Duration
 	sink, notify                              string
+	rate                                      string
 	verbose                                   bool
 	swVersion, fwVersion                      string
 	objects                                   string
@@ -104,6 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.workers, "workers", 64, "devices connecting or sending at a time")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "load mode: bound on the load run (connecting, reports, pushes and the ceiling; registration through -api comes before it)")
 	fs.StringVar(&o.sink, "sink", "127.0.0.1:8745", "load mode: address of the webhook sink (the platform wants one callback host:port per app)")
+	fs.StringVar(&o.rate, "rate", "", `load mode: pace the uplinks at this many per second over all devices, evenly spread and open loop, and report the device-to-push latency; "half" first runs unpaced to find the maximum end-to-end rate, then paced at half of it; "" or 0: unpaced`)
 	fs.StringVar(&o.notify, "notify", "deviceDataChanged", "load mode: notify type the sink subscribes to (deviceDataChanged: a push per service; deviceDatasChanged: one per report)")
 	fs.IntVar(&o.sources, "sources", 0, "loopback source addresses the devices send from (127.0.0.2, 127.0.0.3, …; one gives ~28,000 sockets towards one server); 0 means one per 20,000 devices for a server on 127.0.0.0/8")
 	fs.BoolVar(&o.verbose, "v", false, "log every device event")
@@ -143,6 +146,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.timeout <= 0 {
 		return fmt.Errorf("-timeout %v: must be positive", o.timeout)
+	}
+	rate, paceOfMax, err := parseRate(o.rate)
+	if err != nil {
+		return err
+	}
+	if o.rate != "" && (!o.load || o.mqtt != "") {
+		return fmt.Errorf("-rate %q: paces the load mode of CoAP devices: use it with -load and without -mqtt", o.rate)
 	}
 	if o.sources < 0 {
 		return fmt.Errorf("-sources %d: must be 0 (one per %d devices) or more", o.sources, sim.DevicesPerSource)
@@ -267,7 +277,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.load {
 		res, err := sim.Load(ctx, sim.LoadConfig{Device: tmpl, IMEIs: imeis, Keys: keys, Uplinks: o.uplinks, Workers: o.workers,
-			Timeout: o.timeout, API: api, SinkAddr: o.sink, NotifyType: o.notify, Sources: o.sources})
+			Timeout: o.timeout, API: api, SinkAddr: o.sink, NotifyType: o.notify, Sources: o.sources,
+			Rate: rate, PaceOfMax: paceOfMax})
 		if err != nil {
 			if res.Sent > 0 {
 				printLoad(stdout, o, res) // what the run measured before it failed
@@ -286,15 +297,57 @@ func printLoad(w io.Writer, o options, r sim.LoadResult) {
 		transport = "plain CoAP"
 	}
 	fmt.Fprintf(w, "load: %d devices (%s, %s), %d uplinks each, %d at a time\n", r.Devices, transport, o.protocol, o.uplinks, o.workers)
+	if r.Probe != nil {
+		fmt.Fprintln(w, "unpaced run (the maximum rate):")
+		printRun(w, *r.Probe)
+		fmt.Fprintf(w, "paced run at %.0f uplinks/s (half the maximum):\n", r.Rate)
+	} else if r.Rate > 0 {
+		fmt.Fprintf(w, "paced run at %.0f uplinks/s:\n", r.Rate)
+	}
+	printRun(w, r)
+	fmt.Fprintf(w, "bare go-coap ceiling: %d requests: %.0f requests/s\n", r.CeilingN, r.Ceiling)
+	if r.Probe != nil {
+		fmt.Fprintf(w, "ratio (unpaced run): %.2f\n", r.Probe.Ratio)
+	} else {
+		fmt.Fprintf(w, "ratio: %.2f\n", r.Ratio)
+	}
+	if r.Errors > 0 {
+		fmt.Fprintf(w, "errors: %d, first: %s\n", r.Errors, r.FirstError)
+	}
+}
+
+// printRun prints the figures of one run (unpaced or paced) of a load run.
+func printRun(w io.Writer, r sim.LoadResult) {
 	fmt.Fprintf(w, "end-to-end (device → webhook push): %d sent, %d pushed in %v: %.0f uplinks/s\n", r.Sent, r.Pushed, r.Elapsed.Round(time.Millisecond), r.PerSecond)
 	if r.Acked > 0 {
 		fmt.Fprintf(w, "CoAP layer (device → platform ACK): %.0f uplinks/s\n", float64(r.Sent)/r.Acked.Seconds())
 	}
-	fmt.Fprintf(w, "bare go-coap ceiling: %d requests: %.0f requests/s\n", r.CeilingN, r.Ceiling)
-	fmt.Fprintf(w, "ratio: %.2f\n", r.Ratio)
-	if r.Errors > 0 {
-		fmt.Fprintf(w, "errors: %d, first: %s\n", r.Errors, r.FirstError)
+	if l := r.Latency; l.N > 0 {
+		fmt.Fprintf(w, "device-to-push latency over %d uplinks: p50 %v, p90 %v, p99 %v, max %v\n", l.N,
+			l.P50.Round(10*time.Microsecond), l.P90.Round(10*time.Microsecond), l.P99.Round(10*time.Microsecond), l.Max.Round(10*time.Microsecond))
 	}
+	if r.Latency.Unmatched > 0 {
+		fmt.Fprintf(w, "pushes not matched to an uplink (no deviceId or pulseCount, or an unknown device): %d\n", r.Latency.Unmatched)
+	}
+	if r.Rate > 0 {
+		fmt.Fprintf(w, "sends began late by: p99 %v, max %v\n", r.SendLagP99.Round(10*time.Microsecond), r.SendLagMax.Round(10*time.Microsecond))
+	}
+}
+
+// parseRate reads -rate: "" or 0 (unpaced), "half" (PaceOfMax 0.5) or a
+// positive number of uplinks per second.
+func parseRate(s string) (rate, paceOfMax float64, _ error) {
+	switch s {
+	case "", "0":
+		return 0, 0, nil
+	case "half":
+		return 0, 0.5, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, 0, fmt.Errorf(`-rate %q: allowed: a positive number of uplinks per second, "half" (half the maximum rate, measured first), or "" / 0 (unpaced)`, s)
+	}
+	return v, 0, nil
 }
 
 // runDevices runs the devices until ctx ends or -for passes, then prints

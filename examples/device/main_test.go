@@ -82,11 +82,18 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		p.reporters[e.Endpoint] = true
 		subs := append([]string(nil), p.subs...)
 		p.mu.Unlock()
-		if _, ok := m.(*codec.Report); !ok {
+		r, ok := m.(*codec.Report)
+		if !ok {
 			return
 		}
-		body, _ := json.Marshal(map[string]any{"notifyType": "deviceDataChanged", "deviceId": e.Endpoint,
-			"service": map[string]any{"serviceId": "Meter", "serviceType": "Meter", "data": map[string]any{}}})
+		meter := map[string]any{}
+		for _, sd := range r.Data {
+			if sd.ServiceID == "Meter" {
+				meter = sd.ServiceData
+			}
+		}
+		body, _ := json.Marshal(map[string]any{"notifyType": "deviceDataChanged", "deviceId": "d-" + e.Endpoint,
+			"service": map[string]any{"serviceId": "Meter", "serviceType": "Meter", "data": meter}})
 		for _, u := range subs {
 			wg.Add(1)
 			go func() {
@@ -150,6 +157,18 @@ func newFakePlatform(t testing.TB) *fakePlatform {
 		p.mu.Unlock()
 		p.keys.Set(req.NodeID, key)
 		fmt.Fprintf(w, `{"deviceId":"d-%s","verifyCode":"%s","timeout":180,"psk":"%s"}`, req.NodeID, req.NodeID, hex.EncodeToString(key))
+	})
+	mux.HandleFunc("GET /iocm/app/dm/v1.4.0/devices", func(w http.ResponseWriter, r *http.Request) {
+		if !auth(w, r) {
+			return
+		}
+		p.mu.Lock()
+		var devs []map[string]any
+		for n := range p.devices {
+			devs = append(devs, map[string]any{"deviceId": "d-" + n, "deviceInfo": map[string]any{"nodeId": n}})
+		}
+		p.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(map[string]any{"totalCount": len(devs), "pageNo": 0, "pageSize": len(devs), "devices": devs})
 	})
 	// The platform listens on every address (host ""): the simulator
 	// takes -api's host.
@@ -415,6 +434,29 @@ func TestRunLoad(t *testing.T) {
 	require.NotContains(t, out.String(), "errors:")
 }
 
+// TestRunLoadHalfRate: -rate half runs unpaced, then paced at half the
+// end-to-end rate it measured, and prints both runs' figures with the
+// device-to-push latency of every uplink.
+func TestRunLoadHalfRate(t *testing.T) {
+	p := newFakePlatform(t)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"-n", "3", "-imei", "868333030000300", "-server", p.srv.DTLSAddr().String(),
+		"-load", "-uplinks", "4", "-rate", "half", "-timeout", "60s", "-sink", "127.0.0.1:0", "-api", p.api.URL, "-app", "app1", "-secret", "s3cret",
+		"-keys", filepath.Join(t.TempDir(), "keys.json")}, &out, &errOut)
+	require.NoError(t, err, "run: %s", errOut.String())
+	o := out.String()
+	require.Contains(t, o, "unpaced run (the maximum rate):")
+	m := regexp.MustCompile(`(?s)end-to-end .*?: ([\d.]+) uplinks/s.*paced run at (\d+) uplinks/s \(half the maximum\)`).FindStringSubmatch(o)
+	require.NotNil(t, m, "output: %s", o)
+	max, _ := strconv.ParseFloat(m[1], 64)
+	half, _ := strconv.ParseFloat(m[2], 64)
+	require.InDelta(t, max/2, half, 1, "output: %s", o)
+	require.Equal(t, 2, strings.Count(o, "device-to-push latency over 12 uplinks: p50 "), "both runs' latencies: %s", o)
+	require.Contains(t, o, "sends began late by: p99 ")
+	require.NotContains(t, o, "not matched")
+	require.NotContains(t, o, "errors:")
+}
+
 // TestRunFlags: bad flags get errors that say what is allowed.
 func TestRunFlags(t *testing.T) {
 	for _, tc := range []struct {
@@ -440,6 +482,10 @@ func TestRunFlags(t *testing.T) {
 		{[]string{"-for", "-1s", "-dtls=false"}, "-for -1s: must not be negative"},
 		{[]string{"-dtls=false", "extra"}, `unexpected arguments ["extra"]`},
 		{[]string{"-sources", "-1", "-dtls=false"}, "-sources -1: must be 0"},
+		{[]string{"-load", "-rate", "fast"}, `-rate "fast": allowed: a positive number of uplinks per second, "half"`},
+		{[]string{"-load", "-rate", "-10"}, `-rate "-10": allowed`},
+		{[]string{"-rate", "100", "-dtls=false"}, `-rate "100": paces the load mode of CoAP devices: use it with -load`},
+		{[]string{"-load", "-rate", "half", "-mqtt", "127.0.0.1:1883"}, "without -mqtt"},
 		// One socket per device: beyond the descriptor hard limit (at
 		// most fs.nr_open, 1,048,576 by default) the run is refused
 		// before any device starts, saying how to split it.

@@ -116,6 +116,16 @@
 // holds one socket, so one process holds at most its descriptor limit of
 // devices; the command refuses more, saying how to split the run.
 //
+// LoadConfig.Rate (-rate N) paces the uplinks instead: N per second over
+// all devices, evenly spread and open loop (a device still waiting for its
+// last acknowledgement sends its next uplink late, never skipping it), and
+// PaceOfMax (-rate half) first runs unpaced to measure the maximum
+// end-to-end rate, then paced at that fraction of it on the same devices.
+// Every run reports the device-to-push latency (p50, p90, p99, max): from
+// when a device began sending an uplink to when the sink received its
+// push, matched by the push's deviceId (looked up in the app's device
+// list) and the reading's pulseCount (the uplink's number).
+//
 // # Command
 //
 //	go run ./examples/device -n 1000 -api http://127.0.0.1:8743 -app <appId> -secret <secret>

@@ -54,6 +54,18 @@ type LoadConfig struct {
 	// devices for a server on 127.0.0.0/8, and the kernel's choice for
 	// another. Device.LocalAddr, when set, wins for a run of one address.
 	Sources int
+	// Rate paces the uplinks: this many per second over all devices,
+	// spread evenly in time and open loop (uplink j is due at j/Rate
+	// seconds; a device still waiting for its last acknowledgement sends
+	// the next one late, never skipping it). 0 sends unpaced: Workers
+	// devices at a time, each sending its next report when the last was
+	// acknowledged.
+	Rate float64
+	// PaceOfMax, when above 0 (at most 1), runs twice on the same
+	// devices: first unpaced, to measure the maximum end-to-end rate
+	// (LoadResult.Probe), then paced at PaceOfMax times that rate. 0.5 is
+	// "half the maximum rate". It excludes Rate.
+	PaceOfMax float64
 }
 
 // LoadResult holds the figures of a load run.
@@ -69,6 +81,19 @@ type LoadResult struct {
 	CeilingN   int64         // requests answered by the bare server
 	Ratio      float64       // PerSecond / Ceiling
 	FirstError string        // the first error, if any
+
+	// Rate is the paced rate the uplinks were sent at (uplinks/s); 0 for
+	// an unpaced run.
+	Rate float64
+	// SendLagP99 and SendLagMax say how late a paced run's sends began
+	// after they were due (a device still waiting for its previous
+	// acknowledgement, or a busy machine): p99 and max.
+	SendLagP99, SendLagMax time.Duration
+	// Latency is the device-to-push latency of the run's uplinks.
+	Latency Latency
+	// Probe is the unpaced run that measured the maximum rate before a
+	// run paced at LoadConfig.PaceOfMax of it; nil otherwise.
+	Probe *LoadResult
 }
 
 // Load runs len(IMEIs) devices against the platform and measures end-to-end
@@ -85,6 +110,9 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	}
 	if cfg.API == nil {
 		return LoadResult{}, &ConfigError{Field: "API", Problem: "required: the platform API to subscribe the webhook sink"}
+	}
+	if err := checkRate(cfg.Rate, cfg.PaceOfMax); err != nil {
+		return LoadResult{}, err
 	}
 	loadDefaults(&cfg.Uplinks, &cfg.Workers, &cfg.Timeout, &cfg.NotifyType)
 	sources, err := loadSources(cfg.Device.Server, cfg.Sources, len(cfg.IMEIs))
@@ -139,6 +167,10 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		},
 		report: func(ctx context.Context, d *Device) error { return d.Report(ctx) },
 		pushed: stop,
+		rate:   cfg.Rate, paceOfMax: cfg.PaceOfMax,
+		resolve: func(ctx context.Context, want map[string]bool, x *deviceIndex) error {
+			return resolveByNodeID(ctx, cfg.API, cfg.IMEIs, want, x)
+		},
 	}
 	if !cfg.NoCeiling {
 		run.ceiling = func(ctx context.Context, fail func(error)) (int64, time.Duration, error) {

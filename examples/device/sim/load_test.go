@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/doze-io/doze/codec"
 	"github.com/doze-io/doze/examples/device/sim"
 	"github.com/doze-io/doze/lwm2m/transport"
 )
@@ -22,9 +23,11 @@ import (
 // fakeAPI answers login and subscription (docs/api.md) and remembers the
 // callback URL.
 type fakeAPI struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	urls []string
+	srv   *httptest.Server
+	mu    sync.Mutex
+	urls  []string
+	nodes []string // the app's devices' nodeIds
+	lists int      // device list calls
 }
 
 func newFakeAPI(t *testing.T) (*fakeAPI, *sim.API) {
@@ -43,6 +46,18 @@ func newFakeAPI(t *testing.T) (*fakeAPI, *sim.API) {
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprint(w, `{"subscriptionId":"s1"}`)
+	})
+	// The app's devices, for the load run's matching of pushes to
+	// uplinks: every nodeId called back is "dev-<nodeId>".
+	mux.HandleFunc("GET /iocm/app/dm/v1.4.0/devices", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.lists++
+		var devs []map[string]any
+		for _, n := range f.nodes {
+			devs = append(devs, map[string]any{"deviceId": "dev-" + n, "deviceInfo": map[string]any{"nodeId": n}})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"totalCount": len(devs), "pageNo": 0, "pageSize": 500, "devices": devs})
 	})
 	f.srv = httptest.NewServer(mux)
 	tr := &http.Transport{}
@@ -232,4 +247,117 @@ func TestLoadSourcesRefused(t *testing.T) {
 		require.ErrorIs(t, err, sim.ErrConfig, "Sources %d, server %q", cfg.Sources, cfg.Device.Server)
 		require.ErrorContains(t, err, "Sources")
 	}
+}
+
+// meterPusher pushes one deviceDataChanged of the Meter service per
+// decoded report to every callback of f, as a platform would: deviceId
+// "dev-<IMEI>", the decoded pulseCount. Wait for its pushes with pushes.
+func meterPusher(t *testing.T, f **fakeAPI, pushes *sync.WaitGroup) func(transport.Event) {
+	tr := &http.Transport{}
+	pusher := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	t.Cleanup(func() { pushes.Wait(); tr.CloseIdleConnections() })
+	wm := sim.WaterMeterCodec()
+	return func(e transport.Event) {
+		if e.Kind != transport.EventUplink {
+			return
+		}
+		m, err := wm.Decode(e.Payload)
+		if err != nil {
+			return
+		}
+		r, ok := m.(*codec.Report)
+		if !ok {
+			return
+		}
+		var meter map[string]any
+		for _, sd := range r.Data {
+			if sd.ServiceID == "Meter" {
+				meter = sd.ServiceData
+			}
+		}
+		body, _ := json.Marshal(map[string]any{"notifyType": "deviceDataChanged", "deviceId": "dev-" + e.Endpoint,
+			"service": map[string]any{"serviceId": "Meter", "data": meter}})
+		pushes.Add(1)
+		go func() {
+			defer pushes.Done()
+			for _, u := range (*f).callbacks() {
+				if resp, err := pusher.Post(u, "application/json", bytes.NewReader(body)); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+}
+
+// TestLoadPaced: a paced load run sends every uplink, matches each push
+// to its uplink through the app's device list (deviceId → nodeId) and the
+// reading's pulseCount, and reports the device-to-push latency of all of
+// them; its end-to-end rate is the paced rate, not more.
+func TestLoadPaced(t *testing.T) {
+	var f *fakeAPI
+	var pushes sync.WaitGroup
+	p := startServer(t, transport.Config{DisableDTLS: true}, meterPusher(t, &f, &pushes))
+	f, api := newFakeAPI(t)
+	imeis := []string{"868333030000401", "868333030000402", "868333030000403", "868333030000404"}
+	f.nodes = append([]string{"868333030000999"}, imeis...) // one device of the app not in the run
+	res, err := sim.Load(context.Background(), sim.LoadConfig{
+		Device: sim.Config{Server: p.srv.UDPAddr().String()},
+		IMEIs:  imeis, Uplinks: 5, Timeout: time.Minute, API: api, NoCeiling: true, Rate: 40,
+	})
+	require.NoError(t, err)
+	require.Zero(t, res.Errors, "first error: %s", res.FirstError)
+	require.Equal(t, int64(20), res.Sent)
+	require.Equal(t, int64(20), res.Pushed)
+	require.Equal(t, 40.0, res.Rate)
+	require.Nil(t, res.Probe)
+	require.Equal(t, int64(20), res.Latency.N, "every push matched to its uplink")
+	require.Zero(t, res.Latency.Unmatched)
+	require.Positive(t, res.Latency.P50)
+	require.LessOrEqual(t, res.Latency.P50, res.Latency.P99)
+	require.LessOrEqual(t, res.Latency.P99, res.Latency.Max)
+	// 20 uplinks at 40/s: the last is due at 475 ms, so the run lasts at
+	// least that long whatever the machine's speed.
+	require.GreaterOrEqual(t, res.Elapsed, 475*time.Millisecond)
+	require.Equal(t, 1, f.lists, "one page of the device list")
+}
+
+// TestLoadHalfRate: with PaceOfMax the run first sends unpaced (the
+// probe, whose end-to-end rate is the maximum), then paced at that
+// fraction of it, on the same devices; both report their latencies.
+func TestLoadHalfRate(t *testing.T) {
+	var f *fakeAPI
+	var pushes sync.WaitGroup
+	p := startServer(t, transport.Config{DisableDTLS: true}, meterPusher(t, &f, &pushes))
+	f, api := newFakeAPI(t)
+	imeis := []string{"868333030000501", "868333030000502", "868333030000503"}
+	f.nodes = imeis
+	res, err := sim.Load(context.Background(), sim.LoadConfig{
+		Device: sim.Config{Server: p.srv.UDPAddr().String()},
+		IMEIs:  imeis, Uplinks: 4, Timeout: time.Minute, API: api, PaceOfMax: 0.5,
+	})
+	require.NoError(t, err)
+	require.Zero(t, res.Errors, "first error: %s", res.FirstError)
+	require.NotNil(t, res.Probe)
+	require.Equal(t, int64(12), res.Probe.Sent)
+	require.Equal(t, int64(12), res.Probe.Pushed)
+	require.Zero(t, res.Probe.Rate, "the probe is unpaced")
+	require.Equal(t, int64(12), res.Probe.Latency.N)
+	require.InDelta(t, res.Probe.PerSecond/2, res.Rate, 1e-9, "paced at half the probe's end-to-end rate")
+	require.Equal(t, int64(12), res.Sent)
+	require.Equal(t, int64(12), res.Pushed)
+	require.Equal(t, int64(12), res.Latency.N, "the paced run's uplinks (numbers 5 to 8) matched")
+	require.Zero(t, res.Latency.Unmatched)
+	require.Equal(t, int64(12), res.CeilingN, "the ceiling runs once, after both")
+	require.InDelta(t, res.Probe.PerSecond/res.Ceiling, res.Probe.Ratio, 1e-9)
+}
+
+// TestLoadRateRefused: a bad Rate or PaceOfMax is refused before any
+// device connects.
+func TestLoadRateRefused(t *testing.T) {
+	_, api := newFakeAPI(t)
+	_, err := sim.Load(context.Background(), sim.LoadConfig{IMEIs: []string{"1"}, API: api, Rate: -5})
+	require.ErrorIs(t, err, sim.ErrConfig)
+	require.ErrorContains(t, err, "Rate")
+	_, err = sim.Load(context.Background(), sim.LoadConfig{IMEIs: []string{"1"}, API: api, Rate: 5, PaceOfMax: 0.5})
+	require.ErrorContains(t, err, "not both")
 }

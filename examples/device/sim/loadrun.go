@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +39,14 @@ type loadRun[D comparable] struct {
 	// leave, when set, is called for every connected device when the run
 	// returns.
 	leave func(d D)
+	// rate paces the uplinks (uplinks/s over all devices); 0 is unpaced.
+	// paceOfMax, when above 0, first measures the maximum rate unpaced
+	// and then paces at that fraction of it.
+	rate, paceOfMax float64
+	// resolve, when set, fills x with the device index of every deviceId
+	// of want (the pushes' deviceIds) it can find, for the latencies; nil
+	// measures none.
+	resolve func(ctx context.Context, want map[string]bool, x *deviceIndex) error
 	// ceiling measures the bare server with as many clients and uplinks,
 	// returning the requests answered and the time they took; nil skips
 	// it.
@@ -44,16 +54,25 @@ type loadRun[D comparable] struct {
 }
 
 // run measures end-to-end uplinks per second — from the first report sent
-// to the last webhook push received — and then the ceiling. When ctx ends
-// before every acknowledged report was pushed, it returns the figures so
-// far with an error wrapping ctx's.
+// to the last webhook push received — with the devices sending unpaced or
+// at a paced rate (after an unpaced probe when paceOfMax is set), the
+// device-to-push latency of every uplink, and then the ceiling. When ctx
+// ends before every acknowledged report was pushed, it returns the
+// figures so far with an error wrapping ctx's.
 func (r *loadRun[D]) run(ctx context.Context) (res LoadResult, _ error) {
 	var errs atomic.Int64
 	var firstErr sync.Once
+	var first string
 	fail := func(err error) {
 		errs.Add(1)
-		firstErr.Do(func() { res.FirstError = err.Error() })
+		firstErr.Do(func() { first = err.Error() })
 	}
+	defer func() {
+		res.Errors, res.FirstError = errs.Load(), first
+		if res.Probe != nil {
+			res.Probe.Errors, res.Probe.FirstError = res.Errors, res.FirstError
+		}
+	}()
 	sink, err := startSink(r.sinkAddr)
 	if err != nil {
 		return res, err
@@ -75,35 +94,63 @@ func (r *loadRun[D]) run(ctx context.Context) (res LoadResult, _ error) {
 			}
 		}()
 	}
+	devices := 0
 	for _, d := range devs {
 		if d != none {
-			res.Devices++
+			devices++
 		}
 	}
-	if res.Devices == 0 {
-		return res, fmt.Errorf("sim: %s: no device %s: %s", r.what, r.joined, res.FirstError)
+	if devices == 0 {
+		res.Devices = 0
+		return res, fmt.Errorf("sim: %s: no device %s: %s", r.what, r.joined, first)
 	}
 
-	// Uplinks.
-	var start time.Time
-	res.Sent, start = sendAll(devs, r.workers, r.uplinks, func(d D) error { return r.report(ctx, d) }, fail)
-	res.Acked = time.Since(start)
-	last := sink.wait(ctx, res.Sent)
-	res.Pushed = sink.count.Load()
-	if !last.IsZero() {
-		res.Elapsed = last.Sub(start)
+	// Uplinks: an unpaced probe for the maximum rate first when asked,
+	// then the measured run.
+	sends := newSendTimes(r.n)
+	var probe *LoadResult
+	var probeArr []arrival
+	rate := r.rate
+	if r.paceOfMax > 0 {
+		p, arr, err := r.phase(ctx, sink, devs, sends, 0, fail)
+		p.Devices = devices
+		if err != nil {
+			if r.pushed != nil {
+				r.pushed()
+			}
+			return p, err
+		}
+		probe, probeArr = &p, arr
+		rate = r.paceOfMax * p.PerSecond
+		if rate <= 0 {
+			return p, fmt.Errorf("sim: %s: the unpaced run measured no end-to-end rate to pace at %g of", r.what, r.paceOfMax)
+		}
 	}
-	if res.Pushed > 0 && res.Elapsed > 0 {
-		res.PerSecond = float64(res.Pushed) / res.Elapsed.Seconds()
-	}
+	res, arr, err := r.phase(ctx, sink, devs, sends, rate, fail)
+	res.Devices, res.Probe = devices, probe
 	if r.pushed != nil {
 		r.pushed()
 	}
-	if res.Pushed < res.Sent {
-		// wait returned because ctx ended: the run is over its bound.
-		res.Errors = errs.Load()
-		return res, fmt.Errorf("sim: %s: %d of %d pushes arrived at the sink %s before the end of the run (Timeout %v): %w",
-			r.what, res.Pushed, res.Sent, sink.url, r.timeout, ctx.Err())
+	if err != nil {
+		return res, err
+	}
+
+	// Latency: match every push to its uplink's send.
+	if r.resolve != nil {
+		x := &deviceIndex{byID: map[string]int{}}
+		want := map[string]bool{}
+		for _, a := range slices.Concat(probeArr, arr) {
+			if a.deviceID != "" {
+				want[a.deviceID] = true
+			}
+		}
+		if err := r.resolve(ctx, want, x); err != nil {
+			return res, err
+		}
+		res.Latency = latencies(arr, sends, x.get)
+		if probe != nil {
+			probe.Latency = latencies(probeArr, sends, x.get)
+		}
 	}
 
 	if r.ceiling != nil {
@@ -115,12 +162,54 @@ func (r *loadRun[D]) run(ctx context.Context) (res LoadResult, _ error) {
 		if took > 0 {
 			res.Ceiling = float64(n) / took.Seconds()
 		}
-		if res.Ceiling > 0 {
-			res.Ratio = res.PerSecond / res.Ceiling
+		for _, p := range []*LoadResult{&res, probe} {
+			if p != nil && res.Ceiling > 0 {
+				p.CeilingN, p.Ceiling = res.CeilingN, res.Ceiling
+				p.Ratio = p.PerSecond / res.Ceiling
+			}
 		}
 	}
-	res.Errors = errs.Load()
 	return res, nil
+}
+
+// phase has every device send r.uplinks reports, unpaced (Workers devices
+// at a time, each sending its next report when the last was acknowledged)
+// or, with rate > 0, paced (sendPaced), and waits for their pushes. It
+// returns the figures and the Meter pushes that arrived.
+func (r *loadRun[D]) phase(ctx context.Context, s *sink, devs []D, sends *sendTimes, rate float64, fail func(error)) (res LoadResult, arr []arrival, _ error) {
+	s.reset()
+	report := func(i int, d D) error {
+		sends.next(i, time.Now())
+		return r.report(ctx, d)
+	}
+	var start time.Time
+	if rate > 0 {
+		var lags []time.Duration
+		res.Sent, start, lags = sendPaced(devs, r.uplinks, rate, report, fail)
+		res.Rate = rate
+		if len(lags) > 0 {
+			l := latencyOf(lags)
+			res.SendLagP99, res.SendLagMax = l.P99, l.Max
+		}
+	} else {
+		res.Sent, start = sendAllIndexed(devs, r.workers, r.uplinks, report, fail)
+	}
+	res.Acked = time.Since(start)
+	last := s.wait(ctx, res.Sent)
+	res.Pushed = s.count.Load()
+	if !last.IsZero() {
+		res.Elapsed = last.Sub(start)
+	}
+	if res.Pushed > 0 && res.Elapsed > 0 {
+		res.PerSecond = float64(res.Pushed) / res.Elapsed.Seconds()
+	}
+	arr = s.arrivals()
+	if res.Pushed < res.Sent {
+		// wait returned because ctx ended: the run is over its bound.
+		return res, arr, fmt.Errorf("sim: %s: %d of %d pushes arrived at the sink %s before the end of the run (Timeout %v): %w",
+			r.what, res.Pushed, res.Sent, s.url, r.timeout, ctx.Err())
+	}
+	return res, arr, nil
 }
 
 // loadDefaults sets the defaults of LoadConfig and MQTTLoadConfig: 1
@@ -160,6 +249,11 @@ func connectAll[D comparable](n, workers int, connect func(i int) (D, error), fa
 // workers devices at a time, each device stopping at its first error
 // (given to fail). It returns the reports sent and when the first began.
 func sendAll[D comparable](devs []D, workers, uplinks int, send func(D) error, fail func(error)) (int64, time.Time) {
+	return sendAllIndexed(devs, workers, uplinks, func(_ int, d D) error { return send(d) }, fail)
+}
+
+// sendAllIndexed is sendAll with the device's index given to send.
+func sendAllIndexed[D comparable](devs []D, workers, uplinks int, send func(i int, d D) error, fail func(error)) (int64, time.Time) {
 	var sent atomic.Int64
 	var none D
 	start := time.Now()
@@ -168,7 +262,7 @@ func sendAll[D comparable](devs []D, workers, uplinks int, send func(D) error, f
 			return
 		}
 		for range uplinks {
-			if err := send(devs[i]); err != nil {
+			if err := send(i, devs[i]); err != nil {
 				fail(err)
 				return
 			}
@@ -206,7 +300,15 @@ type sink struct {
 	count atomic.Int64
 	mu    sync.Mutex
 	last  time.Time
+	arr   []arrival
+	seen  map[pushKey]bool // the uplinks pushed since the last reset
 	tick  chan struct{}
+}
+
+// pushKey names the uplink a push carries: deviceId and pulseCount.
+type pushKey struct {
+	deviceID string
+	pulse    int64
 }
 
 func startSink(addr string) (*sink, error) {
@@ -217,41 +319,84 @@ func startSink(addr string) (*sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: webhook sink: %w", err)
 	}
-	s := &sink{url: "http://" + l.Addr().String() + "/push", done: make(chan struct{}), tick: make(chan struct{}, 1)}
+	s := &sink{url: "http://" + l.Addr().String() + "/push", done: make(chan struct{}), tick: make(chan struct{}, 1), seen: map[pushKey]bool{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.push), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(l); close(s.done) }()
 	return s, nil
 }
 
+// pushService is a service of a push body, with the Meter's pulseCount.
+type pushService struct {
+	ServiceID string `json:"serviceId"`
+	Data      struct {
+		PulseCount *float64 `json:"pulseCount"`
+	} `json:"data"`
+}
+
 // push counts one uplink per push that carries the Meter service (a
 // meterReading decodes to three services, which a platform may push one by
-// one).
+// one), once per deviceId and pulseCount when the push has both, and
+// keeps its deviceId, pulseCount and arrival time.
 func (s *sink) push(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	now := time.Now()
 	// Answer once counted, so that a pusher that saw 200 was counted.
 	defer w.WriteHeader(http.StatusOK)
 	var n struct {
-		Service  struct{ ServiceID string }   `json:"service"`
-		Services []struct{ ServiceID string } `json:"services"`
+		DeviceID string        `json:"deviceId"`
+		Service  pushService   `json:"service"`
+		Services []pushService `json:"services"`
 	}
 	if json.Unmarshal(b, &n) != nil {
 		return
 	}
-	meter := n.Service.ServiceID == "Meter"
-	for _, sv := range n.Services {
-		meter = meter || sv.ServiceID == "Meter"
+	a := arrival{deviceID: n.DeviceID, pulse: -1, at: now}
+	meter := false
+	for _, sv := range append(n.Services, n.Service) {
+		if sv.ServiceID != "Meter" {
+			continue
+		}
+		meter = true
+		if p := sv.Data.PulseCount; p != nil && *p >= 0 && *p == math.Trunc(*p) {
+			a.pulse = int64(*p)
+		}
 	}
 	if !meter {
 		return
 	}
-	s.count.Add(1)
 	s.mu.Lock()
-	s.last = time.Now()
+	k := pushKey{a.deviceID, a.pulse}
+	// A push that names its uplink counts once however often the
+	// platform delivered it (at least once); one that does not counts
+	// every time.
+	if a.deviceID == "" || a.pulse < 0 || !s.seen[k] {
+		if a.deviceID != "" && a.pulse >= 0 {
+			s.seen[k] = true
+		}
+		s.count.Add(1)
+		s.last = now
+	}
+	s.arr = append(s.arr, a)
 	s.mu.Unlock()
 	select {
 	case s.tick <- struct{}{}:
 	default:
 	}
+}
+
+// reset forgets the pushes counted so far: a new phase begins.
+func (s *sink) reset() {
+	s.mu.Lock()
+	s.count.Store(0)
+	s.last, s.arr, s.seen = time.Time{}, nil, map[pushKey]bool{}
+	s.mu.Unlock()
+}
+
+// arrivals returns the Meter pushes since the last reset.
+func (s *sink) arrivals() []arrival {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.arr)
 }
 
 // wait returns the time of the last push once want pushes arrived or ctx
