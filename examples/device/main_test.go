@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -512,4 +513,25 @@ func parseLoad(out string) (e2e, ceil, ratio float64) {
 		}
 	}
 	return e2e, ceil, ratio
+}
+
+// FuzzParseRate: -rate is "" / 0 (unpaced), "half", or a positive finite
+// number, and never both a rate and a fraction; anything else is refused
+// naming the flag.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"", "0", "half", "100", "0.5", "-1", "NaN", "+Inf", "1e400", "fast"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		rate, pace, err := parseRate(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "-rate") {
+				t.Fatalf("error without the flag: %v", err)
+			}
+			return
+		}
+		if rate < 0 || math.IsInf(rate, 0) || math.IsNaN(rate) || (pace != 0 && pace != 0.5) || (rate > 0 && pace > 0) {
+			t.Fatalf("parseRate(%q) = %v, %v", s, rate, pace)
+		}
+	})
 }

@@ -141,10 +141,13 @@
 // -model, -devicetype, -protocoltype (default the demo water meter); -sw,
 // -fw versions; -for duration; -load, -uplinks, -workers, -timeout, -sink
 // (the webhook sink's address, default 127.0.0.1:8745: the platform wants
-// every callback URL of an app on one host and port); -v. The command
+// every callback URL of an app on one host and port), -rate N|half
+// (paced load, LoadConfig.Rate and PaceOfMax); -v. The command
 // refuses, with the flag, its value and what is allowed: -n, -workers or
 // -uplinks below 1, a -timeout that is not positive, a negative -for, a
 // non-decimal -imei or one whose count (-n) would outgrow its digits, a
+// -rate that is neither a positive number nor "half" (or is given without
+// -load, or with -mqtt), a
 // -psk that is not hex, an unknown -mode or -protocol, and stray
 // arguments.
 //

@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -236,4 +238,32 @@ func TestCheckRate(t *testing.T) {
 		require.ErrorIs(t, err, ErrConfig, "%v, %v", tc.rate, tc.pace)
 		require.ErrorContains(t, err, tc.want)
 	}
+}
+
+// FuzzSinkPush: whatever body a push carries, the sink answers 200, counts
+// at most one uplink, and keeps a pulseCount only when it is a whole
+// non-negative number.
+func FuzzSinkPush(f *testing.F) {
+	for _, s := range []string{`{"deviceId":"d1","service":{"serviceId":"Meter","data":{"pulseCount":7}}}`,
+		`{"deviceId":"d2","services":[{"serviceId":"Meter","data":{"pulseCount":1e3}},{"serviceId":"Meter"}]}`,
+		`{"service":{"serviceId":"Meter","data":{"pulseCount":-1.5}}}`, `not json`, ``} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s := &sink{tick: make(chan struct{}, 1), seen: map[pushKey]bool{}}
+		w := httptest.NewRecorder()
+		s.push(w, httptest.NewRequest(http.MethodPost, "/push", bytes.NewReader(body)))
+		if w.Code != http.StatusOK {
+			t.Fatalf("answered %d", w.Code)
+		}
+		arr := s.arrivals()
+		if c := s.count.Load(); c > 1 || int64(len(arr)) < c {
+			t.Fatalf("counted %d, kept %d arrivals", c, len(arr))
+		}
+		for _, a := range arr {
+			if a.pulse < -1 {
+				t.Fatalf("pulse %d", a.pulse)
+			}
+		}
+	})
 }
