@@ -304,7 +304,15 @@ func TestRunRegisteredBefore(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var out, errOut bytes.Buffer
 		done := make(chan error, 1)
-		before := p.count() // a device's first reading can arrive twice (observe answer and notification)
+		// A device's first reading can arrive twice (observe answer and
+		// notification), the second after the run that sent it ended:
+		// count from when the count stopped moving.
+		before := p.count()
+		for n := -1; n != before; {
+			n = before
+			time.Sleep(200 * time.Millisecond)
+			before = p.count()
+		}
 		go func() { done <- run(ctx, args, &out, &errOut) }()
 		waitUplinks(t, p, before+1, done, &errOut)
 		cancel()
