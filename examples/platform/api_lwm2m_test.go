@@ -247,7 +247,7 @@ func TestLwM2MOperationsQueued(t *testing.T) {
 	}
 	var op operation
 	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/doze/v1/devices/"+id+"/lwm2m-operations/"+ids[0], nil, &op))
-	require.Equal(t, "PENDING", op.Status)
+	require.Equal(t, "PENDING", op.Status, "%+v; device calls %v", op, d.callList())
 	require.Equal(t, before, len(d.callList()), "nothing reached the sleeping device")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
