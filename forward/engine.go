@@ -174,6 +174,10 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// Config returns the configuration the Engine was made with, defaults
+// filled in (MaxRules, RuleCache, Resolver, Logger; Delivery as given).
+func (e *Engine) Config() Config { return e.cfg }
+
 // Stats returns the delivery counters of the forwarding outbox, one
 // endpoint per rule target (rule://<ruleId>/<index>).
 func (e *Engine) Stats() push.Stats { return e.out.Stats() }
