@@ -89,6 +89,18 @@
 //     Clients do not reconnect on their own: retries are the engine's.
 //   - Order is not guaranteed within a target (as for webhooks): up to
 //     EndpointConcurrency (16) publishes may be in flight to one target.
+//   - Several nodes sharing one Store (store/postgres's Forward) each run
+//     an Engine with Config.Delivery.Node set to the node's id: a Store
+//     that is a push.Claimer is handed to the delivery engine as one, so
+//     each node delivers only the forwarding messages it holds a lease on
+//     — those it stored, and free or lapsed ones it claims — with push's
+//     rules (see push's doc, "Several nodes"): while the nodes live each
+//     message is published by one node; a dead node's are published by
+//     another once their leases end. Without Node every Engine loads the
+//     whole outbox at Run and publishes what it finds, so only one node
+//     may run without it; New refuses Node over a Store that cannot claim.
+//     Rules are read from the Store (cached Config.RuleCache), so a rule
+//     changed on one node applies on the others within that time.
 //   - Delivery is at least once: a crash between a publish and the outbox
 //     deletion publishes again. Each message carries its id (NATS header
 //     Nats-Msg-Id, which JetStream deduplicates by; AMQP message-id;

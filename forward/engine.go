@@ -28,7 +28,11 @@ type Config struct {
 	// a push.Engine of its own: KeepTime (10 min), Timeout (15 s),
 	// RetrySchedule, FailureThreshold, ProbeInterval, EndpointConcurrency,
 	// Workers, MaxQueued, Listener and Logger keep push's meaning and
-	// defaults, per rule target instead of per callback URL. Allow lists
+	// defaults, per rule target instead of per callback URL. Node,
+	// ClaimLease and ClaimBatch too, for several nodes sharing one Store:
+	// with Node set the Store must be a push.Claimer (store/postgres's
+	// Forward is), and each node delivers only the forwarding messages it
+	// holds a lease on. Allow lists
 	// the broker address prefixes the address guard would refuse but the
 	// operator permits (loopback brokers, say). Transport, TLSConfig,
 	// TLSClientConfig and Resolver are set by the Engine.
@@ -115,7 +119,7 @@ func New(st Store, hooks *push.Engine, cfg Config) (*Engine, error) {
 	if dc.Logger == nil {
 		dc.Logger = cfg.Logger
 	}
-	out, err := push.New(outbox{st}, dc)
+	out, err := push.New(deliveryStore(st), dc)
 	if err != nil {
 		return nil, fmt.Errorf("forward: Config.Delivery: %w", err)
 	}
@@ -169,6 +173,10 @@ func (e *Engine) Close() error {
 	e.router.closeAll()
 	return nil
 }
+
+// Config returns the configuration the Engine was made with, defaults
+// filled in (MaxRules, RuleCache, Resolver, Logger; Delivery as given).
+func (e *Engine) Config() Config { return e.cfg }
 
 // Stats returns the delivery counters of the forwarding outbox, one
 // endpoint per rule target (rule://<ruleId>/<index>).

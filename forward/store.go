@@ -45,6 +45,24 @@ func (outbox) Subscriptions(context.Context, push.Filter) ([]push.Subscription, 
 }
 func (outbox) DeleteSubscriptions(context.Context, ...string) (int, error) { return 0, nil }
 
+// claimingOutbox is the outbox of a Store that is also a push.Claimer
+// (store/postgres's): the delivery engine sees the claim methods, so
+// engines of several nodes given Config.Delivery.Node deliver each
+// forwarding message from one node.
+type claimingOutbox struct {
+	outbox
+	push.Claimer
+}
+
+// deliveryStore returns st as the delivery engine's push.Store: a
+// push.Claimer too when st is one.
+func deliveryStore(st Store) push.Store {
+	if c, ok := st.(push.Claimer); ok {
+		return claimingOutbox{outbox{st}, c}
+	}
+	return outbox{st}
+}
+
 // MemoryStore is a Store in memory, for tests. The zero value is ready.
 type MemoryStore struct {
 	mu    sync.Mutex

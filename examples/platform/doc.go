@@ -153,10 +153,14 @@
 //     lease, a task's automatic retry is made by one node
 //     (TestUpgradeStepTwoNodes); starting sub-tasks is not claimed. Node
 //     clocks must agree to well under the leases (NTP).
-//   - Data forwarding rules (the rules API) are kept only in the bbolt
-//     store: on PostgreSQL the rules API answers 501 not_implemented and
-//     reports are not forwarded, so no rule is accepted that would not be
-//     kept.
+//   - Data forwarding rules are kept in the shared store; every node
+//     applies them to the reports it takes and runs a forwarding engine
+//     on the shared outbox, and each forwarding message is claimed under a
+//     lease (as pushes are) and delivered by one node; a dead node's go
+//     out from another once their leases end (at least once: one
+//     delivered just before its node died may go out again, with the same
+//     id). A rule changed on one node reaches another node's reports
+//     within its rule cache (1 s).
 //   - Access tokens are kept in the memory of the node that issued them:
 //     an application logs in on each node it calls (or the HTTP balancer
 //     keeps it on one). Upgrade package contents are files under each

@@ -233,28 +233,49 @@ func registerDevice(t testing.TB, tp *testPlatform, imei string) (deviceID strin
 // subscribe, register a device, the device connects over DTLS and reports,
 // the report arrives at the webhook and in history, a command to the PSM
 // device goes PENDING → SENT → DELIVERED → SUCCESSFUL.
-func TestWalkthrough(t *testing.T) { walkthrough(t, startPlatform(t)) }
+func TestWalkthrough(t *testing.T) { walkthrough(t, startPlatform(t), newSink(t)) }
 
 // TestWalkthroughPostgres runs the walkthrough on a platform whose store
-// is a PostgreSQL database (-store postgres://…; a schema of its own).
+// is a PostgreSQL database (-store postgres://…; a schema of its own). A
+// forwarding rule made before it, kept in the database, sends the
+// walkthrough's Battery reports to the app's ruleEvent webhook.
 func TestWalkthroughPostgres(t *testing.T) {
 	dsn := pgStore(t)
 	tp := startPlatform(t, func(c *Config) { c.Store, c.NodeID = dsn, "walk-1" })
 	// On a shared store the node claims its work: the walkthrough's
-	// pushes go out through claims, one node sweeps deadlines.
+	// pushes and forwarding messages go out through claims, one node
+	// sweeps deadlines.
 	require.Equal(t, "walk-1", tp.push.Config().Node)
 	require.Equal(t, "walk-1", tp.reg.Config().Node)
-	walkthrough(t, tp)
-	// Forwarding rules are not kept in PostgreSQL yet: refused, not lost.
-	var e map[string]any
-	require.Equal(t, http.StatusNotImplemented, tp.call(t, "POST", "/doze/v1/rules",
-		map[string]any{"name": "r", "condition": "serviceId = Meter", "targets": []map[string]any{{"type": "webhook"}}}, &e))
-	require.Equal(t, "not_implemented", e["error_code"])
+	require.Equal(t, "walk-1", tp.fwd.Config().Delivery.Node)
+
+	hook := newSink(t) // an app's subscriptions share one host and port
+	subscribe(t, tp, hook, "ruleEvent")
+	var r ruleAnswer
+	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/doze/v1/rules",
+		map[string]any{"name": "battery", "condition": `serviceId = "Battery" AND data.batteryLevel < 90`,
+			"targets": []map[string]any{{"type": "webhook"}}}, &r))
+	var list struct {
+		TotalCount int          `json:"totalCount"`
+		Rules      []ruleAnswer `json:"rules"`
+	}
+	require.Equal(t, http.StatusOK, tp.call(t, "GET", "/doze/v1/rules", nil, &list))
+	require.Equal(t, 1, list.TotalCount)
+	require.Equal(t, r.RuleID, list.Rules[0].RuleID)
+
+	walkthrough(t, tp, hook)
+
+	ev := hook.wait(t, "ruleEvent of a walkthrough report", func(p map[string]any) bool {
+		return p["notifyType"] == "ruleEvent" && p["ruleId"] == r.RuleID
+	})
+	svcs, _ := ev["services"].([]any)
+	require.Len(t, svcs, 1, "only the matching service: %v", ev)
+	require.Equal(t, "Battery", svcs[0].(map[string]any)["serviceId"])
+	require.Equal(t, http.StatusNoContent, tp.call(t, "DELETE", "/doze/v1/rules/"+r.RuleID, nil, nil))
 }
 
-func walkthrough(t *testing.T, tp *testPlatform) {
-	hook := newSink(t)
-
+// walkthrough pushes to hook's subscriptions.
+func walkthrough(t *testing.T, tp *testPlatform, hook *sink) {
 	var sub map[string]any
 	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/sub/v1.2.0/subscriptions",
 		map[string]any{"notifyType": "deviceDataChanged", "callbackUrl": hook.srv.URL + "/push"}, &sub))

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -15,20 +13,15 @@ import (
 )
 
 // newForward builds the rules engine (issue 23 item 5): rules and the
-// forwarding outbox live in the platform's file; webhook targets push
-// ruleEvent through the platform's push engine; broker addresses pass the
-// same guard and allow-list as callbacks (-push-allow).
-//
-// On a store without a forwarding store (PostgreSQL, for now) there is no
-// engine: p.fwd stays nil, reports are not forwarded and the rules API
-// answers 501, so no rule is accepted that would not be kept.
+// forwarding outbox live in the platform's store (the bbolt file, or
+// PostgreSQL's tables); webhook targets push ruleEvent through the
+// platform's push engine; broker addresses pass the same guard and
+// allow-list as callbacks (-push-allow). On a shared store the node claims
+// forwarding messages as its push engine claims pushes (cfg.Node, the
+// node id): each goes out from one node, a dead node's after its leases end.
 func (p *Platform) newForward(cfg push.Config) (*forward.Engine, error) {
-	st := p.db.Forward()
-	if st == nil {
-		return nil, nil
-	}
-	e, err := forward.New(st, p.push, forward.Config{
-		Delivery: push.Config{Allow: cfg.Allow, Logger: p.logger.With("pkg", "forward")},
+	e, err := forward.New(p.db.Forward(), p.push, forward.Config{
+		Delivery: push.Config{Node: cfg.Node, Allow: cfg.Allow, Logger: p.logger.With("pkg", "forward")},
 		Logger:   p.logger.With("pkg", "forward"),
 	})
 	if err == nil && p.metrics != nil {
@@ -82,9 +75,6 @@ func ruleEvent(app string, d registry.Device, rep push.Report) forward.Event {
 // and both engines queue theirs only when it committed. An error leaves
 // the uplink in its inbox.
 func (p *Platform) admitUplink(ctx context.Context, d registry.Device, rep push.Report, u store.Uplink) error {
-	if p.fwd == nil {
-		return p.push.Admit(ctx, u.Messages, func() error { return p.db.SaveUplink(u) })
-	}
 	for _, app := range p.deviceApps(d) {
 		hooks, out, err := p.fwd.Messages(ctx, ruleEvent(app, d, rep))
 		if err != nil {
@@ -101,9 +91,6 @@ func (p *Platform) admitUplink(ctx context.Context, d registry.Device, rep push.
 // forwardReport applies the device owner's rules to a report when the outbox is
 // not in the platform's file (separate writes; see forward.Engine.Forward).
 func (p *Platform) forwardReport(ctx context.Context, d registry.Device, rep push.Report) error {
-	if p.fwd == nil {
-		return nil
-	}
 	for _, app := range p.deviceApps(d) {
 		if err := p.fwd.Forward(ctx, ruleEvent(app, d, rep)); err != nil {
 			return fmt.Errorf("rules of app %s: %w", app, err)
@@ -112,11 +99,7 @@ func (p *Platform) forwardReport(ctx context.Context, d registry.Device, rep pus
 	return nil
 }
 
-// errNoForwarding answers the rules API on a store that keeps no rules.
-var errNoForwarding = &httpError{Status: http.StatusNotImplemented, Code: "not_implemented",
-	Err: errors.New("forwarding rules are kept only in the embedded bbolt store; this platform runs on PostgreSQL, where they are not built yet")}
-
-// closeForward closes the forwarding engine, if there is one.
+// closeForward closes the forwarding engine, if New got as far as making it.
 func (p *Platform) closeForward() error {
 	if p.fwd == nil {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -232,4 +233,81 @@ func TestRuleForwardsReport(t *testing.T) {
 	for _, want := range []string{"doze_forward_rules_fired_total 1\n", "doze_forward_delivered_total 3\n", "doze_forward_queued 0\n"} {
 		require.Contains(t, string(metrics), want)
 	}
+}
+
+// TestRuleForwardsReportTwoNodesPostgres (CLU-1): two nodes on one
+// PostgreSQL schema share the rules and the forwarding outbox. A rule made
+// on node 1 sends to an MQTT broker that is down; a report on node 1
+// queues its message there (node 1's lease). Node 2 starts, sees the rule,
+// and a report on node 2 queues a message on node 2; node 2 leaves node
+// 1's message alone. When the broker comes up each report arrives once.
+func TestRuleForwardsReportTwoNodesPostgres(t *testing.T) {
+	brokertest.Need(t, "Mosquitto", brokertest.MQTT)
+	dsn := pgStore(t)
+	topic := brokertest.Name("doze/pgrule/")
+	var mu sync.Mutex
+	got := map[string]int{} // by deviceId
+	mc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + brokertest.MQTT).SetClientID(brokertest.Name("doze-test-")))
+	tok := mc.Connect()
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	defer mc.Disconnect(0)
+	tok = mc.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
+		var b struct{ RuleID, DeviceID string }
+		if json.Unmarshal(m.Payload(), &b) == nil {
+			mu.Lock()
+			got[b.DeviceID]++
+			mu.Unlock()
+		}
+	})
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	broker := brokertest.NewProxy(t, brokertest.MQTT) // down until started
+
+	n1 := startPlatform(t, func(c *Config) { c.Store, c.NodeID = dsn, "fwd-1" })
+	require.Equal(t, "fwd-1", n1.fwd.Config().Delivery.Node, "node 1 claims forwarding messages")
+	var r ruleAnswer
+	require.Equal(t, http.StatusCreated, n1.call(t, "POST", "/doze/v1/rules", map[string]any{
+		"name": "low battery", "condition": `serviceId = "Battery" AND data.batteryLevel < 20`,
+		"targets": []map[string]any{{"type": "mqtt", "url": "mqtt://" + broker.Addr, "topic": topic}}}, &r))
+	report := func(tp *testPlatform, imei string) string {
+		id, psk := registerDevice(t, tp, imei)
+		m := newMeter(t, tp, "urn:imei:"+imei, psk)
+		m.uplink(t, &codec.Report{Identifier: "0", MsgType: codec.MsgReport, Data: []codec.ServiceData{
+			{ServiceID: "Meter", ServiceData: map[string]any{"totalFlow": 1.5, "flowRate": 0.5, "pulseCount": 3}},
+			{ServiceID: "Battery", ServiceData: map[string]any{"batteryLevel": 12}},
+			{ServiceID: "Connectivity", ServiceData: map[string]any{"signalStrength": -85}},
+		}})
+		return id
+	}
+	queued := func(tp *testPlatform) int {
+		var a ruleAnswer
+		require.Equal(t, http.StatusOK, tp.call(t, "GET", "/doze/v1/rules/"+r.RuleID, nil, &a))
+		if a.Targets[0].State == nil {
+			return 0
+		}
+		return a.Targets[0].State.Queued
+	}
+	dev1 := report(n1, "868333030000771")
+	require.Eventually(t, func() bool { return queued(n1) == 1 }, 30*time.Second, 20*time.Millisecond,
+		"node 1 holds the report's message while the broker is down")
+
+	n2 := startPlatform(t, func(c *Config) { c.Store, c.NodeID = dsn, "fwd-2" })
+	require.Equal(t, "fwd-2", n2.fwd.Config().Delivery.Node)
+	var seen ruleAnswer
+	require.Equal(t, http.StatusOK, n2.call(t, "GET", "/doze/v1/rules/"+r.RuleID, nil, &seen), "node 2 reads the rule node 1 made")
+	require.Equal(t, "low battery", seen.Name)
+	dev2 := report(n2, "868333030000772")
+	require.Eventually(t, func() bool { return queued(n2) == 1 }, 30*time.Second, 20*time.Millisecond,
+		"node 2 holds its own report's message, not node 1's")
+	require.Equal(t, 1, queued(n1))
+
+	broker.Start(t)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return got[dev1] > 0 && got[dev2] > 0 },
+		90*time.Second, 50*time.Millisecond, "both reports reach the broker once it is up")
+	require.Eventually(t, func() bool { return queued(n1) == 0 && queued(n2) == 0 }, 30*time.Second, 20*time.Millisecond)
+	require.EqualValues(t, 2, n1.fwd.Stats().Delivered+n2.fwd.Stats().Delivered, "each message delivered by one node")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[string]int{dev1: 1, dev2: 1}, got)
 }

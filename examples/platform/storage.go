@@ -108,7 +108,7 @@ type storage struct {
 	uplinks       uplinkSaver
 	apps          appStore
 	owners        ownerStore
-	forward       forward.Store // nil: forwarding rules are not kept in this store (PostgreSQL, for now)
+	forward       forward.Store
 	close         func() error
 }
 
@@ -135,7 +135,9 @@ func (s *storage) SaveReport(deviceID string, hist []store.HistoryRecord, report
 func (s *storage) SaveUplink(u store.Uplink) error { return s.uplinks.SaveUplink(u) }
 func (s *storage) Close() error                    { return s.close() }
 
-// Forward returns the forwarding rules' store, or nil where it has none.
+// Forward returns the forwarding rules' store: rules and the forwarding
+// outbox. On PostgreSQL it can claim messages (push.Claimer), so each node's
+// forwarding engine delivers only what it claimed.
 func (s *storage) Forward() forward.Store { return s.forward }
 
 // isPostgres reports whether a -store value names a PostgreSQL database.
@@ -161,7 +163,8 @@ func openStorage(cfg Config) (*storage, error) {
 			dtlsSessions: func(ttl time.Duration) transport.SessionStore { return db.DTLSSessions(ttl) },
 			history:      db.History(), shadow: db.Shadow(), products: db.Products(), inbox: db.Inbox(),
 			deviceLog: func(max int) deviceLogStore { return db.DeviceLog(max) },
-			bootstrap: db.Bootstrap(), uplinks: db, apps: &dbApps{db: db.Apps()}, owners: db.Owners(), close: db.Close}, nil
+			bootstrap: db.Bootstrap(), uplinks: db, apps: &dbApps{db: db.Apps()}, owners: db.Owners(), forward: db.Forward(),
+			close: db.Close}, nil
 	}
 	if strings.Contains(cfg.Store, "://") {
 		return nil, fmt.Errorf("-store %q: want a bbolt file path, or a postgres:// or postgresql:// URL", redactStore(cfg.Store))

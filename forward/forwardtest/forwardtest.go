@@ -1,5 +1,6 @@
 // Package forwardtest is the conformance suite of forward.Store: every
-// implementation (forward.MemoryStore, the bbolt store in store) runs it.
+// implementation (forward.MemoryStore, the bbolt store in store, the
+// PostgreSQL one in store/postgres) runs it.
 package forwardtest
 
 import (

@@ -105,14 +105,7 @@ func prefixed(p, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
-var (
-	// Rows of other owners (free, or whose lease ended) come before the
-	// caller's own, so a node holding more than limit messages still takes
-	// over a dead node's.
-	claimMessagesSQL = claimSQL("push_messages", "url_hash, id", "true",
-		"(claim_owner IS NOT DISTINCT FROM $2), url, id", messageColumns)
-	claimSubTasksSQL = claimSQL("ota_subtasks", "task_id, device_id", "NOT final AND deadline <= $1", "deadline, task_id, device_id", "rec")
-)
+var claimSubTasksSQL = claimSQL("ota_subtasks", "task_id, device_id", "NOT final AND deadline <= $1", "deadline, task_id, device_id", "rec")
 
 // ClaimCommands implements CommandClaimer.
 func (s *Commands) ClaimCommands(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]command.Command, error) {
@@ -131,19 +124,7 @@ func (s *Commands) ClaimCommands(ctx context.Context, owner string, now time.Tim
 
 // ClaimMessages implements MessageClaimer.
 func (p *Push) ClaimMessages(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]push.Message, error) {
-	if err := checkClaim(owner, lease, limit); err != nil || limit == 0 {
-		return nil, err
-	}
-	rows, err := p.db.pool.Query(ctx, claimMessagesSQL, clampNanos(now), owner, clampNanos(now.Add(lease)), limit)
-	if err != nil {
-		return nil, err
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (push.Message, error) { return scanMessage(r) })
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, func(a, b push.Message) int { return cmp.Or(strings.Compare(a.URL, b.URL), strings.Compare(a.ID, b.ID)) })
-	return out, nil
+	return pushOutbox.claimMessages(ctx, p.db, owner, now, lease, limit)
 }
 
 // ClaimSubTasks implements SubTaskClaimer.
@@ -195,52 +176,12 @@ func taskLeaseName(taskID string) string {
 // returns them (elements of msgs, in their order). A message missing from
 // the result is another node's to deliver, or gone.
 func (p *Push) ClaimMessagesOf(ctx context.Context, owner string, now time.Time, lease time.Duration, msgs []push.Message) ([]push.Message, error) {
-	if err := checkClaim(owner, lease, len(msgs)); err != nil || len(msgs) == 0 {
-		return nil, err
-	}
-	hashes := make([][]byte, 0, len(msgs))
-	ids := make([]string, 0, len(msgs))
-	for i := range msgs {
-		if checkMessageID(&msgs[i]) != nil {
-			continue // never stored
-		}
-		hashes = append(hashes, urlHash(msgs[i].URL))
-		ids = append(ids, msgs[i].ID)
-	}
-	rows, err := p.db.pool.Query(ctx, `UPDATE push_messages m SET claim_owner = $3, claim_until = $4
-		FROM unnest($1::bytea[], $2::text[]) AS d(h, id)
-		WHERE m.url_hash = d.h AND m.id = d.id
-			AND (m.claim_until IS NULL OR m.claim_until <= $5 OR m.claim_owner = $3)
-		RETURNING m.url, m.id`, hashes, ids, owner, clampNanos(now.Add(lease)), clampNanos(now))
-	if err != nil {
-		return nil, err
-	}
-	type key struct{ url, id string }
-	got := map[key]bool{}
-	var k key
-	if _, err := pgx.ForEachRow(rows, []any{&k.url, &k.id}, func() error { got[k] = true; return nil }); err != nil {
-		return nil, err
-	}
-	out := make([]push.Message, 0, len(got))
-	for _, m := range msgs {
-		if got[key{m.URL, m.ID}] {
-			out = append(out, m)
-		}
-	}
-	return out, nil
+	return pushOutbox.claimMessagesOf(ctx, p.db, owner, now, lease, msgs)
 }
 
 // RenewMessages extends every lease owner holds on the outbox to
 // now+lease and returns how many there are. A lease another owner took
 // (after it ended) is not owner's any more and is left alone.
 func (p *Push) RenewMessages(ctx context.Context, owner string, now time.Time, lease time.Duration) (int, error) {
-	if err := checkClaim(owner, lease, 0); err != nil {
-		return 0, err
-	}
-	tag, err := p.db.pool.Exec(ctx, "UPDATE push_messages SET claim_until = $2 WHERE claim_owner = $1",
-		owner, clampNanos(now.Add(lease)))
-	if err != nil {
-		return 0, err
-	}
-	return int(tag.RowsAffected()), nil
+	return pushOutbox.renewMessages(ctx, p.db, owner, now, lease)
 }

@@ -2,6 +2,7 @@
 // database, so that several platform nodes can share it (CLU-1). It
 // implements every Store the bbolt file of package store implements —
 // registry.Store, command.Store (and command.Pruner), push.Store,
+// forward.Store (rules and the forwarding outbox, migration 0009),
 // ota.Store, transport.ObservationStore, transport.RegistrationStore,
 // transport.SessionStore — and the store package's own views with the
 // same method sets (history, shadow, inbox, products, the device log: the
@@ -41,9 +42,10 @@
 //
 // # Several nodes: claiming work
 //
-// A command to send, a push to deliver or an upgrade step to time out must
-// be done by one node. CommandClaimer, MessageClaimer and SubTaskClaimer
-// (optional abilities of Commands, Push and OTA) claim such work in SQL: a
+// A command to send, a push or forwarding message to deliver or an upgrade
+// step to time out must be done by one node. CommandClaimer,
+// MessageClaimer and SubTaskClaimer (optional abilities of Commands, Push
+// and Forward, and OTA) claim such work in SQL: a
 // lease (owner, expiry) set on rows selected FOR UPDATE SKIP LOCKED, so
 // two nodes never get the same row, and work whose node died is claimed
 // by another when the lease ends. TestClaimCommandsTwoNodes and its

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -84,87 +83,17 @@ func (p *Push) DeleteSubscriptions(ctx context.Context, ids ...string) (int, err
 	return int(tag.RowsAffected()), nil
 }
 
-func checkMessageID(m *push.Message) error {
-	if m.ID == "" || len(m.ID) > maxMessageID {
-		return fmt.Errorf("%w: push message id of %d bytes; allowed 1–%d", ErrTooLarge, len(m.ID), maxMessageID)
-	}
-	return nil
-}
-
-func urlHash(url string) []byte { h := sha256.Sum256([]byte(url)); return h[:] }
-
 // PutMessages implements push.Store: one transaction for all of msgs.
 func (p *Push) PutMessages(ctx context.Context, msgs ...push.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	batch := &pgx.Batch{}
-	if err := queueMessages(batch, msgs); err != nil {
-		return err
-	}
-	return p.db.tx(ctx, func(tx pgx.Tx) error { return tx.SendBatch(ctx, batch).Close() })
-}
-
-// queueMessages queues the upserts of msgs on b.
-func queueMessages(b *pgx.Batch, msgs []push.Message) error {
-	for i := range msgs {
-		m := &msgs[i]
-		if err := checkMessageID(m); err != nil {
-			return err
-		}
-		body := m.Body
-		if body == nil {
-			body = []byte{}
-		}
-		b.Queue(`INSERT INTO push_messages (url_hash, id, url, body, secret, notify_type, subscription_id, created, expires)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (url_hash, id) DO UPDATE SET url = excluded.url, body = excluded.body, secret = excluded.secret,
-				notify_type = excluded.notify_type, subscription_id = excluded.subscription_id,
-				created = excluded.created, expires = excluded.expires`,
-			urlHash(m.URL), m.ID, m.URL, body, string(m.Secret), string(m.NotifyType), m.SubscriptionID,
-			m.Created.UnixNano(), m.Expires.UnixNano())
-	}
-	return nil
+	return pushOutbox.put(ctx, p.db, msgs)
 }
 
 // DeleteMessages implements push.Store.
 func (p *Push) DeleteMessages(ctx context.Context, msgs ...push.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	hashes := make([][]byte, 0, len(msgs))
-	ids := make([]string, 0, len(msgs))
-	for i := range msgs {
-		if checkMessageID(&msgs[i]) != nil {
-			continue // never stored
-		}
-		hashes = append(hashes, urlHash(msgs[i].URL))
-		ids = append(ids, msgs[i].ID)
-	}
-	return p.db.tx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM push_messages m USING unnest($1::bytea[], $2::text[]) AS d(h, id)
-			WHERE m.url_hash = d.h AND m.id = d.id`, hashes, ids)
-		return err
-	})
-}
-
-const messageColumns = "url, id, body, secret, notify_type, subscription_id, created, expires"
-
-func scanMessage(r pgx.Row) (push.Message, error) {
-	var m push.Message
-	var secret, nt string
-	var created, expires int64
-	err := r.Scan(&m.URL, &m.ID, &m.Body, &secret, &nt, &m.SubscriptionID, &created, &expires)
-	m.Secret, m.NotifyType = push.Secret(secret), push.NotifyType(nt)
-	m.Created, m.Expires = fromNanos(&created), fromNanos(&expires)
-	return m, err
+	return pushOutbox.delete(ctx, p.db, msgs)
 }
 
 // Messages implements push.Store.
 func (p *Push) Messages(ctx context.Context) ([]push.Message, error) {
-	rows, err := p.db.pool.Query(ctx, "SELECT "+messageColumns+" FROM push_messages ORDER BY url, id")
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (push.Message, error) { return scanMessage(r) })
+	return pushOutbox.messages(ctx, p.db)
 }

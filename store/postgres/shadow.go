@@ -135,14 +135,18 @@ func (db *DB) SaveReport(deviceID string, hist []store.HistoryRecord, reported m
 
 // SaveUplink writes everything one uplink causes in one transaction: its
 // history records, its reported values merged into the shadow, its pushes
-// in the outbox and the removal of its inbox entry (the bbolt store's
+// in the push outbox, its forwarding messages in the forwarding outbox
+// (Forward) and the removal of its inbox entry (the bbolt store's
 // DB.SaveUplink). An error means nothing of u was written.
 func (db *DB) SaveUplink(u store.Uplink) error {
 	b := &pgx.Batch{}
 	if err := queueHistory(b, u.History); err != nil {
 		return err
 	}
-	if err := queueMessages(b, u.Messages); err != nil {
+	if err := pushOutbox.queue(b, u.Messages); err != nil {
+		return err
+	}
+	if err := forwardOutbox.queue(b, u.Forward); err != nil {
 		return err
 	}
 	if u.Inbox != 0 && u.Inbox <= 1<<63-1 {
