@@ -565,8 +565,13 @@ func (s opSender) Send(ctx context.Context, c command.Command) error {
 func (s opSender) Transmit(ctx context.Context, c command.Command, left func()) error {
 	p := s.p
 	d, err := p.reg.Get(ctx, c.DeviceID)
+	if errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("%w: %v", command.ErrEncode, err) // the device is gone: the operation fails
+	}
 	if err != nil {
-		return fmt.Errorf("%w: %v", command.ErrEncode, err)
+		// The lookup failed, e.g. the device's window (ctx) ended first:
+		// the operation waits for the next try, as for a transport failure.
+		return err
 	}
 	reg, ok := p.lwm.Registration(d.NodeID)
 	if !ok {

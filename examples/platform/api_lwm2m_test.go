@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doze-io/doze/command"
 	"github.com/doze-io/doze/lwm2m"
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/stretchr/testify/require"
@@ -290,4 +291,22 @@ func TestLwM2MOperationsQueued(t *testing.T) {
 		return op.Status == "SUCCESSFUL"
 	}, 30*time.Second, 20*time.Millisecond, "the operation queued before the restart ran at a wake-up after it")
 	require.Contains(t, d2.callList(), "write /3303/0/5750 after-restart")
+}
+
+// A queued LwM2M operation whose device lookup fails because the try's
+// context ended (the device's window closed under load) waits for the
+// next try; only a device that is gone fails it (found by
+// TestLwM2MOperationsQueued under load: "encode failed: context deadline
+// exceeded").
+func TestOpSenderLookupFailureWaits(t *testing.T) {
+	tp := startPlatform(t)
+	id, _ := registerDevice(t, tp, "868333030001199")
+	op := command.Command{DeviceID: id, Body: command.Body{ServiceID: opService, Method: "read", Paras: []byte(`{"op":"read","path":"/3/0"}`)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := opSender{tp.Platform}.Transmit(ctx, op, func() {})
+	require.Error(t, err)
+	require.NotErrorIs(t, err, command.ErrEncode, "a lookup cut short is no reason to fail the operation")
+	op.DeviceID = "no-such-device"
+	require.ErrorIs(t, opSender{tp.Platform}.Transmit(context.Background(), op, func() {}), command.ErrEncode, "a deleted device's operation fails")
 }
