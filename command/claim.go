@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -49,53 +48,11 @@ func (c Config) checkClaim(st Store) (Claimer, error) {
 	return cl, nil
 }
 
-// claims is what an engine with Config.Node knows of its leases: the ids
-// of the commands it claimed, with when each lease ends (by this node's
-// clock, measured from before the claim was made).
-type claims struct {
-	mu    sync.Mutex
-	until map[string]time.Time
-}
-
-// add records the leases of cs, taken at start for lease.
-func (c *claims) add(cs []Command, start time.Time, lease time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.until == nil {
-		c.until = map[string]time.Time{}
-	}
-	end := start.Add(lease)
-	for i := range cs {
-		c.until[cs[i].ID] = end
-	}
-}
-
-// drop forgets the leases that ended by now.
-func (c *claims) drop(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, end := range c.until {
-		if !now.Before(end) {
-			delete(c.until, id)
-		}
-	}
-}
-
-// holds reports whether the lease on command id lasts at least margin
-// beyond now: time enough for the write that acts on it to land while
-// the lease still stands.
-func (c *claims) holds(id string, now time.Time, margin time.Duration) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	end, ok := c.until[id]
-	return ok && now.Add(margin).Before(end)
-}
-
 // mine reports whether this engine may end or take over c at now: always
 // without Config.Node, else only while it holds a lease on c with at
 // least half of it left.
 func (e *Engine) mine(c *Command, now time.Time) bool {
-	return e.claimer == nil || e.claims.holds(c.ID, now, e.cfg.ClaimLease/2)
+	return e.claimer == nil || e.claims.Holds(c.ID, now, e.cfg.ClaimLease/2)
 }
 
 // due returns the due commands the timers act on: all of them, or with
@@ -104,12 +61,16 @@ func (e *Engine) due(ctx context.Context, now time.Time) ([]Command, error) {
 	if e.claimer == nil {
 		return e.st.Due(ctx, now, dueBatch)
 	}
-	e.claims.drop(now)
+	e.claims.Drop(now)
 	cs, err := e.claimer.ClaimCommands(ctx, e.cfg.Node, now, e.cfg.ClaimLease, dueBatch)
 	if err != nil {
 		return nil, fmt.Errorf("command: claiming due commands: %w", err)
 	}
-	e.claims.add(cs, now, e.cfg.ClaimLease)
+	ids := make([]string, len(cs))
+	for i := range cs {
+		ids[i] = cs[i].ID
+	}
+	e.claims.Add(ids, now, e.cfg.ClaimLease)
 	return cs, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doze-io/doze/internal/lease"
 	"github.com/doze-io/doze/internal/lifecycle"
 )
 
@@ -151,8 +152,8 @@ type Engine struct {
 	slots   chan struct{}  // Transmitter sends in flight (Config.Transmissions)
 	flights sync.WaitGroup // their goroutines; Run waits for them
 
-	claimer Claimer // the Store, with Config.Node; else nil
-	claims  claims
+	claimer Claimer   // the Store, with Config.Node; else nil
+	claims  lease.Set // the leases this engine took (Config.Node)
 
 	life lifecycle.Guard // Run and Close (see the package doc)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -60,66 +59,28 @@ func (c *Config) checkClaim(st Store) (Claimer, error) {
 	return cl, nil
 }
 
-// claims is what an engine with Config.Node knows of its leases on
-// sub-tasks: the ids of those it claimed, with when each lease ends (by
-// this node's clock, measured from before the claim was made).
-type claims struct {
-	mu    sync.Mutex
-	until map[string]time.Time
-}
-
-// add records the leases of subs, taken at start for lease.
-func (c *claims) add(subs []SubTask, start time.Time, lease time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.until == nil {
-		c.until = map[string]time.Time{}
-	}
-	end := start.Add(lease)
-	for i := range subs {
-		c.until[subs[i].ID()] = end
-	}
-}
-
-// drop forgets the leases that ended by now.
-func (c *claims) drop(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, end := range c.until {
-		if !now.Before(end) {
-			delete(c.until, id)
-		}
-	}
-}
-
-// holds reports whether the lease on sub-task id lasts at least margin
-// beyond now: time enough for the write that acts on it to land while
-// the lease still stands.
-func (c *claims) holds(id string, now time.Time, margin time.Duration) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	end, ok := c.until[id]
-	return ok && now.Add(margin).Before(end)
-}
-
 // mine reports whether this engine may act on the due sub-task id at now:
 // always without Config.Node, else only while it holds a lease on it with
 // at least half of it left.
 func (e *Engine) mine(id string, now time.Time) bool {
-	return e.claimer == nil || e.claims.holds(id, now, e.cfg.ClaimLease/2)
+	return e.claimer == nil || e.claims.Holds(id, now, e.cfg.ClaimLease/2)
 }
 
 // claimDue claims the due sub-tasks (Config.Node) and returns those this
 // engine holds now, by sub-task id.
 func (e *Engine) claimDue(ctx context.Context, now time.Time) map[string]SubTask {
-	e.claims.drop(now)
+	e.claims.Drop(now)
 	e.lastClaim = now
 	subs, err := e.claimer.ClaimSubTasks(ctx, e.cfg.Node, now, e.cfg.ClaimLease, claimBatch)
 	if err != nil {
 		e.log.Error("ota: claiming due sub-tasks", "node", e.cfg.Node, "err", err)
 		return nil
 	}
-	e.claims.add(subs, now, e.cfg.ClaimLease)
+	ids := make([]string, len(subs))
+	for i := range subs {
+		ids[i] = subs[i].ID()
+	}
+	e.claims.Add(ids, now, e.cfg.ClaimLease)
 	out := make(map[string]SubTask, len(subs))
 	for _, s := range subs {
 		out[s.ID()] = s

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/doze-io/doze/internal/lease"
 	"github.com/doze-io/doze/internal/lifecycle"
 )
 
@@ -46,8 +47,8 @@ type Engine struct {
 
 	wake      chan struct{}
 	fwSignal  chan struct{}
-	claimer   Claimer // the Store, with Config.Node; else nil
-	claims    claims
+	claimer   Claimer   // the Store, with Config.Node; else nil
+	claims    lease.Set // the leases this engine took (Config.Node)
 	lastClaim time.Time // of the Run loop's last claim (Config.Node)
 
 	// nextWake is the UnixNano of the Run loop's next planned tick; a

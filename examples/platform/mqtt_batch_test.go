@@ -34,19 +34,6 @@ func batteryEntry(id string, level int) map[string]any {
 	return map[string]any{"device_id": id, "services": []any{map[string]any{"service_id": "Battery", "properties": map[string]any{"batteryLevel": level}}}}
 }
 
-// adminMetrics returns the platform's /metrics text.
-func adminMetrics(t *testing.T, tp *testPlatform) string {
-	t.Helper()
-	admin := httptest.NewServer(tp.AdminHandler())
-	defer admin.Close()
-	resp, err := http.Get(admin.URL + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return string(b)
-}
-
 // TestMQTTGatewayBatchReport: a gateway (mosquitto_pub) reports for
 // several sub-devices in one message on
 // $oc/devices/{gw}/sys/gateway/sub_devices/properties/report (MQT-5); each
@@ -139,7 +126,7 @@ func TestMQTTGatewayBatchReport(t *testing.T) {
 		tp.call(t, "GET", "/iocm/app/data/v1.2.0/deviceDataHistory?deviceId="+id+"&gatewayId="+id, nil, &hist)
 		require.Zero(t, hist.TotalCount, "%s got nothing", id)
 	}
-	m := adminMetrics(t, tp)
+	m := scrape(t, tp)
 	for _, want := range []string{
 		`doze_mqtt_sub_device_reports_total{outcome="kept"} 4`,
 		`doze_mqtt_sub_device_reports_total{outcome="not_behind_gateway"} 2`,

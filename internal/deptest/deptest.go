@@ -50,9 +50,10 @@ var allowed = map[string][]string{
 	"store":               {"registry", "command", "push", "ota", "profile", "codec", "lwm2m", "forward"},
 	"examples/device":     {"lwm2m", "codec", "ota", "mqtt/ceiling"},
 	"examples/codeccheck": {"codec", "profile"},
-	// Every package may import internal/…; these two are imported by the
+	// Every package may import internal/…; these are imported by the
 	// domain packages and import nothing of the module themselves.
 	"internal/lifecycle":  nil,
+	"internal/lease":      nil,
 	"internal/apitime":    nil,
 	"internal/brokertest": nil,
 }
