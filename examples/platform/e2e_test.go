@@ -208,7 +208,9 @@ func (m *meter) uplink(t *testing.T, msg codec.Message) {
 	t.Helper()
 	b, err := m.codec.Encode(msg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Generous: a confirmable notification waits for the node's durable
+	// ACK, which on a loaded CI machine with three nodes can take long.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, m.client.Notify(ctx, "/19/0/0", transport.Content{Format: lwm2m.FormatOpaque, Payload: b}))
 }

@@ -61,6 +61,7 @@ func newRawPeerFrom(t *testing.T, local string, srv net.Addr) *rawPeer {
 // silent asserts that the server sends nothing within d.
 func (p *rawPeer) silent(d time.Duration, why string) {
 	p.t.Helper()
+	require.Empty(p.t, p.early, "%s: the server sent requests", why)
 	buf := make([]byte, 2048)
 	require.NoError(p.t, p.conn.SetReadDeadline(time.Now().Add(d)))
 	n, err := p.conn.Read(buf)

@@ -18,6 +18,10 @@ type rawPeer struct {
 	t    *testing.T
 	conn *net.UDPConn
 	mid  uint16
+	// early holds the server's requests that came while roundTrip waited
+	// for its answer (datagrams may arrive in any order, RFC 7252 §4);
+	// recv returns them first.
+	early []message.Message
 }
 
 func newRawPeer(t *testing.T, srv net.Addr) *rawPeer {
@@ -62,6 +66,11 @@ func (p *rawPeer) recvBytes() []byte {
 
 func (p *rawPeer) recv() message.Message {
 	p.t.Helper()
+	if len(p.early) > 0 {
+		m := p.early[0]
+		p.early = p.early[1:]
+		return m
+	}
 	m, err := decodeMsg(p.recvBytes())
 	require.NoError(p.t, err)
 	return m
@@ -71,10 +80,20 @@ func (p *rawPeer) recv() message.Message {
 func (p *rawPeer) roundTrip(m message.Message) message.Message {
 	p.t.Helper()
 	p.send(m)
-	r := p.recv()
-	require.Equal(p.t, message.Acknowledgement, r.Type)
-	require.Equal(p.t, m.MessageID, r.MessageID)
-	return r
+	for range 8 {
+		r, err := decodeMsg(p.recvBytes())
+		require.NoError(p.t, err)
+		if r.Type == message.Confirmable || r.Type == message.NonConfirmable {
+			// A request of the server's that overtook the answer.
+			p.early = append(p.early, r)
+			continue
+		}
+		require.Equal(p.t, message.Acknowledgement, r.Type)
+		require.Equal(p.t, m.MessageID, r.MessageID)
+		return r
+	}
+	p.t.Fatalf("no answer to message %d among the server's datagrams: %v", m.MessageID, p.early)
+	return message.Message{}
 }
 
 // plainOnly is a policy that lets every endpoint use plain CoAP.
