@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/doze-io/doze/command"
 )
 
 // mqttListener is a device played by mosquitto_sub: subscribed at QoS 1
@@ -137,7 +139,12 @@ func TestMQTTServiceCall(t *testing.T) {
 	require.Equal(t, "invalid_timeout", out["error_code"])
 
 	l := listenMQTT(t, tp, id, id, secret, "$oc/devices/"+id+"/sys/commands/#")
-	require.Eventually(t, func() bool { return tp.mq.Connected(id) }, 5*time.Second, 10*time.Millisecond, "mosquitto_sub connects")
+	require.Eventually(t, func() bool {
+		// connected and subscribed to its commands: the platform made it
+		// always reachable (MQT-3)
+		m, ok, err := tp.cmds.Mode(context.Background(), id)
+		return tp.mq.Connected(id) && err == nil && ok && m.Kind == command.DRX
+	}, 30*time.Second, 10*time.Millisecond, "mosquitto_sub connects and subscribes")
 
 	// ACK: the device's response is the HTTP answer.
 	answered := answerOnce(l, port, id+"_resp", id, secret, id, `{"result_code":0,"response_name":"COMMAND_RESPONSE","paras":{"result":"ok"}}`)
