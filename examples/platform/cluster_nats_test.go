@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -193,6 +194,18 @@ func TestNATSFlags(t *testing.T) {
 	require.NotContains(t, err.Error(), "secret")
 }
 
+// clusterNodeOn is the cluster side of node id of cluster name, connected
+// to the machine's NATS, without a platform behind it; it serves at most
+// slots forwarded calls at once.
+func clusterNodeOn(t *testing.T, name, id string, slots int) *cluster {
+	t.Helper()
+	p := &Platform{cfg: Config{NATS: "nats://" + brokertest.NATS, Cluster: name, NodeID: id}, logger: slog.New(slog.DiscardHandler)}
+	c := &cluster{p: p, prefix: "doze." + name, node: id, log: p.logger, here: map[string]time.Time{}, slots: make(chan struct{}, slots)}
+	require.NoError(t, c.connect())
+	t.Cleanup(c.close)
+	return c
+}
+
 // The set of sessions a node has (cluster.go): the node that heard a
 // device last has it, and a node told of an older arrival than its own
 // hearing keeps the device and says so again, so that the other node
@@ -200,14 +213,7 @@ func TestNATSFlags(t *testing.T) {
 func TestClusterArrivals(t *testing.T) {
 	brokertest.Need(t, "NATS", brokertest.NATS)
 	name := brokertest.Name("t")
-	node := func(id string) *cluster {
-		p := &Platform{cfg: Config{NATS: "nats://" + brokertest.NATS, Cluster: name, NodeID: id}, logger: slog.New(slog.DiscardHandler)}
-		c := &cluster{p: p, prefix: "doze." + name, node: id, log: p.logger, here: map[string]time.Time{}, slots: make(chan struct{}, 1)}
-		require.NoError(t, c.connect())
-		t.Cleanup(c.close)
-		return c
-	}
-	a, b := node("a"), node("b")
+	a, b := clusterNodeOn(t, name, "a", 1), clusterNodeOn(t, name, "b", 1)
 	a.heard("dev")
 	require.True(t, a.Here("dev"))
 	require.False(t, b.Here("dev"))
@@ -238,4 +244,47 @@ func TestClusterArrivals(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.nc.Request(b.prefix+".who", q, 300*time.Millisecond)
 	require.Error(t, err, "nobody has the device: no answer")
+}
+
+// A forwarded call whose node with the session cannot serve it gets a
+// clear refusal: 503 node_busy when that node serves maxForwarded calls
+// already, 502 node_unreachable when the node that says it has the
+// session does not answer; a device no node has is served where the call
+// arrived (forward reports false).
+func TestClusterForwardRefusals(t *testing.T) {
+	brokertest.Need(t, "NATS", brokertest.NATS)
+	name := brokertest.Name("t")
+	a, b := clusterNodeOn(t, name, "a", 1), clusterNodeOn(t, name, "b", 0) // b: no slot free
+	b.heard("dev")
+	call := func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/doze/v1/devices/dev/lwm2m/3/0/0", nil)
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "app1"))
+		w := httptest.NewRecorder()
+		require.True(t, a.forward(w, r, "dev", nil), "node b has the session: forwarded")
+		return w
+	}
+	w := call()
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	require.Contains(t, w.Body.String(), "node_busy")
+	require.Equal(t, "b", w.Header().Get("Doze-Node"))
+
+	// A node that claims the session but serves nothing.
+	b.close()
+	sub, err := a.nc.Subscribe(a.prefix+".who", func(m *nats.Msg) { _ = m.Respond([]byte(`{"node":"ghost","device":"dev"}`)) })
+	require.NoError(t, err)
+	w = call()
+	require.Equal(t, http.StatusBadGateway, w.Code)
+	require.Contains(t, w.Body.String(), "node_unreachable")
+	require.Contains(t, w.Body.String(), "ghost")
+	require.NoError(t, sub.Unsubscribe())
+
+	// Nobody has it: served here.
+	r := httptest.NewRequest("GET", "/doze/v1/devices/dev/lwm2m/3/0/0", nil)
+	require.False(t, a.forward(httptest.NewRecorder(), r, "dev", nil))
+	// A call forwarded once is never forwarded again.
+	a.mu.Lock()
+	delete(a.here, "dev")
+	a.mu.Unlock()
+	r = r.WithContext(context.WithValue(r.Context(), forwardedKey{}, true))
+	require.False(t, a.forward(httptest.NewRecorder(), r, "dev", nil))
 }
