@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,16 +171,7 @@ func TestMQTTGatewayBatchReport(t *testing.T) {
 // PUBACK, as a direct report is (SEC-6).
 func TestMQTTGatewayBatchCrashKeepsAcknowledged(t *testing.T) {
 	needMosquitto(t)
-	p := newCrashPlatform(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
-	mqttPort := strconv.Itoa(freePort(t))
-	p.args = []string{"-http", base[len("http://"):], "-coap", "127.0.0.1:0", "-dtls", "127.0.0.1:0",
-		"-admin", "off", "-mqtt", "127.0.0.1:" + mqttPort, "-mqtts", "off"}
-	p.ready = answers(base + "/openapi.json")
-
-	app := p.start()
-	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
-	tp.token = tp.login(t)
+	p, tp, mqttPort := startMQTTProcess(t)
 	gw, gwSecret := registerBehind(t, tp, "868000000000801", "GATEWAY", "")
 	subs := make([]string, 5)
 	for i := range subs {

@@ -10,22 +10,29 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// startMQTTProcess starts the platform binary with plain MQTT on a free
+// port (for the SIGKILL tests), logged in as the demo app.
+func startMQTTProcess(t *testing.T) (p *crashPlatform, tp *testPlatform, mqttPort string) {
+	t.Helper()
+	p = newCrashPlatform(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	mqttPort = strconv.Itoa(freePort(t))
+	p.args = []string{"-http", base[len("http://"):], "-coap", "127.0.0.1:0", "-dtls", "127.0.0.1:0",
+		"-admin", "off", "-mqtt", "127.0.0.1:" + mqttPort, "-mqtts", "off"}
+	p.ready = answers(base + "/openapi.json")
+	app := p.start()
+	tp = &testPlatform{api: &httptest.Server{URL: base}, app: app}
+	tp.token = tp.login(t)
+	return p, tp, mqttPort
+}
+
 // TestMQTTCrashKeepsAcknowledged: every MQTT report the broker
 // acknowledged (QoS 1 PUBACK, seen by mosquitto_pub) is in history after
 // the platform is killed with SIGKILL and started again (MQT-1, SEC-6,
 // STO-1): the report is kept in the inbox before the PUBACK goes out.
 func TestMQTTCrashKeepsAcknowledged(t *testing.T) {
 	needMosquitto(t)
-	p := newCrashPlatform(t)
-	base := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
-	mqttPort := strconv.Itoa(freePort(t))
-	p.args = []string{"-http", base[len("http://"):], "-coap", "127.0.0.1:0", "-dtls", "127.0.0.1:0",
-		"-admin", "off", "-mqtt", "127.0.0.1:" + mqttPort, "-mqtts", "off"}
-	p.ready = answers(base + "/openapi.json")
-
-	app := p.start()
-	tp := &testPlatform{api: &httptest.Server{URL: base}, app: app}
-	tp.token = tp.login(t)
+	p, tp, mqttPort := startMQTTProcess(t)
 	id, secret := registerMQTT(t, tp, "868000000000901")
 
 	// Each mosquitto_pub -q 1 exits 0 only after the broker's PUBACK.

@@ -58,17 +58,7 @@ func claimingOTA(t *testing.T, db *DB, files *ota.MemFiles, node string, lease t
 	e, err := ota.New(db.OTA(), files, noFrames{}, ota.Config{Node: node, ClaimLease: lease, Devices: offline{}, Listener: l,
 		OnlineTimeout: time.Second})
 	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- e.Run(context.Background()) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			require.NoError(t, e.Close())
-			require.NoError(t, <-done)
-		})
-	}
-	t.Cleanup(stop)
-	return e, stop
+	return e, runEngine(t, e.Run, e.Close)
 }
 
 func otaTask(t *testing.T, e *ota.Engine, id string, n int) []string {

@@ -123,6 +123,45 @@ func TestClaimCommandsTwoNodes(t *testing.T) {
 	require.Error(t, err, "an empty owner is refused")
 }
 
+// claimingOutbox is what the push and the forwarding outboxes have alike
+// for claiming.
+type claimingOutbox interface {
+	PutMessages(ctx context.Context, msgs ...push.Message) error
+	DeleteMessages(ctx context.Context, msgs ...push.Message) error
+	ClaimMessages(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]push.Message, error)
+}
+
+// claimOutboxRace puts 300 messages (ids and URLs from key) in the outbox
+// of schema a and lets two nodes (a and b) claim and deliver them from
+// four goroutines each: each message must go to exactly one node. It
+// returns the messages and the time they were claimed at.
+func claimOutboxRace(t *testing.T, a, b *DB, outbox func(*DB) claimingOutbox, key func(i int) (id, url string)) ([]push.Message, time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	var msgs []push.Message
+	for i := range 300 {
+		id, url := key(i)
+		msgs = append(msgs, push.Message{ID: id, URL: url, Body: []byte(`{}`), Created: t0, Expires: t0.Add(time.Hour)})
+	}
+	require.NoError(t, outbox(a).PutMessages(ctx, msgs...))
+	node := func(db *DB) func(string) ([]string, error) {
+		return func(owner string) ([]string, error) {
+			got, err := outbox(db).ClaimMessages(ctx, owner, t0, time.Minute, 5)
+			keys := make([]string, len(got))
+			for i, m := range got {
+				keys[i] = m.URL + " " + m.ID
+			}
+			if err == nil && len(got) > 0 {
+				err = outbox(db).DeleteMessages(ctx, got...) // delivered
+			}
+			return keys, err
+		}
+	}
+	requireEachOnce(t, claimRace(t, []func(string) ([]string, error){node(a), node(b)}, 4), 300)
+	return msgs, t0
+}
+
 // TestClaimMessagesTwoNodes: the push outbox, claimed by two nodes at once:
 // each message goes to one node (at-least-once delivery then holds
 // without duplicates while both nodes live).
@@ -130,27 +169,8 @@ func TestClaimMessagesTwoNodes(t *testing.T) {
 	schema := newSchema(t)
 	a, b := openSchema(t, schema), openSchema(t, schema)
 	ctx := context.Background()
-	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	var msgs []push.Message
-	for i := range 300 {
-		msgs = append(msgs, push.Message{ID: fmt.Sprintf("m%03d", i), URL: fmt.Sprintf("https://app%d.example/cb", i%7),
-			Body: []byte(`{}`), Created: t0, Expires: t0.Add(time.Hour)})
-	}
-	require.NoError(t, a.Push().PutMessages(ctx, msgs...))
-	node := func(db *DB) func(string) ([]string, error) {
-		return func(owner string) ([]string, error) {
-			got, err := db.Push().ClaimMessages(ctx, owner, t0, time.Minute, 5)
-			keys := make([]string, len(got))
-			for i, m := range got {
-				keys[i] = m.URL + " " + m.ID
-			}
-			if err == nil && len(got) > 0 {
-				err = db.Push().DeleteMessages(ctx, got...) // delivered
-			}
-			return keys, err
-		}
-	}
-	requireEachOnce(t, claimRace(t, []func(string) ([]string, error){node(a), node(b)}, 4), 300)
+	_, t0 := claimOutboxRace(t, a, b, func(db *DB) claimingOutbox { return db.Push() },
+		func(i int) (string, string) { return fmt.Sprintf("m%03d", i), fmt.Sprintf("https://app%d.example/cb", i%7) })
 	got, err := b.Push().ClaimMessages(ctx, "node3", t0.Add(2*time.Minute), time.Minute, 500)
 	require.NoError(t, err)
 	require.Empty(t, got, "delivered messages are gone")

@@ -54,17 +54,23 @@ func claimingCommands(t *testing.T, db *DB, node string, lease time.Duration, l 
 	e, err := command.New(db.Commands(), command.SenderFunc(func(context.Context, command.Command) error { return nil }), l,
 		command.Config{Node: node, ClaimLease: lease, DefaultMode: command.Mode{Kind: command.DRX, Timeout: time.Second}})
 	require.NoError(t, err)
+	return e, runEngine(t, e.Run, e.Close)
+}
+
+// runEngine runs an engine's Run until the test ends or the returned stop
+// is called, whichever is first; stop closes it and checks Run's result.
+func runEngine(t *testing.T, run func(context.Context) error, closeIt func() error) (stop func()) {
 	done := make(chan error, 1)
-	go func() { done <- e.Run(context.Background()) }()
+	go func() { done <- run(context.Background()) }()
 	var once sync.Once
-	stop := func() {
+	stop = func() {
 		once.Do(func() {
-			require.NoError(t, e.Close())
+			require.NoError(t, closeIt())
 			require.NoError(t, <-done)
 		})
 	}
 	t.Cleanup(stop)
-	return e, stop
+	return stop
 }
 
 func submitN(t *testing.T, e *command.Engine, prefix string, n int) []string {

@@ -102,27 +102,8 @@ func TestClaimForwardMessagesTwoNodes(t *testing.T) {
 	schema := newSchema(t)
 	a, b := openSchema(t, schema), openSchema(t, schema)
 	ctx := context.Background()
-	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	var msgs []push.Message
-	for i := range 300 {
-		msgs = append(msgs, push.Message{ID: fmt.Sprintf("rule_%03d", i), URL: fmt.Sprintf("rule://r%d/0", i%7),
-			Body: []byte(`{}`), Created: t0, Expires: t0.Add(time.Hour)})
-	}
-	require.NoError(t, a.Forward().PutMessages(ctx, msgs...))
-	node := func(db *DB) func(string) ([]string, error) {
-		return func(owner string) ([]string, error) {
-			got, err := db.Forward().ClaimMessages(ctx, owner, t0, time.Minute, 5)
-			keys := make([]string, len(got))
-			for i, m := range got {
-				keys[i] = m.URL + " " + m.ID
-			}
-			if err == nil && len(got) > 0 {
-				err = db.Forward().DeleteMessages(ctx, got...) // delivered
-			}
-			return keys, err
-		}
-	}
-	requireEachOnce(t, claimRace(t, []func(string) ([]string, error){node(a), node(b)}, 4), 300)
+	msgs, t0 := claimOutboxRace(t, a, b, func(db *DB) claimingOutbox { return db.Forward() },
+		func(i int) (string, string) { return fmt.Sprintf("rule_%03d", i), fmt.Sprintf("rule://r%d/0", i%7) })
 
 	require.NoError(t, a.Forward().PutMessages(ctx, msgs[:10]...))
 	got, err := a.Forward().ClaimMessagesOf(ctx, "node1", t0, time.Minute, msgs[:10])
