@@ -170,7 +170,9 @@ func TestClaimMessagesTwoNodes(t *testing.T) {
 	a, b := openSchema(t, schema), openSchema(t, schema)
 	ctx := context.Background()
 	_, t0 := claimOutboxRace(t, a, b, func(db *DB) claimingOutbox { return db.Push() },
-		func(i int) (string, string) { return fmt.Sprintf("m%03d", i), fmt.Sprintf("https://app%d.example/cb", i%7) })
+		func(i int) (string, string) {
+			return fmt.Sprintf("m%03d", i), fmt.Sprintf("https://app%d.example/cb", i%7)
+		})
 	got, err := b.Push().ClaimMessages(ctx, "node3", t0.Add(2*time.Minute), time.Minute, 500)
 	require.NoError(t, err)
 	require.Empty(t, got, "delivered messages are gone")
