@@ -144,11 +144,13 @@
 //     looks for due commands at least every 15 s, so a dead node's are
 //     taken within about 75 s of its leases' end
 //     (TestCommandTimeoutsTwoNodes: one TIMEOUT per command).
-//   - Not claimed yet: a PENDING command's first send or retry may be
-//     made by the node whose timers claimed it and by a node serving the
-//     device after an uplink at the same time; a send attempt in flight
-//     on one node may be taken as SENT by the claiming node (CMD-9's
-//     crash recovery). Upgrade steps are claimed too (ota.Config.Node):
+//   - A command's first send or retry is not leased: with -nats only
+//     the node that has the device's session sends (command.Config.
+//     Sessions; another node hands the send over); without -nats it may
+//     be made by the node whose timers claimed it and by a node serving
+//     the device after an uplink at the same time, and a send attempt in
+//     flight on one node may be taken as SENT by the claiming node
+//     (CMD-9's crash recovery). Upgrade steps are claimed (ota.Config.Node):
 //     a step past its deadline is timed out by the node holding its
 //     lease, a task's automatic retry is made by one node
 //     (TestUpgradeStepTwoNodes); starting sub-tasks is not claimed. Node
