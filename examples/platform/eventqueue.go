@@ -36,20 +36,31 @@ import (
 // worker, and a worker takes its queue in order.
 
 // eventQueue is one event worker's queue, unbounded here (bounded by
-// Config.MaxBacklog for uplinks in acceptUplink).
+// Config.MaxBacklog for uplinks in acceptUplink). Events are kept in blocks
+// of queueBlock, so that a long queue (a wake storm held back by the gate)
+// grows without copying what it holds.
 type eventQueue struct {
 	mu     sync.Mutex
-	items  []queuedEvent
+	blocks [][]queuedEvent // each of capacity queueBlock; the first is read from head
 	head   int
+	n      int           // events waiting
 	signal chan struct{} // one token: "the queue may be non-empty"
 }
+
+const queueBlock = 256
 
 func newEventQueue() *eventQueue { return &eventQueue{signal: make(chan struct{}, 1)} }
 
 // push appends e; it never waits.
 func (q *eventQueue) push(e queuedEvent) {
 	q.mu.Lock()
-	q.items = append(q.items, e)
+	k := len(q.blocks) - 1
+	if k < 0 || len(q.blocks[k]) == queueBlock {
+		q.blocks = append(q.blocks, make([]queuedEvent, 0, queueBlock))
+		k++
+	}
+	q.blocks[k] = append(q.blocks[k], e)
+	q.n++
 	q.mu.Unlock()
 	select {
 	case q.signal <- struct{}{}:
@@ -61,18 +72,18 @@ func (q *eventQueue) push(e queuedEvent) {
 func (q *eventQueue) pop(ctx context.Context) (queuedEvent, bool) {
 	for {
 		q.mu.Lock()
-		if q.head < len(q.items) {
-			e := q.items[q.head]
-			q.items[q.head] = queuedEvent{}
+		if q.n > 0 {
+			b := q.blocks[0]
+			e := b[q.head]
+			b[q.head] = queuedEvent{}
 			q.head++
+			q.n--
 			switch {
-			case q.head == len(q.items):
-				q.items, q.head = q.items[:0], 0
-			case q.head >= 1024 && q.head*2 >= len(q.items):
-				// Move the rest to the front rather than grow forever.
-				n := copy(q.items, q.items[q.head:])
-				clear(q.items[n:])
-				q.items, q.head = q.items[:n], 0
+			case q.head == queueBlock: // the block is done
+				q.blocks[0] = nil
+				q.blocks, q.head = q.blocks[1:], 0
+			case q.n == 0: // the only block, read to its end: start it again
+				q.blocks[0], q.head = b[:0], 0
 			}
 			q.mu.Unlock()
 			return e, true
@@ -90,7 +101,7 @@ func (q *eventQueue) pop(ctx context.Context) (queuedEvent, bool) {
 func (q *eventQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items) - q.head
+	return q.n
 }
 
 const (

@@ -402,10 +402,10 @@ type queuedEvent struct {
 // the engine.
 func (p *Platform) enqueueEvent(e transport.Event, inbox uint64) {
 	if e.Kind == transport.EventWoke {
-		if d, err := p.reg.GetByNodeID(context.Background(), e.Endpoint); err == nil {
-			p.cluster.heard(d.ID)
-			if err := p.cmds.DeviceWoke(context.Background(), d.ID); err != nil {
-				p.logger.Warn("command wake-up", "device", d.ID, "err", err)
+		if id, err := p.reg.IDByNodeID(context.Background(), e.Endpoint); err == nil {
+			p.cluster.heard(id)
+			if err := p.cmds.DeviceWoke(context.Background(), id); err != nil {
+				p.logger.Warn("command wake-up", "device", id, "err", err)
 			}
 		} // an unknown endpoint is logged when its event is handled
 	}
