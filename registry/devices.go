@@ -220,6 +220,33 @@ func (r *Registry) GetByNodeID(ctx context.Context, nodeID string) (Device, erro
 	return d, err
 }
 
+// IDLookup is an optional Store method: the id of the device whose
+// NodeKey(NodeID) is key, without reading its record, or ErrNotFound.
+// IDByNodeID uses it when the store has it.
+type IDLookup interface {
+	IDByNodeKey(ctx context.Context, key string) (string, error)
+}
+
+// IDByNodeID returns the id of the device with nodeId nodeID, as
+// GetByNodeID finds it (ErrNotFound if none). It is cheaper than
+// GetByNodeID with a store that implements IDLookup: a device's every
+// uplink looks its id up.
+func (r *Registry) IDByNodeID(ctx context.Context, nodeID string) (string, error) {
+	l, ok := r.st.(IDLookup)
+	if !ok {
+		d, err := r.GetByNodeID(ctx, nodeID)
+		return d.ID, err
+	}
+	if err := r.check(ctx); err != nil {
+		return "", err
+	}
+	id, err := l.IDByNodeKey(ctx, NodeKey(nodeID))
+	if errors.Is(err, ErrNotFound) {
+		return "", notFound("nodeId", nodeID)
+	}
+	return id, err
+}
+
 // Changes lists the deviceInfo fields Update sets; nil leaves a field as
 // it is.
 type Changes struct {

@@ -154,6 +154,20 @@ func (m *MemStore) Get(ctx context.Context, id string) (Device, error) {
 	return d.Clone(), nil
 }
 
+// IDByNodeKey implements IDLookup.
+func (m *MemStore) IDByNodeKey(ctx context.Context, key string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	id, ok := m.nodes[key]
+	if !ok {
+		return "", ErrNotFound
+	}
+	return id, nil
+}
+
 // GetByNodeKey implements Store.
 func (m *MemStore) GetByNodeKey(ctx context.Context, key string) (Device, error) {
 	if err := ctx.Err(); err != nil {

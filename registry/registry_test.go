@@ -141,24 +141,49 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	require.ErrorIs(t, err, registry.ErrInvalid)
 }
 
-// TestGetByNodeID: "urn:imei:X" and "X" are the same device (REG-1).
+// noIDLookup hides a store's IDLookup: IDByNodeID falls back to reading
+// the record.
+type noIDLookup struct{ registry.Store }
+
+// TestGetByNodeID: "urn:imei:X" and "X" are the same device (REG-1), for
+// GetByNodeID and IDByNodeID, with a store that has IDLookup and one that
+// has not.
 func TestGetByNodeID(t *testing.T) {
 	r, _ := newRegistry(t, registry.Config{})
+	plain, err := registry.New(noIDLookup{registry.NewMemStore()}, catalog, registry.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { plain.Close() })
 	a := register(t, r, "861234567890123")
 	b := register(t, r, "urn:imei:861234567890999")
-	for _, c := range []struct{ ask, want string }{
-		{"861234567890123", a.ID},
-		{"urn:imei:861234567890123", a.ID},
-		{"URN:IMEI:861234567890123", a.ID},
-		{"861234567890999", b.ID},
-		{"urn:imei:861234567890999", b.ID},
+	pa := register(t, plain, "861234567890123")
+	for _, c := range []struct{ ask, want, plain string }{
+		{"861234567890123", a.ID, pa.ID},
+		{"urn:imei:861234567890123", a.ID, pa.ID},
+		{"URN:IMEI:861234567890123", a.ID, pa.ID},
+		{"861234567890999", b.ID, ""},
+		{"urn:imei:861234567890999", b.ID, ""},
 	} {
 		d, err := r.GetByNodeID(ctx, c.ask)
 		require.NoError(t, err, "GetByNodeID(%q)", c.ask)
 		require.Equal(t, c.want, d.ID, "GetByNodeID(%q)", c.ask)
+		id, err := r.IDByNodeID(ctx, c.ask)
+		require.NoError(t, err, "IDByNodeID(%q)", c.ask)
+		require.Equal(t, c.want, id, "IDByNodeID(%q)", c.ask)
+		if c.plain != "" {
+			id, err := plain.IDByNodeID(ctx, c.ask)
+			require.NoError(t, err, "IDByNodeID(%q) without IDLookup", c.ask)
+			require.Equal(t, c.plain, id, "IDByNodeID(%q) without IDLookup", c.ask)
+		}
 	}
-	_, err := r.GetByNodeID(ctx, "000")
+	_, err = r.GetByNodeID(ctx, "000")
 	require.ErrorIs(t, err, registry.ErrNotFound)
+	for _, reg := range []*registry.Registry{r, plain} {
+		_, err = reg.IDByNodeID(ctx, "000")
+		require.ErrorIs(t, err, registry.ErrNotFound)
+		var fe *registry.FieldError
+		require.ErrorAs(t, err, &fe)
+		require.Equal(t, "nodeId", fe.Field)
+	}
 	got, err := r.Get(ctx, a.ID)
 	require.NoError(t, err)
 	require.Equal(t, a.NodeID, got.NodeID)

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/doze-io/doze/lwm2m/transport"
 	bolt "go.etcd.io/bbolt"
@@ -21,6 +22,47 @@ var bucketObservations = []byte("observations")
 
 // Observations returns the observation store of db.
 func (db *DB) Observations() *Observations { return &Observations{db: db} }
+
+// obsCacheMax bounds the observations kept in memory (a few hundred bytes
+// each); beyond it a lookup reads the file.
+const obsCacheMax = 250_000
+
+// obsCache keeps the observations read by token: every notification of a
+// device looks its token up, and observations change only when one is made
+// or ends. A lookup that raced a change is not kept (gen).
+type obsCache struct {
+	mu  sync.Mutex
+	gen uint64 // bumped by every change, after its commit
+	m   map[string]transport.Observation
+}
+
+func (c *obsCache) get(token string) (transport.Observation, uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.m[token]
+	return o, c.gen, ok
+}
+
+// keep stores o read at generation gen, unless something changed since.
+func (c *obsCache) keep(o transport.Observation, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || len(c.m) >= obsCacheMax {
+		return
+	}
+	if c.m == nil {
+		c.m = map[string]transport.Observation{}
+	}
+	c.m[o.Token] = o
+}
+
+// changed forgets token after a change to it was committed (or failed).
+func (c *obsCache) changed(token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.m, token)
+}
 
 func obsBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 	if tx.Writable() {
@@ -44,6 +86,7 @@ func (s *Observations) PutObservation(o transport.Observation) error {
 	if err != nil {
 		return err
 	}
+	defer s.db.obs.changed(o.Token)
 	return s.db.commit(func(tx *bolt.Tx) error {
 		b, err := obsBucket(tx)
 		if err != nil {
@@ -64,7 +107,10 @@ func (s *Observations) PutObservation(o transport.Observation) error {
 
 // Observation returns the observation with token, or transport.ErrNotFound.
 func (s *Observations) Observation(token string) (transport.Observation, error) {
-	var o transport.Observation
+	o, gen, ok := s.db.obs.get(token)
+	if ok {
+		return o, nil
+	}
 	err := s.db.bolt.View(func(tx *bolt.Tx) error {
 		b, _ := obsBucket(tx)
 		var v []byte
@@ -76,11 +122,15 @@ func (s *Observations) Observation(token string) (transport.Observation, error) 
 		}
 		return json.Unmarshal(v, &o)
 	})
+	if err == nil {
+		s.db.obs.keep(o, gen)
+	}
 	return o, err
 }
 
 // DeleteObservation removes the observation with token.
 func (s *Observations) DeleteObservation(token string) error {
+	defer s.db.obs.changed(token)
 	return s.db.commit(func(tx *bolt.Tx) error {
 		b, err := obsBucket(tx)
 		if err != nil {

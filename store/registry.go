@@ -302,6 +302,20 @@ func (s *Registry) Get(ctx context.Context, id string) (registry.Device, error) 
 	return d, err
 }
 
+// IDByNodeKey implements registry.IDLookup.
+func (s *Registry) IDByNodeKey(ctx context.Context, nodeKey string) (string, error) {
+	var id string
+	err := s.view(ctx, func(b *rtx) error {
+		v := b.node().Get([]byte(nodeKey))
+		if v == nil {
+			return registry.ErrNotFound
+		}
+		id = string(v)
+		return nil
+	})
+	return id, err
+}
+
 // GetByNodeKey implements registry.Store.
 func (s *Registry) GetByNodeKey(ctx context.Context, nodeKey string) (registry.Device, error) {
 	var d registry.Device

@@ -45,6 +45,7 @@ type DB struct {
 	path string
 
 	group groupCommit // see DB.commit
+	obs   obsCache    // observations by token (observations.go)
 }
 
 // Open opens (creating when absent) the bbolt file at path and makes sure

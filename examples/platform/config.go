@@ -91,11 +91,21 @@ type Config struct {
 	AbnormalAfter int `json:"abnormalAfter"`
 	// DeviceLogSize is how many entries of each device's log are kept
 	// (GET /doze/v1/devices/{id}/log); default 200.
-	DeviceLogSize int   `json:"deviceLogSize"`
-	MaxMessage    int   `json:"maxMessage"`  // largest uplink payload in bytes; default 4096 (APP-2)
-	MaxSessions   int   `json:"maxSessions"` // device sessions (DTLS plus registered plain CoAP) at once; default 250,000 (~10 KB each when parked)
-	MaxUpload     int64 `json:"maxUpload"`   // largest upgrade package in bytes; default 32 MiB (SEC-3)
-	MaxUploads    int   `json:"maxUploads"`  // uploads in progress at once, all apps; default 4 (SEC-3)
+	DeviceLogSize int `json:"deviceLogSize"`
+	// AckFirst is how long an acknowledged uplink's processing may be held
+	// back while devices are acknowledged faster than the pipeline takes
+	// their uplinks (a wake storm), so that the CPU goes to acknowledging
+	// them and they can sleep again; default 2s, a negative value never
+	// holds one back (eventqueue.go).
+	AckFirst Duration `json:"ackFirst"`
+	// MaxBacklog bounds the uplinks acknowledged and not yet taken by the
+	// pipeline; one beyond it is not acknowledged, and the device sends it
+	// again; default 200,000 (a few hundred bytes of memory each).
+	MaxBacklog  int   `json:"maxBacklog"`
+	MaxMessage  int   `json:"maxMessage"`  // largest uplink payload in bytes; default 4096 (APP-2)
+	MaxSessions int   `json:"maxSessions"` // device sessions (DTLS plus registered plain CoAP) at once; default 250,000 (~10 KB each when parked)
+	MaxUpload   int64 `json:"maxUpload"`   // largest upgrade package in bytes; default 32 MiB (SEC-3)
+	MaxUploads  int   `json:"maxUploads"`  // uploads in progress at once, all apps; default 4 (SEC-3)
 	// MoveLookupsPerSource caps, with -store postgres://, the database
 	// lookups of unknown DTLS Connection IDs that one source IP address
 	// causes a second (devices moving between nodes, CLU-3); 0 means 16.
@@ -162,6 +172,8 @@ func defaultConfig() Config {
 		DisconnectGrace: Duration(time.Minute),
 		AbnormalAfter:   3,
 		MaxMessage:      4096,
+		AckFirst:        Duration(defaultAckFirst),
+		MaxBacklog:      defaultMaxBacklog,
 		MaxSessions:     250000,
 		MaxUpload:       defaultMaxUpload,
 		MaxUploads:      defaultMaxUploads,
@@ -278,6 +290,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	if cfg.MQTTMaxSubDevices <= 0 {
 		return Config{}, fmt.Errorf("config: mqttMaxSubDevices is %d: must be positive (default %d)", cfg.MQTTMaxSubDevices, DefaultMaxSubDevices)
+	}
+	if cfg.MaxBacklog < 0 {
+		return Config{}, fmt.Errorf("config: maxBacklog is %d: must not be negative (0 means %d)", cfg.MaxBacklog, defaultMaxBacklog)
 	}
 	if cfg.MoveLookupsPerSource < 0 {
 		return Config{}, errors.New("config: moveLookupsPerSource must not be negative (0 means 16)")

@@ -23,8 +23,11 @@ type metrics struct {
 	// all be stored (SEC-6).
 	uplinkFailures prometheus.Counter
 	encodeErrors   prometheus.Counter
-	commandMoves   *prometheus.CounterVec
-	apiCalls       *prometheus.CounterVec
+	// uplinksBusy counts uplinks not acknowledged because Config.MaxBacklog
+	// uplinks were waiting for the pipeline.
+	uplinksBusy  prometheus.Counter
+	commandMoves *prometheus.CounterVec
+	apiCalls     *prometheus.CounterVec
 }
 
 func newMetrics(p *Platform) *metrics {
@@ -36,6 +39,8 @@ func newMetrics(p *Platform) *metrics {
 			Help: "Uplink payloads the product's codec or model refused."}),
 		uplinkFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_uplink_failures_total",
 			Help: "Tries of an uplink whose history, shadow or pushes could not all be stored; the uplink stays in the inbox and is tried again (SEC-6)."}),
+		uplinksBusy: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_uplinks_not_acknowledged_total",
+			Help: "Uplinks not acknowledged because maxBacklog acknowledged uplinks were waiting for processing; the device sends them again."}),
 		encodeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "doze_encode_errors_total",
 			Help: "Commands the product's codec could not encode."}),
 		commandMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_command_transitions_total",
@@ -43,7 +48,7 @@ func newMetrics(p *Platform) *metrics {
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "doze_api_calls_total",
 			Help: "Northbound API calls by outcome (ok, error, unauthorized, forbidden, rate_limited, forwarded: served by the cluster node with the device's session)."}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.uplinks, m.decodeErrors, m.uplinkFailures, m.encodeErrors, m.commandMoves, m.apiCalls, p.log.droppedMetric(),
+	m.reg.MustRegister(m.uplinks, m.decodeErrors, m.uplinkFailures, m.encodeErrors, m.uplinksBusy, m.commandMoves, m.apiCalls, p.log.droppedMetric(),
 		stateCollector{p}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -55,6 +60,7 @@ func (m *metrics) handler() http.Handler {
 var (
 	descDevices       = prometheus.NewDesc("doze_devices", "Registered devices by status.", []string{"status"}, nil)
 	descPushDelivered = prometheus.NewDesc("doze_push_delivered_total", "Pushes delivered (2xx).", nil, nil)
+	descUplinkBacklog = prometheus.NewDesc("doze_uplink_backlog", "Uplinks acknowledged to their devices and not yet taken by the pipeline.", nil, nil)
 	descPushRetried   = prometheus.NewDesc("doze_push_retried_total", "Push tries that failed and were retried.", nil, nil)
 	descPushDropped   = prometheus.NewDesc("doze_push_dropped_total", "Pushes dropped undelivered when their keep time ended.", nil, nil)
 	descPushRejected  = prometheus.NewDesc("doze_push_rejected_total", "Pushes answered with a final 4xx/5xx.", nil, nil)
@@ -79,7 +85,7 @@ var (
 type stateCollector struct{ p *Platform }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDevices, descPushDelivered, descPushRetried, descPushDropped,
+	for _, d := range []*prometheus.Desc{descDevices, descUplinkBacklog, descPushDelivered, descPushRetried, descPushDropped,
 		descPushRejected, descPushRefused, descPushQueued, descUpgrade, descSubTasks,
 		descDTLSCookies, descDTLSHellos, descDTLSHandshakes, descDTLSFailures, descDTLSInFlight, descDTLSParked,
 		descDTLSLookups, descDTLSMoved} {
@@ -89,6 +95,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	p, ctx := c.p, context.Background()
+	ch <- prometheus.MustNewConstMetric(descUplinkBacklog, prometheus.GaugeValue, float64(p.gate.backlog.Load()))
 	if p.reg != nil {
 		for _, s := range []registry.Status{registry.StatusInactive, registry.StatusOnline, registry.StatusOffline, registry.StatusAbnormal} {
 			_, n, err := p.reg.List(ctx, registry.Query{Status: s, PageSize: 1})

@@ -63,8 +63,9 @@ type Platform struct {
 	newAdminToken string
 	appsMu        sync.Mutex // orders the administrator's app changes (APP-3)
 
-	events  []chan queuedEvent // per-worker queues; a device always lands on the same one
-	stopCtx context.Context    // ends when Run's context ends: queues stop taking events
+	events  []*eventQueue // per-worker queues; a device always lands on the same one
+	gate    ingestGate
+	stopCtx context.Context // ends when Run's context ends: queues stop taking events
 	stop    context.CancelFunc
 	bg      sync.WaitGroup // short-lived goroutines (report ACKs, an app's new default mode); Run waits for them
 	bgMu    sync.Mutex     // guards bgDone against bg.Add racing bg.Wait
@@ -256,9 +257,16 @@ func New(cfg Config, logger *slog.Logger) (*Platform, error) {
 		return fail(err)
 	}
 	p.stopCtx, p.stop = context.WithCancel(context.Background())
-	p.events = make([]chan queuedEvent, eventWorkers)
+	p.gate.maxDefer, p.gate.limit = time.Duration(cfg.AckFirst), int64(cfg.MaxBacklog)
+	if cfg.AckFirst == 0 {
+		p.gate.maxDefer = defaultAckFirst
+	}
+	if cfg.MaxBacklog == 0 {
+		p.gate.limit = defaultMaxBacklog
+	}
+	p.events = make([]*eventQueue, eventWorkers)
 	for i := range p.events {
-		p.events[i] = make(chan queuedEvent, 256)
+		p.events[i] = newEventQueue()
 	}
 	if cfg.Demo {
 		if err := p.installDemo(); err != nil {
@@ -310,6 +318,7 @@ func (p *Platform) Run(ctx context.Context, httpServe func(ctx context.Context) 
 	run("devicelog", p.log.Run)
 	run("retries", p.runRetries)
 	run("connlog", p.conns.Run)
+	run("ingest gate", p.gate.Run)
 	run("apps", p.runAppSync)
 	for _, ch := range p.events {
 		run("events", func(ctx context.Context) error { return p.handleEvents(ctx, ch) })
@@ -377,6 +386,8 @@ type queuedEvent struct {
 	fx    *effects
 	tries int
 	due   time.Time
+	at    time.Time // when it was accepted
+	gated bool      // counted in the ingest gate's backlog until a worker takes it
 }
 
 // enqueueEvent hands a device event to its worker; lwm2m's HandleEvent
@@ -391,10 +402,10 @@ type queuedEvent struct {
 // the engine.
 func (p *Platform) enqueueEvent(e transport.Event, inbox uint64) {
 	if e.Kind == transport.EventWoke {
-		if d, err := p.reg.GetByNodeID(context.Background(), e.Endpoint); err == nil {
-			p.cluster.heard(d.ID)
-			if err := p.cmds.DeviceWoke(context.Background(), d.ID); err != nil {
-				p.logger.Warn("command wake-up", "device", d.ID, "err", err)
+		if id, err := p.reg.IDByNodeID(context.Background(), e.Endpoint); err == nil {
+			p.cluster.heard(id)
+			if err := p.cmds.DeviceWoke(context.Background(), id); err != nil {
+				p.logger.Warn("command wake-up", "device", id, "err", err)
 			}
 		} // an unknown endpoint is logged when its event is handled
 	}
@@ -404,11 +415,17 @@ func (p *Platform) enqueueEvent(e transport.Event, inbox uint64) {
 func (p *Platform) enqueue(q queuedEvent) {
 	h := fnv.New32a()
 	h.Write([]byte(q.e.Endpoint))
-	select {
-	case p.events[h.Sum32()%eventWorkers] <- q:
-	case <-p.stopCtx.Done():
+	if p.stopCtx.Err() != nil {
+		if q.gated {
+			p.gate.taken()
+		}
 		p.logger.Info("device event dropped: the platform is stopping", "endpoint", q.e.Endpoint, "event", q.e.Kind, "inbox", q.inbox)
+		return
 	}
+	if q.at.IsZero() {
+		q.at = time.Now()
+	}
+	p.events[h.Sum32()%eventWorkers].push(q)
 }
 
 // acceptUplink keeps an uplink in the store's inbox, synced, before the
@@ -416,14 +433,24 @@ func (p *Platform) enqueue(q queuedEvent) {
 // hands it to its worker, which deletes it from the inbox once it has been
 // decoded, stored and pushed. An error leaves the device's message
 // unacknowledged, so the device sends it again.
+//
+// The worker's queue takes it without waiting (see eventqueue.go); beyond
+// Config.MaxBacklog waiting uplinks it is not acknowledged.
 func (p *Platform) acceptUplink(e transport.Event) error {
+	if err := p.gate.admit(); err != nil {
+		p.metrics.uplinksBusy.Inc()
+		p.conns.note(time.Now(), "uplink not acknowledged: the pipeline is behind", "endpoint", e.Endpoint, "err", err)
+		return err
+	}
 	seq, err := p.db.Inbox().Put(context.Background(), store.InboxEntry{Endpoint: e.Endpoint, Path: inboxPath(e),
 		Payload: e.Payload, ContentFormat: e.ContentFormat, Time: e.Time, Node: p.cfg.NodeID})
 	if err != nil {
+		p.gate.cancel()
 		p.logger.Error("uplink not kept, not acknowledged", "endpoint", e.Endpoint, "err", err)
 		return err
 	}
-	p.enqueueEvent(e, seq)
+	p.gate.accepted()
+	p.enqueue(queuedEvent{e: e, inbox: seq, at: time.Now(), gated: true})
 	return nil
 }
 
@@ -512,7 +539,7 @@ func (p *Platform) background(f func(ctx context.Context)) {
 // uplinks (responses, PCP frames, refused data) leave it in batches (when
 // the queue is empty or 64 are done). One whose effects could not all be
 // stored stays there and is held for another try (SEC-6).
-func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error {
+func (p *Platform) handleEvents(ctx context.Context, ch *eventQueue) error {
 	var done []uint64
 	flush := func() {
 		if err := p.db.Inbox().Delete(context.Background(), done...); err != nil {
@@ -521,11 +548,20 @@ func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error 
 		done = done[:0]
 	}
 	for {
-		select {
-		case <-ctx.Done():
+		q, ok := ch.pop(ctx)
+		if !ok {
 			flush()
 			return nil
-		case q := <-ch:
+		}
+		{
+			// While the gate holds, every event waits (a registration or a
+			// wake-up costs the pipeline store reads too); only uplinks
+			// count in the backlog.
+			p.gate.wait(ctx, q.at)
+			if q.gated {
+				p.gate.taken()
+				q.gated = false
+			}
 			if q.fx == nil {
 				q.fx = &effects{inbox: q.inbox}
 			}
@@ -534,7 +570,7 @@ func (p *Platform) handleEvents(ctx context.Context, ch chan queuedEvent) error 
 			} else if q.inbox != 0 && !q.fx.consumed {
 				done = append(done, q.inbox)
 			}
-			if len(done) > 0 && (len(ch) == 0 || len(done) >= 64) {
+			if len(done) > 0 && (ch.len() == 0 || len(done) >= 64) {
 				flush()
 			}
 		}

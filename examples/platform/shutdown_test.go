@@ -27,7 +27,7 @@ func TestShutdown(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range 2 * cap(tp.events[0]) {
+		for range 512 {
 			tp.enqueueEvent(transport.Event{Endpoint: "868333030000201", Kind: transport.EventUplink}, 0)
 		}
 	}()

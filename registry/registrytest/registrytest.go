@@ -131,6 +131,15 @@ func testCreateGet(t *testing.T, st registry.Store) {
 	require.ErrorIs(t, err, registry.ErrNotFound, "Get of an unknown id")
 	_, err = st.GetByNodeKey(ctx, "nope")
 	require.ErrorIs(t, err, registry.ErrNotFound, "GetByNodeKey of an unknown key")
+	if l, ok := st.(registry.IDLookup); ok {
+		for _, want := range []registry.Device{d, none, mq} {
+			id, err := l.IDByNodeKey(ctx, registry.NodeKey(want.NodeID))
+			require.NoError(t, err, "IDByNodeKey of %s", want.NodeID)
+			require.Equal(t, want.ID, id, "IDByNodeKey of %s", want.NodeID)
+		}
+		_, err = l.IDByNodeKey(ctx, "nope")
+		require.ErrorIs(t, err, registry.ErrNotFound, "IDByNodeKey of an unknown key")
+	}
 
 	dup := dev(2)
 	dup.ID = d.ID

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Acknowledge first, process after.
+//
+// A device's uplink is acknowledged once it is in the inbox (durable), and
+// its processing (decode, check, history, shadow, pushes) costs several
+// times what acknowledging it does. When many devices wake at once, the two
+// compete for the same CPU, and every device would stay awake (radio on)
+// until the pipeline had made room for its acknowledgement. So:
+//
+//   - Handing an event to its worker never waits for the worker
+//     (eventQueue): the acknowledgement does not wait for the pipeline.
+//   - While devices are acknowledged faster than the pipeline takes their
+//     uplinks — the backlog grows — a worker holds an uplink back, at most
+//     until it is Config.AckFirst old (2 s by default), so that the CPU
+//     goes to acknowledging (ingestGate). Once held, the pipeline takes
+//     nothing, so the hold lasts while uplinks keep coming, and ends within
+//     a gateTick when they stop. Without the hold the two settle where
+//     acknowledging is as slow as the pipeline: the pipeline takes most of
+//     the CPU, and each device waits for it. A paced load the pipeline
+//     keeps up with never grows the backlog and is never held back; a
+//     sustained overload ends with uplinks processed AckFirst late at the
+//     pipeline's rate, and acknowledged at that rate.
+//   - At most Config.MaxBacklog uplinks wait: beyond it an uplink is not
+//     acknowledged (errBacklogFull), and the device sends it again.
+//
+// Events of one device stay in order: a device always lands on the same
+// worker, and a worker takes its queue in order.
+
+// eventQueue is one event worker's queue, unbounded here (bounded by
+// Config.MaxBacklog for uplinks in acceptUplink). Events are kept in blocks
+// of queueBlock, so that a long queue (a wake storm held back by the gate)
+// grows without copying what it holds.
+type eventQueue struct {
+	mu     sync.Mutex
+	blocks [][]queuedEvent // each of capacity queueBlock; the first is read from head
+	head   int
+	n      int           // events waiting
+	signal chan struct{} // one token: "the queue may be non-empty"
+}
+
+const queueBlock = 256
+
+func newEventQueue() *eventQueue { return &eventQueue{signal: make(chan struct{}, 1)} }
+
+// push appends e; it never waits.
+func (q *eventQueue) push(e queuedEvent) {
+	q.mu.Lock()
+	k := len(q.blocks) - 1
+	if k < 0 || len(q.blocks[k]) == queueBlock {
+		q.blocks = append(q.blocks, make([]queuedEvent, 0, queueBlock))
+		k++
+	}
+	q.blocks[k] = append(q.blocks[k], e)
+	q.n++
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the oldest event, waiting for one until ctx ends.
+func (q *eventQueue) pop(ctx context.Context) (queuedEvent, bool) {
+	for {
+		q.mu.Lock()
+		if q.n > 0 {
+			b := q.blocks[0]
+			e := b[q.head]
+			b[q.head] = queuedEvent{}
+			q.head++
+			q.n--
+			switch {
+			case q.head == queueBlock: // the block is done
+				q.blocks[0] = nil
+				q.blocks, q.head = q.blocks[1:], 0
+			case q.n == 0: // the only block, read to its end: start it again
+				q.blocks[0], q.head = b[:0], 0
+			}
+			q.mu.Unlock()
+			return e, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return queuedEvent{}, false
+		case <-q.signal:
+		}
+	}
+}
+
+// len returns how many events wait.
+func (q *eventQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+const (
+	// gateTick is how often the gate looks at the arrivals and takes.
+	gateTick = 10 * time.Millisecond
+	// gateWindow is the number of ticks the gate judges over (100 ms).
+	gateWindow = 10
+	// backlogLow is the backlog below which nothing is held back.
+	backlogLow = 32
+	// growthHigh is how much the backlog must have grown over the window
+	// (arrivals minus takes) for devices to count as acknowledged faster
+	// than the pipeline takes their uplinks: 20 in 100 ms, 200/s.
+	growthHigh = 20
+	// defaultAckFirst and defaultMaxBacklog are Config's defaults.
+	defaultAckFirst   = 2 * time.Second
+	defaultMaxBacklog = 200_000
+)
+
+// ingestGate counts the uplinks acknowledged and not yet taken by a worker
+// and holds workers back while devices are being acknowledged faster than
+// the pipeline takes their uplinks. Its Run looks every gateTick at the
+// last gateWindow ticks: it holds while the backlog is above backlogLow and
+// grew by more than growthHigh over the window (once held, the workers take
+// nothing, so it stays held while uplinks keep arriving), and lets go as
+// soon as the arrivals stop or fall to what the pipeline takes. A load the
+// pipeline keeps up with never grows the backlog and is never held.
+type ingestGate struct {
+	backlog  atomic.Int64
+	arrived  atomic.Int64  // uplinks accepted since start
+	took     atomic.Int64  // uplinks taken by workers since start
+	maxDefer time.Duration // Config.AckFirst; ≤ 0: never hold
+	limit    int64         // Config.MaxBacklog
+
+	mu   sync.Mutex
+	open chan struct{} // nil while open; closed when a hold ends
+}
+
+// errBacklogFull refuses an uplink beyond Config.MaxBacklog.
+type errBacklogFull struct{ waiting, limit int64 }
+
+func (e errBacklogFull) Error() string {
+	return fmt.Sprintf("%d acknowledged uplinks wait for processing, the limit (maxBacklog) is %d: not acknowledged, the device sends it again", e.waiting, e.limit)
+}
+
+// admit reserves a place for one uplink, or refuses it beyond the limit.
+func (g *ingestGate) admit() error {
+	if n := g.backlog.Add(1); g.limit > 0 && n > g.limit {
+		g.backlog.Add(-1)
+		return errBacklogFull{waiting: n - 1, limit: g.limit}
+	}
+	return nil
+}
+
+// cancel gives back a place admit reserved for an uplink that was not kept.
+func (g *ingestGate) cancel() { g.backlog.Add(-1) }
+
+// accepted notes that an admitted uplink was acknowledged.
+func (g *ingestGate) accepted() { g.arrived.Add(1) }
+
+// taken notes that a worker took an uplink.
+func (g *ingestGate) taken() {
+	g.backlog.Add(-1)
+	g.took.Add(1)
+}
+
+// held returns the channel a held worker waits on, or nil when open.
+func (g *ingestGate) held() chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.open
+}
+
+// hold closes the gate (hold true) or opens it.
+func (g *ingestGate) hold(hold bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case hold && g.open == nil:
+		g.open = make(chan struct{})
+	case !hold && g.open != nil:
+		close(g.open)
+		g.open = nil
+	}
+}
+
+// Run judges the arrivals and takes every gateTick until ctx ends, and
+// opens the gate on the way out.
+func (g *ingestGate) Run(ctx context.Context) error {
+	defer g.hold(false)
+	if g.maxDefer <= 0 {
+		return nil
+	}
+	t := time.NewTicker(gateTick)
+	defer t.Stop()
+	var growth [gateWindow]int64 // arrivals minus takes per tick, a ring
+	i := 0
+	lastA, lastT := g.arrived.Load(), g.took.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		a, tk := g.arrived.Load(), g.took.Load()
+		growth[i%gateWindow] = (a - lastA) - (tk - lastT)
+		arrivedNow := a != lastA
+		lastA, lastT = a, tk
+		i++
+		var sum int64
+		for _, d := range growth {
+			sum += d
+		}
+		g.hold(arrivedNow && g.backlog.Load() > backlogLow && sum > growthHigh)
+	}
+}
+
+// wait holds a worker about to process an uplink accepted at accepted
+// while the gate is held, at most until the uplink is maxDefer old or ctx
+// ends.
+func (g *ingestGate) wait(ctx context.Context, accepted time.Time) {
+	open := g.held()
+	if open == nil {
+		return
+	}
+	left := g.maxDefer - time.Since(accepted)
+	if left <= 0 {
+		return
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case <-open:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
