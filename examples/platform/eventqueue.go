@@ -22,8 +22,8 @@ import (
 //     uplinks — the backlog grows — a worker holds an uplink back, at most
 //     until it is Config.AckFirst old (2 s by default), so that the CPU
 //     goes to acknowledging (ingestGate). Once held, the pipeline takes
-//     nothing, so the hold lasts while uplinks keep coming, and ends within
-//     a gateTick when they stop. Without the hold the two settle where
+//     nothing, so the hold lasts while uplinks keep coming, and ends
+//     quietTicks ticks (30 ms) after they stop. Without the hold the two settle where
 //     acknowledging is as slow as the pipeline: the pipeline takes most of
 //     the CPU, and each device waits for it. A paced load the pipeline
 //     keeps up with never grows the backlog and is never held back; a
@@ -111,6 +111,9 @@ const (
 	gateWindow = 10
 	// backlogLow is the backlog below which nothing is held back.
 	backlogLow = 32
+	// quietTicks is how many ticks without an arrival end a hold (a
+	// scheduling pause shorter than that does not).
+	quietTicks = 3
 	// growthHigh is how much the backlog must have grown over the window
 	// (arrivals minus takes) for devices to count as acknowledged faster
 	// than the pipeline takes their uplinks: 20 in 100 ms, 200/s.
@@ -123,17 +126,18 @@ const (
 // ingestGate counts the uplinks acknowledged and not yet taken by a worker
 // and holds workers back while devices are being acknowledged faster than
 // the pipeline takes their uplinks. Its Run looks every gateTick at the
-// last gateWindow ticks: it holds while the backlog is above backlogLow and
-// grew by more than growthHigh over the window (once held, the workers take
-// nothing, so it stays held while uplinks keep arriving), and lets go as
-// soon as the arrivals stop or fall to what the pipeline takes. A load the
+// last gateWindow ticks: it starts holding when the backlog is above
+// backlogLow and grew by more than growthHigh over the window, and lets go
+// when no uplink arrived for quietTicks ticks (once held, the workers take
+// nothing, so the backlog grows for as long as uplinks come). A load the
 // pipeline keeps up with never grows the backlog and is never held.
 type ingestGate struct {
-	backlog  atomic.Int64
-	arrived  atomic.Int64  // uplinks accepted since start
-	took     atomic.Int64  // uplinks taken by workers since start
-	maxDefer time.Duration // Config.AckFirst; ≤ 0: never hold
-	limit    int64         // Config.MaxBacklog
+	backlog   atomic.Int64
+	arrived   atomic.Int64  // uplinks accepted since start
+	took      atomic.Int64  // uplinks taken by workers since start
+	heldTicks atomic.Int64  // gate ticks spent holding (doze_ingest_held_seconds_total)
+	maxDefer  time.Duration // Config.AckFirst; ≤ 0: never hold
+	limit     int64         // Config.MaxBacklog
 
 	mu   sync.Mutex
 	open chan struct{} // nil while open; closed when a hold ends
@@ -197,7 +201,7 @@ func (g *ingestGate) Run(ctx context.Context) error {
 	t := time.NewTicker(gateTick)
 	defer t.Stop()
 	var growth [gateWindow]int64 // arrivals minus takes per tick, a ring
-	i := 0
+	i, quiet := 0, 0
 	lastA, lastT := g.arrived.Load(), g.took.Load()
 	for {
 		select {
@@ -207,14 +211,30 @@ func (g *ingestGate) Run(ctx context.Context) error {
 		}
 		a, tk := g.arrived.Load(), g.took.Load()
 		growth[i%gateWindow] = (a - lastA) - (tk - lastT)
-		arrivedNow := a != lastA
+		if a == lastA {
+			quiet++
+		} else {
+			quiet = 0
+		}
 		lastA, lastT = a, tk
 		i++
 		var sum int64
 		for _, d := range growth {
 			sum += d
 		}
-		g.hold(arrivedNow && g.backlog.Load() > backlogLow && sum > growthHigh)
+		held := g.held() != nil
+		switch {
+		case !held && quiet == 0 && g.backlog.Load() > backlogLow && sum > growthHigh:
+			g.hold(true)
+		case held && (quiet >= quietTicks || g.backlog.Load() <= backlogLow):
+			// A held pipeline takes nothing, so the backlog only grows
+			// while uplinks come: the hold ends when they stop.
+			g.hold(false)
+			clear(growth[:])
+		}
+		if held || g.held() != nil {
+			g.heldTicks.Add(1)
+		}
 	}
 }
 

@@ -99,8 +99,8 @@ func startGate(t *testing.T, g *ingestGate, backlog int) {
 // TestIngestGate: workers are held back while uplinks arrive faster than
 // they are taken and the backlog is above backlogLow — each uplink at most
 // until it is AckFirst old — and let go within two ticks once the arrivals
-// stop; never while the takes keep up, with a small backlog, or with
-// AckFirst negative.
+// stop (not at a pause shorter than quietTicks); never while the takes keep
+// up, with a small backlog, or with AckFirst negative.
 func TestIngestGate(t *testing.T) {
 	t.Run("held until AckFirst", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
@@ -131,8 +131,27 @@ func TestIngestGate(t *testing.T) {
 			require.NotNil(t, g.held())
 			g.wait(context.Background(), time.Now())
 			require.Greater(t, time.Since(start), 300*time.Millisecond)
-			require.LessOrEqual(t, time.Since(start), 300*time.Millisecond+2*gateTick)
+			require.LessOrEqual(t, time.Since(start), 300*time.Millisecond+(quietTicks+1)*gateTick)
 			require.Nil(t, g.held())
+		})
+	})
+	t.Run("a short pause does not end the hold", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g := &ingestGate{maxDefer: time.Hour}
+			startGate(t, g, backlogLow)
+			stop := make(chan struct{})
+			go arrive(g, time.Millisecond, false, stop)
+			time.Sleep(gateWindow * gateTick)
+			require.NotNil(t, g.held())
+			close(stop)
+			time.Sleep((quietTicks - 1) * gateTick) // a pause of two ticks
+			require.NotNil(t, g.held(), "held through a pause of %d ticks", quietTicks-1)
+			stop = make(chan struct{})
+			defer close(stop)
+			go arrive(g, time.Millisecond, false, stop)
+			time.Sleep(gateWindow * gateTick)
+			require.NotNil(t, g.held())
+			require.GreaterOrEqual(t, g.heldTicks.Load(), int64(gateWindow+quietTicks-1))
 		})
 	})
 	t.Run("not held while the takes keep up", func(t *testing.T) {

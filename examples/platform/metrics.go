@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/doze-io/doze/lwm2m/transport"
 	"github.com/doze-io/doze/ota"
@@ -61,6 +62,7 @@ var (
 	descDevices       = prometheus.NewDesc("doze_devices", "Registered devices by status.", []string{"status"}, nil)
 	descPushDelivered = prometheus.NewDesc("doze_push_delivered_total", "Pushes delivered (2xx).", nil, nil)
 	descUplinkBacklog = prometheus.NewDesc("doze_uplink_backlog", "Uplinks acknowledged to their devices and not yet taken by the pipeline.", nil, nil)
+	descIngestHeld    = prometheus.NewDesc("doze_ingest_held_seconds_total", "Time the pipeline was held back so that devices sending faster than it takes their uplinks are acknowledged first (ackFirst).", nil, nil)
 	descPushRetried   = prometheus.NewDesc("doze_push_retried_total", "Push tries that failed and were retried.", nil, nil)
 	descPushDropped   = prometheus.NewDesc("doze_push_dropped_total", "Pushes dropped undelivered when their keep time ended.", nil, nil)
 	descPushRejected  = prometheus.NewDesc("doze_push_rejected_total", "Pushes answered with a final 4xx/5xx.", nil, nil)
@@ -85,7 +87,7 @@ var (
 type stateCollector struct{ p *Platform }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDevices, descUplinkBacklog, descPushDelivered, descPushRetried, descPushDropped,
+	for _, d := range []*prometheus.Desc{descDevices, descUplinkBacklog, descIngestHeld, descPushDelivered, descPushRetried, descPushDropped,
 		descPushRejected, descPushRefused, descPushQueued, descUpgrade, descSubTasks,
 		descDTLSCookies, descDTLSHellos, descDTLSHandshakes, descDTLSFailures, descDTLSInFlight, descDTLSParked,
 		descDTLSLookups, descDTLSMoved} {
@@ -96,6 +98,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	p, ctx := c.p, context.Background()
 	ch <- prometheus.MustNewConstMetric(descUplinkBacklog, prometheus.GaugeValue, float64(p.gate.backlog.Load()))
+	ch <- prometheus.MustNewConstMetric(descIngestHeld, prometheus.CounterValue, (time.Duration(p.gate.heldTicks.Load()) * gateTick).Seconds())
 	if p.reg != nil {
 		for _, s := range []registry.Status{registry.StatusInactive, registry.StatusOnline, registry.StatusOffline, registry.StatusAbnormal} {
 			_, n, err := p.reg.List(ctx, registry.Query{Status: s, PageSize: 1})
