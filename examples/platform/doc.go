@@ -354,6 +354,26 @@
 // (TestMQTTReportTwoCommits); letting acknowledgements commit first was
 // measured and did not help (docs/benchmarks.md, "Third pass").
 //
+// Fifth pass: acknowledge first, process after (eventqueue.go). With both
+// running at once on the same cores, the platform settled where every
+// acknowledgement waited for the pipeline's share of the CPU (3,400–3,900
+// ACKs/s). Now a worker's queue never makes an acknowledgement wait (at
+// most maxBacklog uplinks wait; beyond that one is not acknowledged), and
+// while devices are acknowledged faster than the workers take their
+// uplinks (the backlog grew by more than 20 in the last 100 ms and more
+// than 32 wait), the workers hold every event back — each at most ackFirst,
+// 2 s, after it arrived — until no uplink came for 30 ms. Durable ACKs went
+// to 0.37–0.45 of bare go-coap (from 0.13–0.15), end to end 3–10% down, and
+// a paced load the pipeline keeps up with is never held (p99
+// device-to-push 32–40 ms at half the maximum rate). In a held phase the
+// platform spends ~65 µs of CPU per acknowledged uplink: the inbox put 16%,
+// the wake-up event every message raises 15%, GC ~10%, DTLS and CoAP most
+// of the rest. Caveat: during a storm, registrations, wake-up work
+// (desired values, queued LwM2M operations, upgrades) and the codec's
+// report acknowledgement wait with the uplinks, up to ackFirst; queued
+// commands do not (the command engine hears of a wake-up before the
+// queue). Figures: docs/benchmarks.md, "Fifth pass".
+//
 // # Caveats
 //
 //   - deviceDataHistory with a property reads the device's whole matching
