@@ -258,3 +258,38 @@ func (g *ingestGate) wait(ctx context.Context, accepted time.Time) {
 	case <-ctx.Done():
 	}
 }
+
+// pendingWakes holds the endpoints whose wake-up event (transport.EventWoke,
+// raised by every message of a device) waits in a worker's queue. While one
+// waits, another adds nothing: the command engine has heard of the wake-up
+// (enqueueEvent), and the waiting one's processing (desired values, queued
+// LwM2M operations, upgrades) reads the state as it is when it runs. So a
+// device sending several messages while its wake-up waits — a storm held
+// back by the gate, or an Update and a notification in one awake window —
+// costs one lookup, one command-engine wake-up and one event, not one per
+// message.
+type pendingWakes struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+// first reports whether no wake-up of endpoint waits, and notes one.
+func (w *pendingWakes) first(endpoint string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.m[endpoint]; ok {
+		return false
+	}
+	if w.m == nil {
+		w.m = map[string]struct{}{}
+	}
+	w.m[endpoint] = struct{}{}
+	return true
+}
+
+// taken notes that a worker took endpoint's wake-up.
+func (w *pendingWakes) taken(endpoint string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m, endpoint)
+}

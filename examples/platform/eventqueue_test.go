@@ -286,3 +286,34 @@ func TestBacklogLimitRefuses(t *testing.T) {
 	require.NoError(t, tp.metrics.uplinksBusy.Write(&m))
 	require.Equal(t, 1.0, m.GetCounter().GetValue())
 }
+
+// TestWakeUpsCoalesced: while a device's wake-up event waits in its
+// worker's queue, its further wake-ups add none (every message raises
+// one); once a worker took it, the next is queued again. Other events are
+// all queued.
+func TestWakeUpsCoalesced(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	p, err := New(cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	waiting := func() int {
+		n := 0
+		for _, q := range p.events {
+			n += q.len()
+		}
+		return n
+	}
+	const ep = "868333030000933"
+	for range 3 {
+		p.enqueueEvent(transport.Event{Kind: transport.EventWoke, Endpoint: ep}, 0)
+		p.enqueueEvent(transport.Event{Kind: transport.EventUplink, Endpoint: ep}, 0)
+	}
+	p.enqueueEvent(transport.Event{Kind: transport.EventWoke, Endpoint: "868333030000934"}, 0)
+	require.Equal(t, 1+3+1, waiting(), "one wake-up per device, every uplink")
+
+	p.wakes.taken(ep) // as a worker does when it takes the wake-up
+	p.enqueueEvent(transport.Event{Kind: transport.EventWoke, Endpoint: ep}, 0)
+	p.enqueueEvent(transport.Event{Kind: transport.EventWoke, Endpoint: ep}, 0)
+	require.Equal(t, 6, waiting(), "after it was taken, the next wake-up is queued again")
+}

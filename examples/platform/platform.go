@@ -65,6 +65,7 @@ type Platform struct {
 
 	events  []*eventQueue // per-worker queues; a device always lands on the same one
 	gate    ingestGate
+	wakes   pendingWakes    // devices whose wake-up event waits in a queue
 	stopCtx context.Context // ends when Run's context ends: queues stop taking events
 	stop    context.CancelFunc
 	bg      sync.WaitGroup // short-lived goroutines (report ACKs, an app's new default mode); Run waits for them
@@ -402,6 +403,9 @@ type queuedEvent struct {
 // the engine.
 func (p *Platform) enqueueEvent(e transport.Event, inbox uint64) {
 	if e.Kind == transport.EventWoke {
+		if !p.wakes.first(e.Endpoint) {
+			return // the device's wake-up waiting in its worker's queue stands for this one
+		}
 		if id, err := p.reg.IDByNodeID(context.Background(), e.Endpoint); err == nil {
 			p.cluster.heard(id)
 			if err := p.cmds.DeviceWoke(context.Background(), id); err != nil {
@@ -558,6 +562,9 @@ func (p *Platform) handleEvents(ctx context.Context, ch *eventQueue) error {
 			// wake-up costs the pipeline store reads too); only uplinks
 			// count in the backlog.
 			p.gate.wait(ctx, q.at)
+			if q.e.Kind == transport.EventWoke {
+				p.wakes.taken(q.e.Endpoint) // a wake-up from now on is queued again
+			}
 			if q.gated {
 				p.gate.taken()
 				q.gated = false
