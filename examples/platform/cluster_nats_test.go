@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -268,8 +269,16 @@ func TestClusterForwardRefusals(t *testing.T) {
 	require.Contains(t, w.Body.String(), "node_busy")
 	require.Equal(t, "b", w.Header().Get("Doze-Node"))
 
-	// A node that claims the session but serves nothing.
+	// A node that claims the session but serves nothing. (First wait until
+	// node b's own subscriptions are gone from the server: until then b
+	// still answers who.)
 	b.close()
+	q, err := json.Marshal(arrival{Node: "a", Device: "dev"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := a.nc.Request(a.prefix+".who", q, 200*time.Millisecond)
+		return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout)
+	}, 10*time.Second, 20*time.Millisecond, "node b still answers after its close")
 	sub, err := a.nc.Subscribe(a.prefix+".who", func(m *nats.Msg) { _ = m.Respond([]byte(`{"node":"ghost","device":"dev"}`)) })
 	require.NoError(t, err)
 	w = call()
