@@ -367,8 +367,9 @@
 // a paced load the pipeline keeps up with is never held (p99
 // device-to-push 32–40 ms at half the maximum rate). In a held phase the
 // platform spends ~65 µs of CPU per acknowledged uplink: the inbox put 16%,
-// the wake-up event every message raises 15%, GC ~10%, DTLS and CoAP most
-// of the rest. Caveat: during a storm, registrations, wake-up work
+// the wake-up event every message raises 15% (since cut: one wake-up per
+// device while one waits in its queue, pendingWakes), GC ~10%, DTLS and
+// CoAP most of the rest. Caveat: during a storm, registrations, wake-up work
 // (desired values, queued LwM2M operations, upgrades) and the codec's
 // report acknowledgement wait with the uplinks, up to ackFirst; queued
 // commands do not (the command engine hears of a wake-up before the
