@@ -134,6 +134,9 @@ func (p *Platform) serviceCall(w http.ResponseWriter, r *http.Request) error {
 	if link := mqttLink(d); !p.mq.Connected(link) {
 		return conflict("device_not_connected", "MQTT device %s is not connected (through %s): it cannot answer now", d.ID, link)
 	}
+	if offlineBehindGateway(d) {
+		return conflict("device_not_connected", "sub-device %s is OFFLINE (its gateway %s said so): it cannot answer now", d.ID, d.GatewayID)
+	}
 	prod, err := p.products.catalog.Get(d.Info.ManufacturerID, d.Info.Model)
 	if err != nil {
 		return badRequest("product_not_found", "the device's product %s/%s is not in the catalog", d.Info.ManufacturerID, d.Info.Model)

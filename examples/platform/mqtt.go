@@ -337,8 +337,20 @@ func (p *Platform) mqttTransmit(ctx context.Context, d registry.Device, c comman
 	if !p.mq.Connected(link) {
 		return fmt.Errorf("%w: MQTT device %s is not connected", mqtt.ErrNotSubscribed, link)
 	}
+	if offlineBehindGateway(d) {
+		return fmt.Errorf("%w: sub-device %s is OFFLINE (its gateway %s said so): the command waits until it is ONLINE", mqtt.ErrNotSubscribed, d.ID, d.GatewayID)
+	}
 	left()
 	return p.mq.Command(ctx, link, c.ID, payload)
+}
+
+// offlineBehindGateway reports whether d is a sub-device that is OFFLINE
+// while its gateway is connected: the gateway said so
+// (sub_device_update_status), and commands wait until it says ONLINE or the
+// sub-device reports again, rather than go down to a device the gateway
+// cannot reach.
+func offlineBehindGateway(d registry.Device) bool {
+	return d.GatewayID != "" && d.Status == registry.StatusOffline
 }
 
 // viaMQTT reports whether d's traffic goes over MQTT: it connects itself,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/doze-io/doze/command"
 	"net/http"
 	"testing"
 	"time"
@@ -107,6 +108,46 @@ func TestMQTTGateway(t *testing.T) {
 	require.Equal(t, "$oc/devices/"+gw+"/sys/commands/request_id="+cmd.CommandID, topic)
 	require.Equal(t, sub, payload["object_device_id"], "the command names the sub-device")
 	require.Equal(t, "SET_REPORT_PERIOD", payload["command_name"])
+
+	// The gateway says the sub-device is OFFLINE: a synchronous call is
+	// refused, a command waits (the gateway would have no device to hand it
+	// to) and comes down once the gateway says it is ONLINE again. (First
+	// the command above is answered: a device's commands go one at a time.)
+	respond := func(commandID string) {
+		out, err := mosquittoPub(t, port, "-V", "mqttv5", "-i", gw+"_resp", "-u", gw, "-P", gwSecret, "-q", "1",
+			"-t", "$oc/devices/"+gw+"/sys/commands/response/request_id="+commandID, "-m", `{"result_code":0}`)
+		require.NoError(t, err, out)
+		require.Eventually(t, func() bool {
+			c, err := tp.cmds.Get(context.Background(), commandID)
+			return err == nil && c.Status == command.Successful
+		}, 10*time.Second, 10*time.Millisecond, "command %s answered", commandID)
+	}
+	respond(cmd.CommandID)
+	statusUp := func(eventID, status string) {
+		out, err := mosquittoPub(t, port, "-V", "mqttv5", "-i", gw+"_pub", "-u", gw, "-P", gwSecret, "-q", "1",
+			"-t", "$oc/devices/"+gw+"/sys/events/up", "-m", subStatusEvent(eventID, [2]string{sub, status}))
+		require.NoError(t, err, out)
+		require.Eventually(t, func() bool { return deviceStatus(t, tp, sub) == status }, 10*time.Second, 10*time.Millisecond)
+	}
+	statusUp("off-1", "OFFLINE")
+	status, res = serviceCallAt(t, tp, sub, setPeriod("ACK", 30))
+	require.Equal(t, http.StatusConflict, status, "%v", res)
+	require.Equal(t, "device_not_connected", res["error_code"])
+	require.Contains(t, res["error_desc"], "OFFLINE")
+	var waiting map[string]any
+	require.Equal(t, http.StatusCreated, tp.call(t, "POST", "/iocm/app/cmd/v1.4.0/deviceCommands", map[string]any{
+		"deviceId": sub, "command": map[string]any{"serviceId": "Meter", "method": "SET_REPORT_PERIOD", "paras": map[string]any{"period": 120}},
+	}, &waiting), "%v", waiting)
+	cmd.CommandID, _ = waiting["commandId"].(string)
+	require.Never(t, func() bool {
+		c, err := tp.cmds.Get(context.Background(), cmd.CommandID)
+		return err != nil || c.Status != command.Pending
+	}, 500*time.Millisecond, 20*time.Millisecond, "a command to a sub-device its gateway said is OFFLINE waits")
+	statusUp("on-1", "ONLINE")
+	topic, payload = l.next(t)
+	require.Equal(t, "$oc/devices/"+gw+"/sys/commands/request_id="+cmd.CommandID, topic, "the waiting command comes down once ONLINE")
+	require.Equal(t, sub, payload["object_device_id"])
+	respond(cmd.CommandID)
 
 	// The gateway's connection drops: so does its sub-device's.
 	l.cmd.Process.Kill()
