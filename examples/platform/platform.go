@@ -557,29 +557,27 @@ func (p *Platform) handleEvents(ctx context.Context, ch *eventQueue) error {
 			flush()
 			return nil
 		}
-		{
-			// While the gate holds, every event waits (a registration or a
-			// wake-up costs the pipeline store reads too); only uplinks
-			// count in the backlog.
-			p.gate.wait(ctx, q.at)
-			if q.e.Kind == transport.EventWoke {
-				p.wakes.taken(q.e.Endpoint) // a wake-up from now on is queued again
-			}
-			if q.gated {
-				p.gate.taken()
-				q.gated = false
-			}
-			if q.fx == nil {
-				q.fx = &effects{inbox: q.inbox}
-			}
-			if err := p.process(ctx, q.e, q.fx); err != nil {
-				p.failed(q, err)
-			} else if q.inbox != 0 && !q.fx.consumed {
-				done = append(done, q.inbox)
-			}
-			if len(done) > 0 && (ch.len() == 0 || len(done) >= 64) {
-				flush()
-			}
+		// While the gate holds, every event waits (a registration or a
+		// wake-up costs the pipeline store reads too); only uplinks
+		// count in the backlog.
+		p.gate.wait(ctx, q.at)
+		if q.e.Kind == transport.EventWoke {
+			p.wakes.taken(q.e.Endpoint) // a wake-up from now on is queued again
+		}
+		if q.gated {
+			p.gate.taken()
+			q.gated = false
+		}
+		if q.fx == nil {
+			q.fx = &effects{inbox: q.inbox}
+		}
+		if err := p.process(ctx, q.e, q.fx); err != nil {
+			p.failed(q, err)
+		} else if q.inbox != 0 && !q.fx.consumed {
+			done = append(done, q.inbox)
+		}
+		if len(done) > 0 && (ch.len() == 0 || len(done) >= 64) {
+			flush()
 		}
 	}
 }
