@@ -60,13 +60,25 @@ func (d *Device) serveFirmware(c *transport.Client, text func(func() string) fun
 		},
 	})
 	c.Handle("/5/0/2", transport.Resource{Execute: func([]byte) error {
+		// Update moves the device to Updating at once (LwM2M 1.1 Core
+		// E.6): a read or a second Update that comes before the install
+		// runs sees Updating, and the second is refused.
 		d.mu.Lock()
 		st := d.fw.state
+		if st == lwm2m.FirmwareStateDownloaded {
+			d.fw.state = lwm2m.FirmwareStateUpdating
+		}
 		d.mu.Unlock()
 		if st != lwm2m.FirmwareStateDownloaded {
 			return fmt.Errorf("firmware update: state is %d, want %d (downloaded)", st, lwm2m.FirmwareStateDownloaded)
 		}
-		return d.post(func(ctx context.Context, _ *sync.WaitGroup) { d.installFirmware(ctx) })
+		if err := d.post(func(ctx context.Context, _ *sync.WaitGroup) { d.installFirmware(ctx) }); err != nil {
+			d.mu.Lock()
+			d.fw.state = lwm2m.FirmwareStateDownloaded
+			d.mu.Unlock()
+			return err
+		}
+		return nil
 	}})
 }
 

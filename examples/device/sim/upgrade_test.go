@@ -165,6 +165,9 @@ func TestObject5Upgrade(t *testing.T) {
 	}
 	waitState(lwm2m.FirmwareStateDownloaded)
 	require.NoError(t, p.srv.Execute(ctx, d.IMEI(), "/5/0/2", nil))
+	// Updating at once: a second Update is refused, whenever the install
+	// runs (before, it installed again, from no image).
+	require.True(t, errors.As(p.srv.Execute(ctx, d.IMEI(), "/5/0/2", nil), &re), "a second Update")
 	waitState(lwm2m.FirmwareStateIdle)
 	require.Equal(t, []int{1, 2, 3, 0}, states, "State notifications: downloading, downloaded, updating, idle")
 	require.Eventually(t, func() bool { return d.Stats().FirmwareResult == lwm2m.FirmwareResultSuccess }, 5*time.Second, 5*time.Millisecond)
