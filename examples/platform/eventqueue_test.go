@@ -244,11 +244,7 @@ func TestIngestGateLimit(t *testing.T) {
 // device wait — before, a worker's queue held 256, and the 257th
 // acknowledgement waited for the pipeline.
 func TestAckDoesNotWaitForThePipeline(t *testing.T) {
-	cfg := defaultConfig()
-	cfg.DataDir = t.TempDir()
-	p, err := New(cfg, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
+	p := newIdlePlatform(t)
 	const n = 10_000
 	done := make(chan struct{})
 	go func() {
@@ -262,11 +258,27 @@ func TestAckDoesNotWaitForThePipeline(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("handing events to a worker that takes none waits")
 	}
-	waiting := 0
+	require.Equal(t, n, waitingEvents(p))
+}
+
+// newIdlePlatform is a platform from New, not run: no worker takes events.
+func newIdlePlatform(t *testing.T) *Platform {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.DataDir = t.TempDir()
+	p, err := New(cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// waitingEvents counts the events in p's worker queues.
+func waitingEvents(p *Platform) int {
+	n := 0
 	for _, q := range p.events {
-		waiting += q.len()
+		n += q.len()
 	}
-	require.Equal(t, n, waiting)
+	return n
 }
 
 // TestBacklogLimitRefuses: with MaxBacklog uplinks waiting, the next one is
@@ -292,18 +304,8 @@ func TestBacklogLimitRefuses(t *testing.T) {
 // one); once a worker took it, the next is queued again. Other events are
 // all queued.
 func TestWakeUpsCoalesced(t *testing.T) {
-	cfg := defaultConfig()
-	cfg.DataDir = t.TempDir()
-	p, err := New(cfg, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { p.Close() })
-	waiting := func() int {
-		n := 0
-		for _, q := range p.events {
-			n += q.len()
-		}
-		return n
-	}
+	p := newIdlePlatform(t)
+	waiting := func() int { return waitingEvents(p) }
 	const ep = "868333030000933"
 	for range 3 {
 		p.enqueueEvent(transport.Event{Kind: transport.EventWoke, Endpoint: ep}, 0)
