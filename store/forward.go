@@ -4,20 +4,19 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/doze-io/doze/forward"
 	"github.com/doze-io/doze/push"
+	"github.com/doze-io/doze/store/internal/records"
 	bolt "go.etcd.io/bbolt"
 )
 
 // Layout inside the forward bucket (created by the first write):
 //
-//	rules/<rule id>                   → JSON of fwdRule
+//	rules/<rule id>                   → records.EncodeRule
 //	rulesByApp/<app id> 0x00 <id>     → empty (index)
 //	msgs/<sha256(url)> <message id>   → binary message record (encodeMessage, as the push outbox)
 //	endpoints/<sha256(url)>           → url (rule://<rule id>/<target index>)
@@ -45,17 +44,6 @@ var _ forward.Store = (*Forward)(nil)
 // Forward returns the forward.Store view of the file.
 func (db *DB) Forward() *Forward { return &Forward{db: db} }
 
-type fwdRule struct {
-	ID        string           `json:"id"`
-	AppID     string           `json:"appId"`
-	Name      string           `json:"name"`
-	Condition string           `json:"condition"`
-	Enabled   bool             `json:"enabled"`
-	Targets   []forward.Target `json:"targets"`
-	Created   time.Time        `json:"created"`
-	Updated   time.Time        `json:"updated"`
-}
-
 // forwardBucket returns the named sub-bucket of the forward bucket:
 // created in a writable transaction, nil in a read-only one before the
 // first write.
@@ -82,12 +70,11 @@ func ruleIndexKey(app, id string) []byte {
 }
 
 func decodeRule(k, v []byte) (forward.Rule, error) {
-	var r fwdRule
-	if err := json.Unmarshal(v, &r); err != nil {
+	r, err := records.DecodeRule(v)
+	if err != nil {
 		return forward.Rule{}, fmt.Errorf("%w: rule %q: %v", errForwardRecord, k, err)
 	}
-	return forward.Rule{ID: r.ID, AppID: r.AppID, Name: r.Name, Condition: r.Condition, Enabled: r.Enabled,
-		Targets: r.Targets, Created: r.Created, Updated: r.Updated}, nil
+	return r, nil
 }
 
 // PutRule implements forward.Store.
@@ -98,8 +85,7 @@ func (f *Forward) PutRule(ctx context.Context, r forward.Rule) error {
 	if r.ID == "" || len(r.ID) > 256 || strings.IndexByte(r.AppID, 0) >= 0 || len(r.AppID) > 1024 {
 		return fmt.Errorf("store: forwarding rule id of %d bytes or app id with a NUL byte", len(r.ID))
 	}
-	v, err := json.Marshal(fwdRule{ID: r.ID, AppID: r.AppID, Name: r.Name, Condition: r.Condition, Enabled: r.Enabled,
-		Targets: r.Targets, Created: r.Created, Updated: r.Updated})
+	v, err := records.EncodeRule(r)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/doze-io/doze/forward"
 	"github.com/doze-io/doze/push"
+	"github.com/doze-io/doze/store/internal/records"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -39,18 +39,6 @@ const (
 	maxRuleAppID = 1024
 )
 
-// fwdRule is a rule's record in forward_rules.rec: the bbolt store's JSON.
-type fwdRule struct {
-	ID        string           `json:"id"`
-	AppID     string           `json:"appId"`
-	Name      string           `json:"name"`
-	Condition string           `json:"condition"`
-	Enabled   bool             `json:"enabled"`
-	Targets   []forward.Target `json:"targets"`
-	Created   time.Time        `json:"created"`
-	Updated   time.Time        `json:"updated"`
-}
-
 // keyText reports whether s fits a text key column: 1–max bytes of UTF-8
 // without NUL.
 func keyText(s string, max int) bool {
@@ -65,8 +53,7 @@ func (f *Forward) PutRule(ctx context.Context, r forward.Rule) error {
 	case r.AppID != "" && !keyText(r.AppID, maxRuleAppID):
 		return fmt.Errorf("%w: forwarding rule %s: app id %q: want up to %d bytes of UTF-8 without NUL", ErrTooLarge, r.ID, r.AppID, maxRuleAppID)
 	}
-	rec, err := json.Marshal(fwdRule{ID: r.ID, AppID: r.AppID, Name: r.Name, Condition: r.Condition, Enabled: r.Enabled,
-		Targets: r.Targets, Created: r.Created, Updated: r.Updated})
+	rec, err := records.EncodeRule(r)
 	if err != nil {
 		return fmt.Errorf("store/postgres: forwarding rule %s: %w", r.ID, err)
 	}
@@ -79,12 +66,11 @@ func (f *Forward) PutRule(ctx context.Context, r forward.Rule) error {
 }
 
 func decodeRule(id string, rec []byte) (forward.Rule, error) {
-	var r fwdRule
-	if err := json.Unmarshal(rec, &r); err != nil {
+	r, err := records.DecodeRule(rec)
+	if err != nil {
 		return forward.Rule{}, fmt.Errorf("store/postgres: damaged forwarding rule %q: %w", id, err)
 	}
-	return forward.Rule{ID: r.ID, AppID: r.AppID, Name: r.Name, Condition: r.Condition, Enabled: r.Enabled,
-		Targets: r.Targets, Created: r.Created, Updated: r.Updated}, nil
+	return r, nil
 }
 
 // Rule implements forward.Store.

@@ -1,8 +1,9 @@
 // Package records is what the bbolt store and store/postgres do alike,
 // written once: the stored form of a command (every field, times with
 // nanoseconds) and of a batch task (every field, unlike the API JSON), so
-// both read and write the same bytes, the checks of a device update, and
-// the cut of a device log message.
+// both read and write the same bytes, the stored form of a forwarding
+// rule, the checks of a device update, and the cut of a device log
+// message.
 package records
 
 import (
@@ -13,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/doze-io/doze/command"
+	"github.com/doze-io/doze/forward"
 	"github.com/doze-io/doze/registry"
 )
 
@@ -125,4 +127,33 @@ func Cut(s string, n int) string {
 		i--
 	}
 	return s[:i] + ell
+}
+
+// rule is a forwarding rule as stored. The JSON names are the stored
+// format: do not change them.
+type rule struct {
+	ID        string           `json:"id"`
+	AppID     string           `json:"appId"`
+	Name      string           `json:"name"`
+	Condition string           `json:"condition"`
+	Enabled   bool             `json:"enabled"`
+	Targets   []forward.Target `json:"targets"`
+	Created   time.Time        `json:"created"`
+	Updated   time.Time        `json:"updated"`
+}
+
+// EncodeRule returns the stored form of r.
+func EncodeRule(r forward.Rule) ([]byte, error) {
+	return json.Marshal(rule{ID: r.ID, AppID: r.AppID, Name: r.Name, Condition: r.Condition, Enabled: r.Enabled,
+		Targets: r.Targets, Created: r.Created, Updated: r.Updated})
+}
+
+// DecodeRule reads what EncodeRule wrote.
+func DecodeRule(b []byte) (forward.Rule, error) {
+	var r rule
+	if err := json.Unmarshal(b, &r); err != nil {
+		return forward.Rule{}, err
+	}
+	return forward.Rule{ID: r.ID, AppID: r.AppID, Name: r.Name, Condition: r.Condition, Enabled: r.Enabled,
+		Targets: r.Targets, Created: r.Created, Updated: r.Updated}, nil
 }
