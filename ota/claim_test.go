@@ -26,6 +26,12 @@ type leases struct {
 	fails map[string]int       // task id → writes of it as failed
 }
 
+// shared is what the nodes of one test share: the store, its leases, the
+// package files and the devices.
+func shared() (*ota.MemStore, *leases, *ota.MemFiles, *devices) {
+	return ota.NewMemStore(), newLeases(), &ota.MemFiles{}, &devices{}
+}
+
 func newLeases() *leases {
 	return &leases{owner: map[string]string{}, until: map[string]time.Time{}, tasks: map[string]int{}, fails: map[string]int{}}
 }
@@ -203,9 +209,7 @@ func deviceIDs(prefix string, n int) []string {
 func TestClaimedStepTimeouts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mem, l := ota.NewMemStore(), newLeases()
-		files := &ota.MemFiles{}
-		devs := &devices{}
+		mem, l, files, devs := shared()
 		const lease = 20 * time.Second
 		a := startNode(t, leasedStore{mem, l}, files, devs, "a", lease)
 		addPackage(t, a.e, files, ota.Package{ID: "p", Version: "V2"}, content(100, 1))
@@ -293,9 +297,7 @@ func TestClaimedStepTimeouts(t *testing.T) {
 func TestClaimedStepMovedOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mem, l := ota.NewMemStore(), newLeases()
-		files := &ota.MemFiles{}
-		devs := &devices{}
+		mem, l, files, devs := shared()
 		const lease = 20 * time.Second
 		a := startNode(t, leasedStore{mem, l}, files, devs, "a", lease)
 		// 100 blocks: a write each tenth of them, 10 blocks.
@@ -353,9 +355,7 @@ func TestClaimedStepMovedOn(t *testing.T) {
 func TestClaimedRetryOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mem, l := ota.NewMemStore(), newLeases()
-		files := &ota.MemFiles{}
-		devs := &devices{}
+		mem, l, files, devs := shared()
 		const lease = 20 * time.Second
 		a := startNode(t, leasedStore{mem, l}, files, devs, "a", lease)
 		addPackage(t, a.e, files, ota.Package{ID: "p", Version: "V2"}, content(100, 1))
@@ -432,9 +432,7 @@ func (s endingStore) ClaimSubTasks(ctx context.Context, owner string, now time.T
 func TestClaimedSnapshotEnded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		mem, l := ota.NewMemStore(), newLeases()
-		files := &ota.MemFiles{}
-		devs := &devices{}
+		mem, l, files, devs := shared()
 		const lease = 20 * time.Second
 		b := startNode(t, endingStore{leasedStore{mem, l}}, files, devs, "b", lease)
 		a := startNode(t, leasedStore{mem, l}, files, devs, "a", lease)

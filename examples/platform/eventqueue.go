@@ -19,18 +19,20 @@ import (
 //   - Handing an event to its worker never waits for the worker
 //     (eventQueue): the acknowledgement does not wait for the pipeline.
 //   - While devices are acknowledged faster than the pipeline takes their
-//     uplinks — the backlog grows — a worker holds an uplink back, at most
-//     until it is Config.AckFirst old (2 s by default), so that the CPU
-//     goes to acknowledging (ingestGate). Once held, the pipeline takes
+//     uplinks — the backlog grows — the workers hold every event back, each
+//     at most until it is Config.AckFirst old (2 s by default), so that the
+//     CPU goes to acknowledging (ingestGate). Once held, the pipeline takes
 //     nothing, so the hold lasts while uplinks keep coming, and ends
-//     quietTicks ticks (30 ms) after they stop. Without the hold the two settle where
-//     acknowledging is as slow as the pipeline: the pipeline takes most of
-//     the CPU, and each device waits for it. A paced load the pipeline
-//     keeps up with never grows the backlog and is never held back; a
-//     sustained overload ends with uplinks processed AckFirst late at the
-//     pipeline's rate, and acknowledged at that rate.
+//     quietTicks ticks (30 ms) after they stop. Without the hold the two
+//     settle where acknowledging is as slow as the pipeline: the pipeline
+//     takes most of the CPU, and each device waits for it. A paced load
+//     the pipeline keeps up with never grows the backlog and is never held
+//     back; a sustained overload ends with uplinks processed AckFirst late
+//     at the pipeline's rate, and acknowledged at that rate.
 //   - At most Config.MaxBacklog uplinks wait: beyond it an uplink is not
 //     acknowledged (errBacklogFull), and the device sends it again.
+//   - A device's wake-up event (one per message) is queued only when none
+//     of its own waits (pendingWakes).
 //
 // Events of one device stay in order: a device always lands on the same
 // worker, and a worker takes its queue in order.

@@ -49,6 +49,9 @@ func TestMetrics(t *testing.T) {
 		"doze_push_delivered_total",
 		"doze_push_refused_total 0",
 		"doze_uplink_failures_total 0",
+		"doze_uplink_backlog 0",
+		"doze_uplinks_not_acknowledged_total 0",
+		"doze_ingest_held_seconds_total 0",
 		`doze_upgrade_subtasks{state="processing"} 0`,
 		"go_goroutines",
 	} {
