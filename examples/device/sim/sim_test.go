@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestReportAndCommand(t *testing.T) {
 			cmd, err := wm.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"period": 600}, Mid: 7})
 			require.NoError(t, err)
 			require.NoError(t, p.srv.Downlink(context.Background(), d.IMEI(), cmd))
-			up = nextResponse(t, p)
+			up = nextResponse(t, p, 7)
 			require.Equal(t, []byte{0x03, 0x00, 0x07, 0x00}, up.Payload, "command response 03 mid=0007 result=00")
 			m, err = wm.Decode(up.Payload)
 			require.NoError(t, err)
@@ -64,7 +65,7 @@ func TestReportAndCommand(t *testing.T) {
 			cmd, err = wm.Encode(&codec.Command{ServiceID: "Meter", Cmd: "SET_REPORT_PERIOD", Paras: map[string]any{"period": 0}, Mid: 8})
 			require.NoError(t, err)
 			require.NoError(t, p.srv.Downlink(context.Background(), d.IMEI(), cmd))
-			up = nextResponse(t, p)
+			up = nextResponse(t, p, 8)
 			require.Equal(t, []byte{0x03, 0x00, 0x08, 0x01}, up.Payload, "command response 03 mid=0008 result=01")
 			require.Equal(t, 600*time.Second, d.ReportPeriod())
 
@@ -113,15 +114,18 @@ func TestRunUnreachable(t *testing.T) {
 	}
 }
 
-// nextResponse returns the next uplink that is a command response
-// (messageId 0x03), skipping reports: the device's current reading can
-// arrive twice, as the answer to the server's observe and as a
-// notification.
-func nextResponse(t *testing.T, p *platform) transport.Event {
+// nextResponse returns the next command response (message type 03) for
+// mid, skipping reports (the device's current reading can arrive twice, as
+// the answer to the server's observe and as a notification) and earlier
+// responses, which can come again: when the server observes the data
+// channel anew (its first observe got no answer, and the device was heard
+// from since), the device answers with its last uplink, and the server
+// takes that value as uplink data.
+func nextResponse(t *testing.T, p *platform, mid uint16) transport.Event {
 	t.Helper()
 	for {
 		up := p.next(t, transport.EventUplink)
-		if len(up.Payload) > 0 && up.Payload[0] == 0x03 {
+		if len(up.Payload) >= 3 && up.Payload[0] == 0x03 && binary.BigEndian.Uint16(up.Payload[1:3]) == mid {
 			return up
 		}
 	}
