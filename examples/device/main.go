@@ -311,10 +311,41 @@ func printLoad(w io.Writer, o options, r sim.LoadResult) {
 	} else {
 		fmt.Fprintf(w, "ratio: %.2f\n", r.Ratio)
 	}
+	printFloor(w, r, "bare go-coap")
 	if r.Errors > 0 {
 		fmt.Fprintf(w, "errors: %d, first: %s\n", r.Errors, r.FirstError)
 	}
 }
+
+// printFloor prints the deliveries alone and the bound of the parts.
+func printFloor(w io.Writer, r sim.LoadResult, bare string) {
+	if r.FloorN == 0 || r.PushesPerUplink == 0 {
+		return
+	}
+	fmt.Fprintf(w, "deliveries alone (the run's %d pushes posted again by net/http, %d in flight): %.0f uplinks/s at %.2f pushes per uplink\n",
+		r.FloorN, sim.FloorConcurrency, r.Floor, r.PushesPerUplink)
+	if r.ExchangeCPU > 0 {
+		fmt.Fprintf(w, "machine CPU: %v per exchange of %s (%.2f cores busy), %v per uplink's deliveries (%.2f cores busy); %.2f cores busy in the end-to-end run\n",
+			r.ExchangeCPU.Round(100*time.Nanosecond), bare, r.CeilingCores, r.DeliveriesCPU.Round(100*time.Nanosecond), r.FloorCores, runCores(r))
+	}
+	fmt.Fprintf(w, "bound of the parts (each uplink and its %.2f report acknowledgements an exchange of %s, and its deliveries, on the same cores): %.0f uplinks/s, %.2f of %s",
+		r.DownlinksPerUplink, bare, r.Bound, r.BoundRatio, bare)
+	if r.Bound > 0 {
+		fmt.Fprintf(w, "; end to end reached %.2f of it", unpaced(r).PerSecond/r.Bound)
+	}
+	fmt.Fprintln(w)
+}
+
+// unpaced is the run that measured the maximum rate: the probe of a
+// half-rate run, the run itself otherwise.
+func unpaced(r sim.LoadResult) sim.LoadResult {
+	if r.Probe != nil {
+		return *r.Probe
+	}
+	return r
+}
+
+func runCores(r sim.LoadResult) float64 { return unpaced(r).RunCores }
 
 // printRun prints the figures of one run (unpaced or paced) of a load run.
 func printRun(w io.Writer, r sim.LoadResult) {

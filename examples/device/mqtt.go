@@ -96,6 +96,7 @@ func printMQTTLoad(w io.Writer, o options, r sim.LoadResult) {
 	}
 	fmt.Fprintf(w, "bare mochi-mqtt broker: %d QoS 1 publishes: %.0f publishes/s\n", r.CeilingN, r.Ceiling)
 	fmt.Fprintf(w, "ratio: %.2f\n", r.Ratio)
+	printFloor(w, r, "the bare broker")
 	if r.Errors > 0 {
 		fmt.Fprintf(w, "errors: %d, first: %s\n", r.Errors, r.FirstError)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -40,6 +41,11 @@ func TestMQTTSimulatorLoad(t *testing.T) {
 	require.EqualValues(t, 15, res.CeilingN)
 	require.Positive(t, res.PerSecond)
 	require.Positive(t, res.Ratio)
+	// The deliveries alone: the sink got every push of the run again.
+	require.Positive(t, res.PushesPerUplink)
+	require.EqualValues(t, math.Round(res.PushesPerUplink*15), res.FloorN)
+	require.Positive(t, res.Floor)
+	require.Positive(t, res.Bound)
 	require.Zero(t, res.Errors, res.FirstError)
 	t.Logf("MQTT end to end %.0f reports/s, bare broker %.0f publishes/s, ratio %.2f", res.PerSecond, res.Ceiling, res.Ratio)
 

@@ -105,7 +105,25 @@
 // DTLS PSK with a Connection ID when the devices use DTLS) in this process
 // and sends it the same number of confirmable POST /dp from as many lwm2m
 // clients: the ceiling. MQTTLoad does the same over MQTT, with the bare
-// mochi-mqtt broker of mqtt/ceiling as its ceiling. Every wait is bounded by LoadConfig.Timeout: when it passes
+// mochi-mqtt broker of mqtt/ceiling as its ceiling.
+//
+// After the ceiling, the deliveries alone (the floor): every push the sink
+// got in the measured run (all of them, not only the counted Meter ones)
+// is posted to it again from the bodies it kept, by a plain net/http
+// client with the platform's 16 in flight per URL and no platform in
+// between. With the machine's busy CPU time over the ceiling and over the
+// floor (/proc/stat), LoadResult.Bound is what the parts of an uplink that
+// no platform can leave out reach together on these cores: the device's
+// exchanges (its report, and each report acknowledgement it answered,
+// counted as one exchange at the bare server's CPU cost) plus its
+// deliveries, their CPU times per uplink added and the machine's cores
+// divided by the sum. It is a model: it takes the CPU an item costs in
+// isolation to be what it costs beside the rest, and it leaves out what a
+// platform adds (storage, checks); BoundRatio, Bound over the ceiling, is
+// the highest end-to-end ratio such a run can show. The command prints the
+// cores each run kept busy, so a run that was not CPU-bound shows.
+//
+// Every wait is bounded by LoadConfig.Timeout: when it passes
 // before every acknowledged report was pushed, Load returns the figures so
 // far with an error wrapping context.DeadlineExceeded (the command prints
 // them, then the error). In the command, registration through -api comes

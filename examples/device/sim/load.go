@@ -70,17 +70,52 @@ type LoadConfig struct {
 
 // LoadResult holds the figures of a load run.
 type LoadResult struct {
-	Devices    int           // devices registered
-	Sent       int64         // reports acknowledged by the platform's CoAP layer
-	Pushed     int64         // webhook pushes received carrying a Meter reading
-	Errors     int64         // failed connects, registrations and reports
-	Elapsed    time.Duration // first report sent → last push received
-	Acked      time.Duration // first report sent → last report acknowledged by the platform's CoAP layer
-	PerSecond  float64       // Pushed / Elapsed: end-to-end uplinks per second
-	Ceiling    float64       // bare go-coap: confirmable POSTs per second, same devices count and uplinks
-	CeilingN   int64         // requests answered by the bare server
-	Ratio      float64       // PerSecond / Ceiling
-	FirstError string        // the first error, if any
+	Devices   int           // devices registered
+	Sent      int64         // reports acknowledged by the platform's CoAP layer
+	Pushed    int64         // webhook pushes received carrying a Meter reading
+	Errors    int64         // failed connects, registrations and reports
+	Elapsed   time.Duration // first report sent → last push received
+	Acked     time.Duration // first report sent → last report acknowledged by the platform's CoAP layer
+	PerSecond float64       // Pushed / Elapsed: end-to-end uplinks per second
+	Ceiling   float64       // bare go-coap: confirmable POSTs per second, same devices count and uplinks
+	CeilingN  int64         // requests answered by the bare server
+	Ratio     float64       // PerSecond / Ceiling
+
+	// PushesPerUplink is every push the sink received for the measured
+	// run (not only the counted Meter ones, and those that came after
+	// the last Meter push) per report sent.
+	PushesPerUplink float64
+	// Floor is the deliveries alone, run after the ceiling: the sink
+	// gets as many pushes again (FloorN), their bodies posted by a plain
+	// net/http client with FloorConcurrency in flight and no platform in
+	// between; Floor is the uplinks per second they amount to (pushes/s ÷
+	// PushesPerUplink).
+	Floor  float64
+	FloorN int64
+	// DownlinksPerUplink is the requests of the platform (report
+	// acknowledgements) a device answered per report sent, counted until
+	// the last push arrived.
+	DownlinksPerUplink float64
+	// Bound is what the parts of an uplink that no platform can leave
+	// out reach together on this machine: the device's exchanges (its
+	// report and the DownlinksPerUplink acknowledgements it answers, each
+	// a confirmable exchange like the bare server's) and the deliveries.
+	// Their CPU times per uplink add up: Bound is the machine's cores
+	// divided by (1+DownlinksPerUplink)·ExchangeCPU + DeliveriesCPU, the
+	// rate at which those parts alone keep every core busy (without
+	// /proc/stat, 1/((1+DownlinksPerUplink)/Ceiling + 1/Floor), which
+	// takes both runs to have kept the cores busy). BoundRatio is
+	// Bound / Ceiling: the highest Ratio a platform doing that work on
+	// the same cores as the devices and the sink can show.
+	Bound, BoundRatio float64
+	// ExchangeCPU is the machine's CPU time per request of the ceiling
+	// run, DeliveriesCPU per uplink's pushes in the floor run (/proc/stat;
+	// 0 where it is not there). CeilingCores, FloorCores and RunCores are
+	// the cores busy on average in the ceiling run, the floor run and the
+	// measured run (first report sent to last push).
+	ExchangeCPU, DeliveriesCPU         time.Duration
+	CeilingCores, FloorCores, RunCores float64
+	FirstError                         string // the first error, if any
 
 	// Rate is the paced rate the uplinks were sent at (uplinks/s); 0 for
 	// an unpaced run.
@@ -165,15 +200,16 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 				return nil, err
 			}
 		},
-		report: func(ctx context.Context, d *Device) error { return d.Report(ctx) },
-		pushed: stop,
-		rate:   cfg.Rate, paceOfMax: cfg.PaceOfMax,
+		report:    func(ctx context.Context, d *Device) error { return d.Report(ctx) },
+		downlinks: func(d *Device) int64 { return d.Stats().ReportAcks },
+		pushed:    stop,
+		rate:      cfg.Rate, paceOfMax: cfg.PaceOfMax,
 		resolve: func(ctx context.Context, want map[string]bool, x *deviceIndex) error {
 			return resolveByNodeID(ctx, cfg.API, cfg.IMEIs, want, x)
 		},
 	}
 	if !cfg.NoCeiling {
-		run.ceiling = func(ctx context.Context, fail func(error)) (int64, time.Duration, error) {
+		run.ceiling = func(ctx context.Context, fail func(error)) (span, error) {
 			return ceiling(ctx, cfg, fail)
 		}
 	}
@@ -185,8 +221,9 @@ var ceilingKey = []byte("doze-ceiling-key")
 
 // ceiling runs the bare go-coap server and as many clients as the load run
 // had devices, each sending cfg.Uplinks confirmable POST /dp. It returns
-// the requests answered and the time they took.
-func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time.Duration, error) {
+// the requests answered, the time they took and the machine's CPU time
+// over it.
+func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (span, error) {
 	logger := cfg.Device.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -199,7 +236,7 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 	}
 	srv, err := coapceiling.Start(sc)
 	if err != nil {
-		return 0, 0, fmt.Errorf("sim: %w", err)
+		return span{}, fmt.Errorf("sim: %w", err)
 	}
 	defer srv.Close()
 
@@ -234,17 +271,16 @@ func ceiling(ctx context.Context, cfg LoadConfig, fail func(error)) (int64, time
 		}
 	}()
 	payload := []byte{0x01, 0x55, 0xFF, 0xAB, 0x00, 0x01, 0xE2, 0x40, 0x00, 0x96, 0x00, 0x10} // a meterReading
-	sent, start := sendAll(clients, cfg.Workers, cfg.Uplinks, func(c *transport.Client) error {
+	sp := measureSend(clients, cfg.Workers, cfg.Uplinks, func(c *transport.Client) error {
 		if err := c.Send(ctx, transport.Content{Format: lwm2m.FormatOpaque, Payload: payload}); err != nil {
 			return fmt.Errorf("sim: ceiling send: %w", err)
 		}
 		return nil
 	}, fail)
-	el := time.Since(start)
-	if sent == 0 && ctx.Err() != nil {
-		return 0, 0, errors.Join(errors.New("sim: ceiling run: no request answered"), ctx.Err())
+	if sp.n == 0 && ctx.Err() != nil {
+		return span{}, errors.Join(errors.New("sim: ceiling run: no request answered"), ctx.Err())
 	}
-	return sent, el, nil
+	return sp, nil
 }
 
 // DevicesPerSource is how many devices Load puts on one source address

@@ -76,7 +76,8 @@ func (f *fakeAPI) callbacks() []string {
 // TestLoadCounts: the load mode counts one uplink per push carrying the
 // Meter service (a "service" or a "services" body), not the other pushes
 // a platform sends for the same report; it runs the bare go-coap ceiling
-// with as many requests as reports.
+// with as many requests as reports, then the deliveries alone, and counts
+// the report acknowledgements the devices answered.
 func TestLoadCounts(t *testing.T) {
 	var pushes sync.WaitGroup
 	tr := &http.Transport{}
@@ -84,13 +85,20 @@ func TestLoadCounts(t *testing.T) {
 	t.Cleanup(func() { pushes.Wait(); tr.CloseIdleConnections() })
 	var f *fakeAPI
 	var api *sim.API
-	p := startServer(t, transport.Config{DisableDTLS: true}, func(e transport.Event) {
+	var p *platform
+	p = startServer(t, transport.Config{DisableDTLS: true}, func(e transport.Event) {
 		if e.Kind != transport.EventUplink {
 			return
 		}
 		pushes.Add(1)
 		go func() {
 			defer pushes.Done()
+			// The report's acknowledgement first, as a platform with the
+			// meter's codec sends it: a request the device answers.
+			ack, err := sim.WaterMeterCodec().Encode(&codec.ReportAck{Request: e.Payload})
+			if err != nil || p.srv.Downlink(context.Background(), e.Endpoint, ack) != nil {
+				return
+			}
 			for _, u := range f.callbacks() {
 				// Per report: a Battery push (not a reading), then the
 				// Meter one in a batch body.
@@ -119,6 +127,14 @@ func TestLoadCounts(t *testing.T) {
 	require.Equal(t, int64(6), res.CeilingN)
 	require.Positive(t, res.Ceiling)
 	require.InDelta(t, res.PerSecond/res.Ceiling, res.Ratio, 1e-9)
+	// The deliveries alone: the run's 12 pushes (two per report, every
+	// one counted here) posted again to the sink.
+	require.InDelta(t, 2, res.PushesPerUplink, 1e-9)
+	require.InDelta(t, 1, res.DownlinksPerUplink, 1e-9, "one report acknowledgement answered per report")
+	require.Equal(t, int64(12), res.FloorN)
+	require.Positive(t, res.Floor)
+	require.Positive(t, res.Bound)
+	require.InDelta(t, res.Bound/res.Ceiling, res.BoundRatio, 1e-9)
 }
 
 // TestLoadBounded: when the platform never pushes, Load ends at its

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,10 @@ type loadRun[D comparable] struct {
 	connect func(ctx context.Context, i int) (D, error)
 	// report sends one report of a connected device.
 	report func(ctx context.Context, d D) error
+	// downlinks, when set, is how many requests of the platform a device
+	// has answered so far (report acknowledgements): each costs the
+	// machine an exchange like the bare server's (LoadResult.Bound).
+	downlinks func(d D) int64
 	// pushed, when set, is called once the pushes were awaited, before
 	// the figures are checked and the ceiling measured.
 	pushed func()
@@ -50,7 +55,7 @@ type loadRun[D comparable] struct {
 	// ceiling measures the bare server with as many clients and uplinks,
 	// returning the requests answered and the time they took; nil skips
 	// it.
-	ceiling func(ctx context.Context, fail func(error)) (int64, time.Duration, error)
+	ceiling func(ctx context.Context, fail func(error)) (span, error)
 }
 
 // run measures end-to-end uplinks per second — from the first report sent
@@ -154,22 +159,86 @@ func (r *loadRun[D]) run(ctx context.Context) (res LoadResult, _ error) {
 	}
 
 	if r.ceiling != nil {
-		n, took, err := r.ceiling(ctx, fail)
+		c, err := r.ceiling(ctx, fail)
 		if err != nil {
 			return res, err
 		}
-		res.CeilingN = n
-		if took > 0 {
-			res.Ceiling = float64(n) / took.Seconds()
+		res.CeilingN = c.n
+		if c.took > 0 {
+			res.Ceiling = float64(c.n) / c.took.Seconds()
+		}
+		f, err := r.floor(ctx, sink)
+		if err != nil {
+			return res, err
 		}
 		for _, p := range []*LoadResult{&res, probe} {
 			if p != nil && res.Ceiling > 0 {
+				// Every push of the measured run has arrived by now (the
+				// floor waited for the ceiling), not only the counted ones.
+				if res.Sent > 0 {
+					p.PushesPerUplink = float64(f.n) / float64(res.Sent)
+				}
 				p.CeilingN, p.Ceiling = res.CeilingN, res.Ceiling
 				p.Ratio = p.PerSecond / res.Ceiling
+				p.bound(c, f)
 			}
 		}
 	}
 	return res, nil
+}
+
+// bound fills the floor's figures and Bound from the ceiling's span c and
+// the floor's f: from their CPU time per item when the machine's is
+// known, from their rates otherwise.
+func (p *LoadResult) bound(c, f span) {
+	p.FloorN = f.n
+	if f.took <= 0 || f.n == 0 || p.PushesPerUplink <= 0 || c.n == 0 || c.took <= 0 {
+		return
+	}
+	p.Floor = float64(f.n) / f.took.Seconds() / p.PushesPerUplink
+	if c.cpuOK && f.cpuOK && c.cpu > 0 && f.cpu > 0 {
+		p.ExchangeCPU = c.cpu / time.Duration(c.n)
+		p.DeliveriesCPU = time.Duration(float64(f.cpu) / float64(f.n) * p.PushesPerUplink)
+		p.CeilingCores, p.FloorCores = c.cpu.Seconds()/c.took.Seconds(), f.cpu.Seconds()/f.took.Seconds()
+		per := time.Duration((1+p.DownlinksPerUplink)*float64(p.ExchangeCPU)) + p.DeliveriesCPU
+		p.Bound = float64(runtime.NumCPU()) / per.Seconds()
+	} else {
+		p.Bound = partsBound(p.Ceiling/(1+p.DownlinksPerUplink), p.Floor)
+	}
+	p.BoundRatio = p.Bound / p.Ceiling
+}
+
+// downlinkCount sums r.downlinks over the connected devices; 0 without it.
+func (r *loadRun[D]) downlinkCount(devs []D) int64 {
+	var n int64
+	var none D
+	for _, d := range devs {
+		if r.downlinks != nil && d != none {
+			n += r.downlinks(d)
+		}
+	}
+	return n
+}
+
+// floor measures the deliveries alone after the ceiling: the sink gets as
+// many pushes as it got in the measured run, posted again from the bodies
+// it kept.
+func (r *loadRun[D]) floor(ctx context.Context, s *sink) (span, error) {
+	s.mu.Lock()
+	bodies := s.bodies
+	s.mu.Unlock()
+	n := s.all.Load()
+	s.reset()
+	m := startCPU()
+	took, err := deliveryFloor(ctx, s.url, bodies, n)
+	busy, _, ok := m.stop()
+	if err != nil {
+		return span{}, err
+	}
+	if got := s.all.Load(); got != n {
+		return span{}, fmt.Errorf("sim: delivery floor: %d pushes posted, the sink counted %d", n, got)
+	}
+	return span{n: n, took: took, cpu: busy, cpuOK: ok}, nil
 }
 
 // phase has every device send r.uplinks reports, unpaced (Workers devices
@@ -183,6 +252,8 @@ func (r *loadRun[D]) phase(ctx context.Context, s *sink, devs []D, sends *sendTi
 		return r.report(ctx, d)
 	}
 	var start time.Time
+	down0 := r.downlinkCount(devs)
+	cpu := startCPU()
 	if rate > 0 {
 		var lags []time.Duration
 		res.Sent, start, lags = sendPaced(devs, r.uplinks, rate, report, fail)
@@ -197,6 +268,12 @@ func (r *loadRun[D]) phase(ctx context.Context, s *sink, devs []D, sends *sendTi
 	res.Acked = time.Since(start)
 	last := s.wait(ctx, res.Sent)
 	res.Pushed = s.count.Load()
+	if _, cores, ok := cpu.stop(); ok {
+		res.RunCores = cores
+	}
+	if res.Sent > 0 {
+		res.DownlinksPerUplink = float64(r.downlinkCount(devs)-down0) / float64(res.Sent)
+	}
 	if !last.IsZero() {
 		res.Elapsed = last.Sub(start)
 	}
@@ -298,11 +375,15 @@ type sink struct {
 	srv   *http.Server
 	done  chan struct{}
 	count atomic.Int64
+	all   atomic.Int64 // every push received since the last reset
 	mu    sync.Mutex
-	last  time.Time
-	arr   []arrival
-	seen  map[pushKey]bool // the uplinks pushed since the last reset
-	tick  chan struct{}
+	// bodies keeps the first pushes' bodies (at most maxFloorBodies) for
+	// the delivery floor.
+	bodies [][]byte
+	last   time.Time
+	arr    []arrival
+	seen   map[pushKey]bool // the uplinks pushed since the last reset
+	tick   chan struct{}
 }
 
 // pushKey names the uplink a push carries: deviceId and pulseCount.
@@ -342,6 +423,12 @@ func (s *sink) push(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	// Answer once counted, so that a pusher that saw 200 was counted.
 	defer w.WriteHeader(http.StatusOK)
+	s.all.Add(1)
+	s.mu.Lock()
+	if len(s.bodies) < maxFloorBodies {
+		s.bodies = append(s.bodies, b)
+	}
+	s.mu.Unlock()
 	var n struct {
 		DeviceID string        `json:"deviceId"`
 		Service  pushService   `json:"service"`
@@ -388,6 +475,7 @@ func (s *sink) push(w http.ResponseWriter, r *http.Request) {
 func (s *sink) reset() {
 	s.mu.Lock()
 	s.count.Store(0)
+	s.all.Store(0)
 	s.last, s.arr, s.seen = time.Time{}, nil, map[pushKey]bool{}
 	s.mu.Unlock()
 }

@@ -62,7 +62,7 @@ func MQTTLoad(ctx context.Context, cfg MQTTLoadConfig) (LoadResult, error) {
 		leave: func(d *MQTTDevice) { d.Close() },
 	}
 	if !cfg.NoCeiling {
-		run.ceiling = func(ctx context.Context, fail func(error)) (int64, time.Duration, error) {
+		run.ceiling = func(ctx context.Context, fail func(error)) (span, error) {
 			return mqttCeiling(ctx, cfg, fail)
 		}
 	}
@@ -71,11 +71,12 @@ func MQTTLoad(ctx context.Context, cfg MQTTLoadConfig) (LoadResult, error) {
 
 // mqttCeiling runs a bare mochi-mqtt broker on 127.0.0.1 and as many Paho
 // clients as the load run had devices, each publishing cfg.Uplinks QoS 1
-// reports; it returns the messages acknowledged and the time they took.
-func mqttCeiling(ctx context.Context, cfg MQTTLoadConfig, fail func(error)) (int64, time.Duration, error) {
+// reports; it returns the messages acknowledged, the time they took and
+// the machine's CPU time over it.
+func mqttCeiling(ctx context.Context, cfg MQTTLoadConfig, fail func(error)) (span, error) {
 	b, err := mqttceiling.Start(mqttceiling.Config{})
 	if err != nil {
-		return 0, 0, fmt.Errorf("sim: %w", err)
+		return span{}, fmt.Errorf("sim: %w", err)
 	}
 	defer b.Close()
 
@@ -96,15 +97,14 @@ func mqttCeiling(ctx context.Context, cfg MQTTLoadConfig, fail func(error)) (int
 			}
 		}
 	}()
-	sent, start := sendAll(clients, cfg.Workers, cfg.Uplinks, func(c *MQTTDevice) error {
+	sp := measureSend(clients, cfg.Workers, cfg.Uplinks, func(c *MQTTDevice) error {
 		if err := c.Report(ctx); err != nil {
 			return fmt.Errorf("sim: ceiling publish: %w", err)
 		}
 		return nil
 	}, fail)
-	el := time.Since(start)
-	if sent == 0 {
-		return 0, 0, errors.Join(errors.New("sim: MQTT ceiling run: no message acknowledged"), ctx.Err())
+	if sp.n == 0 {
+		return span{}, errors.Join(errors.New("sim: MQTT ceiling run: no message acknowledged"), ctx.Err())
 	}
-	return sent, el, nil
+	return sp, nil
 }
