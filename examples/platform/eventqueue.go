@@ -18,16 +18,19 @@ import (
 //
 //   - Handing an event to its worker never waits for the worker
 //     (eventQueue): the acknowledgement does not wait for the pipeline.
-//   - While devices are acknowledged faster than the pipeline takes their
-//     uplinks — the backlog grows — the workers hold every event back, each
-//     at most until it is Config.AckFirst old (2 s by default), so that the
+//   - While devices are acknowledged faster than the pipeline can take
+//     their uplinks — the backlog grows, and more come than the pipeline
+//     was ever seen to take — the workers hold every event back, each at
+//     most until it is Config.AckFirst old (2 s by default), so that the
 //     CPU goes to acknowledging (ingestGate). Once held, the pipeline takes
-//     nothing, so the hold lasts while uplinks keep coming, and ends
-//     quietTicks ticks (30 ms) after they stop. Without the hold the two
-//     settle where acknowledging is as slow as the pipeline: the pipeline
-//     takes most of the CPU, and each device waits for it. A paced load
-//     the pipeline keeps up with never grows the backlog and is never held
-//     back; a sustained overload ends with uplinks processed AckFirst late
+//     nothing, so the hold lasts while uplinks keep coming that fast, and
+//     ends quietTicks ticks (30 ms) after they stop or as soon as they come
+//     slower. Without the hold the two settle where acknowledging is as
+//     slow as the pipeline: the pipeline takes most of the CPU, and each
+//     device waits for it. A load the pipeline has kept up with is not held
+//     back, not even after a stall grew the backlog (before, such a hold
+//     lasted as long as the load, and every uplink was processed AckFirst
+//     late); a sustained overload ends with uplinks processed AckFirst late
 //     at the pipeline's rate, and acknowledged at that rate.
 //   - At most Config.MaxBacklog uplinks wait: beyond it an uplink is not
 //     acknowledged (errBacklogFull), and the device sends it again.
@@ -121,18 +124,21 @@ const (
 	// than the pipeline takes their uplinks: 20 in 100 ms, 200/s.
 	growthHigh = 20
 	// defaultAckFirst and defaultMaxBacklog are Config's defaults.
+
 	defaultAckFirst   = 2 * time.Second
 	defaultMaxBacklog = 200_000
 )
 
+
 // ingestGate counts the uplinks acknowledged and not yet taken by a worker
 // and holds workers back while devices are being acknowledged faster than
-// the pipeline takes their uplinks. Its Run looks every gateTick at the
+// the pipeline can take their uplinks. Its Run looks every gateTick at the
 // last gateWindow ticks: it starts holding when the backlog is above
-// backlogLow and grew by more than growthHigh over the window, and lets go
-// when no uplink arrived for quietTicks ticks (once held, the workers take
-// nothing, so the backlog grows for as long as uplinks come). A load the
-// pipeline keeps up with never grows the backlog and is never held.
+// backlogLow, grew by more than growthHigh over the window and more
+// arrived than the pipeline was seen to take, and lets go when no uplink
+// arrived for quietTicks ticks or no more came than that (once
+// held, the workers take nothing, so the backlog grows for as long as
+// uplinks come). A load the pipeline has kept up with is never held.
 type ingestGate struct {
 	backlog   atomic.Int64
 	arrived   atomic.Int64  // uplinks accepted since start
@@ -140,6 +146,11 @@ type ingestGate struct {
 	heldTicks atomic.Int64  // gate ticks spent holding (doze_ingest_held_seconds_total)
 	maxDefer  time.Duration // Config.AckFirst; ≤ 0: never hold
 	limit     int64         // Config.MaxBacklog
+
+	// seenRate is the most uplinks the pipeline was seen to take over a
+	// window (Run says which windows count), plus one; 0 until one was
+	// seen (pipelineRate).
+	seenRate atomic.Int64
 
 	mu   sync.Mutex
 	open chan struct{} // nil while open; closed when a hold ends
@@ -173,6 +184,21 @@ func (g *ingestGate) taken() {
 	g.took.Add(1)
 }
 
+// pipelineRate returns the most uplinks the pipeline was seen to take over
+// a window, and whether it was seen at all.
+func (g *ingestGate) pipelineRate() (int64, bool) {
+	n := g.seenRate.Load()
+	return n - 1, n > 0
+}
+
+// sawRate notes that the pipeline took n uplinks over a window that shows
+// what it can take.
+func (g *ingestGate) sawRate(n int64) {
+	if r, ok := g.pipelineRate(); !ok || n > r {
+		g.seenRate.Store(n + 1)
+	}
+}
+
 // held returns the channel a held worker waits on, or nil when open.
 func (g *ingestGate) held() chan struct{} {
 	g.mu.Lock()
@@ -195,6 +221,17 @@ func (g *ingestGate) hold(hold bool) {
 
 // Run judges the arrivals and takes every gateTick until ctx ends, and
 // opens the gate on the way out.
+//
+// Holding pays only while devices come faster than the pipeline can take
+// their uplinks: then it keeps the CPU for acknowledging them. A load the
+// pipeline can take, held because a stall (a slow disk sync, a pause)
+// grew the backlog, would stay held for as long as it lasts — it never
+// pauses — and every uplink would be processed AckFirst late. So the gate
+// learns what the pipeline can take: the most uplinks it took over a
+// window in which the gate was open and it either always had a backlog
+// above backlogLow (its rate) or never did (it kept up with what came).
+// It holds only while more than that arrive over the window, and lets go
+// as soon as no more do.
 func (g *ingestGate) Run(ctx context.Context) error {
 	defer g.hold(false)
 	if g.maxDefer <= 0 {
@@ -202,7 +239,10 @@ func (g *ingestGate) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(gateTick)
 	defer t.Stop()
-	var growth [gateWindow]int64 // arrivals minus takes per tick, a ring
+	// Per tick, a ring over the window: arrivals, takes, whether the
+	// backlog was above backlogLow and whether the gate was held.
+	var arrivals, takes [gateWindow]int64
+	var busy, heldAt [gateWindow]bool
 	i, quiet := 0, 0
 	lastA, lastT := g.arrived.Load(), g.took.Load()
 	for {
@@ -212,7 +252,9 @@ func (g *ingestGate) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		a, tk := g.arrived.Load(), g.took.Load()
-		growth[i%gateWindow] = (a - lastA) - (tk - lastT)
+		k := i % gateWindow
+		arrivals[k], takes[k] = a-lastA, tk-lastT
+		busy[k], heldAt[k] = g.backlog.Load() > backlogLow, g.held() != nil
 		if a == lastA {
 			quiet++
 		} else {
@@ -220,19 +262,28 @@ func (g *ingestGate) Run(ctx context.Context) error {
 		}
 		lastA, lastT = a, tk
 		i++
-		var sum int64
-		for _, d := range growth {
-			sum += d
+		var in, out int64
+		allBusy, noneBusy, open := true, true, i >= gateWindow
+		for j := range gateWindow {
+			in, out = in+arrivals[j], out+takes[j]
+			allBusy, noneBusy, open = allBusy && busy[j], noneBusy && !busy[j], open && !heldAt[j]
 		}
+		if open && (allBusy || noneBusy) {
+			g.sawRate(out)
+		}
+		rate, _ := g.pipelineRate()
+		overloaded := in > rate
 		held := g.held() != nil
 		switch {
-		case !held && quiet == 0 && g.backlog.Load() > backlogLow && sum > growthHigh:
+		case !held && quiet == 0 && g.backlog.Load() > backlogLow && in-out > growthHigh && overloaded:
 			g.hold(true)
-		case held && (quiet >= quietTicks || g.backlog.Load() <= backlogLow):
+		case held && (quiet >= quietTicks || g.backlog.Load() <= backlogLow || !overloaded):
 			// A held pipeline takes nothing, so the backlog only grows
-			// while uplinks come: the hold ends when they stop.
+			// while uplinks come: the hold ends when they stop, or when
+			// no more come than the pipeline can take.
 			g.hold(false)
-			clear(growth[:])
+			clear(arrivals[:])
+			clear(takes[:])
 		}
 		if held || g.held() != nil {
 			g.heldTicks.Add(1)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -84,6 +85,19 @@ func arrive(g *ingestGate, interval time.Duration, take bool, stop <-chan struct
 	}
 }
 
+// waitHeld waits, tick by tick, until g holds: within two windows, the
+// first one to see the pipeline take (nothing, here) with a backlog.
+func waitHeld(t *testing.T, g *ingestGate) {
+	t.Helper()
+	for range 2 * gateWindow {
+		time.Sleep(gateTick)
+		if g.held() != nil {
+			return
+		}
+	}
+	t.Fatalf("not held after %v of arrivals nobody takes", 2*gateWindow*gateTick)
+}
+
 // startGate runs g in the bubble until the test ends, with backlog
 // uplinks already waiting.
 func startGate(t *testing.T, g *ingestGate, backlog int) {
@@ -100,7 +114,9 @@ func startGate(t *testing.T, g *ingestGate, backlog int) {
 // they are taken and the backlog is above backlogLow — each uplink at most
 // until it is AckFirst old — and let go within two ticks once the arrivals
 // stop (not at a pause shorter than quietTicks); never while the takes keep
-// up, with a small backlog, or with AckFirst negative.
+// up, with a small backlog, or with AckFirst negative; and not when the
+// uplinks come slower than the pipeline was seen to take them, even after
+// a stall grew the backlog (a storm faster than it still is held).
 func TestIngestGate(t *testing.T) {
 	t.Run("held until AckFirst", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
@@ -109,7 +125,7 @@ func TestIngestGate(t *testing.T) {
 			stop := make(chan struct{})
 			defer close(stop)
 			go arrive(g, time.Millisecond, false, stop)
-			time.Sleep(gateWindow * gateTick)
+			waitHeld(t, g)
 			require.NotNil(t, g.held(), "held after a window of arrivals nobody takes")
 			start := time.Now()
 			g.wait(context.Background(), start)
@@ -127,7 +143,7 @@ func TestIngestGate(t *testing.T) {
 			stop := make(chan struct{})
 			go arrive(g, time.Millisecond, false, stop)
 			time.AfterFunc(300*time.Millisecond, func() { close(stop) })
-			time.Sleep(gateWindow * gateTick)
+			waitHeld(t, g)
 			require.NotNil(t, g.held())
 			g.wait(context.Background(), time.Now())
 			require.Greater(t, time.Since(start), 300*time.Millisecond)
@@ -141,7 +157,7 @@ func TestIngestGate(t *testing.T) {
 			startGate(t, g, backlogLow)
 			stop := make(chan struct{})
 			go arrive(g, time.Millisecond, false, stop)
-			time.Sleep(gateWindow * gateTick)
+			waitHeld(t, g)
 			require.NotNil(t, g.held())
 			close(stop)
 			time.Sleep((quietTicks - 1) * gateTick) // a pause of two ticks
@@ -196,6 +212,74 @@ func TestIngestGate(t *testing.T) {
 			require.Zero(t, time.Since(start))
 		})
 	})
+	for _, learn := range []string{"draining a backlog", "keeping up"} {
+		t.Run("a load the pipeline can take is not held after a stall, rate learned "+learn, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := &ingestGate{maxDefer: 2 * time.Second}
+				// The pipeline: two uplinks a millisecond (200 a window)
+				// while the gate is open and it is not stalled.
+				var stalled atomic.Bool
+				stopPipeline := make(chan struct{})
+				defer close(stopPipeline)
+				go func() {
+					for {
+						select {
+						case <-stopPipeline:
+							return
+						case <-time.After(time.Millisecond):
+						}
+						if open := g.held(); open != nil {
+							select {
+							case <-open:
+							case <-stopPipeline:
+								return
+							}
+						}
+						for range 2 {
+							if !stalled.Load() && g.backlog.Load() > 0 {
+								g.taken()
+							}
+						}
+					}
+				}()
+				backlog := 0
+				if learn == "draining a backlog" {
+					backlog = 1000 // taken at the pipeline's rate, nothing arriving
+				}
+				startGate(t, g, backlog)
+				time.Sleep(600 * time.Millisecond)
+				require.Zero(t, g.backlog.Load())
+				require.Zero(t, g.heldTicks.Load(), "a backlog drained with nothing arriving is not held")
+
+				// One uplink a millisecond, half of what the pipeline
+				// takes, and a stall of 60 ms that grows the backlog past
+				// backlogLow.
+				stop := make(chan struct{})
+				go arrive(g, time.Millisecond, false, stop)
+				time.Sleep(300 * time.Millisecond)
+				stalled.Store(true)
+				time.Sleep(60 * time.Millisecond)
+				require.Greater(t, g.backlog.Load(), int64(backlogLow+growthHigh))
+				stalled.Store(false)
+				for range 100 {
+					time.Sleep(gateTick)
+					require.Nil(t, g.held(), "arrivals the pipeline has taken before are not held back")
+				}
+				require.Less(t, g.backlog.Load(), int64(backlogLow), "the pipeline caught up")
+
+				// Four a millisecond, twice what it takes: a storm, held.
+				stop2 := make(chan struct{})
+				for range 3 {
+					go arrive(g, time.Millisecond, false, stop2)
+				}
+				waitHeld(t, g)
+				close(stop)
+				close(stop2)
+				time.Sleep((quietTicks + 2) * gateTick)
+				require.Nil(t, g.held(), "let go once the storm stops")
+			})
+		})
+	}
 	t.Run("stopping ends the hold", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			g := &ingestGate{maxDefer: time.Hour}
@@ -208,7 +292,7 @@ func TestIngestGate(t *testing.T) {
 			stop := make(chan struct{})
 			defer close(stop)
 			go arrive(g, time.Millisecond, false, stop)
-			time.Sleep(gateWindow * gateTick)
+			waitHeld(t, g)
 			require.NotNil(t, g.held())
 			time.AfterFunc(time.Second, cancel)
 			start := time.Now()
