@@ -129,7 +129,6 @@ const (
 	defaultMaxBacklog = 200_000
 )
 
-
 // ingestGate counts the uplinks acknowledged and not yet taken by a worker
 // and holds workers back while devices are being acknowledged faster than
 // the pipeline can take their uplinks. Its Run looks every gateTick at the
