@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -14,8 +15,10 @@ const userHZ = 100
 
 // machineBusy is the CPU time all cores of the machine spent working (user,
 // nice, system, irq and softirq; not idle, I/O wait or steal) since boot,
-// from /proc/stat; ok is false where there is no /proc/stat.
-func machineBusy() (busy time.Duration, ok bool) {
+// in USER_HZ ticks, from /proc/stat; ok is false where there is no
+// /proc/stat. (Ticks, not a time.Duration: a machine of many cores passes
+// the 292 years a Duration holds.)
+func machineBusy() (ticks int64, ok bool) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return 0, false
@@ -29,8 +32,9 @@ func machineBusy() (busy time.Duration, ok bool) {
 }
 
 // parseProcStatCPU reads the "cpu" line of /proc/stat: user nice system
-// idle iowait irq softirq steal …, in USER_HZ ticks.
-func parseProcStatCPU(line string) (time.Duration, bool) {
+// idle iowait irq softirq steal …, in USER_HZ ticks, and returns the sum of
+// the busy ones.
+func parseProcStatCPU(line string) (int64, bool) {
 	f := strings.Fields(line)
 	if len(f) < 8 || f[0] != "cpu" {
 		return 0, false
@@ -38,17 +42,22 @@ func parseProcStatCPU(line string) (time.Duration, bool) {
 	var ticks int64
 	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
 		n, err := strconv.ParseInt(f[i], 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || n < 0 || n > math.MaxInt64/8 {
 			return 0, false
 		}
-		ticks += n
+		ticks += n // five fields of at most MaxInt64/8: no overflow
 	}
-	return time.Duration(ticks) * time.Second / userHZ, true
+	return ticks, true
+}
+
+// ticksToDuration converts a span of USER_HZ ticks.
+func ticksToDuration(ticks int64) time.Duration {
+	return time.Duration(ticks) * (time.Second / userHZ)
 }
 
 // cpuMeter measures the machine's busy CPU time over a span.
 type cpuMeter struct {
-	start time.Duration
+	start int64 // ticks
 	t0    time.Time
 	ok    bool
 }
@@ -65,7 +74,7 @@ func (m cpuMeter) stop() (busy time.Duration, cores float64, ok bool) {
 	if !ok || !m.ok {
 		return 0, 0, false
 	}
-	busy = b - m.start
+	busy = ticksToDuration(b - m.start)
 	if wall := time.Since(m.t0); wall > 0 {
 		cores = busy.Seconds() / wall.Seconds()
 	}

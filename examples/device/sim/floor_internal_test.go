@@ -18,13 +18,15 @@ import (
 func TestParseProcStatCPU(t *testing.T) {
 	busy, ok := parseProcStatCPU("cpu  39247 5 13706 68708 1282 7 1909 216 0 0\n")
 	require.True(t, ok)
-	require.Equal(t, time.Duration(39247+5+13706+7+1909)*10*time.Millisecond, busy)
+	require.Equal(t, int64(39247+5+13706+7+1909), busy)
+	require.Equal(t, 548*time.Second+740*time.Millisecond, ticksToDuration(busy))
 	for _, bad := range []string{
-		"cpu0 1 2 3 4 5 6 7 8",         // one core, not the total
-		"cpu  1 2 3 4",                 // too few fields
-		"cpu  1 x 3 4 5 6 7 8",         // not a number
-		"cpu  1 2 -3 4 5 6 7 8",        // negative
-		"intr 1 2 3 4 5 6 7 8 9 10 11", // another line
+		"cpu0 1 2 3 4 5 6 7 8",                   // one core, not the total
+		"cpu  1 2 3 4",                           // too few fields
+		"cpu  1 x 3 4 5 6 7 8",                   // not a number
+		"cpu  1 2 -3 4 5 6 7 8",                  // negative
+		"intr 1 2 3 4 5 6 7 8 9 10 11",           // another line
+		"cpu  9223372036854775807 1 1 1 1 1 1 1", // would overflow the sum
 	} {
 		_, ok := parseProcStatCPU(bad)
 		require.False(t, ok, bad)
@@ -95,4 +97,22 @@ func TestDeliveryFloor(t *testing.T) {
 	defer refusing.Close()
 	_, err = deliveryFloor(context.Background(), refusing.URL, [][]byte{[]byte("a")}, 5)
 	require.ErrorContains(t, err, "503")
+}
+
+// FuzzParseProcStatCPU: any line is refused or read as busy ticks that are
+// not negative (no overflow), the sum of its user, nice, system, irq and
+// softirq fields.
+func FuzzParseProcStatCPU(f *testing.F) {
+	f.Add("cpu  39247 5 13706 68708 1282 7 1909 216 0 0\n")
+	f.Add("cpu 1 2 3 4 5 6 7")
+	f.Add("cpu0 1 2 3 4 5 6 7 8")
+	f.Add("cpu  9223372036854775807 9223372036854775807 1 1 1 1 1 1")
+	f.Fuzz(func(t *testing.T, line string) {
+		busy, ok := parseProcStatCPU(line)
+		if !ok {
+			require.Zero(t, busy)
+			return
+		}
+		require.GreaterOrEqual(t, busy, int64(0), "busy ticks of %q", line)
+	})
 }
