@@ -361,8 +361,8 @@
 // most maxBacklog uplinks wait; beyond that one is not acknowledged), and
 // while devices are acknowledged faster than the workers can take their
 // uplinks (the backlog grew by more than 20 in the last 100 ms, more than
-// 32 wait, and more arrived than the pipeline was ever seen to take in
-// 100 ms), the workers hold every event back — each at most ackFirst, 2 s,
+// 32 wait, and more arrived than 5/4 of what the pipeline was lately seen
+// to take in 100 ms), the workers hold every event back — each at most ackFirst, 2 s,
 // after it arrived — until no uplink came for 30 ms or no more come than
 // the pipeline takes. Durable ACKs went
 // to 0.37–0.45 of bare go-coap (from 0.13–0.15), end to end 3–10% down, and

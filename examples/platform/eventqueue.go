@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,9 @@ import (
 //   - Handing an event to its worker never waits for the worker
 //     (eventQueue): the acknowledgement does not wait for the pipeline.
 //   - While devices are acknowledged faster than the pipeline can take
-//     their uplinks — the backlog grows, and more come than the pipeline
-//     was ever seen to take — the workers hold every event back, each at
+//     their uplinks — the backlog grows, and more come than 5/4 of what
+//     the pipeline was lately seen to take — the workers hold every event
+//     back, each at
 //     most until it is Config.AckFirst old (2 s by default), so that the
 //     CPU goes to acknowledging (ingestGate). Once held, the pipeline takes
 //     nothing, so the hold lasts while uplinks keep coming that fast, and
@@ -123,6 +125,13 @@ const (
 	// (arrivals minus takes) for devices to count as acknowledged faster
 	// than the pipeline takes their uplinks: 20 in 100 ms, 200/s.
 	growthHigh = 20
+	// overloadFactor: the gate holds while more than this many times
+	// the uplinks the pipeline was seen to take over a window arrive.
+	overloadFactor = 1.25
+	// rateHalfLife: what the pipeline was seen to take is forgotten by
+	// half in this time without new evidence (a rate seen while it took
+	// cheap uplinks, or before the machine got busier, fades).
+	rateHalfLife = 5 * time.Second
 	// defaultAckFirst and defaultMaxBacklog are Config's defaults.
 
 	defaultAckFirst   = 2 * time.Second
@@ -133,9 +142,10 @@ const (
 // and holds workers back while devices are being acknowledged faster than
 // the pipeline can take their uplinks. Its Run looks every gateTick at the
 // last gateWindow ticks: it starts holding when the backlog is above
-// backlogLow, grew by more than growthHigh over the window and more
-// arrived than the pipeline was seen to take, and lets go when no uplink
-// arrived for quietTicks ticks or no more came than that (once
+// backlogLow, grew by more than growthHigh over the window and more than
+// overloadFactor times what the pipeline was seen to take arrived, and
+// lets go when no uplink arrived for quietTicks ticks or no more came than
+// that (once
 // held, the workers take nothing, so the backlog grows for as long as
 // uplinks come). A load the pipeline has kept up with is never held.
 type ingestGate struct {
@@ -146,9 +156,7 @@ type ingestGate struct {
 	maxDefer  time.Duration // Config.AckFirst; ≤ 0: never hold
 	limit     int64         // Config.MaxBacklog
 
-	// seenRate is the most uplinks the pipeline was seen to take over a
-	// window (Run says which windows count), plus one; 0 until one was
-	// seen (pipelineRate).
+	// seenRate is what Run takes the pipeline to take over a window.
 	seenRate atomic.Int64
 
 	mu   sync.Mutex
@@ -183,21 +191,6 @@ func (g *ingestGate) taken() {
 	g.took.Add(1)
 }
 
-// pipelineRate returns the most uplinks the pipeline was seen to take over
-// a window, and whether it was seen at all.
-func (g *ingestGate) pipelineRate() (int64, bool) {
-	n := g.seenRate.Load()
-	return n - 1, n > 0
-}
-
-// sawRate notes that the pipeline took n uplinks over a window that shows
-// what it can take.
-func (g *ingestGate) sawRate(n int64) {
-	if r, ok := g.pipelineRate(); !ok || n > r {
-		g.seenRate.Store(n + 1)
-	}
-}
-
 // held returns the channel a held worker waits on, or nil when open.
 func (g *ingestGate) held() chan struct{} {
 	g.mu.Lock()
@@ -221,16 +214,17 @@ func (g *ingestGate) hold(hold bool) {
 // Run judges the arrivals and takes every gateTick until ctx ends, and
 // opens the gate on the way out.
 //
-// Holding pays only while devices come faster than the pipeline can take
-// their uplinks: then it keeps the CPU for acknowledging them. A load the
+// Holding pays while devices come faster than the pipeline takes their
+// uplinks: then it keeps the CPU for acknowledging them. A load the
 // pipeline can take, held because a stall (a slow disk sync, a pause)
 // grew the backlog, would stay held for as long as it lasts — it never
 // pauses — and every uplink would be processed AckFirst late. So the gate
-// learns what the pipeline can take: the most uplinks it took over a
-// window in which the gate was open and it either always had a backlog
-// above backlogLow (its rate) or never did (it kept up with what came).
-// It holds only while more than that arrive over the window, and lets go
-// as soon as no more do.
+// learns what the pipeline takes: the most uplinks it took over an open
+// window in which it either always had a backlog above backlogLow (its
+// rate) or never did (it kept up with what came), forgotten by half every
+// rateHalfLife without new evidence. It holds only while more than
+// overloadFactor times that arrive over the window, and lets go as soon as
+// no more do.
 func (g *ingestGate) Run(ctx context.Context) error {
 	defer g.hold(false)
 	if g.maxDefer <= 0 {
@@ -243,6 +237,7 @@ func (g *ingestGate) Run(ctx context.Context) error {
 	var arrivals, takes [gateWindow]int64
 	var busy, heldAt [gateWindow]bool
 	i, quiet := 0, 0
+	rate, decay := 0.0, math.Exp2(-float64(gateTick)/float64(rateHalfLife))
 	lastA, lastT := g.arrived.Load(), g.took.Load()
 	for {
 		select {
@@ -267,11 +262,12 @@ func (g *ingestGate) Run(ctx context.Context) error {
 			in, out = in+arrivals[j], out+takes[j]
 			allBusy, noneBusy, open = allBusy && busy[j], noneBusy && !busy[j], open && !heldAt[j]
 		}
+		rate *= decay
 		if open && (allBusy || noneBusy) {
-			g.sawRate(out)
+			rate = max(rate, float64(out))
 		}
-		rate, _ := g.pipelineRate()
-		overloaded := in > rate
+		g.seenRate.Store(int64(rate))
+		overloaded := float64(in) > overloadFactor*rate
 		held := g.held() != nil
 		switch {
 		case !held && quiet == 0 && g.backlog.Load() > backlogLow && in-out > growthHigh && overloaded:

@@ -280,6 +280,31 @@ func TestIngestGate(t *testing.T) {
 			})
 		})
 	}
+	t.Run("what the pipeline took long ago is forgotten", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			g := &ingestGate{maxDefer: time.Hour}
+			// A pipeline that took 400 uplinks a window, once.
+			startGate(t, g, 4000)
+			for range 100 {
+				time.Sleep(time.Millisecond)
+				for range 4 {
+					g.taken()
+				}
+			}
+			time.Sleep(gateWindow * gateTick)
+			require.GreaterOrEqual(t, g.seenRate.Load(), int64(390))
+			// Half a minute later, 150 a window arrive and nothing is
+			// taken: held (150 > 5/4 of what is left of 400).
+			time.Sleep(30 * time.Second)
+			require.Less(t, g.seenRate.Load(), int64(10))
+			stop := make(chan struct{})
+			defer close(stop)
+			for range 3 {
+				go arrive(g, 2*time.Millisecond, false, stop)
+			}
+			waitHeld(t, g)
+		})
+	})
 	t.Run("stopping ends the hold", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			g := &ingestGate{maxDefer: time.Hour}
