@@ -384,10 +384,10 @@
 // (report and report acknowledgement, each at the bare server's CPU) plus
 // its deliveries. On 2 cores that bound is 0.21–0.27 of bare go-coap with
 // the demo meter's three deviceDataChanged, 0.33–0.41 with one
-// deviceDatasChanged, and 0.24–0.29 of a bare MQTT broker with two pushes
+// deviceDatasChanged, and 0.24–0.30 of a bare MQTT broker with two pushes
 // per report: an HTTP delivery costs the machine about what a whole DTLS
-// exchange does. The platform reaches 0.30–0.48 of it (CoAP) and
-// 0.23–0.32 (MQTT); the rest is its own work (synced inbox and store
+// exchange does. The platform reaches 0.30–0.49 of it (CoAP) and
+// 0.23–0.34 (MQTT); the rest is its own work (synced inbox and store
 // commits, check, queues). The ingest gate now learns the pipeline's rate:
 // before, a stall under a steady load it kept up with held every uplink
 // for ackFirst (p50 device-to-push 2 s in one paced run); see
