@@ -44,7 +44,8 @@ type LoadConfig struct {
 	// push per service of a report) or "deviceDatasChanged" (one push with
 	// every service). "" means deviceDataChanged.
 	NotifyType string
-	// NoCeiling skips the bare go-coap run.
+	// NoCeiling skips the bare go-coap run and the deliveries alone after
+	// it (LoadResult.Floor, Bound).
 	NoCeiling bool
 	// Sources spreads the devices (and the ceiling's clients) over this
 	// many loopback source addresses, 127.0.0.2, 127.0.0.3, …, device i

@@ -22,7 +22,7 @@ type MQTTLoadConfig struct {
 	API        *API              // subscribes the sink; required, logged in
 	SinkAddr   string            // as LoadConfig.SinkAddr
 	NotifyType string            // as LoadConfig.NotifyType
-	NoCeiling  bool              // skip the bare broker run
+	NoCeiling  bool              // skip the bare broker run and the deliveries alone after it
 }
 
 // MQTTLoad measures end-to-end MQTT reports per second — from the first
