@@ -101,8 +101,9 @@
 // Queue mode (LWM-8): a queue-mode device is reachable for
 // Config.AwakeWindow (default 93 s) after anything it sends (registration,
 // update, notification, Send); each raises EventWoke with AwakeUntil. A
-// request to a sleeping device fails at once with ErrSleeping and nothing is
-// sent.
+// message sent again (a retransmission, answered from the duplicate cache)
+// extends the window from its arrival but raises nothing. A request to a
+// sleeping device fails at once with ErrSleeping and nothing is sent.
 //
 // # Exchange layer and retransmission
 //

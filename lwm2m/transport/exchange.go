@@ -31,6 +31,7 @@ type exchange struct {
 	handle      func(req *message.Message) (*message.Message, func()) // answers a request (never nil) and may return work to start after the answer left
 	onNotify    func(m *message.Message) notifyResult                 // an unsolicited response (notification)
 	onMalformed func(err error)                                       // a datagram that is not well-formed CoAP; may be nil
+	onDuplicate func(now time.Time)                                   // a request or notification received again; may be nil
 	sem         chan struct{}                                         // NSTART = 1
 
 	mu      sync.Mutex
@@ -533,6 +534,14 @@ const (
 // that the device's retransmission is processed again.
 var noAnswer = &message.Message{}
 
+// duplicated tells onDuplicate that a message came again: the peer sent
+// it again, so it is awake now.
+func (e *exchange) duplicated(now time.Time) {
+	if e.onDuplicate != nil {
+		e.onDuplicate(now)
+	}
+}
+
 // forget drops mid from the duplicate cache. e.mu is held.
 func (e *exchange) forget(mid uint16) {
 	if _, ok := e.seen[mid]; ok {
@@ -545,6 +554,7 @@ func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 	e.mu.Lock()
 	if s, dup := e.duplicate(mid, now); dup {
 		e.mu.Unlock()
+		e.duplicated(now) // before the answer: whoever gets it sees the device awake
 		if s.resp != nil {
 			_ = e.send(s.resp)
 		}
@@ -622,6 +632,7 @@ func (e *exchange) receiveResponse(m *message.Message, now time.Time) {
 	}
 	e.mu.Unlock()
 	if dup { // answered from cache, processed once
+		e.duplicated(now)
 		if s.resp != nil {
 			_ = e.send(s.resp)
 		}

@@ -285,6 +285,27 @@ func (s *Server) wake(r Registration, now time.Time) {
 	s.emit(e)
 }
 
+// stillAwake extends the awake window of the queue-mode device behind sess
+// when a message of it came again (a retransmission): in queue mode a
+// device stays awake for a while after each message it sends (CoAP's
+// MAX_TRANSMIT_WAIT by default, Config.AwakeWindow here), a sent-again one
+// included, so one whose request was answered late stays reachable for a
+// window from its last copy. Nothing else happens: the first copy did the
+// rest.
+func (s *Server) stillAwake(sess *session, now time.Time) {
+	sess.mu.Lock()
+	ep := sess.endpoint
+	sess.mu.Unlock()
+	if ep == "" {
+		return
+	}
+	s.mu.Lock()
+	if r := s.regs[ep]; r != nil && r.sess == sess && r.Queue && now.Add(s.cfg.AwakeWindow).After(r.AwakeUntil) {
+		r.AwakeUntil = now.Add(s.cfg.AwakeWindow)
+	}
+	s.mu.Unlock()
+}
+
 // touch records that the device behind sess sent something at now and
 // raises the wake event (LWM-8).
 func (s *Server) touch(sess *session, ep string, now time.Time) {

@@ -326,3 +326,35 @@ func TestGarbageAndUnknownPaths(t *testing.T) {
 	require.Equal(t, message.Reset, rst.Type)
 	require.Equal(t, int32(4242), rst.MessageID)
 }
+
+// LWM-8: a queue-mode device that sends a request again (its answer came
+// late) stays awake for a window from the copy, not only from the first:
+// it counts its awake time from what it last sent. The duplicate is still
+// answered from the cache and processed once.
+func TestDuplicateExtendsAwakeWindow(t *testing.T) {
+	const window = time.Minute
+	s, rec := plainServer(t, Config{AwakeWindow: window})
+	p := newRawPeer(t, s.UDPAddr())
+	r := p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=dupq", "lt=60", "b=UQ"}, cfLink, []byte("</3/0>")))
+	require.Equal(t, codes.Created, r.Code)
+	loc := msgLocation(&r)
+	rec.wait(t, EventRegistered, "dupq", 1)
+
+	first := p.send(p.request(codes.POST, loc, nil, cfNone, nil)) // an Update
+	a1 := p.recvBytes()
+	rec.wait(t, EventUpdated, "dupq", 1)
+	reg, ok := s.Registration("dupq")
+	require.True(t, ok)
+	firstUntil := reg.AwakeUntil
+
+	// The server took the first copy before it answered: a copy sent
+	// after the answer arrived comes later than it.
+	resent := time.Now()
+	p.sendBytes(first)
+	require.Equal(t, a1, p.recvBytes(), "the copy gets the cached answer")
+	reg, _ = s.Registration("dupq")
+	require.False(t, reg.AwakeUntil.Before(resent.Add(window)), "the window runs from the copy: until %v, the copy sent at %v", reg.AwakeUntil, resent)
+	require.True(t, reg.AwakeUntil.After(firstUntil))
+	time.Sleep(50 * time.Millisecond) // the copy's answer came back: it was handled by now
+	require.Equal(t, 1, rec.count(EventUpdated, "dupq"), "processed once")
+}

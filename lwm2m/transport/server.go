@@ -400,6 +400,7 @@ func (s *Server) newSession(secure bool) *session {
 	sess.ex = newExchange(sess.write, s.cfg.MaxMessageSize)
 	sess.ex.handle = sess.handle
 	sess.ex.onNotify = sess.notification
+	sess.ex.onDuplicate = func(now time.Time) { s.stillAwake(sess, now) }
 	sess.ex.setTransmission(s.cfg.Transmission)
 	sess.ex.onMalformed = func(err error) {
 		s.floods.note("malformed", "lwm2m: malformed CoAP message", "addr", addrString(sess.remoteAddr()), "err", err)
