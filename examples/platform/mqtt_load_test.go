@@ -49,19 +49,21 @@ func TestMQTTSimulatorLoad(t *testing.T) {
 	require.Zero(t, res.Errors, res.FirstError)
 	t.Logf("MQTT end to end %.0f reports/s, bare broker %.0f publishes/s, ratio %.2f", res.PerSecond, res.Ceiling, res.Ratio)
 
-	// A simulated device answers a command at once (MQT-3). It connects
-	// once the broker closed the load run's connection of the same client
-	// id (the broker library cleans a closed session up asynchronously).
-	require.Eventually(t, func() bool { return !tp.mq.Connected(creds[0].DeviceID) }, 5*time.Second, 10*time.Millisecond)
-	d, err := sim.NewMQTT(sim.MQTTConfig{Broker: tp.mq.Addr("tcp"), DeviceID: creds[0].DeviceID, Secret: creds[0].Secret})
+	// A simulated device answers a command at once (MQT-3): one that took
+	// no part in the load run (reconnecting a load device's client id
+	// right after its connection closed is an open question: see Caveats
+	// in the package doc).
+	cr, err := api.RegisterDevice(ctx, "868000000000509", info, "")
+	require.NoError(t, err)
+	d, err := sim.NewMQTT(sim.MQTTConfig{Broker: tp.mq.Addr("tcp"), DeviceID: cr.DeviceID, Secret: cr.Secret})
 	require.NoError(t, err)
 	require.NoError(t, d.Connect(ctx))
 	defer d.Close()
 	require.Eventually(t, func() bool {
-		m, ok, err := tp.cmds.Mode(ctx, creds[0].DeviceID)
-		return err == nil && ok && m.Kind.String() != "" && tp.mq.Connected(creds[0].DeviceID)
+		m, ok, err := tp.cmds.Mode(ctx, cr.DeviceID)
+		return err == nil && ok && m.Kind.String() != "" && tp.mq.Connected(cr.DeviceID)
 	}, 5*time.Second, 10*time.Millisecond)
-	status, out := serviceCallAt(t, tp, creds[0].DeviceID, setPeriod("ACK", 30))
+	status, out := serviceCallAt(t, tp, cr.DeviceID, setPeriod("ACK", 30))
 	require.Equal(t, http.StatusOK, status, "%v", out)
 	require.Equal(t, "SUCCESSFUL", out["status"])
 	_, commands := d.Stats()

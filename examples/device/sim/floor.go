@@ -21,6 +21,10 @@ import (
 // (push.Config.EndpointConcurrency).
 const FloorConcurrency = 16
 
+// floorHeader marks the floor's posts, so that the sink tells them from a
+// platform's late or repeated pushes (at least once) arriving meanwhile.
+const floorHeader = "X-Doze-Delivery-Floor"
+
 // maxFloorBodies bounds the push bodies a sink keeps for the floor.
 const maxFloorBodies = 256
 
@@ -49,6 +53,7 @@ func deliveryFloor(ctx context.Context, url string, bodies [][]byte, n int64) (t
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i%int64(len(bodies))]))
 				if err == nil {
 					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set(floorHeader, "1")
 					var resp *http.Response
 					if resp, err = c.Do(req); err == nil {
 						_, _ = io.Copy(io.Discard, resp.Body)

@@ -2,9 +2,11 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -115,4 +117,44 @@ func FuzzParseProcStatCPU(f *testing.F) {
 		}
 		require.GreaterOrEqual(t, busy, int64(0), "busy ticks of %q", line)
 	})
+}
+
+// TestFloorIgnoresLatePushes: a platform's pushes that arrive while the
+// floor runs (late ones, or repeated: pushes are at least once) are not
+// taken for the floor's own posts, which are counted apart; the bodies
+// kept for the floor are the platform's.
+func TestFloorIgnoresLatePushes(t *testing.T) {
+	s, err := startSink("")
+	require.NoError(t, err)
+	defer s.close()
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	post := func(body string, floor bool) {
+		req, err := http.NewRequest(http.MethodPost, s.url, strings.NewReader(body))
+		require.NoError(t, err)
+		if floor {
+			req.Header.Set(floorHeader, "1")
+		}
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	meter := `{"notifyType":"deviceDataChanged","deviceId":"d1","service":{"serviceId":"Meter","data":{"pulseCount":%d}}}`
+	for i := range 3 {
+		post(fmt.Sprintf(meter, i), false)
+	}
+	s.reset()
+	post(fmt.Sprintf(meter, 7), true)
+	post(fmt.Sprintf(meter, 8), false) // a late push of the platform
+	post(fmt.Sprintf(meter, 9), true)
+	require.Equal(t, int64(2), s.floor.Load())
+	require.Equal(t, int64(1), s.all.Load())
+	require.Len(t, s.bodies, 4, "the three pushes before and the late one, not the floor's")
+
+	// The floor itself, with the late push in the way: exact.
+	s.reset()
+	post(fmt.Sprintf(meter, 10), false)
+	sp, err := (&loadRun[*Device]{}).floor(context.Background(), s)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), sp.n)
+	require.Equal(t, int64(1), s.floor.Load())
 }

@@ -235,7 +235,7 @@ func (r *loadRun[D]) floor(ctx context.Context, s *sink) (span, error) {
 	if err != nil {
 		return span{}, err
 	}
-	if got := s.all.Load(); got != n {
+	if got := s.floor.Load(); got != n {
 		return span{}, fmt.Errorf("sim: delivery floor: %d pushes posted, the sink counted %d", n, got)
 	}
 	return span{n: n, took: took, cpu: busy, cpuOK: ok}, nil
@@ -376,6 +376,7 @@ type sink struct {
 	done  chan struct{}
 	count atomic.Int64
 	all   atomic.Int64 // every push received since the last reset
+	floor atomic.Int64 // the delivery floor's own posts (floorHeader) since the last reset
 	mu    sync.Mutex
 	// bodies keeps the first pushes' bodies (at most maxFloorBodies) for
 	// the delivery floor.
@@ -423,9 +424,14 @@ func (s *sink) push(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	// Answer once counted, so that a pusher that saw 200 was counted.
 	defer w.WriteHeader(http.StatusOK)
-	s.all.Add(1)
+	floor := r.Header.Get(floorHeader) != ""
+	if floor {
+		s.floor.Add(1) // and handled as any push below, for the same cost
+	} else {
+		s.all.Add(1)
+	}
 	s.mu.Lock()
-	if len(s.bodies) < maxFloorBodies {
+	if !floor && len(s.bodies) < maxFloorBodies {
 		s.bodies = append(s.bodies, b)
 	}
 	s.mu.Unlock()
@@ -476,6 +482,7 @@ func (s *sink) reset() {
 	s.mu.Lock()
 	s.count.Store(0)
 	s.all.Store(0)
+	s.floor.Store(0)
 	s.last, s.arr, s.seen = time.Time{}, nil, map[pushKey]bool{}
 	s.mu.Unlock()
 }
