@@ -277,7 +277,9 @@ func (s *Server) Stats() Stats {
 // it (PUBACK): a nil error means DELIVERED. A device subscribed at QoS 0
 // gets it at most once and Command returns when it was handed to the
 // connection. Without a subscribed connection it fails with
-// ErrNotSubscribed and sends nothing.
+// ErrNotSubscribed and sends nothing; so it does when the broker wrote it
+// to no connection of a QoS 1 subscriber (a connection the broker lost
+// track of, which it then closes: see unreached).
 func (s *Server) Command(ctx context.Context, deviceID, requestID string, payload []byte) error {
 	if err := checkID(requestID); err != nil {
 		return fmt.Errorf("mqtt: request id %w", err)
@@ -338,9 +340,10 @@ func (s *Server) publish(ctx context.Context, topic string, payload []byte) erro
 		return fmt.Errorf("mqtt: publishing on %s: %w", topic, err)
 	}
 	if sent == 0 {
-		// Every subscription was QoS 0 (or every write was dropped):
-		// nothing will be acknowledged.
-		return nil
+		// Every subscription was QoS 0: nothing will be acknowledged,
+		// the hand-off is all there is. A QoS 1 subscription that got
+		// no PUBLISH was not written to: not delivered.
+		return s.unreached(topic, subs)
 	}
 	defer s.forget(w)
 	select {
@@ -350,6 +353,41 @@ func (s *Server) publish(ctx context.Context, topic string, payload []byte) erro
 		return ctx.Err()
 	}
 }
+
+// unreached returns nil when every subscription to topic is QoS 0, and an
+// error wrapping ErrNotSubscribed when one of QoS 1 or 2 got nothing. The
+// broker writes only to the clients it knows by id, and the clean-up of a
+// connection that closed cleanly removes its client id after the
+// disconnect hook ran: a connection with the same client id opened in
+// between stays open and subscribed, but the broker no longer knows it
+// and writes it nothing. Such a connection is closed — the device
+// connects again and is known — and the downlink waits for it.
+func (s *Server) unreached(topic string, subs *mochi.Subscribers) error {
+	for id, sub := range subs.Subscriptions {
+		if sub.Qos == 0 {
+			continue
+		}
+		known, _ := s.b.Clients.Get(id)
+		var lost []*mochi.Client
+		s.mu.Lock()
+		for cl := range s.sessions {
+			if cl.ID == id && cl != known {
+				lost = append(lost, cl)
+			}
+		}
+		s.mu.Unlock()
+		for _, cl := range lost {
+			s.log.Warn("mqtt: closing a connection the broker no longer knows (its client id was cleaned up with an earlier connection); the device connects again",
+				"client", id, "remote", addrOf(cl))
+			cl.Stop(errUnknownToBroker)
+		}
+		return fmt.Errorf("%w: the broker wrote %s to no connection of client %s", ErrNotSubscribed, topic, id)
+	}
+	return nil
+}
+
+// errUnknownToBroker closes a connection the broker lost track of.
+var errUnknownToBroker = errors.New("mqtt: connection unknown to the broker")
 
 // forget removes w's in-flight entries.
 func (s *Server) forget(w *waiter) {

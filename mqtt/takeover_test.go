@@ -143,3 +143,30 @@ func TestCommandSessionTakeover(t *testing.T) {
 		require.NoError(t, result(t, b))
 	})
 }
+
+// TestCommandToConnectionUnknownToBroker: the broker writes downlinks
+// only to the clients it knows by id, and the clean-up of a connection
+// that closed cleanly removes its client id after the disconnect hook — so
+// a connection with the same id opened in between stays open and
+// subscribed but is written nothing. Seen in the platform's tests: the
+// command came out DELIVERED (Command returned nil) and the device never
+// had it. Here the broker forgets the client the way that clean-up does: a
+// command is not delivered (ErrNotSubscribed), and the connection is
+// closed so that the device connects again.
+func TestCommandToConnectionUnknownToBroker(t *testing.T) {
+	rec := newRecorder()
+	s, addr := serve(t, testDevices{}, rec)
+	c, code, _ := dialRaw(t, addr, "dev1", "dev1", "secret", true)
+	require.Zero(t, code)
+	c.subscribe("$oc/devices/dev1/sys/commands/#")
+	require.Equal(t, "dev1", listened(t, rec))
+
+	known, ok := s.b.Clients.Get("dev1")
+	require.True(t, ok)
+	s.b.Clients.Delete(known.ID) // as the clean-up of an earlier connection with this id does
+
+	err := result(t, command(s, "dev1", "Z"))
+	require.ErrorIs(t, err, ErrNotSubscribed, "written to no connection: not delivered")
+	require.True(t, c.closed(), "the connection the broker lost is closed")
+	require.Eventually(t, func() bool { return connections(s, "dev1") == 0 }, 5*time.Second, time.Millisecond)
+}

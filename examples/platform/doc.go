@@ -395,17 +395,20 @@
 //
 // # Caveats
 //
-//   - Open: an MQTT device that reconnects with the same client id right
-//     after its previous connection closed cleanly may, rarely, have its
-//     first command PUBACKed — the command is DELIVERED — while the new
-//     connection's Paho handler never runs, so the command is never
-//     answered and a synchronous service call ends 504
-//     device_call_timeout. Seen in TestMQTTSimulatorLoad, whose command
-//     went to a device of the load run: 1 in 36–100 runs under -race with
-//     both cores loaded, on the code before and after 7 Dec 2026; not seen
-//     in some 250 runs with a device new to the broker. Cause not found
-//     (mochi's asynchronous clean-up of the closed session is the suspect);
-//     the test now uses a new device.
+//   - An MQTT device that reconnects with the same client id right after
+//     its previous connection closed cleanly can, rarely, find its new
+//     connection unknown to the broker: mochi's clean-up of the closed
+//     connection removes the client id after the disconnect hook, and a
+//     connection opened in between stays open and subscribed but is
+//     written nothing. A command sent then was DELIVERED without reaching
+//     the device (seen in TestMQTTSimulatorLoad, 1 in 36–100 runs with
+//     both cores loaded). Now such a downlink is not delivered
+//     (mqtt.ErrNotSubscribed: the command stays SENT, is sent again when
+//     the device connects again, or times out at its deadline) and the
+//     lost connection is closed,
+//     so that the device connects again (mqtt
+//     TestCommandToConnectionUnknownToBroker). A device that does not
+//     reconnect by itself is not reachable until it does.
 //   - deviceDataHistory with a property reads the device's whole matching
 //     history and filters and pages it here (the store pages by record, not
 //     by property); bound it with startTime/endTime on long histories.

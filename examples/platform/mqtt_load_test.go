@@ -51,8 +51,8 @@ func TestMQTTSimulatorLoad(t *testing.T) {
 
 	// A simulated device answers a command at once (MQT-3): one that took
 	// no part in the load run (reconnecting a load device's client id
-	// right after its connection closed is an open question: see Caveats
-	// in the package doc).
+	// right after its connection closed can find the new connection
+	// unknown to the broker: see Caveats in the package doc).
 	cr, err := api.RegisterDevice(ctx, "868000000000509", info, "")
 	require.NoError(t, err)
 	d, err := sim.NewMQTT(sim.MQTTConfig{Broker: tp.mq.Addr("tcp"), DeviceID: cr.DeviceID, Secret: cr.Secret})
