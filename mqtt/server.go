@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -363,10 +364,12 @@ func (s *Server) publish(ctx context.Context, topic string, payload []byte) erro
 // and writes it nothing. Such a connection is closed — the device
 // connects again and is known — and the downlink waits for it.
 func (s *Server) unreached(topic string, subs *mochi.Subscribers) error {
+	var missed []string
 	for id, sub := range subs.Subscriptions {
 		if sub.Qos == 0 {
 			continue
 		}
+		missed = append(missed, id)
 		known, _ := s.b.Clients.Get(id)
 		var lost []*mochi.Client
 		s.mu.Lock()
@@ -381,9 +384,12 @@ func (s *Server) unreached(topic string, subs *mochi.Subscribers) error {
 				"client", id, "remote", addrOf(cl))
 			cl.Stop(errUnknownToBroker)
 		}
-		return fmt.Errorf("%w: the broker wrote %s to no connection of client %s", ErrNotSubscribed, topic, id)
 	}
-	return nil
+	if len(missed) == 0 {
+		return nil
+	}
+	slices.Sort(missed)
+	return fmt.Errorf("%w: the broker wrote %s to no connection of client %s", ErrNotSubscribed, topic, strings.Join(missed, ", "))
 }
 
 // errUnknownToBroker closes a connection the broker lost track of.

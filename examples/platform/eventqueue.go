@@ -22,12 +22,11 @@ import (
 //   - While devices are acknowledged faster than the pipeline can take
 //     their uplinks — the backlog grows, and more come than 5/4 of what
 //     the pipeline was lately seen to take — the workers hold every event
-//     back, each at
-//     most until it is Config.AckFirst old (2 s by default), so that the
-//     CPU goes to acknowledging (ingestGate). Once held, the pipeline takes
-//     nothing, so the hold lasts while uplinks keep coming that fast, and
-//     ends quietTicks ticks (30 ms) after they stop or as soon as they come
-//     slower. Without the hold the two settle where acknowledging is as
+//     back, each at most until it is Config.AckFirst old (2 s by default),
+//     so that the CPU goes to acknowledging (ingestGate). Once held, the
+//     pipeline takes nothing, so the hold lasts while uplinks keep coming
+//     that fast, and ends quietTicks ticks (30 ms) after they stop or as
+//     soon as they come slower. Without the hold the two settle where acknowledging is as
 //     slow as the pipeline: the pipeline takes most of the CPU, and each
 //     device waits for it. A load the pipeline has kept up with is not held
 //     back, not even after a stall grew the backlog (before, such a hold
@@ -133,7 +132,6 @@ const (
 	// cheap uplinks, or before the machine got busier, fades).
 	rateHalfLife = 5 * time.Second
 	// defaultAckFirst and defaultMaxBacklog are Config's defaults.
-
 	defaultAckFirst   = 2 * time.Second
 	defaultMaxBacklog = 200_000
 )
@@ -145,9 +143,9 @@ const (
 // backlogLow, grew by more than growthHigh over the window and more than
 // overloadFactor times what the pipeline was seen to take arrived, and
 // lets go when no uplink arrived for quietTicks ticks or no more came than
-// that (once
-// held, the workers take nothing, so the backlog grows for as long as
-// uplinks come). A load the pipeline has kept up with is never held.
+// that (once held, the workers take nothing, so the backlog grows for as
+// long as uplinks come). A load the pipeline has kept up with is never
+// held.
 type ingestGate struct {
 	backlog   atomic.Int64
 	arrived   atomic.Int64  // uplinks accepted since start
@@ -156,7 +154,8 @@ type ingestGate struct {
 	maxDefer  time.Duration // Config.AckFirst; ≤ 0: never hold
 	limit     int64         // Config.MaxBacklog
 
-	// seenRate is what Run takes the pipeline to take over a window.
+	// seenRate is what Run last took the pipeline to take over a window
+	// (kept for tests and debugging).
 	seenRate atomic.Int64
 
 	mu   sync.Mutex

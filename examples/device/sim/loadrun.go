@@ -201,6 +201,9 @@ func (p *LoadResult) bound(c, f span) {
 		p.DeliveriesCPU = time.Duration(float64(f.cpu) / float64(f.n) * p.PushesPerUplink)
 		p.CeilingCores, p.FloorCores = c.cpu.Seconds()/c.took.Seconds(), f.cpu.Seconds()/f.took.Seconds()
 		per := time.Duration((1+p.DownlinksPerUplink)*float64(p.ExchangeCPU)) + p.DeliveriesCPU
+		// The cores this process may use: /proc/stat counts every core of
+		// the machine, so a run pinned to fewer (taskset, a CPU quota)
+		// shows a bound lower than the machine's.
 		p.Bound = float64(runtime.NumCPU()) / per.Seconds()
 	} else {
 		p.Bound = partsBound(p.Ceiling/(1+p.DownlinksPerUplink), p.Floor)
