@@ -391,7 +391,13 @@
 // commits, check, queues). The ingest gate now learns the pipeline's rate:
 // before, a stall under a steady load it kept up with held every uplink
 // for ackFirst (p50 device-to-push 2 s in one paced run); see
-// docs/benchmarks.md, "Sixth pass".
+// docs/benchmarks.md, "Sixth pass". The acknowledgement is bound by the
+// machine's CPU, not by the wait for the disk: while devices are
+// acknowledged the two cores are 85–99% busy (a third of it kernel work
+// for loopback UDP and the syncs), and 128 or 256 devices in flight are
+// acknowledged no faster than 64 (12,000–17,000/s); the ratio to bare
+// go-coap moves with the bare server's own 2× spread between runs
+// (docs/benchmarks.md, "Seventh pass").
 //
 // # Caveats
 //
