@@ -393,8 +393,8 @@
 // for ackFirst (p50 device-to-push 2 s in one paced run); see
 // docs/benchmarks.md, "Sixth pass". The acknowledgement is bound by the
 // machine's CPU, not by the wait for the disk: while devices are
-// acknowledged the two cores are 85–99% busy (a third of it kernel work
-// for loopback UDP and the syncs), and 128 or 256 devices in flight are
+// acknowledged the two cores are 85–99% busy (a sixth of it kernel work
+// charged to no process: loopback UDP, the syncs), and 128 or 256 in flight are
 // acknowledged no faster than 64 (12,000–17,000/s); the ratio to bare
 // go-coap moves with the bare server's own 2× spread between runs
 // (docs/benchmarks.md, "Seventh pass").
