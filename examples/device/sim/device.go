@@ -103,6 +103,7 @@ type Config struct {
 type Stats struct {
 	Reports        int64 // meter readings sent
 	ReportAcks     int64 // report acknowledgements (readingAck) received
+	Writes         int64 // downlink writes (to /19/1/0 or /t/d) the device took and answered
 	Commands       int64 // commands received and answered
 	DecodeErrors   int64 // downlinks neither PCP nor decodable by the codec
 	PCPFrames      int64 // PCP frames received
@@ -138,7 +139,7 @@ type Device struct {
 	last      []byte // last uplink payload, the value of /19/0/0
 
 	stats struct {
-		reports, acks, commands, decodeErrors, pcp, upErrors, sleeps atomic.Int64
+		reports, acks, writes, commands, decodeErrors, pcp, upErrors, sleeps atomic.Int64
 	}
 	meter  meterState
 	sensor sensorState // StandardObjects
@@ -251,6 +252,7 @@ func (d *Device) Stats() Stats {
 	return Stats{
 		Reports:        d.stats.reports.Load(),
 		ReportAcks:     d.stats.acks.Load(),
+		Writes:         d.stats.writes.Load(),
 		Commands:       d.stats.commands.Load(),
 		DecodeErrors:   d.stats.decodeErrors.Load(),
 		PCPFrames:      d.stats.pcp.Load(),
@@ -591,6 +593,9 @@ func (d *Device) serve(c *transport.Client) {
 	in := func(v transport.Content) error {
 		select {
 		case d.inbox <- append([]byte(nil), v.Payload...):
+			// Counted here, before the answer goes out, so that whoever
+			// saw the answer sees the count (Run decodes it later).
+			d.stats.writes.Add(1)
 			return nil
 		default:
 			return errors.New("device busy: downlink queue full")

@@ -201,8 +201,11 @@ func Load(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 				return nil, err
 			}
 		},
-		report:    func(ctx context.Context, d *Device) error { return d.Report(ctx) },
-		downlinks: func(d *Device) int64 { return d.Stats().ReportAcks },
+		report: func(ctx context.Context, d *Device) error { return d.Report(ctx) },
+		// Every write the device answered is an exchange; counted when
+		// answered, not when Run has decoded it, so that a platform that
+		// pushes once the device answered finds it counted.
+		downlinks: func(d *Device) int64 { return d.Stats().Writes },
 		pushed:    stop,
 		rate:      cfg.Rate, paceOfMax: cfg.PaceOfMax,
 		resolve: func(ctx context.Context, want map[string]bool, x *deviceIndex) error {
