@@ -57,13 +57,21 @@ func freePort(t testing.TB) int {
 // startBrowser starts chromedriver and a headless Chromium session.
 func startBrowser(t *testing.T) *webDriver {
 	t.Helper()
+	missing := func(what string) {
+		t.Helper()
+		msg := what + " is not installed (apt-get install -y chromium chromium-driver; .ci/run installs them)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: the console tests must run)")
+		}
+		t.Skip(msg)
+	}
 	driver, err := exec.LookPath("chromedriver")
 	if err != nil {
-		t.Skip("chromedriver is not installed (Debian packages chromium and chromium-driver; .ci/run installs them)")
+		missing("chromedriver")
 	}
 	browser := "/usr/bin/chromium"
 	if _, err := os.Stat(browser); err != nil {
-		t.Skip("chromium is not installed at /usr/bin/chromium")
+		missing("chromium (at /usr/bin/chromium)")
 	}
 	port := freePort(t)
 	cmd := exec.Command(driver, fmt.Sprintf("--port=%d", port))
