@@ -254,9 +254,11 @@ func TestURLTooLongEverywhere(t *testing.T) {
 	_, err = e.Send(ctx, long, []byte(`{}`), "")
 	require.ErrorIs(t, err, ErrURLTooLong)
 	require.Contains(t, err.Error(), "921624 bytes")
-	subs, _ := st.Subscriptions(ctx, Filter{AnyApp: true})
-	msgs, _ := st.Messages(ctx)
+	subs, err := st.Subscriptions(ctx, Filter{AnyApp: true})
+	require.NoError(t, err)
 	require.Empty(t, subs)
+	msgs, err := st.Messages(ctx)
+	require.NoError(t, err)
 	require.Empty(t, msgs)
 }
 

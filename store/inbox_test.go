@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestInboxSurvivesReopen: an uplink put in the inbox is on disk when Put
-// returns, so a platform that acknowledged it can process it after a
-// crash; deleted entries stay deleted.
+// TestInboxSurvivesReopen: an uplink put in the inbox is in the file after
+// Close and Open; deleted entries stay deleted. (That it is synced to disk
+// when Put returns, so that it outlives a crash, is TestOpenSyncs's part.)
 func TestInboxSurvivesReopen(t *testing.T) {
 	ctx := context.Background()
 	path := t.TempDir() + "/doze.db"

@@ -14,8 +14,9 @@ func TestObservationConformance(t *testing.T) {
 	lwm2mtest.RunObservationStore(t, func(t *testing.T) transport.ObservationStore { return openTemp(t, nil).Observations() })
 }
 
-// TestObservationsSurviveReopen: observation tokens are on disk, so a
-// restarted server still understands notifications (LWM-9).
+// TestObservationsSurviveReopen: observation tokens are kept in the file
+// and found after Close and Open, as a restarted server needs to
+// understand notifications (LWM-9).
 func TestObservationsSurviveReopen(t *testing.T) {
 	path := t.TempDir() + "/doze.db"
 	db, err := Open(path, nil)

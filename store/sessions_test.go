@@ -54,8 +54,8 @@ func TestDTLSSessionsExpire(t *testing.T) {
 	require.Equal(t, 1, pruned)
 }
 
-// Sessions, registrations and parked sessions are on disk: they survive
-// closing and opening the file; a parked session is found by its
+// Sessions, registrations and parked sessions are kept in the file: they
+// are found after Close and Open; a parked session is found by its
 // Connection ID, and no longer once deleted or replaced by one without.
 func TestSessionsSurviveReopen(t *testing.T) {
 	path := t.TempDir() + "/doze.db"

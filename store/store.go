@@ -108,6 +108,10 @@ func (db *DB) Close() error {
 // Path returns the file's path.
 func (db *DB) Path() string { return db.path }
 
+// Synced reports whether every commit is synced to disk before it
+// returns: true unless the file was opened with Options.NoSync.
+func (db *DB) Synced() bool { return !db.bolt.NoSync }
+
 // Check runs bbolt's consistency check over the whole file and returns every
 // problem it finds joined into one error, or nil.
 func (db *DB) Check() error {

@@ -22,6 +22,21 @@ func TestOpenCreatesBuckets(t *testing.T) {
 	require.NoError(t, db.Close(), "Close twice")
 }
 
+// TestOpenSyncs: Open without Options syncs every commit to disk (bbolt's
+// NoSync is false), so that what a store acknowledged outlives a crash of
+// the machine; only Options.NoSync turns syncing off. The reopen tests
+// close the file cleanly and cannot tell.
+func TestOpenSyncs(t *testing.T) {
+	for _, opts := range []*Options{nil, {}} {
+		db := openTemp(t, opts)
+		require.False(t, db.bolt.NoSync, "Open(path, %+v) syncs", opts)
+		require.True(t, db.Synced())
+	}
+	db := openTemp(t, &Options{NoSync: true})
+	require.True(t, db.bolt.NoSync, "Options.NoSync reaches bbolt")
+	require.False(t, db.Synced())
+}
+
 func TestOpenNotABoltFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "junk.db")
 	require.NoError(t, os.WriteFile(path, []byte("this is not a database, it is a text file of some length............"), 0o600))

@@ -159,9 +159,7 @@ func (p *Platform) serviceCall(w http.ResponseWriter, r *http.Request) error {
 	}
 	p.callbacks.add(appOf(r), req.Header.CallbackURL)
 
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	c, err = p.awaitCall(ctx, c.ID, ack)
+	c, err = p.awaitCall(r.Context(), c.ID, ack, timeout)
 	if err != nil {
 		return err
 	}
@@ -178,10 +176,12 @@ func (p *Platform) serviceCall(w http.ResponseWriter, r *http.Request) error {
 }
 
 // awaitCall waits until command id ended (ack) or reached the device
-// (!ack). A command that ends otherwise (TIMEOUT, CANCELED, or FAILED
-// before the device answered) or a ctx that ends first is a 504/409 with
-// the command's state.
-func (p *Platform) awaitCall(ctx context.Context, id string, ack bool) (command.Command, error) {
+// (!ack), for timeout at most. A command that ends otherwise (TIMEOUT,
+// CANCELED, or FAILED before the device answered), the timeout or a ctx
+// that ends first is a 504/409 with the command's state.
+func (p *Platform) awaitCall(ctx context.Context, id string, ack bool, timeout time.Duration) (command.Command, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	signal, stop, ok := p.calls.watch(id)
 	if !ok {
 		return command.Command{}, &httpError{Status: http.StatusTooManyRequests, Code: "too_many_service_calls",

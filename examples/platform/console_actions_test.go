@@ -400,29 +400,54 @@ func consoleUpgrades(t *testing.T, wd *webDriver, tp *testPlatform) {
 	wd.screenshot(t, "console-upgrades")
 }
 
-// consolePolling: a page polls only the calls it shows, every few seconds
-// while visible, and stops polling that often once the tab is hidden.
+// consolePolling: a page polls only the calls it shows, every 3 s while
+// visible, and once a minute once the tab is hidden. The page runs on a
+// test clock (pageClock): its timers fire only when the test advances it.
 func consolePolling(t *testing.T, wd *webDriver, tp *testPlatform) {
+	wd.withPageClock(t)
 	wd.open(t, tp.api.URL+"/#/subscriptions")
-	wd.waitText(t, "#subs", "no subscriptions")
-	calls := func() []string {
-		var names []string
-		wd.js(t, &names, "return performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)")
-		return names
+	wd.waitJS(t, "the subscriptions page schedules its first poll", "return document.querySelector('#subs') !== null && __clock.pending() > 0")
+	advance := func(ms int) {
+		t.Helper()
+		wd.js(t, nil, "__clock.advance(arguments[0])", ms)
+		// A poll that fired is settled once it scheduled the next one.
+		wd.waitJS(t, "the poll settles", "return __clock.pending() > 0")
 	}
-	wd.js(t, nil, "performance.clearResourceTimings()")
-	time.Sleep(3500 * time.Millisecond)
-	seen := calls()
-	require.NotEmpty(t, seen, "the visible page polls within 3.5 s")
-	for _, c := range seen {
-		require.Contains(t, []string{"/iocm/app/sub/v1.2.0/subscriptions", "/doze/v1/endpoints"}, c, "the subscriptions page polls only what it shows")
+	// polls returns the test clock's times of the polls so far (each
+	// reads the subscriptions) and every path the page fetched.
+	polls := func() (at []int, paths []string) {
+		t.Helper()
+		var log []struct {
+			Path string
+			At   int
+		}
+		wd.js(t, &log, "return __clock.fetches")
+		for _, f := range log {
+			if f.Path == "/iocm/app/sub/v1.2.0/subscriptions" {
+				at = append(at, f.At)
+			}
+			paths = append(paths, f.Path)
+		}
+		return at, paths
+	}
+	advance(0) // the first poll, at once
+	wd.waitText(t, "#subs", "no subscriptions")
+	for range 9 {
+		advance(1000)
+	}
+	at, paths := polls()
+	require.Equal(t, []int{0, 3000, 6000, 9000}, at, "the visible page polls at once, then every 3 s")
+	for _, p := range paths {
+		require.Contains(t, []string{"/iocm/app/sub/v1.2.0/subscriptions", "/doze/v1/endpoints"}, p, "the subscriptions page polls only what it shows")
 	}
 
 	wd.js(t, nil, "Object.defineProperty(document, 'hidden', {configurable: true, get: () => true}); document.dispatchEvent(new Event('visibilitychange'))")
-	time.Sleep(3500 * time.Millisecond) // the poll already scheduled runs once more
-	wd.js(t, nil, "performance.clearResourceTimings()")
-	time.Sleep(3500 * time.Millisecond)
-	require.Empty(t, calls(), "a hidden tab polls at most once a minute")
+	for range 63 {
+		advance(1000)
+	}
+	at, _ = polls()
+	require.Equal(t, []int{0, 3000, 6000, 9000, 12000, 72000}, at,
+		"a hidden tab polls once more (the poll already scheduled), then once a minute")
 }
 
 // consoleNarrow: at 400 px no page scrolls sideways.

@@ -57,13 +57,21 @@ func freePort(t testing.TB) int {
 // startBrowser starts chromedriver and a headless Chromium session.
 func startBrowser(t *testing.T) *webDriver {
 	t.Helper()
+	missing := func(what string) {
+		t.Helper()
+		msg := what + " is not installed (apt-get install -y chromium chromium-driver; .ci/run installs them)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: the console tests must run)")
+		}
+		t.Skip(msg)
+	}
 	driver, err := exec.LookPath("chromedriver")
 	if err != nil {
-		t.Skip("chromedriver is not installed (Debian packages chromium and chromium-driver; .ci/run installs them)")
+		missing("chromedriver")
 	}
 	browser := "/usr/bin/chromium"
 	if _, err := os.Stat(browser); err != nil {
-		t.Skip("chromium is not installed at /usr/bin/chromium")
+		missing("chromium (at /usr/bin/chromium)")
 	}
 	port := freePort(t)
 	cmd := exec.Command(driver, fmt.Sprintf("--port=%d", port))
@@ -107,6 +115,64 @@ func (wd *webDriver) js(t *testing.T, out any, script string, args ...any) {
 	if out != nil {
 		require.NoError(t, json.Unmarshal(v, out), "script result %s", v)
 	}
+}
+
+// pageClock replaces the timers of every page loaded after it with a test
+// clock: setTimeout callbacks run only inside __clock.advance(ms), in time
+// order, and __clock.fetches logs every fetch with the clock's time then.
+// __clock.pending() counts the timers waiting.
+const pageClock = `(() => {
+  const timers = new Map();
+  let seq = 0;
+  const realFetch = window.fetch.bind(window);
+  const clock = { now: 0, fetches: [] };
+  window.setTimeout = (fn, ms, ...args) => {
+    seq++;
+    timers.set(seq, { at: clock.now + Math.max(0, Number(ms) || 0), fn, args });
+    return seq;
+  };
+  window.clearTimeout = (id) => { timers.delete(id); };
+  window.setInterval = () => { throw new Error("setInterval is not on the test clock"); };
+  window.fetch = (input, init) => {
+    clock.fetches.push({ path: new URL(input instanceof Request ? input.url : String(input), location.href).pathname, at: clock.now });
+    return realFetch(input, init);
+  };
+  clock.pending = () => timers.size;
+  clock.advance = (ms) => {
+    const end = clock.now + ms;
+    for (;;) {
+      let id = 0, next = null;
+      for (const [i, tm] of timers) {
+        if (tm.at <= end && (!next || tm.at < next.at)) { id = i; next = tm; }
+      }
+      if (!next) break;
+      timers.delete(id);
+      clock.now = next.at;
+      if (typeof next.fn === "function") next.fn(...next.args);
+    }
+    clock.now = end;
+  };
+  window.__clock = clock;
+})();`
+
+// withPageClock installs pageClock in the pages loaded from now on, until
+// the test ends, and leaves the current page for a blank one so that the
+// next open loads a new document. Chromium only: it goes through
+// chromedriver's DevTools endpoint.
+func (wd *webDriver) withPageClock(t *testing.T) {
+	t.Helper()
+	var added struct {
+		Identifier string `json:"identifier"`
+	}
+	require.NoError(t, json.Unmarshal(wd.do(t, "POST", "/session/"+wd.session+"/goog/cdp/execute",
+		map[string]any{"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": map[string]any{"source": pageClock}}), &added))
+	require.NotEmpty(t, added.Identifier)
+	wd.open(t, "about:blank")
+	t.Cleanup(func() {
+		wd.do(t, "POST", "/session/"+wd.session+"/goog/cdp/execute",
+			map[string]any{"cmd": "Page.removeScriptToEvaluateOnNewDocument", "params": map[string]any{"identifier": added.Identifier}})
+		wd.open(t, "about:blank") // the next test's pages run on real timers
+	})
 }
 
 // text returns the text of the first element matching a CSS selector.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -178,11 +179,11 @@ func TestMQTTServiceCall(t *testing.T) {
 
 	// No response in time: 504 naming the command, which stays DELIVERED
 	// in the engine (the engine, not the HTTP call, ends it).
-	start := time.Now()
+	// (TestServiceCallTimeout checks in a bubble that it ends at the
+	// timeout.)
 	status, out = serviceCallAt(t, tp, id, setPeriod("ACK", 1))
 	require.Equal(t, http.StatusGatewayTimeout, status, "%v", out)
 	require.Equal(t, "device_call_timeout", out["error_code"])
-	require.Less(t, time.Since(start), 5*time.Second, "the call ends at its timeout")
 	l.next(t) // the device got it and acknowledged it
 
 	var list struct {
@@ -209,4 +210,49 @@ func TestMQTTServiceCall(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, timedOut, "the unanswered call's command is DELIVERED, waiting for its response: %v", got)
+}
+
+// TestServiceCallTimeout: a service call waits for its command for its
+// timeout exactly, no less and no longer, and then answers 504
+// device_call_timeout, the command left as it was; a move that ends the
+// command before answers at once (the wait is woken, not polling).
+func TestServiceCallTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		p := &Platform{}
+		cmds, err := command.New(command.NewMemStore(), command.SenderFunc(func(context.Context, command.Command) error { return nil }),
+			command.ListenerFunc(p.calls.changed), command.Config{})
+		require.NoError(t, err)
+		p.cmds = cmds
+		submit := func() command.Command {
+			c, err := cmds.Submit(ctx, command.Request{AppID: "app", DeviceID: "dev", Command: command.Body{
+				ServiceID: "Meter", Method: "SET_REPORT_PERIOD", Paras: json.RawMessage(`{"period":60}`)}})
+			require.NoError(t, err)
+			return c
+		}
+
+		c := submit() // PENDING: the device (PSM, never seen) does not wake
+		start := time.Now()
+		got, err := p.awaitCall(ctx, c.ID, true, 5*time.Second)
+		require.Equal(t, 5*time.Second, time.Since(start), "the call ends at its timeout")
+		var he *httpError
+		require.ErrorAs(t, err, &he)
+		require.Equal(t, http.StatusGatewayTimeout, he.Status)
+		require.Equal(t, "device_call_timeout", he.Code)
+		require.Equal(t, command.Pending, got.Status, "the command stays as it was")
+
+		c = submit()
+		start = time.Now()
+		go func() {
+			time.Sleep(2 * time.Second)
+			if _, err := cmds.Cancel(ctx, c.ID); err != nil {
+				t.Errorf("Cancel: %v", err)
+			}
+		}()
+		got, err = p.awaitCall(ctx, c.ID, true, 5*time.Second)
+		require.Equal(t, 2*time.Second, time.Since(start), "the call ends when its command does")
+		require.ErrorAs(t, err, &he)
+		require.Equal(t, "device_call_ended", he.Code)
+		require.Equal(t, command.Canceled, got.Status)
+	})
 }

@@ -87,9 +87,10 @@ type (
 // platform's views, each made once. Its methods have the names of the
 // store.DB methods they stand for.
 type storage struct {
-	kind   string // "bbolt" or "postgres"
-	where  string // the file, or the database without password, for logs
-	shared bool   // several nodes may use it at once (PostgreSQL)
+	kind   string    // "bbolt" or "postgres"
+	where  string    // the file, or the database without password, for logs
+	shared bool      // several nodes may use it at once (PostgreSQL)
+	bolt   *store.DB // the bbolt file; nil on PostgreSQL
 
 	registry      registry.Store
 	commands      command.Store
@@ -177,7 +178,7 @@ func openStorage(cfg Config) (*storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &storage{kind: "bbolt", where: path,
+	return &storage{kind: "bbolt", where: path, bolt: db,
 		registry: db.Registry(), commands: db.Commands(), lwm2mOps: db.LwM2MOps(), push: db.Push(), ota: db.OTA(),
 		observations: db.Observations(), registrations: db.Registrations(),
 		dtlsSessions: func(ttl time.Duration) transport.SessionStore { return db.DTLSSessions(ttl) },

@@ -88,8 +88,8 @@ func testRulesOfOneApp(t *testing.T, st forward.Store) {
 	if len(got) != 2 || got[0].ID != "r1" || got[1].ID != "r3" {
 		t.Fatalf("rules of a: %v, want r1, r3 (ordered, not those of ab)", ids(got))
 	}
-	if got, _ := st.Rules(ctx, "none"); len(got) != 0 {
-		t.Fatalf("rules of an app without rules: %v", ids(got))
+	if got, err := st.Rules(ctx, "none"); err != nil || len(got) != 0 {
+		t.Fatalf("rules of an app without rules: %v, %v; want none, nil", ids(got), err)
 	}
 }
 
@@ -111,10 +111,13 @@ func testRuleReplace(t *testing.T, st forward.Store) {
 	if err := st.PutRule(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := st.Rules(ctx, "a"); len(got) != 0 {
-		t.Fatalf("app a still lists %v after the rule moved", ids(got))
+	if got, err := st.Rules(ctx, "a"); err != nil || len(got) != 0 {
+		t.Fatalf("app a still lists %v after the rule moved (err %v)", ids(got), err)
 	}
-	got, _ := st.Rules(ctx, "b")
+	got, err := st.Rules(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != 1 || got[0].Name != "changed" {
 		t.Fatalf("rules of b: %+v", got)
 	}
@@ -134,8 +137,8 @@ func testDeleteRule(t *testing.T, st forward.Store) {
 	if _, err := st.Rule(ctx, "r1"); !errors.Is(err, forward.ErrNotFound) {
 		t.Fatal(err)
 	}
-	if got, _ := st.Rules(ctx, "a"); len(got) != 0 {
-		t.Fatalf("deleted rule still listed: %v", ids(got))
+	if got, err := st.Rules(ctx, "a"); err != nil || len(got) != 0 {
+		t.Fatalf("deleted rule still listed: %v (err %v)", ids(got), err)
 	}
 }
 
@@ -175,14 +178,17 @@ func testOutboxDelete(t *testing.T, st forward.Store) {
 	if err := st.DeleteMessages(ctx, msg("rule://a/0", "m1"), msg("rule://zz/0", "m9")); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := st.Messages(ctx)
+	got, err := st.Messages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(got) != 1 || got[0].ID != "m2" {
 		t.Fatalf("after delete: %+v, want m2 only", got)
 	}
 	if err := st.DeleteMessages(ctx, msg("rule://a/0", "m2")); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := st.Messages(ctx); len(got) != 0 {
-		t.Fatalf("after deleting all: %+v", got)
+	if got, err := st.Messages(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("after deleting all: %+v (err %v)", got, err)
 	}
 }

@@ -161,20 +161,19 @@ func TestLoadCounts(t *testing.T) {
 func TestLoadBounded(t *testing.T) {
 	p := startServer(t, transport.Config{DisableDTLS: true}, nil)
 	_, api := newFakeAPI(t)
-	start := time.Now()
 	res, err := sim.Load(context.Background(), sim.LoadConfig{
 		Device:  sim.Config{Server: p.srv.UDPAddr().String()},
 		IMEIs:   []string{"868333030000311", "868333030000312"},
 		Timeout: 2 * time.Second, API: api, NoCeiling: true,
 	})
-	took := time.Since(start)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, "0 of 2 pushes arrived")
+	require.ErrorContains(t, err, "(Timeout 2s)")
 	require.Equal(t, int64(2), res.Sent)
 	require.Zero(t, res.Pushed)
 	require.Zero(t, res.Elapsed)
-	require.GreaterOrEqual(t, took, 2*time.Second, "Load waits for the pushes until its Timeout")
-	require.Less(t, took, 12*time.Second, "Load ends soon after its Timeout")
+	// That the wait for pushes ends at the bound, not before or after, is
+	// TestPhaseEndsAtBound's part (in a bubble).
 }
 
 // TestLoadConfigErrors: Load needs devices and an API.

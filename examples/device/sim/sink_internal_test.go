@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -43,4 +44,26 @@ func TestSinkCounts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	require.Equal(t, last, s.wait(ctx, 3), "wait ends with its context")
+}
+
+// TestPhaseEndsAtBound: when no push arrives, a phase waits for the
+// pushes until its context's deadline (the run's Timeout), exactly, and
+// returns the reports it sent with an error wrapping
+// context.DeadlineExceeded that says how many pushes arrived.
+func TestPhaseEndsAtBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &sink{url: "http://sink/push", tick: make(chan struct{}, 1), seen: map[pushKey]bool{}}
+		r := &loadRun[*int]{what: "load", uplinks: 1, workers: 2, timeout: 2 * time.Second,
+			report: func(context.Context, *int) error { return nil }}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		res, _, err := r.phase(ctx, s, []*int{new(int), new(int)}, newSendTimes(2), 0, func(err error) { t.Errorf("fail(%v)", err) })
+		require.Equal(t, 2*time.Second, time.Since(start), "the phase waits for the pushes until the bound, no longer")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "0 of 2 pushes arrived at the sink http://sink/push before the end of the run (Timeout 2s)")
+		require.Equal(t, int64(2), res.Sent)
+		require.Zero(t, res.Pushed)
+		require.Zero(t, res.Elapsed)
+	})
 }
