@@ -139,12 +139,11 @@ func TestLoadCounts(t *testing.T) {
 	// The deliveries alone: the run's pushes (two per uplink the fake
 	// took, every one counted here) posted again to the sink.
 	// An answer of an observe that comes late in the run may be counted
-	// or not, so the counts lie between every report once and all the
-	// fake did.
+	// or not, wholly or in part, so the counts lie between every report
+	// once and all the fake did.
 	pushes.Wait()
 	n := uplinks.Load()
 	require.GreaterOrEqual(t, n, int64(6), "every report reached the fake platform")
-	require.Zero(t, res.FloorN%2, "two pushes per uplink: %d", res.FloorN)
 	require.True(t, res.FloorN >= 12 && res.FloorN <= 2*n, "pushes posted again: %d, want 12 to %d", res.FloorN, 2*n)
 	require.InDelta(t, float64(res.FloorN)/6, res.PushesPerUplink, 1e-9, "the run's pushes over its 6 reports")
 	answered := res.DownlinksPerUplink * 6
