@@ -648,8 +648,9 @@ type Response struct {
 
 // Responded records the device's response: the matching outstanding command
 // becomes SUCCESSFUL, or FAILED when ErrCode ≠ 0 (a SENT command is first
-// marked DELIVERED, the response implying the ACK), and the next command
-// of the queue may go out. A response that matches no outstanding command
+// marked DELIVERED, the response implying the ACK; a PENDING one whose
+// send was attempted, answered by its mid before the send was recorded, is
+// first marked SENT), and the next command of the queue may go out. A response that matches no outstanding command
 // is logged and dropped (CMD-5); Responded then returns nil.
 func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) error {
 	d, err := e.openDevice(ctx, deviceID)
@@ -666,10 +667,17 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	}
 	match, n := 0, 0
 	for i := range q {
-		if q[i].Status != Sent && q[i].Status != Delivered {
-			continue
-		}
-		if r.Mid == 0 || q[i].Mid() == r.Mid {
+		switch {
+		case q[i].Status == Sent || q[i].Status == Delivered:
+			if r.Mid == 0 || q[i].Mid() == r.Mid {
+				match = i
+				n++
+			}
+		case q[i].Status == Pending && !q[i].SendAttempt.IsZero() && r.Mid != 0 && q[i].Mid() == r.Mid:
+			// Sent, but not yet stored as SENT: the device answered
+			// before the sender recorded that the message left (its
+			// goroutine was slow to get the device's lock). The answer,
+			// naming the command's mid, proves it left and arrived.
 			match = i
 			n++
 		}
@@ -681,7 +689,14 @@ func (e *Engine) Responded(ctx context.Context, deviceID string, r Response) err
 	}
 	c := q[match]
 	now := time.Now()
-	cs := make([]Command, 0, 3) // the moves, then the next head: one write
+	cs := make([]Command, 0, 4) // the moves, then the next head: one write
+	if c.Status == Pending {
+		if err := c.Move(Sent, now); err != nil {
+			return err
+		}
+		c.SendAttempt = time.Time{}
+		cs = append(cs, c)
+	}
 	if c.Status == Sent {
 		if err := c.Move(Delivered, now); err != nil {
 			return err

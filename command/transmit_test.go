@@ -132,6 +132,69 @@ func TestTransmitResponseBeforeACK(t *testing.T) {
 	})
 }
 
+// slowRadio is a radio whose sending goroutine is slow to tell that the
+// message left: the device already has it (and may answer) before left
+// runs, as when that goroutine waits for the CPU or the device's lock.
+type slowRadio struct {
+	*radio
+	sent    chan string   // the command id, once its message is out
+	release chan struct{} // closed to let left run
+}
+
+func (r *slowRadio) Transmit(ctx context.Context, c Command, left func()) error {
+	return r.radio.Transmit(ctx, c, func() {
+		r.sent <- c.ID
+		<-r.release
+		left()
+	})
+}
+
+// A device that answers before the sender recorded that the command left
+// (the sending goroutine was slow after the write): the answer names the
+// command's mid, so PENDING → SENT → DELIVERED → SUCCESSFUL in one write,
+// and the late "left" and ACK change nothing. Without this the answer
+// matched no outstanding command and was dropped (CMD-5), leaving the
+// command DELIVERED until it timed out.
+func TestTransmitResponseBeforeLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &harness{t: t, st: NewMemStore(), logs: &logBuffer{}}
+		rd := &slowRadio{radio: newRadio(), sent: make(chan string, 1), release: make(chan struct{})}
+		n := 0
+		e, err := New(h.st, rd, ListenerFunc(h.listen), Config{NewID: func() string { n++; return fmt.Sprintf("c%d", n) }})
+		require.NoError(t, err)
+		h.e = e
+		done := make(chan struct{})
+		go func() { defer close(done); _ = e.Run(context.Background()) }()
+		t.Cleanup(func() { require.NoError(t, e.Close()); <-done })
+		synctest.Wait()
+		h.mode("lamp", Mode{Kind: DRX})
+		c := h.submit(req("lamp"))
+		require.Equal(t, c.ID, <-rd.sent, "the message is out")
+		require.Equal(t, Pending, h.status(c.ID), "not yet recorded as left")
+
+		require.NoError(t, e.Responded(context.Background(), "lamp", Response{Mid: c.Mid()}))
+		require.Equal(t, Successful, h.status(c.ID), "the answer names the command")
+		require.Equal(t, []string{"PENDING", "SENT", "DELIVERED", "SUCCESSFUL"}, h.history(c.ID))
+
+		close(rd.release)
+		synctest.Wait()
+		rd.ack(c.ID, nil)
+		require.Equal(t, Successful, h.status(c.ID))
+		require.Equal(t, []string{"PENDING", "SENT", "DELIVERED", "SUCCESSFUL"}, h.history(c.ID), "the late left and ACK move nothing")
+
+		// A response without a mid never matches a command whose send is
+		// not recorded: it could be the answer to an earlier command.
+		rd.release = make(chan struct{})
+		c2 := h.submit(req("lamp"))
+		require.Equal(t, c2.ID, <-rd.sent)
+		require.NoError(t, e.Responded(context.Background(), "lamp", Response{}))
+		require.Equal(t, Pending, h.status(c2.ID))
+		close(rd.release)
+		synctest.Wait()
+		require.Equal(t, Sent, h.status(c2.ID))
+	})
+}
+
 // A device that never ACKs: the command is SENT from the moment it left
 // and ends TIMEOUT exactly at its mode's deadline (CMD-3): 300 s for PSM
 // and DRX, 2 × cycle + 120 s for eDRX.
