@@ -10,7 +10,7 @@ import (
 )
 
 // textTests are plain-text payloads (LwM2M 1.1 Core §7.3.1, LWM-6),
-// decoded with textObjects. They also seed FuzzDecodeText.
+// decoded with testObjects. They also seed FuzzDecodeText.
 var textTests = []struct {
 	path, in string
 	want     Value
@@ -56,16 +56,8 @@ var textTests = []struct {
 	{"/3/0/0", "a\xffb", Value{}, "not valid UTF-8"},
 }
 
-// textObjects are the built-in objects and a Float resource, 3303/x/5700
-// (Sensor Value), which they lack.
-func textObjects(t testing.TB) *Objects {
-	reg := NewBuiltinObjects()
-	require.NoError(t, reg.Add(ObjectDef{ID: 3303, Resources: []ResourceDef{{ID: 5700, Type: TypeFloat}}}))
-	return reg
-}
-
 func TestDecodeText(t *testing.T) {
-	reg := textObjects(t)
+	reg := testObjects(t)
 	for _, tt := range textTests {
 		got, err := DecodeText(MustPath(tt.path), []byte(tt.in), reg)
 		if tt.has != "" {
@@ -90,7 +82,7 @@ func TestDecodeText(t *testing.T) {
 // AppendText writes the shortest one that reads back the same value, and
 // refuses NaN and the infinities, which have none.
 func TestTextFloatForms(t *testing.T) {
-	reg := textObjects(t)
+	reg := testObjects(t)
 	p := MustPath("/3303/0/5700")
 	for _, tt := range []struct {
 		in   string
@@ -152,7 +144,7 @@ func FuzzDecodeText(f *testing.F) {
 	for _, tt := range textTests {
 		f.Add(tt.path, []byte(tt.in))
 	}
-	reg := textObjects(f)
+	reg := testObjects(f)
 	f.Fuzz(func(t *testing.T, path string, b []byte) {
 		p, err := ParsePath(path)
 		if err != nil {
