@@ -5,6 +5,9 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
 // The conformance device's own parsers never panic, and the TLV it writes
@@ -90,5 +93,44 @@ func TestHelloV0(t *testing.T) {
 	}
 	if n.Load() != 1 {
 		t.Errorf("hellos counted %d, want 1", n.Load())
+	}
+}
+
+// GET /19/0/0 is answered in TLV: with no Accept or Accept TLV (11542)
+// 2.05 Content in TLV, with Accept naming another format 4.06 Not
+// Acceptable (RFC 7252 §5.10.4), and an observe refused so is not taken.
+func TestDataGetAccept(t *testing.T) {
+	d := &Device{obs: map[string]*observer{}}
+	for _, tc := range []struct {
+		accept int // -1: no Accept option
+		want   codes.Code
+	}{
+		{-1, codes.Content},
+		{int(message.AppLwm2mTLV), codes.Content},
+		{int(message.TextPlain), codes.NotAcceptable},
+		{int(message.AppOctets), codes.NotAcceptable},
+		{int(message.AppSenmlJSON), codes.NotAcceptable},
+	} {
+		m := &message.Message{Code: codes.GET, Token: []byte{1}}
+		m.Options, _, _ = m.Options.SetPath(make([]byte, 32), "/19/0/0")
+		m.Options, _, _ = m.Options.SetObserve(make([]byte, 4), 0)
+		if tc.accept >= 0 {
+			m.Options, _, _ = m.Options.SetUint32(make([]byte, 4), message.Accept, uint32(tc.accept))
+		}
+		d.obs = map[string]*observer{}
+		resp, _ := d.answer(m)
+		if resp.Code != tc.want {
+			t.Errorf("GET /19/0/0 Accept %d: %s (%s), want %s", tc.accept, codeText(resp.Code), resp.Payload, codeText(tc.want))
+			continue
+		}
+		cf, err := resp.Options.ContentFormat()
+		switch {
+		case tc.want == codes.Content && (err != nil || cf != message.AppLwm2mTLV):
+			t.Errorf("GET /19/0/0 Accept %d: Content-Format %d (%v), want TLV (11542)", tc.accept, cf, err)
+		case tc.want == codes.Content && !d.Observed("/19/0/0"):
+			t.Errorf("GET /19/0/0 Accept %d: the observe was not taken", tc.accept)
+		case tc.want == codes.NotAcceptable && d.Observed("/19/0/0"):
+			t.Errorf("GET /19/0/0 Accept %d: a refused observe was taken", tc.accept)
+		}
 	}
 }
