@@ -2,6 +2,8 @@ package lwm2mtest
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -10,8 +12,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
-// The conformance device's own parsers never panic, and the TLV it writes
-// reads back.
+// The conformance device's own parsers never panic, the TLV it writes
+// reads back, a SenML JSON pack it takes gives one value per record, and
+// an Opaque value written as base64url in vd (RFC 8428 §4.3) reads back.
 func FuzzDeviceParsers(f *testing.F) {
 	f.Add(multipleTLV(0, []byte{0xCA, 0xFE}))
 	f.Add([]byte(`[{"bn":"/19/1/0/","n":"0","vd":"yv4"}]`))
@@ -21,7 +24,16 @@ func FuzzDeviceParsers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = isClientHello(b)
 		_, _ = parseMultipleTLV(b, 0)
-		_, _ = parseSenMLJSON(b)
+		if vals, err := parseSenMLJSON(b); err == nil {
+			var recs []json.RawMessage
+			if err := json.Unmarshal(b, &recs); err != nil || len(vals) != len(recs) {
+				t.Fatalf("parseSenMLJSON(%q) = %d values from %d records (%v)", b, len(vals), len(recs), err)
+			}
+		}
+		pack := `[{"bn":"/19/1/0/","n":"0","vd":"` + base64.RawURLEncoding.EncodeToString(b) + `"},{"n":"1","vd":""}]`
+		if got, err := parseSenMLJSON([]byte(pack)); err != nil || len(got) != 2 || !bytes.Equal(got[0], b) || len(got[1]) != 0 {
+			t.Fatalf("parseSenMLJSON(%s) = %x, %v; want [%x, empty]", pack, got, err, b)
+		}
 		if len(b) <= 0xffff-4 {
 			got, err := parseMultipleTLV(multipleTLV(0, b), 0)
 			if err != nil || len(got) != 1 || !bytes.Equal(got[0], b) {
