@@ -1,6 +1,7 @@
 package lwm2m
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/doze-io/doze/internal/deptest"
@@ -65,3 +66,28 @@ func TestErrorMessages(t *testing.T) {
 // TestImportsModel applies the import rules of docs/architecture.md to the package
 // (only lwm2m imports go-coap and pion; no sibling packages).
 func TestImportsModel(t *testing.T) { deptest.Check(t) }
+
+// recordsDiff describes the first difference between the records got and
+// want, or returns "": the same paths and values (==) in the same order,
+// and times that are the same instant.
+func recordsDiff(got, want []Record) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Path != w.Path || g.Value != w.Value || !g.Time.Equal(w.Time) {
+			return fmt.Sprintf("record %d is %s %s %q (bits %#x) at %v, want %s %s %q (bits %#x) at %v", i,
+				g.Path, g.Value.Type(), g.Value, g.Value.n, g.Time, w.Path, w.Value.Type(), w.Value, w.Value.n, w.Time)
+		}
+	}
+	return ""
+}
+
+// testObjects are the built-in objects and a Float resource, 3303/x/5700
+// (Sensor Value), which they lack.
+func testObjects(t testing.TB) *Objects {
+	reg := NewBuiltinObjects()
+	require.NoError(t, reg.Add(ObjectDef{ID: 3303, Resources: []ResourceDef{{ID: 5700, Type: TypeFloat}}}))
+	return reg
+}

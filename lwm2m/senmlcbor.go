@@ -92,9 +92,9 @@ func DecodeSenMLCBOR(base Path, b []byte, reg *Objects) ([]Record, error) {
 				r.v = senmlNum{kind: 'u', u: v}
 			}
 		case float64:
-			r.v = senmlNum{kind: 'f', f: v}
+			r.v = senmlNum{kind: 'f', f: cborFloat(v)}
 		case float32:
-			r.v = senmlNum{kind: 'f', f: float64(v)}
+			r.v = senmlNum{kind: 'f', f: cborFloat(float64(v))}
 		case big.Int:
 			return nil, fail(off, "v is a bignum; want an integer in 64 bits or a float", nil)
 		default:
@@ -147,10 +147,24 @@ func cborArrayHead(b []byte) (count, n int, reason string) {
 	return int(c), 1 + size, ""
 }
 
+// cborNaN is the NaN AppendSenMLCBOR writes (0xf97e00, RFC 8949 §4.2.2)
+// read back as a float64.
+const cborNaN = 0x7FF8000000000000
+
+// cborFloat returns f, any NaN as cborNaN: a NaN's payload means nothing
+// in SenML, and AppendSenMLCBOR does not keep it.
+func cborFloat(f float64) float64 {
+	if math.IsNaN(f) {
+		return math.Float64frombits(cborNaN)
+	}
+	return f
+}
+
 // AppendSenMLCBOR appends the SenML CBOR encoding (content format 112) of
 // recs under base to dst, with the same layout as AppendSenMLJSON. Numbers
 // are CBOR integers for Integer, Unsigned and Time, and the shortest float
-// that keeps the value for Float.
+// that keeps the value for Float; every NaN is written as 0xf97e00, the
+// NaN DecodeSenMLCBOR reads any NaN as.
 func AppendSenMLCBOR(dst []byte, base Path, recs []Record) ([]byte, error) {
 	if err := senmlEncodeCheck(FormatSenMLCBOR, base, recs); err != nil {
 		return dst, err

@@ -1,6 +1,7 @@
 package lwm2m
 
 import (
+	"math"
 	"strconv"
 	"unicode/utf8"
 )
@@ -40,7 +41,8 @@ func DecodeText(base Path, b []byte, reg *Objects) ([]Record, error) {
 
 // AppendText appends the plain-text form of the one record in recs, which
 // must be at base, a resource or resource instance (see Value.String for
-// the forms).
+// the forms). A Float that is NaN or infinite is an error: plain text has
+// decimal numbers only.
 func AppendText(dst []byte, base Path, recs []Record) ([]byte, error) {
 	rec, err := singleRecord(FormatText, base, recs)
 	if err != nil {
@@ -49,6 +51,10 @@ func AppendText(dst []byte, base Path, recs []Record) ([]byte, error) {
 	if rec.Value.t == TypeRaw && rec.Value.src != FormatText {
 		return dst, &EncodeError{Format: FormatText, Path: base.String(),
 			Reason: "raw value from " + rec.Value.src.String() + "; convert it with Value.As first"}
+	}
+	if f, ok := rec.Value.Float(); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return dst, &EncodeError{Format: FormatText, Path: base.String(),
+			Reason: "Float " + strconv.FormatFloat(f, 'g', -1, 64) + " has no plain-text form; the text format carries decimal numbers only"}
 	}
 	out, _ := appendText(dst, rec.Value)
 	return out, nil

@@ -2,14 +2,15 @@ package lwm2m
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-// textTests are plain-text payloads (LwM2M 1.1 Core §7.3.1, LWM-6).
-// They also seed FuzzDecodeText.
+// textTests are plain-text payloads (LwM2M 1.1 Core §7.3.1, LWM-6),
+// decoded with testObjects. They also seed FuzzDecodeText.
 var textTests = []struct {
 	path, in string
 	want     Value
@@ -26,6 +27,23 @@ var textTests = []struct {
 	{"/3/0/22/0", "4:0", ObjlnkValue(4, 0), ""},
 	{"/5/0/0", "AQID", OpaqueValue([]byte{1, 2, 3}), ""},
 	{"/9999/0/1", "12.5", RawValue(FormatText, []byte("12.5")), ""},
+	{"/3303/0/5700", "21.5", FloatValue(21.5), ""},
+	{"/3303/0/5700", "-0.125", FloatValue(-0.125), ""},
+	{"/3303/0/5700", "1e+21", FloatValue(1e21), ""},
+	{"/3303/0/5700", "1.5e-07", FloatValue(1.5e-7), ""},
+	{"/3303/0/5700", "-0", FloatValue(math.Copysign(0, -1)), ""},
+	{"/3303/0/5700", "NaN", Value{}, `"NaN" is not a decimal number (Float); want digits`},
+	{"/3303/0/5700", "Inf", Value{}, `"Inf" is not a decimal number`},
+	{"/3303/0/5700", "-Infinity", Value{}, `"-Infinity" is not a decimal number`},
+	{"/3303/0/5700", "0x1p-2", Value{}, `"0x1p-2" is not a decimal number`},
+	{"/3303/0/5700", "1_0", Value{}, `"1_0" is not a decimal number`},
+	{"/3303/0/5700", "0x_1p0", Value{}, `"0x_1p0" is not a decimal number`},
+	{"/3303/0/5700", "", Value{}, `"" is not a decimal number`},
+	{"/3303/0/5700", ".", Value{}, `"." is not a decimal number`},
+	{"/3303/0/5700", "1e", Value{}, `"1e" is not a decimal number`},
+	{"/3303/0/5700", "1.2.3", Value{}, `"1.2.3" is not a decimal number`},
+	{"/3303/0/5700", " 1", Value{}, `" 1" is not a decimal number`},
+	{"/3303/0/5700", "1e400", Value{}, `"1e400" is outside the range of a Float`},
 	{"/3/0/9", "ten", Value{}, `"ten" is not a decimal integer`},
 	{"/3/0/9", "99999999999999999999", Value{}, "not a decimal integer"},
 	{"/1/0/6", "true", Value{}, "want 0 or 1"},
@@ -39,7 +57,7 @@ var textTests = []struct {
 }
 
 func TestDecodeText(t *testing.T) {
-	reg := NewBuiltinObjects()
+	reg := testObjects(t)
 	for _, tt := range textTests {
 		got, err := DecodeText(MustPath(tt.path), []byte(tt.in), reg)
 		if tt.has != "" {
@@ -58,6 +76,40 @@ func TestDecodeText(t *testing.T) {
 	_, err := DecodeText(MustPath("/3/0/0"), []byte("a\xffb"), reg)
 	require.ErrorAs(t, err, &de)
 	require.Equal(t, 1, de.Offset, "offset of the bad byte")
+}
+
+// A plain-text Float is a decimal number in any of its spellings;
+// AppendText writes the shortest one that reads back the same value, and
+// refuses NaN and the infinities, which have none.
+func TestTextFloatForms(t *testing.T) {
+	reg := testObjects(t)
+	p := MustPath("/3303/0/5700")
+	for _, tt := range []struct {
+		in   string
+		want float64
+		out  string
+	}{
+		{"-1.2e3", -1200, "-1200"},
+		{"1E3", 1000, "1000"},
+		{"+2", 2, "2"},
+		{"3.", 3, "3"},
+		{".5", 0.5, "0.5"},
+		{"007.50", 7.5, "7.5"},
+		{"1e-400", 0, "0"},
+	} {
+		got, err := DecodeText(p, []byte(tt.in), reg)
+		require.NoError(t, err, "DecodeText(%q)", tt.in)
+		require.Equal(t, FloatValue(tt.want), got[0].Value, "DecodeText(%q)", tt.in)
+		enc, err := AppendText(nil, p, got)
+		require.NoError(t, err)
+		require.Equal(t, tt.out, string(enc), "AppendText(DecodeText(%q))", tt.in)
+	}
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		_, err := AppendText(nil, p, []Record{{Path: p, Value: FloatValue(f)}})
+		require.ErrorIs(t, err, ErrEncode, "AppendText(%v)", f)
+		require.Contains(t, err.Error(), "decimal numbers only")
+		require.Contains(t, err.Error(), "/3303/0/5700", "error names the path")
+	}
 }
 
 func TestTextFloatAndRawConversion(t *testing.T) {
@@ -92,7 +144,7 @@ func FuzzDecodeText(f *testing.F) {
 	for _, tt := range textTests {
 		f.Add(tt.path, []byte(tt.in))
 	}
-	reg := NewBuiltinObjects()
+	reg := testObjects(f)
 	f.Fuzz(func(t *testing.T, path string, b []byte) {
 		p, err := ParsePath(path)
 		if err != nil {
@@ -114,7 +166,7 @@ func FuzzDecodeText(f *testing.F) {
 		if err != nil {
 			t.Fatalf("DecodeText(%s, %q) after round trip = %v", p, enc, err)
 		}
-		if back[0].Value != recs[0].Value && !(recs[0].Value.Type() == TypeFloat) {
+		if back[0].Value != recs[0].Value {
 			t.Fatalf("round trip of %q: %v became %v", b, recs[0].Value, back[0].Value)
 		}
 	})

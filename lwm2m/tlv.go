@@ -584,8 +584,9 @@ func tlvValueSize(v Value) int {
 		}
 		return 8
 	case TypeFloat:
-		f := math.Float64frombits(v.n)
-		if float64(float32(f)) == f || math.IsNaN(f) {
+		// 4 bytes when they hold the very bits: a NaN's payload too,
+		// which float32 may not keep.
+		if math.Float64bits(float64(float32(math.Float64frombits(v.n)))) == v.n {
 			return 4
 		}
 		return 8

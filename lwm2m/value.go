@@ -246,9 +246,12 @@ func textValue(s string, t Type) (Value, string) {
 		}
 		return UintValue(u), ""
 	case TypeFloat:
+		if !isDecimal(s) {
+			return Value{}, strconv.Quote(clip(s)) + " is not a decimal number (Float); want digits with an optional sign, decimal point and exponent, as 3.14 or -1.2e3"
+		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			return Value{}, strconv.Quote(clip(s)) + " is not a decimal number (Float)"
+			return Value{}, strconv.Quote(clip(s)) + " is outside the range of a Float (64-bit)"
 		}
 		return FloatValue(f), ""
 	case TypeBoolean:
@@ -278,6 +281,43 @@ func textValue(s string, t Type) (Value, string) {
 		return Value{}, "a resource without a type (Execute) has no value"
 	}
 	return Value{}, "type " + t.String() + " has no text form"
+}
+
+// isDecimal reports whether s is a decimal number: an optional sign,
+// digits with an optional decimal point (at least one digit), and an
+// optional exponent (e or E, an optional sign, digits). strconv.ParseFloat
+// also takes NaN, Inf, hexadecimal and underscores, which the plain-text
+// Float is not (LwM2M TS, Plain Text data types).
+func isDecimal(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		for i++; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		start := i
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		}
+		if i == start {
+			return false
+		}
+	}
+	return i == len(s)
 }
 
 // parseObjlnk parses "object:instance". Ids are 0–65535 (65535:65535 is

@@ -136,6 +136,7 @@ func TestCommandSessionTakeover(t *testing.T) {
 		pubB := cur.read()
 		require.Equal(t, CommandTopic("dev1", "B"), pubB.TopicName)
 		require.False(t, pubB.FixedHeader.Dup)
+		require.Equal(t, pub.PacketID, pubB.PacketID, "B goes out under A's packet id: the PUBACK below is for both ids alike")
 		require.Eventually(t, func() bool { return connections(s, "dev1") == 1 }, 5*time.Second, time.Millisecond)
 		cur.ping()
 		requirePending(t, b, "B is not acknowledged yet")

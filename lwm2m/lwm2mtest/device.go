@@ -114,7 +114,8 @@ func (r Request) String() string {
 // the server against the standard rather than against this module's own
 // client. It registers over a connected socket (UDP, or a DTLS net.Conn)
 // and answers the server's requests: writes to /19/1/0 by its Stack, GET
-// of /19/0/0 (observe) with an empty Multiple resource in TLV, and with a
+// of /19/0/0 (observe) with an empty Multiple resource in TLV (4.06 Not
+// Acceptable when the Accept option names another format), and with a
 // Flash, the Firmware Version /3/0/3 and object 5 as OMA LwM2M describes
 // it (firmware.go); anything else gets 4.04. Confirmable requests are
 // answered with piggybacked ACKs; a retransmitted request gets the same
@@ -584,6 +585,10 @@ func errAnswer(c codes.Code, format string, args ...any) *message.Message {
 func (d *Device) handle(m *message.Message, path string, cf int) (*message.Message, [][]byte) {
 	switch {
 	case m.Code == codes.GET && path == "/19/0/0":
+		// RFC 7252 §5.10.4: an Accept the resource cannot give gets 4.06.
+		if a, err := m.Options.GetUint32(message.Accept); err == nil && a != uint32(message.AppLwm2mTLV) {
+			return errAnswer(codes.NotAcceptable, "%s is served as TLV (11542), not %d", path, a), nil
+		}
 		resp := &message.Message{Code: codes.Content, Payload: []byte{0x80, 0x00}} // no instance yet
 		d.observe(m, path, resp)
 		b := make([]byte, 4)

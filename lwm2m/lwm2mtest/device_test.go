@@ -2,13 +2,19 @@ package lwm2mtest
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"net"
 	"sync/atomic"
 	"testing"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
-// The conformance device's own parsers never panic, and the TLV it writes
-// reads back.
+// The conformance device's own parsers never panic, the TLV it writes
+// reads back, a SenML JSON pack it takes gives one value per record, and
+// an Opaque value written as base64url in vd (RFC 8428 §4.3) reads back.
 func FuzzDeviceParsers(f *testing.F) {
 	f.Add(multipleTLV(0, []byte{0xCA, 0xFE}))
 	f.Add([]byte(`[{"bn":"/19/1/0/","n":"0","vd":"yv4"}]`))
@@ -18,7 +24,16 @@ func FuzzDeviceParsers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = isClientHello(b)
 		_, _ = parseMultipleTLV(b, 0)
-		_, _ = parseSenMLJSON(b)
+		if vals, err := parseSenMLJSON(b); err == nil {
+			var recs []json.RawMessage
+			if err := json.Unmarshal(b, &recs); err != nil || len(vals) != len(recs) {
+				t.Fatalf("parseSenMLJSON(%q) = %d values from %d records (%v)", b, len(vals), len(recs), err)
+			}
+		}
+		pack := `[{"bn":"/19/1/0/","n":"0","vd":"` + base64.RawURLEncoding.EncodeToString(b) + `"},{"n":"1","vd":""}]`
+		if got, err := parseSenMLJSON([]byte(pack)); err != nil || len(got) != 2 || !bytes.Equal(got[0], b) || len(got[1]) != 0 {
+			t.Fatalf("parseSenMLJSON(%s) = %x, %v; want [%x, empty]", pack, got, err, b)
+		}
 		if len(b) <= 0xffff-4 {
 			got, err := parseMultipleTLV(multipleTLV(0, b), 0)
 			if err != nil || len(got) != 1 || !bytes.Equal(got[0], b) {
@@ -90,5 +105,44 @@ func TestHelloV0(t *testing.T) {
 	}
 	if n.Load() != 1 {
 		t.Errorf("hellos counted %d, want 1", n.Load())
+	}
+}
+
+// GET /19/0/0 is answered in TLV: with no Accept or Accept TLV (11542)
+// 2.05 Content in TLV, with Accept naming another format 4.06 Not
+// Acceptable (RFC 7252 §5.10.4), and an observe refused so is not taken.
+func TestDataGetAccept(t *testing.T) {
+	d := &Device{obs: map[string]*observer{}}
+	for _, tc := range []struct {
+		accept int // -1: no Accept option
+		want   codes.Code
+	}{
+		{-1, codes.Content},
+		{int(message.AppLwm2mTLV), codes.Content},
+		{int(message.TextPlain), codes.NotAcceptable},
+		{int(message.AppOctets), codes.NotAcceptable},
+		{int(message.AppSenmlJSON), codes.NotAcceptable},
+	} {
+		m := &message.Message{Code: codes.GET, Token: []byte{1}}
+		m.Options, _, _ = m.Options.SetPath(make([]byte, 32), "/19/0/0")
+		m.Options, _, _ = m.Options.SetObserve(make([]byte, 4), 0)
+		if tc.accept >= 0 {
+			m.Options, _, _ = m.Options.SetUint32(make([]byte, 4), message.Accept, uint32(tc.accept))
+		}
+		d.obs = map[string]*observer{}
+		resp, _ := d.answer(m)
+		if resp.Code != tc.want {
+			t.Errorf("GET /19/0/0 Accept %d: %s (%s), want %s", tc.accept, codeText(resp.Code), resp.Payload, codeText(tc.want))
+			continue
+		}
+		cf, err := resp.Options.ContentFormat()
+		switch {
+		case tc.want == codes.Content && (err != nil || cf != message.AppLwm2mTLV):
+			t.Errorf("GET /19/0/0 Accept %d: Content-Format %d (%v), want TLV (11542)", tc.accept, cf, err)
+		case tc.want == codes.Content && !d.Observed("/19/0/0"):
+			t.Errorf("GET /19/0/0 Accept %d: the observe was not taken", tc.accept)
+		case tc.want == codes.NotAcceptable && d.Observed("/19/0/0"):
+			t.Errorf("GET /19/0/0 Accept %d: a refused observe was taken", tc.accept)
+		}
 	}
 }

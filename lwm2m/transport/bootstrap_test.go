@@ -259,9 +259,17 @@ func TestBootstrapRefusesOverDTLS(t *testing.T) {
 	for _, tc := range []struct{ name, ep string }{{"wrong key", "b"}, {"unknown identity", "nobody"}, {"plain-only device over DTLS", "plain"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClient(t, ClientConfig{Server: bs.DTLSAddr().String(), Endpoint: tc.ep, Key: bsKey, HandshakeTimeout: 3 * time.Second})
-			require.Error(t, c.Connect(ctxT(t)), "handshake refused")
+			err := c.Connect(ctxT(t))
+			require.Error(t, err, "handshake refused")
+			// the same alert for all three: nobody learns which endpoints exist
+			require.Contains(t, err.Error(), "Alert Fatal: DecryptError")
 		})
 	}
+	t.Run("the right key", func(t *testing.T) { // the control of "wrong key"
+		c := newClient(t, ClientConfig{Server: bs.DTLSAddr().String(), Endpoint: "b", Key: []byte("another-key-0123"), HandshakeTimeout: 3 * time.Second})
+		require.NoError(t, c.Connect(ctxT(t)))
+		require.NoError(t, c.Close())
+	})
 	require.Eventually(t, func() bool { return bs.Sessions() == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 

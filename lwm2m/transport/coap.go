@@ -54,6 +54,10 @@ func encodeMsg(m message.Message) ([]byte, error) {
 func isRequest(c codes.Code) bool  { return c >= codes.GET && c < 32 }
 func isResponse(c codes.Code) bool { return c >= 64 }
 
+// reservedClass reports whether c is of a reserved class, 1, 6 or 7 (RFC
+// 7252 §12.1).
+func reservedClass(c codes.Code) bool { return c>>5 == 1 || c>>5 >= 6 }
+
 // msgPath joins the Uri-Path options to "/a/b/c" ("/" when there are none).
 func msgPath(m *message.Message) string {
 	var b strings.Builder

@@ -247,7 +247,21 @@ func TestObserveFollowsMoveBeforeAnswer(t *testing.T) {
 	require.Equal(t, moved.conn.LocalAddr().String(), reg.Addr.String())
 
 	// The lost observe's token no longer maps to anything: a late answer
-	// of it from the old address is not data.
+	// of it from the old address, piggybacked or as a notification, is
+	// not data. A CoAP ping after them from the same socket: its Reset
+	// says they were handled (RFC 7252 §4.3).
+	old.answerObserve(lost, 1, lwm2m.FormatOpaque, []byte("late"))
+	old.notify(lost, 2, lwm2m.FormatOpaque, []byte("late notification"))
+	old.mid++
+	old.send(message.Message{Type: message.Confirmable, Code: codes.Empty, MessageID: int32(old.mid)})
+	for {
+		m := old.recv()
+		if m.Type == message.Reset && m.MessageID == int32(old.mid) {
+			break
+		}
+	}
+	require.Equal(t, []string{"after the move", "data flows"}, uplinks(h.recorder, ep), "the late answers are not data")
+	require.Equal(t, 2, h.durableCount())
 	obs, err := s.cfg.Observations.Observations(ep)
 	require.NoError(t, err)
 	require.Len(t, obs, 1)

@@ -513,6 +513,12 @@ func (e *exchange) receive(b []byte) {
 		if m.Type == message.Confirmable { // CoAP ping
 			e.reply(message.Message{Type: message.Reset, MessageID: m.MessageID, Code: codes.Empty})
 		}
+	case reservedClass(m.Code):
+		// Neither request nor response: a confirmable message is rejected
+		// with a Reset, any other is silently ignored (RFC 7252 §4.2).
+		if m.Type == message.Confirmable {
+			e.reply(message.Message{Type: message.Reset, MessageID: m.MessageID, Code: codes.Empty})
+		}
 	case isRequest(m.Code):
 		e.receiveRequest(&m, len(b), now)
 	case isResponse(m.Code):

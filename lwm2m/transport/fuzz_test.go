@@ -60,7 +60,8 @@ func fuzzSeeds(f *testing.F) {
 var fuzzObjects = lwm2m.NewBuiltinObjects()
 
 // FuzzServerDatagram feeds arbitrary datagrams to a server session: the
-// server must never panic, and must answer every confirmable request.
+// server must never panic, must answer every confirmable request, and
+// must reject a confirmable message of a reserved code class.
 func FuzzServerDatagram(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -86,13 +87,18 @@ func FuzzServerDatagram(f *testing.F) {
 		if err == nil && m.Type == message.Confirmable && isRequest(m.Code) && n == 0 {
 			t.Fatalf("confirmable request %v got no answer", m.Code)
 		}
+		if err == nil && m.Type == message.Confirmable && reservedClass(m.Code) && n == 0 {
+			t.Fatalf("confirmable message with the reserved code %v got no Reset (RFC 7252 §4.2)", m.Code)
+		}
 		if h, ok, ferr := checkFormat(b); ok && h.version == 1 && h.typ == message.Confirmable && ferr != nil && n == 0 {
 			t.Fatalf("malformed confirmable message (%v) got no Reset", ferr)
 		}
 	})
 }
 
-// FuzzClientDatagram feeds arbitrary datagrams to a device client.
+// FuzzClientDatagram feeds arbitrary datagrams to a device client: it
+// must never panic, and must acknowledge or reject (Reset) every
+// confirmable message, well-formed or not (RFC 7252 §4.2).
 func FuzzClientDatagram(f *testing.F) {
 	fuzzSeeds(f)
 	// Writes of the Multiple resource /19/1/0 and its instance (issue 20.1).
@@ -126,10 +132,27 @@ func FuzzClientDatagram(f *testing.F) {
 		c.Handle("/19/1/0", Resource{Write: func(Content) error { return nil }})
 		c.Handle("/3/0/4", Resource{Execute: func([]byte) error { return nil }})
 		c.Handle("/3303", Resource{Create: func(Content) (uint16, error) { return 1, nil }})
-		c.attach(func([]byte) error { return nil })
+		var mu sync.Mutex
+		var answers [][]byte
+		c.attach(func(out []byte) error { mu.Lock(); answers = append(answers, out); mu.Unlock(); return nil })
 		c.ex.receive(b)
-		c.ex.receive(b)
+		c.ex.receive(b) // and its duplicate
 		c.ex.close()
+		h, ok, _ := checkFormat(b)
+		if !ok || h.version != 1 || h.typ != message.Confirmable {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(answers) == 0 {
+			t.Fatalf("confirmable message %v (MID %d) got neither ACK nor Reset", h.code, h.mid)
+		}
+		for _, a := range answers {
+			m, err := decodeMsg(a)
+			if err != nil || (m.Type != message.Acknowledgement && m.Type != message.Reset) || uint16(m.MessageID) != h.mid {
+				t.Fatalf("confirmable message %v (MID %d) answered with % x (%v): want an ACK or Reset of its MID", h.code, h.mid, a, err)
+			}
+		}
 	})
 }
 

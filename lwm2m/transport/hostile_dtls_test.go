@@ -200,6 +200,14 @@ func TestDTLSWrongKeyAlert(t *testing.T) {
 	require.Equal(t, uint64(1), st.FailedBadKey)
 	require.Equal(t, uint64(1), st.FailedUnknownIdentity)
 	require.Zero(t, st.HandshakesInFlight)
+
+	// The control: the same handshake with dev1's key succeeds.
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer pc.Close()
+	c, err := pionHandshake(ctxT(t), pc, s.DTLSAddr(), "dev1", testKey)
+	require.NoError(t, err, "the handshake with dev1's key")
+	_ = c.Close()
 }
 
 // SEC-2: at most MaxHandshakes handshakes are in flight; a hello with a

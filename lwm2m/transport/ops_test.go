@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/doze-io/doze/lwm2m"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/stretchr/testify/require"
 )
 
@@ -84,6 +86,55 @@ func TestDeviceOperations(t *testing.T) {
 	mu.Lock()
 	require.Equal(t, []string{"write 300", "partial p", "reboot 0='now'", "create"}, log[:4])
 	mu.Unlock()
+}
+
+// LWM-7: the writes as OMA LwM2M's Device Management interface puts them
+// on CoAP, seen by a raw peer (our Client takes PUT and POST alike and
+// drops attributes): Write-Replace is a PUT carrying the value,
+// Write-Partial a POST on the object instance, Write-Attributes a PUT
+// with one Uri-Query per attribute and neither payload nor
+// Content-Format.
+func TestWriteOperationsOnTheWire(t *testing.T) {
+	const ep = "868333030000014"
+	s, _ := plainServer(t, Config{})
+	p := newRawPeer(t, s.UDPAddr())
+	p.register(ep, "</1/0>,</3303/0>")
+	ctx := ctxT(t)
+	tlv, err := lwm2m.AppendTLV(nil, lwm2m.MustPath("/3303/0"), []lwm2m.Record{{Path: lwm2m.MustPath("/3303/0/5750"), Value: lwm2m.StringValue("p")}})
+	require.NoError(t, err)
+	partial := Content{Format: lwm2m.FormatTLV, Payload: tlv}
+	for _, tc := range []struct {
+		name    string
+		op      func() error
+		code    codes.Code
+		path    string
+		queries []string
+		cf      lwm2m.Format
+		payload []byte
+	}{
+		{"Write-Replace", func() error { return s.Write(ctx, ep, "/1/0/1", Content{Format: cfText, Payload: []byte("300")}) },
+			codes.PUT, "/1/0/1", nil, cfText, []byte("300")},
+		{"Write-Partial", func() error { return s.WritePartial(ctx, ep, "/3303/0", partial) },
+			codes.POST, "/3303/0", nil, lwm2m.FormatTLV, partial.Payload},
+		{"Write-Attributes", func() error { return s.WriteAttributes(ctx, ep, "/1/0/1", "pmin=10", "pmax=60") },
+			codes.PUT, "/1/0/1", []string{"pmin=10", "pmax=60"}, cfNone, nil},
+	} {
+		done := make(chan error, 1)
+		go func() { done <- tc.op() }()
+		m := p.recv()
+		require.Equal(t, message.Confirmable, m.Type, tc.name)
+		require.Equal(t, tc.code, m.Code, tc.name)
+		require.Equal(t, tc.path, msgPath(&m), tc.name)
+		require.Equal(t, tc.queries, msgQueries(&m), tc.name)
+		require.Equal(t, tc.cf, contentFormat(&m), "%s: Content-Format", tc.name)
+		if tc.payload == nil {
+			require.Empty(t, m.Payload, "%s: no payload", tc.name)
+		} else {
+			require.Equal(t, tc.payload, m.Payload, tc.name)
+		}
+		p.send(message.Message{Code: codes.Changed, Type: message.Acknowledgement, MessageID: m.MessageID, Token: m.Token})
+		require.NoError(t, <-done, tc.name)
+	}
 }
 
 // LWM-7: operations are bounded by their context: a device that never

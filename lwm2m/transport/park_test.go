@@ -59,12 +59,24 @@ func TestParkAndResumeSession(t *testing.T) {
 func TestParkedSessionExpires(t *testing.T) {
 	const ep = "868333030000051"
 	s, rec := startServer(t, Config{ParkSessions: true, AwakeWindow: 50 * time.Millisecond, IdleTimeout: time.Second}, keys(ep))
-	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey, Queue: true, Lifetime: 3 * time.Second})
+	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: ep, Key: testKey, Queue: true, Lifetime: 2 * time.Second})
 	require.NoError(t, c.Connect(ctxT(t)))
 	require.NoError(t, c.Register(ctxT(t)))
 	waitFor(t, "the session to be parked", func() bool { return s.ParkedSessions() == 1 })
 	e := rec.wait(t, EventDeregistered, ep, 1)
 	require.Equal(t, ReasonExpired, e.Reason)
+	require.Equal(t, 1, s.ParkedSessions(), "the expired registration's session is kept parked")
+	require.Equal(t, 1, s.sessions())
+
+	// Within IdleTimeout the device registers on the kept session again.
+	require.NoError(t, c.Register(ctxT(t)), "a Register on the kept session is accepted")
+	rec.wait(t, EventRegistered, ep, 2)
+	require.Equal(t, 1, s.sessions(), "no second session")
+	// The first expiry's IdleTimeout passes while it is registered: kept.
+	e = rec.wait(t, EventDeregistered, ep, 2)
+	require.Equal(t, ReasonExpired, e.Reason)
+	require.Equal(t, 1, s.ParkedSessions(), "kept parked again for IdleTimeout")
+	require.Equal(t, 1, s.sessions())
 	waitFor(t, "the parked session to be forgotten after IdleTimeout", func() bool { return s.ParkedSessions() == 0 && s.sessions() == 0 })
 }
 

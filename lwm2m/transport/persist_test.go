@@ -6,6 +6,7 @@ import (
 	"encoding/gob"
 	"log/slog"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -227,18 +228,45 @@ func TestReserveState(t *testing.T) {
 }
 
 // The stored forms read back at Listen never panic the server, whatever a
-// damaged store holds.
+// damaged store holds; a DTLS state reserveState takes comes back the same
+// but for its write sequence number, seqReserve ahead and still below
+// 2^48, and pion reads it.
 func FuzzStoredRecords(f *testing.F) {
 	rec, _ := encodeRegistration(Registration{Endpoint: "ep", ID: "a1", Links: "</3/0>,</19/0>", Binding: "UQ", Queue: true})
 	f.Add(rec.Data)
 	var b bytes.Buffer
 	_ = gob.NewEncoder(&b).Encode(serializedState{HandshakeComplete: true, CipherSuiteID: 0xC0A8, MasterSecret: make([]byte, 48), SequenceNumber: 3})
 	f.Add(b.Bytes())
+	for _, seq := range []uint64{1<<48 - seqReserve - 1, 1<<48 - seqReserve} { // the last one reserveState takes, the first it refuses
+		b.Reset()
+		_ = gob.NewEncoder(&b).Encode(serializedState{HandshakeComplete: true, CipherSuiteID: 0xC0A8, MasterSecret: make([]byte, 48), SequenceNumber: seq})
+		f.Add(bytes.Clone(b.Bytes()))
+	}
 	f.Add([]byte(`{"ep":"ep","id":"x","addr":"[::1"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if r, err := decodeRegistration(RegistrationRecord{Endpoint: "ep", Data: data}); err == nil && (r.Endpoint != "ep" || r.ID == "") {
 			t.Fatalf("decodeRegistration accepted %q as %+v", data, r)
 		}
-		_, _ = reserveState(data, seqReserve)
+		out, err := reserveState(data, seqReserve)
+		if err != nil {
+			return
+		}
+		var in, got serializedState
+		if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&in); err != nil {
+			t.Fatalf("reserveState took %q, which does not decode: %v", data, err)
+		}
+		if err := gob.NewDecoder(bytes.NewReader(out)).Decode(&got); err != nil {
+			t.Fatalf("reserveState(%q) wrote %q, which does not decode: %v", data, out, err)
+		}
+		if got.SequenceNumber != in.SequenceNumber+seqReserve || got.SequenceNumber >= 1<<48 {
+			t.Fatalf("reserveState: sequence number %d became %d; want %d + %d, below 2^48", in.SequenceNumber, got.SequenceNumber, in.SequenceNumber, uint64(seqReserve))
+		}
+		got.SequenceNumber = in.SequenceNumber
+		if !reflect.DeepEqual(got, in) {
+			t.Fatalf("reserveState changed more than the sequence number: %+v became %+v", in, got)
+		}
+		if _, err := pionRoundTrip(out); err != nil {
+			t.Fatalf("pion cannot read what reserveState wrote: %v", err)
+		}
 	})
 }

@@ -107,7 +107,9 @@ func TestLifetimeExpiry(t *testing.T) {
 		e := rec.wait(t, EventDeregistered, "dev1", 1)
 		require.Equal(t, ReasonExpired, e.Reason)
 		err := l.cli.Update(ctx)
-		require.Error(t, err, "update of an expired registration")
+		var re *ResponseError
+		require.ErrorAs(t, err, &re, "update of an expired registration")
+		require.Equal(t, CodeNotFound, re.Code, "update of an expired registration: %v", err)
 		l.close()
 		require.NoError(t, s.Close())
 	})

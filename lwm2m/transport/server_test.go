@@ -46,14 +46,22 @@ func codeName(cs CipherSuite) string {
 	return "CBC_SHA256"
 }
 
-// LWM-1: a wrong key or an unknown identity fails the handshake.
+// LWM-1: a wrong key or an unknown identity fails the handshake with a
+// fatal decrypt_error alert (SEC-4); the same client with the right
+// identity and key connects.
 func TestDTLSWrongKeyAndUnknownIdentity(t *testing.T) {
 	s, _ := startServer(t, Config{HandshakeTimeout: 3e9}, keys("dev1"))
 	bad := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "dev1", Key: []byte("wrong-key-123456"), HandshakeTimeout: 3e9})
-	require.Error(t, bad.Connect(ctxT(t)), "handshake with a wrong key must fail")
+	err := bad.Connect(ctxT(t))
+	require.Error(t, err, "handshake with a wrong key must fail")
+	require.Contains(t, err.Error(), "Alert Fatal: DecryptError", "handshake with a wrong key")
 	unknown := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "nobody", Key: testKey, HandshakeTimeout: 3e9})
-	require.Error(t, unknown.Connect(ctxT(t)), "handshake with an unknown identity must fail")
+	err = unknown.Connect(ctxT(t))
+	require.Error(t, err, "handshake with an unknown identity must fail")
+	require.Contains(t, err.Error(), "Alert Fatal: DecryptError", "handshake with an unknown identity")
 	require.Empty(t, s.Registrations())
+	good := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "dev1", Key: testKey, HandshakeTimeout: 3e9})
+	require.NoError(t, good.Connect(ctxT(t)), "the right identity and key")
 }
 
 // LWM-1: a device may not register (LwM2M /rd or TUP /t/r) under another
@@ -82,12 +90,18 @@ func TestRegisterWrongEndpointForbidden(t *testing.T) {
 }
 
 // LWM-1: a device offering only a suite the server does not allow fails the
-// handshake.
+// handshake with a fatal alert; the same device offering the allowed
+// suite connects.
 func TestDTLSCipherSuiteMismatch(t *testing.T) {
 	s, _ := startServer(t, Config{CipherSuites: []CipherSuite{TLS_PSK_WITH_AES_128_CCM_8}, HandshakeTimeout: 3e9}, keys("dev1"))
 	c := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "dev1", Key: testKey,
 		CipherSuites: []CipherSuite{TLS_PSK_WITH_AES_128_CBC_SHA256}, HandshakeTimeout: 3e9})
-	require.Error(t, c.Connect(ctxT(t)))
+	err := c.Connect(ctxT(t))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "Alert Fatal", "refused with an alert, not a timeout")
+	ok := newClient(t, ClientConfig{Server: s.DTLSAddr().String(), Endpoint: "dev1", Key: testKey,
+		CipherSuites: []CipherSuite{TLS_PSK_WITH_AES_128_CCM_8}, HandshakeTimeout: 3e9})
+	require.NoError(t, ok.Connect(ctxT(t)), "the allowed suite")
 }
 
 // Limits over DTLS: a session beyond MaxSessions is answered 5.03 and
