@@ -103,7 +103,10 @@ func DecodeJSON(base Path, b []byte, reg *Objects) ([]Record, error) {
 			r.bt = nil // senmlDecode keeps bt from the first record
 		}
 		if e.V != nil {
-			r.v = parseJSONNumber(string(*e.V))
+			var ok bool
+			if r.v, ok = parseJSONNumber(string(*e.V)); !ok {
+				return nil, fail(offs[i], numberRangeError("v", string(*e.V)), nil)
+			}
 		}
 		recs[i] = r
 	}

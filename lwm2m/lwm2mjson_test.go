@@ -55,6 +55,7 @@ var lwm2mJSONTests = []struct {
 	{path: "/3/0", in: `[]`, off: 0, has: `want a JSON object with an "e" array`},
 	{path: "/3/0", in: `{"e":{}}`, off: 1, has: "e must be an array"},
 	{path: "/3/0", in: `{"e":[{"n":"9","v":1},{"n":"x","v":1}]}`, off: 22, has: `"/3/0/x" is not a path`},
+	{path: "/3303/0", in: `{"e":[{"n":"5700","v":1},{"n":"5700","v":-1e400}]}`, off: 25, has: "v -1e400 is outside the range of a 64-bit float"},
 	{path: "/3/0", in: `{"e":[{"n":"9","sv":"a"}]}`, off: 6, has: "the resource is Integer but the record has a string"},
 	{path: "/5/0", in: `{"e":[{"n":"0","sv":"!!"}]}`, off: 6, has: "not base64"},
 	{path: "/3/0", in: `{"e":[]} {}`, off: 9, has: "data after"},

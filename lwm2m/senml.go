@@ -287,7 +287,10 @@ func DecodeSenMLJSON(base Path, b []byte, reg *Objects) ([]Record, error) {
 		}
 		r := senmlRec{off: off, bn: jr.Bn, n: jr.N, bt: jr.Bt, t: jr.T, vs: jr.Vs, vb: jr.Vb, vlo: jr.Vlo}
 		if jr.V != nil {
-			r.v = parseJSONNumber(string(*jr.V))
+			var ok bool
+			if r.v, ok = parseJSONNumber(string(*jr.V)); !ok {
+				return nil, fail(off, numberRangeError("v", string(*jr.V)), nil)
+			}
 		}
 		if jr.Vd != nil {
 			r.hasVd = true
@@ -317,15 +320,28 @@ func skipJSONSpace(b []byte, off int) int {
 // position, which for a truncated payload is its end.
 func jsonOffset(d *json.Decoder) int { return int(d.InputOffset()) }
 
-func parseJSONNumber(s string) senmlNum {
+// parseJSONNumber reads a JSON number (encoding/json checked its syntax)
+// as an integer when it is one, else as a float; ok is false for a number
+// outside the range of a 64-bit float (1e400), which would read as an
+// infinity JSON cannot carry back.
+func parseJSONNumber(s string) (n senmlNum, ok bool) {
 	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return senmlNum{kind: 'i', i: i}
+		return senmlNum{kind: 'i', i: i}, true
 	}
 	if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return senmlNum{kind: 'u', u: u}
+		return senmlNum{kind: 'u', u: u}, true
 	}
-	f, _ := strconv.ParseFloat(s, 64) // encoding/json checked the syntax; out of range gives ±Inf
-	return senmlNum{kind: 'f', f: f}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return senmlNum{}, false // out of range: ±Inf
+	}
+	return senmlNum{kind: 'f', f: f}, true
+}
+
+// numberRangeError is the reason of a DecodeError for a number
+// parseJSONNumber refused.
+func numberRangeError(field, s string) string {
+	return field + " " + clip(s) + " is outside the range of a 64-bit float (about ±1.8e308)"
 }
 
 // decodeBase64Any decodes base64url as RFC 8428 writes it (no padding),

@@ -74,6 +74,7 @@ var senmlJSONTests = []struct {
 	{path: "/3/0", in: `{}`, off: 0, has: "want a JSON array"},
 	{path: "/3/0", in: `[{"n":"/3/0/9","v":1}`, off: 21, has: "not closed"},
 	{path: "/3/0", in: `[{"n":"/3/0/9","v":1},{"n":"/3/0/x","v":1}]`, off: 22, has: `"/3/0/x" is not a path`},
+	{path: "/3303/0", in: `[{"n":"/3303/0/5700","v":1},{"n":"/3303/0/5700","v":1e400}]`, off: 28, has: "v 1e400 is outside the range of a 64-bit float"},
 	{path: "/3/0", in: `[{"n":"/3/0/9","v":1},{"n":"/4/0/9","v":1}]`, off: 22, has: "not under the request path /3/0"},
 	{path: "/3/0", in: `[{"n":"/3/0/9","v":1.5}]`, off: 1, has: "not an integer"},
 	{path: "/3/0", in: `[{"n":"/3/0/9","vs":"x"}]`, off: 1, has: "the resource is Integer but the record has a string"},
