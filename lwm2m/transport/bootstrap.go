@@ -543,7 +543,14 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 			_, _ = c.WriteToUDP(resetFor(h.mid), addr) // malformed, or a CoAP ping
 		}
 		return nil
-	case h.typ == message.Acknowledgement || h.typ == message.Reset, !isRequest(m.Code):
+	case h.typ == message.Acknowledgement || h.typ == message.Reset:
+		return nil
+	case !isRequest(m.Code):
+		// A response (or a reserved code) with no exchange to belong to:
+		// a confirmable one is rejected (RFC 7252 §4.2), others ignored.
+		if h.typ == message.Confirmable {
+			_, _ = c.WriteToUDP(resetFor(h.mid), addr)
+		}
 		return nil
 	}
 	reply := func(r *message.Message) {

@@ -234,8 +234,17 @@ func TestBootstrapRefusesOverPlainCoAP(t *testing.T) {
 			require.Zero(t, bs.Sessions(), "nothing kept for a refused peer")
 		})
 	}
-	p.send(message.Message{Type: message.Confirmable, Code: codes.Empty})
-	require.Equal(t, message.Reset, p.recv().Type, "a CoAP ping gets a Reset")
+	p.send(message.Message{Type: message.Confirmable, Code: codes.Empty, MessageID: 0x1234})
+	r := p.recv()
+	require.Equal(t, message.Reset, r.Type, "a CoAP ping gets a Reset")
+	require.EqualValues(t, 0x1234, r.MessageID)
+	// A confirmable response with no exchange of ours is rejected (RFC
+	// 7252 §4.2), and nothing is kept for the peer.
+	p.send(message.Message{Type: message.Confirmable, Code: codes.Content, MessageID: 0x4321, Token: []byte{9}})
+	r = p.recv()
+	require.Equal(t, message.Reset, r.Type, "a confirmable response from a stranger gets a Reset")
+	require.EqualValues(t, 0x4321, r.MessageID)
+	require.Zero(t, bs.Sessions())
 }
 
 // TestBootstrapRefusesOverDTLS: the PSK identity is the endpoint name, and
