@@ -140,7 +140,11 @@
 //     from that re-send. maxRetransmit adds retransmissions while the device
 //     is reachable, 10, 20 and 40 s apart (FAQ §7.3); they do not move the
 //     timeout. A response that arrives before the ACK implies it
-//     (SENT → DELIVERED → SUCCESSFUL, both stored and heard).
+//     (SENT → DELIVERED → SUCCESSFUL, both stored and heard); one that
+//     names the mid of a command whose send was attempted but not yet
+//     recorded as left (the sending goroutine slow to get the device's
+//     lock) implies that too (PENDING → SENT → DELIVERED → SUCCESSFUL).
+//     A response without a mid matches recorded sends only.
 //   - Immediate commands (expireTime 0) fail at once, stored FAILED with the
 //     reason and returned with an error wrapping ErrUnreachable, when the
 //     device is not reachable in its mode or has earlier commands open; a
