@@ -93,6 +93,7 @@ type Client struct {
 	mu        sync.Mutex
 	resources map[string]Resource
 	observers map[string]map[string]uint32 // path → token → last Observe value
+	attrs     map[string]Attributes        // path → Write-Attributes (clientattrs.go)
 	location  string
 	ex        *exchange
 	pc        *rebindConn
@@ -532,7 +533,7 @@ func (c *Client) handle(m *message.Message) (*message.Message, func()) {
 		}
 		return resp, nil
 	case codes.PUT: // write-attributes; writes are c.write's
-		return &message.Message{Code: codes.Changed}, nil
+		return c.writeAttributes(m, path), nil
 	case codes.POST:
 		switch depth := strings.Count(strings.Trim(path, "/"), "/") + 1; {
 		case depth == 1: // create on an object

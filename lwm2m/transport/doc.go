@@ -341,7 +341,11 @@
 // TUP), Update, Deregister, resources served from Handle (read, write,
 // execute, create, delete, discover, write-attributes, observe), Notify to
 // observers and Send (POST /dp). Rebind moves it to a new local port, as a
-// NAT does.
+// NAT does. Write-Attributes are checked as the TS says (known names,
+// whole seconds for pmin/pmax/epmin/epmax, decimal gt/lt/st on resources
+// only, pmin ≤ pmax, lt + 2·st < gt; anything else 4.00, nothing changed)
+// and kept per path (Client.Attributes); the client does not time
+// notifications by them — Notify stays the application's call.
 //
 // # Figures
 //
