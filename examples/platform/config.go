@@ -42,14 +42,20 @@ type Config struct {
 	NATS string `json:"nats"`
 	// Cluster names the cluster on NATS (subjects doze.<cluster>.…), so
 	// that several clusters can share one NATS server; default "doze".
-	Cluster   string   `json:"cluster"`
-	HTTPAddr  string   `json:"httpAddr"`  // northbound REST API and console; default :8743
-	CoAPAddr  string   `json:"coapAddr"`  // plain CoAP over UDP; default :5683; "off" disables it
-	DTLSAddr  string   `json:"dtlsAddr"`  // CoAP over DTLS-PSK; default :5684
-	TLSCert   string   `json:"tlsCert"`   // PEM certificate for HTTPS; empty serves plain HTTP
-	TLSKey    string   `json:"tlsKey"`    // PEM key for HTTPS
-	Demo      bool     `json:"demo"`      // create the demo app and water-meter product; default true
-	AllowPush []string `json:"allowPush"` // callback hosts/CIDRs allowed despite the SSRF guard; default: loopback with demo, none without
+	Cluster  string `json:"cluster"`
+	HTTPAddr string `json:"httpAddr"` // northbound REST API and console; default :8743
+	// HTTPMaxConns and HTTPMaxConnsPerIP bound the connections open at
+	// once on the REST API and operator listeners, in all and from one IP
+	// address; one over either is answered 503 (closed, over TLS) at once;
+	// defaults 8,192 and 256 (connlimit.go).
+	HTTPMaxConns      int      `json:"httpMaxConns"`
+	HTTPMaxConnsPerIP int      `json:"httpMaxConnsPerIP"`
+	CoAPAddr          string   `json:"coapAddr"`  // plain CoAP over UDP; default :5683; "off" disables it
+	DTLSAddr          string   `json:"dtlsAddr"`  // CoAP over DTLS-PSK; default :5684
+	TLSCert           string   `json:"tlsCert"`   // PEM certificate for HTTPS; empty serves plain HTTP
+	TLSKey            string   `json:"tlsKey"`    // PEM key for HTTPS
+	Demo              bool     `json:"demo"`      // create the demo app and water-meter product; default true
+	AllowPush         []string `json:"allowPush"` // callback hosts/CIDRs allowed despite the SSRF guard; default: loopback with demo, none without
 
 	// BootstrapAddr and BootstrapDTLSAddr are the LwM2M bootstrap
 	// server's plain CoAP and DTLS addresses (LWM-13; conventionally
@@ -155,31 +161,33 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 func defaultConfig() Config {
 	return Config{
-		DataDir:         "doze-data",
-		HTTPAddr:        ":8743",
-		CoAPAddr:        ":5683",
-		DTLSAddr:        ":5684",
-		Demo:            true,
-		AdminAddr:       "127.0.0.1:8744",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		TokenTTL:        Duration(time.Hour),
-		RateLimit:       100,
-		QueueWindow:     Duration(93 * time.Second),
-		HistoryKeep:     Duration(7 * 24 * time.Hour),
-		OfflineAfter:    Duration(25 * time.Hour),
-		DeviceLogSize:   store.DefaultDeviceLogMax,
-		DisconnectGrace: Duration(time.Minute),
-		AbnormalAfter:   3,
-		MaxMessage:      4096,
-		AckFirst:        Duration(defaultAckFirst),
-		MaxBacklog:      defaultMaxBacklog,
-		MaxSessions:     250000,
-		MaxUpload:       defaultMaxUpload,
-		MaxUploads:      defaultMaxUploads,
-		MQTTAddr:        ":1883",
-		MQTTSAddr:       ":8883",
-		MQTTRate:        300,
+		DataDir:           "doze-data",
+		HTTPAddr:          ":8743",
+		HTTPMaxConns:      8192,
+		HTTPMaxConnsPerIP: 256,
+		CoAPAddr:          ":5683",
+		DTLSAddr:          ":5684",
+		Demo:              true,
+		AdminAddr:         "127.0.0.1:8744",
+		LogLevel:          "info",
+		LogFormat:         "text",
+		TokenTTL:          Duration(time.Hour),
+		RateLimit:         100,
+		QueueWindow:       Duration(93 * time.Second),
+		HistoryKeep:       Duration(7 * 24 * time.Hour),
+		OfflineAfter:      Duration(25 * time.Hour),
+		DeviceLogSize:     store.DefaultDeviceLogMax,
+		DisconnectGrace:   Duration(time.Minute),
+		AbnormalAfter:     3,
+		MaxMessage:        4096,
+		AckFirst:          Duration(defaultAckFirst),
+		MaxBacklog:        defaultMaxBacklog,
+		MaxSessions:       250000,
+		MaxUpload:         defaultMaxUpload,
+		MaxUploads:        defaultMaxUploads,
+		MQTTAddr:          ":1883",
+		MQTTSAddr:         ":8883",
+		MQTTRate:          300,
 
 		MQTTMaxSubDevices: DefaultMaxSubDevices,
 
@@ -287,6 +295,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	if cfg.RateLimit <= 0 || cfg.TokenTTL <= 0 || cfg.MaxMessage <= 0 || cfg.MaxUpload <= 0 || cfg.MaxUploads <= 0 || cfg.MQTTRate <= 0 || cfg.MaxSessions <= 0 {
 		return Config{}, errors.New("config: rateLimit, tokenTTL, maxMessage, maxSessions, maxUpload, maxUploads and mqttRate must be positive")
+	}
+	if cfg.HTTPMaxConns <= 0 || cfg.HTTPMaxConnsPerIP <= 0 {
+		return Config{}, fmt.Errorf("config: httpMaxConns %d and httpMaxConnsPerIP %d must be positive (defaults 8192 and 256)", cfg.HTTPMaxConns, cfg.HTTPMaxConnsPerIP)
 	}
 	if cfg.MQTTMaxSubDevices <= 0 {
 		return Config{}, fmt.Errorf("config: mqttMaxSubDevices is %d: must be positive (default %d)", cfg.MQTTMaxSubDevices, DefaultMaxSubDevices)

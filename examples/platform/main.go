@@ -50,7 +50,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("REST API: %w", err)
 	}
-	servers := []*server{{name: "REST API", ln: ln, srv: &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}}}
+	api := newLimitListener(ln, cfg.HTTPMaxConns, cfg.HTTPMaxConnsPerIP, cfg.TLSCert == "")
+	p.metrics.reg.MustRegister(refusedConnections("api", api))
+	servers := []*server{{name: "REST API", ln: api, srv: newHTTPServer(p.Handler())}}
 	if cfg.TLSCert != "" {
 		servers[0].cert, servers[0].key = cfg.TLSCert, cfg.TLSKey
 	}
@@ -62,7 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("admin listener: %w", err)
 		}
 		admin = aln.Addr()
-		servers = append(servers, &server{name: "admin", ln: aln, srv: &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}})
+		adm := newLimitListener(aln, cfg.HTTPMaxConns, cfg.HTTPMaxConnsPerIP, true)
+		p.metrics.reg.MustRegister(refusedConnections("admin", adm))
+		servers = append(servers, &server{name: "admin", ln: adm, srv: newHTTPServer(p.AdminHandler())})
 	}
 	serve := func(ctx context.Context) error {
 		errc := make(chan error, len(servers))
