@@ -32,6 +32,30 @@
 //     closed with DISCONNECT 0x96, 0x95 or 0x9A; an MQTT 3.1.1 message is
 //     dropped unacknowledged. Each refusal is counted (Stats) and logged.
 //
+// Connections before their CONNECT: a peer has proven nothing until its
+// CONNECT is read and its credentials checked, so what it may hold until
+// then is bounded. The broker is served through this package's own TCP
+// listener (the library lets a server bring its own), which gives every
+// accepted connection a deadline of Config.ConnectTimeout (default 10 s)
+// for its TLS handshake and CONNECT; once the broker has read the CONNECT
+// it replaces that deadline by the keep-alive's (one and a half times the
+// keep-alive; none for keep-alive 0), so the timeout bounds only what
+// comes before. A connection is pending from accept until the broker
+// first writes to it (the CONNACK, whatever its code) or it closes; at
+// most Config.MaxPendingConnects (default 1024) are pending over every
+// listener, and a new connection above that is closed at once, before
+// anything is read. The cap is global, not per source address: devices
+// behind a carrier-grade NAT share addresses. Connected clients do not
+// count, so a flood of silent connections delays new devices by at most
+// the connect timeout and never touches connected ones; the memory it
+// can hold is about MaxPendingConnects packets of the broker's maximum
+// size. A failing Accept (out of file descriptors) is retried after a
+// pause (5 ms doubling to 1 s) instead of stopping the listener. Timeouts
+// and refusals are counted (Stats.ConnectTimeouts, Stats.PendingRefused)
+// and logged as one summary line a minute per kind, with the count, not
+// a line each; Close flushes what is left. Close also closes the
+// pending connections, so it does not wait for their deadline.
+//
 // A device's message reaches Handler.Message before the broker sends its
 // PUBACK, so a handler that keeps it durably gives QoS 1 its meaning: an
 // acknowledged report is never lost. Messages are not forwarded to other
