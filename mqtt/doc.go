@@ -11,6 +11,25 @@
 //     secret's salted hash in constant time). The client id must be the
 //     device's own (deviceId, nodeId, "{deviceId}_…" or empty), so no
 //     client can take over another device's session. Wills are dropped.
+//   - Failed authentications are limited, per device and per source
+//     address (an IPv6 /64), with token buckets of golang.org/x/time/rate
+//     (Config.DeviceAuthLimit, default 10 at once then one every 6 s;
+//     Config.AddrAuthLimit, default 100 at once then one a second). Only
+//     failures spend tokens, so honest devices sharing an address (a
+//     carrier-grade NAT) are not limited by their number; a CONNECT counts
+//     as a failure while its credentials are checked, so guesses sent in
+//     parallel cannot pass together. While a device or address has no
+//     token, each of its CONNECTs is refused before its secret is
+//     checked, even the right one, with CONNACK 0x9F "connection rate
+//     exceeded" (MQTT 3.1.1: 3, server unavailable). A device's budget is
+//     found by the username; a failure that Devices reports as an
+//     *AuthError also counts under the device's other name (deviceId or
+//     nodeId), and one wrapping ErrUnknownDevice counts against the
+//     address only and keeps nothing for the name. Each kind keeps at
+//     most 100,000 buckets: full ones are dropped first, then an
+//     arbitrary one. Refusals are counted (Stats.AuthFailures,
+//     Stats.AuthLimited) and logged as one summary line a minute per
+//     kind, with the count and the last attempt, not a line each.
 //   - Gateway events (MQT-5): a gateway publishes add, delete and status
 //     requests for its sub-devices on its own …/sys/events/up;
 //     ParseEvents reads them (bounded: MaxEvents, MaxSubDevicesPerEvent,

@@ -48,6 +48,11 @@ type Config struct {
 	// may be open without having completed their CONNECT; a new one
 	// above it is closed at once. 0 means DefaultMaxPendingConnects.
 	MaxPendingConnects int
+	// DeviceAuthLimit and AddrAuthLimit are the budgets of failed
+	// authentications of a device (by the username it connects with and
+	// both its names) and of a source address (an IPv6 /64); a zero
+	// value means DefaultDeviceAuthLimit, DefaultAddrAuthLimit.
+	DeviceAuthLimit, AddrAuthLimit AuthLimit
 	// Logger gets the server's records and the broker library's; nil
 	// discards them.
 	Logger *slog.Logger
@@ -76,6 +81,7 @@ type Stats struct {
 
 	ConnectTimeouts uint64 // connections closed for sending no CONNECT within Config.ConnectTimeout
 	PendingRefused  uint64 // connections closed at once: Config.MaxPendingConnects were pending
+	AuthLimited     uint64 // CONNECTs refused unchecked: the device or address failed too often
 }
 
 // Server is an MQTT broker for devices (MQT-1…MQT-4), built on
@@ -107,10 +113,14 @@ type Server struct {
 	stats struct {
 		auth, acl, rate, size, retain, refused atomic.Uint64
 		connectTimeouts, pendingRefused        atomic.Uint64
+		authLimited                            atomic.Uint64
 	}
-	pending pendingSet // connections that have not completed their CONNECT
+	limits   authLimits
+	attempts map[*mochi.Client]*attempt // CONNECTs whose credentials are being checked, under mu
+	pending  pendingSet                 // connections that have not completed their CONNECT
 	// Log summaries (one line a minute at most for each).
 	acceptErrors, pendingRefusals, connectTimeouts, connErrors summary
+	authRefusals, authLimited                                  summary
 	shutdownOnce                                               sync.Once
 }
 
@@ -166,6 +176,17 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 	if cfg.MaxPendingConnects == 0 {
 		cfg.MaxPendingConnects = DefaultMaxPendingConnects
 	}
+	if cfg.DeviceAuthLimit == (AuthLimit{}) {
+		cfg.DeviceAuthLimit = DefaultDeviceAuthLimit
+	}
+	if cfg.AddrAuthLimit == (AuthLimit{}) {
+		cfg.AddrAuthLimit = DefaultAddrAuthLimit
+	}
+	for _, l := range []AuthLimit{cfg.DeviceAuthLimit, cfg.AddrAuthLimit} {
+		if l.Burst < 1 || l.Every <= 0 {
+			return nil, fmt.Errorf("mqtt: Config.DeviceAuthLimit or AddrAuthLimit %+v: Burst must be at least 1 and Every positive", l)
+		}
+	}
 	if cfg.MaxPayload < 0 || cfg.MaxRate < 0 || cfg.AuthTimeout < 0 || cfg.ConnectTimeout < 0 || cfg.MaxPendingConnects < 0 {
 		return nil, fmt.Errorf("mqtt: Config.MaxPayload %d, MaxRate %d, AuthTimeout %v, ConnectTimeout %v, MaxPendingConnects %d: must not be negative",
 			cfg.MaxPayload, cfg.MaxRate, cfg.AuthTimeout, cfg.ConnectTimeout, cfg.MaxPendingConnects)
@@ -192,6 +213,9 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 		inflight: map[*mochi.Client]map[uint16]*waiter{},
 	}
 	s.pending.max = cfg.MaxPendingConnects
+	s.attempts = map[*mochi.Client]*attempt{}
+	s.limits.dev = authBuckets{r: cfg.DeviceAuthLimit, max: maxAuthBuckets}
+	s.limits.addr = authBuckets{r: cfg.AddrAuthLimit, max: maxAuthBuckets}
 	s.b = mochi.New(&mochi.Options{Capabilities: caps, InlineClient: true, Logger: log.With("lib", "mochi"),
 		SysTopicResendInterval: 3600})
 	if err := s.b.AddHook(&hook{s: s}, nil); err != nil {
@@ -280,7 +304,7 @@ func (s *Server) shutdown() {
 		s.down = true
 		s.mu.Unlock()
 		s.b.Close() // waits for every client's goroutine
-		for _, m := range []*summary{&s.acceptErrors, &s.pendingRefusals, &s.connectTimeouts, &s.connErrors} {
+		for _, m := range []*summary{&s.acceptErrors, &s.pendingRefusals, &s.connectTimeouts, &s.connErrors, &s.authRefusals, &s.authLimited} {
 			m.flush(s)
 		}
 		s.mu.Lock()
@@ -300,7 +324,8 @@ func (s *Server) shutdown() {
 func (s *Server) Stats() Stats {
 	return Stats{AuthFailures: s.stats.auth.Load(), NotAuthorized: s.stats.acl.Load(), RateLimited: s.stats.rate.Load(),
 		TooLarge: s.stats.size.Load(), Retained: s.stats.retain.Load(), Refused: s.stats.refused.Load(),
-		ConnectTimeouts: s.stats.connectTimeouts.Load(), PendingRefused: s.stats.pendingRefused.Load()}
+		ConnectTimeouts: s.stats.connectTimeouts.Load(), PendingRefused: s.stats.pendingRefused.Load(),
+		AuthLimited: s.stats.authLimited.Load()}
 }
 
 // Command publishes a command to the device on its command topic with
