@@ -18,7 +18,11 @@ type Devices interface {
 	// Authenticate checks a connecting client's username (the device's
 	// deviceId or nodeId) and password (its secret), in constant time,
 	// and returns the device. Any error refuses the connection with
-	// "bad user name or password" (MQTT 5: 0x86; 3.1.1: 4).
+	// "bad user name or password" (MQTT 5: 0x86; 3.1.1: 4) and spends
+	// the failure budgets (package doc): an error wrapping
+	// ErrUnknownDevice only the source address's, an *AuthError also the
+	// device's under both its names, any other the address's and the
+	// username's.
 	Authenticate(ctx context.Context, username, password string) (Device, error)
 }
 

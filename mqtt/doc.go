@@ -11,6 +11,25 @@
 //     secret's salted hash in constant time). The client id must be the
 //     device's own (deviceId, nodeId, "{deviceId}_…" or empty), so no
 //     client can take over another device's session. Wills are dropped.
+//   - Failed authentications are limited, per device and per source
+//     address (an IPv6 /64), with token buckets of golang.org/x/time/rate
+//     (Config.DeviceAuthLimit, default 10 at once then one every 6 s;
+//     Config.AddrAuthLimit, default 100 at once then one a second). Only
+//     failures spend tokens, so honest devices sharing an address (a
+//     carrier-grade NAT) are not limited by their number; a CONNECT counts
+//     as a failure while its credentials are checked, so guesses sent in
+//     parallel cannot pass together. While a device or address has no
+//     token, each of its CONNECTs is refused before its secret is
+//     checked, even the right one, with CONNACK 0x9F "connection rate
+//     exceeded" (MQTT 3.1.1: 3, server unavailable). A device's budget is
+//     found by the username; a failure that Devices reports as an
+//     *AuthError also counts under the device's other name (deviceId or
+//     nodeId), and one wrapping ErrUnknownDevice counts against the
+//     address only and keeps nothing for the name. Each kind keeps at
+//     most 100,000 buckets: full ones are dropped first, then an
+//     arbitrary one. Refusals are counted (Stats.AuthFailures,
+//     Stats.AuthLimited) and logged as one summary line a minute per
+//     kind, with the count and the last attempt, not a line each.
 //   - Gateway events (MQT-5): a gateway publishes add, delete and status
 //     requests for its sub-devices on its own …/sys/events/up;
 //     ParseEvents reads them (bounded: MaxEvents, MaxSubDevicesPerEvent,
@@ -31,6 +50,30 @@
 //     retained messages refused. An MQTT 5 connection that breaks one is
 //     closed with DISCONNECT 0x96, 0x95 or 0x9A; an MQTT 3.1.1 message is
 //     dropped unacknowledged. Each refusal is counted (Stats) and logged.
+//
+// Connections before their CONNECT: a peer has proven nothing until its
+// CONNECT is read and its credentials checked, so what it may hold until
+// then is bounded. The broker is served through this package's own TCP
+// listener (the library lets a server bring its own), which gives every
+// accepted connection a deadline of Config.ConnectTimeout (default 10 s)
+// for its TLS handshake and CONNECT; once the broker has read the CONNECT
+// it replaces that deadline by the keep-alive's (one and a half times the
+// keep-alive; none for keep-alive 0), so the timeout bounds only what
+// comes before. A connection is pending from accept until the broker
+// first writes to it (the CONNACK, whatever its code) or it closes; at
+// most Config.MaxPendingConnects (default 1024) are pending over every
+// listener, and a new connection above that is closed at once, before
+// anything is read. The cap is global, not per source address: devices
+// behind a carrier-grade NAT share addresses. Connected clients do not
+// count, so a flood of silent connections delays new devices by at most
+// the connect timeout and never touches connected ones; the memory it
+// can hold is about MaxPendingConnects packets of the broker's maximum
+// size. A failing Accept (out of file descriptors) is retried after a
+// pause (5 ms doubling to 1 s) instead of stopping the listener. Timeouts
+// and refusals are counted (Stats.ConnectTimeouts, Stats.PendingRefused)
+// and logged as one summary line a minute per kind, with the count, not
+// a line each; Close flushes what is left. Close also closes the
+// pending connections, so it does not wait for their deadline.
 //
 // A device's message reaches Handler.Message before the broker sends its
 // PUBACK, so a handler that keeps it durably gives QoS 1 its meaning: an

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,20 +24,71 @@ type hook struct {
 func (h *hook) ID() string { return "doze" }
 
 func (h *hook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished,
+	return bytes.Contains([]byte{mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished,
 		mochi.OnDisconnect, mochi.OnPublish, mochi.OnQosPublish, mochi.OnPacketRead, mochi.OnSubscribed}, []byte{b})
+}
+
+// OnConnect refuses, before any check of its credentials, a CONNECT of
+// a device or from a source address that failed to authenticate too
+// often (Config.DeviceAuthLimit, AddrAuthLimit): CONNACK 0x9F (connection
+// rate exceeded; MQTT 3.1.1: 3, server unavailable). Otherwise the
+// attempt counts as a failure of both until OnConnectAuthenticate knows.
+func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
+	s := h.s
+	var remote net.Addr
+	if cl.Net.Conn != nil {
+		remote = cl.Net.Conn.RemoteAddr()
+	}
+	user := string(pk.Connect.Username)
+	a, who := s.limits.begin(time.Now(), user, sourceKey(remote))
+	if a == nil {
+		s.stats.authLimited.Add(1)
+		s.authLimited.note(s, "mqtt: connections refused unchecked: too many failed authentications",
+			"last", who, "lastUsername", user, "lastRemote", addrOf(cl))
+		code := packets.ErrConnectionRateExceeded
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.ErrServerUnavailable // 3.1.1: 3
+		}
+		if err := s.b.SendConnack(cl, code, false, nil); err != nil {
+			return fmt.Errorf("mqtt: refusing a limited connection: %w", err)
+		}
+		return code
+	}
+	s.mu.Lock()
+	s.attempts[cl] = a
+	s.mu.Unlock()
+	return nil
 }
 
 // OnConnectAuthenticate checks the device's credentials (MQT-1) and that
 // its client id is its own: the deviceId, the nodeId, "{deviceId}_…"
 // (the original platform's form) or empty (assigned by the broker). A
 // client id of another device would take over that device's session.
+// Failed credentials spend the budgets of the device and the source
+// address; refusals are logged as a summary line a minute.
 func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	s := h.s
 	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)
+	s.mu.Lock()
+	a := s.attempts[cl]
+	delete(s.attempts, cl)
+	s.mu.Unlock()
+	ok := false
+	var authErr error
+	defer func() {
+		if a == nil {
+			return
+		}
+		if ok {
+			s.limits.succeeded(time.Now(), a)
+		} else {
+			s.limits.failed(time.Now(), a, authErr)
+		}
+	}()
 	refuse := func(why string, err error) bool {
 		s.stats.auth.Add(1)
-		s.log.Info("mqtt: connection refused", "remote", addrOf(cl), "username", user, "clientId", cl.ID, "why", why, "err", err)
+		s.authRefusals.note(s, "mqtt: connections refused", "lastRemote", addrOf(cl), "lastUsername", user,
+			"lastClientId", cl.ID, "lastWhy", why, "lastErr", err)
 		return false
 	}
 	if user == "" || pass == "" {
@@ -46,8 +98,10 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	defer cancel()
 	d, err := s.devs.Authenticate(ctx, user, pass)
 	if err != nil {
+		authErr = err
 		return refuse("credentials", err)
 	}
+	ok = true // the credentials are right, whatever follows
 	if id := pk.Connect.ClientIdentifier; id != "" && id != d.ID && id != d.NodeID && !strings.HasPrefix(id, d.ID+"_") {
 		return refuse("client id", fmt.Errorf("client id %q is not the device's: use its deviceId, nodeId or \"{deviceId}_…\"", id))
 	}

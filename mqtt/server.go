@@ -15,7 +15,6 @@ import (
 
 	"github.com/doze-io/doze/internal/lifecycle"
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
 // Config holds the server's settings. The zero value serves plain MQTT on
@@ -41,6 +40,19 @@ type Config struct {
 	MaxRate int
 	// AuthTimeout bounds one Devices.Authenticate call; 0 means 5s.
 	AuthTimeout time.Duration
+	// ConnectTimeout is how long a new connection has to send its
+	// CONNECT (and finish its TLS handshake); 0 means
+	// DefaultConnectTimeout. After the CONNECT the keep-alive rules.
+	ConnectTimeout time.Duration
+	// MaxPendingConnects is how many connections, over every listener,
+	// may be open without having completed their CONNECT; a new one
+	// above it is closed at once. 0 means DefaultMaxPendingConnects.
+	MaxPendingConnects int
+	// DeviceAuthLimit and AddrAuthLimit are the budgets of failed
+	// authentications of a device (by the username it connects with and
+	// both its names) and of a source address (an IPv6 /64); a zero
+	// value means DefaultDeviceAuthLimit, DefaultAddrAuthLimit.
+	DeviceAuthLimit, AddrAuthLimit AuthLimit
 	// Logger gets the server's records and the broker library's; nil
 	// discards them.
 	Logger *slog.Logger
@@ -52,6 +64,10 @@ const (
 	DefaultTLSAddr    = ":8883"
 	DefaultMaxPayload = 64 << 10
 	DefaultMaxRate    = 300
+	// DefaultConnectTimeout and DefaultMaxPendingConnects bound the
+	// connections that have not completed their CONNECT (package doc).
+	DefaultConnectTimeout     = 10 * time.Second
+	DefaultMaxPendingConnects = 1024
 )
 
 // Stats counts the messages and connections the server refused.
@@ -62,6 +78,10 @@ type Stats struct {
 	TooLarge      uint64 // messages over MaxPayload
 	Retained      uint64 // messages with the retain flag
 	Refused       uint64 // messages the Handler refused or could not keep
+
+	ConnectTimeouts uint64 // connections closed for sending no CONNECT within Config.ConnectTimeout
+	PendingRefused  uint64 // connections closed at once: Config.MaxPendingConnects were pending
+	AuthLimited     uint64 // CONNECTs refused unchecked: the device or address failed too often
 }
 
 // Server is an MQTT broker for devices (MQT-1…MQT-4), built on
@@ -92,8 +112,16 @@ type Server struct {
 
 	stats struct {
 		auth, acl, rate, size, retain, refused atomic.Uint64
+		connectTimeouts, pendingRefused        atomic.Uint64
+		authLimited                            atomic.Uint64
 	}
-	shutdownOnce sync.Once
+	limits   authLimits
+	attempts map[*mochi.Client]*attempt // CONNECTs whose credentials are being checked, under mu
+	pending  pendingSet                 // connections that have not completed their CONNECT
+	// Log summaries (one line a minute at most for each).
+	acceptErrors, pendingRefusals, connectTimeouts, connErrors summary
+	authRefusals, authLimited                                  summary
+	shutdownOnce                                               sync.Once
 }
 
 type session struct {
@@ -142,8 +170,26 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 	if cfg.AuthTimeout == 0 {
 		cfg.AuthTimeout = 5 * time.Second
 	}
-	if cfg.MaxPayload < 0 || cfg.MaxRate < 0 || cfg.AuthTimeout < 0 {
-		return nil, fmt.Errorf("mqtt: Config.MaxPayload %d, MaxRate %d, AuthTimeout %v: must not be negative", cfg.MaxPayload, cfg.MaxRate, cfg.AuthTimeout)
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.MaxPendingConnects == 0 {
+		cfg.MaxPendingConnects = DefaultMaxPendingConnects
+	}
+	if cfg.DeviceAuthLimit == (AuthLimit{}) {
+		cfg.DeviceAuthLimit = DefaultDeviceAuthLimit
+	}
+	if cfg.AddrAuthLimit == (AuthLimit{}) {
+		cfg.AddrAuthLimit = DefaultAddrAuthLimit
+	}
+	for _, l := range []AuthLimit{cfg.DeviceAuthLimit, cfg.AddrAuthLimit} {
+		if l.Burst < 1 || l.Every <= 0 {
+			return nil, fmt.Errorf("mqtt: Config.DeviceAuthLimit or AddrAuthLimit %+v: Burst must be at least 1 and Every positive", l)
+		}
+	}
+	if cfg.MaxPayload < 0 || cfg.MaxRate < 0 || cfg.AuthTimeout < 0 || cfg.ConnectTimeout < 0 || cfg.MaxPendingConnects < 0 {
+		return nil, fmt.Errorf("mqtt: Config.MaxPayload %d, MaxRate %d, AuthTimeout %v, ConnectTimeout %v, MaxPendingConnects %d: must not be negative",
+			cfg.MaxPayload, cfg.MaxRate, cfg.AuthTimeout, cfg.ConnectTimeout, cfg.MaxPendingConnects)
 	}
 	if cfg.MaxBatchPayload < cfg.MaxPayload {
 		return nil, fmt.Errorf("mqtt: Config.MaxBatchPayload %d: must be at least MaxPayload (%d), or 0", cfg.MaxBatchPayload, cfg.MaxPayload)
@@ -166,6 +212,10 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 		byTopic:  map[string]*waiter{},
 		inflight: map[*mochi.Client]map[uint16]*waiter{},
 	}
+	s.pending.max = cfg.MaxPendingConnects
+	s.attempts = map[*mochi.Client]*attempt{}
+	s.limits.dev = authBuckets{r: cfg.DeviceAuthLimit, max: maxAuthBuckets}
+	s.limits.addr = authBuckets{r: cfg.AddrAuthLimit, max: maxAuthBuckets}
 	s.b = mochi.New(&mochi.Options{Capabilities: caps, InlineClient: true, Logger: log.With("lib", "mochi"),
 		SysTopicResendInterval: 3600})
 	if err := s.b.AddHook(&hook{s: s}, nil); err != nil {
@@ -192,7 +242,7 @@ func (s *Server) Listen() error {
 		if addr == "off" {
 			return
 		}
-		l := listeners.NewTCP(listeners.Config{ID: id, Address: addr, TLSConfig: tc})
+		l := &listener{s: s, id: id, addr: addr, tls: tc}
 		if err := s.b.AddListener(l); err != nil {
 			errs = append(errs, &ListenError{Listener: id, Addr: addr, Err: err})
 		}
@@ -254,6 +304,9 @@ func (s *Server) shutdown() {
 		s.down = true
 		s.mu.Unlock()
 		s.b.Close() // waits for every client's goroutine
+		for _, m := range []*summary{&s.acceptErrors, &s.pendingRefusals, &s.connectTimeouts, &s.connErrors, &s.authRefusals, &s.authLimited} {
+			m.flush(s)
+		}
 		s.mu.Lock()
 		for _, ws := range s.inflight {
 			for _, w := range ws {
@@ -270,7 +323,9 @@ func (s *Server) shutdown() {
 // Stats returns the refusal counters.
 func (s *Server) Stats() Stats {
 	return Stats{AuthFailures: s.stats.auth.Load(), NotAuthorized: s.stats.acl.Load(), RateLimited: s.stats.rate.Load(),
-		TooLarge: s.stats.size.Load(), Retained: s.stats.retain.Load(), Refused: s.stats.refused.Load()}
+		TooLarge: s.stats.size.Load(), Retained: s.stats.retain.Load(), Refused: s.stats.refused.Load(),
+		ConnectTimeouts: s.stats.connectTimeouts.Load(), PendingRefused: s.stats.pendingRefused.Load(),
+		AuthLimited: s.stats.authLimited.Load()}
 }
 
 // Command publishes a command to the device on its command topic with

@@ -272,6 +272,16 @@
 //     most 64 token pairs, its oldest evicted. Each app has its own lock;
 //     an app's expired pairs are pruned at its next login, no sweep over
 //     every app.
+//   - MQTT devices: the broker (package mqtt) limits failed
+//     authentications per device (10 at once, then one every 6 s, counted
+//     under both the deviceId and the nodeId) and per source address (100,
+//     then one a second: failures only, so honest devices behind one NAT
+//     are not affected), and refuses a limited device or address, even
+//     with the right secret, unchecked, with CONNACK 0x9F (3.1.1: 3). A
+//     name that is no device counts against the address only. A refused
+//     secret writes at most one "refused" entry in the device's log per
+//     minute; the next one says how many were not written one by one, so
+//     whoever knows a nodeId cannot flush the device's log.
 //   - Secrets are printed once: the banner shows an app's secret only on
 //     the start that created it; later starts say to use -reset-secret.
 //     The administrator token of the apps API (/doze/v1/apps, APP-3) is

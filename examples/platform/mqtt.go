@@ -102,20 +102,85 @@ var (
 // Authenticate finds the device by deviceId or nodeId and connects it with
 // the secret: the registry compares the secret's hash in constant time,
 // binds the device on its first connection and keeps it ONLINE while
-// connected (REG-2, REG-3).
+// connected (REG-2, REG-3). A name that is no device is
+// mqtt.ErrUnknownDevice, a refused secret an *mqtt.AuthError: the broker
+// limits failures per device and per source address. A refusal goes into
+// the device's log at most once per refusalLogEvery (refusalLog).
 func (m mqttDevices) Authenticate(ctx context.Context, username, password string) (mqtt.Device, error) {
 	d, err := m.p.reg.Get(ctx, username)
 	if err != nil {
 		d, err = m.p.reg.GetByNodeID(ctx, username)
 	}
+	if errors.Is(err, registry.ErrNotFound) {
+		return mqtt.Device{}, fmt.Errorf("%w: %v", mqtt.ErrUnknownDevice, err)
+	}
 	if err != nil {
 		return mqtt.Device{}, err
 	}
 	if _, err := m.p.reg.Connect(ctx, d.NodeID, registry.Connection{Secret: password, Persistent: true}); err != nil {
-		m.p.log.Add(d.ID, "refused", "MQTT connection refused: "+err.Error())
-		return mqtt.Device{}, err
+		if msg := m.p.mqttRefusals.note(time.Now(), d.ID, "MQTT connection refused: "+err.Error()); msg != "" {
+			m.p.log.Add(d.ID, "refused", msg)
+		}
+		return mqtt.Device{}, &mqtt.AuthError{DeviceID: d.ID, NodeID: d.NodeID, Err: err}
 	}
 	return mqtt.Device{ID: d.ID, NodeID: d.NodeID, Gateway: d.NodeType == registry.Gateway}, nil
+}
+
+// refusalLogEvery is how often at most a device's log gets a "refused"
+// entry for its MQTT connections; maxRefusalLogs bounds the devices
+// remembered.
+const (
+	refusalLogEvery = time.Minute
+	maxRefusalLogs  = 100_000
+)
+
+// refusalLog keeps refused connections from flushing a device's log
+// (anyone who knows a nodeId can send a wrong secret): one entry per
+// device per refusalLogEvery; the refusals in between are counted and
+// named in the next entry. The zero value is ready.
+type refusalLog struct {
+	mu sync.Mutex
+	m  map[string]*refusals
+}
+
+type refusals struct {
+	next  time.Time // no entry before
+	since time.Time // the last entry
+	n     int       // refusals not written since
+}
+
+// note records a refusal of the device at now and returns the entry to
+// write, or "" when one was written less than refusalLogEvery ago.
+func (r *refusalLog) note(now time.Time, deviceID, msg string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]*refusals{}
+	}
+	e := r.m[deviceID]
+	if e == nil {
+		if len(r.m) >= maxRefusalLogs {
+			for k, old := range r.m {
+				if old.n == 0 && !now.Before(old.next) {
+					delete(r.m, k)
+				}
+			}
+			if len(r.m) >= maxRefusalLogs {
+				return msg // remembering nothing more: every refusal is written
+			}
+		}
+		e = &refusals{}
+		r.m[deviceID] = e
+	}
+	if now.Before(e.next) {
+		e.n++
+		return ""
+	}
+	if e.n > 0 {
+		msg += fmt.Sprintf(" (and %d more refused since %s, not written one by one)", e.n, e.since.UTC().Format(time.RFC3339))
+	}
+	e.next, e.since, e.n = now.Add(refusalLogEvery), now, 0
+	return msg
 }
 
 func (m mqttDevices) SubDevice(ctx context.Context, gatewayID, deviceID string) bool {

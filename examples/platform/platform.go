@@ -42,12 +42,15 @@ type Platform struct {
 	ota      *ota.Engine
 	files    ota.Dir // upgrade package contents
 	lwm      *transport.Server
-	mq       *mqtt.Server               // MQTT devices (mqtt.go)
-	cluster  *cluster                   // routing between nodes over NATS; nil without -nats (cluster.go)
-	calls    serviceCalls               // synchronous device calls waiting (api_service_call.go)
-	bs       *transport.BootstrapServer // nil when off (api_bootstrap.go)
-	log      *deviceLog
-	metrics  *metrics
+	mq       *mqtt.Server // MQTT devices (mqtt.go)
+	// mqttRefusals limits the "refused" entries of MQTT connections in
+	// the device log (mqtt.go).
+	mqttRefusals refusalLog
+	cluster      *cluster                   // routing between nodes over NATS; nil without -nats (cluster.go)
+	calls        serviceCalls               // synchronous device calls waiting (api_service_call.go)
+	bs           *transport.BootstrapServer // nil when off (api_bootstrap.go)
+	log          *deviceLog
+	metrics      *metrics
 	// newSecrets are the app secrets created at this start, for the
 	// banner; later starts do not print them.
 	newSecrets map[string]string
