@@ -55,8 +55,18 @@ type authBuckets struct {
 	mu  sync.Mutex
 	r   AuthLimit
 	max int
-	m   map[string]*authBucket
+	// parallel, when > 0, is how many attempts of one key may be checked
+	// at once whatever the tokens left: a source address holds honest
+	// devices behind a NAT, which may all connect at once (a broker
+	// restart), so its attempts are gated by failures spent and by this
+	// count, not by counting each attempt as a failure. 0: each attempt
+	// in flight counts as a failure (a device's own budget).
+	parallel int
+	m        map[string]*authBucket
 }
+
+// addrParallel is authBuckets.parallel of the source-address budgets.
+const addrParallel = 1000
 
 // authBucket is golang.org/x/time/rate's Limiter, which failures spend,
 // and the attempts being checked: an attempt counts as a failure while it
@@ -89,7 +99,11 @@ func (bs *authBuckets) begin(now time.Time, key string) *authBucket {
 		b = &authBucket{lim: rate.NewLimiter(rate.Every(bs.r.Every), bs.r.Burst)}
 		bs.m[key] = b
 	}
-	if b.lim.TokensAt(now)-float64(b.inflight) < 1 {
+	limited := b.lim.TokensAt(now)-float64(b.inflight) < 1
+	if bs.parallel > 0 {
+		limited = b.lim.TokensAt(now) < 1 || b.inflight >= bs.parallel
+	}
+	if limited {
 		if b.idle(now) { // cannot be: a bucket of Burst ≥ 1
 			delete(bs.m, key)
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -141,5 +142,38 @@ func TestAuthLimitParallel(t *testing.T) {
 		l.succeeded(now, as[0])
 		a, _ = l.begin(now, "dev1", "a")
 		require.NotNil(t, a, "a success gives its place back")
+	})
+}
+
+// TestAuthLimitAddressParallel: honest devices behind one NAT address may
+// all be checked at once (a reconnect storm) beyond the address's failure
+// Burst; only failures spent, or more than addrParallel at once, limit it.
+func TestAuthLimitAddressParallel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var l authLimits
+		l.dev = authBuckets{r: AuthLimit{Burst: 3, Every: time.Second}, max: 100_000}
+		l.addr = authBuckets{r: AuthLimit{Burst: 5, Every: time.Second}, max: 10, parallel: 50}
+		now := time.Now()
+		var as []*attempt
+		for i := range 50 {
+			a, who := l.begin(now, fmt.Sprintf("dev%d", i), "nat")
+			require.NotNil(t, a, "device %d of the NAT checked at once: %s", i, who)
+			as = append(as, a)
+		}
+		a, who := l.begin(now, "dev50", "nat")
+		require.Nil(t, a, "more than parallel at once")
+		require.Equal(t, "source address", who)
+		for _, a := range as {
+			l.succeeded(now, a)
+		}
+		// Five failures spend the address's budget: then it is limited.
+		for i := range 5 {
+			a, _ := l.begin(now, fmt.Sprintf("bad%d", i), "nat")
+			require.NotNil(t, a)
+			l.failed(now, a, ErrUnknownDevice)
+		}
+		a, who = l.begin(now, "dev1", "nat")
+		require.Nil(t, a)
+		require.Equal(t, "source address", who)
 	})
 }

@@ -17,8 +17,11 @@
 //     Config.AddrAuthLimit, default 100 at once then one a second). Only
 //     failures spend tokens, so honest devices sharing an address (a
 //     carrier-grade NAT) are not limited by their number; a CONNECT counts
-//     as a failure while its credentials are checked, so guesses sent in
-//     parallel cannot pass together. While a device or address has no
+//     as a failure of its device while its credentials are checked, so
+//     guesses sent in parallel cannot pass together. An address is not
+//     charged that way (a NAT's devices may all connect at once after a
+//     restart): it is limited by the failures it spent, and by at most
+//     1,000 of its CONNECTs being checked at once. While a device or address has no
 //     token, each of its CONNECTs is refused before its secret is
 //     checked, even the right one, with CONNACK 0x9F "connection rate
 //     exceeded" (MQTT 3.1.1: 3, server unavailable). A device's budget is

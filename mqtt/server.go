@@ -215,7 +215,7 @@ func New(devs Devices, h Handler, cfg Config) (*Server, error) {
 	s.pending.max = cfg.MaxPendingConnects
 	s.attempts = map[*mochi.Client]*attempt{}
 	s.limits.dev = authBuckets{r: cfg.DeviceAuthLimit, max: maxAuthBuckets}
-	s.limits.addr = authBuckets{r: cfg.AddrAuthLimit, max: maxAuthBuckets}
+	s.limits.addr = authBuckets{r: cfg.AddrAuthLimit, max: maxAuthBuckets, parallel: addrParallel}
 	s.b = mochi.New(&mochi.Options{Capabilities: caps, InlineClient: true, Logger: log.With("lib", "mochi"),
 		SysTopicResendInterval: 3600})
 	if err := s.b.AddHook(&hook{s: s}, nil); err != nil {
