@@ -95,6 +95,11 @@ type BootstrapConfig struct {
 	SessionTimeout time.Duration
 	// MaxMessageSize is the largest datagram read; 0 means 1152.
 	MaxMessageSize int
+	// StrangerAnswerRate caps the answers per second, all together, to
+	// plain CoAP senders without a bootstrap session (SEC-2: their address
+	// may be forged); beyond it answers are dropped and counted
+	// (BootstrapServer.StrangerAnswersDropped). 0 means 1000.
+	StrangerAnswerRate float64
 	// Transmission is the retransmission profile of the bootstrap
 	// requests; the zero value is the NB-IoT profile (10 s, 1.5, 3).
 	Transmission Transmission
@@ -143,6 +148,9 @@ func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = 1152
 	}
+	if c.StrangerAnswerRate <= 0 {
+		c.StrangerAnswerRate = 1000
+	}
 	if c.MaxMessageSize < 64 {
 		return c, &ConfigError{Field: "MaxMessageSize", Problem: "at least 64 bytes"}
 	}
@@ -168,6 +176,7 @@ type BootstrapServer struct {
 	peers    map[string]*bsSession // plain CoAP: remote address →
 	sessions map[*bsSession]struct{}
 	listened bool
+	answers  *answerGate // answers to senders without a session (reflect.go)
 
 	g         lifecycle.Guard
 	done      chan struct{} // closed by shutdown: the server is closed
@@ -186,7 +195,8 @@ func NewBootstrapServer(cfg BootstrapConfig, st BootstrapStore) (*BootstrapServe
 		return nil, &ConfigError{Field: "store", Problem: "a BootstrapStore is required"}
 	}
 	return &BootstrapServer{cfg: cfg, store: st, log: cfg.Logger,
-		peers: make(map[string]*bsSession), sessions: make(map[*bsSession]struct{}), done: make(chan struct{})}, nil
+		peers: make(map[string]*bsSession), sessions: make(map[*bsSession]struct{}), done: make(chan struct{}),
+		answers: newAnswerGate(cfg.StrangerAnswerRate)}, nil
 }
 
 // Listen binds the sockets of the configuration; Run calls it when it has
@@ -539,7 +549,7 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 	}
 	switch {
 	case err != nil, h.code == codes.Empty:
-		if h.typ == message.Confirmable {
+		if h.typ == message.Confirmable && b.answers.allow() {
 			_, _ = c.WriteToUDP(resetFor(h.mid), addr) // malformed, or a CoAP ping
 		}
 		return nil
@@ -548,7 +558,7 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 	case !isRequest(m.Code):
 		// A response (or a reserved code) with no exchange to belong to:
 		// a confirmable one is rejected (RFC 7252 §4.2), others ignored.
-		if h.typ == message.Confirmable {
+		if h.typ == message.Confirmable && b.answers.allow() {
 			_, _ = c.WriteToUDP(resetFor(h.mid), addr)
 		}
 		return nil
@@ -562,6 +572,11 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 			var mid [2]byte
 			_, _ = rand.Read(mid[:])
 			r.MessageID = int32(mid[0])<<8 | int32(mid[1])
+		}
+		// no larger than the request, and within StrangerAnswerRate (SEC-2)
+		fitAnswer(r, len(data))
+		if !b.answers.allow() {
+			return
 		}
 		if out, err := encodeMsg(*r); err == nil {
 			_, _ = c.WriteToUDP(out, addr)
@@ -598,6 +613,11 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 	b.peers[key] = s
 	return s
 }
+
+// StrangerAnswersDropped counts the answers to plain CoAP senders without
+// a bootstrap session that were dropped because StrangerAnswerRate was
+// reached.
+func (b *BootstrapServer) StrangerAnswersDropped() uint64 { return b.answers.dropped.Load() }
 
 // acceptDTLS starts a handshake on each virtual connection the router
 // opens for a ClientHello with a valid cookie.

@@ -80,6 +80,11 @@ type Config struct {
 	// RequestBurst is how many requests a session may make at once; 0
 	// means 40.
 	RequestBurst int
+	// StrangerAnswerRate caps the answers per second, all together, to
+	// plain CoAP senders without a registration (SEC-2: their address may
+	// be forged); beyond it answers are dropped and counted
+	// (Server.StrangerAnswersDropped). 0 means 1000.
+	StrangerAnswerRate float64
 
 	// MaxSendSize is the largest Send (/dp) body accepted, whole or
 	// assembled from Block1 blocks (RFC 7959); a larger one is refused
@@ -232,6 +237,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RequestBurst <= 0 {
 		c.RequestBurst = 40
+	}
+	if c.StrangerAnswerRate <= 0 {
+		c.StrangerAnswerRate = 1000
 	}
 	if c.Observations == nil {
 		c.Observations = NewMemoryObservationStore()

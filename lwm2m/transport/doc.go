@@ -191,7 +191,7 @@
 // a miss not looked up again for 10 s (TestLookupBounds). Each resume
 // then costs one store read more than on a single server.
 //
-// # Security (SEC-1, SEC-2, SEC-4)
+// # Security (SEC-1, SEC-2, SEC-4, SEC-2)
 //
 // Config.Policy (an EndpointPolicy the caller implements, like KeyStore)
 // says how each endpoint must connect: SecurityPSK (DTLS with its key
@@ -216,6 +216,24 @@
 // Log lines a peer can cause once per datagram (refused registrations,
 // malformed messages, dropped datagrams) are aggregated: the first of an
 // interval with its details, then one line a minute with the count.
+//
+// An answer to a sender without a session (a plain CoAP peer that is not
+// registered, a sender on the bootstrap server's plain CoAP port without a
+// bootstrap session) may go to a forged source address, so the server
+// must not amplify (reflect.go, SEC-2). Such an answer is never larger
+// than the datagram that caused it: its code and token stay, its
+// diagnostic text is cut to fit, and dropped with the options when even
+// that is too much (a 4-byte GET gets a 4-byte 4.04). Registered devices
+// and DTLS sessions get the whole diagnostic. All answers to such senders
+// together, Resets included, pass one token bucket,
+// Config.StrangerAnswerRate (BootstrapConfig.StrangerAnswerRate), default
+// 1,000 a second with a burst of as many; beyond it an answer is dropped,
+// counted (StrangerAnswersDropped) and logged in aggregate, as a full
+// socket buffer would drop it: a real device retransmits, and its
+// registration, once accepted, is no longer held to the bucket. The
+// default is far above what devices that are not yet registered need and
+// bounds what a spoofed flood can reflect to about one answer per
+// request-sized datagram, 1,000 a second.
 //
 // Protocol errors get the RFC 7252 answers: a malformed confirmable message
 // (token length 9–15, option nibble 15, an option past the end, a payload
