@@ -40,7 +40,11 @@ import (
 //
 // Sessions are capped (MaxSessions, 5.03 beyond), and each ends
 // SessionTimeout after it began, bootstrapped or not, and as soon as its
-// bootstrap has finished or failed.
+// bootstrap has finished or failed. An endpoint has at most one session:
+// a new accepted Bootstrap-Request for it ends the older one. Sessions
+// over plain CoAP, whose requests anyone can forge, have their own
+// smaller cap (MaxPlainSessions) so that they never take the share of
+// DTLS devices (SEC-2).
 
 // BootstrapInfo is what the bootstrap server knows of one device.
 type BootstrapInfo struct {
@@ -89,6 +93,12 @@ type BootstrapConfig struct {
 	// Bootstrap-Request beyond it gets 5.03 Service Unavailable with
 	// Max-Age 60. 0 means 1024.
 	MaxSessions int
+	// MaxPlainSessions caps the sessions opened over plain CoAP, which
+	// count toward MaxSessions too: a plain Bootstrap-Request beyond it
+	// gets 5.03 with Max-Age 60, and the rest of MaxSessions stays for
+	// DTLS devices. 0 means a quarter of MaxSessions (at least 1); more
+	// than MaxSessions means MaxSessions.
+	MaxPlainSessions int
 	// SessionTimeout ends a session this long after it began, whether its
 	// bootstrap finished or not; 0 means 5 minutes (enough for each of
 	// the six requests to be retransmitted with the NB-IoT profile).
@@ -142,6 +152,10 @@ func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 1024
 	}
+	if c.MaxPlainSessions <= 0 {
+		c.MaxPlainSessions = max(1, c.MaxSessions/4)
+	}
+	c.MaxPlainSessions = min(c.MaxPlainSessions, c.MaxSessions)
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 5 * time.Minute
 	}
@@ -174,6 +188,7 @@ type BootstrapServer struct {
 	mux      *dtlsMux
 	dtlsOpts []dtls.Option         // the pion options every DTLS connection shares
 	peers    map[string]*bsSession // plain CoAP: remote address →
+	byEP     map[string]*bsSession // endpoint → its session (one per endpoint)
 	sessions map[*bsSession]struct{}
 	listened bool
 	answers  *answerGate // answers to senders without a session (reflect.go)
@@ -195,7 +210,7 @@ func NewBootstrapServer(cfg BootstrapConfig, st BootstrapStore) (*BootstrapServe
 		return nil, &ConfigError{Field: "store", Problem: "a BootstrapStore is required"}
 	}
 	return &BootstrapServer{cfg: cfg, store: st, log: cfg.Logger,
-		peers: make(map[string]*bsSession), sessions: make(map[*bsSession]struct{}), done: make(chan struct{}),
+		peers: make(map[string]*bsSession), byEP: make(map[string]*bsSession), sessions: make(map[*bsSession]struct{}), done: make(chan struct{}),
 		answers: newAnswerGate(cfg.StrangerAnswerRate)}, nil
 }
 
@@ -394,6 +409,9 @@ func (s *bsSession) end() {
 	if s.key != "" && b.peers[s.key] == s {
 		delete(b.peers, s.key)
 	}
+	if s.endpoint != "" && b.byEP[s.endpoint] == s {
+		delete(b.byEP, s.endpoint)
+	}
 	b.mu.Unlock()
 	s.cancel()
 	s.ex.close()
@@ -426,8 +444,24 @@ func (s *bsSession) handle(m *message.Message) (*message.Message, func()) {
 		// a new Bootstrap-Request while one runs: acknowledged, not restarted
 		return &message.Message{Code: codes.Changed}, nil
 	}
+	if s.secure {
+		s.srv.claim(s, ep)
+	}
 	f := bootstrapFormat(m)
 	return &message.Message{Code: codes.Changed}, func() { s.srv.start(s, ep, info.Account, f) }
+}
+
+// claim makes s the session of ep, ending the older session of ep if
+// there is one: an endpoint has one session at a time (SEC-2).
+func (b *BootstrapServer) claim(s *bsSession, ep string) {
+	b.mu.Lock()
+	old := b.byEP[ep]
+	s.endpoint = ep
+	b.byEP[ep] = s
+	b.mu.Unlock()
+	if old != nil && old != s {
+		old.end()
+	}
 }
 
 // admit checks a Bootstrap-Request before anything is kept for it (SEC-1):
@@ -598,19 +632,33 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 	}
 	key := addr.String()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if s := b.peers[key]; s != nil {
+		b.mu.Unlock()
 		return s
 	}
-	s := b.newSessionLocked(ctx, false, func(p []byte) error { _, err := c.WriteToUDP(p, addr); return err })
+	old := b.byEP[ep]
+	b.mu.Unlock()
+	if old != nil {
+		// one session per endpoint (SEC-2): the newer request wins, so a
+		// device that lost its session (a new address behind a NAT) is not
+		// locked out, and a forged request holds at most this one session
+		old.end()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var s *bsSession
+	if len(b.peers) < b.cfg.MaxPlainSessions {
+		s = b.newSessionLocked(ctx, false, func(p []byte) error { _, err := c.WriteToUDP(p, addr); return err })
+	}
 	if s == nil {
-		r := errResp(codes.ServiceUnavailable, "bootstrap-request: %d devices are being bootstrapped; try again later", b.cfg.MaxSessions)
+		r := errResp(codes.ServiceUnavailable, "bootstrap-request: %d devices are being bootstrapped; try again later", len(b.sessions))
 		addUint(r, message.MaxAge, 60)
 		reply(r)
 		return nil
 	}
 	s.endpoint, s.key = ep, key
 	b.peers[key] = s
+	b.byEP[ep] = s
 	return s
 }
 

@@ -235,6 +235,18 @@
 // bounds what a spoofed flood can reflect to about one answer per
 // request-sized datagram, 1,000 a second.
 //
+// On the bootstrap server an endpoint has at most one session: an
+// accepted Bootstrap-Request for an endpoint that has one ends the older
+// session (whose bootstrap then fails) and opens the new one, so forged
+// requests for a NoSec device's name from many addresses hold one
+// session, not one per address, and a device that lost its session to a
+// new address is not locked out. Sessions over plain CoAP, where anyone
+// can send a request for a NoSec endpoint, have their own cap,
+// BootstrapConfig.MaxPlainSessions (default a quarter of MaxSessions),
+// beyond which a request gets 5.03 with Max-Age 60: they can never take
+// the rest of MaxSessions, which stays for DTLS devices, whose handshake
+// is the proof (SEC-2).
+//
 // Protocol errors get the RFC 7252 answers: a malformed confirmable message
 // (token length 9–15, option nibble 15, an option past the end, a payload
 // marker without payload, an Empty message with bytes) is rejected with a

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -144,4 +145,61 @@ func TestFitAnswer(t *testing.T) {
 		require.Equal(t, r.Token, m.Token)
 		require.True(t, utf8.Valid(m.Payload), "valid UTF-8")
 	}
+}
+
+// SEC-2: forged Bootstrap-Requests for one NoSec endpoint from many
+// addresses hold one session, not one per address.
+func TestBootstrapOneSessionPerEndpoint(t *testing.T) {
+	st := newBSStore()
+	st.done = make(chan string, 64) // each replaced session reports its end
+	st.set("nosec", BootstrapInfo{Security: SecurityNone, Account: ServerAccount{URI: "coap://127.0.0.1:5683", Security: SecurityNone}})
+	bs := startBootstrap(t, BootstrapConfig{DisableDTLS: true}, st)
+	var last *udpPeer
+	for range 20 {
+		p := newUDPPeer(t, bs.UDPAddr())
+		p.send(bsRequest(codes.POST, "/bs", "ep=nosec"))
+		r := p.recv()
+		require.Equal(t, codes.Changed, r.Code, "%s", r.Payload)
+		last = p
+	}
+	require.Equal(t, 1, bs.Sessions(), "the newest request's session only")
+	// the session left is the newest one: it bootstraps that address
+	del := last.recv()
+	require.Equal(t, codes.DELETE, del.Code)
+}
+
+// SEC-2: plain CoAP sessions have their own cap, a quarter of
+// MaxSessions by default: filling it leaves room for DTLS devices.
+func TestBootstrapPlainCapLeavesDTLS(t *testing.T) {
+	const dtlsEP = "868333030000077"
+	st := newBSStore()
+	st.set(dtlsEP, BootstrapInfo{Security: SecurityPSK, Key: bsKey, Account: ServerAccount{URI: "coaps://127.0.0.1:5684", Security: SecurityPSK, Identity: dtlsEP, Key: testKey}})
+	const n = 8
+	for i := range n {
+		st.set(fmt.Sprintf("plain%d", i), BootstrapInfo{Security: SecurityNone, Account: ServerAccount{URI: "coap://127.0.0.1:5683", Security: SecurityNone}})
+	}
+	bs := startBootstrap(t, BootstrapConfig{MaxSessions: n}, st)
+	accepted, refused := 0, 0
+	for i := range n {
+		p := newUDPPeer(t, bs.UDPAddr())
+		p.send(bsRequest(codes.POST, "/bs", fmt.Sprintf("ep=plain%d", i)))
+		switch r := p.recv(); r.Code {
+		case codes.Changed:
+			accepted++
+		case codes.ServiceUnavailable:
+			refused++
+			age, ok := optUint(&r, message.MaxAge)
+			require.True(t, ok && age > 0, "Max-Age tells when to try again")
+		default:
+			t.Fatalf("answer %s: %s", codeString(r.Code), r.Payload)
+		}
+	}
+
+	c := newClient(t, ClientConfig{Server: bs.DTLSAddr().String(), Endpoint: dtlsEP, Key: bsKey})
+	require.NoError(t, c.Connect(ctxT(t)))
+	_, err := c.Bootstrap(ctxT(t))
+	require.NoError(t, err, "a DTLS device bootstraps while the plain share is full")
+	require.NoError(t, st.wait(t, dtlsEP))
+	require.Equal(t, n/4, accepted, "a quarter of MaxSessions over plain CoAP")
+	require.Equal(t, n-n/4, refused)
 }
