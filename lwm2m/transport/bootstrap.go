@@ -89,6 +89,9 @@ type BootstrapConfig struct {
 	HandshakeTimeout time.Duration
 	// MaxHandshakes caps DTLS handshakes in flight; 0 means 256.
 	MaxHandshakes int
+	// MaxHandshakesPerIP caps the DTLS handshakes in flight from one
+	// source IP (IPv6: one /64), as Config.MaxHandshakesPerIP; 0 means 32.
+	MaxHandshakesPerIP int
 	// MaxSessions caps the devices being bootstrapped at once; a
 	// Bootstrap-Request beyond it gets 5.03 Service Unavailable with
 	// Max-Age 60. 0 means 1024.
@@ -148,6 +151,9 @@ func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = 256
+	}
+	if c.MaxHandshakesPerIP <= 0 {
+		c.MaxHandshakesPerIP = 32
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 1024
@@ -256,7 +262,7 @@ func (b *BootstrapServer) Listen() error {
 			return fail(fmt.Errorf("lwm2m: bootstrap: listening for DTLS on %s: %w", b.cfg.DTLSAddr, err))
 		}
 		// no Connection ID: a bootstrap lasts seconds, not a sleep
-		b.mux = newDTLSMux(uc, 0, b.cfg.MaxHandshakes, newLogAgg(b.log, logAggInterval))
+		b.mux = newDTLSMux(uc, 0, b.cfg.MaxHandshakes, b.cfg.MaxHandshakesPerIP, newLogAgg(b.log, logAggInterval))
 		b.dtlsOpts = append([]dtls.Option{dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret)},
 			suiteOptions(b.cfg.CipherSuites)...)
 	}

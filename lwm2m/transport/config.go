@@ -125,6 +125,14 @@ type Config struct {
 	// with a valid cookie beyond it is dropped and counted, and the device
 	// retransmits it. 0 means 1024.
 	MaxHandshakes int
+	// MaxHandshakesPerIP caps the DTLS handshakes in flight from one source
+	// IP address (IPv6: one /64), so that one host cannot hold the
+	// MaxHandshakes slots; a ClientHello with a valid cookie beyond it is
+	// dropped and counted (DTLSStats.HellosDroppedPerIP), and the device
+	// retransmits it. NB-IoT devices behind a carrier NAT share addresses,
+	// so keep it well above the handshakes one NAT address starts at once.
+	// 0 means 32.
+	MaxHandshakesPerIP int
 	// Sessions keeps DTLS sessions for resumption by session ID (an
 	// abbreviated handshake); nil means no resumption.
 	Sessions SessionStore
@@ -256,6 +264,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = 1024
+	}
+	if c.MaxHandshakesPerIP <= 0 {
+		c.MaxHandshakesPerIP = 32
 	}
 	return c, nil
 }

@@ -276,7 +276,17 @@
 // two minutes, the previous one is still accepted); nothing is kept. Only a
 // hello that returns a valid cookie opens a virtual connection and a pion
 // server, at most Config.MaxHandshakes (default 1024) at once; beyond that
-// it is dropped and counted, and the device retransmits it. A handshake
+// it is dropped and counted, and the device retransmits it. Since a
+// valid cookie proves only that the sender receives at its address, one
+// host could otherwise take most slots by finishing the cookie round from
+// many ports and stalling; so at most Config.MaxHandshakesPerIP (default
+// 32) handshakes are in flight from one source IP address, an IPv6
+// source counted by its /64 (one subscriber's prefix); a hello beyond it
+// is dropped and counted as well (DTLSStats.HellosDroppedPerIP, SEC-2).
+// NB-IoT devices behind a carrier NAT share public addresses, which is
+// why the default is generous: 32 handshakes at once from one NAT address
+// is far above what devices waking independently start, and a device
+// whose hello is dropped retransmits it. A handshake
 // that has not finished ends at Config.HandshakeTimeout, a quarter of it
 // once half the slots are taken. pion cannot continue a handshake after a
 // stateless cookie round (its InsecureSkipVerifyHello answers the second

@@ -141,7 +141,7 @@ func (s *Server) Listen() error {
 			}
 			return errPionLayout
 		}
-		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, newLogAgg(s.log, logAggInterval))
+		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, s.cfg.MaxHandshakesPerIP, newLogAgg(s.log, logAggInterval))
 		if s.cfg.SharedRegistrations {
 			mux.mu.Lock()
 			mux.look = newStoreLookup(s.cfg.StoreLookupsPerSource, s.cfg.StoreLookupsPerSecond) // adopt.go
