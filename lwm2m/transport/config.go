@@ -85,6 +85,12 @@ type Config struct {
 	// be forged); beyond it answers are dropped and counted
 	// (Server.StrangerAnswersDropped). 0 means 1000.
 	StrangerAnswerRate float64
+	// StrangerDownloadRate caps the bytes per second of file blocks sent,
+	// all together, to plain CoAP peers that download without a
+	// registration (SEC-2); StrangerDownloadRatePerIP caps them per source
+	// IP (IPv6: /64). A block beyond either gets 4.29 with Max-Age.
+	// 0 means 262144 (256 KiB/s) and 32768 (32 KiB/s).
+	StrangerDownloadRate, StrangerDownloadRatePerIP int
 
 	// MaxSendSize is the largest Send (/dp) body accepted, whole or
 	// assembled from Block1 blocks (RFC 7959); a larger one is refused
@@ -248,6 +254,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StrangerAnswerRate <= 0 {
 		c.StrangerAnswerRate = 1000
+	}
+	if c.StrangerDownloadRate <= 0 {
+		c.StrangerDownloadRate = 256 << 10
+	}
+	if c.StrangerDownloadRatePerIP <= 0 {
+		c.StrangerDownloadRatePerIP = 32 << 10
 	}
 	if c.Observations == nil {
 		c.Observations = NewMemoryObservationStore()

@@ -262,6 +262,14 @@
 // unguessable name is the credential, FileSource.Open gets the endpoint
 // "", at most 64 such sources download at once, and a source address that
 // asks for 8 names that do not exist is slowed to one every 5 s (4.29).
+// Since such a source may be forged and a GET of a few dozen bytes draws
+// a block of up to 1,024, the bytes of blocks sent to peers without a
+// registration are budgeted (SEC-2): Config.StrangerDownloadRatePerIP per
+// source IP (IPv6: /64, default 32 KiB/s) and Config.StrangerDownloadRate
+// in all (default 256 KiB/s), each with a burst of one second's worth; a
+// block beyond either gets 4.29 with Max-Age and the device asks again.
+// A firmware download at NB-IoT speed stays well within them; a
+// registered device or a DTLS session is not held to them.
 //
 // When a registration's lifetime expires, its DTLS session, live or
 // parked, is kept for IdleTimeout: the device's next Register on it is
@@ -364,7 +372,8 @@
 // Block-wise transfer (RFC 7959): files offered through Config.Files (such
 // as firmware for object 5's Package URI) are downloaded by devices with
 // GET and Block2 under FilesPath ("/fw/<name>"), with ETag and Size2;
-// these block requests are not rate limited. A device's answer to a read
+// these block requests are not held to RequestRate (downloads by peers
+// without a registration are budgeted in bytes, see Security). A device's answer to a read
 // that comes in Block2 blocks is fetched block by block and reassembled (up
 // to 1 MB); the Client cuts answers above 1024 bytes into 512-byte blocks.
 // Request bodies above 1024 bytes (writes to the device, Send, large

@@ -154,7 +154,7 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 			"limit", m.maxPending, "addr", addr)
 		return
 	}
-	src := handshakeSource(addr)
+	src := sourcePrefix(addr)
 	if m.maxPerIP > 0 && m.pendingByIP[src] >= m.maxPerIP {
 		m.stats.hellosDroppedPerIP.Add(1)
 		m.agg.warn(now, "lwm2m: DTLS ClientHello dropped: MaxHandshakesPerIP handshakes in flight from its IP",
@@ -304,9 +304,10 @@ func (m *dtlsMux) endHandshakeLocked(v *vconn) {
 	}
 }
 
-// handshakeSource is what MaxHandshakesPerIP counts by: the source's IPv4
-// address, or the /64 of its IPv6 address (one subscriber's prefix).
-func handshakeSource(a *net.UDPAddr) netip.Prefix {
+// sourcePrefix is what MaxHandshakesPerIP and the download budgets count
+// by: the source's IPv4 address, or the /64 of its IPv6 address (one
+// subscriber's prefix).
+func sourcePrefix(a net.Addr) netip.Prefix {
 	ip := sourceIP(a)
 	bits := 32
 	if ip.Is6() {

@@ -37,11 +37,11 @@ func TestDTLSHandshakesPerIP(t *testing.T) {
 
 func TestHandshakeSource(t *testing.T) {
 	a := func(s string) *net.UDPAddr { return net.UDPAddrFromAddrPort(mustAddrPort(t, s)) }
-	require.Equal(t, handshakeSource(a("192.0.2.1:1")), handshakeSource(a("192.0.2.1:2")), "ports of one IPv4 address")
-	require.NotEqual(t, handshakeSource(a("192.0.2.1:1")), handshakeSource(a("192.0.2.2:1")))
-	require.Equal(t, handshakeSource(a("192.0.2.1:1")), handshakeSource(a("[::ffff:192.0.2.1]:9")), "IPv4-mapped is IPv4")
-	require.Equal(t, handshakeSource(a("[2001:db8:1:2::1]:1")), handshakeSource(a("[2001:db8:1:2:ffff::9]:2")), "one IPv6 /64")
-	require.NotEqual(t, handshakeSource(a("[2001:db8:1:2::1]:1")), handshakeSource(a("[2001:db8:1:3::1]:1")))
+	require.Equal(t, sourcePrefix(a("192.0.2.1:1")), sourcePrefix(a("192.0.2.1:2")), "ports of one IPv4 address")
+	require.NotEqual(t, sourcePrefix(a("192.0.2.1:1")), sourcePrefix(a("192.0.2.2:1")))
+	require.Equal(t, sourcePrefix(a("192.0.2.1:1")), sourcePrefix(a("[::ffff:192.0.2.1]:9")), "IPv4-mapped is IPv4")
+	require.Equal(t, sourcePrefix(a("[2001:db8:1:2::1]:1")), sourcePrefix(a("[2001:db8:1:2:ffff::9]:2")), "one IPv6 /64")
+	require.NotEqual(t, sourcePrefix(a("[2001:db8:1:2::1]:1")), sourcePrefix(a("[2001:db8:1:3::1]:1")))
 }
 
 func mustAddrPort(t *testing.T, s string) netip.AddrPort {

@@ -475,7 +475,8 @@ func TestHostileWrongMethod(t *testing.T) {
 func TestHostileSecondSocketDownload(t *testing.T) {
 	const name = "3f9c2a7b1e8d4c60a5b7e9f1d2c3b4a5"
 	data := bytes.Repeat([]byte("firmware"), 400) // 3,200 bytes: 7 blocks of 512
-	s, _ := plainServer(t, Config{Files: files{name: {Data: bytes.NewReader(data), Size: int64(len(data)), ETag: []byte{9}}}})
+	s, _ := plainServer(t, Config{Files: files{name: {Data: bytes.NewReader(data), Size: int64(len(data)), ETag: []byte{9}}},
+		StrangerDownloadRatePerIP: 1 << 20}) // all these sources are 127.0.0.1; the budgets: TestStrangerDownloadBudget
 	dev := newRawPeer(t, s.UDPAddr())
 	r := dev.roundTrip(dev.request(codes.POST, "/rd", []string{"ep=fw"}, cfLink, nil))
 	require.Equal(t, codes.Created, r.Code)

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"testing/synctest"
@@ -202,4 +203,53 @@ func TestBootstrapPlainCapLeavesDTLS(t *testing.T) {
 	require.NoError(t, st.wait(t, dtlsEP))
 	require.Equal(t, n/4, accepted, "a quarter of MaxSessions over plain CoAP")
 	require.Equal(t, n-n/4, refused)
+}
+
+// SEC-2: the bytes of file blocks sent to senders without a session are
+// budgeted per source IP and in all; a block beyond gets 4.29 with
+// Max-Age (no larger than the request), and a registered device is not
+// held to the budgets.
+func TestStrangerDownloadBudget(t *testing.T) {
+	const name = "0b9e7c5a3f1d4e2b8a6c4e2f0d1b3a59"
+	data := bytes.Repeat([]byte("firmware"), 1024) // 8 KiB: 8 blocks of 1,024
+	s, _ := plainServer(t, Config{Files: files{name: {Data: bytes.NewReader(data), Size: int64(len(data))}},
+		StrangerDownloadRatePerIP: 2048, StrangerDownloadRate: 4096})
+	get := func(p *rawPeer, num uint32) (message.Message, int, int) {
+		t.Helper()
+		m := p.request(codes.GET, "/fw/"+name, nil, cfNone, nil)
+		addUint(&m, message.Block2, blockOpt{num: num, szx: 6}.value())
+		in := p.send(m)
+		out := p.recvBytes()
+		r, err := decodeMsg(out)
+		require.NoError(t, err)
+		return r, len(in), len(out)
+	}
+	a := newRawPeerFrom(t, "127.0.0.2:0", s.UDPAddr())
+	for num := range uint32(2) {
+		r, _, _ := get(a, num)
+		require.Equal(t, codes.Content, r.Code, "block %d within the source's budget: %s", num, r.Payload)
+	}
+	r, in, out := get(a, 2)
+	require.Equal(t, codes.TooManyRequests, r.Code, "the source's budget (2,048 bytes) is spent")
+	age, ok := optUint(&r, message.MaxAge)
+	require.True(t, ok && age >= 1, "Max-Age says when to ask again")
+	require.LessOrEqual(t, out, in)
+
+	b := newRawPeerFrom(t, "127.0.0.3:0", s.UDPAddr())
+	for num := range uint32(2) {
+		r, _, _ := get(b, num)
+		require.Equal(t, codes.Content, r.Code, "another IP has its own budget: block %d: %s", num, r.Payload)
+	}
+	c := newRawPeerFrom(t, "127.0.0.4:0", s.UDPAddr())
+	r, _, _ = get(c, 0)
+	require.Equal(t, codes.TooManyRequests, r.Code, "the global budget (4,096 bytes) is spent")
+
+	dev := newRawPeerFrom(t, "127.0.0.2:0", s.UDPAddr())
+	dev.register("fwdev", "</5/0>")
+	for num := range uint32(8) {
+		m := dev.request(codes.GET, "/fw/"+name, nil, cfNone, nil)
+		addUint(&m, message.Block2, blockOpt{num: num, szx: 6}.value())
+		r := dev.roundTrip(m)
+		require.Equal(t, codes.Content, r.Code, "a registered device is not budgeted: block %d: %s", num, r.Payload)
+	}
 }

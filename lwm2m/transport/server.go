@@ -74,7 +74,7 @@ func New(cfg Config, keys KeyStore, h Handler) (*Server, error) {
 		strangers: make(map[string]*session),
 		floods:    newFloodLog(cfg.Logger, floodInterval),
 		answers:   newAnswerGate(cfg.StrangerAnswerRate),
-		dl:        newDownloadGate(),
+		dl:        newDownloadGate(cfg.StrangerDownloadRatePerIP, cfg.StrangerDownloadRate),
 		dtlsSess:  make(map[*session]struct{}),
 		trans:     make(map[string]Transmission),
 		forms:     downlinkTable{forced: make(map[string]DownlinkForm), learned: make(map[string]DownlinkForm)},
