@@ -191,7 +191,7 @@
 // a miss not looked up again for 10 s (TestLookupBounds). Each resume
 // then costs one store read more than on a single server.
 //
-// # Security (SEC-1, SEC-2, SEC-4, SEC-2)
+// # Security (SEC-1, SEC-2, SEC-4)
 //
 // Config.Policy (an EndpointPolicy the caller implements, like KeyStore)
 // says how each endpoint must connect: SecurityPSK (DTLS with its key
@@ -220,8 +220,10 @@
 // An answer to a sender without a session (a plain CoAP peer that is not
 // registered, a sender on the bootstrap server's plain CoAP port without a
 // bootstrap session) may go to a forged source address, so the server
-// must not amplify (reflect.go, SEC-2). Such an answer is never larger
-// than the datagram that caused it: its code and token stay, its
+// must not amplify (reflect.go, SEC-2). An error answer (4.xx, 5.xx) to
+// such a sender is never larger than the datagram that caused it (a
+// success answer is a 2.31 Continue, smaller than its block, or a file
+// block, budgeted below): its code and token stay, its
 // diagnostic text is cut to fit, and dropped with the options when even
 // that is too much (a 4-byte GET gets a 4-byte 4.04). Registered devices
 // and DTLS sessions get the whole diagnostic. All answers to such senders

@@ -17,9 +17,9 @@ import (
 // CoAP peer that is not registered, any sender on the bootstrap server's
 // plain CoAP port that has no bootstrap session):
 //
-//   - it is never larger than the datagram that caused it: the code and
-//     token stay, the diagnostic payload is cut to fit, and dropped with
-//     the options if need be (fitAnswer);
+//   - an error answer is never larger than the datagram that caused it:
+//     the code and token stay, the diagnostic payload is cut to fit, and
+//     dropped with the options if need be (fitAnswer);
 //   - all such answers together pass one token bucket (StrangerAnswerRate
 //     per second, default 1,000); beyond it they are dropped and counted
 //     (StrangerAnswersDropped), as a full socket buffer would drop them, and
