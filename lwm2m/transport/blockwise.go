@@ -104,6 +104,15 @@ func (s *Server) serveFile(sess *session, m *message.Message, name string) *mess
 		return errResp(codes.BadOption, "download: block %d of %d bytes starts past the end (%d bytes)", blk.num, blk.size(), f.Size)
 	}
 	n := min(int64(blk.size()), f.Size-off)
+	if ep == "" {
+		// the bytes a stranger may draw are budgeted (download.go, SEC-2)
+		if ok, wait := s.dl.spend(sourcePrefix(sess.remoteAddr()), int(n), now); !ok {
+			s.floods.note("download-bytes", "lwm2m: download block refused: StrangerDownloadRate or StrangerDownloadRatePerIP reached", "addr", src)
+			r := errResp(codes.TooManyRequests, "download: too many bytes to this address; retry later")
+			addUint(r, message.MaxAge, uint32(wait/time.Second)+1)
+			return r
+		}
+	}
 	buf := make([]byte, n)
 	if _, err := f.Data.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
 		s.log.Warn("lwm2m: reading file", "name", name, "offset", off, "err", err)

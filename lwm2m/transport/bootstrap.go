@@ -40,7 +40,11 @@ import (
 //
 // Sessions are capped (MaxSessions, 5.03 beyond), and each ends
 // SessionTimeout after it began, bootstrapped or not, and as soon as its
-// bootstrap has finished or failed.
+// bootstrap has finished or failed. An endpoint has at most one session:
+// a new accepted Bootstrap-Request for it ends the older one. Sessions
+// over plain CoAP, whose requests anyone can forge, have their own
+// smaller cap (MaxPlainSessions) so that they never take the share of
+// DTLS devices (SEC-2).
 
 // BootstrapInfo is what the bootstrap server knows of one device.
 type BootstrapInfo struct {
@@ -85,16 +89,30 @@ type BootstrapConfig struct {
 	HandshakeTimeout time.Duration
 	// MaxHandshakes caps DTLS handshakes in flight; 0 means 256.
 	MaxHandshakes int
+	// MaxHandshakesPerIP caps the DTLS handshakes in flight from one
+	// source IP (IPv6: one /64), as Config.MaxHandshakesPerIP; 0 means 32.
+	MaxHandshakesPerIP int
 	// MaxSessions caps the devices being bootstrapped at once; a
 	// Bootstrap-Request beyond it gets 5.03 Service Unavailable with
 	// Max-Age 60. 0 means 1024.
 	MaxSessions int
+	// MaxPlainSessions caps the sessions opened over plain CoAP, which
+	// count toward MaxSessions too: a plain Bootstrap-Request beyond it
+	// gets 5.03 with Max-Age 60, and the rest of MaxSessions stays for
+	// DTLS devices. 0 means a quarter of MaxSessions (at least 1); more
+	// than MaxSessions means MaxSessions.
+	MaxPlainSessions int
 	// SessionTimeout ends a session this long after it began, whether its
 	// bootstrap finished or not; 0 means 5 minutes (enough for each of
 	// the six requests to be retransmitted with the NB-IoT profile).
 	SessionTimeout time.Duration
 	// MaxMessageSize is the largest datagram read; 0 means 1152.
 	MaxMessageSize int
+	// StrangerAnswerRate caps the answers per second, all together, to
+	// plain CoAP senders without a bootstrap session (SEC-2: their address
+	// may be forged); beyond it answers are dropped and counted
+	// (BootstrapServer.StrangerAnswersDropped). 0 means 1000.
+	StrangerAnswerRate float64
 	// Transmission is the retransmission profile of the bootstrap
 	// requests; the zero value is the NB-IoT profile (10 s, 1.5, 3).
 	Transmission Transmission
@@ -134,14 +152,24 @@ func (c BootstrapConfig) withDefaults() (BootstrapConfig, error) {
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = 256
 	}
+	if c.MaxHandshakesPerIP <= 0 {
+		c.MaxHandshakesPerIP = 32
+	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 1024
 	}
+	if c.MaxPlainSessions <= 0 {
+		c.MaxPlainSessions = max(1, c.MaxSessions/4)
+	}
+	c.MaxPlainSessions = min(c.MaxPlainSessions, c.MaxSessions)
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 5 * time.Minute
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = 1152
+	}
+	if c.StrangerAnswerRate <= 0 {
+		c.StrangerAnswerRate = 1000
 	}
 	if c.MaxMessageSize < 64 {
 		return c, &ConfigError{Field: "MaxMessageSize", Problem: "at least 64 bytes"}
@@ -166,8 +194,10 @@ type BootstrapServer struct {
 	mux      *dtlsMux
 	dtlsOpts []dtls.Option         // the pion options every DTLS connection shares
 	peers    map[string]*bsSession // plain CoAP: remote address →
+	byEP     map[string]*bsSession // endpoint → its session (one per endpoint)
 	sessions map[*bsSession]struct{}
 	listened bool
+	answers  *answerGate // answers to senders without a session (reflect.go)
 
 	g         lifecycle.Guard
 	done      chan struct{} // closed by shutdown: the server is closed
@@ -186,7 +216,8 @@ func NewBootstrapServer(cfg BootstrapConfig, st BootstrapStore) (*BootstrapServe
 		return nil, &ConfigError{Field: "store", Problem: "a BootstrapStore is required"}
 	}
 	return &BootstrapServer{cfg: cfg, store: st, log: cfg.Logger,
-		peers: make(map[string]*bsSession), sessions: make(map[*bsSession]struct{}), done: make(chan struct{})}, nil
+		peers: make(map[string]*bsSession), byEP: make(map[string]*bsSession), sessions: make(map[*bsSession]struct{}), done: make(chan struct{}),
+		answers: newAnswerGate(cfg.StrangerAnswerRate)}, nil
 }
 
 // Listen binds the sockets of the configuration; Run calls it when it has
@@ -231,7 +262,7 @@ func (b *BootstrapServer) Listen() error {
 			return fail(fmt.Errorf("lwm2m: bootstrap: listening for DTLS on %s: %w", b.cfg.DTLSAddr, err))
 		}
 		// no Connection ID: a bootstrap lasts seconds, not a sleep
-		b.mux = newDTLSMux(uc, 0, b.cfg.MaxHandshakes, newLogAgg(b.log, logAggInterval))
+		b.mux = newDTLSMux(uc, 0, b.cfg.MaxHandshakes, b.cfg.MaxHandshakesPerIP, newLogAgg(b.log, logAggInterval))
 		b.dtlsOpts = append([]dtls.Option{dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret)},
 			suiteOptions(b.cfg.CipherSuites)...)
 	}
@@ -384,6 +415,9 @@ func (s *bsSession) end() {
 	if s.key != "" && b.peers[s.key] == s {
 		delete(b.peers, s.key)
 	}
+	if s.endpoint != "" && b.byEP[s.endpoint] == s {
+		delete(b.byEP, s.endpoint)
+	}
 	b.mu.Unlock()
 	s.cancel()
 	s.ex.close()
@@ -416,8 +450,24 @@ func (s *bsSession) handle(m *message.Message) (*message.Message, func()) {
 		// a new Bootstrap-Request while one runs: acknowledged, not restarted
 		return &message.Message{Code: codes.Changed}, nil
 	}
+	if s.secure {
+		s.srv.claim(s, ep)
+	}
 	f := bootstrapFormat(m)
 	return &message.Message{Code: codes.Changed}, func() { s.srv.start(s, ep, info.Account, f) }
+}
+
+// claim makes s the session of ep, ending the older session of ep if
+// there is one: an endpoint has one session at a time (SEC-2).
+func (b *BootstrapServer) claim(s *bsSession, ep string) {
+	b.mu.Lock()
+	old := b.byEP[ep]
+	s.endpoint = ep
+	b.byEP[ep] = s
+	b.mu.Unlock()
+	if old != nil && old != s {
+		old.end()
+	}
 }
 
 // admit checks a Bootstrap-Request before anything is kept for it (SEC-1):
@@ -539,7 +589,7 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 	}
 	switch {
 	case err != nil, h.code == codes.Empty:
-		if h.typ == message.Confirmable {
+		if h.typ == message.Confirmable && b.answers.allow() {
 			_, _ = c.WriteToUDP(resetFor(h.mid), addr) // malformed, or a CoAP ping
 		}
 		return nil
@@ -548,7 +598,7 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 	case !isRequest(m.Code):
 		// A response (or a reserved code) with no exchange to belong to:
 		// a confirmable one is rejected (RFC 7252 §4.2), others ignored.
-		if h.typ == message.Confirmable {
+		if h.typ == message.Confirmable && b.answers.allow() {
 			_, _ = c.WriteToUDP(resetFor(h.mid), addr)
 		}
 		return nil
@@ -562,6 +612,11 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 			var mid [2]byte
 			_, _ = rand.Read(mid[:])
 			r.MessageID = int32(mid[0])<<8 | int32(mid[1])
+		}
+		// no larger than the request, and within StrangerAnswerRate (SEC-2)
+		fitAnswer(r, len(data))
+		if !b.answers.allow() {
+			return
 		}
 		if out, err := encodeMsg(*r); err == nil {
 			_, _ = c.WriteToUDP(out, addr)
@@ -583,21 +638,40 @@ func (b *BootstrapServer) stranger(ctx context.Context, c *net.UDPConn, addr *ne
 	}
 	key := addr.String()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if s := b.peers[key]; s != nil {
+		b.mu.Unlock()
 		return s
 	}
-	s := b.newSessionLocked(ctx, false, func(p []byte) error { _, err := c.WriteToUDP(p, addr); return err })
+	old := b.byEP[ep]
+	b.mu.Unlock()
+	if old != nil {
+		// one session per endpoint (SEC-2): the newer request wins, so a
+		// device that lost its session (a new address behind a NAT) is not
+		// locked out, and a forged request holds at most this one session
+		old.end()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var s *bsSession
+	if len(b.peers) < b.cfg.MaxPlainSessions {
+		s = b.newSessionLocked(ctx, false, func(p []byte) error { _, err := c.WriteToUDP(p, addr); return err })
+	}
 	if s == nil {
-		r := errResp(codes.ServiceUnavailable, "bootstrap-request: %d devices are being bootstrapped; try again later", b.cfg.MaxSessions)
+		r := errResp(codes.ServiceUnavailable, "bootstrap-request: %d devices are being bootstrapped; try again later", len(b.sessions))
 		addUint(r, message.MaxAge, 60)
 		reply(r)
 		return nil
 	}
 	s.endpoint, s.key = ep, key
 	b.peers[key] = s
+	b.byEP[ep] = s
 	return s
 }
+
+// StrangerAnswersDropped counts the answers to plain CoAP senders without
+// a bootstrap session that were dropped because StrangerAnswerRate was
+// reached.
+func (b *BootstrapServer) StrangerAnswersDropped() uint64 { return b.answers.dropped.Load() }
 
 // acceptDTLS starts a handshake on each virtual connection the router
 // opens for a ClientHello with a valid cookie.

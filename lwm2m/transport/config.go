@@ -80,6 +80,17 @@ type Config struct {
 	// RequestBurst is how many requests a session may make at once; 0
 	// means 40.
 	RequestBurst int
+	// StrangerAnswerRate caps the answers per second, all together, to
+	// plain CoAP senders without a registration (SEC-2: their address may
+	// be forged); beyond it answers are dropped and counted
+	// (Server.StrangerAnswersDropped). 0 means 1000.
+	StrangerAnswerRate float64
+	// StrangerDownloadRate caps the bytes per second of file blocks sent,
+	// all together, to plain CoAP peers that download without a
+	// registration (SEC-2); StrangerDownloadRatePerIP caps them per source
+	// IP (IPv6: /64). A block beyond either gets 4.29 with Max-Age.
+	// 0 means 262144 (256 KiB/s) and 32768 (32 KiB/s).
+	StrangerDownloadRate, StrangerDownloadRatePerIP int
 
 	// MaxSendSize is the largest Send (/dp) body accepted, whole or
 	// assembled from Block1 blocks (RFC 7959); a larger one is refused
@@ -120,6 +131,14 @@ type Config struct {
 	// with a valid cookie beyond it is dropped and counted, and the device
 	// retransmits it. 0 means 1024.
 	MaxHandshakes int
+	// MaxHandshakesPerIP caps the DTLS handshakes in flight from one source
+	// IP address (IPv6: one /64), so that one host cannot hold the
+	// MaxHandshakes slots; a ClientHello with a valid cookie beyond it is
+	// dropped and counted (DTLSStats.HellosDroppedPerIP), and the device
+	// retransmits it. NB-IoT devices behind a carrier NAT share addresses,
+	// so keep it well above the handshakes one NAT address starts at once.
+	// 0 means 32.
+	MaxHandshakesPerIP int
 	// Sessions keeps DTLS sessions for resumption by session ID (an
 	// abbreviated handshake); nil means no resumption.
 	Sessions SessionStore
@@ -233,6 +252,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RequestBurst <= 0 {
 		c.RequestBurst = 40
 	}
+	if c.StrangerAnswerRate <= 0 {
+		c.StrangerAnswerRate = 1000
+	}
+	if c.StrangerDownloadRate <= 0 {
+		c.StrangerDownloadRate = 256 << 10
+	}
+	if c.StrangerDownloadRatePerIP <= 0 {
+		c.StrangerDownloadRatePerIP = 32 << 10
+	}
 	if c.Observations == nil {
 		c.Observations = NewMemoryObservationStore()
 	}
@@ -248,6 +276,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = 1024
+	}
+	if c.MaxHandshakesPerIP <= 0 {
+		c.MaxHandshakesPerIP = 32
 	}
 	return c, nil
 }

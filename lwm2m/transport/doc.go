@@ -217,6 +217,38 @@
 // malformed messages, dropped datagrams) are aggregated: the first of an
 // interval with its details, then one line a minute with the count.
 //
+// An answer to a sender without a session (a plain CoAP peer that is not
+// registered, a sender on the bootstrap server's plain CoAP port without a
+// bootstrap session) may go to a forged source address, so the server
+// must not amplify (reflect.go, SEC-2). An error answer (4.xx, 5.xx) to
+// such a sender is never larger than the datagram that caused it (a
+// success answer is a 2.31 Continue, smaller than its block, or a file
+// block, budgeted below): its code and token stay, its
+// diagnostic text is cut to fit, and dropped with the options when even
+// that is too much (a 4-byte GET gets a 4-byte 4.04). Registered devices
+// and DTLS sessions get the whole diagnostic. All answers to such senders
+// together, Resets included, pass one token bucket,
+// Config.StrangerAnswerRate (BootstrapConfig.StrangerAnswerRate), default
+// 1,000 a second with a burst of as many; beyond it an answer is dropped,
+// counted (StrangerAnswersDropped) and logged in aggregate, as a full
+// socket buffer would drop it: a real device retransmits, and its
+// registration, once accepted, is no longer held to the bucket. The
+// default is far above what devices that are not yet registered need and
+// bounds what a spoofed flood can reflect to about one answer per
+// request-sized datagram, 1,000 a second.
+//
+// On the bootstrap server an endpoint has at most one session: an
+// accepted Bootstrap-Request for an endpoint that has one ends the older
+// session (whose bootstrap then fails) and opens the new one, so forged
+// requests for a NoSec device's name from many addresses hold one
+// session, not one per address, and a device that lost its session to a
+// new address is not locked out. Sessions over plain CoAP, where anyone
+// can send a request for a NoSec endpoint, have their own cap,
+// BootstrapConfig.MaxPlainSessions (default a quarter of MaxSessions),
+// beyond which a request gets 5.03 with Max-Age 60: they can never take
+// the rest of MaxSessions, which stays for DTLS devices, whose handshake
+// is the proof (SEC-2).
+//
 // Protocol errors get the RFC 7252 answers: a malformed confirmable message
 // (token length 9–15, option nibble 15, an option past the end, a payload
 // marker without payload, an Empty message with bytes) is rejected with a
@@ -232,6 +264,14 @@
 // unguessable name is the credential, FileSource.Open gets the endpoint
 // "", at most 64 such sources download at once, and a source address that
 // asks for 8 names that do not exist is slowed to one every 5 s (4.29).
+// Since such a source may be forged and a GET of a few dozen bytes draws
+// a block of up to 1,024, the bytes of blocks sent to peers without a
+// registration are budgeted (SEC-2): Config.StrangerDownloadRatePerIP per
+// source IP (IPv6: /64, default 32 KiB/s) and Config.StrangerDownloadRate
+// in all (default 256 KiB/s), each with a burst of one second's worth; a
+// block beyond either gets 4.29 with Max-Age and the device asks again.
+// A firmware download at NB-IoT speed stays well within them; a
+// registered device or a DTLS session is not held to them.
 //
 // When a registration's lifetime expires, its DTLS session, live or
 // parked, is kept for IdleTimeout: the device's next Register on it is
@@ -246,7 +286,17 @@
 // two minutes, the previous one is still accepted); nothing is kept. Only a
 // hello that returns a valid cookie opens a virtual connection and a pion
 // server, at most Config.MaxHandshakes (default 1024) at once; beyond that
-// it is dropped and counted, and the device retransmits it. A handshake
+// it is dropped and counted, and the device retransmits it. Since a
+// valid cookie proves only that the sender receives at its address, one
+// host could otherwise take most slots by finishing the cookie round from
+// many ports and stalling; so at most Config.MaxHandshakesPerIP (default
+// 32) handshakes are in flight from one source IP address, an IPv6
+// source counted by its /64 (one subscriber's prefix); a hello beyond it
+// is dropped and counted as well (DTLSStats.HellosDroppedPerIP, SEC-2).
+// NB-IoT devices behind a carrier NAT share public addresses, which is
+// why the default is generous: 32 handshakes at once from one NAT address
+// is far above what devices waking independently start, and a device
+// whose hello is dropped retransmits it. A handshake
 // that has not finished ends at Config.HandshakeTimeout, a quarter of it
 // once half the slots are taken. pion cannot continue a handshake after a
 // stateless cookie round (its InsecureSkipVerifyHello answers the second
@@ -324,7 +374,8 @@
 // Block-wise transfer (RFC 7959): files offered through Config.Files (such
 // as firmware for object 5's Package URI) are downloaded by devices with
 // GET and Block2 under FilesPath ("/fw/<name>"), with ETag and Size2;
-// these block requests are not rate limited. A device's answer to a read
+// these block requests are not held to RequestRate (downloads by peers
+// without a registration are budgeted in bytes, see Security). A device's answer to a read
 // that comes in Block2 blocks is fetched block by block and reassembled (up
 // to 1 MB); the Client cuts answers above 1024 bytes into 512-byte blocks.
 // Request bodies above 1024 bytes (writes to the device, Send, large

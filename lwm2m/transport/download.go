@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Firmware downloads by peers that did not register on the socket they
@@ -29,14 +31,18 @@ const (
 // downloadGate bounds downloads by strangers.
 type downloadGate struct {
 	mu     sync.Mutex
-	active map[string]time.Time      // source address:port → last block served
-	fails  map[netip.Addr]*failEntry // source address → its failed lookups
+	active map[string]time.Time         // source address:port → last block served
+	fails  map[netip.Addr]*failEntry    // source address → its failed lookups
+	bytes  map[netip.Prefix]*byteBudget // source IP (IPv6: /64) → its byte budget
+	all    *byteBudget                  // all strangers' downloads
+	perIP  int                          // bytes a second per source IP
 }
 
 type failEntry struct{ b bucket }
 
-func newDownloadGate() *downloadGate {
-	return &downloadGate{active: make(map[string]time.Time), fails: make(map[netip.Addr]*failEntry)}
+func newDownloadGate(perIP, all int) *downloadGate {
+	return &downloadGate{active: make(map[string]time.Time), fails: make(map[netip.Addr]*failEntry),
+		bytes: make(map[netip.Prefix]*byteBudget), all: newByteBudget(all), perIP: perIP}
 }
 
 // admit reports whether source src may get a block at now: it is
@@ -121,4 +127,55 @@ func sourceIP(a net.Addr) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// Byte budgets of downloads by strangers (SEC-2). A stranger's source
+// address may be forged, and a 36-byte GET with Block2 draws a block of up
+// to 1,024 bytes, so the bytes of file blocks sent to strangers are
+// budgeted: per source IP (IPv6: /64) StrangerDownloadRatePerIP bytes a
+// second, and all together StrangerDownloadRate bytes a second, each with
+// a burst of one second's worth (at least one 1,024-byte block). A block
+// beyond either gets 4.29 Too Many Requests with Max-Age, and the device
+// asks again; a registered device or a DTLS session is not held to them.
+const maxByteSources = 4096 // source IPs whose byte budget is remembered
+
+// byteBudget is a token bucket of bytes.
+type byteBudget struct{ l *rate.Limiter }
+
+func newByteBudget(perSecond int) *byteBudget {
+	return &byteBudget{rate.NewLimiter(rate.Limit(perSecond), max(perSecond, 1024))}
+}
+
+// full reports whether the bucket holds its whole burst again at now.
+func (b *byteBudget) full(now time.Time) bool { return b.l.TokensAt(now) >= float64(b.l.Burst()) }
+
+// spend takes n bytes from the source's budget and the global one at now,
+// or nothing; when it cannot, it returns how long until it may.
+func (g *downloadGate) spend(src netip.Prefix, n int, now time.Time) (bool, time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.bytes[src]
+	if b == nil {
+		if len(g.bytes) >= maxByteSources {
+			for k, v := range g.bytes {
+				if v.full(now) || len(g.bytes) >= maxByteSources {
+					delete(g.bytes, k)
+				}
+			}
+		}
+		b = newByteBudget(g.perIP)
+		g.bytes[src] = b
+	}
+	r := b.l.ReserveN(now, n)
+	if d := r.DelayFrom(now); !r.OK() || d > 0 {
+		r.CancelAt(now)
+		return false, max(d, time.Second)
+	}
+	rg := g.all.l.ReserveN(now, n)
+	if d := rg.DelayFrom(now); !rg.OK() || d > 0 {
+		rg.CancelAt(now)
+		r.CancelAt(now)
+		return false, max(d, time.Second)
+	}
+	return true, 0
 }

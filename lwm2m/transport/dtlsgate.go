@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -36,11 +37,12 @@ type handshake struct {
 	pion   *dtls.Conn // set before pion starts
 	abort  context.CancelFunc
 
-	seq0     uint64 // highest record number pion wrote in epoch 0
-	identity string // PSK identity the device sent
-	unknown  bool   // not in the KeyStore
-	keyed    bool   // the PSK was looked up
-	full     bool   // pion sent ServerHelloDone: a full handshake, not a resumed session
+	src      netip.Prefix // the source IP (IPv6: its /64), for MaxHandshakesPerIP
+	seq0     uint64       // highest record number pion wrote in epoch 0
+	identity string       // PSK identity the device sent
+	unknown  bool         // not in the KeyStore
+	keyed    bool         // the PSK was looked up
+	full     bool         // pion sent ServerHelloDone: a full handshake, not a resumed session
 	failed   failReason
 }
 
@@ -152,11 +154,19 @@ func (m *dtlsMux) hello(data []byte, addr *net.UDPAddr, now time.Time) {
 			"limit", m.maxPending, "addr", addr)
 		return
 	}
+	src := sourcePrefix(addr)
+	if m.maxPerIP > 0 && m.pendingByIP[src] >= m.maxPerIP {
+		m.stats.hellosDroppedPerIP.Add(1)
+		m.agg.warn(now, "lwm2m: DTLS ClientHello dropped: MaxHandshakesPerIP handshakes in flight from its IP",
+			"limit", m.maxPerIP, "source", src, "addr", addr)
+		return
+	}
 	v := m.newVconnLocked(addr, key)
-	hs := &handshake{second: append([]byte(nil), data...), cookie: append([]byte(nil), h.cookie...)}
+	hs := &handshake{second: append([]byte(nil), data...), cookie: append([]byte(nil), h.cookie...), src: src}
 	copy(v.random[:], h.random)
 	v.hs = hs
 	m.pending++
+	m.pendingByIP[src]++
 	v.in <- datagram{appendInitialHello(nil, data, h, h.recSeq-1), addr} // before anything can close v
 	select {
 	case m.accept <- v:
@@ -284,9 +294,27 @@ func (m *dtlsMux) decryptFailed(v *vconn) {
 // endHandshakeLocked ends v's handshake in flight, if any; mux.mu is held.
 func (m *dtlsMux) endHandshakeLocked(v *vconn) {
 	if v.hs != nil {
+		if n := m.pendingByIP[v.hs.src] - 1; n > 0 {
+			m.pendingByIP[v.hs.src] = n
+		} else {
+			delete(m.pendingByIP, v.hs.src)
+		}
 		v.hs = nil
 		m.pending--
 	}
+}
+
+// sourcePrefix is what MaxHandshakesPerIP and the download budgets count
+// by: the source's IPv4 address, or the /64 of its IPv6 address (one
+// subscriber's prefix).
+func sourcePrefix(a net.Addr) netip.Prefix {
+	ip := sourceIP(a)
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ := ip.Prefix(bits)
+	return p
 }
 
 // handshakeEnded ends hs, v's handshake, if it is still in flight, and
@@ -338,6 +366,7 @@ func handshakeTimeout(base time.Duration, pending, limit int) time.Duration {
 // dtlsCounters are the router's and handshakes' counters (DTLSStats).
 type dtlsCounters struct {
 	cookiesSent, hellosRefused, hellosDropped, hellosShed atomic.Uint64
+	hellosDroppedPerIP                                    atomic.Uint64
 	started, full, abbreviated                            atomic.Uint64
 	failedBadKey, failedUnknown, failedTimeout            atomic.Uint64
 	failedOther                                           atomic.Uint64

@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -45,6 +46,7 @@ type dtlsMux struct {
 	wr      func(b []byte, to *net.UDPAddr) // sends; nil means conn.WriteToUDP
 
 	maxPending int // handshakes in flight at most (Config.MaxHandshakes)
+	maxPerIP   int // of which from one source IP (IPv6: one /64) at most (Config.MaxHandshakesPerIP)
 	stats      dtlsCounters
 	agg        *logAgg
 
@@ -54,7 +56,8 @@ type dtlsMux struct {
 	parked       map[*parkedConn]struct{}
 	parkedByAddr map[string]*parkedConn
 	parkedByCID  map[string]*parkedConn
-	pending      int // virtual connections whose handshake is in flight
+	pending      int                  // virtual connections whose handshake is in flight
+	pendingByIP  map[netip.Prefix]int // of which from each source IP (IPv6: /64)
 	closed       bool
 }
 
@@ -63,11 +66,12 @@ type dtlsMux struct {
 // grants at most net.core.rmem_max).
 const dtlsReadBuffer = 4 << 20
 
-func newDTLSMux(conn *net.UDPConn, cidLen, maxPending int, agg *logAgg) *dtlsMux {
+func newDTLSMux(conn *net.UDPConn, cidLen, maxPending, maxPerIP int, agg *logAgg) *dtlsMux {
 	_ = conn.SetReadBuffer(dtlsReadBuffer) // best effort
 	m := &dtlsMux{
-		conn: conn, cidLen: cidLen, maxPending: maxPending, agg: agg,
-		accept: make(chan *vconn, 128), done: make(chan struct{}),
+		conn: conn, cidLen: cidLen, maxPending: maxPending, maxPerIP: maxPerIP, agg: agg,
+		pendingByIP: make(map[netip.Prefix]int),
+		accept:      make(chan *vconn, 128), done: make(chan struct{}),
 		byAddr: make(map[string]*vconn), byCID: make(map[string]*vconn),
 		resume: make(chan resumeItem, 1024),
 		parked: make(map[*parkedConn]struct{}), parkedByAddr: make(map[string]*parkedConn),

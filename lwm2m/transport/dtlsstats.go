@@ -13,6 +13,10 @@ type DTLSStats struct {
 	// HellosDropped counts ClientHellos with a valid cookie that started
 	// nothing because MaxHandshakes handshakes were in flight.
 	HellosDropped uint64
+	// HellosDroppedPerIP counts ClientHellos with a valid cookie that
+	// started nothing because MaxHandshakesPerIP handshakes from their
+	// source IP (IPv6: /64) were in flight.
+	HellosDroppedPerIP uint64
 	// HellosShed counts ClientHellos without a valid cookie that were not
 	// answered because the router was answering as many as it could.
 	HellosShed uint64
@@ -53,6 +57,7 @@ func (s *Server) DTLSStats() DTLSStats {
 		CookiesSent:           c.cookiesSent.Load(),
 		HellosRefused:         c.hellosRefused.Load(),
 		HellosDropped:         c.hellosDropped.Load(),
+		HellosDroppedPerIP:    c.hellosDroppedPerIP.Load(),
 		HellosShed:            c.hellosShed.Load(),
 		HandshakesStarted:     c.started.Load(),
 		HandshakesCompleted:   c.full.Load() + c.abbreviated.Load(),

@@ -32,6 +32,7 @@ type exchange struct {
 	onNotify    func(m *message.Message) notifyResult                 // an unsolicited response (notification)
 	onMalformed func(err error)                                       // a datagram that is not well-formed CoAP; may be nil
 	onDuplicate func(now time.Time)                                   // a request or notification received again; may be nil
+	small       func() bool                                           // the peer has no session: an answer is no larger than its request (reflect.go); may be nil
 	sem         chan struct{}                                         // NSTART = 1
 
 	mu      sync.Mutex
@@ -561,8 +562,12 @@ func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 	if s, dup := e.duplicate(mid, now); dup {
 		e.mu.Unlock()
 		e.duplicated(now) // before the answer: whoever gets it sees the device awake
-		if s.resp != nil {
-			_ = e.send(s.resp)
+		out := s.resp
+		if out != nil && e.small != nil && e.small() {
+			out = fitBytes(out, size)
+		}
+		if out != nil {
+			_ = e.send(out)
 		}
 		return
 	}
@@ -614,6 +619,9 @@ func (e *exchange) receiveRequest(m *message.Message, size int, now time.Time) {
 		resp.MessageID = int32(e.mid())
 		e.mu.Unlock()
 		resp.Type = message.NonConfirmable
+	}
+	if e.small != nil && e.small() {
+		fitAnswer(resp, size)
 	}
 	out := e.reply(*resp)
 	e.mu.Lock()

@@ -98,7 +98,8 @@ func TestHostileTakeoverOverPlainCoAP(t *testing.T) {
 	} {
 		r := p.roundTrip(tc.m)
 		require.Equal(t, codes.Unauthorized, r.Code, "%s over plain CoAP: %s", tc.name, r.Payload)
-		require.Contains(t, string(r.Payload), "DTLS")
+		// the diagnostic to a peer without a session is cut to the size
+		// of its request (SEC-2, TestStrangerAnswerNoLargerThanRequest)
 	}
 	r := p.roundTrip(p.request(codes.POST, "/dp", nil, cfOpaque, []byte("forged")))
 	require.Equal(t, codes.Forbidden, r.Code, "a Send from a peer that has no registration")
@@ -116,15 +117,15 @@ func TestHostileTakeoverOverPlainCoAP(t *testing.T) {
 	// Even with a policy that now allows plain CoAP, a plain Register does
 	// not move a registration made over DTLS.
 	pol.set(ep, SecurityNone)
-	r = p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=" + ep}, cfLink, nil))
+	r = p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=" + ep}, cfLink, []byte("</1/0>,</3/0>,</4/0>,</5/0>,</6/0>,</7/0>,</19/1>")))
 	require.Equal(t, codes.Unauthorized, r.Code, "%s", r.Payload)
-	require.Contains(t, string(r.Payload), "registered over DTLS")
+	require.Contains(t, string(r.Payload), "registered over DTLS", "a request large enough gets the whole diagnostic (SEC-2)")
 	after, _ = s.Registration(ep)
 	require.Equal(t, before.ID, after.ID)
 	pol.set(ep, SecurityPSK)
 
 	// unknown endpoint over plain CoAP → 4.03
-	r = p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=" + strangerEP}, cfLink, nil))
+	r = p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=" + strangerEP}, cfLink, []byte("</1/0>,</3/0>,</4/0>,</5/0>,</6/0>,</7/0>,</19/1>")))
 	require.Equal(t, codes.Forbidden, r.Code, "%s", r.Payload)
 	require.Contains(t, string(r.Payload), "not a device of this server")
 
@@ -306,7 +307,8 @@ func TestHostileBlock1FromStranger(t *testing.T) {
 func TestHostileLifetimeBound(t *testing.T) {
 	s, _ := plainServer(t, Config{})
 	p := newRawPeer(t, s.UDPAddr())
-	r := p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=lt", "lt=4294967295"}, cfLink, nil))
+	// a body large enough for the whole diagnostic (SEC-2)
+	r := p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=lt", "lt=4294967295"}, cfLink, []byte("</1/0>,</3/0>,</4/0>,</5/0>,</6/0>,</7/0>,</19/1>")))
 	require.Equal(t, codes.BadRequest, r.Code)
 	require.Contains(t, string(r.Payload), "at most lt=259200")
 	_, ok := s.Registration("lt")
@@ -325,7 +327,7 @@ func TestHostileLifetimeBound(t *testing.T) {
 
 	s2, _ := plainServer(t, Config{MaxLifetime: time.Hour})
 	p2 := newRawPeer(t, s2.UDPAddr())
-	r = p2.roundTrip(p2.request(codes.POST, "/rd", []string{"ep=lt", "lt=3601"}, cfLink, nil))
+	r = p2.roundTrip(p2.request(codes.POST, "/rd", []string{"ep=lt", "lt=3601"}, cfLink, []byte("</1/0>,</3/0>,</4/0>,</5/0>,</6/0>,</7/0>,</19/1>")))
 	require.Equal(t, codes.BadRequest, r.Code)
 	require.Contains(t, string(r.Payload), "at most lt=3600")
 
@@ -473,7 +475,8 @@ func TestHostileWrongMethod(t *testing.T) {
 func TestHostileSecondSocketDownload(t *testing.T) {
 	const name = "3f9c2a7b1e8d4c60a5b7e9f1d2c3b4a5"
 	data := bytes.Repeat([]byte("firmware"), 400) // 3,200 bytes: 7 blocks of 512
-	s, _ := plainServer(t, Config{Files: files{name: {Data: bytes.NewReader(data), Size: int64(len(data)), ETag: []byte{9}}}})
+	s, _ := plainServer(t, Config{Files: files{name: {Data: bytes.NewReader(data), Size: int64(len(data)), ETag: []byte{9}}},
+		StrangerDownloadRatePerIP: 1 << 20}) // all these sources are 127.0.0.1; the budgets: TestStrangerDownloadBudget
 	dev := newRawPeer(t, s.UDPAddr())
 	r := dev.roundTrip(dev.request(codes.POST, "/rd", []string{"ep=fw"}, cfLink, nil))
 	require.Equal(t, codes.Created, r.Code)

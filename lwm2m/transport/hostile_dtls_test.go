@@ -363,7 +363,7 @@ func TestHandshakeTimeout(t *testing.T) {
 func TestVconnKeepsOnlyPionsHelloVerify(t *testing.T) {
 	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
-	m := newDTLSMux(uc, 0, 4, newLogAgg(slog.New(slog.DiscardHandler), time.Second))
+	m := newDTLSMux(uc, 0, 4, 0, newLogAgg(slog.New(slog.DiscardHandler), time.Second))
 	defer m.Close()
 	peer := newDTLSPeer(t, "127.0.0.1", uc.LocalAddr())
 	m.mu.Lock()

@@ -135,7 +135,7 @@ func TestDisconnect(t *testing.T) {
 func TestResumeQueueFullKeepsSessionParked(t *testing.T) {
 	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
-	m := newDTLSMux(uc, 0, 4, newLogAgg(slog.New(slog.DiscardHandler), time.Second))
+	m := newDTLSMux(uc, 0, 4, 0, newLogAgg(slog.New(slog.DiscardHandler), time.Second))
 	defer m.Close()
 	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40001}
 	p := &parkedConn{addr: from, addrKey: from.String()}

@@ -124,7 +124,7 @@ func TestRegistrationInterface(t *testing.T) {
 	require.Equal(t, codes.BadRequest, r.Code)
 	require.Contains(t, string(r.Payload), "ep=")
 
-	r = p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=x", "lt=soon"}, cfLink, body))
+	r = p.roundTrip(p.request(codes.POST, "/rd", []string{"ep=x", "lt=soon"}, cfLink, append(body, ",</4/0>,</5/0>,</6/0>"...))) // large enough for the whole diagnostic (SEC-2)
 	require.Equal(t, codes.BadRequest, r.Code)
 	require.Contains(t, string(r.Payload), "lt=<seconds>")
 

@@ -33,6 +33,7 @@ type Server struct {
 	udpPeers  map[string]*session      // remote address → registered plain CoAP peer
 	strangers map[string]*session      // remote address → plain CoAP peer without a registration (stranger.go)
 	floods    *floodLog
+	answers   *answerGate // answers to strangers (reflect.go)
 	dl        *downloadGate
 	dtlsSess  map[*session]struct{}
 	trans     map[string]Transmission // per-device overrides
@@ -72,7 +73,8 @@ func New(cfg Config, keys KeyStore, h Handler) (*Server, error) {
 		udpPeers:  make(map[string]*session),
 		strangers: make(map[string]*session),
 		floods:    newFloodLog(cfg.Logger, floodInterval),
-		dl:        newDownloadGate(),
+		answers:   newAnswerGate(cfg.StrangerAnswerRate),
+		dl:        newDownloadGate(cfg.StrangerDownloadRatePerIP, cfg.StrangerDownloadRate),
 		dtlsSess:  make(map[*session]struct{}),
 		trans:     make(map[string]Transmission),
 		forms:     downlinkTable{forced: make(map[string]DownlinkForm), learned: make(map[string]DownlinkForm)},
@@ -139,7 +141,7 @@ func (s *Server) Listen() error {
 			}
 			return errPionLayout
 		}
-		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, newLogAgg(s.log, logAggInterval))
+		mux := newDTLSMux(uc, max(s.cfg.ConnectionIDLength, 0), s.cfg.MaxHandshakes, s.cfg.MaxHandshakesPerIP, newLogAgg(s.log, logAggInterval))
 		if s.cfg.SharedRegistrations {
 			mux.mu.Lock()
 			mux.look = newStoreLookup(s.cfg.StoreLookupsPerSource, s.cfg.StoreLookupsPerSecond) // adopt.go
@@ -407,6 +409,7 @@ func (s *Server) newSession(secure bool) *session {
 	}
 	if !secure {
 		sess.ex.setBlock1Max(s.cfg.MaxMessageSize) // until its registration is accepted (adoptLocked)
+		sess.ex.small = sess.isStranger
 	}
 	return sess
 }
@@ -432,9 +435,35 @@ func (sess *session) write(b []byte) error {
 		_, err := conn.Write(b)
 		return err
 	}
+	if sess.isStranger() && !sess.srv.allowStrangerAnswer(a) {
+		return nil // dropped and counted (reflect.go)
+	}
 	_, err := sess.udp.WriteTo(b, a)
 	return err
 }
+
+// isStranger reports whether sess is a plain CoAP peer without an
+// accepted registration (stranger.go).
+func (sess *session) isStranger() bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.stranger
+}
+
+// allowStrangerAnswer takes a token of the bucket shared by all answers to
+// strangers; a refusal is counted and logged in aggregate (reflect.go).
+func (s *Server) allowStrangerAnswer(a net.Addr) bool {
+	if s.answers.allow() {
+		return true
+	}
+	s.floods.note("answers", "lwm2m: answer to an unregistered peer dropped: StrangerAnswerRate reached",
+		"addr", addrString(a), "rate", s.cfg.StrangerAnswerRate)
+	return false
+}
+
+// StrangerAnswersDropped counts the answers to plain CoAP senders without
+// a registration that were dropped because StrangerAnswerRate was reached.
+func (s *Server) StrangerAnswersDropped() uint64 { return s.answers.dropped.Load() }
 
 func (sess *session) remoteAddr() net.Addr {
 	sess.mu.Lock()

@@ -44,13 +44,13 @@ func (s *Server) screenUDP(c *net.UDPConn, addr *net.UDPAddr, data []byte) bool 
 	}
 	switch {
 	case err != nil:
-		if h.typ == message.Confirmable {
+		if h.typ == message.Confirmable && s.allowStrangerAnswer(addr) {
 			_, _ = c.WriteToUDP(resetFor(h.mid), addr)
 		}
 		s.floods.note("malformed", "lwm2m: malformed CoAP message", "addr", addr.String(), "confirmable", h.typ == message.Confirmable, "err", err)
 		return false
 	case h.code == codes.Empty:
-		if h.typ == message.Confirmable {
+		if h.typ == message.Confirmable && s.allowStrangerAnswer(addr) {
 			_, _ = c.WriteToUDP(resetFor(h.mid), addr) // CoAP ping (§4.3)
 		}
 		return false

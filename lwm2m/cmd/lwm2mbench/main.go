@@ -292,7 +292,8 @@ func startOursWith(n int, on func(transport.Event)) server {
 	s, err := transport.New(transport.Config{
 		DisableUDP: true, DTLSAddr: "127.0.0.1:0",
 		RequestRate: 1e6, RequestBurst: 1e6, MaxSessions: n + 10,
-		ParkSessions: park, AwakeWindow: awake,
+		MaxHandshakesPerIP: 1024, // every simulated device handshakes from 127.0.0.1
+		ParkSessions:       park, AwakeWindow: awake,
 	}, ks, transport.HandlerFunc(func(e transport.Event) {
 		if e.Kind == transport.EventUplink {
 			uplinks.Add(1)
