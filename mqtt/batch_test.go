@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -158,13 +157,7 @@ func TestBatchPayloadLimit(t *testing.T) {
 	rec := newRecorder()
 	s, err := New(testDevices{gw: map[string]bool{"gw": true}}, rec, Config{Addr: "127.0.0.1:0", TLSAddr: "off", MaxPayload: 1024, MaxBatchPayload: 8192})
 	require.NoError(t, err)
-	require.NoError(t, s.Listen())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
-	t.Cleanup(func() {
-		require.NoError(t, s.Close())
-		require.NoError(t, <-done)
-	})
+	runServer(t, s)
 
 	c, code, _ := dialRaw(t, s.Addr("tcp"), "gw", "gw", "secret", true)
 	require.Zero(t, code)

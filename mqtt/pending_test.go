@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,13 +23,7 @@ func serveConfig(t *testing.T, devs Devices, h Handler, cfg Config) (*Server, st
 	cfg.Addr, cfg.TLSAddr = "127.0.0.1:0", "off"
 	s, err := New(devs, h, cfg)
 	require.NoError(t, err)
-	require.NoError(t, s.Listen())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
-	t.Cleanup(func() {
-		require.NoError(t, s.Close())
-		require.NoError(t, <-done)
-	})
+	runServer(t, s)
 	return s, s.Addr("tcp")
 }
 
@@ -141,13 +134,7 @@ func selfSigned(t *testing.T) *tls.Config {
 func TestConnectTimeoutTLS(t *testing.T) {
 	s, err := New(testDevices{}, newRecorder(), Config{Addr: "off", TLSAddr: "127.0.0.1:0", TLS: selfSigned(t), ConnectTimeout: 200 * time.Millisecond})
 	require.NoError(t, err)
-	require.NoError(t, s.Listen())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
-	t.Cleanup(func() {
-		require.NoError(t, s.Close())
-		require.NoError(t, <-done)
-	})
+	runServer(t, s)
 	addr := s.Addr("tls")
 	silent, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	require.NoError(t, err)

@@ -172,8 +172,12 @@ func (r *recorder) Disconnected(Device, error) {}
 // returns it and its address; it is closed when the test ends.
 func serve(t *testing.T, devs Devices, h Handler) (*Server, string) {
 	t.Helper()
-	s, err := New(devs, h, Config{Addr: "127.0.0.1:0", TLSAddr: "off"})
-	require.NoError(t, err)
+	return serveConfig(t, devs, h, Config{})
+}
+
+// runServer listens and runs s until the test ends.
+func runServer(t *testing.T, s *Server) {
+	t.Helper()
 	require.NoError(t, s.Listen())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(context.Background()) }()
@@ -181,5 +185,4 @@ func serve(t *testing.T, devs Devices, h Handler) (*Server, string) {
 		require.NoError(t, s.Close())
 		require.NoError(t, <-done)
 	})
-	return s, s.Addr("tcp")
 }
