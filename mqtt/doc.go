@@ -58,7 +58,7 @@
 // CONNECT is read and its credentials checked, so what it may hold until
 // then is bounded. The broker is served through this package's own TCP
 // listener (the library lets a server bring its own), which gives every
-// accepted connection a deadline of Config.ConnectTimeout (default 10 s)
+// accepted connection a deadline of Config.ConnectTimeout (default 30 s)
 // for its TLS handshake and CONNECT; once the broker has read the CONNECT
 // it replaces that deadline by the keep-alive's (one and a half times the
 // keep-alive; none for keep-alive 0), so the timeout bounds only what

@@ -66,7 +66,9 @@ const (
 	DefaultMaxRate    = 300
 	// DefaultConnectTimeout and DefaultMaxPendingConnects bound the
 	// connections that have not completed their CONNECT (package doc).
-	DefaultConnectTimeout     = 10 * time.Second
+	// 30 s: a TLS handshake and a CONNECT take three to four round trips,
+	// and a round trip over NB-IoT in deep coverage can take seconds.
+	DefaultConnectTimeout     = 30 * time.Second
 	DefaultMaxPendingConnects = 1024
 )
 
