@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/doze-io/doze/internal/source"
 	"golang.org/x/time/rate"
 )
 
@@ -155,18 +155,7 @@ func (bs *authBuckets) link(now time.Time, b *authBucket, keys ...string) {
 // evict drops, under mu, the buckets that are idle; if none is, one
 // arbitrary bucket, so the map stays bounded (package doc).
 func (bs *authBuckets) evict(now time.Time) {
-	for k, b := range bs.m {
-		if b.idle(now) {
-			delete(bs.m, k)
-		}
-	}
-	if len(bs.m) < bs.max {
-		return
-	}
-	for k := range bs.m {
-		delete(bs.m, k)
-		return
-	}
+	source.Evict(bs.m, bs.max, func(b *authBucket) bool { return b.idle(now) })
 }
 
 // authLimits are the failure budgets of devices and source addresses.
@@ -220,26 +209,11 @@ func (l *authLimits) failed(now time.Time, a *attempt, err error) {
 }
 
 // sourceKey is the budget key of a remote address: the IP, an IPv6
-// address by its /64 (what one host usually holds).
+// address by its /64 (what one host usually holds); "" for an address
+// without an IP.
 func sourceKey(remote net.Addr) string {
-	var ip netip.Addr
-	switch a := remote.(type) {
-	case *net.TCPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	default:
-		if remote == nil {
-			return ""
-		}
-		ap, err := netip.ParseAddrPort(remote.String())
-		if err != nil {
-			return remote.String()
-		}
-		ip = ap.Addr()
-	}
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
+	if p := source.Of(remote); p.IsValid() {
 		return p.Addr().String()
 	}
-	return ip.String()
+	return ""
 }

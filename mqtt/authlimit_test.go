@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,15 +64,7 @@ func pipeConnect(t *testing.T, s *Server, user, pass string, v5 bool) byte {
 	if v5 {
 		version = 5
 	}
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60,
-			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass)}}
-	var buf bytes.Buffer
-	require.NoError(t, pk.ConnectEncode(&buf))
-	c.write(buf.Bytes())
-	ack := c.read()
-	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
-	return ack.ReasonCode
+	return c.connect(version, "", user, pass, true).ReasonCode
 }
 
 // TestAuthLimitDevice: after Burst bad secrets a device is refused with

@@ -34,15 +34,23 @@ func dialRaw(t *testing.T, addr, clientID, user, pass string, clean bool) (c *ra
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	c = &rawClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+	ack := c.connect(4, clientID, user, pass, clean)
+	return c, ack.ReasonCode, ack.SessionPresent
+}
+
+// connect sends a CONNECT of protocol version (4: MQTT 3.1.1, 5) with a
+// keep-alive of 60 s and returns the CONNACK.
+func (c *rawClient) connect(version byte, clientID, user, pass string, clean bool) packets.Packet {
+	c.t.Helper()
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version,
 		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: clean, Keepalive: 60, ClientIdentifier: clientID,
 			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass)}}
 	var buf bytes.Buffer
-	require.NoError(t, pk.ConnectEncode(&buf))
+	require.NoError(c.t, pk.ConnectEncode(&buf))
 	c.write(buf.Bytes())
 	ack := c.read()
-	require.Equal(t, packets.Connack, ack.FixedHeader.Type)
-	return c, ack.ReasonCode, ack.SessionPresent
+	require.Equal(c.t, packets.Connack, ack.FixedHeader.Type)
+	return ack
 }
 
 func (c *rawClient) write(b []byte) {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doze-io/doze/internal/source"
 	"golang.org/x/time/rate"
 )
 
@@ -471,14 +472,7 @@ type addrBuckets struct {
 	m   map[netip.Addr]*bucket
 }
 
-func addrKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
+func addrKey(a netip.Addr) netip.Addr { return source.Prefix(a).Addr() }
 
 func (ab *addrBuckets) take(now time.Time, from netip.Addr, r bucketRate) time.Duration {
 	k := addrKey(from)
@@ -501,18 +495,7 @@ func (ab *addrBuckets) take(now time.Time, from netip.Addr, r bucketRate) time.D
 // evict drops the buckets that are full again (they hold nothing worth
 // keeping); if none is, one arbitrary bucket, so the map stays bounded.
 func (ab *addrBuckets) evict(now time.Time) {
-	for k, b := range ab.m {
-		if b.idle(now) {
-			delete(ab.m, k)
-		}
-	}
-	if len(ab.m) < ab.max {
-		return
-	}
-	for k := range ab.m {
-		delete(ab.m, k)
-		return
-	}
+	source.Evict(ab.m, ab.max, func(b *bucket) bool { return b.idle(now) })
 }
 
 func randomHex(n int) string {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/doze-io/doze/internal/source"
 	"github.com/pion/dtls/v3"
 )
 
@@ -307,15 +308,7 @@ func (m *dtlsMux) endHandshakeLocked(v *vconn) {
 // sourcePrefix is what MaxHandshakesPerIP and the download budgets count
 // by: the source's IPv4 address, or the /64 of its IPv6 address (one
 // subscriber's prefix).
-func sourcePrefix(a net.Addr) netip.Prefix {
-	ip := sourceIP(a)
-	bits := 32
-	if ip.Is6() {
-		bits = 64
-	}
-	p, _ := ip.Prefix(bits)
-	return p
-}
+func sourcePrefix(a net.Addr) netip.Prefix { return source.Of(a) }
 
 // handshakeEnded ends hs, v's handshake, if it is still in flight, and
 // returns what it learned.
