@@ -130,7 +130,10 @@ func TestLoadCounts(t *testing.T) {
 	require.Len(t, f.callbacks(), 1, "one subscription")
 	require.Equal(t, 3, res.Devices)
 	require.Equal(t, int64(6), res.Sent)
-	require.Equal(t, int64(6), res.Pushed, "one counted push per report")
+	// The fake's pushes name no deviceId or pulseCount, so the sink counts
+	// each: a first report that came twice (see below) may be counted
+	// twice before the phase ends.
+	require.True(t, res.Pushed >= 6 && res.Pushed <= 9, "one counted push per report, a first one at most twice: %d", res.Pushed)
 	require.Zero(t, res.Errors, "first error: %s", res.FirstError)
 	require.Positive(t, res.Elapsed)
 	require.Equal(t, int64(6), res.CeilingN)
